@@ -1,0 +1,157 @@
+package persistence
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+// Every value starts with a schema byte naming its encoding, so that a later
+// Troupe can change an encoding and still read what older versions wrote, and
+// an older Troupe refuses (with ErrUnknownSchema) what it cannot read rather
+// than misreading it. testdata/*.golden pins the current encodings.
+const (
+	roomSchemaV1        = 1 // protobuf recordpb.Room
+	idempotencySchemaV1 = 1 // see encodeIdempotent
+)
+
+var errEmptyValue = errors.New("empty value")
+
+func checkSchema(v []byte, known byte) error {
+	if len(v) == 0 {
+		return errEmptyValue
+	}
+	if v[0] != known {
+		return fmt.Errorf("%w %d (this build reads %d)", ErrUnknownSchema, v[0], known)
+	}
+	return nil
+}
+
+// encodeRoom returns the stored form of a room. Deterministic marshaling
+// keeps equal rooms byte-equal, which the golden test relies on.
+func encodeRoom(r *recordpb.Room) ([]byte, error) {
+	v, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend([]byte{roomSchemaV1}, r)
+	if err != nil {
+		return nil, fmt.Errorf("persistence: encode room %q: %w", r.GetId(), err)
+	}
+	return v, nil
+}
+
+// decodeRoom parses a stored room value. Its errors are wrapped into a
+// *CorruptError by the caller, which knows the key.
+func decodeRoom(v []byte) (*recordpb.Room, error) {
+	if err := checkSchema(v, roomSchemaV1); err != nil {
+		return nil, err
+	}
+	r := new(recordpb.Room)
+	if err := proto.Unmarshal(v[1:], r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// encodeIdempotent returns the stored form of an idempotency record:
+//
+//	byte     schema version (1)
+//	8 bytes  created at, Unix nanoseconds, big-endian two's complement
+//	uvarint  HTTP status
+//	uvarint  length of the fingerprint, then its bytes
+//	uvarint  length of the content type, then its bytes
+//	uvarint  length of the body, then its bytes
+//
+// The creation time comes first so that pruning reads it without parsing
+// the rest.
+func encodeIdempotent(r IdempotentResponse) []byte {
+	n := 1 + 8 + 4*binary.MaxVarintLen64 + len(r.Fingerprint) + len(r.ContentType) + len(r.Body)
+	v := make([]byte, 0, n)
+	v = append(v, idempotencySchemaV1)
+	v = binary.BigEndian.AppendUint64(v, uint64(r.CreatedAt.UnixNano()))
+	v = binary.AppendUvarint(v, uint64(r.Status))
+	v = binary.AppendUvarint(v, uint64(len(r.Fingerprint)))
+	v = append(v, r.Fingerprint...)
+	v = binary.AppendUvarint(v, uint64(len(r.ContentType)))
+	v = append(v, r.ContentType...)
+	v = binary.AppendUvarint(v, uint64(len(r.Body)))
+	return append(v, r.Body...)
+}
+
+var errTruncated = errors.New("truncated value")
+
+// idempotentCreatedAt reads only the creation time of a stored record.
+func idempotentCreatedAt(v []byte) (time.Time, error) {
+	if err := checkSchema(v, idempotencySchemaV1); err != nil {
+		return time.Time{}, err
+	}
+	if len(v) < 1+8 {
+		return time.Time{}, errTruncated
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))).UTC(), nil
+}
+
+func decodeIdempotent(v []byte) (*IdempotentResponse, error) {
+	created, err := idempotentCreatedAt(v)
+	if err != nil {
+		return nil, err
+	}
+	d := decoder{b: v[9:]}
+	status := d.uvarint()
+	fingerprint := d.bytes()
+	contentType := d.bytes()
+	body := d.bytes()
+	if d.err != nil {
+		return nil, d.err
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%d trailing bytes", len(d.b))
+	}
+	if status > math.MaxInt32 {
+		return nil, fmt.Errorf("status %d out of range", status)
+	}
+	return &IdempotentResponse{
+		Fingerprint: string(fingerprint),
+		Status:      int(status),
+		ContentType: string(contentType),
+		Body:        append([]byte(nil), body...), // v belongs to Pebble
+		CreatedAt:   created,
+	}, nil
+}
+
+// decoder reads uvarints and length-prefixed byte strings, remembering the
+// first error so that a decode reads as a straight sequence of fields.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	x, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errTruncated
+		return 0
+	}
+	d.b = d.b[n:]
+	return x
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.err = errTruncated
+		return nil
+	}
+	s := d.b[:n]
+	d.b = d.b[n:]
+	return s
+}

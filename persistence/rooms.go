@@ -1,0 +1,343 @@
+package persistence
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+// RoomStore is the room storage the room actors need. Store implements it
+// on the local Pebble database; a store shared by the nodes of a cluster can
+// stand in for it.
+type RoomStore interface {
+	GetRoom(ctx context.Context, id string) (*recordpb.Room, error)
+	PutRoom(ctx context.Context, r *recordpb.Room) error
+	DeleteRoom(ctx context.Context, id string) error
+	ListRooms(ctx context.Context, q RoomQuery) (RoomPage, error)
+}
+
+var _ RoomStore = (*Store)(nil)
+
+// RoomQuery selects a page of rooms.
+type RoomQuery struct {
+	// Status filters by status; UNSPECIFIED means every room.
+	Status recordpb.RoomStatus
+	// Limit is the most rooms to return; zero or less means no limit.
+	Limit int
+	// Offset is how many matching rooms to skip; less than zero means zero.
+	Offset int
+}
+
+// RoomPage is one page of a listing.
+type RoomPage struct {
+	// Rooms in creation order, then by id.
+	Rooms []*recordpb.Room
+	// Total is the number of rooms matching the status filter, regardless
+	// of Limit and Offset.
+	Total int
+}
+
+// GetRoom returns the room with the given id, or ErrNotFound.
+func (s *Store) GetRoom(ctx context.Context, id string) (*recordpb.Room, error) {
+	if id == "" {
+		return nil, ErrNotFound
+	}
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	return getRoom(s.db, id)
+}
+
+func getRoom(r pebble.Reader, id string) (*recordpb.Room, error) {
+	key := roomKey(id)
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("persistence: get room %q: %w", id, err)
+	}
+	defer closer.Close()
+	room, err := decodeRoom(v)
+	if err != nil {
+		return nil, corrupt(KindRoom, key, err)
+	}
+	if room.GetId() != id {
+		return nil, corrupt(KindRoom, key, fmt.Errorf("holds room %q", room.GetId()))
+	}
+	return room, nil
+}
+
+// PutRoom creates or replaces a room. The room and its listing entries are
+// written in one batch, synced before PutRoom returns; when the status or
+// the creation time changed, the old listing entries go in the same batch.
+// The room needs an id and a created_at that Unix nanoseconds can hold.
+func (s *Store) PutRoom(ctx context.Context, r *recordpb.Room) error {
+	if r.GetId() == "" {
+		return fmt.Errorf("%w: room without id", ErrInvalid)
+	}
+	created, err := createdNanos(r)
+	if err != nil {
+		return err
+	}
+	val, err := encodeRoom(r)
+	if err != nil {
+		return err
+	}
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.leave()
+	unlock := s.roomLocks.lock(r.Id)
+	defer unlock()
+
+	old, err := s.indexOf(r.Id)
+	if err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(roomKey(r.Id), val, nil); err != nil {
+		return fmt.Errorf("persistence: put room %q: %w", r.Id, err)
+	}
+	keys := roomIndexKeys(r.Status, created, r.Id)
+	if !old.has(keys) {
+		for _, k := range old.keys {
+			if err := b.Delete(k, nil); err != nil {
+				return fmt.Errorf("persistence: put room %q: %w", r.Id, err)
+			}
+		}
+		for _, k := range keys {
+			if err := b.Set(k, nil, nil); err != nil {
+				return fmt.Errorf("persistence: put room %q: %w", r.Id, err)
+			}
+		}
+	}
+	// No lock is held across Commit but this room's: Pebble's commit
+	// pipeline groups concurrent synced batches into one WAL fsync.
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("persistence: put room %q: %w", r.Id, err)
+	}
+	switch {
+	case !old.counted:
+		s.counts.add(r.Status, 1)
+	case old.status != r.Status:
+		s.counts.move(old.status, r.Status)
+	}
+	return nil
+}
+
+// DeleteRoom removes a room and its listing entries in one synced batch. It
+// returns ErrNotFound if there is no such room.
+func (s *Store) DeleteRoom(ctx context.Context, id string) error {
+	if id == "" {
+		return ErrNotFound
+	}
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.leave()
+	unlock := s.roomLocks.lock(id)
+	defer unlock()
+
+	old, err := s.indexOf(id)
+	if err != nil {
+		return err
+	}
+	if !old.exists {
+		return ErrNotFound
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, k := range append(old.keys, roomKey(id)) {
+		if err := b.Delete(k, nil); err != nil {
+			return fmt.Errorf("persistence: delete room %q: %w", id, err)
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("persistence: delete room %q: %w", id, err)
+	}
+	if old.counted {
+		s.counts.add(old.status, -1)
+	}
+	return nil
+}
+
+// ListRooms returns a page of rooms in creation order, then by id. It reads
+// only the index entries up to the page's end and the rooms on the page.
+//
+// The page is read from one consistent snapshot; Total comes from the
+// in-memory counts, so under concurrent writes it may already include a
+// write the snapshot does not (or the other way round).
+func (s *Store) ListRooms(ctx context.Context, q RoomQuery) (RoomPage, error) {
+	if err := s.enter(ctx); err != nil {
+		return RoomPage{}, err
+	}
+	defer s.leave()
+	page := RoomPage{Total: s.counts.get(q.Status)}
+
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	prefix := roomListPrefix(q.Status)
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return RoomPage{}, fmt.Errorf("persistence: list rooms: %w", err)
+	}
+	defer it.Close()
+
+	valid := it.First()
+	// Pebble cannot seek by position: step over Offset index keys (keys
+	// only, no values) to reach the page.
+	for skip := 0; valid && skip < q.Offset; skip++ {
+		if skip%1024 == 1023 {
+			if err := ctx.Err(); err != nil {
+				return RoomPage{}, err
+			}
+		}
+		valid = it.Next()
+	}
+	n := q.Limit
+	if n <= 0 || n > page.Total {
+		n = page.Total
+	}
+	page.Rooms = make([]*recordpb.Room, 0, n)
+	for ; valid && (q.Limit <= 0 || len(page.Rooms) < q.Limit); valid = it.Next() {
+		id, err := idFromIndexKey(it.Key(), len(prefix))
+		if err != nil {
+			return RoomPage{}, corrupt(KindRoomIndex, it.Key(), err)
+		}
+		room, err := getRoom(snap, id)
+		if errors.Is(err, ErrNotFound) {
+			return RoomPage{}, corrupt(KindRoomIndex, it.Key(), fmt.Errorf("room %q is missing", id))
+		}
+		if err != nil {
+			return RoomPage{}, err
+		}
+		page.Rooms = append(page.Rooms, room)
+	}
+	if err := it.Error(); err != nil {
+		return RoomPage{}, fmt.Errorf("persistence: list rooms: %w", err)
+	}
+	return page, nil
+}
+
+// createdNanos returns the room's created_at as listing index time.
+func createdNanos(r *recordpb.Room) (int64, error) {
+	ts := r.GetCreatedAt()
+	if ts == nil {
+		return 0, fmt.Errorf("%w: room %q without created_at", ErrInvalid, r.GetId())
+	}
+	if err := ts.CheckValid(); err != nil {
+		return 0, fmt.Errorf("%w: room %q created_at: %v", ErrInvalid, r.GetId(), err)
+	}
+	t := ts.AsTime()
+	if t.Before(minCreated) || t.After(maxCreated) {
+		return 0, fmt.Errorf("%w: room %q created_at %v out of range", ErrInvalid, r.GetId(), t)
+	}
+	return t.UnixNano(), nil
+}
+
+// roomIndex describes the stored state of one room id before a write.
+type roomIndex struct {
+	exists  bool                // the room key exists
+	counted bool                // the room is in the counts, under status
+	status  recordpb.RoomStatus // valid if counted
+	keys    [][]byte            // its listing entries
+}
+
+func (x roomIndex) has(keys [2][]byte) bool {
+	return len(x.keys) == 2 && bytes.Equal(x.keys[0], keys[0]) && bytes.Equal(x.keys[1], keys[1])
+}
+
+// indexOf reads the stored room to learn which listing entries it has. The
+// caller holds the room's lock.
+func (s *Store) indexOf(id string) (roomIndex, error) {
+	room, err := getRoom(s.db, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return roomIndex{}, nil
+	case errors.Is(err, ErrCorrupt):
+		// The entries cannot be derived from an unreadable value; find
+		// them by their id so that replacing or deleting the room still
+		// leaves a consistent index.
+		s.log.Warn("replacing unreadable room", "id", id, "err", err)
+		return s.scanIndexOf(id)
+	case err != nil:
+		return roomIndex{}, err
+	}
+	created, err := createdNanos(room)
+	if err != nil {
+		// PutRoom never stores such a room.
+		return roomIndex{}, corrupt(KindRoom, roomKey(id), err)
+	}
+	keys := roomIndexKeys(room.Status, created, id)
+	return roomIndex{exists: true, counted: true, status: room.Status, keys: keys[:]}, nil
+}
+
+// scanIndexOf finds the listing entries of id by reading every index key.
+// Only used for unreadable room values, so its cost does not matter.
+func (s *Store) scanIndexOf(id string) (roomIndex, error) {
+	x := roomIndex{exists: true}
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte(prefixRoomIndexAll),
+		UpperBound: prefixEnd([]byte(prefixRoomIndexState)),
+	})
+	if err != nil {
+		return roomIndex{}, fmt.Errorf("persistence: scan room index: %w", err)
+	}
+	defer it.Close()
+	for valid := it.First(); valid; valid = it.Next() {
+		key := it.Key()
+		prefixLen := len(prefixRoomIndexAll)
+		var st recordpb.RoomStatus
+		isStatus := bytes.HasPrefix(key, []byte(prefixRoomIndexState))
+		if isStatus {
+			if st, err = statusFromIndexKey(key); err != nil {
+				continue
+			}
+			prefixLen = len(roomStatusPrefix(st))
+		}
+		if got, err := idFromIndexKey(key, prefixLen); err != nil || got != id {
+			continue
+		}
+		x.keys = append(x.keys, bytes.Clone(key))
+		if isStatus {
+			x.counted, x.status = true, st
+		}
+	}
+	if err := it.Error(); err != nil {
+		return roomIndex{}, fmt.Errorf("persistence: scan room index: %w", err)
+	}
+	return x, nil
+}
+
+// loadCounts counts the rooms per status from the status index keys.
+func (s *Store) loadCounts() error {
+	prefix := []byte(prefixRoomIndexState)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("persistence: count rooms: %w", err)
+	}
+	defer it.Close()
+	counts := make(map[recordpb.RoomStatus]int)
+	for valid := it.First(); valid; valid = it.Next() {
+		st, err := statusFromIndexKey(it.Key())
+		if err != nil {
+			return corrupt(KindRoomIndex, it.Key(), err)
+		}
+		counts[st]++
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("persistence: count rooms: %w", err)
+	}
+	for st, n := range counts {
+		s.counts.add(st, n)
+	}
+	return nil
+}
