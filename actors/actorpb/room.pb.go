@@ -26,11 +26,12 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// CreateRoom asks the actor of room.id to create its room. The actor fills
-// defaults, validates, and replies with RoomReply.
+// CreateRoom asks a room actor to create its room (the id is the actor's).
+// The spec is applied over the defaults, exactly as UpdateRoom applies a
+// patch, so that an absent field and a field set to false or 0 differ.
 type CreateRoom struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Room          *recordpb.Room         `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	Spec          *RoomPatch             `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -65,9 +66,9 @@ func (*CreateRoom) Descriptor() ([]byte, []int) {
 	return file_actors_actorpb_room_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *CreateRoom) GetRoom() *recordpb.Room {
+func (x *CreateRoom) GetSpec() *RoomPatch {
 	if x != nil {
-		return x.Room
+		return x.Spec
 	}
 	return nil
 }
@@ -586,10 +587,10 @@ var File_actors_actorpb_room_proto protoreflect.FileDescriptor
 
 const file_actors_actorpb_room_proto_rawDesc = "" +
 	"\n" +
-	"\x19actors/actorpb/room.proto\x12\x0ftroupe.actor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fpersistence/recordpb/room.proto\"8\n" +
+	"\x19actors/actorpb/room.proto\x12\x0ftroupe.actor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fpersistence/recordpb/room.proto\"<\n" +
 	"\n" +
-	"CreateRoom\x12*\n" +
-	"\x04room\x18\x01 \x01(\v2\x16.troupe.record.v1.RoomR\x04room\"\t\n" +
+	"CreateRoom\x12.\n" +
+	"\x04spec\x18\x01 \x01(\v2\x1a.troupe.actor.v1.RoomPatchR\x04spec\"\t\n" +
 	"\aGetRoom\">\n" +
 	"\n" +
 	"UpdateRoom\x120\n" +
@@ -676,7 +677,7 @@ var file_actors_actorpb_room_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
 }
 var file_actors_actorpb_room_proto_depIdxs = []int32{
-	9,  // 0: troupe.actor.v1.CreateRoom.room:type_name -> troupe.record.v1.Room
+	7,  // 0: troupe.actor.v1.CreateRoom.spec:type_name -> troupe.actor.v1.RoomPatch
 	7,  // 1: troupe.actor.v1.UpdateRoom.patch:type_name -> troupe.actor.v1.RoomPatch
 	9,  // 2: troupe.actor.v1.RoomReply.room:type_name -> troupe.record.v1.Room
 	6,  // 3: troupe.actor.v1.RoomReply.error:type_name -> troupe.actor.v1.Error

@@ -1,0 +1,13 @@
+// Package actors is Troupe's control plane: one protoactor-go actor per room,
+// the single writer of that room's state, addressed by room id through Rooms.
+//
+// A room actor loads its record from the store when it starts (and when
+// supervision restarts it after a panic), applies every change as a message,
+// and persists the record before it replies, so a reply means the change is
+// durable. Actors that sit idle are passivated and come back on the next
+// message. Media never passes through here: participant actors (children of
+// their room) will own peer connections, and packets flow in rtc.
+//
+// httpapi is the only importer; actors imports persistence and rtc, never the
+// other way around.
+package actors

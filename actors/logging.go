@@ -1,0 +1,41 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// minLevelHandler drops records below min. protoactor-go logs routine
+// lifecycle events at info; only its warnings and errors interest an operator.
+type minLevelHandler struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevelHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevelHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevelHandler{h.Handler.WithAttrs(as), h.min}
+}
+
+func (h minLevelHandler) WithGroup(name string) slog.Handler {
+	return minLevelHandler{h.Handler.WithGroup(name), h.min}
+}
+
+// loggingStrategy logs a room actor's failure, with what it was handling,
+// before the wrapped strategy restarts or stops it.
+type loggingStrategy struct {
+	actor.SupervisorStrategy
+	log *slog.Logger
+}
+
+func (s loggingStrategy) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor, child *actor.PID,
+	rs *actor.RestartStatistics, reason any, message any) {
+	s.log.Error("room actor failed", "actor", child.Id, "reason", reason, "message", fmt.Sprintf("%T", message))
+	s.SupervisorStrategy.HandleFailure(system, sup, child, rs, reason, message)
+}

@@ -1,0 +1,45 @@
+package actors
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	liveCount    atomic.Int64
+	liveGauge    prometheus.Gauge
+	restarts     prometheus.Counter
+	passivations prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		liveGauge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "troupe_room_actors",
+			Help: "Room actors in memory on this node.",
+		}),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "troupe_room_actor_restarts_total",
+			Help: "Room actors restarted by supervision after a panic.",
+		}),
+		passivations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "troupe_room_actor_passivations_total",
+			Help: "Idle room actors stopped to free memory.",
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.passivations} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("actors: register metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) live(delta int64) {
+	m.liveCount.Add(delta)
+	m.liveGauge.Add(float64(delta))
+}

@@ -1,0 +1,113 @@
+package actors
+
+import (
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// routed carries a message for the room actor of roomID through the registry.
+// It never leaves this process: across a cluster, the room id is the virtual
+// actor's identity instead.
+type routed struct {
+	roomID string
+	msg    any
+}
+
+// registry spawns room actors on demand and routes requests to them. It is
+// the parent and supervisor of every room actor on this node.
+//
+// Passivation is a handshake so that a room never has two actors: an idle
+// room asks to stop; the registry poisons it (the poison pill queues behind
+// any request already forwarded) and holds new requests for that room until
+// the old actor has terminated, then starts a fresh one and hands them over.
+type registry struct {
+	rooms *Rooms
+	byID  map[string]*roomEntry
+	byPID map[string]string // actor id -> room id
+}
+
+type roomEntry struct {
+	pid      *actor.PID
+	stopping bool
+	held     []heldRequest
+}
+
+type heldRequest struct {
+	msg    any
+	sender *actor.PID
+}
+
+func newRegistry(r *Rooms) *registry {
+	return &registry{rooms: r, byID: make(map[string]*roomEntry), byPID: make(map[string]string)}
+}
+
+func (g *registry) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *routed:
+		g.route(ctx, m.roomID, m.msg, ctx.Sender())
+	case *passivate:
+		g.passivate(ctx, m.who)
+	case *actor.Terminated:
+		g.terminated(ctx, m.Who)
+	}
+}
+
+func (g *registry) route(ctx actor.Context, roomID string, msg any, sender *actor.PID) {
+	e, ok := g.byID[roomID]
+	switch {
+	case !ok:
+		e = &roomEntry{pid: g.spawn(ctx, roomID)}
+		g.byID[roomID] = e
+	case e.stopping:
+		e.held = append(e.held, heldRequest{msg: msg, sender: sender})
+		return
+	}
+	ctx.RequestWithCustomSender(e.pid, msg, sender)
+}
+
+func (g *registry) spawn(ctx actor.Context, roomID string) *actor.PID {
+	rooms := g.rooms
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return &roomActor{id: roomID, deps: rooms, log: rooms.cfg.Logger.With("room", roomID)}
+	})
+	pid := ctx.Spawn(props)
+	g.byPID[pid.Id] = roomID
+	rooms.metrics.live(+1)
+	return pid
+}
+
+func (g *registry) passivate(ctx actor.Context, who *actor.PID) {
+	if who == nil {
+		return
+	}
+	roomID, ok := g.byPID[who.Id]
+	if !ok {
+		return
+	}
+	e := g.byID[roomID]
+	if e.stopping {
+		return
+	}
+	e.stopping = true
+	ctx.Poison(e.pid)
+}
+
+func (g *registry) terminated(ctx actor.Context, who *actor.PID) {
+	roomID, ok := g.byPID[who.Id]
+	if !ok {
+		return
+	}
+	delete(g.byPID, who.Id)
+	g.rooms.metrics.live(-1)
+	e := g.byID[roomID]
+	delete(g.byID, roomID)
+	if e == nil {
+		return
+	}
+	if e.stopping {
+		g.rooms.metrics.passivations.Inc()
+	}
+	// Requests that arrived while the old actor stopped go to a fresh one.
+	for _, h := range e.held {
+		g.route(ctx, roomID, h.msg, h.sender)
+	}
+}

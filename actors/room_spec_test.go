@@ -1,0 +1,129 @@
+package actors
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+func TestValidateRoom(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name  string
+		patch *actorpb.RoomPatch
+		field string // "" = valid
+	}{
+		{"minimal", &actorpb.RoomPatch{Name: ptr("x")}, ""},
+		{"blank name", &actorpb.RoomPatch{Name: ptr("   ")}, "name"},
+		{"long name", &actorpb.RoomPatch{Name: ptr(strings.Repeat("é", 201))}, "name"},
+		{"200 runes", &actorpb.RoomPatch{Name: ptr(strings.Repeat("é", 200))}, ""},
+		{"control char", &actorpb.RoomPatch{Name: ptr("a\nb")}, "name"},
+		{"bad utf8", &actorpb.RoomPatch{Name: ptr("a\xffb")}, "name"},
+		{"display name too long", &actorpb.RoomPatch{Name: ptr("x"), DisplayName: ptr(strings.Repeat("a", 201))}, "display_name"},
+		{"max 0", cfg(&actorpb.ConfigPatch{MaxParticipants: ptr(uint32(0))}), "config.max_participants"},
+		{"max too big", cfg(&actorpb.ConfigPatch{MaxParticipants: ptr(uint32(10001))}), "config.max_participants"},
+		{"session too long", cfg(&actorpb.ConfigPatch{SessionLength: ptr(uint32(7*24*60 + 1))}), "config.session_length"},
+		{"empty timeout too long", cfg(&actorpb.ConfigPatch{EmptyTimeout: ptr(uint32(86401))}), "config.empty_timeout"},
+		{"remove after 0", cfg(&actorpb.ConfigPatch{RemoveAfterSecondsElapsed: ptr(uint32(0))}), "config.remove_after_seconds_elapsed"},
+		{"quality", cfg(&actorpb.ConfigPatch{Quality: ptr("8k")}), "config.quality"},
+		{"fps 0", cfg(&actorpb.ConfigPatch{Fps: ptr(uint32(0))}), "config.fps"},
+		{"fps 61", cfg(&actorpb.ConfigPatch{Fps: ptr(uint32(61))}), "config.fps"},
+		{"layout", cfg(&actorpb.ConfigPatch{Layout: ptr("mosaic")}), "config.layout"},
+		{"record without recording", cfg(&actorpb.ConfigPatch{RecordOnStart: ptr(true)}), "config.record_on_start"},
+		{"record with recording", cfg(&actorpb.ConfigPatch{RecordOnStart: ptr(true), RecordingEnabled: ptr(true)}), ""},
+		{"join window", cfg(&actorpb.ConfigPatch{JoinFrom: timestamppb.New(t0), JoinUntil: timestamppb.New(t0.Add(time.Hour))}), ""},
+		{"join window reversed", cfg(&actorpb.ConfigPatch{JoinFrom: timestamppb.New(t0), JoinUntil: timestamppb.New(t0)}), "config.join_until"},
+		{"join time out of range", cfg(&actorpb.ConfigPatch{JoinFrom: &timestamppb.Timestamp{Seconds: 1 << 40}}), "config.join_from"},
+		{"webhook ok", hook("https://example.com/h", "*"), ""},
+		{"webhook wildcard", hook("http://example.com/h", "participant-*", "room-ended"), ""},
+		{"webhook relative", hook("/h", "*"), "webhook.endpoint"},
+		{"webhook ftp", hook("ftp://example.com/h", "*"), "webhook.endpoint"},
+		{"webhook creds", hook("https://u:p@example.com/h", "*"), "webhook.endpoint"},
+		{"webhook no events", hook("https://example.com/h"), "webhook.events"},
+		{"webhook unknown event", hook("https://example.com/h", "room-exploded"), "webhook.events"},
+		{"webhook wildcard matching nothing", hook("https://example.com/h", "nothing-*"), "webhook.events"},
+		{"webhook inner star", hook("https://example.com/h", "*-joined"), "webhook.events"},
+		{"auto close", &actorpb.RoomPatch{Name: ptr("x"), AutoClose: &recordpb.AutoClose{Type: "session-end-and-deactivate", Duration: 60}}, ""},
+		{"auto close type", &actorpb.RoomPatch{Name: ptr("x"), AutoClose: &recordpb.AutoClose{Type: "never", Duration: 60}}, "auto_close.type"},
+		{"auto close duration", &actorpb.RoomPatch{Name: ptr("x"), AutoClose: &recordpb.AutoClose{Type: "session-ends"}}, "auto_close.duration"},
+		{"clear unknown", &actorpb.RoomPatch{Name: ptr("x"), Clear: []string{"name"}}, "name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := newRoomFromSpec("room_1", tt.patch)
+			if err == nil {
+				err = ValidateRoom(r)
+			}
+			var ve *ValidationError
+			switch {
+			case tt.field == "" && err != nil:
+				t.Fatalf("want valid, got %v", err)
+			case tt.field != "" && (!errors.As(err, &ve) || ve.Field != tt.field):
+				t.Fatalf("got %v, want a validation error on %s", err, tt.field)
+			}
+		})
+	}
+}
+
+func cfg(c *actorpb.ConfigPatch) *actorpb.RoomPatch {
+	return &actorpb.RoomPatch{Name: ptr("x"), Config: c}
+}
+
+func hook(endpoint string, events ...string) *actorpb.RoomPatch {
+	return &actorpb.RoomPatch{Name: ptr("x"), Webhook: &recordpb.Webhook{Endpoint: endpoint, Events: events}}
+}
+
+func TestValidateRoomID(t *testing.T) {
+	for id, ok := range map[string]bool{
+		"room_abc-123": true, strings.Repeat("a", 64): true, NewRoomID(): true,
+		"": false, strings.Repeat("a", 65): false, "a b": false, "ümlaut": false, "a/b": false,
+	} {
+		if err := ValidateRoomID(id); (err == nil) != ok {
+			t.Errorf("ValidateRoomID(%q) = %v", id, err)
+		}
+	}
+}
+
+func TestErrorsCrossTheMailbox(t *testing.T) {
+	for _, err := range []error{ErrRoomNotFound, ErrRoomExists, ErrRoomEnded, ErrRoomFull, ErrRoomLocked, ErrUnavailable} {
+		if got := errorFromPB(errorToPB(err)); !errors.Is(got, err) {
+			t.Errorf("%v came back as %v", err, got)
+		}
+	}
+	got := errorFromPB(errorToPB(invalid("config.fps", "too high")))
+	var ve *ValidationError
+	if !errors.As(got, &ve) || ve.Field != "config.fps" || ve.Reason != "too high" {
+		t.Errorf("validation error came back as %v", got)
+	}
+	if errorFromPB(errorToPB(nil)) != nil {
+		t.Error("nil did not stay nil")
+	}
+	if got := errorFromPB(errorToPB(errors.New("disk on fire"))); got == nil || errors.Is(got, ErrUnavailable) {
+		t.Errorf("internal error came back as %v", got)
+	}
+}
+
+func TestEventMatches(t *testing.T) {
+	tests := []struct {
+		pattern, event string
+		want           bool
+	}{
+		{"*", "room-created", true},
+		{"participant-*", "participant-joined", true},
+		{"participant-*", "room-created", false},
+		{"room-created", "room-created", true},
+		{"room-created", "room-ended", false},
+		{"*-joined", "participant-joined", false},
+	}
+	for _, tt := range tests {
+		if got := EventMatches(tt.pattern, tt.event); got != tt.want {
+			t.Errorf("EventMatches(%q, %q) = %v", tt.pattern, tt.event, got)
+		}
+	}
+}

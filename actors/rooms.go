@@ -1,0 +1,264 @@
+package actors
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+// RoomStore is what room actors need of storage. *persistence.Store is one;
+// a shared store can stand in for a cluster.
+type RoomStore interface {
+	GetRoom(ctx context.Context, id string) (*recordpb.Room, error)
+	PutRoom(ctx context.Context, r *recordpb.Room) error
+	DeleteRoom(ctx context.Context, id string) error
+	ListRooms(ctx context.Context, q persistence.RoomQuery) (persistence.RoomPage, error)
+}
+
+// Config configures Rooms. The zero value of every field but Store is valid.
+type Config struct {
+	// Store keeps room records. Required.
+	Store RoomStore
+	// RequestTimeout bounds each request to a room actor, and each store call
+	// the actor makes. A room that crashes on a message never answers it, so
+	// this is how long a caller waits before it gets ErrUnavailable.
+	// Zero means 2s.
+	RequestTimeout time.Duration
+	// PassivateAfter is how long a room actor may sit idle before it is
+	// stopped; the next request starts it again from the store. Zero means 2m.
+	PassivateAfter time.Duration
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the actor metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) ensureDefaults() error {
+	if c.Store == nil {
+		return errors.New("actors: Config.Store is required")
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 2 * time.Second
+	}
+	if c.PassivateAfter <= 0 {
+		c.PassivateAfter = 2 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// RoomInfo is a room record with what only the live actor knows.
+type RoomInfo struct {
+	Room             *recordpb.Room
+	ParticipantCount int
+}
+
+// ListQuery selects rooms for List.
+type ListQuery struct {
+	// Status filters; ROOM_STATUS_UNSPECIFIED lists every room.
+	Status        recordpb.RoomStatus
+	Limit, Offset int
+}
+
+// Rooms addresses room actors by room id. On one node a registry actor spawns
+// them and finds them; the same seam can be backed by cluster virtual actors.
+type Rooms struct {
+	cfg      Config
+	system   *actor.ActorSystem
+	registry *actor.PID
+	metrics  *metrics
+	closed   atomic.Bool
+}
+
+// NewRooms starts the actor system and the room registry.
+func NewRooms(cfg Config) (*Rooms, error) {
+	if err := cfg.ensureDefaults(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	actorLog := slog.New(minLevelHandler{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "protoactor")
+	system := actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLog }),
+		actor.WithDeadLetterRequestLogging(false),
+	)
+	r := &Rooms{cfg: cfg, system: system, metrics: m}
+	props := actor.PropsFromProducer(func() actor.Actor { return newRegistry(r) },
+		actor.WithSupervisor(loggingStrategy{
+			// A room that fails 10 times in a minute is stopped rather than
+			// restarted again; the next request starts it afresh.
+			SupervisorStrategy: actor.NewOneForOneStrategy(10, time.Minute, actor.DefaultDecider),
+			log:                cfg.Logger,
+		}))
+	pid, err := system.Root.SpawnNamed(props, "rooms")
+	if err != nil {
+		system.Shutdown()
+		return nil, fmt.Errorf("actors: spawn registry: %w", err)
+	}
+	r.registry = pid
+	return r, nil
+}
+
+// Close stops every room actor (each finishes the message it is on) and the
+// actor system. Requests after Close fail with ErrUnavailable.
+func (r *Rooms) Close(ctx context.Context) error {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.system.Root.StopFuture(r.registry).Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	r.system.Shutdown()
+	if err != nil {
+		return fmt.Errorf("actors: stop rooms: %w", err)
+	}
+	return nil
+}
+
+// Live returns the number of room actors in memory.
+func (r *Rooms) Live() int { return int(r.metrics.liveCount.Load()) }
+
+// Request sends msg to the actor of roomID and returns its reply. It fails
+// with ErrUnavailable if the actor does not answer within the request
+// timeout (or ctx's deadline, if sooner).
+func (r *Rooms) Request(ctx context.Context, roomID string, msg proto.Message) (proto.Message, error) {
+	reply, err := r.request(ctx, roomID, msg)
+	if err != nil {
+		return nil, err
+	}
+	pm, ok := reply.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("actors: unexpected reply %T", reply)
+	}
+	return pm, nil
+}
+
+func (r *Rooms) request(ctx context.Context, roomID string, msg any) (any, error) {
+	if r.closed.Load() {
+		return nil, fmt.Errorf("%w: shutting down", ErrUnavailable)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	timeout := r.cfg.RequestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		if d := time.Until(dl); d < timeout {
+			timeout = d
+		}
+	}
+	if timeout <= 0 {
+		return nil, context.DeadlineExceeded
+	}
+	reply, err := r.system.Root.RequestFuture(r.registry, &routed{roomID: roomID, msg: msg}, timeout).Result()
+	switch {
+	case err == nil:
+		return reply, nil
+	case errors.Is(err, actor.ErrTimeout):
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: room %s did not answer within %v", ErrUnavailable, roomID, timeout)
+	default:
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+}
+
+func (r *Rooms) roomRequest(ctx context.Context, id string, msg proto.Message) (*RoomInfo, error) {
+	if err := ValidateRoomID(id); err != nil {
+		// Nothing can be stored under an invalid id: don't wake an actor for it.
+		return nil, ErrRoomNotFound
+	}
+	reply, err := r.Request(ctx, id, msg)
+	if err != nil {
+		return nil, err
+	}
+	rr, ok := reply.(*actorpb.RoomReply)
+	if !ok {
+		return nil, fmt.Errorf("actors: unexpected reply %T", reply)
+	}
+	if err := errorFromPB(rr.Error); err != nil {
+		return nil, err
+	}
+	return &RoomInfo{Room: rr.Room, ParticipantCount: int(rr.ParticipantCount)}, nil
+}
+
+// Create creates room id from spec, applied over the defaults. Fails with
+// ErrRoomExists if the id is taken, or a *ValidationError.
+func (r *Rooms) Create(ctx context.Context, id string, spec *actorpb.RoomPatch) (*RoomInfo, error) {
+	if err := ValidateRoomID(id); err != nil {
+		return nil, err
+	}
+	return r.roomRequest(ctx, id, &actorpb.CreateRoom{Spec: spec})
+}
+
+// Get returns room id.
+func (r *Rooms) Get(ctx context.Context, id string) (*RoomInfo, error) {
+	return r.roomRequest(ctx, id, &actorpb.GetRoom{})
+}
+
+// Update applies patch to room id; an invalid patch changes nothing.
+func (r *Rooms) Update(ctx context.Context, id string, patch *actorpb.RoomPatch) (*RoomInfo, error) {
+	return r.roomRequest(ctx, id, &actorpb.UpdateRoom{Patch: patch})
+}
+
+// End ends room id; ending an ended room returns it unchanged.
+func (r *Rooms) End(ctx context.Context, id string) (*RoomInfo, error) {
+	return r.roomRequest(ctx, id, &actorpb.EndRoom{})
+}
+
+// Delete deletes room id.
+func (r *Rooms) Delete(ctx context.Context, id string) error {
+	_, err := r.roomRequest(ctx, id, &actorpb.DeleteRoom{})
+	return err
+}
+
+// List returns a page of rooms in creation order, and how many match q.
+// It reads the store: every acknowledged change is already there.
+func (r *Rooms) List(ctx context.Context, q ListQuery) ([]*RoomInfo, int, error) {
+	page, err := r.cfg.Store.ListRooms(ctx, persistence.RoomQuery{Status: q.Status, Limit: q.Limit, Offset: q.Offset})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list rooms: %w", err)
+	}
+	out := make([]*RoomInfo, len(page.Rooms))
+	for i, room := range page.Rooms {
+		out[i] = &RoomInfo{Room: room}
+	}
+	return out, page.Total, nil
+}
+
+var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// NewRoomID returns a fresh random room id ("room_" and 16 characters).
+func NewRoomID() string {
+	b := make([]byte, 10)
+	rand.Read(b) // never fails (crypto/rand panics rather than return an error)
+	return "room_" + strings.ToLower(idEncoding.EncodeToString(b))
+}
