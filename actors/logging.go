@@ -36,6 +36,6 @@ type loggingStrategy struct {
 
 func (s loggingStrategy) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor, child *actor.PID,
 	rs *actor.RestartStatistics, reason any, message any) {
-	s.log.Error("room actor failed", "actor", child.Id, "reason", reason, "message", fmt.Sprintf("%T", message))
+	s.log.Error("room actor failed", "actor", child.Id, "reason", reason, "message", fmt.Sprintf("%T", actor.UnwrapEnvelopeMessage(message)))
 	s.SupervisorStrategy.HandleFailure(system, sup, child, rs, reason, message)
 }
