@@ -28,7 +28,7 @@ type testEnv struct {
 	rooms *Rooms
 }
 
-func newTestEnv(t *testing.T, mod func(*Config)) *testEnv {
+func newTestEnv(t testing.TB, mod func(*Config)) *testEnv {
 	t.Helper()
 	env := &testEnv{dir: t.TempDir()}
 	env.start(t, mod)
@@ -36,7 +36,7 @@ func newTestEnv(t *testing.T, mod func(*Config)) *testEnv {
 	return env
 }
 
-func (e *testEnv) start(t *testing.T, mod func(*Config)) {
+func (e *testEnv) start(t testing.TB, mod func(*Config)) {
 	t.Helper()
 	store, err := persistence.Open(persistence.Config{Dir: e.dir})
 	if err != nil {
