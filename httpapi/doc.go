@@ -1,0 +1,12 @@
+// Package httpapi is Troupe's HTTP edge: a Gin engine serving the REST API
+// under /api/v1, the OpenAPI document, /healthz, /readyz and /metrics.
+//
+// It owns the wire format (the JSON shapes of API.md), authentication of
+// bearer tokens, request limits (body size, rate), Idempotency-Key handling
+// and the one mapping from errors to status codes (errors.go). It holds no
+// room state: every room operation is a request to the room's actor through
+// the RoomService interface, and the reply is rendered as JSON.
+//
+// Only cmd/troupe imports this package. Its sub-package auth mints and
+// verifies the tokens and knows nothing of HTTP.
+package httpapi

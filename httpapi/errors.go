@@ -1,0 +1,132 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/httpapi/auth"
+)
+
+// The API error codes. They are part of the contract: never rename one.
+const (
+	codeUnauthorized         = "unauthorized"
+	codeForbidden            = "forbidden"
+	codeNotFound             = "not_found"
+	codeMethodNotAllowed     = "method_not_allowed"
+	codeMalformedJSON        = "malformed_json"
+	codeEmptyBody            = "empty_body"
+	codeInvalidQuery         = "invalid_query"
+	codeInvalidIdempotency   = "invalid_idempotency_key"
+	codeIdempotencyReused    = "idempotency_key_reused"
+	codeValidationFailed     = "validation_failed"
+	codeUnsupportedMediaType = "unsupported_media_type"
+	codeBodyTooLarge         = "body_too_large"
+	codeRateLimited          = "rate_limited"
+	codeRoomNotFound         = "room_not_found"
+	codeRoomExists           = "room_exists"
+	codeRoomEnded            = "room_ended"
+	codeRoomFull             = "room_full"
+	codeRoomLocked           = "room_locked"
+	codeRoomUnavailable      = "room_unavailable"
+	codeNotReady             = "not_ready"
+	codeInternal             = "internal"
+)
+
+// apiError is an error in its wire form. Handlers return either an apiError
+// or a domain error; toAPIError turns the latter into the former.
+type apiError struct {
+	status  int
+	code    string
+	message string
+	details map[string]any
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.status, e.code, e.message) }
+
+func newAPIError(status int, code, message string) *apiError {
+	return &apiError{status: status, code: code, message: message}
+}
+
+// fieldError is a 422 naming the offending field by its JSON path.
+func fieldError(field, reason string) *apiError {
+	return &apiError{
+		status:  http.StatusUnprocessableEntity,
+		code:    codeValidationFailed,
+		message: field + ": " + reason,
+		details: map[string]any{"field": field, "reason": reason},
+	}
+}
+
+// queryError is a 400 for a query parameter that does not parse.
+func queryError(param, reason string) *apiError {
+	return &apiError{
+		status:  http.StatusBadRequest,
+		code:    codeInvalidQuery,
+		message: param + ": " + reason,
+		details: map[string]any{"field": param, "reason": reason},
+	}
+}
+
+// domainErrors maps the sentinels of other packages to their wire form.
+// Messages are fixed here so that nothing an inner layer wrapped around a
+// sentinel reaches a client.
+var domainErrors = []struct {
+	err     error
+	status  int
+	code    string
+	message string
+}{
+	{actors.ErrRoomNotFound, http.StatusNotFound, codeRoomNotFound, "room not found"},
+	{actors.ErrRoomExists, http.StatusConflict, codeRoomExists, "a room with this id already exists"},
+	{actors.ErrRoomEnded, http.StatusConflict, codeRoomEnded, "the room has ended"},
+	{actors.ErrRoomFull, http.StatusConflict, codeRoomFull, "the room is full"},
+	{actors.ErrRoomLocked, http.StatusConflict, codeRoomLocked, "the room is locked"},
+	{actors.ErrUnavailable, http.StatusServiceUnavailable, codeRoomUnavailable, "the room did not answer in time; retry"},
+	{auth.ErrExpiredToken, http.StatusUnauthorized, codeUnauthorized, "token expired"},
+	{auth.ErrInvalidToken, http.StatusUnauthorized, codeUnauthorized, "invalid token"},
+	// The caller gave up or its deadline passed while the actor worked.
+	{context.DeadlineExceeded, http.StatusServiceUnavailable, codeRoomUnavailable, "the request timed out; retry"},
+	{context.Canceled, http.StatusServiceUnavailable, codeRoomUnavailable, "the request was canceled"},
+}
+
+// toAPIError is the one mapping from errors to status codes. The second
+// result reports an unexpected error, which the caller logs: its text never
+// reaches the client.
+func toAPIError(err error) (_ *apiError, unexpected bool) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae, false
+	}
+	var ve *actors.ValidationError
+	if errors.As(err, &ve) {
+		return fieldError(ve.Field, ve.Reason), false
+	}
+	for _, d := range domainErrors {
+		if errors.Is(err, d.err) {
+			return newAPIError(d.status, d.code, d.message), false
+		}
+	}
+	return newAPIError(http.StatusInternalServerError, codeInternal, "internal error"), true
+}
+
+// errorBody is the JSON of every error response.
+type errorBody struct {
+	Error errorJSON `json:"error"`
+}
+
+type errorJSON struct {
+	Code    string         `json:"code"`
+	Message string         `json:"message"`
+	Details map[string]any `json:"details"`
+}
+
+func (e *apiError) body() errorBody {
+	d := e.details
+	if d == nil {
+		d = map[string]any{}
+	}
+	return errorBody{Error: errorJSON{Code: e.code, Message: e.message, Details: d}}
+}

@@ -1,0 +1,225 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/persistence"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// stack is the real API over real room actors over a real Pebble store.
+type stack struct {
+	t      *testing.T
+	key    auth.Key
+	admin  string
+	store  *persistence.Store
+	rooms  *actors.Rooms
+	api    *Server
+	reg    *prometheus.Registry
+	srv    *httptest.Server
+	client *http.Client
+}
+
+// fakeClock is a settable clock for rate limits and token expiry.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func newStack(t testing.TB, mod func(*Config)) *stack {
+	t.Helper()
+	store, err := persistence.Open(persistence.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rooms, err := actors.NewRooms(actors.Config{Store: store, RequestTimeout: 5 * time.Second})
+	if err != nil {
+		store.Close()
+		t.Fatal(err)
+	}
+	key, err := auth.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := auth.NewVerifier(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	cfg := Config{
+		Rooms:       rooms,
+		Verifier:    verifier,
+		SigningKey:  key,
+		Idempotency: store,
+		Registry:    reg,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	api, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	admin, err := auth.Mint(key, auth.AdminClaims(time.Now(), time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	transport := &http.Transport{MaxIdleConnsPerHost: 64}
+	s := &stack{
+		key: key, admin: admin, store: store, rooms: rooms, api: api, reg: reg, srv: srv,
+		client: &http.Client{Transport: transport, Timeout: 30 * time.Second},
+	}
+	if tt, ok := t.(*testing.T); ok {
+		s.t = tt
+	}
+	t.Cleanup(func() {
+		srv.Close()
+		transport.CloseIdleConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := rooms.Close(ctx); err != nil {
+			t.Errorf("close rooms: %v", err)
+		}
+		if err := store.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	return s
+}
+
+// response is what a request got back.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("response %d is not a JSON object: %v: %s", r.status, err, r.body)
+	}
+	return m
+}
+
+// errorCode checks the error body's shape and returns its code.
+func (r response) errorCode(t testing.TB) string {
+	t.Helper()
+	m := r.json(t)
+	e, ok := m["error"].(map[string]any)
+	if !ok || len(m) != 1 {
+		t.Fatalf("not an error body: %s", r.body)
+	}
+	if _, ok := e["message"].(string); !ok {
+		t.Fatalf("error without message: %s", r.body)
+	}
+	if _, ok := e["details"].(map[string]any); !ok {
+		t.Fatalf("error without details object: %s", r.body)
+	}
+	code, _ := e["code"].(string)
+	return code
+}
+
+func (r response) errorField(t testing.TB) string {
+	t.Helper()
+	d := r.json(t)["error"].(map[string]any)["details"].(map[string]any)
+	f, _ := d["field"].(string)
+	return f
+}
+
+type header struct{ name, value string }
+
+func bearer(tok string) header { return header{"Authorization", "Bearer " + tok} }
+
+func idemKey(k string) header { return header{"Idempotency-Key", k} }
+
+// do sends a request as admin (unless a header overrides Authorization);
+// a non-empty body is sent as application/json unless overridden.
+func (s *stack) do(t testing.TB, method, path, body string, hs ...header) response {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, s.srv.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.admin)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for _, h := range hs {
+		if h.value == "" && h.name != "Idempotency-Key" {
+			req.Header.Del(h.name)
+			continue
+		}
+		req.Header.Set(h.name, h.value)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// mustStatus fails unless r has status want.
+func mustStatus(t testing.TB, r response, want int) {
+	t.Helper()
+	if r.status != want {
+		t.Fatalf("status %d, want %d: %s", r.status, want, r.body)
+	}
+}
+
+// createRoom creates a room and returns its JSON.
+func (s *stack) createRoom(t testing.TB, body string) map[string]any {
+	t.Helper()
+	r := s.do(t, http.MethodPost, "/api/v1/rooms", body)
+	mustStatus(t, r, http.StatusCreated)
+	return r.json(t)
+}
+
+func compactJSON(t testing.TB, b []byte) string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}

@@ -1,0 +1,220 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/troupe-media/troupe/persistence"
+)
+
+// IdempotencyStore keeps the responses of POSTs made with an
+// Idempotency-Key, by scope (the API key) and key. *persistence.Store is one.
+// GetIdempotent returns persistence.ErrNotFound for an unknown key.
+type IdempotencyStore interface {
+	GetIdempotent(ctx context.Context, scope, key string) (*persistence.IdempotentResponse, error)
+	PutIdempotent(ctx context.Context, scope, key string, r persistence.IdempotentResponse) error
+}
+
+// MaxIdempotencyKeyLen is the longest Idempotency-Key accepted.
+const MaxIdempotencyKeyLen = 255
+
+// storeTimeout bounds the write of a response record, which outlives the
+// client's request context: a client that hangs up still got its side effect.
+const storeTimeout = 5 * time.Second
+
+// idempotency serializes the requests that share a key and stores the
+// responses that succeeded (2xx). Failures are not stored: a 4xx changed
+// nothing and a 5xx may be transient, so a retry runs again.
+type idempotency struct {
+	store IdempotencyStore
+	now   func() time.Time
+
+	mu       sync.Mutex // guards inflight
+	inflight map[string]chan struct{}
+}
+
+func newIdempotency(store IdempotencyStore, now func() time.Time) *idempotency {
+	return &idempotency{store: store, now: now, inflight: map[string]chan struct{}{}}
+}
+
+// acquire waits until no other request holds scope/key in this process,
+// then holds it until release is called.
+func (i *idempotency) acquire(ctx context.Context, scope, key string) (release func(), err error) {
+	k := scope + "\x00" + key
+	for {
+		i.mu.Lock()
+		wait, busy := i.inflight[k]
+		if !busy {
+			done := make(chan struct{})
+			i.inflight[k] = done
+			i.mu.Unlock()
+			return func() {
+				i.mu.Lock()
+				delete(i.inflight, k)
+				i.mu.Unlock()
+				close(done)
+			}, nil
+		}
+		i.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// idempotencyKey reads the header: absent is fine, present must be one
+// value of 1..255 printable ASCII characters.
+func idempotencyKey(h http.Header) (string, bool, error) {
+	vals := h.Values("Idempotency-Key")
+	if len(vals) == 0 {
+		return "", false, nil
+	}
+	bad := newAPIError(http.StatusBadRequest, codeInvalidIdempotency,
+		"Idempotency-Key must be one value of 1 to 255 printable ASCII characters")
+	if len(vals) > 1 {
+		return "", false, bad
+	}
+	k := vals[0]
+	if len(k) == 0 || len(k) > MaxIdempotencyKeyLen {
+		return "", false, bad
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return "", false, bad
+		}
+	}
+	return k, true, nil
+}
+
+// fingerprint identifies a request so that a key reused for a different
+// one is caught.
+func fingerprint(method, path string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte(method))
+	h.Write([]byte{0})
+	h.Write([]byte(path))
+	h.Write([]byte{0})
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// derivedRoomID is the id of a room created without an id under an
+// Idempotency-Key. Being a function of the key, a retry after a crash that
+// lost the stored response finds the room it created instead of making a
+// second one. It has the shape of actors.NewRoomID.
+func derivedRoomID(scope, key string) string {
+	sum := sha256.Sum256([]byte("troupe room id\x00" + scope + "\x00" + key))
+	return "room_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:10]))
+}
+
+// captureWriter keeps a copy of what the handler writes.
+type captureWriter struct {
+	gin.ResponseWriter
+	buf bytes.Buffer
+}
+
+func (w *captureWriter) Write(b []byte) (int, error) {
+	w.buf.Write(b)
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *captureWriter) WriteString(s string) (int, error) {
+	w.buf.WriteString(s)
+	return w.ResponseWriter.WriteString(s)
+}
+
+// idempotent replays the stored response of a POST whose Idempotency-Key
+// was seen before, and stores the response of one that was not.
+func (s *Server) idempotent(c *gin.Context) {
+	if s.idem == nil || c.Request.Method != http.MethodPost {
+		c.Next()
+		return
+	}
+	key, ok, err := idempotencyKey(c.Request.Header)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	if !ok {
+		c.Next()
+		return
+	}
+	ctx := c.Request.Context()
+	scope := apiKey(c)
+	fp := fingerprint(c.Request.Method, c.Request.URL.Path, requestBody(c))
+
+	release, err := s.idem.acquire(ctx, scope, key)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	defer release()
+
+	stored, err := s.idem.store.GetIdempotent(ctx, scope, key)
+	switch {
+	case err == nil:
+		if stored.Fingerprint != fp {
+			s.abort(c, &apiError{
+				status:  http.StatusUnprocessableEntity,
+				code:    codeIdempotencyReused,
+				message: "this Idempotency-Key was used for a different request",
+				details: map[string]any{"idempotency_key": key},
+			})
+			return
+		}
+		c.Header("Idempotent-Replayed", "true")
+		c.Data(stored.Status, stored.ContentType, stored.Body)
+		c.Abort()
+		return
+	case !errors.Is(err, persistence.ErrNotFound):
+		s.abort(c, err)
+		return
+	}
+
+	c.Set(ctxIdemKey, key)
+	cw := &captureWriter{ResponseWriter: c.Writer}
+	c.Writer = cw
+	c.Next()
+	c.Writer = cw.ResponseWriter
+
+	status := cw.Status()
+	if status < 200 || status > 299 {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	err = s.idem.store.PutIdempotent(sctx, scope, key, persistence.IdempotentResponse{
+		Fingerprint: fp,
+		Status:      status,
+		ContentType: cw.Header().Get("Content-Type"),
+		Body:        cw.buf.Bytes(),
+		CreatedAt:   s.idem.now(),
+	})
+	if err != nil {
+		// The client has its response already; a retry will find what the
+		// request did (a created room is found by its derived id).
+		s.log.Error("store idempotent response", "route", routeLabel(c), "err", err)
+	}
+}
+
+// requestIdempotencyKey is the Idempotency-Key of the request, if the
+// idempotency layer took it.
+func requestIdempotencyKey(c *gin.Context) (string, bool) {
+	v, ok := c.Get(ctxIdemKey)
+	if !ok {
+		return "", false
+	}
+	return v.(string), true
+}

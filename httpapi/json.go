@@ -1,0 +1,316 @@
+package httpapi
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+// roomJSON is the room object of API.md. Every field is always present;
+// pointers render null where the room has no value.
+type roomJSON struct {
+	ID               string         `json:"id"`
+	Name             string         `json:"name"`
+	DisplayName      string         `json:"display_name"`
+	Status           string         `json:"status"`
+	ParticipantCount int            `json:"participant_count"`
+	ActiveSessionID  *string        `json:"active_session_id"`
+	Config           configJSON     `json:"config"`
+	Webhook          *webhookJSON   `json:"webhook"`
+	AutoClose        *autoCloseJSON `json:"auto_close"`
+	CreatedAt        time.Time      `json:"created_at"`
+	UpdatedAt        time.Time      `json:"updated_at"`
+	EndedAt          *time.Time     `json:"ended_at"`
+}
+
+type configJSON struct {
+	MaxParticipants           uint32     `json:"max_participants"`
+	RecordingEnabled          bool       `json:"recording_enabled"`
+	ChatEnabled               bool       `json:"chat_enabled"`
+	RecordOnStart             bool       `json:"record_on_start"`
+	SessionLength             uint32     `json:"session_length"`
+	EmptyTimeout              uint32     `json:"empty_timeout"`
+	JoinFrom                  *time.Time `json:"join_from"`
+	JoinUntil                 *time.Time `json:"join_until"`
+	RemoveAfterSecondsElapsed *uint32    `json:"remove_after_seconds_elapsed"`
+	Locked                    bool       `json:"locked"`
+	Quality                   string     `json:"quality"`
+	FPS                       uint32     `json:"fps"`
+	Layout                    string     `json:"layout"`
+	ToneOnEntryAndExit        bool       `json:"tone_on_entry_and_exit"`
+}
+
+// webhookJSON leaves out the secret on purpose: it is write-only.
+type webhookJSON struct {
+	Endpoint string   `json:"endpoint"`
+	Events   []string `json:"events"`
+}
+
+type autoCloseJSON struct {
+	Type     string `json:"type"`
+	Duration uint32 `json:"duration"`
+}
+
+type roomListJSON struct {
+	Rooms  []roomJSON `json:"rooms"`
+	Total  int        `json:"total"`
+	Limit  int        `json:"limit"`
+	Offset int        `json:"offset"`
+}
+
+func statusString(s recordpb.RoomStatus) string {
+	switch s {
+	case recordpb.RoomStatus_ROOM_STATUS_ACTIVE:
+		return "active"
+	case recordpb.RoomStatus_ROOM_STATUS_ENDED:
+		return "ended"
+	}
+	return "unknown"
+}
+
+// utcTime renders an optional timestamp: nil when unset.
+func utcTime(ts *timestamppb.Timestamp) *time.Time {
+	if ts == nil {
+		return nil
+	}
+	t := ts.AsTime().UTC()
+	return &t
+}
+
+func toRoomJSON(info *actors.RoomInfo) roomJSON {
+	r := info.Room
+	out := roomJSON{
+		ID:               r.GetId(),
+		Name:             r.GetName(),
+		DisplayName:      r.GetDisplayName(),
+		Status:           statusString(r.GetStatus()),
+		ParticipantCount: info.ParticipantCount,
+		CreatedAt:        r.GetCreatedAt().AsTime().UTC(),
+		UpdatedAt:        r.GetUpdatedAt().AsTime().UTC(),
+		EndedAt:          utcTime(r.GetEndedAt()),
+	}
+	if s := r.GetActiveSessionId(); s != "" {
+		out.ActiveSessionID = &s
+	}
+	c := r.GetConfig()
+	out.Config = configJSON{
+		MaxParticipants:    c.GetMaxParticipants(),
+		RecordingEnabled:   c.GetRecordingEnabled(),
+		ChatEnabled:        c.GetChatEnabled(),
+		RecordOnStart:      c.GetRecordOnStart(),
+		SessionLength:      c.GetSessionLength(),
+		EmptyTimeout:       c.GetEmptyTimeout(),
+		JoinFrom:           utcTime(c.GetJoinFrom()),
+		JoinUntil:          utcTime(c.GetJoinUntil()),
+		Locked:             c.GetLocked(),
+		Quality:            c.GetQuality(),
+		FPS:                c.GetFps(),
+		Layout:             c.GetLayout(),
+		ToneOnEntryAndExit: c.GetToneOnEntryAndExit(),
+	}
+	if c != nil && c.RemoveAfterSecondsElapsed != nil {
+		v := *c.RemoveAfterSecondsElapsed
+		out.Config.RemoveAfterSecondsElapsed = &v
+	}
+	if w := r.GetWebhook(); w != nil {
+		events := w.GetEvents()
+		if events == nil {
+			events = []string{}
+		}
+		out.Webhook = &webhookJSON{Endpoint: w.GetEndpoint(), Events: events}
+	}
+	if a := r.GetAutoClose(); a != nil {
+		out.AutoClose = &autoCloseJSON{Type: a.GetType(), Duration: a.GetDuration()}
+	}
+	return out
+}
+
+// createRequest is a decoded POST /rooms body: the optional custom id and
+// the room's fields as a patch over the defaults.
+type createRequest struct {
+	id   string
+	spec *actorpb.RoomPatch
+}
+
+func decodeCreateRoom(o *jsonObject) (createRequest, error) {
+	var req createRequest
+	id, err := nonNull[string](o, "id", whatString)
+	if err != nil {
+		return req, err
+	}
+	if id != nil {
+		if err := actors.ValidateRoomID(*id); err != nil {
+			return req, err
+		}
+		req.id = *id
+	}
+	if req.spec, err = decodeRoomPatch(o); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+// decodeRoomPatch reads the writable fields of a room. A null on a
+// nullable field lands in clear; on any other field it is an error.
+func decodeRoomPatch(o *jsonObject) (*actorpb.RoomPatch, error) {
+	p := &actorpb.RoomPatch{}
+	var err error
+	if p.Name, err = nonNull[string](o, "name", whatString); err != nil {
+		return nil, err
+	}
+	if p.DisplayName, err = nonNull[string](o, "display_name", whatString); err != nil {
+		return nil, err
+	}
+	cfg, present, null, err := o.object("config")
+	switch {
+	case err != nil:
+		return nil, err
+	case null:
+		return nil, fieldError("config", "must not be null")
+	case present:
+		if p.Config, err = decodeConfigPatch(cfg, p); err != nil {
+			return nil, err
+		}
+	}
+	wh, present, null, err := o.object("webhook")
+	switch {
+	case err != nil:
+		return nil, err
+	case null:
+		p.Clear = append(p.Clear, actors.ClearWebhook)
+	case present:
+		if p.Webhook, err = decodeWebhook(wh); err != nil {
+			return nil, err
+		}
+	}
+	ac, present, null, err := o.object("auto_close")
+	switch {
+	case err != nil:
+		return nil, err
+	case null:
+		p.Clear = append(p.Clear, actors.ClearAutoClose)
+	case present:
+		if p.AutoClose, err = decodeAutoClose(ac); err != nil {
+			return nil, err
+		}
+	}
+	return p, o.finish()
+}
+
+func decodeConfigPatch(o *jsonObject, p *actorpb.RoomPatch) (*actorpb.ConfigPatch, error) {
+	c := &actorpb.ConfigPatch{}
+	var err error
+	uints := []struct {
+		name string
+		dst  **uint32
+	}{
+		{"max_participants", &c.MaxParticipants},
+		{"session_length", &c.SessionLength},
+		{"empty_timeout", &c.EmptyTimeout},
+		{"fps", &c.Fps},
+	}
+	for _, f := range uints {
+		if *f.dst, err = nonNull[uint32](o, f.name, whatUint32); err != nil {
+			return nil, err
+		}
+	}
+	bools := []struct {
+		name string
+		dst  **bool
+	}{
+		{"recording_enabled", &c.RecordingEnabled},
+		{"chat_enabled", &c.ChatEnabled},
+		{"record_on_start", &c.RecordOnStart},
+		{"locked", &c.Locked},
+		{"tone_on_entry_and_exit", &c.ToneOnEntryAndExit},
+	}
+	for _, f := range bools {
+		if *f.dst, err = nonNull[bool](o, f.name, whatBool); err != nil {
+			return nil, err
+		}
+	}
+	if c.Quality, err = nonNull[string](o, "quality", whatString); err != nil {
+		return nil, err
+	}
+	if c.Layout, err = nonNull[string](o, "layout", whatString); err != nil {
+		return nil, err
+	}
+	times := []struct {
+		name, clear string
+		dst         **timestamppb.Timestamp
+	}{
+		{"join_from", actors.ClearJoinFrom, &c.JoinFrom},
+		{"join_until", actors.ClearJoinUntil, &c.JoinUntil},
+	}
+	for _, f := range times {
+		t, present, null, err := timeValue(o, f.name)
+		switch {
+		case err != nil:
+			return nil, err
+		case null:
+			p.Clear = append(p.Clear, f.clear)
+		case present:
+			*f.dst = timestamppb.New(t)
+		}
+	}
+	rm, present, null, err := value[uint32](o, "remove_after_seconds_elapsed", whatUint32)
+	switch {
+	case err != nil:
+		return nil, err
+	case null:
+		p.Clear = append(p.Clear, actors.ClearRemoveAfter)
+	case present:
+		c.RemoveAfterSecondsElapsed = proto.Uint32(rm)
+	}
+	return c, o.finish()
+}
+
+func decodeWebhook(o *jsonObject) (*recordpb.Webhook, error) {
+	w := &recordpb.Webhook{}
+	endpoint, err := nonNull[string](o, "endpoint", whatString)
+	if err != nil {
+		return nil, err
+	}
+	events, err := nonNull[[]string](o, "events", whatStrings)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := nonNull[string](o, "secret", whatString)
+	if err != nil {
+		return nil, err
+	}
+	if endpoint != nil {
+		w.Endpoint = *endpoint
+	}
+	if events != nil {
+		w.Events = *events
+	}
+	if secret != nil {
+		w.Secret = *secret
+	}
+	return w, o.finish()
+}
+
+func decodeAutoClose(o *jsonObject) (*recordpb.AutoClose, error) {
+	a := &recordpb.AutoClose{}
+	typ, err := nonNull[string](o, "type", whatString)
+	if err != nil {
+		return nil, err
+	}
+	d, err := nonNull[uint32](o, "duration", whatUint32)
+	if err != nil {
+		return nil, err
+	}
+	if typ != nil {
+		a.Type = *typ
+	}
+	if d != nil {
+		a.Duration = *d
+	}
+	return a, o.finish()
+}

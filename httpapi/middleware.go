@@ -1,0 +1,219 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/troupe-media/troupe/httpapi/auth"
+)
+
+// Keys of the values middleware leaves on the gin context.
+const (
+	ctxClaims  = "httpapi.claims"
+	ctxBody    = "httpapi.body"
+	ctxIdemKey = "httpapi.idempotency_key"
+)
+
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "troupe_http_requests_total",
+		Help: "HTTP requests served, by route template, method and status code.",
+	}, []string{"route", "method", "status"})
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "troupe_http_request_duration_seconds",
+		Help:    "Time to serve an HTTP request, by route template and method.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"route", "method"})
+	var err error
+	if requests, err = register(reg, requests); err != nil {
+		return nil, err
+	}
+	if duration, err = register(reg, duration); err != nil {
+		return nil, err
+	}
+	return &httpMetrics{requests: requests, duration: duration}, nil
+}
+
+// register registers c, or returns the collector already registered under
+// its name, so that two servers may share one registry.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, fmt.Errorf("httpapi: register metrics: %w", err)
+	}
+	return c, nil
+}
+
+// routeLabel is the route template, never the raw URL, so that the label
+// set stays bounded whatever clients ask for.
+func routeLabel(c *gin.Context) string {
+	if r := c.FullPath(); r != "" {
+		return r
+	}
+	return "unmatched"
+}
+
+// observe counts and times every request and logs it at debug level.
+func (s *Server) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	elapsed := time.Since(start)
+	route, method, status := routeLabel(c), c.Request.Method, c.Writer.Status()
+	s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	s.metrics.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
+	if s.log.Enabled(c.Request.Context(), slog.LevelDebug) {
+		s.log.LogAttrs(c.Request.Context(), slog.LevelDebug, "http request",
+			slog.String("method", method),
+			slog.String("route", route),
+			slog.String("path", c.Request.URL.Path),
+			slog.Int("status", status),
+			slog.Int("bytes", c.Writer.Size()),
+			slog.Duration("elapsed", elapsed),
+			slog.String("remote", c.Request.RemoteAddr),
+		)
+	}
+}
+
+// recovery turns a panic into a 500 that says nothing of its cause, and
+// logs the cause.
+func (s *Server) recovery(c *gin.Context) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		if p == http.ErrAbortHandler {
+			// The handler asked net/http to drop the connection.
+			panic(p)
+		}
+		s.log.Error("panic serving request", "method", c.Request.Method, "route", routeLabel(c),
+			"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		if c.Writer.Written() {
+			// Too late for an error body; cut the response short instead.
+			c.Abort()
+			return
+		}
+		s.abort(c, newAPIError(http.StatusInternalServerError, codeInternal, "internal error"))
+	}()
+	c.Next()
+}
+
+var errUnauthorized = newAPIError(http.StatusUnauthorized, codeUnauthorized, "a bearer token is required")
+
+// authenticate admits admin tokens only. A valid join token is a known
+// caller without the right: 403, not 401.
+func (s *Server) authenticate(c *gin.Context) {
+	h := c.GetHeader("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		c.Header("WWW-Authenticate", `Bearer realm="troupe"`)
+		s.abort(c, errUnauthorized)
+		return
+	}
+	claims, err := s.verify(strings.TrimSpace(token))
+	if err != nil {
+		c.Header("WWW-Authenticate", `Bearer realm="troupe", error="invalid_token"`)
+		s.abort(c, err)
+		return
+	}
+	if !claims.Admin || claims.IsJoin() {
+		s.abort(c, newAPIError(http.StatusForbidden, codeForbidden, "this token does not grant access to the REST API; an admin token is required"))
+		return
+	}
+	c.Set(ctxClaims, claims)
+	c.Next()
+}
+
+// verify checks token, through the cache of recently verified tokens.
+func (s *Server) verify(token string) (*auth.Claims, error) {
+	if c, ok := s.tokens.get(token); ok {
+		return c, nil
+	}
+	c, err := s.cfg.Verifier.Verify(token)
+	if err != nil {
+		return nil, err
+	}
+	s.tokens.put(token, c)
+	return c, nil
+}
+
+// apiKey is the issuer of the request's token: the scope of rate limits and
+// idempotency keys.
+func apiKey(c *gin.Context) string {
+	if v, ok := c.Get(ctxClaims); ok {
+		return v.(*auth.Claims).Issuer
+	}
+	return ""
+}
+
+func (s *Server) rateLimit(c *gin.Context) {
+	if s.limiter == nil {
+		c.Next()
+		return
+	}
+	ok, wait := s.limiter.allow(apiKey(c))
+	if !ok {
+		secs := int((wait + time.Second - 1) / time.Second)
+		c.Header("Retry-After", strconv.Itoa(max(1, secs)))
+		s.abort(c, newAPIError(http.StatusTooManyRequests, codeRateLimited, "request rate limit exceeded for this API key"))
+		return
+	}
+	c.Next()
+}
+
+// readBody reads the body of a request that may carry one, within the size
+// limit. Handlers and the idempotency layer read it from the context.
+func (s *Server) readBody(c *gin.Context) {
+	switch c.Request.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+	default:
+		c.Next()
+		return
+	}
+	limit := s.cfg.MaxBodyBytes
+	tooLarge := newAPIError(http.StatusRequestEntityTooLarge, codeBodyTooLarge,
+		fmt.Sprintf("request body exceeds %d bytes", limit))
+	if c.Request.ContentLength > limit {
+		s.abort(c, tooLarge)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.abort(c, tooLarge)
+			return
+		}
+		s.abort(c, newAPIError(http.StatusBadRequest, codeMalformedJSON, "could not read the request body"))
+		return
+	}
+	c.Set(ctxBody, body)
+	c.Next()
+}
+
+func requestBody(c *gin.Context) []byte {
+	if v, ok := c.Get(ctxBody); ok {
+		return v.([]byte)
+	}
+	return nil
+}

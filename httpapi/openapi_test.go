@@ -1,0 +1,151 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+)
+
+type openAPIDoc struct {
+	OpenAPI    string                                `json:"openapi"`
+	Paths      map[string]map[string]json.RawMessage `json:"paths"`
+	Components map[string]map[string]json.RawMessage `json:"components"`
+}
+
+type openAPIOperation struct {
+	Security  *[]any                     `json:"security"`
+	Responses map[string]json.RawMessage `json:"responses"`
+}
+
+// Every route served is documented and every documented route is served.
+func TestOpenAPICoversRoutes(t *testing.T) {
+	s := newStack(t, nil)
+	r := s.do(t, http.MethodGet, "/api/v1/openapi.json", "", header{"Authorization", ""})
+	mustStatus(t, r, http.StatusOK)
+	var doc openAPIDoc
+	if err := json.Unmarshal(r.body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.1.") {
+		t.Fatalf("openapi = %q", doc.OpenAPI)
+	}
+
+	var served, documented []string
+	for _, route := range s.api.engine.Routes() {
+		parts := strings.Split(route.Path, "/")
+		for i, p := range parts {
+			if strings.HasPrefix(p, ":") {
+				parts[i] = "{" + p[1:] + "}"
+			}
+		}
+		served = append(served, route.Method+" "+strings.Join(parts, "/"))
+	}
+	methods := []string{"get", "put", "post", "patch", "delete", "head", "options"}
+	for path, item := range doc.Paths {
+		for m, raw := range item {
+			if !slices.Contains(methods, m) {
+				continue
+			}
+			documented = append(documented, strings.ToUpper(m)+" "+path)
+			var op openAPIOperation
+			if err := json.Unmarshal(raw, &op); err != nil {
+				t.Fatalf("%s %s: %v", m, path, err)
+			}
+			public := op.Security != nil && len(*op.Security) == 0
+			if !public {
+				for _, code := range []string{"401", "403", "429", "500"} {
+					if _, ok := op.Responses[code]; !ok {
+						t.Errorf("%s %s does not document %s", m, path, code)
+					}
+				}
+			}
+			if m == "post" && strings.HasPrefix(path, "/api/v1/rooms") && !strings.Contains(string(raw), "IdempotencyKey") {
+				t.Errorf("POST %s does not document Idempotency-Key", path)
+			}
+		}
+	}
+	sort.Strings(served)
+	sort.Strings(documented)
+	if !slices.Equal(served, documented) {
+		t.Fatalf("served routes:\n  %s\ndocumented routes:\n  %s",
+			strings.Join(served, "\n  "), strings.Join(documented, "\n  "))
+	}
+
+	// Every $ref points at something that exists.
+	var refs []string
+	collectRefs(t, r.body, &refs)
+	for _, ref := range refs {
+		parts := strings.Split(strings.TrimPrefix(ref, "#/components/"), "/")
+		if len(parts) != 2 {
+			t.Errorf("odd $ref %q", ref)
+			continue
+		}
+		if _, ok := doc.Components[parts[0]][parts[1]]; !ok {
+			t.Errorf("dangling $ref %q", ref)
+		}
+	}
+	// The documented error codes are the ones errors.go defines.
+	var codes struct {
+		Components struct {
+			Schemas struct {
+				Error struct {
+					Properties struct {
+						Error struct {
+							Properties struct {
+								Code struct {
+									Enum []string `json:"enum"`
+								} `json:"code"`
+							} `json:"properties"`
+						} `json:"error"`
+					} `json:"properties"`
+				} `json:"Error"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(r.body, &codes); err != nil {
+		t.Fatal(err)
+	}
+	enum := codes.Components.Schemas.Error.Properties.Error.Properties.Code.Enum
+	for _, c := range allErrorCodes {
+		if !slices.Contains(enum, c) {
+			t.Errorf("error code %q is not documented", c)
+		}
+	}
+	if len(enum) != len(allErrorCodes) {
+		t.Errorf("documented codes %v, defined %v", enum, allErrorCodes)
+	}
+}
+
+var allErrorCodes = []string{
+	codeUnauthorized, codeForbidden, codeNotFound, codeMethodNotAllowed, codeMalformedJSON, codeEmptyBody,
+	codeInvalidQuery, codeInvalidIdempotency, codeIdempotencyReused, codeValidationFailed,
+	codeUnsupportedMediaType, codeBodyTooLarge, codeRateLimited, codeRoomNotFound, codeRoomExists,
+	codeRoomEnded, codeRoomFull, codeRoomLocked, codeRoomUnavailable, codeNotReady, codeInternal,
+}
+
+func collectRefs(t *testing.T, raw []byte, out *[]string) {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if s, ok := x.(string); ok && k == "$ref" {
+					*out = append(*out, s)
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(v)
+}

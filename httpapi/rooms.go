@@ -1,0 +1,263 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+// Pagination of GET /rooms.
+const (
+	defaultLimit = 20
+	maxLimit     = 100
+)
+
+func (s *Server) createRoom(c *gin.Context) error {
+	o, err := requireJSON(c.Request, requestBody(c))
+	if err != nil {
+		return err
+	}
+	req, err := decodeCreateRoom(o)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request.Context()
+	id, derived := req.id, false
+	if id == "" {
+		if key, ok := requestIdempotencyKey(c); ok {
+			id, derived = derivedRoomID(apiKey(c), key), true
+		} else {
+			id = actors.NewRoomID()
+		}
+	}
+	info, err := s.cfg.Rooms.Create(ctx, id, req.spec)
+	if derived && errors.Is(err, actors.ErrRoomExists) {
+		// This key created the room before, but its stored response was
+		// lost (a crash, or the record expired): answer with the room.
+		if info, err = s.cfg.Rooms.Get(ctx, id); err == nil {
+			c.Header("Idempotent-Replayed", "true")
+		}
+	}
+	if err != nil {
+		return err
+	}
+	c.Header("Location", "/api/v1/rooms/"+url.PathEscape(id))
+	writeJSON(c, http.StatusCreated, toRoomJSON(info))
+	return nil
+}
+
+func (s *Server) listRooms(c *gin.Context) error {
+	q := actors.ListQuery{Limit: defaultLimit}
+	query := c.Request.URL.Query()
+	var err error
+	if q.Limit, err = intParam(query, "limit", defaultLimit, 1, maxLimit); err != nil {
+		return err
+	}
+	if q.Offset, err = intParam(query, "offset", 0, 0, -1); err != nil {
+		return err
+	}
+	if query.Has("status") {
+		switch query.Get("status") {
+		case "active":
+			q.Status = recordpb.RoomStatus_ROOM_STATUS_ACTIVE
+		case "ended":
+			q.Status = recordpb.RoomStatus_ROOM_STATUS_ENDED
+		default:
+			return fieldError("status", "must be active or ended")
+		}
+	}
+	rooms, total, err := s.cfg.Rooms.List(c.Request.Context(), q)
+	if err != nil {
+		return err
+	}
+	out := roomListJSON{Rooms: make([]roomJSON, len(rooms)), Total: total, Limit: q.Limit, Offset: q.Offset}
+	for i, r := range rooms {
+		out.Rooms[i] = toRoomJSON(r)
+	}
+	writeJSON(c, http.StatusOK, out)
+	return nil
+}
+
+// intParam parses an integer query parameter: 400 if it is not an integer,
+// 422 if it is outside lo..hi (hi < 0: no upper bound).
+func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
+	if !q.Has(name) {
+		return def, nil
+	}
+	v, err := strconv.Atoi(q.Get(name))
+	if err != nil {
+		return 0, queryError(name, "must be an integer")
+	}
+	if v < lo || (hi >= 0 && v > hi) {
+		if hi < 0 {
+			return 0, fieldError(name, "must be at least "+strconv.Itoa(lo))
+		}
+		return 0, fieldError(name, "must be between "+strconv.Itoa(lo)+" and "+strconv.Itoa(hi))
+	}
+	return v, nil
+}
+
+func (s *Server) getRoom(c *gin.Context) error {
+	info, err := s.cfg.Rooms.Get(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(c, http.StatusOK, toRoomJSON(info))
+	return nil
+}
+
+func (s *Server) patchRoom(c *gin.Context) error {
+	o, err := requireJSON(c.Request, requestBody(c))
+	if err != nil {
+		return err
+	}
+	patch, err := decodeRoomPatch(o)
+	if err != nil {
+		return err
+	}
+	info, err := s.cfg.Rooms.Update(c.Request.Context(), c.Param("id"), patch)
+	if err != nil {
+		return err
+	}
+	writeJSON(c, http.StatusOK, toRoomJSON(info))
+	return nil
+}
+
+func (s *Server) deleteRoom(c *gin.Context) error {
+	if err := s.cfg.Rooms.Delete(c.Request.Context(), c.Param("id")); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	c.Writer.WriteHeaderNow()
+	return nil
+}
+
+func (s *Server) endRoom(c *gin.Context) error {
+	// No fields are defined; an empty body or {} is accepted.
+	o, err := optionalJSON(c.Request, requestBody(c))
+	if err != nil {
+		return err
+	}
+	if err := o.finish(); err != nil {
+		return err
+	}
+	info, err := s.cfg.Rooms.End(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(c, http.StatusOK, toRoomJSON(info))
+	return nil
+}
+
+// Limits of join token requests.
+const (
+	maxIdentityLen     = 128
+	maxParticipantName = 200
+	defaultTokenTTL    = time.Hour
+)
+
+type tokenJSON struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+type tokenRequest struct {
+	identity, name string
+	role           auth.Role
+	ttl            time.Duration
+}
+
+func (s *Server) decodeTokenRequest(o *jsonObject) (tokenRequest, error) {
+	req := tokenRequest{role: auth.RolePublisher, ttl: defaultTokenTTL}
+	identity, err := nonNull[string](o, "identity", whatString)
+	if err != nil {
+		return req, err
+	}
+	if identity == nil {
+		return req, fieldError("identity", "is required")
+	}
+	if err := checkText("identity", *identity, 1, maxIdentityLen); err != nil {
+		return req, err
+	}
+	req.identity = *identity
+	if name, err := nonNull[string](o, "name", whatString); err != nil {
+		return req, err
+	} else if name != nil {
+		if err := checkText("name", *name, 0, maxParticipantName); err != nil {
+			return req, err
+		}
+		req.name = *name
+	}
+	if role, err := nonNull[string](o, "role", whatString); err != nil {
+		return req, err
+	} else if role != nil {
+		if req.role, err = auth.ParseRole(*role); err != nil {
+			return req, fieldError("role", "must be publisher, subscriber or moderator")
+		}
+	}
+	maxTTL := int64(s.cfg.MaxTokenTTL / time.Second)
+	if ttl, err := nonNull[int64](o, "ttl", whatInt); err != nil {
+		return req, err
+	} else if ttl != nil {
+		if *ttl < 1 || *ttl > maxTTL {
+			return req, fieldError("ttl", "must be between 1 and "+strconv.FormatInt(maxTTL, 10)+" seconds")
+		}
+		req.ttl = time.Duration(*ttl) * time.Second
+	}
+	return req, o.finish()
+}
+
+// checkText accepts valid UTF-8 without control characters, of lo..hi
+// characters, and not only blanks when lo > 0.
+func checkText(field, s string, lo, hi int) error {
+	if !utf8.ValidString(s) {
+		return fieldError(field, "must be valid UTF-8")
+	}
+	n := utf8.RuneCountInString(s)
+	if n < lo || n > hi || (lo > 0 && strings.TrimSpace(s) == "") {
+		return fieldError(field, "must be "+strconv.Itoa(lo)+" to "+strconv.Itoa(hi)+" characters")
+	}
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return fieldError(field, "must not contain control characters")
+	}
+	return nil
+}
+
+// createToken mints a join token for a room that exists and has not ended.
+func (s *Server) createToken(c *gin.Context) error {
+	o, err := requireJSON(c.Request, requestBody(c))
+	if err != nil {
+		return err
+	}
+	req, err := s.decodeTokenRequest(o)
+	if err != nil {
+		return err
+	}
+	id := c.Param("id")
+	info, err := s.cfg.Rooms.Get(c.Request.Context(), id)
+	if err != nil {
+		return err
+	}
+	if info.Room.GetStatus() == recordpb.RoomStatus_ROOM_STATUS_ENDED {
+		return actors.ErrRoomEnded
+	}
+	// JWT times have whole seconds: expires_at says exactly what exp says.
+	now := s.cfg.Now().Truncate(time.Second)
+	token, err := auth.Mint(s.cfg.SigningKey, auth.JoinClaims(now, req.ttl, id, req.identity, req.name, req.role))
+	if err != nil {
+		return err
+	}
+	writeJSON(c, http.StatusOK, tokenJSON{Token: token, ExpiresAt: now.Add(req.ttl).UTC()})
+	return nil
+}

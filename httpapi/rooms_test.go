@@ -1,0 +1,616 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/httpapi/auth"
+)
+
+func TestCreateRoomShapeAndDefaults(t *testing.T) {
+	s := newStack(t, nil)
+	r := s.do(t, http.MethodPost, "/api/v1/rooms", `{"name":"CS101 Lecture"}`)
+	mustStatus(t, r, http.StatusCreated)
+	room := r.json(t)
+	id, _ := room["id"].(string)
+	if !strings.HasPrefix(id, "room_") || actors.ValidateRoomID(id) != nil {
+		t.Fatalf("generated id %q", id)
+	}
+	if got := r.header.Get("Location"); got != "/api/v1/rooms/"+id {
+		t.Fatalf("Location = %q", got)
+	}
+	wantKeys := []string{"active_session_id", "auto_close", "config", "created_at", "display_name",
+		"ended_at", "id", "name", "participant_count", "status", "updated_at", "webhook"}
+	if got := sortedKeys(room); !slices.Equal(got, wantKeys) {
+		t.Fatalf("room keys = %v, want %v", got, wantKeys)
+	}
+	wantConfig := map[string]any{
+		"max_participants": 100.0, "recording_enabled": false, "chat_enabled": true,
+		"record_on_start": false, "session_length": 0.0, "empty_timeout": 300.0,
+		"join_from": nil, "join_until": nil, "remove_after_seconds_elapsed": nil,
+		"locked": false, "quality": "720p", "fps": 30.0, "layout": "grid",
+		"tone_on_entry_and_exit": false,
+	}
+	cfg := room["config"].(map[string]any)
+	if len(cfg) != len(wantConfig) {
+		t.Fatalf("config keys = %v", sortedKeys(cfg))
+	}
+	for k, want := range wantConfig {
+		if got, ok := cfg[k]; !ok || got != want {
+			t.Errorf("config.%s = %v, want %v", k, got, want)
+		}
+	}
+	for k, want := range map[string]any{
+		"name": "CS101 Lecture", "display_name": "CS101 Lecture", "status": "active",
+		"participant_count": 0.0, "active_session_id": nil, "webhook": nil, "auto_close": nil, "ended_at": nil,
+	} {
+		if room[k] != want {
+			t.Errorf("%s = %v, want %v", k, room[k], want)
+		}
+	}
+	for _, k := range []string{"created_at", "updated_at"} {
+		ts, _ := room[k].(string)
+		p, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil || p.Location() != time.UTC || !strings.HasSuffix(ts, "Z") {
+			t.Errorf("%s = %q is not an RFC 3339 UTC time", k, ts)
+		}
+	}
+	// GET returns the same object.
+	g := s.do(t, http.MethodGet, "/api/v1/rooms/"+id, "")
+	mustStatus(t, g, http.StatusOK)
+	if compactJSON(t, g.body) != compactJSON(t, r.body) {
+		t.Fatalf("GET = %s\nPOST = %s", g.body, r.body)
+	}
+}
+
+func TestCreateRoomFullSpec(t *testing.T) {
+	s := newStack(t, nil)
+	room := s.createRoom(t, `{
+		"id": "cs101", "name": "CS101", "display_name": "Intro to CS",
+		"config": {"max_participants": 25, "recording_enabled": true, "chat_enabled": false,
+			"record_on_start": true, "session_length": 90, "empty_timeout": 0,
+			"join_from": "2030-01-02T10:00:00+02:00", "join_until": "2030-01-02T12:00:00Z",
+			"remove_after_seconds_elapsed": 600, "locked": true, "quality": "1080p", "fps": 60,
+			"layout": "speaker", "tone_on_entry_and_exit": true},
+		"webhook": {"endpoint": "https://hooks.example.com/troupe", "events": ["participant-*", "session-ended"], "secret": "s3cret"},
+		"auto_close": {"type": "session-ends", "duration": 480}}`)
+	if room["id"] != "cs101" || room["display_name"] != "Intro to CS" {
+		t.Fatalf("room = %v", room)
+	}
+	cfg := room["config"].(map[string]any)
+	for k, want := range map[string]any{
+		"max_participants": 25.0, "recording_enabled": true, "chat_enabled": false, "record_on_start": true,
+		"session_length": 90.0, "empty_timeout": 0.0, "join_from": "2030-01-02T08:00:00Z",
+		"join_until": "2030-01-02T12:00:00Z", "remove_after_seconds_elapsed": 600.0, "locked": true,
+		"quality": "1080p", "fps": 60.0, "layout": "speaker", "tone_on_entry_and_exit": true,
+	} {
+		if cfg[k] != want {
+			t.Errorf("config.%s = %v, want %v", k, cfg[k], want)
+		}
+	}
+	wh := room["webhook"].(map[string]any)
+	if _, ok := wh["secret"]; ok {
+		t.Fatalf("webhook secret returned: %v", wh)
+	}
+	if wh["endpoint"] != "https://hooks.example.com/troupe" || fmt.Sprint(wh["events"]) != "[participant-* session-ended]" {
+		t.Fatalf("webhook = %v", wh)
+	}
+	// The secret was kept, only not shown.
+	info, err := s.rooms.Get(context.Background(), "cs101")
+	if err != nil || info.Room.GetWebhook().GetSecret() != "s3cret" {
+		t.Fatalf("stored webhook = %v, %v", info.Room.GetWebhook(), err)
+	}
+	if ac := room["auto_close"].(map[string]any); ac["type"] != "session-ends" || ac["duration"] != 480.0 {
+		t.Fatalf("auto_close = %v", ac)
+	}
+}
+
+func TestCreateRoomErrors(t *testing.T) {
+	s := newStack(t, func(c *Config) { c.MaxBodyBytes = 4096 })
+	s.createRoom(t, `{"id":"taken","name":"x"}`)
+	tests := []struct {
+		name   string
+		body   string
+		hs     []header
+		status int
+		code   string
+		field  string
+	}{
+		{"duplicate id", `{"id":"taken","name":"y"}`, nil, 409, codeRoomExists, ""},
+		{"bad id", `{"id":"no spaces","name":"y"}`, nil, 422, codeValidationFailed, "id"},
+		{"long id", `{"id":"` + strings.Repeat("a", 65) + `","name":"y"}`, nil, 422, codeValidationFailed, "id"},
+		{"missing name", `{}`, nil, 422, codeValidationFailed, "name"},
+		{"blank name", `{"name":"  "}`, nil, 422, codeValidationFailed, "name"},
+		{"long name", `{"name":"` + strings.Repeat("n", 201) + `"}`, nil, 422, codeValidationFailed, "name"},
+		{"null name", `{"name":null}`, nil, 422, codeValidationFailed, "name"},
+		{"unknown field", `{"name":"x","colour":"red"}`, nil, 422, codeValidationFailed, "colour"},
+		{"unknown nested field", `{"name":"x","config":{"fps":30,"bitrate":1}}`, nil, 422, codeValidationFailed, "config.bitrate"},
+		{"unknown webhook field", `{"name":"x","webhook":{"endpoint":"https://a.example","events":["*"],"url":"x"}}`, nil, 422, codeValidationFailed, "webhook.url"},
+		{"status is not writable", `{"name":"x","status":"ended"}`, nil, 422, codeValidationFailed, "status"},
+		{"wrong type", `{"name":"x","config":{"fps":"thirty"}}`, nil, 422, codeValidationFailed, "config.fps"},
+		{"negative", `{"name":"x","config":{"max_participants":-1}}`, nil, 422, codeValidationFailed, "config.max_participants"},
+		{"fraction", `{"name":"x","config":{"empty_timeout":1.5}}`, nil, 422, codeValidationFailed, "config.empty_timeout"},
+		{"name not string", `{"name":7}`, nil, 422, codeValidationFailed, "name"},
+		{"config not object", `{"name":"x","config":[]}`, nil, 422, codeValidationFailed, "config"},
+		{"config null", `{"name":"x","config":null}`, nil, 422, codeValidationFailed, "config"},
+		{"bad time", `{"name":"x","config":{"join_from":"tomorrow"}}`, nil, 422, codeValidationFailed, "config.join_from"},
+		{"events not strings", `{"name":"x","webhook":{"endpoint":"https://a.example","events":[1]}}`, nil, 422, codeValidationFailed, "webhook.events"},
+		{"range from actors", `{"name":"x","config":{"fps":0}}`, nil, 422, codeValidationFailed, "config.fps"},
+		{"bad webhook url", `{"name":"x","webhook":{"endpoint":"ftp://a","events":["*"]}}`, nil, 422, codeValidationFailed, "webhook.endpoint"},
+		{"bad auto_close", `{"name":"x","auto_close":{"type":"never","duration":1}}`, nil, 422, codeValidationFailed, "auto_close.type"},
+		{"malformed", `{"name":`, nil, 400, codeMalformedJSON, ""},
+		{"trailing garbage", `{"name":"x"} {}`, nil, 400, codeMalformedJSON, ""},
+		{"not an object", `["name"]`, nil, 400, codeMalformedJSON, ""},
+		{"empty body", ``, nil, 400, codeEmptyBody, ""},
+		{"blank body", "  \n", []header{{"Content-Type", "application/json"}}, 400, codeEmptyBody, ""},
+		{"text/plain", `{"name":"x"}`, []header{{"Content-Type", "text/plain"}}, 415, codeUnsupportedMediaType, ""},
+		{"no content type", `{"name":"x"}`, []header{{"Content-Type", ""}}, 415, codeUnsupportedMediaType, ""},
+		{"json with charset", `{"name":"charset"}`, []header{{"Content-Type", "application/json; charset=utf-8"}}, 201, "", ""},
+		{"too large", `{"name":"` + strings.Repeat("x", 5000) + `"}`, nil, 413, codeBodyTooLarge, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := s.total(t, "")
+			r := s.do(t, http.MethodPost, "/api/v1/rooms", tt.body, tt.hs...)
+			mustStatus(t, r, tt.status)
+			if tt.code == "" {
+				return
+			}
+			if got := r.errorCode(t); got != tt.code {
+				t.Fatalf("code = %q, want %q: %s", got, tt.code, r.body)
+			}
+			if got := r.errorField(t); got != tt.field {
+				t.Fatalf("details.field = %q, want %q: %s", got, tt.field, r.body)
+			}
+			if after := s.total(t, ""); after != before {
+				t.Fatalf("a failed create changed the room count %d -> %d", before, after)
+			}
+		})
+	}
+}
+
+// total is the room count reported by GET /rooms.
+func (s *stack) total(t testing.TB, status string) int {
+	t.Helper()
+	path := "/api/v1/rooms?limit=1"
+	if status != "" {
+		path += "&status=" + status
+	}
+	r := s.do(t, http.MethodGet, path, "")
+	mustStatus(t, r, http.StatusOK)
+	return int(r.json(t)["total"].(float64))
+}
+
+// A body streamed without Content-Length is cut at the limit too.
+func TestBodyLimitWithoutContentLength(t *testing.T) {
+	s := newStack(t, func(c *Config) { c.MaxBodyBytes = 1024 })
+	body := `{"name":"` + strings.Repeat("x", 4096) + `"}`
+	req, err := http.NewRequest(http.MethodPost, s.srv.URL+"/api/v1/rooms", struct{ *strings.Reader }{strings.NewReader(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = -1
+	req.Header.Set("Authorization", "Bearer "+s.admin)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+func TestRoomLifecycle(t *testing.T) {
+	s := newStack(t, nil)
+	s.createRoom(t, `{"id":"life","name":"Life"}`)
+	path := "/api/v1/rooms/life"
+
+	r := s.do(t, http.MethodPost, path+"/end", "")
+	mustStatus(t, r, http.StatusOK)
+	ended := r.json(t)
+	if ended["status"] != "ended" || ended["ended_at"] == nil {
+		t.Fatalf("ended room = %v", ended)
+	}
+	// Ending again returns it unchanged.
+	again := s.do(t, http.MethodPost, path+"/end", "{}")
+	mustStatus(t, again, http.StatusOK)
+	if compactJSON(t, again.body) != compactJSON(t, r.body) {
+		t.Fatalf("second end changed the room:\n%s\n%s", r.body, again.body)
+	}
+	r = s.do(t, http.MethodPost, path+"/end", `{"reason":"x"}`)
+	mustStatus(t, r, http.StatusUnprocessableEntity)
+
+	r = s.do(t, http.MethodPatch, path, `{"name":"Later"}`)
+	mustStatus(t, r, http.StatusConflict)
+	if r.errorCode(t) != codeRoomEnded {
+		t.Fatalf("patch ended room: %s", r.body)
+	}
+	r = s.do(t, http.MethodPost, path+"/tokens", `{"identity":"alice"}`)
+	mustStatus(t, r, http.StatusConflict)
+	if r.errorCode(t) != codeRoomEnded {
+		t.Fatalf("token for ended room: %s", r.body)
+	}
+	// An ended room keeps its record and lists as ended.
+	if n := s.total(t, "ended"); n != 1 {
+		t.Fatalf("ended rooms = %d", n)
+	}
+
+	r = s.do(t, http.MethodDelete, path, "")
+	mustStatus(t, r, http.StatusNoContent)
+	if len(r.body) != 0 {
+		t.Fatalf("204 with body %q", r.body)
+	}
+	for _, req := range []struct{ method, path, body string }{
+		{http.MethodGet, path, ""},
+		{http.MethodDelete, path, ""},
+		{http.MethodPatch, path, `{"name":"x"}`},
+		{http.MethodPost, path + "/end", ""},
+		{http.MethodPost, path + "/tokens", `{"identity":"a"}`},
+		{http.MethodGet, "/api/v1/rooms/not%20valid", ""},
+	} {
+		r := s.do(t, req.method, req.path, req.body)
+		mustStatus(t, r, http.StatusNotFound)
+		if r.errorCode(t) != codeRoomNotFound {
+			t.Fatalf("%s %s: %s", req.method, req.path, r.body)
+		}
+	}
+}
+
+func TestListRooms(t *testing.T) {
+	s := newStack(t, nil)
+	var ids []string
+	for i := range 7 {
+		ids = append(ids, s.createRoom(t, fmt.Sprintf(`{"name":"room %d"}`, i))["id"].(string))
+	}
+	mustStatus(t, s.do(t, http.MethodPost, "/api/v1/rooms/"+ids[1]+"/end", ""), http.StatusOK)
+	mustStatus(t, s.do(t, http.MethodPost, "/api/v1/rooms/"+ids[4]+"/end", ""), http.StatusOK)
+
+	list := func(query string) (got []string, total, limit, offset int) {
+		t.Helper()
+		r := s.do(t, http.MethodGet, "/api/v1/rooms"+query, "")
+		mustStatus(t, r, http.StatusOK)
+		m := r.json(t)
+		if keys := sortedKeys(m); !slices.Equal(keys, []string{"limit", "offset", "rooms", "total"}) {
+			t.Fatalf("list keys %v", keys)
+		}
+		for _, room := range m["rooms"].([]any) {
+			got = append(got, room.(map[string]any)["id"].(string))
+		}
+		return got, int(m["total"].(float64)), int(m["limit"].(float64)), int(m["offset"].(float64))
+	}
+
+	all, total, limit, offset := list("")
+	if !slices.Equal(all, ids) || total != 7 || limit != 20 || offset != 0 {
+		t.Fatalf("default list = %v total %d limit %d offset %d; want %v", all, total, limit, offset, ids)
+	}
+	// Stable: the same order every time, and pages tile the whole list.
+	var paged []string
+	for off := 0; off < 7; off++ {
+		page, total, limit, _ := list(fmt.Sprintf("?limit=1&offset=%d", off))
+		if len(page) != 1 || total != 7 || limit != 1 {
+			t.Fatalf("page %d = %v (total %d)", off, page, total)
+		}
+		paged = append(paged, page...)
+	}
+	if !slices.Equal(paged, ids) {
+		t.Fatalf("pages = %v, want %v", paged, ids)
+	}
+	if page, total, _, _ := list("?limit=3&offset=5"); !slices.Equal(page, ids[5:]) || total != 7 {
+		t.Fatalf("last page = %v", page)
+	}
+	if page, total, _, offset := list("?offset=50"); len(page) != 0 || total != 7 || offset != 50 {
+		t.Fatalf("past the end = %v total %d", page, total)
+	}
+	if page, _, limit, _ := list("?limit=100"); len(page) != 7 || limit != 100 {
+		t.Fatalf("limit 100 = %v", page)
+	}
+	active, total, _, _ := list("?status=active")
+	wantActive := []string{ids[0], ids[2], ids[3], ids[5], ids[6]}
+	if !slices.Equal(active, wantActive) || total != 5 {
+		t.Fatalf("active = %v total %d", active, total)
+	}
+	if ended, total, _, _ := list("?status=ended&limit=1&offset=1"); !slices.Equal(ended, []string{ids[4]}) || total != 2 {
+		t.Fatalf("ended page = %v total %d", ended, total)
+	}
+
+	bad := []struct {
+		query, code, field string
+		status             int
+	}{
+		{"?limit=0", codeValidationFailed, "limit", 422},
+		{"?limit=101", codeValidationFailed, "limit", 422},
+		{"?limit=-1", codeValidationFailed, "limit", 422},
+		{"?offset=-1", codeValidationFailed, "offset", 422},
+		{"?status=open", codeValidationFailed, "status", 422},
+		{"?status=", codeValidationFailed, "status", 422},
+		{"?limit=ten", codeInvalidQuery, "limit", 400},
+		{"?limit=", codeInvalidQuery, "limit", 400},
+		{"?offset=1.5", codeInvalidQuery, "offset", 400},
+		{"?limit=99999999999999999999", codeInvalidQuery, "limit", 400},
+	}
+	for _, b := range bad {
+		r := s.do(t, http.MethodGet, "/api/v1/rooms"+b.query, "")
+		mustStatus(t, r, b.status)
+		if r.errorCode(t) != b.code || r.errorField(t) != b.field {
+			t.Errorf("%s: %s", b.query, r.body)
+		}
+	}
+}
+
+func TestPatchRoom(t *testing.T) {
+	s := newStack(t, nil)
+	s.createRoom(t, `{"id":"p","name":"P","config":{"join_from":"2030-01-01T00:00:00Z","remove_after_seconds_elapsed":60},
+		"webhook":{"endpoint":"https://h.example","events":["*"]},"auto_close":{"type":"session-ends","duration":5}}`)
+	path := "/api/v1/rooms/p"
+
+	r := s.do(t, http.MethodPatch, path, `{"config":{"max_participants":150}}`)
+	mustStatus(t, r, http.StatusOK)
+	cfg := r.json(t)["config"].(map[string]any)
+	if cfg["max_participants"] != 150.0 || cfg["fps"] != 30.0 || cfg["join_from"] != "2030-01-01T00:00:00Z" || cfg["chat_enabled"] != true {
+		t.Fatalf("config did not merge: %v", cfg)
+	}
+
+	// null clears the nullable fields.
+	r = s.do(t, http.MethodPatch, path, `{"display_name":"Shown","config":{"join_from":null,"remove_after_seconds_elapsed":null},"webhook":null,"auto_close":null}`)
+	mustStatus(t, r, http.StatusOK)
+	room := r.json(t)
+	cfg = room["config"].(map[string]any)
+	if room["webhook"] != nil || room["auto_close"] != nil || cfg["join_from"] != nil || cfg["remove_after_seconds_elapsed"] != nil {
+		t.Fatalf("nulls did not clear: %v", room)
+	}
+	if room["display_name"] != "Shown" || room["name"] != "P" || cfg["max_participants"] != 150.0 {
+		t.Fatalf("patch changed more than asked: %v", room)
+	}
+
+	// An invalid patch changes nothing, whichever part is wrong.
+	before, err := s.rooms.Get(context.Background(), "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	beforeJSON := s.do(t, http.MethodGet, path, "").body
+	invalid := []struct{ body, field string }{
+		{`{"name":"new","config":{"fps":0}}`, "config.fps"},
+		{`{"name":"new","config":{"max_participants":20000}}`, "config.max_participants"},
+		{`{"name":"new","config":{"join_from":"2031-01-01T00:00:00Z","join_until":"2030-01-01T00:00:00Z"}}`, "config.join_until"},
+		{`{"name":"new","config":{"record_on_start":true}}`, "config.record_on_start"},
+		{`{"name":"new","webhook":{"endpoint":"nope","events":["*"]}}`, "webhook.endpoint"},
+		{`{"name":"new","config":{"locked":true,"colour":1}}`, "config.colour"},
+		{`{"name":"new","config":{"locked":"yes"}}`, "config.locked"},
+		{`{"name":null}`, "name"},
+		{`{"config":{"fps":null}}`, "config.fps"},
+		{`{"id":"other"}`, "id"},
+		{`{"name":""}`, "name"},
+	}
+	for _, in := range invalid {
+		r := s.do(t, http.MethodPatch, path, in.body)
+		mustStatus(t, r, http.StatusUnprocessableEntity)
+		if r.errorCode(t) != codeValidationFailed || r.errorField(t) != in.field {
+			t.Errorf("%s: %s", in.body, r.body)
+		}
+	}
+	for _, in := range []struct {
+		body   string
+		hs     []header
+		status int
+	}{
+		{`{"name":`, nil, 400},
+		{``, nil, 400},
+		{`{"name":"x"}`, []header{{"Content-Type", "text/plain"}}, 415},
+	} {
+		mustStatus(t, s.do(t, http.MethodPatch, path, in.body, in.hs...), in.status)
+	}
+	after, err := s.rooms.Get(context.Background(), "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Room.GetRevision() != before.Room.GetRevision() {
+		t.Fatalf("invalid patches moved the revision %d -> %d", before.Room.GetRevision(), after.Room.GetRevision())
+	}
+	if got := s.do(t, http.MethodGet, path, "").body; compactJSON(t, got) != compactJSON(t, beforeJSON) {
+		t.Fatalf("invalid patches changed the room:\n%s\n%s", beforeJSON, got)
+	}
+}
+
+// Concurrent PATCHes of one room must all land: the room actor is the
+// single writer, so none may overwrite another's field.
+func TestConcurrentPatches(t *testing.T) {
+	s := newStack(t, nil)
+	s.createRoom(t, `{"id":"busy","name":"Busy","config":{"recording_enabled":true}}`)
+	start, err := s.rooms.Get(context.Background(), "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fieldPatches := map[string]string{
+		"max_participants":             `{"config":{"max_participants":42}}`,
+		"session_length":               `{"config":{"session_length":15}}`,
+		"empty_timeout":                `{"config":{"empty_timeout":60}}`,
+		"fps":                          `{"config":{"fps":24}}`,
+		"quality":                      `{"config":{"quality":"360p"}}`,
+		"layout":                       `{"config":{"layout":"sidebar"}}`,
+		"locked":                       `{"config":{"locked":true}}`,
+		"chat_enabled":                 `{"config":{"chat_enabled":false}}`,
+		"record_on_start":              `{"config":{"record_on_start":true}}`,
+		"tone_on_entry_and_exit":       `{"config":{"tone_on_entry_and_exit":true}}`,
+		"join_from":                    `{"config":{"join_from":"2030-05-05T05:05:05Z"}}`,
+		"remove_after_seconds_elapsed": `{"config":{"remove_after_seconds_elapsed":99}}`,
+	}
+	const names = 50
+	var wg sync.WaitGroup
+	errs := make(chan string, names+len(fieldPatches))
+	patch := func(body string) {
+		defer wg.Done()
+		r := s.do(t, http.MethodPatch, "/api/v1/rooms/busy", body)
+		if r.status != http.StatusOK {
+			errs <- fmt.Sprintf("%s: %d %s", body, r.status, r.body)
+		}
+	}
+	for i := range names {
+		wg.Add(1)
+		go patch(fmt.Sprintf(`{"name":"name %d"}`, i))
+	}
+	for _, body := range fieldPatches {
+		wg.Add(1)
+		go patch(body)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	end, err := s.rooms.Get(context.Background(), "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := end.Room.GetRevision()-start.Room.GetRevision(), uint64(names+len(fieldPatches)); got != want {
+		t.Fatalf("revision advanced by %d, want %d", got, want)
+	}
+	room := s.do(t, http.MethodGet, "/api/v1/rooms/busy", "").json(t)
+	if !strings.HasPrefix(room["name"].(string), "name ") {
+		t.Fatalf("name = %v", room["name"])
+	}
+	cfg := room["config"].(map[string]any)
+	for k, want := range map[string]any{
+		"max_participants": 42.0, "session_length": 15.0, "empty_timeout": 60.0, "fps": 24.0,
+		"quality": "360p", "layout": "sidebar", "locked": true, "chat_enabled": false,
+		"record_on_start": true, "tone_on_entry_and_exit": true, "join_from": "2030-05-05T05:05:05Z",
+		"remove_after_seconds_elapsed": 99.0, "recording_enabled": true,
+	} {
+		if cfg[k] != want {
+			t.Errorf("lost update: config.%s = %v, want %v", k, cfg[k], want)
+		}
+	}
+}
+
+func TestConcurrentCreates(t *testing.T) {
+	s := newStack(t, nil)
+	const n = 500
+	var wg sync.WaitGroup
+	ids := make([]string, n)
+	fails := make(chan string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := s.do(t, http.MethodPost, "/api/v1/rooms", fmt.Sprintf(`{"name":"c%d"}`, i))
+			if r.status != http.StatusCreated {
+				fails <- fmt.Sprintf("%d %s", r.status, r.body)
+				return
+			}
+			ids[i] = r.json(t)["id"].(string)
+		}()
+	}
+	wg.Wait()
+	close(fails)
+	for f := range fails {
+		t.Fatal(f)
+	}
+	if got := s.total(t, ""); got != n {
+		t.Fatalf("total = %d, want %d", got, n)
+	}
+	// Every room is listed exactly once across pages.
+	var listed []string
+	for off := 0; off < n; off += maxLimit {
+		r := s.do(t, http.MethodGet, fmt.Sprintf("/api/v1/rooms?limit=%d&offset=%d", maxLimit, off), "")
+		mustStatus(t, r, http.StatusOK)
+		for _, room := range r.json(t)["rooms"].([]any) {
+			listed = append(listed, room.(map[string]any)["id"].(string))
+		}
+	}
+	sort.Strings(listed)
+	sort.Strings(ids)
+	if !slices.Equal(listed, ids) {
+		t.Fatalf("listed %d rooms, created %d, or they differ", len(listed), len(ids))
+	}
+}
+
+func TestTokens(t *testing.T) {
+	clock := &fakeClock{t: time.Now()}
+	s := newStack(t, func(c *Config) { c.Now = clock.Now })
+	s.createRoom(t, `{"id":"stage","name":"Stage"}`)
+	verifier, err := auth.NewVerifier(s.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func(body string) (string, time.Time) {
+		t.Helper()
+		r := s.do(t, http.MethodPost, "/api/v1/rooms/stage/tokens", body)
+		mustStatus(t, r, http.StatusOK)
+		m := r.json(t)
+		if keys := sortedKeys(m); !slices.Equal(keys, []string{"expires_at", "token"}) {
+			t.Fatalf("token keys %v", keys)
+		}
+		exp, err := time.Parse(time.RFC3339, m["expires_at"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m["token"].(string), exp
+	}
+
+	tok, exp := mint(`{"identity":"alice"}`)
+	c, err := verifier.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := clock.Now().Truncate(time.Second)
+	if c.Room != "stage" || c.Subject != "alice" || c.Role != auth.RolePublisher || c.Admin || c.Issuer != s.key.ID {
+		t.Fatalf("claims = %+v", c)
+	}
+	if !exp.Equal(now.Add(time.Hour)) || !c.ExpiresAt.Time.Equal(exp) {
+		t.Fatalf("expires_at %v, exp %v, want %v", exp, c.ExpiresAt.Time, now.Add(time.Hour))
+	}
+
+	tok, exp = mint(`{"identity":"bob","name":"Bob B.","role":"moderator","ttl":86400}`)
+	if c, err = verifier.Verify(tok); err != nil {
+		t.Fatal(err)
+	}
+	if c.Name != "Bob B." || c.Role != auth.RoleModerator || !exp.Equal(now.Add(24*time.Hour)) {
+		t.Fatalf("claims = %+v exp %v", c, exp)
+	}
+
+	// A join token opens no REST route.
+	r := s.do(t, http.MethodGet, "/api/v1/rooms/stage", "", bearer(tok))
+	mustStatus(t, r, http.StatusForbidden)
+	if r.errorCode(t) != codeForbidden {
+		t.Fatalf("join token on REST: %s", r.body)
+	}
+
+	for _, b := range []struct{ body, field string }{
+		{`{}`, "identity"},
+		{`{"identity":""}`, "identity"},
+		{`{"identity":"a\u0000b"}`, "identity"},
+		{`{"identity":"` + strings.Repeat("i", 129) + `"}`, "identity"},
+		{`{"identity":5}`, "identity"},
+		{`{"identity":"a","role":"admin"}`, "role"},
+		{`{"identity":"a","ttl":0}`, "ttl"},
+		{`{"identity":"a","ttl":86401}`, "ttl"},
+		{`{"identity":"a","ttl":"1h"}`, "ttl"},
+		{`{"identity":"a","room":"other"}`, "room"},
+	} {
+		r := s.do(t, http.MethodPost, "/api/v1/rooms/stage/tokens", b.body)
+		mustStatus(t, r, http.StatusUnprocessableEntity)
+		if r.errorField(t) != b.field {
+			t.Errorf("%s: %s", b.body, r.body)
+		}
+	}
+	mustStatus(t, s.do(t, http.MethodPost, "/api/v1/rooms/stage/tokens", ""), http.StatusBadRequest)
+	mustStatus(t, s.do(t, http.MethodPost, "/api/v1/rooms/nowhere/tokens", `{"identity":"a"}`), http.StatusNotFound)
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

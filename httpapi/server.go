@@ -1,0 +1,212 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/httpapi/auth"
+)
+
+// RoomService is what the API needs of the room actors; *actors.Rooms
+// implements it.
+type RoomService interface {
+	Create(ctx context.Context, id string, spec *actorpb.RoomPatch) (*actors.RoomInfo, error)
+	Get(ctx context.Context, id string) (*actors.RoomInfo, error)
+	Update(ctx context.Context, id string, patch *actorpb.RoomPatch) (*actors.RoomInfo, error)
+	Delete(ctx context.Context, id string) error
+	End(ctx context.Context, id string) (*actors.RoomInfo, error)
+	List(ctx context.Context, q actors.ListQuery) ([]*actors.RoomInfo, int, error)
+}
+
+// DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Config configures a Server. Rooms, Verifier and SigningKey are required;
+// every other zero value is a working default.
+type Config struct {
+	// Rooms serves every room operation.
+	Rooms RoomService
+	// Verifier checks the bearer tokens of /api/v1.
+	Verifier *auth.Verifier
+	// SigningKey signs the join tokens minted by POST /rooms/{id}/tokens.
+	SigningKey auth.Key
+	// Idempotency stores the responses of POSTs sent with an
+	// Idempotency-Key. nil disables idempotency: the header is ignored.
+	Idempotency IdempotencyStore
+	// Logger receives errors at error level and one line per request at
+	// debug level. nil discards.
+	Logger *slog.Logger
+	// Registry receives the HTTP metrics and is what /metrics serves. nil
+	// uses a private registry.
+	Registry *prometheus.Registry
+	// Ready backs /readyz: nil means always ready.
+	Ready func(context.Context) error
+	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// RateLimit is the sustained requests per second allowed per API key
+	// (token issuer), with bursts of RateBurst (0 means max(1, RateLimit)).
+	// 0 turns rate limiting off.
+	RateLimit float64
+	RateBurst int
+	// MaxTokenTTL caps the ttl of minted join tokens; 0 means 24 hours.
+	MaxTokenTTL time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is the HTTP API. It is an http.Handler.
+type Server struct {
+	cfg     Config
+	engine  *gin.Engine
+	log     *slog.Logger
+	metrics *httpMetrics
+	limiter *rateLimiter
+	tokens  *tokenCache
+	idem    *idempotency
+}
+
+// New validates cfg, fills its defaults and builds the routes.
+func New(cfg Config) (*Server, error) {
+	if cfg.Rooms == nil {
+		return nil, errors.New("httpapi: Config.Rooms is required")
+	}
+	if cfg.Verifier == nil {
+		return nil, errors.New("httpapi: Config.Verifier is required")
+	}
+	if err := cfg.SigningKey.Validate(); err != nil {
+		return nil, fmt.Errorf("httpapi: Config.SigningKey: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxTokenTTL <= 0 {
+		cfg.MaxTokenTTL = 24 * time.Hour
+	}
+	if cfg.RateLimit < 0 {
+		return nil, errors.New("httpapi: Config.RateLimit must not be negative")
+	}
+	if cfg.RateBurst <= 0 {
+		cfg.RateBurst = max(1, int(cfg.RateLimit))
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	m, err := newHTTPMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "httpapi"),
+		metrics: m,
+		tokens:  newTokenCache(tokenCacheSize, cfg.Now),
+	}
+	if cfg.RateLimit > 0 {
+		s.limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Now)
+	}
+	if cfg.Idempotency != nil {
+		s.idem = newIdempotency(cfg.Idempotency, cfg.Now)
+	}
+	s.engine = s.routes()
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+
+func (s *Server) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	// An API answers the path it was asked, with a JSON error if unknown.
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	_ = e.SetTrustedProxies(nil)
+	e.Use(s.recovery, s.observe)
+	e.NoRoute(func(c *gin.Context) {
+		s.abort(c, newAPIError(http.StatusNotFound, codeNotFound, "no such route"))
+	})
+	e.NoMethod(func(c *gin.Context) {
+		s.abort(c, newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "method not allowed on this route"))
+	})
+
+	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
+	e.GET("/api/v1/openapi.json", serveOpenAPI)
+
+	api := e.Group("/api/v1", s.authenticate, s.rateLimit, s.readBody, s.idempotent)
+	api.POST("/rooms", s.handle(s.createRoom))
+	api.GET("/rooms", s.handle(s.listRooms))
+	api.GET("/rooms/:id", s.handle(s.getRoom))
+	api.PATCH("/rooms/:id", s.handle(s.patchRoom))
+	api.DELETE("/rooms/:id", s.handle(s.deleteRoom))
+	api.POST("/rooms/:id/end", s.handle(s.endRoom))
+	api.POST("/rooms/:id/tokens", s.handle(s.createToken))
+	return e
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(c.Request.Context()); err != nil {
+			s.log.Warn("not ready", "err", err)
+			s.abort(c, newAPIError(http.StatusServiceUnavailable, codeNotReady, "not ready"))
+			return
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+// handle adapts a handler that returns an error to gin.
+func (s *Server) handle(h func(*gin.Context) error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := h(c); err != nil {
+			s.abort(c, err)
+		}
+	}
+}
+
+// abort writes err as the error body and stops the chain.
+func (s *Server) abort(c *gin.Context, err error) {
+	ae, unexpected := toAPIError(err)
+	if unexpected {
+		s.log.Error("request failed", "method", c.Request.Method, "route", c.FullPath(), "err", err)
+	}
+	if ae.status == http.StatusTooManyRequests || ae.status == http.StatusServiceUnavailable {
+		// Retry-After is set by the caller where it knows better.
+		if c.Writer.Header().Get("Retry-After") == "" {
+			c.Header("Retry-After", "1")
+		}
+	}
+	writeJSON(c, ae.status, ae.body())
+	c.Abort()
+}
+
+// writeJSON renders v with encoding/json (whose output the tests and the
+// OpenAPI document describe), not gin's pluggable codec.
+func writeJSON(c *gin.Context, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only our own types reach here; a failure is a bug.
+		panic(fmt.Sprintf("httpapi: encode response: %v", err))
+	}
+	c.Data(status, "application/json; charset=utf-8", b)
+}
