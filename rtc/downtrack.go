@@ -1,0 +1,478 @@
+package rtc
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// DefaultQueueSize is the queue length of a DownTrack with a zero QueueSize:
+// about a second of 1.2 Mbps video, or five of Opus.
+const DefaultQueueSize = 256
+
+// DownTrackConfig configures a DownTrack. ID, StreamID and Codec are required.
+type DownTrackConfig struct {
+	// ID and StreamID are the track id and media stream id the subscriber
+	// sees (a=msid).
+	ID, StreamID string
+	// Codec is the codec of the source, Forwarder.Codec().RTPCodecCapability.
+	Codec webrtc.RTPCodecCapability
+	// QueueSize is the number of packets waiting for this subscriber before
+	// the newest are dropped; a power of two. Zero means DefaultQueueSize.
+	QueueSize int
+	// Metrics, when set, counts this down-track.
+	Metrics *Metrics
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// OnFailure is called once if the writer or RTCP goroutine panics; the
+	// panic is recovered and the down-track stops forwarding.
+	OnFailure func(error)
+}
+
+// DownTrack is one subscriber's copy of a track: a webrtc.TrackLocal to add
+// to the subscriber's peer connection (PeerConnection.AddTrack). It gives
+// the subscriber a stream of its own SSRC whose sequence numbers and
+// timestamps stay continuous whatever source feeds it, queues packets for
+// its own writer goroutine, and answers the subscriber's RTCP: keyframe
+// requests go to the source, throttled there; NACKs are answered from the
+// source's packet cache.
+//
+// The DownTrack reads the sender's RTCP itself: the owner must not call
+// ReadRTCP on the RTPSender that carries it.
+type DownTrack struct {
+	id, streamID string
+	codec        webrtc.RTPCodecCapability
+	ckind        codecKind
+	kind         webrtc.RTPCodecType
+	metrics      *Metrics
+	log          *slog.Logger
+	onFailure    func(error)
+	failOnce     sync.Once
+
+	queue    *ring
+	sleeping atomic.Bool   // the writer waits on wake
+	wake     chan struct{} // capacity 1
+	done     chan struct{} // closed by Close
+	writerWG sync.WaitGroup
+
+	source atomic.Pointer[Forwarder]
+	bound  atomic.Pointer[binding]
+	// mapping translates the subscriber's sequence numbers back to the
+	// source's, for NACKs. Written by the writer when the source changes.
+	mapping atomic.Pointer[seqMapping]
+	// wantKeyframe is set when a video packet was dropped for a full
+	// queue; the writer asks the source for a keyframe once it drains.
+	wantKeyframe atomic.Bool
+
+	mu     sync.Mutex // guards the following
+	closed bool
+
+	// Writer goroutine state.
+	w struct {
+		hdr      rtp.Header
+		src      *Forwarder
+		started  bool
+		seqOff   uint16
+		tsOff    uint32
+		lastSeq  uint16
+		lastTS   uint32
+		lastSent time.Time
+	}
+
+	ctr counters
+}
+
+// binding is what Bind learned about the subscriber's sender.
+type binding struct {
+	ctxID  string
+	writer webrtc.TrackLocalWriter
+	rtcp   interceptor.RTCPReader
+	ssrc   uint32
+	pt     uint8
+}
+
+// seqMapping is the offset between a source's sequence numbers and the
+// subscriber's, from firstOut on.
+type seqMapping struct {
+	src      *Forwarder
+	seqOff   uint16
+	tsOff    uint32
+	firstOut uint16
+}
+
+// NewDownTrack returns a DownTrack with its writer goroutine started. Add it
+// to a subscriber's peer connection and give it a source with
+// Forwarder.AddSubscriber.
+func NewDownTrack(cfg DownTrackConfig) (*DownTrack, error) {
+	if cfg.ID == "" || cfg.StreamID == "" || cfg.Codec.MimeType == "" {
+		return nil, fmt.Errorf("%w: down-track needs an id, a stream id and a codec", ErrBadConfig)
+	}
+	var kind webrtc.RTPCodecType
+	switch mt := strings.ToLower(cfg.Codec.MimeType); {
+	case strings.HasPrefix(mt, "audio/"):
+		kind = webrtc.RTPCodecTypeAudio
+	case strings.HasPrefix(mt, "video/"):
+		kind = webrtc.RTPCodecTypeVideo
+	default:
+		return nil, fmt.Errorf("%w: mime type %q", ErrBadConfig, cfg.Codec.MimeType)
+	}
+	if cfg.Codec.ClockRate == 0 {
+		return nil, fmt.Errorf("%w: codec clock rate is zero", ErrBadConfig)
+	}
+	if cfg.QueueSize == 0 {
+		cfg.QueueSize = DefaultQueueSize
+	}
+	if cfg.QueueSize < 0 || cfg.QueueSize&(cfg.QueueSize-1) != 0 {
+		return nil, fmt.Errorf("%w: queue size %d is not a power of two", ErrBadConfig, cfg.QueueSize)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	dt := &DownTrack{
+		id:        cfg.ID,
+		streamID:  cfg.StreamID,
+		codec:     cfg.Codec,
+		ckind:     codecKindOf(cfg.Codec.MimeType),
+		kind:      kind,
+		metrics:   cfg.Metrics,
+		log:       cfg.Logger.With("track", cfg.ID),
+		onFailure: cfg.OnFailure,
+		queue:     newRing(cfg.QueueSize),
+		wake:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
+	}
+	dt.metrics.addDownTrack(dt)
+	dt.writerWG.Add(1)
+	go dt.writeLoop()
+	return dt, nil
+}
+
+// ID implements webrtc.TrackLocal.
+func (dt *DownTrack) ID() string { return dt.id }
+
+// RID implements webrtc.TrackLocal; a down-track is a single stream.
+func (dt *DownTrack) RID() string { return "" }
+
+// StreamID implements webrtc.TrackLocal.
+func (dt *DownTrack) StreamID() string { return dt.streamID }
+
+// Kind implements webrtc.TrackLocal.
+func (dt *DownTrack) Kind() webrtc.RTPCodecType { return dt.kind }
+
+// Codec returns the codec the down-track was made for.
+func (dt *DownTrack) Codec() webrtc.RTPCodecCapability { return dt.codec }
+
+// Source returns the Forwarder feeding dt, or nil.
+func (dt *DownTrack) Source() *Forwarder { return dt.source.Load() }
+
+// Stats returns the packets and bytes sent, drops, NACKs and keyframe requests.
+func (dt *DownTrack) Stats() Stats { return dt.ctr.snapshot() }
+
+// SwitchSource makes src feed dt from now on (a republished track, or
+// another simulcast layer). The subscriber's stream goes on without a jump:
+// the first packet from src follows the last one sent in sequence number
+// and, by the time elapsed, in timestamp. Video resumes at src's next
+// keyframe, which is asked for.
+func (dt *DownTrack) SwitchSource(src *Forwarder) error {
+	return src.AddSubscriber(dt)
+}
+
+// Bind implements webrtc.TrackLocal: pion calls it when the subscriber's
+// sender starts. It picks the negotiated payload type of dt's codec and
+// starts reading the sender's RTCP.
+func (dt *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	dt.mu.Lock()
+	defer dt.mu.Unlock()
+	if dt.closed {
+		return webrtc.RTPCodecParameters{}, ErrClosed
+	}
+	if dt.bound.Load() != nil {
+		return webrtc.RTPCodecParameters{}, ErrAlreadyBound
+	}
+	codec, ok := matchCodec(ctx.CodecParameters(), dt.codec)
+	if !ok {
+		return webrtc.RTPCodecParameters{}, fmt.Errorf("%w: %s", ErrCodecNotNegotiated, dt.codec.MimeType)
+	}
+	b := &binding{
+		ctxID:  ctx.ID(),
+		writer: ctx.WriteStream(),
+		rtcp:   ctx.RTCPReader(),
+		ssrc:   uint32(ctx.SSRC()),
+		pt:     uint8(codec.PayloadType),
+	}
+	dt.bound.Store(b)
+	if b.rtcp != nil {
+		// This goroutine belongs to the sender: it ends when the sender
+		// stops (RemoveTrack, PeerConnection.Close) and its RTCP stream
+		// returns an error.
+		go dt.rtcpLoop(b)
+	}
+	return codec, nil
+}
+
+// Unbind implements webrtc.TrackLocal.
+func (dt *DownTrack) Unbind(ctx webrtc.TrackLocalContext) error {
+	dt.mu.Lock()
+	defer dt.mu.Unlock()
+	if b := dt.bound.Load(); b != nil && b.ctxID == ctx.ID() {
+		dt.bound.Store(nil)
+	}
+	return nil
+}
+
+// matchCodec finds want among the negotiated codecs: the same MIME type and
+// format parameters if offered, else the same MIME type.
+func matchCodec(negotiated []webrtc.RTPCodecParameters, want webrtc.RTPCodecCapability) (webrtc.RTPCodecParameters, bool) {
+	var fallback *webrtc.RTPCodecParameters
+	for i := range negotiated {
+		c := &negotiated[i]
+		if !strings.EqualFold(c.MimeType, want.MimeType) || c.ClockRate != want.ClockRate {
+			continue
+		}
+		if c.SDPFmtpLine == want.SDPFmtpLine {
+			return *c, true
+		}
+		if fallback == nil {
+			fallback = c
+		}
+	}
+	if fallback != nil {
+		return *fallback, true
+	}
+	return webrtc.RTPCodecParameters{}, false
+}
+
+// Close detaches dt from its source and stops its writer, dropping what is
+// queued. The RTCP goroutine ends with the sender (see Bind).
+func (dt *DownTrack) Close() error {
+	dt.mu.Lock()
+	if dt.closed {
+		dt.mu.Unlock()
+		return nil
+	}
+	dt.closed = true
+	dt.mu.Unlock()
+	if src := dt.source.Load(); src != nil {
+		src.RemoveSubscriber(dt)
+	}
+	close(dt.done)
+	dt.writerWG.Wait()
+	dt.metrics.removeDownTrack(dt)
+	return nil
+}
+
+// enqueue is called by a source's read loop; it never blocks.
+func (dt *DownTrack) enqueue(p *packet) bool {
+	if !dt.queue.push(p) {
+		dt.ctr.drops[DropQueueFull].Add(1)
+		if dt.kind == webrtc.RTPCodecTypeVideo {
+			dt.wantKeyframe.Store(true)
+		}
+		return false
+	}
+	// Wake the writer only if it sleeps: a busy writer costs no channel
+	// operation per packet.
+	if dt.sleeping.Load() && dt.sleeping.CompareAndSwap(true, false) {
+		select {
+		case dt.wake <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+func (dt *DownTrack) fail(what string, r any) {
+	err := fmt.Errorf("%w: down-track %s %s: %v", ErrReadLoopPanic, dt.id, what, r)
+	dt.log.Error("down-track panic", "err", err)
+	dt.failOnce.Do(func() {
+		if dt.onFailure != nil {
+			dt.onFailure(err)
+		}
+	})
+}
+
+func (dt *DownTrack) writeLoop() {
+	defer dt.writerWG.Done()
+	defer func() {
+		for p := dt.queue.pop(); p != nil; p = dt.queue.pop() {
+			p.release()
+		}
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			dt.fail("writer", r)
+		}
+	}()
+	for {
+		if p := dt.queue.pop(); p != nil {
+			dt.send(p)
+			p.release()
+			continue
+		}
+		if dt.wantKeyframe.Load() && dt.wantKeyframe.CompareAndSwap(true, false) {
+			if src := dt.source.Load(); src != nil {
+				src.RequestKeyframe()
+			}
+		}
+		dt.sleeping.Store(true)
+		// A packet pushed before sleeping was set saw no sleeper: look again.
+		if !dt.queue.empty() {
+			dt.sleeping.Store(false)
+			continue
+		}
+		select {
+		case <-dt.wake:
+		case <-dt.done:
+			return
+		}
+	}
+}
+
+// send rewrites p's header for this subscriber and writes it. Writer only.
+func (dt *DownTrack) send(p *packet) {
+	b := dt.bound.Load()
+	if b == nil {
+		dt.ctr.drops[DropUnbound].Add(1)
+		return
+	}
+	w := &dt.w
+	if p.src != w.src {
+		if p.src != dt.source.Load() {
+			dt.ctr.drops[DropStaleSource].Add(1)
+			return
+		}
+		if !p.keyframe {
+			dt.ctr.drops[DropWaitKeyframe].Add(1)
+			return
+		}
+		dt.startSource(p)
+	}
+	seq := p.h.seq + w.seqOff
+	ts := p.h.timestamp + w.tsOff
+	if int16(seq-w.lastSeq) > 0 {
+		w.lastSeq, w.lastTS = seq, ts
+		w.lastSent = time.Now()
+	}
+	h := &w.hdr
+	h.Version = 2
+	h.Padding = p.h.padding
+	h.PaddingSize = byte(p.h.end - p.h.payloadEnd)
+	h.Marker = p.h.marker
+	h.PayloadType = b.pt
+	h.SequenceNumber = seq
+	h.Timestamp = ts
+	h.SSRC = b.ssrc
+	if _, err := b.writer.WriteRTP(h, p.payload()); err != nil {
+		dt.ctr.drops[DropWriteError].Add(1)
+		return
+	}
+	dt.ctr.packets.Add(1)
+	dt.ctr.bytes.Add(uint64(p.h.end))
+}
+
+// startSource sets the offsets that continue the subscriber's stream with
+// p, the first packet taken from a new source. Writer only.
+func (dt *DownTrack) startSource(p *packet) {
+	w := &dt.w
+	var nextSeq uint16
+	var nextTS uint32
+	if !w.started {
+		// RFC 3550 wants random initial values.
+		nextSeq = uint16(rand.Uint32())
+		nextTS = rand.Uint32()
+		w.started = true
+	} else {
+		nextSeq = w.lastSeq + 1
+		elapsed := time.Since(w.lastSent)
+		ticks := uint32(elapsed.Seconds() * float64(dt.codec.ClockRate))
+		nextTS = w.lastTS + max(ticks, 1)
+	}
+	w.src = p.src
+	w.seqOff = nextSeq - p.h.seq
+	w.tsOff = nextTS - p.h.timestamp
+	w.lastSeq = nextSeq - 1
+	dt.mapping.Store(&seqMapping{src: p.src, seqOff: w.seqOff, tsOff: w.tsOff, firstOut: nextSeq})
+}
+
+func (dt *DownTrack) rtcpLoop(b *binding) {
+	defer func() {
+		if r := recover(); r != nil {
+			dt.fail("rtcp reader", r)
+		}
+	}()
+	buf := make([]byte, maxPacketSize)
+	resend := make([]byte, maxPacketSize)
+	var hdr rtp.Header
+	fb := rtcpFeedback{nack: func(seq uint16) { dt.answerNACK(b, seq, resend, &hdr) }}
+	for {
+		n, _, err := b.rtcp.Read(buf, nil)
+		if err != nil {
+			return
+		}
+		dt.handleRTCP(b, buf[:n], &fb)
+	}
+}
+
+func (dt *DownTrack) handleRTCP(b *binding, pkt []byte, fb *rtcpFeedback) {
+	fb.pli, fb.fir = 0, 0
+	if n := walkRTCP(pkt, b.ssrc, fb); n > 0 {
+		dt.ctr.nacks.Add(uint64(n))
+	}
+	if fb.pli > 0 {
+		dt.ctr.plis.Add(uint64(fb.pli))
+	}
+	if fb.fir > 0 {
+		dt.ctr.firs.Add(uint64(fb.fir))
+	}
+	if fb.pli+fb.fir > 0 {
+		if src := dt.source.Load(); src != nil {
+			src.RequestKeyframe()
+		}
+	}
+}
+
+// answerNACK resends the packet the subscriber knows as seq, read from the
+// cache of the source it came from, with the header the subscriber saw.
+func (dt *DownTrack) answerNACK(b *binding, seq uint16, buf []byte, hdr *rtp.Header) {
+	m := dt.mapping.Load()
+	// Sequence numbers before the current source started belong to an
+	// earlier source; their mapping is gone.
+	if m == nil || seq-m.firstOut >= 0x8000 {
+		dt.ctr.nackMisses.Add(1)
+		return
+	}
+	n, ok := m.src.cache.Get(seq-m.seqOff, buf)
+	if !ok {
+		dt.ctr.nackMisses.Add(1)
+		return
+	}
+	var h rtpHeader
+	if parseRTP(buf[:n], &h) != nil {
+		dt.ctr.nackMisses.Add(1)
+		return
+	}
+	// The offsets of a source are fixed for as long as it is current, so
+	// the header is the one the subscriber saw the first time.
+	*hdr = rtp.Header{
+		Version:        2,
+		Padding:        h.padding,
+		PaddingSize:    byte(h.end - h.payloadEnd),
+		Marker:         h.marker,
+		PayloadType:    b.pt,
+		SequenceNumber: seq,
+		Timestamp:      h.timestamp + m.tsOff,
+		SSRC:           b.ssrc,
+	}
+	if _, err := b.writer.WriteRTP(hdr, buf[h.payloadStart:h.payloadEnd]); err != nil {
+		return
+	}
+	dt.ctr.retransmits.Add(1)
+}

@@ -1,0 +1,269 @@
+package rtc
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// Engine is the server's one pion API: the codecs and RTCP feedback it
+// negotiates, the interceptors every peer connection runs, and the UDP port
+// they all share.
+type Engine struct {
+	api  *webrtc.API
+	conn net.PacketConn
+	mux  io.Closer
+	cfg  Config
+	log  *slog.Logger
+
+	mu     sync.Mutex // guards closed
+	closed bool
+}
+
+// interceptorSet selects the interceptors an Engine runs; benchmarks use it
+// to measure what each one costs per packet.
+type interceptorSet uint8
+
+const (
+	withNACKGenerator interceptorSet = 1 << iota
+	withReceiverReports
+	withSenderReports
+	withTWCC
+
+	defaultInterceptors = withNACKGenerator | withReceiverReports | withSenderReports | withTWCC
+)
+
+// NewEngine opens the UDP port and builds the pion API.
+func NewEngine(cfg Config) (*Engine, error) {
+	return newEngine(cfg, defaultInterceptors)
+}
+
+func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	m := &webrtc.MediaEngine{}
+	if err := registerCodecs(m); err != nil {
+		return nil, fmt.Errorf("rtc: register codecs: %w", err)
+	}
+	reg := &interceptor.Registry{}
+	if err := registerInterceptors(reg, set); err != nil {
+		return nil, fmt.Errorf("rtc: register interceptors: %w", err)
+	}
+
+	addr := net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.UDPPort))
+	conn, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("rtc: listen on UDP %s: %w", addr, err)
+	}
+	logs := pionLoggerFactory{l: cfg.Logger}
+	mux := webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), conn)
+
+	var s webrtc.SettingEngine
+	s.LoggerFactory = logs
+	s.SetICEUDPMux(mux)
+	// The mux may be bound to 127.0.0.1, which pion leaves out by default.
+	s.SetIncludeLoopbackCandidate(true)
+	// mDNS would open a socket per peer connection; the server's
+	// candidates are plain addresses.
+	s.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if cfg.LoopbackOnly {
+		s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+	if len(cfg.AnnounceIPs) > 0 {
+		err := s.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External:        cfg.AnnounceIPs,
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+			Mode:            webrtc.ICEAddressRewriteReplace,
+		})
+		if err != nil {
+			_ = mux.Close()
+			return nil, fmt.Errorf("%w: announce addresses: %w", ErrBadConfig, err)
+		}
+	}
+	e := &Engine{
+		api: webrtc.NewAPI(
+			webrtc.WithMediaEngine(m),
+			webrtc.WithInterceptorRegistry(reg),
+			webrtc.WithSettingEngine(s),
+		),
+		conn: conn,
+		mux:  mux,
+		cfg:  cfg,
+		log:  cfg.Logger,
+	}
+	e.log.Info("rtc engine listening", "udp", conn.LocalAddr().String(), "announce", cfg.AnnounceIPs)
+	return e, nil
+}
+
+// Video RTCP feedback: NACK for losses, PLI and FIR for keyframes, and
+// transport-cc for the publisher's bandwidth estimate. goog-remb is not
+// offered: Troupe sends no REMB, and browsers prefer transport-cc.
+var videoFeedback = []webrtc.RTCPFeedback{
+	{Type: webrtc.TypeRTCPFBNACK},
+	{Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"},
+	{Type: webrtc.TypeRTCPFBCCM, Parameter: "fir"},
+	{Type: webrtc.TypeRTCPFBTransportCC},
+}
+
+// registerCodecs registers the codecs Troupe forwards. RTX is not offered:
+// retransmissions come on the media SSRC, so one packet cache per track
+// answers every subscriber.
+func registerCodecs(m *webrtc.MediaEngine) error {
+	const h264 = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id="
+	audio := []webrtc.RTPCodecParameters{{
+		RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+			SDPFmtpLine:  "minptime=10;useinbandfec=1",
+			RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}},
+		},
+		PayloadType: 111,
+	}}
+	video := []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, SDPFmtpLine: "profile-id=0"}, PayloadType: 98},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, SDPFmtpLine: "profile-id=2"}, PayloadType: 100},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: h264 + "42001f"}, PayloadType: 102},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: h264 + "42e01f"}, PayloadType: 104},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: h264 + "4d001f"}, PayloadType: 106},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: h264 + "64001f"}, PayloadType: 108},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeAV1, ClockRate: 90000}, PayloadType: 41},
+	}
+	for _, c := range audio {
+		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
+			return err
+		}
+	}
+	for _, c := range video {
+		c.RTCPFeedback = videoFeedback
+		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return err
+		}
+	}
+	exts := []struct {
+		uri  string
+		kind webrtc.RTPCodecType
+	}{
+		// mid lets pion route a publisher's packets that arrive before
+		// their SSRC is known; rid and repaired-rid carry simulcast layers.
+		{sdp.SDESMidURI, webrtc.RTPCodecTypeAudio},
+		{sdp.SDESMidURI, webrtc.RTPCodecTypeVideo},
+		{sdp.SDESRTPStreamIDURI, webrtc.RTPCodecTypeVideo},
+		{sdp.SDESRepairRTPStreamIDURI, webrtc.RTPCodecTypeVideo},
+		{sdp.TransportCCURI, webrtc.RTPCodecTypeAudio},
+		{sdp.TransportCCURI, webrtc.RTPCodecTypeVideo},
+	}
+	for _, x := range exts {
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: x.uri}, x.kind); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// registerInterceptors adds what the server needs per packet and nothing
+// more. Receiving from publishers: NACK generation, receiver reports and
+// transport-cc feedback (the publisher's congestion control). Sending to
+// subscribers: sender reports (lip sync). pion's NACK responder is left out:
+// it copies every packet sent to every subscriber, where the per-track
+// packet cache answers NACKs for all of them with one copy.
+func registerInterceptors(reg *interceptor.Registry, set interceptorSet) error {
+	if set&withNACKGenerator != 0 {
+		gen, err := nack.NewGeneratorInterceptor()
+		if err != nil {
+			return err
+		}
+		reg.Add(gen)
+	}
+	if set&withReceiverReports != 0 {
+		rr, err := report.NewReceiverInterceptor()
+		if err != nil {
+			return err
+		}
+		reg.Add(rr)
+	}
+	if set&withSenderReports != 0 {
+		sr, err := report.NewSenderInterceptor()
+		if err != nil {
+			return err
+		}
+		reg.Add(sr)
+	}
+	if set&withTWCC != 0 {
+		tw, err := twcc.NewSenderInterceptor()
+		if err != nil {
+			return err
+		}
+		reg.Add(tw)
+	}
+	return nil
+}
+
+// API returns the pion API, for callers that need more than
+// NewPeerConnection.
+func (e *Engine) API() *webrtc.API { return e.api }
+
+// LocalAddr returns the address of the shared UDP port.
+func (e *Engine) LocalAddr() net.Addr { return e.conn.LocalAddr() }
+
+// NewPeerConnection returns a peer connection on the shared UDP port, with
+// every media in one bundle.
+func (e *Engine) NewPeerConnection() (*webrtc.PeerConnection, error) {
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return nil, ErrEngineClosed
+	}
+	pc, err := e.api.NewPeerConnection(webrtc.Configuration{
+		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
+		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rtc: new peer connection: %w", err)
+	}
+	return pc, nil
+}
+
+// ICEServers returns the STUN and TURN servers to hand to clients.
+func (e *Engine) ICEServers() []webrtc.ICEServer {
+	var out []webrtc.ICEServer
+	for _, u := range e.cfg.ICEURLs {
+		s := webrtc.ICEServer{URLs: []string{u}}
+		if scheme, _, _ := strings.Cut(u, ":"); scheme == "turn" || scheme == "turns" {
+			s.Username = e.cfg.TURNUsername
+			s.Credential = e.cfg.TURNCredential
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Close closes the shared UDP port. Close the peer connections first: once
+// the port is gone they can no longer send or receive.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	if err := e.mux.Close(); err != nil {
+		return fmt.Errorf("rtc: close UDP mux: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,30 @@
+package rtc
+
+import "errors"
+
+var (
+	// ErrBadConfig wraps every Config validation failure.
+	ErrBadConfig = errors.New("rtc: invalid config")
+	// ErrEngineClosed is returned by an Engine after Close.
+	ErrEngineClosed = errors.New("rtc: engine closed")
+	// ErrClosed is returned by a Forwarder or DownTrack after Close.
+	ErrClosed = errors.New("rtc: closed")
+	// ErrAlreadyBound is returned when a DownTrack is added to a second
+	// sender; each subscriber needs its own DownTrack.
+	ErrAlreadyBound = errors.New("rtc: down-track already bound")
+	// ErrCodecNotNegotiated is returned by Bind when the subscriber's peer
+	// connection did not accept the track's codec.
+	ErrCodecNotNegotiated = errors.New("rtc: codec not negotiated")
+	// ErrCodecMismatch is returned when a DownTrack is given a source whose
+	// codec differs from its own.
+	ErrCodecMismatch = errors.New("rtc: codec mismatch")
+	// ErrKindMismatch is returned when a Forwarder is given a DownTrack of
+	// the other media kind.
+	ErrKindMismatch = errors.New("rtc: media kind mismatch")
+	// ErrReadLoopPanic wraps a panic recovered in a read loop or writer.
+	ErrReadLoopPanic = errors.New("rtc: panic in media goroutine")
+
+	errShortPacket = errors.New("rtc: packet too short")
+	errBadVersion  = errors.New("rtc: not RTP version 2")
+	errBadPadding  = errors.New("rtc: bad RTP padding")
+)

@@ -1,0 +1,345 @@
+package rtc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/troupe-media/troupe/rtc/packetcache"
+)
+
+// Defaults for a zero ForwarderConfig.
+const (
+	DefaultKeyframeInterval = 500 * time.Millisecond
+	DefaultVideoCacheSlots  = 512
+	DefaultAudioCacheSlots  = 64
+)
+
+// maxReadErrors is how many consecutive non-fatal read errors end a read
+// loop: a stream that returns nothing but errors is broken.
+const maxReadErrors = 100
+
+// TrackReader is what a Forwarder reads from: *webrtc.TrackRemote.
+type TrackReader interface {
+	Read(b []byte) (int, interceptor.Attributes, error)
+	SetReadDeadline(t time.Time) error
+	SSRC() webrtc.SSRC
+	Kind() webrtc.RTPCodecType
+	Codec() webrtc.RTPCodecParameters
+}
+
+// RTCPWriter sends RTCP to the publisher: *webrtc.PeerConnection.
+type RTCPWriter interface {
+	WriteRTCP(pkts []rtcp.Packet) error
+}
+
+// ForwarderConfig configures a Forwarder. Track and RTCP are required.
+type ForwarderConfig struct {
+	// Track is the published track, as given by PeerConnection.OnTrack.
+	Track TrackReader
+	// RTCP is the publisher's peer connection, used for keyframe requests.
+	RTCP RTCPWriter
+	// KeyframeInterval is the least time between two keyframe requests to
+	// the publisher, whatever the number of subscribers asking.
+	// Zero means DefaultKeyframeInterval.
+	KeyframeInterval time.Duration
+	// CacheSlots is the number of recent packets kept to answer NACKs, a
+	// power of two. Zero means DefaultVideoCacheSlots for video and
+	// DefaultAudioCacheSlots for audio.
+	CacheSlots int
+	// Metrics, when set, counts this track.
+	Metrics *Metrics
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// OnFailure is called once, from the read loop's goroutine, when the
+	// read loop panics. The panic is recovered and the loop ends; the
+	// owner removes that participant alone.
+	OnFailure func(error)
+}
+
+// Forwarder owns the read loop of one published track and writes every
+// packet to the down-tracks that subscribe to it.
+type Forwarder struct {
+	track     TrackReader
+	rtcpw     RTCPWriter
+	codec     webrtc.RTPCodecParameters
+	ckind     codecKind
+	kind      webrtc.RTPCodecType
+	ssrc      uint32
+	cache     *packetcache.Cache
+	interval  int64 // nanoseconds
+	metrics   *Metrics
+	log       *slog.Logger
+	onFailure func(error)
+	now       func() int64 // unix nanoseconds; replaced in tests
+
+	// subs is the subscriber set, replaced as a whole under mu and read
+	// without a lock by the read loop.
+	subs atomic.Pointer[[]*DownTrack]
+
+	mu     sync.Mutex // guards the following, and serializes changes to subs
+	closed bool
+
+	lastKeyframeRequest atomic.Int64
+	closing             atomic.Bool
+	done                chan struct{}
+	err                 error // set before done is closed
+	ctr                 counters
+}
+
+// NewForwarder starts the read loop of cfg.Track.
+func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
+	if cfg.Track == nil || cfg.RTCP == nil {
+		return nil, fmt.Errorf("%w: forwarder needs a track and an RTCP writer", ErrBadConfig)
+	}
+	if cfg.KeyframeInterval <= 0 {
+		cfg.KeyframeInterval = DefaultKeyframeInterval
+	}
+	kind := cfg.Track.Kind()
+	if cfg.CacheSlots == 0 {
+		cfg.CacheSlots = DefaultVideoCacheSlots
+		if kind == webrtc.RTPCodecTypeAudio {
+			cfg.CacheSlots = DefaultAudioCacheSlots
+		}
+	}
+	cache, err := packetcache.New(packetcache.Config{Slots: cfg.CacheSlots, MaxPacketSize: maxPacketSize})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	codec := cfg.Track.Codec()
+	f := &Forwarder{
+		track:     cfg.Track,
+		rtcpw:     cfg.RTCP,
+		codec:     codec,
+		ckind:     codecKindOf(codec.MimeType),
+		kind:      kind,
+		ssrc:      uint32(cfg.Track.SSRC()),
+		cache:     cache,
+		interval:  int64(cfg.KeyframeInterval),
+		metrics:   cfg.Metrics,
+		log:       cfg.Logger.With("ssrc", uint32(cfg.Track.SSRC()), "codec", codec.MimeType),
+		onFailure: cfg.OnFailure,
+		now:       func() int64 { return time.Now().UnixNano() },
+		done:      make(chan struct{}),
+	}
+	f.subs.Store(&[]*DownTrack{})
+	f.metrics.addForwarder(f)
+	go f.readLoop()
+	return f, nil
+}
+
+// Codec returns the track's codec; DownTracks for it are made with
+// Codec().RTPCodecCapability.
+func (f *Forwarder) Codec() webrtc.RTPCodecParameters { return f.codec }
+
+// Kind returns audio or video.
+func (f *Forwarder) Kind() webrtc.RTPCodecType { return f.kind }
+
+// Stats returns the packets and bytes received and the keyframe requests sent.
+func (f *Forwarder) Stats() Stats { return f.ctr.snapshot() }
+
+// Done is closed when the read loop has ended: the publisher's track ended,
+// the Forwarder was closed, or the loop failed (see Err).
+func (f *Forwarder) Done() <-chan struct{} { return f.done }
+
+// Err returns why the read loop ended: nil for the end of the track or
+// Close, an error wrapping ErrReadLoopPanic after a panic. Valid after Done.
+func (f *Forwarder) Err() error {
+	<-f.done
+	return f.err
+}
+
+// Subscribers returns the current number of down-tracks.
+func (f *Forwarder) Subscribers() int { return len(*f.subs.Load()) }
+
+// AddSubscriber makes dt receive this track. If dt had another source it
+// leaves it: its stream continues from this one without a gap in sequence
+// numbers or timestamps. A keyframe is asked of the publisher so that the
+// new subscriber can start decoding.
+func (f *Forwarder) AddSubscriber(dt *DownTrack) error {
+	if dt.kind != f.kind {
+		return ErrKindMismatch
+	}
+	if !strings.EqualFold(dt.codec.MimeType, f.codec.MimeType) {
+		return fmt.Errorf("%w: down-track %s, source %s", ErrCodecMismatch, dt.codec.MimeType, f.codec.MimeType)
+	}
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return ErrClosed
+	}
+	// The source is set before dt joins the set, so that none of this
+	// source's packets is taken for a stale one.
+	prev := dt.source.Swap(f)
+	old := *f.subs.Load()
+	found := false
+	for _, d := range old {
+		found = found || d == dt
+	}
+	if !found {
+		next := make([]*DownTrack, len(old), len(old)+1)
+		copy(next, old)
+		next = append(next, dt)
+		f.subs.Store(&next)
+	}
+	f.mu.Unlock()
+	if prev != nil && prev != f {
+		prev.removeFromSet(dt)
+	}
+	f.RequestKeyframe()
+	return nil
+}
+
+// RemoveSubscriber stops forwarding to dt. Packets already queued for dt
+// are still sent.
+func (f *Forwarder) RemoveSubscriber(dt *DownTrack) {
+	dt.source.CompareAndSwap(f, nil)
+	f.removeFromSet(dt)
+}
+
+func (f *Forwarder) removeFromSet(dt *DownTrack) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old := *f.subs.Load()
+	next := make([]*DownTrack, 0, len(old))
+	for _, d := range old {
+		if d != dt {
+			next = append(next, d)
+		}
+	}
+	if len(next) != len(old) {
+		f.subs.Store(&next)
+	}
+}
+
+// RequestKeyframe sends a PLI to the publisher unless one was sent less
+// than KeyframeInterval ago. It reports whether a PLI was sent.
+func (f *Forwarder) RequestKeyframe() bool {
+	if f.kind != webrtc.RTPCodecTypeVideo || f.closing.Load() {
+		return false
+	}
+	now := f.now()
+	last := f.lastKeyframeRequest.Load()
+	if last != 0 && now-last < f.interval {
+		return false
+	}
+	if !f.lastKeyframeRequest.CompareAndSwap(last, now) {
+		return false // another subscriber's request won
+	}
+	if err := f.rtcpw.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: f.ssrc}}); err != nil {
+		f.log.Debug("keyframe request failed", "err", err)
+		return false
+	}
+	f.ctr.keyframeRequests.Add(1)
+	return true
+}
+
+// Close ends the read loop, waits for it, and detaches every subscriber;
+// the down-tracks stay usable with another source.
+func (f *Forwarder) Close() error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		<-f.done
+		return nil
+	}
+	f.closed = true
+	f.closing.Store(true)
+	subs := *f.subs.Load()
+	f.subs.Store(&[]*DownTrack{})
+	f.mu.Unlock()
+	for _, dt := range subs {
+		dt.source.CompareAndSwap(f, nil)
+	}
+	// Unblock the read; the loop sees closing and ends.
+	err := f.track.SetReadDeadline(time.Unix(1, 0))
+	<-f.done
+	f.metrics.removeForwarder(f)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
+		return fmt.Errorf("rtc: stop read loop: %w", err)
+	}
+	return nil
+}
+
+func (f *Forwarder) readLoop() {
+	defer close(f.done)
+	defer func() {
+		if r := recover(); r != nil {
+			f.err = fmt.Errorf("%w: read loop: %v", ErrReadLoopPanic, r)
+			f.log.Error("read loop panic", "err", f.err)
+			if f.onFailure != nil {
+				f.onFailure(f.err)
+			}
+		}
+	}()
+	errs := 0
+	for {
+		p := getPacket()
+		n, _, err := f.track.Read(p.buf[:])
+		if err != nil {
+			packetPool.Put(p)
+			if f.closing.Load() || isEOF(err) {
+				return
+			}
+			// A packet pion could not make sense of (an unknown payload
+			// type, say): drop it and read on.
+			f.ctr.drops[DropMalformed].Add(1)
+			if errs++; errs >= maxReadErrors {
+				f.log.Warn("read loop ends after repeated errors", "err", err)
+				return
+			}
+			continue
+		}
+		errs = 0
+		f.forward(p, n)
+	}
+}
+
+func isEOF(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// forward hands p, holding n bytes, to every subscriber. It owns p: the
+// packet is released here or by the down-tracks. This is the per-packet
+// path: no lock, no channel send unless a writer sleeps, no allocation.
+func (f *Forwarder) forward(p *packet, n int) {
+	if err := parseRTP(p.buf[:n], &p.h); err != nil {
+		f.ctr.drops[DropMalformed].Add(1)
+		packetPool.Put(p)
+		return
+	}
+	if p.h.payloadType != uint8(f.codec.PayloadType) {
+		f.ctr.drops[DropPayloadType].Add(1)
+		packetPool.Put(p)
+		return
+	}
+	p.keyframe = startsKeyframe(f.ckind, p.payload())
+	p.src = f
+	f.ctr.packets.Add(1)
+	f.ctr.bytes.Add(uint64(n))
+	f.cache.Store(p.h.seq, p.buf[:n])
+
+	subs := *f.subs.Load()
+	p.refs.Store(int32(len(subs)) + 1)
+	for _, dt := range subs {
+		if !dt.enqueue(p) {
+			p.refs.Add(-1) // cannot reach zero: this function holds a reference
+		}
+	}
+	p.release()
+}

@@ -1,0 +1,332 @@
+package rtc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// fixture is a Forwarder fed by a chanTrack, with down-tracks bound to
+// memory.
+type fixture struct {
+	t     *testing.T
+	track *chanTrack
+	rtcp  *rtcpSink
+	f     *Forwarder
+}
+
+func newFixture(t *testing.T, codec webrtc.RTPCodecParameters) *fixture {
+	t.Helper()
+	fx := &fixture{t: t, track: newChanTrack(codec), rtcp: &rtcpSink{}}
+	f, err := NewForwarder(ForwarderConfig{Track: fx.track, RTCP: fx.rtcp, CacheSlots: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.f = f
+	t.Cleanup(func() { _ = f.Close() })
+	return fx
+}
+
+func (fx *fixture) downTrack(ctx *memContext, queue int) *DownTrack {
+	fx.t.Helper()
+	dt, err := NewDownTrack(DownTrackConfig{ID: ctx.id, StreamID: "s", Codec: fx.f.Codec().RTPCodecCapability, QueueSize: queue})
+	if err != nil {
+		fx.t.Fatal(err)
+	}
+	fx.t.Cleanup(func() { _ = dt.Close() })
+	if ctx.codecs == nil {
+		ctx.codecs = []webrtc.RTPCodecParameters{fx.f.Codec()}
+	}
+	if _, err := dt.Bind(ctx); err != nil {
+		fx.t.Fatal(err)
+	}
+	return dt
+}
+
+func TestForwardRewritesHeaders(t *testing.T) {
+	fx := newFixture(t, vp8Codec)
+	// The subscriber negotiated VP8 under another payload type.
+	sub := &memContext{id: "a", ssrc: 999, record: true, codecs: []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: opusCodec.RTPCodecCapability, PayloadType: 111},
+		{RTPCodecCapability: vp8Codec.RTPCodecCapability, PayloadType: 120},
+	}}
+	dt := fx.downTrack(sub, 0)
+	if err := fx.f.AddSubscriber(dt); err != nil {
+		t.Fatal(err)
+	}
+	// Two delta packets are held back: the subscriber starts at a keyframe.
+	for i := 0; i < 12; i++ {
+		fx.track.in <- rawRTP(t, 96, uint16(65530+i), uint32(1000+3000*i), i == 2, counterBody(uint32(i), 40))
+	}
+	waitFor(t, time.Second, "10 packets", func() bool { return sub.count() == 10 })
+	got := sub.sent()
+	for k, p := range got {
+		if p.hdr.SSRC != 999 || p.hdr.PayloadType != 120 {
+			t.Fatalf("packet %d: ssrc %d pt %d, want 999 and 120", k, p.hdr.SSRC, p.hdr.PayloadType)
+		}
+		if k > 0 {
+			if d := p.hdr.SequenceNumber - got[k-1].hdr.SequenceNumber; d != 1 {
+				t.Errorf("packet %d: sequence step %d", k, d)
+			}
+			if d := p.hdr.Timestamp - got[k-1].hdr.Timestamp; d != 3000 {
+				t.Errorf("packet %d: timestamp step %d", k, d)
+			}
+		}
+		if i, ok := checkCounterBody(p.payload[2:]); !ok || i != uint32(k+2) {
+			t.Errorf("packet %d: payload counter %d intact=%v", k, i, ok)
+		}
+	}
+	if s := dt.Stats(); s.Dropped(DropWaitKeyframe) != 2 || s.Packets != 10 {
+		t.Errorf("stats %+v: want 10 packets and 2 wait_keyframe drops", s)
+	}
+	if s := fx.f.Stats(); s.Packets != 12 {
+		t.Errorf("forwarder counted %d packets, want 12", s.Packets)
+	}
+}
+
+func TestSwitchSourceKeepsStreamContinuous(t *testing.T) {
+	a := newFixture(t, vp8Codec)
+	b := newFixture(t, vp8Codec)
+	sub := &memContext{id: "s", ssrc: 5, record: true}
+	dt := a.downTrack(sub, 0)
+	if err := dt.SwitchSource(a.f); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		a.track.in <- rawRTP(t, 96, uint16(100+i), uint32(1000+3000*i), i == 0, counterBody(uint32(i), 20))
+	}
+	waitFor(t, time.Second, "first source", func() bool { return sub.count() == 5 })
+	time.Sleep(20 * time.Millisecond)
+
+	if err := dt.SwitchSource(b.f); err != nil {
+		t.Fatal(err)
+	}
+	if dt.Source() != b.f || a.f.Subscribers() != 0 || b.f.Subscribers() != 1 {
+		t.Fatalf("after switch: source %p, subscribers %d/%d", dt.Source(), a.f.Subscribers(), b.f.Subscribers())
+	}
+	// Sequence numbers and timestamps far from the first source's.
+	for i := 0; i < 5; i++ {
+		b.track.in <- rawRTP(t, 96, uint16(40000+i), uint32(7_000_000+3000*i), i == 0, counterBody(uint32(100+i), 20))
+	}
+	waitFor(t, time.Second, "second source", func() bool { return sub.count() == 10 })
+	got := sub.sent()
+	for k := 1; k < len(got); k++ {
+		if d := got[k].hdr.SequenceNumber - got[k-1].hdr.SequenceNumber; d != 1 {
+			t.Errorf("packet %d: sequence step %d", k, d)
+		}
+		if d := int32(got[k].hdr.Timestamp - got[k-1].hdr.Timestamp); d <= 0 || d > 90000 {
+			t.Errorf("packet %d: timestamp step %d", k, d)
+		}
+	}
+	// 20 ms passed between the sources: the timestamp gap says so.
+	if d := got[5].hdr.Timestamp - got[4].hdr.Timestamp; d < 20*90 {
+		t.Errorf("timestamp gap across the switch %d, want at least %d", d, 20*90)
+	}
+	// A switch to another codec is refused.
+	op := newFixture(t, opusCodec)
+	if err := dt.SwitchSource(op.f); !errors.Is(err, ErrKindMismatch) {
+		t.Errorf("switch to audio: %v, want ErrKindMismatch", err)
+	}
+}
+
+func TestSlowSubscriberDropsAlone(t *testing.T) {
+	fx := newFixture(t, vp8Codec)
+	slow := &memContext{id: "slow", ssrc: 1, block: make(chan struct{})}
+	dtSlow := fx.downTrack(slow, 16)
+	if err := fx.f.AddSubscriber(dtSlow); err != nil {
+		t.Fatal(err)
+	}
+	var fast []*memContext
+	for i := 0; i < 3; i++ {
+		m := &memContext{id: string(rune('a' + i)), ssrc: webrtc.SSRC(10 + i)}
+		if err := fx.f.AddSubscriber(fx.downTrack(m, 16)); err != nil {
+			t.Fatal(err)
+		}
+		fast = append(fast, m)
+	}
+	const n = 400
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		fx.track.in <- rawRTP(t, 96, uint16(i), uint32(i*3000), i == 0, counterBody(uint32(i), 100))
+		if i%8 == 7 {
+			// Let the fast writers keep up with their 16-packet queues.
+			for _, m := range fast {
+				waitFor(t, time.Second, "fast subscriber", func() bool { return m.count() == i+1 })
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	for _, m := range fast {
+		waitFor(t, time.Second, "fast subscribers", func() bool { return m.count() == n })
+	}
+	s := dtSlow.Stats()
+	if s.Dropped(DropQueueFull) < n-17 {
+		t.Errorf("slow subscriber dropped %d for a full queue, want at least %d", s.Dropped(DropQueueFull), n-17)
+	}
+	if elapsed > 5*time.Second {
+		t.Errorf("publisher took %v for %d packets: the slow subscriber held it up", elapsed, n)
+	}
+	close(slow.block)
+	// Once its queue drains, the slow video subscriber asks for a keyframe.
+	waitFor(t, time.Second, "keyframe request after drain", func() bool { return fx.f.Stats().KeyframeRequests >= 1 })
+}
+
+func TestKeyframeRequestsThrottled(t *testing.T) {
+	fx := newFixture(t, vp8Codec)
+	var now int64 = 1e9
+	fx.f.now = func() int64 { return now }
+	if !fx.f.RequestKeyframe() {
+		t.Fatal("first request not sent")
+	}
+	for i := 0; i < 5; i++ {
+		now += int64(100 * time.Millisecond)
+		if fx.f.RequestKeyframe() != (i == 4) {
+			t.Errorf("request at +%dms: sent=%v", (i+1)*100, !(i == 4))
+		}
+	}
+	if got := fx.rtcp.count(); got != 2 {
+		t.Errorf("%d PLIs sent, want 2", got)
+	}
+	// Audio has no keyframes to ask for.
+	op := newFixture(t, opusCodec)
+	if op.f.RequestKeyframe() {
+		t.Error("keyframe requested for audio")
+	}
+}
+
+func TestNACKAnsweredFromCache(t *testing.T) {
+	fx := newFixture(t, vp8Codec)
+	sub := &memContext{id: "n", ssrc: 77, record: true, rtcp: make(chan []byte)}
+	dt := fx.downTrack(sub, 0)
+	if err := fx.f.AddSubscriber(dt); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		fx.track.in <- rawRTP(t, 96, uint16(500+i), uint32(3000*i), i == 0, counterBody(uint32(i), 30))
+	}
+	waitFor(t, time.Second, "20 packets", func() bool { return sub.count() == 20 })
+	first := sub.sent()
+	want := first[7]
+
+	// One NACK for the 8th packet and one for a packet never sent, then a
+	// PLI, all in one compound packet.
+	nackPkt, err := rtcp.Marshal([]rtcp.Packet{
+		&rtcp.TransportLayerNack{MediaSSRC: 77, Nacks: []rtcp.NackPair{{PacketID: want.hdr.SequenceNumber}}},
+		&rtcp.TransportLayerNack{MediaSSRC: 77, Nacks: []rtcp.NackPair{{PacketID: want.hdr.SequenceNumber + 1000}}},
+		&rtcp.PictureLossIndication{MediaSSRC: 77},
+		&rtcp.PictureLossIndication{MediaSSRC: 12345}, // someone else's
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.rtcp <- nackPkt
+	waitFor(t, time.Second, "retransmission", func() bool { return sub.count() == 21 })
+	got := sub.sent()[20]
+	if got.hdr.SequenceNumber != want.hdr.SequenceNumber || got.hdr.Timestamp != want.hdr.Timestamp ||
+		got.hdr.SSRC != want.hdr.SSRC || !bytes.Equal(got.payload, want.payload) {
+		t.Errorf("retransmitted %+v, want %+v", got.hdr, want.hdr)
+	}
+	waitFor(t, time.Second, "stats", func() bool { return dt.Stats().PLIs == 1 })
+	s := dt.Stats()
+	if s.NACKs != 2 || s.Retransmits != 1 || s.NACKMisses != 1 {
+		t.Errorf("stats %+v: want 2 NACKs, 1 retransmit, 1 miss", s)
+	}
+	close(sub.rtcp)
+}
+
+// panicTrack panics on its first read, as a bug in a read loop would.
+type panicTrack struct{ *chanTrack }
+
+func (p panicTrack) Read([]byte) (int, interceptor.Attributes, error) { panic("boom") }
+
+func TestReadLoopPanicIsReported(t *testing.T) {
+	failed := make(chan error, 1)
+	f, err := NewForwarder(ForwarderConfig{
+		Track:     panicTrack{newChanTrack(vp8Codec)},
+		RTCP:      &rtcpSink{},
+		OnFailure: func(err error) { failed <- err },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-failed:
+		if !errors.Is(err, ErrReadLoopPanic) {
+			t.Errorf("OnFailure(%v), want ErrReadLoopPanic", err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("OnFailure not called")
+	}
+	<-f.Done()
+	if !errors.Is(f.Err(), ErrReadLoopPanic) {
+		t.Errorf("Err() = %v", f.Err())
+	}
+	if err := f.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestBadInputChangesNothing(t *testing.T) {
+	fx := newFixture(t, vp8Codec)
+	sub := &memContext{id: "x", ssrc: 1}
+	if err := fx.f.AddSubscriber(fx.downTrack(sub, 0)); err != nil {
+		t.Fatal(err)
+	}
+	good := rawRTP(t, 96, 1, 1, true, counterBody(1, 10))
+	pad := append([]byte(nil), good...)
+	pad[0] |= 0x20
+	pad[len(pad)-1] = 200 // more padding than packet
+	ext := append([]byte(nil), good[:12]...)
+	ext[0] |= 0x10
+	ext = binary.BigEndian.AppendUint32(ext, 0xbede00ff) // 255 words of extension, absent
+	for _, bad := range [][]byte{{}, {0x80}, good[:11], pad, ext, rawRTP(t, 97, 2, 2, true, nil)} {
+		fx.track.in <- bad
+	}
+	fx.track.in <- good
+	waitFor(t, time.Second, "the good packet", func() bool { return sub.count() == 1 })
+	s := fx.f.Stats()
+	if s.Dropped(DropMalformed) != 5 || s.Dropped(DropPayloadType) != 1 || s.Packets != 1 {
+		t.Errorf("stats %+v: want 5 malformed, 1 payload type, 1 packet", s)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	if _, err := NewForwarder(ForwarderConfig{}); !errors.Is(err, ErrBadConfig) {
+		t.Errorf("NewForwarder({}) = %v", err)
+	}
+	for _, cfg := range []DownTrackConfig{
+		{},
+		{ID: "a", StreamID: "b", Codec: webrtc.RTPCodecCapability{MimeType: "text/plain", ClockRate: 1}},
+		{ID: "a", StreamID: "b", Codec: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}},
+		{ID: "a", StreamID: "b", Codec: vp8Codec.RTPCodecCapability, QueueSize: 100},
+	} {
+		if _, err := NewDownTrack(cfg); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("NewDownTrack(%+v) = %v", cfg, err)
+		}
+	}
+	dt, err := NewDownTrack(DownTrackConfig{ID: "a", StreamID: "b", Codec: vp8Codec.RTPCodecCapability})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dt.Close()
+	if _, err := dt.Bind(&memContext{id: "c", codecs: []webrtc.RTPCodecParameters{opusCodec}}); !errors.Is(err, ErrCodecNotNegotiated) {
+		t.Errorf("Bind without VP8 = %v", err)
+	}
+	if _, err := dt.Bind(&memContext{id: "c", codecs: []webrtc.RTPCodecParameters{vp8Codec}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dt.Bind(&memContext{id: "d", codecs: []webrtc.RTPCodecParameters{vp8Codec}}); !errors.Is(err, ErrAlreadyBound) {
+		t.Errorf("second Bind = %v", err)
+	}
+}

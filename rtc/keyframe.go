@@ -1,0 +1,145 @@
+package rtc
+
+import (
+	"encoding/binary"
+	"strings"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// codecKind tells the forwarder how to find keyframes in a codec's payload.
+type codecKind uint8
+
+const (
+	codecOther codecKind = iota // audio and unknown codecs: every packet decodes
+	codecVP8
+	codecVP9
+	codecH264
+	codecAV1
+)
+
+func codecKindOf(mimeType string) codecKind {
+	switch {
+	case strings.EqualFold(mimeType, webrtc.MimeTypeVP8):
+		return codecVP8
+	case strings.EqualFold(mimeType, webrtc.MimeTypeVP9):
+		return codecVP9
+	case strings.EqualFold(mimeType, webrtc.MimeTypeH264):
+		return codecH264
+	case strings.EqualFold(mimeType, webrtc.MimeTypeAV1):
+		return codecAV1
+	}
+	return codecOther
+}
+
+// startsKeyframe reports whether payload is the first packet of a frame a
+// decoder can start from. A down-track that joins or changes source waits
+// for one, since the frames before it cannot be decoded anyway.
+func startsKeyframe(kind codecKind, payload []byte) bool {
+	switch kind {
+	case codecVP8:
+		return vp8Keyframe(payload)
+	case codecVP9:
+		return vp9Keyframe(payload)
+	case codecH264:
+		return h264Keyframe(payload)
+	case codecAV1:
+		// RFC-draft AV1 RTP: the N bit marks the first packet of a coded
+		// video sequence, which starts with a key frame.
+		return len(payload) > 0 && payload[0]&0x08 != 0
+	}
+	return true
+}
+
+// vp8Keyframe reads the payload descriptor of RFC 7741 section 4.2, then the
+// P bit of the VP8 frame header, which is 0 for a key frame.
+func vp8Keyframe(p []byte) bool {
+	if len(p) < 1 {
+		return false
+	}
+	start, pid := p[0]&0x10 != 0, p[0]&0x07
+	if !start || pid != 0 {
+		return false
+	}
+	i := 1
+	if p[0]&0x80 != 0 { // X: extension byte
+		if len(p) <= i {
+			return false
+		}
+		x := p[i]
+		i++
+		if x&0x80 != 0 { // I: picture id, 7 or 15 bits
+			if len(p) <= i {
+				return false
+			}
+			if p[i]&0x80 != 0 {
+				i++
+			}
+			i++
+		}
+		if x&0x40 != 0 { // L: TL0PICIDX
+			i++
+		}
+		if x&0x30 != 0 { // T or K: TID/KEYIDX byte
+			i++
+		}
+	}
+	return len(p) > i && p[i]&0x01 == 0
+}
+
+// vp9Keyframe reads the payload descriptor of RFC 9628: a packet that begins
+// a frame (B) that is not inter-predicted (P clear) in spatial layer 0.
+func vp9Keyframe(p []byte) bool {
+	if len(p) < 1 {
+		return false
+	}
+	d := p[0]
+	if d&0x08 == 0 || d&0x40 != 0 { // B clear or P set
+		return false
+	}
+	i := 1
+	if d&0x80 != 0 { // I: picture id
+		if len(p) <= i {
+			return false
+		}
+		if p[i]&0x80 != 0 {
+			i++
+		}
+		i++
+	}
+	if d&0x20 != 0 { // L: layer indices, SID in bits 3..1
+		if len(p) <= i {
+			return false
+		}
+		return (p[i]>>1)&0x07 == 0
+	}
+	return true
+}
+
+// h264Keyframe looks for an IDR slice or a sequence parameter set at the
+// start of the packet (RFC 6184: single NAL unit, STAP-A, or the first
+// fragment of an FU-A).
+func h264Keyframe(p []byte) bool {
+	if len(p) < 1 {
+		return false
+	}
+	switch t := p[0] & 0x1f; {
+	case t == 5 || t == 7:
+		return true
+	case t == 24: // STAP-A: 16-bit sizes, each followed by a NAL unit
+		for i := 1; i+2 < len(p); {
+			size := int(binary.BigEndian.Uint16(p[i:]))
+			i += 2
+			if size == 0 || i+size > len(p) {
+				return false
+			}
+			if nt := p[i] & 0x1f; nt == 5 || nt == 7 {
+				return true
+			}
+			i += size
+		}
+	case t == 28: // FU-A: start bit and the fragmented NAL's type
+		return len(p) > 1 && p[1]&0x80 != 0 && (p[1]&0x1f == 5 || p[1]&0x1f == 7)
+	}
+	return false
+}

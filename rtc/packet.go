@@ -1,0 +1,104 @@
+package rtc
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// maxPacketSize bounds one received RTP packet. pion reads at most its
+// receive MTU (1460 bytes by default), so nothing larger arrives.
+const maxPacketSize = 1500
+
+// packet is one received RTP packet shared by every down-track it goes to:
+// the bytes are never copied per subscriber. Each holder keeps a reference;
+// the last to release it puts it back in the pool.
+type packet struct {
+	buf      [maxPacketSize]byte
+	h        rtpHeader
+	keyframe bool
+	src      *Forwarder
+	refs     atomic.Int32
+}
+
+var packetPool = sync.Pool{New: func() any { return new(packet) }}
+
+func getPacket() *packet {
+	return packetPool.Get().(*packet)
+}
+
+func (p *packet) payload() []byte { return p.buf[p.h.payloadStart:p.h.payloadEnd] }
+
+func (p *packet) release() {
+	if p.refs.Add(-1) == 0 {
+		p.src = nil
+		packetPool.Put(p)
+	}
+}
+
+// ring is a bounded lock-free queue of packets (Vyukov's bounded queue):
+// several producers may push (during a source switch the old and the new
+// source both do for a moment), one consumer pops. A full ring refuses the
+// push, which is how a slow subscriber's packets are dropped without
+// holding up anyone else.
+type ring struct {
+	mask  uint64
+	slots []ringSlot
+	head  atomic.Uint64 // next position to push
+	_     [56]byte      // keep producers' and consumer's counters on separate cache lines
+	tail  uint64        // next position to pop; consumer only
+}
+
+type ringSlot struct {
+	seq atomic.Uint64
+	p   *packet
+}
+
+// newRing returns a ring of size slots, size a power of two.
+func newRing(size int) *ring {
+	r := &ring{mask: uint64(size - 1), slots: make([]ringSlot, size)}
+	for i := range r.slots {
+		r.slots[i].seq.Store(uint64(i))
+	}
+	return r
+}
+
+// push adds p, or reports false when the ring is full.
+func (r *ring) push(p *packet) bool {
+	pos := r.head.Load()
+	for {
+		s := &r.slots[pos&r.mask]
+		seq := s.seq.Load()
+		switch d := int64(seq - pos); {
+		case d == 0:
+			if r.head.CompareAndSwap(pos, pos+1) {
+				s.p = p
+				s.seq.Store(pos + 1)
+				return true
+			}
+			pos = r.head.Load()
+		case d < 0:
+			return false
+		default:
+			pos = r.head.Load()
+		}
+	}
+}
+
+// pop removes the oldest packet, or returns nil when the ring is empty.
+func (r *ring) pop() *packet {
+	s := &r.slots[r.tail&r.mask]
+	if int64(s.seq.Load()-(r.tail+1)) < 0 {
+		return nil
+	}
+	p := s.p
+	s.p = nil
+	s.seq.Store(r.tail + r.mask + 1)
+	r.tail++
+	return p
+}
+
+// empty reports whether a pop would return nil. Consumer only.
+func (r *ring) empty() bool {
+	s := &r.slots[r.tail&r.mask]
+	return int64(s.seq.Load()-(r.tail+1)) < 0
+}

@@ -1,0 +1,79 @@
+package rtc
+
+import "encoding/binary"
+
+// RTCP packet types and feedback formats read from subscribers (RFC 4585,
+// RFC 5104).
+const (
+	rtcpRTPFB   = 205
+	rtcpPSFB    = 206
+	fmtNACK     = 1
+	fmtPLI      = 1
+	fmtFIR      = 4
+	rtcpHdrSize = 4
+)
+
+// rtcpFeedback is what a down-track acts on in a compound RTCP packet.
+type rtcpFeedback struct {
+	pli, fir int
+	// nacks receives each lost sequence number as it is parsed, so that
+	// no slice is built for them.
+	nack func(seq uint16)
+}
+
+// walkRTCP goes through a compound RTCP packet and reports the keyframe
+// requests and NACKed sequence numbers addressed to mediaSSRC. It allocates
+// nothing and stops at the first malformed packet, keeping what it has read
+// so far; it returns the number of NACKed sequence numbers reported.
+func walkRTCP(b []byte, mediaSSRC uint32, fb *rtcpFeedback) (nacked int) {
+	for len(b) >= rtcpHdrSize {
+		if b[0]>>6 != 2 {
+			return nacked
+		}
+		count := b[0] & 0x1f
+		pt := b[1]
+		size := rtcpHdrSize + 4*int(binary.BigEndian.Uint16(b[2:]))
+		if size > len(b) {
+			return nacked
+		}
+		pkt := b[:size]
+		b = b[size:]
+		// Feedback messages: sender SSRC, media SSRC, then the FCI.
+		if (pt != rtcpRTPFB && pt != rtcpPSFB) || len(pkt) < 12 {
+			continue
+		}
+		media := binary.BigEndian.Uint32(pkt[8:])
+		fci := pkt[12:]
+		switch {
+		case pt == rtcpRTPFB && count == fmtNACK && media == mediaSSRC:
+			for ; len(fci) >= 4; fci = fci[4:] {
+				pid := binary.BigEndian.Uint16(fci)
+				blp := binary.BigEndian.Uint16(fci[2:])
+				nacked++
+				if fb.nack != nil {
+					fb.nack(pid)
+				}
+				for i := uint16(0); i < 16; i++ {
+					if blp&(1<<i) != 0 {
+						nacked++
+						if fb.nack != nil {
+							fb.nack(pid + i + 1)
+						}
+					}
+				}
+			}
+		case pt == rtcpPSFB && count == fmtPLI && media == mediaSSRC:
+			fb.pli++
+		case pt == rtcpPSFB && count == fmtFIR:
+			// The media SSRC of a FIR is unused; each FCI entry names the
+			// SSRC asked for (RFC 5104 section 4.3.1).
+			for ; len(fci) >= 8; fci = fci[8:] {
+				if binary.BigEndian.Uint32(fci) == mediaSSRC {
+					fb.fir++
+					break
+				}
+			}
+		}
+	}
+	return nacked
+}

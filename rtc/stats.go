@@ -1,0 +1,107 @@
+package rtc
+
+import "sync/atomic"
+
+// DropReason says why a packet was not forwarded.
+type DropReason int
+
+// Drop reasons. Each has its own counter per track and its own metric label.
+const (
+	// DropQueueFull: the subscriber's queue was full (a slow subscriber);
+	// the newest packet is dropped.
+	DropQueueFull DropReason = iota
+	// DropWaitKeyframe: a video down-track that joined or changed source
+	// waits for a keyframe before forwarding.
+	DropWaitKeyframe
+	// DropUnbound: the down-track is not (or no longer) attached to a
+	// subscriber's sender.
+	DropUnbound
+	// DropWriteError: writing to the subscriber's connection failed.
+	DropWriteError
+	// DropStaleSource: a packet from the down-track's previous source,
+	// still queued when the source changed.
+	DropStaleSource
+	// DropMalformed: a received packet that is not valid RTP.
+	DropMalformed
+	// DropPayloadType: a received packet with another payload type than
+	// the track's negotiated codec.
+	DropPayloadType
+
+	numDropReasons
+)
+
+var dropReasonNames = [numDropReasons]string{
+	"queue_full", "wait_keyframe", "unbound", "write_error", "stale_source", "malformed", "payload_type",
+}
+
+func (r DropReason) String() string {
+	if r < 0 || r >= numDropReasons {
+		return "unknown"
+	}
+	return dropReasonNames[r]
+}
+
+// counters are a track's statistics, updated with atomics on the packet
+// path and read at scrape time.
+type counters struct {
+	packets, bytes   atomic.Uint64
+	drops            [numDropReasons]atomic.Uint64
+	nacks            atomic.Uint64 // sequence numbers NACKed by the subscriber
+	retransmits      atomic.Uint64 // NACKed packets resent from the cache
+	nackMisses       atomic.Uint64 // NACKed packets no longer in the cache
+	plis, firs       atomic.Uint64 // keyframe requests received from the subscriber
+	keyframeRequests atomic.Uint64 // PLIs sent to the publisher
+}
+
+// Stats is a snapshot of one track's counters. A Forwarder counts packets
+// and bytes received; a DownTrack counts packets and bytes sent (without
+// retransmissions).
+type Stats struct {
+	Packets, Bytes uint64
+	// Drops is indexed by DropReason.
+	Drops            [numDropReasons]uint64
+	NACKs            uint64
+	Retransmits      uint64
+	NACKMisses       uint64
+	PLIs, FIRs       uint64
+	KeyframeRequests uint64
+}
+
+// Dropped returns the number of packets dropped for reason r.
+func (s Stats) Dropped(r DropReason) uint64 {
+	if r < 0 || r >= numDropReasons {
+		return 0
+	}
+	return s.Drops[r]
+}
+
+func (c *counters) snapshot() Stats {
+	s := Stats{
+		Packets:          c.packets.Load(),
+		Bytes:            c.bytes.Load(),
+		NACKs:            c.nacks.Load(),
+		Retransmits:      c.retransmits.Load(),
+		NACKMisses:       c.nackMisses.Load(),
+		PLIs:             c.plis.Load(),
+		FIRs:             c.firs.Load(),
+		KeyframeRequests: c.keyframeRequests.Load(),
+	}
+	for i := range c.drops {
+		s.Drops[i] = c.drops[i].Load()
+	}
+	return s
+}
+
+func (s *Stats) add(o Stats) {
+	s.Packets += o.Packets
+	s.Bytes += o.Bytes
+	for i := range s.Drops {
+		s.Drops[i] += o.Drops[i]
+	}
+	s.NACKs += o.NACKs
+	s.Retransmits += o.Retransmits
+	s.NACKMisses += o.NACKMisses
+	s.PLIs += o.PLIs
+	s.FIRs += o.FIRs
+	s.KeyframeRequests += o.KeyframeRequests
+}
