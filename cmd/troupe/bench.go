@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/troupe-media/troupe/bench/apiload"
+	"github.com/troupe-media/troupe/httpapi/auth"
+)
+
+const (
+	childReadyTimeout = 30 * time.Second
+	childStopTimeout  = 30 * time.Second
+)
+
+func newBenchCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure a Troupe server",
+	}
+	cmd.AddCommand(newBenchAPICmd())
+	return cmd
+}
+
+type benchAPIOptions struct {
+	clients  int
+	duration time.Duration
+	server   string
+	token    string
+	jsonFile string
+}
+
+func newBenchAPICmd() *cobra.Command {
+	var o benchAPIOptions
+	cmd := &cobra.Command{
+		Use:   "api",
+		Short: "Load the REST API: GET one room, then create rooms",
+		Long: `Load the REST API with closed-loop clients: first GET /api/v1/rooms/{id}
+of one room, then POST /api/v1/rooms, each for --duration, and print
+throughput and latency percentiles.
+
+Without --server, a server is started as a child process (this executable,
+on a temporary data dir and a free port) so its CPU use is its own; it is
+stopped and its data removed at the end. With --server, pass an admin
+--token; note that the create phase adds rooms to that server.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return benchAPI(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.clients, "clients", 32, "concurrent closed-loop clients")
+	f.DurationVar(&o.duration, "duration", 10*time.Second, "length of each phase")
+	f.StringVar(&o.server, "server", "", "base URL of a running server (default: start one)")
+	f.StringVar(&o.token, "token", "", "admin token for --server")
+	f.StringVar(&o.jsonFile, "json", "", "also write the results to this file as JSON")
+	return cmd
+}
+
+// benchReport is the --json output.
+type benchReport struct {
+	Server    string        `json:"server"`
+	GoVersion string        `json:"go_version"`
+	CPUs      int           `json:"cpus"`
+	Time      time.Time     `json:"time"`
+	Results   []benchResult `json:"results"`
+}
+
+type benchResult struct {
+	Op        string  `json:"op"`
+	Clients   int     `json:"clients"`
+	Requests  int64   `json:"requests"`
+	Errors    int64   `json:"errors"`
+	Seconds   float64 `json:"seconds"`
+	ReqPerSec float64 `json:"req_per_sec"`
+	P50Ms     float64 `json:"p50_ms"`
+	P90Ms     float64 `json:"p90_ms"`
+	P99Ms     float64 `json:"p99_ms"`
+	MaxMs     float64 `json:"max_ms"`
+}
+
+func benchAPI(ctx context.Context, o benchAPIOptions, stdout, stderr io.Writer) (err error) {
+	if o.clients < 1 {
+		return fmt.Errorf("--clients %d: must be at least 1", o.clients)
+	}
+	if o.duration <= 0 {
+		return fmt.Errorf("--duration %v: must be positive", o.duration)
+	}
+	if (o.server == "") != (o.token == "") {
+		return errors.New("--server and --token go together")
+	}
+	baseURL, token, where := strings.TrimRight(o.server, "/"), o.token, o.server
+	if o.server == "" {
+		c, err := startChildServer(ctx, stderr, 2*o.duration+time.Hour)
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, c.stop()) }()
+		baseURL, token, where = c.baseURL, c.token, "child process"
+	}
+
+	client := &http.Client{Timeout: 30 * time.Second}
+	roomID, err := createBenchRoom(ctx, client, baseURL, token)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "benchmarking %s (%s), %d clients, %v per op\n", baseURL, where, o.clients, o.duration)
+
+	report := benchReport{Server: where, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Time: time.Now().UTC()}
+	for _, op := range []apiload.Op{apiload.OpGet, apiload.OpCreate} {
+		res, err := apiload.Run(ctx, apiload.Config{
+			BaseURL: baseURL, Token: token, Clients: o.clients, Duration: o.duration, Op: op, RoomID: roomID,
+		})
+		if err != nil {
+			return fmt.Errorf("bench %s: %w", op, err)
+		}
+		report.Results = append(report.Results, toBenchResult(res))
+	}
+	if err := printBenchTable(stdout, report.Results); err != nil {
+		return err
+	}
+	if o.jsonFile != "" {
+		data, err := json.MarshalIndent(report, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.jsonFile, append(data, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write --json: %w", err)
+		}
+	}
+	return nil
+}
+
+func toBenchResult(r apiload.Result) benchResult {
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	return benchResult{
+		Op: string(r.Op), Clients: r.Clients, Requests: r.Requests, Errors: r.Errors,
+		Seconds: r.Duration.Seconds(), ReqPerSec: r.ReqPerSec,
+		P50Ms: ms(r.P50), P90Ms: ms(r.P90), P99Ms: ms(r.P99), MaxMs: ms(r.Max),
+	}
+}
+
+func printBenchTable(w io.Writer, results []benchResult) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "op\tclients\trequests\treq/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t\n",
+			r.Op, r.Clients, r.Requests, r.ReqPerSec, r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs, r.Errors)
+	}
+	return tw.Flush()
+}
+
+func createBenchRoom(ctx context.Context, client *http.Client, baseURL, token string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/api/v1/rooms",
+		bytes.NewBufferString(`{"name":"bench"}`))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("create bench room: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusCreated {
+		return "", fmt.Errorf("create bench room: %s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	var room struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(body, &room); err != nil || room.ID == "" {
+		return "", fmt.Errorf("create bench room: unexpected reply %q", body)
+	}
+	return room.ID, nil
+}
+
+// childServer is a `troupe serve` started by `troupe bench api`.
+type childServer struct {
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when cmd.Wait returns
+	waitErr error         // set before exited is closed
+	dir     string
+	baseURL string
+	token   string
+}
+
+// startChildServer runs this executable's serve command on a temporary data
+// dir and a free loopback port, with a fresh key passed in the environment
+// (not argv, where other users could read it), and waits until it is ready.
+func startChildServer(ctx context.Context, stderr io.Writer, tokenTTL time.Duration) (_ *childServer, err error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable: %w", err)
+	}
+	key, err := auth.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	token, err := auth.Mint(key, auth.AdminClaims(time.Now(), tokenTTL))
+	if err != nil {
+		return nil, err
+	}
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "troupe-bench-")
+	if err != nil {
+		return nil, err
+	}
+	c := &childServer{dir: dir, baseURL: "http://" + addr, token: token, exited: make(chan struct{})}
+	c.cmd = exec.Command(exe, "serve",
+		"--data-dir", filepath.Join(dir, "data"), "--http-addr", addr, "--log-level", "warn")
+	c.cmd.Env = append(envWithoutTroupe(os.Environ()),
+		envName("api-key")+"="+key.ID, envName("api-secret")+"="+key.Secret)
+	c.cmd.Stdout = io.Discard
+	c.cmd.Stderr = stderr
+	if err := c.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start server: %w", err)
+	}
+	go func() {
+		c.waitErr = c.cmd.Wait()
+		close(c.exited)
+	}()
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, c.stop())
+		}
+	}()
+	return c, c.waitReady(ctx)
+}
+
+// envWithoutTroupe drops TROUPE_* variables, so the child runs with exactly
+// the settings the benchmark chose.
+func envWithoutTroupe(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "TROUPE_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func (c *childServer) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, childReadyTimeout)
+	defer cancel()
+	client := &http.Client{Timeout: time.Second}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL+"/readyz", nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-c.exited:
+			return fmt.Errorf("server exited before it was ready: %v", c.waitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("server not ready: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// stop asks the child to shut down as an operator would (SIGTERM), kills it
+// if it does not stop in time, and removes its data.
+func (c *childServer) stop() error {
+	var err error
+	select {
+	case <-c.exited:
+	default:
+		c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.exited:
+		case <-time.After(childStopTimeout):
+			c.cmd.Process.Kill()
+			<-c.exited
+			err = errors.New("server did not stop on SIGTERM; killed")
+		}
+	}
+	if err == nil && c.waitErr != nil {
+		err = fmt.Errorf("server exited: %w", c.waitErr)
+	}
+	return errors.Join(err, os.RemoveAll(c.dir))
+}

@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
+
+	"github.com/troupe-media/troupe/httpapi/auth"
+)
+
+// Config is everything `troupe serve` needs. The zero value is not useful;
+// start from DefaultConfig. Each field can be set, from lowest to highest
+// precedence, by the YAML file given with --config, by the environment
+// variable TROUPE_<FLAG> (dashes as underscores, upper case) and by the flag.
+type Config struct {
+	// DataDir holds keys.json and the database (DataDir/db). Default "./troupe-data".
+	DataDir string `yaml:"data_dir"`
+	// HTTPAddr is the host:port of the HTTP API. Default "127.0.0.1:7880":
+	// loopback only, so a first run exposes nothing.
+	HTTPAddr string `yaml:"http_addr"`
+	// RTCUDPPort is the single UDP port all peer connections share (ICE UDP
+	// mux). Default 7882.
+	RTCUDPPort int `yaml:"rtc_udp_port"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text or json. Default text.
+	LogFormat string `yaml:"log_format"`
+	// RequestTimeout bounds how long an API call waits for its room actor
+	// before answering 503. Default 2s.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// PassivateAfter stops a room actor idle that long; the next message
+	// reloads it from the store. Default 2m.
+	PassivateAfter time.Duration `yaml:"passivate_after"`
+	// RateLimit is the sustained requests per second allowed per API key;
+	// 0 (the default) disables rate limiting.
+	RateLimit float64 `yaml:"rate_limit"`
+	// RateBurst is how many requests above RateLimit may arrive at once.
+	// 0 (the default) lets the API choose from RateLimit.
+	RateBurst int `yaml:"rate_burst"`
+	// APIKey and APISecret, when both set, are the key pair that signs and
+	// verifies tokens; when both empty (the default) the pair kept in
+	// DataDir/keys.json is used, generated on first start.
+	APIKey    string `yaml:"api_key"`
+	APISecret string `yaml:"api_secret"`
+}
+
+// DefaultConfig returns the configuration used when nothing is set.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:        "./troupe-data",
+		HTTPAddr:       "127.0.0.1:7880",
+		RTCUDPPort:     7882,
+		LogLevel:       "info",
+		LogFormat:      "text",
+		RequestTimeout: 2 * time.Second,
+		PassivateAfter: 2 * time.Minute,
+	}
+}
+
+// Validate reports the first invalid field, named as its flag.
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("%w: --data-dir must not be empty", ErrInvalidConfig)
+	}
+	if err := validateHostPort(c.HTTPAddr); err != nil {
+		return fmt.Errorf("%w: --http-addr %q: %v", ErrInvalidConfig, c.HTTPAddr, err)
+	}
+	if c.RTCUDPPort < 1 || c.RTCUDPPort > 65535 {
+		return fmt.Errorf("%w: --rtc-udp-port %d: must be 1..65535", ErrInvalidConfig, c.RTCUDPPort)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return fmt.Errorf("%w: --log-level: %v", ErrInvalidConfig, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("%w: --log-format %q: must be text or json", ErrInvalidConfig, c.LogFormat)
+	}
+	if c.RequestTimeout <= 0 {
+		return fmt.Errorf("%w: --request-timeout %v: must be positive", ErrInvalidConfig, c.RequestTimeout)
+	}
+	if c.PassivateAfter <= 0 {
+		return fmt.Errorf("%w: --passivate-after %v: must be positive", ErrInvalidConfig, c.PassivateAfter)
+	}
+	if c.RateLimit < 0 {
+		return fmt.Errorf("%w: --rate-limit %v: must not be negative", ErrInvalidConfig, c.RateLimit)
+	}
+	if c.RateBurst < 0 {
+		return fmt.Errorf("%w: --rate-burst %d: must not be negative", ErrInvalidConfig, c.RateBurst)
+	}
+	return c.validateKey()
+}
+
+// validateKey checks that the API key pair is either fully given and usable
+// or not given at all.
+func (c Config) validateKey() error {
+	if (c.APIKey == "") != (c.APISecret == "") {
+		return fmt.Errorf("%w: --api-key and --api-secret go together: set both or neither", ErrInvalidConfig)
+	}
+	if k, ok := c.configuredKey(); ok {
+		if err := k.Validate(); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		}
+	}
+	return nil
+}
+
+// configuredKey returns the key pair set explicitly, if any.
+func (c Config) configuredKey() (auth.Key, bool) {
+	if c.APIKey == "" {
+		return auth.Key{}, false
+	}
+	return auth.Key{ID: c.APIKey, Secret: c.APISecret}, true
+}
+
+func validateHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port must be a number 0..65535")
+	}
+	return nil
+}
+
+// setting describes one configuration knob: its flag name (from which the
+// environment variable and YAML key derive), its help text and the field.
+type setting struct {
+	name  string
+	usage string
+	field func(*Config) any // a pointer into the Config
+}
+
+// settings lists every field of Config in the order of --help.
+var settings = []setting{
+	{"data-dir", "directory for keys.json and the database", func(c *Config) any { return &c.DataDir }},
+	{"http-addr", "host:port of the HTTP API", func(c *Config) any { return &c.HTTPAddr }},
+	{"rtc-udp-port", "UDP port shared by all peer connections (1..65535)", func(c *Config) any { return &c.RTCUDPPort }},
+	{"log-level", "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
+	{"log-format", "text or json", func(c *Config) any { return &c.LogFormat }},
+	{"request-timeout", "how long an API call waits for its room before 503", func(c *Config) any { return &c.RequestTimeout }},
+	{"passivate-after", "stop a room actor idle this long", func(c *Config) any { return &c.PassivateAfter }},
+	{"rate-limit", "requests per second per API key (0 = unlimited)", func(c *Config) any { return &c.RateLimit }},
+	{"rate-burst", "requests allowed at once above --rate-limit (0 = derived)", func(c *Config) any { return &c.RateBurst }},
+	{"api-key", "API key (with --api-secret; default: the one in <data-dir>/keys.json)", func(c *Config) any { return &c.APIKey }},
+	{"api-secret", "API secret (with --api-key, at least 32 bytes)", func(c *Config) any { return &c.APISecret }},
+}
+
+const configFlag = "config"
+
+// envName returns the environment variable of a flag: data-dir -> TROUPE_DATA_DIR.
+func envName(flag string) string {
+	return "TROUPE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// yamlKey returns the YAML key of a flag: data-dir -> data_dir.
+func yamlKey(flag string) string { return strings.ReplaceAll(flag, "-", "_") }
+
+// configFlags binds the named settings (all of them if names is empty) and
+// --config to a flag set. Flag values land in a scratch Config; load merges
+// only the flags the user actually set.
+type configFlags struct {
+	fs     *pflag.FlagSet
+	values Config
+	file   string
+	names  []string
+}
+
+func newConfigFlags(fs *pflag.FlagSet, names ...string) *configFlags {
+	cf := &configFlags{fs: fs, values: DefaultConfig()}
+	fs.StringVar(&cf.file, configFlag, "", "YAML configuration file (env "+envName(configFlag)+")")
+	for _, s := range settings {
+		if len(names) > 0 && !contains(names, s.name) {
+			continue
+		}
+		cf.names = append(cf.names, s.name)
+		usage := s.usage + " (env " + envName(s.name) + ")"
+		switch p := s.field(&cf.values).(type) {
+		case *string:
+			fs.StringVar(p, s.name, *p, usage)
+		case *int:
+			fs.IntVar(p, s.name, *p, usage)
+		case *float64:
+			fs.Float64Var(p, s.name, *p, usage)
+		case *time.Duration:
+			fs.DurationVar(p, s.name, *p, usage)
+		default:
+			panic(fmt.Sprintf("setting %s: unsupported type %T", s.name, p))
+		}
+	}
+	return cf
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// load builds the Config: defaults, then the YAML file, then the environment
+// (read through getenv), then the flags that were set. It does not Validate.
+func (cf *configFlags) load(getenv func(string) string) (Config, error) {
+	cfg := DefaultConfig()
+	file := getenv(envName(configFlag))
+	if cf.fs.Changed(configFlag) {
+		file = cf.file
+	}
+	if file != "" {
+		if err := loadYAML(file, &cfg); err != nil {
+			return Config{}, err
+		}
+	}
+	for _, s := range settings {
+		if !contains(cf.names, s.name) {
+			continue
+		}
+		if cf.fs.Changed(s.name) {
+			copyField(s.field(&cfg), s.field(&cf.values))
+			continue
+		}
+		if v, ok := lookupEnv(getenv, envName(s.name)); ok {
+			if err := setFromString(s.field(&cfg), v); err != nil {
+				return Config{}, fmt.Errorf("%w: %s=%q: %v", ErrInvalidConfig, envName(s.name), v, err)
+			}
+		}
+	}
+	return cfg, nil
+}
+
+// lookupEnv treats an empty variable as unset, as most tools do.
+func lookupEnv(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+func copyField(dst, src any) {
+	switch d := dst.(type) {
+	case *string:
+		*d = *src.(*string)
+	case *int:
+		*d = *src.(*int)
+	case *float64:
+		*d = *src.(*float64)
+	case *time.Duration:
+		*d = *src.(*time.Duration)
+	}
+}
+
+func setFromString(dst any, v string) error {
+	switch d := dst.(type) {
+	case *string:
+		*d = v
+	case *int:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return errors.New("not an integer")
+		}
+		*d = n
+	case *float64:
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return errors.New("not a number")
+		}
+		*d = f
+	case *time.Duration:
+		t, err := time.ParseDuration(v)
+		if err != nil {
+			return errors.New("not a duration (like 500ms, 2s, 5m)")
+		}
+		*d = t
+	}
+	return nil
+}
+
+// loadYAML decodes path over cfg. Unknown keys are errors: a misspelt key
+// silently ignored is worse than a refusal to start.
+func loadYAML(path string, cfg *Config) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, path, oneLine(err.Error()))
+	}
+	return nil
+}
+
+// oneLine folds multi-line error texts (yaml.v3 writes one line per bad
+// key) so the process exits with a single line.
+func oneLine(s string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			if strings.HasSuffix(b.String(), ":") {
+				b.WriteString(" ")
+			} else {
+				b.WriteString("; ")
+			}
+		}
+		b.WriteString(line)
+	}
+	return b.String()
+}

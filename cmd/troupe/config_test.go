@@ -1,0 +1,176 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// loadWith parses args into a fresh flag set and loads the Config with env
+// as the environment and, if yamlText is set, a config file holding it.
+func loadWith(t *testing.T, args []string, env map[string]string, yamlText string) (Config, error) {
+	t.Helper()
+	if yamlText != "" {
+		path := filepath.Join(t.TempDir(), "troupe.yaml")
+		if err := os.WriteFile(path, []byte(yamlText), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--config", path)
+	}
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	cf := newConfigFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	return cf.load(func(k string) string { return env[k] })
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	const yamlAll = `
+data_dir: /yaml/data
+http_addr: 127.0.0.1:1001
+rtc_udp_port: 1002
+log_level: debug
+log_format: json
+request_timeout: 3s
+passivate_after: 1m
+rate_limit: 10.5
+rate_burst: 20
+`
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		yaml  string
+		check func(Config) bool
+	}{
+		{"defaults", nil, nil, "", func(c Config) bool { return c == DefaultConfig() }},
+		{"yaml over defaults", nil, nil, yamlAll, func(c Config) bool {
+			return c == Config{DataDir: "/yaml/data", HTTPAddr: "127.0.0.1:1001", RTCUDPPort: 1002,
+				LogLevel: "debug", LogFormat: "json", RequestTimeout: 3 * time.Second,
+				PassivateAfter: time.Minute, RateLimit: 10.5, RateBurst: 20}
+		}},
+		{"partial yaml keeps other defaults", nil, nil, "http_addr: 0.0.0.0:9000\n", func(c Config) bool {
+			want := DefaultConfig()
+			want.HTTPAddr = "0.0.0.0:9000"
+			return c == want
+		}},
+		{"env over yaml", nil, map[string]string{
+			"TROUPE_HTTP_ADDR": "127.0.0.1:2001", "TROUPE_RTC_UDP_PORT": "2002", "TROUPE_REQUEST_TIMEOUT": "4s",
+			"TROUPE_RATE_LIMIT": "7", "TROUPE_API_KEY": "envkey", "TROUPE_API_SECRET": "envsecret",
+		}, yamlAll, func(c Config) bool {
+			return c.HTTPAddr == "127.0.0.1:2001" && c.RTCUDPPort == 2002 && c.RequestTimeout == 4*time.Second &&
+				c.RateLimit == 7 && c.APIKey == "envkey" && c.APISecret == "envsecret" &&
+				c.DataDir == "/yaml/data" && c.LogLevel == "debug" // untouched by env: from yaml
+		}},
+		{"flags over env over yaml", []string{"--http-addr", "127.0.0.1:3001", "--log-level", "error", "--passivate-after", "2h"},
+			map[string]string{"TROUPE_HTTP_ADDR": "127.0.0.1:2001", "TROUPE_LOG_LEVEL": "warn", "TROUPE_DATA_DIR": "/env/data"},
+			yamlAll, func(c Config) bool {
+				return c.HTTPAddr == "127.0.0.1:3001" && c.LogLevel == "error" && c.PassivateAfter == 2*time.Hour &&
+					c.DataDir == "/env/data" && c.RTCUDPPort == 1002
+			}},
+		{"flag set to its default still wins", []string{"--rtc-udp-port", "7882"},
+			map[string]string{"TROUPE_RTC_UDP_PORT": "2002"}, "", func(c Config) bool { return c.RTCUDPPort == 7882 }},
+		{"empty env is unset", nil, map[string]string{"TROUPE_HTTP_ADDR": ""}, "http_addr: 127.0.0.1:1001\n",
+			func(c Config) bool { return c.HTTPAddr == "127.0.0.1:1001" }},
+		{"config file from env", nil, map[string]string{"TROUPE_CONFIG": "testdata/minimal.yaml"}, "",
+			func(c Config) bool { return c.HTTPAddr == "127.0.0.1:4001" && c.LogFormat == "json" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := loadWith(t, tc.args, tc.env, tc.yaml)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(cfg) {
+				t.Fatalf("unexpected config %+v", cfg)
+			}
+		})
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	key := []string{"--api-key", "TKkey", "--api-secret", strings.Repeat("s", 32)}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		yaml string
+		want string // in the error text
+	}{
+		{"malformed yaml", nil, nil, "http_addr: [1,\n", "troupe.yaml"},
+		{"unknown yaml key", nil, nil, "http_adr: 127.0.0.1:1\n", "field http_adr not found"},
+		{"unknown key in a valid file", nil, nil, "log_level: warn\nlisten: x\n", "line 2: field listen not found"},
+		{"yaml wrong type", nil, nil, "rtc_udp_port: many\n", "cannot unmarshal !!str `many` into int"},
+		{"yaml duration without unit", nil, nil, "request_timeout: 5\n", "into time.Duration"},
+		{"missing config file", []string{"--config", "/nonexistent/troupe.yaml"}, nil, "", "/nonexistent/troupe.yaml"},
+		{"env not a number", nil, map[string]string{"TROUPE_RTC_UDP_PORT": "x"}, "", "TROUPE_RTC_UDP_PORT"},
+		{"env not a duration", nil, map[string]string{"TROUPE_REQUEST_TIMEOUT": "5"}, "", "TROUPE_REQUEST_TIMEOUT"},
+		{"address without port", []string{"--http-addr", "localhost"}, nil, "", "--http-addr"},
+		{"address with bad port", []string{"--http-addr", "127.0.0.1:http"}, nil, "", "--http-addr"},
+		{"address port out of range", []string{"--http-addr", "127.0.0.1:70000"}, nil, "", "--http-addr"},
+		{"udp port zero", []string{"--rtc-udp-port", "0"}, nil, "", "--rtc-udp-port 0"},
+		{"udp port too big", nil, nil, "rtc_udp_port: 65536\n", "--rtc-udp-port 65536"},
+		{"bad level", []string{"--log-level", "verbose"}, nil, "", "--log-level"},
+		{"bad format", nil, map[string]string{"TROUPE_LOG_FORMAT": "xml"}, "", "--log-format"},
+		{"empty data dir", []string{"--data-dir", ""}, nil, "", "--data-dir"},
+		{"zero request timeout", []string{"--request-timeout", "0s"}, nil, "", "--request-timeout"},
+		{"negative passivation", []string{"--passivate-after", "-1s"}, nil, "", "--passivate-after"},
+		{"negative rate", []string{"--rate-limit", "-1"}, nil, "", "--rate-limit"},
+		{"negative burst", []string{"--rate-burst", "-1"}, nil, "", "--rate-burst"},
+		{"key without secret", []string{"--api-key", "TKkey"}, nil, "", "set both or neither"},
+		{"secret without key", nil, map[string]string{"TROUPE_API_SECRET": "x"}, "", "set both or neither"},
+		{"short secret", []string{"--api-key", "TKkey", "--api-secret", "short"}, nil, "", "shorter than"},
+		{"valid key passes", key, nil, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := loadWith(t, tc.args, tc.env, tc.yaml)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("error %v does not wrap ErrInvalidConfig", err)
+			}
+			if msg := oneLine(err.Error()); strings.Contains(msg, "\n") {
+				t.Fatalf("multi-line message %q", msg)
+			}
+		})
+	}
+}
+
+// Every setting has a flag, an environment variable and a YAML key, and the
+// YAML key is the one Config's tag names.
+func TestEverySettingReachable(t *testing.T) {
+	for _, s := range settings {
+		var c Config
+		yamlText := yamlKey(s.name) + ": "
+		switch s.field(&c).(type) {
+		case *string:
+			yamlText += "v"
+		case *int, *float64:
+			yamlText += "3"
+		case *time.Duration:
+			yamlText += "3s"
+		}
+		cfg, err := loadWith(t, nil, nil, yamlText+"\n")
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if cfg == DefaultConfig() {
+			t.Fatalf("%s: yaml key %q changed nothing", s.name, yamlKey(s.name))
+		}
+	}
+}

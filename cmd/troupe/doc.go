@@ -1,0 +1,12 @@
+// Command troupe is the Troupe media server and its tools.
+//
+//	troupe [serve]   run the server (the default when no subcommand is given)
+//	troupe token     mint an admin or join token with the data dir's API key
+//	troupe bench api load the REST API and report throughput and latency
+//	troupe version   print the build version
+//
+// This package owns the process: configuration (flags, TROUPE_* environment,
+// a YAML file), the API key kept in the data dir, wiring the store, the room
+// actors and the HTTP API together, and shutting them down in order on
+// SIGINT or SIGTERM. It holds no domain logic of its own.
+package main

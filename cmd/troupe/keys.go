@@ -1,0 +1,128 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/troupe-media/troupe/httpapi/auth"
+)
+
+// keysFile is the name, inside the data dir, of the saved API key pair.
+const keysFile = "keys.json"
+
+// resolveKey returns the key pair to run with: the configured one, else the
+// one saved in the data dir, generated there on first start. fromDataDir
+// reports that the key came from (or was just saved to) the data dir.
+func resolveKey(cfg Config, log *slog.Logger) (key auth.Key, fromDataDir bool, err error) {
+	if k, ok := cfg.configuredKey(); ok {
+		return k, false, nil
+	}
+	k, created, err := loadOrCreateKey(cfg.DataDir)
+	if err != nil {
+		return auth.Key{}, false, err
+	}
+	path := filepath.Join(cfg.DataDir, keysFile)
+	if created {
+		log.Info("generated a new API key", "api_key", k.ID, "file", path)
+	} else {
+		log.Info("loaded API key", "api_key", k.ID, "file", path)
+	}
+	return k, true, nil
+}
+
+// loadOrCreateKey returns the key saved in dataDir, first creating dataDir
+// (mode 0700) and a new key file (mode 0600) if there is none.
+func loadOrCreateKey(dataDir string) (key auth.Key, created bool, err error) {
+	k, err := loadKey(dataDir)
+	if err == nil || !errors.Is(err, ErrNoKey) {
+		return k, false, err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return auth.Key{}, false, fmt.Errorf("create data dir: %w", err)
+	}
+	k, err = auth.GenerateKey()
+	if err != nil {
+		return auth.Key{}, false, err
+	}
+	ok, err := saveKeyOnce(dataDir, k)
+	if err != nil {
+		return auth.Key{}, false, err
+	}
+	if !ok {
+		// Another process saved its key first: use that one.
+		k, err = loadKey(dataDir)
+		return k, false, err
+	}
+	return k, true, nil
+}
+
+// loadKey reads dataDir/keys.json. A missing file wraps ErrNoKey.
+func loadKey(dataDir string) (auth.Key, error) {
+	path := filepath.Join(dataDir, keysFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return auth.Key{}, fmt.Errorf("%w: %s does not exist", ErrNoKey, path)
+	}
+	if err != nil {
+		return auth.Key{}, fmt.Errorf("read key: %w", err)
+	}
+	var k auth.Key
+	if err := json.Unmarshal(data, &k); err != nil {
+		return auth.Key{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := k.Validate(); err != nil {
+		return auth.Key{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+// saveKeyOnce writes k to dataDir/keys.json unless that file exists, in
+// which case it reports false. The file appears whole or not at all: it is
+// written and synced under a temporary name, then hard-linked into place
+// (link, unlike rename, refuses to replace a key someone else just saved).
+func saveKeyOnce(dataDir string, k auth.Key) (bool, error) {
+	data, err := json.MarshalIndent(k, "", "  ")
+	if err != nil {
+		return false, err
+	}
+	tmp, err := os.CreateTemp(dataDir, ".keys-*.json") // mode 0600
+	if err != nil {
+		return false, fmt.Errorf("save key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(append(data, '\n'))
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return false, fmt.Errorf("save key: %w", err)
+	}
+	if err := os.Link(tmp.Name(), filepath.Join(dataDir, keysFile)); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("save key: %w", err)
+	}
+	return true, syncDir(dataDir)
+}
+
+// syncDir makes a new directory entry durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+func TestLoadOrCreateKey(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	k1, created, err := loadOrCreateKey(dir)
+	if err != nil || !created {
+		t.Fatalf("first call: created=%v err=%v", created, err)
+	}
+	if err := k1.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	assertMode(t, dir, 0o700|os.ModeDir)
+	assertMode(t, filepath.Join(dir, keysFile), 0o600)
+
+	k2, created, err := loadOrCreateKey(dir)
+	if err != nil || created || k2 != k1 {
+		t.Fatalf("second call: key %v created=%v err=%v, want the first key", k2.ID, created, err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("data dir holds %d entries, want only %s", len(entries), keysFile)
+	}
+}
+
+// Two servers started at once on a fresh data dir end up with one key.
+func TestLoadOrCreateKeyRace(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	const n = 8
+	keys := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			k, _, err := loadOrCreateKey(dir)
+			if err != nil {
+				t.Error(err)
+			}
+			keys[i] = k.ID + k.Secret
+		})
+	}
+	wg.Wait()
+	for _, k := range keys[1:] {
+		if k != keys[0] {
+			t.Fatal("concurrent starts produced different keys")
+		}
+	}
+}
+
+func TestLoadKeyErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		content string // "" = no file
+		noKey   bool
+	}{
+		{"missing", "", true},
+		{"not json", "{", false},
+		{"short secret", `{"api_key":"TK1","api_secret":"short"}`, false},
+		{"no key id", `{"api_secret":"0123456789012345678901234567890123"}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tc.content != "" {
+				if err := os.WriteFile(filepath.Join(dir, keysFile), []byte(tc.content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := loadKey(dir)
+			if err == nil || errors.Is(err, ErrNoKey) != tc.noKey {
+				t.Fatalf("err = %v, want ErrNoKey: %v", err, tc.noKey)
+			}
+			// A broken key file is never replaced by a new key.
+			if _, _, err := loadOrCreateKey(dir); !tc.noKey && err == nil {
+				t.Fatal("loadOrCreateKey accepted a broken key file")
+			}
+		})
+	}
+}
+
+func assertMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode() != want {
+		t.Fatalf("%s: mode %v, want %v", path, fi.Mode(), want)
+	}
+}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "troupe: %s\n", oneLine(err.Error()))
+		os.Exit(1)
+	}
+}
+
+// newRootCmd returns the command tree. The root itself runs the server, so
+// `troupe` and `troupe serve` are the same, flags included.
+func newRootCmd() *cobra.Command {
+	root := newServeCmd()
+	root.Use = "troupe"
+	root.Short = "Troupe, a WebRTC SFU built on actors"
+	root.Version = versionString()
+	root.SilenceErrors = true // main prints one line
+	root.SilenceUsage = true
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.AddCommand(newServeCmd(), newTokenCmd(), newVersionCmd(), newBenchCmd())
+	return root
+}

@@ -1,0 +1,490 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/troupe-media/troupe/httpapi/auth"
+)
+
+// mainEnv makes the test binary act as the troupe binary, so tests can run
+// it as a child process (exit codes, `bench api`'s server).
+const mainEnv = "TROUPETEST_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(mainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// syncBuffer is a bytes.Buffer safe to write from run's goroutine while
+// the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type testServer struct {
+	t      *testing.T
+	url    string
+	addr   string
+	token  string
+	out    *syncBuffer
+	client *http.Client
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func testConfig(dataDir string) Config {
+	cfg := DefaultConfig()
+	cfg.DataDir = dataDir
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.LogLevel = "error"
+	return cfg
+}
+
+// startServer runs the server on a loopback port and waits until it is ready.
+func startServer(t *testing.T, cfg Config) *testServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startServerOn(t, cfg, ln)
+}
+
+func startServerOn(t *testing.T, cfg Config, ln net.Listener) *testServer {
+	t.Helper()
+	var err error
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &testServer{
+		t: t, addr: ln.Addr().String(), url: "http://" + ln.Addr().String(),
+		out: &syncBuffer{}, client: &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second},
+		cancel: cancel, done: make(chan error, 1),
+	}
+	go func() { s.done <- run(ctx, cfg, ln, s.out) }()
+	t.Cleanup(func() { s.stop() })
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := s.client.Get(s.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-s.done:
+			s.done <- err
+			t.Fatalf("server stopped before ready: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("server not ready in time")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	key, ok := cfg.configuredKey()
+	if !ok {
+		if key, err = loadKey(cfg.DataDir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.token, err = auth.Mint(key, auth.AdminClaims(time.Now(), time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// stop cancels the server as SIGTERM would and returns what run returned.
+func (s *testServer) stop() error {
+	if s.cancel == nil {
+		return nil
+	}
+	s.cancel()
+	s.cancel = nil
+	s.client.CloseIdleConnections()
+	select {
+	case err := <-s.done:
+		return err
+	case <-time.After(40 * time.Second):
+		s.t.Fatal("server did not stop")
+		return nil
+	}
+}
+
+// do sends an API request and returns the status and the decoded body.
+func (s *testServer) do(method, path, body string) (int, any) {
+	s.t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, s.url+path, r)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var v any
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &v); err != nil {
+			s.t.Fatalf("%s %s: body %q: %v", method, path, data, err)
+		}
+	}
+	return resp.StatusCode, v
+}
+
+func (s *testServer) mustDo(want int, method, path, body string) map[string]any {
+	s.t.Helper()
+	status, v := s.do(method, path, body)
+	if status != want {
+		s.t.Fatalf("%s %s: status %d, want %d: %v", method, path, status, want, v)
+	}
+	m, _ := v.(map[string]any)
+	return m
+}
+
+func TestFirstStartCreatesKeyLaterStartsReuseIt(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, testConfig(dir))
+	assertMode(t, dir, 0o700|os.ModeDir)
+	assertMode(t, filepath.Join(dir, keysFile), 0o600)
+	key, err := loadKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The banner's admin token works against the server, as its curl line says.
+	banner := s.out.String()
+	var token string
+	for _, line := range strings.Split(banner, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "export TOKEN="); ok {
+			token = v
+		}
+	}
+	if token == "" || !strings.Contains(banner, `curl -H "Authorization: Bearer $TOKEN" `+s.url+"/api/v1/rooms") {
+		t.Fatalf("banner lacks a token or curl line:\n%s", banner)
+	}
+	verifier, _ := auth.NewVerifier(key)
+	if c, err := verifier.Verify(token); err != nil || !c.Admin || time.Until(c.ExpiresAt.Time) < 23*time.Hour {
+		t.Fatalf("banner token: claims %+v, err %v", c, err)
+	}
+	s.token = token
+	s.mustDo(http.StatusOK, http.MethodGet, "/api/v1/rooms", "")
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := startServer(t, testConfig(dir))
+	if again, err := loadKey(dir); err != nil || again != key {
+		t.Fatalf("second start changed the key (err %v)", err)
+	}
+	s2.token = token // minted before the restart, still valid
+	s2.mustDo(http.StatusOK, http.MethodGet, "/api/v1/rooms", "")
+}
+
+func TestConfiguredKeyIsNotSaved(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	cfg := testConfig(dir)
+	cfg.APIKey, cfg.APISecret = "TKconfigured", strings.Repeat("k", 32)
+	s := startServer(t, cfg)
+	s.mustDo(http.StatusOK, http.MethodGet, "/api/v1/rooms", "")
+	if _, err := os.Stat(filepath.Join(dir, keysFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("keys.json written for a configured key: %v", err)
+	}
+	if strings.Contains(s.out.String(), "export TOKEN=") {
+		t.Fatal("banner printed an admin token for an operator's key")
+	}
+}
+
+func TestRestartKeepsRooms(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, testConfig(dir))
+	for i, name := range []string{"one", "two", "three", "four"} {
+		s.mustDo(http.StatusCreated, http.MethodPost, "/api/v1/rooms",
+			fmt.Sprintf(`{"id":"room_%d","name":%q,"config":{"max_participants":%d,"quality":"1080p"}}`, i+1, name, 10+i))
+	}
+	patched := s.mustDo(http.StatusOK, http.MethodPatch, "/api/v1/rooms/room_1",
+		`{"name":"one renamed","config":{"max_participants":150,"locked":true}}`)
+	cfg1 := patched["config"].(map[string]any)
+	if patched["name"] != "one renamed" || cfg1["max_participants"] != 150.0 || cfg1["quality"] != "1080p" || cfg1["locked"] != true {
+		t.Fatalf("patch did not merge: %v", patched)
+	}
+	ended := s.mustDo(http.StatusOK, http.MethodPost, "/api/v1/rooms/room_2/end", "")
+	if ended["status"] != "ended" || ended["ended_at"] == nil {
+		t.Fatalf("end: %v", ended)
+	}
+	s.mustDo(http.StatusNoContent, http.MethodDelete, "/api/v1/rooms/room_3", "")
+
+	paths := []string{"/api/v1/rooms/room_1", "/api/v1/rooms/room_2", "/api/v1/rooms/room_4",
+		"/api/v1/rooms?limit=100", "/api/v1/rooms?status=ended", "/api/v1/rooms?limit=1&offset=1"}
+	before := map[string]map[string]any{}
+	for _, p := range paths {
+		before[p] = s.mustDo(http.StatusOK, http.MethodGet, p, "")
+	}
+	if before["/api/v1/rooms?limit=100"]["total"] != 3.0 {
+		t.Fatalf("list before restart: %v", before["/api/v1/rooms?limit=100"])
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := startServer(t, testConfig(dir))
+	for _, p := range paths {
+		if after := s2.mustDo(http.StatusOK, http.MethodGet, p, ""); !reflect.DeepEqual(after, before[p]) {
+			t.Fatalf("GET %s changed across restart:\nbefore %v\nafter  %v", p, before[p], after)
+		}
+	}
+	s2.mustDo(http.StatusNotFound, http.MethodGet, "/api/v1/rooms/room_3", "")
+	// The ended room still refuses to be ended again or renamed into life.
+	if got := s2.mustDo(http.StatusOK, http.MethodGet, "/api/v1/rooms/room_2", ""); got["status"] != "ended" {
+		t.Fatalf("room_2 after restart: %v", got)
+	}
+}
+
+// Cancelling run (what SIGTERM does) while a request is being received
+// lets that request finish and be stored.
+func TestShutdownFinishesInFlightRequest(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := &readingListener{Listener: ln, reading: make(chan string, 16)}
+	s := startServerOn(t, testConfig(dir), rl)
+
+	body := `{"id":"room_inflight","name":"in flight"}`
+	conn, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/v1/rooms HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", s.addr, s.token, len(body), body[:10])
+	// Wait until the server reads from this connection: from then on it is
+	// the server's to finish (a connection still in the accept queue when the
+	// listener closes is refused, and its client gets no answer at all).
+	for local := conn.LocalAddr().String(); ; {
+		select {
+		case remote := <-rl.reading:
+			if remote != local {
+				continue
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("server never read the request")
+		}
+		break
+	}
+
+	done := s.done
+	s.cancel()
+	s.cancel = nil
+	s.client.CloseIdleConnections()
+	// Wait until the server has stopped accepting: shutdown is under way.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", s.addr, time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("server still accepting after cancel")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("run returned (%v) while a request was in flight", err)
+	default:
+	}
+
+	if _, err := io.WriteString(conn, body[10:]); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("in-flight create: %s", resp.Status)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return")
+	}
+
+	s2 := startServer(t, testConfig(dir))
+	if got := s2.mustDo(http.StatusOK, http.MethodGet, "/api/v1/rooms/room_inflight", ""); got["name"] != "in flight" {
+		t.Fatalf("acknowledged room lost: %v", got)
+	}
+}
+
+// readingListener reports the remote address of each accepted connection
+// when the server first reads from it.
+type readingListener struct {
+	net.Listener
+	reading chan string
+}
+
+func (l *readingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &readingConn{Conn: c, reading: l.reading}, nil
+}
+
+type readingConn struct {
+	net.Conn
+	once    sync.Once
+	reading chan string
+}
+
+func (c *readingConn) Read(p []byte) (int, error) {
+	c.once.Do(func() {
+		select {
+		case c.reading <- c.RemoteAddr().String():
+		default: // nobody waits for this connection
+		}
+	})
+	return c.Conn.Read(p)
+}
+
+// A bad configuration stops the command before anything starts.
+func TestInvalidConfigStartsNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad level via serve", []string{"serve", "--log-level", "loud"}, "--log-level"},
+		{"bad port via root", []string{"--rtc-udp-port", "0"}, "--rtc-udp-port"},
+		{"bad address", []string{"serve", "--http-addr", "nowhere"}, "--http-addr"},
+		{"flag not a number", []string{"serve", "--rtc-udp-port", "x"}, "rtc-udp-port"},
+		{"unknown flag", []string{"serve", "--nope"}, "unknown flag"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			_, err := runCLI(t, append(tc.args, "--data-dir", dir)...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tc.want)
+			}
+			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("data dir created despite the error (%v)", err)
+			}
+		})
+	}
+}
+
+// The binary exits 1 with one line on stderr for a bad configuration.
+func TestExitCodeAndMessage(t *testing.T) {
+	dir := t.TempDir()
+	yamlPath := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(yamlPath, []byte("http_addr: 127.0.0.1:1\nport: 3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "serve", "--config", yamlPath, "--data-dir", filepath.Join(dir, "data"))
+	cmd.Env = append(envWithoutTroupe(os.Environ()), mainEnv+"=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit: %v", err)
+	}
+	msg := stderr.String()
+	if strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "troupe: ") || !strings.Contains(msg, "field port not found") {
+		t.Fatalf("stderr %q, want one line naming the unknown key", msg)
+	}
+	if stdout.Len() != 0 {
+		t.Fatalf("stdout %q", stdout.String())
+	}
+}
+
+// `troupe bench api` starts its own server as a child process, measures both
+// operations and cleans up after itself.
+func TestBenchAPIWithChildServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child server")
+	}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where the child's data dir goes
+	t.Setenv(mainEnv, "1")  // the child is this test binary acting as troupe
+	jsonPath := filepath.Join(t.TempDir(), "bench.json")
+	out, err := runCLI(t, "bench", "api", "--clients", "2", "--duration", "300ms", "--json", jsonPath)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	data, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report benchReport
+	if err := json.Unmarshal(data, &report); err != nil {
+		t.Fatal(err)
+	}
+	if len(report.Results) != 2 {
+		t.Fatalf("results %+v", report.Results)
+	}
+	for i, op := range []string{"get", "create"} {
+		r := report.Results[i]
+		if r.Op != op || r.Clients != 2 || r.Requests == 0 || r.Errors != 0 || r.ReqPerSec <= 0 || r.P99Ms <= 0 {
+			t.Fatalf("result %d: %+v", i, r)
+		}
+		if !strings.Contains(out, op) {
+			t.Fatalf("table lacks %s:\n%q", op, out)
+		}
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Fatalf("bench left %d entries in TMPDIR", len(entries))
+	}
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/troupe-media/troupe/httpapi/auth"
+)
+
+func newTokenCmd() *cobra.Command {
+	var (
+		admin                      bool
+		room, identity, name, role string
+		ttl                        time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "token (--admin | --room ID --identity NAME --role ROLE)",
+		Short: "Mint an admin or join token with the data dir's API key",
+		Long: `Mint a token signed with the API key in <data-dir>/keys.json (or the
+one given with --api-key and --api-secret). The token is printed on the last
+line of the output, so TOKEN=$(troupe token --admin | tail -n1) works.`,
+		Args: cobra.NoArgs,
+	}
+	cf := newConfigFlags(cmd.Flags(), "data-dir", "api-key", "api-secret")
+	f := cmd.Flags()
+	f.BoolVar(&admin, "admin", false, "mint an admin token for the REST API")
+	f.StringVar(&room, "room", "", "room id of a join token")
+	f.StringVar(&identity, "identity", "", "participant identity of a join token")
+	f.StringVar(&name, "name", "", "participant display name of a join token (default: the identity)")
+	f.StringVar(&role, "role", "", "publisher, subscriber or moderator")
+	f.DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token is valid")
+	cmd.MarkFlagsMutuallyExclusive("admin", "room")
+
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := cf.load(os.Getenv)
+		if err != nil {
+			return err
+		}
+		if err := cfg.validateKey(); err != nil {
+			return err
+		}
+		req := tokenRequest{admin: admin, room: room, identity: identity, name: name, role: role, ttl: ttl}
+		return mintToken(cmd.OutOrStdout(), cfg, req, time.Now())
+	}
+	return cmd
+}
+
+type tokenRequest struct {
+	admin                      bool
+	room, identity, name, role string
+	ttl                        time.Duration
+}
+
+// claims checks the request and returns the claims to sign.
+func (r tokenRequest) claims(now time.Time) (auth.Claims, error) {
+	if r.ttl <= 0 {
+		return auth.Claims{}, fmt.Errorf("--ttl %v: must be positive", r.ttl)
+	}
+	if r.admin {
+		if r.identity != "" || r.role != "" || r.name != "" {
+			return auth.Claims{}, errors.New("--admin takes no --identity, --name or --role")
+		}
+		return auth.AdminClaims(now, r.ttl), nil
+	}
+	if r.room == "" {
+		return auth.Claims{}, errors.New("say which token: --admin, or --room ID --identity NAME --role ROLE")
+	}
+	if r.identity == "" {
+		return auth.Claims{}, errors.New("a join token needs --identity")
+	}
+	role, err := auth.ParseRole(r.role)
+	if err != nil {
+		return auth.Claims{}, fmt.Errorf("--role: %w", err)
+	}
+	name := r.name
+	if name == "" {
+		name = r.identity
+	}
+	return auth.JoinClaims(now, r.ttl, r.room, r.identity, name, role), nil
+}
+
+// mintToken writes a line describing the token, then the token itself.
+func mintToken(w io.Writer, cfg Config, r tokenRequest, now time.Time) error {
+	claims, err := r.claims(now)
+	if err != nil {
+		return err
+	}
+	key, ok := cfg.configuredKey()
+	if !ok {
+		key, err = loadKey(cfg.DataDir)
+		if errors.Is(err, ErrNoKey) {
+			return fmt.Errorf("%w: %v; run `troupe serve --data-dir %s` once to create one, or pass --api-key and --api-secret",
+				ErrNoKey, err, cfg.DataDir)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	token, err := auth.Mint(key, claims)
+	if err != nil {
+		return err
+	}
+	expires := claims.ExpiresAt.UTC().Format(time.RFC3339)
+	if r.admin {
+		fmt.Fprintf(w, "# admin token, key %s, expires %s\n", key.ID, expires)
+	} else {
+		fmt.Fprintf(w, "# join token for %q in room %q as %s, key %s, expires %s\n",
+			claims.Subject, claims.Room, claims.Role, key.ID, expires)
+	}
+	_, err = fmt.Fprintln(w, token)
+	return err
+}
