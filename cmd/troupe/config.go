@@ -44,7 +44,7 @@ type Config struct {
 	// 0 (the default) disables rate limiting.
 	RateLimit float64 `yaml:"rate_limit"`
 	// RateBurst is how many requests above RateLimit may arrive at once.
-	// 0 (the default) lets the API choose from RateLimit.
+	// 0 (the default) means max(1, RateLimit).
 	RateBurst int `yaml:"rate_burst"`
 	// APIKey and APISecret, when both set, are the key pair that signs and
 	// verifies tokens; when both empty (the default) the pair kept in
@@ -150,7 +150,7 @@ var settings = []setting{
 	{"request-timeout", "how long an API call waits for its room before 503", func(c *Config) any { return &c.RequestTimeout }},
 	{"passivate-after", "stop a room actor idle this long", func(c *Config) any { return &c.PassivateAfter }},
 	{"rate-limit", "requests per second per API key (0 = unlimited)", func(c *Config) any { return &c.RateLimit }},
-	{"rate-burst", "requests allowed at once above --rate-limit (0 = derived)", func(c *Config) any { return &c.RateBurst }},
+	{"rate-burst", "requests allowed at once above --rate-limit (0 = max(1, --rate-limit))", func(c *Config) any { return &c.RateBurst }},
 	{"api-key", "API key (with --api-secret; default: the one in <data-dir>/keys.json)", func(c *Config) any { return &c.APIKey }},
 	{"api-secret", "API secret (with --api-key, at least 32 bytes)", func(c *Config) any { return &c.APISecret }},
 }

@@ -110,6 +110,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout io.Writer) (er
 		if cerr := store.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
 		}
+		log.Info("stopped", "error", err)
 	}()
 
 	reg := prometheus.NewRegistry()

@@ -227,6 +227,32 @@ func TestFirstStartCreatesKeyLaterStartsReuseIt(t *testing.T) {
 	s2.mustDo(http.StatusOK, http.MethodGet, "/api/v1/rooms", "")
 }
 
+// /metrics carries the collectors serve registers next to httpapi's own.
+func TestMetricsWiring(t *testing.T) {
+	s := startServer(t, testConfig(t.TempDir()))
+	s.mustDo(http.StatusCreated, http.MethodPost, "/api/v1/rooms", `{"name":"metered"}`)
+	resp, err := s.client.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, family := range []string{
+		"go_goroutines",                // Go collector
+		"process_cpu_seconds_total",    // process collector
+		"troupe_pebble_wal_size_bytes", // the store's collector
+		"troupe_room_actors",           // actors, registered on the same registry
+		"troupe_http_requests_total",   // httpapi
+	} {
+		if !bytes.Contains(body, []byte("\n"+family)) {
+			t.Errorf("/metrics lacks %s", family)
+		}
+	}
+}
+
 func TestConfiguredKeyIsNotSaved(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	cfg := testConfig(dir)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -39,7 +40,8 @@ func versionString() string {
 		v = "(devel)"
 	}
 	out := "troupe " + v
-	if revision != "" {
+	// A pseudo-version (v0.0.0-<time>-<revision>) already names the commit.
+	if revision != "" && !strings.Contains(v, revision[:min(12, len(revision))]) {
 		if len(revision) > 12 {
 			revision = revision[:12]
 		}
