@@ -36,7 +36,8 @@ import (
 //
 // The golden file testdata/keys.golden pins this layout: changing it changes
 // what existing databases mean, which needs a migration and a new layout
-// version, never an edit in place.
+// version, never an edit in place. (go test -run Golden -update rewrites the
+// golden files, for a deliberate change only.)
 const (
 	keyLayout            = "meta/layout"
 	prefixRoom           = "room/"

@@ -51,7 +51,7 @@ type Store struct {
 	db      *pebble.DB
 	log     *slog.Logger
 	idemTTL time.Duration
-	now     func() time.Time
+	now     func() time.Time // time.Now; the clock idempotency expiry reads
 
 	// closeMu is read-locked by every operation for as long as it uses db,
 	// and write-locked by Close: Pebble panics when used after Close, so

@@ -1,0 +1,61 @@
+package persistence
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// lockedBuffer is a bytes.Buffer safe for Pebble's background goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *lockedBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// TestPebbleLogsAtDebug checks that Pebble's routine messages reach slog at
+// debug level only, so an info-level server log stays quiet.
+func TestPebbleLogsAtDebug(t *testing.T) {
+	var out lockedBuffer
+	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := Open(Config{Dir: t.TempDir(), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		mustPut(t, s, room(string(rune('a'+i)), active, i))
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	debug := 0
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if !strings.Contains(line, `msg="pebble: `) {
+			continue
+		}
+		if !strings.Contains(line, "level=DEBUG") {
+			t.Errorf("pebble message above debug level: %s", line)
+		}
+		debug++
+	}
+	if debug == 0 {
+		t.Fatalf("no pebble message logged at debug level; log:\n%s", out.String())
+	}
+	t.Logf("%d pebble messages at debug level", debug)
+}
