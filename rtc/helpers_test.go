@@ -66,8 +66,8 @@ func (c *chanTrack) SetReadDeadline(time.Time) error {
 	return nil
 }
 
-func (c *chanTrack) SSRC() webrtc.SSRC                 { return 1234 }
-func (c *chanTrack) Kind() webrtc.RTPCodecType         { return c.kind }
+func (c *chanTrack) SSRC() webrtc.SSRC                { return 1234 }
+func (c *chanTrack) Kind() webrtc.RTPCodecType        { return c.kind }
 func (c *chanTrack) Codec() webrtc.RTPCodecParameters { return c.codec }
 
 // rtcpSink records the RTCP a Forwarder sends to its publisher.

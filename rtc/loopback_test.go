@@ -1,0 +1,389 @@
+package rtc
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/goleak"
+)
+
+// clientAPI is a pion peer as a browser would be: default codecs and
+// interceptors, every candidate on IPv4 loopback.
+func clientAPI(t testing.TB, noReplayProtection bool) *webrtc.API {
+	t.Helper()
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		t.Fatal(err)
+	}
+	var s webrtc.SettingEngine
+	s.SetIncludeLoopbackCandidate(true)
+	s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	// The NACK test resends a packet the client already has.
+	s.DisableSRTPReplayProtection(noReplayProtection)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(s))
+}
+
+func testEngine(t testing.TB, set interceptorSet) *Engine {
+	t.Helper()
+	e, err := newEngine(Config{LoopbackOnly: true}, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// negotiate runs offer/answer between two peers with every candidate in
+// the SDP, and waits for both to connect.
+func negotiate(ctx context.Context, t testing.TB, offerer, answerer *webrtc.PeerConnection) {
+	t.Helper()
+	connected := func(pc *webrtc.PeerConnection) chan struct{} {
+		ch := make(chan struct{})
+		var once sync.Once
+		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+			if s == webrtc.PeerConnectionStateConnected {
+				once.Do(func() { close(ch) })
+			}
+		})
+		return ch
+	}
+	c1, c2 := connected(offerer), connected(answerer)
+	gathered := func(pc *webrtc.PeerConnection, desc webrtc.SessionDescription) webrtc.SessionDescription {
+		done := webrtc.GatheringCompletePromise(pc)
+		if err := pc.SetLocalDescription(desc); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			t.Fatal("ICE gathering timed out")
+		}
+		return *pc.LocalDescription()
+	}
+	offer, err := offerer.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := answerer.SetRemoteDescription(gathered(offerer, offer)); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := answerer.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := offerer.SetRemoteDescription(gathered(answerer, answer)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []chan struct{}{c1, c2} {
+		select {
+		case <-c:
+		case <-ctx.Done():
+			t.Fatal("peer connection did not connect")
+		}
+	}
+}
+
+// receiver checks one subscribed track: packets in order, one sequence
+// number apart, payloads intact.
+type receiver struct {
+	mu        sync.Mutex
+	count     int
+	first     uint32
+	last      uint32
+	gaps      int
+	errs      []string
+	seqs      map[uint16]int // times each sequence number arrived
+	ssrc      uint32
+	lastSeq   uint16
+	keyOffset int // payload offset of the counter
+}
+
+func (r *receiver) run(track *webrtc.TrackRemote) {
+	buf := make([]byte, 1500)
+	var pkt rtp.Packet
+	for {
+		n, _, err := track.Read(buf)
+		if err != nil {
+			return
+		}
+		if err := pkt.Unmarshal(buf[:n]); err != nil {
+			r.fail("unmarshal: %v", err)
+			continue
+		}
+		i, ok := checkCounterBody(pkt.Payload[r.keyOffset:])
+		r.mu.Lock()
+		r.ssrc = pkt.SSRC
+		r.seqs[pkt.SequenceNumber]++
+		if r.seqs[pkt.SequenceNumber] > 1 {
+			r.mu.Unlock()
+			continue // a retransmission
+		}
+		switch {
+		case !ok:
+			r.errs = append(r.errs, fmt.Sprintf("packet %d: payload damaged", i))
+		case r.count == 0:
+			r.first = i
+		case i <= r.last:
+			r.errs = append(r.errs, fmt.Sprintf("packet %d after %d: out of order", i, r.last))
+		default:
+			r.gaps += int(i - r.last - 1)
+			if uint32(pkt.SequenceNumber-r.lastSeq) != i-r.last {
+				r.errs = append(r.errs, fmt.Sprintf("packet %d: sequence jumped by %d", i, pkt.SequenceNumber-r.lastSeq))
+			}
+		}
+		r.count++
+		r.last, r.lastSeq = i, pkt.SequenceNumber
+		r.mu.Unlock()
+	}
+}
+
+func (r *receiver) fail(format string, args ...any) {
+	r.mu.Lock()
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+	r.mu.Unlock()
+}
+
+func (r *receiver) snapshot() (count int, first, last uint32, gaps int, errs []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.count, r.first, r.last, r.gaps, append([]string(nil), r.errs...)
+}
+
+// TestLoopbackFanOut: a pion publisher sends VP8 and Opus through the
+// server to five pion subscribers over loopback.
+func TestLoopbackFanOut(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	engine := testEngine(t, defaultInterceptors)
+	metrics := NewMetrics()
+	var closers []func() error
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			_ = closers[i]()
+		}
+		_ = engine.Close()
+	}()
+	client := clientAPI(t, true)
+
+	// The publisher.
+	pub, err := client.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closers = append(closers, pub.Close)
+	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "pub")
+	audio, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "pub")
+	var plis atomic.Int32
+	for _, tr := range []*webrtc.TrackLocalStaticRTP{video, audio} {
+		sender, err := pub.AddTrack(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				pkts, _, err := sender.ReadRTCP()
+				if err != nil {
+					return
+				}
+				for _, p := range pkts {
+					if _, ok := p.(*rtcp.PictureLossIndication); ok {
+						plis.Add(1)
+					}
+				}
+			}
+		}()
+	}
+
+	// The server's side of the publisher.
+	serverPub, err := engine.NewPeerConnection()
+	if err != nil {
+		t.Fatal(err)
+	}
+	closers = append(closers, serverPub.Close)
+	forwarders := make(chan *Forwarder, 2)
+	serverPub.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		f, err := NewForwarder(ForwarderConfig{Track: track, RTCP: serverPub, Metrics: metrics})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		forwarders <- f
+	})
+	negotiate(ctx, t, pub, serverPub)
+
+	// pion fires OnTrack on the first packet: send one of each.
+	var vseq, aseq uint16 = 1000, 2000
+	var vcount, acount uint32
+	send := func(tr *webrtc.TrackLocalStaticRTP, seq *uint16, ts uint32, keyframe bool) {
+		counter := &acount
+		if tr == video {
+			counter = &vcount
+		}
+		*counter++
+		body := counterBody(*counter, 160)
+		payload := body
+		if tr == video {
+			frame := byte(0x01)
+			if keyframe {
+				frame = 0x00
+			}
+			payload = append([]byte{0x10, frame}, body...)
+		}
+		if err := tr.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: *seq, Timestamp: ts, Marker: true}, Payload: payload}); err != nil {
+			t.Error(err)
+		}
+		*seq++
+	}
+	var fv, fa *Forwarder
+	for fv == nil || fa == nil {
+		send(video, &vseq, 0, true)
+		send(audio, &aseq, 0, false)
+		select {
+		case f := <-forwarders:
+			closers = append(closers, f.Close)
+			if f.Kind() == webrtc.RTPCodecTypeVideo {
+				fv = f
+			} else {
+				fa = f
+			}
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal("no tracks at the server")
+		}
+	}
+
+	// Five subscribers, each its own peer connection on both sides.
+	const subscribers = 5
+	type sub struct {
+		v, a   *receiver
+		dv, da *DownTrack
+		pc     *webrtc.PeerConnection
+	}
+	subs := make([]*sub, subscribers)
+	for i := range subs {
+		s := &sub{v: &receiver{seqs: map[uint16]int{}, keyOffset: 2}, a: &receiver{seqs: map[uint16]int{}}}
+		subs[i] = s
+		serverSub, err := engine.NewPeerConnection()
+		if err != nil {
+			t.Fatal(err)
+		}
+		closers = append(closers, serverSub.Close)
+		for _, f := range []*Forwarder{fv, fa} {
+			dt, err := NewDownTrack(DownTrackConfig{
+				ID: f.Kind().String(), StreamID: "pub", Codec: f.Codec().RTPCodecCapability, Metrics: metrics,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			closers = append(closers, dt.Close)
+			if _, err := serverSub.AddTrack(dt); err != nil {
+				t.Fatal(err)
+			}
+			if f == fv {
+				s.dv = dt
+			} else {
+				s.da = dt
+			}
+		}
+		s.pc, err = client.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		closers = append(closers, s.pc.Close)
+		s.pc.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+			if track.Kind() == webrtc.RTPCodecTypeVideo {
+				s.v.run(track)
+			} else {
+				s.a.run(track)
+			}
+		})
+		negotiate(ctx, t, serverSub, s.pc)
+	}
+	plisBefore := plis.Load()
+	for _, s := range subs {
+		if err := fv.AddSubscriber(s.dv); err != nil {
+			t.Fatal(err)
+		}
+		if err := fa.AddSubscriber(s.da); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Adding subscribers asks for one keyframe (the others are throttled).
+	waitFor(t, 5*time.Second, "a PLI at the publisher", func() bool { return plis.Load() > plisBefore })
+	if got := fv.Stats().KeyframeRequests; got != 1 {
+		t.Errorf("%d keyframe requests for 5 new subscribers within the throttle interval, want 1", got)
+	}
+
+	// 600 video packets (keyframe first) and 200 Opus packets over ~1.2 s.
+	const nVideo, nAudio = 600, 200
+
+	tick := time.NewTicker(2 * time.Millisecond)
+	for i := 0; i < nVideo; i++ {
+		<-tick.C
+		send(video, &vseq, uint32(i/3)*3000, i == 0)
+		if i%3 == 0 {
+			send(audio, &aseq, uint32(i/3)*960, false)
+		}
+	}
+	tick.Stop()
+
+	for k, s := range subs {
+		for _, r := range []*receiver{s.v, s.a} {
+			want := nVideo
+			if r == s.a {
+				want = nAudio
+			}
+			waitFor(t, 5*time.Second, fmt.Sprintf("subscriber %d's packets", k), func() bool {
+				n, _, _, _, _ := r.snapshot()
+				return n >= want*99/100
+			})
+			time.Sleep(50 * time.Millisecond) // stragglers
+			n, first, last, gaps, errs := r.snapshot()
+			for _, e := range errs {
+				t.Errorf("subscriber %d: %s", k, e)
+			}
+			lost := want - n
+			if lost*100 >= want || gaps*100 >= want {
+				t.Errorf("subscriber %d: %d of %d packets (first %d last %d, %d gaps): loss >= 1%%", k, n, want, first, last, gaps)
+			}
+		}
+	}
+
+	// A NACK for a packet the subscriber has: the server resends it from
+	// the cache, the subscriber (replay protection off) sees it twice.
+	s0 := subs[0]
+	s0.v.mu.Lock()
+	nackSeq, ssrc := s0.v.lastSeq-10, s0.v.ssrc
+	s0.v.mu.Unlock()
+	if err := s0.pc.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{
+		MediaSSRC: ssrc, Nacks: []rtcp.NackPair{{PacketID: nackSeq}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the retransmission", func() bool {
+		s0.v.mu.Lock()
+		defer s0.v.mu.Unlock()
+		return s0.v.seqs[nackSeq] == 2
+	})
+	if st := s0.dv.Stats(); st.Retransmits < 1 {
+		t.Errorf("down-track stats %+v: no retransmission counted", st)
+	}
+	if st := fv.Stats(); st.Packets < nVideo {
+		t.Errorf("forwarder received %d video packets, want >= %d", st.Packets, nVideo)
+	}
+}
