@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -93,6 +95,12 @@ type benchResult struct {
 	P90Ms     float64 `json:"p90_ms"`
 	P99Ms     float64 `json:"p99_ms"`
 	MaxMs     float64 `json:"max_ms"`
+	// ServerCPUSeconds is the server process's CPU time during the phase,
+	// from its /metrics; with ServerCPUPerReqUs it shows the cost of a
+	// request apart from the load generator's own, which shares the machine.
+	// Zero when /metrics did not tell.
+	ServerCPUSeconds  float64 `json:"server_cpu_seconds"`
+	ServerCPUPerReqUs float64 `json:"server_cpu_us_per_req"`
 }
 
 func benchAPI(ctx context.Context, o benchAPIOptions, stdout, stderr io.Writer) (err error) {
@@ -124,13 +132,19 @@ func benchAPI(ctx context.Context, o benchAPIOptions, stdout, stderr io.Writer) 
 
 	report := benchReport{Server: where, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Time: time.Now().UTC()}
 	for _, op := range []apiload.Op{apiload.OpGet, apiload.OpCreate} {
+		cpuBefore, cpuErr := serverCPUSeconds(ctx, client, baseURL)
 		res, err := apiload.Run(ctx, apiload.Config{
 			BaseURL: baseURL, Token: token, Clients: o.clients, Duration: o.duration, Op: op, RoomID: roomID,
 		})
 		if err != nil {
 			return fmt.Errorf("bench %s: %w", op, err)
 		}
-		report.Results = append(report.Results, toBenchResult(res))
+		r := toBenchResult(res)
+		if cpuAfter, err := serverCPUSeconds(ctx, client, baseURL); cpuErr == nil && err == nil && res.Requests > 0 {
+			r.ServerCPUSeconds = cpuAfter - cpuBefore
+			r.ServerCPUPerReqUs = r.ServerCPUSeconds / float64(res.Requests) * 1e6
+		}
+		report.Results = append(report.Results, r)
 	}
 	if err := printBenchTable(stdout, report.Results); err != nil {
 		return err
@@ -158,10 +172,10 @@ func toBenchResult(r apiload.Result) benchResult {
 
 func printBenchTable(w io.Writer, results []benchResult) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "op\tclients\trequests\treq/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\t")
+	fmt.Fprintln(tw, "op\tclients\trequests\treq/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\tserver cpu µs/req\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t\n",
-			r.Op, r.Clients, r.Requests, r.ReqPerSec, r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs, r.Errors)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%.0f\t\n",
+			r.Op, r.Clients, r.Requests, r.ReqPerSec, r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs, r.Errors, r.ServerCPUPerReqUs)
 	}
 	return tw.Flush()
 }
@@ -190,6 +204,34 @@ func createBenchRoom(ctx context.Context, client *http.Client, baseURL, token st
 		return "", fmt.Errorf("create bench room: unexpected reply %q", body)
 	}
 	return room.ID, nil
+}
+
+// serverCPUSeconds reads process_cpu_seconds_total from the server's
+// /metrics.
+func serverCPUSeconds(ctx context.Context, client *http.Client, baseURL string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("/metrics: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "process_cpu_seconds_total "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("/metrics: no process_cpu_seconds_total")
 }
 
 // childServer is a `troupe serve` started by `troupe bench api`.

@@ -26,6 +26,8 @@ func newRootCmd() *cobra.Command {
 	root := newServeCmd()
 	root.Use = "troupe"
 	root.Short = "Troupe, a WebRTC SFU built on actors"
+	root.Long = "Troupe is a WebRTC SFU built on actors. Without a subcommand it runs the\nserver, exactly as `troupe serve`.\n\n" + root.Long
+	root.CompletionOptions.DisableDefaultCmd = true
 	root.Version = versionString()
 	root.SilenceErrors = true // main prints one line
 	root.SilenceUsage = true
