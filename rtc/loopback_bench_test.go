@@ -1,0 +1,128 @@
+package rtc
+
+import (
+	"context"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkLoopbackSRTP forwards VP8 through real pion peer connections
+// (DTLS-SRTP on loopback) to 10 subscribers. cpu-us/forward is the CPU of
+// the whole process (publisher, server and the subscribers' decryption)
+// per packet delivered to a subscriber, so it bounds the server's own cost
+// from above.
+func BenchmarkLoopbackSRTP(b *testing.B) {
+	for _, v := range []struct {
+		name string
+		set  interceptorSet
+	}{{"interceptors=default", defaultInterceptors}, {"interceptors=none", 0}} {
+		b.Run(v.name, func(b *testing.B) { benchLoopback(b, v.set, 10) })
+	}
+}
+
+func benchLoopback(b *testing.B, set interceptorSet, nSubs int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	engine := testEngine(b, set)
+	defer engine.Close()
+	client := clientAPI(b, false)
+	pub, _ := client.NewPeerConnection(webrtc.Configuration{})
+	defer pub.Close()
+	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "v", "p")
+	if _, err := pub.AddTrack(video); err != nil {
+		b.Fatal(err)
+	}
+	serverPub, _ := engine.NewPeerConnection()
+	defer serverPub.Close()
+	fch := make(chan *Forwarder, 1)
+	serverPub.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		f, err := NewForwarder(ForwarderConfig{Track: tr, RTCP: serverPub})
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		fch <- f
+	})
+	negotiate(ctx, b, pub, serverPub)
+	payload := append([]byte{0x10, 0x00}, make([]byte, 1100)...)
+	seq := uint16(0)
+	write := func() {
+		seq++
+		_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 3000}, Payload: payload})
+	}
+	var f *Forwarder
+	for f == nil {
+		write()
+		select {
+		case f = <-fch:
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	defer f.Close()
+	got := make(chan struct{}, 1<<16)
+	for i := 0; i < nSubs; i++ {
+		ss, _ := engine.NewPeerConnection()
+		defer ss.Close()
+		dt, _ := NewDownTrack(DownTrackConfig{ID: "v", StreamID: "p", Codec: f.Codec().RTPCodecCapability, QueueSize: 1024})
+		defer dt.Close()
+		if _, err := ss.AddTrack(dt); err != nil {
+			b.Fatal(err)
+		}
+		sc, _ := client.NewPeerConnection(webrtc.Configuration{})
+		defer sc.Close()
+		sc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+			buf := make([]byte, 1500)
+			for {
+				if _, _, err := tr.Read(buf); err != nil {
+					return
+				}
+				select {
+				case got <- struct{}{}:
+				default:
+				}
+			}
+		})
+		negotiate(ctx, b, ss, sc)
+		if err := f.AddSubscriber(dt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	received := 0
+	for i := 0; i < b.N; i++ {
+		write()
+		// Pace at ~5000 packets/s so that nothing is dropped for want
+		// of CPU; the figure is CPU per packet, not throughput.
+		if i%10 == 9 {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	deadline := time.After(2 * time.Second)
+wait:
+	for received < b.N*nSubs {
+		select {
+		case <-got:
+			received++
+		case <-deadline:
+			break wait
+		}
+	}
+	cpu := cpuTime() - cpu0
+	b.StopTimer()
+	if received > 0 {
+		b.ReportMetric(float64(cpu.Microseconds())/float64(received), "cpu-us/forward")
+	}
+	b.ReportMetric(float64(received)/float64(b.N*nSubs), "delivered")
+}
