@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -65,11 +66,29 @@ type jsonObject struct {
 	fields map[string]json.RawMessage
 }
 
+// fieldPath is the JSON path of name: parent.name, with a name that is not
+// a plain word quoted so that the path stays unambiguous ("" included).
 func (o *jsonObject) fieldPath(name string) string {
+	if !plainName(name) {
+		name = strconv.Quote(name)
+	}
 	if o.path == "" {
 		return name
 	}
 	return o.path + "." + name
+}
+
+func plainName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // take removes and returns the raw value of name. null reports an explicit

@@ -140,7 +140,8 @@ func (s *Server) routes() *gin.Engine {
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
 	_ = e.SetTrustedProxies(nil)
-	e.Use(s.recovery, s.observe)
+	// observe is outermost so that a recovered panic is counted and logged as a 500.
+	e.Use(s.observe, s.recovery)
 	e.NoRoute(func(c *gin.Context) {
 		s.abort(c, newAPIError(http.StatusNotFound, codeNotFound, "no such route"))
 	})

@@ -1,0 +1,186 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+var fuzzSeeds = []string{
+	`{"name":"x"}`,
+	`{"id":"abc","name":"n","display_name":"d"}`,
+	`{"name":"x","config":{"max_participants":5,"fps":60,"quality":"1080p","layout":"speaker","locked":true}}`,
+	`{"name":"x","config":{"join_from":"2030-01-01T00:00:00Z","join_until":"2030-01-02T00:00:00+05:00","remove_after_seconds_elapsed":30}}`,
+	`{"name":"x","config":{"join_from":null,"remove_after_seconds_elapsed":null},"webhook":null,"auto_close":null}`,
+	`{"name":"x","webhook":{"endpoint":"https://h.example/x","events":["*"],"secret":"s"},"auto_close":{"type":"session-ends","duration":3}}`,
+	`{"name":"x","config":{"recording_enabled":true,"record_on_start":true,"session_length":10,"empty_timeout":0}}`,
+	`{"name":"x","config":{"fps":"a"}}`,
+	`{"name":"x","config":{"max_participants":1e99}}`,
+	`{"name":"\u0000"}`,
+	`{"name":"x","config":{"join_from":"0000-01-01T00:00:00Z"}}`,
+	`{"name":"x","config":{"join_from":"9999-12-31T23:59:59.999999999-23:59"}}`,
+	`{"name":"x","extra":{"deep":[1,2,{"a":null}]}}`,
+	`{"name":"x","webhook":{"endpoint":"https://h.example","events":null}}`,
+	`[]`, `null`, `"s"`, `{`, ``, `{"name":"x"}{"name":"y"}`,
+}
+
+// checkDecodeError: a body that does not decode gets a client error, never
+// anything else.
+func checkDecodeError(t *testing.T, err error) {
+	var ae *apiError
+	var ve *actors.ValidationError
+	switch {
+	case errors.As(err, &ae):
+		if ae.status != http.StatusBadRequest && ae.status != http.StatusUnprocessableEntity {
+			t.Fatalf("decode error with status %d: %v", ae.status, err)
+		}
+		if ae.status == http.StatusUnprocessableEntity && ae.details["field"] == "" {
+			t.Fatalf("422 without a field: %v", err)
+		}
+	case errors.As(err, &ve):
+		if ve.Field == "" {
+			t.Fatalf("validation error without a field: %v", err)
+		}
+	default:
+		t.Fatalf("decode failed with an unexpected error %T: %v", err, err)
+	}
+}
+
+// checkActorError: a decoded request the actor refuses is refused as
+// invalid, never as an internal failure.
+func checkActorError(t *testing.T, err error) {
+	var ve *actors.ValidationError
+	if !errors.As(err, &ve) || ve.Field == "" {
+		t.Fatalf("actor refused a decoded request with %T: %v", err, err)
+	}
+}
+
+func decodeCreateBody(body []byte) (createRequest, error) {
+	o, err := parseObject(body)
+	if err != nil {
+		return createRequest{}, err
+	}
+	return decodeCreateRoom(o)
+}
+
+func FuzzCreateRoomRequest(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	s := newStack(f, nil)
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := decodeCreateBody(body)
+		if err != nil {
+			checkDecodeError(t, err)
+			return
+		}
+		info, err := s.rooms.Create(ctx, actors.NewRoomID(), req.spec)
+		if err != nil {
+			checkActorError(t, err)
+			return
+		}
+		if err := actors.ValidateRoom(info.Room); err != nil {
+			t.Fatalf("created room fails validation: %v", err)
+		}
+		// What the API shows decodes back into the same room.
+		out, err := json.Marshal(toRoomJSON(info))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(out, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"id", "status", "participant_count", "active_session_id", "created_at", "updated_at", "ended_at"} {
+			delete(m, k)
+		}
+		if w, ok := m["webhook"].(map[string]any); ok && info.Room.GetWebhook().GetSecret() != "" {
+			w["secret"] = info.Room.GetWebhook().GetSecret()
+		}
+		again, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req2, err := decodeCreateBody(again)
+		if err != nil {
+			t.Fatalf("rendered room %s does not decode: %v", again, err)
+		}
+		info2, err := s.rooms.Create(ctx, actors.NewRoomID(), req2.spec)
+		if err != nil {
+			t.Fatalf("rendered room %s does not create: %v", again, err)
+		}
+		if !sameRoomFields(info.Room, info2.Room) {
+			t.Fatalf("round trip changed the room:\n%v\n%v", info.Room, info2.Room)
+		}
+	})
+}
+
+func sameRoomFields(a, b *recordpb.Room) bool {
+	return a.GetName() == b.GetName() && a.GetDisplayName() == b.GetDisplayName() &&
+		proto.Equal(a.GetConfig(), b.GetConfig()) && proto.Equal(a.GetWebhook(), b.GetWebhook()) &&
+		proto.Equal(a.GetAutoClose(), b.GetAutoClose())
+}
+
+func FuzzPatchRoomRequest(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"config":{"max_participants":0}}`))
+	f.Add([]byte(`{"display_name":""}`))
+	s := newStack(f, nil)
+	ctx := context.Background()
+	const id = "fuzzed"
+	if _, err := s.rooms.Create(ctx, id, mustDecodeSpec(f, `{"name":"Fuzzed"}`)); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		o, err := parseObject(body)
+		if err != nil {
+			checkDecodeError(t, err)
+			return
+		}
+		patch, err := decodeRoomPatch(o)
+		if err != nil {
+			checkDecodeError(t, err)
+			return
+		}
+		before, err := s.rooms.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, err := s.rooms.Update(ctx, id, patch)
+		if err != nil {
+			checkActorError(t, err)
+			now, err := s.rooms.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(now.Room, before.Room) {
+				t.Fatalf("a refused patch changed the room:\n%v\n%v", before.Room, now.Room)
+			}
+			return
+		}
+		if err := actors.ValidateRoom(after.Room); err != nil {
+			t.Fatalf("patched room fails validation: %v", err)
+		}
+	})
+}
+
+func mustDecodeSpec(tb testing.TB, body string) *actorpb.RoomPatch {
+	tb.Helper()
+	req, err := decodeCreateBody([]byte(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return req.spec
+}
