@@ -92,6 +92,7 @@ type Forwarder struct {
 	closed bool
 
 	lastKeyframeRequest atomic.Int64
+	muted               atomic.Bool
 	closing             atomic.Bool
 	done                chan struct{}
 	err                 error // set before done is closed
@@ -248,6 +249,19 @@ func (f *Forwarder) RequestKeyframe() bool {
 	return true
 }
 
+// SetMuted stops (or resumes) forwarding. The read loop goes on reading,
+// so the publisher's connection sees no difference. On unmute a video
+// track asks for a keyframe so that subscribers can decode at once.
+func (f *Forwarder) SetMuted(muted bool) {
+	if f.muted.Swap(muted) && !muted {
+		f.lastKeyframeRequest.Store(0)
+		f.RequestKeyframe()
+	}
+}
+
+// Muted reports whether forwarding is stopped by SetMuted.
+func (f *Forwarder) Muted() bool { return f.muted.Load() }
+
 // Close ends the read loop, waits for it, and detaches every subscriber;
 // the down-tracks stay usable with another source.
 func (f *Forwarder) Close() error {
@@ -333,6 +347,11 @@ func (f *Forwarder) forward(p *packet, n int) {
 	f.ctr.packets.Add(1)
 	f.ctr.bytes.Add(uint64(n))
 	f.cache.Store(p.h.seq, p.buf[:n])
+	if f.muted.Load() {
+		f.ctr.drops[DropMuted].Add(1)
+		packetPool.Put(p)
+		return
+	}
 
 	subs := *f.subs.Load()
 	p.refs.Store(int32(len(subs)) + 1)

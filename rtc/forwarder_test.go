@@ -330,3 +330,37 @@ func TestConfigValidation(t *testing.T) {
 		t.Errorf("second Bind = %v", err)
 	}
 }
+
+func TestMutedTrackIsNotForwarded(t *testing.T) {
+	fx := newFixture(t, vp8Codec)
+	sub := &memContext{id: "a", ssrc: 7, record: true}
+	dt := fx.downTrack(sub, 0)
+	if err := fx.f.AddSubscriber(dt); err != nil {
+		t.Fatal(err)
+	}
+	send := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			fx.track.in <- rawRTP(t, 96, uint16(i), uint32(3000*i), i == from, counterBody(uint32(i), 40))
+		}
+	}
+	send(0, 5)
+	waitFor(t, time.Second, "5 packets before mute", func() bool { return sub.count() == 5 })
+	plisBefore := fx.rtcp.count()
+
+	fx.f.SetMuted(true)
+	if !fx.f.Muted() {
+		t.Fatal("Muted() = false after SetMuted(true)")
+	}
+	send(5, 5)
+	waitFor(t, time.Second, "muted packets counted", func() bool { return fx.f.Stats().Dropped(DropMuted) == 5 })
+	if sub.count() != 5 {
+		t.Fatalf("a muted track forwarded %d packets", sub.count()-5)
+	}
+
+	fx.f.SetMuted(false)
+	if fx.rtcp.count() != plisBefore+1 {
+		t.Fatalf("unmuting video sent %d keyframe requests, want 1", fx.rtcp.count()-plisBefore)
+	}
+	send(10, 5)
+	waitFor(t, time.Second, "packets after unmute", func() bool { return sub.count() == 10 })
+}

@@ -26,12 +26,15 @@ const (
 	// DropPayloadType: a received packet with another payload type than
 	// the track's negotiated codec.
 	DropPayloadType
+	// DropMuted: the track is muted (by its publisher or by the server);
+	// its packets are read and cached but not forwarded.
+	DropMuted
 
 	numDropReasons
 )
 
 var dropReasonNames = [numDropReasons]string{
-	"queue_full", "wait_keyframe", "unbound", "write_error", "stale_source", "malformed", "payload_type",
+	"queue_full", "wait_keyframe", "unbound", "write_error", "stale_source", "malformed", "payload_type", "muted",
 }
 
 func (r DropReason) String() string {
