@@ -18,27 +18,48 @@ var (
 	// ErrUnavailable: the room actor did not answer in time (it may have
 	// crashed on this message and restarted) or the system is stopping.
 	ErrUnavailable = errors.New("room unavailable")
+
+	ErrParticipantNotFound = errors.New("participant not found")
+	// ErrOutsideJoinWindow: now is before the room's join_from or after its join_until.
+	ErrOutsideJoinWindow = errors.New("room is not open for joining now")
+	// ErrForbidden: the participant's role does not allow what it asked.
+	ErrForbidden = errors.New("not allowed")
+	// ErrInvalidSDP: an offer or answer that cannot be parsed or applied.
+	ErrInvalidSDP = errors.New("invalid SDP")
+	// ErrSignalingState: a signaling message that does not fit the
+	// negotiation's state (an answer with no offer out, a second WHIP offer).
+	ErrSignalingState = errors.New("unexpected signaling message")
 )
 
 // The wire codes of the sentinel errors; they are also the API error codes.
 const (
-	codeRoomNotFound = "room_not_found"
-	codeRoomExists   = "room_exists"
-	codeRoomEnded    = "room_ended"
-	codeRoomFull     = "room_full"
-	codeRoomLocked   = "room_locked"
-	codeUnavailable  = "room_unavailable"
-	codeValidation   = "validation_failed"
-	codeInternal     = "internal"
+	codeRoomNotFound  = "room_not_found"
+	codeRoomExists    = "room_exists"
+	codeRoomEnded     = "room_ended"
+	codeRoomFull      = "room_full"
+	codeRoomLocked    = "room_locked"
+	codeUnavailable   = "room_unavailable"
+	codeNoParticipant = "participant_not_found"
+	codeJoinWindow    = "outside_join_window"
+	codeForbidden     = "forbidden"
+	codeInvalidSDP    = "invalid_sdp"
+	codeSignaling     = "signaling_state"
+	codeValidation    = "validation_failed"
+	codeInternal      = "internal"
 )
 
 var sentinelByCode = map[string]error{
-	codeRoomNotFound: ErrRoomNotFound,
-	codeRoomExists:   ErrRoomExists,
-	codeRoomEnded:    ErrRoomEnded,
-	codeRoomFull:     ErrRoomFull,
-	codeRoomLocked:   ErrRoomLocked,
-	codeUnavailable:  ErrUnavailable,
+	codeRoomNotFound:  ErrRoomNotFound,
+	codeRoomExists:    ErrRoomExists,
+	codeRoomEnded:     ErrRoomEnded,
+	codeRoomFull:      ErrRoomFull,
+	codeRoomLocked:    ErrRoomLocked,
+	codeUnavailable:   ErrUnavailable,
+	codeNoParticipant: ErrParticipantNotFound,
+	codeJoinWindow:    ErrOutsideJoinWindow,
+	codeForbidden:     ErrForbidden,
+	codeInvalidSDP:    ErrInvalidSDP,
+	codeSignaling:     ErrSignalingState,
 }
 
 // ValidationError says which field of a request is invalid and why.

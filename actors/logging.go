@@ -36,6 +36,16 @@ type loggingStrategy struct {
 
 func (s loggingStrategy) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor, child *actor.PID,
 	rs *actor.RestartStatistics, reason any, message any) {
-	s.log.Error("room actor failed", "actor", child.Id, "reason", reason, "message", fmt.Sprintf("%T", actor.UnwrapEnvelopeMessage(message)))
+	s.log.Error("actor failed", "actor", child.Id, "reason", reason, "message", fmt.Sprintf("%T", actor.UnwrapEnvelopeMessage(message)))
 	s.SupervisorStrategy.HandleFailure(system, sup, child, rs, reason, message)
+}
+
+// participantSupervisor stops a participant that panics: a peer connection
+// cannot be restarted from a snapshot. The room learns of it through
+// Terminated and removes that participant alone.
+func participantSupervisor(log *slog.Logger) actor.SupervisorStrategy {
+	return loggingStrategy{
+		SupervisorStrategy: actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective }),
+		log:                log,
+	}
 }

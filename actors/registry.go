@@ -67,8 +67,8 @@ func (g *registry) route(ctx actor.Context, roomID string, msg any, sender *acto
 func (g *registry) spawn(ctx actor.Context, roomID string) *actor.PID {
 	rooms := g.rooms
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &roomActor{id: roomID, deps: rooms, log: rooms.cfg.Logger.With("room", roomID)}
-	})
+		return &roomActor{id: roomID, deps: rooms, log: rooms.cfg.Logger.With("room", roomID), members: make(map[string]*member)}
+	}, actor.WithSupervisor(participantSupervisor(rooms.cfg.Logger)))
 	pid := ctx.Spawn(props)
 	g.byPID[pid.Id] = roomID
 	rooms.metrics.live(+1)

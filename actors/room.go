@@ -23,6 +23,11 @@ type roomActor struct {
 
 	room    *recordpb.Room
 	loadErr error // the last load failed; every request retries it
+
+	// The live participants, children of this actor. They are not part of
+	// the snapshot: a restarted room has lost its peer connections anyway.
+	members     map[string]*member
+	memberOrder []string
 }
 
 // passivate asks the registry to stop the room actor who once its mailbox
@@ -42,19 +47,63 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		a.deps.metrics.restarts.Inc()
 		a.log.Warn("room actor restarting after a failure; it will reload its record")
 	case *actor.ReceiveTimeout:
-		ctx.Send(ctx.Parent(), &passivate{who: ctx.Self()})
+		if len(a.members) == 0 {
+			ctx.Send(ctx.Parent(), &passivate{who: ctx.Self()})
+		}
+	case *actor.Terminated:
+		a.memberTerminated(ctx, m.Who)
+	case *joinRoom:
+		ctx.Respond(a.join(ctx, m.req))
+	case *listParticipants:
+		ctx.Respond(a.participants())
+	case *removeParticipant:
+		reply := &errorReply{}
+		if mb, err := a.findMember(m.id); err != nil {
+			reply.err = err
+		} else {
+			a.removeMember(ctx, mb, m.reason)
+		}
+		if ctx.Sender() != nil {
+			ctx.Respond(reply)
+		}
+	case *muteParticipant:
+		reply := &errorReply{}
+		if mb, err := a.findMember(m.id); err != nil {
+			reply.err = err
+		} else {
+			ctx.Send(mb.pid, &setMuted{kind: m.kind, muted: m.muted, byServer: true})
+		}
+		ctx.Respond(reply)
+	case *trackPublished:
+		a.trackPublished(ctx, m)
+	case *trackEnded:
+		if mb, ok := a.members[m.participantID]; ok {
+			a.unpublish(ctx, mb, m.trackID)
+		}
+	case *trackMuted:
+		a.trackMuted(m)
 	case *crashRoom:
 		panic("room actor: crash requested by a test")
 	case *actorpb.CreateRoom:
 		ctx.Respond(roomReply(a.create(m)))
 	case *actorpb.GetRoom:
-		ctx.Respond(roomReply(a.current()))
+		reply := roomReply(a.current())
+		reply.ParticipantCount = uint32(len(a.members))
+		ctx.Respond(reply)
 	case *actorpb.UpdateRoom:
 		ctx.Respond(roomReply(a.update(m)))
 	case *actorpb.EndRoom:
-		ctx.Respond(roomReply(a.end()))
+		room, err := a.end()
+		if err == nil {
+			a.removeAll(ctx, ReasonRoomEnded)
+		}
+		ctx.Respond(roomReply(room, err))
 	case *actorpb.DeleteRoom:
-		ctx.Respond(roomReply(nil, a.delete()))
+		err := a.delete()
+		if err == nil {
+			a.removeAll(ctx, ReasonRoomDeleted)
+		}
+		ctx.Respond(roomReply(nil, err))
 		// A room that is gone has no state worth keeping in memory.
 		ctx.Send(ctx.Parent(), &passivate{who: ctx.Self()})
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/troupe-media/troupe/actors/actorpb"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
+	"github.com/troupe-media/troupe/rtc"
 )
 
 // RoomStore is what room actors need of storage. *persistence.Store is one;
@@ -47,6 +48,11 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Media makes the participants' peer connections. Nil disables joining
+	// (the REST API still works).
+	Media *rtc.Engine
+	// MediaMetrics, when set, counts forwarded media.
+	MediaMetrics *rtc.Metrics
 }
 
 func (c *Config) ensureDefaults() error {
@@ -257,8 +263,11 @@ func (r *Rooms) List(ctx context.Context, q ListQuery) ([]*RoomInfo, int, error)
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // NewRoomID returns a fresh random room id ("room_" and 16 characters).
-func NewRoomID() string {
+func NewRoomID() string { return "room_" + randomID() }
+
+// randomID returns 16 random base32 characters (80 bits).
+func randomID() string {
 	b := make([]byte, 10)
 	rand.Read(b) // never fails (crypto/rand panics rather than return an error)
-	return "room_" + strings.ToLower(idEncoding.EncodeToString(b))
+	return strings.ToLower(idEncoding.EncodeToString(b))
 }

@@ -1,0 +1,325 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+// Role is what a participant may do in its room.
+type Role string
+
+const (
+	RolePublisher  Role = "publisher"
+	RoleSubscriber Role = "subscriber"
+	// RoleModerator publishes, subscribes, and joins locked rooms.
+	RoleModerator Role = "moderator"
+)
+
+func (r Role) canPublish() bool { return r == RolePublisher || r == RoleModerator }
+
+func (r Role) valid() bool { return r == RolePublisher || r == RoleSubscriber || r == RoleModerator }
+
+// ClientKind is how a participant's client talks to the server.
+type ClientKind int
+
+const (
+	// ClientSignaling is a WebSocket client: it publishes and subscribes on
+	// one peer connection, and either side may offer.
+	ClientSignaling ClientKind = iota
+	// ClientWHIP publishes with one offer and never renegotiates.
+	ClientWHIP
+	// ClientWHEP subscribes with one offer and never renegotiates: its
+	// receivers are fed by whichever tracks of their kind are published.
+	ClientWHEP
+)
+
+func (k ClientKind) String() string {
+	switch k {
+	case ClientSignaling:
+		return "signaling"
+	case ClientWHIP:
+		return "whip"
+	case ClientWHEP:
+		return "whep"
+	}
+	return "unknown"
+}
+
+// Leave reasons, as clients and webhooks see them.
+const (
+	ReasonLeft             = "left"
+	ReasonDisconnected     = "disconnected"
+	ReasonKicked           = "kicked"
+	ReasonReplaced         = "replaced" // the same identity joined again
+	ReasonConnectionFailed = "connection-failed"
+	ReasonFailed           = "failed" // the participant's actor or read loop crashed
+	ReasonRoomEnded        = "room-ended"
+	ReasonRoomDeleted      = "room-deleted"
+	ReasonServerShutdown   = "server-shutdown"
+)
+
+// JoinRequest asks a room to admit a participant.
+type JoinRequest struct {
+	// Identity names the participant in its room (a join token's sub);
+	// a second join with the same identity replaces the first.
+	Identity string
+	Name     string
+	Role     Role
+	Kind     ClientKind
+	// Signal receives the server's signaling messages. Required for
+	// ClientSignaling; WHIP and WHEP clients have no channel back.
+	Signal Signaler
+}
+
+// Signaler carries the server's messages to one client. Both methods must
+// return at once: a client that cannot keep up is the connection's problem
+// (it drops the client), never the room's.
+type Signaler interface {
+	Signal(Signal)
+	// Close tells the client it has been removed, and why, and ends the
+	// connection.
+	Close(reason string)
+}
+
+// Signal is a message from the server to a client: one of the Signal*
+// types below.
+type Signal interface{ isSignal() }
+
+// SignalOffer is the server's offer when it renegotiates (tracks to
+// receive came or went). The client answers with Participant.Answer.
+type SignalOffer struct{ SDP string }
+
+// SignalCandidate is one of the server's ICE candidates; an empty
+// Candidate.Candidate means the server has no more.
+type SignalCandidate struct{ Candidate ICECandidate }
+
+type SignalParticipantJoined struct{ Participant ParticipantInfo }
+
+type SignalParticipantLeft struct{ ParticipantID, Identity, Reason string }
+
+type SignalTrackPublished struct {
+	ParticipantID string
+	Track         TrackInfo
+}
+
+type SignalTrackUnpublished struct{ ParticipantID, TrackID string }
+
+// SignalTrackMuted says a track was muted or unmuted, by its publisher or
+// (ByServer) through the REST API.
+type SignalTrackMuted struct {
+	ParticipantID, TrackID string
+	Muted, ByServer        bool
+}
+
+func (SignalOffer) isSignal()             {}
+func (SignalCandidate) isSignal()         {}
+func (SignalParticipantJoined) isSignal() {}
+func (SignalParticipantLeft) isSignal()   {}
+func (SignalTrackPublished) isSignal()    {}
+func (SignalTrackUnpublished) isSignal()  {}
+func (SignalTrackMuted) isSignal()        {}
+
+// ICECandidate is a trickled ICE candidate, as RTCIceCandidateInit has it.
+type ICECandidate struct {
+	Candidate        string
+	SDPMid           *string
+	SDPMLineIndex    *uint16
+	UsernameFragment *string
+}
+
+// ICEServer is a STUN or TURN server a client may use.
+type ICEServer struct {
+	URLs                 []string
+	Username, Credential string
+}
+
+// ParticipantInfo describes a participant in its room.
+type ParticipantInfo struct {
+	ID, Identity, Name string
+	Role               Role
+	JoinedAt           time.Time
+	Tracks             []TrackInfo
+}
+
+// TrackInfo describes a published track. Subscribers receive it with
+// StreamID as the stream id (the publisher's participant id) and ID as
+// the track id.
+type TrackInfo struct {
+	ID, Kind, Codec, StreamID string
+	Muted, Simulcast          bool
+}
+
+// JoinInfo is what a participant learns when it joins.
+type JoinInfo struct {
+	Participant ParticipantInfo
+	Room        *recordpb.Room
+	// Others are the participants already in the room, with their tracks.
+	Others     []ParticipantInfo
+	ICEServers []ICEServer
+}
+
+// Participant is a handle on a joined participant's actor. It is safe for
+// concurrent use; its methods fail with ErrParticipantNotFound once the
+// participant has left.
+type Participant struct {
+	ID     string
+	RoomID string
+	pid    *actor.PID
+	rooms  *Rooms
+}
+
+// Offer applies the client's offer and returns the server's answer. WHIP
+// and WHEP clients offer once; their answer carries every server candidate.
+func (p *Participant) Offer(ctx context.Context, sdp string) (string, error) {
+	reply, err := p.request(ctx, &clientOffer{sdp: sdp})
+	if err != nil {
+		return "", err
+	}
+	return reply.sdp, nil
+}
+
+// Answer applies the client's answer to the server's last offer.
+func (p *Participant) Answer(ctx context.Context, sdp string) error {
+	_, err := p.request(ctx, &clientAnswer{sdp: sdp})
+	return err
+}
+
+// AddCandidate adds one of the client's trickled ICE candidates.
+func (p *Participant) AddCandidate(ctx context.Context, c ICECandidate) error {
+	_, err := p.request(ctx, &clientCandidate{c: c})
+	return err
+}
+
+// SetMuted mutes or unmutes one of the participant's own tracks, named by
+// id, or every track of kind ("audio", "video") when trackID is empty.
+func (p *Participant) SetMuted(ctx context.Context, trackID, kind string, muted bool) error {
+	_, err := p.request(ctx, &setMuted{trackID: trackID, kind: kind, muted: muted})
+	return err
+}
+
+// Leave removes the participant from its room; reason is one of the
+// Reason* constants (ReasonLeft, or ReasonDisconnected when the client's
+// connection dropped).
+func (p *Participant) Leave(ctx context.Context, reason string) error {
+	_, err := p.rooms.request(ctx, p.RoomID, &removeParticipant{id: p.ID, reason: reason})
+	if errors.Is(err, ErrParticipantNotFound) {
+		return nil // already gone: leaving is idempotent
+	}
+	return err
+}
+
+func (p *Participant) request(ctx context.Context, msg any) (*participantReply, error) {
+	timeout := p.rooms.cfg.RequestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		if d := time.Until(dl); d < timeout {
+			timeout = d
+		}
+	}
+	if timeout <= 0 {
+		return nil, context.DeadlineExceeded
+	}
+	res, err := p.rooms.system.Root.RequestFuture(p.pid, msg, timeout).Result()
+	switch {
+	case errors.Is(err, actor.ErrDeadLetter):
+		return nil, ErrParticipantNotFound
+	case errors.Is(err, actor.ErrTimeout):
+		return nil, fmt.Errorf("%w: participant %s did not answer within %v", ErrUnavailable, p.ID, timeout)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	reply, ok := res.(*participantReply)
+	if !ok {
+		return nil, fmt.Errorf("actors: unexpected reply %T", res)
+	}
+	return reply, reply.err
+}
+
+// participantReply answers every request a Participant handle makes.
+type participantReply struct {
+	sdp string
+	err error
+}
+
+// Join admits a participant to room roomID under the room's join rules:
+// the room is active (ErrRoomEnded), unlocked unless the participant is a
+// moderator (ErrRoomLocked), under max_participants (ErrRoomFull), and now
+// is inside its join window (ErrOutsideJoinWindow).
+func (r *Rooms) Join(ctx context.Context, roomID string, req JoinRequest) (*Participant, *JoinInfo, error) {
+	if err := ValidateRoomID(roomID); err != nil {
+		return nil, nil, ErrRoomNotFound
+	}
+	switch {
+	case req.Identity == "":
+		return nil, nil, invalid("identity", "is required")
+	case !req.Role.valid():
+		return nil, nil, invalid("role", "must be publisher, subscriber or moderator")
+	case req.Kind == ClientSignaling && req.Signal == nil:
+		return nil, nil, errors.New("actors: a signaling client needs a Signaler")
+	case req.Kind == ClientWHIP && !req.Role.canPublish():
+		return nil, nil, fmt.Errorf("%w: a %s may not publish", ErrForbidden, req.Role)
+	}
+	res, err := r.request(ctx, roomID, &joinRoom{req: req})
+	if err != nil {
+		return nil, nil, err
+	}
+	reply, ok := res.(*joinReply)
+	if !ok {
+		return nil, nil, fmt.Errorf("actors: unexpected reply %T", res)
+	}
+	if reply.err != nil {
+		return nil, nil, reply.err
+	}
+	p := &Participant{ID: reply.info.Participant.ID, RoomID: roomID, pid: reply.pid, rooms: r}
+	return p, reply.info, nil
+}
+
+// Participants lists the live participants of a room with their tracks.
+func (r *Rooms) Participants(ctx context.Context, roomID string) ([]ParticipantInfo, error) {
+	if err := ValidateRoomID(roomID); err != nil {
+		return nil, ErrRoomNotFound
+	}
+	res, err := r.request(ctx, roomID, &listParticipants{})
+	if err != nil {
+		return nil, err
+	}
+	reply, ok := res.(*participantsReply)
+	if !ok {
+		return nil, fmt.Errorf("actors: unexpected reply %T", res)
+	}
+	return reply.list, reply.err
+}
+
+// Kick disconnects a participant (ReasonKicked).
+func (r *Rooms) Kick(ctx context.Context, roomID, participantID string) error {
+	if err := ValidateRoomID(roomID); err != nil {
+		return ErrRoomNotFound
+	}
+	res, err := r.request(ctx, roomID, &removeParticipant{id: participantID, reason: ReasonKicked})
+	if err != nil {
+		return err
+	}
+	return res.(*errorReply).err
+}
+
+// MuteParticipant mutes or unmutes every track of kind ("audio" or
+// "video") that a participant publishes: the server stops forwarding them
+// and tells the participant and the room.
+func (r *Rooms) MuteParticipant(ctx context.Context, roomID, participantID, kind string, muted bool) error {
+	if err := ValidateRoomID(roomID); err != nil {
+		return ErrRoomNotFound
+	}
+	if kind != "audio" && kind != "video" {
+		return invalid("kind", "must be audio or video")
+	}
+	res, err := r.request(ctx, roomID, &muteParticipant{id: participantID, kind: kind, muted: muted})
+	if err != nil {
+		return err
+	}
+	return res.(*errorReply).err
+}

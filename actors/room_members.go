@@ -1,0 +1,294 @@
+package actors
+
+import (
+	"fmt"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupe-media/troupe/persistence/recordpb"
+	"github.com/troupe-media/troupe/rtc"
+)
+
+// Messages between a room actor and its participants, and from handles.
+// They carry live objects (peer connections, forwarders, signalers), so
+// they stay on the node that hosts the room.
+type (
+	joinRoom  struct{ req JoinRequest }
+	joinReply struct {
+		pid  *actor.PID
+		info *JoinInfo
+		err  error
+	}
+	listParticipants  struct{}
+	participantsReply struct {
+		list []ParticipantInfo
+		err  error
+	}
+	// removeParticipant comes from a handle (leave), the REST API (kick),
+	// or the participant itself (its connection failed).
+	removeParticipant struct{ id, reason string }
+	muteParticipant   struct {
+		id, kind string
+		muted    bool
+	}
+	errorReply struct{ err error }
+
+	// From a participant to its room.
+	trackPublished struct {
+		participantID string
+		track         TrackInfo
+		fwd           *rtc.Forwarder
+	}
+	trackEnded struct{ participantID, trackID string }
+	trackMuted struct {
+		participantID, trackID string
+		muted, byServer        bool
+	}
+)
+
+// member is the room's view of one participant.
+type member struct {
+	info   ParticipantInfo // Tracks is rebuilt from tracks when read
+	pid    *actor.PID
+	kind   ClientKind
+	signal Signaler
+	tracks []*roomTrack // in publication order
+	// leaveReason is set when the room decides to remove the member; a
+	// member that terminates without one crashed.
+	leaveReason string
+}
+
+type roomTrack struct {
+	info TrackInfo
+	fwd  *rtc.Forwarder
+}
+
+func (m *member) snapshot() ParticipantInfo {
+	info := m.info
+	info.Tracks = make([]TrackInfo, len(m.tracks))
+	for i, t := range m.tracks {
+		info.Tracks[i] = t.info
+	}
+	return info
+}
+
+func (m *member) receivesMedia() bool { return m.kind != ClientWHIP }
+
+// members returns the live members in join order.
+func (a *roomActor) memberList() []*member {
+	out := make([]*member, 0, len(a.members))
+	for _, id := range a.memberOrder {
+		out = append(out, a.members[id])
+	}
+	return out
+}
+
+func (a *roomActor) broadcast(except string, s Signal) {
+	for _, m := range a.memberList() {
+		if m.info.ID != except && m.signal != nil {
+			m.signal.Signal(s)
+		}
+	}
+}
+
+func (a *roomActor) join(ctx actor.Context, req JoinRequest) *joinReply {
+	room, err := a.current()
+	if err != nil {
+		return &joinReply{err: err}
+	}
+	now := a.deps.cfg.Now()
+	c := room.Config
+	switch {
+	case room.Status == recordpb.RoomStatus_ROOM_STATUS_ENDED:
+		return &joinReply{err: ErrRoomEnded}
+	case c.Locked && req.Role != RoleModerator:
+		return &joinReply{err: ErrRoomLocked}
+	case c.JoinFrom != nil && now.Before(c.JoinFrom.AsTime()), c.JoinUntil != nil && now.After(c.JoinUntil.AsTime()):
+		return &joinReply{err: ErrOutsideJoinWindow}
+	case a.deps.cfg.Media == nil:
+		return &joinReply{err: errMediaDisabled}
+	}
+	// The same identity joining again replaces its old connection, so a
+	// client that reconnects is not refused by its own ghost.
+	var replaced *member
+	for _, m := range a.members {
+		if m.info.Identity == req.Identity {
+			replaced = m
+		}
+	}
+	if replaced == nil && len(a.members) >= int(c.MaxParticipants) {
+		return &joinReply{err: ErrRoomFull}
+	}
+	pc, err := a.deps.cfg.Media.NewPeerConnection()
+	if err != nil {
+		return &joinReply{err: err}
+	}
+	if replaced != nil {
+		a.removeMember(ctx, replaced, ReasonReplaced)
+	}
+
+	info := ParticipantInfo{ID: newParticipantID(), Identity: req.Identity, Name: req.Name, Role: req.Role, JoinedAt: now}
+	m := &member{info: info, kind: req.Kind, signal: req.Signal}
+	m.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return newParticipantActor(a.deps, a.id, info, req, pc)
+	}))
+	a.members[info.ID] = m
+	a.memberOrder = append(a.memberOrder, info.ID)
+	ctx.SetReceiveTimeout(0) // a room with people in it is never idle
+
+	others := make([]ParticipantInfo, 0, len(a.members)-1)
+	for _, o := range a.memberList() {
+		if o != m {
+			others = append(others, o.snapshot())
+		}
+	}
+	a.broadcast(info.ID, SignalParticipantJoined{Participant: info})
+	if m.receivesMedia() {
+		for _, o := range a.memberList() {
+			for _, t := range o.tracks {
+				ctx.Send(m.pid, &subscribe{track: t.info, fwd: t.fwd})
+			}
+		}
+	}
+	a.deps.cfg.Logger.Info("participant joined", "room", a.id, "participant", info.ID, "identity", info.Identity, "kind", req.Kind.String())
+	return &joinReply{pid: m.pid, info: &JoinInfo{
+		Participant: info, Room: room, Others: others, ICEServers: a.deps.iceServers(),
+	}}
+}
+
+// removeMember stops a member's actor; the rest happens when it has
+// terminated (memberTerminated), whatever the reason it stopped.
+func (a *roomActor) removeMember(ctx actor.Context, m *member, reason string) {
+	if m.leaveReason != "" {
+		return
+	}
+	m.leaveReason = reason
+	ctx.Stop(m.pid)
+}
+
+// memberTerminated cleans up after a participant actor has stopped: its
+// tracks are unpublished everywhere and the others are told it left.
+func (a *roomActor) memberTerminated(ctx actor.Context, pid *actor.PID) {
+	var m *member
+	for _, candidate := range a.members {
+		if candidate.pid.Equal(pid) {
+			m = candidate
+		}
+	}
+	if m == nil {
+		return
+	}
+	reason := m.leaveReason
+	if reason == "" {
+		reason = ReasonFailed
+		a.deps.cfg.Logger.Error("participant failed; removed from its room", "room", a.id, "participant", m.info.ID)
+	}
+	delete(a.members, m.info.ID)
+	for i, id := range a.memberOrder {
+		if id == m.info.ID {
+			a.memberOrder = append(a.memberOrder[:i], a.memberOrder[i+1:]...)
+			break
+		}
+	}
+	for _, t := range m.tracks {
+		a.unpublish(ctx, m, t.info.ID)
+	}
+	if m.signal != nil {
+		m.signal.Close(reason)
+	}
+	a.broadcast("", SignalParticipantLeft{ParticipantID: m.info.ID, Identity: m.info.Identity, Reason: reason})
+	a.deps.cfg.Logger.Info("participant left", "room", a.id, "participant", m.info.ID, "reason", reason)
+	if len(a.members) == 0 {
+		ctx.SetReceiveTimeout(a.deps.cfg.PassivateAfter)
+	}
+}
+
+func (a *roomActor) removeAll(ctx actor.Context, reason string) {
+	for _, m := range a.members {
+		a.removeMember(ctx, m, reason)
+	}
+}
+
+func (a *roomActor) trackPublished(ctx actor.Context, msg *trackPublished) {
+	m, ok := a.members[msg.participantID]
+	if !ok || m.leaveReason != "" {
+		return // it left meanwhile; its own cleanup closes the forwarder
+	}
+	m.tracks = append(m.tracks, &roomTrack{info: msg.track, fwd: msg.fwd})
+	a.broadcast("", SignalTrackPublished{ParticipantID: m.info.ID, Track: msg.track})
+	for _, o := range a.memberList() {
+		if o != m && o.receivesMedia() {
+			ctx.Send(o.pid, &subscribe{track: msg.track, fwd: msg.fwd})
+		}
+	}
+}
+
+func (a *roomActor) unpublish(ctx actor.Context, m *member, trackID string) {
+	for i, t := range m.tracks {
+		if t.info.ID != trackID {
+			continue
+		}
+		m.tracks = append(m.tracks[:i], m.tracks[i+1:]...)
+		a.broadcast(m.info.ID, SignalTrackUnpublished{ParticipantID: m.info.ID, TrackID: trackID})
+		for _, o := range a.memberList() {
+			if o != m && o.receivesMedia() {
+				ctx.Send(o.pid, &unsubscribe{trackID: trackID})
+			}
+		}
+		return
+	}
+}
+
+func (a *roomActor) trackMuted(msg *trackMuted) {
+	m, ok := a.members[msg.participantID]
+	if !ok {
+		return
+	}
+	for _, t := range m.tracks {
+		if t.info.ID == msg.trackID {
+			t.info.Muted = msg.muted
+		}
+	}
+	a.broadcast("", SignalTrackMuted{ParticipantID: msg.participantID, TrackID: msg.trackID, Muted: msg.muted, ByServer: msg.byServer})
+}
+
+func (a *roomActor) participants() *participantsReply {
+	if _, err := a.current(); err != nil {
+		return &participantsReply{err: err}
+	}
+	list := make([]ParticipantInfo, 0, len(a.members))
+	for _, m := range a.memberList() {
+		list = append(list, m.snapshot())
+	}
+	return &participantsReply{list: list}
+}
+
+func (a *roomActor) findMember(id string) (*member, error) {
+	if _, err := a.current(); err != nil {
+		return nil, err
+	}
+	m, ok := a.members[id]
+	if !ok || m.leaveReason != "" {
+		return nil, ErrParticipantNotFound
+	}
+	return m, nil
+}
+
+func (r *Rooms) iceServers() []ICEServer {
+	if r.cfg.Media == nil {
+		return nil
+	}
+	var out []ICEServer
+	for _, s := range r.cfg.Media.ICEServers() {
+		cred, _ := s.Credential.(string)
+		out = append(out, ICEServer{URLs: s.URLs, Username: s.Username, Credential: cred})
+	}
+	return out
+}
+
+// errMediaDisabled: the server was started without a media engine.
+var errMediaDisabled = fmt.Errorf("%w: media is not enabled on this server", ErrUnavailable)
+
+func newParticipantID() string { return "PA_" + randomID() }
+
+func newTrackID() string { return "TR_" + randomID() }
