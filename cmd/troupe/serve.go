@@ -110,7 +110,11 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout io.Writer) (er
 		if cerr := store.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
 		}
-		log.Info("stopped", "error", err)
+		if err != nil {
+			log.Error("stopped", "err", err)
+		} else {
+			log.Info("stopped")
+		}
 	}()
 
 	reg := prometheus.NewRegistry()
