@@ -32,6 +32,11 @@ const (
 	codeRoomLocked           = "room_locked"
 	codeRoomUnavailable      = "room_unavailable"
 	codeNotReady             = "not_ready"
+	codeParticipantNotFound  = "participant_not_found"
+	codeOutsideJoinWindow    = "outside_join_window"
+	codeInvalidSDP           = "invalid_sdp"
+	codeSignalingState       = "signaling_state"
+	codeUpgradeRequired      = "upgrade_required"
 	codeInternal             = "internal"
 )
 
@@ -84,6 +89,10 @@ var domainErrors = []struct {
 	{actors.ErrRoomEnded, http.StatusConflict, codeRoomEnded, "the room has ended"},
 	{actors.ErrRoomFull, http.StatusConflict, codeRoomFull, "the room is full"},
 	{actors.ErrRoomLocked, http.StatusConflict, codeRoomLocked, "the room is locked"},
+	{actors.ErrParticipantNotFound, http.StatusNotFound, codeParticipantNotFound, "participant not found"},
+	{actors.ErrOutsideJoinWindow, http.StatusConflict, codeOutsideJoinWindow, "the room is not open for joining now"},
+	{actors.ErrForbidden, http.StatusForbidden, codeForbidden, "this role may not do that"},
+	{actors.ErrSignalingState, http.StatusConflict, codeSignalingState, "the message does not fit the negotiation's state"},
 	{actors.ErrUnavailable, http.StatusServiceUnavailable, codeRoomUnavailable, "the room did not answer in time; retry"},
 	{auth.ErrExpiredToken, http.StatusUnauthorized, codeUnauthorized, "token expired"},
 	{auth.ErrInvalidToken, http.StatusUnauthorized, codeUnauthorized, "invalid token"},
@@ -103,6 +112,10 @@ func toAPIError(err error) (_ *apiError, unexpected bool) {
 	var ve *actors.ValidationError
 	if errors.As(err, &ve) {
 		return fieldError(ve.Field, ve.Reason), false
+	}
+	if errors.Is(err, actors.ErrInvalidSDP) {
+		// The reason is about the client's own SDP: it says what to fix.
+		return newAPIError(http.StatusBadRequest, codeInvalidSDP, err.Error()), false
 	}
 	for _, d := range domainErrors {
 		if errors.Is(err, d.err) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/rtc"
 )
 
 func TestMain(m *testing.M) {
@@ -35,6 +37,7 @@ type stack struct {
 	reg    *prometheus.Registry
 	srv    *httptest.Server
 	client *http.Client
+	engine *rtc.Engine // nil unless media is on
 }
 
 // fakeClock is a settable clock for rate limits and token expiry.
@@ -57,11 +60,36 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 func newStack(t testing.TB, mod func(*Config)) *stack {
 	t.Helper()
+	return buildStack(t, mod, false)
+}
+
+// newMediaStack is newStack with a media engine on loopback UDP: rooms
+// take participants.
+func newMediaStack(t testing.TB, mod func(*Config)) *stack {
+	t.Helper()
+	return buildStack(t, mod, true)
+}
+
+func buildStack(t testing.TB, mod func(*Config), media bool) *stack {
+	t.Helper()
 	store, err := persistence.Open(persistence.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rooms, err := actors.NewRooms(actors.Config{Store: store, RequestTimeout: 5 * time.Second})
+	reg := prometheus.NewRegistry()
+	acfg := actors.Config{Store: store, RequestTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)}
+	var engine *rtc.Engine
+	if media {
+		engine, err = rtc.NewEngine(rtc.Config{LoopbackOnly: true, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			store.Close()
+			t.Fatal(err)
+		}
+		metrics := rtc.NewMetrics()
+		reg.MustRegister(metrics)
+		acfg.Media, acfg.MediaMetrics = engine, metrics
+	}
+	rooms, err := actors.NewRooms(acfg)
 	if err != nil {
 		store.Close()
 		t.Fatal(err)
@@ -74,7 +102,6 @@ func newStack(t testing.TB, mod func(*Config)) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
 	cfg := Config{
 		Rooms:       rooms,
 		Verifier:    verifier,
@@ -98,17 +125,28 @@ func newStack(t testing.TB, mod func(*Config)) *stack {
 	s := &stack{
 		key: key, admin: admin, store: store, rooms: rooms, api: api, reg: reg, srv: srv,
 		client: &http.Client{Transport: transport, Timeout: 30 * time.Second},
+		engine: engine,
 	}
 	if tt, ok := t.(*testing.T); ok {
 		s.t = tt
 	}
 	t.Cleanup(func() {
-		srv.Close()
-		transport.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		// The order cmd/troupe follows: HTTP, then the sockets it does not
+		// wait for, then the actors (and their peer connections).
+		srv.Close()
+		if err := api.Close(ctx); err != nil {
+			t.Errorf("close api: %v", err)
+		}
+		transport.CloseIdleConnections()
 		if err := rooms.Close(ctx); err != nil {
 			t.Errorf("close rooms: %v", err)
+		}
+		if engine != nil {
+			if err := engine.Close(); err != nil {
+				t.Errorf("close engine: %v", err)
+			}
 		}
 		if err := store.Close(); err != nil {
 			t.Errorf("close store: %v", err)

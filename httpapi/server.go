@@ -27,6 +27,13 @@ type RoomService interface {
 	Delete(ctx context.Context, id string) error
 	End(ctx context.Context, id string) (*actors.RoomInfo, error)
 	List(ctx context.Context, q actors.ListQuery) ([]*actors.RoomInfo, int, error)
+
+	// The live participants: joining (WebSocket, WHIP, WHEP) and the
+	// participants routes.
+	Join(ctx context.Context, roomID string, req actors.JoinRequest) (*actors.Participant, *actors.JoinInfo, error)
+	Participants(ctx context.Context, roomID string) ([]actors.ParticipantInfo, error)
+	Kick(ctx context.Context, roomID, participantID string) error
+	MuteParticipant(ctx context.Context, roomID, participantID, kind string, muted bool) error
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0.
@@ -63,6 +70,18 @@ type Config struct {
 	MaxTokenTTL time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// DevJoinTokens serves POST /dev/token, which hands anyone a join token
+	// (creating the room if needed), so that the web page works on a local
+	// server without an admin token. Never set it on a server others reach.
+	DevJoinTokens bool
+	// SignalingPingInterval is how often a signaling socket is pinged. A
+	// ping unanswered within the interval, or no frame at all from the
+	// client for two intervals, closes the socket. 0 means 15s.
+	SignalingPingInterval time.Duration
+	// SignalingQueue bounds the messages waiting to be written to one
+	// signaling socket; a client that lets it fill is dropped. 0 means 256.
+	SignalingQueue int
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -74,6 +93,9 @@ type Server struct {
 	limiter *rateLimiter
 	tokens  *tokenCache
 	idem    *idempotency
+	page    []byte // the web page, with its mode filled in
+
+	live liveSessions // signaling sockets and WHIP/WHEP sessions
 }
 
 // New validates cfg, fills its defaults and builds the routes.
@@ -108,6 +130,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.SignalingPingInterval <= 0 {
+		cfg.SignalingPingInterval = defaultPingInterval
+	}
+	if cfg.SignalingQueue <= 0 {
+		cfg.SignalingQueue = defaultSignalingQueue
+	}
 	m, err := newHTTPMetrics(cfg.Registry)
 	if err != nil {
 		return nil, err
@@ -124,6 +152,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Idempotency != nil {
 		s.idem = newIdempotency(cfg.Idempotency, cfg.Now)
 	}
+	s.live.init()
+	s.page = webPage(cfg.DevJoinTokens)
 	s.engine = s.routes()
 	return s, nil
 }
@@ -162,6 +192,21 @@ func (s *Server) routes() *gin.Engine {
 	api.DELETE("/rooms/:id", s.handle(s.deleteRoom))
 	api.POST("/rooms/:id/end", s.handle(s.endRoom))
 	api.POST("/rooms/:id/tokens", s.handle(s.createToken))
+	api.GET("/rooms/:id/participants", s.handle(s.listParticipants))
+	api.DELETE("/rooms/:id/participants/:pid", s.handle(s.kickParticipant))
+	api.POST("/rooms/:id/participants/:pid/mute", s.handle(s.muteParticipant))
+
+	e.GET("/rtc", s.signaling)
+	for _, path := range []string{"/whip/:room", "/whep/:room"} {
+		e.POST(path, s.handle(s.whipOffer))
+		e.DELETE(path+"/:pid", s.handle(s.whipDelete))
+		e.PATCH(path+"/:pid", s.whipPatch)
+	}
+
+	e.GET("/", s.servePage)
+	e.GET("/rooms/:id", s.servePage)
+	e.GET("/app.js", serveScript)
+	e.POST("/dev/token", s.handle(s.devToken))
 	return e
 }
 

@@ -1,0 +1,571 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/gin-gonic/gin"
+
+	"github.com/troupe-media/troupe/actors"
+)
+
+// Defaults of the signaling Config fields.
+const (
+	defaultPingInterval   = 15 * time.Second
+	defaultSignalingQueue = 256
+)
+
+const (
+	// signalWriteTimeout bounds one frame's write; a client whose socket
+	// stays full that long is gone.
+	signalWriteTimeout = 10 * time.Second
+	// joinMessageTimeout is how long a socket opened without a token may
+	// wait before its join message.
+	joinMessageTimeout = 10 * time.Second
+	// maxBadMessages in a row close the socket: a client that keeps sending
+	// garbage is broken or hostile.
+	maxBadMessages = 10
+	// leaveTimeout bounds the Leave sent when a socket ends.
+	leaveTimeout = 5 * time.Second
+)
+
+// WebSocket close codes. 4000 + an HTTP status is a join that failed with
+// that status (4401, 4403, 4404, 4409, 4503); the close reason is the
+// error code.
+const (
+	closeJoinFailed = 4000
+	// closeTooSlow: the client did not read its messages fast enough.
+	closeTooSlow = websocket.StatusPolicyViolation
+)
+
+// Why a socket ended; the handler turns it into the participant's leave
+// reason and the close frame.
+var (
+	errClientClosed = errors.New("the socket ended")
+	errLeft         = errors.New("the participant left")
+	errTooSlow      = errors.New("client too slow")
+	errDead         = errors.New("client stopped answering")
+	errBadClient    = errors.New("too many invalid messages")
+	errShutdown     = errors.New("server shutting down")
+)
+
+// outMsg is a message waiting to be written.
+type outMsg struct {
+	v any
+	// final closes the socket after the message, with closeCode and
+	// closeReason.
+	final       bool
+	closeCode   websocket.StatusCode
+	closeReason string
+}
+
+// signalConn is one signaling WebSocket: the actors.Signaler of its
+// participant. Its reader is the HTTP handler's goroutine; its writer is
+// the one goroutine it starts, and the only one that closes the socket.
+type signalConn struct {
+	s     *Server
+	ws    *websocket.Conn
+	log   *slog.Logger
+	queue chan outMsg
+	// ctx bounds the socket's reads and writes; it is canceled once the
+	// writer has closed the socket.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// lastFrame is when the client last sent anything (a pong included), in
+	// Unix nanoseconds: the reader deadline.
+	lastFrame  atomic.Int64
+	stopped    chan struct{} // closed by stop: the writer closes the socket
+	writerDone chan struct{}
+
+	// Set once joined; read by the reader only.
+	p *actors.Participant
+
+	mu sync.Mutex // guards the following
+	// hold keeps the room's signals back while a reply must reach the
+	// client first: joined before any event, an answer before the
+	// candidates and offers that follow it.
+	hold    bool
+	held    []outMsg
+	closing bool // a final message is queued or the socket is being dropped
+	// Why the socket ends: the first stop wins.
+	cause       error
+	closeCode   websocket.StatusCode
+	closeReason string
+}
+
+func (s *Server) newSignalConn() *signalConn {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &signalConn{
+		s: s, log: s.log, ctx: ctx, cancel: cancel,
+		queue:      make(chan outMsg, s.cfg.SignalingQueue),
+		stopped:    make(chan struct{}),
+		writerDone: make(chan struct{}),
+		hold:       true, // until joined is queued
+	}
+	c.lastFrame.Store(time.Now().UnixNano())
+	return c
+}
+
+// stop asks the writer to close the socket with code and reason; cause
+// says why, for the participant's leave reason. Only the first call counts.
+func (c *signalConn) stop(cause error, code websocket.StatusCode, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopLocked(cause, code, reason)
+}
+
+func (c *signalConn) stopLocked(cause error, code websocket.StatusCode, reason string) {
+	c.closing = true
+	if c.cause != nil {
+		return
+	}
+	c.cause, c.closeCode, c.closeReason = cause, code, reason
+	close(c.stopped)
+}
+
+func (c *signalConn) stopCause() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cause
+}
+
+// Signal implements actors.Signaler. It never blocks.
+func (c *signalConn) Signal(sig actors.Signal) {
+	v, err := signalMsg(sig)
+	if err != nil {
+		c.log.Error("signal", "err", err)
+		return
+	}
+	c.send(outMsg{v: v}, true)
+}
+
+// Close implements actors.Signaler: the room removed the participant.
+func (c *signalConn) Close(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	c.held = append(c.held, outMsg{v: leftMsg{Type: msgLeft, Reason: reason}, final: true, closeCode: websocket.StatusNormalClosure, closeReason: reason})
+	if !c.hold {
+		c.flushLocked()
+	}
+	c.closing = true
+}
+
+// send queues m; fromRoom messages wait while the connection holds.
+func (c *signalConn) send(m outMsg, fromRoom bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	if m.final {
+		c.closing = true
+	}
+	if fromRoom && c.hold {
+		if len(c.held) >= cap(c.queue) {
+			c.dropLocked()
+			return
+		}
+		c.held = append(c.held, m)
+		return
+	}
+	c.enqueueLocked(m)
+}
+
+func (c *signalConn) enqueueLocked(m outMsg) {
+	select {
+	case c.queue <- m:
+	default:
+		c.dropLocked()
+	}
+}
+
+// dropLocked gives up on a client that does not read its messages.
+func (c *signalConn) dropLocked() {
+	c.stopLocked(errTooSlow, closeTooSlow, "too slow")
+}
+
+// holdSignals holds the room's signals until release.
+func (c *signalConn) holdSignals() {
+	c.mu.Lock()
+	c.hold = true
+	c.mu.Unlock()
+}
+
+// release queues first (if any), then what was held.
+func (c *signalConn) release(first any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if first != nil {
+		c.enqueueLocked(outMsg{v: first})
+	}
+	c.flushLocked()
+	c.hold = false
+}
+
+func (c *signalConn) flushLocked() {
+	for _, m := range c.held {
+		c.enqueueLocked(m)
+	}
+	c.held = nil
+}
+
+// reply queues a message that answers the client (an answer, an error,
+// a pong): it is not held.
+func (c *signalConn) reply(v any) { c.send(outMsg{v: v}, false) }
+
+func (c *signalConn) replyError(err error, req string) {
+	m, unexpected := errorMsgFor(err, req)
+	if unexpected {
+		c.log.Error("signaling request failed", "request", req, "err", err)
+	}
+	c.reply(m)
+}
+
+// signaling serves GET /rtc. With a token (?token= or a bearer header) the
+// participant joins before the upgrade, so that a refused join is a plain
+// HTTP error; without one, the client's first message must be join.
+func (s *Server) signaling(g *gin.Context) {
+	r := g.Request
+	if !headerHas(r.Header, "Connection", "upgrade") || !headerHas(r.Header, "Upgrade", "websocket") {
+		g.Header("Upgrade", "websocket")
+		s.abort(g, newAPIError(http.StatusUpgradeRequired, codeUpgradeRequired, "this route speaks WebSocket"))
+		return
+	}
+	token := r.URL.Query().Get("token")
+	if token == "" {
+		token, _ = bearerToken(r)
+	}
+	c := s.newSignalConn()
+	defer c.cancel()
+	if !s.live.addConn(c) {
+		s.abort(g, newAPIError(http.StatusServiceUnavailable, codeNotReady, "the server is shutting down"))
+		return
+	}
+	defer s.live.removeConn(c)
+
+	var info *actors.JoinInfo
+	if token != "" {
+		claims, err := s.joinClaims(token)
+		if err != nil {
+			s.abort(g, err)
+			return
+		}
+		p, ji, err := s.cfg.Rooms.Join(r.Context(), claims.Room, joinRequest(claims, actors.ClientSignaling, c))
+		if err != nil {
+			s.abort(g, err)
+			return
+		}
+		c.p, info = p, ji
+		c.log = c.log.With("room", p.RoomID, "participant", p.ID)
+	}
+	if err := s.accept(g, c); err != nil {
+		s.log.Debug("websocket upgrade failed", "err", err)
+		if c.p != nil {
+			c.leave(actors.ReasonDisconnected)
+		}
+		return
+	}
+	go c.writeLoop()
+	if info != nil {
+		c.release(newJoinedMsg(info))
+	}
+	c.readLoop()
+	c.finish()
+}
+
+func headerHas(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, part := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *Server) accept(g *gin.Context, c *signalConn) error {
+	// net/http's read and write timeouts stay on a hijacked connection;
+	// the socket has its own deadlines.
+	rc := http.NewResponseController(g.Writer)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+	ws, err := websocket.Accept(g.Writer, g.Request, &websocket.AcceptOptions{
+		// Browsers send their page's origin; signaling is authorized by
+		// the token, not by cookies, so any origin may connect.
+		InsecureSkipVerify: true,
+		OnPongReceived: func(context.Context, []byte) {
+			c.lastFrame.Store(time.Now().UnixNano())
+		},
+	})
+	if err != nil {
+		return err
+	}
+	ws.SetReadLimit(maxSignalFrame)
+	c.ws = ws
+	g.Abort()
+	return nil
+}
+
+// readLoop reads and handles client frames until the socket ends.
+func (c *signalConn) readLoop() {
+	bad := 0
+	for {
+		typ, rd, err := c.ws.Reader(c.ctx)
+		if err != nil {
+			c.stop(errClientClosed, websocket.StatusNormalClosure, "")
+			return
+		}
+		c.lastFrame.Store(time.Now().UnixNano())
+		var msgErr error
+		var req string
+		if typ != websocket.MessageText {
+			msgErr = newAPIError(http.StatusBadRequest, codeBinaryMessage, "messages are JSON text frames")
+		}
+		b, err := io.ReadAll(io.LimitReader(rd, maxSignalMessage+1))
+		if err == nil && len(b) > maxSignalMessage {
+			// Skip the rest of the frame: the socket stays usable.
+			_, err = io.Copy(io.Discard, rd)
+			msgErr = newAPIError(http.StatusRequestEntityTooLarge, codeMessageTooLarge, "messages must be at most 65536 bytes")
+		}
+		if err != nil {
+			c.stop(errClientClosed, websocket.StatusMessageTooBig, "message too big")
+			return
+		}
+		if msgErr == nil {
+			var m clientMsg
+			m, msgErr = decodeClientMsg(b)
+			req = m.typ
+			if msgErr == nil {
+				msgErr = c.handle(m)
+			}
+		}
+		if msgErr == nil {
+			bad = 0
+			continue
+		}
+		c.replyError(msgErr, req)
+		var ae *apiError
+		if errors.As(msgErr, &ae) && ae.status < 500 && ae.code != codeSignalingState {
+			// The client's own mistake (it changed nothing); too many in
+			// a row and the client is broken.
+			if bad++; bad >= maxBadMessages {
+				c.stop(errBadClient, websocket.StatusPolicyViolation, "too many invalid messages")
+				return
+			}
+		}
+	}
+}
+
+// handle carries out one client message.
+func (c *signalConn) handle(m clientMsg) error {
+	if m.typ == msgPing {
+		c.reply(typeOnlyMsg{Type: msgPong})
+		return nil
+	}
+	if m.typ == msgJoin {
+		return c.join(m.token)
+	}
+	if c.p == nil {
+		return newAPIError(http.StatusBadRequest, codeNotJoined, "the first message must be join (or connect with ?token=)")
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, signalRequestTimeout)
+	defer cancel()
+	switch m.typ {
+	case msgOffer:
+		// The room's candidates and offers that follow our answer must
+		// not overtake it.
+		c.holdSignals()
+		answer, err := c.p.Offer(ctx, m.sdp)
+		if err != nil {
+			c.release(nil)
+			return err
+		}
+		c.release(sdpMsg{Type: msgAnswer, SDP: answer})
+		return nil
+	case msgAnswer:
+		return c.p.Answer(ctx, m.sdp)
+	case msgCandidate:
+		return c.p.AddCandidate(ctx, m.cand)
+	case msgMute:
+		return c.p.SetMuted(ctx, m.track, m.kind, m.muted)
+	case msgLeave:
+		// The room closes the socket, with a left message, once the
+		// participant is gone.
+		return c.p.Leave(ctx, actors.ReasonLeft)
+	}
+	return newAPIError(http.StatusBadRequest, codeUnknownType, "unknown message type")
+}
+
+// signalRequestTimeout bounds one signaling request; the actors answer
+// within their own, shorter, timeout.
+const signalRequestTimeout = 30 * time.Second
+
+// join handles a join message: the token arrives in the first message
+// rather than in the URL, where it might be logged. A join that fails ends
+// the socket: the client learns why from an error message and the close
+// code (4000 + the HTTP status).
+func (c *signalConn) join(token string) error {
+	if c.p != nil {
+		return newAPIError(http.StatusConflict, codeAlreadyJoined, "already joined")
+	}
+	err := c.tryJoin(token)
+	if err == nil {
+		return nil
+	}
+	m, unexpected := errorMsgFor(err, msgJoin)
+	if unexpected {
+		c.log.Error("join failed", "err", err)
+	}
+	ae, _ := toAPIError(err)
+	c.send(outMsg{v: m, final: true, closeCode: websocket.StatusCode(closeJoinFailed + ae.status), closeReason: m.Code}, false)
+	return nil
+}
+
+func (c *signalConn) tryJoin(token string) error {
+	claims, err := c.s.joinClaims(token)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, signalRequestTimeout)
+	defer cancel()
+	p, info, err := c.s.cfg.Rooms.Join(ctx, claims.Room, joinRequest(claims, actors.ClientSignaling, c))
+	if err != nil {
+		return err
+	}
+	c.p = p
+	c.log = c.log.With("room", p.RoomID, "participant", p.ID)
+	c.release(newJoinedMsg(info))
+	return nil
+}
+
+// writeLoop writes queued messages, pings the client, and closes the
+// socket when asked to stop.
+func (c *signalConn) writeLoop() {
+	defer close(c.writerDone)
+	ping := c.s.cfg.SignalingPingInterval
+	ticker := time.NewTicker(ping)
+	defer ticker.Stop()
+	var joinDeadline <-chan time.Time
+	if c.p == nil {
+		t := time.NewTimer(joinMessageTimeout)
+		defer t.Stop()
+		joinDeadline = t.C
+	}
+	for {
+		select {
+		case m := <-c.queue:
+			if err := c.write(m.v); err != nil {
+				c.stop(errClientClosed, websocket.StatusGoingAway, "write failed")
+				_ = c.ws.CloseNow()
+				return
+			}
+			if m.final {
+				c.stop(errLeft, m.closeCode, m.closeReason)
+				c.closeWS()
+				return
+			}
+		case <-ticker.C:
+			if time.Since(time.Unix(0, c.lastFrame.Load())) > 2*ping {
+				c.stop(errDead, websocket.StatusGoingAway, "no frames from the client")
+				_ = c.ws.CloseNow()
+				return
+			}
+			ctx, cancel := context.WithTimeout(c.ctx, ping)
+			err := c.ws.Ping(ctx)
+			cancel()
+			if err != nil {
+				c.stop(errDead, websocket.StatusGoingAway, "ping timeout")
+				_ = c.ws.CloseNow()
+				return
+			}
+		case <-joinDeadline:
+			c.mu.Lock()
+			waiting := c.hold && !c.closing
+			c.mu.Unlock()
+			if waiting {
+				c.stop(errBadClient, websocket.StatusPolicyViolation, "no join message")
+			}
+		case <-c.stopped:
+			c.closeWS()
+			return
+		}
+	}
+}
+
+func (c *signalConn) write(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, signalWriteTimeout)
+	defer cancel()
+	return c.ws.Write(ctx, websocket.MessageText, b)
+}
+
+// closeWS sends the close frame stop chose, without waiting long for the
+// client's.
+func (c *signalConn) closeWS() {
+	c.mu.Lock()
+	code, reason := c.closeCode, c.closeReason
+	c.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.ws.Close(code, reason)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		_ = c.ws.CloseNow()
+		<-done
+	}
+}
+
+// finish runs when the reader has stopped: it waits for the writer to
+// close the socket and makes the participant leave.
+func (c *signalConn) finish() {
+	c.stop(errClientClosed, websocket.StatusNormalClosure, "")
+	<-c.writerDone
+	c.cancel()
+	_ = c.ws.CloseNow()
+	if c.p == nil {
+		return
+	}
+	switch cause := c.stopCause(); {
+	case errors.Is(cause, errLeft):
+		// The room removed the participant (a final left message), or a
+		// join failed: nothing to leave.
+	case errors.Is(cause, errShutdown):
+		c.leave(actors.ReasonServerShutdown)
+	default:
+		c.leave(actors.ReasonDisconnected)
+	}
+}
+
+func (c *signalConn) leave(reason string) {
+	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+	defer cancel()
+	if err := c.p.Leave(ctx, reason); err != nil {
+		c.log.Warn("leave after the socket ended", "err", err)
+	}
+}
+
+// shutdown ends the socket for a server shutdown.
+func (c *signalConn) shutdown() {
+	c.stop(errShutdown, websocket.StatusGoingAway, "server shutting down")
+}
+
+var _ actors.Signaler = (*signalConn)(nil)

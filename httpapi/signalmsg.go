@@ -1,0 +1,315 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/troupe-media/troupe/actors"
+)
+
+// The signaling protocol's wire format: see docs/signaling.md. Client
+// frames are decoded as strictly as REST bodies: unknown types and fields,
+// and fields of the wrong type, are refused with a message naming them.
+
+// Message types.
+const (
+	msgJoin              = "join"
+	msgJoined            = "joined"
+	msgOffer             = "offer"
+	msgAnswer            = "answer"
+	msgCandidate         = "candidate"
+	msgMute              = "mute"
+	msgLeave             = "leave"
+	msgLeft              = "left"
+	msgPing              = "ping"
+	msgPong              = "pong"
+	msgError             = "error"
+	msgParticipantJoined = "participant-joined"
+	msgParticipantLeft   = "participant-left"
+	msgTrackPublished    = "track-published"
+	msgTrackUnpublished  = "track-unpublished"
+)
+
+// Signaling error codes beyond the API's.
+const (
+	codeUnknownType     = "unknown_type"
+	codeMessageTooLarge = "message_too_large"
+	codeBinaryMessage   = "binary_not_supported"
+	codeAlreadyJoined   = "already_joined"
+	codeNotJoined       = "not_joined"
+)
+
+// maxSignalMessage is the largest client frame decoded; an SDP with a few
+// dozen tracks fits many times over. Larger frames (up to
+// maxSignalFrame) are refused with an error and skipped; beyond that the
+// socket is closed.
+const (
+	maxSignalMessage = 64 << 10
+	maxSignalFrame   = 1 << 20
+)
+
+// clientMsg is one decoded client frame. Only the fields of its type are set.
+type clientMsg struct {
+	typ   string
+	token string              // join
+	sdp   string              // offer, answer
+	cand  actors.ICECandidate // candidate; Candidate "" ends them
+	track string              // mute by track id
+	kind  string              // mute by kind
+	muted bool                // mute
+}
+
+// decodeClientMsg parses one client frame. Its errors are *apiError with
+// the code and field a client is told.
+func decodeClientMsg(b []byte) (clientMsg, error) {
+	o, err := parseObject(b)
+	if err != nil {
+		return clientMsg{}, newAPIError(http.StatusBadRequest, codeMalformedJSON, "the message must be a JSON object")
+	}
+	typ, err := nonNull[string](o, "type", whatString)
+	if err != nil {
+		return clientMsg{}, err
+	}
+	if typ == nil {
+		return clientMsg{}, fieldError("type", "is required")
+	}
+	m := clientMsg{typ: *typ}
+	switch m.typ {
+	case msgJoin:
+		tok, err := requiredString(o, "token")
+		if err != nil {
+			return m, err
+		}
+		m.token = tok
+	case msgOffer, msgAnswer:
+		sdp, err := requiredString(o, "sdp")
+		if err != nil {
+			return m, err
+		}
+		m.sdp = sdp
+	case msgCandidate:
+		if m.cand, err = decodeCandidate(o); err != nil {
+			return m, err
+		}
+	case msgMute:
+		track, err := nonNull[string](o, "track_id", whatString)
+		if err != nil {
+			return m, err
+		}
+		kind, err := nonNull[string](o, "kind", whatString)
+		if err != nil {
+			return m, err
+		}
+		switch {
+		case (track == nil) == (kind == nil):
+			return m, fieldError("track_id", "give either track_id or kind")
+		case track != nil && *track == "":
+			return m, fieldError("track_id", "must not be empty")
+		case kind != nil && *kind != "audio" && *kind != "video":
+			return m, fieldError("kind", "must be audio or video")
+		}
+		if track != nil {
+			m.track = *track
+		} else {
+			m.kind = *kind
+		}
+		muted, err := nonNull[bool](o, "muted", whatBool)
+		if err != nil {
+			return m, err
+		}
+		if muted == nil {
+			return m, fieldError("muted", "is required")
+		}
+		m.muted = *muted
+	case msgLeave, msgPing:
+	default:
+		return m, newAPIError(http.StatusBadRequest, codeUnknownType, "unknown message type "+strconv.Quote(m.typ))
+	}
+	return m, o.finish()
+}
+
+func requiredString(o *jsonObject, name string) (string, error) {
+	v, err := nonNull[string](o, name, whatString)
+	if err != nil {
+		return "", err
+	}
+	if v == nil || *v == "" {
+		return "", fieldError(name, "is required")
+	}
+	return *v, nil
+}
+
+// maxCandidateLen bounds a candidate line; real ones are about 100 bytes.
+const maxCandidateLen = 1024
+
+// decodeCandidate takes "candidate": an RTCIceCandidateInit, or null (or a
+// candidate of "") for the end of candidates.
+func decodeCandidate(o *jsonObject) (actors.ICECandidate, error) {
+	var c actors.ICECandidate
+	co, present, null, err := o.object("candidate")
+	switch {
+	case err != nil:
+		return c, err
+	case !present:
+		return c, fieldError("candidate", "is required (null ends the candidates)")
+	case null:
+		return c, nil
+	}
+	line, err := nonNull[string](co, "candidate", whatString)
+	if err != nil {
+		return c, err
+	}
+	if line != nil {
+		if len(*line) > maxCandidateLen {
+			return c, fieldError("candidate.candidate", "must be at most "+strconv.Itoa(maxCandidateLen)+" bytes")
+		}
+		c.Candidate = *line
+	}
+	if c.SDPMid, _, _, err = optional[string](co, "sdpMid", whatString); err != nil {
+		return c, err
+	}
+	if c.SDPMLineIndex, _, _, err = optional[uint16](co, "sdpMLineIndex", "an integer from 0 to 65535"); err != nil {
+		return c, err
+	}
+	if c.UsernameFragment, _, _, err = optional[string](co, "usernameFragment", whatString); err != nil {
+		return c, err
+	}
+	return c, co.finish()
+}
+
+// optional is value for a nullable field, as a pointer that is nil when
+// the field is absent or null.
+func optional[T any](o *jsonObject, name, what string) (*T, bool, bool, error) {
+	v, present, null, err := value[T](o, name, what)
+	if err != nil || !present || null {
+		return nil, present, null, err
+	}
+	return &v, present, null, nil
+}
+
+// Server messages. Each has its own struct so that its JSON is exactly
+// what docs/signaling.md shows.
+type (
+	joinedMsg struct {
+		Type         string            `json:"type"`
+		Participant  participantJSON   `json:"participant"`
+		Room         roomJSON          `json:"room"`
+		Participants []participantJSON `json:"participants"`
+		ICEServers   []iceServerJSON   `json:"ice_servers"`
+	}
+	iceServerJSON struct {
+		URLs       []string `json:"urls"`
+		Username   string   `json:"username,omitempty"`
+		Credential string   `json:"credential,omitempty"`
+	}
+	sdpMsg struct {
+		Type string `json:"type"`
+		SDP  string `json:"sdp"`
+	}
+	candidateMsg struct {
+		Type      string         `json:"type"`
+		Candidate *candidateJSON `json:"candidate"` // null: no more candidates
+	}
+	candidateJSON struct {
+		Candidate        string  `json:"candidate"`
+		SDPMid           *string `json:"sdpMid"`
+		SDPMLineIndex    *uint16 `json:"sdpMLineIndex"`
+		UsernameFragment *string `json:"usernameFragment,omitempty"`
+	}
+	participantJoinedMsg struct {
+		Type        string          `json:"type"`
+		Participant participantJSON `json:"participant"`
+	}
+	participantLeftMsg struct {
+		Type          string `json:"type"`
+		ParticipantID string `json:"participant_id"`
+		Identity      string `json:"identity"`
+		Reason        string `json:"reason"`
+	}
+	trackPublishedMsg struct {
+		Type          string    `json:"type"`
+		ParticipantID string    `json:"participant_id"`
+		Track         trackJSON `json:"track"`
+	}
+	trackUnpublishedMsg struct {
+		Type          string `json:"type"`
+		ParticipantID string `json:"participant_id"`
+		TrackID       string `json:"track_id"`
+	}
+	muteMsg struct {
+		Type          string `json:"type"`
+		ParticipantID string `json:"participant_id"`
+		TrackID       string `json:"track_id"`
+		Muted         bool   `json:"muted"`
+		ByServer      bool   `json:"by_server"`
+	}
+	leftMsg struct {
+		Type   string `json:"type"`
+		Reason string `json:"reason"`
+	}
+	errorMsg struct {
+		Type    string `json:"type"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		// Field names the offending field of the client's message, if any.
+		Field string `json:"field,omitempty"`
+		// Request is the type of the client message that failed, if known.
+		Request string `json:"request,omitempty"`
+	}
+	typeOnlyMsg struct {
+		Type string `json:"type"`
+	}
+)
+
+func newJoinedMsg(info *actors.JoinInfo) joinedMsg {
+	m := joinedMsg{
+		Type:         msgJoined,
+		Participant:  toParticipantJSON(info.Participant),
+		Room:         toRoomJSON(&actors.RoomInfo{Room: info.Room, ParticipantCount: len(info.Others) + 1}),
+		Participants: make([]participantJSON, len(info.Others)),
+		ICEServers:   make([]iceServerJSON, len(info.ICEServers)),
+	}
+	for i, p := range info.Others {
+		m.Participants[i] = toParticipantJSON(p)
+	}
+	for i, s := range info.ICEServers {
+		m.ICEServers[i] = iceServerJSON{URLs: s.URLs, Username: s.Username, Credential: s.Credential}
+	}
+	return m
+}
+
+// signalMsg is the wire form of a signal from the room.
+func signalMsg(sig actors.Signal) (any, error) {
+	switch s := sig.(type) {
+	case actors.SignalOffer:
+		return sdpMsg{Type: msgOffer, SDP: s.SDP}, nil
+	case actors.SignalCandidate:
+		m := candidateMsg{Type: msgCandidate}
+		if c := s.Candidate; c.Candidate != "" {
+			m.Candidate = &candidateJSON{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}
+		}
+		return m, nil
+	case actors.SignalParticipantJoined:
+		return participantJoinedMsg{Type: msgParticipantJoined, Participant: toParticipantJSON(s.Participant)}, nil
+	case actors.SignalParticipantLeft:
+		return participantLeftMsg{Type: msgParticipantLeft, ParticipantID: s.ParticipantID, Identity: s.Identity, Reason: s.Reason}, nil
+	case actors.SignalTrackPublished:
+		return trackPublishedMsg{Type: msgTrackPublished, ParticipantID: s.ParticipantID, Track: toTrackJSON(s.Track)}, nil
+	case actors.SignalTrackUnpublished:
+		return trackUnpublishedMsg{Type: msgTrackUnpublished, ParticipantID: s.ParticipantID, TrackID: s.TrackID}, nil
+	case actors.SignalTrackMuted:
+		return muteMsg{Type: msgMute, ParticipantID: s.ParticipantID, TrackID: s.TrackID, Muted: s.Muted, ByServer: s.ByServer}, nil
+	}
+	return nil, errors.New("httpapi: unknown signal")
+}
+
+// errorMsgFor renders err for the client that sent a message of type req.
+func errorMsgFor(err error, req string) (errorMsg, bool) {
+	ae, unexpected := toAPIError(err)
+	m := errorMsg{Type: msgError, Code: ae.code, Message: ae.message, Request: req}
+	if f, ok := ae.details["field"].(string); ok {
+		m.Field = f
+	}
+	return m, unexpected
+}

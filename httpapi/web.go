@@ -1,0 +1,93 @@
+package httpapi
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/httpapi/auth"
+)
+
+// The web page: plain HTML and JavaScript, no build step, nothing fetched
+// from elsewhere.
+//
+//go:embed web/index.html web/app.js
+var webFiles embed.FS
+
+// webPage returns the page with its mode filled in: whether it may ask
+// POST /dev/token for a join token.
+func webPage(dev bool) []byte {
+	page, err := webFiles.ReadFile("web/index.html")
+	if err != nil {
+		panic("httpapi: embedded page: " + err.Error())
+	}
+	mode := "token"
+	if dev {
+		mode = "dev"
+	}
+	return bytes.ReplaceAll(page, []byte("{{TOKEN_MODE}}"), []byte(mode))
+}
+
+// pageCSP keeps the page to its own scripts and the server it came from.
+const pageCSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
+	"img-src 'self' data:; media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:"
+
+func (s *Server) servePage(c *gin.Context) {
+	c.Header("Content-Security-Policy", pageCSP)
+	c.Header("Cache-Control", "no-cache")
+	c.Data(http.StatusOK, "text/html; charset=utf-8", s.page)
+}
+
+func serveScript(c *gin.Context) {
+	js, err := webFiles.ReadFile("web/app.js")
+	if err != nil {
+		panic("httpapi: embedded script: " + err.Error())
+	}
+	c.Header("Cache-Control", "no-cache")
+	c.Data(http.StatusOK, "text/javascript; charset=utf-8", js)
+}
+
+// devTokenTTL is the life of a token from POST /dev/token.
+const devTokenTTL = time.Hour
+
+// devToken serves POST /dev/token?room=&identity=[&name=] when the server
+// runs with Config.DevJoinTokens, and is an unknown route otherwise. It
+// creates the room if it does not exist and mints a publisher token.
+func (s *Server) devToken(c *gin.Context) error {
+	if !s.cfg.DevJoinTokens {
+		return newAPIError(http.StatusNotFound, codeNotFound, "no such route")
+	}
+	q := c.Request.URL.Query()
+	room, identity, name := q.Get("room"), q.Get("identity"), q.Get("name")
+	if err := actors.ValidateRoomID(room); err != nil {
+		return queryError("room", "must be 1 to 64 letters, digits, _ or -")
+	}
+	if err := checkText("identity", identity, 1, maxIdentityLen); err != nil {
+		return err
+	}
+	if err := checkText("name", name, 0, maxParticipantName); err != nil {
+		return err
+	}
+	ctx := c.Request.Context()
+	if _, err := s.cfg.Rooms.Get(ctx, room); errors.Is(err, actors.ErrRoomNotFound) {
+		_, err = s.cfg.Rooms.Create(ctx, room, &actorpb.RoomPatch{Name: &room})
+		if err != nil && !errors.Is(err, actors.ErrRoomExists) {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	now := s.cfg.Now().Truncate(time.Second)
+	token, err := auth.Mint(s.cfg.SigningKey, auth.JoinClaims(now, devTokenTTL, room, identity, name, auth.RolePublisher))
+	if err != nil {
+		return err
+	}
+	writeJSON(c, http.StatusOK, tokenJSON{Token: token, ExpiresAt: now.Add(devTokenTTL).UTC()})
+	return nil
+}
