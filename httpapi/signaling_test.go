@@ -1,0 +1,382 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/troupe-media/troupe/httpapi/auth"
+)
+
+// TestSignalingFanOut: one publisher (VP8 and Opus) and five subscribers
+// through WebSocket signaling; then a late joiner, a server mute, a kick,
+// and the publisher's leave.
+func TestSignalingFanOut(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"fanout","name":"Fan-out","config":{"max_participants":10}}`)
+
+	pubC := s.dialWS(t, "publisher", s.joinToken(t, "fanout", "pub", auth.RolePublisher))
+	joined := pubC.waitMsg("joined", nil)
+	pubID := joined["participant"].(map[string]any)["id"].(string)
+	if ps := joined["participants"].([]any); len(ps) != 0 {
+		t.Fatalf("joined an empty room with participants %v", ps)
+	}
+	media := newPublisher(t)
+	media.attach(t, pubC.pc, webrtc.RTPTransceiverDirectionSendonly)
+	pubC.offer()
+	pubC.waitMsg("answer", nil)
+	media.run(t)
+	defer func() {
+		media.halt()
+		pubC.close()
+		media.wait()
+	}()
+	for _, kind := range []string{"video", "audio"} {
+		pubC.waitMsg("track-published", func(m map[string]any) bool {
+			return m["track"].(map[string]any)["kind"] == kind
+		})
+	}
+
+	const nSubs = 5
+	subs := make([]*wsClient, nSubs)
+	for i := range subs {
+		subs[i] = s.dialWS(t, fmt.Sprintf("subscriber %d", i), s.joinToken(t, "fanout", fmt.Sprintf("sub%d", i), auth.RoleSubscriber))
+	}
+	for _, c := range subs {
+		waitFor(t, 15*time.Second, c.name+"'s media", func() bool {
+			return c.receiver("video").n() > 0 && c.receiver("audio").n() > 0
+		})
+	}
+
+	// The measured window: about two seconds of media.
+	v0, a0 := media.sent.Load(), media.sentAudio.Load()
+	time.Sleep(2 * time.Second)
+	v1, a1 := media.sent.Load(), media.sentAudio.Load()
+	for _, c := range subs {
+		for _, w := range []struct {
+			kind     string
+			from, to uint32
+		}{{"video", v0, v1}, {"audio", a0, a1}} {
+			r := c.receiver(w.kind)
+			waitFor(t, 5*time.Second, c.name+"'s last "+w.kind, func() bool { return r.last() >= w.to })
+			got, errs := r.window(w.from, w.to)
+			for _, e := range errs {
+				t.Errorf("%s %s: %s", c.name, w.kind, e)
+			}
+			want := int(w.to - w.from)
+			if lost := want - got; lost*100 >= want {
+				t.Errorf("%s %s: %d of %d packets: loss >= 1%%", c.name, w.kind, got, want)
+			}
+			t.Logf("%s %s: %d of %d packets", c.name, w.kind, got, want)
+		}
+	}
+
+	// A late joiner sees the publisher and its tracks, and gets media.
+	late := s.dialWS(t, "late joiner", s.joinToken(t, "fanout", "late", auth.RoleSubscriber))
+	lj := late.waitMsg("joined", nil)
+	var pubInfo map[string]any
+	for _, p := range lj["participants"].([]any) {
+		if p := p.(map[string]any); p["id"] == pubID {
+			pubInfo = p
+		}
+	}
+	if pubInfo == nil || len(pubInfo["tracks"].([]any)) != 2 {
+		t.Fatalf("the late joiner's joined lists the publisher as %v", pubInfo)
+	}
+	waitFor(t, 15*time.Second, "the late joiner's media", func() bool {
+		return late.receiver("video").n() > 0 && late.receiver("audio").n() > 0
+	})
+	if n := len(s.participants(t, "fanout")); n != nSubs+2 {
+		t.Errorf("REST lists %d participants, want %d", n, nSubs+2)
+	}
+
+	// Mute the publisher's video through REST: it is told, forwarding stops.
+	r := s.do(t, http.MethodPost, "/api/v1/rooms/fanout/participants/"+pubID+"/mute", `{"kind":"video","muted":true}`)
+	mustStatus(t, r, http.StatusNoContent)
+	pubC.waitMsg("mute", func(m map[string]any) bool { return m["muted"] == true && m["by_server"] == true })
+	subs[0].waitMsg("mute", func(m map[string]any) bool { return m["participant_id"] == pubID && m["muted"] == true })
+	time.Sleep(100 * time.Millisecond) // packets already on their way
+	vBefore, aBefore := subs[0].receiver("video").n(), subs[0].receiver("audio").n()
+	time.Sleep(400 * time.Millisecond)
+	if v := subs[0].receiver("video").n(); v != vBefore {
+		t.Errorf("muted video still forwarded: %d packets, then %d", vBefore, v)
+	}
+	if a := subs[0].receiver("audio").n(); a <= aBefore {
+		t.Errorf("audio stopped with the video mute: %d packets, then %d", aBefore, a)
+	}
+	for _, p := range s.participants(t, "fanout") {
+		if p["id"] != pubID {
+			continue
+		}
+		for _, tr := range p["tracks"].([]any) {
+			tr := tr.(map[string]any)
+			if want := tr["kind"] == "video"; tr["muted"] != want {
+				t.Errorf("REST shows track %v", tr)
+			}
+		}
+	}
+
+	// Kick the last subscriber: its socket gets left (kicked) and closes.
+	kicked := subs[nSubs-1]
+	kickedID := kicked.waitMsg("joined", nil)["participant"].(map[string]any)["id"].(string)
+	mustStatus(t, s.do(t, http.MethodDelete, "/api/v1/rooms/fanout/participants/"+kickedID, ""), http.StatusNoContent)
+	left := kicked.waitMsg("left", nil)
+	if left["reason"] != "kicked" {
+		t.Errorf("kicked socket got %v", left)
+	}
+	if code, reason := kicked.waitClosed(); code != websocket.StatusNormalClosure || reason != "kicked" {
+		t.Errorf("kicked socket closed with %d %q", code, reason)
+	}
+	subs[0].waitMsg("participant-left", func(m map[string]any) bool {
+		return m["participant_id"] == kickedID && m["reason"] == "kicked"
+	})
+	mustStatus(t, s.do(t, http.MethodDelete, "/api/v1/rooms/fanout/participants/"+kickedID, ""), http.StatusNotFound)
+
+	// The publisher leaves: the others see its tracks go, then it.
+	pubC.send(map[string]any{"type": "leave"})
+	if pubC.waitMsg("left", nil)["reason"] != "left" {
+		t.Error("the publisher's leave was not acknowledged with reason left")
+	}
+	for _, c := range append(subs[:nSubs-1], late) {
+		c.waitMsg("participant-left", func(m map[string]any) bool { return m["participant_id"] == pubID && m["reason"] == "left" })
+		if n := c.count("track-unpublished"); n != 2 {
+			t.Errorf("%s got %d track-unpublished, want 2", c.name, n)
+		}
+	}
+
+	// Everyone goes: no participant, no track, no down-track left.
+	for _, c := range append(subs[:nSubs-1], late) {
+		c.close()
+	}
+	waitFor(t, 10*time.Second, "an empty room", func() bool { return len(s.participants(t, "fanout")) == 0 })
+	waitFor(t, 10*time.Second, "no tracks", func() bool {
+		n, err := testutil.GatherAndCount(s.reg, "troupe_rtc_tracks", "troupe_rtc_subscribers")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n == 2 && gaugeValue(t, s, "troupe_rtc_tracks") == 0 && gaugeValue(t, s, "troupe_rtc_subscribers") == 0
+	})
+}
+
+func gaugeValue(t testing.TB, s *stack, name string) float64 {
+	t.Helper()
+	mfs, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
+}
+
+// Join rules are HTTP errors before the upgrade when the token is in the
+// URL, and an error message plus a 4xxx close code when it is in a join
+// message.
+func TestSignalingJoinRules(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"full","name":"Full","config":{"max_participants":1}}`)
+	s.createRoom(t, `{"id":"locked","name":"Locked","config":{"locked":true}}`)
+	s.createRoom(t, `{"id":"ended","name":"Ended"}`)
+	mustStatus(t, s.do(t, http.MethodPost, "/api/v1/rooms/ended/end", ""), http.StatusOK)
+	s.createRoom(t, `{"id":"later","name":"Later","config":{"join_from":"2999-01-01T00:00:00Z"}}`)
+	first := s.dialWS(t, "first", s.joinToken(t, "full", "first", auth.RolePublisher))
+	first.waitMsg("joined", nil)
+
+	admin := s.admin
+	cases := []struct {
+		name, token string
+		status      int
+		code        string
+	}{
+		{"full", s.joinToken(t, "full", "second", auth.RolePublisher), http.StatusConflict, "room_full"},
+		{"locked", s.joinToken(t, "locked", "x", auth.RolePublisher), http.StatusConflict, "room_locked"},
+		{"ended", s.joinToken(t, "ended", "x", auth.RolePublisher), http.StatusConflict, "room_ended"},
+		{"join window", s.joinToken(t, "later", "x", auth.RolePublisher), http.StatusConflict, "outside_join_window"},
+		{"no room", s.joinToken(t, "nowhere", "x", auth.RolePublisher), http.StatusNotFound, "room_not_found"},
+		{"admin token", admin, http.StatusForbidden, "forbidden"},
+		{"garbage token", "not.a.jwt", http.StatusUnauthorized, "unauthorized"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name+"/url", func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			ws, resp, err := websocket.Dial(ctx, s.wsURL("/rtc?token="+tc.token), nil)
+			if err == nil {
+				ws.CloseNow()
+				t.Fatal("upgraded")
+			}
+			if resp == nil || resp.StatusCode != tc.status {
+				t.Fatalf("response %v, want %d", resp, tc.status)
+			}
+		})
+		t.Run(tc.name+"/message", func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			ws, _, err := websocket.Dial(ctx, s.wsURL("/rtc"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := newWSClient(t, tc.name, ws)
+			c.send(map[string]any{"type": "join", "token": tc.token})
+			m := c.waitMsg("error", nil)
+			if m["code"] != tc.code || m["request"] != "join" {
+				t.Errorf("error %v, want code %s", m, tc.code)
+			}
+			if code, reason := c.waitClosed(); int(code) != 4000+tc.status || reason != tc.code {
+				t.Errorf("closed with %d %q, want %d %q", code, reason, 4000+tc.status, tc.code)
+			}
+		})
+	}
+	// The HTTP statuses carry the JSON error body.
+	r := s.do(t, http.MethodGet, "/rtc?token="+cases[0].token, "",
+		header{"Connection", "Upgrade"}, header{"Upgrade", "websocket"},
+		header{"Sec-WebSocket-Version", "13"}, header{"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="})
+	if r.status != http.StatusConflict || r.errorCode(t) != "room_full" {
+		t.Errorf("full room: %d %s", r.status, r.body)
+	}
+	r = s.do(t, http.MethodGet, "/rtc", "")
+	if r.status != http.StatusUpgradeRequired || r.errorCode(t) != "upgrade_required" {
+		t.Errorf("plain GET: %d %s", r.status, r.body)
+	}
+	// The one participant is still alone.
+	if n := len(s.participants(t, "full")); n != 1 {
+		t.Errorf("%d participants after refused joins", n)
+	}
+}
+
+// Bad frames get an error message and change nothing; the socket stays
+// usable; a run of them closes it.
+func TestSignalingBadFrames(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"bad","name":"Bad"}`)
+	c := s.dialWS(t, "client", s.joinToken(t, "bad", "c", auth.RolePublisher))
+	c.waitMsg("joined", nil)
+
+	cases := []struct {
+		name  string
+		typ   websocket.MessageType
+		frame string
+		code  string
+		field string
+	}{
+		{"not JSON", websocket.MessageText, `{"type":`, "malformed_json", ""},
+		{"array", websocket.MessageText, `[1,2]`, "malformed_json", ""},
+		{"no type", websocket.MessageText, `{}`, "validation_failed", "type"},
+		{"type not a string", websocket.MessageText, `{"type":5}`, "validation_failed", "type"},
+		{"unknown type", websocket.MessageText, `{"type":"dance"}`, "unknown_type", ""},
+		{"unknown field", websocket.MessageText, `{"type":"ping","x":1}`, "validation_failed", "x"},
+		{"offer without sdp", websocket.MessageText, `{"type":"offer"}`, "validation_failed", "sdp"},
+		{"sdp not a string", websocket.MessageText, `{"type":"offer","sdp":5}`, "validation_failed", "sdp"},
+		{"garbage sdp", websocket.MessageText, `{"type":"offer","sdp":"hello"}`, "invalid_sdp", ""},
+		{"answer without offer", websocket.MessageText, `{"type":"answer","sdp":"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n"}`, "signaling_state", ""},
+		{"mute with both", websocket.MessageText, `{"type":"mute","kind":"audio","track_id":"TR_x","muted":true}`, "validation_failed", "track_id"},
+		{"mute bad kind", websocket.MessageText, `{"type":"mute","kind":"screen","muted":true}`, "validation_failed", "kind"},
+		{"mute without muted", websocket.MessageText, `{"type":"mute","kind":"audio"}`, "validation_failed", "muted"},
+		{"mute unknown track", websocket.MessageText, `{"type":"mute","track_id":"TR_nope","muted":true}`, "signaling_state", ""},
+		{"candidate line not a string", websocket.MessageText, `{"type":"candidate","candidate":{"candidate":1}}`, "validation_failed", "candidate.candidate"},
+		{"candidate missing", websocket.MessageText, `{"type":"candidate"}`, "validation_failed", "candidate"},
+		{"join again", websocket.MessageText, `{"type":"join","token":"x"}`, "already_joined", ""},
+		{"binary", websocket.MessageBinary, `{"type":"ping"}`, "binary_not_supported", ""},
+		{"too large", websocket.MessageText, `{"type":"offer","sdp":"` + strings.Repeat("a", 70<<10) + `"}`, "message_too_large", ""},
+	}
+	for _, tc := range cases {
+		before := c.count("error")
+		c.sendRaw(tc.typ, []byte(tc.frame))
+		waitFor(t, 5*time.Second, tc.name+"'s error", func() bool { return c.count("error") > before })
+		c.mu.Lock()
+		var m map[string]any
+		for _, x := range c.msgs {
+			if x["type"] == "error" {
+				m = x
+			}
+		}
+		c.mu.Unlock()
+		if m["code"] != tc.code || (tc.field != "" && m["field"] != tc.field) || m["message"] == "" {
+			t.Errorf("%s: got %v, want code %s field %q", tc.name, m, tc.code, tc.field)
+		}
+		// Still usable.
+		pongs := c.count("pong")
+		c.send(map[string]any{"type": "ping"})
+		waitFor(t, 5*time.Second, tc.name+": a pong", func() bool { return c.count("pong") > pongs })
+	}
+	ps := s.participants(t, "bad")
+	if len(ps) != 1 || len(ps[0]["tracks"].([]any)) != 0 {
+		t.Fatalf("participants after bad frames: %v", ps)
+	}
+	// A run of garbage closes the socket, and the participant leaves.
+	for range maxBadMessages {
+		c.sendRaw(websocket.MessageText, []byte("garbage"))
+	}
+	if code, reason := c.waitClosed(); code != websocket.StatusPolicyViolation {
+		t.Errorf("closed with %d %q, want 1008", code, reason)
+	}
+	waitFor(t, 5*time.Second, "an empty room", func() bool { return len(s.participants(t, "bad")) == 0 })
+}
+
+// A client that stops answering pings is dropped, and leaves the room.
+func TestSignalingPingTimeout(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, func(c *Config) { c.SignalingPingInterval = 100 * time.Millisecond })
+	s.createRoom(t, `{"id":"ping","name":"Ping"}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, s.wsURL("/rtc?token="+s.joinToken(t, "ping", "p", auth.RolePublisher)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	// Pongs are sent by the client's reader: read the joined message, then
+	// stop reading, like a frozen client.
+	if _, _, err := ws.Read(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the frozen client to be removed", func() bool { return len(s.participants(t, "ping")) == 0 })
+
+	// A client that reads keeps its place.
+	c := s.dialWS(t, "alive", s.joinToken(t, "ping", "q", auth.RolePublisher))
+	c.waitMsg("joined", nil)
+	time.Sleep(500 * time.Millisecond)
+	if n := len(s.participants(t, "ping")); n != 1 {
+		t.Errorf("a live client was dropped: %d participants", n)
+	}
+}
+
+// Server.Close ends every socket with 1001 and empties the rooms.
+func TestSignalingServerClose(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"bye","name":"Bye"}`)
+	a := s.dialWS(t, "a", s.joinToken(t, "bye", "a", auth.RolePublisher))
+	b := s.dialWS(t, "b", s.joinToken(t, "bye", "b", auth.RoleSubscriber))
+	a.waitMsg("joined", nil)
+	b.waitMsg("joined", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.api.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*wsClient{a, b} {
+		if code, _ := c.waitClosed(); code != websocket.StatusGoingAway {
+			t.Errorf("%s closed with %d, want 1001", c.name, code)
+		}
+	}
+	waitFor(t, 5*time.Second, "an empty room", func() bool { return len(s.participants(t, "bye")) == 0 })
+	_, resp, err := websocket.Dial(ctx, s.wsURL("/rtc?token="+s.joinToken(t, "bye", "c", auth.RolePublisher)), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a socket after Close: %v %v", resp, err)
+	}
+}
