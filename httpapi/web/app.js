@@ -19,7 +19,10 @@ const troupe = (window.troupe = {
   local: null,
   // stats sums the inbound RTP the page has received so far.
   async stats() {
-    const out = { videoFramesDecoded: 0, audioPacketsReceived: 0, inboundVideo: 0, inboundAudio: 0 };
+    const out = {
+      videoFramesDecoded: 0, videoPacketsReceived: 0, videoKeyRequests: 0,
+      audioPacketsReceived: 0, inboundVideo: 0, inboundAudio: 0,
+    };
     if (!troupe.pc) return out;
     const report = await troupe.pc.getStats();
     report.forEach((s) => {
@@ -27,6 +30,8 @@ const troupe = (window.troupe = {
       if (s.kind === 'video') {
         out.inboundVideo++;
         out.videoFramesDecoded += s.framesDecoded || 0;
+        out.videoPacketsReceived += s.packetsReceived || 0;
+        out.videoKeyRequests += (s.pliCount || 0) + (s.firCount || 0);
       } else if (s.kind === 'audio') {
         out.inboundAudio++;
         out.audioPacketsReceived += s.packetsReceived || 0;
