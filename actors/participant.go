@@ -95,6 +95,11 @@ type Signal interface{ isSignal() }
 // receive came or went). The client answers with Participant.Answer.
 type SignalOffer struct{ SDP string }
 
+// SignalAnswer is the server's answer to a signaling client's offer. It
+// travels in the signal stream, not only as Offer's result, so that it
+// always reaches the client before any offer the server makes next.
+type SignalAnswer struct{ SDP string }
+
 // SignalCandidate is one of the server's ICE candidates; an empty
 // Candidate.Candidate means the server has no more.
 type SignalCandidate struct{ Candidate ICECandidate }
@@ -118,6 +123,7 @@ type SignalTrackMuted struct {
 }
 
 func (SignalOffer) isSignal()             {}
+func (SignalAnswer) isSignal()            {}
 func (SignalCandidate) isSignal()         {}
 func (SignalParticipantJoined) isSignal() {}
 func (SignalParticipantLeft) isSignal()   {}
@@ -176,6 +182,8 @@ type Participant struct {
 
 // Offer applies the client's offer and returns the server's answer. WHIP
 // and WHEP clients offer once; their answer carries every server candidate.
+// A signaling client also gets the answer as a SignalAnswer, in order with
+// the server's other signals: that is the copy to send it.
 func (p *Participant) Offer(ctx context.Context, sdp string) (string, error) {
 	reply, err := p.request(ctx, &clientOffer{sdp: sdp})
 	if err != nil {

@@ -70,8 +70,12 @@ type participantActor struct {
 	// available lists the room's tracks a WHEP slot may switch to.
 	available []subscribe
 
-	offered          bool // a WHIP/WHEP client has made its one offer
-	awaitingAnswer   bool // our offer is out
+	offered        bool // a WHIP/WHEP client has made its one offer
+	awaitingAnswer bool // our offer is out
+	// pendingOffer is the offer we sent, applied locally only when its
+	// answer comes: pion cannot roll back a local offer, and this way
+	// there is nothing to roll back when the client's offer collides.
+	pendingOffer     *webrtc.SessionDescription
 	needsNegotiation bool // tracks changed while we could not offer
 	pendingRemote    []webrtc.ICECandidateInit
 }
@@ -202,12 +206,9 @@ func (p *participantActor) clientOffer(ctx actor.Context, s string) (string, err
 		}
 	}
 	if p.awaitingAnswer {
-		// Glare: we are the polite peer. Drop our offer, take theirs, and
-		// offer again afterwards.
-		if err := p.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
-			return "", fmt.Errorf("rollback local offer: %w", err)
-		}
-		p.awaitingAnswer, p.needsNegotiation = false, true
+		// Glare, and we are the polite peer: our offer was never applied
+		// locally (see negotiate), so dropping it is all a rollback takes.
+		p.awaitingAnswer, p.pendingOffer, p.needsNegotiation = false, nil, true
 	}
 	if err := p.pc.SetRemoteDescription(offer); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
@@ -236,10 +237,14 @@ func (p *participantActor) clientOffer(ctx actor.Context, s string) (string, err
 			p.log.Warn("ICE gathering did not complete; answering with what there is")
 		}
 	}
+	answerSDP := p.pc.LocalDescription().SDP
+	if p.kind == ClientSignaling {
+		p.signal.Signal(SignalAnswer{SDP: answerSDP})
+	}
 	if p.needsNegotiation {
 		p.negotiate()
 	}
-	return p.pc.LocalDescription().SDP, nil
+	return answerSDP, nil
 }
 
 // checkDirections refuses a WHIP offer that wants to receive or a WHEP
@@ -279,10 +284,19 @@ func (p *participantActor) clientAnswer(s string) error {
 	if !p.awaitingAnswer {
 		return fmt.Errorf("%w: no offer is waiting for an answer", ErrSignalingState)
 	}
+	if err := p.pc.SetLocalDescription(*p.pendingOffer); err != nil {
+		// Our offer went stale (the connection changed since): offer anew.
+		p.awaitingAnswer, p.pendingOffer = false, nil
+		p.negotiate()
+		return fmt.Errorf("%w: the offer answered is stale; a new one follows", ErrSignalingState)
+	}
 	if err := p.pc.SetRemoteDescription(answer); err != nil {
+		// The answer is bad; undo our half so the next offer starts clean.
+		p.log.Warn("client answer refused", "err", err)
+		p.awaitingAnswer, p.pendingOffer, p.needsNegotiation = false, nil, true
 		return fmt.Errorf("%w: %v", ErrInvalidSDP, err)
 	}
-	p.awaitingAnswer = false
+	p.awaitingAnswer, p.pendingOffer = false, nil
 	p.flushCandidates()
 	if p.needsNegotiation {
 		p.negotiate()
@@ -306,11 +320,7 @@ func (p *participantActor) negotiate() {
 		p.log.Warn("create offer", "err", err)
 		return
 	}
-	if err := p.pc.SetLocalDescription(offer); err != nil {
-		p.log.Warn("set local offer", "err", err)
-		return
-	}
-	p.awaitingAnswer = true
+	p.pendingOffer, p.awaitingAnswer = &offer, true
 	p.signal.Signal(SignalOffer{SDP: offer.SDP})
 }
 
@@ -469,6 +479,9 @@ func (p *participantActor) unsubscribe(trackID string) {
 // fed by a published track of its kind when there is one.
 func (p *participantActor) attachWHEPSlots() {
 	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Sender() != nil {
+			continue
+		}
 		kind := tr.Kind()
 		codec := defaultCodec(kind)
 		for _, a := range p.available {
@@ -482,17 +495,15 @@ func (p *participantActor) attachWHEPSlots() {
 			p.log.Warn("down-track", "err", err)
 			continue
 		}
-		if err := tr.Sender().ReplaceTrack(dt); err != nil || tr.Sender() == nil {
-			sender, err := p.pc.AddTrack(dt)
-			if err != nil {
-				dt.Close()
-				p.log.Warn("add WHEP track", "err", err)
-				continue
-			}
-			p.whepSlots = append(p.whepSlots, &receivedTrack{dt: dt, sender: sender})
+		// AddTrack takes the transceiver the offer made, which has no
+		// sender yet.
+		sender, err := p.pc.AddTrack(dt)
+		if err != nil {
+			dt.Close()
+			p.log.Warn("add WHEP track", "err", err)
 			continue
 		}
-		p.whepSlots = append(p.whepSlots, &receivedTrack{dt: dt, sender: tr.Sender()})
+		p.whepSlots = append(p.whepSlots, &receivedTrack{dt: dt, sender: sender})
 	}
 	p.fillWHEPSlots()
 }

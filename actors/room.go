@@ -43,6 +43,17 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		ctx.SetReceiveTimeout(a.deps.cfg.PassivateAfter)
 		a.load()
+	case *actor.Stopping:
+		// The node is shutting down (or the room is passivated, which it
+		// never is with members): the children stop with this actor.
+		for _, m := range a.members {
+			if m.leaveReason == "" {
+				m.leaveReason = ReasonServerShutdown
+				if m.signal != nil {
+					m.signal.Close(ReasonServerShutdown)
+				}
+			}
+		}
 	case *actor.Restarting:
 		a.deps.metrics.restarts.Inc()
 		a.log.Warn("room actor restarting after a failure; it will reload its record")

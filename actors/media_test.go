@@ -1,0 +1,682 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/rtc"
+	"github.com/troupe-media/troupe/rtc/rtctest"
+)
+
+func newMediaEnv(t *testing.T, mod func(*Config)) *testEnv {
+	t.Helper()
+	engine, err := rtc.NewEngine(rtc.Config{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { engine.Close() }) // after the rooms (cleanups run last-in first-out)
+	return newTestEnv(t, func(c *Config) {
+		c.Media = engine
+		c.MediaMetrics = rtc.NewMetrics()
+		c.RequestTimeout = 5 * time.Second
+		if mod != nil {
+			mod(c)
+		}
+	})
+}
+
+// testClient plays a WebSocket client: one ordered queue of what the
+// server says (signals, and answers to its own offers), handled by one
+// goroutine, as the impolite peer of perfect negotiation.
+type testClient struct {
+	t     *testing.T
+	ctx   context.Context
+	pc    *webrtc.PeerConnection
+	p     *Participant
+	info  *JoinInfo
+	queue chan any
+	// closed receives the reason when the server removes the client.
+	closed chan string
+	events chan Signal
+	tracks chan *webrtc.TrackRemote
+	done   chan struct{}
+	hold   atomic.Bool // tests hold the queue to force glare
+}
+
+type publishCmd struct{ tracks []webrtc.TrackLocal }
+
+// Signal and Close make testClient an actors.Signaler.
+func (c *testClient) Signal(s Signal) {
+	select {
+	case c.queue <- s:
+	default:
+		c.t.Errorf("client queue full, dropping %T", s)
+	}
+}
+
+func (c *testClient) Close(reason string) {
+	select {
+	case c.closed <- reason:
+	default:
+	}
+}
+
+func joinClient(t *testing.T, env *testEnv, room, identity string, role Role) *testClient {
+	t.Helper()
+	c, err := tryJoin(t, env, room, identity, role)
+	if err != nil {
+		t.Fatalf("join %s: %v", identity, err)
+	}
+	return c
+}
+
+func tryJoin(t *testing.T, env *testEnv, room, identity string, role Role) (*testClient, error) {
+	t.Helper()
+	api, err := rtctest.ClientAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &testClient{
+		t: t, ctx: ctx, pc: pc,
+		queue:  make(chan any, 1024),
+		closed: make(chan string, 1),
+		events: make(chan Signal, 1024),
+		tracks: make(chan *webrtc.TrackRemote, 16),
+		done:   make(chan struct{}),
+	}
+	p, info, err := env.rooms.Join(ctx, room, JoinRequest{Identity: identity, Name: identity, Role: role, Kind: ClientSignaling, Signal: c})
+	if err != nil {
+		cancel()
+		pc.Close()
+		return nil, err
+	}
+	c.p, c.info = p, info
+	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand == nil {
+			return
+		}
+		init := cand.ToJSON()
+		if err := p.AddCandidate(ctx, ICECandidate{Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex}); err != nil && ctx.Err() == nil && !errors.Is(err, ErrParticipantNotFound) {
+			t.Errorf("%s: add candidate: %v", identity, err)
+		}
+	})
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { c.tracks <- tr })
+	go c.loop()
+	t.Cleanup(func() {
+		c.leave()
+		cancel()
+		<-c.done
+	})
+	return c, nil
+}
+
+func (c *testClient) leave() {
+	if c.p != nil {
+		c.p.Leave(context.Background(), ReasonLeft)
+	}
+	c.pc.Close()
+}
+
+func (c *testClient) loop() {
+	defer close(c.done)
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case item := <-c.queue:
+			for c.hold.Load() {
+				time.Sleep(time.Millisecond)
+			}
+			c.handle(item)
+		}
+	}
+}
+
+func (c *testClient) handle(item any) {
+	switch m := item.(type) {
+	case publishCmd:
+		for _, tr := range m.tracks {
+			sender, err := c.pc.AddTrack(tr)
+			if err != nil {
+				c.t.Errorf("add track: %v", err)
+				return
+			}
+			go drainRTCP(sender)
+		}
+		offer, err := c.pc.CreateOffer(nil)
+		if err == nil {
+			err = c.pc.SetLocalDescription(offer)
+		}
+		if err != nil {
+			c.t.Errorf("client offer: %v", err)
+			return
+		}
+		// The answer comes back as a SignalAnswer, in order.
+		go func() {
+			if _, err := c.p.Offer(c.ctx, offer.SDP); err != nil && c.ctx.Err() == nil {
+				c.t.Errorf("server refused offer: %v", err)
+			}
+		}()
+	case SignalAnswer:
+		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
+			c.t.Errorf("apply answer: %v", err)
+		}
+	case SignalOffer:
+		if c.pc.SignalingState() != webrtc.SignalingStateStable {
+			return // impolite: our own offer wins; the server offers again
+		}
+		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
+			c.t.Errorf("apply server offer: %v", err)
+			return
+		}
+		answer, err := c.pc.CreateAnswer(nil)
+		if err == nil {
+			err = c.pc.SetLocalDescription(answer)
+		}
+		if err == nil {
+			err = c.p.Answer(c.ctx, answer.SDP)
+		}
+		if err != nil && c.ctx.Err() == nil {
+			c.t.Errorf("answer server offer: %v", err)
+		}
+	case SignalCandidate:
+		if m.Candidate.Candidate == "" {
+			return
+		}
+		if err := c.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: m.Candidate.Candidate, SDPMid: m.Candidate.SDPMid, SDPMLineIndex: m.Candidate.SDPMLineIndex}); err != nil {
+			c.t.Logf("server candidate: %v", err)
+		}
+	case Signal:
+		c.events <- m
+	}
+}
+
+func drainRTCP(s *webrtc.RTPSender) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := s.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// publishAV publishes a VP8 and an Opus track and sends synthetic media on
+// both until the test ends.
+func (c *testClient) publishAV() (video, audio *rtctest.Sender) {
+	c.t.Helper()
+	vt, err := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", c.p.ID)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	at, err := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, "audio", c.p.ID)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.queue <- publishCmd{tracks: []webrtc.TrackLocal{vt, at}}
+	video = &rtctest.Sender{Track: vt, PayloadSize: 1000, KeyframeEvery: 30, TimestampStep: 3000}
+	audio = &rtctest.Sender{Track: at, PayloadSize: 160, TimestampStep: 960}
+	ctx, cancel := context.WithCancel(c.ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { video.Run(ctx, 0, 10*time.Millisecond) })
+	wg.Go(func() { audio.Run(ctx, 0, 20*time.Millisecond) })
+	c.t.Cleanup(func() { cancel(); wg.Wait() })
+	return video, audio
+}
+
+// receive starts a checking receiver on each of the next n tracks.
+func (c *testClient) receive(n int) map[string]*rtctest.Receiver {
+	c.t.Helper()
+	out := make(map[string]*rtctest.Receiver)
+	for range n {
+		select {
+		case tr := <-c.tracks:
+			r := rtctest.NewReceiver(tr)
+			go r.Run()
+			out[tr.Kind().String()] = r
+		case <-time.After(10 * time.Second):
+			c.t.Fatalf("%s: got %d of %d tracks", c.p.ID, len(out), n)
+		}
+	}
+	return out
+}
+
+// waitEvent returns the next event of type T, skipping others.
+func waitEvent[T Signal](t *testing.T, c *testClient, match func(T) bool) T {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case s := <-c.events:
+			if e, ok := s.(T); ok && (match == nil || match(e)) {
+				return e
+			}
+		case <-deadline:
+			var zero T
+			t.Fatalf("%s: no %T event", c.p.ID, zero)
+			return zero
+		}
+	}
+}
+
+func waitPackets(t *testing.T, what string, r *rtctest.Receiver, n int) {
+	t.Helper()
+	waitFor(t, what, func() bool { return r.Stats().Packets >= n })
+}
+
+func checkStream(t *testing.T, what string, r *rtctest.Receiver) {
+	t.Helper()
+	s := r.Stats()
+	if s.Corrupt > 0 || s.OutOfOrder > 0 {
+		t.Errorf("%s: %d corrupt, %d out of order of %d", what, s.Corrupt, s.OutOfOrder, s.Packets)
+	}
+	if lost := s.Lost(); float64(lost) > 0.01*float64(s.Packets) {
+		t.Errorf("%s: lost %d of %d", what, lost, s.Packets)
+	}
+}
+
+func createRoom(t *testing.T, env *testEnv, id string, cfg *actorpb.ConfigPatch) {
+	t.Helper()
+	if _, err := env.rooms.Create(context.Background(), id, &actorpb.RoomPatch{Name: ptr(id), Config: cfg}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPublishSubscribeAndLeave(t *testing.T) {
+	env := newMediaEnv(t, nil)
+	createRoom(t, env, "stage", nil)
+
+	sub1 := joinClient(t, env, "stage", "sub1", RoleSubscriber)
+	sub2 := joinClient(t, env, "stage", "sub2", RoleSubscriber)
+	pub := joinClient(t, env, "stage", "pub", RolePublisher)
+	if len(pub.info.Others) != 2 {
+		t.Fatalf("publisher saw %d others, want 2", len(pub.info.Others))
+	}
+	waitEvent[SignalParticipantJoined](t, sub1, func(e SignalParticipantJoined) bool { return e.Participant.Identity == "pub" })
+	pub.publishAV()
+
+	rx1, rx2 := sub1.receive(2), sub2.receive(2)
+	for _, rx := range []map[string]*rtctest.Receiver{rx1, rx2} {
+		waitPackets(t, "video", rx["video"], 100)
+		waitPackets(t, "audio", rx["audio"], 50)
+	}
+	// A late joiner gets the tracks already published.
+	late := joinClient(t, env, "stage", "late", RoleSubscriber)
+	if len(late.info.Others) != 3 || len(late.info.Others[2].Tracks) != 2 {
+		t.Fatalf("late joiner saw %+v", late.info.Others)
+	}
+	rx3 := late.receive(2)
+	waitPackets(t, "late video", rx3["video"], 50)
+
+	list, err := env.rooms.Participants(context.Background(), "stage")
+	if err != nil || len(list) != 4 {
+		t.Fatalf("participants: %d, %v", len(list), err)
+	}
+	info, err := env.rooms.Get(context.Background(), "stage")
+	if err != nil || info.ParticipantCount != 4 {
+		t.Fatalf("participant_count %v, %v", info, err)
+	}
+	for name, rx := range map[string]map[string]*rtctest.Receiver{"sub1": rx1, "sub2": rx2, "late": rx3} {
+		checkStream(t, name+" video", rx["video"])
+		checkStream(t, name+" audio", rx["audio"])
+	}
+
+	// The publisher leaves: everyone is told, and the tracks go.
+	if err := pub.p.Leave(context.Background(), ReasonLeft); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*testClient{sub1, sub2, late} {
+		waitEvent[SignalTrackUnpublished](t, c, nil)
+		left := waitEvent[SignalParticipantLeft](t, c, func(e SignalParticipantLeft) bool { return e.Identity == "pub" })
+		if left.Reason != ReasonLeft {
+			t.Errorf("leave reason %q", left.Reason)
+		}
+	}
+	if got := <-pub.closed; got != ReasonLeft {
+		t.Errorf("publisher closed with %q", got)
+	}
+	waitFor(t, "participant count 3", func() bool {
+		info, err := env.rooms.Get(context.Background(), "stage")
+		return err == nil && info.ParticipantCount == 3
+	})
+}
+
+func TestJoinRules(t *testing.T) {
+	env := newMediaEnv(t, nil)
+	ctx := context.Background()
+	createRoom(t, env, "small", &actorpb.ConfigPatch{MaxParticipants: ptr(uint32(1))})
+	joinClient(t, env, "small", "first", RolePublisher)
+	if _, err := tryJoin(t, env, "small", "second", RolePublisher); !errors.Is(err, ErrRoomFull) {
+		t.Fatalf("full room: %v", err)
+	}
+	// The same identity replaces its old connection instead of being refused.
+	first := joinClient(t, env, "small", "first", RolePublisher)
+	_ = first
+
+	createRoom(t, env, "locked", &actorpb.ConfigPatch{Locked: ptr(true)})
+	if _, err := tryJoin(t, env, "locked", "p", RolePublisher); !errors.Is(err, ErrRoomLocked) {
+		t.Fatalf("locked room: %v", err)
+	}
+	joinClient(t, env, "locked", "mod", RoleModerator)
+
+	createRoom(t, env, "over", nil)
+	if _, err := env.rooms.End(ctx, "over"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tryJoin(t, env, "over", "p", RolePublisher); !errors.Is(err, ErrRoomEnded) {
+		t.Fatalf("ended room: %v", err)
+	}
+	if _, err := tryJoin(t, env, "nowhere", "p", RolePublisher); !errors.Is(err, ErrRoomNotFound) {
+		t.Fatalf("missing room: %v", err)
+	}
+
+	future := time.Now().Add(time.Hour)
+	createRoom(t, env, "later", &actorpb.ConfigPatch{JoinFrom: timestamp(future)})
+	if _, err := tryJoin(t, env, "later", "p", RolePublisher); !errors.Is(err, ErrOutsideJoinWindow) {
+		t.Fatalf("before join_from: %v", err)
+	}
+}
+
+func TestKickMuteAndRoomEnd(t *testing.T) {
+	env := newMediaEnv(t, nil)
+	ctx := context.Background()
+	createRoom(t, env, "class", nil)
+	pub := joinClient(t, env, "class", "teacher", RolePublisher)
+	sub := joinClient(t, env, "class", "student", RoleSubscriber)
+	pub.publishAV()
+	rx := sub.receive(2)
+	waitPackets(t, "audio", rx["audio"], 25)
+
+	// Muting audio through the API: forwarding stops, everyone is told.
+	if err := env.rooms.MuteParticipant(ctx, "class", pub.p.ID, "audio", true); err != nil {
+		t.Fatal(err)
+	}
+	m := waitEvent[SignalTrackMuted](t, pub, nil)
+	if !m.Muted || !m.ByServer {
+		t.Fatalf("publisher told %+v", m)
+	}
+	waitEvent[SignalTrackMuted](t, sub, nil)
+	time.Sleep(100 * time.Millisecond) // let queued packets drain
+	before := rx["audio"].Stats().Packets
+	time.Sleep(300 * time.Millisecond)
+	if after := rx["audio"].Stats().Packets; after != before {
+		t.Fatalf("muted audio still forwarded: %d -> %d", before, after)
+	}
+	videoBefore := rx["video"].Stats().Packets
+	waitPackets(t, "video while audio muted", rx["video"], videoBefore+10)
+	if err := env.rooms.MuteParticipant(ctx, "class", pub.p.ID, "audio", false); err != nil {
+		t.Fatal(err)
+	}
+	waitPackets(t, "audio after unmute", rx["audio"], before+10)
+
+	if err := env.rooms.MuteParticipant(ctx, "class", "PA_nobody", "audio", true); !errors.Is(err, ErrParticipantNotFound) {
+		t.Fatalf("mute unknown participant: %v", err)
+	}
+
+	if err := env.rooms.Kick(ctx, "class", sub.p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-sub.closed; got != ReasonKicked {
+		t.Fatalf("kicked client closed with %q", got)
+	}
+	left := waitEvent[SignalParticipantLeft](t, pub, nil)
+	if left.Reason != ReasonKicked {
+		t.Fatalf("others told %q", left.Reason)
+	}
+
+	if _, err := env.rooms.End(ctx, "class"); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-pub.closed; got != ReasonRoomEnded {
+		t.Fatalf("room end closed the publisher with %q", got)
+	}
+}
+
+// A panic in a goroutine a participant owns removes that participant; the
+// others keep receiving without a gap.
+func TestParticipantFailureStaysInside(t *testing.T) {
+	env := newMediaEnv(t, nil)
+	createRoom(t, env, "r", nil)
+	victim := joinClient(t, env, "r", "victim", RolePublisher)
+	steady := joinClient(t, env, "r", "steady", RolePublisher)
+	viewer := joinClient(t, env, "r", "viewer", RoleSubscriber)
+	victim.publishAV()
+	steady.publishAV()
+
+	// The viewer gets four tracks; find the steady publisher's video.
+	var steadyVideo *rtctest.Receiver
+	for range 4 {
+		select {
+		case tr := <-viewer.tracks:
+			r := rtctest.NewReceiver(tr)
+			go r.Run()
+			if tr.StreamID() == steady.p.ID && tr.Kind() == webrtc.RTPCodecTypeVideo {
+				steadyVideo = r
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("viewer did not get four tracks")
+		}
+	}
+	if steadyVideo == nil {
+		t.Fatal("no video from the steady publisher")
+	}
+	waitPackets(t, "steady video", steadyVideo, 50)
+
+	// What rtc's OnFailure does when a read loop panics.
+	env.rooms.system.Root.Send(victim.p.pid, &ownedFailure{err: errors.New("injected read loop panic")})
+	left := waitEvent[SignalParticipantLeft](t, viewer, func(e SignalParticipantLeft) bool { return e.Identity == "victim" })
+	if left.Reason != ReasonFailed {
+		t.Fatalf("reason %q, want %q", left.Reason, ReasonFailed)
+	}
+	mark := steadyVideo.Stats().Packets
+	waitPackets(t, "steady video after the failure", steadyVideo, mark+50)
+	gap := maxGap(steadyVideo)
+	if gap > 100*time.Millisecond {
+		t.Fatalf("steady stream stalled for %v", gap)
+	}
+	list, err := env.rooms.Participants(context.Background(), "r")
+	if err != nil || len(list) != 2 {
+		t.Fatalf("participants after failure: %d %v", len(list), err)
+	}
+}
+
+// maxGap is the longest time between two packets' arrivals.
+func maxGap(r *rtctest.Receiver) time.Duration {
+	arrivals := r.Arrivals()
+	var worst time.Duration
+	for i := 1; i < len(arrivals); i++ {
+		if d := arrivals[i].Sub(arrivals[i-1]); d > worst {
+			worst = d
+		}
+	}
+	return worst
+}
+
+func TestWHIPPublishWHEPView(t *testing.T) {
+	env := newMediaEnv(t, nil)
+	ctx := context.Background()
+	createRoom(t, env, "broadcast", nil)
+	api, err := rtctest.ClientAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// WHIP: send-only, one offer, all candidates in the answer.
+	pubPC, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pubPC.Close()
+	vt, _ := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "v", "whip")
+	if _, err := pubPC.AddTransceiverFromTrack(vt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	whip, _, err := env.rooms.Join(ctx, "broadcast", JoinRequest{Identity: "encoder", Role: RolePublisher, Kind: ClientWHIP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	offerAndApply(t, pubPC, whip)
+	if _, err := whip.Offer(ctx, pubPC.LocalDescription().SDP); !errors.Is(err, ErrSignalingState) {
+		t.Fatalf("second WHIP offer: %v", err)
+	}
+	sendCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	sender := &rtctest.Sender{Track: vt, PayloadSize: 800, KeyframeEvery: 30, TimestampStep: 3000}
+	go sender.Run(sendCtx, 0, 10*time.Millisecond)
+
+	// WHEP: receive-only.
+	viewPC, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viewPC.Close()
+	if _, err := viewPC.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	tracks := make(chan *webrtc.TrackRemote, 1)
+	viewPC.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { tracks <- tr })
+	whep, _, err := env.rooms.Join(ctx, "broadcast", JoinRequest{Identity: "viewer", Role: RoleSubscriber, Kind: ClientWHEP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	offerAndApply(t, viewPC, whep)
+	select {
+	case tr := <-tracks:
+		r := rtctest.NewReceiver(tr)
+		go r.Run()
+		waitPackets(t, "WHEP video", r, 50)
+		checkStream(t, "WHEP video", r)
+	case <-time.After(10 * time.Second):
+		t.Fatal("WHEP viewer got no track")
+	}
+
+	// A WHEP offer that wants to send, or a WHIP one from a subscriber, is refused.
+	if _, _, err := env.rooms.Join(ctx, "broadcast", JoinRequest{Identity: "x", Role: RoleSubscriber, Kind: ClientWHIP}); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("WHIP as subscriber: %v", err)
+	}
+	bad, _, err := env.rooms.Join(ctx, "broadcast", JoinRequest{Identity: "y", Role: RoleSubscriber, Kind: ClientWHEP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bad.Offer(ctx, pubPC.LocalDescription().SDP); !errors.Is(err, ErrInvalidSDP) {
+		t.Fatalf("send-only offer to WHEP: %v", err)
+	}
+	for _, p := range []*Participant{whip, whep, bad} {
+		if err := p.Leave(ctx, ReasonLeft); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func offerAndApply(t *testing.T, pc *webrtc.PeerConnection, p *Participant) {
+	t.Helper()
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	answer, err := p.Offer(context.Background(), pc.LocalDescription().SDP)
+	if err != nil {
+		t.Fatalf("offer: %v", err)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBadSignalingChangesNothing(t *testing.T) {
+	env := newMediaEnv(t, nil)
+	ctx := context.Background()
+	createRoom(t, env, "r", nil)
+	c := joinClient(t, env, "r", "c", RolePublisher)
+	tests := []struct {
+		name string
+		call func() error
+		want error
+	}{
+		{"empty offer", func() error { _, err := c.p.Offer(ctx, ""); return err }, ErrInvalidSDP},
+		{"garbage offer", func() error { _, err := c.p.Offer(ctx, "v=0\r\nthis is not sdp"); return err }, ErrInvalidSDP},
+		{"no media", func() error {
+			_, err := c.p.Offer(ctx, "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n")
+			return err
+		}, ErrInvalidSDP},
+		{"unexpected answer", func() error { return c.p.Answer(ctx, "v=0\r\n") }, ErrInvalidSDP},
+		{"huge candidate", func() error { return c.p.AddCandidate(ctx, ICECandidate{Candidate: string(make([]byte, 2000))}) }, ErrInvalidSDP},
+		{"mute unknown track", func() error { return c.p.SetMuted(ctx, "TR_nope", "", true) }, ErrSignalingState},
+	}
+	for _, tt := range tests {
+		if err := tt.call(); !errors.Is(err, tt.want) {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
+		}
+	}
+	if c.pc.SignalingState() != webrtc.SignalingStateStable {
+		t.Fatal("bad input changed the client's state")
+	}
+	// The participant still works: it can publish.
+	c.publishAV()
+	list, err := env.rooms.Participants(ctx, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "tracks published after bad input", func() bool {
+		list, err = env.rooms.Participants(ctx, "r")
+		return err == nil && len(list[0].Tracks) == 2
+	})
+	if _, err := env.rooms.Participants(ctx, "missing"); !errors.Is(err, ErrRoomNotFound) {
+		t.Fatalf("participants of a missing room: %v", err)
+	}
+}
+
+// Both sides offer at once: the server rolls back its offer, answers the
+// client's, then offers again; both directions end up flowing.
+func TestGlare(t *testing.T) {
+	env := newMediaEnv(t, nil)
+	createRoom(t, env, "g", nil)
+	a := joinClient(t, env, "g", "a", RolePublisher)
+	b := joinClient(t, env, "g", "b", RolePublisher)
+	a.publishAV()
+	// B holds its queue so the server's offer (A's tracks) and B's own
+	// offer cross.
+	b.hold.Store(true)
+	waitFor(t, "server offer to b", func() bool { return len(b.queue) > 0 })
+	vt, _ := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", b.p.ID)
+	// B makes its offer while the server's sits unread in its queue.
+	if _, err := b.pc.AddTrack(vt); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := b.pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.p.Offer(context.Background(), offer.SDP); err != nil {
+		t.Fatalf("offer in glare: %v", err)
+	}
+	b.hold.Store(false)
+	sender := &rtctest.Sender{Track: vt, PayloadSize: 500, KeyframeEvery: 30, TimestampStep: 3000}
+	sendCtx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go sender.Run(sendCtx, 0, 10*time.Millisecond)
+
+	rxB := b.receive(2) // A's tracks, after the server's second offer
+	waitPackets(t, "b gets a's video", rxB["video"], 30)
+	rxA := a.receive(1) // B's video
+	waitPackets(t, "a gets b's video", rxA["video"], 30)
+}

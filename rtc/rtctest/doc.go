@@ -1,0 +1,11 @@
+// Package rtctest holds what Troupe's tests and benchmarks use to play the
+// client side of media: a pion API whose ICE stays on loopback, a sender
+// of synthetic RTP at real sizes and rates, and a receiver that checks
+// what arrives (order, integrity, latency).
+//
+// Synthetic payloads carry a packet counter and the send time, then a
+// filler that depends on the counter, so a receiver can tell loss,
+// reordering, corruption and end-to-end latency from the packets alone.
+// Video payloads are VP8 with a real payload descriptor, so the server's
+// keyframe detection sees the keyframes the sender marks.
+package rtctest

@@ -1,0 +1,234 @@
+package rtctest
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// ClientAPI returns a pion API for test clients: default codecs and
+// interceptors, ICE on IPv4 UDP loopback only, no mDNS.
+func ClientAPI() (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		return nil, err
+	}
+	var s webrtc.SettingEngine
+	s.SetIncludeLoopbackCandidate(true)
+	s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(s)), nil
+}
+
+// Codecs of the synthetic tracks.
+var (
+	VP8  = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	Opus = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
+)
+
+// bodyHeader is the counter (4 bytes) and the send time (8 bytes).
+const bodyHeader = 12
+
+// vp8Descriptor is the payload descriptor (start of partition 0) and the
+// first byte of the VP8 frame header, whose low bit is 0 on a keyframe.
+const vp8Descriptor = 2
+
+// Sender writes synthetic RTP to a track.
+type Sender struct {
+	Track *webrtc.TrackLocalStaticRTP
+	// PayloadSize is the RTP payload size in bytes; at least 16.
+	PayloadSize int
+	// KeyframeEvery marks every n-th video packet as a keyframe start (the
+	// first always is). Zero means 300.
+	KeyframeEvery int
+	// Clock advance per packet, in RTP clock units (e.g. 3000 for 30 fps
+	// video with one packet a frame, 960 for 20 ms of Opus).
+	TimestampStep uint32
+
+	counter uint32
+	pkt     rtp.Packet
+}
+
+func (s *Sender) video() bool { return s.Track.Codec().MimeType == webrtc.MimeTypeVP8 }
+
+// WriteNext writes the next packet.
+func (s *Sender) WriteNext() error {
+	if s.PayloadSize < bodyHeader+vp8Descriptor {
+		return fmt.Errorf("rtctest: payload size %d too small", s.PayloadSize)
+	}
+	if s.pkt.Payload == nil {
+		s.pkt.Payload = make([]byte, s.PayloadSize)
+		s.pkt.Version = 2
+		s.pkt.Marker = true
+	}
+	every := s.KeyframeEvery
+	if every <= 0 {
+		every = 300
+	}
+	buf := s.pkt.Payload
+	body := buf
+	if s.video() {
+		buf[0] = 0x10
+		buf[1] = 0x01
+		if s.counter%uint32(every) == 0 {
+			buf[1] = 0x00
+		}
+		body = buf[vp8Descriptor:]
+	}
+	fillBody(body, s.counter, time.Now())
+	// A static RTP track sends headers as given: number them here.
+	s.pkt.SequenceNumber = uint16(s.counter)
+	s.pkt.Timestamp = s.counter * s.TimestampStep
+	s.counter++
+	return s.Track.WriteRTP(&s.pkt)
+}
+
+// Sent is how many packets WriteNext has written.
+func (s *Sender) Sent() uint32 { return s.counter }
+
+// Run writes a packet every interval until ctx ends or n packets are
+// written (n <= 0: no limit).
+func (s *Sender) Run(ctx context.Context, n int, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for i := 0; n <= 0 || i < n; i++ {
+		if err := s.WriteNext(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+func fillBody(b []byte, counter uint32, now time.Time) {
+	binary.BigEndian.PutUint32(b, counter)
+	binary.BigEndian.PutUint64(b[4:], uint64(now.UnixNano()))
+	for j := bodyHeader; j < len(b); j++ {
+		b[j] = byte(counter*7 + uint32(j))
+	}
+}
+
+// readBody returns the counter and send time of a synthetic body, and
+// whether its filler is intact.
+func readBody(b []byte) (counter uint32, sent time.Time, ok bool) {
+	if len(b) < bodyHeader {
+		return 0, time.Time{}, false
+	}
+	counter = binary.BigEndian.Uint32(b)
+	sent = time.Unix(0, int64(binary.BigEndian.Uint64(b[4:])))
+	for j := bodyHeader; j < len(b); j++ {
+		if b[j] != byte(counter*7+uint32(j)) {
+			return counter, sent, false
+		}
+	}
+	return counter, sent, true
+}
+
+// Receiver reads a remote track and checks every packet.
+type Receiver struct {
+	track *webrtc.TrackRemote
+
+	mu        sync.Mutex
+	stats     ReceiverStats
+	latencies []time.Duration
+	arrivals  []time.Time
+}
+
+// ReceiverStats is what a Receiver saw.
+type ReceiverStats struct {
+	Packets       int
+	First, Last   uint32 // counters of the first and last packet
+	OutOfOrder    int    // packets whose counter did not increase
+	Corrupt       int    // packets whose payload was not intact
+	FirstPacketAt time.Time
+}
+
+// Lost is how many packets between the first and the last did not come.
+func (s ReceiverStats) Lost() int {
+	if s.Packets == 0 {
+		return 0
+	}
+	return int(s.Last-s.First+1) - s.Packets + s.OutOfOrder
+}
+
+// NewReceiver returns a receiver for track; call Run to read it.
+func NewReceiver(track *webrtc.TrackRemote) *Receiver { return &Receiver{track: track} }
+
+// Run reads until the track ends.
+func (r *Receiver) Run() {
+	video := r.track.Codec().MimeType == webrtc.MimeTypeVP8
+	for {
+		p, _, err := r.track.ReadRTP()
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		body := p.Payload
+		if video {
+			if len(body) < vp8Descriptor {
+				r.record(now, 0, time.Time{}, false)
+				continue
+			}
+			body = body[vp8Descriptor:]
+		}
+		counter, sent, ok := readBody(body)
+		r.record(now, counter, sent, ok)
+	}
+}
+
+func (r *Receiver) record(now time.Time, counter uint32, sent time.Time, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := &r.stats
+	if !ok {
+		s.Corrupt++
+		return
+	}
+	if s.Packets == 0 {
+		s.First, s.FirstPacketAt = counter, now
+	} else if counter <= s.Last {
+		s.OutOfOrder++
+	}
+	if counter > s.Last || s.Packets == 0 {
+		s.Last = counter
+	}
+	s.Packets++
+	r.latencies = append(r.latencies, now.Sub(sent))
+	r.arrivals = append(r.arrivals, now)
+}
+
+// Stats returns what the receiver has seen so far.
+func (r *Receiver) Stats() ReceiverStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}
+
+// Latencies returns a copy of every packet's send-to-receive time.
+func (r *Receiver) Latencies() []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Duration(nil), r.latencies...)
+}
+
+// Arrivals returns a copy of every packet's arrival time, in order.
+func (r *Receiver) Arrivals() []time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Time(nil), r.arrivals...)
+}
