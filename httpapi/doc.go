@@ -1,5 +1,7 @@
 // Package httpapi is Troupe's HTTP edge: a Gin engine serving the REST API
-// under /api/v1, the OpenAPI document, /healthz, /readyz and /metrics.
+// under /api/v1, the OpenAPI document, /healthz, /readyz and /metrics, the
+// media signaling (the /rtc WebSocket, WHIP and WHEP; docs/signaling.md)
+// and the web page (web/, embedded).
 //
 // It owns the wire format (the JSON shapes of API.md), authentication of
 // bearer tokens, request limits (body size, rate), Idempotency-Key handling
