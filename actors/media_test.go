@@ -115,9 +115,9 @@ func tryJoin(t *testing.T, env *testEnv, room, identity string, role Role) (*tes
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { c.tracks <- tr })
 	go c.loop()
 	t.Cleanup(func() {
-		c.leave()
 		cancel()
-		<-c.done
+		<-c.done // the loop stops before the connection closes under it
+		c.leave()
 	})
 	return c, nil
 }

@@ -270,7 +270,7 @@ func startChildServer(ctx context.Context, stderr io.Writer, tokenTTL time.Durat
 	}
 	c := &childServer{dir: dir, baseURL: "http://" + addr, token: token, exited: make(chan struct{})}
 	c.cmd = exec.Command(exe, "serve",
-		"--data-dir", filepath.Join(dir, "data"), "--http-addr", addr, "--log-level", "warn")
+		"--data-dir", filepath.Join(dir, "data"), "--http-addr", addr, "--rtc-udp-port", "0", "--log-level", "warn")
 	c.cmd.Env = append(envWithoutTroupe(os.Environ()),
 		envName("api-key")+"="+key.ID, envName("api-secret")+"="+key.Secret)
 	c.cmd.Stdout = io.Discard

@@ -28,8 +28,25 @@ type Config struct {
 	// loopback only, so a first run exposes nothing.
 	HTTPAddr string `yaml:"http_addr"`
 	// RTCUDPPort is the single UDP port all peer connections share (ICE UDP
-	// mux). Default 7882.
+	// mux). Default 7882; 0 picks a free port.
 	RTCUDPPort int `yaml:"rtc_udp_port"`
+	// RTCBind is the address the media port binds to. Default "127.0.0.1",
+	// like HTTPAddr, so a local start keeps media on localhost; "0.0.0.0"
+	// serves every interface.
+	RTCBind string `yaml:"rtc_bind"`
+	// RTCAnnounceIP lists, comma-separated, the public addresses a server
+	// behind a 1:1 NAT offers instead of its own. Default none.
+	RTCAnnounceIP string `yaml:"rtc_announce_ip"`
+	// ICEURLs lists, comma-separated, STUN and TURN URLs handed to clients
+	// ("stun:host:3478,turn:host:3478?transport=udp"). Default none.
+	ICEURLs string `yaml:"ice_urls"`
+	// TURNUsername and TURNCredential go with the TURN URLs.
+	TURNUsername   string `yaml:"turn_username"`
+	TURNCredential string `yaml:"turn_credential"`
+	// DevJoinTokens lets the web page get join tokens without an admin
+	// token, for trying Troupe locally. Never enable it on a server others
+	// can reach. Default false.
+	DevJoinTokens bool `yaml:"dev_join_tokens"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text or json. Default text.
@@ -59,6 +76,7 @@ func DefaultConfig() Config {
 		DataDir:        "./troupe-data",
 		HTTPAddr:       "127.0.0.1:7880",
 		RTCUDPPort:     7882,
+		RTCBind:        "127.0.0.1",
 		LogLevel:       "info",
 		LogFormat:      "text",
 		RequestTimeout: 2 * time.Second,
@@ -74,8 +92,16 @@ func (c Config) Validate() error {
 	if err := validateHostPort(c.HTTPAddr); err != nil {
 		return fmt.Errorf("%w: --http-addr %q: %v", ErrInvalidConfig, c.HTTPAddr, err)
 	}
-	if c.RTCUDPPort < 1 || c.RTCUDPPort > 65535 {
-		return fmt.Errorf("%w: --rtc-udp-port %d: must be 1..65535", ErrInvalidConfig, c.RTCUDPPort)
+	if c.RTCUDPPort < 0 || c.RTCUDPPort > 65535 {
+		return fmt.Errorf("%w: --rtc-udp-port %d: must be 0..65535", ErrInvalidConfig, c.RTCUDPPort)
+	}
+	if net.ParseIP(c.RTCBind) == nil {
+		return fmt.Errorf("%w: --rtc-bind %q: not an IP address", ErrInvalidConfig, c.RTCBind)
+	}
+	for _, ip := range splitList(c.RTCAnnounceIP) {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("%w: --rtc-announce-ip %q: not an IP address", ErrInvalidConfig, ip)
+		}
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return fmt.Errorf("%w: --log-level: %v", ErrInvalidConfig, err)
@@ -144,7 +170,13 @@ type setting struct {
 var settings = []setting{
 	{"data-dir", "directory for keys.json and the database", func(c *Config) any { return &c.DataDir }},
 	{"http-addr", "host:port of the HTTP API", func(c *Config) any { return &c.HTTPAddr }},
-	{"rtc-udp-port", "UDP port shared by all peer connections (1..65535)", func(c *Config) any { return &c.RTCUDPPort }},
+	{"rtc-udp-port", "UDP port shared by all peer connections (0 = any free port)", func(c *Config) any { return &c.RTCUDPPort }},
+	{"rtc-bind", "address the media UDP port binds to (0.0.0.0 = every interface)", func(c *Config) any { return &c.RTCBind }},
+	{"rtc-announce-ip", "comma-separated public IPs to offer instead of the bound one (1:1 NAT)", func(c *Config) any { return &c.RTCAnnounceIP }},
+	{"ice-urls", "comma-separated STUN/TURN URLs handed to clients", func(c *Config) any { return &c.ICEURLs }},
+	{"turn-username", "username for the TURN URLs", func(c *Config) any { return &c.TURNUsername }},
+	{"turn-credential", "credential for the TURN URLs", func(c *Config) any { return &c.TURNCredential }},
+	{"dev-join-tokens", "let the web page mint join tokens itself (local use only)", func(c *Config) any { return &c.DevJoinTokens }},
 	{"log-level", "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
 	{"log-format", "text or json", func(c *Config) any { return &c.LogFormat }},
 	{"request-timeout", "how long an API call waits for its room before 503", func(c *Config) any { return &c.RequestTimeout }},
@@ -193,6 +225,8 @@ func newConfigFlags(fs *pflag.FlagSet, names ...string) *configFlags {
 			fs.Float64Var(p, s.name, *p, usage)
 		case *time.Duration:
 			fs.DurationVar(p, s.name, *p, usage)
+		case *bool:
+			fs.BoolVar(p, s.name, *p, usage)
 		default:
 			panic(fmt.Sprintf("setting %s: unsupported type %T", s.name, p))
 		}
@@ -255,6 +289,8 @@ func copyField(dst, src any) {
 		*d = *src.(*float64)
 	case *time.Duration:
 		*d = *src.(*time.Duration)
+	case *bool:
+		*d = *src.(*bool)
 	}
 }
 
@@ -280,8 +316,25 @@ func setFromString(dst any, v string) error {
 			return errors.New("not a duration (like 500ms, 2s, 5m)")
 		}
 		*d = t
+	case *bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("not a boolean (true or false)")
+		}
+		*d = b
 	}
 	return nil
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // loadYAML decodes path over cfg. Unknown keys are errors: a misspelt key

@@ -51,7 +51,7 @@ rate_burst: 20
 	}{
 		{"defaults", nil, nil, "", func(c Config) bool { return c == DefaultConfig() }},
 		{"yaml over defaults", nil, nil, yamlAll, func(c Config) bool {
-			return c == Config{DataDir: "/yaml/data", HTTPAddr: "127.0.0.1:1001", RTCUDPPort: 1002,
+			return c == Config{DataDir: "/yaml/data", HTTPAddr: "127.0.0.1:1001", RTCUDPPort: 1002, RTCBind: "127.0.0.1",
 				LogLevel: "debug", LogFormat: "json", RequestTimeout: 3 * time.Second,
 				PassivateAfter: time.Minute, RateLimit: 10.5, RateBurst: 20}
 		}},
@@ -113,7 +113,10 @@ func TestConfigErrors(t *testing.T) {
 		{"address without port", []string{"--http-addr", "localhost"}, nil, "", "--http-addr"},
 		{"address with bad port", []string{"--http-addr", "127.0.0.1:http"}, nil, "", "--http-addr"},
 		{"address port out of range", []string{"--http-addr", "127.0.0.1:70000"}, nil, "", "--http-addr"},
-		{"udp port zero", []string{"--rtc-udp-port", "0"}, nil, "", "--rtc-udp-port 0"},
+		{"udp port negative", []string{"--rtc-udp-port", "-1"}, nil, "", "--rtc-udp-port -1"},
+		{"rtc bind not an IP", []string{"--rtc-bind", "localhost"}, nil, "", "--rtc-bind"},
+		{"announce not an IP", nil, map[string]string{"TROUPE_RTC_ANNOUNCE_IP": "1.2.3.4, example.com"}, "", "--rtc-announce-ip \"example.com\""},
+		{"dev tokens not a bool", nil, map[string]string{"TROUPE_DEV_JOIN_TOKENS": "maybe"}, "", "not a boolean"},
 		{"udp port too big", nil, nil, "rtc_udp_port: 65536\n", "--rtc-udp-port 65536"},
 		{"bad level", []string{"--log-level", "verbose"}, nil, "", "--log-level"},
 		{"bad format", nil, map[string]string{"TROUPE_LOG_FORMAT": "xml"}, "", "--log-format"},
@@ -164,6 +167,8 @@ func TestEverySettingReachable(t *testing.T) {
 			yamlText += "3"
 		case *time.Duration:
 			yamlText += "3s"
+		case *bool:
+			yamlText += "true"
 		}
 		cfg, err := loadWith(t, nil, nil, yamlText+"\n")
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/rtc"
 )
 
 // HTTP server limits. Request bodies are at most 1 MiB (httpapi enforces
@@ -125,12 +126,37 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout io.Writer) (er
 	); err != nil {
 		return err
 	}
+	media, err := rtc.NewEngine(rtc.Config{
+		UDPPort:        cfg.RTCUDPPort,
+		BindAddr:       cfg.RTCBind,
+		AnnounceIPs:    splitList(cfg.RTCAnnounceIP),
+		ICEURLs:        splitList(cfg.ICEURLs),
+		TURNUsername:   cfg.TURNUsername,
+		TURNCredential: cfg.TURNCredential,
+		Logger:         log.With("component", "rtc"),
+	})
+	if err != nil {
+		return fmt.Errorf("start media: %w", err)
+	}
+	// The media port closes after the room actors, which close their peer
+	// connections as they stop.
+	defer func() {
+		if cerr := media.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close media: %w", cerr))
+		}
+	}()
+	mediaMetrics := rtc.NewMetrics()
+	if err := registerAll(reg, mediaMetrics); err != nil {
+		return err
+	}
 	rooms, err := actors.NewRooms(actors.Config{
 		Store:          store,
 		RequestTimeout: cfg.RequestTimeout,
 		PassivateAfter: cfg.PassivateAfter,
 		Logger:         log.With("component", "actors"),
 		Registerer:     reg,
+		Media:          media,
+		MediaMetrics:   mediaMetrics,
 	})
 	if err != nil {
 		return fmt.Errorf("start room actors: %w", err)
@@ -185,7 +211,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout io.Writer) (er
 
 	baseURL := "http://" + dialableAddr(ln.Addr())
 	log.Info("troupe serving", "version", versionString(), "http", baseURL,
-		"data_dir", cfg.DataDir, "rtc_udp_port", cfg.RTCUDPPort)
+		"data_dir", cfg.DataDir, "rtc_udp", media.LocalAddr().String())
 	if err := printBanner(stdout, cfg, key, fromDataDir, baseURL); err != nil {
 		return err
 	}

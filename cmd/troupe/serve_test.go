@@ -70,6 +70,7 @@ func testConfig(dataDir string) Config {
 	cfg := DefaultConfig()
 	cfg.DataDir = dataDir
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.RTCUDPPort = 0 // tests run side by side
 	cfg.LogLevel = "error"
 	return cfg
 }
@@ -433,7 +434,7 @@ func TestInvalidConfigStartsNothing(t *testing.T) {
 		want string
 	}{
 		{"bad level via serve", []string{"serve", "--log-level", "loud"}, "--log-level"},
-		{"bad port via root", []string{"--rtc-udp-port", "0"}, "--rtc-udp-port"},
+		{"bad port via root", []string{"--rtc-udp-port", "70000"}, "--rtc-udp-port"},
 		{"bad address", []string{"serve", "--http-addr", "nowhere"}, "--http-addr"},
 		{"flag not a number", []string{"serve", "--rtc-udp-port", "x"}, "rtc-udp-port"},
 		{"unknown flag", []string{"serve", "--nope"}, "unknown flag"},
