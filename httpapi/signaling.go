@@ -90,9 +90,8 @@ type signalConn struct {
 	p *actors.Participant
 
 	mu sync.Mutex // guards the following
-	// hold keeps the room's signals back while a reply must reach the
-	// client first: joined before any event, an answer before the
-	// candidates and offers that follow it.
+	// hold keeps the room's signals back until joined is queued: the room
+	// may signal (an offer of its tracks) before Join has returned.
 	hold    bool
 	held    []outMsg
 	closing bool // a final message is queued or the socket is being dropped
@@ -194,13 +193,6 @@ func (c *signalConn) enqueueLocked(m outMsg) {
 // dropLocked gives up on a client that does not read its messages.
 func (c *signalConn) dropLocked() {
 	c.stopLocked(errTooSlow, closeTooSlow, "too slow")
-}
-
-// holdSignals holds the room's signals until release.
-func (c *signalConn) holdSignals() {
-	c.mu.Lock()
-	c.hold = true
-	c.mu.Unlock()
 }
 
 // release queues first (if any), then what was held.
@@ -385,16 +377,10 @@ func (c *signalConn) handle(m clientMsg) error {
 	defer cancel()
 	switch m.typ {
 	case msgOffer:
-		// The room's candidates and offers that follow our answer must
-		// not overtake it.
-		c.holdSignals()
-		answer, err := c.p.Offer(ctx, m.sdp)
-		if err != nil {
-			c.release(nil)
-			return err
-		}
-		c.release(sdpMsg{Type: msgAnswer, SDP: answer})
-		return nil
+		// The answer comes as a signal, in order with what the room sends
+		// after it (candidates, the server's next offer).
+		_, err := c.p.Offer(ctx, m.sdp)
+		return err
 	case msgAnswer:
 		return c.p.Answer(ctx, m.sdp)
 	case msgCandidate:

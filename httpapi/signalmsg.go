@@ -284,6 +284,8 @@ func signalMsg(sig actors.Signal) (any, error) {
 	switch s := sig.(type) {
 	case actors.SignalOffer:
 		return sdpMsg{Type: msgOffer, SDP: s.SDP}, nil
+	case actors.SignalAnswer:
+		return sdpMsg{Type: msgAnswer, SDP: s.SDP}, nil
 	case actors.SignalCandidate:
 		m := candidateMsg{Type: msgCandidate}
 		if c := s.Candidate; c.Candidate != "" {

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -117,12 +116,6 @@ func TestWHIPPublish(t *testing.T) {
 // TestWHEPSubscribe: a pion WHEP client receives a WHIP publisher's
 // packets, and DELETE leaves.
 func TestWHEPSubscribe(t *testing.T) {
-	if os.Getenv("TROUPE_KNOWN_BUGS") == "" {
-		// actors.attachWHEPSlots calls ReplaceTrack on the nil sender pion
-		// gives a transceiver made from a remote recvonly section, so the
-		// participant actor panics on the WHEP offer (503 room_unavailable).
-		t.Skip("WHEP offers crash the participant actor; set TROUPE_KNOWN_BUGS=1 to run")
-	}
 	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"whep","name":"WHEP"}`)

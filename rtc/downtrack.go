@@ -209,6 +209,9 @@ func (dt *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 		pt:     uint8(codec.PayloadType),
 	}
 	dt.bound.Store(b)
+	if src := dt.source.Load(); src != nil {
+		src.RequestKeyframe() // packets sent before this were dropped unbound
+	}
 	if b.rtcp != nil {
 		// This goroutine belongs to the sender: it ends when the sender
 		// stops (RemoveTrack, PeerConnection.Close) and its RTCP stream
@@ -351,6 +354,11 @@ func (dt *DownTrack) send(p *packet) {
 		}
 		if !p.keyframe {
 			dt.ctr.drops[DropWaitKeyframe].Add(1)
+			// Keep asking while we wait: the request made when this
+			// subscriber was added may have come before it could receive
+			// anything, and a browser asks for no keyframe on a stream it
+			// has not started. The source throttles the requests.
+			p.src.RequestKeyframe()
 			return
 		}
 		dt.startSource(p)
