@@ -193,8 +193,9 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout io.Writer) (er
 			}
 			return nil
 		},
-		RateLimit: cfg.RateLimit,
-		RateBurst: cfg.RateBurst,
+		RateLimit:     cfg.RateLimit,
+		RateBurst:     cfg.RateBurst,
+		DevJoinTokens: cfg.DevJoinTokens,
 	})
 	if err != nil {
 		return fmt.Errorf("http api: %w", err)
@@ -236,6 +237,11 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout io.Writer) (er
 	}
 	if err == nil {
 		<-serveErr // http.ErrServerClosed
+	}
+	// Shutdown does not wait for hijacked connections: end the signaling
+	// sockets and WHIP/WHEP sessions ourselves, before their rooms stop.
+	if cerr := api.Close(stopCtx); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close signaling: %w", cerr))
 	}
 	log.Info("shutting down: stopping room actors")
 	if cerr := closeRooms(stopCtx); cerr != nil {
@@ -287,6 +293,7 @@ Admin token, valid for 24h:
     curl -H "Authorization: Bearer $TOKEN" %[1]s/api/v1/rooms
 
 More tokens: troupe token --data-dir %[5]s --admin
+Web page: %[1]s/ (join tokens from POST /api/v1/rooms/{id}/tokens, or start with --dev-join-tokens)
 `, baseURL, key.ID, filepath.Join(cfg.DataDir, keysFile), token, cfg.DataDir)
 	return err
 }
