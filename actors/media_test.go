@@ -48,12 +48,16 @@ type testClient struct {
 	tracks chan *webrtc.TrackRemote
 	done   chan struct{}
 	hold   atomic.Bool // tests hold the queue to force glare
+	offers atomic.Int32
 }
 
 type publishCmd struct{ tracks []webrtc.TrackLocal }
 
 // Signal and Close make testClient an actors.Signaler.
 func (c *testClient) Signal(s Signal) {
+	if _, ok := s.(SignalOffer); ok {
+		c.offers.Add(1)
+	}
 	select {
 	case c.queue <- s:
 	default:
@@ -245,7 +249,7 @@ func (c *testClient) receive(n int) map[string]*rtctest.Receiver {
 			r := rtctest.NewReceiver(tr)
 			go r.Run()
 			out[tr.Kind().String()] = r
-		case <-time.After(10 * time.Second):
+		case <-time.After(20 * time.Second): // generous: -race on 2 busy cores
 			c.t.Fatalf("%s: got %d of %d tracks", c.p.ID, len(out), n)
 		}
 	}
@@ -653,7 +657,7 @@ func TestGlare(t *testing.T) {
 	// B holds its queue so the server's offer (A's tracks) and B's own
 	// offer cross.
 	b.hold.Store(true)
-	waitFor(t, "server offer to b", func() bool { return len(b.queue) > 0 })
+	waitFor(t, "server offer to b", func() bool { return b.offers.Load() > 0 })
 	vt, _ := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", b.p.ID)
 	// B makes its offer while the server's sits unread in its queue.
 	if _, err := b.pc.AddTrack(vt); err != nil {

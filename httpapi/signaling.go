@@ -141,7 +141,7 @@ func (c *signalConn) stopCause() error {
 func (c *signalConn) Signal(sig actors.Signal) {
 	v, err := signalMsg(sig)
 	if err != nil {
-		c.log.Error("signal", "err", err)
+		c.s.log.Error("signal", "err", err) // not c.log: the reader may be replacing it
 		return
 	}
 	c.send(outMsg{v: v}, true)
@@ -269,7 +269,7 @@ func (s *Server) signaling(g *gin.Context) {
 		}
 		return
 	}
-	go c.writeLoop()
+	go c.writeLoop(c.p == nil) // decided here: the reader sets c.p on a join message
 	if info != nil {
 		c.release(newJoinedMsg(info))
 	}
@@ -438,14 +438,15 @@ func (c *signalConn) tryJoin(token string) error {
 }
 
 // writeLoop writes queued messages, pings the client, and closes the
-// socket when asked to stop.
-func (c *signalConn) writeLoop() {
+// socket when asked to stop, or when awaitJoin and no join message came
+// in time.
+func (c *signalConn) writeLoop(awaitJoin bool) {
 	defer close(c.writerDone)
 	ping := c.s.cfg.SignalingPingInterval
 	ticker := time.NewTicker(ping)
 	defer ticker.Stop()
 	var joinDeadline <-chan time.Time
-	if c.p == nil {
+	if awaitJoin {
 		t := time.NewTimer(joinMessageTimeout)
 		defer t.Stop()
 		joinDeadline = t.C
