@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,8 +41,9 @@ type Config struct {
 	Op Op
 	// RoomID is the room OpGet reads. Required for OpGet.
 	RoomID string
-	// HTTPClient, if set, is used instead of a keep-alive client sized for
-	// Clients. Its idle connections are left open.
+	// HTTPClient, if set, is used instead of the load generator's own
+	// connections (one lean keep-alive HTTP/1.1 connection per client,
+	// plain http only). Its idle connections are left open.
 	HTTPClient *http.Client
 }
 
@@ -93,8 +95,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return Result{}, err
 	}
+	u, _ := url.Parse(cfg.BaseURL) // checked by setDefaults
+	raw := cfg.HTTPClient == nil && u.Scheme == "http"
 	client := cfg.HTTPClient
-	if client == nil {
+	if client == nil && !raw {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConns = 2 * cfg.Clients
 		tr.MaxIdleConnsPerHost = cfg.Clients
@@ -116,6 +120,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	start := time.Now()
 	deadline := start.Add(cfg.Duration)
 	for i := range cfg.Clients {
+		if raw {
+			wg.Go(func() {
+				latencies[i], errs[i] = runRaw(ctx, cfg, u, deadline, &seq)
+			})
+			continue
+		}
 		wg.Go(func() {
 			lat := make([]time.Duration, 0, 1024)
 			var get *http.Request // reused: a GET has no body to rewind
@@ -171,6 +181,33 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.ReqPerSec = float64(res.Requests) / elapsed.Seconds()
 	}
 	return res, ctx.Err()
+}
+
+// runRaw is one closed-loop client on its own lean connection.
+func runRaw(ctx context.Context, cfg Config, base *url.URL, deadline time.Time, seq *atomic.Int64) ([]time.Duration, int64) {
+	path := strings.TrimRight(base.Path, "/") + "/api/v1/rooms"
+	if cfg.Op == OpGet {
+		path += "/" + url.PathEscape(cfg.RoomID)
+	}
+	w := newRequestWriter(cfg.Op, base.Host, path, cfg.Token)
+	conn := &rawConn{addr: base.Host}
+	defer conn.close()
+	lat := make([]time.Duration, 0, 1024)
+	var errs int64
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		req := w.request(cfg.Op, seq.Add(1))
+		t0 := time.Now()
+		status, err := conn.roundTrip(ctx, req)
+		d := time.Since(t0)
+		if err != nil && ctx.Err() != nil {
+			break // cut short by the caller: not a server error
+		}
+		lat = append(lat, d)
+		if err != nil || status < 200 || status > 299 {
+			errs++
+		}
+	}
+	return lat, errs
 }
 
 func newRequest(ctx context.Context, op Op, getURL, createURL, auth string, n int64) (*http.Request, error) {
