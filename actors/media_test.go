@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/troupe-media/troupe/actors/actorpb"
 	"github.com/troupe-media/troupe/rtc"
@@ -331,6 +332,9 @@ func TestPublishSubscribeAndLeave(t *testing.T) {
 	if err != nil || info.ParticipantCount != 4 {
 		t.Fatalf("participant_count %v, %v", info, err)
 	}
+	if got := testutil.ToFloat64(env.rooms.metrics.participants); got != 4 {
+		t.Fatalf("troupe_participants = %v, want 4", got)
+	}
 	for name, rx := range map[string]map[string]*rtctest.Receiver{"sub1": rx1, "sub2": rx2, "late": rx3} {
 		checkStream(t, name+" video", rx["video"])
 		checkStream(t, name+" audio", rx["audio"])
@@ -354,6 +358,12 @@ func TestPublishSubscribeAndLeave(t *testing.T) {
 		info, err := env.rooms.Get(context.Background(), "stage")
 		return err == nil && info.ParticipantCount == 3
 	})
+	if got := testutil.ToFloat64(env.rooms.metrics.participants); got != 3 {
+		t.Fatalf("troupe_participants = %v after a leave, want 3", got)
+	}
+	if got := testutil.ToFloat64(env.rooms.metrics.leaves.WithLabelValues(ReasonLeft)); got != 1 {
+		t.Fatalf("leaves{reason=left} = %v, want 1", got)
+	}
 }
 
 func TestJoinRules(t *testing.T) {

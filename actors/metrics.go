@@ -12,6 +12,8 @@ type metrics struct {
 	liveGauge    prometheus.Gauge
 	restarts     prometheus.Counter
 	passivations prometheus.Counter
+	participants prometheus.Gauge
+	leaves       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -28,9 +30,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "troupe_room_actor_passivations_total",
 			Help: "Idle room actors stopped to free memory.",
 		}),
+		participants: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "troupe_participants",
+			Help: "Participants connected to rooms on this node.",
+		}),
+		leaves: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "troupe_participant_leaves_total",
+			Help: "Participants that left their room, by reason.",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.passivations} {
+		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.passivations, m.participants, m.leaves} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("actors: register metrics: %w", err)
 			}

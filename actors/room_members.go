@@ -134,6 +134,7 @@ func (a *roomActor) join(ctx actor.Context, req JoinRequest) *joinReply {
 	}))
 	a.members[info.ID] = m
 	a.memberOrder = append(a.memberOrder, info.ID)
+	a.deps.metrics.participants.Inc()
 	ctx.SetReceiveTimeout(0) // a room with people in it is never idle
 
 	others := make([]ParticipantInfo, 0, len(a.members)-1)
@@ -184,6 +185,8 @@ func (a *roomActor) memberTerminated(ctx actor.Context, pid *actor.PID) {
 		a.deps.cfg.Logger.Error("participant failed; removed from its room", "room", a.id, "participant", m.info.ID)
 	}
 	delete(a.members, m.info.ID)
+	a.deps.metrics.participants.Dec()
+	a.deps.metrics.leaves.WithLabelValues(reason).Inc()
 	for i, id := range a.memberOrder {
 		if id == m.info.ID {
 			a.memberOrder = append(a.memberOrder[:i], a.memberOrder[i+1:]...)
