@@ -174,7 +174,7 @@ func (a *roomActor) create(m *actorpb.CreateRoom) (*recordpb.Room, error) {
 	if err := ValidateRoom(r); err != nil {
 		return nil, err
 	}
-	now := timestamp(a.deps.cfg.Now())
+	now := timestamp(a.deps.cfg.Clock.Now())
 	r.CreatedAt, r.UpdatedAt, r.Revision = now, now, 1
 	return a.commit(r)
 }
@@ -230,7 +230,7 @@ func (a *roomActor) delete() error {
 }
 
 func (a *roomActor) stamp(r *recordpb.Room) *recordpb.Room {
-	r.UpdatedAt = timestamp(a.deps.cfg.Now())
+	r.UpdatedAt = timestamp(a.deps.cfg.Clock.Now())
 	r.Revision++
 	return r
 }

@@ -96,7 +96,7 @@ func (a *roomActor) join(ctx actor.Context, req JoinRequest) *joinReply {
 	if err != nil {
 		return &joinReply{err: err}
 	}
-	now := a.deps.cfg.Now()
+	now := a.deps.cfg.Clock.Now()
 	c := room.Config
 	switch {
 	case room.Status == recordpb.RoomStatus_ROOM_STATUS_ENDED:

@@ -46,8 +46,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the actor metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock gives the time and runs the rooms' timers; nil means
+	// SystemClock. Tests pass one they can advance.
+	Clock Clock
 	// Media makes the participants' peer connections. Nil disables joining
 	// (the REST API still works).
 	Media *rtc.Engine
@@ -68,8 +69,8 @@ func (c *Config) ensureDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.Now == nil {
-		c.Now = time.Now
+	if c.Clock == nil {
+		c.Clock = SystemClock{}
 	}
 	return nil
 }

@@ -101,11 +101,10 @@ func TestCreateAppliesDefaultsAndKeepsExplicitZeroes(t *testing.T) {
 }
 
 func TestRoomLifecycle(t *testing.T) {
-	clock := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	var mu sync.Mutex
-	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-	advance := func() { mu.Lock(); clock = clock.Add(time.Minute); mu.Unlock() }
-	env := newTestEnv(t, func(c *Config) { c.Now = now })
+	clock := newFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	now := clock.Now
+	advance := func() { clock.Advance(time.Minute) }
+	env := newTestEnv(t, func(c *Config) { c.Clock = clock })
 	ctx := context.Background()
 	rooms := env.rooms
 
