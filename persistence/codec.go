@@ -17,8 +17,11 @@ import (
 // an older Troupe refuses (with ErrUnknownSchema) what it cannot read rather
 // than misreading it. testdata/*.golden pins the current encodings.
 const (
-	roomSchemaV1        = 1 // protobuf recordpb.Room
-	idempotencySchemaV1 = 1 // see encodeIdempotent
+	roomSchemaV1         = 1 // protobuf recordpb.Room
+	idempotencySchemaV1  = 1 // see encodeIdempotent
+	sessionSchemaV1      = 1 // protobuf recordpb.Session
+	memberSchemaV1       = 1 // protobuf recordpb.SessionMember
+	webhookEventSchemaV1 = 1 // protobuf recordpb.WebhookEvent
 )
 
 var errEmptyValue = errors.New("empty value")
@@ -33,27 +36,72 @@ func checkSchema(v []byte, known byte) error {
 	return nil
 }
 
-// encodeRoom returns the stored form of a room. Deterministic marshaling
-// keeps equal rooms byte-equal, which the golden test relies on.
-func encodeRoom(r *recordpb.Room) ([]byte, error) {
-	v, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend([]byte{roomSchemaV1}, r)
+// encodeProto returns the stored form of a protobuf record: the schema byte,
+// then the message. Deterministic marshaling keeps equal records byte-equal,
+// which the golden tests rely on.
+func encodeProto(schema byte, kind KeyKind, id string, m proto.Message) ([]byte, error) {
+	v, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend([]byte{schema}, m)
 	if err != nil {
-		return nil, fmt.Errorf("persistence: encode room %q: %w", r.GetId(), err)
+		return nil, fmt.Errorf("persistence: encode %s %q: %w", kind, id, err)
 	}
 	return v, nil
 }
 
-// decodeRoom parses a stored room value. Its errors are wrapped into a
-// *CorruptError by the caller, which knows the key.
-func decodeRoom(v []byte) (*recordpb.Room, error) {
-	if err := checkSchema(v, roomSchemaV1); err != nil {
-		return nil, err
+// decodeProto parses a stored protobuf record into m. Its errors are wrapped
+// into a *CorruptError by the caller, which knows the key.
+func decodeProto(v []byte, schema byte, m proto.Message) error {
+	if err := checkSchema(v, schema); err != nil {
+		return err
 	}
+	return proto.Unmarshal(v[1:], m)
+}
+
+func encodeRoom(r *recordpb.Room) ([]byte, error) {
+	return encodeProto(roomSchemaV1, KindRoom, r.GetId(), r)
+}
+
+func decodeRoom(v []byte) (*recordpb.Room, error) {
 	r := new(recordpb.Room)
-	if err := proto.Unmarshal(v[1:], r); err != nil {
+	if err := decodeProto(v, roomSchemaV1, r); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+func encodeSession(r *recordpb.Session) ([]byte, error) {
+	return encodeProto(sessionSchemaV1, KindSession, r.GetId(), r)
+}
+
+func decodeSession(v []byte) (*recordpb.Session, error) {
+	r := new(recordpb.Session)
+	if err := decodeProto(v, sessionSchemaV1, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func encodeMember(m *recordpb.SessionMember) ([]byte, error) {
+	return encodeProto(memberSchemaV1, KindMember, m.GetParticipantId(), m)
+}
+
+func decodeMember(v []byte) (*recordpb.SessionMember, error) {
+	m := new(recordpb.SessionMember)
+	if err := decodeProto(v, memberSchemaV1, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func encodeWebhookEvent(e *recordpb.WebhookEvent) ([]byte, error) {
+	return encodeProto(webhookEventSchemaV1, KindOutbox, e.GetId(), e)
+}
+
+func decodeWebhookEvent(v []byte) (*recordpb.WebhookEvent, error) {
+	e := new(recordpb.WebhookEvent)
+	if err := decodeProto(v, webhookEventSchemaV1, e); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 // encodeIdempotent returns the stored form of an idempotency record:

@@ -31,6 +31,11 @@ const (
 	KindRoomIndex   KeyKind = "room index"
 	KindIdempotency KeyKind = "idempotency"
 	KindMeta        KeyKind = "meta"
+	KindSession     KeyKind = "session"
+	KindSessionIdx  KeyKind = "session index"
+	KindMember      KeyKind = "member"
+	KindOutbox      KeyKind = "webhook outbox"
+	KindFailed      KeyKind = "failed webhook"
 )
 
 // CorruptError reports a stored value that could not be decoded: damaged

@@ -77,96 +77,23 @@ func getRoom(r pebble.Reader, id string) (*recordpb.Room, error) {
 // PutRoom creates or replaces a room. The room and its listing entries are
 // written in one batch, synced before PutRoom returns; when the status or
 // the creation time changed, the old listing entries go in the same batch.
-// The room needs an id and a created_at that Unix nanoseconds can hold.
+// The room needs an id and a created_at that Unix nanoseconds can hold. It is
+// Apply with only Room set.
 func (s *Store) PutRoom(ctx context.Context, r *recordpb.Room) error {
-	if r.GetId() == "" {
-		return fmt.Errorf("%w: room without id", ErrInvalid)
+	if r == nil {
+		return fmt.Errorf("%w: nil room", ErrInvalid)
 	}
-	created, err := createdNanos(r)
-	if err != nil {
-		return err
-	}
-	val, err := encodeRoom(r)
-	if err != nil {
-		return err
-	}
-	if err := s.enter(ctx); err != nil {
-		return err
-	}
-	defer s.leave()
-	unlock := s.roomLocks.lock(r.Id)
-	defer unlock()
-
-	old, err := s.indexOf(r.Id)
-	if err != nil {
-		return err
-	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := b.Set(roomKey(r.Id), val, nil); err != nil {
-		return fmt.Errorf("persistence: put room %q: %w", r.Id, err)
-	}
-	keys := roomIndexKeys(r.Status, created, r.Id)
-	if !old.has(keys) {
-		for _, k := range old.keys {
-			if err := b.Delete(k, nil); err != nil {
-				return fmt.Errorf("persistence: put room %q: %w", r.Id, err)
-			}
-		}
-		for _, k := range keys {
-			if err := b.Set(k, nil, nil); err != nil {
-				return fmt.Errorf("persistence: put room %q: %w", r.Id, err)
-			}
-		}
-	}
-	// No lock is held across Commit but this room's: Pebble's commit
-	// pipeline groups concurrent synced batches into one WAL fsync.
-	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("persistence: put room %q: %w", r.Id, err)
-	}
-	switch {
-	case !old.counted:
-		s.counts.add(r.Status, 1)
-	case old.status != r.Status:
-		s.counts.move(old.status, r.Status)
-	}
-	return nil
+	return s.Apply(ctx, Writes{Room: r})
 }
 
 // DeleteRoom removes a room and its listing entries in one synced batch. It
-// returns ErrNotFound if there is no such room.
+// returns ErrNotFound if there is no such room. It is Apply with only
+// DeleteRoom set.
 func (s *Store) DeleteRoom(ctx context.Context, id string) error {
 	if id == "" {
 		return ErrNotFound
 	}
-	if err := s.enter(ctx); err != nil {
-		return err
-	}
-	defer s.leave()
-	unlock := s.roomLocks.lock(id)
-	defer unlock()
-
-	old, err := s.indexOf(id)
-	if err != nil {
-		return err
-	}
-	if !old.exists {
-		return ErrNotFound
-	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	for _, k := range append(old.keys, roomKey(id)) {
-		if err := b.Delete(k, nil); err != nil {
-			return fmt.Errorf("persistence: delete room %q: %w", id, err)
-		}
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("persistence: delete room %q: %w", id, err)
-	}
-	if old.counted {
-		s.counts.add(old.status, -1)
-	}
-	return nil
+	return s.Apply(ctx, Writes{DeleteRoom: id})
 }
 
 // ListRooms returns a page of rooms in creation order, then by id. It reads
@@ -229,18 +156,7 @@ func (s *Store) ListRooms(ctx context.Context, q RoomQuery) (RoomPage, error) {
 
 // createdNanos returns the room's created_at as listing index time.
 func createdNanos(r *recordpb.Room) (int64, error) {
-	ts := r.GetCreatedAt()
-	if ts == nil {
-		return 0, fmt.Errorf("%w: room %q without created_at", ErrInvalid, r.GetId())
-	}
-	if err := ts.CheckValid(); err != nil {
-		return 0, fmt.Errorf("%w: room %q created_at: %v", ErrInvalid, r.GetId(), err)
-	}
-	t := ts.AsTime()
-	if t.Before(minCreated) || t.After(maxCreated) {
-		return 0, fmt.Errorf("%w: room %q created_at %v out of range", ErrInvalid, r.GetId(), t)
-	}
-	return t.UnixNano(), nil
+	return timeNanos(r.GetCreatedAt(), "room", r.GetId(), "created_at")
 }
 
 // roomIndex describes the stored state of one room id before a write.
@@ -249,10 +165,6 @@ type roomIndex struct {
 	counted bool                // the room is in the counts, under status
 	status  recordpb.RoomStatus // valid if counted
 	keys    [][]byte            // its listing entries
-}
-
-func (x roomIndex) has(keys [2][]byte) bool {
-	return len(x.keys) == 2 && bytes.Equal(x.keys[0], keys[0]) && bytes.Equal(x.keys[1], keys[1])
 }
 
 // indexOf reads the stored room to learn which listing entries it has. The

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -65,16 +67,22 @@ type Store struct {
 	stopPrune chan struct{}
 	pruneDone chan struct{}
 
-	// roomLocks orders writers of the same room id (read old value, commit
-	// new one) without ordering writers of different rooms.
-	roomLocks keyLocks
+	// locks orders the writers of one record (read the old value, commit
+	// the new one) and of one room's outbox, without ordering writers of
+	// different records. See Apply.
+	locks keyLocks
 
 	// idemMu is read-locked by PutIdempotent around its commit and
 	// write-locked by pruning while it re-checks and deletes expired
 	// records, so a prune never deletes a record written after its check.
 	idemMu sync.RWMutex
 
-	counts roomCounts
+	counts        roomCounts
+	sessionCounts sessionCounts
+	webhookCounts webhookCounts
+	// outboxSeq is the last webhook outbox sequence number taken; Open
+	// sets it to the highest one stored.
+	outboxSeq atomic.Uint64
 }
 
 // Open opens (or creates) the database in cfg.Dir.
@@ -149,7 +157,13 @@ func (s *Store) init() error {
 				fmt.Errorf("%w: layout %x (this build reads %d)", ErrUnknownSchema, got, layoutVersion))
 		}
 	}
-	return s.loadCounts()
+	if err := s.loadCounts(); err != nil {
+		return err
+	}
+	if err := s.loadSessionCounts(); err != nil {
+		return err
+	}
+	return s.loadWebhookCounts()
 }
 
 // Close closes the database. It waits for operations in flight; later
@@ -260,6 +274,24 @@ func (k *keyLocks) lock(key string) (unlock func()) {
 			delete(k.m, key)
 		}
 		k.mu.Unlock()
+	}
+}
+
+// lockAll locks every key, in sorted order so that two callers locking
+// overlapping sets cannot deadlock, and returns the function that unlocks
+// them all.
+func (k *keyLocks) lockAll(keys []string) (unlock func()) {
+	keys = slices.Clone(keys)
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	unlocks := make([]func(), len(keys))
+	for i, key := range keys {
+		unlocks[i] = k.lock(key)
+	}
+	return func() {
+		for i := len(unlocks) - 1; i >= 0; i-- {
+			unlocks[i]()
+		}
 	}
 }
 
