@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +24,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/troupe-media/troupe/bench/apiload"
+	"github.com/troupe-media/troupe/bench/mediaload"
+	"github.com/troupe-media/troupe/bench/naive"
+	"github.com/troupe-media/troupe/bench/scenarios"
 	"github.com/troupe-media/troupe/httpapi/auth"
 )
 
@@ -36,7 +40,7 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure a Troupe server",
 	}
-	cmd.AddCommand(newBenchAPICmd())
+	cmd.AddCommand(newBenchAPICmd(), newBenchMediaCmd(), newBenchNaiveServerCmd())
 	return cmd
 }
 
@@ -247,11 +251,8 @@ type childServer struct {
 // startChildServer runs this executable's serve command on a temporary data
 // dir and a free loopback port, with a fresh key passed in the environment
 // (not argv, where other users could read it), and waits until it is ready.
-func startChildServer(ctx context.Context, stderr io.Writer, tokenTTL time.Duration) (_ *childServer, err error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find own executable: %w", err)
-	}
+// extraArgs go to serve as they are.
+func startChildServer(ctx context.Context, stderr io.Writer, tokenTTL time.Duration, extraArgs ...string) (_ *childServer, err error) {
 	key, err := auth.GenerateKey()
 	if err != nil {
 		return nil, err
@@ -259,6 +260,20 @@ func startChildServer(ctx context.Context, stderr io.Writer, tokenTTL time.Durat
 	token, err := auth.Mint(key, auth.AdminClaims(time.Now(), tokenTTL))
 	if err != nil {
 		return nil, err
+	}
+	return startChild(ctx, stderr, token, []string{envName("api-key") + "=" + key.ID, envName("api-secret") + "=" + key.Secret},
+		func(dir, addr string) []string {
+			return append([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--http-addr", addr,
+				"--rtc-udp-port", "0", "--log-level", "warn"}, extraArgs...)
+		})
+}
+
+// startChild runs this executable with the arguments args returns for a
+// temporary dir and a free loopback address, and waits for its /readyz.
+func startChild(ctx context.Context, stderr io.Writer, token string, env []string, args func(dir, addr string) []string) (_ *childServer, err error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable: %w", err)
 	}
 	addr, err := freeLoopbackAddr()
 	if err != nil {
@@ -269,10 +284,8 @@ func startChildServer(ctx context.Context, stderr io.Writer, tokenTTL time.Durat
 		return nil, err
 	}
 	c := &childServer{dir: dir, baseURL: "http://" + addr, token: token, exited: make(chan struct{})}
-	c.cmd = exec.Command(exe, "serve",
-		"--data-dir", filepath.Join(dir, "data"), "--http-addr", addr, "--rtc-udp-port", "0", "--log-level", "warn")
-	c.cmd.Env = append(envWithoutTroupe(os.Environ()),
-		envName("api-key")+"="+key.ID, envName("api-secret")+"="+key.Secret)
+	c.cmd = exec.Command(exe, args(dir, addr)...)
+	c.cmd.Env = append(envWithoutTroupe(os.Environ()), env...)
 	c.cmd.Stdout = io.Discard
 	c.cmd.Stderr = stderr
 	if err := c.cmd.Start(); err != nil {
@@ -359,4 +372,262 @@ func (c *childServer) stop() error {
 		err = fmt.Errorf("server exited: %w", c.waitErr)
 	}
 	return errors.Join(err, os.RemoveAll(c.dir))
+}
+
+type benchMediaOptions struct {
+	scenario    string
+	rooms       int
+	publishers  int
+	subscribers int
+	duration    time.Duration
+	ramp        bool
+	rampStep    int
+	jsonFile    string
+	svgFile     string
+	baseline    string
+	server      string
+	serverPID   int
+	token       string
+	cpuProfile  string
+	joinTimeout time.Duration
+
+	subscribersSet bool // --subscribers was given
+}
+
+// baselineNaive is the one baseline `bench media` knows.
+const baselineNaive = "naive-pion"
+
+func newBenchMediaCmd() *cobra.Command {
+	var o benchMediaOptions
+	cmd := &cobra.Command{
+		Use:   "media",
+		Short: "Forward media through real WebRTC clients and measure the server",
+		Long: `Run a media scenario (` + strings.Join(scenarios.Names(), ", ") + `, or a YAML
+file) with real pion clients over loopback through Troupe's WebSocket
+signaling, and report per step: packets expected and received (loss),
+end-to-end latency, join-to-first-packet time, the server's CPU per
+forwarded packet and forwarded packets per second per core (from
+/proc/PID/stat), its RSS and RSS per participant, and the clients' own CPU.
+
+Without --server, the server is started as a child process (this
+executable, on a temporary data dir and free ports) and removed at the end.
+With --server, pass an admin --token and the server's --server-pid to get
+its CPU and memory figures.
+
+--ramp adds subscribers step by step (the scenario's ramp; --subscribers
+sets its maximum) until loss passes 1% or p99 latency 100 ms, and reports
+the capacity. --baseline naive-pion runs the same scenario against a
+forwarder written like pion's examples, as a child process, and prints the
+ratio of their CPU per packet.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.subscribersSet = cmd.Flags().Changed("subscribers")
+			return benchMedia(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.scenario, "scenario", "video-fanout", "scenario name or YAML file")
+	f.IntVar(&o.rooms, "rooms", 0, "rooms (default: the scenario's)")
+	f.IntVar(&o.publishers, "publishers", 0, "publishers per room (default: the scenario's)")
+	f.IntVar(&o.subscribers, "subscribers", 0, "subscribers per room; with --ramp, the last step (default: the scenario's)")
+	f.DurationVar(&o.duration, "duration", 0, "measured time of each step (default: the scenario's)")
+	f.BoolVar(&o.ramp, "ramp", false, "add subscribers step by step until loss > 1% or p99 > 100 ms")
+	f.IntVar(&o.rampStep, "ramp-step", 0, "subscribers added per ramp step (default: the scenario's)")
+	f.StringVar(&o.jsonFile, "json", "", "write the steps to this file as JSON")
+	f.StringVar(&o.svgFile, "svg", "", "write a chart of CPU per packet and p99 latency to this SVG file")
+	f.StringVar(&o.baseline, "baseline", "", "also run a baseline: "+baselineNaive)
+	f.StringVar(&o.server, "server", "", "base URL of a running server (default: start one)")
+	f.IntVar(&o.serverPID, "server-pid", 0, "process id of --server, for its CPU and memory")
+	f.StringVar(&o.token, "token", "", "admin token for --server")
+	f.StringVar(&o.cpuProfile, "cpu-profile", "", "write the child server's CPU profile to this file")
+	f.DurationVar(&o.joinTimeout, "join-timeout", mediaload.DefaultJoinTimeout, "how long each step waits for everyone's media")
+	return cmd
+}
+
+func benchMedia(ctx context.Context, o benchMediaOptions, stdout, stderr io.Writer) (err error) {
+	sc, steps, err := o.plan()
+	if err != nil {
+		return err
+	}
+	if (o.server == "") != (o.token == "") {
+		return errors.New("--server and --token go together")
+	}
+	if o.server == "" && o.serverPID != 0 {
+		return errors.New("--server-pid needs --server")
+	}
+	if o.server != "" && o.cpuProfile != "" {
+		return errors.New("--cpu-profile profiles the child server: not with --server")
+	}
+	if o.baseline != "" && o.baseline != baselineNaive {
+		return fmt.Errorf("--baseline %q: the only baseline is %s", o.baseline, baselineNaive)
+	}
+	// The admin token outlives the planned steps by an hour.
+	ttl := time.Duration(len(steps))*(sc.Duration+o.joinTimeout) + time.Hour
+	target := mediaload.Target{Name: "troupe", BaseURL: strings.TrimRight(o.server, "/"), Token: o.token, PID: o.serverPID}
+	where := o.server
+	if o.server == "" {
+		var extra []string
+		if o.cpuProfile != "" {
+			abs, err := filepath.Abs(o.cpuProfile)
+			if err != nil {
+				return err
+			}
+			extra = []string{"--cpu-profile", abs}
+		}
+		c, err := startChildServer(ctx, stderr, ttl, extra...)
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, c.stop()) }()
+		target.BaseURL, target.Token, target.PID, where = c.baseURL, c.token, c.cmd.Process.Pid, "child process"
+	}
+	fmt.Fprintf(stdout, "scenario %s: %s; %d room(s), %d publisher(s) and %v subscriber(s) per room, %v per step\n",
+		sc.Name, sc.Description, sc.Rooms, sc.Publishers, steps, sc.Duration)
+	fmt.Fprintf(stdout, "server %s (%s), %d CPUs, %s\n", target.BaseURL, where, runtime.NumCPU(), runtime.Version())
+	if target.PID == 0 {
+		fmt.Fprintln(stdout, "no --server-pid: server CPU and memory are not measured")
+	}
+	run := func(t mediaload.Target) (mediaload.Result, error) {
+		return mediaload.Run(ctx, mediaload.Config{
+			Target: t, Scenario: sc, Steps: steps, StopBeyondLimits: o.ramp,
+			JoinTimeout: o.joinTimeout, Progress: stderr,
+			Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		})
+	}
+	res, err := run(target)
+	if err != nil {
+		return fmt.Errorf("bench media: %w", err)
+	}
+	all := res.Steps
+	if err := mediaload.WriteTable(stdout, res.Steps); err != nil {
+		return err
+	}
+	printCapacity(stdout, "troupe", o.ramp, res)
+
+	if o.baseline == baselineNaive {
+		base, err := runNaive(ctx, stderr, run)
+		if err != nil {
+			return err
+		}
+		all = append(all, base.Steps...)
+		if err := mediaload.WriteTable(stdout, base.Steps); err != nil {
+			return err
+		}
+		printCapacity(stdout, baselineNaive, o.ramp, base)
+		fmt.Fprintln(stdout)
+		if err := mediaload.WriteComparison(stdout, res.Steps, base.Steps); err != nil {
+			return err
+		}
+	}
+	if o.jsonFile != "" {
+		if err := mediaload.WriteJSONFile(o.jsonFile, all); err != nil {
+			return fmt.Errorf("write --json: %w", err)
+		}
+	}
+	if o.svgFile != "" {
+		title := fmt.Sprintf("%s on %d CPUs: server CPU per forwarded packet and p99 latency", sc.Name, runtime.NumCPU())
+		if err := mediaload.WriteSVGFile(o.svgFile, title, all); err != nil {
+			return fmt.Errorf("write --svg: %w", err)
+		}
+	}
+	return nil
+}
+
+// plan applies the flags to the scenario and returns the subscriber
+// counts of the steps.
+func (o benchMediaOptions) plan() (scenarios.Scenario, []int, error) {
+	sc, err := scenarios.Load(o.scenario)
+	if err != nil {
+		return sc, nil, err
+	}
+	ov := scenarios.Overrides{Rooms: o.rooms, Publishers: o.publishers, Duration: o.duration}
+	if !o.ramp {
+		ov.Subscribers, ov.SubscribersSet = o.subscribers, o.subscribersSet
+	}
+	if sc, err = sc.With(ov); err != nil {
+		return sc, nil, err
+	}
+	if !o.ramp {
+		return sc, []int{sc.Subscribers}, nil
+	}
+	if o.subscribersSet {
+		sc.Ramp.Max = o.subscribers
+	}
+	if o.rampStep != 0 {
+		sc.Ramp.Step = o.rampStep
+	}
+	sc.Ramp.Start = min(sc.Ramp.Start, sc.Ramp.Max)
+	if err := sc.Validate(); err != nil {
+		return sc, nil, err
+	}
+	return sc, sc.Ramp.Steps(), nil
+}
+
+func printCapacity(w io.Writer, server string, ramp bool, res mediaload.Result) {
+	if !ramp {
+		return
+	}
+	if res.Limited {
+		fmt.Fprintf(w, "%s capacity: %d subscribers within 1%% loss and 100 ms p99\n", server, res.Capacity)
+		return
+	}
+	fmt.Fprintf(w, "%s capacity: at least %d subscribers (the ramp's last step was within the limits)\n", server, res.Capacity)
+}
+
+// runNaive starts the naive forwarder as a child process and runs the
+// same steps against it.
+func runNaive(ctx context.Context, stderr io.Writer, run func(mediaload.Target) (mediaload.Result, error)) (_ mediaload.Result, err error) {
+	c, err := startChild(ctx, stderr, "", nil, func(_, addr string) []string {
+		return []string{"bench", "naive-server", "--http-addr", addr}
+	})
+	if err != nil {
+		return mediaload.Result{}, fmt.Errorf("baseline: %w", err)
+	}
+	defer func() { err = errors.Join(err, c.stop()) }()
+	res, err := run(mediaload.Target{Name: baselineNaive, BaseURL: c.baseURL, PID: c.cmd.Process.Pid})
+	if err != nil {
+		return res, fmt.Errorf("bench media (%s): %w", baselineNaive, err)
+	}
+	return res, nil
+}
+
+// newBenchNaiveServerCmd is the baseline's process: hidden, since it is
+// only started by `bench media --baseline naive-pion`.
+func newBenchNaiveServerCmd() *cobra.Command {
+	var addr string
+	cmd := &cobra.Command{
+		Use:    "naive-server",
+		Short:  "Serve the naive pion forwarder (the media benchmark's baseline)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serveNaive(cmd.Context(), addr, cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVar(&addr, "http-addr", "127.0.0.1:7890", "host:port to serve on")
+	return cmd
+}
+
+func serveNaive(ctx context.Context, addr string, stderr io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	n, err := naive.New(naive.Config{Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: n, ReadHeaderTimeout: readHeaderTimeout}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err = <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), childStopTimeout)
+	defer cancel()
+	err = srv.Shutdown(stopCtx)
+	return errors.Join(err, n.Close())
 }

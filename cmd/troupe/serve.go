@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -56,7 +57,12 @@ the file.`,
 		Args: cobra.NoArgs,
 	}
 	cf := newConfigFlags(cmd.Flags())
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+	// --cpu-profile is for `troupe bench media`, which profiles the server
+	// it starts; hidden, as it is no operator setting.
+	var cpuProfile string
+	cmd.Flags().StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file")
+	_ = cmd.Flags().MarkHidden("cpu-profile")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) (err error) {
 		cfg, err := cf.load(os.Getenv)
 		if err != nil {
 			return err
@@ -64,9 +70,32 @@ the file.`,
 		if err := cfg.Validate(); err != nil {
 			return err
 		}
+		if cpuProfile != "" {
+			stop, err := startCPUProfile(cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer func() { err = errors.Join(err, stop()) }()
+		}
 		return run(cmd.Context(), cfg, nil, cmd.OutOrStdout())
 	}
 	return cmd
+}
+
+// startCPUProfile profiles the process into path until stop is called.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 // run serves the API until ctx is cancelled, then stops in order: stop

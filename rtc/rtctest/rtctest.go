@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
@@ -44,23 +46,34 @@ const bodyHeader = 12
 // first byte of the VP8 frame header, whose low bit is 0 on a keyframe.
 const vp8Descriptor = 2
 
-// Sender writes synthetic RTP to a track.
+// Sender writes synthetic RTP to a track. Its methods other than Sent and
+// RequestKeyframe must be called from one goroutine.
 type Sender struct {
 	Track *webrtc.TrackLocalStaticRTP
 	// PayloadSize is the RTP payload size in bytes; at least 16.
 	PayloadSize int
-	// KeyframeEvery marks every n-th video packet as a keyframe start (the
-	// first always is). Zero means 300.
+	// KeyframeEvery marks every n-th video frame as a keyframe (the first
+	// always is). Zero means 300.
 	KeyframeEvery int
-	// Clock advance per packet, in RTP clock units (e.g. 3000 for 30 fps
-	// video with one packet a frame, 960 for 20 ms of Opus).
+	// Clock advance per frame, in RTP clock units (e.g. 3000 for 30 fps
+	// video, 960 for 20 ms of Opus).
 	TimestampStep uint32
+	// PacketsPerFrame is how many packets carry one frame: they share a
+	// timestamp, the first starts the VP8 partition and the last has the
+	// marker bit, as an encoder's packetizer does. Zero means 1.
+	PacketsPerFrame int
 
-	counter uint32
+	counter uint32 // packets written
+	frames  uint32 // frames started
+	inFrame int    // packets of the current frame written
+	wantKey atomic.Bool
+	sent    atomic.Uint32 // counter, for other goroutines
 	pkt     rtp.Packet
 }
 
 func (s *Sender) video() bool { return s.Track.Codec().MimeType == webrtc.MimeTypeVP8 }
+
+func (s *Sender) perFrame() int { return max(s.PacketsPerFrame, 1) }
 
 // WriteNext writes the next packet.
 func (s *Sender) WriteNext() error {
@@ -70,32 +83,81 @@ func (s *Sender) WriteNext() error {
 	if s.pkt.Payload == nil {
 		s.pkt.Payload = make([]byte, s.PayloadSize)
 		s.pkt.Version = 2
-		s.pkt.Marker = true
 	}
 	every := s.KeyframeEvery
 	if every <= 0 {
 		every = 300
 	}
+	first := s.inFrame == 0
+	if first {
+		s.frames++
+	}
+	s.inFrame++
+	last := s.inFrame == s.perFrame()
+	if last {
+		s.inFrame = 0
+	}
 	buf := s.pkt.Payload
 	body := buf
 	if s.video() {
-		buf[0] = 0x10
-		buf[1] = 0x01
-		if s.counter%uint32(every) == 0 {
-			buf[1] = 0x00
+		buf[0], buf[1] = 0x00, 0x01 // a continuation: no partition start
+		if first {
+			buf[0] = 0x10
+			// The keyframe request is taken only at a frame start, where
+			// a keyframe can begin.
+			if (s.frames-1)%uint32(every) == 0 || s.wantKey.Swap(false) {
+				buf[1] = 0x00
+			}
 		}
 		body = buf[vp8Descriptor:]
 	}
 	fillBody(body, s.counter, time.Now())
 	// A static RTP track sends headers as given: number them here.
 	s.pkt.SequenceNumber = uint16(s.counter)
-	s.pkt.Timestamp = s.counter * s.TimestampStep
+	s.pkt.Timestamp = (s.frames - 1) * s.TimestampStep
+	s.pkt.Marker = last
 	s.counter++
+	s.sent.Store(s.counter)
 	return s.Track.WriteRTP(&s.pkt)
 }
 
-// Sent is how many packets WriteNext has written.
-func (s *Sender) Sent() uint32 { return s.counter }
+// WriteFrame writes the packets left of the current frame (all of them at
+// a frame start).
+func (s *Sender) WriteFrame() error {
+	for {
+		if err := s.WriteNext(); err != nil {
+			return err
+		}
+		if s.inFrame == 0 {
+			return nil
+		}
+	}
+}
+
+// Sent is how many packets WriteNext has written. Safe to call from any
+// goroutine.
+func (s *Sender) Sent() uint32 { return s.sent.Load() }
+
+// RequestKeyframe makes the next frame a keyframe, as an encoder does on a
+// PLI or FIR. Safe to call from any goroutine.
+func (s *Sender) RequestKeyframe() { s.wantKey.Store(true) }
+
+// ServeKeyframeRequests reads the RTCP of the RTPSender that carries the
+// track until it ends, and asks for a keyframe on each PLI or FIR.
+func (s *Sender) ServeKeyframeRequests(rs *webrtc.RTPSender) {
+	for {
+		pkts, _, err := rs.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				s.RequestKeyframe()
+			}
+		}
+	}
+}
 
 // Run writes a packet every interval until ctx ends or n packets are
 // written (n <= 0: no limit).
@@ -113,6 +175,23 @@ func (s *Sender) Run(ctx context.Context, n int, interval time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// RunFrames writes a whole frame (PacketsPerFrame packets, back to back as
+// an encoder's output leaves) every interval until ctx ends.
+func (s *Sender) RunFrames(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := s.WriteFrame(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 func fillBody(b []byte, counter uint32, now time.Time) {
@@ -147,6 +226,14 @@ type Receiver struct {
 	stats     ReceiverStats
 	latencies []time.Duration
 	arrivals  []time.Time
+	counters  []uint32
+}
+
+// Sample is one intact packet as a Receiver saw it.
+type Sample struct {
+	Counter uint32        // the sender's packet counter
+	Latency time.Duration // from the sender's clock reading to arrival
+	At      time.Time     // arrival
 }
 
 // ReceiverStats is what a Receiver saw.
@@ -210,6 +297,24 @@ func (r *Receiver) record(now time.Time, counter uint32, sent time.Time, ok bool
 	s.Packets++
 	r.latencies = append(r.latencies, now.Sub(sent))
 	r.arrivals = append(r.arrivals, now)
+	r.counters = append(r.counters, counter)
+}
+
+// Track is the remote track the receiver reads.
+func (r *Receiver) Track() *webrtc.TrackRemote { return r.track }
+
+// Drain returns the samples recorded since the last Drain and forgets
+// them, so a long run keeps only one measuring window in memory; Latencies
+// and Arrivals no longer return them either. Stats keeps counting.
+func (r *Receiver) Drain() []Sample {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Sample, len(r.counters))
+	for i := range out {
+		out[i] = Sample{Counter: r.counters[i], Latency: r.latencies[i], At: r.arrivals[i]}
+	}
+	r.latencies, r.arrivals, r.counters = r.latencies[:0], r.arrivals[:0], r.counters[:0]
+	return out
 }
 
 // Stats returns what the receiver has seen so far.
@@ -219,14 +324,16 @@ func (r *Receiver) Stats() ReceiverStats {
 	return r.stats
 }
 
-// Latencies returns a copy of every packet's send-to-receive time.
+// Latencies returns a copy of every packet's send-to-receive time (since
+// the last Drain).
 func (r *Receiver) Latencies() []time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]time.Duration(nil), r.latencies...)
 }
 
-// Arrivals returns a copy of every packet's arrival time, in order.
+// Arrivals returns a copy of every packet's arrival time, in order (since
+// the last Drain).
 func (r *Receiver) Arrivals() []time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -1,0 +1,422 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// keyframeRetry is how often a client asks again for a keyframe of a video
+// track that was offered but has not started, as browsers do.
+const keyframeRetry = 200 * time.Millisecond
+
+// Config configures a Client. URL, Token and API are required.
+type Config struct {
+	// URL is the server's base URL, like http://127.0.0.1:7880.
+	URL string
+	// Token is a join token for the room.
+	Token string
+	// API makes the peer connection (rtctest.ClientAPI for loopback).
+	API *webrtc.API
+	// OnTrack, if set, is called in its own goroutine for every track the
+	// server sends, once its first packet has arrived.
+	OnTrack func(*webrtc.TrackRemote)
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Client is one participant: a signaling socket and a peer connection.
+type Client struct {
+	cfg  Config
+	ws   *websocket.Conn
+	pc   *webrtc.PeerConnection
+	log  *slog.Logger
+	self string // participant id
+
+	done      chan struct{} // the read loop ended
+	stop      chan struct{} // closed by Close
+	out       chan []byte   // messages to send, in order; the writer sends them
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+
+	mu          sync.Mutex // guards the following
+	makingOffer bool
+	answered    chan struct{} // closed when the answer to our offer arrives
+	pending     []webrtc.ICECandidateInit
+	started     map[uint32]bool // video SSRCs whose first packet came
+	err         error           // why the socket ended
+}
+
+// Dial connects, joins and returns once the server said joined.
+func Dial(ctx context.Context, cfg Config) (_ *Client, err error) {
+	if cfg.URL == "" || cfg.Token == "" || cfg.API == nil {
+		return nil, errors.New("client: URL, Token and API are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	u, err := url.Parse(strings.TrimRight(cfg.URL, "/") + "/rtc")
+	if err != nil {
+		return nil, fmt.Errorf("client: server URL: %w", err)
+	}
+	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
+	u.RawQuery = url.Values{"token": {cfg.Token}}.Encode()
+	ws, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPClient: &http.Client{Timeout: 30 * time.Second}})
+	if err != nil {
+		if resp != nil && resp.StatusCode >= 400 {
+			return nil, fmt.Errorf("%w: %s", ErrRefused, resp.Status)
+		}
+		return nil, fmt.Errorf("client: dial: %w", err)
+	}
+	ws.SetReadLimit(1 << 20)
+	pc, err := cfg.API.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		ws.CloseNow()
+		return nil, fmt.Errorf("client: peer connection: %w", err)
+	}
+	c := &Client{
+		cfg: cfg, ws: ws, pc: pc, log: cfg.Logger,
+		done: make(chan struct{}), stop: make(chan struct{}), out: make(chan []byte, 256),
+		started: map[uint32]bool{},
+	}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	// The first message is joined; read it before the loop starts.
+	var joined struct {
+		Type        string `json:"type"`
+		Participant struct {
+			ID string `json:"id"`
+		} `json:"participant"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	if err := c.read(ctx, &joined); err != nil {
+		close(c.done)
+		return c, fmt.Errorf("client: waiting for joined: %w", err)
+	}
+	if joined.Type != "joined" || joined.Participant.ID == "" {
+		close(c.done)
+		return c, fmt.Errorf("%w: first message %q %s %s", ErrRefused, joined.Type, joined.Code, joined.Message)
+	}
+	c.self = joined.Participant.ID
+	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		var v any // null ends the candidates
+		if cand != nil {
+			v = cand.ToJSON()
+		}
+		// Queued under mu, so a candidate never overtakes the description
+		// that was queued when it was gathered.
+		c.mu.Lock()
+		c.sendLocked(map[string]any{"type": "candidate", "candidate": v})
+		c.mu.Unlock()
+	})
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		c.mu.Lock()
+		c.started[uint32(tr.SSRC())] = true
+		c.mu.Unlock()
+		if cfg.OnTrack != nil {
+			cfg.OnTrack(tr)
+			return
+		}
+		drain(tr)
+	})
+	c.wg.Add(3)
+	go c.readLoop()
+	go c.writeLoop()
+	go c.requestKeyframes()
+	return c, nil
+}
+
+// ParticipantID is the id the server gave this participant.
+func (c *Client) ParticipantID() string { return c.self }
+
+// PeerConnection is the client's peer connection.
+func (c *Client) PeerConnection() *webrtc.PeerConnection { return c.pc }
+
+// Done is closed when the signaling socket has ended.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err is why the socket ended, once Done is closed.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Publish adds tracks as send-only transceivers, offers them and waits for
+// the server's answer. It returns the RTPSenders, whose RTCP (keyframe
+// requests) the caller must read.
+func (c *Client) Publish(ctx context.Context, tracks ...webrtc.TrackLocal) ([]*webrtc.RTPSender, error) {
+	c.mu.Lock()
+	var senders []*webrtc.RTPSender
+	for _, t := range tracks {
+		tc, err := c.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			c.mu.Unlock()
+			return nil, fmt.Errorf("client: add track: %w", err)
+		}
+		senders = append(senders, tc.Sender())
+	}
+	// Impolite peer: an offer of ours makes us ignore the server's until
+	// our answer comes; a server offer half-applied must be finished first.
+	for c.pc.SignalingState() != webrtc.SignalingStateStable {
+		c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.done:
+			return nil, ErrClosed
+		case <-time.After(10 * time.Millisecond):
+		}
+		c.mu.Lock()
+	}
+	offer, err := c.pc.CreateOffer(nil)
+	if err == nil {
+		err = c.pc.SetLocalDescription(offer)
+	}
+	if err != nil {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("client: offer: %w", err)
+	}
+	c.makingOffer = true
+	answered := make(chan struct{})
+	c.answered = answered
+	c.sendLocked(map[string]any{"type": "offer", "sdp": offer.SDP})
+	c.mu.Unlock()
+	select {
+	case <-answered:
+		return senders, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.done:
+		return nil, fmt.Errorf("%w: %v", ErrClosed, c.Err())
+	}
+}
+
+// Close leaves the room and closes the socket and the peer connection; it
+// waits for the client's goroutines (not for OnTrack's, which end as their
+// tracks do).
+func (c *Client) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = c.ws.Write(ctx, websocket.MessageText, []byte(`{"type":"leave"}`))
+		cancel()
+		_ = c.ws.Close(websocket.StatusNormalClosure, "bye")
+		<-c.done
+		err = c.pc.Close()
+		c.wg.Wait()
+	})
+	return err
+}
+
+func (c *Client) read(ctx context.Context, v any) error {
+	_, b, err := c.ws.Read(ctx)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// sendLocked queues a message for the writer; c.mu is held so that the
+// order of the queue is the order of the negotiation.
+func (c *Client) sendLocked(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.log.Error("encode signaling message", "err", err)
+		return
+	}
+	select {
+	case c.out <- b:
+	case <-c.stop:
+	case <-c.done:
+	}
+}
+
+func (c *Client) writeLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.done:
+			return
+		case b := <-c.out:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := c.ws.Write(ctx, websocket.MessageText, b)
+			cancel()
+			if err != nil {
+				c.log.Debug("signaling write", "err", err)
+			}
+		}
+	}
+}
+
+// message is every server message field the client reads.
+type message struct {
+	Type      string                   `json:"type"`
+	SDP       string                   `json:"sdp"`
+	Candidate *webrtc.ICECandidateInit `json:"candidate"`
+	Code      string                   `json:"code"`
+	Message   string                   `json:"message"`
+	Request   string                   `json:"request"`
+	Reason    string                   `json:"reason"`
+}
+
+func (c *Client) readLoop() {
+	defer c.wg.Done()
+	defer close(c.done)
+	for {
+		var m message
+		err := c.read(context.Background(), &m)
+		if err != nil {
+			c.mu.Lock()
+			c.err = err
+			c.mu.Unlock()
+			return
+		}
+		if err := c.handle(m); err != nil {
+			c.log.Warn("signaling", "type", m.Type, "err", err)
+		}
+	}
+}
+
+func (c *Client) handle(m message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch m.Type {
+	case "offer":
+		if c.makingOffer || c.pc.SignalingState() != webrtc.SignalingStateStable {
+			return nil // impolite: the server rolls its offer back and offers again
+		}
+		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
+			return err
+		}
+		if err := c.addPendingLocked(); err != nil {
+			return err
+		}
+		answer, err := c.pc.CreateAnswer(nil)
+		if err != nil {
+			return err
+		}
+		if err := c.pc.SetLocalDescription(answer); err != nil {
+			return err
+		}
+		c.sendLocked(map[string]any{"type": "answer", "sdp": answer.SDP})
+	case "answer":
+		if !c.makingOffer {
+			return fmt.Errorf("an answer with no offer out")
+		}
+		c.makingOffer = false
+		err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP})
+		close(c.answered)
+		if err != nil {
+			return err
+		}
+		return c.addPendingLocked()
+	case "candidate":
+		if m.Candidate == nil || m.Candidate.Candidate == "" {
+			return nil // end of candidates
+		}
+		if c.pc.RemoteDescription() == nil {
+			c.pending = append(c.pending, *m.Candidate)
+			return nil
+		}
+		return c.pc.AddICECandidate(*m.Candidate)
+	case "error":
+		return fmt.Errorf("%w: %s: %s (%s)", ErrServer, m.Code, m.Message, m.Request)
+	}
+	return nil
+}
+
+func (c *Client) addPendingLocked() error {
+	var errs []error
+	for _, cand := range c.pending {
+		errs = append(errs, c.pc.AddICECandidate(cand))
+	}
+	c.pending = nil
+	return errors.Join(errs...)
+}
+
+// requestKeyframes sends a PLI every keyframeRetry for each offered video
+// SSRC that has not started: the server forwards video from a keyframe on.
+func (c *Client) requestKeyframes() {
+	defer c.wg.Done()
+	tick := time.NewTicker(keyframeRetry)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.done:
+			return
+		case <-tick.C:
+		}
+		c.mu.Lock()
+		var waiting []rtcp.Packet
+		if rd := c.pc.RemoteDescription(); rd != nil {
+			for _, ssrc := range videoSSRCs(rd.SDP) {
+				if !c.started[ssrc] {
+					waiting = append(waiting, &rtcp.PictureLossIndication{MediaSSRC: ssrc})
+				}
+			}
+		}
+		c.mu.Unlock()
+		if len(waiting) > 0 {
+			_ = c.pc.WriteRTCP(waiting)
+		}
+	}
+}
+
+// videoSSRCs lists the SSRCs of the video the remote side sends.
+func videoSSRCs(s string) []uint32 {
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(s); err != nil {
+		return nil
+	}
+	var out []uint32
+	for _, m := range d.MediaDescriptions {
+		if m.MediaName.Media != "video" {
+			continue
+		}
+		if _, recvOnly := m.Attribute("recvonly"); recvOnly {
+			continue
+		}
+		for _, a := range m.Attributes {
+			if a.Key != "ssrc" {
+				continue
+			}
+			f, _, _ := strings.Cut(a.Value, " ")
+			if v, err := strconv.ParseUint(f, 10, 32); err == nil {
+				out = append(out, uint32(v))
+			}
+		}
+	}
+	return out
+}
+
+func drain(tr *webrtc.TrackRemote) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := tr.Read(buf); err != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,79 @@
+package mediaload
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+)
+
+// WriteTable prints one row per step.
+func WriteTable(w io.Writer, steps []Step) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "server\tpubs\tsubs\texpected\treceived\tloss %\tlat p50 ms\tp99 ms\tmax ms\tjoin p50 ms\tp99 ms\tfwd pkt/s\tsrv cores\tµs/pkt\tpkt/s/core\tRSS MB\tKB/part\tclient cores\t")
+	for _, s := range steps {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.1f\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.0f\t%.1f\t%.0f\t%.2f\t\n",
+			s.Server, s.Publishers, s.Subscribers, s.ExpectedPackets, s.ReceivedPackets, 100*s.LossRatio,
+			s.LatencyP50Ms, s.LatencyP99Ms, s.LatencyMaxMs, s.JoinToFirstPacketP50Ms, s.JoinToFirstPacketP99Ms,
+			s.ForwardedPacketsPerSec, s.ServerCores, s.CPUPerPacketUs, s.PacketsPerSecPerCore,
+			float64(s.ServerRSSBytes)/(1<<20), float64(s.RSSPerParticipantBytes)/1024, s.ClientCores)
+	}
+	return tw.Flush()
+}
+
+// WriteComparison prints Troupe and a baseline side by side, step by step
+// (matched by step number), with the ratio of their CPU per packet.
+func WriteComparison(w io.Writer, troupe, baseline []Step) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "subs\ttroupe µs/pkt\tbaseline µs/pkt\tbaseline/troupe\ttroupe loss %\tbaseline loss %\ttroupe p99 ms\tbaseline p99 ms\t")
+	for i := range min(len(troupe), len(baseline)) {
+		t, b := troupe[i], baseline[i]
+		fmt.Fprintf(tw, "%d\t%.2f\t%.2f\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t\n",
+			t.Subscribers, t.CPUPerPacketUs, b.CPUPerPacketUs, ratio(b.CPUPerPacketUs, t.CPUPerPacketUs),
+			100*t.LossRatio, 100*b.LossRatio, t.LatencyP99Ms, b.LatencyP99Ms)
+	}
+	return tw.Flush()
+}
+
+// Ratio is how many times more CPU per packet the baseline takes than
+// Troupe; zero when either is unknown.
+func Ratio(baseline, troupe float64) float64 {
+	if baseline <= 0 || troupe <= 0 {
+		return 0
+	}
+	return baseline / troupe
+}
+
+func ratio(baseline, troupe float64) string {
+	r := Ratio(baseline, troupe)
+	if r == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", r)
+}
+
+// WriteJSONFile writes the steps as a JSON array, one object per step.
+func WriteJSONFile(path string, steps []Step) error {
+	if steps == nil {
+		steps = []Step{}
+	}
+	data, err := json.MarshalIndent(steps, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// WriteSVGFile writes the chart of WriteSVG to path.
+func WriteSVGFile(path, title string, steps []Step) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := WriteSVG(f, title, steps); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,646 @@
+package mediaload
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/troupe-media/troupe/bench/client"
+	"github.com/troupe-media/troupe/bench/scenarios"
+	"github.com/troupe-media/troupe/rtc/rtctest"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxLoss     = 0.01
+	DefaultMaxP99      = 100 * time.Millisecond
+	DefaultJoinTimeout = 20 * time.Second
+	// staggeredJoins is how many participants join at a time outside a storm.
+	staggeredJoins = 4
+	// settle lets the joins' keyframes and bursts pass before measuring.
+	settle = time.Second
+	// grace waits for the packets in flight at the end of the window.
+	grace = 500 * time.Millisecond
+)
+
+// Target is the server under test.
+type Target struct {
+	// Name labels the results: "troupe" or "naive-pion".
+	Name string
+	// BaseURL is the server's root, like http://127.0.0.1:7880. Required.
+	BaseURL string
+	// Token is an admin token for the REST API (rooms and join tokens).
+	Token string
+	// PID is the server's process, whose CPU and memory are read from
+	// /proc; 0 leaves those figures out.
+	PID int
+}
+
+// Config describes one run.
+type Config struct {
+	Target   Target
+	Scenario scenarios.Scenario
+	// Steps are the subscribers per room of each step; empty means one
+	// step of Scenario.Subscribers. Participants stay from one step to
+	// the next; each step adds subscribers.
+	Steps []int
+	// StopBeyondLimits ends the run after the first step whose loss or
+	// p99 latency passes MaxLoss or MaxP99 (the ramp).
+	StopBeyondLimits bool
+	// MaxLoss defaults to DefaultMaxLoss, MaxP99 to DefaultMaxP99.
+	MaxLoss float64
+	MaxP99  time.Duration
+	// JoinTimeout bounds the wait for every participant's media at each
+	// step; DefaultJoinTimeout when zero.
+	JoinTimeout time.Duration
+	// Progress, if set, gets a live progress line (rewritten with \r).
+	Progress io.Writer
+	// API makes the clients' peer connections; rtctest.ClientAPI by
+	// default.
+	API *webrtc.API
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Result is a run's steps and the capacity found.
+type Result struct {
+	Steps []Step
+	// Capacity is the subscribers (all rooms) of the last step within the
+	// limits, and Limited whether a step went beyond them.
+	Capacity int
+	Limited  bool
+}
+
+func (c *Config) setDefaults() error {
+	if c.MaxLoss == 0 {
+		c.MaxLoss = DefaultMaxLoss
+	}
+	if c.MaxP99 == 0 {
+		c.MaxP99 = DefaultMaxP99
+	}
+	if c.JoinTimeout == 0 {
+		c.JoinTimeout = DefaultJoinTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Target.Name == "" {
+		c.Target.Name = "troupe"
+	}
+	if len(c.Steps) == 0 {
+		c.Steps = []int{c.Scenario.Subscribers}
+	}
+	if c.Target.BaseURL == "" {
+		return fmt.Errorf("%w: a target base URL is required", ErrInvalidConfig)
+	}
+	for i, n := range c.Steps {
+		if n < 0 || (i > 0 && n < c.Steps[i-1]) {
+			return fmt.Errorf("%w: steps %v: subscriber counts must not decrease", ErrInvalidConfig, c.Steps)
+		}
+	}
+	if err := c.Scenario.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if c.API == nil {
+		api, err := rtctest.ClientAPI()
+		if err != nil {
+			return err
+		}
+		c.API = api
+	}
+	return nil
+}
+
+// participant is one client of the run.
+type participant struct {
+	c         *client.Client
+	room      int
+	publisher bool
+	joinStart time.Time
+	step      int
+
+	mu    sync.Mutex // guards recvs
+	recvs []*rtctest.Receiver
+	wg    sync.WaitGroup // the receivers' read loops
+}
+
+func (p *participant) receivers() []*rtctest.Receiver {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*rtctest.Receiver(nil), p.recvs...)
+}
+
+// firstPacket is when the participant's first packet arrived, if any.
+func (p *participant) firstPacket() (time.Time, bool) {
+	var first time.Time
+	for _, r := range p.receivers() {
+		if at := r.Stats().FirstPacketAt; !at.IsZero() && (first.IsZero() || at.Before(first)) {
+			first = at
+		}
+	}
+	return first, !first.IsZero()
+}
+
+// source is one published track and its sender.
+type source struct {
+	sender *rtctest.Sender
+	room   int
+	from   string // publisher's participant id
+}
+
+type runner struct {
+	cfg  Config
+	http *http.Client
+	log  *slog.Logger
+
+	rooms []string
+	// senders run until stopSend; their goroutines are in sendWG.
+	sendCtx  context.Context
+	stopSend context.CancelFunc
+	sendWG   sync.WaitGroup
+
+	mu      sync.Mutex // guards the following
+	parts   []*participant
+	sources map[string]*source // by publisher id + "/" + kind
+	joined  int                // identities handed out
+}
+
+// Run drives the scenario against the target, step by step, and reports
+// what it measured. It closes every client it opened before it returns.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return Result{}, err
+	}
+	r := &runner{cfg: cfg, http: &http.Client{Timeout: 30 * time.Second}, log: cfg.Logger, sources: map[string]*source{}}
+	r.sendCtx, r.stopSend = context.WithCancel(context.Background())
+	defer r.teardown()
+
+	sc := cfg.Scenario
+	for i := range sc.Rooms {
+		id, err := r.createRoom(ctx, fmt.Sprintf("bench %s %d", sc.Name, i+1))
+		if err != nil {
+			return Result{}, err
+		}
+		r.rooms = append(r.rooms, id)
+	}
+	idleRSS, _ := r.rss()
+
+	// Publishers first, so that subscribers join a room with media.
+	var pubs []func(context.Context) error
+	for room := range sc.Rooms {
+		for range sc.Publishers {
+			pubs = append(pubs, func(ctx context.Context) error { return r.joinPublisher(ctx, room) })
+		}
+	}
+	if err := runLimited(ctx, staggeredJoins, pubs); err != nil {
+		return Result{}, err
+	}
+
+	var res Result
+	current := 0
+	for i, subs := range cfg.Steps {
+		step := i + 1
+		tokens := make([][]string, sc.Rooms)
+		for room := range sc.Rooms {
+			for range subs - current {
+				tok, err := r.token(ctx, room, "subscriber")
+				if err != nil {
+					return res, err
+				}
+				tokens[room] = append(tokens[room], tok)
+			}
+		}
+		var joins []func(context.Context) error
+		for room, toks := range tokens {
+			for _, tok := range toks {
+				joins = append(joins, func(ctx context.Context) error {
+					_, err := r.join(ctx, room, tok, false, step)
+					return err
+				})
+			}
+		}
+		limit := staggeredJoins
+		if sc.Join == scenarios.JoinStorm {
+			limit = len(joins)
+		}
+		r.progress("[%s] step %d/%d: %d subscribers joining", cfg.Target.Name, step, len(cfg.Steps), len(joins))
+		if err := runLimited(ctx, limit, joins); err != nil {
+			return res, err
+		}
+		current = subs
+		r.waitMedia(ctx)
+		s, err := r.measure(ctx, step, idleRSS)
+		if err != nil {
+			return res, err
+		}
+		s.WithinLimits = s.LossRatio <= cfg.MaxLoss && s.LatencyP99Ms <= float64(cfg.MaxP99)/float64(time.Millisecond)
+		res.Steps = append(res.Steps, s)
+		if s.WithinLimits && !res.Limited {
+			res.Capacity = s.Subscribers
+		} else {
+			res.Limited = true
+		}
+		if !s.WithinLimits && cfg.StopBeyondLimits {
+			break
+		}
+	}
+	r.progressDone()
+	return res, nil
+}
+
+// runLimited runs fns with at most limit at a time; the first error
+// cancels the others.
+func runLimited(ctx context.Context, limit int, fns []func(context.Context) error) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(limit, 1))
+	for _, fn := range fns {
+		g.Go(func() error { return fn(ctx) })
+	}
+	return g.Wait()
+}
+
+func (r *runner) post(ctx context.Context, path string, body any, status int, out any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(r.cfg.Target.BaseURL, "/")+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if r.cfg.Target.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.cfg.Target.Token)
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != status {
+		return fmt.Errorf("POST %s: %s: %s", path, resp.Status, bytes.TrimSpace(data))
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("POST %s: %w", path, err)
+	}
+	return nil
+}
+
+func (r *runner) createRoom(ctx context.Context, name string) (string, error) {
+	var room struct {
+		ID string `json:"id"`
+	}
+	body := map[string]any{"name": name, "config": map[string]any{"max_participants": 10000}}
+	if err := r.post(ctx, "/api/v1/rooms", body, http.StatusCreated, &room); err != nil {
+		return "", fmt.Errorf("create room: %w", err)
+	}
+	if room.ID == "" {
+		return "", errors.New("create room: no id in the reply")
+	}
+	return room.ID, nil
+}
+
+// token mints a join token through the REST API, as an application would.
+func (r *runner) token(ctx context.Context, room int, role string) (string, error) {
+	r.mu.Lock()
+	r.joined++
+	identity := fmt.Sprintf("%s-%d", role, r.joined)
+	r.mu.Unlock()
+	var tok struct {
+		Token string `json:"token"`
+	}
+	body := map[string]any{"identity": identity, "name": identity, "role": role, "ttl": 6 * 3600}
+	if err := r.post(ctx, "/api/v1/rooms/"+r.rooms[room]+"/tokens", body, http.StatusOK, &tok); err != nil {
+		return "", fmt.Errorf("join token: %w", err)
+	}
+	return tok.Token, nil
+}
+
+// join connects one participant; its receivers start as tracks arrive.
+func (r *runner) join(ctx context.Context, room int, token string, publisher bool, step int) (*participant, error) {
+	p := &participant{room: room, publisher: publisher, step: step}
+	p.joinStart = time.Now()
+	c, err := client.Dial(ctx, client.Config{
+		URL: r.cfg.Target.BaseURL, Token: token, API: r.cfg.API, Logger: r.log,
+		OnTrack: func(tr *webrtc.TrackRemote) {
+			rcv := rtctest.NewReceiver(tr)
+			p.mu.Lock()
+			p.recvs = append(p.recvs, rcv)
+			p.wg.Add(1)
+			p.mu.Unlock()
+			defer p.wg.Done()
+			rcv.Run()
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("join room %s: %w", r.rooms[room], err)
+	}
+	p.c = c
+	r.mu.Lock()
+	r.parts = append(r.parts, p)
+	r.mu.Unlock()
+	return p, nil
+}
+
+func (r *runner) joinPublisher(ctx context.Context, room int) error {
+	tok, err := r.token(ctx, room, "publisher")
+	if err != nil {
+		return err
+	}
+	p, err := r.join(ctx, room, tok, true, 1)
+	if err != nil {
+		return err
+	}
+	sc := r.cfg.Scenario
+	id := p.c.ParticipantID()
+	type media struct {
+		s        *rtctest.Sender
+		interval time.Duration
+		frames   bool
+	}
+	var tracks []webrtc.TrackLocal
+	var ms []media
+	if v := sc.Video; v != nil {
+		t, err := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", id)
+		if err != nil {
+			return err
+		}
+		tracks = append(tracks, t)
+		ms = append(ms, media{&rtctest.Sender{
+			Track: t, PayloadSize: v.PayloadBytes(), PacketsPerFrame: v.PacketsPerFrame(),
+			TimestampStep: uint32(90000 / v.FPS), KeyframeEvery: 3 * v.FPS,
+		}, time.Second / time.Duration(v.FPS), true})
+	}
+	if a := sc.Audio; a != nil {
+		t, err := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, "audio", id)
+		if err != nil {
+			return err
+		}
+		tracks = append(tracks, t)
+		ms = append(ms, media{&rtctest.Sender{
+			Track: t, PayloadSize: a.PayloadBytes, TimestampStep: uint32(48000 / a.PacketsPerSec),
+		}, time.Second / time.Duration(a.PacketsPerSec), false})
+	}
+	senders, err := p.c.Publish(ctx, tracks...)
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	r.mu.Lock()
+	for i, m := range ms {
+		kind := "audio"
+		if m.frames {
+			kind = "video"
+		}
+		r.sources[id+"/"+kind] = &source{sender: m.s, room: room, from: id}
+		r.sendWG.Add(2)
+		go func() {
+			defer r.sendWG.Done()
+			m.s.ServeKeyframeRequests(senders[i])
+		}()
+		go func() {
+			defer r.sendWG.Done()
+			var err error
+			if m.frames {
+				err = m.s.RunFrames(r.sendCtx, m.interval)
+			} else {
+				err = m.s.Run(r.sendCtx, 0, m.interval)
+			}
+			if err != nil {
+				r.log.Warn("sender stopped", "err", err)
+			}
+		}()
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// expectedTracks is how many tracks a participant should receive.
+func (r *runner) expectedTracks(p *participant) int {
+	n := 0
+	for _, s := range r.sources {
+		if s.room == p.room && s.from != p.c.ParticipantID() {
+			n++
+		}
+	}
+	return n
+}
+
+// waitMedia waits until every participant gets packets on every track it
+// should receive, or JoinTimeout passes; the late ones show as losses and
+// join failures.
+func (r *runner) waitMedia(ctx context.Context) {
+	deadline := time.Now().Add(r.cfg.JoinTimeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		r.mu.Lock()
+		waiting := 0
+		for _, p := range r.parts {
+			want := r.expectedTracks(p)
+			got := 0
+			for _, rcv := range p.receivers() {
+				if rcv.Stats().Packets > 0 {
+					got++
+				}
+			}
+			if got < want {
+				waiting++
+			}
+		}
+		total := len(r.parts)
+		r.mu.Unlock()
+		if waiting == 0 {
+			return
+		}
+		r.progress("[%s] waiting for media: %d of %d participants receive everything", r.cfg.Target.Name, total-waiting, total)
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (r *runner) rss() (int64, error) {
+	if r.cfg.Target.PID == 0 {
+		return 0, nil
+	}
+	return ProcessRSS(r.cfg.Target.PID)
+}
+
+func (r *runner) serverCPU() (time.Duration, error) {
+	if r.cfg.Target.PID == 0 {
+		return 0, nil
+	}
+	return ProcessCPU(r.cfg.Target.PID)
+}
+
+// measure runs one measuring window and sums it up.
+func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, error) {
+	sleep(ctx, settle)
+	r.mu.Lock()
+	parts := append([]*participant(nil), r.parts...)
+	counters0 := map[string]uint32{}
+	for k, s := range r.sources {
+		counters0[k] = s.sender.Sent()
+	}
+	r.mu.Unlock()
+	for _, p := range parts {
+		for _, rcv := range p.receivers() {
+			rcv.Drain()
+		}
+	}
+	cpu0, err := r.serverCPU()
+	if err != nil {
+		return Step{}, err
+	}
+	self0, t0 := selfCPU(), time.Now()
+	dur := r.cfg.Scenario.Duration
+	for elapsed := time.Duration(0); elapsed < dur && ctx.Err() == nil; {
+		tick := min(time.Second, dur-elapsed)
+		sleep(ctx, tick)
+		elapsed += tick
+		cpu, _ := r.serverCPU()
+		r.progress("[%s] step %d/%d: %d participants, %v of %v, server %.0f%% CPU, clients %.0f%% CPU",
+			r.cfg.Target.Name, step, len(r.cfg.Steps), len(parts), elapsed.Round(time.Second), dur,
+			100*(cpu-cpu0).Seconds()/time.Since(t0).Seconds(), 100*(selfCPU()-self0).Seconds()/time.Since(t0).Seconds())
+	}
+	if err := ctx.Err(); err != nil {
+		return Step{}, err
+	}
+	r.mu.Lock()
+	counters1 := map[string]uint32{}
+	for k, s := range r.sources {
+		counters1[k] = s.sender.Sent()
+	}
+	sources := r.sources
+	r.mu.Unlock()
+	cpu1, err := r.serverCPU()
+	if err != nil {
+		return Step{}, err
+	}
+	self1, t1 := selfCPU(), time.Now()
+	rss, err := r.rss()
+	if err != nil {
+		return Step{}, err
+	}
+	sleep(ctx, grace)
+
+	sc := r.cfg.Scenario
+	s := Step{
+		Scenario: sc.Name, Server: r.cfg.Target.Name, Step: step, Rooms: sc.Rooms,
+		Publishers: sc.Rooms * sc.Publishers, Participants: len(parts),
+		Seconds: t1.Sub(t0).Seconds(), ServerRSSBytes: rss,
+	}
+	s.Subscribers = s.Participants - s.Publishers
+	var latencies, joins []time.Duration
+	for _, p := range parts {
+		seen := map[string]*window{}
+		for _, rcv := range p.receivers() {
+			tr := rcv.Track()
+			key := tr.StreamID() + "/" + tr.Kind().String()
+			w, ok := seen[key]
+			if !ok {
+				w = newWindow(counters0[key], counters1[key])
+				seen[key] = w
+			}
+			for _, smp := range rcv.Drain() {
+				if w.add(smp.Counter) {
+					latencies = append(latencies, smp.Latency)
+				}
+			}
+		}
+		for key, src := range sources {
+			if src.room != p.room || src.from == p.c.ParticipantID() {
+				continue
+			}
+			s.ExpectedPackets += int64(counters1[key] - counters0[key])
+			if w := seen[key]; w != nil {
+				s.ReceivedPackets += w.n
+			}
+		}
+		if p.step == step {
+			s.Joins++
+			if at, ok := p.firstPacket(); ok {
+				joins = append(joins, at.Sub(p.joinStart))
+			} else {
+				s.JoinFailures++
+			}
+		}
+	}
+	lat, join := summarize(latencies), summarize(joins)
+	s.LatencyP50Ms, s.LatencyP99Ms, s.LatencyMaxMs = lat.P50, lat.P99, lat.Max
+	s.JoinToFirstPacketP50Ms, s.JoinToFirstPacketP99Ms = join.P50, join.P99
+	s.LossRatio = lossRatio(s.ExpectedPackets, s.ReceivedPackets)
+	s.ForwardedPacketsPerSec = float64(s.ReceivedPackets) / s.Seconds
+	if r.cfg.Target.PID != 0 {
+		cpu := cpu1 - cpu0
+		s.ServerCPUSeconds = cpu.Seconds()
+		s.ServerCores = cpu.Seconds() / s.Seconds
+		s.CPUPerPacketUs = cpuPerPacketUs(cpu, s.ReceivedPackets)
+		s.PacketsPerSecPerCore = packetsPerCoreSecond(cpu, s.ReceivedPackets)
+		if s.Participants > 0 && rss > idleRSS {
+			s.RSSPerParticipantBytes = (rss - idleRSS) / int64(s.Participants)
+		}
+	}
+	s.ClientCPUSeconds = (self1 - self0).Seconds()
+	s.ClientCores = s.ClientCPUSeconds / s.Seconds
+	return s, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (r *runner) progress(format string, args ...any) {
+	if r.cfg.Progress == nil {
+		return
+	}
+	line := fmt.Sprintf(format, args...)
+	fmt.Fprintf(r.cfg.Progress, "\r%-100s", line)
+}
+
+func (r *runner) progressDone() {
+	if r.cfg.Progress != nil {
+		fmt.Fprintf(r.cfg.Progress, "\r%-100s\r", "")
+	}
+}
+
+// teardown stops the senders and closes every client, a few at a time.
+func (r *runner) teardown() {
+	r.progressDone()
+	r.stopSend()
+	r.mu.Lock()
+	parts := r.parts
+	r.parts = nil
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for _, p := range parts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_ = p.c.Close()
+			p.wg.Wait()
+		}()
+	}
+	wg.Wait()
+	r.sendWG.Wait()
+	r.http.CloseIdleConnections()
+}

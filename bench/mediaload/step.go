@@ -1,0 +1,43 @@
+package mediaload
+
+// Step is what one step of a run measured. The JSON keys are the ones
+// issue 5 lists, then more.
+type Step struct {
+	Scenario               string  `json:"scenario"`
+	Publishers             int     `json:"publishers"`  // in all rooms
+	Subscribers            int     `json:"subscribers"` // receive-only, in all rooms
+	ForwardedPacketsPerSec float64 `json:"forwarded_packets_per_sec"`
+	CPUPerPacketUs         float64 `json:"cpu_us_per_forwarded_packet"`
+	LossRatio              float64 `json:"loss_ratio"`
+	LatencyP50Ms           float64 `json:"latency_p50_ms"`
+	LatencyP99Ms           float64 `json:"latency_p99_ms"`
+	JoinToFirstPacketP50Ms float64 `json:"join_to_first_packet_p50_ms"`
+	ServerRSSBytes         int64   `json:"server_rss_bytes"`
+	Server                 string  `json:"server"` // "troupe" or "naive-pion"
+	Step                   int     `json:"step"`   // 1-based
+	Rooms                  int     `json:"rooms"`
+	Participants           int     `json:"participants"`
+	Seconds                float64 `json:"seconds"` // the measured window
+	ExpectedPackets        int64   `json:"expected_packets"`
+	ReceivedPackets        int64   `json:"received_packets"`
+	LatencyMaxMs           float64 `json:"latency_max_ms"`
+	JoinToFirstPacketP99Ms float64 `json:"join_to_first_packet_p99_ms"`
+	Joins                  int     `json:"joins"`         // participants who joined in this step
+	JoinFailures           int     `json:"join_failures"` // ... and got no packet in time
+	ServerCPUSeconds       float64 `json:"server_cpu_seconds"`
+	PacketsPerSecPerCore   float64 `json:"forwarded_packets_per_sec_per_core"`
+	ServerCores            float64 `json:"server_cores"` // CPU seconds per second
+	RSSPerParticipantBytes int64   `json:"rss_per_participant_bytes"`
+	ClientCPUSeconds       float64 `json:"client_cpu_seconds"`
+	ClientCores            float64 `json:"client_cores"`
+	WithinLimits           bool    `json:"within_limits"` // loss and p99 under the ramp's limits
+}
+
+// xValue is the chart's x: subscribers, or participants for scenarios
+// without receive-only subscribers.
+func (s Step) xValue() int {
+	if s.Subscribers > 0 {
+		return s.Subscribers
+	}
+	return s.Participants
+}
