@@ -1,6 +1,11 @@
 // Package persistence owns Troupe's one embedded Pebble database in the data
-// directory: rooms, their listing indexes, and the idempotency records of the
-// HTTP API (later also sessions, members, the webhook outbox and recordings).
+// directory: rooms, sessions and their participant history with their
+// listing indexes, the webhook outbox and failed deliveries, and the
+// idempotency records of the HTTP API (later also recordings).
+//
+// Apply writes several records in one synced batch, so that a room actor's
+// state change and the webhook events reporting it are stored together or
+// not at all.
 //
 // Nothing outside this package knows the key layout (see keys.go) or the
 // value encodings (see codec.go). Every write that acknowledges an API call is
