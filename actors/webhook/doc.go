@@ -1,0 +1,19 @@
+// Package webhook delivers Troupe's webhook events: it signs them
+// (Troupe-Signature, see Sign and Verify), decides which destinations want
+// an event (Deliveries), guards against endpoints on private networks
+// (CheckEndpoint, NewClient), and runs the Deliverer, which drains the
+// webhook outbox that persistence keeps.
+//
+// The outbox is the source of truth: a room actor queues an event's
+// deliveries in the same store batch as the change the event reports, then
+// calls Deliverer.Notify. The Deliverer reads the oldest pending delivery of
+// each queue (one room's deliveries to one endpoint), posts it, and on a 2xx
+// removes it; on a failure it retries that queue with exponential backoff
+// and jitter until the delivery is Config.MaxAge old, then keeps it as a
+// failed record. So deliveries go out in order per room and endpoint, at
+// least once, and survive restarts with their delivery ids; a slow or dead
+// endpoint holds up only its own queues.
+//
+// The actors package imports webhook; webhook imports persistence, never
+// actors or httpapi.
+package webhook
