@@ -427,7 +427,9 @@ func (d *Deliverer) fail(ctx context.Context, e *recordpb.WebhookEvent, attempts
 // statusError is a response outside 2xx.
 type statusError struct{ code int }
 
-func (e statusError) Error() string { return fmt.Sprintf("status %d %s", e.code, http.StatusText(e.code)) }
+func (e statusError) Error() string {
+	return fmt.Sprintf("status %d %s", e.code, http.StatusText(e.code))
+}
 
 // maxResponseRead is how much of a response body is read (and dropped) so
 // that the connection can be reused.

@@ -15,13 +15,13 @@ import (
 // and unique-local, link-local, multicast, unspecified): none of them is a
 // public web server, and some reach inside the operator's network.
 var forbiddenPrefixes = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),     // "this network"
-	netip.MustParsePrefix("100.64.0.0/10"), // carrier-grade NAT, often internal
-	netip.MustParsePrefix("192.0.0.0/24"),  // IETF protocol assignments
-	netip.MustParsePrefix("198.18.0.0/15"), // benchmarking
-	netip.MustParsePrefix("240.0.0.0/4"),   // reserved, and the broadcast address
+	netip.MustParsePrefix("0.0.0.0/8"),      // "this network"
+	netip.MustParsePrefix("100.64.0.0/10"),  // carrier-grade NAT, often internal
+	netip.MustParsePrefix("192.0.0.0/24"),   // IETF protocol assignments
+	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking
+	netip.MustParsePrefix("240.0.0.0/4"),    // reserved, and the broadcast address
 	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use IPv4/IPv6 translation
-	netip.MustParsePrefix("2001:db8::/32"), // documentation
+	netip.MustParsePrefix("2001:db8::/32"),  // documentation
 }
 
 // addrAllowed reports whether a webhook may be posted to ip when private
