@@ -20,6 +20,9 @@ var (
 	ErrUnavailable = errors.New("room unavailable")
 
 	ErrParticipantNotFound = errors.New("participant not found")
+	ErrSessionNotFound     = errors.New("session not found")
+	// ErrSessionEnded: the session asked to end has ended already.
+	ErrSessionEnded = errors.New("session has ended")
 	// ErrOutsideJoinWindow: now is before the room's join_from or after its join_until.
 	ErrOutsideJoinWindow = errors.New("room is not open for joining now")
 	// ErrForbidden: the participant's role does not allow what it asked.
@@ -40,6 +43,8 @@ const (
 	codeRoomLocked    = "room_locked"
 	codeUnavailable   = "room_unavailable"
 	codeNoParticipant = "participant_not_found"
+	codeNoSession     = "session_not_found"
+	codeSessionEnded  = "session_ended"
 	codeJoinWindow    = "outside_join_window"
 	codeForbidden     = "forbidden"
 	codeInvalidSDP    = "invalid_sdp"
@@ -56,6 +61,8 @@ var sentinelByCode = map[string]error{
 	codeRoomLocked:    ErrRoomLocked,
 	codeUnavailable:   ErrUnavailable,
 	codeNoParticipant: ErrParticipantNotFound,
+	codeNoSession:     ErrSessionNotFound,
+	codeSessionEnded:  ErrSessionEnded,
 	codeJoinWindow:    ErrOutsideJoinWindow,
 	codeForbidden:     ErrForbidden,
 	codeInvalidSDP:    ErrInvalidSDP,

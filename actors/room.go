@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
@@ -28,6 +29,9 @@ type roomActor struct {
 	// the snapshot: a restarted room has lost its peer connections anyway.
 	members     map[string]*member
 	memberOrder []string
+	// session is the running session, nil between sessions.
+	session *liveSession
+	self    *actor.PID
 }
 
 // passivate asks the registry to stop the room actor who once its mailbox
@@ -41,6 +45,7 @@ type crashRoom struct{}
 func (a *roomActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
+		a.self = ctx.Self()
 		ctx.SetReceiveTimeout(a.deps.cfg.PassivateAfter)
 		a.load()
 	case *actor.Stopping:
@@ -58,7 +63,9 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		a.deps.metrics.restarts.Inc()
 		a.log.Warn("room actor restarting after a failure; it will reload its record")
 	case *actor.ReceiveTimeout:
-		if len(a.members) == 0 {
+		// A running session (even an empty one, waiting out its
+		// empty_timeout) keeps its room in memory: its timers live here.
+		if len(a.members) == 0 && a.session == nil {
 			ctx.Send(ctx.Parent(), &passivate{who: ctx.Self()})
 		}
 	case *actor.Terminated:
@@ -97,6 +104,9 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		panic("room actor: crash requested by a test")
 	case *actorpb.CreateRoom:
 		ctx.Respond(roomReply(a.create(m)))
+		if a.room == nil {
+			ctx.Send(ctx.Parent(), &passivate{who: ctx.Self()}) // nothing was created
+		}
 	case *actorpb.GetRoom:
 		reply := roomReply(a.current())
 		reply.ParticipantCount = uint32(len(a.members))
@@ -104,19 +114,23 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *actorpb.UpdateRoom:
 		ctx.Respond(roomReply(a.update(m)))
 	case *actorpb.EndRoom:
-		room, err := a.end()
-		if err == nil {
-			a.removeAll(ctx, ReasonRoomEnded)
-		}
-		ctx.Respond(roomReply(room, err))
+		ctx.Respond(roomReply(a.endRoom(ctx, EndRoomEnded)))
 	case *actorpb.DeleteRoom:
-		err := a.delete()
+		err := a.delete(ctx)
 		if err == nil {
 			a.removeAll(ctx, ReasonRoomDeleted)
 		}
 		ctx.Respond(roomReply(nil, err))
-		// A room that is gone has no state worth keeping in memory.
-		ctx.Send(ctx.Parent(), &passivate{who: ctx.Self()})
+		if err == nil && len(a.members) == 0 {
+			// A room that is gone has no state worth keeping in memory; one
+			// with members still leaving passivates when they are gone.
+			ctx.Send(ctx.Parent(), &passivate{who: ctx.Self()})
+		}
+	case *endSessionReq:
+		s, err := a.endSessionByID(ctx, m.sessionID)
+		ctx.Respond(&sessionReply{session: s, err: err})
+	case *timerFired:
+		a.timerFired(ctx, m)
 	}
 }
 
@@ -139,12 +153,51 @@ func (a *roomActor) load() {
 	switch {
 	case err == nil:
 		a.room, a.loadErr = r, nil
+		a.resumeSession(ctx)
 	case errors.Is(err, persistence.ErrNotFound):
 		a.room, a.loadErr = nil, nil
 	default:
 		a.loadErr = err
 		a.log.Error("load room", "err", err)
 	}
+}
+
+// resumeSession picks up the room's session after this actor restarted
+// (a panic): the participants went with the old actor, so their records
+// are closed, and the session waits out its empty_timeout like any empty
+// one. At server start-up there is none: Rooms closed them already.
+func (a *roomActor) resumeSession(ctx context.Context) {
+	if a.room.ActiveSessionId == "" || a.session != nil {
+		return
+	}
+	rec, err := a.deps.cfg.Store.GetSession(ctx, a.room.ActiveSessionId)
+	if err != nil || rec.Status != recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS {
+		a.log.Warn("active session not found; clearing it", "session", a.room.ActiveSessionId, "err", err)
+		a.room.ActiveSessionId = ""
+		return
+	}
+	members, err := a.deps.cfg.Store.ListSessionMembers(ctx, rec.Id)
+	if err != nil {
+		a.log.Error("resume session members", "session", rec.Id, "err", err)
+	}
+	now := a.now()
+	next := proto.Clone(rec).(*recordpb.Session)
+	next.ParticipantCount = 0
+	next.UpdatedAt = timestamp(now)
+	c := &changes{w: persistence.Writes{Sessions: []*recordpb.Session{next}}}
+	for _, m := range members {
+		if m.LeftAt == nil {
+			left := proto.Clone(m).(*recordpb.SessionMember)
+			left.LeftAt, left.LeaveReason = timestamp(now), ReasonFailed
+			c.w.Members = append(c.w.Members, left)
+		}
+	}
+	if err := a.commit(c); err != nil {
+		a.log.Error("resume session", "session", rec.Id, "err", err)
+	}
+	a.session = &liveSession{rec: next, members: make(map[string]*recordpb.SessionMember), timers: make(map[timerKey]Timer)}
+	a.arm(timerEmpty, "", time.Duration(a.room.Config.EmptyTimeout)*time.Second)
+	a.armSessionTimers()
 }
 
 // current returns the room, reloading first if the last load failed.
@@ -174,9 +227,9 @@ func (a *roomActor) create(m *actorpb.CreateRoom) (*recordpb.Room, error) {
 	if err := ValidateRoom(r); err != nil {
 		return nil, err
 	}
-	now := timestamp(a.deps.cfg.Clock.Now())
+	now := timestamp(a.now())
 	r.CreatedAt, r.UpdatedAt, r.Revision = now, now, 1
-	return a.commit(r)
+	return a.saveRoom(r, "room-created")
 }
 
 func (a *roomActor) update(m *actorpb.UpdateRoom) (*recordpb.Room, error) {
@@ -198,31 +251,17 @@ func (a *roomActor) update(m *actorpb.UpdateRoom) (*recordpb.Room, error) {
 	if err := ValidateRoom(next); err != nil {
 		return nil, err
 	}
-	return a.commit(a.stamp(next))
+	return a.saveRoom(a.stamp(next), "room-updated")
 }
 
-func (a *roomActor) end() (*recordpb.Room, error) {
+func (a *roomActor) delete(ctx actor.Context) error {
 	cur, err := a.current()
 	if err != nil {
-		return nil, err
-	}
-	if cur.Status == recordpb.RoomStatus_ROOM_STATUS_ENDED {
-		return cur, nil
-	}
-	next := proto.Clone(cur).(*recordpb.Room)
-	next.Status = recordpb.RoomStatus_ROOM_STATUS_ENDED
-	next = a.stamp(next)
-	next.EndedAt = next.UpdatedAt
-	return a.commit(next)
-}
-
-func (a *roomActor) delete() error {
-	if _, err := a.current(); err != nil {
 		return err
 	}
-	ctx, cancel := a.storeCtx()
-	defer cancel()
-	if err := a.deps.cfg.Store.DeleteRoom(ctx, a.id); err != nil {
+	c := &changes{w: persistence.Writes{DeleteRoom: a.id}}
+	a.event(c, cur, "room-deleted", roomData(cur))
+	if err := a.endSession(ctx, EndRoomDeleted, ReasonRoomDeleted, c); err != nil {
 		return fmt.Errorf("delete room: %w", err)
 	}
 	a.room = nil
@@ -230,17 +269,18 @@ func (a *roomActor) delete() error {
 }
 
 func (a *roomActor) stamp(r *recordpb.Room) *recordpb.Room {
-	r.UpdatedAt = timestamp(a.deps.cfg.Clock.Now())
+	r.UpdatedAt = timestamp(a.now())
 	r.Revision++
 	return r
 }
 
-// commit persists r (synced) and only then makes it the actor's state.
-func (a *roomActor) commit(r *recordpb.Room) (*recordpb.Room, error) {
-	ctx, cancel := a.storeCtx()
-	defer cancel()
-	if err := a.deps.cfg.Store.PutRoom(ctx, r); err != nil {
-		return nil, fmt.Errorf("store room: %w", err)
+// saveRoom persists r with its event (synced) and only then makes it the
+// actor's state.
+func (a *roomActor) saveRoom(r *recordpb.Room, event string) (*recordpb.Room, error) {
+	c := &changes{w: persistence.Writes{Room: r}}
+	a.event(c, r, event, roomData(r))
+	if err := a.commit(c); err != nil {
+		return nil, err
 	}
 	a.room = r
 	return r, nil

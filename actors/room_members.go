@@ -3,6 +3,8 @@ package actors
 import (
 	"fmt"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/troupe-media/troupe/persistence/recordpb"
@@ -127,7 +129,22 @@ func (a *roomActor) join(ctx actor.Context, req JoinRequest) *joinReply {
 		a.removeMember(ctx, replaced, ReasonReplaced)
 	}
 
+	// The join is recorded (the session started if need be, the member,
+	// the events) before the participant exists: a failed write admits
+	// nobody.
 	info := ParticipantInfo{ID: newParticipantID(), Identity: req.Identity, Name: req.Name, Role: req.Role, JoinedAt: now}
+	newSession := a.session == nil
+	ch := &changes{}
+	a.memberJoined(ch, proto.Clone(room).(*recordpb.Room), info)
+	if err := a.commit(ch); err != nil {
+		if newSession {
+			a.session = nil
+		}
+		pc.Close()
+		return &joinReply{err: fmt.Errorf("%w: %v", ErrUnavailable, err)}
+	}
+	a.afterJoin(ch, info, newSession)
+	room = a.room
 	m := &member{info: info, kind: req.Kind, signal: req.Signal}
 	m.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
 		return newParticipantActor(a.deps, a.id, info, req, pc)
@@ -196,6 +213,7 @@ func (a *roomActor) memberTerminated(ctx actor.Context, pid *actor.PID) {
 	for _, t := range m.tracks {
 		a.unpublish(ctx, m, t.info.ID)
 	}
+	a.memberLeft(m, reason)
 	if m.signal != nil {
 		m.signal.Close(reason)
 	}
@@ -203,6 +221,19 @@ func (a *roomActor) memberTerminated(ctx actor.Context, pid *actor.PID) {
 	a.deps.cfg.Logger.Info("participant left", "room", a.id, "participant", m.info.ID, "reason", reason)
 	if len(a.members) == 0 {
 		ctx.SetReceiveTimeout(a.deps.cfg.PassivateAfter)
+	}
+}
+
+// trackEvent queues a track's webhook event; the track itself is live
+// state, so nothing else is written.
+func (a *roomActor) trackEvent(m *member, name string, t TrackInfo) {
+	if a.room == nil {
+		return
+	}
+	c := &changes{}
+	a.event(c, a.room, name, trackEventData{ParticipantID: m.info.ID, Identity: m.info.Identity, TrackID: t.ID, Kind: t.Kind, Codec: t.Codec})
+	if err := a.commit(c); err != nil {
+		a.log.Error("queue track event", "event", name, "err", err)
 	}
 }
 
@@ -218,6 +249,7 @@ func (a *roomActor) trackPublished(ctx actor.Context, msg *trackPublished) {
 		return // it left meanwhile; its own cleanup closes the forwarder
 	}
 	m.tracks = append(m.tracks, &roomTrack{info: msg.track, fwd: msg.fwd})
+	a.trackEvent(m, "track-published", msg.track)
 	a.broadcast("", SignalTrackPublished{ParticipantID: m.info.ID, Track: msg.track})
 	for _, o := range a.memberList() {
 		if o != m && o.receivesMedia() {
@@ -232,6 +264,7 @@ func (a *roomActor) unpublish(ctx actor.Context, m *member, trackID string) {
 			continue
 		}
 		m.tracks = append(m.tracks[:i], m.tracks[i+1:]...)
+		a.trackEvent(m, "track-unpublished", t.info)
 		a.broadcast(m.info.ID, SignalTrackUnpublished{ParticipantID: m.info.ID, TrackID: trackID})
 		for _, o := range a.memberList() {
 			if o != m && o.receivesMedia() {

@@ -25,9 +25,14 @@ import (
 // a shared store can stand in for a cluster.
 type RoomStore interface {
 	GetRoom(ctx context.Context, id string) (*recordpb.Room, error)
-	PutRoom(ctx context.Context, r *recordpb.Room) error
-	DeleteRoom(ctx context.Context, id string) error
 	ListRooms(ctx context.Context, q persistence.RoomQuery) (persistence.RoomPage, error)
+	// Apply commits a room's change, its session records and its webhook
+	// events in one synced batch.
+	Apply(ctx context.Context, w persistence.Writes) error
+	GetSession(ctx context.Context, id string) (*recordpb.Session, error)
+	ListSessions(ctx context.Context, q persistence.SessionQuery) (persistence.SessionPage, error)
+	InProgressSessions(ctx context.Context) ([]*recordpb.Session, error)
+	ListSessionMembers(ctx context.Context, sessionID string) ([]*recordpb.SessionMember, error)
 }
 
 // Config configures Rooms. The zero value of every field but Store is valid.
@@ -54,6 +59,17 @@ type Config struct {
 	Media *rtc.Engine
 	// MediaMetrics, when set, counts forwarded media.
 	MediaMetrics *rtc.Metrics
+	// Webhooks are the server's own destinations, besides each room's.
+	Webhooks []WebhookDestination
+	// WebhookSecret signs deliveries to destinations without a secret of
+	// their own: the API secret.
+	WebhookSecret string
+	// OnEvents is called after webhook events were queued (the deliverer
+	// wakes up); nil: nobody is told.
+	OnEvents func()
+	// CheckWebhook vets a room's webhook endpoint at create and update
+	// (the private-address rule); nil accepts any endpoint that validates.
+	CheckWebhook func(ctx context.Context, endpoint string) error
 }
 
 func (c *Config) ensureDefaults() error {
@@ -126,6 +142,14 @@ func NewRooms(cfg Config) (*Rooms, error) {
 		return nil, fmt.Errorf("actors: spawn registry: %w", err)
 	}
 	r.registry = pid
+	// Sessions a crash left open are closed before any room can start a
+	// new one.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.closeInterruptedSessions(ctx); err != nil {
+		r.Close(ctx)
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -223,7 +247,22 @@ func (r *Rooms) Create(ctx context.Context, id string, spec *actorpb.RoomPatch) 
 	if err := ValidateRoomID(id); err != nil {
 		return nil, err
 	}
+	if err := r.checkWebhook(ctx, spec.GetWebhook()); err != nil {
+		return nil, err
+	}
 	return r.roomRequest(ctx, id, &actorpb.CreateRoom{Spec: spec})
+}
+
+// checkWebhook vets an endpoint here, in the caller's goroutine: it may
+// resolve a host name, which a room actor must not wait for.
+func (r *Rooms) checkWebhook(ctx context.Context, h *recordpb.Webhook) error {
+	if h == nil || r.cfg.CheckWebhook == nil {
+		return nil
+	}
+	if err := r.cfg.CheckWebhook(ctx, h.Endpoint); err != nil {
+		return invalid("webhook.endpoint", "%v", err)
+	}
+	return nil
 }
 
 // Get returns room id.
@@ -233,6 +272,9 @@ func (r *Rooms) Get(ctx context.Context, id string) (*RoomInfo, error) {
 
 // Update applies patch to room id; an invalid patch changes nothing.
 func (r *Rooms) Update(ctx context.Context, id string, patch *actorpb.RoomPatch) (*RoomInfo, error) {
+	if err := r.checkWebhook(ctx, patch.GetWebhook()); err != nil {
+		return nil, err
+	}
 	return r.roomRequest(ctx, id, &actorpb.UpdateRoom{Patch: patch})
 }
 

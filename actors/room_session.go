@@ -1,0 +1,533 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+// Session end reasons, as the API and webhooks report them.
+const (
+	EndEmptyTimeout    = "empty-timeout"
+	EndSessionLength   = "session-length"
+	EndAutoClose       = "auto-close"
+	EndViaAPI          = "ended-via-api"        // POST /sessions/{id}/end
+	EndRoomEnded       = "room-ended"           // POST /rooms/{id}/end
+	EndRoomDeleted     = "room-deleted"         // DELETE /rooms/{id}
+	EndServerRestart   = "server-restart"       // found in progress at start-up
+	ReasonSessionEnded = "session-ended"        // a participant's leave reason
+	ReasonTimeLimit    = "remove-after-elapsed" // remove_after_seconds_elapsed
+	autoCloseDeactive  = "session-end-and-deactivate"
+)
+
+// Timer kinds; a timer message also carries the generation it was armed in,
+// so that one firing after it was re-armed or its session ended is ignored.
+type timerKind int
+
+const (
+	timerEmpty timerKind = iota
+	timerLength
+	timerAutoClose
+	timerRemoveMember
+)
+
+type timerFired struct {
+	kind timerKind
+	gen  uint64
+	who  string // participant id, for timerRemoveMember
+}
+
+// liveSession is the room actor's in-progress session.
+type liveSession struct {
+	rec     *recordpb.Session
+	members map[string]*recordpb.SessionMember // open entries, by participant id
+	timers  map[timerKey]Timer
+	gen     uint64
+}
+
+type timerKey struct {
+	kind timerKind
+	who  string
+}
+
+// endSessionReq is POST /api/v1/sessions/{id}/end, routed to the room.
+type endSessionReq struct{ sessionID string }
+
+type sessionReply struct {
+	session *recordpb.Session
+	err     error
+}
+
+// changes collects what one state change writes, so that the room, the
+// session, the member records and the webhook events commit together.
+type changes struct {
+	w persistence.Writes
+}
+
+func (a *roomActor) now() time.Time { return a.deps.cfg.Clock.Now() }
+
+// event queues webhook event name for every destination that wants it.
+func (a *roomActor) event(c *changes, room *recordpb.Room, name string, data any) {
+	sessionID := ""
+	if a.session != nil {
+		sessionID = a.session.rec.Id
+	}
+	a.deps.enqueueEvent(&c.w, room, sessionID, name, a.now(), data)
+}
+
+// commit applies c synced; only then may the actor's state move on.
+func (a *roomActor) commit(c *changes) error {
+	if c.w.Room == nil && c.w.DeleteRoom == "" && len(c.w.Sessions) == 0 && len(c.w.Members) == 0 && len(c.w.Events) == 0 {
+		return nil
+	}
+	ctx, cancel := a.storeCtx()
+	defer cancel()
+	if err := a.deps.cfg.Store.Apply(ctx, c.w); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if len(c.w.Events) > 0 && a.deps.cfg.OnEvents != nil {
+		a.deps.cfg.OnEvents()
+	}
+	return nil
+}
+
+// startSession opens a session for the first participant entering.
+func (a *roomActor) startSession(c *changes, room *recordpb.Room) {
+	now := a.now()
+	cfg := room.Config
+	rec := &recordpb.Session{
+		Id: "ses_" + randomID(), RoomId: room.Id, Name: room.Name, DisplayName: room.DisplayName,
+		Status:    recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS,
+		StartTime: timestamp(now), CreatedAt: timestamp(now), UpdatedAt: timestamp(now), LastActivityAt: timestamp(now),
+		MaxMembers: cfg.MaxParticipants, Quality: cfg.Quality, Fps: cfg.Fps,
+		JoinFrom: cfg.JoinFrom, JoinUntil: cfg.JoinUntil, RemoveAfterSecondsElapsed: cfg.RemoveAfterSecondsElapsed,
+		Layout: cfg.Layout, RecordOnStart: cfg.RecordOnStart, Locked: cfg.Locked,
+	}
+	a.session = &liveSession{rec: rec, members: make(map[string]*recordpb.SessionMember), timers: make(map[timerKey]Timer)}
+	room.ActiveSessionId = rec.Id
+	c.w.Room = room
+	a.event(c, room, "session-started", sessionData(rec))
+}
+
+// armSessionTimers starts the timers a session runs under, counted from
+// its start.
+func (a *roomActor) armSessionTimers() {
+	cfg := a.room.Config
+	elapsed := a.now().Sub(a.session.rec.StartTime.AsTime())
+	if cfg.SessionLength > 0 {
+		a.arm(timerLength, "", time.Duration(cfg.SessionLength)*time.Minute-elapsed)
+	}
+	if ac := a.room.AutoClose; ac != nil {
+		a.arm(timerAutoClose, "", time.Duration(ac.Duration)*time.Minute-elapsed)
+	}
+}
+
+// arm schedules a timer of the running session; it fires as a message to
+// this actor, and only if not disarmed or re-armed meanwhile.
+func (a *roomActor) arm(kind timerKind, who string, d time.Duration) {
+	s := a.session
+	key := timerKey{kind, who}
+	if t, ok := s.timers[key]; ok {
+		t.Stop()
+	}
+	s.gen++
+	msg := &timerFired{kind: kind, gen: s.gen, who: who}
+	self, root := a.self, a.deps.system.Root
+	s.timers[key] = &armedTimer{Timer: a.deps.cfg.Clock.AfterFunc(max(d, 0), func() { root.Send(self, msg) }), gen: s.gen}
+}
+
+// armedTimer remembers the generation it was armed in.
+type armedTimer struct {
+	Timer
+	gen uint64
+}
+
+func (a *roomActor) disarm(kind timerKind, who string) {
+	if a.session == nil {
+		return
+	}
+	key := timerKey{kind, who}
+	if t, ok := a.session.timers[key]; ok {
+		t.Stop()
+		delete(a.session.timers, key)
+	}
+}
+
+func (a *roomActor) timerFired(ctx actor.Context, m *timerFired) {
+	s := a.session
+	if s == nil {
+		return
+	}
+	key := timerKey{m.kind, m.who}
+	t, ok := s.timers[key]
+	if !ok || t.(*armedTimer).gen != m.gen {
+		return // disarmed, re-armed, or its session ended
+	}
+	delete(s.timers, key)
+	switch m.kind {
+	case timerEmpty:
+		if len(a.members) == 0 {
+			a.endSession(ctx, EndEmptyTimeout, ReasonSessionEnded, nil)
+		}
+	case timerLength:
+		a.endSession(ctx, EndSessionLength, ReasonSessionEnded, nil)
+	case timerAutoClose:
+		deactivate := a.room.AutoClose != nil && a.room.AutoClose.Type == autoCloseDeactive
+		if deactivate {
+			if _, err := a.endRoom(ctx, EndAutoClose); err != nil {
+				a.log.Error("auto close", "err", err)
+			}
+			return
+		}
+		a.endSession(ctx, EndAutoClose, ReasonSessionEnded, nil)
+	case timerRemoveMember:
+		if mb, ok := a.members[m.who]; ok {
+			a.removeMember(ctx, mb, ReasonTimeLimit)
+		}
+	}
+}
+
+// memberJoined records a participant entering the session (starting it
+// if there is none) with its events. It runs before the participant's
+// actor exists: if the write fails, nobody joins.
+func (a *roomActor) memberJoined(c *changes, room *recordpb.Room, info ParticipantInfo) {
+	if a.session == nil {
+		a.startSession(c, room)
+	}
+	s := a.session
+	now := a.now()
+	m := &recordpb.SessionMember{
+		SessionId: s.rec.Id, ParticipantId: info.ID, Identity: info.Identity, Name: info.Name,
+		Role: string(info.Role), JoinedAt: timestamp(info.JoinedAt),
+	}
+	next := proto.Clone(s.rec).(*recordpb.Session)
+	next.ParticipantCount++
+	next.TotalParticipants++
+	next.MaxConcurrentParticipants = max(next.MaxConcurrentParticipants, next.ParticipantCount)
+	next.UpdatedAt, next.LastActivityAt = timestamp(now), timestamp(now)
+	c.w.Sessions = append(c.w.Sessions, next)
+	c.w.Members = append(c.w.Members, m)
+	a.event(c, room, "participant-joined", participantData(info, m))
+}
+
+// afterJoin moves the actor's state once the join's writes are durable.
+func (a *roomActor) afterJoin(c *changes, info ParticipantInfo, newSession bool) {
+	s := a.session
+	s.rec = c.w.Sessions[len(c.w.Sessions)-1]
+	s.members[info.ID] = c.w.Members[len(c.w.Members)-1]
+	if c.w.Room != nil {
+		a.room = c.w.Room
+	}
+	if newSession {
+		a.armSessionTimers()
+	}
+	a.disarm(timerEmpty, "")
+	if after := a.room.Config.RemoveAfterSecondsElapsed; after != nil {
+		a.arm(timerRemoveMember, info.ID, time.Duration(*after)*time.Second)
+	}
+}
+
+// memberLeft records a participant leaving the session.
+func (a *roomActor) memberLeft(m *member, reason string) {
+	s := a.session
+	if s == nil {
+		return
+	}
+	rec, ok := s.members[m.info.ID]
+	if !ok {
+		return
+	}
+	now := a.now()
+	left := proto.Clone(rec).(*recordpb.SessionMember)
+	left.LeftAt, left.LeaveReason = timestamp(now), reason
+	next := proto.Clone(s.rec).(*recordpb.Session)
+	if next.ParticipantCount > 0 {
+		next.ParticipantCount--
+	}
+	next.UpdatedAt, next.LastActivityAt = timestamp(now), timestamp(now)
+	c := &changes{w: persistence.Writes{Sessions: []*recordpb.Session{next}, Members: []*recordpb.SessionMember{left}}}
+	a.event(c, a.room, "participant-left", participantData(m.info, left))
+	if err := a.commit(c); err != nil {
+		// The participant is gone either way; the session record catches
+		// up at the next write, and a crash closes it at start-up.
+		a.log.Error("record leave", "participant", m.info.ID, "err", err)
+		return
+	}
+	s.rec = next
+	delete(s.members, m.info.ID)
+	a.disarm(timerRemoveMember, m.info.ID)
+	if len(a.members) == 0 {
+		a.arm(timerEmpty, "", time.Duration(a.room.Config.EmptyTimeout)*time.Second)
+	}
+}
+
+// endSession ends the running session with reason: every member is
+// removed (leaving for leaveReason), open member records are closed, and
+// the session and its events are written in one batch, with whatever the
+// caller adds to extra.
+func (a *roomActor) endSession(ctx actor.Context, reason, leaveReason string, extra *changes) error {
+	s := a.session
+	c := extra
+	if c == nil {
+		c = &changes{}
+	}
+	if s == nil {
+		return a.commit(c)
+	}
+	now := a.now()
+	next := proto.Clone(s.rec).(*recordpb.Session)
+	next.Status = recordpb.SessionStatus_SESSION_STATUS_ENDED
+	next.EndTime, next.EndReason = timestamp(now), reason
+	next.UpdatedAt, next.LastActivityAt = timestamp(now), timestamp(now)
+	next.ParticipantCount = 0
+	for _, id := range a.memberOrder {
+		rec, ok := s.members[id]
+		if !ok {
+			continue
+		}
+		left := proto.Clone(rec).(*recordpb.SessionMember)
+		left.LeftAt, left.LeaveReason = timestamp(now), leaveReason
+		c.w.Members = append(c.w.Members, left)
+		a.event(c, a.room, "participant-left", participantData(a.members[id].info, left))
+	}
+	c.w.Sessions = append(c.w.Sessions, next)
+	room := c.w.Room
+	if room == nil && c.w.DeleteRoom == "" {
+		room = proto.Clone(a.room).(*recordpb.Room)
+		c.w.Room = room
+	}
+	if room != nil {
+		room.ActiveSessionId = ""
+	}
+	a.event(c, a.room, "session-ended", sessionData(next))
+	if err := a.commit(c); err != nil {
+		return err
+	}
+	for _, t := range s.timers {
+		t.Stop()
+	}
+	a.session = nil
+	if room != nil {
+		a.room = room
+	}
+	// The members' leave records are written: their departure adds none.
+	for _, m := range a.members {
+		a.removeMember(ctx, m, leaveReason)
+	}
+	return nil
+}
+
+// endRoom ends the room (its status) and the session, for the end API and
+// session-end-and-deactivate.
+func (a *roomActor) endRoom(ctx actor.Context, sessionReason string) (*recordpb.Room, error) {
+	cur, err := a.current()
+	if err != nil {
+		return nil, err
+	}
+	if cur.Status == recordpb.RoomStatus_ROOM_STATUS_ENDED {
+		return cur, nil
+	}
+	next := proto.Clone(cur).(*recordpb.Room)
+	next.Status = recordpb.RoomStatus_ROOM_STATUS_ENDED
+	next = a.stamp(next)
+	next.EndedAt = next.UpdatedAt
+	next.ActiveSessionId = ""
+	c := &changes{w: persistence.Writes{Room: next}}
+	a.event(c, next, "room-ended", roomData(next))
+	if err := a.endSession(ctx, sessionReason, ReasonRoomEnded, c); err != nil {
+		return nil, err
+	}
+	a.room = next
+	a.removeAll(ctx, ReasonRoomEnded)
+	return next, nil
+}
+
+func (a *roomActor) endSessionByID(ctx actor.Context, id string) (*recordpb.Session, error) {
+	if _, err := a.current(); err != nil {
+		return nil, err
+	}
+	if a.session == nil || a.session.rec.Id != id {
+		return nil, ErrSessionEnded
+	}
+	if err := a.endSession(ctx, EndViaAPI, ReasonSessionEnded, nil); err != nil {
+		return nil, err
+	}
+	sctx, cancel := a.storeCtx()
+	defer cancel()
+	return a.deps.cfg.Store.GetSession(sctx, id)
+}
+
+// Webhook payloads: what a receiver needs without calling back.
+
+type roomEventData struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	DisplayName string `json:"display_name"`
+	Status      string `json:"status"`
+}
+
+func roomData(r *recordpb.Room) roomEventData {
+	status := "active"
+	if r.Status == recordpb.RoomStatus_ROOM_STATUS_ENDED {
+		status = "ended"
+	}
+	return roomEventData{ID: r.Id, Name: r.Name, DisplayName: r.DisplayName, Status: status}
+}
+
+type sessionEventData struct {
+	SessionID                 string     `json:"session_id"`
+	StartTime                 time.Time  `json:"start_time"`
+	EndTime                   *time.Time `json:"end_time,omitempty"`
+	Duration                  *int64     `json:"duration,omitempty"` // seconds
+	EndReason                 string     `json:"end_reason,omitempty"`
+	TotalParticipants         uint32     `json:"total_participants"`
+	MaxConcurrentParticipants uint32     `json:"max_concurrent_participants"`
+}
+
+func sessionData(s *recordpb.Session) sessionEventData {
+	d := sessionEventData{SessionID: s.Id, StartTime: s.StartTime.AsTime(), EndReason: s.EndReason,
+		TotalParticipants: s.TotalParticipants, MaxConcurrentParticipants: s.MaxConcurrentParticipants}
+	if s.EndTime != nil {
+		end := s.EndTime.AsTime()
+		secs := int64(end.Sub(d.StartTime) / time.Second)
+		d.EndTime, d.Duration = &end, &secs
+	}
+	return d
+}
+
+type participantEventData struct {
+	ParticipantID string     `json:"participant_id"`
+	Identity      string     `json:"identity"`
+	Name          string     `json:"name"`
+	Role          string     `json:"role"`
+	JoinedAt      time.Time  `json:"joined_at"`
+	LeftAt        *time.Time `json:"left_at,omitempty"`
+	Reason        string     `json:"reason,omitempty"`
+}
+
+func participantData(info ParticipantInfo, m *recordpb.SessionMember) participantEventData {
+	d := participantEventData{ParticipantID: info.ID, Identity: info.Identity, Name: info.Name, Role: string(info.Role),
+		JoinedAt: info.JoinedAt, Reason: m.GetLeaveReason()}
+	if m.GetLeftAt() != nil {
+		t := m.LeftAt.AsTime()
+		d.LeftAt = &t
+	}
+	return d
+}
+
+type trackEventData struct {
+	ParticipantID string `json:"participant_id"`
+	Identity      string `json:"identity"`
+	TrackID       string `json:"track_id"`
+	Kind          string `json:"kind,omitempty"`
+	Codec         string `json:"codec,omitempty"`
+}
+
+// enqueueEvent adds an outbox entry to w for every destination that wants
+// event name: the room's own webhook and the server's global ones.
+func (r *Rooms) enqueueEvent(w *persistence.Writes, room *recordpb.Room, sessionID, name string, now time.Time, data any) {
+	var dests []WebhookDestination
+	if h := room.GetWebhook(); h != nil {
+		dests = append(dests, WebhookDestination{Endpoint: h.Endpoint, Events: h.Events, Secret: h.Secret})
+	}
+	dests = append(dests, r.cfg.Webhooks...)
+	var body []byte
+	for _, d := range dests {
+		if !d.wants(name) {
+			continue
+		}
+		if body == nil {
+			var err error
+			if body, err = json.Marshal(data); err != nil {
+				r.cfg.Logger.Error("webhook payload", "event", name, "err", err)
+				return
+			}
+		}
+		secret := d.Secret
+		if secret == "" {
+			secret = r.cfg.WebhookSecret
+		}
+		w.Events = append(w.Events, &recordpb.WebhookEvent{
+			Id: "evt_" + randomID(), Event: name, CreatedAt: timestamp(now), RoomId: room.Id, SessionId: sessionID,
+			Data: body, Endpoint: d.Endpoint, Secret: secret,
+		})
+	}
+}
+
+// WebhookDestination is an endpoint and the events it wants.
+type WebhookDestination struct {
+	Endpoint string
+	// Events are names or patterns ("participant-*", "*").
+	Events []string
+	// Secret signs the deliveries; empty means Config.WebhookSecret.
+	Secret string
+}
+
+func (d WebhookDestination) wants(event string) bool {
+	for _, p := range d.Events {
+		if EventMatches(p, event) {
+			return true
+		}
+	}
+	return false
+}
+
+// closeInterruptedSessions ends the sessions a crash or a kill left in
+// progress, at the time of their last recorded activity.
+func (r *Rooms) closeInterruptedSessions(ctx context.Context) error {
+	sessions, err := r.cfg.Store.InProgressSessions(ctx)
+	if err != nil {
+		return fmt.Errorf("actors: find interrupted sessions: %w", err)
+	}
+	for _, s := range sessions {
+		members, err := r.cfg.Store.ListSessionMembers(ctx, s.Id)
+		if err != nil {
+			return fmt.Errorf("actors: session %s members: %w", s.Id, err)
+		}
+		end := s.LastActivityAt
+		if end == nil {
+			end = s.StartTime
+		}
+		next := proto.Clone(s).(*recordpb.Session)
+		next.Status = recordpb.SessionStatus_SESSION_STATUS_ENDED
+		next.EndTime, next.EndReason, next.UpdatedAt = end, EndServerRestart, timestamp(r.cfg.Clock.Now())
+		next.ParticipantCount = 0
+		w := persistence.Writes{Sessions: []*recordpb.Session{next}}
+		for _, m := range members {
+			if m.LeftAt == nil {
+				left := proto.Clone(m).(*recordpb.SessionMember)
+				left.LeftAt, left.LeaveReason = end, EndServerRestart
+				w.Members = append(w.Members, left)
+			}
+		}
+		room, err := r.cfg.Store.GetRoom(ctx, s.RoomId)
+		switch {
+		case err == nil:
+			if room.ActiveSessionId == s.Id {
+				room.ActiveSessionId = ""
+				w.Room = room
+			}
+			r.enqueueEvent(&w, room, s.Id, "session-ended", end.AsTime(), sessionData(next))
+		case !isNotFound(err):
+			return fmt.Errorf("actors: room of session %s: %w", s.Id, err)
+		}
+		if err := r.cfg.Store.Apply(ctx, w); err != nil {
+			return fmt.Errorf("actors: close session %s: %w", s.Id, err)
+		}
+		r.cfg.Logger.Info("closed a session interrupted by a restart", "session", s.Id, "room", s.RoomId)
+	}
+	if len(sessions) > 0 && r.cfg.OnEvents != nil {
+		r.cfg.OnEvents()
+	}
+	return nil
+}
+
+func isNotFound(err error) bool { return errors.Is(err, persistence.ErrNotFound) }

@@ -1,0 +1,287 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+var sessionEpoch = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+func newSessionEnv(t *testing.T) (*testEnv, *fakeClock) {
+	t.Helper()
+	clock := newFakeClock(sessionEpoch)
+	return newMediaEnv(t, func(c *Config) { c.Clock = clock }), clock
+}
+
+// activeSession waits for room to have a session in progress and returns it.
+func activeSession(t *testing.T, env *testEnv, room string) *recordpb.Session {
+	t.Helper()
+	var s *recordpb.Session
+	waitFor(t, "a session in progress", func() bool {
+		list, _, err := env.rooms.Sessions(context.Background(), SessionQuery{RoomID: room, Status: recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS})
+		if err == nil && len(list) == 1 {
+			s = list[0]
+		}
+		return s != nil
+	})
+	return s
+}
+
+// endedSession waits for session id to end and returns it.
+func endedSession(t *testing.T, env *testEnv, id string) *recordpb.Session {
+	t.Helper()
+	var s *recordpb.Session
+	waitFor(t, "session "+id+" to end", func() bool {
+		got, err := env.rooms.Session(context.Background(), id)
+		if err == nil && got.Status == recordpb.SessionStatus_SESSION_STATUS_ENDED {
+			s = got
+		}
+		return s != nil
+	})
+	return s
+}
+
+func TestSessionCountsAndHistory(t *testing.T) {
+	env, clock := newSessionEnv(t)
+	ctx := context.Background()
+	createRoom(t, env, "cs101", nil)
+
+	a := joinClient(t, env, "cs101", "alice", RolePublisher)
+	s := activeSession(t, env, "cs101")
+	if !s.StartTime.AsTime().Equal(sessionEpoch) || s.ParticipantCount != 1 {
+		t.Fatalf("session at start: %v", s)
+	}
+	room, _ := env.rooms.Get(ctx, "cs101")
+	if room.Room.ActiveSessionId != s.Id {
+		t.Fatalf("room's active session %q, want %q", room.Room.ActiveSessionId, s.Id)
+	}
+	clock.Advance(time.Minute)
+	b := joinClient(t, env, "cs101", "bob", RoleSubscriber)
+	clock.Advance(time.Minute)
+	if err := a.p.Leave(ctx, ReasonLeft); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "alice's leave recorded", func() bool {
+		got, _ := env.rooms.Session(ctx, s.Id)
+		return got.GetParticipantCount() == 1
+	})
+	clock.Advance(time.Minute)
+	c := joinClient(t, env, "cs101", "carol", RoleSubscriber)
+	_, _ = b, c
+
+	got, err := env.rooms.Session(ctx, s.Id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ParticipantCount != 2 || got.TotalParticipants != 3 || got.MaxConcurrentParticipants != 2 {
+		t.Fatalf("counts: now %d, total %d, max %d", got.ParticipantCount, got.TotalParticipants, got.MaxConcurrentParticipants)
+	}
+	history, err := env.rooms.SessionParticipants(ctx, s.Id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(history) != 3 {
+		t.Fatalf("history has %d entries", len(history))
+	}
+	byIdentity := map[string]*recordpb.SessionMember{}
+	for _, m := range history {
+		byIdentity[m.Identity] = m
+	}
+	alice := byIdentity["alice"]
+	if !alice.JoinedAt.AsTime().Equal(sessionEpoch) || !alice.LeftAt.AsTime().Equal(sessionEpoch.Add(2*time.Minute)) || alice.LeaveReason != ReasonLeft {
+		t.Fatalf("alice: %v", alice)
+	}
+	if bob := byIdentity["bob"]; !bob.JoinedAt.AsTime().Equal(sessionEpoch.Add(time.Minute)) || bob.LeftAt != nil {
+		t.Fatalf("bob: %v", bob)
+	}
+	if _, err := env.rooms.Session(ctx, "ses_nope"); !errors.Is(err, ErrSessionNotFound) {
+		t.Fatalf("unknown session: %v", err)
+	}
+}
+
+func TestSessionEndReasons(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		config *actorpb.ConfigPatch
+		patch  *actorpb.RoomPatch // applied after create
+		end    func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session)
+		reason string
+		after  time.Duration // end_time - start_time
+		leave  string        // the connected member's leave reason
+	}{
+		{"empty timeout", &actorpb.ConfigPatch{EmptyTimeout: ptr(uint32(60))}, nil,
+			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
+				clock.Advance(10 * time.Second)
+				c.p.Leave(ctx, ReasonLeft)
+				waitFor(t, "leave recorded", func() bool { got, _ := env.rooms.Session(ctx, s.Id); return got.ParticipantCount == 0 })
+				clock.Advance(59 * time.Second)
+				time.Sleep(20 * time.Millisecond)
+				if got, _ := env.rooms.Session(ctx, s.Id); got.Status != recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS {
+					t.Fatal("ended before empty_timeout")
+				}
+				clock.Advance(time.Second)
+			}, EndEmptyTimeout, 70 * time.Second, ReasonLeft},
+		{"session length", &actorpb.ConfigPatch{SessionLength: ptr(uint32(30))}, nil,
+			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
+				clock.Advance(30 * time.Minute)
+			}, EndSessionLength, 30 * time.Minute, ReasonSessionEnded},
+		{"auto close", nil, &actorpb.RoomPatch{AutoClose: &recordpb.AutoClose{Type: "session-ends", Duration: 5}},
+			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
+				clock.Advance(5 * time.Minute)
+			}, EndAutoClose, 5 * time.Minute, ReasonSessionEnded},
+		{"auto close and deactivate", nil, &actorpb.RoomPatch{AutoClose: &recordpb.AutoClose{Type: "session-end-and-deactivate", Duration: 8}},
+			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
+				clock.Advance(8 * time.Minute)
+			}, EndAutoClose, 8 * time.Minute, ReasonRoomEnded},
+		{"ended via api", nil, nil,
+			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
+				clock.Advance(3 * time.Second)
+				ended, err := env.rooms.EndSession(ctx, s.Id)
+				if err != nil || ended.Status != recordpb.SessionStatus_SESSION_STATUS_ENDED {
+					t.Fatalf("EndSession: %v %v", ended, err)
+				}
+				if _, err := env.rooms.EndSession(ctx, s.Id); !errors.Is(err, ErrSessionEnded) {
+					t.Fatalf("ending twice: %v", err)
+				}
+			}, EndViaAPI, 3 * time.Second, ReasonSessionEnded},
+		{"room ended", nil, nil,
+			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
+				clock.Advance(4 * time.Second)
+				if _, err := env.rooms.End(ctx, s.RoomId); err != nil {
+					t.Fatal(err)
+				}
+			}, EndRoomEnded, 4 * time.Second, ReasonRoomEnded},
+		{"room deleted", nil, nil,
+			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
+				clock.Advance(5 * time.Second)
+				if err := env.rooms.Delete(ctx, s.RoomId); err != nil {
+					t.Fatal(err)
+				}
+			}, EndRoomDeleted, 5 * time.Second, ReasonRoomDeleted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env, clock := newSessionEnv(t)
+			createRoom(t, env, "r", tt.config)
+			if tt.patch != nil {
+				if _, err := env.rooms.Update(ctx, "r", tt.patch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := joinClient(t, env, "r", "alice", RolePublisher)
+			s := activeSession(t, env, "r")
+			tt.end(t, env, clock, c, s)
+			got := endedSession(t, env, s.Id)
+			if got.EndReason != tt.reason {
+				t.Fatalf("end_reason %q, want %q", got.EndReason, tt.reason)
+			}
+			if d := got.EndTime.AsTime().Sub(got.StartTime.AsTime()); d != tt.after {
+				t.Fatalf("session lasted %v, want %v", d, tt.after)
+			}
+			history, err := env.rooms.SessionParticipants(ctx, s.Id)
+			if err != nil || len(history) != 1 || history[0].LeftAt == nil || history[0].LeaveReason != tt.leave {
+				t.Fatalf("history after end: %v %v", history, err)
+			}
+			if tt.leave != ReasonLeft {
+				select {
+				case got := <-c.closed:
+					if got != tt.leave {
+						t.Fatalf("client removed with %q, want %q", got, tt.leave)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatal("the client was not removed")
+				}
+			}
+			room, err := env.rooms.Get(ctx, "r")
+			switch {
+			case tt.reason == EndRoomDeleted:
+				if !errors.Is(err, ErrRoomNotFound) {
+					t.Fatalf("room after delete: %v", err)
+				}
+			case err != nil:
+				t.Fatal(err)
+			case room.Room.ActiveSessionId != "":
+				t.Fatalf("room still names session %q", room.Room.ActiveSessionId)
+			case tt.leave == ReasonRoomEnded && room.Room.Status != recordpb.RoomStatus_ROOM_STATUS_ENDED:
+				t.Fatalf("room status %v after %s", room.Room.Status, tt.name)
+			}
+		})
+	}
+}
+
+func TestRemoveAfterSecondsElapsed(t *testing.T) {
+	env, clock := newSessionEnv(t)
+	createRoom(t, env, "r", &actorpb.ConfigPatch{RemoveAfterSecondsElapsed: ptr(uint32(90))})
+	a := joinClient(t, env, "r", "alice", RolePublisher)
+	clock.Advance(30 * time.Second)
+	b := joinClient(t, env, "r", "bob", RolePublisher)
+	clock.Advance(60 * time.Second) // alice: 90 s, bob: 60 s
+	select {
+	case got := <-a.closed:
+		if got != ReasonTimeLimit {
+			t.Fatalf("alice removed with %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("alice was not removed after 90 s")
+	}
+	select {
+	case got := <-b.closed:
+		t.Fatalf("bob removed early (%q)", got)
+	case <-time.After(50 * time.Millisecond):
+	}
+	clock.Advance(30 * time.Second)
+	if got := <-b.closed; got != ReasonTimeLimit {
+		t.Fatalf("bob removed with %q", got)
+	}
+}
+
+// A server that stopped with sessions in progress (a crash, a kill) closes
+// them when it starts again, at their last recorded activity.
+func TestRestartClosesSessionsInProgress(t *testing.T) {
+	env, clock := newSessionEnv(t)
+	ctx := context.Background()
+	createRoom(t, env, "r", nil)
+	joinClient(t, env, "r", "alice", RolePublisher)
+	clock.Advance(time.Minute)
+	joinClient(t, env, "r", "bob", RolePublisher)
+	s := activeSession(t, env, "r")
+	waitFor(t, "bob recorded", func() bool { got, _ := env.rooms.Session(ctx, s.Id); return got.ParticipantCount == 2 })
+	clock.Advance(time.Hour) // nothing happens in this hour
+
+	// Stop the store under the actors, as a crash would: nothing more is
+	// written for this session.
+	env.store.Close()
+	env.rooms.Close(ctx)
+	env.rooms, env.store = nil, nil
+	env.start(t, func(c *Config) { c.Clock = clock })
+
+	got, err := env.rooms.Session(ctx, s.Id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != recordpb.SessionStatus_SESSION_STATUS_ENDED || got.EndReason != EndServerRestart {
+		t.Fatalf("after restart: %v", got)
+	}
+	if want := sessionEpoch.Add(time.Minute); !got.EndTime.AsTime().Equal(want) {
+		t.Fatalf("end_time %v, want the last activity %v", got.EndTime.AsTime(), want)
+	}
+	history, err := env.rooms.SessionParticipants(ctx, s.Id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range history {
+		if m.LeftAt == nil || m.LeaveReason != EndServerRestart {
+			t.Fatalf("member after restart: %v", m)
+		}
+	}
+	room, err := env.rooms.Get(ctx, "r")
+	if err != nil || room.Room.ActiveSessionId != "" {
+		t.Fatalf("room after restart: %v %v", room, err)
+	}
+}
