@@ -58,6 +58,13 @@ type Client struct {
 	pending     []webrtc.ICECandidateInit
 	started     map[uint32]bool // video SSRCs whose first packet came
 	err         error           // why the socket ended
+
+	// candMu guards the candidates gathered before the first local
+	// description went out: they wait so as not to overtake it. It is not
+	// mu, since pion calls OnICECandidate from inside SetLocalDescription.
+	candMu   sync.Mutex
+	descSent bool
+	held     [][]byte
 }
 
 // Dial connects, joins and returns once the server said joined.
@@ -120,11 +127,7 @@ func Dial(ctx context.Context, cfg Config) (_ *Client, err error) {
 		if cand != nil {
 			v = cand.ToJSON()
 		}
-		// Queued under mu, so a candidate never overtakes the description
-		// that was queued when it was gathered.
-		c.mu.Lock()
-		c.sendLocked(map[string]any{"type": "candidate", "candidate": v})
-		c.mu.Unlock()
+		c.sendCandidate(map[string]any{"type": "candidate", "candidate": v})
 	})
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		c.mu.Lock()
@@ -197,7 +200,7 @@ func (c *Client) Publish(ctx context.Context, tracks ...webrtc.TrackLocal) ([]*w
 	c.makingOffer = true
 	answered := make(chan struct{})
 	c.answered = answered
-	c.sendLocked(map[string]any{"type": "offer", "sdp": offer.SDP})
+	c.sendDescription(map[string]any{"type": "offer", "sdp": offer.SDP})
 	c.mu.Unlock()
 	select {
 	case <-answered:
@@ -235,12 +238,43 @@ func (c *Client) read(ctx context.Context, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// sendLocked queues a message for the writer; c.mu is held so that the
-// order of the queue is the order of the negotiation.
-func (c *Client) sendLocked(v any) {
+// sendDescription queues an offer or answer, then the candidates that
+// were waiting for the first one.
+func (c *Client) sendDescription(v any) {
+	c.candMu.Lock()
+	defer c.candMu.Unlock()
+	c.queue(encode(c.log, v))
+	if !c.descSent {
+		c.descSent = true
+		for _, b := range c.held {
+			c.queue(b)
+		}
+		c.held = nil
+	}
+}
+
+func (c *Client) sendCandidate(v any) {
+	b := encode(c.log, v)
+	c.candMu.Lock()
+	defer c.candMu.Unlock()
+	if !c.descSent {
+		c.held = append(c.held, b)
+		return
+	}
+	c.queue(b)
+}
+
+func encode(log *slog.Logger, v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
-		c.log.Error("encode signaling message", "err", err)
+		log.Error("encode signaling message", "err", err)
+	}
+	return b
+}
+
+// queue hands a message to the writer, in order.
+func (c *Client) queue(b []byte) {
+	if b == nil {
 		return
 	}
 	select {
@@ -319,7 +353,7 @@ func (c *Client) handle(m message) error {
 		if err := c.pc.SetLocalDescription(answer); err != nil {
 			return err
 		}
-		c.sendLocked(map[string]any{"type": "answer", "sdp": answer.SDP})
+		c.sendDescription(map[string]any{"type": "answer", "sdp": answer.SDP})
 	case "answer":
 		if !c.makingOffer {
 			return fmt.Errorf("an answer with no offer out")

@@ -568,7 +568,9 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 				s.ReceivedPackets += w.n
 			}
 		}
-		if p.step == step {
+		// Join time is to the first packet received: a publisher alone in
+		// its room has none to wait for.
+		if p.step == step && r.expectedTracks(p) > 0 {
 			s.Joins++
 			if at, ok := p.firstPacket(); ok {
 				joins = append(joins, at.Sub(p.joinStart))

@@ -177,7 +177,7 @@ type peer struct {
 	ws   *websocket.Conn
 	pc   *webrtc.PeerConnection
 
-	mu          sync.Mutex // guards the negotiation and ws writes
+	mu          sync.Mutex // guards the negotiation
 	needOffer   bool
 	offerActive bool
 }
@@ -240,8 +240,8 @@ func (p *peer) serve(ctx context.Context) {
 		if c != nil {
 			v = c.ToJSON()
 		}
-		p.mu.Lock()
-		defer p.mu.Unlock()
+		// Not under mu: pion calls this from inside SetLocalDescription.
+		// The client keeps candidates that come before a description.
 		p.send(map[string]any{"type": "candidate", "candidate": v})
 	})
 	p.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { p.publish(tr) })

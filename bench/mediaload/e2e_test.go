@@ -1,0 +1,186 @@
+package mediaload_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/bench/mediaload"
+	"github.com/troupe-media/troupe/bench/naive"
+	"github.com/troupe-media/troupe/bench/scenarios"
+	"github.com/troupe-media/troupe/httpapi"
+	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/rtc"
+)
+
+func checkLeaks(t *testing.T) {
+	t.Helper()
+	opts := []goleak.Option{
+		goleak.IgnoreCurrent(),
+		// protoactor's dead-letter throttle sleeps out its period after
+		// the actor system stops.
+		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
+	}
+	t.Cleanup(func() { goleak.VerifyNone(t, opts...) })
+}
+
+// troupeServer serves the real stack in-process, wired as `troupe serve`
+// wires it, on loopback.
+func troupeServer(t *testing.T) mediaload.Target {
+	t.Helper()
+	quiet := slog.New(slog.DiscardHandler)
+	store, err := persistence.Open(persistence.Config{Dir: t.TempDir(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := rtc.NewEngine(rtc.Config{LoopbackOnly: true, Logger: quiet})
+	if err != nil {
+		store.Close()
+		t.Fatal(err)
+	}
+	metrics := rtc.NewMetrics()
+	rooms, err := actors.NewRooms(actors.Config{Store: store, RequestTimeout: 5 * time.Second, Logger: quiet, Media: engine, MediaMetrics: metrics})
+	if err != nil {
+		engine.Close()
+		store.Close()
+		t.Fatal(err)
+	}
+	key, err := auth.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := auth.NewVerifier(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := httpapi.New(httpapi.Config{Rooms: rooms, Verifier: verifier, SigningKey: key, Idempotency: store, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Close()
+		if err := api.Close(ctx); err != nil {
+			t.Errorf("close api: %v", err)
+		}
+		if err := rooms.Close(ctx); err != nil {
+			t.Errorf("close rooms: %v", err)
+		}
+		if err := engine.Close(); err != nil {
+			t.Errorf("close engine: %v", err)
+		}
+		if err := store.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	admin, err := auth.Mint(key, auth.AdminClaims(time.Now(), time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In-process, the "server" figures include the clients: the test
+	// checks that they are measured, not their size.
+	return mediaload.Target{Name: "troupe", BaseURL: srv.URL, Token: admin, PID: os.Getpid()}
+}
+
+func naiveServer(t *testing.T) mediaload.Target {
+	t.Helper()
+	n, err := naive.New(naive.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(n)
+	t.Cleanup(func() {
+		srv.Close()
+		n.Close()
+		srv.Client().CloseIdleConnections()
+	})
+	return mediaload.Target{Name: "naive-pion", BaseURL: srv.URL, PID: os.Getpid()}
+}
+
+// A short video fan-out to two subscribers through each server: every
+// packet arrives, and every figure of the step is measured.
+func TestVideoFanoutEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs WebRTC peers for seconds")
+	}
+	sc, err := scenarios.Load("video-fanout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc, err = sc.With(scenarios.Overrides{Subscribers: 2, Duration: 2 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		target func(*testing.T) mediaload.Target
+	}{{"troupe", troupeServer}, {"naive-pion", naiveServer}} {
+		t.Run(c.name, func(t *testing.T) {
+			checkLeaks(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			res, err := mediaload.Run(ctx, mediaload.Config{
+				Target: c.target(t), Scenario: sc, JoinTimeout: 15 * time.Second,
+				Logger: slog.New(slog.DiscardHandler),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Steps) != 1 {
+				t.Fatalf("%d steps, want 1", len(res.Steps))
+			}
+			s := res.Steps[0]
+			t.Logf("%+v", s)
+			// 2 subscribers × 150 packets/s × 2 s, give or take a frame.
+			if s.ExpectedPackets < 550 || s.ExpectedPackets > 650 {
+				t.Errorf("expected %d packets, want about 600", s.ExpectedPackets)
+			}
+			if s.LossRatio > 0.01 || s.ReceivedPackets > s.ExpectedPackets {
+				t.Errorf("received %d of %d packets", s.ReceivedPackets, s.ExpectedPackets)
+			}
+			if s.Server != c.name || s.Scenario != "video-fanout" || s.Publishers != 1 || s.Subscribers != 2 || s.Participants != 3 {
+				t.Errorf("step labels: %+v", s)
+			}
+			if s.Joins != 2 || s.JoinFailures != 0 || s.JoinToFirstPacketP50Ms <= 0 || s.JoinToFirstPacketP99Ms < s.JoinToFirstPacketP50Ms {
+				t.Errorf("joins %d, failures %d, join to first packet p50 %v p99 %v", s.Joins, s.JoinFailures, s.JoinToFirstPacketP50Ms, s.JoinToFirstPacketP99Ms)
+			}
+			if s.LatencyP50Ms <= 0 || s.LatencyP99Ms < s.LatencyP50Ms || s.LatencyMaxMs < s.LatencyP99Ms || s.LatencyMaxMs > 1000 {
+				t.Errorf("latency p50 %v p99 %v max %v ms", s.LatencyP50Ms, s.LatencyP99Ms, s.LatencyMaxMs)
+			}
+			if s.ServerRSSBytes <= 0 || s.ServerCPUSeconds <= 0 || s.CPUPerPacketUs <= 0 || s.PacketsPerSecPerCore <= 0 || s.ClientCPUSeconds <= 0 {
+				t.Errorf("resources not measured: %+v", s)
+			}
+			if s.ForwardedPacketsPerSec < 200 || !s.WithinLimits || res.Capacity != 2 {
+				t.Errorf("forwarded %v packets/s, within limits %v, capacity %d", s.ForwardedPacketsPerSec, s.WithinLimits, res.Capacity)
+			}
+		})
+	}
+}
+
+// A refused join ends the run with an error, and nothing is left behind.
+func TestRunFailsCleanly(t *testing.T) {
+	checkLeaks(t)
+	sc, err := scenarios.Load("audio-room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := mediaload.Run(ctx, mediaload.Config{Target: mediaload.Target{BaseURL: srv.URL}, Scenario: sc}); err == nil {
+		t.Fatal("a run against a server with no API succeeded")
+	}
+	if _, err := mediaload.Run(ctx, mediaload.Config{Scenario: sc}); err == nil {
+		t.Fatal("a run without a target succeeded")
+	}
+}
