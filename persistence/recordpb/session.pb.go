@@ -319,7 +319,9 @@ type SessionMember struct {
 	// Unset while present.
 	LeftAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=left_at,json=leftAt,proto3" json:"left_at,omitempty"`
 	// In the API's words; empty while present.
-	LeaveReason   string `protobuf:"bytes,8,opt,name=leave_reason,json=leaveReason,proto3" json:"leave_reason,omitempty"`
+	LeaveReason string `protobuf:"bytes,8,opt,name=leave_reason,json=leaveReason,proto3" json:"leave_reason,omitempty"`
+	// What the participant's media came to, written at the leave.
+	Stats         *MediaStats `protobuf:"bytes,9,opt,name=stats,proto3" json:"stats,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -410,6 +412,128 @@ func (x *SessionMember) GetLeaveReason() string {
 	return ""
 }
 
+func (x *SessionMember) GetStats() *MediaStats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+// MediaStats counts one participant's media through the server.
+type MediaStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Received from the participant (its published tracks).
+	PacketsIn uint64 `protobuf:"varint,1,opt,name=packets_in,json=packetsIn,proto3" json:"packets_in,omitempty"`
+	BytesIn   uint64 `protobuf:"varint,2,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`
+	// Sent to the participant (the tracks it received).
+	PacketsOut uint64 `protobuf:"varint,3,opt,name=packets_out,json=packetsOut,proto3" json:"packets_out,omitempty"`
+	BytesOut   uint64 `protobuf:"varint,4,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
+	// Packets meant for the participant that the server dropped (a full
+	// queue, a failed write), and sequence numbers it NACKed.
+	PacketsDropped uint64 `protobuf:"varint,5,opt,name=packets_dropped,json=packetsDropped,proto3" json:"packets_dropped,omitempty"`
+	Nacks          uint64 `protobuf:"varint,6,opt,name=nacks,proto3" json:"nacks,omitempty"`
+	// NACKed packets resent from the cache, and those no longer there.
+	Retransmits uint64 `protobuf:"varint,7,opt,name=retransmits,proto3" json:"retransmits,omitempty"`
+	NackMisses  uint64 `protobuf:"varint,8,opt,name=nack_misses,json=nackMisses,proto3" json:"nack_misses,omitempty"`
+	// Keyframe requests (PLI and FIR) the participant sent.
+	KeyframeRequests uint64 `protobuf:"varint,9,opt,name=keyframe_requests,json=keyframeRequests,proto3" json:"keyframe_requests,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *MediaStats) Reset() {
+	*x = MediaStats{}
+	mi := &file_persistence_recordpb_session_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MediaStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MediaStats) ProtoMessage() {}
+
+func (x *MediaStats) ProtoReflect() protoreflect.Message {
+	mi := &file_persistence_recordpb_session_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MediaStats.ProtoReflect.Descriptor instead.
+func (*MediaStats) Descriptor() ([]byte, []int) {
+	return file_persistence_recordpb_session_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MediaStats) GetPacketsIn() uint64 {
+	if x != nil {
+		return x.PacketsIn
+	}
+	return 0
+}
+
+func (x *MediaStats) GetBytesIn() uint64 {
+	if x != nil {
+		return x.BytesIn
+	}
+	return 0
+}
+
+func (x *MediaStats) GetPacketsOut() uint64 {
+	if x != nil {
+		return x.PacketsOut
+	}
+	return 0
+}
+
+func (x *MediaStats) GetBytesOut() uint64 {
+	if x != nil {
+		return x.BytesOut
+	}
+	return 0
+}
+
+func (x *MediaStats) GetPacketsDropped() uint64 {
+	if x != nil {
+		return x.PacketsDropped
+	}
+	return 0
+}
+
+func (x *MediaStats) GetNacks() uint64 {
+	if x != nil {
+		return x.Nacks
+	}
+	return 0
+}
+
+func (x *MediaStats) GetRetransmits() uint64 {
+	if x != nil {
+		return x.Retransmits
+	}
+	return 0
+}
+
+func (x *MediaStats) GetNackMisses() uint64 {
+	if x != nil {
+		return x.NackMisses
+	}
+	return 0
+}
+
+func (x *MediaStats) GetKeyframeRequests() uint64 {
+	if x != nil {
+		return x.KeyframeRequests
+	}
+	return 0
+}
+
 var File_persistence_recordpb_session_proto protoreflect.FileDescriptor
 
 const file_persistence_recordpb_session_proto_rawDesc = "" +
@@ -446,7 +570,7 @@ const file_persistence_recordpb_session_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12D\n" +
 	"\x10last_activity_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastActivityAtB\x1f\n" +
-	"\x1d_remove_after_seconds_elapsed\"\xaa\x02\n" +
+	"\x1d_remove_after_seconds_elapsed\"\xde\x02\n" +
 	"\rSessionMember\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12%\n" +
@@ -456,7 +580,22 @@ const file_persistence_recordpb_session_proto_rawDesc = "" +
 	"\x04role\x18\x05 \x01(\tR\x04role\x127\n" +
 	"\tjoined_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bjoinedAt\x123\n" +
 	"\aleft_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06leftAt\x12!\n" +
-	"\fleave_reason\x18\b \x01(\tR\vleaveReason*i\n" +
+	"\fleave_reason\x18\b \x01(\tR\vleaveReason\x122\n" +
+	"\x05stats\x18\t \x01(\v2\x1c.troupe.record.v1.MediaStatsR\x05stats\"\xb3\x02\n" +
+	"\n" +
+	"MediaStats\x12\x1d\n" +
+	"\n" +
+	"packets_in\x18\x01 \x01(\x04R\tpacketsIn\x12\x19\n" +
+	"\bbytes_in\x18\x02 \x01(\x04R\abytesIn\x12\x1f\n" +
+	"\vpackets_out\x18\x03 \x01(\x04R\n" +
+	"packetsOut\x12\x1b\n" +
+	"\tbytes_out\x18\x04 \x01(\x04R\bbytesOut\x12'\n" +
+	"\x0fpackets_dropped\x18\x05 \x01(\x04R\x0epacketsDropped\x12\x14\n" +
+	"\x05nacks\x18\x06 \x01(\x04R\x05nacks\x12 \n" +
+	"\vretransmits\x18\a \x01(\x04R\vretransmits\x12\x1f\n" +
+	"\vnack_misses\x18\b \x01(\x04R\n" +
+	"nackMisses\x12+\n" +
+	"\x11keyframe_requests\x18\t \x01(\x04R\x10keyframeRequests*i\n" +
 	"\rSessionStatus\x12\x1e\n" +
 	"\x1aSESSION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aSESSION_STATUS_IN_PROGRESS\x10\x01\x12\x18\n" +
@@ -475,29 +614,31 @@ func file_persistence_recordpb_session_proto_rawDescGZIP() []byte {
 }
 
 var file_persistence_recordpb_session_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_persistence_recordpb_session_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_persistence_recordpb_session_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_persistence_recordpb_session_proto_goTypes = []any{
 	(SessionStatus)(0),            // 0: troupe.record.v1.SessionStatus
 	(*Session)(nil),               // 1: troupe.record.v1.Session
 	(*SessionMember)(nil),         // 2: troupe.record.v1.SessionMember
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*MediaStats)(nil),            // 3: troupe.record.v1.MediaStats
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
 }
 var file_persistence_recordpb_session_proto_depIdxs = []int32{
 	0,  // 0: troupe.record.v1.Session.status:type_name -> troupe.record.v1.SessionStatus
-	3,  // 1: troupe.record.v1.Session.start_time:type_name -> google.protobuf.Timestamp
-	3,  // 2: troupe.record.v1.Session.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 3: troupe.record.v1.Session.join_from:type_name -> google.protobuf.Timestamp
-	3,  // 4: troupe.record.v1.Session.join_until:type_name -> google.protobuf.Timestamp
-	3,  // 5: troupe.record.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	3,  // 6: troupe.record.v1.Session.updated_at:type_name -> google.protobuf.Timestamp
-	3,  // 7: troupe.record.v1.Session.last_activity_at:type_name -> google.protobuf.Timestamp
-	3,  // 8: troupe.record.v1.SessionMember.joined_at:type_name -> google.protobuf.Timestamp
-	3,  // 9: troupe.record.v1.SessionMember.left_at:type_name -> google.protobuf.Timestamp
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	4,  // 1: troupe.record.v1.Session.start_time:type_name -> google.protobuf.Timestamp
+	4,  // 2: troupe.record.v1.Session.end_time:type_name -> google.protobuf.Timestamp
+	4,  // 3: troupe.record.v1.Session.join_from:type_name -> google.protobuf.Timestamp
+	4,  // 4: troupe.record.v1.Session.join_until:type_name -> google.protobuf.Timestamp
+	4,  // 5: troupe.record.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	4,  // 6: troupe.record.v1.Session.updated_at:type_name -> google.protobuf.Timestamp
+	4,  // 7: troupe.record.v1.Session.last_activity_at:type_name -> google.protobuf.Timestamp
+	4,  // 8: troupe.record.v1.SessionMember.joined_at:type_name -> google.protobuf.Timestamp
+	4,  // 9: troupe.record.v1.SessionMember.left_at:type_name -> google.protobuf.Timestamp
+	3,  // 10: troupe.record.v1.SessionMember.stats:type_name -> troupe.record.v1.MediaStats
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_persistence_recordpb_session_proto_init() }
@@ -512,7 +653,7 @@ func file_persistence_recordpb_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_persistence_recordpb_session_proto_rawDesc), len(file_persistence_recordpb_session_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,527 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+var defaultSecret = []byte("api-secret")
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func openStore(t *testing.T, dir string) *persistence.Store {
+	t.Helper()
+	s, err := persistence.Open(persistence.Config{Dir: dir, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// receiver is a webhook endpoint on 127.0.0.1 that checks every request's
+// headers and signature, and answers what respond says.
+type receiver struct {
+	t      *testing.T
+	srv    *httptest.Server
+	secret []byte
+	// respond returns the status for a delivery's try-th attempt (from 1).
+	respond func(p Payload, try int) int
+	// now is the clock signatures are checked against; the Deliverer's.
+	now func() time.Time
+
+	mu       sync.Mutex
+	tries    map[string]int // attempts per delivery id
+	accepted []Payload      // 2xx answers, in arrival order
+	problems []string
+}
+
+func newReceiver(t *testing.T, secret []byte, respond func(p Payload, try int) int) *receiver {
+	r := &receiver{t: t, secret: secret, respond: respond, now: time.Now, tries: map[string]int{}}
+	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		return
+	}
+	var problems []string
+	if err := Verify(req.Header.Get("Troupe-Signature"), r.secret, body, r.now(), 5*time.Minute); err != nil {
+		problems = append(problems, "signature: "+err.Error())
+	}
+	var p Payload
+	if err := json.Unmarshal(body, &p); err != nil {
+		problems = append(problems, "body: "+err.Error())
+	}
+	var fields map[string]json.RawMessage
+	json.Unmarshal(body, &fields)
+	var keys []string
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if strings.Join(keys, ",") != "created_at,data,event,id,room_id,session_id" {
+		problems = append(problems, "body fields: "+strings.Join(keys, ","))
+	}
+	if req.Method != http.MethodPost || req.Header.Get("Content-Type") != "application/json" ||
+		req.Header.Get("Troupe-Event") != p.Event || req.Header.Get("Troupe-Delivery") != p.ID {
+		problems = append(problems, fmt.Sprintf("request %s %v", req.Method, req.Header))
+	}
+	r.mu.Lock()
+	r.tries[p.ID]++
+	try := r.tries[p.ID]
+	r.problems = append(r.problems, problems...)
+	r.mu.Unlock()
+
+	status := http.StatusOK
+	if r.respond != nil {
+		status = r.respond(p, try)
+	}
+	if status >= 200 && status < 300 {
+		r.mu.Lock()
+		r.accepted = append(r.accepted, p)
+		r.mu.Unlock()
+	}
+	w.WriteHeader(status)
+}
+
+func (r *receiver) url(path string) string { return r.srv.URL + path }
+
+func (r *receiver) snapshot() (accepted []Payload, tries map[string]int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.t.Helper()
+	for _, p := range r.problems {
+		r.t.Errorf("receiver: %s", p)
+	}
+	r.problems = nil
+	return slices.Clone(r.accepted), func() map[string]int {
+		m := make(map[string]int, len(r.tries))
+		for k, v := range r.tries {
+			m[k] = v
+		}
+		return m
+	}()
+}
+
+// run starts d and returns the function that stops it and checks it
+// stopped cleanly.
+func run(t *testing.T, d *Deliverer) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run = %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not return after cancel")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func newDeliverer(t *testing.T, cfg Config) *Deliverer {
+	t.Helper()
+	if cfg.DefaultSecret == nil {
+		cfg.DefaultSecret = defaultSecret
+	}
+	if cfg.InitialBackoff == 0 {
+		cfg.InitialBackoff, cfg.MaxBackoff = 5*time.Millisecond, 20*time.Millisecond
+	}
+	cfg.Logger = quietLogger()
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// eventually polls cond until it holds or 15s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// enqueue queues the deliveries of one event the way a room actor does:
+// in a store batch, then Notify.
+func enqueue(t *testing.T, s *persistence.Store, d *Deliverer, e Event, room *recordpb.Webhook, global ...Destination) []*recordpb.WebhookEvent {
+	t.Helper()
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	evs, err := Deliveries(e, room, global)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(context.Background(), persistence.Writes{Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	if d != nil {
+		d.Notify()
+	}
+	return evs
+}
+
+func ids(ps []Payload) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.ID
+	}
+	return out
+}
+
+func TestDeliverSigned(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	roomSecret := newReceiver(t, []byte("room-secret"), nil)
+	serverSecret := newReceiver(t, defaultSecret, nil)
+	d := newDeliverer(t, Config{Store: s, AllowPrivate: true})
+	run(t, d)
+
+	hook := &recordpb.Webhook{Endpoint: roomSecret.url("/room"), Events: []string{"*"}, Secret: "room-secret"}
+	global := Destination{Endpoint: serverSecret.url("/ops"), Events: []string{"participant-*", "room-created"}}
+	var want []string
+	for _, e := range []Event{
+		{Name: "room-created", RoomID: "r1"},
+		{Name: "session-started", RoomID: "r1", SessionID: "ses_1"},
+		{Name: "participant-joined", RoomID: "r1", SessionID: "ses_1", Data: map[string]string{"identity": "alice"}},
+	} {
+		for _, ev := range enqueue(t, s, d, e, hook, global) {
+			want = append(want, ev.Id)
+		}
+	}
+	eventually(t, "5 deliveries", func() bool {
+		a, _ := roomSecret.snapshot()
+		b, _ := serverSecret.snapshot()
+		return len(a) == 3 && len(b) == 2
+	})
+	a, _ := roomSecret.snapshot()
+	b, _ := serverSecret.snapshot()
+	if got := append(ids(a), ids(b)...); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+		t.Fatalf("delivered %v, want %v", got, want)
+	}
+	if a[0].Event != "room-created" || a[0].SessionID != nil || a[2].Event != "participant-joined" ||
+		*a[2].SessionID != "ses_1" || string(a[2].Data) != `{"identity":"alice"}` || a[2].RoomID != "r1" {
+		t.Fatalf("payloads %+v", a)
+	}
+	eventually(t, "an empty outbox", func() bool { p, _ := s.WebhookBacklog(); return p == 0 })
+}
+
+// TestRetryInOrder: a receiver failing the first 3 tries of every delivery
+// still gets each event once, in order.
+func TestRetryInOrder(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	recv := newReceiver(t, defaultSecret, func(_ Payload, try int) int {
+		if try <= 3 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusNoContent
+	})
+	reg := prometheus.NewRegistry()
+	d := newDeliverer(t, Config{Store: s, AllowPrivate: true, Registerer: reg})
+	hook := &recordpb.Webhook{Endpoint: recv.url("/h"), Events: []string{"*"}}
+	var want []string
+	for i := range 6 {
+		evs := enqueue(t, s, d, Event{Name: "participant-joined", RoomID: "r1", Data: map[string]int{"n": i}}, hook)
+		want = append(want, evs[0].Id)
+	}
+	run(t, d)
+	eventually(t, "6 deliveries", func() bool { a, _ := recv.snapshot(); return len(a) == 6 })
+	accepted, tries := recv.snapshot()
+	if got := ids(accepted); !slices.Equal(got, want) {
+		t.Fatalf("accepted %v, want in order %v", got, want)
+	}
+	for _, id := range want {
+		if tries[id] != 4 {
+			t.Errorf("delivery %s tried %d times, want 4", id, tries[id])
+		}
+	}
+	if got := testutil.ToFloat64(d.metrics.retried); got != 18 {
+		t.Errorf("retries = %v, want 18", got)
+	}
+	if got := testutil.ToFloat64(d.metrics.delivered); got != 6 {
+		t.Errorf("delivered = %v, want 6", got)
+	}
+}
+
+// TestManyRoomsNoneLost: 1,000 events over 10 rooms, queued concurrently
+// by one writer per room, none lost and each room's in order.
+func TestManyRoomsNoneLost(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	recv := newReceiver(t, defaultSecret, func(p Payload, try int) int {
+		// Every 7th delivery fails once, to mix retries in.
+		if try == 1 && p.ID[len(p.ID)-1]%7 == 0 {
+			return http.StatusBadGateway
+		}
+		return http.StatusOK
+	})
+	d := newDeliverer(t, Config{Store: s, AllowPrivate: true})
+	run(t, d)
+	const rooms, perRoom = 10, 100
+	hook := &recordpb.Webhook{Endpoint: recv.url("/h"), Events: []string{"*"}}
+	want := make([][]string, rooms)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for r := range rooms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range perRoom {
+				evs, err := Deliveries(Event{Name: "participant-joined", Time: time.Now(), RoomID: fmt.Sprintf("room_%d", r)}, hook, nil)
+				if err == nil {
+					err = s.Apply(context.Background(), persistence.Writes{Events: evs})
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				want[r] = append(want[r], evs[0].Id)
+				d.Notify()
+			}
+		}()
+	}
+	wg.Wait()
+	eventually(t, "1000 deliveries", func() bool { a, _ := recv.snapshot(); return len(a) >= rooms*perRoom })
+	elapsed := time.Since(start)
+	accepted, _ := recv.snapshot()
+	got := make([][]string, rooms)
+	seen := map[string]bool{}
+	for _, p := range accepted {
+		if seen[p.ID] {
+			continue // at least once: a duplicate is allowed, and ignored
+		}
+		seen[p.ID] = true
+		var r int
+		fmt.Sscanf(p.RoomID, "room_%d", &r)
+		got[r] = append(got[r], p.ID)
+	}
+	for r := range rooms {
+		if !slices.Equal(got[r], want[r]) {
+			t.Errorf("room_%d: got %d events (in order: %v), want %d", r, len(got[r]), slices.Equal(got[r], want[r][:len(got[r])]), len(want[r]))
+		}
+	}
+	t.Logf("1000 events over 10 rooms delivered in %v", elapsed.Round(time.Millisecond))
+}
+
+// TestRestartDeliversPending: deliveries queued and partly delivered before
+// a stop are delivered after a restart over the same store, with the same
+// delivery ids.
+func TestRestartDeliversPending(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	var accepting atomic.Int32
+	accepting.Store(5)
+	recv := newReceiver(t, defaultSecret, func(Payload, int) int {
+		if accepting.Add(-1) >= 0 {
+			return http.StatusOK
+		}
+		return http.StatusInternalServerError
+	})
+	hook := &recordpb.Webhook{Endpoint: recv.url("/h"), Events: []string{"*"}}
+	var want []string
+	for i := range 20 {
+		evs := enqueue(t, s, nil, Event{Name: "participant-left", RoomID: "r1", Data: map[string]int{"n": i}}, hook)
+		want = append(want, evs[0].Id)
+	}
+	d := newDeliverer(t, Config{Store: s, AllowPrivate: true, InitialBackoff: time.Hour})
+	stop := run(t, d)
+	eventually(t, "5 deliveries and a failure", func() bool {
+		_, tries := recv.snapshot()
+		return len(tries) == 6
+	})
+	stop()
+	s.Close()
+
+	// A new process: a new store over the same directory, a new deliverer.
+	accepting.Store(1 << 20)
+	s = openStore(t, dir)
+	if pending, _ := s.WebhookBacklog(); pending != 15 {
+		t.Fatalf("pending after restart = %d, want 15", pending)
+	}
+	d = newDeliverer(t, Config{Store: s, AllowPrivate: true})
+	run(t, d)
+	eventually(t, "20 deliveries", func() bool { a, _ := recv.snapshot(); return len(a) == 20 })
+	accepted, tries := recv.snapshot()
+	if got := ids(accepted); !slices.Equal(got, want) {
+		t.Fatalf("accepted %v, want %v", got, want)
+	}
+	if tries[want[5]] != 2 {
+		t.Errorf("the delivery that failed before the restart was tried %d times, want 2 with one id", tries[want[5]])
+	}
+	eventually(t, "an empty outbox", func() bool { p, _ := s.WebhookBacklog(); return p == 0 })
+}
+
+// TestDeadEndpointIsolated: an endpoint that never answers holds up neither
+// another room nor another endpoint of the same room.
+func TestDeadEndpointIsolated(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	release := make(chan struct{})
+	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer dead.Close()
+	defer close(release)
+	live := newReceiver(t, defaultSecret, nil)
+	d := newDeliverer(t, Config{Store: s, AllowPrivate: true, RequestTimeout: time.Minute, MaxPerEndpoint: 2, MaxConcurrent: 4})
+	run(t, d)
+
+	deadHook := &recordpb.Webhook{Endpoint: dead.URL + "/h", Events: []string{"*"}}
+	liveHook := &recordpb.Webhook{Endpoint: live.url("/h"), Events: []string{"*"}}
+	global := Destination{Endpoint: dead.URL + "/global", Events: []string{"*"}}
+	// Many rooms hooked to the dead endpoint: more than MaxConcurrent.
+	for i := range 8 {
+		enqueue(t, s, d, Event{Name: "room-created", RoomID: fmt.Sprintf("dead_%d", i)}, deadHook)
+	}
+	start := time.Now()
+	for range 10 {
+		enqueue(t, s, d, Event{Name: "participant-joined", RoomID: "live_room"}, liveHook)
+		// The same room also reports to the dead global endpoint.
+		enqueue(t, s, d, Event{Name: "participant-joined", RoomID: "mixed_room"}, liveHook, global)
+	}
+	eventually(t, "20 live deliveries", func() bool { a, _ := live.snapshot(); return len(a) == 20 })
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("live deliveries took %v behind a dead endpoint", took)
+	}
+}
+
+// TestMaxAgeFailed: a delivery still failing at its max age is kept as
+// failed, counted, and does not block the next one.
+func TestMaxAgeFailed(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	var clock atomic.Int64 // offset added to the real time
+	now := func() time.Time { return time.Now().Add(time.Duration(clock.Load())) }
+	recv := newReceiver(t, defaultSecret, func(p Payload, _ int) int {
+		if p.Event == "room-created" {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+	recv.now = now
+	reg := prometheus.NewRegistry()
+	d := newDeliverer(t, Config{Store: s, AllowPrivate: true, Registerer: reg, Now: now, MaxAge: time.Hour,
+		InitialBackoff: 10 * time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	hook := &recordpb.Webhook{Endpoint: recv.url("/h"), Events: []string{"*"}}
+	doomed := enqueue(t, s, d, Event{Name: "room-created", RoomID: "r1", Time: now()}, hook)[0]
+	next := enqueue(t, s, d, Event{Name: "room-updated", RoomID: "r1", Time: now()}, hook)[0]
+	run(t, d)
+	eventually(t, "a few retries", func() bool { _, tries := recv.snapshot(); return tries[doomed.Id] >= 3 })
+	if a, _ := recv.snapshot(); len(a) != 0 {
+		t.Fatalf("a later event was delivered before the failing one: %v", ids(a))
+	}
+	clock.Store(int64(2 * time.Hour))
+	eventually(t, "the next event", func() bool { a, _ := recv.snapshot(); return len(a) == 1 && a[0].ID == next.Id })
+
+	page, err := s.ListWebhookDeliveries(context.Background(), persistence.DeliveryQuery{Status: persistence.DeliveryFailed})
+	if err != nil || len(page.Deliveries) != 1 {
+		t.Fatalf("failed deliveries = %v, %v", page.Deliveries, err)
+	}
+	_, tries := recv.snapshot()
+	f := page.Deliveries[0]
+	if f.Id != doomed.Id || f.LastStatus != 500 || int(f.Attempts) != tries[doomed.Id] || f.FailedAt == nil || !strings.Contains(f.LastError, "500") {
+		t.Fatalf("failed record %v (tried %d times)", f, tries[doomed.Id])
+	}
+	if got := testutil.ToFloat64(d.metrics.failed); got != 1 {
+		t.Errorf("troupe_webhook_deliveries_total{result=failed} = %v, want 1", got)
+	}
+	if n, err := testutil.GatherAndCount(reg, "troupe_webhook_failed"); err != nil || n != 1 {
+		t.Fatalf("troupe_webhook_failed series = %d, %v", n, err)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP troupe_webhook_failed Failed webhook deliveries kept (GET /api/v1/webhooks/deliveries?status=failed).
+# TYPE troupe_webhook_failed gauge
+troupe_webhook_failed 1
+`), "troupe_webhook_failed"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestLoopbackRefused: without AllowPrivate, a delivery to 127.0.0.1 is
+// refused at dial time, never reaches the receiver, and fails at once.
+func TestLoopbackRefused(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	recv := newReceiver(t, defaultSecret, nil)
+	d := newDeliverer(t, Config{Store: s})
+	hook := &recordpb.Webhook{Endpoint: recv.url("/h"), Events: []string{"*"}}
+	ev := enqueue(t, s, d, Event{Name: "room-created", RoomID: "r1"}, hook)[0]
+	run(t, d)
+	eventually(t, "a failed record", func() bool { _, f := s.WebhookBacklog(); return f == 1 })
+	page, err := s.ListWebhookDeliveries(context.Background(), persistence.DeliveryQuery{Status: persistence.DeliveryFailed})
+	if err != nil || len(page.Deliveries) != 1 {
+		t.Fatal(page, err)
+	}
+	f := page.Deliveries[0]
+	if f.Id != ev.Id || f.Attempts != 1 || !strings.Contains(f.LastError, ErrForbiddenAddress.Error()) {
+		t.Fatalf("failed record %v", f)
+	}
+	if _, tries := recv.snapshot(); len(tries) != 0 {
+		t.Fatalf("the receiver was reached: %v", tries)
+	}
+}
+
+func TestRunTwice(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	d := newDeliverer(t, Config{Store: s})
+	run(t, d)
+	eventually(t, "running", d.running.Load)
+	if err := d.Run(context.Background()); !errors.Is(err, ErrRunning) {
+		t.Fatalf("second Run = %v, want ErrRunning", err)
+	}
+}
+
+func TestNewConfig(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	for name, cfg := range map[string]Config{
+		"no store":         {DefaultSecret: defaultSecret},
+		"no secret":        {Store: s},
+		"negative max age": {Store: s, DefaultSecret: defaultSecret, MaxAge: -time.Second},
+	} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("%s: New succeeded", name)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	if _, err := New(Config{Store: s, DefaultSecret: defaultSecret, Registerer: reg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{Store: s, DefaultSecret: defaultSecret, Registerer: reg}); err == nil {
+		t.Error("registering the metrics twice succeeded")
+	}
+}
