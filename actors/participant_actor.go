@@ -70,6 +70,8 @@ type participantActor struct {
 	// available lists the room's tracks a WHEP slot may switch to.
 	available []subscribe
 
+	stats *mediaStats // shared with the room
+
 	offered        bool // a WHIP/WHEP client has made its one offer
 	awaitingAnswer bool // our offer is out
 	// pendingOffer is the offer we sent, applied locally only when its
@@ -91,9 +93,9 @@ type receivedTrack struct {
 	sender *webrtc.RTPSender
 }
 
-func newParticipantActor(deps *Rooms, roomID string, info ParticipantInfo, req JoinRequest, pc *webrtc.PeerConnection) *participantActor {
+func newParticipantActor(deps *Rooms, roomID string, info ParticipantInfo, req JoinRequest, pc *webrtc.PeerConnection, stats *mediaStats) *participantActor {
 	return &participantActor{
-		deps: deps, roomID: roomID, info: info, kind: req.Kind, signal: req.Signal, pc: pc,
+		deps: deps, roomID: roomID, info: info, kind: req.Kind, signal: req.Signal, pc: pc, stats: stats,
 		log:       deps.cfg.Logger.With("room", roomID, "participant", info.ID),
 		published: make(map[string]*publishedTrack),
 		received:  make(map[string]*receivedTrack),
@@ -400,6 +402,7 @@ func (p *participantActor) publish(ctx actor.Context, m *remoteTrack) {
 		Simulcast: m.track.RID() != "",
 	}
 	p.published[info.ID] = &publishedTrack{info: info, fwd: fwd}
+	p.stats.addUp(fwd)
 	p.log.Info("track published", "track", info.ID, "kind", info.Kind, "codec", info.Codec)
 	ctx.Send(ctx.Parent(), &trackPublished{participantID: p.info.ID, track: info, fwd: fwd})
 	go p.watchTrackEnd(ctx.Parent(), info.ID, fwd)
@@ -445,7 +448,7 @@ func (p *participantActor) subscribe(m *subscribe) {
 
 func (p *participantActor) newDownTrack(id, streamID string, codec webrtc.RTPCodecCapability) (*rtc.DownTrack, error) {
 	root, self := p.root, p.self
-	return rtc.NewDownTrack(rtc.DownTrackConfig{
+	dt, err := rtc.NewDownTrack(rtc.DownTrackConfig{
 		ID: id, StreamID: streamID, Codec: codec,
 		Metrics: p.deps.cfg.MediaMetrics,
 		Logger:  p.log,
@@ -453,6 +456,10 @@ func (p *participantActor) newDownTrack(id, streamID string, codec webrtc.RTPCod
 			root.Send(self, &ownedFailure{err: err})
 		},
 	})
+	if err == nil {
+		p.stats.addDown(dt)
+	}
+	return dt, err
 }
 
 func (p *participantActor) unsubscribe(trackID string) {

@@ -131,6 +131,8 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		ctx.Respond(&sessionReply{session: s, err: err})
 	case *timerFired:
 		a.timerFired(ctx, m)
+	case *sessionStatsReq:
+		ctx.Respond(a.liveStats(m.sessionID))
 	}
 }
 

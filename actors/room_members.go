@@ -58,6 +58,8 @@ type member struct {
 	// leaveReason is set when the room decides to remove the member; a
 	// member that terminates without one crashed.
 	leaveReason string
+	// stats is shared with the participant actor, which fills it.
+	stats *mediaStats
 }
 
 type roomTrack struct {
@@ -145,9 +147,9 @@ func (a *roomActor) join(ctx actor.Context, req JoinRequest) *joinReply {
 	}
 	a.afterJoin(ch, info, newSession)
 	room = a.room
-	m := &member{info: info, kind: req.Kind, signal: req.Signal}
+	m := &member{info: info, kind: req.Kind, signal: req.Signal, stats: &mediaStats{}}
 	m.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return newParticipantActor(a.deps, a.id, info, req, pc)
+		return newParticipantActor(a.deps, a.id, info, req, pc, m.stats)
 	}))
 	a.members[info.ID] = m
 	a.memberOrder = append(a.memberOrder, info.ID)

@@ -248,6 +248,7 @@ func (a *roomActor) memberLeft(m *member, reason string) {
 	now := a.now()
 	left := proto.Clone(rec).(*recordpb.SessionMember)
 	left.LeftAt, left.LeaveReason = timestamp(now), reason
+	left.Stats = m.stats.snapshot()
 	next := proto.Clone(s.rec).(*recordpb.Session)
 	if next.ParticipantCount > 0 {
 		next.ParticipantCount--
@@ -295,6 +296,7 @@ func (a *roomActor) endSession(ctx actor.Context, reason, leaveReason string, ex
 		}
 		left := proto.Clone(rec).(*recordpb.SessionMember)
 		left.LeftAt, left.LeaveReason = timestamp(now), leaveReason
+		left.Stats = a.members[id].stats.snapshot()
 		c.w.Members = append(c.w.Members, left)
 		a.event(c, a.room, "participant-left", participantData(a.members[id].info, left))
 	}

@@ -285,3 +285,49 @@ func TestRestartClosesSessionsInProgress(t *testing.T) {
 		t.Fatalf("room after restart: %v %v", room, err)
 	}
 }
+
+func TestSessionStats(t *testing.T) {
+	env, _ := newSessionEnv(t)
+	ctx := context.Background()
+	createRoom(t, env, "r", nil)
+	pub := joinClient(t, env, "r", "pub", RolePublisher)
+	sub := joinClient(t, env, "r", "sub", RoleSubscriber)
+	pub.publishAV()
+	rx := sub.receive(2)
+	waitPackets(t, "video", rx["video"], 50)
+	s := activeSession(t, env, "r")
+
+	stats, err := env.rooms.SessionStats(ctx, s.Id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stats) != 2 || !stats[0].Live || stats[0].Identity != "pub" {
+		t.Fatalf("live stats: %+v", stats)
+	}
+	if p := stats[0].Media; p.PacketsIn < 50 || p.BytesIn == 0 || p.PacketsOut != 0 {
+		t.Fatalf("publisher media %v", p)
+	}
+	if m := stats[1].Media; m.PacketsOut < 50 || m.BytesOut == 0 || m.PacketsIn != 0 {
+		t.Fatalf("subscriber media %v", m)
+	}
+
+	// After the subscriber leaves, its figures come from its leave record.
+	received := rx["video"].Stats().Packets + rx["audio"].Stats().Packets
+	if err := sub.p.Leave(ctx, ReasonLeft); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the leave recorded", func() bool {
+		got, _ := env.rooms.Session(ctx, s.Id)
+		return got.ParticipantCount == 1
+	})
+	stats, err = env.rooms.SessionStats(ctx, s.Id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats[1].Live || stats[1].Media.PacketsOut < uint64(received) {
+		t.Fatalf("subscriber after leaving: live=%v %v, client received %d", stats[1].Live, stats[1].Media, received)
+	}
+	if _, err := env.rooms.SessionStats(ctx, "ses_nope"); !errors.Is(err, ErrSessionNotFound) {
+		t.Fatalf("stats of an unknown session: %v", err)
+	}
+}

@@ -1,0 +1,128 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/troupe-media/troupe/persistence/recordpb"
+	"github.com/troupe-media/troupe/rtc"
+)
+
+// mediaStats lists one participant's forwarders (what it publishes) and
+// down-tracks (what it receives). The participant adds to it; its room
+// reads it for the session stats and for the leave record. The counters
+// are the tracks' own atomics: nothing is counted twice on the packet path.
+type mediaStats struct {
+	mu   sync.Mutex // guards the following
+	up   []*rtc.Forwarder
+	down []*rtc.DownTrack
+}
+
+func (s *mediaStats) addUp(f *rtc.Forwarder) {
+	s.mu.Lock()
+	s.up = append(s.up, f)
+	s.mu.Unlock()
+}
+
+func (s *mediaStats) addDown(dt *rtc.DownTrack) {
+	s.mu.Lock()
+	s.down = append(s.down, dt)
+	s.mu.Unlock()
+}
+
+// snapshot sums every track the participant ever had, closed ones too.
+func (s *mediaStats) snapshot() *recordpb.MediaStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := &recordpb.MediaStats{}
+	for _, f := range s.up {
+		st := f.Stats()
+		out.PacketsIn += st.Packets
+		out.BytesIn += st.Bytes
+	}
+	for _, dt := range s.down {
+		st := dt.Stats()
+		out.PacketsOut += st.Packets
+		out.BytesOut += st.Bytes
+		// Only the drops that cost the subscriber media: waiting for a
+		// keyframe or a muted source is not loss.
+		out.PacketsDropped += st.Dropped(rtc.DropQueueFull) + st.Dropped(rtc.DropWriteError)
+		out.Nacks += st.NACKs
+		out.Retransmits += st.Retransmits
+		out.NackMisses += st.NACKMisses
+		out.KeyframeRequests += st.PLIs + st.FIRs
+	}
+	return out
+}
+
+// ParticipantStats is one participant's media in a session.
+type ParticipantStats struct {
+	ParticipantID, Identity string
+	// Live: the participant is still connected, and its figures still grow.
+	Live  bool
+	Media *recordpb.MediaStats
+}
+
+type sessionStatsReq struct{ sessionID string }
+
+type sessionStatsReply struct {
+	live []ParticipantStats
+	err  error
+}
+
+// liveStats answers for the members of the running session.
+func (a *roomActor) liveStats(id string) *sessionStatsReply {
+	if a.session == nil || a.session.rec.Id != id {
+		return &sessionStatsReply{} // ended meanwhile: the records have it all
+	}
+	out := make([]ParticipantStats, 0, len(a.members))
+	for _, m := range a.memberList() {
+		out = append(out, ParticipantStats{ParticipantID: m.info.ID, Identity: m.info.Identity, Live: true, Media: m.stats.snapshot()})
+	}
+	return &sessionStatsReply{live: out}
+}
+
+// SessionStats returns the media figures of every participant of a
+// session, in join order: from the leave records for those who left, live
+// from the room for those still in it.
+func (r *Rooms) SessionStats(ctx context.Context, id string) ([]ParticipantStats, error) {
+	s, err := r.Session(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	members, err := r.cfg.Store.ListSessionMembers(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("session members: %w", err)
+	}
+	live := map[string]ParticipantStats{}
+	if s.Status == recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS {
+		res, err := r.request(ctx, s.RoomId, &sessionStatsReq{sessionID: id})
+		if err != nil {
+			return nil, err
+		}
+		reply, ok := res.(*sessionStatsReply)
+		if !ok {
+			return nil, fmt.Errorf("actors: unexpected reply %T", res)
+		}
+		if reply.err != nil {
+			return nil, reply.err
+		}
+		for _, p := range reply.live {
+			live[p.ParticipantID] = p
+		}
+	}
+	out := make([]ParticipantStats, 0, len(members))
+	for _, m := range members {
+		if p, ok := live[m.ParticipantId]; ok && m.LeftAt == nil {
+			out = append(out, p)
+			continue
+		}
+		media := m.Stats
+		if media == nil {
+			media = &recordpb.MediaStats{}
+		}
+		out = append(out, ParticipantStats{ParticipantID: m.ParticipantId, Identity: m.Identity, Media: media})
+	}
+	return out, nil
+}
