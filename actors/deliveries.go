@@ -23,18 +23,9 @@ type DeliveryQuery struct {
 	Limit, Offset int
 }
 
-// deliveryStore is what listing deliveries needs; *persistence.Store is one.
-type deliveryStore interface {
-	ListWebhookDeliveries(ctx context.Context, q persistence.DeliveryQuery) (persistence.DeliveryPage, error)
-}
-
 // WebhookDeliveries lists webhook deliveries by status, with the total.
 // Failed ones come newest failure first and carry no secret.
 func (r *Rooms) WebhookDeliveries(ctx context.Context, q DeliveryQuery) ([]*recordpb.WebhookEvent, int, error) {
-	ds, ok := r.cfg.Store.(deliveryStore)
-	if !ok {
-		return nil, 0, fmt.Errorf("actors: the store keeps no webhook deliveries")
-	}
 	status := persistence.DeliveryPending
 	switch q.Status {
 	case DeliveriesPending:
@@ -43,7 +34,7 @@ func (r *Rooms) WebhookDeliveries(ctx context.Context, q DeliveryQuery) ([]*reco
 	default:
 		return nil, 0, invalid("status", "must be pending or failed")
 	}
-	page, err := ds.ListWebhookDeliveries(ctx, persistence.DeliveryQuery{Status: status, Limit: q.Limit, Offset: q.Offset})
+	page, err := r.cfg.Store.ListWebhookDeliveries(ctx, persistence.DeliveryQuery{Status: status, Limit: q.Limit, Offset: q.Offset})
 	if err != nil {
 		return nil, 0, fmt.Errorf("list webhook deliveries: %w", err)
 	}

@@ -33,6 +33,7 @@ type RoomStore interface {
 	ListSessions(ctx context.Context, q persistence.SessionQuery) (persistence.SessionPage, error)
 	InProgressSessions(ctx context.Context) ([]*recordpb.Session, error)
 	ListSessionMembers(ctx context.Context, sessionID string) ([]*recordpb.SessionMember, error)
+	ListWebhookDeliveries(ctx context.Context, q persistence.DeliveryQuery) (persistence.DeliveryPage, error)
 }
 
 // Config configures Rooms. The zero value of every field but Store is valid.
