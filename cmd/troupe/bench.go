@@ -288,6 +288,8 @@ func startChild(ctx context.Context, stderr io.Writer, token string, env []strin
 	c.cmd.Env = append(envWithoutTroupe(os.Environ()), env...)
 	c.cmd.Stdout = io.Discard
 	c.cmd.Stderr = stderr
+	// A benchmark killed outright takes its server down with it.
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := c.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start server: %w", err)
