@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
@@ -436,50 +436,14 @@ type trackEventData struct {
 // enqueueEvent adds an outbox entry to w for every destination that wants
 // event name: the room's own webhook and the server's global ones.
 func (r *Rooms) enqueueEvent(w *persistence.Writes, room *recordpb.Room, sessionID, name string, now time.Time, data any) {
-	var dests []WebhookDestination
-	if h := room.GetWebhook(); h != nil {
-		dests = append(dests, WebhookDestination{Endpoint: h.Endpoint, Events: h.Events, Secret: h.Secret})
+	events, err := webhook.Deliveries(webhook.Event{Name: name, Time: now, RoomID: room.Id, SessionID: sessionID, Data: data},
+		room.GetWebhook(), r.cfg.Webhooks)
+	if err != nil {
+		// Only a payload that is not a JSON object: a bug here, not bad input.
+		r.cfg.Logger.Error("webhook event", "event", name, "err", err)
+		return
 	}
-	dests = append(dests, r.cfg.Webhooks...)
-	var body []byte
-	for _, d := range dests {
-		if !d.wants(name) {
-			continue
-		}
-		if body == nil {
-			var err error
-			if body, err = json.Marshal(data); err != nil {
-				r.cfg.Logger.Error("webhook payload", "event", name, "err", err)
-				return
-			}
-		}
-		secret := d.Secret
-		if secret == "" {
-			secret = r.cfg.WebhookSecret
-		}
-		w.Events = append(w.Events, &recordpb.WebhookEvent{
-			Id: "evt_" + randomID(), Event: name, CreatedAt: timestamp(now), RoomId: room.Id, SessionId: sessionID,
-			Data: body, Endpoint: d.Endpoint, Secret: secret,
-		})
-	}
-}
-
-// WebhookDestination is an endpoint and the events it wants.
-type WebhookDestination struct {
-	Endpoint string
-	// Events are names or patterns ("participant-*", "*").
-	Events []string
-	// Secret signs the deliveries; empty means Config.WebhookSecret.
-	Secret string
-}
-
-func (d WebhookDestination) wants(event string) bool {
-	for _, p := range d.Events {
-		if EventMatches(p, event) {
-			return true
-		}
-	}
-	return false
+	w.Events = append(w.Events, events...)
 }
 
 // closeInterruptedSessions ends the sessions a crash or a kill left in

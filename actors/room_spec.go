@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -43,15 +44,6 @@ var (
 	qualities     = []string{"180p", "360p", "480p", "720p", "1080p"}
 	layouts       = []string{"grid", "speaker", "sidebar"}
 	autoCloseKind = []string{"session-ends", "session-end-and-deactivate"}
-
-	// WebhookEvents are the events a webhook may subscribe to.
-	WebhookEvents = []string{
-		"room-created", "room-updated", "room-deleted", "room-ended",
-		"session-started", "session-ended",
-		"participant-joined", "participant-left",
-		"track-published", "track-unpublished",
-		"recording-started", "recording-stopped", "recording-failed",
-	}
 )
 
 // The fields a patch may clear (set to null), by their API names.
@@ -287,7 +279,7 @@ func validateWebhook(w *recordpb.Webhook) error {
 		return invalid("webhook.events", "must name at most %d events", maxWebhookEvents)
 	}
 	for _, e := range w.Events {
-		if !eventPatternValid(e) {
+		if !webhook.ValidPattern(e) {
 			return invalid("webhook.events", "unknown event %q", e)
 		}
 	}
@@ -295,26 +287,6 @@ func validateWebhook(w *recordpb.Webhook) error {
 		return invalid("webhook.secret", "must be at most %d characters", maxSecretLen)
 	}
 	return nil
-}
-
-// eventPatternValid accepts an event name, "*", or a prefix ending in "*"
-// that matches at least one event ("participant-*").
-func eventPatternValid(p string) bool {
-	for _, e := range WebhookEvents {
-		if EventMatches(p, e) {
-			return true
-		}
-	}
-	return false
-}
-
-// EventMatches reports whether event matches pattern: the same name, "*", or
-// a prefix followed by "*".
-func EventMatches(pattern, event string) bool {
-	if prefix, ok := strings.CutSuffix(pattern, "*"); ok {
-		return !strings.Contains(prefix, "*") && strings.HasPrefix(event, prefix)
-	}
-	return pattern == event
 }
 
 func oneOf(s string, set []string) bool {

@@ -108,22 +108,3 @@ func TestErrorsCrossTheMailbox(t *testing.T) {
 		t.Errorf("internal error came back as %v", got)
 	}
 }
-
-func TestEventMatches(t *testing.T) {
-	tests := []struct {
-		pattern, event string
-		want           bool
-	}{
-		{"*", "room-created", true},
-		{"participant-*", "participant-joined", true},
-		{"participant-*", "room-created", false},
-		{"room-created", "room-created", true},
-		{"room-created", "room-ended", false},
-		{"*-joined", "participant-joined", false},
-	}
-	for _, tt := range tests {
-		if got := EventMatches(tt.pattern, tt.event); got != tt.want {
-			t.Errorf("EventMatches(%q, %q) = %v", tt.pattern, tt.event, got)
-		}
-	}
-}

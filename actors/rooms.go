@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 	"github.com/troupe-media/troupe/rtc"
@@ -61,10 +62,9 @@ type Config struct {
 	// MediaMetrics, when set, counts forwarded media.
 	MediaMetrics *rtc.Metrics
 	// Webhooks are the server's own destinations, besides each room's.
-	Webhooks []WebhookDestination
-	// WebhookSecret signs deliveries to destinations without a secret of
-	// their own: the API secret.
-	WebhookSecret string
+	// Deliveries without a secret of their own are signed with the API
+	// secret by the deliverer; it never enters the outbox.
+	Webhooks []webhook.Destination
 	// OnEvents is called after webhook events were queued (the deliverer
 	// wakes up); nil: nobody is told.
 	OnEvents func()

@@ -331,3 +331,48 @@ func TestSessionStats(t *testing.T) {
 		t.Fatalf("stats of an unknown session: %v", err)
 	}
 }
+
+// Every change a room makes queues its webhook events with it, in order.
+func TestChangesQueueTheirEvents(t *testing.T) {
+	env, clock := newSessionEnv(t)
+	ctx := context.Background()
+	hook := &recordpb.Webhook{Endpoint: "https://hooks.example.com/troupe", Events: []string{"room-*", "session-*", "participant-*"}}
+	if _, err := env.rooms.Create(ctx, "r", &actorpb.RoomPatch{Name: ptr("R"), Webhook: hook}); err != nil {
+		t.Fatal(err)
+	}
+	c := joinClient(t, env, "r", "alice", RolePublisher)
+	clock.Advance(time.Second)
+	if err := c.p.Leave(ctx, ReasonLeft); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the leave recorded", func() bool {
+		list, _, _ := env.rooms.WebhookDeliveries(ctx, DeliveryQuery{Status: DeliveriesPending})
+		return len(list) == 4
+	})
+	if _, err := env.rooms.End(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	list, total, err := env.rooms.WebhookDeliveries(ctx, DeliveryQuery{Status: DeliveriesPending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range list {
+		names = append(names, e.Event)
+		if e.Endpoint != hook.Endpoint || e.RoomId != "r" || e.Secret != "" {
+			t.Fatalf("delivery %v", e)
+		}
+	}
+	want := []string{"room-created", "session-started", "participant-joined", "participant-left", "room-ended", "session-ended"}
+	if total != len(want) || len(names) != len(want) {
+		t.Fatalf("queued %v (total %d), want %v", names, total, want)
+	}
+	for i := range want {
+		if names[i] != want[i] {
+			t.Fatalf("queued %v, want %v", names, want)
+		}
+	}
+	if list[1].SessionId == "" || list[0].SessionId != "" {
+		t.Fatalf("session ids: room-created %q, session-started %q", list[0].SessionId, list[1].SessionId)
+	}
+}
