@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
+	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/httpapi/auth"
 )
 
@@ -47,6 +48,20 @@ type Config struct {
 	// token, for trying Troupe locally. Never enable it on a server others
 	// can reach. Default false.
 	DevJoinTokens bool `yaml:"dev_join_tokens"`
+	// WebhookURLs lists, comma-separated, endpoints that receive the events
+	// of every room (besides each room's own webhook), signed with the API
+	// secret. Default none.
+	WebhookURLs string `yaml:"webhook_urls"`
+	// WebhookEvents lists, comma-separated, the events those endpoints
+	// get; wildcards like "participant-*" work. Default "*".
+	WebhookEvents string `yaml:"webhook_events"`
+	// WebhookAllowPrivate lets webhooks reach loopback and private
+	// addresses. Default false: a room's webhook could otherwise probe the
+	// server's own network.
+	WebhookAllowPrivate bool `yaml:"webhook_allow_private"`
+	// WebhookMaxAge is how long a delivery is retried before it is kept
+	// as failed. Default 24h.
+	WebhookMaxAge time.Duration `yaml:"webhook_max_age"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text or json. Default text.
@@ -77,6 +92,8 @@ func DefaultConfig() Config {
 		HTTPAddr:       "127.0.0.1:7880",
 		RTCUDPPort:     7882,
 		RTCBind:        "127.0.0.1",
+		WebhookEvents:  "*",
+		WebhookMaxAge:  24 * time.Hour,
 		LogLevel:       "info",
 		LogFormat:      "text",
 		RequestTimeout: 2 * time.Second,
@@ -117,6 +134,14 @@ func (c Config) Validate() error {
 	}
 	if c.RateLimit < 0 {
 		return fmt.Errorf("%w: --rate-limit %v: must not be negative", ErrInvalidConfig, c.RateLimit)
+	}
+	if c.WebhookMaxAge <= 0 {
+		return fmt.Errorf("%w: --webhook-max-age %v: must be positive", ErrInvalidConfig, c.WebhookMaxAge)
+	}
+	for _, d := range c.webhookDestinations() {
+		if err := d.Validate(); err != nil {
+			return fmt.Errorf("%w: --webhook-urls/--webhook-events: %v", ErrInvalidConfig, err)
+		}
 	}
 	if c.RateBurst < 0 {
 		return fmt.Errorf("%w: --rate-burst %d: must not be negative", ErrInvalidConfig, c.RateBurst)
@@ -177,6 +202,10 @@ var settings = []setting{
 	{"turn-username", "username for the TURN URLs", func(c *Config) any { return &c.TURNUsername }},
 	{"turn-credential", "credential for the TURN URLs", func(c *Config) any { return &c.TURNCredential }},
 	{"dev-join-tokens", "let the web page mint join tokens itself (local use only)", func(c *Config) any { return &c.DevJoinTokens }},
+	{"webhook-urls", "comma-separated endpoints that get every room's events", func(c *Config) any { return &c.WebhookURLs }},
+	{"webhook-events", "comma-separated events (or patterns) sent to --webhook-urls", func(c *Config) any { return &c.WebhookEvents }},
+	{"webhook-allow-private", "let webhooks reach loopback and private addresses", func(c *Config) any { return &c.WebhookAllowPrivate }},
+	{"webhook-max-age", "how long a webhook delivery is retried before it is kept as failed", func(c *Config) any { return &c.WebhookMaxAge }},
 	{"log-level", "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
 	{"log-format", "text or json", func(c *Config) any { return &c.LogFormat }},
 	{"request-timeout", "how long an API call waits for its room before 503", func(c *Config) any { return &c.RequestTimeout }},
@@ -371,4 +400,13 @@ func oneLine(s string) string {
 		b.WriteString(line)
 	}
 	return b.String()
+}
+
+// webhookDestinations are the server's own webhook destinations.
+func (c Config) webhookDestinations() []webhook.Destination {
+	var out []webhook.Destination
+	for _, u := range splitList(c.WebhookURLs) {
+		out = append(out, webhook.Destination{Endpoint: u, Events: splitList(c.WebhookEvents)})
+	}
+	return out
 }

@@ -52,6 +52,7 @@ rate_burst: 20
 		{"defaults", nil, nil, "", func(c Config) bool { return c == DefaultConfig() }},
 		{"yaml over defaults", nil, nil, yamlAll, func(c Config) bool {
 			return c == Config{DataDir: "/yaml/data", HTTPAddr: "127.0.0.1:1001", RTCUDPPort: 1002, RTCBind: "127.0.0.1",
+				WebhookEvents: "*", WebhookMaxAge: 24 * time.Hour,
 				LogLevel: "debug", LogFormat: "json", RequestTimeout: 3 * time.Second,
 				PassivateAfter: time.Minute, RateLimit: 10.5, RateBurst: 20}
 		}},
@@ -116,6 +117,9 @@ func TestConfigErrors(t *testing.T) {
 		{"udp port negative", []string{"--rtc-udp-port", "-1"}, nil, "", "--rtc-udp-port -1"},
 		{"rtc bind not an IP", []string{"--rtc-bind", "localhost"}, nil, "", "--rtc-bind"},
 		{"announce not an IP", nil, map[string]string{"TROUPE_RTC_ANNOUNCE_IP": "1.2.3.4, example.com"}, "", "--rtc-announce-ip \"example.com\""},
+		{"webhook max age zero", []string{"--webhook-max-age", "0s"}, nil, "", "--webhook-max-age"},
+		{"webhook url not a url", []string{"--webhook-urls", "not a url"}, nil, "", "--webhook-urls"},
+		{"webhook event unknown", []string{"--webhook-urls", "https://example.com/h", "--webhook-events", "room-exploded"}, nil, "", "--webhook-urls/--webhook-events"},
 		{"dev tokens not a bool", nil, map[string]string{"TROUPE_DEV_JOIN_TOKENS": "maybe"}, "", "not a boolean"},
 		{"udp port too big", nil, nil, "rtc_udp_port: 65536\n", "--rtc-udp-port 65536"},
 		{"bad level", []string{"--log-level", "verbose"}, nil, "", "--log-level"},

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/persistence"
@@ -178,6 +179,34 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout io.Writer) (er
 	if err := registerAll(reg, mediaMetrics); err != nil {
 		return err
 	}
+	// Webhook deliveries run beside the server and stop after the room
+	// actors, so that what they queue while stopping stays in the outbox
+	// for the next start.
+	for _, d := range cfg.webhookDestinations() {
+		if err := webhook.CheckEndpoint(ctx, d.Endpoint, cfg.WebhookAllowPrivate); err != nil {
+			return fmt.Errorf("%w: --webhook-urls %s: %v", ErrInvalidConfig, d.Endpoint, err)
+		}
+	}
+	deliverer, err := webhook.New(webhook.Config{
+		Store:         store,
+		DefaultSecret: []byte(key.Secret),
+		AllowPrivate:  cfg.WebhookAllowPrivate,
+		MaxAge:        cfg.WebhookMaxAge,
+		Logger:        log.With("component", "webhook"),
+		Registerer:    reg,
+	})
+	if err != nil {
+		return fmt.Errorf("webhooks: %w", err)
+	}
+	deliverCtx, stopDelivering := context.WithCancel(context.Background())
+	delivered := make(chan error, 1)
+	go func() { delivered <- deliverer.Run(deliverCtx) }()
+	defer func() {
+		stopDelivering()
+		if derr := <-delivered; derr != nil && !errors.Is(derr, context.Canceled) {
+			err = errors.Join(err, fmt.Errorf("webhooks: %w", derr))
+		}
+	}()
 	rooms, err := actors.NewRooms(actors.Config{
 		Store:          store,
 		RequestTimeout: cfg.RequestTimeout,
@@ -186,6 +215,11 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout io.Writer) (er
 		Registerer:     reg,
 		Media:          media,
 		MediaMetrics:   mediaMetrics,
+		Webhooks:       cfg.webhookDestinations(),
+		OnEvents:       deliverer.Notify,
+		CheckWebhook: func(ctx context.Context, endpoint string) error {
+			return webhook.CheckEndpoint(ctx, endpoint, cfg.WebhookAllowPrivate)
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("start room actors: %w", err)
