@@ -2,7 +2,6 @@ package actors
 
 import (
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -40,7 +39,6 @@ const (
 )
 
 var (
-	roomIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	qualities     = []string{"180p", "360p", "480p", "720p", "1080p"}
 	layouts       = []string{"grid", "speaker", "sidebar"}
 	autoCloseKind = []string{"session-ends", "session-end-and-deactivate"}
@@ -56,9 +54,17 @@ const (
 )
 
 // ValidateRoomID reports whether id may name a room: [A-Za-z0-9_-]{1,64}.
+// It runs on every request that names a room, so it is a loop, not a regexp.
 func ValidateRoomID(id string) error {
-	if !roomIDPattern.MatchString(id) {
+	if len(id) < 1 || len(id) > 64 {
 		return invalid("id", "must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -")
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+		default:
+			return invalid("id", "must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -")
+		}
 	}
 	return nil
 }
