@@ -33,6 +33,8 @@ const (
 	codeRoomUnavailable      = "room_unavailable"
 	codeNotReady             = "not_ready"
 	codeParticipantNotFound  = "participant_not_found"
+	codeSessionNotFound      = "session_not_found"
+	codeSessionEnded         = "session_ended"
 	codeOutsideJoinWindow    = "outside_join_window"
 	codeInvalidSDP           = "invalid_sdp"
 	codeSignalingState       = "signaling_state"
@@ -90,6 +92,8 @@ var domainErrors = []struct {
 	{actors.ErrRoomFull, http.StatusConflict, codeRoomFull, "the room is full"},
 	{actors.ErrRoomLocked, http.StatusConflict, codeRoomLocked, "the room is locked"},
 	{actors.ErrParticipantNotFound, http.StatusNotFound, codeParticipantNotFound, "participant not found"},
+	{actors.ErrSessionNotFound, http.StatusNotFound, codeSessionNotFound, "session not found"},
+	{actors.ErrSessionEnded, http.StatusConflict, codeSessionEnded, "the session has ended"},
 	{actors.ErrOutsideJoinWindow, http.StatusConflict, codeOutsideJoinWindow, "the room is not open for joining now"},
 	{actors.ErrForbidden, http.StatusForbidden, codeForbidden, "this role may not do that"},
 	{actors.ErrSignalingState, http.StatusConflict, codeSignalingState, "the message does not fit the negotiation's state"},

@@ -63,17 +63,19 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 func newStack(t testing.TB, mod func(*Config)) *stack {
 	t.Helper()
-	return buildStack(t, mod, false)
+	return buildStack(t, mod, nil, false)
 }
 
 // newMediaStack is newStack with a media engine on loopback UDP: rooms
 // take participants.
 func newMediaStack(t testing.TB, mod func(*Config)) *stack {
 	t.Helper()
-	return buildStack(t, mod, true)
+	return buildStack(t, mod, nil, true)
 }
 
-func buildStack(t testing.TB, mod func(*Config), media bool) *stack {
+// buildStack builds a stack; amod, if not nil, changes the room actors'
+// configuration before they start.
+func buildStack(t testing.TB, mod func(*Config), amod func(*actors.Config), media bool) *stack {
 	t.Helper()
 	store, err := persistence.Open(persistence.Config{Dir: t.TempDir()})
 	if err != nil {
@@ -91,6 +93,9 @@ func buildStack(t testing.TB, mod func(*Config), media bool) *stack {
 		metrics := rtc.NewMetrics()
 		reg.MustRegister(metrics)
 		acfg.Media, acfg.MediaMetrics = engine, metrics
+	}
+	if amod != nil {
+		amod(&acfg)
 	}
 	rooms, err := actors.NewRooms(acfg)
 	if err != nil {

@@ -67,7 +67,7 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 					}
 				}
 			}
-			if m == "post" && strings.HasPrefix(path, "/api/v1/rooms") && !strings.Contains(string(raw), "IdempotencyKey") {
+			if m == "post" && strings.HasPrefix(path, "/api/v1/") && !strings.Contains(string(raw), "IdempotencyKey") {
 				t.Errorf("POST %s does not document Idempotency-Key", path)
 			}
 		}
@@ -130,6 +130,7 @@ var allErrorCodes = []string{
 	codeUnsupportedMediaType, codeBodyTooLarge, codeRateLimited, codeRoomNotFound, codeRoomExists,
 	codeRoomEnded, codeRoomFull, codeRoomLocked, codeRoomUnavailable, codeNotReady, codeInternal,
 	codeParticipantNotFound, codeOutsideJoinWindow, codeInvalidSDP, codeSignalingState, codeUpgradeRequired,
+	codeSessionNotFound, codeSessionEnded,
 }
 
 func collectRefs(t *testing.T, raw []byte, out *[]string) {

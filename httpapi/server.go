@@ -16,6 +16,7 @@ import (
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/actors/actorpb"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
 // RoomService is what the API needs of the room actors; *actors.Rooms
@@ -34,6 +35,16 @@ type RoomService interface {
 	Participants(ctx context.Context, roomID string) ([]actors.ParticipantInfo, error)
 	Kick(ctx context.Context, roomID, participantID string) error
 	MuteParticipant(ctx context.Context, roomID, participantID, kind string, muted bool) error
+
+	// Session history, live session stats and ending a session.
+	Sessions(ctx context.Context, q actors.SessionQuery) ([]*recordpb.Session, int, error)
+	Session(ctx context.Context, id string) (*recordpb.Session, error)
+	SessionParticipants(ctx context.Context, id string) ([]*recordpb.SessionMember, error)
+	SessionStats(ctx context.Context, id string) ([]actors.ParticipantStats, error)
+	EndSession(ctx context.Context, id string) (*recordpb.Session, error)
+
+	// WebhookDeliveries lists the webhook outbox and the failed deliveries.
+	WebhookDeliveries(ctx context.Context, q actors.DeliveryQuery) ([]*recordpb.WebhookEvent, int, error)
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0.
@@ -195,6 +206,13 @@ func (s *Server) routes() *gin.Engine {
 	api.GET("/rooms/:id/participants", s.handle(s.listParticipants))
 	api.DELETE("/rooms/:id/participants/:pid", s.handle(s.kickParticipant))
 	api.POST("/rooms/:id/participants/:pid/mute", s.handle(s.muteParticipant))
+	api.GET("/rooms/:id/sessions", s.handle(s.listRoomSessions))
+	api.GET("/sessions", s.handle(s.listSessions))
+	api.GET("/sessions/:id", s.handle(s.getSession))
+	api.GET("/sessions/:id/participants", s.handle(s.listSessionParticipants))
+	api.GET("/sessions/:id/stats", s.handle(s.sessionStats))
+	api.POST("/sessions/:id/end", s.handle(s.endSession))
+	api.GET("/webhooks/deliveries", s.handle(s.listDeliveries))
 
 	e.GET("/rtc", s.signaling)
 	for _, path := range []string{"/whip/:room", "/whep/:room"} {

@@ -1,0 +1,323 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+// sessionJSON is the session object of API.md. Every field is always
+// present; pointers render null where the session has no value (end_time,
+// duration and end_reason while it is in progress).
+type sessionJSON struct {
+	ID                        string     `json:"id"`
+	RoomID                    string     `json:"room_id"`
+	Name                      string     `json:"name"`
+	DisplayName               string     `json:"display_name"`
+	Status                    string     `json:"status"`
+	StartTime                 time.Time  `json:"start_time"`
+	EndTime                   *time.Time `json:"end_time"`
+	Duration                  *int64     `json:"duration"` // whole seconds
+	EndReason                 *string    `json:"end_reason"`
+	ParticipantCount          uint32     `json:"participant_count"`
+	MaxConcurrentParticipants uint32     `json:"max_concurrent_participants"`
+	TotalParticipants         uint32     `json:"total_participants"`
+	MaxMembers                uint32     `json:"max_members"`
+	Quality                   string     `json:"quality"`
+	FPS                       uint32     `json:"fps"`
+	JoinFrom                  *time.Time `json:"join_from"`
+	JoinUntil                 *time.Time `json:"join_until"`
+	RemoveAfterSecondsElapsed *uint32    `json:"remove_after_seconds_elapsed"`
+	Layout                    string     `json:"layout"`
+	RecordOnStart             bool       `json:"record_on_start"`
+	Locked                    bool       `json:"locked"`
+	CreatedAt                 time.Time  `json:"created_at"`
+	UpdatedAt                 time.Time  `json:"updated_at"`
+}
+
+type sessionListJSON struct {
+	Sessions []sessionJSON `json:"sessions"`
+	Total    int           `json:"total"`
+	Limit    int           `json:"limit"`
+	Offset   int           `json:"offset"`
+}
+
+// The session statuses as the API spells them.
+const (
+	sessionInProgress = "in-progress"
+	sessionEnded      = "ended"
+)
+
+func sessionStatusString(s recordpb.SessionStatus) string {
+	switch s {
+	case recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS:
+		return sessionInProgress
+	case recordpb.SessionStatus_SESSION_STATUS_ENDED:
+		return sessionEnded
+	}
+	return "unknown"
+}
+
+// seconds is the whole seconds from a to b: what duration fields report.
+func seconds(a, b time.Time) *int64 {
+	d := int64(b.Sub(a) / time.Second)
+	return &d
+}
+
+func toSessionJSON(s *recordpb.Session) sessionJSON {
+	out := sessionJSON{
+		ID:                        s.GetId(),
+		RoomID:                    s.GetRoomId(),
+		Name:                      s.GetName(),
+		DisplayName:               s.GetDisplayName(),
+		Status:                    sessionStatusString(s.GetStatus()),
+		StartTime:                 s.GetStartTime().AsTime().UTC(),
+		EndTime:                   utcTime(s.GetEndTime()),
+		ParticipantCount:          s.GetParticipantCount(),
+		MaxConcurrentParticipants: s.GetMaxConcurrentParticipants(),
+		TotalParticipants:         s.GetTotalParticipants(),
+		MaxMembers:                s.GetMaxMembers(),
+		Quality:                   s.GetQuality(),
+		FPS:                       s.GetFps(),
+		JoinFrom:                  utcTime(s.GetJoinFrom()),
+		JoinUntil:                 utcTime(s.GetJoinUntil()),
+		Layout:                    s.GetLayout(),
+		RecordOnStart:             s.GetRecordOnStart(),
+		Locked:                    s.GetLocked(),
+		CreatedAt:                 s.GetCreatedAt().AsTime().UTC(),
+		UpdatedAt:                 s.GetUpdatedAt().AsTime().UTC(),
+	}
+	if out.EndTime != nil {
+		out.Duration = seconds(out.StartTime, *out.EndTime)
+	}
+	if r := s.GetEndReason(); r != "" {
+		out.EndReason = &r
+	}
+	if s.RemoveAfterSecondsElapsed != nil {
+		v := *s.RemoveAfterSecondsElapsed
+		out.RemoveAfterSecondsElapsed = &v
+	}
+	return out
+}
+
+// sessionParticipantJSON is one stay of a participant in a session. One
+// who leaves and joins again has two, each with its own participant_id.
+type sessionParticipantJSON struct {
+	ParticipantID string     `json:"participant_id"`
+	Identity      string     `json:"identity"`
+	Name          string     `json:"name"`
+	Role          string     `json:"role"`
+	JoinedAt      time.Time  `json:"joined_at"`
+	LeftAt        *time.Time `json:"left_at"`
+	Duration      *int64     `json:"duration"` // whole seconds; null while present
+	LeaveReason   *string    `json:"leave_reason"`
+}
+
+func toSessionParticipantJSON(m *recordpb.SessionMember) sessionParticipantJSON {
+	out := sessionParticipantJSON{
+		ParticipantID: m.GetParticipantId(),
+		Identity:      m.GetIdentity(),
+		Name:          m.GetName(),
+		Role:          m.GetRole(),
+		JoinedAt:      m.GetJoinedAt().AsTime().UTC(),
+		LeftAt:        utcTime(m.GetLeftAt()),
+	}
+	if out.LeftAt != nil {
+		out.Duration = seconds(out.JoinedAt, *out.LeftAt)
+	}
+	if r := m.GetLeaveReason(); r != "" {
+		out.LeaveReason = &r
+	}
+	return out
+}
+
+// mediaStatsJSON is one participant's media, or a session's totals.
+type mediaStatsJSON struct {
+	PacketsIn      uint64 `json:"packets_in"`
+	BytesIn        uint64 `json:"bytes_in"`
+	PacketsOut     uint64 `json:"packets_out"`
+	BytesOut       uint64 `json:"bytes_out"`
+	PacketsDropped uint64 `json:"packets_dropped"`
+	// Loss is packets_dropped / (packets_out + packets_dropped): the share
+	// of what was meant for the participant that the server did not send.
+	Loss             float64 `json:"loss"`
+	Nacks            uint64  `json:"nacks"`
+	Retransmits      uint64  `json:"retransmits"`
+	NackMisses       uint64  `json:"nack_misses"`
+	KeyframeRequests uint64  `json:"keyframe_requests"`
+}
+
+func (m *mediaStatsJSON) add(s *recordpb.MediaStats) {
+	m.PacketsIn += s.GetPacketsIn()
+	m.BytesIn += s.GetBytesIn()
+	m.PacketsOut += s.GetPacketsOut()
+	m.BytesOut += s.GetBytesOut()
+	m.PacketsDropped += s.GetPacketsDropped()
+	m.Nacks += s.GetNacks()
+	m.Retransmits += s.GetRetransmits()
+	m.NackMisses += s.GetNackMisses()
+	m.KeyframeRequests += s.GetKeyframeRequests()
+	m.Loss = 0
+	if meant := m.PacketsOut + m.PacketsDropped; meant > 0 {
+		m.Loss = float64(m.PacketsDropped) / float64(meant)
+	}
+}
+
+type participantStatsJSON struct {
+	ParticipantID string `json:"participant_id"`
+	Identity      string `json:"identity"`
+	// Live: still in the room; its figures still grow.
+	Live bool `json:"live"`
+	mediaStatsJSON
+}
+
+type sessionStatsJSON struct {
+	SessionID    string                 `json:"session_id"`
+	Participants []participantStatsJSON `json:"participants"`
+	Totals       mediaStatsJSON         `json:"totals"`
+}
+
+func toSessionStatsJSON(id string, stats []actors.ParticipantStats) sessionStatsJSON {
+	out := sessionStatsJSON{SessionID: id, Participants: make([]participantStatsJSON, len(stats))}
+	for i, p := range stats {
+		ps := participantStatsJSON{ParticipantID: p.ParticipantID, Identity: p.Identity, Live: p.Live}
+		ps.add(p.Media)
+		out.Participants[i] = ps
+		out.Totals.add(p.Media)
+	}
+	return out
+}
+
+func (s *Server) listSessions(c *gin.Context) error {
+	query := c.Request.URL.Query()
+	var roomID string
+	if query.Has("room_id") {
+		roomID = query.Get("room_id")
+		if actors.ValidateRoomID(roomID) != nil {
+			return fieldError("room_id", "must be a room id: 1 to 64 characters of A-Z, a-z, 0-9, _ and -")
+		}
+	}
+	out, err := s.sessionPage(c, roomID)
+	if err != nil {
+		return err
+	}
+	writeJSON(c, http.StatusOK, out)
+	return nil
+}
+
+// listRoomSessions lists a room's sessions, also after the room was
+// deleted: session records outlive their room. A room that does not exist
+// and never had a session is not found.
+func (s *Server) listRoomSessions(c *gin.Context) error {
+	id := c.Param("id")
+	if actors.ValidateRoomID(id) != nil {
+		return actors.ErrRoomNotFound
+	}
+	out, err := s.sessionPage(c, id)
+	if err != nil {
+		return err
+	}
+	if out.Total == 0 {
+		if _, err := s.cfg.Rooms.Get(c.Request.Context(), id); err != nil {
+			return err
+		}
+	}
+	writeJSON(c, http.StatusOK, out)
+	return nil
+}
+
+// sessionPage reads limit, offset and status and lists roomID's sessions
+// (every room's when roomID is empty), newest first.
+func (s *Server) sessionPage(c *gin.Context, roomID string) (sessionListJSON, error) {
+	q := actors.SessionQuery{RoomID: roomID}
+	query := c.Request.URL.Query()
+	var err error
+	if q.Limit, err = intParam(query, "limit", defaultLimit, 1, maxLimit); err != nil {
+		return sessionListJSON{}, err
+	}
+	if q.Offset, err = intParam(query, "offset", 0, 0, -1); err != nil {
+		return sessionListJSON{}, err
+	}
+	if query.Has("status") {
+		switch query.Get("status") {
+		case sessionInProgress:
+			q.Status = recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS
+		case sessionEnded:
+			q.Status = recordpb.SessionStatus_SESSION_STATUS_ENDED
+		default:
+			return sessionListJSON{}, fieldError("status", "must be in-progress or ended")
+		}
+	}
+	list, total, err := s.cfg.Rooms.Sessions(c.Request.Context(), q)
+	if err != nil {
+		return sessionListJSON{}, err
+	}
+	out := sessionListJSON{Sessions: make([]sessionJSON, len(list)), Total: total, Limit: q.Limit, Offset: q.Offset}
+	for i, ses := range list {
+		out.Sessions[i] = toSessionJSON(ses)
+	}
+	return out, nil
+}
+
+func (s *Server) getSession(c *gin.Context) error {
+	ses, err := s.cfg.Rooms.Session(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(c, http.StatusOK, toSessionJSON(ses))
+	return nil
+}
+
+// listSessionParticipants answers a bare array in join order, like the
+// live participants of a room.
+func (s *Server) listSessionParticipants(c *gin.Context) error {
+	members, err := s.cfg.Rooms.SessionParticipants(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	out := make([]sessionParticipantJSON, len(members))
+	for i, m := range members {
+		out[i] = toSessionParticipantJSON(m)
+	}
+	writeJSON(c, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) sessionStats(c *gin.Context) error {
+	id := c.Param("id")
+	stats, err := s.cfg.Rooms.SessionStats(c.Request.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(c, http.StatusOK, toSessionStatsJSON(id, stats))
+	return nil
+}
+
+// endSession ends a session in progress: its members are disconnected and
+// the room stays open, so the next one to enter starts a new session.
+func (s *Server) endSession(c *gin.Context) error {
+	// No fields are defined; an empty body or {} is accepted.
+	o, err := optionalJSON(c.Request, requestBody(c))
+	if err != nil {
+		return err
+	}
+	if err := o.finish(); err != nil {
+		return err
+	}
+	ses, err := s.cfg.Rooms.EndSession(c.Request.Context(), c.Param("id"))
+	if errors.Is(err, actors.ErrRoomNotFound) {
+		// The room went (deleted) between the session read and the end:
+		// deleting it ended the session.
+		err = actors.ErrSessionEnded
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(c, http.StatusOK, toSessionJSON(ses))
+	return nil
+}
