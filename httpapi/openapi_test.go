@@ -3,10 +3,13 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/troupe-media/troupe/actors/webhook"
 )
 
 type openAPIDoc struct {
@@ -155,4 +158,67 @@ func collectRefs(t *testing.T, raw []byte, out *[]string) {
 		}
 	}
 	walk(v)
+}
+
+// The documented schemas have exactly the fields the handlers render, all
+// of them required (every field is always present, null or not).
+func TestOpenAPISchemasMatchTypes(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Required   []string                   `json:"required"`
+				Properties map[string]json.RawMessage `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]any{
+		"Room": roomJSON{}, "RoomList": roomListJSON{}, "Participant": participantJSON{},
+		"Session": sessionJSON{}, "SessionList": sessionListJSON{}, "SessionParticipant": sessionParticipantJSON{},
+		"MediaStats": mediaStatsJSON{}, "ParticipantStats": participantStatsJSON{}, "SessionStats": sessionStatsJSON{},
+		"WebhookDelivery": deliveryJSON{}, "WebhookDeliveryList": deliveryListJSON{}, "WebhookEvent": webhook.Payload{},
+	} {
+		schema, ok := doc.Components.Schemas[name]
+		if !ok {
+			t.Errorf("schema %s is not documented", name)
+			continue
+		}
+		fields := jsonFields(reflect.TypeOf(v))
+		var props []string
+		for p := range schema.Properties {
+			props = append(props, p)
+		}
+		required := slices.Clone(schema.Required)
+		for _, l := range [][]string{fields, props, required} {
+			sort.Strings(l)
+		}
+		if !slices.Equal(fields, props) || !slices.Equal(fields, required) {
+			t.Errorf("schema %s: rendered fields %v, properties %v, required %v", name, fields, props, required)
+		}
+	}
+}
+
+// jsonFields lists the JSON names encoding/json gives a struct's fields,
+// embedded structs flattened.
+func jsonFields(typ reflect.Type) []string {
+	var out []string
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		tag := f.Tag.Get("json")
+		if f.Anonymous && tag == "" {
+			out = append(out, jsonFields(f.Type)...)
+			continue
+		}
+		if !f.IsExported() || tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, name)
+	}
+	return out
 }
