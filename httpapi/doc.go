@@ -1,13 +1,16 @@
 // Package httpapi is Troupe's HTTP edge: a Gin engine serving the REST API
-// under /api/v1, the OpenAPI document, /healthz, /readyz and /metrics, the
+// under /api/v1 (rooms, participants, session history and stats, webhook
+// deliveries), the OpenAPI document (which also describes the webhook
+// requests Troupe sends), /healthz, /readyz and /metrics, the
 // media signaling (the /rtc WebSocket, WHIP and WHEP; docs/signaling.md)
 // and the web page (web/, embedded).
 //
 // It owns the wire format (the JSON shapes of API.md), authentication of
 // bearer tokens, request limits (body size, rate), Idempotency-Key handling
 // and the one mapping from errors to status codes (errors.go). It holds no
-// room state: every room operation is a request to the room's actor through
-// the RoomService interface, and the reply is rendered as JSON.
+// room state: every room operation is a request to the room's actor, and
+// every read of sessions or deliveries a call to the room actors' package,
+// through the RoomService interface; the reply is rendered as JSON.
 //
 // Only cmd/troupe imports this package. Its sub-package auth mints and
 // verifies the tokens and knows nothing of HTTP.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -223,12 +224,23 @@ func (s *Server) listRoomSessions(c *gin.Context) error {
 		return err
 	}
 	if out.Total == 0 {
-		if _, err := s.cfg.Rooms.Get(c.Request.Context(), id); err != nil {
+		if err := s.roomKnown(c.Request.Context(), id); err != nil {
 			return err
 		}
 	}
 	writeJSON(c, http.StatusOK, out)
 	return nil
+}
+
+// roomKnown returns nil if the room exists or has a session on record
+// (under any status), else ErrRoomNotFound.
+func (s *Server) roomKnown(ctx context.Context, id string) error {
+	_, total, err := s.cfg.Rooms.Sessions(ctx, actors.SessionQuery{RoomID: id, Limit: 1})
+	if err != nil || total > 0 {
+		return err
+	}
+	_, err = s.cfg.Rooms.Get(ctx, id)
+	return err
 }
 
 // sessionPage reads limit, offset and status and lists roomID's sessions

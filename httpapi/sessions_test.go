@@ -448,8 +448,10 @@ func TestListSessions(t *testing.T) {
 			t.Errorf("%s after the delete = %v total %d", path, got, total)
 		}
 	}
-	if got, total, _, _ := s.sessionIDs(t, "/api/v1/sessions?status=in-progress"); len(got) != 0 || total != 0 {
-		t.Errorf("in progress after the delete = %v total %d", got, total)
+	for _, path := range []string{"/api/v1/sessions?status=in-progress", "/api/v1/rooms/b/sessions?status=in-progress"} {
+		if got, total, _, _ := s.sessionIDs(t, path); len(got) != 0 || total != 0 {
+			t.Errorf("%s after the delete = %v total %d", path, got, total)
+		}
 	}
 }
 
