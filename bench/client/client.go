@@ -167,17 +167,10 @@ func (c *Client) Err() error {
 // requests) the caller must read.
 func (c *Client) Publish(ctx context.Context, tracks ...webrtc.TrackLocal) ([]*webrtc.RTPSender, error) {
 	c.mu.Lock()
-	var senders []*webrtc.RTPSender
-	for _, t := range tracks {
-		tc, err := c.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-		if err != nil {
-			c.mu.Unlock()
-			return nil, fmt.Errorf("client: add track: %w", err)
-		}
-		senders = append(senders, tc.Sender())
-	}
-	// Impolite peer: an offer of ours makes us ignore the server's until
-	// our answer comes; a server offer half-applied must be finished first.
+	// A server offer half-applied must be finished first. The transceivers
+	// are added only then, under the same lock as the offer: pion pairs a
+	// new, unnegotiated transceiver with a matching section of a remote
+	// offer, so a server offer applied in between would take our track.
 	for c.pc.SignalingState() != webrtc.SignalingStateStable {
 		c.mu.Unlock()
 		select {
@@ -189,6 +182,17 @@ func (c *Client) Publish(ctx context.Context, tracks ...webrtc.TrackLocal) ([]*w
 		}
 		c.mu.Lock()
 	}
+	var senders []*webrtc.RTPSender
+	for _, t := range tracks {
+		tc, err := c.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			c.mu.Unlock()
+			return nil, fmt.Errorf("client: add track: %w", err)
+		}
+		senders = append(senders, tc.Sender())
+	}
+	// Impolite peer: with our offer out, the server's offers are ignored
+	// until our answer comes.
 	offer, err := c.pc.CreateOffer(nil)
 	if err == nil {
 		err = c.pc.SetLocalDescription(offer)

@@ -11,10 +11,10 @@ import (
 // WriteTable prints one row per step.
 func WriteTable(w io.Writer, steps []Step) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tpubs\tsubs\texpected\treceived\tloss %\tlat p50 ms\tp99 ms\tmax ms\tjoin p50 ms\tp99 ms\tfwd pkt/s\tsrv cores\tµs/pkt\tpkt/s/core\tRSS MB\tKB/part\tclient cores\t")
+	fmt.Fprintln(tw, "server\tpubs\tsubs\texpected\treceived\tloss %\tmissing tracks\tlat p50 ms\tp99 ms\tmax ms\tjoin p50 ms\tp99 ms\tfwd pkt/s\tsrv cores\tµs/pkt\tpkt/s/core\tRSS MB\tKB/part\tclient cores\t")
 	for _, s := range steps {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.1f\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.0f\t%.1f\t%.0f\t%.2f\t\n",
-			s.Server, s.Publishers, s.Subscribers, s.ExpectedPackets, s.ReceivedPackets, 100*s.LossRatio,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%d\t%.2f\t%.2f\t%.1f\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.0f\t%.1f\t%.0f\t%.2f\t\n",
+			s.Server, s.Publishers, s.Subscribers, s.ExpectedPackets, s.ReceivedPackets, 100*s.LossRatio, s.MissingTracks,
 			s.LatencyP50Ms, s.LatencyP99Ms, s.LatencyMaxMs, s.JoinToFirstPacketP50Ms, s.JoinToFirstPacketP99Ms,
 			s.ForwardedPacketsPerSec, s.ServerCores, s.CPUPerPacketUs, s.PacketsPerSecPerCore,
 			float64(s.ServerRSSBytes)/(1<<20), float64(s.RSSPerParticipantBytes)/1024, s.ClientCores)

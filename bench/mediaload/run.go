@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"golang.org/x/sync/errgroup"
 
@@ -331,6 +332,8 @@ func (r *runner) token(ctx context.Context, room int, role string) (string, erro
 // join connects one participant; its receivers start as tracks arrive.
 func (r *runner) join(ctx context.Context, room int, token string, publisher bool, step int) (*participant, error) {
 	p := &participant{room: room, publisher: publisher, step: step}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.JoinTimeout)
+	defer cancel()
 	p.joinStart = time.Now()
 	c, err := client.Dial(ctx, client.Config{
 		URL: r.cfg.Target.BaseURL, Token: token, API: r.cfg.API, Logger: r.log,
@@ -393,7 +396,9 @@ func (r *runner) joinPublisher(ctx context.Context, room int) error {
 			Track: t, PayloadSize: a.PayloadBytes, TimestampStep: uint32(48000 / a.PacketsPerSec),
 		}, time.Second / time.Duration(a.PacketsPerSec), false})
 	}
-	senders, err := p.c.Publish(ctx, tracks...)
+	pctx, cancel := context.WithTimeout(ctx, r.cfg.JoinTimeout)
+	defer cancel()
+	senders, err := p.c.Publish(pctx, tracks...)
 	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
@@ -564,8 +569,17 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 				continue
 			}
 			s.ExpectedPackets += int64(counters1[key] - counters0[key])
-			if w := seen[key]; w != nil {
+			w := seen[key]
+			if w != nil {
 				s.ReceivedPackets += w.n
+			}
+			if (w == nil || w.n == 0) && counters1[key] > counters0[key] {
+				s.MissingTracks++
+				// Whether the server offered it tells a negotiation bug from
+				// a forwarding one.
+				mid, dir := offeredIn(p.c.PeerConnection(), src.from)
+				r.log.Warn("a track never arrived", "server", r.cfg.Target.Name, "participant", p.c.ParticipantID(),
+					"track", key, "offered_in_mid", mid, "client_direction", dir)
 			}
 		}
 		// Join time is to the first packet received: a publisher alone in
@@ -645,4 +659,34 @@ func (r *runner) teardown() {
 	wg.Wait()
 	r.sendWG.Wait()
 	r.http.CloseIdleConnections()
+}
+
+// offeredIn finds the media section of the server's last offer that
+// carries a stream, and the direction of the client's transceiver there:
+// what tells a negotiation bug from a forwarding one when a track never
+// arrives.
+func offeredIn(pc *webrtc.PeerConnection, streamID string) (mid, direction string) {
+	rd := pc.RemoteDescription()
+	if rd == nil {
+		return "", "no remote description"
+	}
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(rd.SDP); err != nil {
+		return "", err.Error()
+	}
+	for _, m := range d.MediaDescriptions {
+		if v, ok := m.Attribute("msid"); ok && strings.HasPrefix(v, streamID+" ") {
+			mid, _ = m.Attribute("mid")
+			break
+		}
+	}
+	if mid == "" {
+		return "", "not offered"
+	}
+	for _, t := range pc.GetTransceivers() {
+		if t.Mid() == mid {
+			return mid, t.Direction().String()
+		}
+	}
+	return mid, "no transceiver"
 }

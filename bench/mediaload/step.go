@@ -22,8 +22,9 @@ type Step struct {
 	ReceivedPackets        int64   `json:"received_packets"`
 	LatencyMaxMs           float64 `json:"latency_max_ms"`
 	JoinToFirstPacketP99Ms float64 `json:"join_to_first_packet_p99_ms"`
-	Joins                  int     `json:"joins"`         // participants who joined in this step, with tracks to receive
-	JoinFailures           int     `json:"join_failures"` // ... and got no packet in time
+	Joins                  int     `json:"joins"`          // participants who joined in this step, with tracks to receive
+	JoinFailures           int     `json:"join_failures"`  // ... and got no packet in time
+	MissingTracks          int     `json:"missing_tracks"` // (participant, track) pairs with no packet in the window
 	ServerCPUSeconds       float64 `json:"server_cpu_seconds"`
 	PacketsPerSecPerCore   float64 `json:"forwarded_packets_per_sec_per_core"`
 	ServerCores            float64 `json:"server_cores"` // CPU seconds per second

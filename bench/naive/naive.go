@@ -177,9 +177,12 @@ type peer struct {
 	ws   *websocket.Conn
 	pc   *webrtc.PeerConnection
 
-	mu          sync.Mutex // guards the negotiation
-	needOffer   bool
-	offerActive bool
+	mu        sync.Mutex // guards the negotiation
+	needOffer bool
+	// pending is the offer sent and not yet answered. It is applied
+	// locally only with its answer, so that on glare (the client offers
+	// meanwhile) dropping it is the whole rollback.
+	pending *webrtc.SessionDescription
 }
 
 func (s *Server) signal(w http.ResponseWriter, r *http.Request) {
@@ -283,14 +286,10 @@ func (p *peer) handle(typ, sdp string, cand *webrtc.ICECandidateInit) error {
 	switch typ {
 	case "offer":
 		p.mu.Lock()
-		// The server is the polite peer: drop its own offer and answer.
-		if p.offerActive {
-			if err := p.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
-				p.mu.Unlock()
-				return err
-			}
-			p.offerActive = false
-			p.needOffer = true
+		// The server is the polite peer: drop its own offer, answer, and
+		// offer again afterwards.
+		if p.pending != nil {
+			p.pending, p.needOffer = nil, true
 		}
 		err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp})
 		var answer webrtc.SessionDescription
@@ -308,8 +307,16 @@ func (p *peer) handle(typ, sdp string, cand *webrtc.ICECandidateInit) error {
 		return err
 	case "answer":
 		p.mu.Lock()
-		p.offerActive = false
-		err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp})
+		offer := p.pending
+		p.pending = nil
+		var err error
+		if offer == nil {
+			err = errors.New("an answer with no offer out")
+		} else if err = p.pc.SetLocalDescription(*offer); err != nil {
+			p.needOffer = true // stale: offer anew
+		} else {
+			err = p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp})
+		}
 		p.mu.Unlock()
 		p.negotiate()
 		return err
@@ -327,18 +334,15 @@ func (p *peer) handle(typ, sdp string, cand *webrtc.ICECandidateInit) error {
 func (p *peer) negotiate() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.needOffer || p.offerActive || p.pc.SignalingState() != webrtc.SignalingStateStable {
+	if !p.needOffer || p.pending != nil || p.pc.SignalingState() != webrtc.SignalingStateStable {
 		return
 	}
 	offer, err := p.pc.CreateOffer(nil)
-	if err == nil {
-		err = p.pc.SetLocalDescription(offer)
-	}
 	if err != nil {
 		p.s.log.Warn("naive offer", "peer", p.id, "err", err)
 		return
 	}
-	p.needOffer, p.offerActive = false, true
+	p.needOffer, p.pending = false, &offer
 	p.send(map[string]any{"type": "offer", "sdp": offer.SDP})
 }
 

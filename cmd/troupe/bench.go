@@ -493,7 +493,7 @@ func benchMedia(ctx context.Context, o benchMediaOptions, stdout, stderr io.Writ
 		return mediaload.Run(ctx, mediaload.Config{
 			Target: t, Scenario: sc, Steps: steps, StopBeyondLimits: o.ramp,
 			JoinTimeout: o.joinTimeout, Progress: stderr,
-			Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+			Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
 	}
 	res, err := run(target)
