@@ -312,3 +312,30 @@ func TestWebhookReceiverRefusesBadSignatures(t *testing.T) {
 		t.Errorf("a handler error answered %d: Troupe would not retry", w.Code)
 	}
 }
+
+// With the private-address rule on (the server's default), a room webhook
+// to loopback or a private network is a 422 on webhook.endpoint.
+func TestPrivateWebhookEndpointRefused(t *testing.T) {
+	s := buildStack(t, nil, func(c *actors.Config) {
+		c.CheckWebhook = func(ctx context.Context, endpoint string) error { return webhook.CheckEndpoint(ctx, endpoint, false) }
+	}, false)
+	s.createRoom(t, `{"id":"open","name":"Open"}`)
+	for _, ep := range []string{"http://127.0.0.1:8080/hook", "https://10.1.2.3/hook", "http://[::1]/hook", "http://169.254.169.254/latest"} {
+		wh := `"webhook":{"endpoint":"` + ep + `","events":["*"]}`
+		for _, req := range []struct{ method, path, body string }{
+			{http.MethodPost, "/api/v1/rooms", `{"name":"x",` + wh + `}`},
+			{http.MethodPatch, "/api/v1/rooms/open", `{` + wh + `}`},
+		} {
+			r := s.do(t, req.method, req.path, req.body)
+			mustStatus(t, r, http.StatusUnprocessableEntity)
+			if r.errorCode(t) != codeValidationFailed || r.errorField(t) != "webhook.endpoint" {
+				t.Errorf("%s %s with %s: %s", req.method, req.path, ep, r.body)
+			}
+		}
+	}
+	if n := s.total(t, ""); n != 1 {
+		t.Errorf("%d rooms after refused creates", n)
+	}
+	r := s.do(t, http.MethodPatch, "/api/v1/rooms/open", `{"webhook":{"endpoint":"https://93.184.215.14/hook","events":["*"]}}`)
+	mustStatus(t, r, http.StatusOK)
+}
