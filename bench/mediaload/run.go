@@ -578,8 +578,13 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 				// Whether the server offered it tells a negotiation bug from
 				// a forwarding one.
 				mid, dir := offeredIn(p.c.PeerConnection(), src.from)
+				var got []string
+				for _, rcv := range p.receivers() {
+					tr := rcv.Track()
+					got = append(got, fmt.Sprintf("%s/%s(ssrc %d, %d pkts)", tr.StreamID(), tr.Kind(), tr.SSRC(), rcv.Stats().Packets))
+				}
 				r.log.Warn("a track never arrived", "server", r.cfg.Target.Name, "participant", p.c.ParticipantID(),
-					"track", key, "offered_in_mid", mid, "client_direction", dir)
+					"track", key, "offered_in_mid", mid, "client_direction", dir, "received", strings.Join(got, " "))
 			}
 		}
 		// Join time is to the first packet received: a publisher alone in
