@@ -656,41 +656,62 @@ func TestBadSignalingChangesNothing(t *testing.T) {
 	}
 }
 
-// Both sides offer at once: the server rolls back its offer, answers the
-// client's, then offers again; both directions end up flowing.
+// Both sides offer at once: the server drops its offer, answers the
+// client's, then offers again; both directions end up flowing. In the
+// audio case the server's dropped offer had given its first mid to an
+// audio track while the client's offer gives the same first mid to video:
+// the server's own mids must not collide with the client's.
 func TestGlare(t *testing.T) {
-	env := newMediaEnv(t, nil)
-	createRoom(t, env, "g", nil)
-	a := joinClient(t, env, "g", "a", RolePublisher)
-	b := joinClient(t, env, "g", "b", RolePublisher)
-	a.publishAV()
-	// B holds its queue so the server's offer (A's tracks) and B's own
-	// offer cross.
-	b.hold.Store(true)
-	waitFor(t, "server offer to b", func() bool { return b.offers.Load() > 0 })
-	vt, _ := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", b.p.ID)
-	// B makes its offer while the server's sits unread in its queue.
-	if _, err := b.pc.AddTrack(vt); err != nil {
-		t.Fatal(err)
-	}
-	offer, err := b.pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.p.Offer(context.Background(), offer.SDP); err != nil {
-		t.Fatalf("offer in glare: %v", err)
-	}
-	b.hold.Store(false)
-	sender := &rtctest.Sender{Track: vt, PayloadSize: 500, KeyframeEvery: 30, TimestampStep: 3000}
-	sendCtx, stop := context.WithCancel(context.Background())
-	defer stop()
-	go sender.Run(sendCtx, 0, 10*time.Millisecond)
+	for _, tc := range []struct {
+		name      string
+		publishAV bool // else A publishes audio only
+	}{{"audio and video", true}, {"audio only against a video offer", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newMediaEnv(t, nil)
+			createRoom(t, env, "g", nil)
+			a := joinClient(t, env, "g", "a", RolePublisher)
+			b := joinClient(t, env, "g", "b", RolePublisher)
+			wantAtB := 2
+			if tc.publishAV {
+				a.publishAV()
+			} else {
+				at, _ := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, "audio", a.p.ID)
+				a.queue <- publishCmd{tracks: []webrtc.TrackLocal{at}}
+				audio := &rtctest.Sender{Track: at, PayloadSize: 160, TimestampStep: 960}
+				ctx, cancel := context.WithCancel(context.Background())
+				t.Cleanup(cancel)
+				go audio.Run(ctx, 0, 20*time.Millisecond)
+				wantAtB = 1
+			}
+			// B holds its queue so the server's offer (A's tracks) and B's
+			// own offer cross.
+			b.hold.Store(true)
+			waitFor(t, "server offer to b", func() bool { return b.offers.Load() > 0 })
+			vt, _ := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", b.p.ID)
+			// B makes its offer while the server's sits unread in its queue.
+			if _, err := b.pc.AddTrack(vt); err != nil {
+				t.Fatal(err)
+			}
+			offer, err := b.pc.CreateOffer(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.pc.SetLocalDescription(offer); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.p.Offer(context.Background(), offer.SDP); err != nil {
+				t.Fatalf("offer in glare: %v", err)
+			}
+			b.hold.Store(false)
+			sender := &rtctest.Sender{Track: vt, PayloadSize: 500, KeyframeEvery: 30, TimestampStep: 3000}
+			sendCtx, stop := context.WithCancel(context.Background())
+			defer stop()
+			go sender.Run(sendCtx, 0, 10*time.Millisecond)
 
-	rxB := b.receive(2) // A's tracks, after the server's second offer
-	waitPackets(t, "b gets a's video", rxB["video"], 30)
-	rxA := a.receive(1) // B's video
-	waitPackets(t, "a gets b's video", rxA["video"], 30)
+			rxB := b.receive(wantAtB) // A's tracks, after the server's second offer
+			waitPackets(t, "b gets a's audio", rxB["audio"], 20)
+			rxA := a.receive(1) // B's video
+			waitPackets(t, "a gets b's video", rxA["video"], 30)
+		})
+	}
 }

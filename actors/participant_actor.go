@@ -71,6 +71,7 @@ type participantActor struct {
 	available []subscribe
 
 	stats *mediaStats // shared with the room
+	mids  int         // the server's mids given so far
 
 	offered        bool // a WHIP/WHEP client has made its one offer
 	awaitingAnswer bool // our offer is out
@@ -439,11 +440,30 @@ func (p *participantActor) subscribe(m *subscribe) {
 		p.log.Warn("add track", "err", err)
 		return
 	}
+	p.nameMid(sender)
 	if err := m.fwd.AddSubscriber(dt); err != nil {
 		p.log.Debug("source gone before subscribing", "track", m.track.ID, "err", err)
 	}
 	p.received[m.track.ID] = &receivedTrack{track: m.track, dt: dt, sender: sender}
 	p.negotiate()
+}
+
+// nameMid gives a transceiver the server created a mid of the server's
+// own ("s1", "s2"...). pion would number it, and the number can collide
+// with the next one the client picks: an offer of ours dropped on glare
+// has already used it, and the client never saw it. Clients number their
+// mids, so ours never meet theirs.
+func (p *participantActor) nameMid(sender *webrtc.RTPSender) {
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Sender() != sender || tr.Mid() != "" {
+			continue
+		}
+		p.mids++
+		if err := tr.SetMid(fmt.Sprintf("s%d", p.mids)); err != nil {
+			p.log.Debug("name mid", "err", err)
+		}
+		return
+	}
 }
 
 func (p *participantActor) newDownTrack(id, streamID string, codec webrtc.RTPCodecCapability) (*rtc.DownTrack, error) {
