@@ -297,17 +297,26 @@ func TestSessionStats(t *testing.T) {
 	waitPackets(t, "video", rx["video"], 50)
 	s := activeSession(t, env, "r")
 
+	// Both joined at the same instant of the fake clock: find them by name.
+	byIdentity := func(stats []ParticipantStats) map[string]ParticipantStats {
+		out := map[string]ParticipantStats{}
+		for _, p := range stats {
+			out[p.Identity] = p
+		}
+		return out
+	}
 	stats, err := env.rooms.SessionStats(ctx, s.Id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(stats) != 2 || !stats[0].Live || stats[0].Identity != "pub" {
+	live := byIdentity(stats)
+	if len(stats) != 2 || !live["pub"].Live || !live["sub"].Live {
 		t.Fatalf("live stats: %+v", stats)
 	}
-	if p := stats[0].Media; p.PacketsIn < 50 || p.BytesIn == 0 || p.PacketsOut != 0 {
+	if p := live["pub"].Media; p.PacketsIn < 50 || p.BytesIn == 0 || p.PacketsOut != 0 {
 		t.Fatalf("publisher media %v", p)
 	}
-	if m := stats[1].Media; m.PacketsOut < 50 || m.BytesOut == 0 || m.PacketsIn != 0 {
+	if m := live["sub"].Media; m.PacketsOut < 50 || m.BytesOut == 0 || m.PacketsIn != 0 {
 		t.Fatalf("subscriber media %v", m)
 	}
 
@@ -324,8 +333,9 @@ func TestSessionStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stats[1].Live || stats[1].Media.PacketsOut < uint64(received) {
-		t.Fatalf("subscriber after leaving: live=%v %v, client received %d", stats[1].Live, stats[1].Media, received)
+	left := byIdentity(stats)["sub"]
+	if left.Live || left.Media.PacketsOut < uint64(received) {
+		t.Fatalf("subscriber after leaving: live=%v %v, client received %d", left.Live, left.Media, received)
 	}
 	if _, err := env.rooms.SessionStats(ctx, "ses_nope"); !errors.Is(err, ErrSessionNotFound) {
 		t.Fatalf("stats of an unknown session: %v", err)
