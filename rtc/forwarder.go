@@ -22,8 +22,11 @@ import (
 // Defaults for a zero ForwarderConfig.
 const (
 	DefaultKeyframeInterval = 500 * time.Millisecond
-	DefaultVideoCacheSlots  = 512
-	DefaultAudioCacheSlots  = 64
+	// DefaultAnsweredKeyframeInterval is the least time between a keyframe
+	// request that was answered (a keyframe arrived since) and the next.
+	DefaultAnsweredKeyframeInterval = 100 * time.Millisecond
+	DefaultVideoCacheSlots          = 512
+	DefaultAudioCacheSlots          = 64
 )
 
 // maxReadErrors is how many consecutive non-fatal read errors end a read
@@ -50,10 +53,17 @@ type ForwarderConfig struct {
 	Track TrackReader
 	// RTCP is the publisher's peer connection, used for keyframe requests.
 	RTCP RTCPWriter
-	// KeyframeInterval is the least time between two keyframe requests to
-	// the publisher, whatever the number of subscribers asking.
-	// Zero means DefaultKeyframeInterval.
+	// KeyframeInterval is the least time between a keyframe request to the
+	// publisher that is still unanswered and the next, whatever the number
+	// of subscribers asking. Zero means DefaultKeyframeInterval.
 	KeyframeInterval time.Duration
+	// AnsweredKeyframeInterval is the least time between a request that
+	// was answered and the next: subscribers that join one after another
+	// each need a keyframe after the last one went by, and waiting out
+	// KeyframeInterval made their joins slow. It bounds requests to one
+	// per keyframe the publisher sends. Zero means
+	// DefaultAnsweredKeyframeInterval.
+	AnsweredKeyframeInterval time.Duration
 	// CacheSlots is the number of recent packets kept to answer NACKs, a
 	// power of two. Zero means DefaultVideoCacheSlots for video and
 	// DefaultAudioCacheSlots for audio.
@@ -78,7 +88,8 @@ type Forwarder struct {
 	kind      webrtc.RTPCodecType
 	ssrc      uint32
 	cache     *packetcache.Cache
-	interval  int64 // nanoseconds
+	interval  int64 // nanoseconds, after an unanswered request
+	answered  int64 // nanoseconds, after an answered one
 	metrics   *Metrics
 	log       *slog.Logger
 	onFailure func(error)
@@ -92,6 +103,7 @@ type Forwarder struct {
 	closed bool
 
 	lastKeyframeRequest atomic.Int64
+	lastKeyframe        atomic.Int64 // when a keyframe last arrived, unix nanoseconds
 	muted               atomic.Bool
 	closing             atomic.Bool
 	done                chan struct{}
@@ -106,6 +118,9 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	}
 	if cfg.KeyframeInterval <= 0 {
 		cfg.KeyframeInterval = DefaultKeyframeInterval
+	}
+	if cfg.AnsweredKeyframeInterval <= 0 {
+		cfg.AnsweredKeyframeInterval = min(DefaultAnsweredKeyframeInterval, cfg.KeyframeInterval)
 	}
 	kind := cfg.Track.Kind()
 	if cfg.CacheSlots == 0 {
@@ -131,6 +146,7 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 		ssrc:      uint32(cfg.Track.SSRC()),
 		cache:     cache,
 		interval:  int64(cfg.KeyframeInterval),
+		answered:  int64(cfg.AnsweredKeyframeInterval),
 		metrics:   cfg.Metrics,
 		log:       cfg.Logger.With("ssrc", uint32(cfg.Track.SSRC()), "codec", codec.MimeType),
 		onFailure: cfg.OnFailure,
@@ -228,14 +244,19 @@ func (f *Forwarder) removeFromSet(dt *DownTrack) {
 }
 
 // RequestKeyframe sends a PLI to the publisher unless one was sent less
-// than KeyframeInterval ago. It reports whether a PLI was sent.
+// than KeyframeInterval ago, or less than AnsweredKeyframeInterval ago if
+// a keyframe has arrived since. It reports whether a PLI was sent.
 func (f *Forwarder) RequestKeyframe() bool {
 	if f.kind != webrtc.RTPCodecTypeVideo || f.closing.Load() {
 		return false
 	}
 	now := f.now()
 	last := f.lastKeyframeRequest.Load()
-	if last != 0 && now-last < f.interval {
+	gap := f.interval
+	if f.lastKeyframe.Load() >= last {
+		gap = f.answered
+	}
+	if last != 0 && now-last < gap {
 		return false
 	}
 	if !f.lastKeyframeRequest.CompareAndSwap(last, now) {
@@ -343,6 +364,9 @@ func (f *Forwarder) forward(p *packet, n int) {
 		return
 	}
 	p.keyframe = startsKeyframe(f.ckind, p.payload())
+	if p.keyframe {
+		f.lastKeyframe.Store(f.now())
+	}
 	p.src = f
 	f.ctr.packets.Add(1)
 	f.ctr.bytes.Add(uint64(n))

@@ -198,6 +198,24 @@ func TestKeyframeRequestsThrottled(t *testing.T) {
 	if got := fx.rtcp.count(); got != 2 {
 		t.Errorf("%d PLIs sent, want 2", got)
 	}
+
+	// Once a keyframe has answered the last request, the next may follow
+	// after the shorter interval: joins one after another are not kept
+	// waiting, and the publisher is asked at most once per keyframe.
+	fx.track.in <- rawRTP(t, 96, 1, 3000, true, counterBody(1, 40))
+	waitFor(t, time.Second, "the keyframe read", func() bool { return fx.f.Stats().Packets == 1 })
+	now += int64(50 * time.Millisecond)
+	if fx.f.RequestKeyframe() {
+		t.Error("request 50ms after an answered one was sent")
+	}
+	now += int64(50 * time.Millisecond)
+	if !fx.f.RequestKeyframe() {
+		t.Error("request 100ms after an answered one was not sent")
+	}
+	now += int64(100 * time.Millisecond)
+	if fx.f.RequestKeyframe() {
+		t.Error("request 100ms after an unanswered one was sent")
+	}
 	// Audio has no keyframes to ask for.
 	op := newFixture(t, opusCodec)
 	if op.f.RequestKeyframe() {
