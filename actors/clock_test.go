@@ -46,6 +46,19 @@ func (t *fakeTimer) Stop() bool {
 	return was
 }
 
+// pending is how many timers are waiting to fire.
+func (c *fakeClock) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, t := range c.timers {
+		if !t.done {
+			n++
+		}
+	}
+	return n
+}
+
 // Advance moves the clock by d, running every timer that falls due.
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()

@@ -32,6 +32,53 @@ type roomActor struct {
 	// session is the running session, nil between sessions.
 	session *liveSession
 	self    *actor.PID
+
+	// published is what readers see (Rooms.Get without a message), and the
+	// record it was made from.
+	published     *RoomInfo
+	publishedFrom *recordpb.Room
+	stopping      bool
+}
+
+// respond publishes the room's state, then answers: a caller that reads
+// after its reply sees its change.
+func (a *roomActor) respond(ctx actor.Context, msg any) {
+	a.publish()
+	ctx.Respond(msg)
+}
+
+// publish makes the room's current state what Rooms.Get returns without
+// asking this actor. The room is cloned: readers never see a record the
+// actor goes on to change. It does nothing when nothing changed.
+func (a *roomActor) publish() {
+	if a.stopping {
+		return
+	}
+	if a.room == nil {
+		a.withdrawSnapshot()
+		return
+	}
+	n := len(a.members)
+	if a.published != nil && a.publishedFrom == a.room && a.published.ParticipantCount == n {
+		return
+	}
+	a.published = &RoomInfo{Room: proto.Clone(a.room).(*recordpb.Room), ParticipantCount: n}
+	a.publishedFrom = a.room
+	a.deps.snapshots.Store(a.id, a.published)
+}
+
+// withdraw stops publishing for good: the actor is stopping or
+// restarting, and readers must ask whichever actor comes next.
+func (a *roomActor) withdraw() {
+	a.stopping = true
+	a.withdrawSnapshot()
+}
+
+func (a *roomActor) withdrawSnapshot() {
+	if a.published != nil {
+		a.deps.snapshots.CompareAndDelete(a.id, a.published)
+		a.published, a.publishedFrom = nil, nil
+	}
 }
 
 // passivate asks the registry to stop the room actor who once its mailbox
@@ -43,12 +90,16 @@ type passivate struct{ who *actor.PID }
 type crashRoom struct{}
 
 func (a *roomActor) Receive(ctx actor.Context) {
+	// Changes without a reply of their own (a member leaving, a timer)
+	// reach readers too.
+	defer a.publish()
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.self = ctx.Self()
 		ctx.SetReceiveTimeout(a.deps.cfg.PassivateAfter)
 		a.load()
 	case *actor.Stopping:
+		a.withdraw()
 		// The node is shutting down (or the room is passivated, which it
 		// never is with members): the children stop with this actor.
 		for _, m := range a.members {
@@ -60,6 +111,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 			}
 		}
 	case *actor.Restarting:
+		a.withdraw() // until the fresh actor has reloaded
 		a.deps.metrics.restarts.Inc()
 		a.log.Warn("room actor restarting after a failure; it will reload its record")
 	case *actor.ReceiveTimeout:
@@ -71,9 +123,9 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		a.memberTerminated(ctx, m.Who)
 	case *joinRoom:
-		ctx.Respond(a.join(ctx, m.req))
+		a.respond(ctx, a.join(ctx, m.req))
 	case *listParticipants:
-		ctx.Respond(a.participants())
+		a.respond(ctx, a.participants())
 	case *removeParticipant:
 		reply := &errorReply{}
 		if mb, err := a.findMember(m.id); err != nil {
@@ -82,7 +134,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 			a.removeMember(ctx, mb, m.reason)
 		}
 		if ctx.Sender() != nil {
-			ctx.Respond(reply)
+			a.respond(ctx, reply)
 		}
 	case *muteParticipant:
 		reply := &errorReply{}
@@ -91,7 +143,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		} else {
 			ctx.Send(mb.pid, &setMuted{kind: m.kind, muted: m.muted, byServer: true})
 		}
-		ctx.Respond(reply)
+		a.respond(ctx, reply)
 	case *trackPublished:
 		a.trackPublished(ctx, m)
 	case *trackEnded:
@@ -103,24 +155,24 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *crashRoom:
 		panic("room actor: crash requested by a test")
 	case *actorpb.CreateRoom:
-		ctx.Respond(roomReply(a.create(m)))
+		a.respond(ctx, roomReply(a.create(m)))
 		if a.room == nil {
 			ctx.Send(ctx.Parent(), &passivate{who: ctx.Self()}) // nothing was created
 		}
 	case *actorpb.GetRoom:
 		reply := roomReply(a.current())
 		reply.ParticipantCount = uint32(len(a.members))
-		ctx.Respond(reply)
+		a.respond(ctx, reply)
 	case *actorpb.UpdateRoom:
-		ctx.Respond(roomReply(a.update(m)))
+		a.respond(ctx, roomReply(a.update(m)))
 	case *actorpb.EndRoom:
-		ctx.Respond(roomReply(a.endRoom(ctx, EndRoomEnded)))
+		a.respond(ctx, roomReply(a.endRoom(ctx, EndRoomEnded)))
 	case *actorpb.DeleteRoom:
 		err := a.delete(ctx)
 		if err == nil {
 			a.removeAll(ctx, ReasonRoomDeleted)
 		}
-		ctx.Respond(roomReply(nil, err))
+		a.respond(ctx, roomReply(nil, err))
 		if err == nil && len(a.members) == 0 {
 			// A room that is gone has no state worth keeping in memory; one
 			// with members still leaving passivates when they are gone.
@@ -128,11 +180,11 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		}
 	case *endSessionReq:
 		s, err := a.endSessionByID(ctx, m.sessionID)
-		ctx.Respond(&sessionReply{session: s, err: err})
+		a.respond(ctx, &sessionReply{session: s, err: err})
 	case *timerFired:
 		a.timerFired(ctx, m)
 	case *sessionStatsReq:
-		ctx.Respond(a.liveStats(m.sessionID))
+		a.respond(ctx, a.liveStats(m.sessionID))
 	}
 }
 

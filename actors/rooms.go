@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -113,6 +114,9 @@ type Rooms struct {
 	registry *actor.PID
 	metrics  *metrics
 	closed   atomic.Bool
+	// snapshots holds each live room actor's published state (*RoomInfo),
+	// so that reads need no message: the room actor stays the only writer.
+	snapshots sync.Map
 }
 
 // NewRooms starts the actor system and the room registry.
@@ -266,8 +270,16 @@ func (r *Rooms) checkWebhook(ctx context.Context, h *recordpb.Webhook) error {
 	return nil
 }
 
-// Get returns room id.
+// Get returns room id. The result is shared with other readers: do not
+// change it. A live room answers from the state its actor published
+// before its last reply, without a message; any other through its actor.
 func (r *Rooms) Get(ctx context.Context, id string) (*RoomInfo, error) {
+	if r.closed.Load() {
+		return nil, fmt.Errorf("%w: shutting down", ErrUnavailable)
+	}
+	if v, ok := r.snapshots.Load(id); ok {
+		return v.(*RoomInfo), nil
+	}
 	return r.roomRequest(ctx, id, &actorpb.GetRoom{})
 }
 

@@ -120,6 +120,8 @@ func TestSessionEndReasons(t *testing.T) {
 				clock.Advance(10 * time.Second)
 				c.p.Leave(ctx, ReasonLeft)
 				waitFor(t, "leave recorded", func() bool { got, _ := env.rooms.Session(ctx, s.Id); return got.ParticipantCount == 0 })
+				// The room arms its empty timer after writing the leave.
+				waitFor(t, "the empty timer armed", func() bool { return clock.pending() > 0 })
 				clock.Advance(59 * time.Second)
 				time.Sleep(20 * time.Millisecond)
 				if got, _ := env.rooms.Session(ctx, s.Id); got.Status != recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS {
