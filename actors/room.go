@@ -100,6 +100,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		a.load()
 	case *actor.Stopping:
 		a.withdraw()
+		a.stopTimers()
 		// The node is shutting down (or the room is passivated, which it
 		// never is with members): the children stop with this actor.
 		for _, m := range a.members {
@@ -112,6 +113,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		}
 	case *actor.Restarting:
 		a.withdraw() // until the fresh actor has reloaded
+		a.stopTimers()
 		a.deps.metrics.restarts.Inc()
 		a.log.Warn("room actor restarting after a failure; it will reload its record")
 	case *actor.ReceiveTimeout:

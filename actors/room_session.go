@@ -50,7 +50,6 @@ type liveSession struct {
 	rec     *recordpb.Session
 	members map[string]*recordpb.SessionMember // open entries, by participant id
 	timers  map[timerKey]Timer
-	gen     uint64
 }
 
 type timerKey struct {
@@ -138,10 +137,23 @@ func (a *roomActor) arm(kind timerKind, who string, d time.Duration) {
 	if t, ok := s.timers[key]; ok {
 		t.Stop()
 	}
-	s.gen++
-	msg := &timerFired{kind: kind, gen: s.gen, who: who}
+	// Generations come from one counter for every room: an actor restarted
+	// after a panic keeps its PID, and a timer its predecessor armed must
+	// not pass for one of its own.
+	gen := a.deps.timerGen.Add(1)
+	msg := &timerFired{kind: kind, gen: gen, who: who}
 	self, root := a.self, a.deps.system.Root
-	s.timers[key] = &armedTimer{Timer: a.deps.cfg.Clock.AfterFunc(max(d, 0), func() { root.Send(self, msg) }), gen: s.gen}
+	s.timers[key] = &armedTimer{Timer: a.deps.cfg.Clock.AfterFunc(max(d, 0), func() { root.Send(self, msg) }), gen: gen}
+}
+
+// stopTimers cancels the running session's timers (the actor is going).
+func (a *roomActor) stopTimers() {
+	if a.session == nil {
+		return
+	}
+	for _, t := range a.session.timers {
+		t.Stop()
+	}
 }
 
 // armedTimer remembers the generation it was armed in.

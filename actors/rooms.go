@@ -117,6 +117,8 @@ type Rooms struct {
 	// snapshots holds each live room actor's published state (*RoomInfo),
 	// so that reads need no message: the room actor stays the only writer.
 	snapshots sync.Map
+	// timerGen numbers every timer a room arms.
+	timerGen atomic.Uint64
 }
 
 // NewRooms starts the actor system and the room registry.
