@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -433,7 +432,7 @@ func (p *publisher) run(t testing.TB) {
 			if p.wantKey.Swap(false) {
 				frame = 0x00 // VP8 keyframe (P bit clear)
 			}
-			payload := append([]byte{0x10, frame}, counterBody(n, 200)...)
+			payload := append([]byte{0x10, frame}, rtctest.CounterPayload(n, 200)...)
 			if err := p.video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: vseq, Timestamp: n * 3000, Marker: true}, Payload: payload}); err != nil {
 				t.Error(err)
 				return
@@ -441,7 +440,7 @@ func (p *publisher) run(t testing.TB) {
 			vseq++
 			if i%5 == 0 {
 				a := p.sentAudio.Add(1)
-				if err := p.audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: aseq, Timestamp: a * 960}, Payload: counterBody(a, 80)}); err != nil {
+				if err := p.audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: aseq, Timestamp: a * 960}, Payload: rtctest.CounterPayload(a, 80)}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -462,30 +461,6 @@ func (p *publisher) halt() {
 // wait waits for the goroutines; the peer connection must be closed first
 // for the RTCP readers to end.
 func (p *publisher) wait() { p.wg.Wait() }
-
-// counterBody is a payload of size bytes that carries i and whose every
-// byte depends on i, so that damage shows.
-func counterBody(i uint32, size int) []byte {
-	b := make([]byte, size)
-	binary.BigEndian.PutUint32(b, i)
-	for k := 4; k < size; k++ {
-		b[k] = byte(i*31 + uint32(k))
-	}
-	return b
-}
-
-func checkCounterBody(b []byte) (uint32, bool) {
-	if len(b) < 4 {
-		return 0, false
-	}
-	i := binary.BigEndian.Uint32(b)
-	for k := 4; k < len(b); k++ {
-		if b[k] != byte(i*31+uint32(k)) {
-			return i, false
-		}
-	}
-	return i, true
-}
 
 // receiver records the counters of one received track.
 type receiver struct {
@@ -516,7 +491,7 @@ func (r *receiver) run(tr *webrtc.TrackRemote) {
 			r.mu.Unlock()
 			continue
 		}
-		i, ok := checkCounterBody(pkt.Payload[r.offset:])
+		i, ok := rtctest.CheckCounterPayload(pkt.Payload[r.offset:])
 		switch {
 		case !ok:
 			r.errs = append(r.errs, fmt.Sprintf("packet %d: payload damaged", i))

@@ -11,6 +11,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
+
+	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 func TestMain(m *testing.M) {
@@ -67,7 +69,7 @@ func TestForwardRewritesHeaders(t *testing.T) {
 	}
 	// Two delta packets are held back: the subscriber starts at a keyframe.
 	for i := 0; i < 12; i++ {
-		fx.track.in <- rawRTP(t, 96, uint16(65530+i), uint32(1000+3000*i), i == 2, counterBody(uint32(i), 40))
+		fx.track.in <- rawRTP(t, 96, uint16(65530+i), uint32(1000+3000*i), i == 2, rtctest.CounterPayload(uint32(i), 40))
 	}
 	waitFor(t, time.Second, "10 packets", func() bool { return sub.count() == 10 })
 	got := sub.sent()
@@ -83,7 +85,7 @@ func TestForwardRewritesHeaders(t *testing.T) {
 				t.Errorf("packet %d: timestamp step %d", k, d)
 			}
 		}
-		if i, ok := checkCounterBody(p.payload[2:]); !ok || i != uint32(k+2) {
+		if i, ok := rtctest.CheckCounterPayload(p.payload[2:]); !ok || i != uint32(k+2) {
 			t.Errorf("packet %d: payload counter %d intact=%v", k, i, ok)
 		}
 	}
@@ -104,7 +106,7 @@ func TestSwitchSourceKeepsStreamContinuous(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
-		a.track.in <- rawRTP(t, 96, uint16(100+i), uint32(1000+3000*i), i == 0, counterBody(uint32(i), 20))
+		a.track.in <- rawRTP(t, 96, uint16(100+i), uint32(1000+3000*i), i == 0, rtctest.CounterPayload(uint32(i), 20))
 	}
 	waitFor(t, time.Second, "first source", func() bool { return sub.count() == 5 })
 	time.Sleep(20 * time.Millisecond)
@@ -117,7 +119,7 @@ func TestSwitchSourceKeepsStreamContinuous(t *testing.T) {
 	}
 	// Sequence numbers and timestamps far from the first source's.
 	for i := 0; i < 5; i++ {
-		b.track.in <- rawRTP(t, 96, uint16(40000+i), uint32(7_000_000+3000*i), i == 0, counterBody(uint32(100+i), 20))
+		b.track.in <- rawRTP(t, 96, uint16(40000+i), uint32(7_000_000+3000*i), i == 0, rtctest.CounterPayload(uint32(100+i), 20))
 	}
 	waitFor(t, time.Second, "second source", func() bool { return sub.count() == 10 })
 	got := sub.sent()
@@ -158,7 +160,7 @@ func TestSlowSubscriberDropsAlone(t *testing.T) {
 	const n = 400
 	start := time.Now()
 	for i := 0; i < n; i++ {
-		fx.track.in <- rawRTP(t, 96, uint16(i), uint32(i*3000), i == 0, counterBody(uint32(i), 100))
+		fx.track.in <- rawRTP(t, 96, uint16(i), uint32(i*3000), i == 0, rtctest.CounterPayload(uint32(i), 100))
 		if i%8 == 7 {
 			// Let the fast writers keep up with their 16-packet queues.
 			for _, m := range fast {
@@ -202,7 +204,7 @@ func TestKeyframeRequestsThrottled(t *testing.T) {
 	// Once a keyframe has answered the last request, the next may follow
 	// after the shorter interval: joins one after another are not kept
 	// waiting, and the publisher is asked at most once per keyframe.
-	fx.track.in <- rawRTP(t, 96, 1, 3000, true, counterBody(1, 40))
+	fx.track.in <- rawRTP(t, 96, 1, 3000, true, rtctest.CounterPayload(1, 40))
 	waitFor(t, time.Second, "the keyframe read", func() bool { return fx.f.Stats().Packets == 1 })
 	now += int64(50 * time.Millisecond)
 	if fx.f.RequestKeyframe() {
@@ -231,7 +233,7 @@ func TestNACKAnsweredFromCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 20; i++ {
-		fx.track.in <- rawRTP(t, 96, uint16(500+i), uint32(3000*i), i == 0, counterBody(uint32(i), 30))
+		fx.track.in <- rawRTP(t, 96, uint16(500+i), uint32(3000*i), i == 0, rtctest.CounterPayload(uint32(i), 30))
 	}
 	waitFor(t, time.Second, "20 packets", func() bool { return sub.count() == 20 })
 	first := sub.sent()
@@ -301,7 +303,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	if err := fx.f.AddSubscriber(fx.downTrack(sub, 0)); err != nil {
 		t.Fatal(err)
 	}
-	good := rawRTP(t, 96, 1, 1, true, counterBody(1, 10))
+	good := rawRTP(t, 96, 1, 1, true, rtctest.CounterPayload(1, 10))
 	pad := append([]byte(nil), good...)
 	pad[0] |= 0x20
 	pad[len(pad)-1] = 200 // more padding than packet
@@ -358,7 +360,7 @@ func TestMutedTrackIsNotForwarded(t *testing.T) {
 	}
 	send := func(from, n int) {
 		for i := from; i < from+n; i++ {
-			fx.track.in <- rawRTP(t, 96, uint16(i), uint32(3000*i), i == from, counterBody(uint32(i), 40))
+			fx.track.in <- rawRTP(t, 96, uint16(i), uint32(3000*i), i == from, rtctest.CounterPayload(uint32(i), 40))
 		}
 	}
 	send(0, 5)

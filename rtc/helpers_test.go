@@ -1,7 +1,6 @@
 package rtc
 
 import (
-	"encoding/binary"
 	"errors"
 	"io"
 	"sync"
@@ -182,30 +181,6 @@ func rawRTP(t testing.TB, pt uint8, seq uint16, ts uint32, keyframe bool, body [
 		t.Fatal(err)
 	}
 	return b
-}
-
-// counterBody is a payload carrying i and a pattern derived from it, so
-// that a receiver can tell which packet it got and that it is intact.
-func counterBody(i uint32, size int) []byte {
-	b := make([]byte, size)
-	binary.BigEndian.PutUint32(b, i)
-	for j := 4; j < size; j++ {
-		b[j] = byte(i*7 + uint32(j))
-	}
-	return b
-}
-
-func checkCounterBody(b []byte) (uint32, bool) {
-	if len(b) < 4 {
-		return 0, false
-	}
-	i := binary.BigEndian.Uint32(b)
-	for j := 4; j < len(b); j++ {
-		if b[j] != byte(i*7+uint32(j)) {
-			return i, false
-		}
-	}
-	return i, true
 }
 
 // waitFor polls cond until it holds or the deadline passes.

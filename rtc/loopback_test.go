@@ -14,6 +14,8 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
+
+	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 // clientAPI is a pion peer as a browser would be: default codecs and
@@ -123,7 +125,7 @@ func (r *receiver) run(track *webrtc.TrackRemote) {
 			r.fail("unmarshal: %v", err)
 			continue
 		}
-		i, ok := checkCounterBody(pkt.Payload[r.keyOffset:])
+		i, ok := rtctest.CheckCounterPayload(pkt.Payload[r.keyOffset:])
 		r.mu.Lock()
 		r.ssrc = pkt.SSRC
 		r.seqs[pkt.SequenceNumber]++
@@ -235,7 +237,7 @@ func TestLoopbackFanOut(t *testing.T) {
 			counter = &vcount
 		}
 		*counter++
-		body := counterBody(*counter, 160)
+		body := rtctest.CounterPayload(*counter, 160)
 		payload := body
 		if tr == video {
 			frame := byte(0x01)

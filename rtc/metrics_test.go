@@ -8,6 +8,8 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 func TestMetricsAggregateTracks(t *testing.T) {
@@ -33,7 +35,7 @@ func TestMetricsAggregateTracks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
-		track.in <- rawRTP(t, 96, uint16(i), 0, i == 1, counterBody(uint32(i), 10))
+		track.in <- rawRTP(t, 96, uint16(i), 0, i == 1, rtctest.CounterPayload(uint32(i), 10))
 	}
 	waitFor(t, time.Second, "2 packets out", func() bool { return sub.count() == 2 })
 

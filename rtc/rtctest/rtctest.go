@@ -339,3 +339,29 @@ func (r *Receiver) Arrivals() []time.Time {
 	defer r.mu.Unlock()
 	return append([]time.Time(nil), r.arrivals...)
 }
+
+// CounterPayload returns size bytes (at least 4) that carry i and whose
+// every byte depends on i, so that damage to a packet shows.
+func CounterPayload(i uint32, size int) []byte {
+	b := make([]byte, max(size, 4))
+	binary.BigEndian.PutUint32(b, i)
+	for k := 4; k < len(b); k++ {
+		b[k] = byte(i*31 + uint32(k))
+	}
+	return b
+}
+
+// CheckCounterPayload returns the counter a CounterPayload carries and
+// whether the payload is intact.
+func CheckCounterPayload(b []byte) (uint32, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	i := binary.BigEndian.Uint32(b)
+	for k := 4; k < len(b); k++ {
+		if b[k] != byte(i*31+uint32(k)) {
+			return i, false
+		}
+	}
+	return i, true
+}
