@@ -155,7 +155,7 @@ func (c *testClient) handle(item any) {
 		for _, tr := range m.tracks {
 			sender, err := c.pc.AddTrack(tr)
 			if err != nil {
-				c.t.Errorf("add track: %v", err)
+				c.failf("add track: %v", err)
 				return
 			}
 			go drainRTCP(sender)
@@ -165,25 +165,25 @@ func (c *testClient) handle(item any) {
 			err = c.pc.SetLocalDescription(offer)
 		}
 		if err != nil {
-			c.t.Errorf("client offer: %v", err)
+			c.failf("client offer: %v", err)
 			return
 		}
 		// The answer comes back as a SignalAnswer, in order.
 		go func() {
-			if _, err := c.p.Offer(c.ctx, offer.SDP); err != nil && c.ctx.Err() == nil {
-				c.t.Errorf("server refused offer: %v", err)
+			if _, err := c.p.Offer(c.ctx, offer.SDP); err != nil {
+				c.failf("server refused offer: %v", err)
 			}
 		}()
 	case SignalAnswer:
 		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
-			c.t.Errorf("apply answer: %v", err)
+			c.failf("apply answer: %v", err)
 		}
 	case SignalOffer:
 		if c.pc.SignalingState() != webrtc.SignalingStateStable {
 			return // impolite: our own offer wins; the server offers again
 		}
 		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
-			c.t.Errorf("apply server offer: %v", err)
+			c.failf("apply server offer: %v", err)
 			return
 		}
 		answer, err := c.pc.CreateAnswer(nil)
@@ -193,8 +193,8 @@ func (c *testClient) handle(item any) {
 		if err == nil {
 			err = c.p.Answer(c.ctx, answer.SDP)
 		}
-		if err != nil && c.ctx.Err() == nil {
-			c.t.Errorf("answer server offer: %v", err)
+		if err != nil {
+			c.failf("answer server offer: %v", err)
 		}
 	case SignalCandidate:
 		if m.Candidate.Candidate == "" {
@@ -206,6 +206,17 @@ func (c *testClient) handle(item any) {
 	case Signal:
 		c.events <- m
 	}
+}
+
+// failf reports a negotiation error, unless the client is gone: once it
+// has left (or the test ends), the server closes its side and pion closes
+// the client's connection on the DTLS close_notify, under whatever the
+// loop is still handling.
+func (c *testClient) failf(format string, args ...any) {
+	if c.ctx.Err() != nil || c.pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
+		return
+	}
+	c.t.Errorf(format, args...)
 }
 
 func drainRTCP(s *webrtc.RTPSender) {
