@@ -23,7 +23,7 @@ func BenchmarkFanOut(b *testing.B) {
 			sinks := make([]*memContext, n)
 			for i := range sinks {
 				sinks[i] = &memContext{id: fmt.Sprint(i), ssrc: webrtc.SSRC(i + 1), codecs: []webrtc.RTPCodecParameters{vp8Codec}}
-				dt, err := NewDownTrack(DownTrackConfig{ID: "v", StreamID: "s", Codec: vp8Codec.RTPCodecCapability, QueueSize: 1024})
+				dt, err := NewDownTrack(DownTrackConfig{ID: "v", StreamID: "s", Codec: vp8Codec.RTPCodecCapability})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -82,7 +82,7 @@ func TestFanOutAllocations(t *testing.T) {
 	var sinks []*memContext
 	for i := 0; i < 10; i++ {
 		s := &memContext{id: "a", ssrc: 1, codecs: []webrtc.RTPCodecParameters{vp8Codec}}
-		dt, err := NewDownTrack(DownTrackConfig{ID: "v", StreamID: "s", Codec: vp8Codec.RTPCodecCapability, QueueSize: 1024})
+		dt, err := NewDownTrack(DownTrackConfig{ID: "v", StreamID: "s", Codec: vp8Codec.RTPCodecCapability})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,10 +14,6 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// DefaultQueueSize is the queue length of a DownTrack with a zero QueueSize:
-// about a second of 1.2 Mbps video, or five of Opus.
-const DefaultQueueSize = 256
-
 // DownTrackConfig configures a DownTrack. ID, StreamID and Codec are required.
 type DownTrackConfig struct {
 	// ID and StreamID are the track id and media stream id the subscriber
@@ -25,23 +21,21 @@ type DownTrackConfig struct {
 	ID, StreamID string
 	// Codec is the codec of the source, Forwarder.Codec().RTPCodecCapability.
 	Codec webrtc.RTPCodecCapability
-	// QueueSize is the number of packets waiting for this subscriber before
-	// the newest are dropped; a power of two. Zero means DefaultQueueSize.
-	QueueSize int
 	// Metrics, when set, counts this down-track.
 	Metrics *Metrics
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// OnFailure is called once if the writer or RTCP goroutine panics; the
-	// panic is recovered and the down-track stops forwarding.
+	// OnFailure is called once if writing to the subscriber or reading its
+	// RTCP panics; the panic is recovered and the down-track stops
+	// forwarding.
 	OnFailure func(error)
 }
 
 // DownTrack is one subscriber's copy of a track: a webrtc.TrackLocal to add
 // to the subscriber's peer connection (PeerConnection.AddTrack). It gives
 // the subscriber a stream of its own SSRC whose sequence numbers and
-// timestamps stay continuous whatever source feeds it, queues packets for
-// its own writer goroutine, and answers the subscriber's RTCP: keyframe
+// timestamps stay continuous whatever source feeds it, and answers the
+// subscriber's RTCP: keyframe
 // requests go to the source, throttled there; NACKs are answered from the
 // source's packet cache.
 //
@@ -57,26 +51,21 @@ type DownTrack struct {
 	onFailure    func(error)
 	failOnce     sync.Once
 
-	queue    *ring
-	sleeping atomic.Bool   // the writer waits on wake
-	wake     chan struct{} // capacity 1
-	done     chan struct{} // closed by Close
-	writerWG sync.WaitGroup
-
 	source atomic.Pointer[Forwarder]
 	bound  atomic.Pointer[binding]
 	// mapping translates the subscriber's sequence numbers back to the
-	// source's, for NACKs. Written by the writer when the source changes.
+	// source's, for NACKs. Written by send when the source changes.
 	mapping atomic.Pointer[seqMapping]
-	// wantKeyframe is set when a video packet was dropped for a full
-	// queue; the writer asks the source for a keyframe once it drains.
-	wantKeyframe atomic.Bool
 
 	mu     sync.Mutex // guards the following
 	closed bool
 
-	// Writer goroutine state.
-	w struct {
+	// wmu serializes sends. One fan-out writer sends to a down-track at a
+	// time, except for a moment while it switches sources, so wmu is
+	// uncontended; it also lets Close stop every later send.
+	wmu sync.Mutex
+	w   struct {
+		stopped  bool // closed, or a send panicked
 		hdr      rtp.Header
 		src      *Forwarder
 		started  bool
@@ -108,9 +97,8 @@ type seqMapping struct {
 	firstOut uint16
 }
 
-// NewDownTrack returns a DownTrack with its writer goroutine started. Add it
-// to a subscriber's peer connection and give it a source with
-// Forwarder.AddSubscriber.
+// NewDownTrack returns a DownTrack. Add it to a subscriber's peer
+// connection and give it a source with Forwarder.AddSubscriber.
 func NewDownTrack(cfg DownTrackConfig) (*DownTrack, error) {
 	if cfg.ID == "" || cfg.StreamID == "" || cfg.Codec.MimeType == "" {
 		return nil, fmt.Errorf("%w: down-track needs an id, a stream id and a codec", ErrBadConfig)
@@ -127,12 +115,6 @@ func NewDownTrack(cfg DownTrackConfig) (*DownTrack, error) {
 	if cfg.Codec.ClockRate == 0 {
 		return nil, fmt.Errorf("%w: codec clock rate is zero", ErrBadConfig)
 	}
-	if cfg.QueueSize == 0 {
-		cfg.QueueSize = DefaultQueueSize
-	}
-	if cfg.QueueSize < 0 || cfg.QueueSize&(cfg.QueueSize-1) != 0 {
-		return nil, fmt.Errorf("%w: queue size %d is not a power of two", ErrBadConfig, cfg.QueueSize)
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -145,13 +127,8 @@ func NewDownTrack(cfg DownTrackConfig) (*DownTrack, error) {
 		metrics:   cfg.Metrics,
 		log:       cfg.Logger.With("track", cfg.ID),
 		onFailure: cfg.OnFailure,
-		queue:     newRing(cfg.QueueSize),
-		wake:      make(chan struct{}, 1),
-		done:      make(chan struct{}),
 	}
 	dt.metrics.addDownTrack(dt)
-	dt.writerWG.Add(1)
-	go dt.writeLoop()
 	return dt, nil
 }
 
@@ -253,8 +230,8 @@ func matchCodec(negotiated []webrtc.RTPCodecParameters, want webrtc.RTPCodecCapa
 	return webrtc.RTPCodecParameters{}, false
 }
 
-// Close detaches dt from its source and stops its writer, dropping what is
-// queued. The RTCP goroutine ends with the sender (see Bind).
+// Close detaches dt from its source; nothing is sent to it once Close
+// returns. The RTCP goroutine ends with the sender (see Bind).
 func (dt *DownTrack) Close() error {
 	dt.mu.Lock()
 	if dt.closed {
@@ -266,35 +243,19 @@ func (dt *DownTrack) Close() error {
 	if src := dt.source.Load(); src != nil {
 		src.RemoveSubscriber(dt)
 	}
-	close(dt.done)
-	dt.writerWG.Wait()
+	dt.wmu.Lock()
+	dt.w.stopped = true
+	dt.wmu.Unlock()
 	dt.metrics.removeDownTrack(dt)
 	return nil
-}
-
-// enqueue is called by a source's read loop; it never blocks.
-func (dt *DownTrack) enqueue(p *packet) bool {
-	if !dt.queue.push(p) {
-		dt.ctr.drops[DropQueueFull].Add(1)
-		if dt.kind == webrtc.RTPCodecTypeVideo {
-			dt.wantKeyframe.Store(true)
-		}
-		return false
-	}
-	// Wake the writer only if it sleeps: a busy writer costs no channel
-	// operation per packet.
-	if dt.sleeping.Load() && dt.sleeping.CompareAndSwap(true, false) {
-		select {
-		case dt.wake <- struct{}{}:
-		default:
-		}
-	}
-	return true
 }
 
 func (dt *DownTrack) fail(what string, r any) {
 	err := fmt.Errorf("%w: down-track %s %s: %v", ErrReadLoopPanic, dt.id, what, r)
 	dt.log.Error("down-track panic", "err", err)
+	dt.wmu.Lock()
+	dt.w.stopped = true
+	dt.wmu.Unlock()
 	dt.failOnce.Do(func() {
 		if dt.onFailure != nil {
 			dt.onFailure(err)
@@ -302,45 +263,13 @@ func (dt *DownTrack) fail(what string, r any) {
 	})
 }
 
-func (dt *DownTrack) writeLoop() {
-	defer dt.writerWG.Done()
-	defer func() {
-		for p := dt.queue.pop(); p != nil; p = dt.queue.pop() {
-			p.release()
-		}
-	}()
-	defer func() {
-		if r := recover(); r != nil {
-			dt.fail("writer", r)
-		}
-	}()
-	for {
-		if p := dt.queue.pop(); p != nil {
-			dt.send(p)
-			p.release()
-			continue
-		}
-		if dt.wantKeyframe.Load() && dt.wantKeyframe.CompareAndSwap(true, false) {
-			if src := dt.source.Load(); src != nil {
-				src.RequestKeyframe()
-			}
-		}
-		dt.sleeping.Store(true)
-		// A packet pushed before sleeping was set saw no sleeper: look again.
-		if !dt.queue.empty() {
-			dt.sleeping.Store(false)
-			continue
-		}
-		select {
-		case <-dt.wake:
-		case <-dt.done:
-			return
-		}
-	}
-}
-
-// send rewrites p's header for this subscriber and writes it. Writer only.
+// send rewrites p's header for this subscriber and writes it.
 func (dt *DownTrack) send(p *packet) {
+	dt.wmu.Lock()
+	defer dt.wmu.Unlock()
+	if dt.w.stopped {
+		return
+	}
 	b := dt.bound.Load()
 	if b == nil {
 		dt.ctr.drops[DropUnbound].Add(1)
@@ -387,7 +316,7 @@ func (dt *DownTrack) send(p *packet) {
 }
 
 // startSource sets the offsets that continue the subscriber's stream with
-// p, the first packet taken from a new source. Writer only.
+// p, the first packet taken from a new source. wmu is held.
 func (dt *DownTrack) startSource(p *packet) {
 	w := &dt.w
 	var nextSeq uint16

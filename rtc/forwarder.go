@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,6 +69,13 @@ type ForwarderConfig struct {
 	// power of two. Zero means DefaultVideoCacheSlots for video and
 	// DefaultAudioCacheSlots for audio.
 	CacheSlots int
+	// Writers is the most fan-out writers (goroutines writing to the
+	// subscribers) the track may use. Zero means runtime.GOMAXPROCS(0).
+	Writers int
+	// QueueSize is the number of packets waiting for one writer before the
+	// newest are dropped; a power of two. Zero means
+	// DefaultFanoutQueueSize.
+	QueueSize int
 	// Metrics, when set, counts this track.
 	Metrics *Metrics
 	// Logger defaults to slog.Default().
@@ -78,8 +86,9 @@ type ForwarderConfig struct {
 	OnFailure func(error)
 }
 
-// Forwarder owns the read loop of one published track and writes every
-// packet to the down-tracks that subscribe to it.
+// Forwarder owns the read loop of one published track and hands every
+// packet to the fan-out writers that write it to the down-tracks that
+// subscribe to it (see fanout.go).
 type Forwarder struct {
 	track     TrackReader
 	rtcpw     RTCPWriter
@@ -96,11 +105,14 @@ type Forwarder struct {
 	now       func() int64 // unix nanoseconds; replaced in tests
 
 	// subs is the subscriber set, replaced as a whole under mu and read
-	// without a lock by the read loop.
-	subs atomic.Pointer[[]*DownTrack]
+	// without a lock by the read loop and the writers.
+	subs atomic.Pointer[subscriberSet]
 
-	mu     sync.Mutex // guards the following, and serializes changes to subs
-	closed bool
+	mu          sync.Mutex // guards the following, and serializes changes to subs
+	closed      bool
+	writersDone bool // the read loop has ended and stopped the writers
+	queueSize   int
+	writers     sync.WaitGroup
 
 	lastKeyframeRequest atomic.Int64
 	lastKeyframe        atomic.Int64 // when a keyframe last arrived, unix nanoseconds
@@ -133,6 +145,15 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
+	if cfg.Writers <= 0 {
+		cfg.Writers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.QueueSize == 0 {
+		cfg.QueueSize = DefaultFanoutQueueSize
+	}
+	if cfg.QueueSize < 0 || cfg.QueueSize&(cfg.QueueSize-1) != 0 {
+		return nil, fmt.Errorf("%w: queue size %d is not a power of two", ErrBadConfig, cfg.QueueSize)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -152,8 +173,12 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 		onFailure: cfg.OnFailure,
 		now:       func() int64 { return time.Now().UnixNano() },
 		done:      make(chan struct{}),
+		queueSize: cfg.QueueSize,
 	}
-	f.subs.Store(&[]*DownTrack{})
+	f.subs.Store(&subscriberSet{
+		groups:  make([][]*DownTrack, cfg.Writers),
+		writers: make([]*fanoutWriter, cfg.Writers),
+	})
 	f.metrics.addForwarder(f)
 	go f.readLoop()
 	return f, nil
@@ -181,7 +206,7 @@ func (f *Forwarder) Err() error {
 }
 
 // Subscribers returns the current number of down-tracks.
-func (f *Forwarder) Subscribers() int { return len(*f.subs.Load()) }
+func (f *Forwarder) Subscribers() int { return f.subs.Load().n }
 
 // AddSubscriber makes dt receive this track. If dt had another source it
 // leaves it: its stream continues from this one without a gap in sequence
@@ -202,16 +227,15 @@ func (f *Forwarder) AddSubscriber(dt *DownTrack) error {
 	// The source is set before dt joins the set, so that none of this
 	// source's packets is taken for a stale one.
 	prev := dt.source.Swap(f)
-	old := *f.subs.Load()
-	found := false
-	for _, d := range old {
-		found = found || d == dt
-	}
-	if !found {
-		next := make([]*DownTrack, len(old), len(old)+1)
-		copy(next, old)
-		next = append(next, dt)
-		f.subs.Store(&next)
+	if old := f.subs.Load(); !old.contains(dt) {
+		next, g := old.with(dt)
+		if next.writers[g] == nil && !f.writersDone {
+			w := newFanoutWriter(f, g, f.queueSize)
+			next.writers[g] = w
+			f.writers.Add(1)
+			go w.run(&f.writers)
+		}
+		f.subs.Store(next)
 	}
 	f.mu.Unlock()
 	if prev != nil && prev != f {
@@ -221,8 +245,7 @@ func (f *Forwarder) AddSubscriber(dt *DownTrack) error {
 	return nil
 }
 
-// RemoveSubscriber stops forwarding to dt. Packets already queued for dt
-// are still sent.
+// RemoveSubscriber stops forwarding to dt.
 func (f *Forwarder) RemoveSubscriber(dt *DownTrack) {
 	dt.source.CompareAndSwap(f, nil)
 	f.removeFromSet(dt)
@@ -231,15 +254,8 @@ func (f *Forwarder) RemoveSubscriber(dt *DownTrack) {
 func (f *Forwarder) removeFromSet(dt *DownTrack) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	old := *f.subs.Load()
-	next := make([]*DownTrack, 0, len(old))
-	for _, d := range old {
-		if d != dt {
-			next = append(next, d)
-		}
-	}
-	if len(next) != len(old) {
-		f.subs.Store(&next)
+	if next, found := f.subs.Load().without(dt); found {
+		f.subs.Store(next)
 	}
 }
 
@@ -294,10 +310,13 @@ func (f *Forwarder) Close() error {
 	}
 	f.closed = true
 	f.closing.Store(true)
-	subs := *f.subs.Load()
-	f.subs.Store(&[]*DownTrack{})
+	old := f.subs.Load()
+	f.subs.Store(&subscriberSet{
+		groups:  make([][]*DownTrack, len(old.groups)),
+		writers: old.writers,
+	})
 	f.mu.Unlock()
-	for _, dt := range subs {
+	for _, dt := range old.all() {
 		dt.source.CompareAndSwap(f, nil)
 	}
 	// Unblock the read; the loop sees closing and ends.
@@ -312,6 +331,7 @@ func (f *Forwarder) Close() error {
 
 func (f *Forwarder) readLoop() {
 	defer close(f.done)
+	defer f.stopWriters()
 	defer func() {
 		if r := recover(); r != nil {
 			f.err = fmt.Errorf("%w: read loop: %v", ErrReadLoopPanic, r)
@@ -344,14 +364,30 @@ func (f *Forwarder) readLoop() {
 	}
 }
 
+// stopWriters stops the fan-out writers once the read loop, their only
+// producer, has ended, and waits for them.
+func (f *Forwarder) stopWriters() {
+	f.mu.Lock()
+	f.writersDone = true
+	writers := f.subs.Load().writers
+	f.mu.Unlock()
+	for _, w := range writers {
+		if w != nil {
+			close(w.done)
+		}
+	}
+	f.writers.Wait()
+}
+
 func isEOF(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, os.ErrDeadlineExceeded)
 }
 
-// forward hands p, holding n bytes, to every subscriber. It owns p: the
-// packet is released here or by the down-tracks. This is the per-packet
-// path: no lock, no channel send unless a writer sleeps, no allocation.
+// forward hands p, holding n bytes, to the writer of every group of
+// subscribers. It owns p: the packet is released here or by the writers.
+// This is the per-packet path: no lock, no channel send unless a writer
+// sleeps, no allocation.
 func (f *Forwarder) forward(p *packet, n int) {
 	if err := parseRTP(p.buf[:n], &p.h); err != nil {
 		f.ctr.drops[DropMalformed].Add(1)
@@ -377,10 +413,25 @@ func (f *Forwarder) forward(p *packet, n int) {
 		return
 	}
 
-	subs := *f.subs.Load()
-	p.refs.Store(int32(len(subs)) + 1)
-	for _, dt := range subs {
-		if !dt.enqueue(p) {
+	set := f.subs.Load()
+	refs := int32(1)
+	for _, g := range set.groups {
+		if len(g) > 0 {
+			refs++
+		}
+	}
+	p.refs.Store(refs)
+	for i, g := range set.groups {
+		if len(g) == 0 {
+			continue
+		}
+		if w := set.writers[i]; !w.push(p) {
+			for _, dt := range g {
+				dt.ctr.drops[DropQueueFull].Add(1)
+			}
+			if f.kind == webrtc.RTPCodecTypeVideo {
+				w.wantKeyframe.Store(true)
+			}
 			p.refs.Add(-1) // cannot reach zero: this function holds a reference
 		}
 	}

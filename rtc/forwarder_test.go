@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,8 +32,15 @@ type fixture struct {
 
 func newFixture(t *testing.T, codec webrtc.RTPCodecParameters) *fixture {
 	t.Helper()
+	return newFixtureWith(t, codec, ForwarderConfig{CacheSlots: 64})
+}
+
+// newFixtureWith is newFixture with cfg's other fields.
+func newFixtureWith(t *testing.T, codec webrtc.RTPCodecParameters, cfg ForwarderConfig) *fixture {
+	t.Helper()
 	fx := &fixture{t: t, track: newChanTrack(codec), rtcp: &rtcpSink{}}
-	f, err := NewForwarder(ForwarderConfig{Track: fx.track, RTCP: fx.rtcp, CacheSlots: 64})
+	cfg.Track, cfg.RTCP = fx.track, fx.rtcp
+	f, err := NewForwarder(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,9 +49,9 @@ func newFixture(t *testing.T, codec webrtc.RTPCodecParameters) *fixture {
 	return fx
 }
 
-func (fx *fixture) downTrack(ctx *memContext, queue int) *DownTrack {
+func (fx *fixture) downTrack(ctx *memContext) *DownTrack {
 	fx.t.Helper()
-	dt, err := NewDownTrack(DownTrackConfig{ID: ctx.id, StreamID: "s", Codec: fx.f.Codec().RTPCodecCapability, QueueSize: queue})
+	dt, err := NewDownTrack(DownTrackConfig{ID: ctx.id, StreamID: "s", Codec: fx.f.Codec().RTPCodecCapability})
 	if err != nil {
 		fx.t.Fatal(err)
 	}
@@ -63,7 +72,7 @@ func TestForwardRewritesHeaders(t *testing.T) {
 		{RTPCodecCapability: opusCodec.RTPCodecCapability, PayloadType: 111},
 		{RTPCodecCapability: vp8Codec.RTPCodecCapability, PayloadType: 120},
 	}}
-	dt := fx.downTrack(sub, 0)
+	dt := fx.downTrack(sub)
 	if err := fx.f.AddSubscriber(dt); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +110,7 @@ func TestSwitchSourceKeepsStreamContinuous(t *testing.T) {
 	a := newFixture(t, vp8Codec)
 	b := newFixture(t, vp8Codec)
 	sub := &memContext{id: "s", ssrc: 5, record: true}
-	dt := a.downTrack(sub, 0)
+	dt := a.downTrack(sub)
 	if err := dt.SwitchSource(a.f); err != nil {
 		t.Fatal(err)
 	}
@@ -142,46 +151,105 @@ func TestSwitchSourceKeepsStreamContinuous(t *testing.T) {
 	}
 }
 
-func TestSlowSubscriberDropsAlone(t *testing.T) {
-	fx := newFixture(t, vp8Codec)
+// A subscriber whose writes block holds up its own group and no one else:
+// the read loop goes on, the other group receives every packet, and the
+// blocked group's packets are dropped once its writer's queue is full.
+func TestSlowSubscriberHoldsUpItsGroupAlone(t *testing.T) {
+	fx := newFixtureWith(t, vp8Codec, ForwarderConfig{CacheSlots: 64, Writers: 2, QueueSize: 16})
+	var clock atomic.Int64
+	clock.Store(1e9)
+	fx.f.now = clock.Load // before any packet: the read loop reads it
 	slow := &memContext{id: "slow", ssrc: 1, block: make(chan struct{})}
-	dtSlow := fx.downTrack(slow, 16)
+	dtSlow := fx.downTrack(slow)
 	if err := fx.f.AddSubscriber(dtSlow); err != nil {
 		t.Fatal(err)
 	}
-	var fast []*memContext
-	for i := 0; i < 3; i++ {
-		m := &memContext{id: string(rune('a' + i)), ssrc: webrtc.SSRC(10 + i)}
-		if err := fx.f.AddSubscriber(fx.downTrack(m, 16)); err != nil {
+	// The first group fills up to minGroupSize before the second opens.
+	var sameGroup, otherGroup []*memContext
+	for i := 1; i < minGroupSize+3; i++ {
+		m := &memContext{id: fmt.Sprint("sub", i), ssrc: webrtc.SSRC(10 + i)}
+		if err := fx.f.AddSubscriber(fx.downTrack(m)); err != nil {
 			t.Fatal(err)
 		}
-		fast = append(fast, m)
+		if i < minGroupSize {
+			sameGroup = append(sameGroup, m)
+		} else {
+			otherGroup = append(otherGroup, m)
+		}
 	}
 	const n = 400
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		fx.track.in <- rawRTP(t, 96, uint16(i), uint32(i*3000), i == 0, rtctest.CounterPayload(uint32(i), 100))
 		if i%8 == 7 {
-			// Let the fast writers keep up with their 16-packet queues.
-			for _, m := range fast {
-				waitFor(t, time.Second, "fast subscriber", func() bool { return m.count() == i+1 })
+			// Let the other group's writer keep up with its 16-packet queue.
+			for _, m := range otherGroup {
+				waitFor(t, time.Second, "other group", func() bool { return m.count() == i+1 })
 			}
 		}
 	}
 	elapsed := time.Since(start)
-	for _, m := range fast {
-		waitFor(t, time.Second, "fast subscribers", func() bool { return m.count() == n })
+	for _, m := range otherGroup {
+		waitFor(t, time.Second, "other group", func() bool { return m.count() == n })
+	}
+	for _, m := range sameGroup {
+		if m.count() > 17 {
+			t.Errorf("%s, behind the blocked subscriber, got %d packets", m.id, m.count())
+		}
 	}
 	s := dtSlow.Stats()
-	if s.Dropped(DropQueueFull) < n-17 {
-		t.Errorf("slow subscriber dropped %d for a full queue, want at least %d", s.Dropped(DropQueueFull), n-17)
+	if s.Dropped(DropQueueFull) < n-18 {
+		t.Errorf("slow subscriber dropped %d for a full queue, want at least %d", s.Dropped(DropQueueFull), n-18)
 	}
 	if elapsed > 5*time.Second {
 		t.Errorf("publisher took %v for %d packets: the slow subscriber held it up", elapsed, n)
 	}
+	requests := fx.f.Stats().KeyframeRequests
+	clock.Add(int64(time.Second)) // past any throttle
 	close(slow.block)
-	// Once its queue drains, the slow video subscriber asks for a keyframe.
-	waitFor(t, time.Second, "keyframe request after drain", func() bool { return fx.f.Stats().KeyframeRequests >= 1 })
+	// Once its queue drains, the blocked group asks for a keyframe.
+	waitFor(t, time.Second, "keyframe request after drain", func() bool { return fx.f.Stats().KeyframeRequests > requests })
+}
+
+// A write that panics stops that down-track alone: its owner is told,
+// nothing more is sent to it, and the rest of its group goes on receiving.
+func TestPanickingWriteStopsOneDownTrack(t *testing.T) {
+	fx := newFixtureWith(t, vp8Codec, ForwarderConfig{CacheSlots: 64, Writers: 1})
+	bad := &memContext{id: "bad", ssrc: 1, panicAt: 3, codecs: []webrtc.RTPCodecParameters{vp8Codec}}
+	failed := make(chan error, 1)
+	dtBad, err := NewDownTrack(DownTrackConfig{ID: "bad", StreamID: "s", Codec: vp8Codec.RTPCodecCapability,
+		OnFailure: func(err error) { failed <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dtBad.Close()
+	if _, err := dtBad.Bind(bad); err != nil {
+		t.Fatal(err)
+	}
+	good := &memContext{id: "good", ssrc: 2}
+	for _, dt := range []*DownTrack{dtBad, fx.downTrack(good)} {
+		if err := fx.f.AddSubscriber(dt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 20
+	for i := 0; i < n; i++ {
+		fx.track.in <- rawRTP(t, 96, uint16(i), uint32(i*3000), i == 0, rtctest.CounterPayload(uint32(i), 100))
+	}
+	select {
+	case err := <-failed:
+		if !errors.Is(err, ErrReadLoopPanic) {
+			t.Errorf("OnFailure(%v), want ErrReadLoopPanic", err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("OnFailure was not called")
+	}
+	// The packet whose write panicked is lost for the rest of the group
+	// too; every later one arrives.
+	waitFor(t, time.Second, "good subscriber", func() bool { return good.count() >= n-1 })
+	if got := bad.count(); got != 2 {
+		t.Errorf("panicking subscriber got %d writes, want the 2 before the panic", got)
+	}
 }
 
 func TestKeyframeRequestsThrottled(t *testing.T) {
@@ -228,7 +296,7 @@ func TestKeyframeRequestsThrottled(t *testing.T) {
 func TestNACKAnsweredFromCache(t *testing.T) {
 	fx := newFixture(t, vp8Codec)
 	sub := &memContext{id: "n", ssrc: 77, record: true, rtcp: make(chan []byte)}
-	dt := fx.downTrack(sub, 0)
+	dt := fx.downTrack(sub)
 	if err := fx.f.AddSubscriber(dt); err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +368,7 @@ func TestReadLoopPanicIsReported(t *testing.T) {
 func TestBadInputChangesNothing(t *testing.T) {
 	fx := newFixture(t, vp8Codec)
 	sub := &memContext{id: "x", ssrc: 1}
-	if err := fx.f.AddSubscriber(fx.downTrack(sub, 0)); err != nil {
+	if err := fx.f.AddSubscriber(fx.downTrack(sub)); err != nil {
 		t.Fatal(err)
 	}
 	good := rawRTP(t, 96, 1, 1, true, rtctest.CounterPayload(1, 10))
@@ -329,7 +397,6 @@ func TestConfigValidation(t *testing.T) {
 		{},
 		{ID: "a", StreamID: "b", Codec: webrtc.RTPCodecCapability{MimeType: "text/plain", ClockRate: 1}},
 		{ID: "a", StreamID: "b", Codec: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}},
-		{ID: "a", StreamID: "b", Codec: vp8Codec.RTPCodecCapability, QueueSize: 100},
 	} {
 		if _, err := NewDownTrack(cfg); !errors.Is(err, ErrBadConfig) {
 			t.Errorf("NewDownTrack(%+v) = %v", cfg, err)
@@ -354,7 +421,7 @@ func TestConfigValidation(t *testing.T) {
 func TestMutedTrackIsNotForwarded(t *testing.T) {
 	fx := newFixture(t, vp8Codec)
 	sub := &memContext{id: "a", ssrc: 7, record: true}
-	dt := fx.downTrack(sub, 0)
+	dt := fx.downTrack(sub)
 	if err := fx.f.AddSubscriber(dt); err != nil {
 		t.Fatal(err)
 	}

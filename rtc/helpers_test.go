@@ -2,6 +2,7 @@ package rtc
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
@@ -97,14 +98,16 @@ type sentPacket struct {
 // memContext is a webrtc.TrackLocalContext that writes to memory, for the
 // down-track tests and benchmarks that leave the network out. A zero
 // record keeps only counts (no allocation); block, when set, holds every
-// write until it is closed.
+// write until it is closed; panicAt, when set, makes that write panic.
 type memContext struct {
 	id     string
 	codecs []webrtc.RTPCodecParameters
 	ssrc   webrtc.SSRC
 	record bool
 	block  chan struct{}
-	rtcp   chan []byte // RTCP from the "subscriber"; nil for none
+	// panicAt is the 1-based number of the write that panics; 0 for none.
+	panicAt int
+	rtcp    chan []byte // RTCP from the "subscriber"; nil for none
 
 	mu      sync.Mutex
 	n       int
@@ -138,6 +141,10 @@ func (m *memContext) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 		<-m.block
 	}
 	m.mu.Lock()
+	if m.panicAt > 0 && m.n+1 == m.panicAt {
+		m.mu.Unlock()
+		panic("memContext: write " + fmt.Sprint(m.panicAt))
+	}
 	m.n++
 	if m.record {
 		m.packets = append(m.packets, sentPacket{hdr: h.Clone(), payload: append([]byte(nil), payload...)})

@@ -73,7 +73,7 @@ func benchLoopback(b *testing.B, set interceptorSet, nSubs int) {
 	for i := 0; i < nSubs; i++ {
 		ss, _ := engine.NewPeerConnection()
 		defer ss.Close()
-		dt, _ := NewDownTrack(DownTrackConfig{ID: "v", StreamID: "p", Codec: f.Codec().RTPCodecCapability, QueueSize: 1024})
+		dt, _ := NewDownTrack(DownTrackConfig{ID: "v", StreamID: "p", Codec: f.Codec().RTPCodecCapability})
 		defer dt.Close()
 		if _, err := ss.AddTrack(dt); err != nil {
 			b.Fatal(err)
