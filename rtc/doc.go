@@ -3,12 +3,19 @@
 // forwarding fast path that carries a publisher's RTP to its subscribers.
 //
 // An Engine makes peer connections. A Forwarder owns the read loop of one
-// published track and writes each packet straight to the DownTracks that
-// subscribe to it; a DownTrack is the pion TrackLocal added to a subscriber's
-// peer connection, with its own bounded queue and writer goroutine so that a
-// slow subscriber never holds up the publisher or the others. Subscriber
-// sets are immutable slices swapped atomically, so the per-packet path takes
-// no lock, sends no message and allocates nothing.
+// published track and hands each packet to its fan-out writers: a few
+// goroutines (at most one per core) that each write the packet to a group
+// of the track's DownTracks, so that one packet wakes a goroutine per group,
+// not per subscriber, and a large fan-out spreads over the cores. A
+// DownTrack is the pion TrackLocal added to a subscriber's peer connection;
+// it rewrites the header into the subscriber's own stream. Subscriber sets
+// are immutable and swapped atomically, so the per-packet path takes no
+// shared lock, sends no message and allocates nothing.
+//
+// Every peer connection shares one UDP port, whose sends and receives are
+// made as raw system calls on the non-blocking socket (udpconn_linux.go):
+// the standard library would serialize the writers on one lock and wake
+// the scheduler's monitor at every burst.
 //
 // The package knows nothing of actors or HTTP: the participant actors drive
 // it through the exported methods and learn of failures through callbacks.

@@ -70,7 +70,7 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 		return nil, fmt.Errorf("rtc: listen on UDP %s: %w", addr, err)
 	}
 	logs := pionLoggerFactory{l: cfg.Logger}
-	mux := webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), conn)
+	mux := webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), newSharedUDPConn(conn))
 
 	var s webrtc.SettingEngine
 	s.LoggerFactory = logs
