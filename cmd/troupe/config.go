@@ -62,6 +62,10 @@ type Config struct {
 	// WebhookMaxAge is how long a delivery is retried before it is kept
 	// as failed. Default 24h.
 	WebhookMaxAge time.Duration `yaml:"webhook_max_age"`
+	// DebugAddr, when set, is the host:port where Go's profiler is served
+	// (/debug/pprof/), apart from the API and without authentication: keep
+	// it on loopback. Default empty: off.
+	DebugAddr string `yaml:"debug_addr"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text or json. Default text.
@@ -108,6 +112,11 @@ func (c Config) Validate() error {
 	}
 	if err := validateHostPort(c.HTTPAddr); err != nil {
 		return fmt.Errorf("%w: --http-addr %q: %v", ErrInvalidConfig, c.HTTPAddr, err)
+	}
+	if c.DebugAddr != "" {
+		if err := validateHostPort(c.DebugAddr); err != nil {
+			return fmt.Errorf("%w: --debug-addr %q: %v", ErrInvalidConfig, c.DebugAddr, err)
+		}
 	}
 	if c.RTCUDPPort < 0 || c.RTCUDPPort > 65535 {
 		return fmt.Errorf("%w: --rtc-udp-port %d: must be 0..65535", ErrInvalidConfig, c.RTCUDPPort)
@@ -206,6 +215,7 @@ var settings = []setting{
 	{"webhook-events", "comma-separated events (or patterns) sent to --webhook-urls", func(c *Config) any { return &c.WebhookEvents }},
 	{"webhook-allow-private", "let webhooks reach loopback and private addresses", func(c *Config) any { return &c.WebhookAllowPrivate }},
 	{"webhook-max-age", "how long a webhook delivery is retried before it is kept as failed", func(c *Config) any { return &c.WebhookMaxAge }},
+	{"debug-addr", "host:port serving Go's profiler at /debug/pprof/, unauthenticated (empty = off)", func(c *Config) any { return &c.DebugAddr }},
 	{"log-level", "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
 	{"log-format", "text or json", func(c *Config) any { return &c.LogFormat }},
 	{"request-timeout", "how long an API call waits for its room before 503", func(c *Config) any { return &c.RequestTimeout }},

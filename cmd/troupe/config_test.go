@@ -122,6 +122,7 @@ func TestConfigErrors(t *testing.T) {
 		{"webhook event unknown", []string{"--webhook-urls", "https://example.com/h", "--webhook-events", "room-exploded"}, nil, "", "--webhook-urls/--webhook-events"},
 		{"dev tokens not a bool", nil, map[string]string{"TROUPE_DEV_JOIN_TOKENS": "maybe"}, "", "not a boolean"},
 		{"udp port too big", nil, nil, "rtc_udp_port: 65536\n", "--rtc-udp-port 65536"},
+		{"debug address without port", []string{"--debug-addr", "localhost"}, nil, "", "--debug-addr"},
 		{"bad level", []string{"--log-level", "verbose"}, nil, "", "--log-level"},
 		{"bad format", nil, map[string]string{"TROUPE_LOG_FORMAT": "xml"}, "", "--log-format"},
 		{"empty data dir", []string{"--data-dir", ""}, nil, "", "--data-dir"},

@@ -280,6 +280,18 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout io.Writer) (er
 		return err
 	}
 
+	if cfg.DebugAddr != "" {
+		stopDebug, err := startDebugServer(cfg.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			err = errors.Join(err, stopDebug(ctx))
+		}()
+	}
+
 	served = true
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -254,6 +254,41 @@ func TestMetricsWiring(t *testing.T) {
 	}
 }
 
+// --debug-addr serves the profiler on its own port, never on the API's.
+func TestDebugAddrServesProfiler(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	debugAddr := free.Addr().String()
+	free.Close()
+	cfg := testConfig(t.TempDir())
+	cfg.DebugAddr = debugAddr
+	s := startServer(t, cfg)
+	for _, c := range []struct {
+		url  string
+		want int
+	}{
+		{"http://" + debugAddr + "/debug/pprof/goroutine?debug=1", http.StatusOK},
+		{s.url + "/debug/pprof/goroutine?debug=1", http.StatusNotFound},
+	} {
+		resp, err := s.client.Get(c.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("GET %s: %d, want %d", c.url, resp.StatusCode, c.want)
+		}
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.client.Get("http://" + debugAddr + "/debug/pprof/"); err == nil {
+		t.Error("profiler still serving after shutdown")
+	}
+}
+
 func TestConfiguredKeyIsNotSaved(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	cfg := testConfig(dir)
