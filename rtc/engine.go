@@ -180,35 +180,38 @@ func registerCodecs(m *webrtc.MediaEngine) error {
 // transport-cc feedback (the publisher's congestion control). Sending to
 // subscribers: sender reports (lip sync). pion's NACK responder is left out:
 // it copies every packet sent to every subscriber, where the per-track
-// packet cache answers NACKs for all of them with one copy.
+// packet cache answers NACKs for all of them with one copy. Each starts
+// its ticker only once a stream of its direction exists (lazyFactory).
 func registerInterceptors(reg *interceptor.Registry, set interceptorSet) error {
+	lazy := func(local bool) func(interceptor.Factory, error) error {
+		return func(f interceptor.Factory, err error) error {
+			if err != nil {
+				return err
+			}
+			reg.Add(&lazyFactory{inner: f, local: local})
+			return nil
+		}
+	}
+	receiving, sending := lazy(false), lazy(true)
 	if set&withNACKGenerator != 0 {
-		gen, err := nack.NewGeneratorInterceptor()
-		if err != nil {
+		if err := receiving(nack.NewGeneratorInterceptor()); err != nil {
 			return err
 		}
-		reg.Add(gen)
 	}
 	if set&withReceiverReports != 0 {
-		rr, err := report.NewReceiverInterceptor()
-		if err != nil {
+		if err := receiving(report.NewReceiverInterceptor()); err != nil {
 			return err
 		}
-		reg.Add(rr)
 	}
 	if set&withSenderReports != 0 {
-		sr, err := report.NewSenderInterceptor()
-		if err != nil {
+		if err := sending(report.NewSenderInterceptor()); err != nil {
 			return err
 		}
-		reg.Add(sr)
 	}
 	if set&withTWCC != 0 {
-		tw, err := twcc.NewSenderInterceptor()
-		if err != nil {
+		if err := receiving(twcc.NewSenderInterceptor()); err != nil {
 			return err
 		}
-		reg.Add(tw)
 	}
 	return nil
 }

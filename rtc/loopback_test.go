@@ -19,8 +19,9 @@ import (
 )
 
 // clientAPI is a pion peer as a browser would be: default codecs and
-// interceptors, every candidate on IPv4 loopback.
-func clientAPI(t testing.TB, noReplayProtection bool) *webrtc.API {
+// interceptors, every candidate on IPv4 loopback. A counter, if given,
+// counts the RTCP its peers receive.
+func clientAPI(t testing.TB, noReplayProtection bool, counter ...*rtcpCounter) *webrtc.API {
 	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
@@ -30,6 +31,9 @@ func clientAPI(t testing.TB, noReplayProtection bool) *webrtc.API {
 	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
 		t.Fatal(err)
 	}
+	for _, c := range counter {
+		reg.Add(c)
+	}
 	var s webrtc.SettingEngine
 	s.SetIncludeLoopbackCandidate(true)
 	s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
@@ -37,6 +41,42 @@ func clientAPI(t testing.TB, noReplayProtection bool) *webrtc.API {
 	// The NACK test resends a packet the client already has.
 	s.DisableSRTPReplayProtection(noReplayProtection)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(s))
+}
+
+// rtcpCounter counts RTCP packets by type as a client's peers receive them,
+// before pion routes them to a sender (which it does not do for
+// transport-cc feedback).
+type rtcpCounter struct {
+	interceptor.NoOp
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (c *rtcpCounter) NewInterceptor(string) (interceptor.Interceptor, error) { return c, nil }
+
+func (c *rtcpCounter) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
+	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		n, a, err := r.Read(b, a)
+		if err == nil {
+			if pkts, perr := rtcp.Unmarshal(b[:n]); perr == nil {
+				c.mu.Lock()
+				if c.counts == nil {
+					c.counts = make(map[string]int)
+				}
+				for _, p := range pkts {
+					c.counts[fmt.Sprintf("%T", p)]++
+				}
+				c.mu.Unlock()
+			}
+		}
+		return n, a, err
+	})
+}
+
+func (c *rtcpCounter) count(typ rtcp.Packet) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.counts[fmt.Sprintf("%T", typ)]
 }
 
 func testEngine(t testing.TB, set interceptorSet) *Engine {
@@ -180,7 +220,8 @@ func TestLoopbackFanOut(t *testing.T) {
 		}
 		_ = engine.Close()
 	}()
-	client := clientAPI(t, true)
+	var received rtcpCounter
+	client := clientAPI(t, true, &received)
 
 	// The publisher.
 	pub, err := client.NewPeerConnection(webrtc.Configuration{})
@@ -337,6 +378,10 @@ func TestLoopbackFanOut(t *testing.T) {
 	tick := time.NewTicker(2 * time.Millisecond)
 	for i := 0; i < nVideo; i++ {
 		<-tick.C
+		if i == nVideo/2 {
+			vseq++ // a packet lost on the way to the server: the server NACKs it
+			vcount++
+		}
 		send(video, &vseq, uint32(i/3)*3000, i == 0)
 		if i%3 == 0 {
 			send(audio, &aseq, uint32(i/3)*960, false)
@@ -364,6 +409,13 @@ func TestLoopbackFanOut(t *testing.T) {
 				t.Errorf("subscriber %d: %d of %d packets (first %d last %d, %d gaps): loss >= 1%%", k, n, want, first, last, gaps)
 			}
 		}
+	}
+
+	// The server's receiving interceptors, started by the publisher's
+	// streams, sent it receiver reports and a NACK. (pion's client puts no
+	// transport-cc numbers on these packets, so no feedback is checked.)
+	for _, want := range []rtcp.Packet{&rtcp.ReceiverReport{}, &rtcp.TransportLayerNack{}} {
+		waitFor(t, 3*time.Second, fmt.Sprintf("%T from the server", want), func() bool { return received.count(want) > 0 })
 	}
 
 	// A NACK for a packet the subscriber has: the server resends it from
