@@ -75,7 +75,9 @@ type signalConn struct {
 	s     *Server
 	ws    *websocket.Conn
 	log   *slog.Logger
-	queue chan outMsg
+	// queue holds pointers: its buffer is allocated whole for every
+	// connection, and messages are few.
+	queue chan *outMsg
 	// ctx bounds the socket's reads and writes; it is canceled once the
 	// writer has closed the socket.
 	ctx    context.Context
@@ -105,7 +107,7 @@ func (s *Server) newSignalConn() *signalConn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &signalConn{
 		s: s, log: s.log, ctx: ctx, cancel: cancel,
-		queue:      make(chan outMsg, s.cfg.SignalingQueue),
+		queue:      make(chan *outMsg, s.cfg.SignalingQueue),
 		stopped:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 		hold:       true, // until joined is queued
@@ -184,7 +186,7 @@ func (c *signalConn) send(m outMsg, fromRoom bool) {
 
 func (c *signalConn) enqueueLocked(m outMsg) {
 	select {
-	case c.queue <- m:
+	case c.queue <- &m:
 	default:
 		c.dropLocked()
 	}
