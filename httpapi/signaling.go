@@ -72,9 +72,9 @@ type outMsg struct {
 // participant. Its reader is the HTTP handler's goroutine; its writer is
 // the one goroutine it starts, and the only one that closes the socket.
 type signalConn struct {
-	s     *Server
-	ws    *websocket.Conn
-	log   *slog.Logger
+	s   *Server
+	ws  *websocket.Conn
+	log *slog.Logger
 	// queue holds pointers: its buffer is allocated whole for every
 	// connection, and messages are few.
 	queue chan *outMsg
