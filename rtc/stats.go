@@ -7,8 +7,9 @@ type DropReason int
 
 // Drop reasons. Each has its own counter per track and its own metric label.
 const (
-	// DropQueueFull: the subscriber's queue was full (a slow subscriber);
-	// the newest packet is dropped.
+	// DropQueueFull: the queue of the fan-out writer that serves the
+	// subscriber was full (the writer fell behind); the newest packet is
+	// dropped for every subscriber of that writer's group.
 	DropQueueFull DropReason = iota
 	// DropWaitKeyframe: a video down-track that joined or changed source
 	// waits for a keyframe before forwarding.
