@@ -35,9 +35,8 @@ type DownTrackConfig struct {
 // to the subscriber's peer connection (PeerConnection.AddTrack). It gives
 // the subscriber a stream of its own SSRC whose sequence numbers and
 // timestamps stay continuous whatever source feeds it, and answers the
-// subscriber's RTCP: keyframe
-// requests go to the source, throttled there; NACKs are answered from the
-// source's packet cache.
+// subscriber's RTCP: keyframe requests go to the source, throttled there;
+// NACKs are answered from the source's packet cache.
 //
 // The DownTrack reads the sender's RTCP itself: the owner must not call
 // ReadRTCP on the RTPSender that carries it.

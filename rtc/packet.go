@@ -35,11 +35,10 @@ func (p *packet) release() {
 	}
 }
 
-// ring is a bounded lock-free queue of packets (Vyukov's bounded queue):
-// several producers may push (during a source switch the old and the new
-// source both do for a moment), one consumer pops. A full ring refuses the
-// push, which is how a slow subscriber's packets are dropped without
-// holding up anyone else.
+// ring is a bounded lock-free queue of packets (Vyukov's bounded queue)
+// between a track's read loop, which pushes, and one fan-out writer, which
+// pops. A full ring refuses the push, which is how a writer that falls
+// behind has its packets dropped without holding up the read loop.
 type ring struct {
 	mask  uint64
 	slots []ringSlot
