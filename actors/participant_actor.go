@@ -385,6 +385,7 @@ func (p *participantActor) publish(ctx actor.Context, m *remoteTrack) {
 	fwd, err := rtc.NewForwarder(rtc.ForwarderConfig{
 		Track:   m.track,
 		RTCP:    p.pc,
+		Engine:  p.deps.cfg.Media,
 		Metrics: p.deps.cfg.MediaMetrics,
 		Logger:  p.log,
 		OnFailure: func(err error) {

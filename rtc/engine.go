@@ -25,8 +25,11 @@ type Engine struct {
 	api  *webrtc.API
 	conn net.PacketConn
 	mux  io.Closer
-	cfg  Config
-	log  *slog.Logger
+	// sends batches the fan-out writers' datagrams; nil where the
+	// platform cannot.
+	sends sendBatcher
+	cfg   Config
+	log   *slog.Logger
 
 	mu     sync.Mutex // guards closed
 	closed bool
@@ -70,7 +73,8 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 		return nil, fmt.Errorf("rtc: listen on UDP %s: %w", addr, err)
 	}
 	logs := pionLoggerFactory{l: cfg.Logger}
-	mux := webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), newSharedUDPConn(conn))
+	shared := newSharedUDPConn(conn, cfg.Logger)
+	mux := webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), shared)
 
 	var s webrtc.SettingEngine
 	s.LoggerFactory = logs
@@ -95,7 +99,9 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 			return nil, fmt.Errorf("%w: announce addresses: %w", ErrBadConfig, err)
 		}
 	}
+	sends, _ := shared.(sendBatcher)
 	e := &Engine{
+		sends: sends,
 		api: webrtc.NewAPI(
 			webrtc.WithMediaEngine(m),
 			webrtc.WithInterceptorRegistry(reg),
@@ -219,6 +225,14 @@ func registerInterceptors(reg *interceptor.Registry, set interceptorSet) error {
 // API returns the pion API, for callers that need more than
 // NewPeerConnection.
 func (e *Engine) API() *webrtc.API { return e.api }
+
+// sendBatcher returns what batches the fan-out writers' sends, or nil.
+func (e *Engine) sendBatcher() sendBatcher {
+	if e == nil {
+		return nil
+	}
+	return e.sends
+}
 
 // LocalAddr returns the address of the shared UDP port.
 func (e *Engine) LocalAddr() net.Addr { return e.conn.LocalAddr() }

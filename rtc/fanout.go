@@ -176,13 +176,26 @@ func (w *fanoutWriter) run(wg *sync.WaitGroup) {
 	}
 }
 
+// sendBatcher lets a fan-out writer have the copies of one packet sent
+// together: datagrams written between holdSends and releaseSends go to the
+// kernel in one system call, at the release. The Engine's shared UDP port
+// is one, on Linux.
+type sendBatcher interface {
+	holdSends()
+	releaseSends()
+}
+
 // drain writes every queued packet to the group. A panic while writing to
 // one down-track stops that down-track alone (its owner learns of it
 // through OnFailure), and the writer goes on with the next packet.
 func (w *fanoutWriter) drain() {
 	var cur *DownTrack
 	var p *packet
+	var held sendBatcher
 	defer func() {
+		if held != nil {
+			held.releaseSends()
+		}
 		if r := recover(); r != nil {
 			if p != nil {
 				p.release()
@@ -200,8 +213,17 @@ func (w *fanoutWriter) drain() {
 		}
 		set := w.f.subs.Load()
 		if w.group < len(set.groups) {
-			for _, cur = range set.groups[w.group] {
+			g := set.groups[w.group]
+			if len(g) > 1 && w.f.sends != nil {
+				held = w.f.sends
+				held.holdSends()
+			}
+			for _, cur = range g {
 				cur.send(p)
+			}
+			if held != nil {
+				held.releaseSends()
+				held = nil
 			}
 		}
 		cur = nil

@@ -76,6 +76,10 @@ type ForwarderConfig struct {
 	// newest are dropped; a power of two. Zero means
 	// DefaultFanoutQueueSize.
 	QueueSize int
+	// Engine, when set, is the engine whose peer connections the
+	// subscribers use: the fan-out writers then have each packet's copies
+	// for a group sent to its UDP port with one system call.
+	Engine *Engine
 	// Metrics, when set, counts this track.
 	Metrics *Metrics
 	// Logger defaults to slog.Default().
@@ -102,6 +106,7 @@ type Forwarder struct {
 	metrics   *Metrics
 	log       *slog.Logger
 	onFailure func(error)
+	sends     sendBatcher  // nil: each datagram is sent on its own
 	now       func() int64 // unix nanoseconds; replaced in tests
 
 	// subs is the subscriber set, replaced as a whole under mu and read
@@ -171,6 +176,7 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 		metrics:   cfg.Metrics,
 		log:       cfg.Logger.With("ssrc", uint32(cfg.Track.SSRC()), "codec", codec.MimeType),
 		onFailure: cfg.OnFailure,
+		sends:     cfg.Engine.sendBatcher(),
 		now:       func() int64 { return time.Now().UnixNano() },
 		done:      make(chan struct{}),
 		queueSize: cfg.QueueSize,

@@ -211,10 +211,19 @@ func TestSlowSubscriberHoldsUpItsGroupAlone(t *testing.T) {
 	waitFor(t, time.Second, "keyframe request after drain", func() bool { return fx.f.Stats().KeyframeRequests > requests })
 }
 
+// countingBatcher counts the holds and releases of a fan-out writer.
+type countingBatcher struct{ holds, releases atomic.Int32 }
+
+func (b *countingBatcher) holdSends()    { b.holds.Add(1) }
+func (b *countingBatcher) releaseSends() { b.releases.Add(1) }
+
 // A write that panics stops that down-track alone: its owner is told,
 // nothing more is sent to it, and the rest of its group goes on receiving.
+// The writer's hold on the socket ends with the panic.
 func TestPanickingWriteStopsOneDownTrack(t *testing.T) {
 	fx := newFixtureWith(t, vp8Codec, ForwarderConfig{CacheSlots: 64, Writers: 1})
+	batcher := new(countingBatcher)
+	fx.f.sends = batcher // before AddSubscriber starts the writer
 	bad := &memContext{id: "bad", ssrc: 1, panicAt: 3, codecs: []webrtc.RTPCodecParameters{vp8Codec}}
 	failed := make(chan error, 1)
 	dtBad, err := NewDownTrack(DownTrackConfig{ID: "bad", StreamID: "s", Codec: vp8Codec.RTPCodecCapability,
@@ -249,6 +258,10 @@ func TestPanickingWriteStopsOneDownTrack(t *testing.T) {
 	waitFor(t, time.Second, "good subscriber", func() bool { return good.count() >= n-1 })
 	if got := bad.count(); got != 2 {
 		t.Errorf("panicking subscriber got %d writes, want the 2 before the panic", got)
+	}
+	waitFor(t, time.Second, "every hold released", func() bool { return batcher.releases.Load() == batcher.holds.Load() })
+	if h := batcher.holds.Load(); h < n-1 {
+		t.Errorf("%d holds for %d packets to a group of two", h, n)
 	}
 }
 

@@ -260,7 +260,7 @@ func TestLoopbackFanOut(t *testing.T) {
 	closers = append(closers, serverPub.Close)
 	forwarders := make(chan *Forwarder, 2)
 	serverPub.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		f, err := NewForwarder(ForwarderConfig{Track: track, RTCP: serverPub, Metrics: metrics})
+		f, err := NewForwarder(ForwarderConfig{Track: track, RTCP: serverPub, Engine: engine, Metrics: metrics})
 		if err != nil {
 			t.Error(err)
 			return

@@ -3,10 +3,12 @@ package rtc
 import (
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -32,15 +34,24 @@ import (
 // leaves only the wait for a datagram to the runtime's network poller: a
 // server that sleeps between video frames would otherwise wake the
 // monitor with its first read of every frame.
+//
+// A fan-out writer may also hold the conn while it writes one packet to
+// its group, to have the copies sent with one sendmmsg (udpbatch_linux.go).
 type sharedUDPConn struct {
 	*net.UDPConn
 	raw  syscall.RawConn
 	ipv6 bool // an AF_INET6 socket
+	log  *slog.Logger
+
+	holders    atomic.Int32 // open holds; see holdSends
+	bmu        sync.Mutex   // guards pending
+	pending    *sendBatch
+	sendErrors atomic.Uint64 // datagrams of batches that could not be sent
 }
 
 // newSharedUDPConn wraps conn; it returns conn itself when the socket
 // cannot be reached.
-func newSharedUDPConn(conn net.PacketConn) net.PacketConn {
+func newSharedUDPConn(conn net.PacketConn, log *slog.Logger) net.PacketConn {
 	udp, ok := conn.(*net.UDPConn)
 	if !ok {
 		return conn
@@ -56,7 +67,7 @@ func newSharedUDPConn(conn net.PacketConn) net.PacketConn {
 	}); err != nil || serr != nil {
 		return conn
 	}
-	return &sharedUDPConn{UDPConn: udp, raw: raw, ipv6: family == unix.AF_INET6}
+	return &sharedUDPConn{UDPConn: udp, raw: raw, ipv6: family == unix.AF_INET6, log: log}
 }
 
 // sendCall is one direct sendto, pooled so that a write allocates nothing:
@@ -180,18 +191,20 @@ func (c *sharedUDPConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) 
 // WriteToAddrPort sends b to addr without the standard library's write
 // lock; see sharedUDPConn.
 func (c *sharedUDPConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	if !c.sockaddrFits(addr) {
+		return c.WriteToUDPAddrPort(b, addr)
+	}
+	if c.holders.Load() > 0 && len(b) <= batchSlotSize && c.enqueue(b, addr) {
+		return len(b), nil
+	}
 	call := sendCalls.Get().(*sendCall)
 	ip := addr.Addr()
-	switch {
-	case !c.ipv6 && ip.Is4():
-		call.sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: htons(addr.Port()), Addr: ip.As4()}
-		call.to, call.tolen = unsafe.Pointer(&call.sa4), unix.SizeofSockaddrInet4
-	case c.ipv6 && ip.Zone() == "":
+	if c.ipv6 {
 		call.sa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: htons(addr.Port()), Addr: ip.As16()}
 		call.to, call.tolen = unsafe.Pointer(&call.sa6), unix.SizeofSockaddrInet6
-	default:
-		sendCalls.Put(call)
-		return c.WriteToUDPAddrPort(b, addr)
+	} else {
+		call.sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: htons(addr.Port()), Addr: ip.As4()}
+		call.to, call.tolen = unsafe.Pointer(&call.sa4), unix.SizeofSockaddrInet4
 	}
 	call.buf, call.n, call.err = b, 0, nil
 	cerr := c.raw.Control(call.control)

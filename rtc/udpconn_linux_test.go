@@ -3,6 +3,7 @@ package rtc
 import (
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -26,7 +27,7 @@ func TestSharedUDPConnDeliversConcurrentWrites(t *testing.T) {
 			if err != nil {
 				t.Skipf("no %s loopback: %v", network.name, err)
 			}
-			conn := newSharedUDPConn(pc)
+			conn := newSharedUDPConn(pc, slog.Default())
 			shared, ok := conn.(*sharedUDPConn)
 			if !ok {
 				t.Fatalf("newSharedUDPConn returned %T", conn)
@@ -36,7 +37,7 @@ func TestSharedUDPConnDeliversConcurrentWrites(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rx := newSharedUDPConn(rpc).(*sharedUDPConn)
+			rx := newSharedUDPConn(rpc, slog.Default()).(*sharedUDPConn)
 			defer rx.Close()
 			_ = rx.SetReadBuffer(4 << 20)
 			to := rx.LocalAddr().(*net.UDPAddr).AddrPort()
@@ -83,7 +84,7 @@ func TestSharedUDPConnReadDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shared := newSharedUDPConn(pc).(*sharedUDPConn)
+	shared := newSharedUDPConn(pc, slog.Default()).(*sharedUDPConn)
 	defer shared.Close()
 	_ = shared.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 	if _, _, err := shared.ReadFromAddrPort(make([]byte, 100)); !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -113,7 +114,7 @@ func TestSharedUDPConnWriteAfterClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shared := newSharedUDPConn(pc).(*sharedUDPConn)
+	shared := newSharedUDPConn(pc, slog.Default()).(*sharedUDPConn)
 	shared.Close()
 	_, err = shared.WriteToAddrPort([]byte("x"), netip.MustParseAddrPort("127.0.0.1:9"))
 	if !errors.Is(err, net.ErrClosed) {
@@ -127,7 +128,7 @@ func TestSharedUDPConnWrongFamily(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shared := newSharedUDPConn(pc).(*sharedUDPConn)
+	shared := newSharedUDPConn(pc, slog.Default()).(*sharedUDPConn)
 	defer shared.Close()
 	if _, err := shared.WriteToAddrPort([]byte("x"), netip.MustParseAddrPort("[::1]:9")); err == nil {
 		t.Error("IPv6 destination on an IPv4 socket: no error")
@@ -154,7 +155,7 @@ func BenchmarkSharedUDPConnWrite(b *testing.B) {
 		wrap func(net.PacketConn) net.PacketConn
 	}{
 		{"std", func(c net.PacketConn) net.PacketConn { return c }},
-		{"shared", newSharedUDPConn},
+		{"shared", func(c net.PacketConn) net.PacketConn { return newSharedUDPConn(c, slog.Default()) }},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
