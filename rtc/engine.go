@@ -1,6 +1,9 @@
 package rtc
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -8,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -31,9 +35,19 @@ type Engine struct {
 	cfg   Config
 	log   *slog.Logger
 
-	mu     sync.Mutex // guards closed
+	mu     sync.Mutex // guards the following
 	closed bool
+	// cert is the DTLS certificate every peer connection presents, made
+	// once and again when it nears expiry: generating a key pair and
+	// signing a certificate for each connection costs more CPU than the
+	// rest of making the connection.
+	cert *webrtc.Certificate
 }
+
+// certRenewBefore is how long before its expiry the shared certificate is
+// replaced (pion's certificates are valid for a month). A connection keeps
+// the certificate it was made with.
+const certRenewBefore = 24 * time.Hour
 
 // interceptorSet selects the interceptors an Engine runs; benchmarks use it
 // to measure what each one costs per packet.
@@ -240,20 +254,42 @@ func (e *Engine) LocalAddr() net.Addr { return e.conn.LocalAddr() }
 // NewPeerConnection returns a peer connection on the shared UDP port, with
 // every media in one bundle.
 func (e *Engine) NewPeerConnection() (*webrtc.PeerConnection, error) {
-	e.mu.Lock()
-	closed := e.closed
-	e.mu.Unlock()
-	if closed {
-		return nil, ErrEngineClosed
+	cert, err := e.certificate()
+	if err != nil {
+		return nil, err
 	}
 	pc, err := e.api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+		Certificates:  []webrtc.Certificate{*cert},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rtc: new peer connection: %w", err)
 	}
 	return pc, nil
+}
+
+// certificate returns the shared DTLS certificate, renewed if it expires
+// within certRenewBefore.
+func (e *Engine) certificate() (*webrtc.Certificate, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, ErrEngineClosed
+	}
+	if e.cert != nil && time.Until(e.cert.Expires()) > certRenewBefore {
+		return e.cert, nil
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("rtc: DTLS key: %w", err)
+	}
+	cert, err := webrtc.GenerateCertificate(key)
+	if err != nil {
+		return nil, fmt.Errorf("rtc: DTLS certificate: %w", err)
+	}
+	e.cert = cert
+	return cert, nil
 }
 
 // ICEServers returns the STUN and TURN servers to hand to clients.
