@@ -31,6 +31,11 @@ func clientAPI(t testing.TB, noReplayProtection bool, counter ...*rtcpCounter) *
 	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
 		t.Fatal(err)
 	}
+	// Number outgoing packets for transport-cc, as browsers do, so that
+	// the server's feedback can be checked.
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(m, reg); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range counter {
 		reg.Add(c)
 	}
@@ -412,9 +417,8 @@ func TestLoopbackFanOut(t *testing.T) {
 	}
 
 	// The server's receiving interceptors, started by the publisher's
-	// streams, sent it receiver reports and a NACK. (pion's client puts no
-	// transport-cc numbers on these packets, so no feedback is checked.)
-	for _, want := range []rtcp.Packet{&rtcp.ReceiverReport{}, &rtcp.TransportLayerNack{}} {
+	// streams, sent it receiver reports, a NACK and transport-cc feedback.
+	for _, want := range []rtcp.Packet{&rtcp.ReceiverReport{}, &rtcp.TransportLayerNack{}, &rtcp.TransportLayerCC{}} {
 		waitFor(t, 3*time.Second, fmt.Sprintf("%T from the server", want), func() bool { return received.count(want) > 0 })
 	}
 
