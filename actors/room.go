@@ -32,6 +32,9 @@ type roomActor struct {
 	// session is the running session, nil between sessions.
 	session *liveSession
 	self    *actor.PID
+	// joins wait here for the next flushJoins, which is in the mailbox
+	// whenever joins is not empty.
+	joins []pendingJoin
 
 	// published is what readers see (Rooms.Get without a message), and the
 	// record it was made from.
@@ -101,6 +104,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		a.withdraw()
 		a.stopTimers()
+		a.refuseJoins(ctx, fmt.Errorf("%w: room %s is stopping", ErrUnavailable, a.id))
 		// The node is shutting down (or the room is passivated, which it
 		// never is with members): the children stop with this actor.
 		for _, m := range a.members {
@@ -114,6 +118,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *actor.Restarting:
 		a.withdraw() // until the fresh actor has reloaded
 		a.stopTimers()
+		a.refuseJoins(ctx, fmt.Errorf("%w: room %s is restarting", ErrUnavailable, a.id))
 		a.deps.metrics.restarts.Inc()
 		a.log.Warn("room actor restarting after a failure; it will reload its record")
 	case *actor.ReceiveTimeout:
@@ -125,7 +130,9 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		a.memberTerminated(ctx, m.Who)
 	case *joinRoom:
-		a.respond(ctx, a.join(ctx, m.req))
+		a.queueJoin(ctx, m.req)
+	case *flushJoins:
+		a.flushJoins(ctx)
 	case *listParticipants:
 		a.respond(ctx, a.participants())
 	case *removeParticipant:

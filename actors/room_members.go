@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/troupe-media/troupe/persistence/recordpb"
 	"github.com/troupe-media/troupe/rtc"
@@ -95,22 +96,144 @@ func (a *roomActor) broadcast(except string, s Signal) {
 	}
 }
 
-func (a *roomActor) join(ctx actor.Context, req JoinRequest) *joinReply {
-	room, err := a.current()
-	if err != nil {
-		return &joinReply{err: err}
+// pendingJoin is a join waiting in the room for the next group commit.
+type pendingJoin struct {
+	req   JoinRequest
+	reply *actor.PID // the caller's future
+}
+
+// flushJoins makes the room admit the joins queued since the last flush.
+type flushJoins struct{}
+
+// queueJoin holds a join until the room admits it (flushJoins). The flush
+// is sent to the room itself behind the join, so every join already in the
+// mailbox is queued by the time it runs: joins that arrive together are
+// admitted together, with one synced write for all of them instead of one
+// fsync each, one after the other.
+func (a *roomActor) queueJoin(ctx actor.Context, req JoinRequest) {
+	a.joins = append(a.joins, pendingJoin{req: req, reply: ctx.Sender()})
+	if len(a.joins) == 1 {
+		ctx.Send(ctx.Self(), &flushJoins{})
 	}
+}
+
+// flushJoins admits or refuses every queued join.
+func (a *roomActor) flushJoins(ctx actor.Context) {
+	joins := a.joins
+	a.joins = nil
+	for len(joins) > 0 {
+		joins = joins[a.admit(ctx, joins):]
+	}
+}
+
+// refuseJoins answers every queued join with err: the room is stopping.
+func (a *roomActor) refuseJoins(ctx actor.Context, err error) {
+	for _, j := range a.joins {
+		if j.reply != nil {
+			ctx.Send(j.reply, &joinReply{err: err})
+		}
+	}
+	a.joins = nil
+}
+
+// admitted is a join that passed the room's rules and waits for its
+// records to be written.
+type admitted struct {
+	join pendingJoin
+	info ParticipantInfo
+	pc   *webrtc.PeerConnection
+}
+
+// admit decides a run of joins from the front of joins, commits the
+// admitted ones with one write, and answers them all. It returns the length
+// of the run: the run ends before a second join of one identity, which
+// replaces the first and so must come after it is in.
+func (a *roomActor) admit(ctx actor.Context, joins []pendingJoin) int {
+	var (
+		replies = make([]*joinReply, 0, len(joins))
+		ok      []admitted
+		n       int
+	)
+	room, err := a.current()
+	identities := make(map[string]bool, len(joins))
+	newSession := a.session == nil
+	ch := &changes{}
+	var roomRec *recordpb.Room
+	for ; n < len(joins); n++ {
+		req := joins[n].req
+		if err != nil {
+			replies = append(replies, &joinReply{err: err})
+			continue
+		}
+		if identities[req.Identity] {
+			break
+		}
+		identities[req.Identity] = true
+		pc, refused := a.checkJoin(ctx, room, req, len(ok))
+		if refused != nil {
+			replies = append(replies, refused)
+			continue
+		}
+		// The join is recorded (the session started if need be, the
+		// member, the events) before the participant exists: a failed
+		// write admits nobody.
+		info := ParticipantInfo{ID: newParticipantID(), Identity: req.Identity, Name: req.Name, Role: req.Role, JoinedAt: a.deps.cfg.Clock.Now()}
+		if roomRec == nil {
+			roomRec = proto.Clone(room).(*recordpb.Room)
+		}
+		a.memberJoined(ch, roomRec, info)
+		ok = append(ok, admitted{join: joins[n], info: info, pc: pc})
+		replies = append(replies, nil) // filled in below
+	}
+	if len(ok) > 0 {
+		if err := a.commit(ch); err != nil {
+			if newSession {
+				a.session = nil
+			}
+			for _, j := range ok {
+				j.pc.Close()
+			}
+			refused := &joinReply{err: fmt.Errorf("%w: %v", ErrUnavailable, err)}
+			for i := range replies {
+				if replies[i] == nil {
+					replies[i] = refused
+				}
+			}
+			ok = nil
+		}
+	}
+	next := 0
+	for i := range replies {
+		if replies[i] != nil {
+			continue
+		}
+		replies[i] = a.enter(ctx, ch, ok[next], newSession && next == 0)
+		next++
+	}
+	a.publish() // a caller that reads after its reply sees its change
+	for i, r := range replies {
+		if to := joins[i].reply; to != nil {
+			ctx.Send(to, r)
+		}
+	}
+	return n
+}
+
+// checkJoin applies the room's rules to req, with pending more joins of
+// this run already admitted. It returns the participant's peer connection,
+// or the refusal.
+func (a *roomActor) checkJoin(ctx actor.Context, room *recordpb.Room, req JoinRequest, pending int) (*webrtc.PeerConnection, *joinReply) {
 	now := a.deps.cfg.Clock.Now()
 	c := room.Config
 	switch {
 	case room.Status == recordpb.RoomStatus_ROOM_STATUS_ENDED:
-		return &joinReply{err: ErrRoomEnded}
+		return nil, &joinReply{err: ErrRoomEnded}
 	case c.Locked && req.Role != RoleModerator:
-		return &joinReply{err: ErrRoomLocked}
+		return nil, &joinReply{err: ErrRoomLocked}
 	case c.JoinFrom != nil && now.Before(c.JoinFrom.AsTime()), c.JoinUntil != nil && now.After(c.JoinUntil.AsTime()):
-		return &joinReply{err: ErrOutsideJoinWindow}
+		return nil, &joinReply{err: ErrOutsideJoinWindow}
 	case a.deps.cfg.Media == nil:
-		return &joinReply{err: errMediaDisabled}
+		return nil, &joinReply{err: errMediaDisabled}
 	}
 	// The same identity joining again replaces its old connection, so a
 	// client that reconnects is not refused by its own ghost.
@@ -120,36 +243,27 @@ func (a *roomActor) join(ctx actor.Context, req JoinRequest) *joinReply {
 			replaced = m
 		}
 	}
-	if replaced == nil && len(a.members) >= int(c.MaxParticipants) {
-		return &joinReply{err: ErrRoomFull}
+	if replaced == nil && len(a.members)+pending >= int(c.MaxParticipants) {
+		return nil, &joinReply{err: ErrRoomFull}
 	}
 	pc, err := a.deps.cfg.Media.NewPeerConnection()
 	if err != nil {
-		return &joinReply{err: err}
+		return nil, &joinReply{err: err}
 	}
 	if replaced != nil {
 		a.removeMember(ctx, replaced, ReasonReplaced)
 	}
+	return pc, nil
+}
 
-	// The join is recorded (the session started if need be, the member,
-	// the events) before the participant exists: a failed write admits
-	// nobody.
-	info := ParticipantInfo{ID: newParticipantID(), Identity: req.Identity, Name: req.Name, Role: req.Role, JoinedAt: now}
-	newSession := a.session == nil
-	ch := &changes{}
-	a.memberJoined(ch, proto.Clone(room).(*recordpb.Room), info)
-	if err := a.commit(ch); err != nil {
-		if newSession {
-			a.session = nil
-		}
-		pc.Close()
-		return &joinReply{err: fmt.Errorf("%w: %v", ErrUnavailable, err)}
-	}
+// enter starts the participant of an admitted join, once its records are
+// written, and tells the room.
+func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession bool) *joinReply {
+	info, req := j.info, j.join.req
 	a.afterJoin(ch, info, newSession)
-	room = a.room
 	m := &member{info: info, kind: req.Kind, signal: req.Signal, stats: &mediaStats{}}
 	m.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return newParticipantActor(a.deps, a.id, info, req, pc, m.stats)
+		return newParticipantActor(a.deps, a.id, info, req, j.pc, m.stats)
 	}))
 	a.members[info.ID] = m
 	a.memberOrder = append(a.memberOrder, info.ID)
@@ -172,7 +286,7 @@ func (a *roomActor) join(ctx actor.Context, req JoinRequest) *joinReply {
 	}
 	a.deps.cfg.Logger.Info("participant joined", "room", a.id, "participant", info.ID, "identity", info.Identity, "kind", req.Kind.String())
 	return &joinReply{pid: m.pid, info: &JoinInfo{
-		Participant: info, Room: room, Others: others, ICEServers: a.deps.iceServers(),
+		Participant: info, Room: a.room, Others: others, ICEServers: a.deps.iceServers(),
 	}}
 }
 

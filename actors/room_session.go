@@ -209,7 +209,8 @@ func (a *roomActor) timerFired(ctx actor.Context, m *timerFired) {
 
 // memberJoined records a participant entering the session (starting it
 // if there is none) with its events. It runs before the participant's
-// actor exists: if the write fails, nobody joins.
+// actor exists: if the write fails, nobody joins. Joins admitted together
+// share c: each builds on the session record the one before left there.
 func (a *roomActor) memberJoined(c *changes, room *recordpb.Room, info ParticipantInfo) {
 	if a.session == nil {
 		a.startSession(c, room)
@@ -220,12 +221,26 @@ func (a *roomActor) memberJoined(c *changes, room *recordpb.Room, info Participa
 		SessionId: s.rec.Id, ParticipantId: info.ID, Identity: info.Identity, Name: info.Name,
 		Role: string(info.Role), JoinedAt: timestamp(info.JoinedAt),
 	}
-	next := proto.Clone(s.rec).(*recordpb.Session)
+	at := -1
+	for i, rec := range c.w.Sessions {
+		if rec.Id == s.rec.Id {
+			at = i
+		}
+	}
+	base := s.rec
+	if at >= 0 {
+		base = c.w.Sessions[at]
+	}
+	next := proto.Clone(base).(*recordpb.Session)
 	next.ParticipantCount++
 	next.TotalParticipants++
 	next.MaxConcurrentParticipants = max(next.MaxConcurrentParticipants, next.ParticipantCount)
 	next.UpdatedAt, next.LastActivityAt = timestamp(now), timestamp(now)
-	c.w.Sessions = append(c.w.Sessions, next)
+	if at >= 0 {
+		c.w.Sessions[at] = next // one record per session in a write
+	} else {
+		c.w.Sessions = append(c.w.Sessions, next)
+	}
 	c.w.Members = append(c.w.Members, m)
 	a.event(c, room, "participant-joined", participantData(info, m))
 }
@@ -233,8 +248,16 @@ func (a *roomActor) memberJoined(c *changes, room *recordpb.Room, info Participa
 // afterJoin moves the actor's state once the join's writes are durable.
 func (a *roomActor) afterJoin(c *changes, info ParticipantInfo, newSession bool) {
 	s := a.session
-	s.rec = c.w.Sessions[len(c.w.Sessions)-1]
-	s.members[info.ID] = c.w.Members[len(c.w.Members)-1]
+	for _, rec := range c.w.Sessions {
+		if rec.Id == s.rec.Id {
+			s.rec = rec
+		}
+	}
+	for _, m := range c.w.Members {
+		if m.ParticipantId == info.ID {
+			s.members[info.ID] = m
+		}
+	}
 	if c.w.Room != nil {
 		a.room = c.w.Room
 	}

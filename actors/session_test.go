@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -386,5 +387,91 @@ func TestChangesQueueTheirEvents(t *testing.T) {
 	}
 	if list[1].SessionId == "" || list[0].SessionId != "" {
 		t.Fatalf("session ids: room-created %q, session-started %q", list[0].SessionId, list[1].SessionId)
+	}
+}
+
+// Joins that reach a room together are admitted with one write each run:
+// the session counts every one of them, and of two joins of one identity
+// in the same group the second replaces the first.
+func TestJoinsArrivingTogetherShareACommit(t *testing.T) {
+	var commits atomic.Int32
+	blocked, release := make(chan struct{}), make(chan struct{})
+	env := newMediaEnv(t, func(c *Config) {
+		// Called by the room after each commit that queued events: the
+		// first join's commit holds the room while the others arrive.
+		c.OnEvents = func() {
+			if commits.Add(1) == 1 {
+				close(blocked)
+				<-release
+			}
+		}
+	})
+	ctx := context.Background()
+	hook := &recordpb.Webhook{Endpoint: "https://hooks.example.com/troupe", Events: []string{"session-*", "participant-*"}}
+	if _, err := env.rooms.Create(ctx, "r", &actorpb.RoomPatch{Name: ptr("R"), Webhook: hook}); err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	go func() {
+		_, err := tryJoin(t, env, "r", "first", RoleSubscriber)
+		first <- err
+	}()
+	<-blocked
+	identities := []string{"b", "c", "dup", "d", "e", "dup", "f"}
+	errs := make(chan error, len(identities))
+	for i, id := range identities {
+		go func() {
+			if id == "dup" && i > 2 {
+				time.Sleep(50 * time.Millisecond) // after the first dup
+			}
+			_, err := tryJoin(t, env, "r", id, RoleSubscriber)
+			errs <- err
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // the joins reach the room's mailbox
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("first join: %v", err)
+	}
+	for range identities {
+		if err := <-errs; err != nil {
+			t.Fatalf("join: %v", err)
+		}
+	}
+	// One commit for the first join; the rest in two runs, split before
+	// the second dup.
+	if n := commits.Load(); n > 3 {
+		t.Errorf("%d commits for %d joins that arrived together, want 3", n, len(identities)+1)
+	}
+
+	s := activeSession(t, env, "r")
+	waitFor(t, "the replaced dup to leave", func() bool {
+		got, err := env.rooms.Session(ctx, s.Id)
+		return err == nil && got.ParticipantCount == 7
+	})
+	got, err := env.rooms.Session(ctx, s.Id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.TotalParticipants != 8 || got.MaxConcurrentParticipants != 8 {
+		t.Errorf("session counts %d total, %d at most at once; want 8 and 8", got.TotalParticipants, got.MaxConcurrentParticipants)
+	}
+	members, err := env.rooms.SessionParticipants(ctx, s.Id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members) != 8 {
+		t.Fatalf("%d member records, want 8", len(members))
+	}
+	list, _, err := env.rooms.WebhookDeliveries(ctx, DeliveryQuery{Status: DeliveriesPending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, e := range list {
+		count[e.Event]++
+	}
+	if count["session-started"] != 1 || count["participant-joined"] != 8 || count["participant-left"] != 1 {
+		t.Fatalf("queued events %v", count)
 	}
 }
