@@ -471,6 +471,7 @@ func (p *participantActor) newDownTrack(id, streamID string, codec webrtc.RTPCod
 	root, self := p.root, p.self
 	dt, err := rtc.NewDownTrack(rtc.DownTrackConfig{
 		ID: id, StreamID: streamID, Codec: codec,
+		RTCP:    p.pc,
 		Metrics: p.deps.cfg.MediaMetrics,
 		Logger:  p.log,
 		OnFailure: func(err error) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
@@ -21,6 +22,9 @@ type DownTrackConfig struct {
 	ID, StreamID string
 	// Codec is the codec of the source, Forwarder.Codec().RTPCodecCapability.
 	Codec webrtc.RTPCodecCapability
+	// RTCP is the subscriber's peer connection, which carries the sender
+	// reports; nil sends none.
+	RTCP RTCPWriter
 	// Metrics, when set, counts this down-track.
 	Metrics *Metrics
 	// Logger defaults to slog.Default().
@@ -49,6 +53,7 @@ type DownTrack struct {
 	log          *slog.Logger
 	onFailure    func(error)
 	failOnce     sync.Once
+	rtcpw        RTCPWriter // for sender reports; may be nil
 
 	source atomic.Pointer[Forwarder]
 	bound  atomic.Pointer[binding]
@@ -76,6 +81,9 @@ type DownTrack struct {
 	}
 
 	ctr counters
+	// octets is the payload bytes sent, retransmissions included: a
+	// sender report's octet count.
+	octets atomic.Uint64
 }
 
 // binding is what Bind learned about the subscriber's sender.
@@ -126,6 +134,7 @@ func NewDownTrack(cfg DownTrackConfig) (*DownTrack, error) {
 		metrics:   cfg.Metrics,
 		log:       cfg.Logger.With("track", cfg.ID),
 		onFailure: cfg.OnFailure,
+		rtcpw:     cfg.RTCP,
 	}
 	dt.metrics.addDownTrack(dt)
 	return dt, nil
@@ -263,7 +272,7 @@ func (dt *DownTrack) fail(what string, r any) {
 }
 
 // send rewrites p's header for this subscriber and writes it.
-func (dt *DownTrack) send(p *packet) {
+func (dt *DownTrack) send(p *packet, now time.Time) {
 	dt.wmu.Lock()
 	defer dt.wmu.Unlock()
 	if dt.w.stopped {
@@ -295,7 +304,7 @@ func (dt *DownTrack) send(p *packet) {
 	ts := p.h.timestamp + w.tsOff
 	if int16(seq-w.lastSeq) > 0 {
 		w.lastSeq, w.lastTS = seq, ts
-		w.lastSent = time.Now()
+		w.lastSent = now
 	}
 	h := &w.hdr
 	h.Version = 2
@@ -306,12 +315,60 @@ func (dt *DownTrack) send(p *packet) {
 	h.SequenceNumber = seq
 	h.Timestamp = ts
 	h.SSRC = b.ssrc
-	if _, err := b.writer.WriteRTP(h, p.payload()); err != nil {
+	payload := p.payload()
+	if _, err := b.writer.WriteRTP(h, payload); err != nil {
 		dt.ctr.drops[DropWriteError].Add(1)
 		return
 	}
 	dt.ctr.packets.Add(1)
 	dt.ctr.bytes.Add(uint64(p.h.end))
+	dt.octets.Add(uint64(len(payload)))
+}
+
+// senderReport returns dt's RTCP sender report at now, or nil if dt has
+// sent nothing yet or has stopped. The RTP timestamp is the last one sent,
+// moved on by the time since, so that a receiver lines this stream up with
+// the publisher's others, which are reported the same way.
+func (dt *DownTrack) senderReport(now time.Time) *rtcp.SenderReport {
+	b := dt.bound.Load()
+	if b == nil {
+		return nil
+	}
+	dt.wmu.Lock()
+	stopped, lastTS, lastSent := dt.w.stopped, dt.w.lastTS, dt.w.lastSent
+	dt.wmu.Unlock()
+	if stopped || lastSent.IsZero() {
+		return nil
+	}
+	ts := lastTS + uint32(now.Sub(lastSent).Seconds()*float64(dt.codec.ClockRate))
+	return &rtcp.SenderReport{
+		SSRC:        b.ssrc,
+		NTPTime:     ntpTime(now),
+		RTPTime:     ts,
+		PacketCount: uint32(dt.ctr.packets.Load() + dt.ctr.retransmits.Load()),
+		OctetCount:  uint32(dt.octets.Load()),
+	}
+}
+
+// sendReport writes dt's sender report, if it has one to send.
+func (dt *DownTrack) sendReport(now time.Time) {
+	if dt.rtcpw == nil {
+		return
+	}
+	if sr := dt.senderReport(now); sr != nil {
+		if err := dt.rtcpw.WriteRTCP([]rtcp.Packet{sr}); err != nil {
+			dt.log.Debug("sender report", "err", err)
+		}
+	}
+}
+
+// ntpTime is t as a 64-bit NTP timestamp: seconds since 1900 in the high
+// word, the fraction of a second in the low one.
+func ntpTime(t time.Time) uint64 {
+	const unixToNTP = 2208988800 // seconds from 1900 to 1970
+	sec := uint64(t.Unix()) + unixToNTP
+	frac := uint64(t.Nanosecond()) << 32 / 1e9
+	return sec<<32 | frac
 }
 
 // startSource sets the offsets that continue the subscriber's stream with
@@ -411,4 +468,5 @@ func (dt *DownTrack) answerNACK(b *binding, seq uint16, buf []byte, hdr *rtp.Hea
 		return
 	}
 	dt.ctr.retransmits.Add(1)
+	dt.octets.Add(uint64(h.payloadEnd - h.payloadStart))
 }

@@ -56,10 +56,9 @@ type interceptorSet uint8
 const (
 	withNACKGenerator interceptorSet = 1 << iota
 	withReceiverReports
-	withSenderReports
 	withTWCC
 
-	defaultInterceptors = withNACKGenerator | withReceiverReports | withSenderReports | withTWCC
+	defaultInterceptors = withNACKGenerator | withReceiverReports | withTWCC
 )
 
 // NewEngine opens the UDP port and builds the pion API.
@@ -196,23 +195,23 @@ func registerCodecs(m *webrtc.MediaEngine) error {
 }
 
 // registerInterceptors adds what the server needs per packet and nothing
-// more. Receiving from publishers: NACK generation, receiver reports and
-// transport-cc feedback (the publisher's congestion control). Sending to
-// subscribers: sender reports (lip sync). pion's NACK responder is left out:
-// it copies every packet sent to every subscriber, where the per-track
-// packet cache answers NACKs for all of them with one copy. Each starts
-// its ticker only once a stream of its direction exists (lazyFactory).
+// more, all on the receiving side: NACK generation, receiver reports and
+// transport-cc feedback (the publisher's congestion control). Each starts
+// its ticker only once the connection receives a stream (lazyFactory).
+// Nothing is added on the sending side. pion's NACK responder would copy
+// every packet sent to every subscriber, where the per-track packet cache
+// answers NACKs for all of them with one copy; and its sender reports would
+// take a lock and read the clock per packet and run a ticker per
+// subscriber, where the fan-out writers send them from what the down-tracks
+// already know (DownTrack.senderReport).
 func registerInterceptors(reg *interceptor.Registry, set interceptorSet) error {
-	lazy := func(local bool) func(interceptor.Factory, error) error {
-		return func(f interceptor.Factory, err error) error {
-			if err != nil {
-				return err
-			}
-			reg.Add(&lazyFactory{inner: f, local: local})
-			return nil
+	receiving := func(f interceptor.Factory, err error) error {
+		if err != nil {
+			return err
 		}
+		reg.Add(&lazyFactory{inner: f})
+		return nil
 	}
-	receiving, sending := lazy(false), lazy(true)
 	if set&withNACKGenerator != 0 {
 		if err := receiving(nack.NewGeneratorInterceptor()); err != nil {
 			return err
@@ -220,11 +219,6 @@ func registerInterceptors(reg *interceptor.Registry, set interceptorSet) error {
 	}
 	if set&withReceiverReports != 0 {
 		if err := receiving(report.NewReceiverInterceptor()); err != nil {
-			return err
-		}
-	}
-	if set&withSenderReports != 0 {
-		if err := sending(report.NewSenderInterceptor()); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // A Forwarder splits its subscribers into groups, one per fan-out writer.
@@ -22,6 +23,12 @@ import (
 // DefaultFanoutQueueSize is the queue length of a fan-out writer with a
 // zero ForwarderConfig.QueueSize: about a second of 1.2 Mbps video.
 const DefaultFanoutQueueSize = 256
+
+// SenderReportInterval is how often a fan-out writer sends each of its
+// subscribers an RTCP sender report, which receivers need to keep audio and
+// video in sync. The writer sends them after a packet, so a track that sends
+// nothing reports nothing.
+const SenderReportInterval = time.Second
 
 // minGroupSize is how many subscribers a group takes before another group
 // is opened: below it, the hand-off to a second writer costs more than the
@@ -119,6 +126,7 @@ type fanoutWriter struct {
 	// wantKeyframe is set when a video packet was dropped for a full
 	// queue; the writer asks the source for a keyframe once it drains.
 	wantKeyframe atomic.Bool
+	lastReport   time.Time // when the group's sender reports last went out
 }
 
 func newFanoutWriter(f *Forwarder, group, queueSize int) *fanoutWriter {
@@ -214,12 +222,19 @@ func (w *fanoutWriter) drain() {
 		set := w.f.subs.Load()
 		if w.group < len(set.groups) {
 			g := set.groups[w.group]
+			now := time.Now()
 			if len(g) > 1 && w.f.sends != nil {
 				held = w.f.sends
 				held.holdSends()
 			}
 			for _, cur = range g {
-				cur.send(p)
+				cur.send(p, now)
+			}
+			if now.Sub(w.lastReport) >= SenderReportInterval {
+				w.lastReport = now
+				for _, cur = range g {
+					cur.sendReport(now)
+				}
 			}
 			if held != nil {
 				held.releaseSends()

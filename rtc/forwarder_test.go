@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -463,4 +464,95 @@ func TestMutedTrackIsNotForwarded(t *testing.T) {
 	}
 	send(10, 5)
 	waitFor(t, time.Second, "packets after unmute", func() bool { return sub.count() == 10 })
+}
+
+// reportSink records the RTCP a down-track writes to its subscriber.
+type reportSink struct {
+	mu  sync.Mutex
+	srs []*rtcp.SenderReport
+}
+
+func (r *reportSink) WriteRTCP(pkts []rtcp.Packet) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range pkts {
+		if sr, ok := p.(*rtcp.SenderReport); ok {
+			r.srs = append(r.srs, sr)
+		}
+	}
+	return nil
+}
+
+func (r *reportSink) reports() []*rtcp.SenderReport {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*rtcp.SenderReport(nil), r.srs...)
+}
+
+// A down-track's sender report counts what it sent and carries the RTP
+// time of now on the subscriber's timeline; the fan-out writer sends one
+// with the first packet, then one a SenderReportInterval.
+func TestSenderReports(t *testing.T) {
+	fx := newFixtureWith(t, vp8Codec, ForwarderConfig{CacheSlots: 64, Writers: 1})
+	sink := new(reportSink)
+	mc := &memContext{id: "s", ssrc: 77, record: true}
+	dt, err := NewDownTrack(DownTrackConfig{ID: "s", StreamID: "s", Codec: vp8Codec.RTPCodecCapability, RTCP: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dt.Close()
+	mc.codecs = []webrtc.RTPCodecParameters{vp8Codec}
+	if _, err := dt.Bind(mc); err != nil {
+		t.Fatal(err)
+	}
+	if dt.senderReport(time.Now()) != nil {
+		t.Fatal("a sender report before anything was sent")
+	}
+	if err := fx.f.AddSubscriber(dt); err != nil {
+		t.Fatal(err)
+	}
+	const n = 10
+	for i := 0; i < n; i++ {
+		fx.track.in <- rawRTP(t, 96, uint16(100+i), uint32(i*3000), i == 0, rtctest.CounterPayload(uint32(i), 100+i))
+	}
+	waitFor(t, time.Second, "packets at the subscriber", func() bool { return mc.count() == n })
+	waitFor(t, time.Second, "the first sender report", func() bool { return len(sink.reports()) > 0 })
+	first := sink.reports()[0]
+	sent := mc.sent()
+	if first.SSRC != 77 || first.PacketCount != 1 || int(first.OctetCount) != len(sent[0].payload) {
+		t.Errorf("first report %+v, want SSRC 77, 1 packet of %d bytes", first, len(sent[0].payload))
+	}
+
+	var octets int
+	for _, p := range sent {
+		octets += len(p.payload)
+	}
+	last := sent[n-1].hdr
+	dt.wmu.Lock()
+	lastSent := dt.w.lastSent
+	dt.wmu.Unlock()
+	at := lastSent.Add(500 * time.Millisecond)
+	sr := dt.senderReport(at)
+	if sr.SSRC != 77 || sr.PacketCount != n || int(sr.OctetCount) != octets {
+		t.Errorf("report %+v, want SSRC 77, %d packets, %d octets", sr, n, octets)
+	}
+	if want := last.Timestamp + 45000; sr.RTPTime != want { // half a second at 90 kHz
+		t.Errorf("RTP time %d, want %d (last sent %d + 0.5 s)", sr.RTPTime, want, last.Timestamp)
+	}
+	if got := time.Unix(int64(sr.NTPTime>>32)-2208988800, int64((sr.NTPTime&0xffffffff)*1e9>>32)); got.Sub(at).Abs() > time.Microsecond {
+		t.Errorf("NTP time is %v, want %v", got, at)
+	}
+
+	// The next report waits for the interval.
+	reports := len(sink.reports())
+	fx.track.in <- rawRTP(t, 96, 100+n, n*3000, false, rtctest.CounterPayload(n, 100))
+	waitFor(t, time.Second, "one more packet", func() bool { return mc.count() == n+1 })
+	if got := len(sink.reports()); got != reports {
+		t.Fatalf("%d reports after a packet within the interval, want %d", got, reports)
+	}
+
+	dt.Close()
+	if dt.senderReport(time.Now()) != nil {
+		t.Fatal("a sender report after Close")
+	}
 }

@@ -8,21 +8,18 @@ import (
 
 // lazyFactory makes interceptors that start only once they have work.
 //
-// pion's NACK generator, receiver reports, transport-cc feedback and sender
-// reports each start a goroutine with a ticker when a peer connection binds
-// its RTCP writer, whether or not a stream of theirs ever comes: a
-// subscriber's connection, which receives nothing, would run three tickers
-// (ten wake-ups a second each for two of them) for nothing, and a
-// publisher's would send no sender reports. A lazy interceptor hands the
-// RTCP writer on only when the first stream of its direction is bound.
+// pion's NACK generator, receiver reports and transport-cc feedback each
+// start a goroutine with a ticker when a peer connection binds its RTCP
+// writer, whether or not a stream ever comes in: a subscriber's
+// connection, which receives nothing, would run three tickers (ten
+// wake-ups a second each for two of them) for nothing. A lazy interceptor
+// hands the RTCP writer on only when the first remote (received) stream is
+// bound.
 //
 // It suits interceptors whose BindRTCPWriter returns the writer it was
-// given, as those four do.
+// given, as those three do.
 type lazyFactory struct {
 	inner interceptor.Factory
-	// local makes the first local (sending) stream start the interceptor;
-	// otherwise the first remote (receiving) one does.
-	local bool
 }
 
 func (f *lazyFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
@@ -30,12 +27,11 @@ func (f *lazyFactory) NewInterceptor(id string) (interceptor.Interceptor, error)
 	if err != nil {
 		return nil, err
 	}
-	return &lazyInterceptor{inner: in, local: f.local}, nil
+	return &lazyInterceptor{inner: in}, nil
 }
 
 type lazyInterceptor struct {
 	inner interceptor.Interceptor
-	local bool
 
 	mu      sync.Mutex
 	writer  interceptor.RTCPWriter
@@ -65,9 +61,6 @@ func (l *lazyInterceptor) BindRTCPReader(r interceptor.RTCPReader) interceptor.R
 }
 
 func (l *lazyInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
-	if l.local {
-		l.start()
-	}
 	return l.inner.BindLocalStream(info, w)
 }
 
@@ -76,9 +69,7 @@ func (l *lazyInterceptor) UnbindLocalStream(info *interceptor.StreamInfo) {
 }
 
 func (l *lazyInterceptor) BindRemoteStream(info *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
-	if !l.local {
-		l.start()
-	}
+	l.start()
 	return l.inner.BindRemoteStream(info, r)
 }
 

@@ -333,7 +333,7 @@ func TestLoopbackFanOut(t *testing.T) {
 		closers = append(closers, serverSub.Close)
 		for _, f := range []*Forwarder{fv, fa} {
 			dt, err := NewDownTrack(DownTrackConfig{
-				ID: f.Kind().String(), StreamID: "pub", Codec: f.Codec().RTPCodecCapability, Metrics: metrics,
+				ID: f.Kind().String(), StreamID: "pub", Codec: f.Codec().RTPCodecCapability, RTCP: serverSub, Metrics: metrics,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -353,7 +353,16 @@ func TestLoopbackFanOut(t *testing.T) {
 			t.Fatal(err)
 		}
 		closers = append(closers, s.pc.Close)
-		s.pc.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		s.pc.OnTrack(func(track *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+			// Read the receiver's RTCP, as browsers do, so that the sender
+			// reports reach the client's interceptors (and the counter).
+			go func() {
+				for {
+					if _, _, err := r.ReadRTCP(); err != nil {
+						return
+					}
+				}
+			}()
 			if track.Kind() == webrtc.RTPCodecTypeVideo {
 				s.v.run(track)
 			} else {
@@ -417,8 +426,9 @@ func TestLoopbackFanOut(t *testing.T) {
 	}
 
 	// The server's receiving interceptors, started by the publisher's
-	// streams, sent it receiver reports, a NACK and transport-cc feedback.
-	for _, want := range []rtcp.Packet{&rtcp.ReceiverReport{}, &rtcp.TransportLayerNack{}, &rtcp.TransportLayerCC{}} {
+	// streams, sent it receiver reports, a NACK and transport-cc feedback;
+	// the fan-out writers sent the subscribers sender reports.
+	for _, want := range []rtcp.Packet{&rtcp.ReceiverReport{}, &rtcp.TransportLayerNack{}, &rtcp.TransportLayerCC{}, &rtcp.SenderReport{}} {
 		waitFor(t, 3*time.Second, fmt.Sprintf("%T from the server", want), func() bool { return received.count(want) > 0 })
 	}
 
