@@ -12,10 +12,17 @@
 // are immutable and swapped atomically, so the per-packet path takes no
 // shared lock, sends no message and allocates nothing.
 //
+// A fan-out writer also sends its down-tracks' RTCP sender reports, once a
+// second, from what they already know; pion's per-packet sender-report
+// interceptor is not used.
+//
 // Every peer connection shares one UDP port, whose sends and receives are
 // made as raw system calls on the non-blocking socket (udpconn_linux.go):
 // the standard library would serialize the writers on one lock and wake
-// the scheduler's monitor at every burst.
+// the scheduler's monitor at every burst. A fan-out writer holds the port
+// while it writes one packet to its group, and the copies go to the kernel
+// with one sendmmsg (udpbatch_linux.go). Every connection presents the
+// engine's one DTLS certificate.
 //
 // The package knows nothing of actors or HTTP: the participant actors drive
 // it through the exported methods and learn of failures through callbacks.
