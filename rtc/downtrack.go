@@ -340,7 +340,7 @@ func (dt *DownTrack) senderReport(now time.Time) *rtcp.SenderReport {
 	if stopped || lastSent.IsZero() {
 		return nil
 	}
-	ts := lastTS + uint32(now.Sub(lastSent).Seconds()*float64(dt.codec.ClockRate))
+	ts := lastTS + rtpTicks(now.Sub(lastSent), dt.codec.ClockRate)
 	return &rtcp.SenderReport{
 		SSRC:        b.ssrc,
 		NTPTime:     ntpTime(now),
@@ -360,6 +360,13 @@ func (dt *DownTrack) sendReport(now time.Time) {
 			dt.log.Debug("sender report", "err", err)
 		}
 	}
+}
+
+// rtpTicks is d in ticks of a clock of rate hz, modulo 2^32 as RTP
+// timestamps wrap. (A float converted straight to uint32 out of range is
+// undefined; through int64 it wraps.)
+func rtpTicks(d time.Duration, hz uint32) uint32 {
+	return uint32(int64(d.Seconds() * float64(hz)))
 }
 
 // ntpTime is t as a 64-bit NTP timestamp: seconds since 1900 in the high
@@ -385,7 +392,7 @@ func (dt *DownTrack) startSource(p *packet) {
 	} else {
 		nextSeq = w.lastSeq + 1
 		elapsed := time.Since(w.lastSent)
-		ticks := uint32(elapsed.Seconds() * float64(dt.codec.ClockRate))
+		ticks := rtpTicks(elapsed, dt.codec.ClockRate)
 		nextTS = w.lastTS + max(ticks, 1)
 	}
 	w.src = p.src

@@ -556,3 +556,20 @@ func TestSenderReports(t *testing.T) {
 		t.Fatal("a sender report after Close")
 	}
 }
+
+func TestRTPTicksWrap(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		hz   uint32
+		want uint32
+	}{
+		{time.Second, 90000, 90000},
+		{500 * time.Millisecond, 48000, 24000},
+		{-time.Second, 90000, 1<<32 - 90000},
+		{48 * time.Hour, 90000, uint32(uint64(48*3600*90000) % (1 << 32))},
+	} {
+		if got := rtpTicks(c.d, c.hz); got != c.want {
+			t.Errorf("rtpTicks(%v, %d) = %d, want %d", c.d, c.hz, got, c.want)
+		}
+	}
+}
