@@ -294,6 +294,9 @@ func waitPackets(t *testing.T, what string, r *rtctest.Receiver, n int) {
 func checkStream(t *testing.T, what string, r *rtctest.Receiver) {
 	t.Helper()
 	s := r.Stats()
+	if s.Packets > 0 && !s.StartsDecodable {
+		t.Errorf("%s: the stream starts on a packet the decoder cannot start on (not a keyframe)", what)
+	}
 	if s.Corrupt > 0 || s.OutOfOrder > 0 {
 		t.Errorf("%s: %d corrupt, %d out of order of %d", what, s.Corrupt, s.OutOfOrder, s.Packets)
 	}

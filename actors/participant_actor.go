@@ -367,7 +367,13 @@ func (p *participantActor) sendCandidate(c *webrtc.ICECandidate) {
 
 func (p *participantActor) connectionState(ctx actor.Context, s webrtc.PeerConnectionState) {
 	p.log.Debug("connection state", "state", s.String())
-	if s == webrtc.PeerConnectionStateFailed {
+	switch s {
+	case webrtc.PeerConnectionStateConnected:
+		// SRTP is up: the down-tracks ask for the keyframes they start on.
+		for _, r := range p.allReceived() {
+			r.dt.TransportReady()
+		}
+	case webrtc.PeerConnectionStateFailed:
 		ctx.Send(ctx.Parent(), &removeParticipant{id: p.info.ID, reason: ReasonConnectionFailed})
 	}
 }
@@ -478,10 +484,14 @@ func (p *participantActor) newDownTrack(id, streamID string, codec webrtc.RTPCod
 			root.Send(self, &ownedFailure{err: err})
 		},
 	})
-	if err == nil {
-		p.stats.addDown(dt)
+	if err != nil {
+		return nil, err
 	}
-	return dt, err
+	p.stats.addDown(dt)
+	if p.pc.ConnectionState() == webrtc.PeerConnectionStateConnected {
+		dt.TransportReady() // a track added to a connection that is up
+	}
+	return dt, nil
 }
 
 func (p *participantActor) unsubscribe(trackID string) {

@@ -57,6 +57,10 @@ type DownTrack struct {
 
 	source atomic.Pointer[Forwarder]
 	bound  atomic.Pointer[binding]
+	// ready is set once the subscriber's connection can take media: its
+	// owner said so (TransportReady) or a write went through. Until then
+	// a keyframe request would bring a keyframe nobody can receive.
+	ready atomic.Bool
 	// mapping translates the subscriber's sequence numbers back to the
 	// source's, for NACKs. Written by send when the source changes.
 	mapping atomic.Pointer[seqMapping]
@@ -194,7 +198,7 @@ func (dt *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 		pt:     uint8(codec.PayloadType),
 	}
 	dt.bound.Store(b)
-	if src := dt.source.Load(); src != nil {
+	if src := dt.source.Load(); src != nil && dt.ready.Load() {
 		src.RequestKeyframe() // packets sent before this were dropped unbound
 	}
 	if b.rtcp != nil {
@@ -204,6 +208,27 @@ func (dt *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 		go dt.rtcpLoop(b)
 	}
 	return codec, nil
+}
+
+// TransportReady tells dt that the subscriber's connection has finished
+// its DTLS handshake: what is written to it from now on arrives. Until
+// then pion drops what it is given, keyframes included, so a video
+// down-track starts only with a keyframe written after this; it asks its
+// source for one now if it is bound and waiting.
+func (dt *DownTrack) TransportReady() {
+	if dt.ready.Swap(true) || dt.bound.Load() == nil {
+		return
+	}
+	src := dt.source.Load()
+	if src == nil {
+		return
+	}
+	dt.wmu.Lock()
+	waiting := dt.w.src != src
+	dt.wmu.Unlock()
+	if waiting {
+		src.RequestKeyframe()
+	}
 }
 
 // Unbind implements webrtc.TrackLocal.
@@ -284,6 +309,7 @@ func (dt *DownTrack) send(p *packet, now time.Time) {
 		return
 	}
 	w := &dt.w
+	started := false // this packet starts the stream from p.src
 	if p.src != w.src {
 		if p.src != dt.source.Load() {
 			dt.ctr.drops[DropStaleSource].Add(1)
@@ -291,14 +317,17 @@ func (dt *DownTrack) send(p *packet, now time.Time) {
 		}
 		if !p.keyframe {
 			dt.ctr.drops[DropWaitKeyframe].Add(1)
-			// Keep asking while we wait: the request made when this
-			// subscriber was added may have come before it could receive
-			// anything, and a browser asks for no keyframe on a stream it
-			// has not started. The source throttles the requests.
-			p.src.RequestKeyframe()
+			// Keep asking while we wait: a browser asks for no keyframe
+			// on a stream it has not started. The source throttles the
+			// requests. Before the connection is ready, a keyframe would
+			// be lost: TransportReady asks instead.
+			if dt.ready.Load() {
+				p.src.RequestKeyframe()
+			}
 			return
 		}
 		dt.startSource(p)
+		started = true
 	}
 	seq := p.h.seq + w.seqOff
 	ts := p.h.timestamp + w.tsOff
@@ -316,9 +345,23 @@ func (dt *DownTrack) send(p *packet, now time.Time) {
 	h.Timestamp = ts
 	h.SSRC = b.ssrc
 	payload := p.payload()
-	if _, err := b.writer.WriteRTP(h, payload); err != nil {
+	n, err := b.writer.WriteRTP(h, payload)
+	if err != nil {
 		dt.ctr.drops[DropWriteError].Add(1)
 		return
+	}
+	if n == 0 {
+		// pion takes the packet and drops it while the connection's SRTP
+		// is not up. The stream has not started for the subscriber: the
+		// next keyframe starts it again.
+		dt.ctr.drops[DropNotReady].Add(1)
+		if started {
+			w.src = nil
+		}
+		return
+	}
+	if !dt.ready.Load() {
+		dt.ready.Store(true)
 	}
 	dt.ctr.packets.Add(1)
 	dt.ctr.bytes.Add(uint64(p.h.end))

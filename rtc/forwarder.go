@@ -247,7 +247,9 @@ func (f *Forwarder) AddSubscriber(dt *DownTrack) error {
 	if prev != nil && prev != f {
 		prev.removeFromSet(dt)
 	}
-	f.RequestKeyframe()
+	if dt.ready.Load() && dt.bound.Load() != nil {
+		f.RequestKeyframe()
+	} // else Bind or TransportReady asks, when a keyframe can arrive
 	return nil
 }
 

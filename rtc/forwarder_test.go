@@ -573,3 +573,61 @@ func TestRTPTicksWrap(t *testing.T) {
 		}
 	}
 }
+
+// Until the subscriber's connection is up, pion drops what a down-track
+// writes. A keyframe dropped that way must not start the stream: the
+// subscriber would get only frames it cannot decode. The down-track asks
+// for no keyframe before it is ready, asks once TransportReady says so,
+// and starts on the next keyframe.
+func TestDownTrackStartsOnceTheConnectionIsReady(t *testing.T) {
+	fx := newFixtureWith(t, vp8Codec, ForwarderConfig{CacheSlots: 64, Writers: 1})
+	sub := &memContext{id: "a", ssrc: 5, record: true}
+	sub.notReady.Store(true)
+	dt := fx.downTrack(sub)
+	if err := fx.f.AddSubscriber(dt); err != nil {
+		t.Fatal(err)
+	}
+	if n := fx.rtcp.count(); n != 0 {
+		t.Fatalf("%d keyframe requests for a subscriber that cannot receive yet", n)
+	}
+	seq := uint16(1)
+	send := func(keyframe bool) {
+		fx.track.in <- rawRTP(t, 96, seq, uint32(seq)*3000, keyframe, rtctest.CounterPayload(uint32(seq), 100))
+		seq++
+	}
+	send(true) // lost: the connection is not up
+	for i := 0; i < 5; i++ {
+		send(false)
+	}
+	waitFor(t, time.Second, "the packets handled", func() bool {
+		st := dt.Stats()
+		return st.Drops[DropNotReady] == 1 && st.Drops[DropWaitKeyframe] == 5
+	})
+	if n := fx.rtcp.count(); n != 0 {
+		t.Fatalf("%d keyframe requests before the connection was ready", n)
+	}
+
+	sub.notReady.Store(false)
+	dt.TransportReady()
+	if n := fx.rtcp.count(); n != 1 {
+		t.Fatalf("%d keyframe requests once ready, want 1", n)
+	}
+	dt.TransportReady()
+	if n := fx.rtcp.count(); n != 1 {
+		t.Fatalf("%d keyframe requests after a second TransportReady, want 1", n)
+	}
+	send(false) // still waiting
+	send(true)
+	send(false)
+	waitFor(t, time.Second, "the stream to start", func() bool { return sub.count() == 2 })
+	sent := sub.sent()
+	if !startsKeyframe(codecVP8, sent[0].payload) {
+		t.Fatal("the subscriber's first packet is not a keyframe")
+	}
+	if sent[1].hdr.SequenceNumber != sent[0].hdr.SequenceNumber+1 {
+		t.Fatalf("sequence numbers %d then %d", sent[0].hdr.SequenceNumber, sent[1].hdr.SequenceNumber)
+	}
+	if st := dt.Stats(); st.Packets != 2 {
+		t.Fatalf("%d packets counted as sent, want 2", st.Packets)
+	}
+}

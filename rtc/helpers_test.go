@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,6 +109,9 @@ type memContext struct {
 	// panicAt is the 1-based number of the write that panics; 0 for none.
 	panicAt int
 	rtcp    chan []byte // RTCP from the "subscriber"; nil for none
+	// notReady makes writes take nothing and report 0 bytes, as pion's
+	// do before the connection's SRTP is up.
+	notReady atomic.Bool
 
 	mu      sync.Mutex
 	n       int
@@ -140,6 +144,9 @@ func (m *memContext) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	if m.block != nil {
 		<-m.block
 	}
+	if m.notReady.Load() {
+		return 0, nil
+	}
 	m.mu.Lock()
 	if m.panicAt > 0 && m.n+1 == m.panicAt {
 		m.mu.Unlock()
@@ -150,7 +157,7 @@ func (m *memContext) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 		m.packets = append(m.packets, sentPacket{hdr: h.Clone(), payload: append([]byte(nil), payload...)})
 	}
 	m.mu.Unlock()
-	return len(payload), nil
+	return h.MarshalSize() + len(payload), nil
 }
 
 func (m *memContext) Write(b []byte) (int, error) { return len(b), nil }

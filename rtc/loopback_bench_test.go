@@ -100,6 +100,7 @@ func benchLoopback(b *testing.B, set interceptorSet, nSubs int, batched bool) {
 			}
 		})
 		negotiate(ctx, b, ss, sc)
+		dt.TransportReady()
 		if err := f.AddSubscriber(dt); err != nil {
 			b.Fatal(err)
 		}

@@ -370,6 +370,10 @@ func TestLoopbackFanOut(t *testing.T) {
 			}
 		})
 		negotiate(ctx, t, serverSub, s.pc)
+		// The connection is up, as its owner learns from pion's
+		// connection state.
+		s.dv.TransportReady()
+		s.da.TransportReady()
 	}
 	plisBefore := plis.Load()
 	for _, s := range subs {

@@ -30,12 +30,16 @@ const (
 	// DropMuted: the track is muted (by its publisher or by the server);
 	// its packets are read and cached but not forwarded.
 	DropMuted
+	// DropNotReady: the subscriber's connection had not finished its DTLS
+	// handshake, so it could not take SRTP yet.
+	DropNotReady
 
 	numDropReasons
 )
 
 var dropReasonNames = [numDropReasons]string{
 	"queue_full", "wait_keyframe", "unbound", "write_error", "stale_source", "malformed", "payload_type", "muted",
+	"not_ready",
 }
 
 func (r DropReason) String() string {

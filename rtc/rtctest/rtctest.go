@@ -243,6 +243,9 @@ type ReceiverStats struct {
 	OutOfOrder    int    // packets whose counter did not increase
 	Corrupt       int    // packets whose payload was not intact
 	FirstPacketAt time.Time
+	// StartsDecodable is whether the stream began where a decoder can:
+	// on a keyframe for VP8, on any packet for audio.
+	StartsDecodable bool
 }
 
 // Lost is how many packets between the first and the last did not come.
@@ -266,19 +269,21 @@ func (r *Receiver) Run() {
 		}
 		now := time.Now()
 		body := p.Payload
+		decodable := true
 		if video {
 			if len(body) < vp8Descriptor {
-				r.record(now, 0, time.Time{}, false)
+				r.record(now, 0, time.Time{}, false, false)
 				continue
 			}
+			decodable = body[vp8Descriptor-1]&1 == 0
 			body = body[vp8Descriptor:]
 		}
 		counter, sent, ok := readBody(body)
-		r.record(now, counter, sent, ok)
+		r.record(now, counter, sent, ok, decodable)
 	}
 }
 
-func (r *Receiver) record(now time.Time, counter uint32, sent time.Time, ok bool) {
+func (r *Receiver) record(now time.Time, counter uint32, sent time.Time, ok, decodable bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := &r.stats
@@ -287,7 +292,7 @@ func (r *Receiver) record(now time.Time, counter uint32, sent time.Time, ok bool
 		return
 	}
 	if s.Packets == 0 {
-		s.First, s.FirstPacketAt = counter, now
+		s.First, s.FirstPacketAt, s.StartsDecodable = counter, now, decodable
 	} else if counter <= s.Last {
 		s.OutOfOrder++
 	}
