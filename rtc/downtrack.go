@@ -199,7 +199,7 @@ func (dt *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 	}
 	dt.bound.Store(b)
 	if src := dt.source.Load(); src != nil && dt.ready.Load() {
-		src.RequestKeyframe() // packets sent before this were dropped unbound
+		dt.askKeyframe(src) // packets sent before this were dropped unbound
 	}
 	if b.rtcp != nil {
 		// This goroutine belongs to the sender: it ends when the sender
@@ -227,8 +227,28 @@ func (dt *DownTrack) TransportReady() {
 	waiting := dt.w.src != src
 	dt.wmu.Unlock()
 	if waiting {
-		src.RequestKeyframe()
+		dt.askKeyframe(src)
 	}
+}
+
+// Catching up: a video down-track that can receive but waits for a
+// keyframe starts from its source's most recent one, if it is still in the
+// source's packet cache and recent enough, and is sent what followed it.
+// Subscribers whose connections come up just after a keyframe went by
+// (every subscriber of a join storm but the luckiest) then start at the
+// next packet instead of a keyframe request and a frame later.
+const (
+	maxCatchUpPackets = 96                     // about 0.7 s of 1.2 Mbps video
+	maxCatchUpAge     = 500 * time.Millisecond // older keyframes are asked for anew
+)
+
+// askKeyframe asks src for a keyframe for dt, unless dt can catch up from
+// one src sent lately.
+func (dt *DownTrack) askKeyframe(src *Forwarder) {
+	if at := src.lastKeyframe.Load(); at != 0 && src.now()-at <= int64(maxCatchUpAge) {
+		return
+	}
+	src.RequestKeyframe()
 }
 
 // Unbind implements webrtc.TrackLocal.
@@ -315,7 +335,13 @@ func (dt *DownTrack) send(p *packet, now time.Time) {
 			dt.ctr.drops[DropStaleSource].Add(1)
 			return
 		}
-		if !p.keyframe {
+		switch {
+		case p.keyframe:
+			dt.startSource(p)
+			started = true
+		case dt.ready.Load() && dt.catchUp(p, b, now):
+			// Started from the cached keyframe; p follows it.
+		default:
 			dt.ctr.drops[DropWaitKeyframe].Add(1)
 			// Keep asking while we wait: a browser asks for no keyframe
 			// on a stream it has not started. The source throttles the
@@ -326,9 +352,62 @@ func (dt *DownTrack) send(p *packet, now time.Time) {
 			}
 			return
 		}
-		dt.startSource(p)
-		started = true
 	}
+	dt.write(p, b, now, started)
+}
+
+// catchUp starts dt's stream from p's source's most recent keyframe, read
+// from its packet cache, and writes every packet from there to the one
+// before p. It reports false, having written nothing, when that keyframe
+// is too old, too far back or no longer all in the cache. wmu is held.
+func (dt *DownTrack) catchUp(p *packet, b *binding, now time.Time) bool {
+	src := p.src
+	at := src.lastKeyframe.Load()
+	if at == 0 || src.now()-at > int64(maxCatchUpAge) {
+		return false
+	}
+	first := uint16(src.lastKeyframeSeq.Load())
+	n := p.h.seq - first
+	if n == 0 || n > maxCatchUpPackets {
+		return false
+	}
+	for seq := first; seq != p.h.seq; seq++ {
+		if !src.cache.Contains(seq) {
+			return false
+		}
+	}
+	q := getPacket()
+	defer func() {
+		q.src = nil
+		packetPool.Put(q)
+	}()
+	q.src = src
+	for i := uint16(0); i < n; i++ {
+		m, ok := src.cache.Get(first+i, q.buf[:])
+		if !ok || parseRTP(q.buf[:m], &q.h) != nil {
+			// Overwritten since it was looked for: what was sent stands,
+			// with a gap the subscriber's decoder recovers from.
+			return i > 0
+		}
+		if i == 0 {
+			if !startsKeyframe(src.ckind, q.payload()) {
+				return false
+			}
+			dt.startSource(q)
+		}
+		if !dt.write(q, b, now, i == 0) && i == 0 {
+			return false
+		}
+	}
+	dt.ctr.catchUps.Add(1)
+	return true
+}
+
+// write rewrites p's header into dt's stream and writes it; started says
+// p is the first packet of the stream from its source. It reports whether
+// the packet went out. wmu is held.
+func (dt *DownTrack) write(p *packet, b *binding, now time.Time, started bool) bool {
+	w := &dt.w
 	seq := p.h.seq + w.seqOff
 	ts := p.h.timestamp + w.tsOff
 	if int16(seq-w.lastSeq) > 0 {
@@ -348,7 +427,7 @@ func (dt *DownTrack) send(p *packet, now time.Time) {
 	n, err := b.writer.WriteRTP(h, payload)
 	if err != nil {
 		dt.ctr.drops[DropWriteError].Add(1)
-		return
+		return false
 	}
 	if n == 0 {
 		// pion takes the packet and drops it while the connection's SRTP
@@ -358,7 +437,7 @@ func (dt *DownTrack) send(p *packet, now time.Time) {
 		if started {
 			w.src = nil
 		}
-		return
+		return false
 	}
 	if !dt.ready.Load() {
 		dt.ready.Store(true)
@@ -366,6 +445,7 @@ func (dt *DownTrack) send(p *packet, now time.Time) {
 	dt.ctr.packets.Add(1)
 	dt.ctr.bytes.Add(uint64(p.h.end))
 	dt.octets.Add(uint64(len(payload)))
+	return true
 }
 
 // senderReport returns dt's RTCP sender report at now, or nil if dt has

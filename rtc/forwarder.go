@@ -120,7 +120,8 @@ type Forwarder struct {
 	writers     sync.WaitGroup
 
 	lastKeyframeRequest atomic.Int64
-	lastKeyframe        atomic.Int64 // when a keyframe last arrived, unix nanoseconds
+	lastKeyframe        atomic.Int64  // when a keyframe last arrived, unix nanoseconds
+	lastKeyframeSeq     atomic.Uint32 // the sequence number it started at
 	muted               atomic.Bool
 	closing             atomic.Bool
 	done                chan struct{}
@@ -248,7 +249,7 @@ func (f *Forwarder) AddSubscriber(dt *DownTrack) error {
 		prev.removeFromSet(dt)
 	}
 	if dt.ready.Load() && dt.bound.Load() != nil {
-		f.RequestKeyframe()
+		dt.askKeyframe(f)
 	} // else Bind or TransportReady asks, when a keyframe can arrive
 	return nil
 }
@@ -409,6 +410,7 @@ func (f *Forwarder) forward(p *packet, n int) {
 	}
 	p.keyframe = startsKeyframe(f.ckind, p.payload())
 	if p.keyframe {
+		f.lastKeyframeSeq.Store(uint32(p.h.seq))
 		f.lastKeyframe.Store(f.now())
 	}
 	p.src = f

@@ -576,9 +576,9 @@ func TestRTPTicksWrap(t *testing.T) {
 
 // Until the subscriber's connection is up, pion drops what a down-track
 // writes. A keyframe dropped that way must not start the stream: the
-// subscriber would get only frames it cannot decode. The down-track asks
-// for no keyframe before it is ready, asks once TransportReady says so,
-// and starts on the next keyframe.
+// subscriber would get only frames it cannot decode. Once the connection
+// is up, the down-track catches up from that keyframe, still in the
+// source's cache, instead of asking for a new one.
 func TestDownTrackStartsOnceTheConnectionIsReady(t *testing.T) {
 	fx := newFixtureWith(t, vp8Codec, ForwarderConfig{CacheSlots: 64, Writers: 1})
 	sub := &memContext{id: "a", ssrc: 5, record: true}
@@ -609,25 +609,86 @@ func TestDownTrackStartsOnceTheConnectionIsReady(t *testing.T) {
 
 	sub.notReady.Store(false)
 	dt.TransportReady()
-	if n := fx.rtcp.count(); n != 1 {
-		t.Fatalf("%d keyframe requests once ready, want 1", n)
+	if n := fx.rtcp.count(); n != 0 {
+		t.Fatalf("%d keyframe requests with a fresh keyframe in the cache, want 0", n)
 	}
-	dt.TransportReady()
-	if n := fx.rtcp.count(); n != 1 {
-		t.Fatalf("%d keyframe requests after a second TransportReady, want 1", n)
-	}
-	send(false) // still waiting
-	send(true)
-	send(false)
-	waitFor(t, time.Second, "the stream to start", func() bool { return sub.count() == 2 })
+	send(false) // catches up: packets 1 to 6 from the cache, then this one
+	waitFor(t, time.Second, "the stream to start", func() bool { return sub.count() == 7 })
 	sent := sub.sent()
 	if !startsKeyframe(codecVP8, sent[0].payload) {
 		t.Fatal("the subscriber's first packet is not a keyframe")
 	}
-	if sent[1].hdr.SequenceNumber != sent[0].hdr.SequenceNumber+1 {
-		t.Fatalf("sequence numbers %d then %d", sent[0].hdr.SequenceNumber, sent[1].hdr.SequenceNumber)
+	for i := 1; i < len(sent); i++ {
+		if sent[i].hdr.SequenceNumber != sent[0].hdr.SequenceNumber+uint16(i) {
+			t.Fatalf("packet %d has sequence number %d after %d", i, sent[i].hdr.SequenceNumber, sent[0].hdr.SequenceNumber)
+		}
+		if got, want := sent[i].hdr.Timestamp-sent[0].hdr.Timestamp, uint32(i)*3000; got != want {
+			t.Fatalf("packet %d is %d ticks after the keyframe, want %d", i, got, want)
+		}
 	}
-	if st := dt.Stats(); st.Packets != 2 {
-		t.Fatalf("%d packets counted as sent, want 2", st.Packets)
+	if st := dt.Stats(); st.Packets != 7 || st.CatchUps != 1 {
+		t.Fatalf("stats %+v: want 7 packets sent, 1 catch-up", st)
+	}
+	if n := fx.rtcp.count(); n != 0 {
+		t.Fatalf("%d keyframe requests, want 0", n)
+	}
+}
+
+// A keyframe older than maxCatchUpAge is not caught up from: the
+// down-track asks for a new one and waits for it.
+func TestDownTrackAsksWhenTheKeyframeIsOld(t *testing.T) {
+	fx := newFixtureWith(t, vp8Codec, ForwarderConfig{CacheSlots: 64, Writers: 1})
+	var now atomic.Int64
+	now.Store(1e12)
+	fx.f.now = now.Load
+	sub := &memContext{id: "a", ssrc: 5, record: true}
+	sub.notReady.Store(true)
+	dt := fx.downTrack(sub)
+	if err := fx.f.AddSubscriber(dt); err != nil {
+		t.Fatal(err)
+	}
+	fx.track.in <- rawRTP(t, 96, 1, 3000, true, rtctest.CounterPayload(1, 100))
+	waitFor(t, time.Second, "the keyframe lost", func() bool { return dt.Stats().Drops[DropNotReady] == 1 })
+	now.Add(int64(maxCatchUpAge) + 1)
+	sub.notReady.Store(false)
+	dt.TransportReady()
+	if n := fx.rtcp.count(); n != 1 {
+		t.Fatalf("%d keyframe requests, want 1", n)
+	}
+	fx.track.in <- rawRTP(t, 96, 2, 6000, false, rtctest.CounterPayload(2, 100))
+	waitFor(t, time.Second, "the delta dropped", func() bool { return dt.Stats().Drops[DropWaitKeyframe] == 1 })
+	fx.track.in <- rawRTP(t, 96, 3, 9000, true, rtctest.CounterPayload(3, 100))
+	waitFor(t, time.Second, "the new keyframe", func() bool { return sub.count() == 1 })
+	if st := dt.Stats(); st.CatchUps != 0 {
+		t.Fatalf("caught up from a stale keyframe: %+v", st)
+	}
+}
+
+// A keyframe whose packets are no longer all cached is not caught up from.
+func TestDownTrackCatchUpNeedsTheWholeRun(t *testing.T) {
+	fx := newFixtureWith(t, vp8Codec, ForwarderConfig{CacheSlots: 16, Writers: 1})
+	sub := &memContext{id: "a", ssrc: 5, record: true}
+	sub.notReady.Store(true)
+	dt := fx.downTrack(sub)
+	if err := fx.f.AddSubscriber(dt); err != nil {
+		t.Fatal(err)
+	}
+	// 20 packets through a 16-slot cache: the keyframe is overwritten.
+	for i := 1; i <= 20; i++ {
+		fx.track.in <- rawRTP(t, 96, uint16(i), uint32(i)*3000, i == 1, rtctest.CounterPayload(uint32(i), 100))
+	}
+	waitFor(t, time.Second, "the packets handled", func() bool {
+		st := dt.Stats()
+		return st.Drops[DropNotReady]+st.Drops[DropWaitKeyframe] == 20
+	})
+	sub.notReady.Store(false)
+	dt.TransportReady()
+	fx.track.in <- rawRTP(t, 96, 21, 21*3000, false, rtctest.CounterPayload(21, 100))
+	waitFor(t, time.Second, "the delta dropped", func() bool { return dt.Stats().Drops[DropWaitKeyframe] == 20 })
+	if sub.count() != 0 || dt.Stats().CatchUps != 0 {
+		t.Fatalf("sent %d packets without their keyframe", sub.count())
+	}
+	if fx.rtcp.count() == 0 {
+		t.Fatal("no keyframe asked for")
 	}
 }

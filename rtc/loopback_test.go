@@ -375,6 +375,11 @@ func TestLoopbackFanOut(t *testing.T) {
 		s.dv.TransportReady()
 		s.da.TransportReady()
 	}
+	// A keyframe sent lately would be caught up from instead of asked for
+	// (DownTrack.catchUp): let the setup's keyframes age first.
+	waitFor(t, 2*time.Second, "the setup keyframes to age", func() bool {
+		return fv.now()-fv.lastKeyframe.Load() > int64(maxCatchUpAge)
+	})
 	plisBefore := plis.Load()
 	for _, s := range subs {
 		if err := fv.AddSubscriber(s.dv); err != nil {

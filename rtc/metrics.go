@@ -28,6 +28,7 @@ type Metrics struct {
 	drops                                    *prometheus.Desc
 	nacks, retransmits, nackMisses           *prometheus.Desc
 	keyframeReceived, keyframeSent           *prometheus.Desc
+	catchUps                                 *prometheus.Desc
 }
 
 // NewMetrics returns an empty collector.
@@ -50,6 +51,7 @@ func NewMetrics() *Metrics {
 		nackMisses:       d("nack_misses_total", "NACKed packets no longer in the packet cache."),
 		keyframeReceived: d("keyframe_requests_received_total", "Keyframe requests from subscribers, by type.", "type"),
 		keyframeSent:     d("keyframe_requests_sent_total", "PLIs sent to publishers after throttling."),
+		catchUps:         d("keyframe_catch_ups_total", "Subscriber streams started from a cached keyframe instead of a new one."),
 	}
 }
 
@@ -57,7 +59,7 @@ func NewMetrics() *Metrics {
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		m.tracks, m.subscribers, m.packetsIn, m.bytesIn, m.packetsOut, m.bytesOut, m.drops,
-		m.nacks, m.retransmits, m.nackMisses, m.keyframeReceived, m.keyframeSent,
+		m.nacks, m.retransmits, m.nackMisses, m.keyframeReceived, m.keyframeSent, m.catchUps,
 	} {
 		ch <- d
 	}
@@ -97,6 +99,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.keyframeReceived, out.PLIs, "pli")
 	counter(m.keyframeReceived, out.FIRs, "fir")
 	counter(m.keyframeSent, in.KeyframeRequests)
+	counter(m.catchUps, out.CatchUps)
 }
 
 func (m *Metrics) addForwarder(f *Forwarder) {

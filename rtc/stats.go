@@ -59,6 +59,7 @@ type counters struct {
 	nackMisses       atomic.Uint64 // NACKed packets no longer in the cache
 	plis, firs       atomic.Uint64 // keyframe requests received from the subscriber
 	keyframeRequests atomic.Uint64 // PLIs sent to the publisher
+	catchUps         atomic.Uint64 // streams started from a cached keyframe
 }
 
 // Stats is a snapshot of one track's counters. A Forwarder counts packets
@@ -73,6 +74,9 @@ type Stats struct {
 	NACKMisses       uint64
 	PLIs, FIRs       uint64
 	KeyframeRequests uint64
+	// CatchUps counts the times a down-track started from its source's
+	// cached keyframe instead of waiting for a new one.
+	CatchUps uint64
 }
 
 // Dropped returns the number of packets dropped for reason r.
@@ -93,6 +97,7 @@ func (c *counters) snapshot() Stats {
 		PLIs:             c.plis.Load(),
 		FIRs:             c.firs.Load(),
 		KeyframeRequests: c.keyframeRequests.Load(),
+		CatchUps:         c.catchUps.Load(),
 	}
 	for i := range c.drops {
 		s.Drops[i] = c.drops[i].Load()
@@ -112,4 +117,5 @@ func (s *Stats) add(o Stats) {
 	s.PLIs += o.PLIs
 	s.FIRs += o.FIRs
 	s.KeyframeRequests += o.KeyframeRequests
+	s.CatchUps += o.CatchUps
 }

@@ -99,5 +99,13 @@ func (c *Cache) Get(seq uint16, dst []byte) (int, bool) {
 	return copy(dst, s.buf[:s.n]), true
 }
 
+// Contains reports whether the packet numbered seq is in the cache.
+func (c *Cache) Contains(seq uint16) bool {
+	s := &c.slots[seq&c.mask]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.valid && s.seq == seq
+}
+
 // Slots returns the number of packets the cache holds.
 func (c *Cache) Slots() int { return len(c.slots) }
