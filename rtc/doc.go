@@ -16,6 +16,11 @@
 // second, from what they already know; pion's per-packet sender-report
 // interceptor is not used.
 //
+// A video down-track starts on a keyframe its subscriber can receive: not
+// before the connection's DTLS handshake is done (TransportReady), and from
+// the source's last keyframe, still in its packet cache, when that one is
+// recent, rather than waiting for a new one.
+//
 // Every peer connection shares one UDP port, whose sends and receives are
 // made as raw system calls on the non-blocking socket (udpconn_linux.go):
 // the standard library would serialize the writers on one lock and wake
