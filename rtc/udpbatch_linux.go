@@ -74,14 +74,7 @@ func (b *sendBatch) add(d []byte, to netip.AddrPort, ipv6 bool) {
 	i := b.n
 	copy(b.bufs[i][:], d)
 	b.iovs[i].SetLen(len(d))
-	ip := to.Addr()
-	if ipv6 {
-		b.names[i] = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: htons(to.Port()), Addr: ip.As16()}
-		b.msgs[i].hdr.Namelen = unix.SizeofSockaddrInet6
-	} else {
-		*(*unix.RawSockaddrInet4)(unsafe.Pointer(&b.names[i])) = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: htons(to.Port()), Addr: ip.As4()}
-		b.msgs[i].hdr.Namelen = unix.SizeofSockaddrInet4
-	}
+	b.msgs[i].hdr.Namelen = uint32(putSockaddr(&b.names[i], to, ipv6))
 	b.to[i] = to
 	b.n++
 }

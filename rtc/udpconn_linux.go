@@ -74,9 +74,7 @@ func newSharedUDPConn(conn net.PacketConn, log *slog.Logger) net.PacketConn {
 // its control function is bound once, when the sendCall is made.
 type sendCall struct {
 	buf     []byte
-	sa4     unix.RawSockaddrInet4
-	sa6     unix.RawSockaddrInet6
-	to      unsafe.Pointer // &sa4 or &sa6
+	to      unix.RawSockaddrInet6 // or a RawSockaddrInet4 in its first bytes
 	tolen   uintptr
 	n       int
 	err     error
@@ -94,12 +92,24 @@ func (c *sendCall) send(fd uintptr) {
 	if len(c.buf) > 0 {
 		p = unsafe.Pointer(&c.buf[0])
 	}
-	n, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(p), uintptr(len(c.buf)), 0, uintptr(c.to), c.tolen)
+	n, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(p), uintptr(len(c.buf)), 0, uintptr(unsafe.Pointer(&c.to)), c.tolen)
 	if errno != 0 {
 		c.err = errno
 		return
 	}
 	c.n = int(n)
+}
+
+// putSockaddr writes addr into dst as the raw sockaddr of a socket of the
+// given family (an IPv4 one in dst's first bytes) and returns its length.
+// The caller checked that addr suits the socket (sockaddrFits).
+func putSockaddr(dst *unix.RawSockaddrInet6, addr netip.AddrPort, ipv6 bool) uintptr {
+	if ipv6 {
+		*dst = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: htons(addr.Port()), Addr: addr.Addr().As16()}
+		return unix.SizeofSockaddrInet6
+	}
+	*(*unix.RawSockaddrInet4)(unsafe.Pointer(dst)) = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: htons(addr.Port()), Addr: addr.Addr().As4()}
+	return unix.SizeofSockaddrInet4
 }
 
 // htons puts a port in network byte order, as a sockaddr holds it.
@@ -198,14 +208,7 @@ func (c *sharedUDPConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, err
 		return len(b), nil
 	}
 	call := sendCalls.Get().(*sendCall)
-	ip := addr.Addr()
-	if c.ipv6 {
-		call.sa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: htons(addr.Port()), Addr: ip.As16()}
-		call.to, call.tolen = unsafe.Pointer(&call.sa6), unix.SizeofSockaddrInet6
-	} else {
-		call.sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: htons(addr.Port()), Addr: ip.As4()}
-		call.to, call.tolen = unsafe.Pointer(&call.sa4), unix.SizeofSockaddrInet4
-	}
+	call.tolen = putSockaddr(&call.to, addr, c.ipv6)
 	call.buf, call.n, call.err = b, 0, nil
 	cerr := c.raw.Control(call.control)
 	n, err := call.n, call.err
