@@ -245,10 +245,9 @@ const (
 // askKeyframe asks src for a keyframe for dt, unless dt can catch up from
 // one src sent lately.
 func (dt *DownTrack) askKeyframe(src *Forwarder) {
-	if at := src.lastKeyframe.Load(); at != 0 && src.now()-at <= int64(maxCatchUpAge) {
-		return
+	if _, ok := src.recentKeyframe(); !ok {
+		src.RequestKeyframe()
 	}
-	src.RequestKeyframe()
 }
 
 // Unbind implements webrtc.TrackLocal.
@@ -362,11 +361,10 @@ func (dt *DownTrack) send(p *packet, now time.Time) {
 // is too old, too far back or no longer all in the cache. wmu is held.
 func (dt *DownTrack) catchUp(p *packet, b *binding, now time.Time) bool {
 	src := p.src
-	at := src.lastKeyframe.Load()
-	if at == 0 || src.now()-at > int64(maxCatchUpAge) {
+	first, ok := src.recentKeyframe()
+	if !ok {
 		return false
 	}
-	first := uint16(src.lastKeyframeSeq.Load())
 	n := p.h.seq - first
 	if n == 0 || n > maxCatchUpPackets {
 		return false

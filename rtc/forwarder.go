@@ -295,6 +295,16 @@ func (f *Forwarder) RequestKeyframe() bool {
 	return true
 }
 
+// recentKeyframe returns the sequence number the last keyframe started at,
+// if it arrived within maxCatchUpAge: a down-track can catch up from it.
+func (f *Forwarder) recentKeyframe() (seq uint16, ok bool) {
+	at := f.lastKeyframe.Load()
+	if at == 0 || f.now()-at > int64(maxCatchUpAge) {
+		return 0, false
+	}
+	return uint16(f.lastKeyframeSeq.Load()), true
+}
+
 // SetMuted stops (or resumes) forwarding. The read loop goes on reading,
 // so the publisher's connection sees no difference. On unmute a video
 // track asks for a keyframe so that subscribers can decode at once.
