@@ -139,6 +139,7 @@ func (a *roomActor) refuseJoins(ctx actor.Context, err error) {
 // admitted is a join that passed the room's rules and waits for its
 // records to be written.
 type admitted struct {
+	at   int // its place in the run, and in the replies
 	join pendingJoin
 	info ParticipantInfo
 	pc   *webrtc.PeerConnection
@@ -182,33 +183,24 @@ func (a *roomActor) admit(ctx actor.Context, joins []pendingJoin) int {
 			roomRec = proto.Clone(room).(*recordpb.Room)
 		}
 		a.memberJoined(ch, roomRec, info)
-		ok = append(ok, admitted{join: joins[n], info: info, pc: pc})
-		replies = append(replies, nil) // filled in below
+		ok = append(ok, admitted{at: n, join: joins[n], info: info, pc: pc})
+		replies = append(replies, nil) // answered once the commit is done
 	}
 	if len(ok) > 0 {
 		if err := a.commit(ch); err != nil {
 			if newSession {
 				a.session = nil
 			}
+			refused := &joinReply{err: fmt.Errorf("%w: %v", ErrUnavailable, err)}
 			for _, j := range ok {
 				j.pc.Close()
+				replies[j.at] = refused
 			}
-			refused := &joinReply{err: fmt.Errorf("%w: %v", ErrUnavailable, err)}
-			for i := range replies {
-				if replies[i] == nil {
-					replies[i] = refused
-				}
+		} else {
+			for i, j := range ok {
+				replies[j.at] = a.enter(ctx, ch, j, newSession && i == 0)
 			}
-			ok = nil
 		}
-	}
-	next := 0
-	for i := range replies {
-		if replies[i] != nil {
-			continue
-		}
-		replies[i] = a.enter(ctx, ch, ok[next], newSession && next == 0)
-		next++
 	}
 	a.publish() // a caller that reads after its reply sees its change
 	for i, r := range replies {
