@@ -355,6 +355,9 @@ func (a *roomActor) endSession(ctx actor.Context, reason, leaveReason string, ex
 	if room != nil {
 		a.room = room
 	}
+	// Readers of the session record must not find the room still naming
+	// it for longer than they have to: publish before the members go.
+	a.publish()
 	// The members' leave records are written: their departure adds none.
 	for _, m := range a.members {
 		a.removeMember(ctx, m, leaveReason)

@@ -201,7 +201,13 @@ func TestSessionEndReasons(t *testing.T) {
 					t.Fatal("the client was not removed")
 				}
 			}
-			room, err := env.rooms.Get(ctx, "r")
+			// The session record is read from the store; the room's
+			// snapshot is published just after the commit that wrote it.
+			var room *RoomInfo
+			waitFor(t, "the room to drop its session", func() bool {
+				room, err = env.rooms.Get(ctx, "r")
+				return err != nil || room.Room.ActiveSessionId == ""
+			})
 			switch {
 			case tt.reason == EndRoomDeleted:
 				if !errors.Is(err, ErrRoomNotFound) {
