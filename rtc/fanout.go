@@ -223,7 +223,9 @@ func (w *fanoutWriter) drain() {
 		if w.group < len(set.groups) {
 			g := set.groups[w.group]
 			now := time.Now()
-			if len(g) > 1 && w.f.sends != nil {
+			// A group of one holds too: unheld, its datagram could join
+			// another writer's batch and be overtaken by its next one.
+			if w.f.sends != nil {
 				held = w.f.sends
 				held.holdSends()
 			}

@@ -112,16 +112,14 @@ func (c *sharedUDPConn) sockaddrFits(addr netip.AddrPort) bool {
 // holdSends starts a hold: datagrams are queued until releaseSends.
 func (c *sharedUDPConn) holdSends() { c.holders.Add(1) }
 
-// releaseSends ends a hold and sends every queued datagram.
+// releaseSends ends a hold and sends every queued datagram. When it
+// returns, every datagram written during the hold has gone to the kernel:
+// the holder's next datagrams, to the same subscribers, cannot overtake
+// them, even when another holder took them into its batch and is still
+// sending it.
 func (c *sharedUDPConn) releaseSends() {
 	c.holders.Add(-1)
-	c.bmu.Lock()
-	b := c.pending
-	c.pending = nil
-	c.bmu.Unlock()
-	if b != nil {
-		c.flush(b)
-	}
+	c.sendQueued(true)
 }
 
 // enqueue queues d for the pending batch, and reports false if no hold is
@@ -140,14 +138,39 @@ func (c *sharedUDPConn) enqueue(d []byte, to netip.AddrPort) bool {
 		c.pending = b
 	}
 	b.add(d, to, c.ipv6)
-	if b.n < maxBatch {
-		c.bmu.Unlock()
-		return true
+	filled := b.n == maxBatch
+	if filled {
+		c.full = append(c.full, b)
+		c.pending = nil
 	}
-	c.pending = nil
 	c.bmu.Unlock()
-	c.flush(b)
+	if filled {
+		c.sendQueued(false)
+	}
 	return true
+}
+
+// sendQueued sends the filled batches, and the pending one too if all, in
+// the order they were filled. Batches are taken and sent under fmu: one
+// taken later never goes out before one taken earlier, and a caller that
+// returns from here knows every batch taken before it has been sent.
+func (c *sharedUDPConn) sendQueued(all bool) {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	c.bmu.Lock()
+	batches := append(c.sending[:0], c.full...)
+	clear(c.full)
+	c.full = c.full[:0]
+	if all && c.pending != nil {
+		batches = append(batches, c.pending)
+		c.pending = nil
+	}
+	c.bmu.Unlock()
+	for i, b := range batches {
+		c.flush(b)
+		batches[i] = nil
+	}
+	c.sending = batches[:0]
 }
 
 // flush sends b and returns it to the pool.

@@ -223,6 +223,55 @@ func TestSendBatchConcurrentHolders(t *testing.T) {
 	}
 }
 
+// Each holder's datagrams reach each of its receivers in the order it
+// wrote them, although another holder may take them into its batch and
+// still be sending it when their writer has moved on to the next round.
+func TestSendBatchKeepsEachHoldersOrder(t *testing.T) {
+	const holders, perHolder, rounds = 3, 4, 400
+	shared, rxs := batchPeers(t, "udp4", holders*perHolder)
+	var wg sync.WaitGroup
+	for h := 0; h < holders; h++ {
+		mine := rxs[h*perHolder : (h+1)*perHolder]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := 0; r < rounds; r++ {
+				shared.holdSends()
+				for _, rx := range mine {
+					if _, err := shared.WriteToAddrPort(datagram(uint32(r), 100), addrOf(rx)); err != nil {
+						t.Error(err)
+					}
+				}
+				shared.releaseSends()
+			}
+		}()
+	}
+	var rwg sync.WaitGroup
+	for i, rx := range rxs {
+		rwg.Add(1)
+		go func() {
+			defer rwg.Done()
+			buf := make([]byte, 2048)
+			next := uint32(0)
+			for next < rounds {
+				_ = rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+				n, err := rx.Read(buf)
+				if err != nil {
+					t.Errorf("receiver %d waiting for round %d: %v", i, next, err)
+					return
+				}
+				if got := binary.BigEndian.Uint32(buf[:n]); got != next {
+					t.Errorf("receiver %d: round %d arrived when %d was next", i, got, next)
+					return
+				}
+				next++
+			}
+		}()
+	}
+	wg.Wait()
+	rwg.Wait()
+}
+
 // A datagram the kernel refuses is skipped and counted; the rest of the
 // batch is sent.
 func TestSendBatchRefusedDatagram(t *testing.T) {

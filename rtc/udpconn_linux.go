@@ -43,9 +43,14 @@ type sharedUDPConn struct {
 	ipv6 bool // an AF_INET6 socket
 	log  *slog.Logger
 
-	holders    atomic.Int32 // open holds; see holdSends
-	bmu        sync.Mutex   // guards pending
-	pending    *sendBatch
+	holders atomic.Int32 // open holds; see holdSends
+	bmu     sync.Mutex   // guards pending and full
+	pending *sendBatch
+	full    []*sendBatch // filled batches not yet taken, oldest first
+	// fmu is held while batches are taken and sent, so that they go out in
+	// the order they were filled; taking is guarded by bmu too.
+	fmu        sync.Mutex
+	sending    []*sendBatch  // reused by the sender holding fmu
 	sendErrors atomic.Uint64 // datagrams of batches that could not be sent
 }
 
