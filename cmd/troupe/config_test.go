@@ -130,6 +130,8 @@ func TestConfigErrors(t *testing.T) {
 		{"negative passivation", []string{"--passivate-after", "-1s"}, nil, "", "--passivate-after"},
 		{"negative rate", []string{"--rate-limit", "-1"}, nil, "", "--rate-limit"},
 		{"negative burst", []string{"--rate-burst", "-1"}, nil, "", "--rate-burst"},
+		{"gc percent below off", []string{"--gc-percent", "-2"}, nil, "", "--gc-percent -2"},
+		{"gc percent not a number", nil, map[string]string{"TROUPE_GC_PERCENT": "half"}, "", "TROUPE_GC_PERCENT"},
 		{"key without secret", []string{"--api-key", "TKkey"}, nil, "", "set both or neither"},
 		{"secret without key", nil, map[string]string{"TROUPE_API_SECRET": "x"}, "", "set both or neither"},
 		{"short secret", []string{"--api-key", "TKkey", "--api-secret", "short"}, nil, "", "shorter than"},

@@ -109,6 +109,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout io.Writer) (er
 		return err
 	}
 	log := newLogger(os.Stderr, cfg)
+	defer applyGCPercent(cfg.GCPercent, log)()
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return fmt.Errorf("listen: %w", err)
