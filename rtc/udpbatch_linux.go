@@ -112,11 +112,11 @@ func (c *sharedUDPConn) sockaddrFits(addr netip.AddrPort) bool {
 // holdSends starts a hold: datagrams are queued until releaseSends.
 func (c *sharedUDPConn) holdSends() { c.holders.Add(1) }
 
-// releaseSends ends a hold and sends every queued datagram. When it
-// returns, every datagram written during the hold has gone to the kernel:
-// the holder's next datagrams, to the same subscribers, cannot overtake
-// them, even when another holder took them into its batch and is still
-// sending it.
+// releaseSends ends a hold and has every queued datagram sent: by this
+// goroutine, or by the one sending batches already, which sends these after
+// the ones it has. Either way they go out after every datagram queued
+// before them: a holder's next datagrams, to the same subscribers, cannot
+// overtake them, even when another holder took them into its batch.
 func (c *sharedUDPConn) releaseSends() {
 	c.holders.Add(-1)
 	c.sendQueued(true)
@@ -151,26 +151,44 @@ func (c *sharedUDPConn) enqueue(d []byte, to netip.AddrPort) bool {
 }
 
 // sendQueued sends the filled batches, and the pending one too if all, in
-// the order they were filled. Batches are taken and sent under fmu: one
-// taken later never goes out before one taken earlier, and a caller that
-// returns from here knows every batch taken before it has been sent.
+// the order they were filled. Only one goroutine sends at a time, so that
+// a batch taken later never goes out before one taken earlier; a caller
+// that finds another sending leaves its batches to it instead of waiting,
+// since waiting would park one writer behind another on every packet they
+// both fan out.
 func (c *sharedUDPConn) sendQueued(all bool) {
-	c.fmu.Lock()
-	defer c.fmu.Unlock()
 	c.bmu.Lock()
-	batches := append(c.sending[:0], c.full...)
-	clear(c.full)
-	c.full = c.full[:0]
-	if all && c.pending != nil {
-		batches = append(batches, c.pending)
-		c.pending = nil
+	if all {
+		c.sendPending = true
 	}
-	c.bmu.Unlock()
-	for i, b := range batches {
-		c.flush(b)
-		batches[i] = nil
+	if c.sender {
+		c.bmu.Unlock()
+		return
 	}
-	c.sending = batches[:0]
+	c.sender = true
+	for {
+		batches := append(c.sending[:0], c.full...)
+		clear(c.full)
+		c.full = c.full[:0]
+		if c.sendPending && c.pending != nil {
+			batches = append(batches, c.pending)
+			c.pending = nil
+		}
+		c.sendPending = false
+		if len(batches) == 0 {
+			c.sending = batches
+			c.sender = false
+			c.bmu.Unlock()
+			return
+		}
+		c.bmu.Unlock()
+		for i, b := range batches {
+			c.flush(b)
+			batches[i] = nil
+		}
+		c.bmu.Lock()
+		c.sending = batches[:0]
+	}
 }
 
 // flush sends b and returns it to the pool.

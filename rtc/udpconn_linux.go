@@ -44,14 +44,16 @@ type sharedUDPConn struct {
 	log  *slog.Logger
 
 	holders atomic.Int32 // open holds; see holdSends
-	bmu     sync.Mutex   // guards pending and full
+	bmu     sync.Mutex   // guards the fields up to sending
 	pending *sendBatch
 	full    []*sendBatch // filled batches not yet taken, oldest first
-	// fmu is held while batches are taken and sent, so that they go out in
-	// the order they were filled; taking is guarded by bmu too.
-	fmu        sync.Mutex
-	sending    []*sendBatch  // reused by the sender holding fmu
-	sendErrors atomic.Uint64 // datagrams of batches that could not be sent
+	// sender is set while a goroutine sends batches (sendQueued); it goes
+	// on until nothing is left that it was asked to send. One sender at a
+	// time sends the batches in the order they filled.
+	sender      bool
+	sendPending bool          // a release asked the sender to send pending too
+	sending     []*sendBatch  // reused by the sender
+	sendErrors  atomic.Uint64 // datagrams of batches that could not be sent
 }
 
 // newSharedUDPConn wraps conn; it returns conn itself when the socket
