@@ -26,7 +26,9 @@
 // the standard library would serialize the writers on one lock and wake
 // the scheduler's monitor at every burst. A fan-out writer holds the port
 // while it writes one packet to its group, and the copies go to the kernel
-// with one sendmmsg (udpbatch_linux.go). Every connection presents the
+// with one sendmmsg (udpbatch_linux.go); one goroutine at a time sends the
+// batches, in the order they filled, so that no subscriber gets a packet
+// before the one its writer wrote first. Every connection presents the
 // engine's one DTLS certificate.
 //
 // The package knows nothing of actors or HTTP: the participant actors drive
