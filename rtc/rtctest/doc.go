@@ -8,4 +8,10 @@
 // reordering, corruption and end-to-end latency from the packets alone.
 // Video payloads are VP8 with a real payload descriptor, so the server's
 // keyframe detection sees the keyframes the sender marks.
+//
+// ClientAPIWithArrivals wraps the clients' UDP sockets to record when each
+// RTP datagram arrived (the kernel's timestamp on Linux), keyed by SSRC
+// and sequence number from the clear RTP header, so that a Receiver can
+// also tell the latency up to its socket, apart from its own client's
+// decryption and queues.
 package rtctest

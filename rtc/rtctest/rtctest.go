@@ -12,12 +12,16 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
 
 // ClientAPI returns a pion API for test clients: default codecs and
 // interceptors, ICE on IPv4 UDP loopback only, no mDNS.
-func ClientAPI() (*webrtc.API, error) {
+func ClientAPI() (*webrtc.API, error) { return clientAPI(nil) }
+
+// clientAPI is ClientAPI on network n; nil is the standard network.
+func clientAPI(n transport.Net) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return nil, err
@@ -30,6 +34,9 @@ func ClientAPI() (*webrtc.API, error) {
 	s.SetIncludeLoopbackCandidate(true)
 	s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	if n != nil {
+		s.SetNet(n)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(s)), nil
 }
 
@@ -220,11 +227,13 @@ func readBody(b []byte) (counter uint32, sent time.Time, ok bool) {
 
 // Receiver reads a remote track and checks every packet.
 type Receiver struct {
-	track *webrtc.TrackRemote
+	track  *webrtc.TrackRemote
+	socket *Arrivals // nil: no path latency
 
 	mu        sync.Mutex
 	stats     ReceiverStats
 	latencies []time.Duration
+	paths     []time.Duration
 	arrivals  []time.Time
 	counters  []uint32
 }
@@ -233,7 +242,11 @@ type Receiver struct {
 type Sample struct {
 	Counter uint32        // the sender's packet counter
 	Latency time.Duration // from the sender's clock reading to arrival
-	At      time.Time     // arrival
+	// PathLatency is from the sender's clock reading to the datagram's
+	// arrival at the receiving socket, before the receiving client's
+	// decryption and queues; zero when unknown.
+	PathLatency time.Duration
+	At          time.Time // arrival
 }
 
 // ReceiverStats is what a Receiver saw.
@@ -259,6 +272,13 @@ func (s ReceiverStats) Lost() int {
 // NewReceiver returns a receiver for track; call Run to read it.
 func NewReceiver(track *webrtc.TrackRemote) *Receiver { return &Receiver{track: track} }
 
+// NewReceiverWithArrivals is NewReceiver for a track of a peer connection
+// made by ClientAPIWithArrivals: its samples also carry the path latency,
+// from the socket arrivals in a.
+func NewReceiverWithArrivals(track *webrtc.TrackRemote, a *Arrivals) *Receiver {
+	return &Receiver{track: track, socket: a}
+}
+
 // Run reads until the track ends.
 func (r *Receiver) Run() {
 	video := r.track.Codec().MimeType == webrtc.MimeTypeVP8
@@ -268,22 +288,35 @@ func (r *Receiver) Run() {
 			return
 		}
 		now := time.Now()
+		var atSocket time.Time
+		if r.socket != nil {
+			atSocket, _ = r.socket.Lookup(p.SSRC, p.SequenceNumber)
+		}
 		body := p.Payload
 		decodable := true
 		if video {
 			if len(body) < vp8Descriptor {
-				r.record(now, 0, time.Time{}, false, false)
+				r.record(now, atSocket, 0, time.Time{}, false, false)
 				continue
 			}
 			decodable = body[vp8Descriptor-1]&1 == 0
 			body = body[vp8Descriptor:]
 		}
 		counter, sent, ok := readBody(body)
-		r.record(now, counter, sent, ok, decodable)
+		r.record(now, atSocket, counter, sent, ok, decodable)
 	}
 }
 
-func (r *Receiver) record(now time.Time, counter uint32, sent time.Time, ok, decodable bool) {
+// pathLatency is from sent to the arrival at the socket; zero when that
+// arrival is unknown or out of order with sent and now (a stale ring slot).
+func pathLatency(sent, atSocket, now time.Time) time.Duration {
+	if atSocket.IsZero() || atSocket.Before(sent) || atSocket.After(now) {
+		return 0
+	}
+	return atSocket.Sub(sent)
+}
+
+func (r *Receiver) record(now, atSocket time.Time, counter uint32, sent time.Time, ok, decodable bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := &r.stats
@@ -301,6 +334,7 @@ func (r *Receiver) record(now time.Time, counter uint32, sent time.Time, ok, dec
 	}
 	s.Packets++
 	r.latencies = append(r.latencies, now.Sub(sent))
+	r.paths = append(r.paths, pathLatency(sent, atSocket, now))
 	r.arrivals = append(r.arrivals, now)
 	r.counters = append(r.counters, counter)
 }
@@ -316,9 +350,9 @@ func (r *Receiver) Drain() []Sample {
 	defer r.mu.Unlock()
 	out := make([]Sample, len(r.counters))
 	for i := range out {
-		out[i] = Sample{Counter: r.counters[i], Latency: r.latencies[i], At: r.arrivals[i]}
+		out[i] = Sample{Counter: r.counters[i], Latency: r.latencies[i], PathLatency: r.paths[i], At: r.arrivals[i]}
 	}
-	r.latencies, r.arrivals, r.counters = r.latencies[:0], r.arrivals[:0], r.counters[:0]
+	r.latencies, r.paths, r.arrivals, r.counters = r.latencies[:0], r.paths[:0], r.arrivals[:0], r.counters[:0]
 	return out
 }
 

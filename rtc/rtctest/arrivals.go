@@ -1,0 +1,213 @@
+package rtctest
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/pion/transport/v5"
+	"github.com/pion/transport/v5/stdnet"
+	"github.com/pion/webrtc/v4"
+)
+
+// Ring geometry of Arrivals: the receiver looks a packet up soon after the
+// socket read it, so a short history per SSRC is enough.
+const (
+	arrivalRing = 1024
+	// maxArrivalSSRCs bounds the memory stray datagrams can take.
+	maxArrivalSSRCs = 256
+)
+
+// arrival is one slot of a ring; at is zero when the slot is empty.
+type arrival struct {
+	seq uint16
+	at  int64 // Unix nanoseconds
+}
+
+// Arrivals records when each RTP datagram reached a client's UDP socket:
+// the kernel's receive timestamp where the OS gives one (Linux), else the
+// time the socket read returned. It is keyed by SSRC and sequence number,
+// read from the RTP header, which SRTP leaves in the clear, so one
+// Arrivals must serve peer connections whose incoming SSRCs are distinct:
+// in practice one peer connection.
+type Arrivals struct {
+	mu    sync.Mutex
+	rings map[uint32]*[arrivalRing]arrival
+}
+
+// NewArrivals returns an empty registry.
+func NewArrivals() *Arrivals {
+	return &Arrivals{rings: make(map[uint32]*[arrivalRing]arrival)}
+}
+
+// observe records datagram b's arrival if it is RTP. It does not allocate
+// but for the first packet of an SSRC.
+func (a *Arrivals) observe(b []byte, at time.Time) {
+	ssrc, seq, ok := rtpKey(b)
+	if !ok {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.rings[ssrc]
+	if r == nil {
+		if len(a.rings) >= maxArrivalSSRCs {
+			return
+		}
+		r = new([arrivalRing]arrival)
+		a.rings[ssrc] = r
+	}
+	r[seq%arrivalRing] = arrival{seq: seq, at: at.UnixNano()}
+}
+
+// Lookup returns when the RTP packet (ssrc, seq) reached the socket, if it
+// is still in the ring.
+func (a *Arrivals) Lookup(ssrc uint32, seq uint16) (time.Time, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.rings[ssrc]
+	if r == nil {
+		return time.Time{}, false
+	}
+	e := r[seq%arrivalRing]
+	if e.at == 0 || e.seq != seq {
+		return time.Time{}, false
+	}
+	return time.Unix(0, e.at), true
+}
+
+// rtpKey returns the SSRC and sequence number of an RTP datagram. RTP and
+// RTCP are the datagrams whose first byte is 128-191 (version 2, RFC
+// 7983); RTCP is told apart by its packet type 192-223, which is 64-95 in
+// the RTP payload type's 7 bits (RFC 5761). STUN, DTLS and anything
+// shorter than an RTP header are not RTP.
+func rtpKey(b []byte) (ssrc uint32, seq uint16, ok bool) {
+	if len(b) < 12 || b[0]&0xc0 != 0x80 {
+		return 0, 0, false
+	}
+	if pt := b[1] & 0x7f; pt >= 64 && pt <= 95 {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint32(b[8:12]), binary.BigEndian.Uint16(b[2:4]), true
+}
+
+// ClientAPIWithArrivals is ClientAPI with every UDP socket of its peer
+// connections recording RTP arrivals in the returned registry. Give each
+// peer connection its own (see Arrivals).
+func ClientAPIWithArrivals() (*webrtc.API, *Arrivals, error) {
+	base, err := stdnet.NewNet()
+	if err != nil {
+		return nil, nil, fmt.Errorf("rtctest: net: %w", err)
+	}
+	a := NewArrivals()
+	api, err := clientAPI(&stampNet{Net: base, arrivals: a})
+	if err != nil {
+		return nil, nil, err
+	}
+	return api, a, nil
+}
+
+// stampNet is the standard network whose UDP sockets record arrivals.
+// ICE listens for host candidates with ListenUDP; ListenPacket serves
+// relayed ones.
+type stampNet struct {
+	*stdnet.Net
+	arrivals *Arrivals
+}
+
+func (n *stampNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	// ICE's mDNS socket, bound to the multicast group, stays bare: its
+	// reader (x/net/ipv4) reads only a *net.UDPConn and would spin on
+	// anything else.
+	if laddr != nil && laddr.IP.IsMulticast() {
+		return c, nil
+	}
+	return newStampConn(c, n.arrivals), nil
+}
+
+func (n *stampNet) ListenPacket(network, address string) (net.PacketConn, error) {
+	c, err := n.Net.ListenPacket(network, address)
+	if err != nil {
+		return nil, err
+	}
+	if u, ok := c.(*net.UDPConn); ok {
+		return newStampConn(u, n.arrivals), nil
+	}
+	return c, nil
+}
+
+// stampConn reads a UDP socket with its arrival times and records those
+// of RTP datagrams; writes and the rest pass through. It implements
+// pion/ice's AddrPortReaderWriter, so ICE reads through it without
+// allocating an address per packet.
+type stampConn struct {
+	*net.UDPConn
+	arrivals *Arrivals
+	// kernel is whether the socket gives kernel receive timestamps.
+	kernel bool
+}
+
+func newStampConn(c *net.UDPConn, a *Arrivals) *stampConn {
+	return &stampConn{UDPConn: c, arrivals: a, kernel: enableTimestamps(c) == nil}
+}
+
+// oobSize holds one SCM_TIMESTAMPNS control message with room to spare.
+const oobSize = 64
+
+func (c *stampConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	var (
+		n    int
+		addr netip.AddrPort
+		at   time.Time
+		err  error
+	)
+	if c.kernel {
+		n, addr, at, err = readStamped(c.UDPConn, b)
+	} else {
+		n, addr, err = c.UDPConn.ReadFromUDPAddrPort(b)
+		at = time.Now()
+	}
+	if err == nil {
+		c.arrivals.observe(b[:n], at)
+	}
+	return n, addr, err
+}
+
+func (c *stampConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	return c.UDPConn.WriteToUDPAddrPort(b, addr)
+}
+
+// The read methods of the embedded socket are overridden so that no read
+// bypasses the recording.
+
+func (c *stampConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
+	return c.ReadFromAddrPort(b)
+}
+
+func (c *stampConn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
+	n, addr, err := c.ReadFromAddrPort(b)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(addr), nil
+}
+
+func (c *stampConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, addr, err := c.ReadFromUDP(b)
+	if addr == nil {
+		return n, nil, err // not a typed nil in the interface
+	}
+	return n, addr, err
+}
+
+func (c *stampConn) Read(b []byte) (int, error) {
+	n, _, err := c.ReadFromAddrPort(b)
+	return n, err
+}
