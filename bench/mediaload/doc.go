@@ -7,4 +7,14 @@
 // forwarded packet and memory per participant, read from /proc of the
 // server process. It also writes the report as a table, JSON and an SVG
 // chart.
+//
+// Latency is measured twice from the send time the publisher writes into
+// each payload. End-to-end ends when the subscriber's track reader gets
+// the packet, after that client's decryption and pion's queues; with all
+// clients in one process, at a hundred subscribers and more that is
+// mostly the clients' own load. Path latency ends when the datagram
+// reached the subscriber's UDP socket, by the kernel's receive timestamp
+// (Linux; the socket read's time elsewhere): the server's part plus two
+// loopback hops and the publisher client's send. The ramp's limits use
+// end-to-end latency.
 package mediaload

@@ -156,6 +156,11 @@ func TestVideoFanoutEndToEnd(t *testing.T) {
 			if s.LatencyP50Ms <= 0 || s.LatencyP99Ms < s.LatencyP50Ms || s.LatencyMaxMs < s.LatencyP99Ms || s.LatencyMaxMs > 1000 {
 				t.Errorf("latency p50 %v p99 %v max %v ms", s.LatencyP50Ms, s.LatencyP99Ms, s.LatencyMaxMs)
 			}
+			// The path ends at the subscriber's socket, before its client's
+			// processing: never later than the end-to-end figure.
+			if s.PathLatencyP50Ms <= 0 || s.PathLatencyP99Ms < s.PathLatencyP50Ms || s.PathLatencyMaxMs < s.PathLatencyP99Ms || s.PathLatencyP99Ms > s.LatencyMaxMs {
+				t.Errorf("path latency p50 %v p99 %v max %v ms, end-to-end max %v ms", s.PathLatencyP50Ms, s.PathLatencyP99Ms, s.PathLatencyMaxMs, s.LatencyMaxMs)
+			}
 			if s.ServerRSSBytes <= 0 || s.ServerCPUSeconds <= 0 || s.CPUPerPacketUs <= 0 || s.PacketsPerSecPerCore <= 0 || s.ClientCPUSeconds <= 0 {
 				t.Errorf("resources not measured: %+v", s)
 			}

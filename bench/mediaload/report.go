@@ -11,11 +11,11 @@ import (
 // WriteTable prints one row per step.
 func WriteTable(w io.Writer, steps []Step) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tpubs\tsubs\texpected\treceived\tloss %\tmissing tracks\tlat p50 ms\tp99 ms\tmax ms\tjoin p50 ms\tp99 ms\tfwd pkt/s\tsrv cores\tµs/pkt\tpkt/s/core\tRSS MB\tKB/part\tclient cores\t")
+	fmt.Fprintln(tw, "server\tpubs\tsubs\texpected\treceived\tloss %\tmissing tracks\tlat p50 ms\tp99 ms\tmax ms\tpath p50 ms\tp99 ms\tjoin p50 ms\tp99 ms\tfwd pkt/s\tsrv cores\tµs/pkt\tpkt/s/core\tRSS MB\tKB/part\tclient cores\t")
 	for _, s := range steps {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%d\t%.2f\t%.2f\t%.1f\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.0f\t%.1f\t%.0f\t%.2f\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%d\t%.2f\t%.2f\t%.1f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.0f\t%.1f\t%.0f\t%.2f\t\n",
 			s.Server, s.Publishers, s.Subscribers, s.ExpectedPackets, s.ReceivedPackets, 100*s.LossRatio, s.MissingTracks,
-			s.LatencyP50Ms, s.LatencyP99Ms, s.LatencyMaxMs, s.JoinToFirstPacketP50Ms, s.JoinToFirstPacketP99Ms,
+			s.LatencyP50Ms, s.LatencyP99Ms, s.LatencyMaxMs, s.PathLatencyP50Ms, s.PathLatencyP99Ms, s.JoinToFirstPacketP50Ms, s.JoinToFirstPacketP99Ms,
 			s.ForwardedPacketsPerSec, s.ServerCores, s.CPUPerPacketUs, s.PacketsPerSecPerCore,
 			float64(s.ServerRSSBytes)/(1<<20), float64(s.RSSPerParticipantBytes)/1024, s.ClientCores)
 	}
@@ -26,12 +26,12 @@ func WriteTable(w io.Writer, steps []Step) error {
 // (matched by step number), with the ratio of their CPU per packet.
 func WriteComparison(w io.Writer, troupe, baseline []Step) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "subs\ttroupe µs/pkt\tbaseline µs/pkt\tbaseline/troupe\ttroupe loss %\tbaseline loss %\ttroupe p99 ms\tbaseline p99 ms\t")
+	fmt.Fprintln(tw, "subs\ttroupe µs/pkt\tbaseline µs/pkt\tbaseline/troupe\ttroupe loss %\tbaseline loss %\ttroupe p99 ms\tbaseline p99 ms\ttroupe path p99 ms\tbaseline path p99 ms\t")
 	for i := range min(len(troupe), len(baseline)) {
 		t, b := troupe[i], baseline[i]
-		fmt.Fprintf(tw, "%d\t%.2f\t%.2f\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t\n",
+		fmt.Fprintf(tw, "%d\t%.2f\t%.2f\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n",
 			t.Subscribers, t.CPUPerPacketUs, b.CPUPerPacketUs, ratio(b.CPUPerPacketUs, t.CPUPerPacketUs),
-			100*t.LossRatio, 100*b.LossRatio, t.LatencyP99Ms, b.LatencyP99Ms)
+			100*t.LossRatio, 100*b.LossRatio, t.LatencyP99Ms, b.LatencyP99Ms, t.PathLatencyP99Ms, b.PathLatencyP99Ms)
 	}
 	return tw.Flush()
 }

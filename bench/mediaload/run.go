@@ -67,8 +67,10 @@ type Config struct {
 	JoinTimeout time.Duration
 	// Progress, if set, gets a live progress line (rewritten with \r).
 	Progress io.Writer
-	// API makes the clients' peer connections; rtctest.ClientAPI by
-	// default.
+	// API makes the clients' peer connections. By default each client
+	// gets its own rtctest.ClientAPIWithArrivals, whose sockets record
+	// when packets arrive: the path latency. With a given API that figure
+	// is left out.
 	API *webrtc.API
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -112,13 +114,6 @@ func (c *Config) setDefaults() error {
 	}
 	if err := c.Scenario.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-	}
-	if c.API == nil {
-		api, err := rtctest.ClientAPI()
-		if err != nil {
-			return err
-		}
-		c.API = api
 	}
 	return nil
 }
@@ -334,11 +329,23 @@ func (r *runner) join(ctx context.Context, room int, token string, publisher boo
 	p := &participant{room: room, publisher: publisher, step: step}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.JoinTimeout)
 	defer cancel()
+	// An API per client: the arrivals registry is keyed by SSRC, which a
+	// server may send to every subscriber alike.
+	api, arrivals := r.cfg.API, (*rtctest.Arrivals)(nil)
+	if api == nil {
+		var err error
+		if api, arrivals, err = rtctest.ClientAPIWithArrivals(); err != nil {
+			return nil, fmt.Errorf("client API: %w", err)
+		}
+	}
 	p.joinStart = time.Now()
 	c, err := client.Dial(ctx, client.Config{
-		URL: r.cfg.Target.BaseURL, Token: token, API: r.cfg.API, Logger: r.log,
+		URL: r.cfg.Target.BaseURL, Token: token, API: api, Logger: r.log,
 		OnTrack: func(tr *webrtc.TrackRemote) {
 			rcv := rtctest.NewReceiver(tr)
+			if arrivals != nil {
+				rcv = rtctest.NewReceiverWithArrivals(tr, arrivals)
+			}
 			p.mu.Lock()
 			p.recvs = append(p.recvs, rcv)
 			p.wg.Add(1)
@@ -547,7 +554,7 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 		Seconds: t1.Sub(t0).Seconds(), ServerRSSBytes: rss,
 	}
 	s.Subscribers = s.Participants - s.Publishers
-	var latencies, joins []time.Duration
+	var latencies, paths, joins []time.Duration
 	for _, p := range parts {
 		seen := map[string]*window{}
 		for _, rcv := range p.receivers() {
@@ -561,6 +568,9 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 			for _, smp := range rcv.Drain() {
 				if w.add(smp.Counter) {
 					latencies = append(latencies, smp.Latency)
+					if smp.PathLatency > 0 {
+						paths = append(paths, smp.PathLatency)
+					}
 				}
 			}
 		}
@@ -598,8 +608,9 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 			}
 		}
 	}
-	lat, join := summarize(latencies), summarize(joins)
+	lat, path, join := summarize(latencies), summarize(paths), summarize(joins)
 	s.LatencyP50Ms, s.LatencyP99Ms, s.LatencyMaxMs = lat.P50, lat.P99, lat.Max
+	s.PathLatencyP50Ms, s.PathLatencyP99Ms, s.PathLatencyMaxMs = path.P50, path.P99, path.Max
 	s.JoinToFirstPacketP50Ms, s.JoinToFirstPacketP99Ms = join.P50, join.P99
 	s.LossRatio = lossRatio(s.ExpectedPackets, s.ReceivedPackets)
 	s.ForwardedPacketsPerSec = float64(s.ReceivedPackets) / s.Seconds

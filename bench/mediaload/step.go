@@ -21,6 +21,14 @@ type Step struct {
 	ExpectedPackets        int64   `json:"expected_packets"`
 	ReceivedPackets        int64   `json:"received_packets"`
 	LatencyMaxMs           float64 `json:"latency_max_ms"`
+	// Path latency ends when the datagram reached the subscriber's socket
+	// (the kernel's receive time on Linux, the socket read's elsewhere)
+	// instead of after the subscriber client's own processing: what the
+	// server adds plus two loopback hops and the publisher client's send.
+	// Zero when not measured.
+	PathLatencyP50Ms       float64 `json:"path_latency_p50_ms"`
+	PathLatencyP99Ms       float64 `json:"path_latency_p99_ms"`
+	PathLatencyMaxMs       float64 `json:"path_latency_max_ms"`
 	JoinToFirstPacketP99Ms float64 `json:"join_to_first_packet_p99_ms"`
 	Joins                  int     `json:"joins"`          // participants who joined in this step, with tracks to receive
 	JoinFailures           int     `json:"join_failures"`  // ... and got no packet in time
