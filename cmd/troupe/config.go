@@ -67,9 +67,10 @@ type Config struct {
 	// it on loopback. Default empty: off.
 	DebugAddr string `yaml:"debug_addr"`
 	// GCPercent is the garbage collector's target heap growth, in percent
-	// of the live heap (Go's GOGC). 0, the default, means GOGC if it is set
-	// and otherwise 25 (see defaultGCPercent); -1 turns the collector off
-	// but for a memory limit set with GOMEMLIMIT.
+	// of the live heap (Go's GOGC). 0, the default, leaves it to GOGC, or
+	// Go's 100; -1 turns the collector off but for a memory limit set with
+	// GOMEMLIMIT. Either way the server returns the garbage of bursts of
+	// joins to the system once they end (see memoryTrimmer).
 	GCPercent int `yaml:"gc_percent"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
@@ -224,7 +225,7 @@ var settings = []setting{
 	{"webhook-allow-private", "let webhooks reach loopback and private addresses", func(c *Config) any { return &c.WebhookAllowPrivate }},
 	{"webhook-max-age", "how long a webhook delivery is retried before it is kept as failed", func(c *Config) any { return &c.WebhookMaxAge }},
 	{"debug-addr", "host:port serving Go's profiler at /debug/pprof/, unauthenticated (empty = off)", func(c *Config) any { return &c.DebugAddr }},
-	{"gc-percent", "garbage collection target, as GOGC (0 = GOGC if set, else 25; -1 = off)", func(c *Config) any { return &c.GCPercent }},
+	{"gc-percent", "garbage collection target, as GOGC (0 = GOGC, or Go's 100; -1 = off)", func(c *Config) any { return &c.GCPercent }},
 	{"log-level", "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
 	{"log-format", "text or json", func(c *Config) any { return &c.LogFormat }},
 	{"request-timeout", "how long an API call waits for its room before 503", func(c *Config) any { return &c.RequestTimeout }},

@@ -109,7 +109,13 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout io.Writer) (er
 		return err
 	}
 	log := newLogger(os.Stderr, cfg)
-	defer applyGCPercent(cfg.GCPercent, log)()
+	defer applyGCPercent(cfg.GCPercent)()
+	trimCtx, stopTrimming := context.WithCancel(context.Background())
+	waitTrimmer := newMemoryTrimmer(log).start(trimCtx)
+	defer func() {
+		stopTrimming()
+		waitTrimmer()
+	}()
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return fmt.Errorf("listen: %w", err)
