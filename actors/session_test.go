@@ -444,17 +444,20 @@ func TestJoinsArrivingTogetherShareACommit(t *testing.T) {
 			t.Fatalf("join: %v", err)
 		}
 	}
-	// One commit for the first join; the rest in two runs, split before
-	// the second dup.
-	if n := commits.Load(); n > 3 {
-		t.Errorf("%d commits for %d joins that arrived together, want 3", n, len(identities)+1)
-	}
-
 	s := activeSession(t, env, "r")
 	waitFor(t, "the replaced dup to leave", func() bool {
 		got, err := env.rooms.Session(ctx, s.Id)
 		return err == nil && got.ParticipantCount == 7
 	})
+	// One commit for the first join, and the rest in two runs, split
+	// before the second dup: 3 when every join is in the mailbox by the
+	// release, which the sleep above cannot promise on a loaded machine.
+	// One commit a join would be 8.
+	n := commits.Load()
+	t.Logf("%d commits for %d joins", n, len(identities)+1)
+	if n > 4 {
+		t.Errorf("%d commits for %d joins that arrived together, want 3 (4 if one join was late)", n, len(identities)+1)
+	}
 	got, err := env.rooms.Session(ctx, s.Id)
 	if err != nil {
 		t.Fatal(err)
