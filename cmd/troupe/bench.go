@@ -407,7 +407,10 @@ func newBenchMediaCmd() *cobra.Command {
 		Long: `Run a media scenario (` + strings.Join(scenarios.Names(), ", ") + `, or a YAML
 file) with real pion clients over loopback through Troupe's WebSocket
 signaling, and report per step: packets expected and received (loss),
-end-to-end latency, join-to-first-packet time, the server's CPU per
+end-to-end latency (to the receiving client's application), path latency
+(to the kernel's arrival time at the receiving client's socket: what the
+server adds, without the clients' own processing), join-to-first-packet
+time, the server's CPU per
 forwarded packet and forwarded packets per second per core (from
 /proc/PID/stat), its RSS and RSS per participant, and the clients' own CPU.
 
@@ -417,7 +420,7 @@ With --server, pass an admin --token and the server's --server-pid to get
 its CPU and memory figures.
 
 --ramp adds subscribers step by step (the scenario's ramp; --subscribers
-sets its maximum) until loss passes 1% or p99 latency 100 ms, and reports
+sets its maximum) until loss passes 1% or end-to-end p99 latency 100 ms, and reports
 the capacity. --baseline naive-pion runs the same scenario against a
 forwarder written like pion's examples, as a child process, and prints the
 ratio of their CPU per packet.`,
