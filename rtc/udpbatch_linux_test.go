@@ -72,6 +72,33 @@ func readWithin(t *testing.T, rx *net.UDPConn, d time.Duration) (b []byte, from 
 	return buf[:n], from, true
 }
 
+// receiveEach reads want(i) datagrams on each receiver i, in a goroutine
+// of its own, and hands each to check, which returns false to stop that
+// receiver. The returned wait waits for every receiver to end.
+func receiveEach(t *testing.T, rxs []*net.UDPConn, want func(i int) int, check func(i int, d []byte) bool) (wait func()) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i, rx := range rxs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 2048)
+			for got := 0; got < want(i); got++ {
+				_ = rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+				n, err := rx.Read(buf)
+				if err != nil {
+					t.Errorf("receiver %d after %d datagrams: %v", i, got, err)
+					return
+				}
+				if !check(i, buf[:n]) {
+					return
+				}
+			}
+		}()
+	}
+	return wg.Wait
+}
+
 func TestSendBatchWaitsForRelease(t *testing.T) {
 	for _, network := range []string{"udp4", "udp6"} {
 		t.Run(network, func(t *testing.T) {
@@ -187,34 +214,21 @@ func TestSendBatchConcurrentHolders(t *testing.T) {
 	want := []int{holders*rounds*3 + plain/2, holders*rounds*2 + plain/2}
 	seen := make(map[uint32]bool)
 	var mu sync.Mutex
-	var rwg sync.WaitGroup
-	for i, rx := range rxs {
-		rwg.Add(1)
-		go func() {
-			defer rwg.Done()
-			buf := make([]byte, 2048)
-			for got := 0; got < want[i]; got++ {
-				_ = rx.SetReadDeadline(time.Now().Add(5 * time.Second))
-				n, err := rx.Read(buf)
-				if err != nil {
-					t.Errorf("receiver %d after %d datagrams: %v", i, got, err)
-					return
-				}
-				if n != 200 {
-					t.Errorf("datagram of %d bytes", n)
-				}
-				mu.Lock()
-				id := binary.BigEndian.Uint32(buf)
-				if seen[id] {
-					t.Errorf("datagram %d twice", id)
-				}
-				seen[id] = true
-				mu.Unlock()
-			}
-		}()
-	}
+	received := receiveEach(t, rxs, func(i int) int { return want[i] }, func(_ int, d []byte) bool {
+		if len(d) != 200 {
+			t.Errorf("datagram of %d bytes", len(d))
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		id := binary.BigEndian.Uint32(d)
+		if seen[id] {
+			t.Errorf("datagram %d twice", id)
+		}
+		seen[id] = true
+		return true
+	})
 	wg.Wait()
-	rwg.Wait()
+	received()
 	if len(seen) != want[0]+want[1] {
 		t.Fatalf("%d of %d datagrams arrived", len(seen), want[0]+want[1])
 	}
@@ -246,30 +260,17 @@ func TestSendBatchKeepsEachHoldersOrder(t *testing.T) {
 			}
 		}()
 	}
-	var rwg sync.WaitGroup
-	for i, rx := range rxs {
-		rwg.Add(1)
-		go func() {
-			defer rwg.Done()
-			buf := make([]byte, 2048)
-			next := uint32(0)
-			for next < rounds {
-				_ = rx.SetReadDeadline(time.Now().Add(5 * time.Second))
-				n, err := rx.Read(buf)
-				if err != nil {
-					t.Errorf("receiver %d waiting for round %d: %v", i, next, err)
-					return
-				}
-				if got := binary.BigEndian.Uint32(buf[:n]); got != next {
-					t.Errorf("receiver %d: round %d arrived when %d was next", i, got, next)
-					return
-				}
-				next++
-			}
-		}()
-	}
+	next := make([]uint32, len(rxs)) // each receiver's next round
+	received := receiveEach(t, rxs, func(int) int { return rounds }, func(i int, d []byte) bool {
+		if got := binary.BigEndian.Uint32(d); got != next[i] {
+			t.Errorf("receiver %d: round %d arrived when %d was next", i, got, next[i])
+			return false
+		}
+		next[i]++
+		return true
+	})
 	wg.Wait()
-	rwg.Wait()
+	received()
 }
 
 // A datagram the kernel refuses is skipped and counted; the rest of the
