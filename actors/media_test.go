@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -50,6 +51,15 @@ type testClient struct {
 	done   chan struct{}
 	hold   atomic.Bool // tests hold the queue to force glare
 	offers atomic.Int32
+	// ufrag is the ICE username fragment of the client's first answer.
+	// The server never restarts ICE, so every later answer keeps it.
+	ufrag string
+
+	// While holdCands is set, candidates go neither way (so ICE cannot
+	// connect); heldCands exchanges them once released.
+	candMu    sync.Mutex
+	holdCands bool
+	heldCands []func()
 }
 
 type publishCmd struct{ tracks []webrtc.TrackLocal }
@@ -84,6 +94,13 @@ func joinClient(t *testing.T, env *testEnv, room, identity string, role Role) *t
 
 func tryJoin(t *testing.T, env *testEnv, room, identity string, role Role) (*testClient, error) {
 	t.Helper()
+	return tryJoinHolding(t, env, room, identity, role, false)
+}
+
+// tryJoinHolding is tryJoin; with holdCands the client exchanges no ICE
+// candidates until releaseCandidates.
+func tryJoinHolding(t *testing.T, env *testEnv, room, identity string, role Role, holdCands bool) (*testClient, error) {
+	t.Helper()
 	api, err := rtctest.ClientAPI()
 	if err != nil {
 		t.Fatal(err)
@@ -95,11 +112,12 @@ func tryJoin(t *testing.T, env *testEnv, room, identity string, role Role) (*tes
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &testClient{
 		t: t, ctx: ctx, pc: pc,
-		queue:  make(chan any, 1024),
-		closed: make(chan string, 1),
-		events: make(chan Signal, 1024),
-		tracks: make(chan *webrtc.TrackRemote, 16),
-		done:   make(chan struct{}),
+		queue:     make(chan any, 1024),
+		closed:    make(chan string, 1),
+		events:    make(chan Signal, 1024),
+		tracks:    make(chan *webrtc.TrackRemote, 16),
+		done:      make(chan struct{}),
+		holdCands: holdCands,
 	}
 	p, info, err := env.rooms.Join(ctx, room, JoinRequest{Identity: identity, Name: identity, Role: role, Kind: ClientSignaling, Signal: c})
 	if err != nil {
@@ -113,9 +131,11 @@ func tryJoin(t *testing.T, env *testEnv, room, identity string, role Role) (*tes
 			return
 		}
 		init := cand.ToJSON()
-		if err := p.AddCandidate(ctx, ICECandidate{Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex}); err != nil && ctx.Err() == nil && !errors.Is(err, ErrParticipantNotFound) {
-			t.Errorf("%s: add candidate: %v", identity, err)
-		}
+		c.exchange(func() {
+			if err := p.AddCandidate(ctx, ICECandidate{Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex}); err != nil && ctx.Err() == nil && !errors.Is(err, ErrParticipantNotFound) {
+				t.Errorf("%s: add candidate: %v", identity, err)
+			}
+		})
 	})
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { c.tracks <- tr })
 	go c.loop()
@@ -125,6 +145,30 @@ func tryJoin(t *testing.T, env *testEnv, room, identity string, role Role) (*tes
 		c.leave()
 	})
 	return c, nil
+}
+
+// exchange passes a candidate on now, or once released.
+func (c *testClient) exchange(f func()) {
+	c.candMu.Lock()
+	if c.holdCands {
+		c.heldCands = append(c.heldCands, f)
+		c.candMu.Unlock()
+		return
+	}
+	c.candMu.Unlock()
+	f()
+}
+
+// releaseCandidates exchanges the candidates held so far, and the later
+// ones as they come.
+func (c *testClient) releaseCandidates() {
+	c.candMu.Lock()
+	held := c.heldCands
+	c.holdCands, c.heldCands = false, nil
+	c.candMu.Unlock()
+	for _, f := range held {
+		f()
+	}
 }
 
 func (c *testClient) leave() {
@@ -191,6 +235,7 @@ func (c *testClient) handle(item any) {
 			err = c.pc.SetLocalDescription(answer)
 		}
 		if err == nil {
+			c.checkUfrag(answer.SDP)
 			err = c.p.Answer(c.ctx, answer.SDP)
 		}
 		if err != nil {
@@ -200,11 +245,30 @@ func (c *testClient) handle(item any) {
 		if m.Candidate.Candidate == "" {
 			return
 		}
-		if err := c.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: m.Candidate.Candidate, SDPMid: m.Candidate.SDPMid, SDPMLineIndex: m.Candidate.SDPMLineIndex}); err != nil {
-			c.t.Logf("server candidate: %v", err)
-		}
+		c.exchange(func() {
+			if err := c.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: m.Candidate.Candidate, SDPMid: m.Candidate.SDPMid, SDPMLineIndex: m.Candidate.SDPMLineIndex}); err != nil {
+				c.t.Logf("server candidate: %v", err)
+			}
+		})
 	case Signal:
 		c.events <- m
+	}
+}
+
+// checkUfrag fails the test if the client's ICE credentials changed: pion
+// restarts ICE on an offer it takes while its transport is still starting
+// (see participantActor.negotiate), and the connection never comes up.
+func (c *testClient) checkUfrag(answer string) {
+	_, rest, ok := strings.Cut(answer, "a=ice-ufrag:")
+	if !ok {
+		return
+	}
+	ufrag, _, _ := strings.Cut(rest, "\r\n")
+	switch {
+	case c.ufrag == "":
+		c.ufrag = ufrag
+	case ufrag != c.ufrag:
+		c.failf("%s restarted ICE answering a renegotiation (ufrag %s, then %s)", c.p.ID, c.ufrag, ufrag)
 	}
 }
 
@@ -378,6 +442,36 @@ func TestPublishSubscribeAndLeave(t *testing.T) {
 	if got := testutil.ToFloat64(env.rooms.metrics.leaves.WithLabelValues(ReasonLeft)); got != 1 {
 		t.Fatalf("leaves{reason=left} = %v, want 1", got)
 	}
+}
+
+// A subscriber that joins a room with two tracks is offered the first, then
+// the second once the first exchange is done. That second offer waits for
+// ICE to connect: a pion client that takes it earlier restarts ICE and
+// never connects (see participantActor.negotiate). Holding the client's
+// candidates keeps ICE from connecting.
+func TestRenegotiationWaitsForICE(t *testing.T) {
+	env := newMediaEnv(t, nil)
+	createRoom(t, env, "r", nil)
+	pub := joinClient(t, env, "r", "pub", RolePublisher)
+	pub.publishAV()
+	waitFor(t, "two tracks published", func() bool {
+		list, err := env.rooms.Participants(context.Background(), "r")
+		return err == nil && len(list) == 1 && len(list[0].Tracks) == 2
+	})
+
+	sub, err := tryJoinHolding(t, env, "r", "sub", RoleSubscriber, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "first exchange", func() bool { return sub.pc.CurrentRemoteDescription() != nil })
+	time.Sleep(300 * time.Millisecond) // the server applies the answer, and would offer again
+	if n := sub.offers.Load(); n != 1 {
+		t.Fatalf("%d offers before ICE connected, want 1", n)
+	}
+	sub.releaseCandidates()
+	rx := sub.receive(2)
+	waitPackets(t, "video", rx["video"], 20)
+	waitPackets(t, "audio", rx["audio"], 10)
 }
 
 func TestJoinRules(t *testing.T) {

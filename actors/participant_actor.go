@@ -36,6 +36,7 @@ type (
 	}
 	localCandidate  struct{ c *webrtc.ICECandidate }
 	connectionState struct{ state webrtc.PeerConnectionState }
+	iceState        struct{ state webrtc.ICEConnectionState }
 	ownedFailure    struct{ err error }
 )
 
@@ -81,6 +82,10 @@ type participantActor struct {
 	pendingOffer     *webrtc.SessionDescription
 	needsNegotiation bool // tracks changed while we could not offer
 	pendingRemote    []webrtc.ICECandidateInit
+	// iceUp is set once ICE has connected: the client's ICE agent has
+	// then taken our credentials (it answered our checks or sent its
+	// own). See negotiate.
+	iceUp bool
 }
 
 type publishedTrack struct {
@@ -131,6 +136,8 @@ func (p *participantActor) Receive(ctx actor.Context) {
 		p.sendCandidate(m.c)
 	case *connectionState:
 		p.connectionState(ctx, m.state)
+	case *iceState:
+		p.iceState(m.state)
 	case *ownedFailure:
 		// A goroutine this participant owns crashed: fail like the actor
 		// itself would, so supervision removes this participant alone.
@@ -146,6 +153,9 @@ func (p *participantActor) started(ctx actor.Context) {
 	})
 	p.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		root.Send(self, &connectionState{state: s})
+	})
+	p.pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		root.Send(self, &iceState{state: s})
 	})
 	if p.kind == ClientSignaling {
 		p.pc.OnICECandidate(func(c *webrtc.ICECandidate) {
@@ -308,12 +318,19 @@ func (p *participantActor) clientAnswer(s string) error {
 }
 
 // negotiate sends the client a new offer, or notes that one is due once
-// the current exchange completes.
+// the current exchange completes or, after the first exchange, once ICE
+// has connected. pion starts the ICE transport on a goroutine of its own
+// after the first exchange; a pion client that takes a new offer before
+// then has no remote credentials to compare it with, takes it for an ICE
+// restart and answers with new credentials, which our pion, not started
+// either, overwrites with the old ones when it starts: the connection
+// never comes up. Once ICE has connected, both agents have started.
 func (p *participantActor) negotiate() {
 	if p.kind != ClientSignaling {
 		return // WHIP and WHEP sessions never renegotiate
 	}
-	if p.awaitingAnswer || p.pc.SignalingState() != webrtc.SignalingStateStable {
+	if p.awaitingAnswer || p.pc.SignalingState() != webrtc.SignalingStateStable ||
+		(!p.iceUp && p.pc.CurrentRemoteDescription() != nil) {
 		p.needsNegotiation = true
 		return
 	}
@@ -375,6 +392,17 @@ func (p *participantActor) connectionState(ctx actor.Context, s webrtc.PeerConne
 		}
 	case webrtc.PeerConnectionStateFailed:
 		ctx.Send(ctx.Parent(), &removeParticipant{id: p.info.ID, reason: ReasonConnectionFailed})
+	}
+}
+
+// iceState sends the offer held back until ICE connected (see negotiate).
+func (p *participantActor) iceState(s webrtc.ICEConnectionState) {
+	if p.iceUp || (s != webrtc.ICEConnectionStateConnected && s != webrtc.ICEConnectionStateCompleted) {
+		return
+	}
+	p.iceUp = true
+	if p.needsNegotiation {
+		p.negotiate()
 	}
 }
 
