@@ -603,8 +603,12 @@ func TestParticipantFailureStaysInside(t *testing.T) {
 	}
 	mark := steadyVideo.Stats().Packets
 	waitPackets(t, "steady video after the failure", steadyVideo, mark+50)
+	// The video comes every 10 ms. A stall caused by the failure
+	// (the steady tracks renegotiated, a read loop stopped) would last
+	// seconds; the bound leaves room for a machine loaded by the race
+	// detector and other packages' tests, where 121 ms was seen once.
 	gap := maxGap(steadyVideo)
-	if gap > 100*time.Millisecond {
+	if gap > 250*time.Millisecond {
 		t.Fatalf("steady stream stalled for %v", gap)
 	}
 	list, err := env.rooms.Participants(context.Background(), "r")
