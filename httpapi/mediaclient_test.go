@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +14,6 @@ import (
 	"github.com/coder/websocket"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
@@ -149,34 +147,10 @@ func (c *wsClient) requestKeyframes() {
 		if rd == nil {
 			continue
 		}
-		for _, ssrc := range videoSSRCs(rd.SDP) {
+		for _, ssrc := range rtctest.VideoSSRCs(rd.SDP) {
 			_ = c.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 		}
 	}
-}
-
-// videoSSRCs lists the SSRCs of the video the server offers.
-func videoSSRCs(s string) []uint32 {
-	var d sdp.SessionDescription
-	if err := d.UnmarshalString(s); err != nil {
-		return nil
-	}
-	var out []uint32
-	for _, m := range d.MediaDescriptions {
-		if m.MediaName.Media != "video" {
-			continue
-		}
-		for _, a := range m.Attributes {
-			if a.Key != "ssrc" {
-				continue
-			}
-			f, _, _ := strings.Cut(a.Value, " ")
-			if v, err := strconv.ParseUint(f, 10, 32); err == nil {
-				out = append(out, uint32(v))
-			}
-		}
-	}
-	return out
 }
 
 func (c *wsClient) send(v any) {

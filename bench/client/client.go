@@ -8,15 +8,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/pion/rtcp"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 // keyframeRetry is how often a client asks again for a keyframe of a video
@@ -410,7 +410,7 @@ func (c *Client) requestKeyframes() {
 		c.mu.Lock()
 		var waiting []rtcp.Packet
 		if rd := c.pc.RemoteDescription(); rd != nil {
-			for _, ssrc := range videoSSRCs(rd.SDP) {
+			for _, ssrc := range rtctest.VideoSSRCs(rd.SDP) {
 				if !c.started[ssrc] {
 					waiting = append(waiting, &rtcp.PictureLossIndication{MediaSSRC: ssrc})
 				}
@@ -421,33 +421,6 @@ func (c *Client) requestKeyframes() {
 			_ = c.pc.WriteRTCP(waiting)
 		}
 	}
-}
-
-// videoSSRCs lists the SSRCs of the video the remote side sends.
-func videoSSRCs(s string) []uint32 {
-	var d sdp.SessionDescription
-	if err := d.UnmarshalString(s); err != nil {
-		return nil
-	}
-	var out []uint32
-	for _, m := range d.MediaDescriptions {
-		if m.MediaName.Media != "video" {
-			continue
-		}
-		if _, recvOnly := m.Attribute("recvonly"); recvOnly {
-			continue
-		}
-		for _, a := range m.Attributes {
-			if a.Key != "ssrc" {
-				continue
-			}
-			f, _, _ := strings.Cut(a.Value, " ")
-			if v, err := strconv.ParseUint(f, 10, 32); err == nil {
-				out = append(out, uint32(v))
-			}
-		}
-	}
-	return out
 }
 
 func drain(tr *webrtc.TrackRemote) {

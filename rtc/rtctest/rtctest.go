@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
@@ -405,4 +408,33 @@ func CheckCounterPayload(b []byte) (uint32, bool) {
 		}
 	}
 	return i, true
+}
+
+// VideoSSRCs lists the SSRCs of the video a session description says its
+// side sends (m=video sections that are not recvonly): the streams a
+// receiving client asks keyframes of.
+func VideoSSRCs(description string) []uint32 {
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(description); err != nil {
+		return nil
+	}
+	var out []uint32
+	for _, m := range d.MediaDescriptions {
+		if m.MediaName.Media != "video" {
+			continue
+		}
+		if _, recvOnly := m.Attribute("recvonly"); recvOnly {
+			continue
+		}
+		for _, a := range m.Attributes {
+			if a.Key != "ssrc" {
+				continue
+			}
+			f, _, _ := strings.Cut(a.Value, " ")
+			if v, err := strconv.ParseUint(f, 10, 32); err == nil {
+				out = append(out, uint32(v))
+			}
+		}
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package rtctest
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -98,5 +99,28 @@ func TestSenderAudio(t *testing.T) {
 	small := &Sender{Track: s.Track, PayloadSize: 8}
 	if err := small.WriteNext(); err == nil {
 		t.Error("a payload too small for the body was accepted")
+	}
+}
+
+func TestVideoSSRCs(t *testing.T) {
+	const offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" +
+		"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\na=ssrc:11 cname:x\r\n" +
+		"m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\na=ssrc:22 cname:x\r\na=ssrc:23 cname:x\r\n" +
+		"m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\na=ssrc:33 cname:x\r\n" +
+		"m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\na=ssrc:bogus cname:x\r\na=ssrc:44\r\n"
+	for _, tc := range []struct {
+		name string
+		sdp  string
+		want []uint32
+	}{
+		{"video that is sent, not audio nor recvonly", offer, []uint32{22, 23, 44}},
+		{"not SDP", "hello", nil},
+		{"empty", "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := VideoSSRCs(tc.sdp); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
