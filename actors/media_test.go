@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -825,5 +826,32 @@ func TestGlare(t *testing.T) {
 			rxA := a.receive(1) // B's video
 			waitPackets(t, "a gets b's video", rxA["video"], 30)
 		})
+	}
+}
+
+// A member's join reply, which lists everyone already in the room, is
+// not kept for as long as the member stays: kept, it made a room's memory
+// grow with the square of its size.
+func TestJoinReplyIsNotKept(t *testing.T) {
+	env := newMediaEnv(t, nil)
+	createRoom(t, env, "r", nil)
+	joinClient(t, env, "r", "first", RoleSubscriber)
+	second := joinClient(t, env, "r", "second", RoleSubscriber)
+	if len(second.info.Others) != 1 {
+		t.Fatalf("second's reply lists %d others, want 1", len(second.info.Others))
+	}
+	freed := make(chan struct{})
+	runtime.AddCleanup(&second.info.Others[0], func(ch chan struct{}) { close(ch) }, freed)
+	second.info = nil
+	deadline := time.After(5 * time.Second)
+	for {
+		runtime.GC()
+		select {
+		case <-freed:
+			return // and both are still in the room
+		case <-deadline:
+			t.Fatal("the join reply outlives the join: the room or a participant still references it")
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }

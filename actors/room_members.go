@@ -251,11 +251,15 @@ func (a *roomActor) checkJoin(ctx actor.Context, room *recordpb.Room, req JoinRe
 // enter starts the participant of an admitted join, once its records are
 // written, and tells the room.
 func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession bool) *joinReply {
-	info, req := j.info, j.join.req
+	info, req, pc := j.info, j.join.req, j.pc
 	a.afterJoin(ch, info, newSession)
 	m := &member{info: info, kind: req.Kind, signal: req.Signal, stats: &mediaStats{}}
+	// The producer lives as long as the participant (a restart calls it
+	// again), so it captures only what it needs: capturing j would keep
+	// the caller's future, and through it this reply with the list of
+	// everyone already in the room, for every member.
 	m.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return newParticipantActor(a.deps, a.id, info, req, j.pc, m.stats)
+		return newParticipantActor(a.deps, a.id, info, req, pc, m.stats)
 	}))
 	a.members[info.ID] = m
 	a.memberOrder = append(a.memberOrder, info.ID)
