@@ -19,6 +19,7 @@ import (
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/sdp/v3"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -97,6 +98,16 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 	// mDNS would open a socket per peer connection; the server's
 	// candidates are plain addresses.
 	s.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// One table of the host's interfaces for every connection: left to
+	// itself, pion's ICE agent dumps the interfaces over netlink for each
+	// peer connection and keeps its own copy. The mux is bound once, so
+	// the table it was bound with is the one that counts.
+	hostNet, err := stdnet.NewNet()
+	if err != nil {
+		_ = mux.Close()
+		return nil, fmt.Errorf("rtc: network interfaces: %w", err)
+	}
+	s.SetNet(hostNet)
 	if cfg.LoopbackOnly {
 		s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 		s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
