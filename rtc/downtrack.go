@@ -530,9 +530,16 @@ func (dt *DownTrack) rtcpLoop(b *binding) {
 		}
 	}()
 	buf := make([]byte, maxPacketSize)
-	resend := make([]byte, maxPacketSize)
+	// Made at the first NACK: on a clean network most subscribers never
+	// send one, and every down-track of every subscriber has this loop.
+	var resend []byte
 	var hdr rtp.Header
-	fb := rtcpFeedback{nack: func(seq uint16) { dt.answerNACK(b, seq, resend, &hdr) }}
+	fb := rtcpFeedback{nack: func(seq uint16) {
+		if resend == nil {
+			resend = make([]byte, maxPacketSize)
+		}
+		dt.answerNACK(b, seq, resend, &hdr)
+	}}
 	for {
 		n, _, err := b.rtcp.Read(buf, nil)
 		if err != nil {
