@@ -342,10 +342,7 @@ func (r *runner) join(ctx context.Context, room int, token string, publisher boo
 	c, err := client.Dial(ctx, client.Config{
 		URL: r.cfg.Target.BaseURL, Token: token, API: api, Logger: r.log,
 		OnTrack: func(tr *webrtc.TrackRemote) {
-			rcv := rtctest.NewReceiver(tr)
-			if arrivals != nil {
-				rcv = rtctest.NewReceiverWithArrivals(tr, arrivals)
-			}
+			rcv := rtctest.NewReceiverWithArrivals(tr, arrivals)
 			p.mu.Lock()
 			p.recvs = append(p.recvs, rcv)
 			p.wg.Add(1)
