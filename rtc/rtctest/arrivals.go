@@ -123,12 +123,6 @@ func (n *stampNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPC
 	if err != nil {
 		return nil, err
 	}
-	// ICE's mDNS socket, bound to the multicast group, stays bare: its
-	// reader (x/net/ipv4) reads only a *net.UDPConn and would spin on
-	// anything else.
-	if laddr != nil && laddr.IP.IsMulticast() {
-		return c, nil
-	}
 	return newStampConn(c, n.arrivals), nil
 }
 

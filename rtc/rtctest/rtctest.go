@@ -38,6 +38,8 @@ func clientAPI(n transport.Net) (*webrtc.API, error) {
 	s.SetIncludeLoopbackCandidate(true)
 	s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	// Off also for stampNet's sake: the mDNS reader (x/net/ipv4) reads
+	// only a bare *net.UDPConn and spins on a wrapped one.
 	s.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if n != nil {
 		s.SetNet(n)
@@ -279,7 +281,7 @@ func NewReceiver(track *webrtc.TrackRemote) *Receiver { return &Receiver{track: 
 
 // NewReceiverWithArrivals is NewReceiver for a track of a peer connection
 // made by ClientAPIWithArrivals: its samples also carry the path latency,
-// from the socket arrivals in a.
+// from the socket arrivals in a. A nil a makes a plain Receiver.
 func NewReceiverWithArrivals(track *webrtc.TrackRemote, a *Arrivals) *Receiver {
 	return &Receiver{track: track, socket: a}
 }
