@@ -4,27 +4,24 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/troupe-media/troupe/httpapi/auth"
 )
 
-// rateLimiter is a token bucket per API key. Keys are the issuers of
+// rateLimiter keeps a token bucket per API key. Keys are the issuers of
 // verified tokens, so the map is bounded by the configured keys.
 type rateLimiter struct {
-	rate  float64 // tokens per second
-	burst float64
+	limit rate.Limit
+	burst int
 	now   func() time.Time
 
 	mu      sync.Mutex // guards buckets
-	buckets map[string]*bucket
+	buckets map[string]*rate.Limiter
 }
 
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-func newRateLimiter(rate float64, burst int, now func() time.Time) *rateLimiter {
-	return &rateLimiter{rate: rate, burst: float64(burst), now: now, buckets: map[string]*bucket{}}
+func newRateLimiter(perSecond float64, burst int, now func() time.Time) *rateLimiter {
+	return &rateLimiter{limit: rate.Limit(perSecond), burst: burst, now: now, buckets: map[string]*rate.Limiter{}}
 }
 
 // allow takes a token from key's bucket, or reports how long until one is
@@ -32,21 +29,22 @@ func newRateLimiter(rate float64, burst int, now func() time.Time) *rateLimiter 
 func (l *rateLimiter) allow(key string) (bool, time.Duration) {
 	now := l.now()
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	b, ok := l.buckets[key]
 	if !ok {
-		b = &bucket{tokens: l.burst, last: now}
+		b = rate.NewLimiter(l.limit, l.burst)
 		l.buckets[key] = b
 	}
-	if elapsed := now.Sub(b.last).Seconds(); elapsed > 0 {
-		b.tokens = min(l.burst, b.tokens+elapsed*l.rate)
-		b.last = now
+	l.mu.Unlock()
+	r := b.ReserveN(now, 1)
+	if !r.OK() {
+		return false, time.Second
 	}
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
+	if wait := r.DelayFrom(now); wait > 0 {
+		// A refused call must not spend the token it would have waited for.
+		r.CancelAt(now)
+		return false, wait
 	}
-	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	return true, 0
 }
 
 // tokenCacheSize bounds the verified-token cache. Admin callers are few, so
