@@ -99,7 +99,7 @@ func TestWHIPPublish(t *testing.T) {
 	}
 
 	r := s.do(t, http.MethodPatch, loc, "a=end-of-candidates", bearer(pubToken), header{"Content-Type", "application/trickle-ice-sdpfrag"})
-	if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "DELETE" {
+	if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "DELETE, OPTIONS" {
 		t.Errorf("PATCH: %d, Allow %q", r.status, r.header.Get("Allow"))
 	}
 	other := s.joinToken(t, "whip", "someone-else", auth.RolePublisher)
