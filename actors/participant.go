@@ -39,6 +39,13 @@ const (
 	ClientWHEP
 )
 
+// replacesSameIdentity reports whether a join of this kind replaces a
+// member of the same identity and kind: a reloaded page or a restarted
+// encoder takes over its old connection. WHEP viewers never replace one
+// another: a playback token is shared by every viewer of a page, so one
+// identity may watch many times over.
+func (k ClientKind) replacesSameIdentity() bool { return k != ClientWHEP }
+
 func (k ClientKind) String() string {
 	switch k {
 	case ClientSignaling:
@@ -66,8 +73,10 @@ const (
 
 // JoinRequest asks a room to admit a participant.
 type JoinRequest struct {
-	// Identity names the participant in its room (a join token's sub);
-	// a second join with the same identity replaces the first.
+	// Identity names the participant in its room (a join token's sub).
+	// A WebSocket or WHIP join replaces a member of the same identity
+	// that joined the same way; WHEP joins never replace, so several
+	// members may share an identity (each has its own participant id).
 	Identity string
 	Name     string
 	Role     Role

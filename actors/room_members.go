@@ -147,8 +147,8 @@ type admitted struct {
 
 // admit decides a run of joins from the front of joins, commits the
 // admitted ones with one write, and answers them all. It returns the length
-// of the run: the run ends before a second join of one identity, which
-// replaces the first and so must come after it is in.
+// of the run: the run ends before a second join that replaces one of the
+// run (same identity and kind), which must come after the first is in.
 func (a *roomActor) admit(ctx actor.Context, joins []pendingJoin) int {
 	var (
 		replies = make([]*joinReply, 0, len(joins))
@@ -156,7 +156,7 @@ func (a *roomActor) admit(ctx actor.Context, joins []pendingJoin) int {
 		n       int
 	)
 	room, err := a.current()
-	identities := make(map[string]bool, len(joins))
+	replacing := make(map[replaceKey]bool, len(joins))
 	newSession := a.session == nil
 	ch := &changes{}
 	var roomRec *recordpb.Room
@@ -166,10 +166,13 @@ func (a *roomActor) admit(ctx actor.Context, joins []pendingJoin) int {
 			replies = append(replies, &joinReply{err: err})
 			continue
 		}
-		if identities[req.Identity] {
-			break
+		if req.Kind.replacesSameIdentity() {
+			key := replaceKey{req.Identity, req.Kind}
+			if replacing[key] {
+				break
+			}
+			replacing[key] = true
 		}
-		identities[req.Identity] = true
 		pc, refused := a.checkJoin(ctx, room, req, len(ok))
 		if refused != nil {
 			replies = append(replies, refused)
@@ -211,6 +214,12 @@ func (a *roomActor) admit(ctx actor.Context, joins []pendingJoin) int {
 	return n
 }
 
+// replaceKey is what a replacing join matches: see replacesSameIdentity.
+type replaceKey struct {
+	identity string
+	kind     ClientKind
+}
+
 // checkJoin applies the room's rules to req, with pending more joins of
 // this run already admitted. It returns the participant's peer connection,
 // or the refusal.
@@ -227,12 +236,15 @@ func (a *roomActor) checkJoin(ctx actor.Context, room *recordpb.Room, req JoinRe
 	case a.deps.cfg.Media == nil:
 		return nil, &joinReply{err: errMediaDisabled}
 	}
-	// The same identity joining again replaces its old connection, so a
-	// client that reconnects is not refused by its own ghost.
+	// The same identity joining again the same way replaces its old
+	// connection, so a client that reconnects is not refused by its own
+	// ghost (WHEP viewers excepted: see replacesSameIdentity).
 	var replaced *member
-	for _, m := range a.members {
-		if m.info.Identity == req.Identity {
-			replaced = m
+	if req.Kind.replacesSameIdentity() {
+		for _, m := range a.memberList() {
+			if m.info.Identity == req.Identity && m.kind == req.Kind {
+				replaced = m
+			}
 		}
 	}
 	if replaced == nil && len(a.members)+pending >= int(c.MaxParticipants) {

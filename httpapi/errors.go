@@ -39,6 +39,7 @@ const (
 	codeInvalidSDP           = "invalid_sdp"
 	codeSignalingState       = "signaling_state"
 	codeUpgradeRequired      = "upgrade_required"
+	codeOriginNotAllowed     = "origin_not_allowed"
 	codeInternal             = "internal"
 )
 

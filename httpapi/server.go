@@ -90,6 +90,10 @@ type Config struct {
 	// ping unanswered within the interval, or no frame at all from the
 	// client for two intervals, closes the socket. 0 means 15s.
 	SignalingPingInterval time.Duration
+	// CORSOrigins are the origins whose browser pages may call WHIP and
+	// WHEP: "*" for any, or origins like "https://app.example.com". nil
+	// sends no CORS headers, so only pages of the server's own origin can.
+	CORSOrigins []string
 	// SignalingQueue bounds the messages waiting to be written to one
 	// signaling socket; a client that lets it fill is dropped. 0 means 256.
 	SignalingQueue int
@@ -105,6 +109,8 @@ type Server struct {
 	tokens  *tokenCache
 	idem    *idempotency
 	page    []byte // the web page, with its mode filled in
+
+	corsPolicy *corsPolicy // who may call WHIP and WHEP from a browser
 
 	live liveSessions // signaling sockets and WHIP/WHEP sessions
 }
@@ -147,6 +153,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SignalingQueue <= 0 {
 		cfg.SignalingQueue = defaultSignalingQueue
 	}
+	cors, err := newCORSPolicy(cfg.CORSOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: Config.CORSOrigins: %w", err)
+	}
 	m, err := newHTTPMetrics(cfg.Registry)
 	if err != nil {
 		return nil, err
@@ -156,6 +166,8 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger.With("component", "httpapi"),
 		metrics: m,
 		tokens:  newTokenCache(tokenCacheSize, cfg.Now),
+
+		corsPolicy: cors,
 	}
 	if cfg.RateLimit > 0 {
 		s.limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Now)
@@ -215,10 +227,13 @@ func (s *Server) routes() *gin.Engine {
 	api.GET("/webhooks/deliveries", s.handle(s.listDeliveries))
 
 	e.GET("/rtc", s.signaling)
+	whip := e.Group("", s.cors)
 	for _, path := range []string{"/whip/:room", "/whep/:room"} {
-		e.POST(path, s.handle(s.whipOffer))
-		e.DELETE(path+"/:pid", s.handle(s.whipDelete))
-		e.PATCH(path+"/:pid", s.whipPatch)
+		whip.OPTIONS(path, s.whipOptions(http.MethodPost))
+		whip.POST(path, s.handle(s.whipOffer))
+		whip.OPTIONS(path+"/:pid", s.whipOptions(http.MethodDelete))
+		whip.DELETE(path+"/:pid", s.handle(s.whipDelete))
+		whip.PATCH(path+"/:pid", s.whipPatch)
 	}
 
 	e.GET("/", s.servePage)

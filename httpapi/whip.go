@@ -120,7 +120,7 @@ func (s *Server) whipDelete(c *gin.Context) error {
 // not offered (RFC 9725 section 4.3.1 allows a 405). The answer already
 // holds every server candidate; a client sends its own in the offer.
 func (s *Server) whipPatch(c *gin.Context) {
-	c.Header("Allow", "DELETE")
+	c.Header("Allow", "DELETE, OPTIONS")
 	s.abort(c, newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed,
 		"trickle ICE is not supported: put every candidate in the offer"))
 }

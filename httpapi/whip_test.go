@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -96,7 +99,7 @@ func TestWHIPPublish(t *testing.T) {
 	}
 
 	r := s.do(t, http.MethodPatch, loc, "a=end-of-candidates", bearer(pubToken), header{"Content-Type", "application/trickle-ice-sdpfrag"})
-	if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "DELETE" {
+	if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "DELETE, OPTIONS" {
 		t.Errorf("PATCH: %d, Allow %q", r.status, r.header.Get("Allow"))
 	}
 	other := s.joinToken(t, "whip", "someone-else", auth.RolePublisher)
@@ -113,6 +116,59 @@ func TestWHIPPublish(t *testing.T) {
 	waitFor(t, 5*time.Second, "an empty room", func() bool { return len(s.participants(t, "whip")) == 0 })
 }
 
+// whepViewer is a pion WHEP client and what it receives.
+type whepViewer struct {
+	pc        *webrtc.PeerConnection
+	loc       string
+	receivers []*receiver
+}
+
+// whepView subscribes to room through WHEP with token and waits until it
+// receives 50 packets of audio and of video.
+func (s *stack) whepView(t testing.TB, room, token string) *whepViewer {
+	t.Helper()
+	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan *receiver, 2)
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		rc := newReceiver(tr.Kind())
+		got <- rc
+		rc.run(tr)
+	})
+	r := s.whipPost(t, "/whep/"+room, token, "application/sdp", gatheredOffer(t, pc))
+	mustStatus(t, r, http.StatusCreated)
+	v := &whepViewer{pc: pc, loc: r.header.Get("Location")}
+	if !strings.HasPrefix(v.loc, "/whep/"+room+"/PA_") || r.header.Get("Content-Type") != "application/sdp" {
+		t.Fatalf("WHEP response headers %v", r.header)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(r.body)}); err != nil {
+		t.Fatal(err)
+	}
+	for len(v.receivers) < 2 {
+		select {
+		case rc := <-got:
+			v.receivers = append(v.receivers, rc)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the WHEP client got %d tracks, want 2", len(v.receivers))
+		}
+	}
+	for _, rc := range v.receivers {
+		waitFor(t, 10*time.Second, "50 packets at the WHEP client", func() bool { return rc.n() >= 50 })
+		if _, errs := rc.window(0, ^uint32(0)); len(errs) > 0 {
+			t.Errorf("WHEP receiver: %v", errs)
+		}
+	}
+	return v
+}
+
 // TestWHEPSubscribe: a pion WHEP client receives a WHIP publisher's
 // packets, and DELETE leaves.
 func TestWHEPSubscribe(t *testing.T) {
@@ -127,49 +183,107 @@ func TestWHEPSubscribe(t *testing.T) {
 		media.wait()
 	}()
 
-	subPC, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer subPC.Close()
-	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := subPC.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := make(chan *receiver, 2)
-	subPC.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		rc := newReceiver(tr.Kind())
-		got <- rc
-		rc.run(tr)
-	})
 	viewerToken := s.joinToken(t, "whep", "viewer", auth.RoleSubscriber)
-	r := s.whipPost(t, "/whep/whep", viewerToken, "application/sdp", gatheredOffer(t, subPC))
-	mustStatus(t, r, http.StatusCreated)
-	loc := r.header.Get("Location")
-	if !strings.HasPrefix(loc, "/whep/whep/PA_") || r.header.Get("Content-Type") != "application/sdp" {
-		t.Fatalf("WHEP response headers %v", r.header)
-	}
-	if err := subPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(r.body)}); err != nil {
-		t.Fatal(err)
-	}
-	var receivers []*receiver
-	for len(receivers) < 2 {
-		select {
-		case rc := <-got:
-			receivers = append(receivers, rc)
-		case <-time.After(10 * time.Second):
-			t.Fatalf("the WHEP client got %d tracks, want 2", len(receivers))
-		}
-	}
-	for _, rc := range receivers {
-		waitFor(t, 5*time.Second, "50 packets at the WHEP client", func() bool { return rc.n() >= 50 })
-		if _, errs := rc.window(0, ^uint32(0)); len(errs) > 0 {
-			t.Errorf("WHEP receiver: %v", errs)
-		}
-	}
-	mustStatus(t, s.do(t, http.MethodDelete, loc, "", bearer(viewerToken)), http.StatusOK)
+	v := s.whepView(t, "whep", viewerToken)
+	mustStatus(t, s.do(t, http.MethodDelete, v.loc, "", bearer(viewerToken)), http.StatusOK)
 	waitFor(t, 5*time.Second, "the viewer to leave", func() bool { return len(s.participants(t, "whep")) == 1 })
+}
+
+// TestWHEPViewersShareToken: viewers of one page share its playback token.
+// Each WHEP join is a participant of its own that keeps receiving while
+// the others join; the list, the session's history and the webhook
+// events count every one of them. A WHIP publisher that comes back with
+// its token replaces its old self.
+func TestWHEPViewersShareToken(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"show","name":"Show","webhook":{"endpoint":"https://hooks.example.com/troupe","events":["participant-*"]}}`)
+	media := newPublisher(t)
+	pubToken := s.joinToken(t, "show", "encoder", auth.RolePublisher)
+	pubPC, pubLoc := s.whipPublish(t, "show", pubToken, media)
+	defer func() {
+		media.halt()
+		_ = pubPC.Close()
+		media.wait()
+	}()
+
+	token := s.joinToken(t, "show", "viewer", auth.RoleSubscriber)
+	var viewers []*whepViewer
+	for range 3 {
+		viewers = append(viewers, s.whepView(t, "show", token))
+	}
+	// The first viewers still receive after the last joined.
+	for i, v := range viewers {
+		for _, rc := range v.receivers {
+			n := rc.n()
+			waitFor(t, 10*time.Second, fmt.Sprintf("viewer %d to keep receiving", i), func() bool { return rc.n() >= n+50 })
+		}
+	}
+	ids := map[string]bool{}
+	for _, p := range s.participants(t, "show") {
+		if p["identity"] == "viewer" {
+			ids[p["id"].(string)] = true
+		}
+	}
+	for _, v := range viewers {
+		if !ids[v.loc[strings.LastIndex(v.loc, "/")+1:]] {
+			t.Errorf("viewer %s is not listed: %v", v.loc, ids)
+		}
+	}
+	if len(ids) != 3 {
+		t.Fatalf("%d viewers listed, want 3", len(ids))
+	}
+
+	// DELETE ends one viewer only.
+	mustStatus(t, s.do(t, http.MethodDelete, viewers[0].loc, "", bearer(token)), http.StatusOK)
+	waitFor(t, 5*time.Second, "one viewer to leave", func() bool { return len(s.participants(t, "show")) == 3 })
+
+	// The publisher restarts with its token: it replaces its old self.
+	media2 := newPublisher(t)
+	pubPC2, _ := s.whipPublish(t, "show", pubToken, media2)
+	defer func() {
+		media2.halt()
+		_ = pubPC2.Close()
+		media2.wait()
+	}()
+	waitFor(t, 5*time.Second, "the old publisher to be replaced", func() bool { return len(s.participants(t, "show")) == 3 })
+	mustStatus(t, s.do(t, http.MethodDelete, pubLoc, "", bearer(pubToken)), http.StatusNotFound)
+
+	room := s.do(t, http.MethodGet, "/api/v1/rooms/show", "").json(t)
+	r := s.do(t, http.MethodGet, "/api/v1/sessions/"+room["active_session_id"].(string)+"/participants", "")
+	mustStatus(t, r, http.StatusOK)
+	var history []map[string]any
+	if err := json.Unmarshal(r.body, &history); err != nil {
+		t.Fatalf("%v: %s", err, r.body)
+	}
+	reasons := map[string][]string{}
+	seen := map[string]bool{}
+	for _, m := range history {
+		id := m["participant_id"].(string)
+		if seen[id] {
+			t.Errorf("participant %s twice in the history", id)
+		}
+		seen[id] = true
+		reason, _ := m["leave_reason"].(string)
+		reasons[m["identity"].(string)] = append(reasons[m["identity"].(string)], reason)
+	}
+	for _, r := range reasons {
+		slices.Sort(r)
+	}
+	if len(history) != 5 || !slices.Equal(reasons["viewer"], []string{"", "", "left"}) || !slices.Equal(reasons["encoder"], []string{"", "replaced"}) {
+		t.Errorf("history %s", r.body)
+	}
+	events := map[string]int{}
+	list, _ := s.deliveries(t, "?status=pending&limit=100")
+	for _, d := range list {
+		events[d["event"].(string)]++
+	}
+	if events["participant-joined"] != 5 || events["participant-left"] != 2 {
+		t.Errorf("webhook events %v, want 5 participant-joined and 2 participant-left", events)
+	}
+	for _, v := range viewers {
+		_ = v.pc.Close()
+	}
 }
 
 // A kicked WHIP session is forgotten: its DELETE is a 404.

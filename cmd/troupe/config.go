@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/troupe-media/troupe/actors/webhook"
+	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
 )
 
@@ -48,6 +49,12 @@ type Config struct {
 	// token, for trying Troupe locally. Never enable it on a server others
 	// can reach. Default false.
 	DevJoinTokens bool `yaml:"dev_join_tokens"`
+	// CORSOrigins lists, comma-separated, the origins whose browser pages
+	// may call WHIP and WHEP ("https://app.example.com"), or "*" for any.
+	// Default "*": WHIP and WHEP authenticate with a bearer token the page
+	// sends itself, never with cookies, so another origin gains nothing a
+	// token would not already give it. Empty sends no CORS headers.
+	CORSOrigins string `yaml:"cors_origins"`
 	// WebhookURLs lists, comma-separated, endpoints that receive the events
 	// of every room (besides each room's own webhook), signed with the API
 	// secret. Default none.
@@ -102,6 +109,7 @@ func DefaultConfig() Config {
 		HTTPAddr:       "127.0.0.1:7880",
 		RTCUDPPort:     7882,
 		RTCBind:        "127.0.0.1",
+		CORSOrigins:    "*",
 		WebhookEvents:  "*",
 		WebhookMaxAge:  24 * time.Hour,
 		LogLevel:       "info",
@@ -149,6 +157,9 @@ func (c Config) Validate() error {
 	}
 	if c.RateLimit < 0 {
 		return fmt.Errorf("%w: --rate-limit %v: must not be negative", ErrInvalidConfig, c.RateLimit)
+	}
+	if err := httpapi.CheckCORSOrigins(splitList(c.CORSOrigins)); err != nil {
+		return fmt.Errorf("%w: --cors-origins: %v", ErrInvalidConfig, err)
 	}
 	if c.WebhookMaxAge <= 0 {
 		return fmt.Errorf("%w: --webhook-max-age %v: must be positive", ErrInvalidConfig, c.WebhookMaxAge)
@@ -220,6 +231,7 @@ var settings = []setting{
 	{"turn-username", "username for the TURN URLs", func(c *Config) any { return &c.TURNUsername }},
 	{"turn-credential", "credential for the TURN URLs", func(c *Config) any { return &c.TURNCredential }},
 	{"dev-join-tokens", "let the web page mint join tokens itself (local use only)", func(c *Config) any { return &c.DevJoinTokens }},
+	{"cors-origins", "comma-separated origins whose pages may call WHIP/WHEP (* = any, empty = none)", func(c *Config) any { return &c.CORSOrigins }},
 	{"webhook-urls", "comma-separated endpoints that get every room's events", func(c *Config) any { return &c.WebhookURLs }},
 	{"webhook-events", "comma-separated events (or patterns) sent to --webhook-urls", func(c *Config) any { return &c.WebhookEvents }},
 	{"webhook-allow-private", "let webhooks reach loopback and private addresses", func(c *Config) any { return &c.WebhookAllowPrivate }},

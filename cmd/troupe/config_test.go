@@ -52,7 +52,7 @@ rate_burst: 20
 		{"defaults", nil, nil, "", func(c Config) bool { return c == DefaultConfig() }},
 		{"yaml over defaults", nil, nil, yamlAll, func(c Config) bool {
 			return c == Config{DataDir: "/yaml/data", HTTPAddr: "127.0.0.1:1001", RTCUDPPort: 1002, RTCBind: "127.0.0.1",
-				WebhookEvents: "*", WebhookMaxAge: 24 * time.Hour,
+				CORSOrigins: "*", WebhookEvents: "*", WebhookMaxAge: 24 * time.Hour,
 				LogLevel: "debug", LogFormat: "json", RequestTimeout: 3 * time.Second,
 				PassivateAfter: time.Minute, RateLimit: 10.5, RateBurst: 20}
 		}},
@@ -79,6 +79,10 @@ rate_burst: 20
 			map[string]string{"TROUPE_RTC_UDP_PORT": "2002"}, "", func(c Config) bool { return c.RTCUDPPort == 7882 }},
 		{"empty env is unset", nil, map[string]string{"TROUPE_HTTP_ADDR": ""}, "http_addr: 127.0.0.1:1001\n",
 			func(c Config) bool { return c.HTTPAddr == "127.0.0.1:1001" }},
+		{"cors origins from env, off from the flag", []string{"--cors-origins", ""}, map[string]string{"TROUPE_CORS_ORIGINS": "https://a.example"}, "",
+			func(c Config) bool { return c.CORSOrigins == "" }},
+		{"cors origins from yaml", nil, nil, "cors_origins: https://a.example, http://localhost:5173\n",
+			func(c Config) bool { return c.CORSOrigins == "https://a.example, http://localhost:5173" }},
 		{"config file from env", nil, map[string]string{"TROUPE_CONFIG": "testdata/minimal.yaml"}, "",
 			func(c Config) bool { return c.HTTPAddr == "127.0.0.1:4001" && c.LogFormat == "json" }},
 	} {
@@ -120,6 +124,8 @@ func TestConfigErrors(t *testing.T) {
 		{"webhook max age zero", []string{"--webhook-max-age", "0s"}, nil, "", "--webhook-max-age"},
 		{"webhook url not a url", []string{"--webhook-urls", "not a url"}, nil, "", "--webhook-urls"},
 		{"webhook event unknown", []string{"--webhook-urls", "https://example.com/h", "--webhook-events", "room-exploded"}, nil, "", "--webhook-urls/--webhook-events"},
+		{"cors origin with a path", []string{"--cors-origins", "https://a.example/page"}, nil, "", "--cors-origins"},
+		{"cors origin without a scheme", nil, map[string]string{"TROUPE_CORS_ORIGINS": "*,a.example"}, "", "--cors-origins"},
 		{"dev tokens not a bool", nil, map[string]string{"TROUPE_DEV_JOIN_TOKENS": "maybe"}, "", "not a boolean"},
 		{"udp port too big", nil, nil, "rtc_udp_port: 65536\n", "--rtc-udp-port 65536"},
 		{"debug address without port", []string{"--debug-addr", "localhost"}, nil, "", "--debug-addr"},

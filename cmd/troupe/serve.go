@@ -266,6 +266,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout io.Writer) (er
 		RateLimit:     cfg.RateLimit,
 		RateBurst:     cfg.RateBurst,
 		DevJoinTokens: cfg.DevJoinTokens,
+		CORSOrigins:   splitList(cfg.CORSOrigins),
 	})
 	if err != nil {
 		return fmt.Errorf("http api: %w", err)
