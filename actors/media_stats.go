@@ -3,20 +3,27 @@ package actors
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-media/troupe/persistence/recordpb"
 	"github.com/troupe-media/troupe/rtc"
 )
 
-// mediaStats lists one participant's forwarders (what it publishes) and
-// down-tracks (what it receives). The participant adds to it; its room
-// reads it for the session stats and for the leave record. The counters
-// are the tracks' own atomics: nothing is counted twice on the packet path.
+// mediaStats lists one participant's live forwarders (what it publishes)
+// and down-tracks (what it receives), and the totals of those that ended.
+// The participant adds to it and folds a track into the totals when it
+// ends, so that a closed track, with its packet cache, is not kept until
+// the participant leaves; its room reads it for the session stats and for
+// the leave record. The counters are the tracks' own atomics: nothing is
+// counted twice on the packet path.
 type mediaStats struct {
-	mu   sync.Mutex // guards the following
-	up   []*rtc.Forwarder
-	down []*rtc.DownTrack
+	mu    sync.Mutex // guards the following
+	up    []*rtc.Forwarder
+	down  []*rtc.DownTrack
+	ended *recordpb.MediaStats // the tracks removed from up and down; nil: none yet
 }
 
 func (s *mediaStats) addUp(f *rtc.Forwarder) {
@@ -31,29 +38,72 @@ func (s *mediaStats) addDown(dt *rtc.DownTrack) {
 	s.mu.Unlock()
 }
 
-// snapshot sums every track the participant ever had, closed ones too.
+// endUp folds a forwarder that will forward no more into the totals and
+// forgets it. Call it once the forwarder is closed: its figures are final.
+func (s *mediaStats) endUp(f *rtc.Forwarder) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, x := range s.up {
+		if x == f {
+			s.up = slices.Delete(s.up, i, i+1)
+			addUp(s.endedTotals(), f.Stats())
+			return
+		}
+	}
+}
+
+// endDown is endUp for a closed down-track.
+func (s *mediaStats) endDown(dt *rtc.DownTrack) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, x := range s.down {
+		if x == dt {
+			s.down = slices.Delete(s.down, i, i+1)
+			addDown(s.endedTotals(), dt.Stats())
+			return
+		}
+	}
+}
+
+// snapshot sums every track the participant ever had, ended ones too.
 func (s *mediaStats) snapshot() *recordpb.MediaStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := &recordpb.MediaStats{}
+	if s.ended != nil {
+		out = proto.Clone(s.ended).(*recordpb.MediaStats)
+	}
 	for _, f := range s.up {
-		st := f.Stats()
-		out.PacketsIn += st.Packets
-		out.BytesIn += st.Bytes
+		addUp(out, f.Stats())
 	}
 	for _, dt := range s.down {
-		st := dt.Stats()
-		out.PacketsOut += st.Packets
-		out.BytesOut += st.Bytes
-		// Only the drops that cost the subscriber media: waiting for a
-		// keyframe or a muted source is not loss.
-		out.PacketsDropped += st.Dropped(rtc.DropQueueFull) + st.Dropped(rtc.DropWriteError)
-		out.Nacks += st.NACKs
-		out.Retransmits += st.Retransmits
-		out.NackMisses += st.NACKMisses
-		out.KeyframeRequests += st.PLIs + st.FIRs
+		addDown(out, dt.Stats())
 	}
 	return out
+}
+
+func (s *mediaStats) endedTotals() *recordpb.MediaStats {
+	if s.ended == nil {
+		s.ended = &recordpb.MediaStats{}
+	}
+	return s.ended
+}
+
+func addUp(out *recordpb.MediaStats, st rtc.Stats) {
+	out.PacketsIn += st.Packets
+	out.BytesIn += st.Bytes
+}
+
+func addDown(out *recordpb.MediaStats, st rtc.Stats) {
+	out.PacketsOut += st.Packets
+	out.BytesOut += st.Bytes
+	// Only the drops that cost the subscriber media: waiting for a
+	// keyframe or a muted source is not loss.
+	out.PacketsDropped += st.Dropped(rtc.DropQueueFull) + st.Dropped(rtc.DropWriteError)
+	out.Nacks += st.NACKs
+	out.Retransmits += st.Retransmits
+	out.NackMisses += st.NACKMisses
+	out.KeyframeRequests += st.PLIs + st.FIRs
 }
 
 // ParticipantStats is one participant's media in a session.

@@ -63,7 +63,15 @@ type testClient struct {
 	heldCands []func()
 }
 
-type publishCmd struct{ tracks []webrtc.TrackLocal }
+// publishCmd adds tracks and offers; senders, when set, receives their
+// RTPSenders. unpublishCmd removes tracks and offers.
+type (
+	publishCmd struct {
+		tracks  []webrtc.TrackLocal
+		senders chan<- []*webrtc.RTPSender
+	}
+	unpublishCmd struct{ senders []*webrtc.RTPSender }
+)
 
 // Signal and Close make testClient an actors.Signaler.
 func (c *testClient) Signal(s Signal) {
@@ -197,28 +205,28 @@ func (c *testClient) loop() {
 func (c *testClient) handle(item any) {
 	switch m := item.(type) {
 	case publishCmd:
+		var senders []*webrtc.RTPSender
 		for _, tr := range m.tracks {
 			sender, err := c.pc.AddTrack(tr)
 			if err != nil {
 				c.failf("add track: %v", err)
 				return
 			}
+			senders = append(senders, sender)
 			go drainRTCP(sender)
 		}
-		offer, err := c.pc.CreateOffer(nil)
-		if err == nil {
-			err = c.pc.SetLocalDescription(offer)
+		if m.senders != nil {
+			m.senders <- senders
 		}
-		if err != nil {
-			c.failf("client offer: %v", err)
-			return
-		}
-		// The answer comes back as a SignalAnswer, in order.
-		go func() {
-			if _, err := c.p.Offer(c.ctx, offer.SDP); err != nil {
-				c.failf("server refused offer: %v", err)
+		c.offer()
+	case unpublishCmd:
+		for _, sender := range m.senders {
+			if err := c.pc.RemoveTrack(sender); err != nil {
+				c.failf("remove track: %v", err)
+				return
 			}
-		}()
+		}
+		c.offer()
 	case SignalAnswer:
 		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
 			c.failf("apply answer: %v", err)
@@ -254,6 +262,24 @@ func (c *testClient) handle(item any) {
 	case Signal:
 		c.events <- m
 	}
+}
+
+// offer sends the client's offer; the answer comes back as a
+// SignalAnswer, in order.
+func (c *testClient) offer() {
+	offer, err := c.pc.CreateOffer(nil)
+	if err == nil {
+		err = c.pc.SetLocalDescription(offer)
+	}
+	if err != nil {
+		c.failf("client offer: %v", err)
+		return
+	}
+	go func() {
+		if _, err := c.p.Offer(c.ctx, offer.SDP); err != nil {
+			c.failf("server refused offer: %v", err)
+		}
+	}()
 }
 
 // checkUfrag fails the test if the client's ICE credentials changed: pion

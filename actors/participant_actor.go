@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -34,6 +35,7 @@ type (
 		track    *webrtc.TrackRemote
 		receiver *webrtc.RTPReceiver
 	}
+	publishedEnded  struct{ trackID string }
 	localCandidate  struct{ c *webrtc.ICECandidate }
 	connectionState struct{ state webrtc.PeerConnectionState }
 	iceState        struct{ state webrtc.ICEConnectionState }
@@ -86,6 +88,9 @@ type participantActor struct {
 	// then taken our credentials (it answered our checks or sent its
 	// own). See negotiate.
 	iceUp bool
+	// leaving is set when the actor stops: the forwarders it closes then
+	// have not ended on their own (see watchTrackEnd).
+	leaving atomic.Bool
 }
 
 type publishedTrack struct {
@@ -132,6 +137,8 @@ func (p *participantActor) Receive(ctx actor.Context) {
 		p.unsubscribe(m.trackID)
 	case *remoteTrack:
 		p.publish(ctx, m)
+	case *publishedEnded:
+		p.publishedEnded(ctx, m.trackID)
 	case *localCandidate:
 		p.sendCandidate(m.c)
 	case *connectionState:
@@ -167,6 +174,7 @@ func (p *participantActor) started(ctx actor.Context) {
 // stopping releases everything the participant owns. The room has already
 // been told (or will learn from Terminated) and tells the others.
 func (p *participantActor) stopping() {
+	p.leaving.Store(true)
 	for _, t := range p.published {
 		if err := t.fwd.Close(); err != nil {
 			p.log.Debug("close forwarder", "err", err)
@@ -441,17 +449,35 @@ func (p *participantActor) publish(ctx actor.Context, m *remoteTrack) {
 	p.stats.addUp(fwd)
 	p.log.Info("track published", "track", info.ID, "kind", info.Kind, "codec", info.Codec)
 	ctx.Send(ctx.Parent(), &trackPublished{participantID: p.info.ID, track: info, fwd: fwd})
-	go p.watchTrackEnd(ctx.Parent(), info.ID, fwd)
+	go p.watchTrackEnd(info.ID, fwd)
 }
 
-// watchTrackEnd tells the room when a track's read loop ends on its own
-// (the client stopped sending it). It ends when the forwarder does, which
-// the participant closes when it stops.
-func (p *participantActor) watchTrackEnd(room *actor.PID, trackID string, fwd *rtc.Forwarder) {
+// watchTrackEnd tells the participant when a track's read loop ends on
+// its own (the client stopped sending it). It ends when the forwarder
+// does, which the participant closes when it stops.
+func (p *participantActor) watchTrackEnd(trackID string, fwd *rtc.Forwarder) {
 	<-fwd.Done()
-	if fwd.Err() == nil {
-		p.root.Send(room, &trackEnded{participantID: p.info.ID, trackID: trackID})
+	if fwd.Err() == nil && !p.leaving.Load() {
+		p.root.Send(p.self, &publishedEnded{trackID: trackID})
 	}
+}
+
+// publishedEnded removes a track the client no longer sends: its
+// forwarder is closed and folded into the participant's totals, which
+// frees its packet cache, and the room unpublishes it. The room hears of
+// it after any mute of the track this actor sent, and no mute after.
+func (p *participantActor) publishedEnded(ctx actor.Context, trackID string) {
+	t, ok := p.published[trackID]
+	if !ok {
+		return
+	}
+	delete(p.published, trackID)
+	if err := t.fwd.Close(); err != nil {
+		p.log.Debug("close forwarder", "err", err)
+	}
+	p.stats.endUp(t.fwd)
+	p.log.Info("track ended", "track", trackID)
+	ctx.Send(ctx.Parent(), &trackEnded{participantID: p.info.ID, trackID: trackID})
 }
 
 // subscribe sends one of the room's tracks to the client.
@@ -539,6 +565,7 @@ func (p *participantActor) unsubscribe(trackID string) {
 		p.log.Debug("remove track", "err", err)
 	}
 	r.dt.Close()
+	p.stats.endDown(r.dt)
 	p.negotiate()
 }
 
@@ -633,6 +660,11 @@ func (p *participantActor) setMuted(ctx actor.Context, m *setMuted) error {
 	for id, t := range p.published {
 		if (m.trackID != "" && id != m.trackID) || (m.trackID == "" && t.info.Kind != m.kind) {
 			continue
+		}
+		select {
+		case <-t.fwd.Done():
+			continue // ended; publishedEnded is on its way
+		default:
 		}
 		found = true
 		if t.info.Muted == m.muted {
