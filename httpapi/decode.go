@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Request bodies are decoded field by field rather than into structs, so
@@ -49,6 +50,11 @@ func checkContentType(r *http.Request) error {
 }
 
 func parseObject(body []byte) (*jsonObject, error) {
+	// encoding/json would replace invalid bytes with U+FFFD and store
+	// something the client never sent; JSON text is UTF-8 (RFC 8259).
+	if !utf8.Valid(body) {
+		return nil, newAPIError(http.StatusBadRequest, codeInvalidUTF8, "the request body is not valid UTF-8")
+	}
 	if !json.Valid(body) {
 		return nil, newAPIError(http.StatusBadRequest, codeMalformedJSON, "the request body is not valid JSON")
 	}

@@ -17,6 +17,7 @@ const (
 	codeNotFound             = "not_found"
 	codeMethodNotAllowed     = "method_not_allowed"
 	codeMalformedJSON        = "malformed_json"
+	codeInvalidUTF8          = "invalid_utf8"
 	codeEmptyBody            = "empty_body"
 	codeInvalidQuery         = "invalid_query"
 	codeInvalidIdempotency   = "invalid_idempotency_key"

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"testing"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 
@@ -29,6 +30,7 @@ var fuzzSeeds = []string{
 	`{"name":"x","config":{"join_from":"9999-12-31T23:59:59.999999999-23:59"}}`,
 	`{"name":"x","extra":{"deep":[1,2,{"a":null}]}}`,
 	`{"name":"x","webhook":{"endpoint":"https://h.example","events":null}}`,
+	"{\"name\":\"\xff\xfe\"}",
 	`[]`, `null`, `"s"`, `{`, ``, `{"name":"x"}{"name":"y"}`,
 }
 
@@ -82,6 +84,9 @@ func FuzzCreateRoomRequest(f *testing.F) {
 		if err != nil {
 			checkDecodeError(t, err)
 			return
+		}
+		if !utf8.Valid(body) {
+			t.Fatalf("a body that is not UTF-8 decoded: %q", body)
 		}
 		info, err := s.rooms.Create(ctx, actors.NewRoomID(), req.spec)
 		if err != nil {
@@ -148,6 +153,9 @@ func FuzzPatchRoomRequest(f *testing.F) {
 		if err != nil {
 			checkDecodeError(t, err)
 			return
+		}
+		if !utf8.Valid(body) {
+			t.Fatalf("a body that is not UTF-8 decoded: %q", body)
 		}
 		patch, err := decodeRoomPatch(o)
 		if err != nil {

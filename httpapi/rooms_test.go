@@ -177,6 +177,39 @@ func TestCreateRoomErrors(t *testing.T) {
 	}
 }
 
+// A body that is not valid UTF-8 is refused on every JSON route before
+// anything happens: decoding it would put U+FFFD where the client sent
+// other bytes.
+func TestInvalidUTF8Refused(t *testing.T) {
+	s := newStack(t, nil)
+	s.createRoom(t, `{"id":"u","name":"U"}`)
+	before := s.do(t, http.MethodGet, "/api/v1/rooms/u", "")
+	mustStatus(t, before, http.StatusOK)
+	for _, req := range []struct{ method, path, body string }{
+		{http.MethodPost, "/api/v1/rooms", "{\"id\":\"u8\",\"name\":\"\xff\xfe\"}"},
+		{http.MethodPost, "/api/v1/rooms", "{\"id\":\"u8\",\"name\":\"ok\",\"\xc3\":1}"},
+		{http.MethodPatch, "/api/v1/rooms/u", "{\"name\":\"caf\xe9\"}"},
+		{http.MethodPost, "/api/v1/rooms/u/end", "{\"\xed\xa0\x80\":null}"},
+		{http.MethodPost, "/api/v1/rooms/u/tokens", "{\"identity\":\"\xff\"}"},
+		{http.MethodPost, "/api/v1/rooms/u/participants/PA_x/mute", "{\"kind\":\"audio\",\"muted\":true,\"x\":\"\x80\"}"},
+		{http.MethodPost, "/api/v1/sessions/ses_x/end", "{\"\xfe\":1}"},
+	} {
+		r := s.do(t, req.method, req.path, req.body)
+		mustStatus(t, r, http.StatusBadRequest)
+		if code := r.errorCode(t); code != codeInvalidUTF8 {
+			t.Errorf("%s %s %q: code %q: %s", req.method, req.path, req.body, code, r.body)
+		}
+	}
+	if n := s.total(t, ""); n != 1 {
+		t.Fatalf("%d rooms after refused bodies, want 1", n)
+	}
+	mustStatus(t, s.do(t, http.MethodGet, "/api/v1/rooms/u8", ""), http.StatusNotFound)
+	after := s.do(t, http.MethodGet, "/api/v1/rooms/u", "")
+	if compactJSON(t, after.body) != compactJSON(t, before.body) {
+		t.Fatalf("refused bodies changed the room:\n%s\n%s", before.body, after.body)
+	}
+}
+
 // total is the room count reported by GET /rooms.
 func (s *stack) total(t testing.TB, status string) int {
 	t.Helper()
