@@ -16,6 +16,7 @@ import (
 
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/actors/webhook"
+	"github.com/troupe-media/troupe/actors/webhook/webhooktest"
 	"github.com/troupe-media/troupe/httpapi/auth"
 )
 
@@ -338,4 +339,32 @@ func TestPrivateWebhookEndpointRefused(t *testing.T) {
 	}
 	r := s.do(t, http.MethodPatch, "/api/v1/rooms/open", `{"webhook":{"endpoint":"https://93.184.215.14/hook","events":["*"]}}`)
 	mustStatus(t, r, http.StatusOK)
+}
+
+// A room webhook whose host does not resolve is a 422 that says so, and
+// never names the server's resolver.
+func TestUnresolvableWebhookEndpoint(t *testing.T) {
+	dns := webhooktest.NewDNS(t, nil)
+	guard := webhook.Guard{Resolver: dns.Resolver()}
+	s := buildStack(t, nil, func(c *actors.Config) { c.CheckWebhook = guard.CheckEndpoint }, false)
+	s.createRoom(t, `{"id":"open","name":"Open"}`)
+	wh := `"webhook":{"endpoint":"https://gone.troupe.test/hook","events":["*"]}`
+	for _, req := range []struct{ method, path, body string }{
+		{http.MethodPost, "/api/v1/rooms", `{"name":"x",` + wh + `}`},
+		{http.MethodPatch, "/api/v1/rooms/open", `{` + wh + `}`},
+	} {
+		r := s.do(t, req.method, req.path, req.body)
+		mustStatus(t, r, http.StatusUnprocessableEntity)
+		if r.errorCode(t) != codeValidationFailed || r.errorField(t) != "webhook.endpoint" {
+			t.Errorf("%s %s: %s", req.method, req.path, r.body)
+		}
+		msg, _ := r.json(t)["error"].(map[string]any)["message"].(string)
+		if !strings.Contains(msg, "endpoint host gone.troupe.test does not resolve") || strings.Contains(msg, "lookup") ||
+			strings.Contains(msg, ":53") {
+			t.Errorf("%s %s: message %q", req.method, req.path, msg)
+		}
+	}
+	if n := s.total(t, ""); n != 1 {
+		t.Errorf("%d rooms after a refused create", n)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -47,13 +48,16 @@ type Config struct {
 	// DefaultSecret signs the deliveries that carry no secret of their
 	// own: the server's API secret. Required.
 	DefaultSecret []byte
-	// Client posts the deliveries. Nil means NewClient(AllowPrivate); a
-	// given client is used as is, so its dialer must do its own address
-	// checks.
+	// Client posts the deliveries. Nil means the Client of
+	// Guard{AllowPrivate, Resolver}; a given client is used as is, so its
+	// dialer must do its own address checks.
 	Client *http.Client
 	// AllowPrivate lets deliveries go to loopback and private addresses
 	// (--webhook-allow-private).
 	AllowPrivate bool
+	// Resolver resolves the endpoints' host names; nil means
+	// net.DefaultResolver.
+	Resolver *net.Resolver
 	// MaxAge is how long after its event a delivery is retried before it is
 	// kept as failed. Zero means 24h.
 	MaxAge time.Duration
@@ -151,7 +155,7 @@ func New(cfg Config) (*Deliverer, error) {
 		notify: make(chan struct{}, 1),
 	}
 	if d.cfg.Client == nil {
-		d.cfg.Client, d.ownsClient = NewClient(cfg.AllowPrivate), true
+		d.cfg.Client, d.ownsClient = Guard{AllowPrivate: cfg.AllowPrivate, Resolver: cfg.Resolver}.Client(), true
 	}
 	d.metrics = newMetrics(cfg.Store)
 	if cfg.Registerer != nil {
@@ -464,6 +468,12 @@ func (d *Deliverer) attempt(ctx context.Context, e *recordpb.WebhookEvent) (int,
 	resp, err := d.cfg.Client.Do(req)
 	d.metrics.duration.Observe(time.Since(start).Seconds())
 	if err != nil {
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) {
+			// Kept with the failed delivery: say what is wrong with the
+			// endpoint, not where the resolver is.
+			return 0, resolveError(req.URL.Hostname(), err)
+		}
 		return 0, err
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseRead))

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/troupe-media/troupe/actors/webhook/webhooktest"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
@@ -523,5 +524,25 @@ func TestNewConfig(t *testing.T) {
 	}
 	if _, err := New(Config{Store: s, DefaultSecret: defaultSecret, Registerer: reg}); err == nil {
 		t.Error("registering the metrics twice succeeded")
+	}
+}
+
+// A delivery to a host that does not resolve keeps, as its last error,
+// what is wrong with the endpoint and not the resolver's address: failed
+// deliveries are listed by the API.
+func TestUnresolvableEndpointRecorded(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	dns := webhooktest.NewDNS(t, nil)
+	d := newDeliverer(t, Config{Store: s, Resolver: dns.Resolver(), MaxAge: time.Nanosecond})
+	hook := &recordpb.Webhook{Endpoint: "https://gone.troupe.test/h", Events: []string{"*"}}
+	ev := enqueue(t, s, d, Event{Name: "room-created", RoomID: "r1"}, hook)[0]
+	run(t, d)
+	eventually(t, "a failed record", func() bool { _, f := s.WebhookBacklog(); return f == 1 })
+	page, err := s.ListWebhookDeliveries(context.Background(), persistence.DeliveryQuery{Status: persistence.DeliveryFailed})
+	if err != nil || len(page.Deliveries) != 1 {
+		t.Fatal(page, err)
+	}
+	if f := page.Deliveries[0]; f.Id != ev.Id || f.LastError != "webhook: endpoint host gone.troupe.test does not resolve" {
+		t.Fatalf("failed record %v", f)
 	}
 }
