@@ -160,6 +160,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Wri
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		store.Collector(),
+		currentBuild().collector(),
 	); err != nil {
 		return err
 	}

@@ -282,6 +282,11 @@ func TestMetricsWiring(t *testing.T) {
 			t.Errorf("/metrics lacks %s", family)
 		}
 	}
+	b := currentBuild()
+	buildInfo := fmt.Sprintf("\ntroupe_build_info{go_version=%q,revision=%q,version=%q} 1\n", b.GoVersion, b.Revision, b.Version)
+	if !bytes.Contains(body, []byte(buildInfo)) {
+		t.Errorf("/metrics lacks %s", strings.TrimSpace(buildInfo))
+	}
 }
 
 // --debug-addr serves the profiler on its own port, never on the API's.

@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 )
 
@@ -91,6 +92,18 @@ func (b buildInfo) String() string {
 		}
 	}
 	return fmt.Sprintf("%s %s %s/%s", out, b.GoVersion, runtime.GOOS, runtime.GOARCH)
+}
+
+// collector is the troupe_build_info metric: 1, with the build as labels,
+// so that dashboards can tell which build each server runs.
+func (b buildInfo) collector() prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "troupe_build_info",
+		Help:        "Always 1; the labels describe the running build.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "revision": b.Revision, "go_version": b.GoVersion},
+	})
+	g.Set(1)
+	return g
 }
 
 // versionString describes this build in one line.
