@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -27,6 +29,11 @@ const (
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// Connections taken over by their handler (WebSocket upgrades) last as
+	// long as their session: they are counted here, not timed in duration,
+	// whose percentiles would otherwise be those of the sessions.
+	upgraded     *prometheus.CounterVec
+	upgradedOpen *prometheus.GaugeVec
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
@@ -39,6 +46,14 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 		Help:    "Time to serve an HTTP request, by route template and method.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"route", "method"})
+	upgraded := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "troupe_http_upgraded_connections_total",
+		Help: "Connections taken over by their handler (WebSocket upgrades), by route template; their requests are not in troupe_http_request_duration_seconds.",
+	}, []string{"route"})
+	upgradedOpen := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "troupe_http_upgraded_connections",
+		Help: "Connections taken over by their handler (WebSocket upgrades) still open, by route template.",
+	}, []string{"route"})
 	var err error
 	if requests, err = register(reg, requests); err != nil {
 		return nil, err
@@ -46,7 +61,13 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 	if duration, err = register(reg, duration); err != nil {
 		return nil, err
 	}
-	return &httpMetrics{requests: requests, duration: duration}, nil
+	if upgraded, err = register(reg, upgraded); err != nil {
+		return nil, err
+	}
+	if upgradedOpen, err = register(reg, upgradedOpen); err != nil {
+		return nil, err
+	}
+	return &httpMetrics{requests: requests, duration: duration, upgraded: upgraded, upgradedOpen: upgradedOpen}, nil
 }
 
 // register registers c, or returns the collector already registered under
@@ -73,14 +94,23 @@ func routeLabel(c *gin.Context) string {
 	return "unmatched"
 }
 
-// observe counts and times every request and logs it at debug level.
+// observe counts and times every request and logs it at debug level. A
+// connection its handler takes over is counted apart, while it is open and
+// once it is done, and never timed.
 func (s *Server) observe(c *gin.Context) {
 	start := time.Now()
+	w := &hijackWatch{ResponseWriter: c.Writer, open: s.metrics.upgradedOpen, route: routeLabel(c)}
+	c.Writer = w
 	c.Next()
 	elapsed := time.Since(start)
 	route, method, status := routeLabel(c), c.Request.Method, c.Writer.Status()
 	s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	s.metrics.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
+	if w.hijacked {
+		s.metrics.upgradedOpen.WithLabelValues(w.route).Dec()
+		s.metrics.upgraded.WithLabelValues(route).Inc()
+	} else {
+		s.metrics.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
+	}
 	if s.log.Enabled(c.Request.Context(), slog.LevelDebug) {
 		s.log.LogAttrs(c.Request.Context(), slog.LevelDebug, "http request",
 			slog.String("method", method),
@@ -90,9 +120,31 @@ func (s *Server) observe(c *gin.Context) {
 			slog.Int("bytes", c.Writer.Size()),
 			slog.Duration("elapsed", elapsed),
 			slog.String("remote", c.Request.RemoteAddr),
+			slog.Bool("upgraded", w.hijacked),
 		)
 	}
 }
+
+// hijackWatch notes that the handler took the connection over, and counts
+// it as open from then on. Only the request's goroutine uses it.
+type hijackWatch struct {
+	gin.ResponseWriter
+	open     *prometheus.GaugeVec
+	route    string
+	hijacked bool
+}
+
+func (w *hijackWatch) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := w.ResponseWriter.Hijack()
+	if err == nil && !w.hijacked {
+		w.hijacked = true
+		w.open.WithLabelValues(w.route).Inc()
+	}
+	return conn, rw, err
+}
+
+// Unwrap lets http.ResponseController reach the connection's deadlines.
+func (w *hijackWatch) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // recovery turns a panic into a 500 that says nothing of its cause, and
 // logs the cause.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/gin-gonic/gin"
 	"github.com/golang-jwt/jwt/v5"
 
@@ -329,5 +330,40 @@ func TestErrorMapping(t *testing.T) {
 	ae, _ := toAPIError(&actors.ValidationError{Field: "config.fps", Reason: "too high"})
 	if ae.details["field"] != "config.fps" {
 		t.Fatalf("details = %v", ae.details)
+	}
+}
+
+// A signaling session lasts as long as the call: it is counted as an
+// upgraded connection, never timed in the request latency histogram, whose
+// percentiles would otherwise be the sessions' lengths.
+func TestMetricsKeepUpgradedConnectionsOutOfLatency(t *testing.T) {
+	s := newStack(t, nil)
+	noAuth := header{"Authorization", ""}
+	metric := func(line string) bool {
+		t.Helper()
+		r := s.do(t, http.MethodGet, "/metrics", "", noAuth)
+		mustStatus(t, r, http.StatusOK)
+		return strings.Contains(string(r.body), "\n"+line+"\n")
+	}
+	// A plain GET of /rtc is refused at once: a short request, timed.
+	mustStatus(t, s.do(t, http.MethodGet, "/rtc", "", noAuth), http.StatusUpgradeRequired)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, s.wsURL("/rtc"), nil) // no token: it waits for a join message
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the open socket counted", func() bool {
+		return metric(`troupe_http_upgraded_connections{route="/rtc"} 1`)
+	})
+	ws.Close(websocket.StatusNormalClosure, "")
+	waitFor(t, 10*time.Second, "the closed socket counted", func() bool {
+		return metric(`troupe_http_upgraded_connections{route="/rtc"} 0`) &&
+			metric(`troupe_http_upgraded_connections_total{route="/rtc"} 1`)
+	})
+	if !metric(`troupe_http_request_duration_seconds_count{method="GET",route="/rtc"} 1`) {
+		r := s.do(t, http.MethodGet, "/metrics", "", noAuth)
+		t.Fatalf("the latency histogram of /rtc should hold the refused GET only:\n%s", r.body)
 	}
 }

@@ -39,6 +39,8 @@ func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure a Troupe server",
+		Args:  cobra.NoArgs, // so that an unknown benchmark is an error, not help
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newBenchAPICmd(), newBenchMediaCmd(), newBenchNaiveServerCmd())
 	return cmd
@@ -109,13 +111,13 @@ type benchResult struct {
 
 func benchAPI(ctx context.Context, o benchAPIOptions, stdout, stderr io.Writer) (err error) {
 	if o.clients < 1 {
-		return fmt.Errorf("--clients %d: must be at least 1", o.clients)
+		return usageErrorf("--clients %d: must be at least 1", o.clients)
 	}
 	if o.duration <= 0 {
-		return fmt.Errorf("--duration %v: must be positive", o.duration)
+		return usageErrorf("--duration %v: must be positive", o.duration)
 	}
 	if (o.server == "") != (o.token == "") {
-		return errors.New("--server and --token go together")
+		return usageErrorf("--server and --token go together")
 	}
 	baseURL, token, where := strings.TrimRight(o.server, "/"), o.token, o.server
 	if o.server == "" {
@@ -455,16 +457,16 @@ func benchMedia(ctx context.Context, o benchMediaOptions, stdout, stderr io.Writ
 		return err
 	}
 	if (o.server == "") != (o.token == "") {
-		return errors.New("--server and --token go together")
+		return usageErrorf("--server and --token go together")
 	}
 	if o.server == "" && o.serverPID != 0 {
-		return errors.New("--server-pid needs --server")
+		return usageErrorf("--server-pid needs --server")
 	}
 	if o.server != "" && o.cpuProfile != "" {
-		return errors.New("--cpu-profile profiles the child server: not with --server")
+		return usageErrorf("--cpu-profile profiles the child server: not with --server")
 	}
 	if o.baseline != "" && o.baseline != baselineNaive {
-		return fmt.Errorf("--baseline %q: the only baseline is %s", o.baseline, baselineNaive)
+		return usageErrorf("--baseline %q: the only baseline is %s", o.baseline, baselineNaive)
 	}
 	// The admin token outlives the planned steps by an hour.
 	ttl := time.Duration(len(steps))*(sc.Duration+o.joinTimeout) + time.Hour

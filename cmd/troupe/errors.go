@@ -1,6 +1,9 @@
 package main
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrInvalidConfig: a flag, environment variable or YAML file sets a
@@ -9,3 +12,32 @@ var (
 	// ErrNoKey: no API key was configured and none is saved in the data dir.
 	ErrNoKey = errors.New("no API key")
 )
+
+// usageError is a command line that cannot be understood: an unknown
+// command or flag, a flag value of the wrong type, a missing or conflicting
+// option. The process exits with exitUsage for it, as Go's flag package
+// and most Unix tools do, so that scripts can tell a mistyped command from
+// a failure.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// Exit statuses of the process.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// exitStatus is the process's exit status for err, which is not nil.
+func exitStatus(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	return exitFailure
+}

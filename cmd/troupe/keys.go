@@ -15,24 +15,37 @@ import (
 // keysFile is the name, inside the data dir, of the saved API key pair.
 const keysFile = "keys.json"
 
+// keySource says where the key pair in use came from.
+type keySource int
+
+const (
+	keyConfigured keySource = iota // --api-key and --api-secret
+	keyLoaded                      // the data dir's key file
+	keyCreated                     // the data dir's key file, written by this start
+)
+
 // resolveKey returns the key pair to run with: the configured one, else the
-// one saved in the data dir, generated there on first start. fromDataDir
-// reports that the key came from (or was just saved to) the data dir.
-func resolveKey(cfg Config, log *slog.Logger) (key auth.Key, fromDataDir bool, err error) {
+// one saved in the data dir, generated there on first start.
+func resolveKey(cfg Config, log *slog.Logger) (auth.Key, keySource, error) {
 	if k, ok := cfg.configuredKey(); ok {
-		return k, false, nil
+		log.Info("using the configured API key", "api_key", k.ID,
+			"mint_token", "troupe token --api-key "+k.ID+" --api-secret ... --admin")
+		return k, keyConfigured, nil
 	}
 	k, created, err := loadOrCreateKey(cfg.DataDir)
 	if err != nil {
-		return auth.Key{}, false, err
+		return auth.Key{}, keyConfigured, err
 	}
 	path := filepath.Join(cfg.DataDir, keysFile)
 	if created {
 		log.Info("generated a new API key", "api_key", k.ID, "file", path)
-	} else {
-		log.Info("loaded API key", "api_key", k.ID, "file", path)
+		return k, keyCreated, nil
 	}
-	return k, true, nil
+	// The admin token is printed on the first start only: later starts
+	// would leave a live credential in whatever collects the output.
+	log.Info("loaded API key", "api_key", k.ID, "file", path,
+		"mint_token", "troupe token --data-dir "+cfg.DataDir+" --admin")
+	return k, keyLoaded, nil
 }
 
 // loadOrCreateKey returns the key saved in dataDir, first creating dataDir

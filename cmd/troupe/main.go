@@ -22,7 +22,7 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "troupe: %s\n", oneLine(err.Error()))
-		os.Exit(1)
+		os.Exit(exitStatus(err))
 	}
 }
 
@@ -39,5 +39,29 @@ func newRootCmd() *cobra.Command {
 	root.SilenceUsage = true
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newServeCmd(), newTokenCmd(), newVersionCmd(), newBenchCmd())
+	markUsageErrors(root)
 	return root
+}
+
+// markUsageErrors makes the errors cobra finds in a command line (flags
+// that do not parse, arguments a command does not take) usage errors,
+// throughout the tree under root.
+func markUsageErrors(root *cobra.Command) {
+	// Children inherit the root's flag error function.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		if args := c.Args; args != nil {
+			c.Args = func(cmd *cobra.Command, a []string) error {
+				if err := args(cmd, a); err != nil {
+					return usageError{err}
+				}
+				return nil
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
 }

@@ -78,7 +78,7 @@ the file.`,
 			}
 			defer func() { err = errors.Join(err, stop()) }()
 		}
-		return run(cmd.Context(), cfg, nil, cmd.OutOrStdout())
+		return run(cmd.Context(), cfg, nil, cmd.OutOrStdout(), os.Stderr)
 	}
 	return cmd
 }
@@ -102,13 +102,13 @@ func startCPUProfile(path string) (stop func() error, err error) {
 // run serves the API until ctx is cancelled, then stops in order: stop
 // accepting and finish in-flight requests, stop the room actors, close the
 // store. It listens on cfg.HTTPAddr unless ln is given (tests pass one on
-// 127.0.0.1:0). The banner with an admin token goes to stdout, logs to
-// stderr.
-func run(ctx context.Context, cfg Config, ln net.Listener, stdout io.Writer) (err error) {
+// 127.0.0.1:0). The first start's banner with an admin token goes to
+// stdout, logs to stderr.
+func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Writer) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log := newLogger(os.Stderr, cfg)
+	log := newLogger(stderr, cfg)
 	defer applyGCPercent(cfg.GCPercent)()
 	trimCtx, stopTrimming := context.WithCancel(context.Background())
 	waitTrimmer := newMemoryTrimmer(log).start(trimCtx)
@@ -129,7 +129,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout io.Writer) (er
 		}
 	}()
 
-	key, fromDataDir, err := resolveKey(cfg, log)
+	key, keyFrom, err := resolveKey(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -160,6 +160,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout io.Writer) (er
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		store.Collector(),
+		currentBuild().collector(),
 	); err != nil {
 		return err
 	}
@@ -284,8 +285,10 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout io.Writer) (er
 	baseURL := "http://" + dialableAddr(ln.Addr())
 	log.Info("troupe serving", "version", versionString(), "http", baseURL,
 		"data_dir", cfg.DataDir, "rtc_udp", media.LocalAddr().String())
-	if err := printBanner(stdout, cfg, key, fromDataDir, baseURL); err != nil {
-		return err
+	if keyFrom == keyCreated {
+		if err := printBanner(stdout, cfg, key, baseURL); err != nil {
+			return err
+		}
 	}
 
 	if cfg.DebugAddr != "" {
@@ -356,15 +359,11 @@ func dialableAddr(a net.Addr) string {
 	return net.JoinHostPort(host, port)
 }
 
-// printBanner tells a person at the terminal how to use the server at once.
-// It prints an admin token only for the data dir's key: a key configured
-// explicitly belongs to an operator who mints tokens deliberately.
-func printBanner(w io.Writer, cfg Config, key auth.Key, fromDataDir bool, baseURL string) error {
-	if !fromDataDir {
-		_, err := fmt.Fprintf(w, "Troupe is ready at %s (API key %s).\nMint tokens with: troupe token --api-key %s --api-secret ... --admin\n",
-			baseURL, key.ID, key.ID)
-		return err
-	}
+// printBanner tells the person who just started Troupe for the first time
+// how to use it at once, with an admin token signed by the key pair this
+// start created. Later starts print nothing: they log where the key is and
+// how to mint a token instead.
+func printBanner(w io.Writer, cfg Config, key auth.Key, baseURL string) error {
 	token, err := auth.Mint(key, auth.AdminClaims(time.Now(), bannerTokenTTL))
 	if err != nil {
 		return err

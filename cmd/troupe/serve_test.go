@@ -60,7 +60,8 @@ type testServer struct {
 	url    string
 	addr   string
 	token  string
-	out    *syncBuffer
+	out    *syncBuffer // stdout
+	log    *syncBuffer // stderr: the logs
 	client *http.Client
 	cancel context.CancelFunc
 	done   chan error
@@ -91,10 +92,10 @@ func startServerOn(t *testing.T, cfg Config, ln net.Listener) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{
 		t: t, addr: ln.Addr().String(), url: "http://" + ln.Addr().String(),
-		out: &syncBuffer{}, client: &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second},
+		out: &syncBuffer{}, log: &syncBuffer{}, client: &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second},
 		cancel: cancel, done: make(chan error, 1),
 	}
-	go func() { s.done <- run(ctx, cfg, ln, s.out) }()
+	go func() { s.done <- run(ctx, cfg, ln, s.out, s.log) }()
 	t.Cleanup(func() { s.stop() })
 
 	deadline := time.Now().Add(20 * time.Second)
@@ -220,12 +221,41 @@ func TestFirstStartCreatesKeyLaterStartsReuseIt(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s2 := startServer(t, testConfig(dir))
+	// A later start prints no token, to stdout or to the logs, where it would
+	// be kept by whatever collects them; it logs where the key is and how
+	// to mint a token.
+	cfg := testConfig(dir)
+	cfg.LogFormat, cfg.LogLevel = "json", "info"
+	s2 := startServer(t, cfg)
 	if again, err := loadKey(dir); err != nil || again != key {
 		t.Fatalf("second start changed the key (err %v)", err)
 	}
 	s2.token = token // minted before the restart, still valid
 	s2.mustDo(http.StatusOK, http.MethodGet, "/api/v1/rooms", "")
+	if err := s2.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if out := s2.out.String(); out != "" {
+		t.Fatalf("a later start printed %q", out)
+	}
+	logs := s2.log.String()
+	if strings.Contains(logs, "eyJ") {
+		t.Fatalf("a later start logged a token:\n%s", logs)
+	}
+	var told bool
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec["level"] == "INFO" && rec["file"] == filepath.Join(dir, keysFile) &&
+			rec["mint_token"] == "troupe token --data-dir "+dir+" --admin" {
+			told = true
+		}
+	}
+	if !told {
+		t.Fatalf("no info record says where the key is and how to mint a token:\n%s", logs)
+	}
 }
 
 // /metrics carries the collectors serve registers next to httpapi's own.
@@ -251,6 +281,11 @@ func TestMetricsWiring(t *testing.T) {
 		if !bytes.Contains(body, []byte("\n"+family)) {
 			t.Errorf("/metrics lacks %s", family)
 		}
+	}
+	b := currentBuild()
+	buildInfo := fmt.Sprintf("\ntroupe_build_info{go_version=%q,revision=%q,version=%q} 1\n", b.GoVersion, b.Revision, b.Version)
+	if !bytes.Contains(body, []byte(buildInfo)) {
+		t.Errorf("/metrics lacks %s", strings.TrimSpace(buildInfo))
 	}
 }
 

@@ -34,7 +34,6 @@ line of the output, so TOKEN=$(troupe token --admin | tail -n1) works.`,
 	f.StringVar(&name, "name", "", "participant display name of a join token (default: the identity)")
 	f.StringVar(&role, "role", "", "publisher, subscriber or moderator")
 	f.DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token is valid")
-	cmd.MarkFlagsMutuallyExclusive("admin", "room")
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := cf.load(os.Getenv)
@@ -56,26 +55,30 @@ type tokenRequest struct {
 	ttl                        time.Duration
 }
 
-// claims checks the request and returns the claims to sign.
+// claims checks the request and returns the claims to sign. Every error
+// is a usage error: the request is made of flags only.
 func (r tokenRequest) claims(now time.Time) (auth.Claims, error) {
 	if r.ttl <= 0 {
-		return auth.Claims{}, fmt.Errorf("--ttl %v: must be positive", r.ttl)
+		return auth.Claims{}, usageErrorf("--ttl %v: must be positive", r.ttl)
 	}
 	if r.admin {
+		if r.room != "" {
+			return auth.Claims{}, usageErrorf("--admin and --room: an admin token has no room; give one or the other")
+		}
 		if r.identity != "" || r.role != "" || r.name != "" {
-			return auth.Claims{}, errors.New("--admin takes no --identity, --name or --role")
+			return auth.Claims{}, usageErrorf("--admin takes no --identity, --name or --role")
 		}
 		return auth.AdminClaims(now, r.ttl), nil
 	}
 	if r.room == "" {
-		return auth.Claims{}, errors.New("say which token: --admin, or --room ID --identity NAME --role ROLE")
+		return auth.Claims{}, usageErrorf("say which token: --admin, or --room ID --identity NAME --role ROLE")
 	}
 	if r.identity == "" {
-		return auth.Claims{}, errors.New("a join token needs --identity")
+		return auth.Claims{}, usageErrorf("a join token needs --identity")
 	}
 	role, err := auth.ParseRole(r.role)
 	if err != nil {
-		return auth.Claims{}, fmt.Errorf("--role: %w", err)
+		return auth.Claims{}, usageErrorf("--role: %w", err)
 	}
 	name := r.name
 	if name == "" {
@@ -94,8 +97,9 @@ func mintToken(w io.Writer, cfg Config, r tokenRequest, now time.Time) error {
 	if !ok {
 		key, err = loadKey(cfg.DataDir)
 		if errors.Is(err, ErrNoKey) {
-			return fmt.Errorf("%w: %v; run `troupe serve --data-dir %s` once to create one, or pass --api-key and --api-secret",
-				ErrNoKey, err, cfg.DataDir)
+			// err already says "no API key" and which file is missing.
+			return fmt.Errorf("%w; run `troupe serve --data-dir %s` once to create one, or pass --api-key and --api-secret",
+				err, cfg.DataDir)
 		}
 		if err != nil {
 			return err

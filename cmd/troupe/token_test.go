@@ -89,7 +89,7 @@ func TestTokenCommandErrors(t *testing.T) {
 	}{
 		{"no key file", []string{"--data-dir", t.TempDir() + "/none", "--admin"}, "run `troupe serve"},
 		{"neither kind", []string{"--data-dir", dir}, "--admin, or --room"},
-		{"both kinds", []string{"--data-dir", dir, "--admin", "--room", "r"}, "none of the others"},
+		{"both kinds", []string{"--data-dir", dir, "--admin", "--room", "r"}, "--admin and --room"},
 		{"join without identity", []string{"--data-dir", dir, "--room", "r", "--role", "publisher"}, "--identity"},
 		{"join without role", []string{"--data-dir", dir, "--room", "r", "--identity", "a"}, "--role"},
 		{"bad role", []string{"--data-dir", dir, "--room", "r", "--identity", "a", "--role", "owner"}, "publisher, subscriber or moderator"},
