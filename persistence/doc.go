@@ -7,6 +7,12 @@
 // state change and the webhook events reporting it are stored together or
 // not at all.
 //
+// Backend (backend.go) names what any store of record provides and states
+// its contracts; Store is the Pebble backend of a single node, and a
+// cluster's etcd backend implements the same interface. The conformance
+// suite in persistence/storetest checks a backend against those contracts;
+// conformance_test.go runs it on Store.
+//
 // Nothing outside this package knows the key layout (see keys.go) or the
 // value encodings (see codec.go). Every write that acknowledges an API call is
 // synced to the write-ahead log before the method returns; concurrent writers

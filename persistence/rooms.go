@@ -11,18 +11,6 @@ import (
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
-// RoomStore is the room storage the room actors need. Store implements it
-// on the local Pebble database; a store shared by the nodes of a cluster can
-// stand in for it.
-type RoomStore interface {
-	GetRoom(ctx context.Context, id string) (*recordpb.Room, error)
-	PutRoom(ctx context.Context, r *recordpb.Room) error
-	DeleteRoom(ctx context.Context, id string) error
-	ListRooms(ctx context.Context, q RoomQuery) (RoomPage, error)
-}
-
-var _ RoomStore = (*Store)(nil)
-
 // RoomQuery selects a page of rooms.
 type RoomQuery struct {
 	// Status filters by status; UNSPECIFIED means every room.

@@ -1,0 +1,347 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+// IdempotencyTTL is the idempotency TTL that open must give the backends it
+// opens (Config.IdempotencyTTL for a persistence.Store): the expiry tests
+// store records a little younger and a little older than it.
+const IdempotencyTTL = time.Hour
+
+// Open opens a backend over dir. Reopening the same dir must give back what
+// the backend closed there, and a new dir an empty backend. It fails t if
+// the backend cannot be opened. Run closes every backend it opens.
+type Open func(t *testing.T, dir string) persistence.Backend
+
+// Run runs the conformance suite against the backend that open opens.
+func Run(t *testing.T, open Open) {
+	h := &harness{open: open}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			for _, c := range g.cases {
+				t.Run(c.name, func(t *testing.T) { c.run(t, h) })
+			}
+		})
+	}
+}
+
+type testCase struct {
+	name string
+	run  func(t *testing.T, h *harness)
+}
+
+var groups = []struct {
+	name  string
+	cases []testCase
+}{
+	{"Rooms", roomCases},
+	{"Sessions", sessionCases},
+	{"Apply", applyCases},
+	{"Outbox", outboxCases},
+	{"Idempotency", idempotencyCases},
+	{"Lifecycle", lifecycleCases},
+}
+
+type harness struct{ open Open }
+
+// fresh opens a backend over a new directory.
+func (h *harness) fresh(t *testing.T) (persistence.Backend, string) {
+	t.Helper()
+	dir := t.TempDir()
+	return h.reopen(t, dir), dir
+}
+
+// reopen opens the backend over dir, to be closed at the end of the test.
+func (h *harness) reopen(t *testing.T, dir string) persistence.Backend {
+	t.Helper()
+	b := h.open(t, dir)
+	if b == nil {
+		t.Fatalf("open(%s) returned no backend", dir)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return b
+}
+
+// cycle closes b and opens its directory again.
+func (h *harness) cycle(t *testing.T, b persistence.Backend, dir string) persistence.Backend {
+	t.Helper()
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	return h.reopen(t, dir)
+}
+
+// The records the tests store are placed in time from epoch, in seconds.
+var epoch = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func at(sec int) *timestamppb.Timestamp {
+	return timestamppb.New(epoch.Add(time.Duration(sec) * time.Second))
+}
+
+var (
+	roomActive = recordpb.RoomStatus_ROOM_STATUS_ACTIVE
+	roomEnded  = recordpb.RoomStatus_ROOM_STATUS_ENDED
+	anyRoom    = recordpb.RoomStatus_ROOM_STATUS_UNSPECIFIED
+
+	inProgress = recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS
+	sesEnded   = recordpb.SessionStatus_SESSION_STATUS_ENDED
+	anySession = recordpb.SessionStatus_SESSION_STATUS_UNSPECIFIED
+)
+
+func newRoom(id string, st recordpb.RoomStatus, createdSec int) *recordpb.Room {
+	return &recordpb.Room{
+		Id:        id,
+		Name:      "name-" + id,
+		Status:    st,
+		CreatedAt: at(createdSec),
+		Config:    &recordpb.RoomConfig{MaxParticipants: 8, EmptyTimeout: 120},
+	}
+}
+
+func newSession(id, roomID string, st recordpb.SessionStatus, startSec int) *recordpb.Session {
+	s := &recordpb.Session{
+		Id:             id,
+		RoomId:         roomID,
+		Name:           "name-" + roomID,
+		Status:         st,
+		StartTime:      at(startSec),
+		CreatedAt:      at(startSec),
+		UpdatedAt:      at(startSec),
+		LastActivityAt: at(startSec),
+		MaxMembers:     4,
+	}
+	if st == sesEnded {
+		s.EndTime, s.EndReason = at(startSec+30), "room-closed"
+	}
+	return s
+}
+
+func newMember(sessionID, participantID string, joinedSec int) *recordpb.SessionMember {
+	return &recordpb.SessionMember{
+		SessionId:     sessionID,
+		ParticipantId: participantID,
+		Identity:      "id-" + participantID,
+		Role:          "subscriber",
+		JoinedAt:      at(joinedSec),
+	}
+}
+
+const (
+	hookA = "https://a.example/hook"
+	hookB = "https://b.example/hook"
+)
+
+func newEvent(id, roomID, endpoint string) *recordpb.WebhookEvent {
+	return &recordpb.WebhookEvent{
+		Id:        id,
+		Event:     "participant-left",
+		CreatedAt: at(0),
+		RoomId:    roomID,
+		SessionId: "ses-" + roomID,
+		Data:      []byte(`{"id":"` + id + `"}`),
+		Endpoint:  endpoint,
+		Secret:    "secret-" + id,
+	}
+}
+
+// events returns one event per id, all of one queue.
+func events(roomID, endpoint string, ids ...string) []*recordpb.WebhookEvent {
+	out := make([]*recordpb.WebhookEvent, len(ids))
+	for i, id := range ids {
+		out[i] = newEvent(id, roomID, endpoint)
+	}
+	return out
+}
+
+func apply(t *testing.T, b persistence.Backend, w persistence.Writes) {
+	t.Helper()
+	if err := b.Apply(context.Background(), w); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+}
+
+func putRooms(t *testing.T, b persistence.Backend, rooms ...*recordpb.Room) {
+	t.Helper()
+	for _, r := range rooms {
+		if err := b.PutRoom(context.Background(), r); err != nil {
+			t.Fatalf("PutRoom(%s): %v", r.Id, err)
+		}
+	}
+}
+
+func ids[T interface{ GetId() string }](records []T) []string {
+	out := make([]string, len(records))
+	for i, r := range records {
+		out[i] = r.GetId()
+	}
+	return out
+}
+
+func participants(ms []*recordpb.SessionMember) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.ParticipantId
+	}
+	return out
+}
+
+// page returns the window that Limit and Offset select from all matches.
+func page(all []string, limit, offset int) []string {
+	lo := min(max(offset, 0), len(all))
+	hi := len(all)
+	if limit > 0 {
+		hi = min(lo+limit, hi)
+	}
+	return all[lo:hi]
+}
+
+func wantErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("%s = %v, want an error matching %v", what, err, want)
+	}
+}
+
+func wantEqual(t *testing.T, what string, got, want proto.Message) {
+	t.Helper()
+	if !proto.Equal(got, want) {
+		t.Fatalf("%s = %v, want %v", what, got, want)
+	}
+}
+
+func getRoom(t *testing.T, b persistence.Backend, id string) *recordpb.Room {
+	t.Helper()
+	r, err := b.GetRoom(context.Background(), id)
+	if err != nil {
+		t.Fatalf("GetRoom(%q): %v", id, err)
+	}
+	return r
+}
+
+func getSession(t *testing.T, b persistence.Backend, id string) *recordpb.Session {
+	t.Helper()
+	s, err := b.GetSession(context.Background(), id)
+	if err != nil {
+		t.Fatalf("GetSession(%q): %v", id, err)
+	}
+	return s
+}
+
+func listRooms(t *testing.T, b persistence.Backend, q persistence.RoomQuery) ([]string, int) {
+	t.Helper()
+	p, err := b.ListRooms(context.Background(), q)
+	if err != nil {
+		t.Fatalf("ListRooms(%+v): %v", q, err)
+	}
+	return ids(p.Rooms), p.Total
+}
+
+func listSessions(t *testing.T, b persistence.Backend, q persistence.SessionQuery) ([]string, int) {
+	t.Helper()
+	p, err := b.ListSessions(context.Background(), q)
+	if err != nil {
+		t.Fatalf("ListSessions(%+v): %v", q, err)
+	}
+	return ids(p.Sessions), p.Total
+}
+
+func members(t *testing.T, b persistence.Backend, sessionID string) []*recordpb.SessionMember {
+	t.Helper()
+	ms, err := b.ListSessionMembers(context.Background(), sessionID)
+	if err != nil {
+		t.Fatalf("ListSessionMembers(%q): %v", sessionID, err)
+	}
+	return ms
+}
+
+func deliveries(t *testing.T, b persistence.Backend, q persistence.DeliveryQuery) ([]*recordpb.WebhookEvent, int) {
+	t.Helper()
+	p, err := b.ListWebhookDeliveries(context.Background(), q)
+	if err != nil {
+		t.Fatalf("ListWebhookDeliveries(%+v): %v", q, err)
+	}
+	return p.Deliveries, p.Total
+}
+
+func head(t *testing.T, b persistence.Backend, roomID, endpoint string) *recordpb.WebhookEvent {
+	t.Helper()
+	e, err := b.OutboxHead(context.Background(), roomID, endpoint)
+	if err != nil {
+		t.Fatalf("OutboxHead(%q, %q): %v", roomID, endpoint, err)
+	}
+	return e
+}
+
+// drain acknowledges a queue's deliveries until it is empty, and returns
+// their ids in the order it met them. It checks that Seq grows.
+func drain(t *testing.T, b persistence.Backend, roomID, endpoint string) []string {
+	t.Helper()
+	ctx := context.Background()
+	var out []string
+	var last uint64
+	for {
+		e, err := b.OutboxHead(ctx, roomID, endpoint)
+		if errors.Is(err, persistence.ErrNotFound) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("OutboxHead(%q, %q): %v", roomID, endpoint, err)
+		}
+		if len(out) > 0 && e.Seq <= last {
+			t.Fatalf("queue %s %s: %s has Seq %d after Seq %d", roomID, endpoint, e.Id, e.Seq, last)
+		}
+		last = e.Seq
+		if err := b.AckWebhookEvent(ctx, e); err != nil {
+			t.Fatalf("AckWebhookEvent(%s): %v", e.Id, err)
+		}
+		out = append(out, e.Id)
+	}
+}
+
+func backlog(t *testing.T, b persistence.Backend, pending, failed int) {
+	t.Helper()
+	if p, f := b.WebhookBacklog(); p != pending || f != failed {
+		t.Fatalf("WebhookBacklog = %d pending, %d failed; want %d, %d", p, f, pending, failed)
+	}
+}
+
+// assertEmpty checks that b holds no rooms, sessions, deliveries, or members
+// of the given sessions.
+func assertEmpty(t *testing.T, b persistence.Backend, sessionIDs ...string) {
+	t.Helper()
+	if got, total := listRooms(t, b, persistence.RoomQuery{}); len(got) != 0 || total != 0 {
+		t.Errorf("rooms %v of %d, want none", got, total)
+	}
+	if got, total := listSessions(t, b, persistence.SessionQuery{}); len(got) != 0 || total != 0 {
+		t.Errorf("sessions %v of %d, want none", got, total)
+	}
+	for _, id := range sessionIDs {
+		if ms := members(t, b, id); len(ms) != 0 {
+			t.Errorf("members of %s: %v, want none", id, participants(ms))
+		}
+	}
+	heads, err := b.OutboxHeads(context.Background())
+	if err != nil || len(heads) != 0 {
+		t.Errorf("OutboxHeads = %v, %v; want none", ids(heads), err)
+	}
+	if got, total := deliveries(t, b, persistence.DeliveryQuery{Status: persistence.DeliveryPending}); len(got) != 0 || total != 0 {
+		t.Errorf("pending deliveries %v of %d, want none", ids(got), total)
+	}
+	if p, f := b.WebhookBacklog(); p != 0 || f != 0 {
+		t.Errorf("WebhookBacklog = %d, %d; want zeros", p, f)
+	}
+}
