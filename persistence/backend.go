@@ -39,10 +39,11 @@ import (
 //     machine once the method has returned (Pebble: the WAL is synced; etcd:
 //     a quorum committed it). Every write a method reported done, durable or
 //     not, is read back after Close and a reopen of the same data.
-//   - Times that are stored as listing positions (a room's created_at, a
-//     session's start_time, a member's joined_at, an event's created_at and
+//   - The times a record needs (a room's created_at, a session's
+//     start_time, a member's joined_at, an event's created_at and
 //     failed_at, an idempotency record's CreatedAt) must be valid and within
-//     what Unix nanoseconds hold (the years 1678 to 2262).
+//     what Unix nanoseconds hold (the years 1678 to 2262): most of them are
+//     listing positions.
 //
 // Listings (ListRooms, ListSessions, ListWebhookDeliveries) take a Limit
 // (zero or less: no limit) and an Offset (how many matching records to skip;
