@@ -39,10 +39,11 @@ import (
 //     machine once the method has returned (Pebble: the WAL is synced; etcd:
 //     a quorum committed it). Every write a method reported done, durable or
 //     not, is read back after Close and a reopen of the same data.
-//   - Times that are stored as listing positions (a room's created_at, a
-//     session's start_time, a member's joined_at, an event's created_at and
+//   - The times a record needs (a room's created_at, a session's
+//     start_time, a member's joined_at, an event's created_at and
 //     failed_at, an idempotency record's CreatedAt) must be valid and within
-//     what Unix nanoseconds hold (the years 1678 to 2262).
+//     what Unix nanoseconds hold (the years 1678 to 2262): most of them are
+//     listing positions.
 //
 // Listings (ListRooms, ListSessions, ListWebhookDeliveries) take a Limit
 // (zero or less: no limit) and an Offset (how many matching records to skip;
@@ -83,12 +84,14 @@ type Backend interface {
 	// returns nil). A queue is one room's deliveries to one endpoint. The
 	// events of a queue are delivered in Seq order, which is the order of
 	// the Apply calls that queued them and, within a call, their order in
-	// w.Events: an event's Seq is greater than that of every event still
-	// pending in its queue, including across Close and reopen. Whenever a
-	// reader sees an event, it sees every event of the same queue with a
-	// lower Seq that is still pending, so a deliverer reading the head of a
-	// queue never skips one being committed. Seq values are not unique over
-	// time: once settled, a Seq may be taken again.
+	// w.Events: an event's Seq is greater than that of every event queued
+	// to its queue earlier since the backend was opened, and than that of
+	// every event still pending in its queue (so across Close and reopen
+	// too). Whenever a reader sees an event, it sees every event of the same
+	// queue with a lower Seq that is still pending, so a deliverer reading
+	// the head of a queue never skips one being committed. Seq values are
+	// not unique over time: after a reopen, the Seq of a settled event may
+	// be taken again.
 	//
 	// Writes to different rooms and sessions may commit concurrently;
 	// concurrent writes of one room or one session are ordered, the last

@@ -17,6 +17,7 @@ var applyCases = []testCase{
 	{"Invalid", testApplyInvalid},
 	{"DeleteMissingRoom", testApplyDeleteMissingRoom},
 	{"Together", testApplyTogether},
+	{"PutOneRoomDeleteAnother", testApplyPutAndDelete},
 	{"Empty", testApplyEmpty},
 	{"ConcurrentWriters", testApplyConcurrent},
 }
@@ -148,6 +149,22 @@ func testApplyTogether(t *testing.T, h *harness) {
 	checkSecond(b)
 	b = h.cycle(t, b, dir)
 	checkSecond(b)
+}
+
+// testApplyPutAndDelete replaces one room by another in one Apply.
+func testApplyPutAndDelete(t *testing.T, h *harness) {
+	b, _ := h.fresh(t)
+	putRooms(t, b, newRoom("old", roomActive, 0))
+	apply(t, b, persistence.Writes{Room: newRoom("new", roomActive, 1), DeleteRoom: "old"})
+	if got, total := listRooms(t, b, persistence.RoomQuery{Status: roomActive}); !slices.Equal(got, []string{"new"}) || total != 1 {
+		t.Fatalf("ListRooms = %v of %d, want [new]", got, total)
+	}
+	// The same again fails as a whole: "old" is gone, so "newer" is not
+	// written either.
+	wantErr(t, "Apply deleting old again", b.Apply(context.Background(), persistence.Writes{Room: newRoom("newer", roomActive, 2), DeleteRoom: "old"}), persistence.ErrNotFound)
+	if got, total := listRooms(t, b, persistence.RoomQuery{}); !slices.Equal(got, []string{"new"}) || total != 1 {
+		t.Fatalf("ListRooms after the failed Apply = %v of %d, want [new]", got, total)
+	}
 }
 
 func testApplyEmpty(t *testing.T, h *harness) {

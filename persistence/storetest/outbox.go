@@ -368,9 +368,8 @@ func testOutboxSeqAfterReopen(t *testing.T, h *harness) {
 }
 
 // testOutboxConcurrent has writers queue events to one room while a
-// drainer acknowledges the head of its queue: none may be lost, and each
-// writer's events must come out in the order it queued them. A head read
-// while an earlier event of the queue is still committing would break it.
+// drainer acknowledges the head of its queue: none may be lost, heads must
+// come in Seq order, and each writer's events in the order it queued them.
 func testOutboxConcurrent(t *testing.T, h *harness) {
 	ctx := context.Background()
 	b, _ := h.fresh(t)
@@ -392,6 +391,7 @@ func testOutboxConcurrent(t *testing.T, h *harness) {
 		})
 	}
 	var drained []string
+	var lastSeq uint64
 	for tokens := 0; len(drained) < writers*perWriter; {
 		e, err := b.OutboxHead(ctx, "r1", hookA)
 		if errors.Is(err, persistence.ErrNotFound) {
@@ -405,6 +405,12 @@ func testOutboxConcurrent(t *testing.T, h *harness) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A head below one already delivered was committed after a later
+		// one had been seen: the deliverer would have skipped it.
+		if e.Seq <= lastSeq {
+			t.Fatalf("head %s has Seq %d after Seq %d was delivered", e.Id, e.Seq, lastSeq)
+		}
+		lastSeq = e.Seq
 		if err := b.AckWebhookEvent(ctx, e); err != nil {
 			t.Fatal(err)
 		}
