@@ -67,6 +67,10 @@ var benignPionWarnings = []benignWarning{
 	// where a socket of its own would report net.ErrClosed, which pion
 	// does not log.
 	{"ice", "Failed to read from candidate ", io.ErrClosedPipe.Error()},
+	// The client's first DTLS packet may arrive just before the DTLS
+	// transport has registered with the mux: it is queued and delivered
+	// then. One dropped ("not adding to queue") stays a warning.
+	{"mux", "Warning: mux: no endpoint for packet starting with ", ", adding to queue"},
 }
 
 func (p pionLogger) log(level slog.Level, msg string) {

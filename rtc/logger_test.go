@@ -57,6 +57,12 @@ func TestPionLoggerLevels(t *testing.T) {
 		{"candidate closes", "ice", func(l logging.LeveledLogger) {
 			l.Warnf("Failed to read from candidate %s: %v", "udp4 host 127.0.0.1:7882", "io: read/write on closed pipe")
 		}, levelPionBenign},
+		{"DTLS before its endpoint, queued", "mux", func(l logging.LeveledLogger) {
+			l.Warnf("Warning: mux: no endpoint for packet starting with %d, adding to queue size(%d)", 22, 0)
+		}, levelPionBenign},
+		{"DTLS before its endpoint, dropped", "mux", func(l logging.LeveledLogger) {
+			l.Warnf("Warning: mux: no endpoint for packet starting with %d, not adding to queue size(%d)", 22, 500)
+		}, slog.LevelWarn},
 		{"candidate read fails", "ice", func(l logging.LeveledLogger) {
 			l.Warnf("Failed to read from candidate %s: %v", "udp4 host 127.0.0.1:7882", "connection refused")
 		}, slog.LevelWarn},
