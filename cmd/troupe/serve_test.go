@@ -572,6 +572,7 @@ func TestBenchAPIWithChildServer(t *testing.T) {
 	if err := json.Unmarshal(data, &report); err != nil {
 		t.Fatal(err)
 	}
+	checkBenchMeta(t, report.benchMeta, "api", "--clients=2")
 	if len(report.Results) != 2 {
 		t.Fatalf("results %+v", report.Results)
 	}
