@@ -138,7 +138,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Wri
 	}
 	store, err := persistence.Open(persistence.Config{
 		Dir:    filepath.Join(cfg.DataDir, "db"),
-		Logger: log, // each of these packages names itself as the component
+		Logger: log, // persistence, webhook and httpapi name themselves as the component
 	})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
