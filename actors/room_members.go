@@ -175,6 +175,7 @@ func (a *roomActor) admit(ctx actor.Context, joins []pendingJoin) int {
 		}
 		pc, refused := a.checkJoin(ctx, room, req, len(ok))
 		if refused != nil {
+			a.deps.cfg.Logger.Info("join refused", "room", a.id, "identity", req.Identity, "role", string(req.Role), "kind", req.Kind.String(), "reason", refused.err)
 			replies = append(replies, refused)
 			continue
 		}

@@ -1,7 +1,6 @@
 package mediaload
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +10,9 @@ import (
 // WriteTable prints one row per step.
 func WriteTable(w io.Writer, steps []Step) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tpubs\tsubs\texpected\treceived\tloss %\tmissing tracks\tlat p50 ms\tp99 ms\tmax ms\tpath p50 ms\tp99 ms\tjoin p50 ms\tp99 ms\tfwd pkt/s\tsrv cores\tµs/pkt\tpkt/s/core\tRSS MB\tKB/part\tclient cores\t")
+	// Every column says which figure it is: "lat" is end-to-end latency,
+	// "path" the path latency, "join" join to first packet.
+	fmt.Fprintln(tw, "server\tpubs\tsubs\texpected\treceived\tloss %\tmissing tracks\tlat p50 ms\tlat p99 ms\tlat max ms\tpath p50 ms\tpath p99 ms\tjoin p50 ms\tjoin p99 ms\tfwd pkt/s\tsrv cores\tµs/pkt\tpkt/s/core\tRSS MB\tKB/part\tclient cores\t")
 	for _, s := range steps {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%d\t%.2f\t%.2f\t%.1f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.0f\t%.1f\t%.0f\t%.2f\t\n",
 			s.Server, s.Publishers, s.Subscribers, s.ExpectedPackets, s.ReceivedPackets, 100*s.LossRatio, s.MissingTracks,
@@ -26,7 +27,7 @@ func WriteTable(w io.Writer, steps []Step) error {
 // (matched by step number), with the ratio of their CPU per packet.
 func WriteComparison(w io.Writer, troupe, baseline []Step) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "subs\ttroupe µs/pkt\tbaseline µs/pkt\tbaseline/troupe\ttroupe loss %\tbaseline loss %\ttroupe p99 ms\tbaseline p99 ms\ttroupe path p99 ms\tbaseline path p99 ms\t")
+	fmt.Fprintln(tw, "subs\ttroupe µs/pkt\tbaseline µs/pkt\tbaseline/troupe\ttroupe loss %\tbaseline loss %\ttroupe lat p99 ms\tbaseline lat p99 ms\ttroupe path p99 ms\tbaseline path p99 ms\t")
 	for i := range min(len(troupe), len(baseline)) {
 		t, b := troupe[i], baseline[i]
 		fmt.Fprintf(tw, "%d\t%.2f\t%.2f\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n",
@@ -51,18 +52,6 @@ func ratio(baseline, troupe float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2fx", r)
-}
-
-// WriteJSONFile writes the steps as a JSON array, one object per step.
-func WriteJSONFile(path string, steps []Step) error {
-	if steps == nil {
-		steps = []Step{}
-	}
-	data, err := json.MarshalIndent(steps, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
 }
 
 // WriteSVGFile writes the chart of WriteSVG to path.

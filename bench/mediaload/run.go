@@ -65,8 +65,12 @@ type Config struct {
 	// JoinTimeout bounds the wait for every participant's media at each
 	// step; DefaultJoinTimeout when zero.
 	JoinTimeout time.Duration
-	// Progress, if set, gets a live progress line (rewritten with \r).
-	Progress io.Writer
+	// Progress, if set, gets progress lines: each update a line of its
+	// own (a repeated one is left out), so that a pipe or a log file reads
+	// well; or, with ProgressInPlace, one line rewritten in place with \r,
+	// for a terminal.
+	Progress        io.Writer
+	ProgressInPlace bool
 	// API makes the clients' peer connections. By default each client
 	// gets its own rtctest.ClientAPIWithArrivals, whose sockets record
 	// when packets arrive: the path latency. With a given API that figure
@@ -165,6 +169,9 @@ type runner struct {
 	sendCtx  context.Context
 	stopSend context.CancelFunc
 	sendWG   sync.WaitGroup
+	// lastProgress is the last progress line written; only Run's
+	// goroutine reports progress.
+	lastProgress string
 
 	mu      sync.Mutex // guards the following
 	parts   []*participant
@@ -640,11 +647,19 @@ func (r *runner) progress(format string, args ...any) {
 		return
 	}
 	line := fmt.Sprintf(format, args...)
-	fmt.Fprintf(r.cfg.Progress, "\r%-100s", line)
+	if r.cfg.ProgressInPlace {
+		fmt.Fprintf(r.cfg.Progress, "\r%-100s", line)
+		return
+	}
+	// The wait for media reports every 100 ms, mostly the same thing.
+	if line != r.lastProgress {
+		r.lastProgress = line
+		fmt.Fprintln(r.cfg.Progress, line)
+	}
 }
 
 func (r *runner) progressDone() {
-	if r.cfg.Progress != nil {
+	if r.cfg.Progress != nil && r.cfg.ProgressInPlace {
 		fmt.Fprintf(r.cfg.Progress, "\r%-100s\r", "")
 	}
 }

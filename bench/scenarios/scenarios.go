@@ -84,18 +84,22 @@ type Audio struct {
 }
 
 // Ramp is the subscribers per room of the steps of --ramp: Start, then
-// Start+Step, ... up to Max.
+// Start+Step, ... and Max last.
 type Ramp struct {
 	Start int `yaml:"start"`
 	Step  int `yaml:"step"`
 	Max   int `yaml:"max"`
 }
 
-// Steps lists the subscriber counts of the ramp.
+// Steps lists the subscriber counts of the ramp. The last is Max, even off
+// the grid of steps: it is the count asked for.
 func (r Ramp) Steps() []int {
 	var out []int
 	for n := r.Start; n <= r.Max; n += r.Step {
 		out = append(out, n)
+	}
+	if len(out) > 0 && out[len(out)-1] < r.Max {
+		out = append(out, r.Max)
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,7 +138,17 @@ func TestWith(t *testing.T) {
 			}
 		})
 	}
-	if r := (Ramp{Start: 10, Step: 20, Max: 50}).Steps(); len(r) != 3 || r[2] != 50 {
-		t.Errorf("ramp steps %v", r)
+	for _, c := range []struct {
+		ramp Ramp
+		want []int
+	}{
+		{Ramp{Start: 10, Step: 20, Max: 50}, []int{10, 30, 50}},
+		// The count asked for is the last step, even off the grid.
+		{Ramp{Start: 2, Step: 4, Max: 8}, []int{2, 6, 8}},
+		{Ramp{Start: 6, Step: 10, Max: 6}, []int{6}},
+	} {
+		if got := c.ramp.Steps(); !slices.Equal(got, c.want) {
+			t.Errorf("%+v: steps %v, want %v", c.ramp, got, c.want)
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/troupe-media/troupe/bench/apiload"
 	"github.com/troupe-media/troupe/bench/mediaload"
@@ -69,7 +70,7 @@ stopped and its data removed at the end. With --server, pass an admin
 --token; note that the create phase adds rooms to that server.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return benchAPI(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return benchAPI(cmd, o)
 		},
 	}
 	f := cmd.Flags()
@@ -81,13 +82,64 @@ stopped and its data removed at the end. With --server, pass an admin
 	return cmd
 }
 
-// benchReport is the --json output.
+// benchMeta says what produced a benchmark's --json report: the build,
+// the machine, when, and the command line, so that figures can be told
+// apart and the run repeated. Both benchmarks' reports start with it.
+type benchMeta struct {
+	Version   string    `json:"version"`
+	Revision  string    `json:"revision,omitempty"`
+	GoVersion string    `json:"go_version"`
+	OS        string    `json:"os"`
+	Arch      string    `json:"arch"`
+	CPUs      int       `json:"cpus"`
+	Time      time.Time `json:"time"`
+	// Command is the command line, flags as given; a --token's value is
+	// left out.
+	Command []string `json:"command"`
+	// Server is the server's URL, or "child process".
+	Server string `json:"server"`
+}
+
+func newBenchMeta(cmd *cobra.Command, server string) benchMeta {
+	b := currentBuild()
+	command := strings.Fields(cmd.CommandPath())
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		v := f.Value.String()
+		if f.Name == "token" {
+			v = "..." // a credential: kept out of files that get shared
+		}
+		command = append(command, "--"+f.Name+"="+v)
+	})
+	return benchMeta{
+		Version: b.Version, Revision: b.Revision, GoVersion: b.GoVersion,
+		OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(),
+		Time: time.Now().UTC(), Command: command, Server: server,
+	}
+}
+
+// writeJSONFile writes v, indented, to path.
+func writeJSONFile(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write --json: %w", err)
+	}
+	return nil
+}
+
+// benchReport is the --json output of `bench api`.
 type benchReport struct {
-	Server    string        `json:"server"`
-	GoVersion string        `json:"go_version"`
-	CPUs      int           `json:"cpus"`
-	Time      time.Time     `json:"time"`
-	Results   []benchResult `json:"results"`
+	benchMeta
+	Results []benchResult `json:"results"`
+}
+
+// benchMediaReport is the --json output of `bench media`: one object per
+// step, Troupe's then the baseline's.
+type benchMediaReport struct {
+	benchMeta
+	Steps []mediaload.Step `json:"steps"`
 }
 
 type benchResult struct {
@@ -109,7 +161,8 @@ type benchResult struct {
 	ServerCPUPerReqUs float64 `json:"server_cpu_us_per_req"`
 }
 
-func benchAPI(ctx context.Context, o benchAPIOptions, stdout, stderr io.Writer) (err error) {
+func benchAPI(cmd *cobra.Command, o benchAPIOptions) (err error) {
+	ctx, stdout, stderr := cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr()
 	if o.clients < 1 {
 		return usageErrorf("--clients %d: must be at least 1", o.clients)
 	}
@@ -136,7 +189,7 @@ func benchAPI(ctx context.Context, o benchAPIOptions, stdout, stderr io.Writer) 
 	}
 	fmt.Fprintf(stdout, "benchmarking %s (%s), %d clients, %v per op\n", baseURL, where, o.clients, o.duration)
 
-	report := benchReport{Server: where, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Time: time.Now().UTC()}
+	report := benchReport{benchMeta: newBenchMeta(cmd, where)}
 	for _, op := range []apiload.Op{apiload.OpGet, apiload.OpCreate} {
 		cpuBefore, cpuErr := serverCPUSeconds(ctx, client, baseURL)
 		res, err := apiload.Run(ctx, apiload.Config{
@@ -156,13 +209,7 @@ func benchAPI(ctx context.Context, o benchAPIOptions, stdout, stderr io.Writer) 
 		return err
 	}
 	if o.jsonFile != "" {
-		data, err := json.MarshalIndent(report, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.jsonFile, append(data, '\n'), 0o644); err != nil {
-			return fmt.Errorf("write --json: %w", err)
-		}
+		return writeJSONFile(o.jsonFile, report)
 	}
 	return nil
 }
@@ -385,6 +432,7 @@ type benchMediaOptions struct {
 	subscribers int
 	duration    time.Duration
 	ramp        bool
+	rampStart   int
 	rampStep    int
 	jsonFile    string
 	svgFile     string
@@ -421,15 +469,16 @@ executable, on a temporary data dir and free ports) and removed at the end.
 With --server, pass an admin --token and the server's --server-pid to get
 its CPU and memory figures.
 
---ramp adds subscribers step by step (the scenario's ramp; --subscribers
-sets its maximum) until loss passes 1% or end-to-end p99 latency 100 ms, and reports
-the capacity. --baseline naive-pion runs the same scenario against a
+--ramp adds subscribers step by step until loss passes 1% or end-to-end
+p99 latency 100 ms, and reports the capacity: the scenario's ramp, or
+--ramp-step N from N (or from --ramp-start) up to --subscribers, the last
+step. --baseline naive-pion runs the same scenario against a
 forwarder written like pion's examples, as a child process, and prints the
 ratio of their CPU per packet.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.subscribersSet = cmd.Flags().Changed("subscribers")
-			return benchMedia(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return benchMedia(cmd, o)
 		},
 	}
 	f := cmd.Flags()
@@ -439,8 +488,9 @@ ratio of their CPU per packet.`,
 	f.IntVar(&o.subscribers, "subscribers", 0, "subscribers per room; with --ramp, the last step (default: the scenario's)")
 	f.DurationVar(&o.duration, "duration", 0, "measured time of each step (default: the scenario's)")
 	f.BoolVar(&o.ramp, "ramp", false, "add subscribers step by step until loss > 1% or p99 > 100 ms")
+	f.IntVar(&o.rampStart, "ramp-start", 0, "subscribers per room of the ramp's first step (default: --ramp-step if given, else the scenario's)")
 	f.IntVar(&o.rampStep, "ramp-step", 0, "subscribers added per ramp step (default: the scenario's)")
-	f.StringVar(&o.jsonFile, "json", "", "write the steps to this file as JSON")
+	f.StringVar(&o.jsonFile, "json", "", "write the steps to this file as JSON, with the build, the machine and the command line")
 	f.StringVar(&o.svgFile, "svg", "", "write a chart of CPU per packet and p99 latency to this SVG file")
 	f.StringVar(&o.baseline, "baseline", "", "also run a baseline: "+baselineNaive)
 	f.StringVar(&o.server, "server", "", "base URL of a running server (default: start one)")
@@ -451,8 +501,9 @@ ratio of their CPU per packet.`,
 	return cmd
 }
 
-func benchMedia(ctx context.Context, o benchMediaOptions, stdout, stderr io.Writer) (err error) {
-	sc, steps, err := o.plan()
+func benchMedia(cmd *cobra.Command, o benchMediaOptions) (err error) {
+	ctx, stdout, stderr := cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr()
+	sc, steps, note, err := o.plan()
 	if err != nil {
 		return err
 	}
@@ -488,8 +539,17 @@ func benchMedia(ctx context.Context, o benchMediaOptions, stdout, stderr io.Writ
 		defer func() { err = errors.Join(err, c.stop()) }()
 		target.BaseURL, target.Token, target.PID, where = c.baseURL, c.token, c.cmd.Process.Pid, "child process"
 	}
-	fmt.Fprintf(stdout, "scenario %s: %s; %d room(s), %d publisher(s) and %v subscriber(s) per room, %v per step\n",
-		sc.Name, sc.Description, sc.Rooms, sc.Publishers, steps, sc.Duration)
+	fmt.Fprintf(stdout, "scenario %s: %s\n", sc.Name, sc.Description)
+	if o.ramp {
+		fmt.Fprintf(stdout, "%d room(s), %d publisher(s) per room; ramp of %s subscribers per room, until loss > 1%% or end-to-end p99 > 100 ms; %v per step\n",
+			sc.Rooms, sc.Publishers, joinInts(steps), sc.Duration)
+	} else {
+		fmt.Fprintf(stdout, "%d room(s), %d publisher(s) and %d subscriber(s) per room, for %v\n",
+			sc.Rooms, sc.Publishers, steps[0], sc.Duration)
+	}
+	if note != "" {
+		fmt.Fprintln(stdout, note)
+	}
 	fmt.Fprintf(stdout, "server %s (%s), %d CPUs, %s\n", target.BaseURL, where, runtime.NumCPU(), runtime.Version())
 	if target.PID == 0 {
 		fmt.Fprintln(stdout, "no --server-pid: server CPU and memory are not measured")
@@ -497,7 +557,7 @@ func benchMedia(ctx context.Context, o benchMediaOptions, stdout, stderr io.Writ
 	run := func(t mediaload.Target) (mediaload.Result, error) {
 		return mediaload.Run(ctx, mediaload.Config{
 			Target: t, Scenario: sc, Steps: steps, StopBeyondLimits: o.ramp,
-			JoinTimeout: o.joinTimeout, Progress: stderr,
+			JoinTimeout: o.joinTimeout, Progress: stderr, ProgressInPlace: isTerminal(stderr),
 			Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
 	}
@@ -527,8 +587,11 @@ func benchMedia(ctx context.Context, o benchMediaOptions, stdout, stderr io.Writ
 		}
 	}
 	if o.jsonFile != "" {
-		if err := mediaload.WriteJSONFile(o.jsonFile, all); err != nil {
-			return fmt.Errorf("write --json: %w", err)
+		if all == nil {
+			all = []mediaload.Step{}
+		}
+		if err := writeJSONFile(o.jsonFile, benchMediaReport{benchMeta: newBenchMeta(cmd, where), Steps: all}); err != nil {
+			return err
 		}
 	}
 	if o.svgFile != "" {
@@ -541,33 +604,69 @@ func benchMedia(ctx context.Context, o benchMediaOptions, stdout, stderr io.Writ
 }
 
 // plan applies the flags to the scenario and returns the subscriber
-// counts of the steps.
-func (o benchMediaOptions) plan() (scenarios.Scenario, []int, error) {
+// counts of the steps, and a note to print if the ramp is not what the
+// flags may lead one to expect.
+func (o benchMediaOptions) plan() (_ scenarios.Scenario, steps []int, note string, _ error) {
 	sc, err := scenarios.Load(o.scenario)
 	if err != nil {
-		return sc, nil, err
+		return sc, nil, "", err
 	}
 	ov := scenarios.Overrides{Rooms: o.rooms, Publishers: o.publishers, Duration: o.duration}
 	if !o.ramp {
 		ov.Subscribers, ov.SubscribersSet = o.subscribers, o.subscribersSet
+		if o.rampStep != 0 || o.rampStart != 0 {
+			return sc, nil, "", usageErrorf("--ramp-start and --ramp-step go with --ramp")
+		}
 	}
 	if sc, err = sc.With(ov); err != nil {
-		return sc, nil, err
+		return sc, nil, "", err
 	}
 	if !o.ramp {
-		return sc, []int{sc.Subscribers}, nil
+		return sc, []int{sc.Subscribers}, "", nil
 	}
 	if o.subscribersSet {
 		sc.Ramp.Max = o.subscribers
 	}
+	if o.rampStep < 0 || o.rampStart < 0 {
+		return sc, nil, "", usageErrorf("--ramp-start and --ramp-step must be positive")
+	}
 	if o.rampStep != 0 {
-		sc.Ramp.Step = o.rampStep
+		// The ramp climbs from the step given: --ramp-step 2 --subscribers 6
+		// is 2, 4, 6, whatever the scenario's own start.
+		sc.Ramp.Step, sc.Ramp.Start = o.rampStep, o.rampStep
 	}
-	sc.Ramp.Start = min(sc.Ramp.Start, sc.Ramp.Max)
+	if o.rampStart != 0 {
+		sc.Ramp.Start = o.rampStart
+	}
+	if sc.Ramp.Start > sc.Ramp.Max {
+		note = fmt.Sprintf("note: the ramp has one step: --subscribers %d is below its first step (%d); --ramp-step N climbs N, 2N, ... up to it",
+			sc.Ramp.Max, sc.Ramp.Start)
+		sc.Ramp.Start = sc.Ramp.Max
+	}
 	if err := sc.Validate(); err != nil {
-		return sc, nil, err
+		return sc, nil, "", err
 	}
-	return sc, sc.Ramp.Steps(), nil
+	return sc, sc.Ramp.Steps(), note, nil
+}
+
+// joinInts writes 2, 4, 6.
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
+}
+
+// isTerminal reports whether w is a terminal, where a progress line can be
+// rewritten in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func printCapacity(w io.Writer, server string, ramp bool, res mediaload.Result) {

@@ -138,7 +138,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Wri
 	}
 	store, err := persistence.Open(persistence.Config{
 		Dir:    filepath.Join(cfg.DataDir, "db"),
-		Logger: log.With("component", "persistence"),
+		Logger: log, // persistence, webhook and httpapi name themselves as the component
 	})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -200,7 +200,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Wri
 		DefaultSecret: []byte(key.Secret),
 		AllowPrivate:  cfg.WebhookAllowPrivate,
 		MaxAge:        cfg.WebhookMaxAge,
-		Logger:        log.With("component", "webhook"),
+		Logger:        log,
 		Registerer:    reg,
 	})
 	if err != nil {
@@ -256,7 +256,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Wri
 		Verifier:    verifier,
 		SigningKey:  key,
 		Idempotency: store,
-		Logger:      log.With("component", "httpapi"),
+		Logger:      log,
 		Registry:    reg,
 		Ready: func(context.Context) error {
 			if draining.Load() {
