@@ -67,22 +67,23 @@ type Config struct {
 	InitialBackoff, MaxBackoff time.Duration
 	// RequestTimeout bounds each attempt, response included. Zero means 10s.
 	RequestTimeout time.Duration
-	// MaxConcurrent bounds the attempts in flight to endpoints that answer
-	// (and first attempts to endpoints not heard from yet). Zero means 32.
+	// MaxConcurrent bounds the attempts in flight to endpoints whose last
+	// attempt got a response. Zero means 32.
 	MaxConcurrent int
 	// MaxPerEndpoint bounds the attempts in flight to one scheme, host and
 	// port that answers. Zero means 4.
 	MaxPerEndpoint int
-	// StallAfter is how long an attempt may wait for a response before its
-	// endpoint counts as not answering: the attempt moves to the stalled
-	// attempts, and the endpoint gets one attempt at a time, among the
-	// stalled ones, with backoff, until it answers again. Zero means 1s.
+	// MaxProbing bounds the attempts in flight to the other endpoints, one
+	// each: new ones, and those whose last attempt got no response (after a
+	// backoff of their own). Zero means 64. At most MaxConcurrent +
+	// MaxProbing attempts are ever in flight.
+	MaxProbing int
+	// StallAfter is how long an attempt waits for a response before its
+	// endpoint counts as not answering: it gets one attempt at a time, as
+	// a probe, until it answers again. A probe that waits longer is cut
+	// short (and retried later) when another endpoint waits for a probing
+	// slot. Zero means 1s.
 	StallAfter time.Duration
-	// MaxStalled bounds the stalled attempts in flight: how many endpoints
-	// that do not answer are waited for at once. An attempt that stalls
-	// while they are all taken is cut short and retried later. Zero means
-	// 64. At most MaxConcurrent + MaxStalled attempts are ever in flight.
-	MaxStalled int
 	// PollInterval is how often the outbox is read even without Notify.
 	// Zero means 30s.
 	PollInterval time.Duration
@@ -130,8 +131,8 @@ func (c *Config) ensureDefaults() error {
 	if c.MaxPerEndpoint <= 0 {
 		c.MaxPerEndpoint = 4
 	}
-	if c.MaxStalled <= 0 {
-		c.MaxStalled = 64
+	if c.MaxProbing <= 0 {
+		c.MaxProbing = 64
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -204,8 +205,8 @@ type result struct {
 }
 
 // errCut is the error of an attempt cut short: it waited StallAfter
-// without a response while MaxStalled attempts were waiting already.
-var errCut = errors.New("no response in time while many endpoints were not answering")
+// without a response while other endpoints waited for its slot.
+var errCut = errors.New("no response in time while other endpoints waited")
 
 // Run delivers until ctx is done, then cancels the attempts in flight and
 // waits for them (an interrupted delivery stays pending, and is delivered
@@ -229,9 +230,9 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	}()
 
 	s := newScheduler(&d.cfg)
-	// Workers never block on results: at most MaxConcurrent + MaxStalled
+	// Workers never block on results: at most MaxConcurrent + MaxProbing
 	// attempts are in flight.
-	results := make(chan result, d.cfg.MaxConcurrent+d.cfg.MaxStalled)
+	results := make(chan result, d.cfg.MaxConcurrent+d.cfg.MaxProbing)
 	start := func(f *flight) {
 		fctx, fcancel := context.WithCancel(wctx)
 		f.cancel = fcancel
@@ -261,15 +262,15 @@ func (d *Deliverer) Run(ctx context.Context) error {
 				// Try again at the next poll.
 				d.log.Error("reading the webhook outbox", "err", err)
 			default:
-				s.merge(heads)
+				s.merge(heads, time.Now())
 			}
 		}
 
 		now := time.Now()
 		s.stallOverdue(now)
 		s.dispatch(now, start)
-		d.metrics.inFlight.WithLabelValues("active").Set(float64(s.active))
-		d.metrics.inFlight.WithLabelValues("stalled").Set(float64(s.stalled))
+		d.metrics.inFlight.WithLabelValues("answering").Set(float64(s.answering))
+		d.metrics.inFlight.WithLabelValues("probing").Set(float64(s.probing))
 		timer.Stop()
 		if wake := s.wake(now); !wake.IsZero() {
 			timer.Reset(wake.Sub(now))

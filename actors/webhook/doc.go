@@ -13,8 +13,9 @@
 // failed record. So deliveries go out in order per room and endpoint, at
 // least once, and survive restarts with their delivery ids. Endpoints (by
 // scheme, host and port) take turns for a bounded number of requests in
-// flight; one that stops answering is set apart in a bounded pool of its
-// own, so that it holds up only its own queues (see schedule.go).
+// flight; those that do not answer get one request at a time from a
+// bounded allowance of their own, so that they hold up only their own
+// queues (see schedule.go).
 //
 // The actors package imports webhook; webhook imports persistence, never
 // actors or httpapi.

@@ -29,7 +29,7 @@ func newMetrics(store Store) metrics {
 		}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "troupe_webhook_in_flight",
-			Help: "Webhook requests in flight: active (to endpoints that answer), stalled (waiting on endpoints that do not).",
+			Help: "Webhook requests in flight by pool: answering (endpoints whose last request got a response), probing (new endpoints, and those that did not answer).",
 		}, []string{"pool"}),
 		backlog: []prometheus.Collector{
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{

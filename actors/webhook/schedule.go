@@ -10,18 +10,20 @@ import (
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
-// How the Deliverer keeps endpoints that do not answer from starving those
-// that do. Attempts run in two pools. The active pool (Config.MaxConcurrent)
-// is for endpoints that answer, and for the first attempt to one not yet
-// heard from. An attempt that gets no response within Config.StallAfter
-// leaves the active pool for the stalled pool (Config.MaxStalled), where it
-// may wait out its full timeout; its endpoint is then stalled until it
-// answers again: one attempt at a time, in the stalled pool only, after an
-// endpoint-wide backoff. So a dead endpoint holds an active slot once, for
-// StallAfter at most, and a full stalled pool cuts the attempt short (a
-// failed attempt, retried) rather than let it keep its active slot. The
-// attempts in flight never exceed MaxConcurrent + MaxStalled, whatever the
-// number of endpoints.
+// How the Deliverer keeps endpoints that do not answer from holding up
+// those that do. Attempts run in two pools. The answering pool
+// (Config.MaxConcurrent) is only for endpoints whose last attempt got a
+// response, up to Config.MaxPerEndpoint each. The probing pool
+// (Config.MaxProbing) is for the others, one attempt per endpoint: a new
+// endpoint's first, and a silent endpoint's next, after an endpoint-wide
+// backoff. An attempt that gets no response within Config.StallAfter
+// marks its endpoint silent; in the answering pool it moves to the probing
+// pool, or is cut short (a failed attempt, retried later) when that pool is
+// full; in the probing pool it is cut short only when another endpoint is
+// waiting for a probing slot, so that the slots go round. So endpoints
+// that answer never wait for those that do not, new endpoints take turns
+// at StallAfter's pace at worst, and at most MaxConcurrent + MaxProbing
+// attempts are ever in flight, whatever the number of endpoints.
 
 // queueKey names an outbox queue: one room's deliveries to one endpoint.
 type queueKey struct{ room, endpoint string }
@@ -44,14 +46,13 @@ type queue struct {
 type endpointState int
 
 const (
-	// probing: not heard from yet; one attempt at a time, active pool.
-	probing endpointState = iota
-	// answering: its last attempt got a response; up to
-	// Config.MaxPerEndpoint at a time, active pool.
+	// unknown: not heard from yet.
+	unknown endpointState = iota
+	// answering: its last attempt got a response.
 	answering
-	// stalled: its last attempt got no response, or one has waited past
-	// StallAfter; one attempt at a time, stalled pool, after retryAt.
-	stalled
+	// silent: its last attempt got no response, or one has waited past
+	// StallAfter; no attempt before retryAt.
+	silent
 )
 
 // endpoint is the scheduler's view of one origin (scheme, host and port)
@@ -63,15 +64,23 @@ type endpoint struct {
 	inFlight int
 	state    endpointState
 	failures int       // consecutive attempts without a response
-	retryAt  time.Time // when stalled, no attempt before
+	retryAt  time.Time // when silent, no attempt before
+	// idleSince is when its last queue emptied; zero while it has queues
+	// or attempts (and is in the ring).
+	idleSince time.Time
 }
+
+// idleMemory is how long what is known of an endpoint without pending
+// deliveries is kept: an endpoint that answered takes no probing slot for
+// its next event, and one that went silent keeps its backoff.
+const idleMemory = 15 * time.Minute
 
 // flight is an attempt in flight.
 type flight struct {
 	q       *queue
 	started time.Time
-	stalled bool // counted in the stalled pool, not the active one
-	cut     bool // canceled for want of a stalled slot; still counted as active
+	probe   bool // counted in the probing pool, not the answering one
+	cut     bool // canceled; counted in its pool until it ends
 	cancel  context.CancelFunc
 }
 
@@ -83,9 +92,8 @@ type scheduler struct {
 	ring      []*endpoint // endpoints take turns in this order, from turn
 	turn      int
 	flights   map[queueKey]*flight
-	// Attempts in flight per pool; cut attempts count as active until
-	// they end.
-	active, stalled int
+	// Attempts in flight per pool, cut ones included until they end.
+	answering, probing int
 }
 
 func newScheduler(cfg *Config) *scheduler {
@@ -106,9 +114,9 @@ func origin(endpoint string) string {
 	return u.Scheme + "://" + u.Host
 }
 
-// merge brings the queues up to date with the outbox's heads. A queue with
-// an attempt in flight is left to that attempt's result.
-func (s *scheduler) merge(heads []*recordpb.WebhookEvent) {
+// merge brings the queues up to date with the outbox's heads, read at
+// now. A queue with an attempt in flight is left to that attempt's result.
+func (s *scheduler) merge(heads []*recordpb.WebhookEvent, now time.Time) {
 	seen := make(map[queueKey]bool, len(heads))
 	for _, h := range heads {
 		k := queueKey{h.RoomId, h.Endpoint}
@@ -129,24 +137,32 @@ func (s *scheduler) merge(heads []*recordpb.WebhookEvent) {
 	}
 	for k, q := range s.queues {
 		if !seen[k] && !q.busy {
-			s.remove(q)
+			s.remove(q, now)
+		}
+	}
+	for o, ep := range s.endpoints {
+		if !ep.idleSince.IsZero() && now.Sub(ep.idleSince) > idleMemory {
+			delete(s.endpoints, o)
 		}
 	}
 }
 
-// endpoint returns the endpoint of origin o, new if unknown.
+// endpoint returns the endpoint of origin o, in the ring.
 func (s *scheduler) endpoint(o string) *endpoint {
 	ep := s.endpoints[o]
 	if ep == nil {
 		ep = &endpoint{origin: o}
 		s.endpoints[o] = ep
 		s.ring = append(s.ring, ep)
+	} else if !ep.idleSince.IsZero() {
+		ep.idleSince = time.Time{}
+		s.ring = append(s.ring, ep)
 	}
 	return ep
 }
 
-// remove forgets q, and its endpoint once it has no queue left.
-func (s *scheduler) remove(q *queue) {
+// remove forgets q. An endpoint left without queues leaves the ring, idle.
+func (s *scheduler) remove(q *queue, now time.Time) {
 	delete(s.queues, q.key)
 	ep := q.ep
 	if i := slices.Index(ep.queues, q); i >= 0 {
@@ -158,7 +174,7 @@ func (s *scheduler) remove(q *queue) {
 	if len(ep.queues) > 0 || ep.inFlight > 0 {
 		return
 	}
-	delete(s.endpoints, ep.origin)
+	ep.idleSince, ep.next = now, 0
 	if i := slices.Index(s.ring, ep); i >= 0 {
 		s.ring = slices.Delete(s.ring, i, i+1)
 		if s.turn > i {
@@ -176,24 +192,25 @@ func (s *scheduler) dispatch(now time.Time, start func(*flight)) {
 		n := len(s.ring)
 		last := -1
 		for i := range n {
-			if s.active >= s.cfg.MaxConcurrent && s.stalled >= s.cfg.MaxStalled {
+			if s.answering >= s.cfg.MaxConcurrent && s.probing >= s.cfg.MaxProbing {
 				break
 			}
 			j := (s.turn + i) % n
-			if q := s.nextQueue(s.ring[j], now); q != nil {
-				ep := q.ep
-				f := &flight{q: q, started: now, stalled: ep.state == stalled}
-				if f.stalled {
-					s.stalled++
-				} else {
-					s.active++
-				}
-				q.busy, q.stale = true, false
-				ep.inFlight++
-				s.flights[q.key] = f
-				start(f)
-				progress, last = true, j
+			q := s.nextQueue(s.ring[j], now)
+			if q == nil {
+				continue
 			}
+			f := &flight{q: q, started: now, probe: q.ep.state != answering}
+			if f.probe {
+				s.probing++
+			} else {
+				s.answering++
+			}
+			q.busy, q.stale = true, false
+			q.ep.inFlight++
+			s.flights[q.key] = f
+			start(f)
+			progress, last = true, j
 		}
 		if last >= 0 {
 			s.turn = (last + 1) % n
@@ -204,19 +221,8 @@ func (s *scheduler) dispatch(now time.Time, start func(*flight)) {
 // nextQueue returns the queue ep is to try next, or nil if its state, the
 // pools or its queues allow no attempt now.
 func (s *scheduler) nextQueue(ep *endpoint, now time.Time) *queue {
-	switch ep.state {
-	case stalled:
-		if ep.inFlight > 0 || ep.retryAt.After(now) || s.stalled >= s.cfg.MaxStalled {
-			return nil
-		}
-	case probing:
-		if ep.inFlight > 0 || s.active >= s.cfg.MaxConcurrent {
-			return nil
-		}
-	case answering:
-		if ep.inFlight >= s.cfg.MaxPerEndpoint || s.active >= s.cfg.MaxConcurrent {
-			return nil
-		}
+	if !s.mayStart(ep, now) {
+		return nil
 	}
 	n := len(ep.queues)
 	for i := range n {
@@ -230,24 +236,69 @@ func (s *scheduler) nextQueue(ep *endpoint, now time.Time) *queue {
 	return nil
 }
 
-// stallOverdue moves the active attempts that have waited StallAfter
-// without a response to the stalled pool, or cuts them short when it is
-// full, and marks their endpoints stalled.
+// mayStart reports whether ep's state and its pool allow it an attempt now.
+func (s *scheduler) mayStart(ep *endpoint, now time.Time) bool {
+	if ep.state == answering {
+		return ep.inFlight < s.cfg.MaxPerEndpoint && s.answering < s.cfg.MaxConcurrent
+	}
+	return ep.inFlight == 0 && !ep.retryAt.After(now) && s.probing < s.cfg.MaxProbing
+}
+
+// stallOverdue deals with the attempts that have waited StallAfter without
+// a response: it marks their endpoints silent, moves those of the
+// answering pool to the probing pool or cuts them short when it is full,
+// and cuts short the oldest overdue probes while other endpoints wait for
+// a probing slot.
 func (s *scheduler) stallOverdue(now time.Time) {
+	var overdueProbes []*flight
 	for _, f := range s.flights {
-		if f.stalled || f.cut || now.Sub(f.started) < s.cfg.StallAfter {
+		if f.cut || now.Sub(f.started) < s.cfg.StallAfter {
 			continue
 		}
-		f.q.ep.state = stalled
-		if s.stalled < s.cfg.MaxStalled {
-			f.stalled = true
-			s.active--
-			s.stalled++
-			continue
+		f.q.ep.state = silent
+		switch {
+		case f.probe:
+			overdueProbes = append(overdueProbes, f)
+		case s.probing < s.cfg.MaxProbing:
+			f.probe = true
+			s.answering--
+			s.probing++
+		default:
+			f.cut = true
+			f.cancel()
 		}
+	}
+	if len(overdueProbes) == 0 {
+		return
+	}
+	waiting := 0
+	for _, ep := range s.ring {
+		if ep.state != answering && ep.inFlight == 0 && !ep.retryAt.After(now) && s.hasReady(ep, now) {
+			waiting++
+		}
+	}
+	// Slots that are free or already being freed serve waiters first.
+	waiting -= s.cfg.MaxProbing - s.probing
+	for _, f := range s.flights {
+		if f.probe && f.cut {
+			waiting--
+		}
+	}
+	if waiting <= 0 {
+		return
+	}
+	slices.SortFunc(overdueProbes, func(a, b *flight) int { return a.started.Compare(b.started) })
+	for _, f := range overdueProbes[:min(waiting, len(overdueProbes))] {
 		f.cut = true
 		f.cancel()
 	}
+}
+
+// hasReady reports whether one of ep's queues has a head to try now.
+func (s *scheduler) hasReady(ep *endpoint, now time.Time) bool {
+	return slices.ContainsFunc(ep.queues, func(q *queue) bool {
+		return !q.busy && q.head != nil && !q.retryAt.After(now)
+	})
 }
 
 // wake returns when the scheduler next has something to do without a
@@ -266,12 +317,12 @@ func (s *scheduler) wake(now time.Time) time.Time {
 		}
 	}
 	for _, ep := range s.ring {
-		if ep.state == stalled && ep.inFlight == 0 {
+		if ep.state == silent && ep.inFlight == 0 {
 			earliest(ep.retryAt)
 		}
 	}
 	for _, f := range s.flights {
-		if !f.stalled && !f.cut {
+		if !f.cut {
 			earliest(f.started.Add(s.cfg.StallAfter))
 		}
 	}
@@ -294,10 +345,10 @@ func (s *scheduler) finish(r result, now time.Time, retryWait func(*recordpb.Web
 	delete(s.flights, r.key)
 	f.cancel()
 	q, ep := f.q, f.q.ep
-	if f.stalled {
-		s.stalled--
+	if f.probe {
+		s.probing--
 	} else {
-		s.active--
+		s.answering--
 	}
 	ep.inFlight--
 	q.busy = false
@@ -305,7 +356,7 @@ func (s *scheduler) finish(r result, now time.Time, retryWait func(*recordpb.Web
 	case reachAnswered:
 		ep.state, ep.failures, ep.retryAt = answering, 0, time.Time{}
 	case reachSilent:
-		ep.state = stalled
+		ep.state = silent
 		ep.failures++
 		ep.retryAt = now.Add(backoff(s.cfg, ep.failures))
 	}
@@ -319,7 +370,7 @@ func (s *scheduler) finish(r result, now time.Time, retryWait func(*recordpb.Web
 	case r.head != nil:
 		q.head, q.attempts, q.retryAt = r.head, 0, time.Time{}
 	default:
-		s.remove(q)
+		s.remove(q, now)
 		// A delivery queued while the worker read may have been
 		// announced then, and missed by both reads.
 		return q.stale

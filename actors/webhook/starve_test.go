@@ -135,14 +135,14 @@ func TestDeadEndpointsDoNotStarve(t *testing.T) {
 	d := newDeliverer(t, Config{Store: s, AllowPrivate: true, RequestTimeout: 10 * time.Minute})
 	run(t, d)
 
-	stalled := d.metrics.inFlight.WithLabelValues("stalled")
-	eventually(t, "a stalled request at every dead endpoint", func() bool {
+	probing := d.metrics.inFlight.WithLabelValues("probing")
+	eventually(t, "a request hanging at every dead endpoint", func() bool {
 		for _, de := range dead {
 			if accepted, _ := de.counts(); accepted == 0 {
 				return false
 			}
 		}
-		return testutil.ToFloat64(stalled) == deadN
+		return testutil.ToFloat64(probing) == deadN
 	})
 
 	var want []string
@@ -163,21 +163,21 @@ func TestDeadEndpointsDoNotStarve(t *testing.T) {
 			t.Errorf("dead endpoint %d: %d requests, %d ended; want its one request still hanging", i, accepted, ended)
 		}
 	}
-	if got := testutil.ToFloat64(stalled); got != deadN {
-		t.Errorf("stalled requests in flight = %v, want %d", got, deadN)
+	if got := testutil.ToFloat64(probing); got != deadN {
+		t.Errorf("probing requests in flight = %v, want %d", got, deadN)
 	}
 	slices.Sort(delays)
 	t.Logf("healthy deliveries behind %d dead endpoints: median %v, max %v from event to arrival",
 		deadN, delays[len(delays)/2].Round(10*time.Microsecond), delays[len(delays)-1].Round(10*time.Microsecond))
 }
 
-// TestStalledAttemptsBounded: with more dead endpoints than stalled slots,
-// the attempts in flight stay within MaxConcurrent + MaxStalled, the
-// stalled slots go round so that every dead endpoint is retried, and a
-// healthy endpoint's events still get through, in order.
-func TestStalledAttemptsBounded(t *testing.T) {
+// TestProbesBounded: with more dead endpoints than probing slots, the
+// attempts in flight stay within MaxConcurrent + MaxProbing, the probing
+// slots go round so that every dead endpoint is retried, and a new healthy
+// endpoint's events get through, in order.
+func TestProbesBounded(t *testing.T) {
 	s := openStore(t, t.TempDir())
-	const deadN, maxActive, maxStalled = 12, 4, 3
+	const deadN, maxAnswering, maxProbing = 12, 4, 3
 	dead := make([]*deadEndpoint, deadN)
 	for i := range dead {
 		dead[i] = newDeadEndpoint(t)
@@ -188,9 +188,9 @@ func TestStalledAttemptsBounded(t *testing.T) {
 	}
 	healthy := newArrivals(t)
 	hook := &recordpb.Webhook{Endpoint: healthy.srv.URL + "/h", Events: []string{"*"}}
-	d := newDeliverer(t, Config{Store: s, AllowPrivate: true, MaxConcurrent: maxActive, MaxPerEndpoint: 2,
-		MaxStalled: maxStalled, StallAfter: 20 * time.Millisecond, RequestTimeout: 200 * time.Millisecond})
-	active, stalled := d.metrics.inFlight.WithLabelValues("active"), d.metrics.inFlight.WithLabelValues("stalled")
+	d := newDeliverer(t, Config{Store: s, AllowPrivate: true, MaxConcurrent: maxAnswering, MaxPerEndpoint: 2,
+		MaxProbing: maxProbing, StallAfter: 20 * time.Millisecond, RequestTimeout: time.Minute})
+	answering, probing := d.metrics.inFlight.WithLabelValues("answering"), d.metrics.inFlight.WithLabelValues("probing")
 	run(t, d)
 
 	var want []string
@@ -199,11 +199,11 @@ func TestStalledAttemptsBounded(t *testing.T) {
 	}
 	sawFull := false
 	eventually(t, "three requests at every dead endpoint, and the healthy endpoint's events", func() bool {
-		a, st := testutil.ToFloat64(active), testutil.ToFloat64(stalled)
-		if a > maxActive || st > maxStalled {
-			t.Fatalf("%v active and %v stalled requests in flight", a, st)
+		a, p := testutil.ToFloat64(answering), testutil.ToFloat64(probing)
+		if a > maxAnswering || p > maxProbing {
+			t.Fatalf("%v answering and %v probing requests in flight", a, p)
 		}
-		sawFull = sawFull || st == maxStalled
+		sawFull = sawFull || p == maxProbing
 		for _, de := range dead {
 			if accepted, _ := de.counts(); accepted < 3 {
 				return false
@@ -215,6 +215,45 @@ func TestStalledAttemptsBounded(t *testing.T) {
 		t.Fatalf("healthy endpoint got %v, want in order %v", got, want)
 	}
 	if !sawFull {
-		t.Error("the stalled requests never filled their pool")
+		t.Error("the probes never filled their pool")
+	}
+}
+
+// TestAnsweringNeverWaitsForProbes: an endpoint that answers is not held
+// up by new endpoints that do not, even when they take every probing slot
+// and more wait for one.
+func TestAnsweringNeverWaitsForProbes(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	healthy := newArrivals(t)
+	hook := &recordpb.Webhook{Endpoint: healthy.srv.URL + "/h", Events: []string{"*"}}
+	const maxProbing = 4
+	d := newDeliverer(t, Config{Store: s, AllowPrivate: true, MaxConcurrent: 2, MaxProbing: maxProbing,
+		StallAfter: time.Hour, RequestTimeout: time.Hour})
+	probing := d.metrics.inFlight.WithLabelValues("probing")
+	run(t, d)
+	want := []string{enqueue(t, s, d, Event{Name: "room-created", RoomID: "live"}, hook)[0].Id}
+	eventually(t, "the healthy endpoint's first event", func() bool { return len(healthy.order()) == 1 })
+
+	dead := make([]*deadEndpoint, 20)
+	for i := range dead {
+		dead[i] = newDeadEndpoint(t)
+		enqueue(t, s, d, Event{Name: "room-created", RoomID: fmt.Sprintf("dead_%d", i)},
+			&recordpb.Webhook{Endpoint: dead[i].url(), Events: []string{"*"}})
+	}
+	eventually(t, "every probing slot taken", func() bool { return testutil.ToFloat64(probing) == maxProbing })
+	for i := range 10 {
+		want = append(want, enqueue(t, s, d, Event{Name: "participant-joined", RoomID: "live", Data: map[string]int{"n": i}}, hook)[0].Id)
+	}
+	eventually(t, "the healthy endpoint's events", func() bool { return len(healthy.order()) == len(want) })
+	if got := healthy.order(); !slices.Equal(got, want) {
+		t.Fatalf("healthy endpoint got %v, want in order %v", got, want)
+	}
+	reached := 0
+	for _, de := range dead {
+		accepted, _ := de.counts()
+		reached += accepted
+	}
+	if reached != maxProbing || testutil.ToFloat64(probing) != maxProbing {
+		t.Errorf("%d requests reached dead endpoints, %v probing in flight; want %d each", reached, testutil.ToFloat64(probing), maxProbing)
 	}
 }
