@@ -575,10 +575,10 @@ func (s *hookedStore) OutboxHeads(ctx context.Context) ([]*recordpb.WebhookEvent
 // worker of its queue is between reading an empty queue and reporting it
 // is delivered at once, not at the next poll.
 func TestQueuedWhileBusyNotLost(t *testing.T) {
-	real := openStore(t, t.TempDir())
+	inner := openStore(t, t.TempDir())
 	recv := newReceiver(t, defaultSecret, nil)
 	hook := &recordpb.Webhook{Endpoint: recv.url("/h"), Events: []string{"*"}}
-	s := &hookedStore{Store: real, headsReads: make(chan struct{}, 1)}
+	s := &hookedStore{Store: inner, headsReads: make(chan struct{}, 1)}
 	var d *Deliverer
 	var second []*recordpb.WebhookEvent
 	var once sync.Once
@@ -591,7 +591,7 @@ func TestQueuedWhileBusyNotLost(t *testing.T) {
 			// and wait for the scheduler to read the outbox for it
 			// before the worker reports.
 			<-s.headsReads // the read that started the first delivery
-			second = enqueue(t, real, d, Event{Name: "room-updated", RoomID: "r1"}, hook)
+			second = enqueue(t, inner, d, Event{Name: "room-updated", RoomID: "r1"}, hook)
 			select {
 			case <-s.headsReads:
 			case <-time.After(15 * time.Second):
@@ -600,7 +600,7 @@ func TestQueuedWhileBusyNotLost(t *testing.T) {
 		})
 	}
 	d = newDeliverer(t, Config{Store: s, AllowPrivate: true, PollInterval: time.Hour})
-	first := enqueue(t, real, nil, Event{Name: "room-created", RoomID: "r1"}, hook)
+	first := enqueue(t, inner, nil, Event{Name: "room-created", RoomID: "r1"}, hook)
 	run(t, d)
 	eventually(t, "both deliveries", func() bool { a, _ := recv.snapshot(); return len(a) == 2 })
 	if a, _ := recv.snapshot(); a[0].ID != first[0].Id || a[1].ID != second[0].Id {
