@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,19 +59,31 @@ type Config struct {
 	// MaxAge is how long after its event a delivery is retried before it is
 	// kept as failed. Zero means 24h.
 	MaxAge time.Duration
-	// InitialBackoff is the wait after a queue's first failed attempt;
-	// each further failure doubles it, up to MaxBackoff. Each wait is
-	// jittered to between half and all of its value, so that queues failing
-	// together do not retry together. Zero means 1s and 5m.
+	// InitialBackoff is the wait after a queue's first failed attempt, and
+	// after an endpoint's first attempt without a response; each further
+	// failure doubles it, up to MaxBackoff. Each wait is jittered to
+	// between half and all of its value, so that what fails together does
+	// not retry together. Zero means 1s and 5m.
 	InitialBackoff, MaxBackoff time.Duration
 	// RequestTimeout bounds each attempt, response included. Zero means 10s.
 	RequestTimeout time.Duration
-	// MaxConcurrent bounds the attempts in flight. Zero means 32.
+	// MaxConcurrent bounds the attempts in flight to endpoints whose last
+	// attempt got a response. Zero means 32.
 	MaxConcurrent int
 	// MaxPerEndpoint bounds the attempts in flight to one scheme, host and
-	// port, so that a slow endpoint cannot take every slot from the others.
-	// Zero means 4.
+	// port that answers. Zero means 4.
 	MaxPerEndpoint int
+	// MaxProbing bounds the attempts in flight to the other endpoints, one
+	// each: new ones, and those whose last attempt got no response (after a
+	// backoff of their own). Zero means 64. At most MaxConcurrent +
+	// MaxProbing attempts are ever in flight.
+	MaxProbing int
+	// StallAfter is how long an attempt waits for a response before its
+	// endpoint counts as not answering: it gets one attempt at a time, as
+	// a probe, until it answers again. A probe that waits longer is cut
+	// short (and retried later) when another endpoint waits for a probing
+	// slot. Zero means 1s.
+	StallAfter time.Duration
 	// PollInterval is how often the outbox is read even without Notify.
 	// Zero means 30s.
 	PollInterval time.Duration
@@ -102,6 +112,7 @@ func (c *Config) ensureDefaults() error {
 		{&c.InitialBackoff, time.Second, "InitialBackoff"},
 		{&c.MaxBackoff, 5 * time.Minute, "MaxBackoff"},
 		{&c.RequestTimeout, 10 * time.Second, "RequestTimeout"},
+		{&c.StallAfter, time.Second, "StallAfter"},
 		{&c.PollInterval, 30 * time.Second, "PollInterval"},
 	} {
 		if *d.v < 0 {
@@ -119,6 +130,9 @@ func (c *Config) ensureDefaults() error {
 	}
 	if c.MaxPerEndpoint <= 0 {
 		c.MaxPerEndpoint = 4
+	}
+	if c.MaxProbing <= 0 {
+		c.MaxProbing = 64
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -139,10 +153,6 @@ type Deliverer struct {
 	running    atomic.Bool
 	metrics    metrics
 }
-
-// maxBurst is how many deliveries a worker makes in a row from one queue
-// before it gives its slot back, so that busy queues take turns.
-const maxBurst = 32
 
 // New returns a Deliverer; it registers its metrics with cfg.Registerer.
 func New(cfg Config) (*Deliverer, error) {
@@ -175,19 +185,6 @@ func (d *Deliverer) Notify() {
 	}
 }
 
-type queueKey struct{ room, endpoint string }
-
-// queue is the scheduler's view of one outbox queue.
-type queue struct {
-	key    queueKey
-	origin string // scheme://host:port, for MaxPerEndpoint
-	head   *recordpb.WebhookEvent
-	busy   bool // a worker owns the queue
-	// The head's failed attempts so far, and when it may be tried again.
-	attempts int
-	retryAt  time.Time
-}
-
 // job is what a worker is given: a queue's head and its attempts so far.
 type job struct {
 	key      queueKey
@@ -195,7 +192,7 @@ type job struct {
 	attempts int
 }
 
-// result is what a worker reports when it gives its queue back.
+// result is what a worker reports when its attempt ends.
 type result struct {
 	key queueKey
 	// head is the queue's head now: the one that failed (retry), or the
@@ -204,7 +201,12 @@ type result struct {
 	retry    bool // head failed and is to be retried after a backoff
 	attempts int  // head's failed attempts, when retry
 	storeErr bool // the outbox could not be read or written
+	reach    reach
 }
+
+// errCut is the error of an attempt cut short: it waited StallAfter
+// without a response while other endpoints waited for its slot.
+var errCut = errors.New("no response in time while other endpoints waited")
 
 // Run delivers until ctx is done, then cancels the attempts in flight and
 // waits for them (an interrupted delivery stays pending, and is delivered
@@ -224,13 +226,23 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	defer func() {
 		cancel()
 		wg.Wait()
+		d.metrics.inFlight.Reset()
 	}()
 
-	queues := make(map[queueKey]*queue)
-	inFlight := make(map[string]int) // attempts in flight per origin
-	total := 0
-	// Workers never block on results: there are at most MaxConcurrent.
-	results := make(chan result, d.cfg.MaxConcurrent)
+	s := newScheduler(&d.cfg)
+	// Workers never block on results: at most MaxConcurrent + MaxProbing
+	// attempts are in flight.
+	results := make(chan result, d.cfg.MaxConcurrent+d.cfg.MaxProbing)
+	start := func(f *flight) {
+		fctx, fcancel := context.WithCancel(wctx)
+		f.cancel = fcancel
+		j := job{key: f.q.key, head: f.q.head, attempts: f.q.attempts}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results <- d.work(wctx, fctx, j)
+		}()
+	}
 	poll := time.NewTicker(d.cfg.PollInterval)
 	defer poll.Stop()
 	timer := time.NewTimer(time.Hour)
@@ -250,37 +262,17 @@ func (d *Deliverer) Run(ctx context.Context) error {
 				// Try again at the next poll.
 				d.log.Error("reading the webhook outbox", "err", err)
 			default:
-				d.merge(queues, heads)
+				s.merge(heads, time.Now())
 			}
 		}
 
 		now := time.Now()
-		var wake time.Time
-		for _, q := range queues {
-			if q.busy || q.head == nil {
-				continue
-			}
-			if q.retryAt.After(now) {
-				if wake.IsZero() || q.retryAt.Before(wake) {
-					wake = q.retryAt
-				}
-				continue
-			}
-			if total >= d.cfg.MaxConcurrent || inFlight[q.origin] >= d.cfg.MaxPerEndpoint {
-				continue // a slot frees when a result comes in
-			}
-			q.busy = true
-			total++
-			inFlight[q.origin]++
-			j := job{key: q.key, head: q.head, attempts: q.attempts}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				results <- d.work(wctx, j)
-			}()
-		}
+		s.stallOverdue(now)
+		s.dispatch(now, start)
+		d.metrics.inFlight.WithLabelValues("answering").Set(float64(s.answering))
+		d.metrics.inFlight.WithLabelValues("probing").Set(float64(s.probing))
 		timer.Stop()
-		if !wake.IsZero() {
+		if wake := s.wake(now); !wake.IsZero() {
 			timer.Reset(wake.Sub(now))
 		}
 
@@ -293,121 +285,72 @@ func (d *Deliverer) Run(ctx context.Context) error {
 			scan = true
 		case <-timer.C:
 		case r := <-results:
-			q := queues[r.key]
-			q.busy = false
-			total--
-			if inFlight[q.origin]--; inFlight[q.origin] == 0 {
-				delete(inFlight, q.origin)
-			}
-			switch {
-			case r.storeErr:
-				q.head = nil
+			if s.finish(r, time.Now(), d.retryWait) {
 				scan = true
-			case r.retry:
-				q.head, q.attempts = r.head, r.attempts
-				q.retryAt = time.Now().Add(d.retryWait(r.head, r.attempts))
-			case r.head != nil:
-				q.head, q.attempts, q.retryAt = r.head, 0, time.Time{}
-			default:
-				delete(queues, r.key)
 			}
 		}
 	}
-}
-
-// merge brings the scheduler's queues up to date with the outbox's heads.
-// A queue a worker owns is left to the worker.
-func (d *Deliverer) merge(queues map[queueKey]*queue, heads []*recordpb.WebhookEvent) {
-	seen := make(map[queueKey]bool, len(heads))
-	for _, h := range heads {
-		k := queueKey{h.RoomId, h.Endpoint}
-		seen[k] = true
-		q := queues[k]
-		if q == nil {
-			q = &queue{key: k, origin: origin(h.Endpoint)}
-			queues[k] = q
-		}
-		if q.busy {
-			continue
-		}
-		if q.head == nil || q.head.Id != h.Id {
-			q.head, q.attempts, q.retryAt = h, 0, time.Time{}
-		}
-	}
-	for k, q := range queues {
-		if !seen[k] && !q.busy {
-			delete(queues, k)
-		}
-	}
-}
-
-// origin is the part of an endpoint that MaxPerEndpoint counts by.
-func origin(endpoint string) string {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return endpoint
-	}
-	return u.Scheme + "://" + u.Host
 }
 
 // retryWait is the backoff after a head's attempts-th failure, jittered,
 // and never past the moment the head reaches MaxAge (when it gets one last
 // attempt).
 func (d *Deliverer) retryWait(e *recordpb.WebhookEvent, attempts int) time.Duration {
-	wait := d.cfg.InitialBackoff
-	for i := 1; i < attempts && wait < d.cfg.MaxBackoff; i++ {
-		wait *= 2
-	}
-	wait = min(wait, d.cfg.MaxBackoff)
-	wait = wait/2 + rand.N(wait/2+1)
+	wait := backoff(&d.cfg, attempts)
 	left := d.cfg.MaxAge - d.cfg.Now().Sub(e.CreatedAt.AsTime())
 	return max(min(wait, left), 0)
 }
 
-// work delivers from one queue, starting with j.head, until a delivery
-// fails and is to be retried, the queue is empty, or maxBurst deliveries
-// were made.
-func (d *Deliverer) work(ctx context.Context, j job) result {
+// work makes one attempt at j's head, within ctx, and reads the queue's
+// next head after a success or a final failure. run is Run's context: when
+// it is done the delivery stays pending as it was.
+func (d *Deliverer) work(run, ctx context.Context, j job) result {
 	e, attempts := j.head, j.attempts
-	for range maxBurst {
-		status, err := d.attempt(ctx, e)
-		if ctx.Err() != nil {
-			// Shutting down: the delivery stays pending for the next Run.
-			return result{key: j.key, head: e, retry: true, attempts: attempts}
-		}
-		attempts++
-		if err == nil {
-			d.metrics.delivered.Inc()
-			if err := d.cfg.Store.AckWebhookEvent(ctx, e); err != nil && !errors.Is(err, persistence.ErrNotFound) {
-				d.log.Error("acknowledging a webhook delivery", "id", e.Id, "err", err)
-				return result{key: j.key, storeErr: true}
-			}
-		} else {
-			age := d.cfg.Now().Sub(e.CreatedAt.AsTime())
-			permanent := errors.Is(err, ErrForbiddenAddress) || errors.Is(err, ErrInvalidEvent) || errors.Is(err, ErrInvalidEndpoint)
-			if !permanent && age < d.cfg.MaxAge {
-				d.metrics.retried.Inc()
-				d.log.Debug("webhook delivery failed; will retry", "id", e.Id, "endpoint", e.Endpoint, "attempts", attempts, "err", err)
-				return result{key: j.key, head: e, retry: true, attempts: attempts}
-			}
-			if err := d.fail(ctx, e, attempts, status, err); err != nil {
-				d.log.Error("recording a failed webhook delivery", "id", e.Id, "err", err)
-				return result{key: j.key, storeErr: true}
-			}
-		}
-		next, err := d.cfg.Store.OutboxHead(ctx, e.RoomId, e.Endpoint)
-		if errors.Is(err, persistence.ErrNotFound) {
-			return result{key: j.key}
-		}
-		if err != nil {
-			if ctx.Err() == nil {
-				d.log.Error("reading the webhook outbox", "err", err)
-			}
-			return result{key: j.key, storeErr: true}
-		}
-		e, attempts = next, 0
+	status, err := d.attempt(ctx, e)
+	if run.Err() != nil {
+		return result{key: j.key, head: e, retry: true, attempts: attempts}
 	}
-	return result{key: j.key, head: e}
+	attempts++
+	reached := reachAnswered
+	switch {
+	case status != 0:
+	case errors.Is(err, ErrForbiddenAddress) || errors.Is(err, ErrInvalidEvent) || errors.Is(err, ErrInvalidEndpoint):
+		reached = reachNothing
+	default:
+		reached = reachSilent
+		if ctx.Err() != nil {
+			err = errCut
+		}
+	}
+	if err == nil {
+		d.metrics.delivered.Inc()
+		if err := d.cfg.Store.AckWebhookEvent(run, e); err != nil && !errors.Is(err, persistence.ErrNotFound) {
+			d.log.Error("acknowledging a webhook delivery", "id", e.Id, "err", err)
+			return result{key: j.key, storeErr: true, reach: reached}
+		}
+	} else {
+		age := d.cfg.Now().Sub(e.CreatedAt.AsTime())
+		if reached != reachNothing && age < d.cfg.MaxAge {
+			d.metrics.retried.Inc()
+			d.log.Debug("webhook delivery failed; will retry", "id", e.Id, "endpoint", e.Endpoint, "attempts", attempts, "err", err)
+			return result{key: j.key, head: e, retry: true, attempts: attempts, reach: reached}
+		}
+		if err := d.fail(run, e, attempts, status, err); err != nil {
+			d.log.Error("recording a failed webhook delivery", "id", e.Id, "err", err)
+			return result{key: j.key, storeErr: true, reach: reached}
+		}
+	}
+	next, err := d.cfg.Store.OutboxHead(run, e.RoomId, e.Endpoint)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return result{key: j.key, reach: reached}
+	}
+	if err != nil {
+		if run.Err() == nil {
+			d.log.Error("reading the webhook outbox", "err", err)
+		}
+		return result{key: j.key, storeErr: true, reach: reached}
+	}
+	return result{key: j.key, head: next, reach: reached}
 }
 
 // fail records e as failed after its last attempt.

@@ -546,3 +546,64 @@ func TestUnresolvableEndpointRecorded(t *testing.T) {
 		t.Fatalf("failed record %v", f)
 	}
 }
+
+// hookedStore is the real store with a hook after each OutboxHead read and
+// a signal after each OutboxHeads read, to order a worker's read against
+// the scheduler's.
+type hookedStore struct {
+	*persistence.Store
+	afterHead  func(*recordpb.WebhookEvent, error)
+	headsReads chan struct{}
+}
+
+func (s *hookedStore) OutboxHead(ctx context.Context, roomID, endpoint string) (*recordpb.WebhookEvent, error) {
+	e, err := s.Store.OutboxHead(ctx, roomID, endpoint)
+	s.afterHead(e, err)
+	return e, err
+}
+
+func (s *hookedStore) OutboxHeads(ctx context.Context) ([]*recordpb.WebhookEvent, error) {
+	heads, err := s.Store.OutboxHeads(ctx)
+	select {
+	case s.headsReads <- struct{}{}:
+	default:
+	}
+	return heads, err
+}
+
+// TestQueuedWhileBusyNotLost: a delivery queued and announced while the
+// worker of its queue is between reading an empty queue and reporting it
+// is delivered at once, not at the next poll.
+func TestQueuedWhileBusyNotLost(t *testing.T) {
+	inner := openStore(t, t.TempDir())
+	recv := newReceiver(t, defaultSecret, nil)
+	hook := &recordpb.Webhook{Endpoint: recv.url("/h"), Events: []string{"*"}}
+	s := &hookedStore{Store: inner, headsReads: make(chan struct{}, 1)}
+	var d *Deliverer
+	var second []*recordpb.WebhookEvent
+	var once sync.Once
+	s.afterHead = func(_ *recordpb.WebhookEvent, err error) {
+		if !errors.Is(err, persistence.ErrNotFound) {
+			return
+		}
+		once.Do(func() {
+			// The worker found its queue empty; queue the next delivery
+			// and wait for the scheduler to read the outbox for it
+			// before the worker reports.
+			<-s.headsReads // the read that started the first delivery
+			second = enqueue(t, inner, d, Event{Name: "room-updated", RoomID: "r1"}, hook)
+			select {
+			case <-s.headsReads:
+			case <-time.After(15 * time.Second):
+				t.Error("the outbox was not read after Notify")
+			}
+		})
+	}
+	d = newDeliverer(t, Config{Store: s, AllowPrivate: true, PollInterval: time.Hour})
+	first := enqueue(t, inner, nil, Event{Name: "room-created", RoomID: "r1"}, hook)
+	run(t, d)
+	eventually(t, "both deliveries", func() bool { a, _ := recv.snapshot(); return len(a) == 2 })
+	if a, _ := recv.snapshot(); a[0].ID != first[0].Id || a[1].ID != second[0].Id {
+		t.Fatalf("delivered %v", ids(a))
+	}
+}

@@ -1,7 +1,7 @@
 // Package webhook delivers Troupe's webhook events: it signs them
 // (Troupe-Signature, see Sign and Verify), decides which destinations want
 // an event (Deliveries), guards against endpoints on private networks
-// (CheckEndpoint, NewClient), and runs the Deliverer, which drains the
+// (Guard, CheckEndpoint, NewClient), and runs the Deliverer, which drains the
 // webhook outbox that persistence keeps.
 //
 // The outbox is the source of truth: a room actor queues an event's
@@ -11,8 +11,11 @@
 // removes it; on a failure it retries that queue with exponential backoff
 // and jitter until the delivery is Config.MaxAge old, then keeps it as a
 // failed record. So deliveries go out in order per room and endpoint, at
-// least once, and survive restarts with their delivery ids; a slow or dead
-// endpoint holds up only its own queues.
+// least once, and survive restarts with their delivery ids. Endpoints (by
+// scheme, host and port) take turns for a bounded number of requests in
+// flight; those that do not answer get one request at a time from a
+// bounded allowance of their own, so that they hold up only their own
+// queues (see schedule.go).
 //
 // The actors package imports webhook; webhook imports persistence, never
 // actors or httpapi.

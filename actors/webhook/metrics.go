@@ -8,6 +8,7 @@ type metrics struct {
 	retried    prometheus.Counter
 	failed     prometheus.Counter
 	duration   prometheus.Histogram
+	inFlight   *prometheus.GaugeVec
 	backlog    []prometheus.Collector
 }
 
@@ -26,6 +27,10 @@ func newMetrics(store Store) metrics {
 			Help:    "Time from sending a webhook request to its response or error.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "troupe_webhook_in_flight",
+			Help: "Webhook requests in flight by pool: answering (endpoints whose last request got a response), probing (new endpoints, and those that did not answer).",
+		}, []string{"pool"}),
 		backlog: []prometheus.Collector{
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "troupe_webhook_pending",
@@ -40,7 +45,7 @@ func newMetrics(store Store) metrics {
 }
 
 func (m metrics) register(r prometheus.Registerer) error {
-	for _, c := range append([]prometheus.Collector{m.deliveries, m.duration}, m.backlog...) {
+	for _, c := range append([]prometheus.Collector{m.deliveries, m.duration, m.inFlight}, m.backlog...) {
 		if err := r.Register(c); err != nil {
 			return err
 		}
