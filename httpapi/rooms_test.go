@@ -454,6 +454,60 @@ func TestPatchRoom(t *testing.T) {
 	}
 }
 
+// Every room representation gives the live participant count: GET of the
+// room, the list (filtered or not), and the replies of PATCH and end.
+func TestParticipantCountAgrees(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"empty","name":"Empty"}`)
+	s.createRoom(t, `{"id":"busy","name":"Busy"}`)
+	c := s.dialWS(t, "viewer", s.joinToken(t, "busy", "viewer", auth.RoleSubscriber))
+	c.waitMsg("joined", nil)
+
+	listed := func(query string) map[string]any {
+		t.Helper()
+		r := s.do(t, http.MethodGet, "/api/v1/rooms"+query, "")
+		mustStatus(t, r, http.StatusOK)
+		counts := map[string]any{}
+		for _, room := range r.json(t)["rooms"].([]any) {
+			m := room.(map[string]any)
+			counts[m["id"].(string)] = m["participant_count"]
+		}
+		return counts
+	}
+	get := s.do(t, http.MethodGet, "/api/v1/rooms/busy", "")
+	mustStatus(t, get, http.StatusOK)
+	patch := s.do(t, http.MethodPatch, "/api/v1/rooms/busy", `{"display_name":"Busy room"}`)
+	mustStatus(t, patch, http.StatusOK)
+	for what, got := range map[string]any{
+		"GET /rooms/busy":          get.json(t)["participant_count"],
+		"PATCH /rooms/busy":        patch.json(t)["participant_count"],
+		"GET /rooms":               listed("")["busy"],
+		"GET /rooms?status=active": listed("?status=active")["busy"],
+		"GET /rooms, the other":    listed("")["empty"],
+	} {
+		want := 1.0
+		if strings.HasSuffix(what, "other") {
+			want = 0.0
+		}
+		if got != want {
+			t.Errorf("%s: participant_count %v, want %v", what, got, want)
+		}
+	}
+
+	// Ending the room disconnects the viewer; the end's reply and every
+	// later read agree.
+	end := s.do(t, http.MethodPost, "/api/v1/rooms/busy/end", "")
+	mustStatus(t, end, http.StatusOK)
+	c.waitClosed()
+	waitFor(t, 10*time.Second, "the viewer to be gone", func() bool {
+		return s.do(t, http.MethodGet, "/api/v1/rooms/busy", "").json(t)["participant_count"] == 0.0
+	})
+	if got := listed("?status=ended")["busy"]; got != 0.0 {
+		t.Errorf("ended room listed with participant_count %v", got)
+	}
+}
+
 // Concurrent PATCHes of one room must all land: the room actor is the
 // single writer, so none may overwrite another's field.
 func TestConcurrentPatches(t *testing.T) {
