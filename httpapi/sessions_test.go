@@ -250,7 +250,7 @@ func TestSessionLifecycle(t *testing.T) {
 	}
 	end := checkUTC(t, "end_time", ended["end_time"])
 	for k, want := range map[string]any{
-		"status": "ended", "end_reason": "ended-via-api", "participant_count": 0.0,
+		"status": "completed", "end_reason": "ended-via-api", "participant_count": 0.0,
 		"total_participants": 3.0, "max_concurrent_participants": 2.0,
 		"duration": float64(int64(end.Sub(start) / time.Second)),
 	} {
@@ -296,7 +296,7 @@ func TestSessionLifecycle(t *testing.T) {
 	if room["status"] != "active" || room["active_session_id"] != nil {
 		t.Errorf("room after the session's end: %v", room)
 	}
-	for q, want := range map[string]float64{"?status=ended": 1, "?status=in-progress": 0, "": 1} {
+	for q, want := range map[string]float64{"?status=completed": 1, "?status=ended": 1, "?status=in-progress": 0, "": 1} {
 		r := s.do(t, http.MethodGet, "/api/v1/sessions"+q, "")
 		mustStatus(t, r, http.StatusOK)
 		if got := r.json(t)["total"]; got != want {
@@ -385,8 +385,11 @@ func TestListSessions(t *testing.T) {
 		{"/api/v1/sessions?room_id=a", pick(4, 2, 0), 3},
 		{"/api/v1/rooms/a/sessions", pick(4, 2, 0), 3},
 		{"/api/v1/sessions?status=in-progress", pick(5), 1},
+		{"/api/v1/sessions?status=completed", pick(4, 3, 2, 1, 0), 5},
+		{"/api/v1/sessions?room_id=b&status=completed&limit=1&offset=1", pick(1), 2},
+		{"/api/v1/rooms/b/sessions?status=completed&limit=1&offset=1", pick(1), 2},
+		// ended: the word of earlier versions, still taken as a filter.
 		{"/api/v1/sessions?status=ended", pick(4, 3, 2, 1, 0), 5},
-		{"/api/v1/sessions?room_id=b&status=ended&limit=1&offset=1", pick(1), 2},
 		{"/api/v1/rooms/b/sessions?status=ended&limit=1&offset=1", pick(1), 2},
 		{"/api/v1/rooms/b/sessions?status=in-progress", pick(5), 1},
 		{"/api/v1/rooms/a/sessions?status=in-progress", nil, 0},
@@ -439,7 +442,7 @@ func TestListSessions(t *testing.T) {
 	mustStatus(t, s.do(t, http.MethodDelete, "/api/v1/rooms/b", ""), http.StatusNoContent)
 	inB.waitMsg("left", nil)
 	inB.close()
-	if ses := s.getSession(t, created[5]); ses["status"] != "ended" || ses["end_reason"] != "room-deleted" || ses["room_id"] != "b" {
+	if ses := s.getSession(t, created[5]); ses["status"] != "completed" || ses["end_reason"] != "room-deleted" || ses["room_id"] != "b" {
 		t.Errorf("b's last session after the delete: %v", ses)
 	}
 	mustStatus(t, s.do(t, http.MethodGet, "/api/v1/rooms/b", ""), http.StatusNotFound)
