@@ -454,6 +454,49 @@ func TestPatchRoom(t *testing.T) {
 	}
 }
 
+// auto_close with a type and no duration gets VideoSDK's default of 480
+// minutes, at create and at update; an explicit 0 or null is still refused.
+func TestAutoCloseDefaultDuration(t *testing.T) {
+	s := newStack(t, nil)
+	autoClose := func(r response) any {
+		t.Helper()
+		mustStatus(t, r, http.StatusOK)
+		return r.json(t)["auto_close"]
+	}
+	room := s.createRoom(t, `{"id":"ac","name":"AC","auto_close":{"type":"session-ends"}}`)
+	if got := fmt.Sprint(room["auto_close"]); got != "map[duration:480 type:session-ends]" {
+		t.Fatalf("created auto_close = %s", got)
+	}
+	if got := fmt.Sprint(autoClose(s.do(t, http.MethodGet, "/api/v1/rooms/ac", ""))); got != "map[duration:480 type:session-ends]" {
+		t.Fatalf("stored auto_close = %s", got)
+	}
+	r := s.do(t, http.MethodPatch, "/api/v1/rooms/ac", `{"auto_close":{"type":"session-end-and-deactivate","duration":5}}`)
+	if got := fmt.Sprint(autoClose(r)); got != "map[duration:5 type:session-end-and-deactivate]" {
+		t.Fatalf("patched auto_close = %s", got)
+	}
+	// auto_close is replaced as a whole: no duration is the default, not
+	// the former one.
+	r = s.do(t, http.MethodPatch, "/api/v1/rooms/ac", `{"auto_close":{"type":"session-ends"}}`)
+	if got := fmt.Sprint(autoClose(r)); got != "map[duration:480 type:session-ends]" {
+		t.Fatalf("patched without duration = %s", got)
+	}
+	for _, body := range []string{
+		`{"auto_close":{"type":"session-ends","duration":0}}`,
+		`{"auto_close":{"type":"session-ends","duration":null}}`,
+	} {
+		r := s.do(t, http.MethodPatch, "/api/v1/rooms/ac", body)
+		mustStatus(t, r, http.StatusUnprocessableEntity)
+		if r.errorField(t) != "auto_close.duration" {
+			t.Errorf("%s: %s", body, r.body)
+		}
+	}
+	r = s.do(t, http.MethodPost, "/api/v1/rooms", `{"name":"x","auto_close":{"duration":60}}`)
+	mustStatus(t, r, http.StatusUnprocessableEntity)
+	if r.errorField(t) != "auto_close.type" {
+		t.Errorf("auto_close without type: %s", r.body)
+	}
+}
+
 // Every room representation gives the live participant count: GET of the
 // room, the list (filtered or not), and the replies of PATCH and end.
 func TestParticipantCountAgrees(t *testing.T) {
