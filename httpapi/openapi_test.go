@@ -175,7 +175,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, v := range map[string]any{
-		"Room": roomJSON{}, "RoomList": roomListJSON{}, "Participant": participantJSON{},
+		"Room": roomJSON{}, "RoomList": roomListJSON{}, "Participant": participantJSON{}, "ParticipantList": participantListJSON{},
 		"Session": sessionJSON{}, "SessionList": sessionListJSON{}, "SessionParticipant": sessionParticipantJSON{},
 		"MediaStats": mediaStatsJSON{}, "ParticipantStats": participantStatsJSON{}, "SessionStats": sessionStatsJSON{},
 		"WebhookDelivery": deliveryJSON{}, "WebhookDeliveryList": deliveryListJSON{}, "WebhookEvent": webhook.Payload{},

@@ -497,6 +497,22 @@ func TestAutoCloseDefaultDuration(t *testing.T) {
 	}
 }
 
+// The live participants come in an object, like every list of the API.
+func TestParticipantListIsObject(t *testing.T) {
+	s := newStack(t, nil)
+	s.createRoom(t, `{"id":"quiet","name":"Quiet"}`)
+	r := s.do(t, http.MethodGet, "/api/v1/rooms/quiet/participants", "")
+	mustStatus(t, r, http.StatusOK)
+	if got := compactJSON(t, r.body); got != `{"participants":[]}` {
+		t.Fatalf("participants of an empty room = %s", got)
+	}
+	r = s.do(t, http.MethodGet, "/api/v1/rooms/nowhere/participants", "")
+	mustStatus(t, r, http.StatusNotFound)
+	if r.errorCode(t) != codeRoomNotFound {
+		t.Fatalf("participants of no room: %s", r.body)
+	}
+}
+
 // Every room representation gives the live participant count: GET of the
 // room, the list (filtered or not), and the replies of PATCH and end.
 func TestParticipantCountAgrees(t *testing.T) {
@@ -517,6 +533,9 @@ func TestParticipantCountAgrees(t *testing.T) {
 			counts[m["id"].(string)] = m["participant_count"]
 		}
 		return counts
+	}
+	if ps := s.participants(t, "busy"); len(ps) != 1 || ps[0]["identity"] != "viewer" {
+		t.Fatalf("participants = %v", ps)
 	}
 	get := s.do(t, http.MethodGet, "/api/v1/rooms/busy", "")
 	mustStatus(t, get, http.StatusOK)
