@@ -176,7 +176,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	}
 	for name, v := range map[string]any{
 		"Room": roomJSON{}, "RoomList": roomListJSON{}, "Participant": participantJSON{}, "ParticipantList": participantListJSON{},
-		"Session": sessionJSON{}, "SessionList": sessionListJSON{}, "SessionParticipant": sessionParticipantJSON{},
+		"Session": sessionJSON{}, "SessionList": sessionListJSON{}, "SessionParticipant": sessionParticipantJSON{}, "SessionParticipantList": sessionParticipantListJSON{},
 		"MediaStats": mediaStatsJSON{}, "ParticipantStats": participantStatsJSON{}, "SessionStats": sessionStatsJSON{},
 		"WebhookDelivery": deliveryJSON{}, "WebhookDeliveryList": deliveryListJSON{}, "WebhookEvent": webhook.Payload{},
 	} {

@@ -290,16 +290,20 @@ func (s *Server) getSession(c *gin.Context) error {
 	return nil
 }
 
-// listSessionParticipants answers a bare array in join order, like the
-// live participants of a room.
+// sessionParticipantListJSON is a session's history in join order, in an
+// object like the live participants of a room.
+type sessionParticipantListJSON struct {
+	Participants []sessionParticipantJSON `json:"participants"`
+}
+
 func (s *Server) listSessionParticipants(c *gin.Context) error {
 	members, err := s.cfg.Rooms.SessionParticipants(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
-	out := make([]sessionParticipantJSON, len(members))
+	out := sessionParticipantListJSON{Participants: make([]sessionParticipantJSON, len(members))}
 	for i, m := range members {
-		out[i] = toSessionParticipantJSON(m)
+		out.Participants[i] = toSessionParticipantJSON(m)
 	}
 	writeJSON(c, http.StatusOK, out)
 	return nil

@@ -36,10 +36,11 @@ func (s *stack) sessionParticipants(t testing.TB, id string) []map[string]any {
 	t.Helper()
 	r := s.do(t, http.MethodGet, "/api/v1/sessions/"+id+"/participants", "")
 	mustStatus(t, r, http.StatusOK)
-	var out []map[string]any
-	if err := json.Unmarshal(r.body, &out); err != nil {
-		t.Fatalf("participants are not an array: %v: %s", err, r.body)
+	var list map[string][]map[string]any
+	if err := json.Unmarshal(r.body, &list); err != nil || len(list) != 1 || list["participants"] == nil {
+		t.Fatalf("participants are not {\"participants\": [...]}: %v: %s", err, r.body)
 	}
+	out := list["participants"]
 	want := []string{"duration", "identity", "joined_at", "leave_reason", "left_at", "name", "participant_id", "role"}
 	for _, p := range out {
 		if got := sortedKeys(p); !slices.Equal(got, want) {
