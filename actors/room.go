@@ -164,24 +164,22 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *crashRoom:
 		panic("room actor: crash requested by a test")
 	case *actorpb.CreateRoom:
-		a.respond(ctx, roomReply(a.create(m)))
+		a.respond(ctx, a.roomReply(a.create(m)))
 		if a.room == nil {
 			ctx.Send(ctx.Parent(), &passivate{who: ctx.Self()}) // nothing was created
 		}
 	case *actorpb.GetRoom:
-		reply := roomReply(a.current())
-		reply.ParticipantCount = uint32(len(a.members))
-		a.respond(ctx, reply)
+		a.respond(ctx, a.roomReply(a.current()))
 	case *actorpb.UpdateRoom:
-		a.respond(ctx, roomReply(a.update(m)))
+		a.respond(ctx, a.roomReply(a.update(m)))
 	case *actorpb.EndRoom:
-		a.respond(ctx, roomReply(a.endRoom(ctx, EndRoomEnded)))
+		a.respond(ctx, a.roomReply(a.endRoom(ctx, EndRoomEnded)))
 	case *actorpb.DeleteRoom:
 		err := a.delete(ctx)
 		if err == nil {
 			a.removeAll(ctx, ReasonRoomDeleted)
 		}
-		a.respond(ctx, roomReply(nil, err))
+		a.respond(ctx, a.roomReply(nil, err))
 		if err == nil && len(a.members) == 0 {
 			// A room that is gone has no state worth keeping in memory; one
 			// with members still leaving passivates when they are gone.
@@ -197,11 +195,13 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	}
 }
 
-func roomReply(room *recordpb.Room, err error) *actorpb.RoomReply {
+// roomReply carries the live participant count with every room, so that
+// each reply agrees with what Get and the snapshot say.
+func (a *roomActor) roomReply(room *recordpb.Room, err error) *actorpb.RoomReply {
 	if err != nil {
 		return &actorpb.RoomReply{Error: errorToPB(err)}
 	}
-	return &actorpb.RoomReply{Room: room}
+	return &actorpb.RoomReply{Room: room, ParticipantCount: uint32(len(a.members))}
 }
 
 // storeCtx bounds a store call; the store syncs, so allow more than a read.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/persistence"
@@ -496,10 +497,7 @@ func (r *Rooms) closeInterruptedSessions(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("actors: session %s members: %w", s.Id, err)
 		}
-		end := s.LastActivityAt
-		if end == nil {
-			end = s.StartTime
-		}
+		end := lastActivity(s, members)
 		next := proto.Clone(s).(*recordpb.Session)
 		next.Status = recordpb.SessionStatus_SESSION_STATUS_ENDED
 		next.EndTime, next.EndReason, next.UpdatedAt = end, EndServerRestart, timestamp(r.cfg.Clock.Now())
@@ -532,6 +530,29 @@ func (r *Rooms) closeInterruptedSessions(ctx context.Context) error {
 		r.cfg.OnEvents()
 	}
 	return nil
+}
+
+// lastActivity is the time of the latest change recorded of a session
+// that a crash left open: its last_activity_at, its updated_at (the only
+// time some records carry of their last change: one whose members a
+// restarted room closed, or one written without last_activity_at), or its
+// members' joins and leaves, whichever is latest; never before its start.
+// The session ran at least until then, so that is its end and its
+// duration, rather than its start and none.
+func lastActivity(s *recordpb.Session, members []*recordpb.SessionMember) *timestamppb.Timestamp {
+	end := s.StartTime.AsTime()
+	later := func(ts *timestamppb.Timestamp) {
+		if ts.IsValid() && ts.AsTime().After(end) {
+			end = ts.AsTime()
+		}
+	}
+	later(s.LastActivityAt)
+	later(s.UpdatedAt)
+	for _, m := range members {
+		later(m.JoinedAt)
+		later(m.LeftAt)
+	}
+	return timestamp(end)
 }
 
 func isNotFound(err error) bool { return errors.Is(err, persistence.ErrNotFound) }

@@ -23,6 +23,9 @@ const (
 	DefaultFPS             = 30
 	DefaultLayout          = "grid"
 	DefaultChatEnabled     = true
+	// DefaultAutoCloseDuration is the auto_close duration (minutes) of a
+	// request that gives a type without one: VideoSDK's default, 8 hours.
+	DefaultAutoCloseDuration = 480
 )
 
 // Limits of the room fields.

@@ -305,7 +305,9 @@ func (r *Rooms) Delete(ctx context.Context, id string) error {
 }
 
 // List returns a page of rooms in creation order, and how many match q.
-// It reads the store: every acknowledged change is already there.
+// It reads the store: every acknowledged change is already there. The
+// participant counts are not stored; they come from the live rooms'
+// snapshots (a room without an actor has nobody in it).
 func (r *Rooms) List(ctx context.Context, q ListQuery) ([]*RoomInfo, int, error) {
 	page, err := r.cfg.Store.ListRooms(ctx, persistence.RoomQuery{Status: q.Status, Limit: q.Limit, Offset: q.Offset})
 	if err != nil {
@@ -314,6 +316,9 @@ func (r *Rooms) List(ctx context.Context, q ListQuery) ([]*RoomInfo, int, error)
 	out := make([]*RoomInfo, len(page.Rooms))
 	for i, room := range page.Rooms {
 		out[i] = &RoomInfo{Room: room}
+		if v, ok := r.snapshots.Load(room.Id); ok {
+			out[i].ParticipantCount = v.(*RoomInfo).ParticipantCount
+		}
 	}
 	return out, page.Total, nil
 }

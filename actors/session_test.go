@@ -2,12 +2,15 @@ package actors
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/actors/webhook"
+	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -292,6 +295,106 @@ func TestRestartClosesSessionsInProgress(t *testing.T) {
 	room, err := env.rooms.Get(ctx, "r")
 	if err != nil || room.Room.ActiveSessionId != "" {
 		t.Fatalf("room after restart: %v %v", room, err)
+	}
+}
+
+// A session a crash left open ends at the latest change its records hold,
+// with the duration it ran, whichever record holds that change: records
+// written straight into a real store, then the store reopened under Rooms.
+func TestRestartEndsSessionAtItsLastActivity(t *testing.T) {
+	start := sessionEpoch
+	ran := 3 * time.Second
+	tests := []struct {
+		name    string
+		session func(s *recordpb.Session)
+		members []*recordpb.SessionMember
+	}{
+		{"only updated_at is later (no last_activity_at)", func(s *recordpb.Session) {
+			s.LastActivityAt, s.UpdatedAt = nil, timestamp(start.Add(ran))
+		}, []*recordpb.SessionMember{{ParticipantId: "PA_a", JoinedAt: timestamp(start)}}},
+		{"members closed by a restarted room", func(s *recordpb.Session) {
+			s.UpdatedAt = timestamp(start.Add(ran))
+		}, []*recordpb.SessionMember{{ParticipantId: "PA_a", JoinedAt: timestamp(start), LeftAt: timestamp(start.Add(ran)), LeaveReason: ReasonFailed}}},
+		{"a leave recorded only in its member", nil, []*recordpb.SessionMember{
+			{ParticipantId: "PA_a", JoinedAt: timestamp(start), LeftAt: timestamp(start.Add(ran)), LeaveReason: ReasonLeft},
+			{ParticipantId: "PA_b", JoinedAt: timestamp(start.Add(time.Second))},
+		}},
+		{"last_activity_at", func(s *recordpb.Session) {
+			s.LastActivityAt, s.UpdatedAt = timestamp(start.Add(ran)), timestamp(start.Add(ran))
+		}, []*recordpb.SessionMember{{ParticipantId: "PA_a", JoinedAt: timestamp(start)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			store, err := persistence.Open(persistence.Config{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			room, err := newRoomFromSpec("r", &actorpb.RoomPatch{Name: ptr("R")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			room.CreatedAt, room.UpdatedAt, room.Revision, room.ActiveSessionId = timestamp(start), timestamp(start), 1, "ses_crashed"
+			ses := &recordpb.Session{
+				Id: "ses_crashed", RoomId: "r", Name: "R", Status: recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS,
+				StartTime: timestamp(start), CreatedAt: timestamp(start), UpdatedAt: timestamp(start), LastActivityAt: timestamp(start),
+				ParticipantCount: 1, TotalParticipants: uint32(len(tt.members)), MaxConcurrentParticipants: 1,
+			}
+			if tt.session != nil {
+				tt.session(ses)
+			}
+			for _, m := range tt.members {
+				m.SessionId, m.Identity = ses.Id, m.ParticipantId
+			}
+			if err := store.Apply(ctx, persistence.Writes{Room: room, Sessions: []*recordpb.Session{ses}, Members: tt.members}); err != nil {
+				t.Fatal(err)
+			}
+			if err := store.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			env := &testEnv{dir: dir}
+			env.start(t, func(c *Config) {
+				c.Clock = newFakeClock(start.Add(time.Hour))
+				c.Webhooks = []webhook.Destination{{Endpoint: "https://hooks.example/troupe", Events: []string{"session-ended"}}}
+			})
+			t.Cleanup(env.stop)
+			got, err := env.rooms.Session(ctx, ses.Id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != recordpb.SessionStatus_SESSION_STATUS_ENDED || got.EndReason != EndServerRestart {
+				t.Fatalf("after the restart: %v", got)
+			}
+			if d := got.EndTime.AsTime().Sub(got.StartTime.AsTime()); d != ran {
+				t.Fatalf("end_time %v: it ran %v, want %v", got.EndTime.AsTime(), d, ran)
+			}
+			history, err := env.rooms.SessionParticipants(ctx, ses.Id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range history {
+				if m.LeftAt == nil || m.LeftAt.AsTime().After(got.EndTime.AsTime()) || m.LeftAt.AsTime().Before(m.JoinedAt.AsTime()) {
+					t.Errorf("member %s: joined %v, left %v; the session ended %v", m.ParticipantId, m.JoinedAt.AsTime(), m.LeftAt.AsTime(), got.EndTime.AsTime())
+				}
+			}
+			info, err := env.rooms.Get(ctx, "r")
+			if err != nil || info.Room.ActiveSessionId != "" {
+				t.Fatalf("room after the restart: %v %v", info, err)
+			}
+			// The session-ended event reports the same duration.
+			page, err := env.store.ListWebhookDeliveries(ctx, persistence.DeliveryQuery{Status: persistence.DeliveryPending})
+			if err != nil || len(page.Deliveries) != 1 {
+				t.Fatalf("deliveries after the restart: %v %v", page.Deliveries, err)
+			}
+			var data struct {
+				Duration *int64 `json:"duration"`
+			}
+			if err := json.Unmarshal(page.Deliveries[0].Data, &data); err != nil || data.Duration == nil || *data.Duration != int64(ran/time.Second) {
+				t.Fatalf("session-ended data %s: %v", page.Deliveries[0].Data, err)
+			}
+		})
 	}
 }
 

@@ -309,6 +309,9 @@ func decodeAutoClose(o *jsonObject) (*recordpb.AutoClose, error) {
 	if typ != nil {
 		a.Type = *typ
 	}
+	// The record cannot tell an absent duration from 0, so the default is
+	// applied here, where absence is known; an explicit 0 stays refused.
+	a.Duration = actors.DefaultAutoCloseDuration
 	if d != nil {
 		a.Duration = *d
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -533,11 +534,15 @@ func (s *stack) participants(t testing.TB, room string) []map[string]any {
 	t.Helper()
 	r := s.do(t, http.MethodGet, "/api/v1/rooms/"+room+"/participants", "")
 	mustStatus(t, r, http.StatusOK)
-	var out []map[string]any
-	if err := json.Unmarshal(r.body, &out); err != nil {
-		t.Fatal(err)
+	var out struct {
+		Participants []map[string]any `json:"participants"`
 	}
-	return out
+	dec := json.NewDecoder(bytes.NewReader(r.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&out); err != nil || out.Participants == nil {
+		t.Fatalf("participants list %s: %v", r.body, err)
+	}
+	return out.Participants
 }
 
 // checkLeaks verifies, after every cleanup of the test (register it

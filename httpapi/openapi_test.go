@@ -175,8 +175,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, v := range map[string]any{
-		"Room": roomJSON{}, "RoomList": roomListJSON{}, "Participant": participantJSON{},
-		"Session": sessionJSON{}, "SessionList": sessionListJSON{}, "SessionParticipant": sessionParticipantJSON{},
+		"Room": roomJSON{}, "RoomList": roomListJSON{}, "Participant": participantJSON{}, "ParticipantList": participantListJSON{},
+		"Session": sessionJSON{}, "SessionList": sessionListJSON{}, "SessionParticipant": sessionParticipantJSON{}, "SessionParticipantList": sessionParticipantListJSON{},
 		"MediaStats": mediaStatsJSON{}, "ParticipantStats": participantStatsJSON{}, "SessionStats": sessionStatsJSON{},
 		"WebhookDelivery": deliveryJSON{}, "WebhookDeliveryList": deliveryListJSON{}, "WebhookEvent": webhook.Payload{},
 	} {

@@ -45,14 +45,20 @@ func toTrackJSON(t actors.TrackInfo) trackJSON {
 	return trackJSON{ID: t.ID, Kind: t.Kind, Codec: t.Codec, Muted: t.Muted, Simulcast: t.Simulcast}
 }
 
+// participantListJSON wraps the list in an object, like every other list
+// of the API, so that fields can be added beside it.
+type participantListJSON struct {
+	Participants []participantJSON `json:"participants"`
+}
+
 func (s *Server) listParticipants(c *gin.Context) error {
 	list, err := s.cfg.Rooms.Participants(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
-	out := make([]participantJSON, len(list))
+	out := participantListJSON{Participants: make([]participantJSON, len(list))}
 	for i, p := range list {
-		out[i] = toParticipantJSON(p)
+		out.Participants[i] = toParticipantJSON(p)
 	}
 	writeJSON(c, http.StatusOK, out)
 	return nil

@@ -454,6 +454,122 @@ func TestPatchRoom(t *testing.T) {
 	}
 }
 
+// auto_close with a type and no duration gets VideoSDK's default of 480
+// minutes, at create and at update; an explicit 0 or null is still refused.
+func TestAutoCloseDefaultDuration(t *testing.T) {
+	s := newStack(t, nil)
+	autoClose := func(r response) any {
+		t.Helper()
+		mustStatus(t, r, http.StatusOK)
+		return r.json(t)["auto_close"]
+	}
+	room := s.createRoom(t, `{"id":"ac","name":"AC","auto_close":{"type":"session-ends"}}`)
+	if got := fmt.Sprint(room["auto_close"]); got != "map[duration:480 type:session-ends]" {
+		t.Fatalf("created auto_close = %s", got)
+	}
+	if got := fmt.Sprint(autoClose(s.do(t, http.MethodGet, "/api/v1/rooms/ac", ""))); got != "map[duration:480 type:session-ends]" {
+		t.Fatalf("stored auto_close = %s", got)
+	}
+	r := s.do(t, http.MethodPatch, "/api/v1/rooms/ac", `{"auto_close":{"type":"session-end-and-deactivate","duration":5}}`)
+	if got := fmt.Sprint(autoClose(r)); got != "map[duration:5 type:session-end-and-deactivate]" {
+		t.Fatalf("patched auto_close = %s", got)
+	}
+	// auto_close is replaced as a whole: no duration is the default, not
+	// the former one.
+	r = s.do(t, http.MethodPatch, "/api/v1/rooms/ac", `{"auto_close":{"type":"session-ends"}}`)
+	if got := fmt.Sprint(autoClose(r)); got != "map[duration:480 type:session-ends]" {
+		t.Fatalf("patched without duration = %s", got)
+	}
+	for _, body := range []string{
+		`{"auto_close":{"type":"session-ends","duration":0}}`,
+		`{"auto_close":{"type":"session-ends","duration":null}}`,
+	} {
+		r := s.do(t, http.MethodPatch, "/api/v1/rooms/ac", body)
+		mustStatus(t, r, http.StatusUnprocessableEntity)
+		if r.errorField(t) != "auto_close.duration" {
+			t.Errorf("%s: %s", body, r.body)
+		}
+	}
+	r = s.do(t, http.MethodPost, "/api/v1/rooms", `{"name":"x","auto_close":{"duration":60}}`)
+	mustStatus(t, r, http.StatusUnprocessableEntity)
+	if r.errorField(t) != "auto_close.type" {
+		t.Errorf("auto_close without type: %s", r.body)
+	}
+}
+
+// The live participants come in an object, like every list of the API.
+func TestParticipantListIsObject(t *testing.T) {
+	s := newStack(t, nil)
+	s.createRoom(t, `{"id":"quiet","name":"Quiet"}`)
+	r := s.do(t, http.MethodGet, "/api/v1/rooms/quiet/participants", "")
+	mustStatus(t, r, http.StatusOK)
+	if got := compactJSON(t, r.body); got != `{"participants":[]}` {
+		t.Fatalf("participants of an empty room = %s", got)
+	}
+	r = s.do(t, http.MethodGet, "/api/v1/rooms/nowhere/participants", "")
+	mustStatus(t, r, http.StatusNotFound)
+	if r.errorCode(t) != codeRoomNotFound {
+		t.Fatalf("participants of no room: %s", r.body)
+	}
+}
+
+// Every room representation gives the live participant count: GET of the
+// room, the list (filtered or not), and the replies of PATCH and end.
+func TestParticipantCountAgrees(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"empty","name":"Empty"}`)
+	s.createRoom(t, `{"id":"busy","name":"Busy"}`)
+	c := s.dialWS(t, "viewer", s.joinToken(t, "busy", "viewer", auth.RoleSubscriber))
+	c.waitMsg("joined", nil)
+
+	listed := func(query string) map[string]any {
+		t.Helper()
+		r := s.do(t, http.MethodGet, "/api/v1/rooms"+query, "")
+		mustStatus(t, r, http.StatusOK)
+		counts := map[string]any{}
+		for _, room := range r.json(t)["rooms"].([]any) {
+			m := room.(map[string]any)
+			counts[m["id"].(string)] = m["participant_count"]
+		}
+		return counts
+	}
+	if ps := s.participants(t, "busy"); len(ps) != 1 || ps[0]["identity"] != "viewer" {
+		t.Fatalf("participants = %v", ps)
+	}
+	get := s.do(t, http.MethodGet, "/api/v1/rooms/busy", "")
+	mustStatus(t, get, http.StatusOK)
+	patch := s.do(t, http.MethodPatch, "/api/v1/rooms/busy", `{"display_name":"Busy room"}`)
+	mustStatus(t, patch, http.StatusOK)
+	for what, got := range map[string]any{
+		"GET /rooms/busy":          get.json(t)["participant_count"],
+		"PATCH /rooms/busy":        patch.json(t)["participant_count"],
+		"GET /rooms":               listed("")["busy"],
+		"GET /rooms?status=active": listed("?status=active")["busy"],
+		"GET /rooms, the other":    listed("")["empty"],
+	} {
+		want := 1.0
+		if strings.HasSuffix(what, "other") {
+			want = 0.0
+		}
+		if got != want {
+			t.Errorf("%s: participant_count %v, want %v", what, got, want)
+		}
+	}
+
+	// Ending the room disconnects the viewer; the end's reply and every
+	// later read agree.
+	end := s.do(t, http.MethodPost, "/api/v1/rooms/busy/end", "")
+	mustStatus(t, end, http.StatusOK)
+	c.waitClosed()
+	waitFor(t, 10*time.Second, "the viewer to be gone", func() bool {
+		return s.do(t, http.MethodGet, "/api/v1/rooms/busy", "").json(t)["participant_count"] == 0.0
+	})
+	if got := listed("?status=ended")["busy"]; got != 0.0 {
+		t.Errorf("ended room listed with participant_count %v", got)
+	}
+}
+
 // Concurrent PATCHes of one room must all land: the room actor is the
 // single writer, so none may overwrite another's field.
 func TestConcurrentPatches(t *testing.T) {

@@ -48,10 +48,15 @@ type sessionListJSON struct {
 	Offset   int           `json:"offset"`
 }
 
-// The session statuses as the API spells them.
+// The session statuses as the API spells them: SignalWire's words. The
+// store keeps its own enum; only the API word is "completed".
 const (
 	sessionInProgress = "in-progress"
-	sessionEnded      = "ended"
+	sessionCompleted  = "completed"
+	// sessionEndedAlias is the word earlier versions used for completed.
+	// The list filter still takes it, so that old clients keep working;
+	// no response carries it.
+	sessionEndedAlias = "ended"
 )
 
 func sessionStatusString(s recordpb.SessionStatus) string {
@@ -59,7 +64,7 @@ func sessionStatusString(s recordpb.SessionStatus) string {
 	case recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS:
 		return sessionInProgress
 	case recordpb.SessionStatus_SESSION_STATUS_ENDED:
-		return sessionEnded
+		return sessionCompleted
 	}
 	return "unknown"
 }
@@ -259,10 +264,10 @@ func (s *Server) sessionPage(c *gin.Context, roomID string) (sessionListJSON, er
 		switch query.Get("status") {
 		case sessionInProgress:
 			q.Status = recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS
-		case sessionEnded:
+		case sessionCompleted, sessionEndedAlias:
 			q.Status = recordpb.SessionStatus_SESSION_STATUS_ENDED
 		default:
-			return sessionListJSON{}, fieldError("status", "must be in-progress or ended")
+			return sessionListJSON{}, fieldError("status", "must be in-progress or completed")
 		}
 	}
 	list, total, err := s.cfg.Rooms.Sessions(c.Request.Context(), q)
@@ -285,16 +290,20 @@ func (s *Server) getSession(c *gin.Context) error {
 	return nil
 }
 
-// listSessionParticipants answers a bare array in join order, like the
-// live participants of a room.
+// sessionParticipantListJSON is a session's history in join order, in an
+// object like the live participants of a room.
+type sessionParticipantListJSON struct {
+	Participants []sessionParticipantJSON `json:"participants"`
+}
+
 func (s *Server) listSessionParticipants(c *gin.Context) error {
 	members, err := s.cfg.Rooms.SessionParticipants(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
-	out := make([]sessionParticipantJSON, len(members))
+	out := sessionParticipantListJSON{Participants: make([]sessionParticipantJSON, len(members))}
 	for i, m := range members {
-		out[i] = toSessionParticipantJSON(m)
+		out.Participants[i] = toSessionParticipantJSON(m)
 	}
 	writeJSON(c, http.StatusOK, out)
 	return nil

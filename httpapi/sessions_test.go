@@ -36,10 +36,11 @@ func (s *stack) sessionParticipants(t testing.TB, id string) []map[string]any {
 	t.Helper()
 	r := s.do(t, http.MethodGet, "/api/v1/sessions/"+id+"/participants", "")
 	mustStatus(t, r, http.StatusOK)
-	var out []map[string]any
-	if err := json.Unmarshal(r.body, &out); err != nil {
-		t.Fatalf("participants are not an array: %v: %s", err, r.body)
+	var list map[string][]map[string]any
+	if err := json.Unmarshal(r.body, &list); err != nil || len(list) != 1 || list["participants"] == nil {
+		t.Fatalf("participants are not {\"participants\": [...]}: %v: %s", err, r.body)
 	}
+	out := list["participants"]
 	want := []string{"duration", "identity", "joined_at", "leave_reason", "left_at", "name", "participant_id", "role"}
 	for _, p := range out {
 		if got := sortedKeys(p); !slices.Equal(got, want) {
@@ -250,7 +251,7 @@ func TestSessionLifecycle(t *testing.T) {
 	}
 	end := checkUTC(t, "end_time", ended["end_time"])
 	for k, want := range map[string]any{
-		"status": "ended", "end_reason": "ended-via-api", "participant_count": 0.0,
+		"status": "completed", "end_reason": "ended-via-api", "participant_count": 0.0,
 		"total_participants": 3.0, "max_concurrent_participants": 2.0,
 		"duration": float64(int64(end.Sub(start) / time.Second)),
 	} {
@@ -296,7 +297,7 @@ func TestSessionLifecycle(t *testing.T) {
 	if room["status"] != "active" || room["active_session_id"] != nil {
 		t.Errorf("room after the session's end: %v", room)
 	}
-	for q, want := range map[string]float64{"?status=ended": 1, "?status=in-progress": 0, "": 1} {
+	for q, want := range map[string]float64{"?status=completed": 1, "?status=ended": 1, "?status=in-progress": 0, "": 1} {
 		r := s.do(t, http.MethodGet, "/api/v1/sessions"+q, "")
 		mustStatus(t, r, http.StatusOK)
 		if got := r.json(t)["total"]; got != want {
@@ -385,8 +386,11 @@ func TestListSessions(t *testing.T) {
 		{"/api/v1/sessions?room_id=a", pick(4, 2, 0), 3},
 		{"/api/v1/rooms/a/sessions", pick(4, 2, 0), 3},
 		{"/api/v1/sessions?status=in-progress", pick(5), 1},
+		{"/api/v1/sessions?status=completed", pick(4, 3, 2, 1, 0), 5},
+		{"/api/v1/sessions?room_id=b&status=completed&limit=1&offset=1", pick(1), 2},
+		{"/api/v1/rooms/b/sessions?status=completed&limit=1&offset=1", pick(1), 2},
+		// ended: the word of earlier versions, still taken as a filter.
 		{"/api/v1/sessions?status=ended", pick(4, 3, 2, 1, 0), 5},
-		{"/api/v1/sessions?room_id=b&status=ended&limit=1&offset=1", pick(1), 2},
 		{"/api/v1/rooms/b/sessions?status=ended&limit=1&offset=1", pick(1), 2},
 		{"/api/v1/rooms/b/sessions?status=in-progress", pick(5), 1},
 		{"/api/v1/rooms/a/sessions?status=in-progress", nil, 0},
@@ -439,7 +443,7 @@ func TestListSessions(t *testing.T) {
 	mustStatus(t, s.do(t, http.MethodDelete, "/api/v1/rooms/b", ""), http.StatusNoContent)
 	inB.waitMsg("left", nil)
 	inB.close()
-	if ses := s.getSession(t, created[5]); ses["status"] != "ended" || ses["end_reason"] != "room-deleted" || ses["room_id"] != "b" {
+	if ses := s.getSession(t, created[5]); ses["status"] != "completed" || ses["end_reason"] != "room-deleted" || ses["room_id"] != "b" {
 		t.Errorf("b's last session after the delete: %v", ses)
 	}
 	mustStatus(t, s.do(t, http.MethodGet, "/api/v1/rooms/b", ""), http.StatusNotFound)
