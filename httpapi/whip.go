@@ -65,8 +65,13 @@ func (s *Server) whipOffer(c *gin.Context) error {
 		return err
 	}
 	// Checked before joining: a bad offer must not make a participant
-	// appear in the room (and start a session) only to leave again.
+	// appear in the room (and start a session) only to leave again. The
+	// cheap checks come first; CheckOffer tries the offer on a peer
+	// connection.
 	if err := validateOffer(kind, offer); err != nil {
+		return err
+	}
+	if err := s.cfg.Rooms.CheckOffer(kind, offer); err != nil {
 		return err
 	}
 	ctx := c.Request.Context()
