@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -486,6 +487,43 @@ func TestWHIPRefusedOfferLeavesNoTrace(t *testing.T) {
 			t.Errorf("webhook event %v after refused offers", d["event"])
 		}
 	}
+	_ = pc.Close()
+	media.wait()
+}
+
+// TestWHIPSessionRemovedBeforeRegister: the room may remove a WHIP
+// participant (replaced, kicked) before its POST has registered the
+// session; the room goes on, and the session is never reachable.
+func TestWHIPSessionRemovedBeforeRegister(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"early","name":"Early"}`)
+	claims, err := s.api.verify(s.joinToken(t, "early", "p", auth.RolePublisher))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	w := &whipSession{identity: claims.Subject, kind: actors.ClientWHIP, live: &s.api.live}
+	p, _, err := s.rooms.Join(ctx, "early", joinRequest(claims, actors.ClientWHIP, w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustStatus(t, s.do(t, http.MethodDelete, "/api/v1/rooms/early/participants/"+p.ID, ""), http.StatusNoContent)
+	waitFor(t, 5*time.Second, "the room to remove the participant", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.closed
+	})
+	if err := w.register(p); !errors.Is(err, actors.ErrParticipantNotFound) {
+		t.Fatalf("register after removal: %v", err)
+	}
+	if _, ok := s.api.live.getWHIP(p.ID); ok {
+		t.Error("a removed participant's session is reachable")
+	}
+	// The room did not crash on the removal: it still admits and lists.
+	media := newPublisher(t)
+	pc, _ := s.whipPublish(t, "early", s.joinToken(t, "early", "q", auth.RolePublisher), media)
+	media.halt()
 	_ = pc.Close()
 	media.wait()
 }
