@@ -29,6 +29,10 @@ var (
 	ErrForbidden = errors.New("not allowed")
 	// ErrInvalidSDP: an offer or answer that cannot be parsed or applied.
 	ErrInvalidSDP = errors.New("invalid SDP")
+	// ErrNoAcceptableMedia: an offer that parses but in which no audio or
+	// video section can carry media (no codec Troupe forwards, or every
+	// section rejected).
+	ErrNoAcceptableMedia = errors.New("no acceptable media")
 	// ErrSignalingState: a signaling message that does not fit the
 	// negotiation's state (an answer with no offer out, a second WHIP offer).
 	ErrSignalingState = errors.New("unexpected signaling message")
@@ -49,6 +53,7 @@ const (
 	codeForbidden     = "forbidden"
 	codeInvalidSDP    = "invalid_sdp"
 	codeSignaling     = "signaling_state"
+	codeNoMedia       = "no_acceptable_media"
 	codeValidation    = "validation_failed"
 	codeInternal      = "internal"
 )
@@ -67,6 +72,7 @@ var sentinelByCode = map[string]error{
 	codeForbidden:     ErrForbidden,
 	codeInvalidSDP:    ErrInvalidSDP,
 	codeSignaling:     ErrSignalingState,
+	codeNoMedia:       ErrNoAcceptableMedia,
 }
 
 // ValidationError says which field of a request is invalid and why.

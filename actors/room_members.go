@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -61,7 +62,20 @@ type member struct {
 	leaveReason string
 	// stats is shared with the participant actor, which fills it.
 	stats *mediaStats
+	// connectDeadline removes a WHIP or WHEP member whose connection has
+	// not come up in time; nil for WebSocket members.
+	connectDeadline Timer
 }
+
+// connectTimeout is how long a WHIP or WHEP member's connection has to come
+// up after it joins. Its one offer is all the negotiation there is, and ICE
+// and DTLS take a second or two even through a relay, so a member still
+// not connected by then never will be (no candidate pair works: candidates
+// unreachable, or a trickling client whose checks never reach the server).
+// Left to itself, pion gives up after 30 s, with nothing in the room to
+// show for it meanwhile. WebSocket members are not timed: their socket says
+// whether they are there, and they may connect media later.
+const connectTimeout = 15 * time.Second
 
 type roomTrack struct {
 	info TrackInfo
@@ -274,6 +288,9 @@ func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession
 	m.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
 		return newParticipantActor(a.deps, a.id, info, req, pc, m.stats)
 	}))
+	if req.Kind != ClientSignaling {
+		m.connectDeadline = a.armConnectDeadline(info, req.Kind, pc)
+	}
 	a.members[info.ID] = m
 	a.memberOrder = append(a.memberOrder, info.ID)
 	a.deps.metrics.participants.Inc()
@@ -299,6 +316,25 @@ func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession
 	}}
 }
 
+// armConnectDeadline removes the member with ReasonConnectionFailed if its
+// ICE has not connected within connectTimeout. The timer reads pc's ICE
+// state, which pion keeps atomically; the removal is a message like any
+// other, a no-op if the member has gone meanwhile.
+func (a *roomActor) armConnectDeadline(info ParticipantInfo, kind ClientKind, pc *webrtc.PeerConnection) Timer {
+	self, root, log := a.self, a.deps.system.Root, a.log // a.log names the room
+	return a.deps.cfg.Clock.AfterFunc(connectTimeout, func() {
+		// Disconnected, failed or closed: it came up once, or pion has
+		// already given up; either way pion's own states take it from here.
+		state := pc.ICEConnectionState()
+		if state != webrtc.ICEConnectionStateNew && state != webrtc.ICEConnectionStateChecking {
+			return
+		}
+		log.Warn("participant's connection did not come up; removing it", "participant", info.ID,
+			"identity", info.Identity, "kind", kind.String(), "after", connectTimeout, "ice", state.String())
+		root.Send(self, &removeParticipant{id: info.ID, reason: ReasonConnectionFailed})
+	})
+}
+
 // removeMember stops a member's actor; the rest happens when it has
 // terminated (memberTerminated), whatever the reason it stopped.
 func (a *roomActor) removeMember(ctx actor.Context, m *member, reason string) {
@@ -320,6 +356,9 @@ func (a *roomActor) memberTerminated(ctx actor.Context, pid *actor.PID) {
 	}
 	if m == nil {
 		return
+	}
+	if m.connectDeadline != nil {
+		m.connectDeadline.Stop()
 	}
 	reason := m.leaveReason
 	if reason == "" {

@@ -41,6 +41,7 @@ const (
 	codeSignalingState       = "signaling_state"
 	codeUpgradeRequired      = "upgrade_required"
 	codeOriginNotAllowed     = "origin_not_allowed"
+	codeNoAcceptableMedia    = "no_acceptable_media"
 	codeInternal             = "internal"
 )
 
@@ -122,6 +123,11 @@ func toAPIError(err error) (_ *apiError, unexpected bool) {
 	if errors.Is(err, actors.ErrInvalidSDP) {
 		// The reason is about the client's own SDP: it says what to fix.
 		return newAPIError(http.StatusBadRequest, codeInvalidSDP, err.Error()), false
+	}
+	if errors.Is(err, actors.ErrNoAcceptableMedia) {
+		// Well-formed, but nothing in it can carry media: the message
+		// names the codecs offered.
+		return newAPIError(http.StatusUnprocessableEntity, codeNoAcceptableMedia, err.Error()), false
 	}
 	for _, d := range domainErrors {
 		if errors.Is(err, d.err) {

@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -191,4 +195,91 @@ func mustDecodeSpec(tb testing.TB, body string) *actorpb.RoomPatch {
 		tb.Fatal(err)
 	}
 	return req.spec
+}
+
+// FuzzOfferCheckedBeforeJoin: a WHIP or WHEP offer is refused with a client error before its join,
+// or a real participant takes it and answers with media. Nothing between:
+// an offer the checks let through must never fail after the join.
+func FuzzOfferCheckedBeforeJoin(f *testing.F) {
+	s := newMediaStack(f, nil)
+	s.createRoom(f, `{"id":"fuzz","name":"Fuzz","config":{"max_participants":1000}}`)
+	pc, err := clientAPI(f).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer pc.Close()
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+			f.Fatal(err)
+		}
+	}
+	send := gatheredOffer(f, pc)
+	recv := strings.ReplaceAll(send, "a=sendonly", "a=recvonly")
+	for _, o := range []string{send, recv} {
+		f.Add(false, o)
+		f.Add(true, o)
+		for _, drop := range []string{"a=ice-ufrag", "a=ice-pwd", "a=fingerprint", "a=mid", "a=rtpmap", "a=group", "a=setup", "a=candidate", "c="} {
+			var keep []string
+			for _, l := range strings.SplitAfter(o, "\n") {
+				if !strings.HasPrefix(l, drop) {
+					keep = append(keep, l)
+				}
+			}
+			f.Add(strings.Contains(o, "recvonly"), strings.Join(keep, ""))
+		}
+		f.Add(false, strings.ReplaceAll(o, "VP8/90000", "X/90000"))
+		f.Add(false, strings.ReplaceAll(o, "m=video 9", "m=video 0"))
+		f.Add(false, strings.ReplaceAll(o, "sha-256", "md2"))
+		f.Add(false, strings.ReplaceAll(o, "a=setup:actpass", "a=setup:holdconn"))
+	}
+	f.Add(false, "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n")
+	tokens := map[actors.ClientKind]string{
+		actors.ClientWHIP: s.joinToken(f, "fuzz", "p", auth.RolePublisher),
+		actors.ClientWHEP: s.joinToken(f, "fuzz", "s", auth.RoleSubscriber),
+	}
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, whep bool, offer string) {
+		kind := actors.ClientWHIP
+		if whep {
+			kind = actors.ClientWHEP
+		}
+		err := validateOffer(kind, offer)
+		if err == nil {
+			err = s.rooms.CheckOffer(kind, offer)
+		}
+		if err != nil {
+			ae, unexpected := toAPIError(err)
+			if unexpected || ae.status != http.StatusBadRequest && ae.status != http.StatusUnprocessableEntity {
+				t.Fatalf("refused with %v", err)
+			}
+			return
+		}
+		claims, err := s.api.verify(tokens[kind])
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &whipSession{identity: claims.Subject, kind: kind, live: &s.api.live}
+		p, _, err := s.rooms.Join(ctx, "fuzz", joinRequest(claims, kind, w))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Leave(ctx, actors.ReasonLeft)
+		answer, err := p.Offer(ctx, offer)
+		if err != nil {
+			t.Fatalf("an offer the checks took fails after the join: %v\n%s", err, offer)
+		}
+		if err := w.register(p); err != nil && !errors.Is(err, actors.ErrParticipantNotFound) {
+			t.Fatal(err) // not found: the next input's join replaced it
+		}
+		var d sdp.SessionDescription
+		if err := d.UnmarshalString(answer); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range d.MediaDescriptions {
+			if m.MediaName.Port.Value != 0 {
+				return
+			}
+		}
+		t.Fatalf("an offer the checks took has every section rejected:\n%s", answer)
+	})
 }

@@ -32,6 +32,8 @@ type RoomService interface {
 	// The live participants: joining (WebSocket, WHIP, WHEP) and the
 	// participants routes.
 	Join(ctx context.Context, roomID string, req actors.JoinRequest) (*actors.Participant, *actors.JoinInfo, error)
+	// CheckOffer refuses a WHIP or WHEP offer before its join.
+	CheckOffer(kind actors.ClientKind, offer string) error
 	Participants(ctx context.Context, roomID string) ([]actors.ParticipantInfo, error)
 	Kick(ctx context.Context, roomID, participantID string) error
 	MuteParticipant(ctx context.Context, roomID, participantID, kind string, muted bool) error

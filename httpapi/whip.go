@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 	"github.com/pion/sdp/v3"
@@ -26,15 +27,45 @@ const contentTypeSDP = "application/sdp"
 // removes it (kick, end); WHIP and WHEP have no channel for the room's
 // events.
 type whipSession struct {
-	p        *actors.Participant
 	identity string
 	kind     actors.ClientKind
 	live     *liveSessions
+
+	mu sync.Mutex // guards the following
+	// p is set once the offer is answered, and never changes after.
+	p *actors.Participant
+	// closed: the room has removed the participant. It may do so before
+	// Join has even returned (a second WHIP join with the same token
+	// replaces the first at once).
+	closed bool
 }
 
 func (w *whipSession) Signal(actors.Signal) {}
 
-func (w *whipSession) Close(string) { w.live.removeWHIP(w.p.ID) }
+func (w *whipSession) Close(string) {
+	w.mu.Lock()
+	w.closed = true
+	p := w.p
+	w.mu.Unlock()
+	if p != nil {
+		w.live.removeWHIP(p.ID)
+	}
+}
+
+// register makes the session reachable at its Location, unless the room
+// has removed its participant meanwhile.
+func (w *whipSession) register(p *actors.Participant) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return fmt.Errorf("the participant left before its session started: %w", actors.ErrParticipantNotFound)
+	}
+	w.p = p
+	if !w.live.addWHIP(w) {
+		return newAPIError(http.StatusServiceUnavailable, codeNotReady, "the server is shutting down")
+	}
+	return nil
+}
 
 // whipKind tells WHIP (publish) from WHEP (subscribe) by the route.
 func whipKind(c *gin.Context) (actors.ClientKind, string) {
@@ -65,8 +96,13 @@ func (s *Server) whipOffer(c *gin.Context) error {
 		return err
 	}
 	// Checked before joining: a bad offer must not make a participant
-	// appear in the room (and start a session) only to leave again.
+	// appear in the room (and start a session) only to leave again. The
+	// cheap checks come first; CheckOffer tries the offer on a peer
+	// connection.
 	if err := validateOffer(kind, offer); err != nil {
+		return err
+	}
+	if err := s.cfg.Rooms.CheckOffer(kind, offer); err != nil {
 		return err
 	}
 	ctx := c.Request.Context()
@@ -75,10 +111,9 @@ func (s *Server) whipOffer(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	w.p = p
 	answer, err := p.Offer(ctx, offer)
-	if err == nil && !s.live.addWHIP(w) {
-		err = newAPIError(http.StatusServiceUnavailable, codeNotReady, "the server is shutting down")
+	if err == nil {
+		err = w.register(p)
 	}
 	if err != nil {
 		if lerr := p.Leave(ctx, actors.ReasonConnectionFailed); lerr != nil {

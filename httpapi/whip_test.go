@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -408,4 +409,121 @@ func TestValidateOffer(t *testing.T) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
 	}
+}
+
+// TestWHIPRefusedOfferLeavesNoTrace: offers that parse but that a peer
+// connection cannot take, or that can carry no media, are refused before
+// the join: no participant, no session, no history, no webhook event.
+func TestWHIPRefusedOfferLeavesNoTrace(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"strict","name":"Strict","webhook":{"endpoint":"https://hooks.example.com/troupe","events":["*"]}}`)
+	pub := s.joinToken(t, "strict", "p", auth.RolePublisher)
+	sub := s.joinToken(t, "strict", "s", auth.RoleSubscriber)
+
+	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	media := newPublisher(t)
+	media.attach(t, pc, webrtc.RTPTransceiverDirectionSendonly)
+	send := gatheredOffer(t, pc)
+	recv := strings.ReplaceAll(send, "a=sendonly", "a=recvonly")
+	without := func(sdp, prefix string) string {
+		var keep []string
+		for _, l := range strings.SplitAfter(sdp, "\n") {
+			if !strings.HasPrefix(l, prefix) {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "")
+	}
+	// unknownCodecs renames every codec of the offer to one Troupe does
+	// not know: pion rejects every section (m=... 0).
+	unknownCodecs := func(sdp string) string {
+		var out []string
+		for _, l := range strings.SplitAfter(sdp, "\n") {
+			if strings.HasPrefix(l, "a=rtpmap:") {
+				pt, _, _ := strings.Cut(strings.TrimPrefix(l, "a=rtpmap:"), " ")
+				l = "a=rtpmap:" + pt + " X-UNKNOWN/90000\r\n"
+			}
+			out = append(out, l)
+		}
+		return strings.Join(out, "")
+	}
+	cases := []struct {
+		name, path, token, offer string
+		status                   int
+		code                     string
+	}{
+		{"no ice-ufrag", "/whip/strict", pub, without(send, "a=ice-ufrag"), http.StatusBadRequest, "invalid_sdp"},
+		{"no ice-pwd", "/whep/strict", sub, without(recv, "a=ice-pwd"), http.StatusBadRequest, "invalid_sdp"},
+		{"no fingerprint", "/whip/strict", pub, without(send, "a=fingerprint"), http.StatusBadRequest, "invalid_sdp"},
+		{"no mid", "/whip/strict", pub, without(send, "a=mid"), http.StatusBadRequest, "invalid_sdp"},
+		{"unknown codecs", "/whip/strict", pub, unknownCodecs(send), http.StatusUnprocessableEntity, "no_acceptable_media"},
+		{"unknown codecs, WHEP", "/whep/strict", sub, unknownCodecs(recv), http.StatusUnprocessableEntity, "no_acceptable_media"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := s.whipPost(t, tc.path, tc.token, "application/sdp", tc.offer)
+			if r.status != tc.status || r.errorCode(t) != tc.code {
+				t.Fatalf("%d %s, want %d %s", r.status, r.body, tc.status, tc.code)
+			}
+		})
+	}
+	if n := len(s.participants(t, "strict")); n != 0 {
+		t.Errorf("%d participants after refused offers", n)
+	}
+	if room := s.do(t, http.MethodGet, "/api/v1/rooms/strict", "").json(t); room["active_session_id"] != nil {
+		t.Errorf("refused offers started session %v", room["active_session_id"])
+	}
+	if r := s.do(t, http.MethodGet, "/api/v1/rooms/strict/sessions", "").json(t); r["total"].(float64) != 0 {
+		t.Errorf("sessions after refused offers: %v", r)
+	}
+	list, _ := s.deliveries(t, "?status=pending&limit=100")
+	for _, d := range list {
+		if d["event"] != "room-created" {
+			t.Errorf("webhook event %v after refused offers", d["event"])
+		}
+	}
+	_ = pc.Close()
+	media.wait()
+}
+
+// TestWHIPSessionRemovedBeforeRegister: the room may remove a WHIP
+// participant (replaced, kicked) before its POST has registered the
+// session; the room goes on, and the session is never reachable.
+func TestWHIPSessionRemovedBeforeRegister(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"early","name":"Early"}`)
+	claims, err := s.api.verify(s.joinToken(t, "early", "p", auth.RolePublisher))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	w := &whipSession{identity: claims.Subject, kind: actors.ClientWHIP, live: &s.api.live}
+	p, _, err := s.rooms.Join(ctx, "early", joinRequest(claims, actors.ClientWHIP, w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustStatus(t, s.do(t, http.MethodDelete, "/api/v1/rooms/early/participants/"+p.ID, ""), http.StatusNoContent)
+	waitFor(t, 5*time.Second, "the room to remove the participant", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.closed
+	})
+	if err := w.register(p); !errors.Is(err, actors.ErrParticipantNotFound) {
+		t.Fatalf("register after removal: %v", err)
+	}
+	if _, ok := s.api.live.getWHIP(p.ID); ok {
+		t.Error("a removed participant's session is reachable")
+	}
+	// The room did not crash on the removal: it still admits and lists.
+	media := newPublisher(t)
+	pc, _ := s.whipPublish(t, "early", s.joinToken(t, "early", "q", auth.RolePublisher), media)
+	media.halt()
+	_ = pc.Close()
+	media.wait()
 }

@@ -1,0 +1,106 @@
+package actors
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/troupe-media/troupe/rtc/rtctest"
+)
+
+// TestConnectDeadline: a WHIP or WHEP member whose connection never comes
+// up is removed connectTimeout after it joined (connection-failed, in its
+// history too); one that connected stays, and so does a WebSocket member,
+// which is not timed.
+func TestConnectDeadline(t *testing.T) {
+	env, clock := newSessionEnv(t)
+	ctx := context.Background()
+	createRoom(t, env, "r", nil)
+	api, err := rtctest.ClientAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// publish joins through WHIP with a sending client and applies the
+	// answer if connect is set; otherwise the client goes away at once,
+	// as one whose packets never reach the server.
+	publish := func(identity string, connect bool) *Participant {
+		t.Helper()
+		pc, err := api.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = pc.Close() })
+		track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "a", "s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+			t.Fatal(err)
+		}
+		offer, err := pc.CreateOffer(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gathered := webrtc.GatheringCompletePromise(pc)
+		if err := pc.SetLocalDescription(offer); err != nil {
+			t.Fatal(err)
+		}
+		<-gathered
+		if !connect {
+			_ = pc.Close()
+		}
+		p, _, err := env.rooms.Join(ctx, "r", JoinRequest{Identity: identity, Name: identity, Role: RolePublisher, Kind: ClientWHIP})
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer, err := p.Offer(ctx, pc.LocalDescription().SDP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if connect {
+			if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, identity+" to connect", func() bool { return pc.ConnectionState() == webrtc.PeerConnectionStateConnected })
+		}
+		return p
+	}
+	ws := joinClient(t, env, "r", "ws", RoleSubscriber)
+	up := publish("up", true)
+	down := publish("down", false)
+	s := activeSession(t, env, "r")
+
+	clock.Advance(connectTimeout - time.Second)
+	if n := len(participantIDs(t, env, "r")); n != 3 {
+		t.Fatalf("%d members before the deadline, want 3", n)
+	}
+	clock.Advance(time.Second)
+	waitFor(t, "the member that never connected to go", func() bool {
+		ids := participantIDs(t, env, "r")
+		return len(ids) == 2 && ids[0] == ws.p.ID && ids[1] == up.ID
+	})
+	members, err := env.rooms.SessionParticipants(ctx, s.Id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		if want := map[bool]string{true: ReasonConnectionFailed, false: ""}[m.ParticipantId == down.ID]; m.LeaveReason != want {
+			t.Errorf("%s left for %q, want %q", m.Identity, m.LeaveReason, want)
+		}
+	}
+}
+
+func participantIDs(t *testing.T, env *testEnv, room string) []string {
+	t.Helper()
+	list, err := env.rooms.Participants(context.Background(), room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range list {
+		ids = append(ids, p.ID)
+	}
+	return ids
+}
