@@ -253,10 +253,13 @@ func TestWHEPViewersShareToken(t *testing.T) {
 	room := s.do(t, http.MethodGet, "/api/v1/rooms/show", "").json(t)
 	r := s.do(t, http.MethodGet, "/api/v1/sessions/"+room["active_session_id"].(string)+"/participants", "")
 	mustStatus(t, r, http.StatusOK)
-	var history []map[string]any
-	if err := json.Unmarshal(r.body, &history); err != nil {
+	var page struct {
+		Participants []map[string]any `json:"participants"`
+	}
+	if err := json.Unmarshal(r.body, &page); err != nil {
 		t.Fatalf("%v: %s", err, r.body)
 	}
+	history := page.Participants
 	reasons := map[string][]string{}
 	seen := map[string]bool{}
 	for _, m := range history {

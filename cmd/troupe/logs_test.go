@@ -106,7 +106,8 @@ func TestJoinAndLeaveLogNoWarning(t *testing.T) {
 	alice.Close()
 	waitUntil(t, "everyone to have left", func() bool {
 		_, v := s.do(http.MethodGet, "/api/v1/rooms/talk/participants", "")
-		list, ok := v.([]any)
+		page, _ := v.(map[string]any)
+		list, ok := page["participants"].([]any)
 		return ok && len(list) == 0
 	})
 	if err := s.stop(); err != nil {
