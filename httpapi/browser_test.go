@@ -302,6 +302,10 @@ func TestBrowserViewers(t *testing.T) {
 
 	join := func(identity string, role auth.Role) (context.Context, string) {
 		tab := openPage(t, browser, s.srv.URL+"/rooms/view")
+		clickJS(t, tab, "join")
+		if n := notice(t, tab); !n.Fault || !strings.Contains(n.Text, "join token") {
+			t.Errorf("Join without a token: notice %+v", n)
+		}
 		if err := chromedp.Do(tab, chromedp.SetValue("#token", s.joinToken(t, "view", identity, role))); err != nil {
 			t.Fatal(err)
 		}
