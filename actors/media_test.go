@@ -593,7 +593,7 @@ func TestKickMuteAndRoomEnd(t *testing.T) {
 }
 
 // A panic in a goroutine a participant owns removes that participant; the
-// others keep receiving without a gap.
+// others keep receiving on the same tracks, without a loss.
 func TestParticipantFailureStaysInside(t *testing.T) {
 	env := newMediaEnv(t, nil)
 	createRoom(t, env, "r", nil)
@@ -630,30 +630,20 @@ func TestParticipantFailureStaysInside(t *testing.T) {
 	}
 	mark := steadyVideo.Stats().Packets
 	waitPackets(t, "steady video after the failure", steadyVideo, mark+50)
-	// The video comes every 10 ms. A stall caused by the failure
-	// (the steady tracks renegotiated, a read loop stopped) would last
-	// seconds; the bound leaves room for a machine loaded by the race
-	// detector and other packages' tests, where 121 ms was seen once.
-	gap := maxGap(steadyVideo)
-	if gap > 250*time.Millisecond {
-		t.Fatalf("steady stream stalled for %v", gap)
+	// Told by what arrived, not by when: a loaded machine delays packets
+	// without any failure. A read loop stopped by the failure would lose
+	// packets or end the stream; steady tracks renegotiated would come
+	// to the viewer as new tracks.
+	checkStream(t, "steady video", steadyVideo)
+	select {
+	case tr := <-viewer.tracks:
+		t.Errorf("the viewer got a new track %s/%s after the failure", tr.StreamID(), tr.Kind())
+	default:
 	}
 	list, err := env.rooms.Participants(context.Background(), "r")
 	if err != nil || len(list) != 2 {
 		t.Fatalf("participants after failure: %d %v", len(list), err)
 	}
-}
-
-// maxGap is the longest time between two packets' arrivals.
-func maxGap(r *rtctest.Receiver) time.Duration {
-	arrivals := r.Arrivals()
-	var worst time.Duration
-	for i := 1; i < len(arrivals); i++ {
-		if d := arrivals[i].Sub(arrivals[i-1]); d > worst {
-			worst = d
-		}
-	}
-	return worst
 }
 
 func TestWHIPPublishWHEPView(t *testing.T) {

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -10,6 +12,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/troupe-media/troupe/httpapi/auth"
 )
 
 // chromiumPath finds a Chromium binary; "" if there is none.
@@ -22,18 +27,16 @@ func chromiumPath() string {
 	return ""
 }
 
-type pageStats struct {
-	VideoFramesDecoded   int `json:"videoFramesDecoded"`
-	VideoPacketsReceived int `json:"videoPacketsReceived"`
-	VideoKeyRequests     int `json:"videoKeyRequests"`
-	AudioPacketsReceived int `json:"audioPacketsReceived"`
-}
+// browserDeadline bounds each wait of a browser test: generous, since a
+// loaded machine may take many times the usual seconds. The browser itself
+// lives longer, so that a wait that fails says what the page shows.
+const browserDeadline = 90 * time.Second
 
-// TestBrowserTwoPages: two headless Chromium pages (fake camera and
-// microphone) join one room through the web page, and each decodes the
-// other's video and receives its audio. It skips without Chromium unless
-// TROUPE_BROWSER_TESTS=1, as CI sets.
-func TestBrowserTwoPages(t *testing.T) {
+// newBrowser starts a headless Chromium with a fake camera and microphone
+// and returns its context; tabs are chromedp.NewContext of it. It skips
+// without Chromium unless TROUPE_BROWSER_TESTS=1, as CI sets.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
 	bin := chromiumPath()
 	if bin == "" {
 		if os.Getenv("TROUPE_BROWSER_TESTS") == "1" {
@@ -41,11 +44,7 @@ func TestBrowserTwoPages(t *testing.T) {
 		}
 		t.Skip("no chromium binary; set TROUPE_BROWSER_TESTS=1 to require it")
 	}
-	checkLeaks(t)
-	s := newMediaStack(t, func(c *Config) { c.DevJoinTokens = true })
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*browserDeadline)
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(bin),
 		chromedp.UserDataDir(t.TempDir()),
@@ -65,54 +64,123 @@ func TestBrowserTwoPages(t *testing.T) {
 		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
 	}
 	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer allocCancel()
 	browser, browserCancel := chromedp.NewContext(allocCtx)
-	defer browserCancel()
+	// Registered before the stack's cleanups run, so Chromium goes first.
+	t.Cleanup(func() {
+		browserCancel()
+		allocCancel()
+		cancel()
+	})
 	if err := chromedp.Do(browser); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
+	return browser
+}
+
+// openPage opens url in a new tab of browser.
+func openPage(t *testing.T, browser context.Context, url string) context.Context {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(tab, chromedp.Navigate(url), chromedp.WaitVisible("#join")); err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+	return tab
+}
+
+// evalJS evaluates a JavaScript expression in tab; a promise is awaited.
+func evalJS[T any](t *testing.T, tab context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(tab, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// pageState is what a tab says of itself when a wait fails.
+func pageState(tab context.Context) string {
+	s, err := chromedp.Run(tab, chromedp.Evaluate[string](
+		`location.href + " | " + document.getElementById("state").textContent + " | " + document.getElementById("notice").textContent`))
+	if err != nil {
+		return err.Error()
+	}
+	return s
+}
+
+// waitPage waits until the JavaScript expression cond is true in tab.
+func waitPage(t *testing.T, tab context.Context, what, cond string) {
+	t.Helper()
+	deadline := time.Now().Add(browserDeadline)
+	for !evalJS[bool](t, tab, cond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: %s", what, pageState(tab))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// clickJS clicks an element through the DOM: the tiles' layout can keep
+// chromedp's pointer click waiting for a button to settle.
+func clickJS(t *testing.T, tab context.Context, id string) {
+	t.Helper()
+	evalJS[bool](t, tab, fmt.Sprintf(`(() => { document.getElementById(%q).click(); return true; })()`, id))
+}
+
+type pageNotice struct {
+	Text  string `json:"text"`
+	Fault bool   `json:"fault"`
+	Color string `json:"color"`
+}
+
+func notice(t *testing.T, tab context.Context) pageNotice {
+	t.Helper()
+	return evalJS[pageNotice](t, tab, `(() => { const n = document.getElementById("notice");
+		return {text: n.textContent, fault: n.classList.contains("fault"), color: getComputedStyle(n).color}; })()`)
+}
+
+// faultColor is the notice's colour for a fault, as computed styles give it.
+const faultColor = "rgb(255, 128, 128)"
+
+type pageStats struct {
+	VideoFramesDecoded   int `json:"videoFramesDecoded"`
+	VideoPacketsReceived int `json:"videoPacketsReceived"`
+	VideoKeyRequests     int `json:"videoKeyRequests"`
+	AudioPacketsReceived int `json:"audioPacketsReceived"`
+}
+
+// TestBrowserTwoPages: two headless Chromium pages (fake camera and
+// microphone) join one room through the web page, and each decodes the
+// other's video and receives its audio.
+func TestBrowserTwoPages(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, func(c *Config) { c.DevJoinTokens = true })
+	browser := newBrowser(t)
 
 	start := time.Now()
 	names := []string{"alice", "bob"}
 	tabs := make([]context.Context, len(names))
 	for i, name := range names {
-		tab, tabCancel := chromedp.NewContext(browser)
-		defer tabCancel()
-		tabs[i] = tab
-		err := chromedp.Do(tab,
-			chromedp.Navigate(s.srv.URL+"/rooms/browser?name="+name),
-			chromedp.WaitVisible("#join"),
-			chromedp.Click("#join"),
-		)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
+		tabs[i] = openPage(t, browser, s.srv.URL+"/rooms/browser?name="+name)
+		clickJS(t, tabs[i], "join")
 		t.Logf("%s joined after %v", name, time.Since(start))
 	}
 	for i, tab := range tabs {
-		deadline := time.Now().Add(40 * time.Second)
+		deadline := time.Now().Add(browserDeadline)
 		for {
-			st, err := chromedp.Run(tab, chromedp.Evaluate[pageStats](`window.troupe.stats()`, chromedp.EvalAwaitPromise))
-			if err != nil {
-				t.Fatalf("%s: %v", names[i], err)
-			}
-			state, err := chromedp.Run(tab, chromedp.Evaluate[string](
-				`window.troupe.state + " / " + window.troupe.connection + " / " + document.getElementById("error").textContent`))
-			if err != nil {
-				t.Fatalf("%s: %v", names[i], err)
-			}
+			st := evalJS[pageStats](t, tab, `window.troupe.stats()`)
 			if st.VideoFramesDecoded > 0 && st.AudioPacketsReceived > 0 {
-				t.Logf("%s: %d video frames decoded, %d audio packets (%s) after %v", names[i], st.VideoFramesDecoded, st.AudioPacketsReceived, state, time.Since(start))
+				t.Logf("%s: %d video frames decoded, %d audio packets (%s) after %v", names[i], st.VideoFramesDecoded, st.AudioPacketsReceived, pageState(tab), time.Since(start))
 				break
 			}
-			if time.Now().After(deadline) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			if time.Now().After(deadline) || errors.Is(tab.Err(), context.DeadlineExceeded) {
 				mfs, _ := s.reg.Gather()
 				for _, mf := range mfs {
 					if strings.HasPrefix(mf.GetName(), "troupe_rtc_") {
 						t.Logf("%s", mf.String())
 					}
 				}
-				t.Fatalf("%s: stats %+v, state %q", names[i], st, state)
+				t.Fatalf("%s: stats %+v, state %q", names[i], st, pageState(tab))
 			}
 			time.Sleep(250 * time.Millisecond)
 		}
@@ -121,11 +189,171 @@ func TestBrowserTwoPages(t *testing.T) {
 		t.Errorf("%d participants, want 2", n)
 	}
 	// Leave through the page: the server answers left and the room empties.
-	// A DOM click: the tiles' layout can keep chromedp's pointer click
-	// waiting for the button to settle.
-	if _, err := chromedp.Run(tabs[0], chromedp.Evaluate[bool](`(() => { const b = document.getElementById("leave"); b.click(); return !b.disabled; })()`)); err != nil {
+	clickJS(t, tabs[0], "leave")
+	waitFor(t, browserDeadline, "alice to leave", func() bool { return len(s.participants(t, "browser")) == 1 })
+}
+
+// TestBrowserPage: the page's own behaviour in dev mode. Its icon loads;
+// a disabled Leave looks disabled; Join says what is missing instead of
+// doing nothing; the room and name stay in the address, so that after a
+// reload Join works at once; a normal leave is not shown as an error; and
+// the page joins again after leaving.
+func TestBrowserPage(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, func(c *Config) { c.DevJoinTokens = true })
+	browser := newBrowser(t)
+	tab := openPage(t, browser, s.srv.URL+"/")
+
+	width := evalJS[int](t, tab, `(async () => {
+		const link = document.querySelector('link[rel="icon"]');
+		if (!link) return 0;
+		const img = new Image();
+		img.src = link.href;
+		await img.decode();
+		return img.naturalWidth;
+	})()`)
+	if width != 32 {
+		t.Errorf("the page's icon is %d pixels wide, want 32", width)
+	}
+
+	type buttons struct {
+		LeaveDisabled bool   `json:"leaveDisabled"`
+		Leave         string `json:"leave"`
+		Mute          string `json:"mute"`
+		Join          string `json:"join"`
+	}
+	const buttonColors = `(() => {
+		const bg = (id) => getComputedStyle(document.getElementById(id)).backgroundColor;
+		return {leaveDisabled: document.getElementById("leave").disabled, leave: bg("leave"), mute: bg("mute-audio"), join: bg("join")};
+	})()`
+	b := evalJS[buttons](t, tab, buttonColors)
+	if !b.LeaveDisabled || b.Leave != b.Mute || b.Leave == b.Join {
+		t.Errorf("before joining, Leave (disabled %v) is %s; a disabled button is %s, an active one %s", b.LeaveDisabled, b.Leave, b.Mute, b.Join)
+	}
+
+	clickJS(t, tab, "join")
+	if n := notice(t, tab); !n.Fault || !strings.Contains(n.Text, "room id") {
+		t.Errorf("Join without a room: notice %+v", n)
+	}
+	if err := chromedp.Do(tab, chromedp.SetValue("#room", "page")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "alice to leave", func() bool { return len(s.participants(t, "browser")) == 1 })
-	browserCancel()
+	clickJS(t, tab, "join")
+	if n := notice(t, tab); !n.Fault || !strings.Contains(n.Text, "name") {
+		t.Errorf("Join without a name: notice %+v", n)
+	}
+	if state := evalJS[string](t, tab, `window.troupe.state`); state != "idle" {
+		t.Errorf("state %q after refused joins, want idle", state)
+	}
+
+	if err := chromedp.Do(tab, chromedp.SetValue("#name", "Carol Ann")); err != nil {
+		t.Fatal(err)
+	}
+	clickJS(t, tab, "join")
+	waitPage(t, tab, "the page to join", `window.troupe.state === "joined"`)
+	if loc := evalJS[string](t, tab, `location.pathname + location.search`); loc != "/rooms/page?name=Carol+Ann" {
+		t.Errorf("address after joining: %s", loc)
+	}
+	if n := notice(t, tab); n.Text != "" {
+		t.Errorf("notice after joining: %+v", n)
+	}
+	b = evalJS[buttons](t, tab, buttonColors)
+	if b.LeaveDisabled || b.Leave == b.Mute || b.Leave == b.Join {
+		t.Errorf("in the room, Leave (disabled %v) is %s, like a disabled (%s) or Join (%s) button", b.LeaveDisabled, b.Leave, b.Mute, b.Join)
+	}
+
+	if err := chromedp.Do(tab, chromedp.Reload(), chromedp.WaitVisible("#join")); err != nil {
+		t.Fatal(err)
+	}
+	type fields struct {
+		Room string `json:"room"`
+		Name string `json:"name"`
+	}
+	if f := evalJS[fields](t, tab, `({room: document.getElementById("room").value, name: document.getElementById("name").value})`); f != (fields{"page", "Carol Ann"}) {
+		t.Errorf("after a reload the fields are %+v", f)
+	}
+	clickJS(t, tab, "join")
+	waitPage(t, tab, "the reloaded page to join", `window.troupe.state === "joined"`)
+
+	clickJS(t, tab, "leave")
+	waitPage(t, tab, "the page to leave", `window.troupe.state === "left"`)
+	if n := notice(t, tab); n.Fault || n.Color == faultColor || n.Text != "You left the room." {
+		t.Errorf("after Leave the notice is %+v", n)
+	}
+	waitFor(t, browserDeadline, "the room to empty", func() bool { return len(s.participants(t, "page")) == 0 })
+
+	// The socket of the call just left closes late; it must not end the next one.
+	clickJS(t, tab, "join")
+	waitPage(t, tab, "the page to join again", `window.troupe.state === "joined" && window.troupe.connection === "connected"`)
+	if n := len(s.participants(t, "page")); n != 1 {
+		t.Errorf("%d participants after joining again, want 1", n)
+	}
+}
+
+// TestBrowserViewers: those who only watch get no tile, whether a page
+// joined with a subscriber token or a WHEP player; the page names them
+// instead. A publisher whose camera is off shows their initial, not a
+// black box.
+func TestBrowserViewers(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"view","name":"View"}`)
+	browser := newBrowser(t)
+
+	join := func(identity string, role auth.Role) (context.Context, string) {
+		tab := openPage(t, browser, s.srv.URL+"/rooms/view")
+		clickJS(t, tab, "join")
+		if n := notice(t, tab); !n.Fault || !strings.Contains(n.Text, "join token") {
+			t.Errorf("Join without a token: notice %+v", n)
+		}
+		if err := chromedp.Do(tab, chromedp.SetValue("#token", s.joinToken(t, "view", identity, role))); err != nil {
+			t.Fatal(err)
+		}
+		clickJS(t, tab, "join")
+		waitPage(t, tab, identity+" to join", `window.troupe.state === "joined"`)
+		return tab, evalJS[string](t, tab, `window.troupe.participantId`)
+	}
+	alice, aliceID := join("alice", auth.RolePublisher)
+	watcher, watcherID := join("watcher", auth.RoleSubscriber)
+
+	whep, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer whep.Close()
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if _, err := whep.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	whepToken := s.joinToken(t, "view", "player", auth.RoleSubscriber)
+	r := s.whipPost(t, "/whep/view", whepToken, "application/sdp", gatheredOffer(t, whep))
+	mustStatus(t, r, http.StatusCreated)
+	loc := r.header.Get("Location")
+	whepID := loc[strings.LastIndex(loc, "/")+1:]
+	if err := whep.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(r.body)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, browserDeadline, "the WHEP player to connect", func() bool { return whep.ConnectionState() == webrtc.PeerConnectionStateConnected })
+	defer func() { mustStatus(t, s.do(t, http.MethodDelete, loc, "", bearer(whepToken)), http.StatusOK) }()
+
+	tiles := `[...document.querySelectorAll(".tile")].map((t) => t.dataset.participant).join(" ")`
+	viewers := `[...document.querySelectorAll("#viewers .viewer")].map((v) => v.dataset.participant + "=" + v.textContent).join(" ")`
+	// alice's page: her own tile, and the two viewers named, not shown.
+	waitPage(t, alice, "alice's page to list the viewers",
+		fmt.Sprintf(`%s === %q && %s === %q`, tiles, aliceID, viewers, watcherID+"=watcher name "+whepID+"=player name"))
+	// The watcher's page: alice's video, and itself named as watching.
+	waitPage(t, watcher, "the watcher's page to show alice's video",
+		fmt.Sprintf(`%s === %q && !document.querySelector(".tile").classList.contains("no-video")`, tiles, aliceID))
+	if got := evalJS[string](t, watcher, viewers); got != watcherID+"=watcher name (you) "+whepID+"=player name" {
+		t.Errorf("the watcher's page lists the viewers as %q", got)
+	}
+
+	// alice stops her camera: her tile shows her initial on both pages.
+	clickJS(t, alice, "mute-video")
+	placeholder := fmt.Sprintf(`(() => { const t = document.querySelector('.tile[data-participant=%q]');
+		return t !== null && t.classList.contains("no-video") && t.querySelector(".avatar").textContent === "A" &&
+			getComputedStyle(t.querySelector(".avatar")).display !== "none"; })()`, aliceID)
+	waitPage(t, watcher, "alice's initial on the watcher's page", placeholder)
+	waitPage(t, alice, "alice's initial on her own page", placeholder)
 }

@@ -241,6 +241,7 @@ func (s *Server) routes() *gin.Engine {
 	e.GET("/", s.servePage)
 	e.GET("/rooms/:id", s.servePage)
 	e.GET("/app.js", serveScript)
+	e.GET("/favicon.ico", serveIcon)
 	e.POST("/dev/token", s.handle(s.devToken))
 	return e
 }

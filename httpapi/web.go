@@ -17,7 +17,7 @@ import (
 // The web page: plain HTML and JavaScript, no build step, nothing fetched
 // from elsewhere.
 //
-//go:embed web/index.html web/app.js
+//go:embed web/index.html web/app.js web/favicon.ico
 var webFiles embed.FS
 
 // webPage returns the page with its mode filled in: whether it may ask
@@ -51,6 +51,16 @@ func serveScript(c *gin.Context) {
 	}
 	c.Header("Cache-Control", "no-cache")
 	c.Data(http.StatusOK, "text/javascript; charset=utf-8", js)
+}
+
+// serveIcon serves the page's icon, which browsers also ask for on their own.
+func serveIcon(c *gin.Context) {
+	icon, err := webFiles.ReadFile("web/favicon.ico")
+	if err != nil {
+		panic("httpapi: embedded icon: " + err.Error())
+	}
+	c.Header("Cache-Control", "public, max-age=86400")
+	c.Data(http.StatusOK, "image/x-icon", icon)
 }
 
 // devTokenTTL is the life of a token from POST /dev/token.

@@ -7,6 +7,7 @@
 
 const $ = (id) => document.getElementById(id);
 const tokenMode = document.querySelector('meta[name="troupe-token-mode"]').content;
+const roomIDPattern = /^[A-Za-z0-9_-]{1,64}$/;
 
 // window.troupe is the page's state, for people debugging it and for tests.
 const troupe = (window.troupe = {
@@ -14,6 +15,7 @@ const troupe = (window.troupe = {
   signaling: 'closed',
   connection: 'new',
   participantId: null,
+  role: null,
   pc: null,
   ws: null,
   local: null,
@@ -41,10 +43,31 @@ const troupe = (window.troupe = {
   },
 });
 
-const people = new Map(); // participant id -> {info, tile}
+// Everyone in the room, this page included: participant id -> {id, info,
+// stream, tile}. info is what the server says of them, stream what it sends.
+const people = new Map();
 let chain = Promise.resolve(); // incoming messages, handled one at a time
 let makingOffer = false;
 let ignoreOffer = false;
+// attempt counts joins and leaves, so that a join still waiting for a
+// token or the camera when Leave is pressed gives up.
+let attempt = 0;
+
+// What each leave reason means to the person who left. Only faults are
+// shown as errors: leaving, being removed or the room ending are not.
+const leaveReasons = {
+  left: [false, 'You left the room.'],
+  kicked: [false, 'A moderator removed you from the room.'],
+  replaced: [false, 'You joined this room again from another page, so this one left.'],
+  'room-ended': [false, 'The room has ended.'],
+  'room-deleted': [false, 'The room was deleted.'],
+  'session-ended': [false, 'The session has ended.'],
+  'remove-after-elapsed': [false, 'Your time in this room is up.'],
+  disconnected: [true, 'The server lost the connection to this page.'],
+  'connection-failed': [true, 'The media connection failed.'],
+  failed: [true, 'The server had a problem with this connection and closed it.'],
+  'server-shutdown': [true, 'The server is shutting down.'],
+};
 
 function showState() {
   $('state').textContent = `${troupe.state} · signaling ${troupe.signaling} · media ${troupe.connection}`;
@@ -55,57 +78,149 @@ function showState() {
   $('mute-video').disabled = !inRoom || !troupe.local;
 }
 
-function showError(text) {
-  $('error').textContent = text || '';
+// showNotice tells what happened; a fault is shown as an error.
+function showNotice(text, fault) {
+  const n = $('notice');
+  n.textContent = text || '';
+  n.classList.toggle('fault', Boolean(text && fault));
+  n.setAttribute('role', text && fault ? 'alert' : 'status');
 }
 
 function send(msg) {
   if (troupe.ws && troupe.ws.readyState === WebSocket.OPEN) troupe.ws.send(JSON.stringify(msg));
 }
 
-function tileFor(id, label) {
+// keepInURL puts the room and name in the address, so that a reload comes
+// back ready to join again. The token never goes there.
+function keepInURL(room, name) {
+  const q = name ? '?' + new URLSearchParams({ name }) : '';
+  history.replaceState(null, '', '/rooms/' + encodeURIComponent(room) + q);
+}
+
+function person(id) {
   let p = people.get(id);
   if (!p) {
-    p = { info: null, tile: document.createElement('div') };
-    p.tile.className = 'tile';
-    p.tile.dataset.participant = id;
-    const video = document.createElement('video');
-    video.autoplay = true;
-    video.playsInline = true;
-    const span = document.createElement('span');
-    span.className = 'label';
-    p.tile.append(video, span);
-    $('tiles').append(p.tile);
+    p = { id, info: null, stream: null, tile: null };
     people.set(id, p);
   }
-  if (label !== undefined) p.tile.querySelector('.label').textContent = label;
   return p;
 }
 
-function labelOf(info) {
-  const name = info.name || info.identity;
-  const muted = (info.tracks || []).filter((t) => t.muted).map((t) => t.kind);
-  return muted.length ? `${name} (${muted.join(', ')} muted)` : name;
+const isSelf = (p) => p.id === troupe.participantId;
+const nameOf = (info) => info.name || info.identity;
+
+// publishes tells whether p sends anything: those who only watch get no
+// tile, only a mention in the viewers' line.
+function publishes(p) {
+  if (isSelf(p)) return Boolean(troupe.local) && troupe.role !== 'subscriber';
+  return (p.info.tracks || []).length > 0;
+}
+
+function mutedKinds(p) {
+  if (isSelf(p)) {
+    return ['audio', 'video'].filter((kind) => {
+      const tracks = kind === 'audio' ? troupe.local.getAudioTracks() : troupe.local.getVideoTracks();
+      return tracks.length > 0 && !tracks.some((t) => t.enabled);
+    });
+  }
+  return (p.info.tracks || []).filter((t) => t.muted).map((t) => t.kind);
+}
+
+// showsVideo tells whether p's tile has a picture to show rather than a
+// black box: a live camera that has sent a frame.
+function showsVideo(p, video) {
+  if (video.videoWidth === 0) return false;
+  if (isSelf(p)) return troupe.local.getVideoTracks().some((t) => t.enabled);
+  return (p.info.tracks || []).some((t) => t.kind === 'video' && !t.muted);
+}
+
+function newTile(p) {
+  const tile = document.createElement('div');
+  tile.className = 'tile no-video';
+  tile.dataset.participant = p.id;
+  const video = document.createElement('video');
+  video.autoplay = true;
+  video.playsInline = true;
+  video.muted = isSelf(p); // no echo of one's own microphone
+  // The first frame, or a new size, may turn the placeholder into video.
+  const update = () => people.get(p.id) === p && render(p);
+  video.addEventListener('resize', update);
+  video.addEventListener('loadeddata', update);
+  const avatar = document.createElement('div');
+  avatar.className = 'avatar';
+  avatar.append(document.createElement('span'));
+  const label = document.createElement('span');
+  label.className = 'label';
+  tile.append(video, avatar, label);
+  $('tiles').append(tile);
+  return tile;
+}
+
+function dropTile(p) {
+  if (!p.tile) return;
+  p.tile.querySelector('video').srcObject = null;
+  p.tile.remove();
+  p.tile = null;
+}
+
+// render shows p as it is now: a tile with video, a tile with their name
+// when they send no picture, or no tile when they send nothing at all.
+function render(p) {
+  if (p.info && publishes(p)) {
+    if (!p.tile) p.tile = newTile(p);
+    const video = p.tile.querySelector('video');
+    const src = isSelf(p) ? troupe.local : p.stream;
+    if (video.srcObject !== src) {
+      video.srcObject = src;
+      if (src) video.play().catch(() => {}); // autoplay may need a click; the tile still updates
+    }
+    const name = nameOf(p.info);
+    const muted = mutedKinds(p);
+    p.tile.classList.toggle('no-video', !showsVideo(p, video));
+    p.tile.querySelector('.avatar span').textContent = Array.from(name)[0].toUpperCase();
+    p.tile.querySelector('.label').textContent =
+      (isSelf(p) ? `${name} (you)` : name) + (muted.length ? ` (${muted.join(', ')} muted)` : '');
+  } else {
+    dropTile(p);
+  }
+  renderViewers();
+}
+
+function renderViewers() {
+  const line = $('viewers');
+  const viewers = [...people.values()].filter((p) => p.info && !publishes(p));
+  line.replaceChildren();
+  line.hidden = viewers.length === 0;
+  if (line.hidden) return;
+  line.append('Watching: ');
+  viewers.forEach((p, i) => {
+    const span = document.createElement('span');
+    span.className = 'viewer';
+    span.dataset.participant = p.id;
+    span.textContent = isSelf(p) ? `${nameOf(p.info)} (you)` : nameOf(p.info);
+    line.append(...(i ? [', ', span] : [span]));
+  });
 }
 
 function addParticipant(info) {
-  const p = tileFor(info.id);
+  const p = person(info.id);
   p.info = info;
-  p.tile.querySelector('.label').textContent = labelOf(info);
+  render(p);
 }
 
 function removeParticipant(id) {
   const p = people.get(id);
   if (!p) return;
-  p.tile.remove();
+  dropTile(p);
   people.delete(id);
+  renderViewers();
 }
 
 function updateTracks(participantId, fn) {
   const p = people.get(participantId);
   if (!p || !p.info) return;
   p.info.tracks = fn(p.info.tracks || []);
-  p.tile.querySelector('.label').textContent = labelOf(p.info);
+  render(p);
 }
 
 function newPeerConnection(iceServers) {
@@ -117,7 +232,7 @@ function newPeerConnection(iceServers) {
       await pc.setLocalDescription();
       send({ type: 'offer', sdp: pc.localDescription.sdp });
     } catch (err) {
-      showError(`offer failed: ${err}`);
+      showNotice(`offer failed: ${err}`, true);
     } finally {
       makingOffer = false;
     }
@@ -126,10 +241,9 @@ function newPeerConnection(iceServers) {
     // The server sends each participant's tracks in one stream whose id
     // is the participant's id.
     const stream = streams[0] || new MediaStream([track]);
-    const p = tileFor(stream.id);
-    const video = p.tile.querySelector('video');
-    if (video.srcObject !== stream) video.srcObject = stream;
-    video.play().catch(() => {}); // autoplay may need a click; the tile still updates
+    const p = person(stream.id);
+    p.stream = stream;
+    render(p);
   };
   pc.onconnectionstatechange = () => {
     troupe.connection = pc.connectionState;
@@ -144,18 +258,17 @@ async function onMessage(msg) {
     case 'joined': {
       troupe.state = 'joined';
       troupe.participantId = msg.participant.id;
-      const me = tileFor(msg.participant.id, `${msg.participant.name || msg.participant.identity} (you)`);
-      if (troupe.local) {
-        const video = me.tile.querySelector('video');
-        video.muted = true;
-        video.srcObject = troupe.local;
+      troupe.role = msg.participant.role;
+      // With a token, the room is the token's.
+      if (tokenMode !== 'dev') keepInURL(msg.room.id, '');
+      if (troupe.local && troupe.role === 'subscriber') {
+        troupe.local.getTracks().forEach((t) => t.stop());
+        troupe.local = null;
       }
-      msg.participants.forEach(addParticipant);
       troupe.pc = newPeerConnection(msg.ice_servers);
-      if (troupe.local && msg.participant.role !== 'subscriber') {
-        troupe.local.getTracks().forEach((t) => troupe.pc.addTrack(t, troupe.local));
-      }
-      showState();
+      if (troupe.local) troupe.local.getTracks().forEach((t) => troupe.pc.addTrack(t, troupe.local));
+      addParticipant(msg.participant);
+      msg.participants.forEach(addParticipant);
       break;
     }
     case 'offer': {
@@ -189,18 +302,27 @@ async function onMessage(msg) {
     case 'track-unpublished':
       updateTracks(msg.participant_id, (ts) => ts.filter((t) => t.id !== msg.track_id));
       break;
-    case 'mute':
-      updateTracks(msg.participant_id, (ts) => ts.map((t) => (t.id === msg.track_id ? { ...t, muted: msg.muted } : t)));
+    case 'mute': {
+      let kind = 'track';
+      updateTracks(msg.participant_id, (ts) => ts.map((t) => {
+        if (t.id !== msg.track_id) return t;
+        kind = t.kind === 'audio' ? 'microphone' : 'camera';
+        return { ...t, muted: msg.muted };
+      }));
       if (msg.participant_id === troupe.participantId && msg.by_server) {
-        showError(msg.muted ? 'a moderator muted one of your tracks' : '');
+        showNotice(msg.muted ? `A moderator muted your ${kind}.` : '');
       }
       break;
-    case 'left':
+    }
+    case 'left': {
+      const [fault, text] = leaveReasons[msg.reason] || [true, `Removed from the room: ${msg.reason}.`];
       troupe.state = 'left';
-      showError(`left the room: ${msg.reason}`);
+      showNotice(text, fault);
+      endCall();
       break;
+    }
     case 'error':
-      showError(`${msg.code}: ${msg.message}`);
+      showNotice(`${msg.code}: ${msg.message}`, true);
       break;
     case 'pong':
       break;
@@ -217,61 +339,116 @@ async function fetchDevToken(room, name) {
   return body.token;
 }
 
+// whyNotJoin says what is missing before the page can join, or ''.
+function whyNotJoin(room, name, token) {
+  if (tokenMode !== 'dev') return token ? '' : 'Paste a join token to join: the server gives them out (POST /api/v1/rooms/{id}/tokens).';
+  if (!room) return 'Enter a room id to join.';
+  if (!roomIDPattern.test(room)) return 'A room id is 1 to 64 letters, digits, _ or -.';
+  if (!name) return 'Enter your name to join.';
+  return '';
+}
+
 async function join(ev) {
   ev.preventDefault();
-  showError('');
+  if (troupe.state === 'joining' || troupe.state === 'joined') return;
   const room = $('room').value.trim();
   const name = $('name').value.trim();
+  let token = $('token').value.trim();
+  const why = whyNotJoin(room, name, token);
+  if (why) {
+    showNotice(why, true);
+    const missing = tokenMode !== 'dev' ? 'token' : !roomIDPattern.test(room) ? 'room' : 'name';
+    $(missing).focus();
+    return;
+  }
+  showNotice('');
+  if (tokenMode === 'dev') keepInURL(room, name);
+  const mine = ++attempt;
   troupe.state = 'joining';
   showState();
   try {
-    let token = $('token').value.trim();
-    if (!token && tokenMode === 'dev') token = await fetchDevToken(room, name);
-    if (!token) throw new Error('a join token is needed');
+    if (tokenMode === 'dev') token = await fetchDevToken(room, name);
+    let local = null;
     try {
-      troupe.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+      local = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
     } catch (err) {
-      showError(`no camera or microphone (${err.name}); joining to watch only`);
+      showNotice(`No camera or microphone (${err.name}): joining to watch only.`, true);
     }
-    history.replaceState(null, '', '/rooms/' + encodeURIComponent(room));
-    const url = new URL('/rtc', location.href);
-    url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(url);
-    troupe.ws = ws;
-    troupe.signaling = 'connecting';
-    ws.onopen = () => {
-      troupe.signaling = 'open';
-      showState();
-      // The token goes in the first message, not the URL, to stay out of logs.
-      send({ type: 'join', token });
-    };
-    ws.onmessage = (e) => {
-      const msg = JSON.parse(e.data);
-      chain = chain.then(() => onMessage(msg)).catch((err) => showError(`${msg.type}: ${err}`));
-    };
-    ws.onclose = (e) => {
-      troupe.signaling = `closed (${e.code}${e.reason ? ' ' + e.reason : ''})`;
-      chain = chain.then(cleanup);
-    };
+    if (mine !== attempt) { // Leave was pressed meanwhile
+      if (local) local.getTracks().forEach((t) => t.stop());
+      return;
+    }
+    troupe.local = local;
+    connect(token);
   } catch (err) {
+    if (mine !== attempt) return;
     troupe.state = 'idle';
-    showError(String(err.message || err));
-    cleanup();
+    showNotice(String(err.message || err), true);
+    endCall();
   }
   showState();
 }
 
-function cleanup() {
+function connect(token) {
+  const url = new URL('/rtc', location.href);
+  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(url);
+  troupe.ws = ws;
+  troupe.signaling = 'connecting';
+  // A socket the page has moved on from (after left, or a new join) is
+  // ignored to the end.
+  ws.onopen = () => {
+    if (troupe.ws !== ws) return;
+    troupe.signaling = 'open';
+    showState();
+    // The token goes in the first message, not the URL, to stay out of logs.
+    send({ type: 'join', token });
+  };
+  ws.onmessage = (e) => {
+    const msg = JSON.parse(e.data);
+    chain = chain.then(() => troupe.ws === ws && onMessage(msg)).catch((err) => showNotice(`${msg.type}: ${err}`, true));
+  };
+  ws.onclose = (e) => {
+    chain = chain.then(() => {
+      if (troupe.ws !== ws) return;
+      troupe.signaling = `closed (${e.code}${e.reason ? ' ' + e.reason : ''})`;
+      // 4000 + status: the join was refused, and the error said why.
+      if (e.code < 4000 || e.code >= 5000) {
+        showNotice(e.code === 1001 ? 'The server is shutting down.' : `Lost the connection to the server (${e.code}).`, true);
+      }
+      endCall();
+    });
+  };
+}
+
+// endCall lets go of the socket, the peer connection, the camera and the
+// tiles; the page can join again.
+function endCall() {
+  const ws = troupe.ws;
+  troupe.ws = null;
+  if (ws) ws.close(1000);
+  troupe.signaling = 'closed';
   if (troupe.pc) troupe.pc.close();
   troupe.pc = null;
   if (troupe.local) troupe.local.getTracks().forEach((t) => t.stop());
   troupe.local = null;
-  troupe.ws = null;
   troupe.connection = 'closed';
   if (troupe.state !== 'left' && troupe.state !== 'idle') troupe.state = 'closed';
   people.forEach((_, id) => removeParticipant(id));
   makingOffer = ignoreOffer = false;
   showState();
+}
+
+function leave() {
+  if (troupe.state === 'joined' && troupe.ws && troupe.ws.readyState === WebSocket.OPEN) {
+    send({ type: 'leave' }); // the server answers left
+    return;
+  }
+  // Still joining: give up on it here.
+  attempt++;
+  troupe.state = 'left';
+  showNotice(leaveReasons.left[1]);
+  endCall();
 }
 
 function toggle(kind, button, on, off) {
@@ -281,13 +458,17 @@ function toggle(kind, button, on, off) {
   tracks.forEach((t) => (t.enabled = !muted));
   send({ type: 'mute', kind, muted });
   button.textContent = muted ? on : off;
+  const me = people.get(troupe.participantId);
+  if (me) render(me);
 }
 
 $('join-form').addEventListener('submit', join);
-$('leave').addEventListener('click', () => send({ type: 'leave' }));
+$('leave').addEventListener('click', leave);
 $('mute-audio').addEventListener('click', (e) => toggle('audio', e.target, 'Unmute mic', 'Mute mic'));
 $('mute-video').addEventListener('click', (e) => toggle('video', e.target, 'Start camera', 'Stop camera'));
+// A token names the room and the person; without one (dev mode) the page asks.
 $('token').hidden = tokenMode === 'dev';
+$('room').hidden = $('name').hidden = tokenMode !== 'dev';
 const m = location.pathname.match(/^\/rooms\/([^/]+)$/);
 if (m) $('room').value = decodeURIComponent(m[1]);
 const params = new URLSearchParams(location.search);
