@@ -7,8 +7,9 @@ import (
 	"github.com/troupe-media/troupe/actors/actorpb"
 )
 
-// Sentinel errors of the room domain. httpapi maps them to status codes;
-// their codes travel in actorpb.Error when a reply crosses the mailbox.
+// Sentinel errors of the room domain. httpapi maps them to status codes and
+// API error codes; they travel in actorpb.Error when a reply crosses the
+// mailbox (see sentinels).
 var (
 	ErrRoomNotFound = errors.New("room not found")
 	ErrRoomExists   = errors.New("room already exists")
@@ -38,42 +39,18 @@ var (
 	ErrSignalingState = errors.New("unexpected signaling message")
 )
 
-// The wire codes of the sentinel errors; they are also the API error codes.
-const (
-	codeRoomNotFound  = "room_not_found"
-	codeRoomExists    = "room_exists"
-	codeRoomEnded     = "room_ended"
-	codeRoomFull      = "room_full"
-	codeRoomLocked    = "room_locked"
-	codeUnavailable   = "room_unavailable"
-	codeNoParticipant = "participant_not_found"
-	codeNoSession     = "session_not_found"
-	codeSessionEnded  = "session_ended"
-	codeJoinWindow    = "outside_join_window"
-	codeForbidden     = "forbidden"
-	codeInvalidSDP    = "invalid_sdp"
-	codeSignaling     = "signaling_state"
-	codeNoMedia       = "no_acceptable_media"
-	codeValidation    = "validation_failed"
-	codeInternal      = "internal"
-)
-
-var sentinelByCode = map[string]error{
-	codeRoomNotFound:  ErrRoomNotFound,
-	codeRoomExists:    ErrRoomExists,
-	codeRoomEnded:     ErrRoomEnded,
-	codeRoomFull:      ErrRoomFull,
-	codeRoomLocked:    ErrRoomLocked,
-	codeUnavailable:   ErrUnavailable,
-	codeNoParticipant: ErrParticipantNotFound,
-	codeNoSession:     ErrSessionNotFound,
-	codeSessionEnded:  ErrSessionEnded,
-	codeJoinWindow:    ErrOutsideJoinWindow,
-	codeForbidden:     ErrForbidden,
-	codeInvalidSDP:    ErrInvalidSDP,
-	codeSignaling:     ErrSignalingState,
-	codeNoMedia:       ErrNoAcceptableMedia,
+// sentinels keep their identity across the mailbox: a reply's error code is
+// the sentinel's own text, so errors.Is works on either side. The codes
+// clients see are the API's, given in httpapi's one mapping.
+var sentinels = []error{
+	ErrRoomNotFound, ErrRoomExists, ErrRoomEnded, ErrRoomFull, ErrRoomLocked, ErrUnavailable,
+	ErrParticipantNotFound, ErrSessionNotFound, ErrSessionEnded, ErrOutsideJoinWindow,
+	ErrForbidden, ErrInvalidSDP, ErrSignalingState, ErrNoAcceptableMedia,
 }
+
+// codeValidation marks a *ValidationError in a reply. Any other error that
+// is not a sentinel crosses with no code, as its text alone.
+const codeValidation = "validation"
 
 // ValidationError says which field of a request is invalid and why.
 // Field is the JSON path as the API names it, e.g. "config.max_participants".
@@ -97,12 +74,12 @@ func errorToPB(err error) *actorpb.Error {
 	if errors.As(err, &ve) {
 		return &actorpb.Error{Code: codeValidation, Message: ve.Reason, Field: ve.Field}
 	}
-	for code, sentinel := range sentinelByCode {
+	for _, sentinel := range sentinels {
 		if errors.Is(err, sentinel) {
-			return &actorpb.Error{Code: code, Message: err.Error()}
+			return &actorpb.Error{Code: sentinel.Error(), Message: err.Error()}
 		}
 	}
-	return &actorpb.Error{Code: codeInternal, Message: err.Error()}
+	return &actorpb.Error{Message: err.Error()}
 }
 
 // errorFromPB is the inverse of errorToPB: sentinels come back as themselves,
@@ -114,8 +91,11 @@ func errorFromPB(e *actorpb.Error) error {
 	if e.Code == codeValidation {
 		return &ValidationError{Field: e.Field, Reason: e.Message}
 	}
-	if sentinel, ok := sentinelByCode[e.Code]; ok {
-		if e.Message == sentinel.Error() {
+	for _, sentinel := range sentinels {
+		if e.Code != sentinel.Error() {
+			continue
+		}
+		if e.Message == e.Code {
 			return sentinel
 		}
 		return fmt.Errorf("%w: %s", sentinel, e.Message)

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -91,9 +92,18 @@ func TestValidateRoomID(t *testing.T) {
 }
 
 func TestErrorsCrossTheMailbox(t *testing.T) {
-	for _, err := range []error{ErrRoomNotFound, ErrRoomExists, ErrRoomEnded, ErrRoomFull, ErrRoomLocked, ErrUnavailable} {
-		if got := errorFromPB(errorToPB(err)); !errors.Is(got, err) {
+	for _, err := range sentinels {
+		if got := errorFromPB(errorToPB(err)); got != err {
 			t.Errorf("%v came back as %v", err, got)
+		}
+		wrapped := fmt.Errorf("room r1: %w", err)
+		if got := errorFromPB(errorToPB(wrapped)); !errors.Is(got, err) || !strings.Contains(got.Error(), wrapped.Error()) {
+			t.Errorf("%v came back as %v", wrapped, got)
+		}
+		for _, other := range sentinels {
+			if other != err && errors.Is(errorFromPB(errorToPB(err)), other) {
+				t.Errorf("%v came back as %v too", err, other)
+			}
 		}
 	}
 	got := errorFromPB(errorToPB(invalid("config.fps", "too high")))

@@ -10,7 +10,10 @@
 // and the one mapping from errors to status codes (errors.go). It holds no
 // room state: every room operation is a request to the room's actor, and
 // every read of sessions or deliveries a call to the room actors' package,
-// through the RoomService interface; the reply is rendered as JSON.
+// through the RoomService interface; the reply is rendered as JSON. The
+// responses kept for Idempotency-Key come through actors too
+// (IdempotencyStore): httpapi never imports the store package (only its
+// record schema, persistence/recordpb) nor Pebble.
 //
 // Only cmd/troupe imports this package. Its sub-package auth mints and
 // verifies the tokens and knows nothing of HTTP.

@@ -243,7 +243,7 @@ func FuzzOfferCheckedBeforeJoin(f *testing.F) {
 		if whep {
 			kind = actors.ClientWHEP
 		}
-		err := validateOffer(kind, offer)
+		err := actors.ValidateOffer(kind, offer)
 		if err == nil {
 			err = s.rooms.CheckOffer(kind, offer)
 		}

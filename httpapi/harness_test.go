@@ -114,7 +114,7 @@ func buildStack(t testing.TB, mod func(*Config), amod func(*actors.Config), medi
 		Rooms:       rooms,
 		Verifier:    verifier,
 		SigningKey:  key,
-		Idempotency: store,
+		Idempotency: actors.NewIdempotency(store),
 		Registry:    reg,
 	}
 	if mod != nil {

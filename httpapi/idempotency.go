@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
-	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -14,15 +13,15 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/actors"
 )
 
 // IdempotencyStore keeps the responses of POSTs made with an
-// Idempotency-Key, by scope (the API key) and key. *persistence.Store is one.
-// GetIdempotent returns persistence.ErrNotFound for an unknown key.
+// Idempotency-Key, by scope (the API key) and key. *actors.Idempotency is
+// one. Response reports found false for an unknown or expired key.
 type IdempotencyStore interface {
-	GetIdempotent(ctx context.Context, scope, key string) (*persistence.IdempotentResponse, error)
-	PutIdempotent(ctx context.Context, scope, key string, r persistence.IdempotentResponse) error
+	Response(ctx context.Context, scope, key string) (_ *actors.IdempotentResponse, found bool, err error)
+	Keep(ctx context.Context, scope, key string, r actors.IdempotentResponse) error
 }
 
 // MaxIdempotencyKeyLen is the longest Idempotency-Key accepted.
@@ -162,9 +161,12 @@ func (s *Server) idempotent(c *gin.Context) {
 	}
 	defer release()
 
-	stored, err := s.idem.store.GetIdempotent(ctx, scope, key)
+	stored, found, err := s.idem.store.Response(ctx, scope, key)
 	switch {
-	case err == nil:
+	case err != nil:
+		s.abort(c, err)
+		return
+	case found:
 		if stored.Fingerprint != fp {
 			s.abort(c, &apiError{
 				status:  http.StatusUnprocessableEntity,
@@ -177,9 +179,6 @@ func (s *Server) idempotent(c *gin.Context) {
 		c.Header("Idempotent-Replayed", "true")
 		c.Data(stored.Status, stored.ContentType, stored.Body)
 		c.Abort()
-		return
-	case !errors.Is(err, persistence.ErrNotFound):
-		s.abort(c, err)
 		return
 	}
 
@@ -195,7 +194,7 @@ func (s *Server) idempotent(c *gin.Context) {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
-	err = s.idem.store.PutIdempotent(sctx, scope, key, persistence.IdempotentResponse{
+	err = s.idem.store.Keep(sctx, scope, key, actors.IdempotentResponse{
 		Fingerprint: fp,
 		Status:      status,
 		ContentType: cw.Header().Get("Content-Type"),

@@ -81,12 +81,12 @@ func FuzzWHIPOffer(f *testing.F) {
 		if whip {
 			kind = actors.ClientWHIP
 		}
-		err := validateOffer(kind, offer)
+		err := actors.ValidateOffer(kind, offer)
 		if err == nil {
 			return
 		}
-		var ae *apiError
-		if !errors.As(err, &ae) || ae.status != http.StatusBadRequest || ae.code != codeInvalidSDP || ae.message == "" {
+		ae, unexpected := toAPIError(err)
+		if unexpected || ae.status != http.StatusBadRequest || ae.code != codeInvalidSDP || ae.message == "" {
 			t.Fatalf("%q: %v is not a 400 invalid_sdp", offer, err)
 		}
 	})

@@ -11,14 +11,10 @@ import (
 	"sync"
 
 	"github.com/gin-gonic/gin"
-	"github.com/pion/sdp/v3"
 
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
 )
-
-// maxOfferBytes bounds a WHIP or WHEP offer, as the actors do.
-const maxOfferBytes = 64 << 10
 
 const contentTypeSDP = "application/sdp"
 
@@ -99,7 +95,7 @@ func (s *Server) whipOffer(c *gin.Context) error {
 	// appear in the room (and start a session) only to leave again. The
 	// cheap checks come first; CheckOffer tries the offer on a peer
 	// connection.
-	if err := validateOffer(kind, offer); err != nil {
+	if err := actors.ValidateOffer(kind, offer); err != nil {
 		return err
 	}
 	if err := s.cfg.Rooms.CheckOffer(kind, offer); err != nil {
@@ -184,11 +180,11 @@ func readOffer(c *gin.Context) (string, error) {
 		return "", newAPIError(http.StatusUnsupportedMediaType, codeUnsupportedMediaType, "Content-Type must be application/sdp")
 	}
 	tooLarge := newAPIError(http.StatusRequestEntityTooLarge, codeBodyTooLarge,
-		fmt.Sprintf("the offer exceeds %d bytes", maxOfferBytes))
-	if c.Request.ContentLength > maxOfferBytes {
+		fmt.Sprintf("the offer exceeds %d bytes", actors.MaxSDPSize))
+	if c.Request.ContentLength > actors.MaxSDPSize {
 		return "", tooLarge
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxOfferBytes))
+	b, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, actors.MaxSDPSize))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -200,46 +196,4 @@ func readOffer(c *gin.Context) (string, error) {
 		return "", newAPIError(http.StatusBadRequest, codeEmptyBody, "the body must be an SDP offer")
 	}
 	return string(b), nil
-}
-
-// maxOfferMedia bounds the media sections of a WHIP or WHEP offer.
-const maxOfferMedia = 16
-
-// validateOffer checks that offer parses as SDP and asks for what the
-// route does: WHIP media sends, WHEP media receives.
-func validateOffer(kind actors.ClientKind, offer string) error {
-	var d sdp.SessionDescription
-	if err := d.UnmarshalString(offer); err != nil {
-		return sdpError("the offer is not valid SDP: %v", err)
-	}
-	media := 0
-	for _, m := range d.MediaDescriptions {
-		if m.MediaName.Media != "audio" && m.MediaName.Media != "video" {
-			continue
-		}
-		if media++; media > maxOfferMedia {
-			return sdpError("the offer has more than %d audio and video sections", maxOfferMedia)
-		}
-		dir := "sendrecv"
-		for _, a := range m.Attributes {
-			switch a.Key {
-			case "sendrecv", "sendonly", "recvonly", "inactive":
-				dir = a.Key
-			}
-		}
-		switch {
-		case kind == actors.ClientWHIP && (dir == "recvonly" || dir == "inactive"):
-			return sdpError("a WHIP offer's %s section must send (sendonly), not %s", m.MediaName.Media, dir)
-		case kind == actors.ClientWHEP && dir != "recvonly":
-			return sdpError("a WHEP offer's %s section must be recvonly, not %s", m.MediaName.Media, dir)
-		}
-	}
-	if media == 0 {
-		return sdpError("the offer has no audio or video section")
-	}
-	return nil
-}
-
-func sdpError(format string, args ...any) error {
-	return newAPIError(http.StatusBadRequest, codeInvalidSDP, fmt.Sprintf(format, args...))
 }

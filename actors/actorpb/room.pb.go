@@ -289,7 +289,8 @@ func (x *RoomReply) GetError() *Error {
 // Error carries a domain error across the mailbox (and the network).
 type Error struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One of the codes in actors/errors.go, e.g. "room_not_found".
+	// The text of a sentinel in actors/errors.go, e.g. "room not found";
+	// "validation" for a validation error; empty for any other.
 	Code    string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
 	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// Set for validation errors: the JSON path of the offending field.

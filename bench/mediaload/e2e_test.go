@@ -61,7 +61,7 @@ func troupeServer(t *testing.T) mediaload.Target {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := httpapi.New(httpapi.Config{Rooms: rooms, Verifier: verifier, SigningKey: key, Idempotency: store, Logger: quiet})
+	api, err := httpapi.New(httpapi.Config{Rooms: rooms, Verifier: verifier, SigningKey: key, Idempotency: actors.NewIdempotency(store), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,12 +13,17 @@ const mod = "github.com/troupe-media/troupe/"
 // The import direction of DESIGN.md, for every package of the module:
 // cmd -> httpapi -> actors -> {rtc, persistence}. A package may skip a
 // layer down, never import one up, and the edge never touches Pebble or
-// pion itself.
+// pion itself: it reaches the store through actors. The record schema
+// (persistence/recordpb, generated, no Pebble in it) is the one part of
+// persistence the edge may name.
 func TestImportDirection(t *testing.T) {
 	forbidden := map[string][]string{
-		mod + "httpapi": {mod + "cmd", "github.com/cockroachdb/pebble", "github.com/pion/webrtc"},
+		mod + "httpapi": {mod + "cmd", mod + "persistence", "github.com/cockroachdb/pebble", "github.com/pion/webrtc"},
 		mod + "actors":  {mod + "cmd", mod + "httpapi", "github.com/gin-gonic/gin"},
 		mod + "bench":   {mod + "cmd"},
+	}
+	allowed := map[string][]string{
+		mod + "httpapi": {mod + "persistence/recordpb"},
 	}
 	checked := 0
 	for _, pkg := range goList(t, "-json", mod+"...") {
@@ -26,7 +31,7 @@ func TestImportDirection(t *testing.T) {
 			if pkg.ImportPath == layer || strings.HasPrefix(pkg.ImportPath, layer+"/") {
 				checked++
 				for _, imp := range pkg.Imports {
-					if banned(imp, bans) {
+					if banned(imp, bans) && !banned(imp, allowed[layer]) {
 						t.Errorf("%s imports %s", pkg.ImportPath, imp)
 					}
 				}

@@ -255,7 +255,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Wri
 		Rooms:       rooms,
 		Verifier:    verifier,
 		SigningKey:  key,
-		Idempotency: store,
+		Idempotency: actors.NewIdempotency(store),
 		Logger:      log,
 		Registry:    reg,
 		Ready: func(context.Context) error {

@@ -1,0 +1,72 @@
+package actors
+
+import (
+	"fmt"
+
+	"github.com/pion/sdp/v3"
+)
+
+// MaxSDPSize bounds an offer or answer, in bytes; real ones are a few KiB.
+const MaxSDPSize = 64 << 10
+
+// maxOfferMedia bounds the audio and video sections of a WHIP or WHEP offer.
+const maxOfferMedia = 16
+
+// offerError is an offer refused for a reason its sender can fix: an
+// ErrInvalidSDP whose text is that reason alone, as clients are told it.
+type offerError struct{ reason string }
+
+func (e *offerError) Error() string { return e.reason }
+func (e *offerError) Unwrap() error { return ErrInvalidSDP }
+
+func refuseOffer(format string, args ...any) error {
+	return &offerError{reason: fmt.Sprintf(format, args...)}
+}
+
+// ValidateOffer is the one rule for what a WHIP or WHEP offer may ask: it
+// parses as SDP, has 1 to 16 audio and video sections, and each of them
+// asks for what the client kind does. A WHIP section sends (sendonly, or
+// sendrecv: the receiving half is left unused); a WHEP section is recvonly.
+// An inactive section carries nothing, so neither kind takes one. Other
+// sections (data channels) are not counted. It fails with ErrInvalidSDP.
+//
+// It is only a reading of the SDP: what a peer connection would refuse
+// (ICE credentials, fingerprint, codecs) is Rooms.CheckOffer's to find.
+func ValidateOffer(kind ClientKind, offer string) error {
+	if kind != ClientWHIP && kind != ClientWHEP {
+		return fmt.Errorf("actors: ValidateOffer is for WHIP and WHEP offers, not %s", kind)
+	}
+	if len(offer) > MaxSDPSize {
+		return refuseOffer("the offer exceeds %d bytes", MaxSDPSize)
+	}
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(offer); err != nil {
+		return refuseOffer("the offer is not valid SDP: %v", err)
+	}
+	media := 0
+	for _, m := range d.MediaDescriptions {
+		if m.MediaName.Media != "audio" && m.MediaName.Media != "video" {
+			continue
+		}
+		if media++; media > maxOfferMedia {
+			return refuseOffer("the offer has more than %d audio and video sections", maxOfferMedia)
+		}
+		dir := "sendrecv" // RFC 4566: what a section without a direction means
+		for _, a := range m.Attributes {
+			switch a.Key {
+			case "sendrecv", "sendonly", "recvonly", "inactive":
+				dir = a.Key
+			}
+		}
+		switch {
+		case kind == ClientWHIP && (dir == "recvonly" || dir == "inactive"):
+			return refuseOffer("a WHIP offer's %s section must send (sendonly), not %s", m.MediaName.Media, dir)
+		case kind == ClientWHEP && dir != "recvonly":
+			return refuseOffer("a WHEP offer's %s section must be recvonly, not %s", m.MediaName.Media, dir)
+		}
+	}
+	if media == 0 {
+		return refuseOffer("the offer has no audio or video section")
+	}
+	return nil
+}
