@@ -106,8 +106,10 @@ type ListQuery struct {
 	Limit, Offset int
 }
 
-// Rooms addresses room actors by room id. On one node a registry actor spawns
-// them and finds them; the same seam can be backed by cluster virtual actors.
+// Rooms addresses room actors by room id: a registry actor spawns them and
+// finds them on this node. In a cluster, a call for a room that another node
+// owns is forwarded to that node at the HTTP edge, so Rooms is the same in
+// both modes.
 type Rooms struct {
 	cfg      Config
 	system   *actor.ActorSystem
