@@ -13,6 +13,9 @@
 // loops and its subscriptions, and tells its room what happened. Media never
 // passes through a mailbox: packets flow in rtc.
 //
+// The actors reach storage through Store, the part of persistence.Backend
+// they call, so they run on any store of record.
+//
 // httpapi and cmd (which starts Rooms) import actors; actors imports
 // persistence and rtc, never the other way around. Webhook delivery is in
 // actors/webhook.
