@@ -1,13 +1,22 @@
 // Package actors is Troupe's control plane: one protoactor-go actor per room,
-// the single writer of that room's state, addressed by room id through Rooms.
+// the single writer of that room's state, addressed by room id through Rooms,
+// and one actor per participant, a child of its room.
 //
 // A room actor loads its record from the store when it starts (and when
 // supervision restarts it after a panic), applies every change as a message,
 // and persists the record before it replies, so a reply means the change is
 // durable. Actors that sit idle are passivated and come back on the next
-// message. Media never passes through here: participant actors (children of
-// their room) will own peer connections, and packets flow in rtc.
+// message. The room actor is cut by concept into the room_*.go files, which
+// room.go lists.
 //
-// httpapi is the only importer; actors imports persistence and rtc, never the
-// other way around.
+// A participant actor owns its peer connection, its published tracks' read
+// loops and its subscriptions, and tells its room what happened. Media never
+// passes through a mailbox: packets flow in rtc.
+//
+// The actors reach storage through Store, the part of persistence.Backend
+// they call, so they run on any store of record.
+//
+// httpapi and cmd (which starts Rooms) import actors; actors imports
+// persistence and rtc, never the other way around. Webhook delivery is in
+// actors/webhook.
 package actors

@@ -5,8 +5,8 @@ import (
 )
 
 // routed carries a message for the room actor of roomID through the registry.
-// It never leaves this process: across a cluster, the room id is the virtual
-// actor's identity instead.
+// It never leaves this process: in a cluster, a call for a room that another
+// node owns is forwarded to that node at the HTTP edge.
 type routed struct {
 	roomID string
 	msg    any
@@ -67,7 +67,7 @@ func (g *registry) route(ctx actor.Context, roomID string, msg any, sender *acto
 func (g *registry) spawn(ctx actor.Context, roomID string) *actor.PID {
 	rooms := g.rooms
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &roomActor{id: roomID, deps: rooms, log: rooms.cfg.Logger.With("room", roomID), members: make(map[string]*member)}
+		return newRoomActor(rooms, roomID)
 	}, actor.WithSupervisor(participantSupervisor(rooms.cfg.Logger)))
 	pid := ctx.Spawn(props)
 	g.byPID[pid.Id] = roomID

@@ -1,17 +1,29 @@
 package actors
 
+// This file owns the room actor itself: its state, its mailbox (Receive
+// hands each message to the concept that owns it), and the view of the room
+// that readers get without a message. The concepts live beside it:
+//
+//	room_record.go     the room record: create, update, end, delete
+//	room_admission.go  join rules, the join run and its batching, replacing
+//	room_members.go    the live members, and how they leave
+//	room_tracks.go     who publishes what, who subscribes to it, mutes
+//	room_session.go    the session: its start and end, its timers
+//	room_events.go     signaling broadcasts, webhook events, the commit batch
+//	room_payloads.go   the webhook events' JSON payloads
+//	room_recovery.go   loading on start and restart, closing what a crash left
+
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-media/troupe/actors/actorpb"
-	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -21,66 +33,30 @@ type roomActor struct {
 	id   string
 	deps *Rooms
 	log  *slog.Logger
+	self *actor.PID
 
 	room    *recordpb.Room
 	loadErr error // the last load failed; every request retries it
 
 	// The live participants, children of this actor. They are not part of
 	// the snapshot: a restarted room has lost its peer connections anyway.
-	members     map[string]*member
-	memberOrder []string
+	roster
 	// session is the running session, nil between sessions.
 	session *liveSession
-	self    *actor.PID
 	// joins wait here for the next flushJoins, which is in the mailbox
 	// whenever joins is not empty.
 	joins []pendingJoin
 
-	// published is what readers see (Rooms.Get without a message), and the
-	// record it was made from.
-	published     *RoomInfo
-	publishedFrom *recordpb.Room
-	stopping      bool
+	view view
 }
 
-// respond publishes the room's state, then answers: a caller that reads
-// after its reply sees its change.
-func (a *roomActor) respond(ctx actor.Context, msg any) {
-	a.publish()
-	ctx.Respond(msg)
-}
-
-// publish makes the room's current state what Rooms.Get returns without
-// asking this actor. The room is cloned: readers never see a record the
-// actor goes on to change. It does nothing when nothing changed.
-func (a *roomActor) publish() {
-	if a.stopping {
-		return
-	}
-	if a.room == nil {
-		a.withdrawSnapshot()
-		return
-	}
-	n := len(a.members)
-	if a.published != nil && a.publishedFrom == a.room && a.published.ParticipantCount == n {
-		return
-	}
-	a.published = &RoomInfo{Room: proto.Clone(a.room).(*recordpb.Room), ParticipantCount: n}
-	a.publishedFrom = a.room
-	a.deps.snapshots.Store(a.id, a.published)
-}
-
-// withdraw stops publishing for good: the actor is stopping or
-// restarting, and readers must ask whichever actor comes next.
-func (a *roomActor) withdraw() {
-	a.stopping = true
-	a.withdrawSnapshot()
-}
-
-func (a *roomActor) withdrawSnapshot() {
-	if a.published != nil {
-		a.deps.snapshots.CompareAndDelete(a.id, a.published)
-		a.published, a.publishedFrom = nil, nil
+func newRoomActor(rooms *Rooms, id string) *roomActor {
+	return &roomActor{
+		id:     id,
+		deps:   rooms,
+		log:    rooms.cfg.Logger.With("room", id),
+		roster: roster{members: make(map[string]*member)},
+		view:   view{snapshots: &rooms.snapshots, id: id},
 	}
 }
 
@@ -102,21 +78,12 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		ctx.SetReceiveTimeout(a.deps.cfg.PassivateAfter)
 		a.load()
 	case *actor.Stopping:
-		a.withdraw()
+		a.view.close()
 		a.stopTimers()
 		a.refuseJoins(ctx, fmt.Errorf("%w: room %s is stopping", ErrUnavailable, a.id))
-		// The node is shutting down (or the room is passivated, which it
-		// never is with members): the children stop with this actor.
-		for _, m := range a.members {
-			if m.leaveReason == "" {
-				m.leaveReason = ReasonServerShutdown
-				if m.signal != nil {
-					m.signal.Close(ReasonServerShutdown)
-				}
-			}
-		}
+		a.shutdownMembers()
 	case *actor.Restarting:
-		a.withdraw() // until the fresh actor has reloaded
+		a.view.close() // until the fresh actor has reloaded
 		a.stopTimers()
 		a.refuseJoins(ctx, fmt.Errorf("%w: room %s is restarting", ErrUnavailable, a.id))
 		a.deps.metrics.restarts.Inc()
@@ -146,13 +113,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 			a.respond(ctx, reply)
 		}
 	case *muteParticipant:
-		reply := &errorReply{}
-		if mb, err := a.findMember(m.id); err != nil {
-			reply.err = err
-		} else {
-			ctx.Send(mb.pid, &setMuted{kind: m.kind, muted: m.muted, byServer: true})
-		}
-		a.respond(ctx, reply)
+		a.respond(ctx, a.muteParticipant(ctx, m))
 	case *trackPublished:
 		a.trackPublished(ctx, m)
 	case *trackEnded:
@@ -195,156 +156,65 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	}
 }
 
-// roomReply carries the live participant count with every room, so that
-// each reply agrees with what Get and the snapshot say.
-func (a *roomActor) roomReply(room *recordpb.Room, err error) *actorpb.RoomReply {
-	if err != nil {
-		return &actorpb.RoomReply{Error: errorToPB(err)}
-	}
-	return &actorpb.RoomReply{Room: room, ParticipantCount: uint32(len(a.members))}
+// respond publishes the room's state, then answers: a caller that reads
+// after its reply sees its change.
+func (a *roomActor) respond(ctx actor.Context, msg any) {
+	a.publish()
+	ctx.Respond(msg)
 }
+
+// publish makes the room's current state what Rooms.Get returns without
+// asking this actor.
+func (a *roomActor) publish() { a.view.publish(a.room, len(a.members)) }
+
+func (a *roomActor) now() time.Time { return a.deps.cfg.Clock.Now() }
 
 // storeCtx bounds a store call; the store syncs, so allow more than a read.
 func (a *roomActor) storeCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), a.deps.cfg.RequestTimeout)
 }
 
-func (a *roomActor) load() {
-	ctx, cancel := a.storeCtx()
-	defer cancel()
-	r, err := a.deps.cfg.Store.GetRoom(ctx, a.id)
-	switch {
-	case err == nil:
-		a.room, a.loadErr = r, nil
-		a.resumeSession(ctx)
-	case errors.Is(err, persistence.ErrNotFound):
-		a.room, a.loadErr = nil, nil
-	default:
-		a.loadErr = err
-		a.log.Error("load room", "err", err)
-	}
+// view is what readers of one room see without a message (Rooms.Get): the
+// state its actor last published in Rooms' snapshots. Only the actor
+// publishes; readers never see a record the actor goes on to change.
+type view struct {
+	snapshots *sync.Map // Rooms.snapshots: room id -> *RoomInfo
+	id        string
+	// published is what readers see; from is the record it was made from.
+	published *RoomInfo
+	from      *recordpb.Room
+	// closed: the actor is stopping or restarting, and readers must ask
+	// whichever actor comes next.
+	closed bool
 }
 
-// resumeSession picks up the room's session after this actor restarted
-// (a panic): the participants went with the old actor, so their records
-// are closed, and the session waits out its empty_timeout like any empty
-// one. At server start-up there is none: Rooms closed them already.
-func (a *roomActor) resumeSession(ctx context.Context) {
-	if a.room.ActiveSessionId == "" || a.session != nil {
+// publish shows room (nil: there is none) with its participant count. The
+// record is cloned; nothing is done when nothing changed.
+func (v *view) publish(room *recordpb.Room, participants int) {
+	if v.closed {
 		return
 	}
-	rec, err := a.deps.cfg.Store.GetSession(ctx, a.room.ActiveSessionId)
-	if err != nil || rec.Status != recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS {
-		a.log.Warn("active session not found; clearing it", "session", a.room.ActiveSessionId, "err", err)
-		a.room.ActiveSessionId = ""
+	if room == nil {
+		v.withdraw()
 		return
 	}
-	members, err := a.deps.cfg.Store.ListSessionMembers(ctx, rec.Id)
-	if err != nil {
-		a.log.Error("resume session members", "session", rec.Id, "err", err)
+	if v.published != nil && v.from == room && v.published.ParticipantCount == participants {
+		return
 	}
-	now := a.now()
-	next := proto.Clone(rec).(*recordpb.Session)
-	next.ParticipantCount = 0
-	next.UpdatedAt = timestamp(now)
-	c := &changes{w: persistence.Writes{Sessions: []*recordpb.Session{next}}}
-	for _, m := range members {
-		if m.LeftAt == nil {
-			left := proto.Clone(m).(*recordpb.SessionMember)
-			left.LeftAt, left.LeaveReason = timestamp(now), ReasonFailed
-			c.w.Members = append(c.w.Members, left)
-		}
-	}
-	if err := a.commit(c); err != nil {
-		a.log.Error("resume session", "session", rec.Id, "err", err)
-	}
-	a.session = &liveSession{rec: next, members: make(map[string]*recordpb.SessionMember), timers: make(map[timerKey]Timer)}
-	a.arm(timerEmpty, "", time.Duration(a.room.Config.EmptyTimeout)*time.Second)
-	a.armSessionTimers()
+	v.published = &RoomInfo{Room: proto.Clone(room).(*recordpb.Room), ParticipantCount: participants}
+	v.from = room
+	v.snapshots.Store(v.id, v.published)
 }
 
-// current returns the room, reloading first if the last load failed.
-func (a *roomActor) current() (*recordpb.Room, error) {
-	if a.loadErr != nil {
-		a.load()
-		if a.loadErr != nil {
-			return nil, fmt.Errorf("%w: loading room: %v", ErrUnavailable, a.loadErr)
-		}
-	}
-	if a.room == nil {
-		return nil, ErrRoomNotFound
-	}
-	return a.room, nil
+// close stops publishing for good.
+func (v *view) close() {
+	v.closed = true
+	v.withdraw()
 }
 
-func (a *roomActor) create(m *actorpb.CreateRoom) (*recordpb.Room, error) {
-	if _, err := a.current(); err == nil {
-		return nil, ErrRoomExists
-	} else if !errors.Is(err, ErrRoomNotFound) {
-		return nil, err
+func (v *view) withdraw() {
+	if v.published != nil {
+		v.snapshots.CompareAndDelete(v.id, v.published)
+		v.published, v.from = nil, nil
 	}
-	r, err := newRoomFromSpec(a.id, m.Spec)
-	if err != nil {
-		return nil, err
-	}
-	if err := ValidateRoom(r); err != nil {
-		return nil, err
-	}
-	now := timestamp(a.now())
-	r.CreatedAt, r.UpdatedAt, r.Revision = now, now, 1
-	return a.saveRoom(r, "room-created")
-}
-
-func (a *roomActor) update(m *actorpb.UpdateRoom) (*recordpb.Room, error) {
-	cur, err := a.current()
-	if err != nil {
-		return nil, err
-	}
-	if cur.Status == recordpb.RoomStatus_ROOM_STATUS_ENDED {
-		return nil, ErrRoomEnded
-	}
-	if m.Patch == nil {
-		return cur, nil
-	}
-	// Work on a copy: an invalid patch or a failed write changes nothing.
-	next := proto.Clone(cur).(*recordpb.Room)
-	if err := applyPatch(next, m.Patch); err != nil {
-		return nil, err
-	}
-	if err := ValidateRoom(next); err != nil {
-		return nil, err
-	}
-	return a.saveRoom(a.stamp(next), "room-updated")
-}
-
-func (a *roomActor) delete(ctx actor.Context) error {
-	cur, err := a.current()
-	if err != nil {
-		return err
-	}
-	c := &changes{w: persistence.Writes{DeleteRoom: a.id}}
-	a.event(c, cur, "room-deleted", roomData(cur))
-	if err := a.endSession(ctx, EndRoomDeleted, ReasonRoomDeleted, c); err != nil {
-		return fmt.Errorf("delete room: %w", err)
-	}
-	a.room = nil
-	return nil
-}
-
-func (a *roomActor) stamp(r *recordpb.Room) *recordpb.Room {
-	r.UpdatedAt = timestamp(a.now())
-	r.Revision++
-	return r
-}
-
-// saveRoom persists r with its event (synced) and only then makes it the
-// actor's state.
-func (a *roomActor) saveRoom(r *recordpb.Room, event string) (*recordpb.Room, error) {
-	c := &changes{w: persistence.Writes{Room: r}}
-	a.event(c, r, event, roomData(r))
-	if err := a.commit(c); err != nil {
-		return nil, err
-	}
-	a.room = r
-	return r, nil
 }

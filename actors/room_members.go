@@ -1,53 +1,24 @@
 package actors
 
+// This file owns the room's live members: who is in the room, in join
+// order, and how a member leaves (removed by the room, or its actor
+// stopped for any reason), with everything its leaving touches.
+
 import (
-	"fmt"
-	"time"
-
-	"google.golang.org/protobuf/proto"
-
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/pion/webrtc/v4"
-
-	"github.com/troupe-media/troupe/persistence/recordpb"
-	"github.com/troupe-media/troupe/rtc"
 )
 
-// Messages between a room actor and its participants, and from handles.
-// They carry live objects (peer connections, forwarders, signalers), so
-// they stay on the node that hosts the room.
+// Messages about members, from handles and from the REST API.
 type (
-	joinRoom  struct{ req JoinRequest }
-	joinReply struct {
-		pid  *actor.PID
-		info *JoinInfo
-		err  error
-	}
 	listParticipants  struct{}
 	participantsReply struct {
 		list []ParticipantInfo
 		err  error
 	}
 	// removeParticipant comes from a handle (leave), the REST API (kick),
-	// or the participant itself (its connection failed).
+	// the participant itself (its connection failed), or a timer.
 	removeParticipant struct{ id, reason string }
-	muteParticipant   struct {
-		id, kind string
-		muted    bool
-	}
-	errorReply struct{ err error }
-
-	// From a participant to its room.
-	trackPublished struct {
-		participantID string
-		track         TrackInfo
-		fwd           *rtc.Forwarder
-	}
-	trackEnded struct{ participantID, trackID string }
-	trackMuted struct {
-		participantID, trackID string
-		muted, byServer        bool
-	}
+	errorReply        struct{ err error }
 )
 
 // member is the room's view of one participant.
@@ -67,21 +38,6 @@ type member struct {
 	connectDeadline Timer
 }
 
-// connectTimeout is how long a WHIP or WHEP member's connection has to come
-// up after it joins. Its one offer is all the negotiation there is, and ICE
-// and DTLS take a second or two even through a relay, so a member still
-// not connected by then never will be (no candidate pair works: candidates
-// unreachable, or a trickling client whose checks never reach the server).
-// Left to itself, pion gives up after 30 s, with nothing in the room to
-// show for it meanwhile. WebSocket members are not timed: their socket says
-// whether they are there, and they may connect media later.
-const connectTimeout = 15 * time.Second
-
-type roomTrack struct {
-	info TrackInfo
-	fwd  *rtc.Forwarder
-}
-
 func (m *member) snapshot() ParticipantInfo {
 	info := m.info
 	info.Tracks = make([]TrackInfo, len(m.tracks))
@@ -91,365 +47,55 @@ func (m *member) snapshot() ParticipantInfo {
 	return info
 }
 
-func (m *member) receivesMedia() bool { return m.kind != ClientWHIP }
+// roster is the room's live members, by participant id and in join order.
+type roster struct {
+	members map[string]*member
+	order   []string // participant ids
+}
 
-// members returns the live members in join order.
-func (a *roomActor) memberList() []*member {
-	out := make([]*member, 0, len(a.members))
-	for _, id := range a.memberOrder {
-		out = append(out, a.members[id])
+// memberList returns the live members in join order.
+func (r *roster) memberList() []*member {
+	out := make([]*member, 0, len(r.members))
+	for _, id := range r.order {
+		out = append(out, r.members[id])
 	}
 	return out
 }
 
-func (a *roomActor) broadcast(except string, s Signal) {
-	for _, m := range a.memberList() {
-		if m.info.ID != except && m.signal != nil {
-			m.signal.Signal(s)
-		}
-	}
+func (r *roster) add(m *member) {
+	r.members[m.info.ID] = m
+	r.order = append(r.order, m.info.ID)
 }
 
-// pendingJoin is a join waiting in the room for the next group commit.
-type pendingJoin struct {
-	req   JoinRequest
-	reply *actor.PID // the caller's future
-}
-
-// flushJoins makes the room admit the joins queued since the last flush.
-type flushJoins struct{}
-
-// queueJoin holds a join until the room admits it (flushJoins). The flush
-// is sent to the room itself behind the join, so every join already in the
-// mailbox is queued by the time it runs: joins that arrive together are
-// admitted together, with one synced write for all of them instead of one
-// fsync each, one after the other.
-func (a *roomActor) queueJoin(ctx actor.Context, req JoinRequest) {
-	a.joins = append(a.joins, pendingJoin{req: req, reply: ctx.Sender()})
-	if len(a.joins) == 1 {
-		ctx.Send(ctx.Self(), &flushJoins{})
-	}
-}
-
-// flushJoins admits or refuses every queued join.
-func (a *roomActor) flushJoins(ctx actor.Context) {
-	joins := a.joins
-	a.joins = nil
-	for len(joins) > 0 {
-		joins = joins[a.admit(ctx, joins):]
-	}
-}
-
-// refuseJoins answers every queued join with err: the room is stopping.
-func (a *roomActor) refuseJoins(ctx actor.Context, err error) {
-	for _, j := range a.joins {
-		if j.reply != nil {
-			ctx.Send(j.reply, &joinReply{err: err})
-		}
-	}
-	a.joins = nil
-}
-
-// admitted is a join that passed the room's rules and waits for its
-// records to be written.
-type admitted struct {
-	at   int // its place in the run, and in the replies
-	join pendingJoin
-	info ParticipantInfo
-	pc   *webrtc.PeerConnection
-}
-
-// admit decides a run of joins from the front of joins, commits the
-// admitted ones with one write, and answers them all. It returns the length
-// of the run: the run ends before a second join that replaces one of the
-// run (same identity and kind), which must come after the first is in.
-func (a *roomActor) admit(ctx actor.Context, joins []pendingJoin) int {
-	var (
-		replies = make([]*joinReply, 0, len(joins))
-		ok      []admitted
-		n       int
-	)
-	room, err := a.current()
-	replacing := make(map[replaceKey]bool, len(joins))
-	newSession := a.session == nil
-	ch := &changes{}
-	var roomRec *recordpb.Room
-	for ; n < len(joins); n++ {
-		req := joins[n].req
-		if err != nil {
-			replies = append(replies, &joinReply{err: err})
-			continue
-		}
-		if req.Kind.replacesSameIdentity() {
-			key := replaceKey{req.Identity, req.Kind}
-			if replacing[key] {
-				break
-			}
-			replacing[key] = true
-		}
-		pc, refused := a.checkJoin(ctx, room, req, len(ok))
-		if refused != nil {
-			a.deps.cfg.Logger.Info("join refused", "room", a.id, "identity", req.Identity, "role", string(req.Role), "kind", req.Kind.String(), "reason", refused.err)
-			replies = append(replies, refused)
-			continue
-		}
-		// The join is recorded (the session started if need be, the
-		// member, the events) before the participant exists: a failed
-		// write admits nobody.
-		info := ParticipantInfo{ID: newParticipantID(), Identity: req.Identity, Name: req.Name, Role: req.Role, JoinedAt: a.deps.cfg.Clock.Now()}
-		if roomRec == nil {
-			roomRec = proto.Clone(room).(*recordpb.Room)
-		}
-		a.memberJoined(ch, roomRec, info)
-		ok = append(ok, admitted{at: n, join: joins[n], info: info, pc: pc})
-		replies = append(replies, nil) // answered once the commit is done
-	}
-	if len(ok) > 0 {
-		if err := a.commit(ch); err != nil {
-			if newSession {
-				a.session = nil
-			}
-			refused := &joinReply{err: fmt.Errorf("%w: %v", ErrUnavailable, err)}
-			for _, j := range ok {
-				j.pc.Close()
-				replies[j.at] = refused
-			}
-		} else {
-			for i, j := range ok {
-				replies[j.at] = a.enter(ctx, ch, j, newSession && i == 0)
-			}
-		}
-	}
-	a.publish() // a caller that reads after its reply sees its change
-	for i, r := range replies {
-		if to := joins[i].reply; to != nil {
-			ctx.Send(to, r)
-		}
-	}
-	return n
-}
-
-// replaceKey is what a replacing join matches: see replacesSameIdentity.
-type replaceKey struct {
-	identity string
-	kind     ClientKind
-}
-
-// checkJoin applies the room's rules to req, with pending more joins of
-// this run already admitted. It returns the participant's peer connection,
-// or the refusal.
-func (a *roomActor) checkJoin(ctx actor.Context, room *recordpb.Room, req JoinRequest, pending int) (*webrtc.PeerConnection, *joinReply) {
-	now := a.deps.cfg.Clock.Now()
-	c := room.Config
-	switch {
-	case room.Status == recordpb.RoomStatus_ROOM_STATUS_ENDED:
-		return nil, &joinReply{err: ErrRoomEnded}
-	case c.Locked && req.Role != RoleModerator:
-		return nil, &joinReply{err: ErrRoomLocked}
-	case c.JoinFrom != nil && now.Before(c.JoinFrom.AsTime()), c.JoinUntil != nil && now.After(c.JoinUntil.AsTime()):
-		return nil, &joinReply{err: ErrOutsideJoinWindow}
-	case a.deps.cfg.Media == nil:
-		return nil, &joinReply{err: errMediaDisabled}
-	}
-	// The same identity joining again the same way replaces its old
-	// connection, so a client that reconnects is not refused by its own
-	// ghost (WHEP viewers excepted: see replacesSameIdentity).
-	var replaced *member
-	if req.Kind.replacesSameIdentity() {
-		for _, m := range a.memberList() {
-			if m.info.Identity == req.Identity && m.kind == req.Kind {
-				replaced = m
-			}
-		}
-	}
-	if replaced == nil && len(a.members)+pending >= int(c.MaxParticipants) {
-		return nil, &joinReply{err: ErrRoomFull}
-	}
-	pc, err := a.deps.cfg.Media.NewPeerConnection()
-	if err != nil {
-		return nil, &joinReply{err: err}
-	}
-	if replaced != nil {
-		a.removeMember(ctx, replaced, ReasonReplaced)
-	}
-	return pc, nil
-}
-
-// enter starts the participant of an admitted join, once its records are
-// written, and tells the room.
-func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession bool) *joinReply {
-	info, req, pc := j.info, j.join.req, j.pc
-	a.afterJoin(ch, info, newSession)
-	m := &member{info: info, kind: req.Kind, signal: req.Signal, stats: &mediaStats{}}
-	// The producer lives as long as the participant (a restart calls it
-	// again), so it captures only what it needs: capturing j would keep
-	// the caller's future, and through it this reply with the list of
-	// everyone already in the room, for every member.
-	m.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return newParticipantActor(a.deps, a.id, info, req, pc, m.stats)
-	}))
-	if req.Kind != ClientSignaling {
-		m.connectDeadline = a.armConnectDeadline(info, req.Kind, pc)
-	}
-	a.members[info.ID] = m
-	a.memberOrder = append(a.memberOrder, info.ID)
-	a.deps.metrics.participants.Inc()
-	ctx.SetReceiveTimeout(0) // a room with people in it is never idle
-
-	others := make([]ParticipantInfo, 0, len(a.members)-1)
-	for _, o := range a.memberList() {
-		if o != m {
-			others = append(others, o.snapshot())
-		}
-	}
-	a.broadcast(info.ID, SignalParticipantJoined{Participant: info})
-	if m.receivesMedia() {
-		for _, o := range a.memberList() {
-			for _, t := range o.tracks {
-				ctx.Send(m.pid, &subscribe{track: t.info, fwd: t.fwd})
-			}
-		}
-	}
-	a.deps.cfg.Logger.Info("participant joined", "room", a.id, "participant", info.ID, "identity", info.Identity, "kind", req.Kind.String())
-	return &joinReply{pid: m.pid, info: &JoinInfo{
-		Participant: info, Room: a.room, Others: others, ICEServers: a.deps.iceServers(),
-	}}
-}
-
-// armConnectDeadline removes the member with ReasonConnectionFailed if its
-// ICE has not connected within connectTimeout. The timer reads pc's ICE
-// state, which pion keeps atomically; the removal is a message like any
-// other, a no-op if the member has gone meanwhile.
-func (a *roomActor) armConnectDeadline(info ParticipantInfo, kind ClientKind, pc *webrtc.PeerConnection) Timer {
-	self, root, log := a.self, a.deps.system.Root, a.log // a.log names the room
-	return a.deps.cfg.Clock.AfterFunc(connectTimeout, func() {
-		// Disconnected, failed or closed: it came up once, or pion has
-		// already given up; either way pion's own states take it from here.
-		state := pc.ICEConnectionState()
-		if state != webrtc.ICEConnectionStateNew && state != webrtc.ICEConnectionStateChecking {
+func (r *roster) drop(m *member) {
+	delete(r.members, m.info.ID)
+	for i, id := range r.order {
+		if id == m.info.ID {
+			r.order = append(r.order[:i], r.order[i+1:]...)
 			return
 		}
-		log.Warn("participant's connection did not come up; removing it", "participant", info.ID,
-			"identity", info.Identity, "kind", kind.String(), "after", connectTimeout, "ice", state.String())
-		root.Send(self, &removeParticipant{id: info.ID, reason: ReasonConnectionFailed})
-	})
-}
-
-// removeMember stops a member's actor; the rest happens when it has
-// terminated (memberTerminated), whatever the reason it stopped.
-func (a *roomActor) removeMember(ctx actor.Context, m *member, reason string) {
-	if m.leaveReason != "" {
-		return
 	}
-	m.leaveReason = reason
-	ctx.Stop(m.pid)
 }
 
-// memberTerminated cleans up after a participant actor has stopped: its
-// tracks are unpublished everywhere and the others are told it left.
-func (a *roomActor) memberTerminated(ctx actor.Context, pid *actor.PID) {
-	var m *member
-	for _, candidate := range a.members {
-		if candidate.pid.Equal(pid) {
-			m = candidate
+// byPID returns the member whose actor is pid, or nil.
+func (r *roster) byPID(pid *actor.PID) *member {
+	for _, m := range r.members {
+		if m.pid.Equal(pid) {
+			return m
 		}
 	}
-	if m == nil {
-		return
-	}
-	if m.connectDeadline != nil {
-		m.connectDeadline.Stop()
-	}
-	reason := m.leaveReason
-	if reason == "" {
-		reason = ReasonFailed
-		a.deps.cfg.Logger.Error("participant failed; removed from its room", "room", a.id, "participant", m.info.ID)
-	}
-	delete(a.members, m.info.ID)
-	a.deps.metrics.participants.Dec()
-	a.deps.metrics.leaves.WithLabelValues(reason).Inc()
-	for i, id := range a.memberOrder {
-		if id == m.info.ID {
-			a.memberOrder = append(a.memberOrder[:i], a.memberOrder[i+1:]...)
-			break
-		}
-	}
-	for _, t := range m.tracks {
-		a.unpublish(ctx, m, t.info.ID)
-	}
-	a.memberLeft(m, reason)
-	if m.signal != nil {
-		m.signal.Close(reason)
-	}
-	a.broadcast("", SignalParticipantLeft{ParticipantID: m.info.ID, Identity: m.info.Identity, Reason: reason})
-	a.deps.cfg.Logger.Info("participant left", "room", a.id, "participant", m.info.ID, "reason", reason)
-	if len(a.members) == 0 {
-		ctx.SetReceiveTimeout(a.deps.cfg.PassivateAfter)
-	}
+	return nil
 }
 
-// trackEvent queues a track's webhook event; the track itself is live
-// state, so nothing else is written.
-func (a *roomActor) trackEvent(m *member, name string, t TrackInfo) {
-	if a.room == nil {
-		return
-	}
-	c := &changes{}
-	a.event(c, a.room, name, trackEventData{ParticipantID: m.info.ID, Identity: m.info.Identity, TrackID: t.ID, Kind: t.Kind, Codec: t.Codec})
-	if err := a.commit(c); err != nil {
-		a.log.Error("queue track event", "event", name, "err", err)
-	}
-}
-
-func (a *roomActor) removeAll(ctx actor.Context, reason string) {
-	for _, m := range a.members {
-		a.removeMember(ctx, m, reason)
-	}
-}
-
-func (a *roomActor) trackPublished(ctx actor.Context, msg *trackPublished) {
-	m, ok := a.members[msg.participantID]
-	if !ok || m.leaveReason != "" {
-		return // it left meanwhile; its own cleanup closes the forwarder
-	}
-	m.tracks = append(m.tracks, &roomTrack{info: msg.track, fwd: msg.fwd})
-	a.trackEvent(m, "track-published", msg.track)
-	a.broadcast("", SignalTrackPublished{ParticipantID: m.info.ID, Track: msg.track})
-	for _, o := range a.memberList() {
-		if o != m && o.receivesMedia() {
-			ctx.Send(o.pid, &subscribe{track: msg.track, fwd: msg.fwd})
+// others describes every member but m, with their tracks.
+func (r *roster) others(m *member) []ParticipantInfo {
+	out := make([]ParticipantInfo, 0, len(r.members)-1)
+	for _, o := range r.memberList() {
+		if o != m {
+			out = append(out, o.snapshot())
 		}
 	}
-}
-
-func (a *roomActor) unpublish(ctx actor.Context, m *member, trackID string) {
-	for i, t := range m.tracks {
-		if t.info.ID != trackID {
-			continue
-		}
-		m.tracks = append(m.tracks[:i], m.tracks[i+1:]...)
-		a.trackEvent(m, "track-unpublished", t.info)
-		a.broadcast(m.info.ID, SignalTrackUnpublished{ParticipantID: m.info.ID, TrackID: trackID})
-		for _, o := range a.memberList() {
-			if o != m && o.receivesMedia() {
-				ctx.Send(o.pid, &unsubscribe{trackID: trackID})
-			}
-		}
-		return
-	}
-}
-
-func (a *roomActor) trackMuted(msg *trackMuted) {
-	m, ok := a.members[msg.participantID]
-	if !ok {
-		return
-	}
-	for _, t := range m.tracks {
-		if t.info.ID == msg.trackID {
-			t.info.Muted = msg.muted
-		}
-	}
-	a.broadcast("", SignalTrackMuted{ParticipantID: msg.participantID, TrackID: msg.trackID, Muted: msg.muted, ByServer: msg.byServer})
+	return out
 }
 
 func (a *roomActor) participants() *participantsReply {
@@ -463,6 +109,7 @@ func (a *roomActor) participants() *participantsReply {
 	return &participantsReply{list: list}
 }
 
+// findMember returns a live member that is not already leaving.
 func (a *roomActor) findMember(id string) (*member, error) {
 	if _, err := a.current(); err != nil {
 		return nil, err
@@ -474,21 +121,65 @@ func (a *roomActor) findMember(id string) (*member, error) {
 	return m, nil
 }
 
-func (r *Rooms) iceServers() []ICEServer {
-	if r.cfg.Media == nil {
-		return nil
+// removeMember stops a member's actor; the rest happens when it has
+// terminated (memberTerminated), whatever the reason it stopped.
+func (a *roomActor) removeMember(ctx actor.Context, m *member, reason string) {
+	if m.leaveReason != "" {
+		return
 	}
-	var out []ICEServer
-	for _, s := range r.cfg.Media.ICEServers() {
-		cred, _ := s.Credential.(string)
-		out = append(out, ICEServer{URLs: s.URLs, Username: s.Username, Credential: cred})
-	}
-	return out
+	m.leaveReason = reason
+	ctx.Stop(m.pid)
 }
 
-// errMediaDisabled: the server was started without a media engine.
-var errMediaDisabled = fmt.Errorf("%w: media is not enabled on this server", ErrUnavailable)
+func (a *roomActor) removeAll(ctx actor.Context, reason string) {
+	for _, m := range a.members {
+		a.removeMember(ctx, m, reason)
+	}
+}
 
-func newParticipantID() string { return "PA_" + randomID() }
+// shutdownMembers tells the members that the room is stopping: the node is
+// shutting down (or the room is passivated, which it never is with
+// members), and the children stop with this actor.
+func (a *roomActor) shutdownMembers() {
+	for _, m := range a.members {
+		if m.leaveReason == "" {
+			m.leaveReason = ReasonServerShutdown
+			if m.signal != nil {
+				m.signal.Close(ReasonServerShutdown)
+			}
+		}
+	}
+}
 
-func newTrackID() string { return "TR_" + randomID() }
+// memberTerminated cleans up after a participant actor has stopped: its
+// tracks are unpublished everywhere, its leave is recorded, and the others
+// are told it left.
+func (a *roomActor) memberTerminated(ctx actor.Context, pid *actor.PID) {
+	m := a.byPID(pid)
+	if m == nil {
+		return
+	}
+	if m.connectDeadline != nil {
+		m.connectDeadline.Stop()
+	}
+	reason := m.leaveReason
+	if reason == "" {
+		reason = ReasonFailed
+		a.deps.cfg.Logger.Error("participant failed; removed from its room", "room", a.id, "participant", m.info.ID)
+	}
+	a.drop(m)
+	a.deps.metrics.participants.Dec()
+	a.deps.metrics.leaves.WithLabelValues(reason).Inc()
+	for _, t := range m.tracks {
+		a.unpublish(ctx, m, t.info.ID)
+	}
+	a.memberLeft(m, reason)
+	if m.signal != nil {
+		m.signal.Close(reason)
+	}
+	a.broadcast("", SignalParticipantLeft{ParticipantID: m.info.ID, Identity: m.info.Identity, Reason: reason})
+	a.deps.cfg.Logger.Info("participant left", "room", a.id, "participant", m.info.ID, "reason", reason)
+	if len(a.members) == 0 {
+		ctx.SetReceiveTimeout(a.deps.cfg.PassivateAfter)
+	}
+}

@@ -1,16 +1,19 @@
 package actors
 
+// This file owns the room's running session: its start with the first
+// participant, each member's join and leave records, its end (and why), and
+// the timers it runs under: empty_timeout, session_length, auto_close and
+// remove_after_seconds_elapsed. The timers are scheduled messages to the
+// room actor, never goroutines that sleep. (The join window needs no timer:
+// admission checks it at each join.)
+
 import (
-	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
@@ -29,23 +32,6 @@ const (
 	autoCloseDeactive  = "session-end-and-deactivate"
 )
 
-// Timer kinds; a timer message also carries the generation it was armed in,
-// so that one firing after it was re-armed or its session ended is ignored.
-type timerKind int
-
-const (
-	timerEmpty timerKind = iota
-	timerLength
-	timerAutoClose
-	timerRemoveMember
-)
-
-type timerFired struct {
-	kind timerKind
-	gen  uint64
-	who  string // participant id, for timerRemoveMember
-}
-
 // liveSession is the room actor's in-progress session.
 type liveSession struct {
 	rec     *recordpb.Session
@@ -53,9 +39,8 @@ type liveSession struct {
 	timers  map[timerKey]Timer
 }
 
-type timerKey struct {
-	kind timerKind
-	who  string
+func newLiveSession(rec *recordpb.Session) *liveSession {
+	return &liveSession{rec: rec, members: make(map[string]*recordpb.SessionMember), timers: make(map[timerKey]Timer)}
 }
 
 // endSessionReq is POST /api/v1/sessions/{id}/end, routed to the room.
@@ -64,39 +49,6 @@ type endSessionReq struct{ sessionID string }
 type sessionReply struct {
 	session *recordpb.Session
 	err     error
-}
-
-// changes collects what one state change writes, so that the room, the
-// session, the member records and the webhook events commit together.
-type changes struct {
-	w persistence.Writes
-}
-
-func (a *roomActor) now() time.Time { return a.deps.cfg.Clock.Now() }
-
-// event queues webhook event name for every destination that wants it.
-func (a *roomActor) event(c *changes, room *recordpb.Room, name string, data any) {
-	sessionID := ""
-	if a.session != nil {
-		sessionID = a.session.rec.Id
-	}
-	a.deps.enqueueEvent(&c.w, room, sessionID, name, a.now(), data)
-}
-
-// commit applies c synced; only then may the actor's state move on.
-func (a *roomActor) commit(c *changes) error {
-	if c.w.Room == nil && c.w.DeleteRoom == "" && len(c.w.Sessions) == 0 && len(c.w.Members) == 0 && len(c.w.Events) == 0 {
-		return nil
-	}
-	ctx, cancel := a.storeCtx()
-	defer cancel()
-	if err := a.deps.cfg.Store.Apply(ctx, c.w); err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	if len(c.w.Events) > 0 && a.deps.cfg.OnEvents != nil {
-		a.deps.cfg.OnEvents()
-	}
-	return nil
 }
 
 // startSession opens a session for the first participant entering.
@@ -111,101 +63,10 @@ func (a *roomActor) startSession(c *changes, room *recordpb.Room) {
 		JoinFrom: cfg.JoinFrom, JoinUntil: cfg.JoinUntil, RemoveAfterSecondsElapsed: cfg.RemoveAfterSecondsElapsed,
 		Layout: cfg.Layout, RecordOnStart: cfg.RecordOnStart, Locked: cfg.Locked,
 	}
-	a.session = &liveSession{rec: rec, members: make(map[string]*recordpb.SessionMember), timers: make(map[timerKey]Timer)}
+	a.session = newLiveSession(rec)
 	room.ActiveSessionId = rec.Id
 	c.w.Room = room
 	a.event(c, room, "session-started", sessionData(rec))
-}
-
-// armSessionTimers starts the timers a session runs under, counted from
-// its start.
-func (a *roomActor) armSessionTimers() {
-	cfg := a.room.Config
-	elapsed := a.now().Sub(a.session.rec.StartTime.AsTime())
-	if cfg.SessionLength > 0 {
-		a.arm(timerLength, "", time.Duration(cfg.SessionLength)*time.Minute-elapsed)
-	}
-	if ac := a.room.AutoClose; ac != nil {
-		a.arm(timerAutoClose, "", time.Duration(ac.Duration)*time.Minute-elapsed)
-	}
-}
-
-// arm schedules a timer of the running session; it fires as a message to
-// this actor, and only if not disarmed or re-armed meanwhile.
-func (a *roomActor) arm(kind timerKind, who string, d time.Duration) {
-	s := a.session
-	key := timerKey{kind, who}
-	if t, ok := s.timers[key]; ok {
-		t.Stop()
-	}
-	// Generations come from one counter for every room: an actor restarted
-	// after a panic keeps its PID, and a timer its predecessor armed must
-	// not pass for one of its own.
-	gen := a.deps.timerGen.Add(1)
-	msg := &timerFired{kind: kind, gen: gen, who: who}
-	self, root := a.self, a.deps.system.Root
-	s.timers[key] = &armedTimer{Timer: a.deps.cfg.Clock.AfterFunc(max(d, 0), func() { root.Send(self, msg) }), gen: gen}
-}
-
-// stopTimers cancels the running session's timers (the actor is going).
-func (a *roomActor) stopTimers() {
-	if a.session == nil {
-		return
-	}
-	for _, t := range a.session.timers {
-		t.Stop()
-	}
-}
-
-// armedTimer remembers the generation it was armed in.
-type armedTimer struct {
-	Timer
-	gen uint64
-}
-
-func (a *roomActor) disarm(kind timerKind, who string) {
-	if a.session == nil {
-		return
-	}
-	key := timerKey{kind, who}
-	if t, ok := a.session.timers[key]; ok {
-		t.Stop()
-		delete(a.session.timers, key)
-	}
-}
-
-func (a *roomActor) timerFired(ctx actor.Context, m *timerFired) {
-	s := a.session
-	if s == nil {
-		return
-	}
-	key := timerKey{m.kind, m.who}
-	t, ok := s.timers[key]
-	if !ok || t.(*armedTimer).gen != m.gen {
-		return // disarmed, re-armed, or its session ended
-	}
-	delete(s.timers, key)
-	switch m.kind {
-	case timerEmpty:
-		if len(a.members) == 0 {
-			a.endSession(ctx, EndEmptyTimeout, ReasonSessionEnded, nil)
-		}
-	case timerLength:
-		a.endSession(ctx, EndSessionLength, ReasonSessionEnded, nil)
-	case timerAutoClose:
-		deactivate := a.room.AutoClose != nil && a.room.AutoClose.Type == autoCloseDeactive
-		if deactivate {
-			if _, err := a.endRoom(ctx, EndAutoClose); err != nil {
-				a.log.Error("auto close", "err", err)
-			}
-			return
-		}
-		a.endSession(ctx, EndAutoClose, ReasonSessionEnded, nil)
-	case timerRemoveMember:
-		if mb, ok := a.members[m.who]; ok {
-			a.removeMember(ctx, mb, ReasonTimeLimit)
-		}
-	}
 }
 
 // memberJoined records a participant entering the session (starting it
@@ -282,9 +143,7 @@ func (a *roomActor) memberLeft(m *member, reason string) {
 		return
 	}
 	now := a.now()
-	left := proto.Clone(rec).(*recordpb.SessionMember)
-	left.LeftAt, left.LeaveReason = timestamp(now), reason
-	left.Stats = m.stats.snapshot()
+	left := closeMember(rec, timestamp(now), reason, m.stats.snapshot())
 	next := proto.Clone(s.rec).(*recordpb.Session)
 	if next.ParticipantCount > 0 {
 		next.ParticipantCount--
@@ -306,6 +165,18 @@ func (a *roomActor) memberLeft(m *member, reason string) {
 	}
 }
 
+// closeMember returns a copy of rec that says the participant left at at,
+// for reason. stats are its media figures; nil when they were lost with
+// it (a crash), which keeps whatever rec has.
+func closeMember(rec *recordpb.SessionMember, at *timestamppb.Timestamp, reason string, stats *recordpb.MediaStats) *recordpb.SessionMember {
+	left := proto.Clone(rec).(*recordpb.SessionMember)
+	left.LeftAt, left.LeaveReason = at, reason
+	if stats != nil {
+		left.Stats = stats
+	}
+	return left
+}
+
 // endSession ends the running session with reason: every member is
 // removed (leaving for leaveReason), open member records are closed, and
 // the session and its events are written in one batch, with whatever the
@@ -325,16 +196,14 @@ func (a *roomActor) endSession(ctx actor.Context, reason, leaveReason string, ex
 	next.EndTime, next.EndReason = timestamp(now), reason
 	next.UpdatedAt, next.LastActivityAt = timestamp(now), timestamp(now)
 	next.ParticipantCount = 0
-	for _, id := range a.memberOrder {
-		rec, ok := s.members[id]
+	for _, m := range a.memberList() {
+		rec, ok := s.members[m.info.ID]
 		if !ok {
 			continue
 		}
-		left := proto.Clone(rec).(*recordpb.SessionMember)
-		left.LeftAt, left.LeaveReason = timestamp(now), leaveReason
-		left.Stats = a.members[id].stats.snapshot()
+		left := closeMember(rec, timestamp(now), leaveReason, m.stats.snapshot())
 		c.w.Members = append(c.w.Members, left)
-		a.event(c, a.room, "participant-left", participantData(a.members[id].info, left))
+		a.event(c, a.room, "participant-left", participantData(m.info, left))
 	}
 	c.w.Sessions = append(c.w.Sessions, next)
 	room := c.w.Room
@@ -366,31 +235,6 @@ func (a *roomActor) endSession(ctx actor.Context, reason, leaveReason string, ex
 	return nil
 }
 
-// endRoom ends the room (its status) and the session, for the end API and
-// session-end-and-deactivate.
-func (a *roomActor) endRoom(ctx actor.Context, sessionReason string) (*recordpb.Room, error) {
-	cur, err := a.current()
-	if err != nil {
-		return nil, err
-	}
-	if cur.Status == recordpb.RoomStatus_ROOM_STATUS_ENDED {
-		return cur, nil
-	}
-	next := proto.Clone(cur).(*recordpb.Room)
-	next.Status = recordpb.RoomStatus_ROOM_STATUS_ENDED
-	next = a.stamp(next)
-	next.EndedAt = next.UpdatedAt
-	next.ActiveSessionId = ""
-	c := &changes{w: persistence.Writes{Room: next}}
-	a.event(c, next, "room-ended", roomData(next))
-	if err := a.endSession(ctx, sessionReason, ReasonRoomEnded, c); err != nil {
-		return nil, err
-	}
-	a.room = next
-	a.removeAll(ctx, ReasonRoomEnded)
-	return next, nil
-}
-
 func (a *roomActor) endSessionByID(ctx actor.Context, id string) (*recordpb.Session, error) {
 	if _, err := a.current(); err != nil {
 		return nil, err
@@ -406,153 +250,115 @@ func (a *roomActor) endSessionByID(ctx actor.Context, id string) (*recordpb.Sess
 	return a.deps.cfg.Store.GetSession(sctx, id)
 }
 
-// Webhook payloads: what a receiver needs without calling back.
+// Timer kinds; a timer message also carries the generation it was armed in,
+// so that one firing after it was re-armed or its session ended is ignored.
+type timerKind int
 
-type roomEventData struct {
-	ID          string `json:"id"`
-	Name        string `json:"name"`
-	DisplayName string `json:"display_name"`
-	Status      string `json:"status"`
+const (
+	timerEmpty timerKind = iota
+	timerLength
+	timerAutoClose
+	timerRemoveMember
+)
+
+type timerFired struct {
+	kind timerKind
+	gen  uint64
+	who  string // participant id, for timerRemoveMember
 }
 
-func roomData(r *recordpb.Room) roomEventData {
-	status := "active"
-	if r.Status == recordpb.RoomStatus_ROOM_STATUS_ENDED {
-		status = "ended"
+type timerKey struct {
+	kind timerKind
+	who  string
+}
+
+// armedTimer remembers the generation it was armed in.
+type armedTimer struct {
+	Timer
+	gen uint64
+}
+
+// armSessionTimers starts the timers a session runs under, counted from
+// its start.
+func (a *roomActor) armSessionTimers() {
+	cfg := a.room.Config
+	elapsed := a.now().Sub(a.session.rec.StartTime.AsTime())
+	if cfg.SessionLength > 0 {
+		a.arm(timerLength, "", time.Duration(cfg.SessionLength)*time.Minute-elapsed)
 	}
-	return roomEventData{ID: r.Id, Name: r.Name, DisplayName: r.DisplayName, Status: status}
-}
-
-type sessionEventData struct {
-	SessionID                 string     `json:"session_id"`
-	StartTime                 time.Time  `json:"start_time"`
-	EndTime                   *time.Time `json:"end_time,omitempty"`
-	Duration                  *int64     `json:"duration,omitempty"` // seconds
-	EndReason                 string     `json:"end_reason,omitempty"`
-	TotalParticipants         uint32     `json:"total_participants"`
-	MaxConcurrentParticipants uint32     `json:"max_concurrent_participants"`
-}
-
-func sessionData(s *recordpb.Session) sessionEventData {
-	d := sessionEventData{SessionID: s.Id, StartTime: s.StartTime.AsTime(), EndReason: s.EndReason,
-		TotalParticipants: s.TotalParticipants, MaxConcurrentParticipants: s.MaxConcurrentParticipants}
-	if s.EndTime != nil {
-		end := s.EndTime.AsTime()
-		secs := int64(end.Sub(d.StartTime) / time.Second)
-		d.EndTime, d.Duration = &end, &secs
+	if ac := a.room.AutoClose; ac != nil {
+		a.arm(timerAutoClose, "", time.Duration(ac.Duration)*time.Minute-elapsed)
 	}
-	return d
 }
 
-type participantEventData struct {
-	ParticipantID string     `json:"participant_id"`
-	Identity      string     `json:"identity"`
-	Name          string     `json:"name"`
-	Role          string     `json:"role"`
-	JoinedAt      time.Time  `json:"joined_at"`
-	LeftAt        *time.Time `json:"left_at,omitempty"`
-	Reason        string     `json:"reason,omitempty"`
-}
-
-func participantData(info ParticipantInfo, m *recordpb.SessionMember) participantEventData {
-	d := participantEventData{ParticipantID: info.ID, Identity: info.Identity, Name: info.Name, Role: string(info.Role),
-		JoinedAt: info.JoinedAt, Reason: m.GetLeaveReason()}
-	if m.GetLeftAt() != nil {
-		t := m.LeftAt.AsTime()
-		d.LeftAt = &t
+// arm schedules a timer of the running session; it fires as a message to
+// this actor, and only if not disarmed or re-armed meanwhile.
+func (a *roomActor) arm(kind timerKind, who string, d time.Duration) {
+	s := a.session
+	key := timerKey{kind, who}
+	if t, ok := s.timers[key]; ok {
+		t.Stop()
 	}
-	return d
+	// Generations come from one counter for every room: an actor restarted
+	// after a panic keeps its PID, and a timer its predecessor armed must
+	// not pass for one of its own.
+	gen := a.deps.timerGen.Add(1)
+	msg := &timerFired{kind: kind, gen: gen, who: who}
+	self, root := a.self, a.deps.system.Root
+	s.timers[key] = &armedTimer{Timer: a.deps.cfg.Clock.AfterFunc(max(d, 0), func() { root.Send(self, msg) }), gen: gen}
 }
 
-type trackEventData struct {
-	ParticipantID string `json:"participant_id"`
-	Identity      string `json:"identity"`
-	TrackID       string `json:"track_id"`
-	Kind          string `json:"kind,omitempty"`
-	Codec         string `json:"codec,omitempty"`
-}
-
-// enqueueEvent adds an outbox entry to w for every destination that wants
-// event name: the room's own webhook and the server's global ones.
-func (r *Rooms) enqueueEvent(w *persistence.Writes, room *recordpb.Room, sessionID, name string, now time.Time, data any) {
-	events, err := webhook.Deliveries(webhook.Event{Name: name, Time: now, RoomID: room.Id, SessionID: sessionID, Data: data},
-		room.GetWebhook(), r.cfg.Webhooks)
-	if err != nil {
-		// Only a payload that is not a JSON object: a bug here, not bad input.
-		r.cfg.Logger.Error("webhook event", "event", name, "err", err)
+func (a *roomActor) disarm(kind timerKind, who string) {
+	if a.session == nil {
 		return
 	}
-	w.Events = append(w.Events, events...)
+	key := timerKey{kind, who}
+	if t, ok := a.session.timers[key]; ok {
+		t.Stop()
+		delete(a.session.timers, key)
+	}
 }
 
-// closeInterruptedSessions ends the sessions a crash or a kill left in
-// progress, at the time of their last recorded activity.
-func (r *Rooms) closeInterruptedSessions(ctx context.Context) error {
-	sessions, err := r.cfg.Store.InProgressSessions(ctx)
-	if err != nil {
-		return fmt.Errorf("actors: find interrupted sessions: %w", err)
+// stopTimers cancels the running session's timers (the actor is going).
+func (a *roomActor) stopTimers() {
+	if a.session == nil {
+		return
 	}
-	for _, s := range sessions {
-		members, err := r.cfg.Store.ListSessionMembers(ctx, s.Id)
-		if err != nil {
-			return fmt.Errorf("actors: session %s members: %w", s.Id, err)
+	for _, t := range a.session.timers {
+		t.Stop()
+	}
+}
+
+func (a *roomActor) timerFired(ctx actor.Context, m *timerFired) {
+	s := a.session
+	if s == nil {
+		return
+	}
+	key := timerKey{m.kind, m.who}
+	t, ok := s.timers[key]
+	if !ok || t.(*armedTimer).gen != m.gen {
+		return // disarmed, re-armed, or its session ended
+	}
+	delete(s.timers, key)
+	switch m.kind {
+	case timerEmpty:
+		if len(a.members) == 0 {
+			a.endSession(ctx, EndEmptyTimeout, ReasonSessionEnded, nil)
 		}
-		end := lastActivity(s, members)
-		next := proto.Clone(s).(*recordpb.Session)
-		next.Status = recordpb.SessionStatus_SESSION_STATUS_ENDED
-		next.EndTime, next.EndReason, next.UpdatedAt = end, EndServerRestart, timestamp(r.cfg.Clock.Now())
-		next.ParticipantCount = 0
-		w := persistence.Writes{Sessions: []*recordpb.Session{next}}
-		for _, m := range members {
-			if m.LeftAt == nil {
-				left := proto.Clone(m).(*recordpb.SessionMember)
-				left.LeftAt, left.LeaveReason = end, EndServerRestart
-				w.Members = append(w.Members, left)
+	case timerLength:
+		a.endSession(ctx, EndSessionLength, ReasonSessionEnded, nil)
+	case timerAutoClose:
+		deactivate := a.room.AutoClose != nil && a.room.AutoClose.Type == autoCloseDeactive
+		if deactivate {
+			if _, err := a.endRoom(ctx, EndAutoClose); err != nil {
+				a.log.Error("auto close", "err", err)
 			}
+			return
 		}
-		room, err := r.cfg.Store.GetRoom(ctx, s.RoomId)
-		switch {
-		case err == nil:
-			if room.ActiveSessionId == s.Id {
-				room.ActiveSessionId = ""
-				w.Room = room
-			}
-			r.enqueueEvent(&w, room, s.Id, "session-ended", end.AsTime(), sessionData(next))
-		case !isNotFound(err):
-			return fmt.Errorf("actors: room of session %s: %w", s.Id, err)
+		a.endSession(ctx, EndAutoClose, ReasonSessionEnded, nil)
+	case timerRemoveMember:
+		if mb, ok := a.members[m.who]; ok {
+			a.removeMember(ctx, mb, ReasonTimeLimit)
 		}
-		if err := r.cfg.Store.Apply(ctx, w); err != nil {
-			return fmt.Errorf("actors: close session %s: %w", s.Id, err)
-		}
-		r.cfg.Logger.Info("closed a session interrupted by a restart", "session", s.Id, "room", s.RoomId)
 	}
-	if len(sessions) > 0 && r.cfg.OnEvents != nil {
-		r.cfg.OnEvents()
-	}
-	return nil
 }
-
-// lastActivity is the time of the latest change recorded of a session
-// that a crash left open: its last_activity_at, its updated_at (the only
-// time some records carry of their last change: one whose members a
-// restarted room closed, or one written without last_activity_at), or its
-// members' joins and leaves, whichever is latest; never before its start.
-// The session ran at least until then, so that is its end and its
-// duration, rather than its start and none.
-func lastActivity(s *recordpb.Session, members []*recordpb.SessionMember) *timestamppb.Timestamp {
-	end := s.StartTime.AsTime()
-	later := func(ts *timestamppb.Timestamp) {
-		if ts.IsValid() && ts.AsTime().After(end) {
-			end = ts.AsTime()
-		}
-	}
-	later(s.LastActivityAt)
-	later(s.UpdatedAt)
-	for _, m := range members {
-		later(m.JoinedAt)
-		later(m.LeftAt)
-	}
-	return timestamp(end)
-}
-
-func isNotFound(err error) bool { return errors.Is(err, persistence.ErrNotFound) }

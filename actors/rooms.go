@@ -23,25 +23,39 @@ import (
 	"github.com/troupe-media/troupe/rtc"
 )
 
-// RoomStore is what room actors need of storage. *persistence.Store is one;
-// a shared store can stand in for a cluster.
-type RoomStore interface {
+// Store is what the actors need of the store of record: the part of
+// persistence.Backend they call, whose documentation states the contracts.
+// Every Backend is one (the Pebble store on a single node), so the actors
+// run on whichever store the server opens.
+type Store interface {
+	// GetRoom loads a room actor's record when it starts.
 	GetRoom(ctx context.Context, id string) (*recordpb.Room, error)
+	// ListRooms answers Rooms.List without waking any room actor.
 	ListRooms(ctx context.Context, q persistence.RoomQuery) (persistence.RoomPage, error)
 	// Apply commits a room's change, its session records and its webhook
 	// events in one synced batch.
 	Apply(ctx context.Context, w persistence.Writes) error
+	// GetSession reads a session for the sessions API and for a room that
+	// resumes its session.
 	GetSession(ctx context.Context, id string) (*recordpb.Session, error)
+	// ListSessions answers Rooms.Sessions.
 	ListSessions(ctx context.Context, q persistence.SessionQuery) (persistence.SessionPage, error)
+	// InProgressSessions finds, at start-up, the sessions a crash left open.
 	InProgressSessions(ctx context.Context) ([]*recordpb.Session, error)
+	// ListSessionMembers reads a session's participant history: for the
+	// API, and to close the members a crash took.
 	ListSessionMembers(ctx context.Context, sessionID string) ([]*recordpb.SessionMember, error)
+	// ListWebhookDeliveries answers Rooms.WebhookDeliveries.
 	ListWebhookDeliveries(ctx context.Context, q persistence.DeliveryQuery) (persistence.DeliveryPage, error)
 }
 
+var _ Store = persistence.Backend(nil)
+
 // Config configures Rooms. The zero value of every field but Store is valid.
 type Config struct {
-	// Store keeps room records. Required.
-	Store RoomStore
+	// Store is the store of record: rooms, sessions and their history,
+	// the webhook outbox. Required.
+	Store Store
 	// RequestTimeout bounds each request to a room actor, and each store call
 	// the actor makes. A room that crashes on a message never answers it, so
 	// this is how long a caller waits before it gets ErrUnavailable.
@@ -106,8 +120,10 @@ type ListQuery struct {
 	Limit, Offset int
 }
 
-// Rooms addresses room actors by room id. On one node a registry actor spawns
-// them and finds them; the same seam can be backed by cluster virtual actors.
+// Rooms addresses room actors by room id: a registry actor spawns them and
+// finds them on this node. In a cluster, a call for a room that another node
+// owns is forwarded to that node at the HTTP edge, so Rooms is the same in
+// both modes.
 type Rooms struct {
 	cfg      Config
 	system   *actor.ActorSystem

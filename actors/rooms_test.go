@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 
 type testEnv struct {
 	dir   string
-	store *persistence.Store
+	store persistence.Backend
 	rooms *Rooms
 }
 

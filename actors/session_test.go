@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/troupe-media/troupe/actors/actorpb"
 	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/persistence"
@@ -585,5 +587,74 @@ func TestJoinsArrivingTogetherShareACommit(t *testing.T) {
 	}
 	if count["session-started"] != 1 || count["participant-joined"] != 8 || count["participant-left"] != 1 {
 		t.Fatalf("queued events %v", count)
+	}
+}
+
+// A room actor that starts on a session still in progress (its
+// predecessor panicked, or another node ran the room) has lost that
+// session's participants with their peer connections: it closes their
+// records as failed, and the session, empty, waits out its empty_timeout.
+func TestRoomResumesItsSessionWithoutItsMembers(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock(sessionEpoch)
+	env := newTestEnv(t, func(c *Config) { c.Clock = clock })
+
+	// Records written under the registry's nose, after start-up closed
+	// what was in progress then: only the room actor can find them.
+	room, err := newRoomFromSpec("r", &actorpb.RoomPatch{Name: ptr("R"), Config: &actorpb.ConfigPatch{EmptyTimeout: ptr(uint32(60))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room.CreatedAt, room.UpdatedAt, room.Revision, room.ActiveSessionId = timestamp(sessionEpoch), timestamp(sessionEpoch), 1, "ses_lost"
+	ses := &recordpb.Session{
+		Id: "ses_lost", RoomId: "r", Name: "R", Status: recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS,
+		StartTime: timestamp(sessionEpoch), CreatedAt: timestamp(sessionEpoch), UpdatedAt: timestamp(sessionEpoch), LastActivityAt: timestamp(sessionEpoch),
+		ParticipantCount: 1, TotalParticipants: 2, MaxConcurrentParticipants: 2,
+	}
+	left := &recordpb.SessionMember{SessionId: ses.Id, ParticipantId: "PA_left", Identity: "left", JoinedAt: timestamp(sessionEpoch),
+		LeftAt: timestamp(sessionEpoch.Add(time.Second)), LeaveReason: ReasonLeft, Stats: &recordpb.MediaStats{PacketsOut: 7}}
+	open := &recordpb.SessionMember{SessionId: ses.Id, ParticipantId: "PA_open", Identity: "open", JoinedAt: timestamp(sessionEpoch)}
+	if err := env.store.Apply(ctx, persistence.Writes{Room: room, Sessions: []*recordpb.Session{ses}, Members: []*recordpb.SessionMember{left, open}}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	resumedAt := clock.Now()
+
+	// Get starts the room actor and answers once it has loaded.
+	info, err := env.rooms.Get(ctx, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Room.ActiveSessionId != ses.Id || info.ParticipantCount != 0 {
+		t.Fatalf("resumed room: session %q, %d participants", info.Room.ActiveSessionId, info.ParticipantCount)
+	}
+	got, err := env.rooms.Session(ctx, ses.Id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS || got.ParticipantCount != 0 || !got.UpdatedAt.AsTime().Equal(resumedAt) {
+		t.Fatalf("resumed session: %v", got)
+	}
+	history, err := env.rooms.SessionParticipants(ctx, ses.Id)
+	if err != nil || len(history) != 2 {
+		t.Fatalf("history: %v %v", history, err)
+	}
+	for _, m := range history {
+		switch m.ParticipantId {
+		case left.ParticipantId:
+			if !proto.Equal(m, left) {
+				t.Errorf("a member who had left: %v, want it unchanged: %v", m, left)
+			}
+		case open.ParticipantId:
+			if !m.LeftAt.AsTime().Equal(resumedAt) || m.LeaveReason != ReasonFailed || !m.JoinedAt.AsTime().Equal(sessionEpoch) {
+				t.Errorf("a member the room lost: %v, want it left at %v for %q", m, resumedAt, ReasonFailed)
+			}
+		}
+	}
+
+	clock.Advance(time.Minute)
+	ended := endedSession(t, env, ses.Id)
+	if ended.EndReason != EndEmptyTimeout || !ended.EndTime.AsTime().Equal(resumedAt.Add(time.Minute)) {
+		t.Fatalf("session ended %v for %q, want %v for %q", ended.EndTime.AsTime(), ended.EndReason, resumedAt.Add(time.Minute), EndEmptyTimeout)
 	}
 }

@@ -21,7 +21,8 @@ import (
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
-// Store is the outbox the Deliverer drains. *persistence.Store is one.
+// Store is the outbox the Deliverer drains: the part of persistence.Backend
+// it calls, so every store of record is one.
 type Store interface {
 	// OutboxHeads returns the oldest pending delivery of every queue.
 	OutboxHeads(ctx context.Context) ([]*recordpb.WebhookEvent, error)
@@ -36,7 +37,7 @@ type Store interface {
 	WebhookBacklog() (pending, failed int)
 }
 
-var _ Store = (*persistence.Store)(nil)
+var _ Store = persistence.Backend(nil)
 
 // Config configures a Deliverer. The zero value of every field but Store and
 // DefaultSecret is valid.

@@ -1,0 +1,137 @@
+package actors
+
+// This file owns the room record's own changes: create, update, end and
+// delete, each persisted with its webhook event before the actor's state
+// moves on and the caller is answered.
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+// roomReply carries the live participant count with every room, so that
+// each reply agrees with what Get and the snapshot say.
+func (a *roomActor) roomReply(room *recordpb.Room, err error) *actorpb.RoomReply {
+	if err != nil {
+		return &actorpb.RoomReply{Error: errorToPB(err)}
+	}
+	return &actorpb.RoomReply{Room: room, ParticipantCount: uint32(len(a.members))}
+}
+
+// current returns the room, reloading first if the last load failed.
+func (a *roomActor) current() (*recordpb.Room, error) {
+	if a.loadErr != nil {
+		a.load()
+		if a.loadErr != nil {
+			return nil, fmt.Errorf("%w: loading room: %v", ErrUnavailable, a.loadErr)
+		}
+	}
+	if a.room == nil {
+		return nil, ErrRoomNotFound
+	}
+	return a.room, nil
+}
+
+func (a *roomActor) create(m *actorpb.CreateRoom) (*recordpb.Room, error) {
+	if _, err := a.current(); err == nil {
+		return nil, ErrRoomExists
+	} else if !errors.Is(err, ErrRoomNotFound) {
+		return nil, err
+	}
+	r, err := newRoomFromSpec(a.id, m.Spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateRoom(r); err != nil {
+		return nil, err
+	}
+	now := timestamp(a.now())
+	r.CreatedAt, r.UpdatedAt, r.Revision = now, now, 1
+	return a.saveRoom(r, "room-created")
+}
+
+func (a *roomActor) update(m *actorpb.UpdateRoom) (*recordpb.Room, error) {
+	cur, err := a.current()
+	if err != nil {
+		return nil, err
+	}
+	if cur.Status == recordpb.RoomStatus_ROOM_STATUS_ENDED {
+		return nil, ErrRoomEnded
+	}
+	if m.Patch == nil {
+		return cur, nil
+	}
+	// Work on a copy: an invalid patch or a failed write changes nothing.
+	next := proto.Clone(cur).(*recordpb.Room)
+	if err := applyPatch(next, m.Patch); err != nil {
+		return nil, err
+	}
+	if err := ValidateRoom(next); err != nil {
+		return nil, err
+	}
+	return a.saveRoom(a.stamp(next), "room-updated")
+}
+
+// endRoom ends the room (its status) and the session, for the end API and
+// session-end-and-deactivate.
+func (a *roomActor) endRoom(ctx actor.Context, sessionReason string) (*recordpb.Room, error) {
+	cur, err := a.current()
+	if err != nil {
+		return nil, err
+	}
+	if cur.Status == recordpb.RoomStatus_ROOM_STATUS_ENDED {
+		return cur, nil
+	}
+	next := proto.Clone(cur).(*recordpb.Room)
+	next.Status = recordpb.RoomStatus_ROOM_STATUS_ENDED
+	next = a.stamp(next)
+	next.EndedAt = next.UpdatedAt
+	next.ActiveSessionId = ""
+	c := &changes{w: persistence.Writes{Room: next}}
+	a.event(c, next, "room-ended", roomData(next))
+	if err := a.endSession(ctx, sessionReason, ReasonRoomEnded, c); err != nil {
+		return nil, err
+	}
+	a.room = next
+	a.removeAll(ctx, ReasonRoomEnded)
+	return next, nil
+}
+
+func (a *roomActor) delete(ctx actor.Context) error {
+	cur, err := a.current()
+	if err != nil {
+		return err
+	}
+	c := &changes{w: persistence.Writes{DeleteRoom: a.id}}
+	a.event(c, cur, "room-deleted", roomData(cur))
+	if err := a.endSession(ctx, EndRoomDeleted, ReasonRoomDeleted, c); err != nil {
+		return fmt.Errorf("delete room: %w", err)
+	}
+	a.room = nil
+	return nil
+}
+
+func (a *roomActor) stamp(r *recordpb.Room) *recordpb.Room {
+	r.UpdatedAt = timestamp(a.now())
+	r.Revision++
+	return r
+}
+
+// saveRoom persists r with its event (synced) and only then makes it the
+// actor's state.
+func (a *roomActor) saveRoom(r *recordpb.Room, event string) (*recordpb.Room, error) {
+	c := &changes{w: persistence.Writes{Room: r}}
+	a.event(c, r, event, roomData(r))
+	if err := a.commit(c); err != nil {
+		return nil, err
+	}
+	a.room = r
+	return r, nil
+}
