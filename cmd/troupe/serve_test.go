@@ -21,6 +21,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/troupe-media/troupe/bench/proc"
 	"github.com/troupe-media/troupe/httpapi/auth"
 )
 
@@ -533,7 +534,7 @@ func TestExitCodeAndMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "serve", "--config", yamlPath, "--data-dir", filepath.Join(dir, "data"))
-	cmd.Env = append(envWithoutTroupe(os.Environ()), mainEnv+"=1")
+	cmd.Env = append(proc.WithoutTroupeEnv(os.Environ()), mainEnv+"=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
