@@ -207,15 +207,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 	); err != nil {
 		return nil, err
 	}
-	media, err := rtc.NewEngine(rtc.Config{
-		UDPPort:        cfg.RTCUDPPort,
-		BindAddr:       cfg.RTCBind,
-		AnnounceIPs:    splitList(cfg.RTCAnnounceIP),
-		ICEURLs:        splitList(cfg.ICEURLs),
-		TURNUsername:   cfg.TURNUsername,
-		TURNCredential: cfg.TURNCredential,
-		Logger:         log.With("component", "rtc"),
-	})
+	media, err := rtc.NewEngine(cfg.rtcConfig(log.With("component", "rtc")))
 	if err != nil {
 		return nil, fmt.Errorf("start media: %w", err)
 	}
@@ -275,7 +267,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		RateLimit:     cfg.RateLimit,
 		RateBurst:     cfg.RateBurst,
 		DevJoinTokens: cfg.DevJoinTokens,
-		CORSOrigins:   splitList(cfg.CORSOrigins),
+		CORSOrigins:   cfg.CORSOrigins,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http api: %w", err)
