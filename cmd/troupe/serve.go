@@ -35,8 +35,9 @@ const (
 	idleTimeout       = 2 * time.Minute
 	maxHeaderBytes    = 64 << 10
 
-	// shutdownTimeout bounds the whole orderly stop: draining HTTP, stopping
-	// the room actors. Pebble is closed after it whatever happened.
+	// shutdownTimeout bounds the waits of the orderly stop: draining HTTP,
+	// the signaling sockets, the room actors, the profiler. Pebble is closed
+	// after it whatever happened.
 	shutdownTimeout = 30 * time.Second
 
 	// bannerTokenTTL is the lifetime of the admin token printed at start.
@@ -124,9 +125,10 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Wri
 //
 // NewServer opens and builds everything, in this order: the API listener,
 // the key, the store, the media port, the webhook deliverer, the room
-// actors, the HTTP API. Start sets the collector's target and starts the
+// actors, the HTTP API. Start sets the collector's target, starts the
 // background work (memory trimmer, webhook deliveries, the profiler) and
-// then serves. Shutdown stops it all in the reverse order: see there.
+// then serves. Shutdown stops it all in the order written there, from the
+// edge inwards.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
