@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 )
 
@@ -35,24 +36,43 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// withDefaults returns cfg with its zero fields set, or an error wrapping
+// ConfigError is a Config field that cannot be used. It wraps
 // ErrBadConfig.
-func (cfg Config) withDefaults() (Config, error) {
-	if cfg.BindAddr == "" {
-		cfg.BindAddr = DefaultBindAddr
+type ConfigError struct {
+	// Field is the Config field's name, like "UDPPort".
+	Field string
+	// Value is the offending value as text, quoted if it is a string;
+	// empty when the field's absence is the problem.
+	Value string
+	// Reason says what is wrong with it.
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return "rtc: config " + e.Named(e.Field) }
+
+func (e *ConfigError) Unwrap() error { return ErrBadConfig }
+
+// Named is the error's text with the field called name, for a program
+// that sets the field from a setting of its own name (a flag).
+func (e *ConfigError) Named(name string) string {
+	if e.Value == "" {
+		return name + ": " + e.Reason
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if net.ParseIP(cfg.BindAddr) == nil {
-		return cfg, fmt.Errorf("%w: bind address %q is not an IP address", ErrBadConfig, cfg.BindAddr)
+	return name + " " + e.Value + ": " + e.Reason
+}
+
+// Validate reports the first field of cfg that cannot be used, as a
+// *ConfigError. Zero fields are valid: they take their defaults.
+func (cfg Config) Validate() error {
+	if cfg.BindAddr != "" && net.ParseIP(cfg.BindAddr) == nil {
+		return &ConfigError{Field: "BindAddr", Value: fmt.Sprintf("%q", cfg.BindAddr), Reason: "not an IP address"}
 	}
 	if cfg.UDPPort < 0 || cfg.UDPPort > 65535 {
-		return cfg, fmt.Errorf("%w: UDP port %d out of range", ErrBadConfig, cfg.UDPPort)
+		return &ConfigError{Field: "UDPPort", Value: strconv.Itoa(cfg.UDPPort), Reason: "must be 0..65535"}
 	}
 	for _, ip := range cfg.AnnounceIPs {
 		if net.ParseIP(ip) == nil {
-			return cfg, fmt.Errorf("%w: announce address %q is not an IP address", ErrBadConfig, ip)
+			return &ConfigError{Field: "AnnounceIPs", Value: fmt.Sprintf("%q", ip), Reason: "not an IP address"}
 		}
 	}
 	turn := false
@@ -60,16 +80,33 @@ func (cfg Config) withDefaults() (Config, error) {
 		scheme, rest, ok := strings.Cut(u, ":")
 		switch {
 		case !ok || rest == "" || strings.HasPrefix(rest, "//"):
-			return cfg, fmt.Errorf("%w: ICE URL %q: want scheme:host[:port]", ErrBadConfig, u)
+			return &ConfigError{Field: "ICEURLs", Value: fmt.Sprintf("%q", u), Reason: "want scheme:host[:port]"}
 		case scheme == "stun" || scheme == "stuns":
 		case scheme == "turn" || scheme == "turns":
 			turn = true
 		default:
-			return cfg, fmt.Errorf("%w: ICE URL %q: scheme must be stun, stuns, turn or turns", ErrBadConfig, u)
+			return &ConfigError{Field: "ICEURLs", Value: fmt.Sprintf("%q", u), Reason: "scheme must be stun, stuns, turn or turns"}
 		}
 	}
-	if turn && (cfg.TURNUsername == "" || cfg.TURNCredential == "") {
-		return cfg, fmt.Errorf("%w: TURN URLs need a username and a credential", ErrBadConfig)
+	if turn && cfg.TURNUsername == "" {
+		return &ConfigError{Field: "TURNUsername", Reason: "required with TURN URLs"}
+	}
+	if turn && cfg.TURNCredential == "" {
+		return &ConfigError{Field: "TURNCredential", Reason: "required with TURN URLs"}
+	}
+	return nil
+}
+
+// withDefaults returns cfg with its zero fields set, or a *ConfigError.
+func (cfg Config) withDefaults() (Config, error) {
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	if cfg.BindAddr == "" {
+		cfg.BindAddr = DefaultBindAddr
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	return cfg, nil
 }

@@ -5,7 +5,7 @@
 // compares SFUs by: packets delivered and lost, end-to-end latency, the
 // time from joining to the first packet, and the server's CPU per
 // forwarded packet and memory per participant, read from /proc of the
-// server process. It also writes the report as a table, JSON and an SVG
+// server process (bench/proc). It also writes the report as a table, JSON and an SVG
 // chart.
 //
 // Latency is measured twice from the send time the publisher writes into

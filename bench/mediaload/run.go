@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/troupe-media/troupe/bench/client"
+	"github.com/troupe-media/troupe/bench/proc"
 	"github.com/troupe-media/troupe/bench/scenarios"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
@@ -490,14 +491,14 @@ func (r *runner) rss() (int64, error) {
 	if r.cfg.Target.PID == 0 {
 		return 0, nil
 	}
-	return ProcessRSS(r.cfg.Target.PID)
+	return proc.ProcessRSS(r.cfg.Target.PID)
 }
 
 func (r *runner) serverCPU() (time.Duration, error) {
 	if r.cfg.Target.PID == 0 {
 		return 0, nil
 	}
-	return ProcessCPU(r.cfg.Target.PID)
+	return proc.ProcessCPU(r.cfg.Target.PID)
 }
 
 // measure runs one measuring window and sums it up.
@@ -519,7 +520,7 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 	if err != nil {
 		return Step{}, err
 	}
-	self0, t0 := selfCPU(), time.Now()
+	self0, t0 := proc.SelfCPU(), time.Now()
 	dur := r.cfg.Scenario.Duration
 	for elapsed := time.Duration(0); elapsed < dur && ctx.Err() == nil; {
 		tick := min(time.Second, dur-elapsed)
@@ -528,7 +529,7 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 		cpu, _ := r.serverCPU()
 		r.progress("[%s] step %d/%d: %d participants, %v of %v, server %.0f%% CPU, clients %.0f%% CPU",
 			r.cfg.Target.Name, step, len(r.cfg.Steps), len(parts), elapsed.Round(time.Second), dur,
-			100*(cpu-cpu0).Seconds()/time.Since(t0).Seconds(), 100*(selfCPU()-self0).Seconds()/time.Since(t0).Seconds())
+			100*(cpu-cpu0).Seconds()/time.Since(t0).Seconds(), 100*(proc.SelfCPU()-self0).Seconds()/time.Since(t0).Seconds())
 	}
 	if err := ctx.Err(); err != nil {
 		return Step{}, err
@@ -544,7 +545,7 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 	if err != nil {
 		return Step{}, err
 	}
-	self1, t1 := selfCPU(), time.Now()
+	self1, t1 := proc.SelfCPU(), time.Now()
 	rss, err := r.rss()
 	if err != nil {
 		return Step{}, err

@@ -77,6 +77,37 @@ func New(cfg Config) (*Server, error) {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
+// shutdownTimeout bounds how long ListenAndServe waits for requests in
+// flight once its context ends.
+const shutdownTimeout = 30 * time.Second
+
+// ListenAndServe serves a new Server on addr until ctx ends, then stops
+// accepting, waits for the requests in flight and closes every peer: the
+// whole life of the baseline's process.
+func ListenAndServe(ctx context.Context, addr string, cfg Config) error {
+	s, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("naive: listen: %w", err)
+	}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err = <-served:
+		return errors.Join(fmt.Errorf("naive: serve: %w", err), s.Close())
+	case <-ctx.Done():
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(stopCtx)
+	<-served // http.ErrServerClosed
+	return errors.Join(err, s.Close())
+}
+
 // Close ends every peer and waits for their goroutines.
 func (s *Server) Close() error {
 	s.mu.Lock()

@@ -1,23 +1,18 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -27,13 +22,9 @@ import (
 	"github.com/troupe-media/troupe/bench/apiload"
 	"github.com/troupe-media/troupe/bench/mediaload"
 	"github.com/troupe-media/troupe/bench/naive"
+	"github.com/troupe-media/troupe/bench/proc"
 	"github.com/troupe-media/troupe/bench/scenarios"
 	"github.com/troupe-media/troupe/httpapi/auth"
-)
-
-const (
-	childReadyTimeout = 30 * time.Second
-	childStopTimeout  = 30 * time.Second
 )
 
 func newBenchCmd() *cobra.Command {
@@ -174,16 +165,17 @@ func benchAPI(cmd *cobra.Command, o benchAPIOptions) (err error) {
 	}
 	baseURL, token, where := strings.TrimRight(o.server, "/"), o.token, o.server
 	if o.server == "" {
-		c, err := startChildServer(ctx, stderr, 2*o.duration+time.Hour)
+		c, childToken, err := startChildServer(ctx, stderr, 2*o.duration+time.Hour)
 		if err != nil {
 			return err
 		}
-		defer func() { err = errors.Join(err, c.stop()) }()
-		baseURL, token, where = c.baseURL, c.token, "child process"
+		defer func() { err = errors.Join(err, c.Stop()) }()
+		baseURL, token, where = c.URL(), childToken, "child process"
 	}
 
 	client := &http.Client{Timeout: 30 * time.Second}
-	roomID, err := createBenchRoom(ctx, client, baseURL, token)
+	defer client.CloseIdleConnections()
+	roomID, err := apiload.CreateRoom(ctx, client, baseURL, token)
 	if err != nil {
 		return err
 	}
@@ -191,7 +183,7 @@ func benchAPI(cmd *cobra.Command, o benchAPIOptions) (err error) {
 
 	report := benchReport{benchMeta: newBenchMeta(cmd, where)}
 	for _, op := range []apiload.Op{apiload.OpGet, apiload.OpCreate} {
-		cpuBefore, cpuErr := serverCPUSeconds(ctx, client, baseURL)
+		cpuBefore, cpuErr := proc.MetricsCPU(ctx, client, baseURL)
 		res, err := apiload.Run(ctx, apiload.Config{
 			BaseURL: baseURL, Token: token, Clients: o.clients, Duration: o.duration, Op: op, RoomID: roomID,
 		})
@@ -199,8 +191,8 @@ func benchAPI(cmd *cobra.Command, o benchAPIOptions) (err error) {
 			return fmt.Errorf("bench %s: %w", op, err)
 		}
 		r := toBenchResult(res)
-		if cpuAfter, err := serverCPUSeconds(ctx, client, baseURL); cpuErr == nil && err == nil && res.Requests > 0 {
-			r.ServerCPUSeconds = cpuAfter - cpuBefore
+		if cpuAfter, err := proc.MetricsCPU(ctx, client, baseURL); cpuErr == nil && err == nil && res.Requests > 0 {
+			r.ServerCPUSeconds = (cpuAfter - cpuBefore).Seconds()
 			r.ServerCPUPerReqUs = r.ServerCPUSeconds / float64(res.Requests) * 1e6
 		}
 		report.Results = append(report.Results, r)
@@ -233,196 +225,31 @@ func printBenchTable(w io.Writer, results []benchResult) error {
 	return tw.Flush()
 }
 
-func createBenchRoom(ctx context.Context, client *http.Client, baseURL, token string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/api/v1/rooms",
-		bytes.NewBufferString(`{"name":"bench"}`))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("create bench room: %w", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("create bench room: %s: %s", resp.Status, bytes.TrimSpace(body))
-	}
-	var room struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(body, &room); err != nil || room.ID == "" {
-		return "", fmt.Errorf("create bench room: unexpected reply %q", body)
-	}
-	return room.ID, nil
-}
-
-// serverCPUSeconds reads process_cpu_seconds_total from the server's
-// /metrics.
-func serverCPUSeconds(ctx context.Context, client *http.Client, baseURL string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("/metrics: %s", resp.Status)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "process_cpu_seconds_total "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, errors.New("/metrics: no process_cpu_seconds_total")
-}
-
-// childServer is a `troupe serve` started by `troupe bench api`.
-type childServer struct {
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when cmd.Wait returns
-	waitErr error         // set before exited is closed
-	dir     string
-	baseURL string
-	token   string
-}
-
-// startChildServer runs this executable's serve command on a temporary data
-// dir and a free loopback port, with a fresh key passed in the environment
-// (not argv, where other users could read it), and waits until it is ready.
-// extraArgs go to serve as they are.
-func startChildServer(ctx context.Context, stderr io.Writer, tokenTTL time.Duration, extraArgs ...string) (_ *childServer, err error) {
+// startChildServer runs this executable's serve command as a child process
+// (bench/proc), with a fresh key passed in the environment (not argv,
+// where other users could read it), and returns it with an admin token
+// valid for tokenTTL. extraArgs go to serve as they are.
+func startChildServer(ctx context.Context, stderr io.Writer, tokenTTL time.Duration, extraArgs ...string) (*proc.Child, string, error) {
 	key, err := auth.GenerateKey()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	token, err := auth.Mint(key, auth.AdminClaims(time.Now(), tokenTTL))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return startChild(ctx, stderr, token, []string{envName("api-key") + "=" + key.ID, envName("api-secret") + "=" + key.Secret},
-		func(dir, addr string) []string {
+	c, err := proc.StartChild(ctx, proc.ChildConfig{
+		Args: func(dir, addr string) []string {
 			return append([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--http-addr", addr,
 				"--rtc-udp-port", "0", "--log-level", "warn"}, extraArgs...)
-		})
-}
-
-// startChild runs this executable with the arguments args returns for a
-// temporary dir and a free loopback address, and waits for its /readyz.
-func startChild(ctx context.Context, stderr io.Writer, token string, env []string, args func(dir, addr string) []string) (_ *childServer, err error) {
-	exe, err := os.Executable()
+		},
+		Env:    []string{envName("api-key") + "=" + key.ID, envName("api-secret") + "=" + key.Secret},
+		Stderr: stderr,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("find own executable: %w", err)
+		return nil, "", err
 	}
-	addr, err := freeLoopbackAddr()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "troupe-bench-")
-	if err != nil {
-		return nil, err
-	}
-	c := &childServer{dir: dir, baseURL: "http://" + addr, token: token, exited: make(chan struct{})}
-	c.cmd = exec.Command(exe, args(dir, addr)...)
-	c.cmd.Env = append(envWithoutTroupe(os.Environ()), env...)
-	c.cmd.Stdout = io.Discard
-	c.cmd.Stderr = stderr
-	// A benchmark killed outright takes its server down with it.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := c.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start server: %w", err)
-	}
-	go func() {
-		c.waitErr = c.cmd.Wait()
-		close(c.exited)
-	}()
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, c.stop())
-		}
-	}()
-	return c, c.waitReady(ctx)
-}
-
-// envWithoutTroupe drops TROUPE_* variables, so the child runs with exactly
-// the settings the benchmark chose.
-func envWithoutTroupe(env []string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "TROUPE_") {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
-func freeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-func (c *childServer) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, childReadyTimeout)
-	defer cancel()
-	client := &http.Client{Timeout: time.Second}
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL+"/readyz", nil)
-		if err != nil {
-			return err
-		}
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-c.exited:
-			return fmt.Errorf("server exited before it was ready: %v", c.waitErr)
-		case <-ctx.Done():
-			return fmt.Errorf("server not ready: %w", ctx.Err())
-		case <-tick.C:
-		}
-	}
-}
-
-// stop asks the child to shut down as an operator would (SIGTERM), kills it
-// if it does not stop in time, and removes its data.
-func (c *childServer) stop() error {
-	var err error
-	select {
-	case <-c.exited:
-	default:
-		c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.exited:
-		case <-time.After(childStopTimeout):
-			c.cmd.Process.Kill()
-			<-c.exited
-			err = errors.New("server did not stop on SIGTERM; killed")
-		}
-	}
-	if err == nil && c.waitErr != nil {
-		err = fmt.Errorf("server exited: %w", c.waitErr)
-	}
-	return errors.Join(err, os.RemoveAll(c.dir))
+	return c, token, nil
 }
 
 type benchMediaOptions struct {
@@ -532,12 +359,12 @@ func benchMedia(cmd *cobra.Command, o benchMediaOptions) (err error) {
 			}
 			extra = []string{"--cpu-profile", abs}
 		}
-		c, err := startChildServer(ctx, stderr, ttl, extra...)
+		c, childToken, err := startChildServer(ctx, stderr, ttl, extra...)
 		if err != nil {
 			return err
 		}
-		defer func() { err = errors.Join(err, c.stop()) }()
-		target.BaseURL, target.Token, target.PID, where = c.baseURL, c.token, c.cmd.Process.Pid, "child process"
+		defer func() { err = errors.Join(err, c.Stop()) }()
+		target.BaseURL, target.Token, target.PID, where = c.URL(), childToken, c.PID(), "child process"
 	}
 	fmt.Fprintf(stdout, "scenario %s: %s\n", sc.Name, sc.Description)
 	if o.ramp {
@@ -683,14 +510,17 @@ func printCapacity(w io.Writer, server string, ramp bool, res mediaload.Result) 
 // runNaive starts the naive forwarder as a child process and runs the
 // same steps against it.
 func runNaive(ctx context.Context, stderr io.Writer, run func(mediaload.Target) (mediaload.Result, error)) (_ mediaload.Result, err error) {
-	c, err := startChild(ctx, stderr, "", nil, func(_, addr string) []string {
-		return []string{"bench", "naive-server", "--http-addr", addr}
+	c, err := proc.StartChild(ctx, proc.ChildConfig{
+		Args: func(_, addr string) []string {
+			return []string{"bench", "naive-server", "--http-addr", addr}
+		},
+		Stderr: stderr,
 	})
 	if err != nil {
 		return mediaload.Result{}, fmt.Errorf("baseline: %w", err)
 	}
-	defer func() { err = errors.Join(err, c.stop()) }()
-	res, err := run(mediaload.Target{Name: baselineNaive, BaseURL: c.baseURL, PID: c.cmd.Process.Pid})
+	defer func() { err = errors.Join(err, c.Stop()) }()
+	res, err := run(mediaload.Target{Name: baselineNaive, BaseURL: c.URL(), PID: c.PID()})
 	if err != nil {
 		return res, fmt.Errorf("bench media (%s): %w", baselineNaive, err)
 	}
@@ -707,33 +537,10 @@ func newBenchNaiveServerCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return serveNaive(cmd.Context(), addr, cmd.ErrOrStderr())
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			return naive.ListenAndServe(cmd.Context(), addr, naive.Config{Logger: log})
 		},
 	}
 	cmd.Flags().StringVar(&addr, "http-addr", "127.0.0.1:7890", "host:port to serve on")
 	return cmd
-}
-
-func serveNaive(ctx context.Context, addr string, stderr io.Writer) error {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	n, err := naive.New(naive.Config{Logger: log})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	srv := &http.Server{Handler: n, ReadHeaderTimeout: readHeaderTimeout}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err = <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	stopCtx, cancel := context.WithTimeout(context.Background(), childStopTimeout)
-	defer cancel()
-	err = srv.Shutdown(stopCtx)
-	return errors.Join(err, n.Close())
 }

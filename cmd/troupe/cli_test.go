@@ -9,6 +9,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/troupe-media/troupe/bench/proc"
 )
 
 // runBinary runs the test binary as the troupe binary with args and
@@ -16,7 +18,7 @@ import (
 func runBinary(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(envWithoutTroupe(os.Environ()), mainEnv+"=1")
+	cmd.Env = append(proc.WithoutTroupeEnv(os.Environ()), mainEnv+"=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/rtc"
 )
 
 // Config is everything `troupe serve` needs. The zero value is not useful;
@@ -36,12 +39,12 @@ type Config struct {
 	// like HTTPAddr, so a local start keeps media on localhost; "0.0.0.0"
 	// serves every interface.
 	RTCBind string `yaml:"rtc_bind"`
-	// RTCAnnounceIP lists, comma-separated, the public addresses a server
-	// behind a 1:1 NAT offers instead of its own. Default none.
-	RTCAnnounceIP string `yaml:"rtc_announce_ip"`
-	// ICEURLs lists, comma-separated, STUN and TURN URLs handed to clients
-	// ("stun:host:3478,turn:host:3478?transport=udp"). Default none.
-	ICEURLs string `yaml:"ice_urls"`
+	// RTCAnnounceIP lists the public addresses a server behind a 1:1 NAT
+	// offers instead of its own. Default none.
+	RTCAnnounceIP stringList `yaml:"rtc_announce_ip"`
+	// ICEURLs lists STUN and TURN URLs handed to clients
+	// ("stun:host:3478", "turn:host:3478?transport=udp"). Default none.
+	ICEURLs stringList `yaml:"ice_urls"`
 	// TURNUsername and TURNCredential go with the TURN URLs.
 	TURNUsername   string `yaml:"turn_username"`
 	TURNCredential string `yaml:"turn_credential"`
@@ -49,19 +52,19 @@ type Config struct {
 	// token, for trying Troupe locally. Never enable it on a server others
 	// can reach. Default false.
 	DevJoinTokens bool `yaml:"dev_join_tokens"`
-	// CORSOrigins lists, comma-separated, the origins whose browser pages
-	// may call WHIP and WHEP ("https://app.example.com"), or "*" for any.
-	// Default "*": WHIP and WHEP authenticate with a bearer token the page
-	// sends itself, never with cookies, so another origin gains nothing a
-	// token would not already give it. Empty sends no CORS headers.
-	CORSOrigins string `yaml:"cors_origins"`
-	// WebhookURLs lists, comma-separated, endpoints that receive the events
-	// of every room (besides each room's own webhook), signed with the API
-	// secret. Default none.
-	WebhookURLs string `yaml:"webhook_urls"`
-	// WebhookEvents lists, comma-separated, the events those endpoints
-	// get; wildcards like "participant-*" work. Default "*".
-	WebhookEvents string `yaml:"webhook_events"`
+	// CORSOrigins lists the origins whose browser pages may call WHIP and
+	// WHEP ("https://app.example.com"), or "*" for any. Default "*": WHIP
+	// and WHEP authenticate with a bearer token the page sends itself,
+	// never with cookies, so another origin gains nothing a token would
+	// not already give it. Empty sends no CORS headers.
+	CORSOrigins stringList `yaml:"cors_origins"`
+	// WebhookURLs lists endpoints that receive the events of every room
+	// (besides each room's own webhook), signed with the API secret.
+	// Default none.
+	WebhookURLs stringList `yaml:"webhook_urls"`
+	// WebhookEvents lists the events those endpoints get; wildcards like
+	// "participant-*" work. Default "*".
+	WebhookEvents stringList `yaml:"webhook_events"`
 	// WebhookAllowPrivate lets webhooks reach loopback and private
 	// addresses. Default false: a room's webhook could otherwise probe the
 	// server's own network.
@@ -109,8 +112,8 @@ func DefaultConfig() Config {
 		HTTPAddr:       "127.0.0.1:7880",
 		RTCUDPPort:     7882,
 		RTCBind:        "127.0.0.1",
-		CORSOrigins:    "*",
-		WebhookEvents:  "*",
+		CORSOrigins:    stringList{"*"},
+		WebhookEvents:  stringList{"*"},
 		WebhookMaxAge:  24 * time.Hour,
 		LogLevel:       "info",
 		LogFormat:      "text",
@@ -132,16 +135,12 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: --debug-addr %q: %v", ErrInvalidConfig, c.DebugAddr, err)
 		}
 	}
-	if c.RTCUDPPort < 0 || c.RTCUDPPort > 65535 {
-		return fmt.Errorf("%w: --rtc-udp-port %d: must be 0..65535", ErrInvalidConfig, c.RTCUDPPort)
-	}
-	if net.ParseIP(c.RTCBind) == nil {
-		return fmt.Errorf("%w: --rtc-bind %q: not an IP address", ErrInvalidConfig, c.RTCBind)
-	}
-	for _, ip := range splitList(c.RTCAnnounceIP) {
-		if net.ParseIP(ip) == nil {
-			return fmt.Errorf("%w: --rtc-announce-ip %q: not an IP address", ErrInvalidConfig, ip)
+	if err := c.rtcConfig(nil).Validate(); err != nil {
+		var ce *rtc.ConfigError
+		if errors.As(err, &ce) && rtcFlags[ce.Field] != "" {
+			return fmt.Errorf("%w: %s", ErrInvalidConfig, ce.Named("--"+rtcFlags[ce.Field]))
 		}
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return fmt.Errorf("%w: --log-level: %v", ErrInvalidConfig, err)
@@ -158,7 +157,7 @@ func (c Config) Validate() error {
 	if c.RateLimit < 0 {
 		return fmt.Errorf("%w: --rate-limit %v: must not be negative", ErrInvalidConfig, c.RateLimit)
 	}
-	if err := httpapi.CheckCORSOrigins(splitList(c.CORSOrigins)); err != nil {
+	if err := httpapi.CheckCORSOrigins(c.CORSOrigins); err != nil {
 		return fmt.Errorf("%w: --cors-origins: %v", ErrInvalidConfig, err)
 	}
 	if c.WebhookMaxAge <= 0 {
@@ -176,6 +175,29 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: --rate-burst %d: must not be negative", ErrInvalidConfig, c.RateBurst)
 	}
 	return c.validateKey()
+}
+
+// rtcFlags names the flag that sets each field of rtcConfig.
+var rtcFlags = map[string]string{
+	"UDPPort":        "rtc-udp-port",
+	"BindAddr":       "rtc-bind",
+	"AnnounceIPs":    "rtc-announce-ip",
+	"ICEURLs":        "ice-urls",
+	"TURNUsername":   "turn-username",
+	"TURNCredential": "turn-credential",
+}
+
+// rtcConfig is the media engine's configuration, which rtc validates.
+func (c Config) rtcConfig(log *slog.Logger) rtc.Config {
+	return rtc.Config{
+		UDPPort:        c.RTCUDPPort,
+		BindAddr:       c.RTCBind,
+		AnnounceIPs:    c.RTCAnnounceIP,
+		ICEURLs:        c.ICEURLs,
+		TURNUsername:   c.TURNUsername,
+		TURNCredential: c.TURNCredential,
+		Logger:         log,
+	}
 }
 
 // validateKey checks that the API key pair is either fully given and usable
@@ -226,14 +248,14 @@ var settings = []setting{
 	{"http-addr", "host:port of the HTTP API", func(c *Config) any { return &c.HTTPAddr }},
 	{"rtc-udp-port", "UDP port shared by all peer connections (0 = any free port)", func(c *Config) any { return &c.RTCUDPPort }},
 	{"rtc-bind", "address the media UDP port binds to (0.0.0.0 = every interface)", func(c *Config) any { return &c.RTCBind }},
-	{"rtc-announce-ip", "comma-separated public IPs to offer instead of the bound one (1:1 NAT)", func(c *Config) any { return &c.RTCAnnounceIP }},
-	{"ice-urls", "comma-separated STUN/TURN URLs handed to clients", func(c *Config) any { return &c.ICEURLs }},
+	{"rtc-announce-ip", "public IPs to offer instead of the bound one (1:1 NAT)", func(c *Config) any { return &c.RTCAnnounceIP }},
+	{"ice-urls", "STUN/TURN URLs handed to clients", func(c *Config) any { return &c.ICEURLs }},
 	{"turn-username", "username for the TURN URLs", func(c *Config) any { return &c.TURNUsername }},
 	{"turn-credential", "credential for the TURN URLs", func(c *Config) any { return &c.TURNCredential }},
 	{"dev-join-tokens", "let the web page mint join tokens itself (local use only)", func(c *Config) any { return &c.DevJoinTokens }},
-	{"cors-origins", "comma-separated origins whose pages may call WHIP/WHEP (* = any, empty = none)", func(c *Config) any { return &c.CORSOrigins }},
-	{"webhook-urls", "comma-separated endpoints that get every room's events", func(c *Config) any { return &c.WebhookURLs }},
-	{"webhook-events", "comma-separated events (or patterns) sent to --webhook-urls", func(c *Config) any { return &c.WebhookEvents }},
+	{"cors-origins", "origins whose pages may call WHIP/WHEP (* = any, empty = none)", func(c *Config) any { return &c.CORSOrigins }},
+	{"webhook-urls", "endpoints that get every room's events", func(c *Config) any { return &c.WebhookURLs }},
+	{"webhook-events", "events (or patterns) sent to --webhook-urls", func(c *Config) any { return &c.WebhookEvents }},
 	{"webhook-allow-private", "let webhooks reach loopback and private addresses", func(c *Config) any { return &c.WebhookAllowPrivate }},
 	{"webhook-max-age", "how long a webhook delivery is retried before it is kept as failed", func(c *Config) any { return &c.WebhookMaxAge }},
 	{"debug-addr", "host:port serving Go's profiler at /debug/pprof/, unauthenticated (empty = off)", func(c *Config) any { return &c.DebugAddr }},
@@ -276,21 +298,7 @@ func newConfigFlags(fs *pflag.FlagSet, names ...string) *configFlags {
 			continue
 		}
 		cf.names = append(cf.names, s.name)
-		usage := s.usage + " (env " + envName(s.name) + ")"
-		switch p := s.field(&cf.values).(type) {
-		case *string:
-			fs.StringVar(p, s.name, *p, usage)
-		case *int:
-			fs.IntVar(p, s.name, *p, usage)
-		case *float64:
-			fs.Float64Var(p, s.name, *p, usage)
-		case *time.Duration:
-			fs.DurationVar(p, s.name, *p, usage)
-		case *bool:
-			fs.BoolVar(p, s.name, *p, usage)
-		default:
-			panic(fmt.Sprintf("setting %s: unsupported type %T", s.name, p))
-		}
+		bindFlag(fs, s.name, s.usage, s.field(&cf.values))
 	}
 	return cf
 }
@@ -340,25 +348,46 @@ func lookupEnv(getenv func(string) string, name string) (string, bool) {
 	return v, v != ""
 }
 
-func copyField(dst, src any) {
-	switch d := dst.(type) {
+// bindFlag binds a setting's flag to p, its field. A setting of a type it
+// does not know panics, so that no flag is silently missing.
+func bindFlag(fs *pflag.FlagSet, name, usage string, p any) {
+	how := "env " + envName(name)
+	if _, ok := p.(*stringList); ok {
+		how = "comma-separated or repeated; " + how
+	}
+	usage += " (" + how + ")"
+	switch p := p.(type) {
 	case *string:
-		*d = *src.(*string)
+		fs.StringVar(p, name, *p, usage)
+	case *stringList:
+		fs.Var(&listFlag{list: p}, name, usage)
 	case *int:
-		*d = *src.(*int)
+		fs.IntVar(p, name, *p, usage)
 	case *float64:
-		*d = *src.(*float64)
+		fs.Float64Var(p, name, *p, usage)
 	case *time.Duration:
-		*d = *src.(*time.Duration)
+		fs.DurationVar(p, name, *p, usage)
 	case *bool:
-		*d = *src.(*bool)
+		fs.BoolVar(p, name, *p, usage)
+	default:
+		panic(fmt.Sprintf("setting %s: unsupported type %T", name, p))
 	}
 }
 
+// copyField copies the field src points to into the one dst points to;
+// both point to the same field of two Configs.
+func copyField(dst, src any) {
+	reflect.ValueOf(dst).Elem().Set(reflect.ValueOf(src).Elem())
+}
+
+// setFromString sets the field dst points to from the text of an
+// environment variable.
 func setFromString(dst any, v string) error {
 	switch d := dst.(type) {
 	case *string:
 		*d = v
+	case *stringList:
+		*d = splitList(v)
 	case *int:
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -383,9 +412,48 @@ func setFromString(dst any, v string) error {
 			return errors.New("not a boolean (true or false)")
 		}
 		*d = b
+	default:
+		return fmt.Errorf("a setting of type %T cannot be set from the environment", dst)
 	}
 	return nil
 }
+
+// stringList is a setting of several values: a flag takes them
+// comma-separated or repeated, the environment comma-separated, YAML as a
+// sequence or, as the environment, one comma-separated string.
+type stringList []string
+
+func (l *stringList) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+		*l = splitList(n.Value)
+		return nil
+	}
+	var v []string
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	*l = v
+	return nil
+}
+
+// listFlag is the flag of a stringList: its first use replaces the
+// default, later ones add to it.
+type listFlag struct {
+	list *stringList
+	set  bool
+}
+
+func (f *listFlag) Set(v string) error {
+	if !f.set {
+		*f.list, f.set = nil, true
+	}
+	*f.list = append(*f.list, splitList(v)...)
+	return nil
+}
+
+func (f *listFlag) String() string { return strings.Join(*f.list, ",") }
+
+func (f *listFlag) Type() string { return "strings" }
 
 // splitList splits a comma-separated list, dropping blanks.
 func splitList(s string) []string {
@@ -437,8 +505,8 @@ func oneLine(s string) string {
 // webhookDestinations are the server's own webhook destinations.
 func (c Config) webhookDestinations() []webhook.Destination {
 	var out []webhook.Destination
-	for _, u := range splitList(c.WebhookURLs) {
-		out = append(out, webhook.Destination{Endpoint: u, Events: splitList(c.WebhookEvents)})
+	for _, u := range c.WebhookURLs {
+		out = append(out, webhook.Destination{Endpoint: u, Events: c.WebhookEvents})
 	}
 	return out
 }

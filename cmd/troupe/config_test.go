@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,17 +51,17 @@ rate_burst: 20
 		yaml  string
 		check func(Config) bool
 	}{
-		{"defaults", nil, nil, "", func(c Config) bool { return c == DefaultConfig() }},
+		{"defaults", nil, nil, "", func(c Config) bool { return reflect.DeepEqual(c, DefaultConfig()) }},
 		{"yaml over defaults", nil, nil, yamlAll, func(c Config) bool {
-			return c == Config{DataDir: "/yaml/data", HTTPAddr: "127.0.0.1:1001", RTCUDPPort: 1002, RTCBind: "127.0.0.1",
-				CORSOrigins: "*", WebhookEvents: "*", WebhookMaxAge: 24 * time.Hour,
+			return reflect.DeepEqual(c, Config{DataDir: "/yaml/data", HTTPAddr: "127.0.0.1:1001", RTCUDPPort: 1002, RTCBind: "127.0.0.1",
+				CORSOrigins: stringList{"*"}, WebhookEvents: stringList{"*"}, WebhookMaxAge: 24 * time.Hour,
 				LogLevel: "debug", LogFormat: "json", RequestTimeout: 3 * time.Second,
-				PassivateAfter: time.Minute, RateLimit: 10.5, RateBurst: 20}
+				PassivateAfter: time.Minute, RateLimit: 10.5, RateBurst: 20})
 		}},
 		{"partial yaml keeps other defaults", nil, nil, "http_addr: 0.0.0.0:9000\n", func(c Config) bool {
 			want := DefaultConfig()
 			want.HTTPAddr = "0.0.0.0:9000"
-			return c == want
+			return reflect.DeepEqual(c, want)
 		}},
 		{"env over yaml", nil, map[string]string{
 			"TROUPE_HTTP_ADDR": "127.0.0.1:2001", "TROUPE_RTC_UDP_PORT": "2002", "TROUPE_REQUEST_TIMEOUT": "4s",
@@ -80,9 +82,21 @@ rate_burst: 20
 		{"empty env is unset", nil, map[string]string{"TROUPE_HTTP_ADDR": ""}, "http_addr: 127.0.0.1:1001\n",
 			func(c Config) bool { return c.HTTPAddr == "127.0.0.1:1001" }},
 		{"cors origins from env, off from the flag", []string{"--cors-origins", ""}, map[string]string{"TROUPE_CORS_ORIGINS": "https://a.example"}, "",
-			func(c Config) bool { return c.CORSOrigins == "" }},
-		{"cors origins from yaml", nil, nil, "cors_origins: https://a.example, http://localhost:5173\n",
-			func(c Config) bool { return c.CORSOrigins == "https://a.example, http://localhost:5173" }},
+			func(c Config) bool { return len(c.CORSOrigins) == 0 }},
+		{"cors origins from yaml as one string", nil, nil, "cors_origins: https://a.example, http://localhost:5173\n",
+			func(c Config) bool {
+				return slices.Equal(c.CORSOrigins, []string{"https://a.example", "http://localhost:5173"})
+			}},
+		{"a list from yaml as a sequence", nil, nil, "ice_urls:\n  - stun:a:3478\n  - stun:b:3478\n",
+			func(c Config) bool { return slices.Equal(c.ICEURLs, []string{"stun:a:3478", "stun:b:3478"}) }},
+		{"an empty list from yaml", nil, nil, "cors_origins: []\n", func(c Config) bool { return len(c.CORSOrigins) == 0 }},
+		{"a list from env, comma-separated", nil, map[string]string{"TROUPE_WEBHOOK_EVENTS": "room-*, participant-joined,"}, "",
+			func(c Config) bool { return slices.Equal(c.WebhookEvents, []string{"room-*", "participant-joined"}) }},
+		{"a list flag repeated and comma-separated replaces the default",
+			[]string{"--cors-origins", "https://a.example", "--cors-origins=https://b.example,https://c.example"}, nil, "cors_origins: [https://y.example]\n",
+			func(c Config) bool {
+				return slices.Equal(c.CORSOrigins, []string{"https://a.example", "https://b.example", "https://c.example"})
+			}},
 		{"config file from env", nil, map[string]string{"TROUPE_CONFIG": "testdata/minimal.yaml"}, "",
 			func(c Config) bool { return c.HTTPAddr == "127.0.0.1:4001" && c.LogFormat == "json" }},
 	} {
@@ -120,6 +134,9 @@ func TestConfigErrors(t *testing.T) {
 		{"address port out of range", []string{"--http-addr", "127.0.0.1:70000"}, nil, "", "--http-addr"},
 		{"udp port negative", []string{"--rtc-udp-port", "-1"}, nil, "", "--rtc-udp-port -1"},
 		{"rtc bind not an IP", []string{"--rtc-bind", "localhost"}, nil, "", "--rtc-bind"},
+		{"ice url with a web scheme", []string{"--ice-urls", "stun:h:3478", "--ice-urls", "https://h"}, nil, "", `--ice-urls "https://h": want scheme:host[:port]`},
+		{"turn url without credential", []string{"--ice-urls", "turn:h:3478", "--turn-username", "u"}, nil, "", "--turn-credential: required with TURN URLs"},
+		{"yaml list of mappings", nil, nil, "log_level: warn\ncors_origins: [{a: b}]\n", "line 2: cannot unmarshal !!map into string"},
 		{"announce not an IP", nil, map[string]string{"TROUPE_RTC_ANNOUNCE_IP": "1.2.3.4, example.com"}, "", "--rtc-announce-ip \"example.com\""},
 		{"webhook max age zero", []string{"--webhook-max-age", "0s"}, nil, "", "--webhook-max-age"},
 		{"webhook url not a url", []string{"--webhook-urls", "not a url"}, nil, "", "--webhook-urls"},
@@ -167,28 +184,91 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-// Every setting has a flag, an environment variable and a YAML key, and the
-// YAML key is the one Config's tag names.
-func TestEverySettingReachable(t *testing.T) {
+// Every field of Config is a setting, and each can be set by its flag, its
+// environment variable and its YAML key, the one Config's tag names.
+func TestEveryFieldSettable(t *testing.T) {
+	typ := reflect.TypeFor[Config]()
+	if len(settings) != typ.NumField() {
+		t.Errorf("%d settings for %d fields", len(settings), typ.NumField())
+	}
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		t.Run(f.Name, func(t *testing.T) {
+			s, ok := settingOf(f)
+			if !ok {
+				t.Fatalf("no setting for %s", f.Name)
+			}
+			if tag := f.Tag.Get("yaml"); tag != yamlKey(s.name) {
+				t.Fatalf("yaml tag %q, want %q", tag, yamlKey(s.name))
+			}
+			// A value of the field's type that no default has, as flag and
+			// environment text, as YAML, and as the field holds it.
+			var text, yamlValue string
+			var want any
+			switch f.Type {
+			case reflect.TypeFor[string]():
+				text, want = "v", "v"
+			case reflect.TypeFor[stringList]():
+				text, yamlValue, want = "a,b", "[a, b]", stringList{"a", "b"}
+			case reflect.TypeFor[int]():
+				text, want = "3", 3
+			case reflect.TypeFor[float64]():
+				text, want = "2.5", 2.5
+			case reflect.TypeFor[time.Duration]():
+				text, want = "3s", 3*time.Second
+			case reflect.TypeFor[bool]():
+				text, want = "true", true
+			default:
+				t.Fatalf("no test value for a field of type %s", f.Type)
+			}
+			if yamlValue == "" {
+				yamlValue = text
+			}
+			for _, way := range []struct {
+				name string
+				args []string
+				env  map[string]string
+				yaml string
+			}{
+				{"flag", []string{"--" + s.name + "=" + text}, nil, ""},
+				{"env", nil, map[string]string{envName(s.name): text}, ""},
+				{"yaml", nil, nil, yamlKey(s.name) + ": " + yamlValue + "\n"},
+			} {
+				cfg, err := loadWith(t, way.args, way.env, way.yaml)
+				if err != nil {
+					t.Fatalf("%s: %v", way.name, err)
+				}
+				if got := reflect.ValueOf(cfg).Field(i).Interface(); !reflect.DeepEqual(got, want) {
+					t.Errorf("by %s: %#v, want %#v", way.name, got, want)
+				}
+			}
+		})
+	}
+}
+
+// settingOf finds the setting whose field is f.
+func settingOf(f reflect.StructField) (setting, bool) {
+	var c Config
+	want := reflect.ValueOf(&c).Elem().FieldByIndex(f.Index).Addr().Pointer()
 	for _, s := range settings {
-		var c Config
-		yamlText := yamlKey(s.name) + ": "
-		switch s.field(&c).(type) {
-		case *string:
-			yamlText += "v"
-		case *int, *float64:
-			yamlText += "3"
-		case *time.Duration:
-			yamlText += "3s"
-		case *bool:
-			yamlText += "true"
-		}
-		cfg, err := loadWith(t, nil, nil, yamlText+"\n")
-		if err != nil {
-			t.Fatalf("%s: %v", s.name, err)
-		}
-		if cfg == DefaultConfig() {
-			t.Fatalf("%s: yaml key %q changed nothing", s.name, yamlKey(s.name))
+		if reflect.ValueOf(s.field(&c)).Pointer() == want {
+			return s, true
 		}
 	}
+	return setting{}, false
+}
+
+// A setting of a type the loader cannot set fails at once, rather than
+// ignoring its flag and variable.
+func TestUnsupportedSettingTypeFails(t *testing.T) {
+	var u uint
+	if err := setFromString(&u, "3"); err == nil {
+		t.Error("setFromString took a uint")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("bindFlag took a uint")
+		}
+	}()
+	bindFlag(pflag.NewFlagSet("test", pflag.ContinueOnError), "unsigned", "", &u)
 }

@@ -12,7 +12,7 @@ import (
 
 // startDebugServer serves Go's profiler on addr, on a listener of its own so
 // that it never shares the API's port, auth or rate limit. The returned
-// stop ends it.
+// stop ends it and waits for its goroutine.
 func startDebugServer(addr string, log *slog.Logger) (stop func(context.Context) error, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -35,6 +35,10 @@ func startDebugServer(addr string, log *slog.Logger) (stop func(context.Context)
 	log.Info("profiler serving", "addr", "http://"+ln.Addr().String()+"/debug/pprof/")
 	return func(ctx context.Context) error {
 		err := srv.Shutdown(ctx)
+		if err != nil {
+			// Profiles still being taken when ctx ends are cut short.
+			srv.Close()
+		}
 		<-done
 		return err
 	}, nil

@@ -1,14 +1,17 @@
 // Command troupe is the Troupe media server and its tools.
 //
-//	troupe [serve]   run the server (the default when no subcommand is given)
-//	troupe token     mint an admin or join token with the data dir's API key
-//	troupe bench api load the REST API and report throughput and latency
-//	troupe bench media forward media through real WebRTC clients and measure the server
-//	troupe version   print the build version
+//	troupe [serve]      run the server (the default when no subcommand is given)
+//	troupe token        mint an admin or join token with the data dir's API key
+//	troupe bench api    load the REST API and report throughput and latency
+//	troupe bench media  forward media through real WebRTC clients and measure the server
+//	troupe version      print the build version
 //
 // This package owns the process: configuration (flags, TROUPE_* environment,
-// a YAML file), the API key kept in the data dir, wiring the store, the room
-// actors and the HTTP API together, and shutting them down in order on
-// SIGINT or SIGTERM. It holds no domain logic of its own. A command line
-// it cannot understand exits with status 2, any other failure with 1.
+// a YAML file), the API key kept in the data dir, and the Server, which
+// wires the store, the media engine, the room actors, the webhook deliverer
+// and the HTTP API together, starts them, and shuts them down in order;
+// main turns SIGINT and SIGTERM into that shutdown. The benchmarks' own
+// machinery lives under bench/; `troupe bench` only wires it to flags. It
+// holds no domain logic of its own. A command line it cannot understand
+// exits with status 2, any other failure with 1.
 package main

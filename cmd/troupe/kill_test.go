@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-media/troupe/bench/proc"
 	"github.com/troupe-media/troupe/httpapi/auth"
 )
 
@@ -63,7 +64,7 @@ func TestKilledServerDeliversPendingEventsAfterRestart(t *testing.T) {
 		cmd := exec.Command(os.Args[0], "serve", "--data-dir", dataDir, "--http-addr", addr, "--rtc-udp-port", "0",
 			"--log-level", "error", "--webhook-urls", receiver.URL+"/hook", "--webhook-events", "room-created",
 			"--webhook-allow-private")
-		cmd.Env = append(envWithoutTroupe(os.Environ()), mainEnv+"=1",
+		cmd.Env = append(proc.WithoutTroupeEnv(os.Environ()), mainEnv+"=1",
 			envName("api-key")+"="+key.ID, envName("api-secret")+"="+key.Secret)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

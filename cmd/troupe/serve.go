@@ -35,16 +35,16 @@ const (
 	idleTimeout       = 2 * time.Minute
 	maxHeaderBytes    = 64 << 10
 
-	// shutdownTimeout bounds the whole orderly stop: draining HTTP, stopping
-	// the room actors. Pebble is closed after it whatever happened.
+	// shutdownTimeout bounds the waits of the orderly stop: draining HTTP,
+	// the signaling sockets, the room actors, the profiler. Pebble is closed
+	// after it whatever happened.
 	shutdownTimeout = 30 * time.Second
 
 	// bannerTokenTTL is the lifetime of the admin token printed at start.
 	bannerTokenTTL = 24 * time.Hour
 )
 
-// errDraining is what /readyz reports once shutdown has begun, so a load
-// balancer stops sending traffic while in-flight requests finish.
+// errDraining is what /readyz reports once shutdown has begun.
 var errDraining = errors.New("shutting down")
 
 func newServeCmd() *cobra.Command {
@@ -99,61 +99,106 @@ func startCPUProfile(path string) (stop func() error, err error) {
 	}, nil
 }
 
-// run serves the API until ctx is cancelled, then stops in order: stop
-// accepting and finish in-flight requests, stop the room actors, close the
-// store. It listens on cfg.HTTPAddr unless ln is given (tests pass one on
-// 127.0.0.1:0). The first start's banner with an admin token goes to
-// stdout, logs to stderr.
-func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Writer) (err error) {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	log := newLogger(stderr, cfg)
-	defer applyGCPercent(cfg.GCPercent)()
-	trimCtx, stopTrimming := context.WithCancel(context.Background())
-	waitTrimmer := newMemoryTrimmer(log).start(trimCtx)
-	defer func() {
-		stopTrimming()
-		waitTrimmer()
-	}()
-	if ln == nil {
-		if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-			return fmt.Errorf("listen: %w", err)
-		}
-	}
-	// Until the server owns ln, closing it is ours.
-	served := false
-	defer func() {
-		if !served {
-			ln.Close()
-		}
-	}()
-
-	key, keyFrom, err := resolveKey(cfg, log)
+// run serves the API until ctx is cancelled (SIGINT or SIGTERM), then
+// shuts the server down. It listens on cfg.HTTPAddr unless ln is given
+// (tests pass one on 127.0.0.1:0). The first start's banner with an admin
+// token goes to stdout, logs to stderr.
+func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Writer) error {
+	s, err := NewServer(cfg, ln, stdout, stderr)
 	if err != nil {
 		return err
 	}
+	err = s.Start(ctx)
+	if err == nil {
+		select {
+		case err = <-s.Failed():
+		case <-ctx.Done():
+		}
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	return errors.Join(err, s.Shutdown(stopCtx))
+}
+
+// Server is one Troupe server: the store, the media engine, the room
+// actors, the webhook deliverer and the HTTP API wired together.
+//
+// NewServer opens and builds everything, in this order: the API listener,
+// the key, the store, the media port, the webhook deliverer, the room
+// actors, the HTTP API. Start sets the collector's target, starts the
+// background work (memory trimmer, webhook deliveries, the profiler) and
+// then serves. Shutdown stops it all in the order written there, from the
+// edge inwards.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	stdout  io.Writer
+	ln      net.Listener
+	key     auth.Key
+	keyFrom keySource
+
+	store     *persistence.Store
+	media     *rtc.Engine
+	deliverer *webhook.Deliverer
+	rooms     *actors.Rooms
+	api       *httpapi.Server
+	srv       *http.Server
+	// draining turns /readyz to 503 once shutdown has begun, so that a
+	// load balancer stops sending traffic while in-flight requests finish.
+	draining atomic.Bool
+
+	// What Start started, each stopped by Shutdown.
+	restoreGC      func()
+	stopTrimming   context.CancelFunc
+	waitTrimmer    func()
+	stopDelivering context.CancelFunc
+	delivered      chan error // the deliverer's result
+	stopDebug      func(context.Context) error
+	served         chan struct{} // closed when the HTTP server's Serve returns
+	failed         chan error    // Serve's error when it returned by itself
+}
+
+// NewServer validates cfg and builds the server, which serves once
+// started; it listens on cfg.HTTPAddr unless ln is given, and owns ln
+// either way. The first start's banner goes to stdout, logs to stderr.
+// Once NewServer succeeds, Shutdown must be called, whether Start was
+// called or not; if NewServer fails it has released all it took.
+func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		return nil, err
+	}
+	log := newLogger(stderr, cfg)
+	s := &Server{cfg: cfg, log: log, stdout: stdout, ln: ln}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, s.Shutdown(context.Background()))
+		}
+	}()
+	if s.ln == nil {
+		if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("listen: %w", err)
+		}
+	}
+
+	key, keyFrom, err := resolveKey(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.key, s.keyFrom = key, keyFrom
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
+		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	store, err := persistence.Open(persistence.Config{
 		Dir:    filepath.Join(cfg.DataDir, "db"),
 		Logger: log, // persistence, webhook and httpapi name themselves as the component
 	})
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return nil, fmt.Errorf("open store: %w", err)
 	}
-	// The store closes last, after everything that writes to it has stopped.
-	defer func() {
-		if cerr := store.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
-		}
-		if err != nil {
-			log.Error("stopped", "err", err)
-		} else {
-			log.Info("stopped")
-		}
-	}()
+	s.store = store
 
 	reg := prometheus.NewRegistry()
 	if err := registerAll(reg,
@@ -162,38 +207,16 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Wri
 		store.Collector(),
 		currentBuild().collector(),
 	); err != nil {
-		return err
+		return nil, err
 	}
-	media, err := rtc.NewEngine(rtc.Config{
-		UDPPort:        cfg.RTCUDPPort,
-		BindAddr:       cfg.RTCBind,
-		AnnounceIPs:    splitList(cfg.RTCAnnounceIP),
-		ICEURLs:        splitList(cfg.ICEURLs),
-		TURNUsername:   cfg.TURNUsername,
-		TURNCredential: cfg.TURNCredential,
-		Logger:         log.With("component", "rtc"),
-	})
+	media, err := rtc.NewEngine(cfg.rtcConfig(log.With("component", "rtc")))
 	if err != nil {
-		return fmt.Errorf("start media: %w", err)
+		return nil, fmt.Errorf("start media: %w", err)
 	}
-	// The media port closes after the room actors, which close their peer
-	// connections as they stop.
-	defer func() {
-		if cerr := media.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("close media: %w", cerr))
-		}
-	}()
+	s.media = media
 	mediaMetrics := rtc.NewMetrics()
 	if err := registerAll(reg, mediaMetrics); err != nil {
-		return err
-	}
-	// Webhook deliveries run beside the server and stop after the room
-	// actors, so that what they queue while stopping stays in the outbox
-	// for the next start.
-	for _, d := range cfg.webhookDestinations() {
-		if err := webhook.CheckEndpoint(ctx, d.Endpoint, cfg.WebhookAllowPrivate); err != nil {
-			return fmt.Errorf("%w: --webhook-urls %s: %v", ErrInvalidConfig, d.Endpoint, err)
-		}
+		return nil, err
 	}
 	deliverer, err := webhook.New(webhook.Config{
 		Store:         store,
@@ -204,17 +227,9 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Wri
 		Registerer:    reg,
 	})
 	if err != nil {
-		return fmt.Errorf("webhooks: %w", err)
+		return nil, fmt.Errorf("webhooks: %w", err)
 	}
-	deliverCtx, stopDelivering := context.WithCancel(context.Background())
-	delivered := make(chan error, 1)
-	go func() { delivered <- deliverer.Run(deliverCtx) }()
-	defer func() {
-		stopDelivering()
-		if derr := <-delivered; derr != nil && !errors.Is(derr, context.Canceled) {
-			err = errors.Join(err, fmt.Errorf("webhooks: %w", derr))
-		}
-	}()
+	s.deliverer = deliverer
 	rooms, err := actors.NewRooms(actors.Config{
 		Store:          store,
 		RequestTimeout: cfg.RequestTimeout,
@@ -230,27 +245,14 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Wri
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("start room actors: %w", err)
+		return nil, fmt.Errorf("start room actors: %w", err)
 	}
-	roomsClosed := false
-	closeRooms := func(ctx context.Context) error {
-		roomsClosed = true
-		if err := rooms.Close(ctx); err != nil {
-			return fmt.Errorf("stop room actors: %w", err)
-		}
-		return nil
-	}
-	defer func() {
-		if !roomsClosed {
-			err = errors.Join(err, closeRooms(context.Background()))
-		}
-	}()
+	s.rooms = rooms
 
 	verifier, err := auth.NewVerifier(key)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var draining atomic.Bool
 	api, err := httpapi.New(httpapi.Config{
 		Rooms:       rooms,
 		Verifier:    verifier,
@@ -259,7 +261,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Wri
 		Logger:      log,
 		Registry:    reg,
 		Ready: func(context.Context) error {
-			if draining.Load() {
+			if s.draining.Load() {
 				return errDraining
 			}
 			return nil
@@ -267,12 +269,13 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Wri
 		RateLimit:     cfg.RateLimit,
 		RateBurst:     cfg.RateBurst,
 		DevJoinTokens: cfg.DevJoinTokens,
-		CORSOrigins:   splitList(cfg.CORSOrigins),
+		CORSOrigins:   cfg.CORSOrigins,
 	})
 	if err != nil {
-		return fmt.Errorf("http api: %w", err)
+		return nil, fmt.Errorf("http api: %w", err)
 	}
-	srv := &http.Server{
+	s.api = api
+	s.srv = &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
@@ -281,60 +284,127 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Wri
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	return s, nil
+}
 
-	baseURL := "http://" + dialableAddr(ln.Addr())
-	log.Info("troupe serving", "version", versionString(), "http", baseURL,
-		"data_dir", cfg.DataDir, "rtc_udp", media.LocalAddr().String())
-	if keyFrom == keyCreated {
-		if err := printBanner(stdout, cfg, key, baseURL); err != nil {
+// Start checks that the server's own webhook endpoints can be used (ctx
+// bounds their lookups), starts the background work and serves the API.
+// It returns once serving; Failed reports a listener that fails later.
+// If Start fails, Shutdown still stops what it started.
+func (s *Server) Start(ctx context.Context) error {
+	for _, d := range s.cfg.webhookDestinations() {
+		if err := webhook.CheckEndpoint(ctx, d.Endpoint, s.cfg.WebhookAllowPrivate); err != nil {
+			return fmt.Errorf("%w: --webhook-urls %s: %v", ErrInvalidConfig, d.Endpoint, err)
+		}
+	}
+	s.restoreGC = applyGCPercent(s.cfg.GCPercent)
+	trimCtx, stopTrimming := context.WithCancel(context.Background())
+	s.stopTrimming, s.waitTrimmer = stopTrimming, newMemoryTrimmer(s.log).start(trimCtx)
+	// Webhook deliveries run beside the server until the room actors have
+	// stopped (see Shutdown).
+	deliverCtx, stopDelivering := context.WithCancel(context.Background())
+	s.stopDelivering, s.delivered = stopDelivering, make(chan error, 1)
+	go func() { s.delivered <- s.deliverer.Run(deliverCtx) }()
+
+	baseURL := "http://" + dialableAddr(s.ln.Addr())
+	s.log.Info("troupe serving", "version", versionString(), "http", baseURL,
+		"data_dir", s.cfg.DataDir, "rtc_udp", s.media.LocalAddr().String())
+	if s.keyFrom == keyCreated {
+		if err := printBanner(s.stdout, s.cfg, s.key, baseURL); err != nil {
 			return err
 		}
 	}
-
-	if cfg.DebugAddr != "" {
-		stopDebug, err := startDebugServer(cfg.DebugAddr, log)
+	if s.cfg.DebugAddr != "" {
+		stopDebug, err := startDebugServer(s.cfg.DebugAddr, s.log)
 		if err != nil {
 			return err
 		}
-		defer func() {
-			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-			defer cancel()
-			err = errors.Join(err, stopDebug(ctx))
-		}()
+		s.stopDebug = stopDebug
 	}
 
-	served = true
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	s.served, s.failed = make(chan struct{}), make(chan error, 1)
+	go func() {
+		defer close(s.served)
+		// Serve only returns by itself on a listener failure.
+		if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+			s.failed <- fmt.Errorf("http server: %w", err)
+		}
+	}()
+	return nil
+}
 
-	select {
-	case err = <-serveErr:
-		// Serve only returns early on a listener failure.
-		err = fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
+// Failed delivers the error of an API listener that failed while serving;
+// the server is then to be shut down.
+func (s *Server) Failed() <-chan error { return s.failed }
+
+// Shutdown stops the server, each step once the one before it is done:
+//
+//  1. stop accepting and finish the requests in flight (/readyz answers
+//     503 meanwhile);
+//  2. end the signaling sockets and WHIP/WHEP sessions, which
+//     http.Server.Shutdown does not wait for, before their rooms stop;
+//  3. stop the room actors, which close their peer connections;
+//  4. stop the profiler;
+//  5. stop the webhook deliverer, after the rooms so that what they
+//     queue while stopping stays in the outbox for the next start;
+//  6. close the media port, after the peer connections that use it;
+//  7. close the store, after everything that writes to it;
+//  8. stop the memory trimmer and restore the collector's target.
+//
+// ctx bounds the waits of steps 1 to 4; whatever happened by then, the
+// steps after it still run and the store is closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	fail := func(what string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+		}
 	}
-	log.Info("shutting down: finishing in-flight requests")
-	draining.Store(true)
-	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if serr := srv.Shutdown(stopCtx); serr != nil {
-		err = errors.Join(err, fmt.Errorf("http shutdown: %w", serr))
-		srv.Close()
+	if s.served != nil {
+		s.log.Info("shutting down: finishing in-flight requests")
+		s.draining.Store(true)
+		if err := s.srv.Shutdown(ctx); err != nil {
+			fail("http shutdown", err)
+			s.srv.Close()
+		}
+		<-s.served
+	} else if s.ln != nil {
+		s.ln.Close() // never served: the listener is still ours
 	}
-	if err == nil {
-		<-serveErr // http.ErrServerClosed
+	if s.api != nil {
+		fail("close signaling", s.api.Close(ctx))
 	}
-	// Shutdown does not wait for hijacked connections: end the signaling
-	// sockets and WHIP/WHEP sessions ourselves, before their rooms stop.
-	if cerr := api.Close(stopCtx); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("close signaling: %w", cerr))
+	if s.rooms != nil {
+		s.log.Info("shutting down: stopping room actors")
+		fail("stop room actors", s.rooms.Close(ctx))
 	}
-	log.Info("shutting down: stopping room actors")
-	if cerr := closeRooms(stopCtx); cerr != nil {
-		err = errors.Join(err, cerr)
+	if s.stopDebug != nil {
+		fail("stop profiler", s.stopDebug(ctx))
 	}
-	log.Info("shutting down: closing the store")
-	return err
+	if s.stopDelivering != nil {
+		s.stopDelivering()
+		if err := <-s.delivered; !errors.Is(err, context.Canceled) {
+			fail("webhooks", err)
+		}
+	}
+	if s.media != nil {
+		fail("close media", s.media.Close())
+	}
+	if s.store != nil {
+		s.log.Info("shutting down: closing the store")
+		fail("close store", s.store.Close())
+		if err := errors.Join(errs...); err != nil {
+			s.log.Error("stopped", "err", err)
+		} else {
+			s.log.Info("stopped")
+		}
+	}
+	if s.stopTrimming != nil {
+		s.stopTrimming()
+		s.waitTrimmer()
+		s.restoreGC()
+	}
+	return errors.Join(errs...)
 }
 
 func registerAll(reg prometheus.Registerer, cs ...prometheus.Collector) error {

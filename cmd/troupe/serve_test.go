@@ -21,6 +21,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/troupe-media/troupe/bench/proc"
 	"github.com/troupe-media/troupe/httpapi/auth"
 )
 
@@ -533,7 +534,7 @@ func TestExitCodeAndMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "serve", "--config", yamlPath, "--data-dir", filepath.Join(dir, "data"))
-	cmd.Env = append(envWithoutTroupe(os.Environ()), mainEnv+"=1")
+	cmd.Env = append(proc.WithoutTroupeEnv(os.Environ()), mainEnv+"=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -587,5 +588,94 @@ func TestBenchAPIWithChildServer(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
 		t.Fatalf("bench left %d entries in TMPDIR", len(entries))
+	}
+}
+
+// The server type starts and shuts down twice on one data dir, in
+// process, and leaves no goroutine behind: the second start finds what the
+// first stored, so the first released the store.
+func TestServerStartsTwiceOnOneDataDir(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
+		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.DebugAddr = "127.0.0.1:0" // the profiler's goroutines too
+	for round := range 2 {
+		s, err := NewServer(cfg, nil, io.Discard, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(t.Context()); err != nil {
+			t.Fatal(errors.Join(err, s.Shutdown(t.Context())))
+		}
+		key, err := loadKey(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		token, err := auth.Mint(key, auth.AdminClaims(time.Now(), time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+		api := &testServer{t: t, url: "http://" + s.ln.Addr().String(), token: token, client: client}
+		if round == 0 {
+			api.mustDo(http.StatusCreated, http.MethodPost, "/api/v1/rooms", `{"id":"kept","name":"Kept"}`)
+		} else if got := api.mustDo(http.StatusOK, http.MethodGet, "/api/v1/rooms/kept", ""); got["name"] != "Kept" {
+			t.Fatalf("room after restart: %v", got)
+		}
+		client.CloseIdleConnections()
+		if err := s.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := net.Dial("tcp", s.ln.Addr().String()); err == nil {
+			c.Close()
+			t.Fatal("API still accepting after Shutdown")
+		}
+	}
+}
+
+// A server whose start fails half way releases what it took: the next one
+// opens the same data dir, whose store admits one process at a time.
+func TestFailedStartReleasesEverything(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
+		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
+	busyTCP, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busyTCP.Close()
+	busyUDP, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busyUDP.Close()
+	dir := t.TempDir()
+
+	// NewServer fails after opening the store: the media port is taken.
+	cfg := testConfig(dir)
+	cfg.RTCUDPPort = busyUDP.LocalAddr().(*net.UDPAddr).Port
+	if _, err := NewServer(cfg, nil, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "start media") {
+		t.Fatalf("NewServer with the media port taken: %v", err)
+	}
+
+	// Start fails after starting the background work: the profiler's port
+	// is taken. Shutdown stops what it started.
+	cfg = testConfig(dir)
+	cfg.DebugAddr = busyTCP.Addr().String()
+	s, err := NewServer(cfg, nil, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(t.Context()); err == nil || !strings.Contains(err.Error(), "debug listener") {
+		t.Fatalf("Start with the profiler's port taken: %v", err)
+	}
+	if err := s.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	again := startServer(t, testConfig(dir))
+	again.mustDo(http.StatusOK, http.MethodGet, "/api/v1/rooms", "")
+	if err := again.stop(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -34,8 +34,8 @@ func TestGlobalWebhookReceivesSignedEvents(t *testing.T) {
 	defer receiver.Close()
 
 	cfg := testConfig(t.TempDir())
-	cfg.WebhookURLs = receiver.URL + "/hooks"
-	cfg.WebhookEvents = "room-*"
+	cfg.WebhookURLs = stringList{receiver.URL + "/hooks"}
+	cfg.WebhookEvents = stringList{"room-*"}
 	cfg.WebhookAllowPrivate = true // the receiver is on loopback
 	cfg.APIKey, cfg.APISecret = "TKtest", "0123456789abcdef0123456789abcdef"
 	secret = []byte(cfg.APISecret)

@@ -1,4 +1,4 @@
-package mediaload
+package proc
 
 import (
 	"bytes"
@@ -74,8 +74,9 @@ func parseStatusRSS(data []byte) (int64, error) {
 	return 0, fmt.Errorf("%w: no VmRSS in status", ErrNoProcess)
 }
 
-// selfCPU is the CPU time this process (the clients) has used.
-func selfCPU() time.Duration {
+// SelfCPU is the user plus system CPU time this process has used: a
+// benchmark's own, to tell it apart from the server's.
+func SelfCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
