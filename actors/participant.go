@@ -285,13 +285,9 @@ func (r *Rooms) Join(ctx context.Context, roomID string, req JoinRequest) (*Part
 	case req.Kind == ClientWHIP && !req.Role.canPublish():
 		return nil, nil, fmt.Errorf("%w: a %s may not publish", ErrForbidden, req.Role)
 	}
-	res, err := r.request(ctx, roomID, &joinRoom{req: req})
+	reply, err := requestAs[*joinReply](ctx, r, roomID, &joinRoom{req: req})
 	if err != nil {
 		return nil, nil, err
-	}
-	reply, ok := res.(*joinReply)
-	if !ok {
-		return nil, nil, fmt.Errorf("actors: unexpected reply %T", res)
 	}
 	if reply.err != nil {
 		return nil, nil, reply.err
@@ -387,13 +383,9 @@ func (r *Rooms) Participants(ctx context.Context, roomID string) ([]ParticipantI
 	if err := ValidateRoomID(roomID); err != nil {
 		return nil, ErrRoomNotFound
 	}
-	res, err := r.request(ctx, roomID, &listParticipants{})
+	reply, err := requestAs[*participantsReply](ctx, r, roomID, &listParticipants{})
 	if err != nil {
 		return nil, err
-	}
-	reply, ok := res.(*participantsReply)
-	if !ok {
-		return nil, fmt.Errorf("actors: unexpected reply %T", res)
 	}
 	return reply.list, reply.err
 }
@@ -403,11 +395,11 @@ func (r *Rooms) Kick(ctx context.Context, roomID, participantID string) error {
 	if err := ValidateRoomID(roomID); err != nil {
 		return ErrRoomNotFound
 	}
-	res, err := r.request(ctx, roomID, &removeParticipant{id: participantID, reason: ReasonKicked})
+	reply, err := requestAs[*errorReply](ctx, r, roomID, &removeParticipant{id: participantID, reason: ReasonKicked})
 	if err != nil {
 		return err
 	}
-	return res.(*errorReply).err
+	return reply.err
 }
 
 // MuteParticipant mutes or unmutes every track of kind ("audio" or
@@ -420,9 +412,9 @@ func (r *Rooms) MuteParticipant(ctx context.Context, roomID, participantID, kind
 	if kind != "audio" && kind != "video" {
 		return invalid("kind", "must be audio or video")
 	}
-	res, err := r.request(ctx, roomID, &muteParticipant{id: participantID, kind: kind, muted: muted})
+	reply, err := requestAs[*errorReply](ctx, r, roomID, &muteParticipant{id: participantID, kind: kind, muted: muted})
 	if err != nil {
 		return err
 	}
-	return res.(*errorReply).err
+	return reply.err
 }

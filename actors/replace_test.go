@@ -22,17 +22,7 @@ func TestReplaceRules(t *testing.T) {
 		t.Cleanup(func() { _ = p.Leave(context.Background(), ReasonLeft) })
 		return p
 	}
-	live := func() []string {
-		list, err := env.rooms.Participants(ctx, "r")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ids []string
-		for _, p := range list {
-			ids = append(ids, p.ID)
-		}
-		return ids
-	}
+	live := func() []string { return participantIDs(t, env, "r") }
 
 	ws := joinClient(t, env, "r", "x", RolePublisher)
 	whep1, whep2 := join(ClientWHEP), join(ClientWHEP)

@@ -4,6 +4,7 @@ package actors
 // hands each message to the concept that owns it), and the view of the room
 // that readers get without a message. The concepts live beside it:
 //
+//	room_spec.go       what a room may be: id, defaults, patches, validation
 //	room_record.go     the room record: create, update, end, delete
 //	room_admission.go  join rules, the join run and its batching, replacing
 //	room_members.go    the live members, and how they leave

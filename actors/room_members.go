@@ -5,6 +5,8 @@ package actors
 // stopped for any reason), with everything its leaving touches.
 
 import (
+	"slices"
+
 	"github.com/asynkron/protoactor-go/actor"
 )
 
@@ -170,7 +172,8 @@ func (a *roomActor) memberTerminated(ctx actor.Context, pid *actor.PID) {
 	a.drop(m)
 	a.deps.metrics.participants.Dec()
 	a.deps.metrics.leaves.WithLabelValues(reason).Inc()
-	for _, t := range m.tracks {
+	// unpublish takes each track out of m.tracks, in place: walk a copy.
+	for _, t := range slices.Clone(m.tracks) {
 		a.unpublish(ctx, m, t.info.ID)
 	}
 	a.memberLeft(m, reason)

@@ -1,5 +1,8 @@
 package actors
 
+// This file owns what a room may be: its id, the defaults of a new room,
+// applying a patch, and the validation of a room record.
+
 import (
 	"net/url"
 	"strings"

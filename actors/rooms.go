@@ -204,15 +204,21 @@ func (r *Rooms) Live() int { return int(r.metrics.liveCount.Load()) }
 // with ErrUnavailable if the actor does not answer within the request
 // timeout (or ctx's deadline, if sooner).
 func (r *Rooms) Request(ctx context.Context, roomID string, msg proto.Message) (proto.Message, error) {
-	reply, err := r.request(ctx, roomID, msg)
+	return requestAs[proto.Message](ctx, r, roomID, msg)
+}
+
+// requestAs is request for a reply of type T.
+func requestAs[T any](ctx context.Context, r *Rooms, roomID string, msg any) (T, error) {
+	var zero T
+	res, err := r.request(ctx, roomID, msg)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	pm, ok := reply.(proto.Message)
+	reply, ok := res.(T)
 	if !ok {
-		return nil, fmt.Errorf("actors: unexpected reply %T", reply)
+		return zero, fmt.Errorf("actors: unexpected reply %T", res)
 	}
-	return pm, nil
+	return reply, nil
 }
 
 func (r *Rooms) request(ctx context.Context, roomID string, msg any) (any, error) {
@@ -250,13 +256,9 @@ func (r *Rooms) roomRequest(ctx context.Context, id string, msg proto.Message) (
 		// Nothing can be stored under an invalid id: don't wake an actor for it.
 		return nil, ErrRoomNotFound
 	}
-	reply, err := r.Request(ctx, id, msg)
+	rr, err := requestAs[*actorpb.RoomReply](ctx, r, id, msg)
 	if err != nil {
 		return nil, err
-	}
-	rr, ok := reply.(*actorpb.RoomReply)
-	if !ok {
-		return nil, fmt.Errorf("actors: unexpected reply %T", reply)
 	}
 	if err := errorFromPB(rr.Error); err != nil {
 		return nil, err

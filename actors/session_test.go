@@ -300,6 +300,24 @@ func TestRestartClosesSessionsInProgress(t *testing.T) {
 	}
 }
 
+// sessionInProgress returns room r (named R, configured by cfg over the
+// defaults) and its session id, in progress since start with one
+// participant: what a store holds of a room whose actor stopped without
+// closing its session, for a test to write straight into a store.
+func sessionInProgress(t *testing.T, id string, start time.Time, cfg *actorpb.ConfigPatch) (*recordpb.Room, *recordpb.Session) {
+	t.Helper()
+	room, err := newRoomFromSpec("r", &actorpb.RoomPatch{Name: ptr("R"), Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room.CreatedAt, room.UpdatedAt, room.Revision, room.ActiveSessionId = timestamp(start), timestamp(start), 1, id
+	return room, &recordpb.Session{
+		Id: id, RoomId: "r", Name: "R", Status: recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS,
+		StartTime: timestamp(start), CreatedAt: timestamp(start), UpdatedAt: timestamp(start), LastActivityAt: timestamp(start),
+		ParticipantCount: 1, MaxConcurrentParticipants: 1,
+	}
+}
+
 // A session a crash left open ends at the latest change its records hold,
 // with the duration it ran, whichever record holds that change: records
 // written straight into a real store, then the store reopened under Rooms.
@@ -333,16 +351,8 @@ func TestRestartEndsSessionAtItsLastActivity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			room, err := newRoomFromSpec("r", &actorpb.RoomPatch{Name: ptr("R")})
-			if err != nil {
-				t.Fatal(err)
-			}
-			room.CreatedAt, room.UpdatedAt, room.Revision, room.ActiveSessionId = timestamp(start), timestamp(start), 1, "ses_crashed"
-			ses := &recordpb.Session{
-				Id: "ses_crashed", RoomId: "r", Name: "R", Status: recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS,
-				StartTime: timestamp(start), CreatedAt: timestamp(start), UpdatedAt: timestamp(start), LastActivityAt: timestamp(start),
-				ParticipantCount: 1, TotalParticipants: uint32(len(tt.members)), MaxConcurrentParticipants: 1,
-			}
+			room, ses := sessionInProgress(t, "ses_crashed", start, nil)
+			ses.TotalParticipants = uint32(len(tt.members))
 			if tt.session != nil {
 				tt.session(ses)
 			}
@@ -601,16 +611,8 @@ func TestRoomResumesItsSessionWithoutItsMembers(t *testing.T) {
 
 	// Records written under the registry's nose, after start-up closed
 	// what was in progress then: only the room actor can find them.
-	room, err := newRoomFromSpec("r", &actorpb.RoomPatch{Name: ptr("R"), Config: &actorpb.ConfigPatch{EmptyTimeout: ptr(uint32(60))}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	room.CreatedAt, room.UpdatedAt, room.Revision, room.ActiveSessionId = timestamp(sessionEpoch), timestamp(sessionEpoch), 1, "ses_lost"
-	ses := &recordpb.Session{
-		Id: "ses_lost", RoomId: "r", Name: "R", Status: recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS,
-		StartTime: timestamp(sessionEpoch), CreatedAt: timestamp(sessionEpoch), UpdatedAt: timestamp(sessionEpoch), LastActivityAt: timestamp(sessionEpoch),
-		ParticipantCount: 1, TotalParticipants: 2, MaxConcurrentParticipants: 2,
-	}
+	room, ses := sessionInProgress(t, "ses_lost", sessionEpoch, &actorpb.ConfigPatch{EmptyTimeout: ptr(uint32(60))})
+	ses.TotalParticipants = 2
 	left := &recordpb.SessionMember{SessionId: ses.Id, ParticipantId: "PA_left", Identity: "left", JoinedAt: timestamp(sessionEpoch),
 		LeftAt: timestamp(sessionEpoch.Add(time.Second)), LeaveReason: ReasonLeft, Stats: &recordpb.MediaStats{PacketsOut: 7}}
 	open := &recordpb.SessionMember{SessionId: ses.Id, ParticipantId: "PA_open", Identity: "open", JoinedAt: timestamp(sessionEpoch)}

@@ -62,13 +62,9 @@ func (r *Rooms) EndSession(ctx context.Context, id string) (*recordpb.Session, e
 	if s.Status != recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS {
 		return nil, ErrSessionEnded
 	}
-	res, err := r.request(ctx, s.RoomId, &endSessionReq{sessionID: id})
+	reply, err := requestAs[*sessionReply](ctx, r, s.RoomId, &endSessionReq{sessionID: id})
 	if err != nil {
 		return nil, err
-	}
-	reply, ok := res.(*sessionReply)
-	if !ok {
-		return nil, fmt.Errorf("actors: unexpected reply %T", res)
 	}
 	return reply.session, reply.err
 }

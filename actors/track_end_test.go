@@ -19,13 +19,7 @@ import (
 // peer connections on a loaded machine.
 func waitLong(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitWithin(t, 30*time.Second, what, cond)
 }
 
 // liveTracks is the number of tracks the room lists for participant id.
