@@ -85,7 +85,9 @@ func TestBenchMediaWithChildServer(t *testing.T) {
 	if !strings.Contains(out, "ramp of 1, 2 subscribers per room") || strings.Contains(out, "[") {
 		t.Errorf("header does not say the ramp's steps:\n%s", out)
 	}
-	if strings.Contains(progress, "\r") || !strings.Contains(progress, "step 2/2") {
+	// A loaded machine may end the ramp after its first step (beyond the
+	// scenario's limits), so only the first step's line is certain.
+	if strings.Contains(progress, "\r") || !strings.Contains(progress, "step 1/2") || strings.Count(progress, "step 1/2: ") > 1 {
 		t.Errorf("progress to a pipe should be lines:\n%q", progress)
 	}
 
@@ -101,7 +103,9 @@ func TestBenchMediaWithChildServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkBenchMeta(t, report.benchMeta, "media", "--json="+jsonPath)
-	if len(report.Steps) != 2 || report.Steps[0]["subscribers"] != 1.0 || report.Steps[1]["subscribers"] != 2.0 {
+	endedEarly := len(report.Steps) == 1 && report.Steps[0]["within_limits"] == false
+	if len(report.Steps) == 0 || report.Steps[0]["subscribers"] != 1.0 ||
+		(!endedEarly && (len(report.Steps) != 2 || report.Steps[1]["subscribers"] != 2.0)) {
 		t.Errorf("steps %v", report.Steps)
 	}
 }
