@@ -239,10 +239,7 @@ func (s *Server) sessionPage(c *gin.Context, roomID string) (sessionListJSON, er
 	q := actors.SessionQuery{RoomID: roomID}
 	query := c.Request.URL.Query()
 	var err error
-	if q.Limit, err = intParam(query, "limit", defaultLimit, 1, maxLimit); err != nil {
-		return sessionListJSON{}, err
-	}
-	if q.Offset, err = intParam(query, "offset", 0, 0, -1); err != nil {
+	if q.Limit, q.Offset, err = pageParams(query); err != nil {
 		return sessionListJSON{}, err
 	}
 	if query.Has("status") {
