@@ -8,6 +8,10 @@
 // message. Media never passes through here: participant actors (children of
 // their room) will own peer connections, and packets flow in rtc.
 //
-// httpapi is the only importer; actors imports persistence and rtc, never the
-// other way around.
+// httpapi uses it (cmd/troupe only wires it up), and it is httpapi's one
+// way down: the reads of session history and webhook deliveries, the
+// responses kept for Idempotency-Key (Idempotency), the one rule for WHIP
+// and WHEP offers (ValidateOffer, offer.go) and the JSON its webhook events
+// share with the API (eventjson.go) are here too. actors imports
+// persistence and rtc, never the other way around.
 package actors
