@@ -16,7 +16,11 @@
 // The actors reach storage through Store, the part of persistence.Backend
 // they call, so they run on any store of record.
 //
-// httpapi and cmd (which starts Rooms) import actors; actors imports
+// httpapi uses actors (cmd/troupe only wires it up), and it is httpapi's one
+// way down: the reads of session history and webhook deliveries, the
+// responses kept for Idempotency-Key (Idempotency), the one rule for WHIP
+// and WHEP offers (ValidateOffer, offer.go) and the JSON its webhook events
+// share with the API (eventjson.go) are here too. actors imports
 // persistence and rtc, never the other way around. Webhook delivery is in
 // actors/webhook.
 package actors

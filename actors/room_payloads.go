@@ -10,20 +10,8 @@ import (
 
 // Webhook payloads: what a receiver needs without calling back.
 
-type roomEventData struct {
-	ID          string `json:"id"`
-	Name        string `json:"name"`
-	DisplayName string `json:"display_name"`
-	Status      string `json:"status"`
-}
-
-func roomData(r *recordpb.Room) roomEventData {
-	status := "active"
-	if r.Status == recordpb.RoomStatus_ROOM_STATUS_ENDED {
-		status = "ended"
-	}
-	return roomEventData{ID: r.Id, Name: r.Name, DisplayName: r.DisplayName, Status: status}
-}
+// roomData is a room event's data: the room's head, as in the API.
+func roomData(r *recordpb.Room) RoomHead { return NewRoomHead(r) }
 
 type sessionEventData struct {
 	SessionID                 string     `json:"session_id"`
@@ -38,31 +26,20 @@ type sessionEventData struct {
 func sessionData(s *recordpb.Session) sessionEventData {
 	d := sessionEventData{SessionID: s.Id, StartTime: s.StartTime.AsTime(), EndReason: s.EndReason,
 		TotalParticipants: s.TotalParticipants, MaxConcurrentParticipants: s.MaxConcurrentParticipants}
-	if s.EndTime != nil {
-		end := s.EndTime.AsTime()
-		secs := int64(end.Sub(d.StartTime) / time.Second)
-		d.EndTime, d.Duration = &end, &secs
-	}
+	d.EndTime, d.Duration = Ended(d.StartTime, s.EndTime)
 	return d
 }
 
 type participantEventData struct {
-	ParticipantID string     `json:"participant_id"`
-	Identity      string     `json:"identity"`
-	Name          string     `json:"name"`
-	Role          string     `json:"role"`
-	JoinedAt      time.Time  `json:"joined_at"`
-	LeftAt        *time.Time `json:"left_at,omitempty"`
-	Reason        string     `json:"reason,omitempty"`
+	StayHead
+	LeftAt *time.Time `json:"left_at,omitempty"`
+	Reason string     `json:"reason,omitempty"`
 }
 
 func participantData(info ParticipantInfo, m *recordpb.SessionMember) participantEventData {
-	d := participantEventData{ParticipantID: info.ID, Identity: info.Identity, Name: info.Name, Role: string(info.Role),
-		JoinedAt: info.JoinedAt, Reason: m.GetLeaveReason()}
-	if m.GetLeftAt() != nil {
-		t := m.LeftAt.AsTime()
-		d.LeftAt = &t
-	}
+	d := participantEventData{StayHead: StayHead{ParticipantID: info.ID, Identity: info.Identity, Name: info.Name,
+		Role: string(info.Role), JoinedAt: info.JoinedAt}, Reason: m.GetLeaveReason()}
+	d.LeftAt, _ = Ended(info.JoinedAt, m.GetLeftAt())
 	return d
 }
 

@@ -62,21 +62,22 @@ func newAPIError(status int, code, message string) *apiError {
 
 // fieldError is a 422 naming the offending field by its JSON path.
 func fieldError(field, reason string) *apiError {
-	return &apiError{
-		status:  http.StatusUnprocessableEntity,
-		code:    codeValidationFailed,
-		message: field + ": " + reason,
-		details: map[string]any{"field": field, "reason": reason},
-	}
+	return namedError(http.StatusUnprocessableEntity, codeValidationFailed, field, reason)
 }
 
 // queryError is a 400 for a query parameter that does not parse.
 func queryError(param, reason string) *apiError {
+	return namedError(http.StatusBadRequest, codeInvalidQuery, param, reason)
+}
+
+// namedError is an error about one field or parameter, which its details
+// name so that a client can point at it.
+func namedError(status int, code, field, reason string) *apiError {
 	return &apiError{
-		status:  http.StatusBadRequest,
-		code:    codeInvalidQuery,
-		message: param + ": " + reason,
-		details: map[string]any{"field": param, "reason": reason},
+		status:  status,
+		code:    code,
+		message: field + ": " + reason,
+		details: map[string]any{"field": field, "reason": reason},
 	}
 }
 

@@ -14,10 +14,8 @@ import (
 // roomJSON is the room object of API.md. Every field is always present;
 // pointers render null where the room has no value.
 type roomJSON struct {
-	ID               string         `json:"id"`
-	Name             string         `json:"name"`
-	DisplayName      string         `json:"display_name"`
-	Status           string         `json:"status"`
+	// id, name, display_name and status, as the room events have them.
+	actors.RoomHead
 	ParticipantCount int            `json:"participant_count"`
 	ActiveSessionID  *string        `json:"active_session_id"`
 	Config           configJSON     `json:"config"`
@@ -63,16 +61,6 @@ type roomListJSON struct {
 	Offset int        `json:"offset"`
 }
 
-func statusString(s recordpb.RoomStatus) string {
-	switch s {
-	case recordpb.RoomStatus_ROOM_STATUS_ACTIVE:
-		return "active"
-	case recordpb.RoomStatus_ROOM_STATUS_ENDED:
-		return "ended"
-	}
-	return "unknown"
-}
-
 // utcTime renders an optional timestamp: nil when unset.
 func utcTime(ts *timestamppb.Timestamp) *time.Time {
 	if ts == nil {
@@ -85,10 +73,7 @@ func utcTime(ts *timestamppb.Timestamp) *time.Time {
 func toRoomJSON(info *actors.RoomInfo) roomJSON {
 	r := info.Room
 	out := roomJSON{
-		ID:               r.GetId(),
-		Name:             r.GetName(),
-		DisplayName:      r.GetDisplayName(),
-		Status:           statusString(r.GetStatus()),
+		RoomHead:         actors.NewRoomHead(r),
 		ParticipantCount: info.ParticipantCount,
 		CreatedAt:        r.GetCreatedAt().AsTime().UTC(),
 		UpdatedAt:        r.GetUpdatedAt().AsTime().UTC(),

@@ -58,13 +58,10 @@ func (s *Server) createRoom(c *gin.Context) error {
 }
 
 func (s *Server) listRooms(c *gin.Context) error {
-	q := actors.ListQuery{Limit: defaultLimit}
+	var q actors.ListQuery
 	query := c.Request.URL.Query()
 	var err error
-	if q.Limit, err = intParam(query, "limit", defaultLimit, 1, maxLimit); err != nil {
-		return err
-	}
-	if q.Offset, err = intParam(query, "offset", 0, 0, -1); err != nil {
+	if q.Limit, q.Offset, err = pageParams(query); err != nil {
 		return err
 	}
 	if query.Has("status") {
@@ -87,6 +84,18 @@ func (s *Server) listRooms(c *gin.Context) error {
 	}
 	writeJSON(c, http.StatusOK, out)
 	return nil
+}
+
+// pageParams reads the page of a list: limit (1 to maxLimit, defaultLimit
+// if absent) and offset (0 or more).
+func pageParams(q url.Values) (limit, offset int, err error) {
+	if limit, err = intParam(q, "limit", defaultLimit, 1, maxLimit); err != nil {
+		return 0, 0, err
+	}
+	if offset, err = intParam(q, "offset", 0, 0, -1); err != nil {
+		return 0, 0, err
+	}
+	return limit, offset, nil
 }
 
 // intParam parses an integer query parameter: 400 if it is not an integer,

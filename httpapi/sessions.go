@@ -69,12 +69,6 @@ func sessionStatusString(s recordpb.SessionStatus) string {
 	return "unknown"
 }
 
-// seconds is the whole seconds from a to b: what duration fields report.
-func seconds(a, b time.Time) *int64 {
-	d := int64(b.Sub(a) / time.Second)
-	return &d
-}
-
 func toSessionJSON(s *recordpb.Session) sessionJSON {
 	out := sessionJSON{
 		ID:                        s.GetId(),
@@ -83,7 +77,6 @@ func toSessionJSON(s *recordpb.Session) sessionJSON {
 		DisplayName:               s.GetDisplayName(),
 		Status:                    sessionStatusString(s.GetStatus()),
 		StartTime:                 s.GetStartTime().AsTime().UTC(),
-		EndTime:                   utcTime(s.GetEndTime()),
 		ParticipantCount:          s.GetParticipantCount(),
 		MaxConcurrentParticipants: s.GetMaxConcurrentParticipants(),
 		TotalParticipants:         s.GetTotalParticipants(),
@@ -98,9 +91,7 @@ func toSessionJSON(s *recordpb.Session) sessionJSON {
 		CreatedAt:                 s.GetCreatedAt().AsTime().UTC(),
 		UpdatedAt:                 s.GetUpdatedAt().AsTime().UTC(),
 	}
-	if out.EndTime != nil {
-		out.Duration = seconds(out.StartTime, *out.EndTime)
-	}
+	out.EndTime, out.Duration = actors.Ended(out.StartTime, s.GetEndTime())
 	if r := s.GetEndReason(); r != "" {
 		out.EndReason = &r
 	}
@@ -114,28 +105,22 @@ func toSessionJSON(s *recordpb.Session) sessionJSON {
 // sessionParticipantJSON is one stay of a participant in a session. One
 // who leaves and joins again has two, each with its own participant_id.
 type sessionParticipantJSON struct {
-	ParticipantID string     `json:"participant_id"`
-	Identity      string     `json:"identity"`
-	Name          string     `json:"name"`
-	Role          string     `json:"role"`
-	JoinedAt      time.Time  `json:"joined_at"`
-	LeftAt        *time.Time `json:"left_at"`
-	Duration      *int64     `json:"duration"` // whole seconds; null while present
-	LeaveReason   *string    `json:"leave_reason"`
+	// participant_id to joined_at, as the participant events have them.
+	actors.StayHead
+	LeftAt      *time.Time `json:"left_at"`
+	Duration    *int64     `json:"duration"` // whole seconds; null while present
+	LeaveReason *string    `json:"leave_reason"`
 }
 
 func toSessionParticipantJSON(m *recordpb.SessionMember) sessionParticipantJSON {
-	out := sessionParticipantJSON{
+	out := sessionParticipantJSON{StayHead: actors.StayHead{
 		ParticipantID: m.GetParticipantId(),
 		Identity:      m.GetIdentity(),
 		Name:          m.GetName(),
 		Role:          m.GetRole(),
 		JoinedAt:      m.GetJoinedAt().AsTime().UTC(),
-		LeftAt:        utcTime(m.GetLeftAt()),
-	}
-	if out.LeftAt != nil {
-		out.Duration = seconds(out.JoinedAt, *out.LeftAt)
-	}
+	}}
+	out.LeftAt, out.Duration = actors.Ended(out.JoinedAt, m.GetLeftAt())
 	if r := m.GetLeaveReason(); r != "" {
 		out.LeaveReason = &r
 	}
@@ -254,10 +239,7 @@ func (s *Server) sessionPage(c *gin.Context, roomID string) (sessionListJSON, er
 	q := actors.SessionQuery{RoomID: roomID}
 	query := c.Request.URL.Query()
 	var err error
-	if q.Limit, err = intParam(query, "limit", defaultLimit, 1, maxLimit); err != nil {
-		return sessionListJSON{}, err
-	}
-	if q.Offset, err = intParam(query, "offset", 0, 0, -1); err != nil {
+	if q.Limit, q.Offset, err = pageParams(query); err != nil {
 		return sessionListJSON{}, err
 	}
 	if query.Has("status") {

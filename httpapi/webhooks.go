@@ -75,10 +75,7 @@ func (s *Server) listDeliveries(c *gin.Context) error {
 	q := actors.DeliveryQuery{Status: actors.DeliveriesFailed}
 	query := c.Request.URL.Query()
 	var err error
-	if q.Limit, err = intParam(query, "limit", defaultLimit, 1, maxLimit); err != nil {
-		return err
-	}
-	if q.Offset, err = intParam(query, "offset", 0, 0, -1); err != nil {
+	if q.Limit, q.Offset, err = pageParams(query); err != nil {
 		return err
 	}
 	status := deliveryFailed

@@ -269,6 +269,33 @@ func TestWebhookSessionEvents(t *testing.T) {
 	if err := json.Unmarshal(events[3].payload.Data, &ended); err != nil || ended.EndReason != "ended-via-api" || ended.Duration == nil {
 		t.Errorf("session-ended data %s (%v)", events[3].payload.Data, err)
 	}
+
+	// The events and the API describe the same stay and the same session
+	// end alike: same names, same values.
+	var left map[string]any
+	if err := json.Unmarshal(events[2].payload.Data, &left); err != nil {
+		t.Fatal(err)
+	}
+	stays := s.sessionParticipants(t, id)
+	if len(stays) != 1 {
+		t.Fatalf("session history %v", stays)
+	}
+	for _, k := range []string{"participant_id", "identity", "name", "role"} {
+		if left[k] != stays[0][k] {
+			t.Errorf("participant-left %s = %v, the session history says %v", k, left[k], stays[0][k])
+		}
+	}
+	sameInstant(t, "participant-left joined_at", left["joined_at"], stays[0]["joined_at"])
+	sameInstant(t, "participant-left left_at", left["left_at"], stays[0]["left_at"])
+	var end map[string]any
+	if err := json.Unmarshal(events[3].payload.Data, &end); err != nil {
+		t.Fatal(err)
+	}
+	api := s.getSession(t, id)
+	if end["duration"] != api["duration"] || end["end_reason"] != api["end_reason"] {
+		t.Errorf("session-ended %v, the API's session %v", end, api)
+	}
+	sameInstant(t, "session-ended end_time", end["end_time"], api["end_time"])
 	waitFor(t, 5*time.Second, "an empty outbox", func() bool { _, n := s.deliveries(t, "?status=pending"); return n == 0 })
 	if _, n := s.deliveries(t, "?status=failed"); n != 0 {
 		t.Errorf("%d failed deliveries", n)
@@ -366,5 +393,18 @@ func TestUnresolvableWebhookEndpoint(t *testing.T) {
 	}
 	if n := s.total(t, ""); n != 1 {
 		t.Errorf("%d rooms after a refused create", n)
+	}
+}
+
+// sameInstant fails unless a and b are RFC 3339 times of the same instant
+// (an event may name it in another zone).
+func sameInstant(t *testing.T, what string, a, b any) {
+	t.Helper()
+	as, _ := a.(string)
+	bs, _ := b.(string)
+	at, aerr := time.Parse(time.RFC3339Nano, as)
+	bt, berr := time.Parse(time.RFC3339Nano, bs)
+	if aerr != nil || berr != nil || !at.Equal(bt) {
+		t.Errorf("%s: %v and %v are not the same instant", what, a, b)
 	}
 }
