@@ -32,6 +32,9 @@ var (
 	// ErrSignalingState: a signaling message that does not fit the
 	// negotiation's state (an answer with no offer out, a second WHIP offer).
 	ErrSignalingState = errors.New("unexpected signaling message")
+	// ErrNoCommonCodec: a WHEP offer that can receive none of the room's
+	// tracks, or nothing Troupe forwards at all.
+	ErrNoCommonCodec = errors.New("no codec in common")
 )
 
 // The wire codes of the sentinel errors; they are also the API error codes.
@@ -49,6 +52,7 @@ const (
 	codeForbidden     = "forbidden"
 	codeInvalidSDP    = "invalid_sdp"
 	codeSignaling     = "signaling_state"
+	codeNoCodec       = "no_common_codec"
 	codeValidation    = "validation_failed"
 	codeInternal      = "internal"
 )
@@ -67,6 +71,7 @@ var sentinelByCode = map[string]error{
 	codeForbidden:     ErrForbidden,
 	codeInvalidSDP:    ErrInvalidSDP,
 	codeSignaling:     ErrSignalingState,
+	codeNoCodec:       ErrNoCommonCodec,
 }
 
 // ValidationError says which field of a request is invalid and why.
