@@ -894,6 +894,43 @@ func forwardedCodecs() string {
 	return strings.Join(names, ", ")
 }
 
+// CheckWHEPOffer tells, before a WHEP viewer joins, whether its offer can
+// receive anything in a room whose participants are room: it must list a
+// codec the server forwards and, when the room has tracks, one of theirs
+// in a section of their kind. A viewer refused here never shows up in the
+// room (no member, no session started, no webhook). The participant
+// checks again, on the codecs' parameters too, when the offer is applied.
+func CheckWHEPOffer(offer string, room []ParticipantInfo) error {
+	d, err := parseDesc(offer)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+	}
+	offered := map[string][]webrtc.RTPCodecCapability{} // by kind
+	for _, md := range d.MediaDescriptions {
+		offered[md.MediaName.Media] = append(offered[md.MediaName.Media], rtc.SectionCodecs(md)...)
+	}
+	if len(offered["audio"])+len(offered["video"]) == 0 {
+		return fmt.Errorf("%w: the offer lists no codec Troupe forwards (%s)", ErrNoCommonCodec, forwardedCodecs())
+	}
+	var names []string
+	for _, p := range room {
+		for _, t := range p.Tracks {
+			for _, c := range offered[t.Kind] {
+				if strings.EqualFold(c.MimeType, t.Codec) {
+					return nil
+				}
+			}
+			if !slices.Contains(names, t.Codec) {
+				names = append(names, t.Codec)
+			}
+		}
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("%w: the room's tracks are in %s, and the offer lists none of them", ErrNoCommonCodec, strings.Join(names, ", "))
+	}
+	return nil
+}
+
 // trackCodecs names the codecs of tracks, once each, for an error.
 func trackCodecs(tracks []subscribe) string {
 	var names []string

@@ -37,6 +37,7 @@ const (
 	codeSessionEnded         = "session_ended"
 	codeOutsideJoinWindow    = "outside_join_window"
 	codeInvalidSDP           = "invalid_sdp"
+	codeNoCommonCodec        = "no_common_codec"
 	codeSignalingState       = "signaling_state"
 	codeUpgradeRequired      = "upgrade_required"
 	codeInternal             = "internal"
@@ -120,6 +121,11 @@ func toAPIError(err error) (_ *apiError, unexpected bool) {
 	if errors.Is(err, actors.ErrInvalidSDP) {
 		// The reason is about the client's own SDP: it says what to fix.
 		return newAPIError(http.StatusBadRequest, codeInvalidSDP, err.Error()), false
+	}
+	if errors.Is(err, actors.ErrNoCommonCodec) {
+		// A well-formed offer the server cannot serve: the message names
+		// the codecs it would need.
+		return newAPIError(http.StatusUnprocessableEntity, codeNoCommonCodec, err.Error()), false
 	}
 	for _, d := range domainErrors {
 		if errors.Is(err, d.err) {
