@@ -37,6 +37,9 @@ var (
 	// ErrSignalingState: a signaling message that does not fit the
 	// negotiation's state (an answer with no offer out, a second WHIP offer).
 	ErrSignalingState = errors.New("unexpected signaling message")
+	// ErrNoCommonCodec: a WHEP offer that can receive none of the room's
+	// tracks, or nothing Troupe forwards at all.
+	ErrNoCommonCodec = errors.New("no codec in common")
 )
 
 // sentinels keep their identity across the mailbox: a reply's error code is
@@ -45,7 +48,7 @@ var (
 var sentinels = []error{
 	ErrRoomNotFound, ErrRoomExists, ErrRoomEnded, ErrRoomFull, ErrRoomLocked, ErrUnavailable,
 	ErrParticipantNotFound, ErrSessionNotFound, ErrSessionEnded, ErrOutsideJoinWindow,
-	ErrForbidden, ErrInvalidSDP, ErrSignalingState, ErrNoAcceptableMedia,
+	ErrForbidden, ErrInvalidSDP, ErrSignalingState, ErrNoAcceptableMedia, ErrNoCommonCodec,
 }
 
 // codeValidation marks a *ValidationError in a reply. Any other error that

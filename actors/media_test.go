@@ -69,6 +69,9 @@ type (
 	publishCmd struct {
 		tracks  []webrtc.TrackLocal
 		senders chan<- []*webrtc.RTPSender
+		// prefer, when set, is the one codec the tracks' transceivers
+		// offer (setCodecPreferences).
+		prefer *webrtc.RTPCodecCapability
 	}
 	unpublishCmd struct{ senders []*webrtc.RTPSender }
 )
@@ -114,6 +117,12 @@ func tryJoinHolding(t *testing.T, env *testEnv, room, identity string, role Role
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tryJoinWith(t, env, room, identity, role, holdCands, api)
+}
+
+// tryJoinWith is tryJoinHolding for a client made with api.
+func tryJoinWith(t *testing.T, env *testEnv, room, identity string, role Role, holdCands bool, api *webrtc.API) (*testClient, error) {
+	t.Helper()
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
@@ -207,13 +216,19 @@ func (c *testClient) handle(item any) {
 	case publishCmd:
 		var senders []*webrtc.RTPSender
 		for _, tr := range m.tracks {
-			sender, err := c.pc.AddTrack(tr)
+			sender, err := c.addTrack(tr)
 			if err != nil {
 				c.failf("add track: %v", err)
 				return
 			}
 			senders = append(senders, sender)
 			go drainRTCP(sender)
+			if m.prefer != nil {
+				if err := c.preferCodec(sender, *m.prefer); err != nil {
+					c.failf("codec preferences: %v", err)
+					return
+				}
+			}
 		}
 		if m.senders != nil {
 			m.senders <- senders
@@ -262,6 +277,33 @@ func (c *testClient) handle(item any) {
 	case Signal:
 		c.events <- m
 	}
+}
+
+// addTrack adds a track on a section of the client's own, never on one
+// the server made to send it a track: pion's AddTrack would take such a
+// section, whose codecs pion took from the server's offer (the codec of
+// the server's track alone), where a browser offers all of its own.
+func (c *testClient) addTrack(tr webrtc.TrackLocal) (*webrtc.RTPSender, error) {
+	for _, x := range c.pc.GetTransceivers() {
+		if x.Kind() == tr.Kind() && x.Sender() == nil && strings.HasPrefix(x.Mid(), "s") {
+			t, err := c.pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
+			if err != nil {
+				return nil, err
+			}
+			return t.Sender(), nil
+		}
+	}
+	return c.pc.AddTrack(tr)
+}
+
+// preferCodec makes the transceiver of sender offer codec alone.
+func (c *testClient) preferCodec(sender *webrtc.RTPSender, codec webrtc.RTPCodecCapability) error {
+	for _, tr := range c.pc.GetTransceivers() {
+		if tr.Sender() == sender {
+			return tr.SetCodecPreferences([]webrtc.RTPCodecParameters{{RTPCodecCapability: codec}})
+		}
+	}
+	return errors.New("no transceiver for the sender")
 }
 
 // offer sends the client's offer; the answer comes back as a

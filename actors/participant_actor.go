@@ -3,6 +3,7 @@ package actors
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -75,6 +76,15 @@ type participantActor struct {
 
 	stats *mediaStats // shared with the room
 	mids  int         // the server's mids given so far
+	// ownMids are the mids of the sections the server created to send
+	// tracks (see nameMid and addSendTrack).
+	ownMids map[string]bool
+	// offeredTracks maps the mid of each section of the offer out that
+	// sends a track to the track's id; agreedTracks does so for the last
+	// completed exchange. A section's track changes when a section freed
+	// by an ended track is reused, so a description is checked against
+	// the tracks its sections were about (skipDeclined).
+	offeredTracks, agreedTracks map[string]string
 
 	offered        bool // a WHIP/WHEP client has made its one offer
 	awaitingAnswer bool // our offer is out
@@ -110,6 +120,7 @@ func newParticipantActor(deps *Rooms, roomID string, info ParticipantInfo, req J
 		log:       deps.cfg.Logger.With("room", roomID, "participant", info.ID),
 		published: make(map[string]*publishedTrack),
 		received:  make(map[string]*receivedTrack),
+		ownMids:   make(map[string]bool),
 	}
 }
 
@@ -226,18 +237,25 @@ func (p *participantActor) clientOffer(ctx actor.Context, s string) (string, err
 			return "", err
 		}
 	}
+	parsed, err := parseDesc(offer.SDP)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+	}
 	if p.awaitingAnswer {
 		// Glare, and we are the polite peer: our offer was never applied
 		// locally (see negotiate), so dropping it is all a rollback takes.
 		p.awaitingAnswer, p.pendingOffer, p.needsNegotiation = false, nil, true
 	}
+	p.skipDeclined(parsed, nil, p.agreedTracks)
 	if err := p.pc.SetRemoteDescription(offer); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
 	}
 	p.offered = true
 	p.flushCandidates()
 	if p.kind == ClientWHEP {
-		p.attachWHEPSlots()
+		if err := p.attachWHEPSlots(parsed); err != nil {
+			return "", err
+		}
 	}
 	answer, err := p.pc.CreateAnswer(nil)
 	if err != nil {
@@ -259,6 +277,7 @@ func (p *participantActor) clientOffer(ctx actor.Context, s string) (string, err
 		}
 	}
 	answerSDP := p.pc.LocalDescription().SDP
+	p.agreedTracks = p.liveTracks(midsOf(parsed))
 	if p.kind == ClientSignaling {
 		p.signal.Signal(SignalAnswer{SDP: answerSDP})
 	}
@@ -305,12 +324,36 @@ func (p *participantActor) clientAnswer(s string) error {
 	if !p.awaitingAnswer {
 		return fmt.Errorf("%w: no offer is waiting for an answer", ErrSignalingState)
 	}
+	parsed, err := parseDesc(answer.SDP)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+	}
+	ours, err := parseDesc(p.pendingOffer.SDP)
+	if err != nil {
+		return fmt.Errorf("actors: own offer: %w", err)
+	}
+	if rejectsAll(parsed) {
+		// The client took none of the sections (it can decode none of
+		// the tracks offered): there is no transport to apply. pion
+		// would take the answer half-way and never start ICE after, so
+		// it is not applied; the tracks are skipped, and those that came
+		// since are offered anew.
+		p.awaitingAnswer, p.pendingOffer = false, nil
+		p.skipDeclined(parsed, ours, p.offeredTracks)
+		if len(p.received) > 0 {
+			p.negotiate()
+		}
+		return nil
+	}
 	if err := p.pc.SetLocalDescription(*p.pendingOffer); err != nil {
 		// Our offer went stale (the connection changed since): offer anew.
 		p.awaitingAnswer, p.pendingOffer = false, nil
 		p.negotiate()
 		return fmt.Errorf("%w: the offer answered is stale; a new one follows", ErrSignalingState)
 	}
+	// Before the answer starts the senders: pion would refuse all of it
+	// for one track whose codec the client did not take.
+	p.skipDeclined(parsed, ours, p.offeredTracks)
 	if err := p.pc.SetRemoteDescription(answer); err != nil {
 		// The answer is bad; undo our half so the next offer starts clean.
 		p.log.Warn("client answer refused", "err", err)
@@ -318,11 +361,33 @@ func (p *participantActor) clientAnswer(s string) error {
 		return fmt.Errorf("%w: %v", ErrInvalidSDP, err)
 	}
 	p.awaitingAnswer, p.pendingOffer = false, nil
+	p.agreedTracks = p.liveTracks(p.offeredTracks)
 	p.flushCandidates()
 	if p.needsNegotiation {
 		p.negotiate()
 	}
 	return nil
+}
+
+// parseDesc parses an SDP for the actor to read. pion's own parse
+// (SessionDescription.Unmarshal) stores its result in the description,
+// which pion's goroutines read in the copies it keeps.
+func parseDesc(s string) (*sdp.SessionDescription, error) {
+	d := &sdp.SessionDescription{}
+	if err := d.UnmarshalString(s); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// rejectsAll reports whether every media section of d is rejected (port 0).
+func rejectsAll(d *sdp.SessionDescription) bool {
+	for _, md := range d.MediaDescriptions {
+		if md.MediaName.Port.Value != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // negotiate sends the client a new offer, or notes that one is due once
@@ -348,8 +413,20 @@ func (p *participantActor) negotiate() {
 		p.log.Warn("create offer", "err", err)
 		return
 	}
+	// Each track is offered in its own codec, whatever the client's own
+	// sections narrowed pion's codec list to (see rtc.OfferSendCodecs).
+	// pion applies only the offer it made, so that one stays the local
+	// description: pion takes the codecs the answer agrees to from the
+	// answer, and reads no codec from its own side.
+	sent := offer.SDP
+	if rewritten, err := rtc.OfferSendCodecs(offer.SDP, p.sendCodecs()); err != nil {
+		p.log.Warn("offer the tracks' codecs", "err", err)
+	} else {
+		sent = rewritten
+	}
 	p.pendingOffer, p.awaitingAnswer = &offer, true
-	p.signal.Signal(SignalOffer{SDP: offer.SDP})
+	p.offeredTracks = p.liveTracks(nil)
+	p.signal.Signal(SignalOffer{SDP: sent})
 }
 
 func (p *participantActor) addCandidate(c ICECandidate) error {
@@ -495,9 +572,10 @@ func (p *participantActor) subscribe(m *subscribe) {
 		p.log.Warn("down-track", "err", err)
 		return
 	}
-	sender, err := p.pc.AddTrack(dt)
+	sender, err := p.addSendTrack(dt)
 	if err != nil {
 		dt.Close()
+		p.stats.endDown(dt)
 		p.log.Warn("add track", "err", err)
 		return
 	}
@@ -507,6 +585,26 @@ func (p *participantActor) subscribe(m *subscribe) {
 	}
 	p.received[m.track.ID] = &receivedTrack{track: m.track, dt: dt, sender: sender}
 	p.negotiate()
+}
+
+// addSendTrack adds dt to the connection on a section of the server's
+// own: one that sent an ended track, or a new one. pion's AddTrack would
+// rather take a section the client sends on, whose codecs are the
+// client's (an H.264-only camera's section cannot carry VP8), so while
+// the client has a section of dt's kind that pion could take, the track
+// gets a new section instead.
+func (p *participantActor) addSendTrack(dt *rtc.DownTrack) (*webrtc.RTPSender, error) {
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Kind() != dt.Kind() || tr.Sender() != nil || tr.Mid() == "" || p.ownMids[tr.Mid()] {
+			continue
+		}
+		tr, err := p.pc.AddTransceiverFromTrack(dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return nil, err
+		}
+		return tr.Sender(), nil
+	}
+	return p.pc.AddTrack(dt)
 }
 
 // nameMid gives a transceiver the server created a mid of the server's
@@ -520,9 +618,12 @@ func (p *participantActor) nameMid(sender *webrtc.RTPSender) {
 			continue
 		}
 		p.mids++
-		if err := tr.SetMid(fmt.Sprintf("s%d", p.mids)); err != nil {
+		mid := fmt.Sprintf("s%d", p.mids)
+		if err := tr.SetMid(mid); err != nil {
 			p.log.Debug("name mid", "err", err)
+			return
 		}
+		p.ownMids[mid] = true
 		return
 	}
 }
@@ -553,10 +654,17 @@ func (p *participantActor) unsubscribe(trackID string) {
 		p.dropAvailable(trackID)
 		return
 	}
-	r, ok := p.received[trackID]
-	if !ok {
+	if _, ok := p.received[trackID]; !ok {
 		return
 	}
+	p.dropReceived(trackID)
+	p.negotiate()
+}
+
+// dropReceived stops sending a track to the client and lets its
+// down-track go; the next offer tells the client.
+func (p *participantActor) dropReceived(trackID string) {
+	r := p.received[trackID]
 	delete(p.received, trackID)
 	if src := r.dt.Source(); src != nil {
 		src.RemoveSubscriber(r.dt)
@@ -566,22 +674,140 @@ func (p *participantActor) unsubscribe(trackID string) {
 	}
 	r.dt.Close()
 	p.stats.endDown(r.dt)
-	p.negotiate()
 }
 
-// attachWHEPSlots gives each receiver the WHEP client offered a down-track,
-// fed by a published track of its kind when there is one.
-func (p *participantActor) attachWHEPSlots() {
+// midOf returns the mid of the transceiver that carries sender, or "".
+func (p *participantActor) midOf(sender *webrtc.RTPSender) string {
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Sender() == sender {
+			return tr.Mid()
+		}
+	}
+	return ""
+}
+
+// sendCodecs maps the mid of each section that sends a track to the
+// track's codec. A section the client sends on too (a client may take one
+// of ours for a track of its own) is left out: its codecs are also those
+// the client sends in.
+func (p *participantActor) sendCodecs() map[string]webrtc.RTPCodecCapability {
+	clientSends := map[string]bool{}
+	if rd := p.pc.RemoteDescription(); rd != nil {
+		if d, err := parseDesc(rd.SDP); err == nil {
+			for _, md := range d.MediaDescriptions {
+				mid, _ := md.Attribute(sdp.AttrKeyMID)
+				_, recvonly := md.Attribute("recvonly")
+				_, inactive := md.Attribute("inactive")
+				clientSends[mid] = !recvonly && !inactive
+			}
+		}
+	}
+	out := make(map[string]webrtc.RTPCodecCapability, len(p.received))
+	for _, r := range p.received {
+		if mid := p.midOf(r.sender); mid != "" && !clientSends[mid] {
+			out[mid] = r.dt.Codec()
+		}
+	}
+	return out
+}
+
+// skipDeclined stops offering the tracks whose sections in the client's
+// description d do not take their codec (the client cannot decode it, or
+// rejected the section), and tells the client which tracks it will not
+// get. It checks the sections of expected (mid to track id) that still
+// send the same track; the other tracks go on. When d answers ours, ours
+// gives the mid of a section the client rejected without one.
+func (p *participantActor) skipDeclined(d, ours *sdp.SessionDescription, expected map[string]string) {
+	byMid := make(map[string]*sdp.MediaDescription, len(d.MediaDescriptions))
+	for i, md := range d.MediaDescriptions {
+		mid, ok := md.Attribute(sdp.AttrKeyMID)
+		if !ok && ours != nil && i < len(ours.MediaDescriptions) {
+			mid, _ = ours.MediaDescriptions[i].Attribute(sdp.AttrKeyMID)
+		}
+		if mid != "" {
+			byMid[mid] = md
+		}
+	}
+	for mid, id := range expected {
+		r, ok := p.received[id]
+		if !ok || p.midOf(r.sender) != mid {
+			continue // gone since, or its section sends another track now
+		}
+		md, ok := byMid[mid]
+		if !ok || rtc.SectionAccepts(md, r.dt.Codec()) {
+			continue
+		}
+		p.log.Info("track skipped: the client does not take its codec", "track", id, "codec", r.dt.Codec().MimeType)
+		p.dropReceived(id)
+		p.signal.Signal(SignalTrackSkipped{
+			ParticipantID: r.track.StreamID, TrackID: id, Codec: r.track.Codec,
+			Reason: SkipCodecNotSupported,
+		})
+	}
+}
+
+// liveTracks maps the mid of each section that sends a track to the
+// track's id; with only set, the sections of only's mids alone.
+func (p *participantActor) liveTracks(only map[string]string) map[string]string {
+	out := make(map[string]string, len(p.received))
+	for id, r := range p.received {
+		mid := p.midOf(r.sender)
+		if _, ok := only[mid]; mid != "" && (only == nil || ok) {
+			out[mid] = id
+		}
+	}
+	return out
+}
+
+// midsOf returns the mids of d's sections, as a set in liveTracks' form.
+func midsOf(d *sdp.SessionDescription) map[string]string {
+	out := make(map[string]string, len(d.MediaDescriptions))
+	for _, md := range d.MediaDescriptions {
+		if mid, ok := md.Attribute(sdp.AttrKeyMID); ok {
+			out[mid] = ""
+		}
+	}
+	return out
+}
+
+// attachWHEPSlots gives each receiver the WHEP client offered a down-track
+// in a codec its section lists: the codec of a published track of its
+// kind when the section lists one, else the section's first codec that
+// the server forwards, for the tracks to come. A section that lists none
+// gets no down-track, and an offer none of whose sections does, or that
+// can show none of the room's tracks, is refused with ErrNoCommonCodec.
+func (p *participantActor) attachWHEPSlots(offer *sdp.SessionDescription) error {
+	sections := make(map[string]*sdp.MediaDescription, len(offer.MediaDescriptions))
+	for _, md := range offer.MediaDescriptions {
+		if mid, ok := md.Attribute(sdp.AttrKeyMID); ok {
+			sections[mid] = md
+		}
+	}
+	claimed := make(map[string]bool)
 	for _, tr := range p.pc.GetTransceivers() {
 		if tr.Sender() != nil {
 			continue
 		}
-		kind := tr.Kind()
-		codec := defaultCodec(kind)
+		md, ok := sections[tr.Mid()]
+		if !ok {
+			continue
+		}
+		offered := rtc.SectionCodecs(md)
+		if len(offered) == 0 {
+			p.log.Info("WHEP section left idle: no codec in common", "mid", tr.Mid())
+			continue
+		}
+		codec := offered[0]
+	pick:
 		for _, a := range p.available {
-			if a.fwd.Kind() == kind {
-				codec = a.fwd.Codec().RTPCodecCapability
-				break
+			if claimed[a.track.ID] || a.fwd.Kind() != tr.Kind() {
+				continue
+			}
+			for _, c := range offered {
+				if rtc.CodecFits(a.fwd.Codec().RTPCodecCapability, c) {
+					codec, claimed[a.track.ID] = a.fwd.Codec().RTPCodecCapability, true
+					break pick
+				}
 			}
 		}
 		dt, err := p.newDownTrack(newTrackID(), "troupe-"+p.roomID, codec)
@@ -594,12 +820,25 @@ func (p *participantActor) attachWHEPSlots() {
 		sender, err := p.pc.AddTrack(dt)
 		if err != nil {
 			dt.Close()
+			p.stats.endDown(dt)
 			p.log.Warn("add WHEP track", "err", err)
 			continue
 		}
 		p.whepSlots = append(p.whepSlots, &receivedTrack{dt: dt, sender: sender})
 	}
+	if len(p.whepSlots) == 0 {
+		return fmt.Errorf("%w: the offer lists no codec Troupe forwards (%s)", ErrNoCommonCodec, forwardedCodecs())
+	}
 	p.fillWHEPSlots()
+	if len(p.available) > 0 {
+		for _, s := range p.whepSlots {
+			if s.track.ID != "" {
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: the room's tracks are in %s, and the offer lists none of them", ErrNoCommonCodec, trackCodecs(p.available))
+	}
+	return nil
 }
 
 // fillWHEPSlots feeds every idle slot from an available track of its kind
@@ -616,13 +855,10 @@ func (p *participantActor) fillWHEPSlots() {
 			continue
 		}
 		for _, a := range p.available {
-			if shown[a.track.ID] || a.fwd.Kind() != s.dt.Kind() || !strings.EqualFold(a.fwd.Codec().MimeType, s.dt.Codec().MimeType) {
+			if shown[a.track.ID] || a.fwd.Kind() != s.dt.Kind() || !rtc.CodecFits(a.fwd.Codec().RTPCodecCapability, s.dt.Codec()) {
 				continue
 			}
 			if err := s.dt.SwitchSource(a.fwd); err != nil {
-				continue
-			}
-			if err := a.fwd.AddSubscriber(s.dt); err != nil {
 				continue
 			}
 			s.track = a.track
@@ -647,12 +883,77 @@ func (p *participantActor) dropAvailable(trackID string) {
 	p.fillWHEPSlots()
 }
 
-func defaultCodec(kind webrtc.RTPCodecType) webrtc.RTPCodecCapability {
-	if kind == webrtc.RTPCodecTypeAudio {
-		return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
+// forwardedCodecs names the codecs the server forwards, for an error.
+func forwardedCodecs() string {
+	var names []string
+	for _, c := range rtc.ForwardedCodecs() {
+		if !slices.Contains(names, c.MimeType) {
+			names = append(names, c.MimeType)
+		}
 	}
-	return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	return strings.Join(names, ", ")
 }
+
+// CheckWHEPOffer tells, before a WHEP viewer joins, whether its offer can
+// receive anything in a room whose participants are room: it must list a
+// codec the server forwards and, when the room has tracks, one of theirs
+// in a section of their kind. A viewer refused here never shows up in the
+// room (no member, no session started, no webhook). The participant
+// checks again, on the codecs' parameters too, when the offer is applied.
+func CheckWHEPOffer(offer string, room []ParticipantInfo) error {
+	d, err := parseDesc(offer)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+	}
+	offered := map[string][]webrtc.RTPCodecCapability{} // by kind
+	for _, md := range d.MediaDescriptions {
+		offered[md.MediaName.Media] = append(offered[md.MediaName.Media], rtc.SectionCodecs(md)...)
+	}
+	if len(offered["audio"])+len(offered["video"]) == 0 {
+		return fmt.Errorf("%w: the offer lists no codec Troupe forwards (%s)", ErrNoCommonCodec, forwardedCodecs())
+	}
+	var names []string
+	for _, p := range room {
+		for _, t := range p.Tracks {
+			for _, c := range offered[t.Kind] {
+				if strings.EqualFold(c.MimeType, t.Codec) {
+					return nil
+				}
+			}
+			if !slices.Contains(names, t.Codec) {
+				names = append(names, t.Codec)
+			}
+		}
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("%w: the room's tracks are in %s, and the offer lists none of them", ErrNoCommonCodec, strings.Join(names, ", "))
+	}
+	return nil
+}
+
+// trackCodecs names the codecs of tracks, once each, for an error.
+func trackCodecs(tracks []subscribe) string {
+	var names []string
+	for _, a := range tracks {
+		if c := a.fwd.Codec().MimeType; !slices.Contains(names, c) {
+			names = append(names, c)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// SkipCodecNotSupported is the reason of a SignalTrackSkipped: the
+// client's answer (or offer) does not take the track's codec.
+const SkipCodecNotSupported = "codec_not_supported"
+
+// SignalTrackSkipped says that a track of the room will not be sent to
+// this client, and why: it has no codec in common with it. The client's
+// other tracks are not affected.
+type SignalTrackSkipped struct {
+	ParticipantID, TrackID, Codec, Reason string
+}
+
+func (SignalTrackSkipped) isSignal() {}
 
 // setMuted mutes the participant's own tracks named by id or by kind.
 func (p *participantActor) setMuted(ctx actor.Context, m *setMuted) error {

@@ -38,6 +38,7 @@ const (
 	codeSessionEnded         = "session_ended"
 	codeOutsideJoinWindow    = "outside_join_window"
 	codeInvalidSDP           = "invalid_sdp"
+	codeNoCommonCodec        = "no_common_codec"
 	codeSignalingState       = "signaling_state"
 	codeUpgradeRequired      = "upgrade_required"
 	codeOriginNotAllowed     = "origin_not_allowed"
@@ -129,6 +130,11 @@ func toAPIError(err error) (_ *apiError, unexpected bool) {
 		// Well-formed, but nothing in it can carry media: the message
 		// names the codecs offered.
 		return newAPIError(http.StatusUnprocessableEntity, codeNoAcceptableMedia, err.Error()), false
+	}
+	if errors.Is(err, actors.ErrNoCommonCodec) {
+		// A well-formed offer the server cannot serve: the message names
+		// the codecs it would need.
+		return newAPIError(http.StatusUnprocessableEntity, codeNoCommonCodec, err.Error()), false
 	}
 	for _, d := range domainErrors {
 		if errors.Is(err, d.err) {

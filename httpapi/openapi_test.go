@@ -132,7 +132,7 @@ var allErrorCodes = []string{
 	codeInvalidQuery, codeInvalidIdempotency, codeIdempotencyReused, codeValidationFailed,
 	codeUnsupportedMediaType, codeBodyTooLarge, codeRateLimited, codeRoomNotFound, codeRoomExists,
 	codeRoomEnded, codeRoomFull, codeRoomLocked, codeRoomUnavailable, codeNotReady, codeInternal,
-	codeParticipantNotFound, codeOutsideJoinWindow, codeInvalidSDP, codeSignalingState, codeUpgradeRequired,
+	codeParticipantNotFound, codeOutsideJoinWindow, codeInvalidSDP, codeNoCommonCodec, codeSignalingState, codeUpgradeRequired,
 	codeSessionNotFound, codeSessionEnded,
 }
 

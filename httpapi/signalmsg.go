@@ -29,6 +29,7 @@ const (
 	msgParticipantLeft   = "participant-left"
 	msgTrackPublished    = "track-published"
 	msgTrackUnpublished  = "track-unpublished"
+	msgTrackSkipped      = "track-skipped"
 )
 
 // Signaling error codes beyond the API's.
@@ -237,6 +238,13 @@ type (
 		ParticipantID string `json:"participant_id"`
 		TrackID       string `json:"track_id"`
 	}
+	trackSkippedMsg struct {
+		Type          string `json:"type"`
+		ParticipantID string `json:"participant_id"`
+		TrackID       string `json:"track_id"`
+		Codec         string `json:"codec"`
+		Reason        string `json:"reason"`
+	}
 	muteMsg struct {
 		Type          string `json:"type"`
 		ParticipantID string `json:"participant_id"`
@@ -300,6 +308,8 @@ func signalMsg(sig actors.Signal) (any, error) {
 		return trackPublishedMsg{Type: msgTrackPublished, ParticipantID: s.ParticipantID, Track: toTrackJSON(s.Track)}, nil
 	case actors.SignalTrackUnpublished:
 		return trackUnpublishedMsg{Type: msgTrackUnpublished, ParticipantID: s.ParticipantID, TrackID: s.TrackID}, nil
+	case actors.SignalTrackSkipped:
+		return trackSkippedMsg{Type: msgTrackSkipped, ParticipantID: s.ParticipantID, TrackID: s.TrackID, Codec: s.Codec, Reason: s.Reason}, nil
 	case actors.SignalTrackMuted:
 		return muteMsg{Type: msgMute, ParticipantID: s.ParticipantID, TrackID: s.TrackID, Muted: s.Muted, ByServer: s.ByServer}, nil
 	}

@@ -102,6 +102,16 @@ func (s *Server) whipOffer(c *gin.Context) error {
 		return err
 	}
 	ctx := c.Request.Context()
+	if kind == actors.ClientWHEP {
+		// Also before joining: a viewer that can receive none of the
+		// room's tracks must leave no trace either. A room that cannot
+		// be listed is left to Join to report.
+		if list, err := s.cfg.Rooms.Participants(ctx, room); err == nil {
+			if err := actors.CheckWHEPOffer(offer, list); err != nil {
+				return err
+			}
+		}
+	}
 	w := &whipSession{identity: claims.Subject, kind: kind, live: &s.live}
 	p, _, err := s.cfg.Rooms.Join(ctx, room, joinRequest(claims, kind, w))
 	if err != nil {

@@ -260,24 +260,16 @@ func (dt *DownTrack) Unbind(ctx webrtc.TrackLocalContext) error {
 	return nil
 }
 
-// matchCodec finds want among the negotiated codecs: the same MIME type and
-// format parameters if offered, else the same MIME type.
+// matchCodec finds want among the negotiated codecs: one with the same
+// format parameters if there is one, else the first that want fits
+// (CodecFits), as OfferSendCodecs and SectionAccepts choose.
 func matchCodec(negotiated []webrtc.RTPCodecParameters, want webrtc.RTPCodecCapability) (webrtc.RTPCodecParameters, bool) {
-	var fallback *webrtc.RTPCodecParameters
-	for i := range negotiated {
-		c := &negotiated[i]
-		if !strings.EqualFold(c.MimeType, want.MimeType) || c.ClockRate != want.ClockRate {
-			continue
-		}
-		if c.SDPFmtpLine == want.SDPFmtpLine {
-			return *c, true
-		}
-		if fallback == nil {
-			fallback = c
-		}
+	caps := make([]webrtc.RTPCodecCapability, len(negotiated))
+	for i, c := range negotiated {
+		caps[i] = c.RTPCodecCapability
 	}
-	if fallback != nil {
-		return *fallback, true
+	if i := bestFit(caps, want); i >= 0 {
+		return negotiated[i], true
 	}
 	return webrtc.RTPCodecParameters{}, false
 }

@@ -4,10 +4,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,37 +152,56 @@ var videoFeedback = []webrtc.RTCPFeedback{
 	{Type: webrtc.TypeRTCPFBTransportCC},
 }
 
-// registerCodecs registers the codecs Troupe forwards. RTX is not offered:
-// retransmissions come on the media SSRC, so one packet cache per track
-// answers every subscriber.
-func registerCodecs(m *webrtc.MediaEngine) error {
+// serverCodecs returns the codecs Troupe forwards, with their payload
+// types and RTCP feedback. RTX is not offered: retransmissions come on the
+// media SSRC, so one packet cache per track answers every subscriber.
+func serverCodecs() []webrtc.RTPCodecParameters {
 	const h264 = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id="
-	audio := []webrtc.RTPCodecParameters{{
-		RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
-			SDPFmtpLine:  "minptime=10;useinbandfec=1",
-			RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}},
-		},
-		PayloadType: 111,
-	}}
-	video := []webrtc.RTPCodecParameters{
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, SDPFmtpLine: "profile-id=0"}, PayloadType: 98},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, SDPFmtpLine: "profile-id=2"}, PayloadType: 100},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: h264 + "42001f"}, PayloadType: 102},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: h264 + "42e01f"}, PayloadType: 104},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: h264 + "4d001f"}, PayloadType: 106},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: h264 + "64001f"}, PayloadType: 108},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeAV1, ClockRate: 90000}, PayloadType: 41},
-	}
-	for _, c := range audio {
-		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
-			return err
+	video := func(pt webrtc.PayloadType, mime, fmtp string) webrtc.RTPCodecParameters {
+		return webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 90000, SDPFmtpLine: fmtp, RTCPFeedback: videoFeedback},
+			PayloadType:        pt,
 		}
 	}
-	for _, c := range video {
-		c.RTCPFeedback = videoFeedback
-		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+	return []webrtc.RTPCodecParameters{
+		{
+			RTPCodecCapability: webrtc.RTPCodecCapability{
+				MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+				SDPFmtpLine:  "minptime=10;useinbandfec=1",
+				RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}},
+			},
+			PayloadType: 111,
+		},
+		video(96, webrtc.MimeTypeVP8, ""),
+		video(98, webrtc.MimeTypeVP9, "profile-id=0"),
+		video(100, webrtc.MimeTypeVP9, "profile-id=2"),
+		video(102, webrtc.MimeTypeH264, h264+"42001f"),
+		video(104, webrtc.MimeTypeH264, h264+"42e01f"),
+		video(106, webrtc.MimeTypeH264, h264+"4d001f"),
+		video(108, webrtc.MimeTypeH264, h264+"64001f"),
+		video(41, webrtc.MimeTypeAV1, ""),
+	}
+}
+
+// ForwardedCodecs returns the codecs Troupe forwards.
+func ForwardedCodecs() []webrtc.RTPCodecCapability {
+	codecs := serverCodecs()
+	out := make([]webrtc.RTPCodecCapability, len(codecs))
+	for i, c := range codecs {
+		out[i] = c.RTPCodecCapability
+	}
+	return out
+}
+
+// registerCodecs registers the codecs Troupe forwards and the header
+// extensions it uses.
+func registerCodecs(m *webrtc.MediaEngine) error {
+	for _, c := range serverCodecs() {
+		kind := webrtc.RTPCodecTypeVideo
+		if strings.HasPrefix(c.MimeType, "audio/") {
+			kind = webrtc.RTPCodecTypeAudio
+		}
+		if err := m.RegisterCodec(c, kind); err != nil {
 			return err
 		}
 	}
@@ -324,4 +345,348 @@ func (e *Engine) Close() error {
 		return fmt.Errorf("rtc: close UDP mux: %w", err)
 	}
 	return nil
+}
+
+// Codec negotiation of the sections that send a track to a subscriber.
+//
+// pion keeps one list of codecs per media kind for a whole peer
+// connection: the first remote description that has a section of a kind
+// narrows the list to that section's codecs, and every later offer offers
+// nothing else in any section of that kind. A client that publishes H.264
+// only (setCodecPreferences on its camera) would then be offered its
+// subscriptions in H.264 only, answer them in H.264, and no VP8 track could
+// be sent to it. So the sections that send tracks are rewritten before the
+// offer leaves (OfferSendCodecs): each offers the codec of its track first,
+// and the client's answer says whether it takes it (SectionAccepts).
+
+// sectionCodec is one payload type of a media section.
+type sectionCodec struct {
+	pt    uint8
+	codec webrtc.RTPCodecCapability // RTCPFeedback left empty
+	// attrs are the section's rtpmap, fmtp and rtcp-fb lines of pt.
+	attrs []sdp.Attribute
+}
+
+// sectionCodecs returns the codecs a media section lists, in its order.
+// Payload types without an rtpmap (static ones) are left out: Troupe
+// forwards none of them.
+func sectionCodecs(md *sdp.MediaDescription) []sectionCodec {
+	byPT := make(map[uint8]*sectionCodec, len(md.MediaName.Formats))
+	out := make([]*sectionCodec, 0, len(md.MediaName.Formats))
+	for _, f := range md.MediaName.Formats {
+		pt, err := strconv.ParseUint(f, 10, 8)
+		if err != nil {
+			continue
+		}
+		if _, dup := byPT[uint8(pt)]; dup {
+			continue
+		}
+		c := &sectionCodec{pt: uint8(pt)}
+		byPT[c.pt] = c
+		out = append(out, c)
+	}
+	for _, a := range md.Attributes {
+		if a.Key != "rtpmap" && a.Key != "fmtp" && a.Key != "rtcp-fb" {
+			continue
+		}
+		ptText, rest, _ := strings.Cut(a.Value, " ")
+		pt, err := strconv.ParseUint(ptText, 10, 8)
+		if err != nil {
+			continue
+		}
+		c, ok := byPT[uint8(pt)]
+		if !ok {
+			continue
+		}
+		c.attrs = append(c.attrs, a)
+		switch a.Key {
+		case "rtpmap": // name/clock[/channels]
+			parts := strings.Split(strings.TrimSpace(rest), "/")
+			if len(parts) < 2 {
+				continue
+			}
+			clock, err := strconv.ParseUint(parts[1], 10, 32)
+			if err != nil {
+				continue
+			}
+			c.codec.MimeType = md.MediaName.Media + "/" + parts[0]
+			c.codec.ClockRate = uint32(clock)
+			if len(parts) > 2 {
+				if ch, err := strconv.ParseUint(parts[2], 10, 16); err == nil {
+					c.codec.Channels = uint16(ch)
+				}
+			}
+		case "fmtp":
+			c.codec.SDPFmtpLine = strings.TrimSpace(rest)
+		}
+	}
+	codecs := make([]sectionCodec, 0, len(out))
+	for _, c := range out {
+		if c.codec.MimeType != "" {
+			codecs = append(codecs, *c)
+		}
+	}
+	return codecs
+}
+
+// CodecFits reports whether a stream in codec have can be sent where codec
+// want was negotiated: the same codec, and for H.264, VP9 and AV1 the same
+// packetization mode and profile (the level may differ, as pion allows).
+func CodecFits(have, want webrtc.RTPCodecCapability) bool {
+	if !strings.EqualFold(have.MimeType, want.MimeType) || have.ClockRate != want.ClockRate {
+		return false
+	}
+	if have.Channels != 0 && want.Channels != 0 && have.Channels != want.Channels {
+		return false
+	}
+	param := func(fmtp, key, dflt string) string {
+		for p := range strings.SplitSeq(fmtp, ";") {
+			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if strings.EqualFold(k, key) {
+				return strings.ToLower(strings.TrimSpace(v))
+			}
+		}
+		return dflt
+	}
+	same := func(key, dflt string) bool {
+		return param(have.SDPFmtpLine, key, dflt) == param(want.SDPFmtpLine, key, dflt)
+	}
+	switch strings.ToLower(have.MimeType) {
+	case strings.ToLower(webrtc.MimeTypeH264):
+		// profile_idc and the constraint flags; the third byte is the level.
+		profile := func(fmtp string) string {
+			plid := param(fmtp, "profile-level-id", "42000a")
+			if len(plid) < 4 {
+				return plid
+			}
+			return plid[:4]
+		}
+		return same("packetization-mode", "0") && profile(have.SDPFmtpLine) == profile(want.SDPFmtpLine)
+	case strings.ToLower(webrtc.MimeTypeVP9):
+		return same("profile-id", "0")
+	case strings.ToLower(webrtc.MimeTypeAV1):
+		return same("profile", "0")
+	}
+	return true
+}
+
+// bestFit returns the index of the codec of list that codec fits, the one
+// with the same fmtp line first; -1 if none.
+func bestFit(list []webrtc.RTPCodecCapability, codec webrtc.RTPCodecCapability) int {
+	fit := -1
+	for i, c := range list {
+		if !CodecFits(codec, c) {
+			continue
+		}
+		if c.SDPFmtpLine == codec.SDPFmtpLine {
+			return i
+		}
+		if fit < 0 {
+			fit = i
+		}
+	}
+	return fit
+}
+
+// registeredFor returns the payload type and RTCP feedback the engine
+// registers for codec.
+func registeredFor(codec webrtc.RTPCodecCapability) (uint8, []webrtc.RTCPFeedback, bool) {
+	for _, c := range serverCodecs() {
+		if CodecFits(codec, c.RTPCodecCapability) {
+			return uint8(c.PayloadType), c.RTCPFeedback, true
+		}
+	}
+	return 0, nil, false
+}
+
+// ErrNoPayloadType is returned by OfferSendCodecs when an offer uses
+// every dynamic payload type already.
+var ErrNoPayloadType = errors.New("rtc: no payload type left")
+
+// OfferSendCodecs rewrites an offer the server made so that the media
+// section of each mid in send offers the codec given for it, the codec of
+// the track it sends, whatever pion's codec list has come to (see
+// sendSectionCodecs for the rest of the list). A codec the connection already uses keeps
+// its payload type; one it does not gets the engine's payload type for it,
+// or another free one: a payload type means one codec across the whole
+// bundle, as pion and the browsers require.
+func OfferSendCodecs(offer string, send map[string]webrtc.RTPCodecCapability) (string, error) {
+	if len(send) == 0 {
+		return offer, nil
+	}
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(offer); err != nil {
+		return "", fmt.Errorf("rtc: parse own offer: %w", err)
+	}
+	// Every payload type the offer lists, in any section, is taken: pion
+	// keeps what was negotiated for the connection's life.
+	taken := make(map[uint8]webrtc.RTPCodecCapability)
+	var known []sectionCodec
+	for _, md := range d.MediaDescriptions {
+		for _, c := range sectionCodecs(md) {
+			taken[c.pt] = c.codec
+			known = append(known, c)
+		}
+	}
+	for _, md := range d.MediaDescriptions {
+		mid, _ := md.Attribute(sdp.AttrKeyMID)
+		want, ok := send[mid]
+		if !ok {
+			continue
+		}
+		list, err := sendSectionCodecs(md, want, known, taken)
+		if err != nil {
+			return "", err
+		}
+		for _, c := range list {
+			taken[c.pt] = c.codec
+			known = append(known, c)
+		}
+		md.MediaName.Formats = md.MediaName.Formats[:0]
+		var lines []sdp.Attribute
+		for _, c := range list {
+			md.MediaName.Formats = append(md.MediaName.Formats, strconv.Itoa(int(c.pt)))
+			lines = append(lines, c.attrs...)
+		}
+		attrs := make([]sdp.Attribute, 0, len(md.Attributes))
+		for _, a := range md.Attributes {
+			if a.Key != "rtpmap" && a.Key != "fmtp" && a.Key != "rtcp-fb" {
+				attrs = append(attrs, a)
+			}
+		}
+		// The codecs' lines go where pion puts them: before the others.
+		md.Attributes = append(lines, attrs...)
+	}
+	out, err := d.Marshal()
+	if err != nil {
+		return "", fmt.Errorf("rtc: write own offer: %w", err)
+	}
+	return string(out), nil
+}
+
+// sendSectionCodecs returns the codecs a section that sends a track in
+// codec want offers: want first, so that a client that takes several
+// agrees to it first, then the others the section lists (those negotiated
+// so far) and those of the engine that it lacks. Offering only want would
+// be enough for the track, but a client built on pion (as Troupe is) then
+// narrows its own codec list to want for the whole connection, and could
+// publish in nothing else.
+func sendSectionCodecs(md *sdp.MediaDescription, want webrtc.RTPCodecCapability, known []sectionCodec, taken map[uint8]webrtc.RTPCodecCapability) ([]sectionCodec, error) {
+	own := sectionCodecs(md)
+	caps := make([]webrtc.RTPCodecCapability, len(own))
+	for i, c := range own {
+		caps[i] = c.codec
+	}
+	var list []sectionCodec
+	if i := bestFit(caps, want); i >= 0 {
+		list = append(list, own[i])
+	} else {
+		c, err := newSectionCodec(want, known, taken)
+		if err != nil {
+			return nil, err
+		}
+		taken[c.pt] = c.codec
+		list = append(list, c)
+	}
+	for _, c := range own {
+		if c.pt != list[0].pt {
+			list = append(list, c)
+		}
+	}
+	for _, r := range serverCodecs() {
+		if !strings.HasPrefix(strings.ToLower(r.MimeType), strings.ToLower(md.MediaName.Media)+"/") {
+			continue
+		}
+		present := slices.ContainsFunc(list, func(c sectionCodec) bool {
+			return CodecFits(r.RTPCodecCapability, c.codec) && CodecFits(c.codec, r.RTPCodecCapability)
+		})
+		if present {
+			continue
+		}
+		c, err := newSectionCodec(r.RTPCodecCapability, known, taken)
+		if err != nil {
+			break // no payload type left: the track's codec is in
+		}
+		taken[c.pt] = c.codec
+		list = append(list, c)
+	}
+	return list, nil
+}
+
+// newSectionCodec describes codec for a section that does not list it:
+// as another section of the offer does, or with the engine's payload type
+// and feedback when that type is free, or with a free dynamic one.
+func newSectionCodec(codec webrtc.RTPCodecCapability, known []sectionCodec, taken map[uint8]webrtc.RTPCodecCapability) (sectionCodec, error) {
+	_, name, _ := strings.Cut(codec.MimeType, "/")
+	c := sectionCodec{codec: codec}
+	for _, k := range known {
+		if CodecFits(codec, k.codec) {
+			c.pt, c.codec = k.pt, k.codec
+			c.attrs = k.attrs
+			return c, nil
+		}
+	}
+	pt, feedback, ok := registeredFor(codec)
+	if _, used := taken[pt]; !ok || used {
+		ok = false
+		for _, r := range [][2]int{{96, 127}, {35, 63}} {
+			for p := r[0]; p <= r[1] && !ok; p++ {
+				if _, used := taken[uint8(p)]; !used {
+					pt, ok = uint8(p), true
+				}
+			}
+		}
+		if !ok {
+			return c, ErrNoPayloadType
+		}
+	}
+	c.pt = pt
+	rtpmap := fmt.Sprintf("%d %s/%d", pt, name, codec.ClockRate)
+	if codec.Channels > 1 {
+		rtpmap += "/" + strconv.Itoa(int(codec.Channels))
+	}
+	c.attrs = append(c.attrs, sdp.NewAttribute("rtpmap", rtpmap))
+	if codec.SDPFmtpLine != "" {
+		c.attrs = append(c.attrs, sdp.NewAttribute("fmtp", fmt.Sprintf("%d %s", pt, codec.SDPFmtpLine)))
+	}
+	for _, fb := range feedback {
+		v := fmt.Sprintf("%d %s", pt, fb.Type)
+		if fb.Parameter != "" {
+			v += " " + fb.Parameter
+		}
+		c.attrs = append(c.attrs, sdp.NewAttribute("rtcp-fb", v))
+	}
+	return c, nil
+}
+
+// SectionAccepts reports whether a client's media section lets the server
+// send it a stream in codec: the section is not rejected (port 0), the
+// client receives on it, and it lists a codec that codec fits.
+func SectionAccepts(md *sdp.MediaDescription, codec webrtc.RTPCodecCapability) bool {
+	if md.MediaName.Port.Value == 0 {
+		return false
+	}
+	for _, a := range md.Attributes {
+		if a.Key == "sendonly" || a.Key == "inactive" {
+			return false
+		}
+	}
+	for _, c := range sectionCodecs(md) {
+		if CodecFits(codec, c.codec) {
+			return true
+		}
+	}
+	return false
+}
+
+// SectionCodecs returns the codecs a media section lists that the server
+// can forward, in the section's order.
+func SectionCodecs(md *sdp.MediaDescription) []webrtc.RTPCodecCapability {
+	var out []webrtc.RTPCodecCapability
+	for _, c := range sectionCodecs(md) {
+		if _, _, ok := registeredFor(c.codec); ok {
+			out = append(out, c.codec)
+		}
+	}
+	return out
 }

@@ -24,11 +24,30 @@ import (
 // interceptors, ICE on IPv4 UDP loopback only, no mDNS.
 func ClientAPI() (*webrtc.API, error) { return clientAPI(nil) }
 
-// clientAPI is ClientAPI on network n; nil is the standard network.
-func clientAPI(n transport.Net) (*webrtc.API, error) {
+// ClientAPIWithCodecs is ClientAPI for a client that supports only the
+// given codecs, as a device without a hardware decoder for the others.
+func ClientAPIWithCodecs(codecs ...webrtc.RTPCodecCapability) (*webrtc.API, error) {
+	return clientAPI(nil, codecs...)
+}
+
+// clientAPI is ClientAPI on network n (nil is the standard network) with
+// codecs, or pion's default codecs if none are given.
+func clientAPI(n transport.Net, codecs ...webrtc.RTPCodecCapability) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		return nil, err
+	if len(codecs) == 0 {
+		if err := m.RegisterDefaultCodecs(); err != nil {
+			return nil, err
+		}
+	}
+	for i, c := range codecs {
+		kind := webrtc.RTPCodecTypeVideo
+		if strings.HasPrefix(c.MimeType, "audio/") {
+			kind = webrtc.RTPCodecTypeAudio
+		}
+		pt := webrtc.PayloadType(96 + i)
+		if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: c, PayloadType: pt}, kind); err != nil {
+			return nil, err
+		}
 	}
 	reg := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
@@ -51,6 +70,12 @@ func clientAPI(n transport.Net) (*webrtc.API, error) {
 var (
 	VP8  = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
 	Opus = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
+	// H264 is constrained baseline, packetization mode 1, as browsers
+	// send it. A Sender fills its packets without H.264 framing.
+	H264 = webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+	}
 )
 
 // bodyHeader is the counter (4 bytes) and the send time (8 bytes).

@@ -1,0 +1,124 @@
+package actors
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/troupe-media/troupe/rtc/rtctest"
+)
+
+// publishOne publishes one track in codec, its transceiver offering that
+// codec alone, and sends on it until the test ends.
+func (c *testClient) publishOne(codec webrtc.RTPCodecCapability, id string) {
+	c.t.Helper()
+	tr, err := webrtc.NewTrackLocalStaticRTP(codec, id, c.p.ID)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.queue <- publishCmd{tracks: []webrtc.TrackLocal{tr}, prefer: &codec}
+	s := &rtctest.Sender{Track: tr, PayloadSize: 600, KeyframeEvery: 30, TimestampStep: 3000}
+	ctx, cancel := context.WithCancel(c.ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = s.Run(ctx, 0, 10*time.Millisecond) })
+	c.t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// receiveFrom starts a checking receiver on each of the next n tracks,
+// keyed by publisher and kind.
+func (c *testClient) receiveFrom(n int) map[string]*rtctest.Receiver {
+	c.t.Helper()
+	out := make(map[string]*rtctest.Receiver)
+	for range n {
+		select {
+		case tr := <-c.tracks:
+			r := rtctest.NewReceiver(tr)
+			go r.Run()
+			out[tr.StreamID()+" "+tr.Kind().String()] = r
+		case <-time.After(30 * time.Second):
+			c.t.Fatalf("%s: got %d of %d tracks", c.p.ID, len(out), n)
+		}
+	}
+	return out
+}
+
+// A client whose camera sends H.264 only (setCodecPreferences) still
+// receives the VP8 of the others: its own sections narrow pion's codec
+// list for the connection, but each section that sends a track offers the
+// track's codec.
+func TestH264PublisherReceivesVP8(t *testing.T) {
+	env := newMediaEnv(t, nil)
+	createRoom(t, env, "r", nil)
+	h264 := joinClient(t, env, "r", "h264", RolePublisher)
+	h264.publishOne(rtctest.H264, "camera")
+	waitLong(t, "the H.264 camera published", func() bool { return liveTracks(env, "r", h264.p.ID) == 1 })
+
+	vp8 := joinClient(t, env, "r", "vp8", RolePublisher)
+	vp8.publishAV()
+	rx := h264.receiveFrom(2)
+	waitPackets(t, "VP8 video at the H.264 client", rx[vp8.p.ID+" video"], 50)
+	waitPackets(t, "audio at the H.264 client", rx[vp8.p.ID+" audio"], 25)
+	checkStream(t, "VP8 video at the H.264 client", rx[vp8.p.ID+" video"])
+	for {
+		select {
+		case s := <-h264.events:
+			if sk, ok := s.(SignalTrackSkipped); ok {
+				t.Fatalf("a track was skipped: %+v", sk)
+			}
+			continue
+		default:
+		}
+		break
+	}
+}
+
+// A subscriber that cannot decode H.264 is told the H.264 track is
+// skipped, and gets every other track.
+func TestTrackWithoutCommonCodecIsSkipped(t *testing.T) {
+	env := newMediaEnv(t, nil)
+	createRoom(t, env, "r", nil)
+	h264 := joinClient(t, env, "r", "h264", RolePublisher)
+	h264.publishOne(rtctest.H264, "camera")
+	vp8 := joinClient(t, env, "r", "vp8", RolePublisher)
+	vp8.publishAV()
+	waitLong(t, "three tracks published", func() bool {
+		return liveTracks(env, "r", h264.p.ID) == 1 && liveTracks(env, "r", vp8.p.ID) == 2
+	})
+	var camera string
+	for _, p := range mustParticipants(t, env, "r") {
+		if p.ID == h264.p.ID {
+			camera = p.Tracks[0].ID
+		}
+	}
+
+	api, err := rtctest.ClientAPIWithCodecs(rtctest.VP8, rtctest.Opus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer, err := tryJoinWith(t, env, "r", "viewer", RoleSubscriber, false, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped := waitEvent[SignalTrackSkipped](t, viewer, nil)
+	if skipped.TrackID != camera || skipped.ParticipantID != h264.p.ID || skipped.Codec != webrtc.MimeTypeH264 || skipped.Reason != SkipCodecNotSupported {
+		t.Fatalf("skipped %+v, want the camera %s", skipped, camera)
+	}
+	rx := viewer.receiveFrom(2)
+	waitPackets(t, "VP8 video", rx[vp8.p.ID+" video"], 50)
+	waitPackets(t, "audio", rx[vp8.p.ID+" audio"], 25)
+	checkStream(t, "VP8 video", rx[vp8.p.ID+" video"])
+
+	// A track published later still comes; the skipped one never does.
+	late := joinClient(t, env, "r", "late", RolePublisher)
+	late.publishAV()
+	more := viewer.receiveFrom(2)
+	waitPackets(t, "the later VP8 video", more[late.p.ID+" video"], 30)
+	select {
+	case tr := <-viewer.tracks:
+		t.Fatalf("the viewer got a track it cannot decode: %s %s", tr.StreamID(), tr.Codec().MimeType)
+	default:
+	}
+}
