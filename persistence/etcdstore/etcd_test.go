@@ -5,11 +5,13 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
 
 	"github.com/troupe-media/troupe/persistence/etcdstore"
 )
@@ -27,10 +29,18 @@ const startTimeout = time.Minute
 // is stopped when the test ends.
 func startEtcd(tb testing.TB) string {
 	tb.Helper()
+	endpoint, _ := startStoppableEtcd(tb)
+	return endpoint
+}
+
+// startStoppableEtcd is startEtcd that also returns a function stopping the
+// etcd before the test ends.
+func startStoppableEtcd(tb testing.TB) (endpoint string, stop func()) {
+	tb.Helper()
 	cfg := embed.NewConfig()
 	cfg.Dir = tb.TempDir()
 	cfg.Name = "troupe-test"
-	cfg.LogLevel = "error"
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	local := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{local}, []url.URL{local}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{local}, []url.URL{local}
@@ -39,7 +49,8 @@ func startEtcd(tb testing.TB) string {
 	if err != nil {
 		tb.Fatalf("start etcd: %v", err)
 	}
-	tb.Cleanup(e.Close)
+	stop = sync.OnceFunc(e.Close)
+	tb.Cleanup(stop)
 	select {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
@@ -47,7 +58,7 @@ func startEtcd(tb testing.TB) string {
 	case <-time.After(startTimeout):
 		tb.Fatalf("etcd not ready after %v", startTimeout)
 	}
-	return "http://" + e.Clients[0].Addr().String()
+	return "http://" + e.Clients[0].Addr().String(), stop
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -201,7 +201,9 @@ func (s *Store) Close() error {
 		s.stop()
 		s.wg.Wait()
 		var errs []error
-		if l != nil {
+		// A lost lease is gone already; and etcd, if it let the lease go
+		// unrenewed, may be unreachable.
+		if l != nil && l.Err() == persistence.ErrClosed {
 			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 			if _, err := s.cli.Revoke(ctx, l.id); err != nil && !errors.Is(err, errLeaseNotFound) {
 				errs = append(errs, fmt.Errorf("etcdstore: revoke lease: %w", err))
