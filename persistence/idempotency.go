@@ -57,19 +57,10 @@ func (s *Store) GetIdempotent(ctx context.Context, scope, key string) (*Idempote
 // PutIdempotent records a response under scope and key, replacing any
 // earlier one, synced before it returns. The key must not be empty.
 func (s *Store) PutIdempotent(ctx context.Context, scope, key string, r IdempotentResponse) error {
-	if key == "" {
-		return fmt.Errorf("%w: empty idempotency key", ErrInvalid)
+	_, v, err := EncodeIdempotent(key, r, s.now())
+	if err != nil {
+		return err
 	}
-	if r.CreatedAt.IsZero() {
-		r.CreatedAt = s.now()
-	}
-	if r.CreatedAt.Before(minCreated) || r.CreatedAt.After(maxCreated) {
-		return fmt.Errorf("%w: idempotency record time %v out of range", ErrInvalid, r.CreatedAt)
-	}
-	if r.Status < 0 {
-		return fmt.Errorf("%w: negative status %d", ErrInvalid, r.Status)
-	}
-	v := encodeIdempotent(r)
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
@@ -80,6 +71,24 @@ func (s *Store) PutIdempotent(ctx context.Context, scope, key string, r Idempote
 		return fmt.Errorf("persistence: put idempotency record: %w", err)
 	}
 	return nil
+}
+
+// checkIdempotent checks a record that PutIdempotent is given, and sets a
+// zero CreatedAt to now.
+func checkIdempotent(key string, r IdempotentResponse, now time.Time) (IdempotentResponse, error) {
+	if key == "" {
+		return r, fmt.Errorf("%w: empty idempotency key", ErrInvalid)
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = now
+	}
+	if r.CreatedAt.Before(minCreated) || r.CreatedAt.After(maxCreated) {
+		return r, fmt.Errorf("%w: idempotency record time %v out of range", ErrInvalid, r.CreatedAt)
+	}
+	if r.Status < 0 {
+		return r, fmt.Errorf("%w: negative status %d", ErrInvalid, r.Status)
+	}
+	return r, nil
 }
 
 func (s *Store) expired(created, now time.Time) bool {

@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
@@ -115,13 +114,7 @@ func (s *Store) AckWebhookEvent(ctx context.Context, e *recordpb.WebhookEvent) e
 // kept. Like AckWebhookEvent it returns ErrNotFound if the event is no
 // longer pending, and is not synced.
 func (s *Store) FailWebhookEvent(ctx context.Context, e *recordpb.WebhookEvent) error {
-	failed, err := timeNanos(e.GetFailedAt(), "webhook event", e.GetId(), "failed_at")
-	if err != nil {
-		return err
-	}
-	rec := proto.Clone(e).(*recordpb.WebhookEvent)
-	rec.Secret = ""
-	val, err := encodeWebhookEvent(rec)
+	failed, val, err := FailedRecord(e)
 	if err != nil {
 		return err
 	}

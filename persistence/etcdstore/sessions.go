@@ -1,0 +1,119 @@
+package etcdstore
+
+import (
+	"context"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+// GetSession returns the session with the given id, or
+// persistence.ErrNotFound.
+func (s *Store) GetSession(ctx context.Context, id string) (*recordpb.Session, error) {
+	if id == "" {
+		return nil, persistence.ErrNotFound
+	}
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	resp, err := s.cli.Get(ctx, s.k.session(id))
+	if err != nil {
+		return nil, fmt.Errorf("etcdstore: get session %q: %w", id, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, persistence.ErrNotFound
+	}
+	return decodeSession(resp.Kvs[0], id)
+}
+
+func decodeSession(kv *mvccpb.KeyValue, id string) (*recordpb.Session, error) {
+	sess, err := persistence.DecodeSession(kv.Value)
+	if err == nil && sess.GetId() != id {
+		err = fmt.Errorf("holds session %q", sess.GetId())
+	}
+	if err != nil {
+		return nil, &persistence.CorruptError{Kind: persistence.KindSession, Key: string(kv.Key), Err: err}
+	}
+	return sess, nil
+}
+
+// ListSessions returns a page of sessions, newest first, read as ListRooms
+// reads rooms: one listing index per filter, so a page never reads entries
+// that its filters exclude.
+func (s *Store) ListSessions(ctx context.Context, q persistence.SessionQuery) (persistence.SessionPage, error) {
+	if err := s.enter(ctx); err != nil {
+		return persistence.SessionPage{}, err
+	}
+	defer s.leave()
+	prefix := s.k.sessionList(q.RoomID, q.Status)
+	entries, total, rev, err := s.pageKeys(ctx, prefix, q.Offset, q.Limit)
+	if err != nil {
+		return persistence.SessionPage{}, fmt.Errorf("etcdstore: list sessions: %w", err)
+	}
+	ids := make([]string, len(entries))
+	keys := make([]string, len(entries))
+	for i, e := range entries {
+		if ids[i], err = idAfterTime(e, prefix); err != nil {
+			return persistence.SessionPage{}, &persistence.CorruptError{Kind: persistence.KindSessionIdx, Key: e, Err: err}
+		}
+		keys[i] = s.k.session(ids[i])
+	}
+	got, _, err := s.getMany(ctx, rev, keys)
+	if err != nil {
+		return persistence.SessionPage{}, fmt.Errorf("etcdstore: list sessions: %w", err)
+	}
+	page := persistence.SessionPage{Sessions: make([]*recordpb.Session, 0, len(ids)), Total: total}
+	for i, id := range ids {
+		kv := got[keys[i]]
+		if kv == nil {
+			return persistence.SessionPage{}, &persistence.CorruptError{Kind: persistence.KindSessionIdx, Key: entries[i],
+				Err: fmt.Errorf("session %q is missing", id)}
+		}
+		sess, err := decodeSession(kv, id)
+		if err != nil {
+			return persistence.SessionPage{}, err
+		}
+		page.Sessions = append(page.Sessions, sess)
+	}
+	return page, nil
+}
+
+// InProgressSessions returns every session in progress, newest first.
+func (s *Store) InProgressSessions(ctx context.Context) ([]*recordpb.Session, error) {
+	page, err := s.ListSessions(ctx, persistence.SessionQuery{Status: recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS})
+	if err != nil {
+		return nil, err
+	}
+	return page.Sessions, nil
+}
+
+// ListSessionMembers returns the participant history of a session in join
+// order: one range read of the session's members.
+func (s *Store) ListSessionMembers(ctx context.Context, sessionID string) ([]*recordpb.SessionMember, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	resp, err := s.cli.Get(ctx, s.k.members(sessionID), clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("etcdstore: list members of session %q: %w", sessionID, err)
+	}
+	var out []*recordpb.SessionMember
+	for _, kv := range resp.Kvs {
+		m, err := persistence.DecodeMember(kv.Value)
+		if err == nil && m.SessionId != sessionID {
+			err = fmt.Errorf("holds a member of session %q", m.SessionId)
+		}
+		if err != nil {
+			return nil, &persistence.CorruptError{Kind: persistence.KindMember, Key: string(kv.Key), Err: err}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
