@@ -11,7 +11,10 @@
 // its contracts; Store is the Pebble backend of a single node, and a
 // cluster's etcd backend implements the same interface. The conformance
 // suite in persistence/storetest checks a backend against those contracts;
-// conformance_test.go runs it on Store.
+// conformance_test.go runs it on Store. The etcd backend
+// (persistence/etcdstore) stores the same values: export.go gives it this
+// package's encodings and checks, so that both hold records to one set of
+// rules.
 //
 // Nothing outside this package knows the key layout (see keys.go) or the
 // value encodings (see codec.go). Every write that acknowledges an API call is

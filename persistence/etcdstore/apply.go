@@ -179,9 +179,12 @@ func (s *Store) applyOnce(ctx context.Context, w *persistence.Writes, p *plan, l
 	for _, room := range p.eventRooms {
 		reads = append(reads, s.k.seq(room))
 	}
-	got, rev, err := s.getMany(ctx, 0, reads)
-	if err != nil {
-		return true, fmt.Errorf("etcdstore: apply: %w", err)
+	// A write of members alone reads nothing, and needs no revision.
+	got, rev := map[string]*mvccpb.KeyValue{}, int64(0)
+	if len(reads) > 0 {
+		if got, rev, err = s.getMany(ctx, 0, reads); err != nil {
+			return true, fmt.Errorf("etcdstore: apply: %w", err)
+		}
 	}
 
 	var cmps []clientv3.Cmp

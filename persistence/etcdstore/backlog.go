@@ -23,13 +23,43 @@ type backlog struct {
 	failed  int                // guarded by mu
 	rev     int64              // guarded by mu: every change up to rev is counted
 	own     map[int64]struct{} // guarded by mu: own writes after rev, counted already
+	// advanced is closed, and replaced, whenever rev grows: what waits for
+	// the counts to catch up with a revision waits on it.
+	advanced chan struct{} // guarded by mu
+}
+
+// setRevLocked moves rev forward and wakes those waiting for it.
+func (b *backlog) setRevLocked(rev int64) {
+	if rev <= b.rev {
+		return
+	}
+	b.rev = rev
+	if b.advanced != nil {
+		close(b.advanced)
+		b.advanced = nil
+	}
+}
+
+// caughtUp returns whether the counts include every change up to rev, and
+// if not, a channel closed when they have moved on.
+func (b *backlog) caughtUp(rev int64) (bool, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.rev >= rev {
+		return true, nil
+	}
+	if b.advanced == nil {
+		b.advanced = make(chan struct{})
+	}
+	return false, b.advanced
 }
 
 // reset sets the counts read at rev.
 func (b *backlog) reset(rev int64, pending, failed int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.pending, b.failed, b.rev = pending, failed, rev
+	b.pending, b.failed = pending, failed
+	b.setRevLocked(rev)
 	// Own writes up to rev are in the counts; the watch from rev+1 will
 	// report those after it.
 	clear(b.own)
@@ -62,7 +92,7 @@ func (b *backlog) observe(rev int64, pending, failed int) {
 		b.pending += pending
 		b.failed += failed
 	}
-	b.rev = max(b.rev, rev)
+	b.setRevLocked(rev)
 }
 
 func (b *backlog) get() (pending, failed int) {

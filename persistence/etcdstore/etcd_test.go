@@ -4,14 +4,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/url"
-	"sync"
 	"testing"
-	"time"
 
-	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/goleak"
-	"go.uber.org/zap"
 
 	"github.com/troupe-media/troupe/persistence/etcdstore"
 )
@@ -20,45 +15,12 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// startTimeout bounds how long an embedded etcd may take to elect itself
-// leader: a broken setup fails the test instead of hanging it.
-const startTimeout = time.Minute
-
-// startEtcd starts a single-member etcd on loopback, with ports the system
-// picks, its data in a temporary directory, and returns its client URL. It
-// is stopped when the test ends.
+// startEtcd starts an embedded etcd for the test (see EmbeddedEtcd) and
+// returns its client URL.
 func startEtcd(tb testing.TB) string {
 	tb.Helper()
-	endpoint, _ := startStoppableEtcd(tb)
+	endpoint, _ := etcdstore.EmbeddedEtcd(tb)
 	return endpoint
-}
-
-// startStoppableEtcd is startEtcd that also returns a function stopping the
-// etcd before the test ends.
-func startStoppableEtcd(tb testing.TB) (endpoint string, stop func()) {
-	tb.Helper()
-	cfg := embed.NewConfig()
-	cfg.Dir = tb.TempDir()
-	cfg.Name = "troupe-test"
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	local := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{local}, []url.URL{local}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{local}, []url.URL{local}
-	cfg.InitialCluster = cfg.Name + "=" + local.String()
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		tb.Fatalf("start etcd: %v", err)
-	}
-	stop = sync.OnceFunc(e.Close)
-	tb.Cleanup(stop)
-	select {
-	case <-e.Server.ReadyNotify():
-	case err := <-e.Err():
-		tb.Fatalf("etcd: %v", err)
-	case <-time.After(startTimeout):
-		tb.Fatalf("etcd not ready after %v", startTimeout)
-	}
-	return "http://" + e.Clients[0].Addr().String(), stop
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

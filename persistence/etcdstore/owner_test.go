@@ -284,7 +284,7 @@ func eventIDs(es []*recordpb.WebhookEvent) []string {
 // TestLeaseLostWhenEtcdUnreachable: a node cut off from etcd for longer
 // than its lease's TTL is told, and its Store still closes.
 func TestLeaseLostWhenEtcdUnreachable(t *testing.T) {
-	endpoint, stop := startStoppableEtcd(t)
+	endpoint, stop := etcdstore.EmbeddedEtcd(t)
 	a, la := node(t, endpoint, "node-a", 2*time.Second)
 	if err := a.Claim(context.Background(), "r1"); err != nil {
 		t.Fatal(err)

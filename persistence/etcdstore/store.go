@@ -27,8 +27,9 @@ type Config struct {
 	// means 5s.
 	DialTimeout time.Duration
 	// Prefix is put before every key, so that several deployments (or test
-	// runs) share one etcd without seeing each other's records. Zero means
-	// "troupe/".
+	// runs) share one etcd without seeing each other's records; no prefix
+	// in use may start with another ("a/" and "a/b/" would mix). Zero
+	// means "troupe/".
 	Prefix string
 	// IdempotencyTTL is how long an idempotency record answers a retried
 	// request. Zero means 24h.
@@ -125,7 +126,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			Endpoints:   cfg.Endpoints,
 			DialTimeout: cmp(cfg.DialTimeout, defaultDialTimeout),
 			Logger:      zap.NewNop(),
-			Context:     ctx,
+			// No Context: the client outlives the ctx of New.
 		})
 		if err != nil {
 			return nil, fmt.Errorf("etcdstore: connect to %v: %w", cfg.Endpoints, err)
