@@ -112,32 +112,44 @@ func (h PeerHandlers) withDefaults() PeerHandlers {
 // ICEStateEvent or FailureEvent.
 type PeerEvent interface{ isPeerEvent() }
 
+// peerEvent makes a type a PeerEvent.
+type peerEvent struct{}
+
+func (peerEvent) isPeerEvent() {}
+
 // TrackEvent is a track the client sends. The owner forwards it
 // (NewForwarder, with the Peer as its RTCP writer) or stops the receiver.
 type TrackEvent struct {
+	peerEvent
 	Track    *webrtc.TrackRemote
 	Receiver *webrtc.RTPReceiver
 }
 
 // CandidateEvent is one of the server's candidates for a PeerSignaling
 // client to trickle; a nil Candidate means the server has no more.
-type CandidateEvent struct{ Candidate *webrtc.ICECandidateInit }
+type CandidateEvent struct {
+	peerEvent
+	Candidate *webrtc.ICECandidateInit
+}
 
 // ConnectionStateEvent is a change of the connection's state.
-type ConnectionStateEvent struct{ State webrtc.PeerConnectionState }
+type ConnectionStateEvent struct {
+	peerEvent
+	State webrtc.PeerConnectionState
+}
 
 // ICEStateEvent is a change of the ICE connection's state.
-type ICEStateEvent struct{ State webrtc.ICEConnectionState }
+type ICEStateEvent struct {
+	peerEvent
+	State webrtc.ICEConnectionState
+}
 
 // FailureEvent is a panic recovered in a down-track's goroutine: the
 // owner fails as if it had panicked itself.
-type FailureEvent struct{ Err error }
-
-func (TrackEvent) isPeerEvent()           {}
-func (CandidateEvent) isPeerEvent()       {}
-func (ConnectionStateEvent) isPeerEvent() {}
-func (ICEStateEvent) isPeerEvent()        {}
-func (FailureEvent) isPeerEvent()         {}
+type FailureEvent struct {
+	peerEvent
+	Err error
+}
 
 // Peer is one client's peer connection and its negotiation: the
 // offer/answer exchanges, the down-tracks that send it sources of other

@@ -38,19 +38,15 @@ type peerOwner struct {
 	connectedOnce sync.Once
 
 	mu        sync.Mutex // guards the following
-	holdCands bool       // candidates go neither way until released
-	heldCands []func()
 	closedDTs []*DownTrack
-	// early are the server's candidates that came before the client had
-	// a remote description, which it needs first, as a browser keeps them.
-	early     []webrtc.ICECandidateInit
-	remoteSet bool
+	// toClient are the server's candidates the client has not taken yet:
+	// it needs a remote description first, as a browser does.
+	toClient []webrtc.ICECandidateInit
 }
 
 // newPeerOwner starts a PeerSignaling Peer on engine and its client,
-// made with api; with holdCands, no candidate goes either way until
-// releaseCandidates.
-func newPeerOwner(t *testing.T, engine *Engine, api *webrtc.API, holdCands bool) *peerOwner {
+// made with api.
+func newPeerOwner(t *testing.T, engine *Engine, api *webrtc.API) *peerOwner {
 	t.Helper()
 	peer, err := NewPeer(PeerConfig{Engine: engine, Mode: PeerSignaling})
 	if err != nil {
@@ -70,7 +66,6 @@ func newPeerOwner(t *testing.T, engine *Engine, api *webrtc.API, holdCands bool)
 		serverTracks: make(chan TrackEvent, 4),
 		clientTracks: make(chan *webrtc.TrackRemote, 4),
 		connected:    make(chan struct{}),
-		holdCands:    holdCands,
 	}
 	go o.loop()
 	o.call(func() {
@@ -90,12 +85,10 @@ func newPeerOwner(t *testing.T, engine *Engine, api *webrtc.API, holdCands bool)
 			return
 		}
 		init := c.ToJSON()
-		o.exchange(func() {
-			o.post(func() {
-				if err := peer.AddCandidate(init); err != nil {
-					t.Errorf("server refused the client's candidate: %v", err)
-				}
-			})
+		o.post(func() {
+			if err := peer.AddCandidate(init); err != nil {
+				t.Errorf("server refused the client's candidate: %v", err)
+			}
 		})
 	})
 	client.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { o.clientTracks <- tr })
@@ -140,47 +133,20 @@ func (o *peerOwner) observe(ev PeerEvent) {
 	case TrackEvent:
 		o.serverTracks <- ev
 	case CandidateEvent:
-		if ev.Candidate == nil {
-			return
-		}
-		c := *ev.Candidate
-		o.exchange(func() {
+		if ev.Candidate != nil {
 			o.mu.Lock()
-			defer o.mu.Unlock()
-			if !o.remoteSet {
-				o.early = append(o.early, c)
-				return
+			o.toClient = append(o.toClient, *ev.Candidate)
+			if o.client.RemoteDescription() != nil {
+				o.flushToClient()
 			}
-			o.addToClient(c)
-		})
+			o.mu.Unlock()
+		}
 	case ConnectionStateEvent:
 		if ev.State == webrtc.PeerConnectionStateConnected {
 			o.connectedOnce.Do(func() { close(o.connected) })
 		}
 	case FailureEvent:
 		o.t.Errorf("peer failure: %v", ev.Err)
-	}
-}
-
-// exchange passes a candidate on now, or once released.
-func (o *peerOwner) exchange(f func()) {
-	o.mu.Lock()
-	if o.holdCands {
-		o.heldCands = append(o.heldCands, f)
-		o.mu.Unlock()
-		return
-	}
-	o.mu.Unlock()
-	f()
-}
-
-func (o *peerOwner) releaseCandidates() {
-	o.mu.Lock()
-	held := o.heldCands
-	o.holdCands, o.heldCands = false, nil
-	o.mu.Unlock()
-	for _, f := range held {
-		f()
 	}
 }
 
@@ -287,18 +253,17 @@ func (o *peerOwner) setRemote(typ webrtc.SDPType, s string) {
 	if err := o.client.SetRemoteDescription(webrtc.SessionDescription{Type: typ, SDP: s}); err != nil {
 		o.t.Fatalf("client: apply the server's %s: %v", typ, err)
 	}
-	o.remoteSet = true
-	for _, c := range o.early {
-		o.addToClient(c)
-	}
-	o.early = nil
+	o.flushToClient()
 }
 
-// addToClient gives the client a server candidate. mu is held.
-func (o *peerOwner) addToClient(c webrtc.ICECandidateInit) {
-	if err := o.client.AddICECandidate(c); err != nil {
-		o.t.Errorf("client refused a server candidate: %v", err)
+// flushToClient gives the client the server's candidates. mu is held.
+func (o *peerOwner) flushToClient() {
+	for _, c := range o.toClient {
+		if err := o.client.AddICECandidate(c); err != nil {
+			o.t.Errorf("client refused a server candidate: %v", err)
+		}
 	}
+	o.toClient = nil
 }
 
 // answerServer has the client answer the Peer's next offer, and returns
@@ -366,11 +331,12 @@ func (r *clientRx) run() {
 type testSource struct {
 	f     *Forwarder
 	track *chanTrack
+	stop  func() // stops feeding it, and waits
 }
 
 func newTestSource(t *testing.T, codec webrtc.RTPCodecParameters) *testSource {
 	t.Helper()
-	s := &testSource{track: newChanTrack(codec)}
+	s := &testSource{track: newChanTrack(codec), stop: func() {}}
 	f, err := NewForwarder(ForwarderConfig{Track: s.track, RTCP: &rtcpSink{}})
 	if err != nil {
 		t.Fatal(err)
@@ -380,9 +346,13 @@ func newTestSource(t *testing.T, codec webrtc.RTPCodecParameters) *testSource {
 	return s
 }
 
-// run feeds the source VP8 frames, a keyframe every ten, until ctx ends.
-func (s *testSource) run(t *testing.T, ctx context.Context) {
+// feed feeds the source VP8 frames, a keyframe every ten, until stop or
+// the end of the test.
+func (s *testSource) feed(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	s.stop = func() { cancel(); wg.Wait() }
+	t.Cleanup(s.stop)
 	wg.Go(func() {
 		tick := time.NewTicker(5 * time.Millisecond) // the frame rate, not a wait
 		defer tick.Stop()
@@ -400,7 +370,21 @@ func (s *testSource) run(t *testing.T, ctx context.Context) {
 			}
 		}
 	})
-	t.Cleanup(wg.Wait)
+}
+
+// newPeerTest starts an engine, a VP8 source fed until the test ends, and
+// a Peer's owner whose client takes codecs (pion's defaults if none).
+func newPeerTest(t *testing.T, codecs ...webrtc.RTPCodecCapability) (*peerOwner, *testSource, *Engine) {
+	t.Helper()
+	engine := testEngine(t, defaultInterceptors)
+	t.Cleanup(func() { _ = engine.Close() }) // last: cleanups run last-in first-out
+	src := newTestSource(t, vp8Codec)
+	src.feed(t)
+	api, err := rtctest.ClientAPIWithCodecs(codecs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newPeerOwner(t, engine, api), src, engine
 }
 
 // h264Codec is constrained baseline H.264 at the engine's payload type.
@@ -409,16 +393,10 @@ var h264Codec = webrtc.RTPCodecParameters{RTPCodecCapability: rtctest.H264, Payl
 // sectionOf returns the media section of desc that carries track id, or nil.
 func sectionOf(t *testing.T, desc, id string) *sdp.MediaDescription {
 	t.Helper()
-	var d sdp.SessionDescription
-	if err := d.UnmarshalString(desc); err != nil {
-		t.Fatal(err)
-	}
-	for _, md := range d.MediaDescriptions {
-		if msid, ok := md.Attribute("msid"); ok && strings.HasSuffix(msid, " "+id) {
-			return md
-		}
-	}
-	return nil
+	return findSection(t, desc, func(md *sdp.MediaDescription) bool {
+		msid, ok := md.Attribute("msid")
+		return ok && strings.HasSuffix(msid, " "+id)
+	})
 }
 
 func ufragOf(desc string) string {
@@ -440,15 +418,6 @@ func recvOnlyVideo(t *testing.T, o *peerOwner) {
 	}
 }
 
-func clientAPIForPeer(t *testing.T, codecs ...webrtc.RTPCodecCapability) *webrtc.API {
-	t.Helper()
-	api, err := rtctest.ClientAPIWithCodecs(codecs...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return api
-}
-
 // The client offers first, publishing a track: the answer comes back as
 // the result and as a description to send, the connection comes up, and
 // the client's track reaches the owner, whose forwarder reads it and asks
@@ -456,7 +425,11 @@ func clientAPIForPeer(t *testing.T, codecs ...webrtc.RTPCodecCapability) *webrtc
 func TestPeerFirstExchange(t *testing.T) {
 	engine := testEngine(t, defaultInterceptors)
 	defer engine.Close()
-	o := newPeerOwner(t, engine, clientAPIForPeer(t), false)
+	api, err := rtctest.ClientAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newPeerOwner(t, engine, api)
 	track, err := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "camera", "client")
 	if err != nil {
 		t.Fatal(err)
@@ -471,7 +444,6 @@ func TestPeerFirstExchange(t *testing.T) {
 
 	src := &rtctest.Sender{Track: track, PayloadSize: 200, KeyframeEvery: 10, TimestampStep: 3000}
 	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stop()
@@ -526,13 +498,7 @@ func connectedWithSource(t *testing.T, o *peerOwner, src *testSource) *clientRx 
 // once, on a section of the server's own, and flows; removed, it is
 // offered away and the client's receiver ends.
 func TestPeerOffersAndRemovesSource(t *testing.T) {
-	engine := testEngine(t, defaultInterceptors)
-	defer engine.Close()
-	src := newTestSource(t, vp8Codec)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	src.run(t, ctx)
-	o := newPeerOwner(t, engine, clientAPIForPeer(t), false)
+	o, src, _ := newPeerTest(t)
 	rx := connectedWithSource(t, o, src)
 
 	o.call(func() { o.peer.RemoveSource("TR_v") })
@@ -555,16 +521,11 @@ func TestPeerOffersAndRemovesSource(t *testing.T) {
 }
 
 // After the first exchange, the Peer holds its next offer until ICE has
-// connected: a pion client that takes it earlier restarts ICE. Candidates
-// held both ways keep ICE from connecting.
+// connected: a pion client that takes it earlier restarts ICE. A source
+// added as the first exchange ends, before the client has the answer,
+// comes while ICE cannot be up.
 func TestPeerHoldsOfferUntilICEConnects(t *testing.T) {
-	engine := testEngine(t, defaultInterceptors)
-	defer engine.Close()
-	src := newTestSource(t, vp8Codec)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	src.run(t, ctx)
-	o := newPeerOwner(t, engine, clientAPIForPeer(t), true)
+	o, src, _ := newPeerTest(t)
 	recvOnlyVideo(t, o)
 	offer := o.localOffer()
 	var answer string
@@ -580,8 +541,6 @@ func TestPeerHoldsOfferUntilICEConnects(t *testing.T) {
 	o.nextDesc(webrtc.SDPTypeAnswer)
 	o.noDesc() // held
 	o.setRemote(webrtc.SDPTypeAnswer, answer)
-
-	o.releaseCandidates()
 	_, second := o.answerServer()
 	if first := ufragOf(offer.SDP); ufragOf(second) != first {
 		t.Fatalf("the client restarted ICE: ufrag %s, then %s", first, ufragOf(second))
@@ -594,13 +553,7 @@ func TestPeerHoldsOfferUntilICEConnects(t *testing.T) {
 // client's, and offers again; the client, impolite, ignores the dropped
 // offer. Media then flows both ways.
 func TestPeerGlare(t *testing.T) {
-	engine := testEngine(t, defaultInterceptors)
-	defer engine.Close()
-	src := newTestSource(t, vp8Codec)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	src.run(t, ctx)
-	o := newPeerOwner(t, engine, clientAPIForPeer(t), false)
+	o, src, _ := newPeerTest(t)
 	recvOnlyVideo(t, o)
 	o.clientOffer()
 	o.waitConnected()
@@ -634,6 +587,7 @@ func TestPeerGlare(t *testing.T) {
 	}
 
 	mic := &rtctest.Sender{Track: audio, PayloadSize: 100, TimestampStep: 960}
+	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stop()
@@ -654,14 +608,8 @@ func TestPeerGlare(t *testing.T) {
 // H.264 source without it: the source is skipped and the owner told, and
 // the client's other source goes on.
 func TestPeerSkipsSourceWithoutCommonCodec(t *testing.T) {
-	engine := testEngine(t, defaultInterceptors)
-	defer engine.Close()
-	vp8 := newTestSource(t, vp8Codec)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	vp8.run(t, ctx)
+	o, vp8, _ := newPeerTest(t, rtctest.VP8, rtctest.Opus)
 	h264 := newTestSource(t, h264Codec)
-	o := newPeerOwner(t, engine, clientAPIForPeer(t, rtctest.VP8, rtctest.Opus), false)
 	rx := connectedWithSource(t, o, vp8)
 
 	o.addSource("TR_h", "PA_cam", h264.f)
@@ -689,11 +637,7 @@ func TestPeerSkipsSourceWithoutCommonCodec(t *testing.T) {
 // are closed too.
 func TestPeerCloseLeavesNothing(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	engine := testEngine(t, defaultInterceptors)
-	src := newTestSource(t, vp8Codec)
-	ctx, stop := context.WithCancel(context.Background())
-	src.run(t, ctx)
-	o := newPeerOwner(t, engine, clientAPIForPeer(t), false)
+	o, src, engine := newPeerTest(t)
 	rx := connectedWithSource(t, o, src)
 
 	o.close()
@@ -703,8 +647,12 @@ func TestPeerCloseLeavesNothing(t *testing.T) {
 	if n := src.f.Subscribers(); n != 0 {
 		t.Fatalf("the source still has %d subscribers", n)
 	}
-	<-rx.ended
-	stop()
+	select {
+	case <-rx.ended:
+	case <-time.After(peerWait):
+		t.Fatal("the client's receiver did not end")
+	}
+	src.stop()
 	if err := src.f.Close(); err != nil {
 		t.Fatal(err)
 	}
