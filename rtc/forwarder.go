@@ -108,15 +108,15 @@ type Forwarder struct {
 	onFailure func(error)
 	sends     sendBatcher  // nil: each datagram is sent on its own
 	now       func() int64 // unix nanoseconds; replaced in tests
-	queueSize int          // of each fan-out writer
 
 	// subs is the subscriber set, replaced as a whole under mu and read
 	// without a lock by the read loop and the writers.
 	subs atomic.Pointer[subscriberSet]
 
-	mu          sync.Mutex // guards the following, and serializes changes to subs
+	mu          sync.Mutex // guards closed and writersDone, and serializes changes to subs
 	closed      bool
 	writersDone bool           // the read loop has ended and stopped the writers
+	queueSize   int            // of each fan-out writer; set once, at the start
 	writers     sync.WaitGroup // added to under mu, waited for once writersDone
 
 	lastKeyframeRequest atomic.Int64
