@@ -9,9 +9,10 @@
 // message. The room actor is cut by concept into the room_*.go files, which
 // room.go lists.
 //
-// A participant actor owns its peer connection, its published tracks' read
-// loops and its subscriptions, and tells its room what happened. Media never
-// passes through a mailbox: packets flow in rtc.
+// A participant actor owns its rtc.Peer (the connection and its
+// negotiation), its published tracks' read loops and its subscriptions; it
+// turns what the peer reports into messages and tells its room what
+// happened. Media never passes through a mailbox: packets flow in rtc.
 //
 // The actors reach storage through Store, the part of persistence.Backend
 // they call, so they run on any store of record.

@@ -40,28 +40,21 @@ func (s *mediaStats) addDown(dt *rtc.DownTrack) {
 
 // endUp folds a forwarder that will forward no more into the totals and
 // forgets it. Call it once the forwarder is closed: its figures are final.
-func (s *mediaStats) endUp(f *rtc.Forwarder) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, x := range s.up {
-		if x == f {
-			s.up = slices.Delete(s.up, i, i+1)
-			addUp(s.endedTotals(), f.Stats())
-			return
-		}
-	}
-}
+func (s *mediaStats) endUp(f *rtc.Forwarder) { endTrack(s, &s.up, f, addUp) }
 
 // endDown is endUp for a closed down-track.
-func (s *mediaStats) endDown(dt *rtc.DownTrack) {
+func (s *mediaStats) endDown(dt *rtc.DownTrack) { endTrack(s, &s.down, dt, addDown) }
+
+// endTrack takes x out of live and adds its figures to the totals.
+func endTrack[T interface {
+	comparable
+	Stats() rtc.Stats
+}](s *mediaStats, live *[]T, x T, add func(*recordpb.MediaStats, rtc.Stats)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, x := range s.down {
-		if x == dt {
-			s.down = slices.Delete(s.down, i, i+1)
-			addDown(s.endedTotals(), dt.Stats())
-			return
-		}
+	if i := slices.Index(*live, x); i >= 0 {
+		*live = slices.Delete(*live, i, i+1)
+		add(s.endedTotals(), x.Stats())
 	}
 }
 

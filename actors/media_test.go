@@ -326,7 +326,7 @@ func (c *testClient) offer() {
 
 // checkUfrag fails the test if the client's ICE credentials changed: pion
 // restarts ICE on an offer it takes while its transport is still starting
-// (see participantActor.negotiate), and the connection never comes up.
+// (see rtc.Peer.negotiate), and the connection never comes up.
 func (c *testClient) checkUfrag(answer string) {
 	_, rest, ok := strings.Cut(answer, "a=ice-ufrag:")
 	if !ok {
@@ -516,7 +516,7 @@ func TestPublishSubscribeAndLeave(t *testing.T) {
 // A subscriber that joins a room with two tracks is offered the first, then
 // the second once the first exchange is done. That second offer waits for
 // ICE to connect: a pion client that takes it earlier restarts ICE and
-// never connects (see participantActor.negotiate). Holding the client's
+// never connects (see rtc.Peer.negotiate). Holding the client's
 // candidates keeps ICE from connecting.
 func TestRenegotiationWaitsForICE(t *testing.T) {
 	env := newMediaEnv(t, nil)

@@ -2,12 +2,26 @@ package actors
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/troupe-media/troupe/rtc"
 )
 
 // MaxSDPSize bounds an offer or answer, in bytes; real ones are a few KiB.
 const MaxSDPSize = 64 << 10
+
+// checkSDPSize refuses a description of kind typ that is empty or larger
+// than MaxSDPSize.
+func checkSDPSize(typ webrtc.SDPType, s string) error {
+	if len(s) == 0 || len(s) > MaxSDPSize {
+		return fmt.Errorf("%w: %s must be 1 to %d bytes", ErrInvalidSDP, typ, MaxSDPSize)
+	}
+	return nil
+}
 
 // maxOfferMedia bounds the audio and video sections of a WHIP or WHEP offer.
 const maxOfferMedia = 16
@@ -69,4 +83,58 @@ func ValidateOffer(kind ClientKind, offer string) error {
 		return refuseOffer("the offer has no audio or video section")
 	}
 	return nil
+}
+
+// CheckWHEPOffer tells, before a WHEP viewer joins, whether its offer can
+// receive anything in a room whose participants are room: it must list a
+// codec the server forwards and, when the room has tracks, one of theirs
+// in a section of their kind. A viewer refused here never shows up in the
+// room (no member, no session started, no webhook). The participant's
+// peer checks again, on the codecs' parameters too, when the offer is
+// applied.
+func CheckWHEPOffer(offer string, room []ParticipantInfo) error {
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(offer); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+	}
+	offered := map[string][]webrtc.RTPCodecCapability{} // by kind
+	for _, md := range d.MediaDescriptions {
+		offered[md.MediaName.Media] = append(offered[md.MediaName.Media], rtc.SectionCodecs(md)...)
+	}
+	if len(offered["audio"])+len(offered["video"]) == 0 {
+		return noCommonCodec(nil)
+	}
+	var names []string
+	for _, p := range room {
+		for _, t := range p.Tracks {
+			for _, c := range offered[t.Kind] {
+				if strings.EqualFold(c.MimeType, t.Codec) {
+					return nil
+				}
+			}
+			if !slices.Contains(names, t.Codec) {
+				names = append(names, t.Codec)
+			}
+		}
+	}
+	if len(names) > 0 {
+		return noCommonCodec(names)
+	}
+	return nil
+}
+
+// noCommonCodec refuses a WHEP offer that can receive none of the room's
+// tracks, whose codecs are codecs; with none, an offer that lists no codec
+// the server forwards.
+func noCommonCodec(codecs []string) error {
+	if len(codecs) == 0 {
+		var names []string
+		for _, c := range rtc.ForwardedCodecs() {
+			if !slices.Contains(names, c.MimeType) {
+				names = append(names, c.MimeType)
+			}
+		}
+		return fmt.Errorf("%w: the offer lists no codec Troupe forwards (%s)", ErrNoCommonCodec, strings.Join(names, ", "))
+	}
+	return fmt.Errorf("%w: the room's tracks are in %s, and the offer lists none of them", ErrNoCommonCodec, strings.Join(codecs, ", "))
 }

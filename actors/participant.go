@@ -135,6 +135,17 @@ type SignalTrackMuted struct {
 	Muted, ByServer        bool
 }
 
+// SkipCodecNotSupported is the reason of a SignalTrackSkipped: the
+// client's answer (or offer) does not take the track's codec.
+const SkipCodecNotSupported = "codec_not_supported"
+
+// SignalTrackSkipped says that a track of the room will not be sent to
+// this client, and why: it has no codec in common with it. The client's
+// other tracks are not affected.
+type SignalTrackSkipped struct {
+	ParticipantID, TrackID, Codec, Reason string
+}
+
 func (SignalOffer) isSignal()             {}
 func (SignalAnswer) isSignal()            {}
 func (SignalCandidate) isSignal()         {}
@@ -143,6 +154,7 @@ func (SignalParticipantLeft) isSignal()   {}
 func (SignalTrackPublished) isSignal()    {}
 func (SignalTrackUnpublished) isSignal()  {}
 func (SignalTrackMuted) isSignal()        {}
+func (SignalTrackSkipped) isSignal()      {}
 
 // ICECandidate is a trickled ICE candidate, as RTCIceCandidateInit has it.
 type ICECandidate struct {
@@ -308,13 +320,10 @@ func (r *Rooms) CheckOffer(kind ClientKind, offer string) error {
 	if kind != ClientWHIP && kind != ClientWHEP {
 		return fmt.Errorf("actors: CheckOffer is for WHIP and WHEP offers, not %s", kind)
 	}
-	desc, err := parseSDP(webrtc.SDPTypeOffer, offer)
-	if err != nil {
+	if err := ValidateOffer(kind, offer); err != nil {
 		return err
 	}
-	if err := checkDirections(kind, offer); err != nil {
-		return err
-	}
+	desc := webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}
 	if r.cfg.Media == nil {
 		return errMediaDisabled
 	}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-media/troupe/persistence/recordpb"
+	"github.com/troupe-media/troupe/rtc"
 )
 
 // joinRoom comes from Rooms.Join; joinReply answers it.
@@ -72,7 +73,7 @@ type admitted struct {
 	at   int // its place in the run, and in the replies
 	join pendingJoin
 	info ParticipantInfo
-	pc   *webrtc.PeerConnection
+	peer *rtc.Peer
 }
 
 // admit decides a run of joins from the front of joins, commits the
@@ -103,7 +104,8 @@ func (a *roomActor) admit(ctx actor.Context, joins []pendingJoin) int {
 			}
 			replacing[key] = true
 		}
-		pc, refused := a.checkJoin(ctx, room, req, len(ok))
+		id := newParticipantID()
+		peer, refused := a.checkJoin(ctx, room, req, len(ok), id)
 		if refused != nil {
 			a.deps.cfg.Logger.Info("join refused", "room", a.id, "identity", req.Identity, "role", string(req.Role), "kind", req.Kind.String(), "reason", refused.err)
 			replies = append(replies, refused)
@@ -112,12 +114,12 @@ func (a *roomActor) admit(ctx actor.Context, joins []pendingJoin) int {
 		// The join is recorded (the session started if need be, the
 		// member, the events) before the participant exists: a failed
 		// write admits nobody.
-		info := ParticipantInfo{ID: newParticipantID(), Identity: req.Identity, Name: req.Name, Role: req.Role, JoinedAt: a.deps.cfg.Clock.Now()}
+		info := ParticipantInfo{ID: id, Identity: req.Identity, Name: req.Name, Role: req.Role, JoinedAt: a.deps.cfg.Clock.Now()}
 		if roomRec == nil {
 			roomRec = proto.Clone(room).(*recordpb.Room)
 		}
 		a.memberJoined(ch, roomRec, info)
-		ok = append(ok, admitted{at: n, join: joins[n], info: info, pc: pc})
+		ok = append(ok, admitted{at: n, join: joins[n], info: info, peer: peer})
 		replies = append(replies, nil) // answered once the commit is done
 	}
 	if len(ok) > 0 {
@@ -127,7 +129,9 @@ func (a *roomActor) admit(ctx actor.Context, joins []pendingJoin) int {
 			}
 			refused := &joinReply{err: fmt.Errorf("%w: %v", ErrUnavailable, err)}
 			for _, j := range ok {
-				j.pc.Close()
+				if err := j.peer.Close(); err != nil {
+					a.log.Debug("close the peer of a join not recorded", "err", err)
+				}
 				replies[j.at] = refused
 			}
 		} else {
@@ -152,9 +156,9 @@ type replaceKey struct {
 }
 
 // checkJoin applies the room's rules to req, with pending more joins of
-// this run already admitted. It returns the participant's peer connection,
-// or the refusal.
-func (a *roomActor) checkJoin(ctx actor.Context, room *recordpb.Room, req JoinRequest, pending int) (*webrtc.PeerConnection, *joinReply) {
+// this run already admitted. It returns the peer of participant id, or the
+// refusal.
+func (a *roomActor) checkJoin(ctx actor.Context, room *recordpb.Room, req JoinRequest, pending int, id string) (*rtc.Peer, *joinReply) {
 	now := a.deps.cfg.Clock.Now()
 	c := room.Config
 	switch {
@@ -171,14 +175,14 @@ func (a *roomActor) checkJoin(ctx actor.Context, room *recordpb.Room, req JoinRe
 	if replaced == nil && len(a.members)+pending >= int(c.MaxParticipants) {
 		return nil, &joinReply{err: ErrRoomFull}
 	}
-	pc, err := a.deps.cfg.Media.NewPeerConnection()
+	peer, err := newPeer(a.deps, a.id, id, req.Kind)
 	if err != nil {
 		return nil, &joinReply{err: err}
 	}
 	if replaced != nil {
 		a.removeMember(ctx, replaced, ReasonReplaced)
 	}
-	return pc, nil
+	return peer, nil
 }
 
 // replacedBy returns the member that a join of req replaces, or nil. The
@@ -201,7 +205,7 @@ func (a *roomActor) replacedBy(req JoinRequest) *member {
 // enter starts the participant of an admitted join, once its records are
 // written, and tells the room.
 func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession bool) *joinReply {
-	info, req, pc := j.info, j.join.req, j.pc
+	info, req, peer := j.info, j.join.req, j.peer
 	a.afterJoin(ch, info, newSession)
 	m := &member{info: info, kind: req.Kind, signal: req.Signal, stats: &mediaStats{}}
 	// The producer lives as long as the participant (a restart calls it
@@ -209,10 +213,10 @@ func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession
 	// the caller's future, and through it this reply with the list of
 	// everyone already in the room, for every member.
 	m.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return newParticipantActor(a.deps, a.id, info, req, pc, m.stats)
+		return newParticipantActor(a.deps, a.id, info, req, peer, m.stats)
 	}))
 	if req.Kind != ClientSignaling {
-		m.connectDeadline = a.armConnectDeadline(info, req.Kind, pc)
+		m.connectDeadline = a.armConnectDeadline(info, req.Kind, peer)
 	}
 	a.add(m)
 	a.deps.metrics.participants.Inc()
@@ -238,15 +242,15 @@ func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession
 const connectTimeout = 15 * time.Second
 
 // armConnectDeadline removes the member with ReasonConnectionFailed if its
-// ICE has not connected within connectTimeout. The timer reads pc's ICE
-// state, which pion keeps atomically; the removal is a message like any
+// ICE has not connected within connectTimeout. The timer reads the peer's
+// ICE state, which pion keeps atomically; the removal is a message like any
 // other, a no-op if the member has gone meanwhile.
-func (a *roomActor) armConnectDeadline(info ParticipantInfo, kind ClientKind, pc *webrtc.PeerConnection) Timer {
+func (a *roomActor) armConnectDeadline(info ParticipantInfo, kind ClientKind, peer *rtc.Peer) Timer {
 	self, root, log := a.self, a.deps.system.Root, a.log // a.log names the room
 	return a.deps.cfg.Clock.AfterFunc(connectTimeout, func() {
 		// Disconnected, failed or closed: it came up once, or pion has
 		// already given up; either way pion's own states take it from here.
-		state := pc.ICEConnectionState()
+		state := peer.ICEConnectionState()
 		if state != webrtc.ICEConnectionStateNew && state != webrtc.ICEConnectionStateChecking {
 			return
 		}

@@ -20,16 +20,29 @@ const offerWith = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUND
 
 func section(t *testing.T, offer, mid string) *sdp.MediaDescription {
 	t.Helper()
+	md := findSection(t, offer, func(md *sdp.MediaDescription) bool {
+		m, _ := md.Attribute(sdp.AttrKeyMID)
+		return m == mid
+	})
+	if md == nil {
+		t.Fatalf("no section %s", mid)
+	}
+	return md
+}
+
+// findSection returns the first media section of desc that match takes,
+// or nil.
+func findSection(t *testing.T, desc string, match func(*sdp.MediaDescription) bool) *sdp.MediaDescription {
+	t.Helper()
 	var d sdp.SessionDescription
-	if err := d.UnmarshalString(offer); err != nil {
+	if err := d.UnmarshalString(desc); err != nil {
 		t.Fatal(err)
 	}
 	for _, md := range d.MediaDescriptions {
-		if m, _ := md.Attribute(sdp.AttrKeyMID); m == mid {
+		if match(md) {
 			return md
 		}
 	}
-	t.Fatalf("no section %s", mid)
 	return nil
 }
 

@@ -2,7 +2,17 @@
 // for every peer connection (codecs, interceptors, the ICE UDP mux), and the
 // forwarding fast path that carries a publisher's RTP to its subscribers.
 //
-// An Engine makes peer connections. A Forwarder owns the read loop of one
+// An Engine makes peer connections. A Peer owns one client's connection
+// and its negotiation: the offer/answer exchanges (as the polite peer,
+// holding a renegotiation until ICE has connected), the mids of the
+// server's own sections, each source offered in its own codec and skipped
+// when the client's description does not take it, the candidates, and the
+// DownTracks that send the client other peers' tracks (for a WHEP client,
+// slots fed by whichever source fits). Its owner turns what pion reports
+// into its own messages and hands them back (Handle), so that the Peer is
+// only ever used from the owner's goroutine.
+//
+// A Forwarder owns the read loop of one
 // published track and hands each packet to its fan-out writers: a few
 // goroutines (at most one per core) that each write the packet to a group
 // of the track's DownTracks, so that one packet wakes a goroutine per group,
@@ -32,5 +42,6 @@
 // engine's one DTLS certificate.
 //
 // The package knows nothing of actors or HTTP: the participant actors drive
-// it through the exported methods and learn of failures through callbacks.
+// their Peers and Forwarders through the exported methods and learn what
+// happened through callbacks.
 package rtc

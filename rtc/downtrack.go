@@ -23,7 +23,7 @@ type DownTrackConfig struct {
 	// Codec is the codec of the source, Forwarder.Codec().RTPCodecCapability.
 	Codec webrtc.RTPCodecCapability
 	// RTCP is the subscriber's peer connection, which carries the sender
-	// reports; nil sends none.
+	// reports; nil sends none. A Peer sets it for the down-tracks it makes.
 	RTCP RTCPWriter
 	// Metrics, when set, counts this down-track.
 	Metrics *Metrics
@@ -109,7 +109,9 @@ type seqMapping struct {
 }
 
 // NewDownTrack returns a DownTrack. Add it to a subscriber's peer
-// connection and give it a source with Forwarder.AddSubscriber.
+// connection and give it a source with Forwarder.AddSubscriber, which
+// also moves it from one source to another (a republished track, another
+// simulcast layer). A Peer makes its down-tracks itself (AddSource).
 func NewDownTrack(cfg DownTrackConfig) (*DownTrack, error) {
 	if cfg.ID == "" || cfg.StreamID == "" || cfg.Codec.MimeType == "" {
 		return nil, fmt.Errorf("%w: down-track needs an id, a stream id and a codec", ErrBadConfig)
@@ -164,15 +166,6 @@ func (dt *DownTrack) Source() *Forwarder { return dt.source.Load() }
 
 // Stats returns the packets and bytes sent, drops, NACKs and keyframe requests.
 func (dt *DownTrack) Stats() Stats { return dt.ctr.snapshot() }
-
-// SwitchSource makes src feed dt from now on (a republished track, or
-// another simulcast layer). The subscriber's stream goes on without a jump:
-// the first packet from src follows the last one sent in sequence number
-// and, by the time elapsed, in timestamp. Video resumes at src's next
-// keyframe, which is asked for.
-func (dt *DownTrack) SwitchSource(src *Forwarder) error {
-	return src.AddSubscriber(dt)
-}
 
 // Bind implements webrtc.TrackLocal: pion calls it when the subscriber's
 // sender starts. It picks the negotiated payload type of dt's codec and

@@ -21,6 +21,15 @@ var (
 	// ErrKindMismatch is returned when a Forwarder is given a DownTrack of
 	// the other media kind.
 	ErrKindMismatch = errors.New("rtc: media kind mismatch")
+	// ErrInvalidDescription is a description or candidate of a Peer's
+	// client that cannot be parsed or applied.
+	ErrInvalidDescription = errors.New("rtc: invalid description")
+	// ErrNegotiationState is a description or candidate of a Peer's
+	// client that does not fit the negotiation's state.
+	ErrNegotiationState = errors.New("rtc: unexpected in this negotiation state")
+	// ErrNoCommonCodec is a WHEP offer whose sections can show none of
+	// the sources, or nothing the server forwards at all.
+	ErrNoCommonCodec = errors.New("rtc: no codec in common")
 	// ErrReadLoopPanic wraps a panic recovered in a read loop or writer.
 	ErrReadLoopPanic = errors.New("rtc: panic in media goroutine")
 

@@ -43,16 +43,16 @@ type TrackReader interface {
 	Codec() webrtc.RTPCodecParameters
 }
 
-// RTCPWriter sends RTCP to the publisher: *webrtc.PeerConnection.
+// RTCPWriter sends RTCP over a peer connection: a *Peer.
 type RTCPWriter interface {
 	WriteRTCP(pkts []rtcp.Packet) error
 }
 
 // ForwarderConfig configures a Forwarder. Track and RTCP are required.
 type ForwarderConfig struct {
-	// Track is the published track, as given by PeerConnection.OnTrack.
+	// Track is the published track, as a TrackEvent gives it.
 	Track TrackReader
-	// RTCP is the publisher's peer connection, used for keyframe requests.
+	// RTCP is the publisher's Peer, used for keyframe requests.
 	RTCP RTCPWriter
 	// KeyframeInterval is the least time between a keyframe request to the
 	// publisher that is still unanswered and the next, whatever the number
@@ -113,11 +113,11 @@ type Forwarder struct {
 	// without a lock by the read loop and the writers.
 	subs atomic.Pointer[subscriberSet]
 
-	mu          sync.Mutex // guards the following, and serializes changes to subs
+	mu          sync.Mutex // guards closed and writersDone, and serializes changes to subs
 	closed      bool
-	writersDone bool // the read loop has ended and stopped the writers
-	queueSize   int
-	writers     sync.WaitGroup
+	writersDone bool           // the read loop has ended and stopped the writers
+	queueSize   int            // of each fan-out writer; set once, at the start
+	writers     sync.WaitGroup // added to under mu, waited for once writersDone
 
 	lastKeyframeRequest atomic.Int64
 	lastKeyframe        atomic.Int64  // when a keyframe last arrived, unix nanoseconds
@@ -215,10 +215,11 @@ func (f *Forwarder) Err() error {
 // Subscribers returns the current number of down-tracks.
 func (f *Forwarder) Subscribers() int { return f.subs.Load().n }
 
-// AddSubscriber makes dt receive this track. If dt had another source it
-// leaves it: its stream continues from this one without a gap in sequence
-// numbers or timestamps. A keyframe is asked of the publisher so that the
-// new subscriber can start decoding.
+// AddSubscriber makes dt receive this track. If dt had another source (a
+// republished track, another simulcast layer) it leaves it: the first
+// packet from this one follows the last one sent in sequence number and,
+// by the time elapsed, in timestamp. Video starts on a keyframe, asked of
+// the publisher once dt can receive it.
 func (f *Forwarder) AddSubscriber(dt *DownTrack) error {
 	if dt.kind != f.kind {
 		return ErrKindMismatch

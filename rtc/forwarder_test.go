@@ -107,12 +107,12 @@ func TestForwardRewritesHeaders(t *testing.T) {
 	}
 }
 
-func TestSwitchSourceKeepsStreamContinuous(t *testing.T) {
+func TestSourceSwitchKeepsStreamContinuous(t *testing.T) {
 	a := newFixture(t, vp8Codec)
 	b := newFixture(t, vp8Codec)
 	sub := &memContext{id: "s", ssrc: 5, record: true}
 	dt := a.downTrack(sub)
-	if err := dt.SwitchSource(a.f); err != nil {
+	if err := a.f.AddSubscriber(dt); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
@@ -121,7 +121,7 @@ func TestSwitchSourceKeepsStreamContinuous(t *testing.T) {
 	waitFor(t, time.Second, "first source", func() bool { return sub.count() == 5 })
 	time.Sleep(20 * time.Millisecond)
 
-	if err := dt.SwitchSource(b.f); err != nil {
+	if err := b.f.AddSubscriber(dt); err != nil {
 		t.Fatal(err)
 	}
 	if dt.Source() != b.f || a.f.Subscribers() != 0 || b.f.Subscribers() != 1 {
@@ -147,7 +147,7 @@ func TestSwitchSourceKeepsStreamContinuous(t *testing.T) {
 	}
 	// A switch to another codec is refused.
 	op := newFixture(t, opusCodec)
-	if err := dt.SwitchSource(op.f); !errors.Is(err, ErrKindMismatch) {
+	if err := op.f.AddSubscriber(dt); !errors.Is(err, ErrKindMismatch) {
 		t.Errorf("switch to audio: %v, want ErrKindMismatch", err)
 	}
 }
