@@ -86,7 +86,7 @@ func TestConnectDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range members {
-		if want := map[bool]string{true: ReasonConnectionFailed, false: ""}[m.ParticipantId == down.ID]; m.LeaveReason != want {
+		if want := map[bool]LeaveReason{true: ReasonConnectionFailed, false: ""}[m.ParticipantId == down.ID]; LeaveReason(m.LeaveReason) != want {
 			t.Errorf("%s left for %q, want %q", m.Identity, m.LeaveReason, want)
 		}
 	}

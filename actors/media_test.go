@@ -46,7 +46,7 @@ type testClient struct {
 	info  *JoinInfo
 	queue chan any
 	// closed receives the reason when the server removes the client.
-	closed chan string
+	closed chan LeaveReason
 	events chan Signal
 	tracks chan *webrtc.TrackRemote
 	done   chan struct{}
@@ -88,7 +88,7 @@ func (c *testClient) Signal(s Signal) {
 	}
 }
 
-func (c *testClient) Close(reason string) {
+func (c *testClient) Close(reason LeaveReason) {
 	select {
 	case c.closed <- reason:
 	default:
@@ -131,7 +131,7 @@ func tryJoinWith(t *testing.T, env *testEnv, room, identity string, role Role, h
 	c := &testClient{
 		t: t, ctx: ctx, pc: pc,
 		queue:     make(chan any, 1024),
-		closed:    make(chan string, 1),
+		closed:    make(chan LeaveReason, 1),
 		events:    make(chan Signal, 1024),
 		tracks:    make(chan *webrtc.TrackRemote, 16),
 		done:      make(chan struct{}),
@@ -508,7 +508,7 @@ func TestPublishSubscribeAndLeave(t *testing.T) {
 	if got := testutil.ToFloat64(env.rooms.metrics.participants); got != 3 {
 		t.Fatalf("troupe_participants = %v after a leave, want 3", got)
 	}
-	if got := testutil.ToFloat64(env.rooms.metrics.leaves.WithLabelValues(ReasonLeft)); got != 1 {
+	if got := testutil.ToFloat64(env.rooms.metrics.leaves.WithLabelValues(string(ReasonLeft))); got != 1 {
 		t.Fatalf("leaves{reason=left} = %v, want 1", got)
 	}
 }

@@ -62,19 +62,6 @@ func (k ClientKind) String() string {
 	return "unknown"
 }
 
-// Leave reasons, as clients and webhooks see them.
-const (
-	ReasonLeft             = "left"
-	ReasonDisconnected     = "disconnected"
-	ReasonKicked           = "kicked"
-	ReasonReplaced         = "replaced" // the same identity joined again
-	ReasonConnectionFailed = "connection-failed"
-	ReasonFailed           = "failed" // the participant's actor or read loop crashed
-	ReasonRoomEnded        = "room-ended"
-	ReasonRoomDeleted      = "room-deleted"
-	ReasonServerShutdown   = "server-shutdown"
-)
-
 // JoinRequest asks a room to admit a participant.
 type JoinRequest struct {
 	// Identity names the participant in its room (a join token's sub).
@@ -97,7 +84,7 @@ type Signaler interface {
 	Signal(Signal)
 	// Close tells the client it has been removed, and why, and ends the
 	// connection.
-	Close(reason string)
+	Close(reason LeaveReason)
 }
 
 // Signal is a message from the server to a client: one of the Signal*
@@ -119,7 +106,10 @@ type SignalCandidate struct{ Candidate ICECandidate }
 
 type SignalParticipantJoined struct{ Participant ParticipantInfo }
 
-type SignalParticipantLeft struct{ ParticipantID, Identity, Reason string }
+type SignalParticipantLeft struct {
+	ParticipantID, Identity string
+	Reason                  LeaveReason
+}
 
 type SignalTrackPublished struct {
 	ParticipantID string
@@ -236,10 +226,9 @@ func (p *Participant) SetMuted(ctx context.Context, trackID, kind string, muted 
 	return err
 }
 
-// Leave removes the participant from its room; reason is one of the
-// Reason* constants (ReasonLeft, or ReasonDisconnected when the client's
-// connection dropped).
-func (p *Participant) Leave(ctx context.Context, reason string) error {
+// Leave removes the participant from its room for reason: ReasonLeft, or
+// ReasonDisconnected when the client's connection dropped.
+func (p *Participant) Leave(ctx context.Context, reason LeaveReason) error {
 	_, err := p.rooms.request(ctx, p.RoomID, &removeParticipant{id: p.ID, reason: reason})
 	if errors.Is(err, ErrParticipantNotFound) {
 		return nil // already gone: leaving is idempotent

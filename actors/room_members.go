@@ -19,8 +19,11 @@ type (
 	}
 	// removeParticipant comes from a handle (leave), the REST API (kick),
 	// the participant itself (its connection failed), or a timer.
-	removeParticipant struct{ id, reason string }
-	errorReply        struct{ err error }
+	removeParticipant struct {
+		id     string
+		reason LeaveReason
+	}
+	errorReply struct{ err error }
 )
 
 // member is the room's view of one participant.
@@ -32,7 +35,7 @@ type member struct {
 	tracks []*roomTrack // in publication order
 	// leaveReason is set when the room decides to remove the member; a
 	// member that terminates without one crashed.
-	leaveReason string
+	leaveReason LeaveReason
 	// stats is shared with the participant actor, which fills it.
 	stats *mediaStats
 	// connectDeadline removes a WHIP or WHEP member whose connection has
@@ -125,7 +128,7 @@ func (a *roomActor) findMember(id string) (*member, error) {
 
 // removeMember stops a member's actor; the rest happens when it has
 // terminated (memberTerminated), whatever the reason it stopped.
-func (a *roomActor) removeMember(ctx actor.Context, m *member, reason string) {
+func (a *roomActor) removeMember(ctx actor.Context, m *member, reason LeaveReason) {
 	if m.leaveReason != "" {
 		return
 	}
@@ -133,7 +136,7 @@ func (a *roomActor) removeMember(ctx actor.Context, m *member, reason string) {
 	ctx.Stop(m.pid)
 }
 
-func (a *roomActor) removeAll(ctx actor.Context, reason string) {
+func (a *roomActor) removeAll(ctx actor.Context, reason LeaveReason) {
 	for _, m := range a.members {
 		a.removeMember(ctx, m, reason)
 	}
@@ -171,7 +174,7 @@ func (a *roomActor) memberTerminated(ctx actor.Context, pid *actor.PID) {
 	}
 	a.drop(m)
 	a.deps.metrics.participants.Dec()
-	a.deps.metrics.leaves.WithLabelValues(reason).Inc()
+	a.deps.metrics.leaves.WithLabelValues(string(reason)).Inc()
 	// unpublish takes each track out of m.tracks, in place: walk a copy.
 	for _, t := range slices.Clone(m.tracks) {
 		a.unpublish(ctx, m, t.info.ID)

@@ -81,7 +81,7 @@ func (a *roomActor) update(m *actorpb.UpdateRoom) (*recordpb.Room, error) {
 
 // endRoom ends the room (its status) and the session, for the end API and
 // session-end-and-deactivate.
-func (a *roomActor) endRoom(ctx actor.Context, sessionReason string) (*recordpb.Room, error) {
+func (a *roomActor) endRoom(ctx actor.Context, sessionReason EndReason) (*recordpb.Room, error) {
 	cur, err := a.current()
 	if err != nil {
 		return nil, err

@@ -76,10 +76,10 @@ func (r *Rooms) closeInterruptedSessions(ctx context.Context) error {
 			return fmt.Errorf("actors: session %s members: %w", s.Id, err)
 		}
 		end := lastActivity(s, members)
-		w := abandoned(s, members, timestamp(r.cfg.Clock.Now()), end, EndServerRestart)
+		w := abandoned(s, members, timestamp(r.cfg.Clock.Now()), end, ReasonServerRestart)
 		next := w.Sessions[0]
 		next.Status = recordpb.SessionStatus_SESSION_STATUS_ENDED
-		next.EndTime, next.EndReason = end, EndServerRestart
+		next.EndTime, next.EndReason = end, string(EndServerRestart)
 		room, err := r.cfg.Store.GetRoom(ctx, s.RoomId)
 		switch {
 		case err == nil:
@@ -105,7 +105,7 @@ func (r *Rooms) closeInterruptedSessions(ctx context.Context) error {
 // abandoned returns the writes that take from session s the participants a
 // crash took with it: s with nobody in it, updated at now, and the records
 // of members still open closed at left, for reason.
-func abandoned(s *recordpb.Session, members []*recordpb.SessionMember, now, left *timestamppb.Timestamp, reason string) persistence.Writes {
+func abandoned(s *recordpb.Session, members []*recordpb.SessionMember, now, left *timestamppb.Timestamp, reason LeaveReason) persistence.Writes {
 	next := proto.Clone(s).(*recordpb.Session)
 	next.ParticipantCount = 0
 	next.UpdatedAt = now

@@ -18,19 +18,8 @@ import (
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
-// Session end reasons, as the API and webhooks report them.
-const (
-	EndEmptyTimeout    = "empty-timeout"
-	EndSessionLength   = "session-length"
-	EndAutoClose       = "auto-close"
-	EndViaAPI          = "ended-via-api"        // POST /sessions/{id}/end
-	EndRoomEnded       = "room-ended"           // POST /rooms/{id}/end
-	EndRoomDeleted     = "room-deleted"         // DELETE /rooms/{id}
-	EndServerRestart   = "server-restart"       // found in progress at start-up
-	ReasonSessionEnded = "session-ended"        // a participant's leave reason
-	ReasonTimeLimit    = "remove-after-elapsed" // remove_after_seconds_elapsed
-	autoCloseDeactive  = "session-end-and-deactivate"
-)
+// autoCloseDeactive is the auto_close type that also ends the room.
+const autoCloseDeactive = "session-end-and-deactivate"
 
 // liveSession is the room actor's in-progress session.
 type liveSession struct {
@@ -133,7 +122,7 @@ func (a *roomActor) afterJoin(c *changes, info ParticipantInfo, newSession bool)
 }
 
 // memberLeft records a participant leaving the session.
-func (a *roomActor) memberLeft(m *member, reason string) {
+func (a *roomActor) memberLeft(m *member, reason LeaveReason) {
 	s := a.session
 	if s == nil {
 		return
@@ -168,9 +157,9 @@ func (a *roomActor) memberLeft(m *member, reason string) {
 // closeMember returns a copy of rec that says the participant left at at,
 // for reason. stats are its media figures; nil when they were lost with
 // it (a crash), which keeps whatever rec has.
-func closeMember(rec *recordpb.SessionMember, at *timestamppb.Timestamp, reason string, stats *recordpb.MediaStats) *recordpb.SessionMember {
+func closeMember(rec *recordpb.SessionMember, at *timestamppb.Timestamp, reason LeaveReason, stats *recordpb.MediaStats) *recordpb.SessionMember {
 	left := proto.Clone(rec).(*recordpb.SessionMember)
-	left.LeftAt, left.LeaveReason = at, reason
+	left.LeftAt, left.LeaveReason = at, string(reason)
 	if stats != nil {
 		left.Stats = stats
 	}
@@ -181,7 +170,7 @@ func closeMember(rec *recordpb.SessionMember, at *timestamppb.Timestamp, reason 
 // removed (leaving for leaveReason), open member records are closed, and
 // the session and its events are written in one batch, with whatever the
 // caller adds to extra.
-func (a *roomActor) endSession(ctx actor.Context, reason, leaveReason string, extra *changes) error {
+func (a *roomActor) endSession(ctx actor.Context, reason EndReason, leaveReason LeaveReason, extra *changes) error {
 	s := a.session
 	c := extra
 	if c == nil {
@@ -193,7 +182,7 @@ func (a *roomActor) endSession(ctx actor.Context, reason, leaveReason string, ex
 	now := a.now()
 	next := proto.Clone(s.rec).(*recordpb.Session)
 	next.Status = recordpb.SessionStatus_SESSION_STATUS_ENDED
-	next.EndTime, next.EndReason = timestamp(now), reason
+	next.EndTime, next.EndReason = timestamp(now), string(reason)
 	next.UpdatedAt, next.LastActivityAt = timestamp(now), timestamp(now)
 	next.ParticipantCount = 0
 	for _, m := range a.memberList() {

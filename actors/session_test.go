@@ -99,7 +99,7 @@ func TestSessionCountsAndHistory(t *testing.T) {
 		byIdentity[m.Identity] = m
 	}
 	alice := byIdentity["alice"]
-	if !alice.JoinedAt.AsTime().Equal(sessionEpoch) || !alice.LeftAt.AsTime().Equal(sessionEpoch.Add(2*time.Minute)) || alice.LeaveReason != ReasonLeft {
+	if !alice.JoinedAt.AsTime().Equal(sessionEpoch) || !alice.LeftAt.AsTime().Equal(sessionEpoch.Add(2*time.Minute)) || LeaveReason(alice.LeaveReason) != ReasonLeft {
 		t.Fatalf("alice: %v", alice)
 	}
 	if bob := byIdentity["bob"]; !bob.JoinedAt.AsTime().Equal(sessionEpoch.Add(time.Minute)) || bob.LeftAt != nil {
@@ -117,9 +117,9 @@ func TestSessionEndReasons(t *testing.T) {
 		config *actorpb.ConfigPatch
 		patch  *actorpb.RoomPatch // applied after create
 		end    func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session)
-		reason string
+		reason EndReason
 		after  time.Duration // end_time - start_time
-		leave  string        // the connected member's leave reason
+		leave  LeaveReason   // the connected member's leave reason
 	}{
 		{"empty timeout", &actorpb.ConfigPatch{EmptyTimeout: ptr(uint32(60))}, nil,
 			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
@@ -186,14 +186,14 @@ func TestSessionEndReasons(t *testing.T) {
 			s := activeSession(t, env, "r")
 			tt.end(t, env, clock, c, s)
 			got := endedSession(t, env, s.Id)
-			if got.EndReason != tt.reason {
+			if EndReason(got.EndReason) != tt.reason {
 				t.Fatalf("end_reason %q, want %q", got.EndReason, tt.reason)
 			}
 			if d := got.EndTime.AsTime().Sub(got.StartTime.AsTime()); d != tt.after {
 				t.Fatalf("session lasted %v, want %v", d, tt.after)
 			}
 			history, err := env.rooms.SessionParticipants(ctx, s.Id)
-			if err != nil || len(history) != 1 || history[0].LeftAt == nil || history[0].LeaveReason != tt.leave {
+			if err != nil || len(history) != 1 || history[0].LeftAt == nil || LeaveReason(history[0].LeaveReason) != tt.leave {
 				t.Fatalf("history after end: %v %v", history, err)
 			}
 			if tt.leave != ReasonLeft {
@@ -279,7 +279,7 @@ func TestRestartClosesSessionsInProgress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != recordpb.SessionStatus_SESSION_STATUS_ENDED || got.EndReason != EndServerRestart {
+	if got.Status != recordpb.SessionStatus_SESSION_STATUS_ENDED || EndReason(got.EndReason) != EndServerRestart {
 		t.Fatalf("after restart: %v", got)
 	}
 	if want := sessionEpoch.Add(time.Minute); !got.EndTime.AsTime().Equal(want) {
@@ -290,7 +290,7 @@ func TestRestartClosesSessionsInProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range history {
-		if m.LeftAt == nil || m.LeaveReason != EndServerRestart {
+		if m.LeftAt == nil || LeaveReason(m.LeaveReason) != ReasonServerRestart {
 			t.Fatalf("member after restart: %v", m)
 		}
 	}
@@ -334,9 +334,9 @@ func TestRestartEndsSessionAtItsLastActivity(t *testing.T) {
 		}, []*recordpb.SessionMember{{ParticipantId: "PA_a", JoinedAt: timestamp(start)}}},
 		{"members closed by a restarted room", func(s *recordpb.Session) {
 			s.UpdatedAt = timestamp(start.Add(ran))
-		}, []*recordpb.SessionMember{{ParticipantId: "PA_a", JoinedAt: timestamp(start), LeftAt: timestamp(start.Add(ran)), LeaveReason: ReasonFailed}}},
+		}, []*recordpb.SessionMember{{ParticipantId: "PA_a", JoinedAt: timestamp(start), LeftAt: timestamp(start.Add(ran)), LeaveReason: string(ReasonFailed)}}},
 		{"a leave recorded only in its member", nil, []*recordpb.SessionMember{
-			{ParticipantId: "PA_a", JoinedAt: timestamp(start), LeftAt: timestamp(start.Add(ran)), LeaveReason: ReasonLeft},
+			{ParticipantId: "PA_a", JoinedAt: timestamp(start), LeftAt: timestamp(start.Add(ran)), LeaveReason: string(ReasonLeft)},
 			{ParticipantId: "PA_b", JoinedAt: timestamp(start.Add(time.Second))},
 		}},
 		{"last_activity_at", func(s *recordpb.Session) {
@@ -376,7 +376,7 @@ func TestRestartEndsSessionAtItsLastActivity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Status != recordpb.SessionStatus_SESSION_STATUS_ENDED || got.EndReason != EndServerRestart {
+			if got.Status != recordpb.SessionStatus_SESSION_STATUS_ENDED || EndReason(got.EndReason) != EndServerRestart {
 				t.Fatalf("after the restart: %v", got)
 			}
 			if d := got.EndTime.AsTime().Sub(got.StartTime.AsTime()); d != ran {
@@ -614,7 +614,7 @@ func TestRoomResumesItsSessionWithoutItsMembers(t *testing.T) {
 	room, ses := sessionInProgress(t, "ses_lost", sessionEpoch, &actorpb.ConfigPatch{EmptyTimeout: ptr(uint32(60))})
 	ses.TotalParticipants = 2
 	left := &recordpb.SessionMember{SessionId: ses.Id, ParticipantId: "PA_left", Identity: "left", JoinedAt: timestamp(sessionEpoch),
-		LeftAt: timestamp(sessionEpoch.Add(time.Second)), LeaveReason: ReasonLeft, Stats: &recordpb.MediaStats{PacketsOut: 7}}
+		LeftAt: timestamp(sessionEpoch.Add(time.Second)), LeaveReason: string(ReasonLeft), Stats: &recordpb.MediaStats{PacketsOut: 7}}
 	open := &recordpb.SessionMember{SessionId: ses.Id, ParticipantId: "PA_open", Identity: "open", JoinedAt: timestamp(sessionEpoch)}
 	if err := env.store.Apply(ctx, persistence.Writes{Room: room, Sessions: []*recordpb.Session{ses}, Members: []*recordpb.SessionMember{left, open}}); err != nil {
 		t.Fatal(err)
@@ -648,7 +648,7 @@ func TestRoomResumesItsSessionWithoutItsMembers(t *testing.T) {
 				t.Errorf("a member who had left: %v, want it unchanged: %v", m, left)
 			}
 		case open.ParticipantId:
-			if !m.LeftAt.AsTime().Equal(resumedAt) || m.LeaveReason != ReasonFailed || !m.JoinedAt.AsTime().Equal(sessionEpoch) {
+			if !m.LeftAt.AsTime().Equal(resumedAt) || LeaveReason(m.LeaveReason) != ReasonFailed || !m.JoinedAt.AsTime().Equal(sessionEpoch) {
 				t.Errorf("a member the room lost: %v, want it left at %v for %q", m, resumedAt, ReasonFailed)
 			}
 		}
@@ -656,7 +656,7 @@ func TestRoomResumesItsSessionWithoutItsMembers(t *testing.T) {
 
 	clock.Advance(time.Minute)
 	ended := endedSession(t, env, ses.Id)
-	if ended.EndReason != EndEmptyTimeout || !ended.EndTime.AsTime().Equal(resumedAt.Add(time.Minute)) {
+	if EndReason(ended.EndReason) != EndEmptyTimeout || !ended.EndTime.AsTime().Equal(resumedAt.Add(time.Minute)) {
 		t.Fatalf("session ended %v for %q, want %v for %q", ended.EndTime.AsTime(), ended.EndReason, resumedAt.Add(time.Minute), EndEmptyTimeout)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/actors/webhook"
 )
 
@@ -221,4 +222,43 @@ func jsonFields(typ reflect.Type) []string {
 		out = append(out, name)
 	}
 	return out
+}
+
+// A session's end_reason is documented as an enum: exactly the words of
+// the actors' end reasons (and null while in progress).
+func TestOpenAPIEndReasons(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				Session struct {
+					Properties struct {
+						EndReason struct {
+							Enum []*string `json:"enum"`
+						} `json:"end_reason"`
+					} `json:"properties"`
+				} `json:"Session"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for _, w := range doc.Components.Schemas.Session.Properties.EndReason.Enum {
+		if w != nil {
+			documented = append(documented, *w)
+		}
+	}
+	var defined []string
+	for _, r := range []actors.EndReason{
+		actors.EndEmptyTimeout, actors.EndSessionLength, actors.EndAutoClose, actors.EndViaAPI,
+		actors.EndRoomEnded, actors.EndRoomDeleted, actors.EndServerRestart,
+	} {
+		defined = append(defined, string(r))
+	}
+	sort.Strings(documented)
+	sort.Strings(defined)
+	if !slices.Equal(documented, defined) {
+		t.Errorf("documented end reasons %v, defined %v", documented, defined)
+	}
 }

@@ -150,13 +150,13 @@ func (c *signalConn) Signal(sig actors.Signal) {
 }
 
 // Close implements actors.Signaler: the room removed the participant.
-func (c *signalConn) Close(reason string) {
+func (c *signalConn) Close(reason actors.LeaveReason) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
 		return
 	}
-	c.held = append(c.held, outMsg{v: leftMsg{Type: msgLeft, Reason: reason}, final: true, closeCode: websocket.StatusNormalClosure, closeReason: reason})
+	c.held = append(c.held, outMsg{v: leftMsg{Type: msgLeft, Reason: string(reason)}, final: true, closeCode: websocket.StatusNormalClosure, closeReason: string(reason)})
 	if !c.hold {
 		c.flushLocked()
 	}
@@ -544,7 +544,7 @@ func (c *signalConn) finish() {
 	}
 }
 
-func (c *signalConn) leave(reason string) {
+func (c *signalConn) leave(reason actors.LeaveReason) {
 	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancel()
 	if err := c.p.Leave(ctx, reason); err != nil {

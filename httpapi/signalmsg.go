@@ -303,7 +303,7 @@ func signalMsg(sig actors.Signal) (any, error) {
 	case actors.SignalParticipantJoined:
 		return participantJoinedMsg{Type: msgParticipantJoined, Participant: toParticipantJSON(s.Participant)}, nil
 	case actors.SignalParticipantLeft:
-		return participantLeftMsg{Type: msgParticipantLeft, ParticipantID: s.ParticipantID, Identity: s.Identity, Reason: s.Reason}, nil
+		return participantLeftMsg{Type: msgParticipantLeft, ParticipantID: s.ParticipantID, Identity: s.Identity, Reason: string(s.Reason)}, nil
 	case actors.SignalTrackPublished:
 		return trackPublishedMsg{Type: msgTrackPublished, ParticipantID: s.ParticipantID, Track: toTrackJSON(s.Track)}, nil
 	case actors.SignalTrackUnpublished:

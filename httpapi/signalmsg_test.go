@@ -22,3 +22,33 @@ func TestTrackSkippedWireForm(t *testing.T) {
 		t.Fatalf("got %s\nwant %s", b, want)
 	}
 }
+
+// A leave reason reaches the others (participant-left) and the one who
+// left (left, and the socket's close reason) as its word.
+func TestLeaveReasonWireForm(t *testing.T) {
+	m, err := signalMsg(actors.SignalParticipantLeft{ParticipantID: "PA_a", Identity: "alice", Reason: actors.ReasonKicked})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"type":"participant-left","participant_id":"PA_a","identity":"alice","reason":"kicked"}`; string(b) != want {
+		t.Fatalf("got %s\nwant %s", b, want)
+	}
+
+	c := (&Server{cfg: Config{SignalingQueue: 1}}).newSignalConn()
+	defer c.cancel()
+	c.Close(actors.ReasonRoomEnded)
+	if len(c.held) != 1 {
+		t.Fatalf("held %d messages after Close, want the left message", len(c.held))
+	}
+	left := c.held[0]
+	if b, err = json.Marshal(left.v); err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"type":"left","reason":"room-ended"}`; string(b) != want || left.closeReason != "room-ended" {
+		t.Fatalf("got %s closing with %q\nwant %s closing with %q", b, left.closeReason, want, "room-ended")
+	}
+}

@@ -38,7 +38,7 @@ type whipSession struct {
 
 func (w *whipSession) Signal(actors.Signal) {}
 
-func (w *whipSession) Close(string) {
+func (w *whipSession) Close(actors.LeaveReason) {
 	w.mu.Lock()
 	w.closed = true
 	p := w.p

@@ -1,0 +1,42 @@
+package actors
+
+// LeaveReason says why a participant left its room. Its words are on the
+// wire: the signaling left and participant-left messages, the
+// participant-left webhook, and the leave_reason of a session's
+// participant history (stored, so a word never changes).
+type LeaveReason string
+
+// EndReason says why a session ended: the end_reason of the session in
+// the API, in its stored record and in the session-ended webhook.
+type EndReason string
+
+// Session end reasons.
+const (
+	EndEmptyTimeout  EndReason = "empty-timeout"
+	EndSessionLength EndReason = "session-length"
+	EndAutoClose     EndReason = "auto-close"
+	EndViaAPI        EndReason = "ended-via-api"  // POST /sessions/{id}/end
+	EndRoomEnded     EndReason = "room-ended"     // POST /rooms/{id}/end
+	EndRoomDeleted   EndReason = "room-deleted"   // DELETE /rooms/{id}
+	EndServerRestart EndReason = "server-restart" // found in progress at start-up
+)
+
+// Leave reasons.
+const (
+	ReasonLeft             LeaveReason = "left"
+	ReasonDisconnected     LeaveReason = "disconnected"
+	ReasonKicked           LeaveReason = "kicked"
+	ReasonReplaced         LeaveReason = "replaced" // the same identity joined again
+	ReasonConnectionFailed LeaveReason = "connection-failed"
+	ReasonFailed           LeaveReason = "failed" // the participant's actor or read loop crashed
+	ReasonServerShutdown   LeaveReason = "server-shutdown"
+	ReasonSessionEnded     LeaveReason = "session-ended"        // its session ended for a reason of its own
+	ReasonTimeLimit        LeaveReason = "remove-after-elapsed" // remove_after_seconds_elapsed
+
+	// A participant removed because its room ended or was deleted, or
+	// found gone at start-up, leaves with the word of that session end:
+	// one cause, one word, whichever record a client reads it from.
+	ReasonRoomEnded     = LeaveReason(EndRoomEnded)
+	ReasonRoomDeleted   = LeaveReason(EndRoomDeleted)
+	ReasonServerRestart = LeaveReason(EndServerRestart) // members a crash took, closed at start-up
+)

@@ -1,0 +1,42 @@
+package actors
+
+import "testing"
+
+// The reasons' words reach clients, webhooks and stored history, so they
+// never change. As map keys the constants must also differ from one
+// another, or this does not compile.
+func TestReasonWords(t *testing.T) {
+	leaves := map[LeaveReason]string{
+		ReasonLeft:             "left",
+		ReasonDisconnected:     "disconnected",
+		ReasonKicked:           "kicked",
+		ReasonReplaced:         "replaced",
+		ReasonConnectionFailed: "connection-failed",
+		ReasonFailed:           "failed",
+		ReasonServerShutdown:   "server-shutdown",
+		ReasonSessionEnded:     "session-ended",
+		ReasonTimeLimit:        "remove-after-elapsed",
+		ReasonRoomEnded:        "room-ended",
+		ReasonRoomDeleted:      "room-deleted",
+		ReasonServerRestart:    "server-restart",
+	}
+	for reason, word := range leaves {
+		if string(reason) != word {
+			t.Errorf("leave reason %q, want %q", reason, word)
+		}
+	}
+	ends := map[EndReason]string{
+		EndEmptyTimeout:  "empty-timeout",
+		EndSessionLength: "session-length",
+		EndAutoClose:     "auto-close",
+		EndViaAPI:        "ended-via-api",
+		EndRoomEnded:     "room-ended",
+		EndRoomDeleted:   "room-deleted",
+		EndServerRestart: "server-restart",
+	}
+	for reason, word := range ends {
+		if string(reason) != word {
+			t.Errorf("end reason %q, want %q", reason, word)
+		}
+	}
+}
