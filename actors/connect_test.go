@@ -92,7 +92,7 @@ func TestConnectDeadline(t *testing.T) {
 	}
 }
 
-func participantIDs(t *testing.T, env *testEnv, room string) []string {
+func participantIDs(t *testing.T, env *testEnv, room RoomID) []string {
 	t.Helper()
 	list, err := env.rooms.Participants(context.Background(), room)
 	if err != nil {

@@ -140,7 +140,7 @@ func (r *Rooms) SessionStats(ctx context.Context, id string) ([]ParticipantStats
 	}
 	live := map[string]ParticipantStats{}
 	if s.Status == recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS {
-		res, err := r.request(ctx, s.RoomId, &sessionStatsReq{sessionID: id})
+		res, err := r.request(ctx, RoomID(s.RoomId), &sessionStatsReq{sessionID: id})
 		if err != nil {
 			return nil, err
 		}

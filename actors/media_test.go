@@ -95,7 +95,7 @@ func (c *testClient) Close(reason LeaveReason) {
 	}
 }
 
-func joinClient(t *testing.T, env *testEnv, room, identity string, role Role) *testClient {
+func joinClient(t *testing.T, env *testEnv, room RoomID, identity string, role Role) *testClient {
 	t.Helper()
 	c, err := tryJoin(t, env, room, identity, role)
 	if err != nil {
@@ -104,14 +104,14 @@ func joinClient(t *testing.T, env *testEnv, room, identity string, role Role) *t
 	return c
 }
 
-func tryJoin(t *testing.T, env *testEnv, room, identity string, role Role) (*testClient, error) {
+func tryJoin(t *testing.T, env *testEnv, room RoomID, identity string, role Role) (*testClient, error) {
 	t.Helper()
 	return tryJoinHolding(t, env, room, identity, role, false)
 }
 
 // tryJoinHolding is tryJoin; with holdCands the client exchanges no ICE
 // candidates until releaseCandidates.
-func tryJoinHolding(t *testing.T, env *testEnv, room, identity string, role Role, holdCands bool) (*testClient, error) {
+func tryJoinHolding(t *testing.T, env *testEnv, room RoomID, identity string, role Role, holdCands bool) (*testClient, error) {
 	t.Helper()
 	api, err := rtctest.ClientAPI()
 	if err != nil {
@@ -121,7 +121,7 @@ func tryJoinHolding(t *testing.T, env *testEnv, room, identity string, role Role
 }
 
 // tryJoinWith is tryJoinHolding for a client made with api.
-func tryJoinWith(t *testing.T, env *testEnv, room, identity string, role Role, holdCands bool, api *webrtc.API) (*testClient, error) {
+func tryJoinWith(t *testing.T, env *testEnv, room RoomID, identity string, role Role, holdCands bool, api *webrtc.API) (*testClient, error) {
 	t.Helper()
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -438,9 +438,9 @@ func checkStream(t *testing.T, what string, r *rtctest.Receiver) {
 	}
 }
 
-func createRoom(t *testing.T, env *testEnv, id string, cfg *actorpb.ConfigPatch) {
+func createRoom(t *testing.T, env *testEnv, id RoomID, cfg *actorpb.ConfigPatch) {
 	t.Helper()
-	if _, err := env.rooms.Create(context.Background(), id, &actorpb.RoomPatch{Name: ptr(id), Config: cfg}); err != nil {
+	if _, err := env.rooms.Create(context.Background(), id, &actorpb.RoomPatch{Name: ptr(string(id)), Config: cfg}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -190,7 +190,7 @@ type JoinInfo struct {
 // participant has left.
 type Participant struct {
 	ID     string
-	RoomID string
+	RoomID RoomID
 	pid    *actor.PID
 	rooms  *Rooms
 }
@@ -272,7 +272,7 @@ type participantReply struct {
 // the room is active (ErrRoomEnded), unlocked unless the participant is a
 // moderator (ErrRoomLocked), under max_participants (ErrRoomFull), and now
 // is inside its join window (ErrOutsideJoinWindow).
-func (r *Rooms) Join(ctx context.Context, roomID string, req JoinRequest) (*Participant, *JoinInfo, error) {
+func (r *Rooms) Join(ctx context.Context, roomID RoomID, req JoinRequest) (*Participant, *JoinInfo, error) {
 	if err := ValidateRoomID(roomID); err != nil {
 		return nil, nil, ErrRoomNotFound
 	}
@@ -377,7 +377,7 @@ func noMediaReason(offer string) string {
 }
 
 // Participants lists the live participants of a room with their tracks.
-func (r *Rooms) Participants(ctx context.Context, roomID string) ([]ParticipantInfo, error) {
+func (r *Rooms) Participants(ctx context.Context, roomID RoomID) ([]ParticipantInfo, error) {
 	if err := ValidateRoomID(roomID); err != nil {
 		return nil, ErrRoomNotFound
 	}
@@ -389,7 +389,7 @@ func (r *Rooms) Participants(ctx context.Context, roomID string) ([]ParticipantI
 }
 
 // Kick disconnects a participant (ReasonKicked).
-func (r *Rooms) Kick(ctx context.Context, roomID, participantID string) error {
+func (r *Rooms) Kick(ctx context.Context, roomID RoomID, participantID string) error {
 	if err := ValidateRoomID(roomID); err != nil {
 		return ErrRoomNotFound
 	}
@@ -403,7 +403,7 @@ func (r *Rooms) Kick(ctx context.Context, roomID, participantID string) error {
 // MuteParticipant mutes or unmutes every track of kind ("audio" or
 // "video") that a participant publishes: the server stops forwarding them
 // and tells the participant and the room.
-func (r *Rooms) MuteParticipant(ctx context.Context, roomID, participantID, kind string, muted bool) error {
+func (r *Rooms) MuteParticipant(ctx context.Context, roomID RoomID, participantID, kind string, muted bool) error {
 	if err := ValidateRoomID(roomID); err != nil {
 		return ErrRoomNotFound
 	}

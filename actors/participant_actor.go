@@ -39,7 +39,7 @@ type (
 // (through their forwarders), and tells its room what happened.
 type participantActor struct {
 	deps   *Rooms
-	roomID string
+	roomID RoomID
 	info   ParticipantInfo
 	kind   ClientKind
 	signal Signaler
@@ -60,14 +60,14 @@ type publishedTrack struct {
 	fwd  *rtc.Forwarder
 }
 
-func participantLogger(deps *Rooms, roomID, participantID string) *slog.Logger {
+func participantLogger(deps *Rooms, roomID RoomID, participantID string) *slog.Logger {
 	return deps.cfg.Logger.With("room", roomID, "participant", participantID)
 }
 
 // newPeer makes the peer connection of a participant who joins as kind.
 // A WHEP viewer's tracks are its room's stream, each named like a
 // published track.
-func newPeer(deps *Rooms, roomID, participantID string, kind ClientKind) (*rtc.Peer, error) {
+func newPeer(deps *Rooms, roomID RoomID, participantID string, kind ClientKind) (*rtc.Peer, error) {
 	mode := rtc.PeerSignaling
 	switch kind {
 	case ClientWHIP:
@@ -77,13 +77,13 @@ func newPeer(deps *Rooms, roomID, participantID string, kind ClientKind) (*rtc.P
 	}
 	return rtc.NewPeer(rtc.PeerConfig{
 		Engine: deps.cfg.Media, Mode: mode,
-		SlotStreamID: "troupe-" + roomID, NewSlotID: newTrackID,
+		SlotStreamID: "troupe-" + string(roomID), NewSlotID: newTrackID,
 		Metrics: deps.cfg.MediaMetrics,
 		Logger:  participantLogger(deps, roomID, participantID),
 	})
 }
 
-func newParticipantActor(deps *Rooms, roomID string, info ParticipantInfo, req JoinRequest, peer *rtc.Peer, stats *mediaStats) *participantActor {
+func newParticipantActor(deps *Rooms, roomID RoomID, info ParticipantInfo, req JoinRequest, peer *rtc.Peer, stats *mediaStats) *participantActor {
 	return &participantActor{
 		deps: deps, roomID: roomID, info: info, kind: req.Kind, signal: req.Signal, peer: peer, stats: stats,
 		log:       participantLogger(deps, roomID, info.ID),

@@ -8,7 +8,7 @@ import (
 // It never leaves this process: in a cluster, a call for a room that another
 // node owns is forwarded to that node at the HTTP edge.
 type routed struct {
-	roomID string
+	roomID RoomID
 	msg    any
 }
 
@@ -21,8 +21,8 @@ type routed struct {
 // the old actor has terminated, then starts a fresh one and hands them over.
 type registry struct {
 	rooms *Rooms
-	byID  map[string]*roomEntry
-	byPID map[string]string // actor id -> room id
+	byID  map[RoomID]*roomEntry
+	byPID map[string]RoomID // by actor id
 }
 
 type roomEntry struct {
@@ -37,7 +37,7 @@ type heldRequest struct {
 }
 
 func newRegistry(r *Rooms) *registry {
-	return &registry{rooms: r, byID: make(map[string]*roomEntry), byPID: make(map[string]string)}
+	return &registry{rooms: r, byID: make(map[RoomID]*roomEntry), byPID: make(map[string]RoomID)}
 }
 
 func (g *registry) Receive(ctx actor.Context) {
@@ -51,7 +51,7 @@ func (g *registry) Receive(ctx actor.Context) {
 	}
 }
 
-func (g *registry) route(ctx actor.Context, roomID string, msg any, sender *actor.PID) {
+func (g *registry) route(ctx actor.Context, roomID RoomID, msg any, sender *actor.PID) {
 	e, ok := g.byID[roomID]
 	switch {
 	case !ok:
@@ -64,7 +64,7 @@ func (g *registry) route(ctx actor.Context, roomID string, msg any, sender *acto
 	ctx.RequestWithCustomSender(e.pid, msg, sender)
 }
 
-func (g *registry) spawn(ctx actor.Context, roomID string) *actor.PID {
+func (g *registry) spawn(ctx actor.Context, roomID RoomID) *actor.PID {
 	rooms := g.rooms
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return newRoomActor(rooms, roomID)

@@ -31,7 +31,7 @@ import (
 // roomActor is the single writer of one room. Its record is nil while the
 // room does not exist (never created, or deleted).
 type roomActor struct {
-	id   string
+	id   RoomID
 	deps *Rooms
 	log  *slog.Logger
 	self *actor.PID
@@ -51,7 +51,7 @@ type roomActor struct {
 	view view
 }
 
-func newRoomActor(rooms *Rooms, id string) *roomActor {
+func newRoomActor(rooms *Rooms, id RoomID) *roomActor {
 	return &roomActor{
 		id:     id,
 		deps:   rooms,
@@ -179,8 +179,8 @@ func (a *roomActor) storeCtx() (context.Context, context.CancelFunc) {
 // state its actor last published in Rooms' snapshots. Only the actor
 // publishes; readers never see a record the actor goes on to change.
 type view struct {
-	snapshots *sync.Map // Rooms.snapshots: room id -> *RoomInfo
-	id        string
+	snapshots *sync.Map // Rooms.snapshots: RoomID -> *RoomInfo
+	id        RoomID
 	// published is what readers see; from is the record it was made from.
 	published *RoomInfo
 	from      *recordpb.Room

@@ -109,7 +109,7 @@ func (a *roomActor) delete(ctx actor.Context) error {
 	if err != nil {
 		return err
 	}
-	c := &changes{w: persistence.Writes{DeleteRoom: a.id}}
+	c := &changes{w: persistence.Writes{DeleteRoom: string(a.id)}}
 	a.event(c, cur, "room-deleted", roomData(cur))
 	if err := a.endSession(ctx, EndRoomDeleted, ReasonRoomDeleted, c); err != nil {
 		return fmt.Errorf("delete room: %w", err)

@@ -22,7 +22,7 @@ import (
 func (a *roomActor) load() {
 	ctx, cancel := a.storeCtx()
 	defer cancel()
-	r, err := a.deps.cfg.Store.GetRoom(ctx, a.id)
+	r, err := a.deps.cfg.Store.GetRoom(ctx, string(a.id))
 	switch {
 	case err == nil:
 		a.room, a.loadErr = r, nil

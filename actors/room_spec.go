@@ -61,7 +61,7 @@ const (
 
 // ValidateRoomID reports whether id may name a room: [A-Za-z0-9_-]{1,64}.
 // It runs on every request that names a room, so it is a loop, not a regexp.
-func ValidateRoomID(id string) error {
+func ValidateRoomID(id RoomID) error {
 	if len(id) < 1 || len(id) > 64 {
 		return invalid("id", "must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -")
 	}
@@ -97,9 +97,9 @@ func ApplyDefaults(r *recordpb.Room) {
 }
 
 // newRoomFromSpec builds the record of a new room: defaults, then the spec.
-func newRoomFromSpec(id string, spec *actorpb.RoomPatch) (*recordpb.Room, error) {
+func newRoomFromSpec(id RoomID, spec *actorpb.RoomPatch) (*recordpb.Room, error) {
 	r := &recordpb.Room{
-		Id:     id,
+		Id:     string(id),
 		Status: recordpb.RoomStatus_ROOM_STATUS_ACTIVE,
 		Config: &recordpb.RoomConfig{
 			EmptyTimeout: DefaultEmptyTimeout,
@@ -187,7 +187,7 @@ func setIf[T any](dst *T, v *T) {
 // ValidateRoom checks every client-settable field of a room record and
 // returns a *ValidationError naming the first bad one.
 func ValidateRoom(r *recordpb.Room) error {
-	if err := ValidateRoomID(r.Id); err != nil {
+	if err := ValidateRoomID(RoomID(r.Id)); err != nil {
 		return err
 	}
 	if err := validateName("name", r.Name, true); err != nil {

@@ -130,7 +130,8 @@ type Rooms struct {
 	registry *actor.PID
 	metrics  *metrics
 	closed   atomic.Bool
-	// snapshots holds each live room actor's published state (*RoomInfo),
+	// snapshots holds each live room actor's published state (*RoomInfo)
+	// by its RoomID,
 	// so that reads need no message: the room actor stays the only writer.
 	snapshots sync.Map
 	// timerGen numbers every timer a room arms.
@@ -203,12 +204,12 @@ func (r *Rooms) Live() int { return int(r.metrics.liveCount.Load()) }
 // Request sends msg to the actor of roomID and returns its reply. It fails
 // with ErrUnavailable if the actor does not answer within the request
 // timeout (or ctx's deadline, if sooner).
-func (r *Rooms) Request(ctx context.Context, roomID string, msg proto.Message) (proto.Message, error) {
+func (r *Rooms) Request(ctx context.Context, roomID RoomID, msg proto.Message) (proto.Message, error) {
 	return requestAs[proto.Message](ctx, r, roomID, msg)
 }
 
 // requestAs is request for a reply of type T.
-func requestAs[T any](ctx context.Context, r *Rooms, roomID string, msg any) (T, error) {
+func requestAs[T any](ctx context.Context, r *Rooms, roomID RoomID, msg any) (T, error) {
 	var zero T
 	res, err := r.request(ctx, roomID, msg)
 	if err != nil {
@@ -221,7 +222,7 @@ func requestAs[T any](ctx context.Context, r *Rooms, roomID string, msg any) (T,
 	return reply, nil
 }
 
-func (r *Rooms) request(ctx context.Context, roomID string, msg any) (any, error) {
+func (r *Rooms) request(ctx context.Context, roomID RoomID, msg any) (any, error) {
 	if r.closed.Load() {
 		return nil, fmt.Errorf("%w: shutting down", ErrUnavailable)
 	}
@@ -251,7 +252,7 @@ func (r *Rooms) request(ctx context.Context, roomID string, msg any) (any, error
 	}
 }
 
-func (r *Rooms) roomRequest(ctx context.Context, id string, msg proto.Message) (*RoomInfo, error) {
+func (r *Rooms) roomRequest(ctx context.Context, id RoomID, msg proto.Message) (*RoomInfo, error) {
 	if err := ValidateRoomID(id); err != nil {
 		// Nothing can be stored under an invalid id: don't wake an actor for it.
 		return nil, ErrRoomNotFound
@@ -268,7 +269,7 @@ func (r *Rooms) roomRequest(ctx context.Context, id string, msg proto.Message) (
 
 // Create creates room id from spec, applied over the defaults. Fails with
 // ErrRoomExists if the id is taken, or a *ValidationError.
-func (r *Rooms) Create(ctx context.Context, id string, spec *actorpb.RoomPatch) (*RoomInfo, error) {
+func (r *Rooms) Create(ctx context.Context, id RoomID, spec *actorpb.RoomPatch) (*RoomInfo, error) {
 	if err := ValidateRoomID(id); err != nil {
 		return nil, err
 	}
@@ -293,7 +294,7 @@ func (r *Rooms) checkWebhook(ctx context.Context, h *recordpb.Webhook) error {
 // Get returns room id. The result is shared with other readers: do not
 // change it. A live room answers from the state its actor published
 // before its last reply, without a message; any other through its actor.
-func (r *Rooms) Get(ctx context.Context, id string) (*RoomInfo, error) {
+func (r *Rooms) Get(ctx context.Context, id RoomID) (*RoomInfo, error) {
 	if r.closed.Load() {
 		return nil, fmt.Errorf("%w: shutting down", ErrUnavailable)
 	}
@@ -304,7 +305,7 @@ func (r *Rooms) Get(ctx context.Context, id string) (*RoomInfo, error) {
 }
 
 // Update applies patch to room id; an invalid patch changes nothing.
-func (r *Rooms) Update(ctx context.Context, id string, patch *actorpb.RoomPatch) (*RoomInfo, error) {
+func (r *Rooms) Update(ctx context.Context, id RoomID, patch *actorpb.RoomPatch) (*RoomInfo, error) {
 	if err := r.checkWebhook(ctx, patch.GetWebhook()); err != nil {
 		return nil, err
 	}
@@ -312,12 +313,12 @@ func (r *Rooms) Update(ctx context.Context, id string, patch *actorpb.RoomPatch)
 }
 
 // End ends room id; ending an ended room returns it unchanged.
-func (r *Rooms) End(ctx context.Context, id string) (*RoomInfo, error) {
+func (r *Rooms) End(ctx context.Context, id RoomID) (*RoomInfo, error) {
 	return r.roomRequest(ctx, id, &actorpb.EndRoom{})
 }
 
 // Delete deletes room id.
-func (r *Rooms) Delete(ctx context.Context, id string) error {
+func (r *Rooms) Delete(ctx context.Context, id RoomID) error {
 	_, err := r.roomRequest(ctx, id, &actorpb.DeleteRoom{})
 	return err
 }
@@ -334,7 +335,7 @@ func (r *Rooms) List(ctx context.Context, q ListQuery) ([]*RoomInfo, int, error)
 	out := make([]*RoomInfo, len(page.Rooms))
 	for i, room := range page.Rooms {
 		out[i] = &RoomInfo{Room: room}
-		if v, ok := r.snapshots.Load(room.Id); ok {
+		if v, ok := r.snapshots.Load(RoomID(room.Id)); ok {
 			out[i].ParticipantCount = v.(*RoomInfo).ParticipantCount
 		}
 	}
@@ -344,7 +345,7 @@ func (r *Rooms) List(ctx context.Context, q ListQuery) ([]*RoomInfo, int, error)
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // NewRoomID returns a fresh random room id ("room_" and 16 characters).
-func NewRoomID() string { return "room_" + randomID() }
+func NewRoomID() RoomID { return RoomID("room_" + randomID()) }
 
 // randomID returns 16 random base32 characters (80 bits).
 func randomID() string {

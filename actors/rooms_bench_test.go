@@ -15,7 +15,7 @@ func BenchmarkGet(b *testing.B) {
 	ctx := context.Background()
 	const rooms = 64
 	for i := range rooms {
-		if _, err := env.rooms.Create(ctx, fmt.Sprint("r", i), spec("R")); err != nil {
+		if _, err := env.rooms.Create(ctx, RoomID(fmt.Sprint("r", i)), spec("R")); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -25,7 +25,7 @@ func BenchmarkGet(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			i++
-			if _, err := env.rooms.Get(ctx, fmt.Sprint("r", i%rooms)); err != nil {
+			if _, err := env.rooms.Get(ctx, RoomID(fmt.Sprint("r", i%rooms))); err != nil {
 				b.Error(err)
 				return
 			}

@@ -192,7 +192,7 @@ func TestRoomLifecycle(t *testing.T) {
 	if _, err := rooms.Create(ctx, "cs101", spec("reborn")); err != nil {
 		t.Fatalf("create after delete: %v", err)
 	}
-	for _, bad := range []string{"", "has space", "x/y"} {
+	for _, bad := range []RoomID{"", "has space", "x/y"} {
 		if _, err := rooms.Get(ctx, bad); !errors.Is(err, ErrRoomNotFound) {
 			t.Fatalf("Get(%q) = %v", bad, err)
 		}
@@ -252,7 +252,7 @@ func TestCrashStaysInsideOneRoom(t *testing.T) {
 	}
 	const others = 100
 	for i := range others {
-		if _, err := rooms.Create(ctx, fmt.Sprintf("other-%d", i), spec("Other")); err != nil {
+		if _, err := rooms.Create(ctx, RoomID(fmt.Sprintf("other-%d", i)), spec("Other")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -262,7 +262,7 @@ func TestCrashStaysInsideOneRoom(t *testing.T) {
 	var answered, failed atomic.Int64
 	for i := range others {
 		wg.Go(func() {
-			id := fmt.Sprintf("other-%d", i)
+			id := RoomID(fmt.Sprintf("other-%d", i))
 			for {
 				select {
 				case <-stop:
@@ -303,7 +303,7 @@ func TestPassivation(t *testing.T) {
 	rooms := env.rooms
 	const n = 20
 	for i := range n {
-		if _, err := rooms.Create(ctx, fmt.Sprintf("r%d", i), spec("R")); err != nil {
+		if _, err := rooms.Create(ctx, RoomID(fmt.Sprintf("r%d", i)), spec("R")); err != nil {
 			t.Fatal(err)
 		}
 	}

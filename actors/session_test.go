@@ -25,7 +25,7 @@ func newSessionEnv(t *testing.T) (*testEnv, *fakeClock) {
 }
 
 // activeSession waits for room to have a session in progress and returns it.
-func activeSession(t *testing.T, env *testEnv, room string) *recordpb.Session {
+func activeSession(t *testing.T, env *testEnv, room RoomID) *recordpb.Session {
 	t.Helper()
 	var s *recordpb.Session
 	waitFor(t, "a session in progress", func() bool {
@@ -161,14 +161,14 @@ func TestSessionEndReasons(t *testing.T) {
 		{"room ended", nil, nil,
 			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
 				clock.Advance(4 * time.Second)
-				if _, err := env.rooms.End(ctx, s.RoomId); err != nil {
+				if _, err := env.rooms.End(ctx, RoomID(s.RoomId)); err != nil {
 					t.Fatal(err)
 				}
 			}, EndRoomEnded, 4 * time.Second, ReasonRoomEnded},
 		{"room deleted", nil, nil,
 			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
 				clock.Advance(5 * time.Second)
-				if err := env.rooms.Delete(ctx, s.RoomId); err != nil {
+				if err := env.rooms.Delete(ctx, RoomID(s.RoomId)); err != nil {
 					t.Fatal(err)
 				}
 			}, EndRoomDeleted, 5 * time.Second, ReasonRoomDeleted},

@@ -11,7 +11,7 @@ import (
 
 // SessionQuery selects sessions for Sessions.
 type SessionQuery struct {
-	RoomID string
+	RoomID RoomID
 	// Status filters; SESSION_STATUS_UNSPECIFIED lists every session.
 	Status        recordpb.SessionStatus
 	Limit, Offset int
@@ -21,7 +21,7 @@ type SessionQuery struct {
 // Every session change is written before it is acknowledged, so the store
 // is current: participant_count included.
 func (r *Rooms) Sessions(ctx context.Context, q SessionQuery) ([]*recordpb.Session, int, error) {
-	page, err := r.cfg.Store.ListSessions(ctx, persistence.SessionQuery{RoomID: q.RoomID, Status: q.Status, Limit: q.Limit, Offset: q.Offset})
+	page, err := r.cfg.Store.ListSessions(ctx, persistence.SessionQuery{RoomID: string(q.RoomID), Status: q.Status, Limit: q.Limit, Offset: q.Offset})
 	if err != nil {
 		return nil, 0, fmt.Errorf("list sessions: %w", err)
 	}
@@ -62,7 +62,7 @@ func (r *Rooms) EndSession(ctx context.Context, id string) (*recordpb.Session, e
 	if s.Status != recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS {
 		return nil, ErrSessionEnded
 	}
-	reply, err := requestAs[*sessionReply](ctx, r, s.RoomId, &endSessionReq{sessionID: id})
+	reply, err := requestAs[*sessionReply](ctx, r, RoomID(s.RoomId), &endSessionReq{sessionID: id})
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ func waitLong(t *testing.T, what string, cond func() bool) {
 }
 
 // liveTracks is the number of tracks the room lists for participant id.
-func liveTracks(env *testEnv, room, id string) int {
+func liveTracks(env *testEnv, room RoomID, id string) int {
 	list, err := env.rooms.Participants(context.Background(), room)
 	if err != nil {
 		return -1
@@ -121,7 +121,7 @@ func TestEndedTrackIsNotMuted(t *testing.T) {
 	}
 }
 
-func mustParticipants(t *testing.T, env *testEnv, room string) []ParticipantInfo {
+func mustParticipants(t *testing.T, env *testEnv, room RoomID) []ParticipantInfo {
 	t.Helper()
 	list, err := env.rooms.Participants(context.Background(), room)
 	if err != nil {
@@ -201,7 +201,7 @@ func TestEndedTracksFreeTheirMemory(t *testing.T) {
 
 // sessionMedia returns a participant's media figures in the room's
 // running session.
-func sessionMedia(t *testing.T, env *testEnv, room, id string) *recordpb.MediaStats {
+func sessionMedia(t *testing.T, env *testEnv, room RoomID, id string) *recordpb.MediaStats {
 	t.Helper()
 	info, err := env.rooms.Get(context.Background(), room)
 	if err != nil {

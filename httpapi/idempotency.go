@@ -113,9 +113,9 @@ func fingerprint(method, path string, body []byte) string {
 // Idempotency-Key. Being a function of the key, a retry after a crash that
 // lost the stored response finds the room it created instead of making a
 // second one. It has the shape of actors.NewRoomID.
-func derivedRoomID(scope, key string) string {
+func derivedRoomID(scope, key string) actors.RoomID {
 	sum := sha256.Sum256([]byte("troupe room id\x00" + scope + "\x00" + key))
-	return "room_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:10]))
+	return actors.RoomID("room_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:10])))
 }
 
 // captureWriter keeps a copy of what the handler writes.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/actors/actorpb"
 	"google.golang.org/protobuf/proto"
 )
@@ -21,7 +22,7 @@ func TestIdempotentCreateReplays(t *testing.T) {
 		t.Fatal("first response marked as replayed")
 	}
 	id := first.json(t)["id"].(string)
-	if id != derivedRoomID(s.key.ID, "k-1") {
+	if actors.RoomID(id) != derivedRoomID(s.key.ID, "k-1") {
 		t.Fatalf("id %q is not derived from the key", id)
 	}
 	// Change the room so that a replay is visibly the stored response.
@@ -146,7 +147,7 @@ func TestIdempotentCreateAfterLostResponse(t *testing.T) {
 	}
 	r := s.do(t, http.MethodPost, "/api/v1/rooms", `{"name":"First try"}`, idemKey("lost"))
 	mustStatus(t, r, http.StatusCreated)
-	if r.json(t)["id"] != id || r.header.Get("Idempotent-Replayed") != "true" {
+	if r.json(t)["id"] != string(id) || r.header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("%v %s", r.header, r.body)
 	}
 	if n := s.total(t, ""); n != 1 {
@@ -160,7 +161,7 @@ func TestIdempotentCreateAfterLostResponse(t *testing.T) {
 }
 
 func TestDerivedRoomIDs(t *testing.T) {
-	seen := map[string]bool{}
+	seen := map[actors.RoomID]bool{}
 	for _, scope := range []string{"A", "B", "A\x00x"} {
 		for i := range 100 {
 			id := derivedRoomID(scope, fmt.Sprint(i))

@@ -118,7 +118,7 @@ func toRoomJSON(info *actors.RoomInfo) roomJSON {
 // createRequest is a decoded POST /rooms body: the optional custom id and
 // the room's fields as a patch over the defaults.
 type createRequest struct {
-	id   string
+	id   actors.RoomID
 	spec *actorpb.RoomPatch
 }
 
@@ -129,10 +129,10 @@ func decodeCreateRoom(o *jsonObject) (createRequest, error) {
 		return req, err
 	}
 	if id != nil {
-		if err := actors.ValidateRoomID(*id); err != nil {
+		req.id = actors.RoomID(*id)
+		if err := actors.ValidateRoomID(req.id); err != nil {
 			return req, err
 		}
-		req.id = *id
 	}
 	if req.spec, err = decodeRoomPatch(o); err != nil {
 		return req, err

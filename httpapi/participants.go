@@ -52,7 +52,7 @@ type participantListJSON struct {
 }
 
 func (s *Server) listParticipants(c *gin.Context) error {
-	list, err := s.cfg.Rooms.Participants(c.Request.Context(), c.Param("id"))
+	list, err := s.cfg.Rooms.Participants(c.Request.Context(), actors.RoomID(c.Param("id")))
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func (s *Server) listParticipants(c *gin.Context) error {
 }
 
 func (s *Server) kickParticipant(c *gin.Context) error {
-	if err := s.cfg.Rooms.Kick(c.Request.Context(), c.Param("id"), c.Param("pid")); err != nil {
+	if err := s.cfg.Rooms.Kick(c.Request.Context(), actors.RoomID(c.Param("id")), c.Param("pid")); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)
@@ -101,7 +101,7 @@ func (s *Server) muteParticipant(c *gin.Context) error {
 	if err := o.finish(); err != nil {
 		return err
 	}
-	if err := s.cfg.Rooms.MuteParticipant(c.Request.Context(), c.Param("id"), c.Param("pid"), *kind, *muted); err != nil {
+	if err := s.cfg.Rooms.MuteParticipant(c.Request.Context(), actors.RoomID(c.Param("id")), c.Param("pid"), *kind, *muted); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)

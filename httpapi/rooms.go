@@ -52,7 +52,7 @@ func (s *Server) createRoom(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Header("Location", "/api/v1/rooms/"+url.PathEscape(id))
+	c.Header("Location", "/api/v1/rooms/"+url.PathEscape(string(id)))
 	writeJSON(c, http.StatusCreated, toRoomJSON(info))
 	return nil
 }
@@ -118,7 +118,7 @@ func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
 }
 
 func (s *Server) getRoom(c *gin.Context) error {
-	info, err := s.cfg.Rooms.Get(c.Request.Context(), c.Param("id"))
+	info, err := s.cfg.Rooms.Get(c.Request.Context(), actors.RoomID(c.Param("id")))
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func (s *Server) patchRoom(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	info, err := s.cfg.Rooms.Update(c.Request.Context(), c.Param("id"), patch)
+	info, err := s.cfg.Rooms.Update(c.Request.Context(), actors.RoomID(c.Param("id")), patch)
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func (s *Server) patchRoom(c *gin.Context) error {
 }
 
 func (s *Server) deleteRoom(c *gin.Context) error {
-	if err := s.cfg.Rooms.Delete(c.Request.Context(), c.Param("id")); err != nil {
+	if err := s.cfg.Rooms.Delete(c.Request.Context(), actors.RoomID(c.Param("id"))); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)
@@ -161,7 +161,7 @@ func (s *Server) endRoom(c *gin.Context) error {
 	if err := o.finish(); err != nil {
 		return err
 	}
-	info, err := s.cfg.Rooms.End(c.Request.Context(), c.Param("id"))
+	info, err := s.cfg.Rooms.End(c.Request.Context(), actors.RoomID(c.Param("id")))
 	if err != nil {
 		return err
 	}
@@ -254,7 +254,7 @@ func (s *Server) createToken(c *gin.Context) error {
 		return err
 	}
 	id := c.Param("id")
-	info, err := s.cfg.Rooms.Get(c.Request.Context(), id)
+	info, err := s.cfg.Rooms.Get(c.Request.Context(), actors.RoomID(id))
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ func TestCreateRoomShapeAndDefaults(t *testing.T) {
 	mustStatus(t, r, http.StatusCreated)
 	room := r.json(t)
 	id, _ := room["id"].(string)
-	if !strings.HasPrefix(id, "room_") || actors.ValidateRoomID(id) != nil {
+	if !strings.HasPrefix(id, "room_") || actors.ValidateRoomID(actors.RoomID(id)) != nil {
 		t.Fatalf("generated id %q", id)
 	}
 	if got := r.header.Get("Location"); got != "/api/v1/rooms/"+id {

@@ -22,21 +22,21 @@ import (
 // RoomService is what the API needs of the room actors; *actors.Rooms
 // implements it.
 type RoomService interface {
-	Create(ctx context.Context, id string, spec *actorpb.RoomPatch) (*actors.RoomInfo, error)
-	Get(ctx context.Context, id string) (*actors.RoomInfo, error)
-	Update(ctx context.Context, id string, patch *actorpb.RoomPatch) (*actors.RoomInfo, error)
-	Delete(ctx context.Context, id string) error
-	End(ctx context.Context, id string) (*actors.RoomInfo, error)
+	Create(ctx context.Context, id actors.RoomID, spec *actorpb.RoomPatch) (*actors.RoomInfo, error)
+	Get(ctx context.Context, id actors.RoomID) (*actors.RoomInfo, error)
+	Update(ctx context.Context, id actors.RoomID, patch *actorpb.RoomPatch) (*actors.RoomInfo, error)
+	Delete(ctx context.Context, id actors.RoomID) error
+	End(ctx context.Context, id actors.RoomID) (*actors.RoomInfo, error)
 	List(ctx context.Context, q actors.ListQuery) ([]*actors.RoomInfo, int, error)
 
 	// The live participants: joining (WebSocket, WHIP, WHEP) and the
 	// participants routes.
-	Join(ctx context.Context, roomID string, req actors.JoinRequest) (*actors.Participant, *actors.JoinInfo, error)
+	Join(ctx context.Context, roomID actors.RoomID, req actors.JoinRequest) (*actors.Participant, *actors.JoinInfo, error)
 	// CheckOffer refuses a WHIP or WHEP offer before its join.
 	CheckOffer(kind actors.ClientKind, offer string) error
-	Participants(ctx context.Context, roomID string) ([]actors.ParticipantInfo, error)
-	Kick(ctx context.Context, roomID, participantID string) error
-	MuteParticipant(ctx context.Context, roomID, participantID, kind string, muted bool) error
+	Participants(ctx context.Context, roomID actors.RoomID) ([]actors.ParticipantInfo, error)
+	Kick(ctx context.Context, roomID actors.RoomID, participantID string) error
+	MuteParticipant(ctx context.Context, roomID actors.RoomID, participantID, kind string, muted bool) error
 
 	// Session history, live session stats and ending a session.
 	Sessions(ctx context.Context, q actors.SessionQuery) ([]*recordpb.Session, int, error)

@@ -186,9 +186,9 @@ func toSessionStatsJSON(id string, stats []actors.ParticipantStats) sessionStats
 
 func (s *Server) listSessions(c *gin.Context) error {
 	query := c.Request.URL.Query()
-	var roomID string
+	var roomID actors.RoomID
 	if query.Has("room_id") {
-		roomID = query.Get("room_id")
+		roomID = actors.RoomID(query.Get("room_id"))
 		if actors.ValidateRoomID(roomID) != nil {
 			return fieldError("room_id", "must be a room id: 1 to 64 characters of A-Z, a-z, 0-9, _ and -")
 		}
@@ -205,7 +205,7 @@ func (s *Server) listSessions(c *gin.Context) error {
 // deleted: session records outlive their room. A room that does not exist
 // and never had a session is not found.
 func (s *Server) listRoomSessions(c *gin.Context) error {
-	id := c.Param("id")
+	id := actors.RoomID(c.Param("id"))
 	if actors.ValidateRoomID(id) != nil {
 		return actors.ErrRoomNotFound
 	}
@@ -224,7 +224,7 @@ func (s *Server) listRoomSessions(c *gin.Context) error {
 
 // roomKnown returns nil if the room exists or has a session on record
 // (under any status), else ErrRoomNotFound.
-func (s *Server) roomKnown(ctx context.Context, id string) error {
+func (s *Server) roomKnown(ctx context.Context, id actors.RoomID) error {
 	_, total, err := s.cfg.Rooms.Sessions(ctx, actors.SessionQuery{RoomID: id, Limit: 1})
 	if err != nil || total > 0 {
 		return err
@@ -235,7 +235,7 @@ func (s *Server) roomKnown(ctx context.Context, id string) error {
 
 // sessionPage reads limit, offset and status and lists roomID's sessions
 // (every room's when roomID is empty), newest first.
-func (s *Server) sessionPage(c *gin.Context, roomID string) (sessionListJSON, error) {
+func (s *Server) sessionPage(c *gin.Context, roomID actors.RoomID) (sessionListJSON, error) {
 	q := actors.SessionQuery{RoomID: roomID}
 	query := c.Request.URL.Query()
 	var err error

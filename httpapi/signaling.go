@@ -256,7 +256,7 @@ func (s *Server) signaling(g *gin.Context) {
 			s.abort(g, err)
 			return
 		}
-		p, ji, err := s.cfg.Rooms.Join(r.Context(), claims.Room, joinRequest(claims, actors.ClientSignaling, c))
+		p, ji, err := s.cfg.Rooms.Join(r.Context(), actors.RoomID(claims.Room), joinRequest(claims, actors.ClientSignaling, c))
 		if err != nil {
 			s.abort(g, err)
 			return
@@ -429,7 +429,7 @@ func (c *signalConn) tryJoin(token string) error {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, signalRequestTimeout)
 	defer cancel()
-	p, info, err := c.s.cfg.Rooms.Join(ctx, claims.Room, joinRequest(claims, actors.ClientSignaling, c))
+	p, info, err := c.s.cfg.Rooms.Join(ctx, actors.RoomID(claims.Room), joinRequest(claims, actors.ClientSignaling, c))
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,7 @@ func (s *Server) devToken(c *gin.Context) error {
 	}
 	q := c.Request.URL.Query()
 	room, identity, name := q.Get("room"), q.Get("identity"), q.Get("name")
-	if err := actors.ValidateRoomID(room); err != nil {
+	if err := actors.ValidateRoomID(actors.RoomID(room)); err != nil {
 		return queryError("room", "must be 1 to 64 letters, digits, _ or -")
 	}
 	if err := checkText("identity", identity, 1, maxIdentityLen); err != nil {
@@ -85,8 +85,8 @@ func (s *Server) devToken(c *gin.Context) error {
 		return err
 	}
 	ctx := c.Request.Context()
-	if _, err := s.cfg.Rooms.Get(ctx, room); errors.Is(err, actors.ErrRoomNotFound) {
-		_, err = s.cfg.Rooms.Create(ctx, room, &actorpb.RoomPatch{Name: &room})
+	if _, err := s.cfg.Rooms.Get(ctx, actors.RoomID(room)); errors.Is(err, actors.ErrRoomNotFound) {
+		_, err = s.cfg.Rooms.Create(ctx, actors.RoomID(room), &actorpb.RoomPatch{Name: &room})
 		if err != nil && !errors.Is(err, actors.ErrRoomExists) {
 			return err
 		}

@@ -80,8 +80,8 @@ func (s *Server) whipOffer(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	room := c.Param("room")
-	if claims.Room != room {
+	room := actors.RoomID(c.Param("room"))
+	if actors.RoomID(claims.Room) != room {
 		return newAPIError(http.StatusForbidden, codeForbidden, "the token is for another room")
 	}
 	if kind == actors.ClientWHIP && claims.Role != auth.RolePublisher && claims.Role != auth.RoleModerator {
@@ -127,7 +127,7 @@ func (s *Server) whipOffer(c *gin.Context) error {
 		}
 		return err
 	}
-	c.Header("Location", "/"+prefix+"/"+url.PathEscape(room)+"/"+url.PathEscape(p.ID))
+	c.Header("Location", "/"+prefix+"/"+url.PathEscape(string(room))+"/"+url.PathEscape(p.ID))
 	c.Header("ETag", `"`+p.ID+`"`)
 	c.Data(http.StatusCreated, contentTypeSDP, []byte(answer))
 	return nil
@@ -142,10 +142,10 @@ func (s *Server) whipDelete(c *gin.Context) error {
 		return err
 	}
 	w, ok := s.live.getWHIP(c.Param("pid"))
-	if !ok || w.kind != kind || w.p.RoomID != c.Param("room") {
+	if !ok || w.kind != kind || w.p.RoomID != actors.RoomID(c.Param("room")) {
 		return newAPIError(http.StatusNotFound, codeNotFound, "no such session")
 	}
-	if !claims.Admin && (claims.Room != w.p.RoomID || claims.Subject != w.identity) {
+	if !claims.Admin && (actors.RoomID(claims.Room) != w.p.RoomID || claims.Subject != w.identity) {
 		return newAPIError(http.StatusForbidden, codeForbidden, "the token is not this session's")
 	}
 	if err := w.p.Leave(c.Request.Context(), actors.ReasonLeft); err != nil {
