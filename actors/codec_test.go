@@ -15,7 +15,7 @@ import (
 // codec alone, and sends on it until the test ends.
 func (c *testClient) publishOne(codec webrtc.RTPCodecCapability, id string) {
 	c.t.Helper()
-	tr, err := webrtc.NewTrackLocalStaticRTP(codec, id, c.p.ID)
+	tr, err := webrtc.NewTrackLocalStaticRTP(codec, id, string(c.p.ID))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -59,9 +59,9 @@ func TestH264PublisherReceivesVP8(t *testing.T) {
 	vp8 := joinClient(t, env, "r", "vp8", RolePublisher)
 	vp8.publishAV()
 	rx := h264.receiveFrom(2)
-	waitPackets(t, "VP8 video at the H.264 client", rx[vp8.p.ID+" video"], 50)
-	waitPackets(t, "audio at the H.264 client", rx[vp8.p.ID+" audio"], 25)
-	checkStream(t, "VP8 video at the H.264 client", rx[vp8.p.ID+" video"])
+	waitPackets(t, "VP8 video at the H.264 client", rx[string(vp8.p.ID)+" video"], 50)
+	waitPackets(t, "audio at the H.264 client", rx[string(vp8.p.ID)+" audio"], 25)
+	checkStream(t, "VP8 video at the H.264 client", rx[string(vp8.p.ID)+" video"])
 	for {
 		select {
 		case s := <-h264.events:
@@ -107,15 +107,15 @@ func TestTrackWithoutCommonCodecIsSkipped(t *testing.T) {
 		t.Fatalf("skipped %+v, want the camera %s", skipped, camera)
 	}
 	rx := viewer.receiveFrom(2)
-	waitPackets(t, "VP8 video", rx[vp8.p.ID+" video"], 50)
-	waitPackets(t, "audio", rx[vp8.p.ID+" audio"], 25)
-	checkStream(t, "VP8 video", rx[vp8.p.ID+" video"])
+	waitPackets(t, "VP8 video", rx[string(vp8.p.ID)+" video"], 50)
+	waitPackets(t, "audio", rx[string(vp8.p.ID)+" audio"], 25)
+	checkStream(t, "VP8 video", rx[string(vp8.p.ID)+" video"])
 
 	// A track published later still comes; the skipped one never does.
 	late := joinClient(t, env, "r", "late", RolePublisher)
 	late.publishAV()
 	more := viewer.receiveFrom(2)
-	waitPackets(t, "the later VP8 video", more[late.p.ID+" video"], 30)
+	waitPackets(t, "the later VP8 video", more[string(late.p.ID)+" video"], 30)
 	select {
 	case tr := <-viewer.tracks:
 		t.Fatalf("the viewer got a track it cannot decode: %s %s", tr.StreamID(), tr.Codec().MimeType)

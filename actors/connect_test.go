@@ -86,19 +86,19 @@ func TestConnectDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range members {
-		if want := map[bool]LeaveReason{true: ReasonConnectionFailed, false: ""}[m.ParticipantId == down.ID]; LeaveReason(m.LeaveReason) != want {
+		if want := map[bool]LeaveReason{true: ReasonConnectionFailed, false: ""}[ParticipantID(m.ParticipantId) == down.ID]; LeaveReason(m.LeaveReason) != want {
 			t.Errorf("%s left for %q, want %q", m.Identity, m.LeaveReason, want)
 		}
 	}
 }
 
-func participantIDs(t *testing.T, env *testEnv, room RoomID) []string {
+func participantIDs(t *testing.T, env *testEnv, room RoomID) []ParticipantID {
 	t.Helper()
 	list, err := env.rooms.Participants(context.Background(), room)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
+	var ids []ParticipantID
 	for _, p := range list {
 		ids = append(ids, p.ID)
 	}

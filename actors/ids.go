@@ -10,3 +10,8 @@ package actors
 // RoomID names a room: chosen by its creator or made by NewRoomID, and
 // valid by ValidateRoomID.
 type RoomID string
+
+// ParticipantID names one stay of a participant in a room ("PA_" and 16
+// characters): each join makes a new one, whatever its identity. It is
+// also the stream id of the tracks the participant publishes.
+type ParticipantID string

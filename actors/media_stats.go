@@ -101,7 +101,8 @@ func addDown(out *recordpb.MediaStats, st rtc.Stats) {
 
 // ParticipantStats is one participant's media in a session.
 type ParticipantStats struct {
-	ParticipantID, Identity string
+	ParticipantID ParticipantID
+	Identity      string
 	// Live: the participant is still connected, and its figures still grow.
 	Live  bool
 	Media *recordpb.MediaStats
@@ -138,7 +139,7 @@ func (r *Rooms) SessionStats(ctx context.Context, id string) ([]ParticipantStats
 	if err != nil {
 		return nil, fmt.Errorf("session members: %w", err)
 	}
-	live := map[string]ParticipantStats{}
+	live := map[ParticipantID]ParticipantStats{}
 	if s.Status == recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS {
 		res, err := r.request(ctx, RoomID(s.RoomId), &sessionStatsReq{sessionID: id})
 		if err != nil {
@@ -157,7 +158,7 @@ func (r *Rooms) SessionStats(ctx context.Context, id string) ([]ParticipantStats
 	}
 	out := make([]ParticipantStats, 0, len(members))
 	for _, m := range members {
-		if p, ok := live[m.ParticipantId]; ok && m.LeftAt == nil {
+		if p, ok := live[ParticipantID(m.ParticipantId)]; ok && m.LeftAt == nil {
 			out = append(out, p)
 			continue
 		}
@@ -165,7 +166,7 @@ func (r *Rooms) SessionStats(ctx context.Context, id string) ([]ParticipantStats
 		if media == nil {
 			media = &recordpb.MediaStats{}
 		}
-		out = append(out, ParticipantStats{ParticipantID: m.ParticipantId, Identity: m.Identity, Media: media})
+		out = append(out, ParticipantStats{ParticipantID: ParticipantID(m.ParticipantId), Identity: m.Identity, Media: media})
 	}
 	return out, nil
 }

@@ -365,11 +365,11 @@ func drainRTCP(s *webrtc.RTPSender) {
 // both until the test ends.
 func (c *testClient) publishAV() (video, audio *rtctest.Sender) {
 	c.t.Helper()
-	vt, err := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", c.p.ID)
+	vt, err := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", string(c.p.ID))
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	at, err := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, "audio", c.p.ID)
+	at, err := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, "audio", string(c.p.ID))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -653,7 +653,7 @@ func TestParticipantFailureStaysInside(t *testing.T) {
 		case tr := <-viewer.tracks:
 			r := rtctest.NewReceiver(tr)
 			go r.Run()
-			if tr.StreamID() == steady.p.ID && tr.Kind() == webrtc.RTPCodecTypeVideo {
+			if tr.StreamID() == string(steady.p.ID) && tr.Kind() == webrtc.RTPCodecTypeVideo {
 				steadyVideo = r
 			}
 		case <-time.After(10 * time.Second):
@@ -847,7 +847,7 @@ func TestGlare(t *testing.T) {
 			if tc.publishAV {
 				a.publishAV()
 			} else {
-				at, _ := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, "audio", a.p.ID)
+				at, _ := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, "audio", string(a.p.ID))
 				a.queue <- publishCmd{tracks: []webrtc.TrackLocal{at}}
 				audio := &rtctest.Sender{Track: at, PayloadSize: 160, TimestampStep: 960}
 				ctx, cancel := context.WithCancel(context.Background())
@@ -859,7 +859,7 @@ func TestGlare(t *testing.T) {
 			// own offer cross.
 			b.hold.Store(true)
 			waitFor(t, "server offer to b", func() bool { return b.offers.Load() > 0 })
-			vt, _ := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", b.p.ID)
+			vt, _ := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", string(b.p.ID))
 			// B makes its offer while the server's sits unread in its queue.
 			if _, err := b.pc.AddTrack(vt); err != nil {
 				t.Fatal(err)

@@ -107,22 +107,27 @@ type SignalCandidate struct{ Candidate ICECandidate }
 type SignalParticipantJoined struct{ Participant ParticipantInfo }
 
 type SignalParticipantLeft struct {
-	ParticipantID, Identity string
-	Reason                  LeaveReason
+	ParticipantID ParticipantID
+	Identity      string
+	Reason        LeaveReason
 }
 
 type SignalTrackPublished struct {
-	ParticipantID string
+	ParticipantID ParticipantID
 	Track         TrackInfo
 }
 
-type SignalTrackUnpublished struct{ ParticipantID, TrackID string }
+type SignalTrackUnpublished struct {
+	ParticipantID ParticipantID
+	TrackID       string
+}
 
 // SignalTrackMuted says a track was muted or unmuted, by its publisher or
 // (ByServer) through the REST API.
 type SignalTrackMuted struct {
-	ParticipantID, TrackID string
-	Muted, ByServer        bool
+	ParticipantID   ParticipantID
+	TrackID         string
+	Muted, ByServer bool
 }
 
 // SkipCodecNotSupported is the reason of a SignalTrackSkipped: the
@@ -133,7 +138,8 @@ const SkipCodecNotSupported = "codec_not_supported"
 // this client, and why: it has no codec in common with it. The client's
 // other tracks are not affected.
 type SignalTrackSkipped struct {
-	ParticipantID, TrackID, Codec, Reason string
+	ParticipantID          ParticipantID
+	TrackID, Codec, Reason string
 }
 
 func (SignalOffer) isSignal()             {}
@@ -162,10 +168,11 @@ type ICEServer struct {
 
 // ParticipantInfo describes a participant in its room.
 type ParticipantInfo struct {
-	ID, Identity, Name string
-	Role               Role
-	JoinedAt           time.Time
-	Tracks             []TrackInfo
+	ID             ParticipantID
+	Identity, Name string
+	Role           Role
+	JoinedAt       time.Time
+	Tracks         []TrackInfo
 }
 
 // TrackInfo describes a published track. Subscribers receive it with
@@ -189,7 +196,7 @@ type JoinInfo struct {
 // concurrent use; its methods fail with ErrParticipantNotFound once the
 // participant has left.
 type Participant struct {
-	ID     string
+	ID     ParticipantID
 	RoomID RoomID
 	pid    *actor.PID
 	rooms  *Rooms
@@ -389,7 +396,7 @@ func (r *Rooms) Participants(ctx context.Context, roomID RoomID) ([]ParticipantI
 }
 
 // Kick disconnects a participant (ReasonKicked).
-func (r *Rooms) Kick(ctx context.Context, roomID RoomID, participantID string) error {
+func (r *Rooms) Kick(ctx context.Context, roomID RoomID, participantID ParticipantID) error {
 	if err := ValidateRoomID(roomID); err != nil {
 		return ErrRoomNotFound
 	}
@@ -403,7 +410,7 @@ func (r *Rooms) Kick(ctx context.Context, roomID RoomID, participantID string) e
 // MuteParticipant mutes or unmutes every track of kind ("audio" or
 // "video") that a participant publishes: the server stops forwarding them
 // and tells the participant and the room.
-func (r *Rooms) MuteParticipant(ctx context.Context, roomID RoomID, participantID, kind string, muted bool) error {
+func (r *Rooms) MuteParticipant(ctx context.Context, roomID RoomID, participantID ParticipantID, kind string, muted bool) error {
 	if err := ValidateRoomID(roomID); err != nil {
 		return ErrRoomNotFound
 	}

@@ -60,14 +60,14 @@ type publishedTrack struct {
 	fwd  *rtc.Forwarder
 }
 
-func participantLogger(deps *Rooms, roomID RoomID, participantID string) *slog.Logger {
+func participantLogger(deps *Rooms, roomID RoomID, participantID ParticipantID) *slog.Logger {
 	return deps.cfg.Logger.With("room", roomID, "participant", participantID)
 }
 
 // newPeer makes the peer connection of a participant who joins as kind.
 // A WHEP viewer's tracks are its room's stream, each named like a
 // published track.
-func newPeer(deps *Rooms, roomID RoomID, participantID string, kind ClientKind) (*rtc.Peer, error) {
+func newPeer(deps *Rooms, roomID RoomID, participantID ParticipantID, kind ClientKind) (*rtc.Peer, error) {
 	mode := rtc.PeerSignaling
 	switch kind {
 	case ClientWHIP:
@@ -205,7 +205,7 @@ func (p *participantActor) sendDescription(d webrtc.SessionDescription) {
 // carry it.
 func (p *participantActor) trackSkipped(dt *rtc.DownTrack) {
 	p.signal.Signal(SignalTrackSkipped{
-		ParticipantID: dt.StreamID(), TrackID: dt.ID(), Codec: dt.Codec().MimeType,
+		ParticipantID: ParticipantID(dt.StreamID()), TrackID: dt.ID(), Codec: dt.Codec().MimeType,
 		Reason: SkipCodecNotSupported,
 	})
 }
@@ -267,7 +267,7 @@ func (p *participantActor) publish(ctx actor.Context, m rtc.TrackEvent) {
 		ID:        newTrackID(),
 		Kind:      m.Track.Kind().String(),
 		Codec:     m.Track.Codec().MimeType,
-		StreamID:  p.info.ID,
+		StreamID:  string(p.info.ID),
 		Simulcast: m.Track.RID() != "",
 	}
 	p.published[info.ID] = &publishedTrack{info: info, fwd: fwd}

@@ -22,17 +22,17 @@ func TestReplaceRules(t *testing.T) {
 		t.Cleanup(func() { _ = p.Leave(context.Background(), ReasonLeft) })
 		return p
 	}
-	live := func() []string { return participantIDs(t, env, "r") }
+	live := func() []ParticipantID { return participantIDs(t, env, "r") }
 
 	ws := joinClient(t, env, "r", "x", RolePublisher)
 	whep1, whep2 := join(ClientWHEP), join(ClientWHEP)
 	whip1 := join(ClientWHIP)
-	if got, want := live(), []string{ws.p.ID, whep1.ID, whep2.ID, whip1.ID}; !slices.Equal(got, want) {
+	if got, want := live(), []ParticipantID{ws.p.ID, whep1.ID, whep2.ID, whip1.ID}; !slices.Equal(got, want) {
 		t.Fatalf("members %v, want %v", got, want)
 	}
 	whip2 := join(ClientWHIP)
 	ws2 := joinClient(t, env, "r", "x", RolePublisher)
-	want := []string{whep1.ID, whep2.ID, whip2.ID, ws2.p.ID}
+	want := []ParticipantID{whep1.ID, whep2.ID, whip2.ID, ws2.p.ID}
 	waitFor(t, "the WebSocket and WHIP members to be replaced", func() bool { return slices.Equal(live(), want) })
 	if reason := <-ws.closed; reason != ReasonReplaced {
 		t.Errorf("the first WebSocket client left for %q", reason)

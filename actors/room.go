@@ -56,7 +56,7 @@ func newRoomActor(rooms *Rooms, id RoomID) *roomActor {
 		id:     id,
 		deps:   rooms,
 		log:    rooms.cfg.Logger.With("room", id),
-		roster: roster{members: make(map[string]*member)},
+		roster: roster{members: make(map[ParticipantID]*member)},
 		view:   view{snapshots: &rooms.snapshots, id: id},
 	}
 }

@@ -158,7 +158,7 @@ type replaceKey struct {
 // checkJoin applies the room's rules to req, with pending more joins of
 // this run already admitted. It returns the peer of participant id, or the
 // refusal.
-func (a *roomActor) checkJoin(ctx actor.Context, room *recordpb.Room, req JoinRequest, pending int, id string) (*rtc.Peer, *joinReply) {
+func (a *roomActor) checkJoin(ctx actor.Context, room *recordpb.Room, req JoinRequest, pending int, id ParticipantID) (*rtc.Peer, *joinReply) {
 	now := a.deps.cfg.Clock.Now()
 	c := room.Config
 	switch {
@@ -275,4 +275,4 @@ func (r *Rooms) iceServers() []ICEServer {
 // errMediaDisabled: the server was started without a media engine.
 var errMediaDisabled = fmt.Errorf("%w: media is not enabled on this server", ErrUnavailable)
 
-func newParticipantID() string { return "PA_" + randomID() }
+func newParticipantID() ParticipantID { return ParticipantID("PA_" + randomID()) }

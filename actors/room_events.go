@@ -51,7 +51,7 @@ func (a *roomActor) trackEvent(m *member, name string, t TrackInfo) {
 		return
 	}
 	c := &changes{}
-	a.event(c, a.room, name, trackEventData{ParticipantID: m.info.ID, Identity: m.info.Identity, TrackID: t.ID, Kind: t.Kind, Codec: t.Codec})
+	a.event(c, a.room, name, trackEventData{ParticipantID: string(m.info.ID), Identity: m.info.Identity, TrackID: t.ID, Kind: t.Kind, Codec: t.Codec})
 	if err := a.commit(c); err != nil {
 		a.log.Error("queue track event", "event", name, "err", err)
 	}
@@ -72,7 +72,7 @@ func (r *Rooms) enqueueEvent(w *persistence.Writes, room *recordpb.Room, session
 
 // broadcast sends s to every member with a signaling channel but the one
 // whose participant id is except.
-func (a *roomActor) broadcast(except string, s Signal) {
+func (a *roomActor) broadcast(except ParticipantID, s Signal) {
 	for _, m := range a.memberList() {
 		if m.info.ID != except && m.signal != nil {
 			m.signal.Signal(s)

@@ -20,7 +20,7 @@ type (
 	// removeParticipant comes from a handle (leave), the REST API (kick),
 	// the participant itself (its connection failed), or a timer.
 	removeParticipant struct {
-		id     string
+		id     ParticipantID
 		reason LeaveReason
 	}
 	errorReply struct{ err error }
@@ -54,8 +54,8 @@ func (m *member) snapshot() ParticipantInfo {
 
 // roster is the room's live members, by participant id and in join order.
 type roster struct {
-	members map[string]*member
-	order   []string // participant ids
+	members map[ParticipantID]*member
+	order   []ParticipantID
 }
 
 // memberList returns the live members in join order.
@@ -115,7 +115,7 @@ func (a *roomActor) participants() *participantsReply {
 }
 
 // findMember returns a live member that is not already leaving.
-func (a *roomActor) findMember(id string) (*member, error) {
+func (a *roomActor) findMember(id ParticipantID) (*member, error) {
 	if _, err := a.current(); err != nil {
 		return nil, err
 	}

@@ -69,7 +69,7 @@ func (a *roomActor) memberJoined(c *changes, room *recordpb.Room, info Participa
 	s := a.session
 	now := a.now()
 	m := &recordpb.SessionMember{
-		SessionId: s.rec.Id, ParticipantId: info.ID, Identity: info.Identity, Name: info.Name,
+		SessionId: s.rec.Id, ParticipantId: string(info.ID), Identity: info.Identity, Name: info.Name,
 		Role: string(info.Role), JoinedAt: timestamp(info.JoinedAt),
 	}
 	at := -1
@@ -105,8 +105,8 @@ func (a *roomActor) afterJoin(c *changes, info ParticipantInfo, newSession bool)
 		}
 	}
 	for _, m := range c.w.Members {
-		if m.ParticipantId == info.ID {
-			s.members[info.ID] = m
+		if m.ParticipantId == string(info.ID) {
+			s.members[m.ParticipantId] = m
 		}
 	}
 	if c.w.Room != nil {
@@ -127,7 +127,7 @@ func (a *roomActor) memberLeft(m *member, reason LeaveReason) {
 	if s == nil {
 		return
 	}
-	rec, ok := s.members[m.info.ID]
+	rec, ok := s.members[string(m.info.ID)]
 	if !ok {
 		return
 	}
@@ -147,7 +147,7 @@ func (a *roomActor) memberLeft(m *member, reason LeaveReason) {
 		return
 	}
 	s.rec = next
-	delete(s.members, m.info.ID)
+	delete(s.members, string(m.info.ID))
 	a.disarm(timerRemoveMember, m.info.ID)
 	if len(a.members) == 0 {
 		a.arm(timerEmpty, "", time.Duration(a.room.Config.EmptyTimeout)*time.Second)
@@ -186,7 +186,7 @@ func (a *roomActor) endSession(ctx actor.Context, reason EndReason, leaveReason 
 	next.UpdatedAt, next.LastActivityAt = timestamp(now), timestamp(now)
 	next.ParticipantCount = 0
 	for _, m := range a.memberList() {
-		rec, ok := s.members[m.info.ID]
+		rec, ok := s.members[string(m.info.ID)]
 		if !ok {
 			continue
 		}
@@ -253,12 +253,12 @@ const (
 type timerFired struct {
 	kind timerKind
 	gen  uint64
-	who  string // participant id, for timerRemoveMember
+	who  ParticipantID // for timerRemoveMember
 }
 
 type timerKey struct {
 	kind timerKind
-	who  string
+	who  ParticipantID
 }
 
 // armedTimer remembers the generation it was armed in.
@@ -282,7 +282,7 @@ func (a *roomActor) armSessionTimers() {
 
 // arm schedules a timer of the running session; it fires as a message to
 // this actor, and only if not disarmed or re-armed meanwhile.
-func (a *roomActor) arm(kind timerKind, who string, d time.Duration) {
+func (a *roomActor) arm(kind timerKind, who ParticipantID, d time.Duration) {
 	s := a.session
 	key := timerKey{kind, who}
 	if t, ok := s.timers[key]; ok {
@@ -297,7 +297,7 @@ func (a *roomActor) arm(kind timerKind, who string, d time.Duration) {
 	s.timers[key] = &armedTimer{Timer: a.deps.cfg.Clock.AfterFunc(max(d, 0), func() { root.Send(self, msg) }), gen: gen}
 }
 
-func (a *roomActor) disarm(kind timerKind, who string) {
+func (a *roomActor) disarm(kind timerKind, who ParticipantID) {
 	if a.session == nil {
 		return
 	}

@@ -16,18 +16,23 @@ import (
 // API's mute.
 type (
 	trackPublished struct {
-		participantID string
+		participantID ParticipantID
 		track         TrackInfo
 		fwd           *rtc.Forwarder
 	}
-	trackEnded struct{ participantID, trackID string }
+	trackEnded struct {
+		participantID ParticipantID
+		trackID       string
+	}
 	trackMuted struct {
-		participantID, trackID string
-		muted, byServer        bool
+		participantID   ParticipantID
+		trackID         string
+		muted, byServer bool
 	}
 	muteParticipant struct {
-		id, kind string
-		muted    bool
+		id    ParticipantID
+		kind  string
+		muted bool
 	}
 )
 

@@ -23,7 +23,7 @@ func waitLong(t *testing.T, what string, cond func() bool) {
 }
 
 // liveTracks is the number of tracks the room lists for participant id.
-func liveTracks(env *testEnv, room RoomID, id string) int {
+func liveTracks(env *testEnv, room RoomID, id ParticipantID) int {
 	list, err := env.rooms.Participants(context.Background(), room)
 	if err != nil {
 		return -1
@@ -51,7 +51,7 @@ func publishVideo(t *testing.T, c *testClient, n int) *videoBatch {
 	b := &videoBatch{c: c}
 	tracks := make([]webrtc.TrackLocal, n)
 	for i := range tracks {
-		vt, err := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, fmt.Sprintf("v%d", i), c.p.ID)
+		vt, err := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, fmt.Sprintf("v%d", i), string(c.p.ID))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +201,7 @@ func TestEndedTracksFreeTheirMemory(t *testing.T) {
 
 // sessionMedia returns a participant's media figures in the room's
 // running session.
-func sessionMedia(t *testing.T, env *testEnv, room RoomID, id string) *recordpb.MediaStats {
+func sessionMedia(t *testing.T, env *testEnv, room RoomID, id ParticipantID) *recordpb.MediaStats {
 	t.Helper()
 	info, err := env.rooms.Get(context.Background(), room)
 	if err != nil {

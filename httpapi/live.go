@@ -15,14 +15,14 @@ type liveSessions struct {
 	mu     sync.Mutex // guards the following
 	closed bool
 	conns  map[*signalConn]struct{}
-	whip   map[string]*whipSession // by participant id
+	whip   map[actors.ParticipantID]*whipSession
 	// handlers counts the signaling handlers still running.
 	handlers sync.WaitGroup
 }
 
 func (l *liveSessions) init() {
 	l.conns = make(map[*signalConn]struct{})
-	l.whip = make(map[string]*whipSession)
+	l.whip = make(map[actors.ParticipantID]*whipSession)
 }
 
 // addConn registers a signaling socket's handler; false once closed.
@@ -54,14 +54,14 @@ func (l *liveSessions) addWHIP(w *whipSession) bool {
 	return true
 }
 
-func (l *liveSessions) getWHIP(id string) (*whipSession, bool) {
+func (l *liveSessions) getWHIP(id actors.ParticipantID) (*whipSession, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	w, ok := l.whip[id]
 	return w, ok
 }
 
-func (l *liveSessions) removeWHIP(id string) {
+func (l *liveSessions) removeWHIP(id actors.ParticipantID) {
 	l.mu.Lock()
 	delete(l.whip, id)
 	l.mu.Unlock()
@@ -84,7 +84,7 @@ func (s *Server) Close(ctx context.Context) error {
 	for _, w := range l.whip {
 		sessions = append(sessions, w)
 	}
-	l.whip = make(map[string]*whipSession)
+	l.whip = make(map[actors.ParticipantID]*whipSession)
 	l.mu.Unlock()
 
 	for _, c := range conns {

@@ -32,7 +32,7 @@ type trackJSON struct {
 
 func toParticipantJSON(p actors.ParticipantInfo) participantJSON {
 	out := participantJSON{
-		ID: p.ID, Identity: p.Identity, Name: p.Name, Role: string(p.Role),
+		ID: string(p.ID), Identity: p.Identity, Name: p.Name, Role: string(p.Role),
 		JoinedAt: p.JoinedAt.UTC(), Tracks: make([]trackJSON, len(p.Tracks)),
 	}
 	for i, t := range p.Tracks {
@@ -65,7 +65,7 @@ func (s *Server) listParticipants(c *gin.Context) error {
 }
 
 func (s *Server) kickParticipant(c *gin.Context) error {
-	if err := s.cfg.Rooms.Kick(c.Request.Context(), actors.RoomID(c.Param("id")), c.Param("pid")); err != nil {
+	if err := s.cfg.Rooms.Kick(c.Request.Context(), actors.RoomID(c.Param("id")), actors.ParticipantID(c.Param("pid"))); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)
@@ -101,7 +101,7 @@ func (s *Server) muteParticipant(c *gin.Context) error {
 	if err := o.finish(); err != nil {
 		return err
 	}
-	if err := s.cfg.Rooms.MuteParticipant(c.Request.Context(), actors.RoomID(c.Param("id")), c.Param("pid"), *kind, *muted); err != nil {
+	if err := s.cfg.Rooms.MuteParticipant(c.Request.Context(), actors.RoomID(c.Param("id")), actors.ParticipantID(c.Param("pid")), *kind, *muted); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)

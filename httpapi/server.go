@@ -35,8 +35,8 @@ type RoomService interface {
 	// CheckOffer refuses a WHIP or WHEP offer before its join.
 	CheckOffer(kind actors.ClientKind, offer string) error
 	Participants(ctx context.Context, roomID actors.RoomID) ([]actors.ParticipantInfo, error)
-	Kick(ctx context.Context, roomID actors.RoomID, participantID string) error
-	MuteParticipant(ctx context.Context, roomID actors.RoomID, participantID, kind string, muted bool) error
+	Kick(ctx context.Context, roomID actors.RoomID, participantID actors.ParticipantID) error
+	MuteParticipant(ctx context.Context, roomID actors.RoomID, participantID actors.ParticipantID, kind string, muted bool) error
 
 	// Session history, live session stats and ending a session.
 	Sessions(ctx context.Context, q actors.SessionQuery) ([]*recordpb.Session, int, error)

@@ -176,7 +176,7 @@ type sessionStatsJSON struct {
 func toSessionStatsJSON(id string, stats []actors.ParticipantStats) sessionStatsJSON {
 	out := sessionStatsJSON{SessionID: id, Participants: make([]participantStatsJSON, len(stats))}
 	for i, p := range stats {
-		ps := participantStatsJSON{ParticipantID: p.ParticipantID, Identity: p.Identity, Live: p.Live}
+		ps := participantStatsJSON{ParticipantID: string(p.ParticipantID), Identity: p.Identity, Live: p.Live}
 		ps.add(p.Media)
 		out.Participants[i] = ps
 		out.Totals.add(p.Media)

@@ -303,15 +303,15 @@ func signalMsg(sig actors.Signal) (any, error) {
 	case actors.SignalParticipantJoined:
 		return participantJoinedMsg{Type: msgParticipantJoined, Participant: toParticipantJSON(s.Participant)}, nil
 	case actors.SignalParticipantLeft:
-		return participantLeftMsg{Type: msgParticipantLeft, ParticipantID: s.ParticipantID, Identity: s.Identity, Reason: string(s.Reason)}, nil
+		return participantLeftMsg{Type: msgParticipantLeft, ParticipantID: string(s.ParticipantID), Identity: s.Identity, Reason: string(s.Reason)}, nil
 	case actors.SignalTrackPublished:
-		return trackPublishedMsg{Type: msgTrackPublished, ParticipantID: s.ParticipantID, Track: toTrackJSON(s.Track)}, nil
+		return trackPublishedMsg{Type: msgTrackPublished, ParticipantID: string(s.ParticipantID), Track: toTrackJSON(s.Track)}, nil
 	case actors.SignalTrackUnpublished:
-		return trackUnpublishedMsg{Type: msgTrackUnpublished, ParticipantID: s.ParticipantID, TrackID: s.TrackID}, nil
+		return trackUnpublishedMsg{Type: msgTrackUnpublished, ParticipantID: string(s.ParticipantID), TrackID: s.TrackID}, nil
 	case actors.SignalTrackSkipped:
-		return trackSkippedMsg{Type: msgTrackSkipped, ParticipantID: s.ParticipantID, TrackID: s.TrackID, Codec: s.Codec, Reason: s.Reason}, nil
+		return trackSkippedMsg{Type: msgTrackSkipped, ParticipantID: string(s.ParticipantID), TrackID: s.TrackID, Codec: s.Codec, Reason: s.Reason}, nil
 	case actors.SignalTrackMuted:
-		return muteMsg{Type: msgMute, ParticipantID: s.ParticipantID, TrackID: s.TrackID, Muted: s.Muted, ByServer: s.ByServer}, nil
+		return muteMsg{Type: msgMute, ParticipantID: string(s.ParticipantID), TrackID: s.TrackID, Muted: s.Muted, ByServer: s.ByServer}, nil
 	}
 	return nil, errors.New("httpapi: unknown signal")
 }

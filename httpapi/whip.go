@@ -127,8 +127,8 @@ func (s *Server) whipOffer(c *gin.Context) error {
 		}
 		return err
 	}
-	c.Header("Location", "/"+prefix+"/"+url.PathEscape(string(room))+"/"+url.PathEscape(p.ID))
-	c.Header("ETag", `"`+p.ID+`"`)
+	c.Header("Location", "/"+prefix+"/"+url.PathEscape(string(room))+"/"+url.PathEscape(string(p.ID)))
+	c.Header("ETag", `"`+string(p.ID)+`"`)
 	c.Data(http.StatusCreated, contentTypeSDP, []byte(answer))
 	return nil
 }
@@ -141,7 +141,7 @@ func (s *Server) whipDelete(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	w, ok := s.live.getWHIP(c.Param("pid"))
+	w, ok := s.live.getWHIP(actors.ParticipantID(c.Param("pid")))
 	if !ok || w.kind != kind || w.p.RoomID != actors.RoomID(c.Param("room")) {
 		return newAPIError(http.StatusNotFound, codeNotFound, "no such session")
 	}

@@ -486,7 +486,7 @@ func TestWHIPSessionRemovedBeforeRegister(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustStatus(t, s.do(t, http.MethodDelete, "/api/v1/rooms/early/participants/"+p.ID, ""), http.StatusNoContent)
+	mustStatus(t, s.do(t, http.MethodDelete, "/api/v1/rooms/early/participants/"+string(p.ID), ""), http.StatusNoContent)
 	waitFor(t, 5*time.Second, "the room to remove the participant", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
