@@ -87,7 +87,7 @@ func TestTrackWithoutCommonCodecIsSkipped(t *testing.T) {
 	waitLong(t, "three tracks published", func() bool {
 		return liveTracks(env, "r", h264.p.ID) == 1 && liveTracks(env, "r", vp8.p.ID) == 2
 	})
-	var camera string
+	var camera TrackID
 	for _, p := range mustParticipants(t, env, "r") {
 		if p.ID == h264.p.ID {
 			camera = p.Tracks[0].ID

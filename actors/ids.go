@@ -15,3 +15,8 @@ type RoomID string
 // characters): each join makes a new one, whatever its identity. It is
 // also the stream id of the tracks the participant publishes.
 type ParticipantID string
+
+// TrackID names a published track ("TR_" and 16 characters); subscribers
+// receive the track under it. rtc, which knows no rooms or participants,
+// takes it as the plain WebRTC track id that pion has.
+type TrackID string

@@ -119,14 +119,14 @@ type SignalTrackPublished struct {
 
 type SignalTrackUnpublished struct {
 	ParticipantID ParticipantID
-	TrackID       string
+	TrackID       TrackID
 }
 
 // SignalTrackMuted says a track was muted or unmuted, by its publisher or
 // (ByServer) through the REST API.
 type SignalTrackMuted struct {
 	ParticipantID   ParticipantID
-	TrackID         string
+	TrackID         TrackID
 	Muted, ByServer bool
 }
 
@@ -138,8 +138,9 @@ const SkipCodecNotSupported = "codec_not_supported"
 // this client, and why: it has no codec in common with it. The client's
 // other tracks are not affected.
 type SignalTrackSkipped struct {
-	ParticipantID          ParticipantID
-	TrackID, Codec, Reason string
+	ParticipantID ParticipantID
+	TrackID       TrackID
+	Codec, Reason string
 }
 
 func (SignalOffer) isSignal()             {}
@@ -179,8 +180,9 @@ type ParticipantInfo struct {
 // StreamID as the stream id (the publisher's participant id) and ID as
 // the track id.
 type TrackInfo struct {
-	ID, Kind, Codec, StreamID string
-	Muted, Simulcast          bool
+	ID                    TrackID
+	Kind, Codec, StreamID string
+	Muted, Simulcast      bool
 }
 
 // JoinInfo is what a participant learns when it joins.
@@ -228,7 +230,7 @@ func (p *Participant) AddCandidate(ctx context.Context, c ICECandidate) error {
 
 // SetMuted mutes or unmutes one of the participant's own tracks, named by
 // id, or every track of kind ("audio", "video") when trackID is empty.
-func (p *Participant) SetMuted(ctx context.Context, trackID, kind string, muted bool) error {
+func (p *Participant) SetMuted(ctx context.Context, trackID TrackID, kind string, muted bool) error {
 	_, err := p.request(ctx, &setMuted{trackID: trackID, kind: kind, muted: muted})
 	return err
 }

@@ -19,7 +19,8 @@ type (
 	clientAnswer    struct{ sdp string }
 	clientCandidate struct{ c ICECandidate }
 	setMuted        struct {
-		trackID, kind   string
+		trackID         TrackID
+		kind            string
 		muted, byServer bool
 	}
 	// From its room.
@@ -27,10 +28,10 @@ type (
 		track TrackInfo
 		fwd   *rtc.Forwarder
 	}
-	unsubscribe struct{ trackID string }
+	unsubscribe struct{ trackID TrackID }
 	// From pion's and rtc's goroutines.
 	peerEvent      struct{ ev rtc.PeerEvent }
-	publishedEnded struct{ trackID string }
+	publishedEnded struct{ trackID TrackID }
 	ownedFailure   struct{ err error }
 )
 
@@ -48,8 +49,8 @@ type participantActor struct {
 	self   *actor.PID
 	root   *actor.RootContext
 
-	published map[string]*publishedTrack // by track id
-	stats     *mediaStats                // shared with the room
+	published map[TrackID]*publishedTrack
+	stats     *mediaStats // shared with the room
 	// leaving is set when the actor stops: the forwarders it closes then
 	// have not ended on their own (see watchTrackEnd).
 	leaving atomic.Bool
@@ -77,7 +78,7 @@ func newPeer(deps *Rooms, roomID RoomID, participantID ParticipantID, kind Clien
 	}
 	return rtc.NewPeer(rtc.PeerConfig{
 		Engine: deps.cfg.Media, Mode: mode,
-		SlotStreamID: "troupe-" + string(roomID), NewSlotID: newTrackID,
+		SlotStreamID: "troupe-" + string(roomID), NewSlotID: func() string { return string(newTrackID()) },
 		Metrics: deps.cfg.MediaMetrics,
 		Logger:  participantLogger(deps, roomID, participantID),
 	})
@@ -87,7 +88,7 @@ func newParticipantActor(deps *Rooms, roomID RoomID, info ParticipantInfo, req J
 	return &participantActor{
 		deps: deps, roomID: roomID, info: info, kind: req.Kind, signal: req.Signal, peer: peer, stats: stats,
 		log:       participantLogger(deps, roomID, info.ID),
-		published: make(map[string]*publishedTrack),
+		published: make(map[TrackID]*publishedTrack),
 	}
 }
 
@@ -112,11 +113,11 @@ func (p *participantActor) Receive(ctx actor.Context) {
 			ctx.Respond(&participantReply{err: err})
 		}
 	case *subscribe:
-		if err := p.peer.AddSource(m.track.ID, m.track.StreamID, m.fwd); err != nil {
+		if err := p.peer.AddSource(string(m.track.ID), m.track.StreamID, m.fwd); err != nil {
 			p.log.Warn("subscribe", "track", m.track.ID, "err", err)
 		}
 	case *unsubscribe:
-		p.peer.RemoveSource(m.trackID)
+		p.peer.RemoveSource(string(m.trackID))
 	case *peerEvent:
 		p.peerEvent(ctx, m.ev)
 	case *publishedEnded:
@@ -205,7 +206,7 @@ func (p *participantActor) sendDescription(d webrtc.SessionDescription) {
 // carry it.
 func (p *participantActor) trackSkipped(dt *rtc.DownTrack) {
 	p.signal.Signal(SignalTrackSkipped{
-		ParticipantID: ParticipantID(dt.StreamID()), TrackID: dt.ID(), Codec: dt.Codec().MimeType,
+		ParticipantID: ParticipantID(dt.StreamID()), TrackID: TrackID(dt.ID()), Codec: dt.Codec().MimeType,
 		Reason: SkipCodecNotSupported,
 	})
 }
@@ -280,7 +281,7 @@ func (p *participantActor) publish(ctx actor.Context, m rtc.TrackEvent) {
 // watchTrackEnd tells the participant when a track's read loop ends on
 // its own (the client stopped sending it). It ends when the forwarder
 // does, which the participant closes when it stops.
-func (p *participantActor) watchTrackEnd(trackID string, fwd *rtc.Forwarder) {
+func (p *participantActor) watchTrackEnd(trackID TrackID, fwd *rtc.Forwarder) {
 	<-fwd.Done()
 	if fwd.Err() == nil && !p.leaving.Load() {
 		p.root.Send(p.self, &publishedEnded{trackID: trackID})
@@ -291,7 +292,7 @@ func (p *participantActor) watchTrackEnd(trackID string, fwd *rtc.Forwarder) {
 // forwarder is closed and folded into the participant's totals, which
 // frees its packet cache, and the room unpublishes it. The room hears of
 // it after any mute of the track this actor sent, and no mute after.
-func (p *participantActor) publishedEnded(ctx actor.Context, trackID string) {
+func (p *participantActor) publishedEnded(ctx actor.Context, trackID TrackID) {
 	t, ok := p.published[trackID]
 	if !ok {
 		return

@@ -51,7 +51,7 @@ func (a *roomActor) trackEvent(m *member, name string, t TrackInfo) {
 		return
 	}
 	c := &changes{}
-	a.event(c, a.room, name, trackEventData{ParticipantID: string(m.info.ID), Identity: m.info.Identity, TrackID: t.ID, Kind: t.Kind, Codec: t.Codec})
+	a.event(c, a.room, name, trackEventData{ParticipantID: string(m.info.ID), Identity: m.info.Identity, TrackID: string(t.ID), Kind: t.Kind, Codec: t.Codec})
 	if err := a.commit(c); err != nil {
 		a.log.Error("queue track event", "event", name, "err", err)
 	}

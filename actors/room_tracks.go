@@ -22,11 +22,11 @@ type (
 	}
 	trackEnded struct {
 		participantID ParticipantID
-		trackID       string
+		trackID       TrackID
 	}
 	trackMuted struct {
 		participantID   ParticipantID
-		trackID         string
+		trackID         TrackID
 		muted, byServer bool
 	}
 	muteParticipant struct {
@@ -73,7 +73,7 @@ func (a *roomActor) trackPublished(ctx actor.Context, msg *trackPublished) {
 	}
 }
 
-func (a *roomActor) unpublish(ctx actor.Context, m *member, trackID string) {
+func (a *roomActor) unpublish(ctx actor.Context, m *member, trackID TrackID) {
 	for i, t := range m.tracks {
 		if t.info.ID != trackID {
 			continue
@@ -114,4 +114,4 @@ func (a *roomActor) trackMuted(msg *trackMuted) {
 	a.broadcast("", SignalTrackMuted{ParticipantID: msg.participantID, TrackID: msg.trackID, Muted: msg.muted, ByServer: msg.byServer})
 }
 
-func newTrackID() string { return "TR_" + randomID() }
+func newTrackID() TrackID { return TrackID("TR_" + randomID()) }

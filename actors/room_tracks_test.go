@@ -17,7 +17,7 @@ func TestLeavingUnpublishesEveryTrack(t *testing.T) {
 	waitLong(t, "audio and video published", func() bool { return liveTracks(env, "r", pub.p.ID) == 2 })
 	publishVideo(t, pub, 2)
 	waitLong(t, "four tracks published", func() bool { return liveTracks(env, "r", pub.p.ID) == 4 })
-	var want []string
+	var want []TrackID
 	for _, p := range mustParticipants(t, env, "r") {
 		if p.ID == pub.p.ID {
 			for _, tr := range p.Tracks {
@@ -27,7 +27,7 @@ func TestLeavingUnpublishesEveryTrack(t *testing.T) {
 	}
 
 	pub.leave()
-	var got []string
+	var got []TrackID
 	for {
 		s := waitEvent(t, watcher, func(s Signal) bool {
 			switch e := s.(type) {

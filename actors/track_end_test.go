@@ -95,7 +95,7 @@ func TestEndedTrackIsNotMuted(t *testing.T) {
 	waitLong(t, "audio and video published", func() bool { return liveTracks(env, "r", pub.p.ID) == 2 })
 	b := publishVideo(t, pub, 1)
 	waitLong(t, "a third track", func() bool { return liveTracks(env, "r", pub.p.ID) == 3 })
-	var ended string
+	var ended TrackID
 	for _, p := range mustParticipants(t, env, "r") {
 		if p.ID == pub.p.ID {
 			ended = p.Tracks[2].ID

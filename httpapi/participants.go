@@ -42,7 +42,7 @@ func toParticipantJSON(p actors.ParticipantInfo) participantJSON {
 }
 
 func toTrackJSON(t actors.TrackInfo) trackJSON {
-	return trackJSON{ID: t.ID, Kind: t.Kind, Codec: t.Codec, Muted: t.Muted, Simulcast: t.Simulcast}
+	return trackJSON{ID: string(t.ID), Kind: t.Kind, Codec: t.Codec, Muted: t.Muted, Simulcast: t.Simulcast}
 }
 
 // participantListJSON wraps the list in an object, like every other list

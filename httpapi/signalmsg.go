@@ -56,7 +56,7 @@ type clientMsg struct {
 	token string              // join
 	sdp   string              // offer, answer
 	cand  actors.ICECandidate // candidate; Candidate "" ends them
-	track string              // mute by track id
+	track actors.TrackID      // mute by track id
 	kind  string              // mute by kind
 	muted bool                // mute
 }
@@ -111,7 +111,7 @@ func decodeClientMsg(b []byte) (clientMsg, error) {
 			return m, fieldError("kind", "must be audio or video")
 		}
 		if track != nil {
-			m.track = *track
+			m.track = actors.TrackID(*track)
 		} else {
 			m.kind = *kind
 		}
@@ -307,11 +307,11 @@ func signalMsg(sig actors.Signal) (any, error) {
 	case actors.SignalTrackPublished:
 		return trackPublishedMsg{Type: msgTrackPublished, ParticipantID: string(s.ParticipantID), Track: toTrackJSON(s.Track)}, nil
 	case actors.SignalTrackUnpublished:
-		return trackUnpublishedMsg{Type: msgTrackUnpublished, ParticipantID: string(s.ParticipantID), TrackID: s.TrackID}, nil
+		return trackUnpublishedMsg{Type: msgTrackUnpublished, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID)}, nil
 	case actors.SignalTrackSkipped:
-		return trackSkippedMsg{Type: msgTrackSkipped, ParticipantID: string(s.ParticipantID), TrackID: s.TrackID, Codec: s.Codec, Reason: s.Reason}, nil
+		return trackSkippedMsg{Type: msgTrackSkipped, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID), Codec: s.Codec, Reason: s.Reason}, nil
 	case actors.SignalTrackMuted:
-		return muteMsg{Type: msgMute, ParticipantID: string(s.ParticipantID), TrackID: s.TrackID, Muted: s.Muted, ByServer: s.ByServer}, nil
+		return muteMsg{Type: msgMute, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID), Muted: s.Muted, ByServer: s.ByServer}, nil
 	}
 	return nil, errors.New("httpapi: unknown signal")
 }
