@@ -81,7 +81,7 @@ func TestConnectDeadline(t *testing.T) {
 		ids := participantIDs(t, env, "r")
 		return len(ids) == 2 && ids[0] == ws.p.ID && ids[1] == up.ID
 	})
-	members, err := env.rooms.SessionParticipants(ctx, s.Id)
+	members, err := env.rooms.SessionParticipants(ctx, SessionID(s.Id))
 	if err != nil {
 		t.Fatal(err)
 	}

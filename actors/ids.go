@@ -20,3 +20,7 @@ type ParticipantID string
 // receive the track under it. rtc, which knows no rooms or participants,
 // takes it as the plain WebRTC track id that pion has.
 type TrackID string
+
+// SessionID names a session of a room ("ses_" and 16 characters), as its
+// record and the room's active_session_id have it.
+type SessionID string

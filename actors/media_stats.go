@@ -108,7 +108,7 @@ type ParticipantStats struct {
 	Media *recordpb.MediaStats
 }
 
-type sessionStatsReq struct{ sessionID string }
+type sessionStatsReq struct{ sessionID SessionID }
 
 type sessionStatsReply struct {
 	live []ParticipantStats
@@ -116,8 +116,8 @@ type sessionStatsReply struct {
 }
 
 // liveStats answers for the members of the running session.
-func (a *roomActor) liveStats(id string) *sessionStatsReply {
-	if a.session == nil || a.session.rec.Id != id {
+func (a *roomActor) liveStats(id SessionID) *sessionStatsReply {
+	if a.session == nil || SessionID(a.session.rec.Id) != id {
 		return &sessionStatsReply{} // ended meanwhile: the records have it all
 	}
 	out := make([]ParticipantStats, 0, len(a.members))
@@ -130,12 +130,12 @@ func (a *roomActor) liveStats(id string) *sessionStatsReply {
 // SessionStats returns the media figures of every participant of a
 // session, in join order: from the leave records for those who left, live
 // from the room for those still in it.
-func (r *Rooms) SessionStats(ctx context.Context, id string) ([]ParticipantStats, error) {
+func (r *Rooms) SessionStats(ctx context.Context, id SessionID) ([]ParticipantStats, error) {
 	s, err := r.Session(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	members, err := r.cfg.Store.ListSessionMembers(ctx, id)
+	members, err := r.cfg.Store.ListSessionMembers(ctx, string(id))
 	if err != nil {
 		return nil, fmt.Errorf("session members: %w", err)
 	}

@@ -33,7 +33,7 @@ func newLiveSession(rec *recordpb.Session) *liveSession {
 }
 
 // endSessionReq is POST /api/v1/sessions/{id}/end, routed to the room.
-type endSessionReq struct{ sessionID string }
+type endSessionReq struct{ sessionID SessionID }
 
 type sessionReply struct {
 	session *recordpb.Session
@@ -224,11 +224,11 @@ func (a *roomActor) endSession(ctx actor.Context, reason EndReason, leaveReason 
 	return nil
 }
 
-func (a *roomActor) endSessionByID(ctx actor.Context, id string) (*recordpb.Session, error) {
+func (a *roomActor) endSessionByID(ctx actor.Context, id SessionID) (*recordpb.Session, error) {
 	if _, err := a.current(); err != nil {
 		return nil, err
 	}
-	if a.session == nil || a.session.rec.Id != id {
+	if a.session == nil || SessionID(a.session.rec.Id) != id {
 		return nil, ErrSessionEnded
 	}
 	if err := a.endSession(ctx, EndViaAPI, ReasonSessionEnded, nil); err != nil {
@@ -236,7 +236,7 @@ func (a *roomActor) endSessionByID(ctx actor.Context, id string) (*recordpb.Sess
 	}
 	sctx, cancel := a.storeCtx()
 	defer cancel()
-	return a.deps.cfg.Store.GetSession(sctx, id)
+	return a.deps.cfg.Store.GetSession(sctx, string(id))
 }
 
 // Timer kinds; a timer message also carries the generation it was armed in,

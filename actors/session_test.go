@@ -43,7 +43,7 @@ func endedSession(t *testing.T, env *testEnv, id string) *recordpb.Session {
 	t.Helper()
 	var s *recordpb.Session
 	waitFor(t, "session "+id+" to end", func() bool {
-		got, err := env.rooms.Session(context.Background(), id)
+		got, err := env.rooms.Session(context.Background(), SessionID(id))
 		if err == nil && got.Status == recordpb.SessionStatus_SESSION_STATUS_ENDED {
 			s = got
 		}
@@ -73,21 +73,21 @@ func TestSessionCountsAndHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "alice's leave recorded", func() bool {
-		got, _ := env.rooms.Session(ctx, s.Id)
+		got, _ := env.rooms.Session(ctx, SessionID(s.Id))
 		return got.GetParticipantCount() == 1
 	})
 	clock.Advance(time.Minute)
 	c := joinClient(t, env, "cs101", "carol", RoleSubscriber)
 	_, _ = b, c
 
-	got, err := env.rooms.Session(ctx, s.Id)
+	got, err := env.rooms.Session(ctx, SessionID(s.Id))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.ParticipantCount != 2 || got.TotalParticipants != 3 || got.MaxConcurrentParticipants != 2 {
 		t.Fatalf("counts: now %d, total %d, max %d", got.ParticipantCount, got.TotalParticipants, got.MaxConcurrentParticipants)
 	}
-	history, err := env.rooms.SessionParticipants(ctx, s.Id)
+	history, err := env.rooms.SessionParticipants(ctx, SessionID(s.Id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,12 +125,12 @@ func TestSessionEndReasons(t *testing.T) {
 			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
 				clock.Advance(10 * time.Second)
 				c.p.Leave(ctx, ReasonLeft)
-				waitFor(t, "leave recorded", func() bool { got, _ := env.rooms.Session(ctx, s.Id); return got.ParticipantCount == 0 })
+				waitFor(t, "leave recorded", func() bool { got, _ := env.rooms.Session(ctx, SessionID(s.Id)); return got.ParticipantCount == 0 })
 				// The room arms its empty timer after writing the leave.
 				waitFor(t, "the empty timer armed", func() bool { return clock.pending() > 0 })
 				clock.Advance(59 * time.Second)
 				time.Sleep(20 * time.Millisecond)
-				if got, _ := env.rooms.Session(ctx, s.Id); got.Status != recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS {
+				if got, _ := env.rooms.Session(ctx, SessionID(s.Id)); got.Status != recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS {
 					t.Fatal("ended before empty_timeout")
 				}
 				clock.Advance(time.Second)
@@ -150,11 +150,11 @@ func TestSessionEndReasons(t *testing.T) {
 		{"ended via api", nil, nil,
 			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
 				clock.Advance(3 * time.Second)
-				ended, err := env.rooms.EndSession(ctx, s.Id)
+				ended, err := env.rooms.EndSession(ctx, SessionID(s.Id))
 				if err != nil || ended.Status != recordpb.SessionStatus_SESSION_STATUS_ENDED {
 					t.Fatalf("EndSession: %v %v", ended, err)
 				}
-				if _, err := env.rooms.EndSession(ctx, s.Id); !errors.Is(err, ErrSessionEnded) {
+				if _, err := env.rooms.EndSession(ctx, SessionID(s.Id)); !errors.Is(err, ErrSessionEnded) {
 					t.Fatalf("ending twice: %v", err)
 				}
 			}, EndViaAPI, 3 * time.Second, ReasonSessionEnded},
@@ -192,7 +192,7 @@ func TestSessionEndReasons(t *testing.T) {
 			if d := got.EndTime.AsTime().Sub(got.StartTime.AsTime()); d != tt.after {
 				t.Fatalf("session lasted %v, want %v", d, tt.after)
 			}
-			history, err := env.rooms.SessionParticipants(ctx, s.Id)
+			history, err := env.rooms.SessionParticipants(ctx, SessionID(s.Id))
 			if err != nil || len(history) != 1 || history[0].LeftAt == nil || LeaveReason(history[0].LeaveReason) != tt.leave {
 				t.Fatalf("history after end: %v %v", history, err)
 			}
@@ -265,7 +265,7 @@ func TestRestartClosesSessionsInProgress(t *testing.T) {
 	clock.Advance(time.Minute)
 	joinClient(t, env, "r", "bob", RolePublisher)
 	s := activeSession(t, env, "r")
-	waitFor(t, "bob recorded", func() bool { got, _ := env.rooms.Session(ctx, s.Id); return got.ParticipantCount == 2 })
+	waitFor(t, "bob recorded", func() bool { got, _ := env.rooms.Session(ctx, SessionID(s.Id)); return got.ParticipantCount == 2 })
 	clock.Advance(time.Hour) // nothing happens in this hour
 
 	// Stop the store under the actors, as a crash would: nothing more is
@@ -275,7 +275,7 @@ func TestRestartClosesSessionsInProgress(t *testing.T) {
 	env.rooms, env.store = nil, nil
 	env.start(t, func(c *Config) { c.Clock = clock })
 
-	got, err := env.rooms.Session(ctx, s.Id)
+	got, err := env.rooms.Session(ctx, SessionID(s.Id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestRestartClosesSessionsInProgress(t *testing.T) {
 	if want := sessionEpoch.Add(time.Minute); !got.EndTime.AsTime().Equal(want) {
 		t.Fatalf("end_time %v, want the last activity %v", got.EndTime.AsTime(), want)
 	}
-	history, err := env.rooms.SessionParticipants(ctx, s.Id)
+	history, err := env.rooms.SessionParticipants(ctx, SessionID(s.Id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +372,7 @@ func TestRestartEndsSessionAtItsLastActivity(t *testing.T) {
 				c.Webhooks = []webhook.Destination{{Endpoint: "https://hooks.example/troupe", Events: []string{"session-ended"}}}
 			})
 			t.Cleanup(env.stop)
-			got, err := env.rooms.Session(ctx, ses.Id)
+			got, err := env.rooms.Session(ctx, SessionID(ses.Id))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -382,7 +382,7 @@ func TestRestartEndsSessionAtItsLastActivity(t *testing.T) {
 			if d := got.EndTime.AsTime().Sub(got.StartTime.AsTime()); d != ran {
 				t.Fatalf("end_time %v: it ran %v, want %v", got.EndTime.AsTime(), d, ran)
 			}
-			history, err := env.rooms.SessionParticipants(ctx, ses.Id)
+			history, err := env.rooms.SessionParticipants(ctx, SessionID(ses.Id))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -429,7 +429,7 @@ func TestSessionStats(t *testing.T) {
 		}
 		return out
 	}
-	stats, err := env.rooms.SessionStats(ctx, s.Id)
+	stats, err := env.rooms.SessionStats(ctx, SessionID(s.Id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,10 +450,10 @@ func TestSessionStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the leave recorded", func() bool {
-		got, _ := env.rooms.Session(ctx, s.Id)
+		got, _ := env.rooms.Session(ctx, SessionID(s.Id))
 		return got.ParticipantCount == 1
 	})
-	stats, err = env.rooms.SessionStats(ctx, s.Id)
+	stats, err = env.rooms.SessionStats(ctx, SessionID(s.Id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,7 +561,7 @@ func TestJoinsArrivingTogetherShareACommit(t *testing.T) {
 	}
 	s := activeSession(t, env, "r")
 	waitFor(t, "the replaced dup to leave", func() bool {
-		got, err := env.rooms.Session(ctx, s.Id)
+		got, err := env.rooms.Session(ctx, SessionID(s.Id))
 		return err == nil && got.ParticipantCount == 7
 	})
 	// One commit for the first join, and the rest in two runs, split
@@ -573,14 +573,14 @@ func TestJoinsArrivingTogetherShareACommit(t *testing.T) {
 	if n > 4 {
 		t.Errorf("%d commits for %d joins that arrived together, want 3 (4 if one join was late)", n, len(identities)+1)
 	}
-	got, err := env.rooms.Session(ctx, s.Id)
+	got, err := env.rooms.Session(ctx, SessionID(s.Id))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.TotalParticipants != 8 || got.MaxConcurrentParticipants != 8 {
 		t.Errorf("session counts %d total, %d at most at once; want 8 and 8", got.TotalParticipants, got.MaxConcurrentParticipants)
 	}
-	members, err := env.rooms.SessionParticipants(ctx, s.Id)
+	members, err := env.rooms.SessionParticipants(ctx, SessionID(s.Id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -630,14 +630,14 @@ func TestRoomResumesItsSessionWithoutItsMembers(t *testing.T) {
 	if info.Room.ActiveSessionId != ses.Id || info.ParticipantCount != 0 {
 		t.Fatalf("resumed room: session %q, %d participants", info.Room.ActiveSessionId, info.ParticipantCount)
 	}
-	got, err := env.rooms.Session(ctx, ses.Id)
+	got, err := env.rooms.Session(ctx, SessionID(ses.Id))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Status != recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS || got.ParticipantCount != 0 || !got.UpdatedAt.AsTime().Equal(resumedAt) {
 		t.Fatalf("resumed session: %v", got)
 	}
-	history, err := env.rooms.SessionParticipants(ctx, ses.Id)
+	history, err := env.rooms.SessionParticipants(ctx, SessionID(ses.Id))
 	if err != nil || len(history) != 2 {
 		t.Fatalf("history: %v %v", history, err)
 	}

@@ -29,8 +29,8 @@ func (r *Rooms) Sessions(ctx context.Context, q SessionQuery) ([]*recordpb.Sessi
 }
 
 // Session returns one session.
-func (r *Rooms) Session(ctx context.Context, id string) (*recordpb.Session, error) {
-	s, err := r.cfg.Store.GetSession(ctx, id)
+func (r *Rooms) Session(ctx context.Context, id SessionID) (*recordpb.Session, error) {
+	s, err := r.cfg.Store.GetSession(ctx, string(id))
 	if errors.Is(err, persistence.ErrNotFound) {
 		return nil, ErrSessionNotFound
 	}
@@ -41,11 +41,11 @@ func (r *Rooms) Session(ctx context.Context, id string) (*recordpb.Session, erro
 }
 
 // SessionParticipants returns a session's participant history in join order.
-func (r *Rooms) SessionParticipants(ctx context.Context, id string) ([]*recordpb.SessionMember, error) {
+func (r *Rooms) SessionParticipants(ctx context.Context, id SessionID) ([]*recordpb.SessionMember, error) {
 	if _, err := r.Session(ctx, id); err != nil {
 		return nil, err
 	}
-	members, err := r.cfg.Store.ListSessionMembers(ctx, id)
+	members, err := r.cfg.Store.ListSessionMembers(ctx, string(id))
 	if err != nil {
 		return nil, fmt.Errorf("session members: %w", err)
 	}
@@ -54,7 +54,7 @@ func (r *Rooms) SessionParticipants(ctx context.Context, id string) ([]*recordpb
 
 // EndSession ends a session that is in progress (EndViaAPI); a session
 // that has ended already gives ErrSessionEnded.
-func (r *Rooms) EndSession(ctx context.Context, id string) (*recordpb.Session, error) {
+func (r *Rooms) EndSession(ctx context.Context, id SessionID) (*recordpb.Session, error) {
 	s, err := r.Session(ctx, id)
 	if err != nil {
 		return nil, err

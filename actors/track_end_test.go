@@ -207,7 +207,7 @@ func sessionMedia(t *testing.T, env *testEnv, room RoomID, id ParticipantID) *re
 	if err != nil {
 		t.Fatal(err)
 	}
-	stats, err := env.rooms.SessionStats(context.Background(), info.Room.ActiveSessionId)
+	stats, err := env.rooms.SessionStats(context.Background(), SessionID(info.Room.ActiveSessionId))
 	if err != nil {
 		t.Fatal(err)
 	}

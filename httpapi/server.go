@@ -40,10 +40,10 @@ type RoomService interface {
 
 	// Session history, live session stats and ending a session.
 	Sessions(ctx context.Context, q actors.SessionQuery) ([]*recordpb.Session, int, error)
-	Session(ctx context.Context, id string) (*recordpb.Session, error)
-	SessionParticipants(ctx context.Context, id string) ([]*recordpb.SessionMember, error)
-	SessionStats(ctx context.Context, id string) ([]actors.ParticipantStats, error)
-	EndSession(ctx context.Context, id string) (*recordpb.Session, error)
+	Session(ctx context.Context, id actors.SessionID) (*recordpb.Session, error)
+	SessionParticipants(ctx context.Context, id actors.SessionID) ([]*recordpb.SessionMember, error)
+	SessionStats(ctx context.Context, id actors.SessionID) ([]actors.ParticipantStats, error)
+	EndSession(ctx context.Context, id actors.SessionID) (*recordpb.Session, error)
 
 	// WebhookDeliveries lists the webhook outbox and the failed deliveries.
 	WebhookDeliveries(ctx context.Context, q actors.DeliveryQuery) ([]*recordpb.WebhookEvent, int, error)

@@ -173,8 +173,8 @@ type sessionStatsJSON struct {
 	Totals       mediaStatsJSON         `json:"totals"`
 }
 
-func toSessionStatsJSON(id string, stats []actors.ParticipantStats) sessionStatsJSON {
-	out := sessionStatsJSON{SessionID: id, Participants: make([]participantStatsJSON, len(stats))}
+func toSessionStatsJSON(id actors.SessionID, stats []actors.ParticipantStats) sessionStatsJSON {
+	out := sessionStatsJSON{SessionID: string(id), Participants: make([]participantStatsJSON, len(stats))}
 	for i, p := range stats {
 		ps := participantStatsJSON{ParticipantID: string(p.ParticipantID), Identity: p.Identity, Live: p.Live}
 		ps.add(p.Media)
@@ -264,7 +264,7 @@ func (s *Server) sessionPage(c *gin.Context, roomID actors.RoomID) (sessionListJ
 }
 
 func (s *Server) getSession(c *gin.Context) error {
-	ses, err := s.cfg.Rooms.Session(c.Request.Context(), c.Param("id"))
+	ses, err := s.cfg.Rooms.Session(c.Request.Context(), actors.SessionID(c.Param("id")))
 	if err != nil {
 		return err
 	}
@@ -279,7 +279,7 @@ type sessionParticipantListJSON struct {
 }
 
 func (s *Server) listSessionParticipants(c *gin.Context) error {
-	members, err := s.cfg.Rooms.SessionParticipants(c.Request.Context(), c.Param("id"))
+	members, err := s.cfg.Rooms.SessionParticipants(c.Request.Context(), actors.SessionID(c.Param("id")))
 	if err != nil {
 		return err
 	}
@@ -292,7 +292,7 @@ func (s *Server) listSessionParticipants(c *gin.Context) error {
 }
 
 func (s *Server) sessionStats(c *gin.Context) error {
-	id := c.Param("id")
+	id := actors.SessionID(c.Param("id"))
 	stats, err := s.cfg.Rooms.SessionStats(c.Request.Context(), id)
 	if err != nil {
 		return err
@@ -312,7 +312,7 @@ func (s *Server) endSession(c *gin.Context) error {
 	if err := o.finish(); err != nil {
 		return err
 	}
-	ses, err := s.cfg.Rooms.EndSession(c.Request.Context(), c.Param("id"))
+	ses, err := s.cfg.Rooms.EndSession(c.Request.Context(), actors.SessionID(c.Param("id")))
 	if errors.Is(err, actors.ErrRoomNotFound) {
 		// The room went (deleted) between the session read and the end:
 		// deleting it ended the session.
