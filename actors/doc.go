@@ -17,6 +17,12 @@
 // The actors reach storage through Store, the part of persistence.Backend
 // they call, so they run on any store of record.
 //
+// Ids (RoomID, ParticipantID, TrackID, SessionID; ids.go) and the reasons a
+// participant leaves and a session ends (LeaveReason, EndReason;
+// reasons.go) are typed, so that the API cannot take one for another. They
+// are strings underneath: records, actorpb messages, webhook events and
+// rtc keep plain strings, converted where the actors meet them.
+//
 // httpapi uses actors (cmd/troupe only wires it up), and it is httpapi's one
 // way down: the reads of session history and webhook deliveries, the
 // responses kept for Idempotency-Key (Idempotency), the one rule for WHIP

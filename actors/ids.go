@@ -1,11 +1,8 @@
 package actors
 
 // Ids are typed so that one cannot be passed for another: a call that
-// swaps a room id and a participant id does not compile. They are strings
-// underneath and are written as they are wherever they leave the actors:
-// JSON, stored records, actorpb messages, webhook events, rtc and logs.
-// The edges convert (a path parameter, a token's claim, a stored record's
-// field) and nothing else needs to.
+// swaps a room id and a participant id does not compile. Where they leave
+// the actors they are written as the strings they are (see doc.go).
 
 // RoomID names a room: chosen by its creator or made by NewRoomID, and
 // valid by ValidateRoomID.

@@ -10,10 +10,12 @@
 // and the one mapping from errors to status codes (errors.go). It holds no
 // room state: every room operation is a request to the room's actor, and
 // every read of sessions or deliveries a call to the room actors' package,
-// through the RoomService interface; the reply is rendered as JSON. The
-// responses kept for Idempotency-Key come through actors too
-// (IdempotencyStore): httpapi never imports the store package (only its
-// record schema, persistence/recordpb) nor Pebble.
+// through the RoomService interface; the reply is rendered as JSON. Ids
+// and reasons are typed in actors: a handler converts a path parameter, a
+// query, a token's claim or a JSON field where it reads one, and writes
+// plain strings back into the JSON. The responses kept for Idempotency-Key
+// come through actors too (IdempotencyStore): httpapi never imports the
+// store package (only its record schema, persistence/recordpb) nor Pebble.
 //
 // Only cmd/troupe imports this package. Its sub-package auth mints and
 // verifies the tokens and knows nothing of HTTP.
