@@ -130,7 +130,11 @@ func TestSessionEndReasons(t *testing.T) {
 				// The room arms its empty timer after writing the leave.
 				waitFor(t, "the empty timer armed", func() bool { return clock.Pending() > 0 })
 				clock.Advance(59 * time.Second)
-				time.Sleep(20 * time.Millisecond)
+				// Only its timer ends the session, and it has not run: it
+				// is still armed, a second away.
+				if next, ok := clock.Next(); !ok || next.Sub(clock.Now()) != time.Second {
+					t.Fatalf("after 59 s the next timer is due at %v (armed: %v), want in 1 s", next, ok)
+				}
 				if got, _ := env.rooms.Session(ctx, s.Id); got.Status != recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS {
 					t.Fatal("ended before empty_timeout")
 				}
