@@ -13,6 +13,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 	"github.com/troupe-media/troupe/rtc"
 )
@@ -245,7 +246,7 @@ const connectTimeout = 15 * time.Second
 // ICE has not connected within connectTimeout. The timer reads the peer's
 // ICE state, which pion keeps atomically; the removal is a message like any
 // other, a no-op if the member has gone meanwhile.
-func (a *roomActor) armConnectDeadline(info ParticipantInfo, kind ClientKind, peer *rtc.Peer) Timer {
+func (a *roomActor) armConnectDeadline(info ParticipantInfo, kind ClientKind, peer *rtc.Peer) clock.Timer {
 	self, root, log := a.self, a.deps.system.Root, a.log // a.log names the room
 	return a.deps.cfg.Clock.AfterFunc(connectTimeout, func() {
 		// Disconnected, failed or closed: it came up once, or pion has

@@ -8,6 +8,8 @@ import (
 	"slices"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupe-media/troupe/internal/clock"
 )
 
 // Messages about members, from handles and from the REST API.
@@ -40,7 +42,7 @@ type member struct {
 	stats *mediaStats
 	// connectDeadline removes a WHIP or WHEP member whose connection has
 	// not come up in time; nil for WebSocket members.
-	connectDeadline Timer
+	connectDeadline clock.Timer
 }
 
 func (m *member) snapshot() ParticipantInfo {

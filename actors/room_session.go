@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
@@ -25,11 +26,11 @@ const autoCloseDeactive = "session-end-and-deactivate"
 type liveSession struct {
 	rec     *recordpb.Session
 	members map[string]*recordpb.SessionMember // open entries, by participant id
-	timers  map[timerKey]Timer
+	timers  map[timerKey]clock.Timer
 }
 
 func newLiveSession(rec *recordpb.Session) *liveSession {
-	return &liveSession{rec: rec, members: make(map[string]*recordpb.SessionMember), timers: make(map[timerKey]Timer)}
+	return &liveSession{rec: rec, members: make(map[string]*recordpb.SessionMember), timers: make(map[timerKey]clock.Timer)}
 }
 
 // endSessionReq is POST /api/v1/sessions/{id}/end, routed to the room.
@@ -263,7 +264,7 @@ type timerKey struct {
 
 // armedTimer remembers the generation it was armed in.
 type armedTimer struct {
-	Timer
+	clock.Timer
 	gen uint64
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/troupe-media/troupe/actors/actorpb"
 	"github.com/troupe-media/troupe/actors/webhook"
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 	"github.com/troupe-media/troupe/rtc"
@@ -69,8 +70,8 @@ type Config struct {
 	// Registerer receives the actor metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
 	// Clock gives the time and runs the rooms' timers; nil means
-	// SystemClock. Tests pass one they can advance.
-	Clock Clock
+	// clock.System. Tests pass one they can advance.
+	Clock clock.Clock
 	// Media makes the participants' peer connections. Nil disables joining
 	// (the REST API still works).
 	Media *rtc.Engine
@@ -102,7 +103,7 @@ func (c *Config) ensureDefaults() error {
 		c.Logger = slog.Default()
 	}
 	if c.Clock == nil {
-		c.Clock = SystemClock{}
+		c.Clock = clock.System{}
 	}
 	return nil
 }

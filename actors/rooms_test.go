@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
@@ -103,7 +104,7 @@ func TestCreateAppliesDefaultsAndKeepsExplicitZeroes(t *testing.T) {
 }
 
 func TestRoomLifecycle(t *testing.T) {
-	clock := newFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	clock := clock.NewManual(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	now := clock.Now
 	advance := func() { clock.Advance(time.Minute) }
 	env := newTestEnv(t, func(c *Config) { c.Clock = clock })

@@ -12,15 +12,16 @@ import (
 
 	"github.com/troupe-media/troupe/actors/actorpb"
 	"github.com/troupe-media/troupe/actors/webhook"
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
 var sessionEpoch = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 
-func newSessionEnv(t *testing.T) (*testEnv, *fakeClock) {
+func newSessionEnv(t *testing.T) (*testEnv, *clock.Manual) {
 	t.Helper()
-	clock := newFakeClock(sessionEpoch)
+	clock := clock.NewManual(sessionEpoch)
 	return newMediaEnv(t, func(c *Config) { c.Clock = clock }), clock
 }
 
@@ -116,39 +117,43 @@ func TestSessionEndReasons(t *testing.T) {
 		name   string
 		config *actorpb.ConfigPatch
 		patch  *actorpb.RoomPatch // applied after create
-		end    func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session)
+		end    func(t *testing.T, env *testEnv, clock *clock.Manual, c *testClient, s *recordpb.Session)
 		reason EndReason
 		after  time.Duration // end_time - start_time
 		leave  LeaveReason   // the connected member's leave reason
 	}{
 		{"empty timeout", &actorpb.ConfigPatch{EmptyTimeout: ptr(uint32(60))}, nil,
-			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
+			func(t *testing.T, env *testEnv, clock *clock.Manual, c *testClient, s *recordpb.Session) {
 				clock.Advance(10 * time.Second)
 				c.p.Leave(ctx, ReasonLeft)
 				waitFor(t, "leave recorded", func() bool { got, _ := env.rooms.Session(ctx, SessionID(s.Id)); return got.ParticipantCount == 0 })
 				// The room arms its empty timer after writing the leave.
-				waitFor(t, "the empty timer armed", func() bool { return clock.pending() > 0 })
+				waitFor(t, "the empty timer armed", func() bool { return clock.Pending() > 0 })
 				clock.Advance(59 * time.Second)
-				time.Sleep(20 * time.Millisecond)
+				// Only its timer ends the session, and it has not run: it
+				// is still armed, a second away.
+				if next, ok := clock.Next(); !ok || next.Sub(clock.Now()) != time.Second {
+					t.Fatalf("after 59 s the next timer is due at %v (armed: %v), want in 1 s", next, ok)
+				}
 				if got, _ := env.rooms.Session(ctx, SessionID(s.Id)); got.Status != recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS {
 					t.Fatal("ended before empty_timeout")
 				}
 				clock.Advance(time.Second)
 			}, EndEmptyTimeout, 70 * time.Second, ReasonLeft},
 		{"session length", &actorpb.ConfigPatch{SessionLength: ptr(uint32(30))}, nil,
-			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
+			func(t *testing.T, env *testEnv, clock *clock.Manual, c *testClient, s *recordpb.Session) {
 				clock.Advance(30 * time.Minute)
 			}, EndSessionLength, 30 * time.Minute, ReasonSessionEnded},
 		{"auto close", nil, &actorpb.RoomPatch{AutoClose: &recordpb.AutoClose{Type: "session-ends", Duration: 5}},
-			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
+			func(t *testing.T, env *testEnv, clock *clock.Manual, c *testClient, s *recordpb.Session) {
 				clock.Advance(5 * time.Minute)
 			}, EndAutoClose, 5 * time.Minute, ReasonSessionEnded},
 		{"auto close and deactivate", nil, &actorpb.RoomPatch{AutoClose: &recordpb.AutoClose{Type: "session-end-and-deactivate", Duration: 8}},
-			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
+			func(t *testing.T, env *testEnv, clock *clock.Manual, c *testClient, s *recordpb.Session) {
 				clock.Advance(8 * time.Minute)
 			}, EndAutoClose, 8 * time.Minute, ReasonRoomEnded},
 		{"ended via api", nil, nil,
-			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
+			func(t *testing.T, env *testEnv, clock *clock.Manual, c *testClient, s *recordpb.Session) {
 				clock.Advance(3 * time.Second)
 				ended, err := env.rooms.EndSession(ctx, SessionID(s.Id))
 				if err != nil || ended.Status != recordpb.SessionStatus_SESSION_STATUS_ENDED {
@@ -159,14 +164,14 @@ func TestSessionEndReasons(t *testing.T) {
 				}
 			}, EndViaAPI, 3 * time.Second, ReasonSessionEnded},
 		{"room ended", nil, nil,
-			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
+			func(t *testing.T, env *testEnv, clock *clock.Manual, c *testClient, s *recordpb.Session) {
 				clock.Advance(4 * time.Second)
 				if _, err := env.rooms.End(ctx, RoomID(s.RoomId)); err != nil {
 					t.Fatal(err)
 				}
 			}, EndRoomEnded, 4 * time.Second, ReasonRoomEnded},
 		{"room deleted", nil, nil,
-			func(t *testing.T, env *testEnv, clock *fakeClock, c *testClient, s *recordpb.Session) {
+			func(t *testing.T, env *testEnv, clock *clock.Manual, c *testClient, s *recordpb.Session) {
 				clock.Advance(5 * time.Second)
 				if err := env.rooms.Delete(ctx, RoomID(s.RoomId)); err != nil {
 					t.Fatal(err)
@@ -368,7 +373,7 @@ func TestRestartEndsSessionAtItsLastActivity(t *testing.T) {
 
 			env := &testEnv{dir: dir}
 			env.start(t, func(c *Config) {
-				c.Clock = newFakeClock(start.Add(time.Hour))
+				c.Clock = clock.NewManual(start.Add(time.Hour))
 				c.Webhooks = []webhook.Destination{{Endpoint: "https://hooks.example/troupe", Events: []string{"session-ended"}}}
 			})
 			t.Cleanup(env.stop)
@@ -606,7 +611,7 @@ func TestJoinsArrivingTogetherShareACommit(t *testing.T) {
 // records as failed, and the session, empty, waits out its empty_timeout.
 func TestRoomResumesItsSessionWithoutItsMembers(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock(sessionEpoch)
+	clock := clock.NewManual(sessionEpoch)
 	env := newTestEnv(t, func(c *Config) { c.Clock = clock })
 
 	// Records written under the registry's nose, after start-up closed

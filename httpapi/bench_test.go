@@ -4,7 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
+
+	"github.com/troupe-media/troupe/internal/clock"
 )
 
 // BenchmarkGetRoom measures GET /api/v1/rooms/{id} through the whole
@@ -20,7 +21,7 @@ func BenchmarkGetRoom(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			s := newStack(b, func(c *Config) { c.RateLimit = 1e9 })
-			s.api.tokens = newTokenCache(bc.cacheSize, time.Now)
+			s.api.tokens = newTokenCache(bc.cacheSize, clock.System{})
 			s.createRoom(b, `{"id":"bench","name":"Bench"}`)
 			req := httptest.NewRequest(http.MethodGet, "/api/v1/rooms/bench", nil)
 			req.Header.Set("Authorization", "Bearer "+s.admin)

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/internal/clock"
 )
 
 // IdempotencyStore keeps the responses of POSTs made with an
@@ -36,14 +37,14 @@ const storeTimeout = 5 * time.Second
 // nothing and a 5xx may be transient, so a retry runs again.
 type idempotency struct {
 	store IdempotencyStore
-	now   func() time.Time
+	clock clock.Clock
 
 	mu       sync.Mutex // guards inflight
 	inflight map[string]chan struct{}
 }
 
-func newIdempotency(store IdempotencyStore, now func() time.Time) *idempotency {
-	return &idempotency{store: store, now: now, inflight: map[string]chan struct{}{}}
+func newIdempotency(store IdempotencyStore, clk clock.Clock) *idempotency {
+	return &idempotency{store: store, clock: clk, inflight: map[string]chan struct{}{}}
 }
 
 // acquire waits until no other request holds scope/key in this process,
@@ -199,7 +200,7 @@ func (s *Server) idempotent(c *gin.Context) {
 		Status:      status,
 		ContentType: cw.Header().Get("Content-Type"),
 		Body:        cw.buf.Bytes(),
-		CreatedAt:   s.idem.now(),
+		CreatedAt:   s.idem.clock.Now(),
 	})
 	if err != nil {
 		// The client has its response already; a retry will find what the

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/clock"
 )
 
 // rateLimiter keeps a token bucket per API key. Keys are the issuers of
@@ -14,20 +15,20 @@ import (
 type rateLimiter struct {
 	limit rate.Limit
 	burst int
-	now   func() time.Time
+	clock clock.Clock
 
 	mu      sync.Mutex // guards buckets
 	buckets map[string]*rate.Limiter
 }
 
-func newRateLimiter(perSecond float64, burst int, now func() time.Time) *rateLimiter {
-	return &rateLimiter{limit: rate.Limit(perSecond), burst: burst, now: now, buckets: map[string]*rate.Limiter{}}
+func newRateLimiter(perSecond float64, burst int, clk clock.Clock) *rateLimiter {
+	return &rateLimiter{limit: rate.Limit(perSecond), burst: burst, clock: clk, buckets: map[string]*rate.Limiter{}}
 }
 
 // allow takes a token from key's bucket, or reports how long until one is
 // available.
 func (l *rateLimiter) allow(key string) (bool, time.Duration) {
-	now := l.now()
+	now := l.clock.Now()
 	l.mu.Lock()
 	b, ok := l.buckets[key]
 	if !ok {
@@ -60,8 +61,8 @@ const tokenCacheTTL = time.Minute
 // allocations) on every request. Only successes are cached, so
 // junk tokens cannot crowd out real ones.
 type tokenCache struct {
-	size int
-	now  func() time.Time
+	size  int
+	clock clock.Clock
 
 	mu      sync.RWMutex // guards entries
 	entries map[string]cachedToken
@@ -72,8 +73,8 @@ type cachedToken struct {
 	until  time.Time
 }
 
-func newTokenCache(size int, now func() time.Time) *tokenCache {
-	return &tokenCache{size: size, now: now, entries: make(map[string]cachedToken, size)}
+func newTokenCache(size int, clk clock.Clock) *tokenCache {
+	return &tokenCache{size: size, clock: clk, entries: make(map[string]cachedToken, size)}
 }
 
 func (tc *tokenCache) get(token string) (*auth.Claims, bool) {
@@ -83,7 +84,7 @@ func (tc *tokenCache) get(token string) (*auth.Claims, bool) {
 	if !ok {
 		return nil, false
 	}
-	if !tc.now().Before(e.until) {
+	if !tc.clock.Now().Before(e.until) {
 		tc.mu.Lock()
 		delete(tc.entries, token)
 		tc.mu.Unlock()
@@ -96,7 +97,7 @@ func (tc *tokenCache) put(token string, c *auth.Claims) {
 	if tc.size <= 0 || c.ExpiresAt == nil {
 		return
 	}
-	now := tc.now()
+	now := tc.clock.Now()
 	until := now.Add(tokenCacheTTL)
 	if exp := c.ExpiresAt.Time; exp.Before(until) {
 		until = exp

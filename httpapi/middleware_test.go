@@ -19,6 +19,7 @@ import (
 
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/clock"
 )
 
 func TestAuth(t *testing.T) {
@@ -96,15 +97,15 @@ func TestAuth(t *testing.T) {
 
 // The token cache must not outlive a token's exp.
 func TestTokenCacheHonorsExpiry(t *testing.T) {
-	clock := &fakeClock{t: time.Now()}
-	s := newStack(t, func(c *Config) { c.Now = clock.Now })
+	clk := clock.NewManual(time.Now())
+	s := newStack(t, func(c *Config) { c.Clock = clk })
 	tok, err := auth.Mint(s.key, auth.AdminClaims(time.Now(), 10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustStatus(t, s.do(t, http.MethodGet, "/api/v1/rooms", "", bearer(tok)), http.StatusOK)
 	mustStatus(t, s.do(t, http.MethodGet, "/api/v1/rooms", "", bearer(tok)), http.StatusOK)
-	clock.Advance(11 * time.Second)
+	clk.Advance(11 * time.Second)
 	if _, ok := s.api.tokens.get(tok); ok {
 		t.Fatal("cache returned an expired token")
 	}
@@ -122,14 +123,14 @@ func TestTokenCacheHonorsExpiry(t *testing.T) {
 	if _, ok := s.api.tokens.get(long); !ok {
 		t.Fatal("verified token not cached")
 	}
-	clock.Advance(tokenCacheTTL)
+	clk.Advance(tokenCacheTTL)
 	if _, ok := s.api.tokens.get(long); ok {
 		t.Fatal("cache kept a token past tokenCacheTTL")
 	}
 
-	tc := newTokenCache(4, clock.Now)
+	tc := newTokenCache(4, clk)
 	for i := range 10 {
-		tc.put(fmt.Sprint(i), &auth.Claims{RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: jwt.NewNumericDate(clock.Now().Add(time.Hour))}})
+		tc.put(fmt.Sprint(i), &auth.Claims{RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: jwt.NewNumericDate(clk.Now().Add(time.Hour))}})
 	}
 	if len(tc.entries) > 4 {
 		t.Fatalf("cache grew to %d entries, bound 4", len(tc.entries))
@@ -137,7 +138,7 @@ func TestTokenCacheHonorsExpiry(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	clock := &fakeClock{t: time.Now()}
+	clk := clock.NewManual(time.Now())
 	other, err := auth.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +146,7 @@ func TestRateLimit(t *testing.T) {
 	s := newStack(t, func(c *Config) {
 		c.RateLimit = 2
 		c.RateBurst = 3
-		c.Now = clock.Now
+		c.Clock = clk
 		v, err := auth.NewVerifier(c.SigningKey, other)
 		if err != nil {
 			t.Fatal(err)
@@ -168,16 +169,16 @@ func TestRateLimit(t *testing.T) {
 	mustStatus(t, s.do(t, http.MethodGet, "/api/v1/rooms", "", bearer(tok)), http.StatusOK)
 	// Probes are not rate limited.
 	mustStatus(t, s.do(t, http.MethodGet, "/healthz", ""), http.StatusOK)
-	clock.Advance(500 * time.Millisecond) // one token at 2/s
+	clk.Advance(500 * time.Millisecond) // one token at 2/s
 	mustStatus(t, s.do(t, http.MethodGet, "/api/v1/rooms", ""), http.StatusOK)
 	mustStatus(t, s.do(t, http.MethodGet, "/api/v1/rooms", ""), http.StatusTooManyRequests)
-	clock.Advance(10 * time.Second) // refills up to the burst, not beyond
+	clk.Advance(10 * time.Second) // refills up to the burst, not beyond
 	for range 3 {
 		mustStatus(t, s.do(t, http.MethodGet, "/api/v1/rooms", ""), http.StatusOK)
 	}
 	mustStatus(t, s.do(t, http.MethodGet, "/api/v1/rooms", ""), http.StatusTooManyRequests)
 
-	l := newRateLimiter(1, 1, clock.Now)
+	l := newRateLimiter(1, 1, clk)
 	if ok, _ := l.allow("k1"); !ok {
 		t.Fatal("first request refused")
 	}

@@ -262,7 +262,7 @@ func (s *Server) createToken(c *gin.Context) error {
 		return actors.ErrRoomEnded
 	}
 	// JWT times have whole seconds: expires_at says exactly what exp says.
-	now := s.cfg.Now().Truncate(time.Second)
+	now := s.cfg.Clock.Now().Truncate(time.Second)
 	token, err := auth.Mint(s.cfg.SigningKey, auth.JoinClaims(now, req.ttl, id, req.identity, req.name, req.role))
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/clock"
 )
 
 func TestCreateRoomShapeAndDefaults(t *testing.T) {
@@ -683,8 +684,8 @@ func TestConcurrentCreates(t *testing.T) {
 }
 
 func TestTokens(t *testing.T) {
-	clock := &fakeClock{t: time.Now()}
-	s := newStack(t, func(c *Config) { c.Now = clock.Now })
+	clk := clock.NewManual(time.Now())
+	s := newStack(t, func(c *Config) { c.Clock = clk })
 	s.createRoom(t, `{"id":"stage","name":"Stage"}`)
 	verifier, err := auth.NewVerifier(s.key)
 	if err != nil {
@@ -710,7 +711,7 @@ func TestTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := clock.Now().Truncate(time.Second)
+	now := clk.Now().Truncate(time.Second)
 	if c.Room != "stage" || c.Subject != "alice" || c.Role != auth.RolePublisher || c.Admin || c.Issuer != s.key.ID {
 		t.Fatalf("claims = %+v", c)
 	}

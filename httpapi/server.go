@@ -16,6 +16,7 @@ import (
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/actors/actorpb"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -81,8 +82,9 @@ type Config struct {
 	RateBurst int
 	// MaxTokenTTL caps the ttl of minted join tokens; 0 means 24 hours.
 	MaxTokenTTL time.Duration
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock gives the time of rate limits, the token cache, minted tokens'
+	// expiry and idempotency records; nil means clock.System.
+	Clock clock.Clock
 
 	// DevJoinTokens serves POST /dev/token, which hands anyone a join token
 	// (creating the room if needed), so that the web page works on a local
@@ -146,8 +148,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RateBurst <= 0 {
 		cfg.RateBurst = max(1, int(cfg.RateLimit))
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System{}
 	}
 	if cfg.SignalingPingInterval <= 0 {
 		cfg.SignalingPingInterval = defaultPingInterval
@@ -167,15 +169,15 @@ func New(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "httpapi"),
 		metrics: m,
-		tokens:  newTokenCache(tokenCacheSize, cfg.Now),
+		tokens:  newTokenCache(tokenCacheSize, cfg.Clock),
 
 		corsPolicy: cors,
 	}
 	if cfg.RateLimit > 0 {
-		s.limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Now)
+		s.limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Clock)
 	}
 	if cfg.Idempotency != nil {
-		s.idem = newIdempotency(cfg.Idempotency, cfg.Now)
+		s.idem = newIdempotency(cfg.Idempotency, cfg.Clock)
 	}
 	s.live.init()
 	s.page = webPage(cfg.DevJoinTokens)

@@ -93,7 +93,7 @@ func (s *Server) devToken(c *gin.Context) error {
 	} else if err != nil {
 		return err
 	}
-	now := s.cfg.Now().Truncate(time.Second)
+	now := s.cfg.Clock.Now().Truncate(time.Second)
 	token, err := auth.Mint(s.cfg.SigningKey, auth.JoinClaims(now, devTokenTTL, room, identity, name, auth.RolePublisher))
 	if err != nil {
 		return err

@@ -48,7 +48,7 @@ func (s *Store) GetIdempotent(ctx context.Context, scope, key string) (*Idempote
 	if err != nil {
 		return nil, corrupt(KindIdempotency, k, err)
 	}
-	if s.expired(r.CreatedAt, s.now()) {
+	if s.expired(r.CreatedAt, s.clock.Now()) {
 		return nil, ErrNotFound
 	}
 	return r, nil
@@ -57,7 +57,7 @@ func (s *Store) GetIdempotent(ctx context.Context, scope, key string) (*Idempote
 // PutIdempotent records a response under scope and key, replacing any
 // earlier one, synced before it returns. The key must not be empty.
 func (s *Store) PutIdempotent(ctx context.Context, scope, key string, r IdempotentResponse) error {
-	_, v, err := EncodeIdempotent(key, r, s.now())
+	_, v, err := EncodeIdempotent(key, r, s.clock.Now())
 	if err != nil {
 		return err
 	}
@@ -101,14 +101,13 @@ func (s *Store) pruneInterval() time.Duration {
 	return min(s.idemTTL, time.Hour)
 }
 
-// pruneLoop deletes expired idempotency records at Open and then every
-// pruneInterval, until Close.
+// pruneLoop deletes expired idempotency records at Open and then
+// pruneInterval after each prune, until Close.
 func (s *Store) pruneLoop() {
 	defer close(s.pruneDone)
-	ticker := time.NewTicker(s.pruneInterval())
-	defer ticker.Stop()
+	due := make(chan struct{}, 1) // one timer at a time: its send never blocks
 	for {
-		n, err := s.pruneIdempotent(context.Background(), s.now())
+		n, err := s.pruneIdempotent(context.Background(), s.clock.Now())
 		switch {
 		case errors.Is(err, ErrClosed):
 			return
@@ -117,10 +116,12 @@ func (s *Store) pruneLoop() {
 		case n > 0:
 			s.log.Debug("pruned idempotency records", "count", n)
 		}
+		t := s.clock.AfterFunc(s.pruneInterval(), func() { due <- struct{}{} })
 		select {
 		case <-s.stopPrune:
+			t.Stop()
 			return
-		case <-ticker.C:
+		case <-due:
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/troupe-media/troupe/internal/clock"
 )
 
 func TestIdempotentTTL(t *testing.T) {
@@ -104,6 +106,62 @@ func TestIdempotentPrunedAtOpen(t *testing.T) {
 	}
 	if _, err := s.GetIdempotent(ctx, "s", "new"); err != nil {
 		t.Fatalf("fresh record: %v", err)
+	}
+}
+
+// TestIdempotentPrunedOnClock: the pruner runs every pruneInterval of the
+// store's clock and deletes what has expired by then, and nothing younger.
+func TestIdempotentPrunedOnClock(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewManual(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	s, err := Open(Config{Dir: t.TempDir(), Logger: quietLogger(), IdempotencyTTL: time.Minute, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.PutIdempotent(ctx, "s", "old", IdempotentResponse{Status: 201}); err != nil {
+		t.Fatal(err)
+	}
+	stored := func(key string) bool {
+		t.Helper()
+		_, closer, err := s.db.Get(idempotencyKey("s", key))
+		if errors.Is(err, pebble.ErrNotFound) {
+			return false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		closer.Close()
+		return true
+	}
+	// prune lets the pruner's timer run and waits for the prune it starts:
+	// the loop arms its next timer only once that prune is done.
+	prune := func(d time.Duration) {
+		t.Helper()
+		clk.Advance(d)
+		deadline := time.Now().Add(10 * time.Second)
+		for clk.Pending() != 1 {
+			if time.Now().After(deadline) {
+				t.Fatal("the pruner did not arm its next timer")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	prune(0) // the prune at Open
+	if n := clk.Pending(); n != 1 {
+		t.Fatalf("%d timers armed after Open, want the pruner's one", n)
+	}
+	prune(30 * time.Second) // not due
+	prune(30 * time.Second) // due; "old" is exactly the TTL old, not past it
+	if !stored("old") {
+		t.Fatal("a record pruned at its TTL, not past it")
+	}
+	if err := s.PutIdempotent(ctx, "s", "new", IdempotentResponse{Status: 201}); err != nil {
+		t.Fatal(err)
+	}
+	prune(time.Minute)
+	if stored("old") || !stored("new") {
+		t.Fatalf("after a prune past one TTL: old stored %v, new stored %v; want only new", stored("old"), stored("new"))
 	}
 }
 

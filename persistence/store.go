@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -32,6 +33,9 @@ type Config struct {
 	// request. Older records are ignored and pruned in the background.
 	// Zero means 24h.
 	IdempotencyTTL time.Duration
+	// Clock gives idempotency records their age and times their pruning;
+	// nil means clock.System.
+	Clock clock.Clock
 }
 
 const (
@@ -53,7 +57,7 @@ type Store struct {
 	db      *pebble.DB
 	log     *slog.Logger
 	idemTTL time.Duration
-	now     func() time.Time // time.Now; the clock idempotency expiry reads
+	clock   clock.Clock // idempotency expiry and pruning
 
 	// closeMu is read-locked by every operation for as long as it uses db,
 	// and write-locked by Close: Pebble panics when used after Close, so
@@ -106,6 +110,10 @@ func Open(cfg Config) (*Store, error) {
 	if ttl == 0 {
 		ttl = defaultIdempotencyTTL
 	}
+	clk := cfg.Clock
+	if clk == nil {
+		clk = clock.System{}
+	}
 
 	cache := pebble.NewCache(blockCacheSize)
 	defer cache.Unref() // the DB holds its own reference
@@ -126,7 +134,7 @@ func Open(cfg Config) (*Store, error) {
 		db:        db,
 		log:       log,
 		idemTTL:   ttl,
-		now:       time.Now,
+		clock:     clk,
 		stopPrune: make(chan struct{}),
 		pruneDone: make(chan struct{}),
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/rtc/packetcache"
 )
 
@@ -84,6 +85,11 @@ type ForwarderConfig struct {
 	Metrics *Metrics
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Clock times the keyframe requests and the last keyframe's age; nil
+	// means clock.System. The participant actors leave it nil even when
+	// their rooms run on a test's clock: media arrives in real time, and
+	// a stopped clock would throttle its keyframe requests for good.
+	Clock clock.Clock
 	// OnFailure is called once, from the read loop's goroutine, when the
 	// read loop panics. The panic is recovered and the loop ends; the
 	// owner removes that participant alone.
@@ -107,7 +113,7 @@ type Forwarder struct {
 	log       *slog.Logger
 	onFailure func(error)
 	sends     sendBatcher  // nil: each datagram is sent on its own
-	now       func() int64 // unix nanoseconds; replaced in tests
+	now       func() int64 // unix nanoseconds, of the configured clock
 
 	// subs is the subscriber set, replaced as a whole under mu and read
 	// without a lock by the read loop and the writers.
@@ -163,6 +169,12 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	// The read loop reads the time at every keyframe: on the system clock
+	// that stays a direct call, with no interface call in between.
+	now := func() int64 { return time.Now().UnixNano() }
+	if clk := cfg.Clock; clk != nil && clk != (clock.System{}) {
+		now = func() int64 { return clk.Now().UnixNano() }
+	}
 	codec := cfg.Track.Codec()
 	f := &Forwarder{
 		track:     cfg.Track,
@@ -178,7 +190,7 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 		log:       cfg.Logger.With("ssrc", uint32(cfg.Track.SSRC()), "codec", codec.MimeType),
 		onFailure: cfg.OnFailure,
 		sends:     cfg.Engine.sendBatcher(),
-		now:       func() int64 { return time.Now().UnixNano() },
+		now:       now,
 		done:      make(chan struct{}),
 		queueSize: cfg.QueueSize,
 	}

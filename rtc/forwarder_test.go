@@ -15,6 +15,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
@@ -156,10 +157,8 @@ func TestSourceSwitchKeepsStreamContinuous(t *testing.T) {
 // the read loop goes on, the other group receives every packet, and the
 // blocked group's packets are dropped once its writer's queue is full.
 func TestSlowSubscriberHoldsUpItsGroupAlone(t *testing.T) {
-	fx := newFixtureWith(t, vp8Codec, ForwarderConfig{CacheSlots: 64, Writers: 2, QueueSize: 16})
-	var clock atomic.Int64
-	clock.Store(1e9)
-	fx.f.now = clock.Load // before any packet: the read loop reads it
+	clk := clock.NewManual(time.Unix(1, 0))
+	fx := newFixtureWith(t, vp8Codec, ForwarderConfig{CacheSlots: 64, Writers: 2, QueueSize: 16, Clock: clk})
 	slow := &memContext{id: "slow", ssrc: 1, block: make(chan struct{})}
 	dtSlow := fx.downTrack(slow)
 	if err := fx.f.AddSubscriber(dtSlow); err != nil {
@@ -206,7 +205,7 @@ func TestSlowSubscriberHoldsUpItsGroupAlone(t *testing.T) {
 		t.Errorf("publisher took %v for %d packets: the slow subscriber held it up", elapsed, n)
 	}
 	requests := fx.f.Stats().KeyframeRequests
-	clock.Add(int64(time.Second)) // past any throttle
+	clk.Advance(time.Second) // past any throttle
 	close(slow.block)
 	// Once its queue drains, the blocked group asks for a keyframe.
 	waitFor(t, time.Second, "keyframe request after drain", func() bool { return fx.f.Stats().KeyframeRequests > requests })
@@ -267,14 +266,13 @@ func TestPanickingWriteStopsOneDownTrack(t *testing.T) {
 }
 
 func TestKeyframeRequestsThrottled(t *testing.T) {
-	fx := newFixture(t, vp8Codec)
-	var now int64 = 1e9
-	fx.f.now = func() int64 { return now }
+	clk := clock.NewManual(time.Unix(1, 0))
+	fx := newFixtureWith(t, vp8Codec, ForwarderConfig{Clock: clk})
 	if !fx.f.RequestKeyframe() {
 		t.Fatal("first request not sent")
 	}
 	for i := 0; i < 5; i++ {
-		now += int64(100 * time.Millisecond)
+		clk.Advance(100 * time.Millisecond)
 		if fx.f.RequestKeyframe() != (i == 4) {
 			t.Errorf("request at +%dms: sent=%v", (i+1)*100, !(i == 4))
 		}
@@ -288,15 +286,15 @@ func TestKeyframeRequestsThrottled(t *testing.T) {
 	// waiting, and the publisher is asked at most once per keyframe.
 	fx.track.in <- rawRTP(t, 96, 1, 3000, true, rtctest.CounterPayload(1, 40))
 	waitFor(t, time.Second, "the keyframe read", func() bool { return fx.f.Stats().Packets == 1 })
-	now += int64(50 * time.Millisecond)
+	clk.Advance(50 * time.Millisecond)
 	if fx.f.RequestKeyframe() {
 		t.Error("request 50ms after an answered one was sent")
 	}
-	now += int64(50 * time.Millisecond)
+	clk.Advance(50 * time.Millisecond)
 	if !fx.f.RequestKeyframe() {
 		t.Error("request 100ms after an answered one was not sent")
 	}
-	now += int64(100 * time.Millisecond)
+	clk.Advance(100 * time.Millisecond)
 	if fx.f.RequestKeyframe() {
 		t.Error("request 100ms after an unanswered one was sent")
 	}
@@ -637,10 +635,8 @@ func TestDownTrackStartsOnceTheConnectionIsReady(t *testing.T) {
 // A keyframe older than maxCatchUpAge is not caught up from: the
 // down-track asks for a new one and waits for it.
 func TestDownTrackAsksWhenTheKeyframeIsOld(t *testing.T) {
-	fx := newFixtureWith(t, vp8Codec, ForwarderConfig{CacheSlots: 64, Writers: 1})
-	var now atomic.Int64
-	now.Store(1e12)
-	fx.f.now = now.Load
+	clk := clock.NewManual(time.Unix(1000, 0))
+	fx := newFixtureWith(t, vp8Codec, ForwarderConfig{CacheSlots: 64, Writers: 1, Clock: clk})
 	sub := &memContext{id: "a", ssrc: 5, record: true}
 	sub.notReady.Store(true)
 	dt := fx.downTrack(sub)
@@ -649,7 +645,7 @@ func TestDownTrackAsksWhenTheKeyframeIsOld(t *testing.T) {
 	}
 	fx.track.in <- rawRTP(t, 96, 1, 3000, true, rtctest.CounterPayload(1, 100))
 	waitFor(t, time.Second, "the keyframe lost", func() bool { return dt.Stats().Drops[DropNotReady] == 1 })
-	now.Add(int64(maxCatchUpAge) + 1)
+	clk.Advance(maxCatchUpAge + 1)
 	sub.notReady.Store(false)
 	dt.TransportReady()
 	if n := fx.rtcp.count(); n != 1 {

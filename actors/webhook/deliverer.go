@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
@@ -92,9 +93,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
-	// Now is the clock of event ages and signature times; nil means
-	// time.Now. Backoff waits run on real timers.
-	Now func() time.Time
+	// Clock gives event ages and signature times and runs the backoffs,
+	// stalls and polls; nil means clock.System. RequestTimeout and the
+	// measured duration of an attempt are real time: they bound and
+	// measure the network.
+	Clock clock.Clock
 }
 
 func (c *Config) ensureDefaults() error {
@@ -138,8 +141,8 @@ func (c *Config) ensureDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.Now == nil {
-		c.Now = time.Now
+	if c.Clock == nil {
+		c.Clock = clock.System{}
 	}
 	return nil
 }
@@ -244,13 +247,32 @@ func (d *Deliverer) Run(ctx context.Context) error {
 			results <- d.work(wctx, fctx, j)
 		}()
 	}
-	poll := time.NewTicker(d.cfg.PollInterval)
-	defer poll.Stop()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	// One timer on the clock wakes the loop at the scheduler's next due
+	// time or the next poll, whichever comes first; it is armed again only
+	// when that time changes. A wake from a timer already stopped costs one
+	// more turn of the loop, nothing else.
+	clk := d.cfg.Clock
+	woke := make(chan struct{}, 1)
+	ring := func() {
+		select {
+		case woke <- struct{}{}:
+		default:
+		}
+	}
+	var wakeTimer clock.Timer
+	var wakeAt time.Time
+	defer func() {
+		if wakeTimer != nil {
+			wakeTimer.Stop()
+		}
+	}()
+	nextPoll := clk.Now().Add(d.cfg.PollInterval)
 
 	scan := true
 	for {
+		if now := clk.Now(); !now.Before(nextPoll) {
+			scan, nextPoll = true, now.Add(d.cfg.PollInterval)
+		}
 		if scan {
 			scan = false
 			heads, err := d.cfg.Store.OutboxHeads(ctx)
@@ -263,18 +285,24 @@ func (d *Deliverer) Run(ctx context.Context) error {
 				// Try again at the next poll.
 				d.log.Error("reading the webhook outbox", "err", err)
 			default:
-				s.merge(heads, time.Now())
+				s.merge(heads, clk.Now())
 			}
 		}
 
-		now := time.Now()
+		now := clk.Now()
 		s.stallOverdue(now)
 		s.dispatch(now, start)
 		d.metrics.inFlight.WithLabelValues("answering").Set(float64(s.answering))
 		d.metrics.inFlight.WithLabelValues("probing").Set(float64(s.probing))
-		timer.Stop()
-		if wake := s.wake(now); !wake.IsZero() {
-			timer.Reset(wake.Sub(now))
+		wake := s.wake(now)
+		if wake.IsZero() || nextPoll.Before(wake) {
+			wake = nextPoll
+		}
+		if !wake.Equal(wakeAt) {
+			if wakeTimer != nil {
+				wakeTimer.Stop()
+			}
+			wakeAt, wakeTimer = wake, clk.AfterFunc(wake.Sub(now), ring)
 		}
 
 		select {
@@ -282,11 +310,10 @@ func (d *Deliverer) Run(ctx context.Context) error {
 			return nil
 		case <-d.notify:
 			scan = true
-		case <-poll.C:
-			scan = true
-		case <-timer.C:
+		case <-woke:
+			wakeAt = time.Time{} // its timer has run: arm the next
 		case r := <-results:
-			if s.finish(r, time.Now(), d.retryWait) {
+			if s.finish(r, clk.Now(), d.retryWait) {
 				scan = true
 			}
 		}
@@ -298,7 +325,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 // attempt).
 func (d *Deliverer) retryWait(e *recordpb.WebhookEvent, attempts int) time.Duration {
 	wait := backoff(&d.cfg, attempts)
-	left := d.cfg.MaxAge - d.cfg.Now().Sub(e.CreatedAt.AsTime())
+	left := d.cfg.MaxAge - d.cfg.Clock.Now().Sub(e.CreatedAt.AsTime())
 	return max(min(wait, left), 0)
 }
 
@@ -330,7 +357,7 @@ func (d *Deliverer) work(run, ctx context.Context, j job) result {
 			return result{key: j.key, storeErr: true, reach: reached}
 		}
 	} else {
-		age := d.cfg.Now().Sub(e.CreatedAt.AsTime())
+		age := d.cfg.Clock.Now().Sub(e.CreatedAt.AsTime())
 		if reached != reachNothing && age < d.cfg.MaxAge {
 			d.metrics.retried.Inc()
 			d.log.Debug("webhook delivery failed; will retry", "id", e.Id, "endpoint", e.Endpoint, "attempts", attempts, "err", err)
@@ -356,7 +383,7 @@ func (d *Deliverer) work(run, ctx context.Context, j job) result {
 
 // fail records e as failed after its last attempt.
 func (d *Deliverer) fail(ctx context.Context, e *recordpb.WebhookEvent, attempts, status int, cause error) error {
-	now := timestamppb.New(d.cfg.Now())
+	now := timestamppb.New(d.cfg.Clock.Now())
 	rec := proto.Clone(e).(*recordpb.WebhookEvent)
 	rec.Attempts = uint32(attempts)
 	rec.LastAttemptAt = now
@@ -407,7 +434,7 @@ func (d *Deliverer) attempt(ctx context.Context, e *recordpb.WebhookEvent) (int,
 	req.Header.Set("User-Agent", "Troupe-Webhook/1")
 	req.Header.Set("Troupe-Event", e.Event)
 	req.Header.Set("Troupe-Delivery", e.Id)
-	req.Header.Set("Troupe-Signature", Sign(secret, d.cfg.Now(), b))
+	req.Header.Set("Troupe-Signature", Sign(secret, d.cfg.Clock.Now(), b))
 	start := time.Now()
 	resp, err := d.cfg.Client.Do(req)
 	d.metrics.duration.Observe(time.Since(start).Seconds())

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/troupe-media/troupe/actors/webhook/webhooktest"
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
@@ -179,6 +180,55 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// The backoffs of the tests on a manual clock: a wake armed this close is a
+// backoff, not the next poll nor an attempt's stall (an hour away).
+const (
+	manualInitialBackoff = time.Second
+	manualMaxBackoff     = 4 * time.Second
+	manualFar            = time.Hour
+)
+
+// newManualDeliverer returns a Deliverer on clk, with the backoffs above,
+// and points recv's signature checks at clk.
+func newManualDeliverer(t *testing.T, clk *clock.Manual, recv *receiver, cfg Config) *Deliverer {
+	t.Helper()
+	cfg.Clock = clk
+	cfg.InitialBackoff, cfg.MaxBackoff = manualInitialBackoff, manualMaxBackoff
+	cfg.PollInterval, cfg.StallAfter = manualFar, manualFar
+	recv.now = clk.Now
+	return newDeliverer(t, cfg)
+}
+
+// nextBackoff waits until the Deliverer has armed a backoff on clk, or
+// done holds, and returns the backoff's wait; 0 when done holds.
+func nextBackoff(t *testing.T, clk *clock.Manual, what string, done func() bool) time.Duration {
+	t.Helper()
+	var wait time.Duration
+	eventually(t, what, func() bool {
+		if done() {
+			wait = 0
+			return true
+		}
+		at, ok := clk.Next()
+		wait = at.Sub(clk.Now())
+		return ok && wait <= manualMaxBackoff
+	})
+	return wait
+}
+
+// passBackoffs lets the Deliverer's backoffs pass on clk, one at a time,
+// until done holds.
+func passBackoffs(t *testing.T, clk *clock.Manual, what string, done func() bool) {
+	t.Helper()
+	for {
+		wait := nextBackoff(t, clk, what, done)
+		if wait == 0 {
+			return
+		}
+		clk.Advance(wait)
+	}
+}
+
 // enqueue queues the deliveries of one event the way a room actor does:
 // in a store batch, then Notify.
 func enqueue(t *testing.T, s *persistence.Store, d *Deliverer, e Event, room *recordpb.Webhook, global ...Destination) []*recordpb.WebhookEvent {
@@ -254,15 +304,16 @@ func TestRetryInOrder(t *testing.T) {
 		return http.StatusNoContent
 	})
 	reg := prometheus.NewRegistry()
-	d := newDeliverer(t, Config{Store: s, AllowPrivate: true, Registerer: reg})
+	clk := clock.NewManual(time.Now())
+	d := newManualDeliverer(t, clk, recv, Config{Store: s, AllowPrivate: true, Registerer: reg})
 	hook := &recordpb.Webhook{Endpoint: recv.url("/h"), Events: []string{"*"}}
 	var want []string
 	for i := range 6 {
-		evs := enqueue(t, s, d, Event{Name: "participant-joined", RoomID: "r1", Data: map[string]int{"n": i}}, hook)
+		evs := enqueue(t, s, d, Event{Name: "participant-joined", RoomID: "r1", Time: clk.Now(), Data: map[string]int{"n": i}}, hook)
 		want = append(want, evs[0].Id)
 	}
 	run(t, d)
-	eventually(t, "6 deliveries", func() bool { a, _ := recv.snapshot(); return len(a) == 6 })
+	passBackoffs(t, clk, "6 deliveries", func() bool { a, _ := recv.snapshot(); return len(a) == 6 })
 	accepted, tries := recv.snapshot()
 	if got := ids(accepted); !slices.Equal(got, want) {
 		t.Fatalf("accepted %v, want in order %v", got, want)
@@ -277,6 +328,29 @@ func TestRetryInOrder(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(d.metrics.delivered); got != 6 {
 		t.Errorf("delivered = %v, want 6", got)
+	}
+}
+
+// TestBackoffOnClock: a failing delivery is retried after a backoff that
+// doubles from InitialBackoff up to MaxBackoff, jittered to between half
+// and all of it, timed by the Deliverer's clock.
+func TestBackoffOnClock(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	recv := newReceiver(t, defaultSecret, func(Payload, int) int { return http.StatusServiceUnavailable })
+	clk := clock.NewManual(time.Now())
+	d := newManualDeliverer(t, clk, recv, Config{Store: s, AllowPrivate: true})
+	ev := enqueue(t, s, d, Event{Name: "room-created", RoomID: "r1", Time: clk.Now()},
+		&recordpb.Webhook{Endpoint: recv.url("/h"), Events: []string{"*"}})[0]
+	run(t, d)
+	tries := func() int { _, tries := recv.snapshot(); return tries[ev.Id] }
+	eventually(t, "the first attempt", func() bool { return tries() == 1 })
+	for n, full := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
+		wait := nextBackoff(t, clk, "a backoff", func() bool { return false })
+		if wait < full/2 || wait > full {
+			t.Fatalf("backoff after failure %d is %v, want between %v and %v", n+1, wait, full/2, full)
+		}
+		clk.Advance(wait)
+		eventually(t, "the next attempt", func() bool { return tries() == n+2 })
 	}
 }
 
@@ -427,27 +501,28 @@ func TestDeadEndpointIsolated(t *testing.T) {
 // failed, counted, and does not block the next one.
 func TestMaxAgeFailed(t *testing.T) {
 	s := openStore(t, t.TempDir())
-	var clock atomic.Int64 // offset added to the real time
-	now := func() time.Time { return time.Now().Add(time.Duration(clock.Load())) }
+	clk := clock.NewManual(time.Now())
 	recv := newReceiver(t, defaultSecret, func(p Payload, _ int) int {
 		if p.Event == "room-created" {
 			return http.StatusInternalServerError
 		}
 		return http.StatusOK
 	})
-	recv.now = now
 	reg := prometheus.NewRegistry()
-	d := newDeliverer(t, Config{Store: s, AllowPrivate: true, Registerer: reg, Now: now, MaxAge: time.Hour,
-		InitialBackoff: 10 * time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	d := newManualDeliverer(t, clk, recv, Config{Store: s, AllowPrivate: true, Registerer: reg, MaxAge: time.Hour})
 	hook := &recordpb.Webhook{Endpoint: recv.url("/h"), Events: []string{"*"}}
-	doomed := enqueue(t, s, d, Event{Name: "room-created", RoomID: "r1", Time: now()}, hook)[0]
-	next := enqueue(t, s, d, Event{Name: "room-updated", RoomID: "r1", Time: now()}, hook)[0]
+	doomed := enqueue(t, s, d, Event{Name: "room-created", RoomID: "r1", Time: clk.Now()}, hook)[0]
+	next := enqueue(t, s, d, Event{Name: "room-updated", RoomID: "r1", Time: clk.Now()}, hook)[0]
 	run(t, d)
-	eventually(t, "a few retries", func() bool { _, tries := recv.snapshot(); return tries[doomed.Id] >= 3 })
+	tried := func(n int) func() bool {
+		return func() bool { _, tries := recv.snapshot(); return tries[doomed.Id] >= n }
+	}
+	passBackoffs(t, clk, "3 attempts", tried(3))
 	if a, _ := recv.snapshot(); len(a) != 0 {
 		t.Fatalf("a later event was delivered before the failing one: %v", ids(a))
 	}
-	clock.Store(int64(2 * time.Hour))
+	nextBackoff(t, clk, "the third attempt's backoff", func() bool { return false })
+	clk.Advance(2 * time.Hour)
 	eventually(t, "the next event", func() bool { a, _ := recv.snapshot(); return len(a) == 1 && a[0].ID == next.Id })
 
 	page, err := s.ListWebhookDeliveries(context.Background(), persistence.DeliveryQuery{Status: persistence.DeliveryFailed})

@@ -22,6 +22,7 @@ import (
 	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/rtc"
 )
@@ -191,9 +192,11 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	clk := clock.System{} // every part reads the time and runs its timers on it
 	store, err := persistence.Open(persistence.Config{
 		Dir:    filepath.Join(cfg.DataDir, "db"),
 		Logger: log, // persistence, webhook and httpapi name themselves as the component
+		Clock:  clk,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -225,6 +228,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		MaxAge:        cfg.WebhookMaxAge,
 		Logger:        log,
 		Registerer:    reg,
+		Clock:         clk,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: %w", err)
@@ -236,6 +240,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		PassivateAfter: cfg.PassivateAfter,
 		Logger:         log.With("component", "actors"),
 		Registerer:     reg,
+		Clock:          clk,
 		Media:          media,
 		MediaMetrics:   mediaMetrics,
 		Webhooks:       cfg.webhookDestinations(),
@@ -260,6 +265,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		Idempotency: actors.NewIdempotency(store),
 		Logger:      log,
 		Registry:    reg,
+		Clock:       clk,
 		Ready: func(context.Context) error {
 			if s.draining.Load() {
 				return errDraining

@@ -16,6 +16,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -399,16 +400,19 @@ func TestShutdownFinishesInFlightRequest(t *testing.T) {
 	s := startServerOn(t, testConfig(dir), rl)
 
 	body := `{"id":"room_inflight","name":"in flight"}`
+	head := fmt.Sprintf("POST /api/v1/rooms HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", s.addr, s.token, len(body))
+	rl.setSent(len(head) + 10)
 	conn, err := net.Dial("tcp", s.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST /api/v1/rooms HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
-		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", s.addr, s.token, len(body), body[:10])
-	// Wait until the server reads from this connection: from then on it is
-	// the server's to finish (a connection still in the accept queue when the
-	// listener closes is refused, and its client gets no answer at all).
+	if _, err := io.WriteString(conn, head+body[:10]); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the handler reads the rest of the body from this
+	// connection: from then on the request is the server's to finish.
 	for local := conn.LocalAddr().String(); ; {
 		select {
 		case remote := <-rl.reading:
@@ -469,35 +473,47 @@ func TestShutdownFinishesInFlightRequest(t *testing.T) {
 	}
 }
 
-// readingListener reports the remote address of each accepted connection
-// when the server first reads from it.
+// readingListener reports the remote address of an accepted connection
+// when the server asks it for more than its first sent bytes: the server
+// has parsed the request's header by then and its handler is reading the
+// body. (A request whose header is still being read when shutdown begins
+// is dropped by net/http, so an earlier signal would race with it.)
 type readingListener struct {
 	net.Listener
+	sent    atomic.Int64 // bytes the client writes before it waits
 	reading chan string
 }
+
+func (l *readingListener) setSent(n int) { l.sent.Store(int64(n)) }
 
 func (l *readingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &readingConn{Conn: c, reading: l.reading}, nil
+	return &readingConn{Conn: c, sent: int(l.sent.Load()), reading: l.reading}, nil
 }
 
 type readingConn struct {
 	net.Conn
+	sent    int
+	read    int // only the server's connection goroutine reads
 	once    sync.Once
 	reading chan string
 }
 
 func (c *readingConn) Read(p []byte) (int, error) {
-	c.once.Do(func() {
-		select {
-		case c.reading <- c.RemoteAddr().String():
-		default: // nobody waits for this connection
-		}
-	})
-	return c.Conn.Read(p)
+	if c.read >= c.sent {
+		c.once.Do(func() {
+			select {
+			case c.reading <- c.RemoteAddr().String():
+			default: // nobody waits for this connection
+			}
+		})
+	}
+	n, err := c.Conn.Read(p)
+	c.read += n
+	return n, err
 }
 
 // A bad configuration stops the command before anything starts.

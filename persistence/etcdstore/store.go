@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/persistence"
 )
 
@@ -34,6 +35,8 @@ type Config struct {
 	// IdempotencyTTL is how long an idempotency record answers a retried
 	// request. Zero means 24h.
 	IdempotencyTTL time.Duration
+	// Clock gives idempotency records their age; nil means clock.System.
+	Clock clock.Clock
 	// Logger receives the Store's messages. Nil means slog.Default(). The
 	// etcd client the Store makes logs nothing.
 	Logger *slog.Logger
@@ -117,7 +120,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		k:        keys{p: cmp(cfg.Prefix, defaultPrefix)},
 		log:      cmp(cfg.Logger, slog.Default()).With("component", "etcdstore"),
 		idemTTL:  cmp(cfg.IdempotencyTTL, defaultIdempotencyTTL),
-		now:      time.Now,
+		now:      cmp[clock.Clock](cfg.Clock, clock.System{}).Now,
 		node:     cfg.NodeID,
 		leaseTTL: int64((cmp(cfg.LeaseTTL, defaultLeaseTTL) + time.Second - 1) / time.Second),
 	}
