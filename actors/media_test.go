@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
@@ -421,7 +422,7 @@ func waitEvent[T Signal](t *testing.T, c *testClient, match func(T) bool) T {
 
 func waitPackets(t *testing.T, what string, r *rtctest.Receiver, n int) {
 	t.Helper()
-	waitFor(t, what, func() bool { return r.Stats().Packets >= n })
+	poll.Until(t, what, func() bool { return r.Stats().Packets >= n })
 }
 
 func checkStream(t *testing.T, what string, r *rtctest.Receiver) {
@@ -501,7 +502,7 @@ func TestPublishSubscribeAndLeave(t *testing.T) {
 	if got := <-pub.closed; got != ReasonLeft {
 		t.Errorf("publisher closed with %q", got)
 	}
-	waitFor(t, "participant count 3", func() bool {
+	poll.Until(t, "participant count 3", func() bool {
 		info, err := env.rooms.Get(context.Background(), "stage")
 		return err == nil && info.ParticipantCount == 3
 	})
@@ -523,7 +524,7 @@ func TestRenegotiationWaitsForICE(t *testing.T) {
 	createRoom(t, env, "r", nil)
 	pub := joinClient(t, env, "r", "pub", RolePublisher)
 	pub.publishAV()
-	waitFor(t, "two tracks published", func() bool {
+	poll.Until(t, "two tracks published", func() bool {
 		list, err := env.rooms.Participants(context.Background(), "r")
 		return err == nil && len(list) == 1 && len(list[0].Tracks) == 2
 	})
@@ -532,7 +533,7 @@ func TestRenegotiationWaitsForICE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "first exchange", func() bool { return sub.pc.CurrentRemoteDescription() != nil })
+	poll.Until(t, "first exchange", func() bool { return sub.pc.CurrentRemoteDescription() != nil })
 	time.Sleep(300 * time.Millisecond) // the server applies the answer, and would offer again
 	if n := sub.offers.Load(); n != 1 {
 		t.Fatalf("%d offers before ICE connected, want 1", n)
@@ -602,7 +603,7 @@ func TestKickMuteAndRoomEnd(t *testing.T) {
 	// now on may arrive, however late; video sent from now on comes, and
 	// once it has, the path has carried what was sent after the mute.
 	audioMuted, videoMuted := audio.Sent(), video.Sent()
-	waitFor(t, "video sent after the audio mute", func() bool { return rx["video"].Stats().Last >= videoMuted+10 })
+	poll.Until(t, "video sent after the audio mute", func() bool { return rx["video"].Stats().Last >= videoMuted+10 })
 	if last := rx["audio"].Stats().Last; last >= audioMuted {
 		t.Fatalf("muted audio still forwarded: packet %d, sent after the mute (from packet %d)", last, audioMuted)
 	}
@@ -819,7 +820,7 @@ func TestBadSignalingChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "tracks published after bad input", func() bool {
+	poll.Until(t, "tracks published after bad input", func() bool {
 		list, err = env.rooms.Participants(ctx, "r")
 		return err == nil && len(list[0].Tracks) == 2
 	})
@@ -858,7 +859,7 @@ func TestGlare(t *testing.T) {
 			// B holds its queue so the server's offer (A's tracks) and B's
 			// own offer cross.
 			b.hold.Store(true)
-			waitFor(t, "server offer to b", func() bool { return b.offers.Load() > 0 })
+			poll.Until(t, "server offer to b", func() bool { return b.offers.Load() > 0 })
 			vt, _ := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", b.p.ID)
 			// B makes its offer while the server's sits unread in its queue.
 			if _, err := b.pc.AddTrack(vt); err != nil {

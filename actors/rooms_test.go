@@ -15,6 +15,7 @@ import (
 
 	"github.com/troupe-media/troupe/actors/actorpb"
 	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
@@ -312,7 +313,7 @@ func TestPassivation(t *testing.T) {
 	if _, err := rooms.Get(ctx, "ghost"); !errors.Is(err, ErrRoomNotFound) {
 		t.Fatal(err)
 	}
-	waitFor(t, "idle actors to passivate", func() bool { return rooms.Live() == 0 })
+	poll.Until(t, "idle actors to passivate", func() bool { return rooms.Live() == 0 })
 
 	// Requests racing with passivation all land on exactly one actor per room:
 	// every update is applied once, in some order.
@@ -397,23 +398,5 @@ func TestClosedRoomsRefuse(t *testing.T) {
 	}
 	if _, err := rooms.Get(context.Background(), "x"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("after close: %v", err)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	waitWithin(t, 5*time.Second, what, cond)
-}
-
-// waitWithin polls cond until it holds, and fails t if it still does not
-// after d.
-func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/troupe-media/troupe/actors/actorpb"
 	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
@@ -29,7 +30,7 @@ func newSessionEnv(t *testing.T) (*testEnv, *clock.Manual) {
 func activeSession(t *testing.T, env *testEnv, room string) *recordpb.Session {
 	t.Helper()
 	var s *recordpb.Session
-	waitFor(t, "a session in progress", func() bool {
+	poll.Until(t, "a session in progress", func() bool {
 		list, _, err := env.rooms.Sessions(context.Background(), SessionQuery{RoomID: room, Status: recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS})
 		if err == nil && len(list) == 1 {
 			s = list[0]
@@ -43,7 +44,7 @@ func activeSession(t *testing.T, env *testEnv, room string) *recordpb.Session {
 func endedSession(t *testing.T, env *testEnv, id string) *recordpb.Session {
 	t.Helper()
 	var s *recordpb.Session
-	waitFor(t, "session "+id+" to end", func() bool {
+	poll.Until(t, "session "+id+" to end", func() bool {
 		got, err := env.rooms.Session(context.Background(), id)
 		if err == nil && got.Status == recordpb.SessionStatus_SESSION_STATUS_ENDED {
 			s = got
@@ -73,7 +74,7 @@ func TestSessionCountsAndHistory(t *testing.T) {
 	if err := a.p.Leave(ctx, ReasonLeft); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "alice's leave recorded", func() bool {
+	poll.Until(t, "alice's leave recorded", func() bool {
 		got, _ := env.rooms.Session(ctx, s.Id)
 		return got.GetParticipantCount() == 1
 	})
@@ -126,9 +127,9 @@ func TestSessionEndReasons(t *testing.T) {
 			func(t *testing.T, env *testEnv, clock *clock.Manual, c *testClient, s *recordpb.Session) {
 				clock.Advance(10 * time.Second)
 				c.p.Leave(ctx, ReasonLeft)
-				waitFor(t, "leave recorded", func() bool { got, _ := env.rooms.Session(ctx, s.Id); return got.ParticipantCount == 0 })
+				poll.Until(t, "leave recorded", func() bool { got, _ := env.rooms.Session(ctx, s.Id); return got.ParticipantCount == 0 })
 				// The room arms its empty timer after writing the leave.
-				waitFor(t, "the empty timer armed", func() bool { return clock.Pending() > 0 })
+				poll.Until(t, "the empty timer armed", func() bool { return clock.Pending() > 0 })
 				clock.Advance(59 * time.Second)
 				// Only its timer ends the session, and it has not run: it
 				// is still armed, a second away.
@@ -214,7 +215,7 @@ func TestSessionEndReasons(t *testing.T) {
 			// The session record is read from the store; the room's
 			// snapshot is published just after the commit that wrote it.
 			var room *RoomInfo
-			waitFor(t, "the room to drop its session", func() bool {
+			poll.Until(t, "the room to drop its session", func() bool {
 				room, err = env.rooms.Get(ctx, "r")
 				return err != nil || room.Room.ActiveSessionId == ""
 			})
@@ -270,7 +271,7 @@ func TestRestartClosesSessionsInProgress(t *testing.T) {
 	clock.Advance(time.Minute)
 	joinClient(t, env, "r", "bob", RolePublisher)
 	s := activeSession(t, env, "r")
-	waitFor(t, "bob recorded", func() bool { got, _ := env.rooms.Session(ctx, s.Id); return got.ParticipantCount == 2 })
+	poll.Until(t, "bob recorded", func() bool { got, _ := env.rooms.Session(ctx, s.Id); return got.ParticipantCount == 2 })
 	clock.Advance(time.Hour) // nothing happens in this hour
 
 	// Stop the store under the actors, as a crash would: nothing more is
@@ -454,7 +455,7 @@ func TestSessionStats(t *testing.T) {
 	if err := sub.p.Leave(ctx, ReasonLeft); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the leave recorded", func() bool {
+	poll.Until(t, "the leave recorded", func() bool {
 		got, _ := env.rooms.Session(ctx, s.Id)
 		return got.ParticipantCount == 1
 	})
@@ -484,7 +485,7 @@ func TestChangesQueueTheirEvents(t *testing.T) {
 	if err := c.p.Leave(ctx, ReasonLeft); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the leave recorded", func() bool {
+	poll.Until(t, "the leave recorded", func() bool {
 		list, _, _ := env.rooms.WebhookDeliveries(ctx, DeliveryQuery{Status: DeliveriesPending})
 		return len(list) == 4
 	})
@@ -565,7 +566,7 @@ func TestJoinsArrivingTogetherShareACommit(t *testing.T) {
 		}
 	}
 	s := activeSession(t, env, "r")
-	waitFor(t, "the replaced dup to leave", func() bool {
+	poll.Until(t, "the replaced dup to leave", func() bool {
 		got, err := env.rooms.Session(ctx, s.Id)
 		return err == nil && got.ParticipantCount == 7
 	})
