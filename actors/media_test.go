@@ -51,8 +51,13 @@ type testClient struct {
 	events chan Signal
 	tracks chan *webrtc.TrackRemote
 	done   chan struct{}
-	hold   atomic.Bool // tests hold the queue to force glare
+	// gate holds one token, which the loop takes to handle a message: a
+	// test takes it (holdQueue) to leave the queue unread, to force glare.
+	gate   chan struct{}
 	offers atomic.Int32
+	// answers counts the client's answers the server has applied: the
+	// server's reply comes after all it does on an answer.
+	answers atomic.Int32
 	// ufrag is the ICE username fragment of the client's first answer.
 	// The server never restarts ICE, so every later answer keeps it.
 	ufrag string
@@ -136,8 +141,10 @@ func tryJoinWith(t *testing.T, env *testEnv, room, identity string, role Role, h
 		events:    make(chan Signal, 1024),
 		tracks:    make(chan *webrtc.TrackRemote, 16),
 		done:      make(chan struct{}),
+		gate:      make(chan struct{}, 1),
 		holdCands: holdCands,
 	}
+	c.gate <- struct{}{}
 	p, info, err := env.rooms.Join(ctx, room, JoinRequest{Identity: identity, Name: identity, Role: role, Kind: ClientSignaling, Signal: c})
 	if err != nil {
 		cancel()
@@ -204,13 +211,22 @@ func (c *testClient) loop() {
 		case <-c.ctx.Done():
 			return
 		case item := <-c.queue:
-			for c.hold.Load() {
-				time.Sleep(time.Millisecond)
+			select {
+			case <-c.gate:
+			case <-c.ctx.Done():
+				return
 			}
 			c.handle(item)
+			c.gate <- struct{}{}
 		}
 	}
 }
+
+// holdQueue returns once the loop has finished the message it was
+// handling, and keeps it from handling another until releaseQueue.
+func (c *testClient) holdQueue() { <-c.gate }
+
+func (c *testClient) releaseQueue() { c.gate <- struct{}{} }
 
 func (c *testClient) handle(item any) {
 	switch m := item.(type) {
@@ -265,7 +281,9 @@ func (c *testClient) handle(item any) {
 		}
 		if err != nil {
 			c.failf("answer server offer: %v", err)
+			return
 		}
+		c.answers.Add(1)
 	case SignalCandidate:
 		if m.Candidate.Candidate == "" {
 			return
@@ -533,8 +551,10 @@ func TestRenegotiationWaitsForICE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	poll.Until(t, "first exchange", func() bool { return sub.pc.CurrentRemoteDescription() != nil })
-	time.Sleep(300 * time.Millisecond) // the server applies the answer, and would offer again
+	// Both tracks were sent to the subscriber's actor when it joined, before
+	// its answer: once the server has applied the answer, an offer that did
+	// not wait for ICE would have been signalled.
+	poll.Until(t, "the first exchange", func() bool { return sub.answers.Load() == 1 })
 	if n := sub.offers.Load(); n != 1 {
 		t.Fatalf("%d offers before ICE connected, want 1", n)
 	}
@@ -858,7 +878,7 @@ func TestGlare(t *testing.T) {
 			}
 			// B holds its queue so the server's offer (A's tracks) and B's
 			// own offer cross.
-			b.hold.Store(true)
+			b.holdQueue()
 			poll.Until(t, "server offer to b", func() bool { return b.offers.Load() > 0 })
 			vt, _ := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", b.p.ID)
 			// B makes its offer while the server's sits unread in its queue.
@@ -875,7 +895,7 @@ func TestGlare(t *testing.T) {
 			if _, err := b.p.Offer(context.Background(), offer.SDP); err != nil {
 				t.Fatalf("offer in glare: %v", err)
 			}
-			b.hold.Store(false)
+			b.releaseQueue()
 			sender := &rtctest.Sender{Track: vt, PayloadSize: 500, KeyframeEvery: 30, TimestampStep: 3000}
 			sendCtx, stop := context.WithCancel(context.Background())
 			defer stop()
