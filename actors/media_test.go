@@ -40,12 +40,13 @@ func newMediaEnv(t *testing.T, mod func(*Config)) *testEnv {
 // server says (signals, and answers to its own offers), handled by one
 // goroutine, as the impolite peer of perfect negotiation.
 type testClient struct {
-	t     *testing.T
-	ctx   context.Context
-	pc    *webrtc.PeerConnection
-	p     *Participant
-	info  *JoinInfo
-	queue chan any
+	t      *testing.T
+	ctx    context.Context
+	cancel context.CancelFunc
+	pc     *webrtc.PeerConnection
+	p      *Participant
+	info   *JoinInfo
+	queue  chan any
 	// closed receives the reason when the server removes the client.
 	closed chan string
 	events chan Signal
@@ -129,13 +130,21 @@ func tryJoinHolding(t *testing.T, env *testEnv, room, identity string, role Role
 // tryJoinWith is tryJoinHolding for a client made with api.
 func tryJoinWith(t *testing.T, env *testEnv, room, identity string, role Role, holdCands bool, api *webrtc.API) (*testClient, error) {
 	t.Helper()
+	c, req := newTestClient(t, identity, role, holdCands, api)
+	p, info, err := env.rooms.Join(c.ctx, room, req)
+	return c.joined(p, info, err)
+}
+
+// newTestClient makes a client and the request that joins it.
+func newTestClient(t *testing.T, identity string, role Role, holdCands bool, api *webrtc.API) (*testClient, JoinRequest) {
+	t.Helper()
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &testClient{
-		t: t, ctx: ctx, pc: pc,
+		t: t, ctx: ctx, cancel: cancel, pc: pc,
 		queue:     make(chan any, 1024),
 		closed:    make(chan string, 1),
 		events:    make(chan Signal, 1024),
@@ -145,13 +154,19 @@ func tryJoinWith(t *testing.T, env *testEnv, room, identity string, role Role, h
 		holdCands: holdCands,
 	}
 	c.gate <- struct{}{}
-	p, info, err := env.rooms.Join(ctx, room, JoinRequest{Identity: identity, Name: identity, Role: role, Kind: ClientSignaling, Signal: c})
+	return c, JoinRequest{Identity: identity, Name: identity, Role: role, Kind: ClientSignaling, Signal: c}
+}
+
+// joined starts the client once its join was answered, or closes it.
+func (c *testClient) joined(p *Participant, info *JoinInfo, err error) (*testClient, error) {
+	t, ctx, pc := c.t, c.ctx, c.pc
 	if err != nil {
-		cancel()
+		c.cancel()
 		pc.Close()
 		return nil, err
 	}
 	c.p, c.info = p, info
+	identity := info.Participant.Identity
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
 		if cand == nil {
 			return
@@ -166,7 +181,7 @@ func tryJoinWith(t *testing.T, env *testEnv, room, identity string, role Role, h
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { c.tracks <- tr })
 	go c.loop()
 	t.Cleanup(func() {
-		cancel()
+		c.cancel()
 		<-c.done // the loop stops before the connection closes under it
 		c.leave()
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
+	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 var sessionEpoch = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -544,18 +546,38 @@ func TestJoinsArrivingTogetherShareACommit(t *testing.T) {
 		first <- err
 	}()
 	<-blocked
+	// The joins are posted from this goroutine, one after the other, so
+	// that the first dup comes before the second; a request routed after
+	// them (to another room) comes back once the registry has passed them
+	// all to the room, which reads them when the release lets it go on.
+	api, err := rtctest.ClientAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
 	identities := []string{"b", "c", "dup", "d", "e", "dup", "f"}
 	errs := make(chan error, len(identities))
-	for i, id := range identities {
+	for _, id := range identities {
+		c, req := newTestClient(t, id, RoleSubscriber, false, api)
+		reply := env.rooms.system.Root.RequestFuture(env.rooms.registry, &routed{roomID: "r", msg: &joinRoom{req: req}}, env.rooms.cfg.RequestTimeout)
 		go func() {
-			if id == "dup" && i > 2 {
-				time.Sleep(50 * time.Millisecond) // after the first dup
+			res, err := reply.Result()
+			if err != nil {
+				c.joined(nil, nil, err)
+				errs <- err
+				return
 			}
-			_, err := tryJoin(t, env, "r", id, RoleSubscriber)
+			r := res.(*joinReply)
+			var p *Participant
+			if r.err == nil {
+				p = &Participant{ID: r.info.Participant.ID, RoomID: "r", pid: r.pid, rooms: env.rooms}
+			}
+			_, err = c.joined(p, r.info, r.err)
 			errs <- err
 		}()
 	}
-	time.Sleep(300 * time.Millisecond) // the joins reach the room's mailbox
+	if _, err := env.rooms.Participants(ctx, "other"); !errors.Is(err, ErrRoomNotFound) {
+		t.Fatalf("another room's participants: %v", err)
+	}
 	close(release)
 	if err := <-first; err != nil {
 		t.Fatalf("first join: %v", err)
@@ -570,14 +592,21 @@ func TestJoinsArrivingTogetherShareACommit(t *testing.T) {
 		got, err := env.rooms.Session(ctx, s.Id)
 		return err == nil && got.ParticipantCount == 7
 	})
-	// One commit for the first join, and the rest in two runs, split
-	// before the second dup: 3 when every join is in the mailbox by the
-	// release, which the sleep above cannot promise on a loaded machine.
-	// One commit a join would be 8.
-	n := commits.Load()
-	t.Logf("%d commits for %d joins", n, len(identities)+1)
-	if n > 4 {
-		t.Errorf("%d commits for %d joins that arrived together, want 3 (4 if one join was late)", n, len(identities)+1)
+	// The replaced dup's participant-left is committed once its actor has
+	// stopped, and the room calls OnEvents before it answers a later
+	// request (Get would answer from the room's snapshot).
+	poll.Until(t, "the replaced dup's participant-left", func() bool {
+		list, _, err := env.rooms.WebhookDeliveries(ctx, DeliveryQuery{Status: DeliveriesPending})
+		return err == nil && slices.ContainsFunc(list, func(e *recordpb.WebhookEvent) bool { return e.Event == "participant-left" })
+	})
+	if _, err := env.rooms.Participants(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	// One commit for the first join, the rest in two runs split before the
+	// second dup, and one for the replaced dup's leave. One commit a join
+	// would be 9.
+	if n := commits.Load(); n != 4 {
+		t.Errorf("%d commits for %d joins that arrived together and a leave, want 4", n, len(identities)+1)
 	}
 	got, err := env.rooms.Session(ctx, s.Id)
 	if err != nil {
