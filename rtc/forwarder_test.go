@@ -121,6 +121,9 @@ func TestSourceSwitchKeepsStreamContinuous(t *testing.T) {
 		a.track.in <- rawRTP(t, 96, uint16(100+i), uint32(1000+3000*i), i == 0, rtctest.CounterPayload(uint32(i), 20))
 	}
 	poll.Until(t, "first source", func() bool { return sub.count() == 5 })
+	// Kept: the switch reads the wall time since the first source's last
+	// packet (time.Since), and the timestamp gap must show this pause; a
+	// longer one on a loaded machine only widens the gap.
 	time.Sleep(20 * time.Millisecond)
 
 	if err := b.f.AddSubscriber(dt); err != nil {
