@@ -8,6 +8,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
@@ -54,7 +55,7 @@ func TestH264PublisherReceivesVP8(t *testing.T) {
 	createRoom(t, env, "r", nil)
 	h264 := joinClient(t, env, "r", "h264", RolePublisher)
 	h264.publishOne(rtctest.H264, "camera")
-	waitLong(t, "the H.264 camera published", func() bool { return liveTracks(env, "r", h264.p.ID) == 1 })
+	poll.Until(t, "the H.264 camera published", func() bool { return liveTracks(env, "r", h264.p.ID) == 1 })
 
 	vp8 := joinClient(t, env, "r", "vp8", RolePublisher)
 	vp8.publishAV()
@@ -84,7 +85,7 @@ func TestTrackWithoutCommonCodecIsSkipped(t *testing.T) {
 	h264.publishOne(rtctest.H264, "camera")
 	vp8 := joinClient(t, env, "r", "vp8", RolePublisher)
 	vp8.publishAV()
-	waitLong(t, "three tracks published", func() bool {
+	poll.Until(t, "three tracks published", func() bool {
 		return liveTracks(env, "r", h264.p.ID) == 1 && liveTracks(env, "r", vp8.p.ID) == 2
 	})
 	var camera TrackID

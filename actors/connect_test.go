@@ -7,6 +7,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
@@ -63,7 +64,7 @@ func TestConnectDeadline(t *testing.T) {
 			if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, identity+" to connect", func() bool { return pc.ConnectionState() == webrtc.PeerConnectionStateConnected })
+			poll.Until(t, identity+" to connect", func() bool { return pc.ConnectionState() == webrtc.PeerConnectionStateConnected })
 		}
 		return p
 	}
@@ -77,7 +78,7 @@ func TestConnectDeadline(t *testing.T) {
 		t.Fatalf("%d members before the deadline, want 3", n)
 	}
 	clock.Advance(time.Second)
-	waitFor(t, "the member that never connected to go", func() bool {
+	poll.Until(t, "the member that never connected to go", func() bool {
 		ids := participantIDs(t, env, "r")
 		return len(ids) == 2 && ids[0] == ws.p.ID && ids[1] == up.ID
 	})

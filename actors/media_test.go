@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
@@ -39,19 +40,25 @@ func newMediaEnv(t *testing.T, mod func(*Config)) *testEnv {
 // server says (signals, and answers to its own offers), handled by one
 // goroutine, as the impolite peer of perfect negotiation.
 type testClient struct {
-	t     *testing.T
-	ctx   context.Context
-	pc    *webrtc.PeerConnection
-	p     *Participant
-	info  *JoinInfo
-	queue chan any
+	t      *testing.T
+	ctx    context.Context
+	cancel context.CancelFunc
+	pc     *webrtc.PeerConnection
+	p      *Participant
+	info   *JoinInfo
+	queue  chan any
 	// closed receives the reason when the server removes the client.
 	closed chan LeaveReason
 	events chan Signal
 	tracks chan *webrtc.TrackRemote
 	done   chan struct{}
-	hold   atomic.Bool // tests hold the queue to force glare
+	// gate holds one token, which the loop takes to handle a message: a
+	// test takes it (holdQueue) to leave the queue unread, to force glare.
+	gate   chan struct{}
 	offers atomic.Int32
+	// answers counts the client's answers the server has applied: the
+	// server's reply comes after all it does on an answer.
+	answers atomic.Int32
 	// ufrag is the ICE username fragment of the client's first answer.
 	// The server never restarts ICE, so every later answer keeps it.
 	ufrag string
@@ -123,27 +130,43 @@ func tryJoinHolding(t *testing.T, env *testEnv, room RoomID, identity string, ro
 // tryJoinWith is tryJoinHolding for a client made with api.
 func tryJoinWith(t *testing.T, env *testEnv, room RoomID, identity string, role Role, holdCands bool, api *webrtc.API) (*testClient, error) {
 	t.Helper()
+	c, req := newTestClient(t, identity, role, holdCands, api)
+	p, info, err := env.rooms.Join(c.ctx, room, req)
+	return c.joined(p, info, err)
+}
+
+// newTestClient makes a client and the request that joins it.
+func newTestClient(t *testing.T, identity string, role Role, holdCands bool, api *webrtc.API) (*testClient, JoinRequest) {
+	t.Helper()
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &testClient{
-		t: t, ctx: ctx, pc: pc,
+		t: t, ctx: ctx, cancel: cancel, pc: pc,
 		queue:     make(chan any, 1024),
 		closed:    make(chan LeaveReason, 1),
 		events:    make(chan Signal, 1024),
 		tracks:    make(chan *webrtc.TrackRemote, 16),
 		done:      make(chan struct{}),
+		gate:      make(chan struct{}, 1),
 		holdCands: holdCands,
 	}
-	p, info, err := env.rooms.Join(ctx, room, JoinRequest{Identity: identity, Name: identity, Role: role, Kind: ClientSignaling, Signal: c})
+	c.gate <- struct{}{}
+	return c, JoinRequest{Identity: identity, Name: identity, Role: role, Kind: ClientSignaling, Signal: c}
+}
+
+// joined starts the client once its join was answered, or closes it.
+func (c *testClient) joined(p *Participant, info *JoinInfo, err error) (*testClient, error) {
+	t, ctx, pc := c.t, c.ctx, c.pc
 	if err != nil {
-		cancel()
+		c.cancel()
 		pc.Close()
 		return nil, err
 	}
 	c.p, c.info = p, info
+	identity := info.Participant.Identity
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
 		if cand == nil {
 			return
@@ -158,7 +181,7 @@ func tryJoinWith(t *testing.T, env *testEnv, room RoomID, identity string, role 
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { c.tracks <- tr })
 	go c.loop()
 	t.Cleanup(func() {
-		cancel()
+		c.cancel()
 		<-c.done // the loop stops before the connection closes under it
 		c.leave()
 	})
@@ -203,13 +226,22 @@ func (c *testClient) loop() {
 		case <-c.ctx.Done():
 			return
 		case item := <-c.queue:
-			for c.hold.Load() {
-				time.Sleep(time.Millisecond)
+			select {
+			case <-c.gate:
+			case <-c.ctx.Done():
+				return
 			}
 			c.handle(item)
+			c.gate <- struct{}{}
 		}
 	}
 }
+
+// holdQueue returns once the loop has finished the message it was
+// handling, and keeps it from handling another until releaseQueue.
+func (c *testClient) holdQueue() { <-c.gate }
+
+func (c *testClient) releaseQueue() { c.gate <- struct{}{} }
 
 func (c *testClient) handle(item any) {
 	switch m := item.(type) {
@@ -264,7 +296,9 @@ func (c *testClient) handle(item any) {
 		}
 		if err != nil {
 			c.failf("answer server offer: %v", err)
+			return
 		}
+		c.answers.Add(1)
 	case SignalCandidate:
 		if m.Candidate.Candidate == "" {
 			return
@@ -421,7 +455,7 @@ func waitEvent[T Signal](t *testing.T, c *testClient, match func(T) bool) T {
 
 func waitPackets(t *testing.T, what string, r *rtctest.Receiver, n int) {
 	t.Helper()
-	waitFor(t, what, func() bool { return r.Stats().Packets >= n })
+	poll.Until(t, what, func() bool { return r.Stats().Packets >= n })
 }
 
 func checkStream(t *testing.T, what string, r *rtctest.Receiver) {
@@ -501,7 +535,7 @@ func TestPublishSubscribeAndLeave(t *testing.T) {
 	if got := <-pub.closed; got != ReasonLeft {
 		t.Errorf("publisher closed with %q", got)
 	}
-	waitFor(t, "participant count 3", func() bool {
+	poll.Until(t, "participant count 3", func() bool {
 		info, err := env.rooms.Get(context.Background(), "stage")
 		return err == nil && info.ParticipantCount == 3
 	})
@@ -523,7 +557,7 @@ func TestRenegotiationWaitsForICE(t *testing.T) {
 	createRoom(t, env, "r", nil)
 	pub := joinClient(t, env, "r", "pub", RolePublisher)
 	pub.publishAV()
-	waitFor(t, "two tracks published", func() bool {
+	poll.Until(t, "two tracks published", func() bool {
 		list, err := env.rooms.Participants(context.Background(), "r")
 		return err == nil && len(list) == 1 && len(list[0].Tracks) == 2
 	})
@@ -532,8 +566,10 @@ func TestRenegotiationWaitsForICE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "first exchange", func() bool { return sub.pc.CurrentRemoteDescription() != nil })
-	time.Sleep(300 * time.Millisecond) // the server applies the answer, and would offer again
+	// Both tracks were sent to the subscriber's actor when it joined, before
+	// its answer: once the server has applied the answer, an offer that did
+	// not wait for ICE would have been signalled.
+	poll.Until(t, "the first exchange", func() bool { return sub.answers.Load() == 1 })
 	if n := sub.offers.Load(); n != 1 {
 		t.Fatalf("%d offers before ICE connected, want 1", n)
 	}
@@ -602,7 +638,7 @@ func TestKickMuteAndRoomEnd(t *testing.T) {
 	// now on may arrive, however late; video sent from now on comes, and
 	// once it has, the path has carried what was sent after the mute.
 	audioMuted, videoMuted := audio.Sent(), video.Sent()
-	waitFor(t, "video sent after the audio mute", func() bool { return rx["video"].Stats().Last >= videoMuted+10 })
+	poll.Until(t, "video sent after the audio mute", func() bool { return rx["video"].Stats().Last >= videoMuted+10 })
 	if last := rx["audio"].Stats().Last; last >= audioMuted {
 		t.Fatalf("muted audio still forwarded: packet %d, sent after the mute (from packet %d)", last, audioMuted)
 	}
@@ -819,7 +855,7 @@ func TestBadSignalingChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "tracks published after bad input", func() bool {
+	poll.Until(t, "tracks published after bad input", func() bool {
 		list, err = env.rooms.Participants(ctx, "r")
 		return err == nil && len(list[0].Tracks) == 2
 	})
@@ -857,8 +893,8 @@ func TestGlare(t *testing.T) {
 			}
 			// B holds its queue so the server's offer (A's tracks) and B's
 			// own offer cross.
-			b.hold.Store(true)
-			waitFor(t, "server offer to b", func() bool { return b.offers.Load() > 0 })
+			b.holdQueue()
+			poll.Until(t, "server offer to b", func() bool { return b.offers.Load() > 0 })
 			vt, _ := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", string(b.p.ID))
 			// B makes its offer while the server's sits unread in its queue.
 			if _, err := b.pc.AddTrack(vt); err != nil {
@@ -874,7 +910,7 @@ func TestGlare(t *testing.T) {
 			if _, err := b.p.Offer(context.Background(), offer.SDP); err != nil {
 				t.Fatalf("offer in glare: %v", err)
 			}
-			b.hold.Store(false)
+			b.releaseQueue()
 			sender := &rtctest.Sender{Track: vt, PayloadSize: 500, KeyframeEvery: 30, TimestampStep: 3000}
 			sendCtx, stop := context.WithCancel(context.Background())
 			defer stop()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"testing"
+
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 // TestReplaceRules: a join replaces a member of the same identity that
@@ -33,7 +35,7 @@ func TestReplaceRules(t *testing.T) {
 	whip2 := join(ClientWHIP)
 	ws2 := joinClient(t, env, "r", "x", RolePublisher)
 	want := []ParticipantID{whep1.ID, whep2.ID, whip2.ID, ws2.p.ID}
-	waitFor(t, "the WebSocket and WHIP members to be replaced", func() bool { return slices.Equal(live(), want) })
+	poll.Until(t, "the WebSocket and WHIP members to be replaced", func() bool { return slices.Equal(live(), want) })
 	if reason := <-ws.closed; reason != ReasonReplaced {
 		t.Errorf("the first WebSocket client left for %q", reason)
 	}

@@ -3,6 +3,8 @@ package actors
 import (
 	"slices"
 	"testing"
+
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 // A member who leaves unpublishes every track it had, however many: each
@@ -14,9 +16,9 @@ func TestLeavingUnpublishesEveryTrack(t *testing.T) {
 	watcher := joinClient(t, env, "r", "watcher", RoleSubscriber)
 	pub.publishAV()
 	// One offer at a time: the second batch once the first is in.
-	waitLong(t, "audio and video published", func() bool { return liveTracks(env, "r", pub.p.ID) == 2 })
+	poll.Until(t, "audio and video published", func() bool { return liveTracks(env, "r", pub.p.ID) == 2 })
 	publishVideo(t, pub, 2)
-	waitLong(t, "four tracks published", func() bool { return liveTracks(env, "r", pub.p.ID) == 4 })
+	poll.Until(t, "four tracks published", func() bool { return liveTracks(env, "r", pub.p.ID) == 4 })
 	var want []TrackID
 	for _, p := range mustParticipants(t, env, "r") {
 		if p.ID == pub.p.ID {

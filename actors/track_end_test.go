@@ -11,16 +11,10 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
-
-// waitLong is waitFor with a deadline for work that renegotiates several
-// peer connections on a loaded machine.
-func waitLong(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	waitWithin(t, 30*time.Second, what, cond)
-}
 
 // liveTracks is the number of tracks the room lists for participant id.
 func liveTracks(env *testEnv, room RoomID, id ParticipantID) int {
@@ -92,9 +86,9 @@ func TestEndedTrackIsNotMuted(t *testing.T) {
 	pub := joinClient(t, env, "r", "pub", RolePublisher)
 	watcher := joinClient(t, env, "r", "watcher", RoleSubscriber)
 	pub.publishAV()
-	waitLong(t, "audio and video published", func() bool { return liveTracks(env, "r", pub.p.ID) == 2 })
+	poll.Until(t, "audio and video published", func() bool { return liveTracks(env, "r", pub.p.ID) == 2 })
 	b := publishVideo(t, pub, 1)
-	waitLong(t, "a third track", func() bool { return liveTracks(env, "r", pub.p.ID) == 3 })
+	poll.Until(t, "a third track", func() bool { return liveTracks(env, "r", pub.p.ID) == 3 })
 	var ended TrackID
 	for _, p := range mustParticipants(t, env, "r") {
 		if p.ID == pub.p.ID {
@@ -158,7 +152,7 @@ func TestEndedTracksFreeTheirMemory(t *testing.T) {
 	var lastIn uint64
 	for i := range batches {
 		b := publishVideo(t, pub, perBatch)
-		waitLong(t, "a batch published", func() bool { return liveTracks(env, "r", pub.p.ID) == perBatch })
+		poll.Until(t, "a batch published", func() bool { return liveTracks(env, "r", pub.p.ID) == perBatch })
 		for range perBatch {
 			select {
 			case tr := <-sub.tracks:
@@ -167,10 +161,10 @@ func TestEndedTracksFreeTheirMemory(t *testing.T) {
 				t.Fatal("the subscriber did not get the batch")
 			}
 		}
-		waitLong(t, "packets forwarded", func() bool { return sessionMedia(t, env, "r", pub.p.ID).PacketsIn > lastIn+perBatch*10 })
+		poll.Until(t, "packets forwarded", func() bool { return sessionMedia(t, env, "r", pub.p.ID).PacketsIn > lastIn+perBatch*10 })
 		before := sessionMedia(t, env, "r", pub.p.ID)
 		b.unpublish()
-		waitLong(t, "a batch ended", func() bool { return liveTracks(env, "r", pub.p.ID) == 0 })
+		poll.Until(t, "a batch ended", func() bool { return liveTracks(env, "r", pub.p.ID) == 0 })
 		for range perBatch {
 			waitEvent[SignalTrackUnpublished](t, sub, nil)
 		}

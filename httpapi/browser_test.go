@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 // chromiumPath finds a Chromium binary; "" if there is none.
@@ -108,16 +108,27 @@ func pageState(tab context.Context) string {
 	return s
 }
 
+// pageWait is the test as a wait on tab sees it: a wait that fails says
+// what the page shows, and what more says.
+type pageWait struct {
+	testing.TB
+	tab  context.Context
+	more func() string // nil: nothing more
+}
+
+func (p pageWait) Fatalf(format string, args ...any) {
+	p.TB.Helper()
+	msg := fmt.Sprintf(format, args...) + ": " + pageState(p.tab)
+	if p.more != nil {
+		msg += "; " + p.more()
+	}
+	p.TB.Fatal(msg)
+}
+
 // waitPage waits until the JavaScript expression cond is true in tab.
 func waitPage(t *testing.T, tab context.Context, what, cond string) {
 	t.Helper()
-	deadline := time.Now().Add(browserDeadline)
-	for !evalJS[bool](t, tab, cond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %s", what, pageState(tab))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Within(pageWait{TB: t, tab: tab}, browserDeadline, what, func() bool { return evalJS[bool](t, tab, cond) })
 }
 
 // clickJS clicks an element through the DOM: the tiles' layout can keep
@@ -166,31 +177,29 @@ func TestBrowserTwoPages(t *testing.T) {
 		t.Logf("%s joined after %v", name, time.Since(start))
 	}
 	for i, tab := range tabs {
-		deadline := time.Now().Add(browserDeadline)
-		for {
-			st := evalJS[pageStats](t, tab, `window.troupe.stats()`)
-			if st.VideoFramesDecoded > 0 && st.AudioPacketsReceived > 0 {
-				t.Logf("%s: %d video frames decoded, %d audio packets (%s) after %v", names[i], st.VideoFramesDecoded, st.AudioPacketsReceived, pageState(tab), time.Since(start))
-				break
-			}
-			if time.Now().After(deadline) || errors.Is(tab.Err(), context.DeadlineExceeded) {
-				mfs, _ := s.reg.Gather()
-				for _, mf := range mfs {
-					if strings.HasPrefix(mf.GetName(), "troupe_rtc_") {
-						t.Logf("%s", mf.String())
-					}
+		var st pageStats
+		more := func() string {
+			out := fmt.Sprintf("stats %+v", st)
+			mfs, _ := s.reg.Gather()
+			for _, mf := range mfs {
+				if strings.HasPrefix(mf.GetName(), "troupe_rtc_") {
+					out += "\n" + mf.String()
 				}
-				t.Fatalf("%s: stats %+v, state %q", names[i], st, pageState(tab))
 			}
-			time.Sleep(250 * time.Millisecond)
+			return out
 		}
+		poll.Within(pageWait{TB: t, tab: tab, more: more}, browserDeadline, names[i]+"'s decoded video and audio", func() bool {
+			st = evalJS[pageStats](t, tab, `window.troupe.stats()`)
+			return st.VideoFramesDecoded > 0 && st.AudioPacketsReceived > 0
+		})
+		t.Logf("%s: %d video frames decoded, %d audio packets (%s) after %v", names[i], st.VideoFramesDecoded, st.AudioPacketsReceived, pageState(tab), time.Since(start))
 	}
 	if n := len(s.participants(t, "browser")); n != 2 {
 		t.Errorf("%d participants, want 2", n)
 	}
 	// Leave through the page: the server answers left and the room empties.
 	clickJS(t, tabs[0], "leave")
-	waitFor(t, browserDeadline, "alice to leave", func() bool { return len(s.participants(t, "browser")) == 1 })
+	poll.Within(t, browserDeadline, "alice to leave", func() bool { return len(s.participants(t, "browser")) == 1 })
 }
 
 // TestBrowserPage: the page's own behaviour in dev mode. Its icon loads;
@@ -280,7 +289,7 @@ func TestBrowserPage(t *testing.T) {
 	if n := notice(t, tab); n.Fault || n.Color == faultColor || n.Text != "You left the room." {
 		t.Errorf("after Leave the notice is %+v", n)
 	}
-	waitFor(t, browserDeadline, "the room to empty", func() bool { return len(s.participants(t, "page")) == 0 })
+	poll.Within(t, browserDeadline, "the room to empty", func() bool { return len(s.participants(t, "page")) == 0 })
 
 	// The socket of the call just left closes late; it must not end the next one.
 	clickJS(t, tab, "join")
@@ -334,7 +343,7 @@ func TestBrowserViewers(t *testing.T) {
 	if err := whep.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(r.body)}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, browserDeadline, "the WHEP player to connect", func() bool { return whep.ConnectionState() == webrtc.PeerConnectionStateConnected })
+	poll.Within(t, browserDeadline, "the WHEP player to connect", func() bool { return whep.ConnectionState() == webrtc.PeerConnectionStateConnected })
 	defer func() { mustStatus(t, s.do(t, http.MethodDelete, loc, "", bearer(whepToken)), http.StatusOK) }()
 
 	tiles := `[...document.querySelectorAll(".tile")].map((t) => t.dataset.participant).join(" ")`

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
@@ -269,7 +270,7 @@ func (c *wsClient) offer() {
 func (c *wsClient) waitMsg(typ string, match func(map[string]any) bool) map[string]any {
 	c.t.Helper()
 	var found map[string]any
-	waitFor(c.t, 10*time.Second, c.name+": a "+typ+" message", func() bool {
+	poll.Until(c.t, c.name+": a "+typ+" message", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		for _, m := range c.msgs {
@@ -516,17 +517,6 @@ func (r *receiver) last() uint32 {
 		return 0
 	}
 	return r.counters[len(r.counters)-1]
-}
-
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // participants returns the room's live participants through the REST API.

@@ -20,6 +20,7 @@ import (
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 func TestAuth(t *testing.T) {
@@ -355,11 +356,11 @@ func TestMetricsKeepUpgradedConnectionsOutOfLatency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the open socket counted", func() bool {
+	poll.Until(t, "the open socket counted", func() bool {
 		return metric(`troupe_http_upgraded_connections{route="/rtc"} 1`)
 	})
 	ws.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, 10*time.Second, "the closed socket counted", func() bool {
+	poll.Until(t, "the closed socket counted", func() bool {
 		return metric(`troupe_http_upgraded_connections{route="/rtc"} 0`) &&
 			metric(`troupe_http_upgraded_connections_total{route="/rtc"} 1`)
 	})

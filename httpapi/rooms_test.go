@@ -14,6 +14,7 @@ import (
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 func TestCreateRoomShapeAndDefaults(t *testing.T) {
@@ -563,7 +564,7 @@ func TestParticipantCountAgrees(t *testing.T) {
 	end := s.do(t, http.MethodPost, "/api/v1/rooms/busy/end", "")
 	mustStatus(t, end, http.StatusOK)
 	c.waitClosed()
-	waitFor(t, 10*time.Second, "the viewer to be gone", func() bool {
+	poll.Until(t, "the viewer to be gone", func() bool {
 		return s.do(t, http.MethodGet, "/api/v1/rooms/busy", "").json(t)["participant_count"] == 0.0
 	})
 	if got := listed("?status=ended")["busy"]; got != 0.0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -176,7 +177,7 @@ func TestSessionLifecycle(t *testing.T) {
 	}
 
 	viewer := s.dialWS(t, "viewer", s.joinToken(t, "class", "viewer", auth.RoleSubscriber))
-	waitFor(t, 10*time.Second, "media at the viewer", func() bool { return viewer.receiver("video").n() >= 50 })
+	poll.Until(t, "media at the viewer", func() bool { return viewer.receiver("video").n() >= 50 })
 	if ses := s.getSession(t, id); ses["participant_count"] != 2.0 || ses["total_participants"] != 2.0 || ses["max_concurrent_participants"] != 2.0 {
 		t.Fatalf("with the viewer: %v", ses)
 	}
@@ -198,7 +199,7 @@ func TestSessionLifecycle(t *testing.T) {
 
 	// Stats: the publisher's packets in, the viewer's packets out, live.
 	var st statsJSON
-	waitFor(t, 10*time.Second, "stats of the media", func() bool {
+	poll.Until(t, "stats of the media", func() bool {
 		st = s.sessionStats(t, id)
 		return len(st.Participants) == 2 && st.Participants[0].PacketsIn > 50 && st.Participants[1].PacketsOut > 50
 	})
@@ -216,7 +217,7 @@ func TestSessionLifecycle(t *testing.T) {
 	viewer.send(map[string]any{"type": "leave"})
 	viewer.waitMsg("left", nil)
 	viewer.close()
-	waitFor(t, 5*time.Second, "the viewer's leave", func() bool { return s.getSession(t, id)["participant_count"] == 1.0 })
+	poll.Until(t, "the viewer's leave", func() bool { return s.getSession(t, id)["participant_count"] == 1.0 })
 	ps = s.sessionParticipants(t, id)
 	if ps[1]["leave_reason"] != "left" || ps[1]["left_at"] == nil {
 		t.Fatalf("the viewer's stay = %v", ps[1])

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 // TestSignalingFanOut: one publisher (VP8 and Opus) and five subscribers
@@ -51,14 +52,15 @@ func TestSignalingFanOut(t *testing.T) {
 		subs[i] = s.dialWS(t, fmt.Sprintf("subscriber %d", i), s.joinToken(t, "fanout", fmt.Sprintf("sub%d", i), auth.RoleSubscriber))
 	}
 	for _, c := range subs {
-		waitFor(t, 15*time.Second, c.name+"'s media", func() bool {
+		poll.Until(t, c.name+"'s media", func() bool {
 			return c.receiver("video").n() > 0 && c.receiver("audio").n() > 0
 		})
 	}
 
-	// The measured window: about two seconds of media.
+	// The measured window: 500 video packets (two seconds of media), and
+	// the audio sent meanwhile.
 	v0, a0 := media.sent.Load(), media.sentAudio.Load()
-	time.Sleep(2 * time.Second)
+	poll.Until(t, "500 more video packets sent", func() bool { return media.sent.Load() >= v0+500 })
 	v1, a1 := media.sent.Load(), media.sentAudio.Load()
 	for _, c := range subs {
 		for _, w := range []struct {
@@ -66,7 +68,7 @@ func TestSignalingFanOut(t *testing.T) {
 			from, to uint32
 		}{{"video", v0, v1}, {"audio", a0, a1}} {
 			r := c.receiver(w.kind)
-			waitFor(t, 30*time.Second, c.name+"'s last "+w.kind, func() bool { return r.last() >= w.to })
+			poll.Until(t, c.name+"'s last "+w.kind, func() bool { return r.last() >= w.to })
 			got, errs := r.window(w.from, w.to)
 			for _, e := range errs {
 				t.Errorf("%s %s: %s", c.name, w.kind, e)
@@ -91,7 +93,7 @@ func TestSignalingFanOut(t *testing.T) {
 	if pubInfo == nil || len(pubInfo["tracks"].([]any)) != 2 {
 		t.Fatalf("the late joiner's joined lists the publisher as %v", pubInfo)
 	}
-	waitFor(t, 15*time.Second, "the late joiner's media", func() bool {
+	poll.Until(t, "the late joiner's media", func() bool {
 		return late.receiver("video").n() > 0 && late.receiver("audio").n() > 0
 	})
 	if n := len(s.participants(t, "fanout")); n != nSubs+2 {
@@ -107,7 +109,7 @@ func TestSignalingFanOut(t *testing.T) {
 	// from now on may arrive, however late. Audio sent from now on comes:
 	// once it has, the path has carried what was sent after the mute.
 	vMuted, aMuted := media.sent.Load(), media.sentAudio.Load()
-	waitFor(t, 30*time.Second, "audio sent after the video mute", func() bool { return subs[0].receiver("audio").last() > aMuted+10 })
+	poll.Until(t, "audio sent after the video mute", func() bool { return subs[0].receiver("audio").last() > aMuted+10 })
 	if v := subs[0].receiver("video").last(); v > vMuted {
 		t.Errorf("muted video still forwarded: packet %d, sent after the mute (packet %d)", v, vMuted)
 	}
@@ -155,8 +157,8 @@ func TestSignalingFanOut(t *testing.T) {
 	for _, c := range append(subs[:nSubs-1], late) {
 		c.close()
 	}
-	waitFor(t, 10*time.Second, "an empty room", func() bool { return len(s.participants(t, "fanout")) == 0 })
-	waitFor(t, 10*time.Second, "no tracks", func() bool {
+	poll.Until(t, "an empty room", func() bool { return len(s.participants(t, "fanout")) == 0 })
+	poll.Until(t, "no tracks", func() bool {
 		n, err := testutil.GatherAndCount(s.reg, "troupe_rtc_tracks", "troupe_rtc_subscribers")
 		if err != nil {
 			t.Fatal(err)
@@ -295,7 +297,7 @@ func TestSignalingBadFrames(t *testing.T) {
 	for _, tc := range cases {
 		before := c.count("error")
 		c.sendRaw(tc.typ, []byte(tc.frame))
-		waitFor(t, 5*time.Second, tc.name+"'s error", func() bool { return c.count("error") > before })
+		poll.Until(t, tc.name+"'s error", func() bool { return c.count("error") > before })
 		c.mu.Lock()
 		var m map[string]any
 		for _, x := range c.msgs {
@@ -310,7 +312,7 @@ func TestSignalingBadFrames(t *testing.T) {
 		// Still usable.
 		pongs := c.count("pong")
 		c.send(map[string]any{"type": "ping"})
-		waitFor(t, 5*time.Second, tc.name+": a pong", func() bool { return c.count("pong") > pongs })
+		poll.Until(t, tc.name+": a pong", func() bool { return c.count("pong") > pongs })
 	}
 	ps := s.participants(t, "bad")
 	if len(ps) != 1 || len(ps[0]["tracks"].([]any)) != 0 {
@@ -323,7 +325,7 @@ func TestSignalingBadFrames(t *testing.T) {
 	if code, reason := c.waitClosed(); code != websocket.StatusPolicyViolation {
 		t.Errorf("closed with %d %q, want 1008", code, reason)
 	}
-	waitFor(t, 5*time.Second, "an empty room", func() bool { return len(s.participants(t, "bad")) == 0 })
+	poll.Until(t, "an empty room", func() bool { return len(s.participants(t, "bad")) == 0 })
 }
 
 // A client that stops answering pings is dropped, and leaves the room;
@@ -350,7 +352,7 @@ func TestSignalingPingTimeout(t *testing.T) {
 	if _, _, err := ws.Read(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the frozen client to be removed", func() bool { return len(s.participants(t, "ping")) < 2 })
+	poll.Until(t, "the frozen client to be removed", func() bool { return len(s.participants(t, "ping")) < 2 })
 	if ps := s.participants(t, "ping"); len(ps) != 1 || ps[0]["identity"] != "q" {
 		t.Errorf("a live client was dropped: participants %v", ps)
 	}
@@ -375,7 +377,7 @@ func TestSignalingServerClose(t *testing.T) {
 			t.Errorf("%s closed with %d, want 1001", c.name, code)
 		}
 	}
-	waitFor(t, 5*time.Second, "an empty room", func() bool { return len(s.participants(t, "bye")) == 0 })
+	poll.Until(t, "an empty room", func() bool { return len(s.participants(t, "bye")) == 0 })
 	_, resp, err := websocket.Dial(ctx, s.wsURL("/rtc?token="+s.joinToken(t, "bye", "c", auth.RolePublisher)), nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("a socket after Close: %v %v", resp, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/actors/webhook/webhooktest"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 // webhookStack is a stack whose room actors wake a real deliverer. The
@@ -135,7 +136,7 @@ func TestWebhookDeliveries(t *testing.T) {
 	}
 
 	s.start(t)
-	waitFor(t, 10*time.Second, "two failed deliveries", func() bool { _, n := s.deliveries(t, "?status=failed"); return n == 2 })
+	poll.Until(t, "two failed deliveries", func() bool { _, n := s.deliveries(t, "?status=failed"); return n == 2 })
 	failed, _ := s.deliveries(t, "?status=failed")
 	var failedIDs []string
 	var last time.Time
@@ -236,7 +237,7 @@ func TestWebhookSessionEvents(t *testing.T) {
 	c.close()
 
 	want := []string{"session-started", "participant-joined", "participant-left", "session-ended"}
-	waitFor(t, 10*time.Second, "four events", func() bool {
+	poll.Until(t, "four events", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) >= len(want)
@@ -296,7 +297,7 @@ func TestWebhookSessionEvents(t *testing.T) {
 		t.Errorf("session-ended %v, the API's session %v", end, api)
 	}
 	sameInstant(t, "session-ended end_time", end["end_time"], api["end_time"])
-	waitFor(t, 5*time.Second, "an empty outbox", func() bool { _, n := s.deliveries(t, "?status=pending"); return n == 0 })
+	poll.Until(t, "an empty outbox", func() bool { _, n := s.deliveries(t, "?status=pending"); return n == 0 })
 	if _, n := s.deliveries(t, "?status=failed"); n != 0 {
 		t.Errorf("%d failed deliveries", n)
 	}

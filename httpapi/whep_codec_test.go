@@ -10,6 +10,7 @@ import (
 
 	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
@@ -93,7 +94,7 @@ func TestWHEPCodecs(t *testing.T) {
 		if kind != webrtc.RTPCodecTypeAudio {
 			t.Fatalf("the viewer got %s", kind)
 		}
-		waitFor(t, 10*time.Second, "25 audio packets", func() bool { return audio.n() >= 25 })
+		poll.Until(t, "25 audio packets", func() bool { return audio.n() >= 25 })
 	case <-time.After(20 * time.Second):
 		t.Fatal("no audio at the viewer")
 	}

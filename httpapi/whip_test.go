@@ -14,6 +14,7 @@ import (
 
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 // whipPost sends an offer to path and returns the response.
@@ -65,7 +66,7 @@ func (s *stack) whipPublish(t testing.TB, room, token string, media *publisher) 
 		t.Fatal(err)
 	}
 	media.run(t)
-	waitFor(t, 10*time.Second, "the published tracks", func() bool {
+	poll.Until(t, "the published tracks", func() bool {
 		for _, p := range s.participants(t, room) {
 			if strings.HasSuffix(loc, "/"+p["id"].(string)) {
 				return len(p["tracks"].([]any)) == 2
@@ -93,7 +94,7 @@ func TestWHIPPublish(t *testing.T) {
 
 	viewer := s.dialWS(t, "viewer", s.joinToken(t, "whip", "viewer", auth.RoleSubscriber))
 	for _, kind := range []string{"video", "audio"} {
-		waitFor(t, 10*time.Second, "50 "+kind+" packets at the viewer", func() bool { return viewer.receiver(kind).n() >= 50 })
+		poll.Until(t, "50 "+kind+" packets at the viewer", func() bool { return viewer.receiver(kind).n() >= 50 })
 		if _, errs := viewer.receiver(kind).window(0, ^uint32(0)); len(errs) > 0 {
 			t.Errorf("viewer %s: %v", kind, errs)
 		}
@@ -114,7 +115,7 @@ func TestWHIPPublish(t *testing.T) {
 		t.Errorf("the viewer got %d track-unpublished, want 2", n)
 	}
 	viewer.close()
-	waitFor(t, 5*time.Second, "an empty room", func() bool { return len(s.participants(t, "whip")) == 0 })
+	poll.Until(t, "an empty room", func() bool { return len(s.participants(t, "whip")) == 0 })
 }
 
 // whepViewer is a pion WHEP client and what it receives.
@@ -162,7 +163,7 @@ func (s *stack) whepView(t testing.TB, room, token string) *whepViewer {
 		}
 	}
 	for _, rc := range v.receivers {
-		waitFor(t, 10*time.Second, "50 packets at the WHEP client", func() bool { return rc.n() >= 50 })
+		poll.Until(t, "50 packets at the WHEP client", func() bool { return rc.n() >= 50 })
 		if _, errs := rc.window(0, ^uint32(0)); len(errs) > 0 {
 			t.Errorf("WHEP receiver: %v", errs)
 		}
@@ -187,7 +188,7 @@ func TestWHEPSubscribe(t *testing.T) {
 	viewerToken := s.joinToken(t, "whep", "viewer", auth.RoleSubscriber)
 	v := s.whepView(t, "whep", viewerToken)
 	mustStatus(t, s.do(t, http.MethodDelete, v.loc, "", bearer(viewerToken)), http.StatusOK)
-	waitFor(t, 5*time.Second, "the viewer to leave", func() bool { return len(s.participants(t, "whep")) == 1 })
+	poll.Until(t, "the viewer to leave", func() bool { return len(s.participants(t, "whep")) == 1 })
 }
 
 // TestWHEPViewersShareToken: viewers of one page share its playback token.
@@ -217,7 +218,7 @@ func TestWHEPViewersShareToken(t *testing.T) {
 	for i, v := range viewers {
 		for _, rc := range v.receivers {
 			n := rc.n()
-			waitFor(t, 10*time.Second, fmt.Sprintf("viewer %d to keep receiving", i), func() bool { return rc.n() >= n+50 })
+			poll.Until(t, fmt.Sprintf("viewer %d to keep receiving", i), func() bool { return rc.n() >= n+50 })
 		}
 	}
 	ids := map[string]bool{}
@@ -237,7 +238,7 @@ func TestWHEPViewersShareToken(t *testing.T) {
 
 	// DELETE ends one viewer only.
 	mustStatus(t, s.do(t, http.MethodDelete, viewers[0].loc, "", bearer(token)), http.StatusOK)
-	waitFor(t, 5*time.Second, "one viewer to leave", func() bool { return len(s.participants(t, "show")) == 3 })
+	poll.Until(t, "one viewer to leave", func() bool { return len(s.participants(t, "show")) == 3 })
 
 	// The publisher restarts with its token: it replaces its old self.
 	media2 := newPublisher(t)
@@ -247,7 +248,7 @@ func TestWHEPViewersShareToken(t *testing.T) {
 		_ = pubPC2.Close()
 		media2.wait()
 	}()
-	waitFor(t, 5*time.Second, "the old publisher to be replaced", func() bool { return len(s.participants(t, "show")) == 3 })
+	poll.Until(t, "the old publisher to be replaced", func() bool { return len(s.participants(t, "show")) == 3 })
 	mustStatus(t, s.do(t, http.MethodDelete, pubLoc, "", bearer(pubToken)), http.StatusNotFound)
 
 	room := s.do(t, http.MethodGet, "/api/v1/rooms/show", "").json(t)
@@ -308,7 +309,7 @@ func TestWHIPKickedSession(t *testing.T) {
 	loc := r.header.Get("Location")
 	pid := loc[strings.LastIndex(loc, "/")+1:]
 	mustStatus(t, s.do(t, http.MethodDelete, "/api/v1/rooms/kick/participants/"+pid, ""), http.StatusNoContent)
-	waitFor(t, 5*time.Second, "the session to be forgotten", func() bool {
+	poll.Until(t, "the session to be forgotten", func() bool {
 		return s.do(t, http.MethodDelete, loc, "", bearer(tok)).status == http.StatusNotFound
 	})
 	_ = pc.Close()
@@ -487,7 +488,7 @@ func TestWHIPSessionRemovedBeforeRegister(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustStatus(t, s.do(t, http.MethodDelete, "/api/v1/rooms/early/participants/"+string(p.ID), ""), http.StatusNoContent)
-	waitFor(t, 5*time.Second, "the room to remove the participant", func() bool {
+	poll.Until(t, "the room to remove the participant", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		return w.closed

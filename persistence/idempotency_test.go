@@ -9,6 +9,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 func TestIdempotentTTL(t *testing.T) {
@@ -89,21 +90,17 @@ func TestIdempotentPrunedAtOpen(t *testing.T) {
 	}
 
 	s = openStore(t, dir)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.Until(t, "the expired record pruned after Open", func() bool {
 		_, closer, err := s.db.Get(idempotencyKey("s", "old"))
 		if errors.Is(err, pebble.ErrNotFound) {
-			break
+			return true
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		closer.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("expired record still stored 10s after Open")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return false
+	})
 	if _, err := s.GetIdempotent(ctx, "s", "new"); err != nil {
 		t.Fatalf("fresh record: %v", err)
 	}
@@ -139,13 +136,7 @@ func TestIdempotentPrunedOnClock(t *testing.T) {
 	prune := func(d time.Duration) {
 		t.Helper()
 		clk.Advance(d)
-		deadline := time.Now().Add(10 * time.Second)
-		for clk.Pending() != 1 {
-			if time.Now().After(deadline) {
-				t.Fatal("the pruner did not arm its next timer")
-			}
-			time.Sleep(time.Millisecond)
-		}
+		poll.Until(t, "the pruner to arm its next timer", func() bool { return clk.Pending() == 1 })
 	}
 	prune(0) // the prune at Open
 	if n := clk.Pending(); n != 1 {

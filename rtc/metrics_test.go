@@ -3,12 +3,12 @@ package rtc
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
@@ -37,7 +37,7 @@ func TestMetricsAggregateTracks(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		track.in <- rawRTP(t, 96, uint16(i), 0, i == 1, rtctest.CounterPayload(uint32(i), 10))
 	}
-	waitFor(t, time.Second, "2 packets out", func() bool { return sub.count() == 2 })
+	poll.Until(t, "2 packets out", func() bool { return sub.count() == 2 })
 
 	want := `
 # HELP troupe_rtc_packets_in_total RTP packets received from publishers.

@@ -12,6 +12,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
@@ -407,7 +408,7 @@ func ufragOf(desc string) string {
 
 func waitPackets(t *testing.T, what string, n int64, count func() int64) {
 	t.Helper()
-	waitFor(t, peerWait, what, func() bool { return count() >= n })
+	poll.Until(t, what, func() bool { return count() >= n })
 }
 
 // recvOnlyVideo gives the client a section to offer that sends nothing.

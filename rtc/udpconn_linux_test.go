@@ -7,11 +7,15 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/ice/v4"
+
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 // The ICE mux takes the allocation-free path only for conns that offer it.
@@ -97,7 +101,7 @@ func TestSharedUDPConnReadDeadline(t *testing.T) {
 		_, _, err := shared.ReadFromAddrPort(make([]byte, 100))
 		done <- err
 	}()
-	time.Sleep(10 * time.Millisecond)
+	poll.Until(t, "the read to wait on the socket", func() bool { return blockedIn("sharedUDPConn).ReadFromAddrPort") })
 	shared.Close()
 	select {
 	case err := <-done:
@@ -180,4 +184,17 @@ func BenchmarkSharedUDPConnWrite(b *testing.B) {
 			})
 		})
 	}
+}
+
+// blockedIn reports whether a goroutine is parked on the network poller
+// (IO wait) inside fn.
+func blockedIn(fn string) bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "[IO wait") && strings.Contains(g, fn) {
+			return true
+		}
+	}
+	return false
 }

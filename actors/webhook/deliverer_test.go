@@ -21,6 +21,7 @@ import (
 
 	"github.com/troupe-media/troupe/actors/webhook/webhooktest"
 	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
@@ -168,18 +169,6 @@ func newDeliverer(t *testing.T, cfg Config) *Deliverer {
 	return d
 }
 
-// eventually polls cond until it holds or 15s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // The backoffs of the tests on a manual clock: a wake armed this close is a
 // backoff, not the next poll nor an attempt's stall (an hour away).
 const (
@@ -204,7 +193,7 @@ func newManualDeliverer(t *testing.T, clk *clock.Manual, recv *receiver, cfg Con
 func nextBackoff(t *testing.T, clk *clock.Manual, what string, done func() bool) time.Duration {
 	t.Helper()
 	var wait time.Duration
-	eventually(t, what, func() bool {
+	poll.Until(t, what, func() bool {
 		if done() {
 			wait = 0
 			return true
@@ -276,7 +265,7 @@ func TestDeliverSigned(t *testing.T) {
 			want = append(want, ev.Id)
 		}
 	}
-	eventually(t, "5 deliveries", func() bool {
+	poll.Until(t, "5 deliveries", func() bool {
 		a, _ := roomSecret.snapshot()
 		b, _ := serverSecret.snapshot()
 		return len(a) == 3 && len(b) == 2
@@ -290,7 +279,7 @@ func TestDeliverSigned(t *testing.T) {
 		*a[2].SessionID != "ses_1" || string(a[2].Data) != `{"identity":"alice"}` || a[2].RoomID != "r1" {
 		t.Fatalf("payloads %+v", a)
 	}
-	eventually(t, "an empty outbox", func() bool { p, _ := s.WebhookBacklog(); return p == 0 })
+	poll.Until(t, "an empty outbox", func() bool { p, _ := s.WebhookBacklog(); return p == 0 })
 }
 
 // TestRetryInOrder: a receiver failing the first 3 tries of every delivery
@@ -343,14 +332,14 @@ func TestBackoffOnClock(t *testing.T) {
 		&recordpb.Webhook{Endpoint: recv.url("/h"), Events: []string{"*"}})[0]
 	run(t, d)
 	tries := func() int { _, tries := recv.snapshot(); return tries[ev.Id] }
-	eventually(t, "the first attempt", func() bool { return tries() == 1 })
+	poll.Until(t, "the first attempt", func() bool { return tries() == 1 })
 	for n, full := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
 		wait := nextBackoff(t, clk, "a backoff", func() bool { return false })
 		if wait < full/2 || wait > full {
 			t.Fatalf("backoff after failure %d is %v, want between %v and %v", n+1, wait, full/2, full)
 		}
 		clk.Advance(wait)
-		eventually(t, "the next attempt", func() bool { return tries() == n+2 })
+		poll.Until(t, "the next attempt", func() bool { return tries() == n+2 })
 	}
 }
 
@@ -391,7 +380,7 @@ func TestManyRoomsNoneLost(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	eventually(t, "1000 deliveries", func() bool { a, _ := recv.snapshot(); return len(a) >= rooms*perRoom })
+	poll.Until(t, "1000 deliveries", func() bool { a, _ := recv.snapshot(); return len(a) >= rooms*perRoom })
 	elapsed := time.Since(start)
 	accepted, _ := recv.snapshot()
 	got := make([][]string, rooms)
@@ -435,7 +424,7 @@ func TestRestartDeliversPending(t *testing.T) {
 	}
 	d := newDeliverer(t, Config{Store: s, AllowPrivate: true, InitialBackoff: time.Hour})
 	stop := run(t, d)
-	eventually(t, "5 deliveries and a failure", func() bool {
+	poll.Until(t, "5 deliveries and a failure", func() bool {
 		_, tries := recv.snapshot()
 		return len(tries) == 6
 	})
@@ -450,7 +439,7 @@ func TestRestartDeliversPending(t *testing.T) {
 	}
 	d = newDeliverer(t, Config{Store: s, AllowPrivate: true})
 	run(t, d)
-	eventually(t, "20 deliveries", func() bool { a, _ := recv.snapshot(); return len(a) == 20 })
+	poll.Until(t, "20 deliveries", func() bool { a, _ := recv.snapshot(); return len(a) == 20 })
 	accepted, tries := recv.snapshot()
 	if got := ids(accepted); !slices.Equal(got, want) {
 		t.Fatalf("accepted %v, want %v", got, want)
@@ -458,7 +447,7 @@ func TestRestartDeliversPending(t *testing.T) {
 	if tries[want[5]] != 2 {
 		t.Errorf("the delivery that failed before the restart was tried %d times, want 2 with one id", tries[want[5]])
 	}
-	eventually(t, "an empty outbox", func() bool { p, _ := s.WebhookBacklog(); return p == 0 })
+	poll.Until(t, "an empty outbox", func() bool { p, _ := s.WebhookBacklog(); return p == 0 })
 }
 
 // TestDeadEndpointIsolated: an endpoint that never answers holds up neither
@@ -491,7 +480,7 @@ func TestDeadEndpointIsolated(t *testing.T) {
 		// The same room also reports to the dead global endpoint.
 		enqueue(t, s, d, Event{Name: "participant-joined", RoomID: "mixed_room"}, liveHook, global)
 	}
-	eventually(t, "20 live deliveries", func() bool { a, _ := live.snapshot(); return len(a) == 20 })
+	poll.Until(t, "20 live deliveries", func() bool { a, _ := live.snapshot(); return len(a) == 20 })
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("live deliveries took %v behind a dead endpoint", took)
 	}
@@ -523,7 +512,7 @@ func TestMaxAgeFailed(t *testing.T) {
 	}
 	nextBackoff(t, clk, "the third attempt's backoff", func() bool { return false })
 	clk.Advance(2 * time.Hour)
-	eventually(t, "the next event", func() bool { a, _ := recv.snapshot(); return len(a) == 1 && a[0].ID == next.Id })
+	poll.Until(t, "the next event", func() bool { a, _ := recv.snapshot(); return len(a) == 1 && a[0].ID == next.Id })
 
 	page, err := s.ListWebhookDeliveries(context.Background(), persistence.DeliveryQuery{Status: persistence.DeliveryFailed})
 	if err != nil || len(page.Deliveries) != 1 {
@@ -558,7 +547,7 @@ func TestLoopbackRefused(t *testing.T) {
 	hook := &recordpb.Webhook{Endpoint: recv.url("/h"), Events: []string{"*"}}
 	ev := enqueue(t, s, d, Event{Name: "room-created", RoomID: "r1"}, hook)[0]
 	run(t, d)
-	eventually(t, "a failed record", func() bool { _, f := s.WebhookBacklog(); return f == 1 })
+	poll.Until(t, "a failed record", func() bool { _, f := s.WebhookBacklog(); return f == 1 })
 	page, err := s.ListWebhookDeliveries(context.Background(), persistence.DeliveryQuery{Status: persistence.DeliveryFailed})
 	if err != nil || len(page.Deliveries) != 1 {
 		t.Fatal(page, err)
@@ -576,7 +565,7 @@ func TestRunTwice(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	d := newDeliverer(t, Config{Store: s})
 	run(t, d)
-	eventually(t, "running", d.running.Load)
+	poll.Until(t, "running", d.running.Load)
 	if err := d.Run(context.Background()); !errors.Is(err, ErrRunning) {
 		t.Fatalf("second Run = %v, want ErrRunning", err)
 	}
@@ -612,7 +601,7 @@ func TestUnresolvableEndpointRecorded(t *testing.T) {
 	hook := &recordpb.Webhook{Endpoint: "https://gone.troupe.test/h", Events: []string{"*"}}
 	ev := enqueue(t, s, d, Event{Name: "room-created", RoomID: "r1"}, hook)[0]
 	run(t, d)
-	eventually(t, "a failed record", func() bool { _, f := s.WebhookBacklog(); return f == 1 })
+	poll.Until(t, "a failed record", func() bool { _, f := s.WebhookBacklog(); return f == 1 })
 	page, err := s.ListWebhookDeliveries(context.Background(), persistence.DeliveryQuery{Status: persistence.DeliveryFailed})
 	if err != nil || len(page.Deliveries) != 1 {
 		t.Fatal(page, err)
@@ -677,7 +666,7 @@ func TestQueuedWhileBusyNotLost(t *testing.T) {
 	d = newDeliverer(t, Config{Store: s, AllowPrivate: true, PollInterval: time.Hour})
 	first := enqueue(t, inner, nil, Event{Name: "room-created", RoomID: "r1"}, hook)
 	run(t, d)
-	eventually(t, "both deliveries", func() bool { a, _ := recv.snapshot(); return len(a) == 2 })
+	poll.Until(t, "both deliveries", func() bool { a, _ := recv.snapshot(); return len(a) == 2 })
 	if a, _ := recv.snapshot(); a[0].ID != first[0].Id || a[1].ID != second[0].Id {
 		t.Fatalf("delivered %v", ids(a))
 	}

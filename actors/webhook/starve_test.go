@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -136,7 +137,7 @@ func TestDeadEndpointsDoNotStarve(t *testing.T) {
 	run(t, d)
 
 	probing := d.metrics.inFlight.WithLabelValues("probing")
-	eventually(t, "a request hanging at every dead endpoint", func() bool {
+	poll.Until(t, "a request hanging at every dead endpoint", func() bool {
 		for _, de := range dead {
 			if accepted, _ := de.counts(); accepted == 0 {
 				return false
@@ -151,7 +152,7 @@ func TestDeadEndpointsDoNotStarve(t *testing.T) {
 		sent := time.Now()
 		ev := enqueue(t, s, d, Event{Name: "participant-joined", RoomID: "live", Data: map[string]int{"n": i}}, hook)[0]
 		want = append(want, ev.Id)
-		eventually(t, "the healthy endpoint's event", func() bool { _, ok := healthy.arrived(ev.Id); return ok })
+		poll.Until(t, "the healthy endpoint's event", func() bool { _, ok := healthy.arrived(ev.Id); return ok })
 		at, _ := healthy.arrived(ev.Id)
 		delays = append(delays, at.Sub(sent))
 	}
@@ -198,7 +199,7 @@ func TestProbesBounded(t *testing.T) {
 		want = append(want, enqueue(t, s, d, Event{Name: "participant-joined", RoomID: "live", Data: map[string]int{"n": i}}, hook)[0].Id)
 	}
 	sawFull := false
-	eventually(t, "three requests at every dead endpoint, and the healthy endpoint's events", func() bool {
+	poll.Until(t, "three requests at every dead endpoint, and the healthy endpoint's events", func() bool {
 		a, p := testutil.ToFloat64(answering), testutil.ToFloat64(probing)
 		if a > maxAnswering || p > maxProbing {
 			t.Fatalf("%v answering and %v probing requests in flight", a, p)
@@ -232,7 +233,7 @@ func TestAnsweringNeverWaitsForProbes(t *testing.T) {
 	probing := d.metrics.inFlight.WithLabelValues("probing")
 	run(t, d)
 	want := []string{enqueue(t, s, d, Event{Name: "room-created", RoomID: "live"}, hook)[0].Id}
-	eventually(t, "the healthy endpoint's first event", func() bool { return len(healthy.order()) == 1 })
+	poll.Until(t, "the healthy endpoint's first event", func() bool { return len(healthy.order()) == 1 })
 
 	dead := make([]*deadEndpoint, 20)
 	for i := range dead {
@@ -240,11 +241,11 @@ func TestAnsweringNeverWaitsForProbes(t *testing.T) {
 		enqueue(t, s, d, Event{Name: "room-created", RoomID: fmt.Sprintf("dead_%d", i)},
 			&recordpb.Webhook{Endpoint: dead[i].url(), Events: []string{"*"}})
 	}
-	eventually(t, "every probing slot taken", func() bool { return testutil.ToFloat64(probing) == maxProbing })
+	poll.Until(t, "every probing slot taken", func() bool { return testutil.ToFloat64(probing) == maxProbing })
 	for i := range 10 {
 		want = append(want, enqueue(t, s, d, Event{Name: "participant-joined", RoomID: "live", Data: map[string]int{"n": i}}, hook)[0].Id)
 	}
-	eventually(t, "the healthy endpoint's events", func() bool { return len(healthy.order()) == len(want) })
+	poll.Until(t, "the healthy endpoint's events", func() bool { return len(healthy.order()) == len(want) })
 	if got := healthy.order(); !slices.Equal(got, want) {
 		t.Fatalf("healthy endpoint got %v, want in order %v", got, want)
 	}

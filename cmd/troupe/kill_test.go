@@ -17,6 +17,7 @@ import (
 
 	"github.com/troupe-media/troupe/bench/proc"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 // A server killed with SIGKILL while webhook events wait for delivery
@@ -92,7 +93,7 @@ func TestKilledServerDeliversPendingEventsAfterRestart(t *testing.T) {
 			t.Fatalf("create: %d", resp.StatusCode)
 		}
 	}
-	waitUntil(t, "delivery attempts before the kill", func() bool {
+	poll.Until(t, "delivery attempts before the kill", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(attempted) > 0
@@ -114,7 +115,7 @@ func TestKilledServerDeliversPendingEventsAfterRestart(t *testing.T) {
 		server.Process.Signal(syscall.SIGTERM)
 		server.Wait()
 	}()
-	waitUntil(t, "every room's event delivered after the restart", func() bool {
+	poll.Until(t, "every room's event delivered after the restart", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(delivered) == rooms
@@ -141,7 +142,7 @@ func freeAddr(t *testing.T) string {
 
 func waitReady(t *testing.T, base string) {
 	t.Helper()
-	waitUntil(t, "the server to be ready", func() bool {
+	poll.Until(t, "the server to be ready", func() bool {
 		resp, err := http.Get(base + "/readyz")
 		if err != nil {
 			return false
@@ -149,15 +150,4 @@ func waitReady(t *testing.T, base string) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

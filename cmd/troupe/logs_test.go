@@ -17,6 +17,7 @@ import (
 
 	"github.com/troupe-media/troupe/bench/client"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
@@ -104,7 +105,7 @@ func TestJoinAndLeaveLogNoWarning(t *testing.T) {
 	}
 	bob.Close()
 	alice.Close()
-	waitUntil(t, "everyone to have left", func() bool {
+	poll.Until(t, "everyone to have left", func() bool {
 		_, v := s.do(http.MethodGet, "/api/v1/rooms/talk/participants", "")
 		page, _ := v.(map[string]any)
 		list, ok := page["participants"].([]any)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/troupe-media/troupe/bench/proc"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 // mainEnv makes the test binary act as the troupe binary, so tests can run
@@ -93,7 +94,6 @@ func startServer(t *testing.T, cfg Config) *testServer {
 
 func startServerOn(t *testing.T, cfg Config, ln net.Listener) *testServer {
 	t.Helper()
-	var err error
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{
 		t: t, addr: ln.Addr().String(), url: "http://" + ln.Addr().String(),
@@ -103,13 +103,12 @@ func startServerOn(t *testing.T, cfg Config, ln net.Listener) *testServer {
 	go func() { s.done <- run(ctx, cfg, ln, s.out, s.log) }()
 	t.Cleanup(func() { s.stop() })
 
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	poll.Until(t, "the server to be ready", func() bool {
 		resp, err := s.client.Get(s.url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				break
+				return true
 			}
 		}
 		select {
@@ -118,11 +117,9 @@ func startServerOn(t *testing.T, cfg Config, ln net.Listener) *testServer {
 			t.Fatalf("server stopped before ready: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("server not ready in time")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return false
+	})
+	var err error
 	key, ok := cfg.configuredKey()
 	if !ok {
 		if key, err = loadKey(cfg.DataDir); err != nil {
@@ -429,18 +426,15 @@ func TestShutdownFinishesInFlightRequest(t *testing.T) {
 	s.cancel()
 	s.cancel = nil
 	s.client.CloseIdleConnections()
-	// Wait until the server has stopped accepting: shutdown is under way.
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	// A refused dial shows that shutdown is under way.
+	poll.Until(t, "the server to stop accepting after cancel", func() bool {
 		c, err := net.DialTimeout("tcp", s.addr, time.Second)
 		if err != nil {
-			break
+			return true
 		}
 		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("server still accepting after cancel")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return false
+	})
 	select {
 	case err := <-done:
 		t.Fatalf("run returned (%v) while a request was in flight", err)

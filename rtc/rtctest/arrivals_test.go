@@ -11,6 +11,8 @@ import (
 
 	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 func rtpHeader(first, second byte, seq uint16, ssrc uint32) []byte {
@@ -129,7 +131,8 @@ func TestStampConnRecordsRTP(t *testing.T) {
 		}
 	}
 	sent := time.Now()
-	// A late read: the kernel's timestamps stay at the arrival.
+	// A late read: the kernel's timestamps stay at the arrival. The pause
+	// is what the test measures, so it stays a sleep.
 	const late = 50 * time.Millisecond
 	time.Sleep(late)
 	if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
@@ -200,6 +203,8 @@ func waitKernelStamps(t *testing.T, conn *stampConn, tx *net.UDPConn, buf []byte
 			t.Fatal(err)
 		}
 		sent := time.Now()
+		// A late read tells a stamp taken on arrival from one taken at
+		// the read: the pause is the measurement, not a wait.
 		time.Sleep(20 * time.Millisecond)
 		if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
 			t.Fatal(err)
@@ -304,9 +309,7 @@ func TestReceiverPathLatency(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no track arrived")
 	}
-	for r.Stats().Packets < 100 && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, "100 packets", func() bool { return r.Stats().Packets >= 100 })
 	cancel()
 	samples := r.Drain()
 	if len(samples) < 100 {
