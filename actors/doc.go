@@ -1,6 +1,6 @@
 // Package actors is Troupe's control plane: one protoactor-go actor per room,
 // the single writer of that room's state, addressed by room id through Rooms,
-// and one actor per participant, a child of its room.
+// and one actor per participant, beside its room.
 //
 // A room actor loads its record from the store when it starts (and when
 // supervision restarts it after a panic), applies every change as a message,
@@ -13,6 +13,22 @@
 // negotiation), its published tracks' read loops and its subscriptions; it
 // turns what the peer reports into messages and tells its room what
 // happened. Media never passes through a mailbox: packets flow in rtc.
+//
+// Supervision. The registry is the parent and supervisor of the room
+// actors; participants are not children of their room but of a guardian
+// of their own, which stops one that panics (a peer connection cannot be
+// restarted from a snapshot), and the room watches them. protoactor-go
+// stops an actor's children when it restarts it: were participants the
+// room's children, a panic in a room would drop everyone in it. Beside it,
+// they outlive the restart with their peer connections, forwarders and
+// down-tracks (media never needed the room actor), and keep the room's
+// PID, which a restart keeps too. The restarted room reloads its record
+// and session from the store and takes back the live members, which every
+// incarnation of a room shares (roomLife): it watches them again, so one
+// that stopped meanwhile is reported, and re-arms the timers. Nothing is
+// announced, written or sent for the restart itself. A room that fails more
+// than 10 times in a minute is stopped instead: its session ends with
+// room-failed and its members leave with room-failed.
 //
 // The actors reach storage through Store, the part of persistence.Backend
 // they call, so they run on any store of record.

@@ -27,7 +27,7 @@ func (h minLevelHandler) WithGroup(name string) slog.Handler {
 	return minLevelHandler{h.Handler.WithGroup(name), h.min}
 }
 
-// loggingStrategy logs a room actor's failure, with what it was handling,
+// loggingStrategy logs an actor's failure, with what it was handling,
 // before the wrapped strategy restarts or stops it.
 type loggingStrategy struct {
 	actor.SupervisorStrategy
@@ -41,8 +41,9 @@ func (s loggingStrategy) HandleFailure(system *actor.ActorSystem, sup actor.Supe
 }
 
 // participantSupervisor stops a participant that panics: a peer connection
-// cannot be restarted from a snapshot. The room learns of it through
-// Terminated and removes that participant alone.
+// cannot be restarted from a snapshot. It is the strategy of the guardian
+// of every participant; the room, which watches its members, learns of it
+// through Terminated and removes that participant alone.
 func participantSupervisor(log *slog.Logger) actor.SupervisorStrategy {
 	return loggingStrategy{
 		SupervisorStrategy: actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective }),

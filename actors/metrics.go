@@ -11,6 +11,7 @@ type metrics struct {
 	liveCount    atomic.Int64
 	liveGauge    prometheus.Gauge
 	restarts     prometheus.Counter
+	failures     prometheus.Counter
 	passivations prometheus.Counter
 	participants prometheus.Gauge
 	leaves       *prometheus.CounterVec
@@ -26,6 +27,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "troupe_room_actor_restarts_total",
 			Help: "Room actors restarted by supervision after a panic.",
 		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "troupe_room_failures_total",
+			Help: "Room actors stopped after failing too often; their members left with room-failed.",
+		}),
 		passivations: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "troupe_room_actor_passivations_total",
 			Help: "Idle room actors stopped to free memory.",
@@ -40,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"reason"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.passivations, m.participants, m.leaves} {
+		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.failures, m.passivations, m.participants, m.leaves} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("actors: register metrics: %w", err)
 			}

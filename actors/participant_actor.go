@@ -41,6 +41,9 @@ type (
 type participantActor struct {
 	deps   *Rooms
 	roomID RoomID
+	// room is the room actor's PID, which a restart of the room keeps.
+	// It is not this actor's parent: see the package doc.
+	room   *actor.PID
 	info   ParticipantInfo
 	kind   ClientKind
 	signal Signaler
@@ -84,9 +87,9 @@ func newPeer(deps *Rooms, roomID RoomID, participantID ParticipantID, kind Clien
 	})
 }
 
-func newParticipantActor(deps *Rooms, roomID RoomID, info ParticipantInfo, req JoinRequest, peer *rtc.Peer, stats *mediaStats) *participantActor {
+func newParticipantActor(deps *Rooms, roomID RoomID, room *actor.PID, info ParticipantInfo, req JoinRequest, peer *rtc.Peer, stats *mediaStats) *participantActor {
 	return &participantActor{
-		deps: deps, roomID: roomID, info: info, kind: req.Kind, signal: req.Signal, peer: peer, stats: stats,
+		deps: deps, roomID: roomID, room: room, info: info, kind: req.Kind, signal: req.Signal, peer: peer, stats: stats,
 		log:       participantLogger(deps, roomID, info.ID),
 		published: make(map[TrackID]*publishedTrack),
 	}
@@ -223,7 +226,7 @@ func (p *participantActor) peerEvent(ctx actor.Context, ev rtc.PeerEvent) {
 	case rtc.ConnectionStateEvent:
 		p.log.Debug("connection state", "state", ev.State.String())
 		if ev.State == webrtc.PeerConnectionStateFailed {
-			ctx.Send(ctx.Parent(), &removeParticipant{id: p.info.ID, reason: ReasonConnectionFailed})
+			ctx.Send(p.room, &removeParticipant{id: p.info.ID, reason: ReasonConnectionFailed})
 		}
 	case rtc.FailureEvent:
 		panic(ev.Err) // as ownedFailure
@@ -274,7 +277,7 @@ func (p *participantActor) publish(ctx actor.Context, m rtc.TrackEvent) {
 	p.published[info.ID] = &publishedTrack{info: info, fwd: fwd}
 	p.stats.addUp(fwd)
 	p.log.Info("track published", "track", info.ID, "kind", info.Kind, "codec", info.Codec)
-	ctx.Send(ctx.Parent(), &trackPublished{participantID: p.info.ID, track: info, fwd: fwd})
+	ctx.Send(p.room, &trackPublished{participantID: p.info.ID, track: info, fwd: fwd})
 	go p.watchTrackEnd(info.ID, fwd)
 }
 
@@ -303,7 +306,7 @@ func (p *participantActor) publishedEnded(ctx actor.Context, trackID TrackID) {
 	}
 	p.stats.endUp(t.fwd)
 	p.log.Info("track ended", "track", trackID)
-	ctx.Send(ctx.Parent(), &trackEnded{participantID: p.info.ID, trackID: trackID})
+	ctx.Send(p.room, &trackEnded{participantID: p.info.ID, trackID: trackID})
 }
 
 // setMuted mutes the participant's own tracks named by id or by kind.
@@ -324,7 +327,7 @@ func (p *participantActor) setMuted(ctx actor.Context, m *setMuted) error {
 		}
 		t.info.Muted = m.muted
 		t.fwd.SetMuted(m.muted)
-		ctx.Send(ctx.Parent(), &trackMuted{participantID: p.info.ID, trackID: id, muted: m.muted, byServer: m.byServer})
+		ctx.Send(p.room, &trackMuted{participantID: p.info.ID, trackID: id, muted: m.muted, byServer: m.byServer})
 	}
 	if !found && m.trackID != "" {
 		return fmt.Errorf("%w: no published track %q", ErrSignalingState, m.trackID)

@@ -19,6 +19,9 @@ const (
 	EndRoomEnded     EndReason = "room-ended"     // POST /rooms/{id}/end
 	EndRoomDeleted   EndReason = "room-deleted"   // DELETE /rooms/{id}
 	EndServerRestart EndReason = "server-restart" // found in progress at start-up
+	// EndRoomFailed: the room's actor kept failing, so it was stopped
+	// rather than restarted again (see the package doc, Supervision).
+	EndRoomFailed EndReason = "room-failed"
 )
 
 // Leave reasons.
@@ -39,4 +42,5 @@ const (
 	ReasonRoomEnded     = LeaveReason(EndRoomEnded)
 	ReasonRoomDeleted   = LeaveReason(EndRoomDeleted)
 	ReasonServerRestart = LeaveReason(EndServerRestart) // members a crash took, closed at start-up
+	ReasonRoomFailed    = LeaveReason(EndRoomFailed)
 )

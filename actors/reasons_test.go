@@ -19,6 +19,7 @@ func TestReasonWords(t *testing.T) {
 		ReasonRoomEnded:        "room-ended",
 		ReasonRoomDeleted:      "room-deleted",
 		ReasonServerRestart:    "server-restart",
+		ReasonRoomFailed:       "room-failed",
 	}
 	for reason, word := range leaves {
 		if string(reason) != word {
@@ -33,6 +34,7 @@ func TestReasonWords(t *testing.T) {
 		EndRoomEnded:     "room-ended",
 		EndRoomDeleted:   "room-deleted",
 		EndServerRestart: "server-restart",
+		EndRoomFailed:    "room-failed",
 	}
 	for reason, word := range ends {
 		if string(reason) != word {

@@ -13,7 +13,8 @@ type routed struct {
 }
 
 // registry spawns room actors on demand and routes requests to them. It is
-// the parent and supervisor of every room actor on this node.
+// the parent and supervisor of every room actor on this node
+// (HandleFailure, room_supervision.go).
 //
 // Passivation is a handshake so that a room never has two actors: an idle
 // room asks to stop; the registry poisons it (the poison pill queues behind
@@ -27,6 +28,7 @@ type registry struct {
 
 type roomEntry struct {
 	pid      *actor.PID
+	life     *roomLife
 	stopping bool
 	held     []heldRequest
 }
@@ -55,7 +57,8 @@ func (g *registry) route(ctx actor.Context, roomID RoomID, msg any, sender *acto
 	e, ok := g.byID[roomID]
 	switch {
 	case !ok:
-		e = &roomEntry{pid: g.spawn(ctx, roomID)}
+		life := newRoomLife()
+		e = &roomEntry{pid: g.spawn(ctx, roomID, life), life: life}
 		g.byID[roomID] = e
 	case e.stopping:
 		e.held = append(e.held, heldRequest{msg: msg, sender: sender})
@@ -64,11 +67,13 @@ func (g *registry) route(ctx actor.Context, roomID RoomID, msg any, sender *acto
 	ctx.RequestWithCustomSender(e.pid, msg, sender)
 }
 
-func (g *registry) spawn(ctx actor.Context, roomID RoomID) *actor.PID {
+// spawn starts the actor of roomID. Its producer runs again at each
+// restart, and every incarnation shares life.
+func (g *registry) spawn(ctx actor.Context, roomID RoomID, life *roomLife) *actor.PID {
 	rooms := g.rooms
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return newRoomActor(rooms, roomID)
-	}, actor.WithSupervisor(participantSupervisor(rooms.cfg.Logger)))
+		return newRoomActor(rooms, roomID, life)
+	})
 	pid := ctx.Spawn(props)
 	g.byPID[pid.Id] = roomID
 	rooms.metrics.live(+1)

@@ -13,6 +13,7 @@ package actors
 //	room_events.go     signaling broadcasts, webhook events, the commit batch
 //	room_payloads.go   the webhook events' JSON payloads
 //	room_recovery.go   loading on start and restart, closing what a crash left
+//	room_supervision.go  what a restart keeps, the restart bound, failing
 
 import (
 	"context"
@@ -39,9 +40,11 @@ type roomActor struct {
 	room    *recordpb.Room
 	loadErr error // the last load failed; every request retries it
 
-	// The live participants, children of this actor. They are not part of
-	// the snapshot: a restarted room has lost its peer connections anyway.
-	roster
+	// The live participants. They are not children of this actor and
+	// not part of the snapshot: they outlive a restart, and every
+	// incarnation shares them through life.
+	*roster
+	life *roomLife
 	// session is the running session, nil between sessions.
 	session *liveSession
 	// joins wait here for the next flushJoins, which is in the mailbox
@@ -51,12 +54,13 @@ type roomActor struct {
 	view view
 }
 
-func newRoomActor(rooms *Rooms, id RoomID) *roomActor {
+func newRoomActor(rooms *Rooms, id RoomID, life *roomLife) *roomActor {
 	return &roomActor{
 		id:     id,
 		deps:   rooms,
 		log:    rooms.cfg.Logger.With("room", id),
-		roster: roster{members: make(map[ParticipantID]*member)},
+		roster: life.members,
+		life:   life,
 		view:   view{snapshots: &rooms.snapshots, id: id},
 	}
 }
@@ -78,17 +82,25 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		a.self = ctx.Self()
 		ctx.SetReceiveTimeout(a.deps.cfg.PassivateAfter)
 		a.load()
+		a.rejoin(ctx) // after a restart; a new room has nobody yet
 	case *actor.Stopping:
 		a.view.close()
 		a.stopTimers()
 		a.refuseJoins(ctx, fmt.Errorf("%w: room %s is stopping", ErrUnavailable, a.id))
-		a.shutdownMembers()
+		if a.life.failed.Load() {
+			a.fail(ctx)
+		} else {
+			a.stopMembers(ctx, ReasonServerShutdown)
+		}
 	case *actor.Restarting:
+		// The members, their peers and their media go on: only what the
+		// store holds is reloaded. Joins not yet admitted are refused, so
+		// that each one is admitted once or not at all.
 		a.view.close() // until the fresh actor has reloaded
 		a.stopTimers()
 		a.refuseJoins(ctx, fmt.Errorf("%w: room %s is restarting", ErrUnavailable, a.id))
 		a.deps.metrics.restarts.Inc()
-		a.log.Warn("room actor restarting after a failure; it will reload its record")
+		a.log.Warn("room actor restarting after a failure; it will reload its record and keep its members")
 	case *actor.ReceiveTimeout:
 		// A running session (even an empty one, waiting out its
 		// empty_timeout) keeps its room in memory: its timers live here.

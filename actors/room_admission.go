@@ -213,9 +213,14 @@ func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession
 	// again), so it captures only what it needs: capturing j would keep
 	// the caller's future, and through it this reply with the list of
 	// everyone already in the room, for every member.
-	m.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return newParticipantActor(a.deps, a.id, info, req, peer, m.stats)
-	}))
+	// The participant is spawned beside the room, under the participants'
+	// guardian, so that it outlives a restart of the room; the room
+	// watches it to learn when it stops.
+	room := a.self
+	m.pid = a.deps.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return newParticipantActor(a.deps, a.id, room, info, req, peer, m.stats)
+	}, actor.WithGuardian(a.deps.participantGuardian)))
+	ctx.Watch(m.pid)
 	if req.Kind != ClientSignaling {
 		m.connectDeadline = a.armConnectDeadline(info, req.Kind, peer)
 	}

@@ -144,20 +144,6 @@ func (a *roomActor) removeAll(ctx actor.Context, reason LeaveReason) {
 	}
 }
 
-// shutdownMembers tells the members that the room is stopping: the node is
-// shutting down (or the room is passivated, which it never is with
-// members), and the children stop with this actor.
-func (a *roomActor) shutdownMembers() {
-	for _, m := range a.members {
-		if m.leaveReason == "" {
-			m.leaveReason = ReasonServerShutdown
-			if m.signal != nil {
-				m.signal.Close(ReasonServerShutdown)
-			}
-		}
-	}
-}
-
 // memberTerminated cleans up after a participant actor has stopped: its
 // tracks are unpublished everywhere, its leave is recorded, and the others
 // are told it left.

@@ -2,9 +2,10 @@ package actors
 
 // This file owns recovery: a room actor loads its record when it starts
 // (and when supervision restarts it after a panic) and resumes the session
-// its predecessor ran; at server start-up, Rooms ends the sessions that a
-// crash or a kill left in progress. Either way the participants are gone
-// with their peer connections, so their member records are closed.
+// its predecessor ran, with the members still live; at server start-up,
+// Rooms ends the sessions that a crash or a kill left in progress, whose
+// participants are gone with their peer connections, so their member
+// records are closed.
 
 import (
 	"context"
@@ -36,9 +37,12 @@ func (a *roomActor) load() {
 }
 
 // resumeSession picks up the room's session after this actor restarted
-// (a panic): the participants went with the old actor, so their records
-// are closed, and the session waits out its empty_timeout like any empty
-// one. At server start-up there is none: Rooms closed them already.
+// (a panic), or started on a session another actor left in progress. The
+// members still live (a restart keeps them: see roomLife) keep their
+// records; those of participants that went with an earlier actor are
+// closed as failed, and a session left empty waits out its empty_timeout
+// like any empty one. At server start-up there is none: Rooms closed them
+// already.
 func (a *roomActor) resumeSession(ctx context.Context) {
 	if a.room.ActiveSessionId == "" || a.session != nil {
 		return
@@ -53,13 +57,34 @@ func (a *roomActor) resumeSession(ctx context.Context) {
 	if err != nil {
 		a.log.Error("resume session members", "session", rec.Id, "err", err)
 	}
-	now := timestamp(a.now())
-	w := abandoned(rec, members, now, now, ReasonFailed)
-	if err := a.commit(&changes{w: w}); err != nil {
-		a.log.Error("resume session", "session", rec.Id, "err", err)
+	var live, lost []*recordpb.SessionMember
+	for _, m := range members {
+		_, ok := a.members[ParticipantID(m.ParticipantId)]
+		switch {
+		case m.LeftAt != nil:
+		case ok:
+			live = append(live, m)
+		default:
+			lost = append(lost, m)
+		}
 	}
-	a.session = newLiveSession(w.Sessions[0])
-	a.arm(timerEmpty, "", time.Duration(a.room.Config.EmptyTimeout)*time.Second)
+	a.session = newLiveSession(rec)
+	for _, m := range live {
+		a.session.members[m.ParticipantId] = m
+	}
+	if len(lost) > 0 || int(rec.ParticipantCount) != len(live) {
+		now := timestamp(a.now())
+		w := abandoned(rec, lost, now, now, ReasonFailed)
+		w.Sessions[0].ParticipantCount = uint32(len(live))
+		if err := a.commit(&changes{w: w}); err != nil {
+			a.log.Error("resume session", "session", rec.Id, "err", err)
+		} else {
+			a.session.rec = w.Sessions[0]
+		}
+	}
+	if len(live) == 0 {
+		a.arm(timerEmpty, "", time.Duration(a.room.Config.EmptyTimeout)*time.Second)
+	}
 	a.armSessionTimers()
 }
 

@@ -135,6 +135,8 @@ type Rooms struct {
 	// by its RoomID,
 	// so that reads need no message: the room actor stays the only writer.
 	snapshots sync.Map
+	// participantGuardian supervises every participant actor.
+	participantGuardian actor.SupervisorStrategy
 	// timerGen numbers every timer a room arms.
 	timerGen atomic.Uint64
 }
@@ -154,13 +156,11 @@ func NewRooms(cfg Config) (*Rooms, error) {
 		actor.WithDeadLetterRequestLogging(false),
 	)
 	r := &Rooms{cfg: cfg, system: system, metrics: m}
-	props := actor.PropsFromProducer(func() actor.Actor { return newRegistry(r) },
-		actor.WithSupervisor(loggingStrategy{
-			// A room that fails 10 times in a minute is stopped rather than
-			// restarted again; the next request starts it afresh.
-			SupervisorStrategy: actor.NewOneForOneStrategy(10, time.Minute, actor.DefaultDecider),
-			log:                cfg.Logger,
-		}))
+	// Participants are supervised beside their rooms, by a guardian that
+	// stops one that fails (see the package doc).
+	r.participantGuardian = participantSupervisor(cfg.Logger)
+	// The registry supervises the rooms itself (HandleFailure).
+	props := actor.PropsFromProducer(func() actor.Actor { return newRegistry(r) })
 	pid, err := system.Root.SpawnNamed(props, "rooms")
 	if err != nil {
 		system.Shutdown()
