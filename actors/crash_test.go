@@ -1,8 +1,6 @@
 package actors
 
 import (
-	"github.com/troupe-media/troupe/internal/poll"
-
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
