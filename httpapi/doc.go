@@ -5,7 +5,7 @@
 // media signaling (the /rtc WebSocket, WHIP and WHEP; docs/signaling.md)
 // and the web page (web/, embedded).
 //
-// It owns the wire format (the JSON shapes of API.md), authentication of
+// It owns the wire format (the JSON shapes openapi.json documents), authentication of
 // bearer tokens, request limits (body size, rate), Idempotency-Key handling
 // and the one mapping from errors to status codes (errors.go). It holds no
 // room state: every room operation is a request to the room's actor, and

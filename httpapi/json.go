@@ -11,7 +11,7 @@ import (
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
-// roomJSON is the room object of API.md. Every field is always present;
+// roomJSON is the room object of the API (openapi.json). Every field is always present;
 // pointers render null where the room has no value.
 type roomJSON struct {
 	// id, name, display_name and status, as the room events have them.

@@ -12,7 +12,7 @@ import (
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
-// sessionJSON is the session object of API.md. Every field is always
+// sessionJSON is the session object of the API (openapi.json). Every field is always
 // present; pointers render null where the session has no value (end_time,
 // duration and end_reason while it is in progress).
 type sessionJSON struct {

@@ -10,7 +10,7 @@ import (
 
 const mod = "github.com/troupe-media/troupe/"
 
-// The import direction of DESIGN.md, for every package of the module:
+// The import direction of the README's project layout, for every package of the module:
 // cmd -> httpapi -> actors -> {rtc, persistence}. A package may skip a
 // layer down, never import one up, and the edge never touches Pebble or
 // pion itself: it reaches the store through actors. The record schema

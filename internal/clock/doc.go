@@ -4,7 +4,7 @@
 // backoffs, token and idempotency expiry and keyframe throttles are tested
 // by moving time instead of sleeping through it.
 //
-// It sits outside the layers of DESIGN.md because every layer takes it:
+// It sits outside the layers (cmd -> httpapi -> actors -> {rtc, persistence}, README) because every layer takes it:
 // rtc and persistence may not import each other nor anything above them,
 // and internal keeps it out of reach of other modules. It is a leaf: it
 // imports only the standard library, and nothing of Troupe.

@@ -8,7 +8,7 @@
 // under the race detector on a loaded machine. A test never asserts that
 // something happens within a time.
 //
-// It sits outside the layers of DESIGN.md because the tests of every layer
+// It sits outside the layers (cmd -> httpapi -> actors -> {rtc, persistence}, README) because the tests of every layer
 // take it (actors/webhook and persistence may import nothing above them,
 // not even in tests). It imports only the standard library; only tests
 // import it.
