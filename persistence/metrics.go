@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"context"
 	"strconv"
 	"strings"
 
@@ -44,13 +45,11 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
-	s.closeMu.RLock()
-	if s.closed {
-		s.closeMu.RUnlock()
-		return
+	if s.enter(context.Background()) != nil {
+		return // closed: nothing to read
 	}
 	m := s.db.Metrics()
-	s.closeMu.RUnlock()
+	s.leave()
 
 	gauge := func(d *prometheus.Desc, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)

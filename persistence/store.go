@@ -59,12 +59,10 @@ type Store struct {
 	idemTTL time.Duration
 	clock   clock.Clock // idempotency expiry and pruning
 
-	// closeMu is read-locked by every operation for as long as it uses db,
-	// and write-locked by Close: Pebble panics when used after Close, so
-	// Close waits for operations in flight and later ones see closed. Read
-	// locks do not exclude each other, so writers still commit concurrently.
-	closeMu sync.RWMutex
-	closed  bool // guarded by closeMu
+	// gate is entered by every operation for as long as it uses db: Pebble
+	// panics when used after Close, so Close shuts the gate (waiting for
+	// the operations in flight) before it closes db.
+	gate Gate
 
 	closeOnce sync.Once
 	closeErr  error
@@ -180,31 +178,20 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stopPrune)
 		<-s.pruneDone
-		s.closeMu.Lock()
-		defer s.closeMu.Unlock()
-		s.closed = true
-		if err := s.db.Close(); err != nil {
-			s.closeErr = fmt.Errorf("persistence: close: %w", err)
-		}
+		s.gate.Shut(func() {
+			if err := s.db.Close(); err != nil {
+				s.closeErr = fmt.Errorf("persistence: close: %w", err)
+			}
+		})
 	})
 	return s.closeErr
 }
 
 // enter starts an operation on the database: it returns ErrClosed after
 // Close, or the context's error. On success the caller must call s.leave.
-func (s *Store) enter(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.closeMu.RLock()
-	if s.closed {
-		s.closeMu.RUnlock()
-		return ErrClosed
-	}
-	return nil
-}
+func (s *Store) enter(ctx context.Context) error { return s.gate.Enter(ctx) }
 
-func (s *Store) leave() { s.closeMu.RUnlock() }
+func (s *Store) leave() { s.gate.Leave() }
 
 // pebbleLogger routes Pebble's log into slog. Pebble reports every flush,
 // compaction and WAL rotation at info level: that is debug for Troupe.

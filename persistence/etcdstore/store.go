@@ -83,10 +83,9 @@ type Store struct {
 	node     string
 	leaseTTL int64 // seconds
 
-	// closeMu is read-locked by every operation while it runs and
-	// write-locked by Close, which so waits for the operations in flight.
-	closeMu sync.RWMutex
-	closed  bool // guarded by closeMu
+	// gate is entered by every operation while it runs; Close shuts it,
+	// which waits for the operations in flight.
+	gate persistence.Gate
 
 	closeOnce sync.Once
 	closeErr  error
@@ -195,9 +194,7 @@ func (s *Store) NodeID() string { return s.node }
 // return persistence.ErrClosed. Calling it again returns the first result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.closeMu.Lock()
-		s.closed = true
-		s.closeMu.Unlock()
+		s.gate.Shut(nil)
 
 		s.leaseMu.Lock()
 		l := s.lease
@@ -226,19 +223,9 @@ func (s *Store) Close() error {
 
 // enter starts an operation: it returns the context's error, or
 // persistence.ErrClosed after Close. On success the caller calls s.leave.
-func (s *Store) enter(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.closeMu.RLock()
-	if s.closed {
-		s.closeMu.RUnlock()
-		return persistence.ErrClosed
-	}
-	return nil
-}
+func (s *Store) enter(ctx context.Context) error { return s.gate.Enter(ctx) }
 
-func (s *Store) leave() { s.closeMu.RUnlock() }
+func (s *Store) leave() { s.gate.Leave() }
 
 // getMany reads keys at one revision (rev, or the current one if rev is 0),
 // in read-only transactions of getBatch reads, and returns the values found
