@@ -152,26 +152,17 @@ func (s *Store) Claim(ctx context.Context, roomID string) error {
 	if roomID == "" {
 		return fmt.Errorf("%w: claim of an empty room id", persistence.ErrInvalid)
 	}
-	if err := s.enter(ctx); err != nil {
-		return err
-	}
-	defer s.leave()
-	l, err := s.liveLease()
-	if err != nil {
-		return err
-	}
-	key := s.k.owner(roomID)
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, s.node, clientv3.WithLease(l.id))).
-		Else(clientv3.OpGet(key)).
-		Commit()
+	resp, l, err := s.ownerTxn(ctx, "claim", roomID,
+		func(key string, _ *Lease) []clientv3.Cmp {
+			return []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
+		},
+		func(key string, l *Lease) clientv3.Op { return clientv3.OpPut(key, s.node, clientv3.WithLease(l.id)) })
 	switch {
 	case errors.Is(err, errLeaseNotFound):
 		// Gone before its keep-alive noticed.
 		return ErrNoLease
 	case err != nil:
-		return fmt.Errorf("etcdstore: claim room %q: %w", roomID, err)
+		return err
 	case resp.Succeeded:
 		return nil
 	}
@@ -189,27 +180,36 @@ func (s *Store) Release(ctx context.Context, roomID string) error {
 	if s.node == "" {
 		return ErrNotNode
 	}
-	if err := s.enter(ctx); err != nil {
+	resp, _, err := s.ownerTxn(ctx, "release", roomID,
+		s.owns,
+		func(key string, _ *Lease) clientv3.Op { return clientv3.OpDelete(key) })
+	switch {
+	case err != nil:
 		return err
+	case resp.Succeeded:
+		return nil
+	}
+	return notOwner(roomID, resp.Responses[0].GetResponseRange().Kvs)
+}
+
+// ownerTxn runs one transaction on roomID's owner key under this node's
+// live lease: then if cond holds, else a read of the key (for the caller
+// to name the owner).
+func (s *Store) ownerTxn(ctx context.Context, what, roomID string, cond func(key string, l *Lease) []clientv3.Cmp, then func(key string, l *Lease) clientv3.Op) (*clientv3.TxnResponse, *Lease, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, nil, err
 	}
 	defer s.leave()
 	l, err := s.liveLease()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	key := s.k.owner(roomID)
-	resp, err := s.cli.Txn(ctx).
-		If(s.owns(key, l)...).
-		Then(clientv3.OpDelete(key)).
-		Else(clientv3.OpGet(key)).
-		Commit()
+	resp, err := s.cli.Txn(ctx).If(cond(key, l)...).Then(then(key, l)).Else(clientv3.OpGet(key)).Commit()
 	if err != nil {
-		return fmt.Errorf("etcdstore: release room %q: %w", roomID, err)
+		return nil, nil, fmt.Errorf("etcdstore: %s room %q: %w", what, roomID, err)
 	}
-	if resp.Succeeded {
-		return nil
-	}
-	return notOwner(roomID, resp.Responses[0].GetResponseRange().Kvs)
+	return resp, l, nil
 }
 
 // Owner returns the node that owns a room, or "" if none does.
