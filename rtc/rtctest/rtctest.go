@@ -411,6 +411,20 @@ func (r *Receiver) Arrivals() []time.Time {
 	return append([]time.Time(nil), r.arrivals...)
 }
 
+// Received counts the intact packets with counters in [from, to) that
+// arrived since the last Drain: what came of a window the sender wrote.
+func (r *Receiver) Received(from, to uint32) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, c := range r.counters {
+		if c >= from && c < to {
+			n++
+		}
+	}
+	return n
+}
+
 // CounterPayload returns size bytes (at least 4) that carry i and whose
 // every byte depends on i, so that damage to a packet shows.
 func CounterPayload(i uint32, size int) []byte {
