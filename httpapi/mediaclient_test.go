@@ -4,20 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
+	"github.com/troupe-media/troupe/bench/client"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
@@ -46,227 +46,66 @@ func (s *stack) joinToken(t testing.TB, room, identity string, role auth.Role) s
 
 func (s *stack) wsURL(path string) string { return "ws" + strings.TrimPrefix(s.srv.URL, "http") + path }
 
-// wsClient is a signaling client on a pion peer connection. It answers the
-// server's offers, trickles candidates both ways and records every message;
-// it is the impolite peer, like the web page.
+// wsClient is a bench/client participant that also logs every server
+// message, for the tests to wait on, and reads each track it receives.
 type wsClient struct {
+	*client.Client
 	t    testing.TB
 	name string
-	ws   *websocket.Conn
-	pc   *webrtc.PeerConnection
-	done chan struct{} // the read loop ended
 
-	stopPLI, pliDone chan struct{}
-	closeOnce        sync.Once
-	// closing is set when the test closes the client: the server then
-	// closes its side, and pion closes the peer connection on the DTLS
-	// close_notify, under a message the read loop may still be handling.
-	closing atomic.Bool
-
-	mu          sync.Mutex // guards the following
-	msgs        []map[string]any
-	makingOffer bool
-	reply       any // what negotiate sends back
-	closeErr    error
-	tracks      map[string]*receiver // by kind
+	mu     sync.Mutex // guards the following
+	msgs   []map[string]any
+	tracks map[string]*rtctest.Receiver // by kind
 }
 
-// dialWS opens a signaling socket with the token in the URL; it fails
-// the test unless the upgrade succeeds.
+// dialWS joins with the token in the URL; it fails the test unless the
+// server says joined.
 func (s *stack) dialWS(t testing.TB, name, token string) *wsClient {
 	t.Helper()
+	c := &wsClient{t: t, name: name, tracks: map[string]*rtctest.Receiver{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ws, resp, err := websocket.Dial(ctx, s.wsURL("/rtc?token="+token), nil)
-	if err != nil {
-		status := 0
-		if resp != nil {
-			status = resp.StatusCode
-		}
-		t.Fatalf("%s: dial: %v (status %d)", name, err, status)
-	}
-	return newWSClient(t, name, ws)
-}
-
-func newWSClient(t testing.TB, name string, ws *websocket.Conn) *wsClient {
-	t.Helper()
-	ws.SetReadLimit(1 << 20)
-	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &wsClient{t: t, name: name, ws: ws, pc: pc, done: make(chan struct{}), tracks: map[string]*receiver{}}
-	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
-		if cand == nil {
-			c.send(map[string]any{"type": "candidate", "candidate": nil})
-			return
-		}
-		c.send(map[string]any{"type": "candidate", "candidate": cand.ToJSON()})
+	cl, err := client.Dial(ctx, client.Config{
+		URL: s.srv.URL, Token: token, API: clientAPI(t),
+		Logger:    slog.New(slog.NewTextHandler(t.Output(), nil)),
+		OnMessage: c.record,
+		OnTrack: func(tr *webrtc.TrackRemote) {
+			r := rtctest.NewReceiver(tr)
+			c.mu.Lock()
+			c.tracks[tr.Kind().String()] = r
+			c.mu.Unlock()
+			r.Run()
+		},
 	})
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		r := newReceiver(tr.Kind())
-		c.mu.Lock()
-		c.tracks[tr.Kind().String()] = r
-		c.mu.Unlock()
-		r.run(tr)
-	})
-	c.stopPLI = make(chan struct{})
-	c.pliDone = make(chan struct{})
-	go c.readLoop()
-	go c.requestKeyframes()
+	if err != nil {
+		t.Fatalf("%s: dial: %v", name, err)
+	}
+	c.Client = cl
 	t.Cleanup(c.close)
 	return c
 }
 
-func (c *wsClient) close() {
-	c.closing.Store(true)
-	_ = c.ws.CloseNow()
-	<-c.done
-	c.closeOnce.Do(func() { close(c.stopPLI) })
-	<-c.pliDone
-	_ = c.pc.Close()
-}
-
-// requestKeyframes asks for a keyframe every 200 ms while video is
-// offered but none has arrived, as a browser's receiver does: the server
-// forwards video from a keyframe on.
-func (c *wsClient) requestKeyframes() {
-	defer close(c.pliDone)
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-c.stopPLI:
-			return
-		case <-tick.C:
-		}
-		if c.receiver("video").n() > 0 {
-			continue
-		}
-		c.mu.Lock()
-		rd := c.pc.RemoteDescription()
-		c.mu.Unlock()
-		if rd == nil {
-			continue
-		}
-		for _, ssrc := range rtctest.VideoSSRCs(rd.SDP) {
-			_ = c.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
-		}
-	}
-}
-
-func (c *wsClient) send(v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		c.t.Error(err)
+func (c *wsClient) record(b []byte) {
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		c.t.Errorf("%s: server sent non-JSON %q", c.name, b)
 		return
 	}
-	c.sendRaw(websocket.MessageText, b)
-}
-
-func (c *wsClient) sendRaw(typ websocket.MessageType, b []byte) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = c.ws.Write(ctx, typ, b) // a closed socket shows in the test's expectations
-}
-
-func (c *wsClient) readLoop() {
-	defer close(c.done)
-	for {
-		_, b, err := c.ws.Read(context.Background())
-		if err != nil {
-			c.mu.Lock()
-			c.closeErr = err
-			c.mu.Unlock()
-			return
-		}
-		var m map[string]any
-		if err := json.Unmarshal(b, &m); err != nil {
-			c.t.Errorf("%s: server sent non-JSON %q", c.name, b)
-			continue
-		}
-		c.mu.Lock()
-		c.msgs = append(c.msgs, m)
-		c.mu.Unlock()
-		reply, err := c.negotiate(m)
-		if err != nil && !c.closing.Load() {
-			c.t.Errorf("%s: %s: %v", c.name, m["type"], err)
-		}
-		if reply != nil {
-			c.send(reply)
-		}
-	}
-}
-
-// negotiate handles the messages that drive the peer connection, and
-// returns the reply to send, if any.
-func (c *wsClient) negotiate(m map[string]any) (any, error) {
-	err := c.negotiateLocked(m)
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	r := c.reply
-	c.reply = nil
-	return r, err
-}
-
-func (c *wsClient) negotiateLocked(m map[string]any) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch m["type"] {
-	case "offer":
-		if c.makingOffer || c.pc.SignalingState() != webrtc.SignalingStateStable {
-			return nil // impolite: the server rolls its offer back
-		}
-		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m["sdp"].(string)}); err != nil {
-			return err
-		}
-		answer, err := c.pc.CreateAnswer(nil)
-		if err != nil {
-			return err
-		}
-		if err := c.pc.SetLocalDescription(answer); err != nil {
-			return err
-		}
-		c.reply = map[string]any{"type": "answer", "sdp": answer.SDP}
-	case "answer":
-		c.makingOffer = false
-		return c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m["sdp"].(string)})
-	case "candidate":
-		cand, ok := m["candidate"].(map[string]any)
-		if !ok {
-			return nil // end of candidates
-		}
-		init := webrtc.ICECandidateInit{Candidate: cand["candidate"].(string)}
-		if mid, ok := cand["sdpMid"].(string); ok {
-			init.SDPMid = &mid
-		}
-		if idx, ok := cand["sdpMLineIndex"].(float64); ok {
-			i := uint16(idx)
-			init.SDPMLineIndex = &i
-		}
-		return c.pc.AddICECandidate(init)
-	}
-	return nil
-}
-
-// offer sends the client's own offer (after it added tracks).
-func (c *wsClient) offer() {
-	c.t.Helper()
-	c.mu.Lock()
-	offer, err := c.pc.CreateOffer(nil)
-	if err == nil {
-		err = c.pc.SetLocalDescription(offer)
-	}
-	c.makingOffer = err == nil
+	c.msgs = append(c.msgs, m)
 	c.mu.Unlock()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.send(map[string]any{"type": "offer", "sdp": offer.SDP})
 }
 
-// waitMsg waits for the first message of type typ, after the first skip
-// of that type, that match accepts (nil: any).
+func (c *wsClient) close() { _ = c.Close() }
+
+func (c *wsClient) send(v any) {
+	if err := c.Send(v); err != nil {
+		c.t.Errorf("%s: send: %v", c.name, err)
+	}
+}
+
+// waitMsg waits for the first message of type typ that match accepts
+// (nil: any).
 func (c *wsClient) waitMsg(typ string, match func(map[string]any) bool) map[string]any {
 	c.t.Helper()
 	var found map[string]any
@@ -300,132 +139,129 @@ func (c *wsClient) count(typ string) int {
 // close status.
 func (c *wsClient) waitClosed() (websocket.StatusCode, string) {
 	c.t.Helper()
-	select {
-	case <-c.done:
-	case <-time.After(10 * time.Second):
-		c.t.Fatalf("%s: the server did not close the socket", c.name)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	poll.Until(c.t, c.name+": the server to close the socket", func() bool {
+		select {
+		case <-c.Done():
+			return true
+		default:
+			return false
+		}
+	})
+	return closeStatus(c.Err())
+}
+
+// closeStatus is the close code and reason of a socket that ended with
+// err, or -1 and err if it ended with no close frame.
+func closeStatus(err error) (websocket.StatusCode, string) {
 	var ce websocket.CloseError
-	if ok := asCloseError(c.closeErr, &ce); ok {
+	if errors.As(err, &ce) {
 		return ce.Code, ce.Reason
 	}
-	return -1, fmt.Sprint(c.closeErr)
+	return -1, fmt.Sprint(err)
 }
 
-func asCloseError(err error, ce *websocket.CloseError) bool {
-	code := websocket.CloseStatus(err)
-	if code == -1 {
-		return false
+// receiver waits for the track of kind to arrive and returns its reader.
+func (c *wsClient) receiver(kind string) *rtctest.Receiver {
+	c.t.Helper()
+	var r *rtctest.Receiver
+	poll.Until(c.t, c.name+": a "+kind+" track", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		r = c.tracks[kind]
+		return r != nil
+	})
+	return r
+}
+
+// checkIntact fails the test if r saw a damaged or reordered packet.
+func checkIntact(t testing.TB, what string, r *rtctest.Receiver) {
+	t.Helper()
+	if st := r.Stats(); st.Corrupt > 0 || st.OutOfOrder > 0 {
+		t.Errorf("%s: %d packets damaged, %d out of order", what, st.Corrupt, st.OutOfOrder)
 	}
-	for e := err; e != nil; {
-		if x, ok := e.(websocket.CloseError); ok {
-			*ce = x
-			return true
-		}
-		u, ok := e.(interface{ Unwrap() error })
-		if !ok {
-			break
-		}
-		e = u.Unwrap()
-	}
-	ce.Code = code
-	return true
 }
 
-func (c *wsClient) receiver(kind string) *receiver {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.tracks[kind]
-}
-
-// publisher sends synthetic VP8 and Opus whose payloads carry a counter,
-// and a keyframe whenever the server asks for one.
+// publisher sends synthetic VP8 every 4 ms and Opus every 20 ms, and a
+// keyframe whenever the server asks for one.
 type publisher struct {
-	video, audio *webrtc.TrackLocalStaticRTP
-	wantKey      atomic.Bool
-	sent         atomic.Uint32 // video counter
-	sentAudio    atomic.Uint32
+	video, audio *rtctest.Sender
 	stop         chan struct{}
 	wg           sync.WaitGroup
 }
 
 func newPublisher(t testing.TB) *publisher {
 	t.Helper()
-	video, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "pub")
+	video, err := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", "pub")
 	if err != nil {
 		t.Fatal(err)
 	}
-	audio, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "pub")
+	audio, err := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, "audio", "pub")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &publisher{video: video, audio: audio, stop: make(chan struct{})}
-	p.wantKey.Store(true)
-	return p
+	return &publisher{
+		video: &rtctest.Sender{Track: video, PayloadSize: 202, TimestampStep: 3000},
+		audio: &rtctest.Sender{Track: audio, PayloadSize: 80, TimestampStep: 960},
+		stop:  make(chan struct{}),
+	}
 }
 
-// attach adds the tracks to pc as senders, and reads their RTCP for PLIs.
-func (p *publisher) attach(t testing.TB, pc *webrtc.PeerConnection, dir webrtc.RTPTransceiverDirection) {
+// attach adds the tracks to pc as send-only transceivers.
+func (p *publisher) attach(t testing.TB, pc *webrtc.PeerConnection) {
 	t.Helper()
-	for _, tr := range []*webrtc.TrackLocalStaticRTP{p.video, p.audio} {
-		tc, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: dir})
+	for _, s := range []*rtctest.Sender{p.video, p.audio} {
+		tc, err := pc.AddTransceiverFromTrack(s.Track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 		if err != nil {
 			t.Fatal(err)
 		}
-		sender := tc.Sender()
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			for {
-				pkts, _, err := sender.ReadRTCP()
-				if err != nil {
-					return
-				}
-				for _, pkt := range pkts {
-					switch pkt.(type) {
-					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-						p.wantKey.Store(true)
-					}
-				}
-			}
-		}()
+		p.serveKeyframes(s, tc.Sender())
 	}
 }
 
-// run sends video every 4 ms and audio every 20 ms until halt.
+// publish publishes the tracks through c's own offer.
+func (p *publisher) publish(t testing.TB, c *wsClient) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	senders, err := c.Publish(ctx, p.video.Track, p.audio.Track)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.serveKeyframes(p.video, senders[0])
+	p.serveKeyframes(p.audio, senders[1])
+}
+
+func (p *publisher) serveKeyframes(s *rtctest.Sender, rs *webrtc.RTPSender) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		s.ServeKeyframeRequests(rs)
+	}()
+}
+
+// run sends until halt.
 func (p *publisher) run(t testing.TB) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		tick := time.NewTicker(4 * time.Millisecond)
 		defer tick.Stop()
-		var vseq, aseq uint16 = 100, 200
 		for i := 0; ; i++ {
 			select {
 			case <-p.stop:
 				return
 			case <-tick.C:
 			}
-			n := p.sent.Add(1)
-			frame := byte(0x01)
-			if p.wantKey.Swap(false) {
-				frame = 0x00 // VP8 keyframe (P bit clear)
-			}
-			payload := append([]byte{0x10, frame}, rtctest.CounterPayload(n, 200)...)
-			if err := p.video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: vseq, Timestamp: n * 3000, Marker: true}, Payload: payload}); err != nil {
+			if err := p.video.WriteNext(); err != nil {
 				t.Error(err)
 				return
 			}
-			vseq++
-			if i%5 == 0 {
-				a := p.sentAudio.Add(1)
-				if err := p.audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: aseq, Timestamp: a * 960}, Payload: rtctest.CounterPayload(a, 80)}); err != nil {
-					t.Error(err)
-					return
-				}
-				aseq++
+			if i%5 != 0 {
+				continue
+			}
+			if err := p.audio.WriteNext(); err != nil {
+				t.Error(err)
+				return
 			}
 		}
 	}()
@@ -442,82 +278,6 @@ func (p *publisher) halt() {
 // wait waits for the goroutines; the peer connection must be closed first
 // for the RTCP readers to end.
 func (p *publisher) wait() { p.wg.Wait() }
-
-// receiver records the counters of one received track.
-type receiver struct {
-	offset int // payload bytes before the counter
-
-	mu       sync.Mutex
-	counters []uint32
-	errs     []string
-}
-
-func newReceiver(kind webrtc.RTPCodecType) *receiver {
-	r := &receiver{}
-	if kind == webrtc.RTPCodecTypeVideo {
-		r.offset = 2
-	}
-	return r
-}
-
-func (r *receiver) run(tr *webrtc.TrackRemote) {
-	for {
-		pkt, _, err := tr.ReadRTP()
-		if err != nil {
-			return
-		}
-		r.mu.Lock()
-		if len(pkt.Payload) < r.offset {
-			r.errs = append(r.errs, "short payload")
-			r.mu.Unlock()
-			continue
-		}
-		i, ok := rtctest.CheckCounterPayload(pkt.Payload[r.offset:])
-		switch {
-		case !ok:
-			r.errs = append(r.errs, fmt.Sprintf("packet %d: payload damaged", i))
-		case len(r.counters) > 0 && i == r.counters[len(r.counters)-1]:
-			// a retransmission of the last packet
-		case len(r.counters) > 0 && i < r.counters[len(r.counters)-1]:
-			r.errs = append(r.errs, fmt.Sprintf("packet %d after %d: out of order", i, r.counters[len(r.counters)-1]))
-		default:
-			r.counters = append(r.counters, i)
-		}
-		r.mu.Unlock()
-	}
-}
-
-func (r *receiver) n() int {
-	if r == nil {
-		return 0
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.counters)
-}
-
-// window counts the counters received in (from, to], and returns the
-// errors seen.
-func (r *receiver) window(from, to uint32) (int, []string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, c := range r.counters {
-		if c > from && c <= to {
-			n++
-		}
-	}
-	return n, append([]string(nil), r.errs...)
-}
-
-func (r *receiver) last() uint32 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.counters) == 0 {
-		return 0
-	}
-	return r.counters[len(r.counters)-1]
-}
 
 // participants returns the room's live participants through the REST API.
 func (s *stack) participants(t testing.TB, room string) []map[string]any {

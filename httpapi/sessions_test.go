@@ -177,7 +177,7 @@ func TestSessionLifecycle(t *testing.T) {
 	}
 
 	viewer := s.dialWS(t, "viewer", s.joinToken(t, "class", "viewer", auth.RoleSubscriber))
-	poll.Until(t, "media at the viewer", func() bool { return viewer.receiver("video").n() >= 50 })
+	poll.Until(t, "media at the viewer", func() bool { return viewer.receiver("video").Stats().Packets >= 50 })
 	if ses := s.getSession(t, id); ses["participant_count"] != 2.0 || ses["total_participants"] != 2.0 || ses["max_concurrent_participants"] != 2.0 {
 		t.Fatalf("with the viewer: %v", ses)
 	}

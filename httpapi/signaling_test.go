@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/troupe-media/troupe/httpapi/auth"
@@ -31,9 +31,7 @@ func TestSignalingFanOut(t *testing.T) {
 		t.Fatalf("joined an empty room with participants %v", ps)
 	}
 	media := newPublisher(t)
-	media.attach(t, pubC.pc, webrtc.RTPTransceiverDirectionSendonly)
-	pubC.offer()
-	pubC.waitMsg("answer", nil)
+	media.publish(t, pubC)
 	media.run(t)
 	defer func() {
 		media.halt()
@@ -52,27 +50,24 @@ func TestSignalingFanOut(t *testing.T) {
 		subs[i] = s.dialWS(t, fmt.Sprintf("subscriber %d", i), s.joinToken(t, "fanout", fmt.Sprintf("sub%d", i), auth.RoleSubscriber))
 	}
 	for _, c := range subs {
-		poll.Until(t, c.name+"'s media", func() bool {
-			return c.receiver("video").n() > 0 && c.receiver("audio").n() > 0
-		})
+		waitMedia(t, c)
 	}
 
 	// The measured window: 500 video packets (two seconds of media), and
 	// the audio sent meanwhile.
-	v0, a0 := media.sent.Load(), media.sentAudio.Load()
-	poll.Until(t, "500 more video packets sent", func() bool { return media.sent.Load() >= v0+500 })
-	v1, a1 := media.sent.Load(), media.sentAudio.Load()
+	v0, a0 := media.video.Sent(), media.audio.Sent()
+	poll.Until(t, "500 more video packets sent", func() bool { return media.video.Sent() >= v0+500 })
+	v1, a1 := media.video.Sent(), media.audio.Sent()
 	for _, c := range subs {
 		for _, w := range []struct {
 			kind     string
 			from, to uint32
 		}{{"video", v0, v1}, {"audio", a0, a1}} {
 			r := c.receiver(w.kind)
-			poll.Until(t, c.name+"'s last "+w.kind, func() bool { return r.last() >= w.to })
-			got, errs := r.window(w.from, w.to)
-			for _, e := range errs {
-				t.Errorf("%s %s: %s", c.name, w.kind, e)
-			}
+			// The window is the counters in [from, to).
+			poll.Until(t, c.name+"'s last "+w.kind, func() bool { return r.Stats().Last+1 >= w.to })
+			got := r.Received(w.from, w.to)
+			checkIntact(t, c.name+" "+w.kind, r)
 			want := int(w.to - w.from)
 			if lost := want - got; lost*100 >= want {
 				t.Errorf("%s %s: %d of %d packets: loss >= 1%%", c.name, w.kind, got, want)
@@ -93,9 +88,7 @@ func TestSignalingFanOut(t *testing.T) {
 	if pubInfo == nil || len(pubInfo["tracks"].([]any)) != 2 {
 		t.Fatalf("the late joiner's joined lists the publisher as %v", pubInfo)
 	}
-	poll.Until(t, "the late joiner's media", func() bool {
-		return late.receiver("video").n() > 0 && late.receiver("audio").n() > 0
-	})
+	waitMedia(t, late)
 	if n := len(s.participants(t, "fanout")); n != nSubs+2 {
 		t.Errorf("REST lists %d participants, want %d", n, nSubs+2)
 	}
@@ -108,10 +101,10 @@ func TestSignalingFanOut(t *testing.T) {
 	// The server mutes the track before it tells anyone, so no video sent
 	// from now on may arrive, however late. Audio sent from now on comes:
 	// once it has, the path has carried what was sent after the mute.
-	vMuted, aMuted := media.sent.Load(), media.sentAudio.Load()
-	poll.Until(t, "audio sent after the video mute", func() bool { return subs[0].receiver("audio").last() > aMuted+10 })
-	if v := subs[0].receiver("video").last(); v > vMuted {
-		t.Errorf("muted video still forwarded: packet %d, sent after the mute (packet %d)", v, vMuted)
+	vMuted, aMuted := media.video.Sent(), media.audio.Sent()
+	poll.Until(t, "audio sent after the video mute", func() bool { return subs[0].receiver("audio").Stats().Last > aMuted+10 })
+	if v := subs[0].receiver("video").Stats().Last; v >= vMuted {
+		t.Errorf("muted video still forwarded: packet %d, sent after the mute (packet %d on)", v, vMuted)
 	}
 	for _, p := range s.participants(t, "fanout") {
 		if p["id"] != pubID {
@@ -165,6 +158,15 @@ func TestSignalingFanOut(t *testing.T) {
 		}
 		return n == 2 && gaugeValue(t, s, "troupe_rtc_tracks") == 0 && gaugeValue(t, s, "troupe_rtc_subscribers") == 0
 	})
+}
+
+// waitMedia waits for c to receive video and audio.
+func waitMedia(t testing.TB, c *wsClient) {
+	t.Helper()
+	for _, kind := range []string{"video", "audio"} {
+		r := c.receiver(kind)
+		poll.Until(t, c.name+"'s "+kind, func() bool { return r.Stats().Packets > 0 })
+	}
 }
 
 func gaugeValue(t testing.TB, s *stack, name string) float64 {
@@ -226,17 +228,13 @@ func TestSignalingJoinRules(t *testing.T) {
 		t.Run(tc.name+"/message", func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			ws, _, err := websocket.Dial(ctx, s.wsURL("/rtc"), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := newWSClient(t, tc.name, ws)
-			c.send(map[string]any{"type": "join", "token": tc.token})
-			m := c.waitMsg("error", nil)
+			ws := s.rawSocket(ctx, t, "")
+			sendJSON(ctx, t, ws, map[string]any{"type": "join", "token": tc.token})
+			m := readUntil(ctx, t, ws, "error")
 			if m["code"] != tc.code || m["request"] != "join" {
 				t.Errorf("error %v, want code %s", m, tc.code)
 			}
-			if code, reason := c.waitClosed(); int(code) != 4000+tc.status || reason != tc.code {
+			if code, reason := readClose(ctx, ws); int(code) != 4000+tc.status || reason != tc.code {
 				t.Errorf("closed with %d %q, want %d %q", code, reason, 4000+tc.status, tc.code)
 			}
 		})
@@ -264,8 +262,10 @@ func TestSignalingBadFrames(t *testing.T) {
 	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"bad","name":"Bad"}`)
-	c := s.dialWS(t, "client", s.joinToken(t, "bad", "c", auth.RolePublisher))
-	c.waitMsg("joined", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ws := s.rawSocket(ctx, t, s.joinToken(t, "bad", "c", auth.RolePublisher))
+	readUntil(ctx, t, ws, "joined")
 
 	cases := []struct {
 		name  string
@@ -295,24 +295,16 @@ func TestSignalingBadFrames(t *testing.T) {
 		{"too large", websocket.MessageText, `{"type":"offer","sdp":"` + strings.Repeat("a", 70<<10) + `"}`, "message_too_large", ""},
 	}
 	for _, tc := range cases {
-		before := c.count("error")
-		c.sendRaw(tc.typ, []byte(tc.frame))
-		poll.Until(t, tc.name+"'s error", func() bool { return c.count("error") > before })
-		c.mu.Lock()
-		var m map[string]any
-		for _, x := range c.msgs {
-			if x["type"] == "error" {
-				m = x
-			}
+		if err := ws.Write(ctx, tc.typ, []byte(tc.frame)); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
 		}
-		c.mu.Unlock()
+		m := readUntil(ctx, t, ws, "error")
 		if m["code"] != tc.code || (tc.field != "" && m["field"] != tc.field) || m["message"] == "" {
 			t.Errorf("%s: got %v, want code %s field %q", tc.name, m, tc.code, tc.field)
 		}
 		// Still usable.
-		pongs := c.count("pong")
-		c.send(map[string]any{"type": "ping"})
-		poll.Until(t, tc.name+": a pong", func() bool { return c.count("pong") > pongs })
+		sendJSON(ctx, t, ws, map[string]any{"type": "ping"})
+		readUntil(ctx, t, ws, "pong")
 	}
 	ps := s.participants(t, "bad")
 	if len(ps) != 1 || len(ps[0]["tracks"].([]any)) != 0 {
@@ -320,12 +312,68 @@ func TestSignalingBadFrames(t *testing.T) {
 	}
 	// A run of garbage closes the socket, and the participant leaves.
 	for range maxBadMessages {
-		c.sendRaw(websocket.MessageText, []byte("garbage"))
+		// The server may close before the last: its close shows below.
+		_ = ws.Write(ctx, websocket.MessageText, []byte("garbage"))
 	}
-	if code, reason := c.waitClosed(); code != websocket.StatusPolicyViolation {
+	if code, reason := readClose(ctx, ws); code != websocket.StatusPolicyViolation {
 		t.Errorf("closed with %d %q, want 1008", code, reason)
 	}
 	poll.Until(t, "an empty room", func() bool { return len(s.participants(t, "bad")) == 0 })
+}
+
+// rawSocket opens a signaling socket with token in the URL (none: a join
+// message is due), for frames no real client sends.
+func (s *stack) rawSocket(ctx context.Context, t testing.TB, token string) *websocket.Conn {
+	t.Helper()
+	path := "/rtc"
+	if token != "" {
+		path += "?token=" + token
+	}
+	ws, _, err := websocket.Dial(ctx, s.wsURL(path), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	return ws
+}
+
+func sendJSON(ctx context.Context, t testing.TB, ws *websocket.Conn, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readUntil reads the server's messages up to the first of type typ.
+func readUntil(ctx context.Context, t testing.TB, ws *websocket.Conn, typ string) map[string]any {
+	t.Helper()
+	for {
+		_, b, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("waiting for a %s message: %v", typ, err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("server sent non-JSON %q", b)
+		}
+		if m["type"] == typ {
+			return m
+		}
+	}
+}
+
+// readClose reads until the server ends the socket, and returns its close
+// status.
+func readClose(ctx context.Context, ws *websocket.Conn) (websocket.StatusCode, string) {
+	for {
+		if _, _, err := ws.Read(ctx); err != nil {
+			return closeStatus(err)
+		}
+	}
 }
 
 // A client that stops answering pings is dropped, and leaves the room;

@@ -75,12 +75,12 @@ func TestWHEPCodecs(t *testing.T) {
 
 	// H.264 video and Opus audio: the audio comes, the video section idles.
 	partial := whepCodecViewer(t, []webrtc.RTPCodecCapability{rtctest.H264, rtctest.Opus}, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
-	kinds := make(chan webrtc.RTPCodecType, 2)
-	audio := newReceiver(webrtc.RTPCodecTypeAudio)
+	tracks := make(chan *rtctest.Receiver, 2)
 	partial.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		kinds <- tr.Kind()
+		r := rtctest.NewReceiver(tr)
+		tracks <- r
 		if tr.Kind() == webrtc.RTPCodecTypeAudio {
-			audio.run(tr)
+			r.Run()
 		}
 	})
 	token := s.joinToken(t, "codecs", "listener", auth.RoleSubscriber)
@@ -90,11 +90,11 @@ func TestWHEPCodecs(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case kind := <-kinds:
-		if kind != webrtc.RTPCodecTypeAudio {
+	case audio := <-tracks:
+		if kind := audio.Track().Kind(); kind != webrtc.RTPCodecTypeAudio {
 			t.Fatalf("the viewer got %s", kind)
 		}
-		poll.Until(t, "25 audio packets", func() bool { return audio.n() >= 25 })
+		poll.Until(t, "25 audio packets", func() bool { return audio.Stats().Packets >= 25 })
 	case <-time.After(20 * time.Second):
 		t.Fatal("no audio at the viewer")
 	}

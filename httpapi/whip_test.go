@@ -15,6 +15,7 @@ import (
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 // whipPost sends an offer to path and returns the response.
@@ -55,7 +56,7 @@ func (s *stack) whipPublish(t testing.TB, room, token string, media *publisher) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	media.attach(t, pc, webrtc.RTPTransceiverDirectionSendonly)
+	media.attach(t, pc)
 	r := s.whipPost(t, "/whip/"+room, token, "application/sdp", gatheredOffer(t, pc))
 	mustStatus(t, r, http.StatusCreated)
 	loc := r.header.Get("Location")
@@ -94,10 +95,9 @@ func TestWHIPPublish(t *testing.T) {
 
 	viewer := s.dialWS(t, "viewer", s.joinToken(t, "whip", "viewer", auth.RoleSubscriber))
 	for _, kind := range []string{"video", "audio"} {
-		poll.Until(t, "50 "+kind+" packets at the viewer", func() bool { return viewer.receiver(kind).n() >= 50 })
-		if _, errs := viewer.receiver(kind).window(0, ^uint32(0)); len(errs) > 0 {
-			t.Errorf("viewer %s: %v", kind, errs)
-		}
+		r := viewer.receiver(kind)
+		poll.Until(t, "50 "+kind+" packets at the viewer", func() bool { return r.Stats().Packets >= 50 })
+		checkIntact(t, "viewer "+kind, r)
 	}
 
 	r := s.do(t, http.MethodPatch, loc, "a=end-of-candidates", bearer(pubToken), header{"Content-Type", "application/trickle-ice-sdpfrag"})
@@ -122,7 +122,7 @@ func TestWHIPPublish(t *testing.T) {
 type whepViewer struct {
 	pc        *webrtc.PeerConnection
 	loc       string
-	receivers []*receiver
+	receivers []*rtctest.Receiver
 }
 
 // whepView subscribes to room through WHEP with token and waits until it
@@ -139,11 +139,11 @@ func (s *stack) whepView(t testing.TB, room, token string) *whepViewer {
 			t.Fatal(err)
 		}
 	}
-	got := make(chan *receiver, 2)
+	got := make(chan *rtctest.Receiver, 2)
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		rc := newReceiver(tr.Kind())
+		rc := rtctest.NewReceiver(tr)
 		got <- rc
-		rc.run(tr)
+		rc.Run()
 	})
 	r := s.whipPost(t, "/whep/"+room, token, "application/sdp", gatheredOffer(t, pc))
 	mustStatus(t, r, http.StatusCreated)
@@ -163,10 +163,8 @@ func (s *stack) whepView(t testing.TB, room, token string) *whepViewer {
 		}
 	}
 	for _, rc := range v.receivers {
-		poll.Until(t, "50 packets at the WHEP client", func() bool { return rc.n() >= 50 })
-		if _, errs := rc.window(0, ^uint32(0)); len(errs) > 0 {
-			t.Errorf("WHEP receiver: %v", errs)
-		}
+		poll.Until(t, "50 packets at the WHEP client", func() bool { return rc.Stats().Packets >= 50 })
+		checkIntact(t, "WHEP receiver", rc)
 	}
 	return v
 }
@@ -217,8 +215,8 @@ func TestWHEPViewersShareToken(t *testing.T) {
 	// The first viewers still receive after the last joined.
 	for i, v := range viewers {
 		for _, rc := range v.receivers {
-			n := rc.n()
-			poll.Until(t, fmt.Sprintf("viewer %d to keep receiving", i), func() bool { return rc.n() >= n+50 })
+			n := rc.Stats().Packets
+			poll.Until(t, fmt.Sprintf("viewer %d to keep receiving", i), func() bool { return rc.Stats().Packets >= n+50 })
 		}
 	}
 	ids := map[string]bool{}
@@ -302,7 +300,7 @@ func TestWHIPKickedSession(t *testing.T) {
 	}
 	defer pc.Close()
 	media := newPublisher(t)
-	media.attach(t, pc, webrtc.RTPTransceiverDirectionSendonly)
+	media.attach(t, pc)
 	tok := s.joinToken(t, "kick", "enc", auth.RolePublisher)
 	r := s.whipPost(t, "/whip/kick", tok, "application/sdp", gatheredOffer(t, pc))
 	mustStatus(t, r, http.StatusCreated)
@@ -332,7 +330,7 @@ func TestWHIPErrors(t *testing.T) {
 	}
 	defer pc.Close()
 	media := newPublisher(t)
-	media.attach(t, pc, webrtc.RTPTransceiverDirectionSendonly)
+	media.attach(t, pc)
 	sendOffer := gatheredOffer(t, pc)
 	recvOffer := strings.ReplaceAll(sendOffer, "a=sendonly", "a=recvonly")
 
@@ -343,7 +341,7 @@ func TestWHIPErrors(t *testing.T) {
 	}
 	defer fpc.Close()
 	fm := newPublisher(t)
-	fm.attach(t, fpc, webrtc.RTPTransceiverDirectionSendonly)
+	fm.attach(t, fpc)
 	mustStatus(t, s.whipPost(t, "/whip/full", s.joinToken(t, "full", "a", auth.RolePublisher), "application/sdp", gatheredOffer(t, fpc)), http.StatusCreated)
 
 	cases := []struct {
@@ -406,7 +404,7 @@ func TestWHIPRefusedOfferLeavesNoTrace(t *testing.T) {
 	}
 	defer pc.Close()
 	media := newPublisher(t)
-	media.attach(t, pc, webrtc.RTPTransceiverDirectionSendonly)
+	media.attach(t, pc)
 	send := gatheredOffer(t, pc)
 	recv := strings.ReplaceAll(send, "a=sendonly", "a=recvonly")
 	without := func(sdp, prefix string) string {

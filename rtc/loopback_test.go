@@ -11,7 +11,6 @@ import (
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
@@ -144,72 +143,6 @@ func negotiate(ctx context.Context, t testing.TB, offerer, answerer *webrtc.Peer
 	}
 }
 
-// receiver checks one subscribed track: packets in order, one sequence
-// number apart, payloads intact.
-type receiver struct {
-	mu        sync.Mutex
-	count     int
-	first     uint32
-	last      uint32
-	gaps      int
-	errs      []string
-	seqs      map[uint16]int // times each sequence number arrived
-	ssrc      uint32
-	lastSeq   uint16
-	keyOffset int // payload offset of the counter
-}
-
-func (r *receiver) run(track *webrtc.TrackRemote) {
-	buf := make([]byte, 1500)
-	var pkt rtp.Packet
-	for {
-		n, _, err := track.Read(buf)
-		if err != nil {
-			return
-		}
-		if err := pkt.Unmarshal(buf[:n]); err != nil {
-			r.fail("unmarshal: %v", err)
-			continue
-		}
-		i, ok := rtctest.CheckCounterPayload(pkt.Payload[r.keyOffset:])
-		r.mu.Lock()
-		r.ssrc = pkt.SSRC
-		r.seqs[pkt.SequenceNumber]++
-		if r.seqs[pkt.SequenceNumber] > 1 {
-			r.mu.Unlock()
-			continue // a retransmission
-		}
-		switch {
-		case !ok:
-			r.errs = append(r.errs, fmt.Sprintf("packet %d: payload damaged", i))
-		case r.count == 0:
-			r.first = i
-		case i <= r.last:
-			r.errs = append(r.errs, fmt.Sprintf("packet %d after %d: out of order", i, r.last))
-		default:
-			r.gaps += int(i - r.last - 1)
-			if uint32(pkt.SequenceNumber-r.lastSeq) != i-r.last {
-				r.errs = append(r.errs, fmt.Sprintf("packet %d: sequence jumped by %d", i, pkt.SequenceNumber-r.lastSeq))
-			}
-		}
-		r.count++
-		r.last, r.lastSeq = i, pkt.SequenceNumber
-		r.mu.Unlock()
-	}
-}
-
-func (r *receiver) fail(format string, args ...any) {
-	r.mu.Lock()
-	r.errs = append(r.errs, fmt.Sprintf(format, args...))
-	r.mu.Unlock()
-}
-
-func (r *receiver) snapshot() (count int, first, last uint32, gaps int, errs []string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.count, r.first, r.last, r.gaps, append([]string(nil), r.errs...)
-}
-
 // TestLoopbackFanOut: a pion publisher sends VP8 and Opus through the
 // server to five pion subscribers over loopback.
 func TestLoopbackFanOut(t *testing.T) {
@@ -235,10 +168,13 @@ func TestLoopbackFanOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	closers = append(closers, pub.Close)
-	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "pub")
-	audio, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "pub")
+	videoTrack, _ := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", "pub")
+	audioTrack, _ := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, "audio", "pub")
+	// Three packets a video frame, one audio packet a frame's time.
+	video := &rtctest.Sender{Track: videoTrack, PayloadSize: 162, TimestampStep: 3000, PacketsPerFrame: 3}
+	audio := &rtctest.Sender{Track: audioTrack, PayloadSize: 160, TimestampStep: 960}
 	var plis atomic.Int32
-	for _, tr := range []*webrtc.TrackLocalStaticRTP{video, audio} {
+	for _, tr := range []*webrtc.TrackLocalStaticRTP{videoTrack, audioTrack} {
 		sender, err := pub.AddTrack(tr)
 		if err != nil {
 			t.Fatal(err)
@@ -275,33 +211,19 @@ func TestLoopbackFanOut(t *testing.T) {
 	})
 	negotiate(ctx, t, pub, serverPub)
 
-	// pion fires OnTrack on the first packet: send one of each.
-	var vseq, aseq uint16 = 1000, 2000
-	var vcount, acount uint32
-	send := func(tr *webrtc.TrackLocalStaticRTP, seq *uint16, ts uint32, keyframe bool) {
-		counter := &acount
-		if tr == video {
-			counter = &vcount
-		}
-		*counter++
-		body := rtctest.CounterPayload(*counter, 160)
-		payload := body
-		if tr == video {
-			frame := byte(0x01)
-			if keyframe {
-				frame = 0x00
-			}
-			payload = append([]byte{0x10, frame}, body...)
-		}
-		if err := tr.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: *seq, Timestamp: ts, Marker: true}, Payload: payload}); err != nil {
+	send := func(s *rtctest.Sender) {
+		if err := s.WriteNext(); err != nil {
 			t.Error(err)
 		}
-		*seq++
 	}
+	// pion fires OnTrack on the first packet: send whole frames (the first
+	// video one a keyframe) until both tracks are up.
 	var fv, fa *Forwarder
 	for fv == nil || fa == nil {
-		send(video, &vseq, 0, true)
-		send(audio, &aseq, 0, false)
+		if err := video.WriteFrame(); err != nil {
+			t.Fatal(err)
+		}
+		send(audio)
 		select {
 		case f := <-forwarders:
 			closers = append(closers, f.Close)
@@ -319,13 +241,16 @@ func TestLoopbackFanOut(t *testing.T) {
 	// Five subscribers, each its own peer connection on both sides.
 	const subscribers = 5
 	type sub struct {
-		v, a   *receiver
-		dv, da *DownTrack
-		pc     *webrtc.PeerConnection
+		v, a   *rtctest.Receiver
+		tracks chan *rtctest.Receiver // v and a as they start
+		// lastVideoSeq is the sequence number of the last video packet.
+		lastVideoSeq uint16
+		dv, da       *DownTrack
+		pc           *webrtc.PeerConnection
 	}
 	subs := make([]*sub, subscribers)
 	for i := range subs {
-		s := &sub{v: &receiver{seqs: map[uint16]int{}, keyOffset: 2}, a: &receiver{seqs: map[uint16]int{}}}
+		s := &sub{tracks: make(chan *rtctest.Receiver, 2)}
 		subs[i] = s
 		serverSub, err := engine.NewPeerConnection()
 		if err != nil {
@@ -364,11 +289,9 @@ func TestLoopbackFanOut(t *testing.T) {
 					}
 				}
 			}()
-			if track.Kind() == webrtc.RTPCodecTypeVideo {
-				s.v.run(track)
-			} else {
-				s.a.run(track)
-			}
+			rc := rtctest.NewReceiver(track)
+			s.tracks <- rc
+			rc.Run()
 		})
 		negotiate(ctx, t, serverSub, s.pc)
 		// The connection is up, as its owner learns from pion's
@@ -398,40 +321,60 @@ func TestLoopbackFanOut(t *testing.T) {
 
 	// 600 video packets (keyframe first) and 200 Opus packets over ~1.2 s.
 	const nVideo, nAudio = 600, 200
-
+	v0, a0 := video.Sent(), audio.Sent()
+	video.RequestKeyframe()
 	tick := time.NewTicker(2 * time.Millisecond)
 	for i := 0; i < nVideo; i++ {
 		<-tick.C
 		if i == nVideo/2 {
-			vseq++ // a packet lost on the way to the server: the server NACKs it
-			vcount++
+			video.Skip() // a packet lost on the way to the server: the server NACKs it
 		}
-		send(video, &vseq, uint32(i/3)*3000, i == 0)
+		send(video)
 		if i%3 == 0 {
-			send(audio, &aseq, uint32(i/3)*960, false)
+			send(audio)
 		}
 	}
 	tick.Stop()
 
 	for k, s := range subs {
-		for _, r := range []*receiver{s.v, s.a} {
-			want := nVideo
-			if r == s.a {
-				want = nAudio
+		for range 2 {
+			select {
+			case r := <-s.tracks:
+				if r.Track().Kind() == webrtc.RTPCodecTypeVideo {
+					s.v = r
+				} else {
+					s.a = r
+				}
+			case <-ctx.Done():
+				t.Fatalf("subscriber %d: no tracks", k)
 			}
+		}
+		for _, r := range []*rtctest.Receiver{s.v, s.a} {
+			from, want := v0, nVideo
+			if r == s.a {
+				from, want = a0, nAudio
+			}
+			to := from + uint32(want)
 			// Stragglers count until the loss is under 1%; a receiver that
 			// stays above times out here.
 			poll.Until(t, fmt.Sprintf("subscriber %d's packets, less than 1%% lost", k), func() bool {
-				n, _, _, _, _ := r.snapshot()
-				return (want-n)*100 < want
+				return (want-r.Received(from, to))*100 < want
 			})
-			n, first, last, gaps, errs := r.snapshot()
-			for _, e := range errs {
-				t.Errorf("subscriber %d: %s", k, e)
+			st := r.Stats()
+			if st.Corrupt > 0 || st.OutOfOrder > 0 {
+				t.Errorf("subscriber %d: %d packets damaged, %d out of order", k, st.Corrupt, st.OutOfOrder)
 			}
-			lost := want - n
-			if lost*100 >= want || gaps*100 >= want {
-				t.Errorf("subscriber %d: %d of %d packets (first %d last %d, %d gaps): loss >= 1%%", k, n, want, first, last, gaps)
+			// The server numbers what it forwards as the publisher did: a
+			// gap in the counters is the same gap in the sequence numbers.
+			samples := r.Drain()
+			for j := 1; j < len(samples); j++ {
+				p, q := samples[j-1], samples[j]
+				if uint32(q.Seq-p.Seq) != q.Counter-p.Counter {
+					t.Errorf("subscriber %d: packet %d: sequence jumped by %d after packet %d", k, q.Counter, q.Seq-p.Seq, p.Counter)
+				}
+			}
+			if r == s.v && len(samples) > 0 {
+				s.lastVideoSeq = samples[len(samples)-1].Seq
 			}
 		}
 	}
@@ -446,18 +389,19 @@ func TestLoopbackFanOut(t *testing.T) {
 	// A NACK for a packet the subscriber has: the server resends it from
 	// the cache, the subscriber (replay protection off) sees it twice.
 	s0 := subs[0]
-	s0.v.mu.Lock()
-	nackSeq, ssrc := s0.v.lastSeq-10, s0.v.ssrc
-	s0.v.mu.Unlock()
+	nackSeq := s0.lastVideoSeq - 10
 	if err := s0.pc.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{
-		MediaSSRC: ssrc, Nacks: []rtcp.NackPair{{PacketID: nackSeq}},
+		MediaSSRC: uint32(s0.v.Track().SSRC()), Nacks: []rtcp.NackPair{{PacketID: nackSeq}},
 	}}); err != nil {
 		t.Fatal(err)
 	}
 	poll.Until(t, "the retransmission", func() bool {
-		s0.v.mu.Lock()
-		defer s0.v.mu.Unlock()
-		return s0.v.seqs[nackSeq] == 2
+		for _, p := range s0.v.Drain() {
+			if p.Seq == nackSeq {
+				return true
+			}
+		}
+		return false
 	})
 	if st := s0.dv.Stats(); st.Retransmits < 1 {
 		t.Errorf("down-track stats %+v: no retransmission counted", st)

@@ -34,6 +34,10 @@ type Config struct {
 	// OnTrack, if set, is called in its own goroutine for every track the
 	// server sends, once its first packet has arrived.
 	OnTrack func(*webrtc.TrackRemote)
+	// OnMessage, if set, is called from the client's reader with every
+	// message the server sends, joined first, in order and before the
+	// client acts on it. It must not block.
+	OnMessage func(msg []byte)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -239,7 +243,26 @@ func (c *Client) read(ctx context.Context, v any) error {
 	if err != nil {
 		return err
 	}
+	if c.cfg.OnMessage != nil {
+		c.cfg.OnMessage(b)
+	}
 	return json.Unmarshal(b, v)
+}
+
+// Send sends a signaling message (docs/signaling.md), such as leave or
+// mute, after those the client queued before it.
+func (c *Client) Send(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("client: encode: %w", err)
+	}
+	select {
+	case <-c.done:
+		return ErrClosed
+	default:
+	}
+	c.queue(b)
+	return nil
 }
 
 // sendDescription queues an offer or answer, then the candidates that

@@ -105,6 +105,7 @@ type Sender struct {
 	counter uint32 // packets written
 	frames  uint32 // frames started
 	inFrame int    // packets of the current frame written
+	skip    bool   // the next packet is lost
 	wantKey atomic.Bool
 	sent    atomic.Uint32 // counter, for other goroutines
 	pkt     rtp.Packet
@@ -157,8 +158,16 @@ func (s *Sender) WriteNext() error {
 	s.pkt.Marker = last
 	s.counter++
 	s.sent.Store(s.counter)
+	if s.skip {
+		s.skip = false
+		return nil
+	}
 	return s.Track.WriteRTP(&s.pkt)
 }
+
+// Skip makes the next packet lost on the way: WriteNext numbers it but
+// does not write it, so the receiving side sees a gap to ask for.
+func (s *Sender) Skip() { s.skip = true }
 
 // WriteFrame writes the packets left of the current frame (all of them at
 // a frame start).
@@ -268,6 +277,7 @@ type Receiver struct {
 	paths     []time.Duration
 	arrivals  []time.Time
 	counters  []uint32
+	seqs      []uint16
 }
 
 // Sample is one intact packet as a Receiver saw it.
@@ -279,6 +289,7 @@ type Sample struct {
 	// decryption and queues; zero when unknown.
 	PathLatency time.Duration
 	At          time.Time // arrival
+	Seq         uint16    // RTP sequence number, as it arrived
 }
 
 // ReceiverStats is what a Receiver saw.
@@ -328,14 +339,14 @@ func (r *Receiver) Run() {
 		decodable := true
 		if video {
 			if len(body) < vp8Descriptor {
-				r.record(now, atSocket, 0, time.Time{}, false, false)
+				r.record(now, atSocket, p.SequenceNumber, 0, time.Time{}, false, false)
 				continue
 			}
 			decodable = body[vp8Descriptor-1]&1 == 0
 			body = body[vp8Descriptor:]
 		}
 		counter, sent, ok := readBody(body)
-		r.record(now, atSocket, counter, sent, ok, decodable)
+		r.record(now, atSocket, p.SequenceNumber, counter, sent, ok, decodable)
 	}
 }
 
@@ -348,7 +359,7 @@ func pathLatency(sent, atSocket, now time.Time) time.Duration {
 	return atSocket.Sub(sent)
 }
 
-func (r *Receiver) record(now, atSocket time.Time, counter uint32, sent time.Time, ok, decodable bool) {
+func (r *Receiver) record(now, atSocket time.Time, seq uint16, counter uint32, sent time.Time, ok, decodable bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := &r.stats
@@ -369,6 +380,7 @@ func (r *Receiver) record(now, atSocket time.Time, counter uint32, sent time.Tim
 	r.paths = append(r.paths, pathLatency(sent, atSocket, now))
 	r.arrivals = append(r.arrivals, now)
 	r.counters = append(r.counters, counter)
+	r.seqs = append(r.seqs, seq)
 }
 
 // Track is the remote track the receiver reads.
@@ -382,9 +394,9 @@ func (r *Receiver) Drain() []Sample {
 	defer r.mu.Unlock()
 	out := make([]Sample, len(r.counters))
 	for i := range out {
-		out[i] = Sample{Counter: r.counters[i], Latency: r.latencies[i], PathLatency: r.paths[i], At: r.arrivals[i]}
+		out[i] = Sample{Counter: r.counters[i], Latency: r.latencies[i], PathLatency: r.paths[i], At: r.arrivals[i], Seq: r.seqs[i]}
 	}
-	r.latencies, r.paths, r.arrivals, r.counters = r.latencies[:0], r.paths[:0], r.arrivals[:0], r.counters[:0]
+	r.latencies, r.paths, r.arrivals, r.counters, r.seqs = r.latencies[:0], r.paths[:0], r.arrivals[:0], r.counters[:0], r.seqs[:0]
 	return out
 }
 
@@ -409,6 +421,20 @@ func (r *Receiver) Arrivals() []time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]time.Time(nil), r.arrivals...)
+}
+
+// Received counts the intact packets with counters in [from, to) that
+// arrived since the last Drain: what came of a window the sender wrote.
+func (r *Receiver) Received(from, to uint32) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, c := range r.counters {
+		if c >= from && c < to {
+			n++
+		}
+	}
+	return n
 }
 
 // CounterPayload returns size bytes (at least 4) that carry i and whose
