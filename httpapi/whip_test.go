@@ -324,15 +324,7 @@ func TestWHIPErrors(t *testing.T) {
 	pub := s.joinToken(t, "errs", "p", auth.RolePublisher)
 	sub := s.joinToken(t, "errs", "s", auth.RoleSubscriber)
 
-	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	media := newPublisher(t)
-	media.attach(t, pc)
-	sendOffer := gatheredOffer(t, pc)
-	recvOffer := strings.ReplaceAll(sendOffer, "a=sendonly", "a=recvonly")
+	sendOffer, recvOffer := publisherOffers(t)
 
 	// Fill the full room.
 	fpc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
@@ -382,9 +374,7 @@ func TestWHIPErrors(t *testing.T) {
 	if n := len(s.participants(t, "errs")); n != 0 {
 		t.Errorf("%d participants after refused offers", n)
 	}
-	_ = pc.Close()
 	_ = fpc.Close()
-	media.wait()
 	fm.wait()
 }
 
@@ -398,15 +388,7 @@ func TestWHIPRefusedOfferLeavesNoTrace(t *testing.T) {
 	pub := s.joinToken(t, "strict", "p", auth.RolePublisher)
 	sub := s.joinToken(t, "strict", "s", auth.RoleSubscriber)
 
-	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	media := newPublisher(t)
-	media.attach(t, pc)
-	send := gatheredOffer(t, pc)
-	recv := strings.ReplaceAll(send, "a=sendonly", "a=recvonly")
+	send, recv := publisherOffers(t)
 	without := func(sdp, prefix string) string {
 		var keep []string
 		for _, l := range strings.SplitAfter(sdp, "\n") {
@@ -464,8 +446,25 @@ func TestWHIPRefusedOfferLeavesNoTrace(t *testing.T) {
 			t.Errorf("webhook event %v after refused offers", d["event"])
 		}
 	}
-	_ = pc.Close()
-	media.wait()
+}
+
+// publisherOffers is the gathered offer of a pion publisher of audio and
+// video, and the same offer asking to receive instead. Its connection and
+// media stop when the test ends.
+func publisherOffers(t *testing.T) (send, recv string) {
+	t.Helper()
+	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	media := newPublisher(t)
+	t.Cleanup(func() {
+		_ = pc.Close()
+		media.wait()
+	})
+	media.attach(t, pc)
+	send = gatheredOffer(t, pc)
+	return send, strings.ReplaceAll(send, "a=sendonly", "a=recvonly")
 }
 
 // TestWHIPSessionRemovedBeforeRegister: the room may remove a WHIP
