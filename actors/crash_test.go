@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 	"github.com/troupe-media/troupe/rtc/rtctest"
@@ -342,7 +343,8 @@ func btoi(b bool) int {
 // A room that keeps failing is stopped after the bound; its members leave
 // with room-failed, its session ends so, and the other rooms go on.
 func TestRoomThatKeepsFailingStops(t *testing.T) {
-	env := newMediaEnv(t, nil)
+	clk := clock.NewManual(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	env := newMediaEnv(t, func(c *Config) { c.Clock = clk })
 	ctx := context.Background()
 	createRoom(t, env, "doomed", nil)
 	pub := joinClient(t, env, "doomed", "pub", RolePublisher)
@@ -386,15 +388,35 @@ func TestRoomThatKeepsFailingStops(t *testing.T) {
 		t.Errorf("%v restarts counted, want %d", n, roomRestartLimit)
 	}
 
-	// The server and the other rooms go on; the failed room starts afresh.
+	// The server and the other rooms go on; the failed room is held failed
+	// for its cool-down, then starts afresh.
 	steady.flowsOn(t, mark, 200, nil)
 	noLeaves(t, steady.subs...)
+	poll.Until(t, "the failed room's actor to stop", func() bool { return env.rooms.Live() == 1 })
 	info, err := env.rooms.Get(ctx, "doomed")
-	if err != nil || info.Room.ActiveSessionId != "" || info.ParticipantCount != 0 {
-		t.Fatalf("the failed room afterwards: %v %v", info, err)
+	if err != nil || info.Room.ActiveSessionId != "" || info.ParticipantCount != 0 || !info.Failed || info.Failure == nil {
+		t.Fatalf("the failed room afterwards: %+v %v", info, err)
 	}
+	if f := info.Failure; f.Count != 1 || !f.At.Equal(clk.Now()) || f.Until.Sub(f.At) != roomCoolDownBase {
+		t.Errorf("failure %+v, want the first, held %v from now", f, roomCoolDownBase)
+	}
+	if env.rooms.Live() != 1 {
+		t.Errorf("reading the failed room started it")
+	}
+	_, err = tryJoin(t, env, "doomed", "early", RoleSubscriber)
+	var fe *RoomFailedError
+	if !errors.As(err, &fe) || !errors.Is(err, ErrRoomFailed) || fe.RetryAfter != roomCoolDownBase {
+		t.Fatalf("join during the cool-down: %v, want ErrRoomFailed with %v to wait", err, roomCoolDownBase)
+	}
+	if _, err := env.rooms.Participants(ctx, "doomed"); !errors.Is(err, ErrRoomFailed) {
+		t.Errorf("participants during the cool-down: %v, want ErrRoomFailed", err)
+	}
+	clk.Advance(roomCoolDownBase)
 	again := joinClient(t, env, "doomed", "again", RoleSubscriber)
 	if again.info.Room.Id != "doomed" {
 		t.Fatalf("joined %s", again.info.Room.Id)
+	}
+	if info, err := env.rooms.Get(ctx, "doomed"); err != nil || info.Failed || info.Failure == nil {
+		t.Errorf("after the cool-down: %+v %v, want the failure remembered, not held", info, err)
 	}
 }

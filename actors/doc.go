@@ -28,7 +28,9 @@
 // that stopped meanwhile is reported, and re-arms the timers. Nothing is
 // announced, written or sent for the restart itself. A room that fails more
 // than 10 times in a minute is stopped instead: its session ends with
-// room-failed and its members leave with room-failed.
+// room-failed and its members leave with room-failed, and it is held
+// failed, in memory, for a cool-down that grows when it fails again soon
+// (RoomFailure): requests that would start it get ErrRoomFailed.
 //
 // The actors reach storage through Store, the part of persistence.Backend
 // they call, so they run on any store of record.

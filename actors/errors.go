@@ -19,6 +19,9 @@ var (
 	// ErrUnavailable: the room actor did not answer in time (it may have
 	// crashed on this message and restarted) or the system is stopping.
 	ErrUnavailable = errors.New("room unavailable")
+	// ErrRoomFailed: the room kept failing and was stopped; it is refused
+	// until its cool-down ends (*RoomFailedError says when).
+	ErrRoomFailed = errors.New("room failed")
 
 	ErrParticipantNotFound = errors.New("participant not found")
 	ErrSessionNotFound     = errors.New("session not found")

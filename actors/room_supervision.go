@@ -11,12 +11,15 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupe-media/troupe/actors/actorpb"
 )
 
 // A room actor that fails more than roomRestartLimit times within
 // roomRestartWindow is stopped rather than restarted again: a message or a
 // record that crashes it every time would otherwise loop for ever. Its
-// members leave with ReasonRoomFailed; the next request starts it afresh.
+// members leave with ReasonRoomFailed, and it is held failed for a
+// cool-down (see RoomFailure).
 const (
 	roomRestartLimit  = 10
 	roomRestartWindow = time.Minute
@@ -52,6 +55,7 @@ func (g *registry) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, chi
 		if e := g.byID[roomID]; e != nil {
 			e.life.failed.Store(true)
 		}
+		g.rooms.markFailed(roomID, n)
 		g.rooms.metrics.failures.Inc()
 		sup.StopChildren(child)
 		return
@@ -125,4 +129,134 @@ func (a *roomActor) stopMembers(ctx actor.Context, reason LeaveReason) {
 		}
 		a.memberTerminated(ctx, pids[i])
 	}
+}
+
+// A room stopped for failing is held failed for a cool-down: requests that
+// would start it get ErrRoomFailed instead of a fresh actor, which a record
+// that crashes every load would fail again, up to the bound, for ever. The
+// cool-down doubles with each failure that follows the last one within
+// roomFailureMemory of its end, up to roomCoolDownMax.
+const (
+	roomCoolDownBase  = 30 * time.Second
+	roomCoolDownMax   = 10 * time.Minute
+	roomFailureMemory = time.Hour
+)
+
+// RoomFailure is the last time a room was stopped for failing too often.
+// It is kept in memory only: a restart of the server (perhaps with the fix)
+// gives the room a fresh start, and nothing is written through a room whose
+// record may be what makes it fail.
+type RoomFailure struct {
+	// At is when the room was stopped.
+	At time.Time
+	// Reason says why, in words fit for an operator (the panic itself is
+	// in the log).
+	Reason string
+	// Count is how many failures in a row this one makes, the first being 1.
+	Count int
+	// Until is the end of the cool-down, during which the room is refused.
+	Until time.Time
+}
+
+// RoomFailedError refuses a request to a room held failed; it is
+// ErrRoomFailed.
+type RoomFailedError struct {
+	Room    RoomID
+	Failure RoomFailure
+	// RetryAfter is what is left of the cool-down.
+	RetryAfter time.Duration
+}
+
+func (e *RoomFailedError) Error() string {
+	return fmt.Sprintf("%v: room %s, retry after %v", ErrRoomFailed, e.Room, e.RetryAfter)
+}
+
+func (e *RoomFailedError) Is(target error) bool { return target == ErrRoomFailed }
+
+// coolDown is the cool-down of the count-th failure in a row.
+func coolDown(count int) time.Duration {
+	d := roomCoolDownBase
+	for i := 1; i < count && d < roomCoolDownMax; i++ {
+		d *= 2
+	}
+	return min(d, roomCoolDownMax)
+}
+
+// markFailed records that room id was stopped for failing, after n
+// failures within the window.
+func (r *Rooms) markFailed(id RoomID, n int) {
+	now := r.cfg.Clock.Now()
+	f := &RoomFailure{At: now, Count: 1,
+		Reason: fmt.Sprintf("the room failed %d times within %v and was stopped", n, roomRestartWindow)}
+	if prev := r.failure(id); prev != nil && now.Sub(prev.Until) < roomFailureMemory {
+		f.Count = prev.Count + 1
+	}
+	f.Until = now.Add(coolDown(f.Count))
+	r.failures.Store(id, f)
+}
+
+// failure returns the failure room id is remembered for, nil if none (or
+// if it is forgotten).
+func (r *Rooms) failure(id RoomID) *RoomFailure {
+	v, ok := r.failures.Load(id)
+	if !ok {
+		return nil
+	}
+	f := v.(*RoomFailure)
+	if r.cfg.Clock.Now().Sub(f.Until) >= roomFailureMemory {
+		r.failures.CompareAndDelete(id, f)
+		return nil
+	}
+	return f
+}
+
+// refuseFailed returns a *RoomFailedError if room id is in its cool-down.
+// What an operator does to the room (update, end, delete) goes through: it
+// is how a failed room is cleared.
+func (r *Rooms) refuseFailed(id RoomID, msg any) error {
+	switch msg.(type) {
+	case *actorpb.UpdateRoom, *actorpb.EndRoom, *actorpb.DeleteRoom:
+		return nil
+	}
+	f := r.failure(id)
+	if f == nil {
+		return nil
+	}
+	if left := f.Until.Sub(r.cfg.Clock.Now()); left > 0 {
+		return &RoomFailedError{Room: id, Failure: *f, RetryAfter: left}
+	}
+	return nil
+}
+
+// withFailure adds to info the failure its room is remembered for, and
+// whether the room is held failed now.
+func (r *Rooms) withFailure(info *RoomInfo) *RoomInfo {
+	f := r.failure(RoomID(info.Room.GetId()))
+	if f == nil {
+		return info
+	}
+	out := *info
+	out.Failure = f
+	out.Failed = r.cfg.Clock.Now().Before(f.Until)
+	return &out
+}
+
+// failedNow returns the rooms in their cool-down.
+func (r *Rooms) failedNow() map[RoomID]*RoomFailure {
+	now := r.cfg.Clock.Now()
+	out := map[RoomID]*RoomFailure{}
+	r.failures.Range(func(k, v any) bool {
+		if f := v.(*RoomFailure); now.Before(f.Until) {
+			out[k.(RoomID)] = f
+		}
+		return true
+	})
+	return out
+}
+
+// CrashRoom makes the actor of room id panic on its next message. It is
+// for the tests of supervision, here and in the packages above; nothing in
+// Troupe calls it, and no request reaches it.
+func (r *Rooms) CrashRoom(id RoomID) {
+	r.system.Root.Send(r.registry, &routed{roomID: id, msg: &crashRoom{}})
 }

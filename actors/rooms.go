@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -112,12 +113,19 @@ func (c *Config) ensureDefaults() error {
 type RoomInfo struct {
 	Room             *recordpb.Room
 	ParticipantCount int
+	// Failure is the room's last failure stop, while it is remembered;
+	// nil if none. Failed: the room is in its cool-down now.
+	Failure *RoomFailure
+	Failed  bool
 }
 
 // ListQuery selects rooms for List.
 type ListQuery struct {
-	// Status filters; ROOM_STATUS_UNSPECIFIED lists every room.
-	Status        recordpb.RoomStatus
+	// Status filters by the stored status, leaving out the rooms held
+	// failed; ROOM_STATUS_UNSPECIFIED lists every room.
+	Status recordpb.RoomStatus
+	// Failed lists only the rooms held failed, and ignores Status.
+	Failed        bool
 	Limit, Offset int
 }
 
@@ -137,6 +145,9 @@ type Rooms struct {
 	snapshots sync.Map
 	// participantGuardian supervises every participant actor.
 	participantGuardian actor.SupervisorStrategy
+	// failures holds the last failure stop of each room (*RoomFailure) by
+	// its RoomID: the registry writes it, requests read it.
+	failures sync.Map
 	// timerGen numbers every timer a room arms.
 	timerGen atomic.Uint64
 }
@@ -230,6 +241,9 @@ func (r *Rooms) request(ctx context.Context, roomID RoomID, msg any) (any, error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := r.refuseFailed(roomID, msg); err != nil {
+		return nil, err
+	}
 	timeout := r.cfg.RequestTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		if d := time.Until(dl); d < timeout {
@@ -300,9 +314,42 @@ func (r *Rooms) Get(ctx context.Context, id RoomID) (*RoomInfo, error) {
 		return nil, fmt.Errorf("%w: shutting down", ErrUnavailable)
 	}
 	if v, ok := r.snapshots.Load(id); ok {
-		return v.(*RoomInfo), nil
+		return r.withFailure(v.(*RoomInfo)), nil
 	}
-	return r.roomRequest(ctx, id, &actorpb.GetRoom{})
+	if r.refuseFailed(id, &actorpb.GetRoom{}) != nil {
+		// A room held failed is not started to answer: its record is read
+		// from the store.
+		return r.stored(ctx, id)
+	}
+	info, err := r.roomRequest(ctx, id, &actorpb.GetRoom{})
+	if err != nil {
+		return nil, err
+	}
+	return r.withFailure(info), nil
+}
+
+// stored returns room id as the store has it, without its actor.
+func (r *Rooms) stored(ctx context.Context, id RoomID) (*RoomInfo, error) {
+	room, err := r.cfg.Store.GetRoom(ctx, string(id))
+	switch {
+	case errors.Is(err, persistence.ErrNotFound):
+		return nil, ErrRoomNotFound
+	case err != nil:
+		return nil, fmt.Errorf("get room %s: %w", id, err)
+	}
+	return r.withFailure(&RoomInfo{Room: room}), nil
+}
+
+// operatorRequest is a change an operator makes to room id: when it
+// succeeds, the room is no longer held failed (a PATCH may have fixed what
+// made it fail; an ended or deleted room has nothing left to fail).
+func (r *Rooms) operatorRequest(ctx context.Context, id RoomID, msg proto.Message) (*RoomInfo, error) {
+	info, err := r.roomRequest(ctx, id, msg)
+	if err != nil {
+		return nil, err
+	}
+	r.failures.Delete(id)
+	return info, nil
 }
 
 // Update applies patch to room id; an invalid patch changes nothing.
@@ -310,37 +357,108 @@ func (r *Rooms) Update(ctx context.Context, id RoomID, patch *actorpb.RoomPatch)
 	if err := r.checkWebhook(ctx, patch.GetWebhook()); err != nil {
 		return nil, err
 	}
-	return r.roomRequest(ctx, id, &actorpb.UpdateRoom{Patch: patch})
+	return r.operatorRequest(ctx, id, &actorpb.UpdateRoom{Patch: patch})
 }
 
 // End ends room id; ending an ended room returns it unchanged.
 func (r *Rooms) End(ctx context.Context, id RoomID) (*RoomInfo, error) {
-	return r.roomRequest(ctx, id, &actorpb.EndRoom{})
+	return r.operatorRequest(ctx, id, &actorpb.EndRoom{})
 }
 
 // Delete deletes room id.
 func (r *Rooms) Delete(ctx context.Context, id RoomID) error {
-	_, err := r.roomRequest(ctx, id, &actorpb.DeleteRoom{})
+	_, err := r.operatorRequest(ctx, id, &actorpb.DeleteRoom{})
 	return err
 }
 
 // List returns a page of rooms in creation order, and how many match q.
 // It reads the store: every acknowledged change is already there. The
 // participant counts are not stored; they come from the live rooms'
-// snapshots (a room without an actor has nobody in it).
+// snapshots (a room without an actor has nobody in it). The rooms held
+// failed are known in memory only; a status filter leaves them out, and
+// q.Failed lists them alone.
 func (r *Rooms) List(ctx context.Context, q ListQuery) ([]*RoomInfo, int, error) {
-	page, err := r.cfg.Store.ListRooms(ctx, persistence.RoomQuery{Status: q.Status, Limit: q.Limit, Offset: q.Offset})
+	failed := r.failedNow()
+	if q.Failed {
+		return r.listFailed(ctx, failed, q)
+	}
+	sq := persistence.RoomQuery{Status: q.Status, Limit: q.Limit, Offset: q.Offset}
+	leaveOut := q.Status != recordpb.RoomStatus_ROOM_STATUS_UNSPECIFIED && len(failed) > 0
+	if leaveOut {
+		// Which rooms before the page are failed is unknown: read from the
+		// start, enough to fill the page once they are left out.
+		sq.Offset, sq.Limit = 0, q.Offset+q.Limit+len(failed)
+		if q.Limit <= 0 {
+			sq.Limit = 0
+		}
+	}
+	page, err := r.cfg.Store.ListRooms(ctx, sq)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list rooms: %w", err)
 	}
-	out := make([]*RoomInfo, len(page.Rooms))
-	for i, room := range page.Rooms {
-		out[i] = &RoomInfo{Room: room}
-		if v, ok := r.snapshots.Load(RoomID(room.Id)); ok {
-			out[i].ParticipantCount = v.(*RoomInfo).ParticipantCount
+	rooms, total := page.Rooms, page.Total
+	if leaveOut {
+		kept := rooms[:0:0]
+		for _, room := range rooms {
+			if failed[RoomID(room.Id)] == nil {
+				kept = append(kept, room)
+			}
+		}
+		rooms = kept[min(q.Offset, len(kept)):]
+		if q.Limit > 0 {
+			rooms = rooms[:min(q.Limit, len(rooms))]
+		}
+		for id := range failed {
+			if room, err := r.cfg.Store.GetRoom(ctx, string(id)); err == nil && room.Status == q.Status {
+				total--
+			}
 		}
 	}
-	return out, page.Total, nil
+	out := make([]*RoomInfo, len(rooms))
+	for i, room := range rooms {
+		out[i] = r.listed(room)
+	}
+	return out, total, nil
+}
+
+// listFailed answers List for the rooms held failed, in creation order.
+func (r *Rooms) listFailed(ctx context.Context, failed map[RoomID]*RoomFailure, q ListQuery) ([]*RoomInfo, int, error) {
+	var rooms []*recordpb.Room
+	for id := range failed {
+		room, err := r.cfg.Store.GetRoom(ctx, string(id))
+		switch {
+		case errors.Is(err, persistence.ErrNotFound):
+			continue // deleted meanwhile
+		case err != nil:
+			return nil, 0, fmt.Errorf("list failed rooms: %w", err)
+		}
+		rooms = append(rooms, room)
+	}
+	slices.SortFunc(rooms, func(a, b *recordpb.Room) int {
+		if c := a.GetCreatedAt().AsTime().Compare(b.GetCreatedAt().AsTime()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Id, b.Id)
+	})
+	total := len(rooms)
+	rooms = rooms[min(max(q.Offset, 0), total):]
+	if q.Limit > 0 {
+		rooms = rooms[:min(q.Limit, len(rooms))]
+	}
+	out := make([]*RoomInfo, len(rooms))
+	for i, room := range rooms {
+		out[i] = r.listed(room)
+	}
+	return out, total, nil
+}
+
+// listed is a listed room with what memory adds to its record.
+func (r *Rooms) listed(room *recordpb.Room) *RoomInfo {
+	info := &RoomInfo{Room: room}
+	if v, ok := r.snapshots.Load(RoomID(room.Id)); ok {
+		info.ParticipantCount = v.(*RoomInfo).ParticipantCount
+	}
+	return r.withFailure(info)
 }
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
@@ -32,6 +33,7 @@ const (
 	codeRoomFull             = "room_full"
 	codeRoomLocked           = "room_locked"
 	codeRoomUnavailable      = "room_unavailable"
+	codeRoomFailed           = "room_failed"
 	codeNotReady             = "not_ready"
 	codeParticipantNotFound  = "participant_not_found"
 	codeSessionNotFound      = "session_not_found"
@@ -53,6 +55,9 @@ type apiError struct {
 	code    string
 	message string
 	details map[string]any
+	// retryAfter, in seconds, is the Retry-After of a 429 or 503 that
+	// knows it; zero: 1.
+	retryAfter int
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.status, e.code, e.message) }
@@ -121,6 +126,17 @@ func toAPIError(err error) (_ *apiError, unexpected bool) {
 	var ve *actors.ValidationError
 	if errors.As(err, &ve) {
 		return fieldError(ve.Field, ve.Reason), false
+	}
+	var fe *actors.RoomFailedError
+	if errors.As(err, &fe) {
+		// Held failed for a cool-down: say how long, rounded up, so that a
+		// client that waits that long is not refused again.
+		secs := int((fe.RetryAfter + time.Second - 1) / time.Second)
+		ae := newAPIError(http.StatusServiceUnavailable, codeRoomFailed,
+			"the room kept failing and was stopped; it is refused until its cool-down ends")
+		ae.retryAfter = secs
+		ae.details = map[string]any{"retry_after": secs, "failed_at": fe.Failure.At.UTC().Format(time.RFC3339Nano)}
+		return ae, false
 	}
 	if errors.Is(err, actors.ErrInvalidSDP) {
 		// The reason is about the client's own SDP: it says what to fix.

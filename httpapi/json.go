@@ -24,6 +24,16 @@ type roomJSON struct {
 	CreatedAt        time.Time      `json:"created_at"`
 	UpdatedAt        time.Time      `json:"updated_at"`
 	EndedAt          *time.Time     `json:"ended_at"`
+	// Failure is the room's last failure stop while the server remembers
+	// it; status is "failed" during its cool-down.
+	Failure *roomFailureJSON `json:"failure"`
+}
+
+type roomFailureJSON struct {
+	FailedAt time.Time `json:"failed_at"`
+	Reason   string    `json:"reason"`
+	Count    int       `json:"count"`
+	RetryAt  time.Time `json:"retry_at"`
 }
 
 type configJSON struct {
@@ -81,6 +91,12 @@ func toRoomJSON(info *actors.RoomInfo) roomJSON {
 	}
 	if s := r.GetActiveSessionId(); s != "" {
 		out.ActiveSessionID = &s
+	}
+	if info.Failed {
+		out.Status = "failed"
+	}
+	if f := info.Failure; f != nil {
+		out.Failure = &roomFailureJSON{FailedAt: f.At.UTC(), Reason: f.Reason, Count: f.Count, RetryAt: f.Until.UTC()}
 	}
 	c := r.GetConfig()
 	out.Config = configJSON{

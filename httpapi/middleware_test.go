@@ -317,6 +317,7 @@ func TestErrorMapping(t *testing.T) {
 		{fmt.Errorf("%w: sig", auth.ErrInvalidToken), 401, codeUnauthorized, false},
 		{auth.ErrExpiredToken, 401, codeUnauthorized, false},
 		{context.DeadlineExceeded, 503, codeRoomUnavailable, false},
+		{fmt.Errorf("join: %w", &actors.RoomFailedError{Room: "room x", RetryAfter: 1500 * time.Millisecond}), 503, codeRoomFailed, false},
 		{errors.New("pebble: disk on fire at /data"), 500, codeInternal, true},
 		{io.ErrUnexpectedEOF, 500, codeInternal, true},
 	}

@@ -132,7 +132,7 @@ var allErrorCodes = []string{
 	codeUnauthorized, codeForbidden, codeNotFound, codeMethodNotAllowed, codeMalformedJSON, codeInvalidUTF8, codeEmptyBody,
 	codeInvalidQuery, codeInvalidIdempotency, codeIdempotencyReused, codeValidationFailed,
 	codeUnsupportedMediaType, codeBodyTooLarge, codeRateLimited, codeRoomNotFound, codeRoomExists,
-	codeRoomEnded, codeRoomFull, codeRoomLocked, codeRoomUnavailable, codeNotReady, codeInternal,
+	codeRoomEnded, codeRoomFull, codeRoomLocked, codeRoomUnavailable, codeRoomFailed, codeNotReady, codeInternal,
 	codeParticipantNotFound, codeOutsideJoinWindow, codeInvalidSDP, codeNoCommonCodec, codeSignalingState, codeUpgradeRequired,
 	codeSessionNotFound, codeSessionEnded,
 }

@@ -70,8 +70,10 @@ func (s *Server) listRooms(c *gin.Context) error {
 			q.Status = recordpb.RoomStatus_ROOM_STATUS_ACTIVE
 		case "ended":
 			q.Status = recordpb.RoomStatus_ROOM_STATUS_ENDED
+		case "failed":
+			q.Failed = true
 		default:
-			return fieldError("status", "must be active or ended")
+			return fieldError("status", "must be active, ended or failed")
 		}
 	}
 	rooms, total, err := s.cfg.Rooms.List(c.Request.Context(), q)

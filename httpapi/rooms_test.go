@@ -30,7 +30,7 @@ func TestCreateRoomShapeAndDefaults(t *testing.T) {
 		t.Fatalf("Location = %q", got)
 	}
 	wantKeys := []string{"active_session_id", "auto_close", "config", "created_at", "display_name",
-		"ended_at", "id", "name", "participant_count", "status", "updated_at", "webhook"}
+		"ended_at", "failure", "id", "name", "participant_count", "status", "updated_at", "webhook"}
 	if got := sortedKeys(room); !slices.Equal(got, wantKeys) {
 		t.Fatalf("room keys = %v, want %v", got, wantKeys)
 	}

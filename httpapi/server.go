@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -275,8 +276,11 @@ func (s *Server) abort(c *gin.Context, err error) {
 		s.log.Error("request failed", "method", c.Request.Method, "route", c.FullPath(), "err", err)
 	}
 	if ae.status == http.StatusTooManyRequests || ae.status == http.StatusServiceUnavailable {
-		// Retry-After is set by the caller where it knows better.
-		if c.Writer.Header().Get("Retry-After") == "" {
+		// Retry-After is set by the error or the caller where they know
+		// better.
+		if ae.retryAfter > 0 {
+			c.Header("Retry-After", strconv.Itoa(ae.retryAfter))
+		} else if c.Writer.Header().Get("Retry-After") == "" {
 			c.Header("Retry-After", "1")
 		}
 	}
