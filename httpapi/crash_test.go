@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/troupe-media/troupe/actors"
@@ -45,9 +44,7 @@ func TestRoomCrashThroughTheAPI(t *testing.T) {
 	pubC := s.dialWS(t, "publisher", s.joinToken(t, "crashy", "pub", auth.RolePublisher))
 	pubC.waitMsg("joined", nil)
 	media := newPublisher(t)
-	media.attach(t, pubC.pc, webrtc.RTPTransceiverDirectionSendonly)
-	pubC.offer()
-	pubC.waitMsg("answer", nil)
+	media.publish(t, pubC)
 	media.run(t)
 	defer func() {
 		media.halt()
@@ -57,7 +54,7 @@ func TestRoomCrashThroughTheAPI(t *testing.T) {
 	subC := s.dialWS(t, "subscriber", s.joinToken(t, "crashy", "sub", auth.RoleSubscriber))
 	defer subC.close()
 	poll.Until(t, "the subscriber's media", func() bool {
-		return subC.receiver("video").n() > 0 && subC.receiver("audio").n() > 0
+		return subC.receiver("video").Stats().Packets > 0 && subC.receiver("audio").Stats().Packets > 0
 	})
 	_, queued := s.deliveries(t, "?status=pending")
 
@@ -75,8 +72,8 @@ func TestRoomCrashThroughTheAPI(t *testing.T) {
 		t.Errorf("%d participants listed after the panic, want 2", len(list))
 	}
 	poll.Until(t, "the restart counted", func() bool { return counter(t, reg, "troupe_room_actor_restarts_total") == 1 })
-	v := subC.receiver("video").n()
-	poll.Until(t, "the subscriber's media after the panic", func() bool { return subC.receiver("video").n() > v+50 })
+	v := subC.receiver("video").Stats().Packets
+	poll.Until(t, "the subscriber's media after the panic", func() bool { return subC.receiver("video").Stats().Packets > v+50 })
 	if _, n := s.deliveries(t, "?status=pending"); n != queued {
 		t.Errorf("%d webhook events queued after the panic, want %d", n, queued)
 	}
