@@ -39,11 +39,13 @@ func newStage(t *testing.T, env *testEnv, room RoomID) *stage {
 	s := &stage{}
 	for i := range 2 {
 		c := joinClient(t, env, room, fmt.Sprintf("pub-%d", i), RolePublisher)
+		heardJoin(t, c, s.pubs...)
 		video, audio := c.publishAV()
 		s.pubs, s.senders = append(s.pubs, c), append(s.senders, video, audio)
 	}
 	for i := range 3 {
 		c := joinClient(t, env, room, fmt.Sprintf("sub-%d", i), RoleSubscriber)
+		heardJoin(t, c, append(s.pubs, s.subs...)...)
 		s.subs = append(s.subs, c)
 		for range 4 {
 			select {
@@ -62,6 +64,15 @@ func newStage(t *testing.T, env *testEnv, room RoomID) *stage {
 	}
 	drainEvents(append(s.pubs, s.subs...)...)
 	return s
+}
+
+// heardJoin waits until each of earlier has been told that c joined, so
+// that no announcement of a join made before a check arrives after it.
+func heardJoin(t *testing.T, c *testClient, earlier ...*testClient) {
+	t.Helper()
+	for _, e := range earlier {
+		waitEvent(t, e, func(j SignalParticipantJoined) bool { return j.Participant.ID == c.p.ID })
+	}
 }
 
 // drainEvents forgets the signals the clients have had so far.
@@ -173,6 +184,7 @@ func TestRoomRestartKeepsItsMembers(t *testing.T) {
 	ctx := context.Background()
 	s := newStage(t, env, "r")
 	other := joinClient(t, env, "r", "observer", RoleSubscriber) // hears the signaling
+	heardJoin(t, other, append(s.pubs, s.subs...)...)
 	before := activeSession(t, env, "r")
 	events := outbox(t, env)
 	drainEvents(append(append([]*testClient{other}, s.pubs...), s.subs...)...) // what the joins announced
