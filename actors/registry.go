@@ -1,6 +1,9 @@
 package actors
 
 import (
+	"context"
+	"errors"
+
 	"github.com/asynkron/protoactor-go/actor"
 )
 
@@ -20,6 +23,12 @@ type routed struct {
 // room asks to stop; the registry poisons it (the poison pill queues behind
 // any request already forwarded) and holds new requests for that room until
 // the old actor has terminated, then starts a fresh one and hands them over.
+//
+// In a cluster (Config.Owners), the registry claims a room before it spawns
+// its actor, and releases it when the actor has stopped with no request
+// waiting for it. A room another node owns is not spawned: its requests
+// get a *NotOwnerError. The claim is a call to etcd made by the registry
+// itself, bounded by Config.RequestTimeout, once per spawn.
 type registry struct {
 	rooms *Rooms
 	byID  map[RoomID]*roomEntry
@@ -57,6 +66,12 @@ func (g *registry) route(ctx actor.Context, roomID RoomID, msg any, sender *acto
 	e, ok := g.byID[roomID]
 	switch {
 	case !ok:
+		if err := g.claim(roomID); err != nil {
+			if sender != nil {
+				ctx.Send(sender, &refused{err: err})
+			}
+			return
+		}
 		life := newRoomLife()
 		e = &roomEntry{pid: g.spawn(ctx, roomID, life), life: life}
 		g.byID[roomID] = e
@@ -111,8 +126,42 @@ func (g *registry) terminated(ctx actor.Context, who *actor.PID) {
 	if e.stopping {
 		g.rooms.metrics.passivations.Inc()
 	}
+	if len(e.held) == 0 {
+		g.release(roomID)
+		return
+	}
 	// Requests that arrived while the old actor stopped go to a fresh one.
 	for _, h := range e.held {
 		g.route(ctx, roomID, h.msg, h.sender)
+	}
+}
+
+// claim makes this node the owner of roomID, if it runs in a cluster.
+func (g *registry) claim(roomID RoomID) error {
+	owners := g.rooms.cfg.Owners
+	if owners == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.rooms.cfg.RequestTimeout)
+	defer cancel()
+	err := owners.Claim(ctx, string(roomID))
+	var noe *NotOwnerError
+	if err == nil || errors.As(err, &noe) {
+		return err
+	}
+	return &NotOwnerError{RoomID: roomID, Owner: ""}
+}
+
+// release gives up the ownership of a room whose actor has stopped.
+func (g *registry) release(roomID RoomID) {
+	owners := g.rooms.cfg.Owners
+	if owners == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.rooms.cfg.RequestTimeout)
+	defer cancel()
+	if err := owners.Release(ctx, string(roomID)); err != nil {
+		// Its owner key goes with the node's lease in any case.
+		g.rooms.cfg.Logger.Warn("release room", "room", roomID, "err", err)
 	}
 }

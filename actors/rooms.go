@@ -88,6 +88,9 @@ type Config struct {
 	// CheckWebhook vets a room's webhook endpoint at create and update
 	// (the private-address rule); nil accepts any endpoint that validates.
 	CheckWebhook func(ctx context.Context, endpoint string) error
+	// Owners is the cluster's room ownership; nil on a single node. With
+	// it, a room's actor starts only on the node that claimed the room.
+	Owners Owners
 }
 
 func (c *Config) ensureDefaults() error {
@@ -179,7 +182,11 @@ func NewRooms(cfg Config) (*Rooms, error) {
 	}
 	r.registry = pid
 	// Sessions a crash left open are closed before any room can start a
-	// new one.
+	// new one. Not in a cluster: the sessions in progress there are mostly
+	// those of live rooms on other nodes, which this node may not write.
+	if cfg.Owners != nil {
+		return r, nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := r.closeInterruptedSessions(ctx); err != nil {
@@ -256,6 +263,9 @@ func (r *Rooms) request(ctx context.Context, roomID RoomID, msg any) (any, error
 	reply, err := r.system.Root.RequestFuture(r.registry, &routed{roomID: roomID, msg: msg}, timeout).Result()
 	switch {
 	case err == nil:
+		if ref, ok := reply.(*refused); ok {
+			return nil, ref.err
+		}
 		return reply, nil
 	case errors.Is(err, actor.ErrTimeout):
 		if ctx.Err() != nil {

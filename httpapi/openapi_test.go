@@ -180,6 +180,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Session": sessionJSON{}, "SessionList": sessionListJSON{}, "SessionParticipant": sessionParticipantJSON{}, "SessionParticipantList": sessionParticipantListJSON{},
 		"MediaStats": mediaStatsJSON{}, "ParticipantStats": participantStatsJSON{}, "SessionStats": sessionStatsJSON{},
 		"WebhookDelivery": deliveryJSON{}, "WebhookDeliveryList": deliveryListJSON{}, "WebhookEvent": webhook.Payload{},
+		"Node": nodeJSON{}, "NodeList": nodeListJSON{},
 	} {
 		schema, ok := doc.Components.Schemas[name]
 		if !ok {

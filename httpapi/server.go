@@ -99,6 +99,8 @@ type Config struct {
 	// WHEP: "*" for any, or origins like "https://app.example.com". nil
 	// sends no CORS headers, so only pages of the server's own origin can.
 	CORSOrigins []string
+	// Nodes backs GET /api/v1/cluster/nodes; nil lists no node.
+	Nodes NodeLister
 	// SignalingQueue bounds the messages waiting to be written to one
 	// signaling socket; a client that lets it fill is dropped. 0 means 256.
 	SignalingQueue int
@@ -230,6 +232,7 @@ func (s *Server) routes() *gin.Engine {
 	api.GET("/sessions/:id/stats", s.handle(s.sessionStats))
 	api.POST("/sessions/:id/end", s.handle(s.endSession))
 	api.GET("/webhooks/deliveries", s.handle(s.listDeliveries))
+	api.GET("/cluster/nodes", s.handle(s.listNodes))
 
 	e.GET("/rtc", s.signaling)
 	whip := e.Group("", s.cors)

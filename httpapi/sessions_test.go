@@ -473,6 +473,7 @@ func TestSessionRouteErrors(t *testing.T) {
 		{http.MethodGet, "/api/v1/sessions/ses_missing/stats", ""},
 		{http.MethodPost, "/api/v1/sessions/ses_missing/end", ""},
 		{http.MethodGet, "/api/v1/webhooks/deliveries", ""},
+		{http.MethodGet, "/api/v1/cluster/nodes", ""},
 	}
 	join := s.joinToken(t, "r", "someone", auth.RolePublisher)
 	for _, rt := range routes {

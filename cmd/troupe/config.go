@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -103,6 +104,24 @@ type Config struct {
 	// DataDir/keys.json is used, generated on first start.
 	APIKey    string `yaml:"api_key"`
 	APISecret string `yaml:"api_secret"`
+	// EtcdEndpoints, when set, makes the server a node of a cluster: the
+	// client URLs of the etcd that holds the store of record (instead of
+	// Pebble in DataDir/db), the nodes' leases and the rooms' owners.
+	// Every node of a cluster sets the same APIKey and APISecret. Default
+	// none: a single node on Pebble.
+	EtcdEndpoints stringList `yaml:"etcd_endpoints"`
+	// NodeID names the node in the cluster, unique among its nodes.
+	// Default empty: the host name and the port of HTTPAddr ("host-7880").
+	NodeID string `yaml:"node_id"`
+	// AdvertiseURL is where the other nodes reach this node's HTTP API.
+	// Default empty: http:// and HTTPAddr, its host made the host name if
+	// it is a wildcard (0.0.0.0 or empty).
+	AdvertiseURL string `yaml:"advertise_url"`
+	// ClusterLeaseTTL is how long the node's lease outlives its last
+	// renewal: how long a node cut off from etcd keeps its rooms, and how
+	// long the rooms of a dead node wait for another owner. Whole seconds,
+	// at least 1s. Default 5s.
+	ClusterLeaseTTL time.Duration `yaml:"cluster_lease_ttl"`
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -119,6 +138,8 @@ func DefaultConfig() Config {
 		LogFormat:      "text",
 		RequestTimeout: 2 * time.Second,
 		PassivateAfter: 2 * time.Minute,
+		// ClusterLeaseTTL is used in cluster mode only.
+		ClusterLeaseTTL: 5 * time.Second,
 	}
 }
 
@@ -174,7 +195,75 @@ func (c Config) Validate() error {
 	if c.RateBurst < 0 {
 		return fmt.Errorf("%w: --rate-burst %d: must not be negative", ErrInvalidConfig, c.RateBurst)
 	}
-	return c.validateKey()
+	if err := c.validateKey(); err != nil {
+		return err
+	}
+	return c.validateCluster()
+}
+
+// validateCluster checks the cluster settings, which matter only when
+// --etcd-endpoints is set.
+func (c Config) validateCluster() error {
+	if !c.clustered() {
+		return nil
+	}
+	for _, e := range c.EtcdEndpoints {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%w: --etcd-endpoints %q: must be an http:// or https:// URL with a host", ErrInvalidConfig, e)
+		}
+	}
+	if _, ok := c.configuredKey(); !ok {
+		return fmt.Errorf("%w: --etcd-endpoints needs --api-key and --api-secret, the same on every node", ErrInvalidConfig)
+	}
+	if c.NodeID != "" && strings.ContainsAny(c.NodeID, "/ \t\n") {
+		return fmt.Errorf("%w: --node-id %q: must not hold '/' or white space", ErrInvalidConfig, c.NodeID)
+	}
+	if c.AdvertiseURL != "" {
+		if u, err := url.Parse(c.AdvertiseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return fmt.Errorf("%w: --advertise-url %q: must be an http:// or https:// URL with a host and no path", ErrInvalidConfig, c.AdvertiseURL)
+		}
+	}
+	if c.ClusterLeaseTTL < time.Second {
+		return fmt.Errorf("%w: --cluster-lease-ttl %v: must be at least 1s", ErrInvalidConfig, c.ClusterLeaseTTL)
+	}
+	return nil
+}
+
+// clustered reports whether the server is a node of a cluster.
+func (c Config) clustered() bool { return len(c.EtcdEndpoints) > 0 }
+
+// nodeID is NodeID, or its default: the host name and the HTTP port.
+func (c Config) nodeID(httpAddr string) (string, error) {
+	if c.NodeID != "" {
+		return c.NodeID, nil
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("%w: --node-id is not set and the host name is unknown: %v", ErrInvalidConfig, err)
+	}
+	_, port, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return "", fmt.Errorf("--node-id: %w", err)
+	}
+	return host + "-" + port, nil
+}
+
+// advertiseURL is AdvertiseURL, or its default made from the address the
+// API listens on.
+func (c Config) advertiseURL(httpAddr string) (string, error) {
+	if c.AdvertiseURL != "" {
+		return strings.TrimSuffix(c.AdvertiseURL, "/"), nil
+	}
+	host, port, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return "", fmt.Errorf("--advertise-url: %w", err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if host, err = os.Hostname(); err != nil {
+			return "", fmt.Errorf("%w: --advertise-url is not set, --http-addr has no host and the host name is unknown: %v", ErrInvalidConfig, err)
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
 }
 
 // rtcFlags names the flag that sets each field of rtcConfig.
@@ -268,6 +357,10 @@ var settings = []setting{
 	{"rate-burst", "requests allowed at once above --rate-limit (0 = max(1, --rate-limit))", func(c *Config) any { return &c.RateBurst }},
 	{"api-key", "API key (with --api-secret; default: the one in <data-dir>/keys.json)", func(c *Config) any { return &c.APIKey }},
 	{"api-secret", "API secret (with --api-key, at least 32 bytes)", func(c *Config) any { return &c.APISecret }},
+	{"etcd-endpoints", "etcd client URLs: run as a cluster node on etcd instead of Pebble (needs --api-key/--api-secret)", func(c *Config) any { return &c.EtcdEndpoints }},
+	{"node-id", "this node's name in the cluster (default: host name and HTTP port, host-7880)", func(c *Config) any { return &c.NodeID }},
+	{"advertise-url", "URL where other nodes reach this node's API (default: http:// and --http-addr)", func(c *Config) any { return &c.AdvertiseURL }},
+	{"cluster-lease-ttl", "how long a node cut off from etcd keeps its rooms", func(c *Config) any { return &c.ClusterLeaseTTL }},
 }
 
 const configFlag = "config"

@@ -56,7 +56,7 @@ rate_burst: 20
 			return reflect.DeepEqual(c, Config{DataDir: "/yaml/data", HTTPAddr: "127.0.0.1:1001", RTCUDPPort: 1002, RTCBind: "127.0.0.1",
 				CORSOrigins: stringList{"*"}, WebhookEvents: stringList{"*"}, WebhookMaxAge: 24 * time.Hour,
 				LogLevel: "debug", LogFormat: "json", RequestTimeout: 3 * time.Second,
-				PassivateAfter: time.Minute, RateLimit: 10.5, RateBurst: 20})
+				PassivateAfter: time.Minute, RateLimit: 10.5, RateBurst: 20, ClusterLeaseTTL: 5 * time.Second})
 		}},
 		{"partial yaml keeps other defaults", nil, nil, "http_addr: 0.0.0.0:9000\n", func(c Config) bool {
 			want := DefaultConfig()
@@ -159,6 +159,13 @@ func TestConfigErrors(t *testing.T) {
 		{"secret without key", nil, map[string]string{"TROUPE_API_SECRET": "x"}, "", "set both or neither"},
 		{"short secret", []string{"--api-key", "TKkey", "--api-secret", "short"}, nil, "", "shorter than"},
 		{"valid key passes", key, nil, "", ""},
+		{"etcd without a key pair", []string{"--etcd-endpoints", "http://127.0.0.1:2379"}, nil, "", "--etcd-endpoints needs --api-key and --api-secret"},
+		{"etcd endpoint not a url", append([]string{"--etcd-endpoints", "127.0.0.1:2379"}, key...), nil, "", `--etcd-endpoints "127.0.0.1:2379"`},
+		{"node id with a slash", append([]string{"--etcd-endpoints", "http://e:2379", "--node-id", "a/b"}, key...), nil, "", "--node-id"},
+		{"advertise url with a path", append([]string{"--etcd-endpoints", "http://e:2379", "--advertise-url", "http://a:7880/x"}, key...), nil, "", "--advertise-url"},
+		{"lease ttl below a second", append([]string{"--etcd-endpoints", "http://e:2379", "--cluster-lease-ttl", "500ms"}, key...), nil, "", "--cluster-lease-ttl 500ms"},
+		{"lease ttl unchecked on a single node", []string{"--cluster-lease-ttl", "0s"}, nil, "", ""},
+		{"valid cluster node passes", append([]string{"--etcd-endpoints", "http://e:2379,https://f:2379", "--node-id", "n1", "--advertise-url", "http://n1:7880/"}, key...), nil, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := loadWith(t, tc.args, tc.env, tc.yaml)

@@ -11,6 +11,9 @@ var (
 	ErrInvalidConfig = errors.New("invalid configuration")
 	// ErrNoKey: no API key was configured and none is saved in the data dir.
 	ErrNoKey = errors.New("no API key")
+	// ErrKeyMismatch: the cluster this node joins was started with another
+	// API key pair.
+	ErrKeyMismatch = errors.New("API key pair differs from the cluster's")
 )
 
 // usageError is a command line that cannot be understood: an unknown

@@ -138,7 +138,8 @@ type Server struct {
 	key     auth.Key
 	keyFrom keySource
 
-	store     *persistence.Store
+	store     persistence.Backend // Pebble, or etcd in a cluster
+	cluster   *cluster            // nil on a single node
 	media     *rtc.Engine
 	deliverer *webhook.Deliverer
 	rooms     *actors.Rooms
@@ -193,13 +194,28 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	clk := clock.System{} // every part reads the time and runs its timers on it
-	store, err := persistence.Open(persistence.Config{
-		Dir:    filepath.Join(cfg.DataDir, "db"),
-		Logger: log, // persistence, webhook and httpapi name themselves as the component
-		Clock:  clk,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+	startedAt := clk.Now().UTC()
+	httpAddr := dialableAddr(s.ln.Addr())
+	var store persistence.Backend
+	var roomOwners actors.Owners
+	var nodes httpapi.NodeLister
+	if cfg.clustered() {
+		c, err := joinCluster(cfg, key, httpAddr, clk, log)
+		if err != nil {
+			return nil, err
+		}
+		s.cluster, store, roomOwners, nodes = c, c.store, owners{c.store}, c.nodes
+	} else {
+		pebbleStore, err := persistence.Open(persistence.Config{
+			Dir:    filepath.Join(cfg.DataDir, "db"),
+			Logger: log, // persistence, webhook and httpapi name themselves as the component
+			Clock:  clk,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		store = pebbleStore
+		nodes = singleNode(cfg, httpAddr, startedAt)
 	}
 	s.store = store
 
@@ -248,6 +264,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		CheckWebhook: func(ctx context.Context, endpoint string) error {
 			return webhook.CheckEndpoint(ctx, endpoint, cfg.WebhookAllowPrivate)
 		},
+		Owners: roomOwners,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start room actors: %w", err)
@@ -276,6 +293,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		RateBurst:     cfg.RateBurst,
 		DevJoinTokens: cfg.DevJoinTokens,
 		CORSOrigins:   cfg.CORSOrigins,
+		Nodes:         nodes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http api: %w", err)
@@ -395,6 +413,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if s.media != nil {
 		fail("close media", s.media.Close())
+	}
+	if s.cluster != nil {
+		s.cluster.close() // the store revokes the lease as it closes
 	}
 	if s.store != nil {
 		s.log.Info("shutting down: closing the store")

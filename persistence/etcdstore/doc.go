@@ -33,6 +33,8 @@
 //	failed webhook   P wh/failed/<newest><delivery id>              the event without its secret
 //	idempotency      P idem/<scope>/<key>                           persistence idempotency value
 //	room owner       P owner/<room id>                              owner's node id, under its lease
+//	node             P node/<node id>                               the node's record (JSON), under its lease
+//	key fingerprint  P keyprint                                     the API key pair's fingerprint, set once
 //
 // <created> and <joined> are Unix nanoseconds as 8 big-endian bytes with the
 // sign bit flipped (byte order is time order); <newest> has every bit

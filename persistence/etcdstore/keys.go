@@ -30,6 +30,8 @@ const (
 	prefixFailed     = "wh/failed/"
 	prefixIdem       = "idem/"
 	prefixOwner      = "owner/"
+	prefixNode       = "node/"
+	keyKeyprint      = "keyprint"
 
 	// layoutVersion is stored under keyLayout by the first Store on a
 	// prefix; a Store refuses a prefix holding another version.
@@ -70,6 +72,9 @@ func seqKey(seq uint64) string {
 func (k keys) layout() string           { return k.p + keyLayout }
 func (k keys) room(id string) string    { return k.p + prefixRoom + id }
 func (k keys) owner(id string) string   { return k.p + prefixOwner + id }
+func (k keys) node(id string) string    { return k.p + prefixNode + id }
+func (k keys) nodes() string            { return k.p + prefixNode }
+func (k keys) keyprint() string         { return k.p + keyKeyprint }
 func (k keys) seq(room string) string   { return k.p + prefixSeq + room }
 func (k keys) session(id string) string { return k.p + prefixSession + id }
 

@@ -1,0 +1,43 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+)
+
+// Owners is a cluster's room ownership, as the registry uses it: a room
+// actor runs on the node that owns its room, and only there. Nil on a
+// single node, which owns every room.
+type Owners interface {
+	// Claim makes this node the room's owner if no node owns it. It
+	// returns nil if this node owns the room (now or already), and a
+	// *NotOwnerError naming the owner if another node does.
+	Claim(ctx context.Context, roomID string) error
+	// Release gives up this node's ownership of a room, so that any node
+	// may claim it at once.
+	Release(ctx context.Context, roomID string) error
+}
+
+// NotOwnerError reports a request for a room that another node of the
+// cluster owns: its actor runs there, not here. errors.Is(err,
+// ErrUnavailable) holds, for a caller that does not forward the request.
+type NotOwnerError struct {
+	RoomID RoomID
+	// Owner is the node that owns the room; empty if this node could not
+	// claim it for another reason (it holds no lease for now).
+	Owner string
+}
+
+func (e *NotOwnerError) Error() string {
+	if e.Owner == "" {
+		return fmt.Sprintf("room %s is owned by no node this node can reach", e.RoomID)
+	}
+	return fmt.Sprintf("room %s is owned by node %s", e.RoomID, e.Owner)
+}
+
+// Is makes a NotOwnerError match ErrUnavailable.
+func (e *NotOwnerError) Is(target error) bool { return target == ErrUnavailable }
+
+// refused is the registry's answer to a request for a room it could not
+// claim; request turns it back into its error.
+type refused struct{ err error }

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/httpapi"
+	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/persistence/etcdstore"
+)
+
+const (
+	// clusterJoinTimeout bounds the start of a cluster node: connecting to
+	// etcd, checking the key pair, taking a lease.
+	clusterJoinTimeout = 30 * time.Second
+	// reregisterPause is the wait between two attempts to take a lease
+	// again after the node lost its own.
+	reregisterPause = time.Second
+	// fingerprintText is what the API secret signs to make the key pair's
+	// fingerprint: the nodes compare it, and the secret never leaves them.
+	fingerprintText = "troupe cluster key fingerprint v1"
+)
+
+// keyFingerprint identifies a key pair without revealing its secret: the
+// key id and an HMAC-SHA256 of a fixed text with the secret.
+func keyFingerprint(k auth.Key) string {
+	m := hmac.New(sha256.New, []byte(k.Secret))
+	m.Write([]byte(fingerprintText))
+	return k.ID + ":" + hex.EncodeToString(m.Sum(nil))
+}
+
+// cluster is this node's membership of a cluster: the etcd store of record,
+// the node's lease and its record, kept while the server runs.
+type cluster struct {
+	store *etcdstore.Store
+	node  etcdstore.NodeInfo
+	log   *slog.Logger
+
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// joinCluster opens the store on etcd, checks that the cluster shares this
+// node's key pair, takes the node's lease and writes its record. On error
+// it has released what it took.
+func joinCluster(cfg Config, key auth.Key, httpAddr string, clk clock.Clock, log *slog.Logger) (_ *cluster, err error) {
+	id, err := cfg.nodeID(httpAddr)
+	if err != nil {
+		return nil, err
+	}
+	adv, err := cfg.advertiseURL(httpAddr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterJoinTimeout)
+	defer cancel()
+	store, err := etcdstore.New(ctx, etcdstore.Config{
+		Endpoints: cfg.EtcdEndpoints,
+		NodeID:    id,
+		LeaseTTL:  cfg.ClusterLeaseTTL,
+		Clock:     clk,
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store on etcd %v: %w", []string(cfg.EtcdEndpoints), err)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, store.Close())
+		}
+	}()
+	fp := keyFingerprint(key)
+	got, err := store.SetKeyFingerprint(ctx, fp)
+	if err != nil {
+		return nil, fmt.Errorf("check the cluster's API key: %w", err)
+	}
+	if got != fp {
+		return nil, fmt.Errorf("%w: the cluster on etcd %v was started with another API key pair than --api-key %s and its --api-secret; every node must share them",
+			ErrKeyMismatch, []string(cfg.EtcdEndpoints), key.ID)
+	}
+	c := &cluster{store: store, log: log,
+		node: etcdstore.NodeInfo{ID: id, AdvertiseURL: adv, StartedAt: clk.Now().UTC()}}
+	lease, err := c.register(ctx)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("joined the cluster", "node", id, "advertise_url", adv, "etcd", []string(cfg.EtcdEndpoints))
+	keepCtx, stop := context.WithCancel(context.Background())
+	c.stop, c.done = stop, make(chan struct{})
+	go c.keep(keepCtx, lease)
+	return c, nil
+}
+
+// register takes the node's lease and writes its record under it.
+func (c *cluster) register(ctx context.Context) (*etcdstore.Lease, error) {
+	lease, err := c.store.Register(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("take the node's lease: %w", err)
+	}
+	if err := c.store.PutNode(ctx, c.node); err != nil {
+		return nil, fmt.Errorf("write the node's record: %w", err)
+	}
+	return lease, nil
+}
+
+// keep registers the node again whenever its lease is lost, until ctx ends.
+func (c *cluster) keep(ctx context.Context, lease *etcdstore.Lease) {
+	defer close(c.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-lease.Done():
+		}
+		for {
+			if ctx.Err() != nil {
+				return
+			}
+			l, err := c.register(ctx)
+			if err == nil {
+				c.log.Info("registered again after losing the lease", "node", c.node.ID)
+				lease = l
+				break
+			}
+			c.log.Warn("register again", "node", c.node.ID, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(reregisterPause):
+			}
+		}
+	}
+}
+
+// close stops keeping the lease; the store, closed after the rooms, revokes it.
+func (c *cluster) close() {
+	c.stop()
+	<-c.done
+}
+
+// nodes lists the cluster's nodes for the API.
+func (c *cluster) nodes(ctx context.Context) ([]httpapi.Node, error) {
+	list, err := c.store.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]httpapi.Node, len(list))
+	for i, n := range list {
+		out[i] = httpapi.Node{ID: n.ID, AdvertiseURL: n.AdvertiseURL, StartedAt: n.StartedAt}
+	}
+	return out, nil
+}
+
+// owners is the room ownership of etcdstore as the actors use it.
+type owners struct{ store *etcdstore.Store }
+
+func (o owners) Claim(ctx context.Context, roomID string) error {
+	return asNotOwner(roomID, o.store.Claim(ctx, roomID))
+}
+
+func (o owners) Release(ctx context.Context, roomID string) error {
+	return asNotOwner(roomID, o.store.Release(ctx, roomID))
+}
+
+func asNotOwner(roomID string, err error) error {
+	var ne *etcdstore.NotOwnerError
+	if errors.As(err, &ne) {
+		return &actors.NotOwnerError{RoomID: actors.RoomID(roomID), Owner: ne.Owner}
+	}
+	return err
+}
+
+// singleNode lists the one node of a server that is no cluster's.
+func singleNode(cfg Config, httpAddr string, startedAt time.Time) httpapi.NodeLister {
+	n := httpapi.Node{StartedAt: startedAt}
+	n.ID, _ = cfg.nodeID(httpAddr) // without a host name: no id
+	n.AdvertiseURL, _ = cfg.advertiseURL(httpAddr)
+	return func(context.Context) ([]httpapi.Node, error) { return []httpapi.Node{n}, nil }
+}

@@ -1,0 +1,77 @@
+package etcdstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/troupe-media/troupe/persistence/etcdstore"
+)
+
+// Node records live under their node's lease: listed while it is held,
+// gone with it.
+func TestNodes(t *testing.T) {
+	ctx := context.Background()
+	endpoint := startEtcd(t)
+	a, la := node(t, endpoint, "node-a", 5*time.Second)
+	b, _ := node(t, endpoint, "node-b", 5*time.Second)
+	for _, n := range []struct {
+		s   *etcdstore.Store
+		url string
+	}{{a, "http://a.example:7880"}, {b, "http://b.example:7880"}} {
+		if err := n.s.PutNode(ctx, etcdstore.NodeInfo{ID: "ignored", AdvertiseURL: n.url, StartedAt: t0}); err != nil {
+			t.Fatalf("PutNode: %v", err)
+		}
+	}
+	nodes, err := b.Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []etcdstore.NodeInfo{
+		{ID: "node-a", AdvertiseURL: "http://a.example:7880", StartedAt: t0},
+		{ID: "node-b", AdvertiseURL: "http://b.example:7880", StartedAt: t0},
+	}
+	if len(nodes) != 2 || nodes[0] != want[0] || nodes[1] != want[1] {
+		t.Fatalf("Nodes = %+v, want %+v", nodes, want)
+	}
+
+	if _, err := rawClient(t, endpoint).Revoke(ctx, clientv3.LeaseID(la.ID())); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, "lease of node-a lost", la.Done())
+	if err := a.PutNode(ctx, etcdstore.NodeInfo{}); !errors.Is(err, etcdstore.ErrNoLease) {
+		t.Fatalf("PutNode without a lease: %v, want ErrNoLease", err)
+	}
+	if nodes, err = b.Nodes(ctx); err != nil || len(nodes) != 1 || nodes[0] != want[1] {
+		t.Fatalf("Nodes after node-a's lease went = %+v, %v; want node-b alone", nodes, err)
+	}
+
+	plain := open(t, endpoint, "cluster/", nil)
+	if err := plain.PutNode(ctx, etcdstore.NodeInfo{}); !errors.Is(err, etcdstore.ErrNotNode) {
+		t.Fatalf("PutNode of a store without a node id: %v, want ErrNotNode", err)
+	}
+}
+
+// The first fingerprint stored is the cluster's; later ones get it back.
+func TestSetKeyFingerprint(t *testing.T) {
+	ctx := context.Background()
+	endpoint := startEtcd(t)
+	a := open(t, endpoint, "cluster/", nil)
+	b := open(t, endpoint, "cluster/", nil)
+	other := open(t, endpoint, "other/", nil)
+	for _, c := range []struct {
+		s        *etcdstore.Store
+		fp, want string
+	}{{a, "key1:aaa", "key1:aaa"}, {b, "key1:aaa", "key1:aaa"}, {b, "key2:bbb", "key1:aaa"}, {other, "key2:bbb", "key2:bbb"}} {
+		got, err := c.s.SetKeyFingerprint(ctx, c.fp)
+		if err != nil || got != c.want {
+			t.Errorf("SetKeyFingerprint(%q) = %q, %v; want %q", c.fp, got, err, c.want)
+		}
+	}
+	if _, err := a.SetKeyFingerprint(ctx, ""); err == nil {
+		t.Error("SetKeyFingerprint of an empty fingerprint succeeded")
+	}
+}
