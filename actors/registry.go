@@ -39,6 +39,7 @@ type roomEntry struct {
 	pid      *actor.PID
 	life     *roomLife
 	stopping bool
+	dropped  bool // stopping because of DropAll, not idle
 	held     []heldRequest
 }
 
@@ -57,6 +58,8 @@ func (g *registry) Receive(ctx actor.Context) {
 		g.route(ctx, m.roomID, m.msg, ctx.Sender())
 	case *passivate:
 		g.passivate(ctx, m.who)
+	case *dropAll:
+		g.dropAll(ctx)
 	case *actor.Terminated:
 		g.terminated(ctx, m.Who)
 	}
@@ -111,6 +114,21 @@ func (g *registry) passivate(ctx actor.Context, who *actor.PID) {
 	ctx.Poison(e.pid)
 }
 
+// dropAll stops every room actor at once; each tells its members it is
+// shutting down as it stops. Requests that come meanwhile wait for the
+// actor to have stopped, then start a fresh one, as after a passivation.
+func (g *registry) dropAll(ctx actor.Context) {
+	for _, e := range g.byID {
+		if !e.stopping {
+			e.stopping, e.dropped = true, true
+			ctx.Stop(e.pid)
+		}
+	}
+	if ctx.Sender() != nil {
+		ctx.Respond(&dropped{})
+	}
+}
+
 func (g *registry) terminated(ctx actor.Context, who *actor.PID) {
 	roomID, ok := g.byPID[who.Id]
 	if !ok {
@@ -123,7 +141,7 @@ func (g *registry) terminated(ctx actor.Context, who *actor.PID) {
 	if e == nil {
 		return
 	}
-	if e.stopping {
+	if e.stopping && !e.dropped {
 		g.rooms.metrics.passivations.Inc()
 	}
 	if len(e.held) == 0 {

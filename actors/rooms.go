@@ -217,6 +217,31 @@ func (r *Rooms) Close(ctx context.Context) error {
 	return nil
 }
 
+// dropAll asks the registry to stop every room actor; dropped answers it.
+type (
+	dropAll struct{}
+	dropped struct{}
+)
+
+// DropAll stops every room actor of this node at once, each telling its
+// members that the server is shutting down (they reconnect), and returns
+// once the stops are under way. A cluster node calls it when it loses its
+// lease: another node may own its rooms from then on. A later request for
+// a room starts it afresh, claimed again.
+func (r *Rooms) DropAll(ctx context.Context) error {
+	if r.closed.Load() {
+		return ErrUnavailable
+	}
+	timeout := r.cfg.RequestTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	if _, err := r.system.Root.RequestFuture(r.registry, &dropAll{}, timeout).Result(); err != nil {
+		return fmt.Errorf("actors: drop rooms: %w", err)
+	}
+	return nil
+}
+
 // Live returns the number of room actors in memory.
 func (r *Rooms) Live() int { return int(r.metrics.liveCount.Load()) }
 

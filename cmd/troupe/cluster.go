@@ -24,6 +24,8 @@ const (
 	// reregisterPause is the wait between two attempts to take a lease
 	// again after the node lost its own.
 	reregisterPause = time.Second
+	// dropTimeout bounds stopping the rooms after the lease was lost.
+	dropTimeout = 10 * time.Second
 	// fingerprintText is what the API secret signs to make the key pair's
 	// fingerprint: the nodes compare it, and the secret never leaves them.
 	fingerprintText = "troupe cluster key fingerprint v1"
@@ -44,8 +46,10 @@ type cluster struct {
 	node  etcdstore.NodeInfo
 	log   *slog.Logger
 
-	stop context.CancelFunc
-	done chan struct{}
+	lease *etcdstore.Lease            // the first; keep follows the next ones
+	drop  func(context.Context) error // stops this node's rooms
+	stop  context.CancelFunc          // nil until start
+	done  chan struct{}
 }
 
 // joinCluster opens the store on etcd, checks that the cluster shares this
@@ -93,10 +97,17 @@ func joinCluster(cfg Config, key auth.Key, httpAddr string, clk clock.Clock, log
 		return nil, err
 	}
 	log.Info("joined the cluster", "node", id, "advertise_url", adv, "etcd", []string(cfg.EtcdEndpoints))
-	keepCtx, stop := context.WithCancel(context.Background())
-	c.stop, c.done = stop, make(chan struct{})
-	go c.keep(keepCtx, lease)
+	c.lease = lease
 	return c, nil
+}
+
+// start keeps the node's lease from now on: when it is lost, drop stops
+// every room of this node at once (another node may own them as soon as
+// the lease has expired), then the node registers again.
+func (c *cluster) start(drop func(context.Context) error) {
+	keepCtx, stop := context.WithCancel(context.Background())
+	c.stop, c.done, c.drop = stop, make(chan struct{}), drop
+	go c.keep(keepCtx, c.lease)
 }
 
 // register takes the node's lease and writes its record under it.
@@ -120,6 +131,12 @@ func (c *cluster) keep(ctx context.Context, lease *etcdstore.Lease) {
 			return
 		case <-lease.Done():
 		}
+		c.log.Warn("lost the cluster lease: stopping this node's rooms", "node", c.node.ID, "err", lease.Err())
+		dropCtx, cancel := context.WithTimeout(ctx, dropTimeout)
+		if err := c.drop(dropCtx); err != nil {
+			c.log.Error("stop the rooms after losing the lease", "node", c.node.ID, "err", err)
+		}
+		cancel()
 		for {
 			if ctx.Err() != nil {
 				return
@@ -142,6 +159,9 @@ func (c *cluster) keep(ctx context.Context, lease *etcdstore.Lease) {
 
 // close stops keeping the lease; the store, closed after the rooms, revokes it.
 func (c *cluster) close() {
+	if c.stop == nil {
+		return // never started
+	}
 	c.stop()
 	<-c.done
 }

@@ -10,8 +10,11 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 // embeddedEtcd starts a single-member etcd in the test binary on loopback,
@@ -99,5 +102,65 @@ func TestSingleNodeListsItself(t *testing.T) {
 	nodes, _ := body["nodes"].([]any)
 	if len(nodes) != 1 || nodes[0].(map[string]any)["id"] != "solo" || nodes[0].(map[string]any)["advertise_url"] != s.url {
 		t.Fatalf("nodes: %v", body)
+	}
+}
+
+// roomActors reads troupe_room_actors from a server's /metrics.
+func roomActors(t *testing.T, s *testServer) string {
+	t.Helper()
+	resp, err := s.client.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "troupe_room_actors "); ok {
+			return v
+		}
+	}
+	t.Fatal("/metrics has no troupe_room_actors")
+	return ""
+}
+
+// A room runs on the node that claimed it: another node answers 503 for
+// it. When the owner loses its lease it stops its rooms at once and
+// registers again, and the other node can then claim the room.
+func TestClusterLeaseLossStopsRooms(t *testing.T) {
+	endpoint := embeddedEtcd(t)
+	secret := strings.Repeat("s", 32)
+	a := startServer(t, clusterConfig(t, endpoint, "node-a", secret))
+	b := startServer(t, clusterConfig(t, endpoint, "node-b", secret))
+	a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"one"}`)
+	if got := roomActors(t, a); got != "1" {
+		t.Fatalf("node-a runs %s room actors, want 1", got)
+	}
+	b.mustDo(503, "GET", "/api/v1/rooms/r1/participants", "")
+
+	// etcd expires node-a's lease: revoke it as etcd would.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	owner, err := cli.Get(t.Context(), "troupe/owner/r1")
+	if err != nil || len(owner.Kvs) != 1 || string(owner.Kvs[0].Value) != "node-a" {
+		t.Fatalf("owner of r1: %v %v", owner, err)
+	}
+	if _, err := cli.Revoke(t.Context(), clientv3.LeaseID(owner.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "node-a to stop its rooms", func() bool { return roomActors(t, a) == "0" })
+	poll.Until(t, "node-a to register again", func() bool {
+		body := b.mustDo(200, "GET", "/api/v1/cluster/nodes", "")
+		nodes, _ := body["nodes"].([]any)
+		return len(nodes) == 2
+	})
+	b.mustDo(200, "GET", "/api/v1/rooms/r1/participants", "")
+	if got := roomActors(t, b); got != "1" {
+		t.Errorf("node-b runs %s room actors after the takeover, want 1", got)
 	}
 }

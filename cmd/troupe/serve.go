@@ -270,6 +270,9 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		return nil, fmt.Errorf("start room actors: %w", err)
 	}
 	s.rooms = rooms
+	if s.cluster != nil {
+		s.cluster.start(rooms.DropAll)
+	}
 
 	verifier, err := auth.NewVerifier(key)
 	if err != nil {
