@@ -16,6 +16,8 @@
 // plain strings back into the JSON. The responses kept for Idempotency-Key
 // come through actors too (IdempotencyStore): httpapi never imports the
 // store package (only its record schema, persistence/recordpb) nor Pebble.
+// In a cluster, a request for a room another node owns is proxied to that
+// node (forward.go), the one place where a request leaves this node.
 //
 // Only cmd/troupe imports this package. Its sub-package auth mints and
 // verifies the tokens and knows nothing of HTTP.

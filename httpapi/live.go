@@ -18,9 +18,14 @@ type liveSessions struct {
 	whip   map[actors.ParticipantID]*whipSession
 	// handlers counts the signaling handlers still running.
 	handlers sync.WaitGroup
+	// ctx is canceled by Close: it ends the WebSockets forwarded to
+	// another node, which net/http's Shutdown does not wait for either.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 func (l *liveSessions) init() {
+	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.conns = make(map[*signalConn]struct{})
 	l.whip = make(map[actors.ParticipantID]*whipSession)
 }
@@ -68,8 +73,8 @@ func (l *liveSessions) removeWHIP(id actors.ParticipantID) {
 }
 
 // Close ends every signaling socket (close code 1001; the participants
-// leave with reason server-shutdown) and every WHIP and WHEP session, and
-// refuses new ones. It waits for the signaling handlers to return, or for
+// leave with reason server-shutdown), every WHIP and WHEP session and every
+// WebSocket forwarded to another node, and refuses new ones. It waits for the signaling handlers to return, or for
 // ctx. net/http's Server.Shutdown does not wait for WebSockets (they are
 // hijacked connections): call Close after it, before stopping the actors.
 func (s *Server) Close(ctx context.Context) error {
@@ -86,6 +91,7 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	l.whip = make(map[actors.ParticipantID]*whipSession)
 	l.mu.Unlock()
+	l.cancel()
 
 	for _, c := range conns {
 		c.shutdown()
@@ -106,5 +112,6 @@ func (s *Server) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, ctx.Err())
 	}
+	s.forwarder.CloseIdleConnections()
 	return errors.Join(errs...)
 }

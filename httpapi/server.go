@@ -101,6 +101,13 @@ type Config struct {
 	CORSOrigins []string
 	// Nodes backs GET /api/v1/cluster/nodes; nil lists no node.
 	Nodes NodeLister
+	// Owners finds the other nodes of a cluster: a request for a room
+	// another node owns is forwarded to that node (forward.go). nil on a
+	// single node, which owns every room.
+	Owners OwnerLocator
+	// NodeID is this node's id in the cluster, sent in the
+	// Troupe-Forwarded-By header of the requests it forwards.
+	NodeID string
 	// SignalingQueue bounds the messages waiting to be written to one
 	// signaling socket; a client that lets it fill is dropped. 0 means 256.
 	SignalingQueue int
@@ -119,7 +126,8 @@ type Server struct {
 
 	corsPolicy *corsPolicy // who may call WHIP and WHEP from a browser
 
-	live liveSessions // signaling sockets and WHIP/WHEP sessions
+	live      liveSessions    // signaling sockets and WHIP/WHEP sessions
+	forwarder *http.Transport // to the other nodes of a cluster
 }
 
 // New validates cfg, fills its defaults and builds the routes.
@@ -173,6 +181,8 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger.With("component", "httpapi"),
 		metrics: m,
 		tokens:  newTokenCache(tokenCacheSize, cfg.Clock),
+
+		forwarder: newForwardTransport(),
 
 		corsPolicy: cors,
 	}
@@ -272,8 +282,13 @@ func (s *Server) handle(h func(*gin.Context) error) gin.HandlerFunc {
 	}
 }
 
-// abort writes err as the error body and stops the chain.
+// abort writes err as the error body and stops the chain; a request for a
+// room another node owns is forwarded to that node instead.
 func (s *Server) abort(c *gin.Context, err error) {
+	if s.forward(c, err) {
+		c.Abort()
+		return
+	}
 	ae, unexpected := toAPIError(err)
 	if unexpected {
 		s.log.Error("request failed", "method", c.Request.Method, "route", c.FullPath(), "err", err)

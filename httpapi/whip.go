@@ -141,8 +141,17 @@ func (s *Server) whipDelete(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	room := actors.RoomID(c.Param("room"))
 	w, ok := s.live.getWHIP(actors.ParticipantID(c.Param("pid")))
-	if !ok || w.kind != kind || w.p.RoomID != actors.RoomID(c.Param("room")) {
+	if !ok && s.cfg.Owners != nil {
+		// In a cluster the session lives on the node that owns the room:
+		// its NotOwnerError has the request forwarded there.
+		var noe *actors.NotOwnerError
+		if _, err := s.cfg.Rooms.Participants(c.Request.Context(), room); errors.As(err, &noe) {
+			return err
+		}
+	}
+	if !ok || w.kind != kind || w.p.RoomID != room {
 		return newAPIError(http.StatusNotFound, codeNotFound, "no such session")
 	}
 	if !claims.Admin && (actors.RoomID(claims.Room) != w.p.RoomID || claims.Subject != w.identity) {
@@ -205,5 +214,6 @@ func readOffer(c *gin.Context) (string, error) {
 	if len(strings.TrimSpace(string(b))) == 0 {
 		return "", newAPIError(http.StatusBadRequest, codeEmptyBody, "the body must be an SDP offer")
 	}
+	c.Set(ctxBody, b) // for forwarding to the room's owner
 	return string(b), nil
 }

@@ -179,6 +179,21 @@ func (c *cluster) nodes(ctx context.Context) ([]httpapi.Node, error) {
 	return out, nil
 }
 
+// OwnerURL returns the advertise URL of node nodeID, to which httpapi
+// forwards the requests for the rooms that node owns.
+func (c *cluster) OwnerURL(ctx context.Context, nodeID string) (string, error) {
+	list, err := c.store.Nodes(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, n := range list {
+		if n.ID == nodeID {
+			return n.AdvertiseURL, nil
+		}
+	}
+	return "", fmt.Errorf("node %s holds no lease", nodeID)
+}
+
 // owners is the room ownership of etcdstore as the actors use it.
 type owners struct{ store *etcdstore.Store }
 

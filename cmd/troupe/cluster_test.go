@@ -1,20 +1,27 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+	"github.com/pion/webrtc/v4"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 
+	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 // embeddedEtcd starts a single-member etcd in the test binary on loopback,
@@ -126,8 +133,7 @@ func roomActors(t *testing.T, s *testServer) string {
 	return ""
 }
 
-// A room runs on the node that claimed it: another node answers 503 for
-// it. When the owner loses its lease it stops its rooms at once and
+// A room runs on the node that claimed it: another node never runs it. When the owner loses its lease it stops its rooms at once and
 // registers again, and the other node can then claim the room.
 func TestClusterLeaseLossStopsRooms(t *testing.T) {
 	endpoint := embeddedEtcd(t)
@@ -138,7 +144,9 @@ func TestClusterLeaseLossStopsRooms(t *testing.T) {
 	if got := roomActors(t, a); got != "1" {
 		t.Fatalf("node-a runs %s room actors, want 1", got)
 	}
-	b.mustDo(503, "GET", "/api/v1/rooms/r1/participants", "")
+	if status, _ := doForwarded(t, b, "GET", "/api/v1/rooms/r1/participants"); status != http.StatusServiceUnavailable {
+		t.Fatalf("node-b answered %d for node-a's room, want 503", status)
+	}
 
 	// etcd expires node-a's lease: revoke it as etcd would.
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 10 * time.Second})
@@ -162,5 +170,182 @@ func TestClusterLeaseLossStopsRooms(t *testing.T) {
 	b.mustDo(200, "GET", "/api/v1/rooms/r1/participants", "")
 	if got := roomActors(t, b); got != "1" {
 		t.Errorf("node-b runs %s room actors after the takeover, want 1", got)
+	}
+}
+
+// doForwarded sends an admin request to s as if another node had forwarded
+// it already, and returns the status and the error code.
+func doForwarded(t *testing.T, s *testServer, method, path string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set(httpapi.ForwardedByHeader, "node-x")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return resp.StatusCode, body.Error.Code
+}
+
+// participantIdentities lists the identities in a room as s sees them.
+func participantIdentities(t *testing.T, s *testServer, room string) []string {
+	t.Helper()
+	body := s.mustDo(200, "GET", "/api/v1/rooms/"+room+"/participants", "")
+	var ids []string
+	list, _ := body["participants"].([]any)
+	for _, p := range list {
+		ids = append(ids, p.(map[string]any)["identity"].(string))
+	}
+	return ids
+}
+
+// A request for a room another node owns is forwarded to the owner: the
+// REST routes of the room and a WebSocket join reach node-a through
+// node-b, and node-b never runs the room. A request forwarded once already
+// is not forwarded again.
+func TestClusterForwardsToOwner(t *testing.T) {
+	endpoint := embeddedEtcd(t)
+	secret := strings.Repeat("s", 32)
+	a := startServer(t, clusterConfig(t, endpoint, "node-a", secret))
+	b := startServer(t, clusterConfig(t, endpoint, "node-b", secret))
+	a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"one"}`)
+
+	if got := b.mustDo(200, "GET", "/api/v1/rooms/r1/participants", ""); len(got["participants"].([]any)) != 0 {
+		t.Fatalf("participants through node-b: %v", got)
+	}
+	// A body is forwarded as sent: the token names the room.
+	tok := b.mustDo(200, "POST", "/api/v1/rooms/r1/tokens", `{"identity":"alice","role":"subscriber"}`)
+	token, _ := tok["token"].(string)
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+b.addr+"/rtc?token="+token, nil)
+	if err != nil {
+		t.Fatalf("join through node-b: %v", err)
+	}
+	defer ws.CloseNow()
+	_, msg, err := ws.Read(ctx)
+	if err != nil {
+		t.Fatalf("read the joined message: %v", err)
+	}
+	var joined struct {
+		Type string `json:"type"`
+		Room struct {
+			ID string `json:"id"`
+		} `json:"room"`
+	}
+	if err := json.Unmarshal(msg, &joined); err != nil || joined.Type != "joined" || joined.Room.ID != "r1" {
+		t.Fatalf("first message %s (%v), want joined to r1", msg, err)
+	}
+	if got := participantIdentities(t, a, "r1"); !slices.Equal(got, []string{"alice"}) {
+		t.Fatalf("participants on node-a: %v, want alice", got)
+	}
+	// The socket stays a live signaling channel through node-b.
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err = ws.Read(ctx); err != nil || !strings.Contains(string(msg), `"pong"`) {
+		t.Fatalf("answer to ping: %s %v", msg, err)
+	}
+
+	status, code := doForwarded(t, b, "GET", "/api/v1/rooms/r1/participants")
+	if status != http.StatusServiceUnavailable || code != "room_unavailable" {
+		t.Fatalf("a forwarded request sent to node-b: %d %s, want 503 room_unavailable", status, code)
+	}
+	if got := roomActors(t, b); got != "0" {
+		t.Errorf("node-b runs %s room actors, want 0", got)
+	}
+
+	if err := ws.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "alice to leave node-a's room", func() bool { return len(participantIdentities(t, a, "r1")) == 0 })
+}
+
+// A WHIP publish through a node that does not own the room reaches the
+// owner, offer and all, and so does the DELETE of its session URL.
+func TestClusterForwardsWHIP(t *testing.T) {
+	endpoint := embeddedEtcd(t)
+	secret := strings.Repeat("s", 32)
+	a := startServer(t, clusterConfig(t, endpoint, "node-a", secret))
+	b := startServer(t, clusterConfig(t, endpoint, "node-b", secret))
+	a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"one"}`)
+	tok := b.mustDo(200, "POST", "/api/v1/rooms/r1/tokens", `{"identity":"pub","role":"publisher"}`)
+	token, _ := tok["token"].(string)
+
+	api, err := rtctest.ClientAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	track, err := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", "pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.AddTrack(track); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gathered:
+	case <-time.After(time.Minute): // a bound against a hang
+		t.Fatal("ICE gathering did not end")
+	}
+
+	whip := func(method, path, body string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, b.url+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/sdp")
+		}
+		resp, err := b.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := whip("POST", "/whip/r1", pc.LocalDescription().SDP)
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(loc, "/whip/r1/") {
+		t.Fatalf("WHIP through node-b: %d, Location %q", resp.StatusCode, loc)
+	}
+	if got := participantIdentities(t, a, "r1"); !slices.Equal(got, []string{"pub"}) {
+		t.Fatalf("participants on node-a: %v, want pub", got)
+	}
+	if resp := whip("DELETE", loc, ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE %s through node-b: %d", loc, resp.StatusCode)
+	}
+	poll.Until(t, "pub to leave node-a's room", func() bool { return len(participantIdentities(t, a, "r1")) == 0 })
+	if got := roomActors(t, b); got != "0" {
+		t.Errorf("node-b runs %s room actors, want 0", got)
 	}
 }

@@ -274,6 +274,11 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		s.cluster.start(rooms.DropAll)
 	}
 
+	var forwardTo httpapi.OwnerLocator // nil on a single node
+	var nodeID string
+	if s.cluster != nil {
+		forwardTo, nodeID = s.cluster, s.cluster.node.ID
+	}
 	verifier, err := auth.NewVerifier(key)
 	if err != nil {
 		return nil, err
@@ -297,6 +302,8 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		DevJoinTokens: cfg.DevJoinTokens,
 		CORSOrigins:   cfg.CORSOrigins,
 		Nodes:         nodes,
+		Owners:        forwardTo,
+		NodeID:        nodeID,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http api: %w", err)
