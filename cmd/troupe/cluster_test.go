@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -16,39 +15,17 @@ import (
 	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
 
 	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/persistence/etcdstore/etcdtest"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
-// embeddedEtcd starts a single-member etcd in the test binary on loopback,
-// stopped when the test ends, and returns its client URL.
-func embeddedEtcd(t *testing.T) string {
-	t.Helper()
-	cfg := embed.NewConfig()
-	cfg.Dir = t.TempDir()
-	cfg.Name = "troupe-test"
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	local := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{local}, []url.URL{local}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{local}, []url.URL{local}
-	cfg.InitialCluster = cfg.Name + "=" + local.String()
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	t.Cleanup(e.Close)
-	select {
-	case <-e.Server.ReadyNotify():
-	case err := <-e.Err():
-		t.Fatalf("etcd: %v", err)
-	case <-time.After(time.Minute): // a bound against a hang
-		t.Fatal("etcd not ready")
-	}
-	return "http://" + e.Clients[0].Addr().String()
+// etcdStart starts an etcd for the test and returns its client URL.
+func etcdStart(t *testing.T) string {
+	endpoint, _ := etcdtest.Start(t)
+	return endpoint
 }
 
 func clusterConfig(t *testing.T, endpoint, nodeID, secret string) Config {
@@ -62,7 +39,7 @@ func clusterConfig(t *testing.T, endpoint, nodeID, secret string) Config {
 // Two nodes on one etcd list each other; a third with another API secret
 // refuses to start, saying why.
 func TestClusterNodes(t *testing.T) {
-	endpoint := embeddedEtcd(t)
+	endpoint := etcdStart(t)
 	secret := strings.Repeat("s", 32)
 	a := startServer(t, clusterConfig(t, endpoint, "node-a", secret))
 	b := startServer(t, clusterConfig(t, endpoint, "node-b", secret))
@@ -136,7 +113,7 @@ func roomActors(t *testing.T, s *testServer) string {
 // A room runs on the node that claimed it: another node never runs it. When the owner loses its lease it stops its rooms at once and
 // registers again, and the other node can then claim the room.
 func TestClusterLeaseLossStopsRooms(t *testing.T) {
-	endpoint := embeddedEtcd(t)
+	endpoint := etcdStart(t)
 	secret := strings.Repeat("s", 32)
 	a := startServer(t, clusterConfig(t, endpoint, "node-a", secret))
 	b := startServer(t, clusterConfig(t, endpoint, "node-b", secret))
@@ -214,7 +191,7 @@ func participantIdentities(t *testing.T, s *testServer, room string) []string {
 // node-b, and node-b never runs the room. A request forwarded once already
 // is not forwarded again.
 func TestClusterForwardsToOwner(t *testing.T) {
-	endpoint := embeddedEtcd(t)
+	endpoint := etcdStart(t)
 	secret := strings.Repeat("s", 32)
 	a := startServer(t, clusterConfig(t, endpoint, "node-a", secret))
 	b := startServer(t, clusterConfig(t, endpoint, "node-b", secret))
@@ -275,7 +252,7 @@ func TestClusterForwardsToOwner(t *testing.T) {
 // A WHIP publish through a node that does not own the room reaches the
 // owner, offer and all, and so does the DELETE of its session URL.
 func TestClusterForwardsWHIP(t *testing.T) {
-	endpoint := embeddedEtcd(t)
+	endpoint := etcdStart(t)
 	secret := strings.Repeat("s", 32)
 	a := startServer(t, clusterConfig(t, endpoint, "node-a", secret))
 	b := startServer(t, clusterConfig(t, endpoint, "node-b", secret))

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/etcdstore/etcdtest"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -71,7 +72,7 @@ func ev(id, roomID string) *recordpb.WebhookEvent {
 // failed deliveries once its watch has caught up, and its own at once.
 func TestBacklogFollowsOtherWriters(t *testing.T) {
 	ctx := context.Background()
-	endpoint, _ := EmbeddedEtcd(t)
+	endpoint, _ := etcdtest.Start(t)
 	a, b := newStore(t, endpoint), newStore(t, endpoint)
 	want := func(s *Store, name string, pending, failed int) {
 		t.Helper()
@@ -114,7 +115,7 @@ func TestBacklogFollowsOtherWriters(t *testing.T) {
 // writer's events in the order it queued them.
 func TestSeqAcrossStores(t *testing.T) {
 	ctx := context.Background()
-	endpoint, _ := EmbeddedEtcd(t)
+	endpoint, _ := etcdtest.Start(t)
 	stores := []*Store{newStore(t, endpoint), newStore(t, endpoint)}
 	const perWriter = 25
 	var wg sync.WaitGroup

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/troupe-media/troupe/persistence/etcdstore"
+	"github.com/troupe-media/troupe/persistence/etcdstore/etcdtest"
 )
 
 func TestMain(m *testing.M) {
@@ -19,7 +20,7 @@ func TestMain(m *testing.M) {
 // returns its client URL.
 func startEtcd(tb testing.TB) string {
 	tb.Helper()
-	endpoint, _ := etcdstore.EmbeddedEtcd(tb)
+	endpoint, _ := etcdtest.Start(tb)
 	return endpoint
 }
 

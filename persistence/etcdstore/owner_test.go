@@ -13,6 +13,7 @@ import (
 
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/etcdstore"
+	"github.com/troupe-media/troupe/persistence/etcdstore/etcdtest"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -284,7 +285,7 @@ func eventIDs(es []*recordpb.WebhookEvent) []string {
 // TestLeaseLostWhenEtcdUnreachable: a node cut off from etcd for longer
 // than its lease's TTL is told, and its Store still closes.
 func TestLeaseLostWhenEtcdUnreachable(t *testing.T) {
-	endpoint, stop := etcdstore.EmbeddedEtcd(t)
+	endpoint, stop := etcdtest.Start(t)
 	a, la := node(t, endpoint, "node-a", 2*time.Second)
 	if err := a.Claim(context.Background(), "r1"); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,7 @@
-package etcdstore
+// Package etcdtest runs an etcd inside a test binary, for the tests of
+// Troupe's etcd store and of the cluster mode built on it. Only tests
+// import it.
+package etcdtest
 
 import (
 	"net/url"
@@ -14,12 +17,11 @@ import (
 // leader: a broken setup fails the test instead of hanging it.
 const startTimeout = time.Minute
 
-// EmbeddedEtcd starts a single-member etcd in the test binary, on loopback
+// Start starts a single-member etcd in the test binary, on loopback
 // with ports the system picks and its data in a temporary directory, and
 // returns its client URL and a function that stops it before the test ends
-// (it stops at the end of the test in any case). Both test packages of
-// etcdstore use it; it is not part of the package.
-func EmbeddedEtcd(tb testing.TB) (endpoint string, stop func()) {
+// (it stops at the end of the test in any case).
+func Start(tb testing.TB) (endpoint string, stop func()) {
 	tb.Helper()
 	cfg := embed.NewConfig()
 	cfg.Dir = tb.TempDir()
