@@ -27,8 +27,9 @@ type routed struct {
 // In a cluster (Config.Owners), the registry claims a room before it spawns
 // its actor, and releases it when the actor has stopped with no request
 // waiting for it. A room another node owns is not spawned: its requests
-// get a *NotOwnerError. The claim is a call to etcd made by the registry
-// itself, bounded by Config.RequestTimeout, once per spawn.
+// get a *NotOwnerError. The claim is a call to etcd, bounded by
+// Config.RequestTimeout, made beside the registry so that it holds up only
+// the requests of that room.
 type registry struct {
 	rooms *Rooms
 	byID  map[RoomID]*roomEntry
@@ -40,7 +41,14 @@ type roomEntry struct {
 	life     *roomLife
 	stopping bool
 	dropped  bool // stopping because of DropAll, not idle
+	claiming bool // its claim runs: no actor yet, requests held
 	held     []heldRequest
+}
+
+// claimed is the result of a room's claim, sent to the registry.
+type claimed struct {
+	roomID RoomID
+	err    error
 }
 
 type heldRequest struct {
@@ -60,6 +68,8 @@ func (g *registry) Receive(ctx actor.Context) {
 		g.passivate(ctx, m.who)
 	case *dropAll:
 		g.dropAll(ctx)
+	case *claimed:
+		g.claimedRoom(ctx, m)
 	case *actor.Terminated:
 		g.terminated(ctx, m.Who)
 	}
@@ -68,21 +78,51 @@ func (g *registry) Receive(ctx actor.Context) {
 func (g *registry) route(ctx actor.Context, roomID RoomID, msg any, sender *actor.PID) {
 	e, ok := g.byID[roomID]
 	switch {
-	case !ok:
-		if err := g.claim(roomID); err != nil {
-			if sender != nil {
-				ctx.Send(sender, &refused{err: err})
-			}
-			return
-		}
-		life := newRoomLife()
-		e = &roomEntry{pid: g.spawn(ctx, roomID, life), life: life}
+	case !ok && g.rooms.cfg.Owners != nil:
+		// The claim is a call to etcd: it runs beside the registry, which
+		// holds this room's requests meanwhile and routes the others.
+		e = &roomEntry{claiming: true, held: []heldRequest{{msg: msg, sender: sender}}}
 		g.byID[roomID] = e
-	case e.stopping:
+		self, root := ctx.Self(), ctx.ActorSystem().Root
+		go func() { root.Send(self, &claimed{roomID: roomID, err: g.claim(roomID)}) }()
+		return
+	case !ok:
+		e = g.start(ctx, roomID)
+	case e.stopping || e.claiming:
 		e.held = append(e.held, heldRequest{msg: msg, sender: sender})
 		return
 	}
 	ctx.RequestWithCustomSender(e.pid, msg, sender)
+}
+
+// start spawns the actor of roomID, which this node may run.
+func (g *registry) start(ctx actor.Context, roomID RoomID) *roomEntry {
+	life := newRoomLife()
+	e := &roomEntry{pid: g.spawn(ctx, roomID, life), life: life}
+	g.byID[roomID] = e
+	return e
+}
+
+// claimedRoom starts the room whose claim succeeded and hands it the
+// requests held meanwhile, or refuses them all.
+func (g *registry) claimedRoom(ctx actor.Context, m *claimed) {
+	e := g.byID[m.roomID]
+	if e == nil || !e.claiming {
+		return
+	}
+	delete(g.byID, m.roomID)
+	if m.err != nil {
+		for _, h := range e.held {
+			if h.sender != nil {
+				ctx.Send(h.sender, &refused{err: m.err})
+			}
+		}
+		return
+	}
+	started := g.start(ctx, m.roomID)
+	for _, h := range e.held {
+		ctx.RequestWithCustomSender(started.pid, h.msg, h.sender)
+	}
 }
 
 // spawn starts the actor of roomID. Its producer runs again at each
@@ -119,7 +159,7 @@ func (g *registry) passivate(ctx actor.Context, who *actor.PID) {
 // actor to have stopped, then start a fresh one, as after a passivation.
 func (g *registry) dropAll(ctx actor.Context) {
 	for _, e := range g.byID {
-		if !e.stopping {
+		if !e.stopping && !e.claiming {
 			e.stopping, e.dropped = true, true
 			ctx.Stop(e.pid)
 		}
