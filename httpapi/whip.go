@@ -92,12 +92,9 @@ func (s *Server) whipOffer(c *gin.Context) error {
 		return err
 	}
 	// Checked before joining: a bad offer must not make a participant
-	// appear in the room (and start a session) only to leave again. The
-	// cheap checks come first; CheckOffer tries the offer on a peer
-	// connection.
-	if err := actors.ValidateOffer(kind, offer); err != nil {
-		return err
-	}
+	// appear in the room (and start a session) only to leave again.
+	// CheckOffer applies the cheap rules (ValidateOffer) first, then tries
+	// the offer on a peer connection.
 	if err := s.cfg.Rooms.CheckOffer(kind, offer); err != nil {
 		return err
 	}
