@@ -40,15 +40,10 @@ func TestConnectDeadline(t *testing.T) {
 		if _, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
 			t.Fatal(err)
 		}
-		offer, err := pc.CreateOffer(nil)
+		offer, err := rtctest.GatheredOffer(ctx, pc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		gathered := webrtc.GatheringCompletePromise(pc)
-		if err := pc.SetLocalDescription(offer); err != nil {
-			t.Fatal(err)
-		}
-		<-gathered
 		if !connect {
 			_ = pc.Close()
 		}
@@ -56,7 +51,7 @@ func TestConnectDeadline(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		answer, err := p.Offer(ctx, pc.LocalDescription().SDP)
+		answer, err := p.Offer(ctx, offer)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -803,16 +803,11 @@ func TestWHIPPublishWHEPView(t *testing.T) {
 
 func offerAndApply(t *testing.T, pc *webrtc.PeerConnection, p *Participant) {
 	t.Helper()
-	offer, err := pc.CreateOffer(nil)
+	offer, err := rtctest.GatheredOffer(context.Background(), pc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	answer, err := p.Offer(context.Background(), pc.LocalDescription().SDP)
+	answer, err := p.Offer(context.Background(), offer)
 	if err != nil {
 		t.Fatalf("offer: %v", err)
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,20 +33,13 @@ func (s *stack) whipPost(t testing.TB, path, token, contentType, body string) re
 // clients send it.
 func gatheredOffer(t testing.TB, pc *webrtc.PeerConnection) string {
 	t.Helper()
-	offer, err := pc.CreateOffer(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a bound against a hang
+	defer cancel()
+	offer, err := rtctest.GatheredOffer(ctx, pc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-gathered:
-	case <-time.After(5 * time.Second):
-		t.Fatal("ICE gathering timed out")
-	}
-	return pc.LocalDescription().SDP
+	return offer
 }
 
 // whipPublish publishes media's tracks from a new pion peer through WHIP

@@ -276,18 +276,11 @@ func TestClusterForwardsWHIP(t *testing.T) {
 	if _, err := pc.AddTrack(track); err != nil {
 		t.Fatal(err)
 	}
-	offer, err := pc.CreateOffer(nil)
+	gatherCtx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
+	defer cancel()
+	offer, err := rtctest.GatheredOffer(gatherCtx, pc)
 	if err != nil {
 		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-gathered:
-	case <-time.After(time.Minute): // a bound against a hang
-		t.Fatal("ICE gathering did not end")
 	}
 
 	whip := func(method, path, body string) *http.Response {
@@ -310,7 +303,7 @@ func TestClusterForwardsWHIP(t *testing.T) {
 		resp.Body.Close()
 		return resp
 	}
-	resp := whip("POST", "/whip/r1", pc.LocalDescription().SDP)
+	resp := whip("POST", "/whip/r1", offer)
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(loc, "/whip/r1/") {
 		t.Fatalf("WHIP through node-b: %d, Location %q", resp.StatusCode, loc)

@@ -491,3 +491,23 @@ func VideoSSRCs(description string) []uint32 {
 	}
 	return out
 }
+
+// GatheredOffer sets a new offer as pc's local description and returns it
+// once every candidate is in it, as WHIP clients send it. ctx bounds the
+// gathering.
+func GatheredOffer(ctx context.Context, pc *webrtc.PeerConnection) (string, error) {
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return "", err
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return "", err
+	}
+	select {
+	case <-gathered:
+		return pc.LocalDescription().SDP, nil
+	case <-ctx.Done():
+		return "", fmt.Errorf("rtctest: ICE gathering: %w", ctx.Err())
+	}
+}
