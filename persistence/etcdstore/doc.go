@@ -31,6 +31,7 @@
 //	Seq counter      P seq/<room id>                                last Seq taken, 8 bytes big-endian
 //	webhook outbox   P wh/out/<room>/<endpoint>/<seq>               persistence webhook event value
 //	failed webhook   P wh/failed/<newest><delivery id>              the event without its secret
+//	delivery claim   P hookclaim/<room id>                          delivering node's id, under its lease
 //	idempotency      P idem/<scope>/<key>                           persistence idempotency value
 //	room owner       P owner/<room id>                              owner's node id, under its lease
 //	node             P node/<node id>                               the node's record (JSON), under its lease
@@ -64,8 +65,10 @@
 // member's session's room, an event's room) with the node's id and lease.
 // A node that lost a room (its lease expired while it was cut off, and
 // another node claimed the room) writes nothing: Apply returns a
-// *NotOwnerError. Webhook acks and idempotency records are not room writes
-// and are not fenced.
+// *NotOwnerError. Idempotency records are not room writes and are not
+// fenced. Webhook acks and failures are fenced on the room's delivery
+// claim instead (see DeliveryClaims): one node at a time delivers a room's
+// queues, and one that lost the claim settles nothing.
 //
 // # Listings and counts
 //

@@ -106,7 +106,9 @@ func checkSettled(e *recordpb.WebhookEvent) error {
 
 // settle removes e from the outbox and, when failed is set, writes it, on
 // condition that the entry read is still there: a concurrent settle of the
-// same event leaves this one ErrNotFound.
+// same event leaves this one ErrNotFound. A cluster node settles only while
+// it holds the room's delivery claim (see delivery.go), or returns
+// ErrNotClaimed.
 func (s *Store) settle(ctx context.Context, e *recordpb.WebhookEvent, failed *keyVal) error {
 	if err := checkSettled(e); err != nil {
 		return err
@@ -115,6 +117,16 @@ func (s *Store) settle(ctx context.Context, e *recordpb.WebhookEvent, failed *ke
 		return err
 	}
 	defer s.leave()
+	claim := s.k.deliveryClaim(e.RoomId)
+	var fence []clientv3.Cmp
+	var l *Lease
+	if s.node != "" {
+		var err error
+		if l, err = s.liveLease(); err != nil {
+			return fmt.Errorf("%w: %w", ErrNotClaimed, err)
+		}
+		fence = s.owns(claim, l)
+	}
 	key := s.k.outbox(e.RoomId, e.Endpoint, e.Seq)
 	notPending := fmt.Errorf("%w: webhook event %q is not pending", persistence.ErrNotFound, e.Id)
 	resp, err := s.cli.Get(ctx, key)
@@ -134,13 +146,17 @@ func (s *Store) settle(ctx context.Context, e *recordpb.WebhookEvent, failed *ke
 		ops = append(ops, clientv3.OpPut(failed.key, failed.val, clientv3.WithPrevKV()))
 	}
 	txn, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)).
+		If(append(fence, clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision))...).
 		Then(ops...).
+		Else(clientv3.OpGet(claim)).
 		Commit()
 	if err != nil {
 		return fmt.Errorf("etcdstore: settle webhook event %q: %w", e.Id, err)
 	}
 	if !txn.Succeeded {
+		if kvs := txn.Responses[0].GetResponseRange().Kvs; l != nil && (len(kvs) == 0 || !s.holds(kvs[0], l)) {
+			return fmt.Errorf("%w: room %q, webhook event %q", ErrNotClaimed, e.RoomId, e.Id)
+		}
 		return notPending
 	}
 	newFailed := 0

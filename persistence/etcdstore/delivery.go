@@ -1,0 +1,261 @@
+package etcdstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/troupe-media/troupe/persistence"
+)
+
+// Delivery claims: every node of a cluster reads the one webhook outbox, and
+// one node at a time delivers a room's queues: the node whose id the room's
+// delivery claim holds, under that node's lease. A claim is created only if
+// absent, by whichever node finds the room's queues unclaimed: in the normal
+// case the room's owner, which is told of the events it queues; for a room
+// that stopped or whose owner died, any node. It goes when the node has
+// emptied the room's queues (Release), or with the node's lease, so that a
+// dead node's queues are taken up by another node where the outbox says. A
+// node's AckWebhookEvent and FailWebhookEvent are fenced on the claim: a
+// node that lost it settles nothing, and the next holder finds the head as
+// it was.
+
+// prefixDeliveryClaim holds the claims: P hookclaim/<room id>, the node id
+// under its lease.
+const prefixDeliveryClaim = "hookclaim/"
+
+func (k keys) deliveryClaim(room string) string { return k.p + prefixDeliveryClaim + room }
+
+// ErrNotClaimed is returned by a cluster node's AckWebhookEvent and
+// FailWebhookEvent for an event of a room whose delivery claim this node
+// does not hold under its live lease: it settled nothing.
+var ErrNotClaimed = errors.New("etcdstore: webhook deliveries of the room not claimed by this node")
+
+// DeliveryClaims hands out the right to deliver a room's webhook queues to
+// one cluster node at a time. Its methods are those webhook.Deliverer calls.
+type DeliveryClaims struct {
+	s *Store
+
+	start sync.Once     // starts the watch of the claims, with the first Claim
+	freed chan struct{} // one pending signal; see Freed
+
+	mu sync.Mutex
+	// refused: the rooms this node was refused at its last Claim, whose
+	// claims going is signalled on freed.
+	refused map[string]bool // guarded by mu
+	// reading counts the Claims in flight; while there are any, gone keeps
+	// the revision at which each room's claim went, so that a claim gone
+	// after a Claim's read but seen before it names its refused rooms still
+	// counts.
+	reading int              // guarded by mu
+	gone    map[string]int64 // guarded by mu
+}
+
+// DeliveryClaims returns the delivery claims of this cluster node (the Store
+// must have a Config.NodeID). The watch it needs runs from its first Claim
+// until the Store closes.
+func (s *Store) DeliveryClaims() *DeliveryClaims {
+	return &DeliveryClaims{s: s, freed: make(chan struct{}, 1), gone: make(map[string]int64)}
+}
+
+// Claim returns, of rooms, those whose queues this node is to deliver: the
+// rooms whose claims it holds under its live lease, and those no node had
+// claimed, which it claims now. lost is closed when these claims are lost:
+// they all live under the node's lease, and go with it. A room another node
+// holds is left out; Freed tells when that claim goes. It returns
+// ErrNoLease when the node holds no lease, and ErrNotNode for a Store
+// without a node id.
+func (c *DeliveryClaims) Claim(ctx context.Context, rooms []string) (held []string, lost <-chan struct{}, err error) {
+	s := c.s
+	if s.node == "" {
+		return nil, nil, ErrNotNode
+	}
+	if err := s.enter(ctx); err != nil {
+		return nil, nil, err
+	}
+	defer s.leave()
+	l, err := s.liveLease()
+	if err != nil {
+		return nil, nil, err
+	}
+	c.mu.Lock()
+	c.reading++
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		if c.reading--; c.reading == 0 {
+			clear(c.gone)
+		}
+		c.mu.Unlock()
+	}()
+
+	keys := make([]string, len(rooms))
+	for i, r := range rooms {
+		if r == "" {
+			return nil, nil, fmt.Errorf("%w: delivery claim of an empty room id", persistence.ErrInvalid)
+		}
+		keys[i] = s.k.deliveryClaim(r)
+	}
+	found, rev, err := s.getMany(ctx, 0, keys)
+	if err != nil {
+		return nil, nil, fmt.Errorf("etcdstore: read delivery claims: %w", err)
+	}
+	c.start.Do(func() {
+		s.wg.Add(1)
+		go c.watch(rev)
+	})
+	refused := make(map[string]bool)
+	for i, r := range rooms {
+		kv := found[keys[i]]
+		if kv == nil {
+			if kv, err = c.create(ctx, keys[i], l); err != nil {
+				return nil, nil, err
+			}
+		}
+		if kv == nil || s.holds(kv, l) {
+			held = append(held, r)
+		} else {
+			refused[r] = true
+		}
+	}
+	c.mu.Lock()
+	c.refused = refused
+	for r := range refused {
+		if c.gone[r] > rev {
+			c.signal()
+			break
+		}
+	}
+	c.mu.Unlock()
+	return held, l.Done(), nil
+}
+
+// create claims the room of key for this node if no node has: it returns nil
+// when it did, or the claim another node made first.
+func (c *DeliveryClaims) create(ctx context.Context, key string, l *Lease) (*mvccpb.KeyValue, error) {
+	s := c.s
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, s.node, clientv3.WithLease(l.id))).
+		Else(clientv3.OpGet(key)).
+		Commit()
+	switch {
+	case errors.Is(err, errLeaseNotFound):
+		return nil, ErrNoLease
+	case err != nil:
+		return nil, fmt.Errorf("etcdstore: claim deliveries: %w", err)
+	case resp.Succeeded:
+		return nil, nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) == 0 {
+		return nil, fmt.Errorf("etcdstore: claim deliveries: %q neither absent nor present", key)
+	}
+	return kvs[0], nil
+}
+
+// holds reports whether kv is a claim (or owner key) of this node under l.
+func (s *Store) holds(kv *mvccpb.KeyValue, l *Lease) bool {
+	return string(kv.Value) == s.node && kv.Lease == int64(l.id)
+}
+
+// Release gives up this node's claim on a room, so that the node that next
+// finds events of the room takes it at once. It returns nil if the node
+// does not hold the claim (anymore).
+func (c *DeliveryClaims) Release(ctx context.Context, roomID string) error {
+	s := c.s
+	if s.node == "" {
+		return ErrNotNode
+	}
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.leave()
+	l, err := s.liveLease()
+	if err != nil {
+		return nil // the claims went with the lease
+	}
+	key := s.k.deliveryClaim(roomID)
+	if _, err := s.cli.Txn(ctx).If(s.owns(key, l)...).Then(clientv3.OpDelete(key)).Commit(); err != nil {
+		return fmt.Errorf("etcdstore: release deliveries of room %q: %w", roomID, err)
+	}
+	return nil
+}
+
+// Freed has a value when the claim of a room this node was refused at its
+// last Claim has gone (released, or its node's lease ended): time to Claim
+// again. Signals merge while one is pending.
+func (c *DeliveryClaims) Freed() <-chan struct{} { return c.freed }
+
+func (c *DeliveryClaims) signal() {
+	select {
+	case c.freed <- struct{}{}:
+	default:
+	}
+}
+
+// claimWatchRetry is the pause before the watch of the claims starts again
+// after etcd ended it.
+const claimWatchRetry = time.Second
+
+// watch follows the removals of claims from rev+1 until the Store closes,
+// starting again where it stopped when etcd ends it.
+func (c *DeliveryClaims) watch(rev int64) {
+	s := c.s
+	defer s.wg.Done()
+	next := rev + 1
+	for {
+		var err error
+		next, err = c.follow(next)
+		if s.bg.Err() != nil {
+			return
+		}
+		s.log.Warn("delivery claim watch ended; watching again", "err", err)
+		t := time.NewTimer(claimWatchRetry)
+		select {
+		case <-s.bg.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// follow signals the removals of refused rooms' claims from revision next
+// until the watch ends, and returns where to start again and why it ended.
+func (c *DeliveryClaims) follow(next int64) (int64, error) {
+	s := c.s
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(s.bg))
+	defer cancel()
+	prefix := s.k.p + prefixDeliveryClaim
+	for resp := range s.cli.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(next), clientv3.WithFilterPut()) {
+		if resp.CompactRevision != 0 {
+			// Removals before it are lost to the watch: Claim again to
+			// be sure.
+			next = resp.CompactRevision
+			c.signal()
+		}
+		if err := resp.Err(); err != nil {
+			return next, err
+		}
+		c.mu.Lock()
+		for _, ev := range resp.Events {
+			room := strings.TrimPrefix(string(ev.Kv.Key), prefix)
+			if c.refused[room] {
+				c.signal()
+			}
+			if c.reading > 0 {
+				c.gone[room] = max(c.gone[room], ev.Kv.ModRevision)
+			}
+		}
+		c.mu.Unlock()
+		next = max(next, resp.Header.Revision+1)
+	}
+	return next, errWatchClosed
+}
