@@ -50,10 +50,14 @@ type receiver struct {
 	respond func(p Payload, try int) int
 	// now is the clock signatures are checked against; the Deliverer's.
 	now func() time.Time
+	// hold, if set, is called before answering; false drops the request
+	// unanswered (its sender gave up on it).
+	hold func(req *http.Request) bool
 
 	mu       sync.Mutex
 	tries    map[string]int // attempts per delivery id
 	accepted []Payload      // 2xx answers, in arrival order
+	from     []string       // the node header of each accepted request
 	problems []string
 }
 
@@ -97,6 +101,9 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.problems = append(r.problems, problems...)
 	r.mu.Unlock()
 
+	if r.hold != nil && !r.hold(req) {
+		return
+	}
 	status := http.StatusOK
 	if r.respond != nil {
 		status = r.respond(p, try)
@@ -104,6 +111,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	if status >= 200 && status < 300 {
 		r.mu.Lock()
 		r.accepted = append(r.accepted, p)
+		r.from = append(r.from, req.Header.Get(nodeHeader))
 		r.mu.Unlock()
 	}
 	w.WriteHeader(status)
@@ -220,7 +228,9 @@ func passBackoffs(t *testing.T, clk *clock.Manual, what string, done func() bool
 
 // enqueue queues the deliveries of one event the way a room actor does:
 // in a store batch, then Notify.
-func enqueue(t *testing.T, s *persistence.Store, d *Deliverer, e Event, room *recordpb.Webhook, global ...Destination) []*recordpb.WebhookEvent {
+func enqueue(t *testing.T, s interface {
+	Apply(context.Context, persistence.Writes) error
+}, d *Deliverer, e Event, room *recordpb.Webhook, global ...Destination) []*recordpb.WebhookEvent {
 	t.Helper()
 	if e.Time.IsZero() {
 		e.Time = time.Now()

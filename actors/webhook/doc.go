@@ -17,6 +17,16 @@
 // bounded allowance of their own, so that they hold up only their own
 // queues (see schedule.go).
 //
+// In a cluster the nodes share one outbox, and one node at a time delivers
+// a room's queues: the node holding the room's claim (Config.Claims). The
+// first node to find a room's queues unclaimed takes the claim (in the
+// normal case the room's owner, which is told of the events it queues; any
+// node for a room that stopped or whose owner died), and releases it once
+// it has emptied them. A claim goes with its node's lease: that node stops
+// its attempts at once, and another node takes the queues up at their
+// heads (told that the claim went, or at its next poll). A delivery is
+// posted twice only across such a takeover, with the same delivery id.
+//
 // The actors package imports webhook; webhook imports persistence, never
 // actors or httpapi.
 package webhook

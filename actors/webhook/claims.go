@@ -1,0 +1,158 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+
+	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+// Claims decides which node delivers which rooms' queues when the nodes of a
+// cluster share one outbox: one node at a time holds a room's claim and
+// drains its queues, so that they go out once and in order. A nil
+// Config.Claims is a node alone with its outbox, which holds every claim.
+//
+// The Store must refuse AckWebhookEvent and FailWebhookEvent for the events
+// of a room whose claim this node does not hold, so that a node that lost a
+// claim, and has not noticed yet, settles nothing under the next holder.
+type Claims interface {
+	// Claim returns, of rooms, those whose queues this node is to deliver:
+	// those whose claims it holds, and those no node held, which it claims
+	// now. lost is closed when these claims are lost (the node stops
+	// delivering their rooms at once); a later Claim may hold claims under
+	// a new lost.
+	Claim(ctx context.Context, rooms []string) (held []string, lost <-chan struct{}, err error)
+	// Release gives up this node's claim on a room whose queues it emptied,
+	// so that the node that next finds events of the room may take it.
+	Release(ctx context.Context, roomID string) error
+	// Freed has a value when a claim this node was refused at its last
+	// Claim has gone: time to read the outbox again.
+	Freed() <-chan struct{}
+}
+
+// holder is Run's account of the claims this node holds. Only Run's
+// goroutine uses it.
+type holder struct {
+	claims Claims // nil: every claim
+	run    context.Context
+	held   map[string]bool // rooms whose queues this node delivers
+	lost   <-chan struct{} // closed when the held claims are lost; nil for none
+	// ctx is what the attempts on held rooms run under: canceled when the
+	// claims are lost, so that the node stops delivering at once.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newHolder(claims Claims, run context.Context) *holder {
+	h := &holder{claims: claims, run: run, held: make(map[string]bool)}
+	h.ctx, h.cancel = context.WithCancel(run)
+	return h
+}
+
+// lose forgets every claim, cancels the attempts made under them, and
+// returns their rooms.
+func (h *holder) lose() []string {
+	rooms := h.heldRooms()
+	clear(h.held)
+	h.lost = nil
+	h.cancel()
+	h.ctx, h.cancel = context.WithCancel(h.run)
+	return rooms
+}
+
+// claimed returns, of heads read from the outbox, those of the rooms whose
+// queues this node is to deliver, claiming the rooms no node held, and the
+// rooms whose claims it no longer holds.
+func (d *Deliverer) claimed(ctx context.Context, h *holder, heads []*recordpb.WebhookEvent) (kept []*recordpb.WebhookEvent, dropped []string, err error) {
+	if h.claims == nil {
+		for _, e := range heads {
+			h.held[e.RoomId] = true
+		}
+		return heads, nil, nil
+	}
+	if len(heads) == 0 {
+		return nil, nil, nil
+	}
+	var rooms []string
+	asked := make(map[string]bool)
+	for _, e := range heads {
+		if !asked[e.RoomId] {
+			asked[e.RoomId] = true
+			rooms = append(rooms, e.RoomId)
+		}
+	}
+	held, lost, err := h.claims.Claim(ctx, rooms)
+	if err != nil {
+		return nil, nil, err
+	}
+	if lost != h.lost {
+		// Claims under a new lease: those of the old one are gone.
+		if h.lost != nil {
+			dropped = h.lose()
+		}
+		h.lost = lost
+	}
+	now := make(map[string]bool, len(held))
+	for _, r := range held {
+		now[r] = true
+	}
+	for _, r := range rooms {
+		if h.held[r] && !now[r] {
+			delete(h.held, r)
+			dropped = append(dropped, r)
+		}
+	}
+	for _, e := range heads {
+		switch {
+		case !now[e.RoomId]:
+			continue
+		case !h.held[e.RoomId]:
+			// Claimed just now: the head was read before, and the node
+			// that held the room may have delivered it since.
+			fresh, err := d.cfg.Store.OutboxHead(ctx, e.RoomId, e.Endpoint)
+			if errors.Is(err, persistence.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				// Left to the next read; the claim is released as idle.
+				d.log.Warn("reading the webhook outbox", "err", err)
+				continue
+			}
+			e = fresh
+		}
+		kept = append(kept, e)
+	}
+	for r := range now {
+		h.held[r] = true
+	}
+	return kept, dropped, nil
+}
+
+// heldRooms returns the rooms whose claims this node holds.
+func (h *holder) heldRooms() []string {
+	rooms := make([]string, 0, len(h.held))
+	for r := range h.held {
+		rooms = append(rooms, r)
+	}
+	return rooms
+}
+
+// releaseIdle gives up the claims of those of rooms that have no queue left
+// in s.
+func (d *Deliverer) releaseIdle(ctx context.Context, h *holder, s *scheduler, rooms []string) {
+	for _, r := range rooms {
+		if !h.held[r] || s.rooms[r] > 0 {
+			continue
+		}
+		delete(h.held, r)
+		if h.claims == nil {
+			continue
+		}
+		if err := h.claims.Release(ctx, r); err != nil && ctx.Err() == nil {
+			// The claim stays with this node until its next Claim of the
+			// room, or its lease, ends it.
+			d.log.Warn("releasing a room's webhook deliveries", "room", r, "err", err)
+		}
+	}
+}
