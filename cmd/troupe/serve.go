@@ -237,8 +237,13 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 	if err := registerAll(reg, mediaMetrics); err != nil {
 		return nil, err
 	}
+	var claims webhook.Claims // nil on a single node: it delivers every queue
+	if s.cluster != nil {
+		claims = s.cluster.store.DeliveryClaims()
+	}
 	deliverer, err := webhook.New(webhook.Config{
 		Store:         store,
+		Claims:        claims,
 		DefaultSecret: []byte(key.Secret),
 		AllowPrivate:  cfg.WebhookAllowPrivate,
 		MaxAge:        cfg.WebhookMaxAge,
