@@ -73,17 +73,11 @@ func (s *Store) DeliveryClaims() *DeliveryClaims {
 // without a node id.
 func (c *DeliveryClaims) Claim(ctx context.Context, rooms []string) (held []string, lost <-chan struct{}, err error) {
 	s := c.s
-	if s.node == "" {
-		return nil, nil, ErrNotNode
-	}
-	if err := s.enter(ctx); err != nil {
-		return nil, nil, err
-	}
-	defer s.leave()
-	l, err := s.liveLease()
+	l, err := s.enterAsNode(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
+	defer s.leave()
 	c.mu.Lock()
 	c.reading++
 	c.mu.Unlock()
@@ -160,6 +154,23 @@ func (c *DeliveryClaims) create(ctx context.Context, key string, l *Lease) (*mvc
 	return kvs[0], nil
 }
 
+// enterAsNode starts an operation of this cluster node under its live
+// lease, which it returns; on success the caller calls s.leave.
+func (s *Store) enterAsNode(ctx context.Context) (*Lease, error) {
+	if s.node == "" {
+		return nil, ErrNotNode
+	}
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	l, err := s.liveLease()
+	if err != nil {
+		s.leave()
+		return nil, err
+	}
+	return l, nil
+}
+
 // holds reports whether kv is a claim (or owner key) of this node under l.
 func (s *Store) holds(kv *mvccpb.KeyValue, l *Lease) bool {
 	return string(kv.Value) == s.node && kv.Lease == int64(l.id)
@@ -170,17 +181,14 @@ func (s *Store) holds(kv *mvccpb.KeyValue, l *Lease) bool {
 // does not hold the claim (anymore).
 func (c *DeliveryClaims) Release(ctx context.Context, roomID string) error {
 	s := c.s
-	if s.node == "" {
-		return ErrNotNode
+	l, err := s.enterAsNode(ctx)
+	if errors.Is(err, ErrNoLease) {
+		return nil // the claims went with the lease
 	}
-	if err := s.enter(ctx); err != nil {
+	if err != nil {
 		return err
 	}
 	defer s.leave()
-	l, err := s.liveLease()
-	if err != nil {
-		return nil // the claims went with the lease
-	}
 	key := s.k.deliveryClaim(roomID)
 	if _, err := s.cli.Txn(ctx).If(s.owns(key, l)...).Then(clientv3.OpDelete(key)).Commit(); err != nil {
 		return fmt.Errorf("etcdstore: release deliveries of room %q: %w", roomID, err)
@@ -217,13 +225,21 @@ func (c *DeliveryClaims) watch(rev int64) {
 			return
 		}
 		s.log.Warn("delivery claim watch ended; watching again", "err", err)
-		t := time.NewTimer(claimWatchRetry)
-		select {
-		case <-s.bg.Done():
-			t.Stop()
+		if !s.pause(claimWatchRetry) {
 			return
-		case <-t.C:
 		}
+	}
+}
+
+// pause waits d, and reports false if the Store closed meanwhile.
+func (s *Store) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.bg.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
