@@ -79,13 +79,14 @@ func (s *Store) decodeOutbox(kv *mvccpb.KeyValue) (*recordpb.WebhookEvent, strin
 }
 
 // AckWebhookEvent removes a delivered event from the outbox, or returns
-// persistence.ErrNotFound if it is not pending.
+// persistence.ErrNotFound if it is not pending. A cluster node removes it
+// only while it holds the room's delivery claim, or returns ErrNotClaimed.
 func (s *Store) AckWebhookEvent(ctx context.Context, e *recordpb.WebhookEvent) error {
 	return s.settle(ctx, e, nil)
 }
 
 // FailWebhookEvent moves an event given up on from the outbox to the failed
-// records, in one transaction.
+// records, in one transaction, fenced as AckWebhookEvent is.
 func (s *Store) FailWebhookEvent(ctx context.Context, e *recordpb.WebhookEvent) error {
 	if err := checkSettled(e); err != nil {
 		return err
