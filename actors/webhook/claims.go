@@ -26,8 +26,9 @@ type Claims interface {
 	// Release gives up this node's claim on a room whose queues it emptied,
 	// so that the node that next finds events of the room may take it.
 	Release(ctx context.Context, roomID string) error
-	// Freed has a value when a claim this node was refused at its last
-	// Claim has gone: time to read the outbox again.
+	// Freed has a value when claims this node may now take have gone (one
+	// it was refused at its last Claim, or those of a node that left):
+	// time to read the outbox again.
 	Freed() <-chan struct{}
 }
 

@@ -57,6 +57,9 @@ func openEtcd(t *testing.T, endpoint, id string) *etcdstore.Store {
 		if _, err := s.Register(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.PutNode(context.Background(), etcdstore.NodeInfo{AdvertiseURL: "http://" + id + ".invalid"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return s
 }
@@ -99,7 +102,11 @@ func (c *probedClaims) Claim(ctx context.Context, rooms []string) ([]string, <-c
 func startNode(t *testing.T, endpoint, id string, before func()) *clusterNode {
 	t.Helper()
 	n := &clusterNode{store: openEtcd(t, endpoint, id)}
-	n.claims = &probedClaims{DeliveryClaims: n.store.DeliveryClaims(), held: make(chan []string, 1), before: before}
+	claims, err := n.store.DeliveryClaims(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.claims = &probedClaims{DeliveryClaims: claims, held: make(chan []string, 1), before: before}
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	n.d = newDeliverer(t, Config{
@@ -170,11 +177,18 @@ func TestClusterDeliversEachOnce(t *testing.T) {
 // TestClusterTakeoverAfterLeaseLoss: node a delivers until its lease is
 // revoked, as etcd ends the lease of a node cut off for longer than its
 // TTL, with requests in flight that its endpoint never answers. a stops at
-// once (its requests are canceled), b, refused the rooms so far, is told
-// that their claims went and delivers the rest from where the outbox says:
-// every event at least once, in order per room, a delivery posted again
-// only across the takeover (a, then b) with the same delivery id.
+// once (its requests are canceled), and b, whether it was refused the rooms
+// so far or never looked, is told that a left and delivers the rest from
+// where the outbox says: every event at least once, in order per room, a
+// delivery posted again only across the takeover (a, then b) with the same
+// delivery id.
 func TestClusterTakeoverAfterLeaseLoss(t *testing.T) {
+	for _, refused := range []bool{true, false} {
+		t.Run(fmt.Sprintf("refused=%v", refused), func(t *testing.T) { testTakeover(t, refused) })
+	}
+}
+
+func testTakeover(t *testing.T, refused bool) {
 	endpoint, _ := etcdtest.Start(t)
 	recv := newReceiver(t, defaultSecret, nil)
 	// a's first answered requests; then its requests wait until it gives
@@ -204,9 +218,11 @@ func TestClusterTakeoverAfterLeaseLoss(t *testing.T) {
 	a.d.Notify()
 	poll.Until(t, "a's requests left unanswered", func() bool { return waitingA.Load() > 0 })
 	b := startNode(t, endpoint, "node-b", nil)
-	b.d.Notify()
-	if held := nextClaim(t, b); len(held) != 0 {
-		t.Fatalf("b claimed %v while a held every room", held)
+	if refused {
+		b.d.Notify()
+		if held := nextClaim(t, b); len(held) != 0 {
+			t.Fatalf("b claimed %v while a held every room", held)
+		}
 	}
 
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, Logger: zap.NewNop()})

@@ -23,9 +23,9 @@
 // normal case the room's owner, which is told of the events it queues; any
 // node for a room that stopped or whose owner died), and releases it once
 // it has emptied them. A claim goes with its node's lease: that node stops
-// its attempts at once, and another node takes the queues up at their
-// heads (told that the claim went, or at its next poll). A delivery is
-// posted twice only across such a takeover, with the same delivery id.
+// its attempts at once, and another node, told that the node left, takes
+// the queues up at their heads. A delivery is posted twice only across such
+// a takeover, with the same delivery id.
 //
 // The actors package imports webhook; webhook imports persistence, never
 // actors or httpapi.

@@ -239,7 +239,13 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 	}
 	var claims webhook.Claims // nil on a single node: it delivers every queue
 	if s.cluster != nil {
-		claims = s.cluster.store.DeliveryClaims()
+		ctx, cancel := context.WithTimeout(context.Background(), clusterJoinTimeout)
+		dc, err := s.cluster.store.DeliveryClaims(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("webhook delivery claims: %w", err)
+		}
+		claims = dc
 	}
 	deliverer, err := webhook.New(webhook.Config{
 		Store:         store,

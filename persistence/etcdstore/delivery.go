@@ -21,7 +21,9 @@ import (
 // case the room's owner, which is told of the events it queues; for a room
 // that stopped or whose owner died, any node. It goes when the node has
 // emptied the room's queues (Release), or with the node's lease, so that a
-// dead node's queues are taken up by another node where the outbox says. A
+// dead node's queues are taken up by another node where the outbox says:
+// the nodes watch the claims and the node records, and look again when a
+// claim they were refused goes or a node leaves (see Freed). A
 // node's AckWebhookEvent and FailWebhookEvent are fenced on the claim: a
 // node that lost it settles nothing, and the next holder finds the head as
 // it was.
@@ -40,9 +42,7 @@ var ErrNotClaimed = errors.New("etcdstore: webhook deliveries of the room not cl
 // DeliveryClaims hands out the right to deliver a room's webhook queues to
 // one cluster node at a time. Its methods are those webhook.Deliverer calls.
 type DeliveryClaims struct {
-	s *Store
-
-	start sync.Once     // starts the watch of the claims, with the first Claim
+	s     *Store
 	freed chan struct{} // one pending signal; see Freed
 
 	mu sync.Mutex
@@ -58,10 +58,26 @@ type DeliveryClaims struct {
 }
 
 // DeliveryClaims returns the delivery claims of this cluster node (the Store
-// must have a Config.NodeID). The watch it needs runs from its first Claim
-// until the Store closes.
-func (s *Store) DeliveryClaims() *DeliveryClaims {
-	return &DeliveryClaims{s: s, freed: make(chan struct{}, 1), gone: make(map[string]int64)}
+// must have a Config.NodeID), and starts the watch that tells it when
+// claims go, from etcd's current revision until the Store closes.
+func (s *Store) DeliveryClaims(ctx context.Context) (*DeliveryClaims, error) {
+	if s.node == "" {
+		return nil, ErrNotNode
+	}
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	// The watch starts from a revision read now, not from whenever etcd
+	// sets it up: every removal after this call is seen.
+	resp, err := s.cli.Get(ctx, s.k.layout(), clientv3.WithCountOnly())
+	if err != nil {
+		return nil, fmt.Errorf("etcdstore: read revision: %w", err)
+	}
+	c := &DeliveryClaims{s: s, freed: make(chan struct{}, 1), gone: make(map[string]int64)}
+	s.wg.Add(1)
+	go c.watch(resp.Header.Revision + 1)
+	return c, nil
 }
 
 // Claim returns, of rooms, those whose queues this node is to deliver: the
@@ -100,10 +116,6 @@ func (c *DeliveryClaims) Claim(ctx context.Context, rooms []string) (held []stri
 	if err != nil {
 		return nil, nil, fmt.Errorf("etcdstore: read delivery claims: %w", err)
 	}
-	c.start.Do(func() {
-		s.wg.Add(1)
-		go c.watch(rev)
-	})
 	refused := make(map[string]bool)
 	for i, r := range rooms {
 		kv := found[keys[i]]
@@ -197,8 +209,10 @@ func (c *DeliveryClaims) Release(ctx context.Context, roomID string) error {
 }
 
 // Freed has a value when the claim of a room this node was refused at its
-// last Claim has gone (released, or its node's lease ended): time to Claim
-// again. Signals merge while one is pending.
+// last Claim has gone (released, or its node's lease ended), or when a node
+// left the cluster (its node record went with its lease, and its claims
+// with it): time to read the outbox and Claim again. Signals merge while
+// one is pending.
 func (c *DeliveryClaims) Freed() <-chan struct{} { return c.freed }
 
 func (c *DeliveryClaims) signal() {
@@ -212,12 +226,12 @@ func (c *DeliveryClaims) signal() {
 // after etcd ended it.
 const claimWatchRetry = time.Second
 
-// watch follows the removals of claims from rev+1 until the Store closes,
-// starting again where it stopped when etcd ends it.
-func (c *DeliveryClaims) watch(rev int64) {
+// watch follows the removals of claims and node records from revision next
+// until the Store closes, starting again where it stopped when etcd ends
+// it.
+func (c *DeliveryClaims) watch(next int64) {
 	s := c.s
 	defer s.wg.Done()
-	next := rev + 1
 	for {
 		var err error
 		next, err = c.follow(next)
@@ -243,35 +257,65 @@ func (s *Store) pause(d time.Duration) bool {
 	}
 }
 
-// follow signals the removals of refused rooms' claims from revision next
-// until the watch ends, and returns where to start again and why it ended.
+// follow watches from revision next until a watch ends, and returns where
+// to start again and why it ended. A claim's removal is signalled if its
+// room was refused; a node record's always, since the node's claims went
+// with it.
 func (c *DeliveryClaims) follow(next int64) (int64, error) {
 	s := c.s
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(s.bg))
 	defer cancel()
-	prefix := s.k.p + prefixDeliveryClaim
-	for resp := range s.cli.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(next), clientv3.WithFilterPut()) {
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithFilterPut(), clientv3.WithRev(next)}
+	claimPrefix := s.k.p + prefixDeliveryClaim
+	claims := s.cli.Watch(ctx, claimPrefix, opts...)
+	nodes := s.cli.Watch(ctx, s.k.nodes(), opts...)
+	// Where each watch has got to: they start again from the earlier.
+	at := [2]int64{next, next}
+	restart := func() int64 { return min(at[0], at[1]) }
+	for {
+		var resp clientv3.WatchResponse
+		var ok bool
+		w := 0
+		select {
+		case resp, ok = <-claims:
+		case resp, ok = <-nodes:
+			w = 1
+		}
+		if !ok {
+			return restart(), errWatchClosed
+		}
 		if resp.CompactRevision != 0 {
-			// Removals before it are lost to the watch: Claim again to
-			// be sure.
-			next = resp.CompactRevision
+			// Removals before it are lost to the watch: look again to be
+			// sure.
+			at[w] = resp.CompactRevision
 			c.signal()
 		}
 		if err := resp.Err(); err != nil {
-			return next, err
+			return restart(), err
 		}
-		c.mu.Lock()
-		for _, ev := range resp.Events {
-			room := strings.TrimPrefix(string(ev.Kv.Key), prefix)
-			if c.refused[room] {
+		if w == 1 {
+			if len(resp.Events) > 0 {
 				c.signal()
 			}
-			if c.reading > 0 {
-				c.gone[room] = max(c.gone[room], ev.Kv.ModRevision)
-			}
+		} else {
+			c.removed(resp.Events, claimPrefix)
 		}
-		c.mu.Unlock()
-		next = max(next, resp.Header.Revision+1)
+		at[w] = max(at[w], resp.Header.Revision+1)
 	}
-	return next, errWatchClosed
+}
+
+// removed signals the removal of a refused room's claim, and keeps the
+// revision of each removal while a Claim reads.
+func (c *DeliveryClaims) removed(evs []*clientv3.Event, prefix string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ev := range evs {
+		room := strings.TrimPrefix(string(ev.Kv.Key), prefix)
+		if c.refused[room] {
+			c.signal()
+		}
+		if c.reading > 0 {
+			c.gone[room] = max(c.gone[room], ev.Kv.ModRevision)
+		}
+	}
 }

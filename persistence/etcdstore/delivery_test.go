@@ -41,6 +41,15 @@ func queueEvents(t *testing.T, endpoint string, rooms ...string) map[string]*rec
 	return heads
 }
 
+func deliveryClaims(t *testing.T, s *etcdstore.Store) *etcdstore.DeliveryClaims {
+	t.Helper()
+	c, err := s.DeliveryClaims(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // failed is e as a deliverer gives it up.
 func failed(e *recordpb.WebhookEvent) *recordpb.WebhookEvent {
 	f := proto.Clone(e).(*recordpb.WebhookEvent)
@@ -65,7 +74,7 @@ func TestDeliveryClaims(t *testing.T) {
 	endpoint := startEtcd(t)
 	a, la := node(t, endpoint, "node-a", 10*time.Second)
 	b, _ := node(t, endpoint, "node-b", 10*time.Second)
-	ca, cb := a.DeliveryClaims(), b.DeliveryClaims()
+	ca, cb := deliveryClaims(t, a), deliveryClaims(t, b)
 	heads := queueEvents(t, endpoint, "r1", "r2", "r3")
 
 	lost := claim(t, ca, "a", []string{"r1", "r2"}, "r1", "r2")
@@ -137,14 +146,37 @@ func TestDeliveryClaimsNeedANode(t *testing.T) {
 	endpoint := startEtcd(t)
 	heads := queueEvents(t, endpoint, "r1")
 	s := open(t, endpoint, "cluster/", nil)
-	if _, _, err := s.DeliveryClaims().Claim(ctx, []string{"r1"}); !errors.Is(err, etcdstore.ErrNotNode) {
-		t.Fatalf("Claim = %v, want ErrNotNode", err)
+	if _, err := s.DeliveryClaims(ctx); !errors.Is(err, etcdstore.ErrNotNode) {
+		t.Fatalf("DeliveryClaims = %v, want ErrNotNode", err)
 	}
 	if err := s.AckWebhookEvent(ctx, heads["r1"]); err != nil {
 		t.Fatalf("Ack: %v", err)
 	}
 	n, _ := node(t, endpoint, "node-a", 10*time.Second)
-	if _, _, err := n.DeliveryClaims().Claim(ctx, []string{""}); !errors.Is(err, persistence.ErrInvalid) {
+	if _, _, err := deliveryClaims(t, n).Claim(ctx, []string{""}); !errors.Is(err, persistence.ErrInvalid) {
 		t.Fatalf("Claim of an empty room id = %v, want ErrInvalid", err)
 	}
+}
+
+// TestDeliveryClaimsFreedWhenANodeLeaves: a node is told when another node
+// leaves the cluster (its lease, and so its node record and its claims,
+// gone), whether or not it was refused one of its rooms: the rooms the
+// other node delivered are free.
+func TestDeliveryClaimsFreedWhenANodeLeaves(t *testing.T) {
+	ctx := context.Background()
+	endpoint := startEtcd(t)
+	a, la := node(t, endpoint, "node-a", 10*time.Second)
+	b, _ := node(t, endpoint, "node-b", 10*time.Second)
+	if err := a.PutNode(ctx, etcdstore.NodeInfo{AdvertiseURL: "http://127.0.0.1:1"}); err != nil {
+		t.Fatal(err)
+	}
+	queueEvents(t, endpoint, "r1")
+	claim(t, deliveryClaims(t, a), "a", []string{"r1"}, "r1")
+	cb := deliveryClaims(t, b)
+
+	if _, err := rawClient(t, endpoint).Revoke(ctx, clientv3.LeaseID(la.ID())); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	wait(t, "b told that a left", cb.Freed())
+	claim(t, cb, "b after a left", []string{"r1"}, "r1")
 }
