@@ -360,9 +360,14 @@ func (d *Deliverer) Run(ctx context.Context) error {
 
 // drop forgets the queues of rooms whose claims this node lost.
 func (d *Deliverer) drop(s *scheduler, rooms []string, now time.Time) {
-	for _, r := range rooms {
-		s.drop(r, now)
+	if len(rooms) == 0 {
+		return
 	}
+	set := make(map[string]bool, len(rooms))
+	for _, r := range rooms {
+		set[r] = true
+	}
+	s.drop(set, now)
 	d.metrics.claimsLost.Add(float64(len(rooms)))
 	s.takeEmptied() // not held: nothing to release
 }

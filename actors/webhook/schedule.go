@@ -203,11 +203,11 @@ func (s *scheduler) takeEmptied() []string {
 	return e
 }
 
-// drop forgets the queues of a room whose claim this node lost. Those with
+// drop forgets the queues of rooms whose claims this node lost. Those with
 // an attempt in flight go when it ends, whatever its result.
-func (s *scheduler) drop(room string, now time.Time) {
+func (s *scheduler) drop(rooms map[string]bool, now time.Time) {
 	for _, q := range s.queues {
-		if q.key.room != room {
+		if !rooms[q.key.room] {
 			continue
 		}
 		if q.busy {

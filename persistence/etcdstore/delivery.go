@@ -312,6 +312,9 @@ func (c *DeliveryClaims) removed(evs []*clientv3.Event, prefix string) {
 	for _, ev := range evs {
 		room := strings.TrimPrefix(string(ev.Kv.Key), prefix)
 		if c.refused[room] {
+			// Once per refusal: a holder releasing the room again and
+			// again wakes this node only when it was refused again.
+			delete(c.refused, room)
 			c.signal()
 		}
 		if c.reading > 0 {
