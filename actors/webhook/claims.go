@@ -23,9 +23,10 @@ type Claims interface {
 	// delivering their rooms at once); a later Claim may hold claims under
 	// a new lost.
 	Claim(ctx context.Context, rooms []string) (held []string, lost <-chan struct{}, err error)
-	// Release gives up this node's claim on a room whose queues it emptied,
-	// so that the node that next finds events of the room may take it.
-	Release(ctx context.Context, roomID string) error
+	// Release gives up this node's claims on rooms whose queues it
+	// emptied, so that the node that next finds events of one of them may
+	// take it.
+	Release(ctx context.Context, rooms []string) error
 	// Freed has a value when claims this node may now take have gone (one
 	// it was refused at its last Claim, or those of a node that left):
 	// time to read the outbox again.
@@ -140,20 +141,21 @@ func (h *holder) heldRooms() []string {
 }
 
 // releaseIdle gives up the claims of those of rooms that have no queue left
-// in s.
+// in s, together.
 func (d *Deliverer) releaseIdle(ctx context.Context, h *holder, s *scheduler, rooms []string) {
+	var idle []string
 	for _, r := range rooms {
-		if !h.held[r] || s.rooms[r] > 0 {
-			continue
+		if h.held[r] && s.rooms[r] == 0 {
+			delete(h.held, r)
+			idle = append(idle, r)
 		}
-		delete(h.held, r)
-		if h.claims == nil {
-			continue
-		}
-		if err := h.claims.Release(ctx, r); err != nil && ctx.Err() == nil {
-			// The claim stays with this node until its next Claim of the
-			// room, or its lease, ends it.
-			d.log.Warn("releasing a room's webhook deliveries", "room", r, "err", err)
-		}
+	}
+	if h.claims == nil || len(idle) == 0 {
+		return
+	}
+	if err := h.claims.Release(ctx, idle); err != nil && ctx.Err() == nil {
+		// The claims stay with this node until its next Claim of their
+		// rooms, or its lease, ends them.
+		d.log.Warn("releasing rooms' webhook deliveries", "rooms", len(idle), "err", err)
 	}
 }

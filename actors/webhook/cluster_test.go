@@ -40,7 +40,7 @@ func (n namedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // openEtcd opens a Store on the test's etcd, as cluster node id if id is
 // set (holding a lease), or without ownership (standing for the rooms'
 // owners, which queue events).
-func openEtcd(t *testing.T, endpoint, id string) *etcdstore.Store {
+func openEtcd(t testing.TB, endpoint, id string) *etcdstore.Store {
 	t.Helper()
 	s, err := etcdstore.New(context.Background(), etcdstore.Config{
 		Endpoints: []string{endpoint}, Prefix: "hooks/", Logger: quietLogger(), NodeID: id, LeaseTTL: 10 * time.Second,
@@ -99,7 +99,7 @@ func (c *probedClaims) Claim(ctx context.Context, rooms []string) ([]string, <-c
 // refused goes; its requests wait for an answer as long, so that only a
 // lost claim (or the end of the test) cuts one short. before, if set, is
 // called before each of its Claims.
-func startNode(t *testing.T, endpoint, id string, before func()) *clusterNode {
+func startNode(t testing.TB, endpoint, id string, before func()) *clusterNode {
 	t.Helper()
 	n := &clusterNode{store: openEtcd(t, endpoint, id)}
 	claims, err := n.store.DeliveryClaims(context.Background())

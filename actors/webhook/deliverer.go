@@ -350,8 +350,17 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		case <-woke:
 			wakeAt = time.Time{} // its timer has run: arm the next
 		case r := <-results:
-			if s.finish(r, clk.Now(), d.retryWait) {
-				scan = true
+			// With the results already in, so that the queues emptied
+			// together release their claims together.
+			for more := true; more; {
+				if s.finish(r, clk.Now(), d.retryWait) {
+					scan = true
+				}
+				select {
+				case r = <-results:
+				default:
+					more = false
+				}
 			}
 			d.releaseIdle(ctx, h, s, s.takeEmptied())
 		}

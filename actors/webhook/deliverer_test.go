@@ -43,7 +43,7 @@ func openStore(t *testing.T, dir string) *persistence.Store {
 // receiver is a webhook endpoint on 127.0.0.1 that checks every request's
 // headers and signature, and answers what respond says.
 type receiver struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	secret []byte
 	// respond returns the status for a delivery's try-th attempt (from 1).
@@ -61,7 +61,7 @@ type receiver struct {
 	problems []string
 }
 
-func newReceiver(t *testing.T, secret []byte, respond func(p Payload, try int) int) *receiver {
+func newReceiver(t testing.TB, secret []byte, respond func(p Payload, try int) int) *receiver {
 	r := &receiver{t: t, secret: secret, respond: respond, now: time.Now, tries: map[string]int{}}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
@@ -138,7 +138,7 @@ func (r *receiver) snapshot() (accepted []Payload, tries map[string]int) {
 
 // run starts d and returns the function that stops it and checks it
 // stopped cleanly.
-func run(t *testing.T, d *Deliverer) (stop func()) {
+func run(t testing.TB, d *Deliverer) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -161,7 +161,7 @@ func run(t *testing.T, d *Deliverer) (stop func()) {
 	return stop
 }
 
-func newDeliverer(t *testing.T, cfg Config) *Deliverer {
+func newDeliverer(t testing.TB, cfg Config) *Deliverer {
 	t.Helper()
 	if cfg.DefaultSecret == nil {
 		cfg.DefaultSecret = defaultSecret
@@ -228,7 +228,7 @@ func passBackoffs(t *testing.T, clk *clock.Manual, what string, done func() bool
 
 // enqueue queues the deliveries of one event the way a room actor does:
 // in a store batch, then Notify.
-func enqueue(t *testing.T, s interface {
+func enqueue(t testing.TB, s interface {
 	Apply(context.Context, persistence.Writes) error
 }, d *Deliverer, e Event, room *recordpb.Webhook, global ...Destination) []*recordpb.WebhookEvent {
 	t.Helper()

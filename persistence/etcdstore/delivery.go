@@ -116,15 +116,18 @@ func (c *DeliveryClaims) Claim(ctx context.Context, rooms []string) (held []stri
 	if err != nil {
 		return nil, nil, fmt.Errorf("etcdstore: read delivery claims: %w", err)
 	}
+	var absent []string
+	for _, k := range keys {
+		if found[k] == nil {
+			absent = append(absent, k)
+		}
+	}
+	if err := c.create(ctx, absent, l, found); err != nil {
+		return nil, nil, err
+	}
 	refused := make(map[string]bool)
 	for i, r := range rooms {
-		kv := found[keys[i]]
-		if kv == nil {
-			if kv, err = c.create(ctx, keys[i], l); err != nil {
-				return nil, nil, err
-			}
-		}
-		if kv == nil || s.holds(kv, l) {
+		if kv := found[keys[i]]; kv != nil && s.holds(kv, l) {
 			held = append(held, r)
 		} else {
 			refused[r] = true
@@ -142,28 +145,44 @@ func (c *DeliveryClaims) Claim(ctx context.Context, rooms []string) (held []stri
 	return held, l.Done(), nil
 }
 
-// create claims the room of key for this node if no node has: it returns nil
-// when it did, or the claim another node made first.
-func (c *DeliveryClaims) create(ctx context.Context, key string, l *Lease) (*mvccpb.KeyValue, error) {
+// claimBatch is how many claims one transaction creates or releases: each
+// is a transaction of its own nested in it, and etcd counts the nested
+// operations against its limit of 128 per transaction.
+const claimBatch = 32
+
+// create claims for this node, under l, the rooms of keys that no node has
+// claimed, each on its own condition, in one transaction per claimBatch;
+// it sets found[key] to the claim each room has then, this node's or the
+// one another node made first.
+func (c *DeliveryClaims) create(ctx context.Context, keys []string, l *Lease, found map[string]*mvccpb.KeyValue) error {
 	s := c.s
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, s.node, clientv3.WithLease(l.id))).
-		Else(clientv3.OpGet(key)).
-		Commit()
-	switch {
-	case errors.Is(err, errLeaseNotFound):
-		return nil, ErrNoLease
-	case err != nil:
-		return nil, fmt.Errorf("etcdstore: claim deliveries: %w", err)
-	case resp.Succeeded:
-		return nil, nil
+	for len(keys) > 0 {
+		batch := keys[:min(len(keys), claimBatch)]
+		keys = keys[len(batch):]
+		ops := make([]clientv3.Op, len(batch))
+		for i, k := range batch {
+			ops[i] = clientv3.OpTxn(
+				[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(k), "=", 0)},
+				[]clientv3.Op{clientv3.OpPut(k, s.node, clientv3.WithLease(l.id))},
+				[]clientv3.Op{clientv3.OpGet(k)})
+		}
+		resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+		switch {
+		case errors.Is(err, errLeaseNotFound):
+			return ErrNoLease
+		case err != nil:
+			return fmt.Errorf("etcdstore: claim deliveries: %w", err)
+		}
+		for i, k := range batch {
+			r := resp.Responses[i].GetResponseTxn()
+			if r.Succeeded {
+				found[k] = &mvccpb.KeyValue{Key: []byte(k), Value: []byte(s.node), Lease: int64(l.id)}
+			} else if kvs := r.Responses[0].GetResponseRange().Kvs; len(kvs) == 1 {
+				found[k] = kvs[0]
+			}
+		}
 	}
-	kvs := resp.Responses[0].GetResponseRange().Kvs
-	if len(kvs) == 0 {
-		return nil, fmt.Errorf("etcdstore: claim deliveries: %q neither absent nor present", key)
-	}
-	return kvs[0], nil
+	return nil
 }
 
 // enterAsNode starts an operation of this cluster node under its live
@@ -188,10 +207,11 @@ func (s *Store) holds(kv *mvccpb.KeyValue, l *Lease) bool {
 	return string(kv.Value) == s.node && kv.Lease == int64(l.id)
 }
 
-// Release gives up this node's claim on a room, so that the node that next
-// finds events of the room takes it at once. It returns nil if the node
-// does not hold the claim (anymore).
-func (c *DeliveryClaims) Release(ctx context.Context, roomID string) error {
+// Release gives up this node's claims on rooms, so that the node that next
+// finds events of one of them takes it at once: each on condition that this
+// node holds it, in one transaction per claimBatch. A claim this node does
+// not hold (anymore) is left as it is.
+func (c *DeliveryClaims) Release(ctx context.Context, rooms []string) error {
 	s := c.s
 	l, err := s.enterAsNode(ctx)
 	if errors.Is(err, ErrNoLease) {
@@ -201,9 +221,17 @@ func (c *DeliveryClaims) Release(ctx context.Context, roomID string) error {
 		return err
 	}
 	defer s.leave()
-	key := s.k.deliveryClaim(roomID)
-	if _, err := s.cli.Txn(ctx).If(s.owns(key, l)...).Then(clientv3.OpDelete(key)).Commit(); err != nil {
-		return fmt.Errorf("etcdstore: release deliveries of room %q: %w", roomID, err)
+	for len(rooms) > 0 {
+		batch := rooms[:min(len(rooms), claimBatch)]
+		rooms = rooms[len(batch):]
+		ops := make([]clientv3.Op, len(batch))
+		for i, r := range batch {
+			key := s.k.deliveryClaim(r)
+			ops[i] = clientv3.OpTxn(s.owns(key, l), []clientv3.Op{clientv3.OpDelete(key)}, nil)
+		}
+		if _, err := s.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+			return fmt.Errorf("etcdstore: release deliveries of rooms %q: %w", batch, err)
+		}
 	}
 	return nil
 }

@@ -95,7 +95,7 @@ func TestDeliveryClaims(t *testing.T) {
 		t.Fatalf("r1's head = %v, %v; want it still pending", h, err)
 	}
 	// A release by a node that does not hold the claim changes nothing.
-	if err := cb.Release(ctx, "r1"); err != nil {
+	if err := cb.Release(ctx, []string{"r1"}); err != nil {
 		t.Fatal(err)
 	}
 	claim(t, cb, "b after its release of r1", []string{"r1", "r2", "r3"}, "r3")
@@ -111,7 +111,7 @@ func TestDeliveryClaims(t *testing.T) {
 	if err := a.AckWebhookEvent(ctx, heads["r1"]); !errors.Is(err, persistence.ErrNotFound) {
 		t.Fatalf("a.Ack again = %v, want ErrNotFound", err)
 	}
-	if err := ca.Release(ctx, "r1"); err != nil {
+	if err := ca.Release(ctx, []string{"r1"}); err != nil {
 		t.Fatal(err)
 	}
 	wait(t, "b told that r1's claim went", cb.Freed())
