@@ -3,6 +3,7 @@ package etcdstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -179,4 +180,25 @@ func TestDeliveryClaimsFreedWhenANodeLeaves(t *testing.T) {
 	}
 	wait(t, "b told that a left", cb.Freed())
 	claim(t, cb, "b after a left", []string{"r1"}, "r1")
+}
+
+// TestDeliveryClaimsInBatches: claims are made and released many rooms at a
+// time, in more than one transaction, each room on its own condition.
+func TestDeliveryClaimsInBatches(t *testing.T) {
+	ctx := context.Background()
+	endpoint := startEtcd(t)
+	a, _ := node(t, endpoint, "node-a", 10*time.Second)
+	b, _ := node(t, endpoint, "node-b", 10*time.Second)
+	ca, cb := deliveryClaims(t, a), deliveryClaims(t, b)
+	var rooms []string
+	for i := range 70 {
+		rooms = append(rooms, fmt.Sprintf("r%02d", i))
+	}
+	claim(t, cb, "b, one room", rooms[5:6], rooms[5])
+	want := slices.Delete(slices.Clone(rooms), 5, 6)
+	claim(t, ca, "a, the others", rooms, want...)
+	if err := ca.Release(ctx, rooms); err != nil {
+		t.Fatal(err)
+	}
+	claim(t, cb, "b, all, after a released its own", rooms, rooms...)
 }

@@ -95,7 +95,8 @@
 // # Compatibility
 //
 // The Store uses only the KV (Range, Put, DeleteRange, Txn with comparisons
-// of values, mod revisions and leases), Lease and Watch APIs of etcd 3.4,
+// of values, mod revisions and leases, and nested Txn for the delivery
+// claims), Lease and Watch APIs of etcd 3.4,
 // so it runs against etcd 3.4 servers as well as later ones. A transaction
 // holds at most etcd's --max-txn-ops operations (128 by default): a Writes
 // larger than that is refused by etcd and writes nothing.
