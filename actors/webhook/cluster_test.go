@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -308,6 +309,8 @@ func TestClusterClaimAfterStaleRead(t *testing.T) {
 			<-proceed
 		}
 	})
+	release := sync.OnceFunc(func() { close(proceed) })
+	t.Cleanup(release) // before b stops, should the test end early
 	b.d.Notify()
 	<-entered // b has read the head, and waits to claim
 	a := startNode(t, endpoint, "node-a", nil)
@@ -317,7 +320,7 @@ func TestClusterClaimAfterStaleRead(t *testing.T) {
 		pending, _ := owners.WebhookBacklog()
 		return len(acc) == 1 && pending == 0 && claimed(a) == 0 && testutil.ToFloat64(a.d.metrics.queues) == 0
 	})
-	close(proceed)
+	release()
 	if held := nextClaim(t, b); !slices.Equal(held, []string{"r1"}) {
 		t.Fatalf("b held %v, want r1", held)
 	}
