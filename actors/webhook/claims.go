@@ -118,7 +118,9 @@ func (d *Deliverer) claimed(ctx context.Context, h *holder, heads []*recordpb.We
 			}
 			if err != nil {
 				// Left to the next read; the claim is released as idle.
-				d.log.Warn("reading the webhook outbox", "err", err)
+				if ctx.Err() == nil {
+					d.log.Warn("reading the webhook outbox", "err", err)
+				}
 				continue
 			}
 			e = fresh
