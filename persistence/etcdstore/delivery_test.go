@@ -42,6 +42,16 @@ func queueEvents(t *testing.T, endpoint string, rooms ...string) map[string]*rec
 	return heads
 }
 
+// twoNodes starts an etcd with two cluster nodes on it, a and b, and returns
+// its client URL, the nodes and a's lease.
+func twoNodes(t *testing.T) (endpoint string, a *etcdstore.Store, la *etcdstore.Lease, b *etcdstore.Store) {
+	t.Helper()
+	endpoint = startEtcd(t)
+	a, la = node(t, endpoint, "node-a", 10*time.Second)
+	b, _ = node(t, endpoint, "node-b", 10*time.Second)
+	return endpoint, a, la, b
+}
+
 func deliveryClaims(t *testing.T, s *etcdstore.Store) *etcdstore.DeliveryClaims {
 	t.Helper()
 	c, err := s.DeliveryClaims(context.Background())
@@ -72,9 +82,7 @@ func claim(t *testing.T, c *etcdstore.DeliveryClaims, what string, rooms []strin
 // when the claim goes, by release or with its holder's lease.
 func TestDeliveryClaims(t *testing.T) {
 	ctx := context.Background()
-	endpoint := startEtcd(t)
-	a, la := node(t, endpoint, "node-a", 10*time.Second)
-	b, _ := node(t, endpoint, "node-b", 10*time.Second)
+	endpoint, a, la, b := twoNodes(t)
 	ca, cb := deliveryClaims(t, a), deliveryClaims(t, b)
 	heads := queueEvents(t, endpoint, "r1", "r2", "r3")
 
@@ -165,9 +173,7 @@ func TestDeliveryClaimsNeedANode(t *testing.T) {
 // other node delivered are free.
 func TestDeliveryClaimsFreedWhenANodeLeaves(t *testing.T) {
 	ctx := context.Background()
-	endpoint := startEtcd(t)
-	a, la := node(t, endpoint, "node-a", 10*time.Second)
-	b, _ := node(t, endpoint, "node-b", 10*time.Second)
+	endpoint, a, la, b := twoNodes(t)
 	if err := a.PutNode(ctx, etcdstore.NodeInfo{AdvertiseURL: "http://127.0.0.1:1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -186,9 +192,7 @@ func TestDeliveryClaimsFreedWhenANodeLeaves(t *testing.T) {
 // time, in more than one transaction, each room on its own condition.
 func TestDeliveryClaimsInBatches(t *testing.T) {
 	ctx := context.Background()
-	endpoint := startEtcd(t)
-	a, _ := node(t, endpoint, "node-a", 10*time.Second)
-	b, _ := node(t, endpoint, "node-b", 10*time.Second)
+	_, a, _, b := twoNodes(t)
 	ca, cb := deliveryClaims(t, a), deliveryClaims(t, b)
 	var rooms []string
 	for i := range 70 {
