@@ -25,7 +25,9 @@
 // it has emptied them. A claim goes with its node's lease: that node stops
 // its attempts at once, and another node, told that the node left, takes
 // the queues up at their heads. A delivery is posted twice only across such
-// a takeover, with the same delivery id.
+// a takeover, with the same delivery id; the first copies of a queue's
+// deliveries arrive in order, since the next node posts a delivery only
+// after the one before it was acknowledged.
 //
 // The actors package imports webhook; webhook imports persistence, never
 // actors or httpapi.
