@@ -192,12 +192,13 @@ func TestClusterTakeoverAfterLeaseLoss(t *testing.T) {
 func testTakeover(t *testing.T, refused bool) {
 	endpoint, _ := etcdtest.Start(t)
 	recv := newReceiver(t, defaultSecret, nil)
-	// a's first answered requests; then its requests wait until it gives
-	// up on them.
+	// a's first answered requests; then, until unblocked, its requests
+	// wait until it gives up on them.
 	const answeredForA = 10
 	var fromA, waitingA, abandonedA atomic.Int32
+	var unblocked atomic.Bool
 	recv.hold = func(req *http.Request) bool {
-		if req.Header.Get(nodeHeader) != "node-a" || fromA.Add(1) <= answeredForA {
+		if req.Header.Get(nodeHeader) != "node-a" || fromA.Add(1) <= answeredForA || unblocked.Load() {
 			return true
 		}
 		waitingA.Add(1)
@@ -276,6 +277,19 @@ func testTakeover(t *testing.T, refused bool) {
 	if testutil.ToFloat64(b.d.metrics.claimsLost) != 0 {
 		t.Error("b lost claims")
 	}
+
+	// a registers again, and delivers under its new lease.
+	unblocked.Store(true)
+	if _, err := a.store.Register(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	later := enqueue(t, owners, a.d, Event{Name: "room-created", RoomID: "r-later"}, hook)[0]
+	poll.Until(t, "a's delivery under its new lease", func() bool {
+		recv.mu.Lock()
+		defer recv.mu.Unlock()
+		n := len(recv.accepted)
+		return n > 0 && recv.accepted[n-1].ID == later.Id && recv.from[n-1] == "node-a"
+	})
 }
 
 // nextClaim returns the rooms n's next Claim held.
