@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
@@ -40,16 +41,41 @@ type holder struct {
 	run    context.Context
 	held   map[string]bool // rooms whose queues this node delivers
 	lost   <-chan struct{} // closed when the held claims are lost; nil for none
-	// ctx is what the attempts on held rooms run under: canceled when the
-	// claims are lost, so that the node stops delivering at once.
+	// ctx is what the attempts on held rooms run under: canceled as soon as
+	// the claims are lost, so that the node stops delivering at once, even
+	// while Run waits for etcd.
 	ctx    context.Context
 	cancel context.CancelFunc
+	wg     sync.WaitGroup // the goroutines of follow
 }
 
 func newHolder(claims Claims, run context.Context) *holder {
 	h := &holder{claims: claims, run: run, held: make(map[string]bool)}
 	h.ctx, h.cancel = context.WithCancel(run)
 	return h
+}
+
+// follow makes lost the channel of the claims held, and cancels ctx when it
+// is closed.
+func (h *holder) follow(lost <-chan struct{}) {
+	h.lost = lost
+	ctx, cancel := h.ctx, h.cancel
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		select {
+		case <-lost:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// stop cancels what runs under the claims, and waits for follow's
+// goroutines.
+func (h *holder) stop() {
+	h.cancel()
+	h.wg.Wait()
 }
 
 // lose forgets every claim, cancels the attempts made under them, and
@@ -93,7 +119,7 @@ func (d *Deliverer) claimed(ctx context.Context, h *holder, heads []*recordpb.We
 		if h.lost != nil {
 			dropped = h.lose()
 		}
-		h.lost = lost
+		h.follow(lost)
 	}
 	now := make(map[string]bool, len(held))
 	for _, r := range held {

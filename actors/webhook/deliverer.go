@@ -240,7 +240,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 
 	s := newScheduler(&d.cfg)
 	h := newHolder(d.cfg.Claims, wctx)
-	defer h.cancel()
+	defer h.stop()
 	var freed <-chan struct{} // nil on a node alone
 	if h.claims != nil {
 		freed = h.claims.Freed()
