@@ -15,7 +15,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
-	"go.uber.org/goleak"
 
 	"github.com/troupe-media/troupe/bench/client"
 	"github.com/troupe-media/troupe/httpapi/auth"
@@ -293,18 +292,4 @@ func (s *stack) participants(t testing.TB, room string) []map[string]any {
 		t.Fatalf("participants list %s: %v", r.body, err)
 	}
 	return out.Participants
-}
-
-// checkLeaks verifies, after every cleanup of the test (register it
-// first), that the test left no goroutine behind.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	opts := []goleak.Option{
-		goleak.IgnoreCurrent(),
-		// protoactor's dead-letter throttle sleeps out its period (a
-		// second) after the actor system has stopped; TestMain's check,
-		// at the end, still sees it go.
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
-	}
-	t.Cleanup(func() { goleak.VerifyNone(t, opts...) })
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
@@ -39,7 +40,7 @@ func whepCodecViewer(t *testing.T, codecs []webrtc.RTPCodecCapability, kinds ...
 // 422 no_common_codec before it joins: no member, no history, no webhook.
 // One that can decode some gets those.
 func TestWHEPCodecs(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	hooks := newWebhookStack(t, true, webhook.Config{}) // the deliverer never runs: events stay pending
 	s := hooks.stack
 	s.createRoom(t, `{"id":"codecs","name":"Codecs","webhook":{"endpoint":"http://127.0.0.1:9/hooks","events":["*"]}}`)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
@@ -75,7 +76,7 @@ func (s *stack) whipPublish(t testing.TB, room, token string, media *publisher) 
 // TestWHIPPublish: a pion WHIP client publishes, a WebSocket subscriber
 // receives its packets, and DELETE (with the session's own token) leaves.
 func TestWHIPPublish(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"whip","name":"WHIP"}`)
 	media := newPublisher(t)
@@ -166,7 +167,7 @@ func (s *stack) whepView(t testing.TB, room, token string) *whepViewer {
 // TestWHEPSubscribe: a pion WHEP client receives a WHIP publisher's
 // packets, and DELETE leaves.
 func TestWHEPSubscribe(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"whep","name":"WHEP"}`)
 	media := newPublisher(t)
@@ -189,7 +190,7 @@ func TestWHEPSubscribe(t *testing.T) {
 // events count every one of them. A WHIP publisher that comes back with
 // its token replaces its old self.
 func TestWHEPViewersShareToken(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"show","name":"Show","webhook":{"endpoint":"https://hooks.example.com/troupe","events":["participant-*"]}}`)
 	media := newPublisher(t)
@@ -285,7 +286,7 @@ func TestWHEPViewersShareToken(t *testing.T) {
 
 // A kicked WHIP session is forgotten: its DELETE is a 404.
 func TestWHIPKickedSession(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"kick","name":"Kick"}`)
 	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
@@ -310,7 +311,7 @@ func TestWHIPKickedSession(t *testing.T) {
 
 // The WHIP and WHEP errors, none of which lets anyone into the room.
 func TestWHIPErrors(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"errs","name":"Errors"}`)
 	s.createRoom(t, `{"id":"other","name":"Other"}`)
@@ -376,7 +377,7 @@ func TestWHIPErrors(t *testing.T) {
 // connection cannot take, or that can carry no media, are refused before
 // the join: no participant, no session, no history, no webhook event.
 func TestWHIPRefusedOfferLeavesNoTrace(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"strict","name":"Strict","webhook":{"endpoint":"https://hooks.example.com/troupe","events":["*"]}}`)
 	pub := s.joinToken(t, "strict", "p", auth.RolePublisher)
@@ -465,7 +466,7 @@ func publisherOffers(t *testing.T) (send, recv string) {
 // participant (replaced, kicked) before its POST has registered the
 // session; the room goes on, and the session is never reachable.
 func TestWHIPSessionRemovedBeforeRegister(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"early","name":"Early"}`)
 	claims, err := s.api.verify(s.joinToken(t, "early", "p", auth.RolePublisher))

@@ -1,35 +1,17 @@
 package persistence
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/troupe-media/troupe/internal/syncbuf"
 )
-
-// lockedBuffer is a bytes.Buffer safe for Pebble's background goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *lockedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
 
 // TestPebbleLogsAtDebug checks that Pebble's routine messages reach slog at
 // debug level only, so an info-level server log stays quiet.
 func TestPebbleLogsAtDebug(t *testing.T) {
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := Open(Config{Dir: t.TempDir(), Logger: log})
 	if err != nil {

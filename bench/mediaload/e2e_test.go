@@ -9,28 +9,16 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/bench/mediaload"
 	"github.com/troupe-media/troupe/bench/naive"
 	"github.com/troupe-media/troupe/bench/scenarios"
 	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/rtc"
 )
-
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	opts := []goleak.Option{
-		goleak.IgnoreCurrent(),
-		// protoactor's dead-letter throttle sleeps out its period after
-		// the actor system stops.
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
-	}
-	t.Cleanup(func() { goleak.VerifyNone(t, opts...) })
-}
 
 // troupeServer serves the real stack in-process, wired as `troupe serve`
 // wires it, on loopback.
@@ -129,7 +117,7 @@ func TestVideoFanoutEndToEnd(t *testing.T) {
 		target func(*testing.T) mediaload.Target
 	}{{"troupe", troupeServer}, {"naive-pion", naiveServer}} {
 		t.Run(c.name, func(t *testing.T) {
-			checkLeaks(t)
+			leaktest.Check(t)
 			ctx, cancel := context.WithTimeout(context.Background(), deadline)
 			defer cancel()
 			res, err := mediaload.Run(ctx, mediaload.Config{
@@ -185,7 +173,7 @@ func TestVideoFanoutEndToEnd(t *testing.T) {
 
 // A refused join ends the run with an error, and nothing is left behind.
 func TestRunFailsCleanly(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	sc, err := scenarios.Load("audio-room")
 	if err != nil {
 		t.Fatal(err)
