@@ -42,29 +42,34 @@ func BenchmarkPutRoomParallel(b *testing.B) {
 	b.ReportMetric(float64(fs.syncs.Load()-before)/float64(b.N), "fsyncs/op")
 }
 
-func BenchmarkGetRoom(b *testing.B) {
+// benchRooms is how many rooms the read benchmarks find in the store.
+const benchRooms = 1000
+
+// storeWithRooms opens a store holding benchRooms active rooms, r0000 to
+// r0999, created a second apart.
+func storeWithRooms(b *testing.B) *Store {
 	s := openStore(b, "")
-	ctx := context.Background()
-	const rooms = 1000
-	for i := range rooms {
+	for i := range benchRooms {
 		mustPut(b, s, room(fmt.Sprintf("r%04d", i), active, i))
 	}
+	return s
+}
+
+func BenchmarkGetRoom(b *testing.B) {
+	s := storeWithRooms(b)
+	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := s.GetRoom(ctx, fmt.Sprintf("r%04d", rand.IntN(rooms))); err != nil {
+		if _, err := s.GetRoom(ctx, fmt.Sprintf("r%04d", rand.IntN(benchRooms))); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
 func BenchmarkListRooms(b *testing.B) {
-	s := openStore(b, "")
+	s := storeWithRooms(b)
 	ctx := context.Background()
-	const rooms = 1000
-	for i := range rooms {
-		mustPut(b, s, room(fmt.Sprintf("r%04d", i), active, i))
-	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
