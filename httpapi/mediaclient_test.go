@@ -217,9 +217,15 @@ func (p *publisher) attach(t testing.TB, pc *webrtc.PeerConnection) {
 	}
 }
 
-// publish publishes the tracks through c's own offer.
-func (p *publisher) publish(t testing.TB, c *wsClient) {
+// sendOn publishes the tracks through c's own offer and sends until the
+// test ends; then it stops, closes c, and waits for its goroutines.
+func (p *publisher) sendOn(t testing.TB, c *wsClient) {
 	t.Helper()
+	t.Cleanup(func() {
+		p.halt()
+		c.close()
+		p.wait()
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	senders, err := c.Publish(ctx, p.video.Track, p.audio.Track)
@@ -228,6 +234,7 @@ func (p *publisher) publish(t testing.TB, c *wsClient) {
 	}
 	p.serveKeyframes(p.video, senders[0])
 	p.serveKeyframes(p.audio, senders[1])
+	p.run(t)
 }
 
 func (p *publisher) serveKeyframes(s *rtctest.Sender, rs *webrtc.RTPSender) {

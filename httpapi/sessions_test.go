@@ -137,13 +137,7 @@ func TestSessionLifecycle(t *testing.T) {
 		t.Fatalf("no sessions = %s", got)
 	}
 
-	media := newPublisher(t)
-	pc, _ := s.whipPublish(t, "class", s.joinToken(t, "class", "encoder", auth.RolePublisher), media)
-	defer func() {
-		media.halt()
-		_ = pc.Close()
-		media.wait()
-	}()
+	s.whipPublish(t, "class", s.joinToken(t, "class", "encoder", auth.RolePublisher))
 	id := s.activeSession(t, "class")
 	if !strings.HasPrefix(id, "ses_") {
 		t.Fatalf("active_session_id = %q", id)

@@ -44,13 +44,7 @@ func TestWHEPCodecs(t *testing.T) {
 	hooks := newWebhookStack(t, true, webhook.Config{}) // the deliverer never runs: events stay pending
 	s := hooks.stack
 	s.createRoom(t, `{"id":"codecs","name":"Codecs","webhook":{"endpoint":"http://127.0.0.1:9/hooks","events":["*"]}}`)
-	media := newPublisher(t) // VP8 and Opus
-	pubPC, _ := s.whipPublish(t, "codecs", s.joinToken(t, "codecs", "encoder", auth.RolePublisher), media)
-	defer func() {
-		media.halt()
-		_ = pubPC.Close()
-		media.wait()
-	}()
+	s.whipPublish(t, "codecs", s.joinToken(t, "codecs", "encoder", auth.RolePublisher)) // VP8 and Opus
 	_, pending := s.deliveries(t, "?status=pending")
 
 	h264Only := whepCodecViewer(t, []webrtc.RTPCodecCapability{rtctest.H264}, webrtc.RTPCodecTypeVideo)

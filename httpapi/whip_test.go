@@ -43,14 +43,21 @@ func gatheredOffer(t testing.TB, pc *webrtc.PeerConnection) string {
 	return offer
 }
 
-// whipPublish publishes media's tracks from a new pion peer through WHIP
-// and returns the peer and the session's Location.
-func (s *stack) whipPublish(t testing.TB, room, token string, media *publisher) (*webrtc.PeerConnection, string) {
+// whipPublish publishes a new publisher's tracks (VP8 video, Opus audio)
+// from a new pion peer through WHIP and returns the session's Location.
+// When the test ends, the media stops and the peer closes.
+func (s *stack) whipPublish(t testing.TB, room, token string) string {
 	t.Helper()
 	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	media := newPublisher(t)
+	t.Cleanup(func() {
+		media.halt()
+		_ = pc.Close()
+		media.wait()
+	})
 	media.attach(t, pc)
 	r := s.whipPost(t, "/whip/"+room, token, "application/sdp", gatheredOffer(t, pc))
 	mustStatus(t, r, http.StatusCreated)
@@ -70,7 +77,7 @@ func (s *stack) whipPublish(t testing.TB, room, token string, media *publisher) 
 		}
 		return false
 	})
-	return pc, loc
+	return loc
 }
 
 // TestWHIPPublish: a pion WHIP client publishes, a WebSocket subscriber
@@ -79,14 +86,8 @@ func TestWHIPPublish(t *testing.T) {
 	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"whip","name":"WHIP"}`)
-	media := newPublisher(t)
 	pubToken := s.joinToken(t, "whip", "encoder", auth.RolePublisher)
-	pc, loc := s.whipPublish(t, "whip", pubToken, media)
-	defer func() {
-		media.halt()
-		_ = pc.Close()
-		media.wait()
-	}()
+	loc := s.whipPublish(t, "whip", pubToken)
 
 	viewer := s.dialWS(t, "viewer", s.joinToken(t, "whip", "viewer", auth.RoleSubscriber))
 	for _, kind := range []string{"video", "audio"} {
@@ -170,13 +171,7 @@ func TestWHEPSubscribe(t *testing.T) {
 	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"whep","name":"WHEP"}`)
-	media := newPublisher(t)
-	pubPC, _ := s.whipPublish(t, "whep", s.joinToken(t, "whep", "encoder", auth.RolePublisher), media)
-	defer func() {
-		media.halt()
-		_ = pubPC.Close()
-		media.wait()
-	}()
+	s.whipPublish(t, "whep", s.joinToken(t, "whep", "encoder", auth.RolePublisher))
 
 	viewerToken := s.joinToken(t, "whep", "viewer", auth.RoleSubscriber)
 	v := s.whepView(t, "whep", viewerToken)
@@ -193,14 +188,8 @@ func TestWHEPViewersShareToken(t *testing.T) {
 	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"show","name":"Show","webhook":{"endpoint":"https://hooks.example.com/troupe","events":["participant-*"]}}`)
-	media := newPublisher(t)
 	pubToken := s.joinToken(t, "show", "encoder", auth.RolePublisher)
-	pubPC, pubLoc := s.whipPublish(t, "show", pubToken, media)
-	defer func() {
-		media.halt()
-		_ = pubPC.Close()
-		media.wait()
-	}()
+	pubLoc := s.whipPublish(t, "show", pubToken)
 
 	token := s.joinToken(t, "show", "viewer", auth.RoleSubscriber)
 	var viewers []*whepViewer
@@ -234,13 +223,7 @@ func TestWHEPViewersShareToken(t *testing.T) {
 	poll.Until(t, "one viewer to leave", func() bool { return len(s.participants(t, "show")) == 3 })
 
 	// The publisher restarts with its token: it replaces its old self.
-	media2 := newPublisher(t)
-	pubPC2, _ := s.whipPublish(t, "show", pubToken, media2)
-	defer func() {
-		media2.halt()
-		_ = pubPC2.Close()
-		media2.wait()
-	}()
+	s.whipPublish(t, "show", pubToken)
 	poll.Until(t, "the old publisher to be replaced", func() bool { return len(s.participants(t, "show")) == 3 })
 	mustStatus(t, s.do(t, http.MethodDelete, pubLoc, "", bearer(pubToken)), http.StatusNotFound)
 
@@ -492,9 +475,5 @@ func TestWHIPSessionRemovedBeforeRegister(t *testing.T) {
 		t.Error("a removed participant's session is reachable")
 	}
 	// The room did not crash on the removal: it still admits and lists.
-	media := newPublisher(t)
-	pc, _ := s.whipPublish(t, "early", s.joinToken(t, "early", "q", auth.RolePublisher), media)
-	media.halt()
-	_ = pc.Close()
-	media.wait()
+	s.whipPublish(t, "early", s.joinToken(t, "early", "q", auth.RolePublisher))
 }
