@@ -410,16 +410,30 @@ func (c *testClient) publishAV() (video, audio *rtctest.Sender) {
 	c.queue <- publishCmd{tracks: []webrtc.TrackLocal{vt, at}}
 	video = &rtctest.Sender{Track: vt, PayloadSize: 1000, KeyframeEvery: 30, TimestampStep: 3000}
 	audio = &rtctest.Sender{Track: at, PayloadSize: 160, TimestampStep: 960}
-	ctx, cancel := context.WithCancel(c.ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { video.Run(ctx, 0, 10*time.Millisecond) })
-	wg.Go(func() { audio.Run(ctx, 0, 20*time.Millisecond) })
-	c.t.Cleanup(func() { cancel(); wg.Wait() })
+	c.sendUntilEnd(video, 10*time.Millisecond)
+	c.sendUntilEnd(audio, 20*time.Millisecond)
 	return video, audio
 }
 
-// receive starts a checking receiver on each of the next n tracks.
+// sendUntilEnd sends s's synthetic media, a packet every interval, until
+// the test ends.
+func (c *testClient) sendUntilEnd(s *rtctest.Sender, every time.Duration) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = s.Run(ctx, 0, every) })
+	c.t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// receive starts a checking receiver on each of the next n tracks, keyed
+// by kind.
 func (c *testClient) receive(n int) map[string]*rtctest.Receiver {
+	c.t.Helper()
+	return c.receiveKeyed(n, func(tr *webrtc.TrackRemote) string { return tr.Kind().String() })
+}
+
+// receiveKeyed starts a checking receiver on each of the next n tracks,
+// and returns them by key(track).
+func (c *testClient) receiveKeyed(n int, key func(*webrtc.TrackRemote) string) map[string]*rtctest.Receiver {
 	c.t.Helper()
 	out := make(map[string]*rtctest.Receiver)
 	for range n {
@@ -427,8 +441,8 @@ func (c *testClient) receive(n int) map[string]*rtctest.Receiver {
 		case tr := <-c.tracks:
 			r := rtctest.NewReceiver(tr)
 			go r.Run()
-			out[tr.Kind().String()] = r
-		case <-time.After(20 * time.Second): // generous: -race on 2 busy cores
+			out[key(tr)] = r
+		case <-time.After(poll.Timeout): // generous: -race on 2 busy cores
 			c.t.Fatalf("%s: got %d of %d tracks", c.p.ID, len(out), n)
 		}
 	}
