@@ -110,11 +110,7 @@ func (s *Store) ListSessions(ctx context.Context, q SessionQuery) (SessionPage, 
 // newest first: at start-up these are the sessions a crash or a stop left
 // open, for the caller to close.
 func (s *Store) InProgressSessions(ctx context.Context) ([]*recordpb.Session, error) {
-	page, err := s.ListSessions(ctx, SessionQuery{Status: recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS})
-	if err != nil {
-		return nil, err
-	}
-	return page.Sessions, nil
+	return InProgressSessions(ctx, s.ListSessions)
 }
 
 // ListSessionMembers returns the participant history of a session in join
