@@ -23,17 +23,7 @@ func whepCodecViewer(t *testing.T, codecs []webrtc.RTPCodecCapability, kinds ...
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pc.Close() })
-	for _, kind := range kinds {
-		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return pc
+	return transceiverPeer(t, api, webrtc.RTPTransceiverDirectionRecvonly, kinds...)
 }
 
 // A WHEP viewer that can decode none of the room's tracks is refused with

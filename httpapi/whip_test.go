@@ -43,10 +43,10 @@ func gatheredOffer(t testing.TB, pc *webrtc.PeerConnection) string {
 	return offer
 }
 
-// whipPublish publishes a new publisher's tracks (VP8 video, Opus audio)
-// from a new pion peer through WHIP and returns the session's Location.
-// When the test ends, the media stops and the peer closes.
-func (s *stack) whipPublish(t testing.TB, room, token string) string {
+// publisherPeer returns a new pion peer that sends a new publisher's
+// tracks (VP8 video, Opus audio), the publisher, and the peer's gathered
+// offer. When the test ends, the media stops and the peer closes.
+func publisherPeer(t testing.TB) (*webrtc.PeerConnection, *publisher, string) {
 	t.Helper()
 	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -59,7 +59,33 @@ func (s *stack) whipPublish(t testing.TB, room, token string) string {
 		media.wait()
 	})
 	media.attach(t, pc)
-	r := s.whipPost(t, "/whip/"+room, token, "application/sdp", gatheredOffer(t, pc))
+	return pc, media, gatheredOffer(t, pc)
+}
+
+// transceiverPeer returns a new peer of api, closed when the test ends,
+// with a transceiver in direction dir, and no track, for each of kinds.
+func transceiverPeer(t testing.TB, api *webrtc.API, dir webrtc.RTPTransceiverDirection, kinds ...webrtc.RTPCodecType) *webrtc.PeerConnection {
+	t.Helper()
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	for _, kind := range kinds {
+		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: dir}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pc
+}
+
+// whipPublish publishes a new publisher's tracks from a new pion peer
+// through WHIP and returns the session's Location. When the test ends, the
+// media stops and the peer closes.
+func (s *stack) whipPublish(t testing.TB, room, token string) string {
+	t.Helper()
+	pc, media, offer := publisherPeer(t)
+	r := s.whipPost(t, "/whip/"+room, token, "application/sdp", offer)
 	mustStatus(t, r, http.StatusCreated)
 	loc := r.header.Get("Location")
 	if !strings.HasPrefix(loc, "/whip/"+room+"/PA_") || r.header.Get("Content-Type") != "application/sdp" || r.header.Get("ETag") == "" {
@@ -125,16 +151,7 @@ type whepViewer struct {
 // receives 50 packets of audio and of video.
 func (s *stack) whepView(t testing.TB, room, token string) *whepViewer {
 	t.Helper()
-	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pc.Close() })
-	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pc := transceiverPeer(t, clientAPI(t), webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
 	got := make(chan *rtctest.Receiver, 2)
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		rc := rtctest.NewReceiver(tr)
@@ -272,15 +289,9 @@ func TestWHIPKickedSession(t *testing.T) {
 	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"kick","name":"Kick"}`)
-	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	media := newPublisher(t)
-	media.attach(t, pc)
+	_, _, offer := publisherPeer(t)
 	tok := s.joinToken(t, "kick", "enc", auth.RolePublisher)
-	r := s.whipPost(t, "/whip/kick", tok, "application/sdp", gatheredOffer(t, pc))
+	r := s.whipPost(t, "/whip/kick", tok, "application/sdp", offer)
 	mustStatus(t, r, http.StatusCreated)
 	loc := r.header.Get("Location")
 	pid := loc[strings.LastIndex(loc, "/")+1:]
@@ -288,8 +299,6 @@ func TestWHIPKickedSession(t *testing.T) {
 	poll.Until(t, "the session to be forgotten", func() bool {
 		return s.do(t, http.MethodDelete, loc, "", bearer(tok)).status == http.StatusNotFound
 	})
-	_ = pc.Close()
-	media.wait()
 }
 
 // The WHIP and WHEP errors, none of which lets anyone into the room.
@@ -305,14 +314,8 @@ func TestWHIPErrors(t *testing.T) {
 	sendOffer, recvOffer := publisherOffers(t)
 
 	// Fill the full room.
-	fpc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fpc.Close()
-	fm := newPublisher(t)
-	fm.attach(t, fpc)
-	mustStatus(t, s.whipPost(t, "/whip/full", s.joinToken(t, "full", "a", auth.RolePublisher), "application/sdp", gatheredOffer(t, fpc)), http.StatusCreated)
+	_, _, fullOffer := publisherPeer(t)
+	mustStatus(t, s.whipPost(t, "/whip/full", s.joinToken(t, "full", "a", auth.RolePublisher), "application/sdp", fullOffer), http.StatusCreated)
 
 	cases := []struct {
 		name, path, token, ctype, body string
@@ -352,8 +355,6 @@ func TestWHIPErrors(t *testing.T) {
 	if n := len(s.participants(t, "errs")); n != 0 {
 		t.Errorf("%d participants after refused offers", n)
 	}
-	_ = fpc.Close()
-	fm.wait()
 }
 
 // TestWHIPRefusedOfferLeavesNoTrace: offers that parse but that a peer
@@ -431,17 +432,7 @@ func TestWHIPRefusedOfferLeavesNoTrace(t *testing.T) {
 // media stop when the test ends.
 func publisherOffers(t *testing.T) (send, recv string) {
 	t.Helper()
-	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	media := newPublisher(t)
-	t.Cleanup(func() {
-		_ = pc.Close()
-		media.wait()
-	})
-	media.attach(t, pc)
-	send = gatheredOffer(t, pc)
+	_, _, send = publisherPeer(t)
 	return send, strings.ReplaceAll(send, "a=sendonly", "a=recvonly")
 }
 
