@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/actors/actorstest"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/persistence"
@@ -55,30 +55,10 @@ func newMediaStack(t testing.TB, mod func(*Config)) *stack {
 // configuration before they start.
 func buildStack(t testing.TB, mod func(*Config), amod func(*actors.Config), media bool) *stack {
 	t.Helper()
-	store, err := persistence.Open(persistence.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cp := actorstest.Start(t, media, amod)
 	reg := prometheus.NewRegistry()
-	acfg := actors.Config{Store: store, RequestTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)}
-	var engine *rtc.Engine
 	if media {
-		engine, err = rtc.NewEngine(rtc.Config{LoopbackOnly: true, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			store.Close()
-			t.Fatal(err)
-		}
-		metrics := rtc.NewMetrics()
-		reg.MustRegister(metrics)
-		acfg.Media, acfg.MediaMetrics = engine, metrics
-	}
-	if amod != nil {
-		amod(&acfg)
-	}
-	rooms, err := actors.NewRooms(acfg)
-	if err != nil {
-		store.Close()
-		t.Fatal(err)
+		reg.MustRegister(cp.Metrics)
 	}
 	key, err := auth.GenerateKey()
 	if err != nil {
@@ -89,10 +69,10 @@ func buildStack(t testing.TB, mod func(*Config), amod func(*actors.Config), medi
 		t.Fatal(err)
 	}
 	cfg := Config{
-		Rooms:       rooms,
+		Rooms:       cp.Rooms,
 		Verifier:    verifier,
 		SigningKey:  key,
-		Idempotency: actors.NewIdempotency(store),
+		Idempotency: actors.NewIdempotency(cp.Store),
 		Registry:    reg,
 	}
 	if mod != nil {
@@ -109,9 +89,9 @@ func buildStack(t testing.TB, mod func(*Config), amod func(*actors.Config), medi
 	}
 	transport := &http.Transport{MaxIdleConnsPerHost: 64}
 	s := &stack{
-		key: key, admin: admin, store: store, rooms: rooms, api: api, reg: reg, srv: srv,
+		key: key, admin: admin, store: cp.Store, rooms: cp.Rooms, api: api, reg: reg, srv: srv,
 		client: &http.Client{Transport: transport, Timeout: 30 * time.Second},
-		engine: engine,
+		engine: cp.Engine,
 	}
 	if tt, ok := t.(*testing.T); ok {
 		s.t = tt
@@ -120,23 +100,13 @@ func buildStack(t testing.TB, mod func(*Config), amod func(*actors.Config), medi
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		// The order cmd/troupe follows: HTTP, then the sockets it does not
-		// wait for, then the actors (and their peer connections).
+		// wait for, then (in actorstest's cleanup, which runs after this
+		// one) the actors and their peer connections.
 		srv.Close()
 		if err := api.Close(ctx); err != nil {
 			t.Errorf("close api: %v", err)
 		}
 		transport.CloseIdleConnections()
-		if err := rooms.Close(ctx); err != nil {
-			t.Errorf("close rooms: %v", err)
-		}
-		if engine != nil {
-			if err := engine.Close(); err != nil {
-				t.Errorf("close engine: %v", err)
-			}
-		}
-		if err := store.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
 	})
 	return s
 }
