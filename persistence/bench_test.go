@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
+
+	"github.com/troupe-media/troupe/persistence/internal/recordtest"
 )
 
 func BenchmarkPutRoom(b *testing.B) {
@@ -15,7 +17,7 @@ func BenchmarkPutRoom(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		if err := s.PutRoom(ctx, room(fmt.Sprintf("r%09d", i), active, i)); err != nil {
+		if err := s.PutRoom(ctx, recordtest.Room(fmt.Sprintf("r%09d", i), active, i)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -33,7 +35,7 @@ func BenchmarkPutRoomParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := int(next.Add(1))
-			if err := s.PutRoom(ctx, room(fmt.Sprintf("r%09d", i), active, i)); err != nil {
+			if err := s.PutRoom(ctx, recordtest.Room(fmt.Sprintf("r%09d", i), active, i)); err != nil {
 				b.Error(err)
 				return
 			}
@@ -50,7 +52,7 @@ const benchRooms = 1000
 func storeWithRooms(b *testing.B) *Store {
 	s := openStore(b, "")
 	for i := range benchRooms {
-		mustPut(b, s, room(fmt.Sprintf("r%04d", i), active, i))
+		mustPut(b, s, recordtest.Room(fmt.Sprintf("r%04d", i), active, i))
 	}
 	return s
 }

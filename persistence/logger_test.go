@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/troupe-media/troupe/internal/syncbuf"
+	"github.com/troupe-media/troupe/persistence/internal/recordtest"
 )
 
 // TestPebbleLogsAtDebug checks that Pebble's routine messages reach slog at
@@ -18,7 +19,7 @@ func TestPebbleLogsAtDebug(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 10 {
-		mustPut(t, s, room(string(rune('a'+i)), active, i))
+		mustPut(t, s, recordtest.Room(string(rune('a'+i)), active, i))
 	}
 	if err := s.db.Flush(); err != nil {
 		t.Fatal(err)
