@@ -424,6 +424,19 @@ func (c *testClient) sendUntilEnd(s *rtctest.Sender, every time.Duration) {
 	c.t.Cleanup(func() { cancel(); wg.Wait() })
 }
 
+// waitRemoved waits until the server removes c, and checks why.
+func (c *testClient) waitRemoved(want LeaveReason) {
+	c.t.Helper()
+	select {
+	case got := <-c.closed:
+		if got != want {
+			c.t.Errorf("%s removed for %q, want %q", c.p.ID, got, want)
+		}
+	case <-time.After(poll.Timeout):
+		c.t.Fatalf("%s was not removed (want %q)", c.p.ID, want)
+	}
+}
+
 // receive starts a checking receiver on each of the next n tracks, keyed
 // by kind.
 func (c *testClient) receive(n int) map[string]*rtctest.Receiver {
@@ -546,9 +559,7 @@ func TestPublishSubscribeAndLeave(t *testing.T) {
 			t.Errorf("leave reason %q", left.Reason)
 		}
 	}
-	if got := <-pub.closed; got != ReasonLeft {
-		t.Errorf("publisher closed with %q", got)
-	}
+	pub.waitRemoved(ReasonLeft)
 	poll.Until(t, "participant count 3", func() bool {
 		info, err := env.rooms.Get(context.Background(), "stage")
 		return err == nil && info.ParticipantCount == 3
@@ -669,9 +680,7 @@ func TestKickMuteAndRoomEnd(t *testing.T) {
 	if err := env.rooms.Kick(ctx, "class", sub.p.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got := <-sub.closed; got != ReasonKicked {
-		t.Fatalf("kicked client closed with %q", got)
-	}
+	sub.waitRemoved(ReasonKicked)
 	left := waitEvent[SignalParticipantLeft](t, pub, nil)
 	if left.Reason != ReasonKicked {
 		t.Fatalf("others told %q", left.Reason)
@@ -680,9 +689,7 @@ func TestKickMuteAndRoomEnd(t *testing.T) {
 	if _, err := env.rooms.End(ctx, "class"); err != nil {
 		t.Fatal(err)
 	}
-	if got := <-pub.closed; got != ReasonRoomEnded {
-		t.Fatalf("room end closed the publisher with %q", got)
-	}
+	pub.waitRemoved(ReasonRoomEnded)
 }
 
 // A panic in a goroutine a participant owns removes that participant; the
