@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,6 +199,37 @@ func mustStatus(t testing.TB, r response, want int) {
 	t.Helper()
 	if r.status != want {
 		t.Fatalf("status %d, want %d: %s", r.status, want, r.body)
+	}
+}
+
+// badQuery is a list query the API refuses, and the error it answers.
+type badQuery struct {
+	query, code, field string
+	status             int
+}
+
+// badPageQueries are the page parameters every list refuses.
+var badPageQueries = []badQuery{
+	{"limit=0", codeValidationFailed, "limit", 422},
+	{"limit=101", codeValidationFailed, "limit", 422},
+	{"limit=-1", codeValidationFailed, "limit", 422},
+	{"offset=-1", codeValidationFailed, "offset", 422},
+	{"limit=ten", codeInvalidQuery, "limit", 400},
+	{"limit=", codeInvalidQuery, "limit", 400},
+	{"offset=1.5", codeInvalidQuery, "offset", 400},
+	{"limit=99999999999999999999", codeInvalidQuery, "limit", 400},
+}
+
+// refuseListQueries checks that the list at path answers each of
+// badPageQueries and of more with its status, code and field.
+func (s *stack) refuseListQueries(t testing.TB, path string, more ...badQuery) {
+	t.Helper()
+	for _, b := range append(slices.Clone(badPageQueries), more...) {
+		r := s.do(t, http.MethodGet, path+"?"+b.query, "")
+		mustStatus(t, r, b.status)
+		if r.errorCode(t) != b.code || r.errorField(t) != b.field {
+			t.Errorf("%s?%s: %s", path, b.query, r.body)
+		}
 	}
 }
 
