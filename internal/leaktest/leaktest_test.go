@@ -4,7 +4,8 @@ import (
 	"testing"
 )
 
-// recorder is a testing.TB that keeps what the check reports.
+// recorder is a testing.TB that keeps what the check reports and runs its
+// cleanups when told.
 type recorder struct {
 	testing.TB
 	cleanups []func()
@@ -22,33 +23,35 @@ func (r *recorder) runCleanups() {
 	}
 }
 
+// block starts a goroutine that runs until the returned stop is called;
+// stop waits for it to end.
+func block() (stop func()) {
+	release, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		<-release
+	}()
+	return func() {
+		close(release)
+		<-done
+	}
+}
+
 // A goroutine started after Check and still running at the end is a leak;
 // one stopped by a cleanup registered later is not.
 func TestCheck(t *testing.T) {
 	leaked := &recorder{TB: t}
 	Check(leaked)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		<-stop
-	}()
+	stop := block()
 	leaked.runCleanups()
+	stop()
 	if leaked.errors == 0 {
 		t.Error("a goroutine left running was not reported")
 	}
-	close(stop)
-	<-done
 
 	clean := &recorder{TB: t}
 	Check(clean)
-	stop2 := make(chan struct{})
-	done2 := make(chan struct{})
-	go func() {
-		defer close(done2)
-		<-stop2
-	}()
-	clean.Cleanup(func() { close(stop2); <-done2 })
+	clean.Cleanup(block())
 	clean.runCleanups()
 	if clean.errors != 0 {
 		t.Errorf("%d leaks reported for a goroutine its cleanup stopped", clean.errors)
