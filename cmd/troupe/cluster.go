@@ -46,10 +46,11 @@ type cluster struct {
 	node  etcdstore.NodeInfo
 	log   *slog.Logger
 
-	lease *etcdstore.Lease            // the first; keep follows the next ones
-	drop  func(context.Context) error // stops this node's rooms
-	stop  context.CancelFunc          // nil until start
-	done  chan struct{}
+	lease   *etcdstore.Lease            // the first; keep follows the next ones
+	drop    func(context.Context) error // stops this node's rooms
+	stop    context.CancelFunc          // nil until start
+	done    chan struct{}               // keep has returned
+	watched chan struct{}               // watchLost has returned
 }
 
 // joinCluster opens the store on etcd, checks that the cluster shares this
@@ -103,11 +104,26 @@ func joinCluster(cfg Config, key auth.Key, httpAddr string, clk clock.Clock, log
 
 // start keeps the node's lease from now on: when it is lost, drop stops
 // every room of this node at once (another node may own them as soon as
-// the lease has expired), then the node registers again.
-func (c *cluster) start(drop func(context.Context) error) {
-	keepCtx, stop := context.WithCancel(context.Background())
-	c.stop, c.done, c.drop = stop, make(chan struct{}), drop
-	go c.keep(keepCtx, c.lease)
+// the lease has expired), then the node registers again. It also watches
+// for the rooms other nodes lose with their lease, which takeOver starts
+// here if this node wins them.
+func (c *cluster) start(drop func(context.Context) error, takeOver func(context.Context, actors.RoomID) error) {
+	ctx, stop := context.WithCancel(context.Background())
+	c.stop, c.done, c.watched, c.drop = stop, make(chan struct{}), make(chan struct{}), drop
+	go c.keep(ctx, c.lease)
+	go c.watchLost(ctx, takeOver)
+}
+
+// watchLost takes over the rooms lost nodes leave with a session in
+// progress, until ctx ends.
+func (c *cluster) watchLost(ctx context.Context, takeOver func(context.Context, actors.RoomID) error) {
+	defer close(c.watched)
+	err := c.store.WatchLostRooms(ctx, etcdstore.LostRoomsConfig{}, func(ctx context.Context, roomID string) error {
+		return takeOver(ctx, actors.RoomID(roomID))
+	})
+	if ctx.Err() == nil {
+		c.log.Error("stopped watching for the rooms of lost nodes", "node", c.node.ID, "err", err)
+	}
 }
 
 // register takes the node's lease and writes its record under it.
@@ -164,6 +180,7 @@ func (c *cluster) close() {
 	}
 	c.stop()
 	<-c.done
+	<-c.watched
 }
 
 // nodes lists the cluster's nodes for the API.
