@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/troupe-media/troupe/actors"
@@ -100,11 +102,11 @@ func createOn(t *testing.T, s *testServer, id string) {
 	}
 }
 
-// publish joins room through node s by WHIP with a pion peer that sends
-// video, and returns once its connection is up.
-func publish(t *testing.T, s *testServer, room, identity string) *webrtc.PeerConnection {
+// publisherOffer returns a pion peer that sends video as identity, and
+// its offer with every candidate gathered, as a WHIP client sends it. The
+// peer is closed when the test ends.
+func publisherOffer(t *testing.T, identity string) (*webrtc.PeerConnection, string) {
 	t.Helper()
-	tok := s.mustDo(200, "POST", "/api/v1/rooms/"+room+"/tokens", `{"identity":"`+identity+`","role":"publisher"}`)
 	api, err := rtctest.ClientAPI()
 	if err != nil {
 		t.Fatal(err)
@@ -115,10 +117,10 @@ func publish(t *testing.T, s *testServer, room, identity string) *webrtc.PeerCon
 	}
 	t.Cleanup(func() { pc.Close() })
 	video, err := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", identity)
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		_, err = pc.AddTrack(video)
 	}
-	if _, err := pc.AddTrack(video); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
@@ -127,6 +129,17 @@ func publish(t *testing.T, s *testServer, room, identity string) *webrtc.PeerCon
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pc, offer
+}
+
+// publish joins room through node s by WHIP with a pion peer that sends
+// video, and returns once its connection is up.
+func publish(t *testing.T, s *testServer, room, identity string) *webrtc.PeerConnection {
+	t.Helper()
+	tok := s.mustDo(200, "POST", "/api/v1/rooms/"+room+"/tokens", `{"identity":"`+identity+`","role":"publisher"}`)
+	pc, offer := publisherOffer(t, identity)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "POST", s.url+"/whip/"+room, strings.NewReader(offer))
 	if err != nil {
 		t.Fatal(err)
@@ -327,5 +340,53 @@ func TestFailoverNodeStartLeavesOwnedSessionsAlone(t *testing.T) {
 	}
 	if got := participantIdentities(t, a, "r1"); len(got) != 1 || got[0] != "ann" {
 		t.Fatalf("participants on node-a: %v, want ann", got)
+	}
+}
+
+// A node that loses its lease while it runs (cut off from etcd for longer
+// than the TTL) stops its rooms at once, but can no longer write them: its
+// members' leaves are refused by the fence. The node that takes the room
+// over closes them, once, with node-lost; the cut-off node registers
+// again and forwards the room's requests to the new owner.
+func TestFailoverAfterLeaseLoss(t *testing.T) {
+	endpoint := etcdStart(t)
+	hook := refusingReceiver(t)
+	a := startServer(t, failoverConfig(t, endpoint, "node-a", hook))
+	b := startServer(t, failoverConfig(t, endpoint, "node-b", hook))
+	store := plainStore(t, endpoint)
+	createOn(t, a, "r1")
+	publish(t, a, "r1", "ann")
+	ses := sessionInProgress(t, b, "r1")
+
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	// etcd ends node-a's lease, as when it expires after a cut.
+	owner, err := cli.Get(t.Context(), "troupe/owner/r1")
+	if err != nil || len(owner.Kvs) != 1 {
+		t.Fatalf("owner key of r1: %v %v", owner, err)
+	}
+	if _, err := cli.Revoke(t.Context(), clientv3.LeaseID(owner.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "node-b to close ann's record", func() bool { return leaveReasons(t, b, ses)["ann"] != "" })
+	if got := leaveReasons(t, b, ses)["ann"]; got != string(actors.ReasonNodeLost) {
+		t.Fatalf("ann left for %q, want %q", got, actors.ReasonNodeLost)
+	}
+	poll.Until(t, "node-a to stop its room", func() bool { return roomActors(t, a) == "0" })
+	if left := leftEvents(t, store, ses); len(left) != 1 || left[0]["reason"] != string(actors.ReasonNodeLost) {
+		t.Fatalf("participant-left events in the outbox: %v, want one with %q", left, actors.ReasonNodeLost)
+	}
+	poll.Until(t, "node-a to register again", func() bool {
+		nodes, _ := b.mustDo(200, "GET", "/api/v1/cluster/nodes", "")["nodes"].([]any)
+		return len(nodes) == 2
+	})
+	if got := participantIdentities(t, a, "r1"); len(got) != 0 {
+		t.Fatalf("participants of r1 through node-a: %v, want none", got)
+	}
+	if got := roomActors(t, a); got != "0" {
+		t.Fatalf("node-a runs %s room actors, want 0: node-b owns r1", got)
 	}
 }
