@@ -49,6 +49,10 @@ const (
 	defaultTakeoverWorkers  = 8
 	defaultTakeoverAttempts = 5
 	defaultTakeoverPause    = time.Second
+	// lookupTimeout bounds each read the watch makes, so that an etcd
+	// that stops answering (paused, cut off) ends in a fresh scan once it
+	// answers again rather than in a read that waits for ever.
+	lookupTimeout = 10 * time.Second
 )
 
 // WatchLostRooms calls takeOver for every room that has a session in
@@ -161,8 +165,8 @@ func (w *lostRooms) watch(ctx context.Context) {
 			w.add(ids...)
 			err = w.follow(ctx, rev)
 		}
-		if ctx.Err() != nil {
-			return
+		if ctx.Err() != nil || w.s.bg.Err() != nil {
+			return // ended, or the Store closed (its cancel of ctx may trail)
 		}
 		w.s.log.Warn("watch of lost rooms ended; scanning again", "err", err)
 		if !w.wait(ctx, w.pause) {
@@ -291,6 +295,8 @@ func (w *lostRooms) room(ctx context.Context, id string) {
 // owner, and the revision from which a watch of the owner keys misses
 // none that lose their owner later.
 func (s *Store) scanLostRooms(ctx context.Context) (int64, []string, error) {
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
 	if err := s.enter(ctx); err != nil {
 		return 0, nil, err
 	}
@@ -322,6 +328,8 @@ func (s *Store) scanLostRooms(ctx context.Context) (int64, []string, error) {
 // roomLost reports whether room id has no owner and a session in progress,
 // read at one revision.
 func (s *Store) roomLost(ctx context.Context, id string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
 	if err := s.enter(ctx); err != nil {
 		return false, err
 	}
@@ -350,6 +358,8 @@ func (s *Store) roomLost(ctx context.Context, id string) (bool, error) {
 // leaseGone reports whether etcd no longer holds lease id: it expired or
 // was revoked.
 func (s *Store) leaseGone(ctx context.Context, id int64) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
 	if err := s.enter(ctx); err != nil {
 		return false, err
 	}
