@@ -390,3 +390,35 @@ func TestFailoverAfterLeaseLoss(t *testing.T) {
 		t.Fatalf("node-a runs %s room actors, want 0: node-b owns r1", got)
 	}
 }
+
+// A node that stops in order tells its members (server-shutdown, recorded)
+// and does not release its rooms one by one: they go with its lease, so
+// that another node takes over a room whose session is in progress and
+// runs its timers, as for a lost node, with nothing left to close.
+func TestFailoverNodeStopHandsOverItsSessions(t *testing.T) {
+	endpoint := etcdStart(t)
+	hook := refusingReceiver(t)
+	a := startServer(t, failoverConfig(t, endpoint, "node-a", hook))
+	b := startServer(t, failoverConfig(t, endpoint, "node-b", hook))
+	store := plainStore(t, endpoint)
+	createOn(t, a, "r1")
+	publish(t, a, "r1", "ann")
+	ses := sessionInProgress(t, b, "r1")
+
+	if err := a.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := leaveReasons(t, b, ses)["ann"]; got != string(actors.ReasonServerShutdown) {
+		t.Fatalf("ann left for %q, want %q", got, actors.ReasonServerShutdown)
+	}
+	poll.Until(t, "node-b to take r1 over", func() bool { return roomActors(t, b) == "1" })
+	if owner, err := store.Owner(t.Context(), "r1"); err != nil || owner != "node-b" {
+		t.Fatalf("owner of r1: %q %v, want node-b", owner, err)
+	}
+	if now := sessionInProgress(t, b, "r1"); now != ses {
+		t.Fatalf("r1's session in progress: %s, want %s going on", now, ses)
+	}
+	if left := leftEvents(t, store, ses); len(left) != 1 || left[0]["reason"] != string(actors.ReasonServerShutdown) {
+		t.Fatalf("participant-left events: %v, want ann's one, server-shutdown", left)
+	}
+}

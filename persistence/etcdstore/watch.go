@@ -23,9 +23,10 @@ import (
 // try to take each over; the claim's transaction picks one node, whose
 // fenced write closes what the lost node left.
 //
-// A room's owner key deleted by Release (passivation, a node stopping)
-// goes while its lease still lives: the watch leaves it alone. One deleted
-// with its lease gone is a lost node's.
+// A room's owner key deleted by Release (an idle room passivated) goes
+// while its lease still lives: the watch leaves it alone. One deleted with
+// its lease gone is a lost node's, or a stopping node's (which leaves its
+// rooms to its lease's revocation so that they are taken over alike).
 
 // LostRoomsConfig configures WatchLostRooms. Its zero value is valid.
 type LostRoomsConfig struct {
