@@ -76,6 +76,7 @@ func (s *Store) WatchLostRooms(ctx context.Context, cfg LostRoomsConfig, takeOve
 	if cfg.Jitter < 0 || cfg.Workers < 0 || cfg.Attempts < 0 || cfg.RetryPause < 0 {
 		return fmt.Errorf("%w: negative value in etcdstore.LostRoomsConfig", persistence.ErrInvalid)
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(s.bg, cancel) // Close ends the watch
@@ -99,7 +100,7 @@ func (s *Store) WatchLostRooms(ctx context.Context, cfg LostRoomsConfig, takeOve
 	if s.bg.Err() != nil {
 		return persistence.ErrClosed
 	}
-	return ctx.Err()
+	return parent.Err()
 }
 
 // lostRooms is one run of WatchLostRooms: the watch feeds the queue, the
