@@ -60,11 +60,11 @@ const (
 // progress and no owner: first those it finds now (a cluster started again
 // after every node stopped, or a node lost while no node watched), then
 // each whose owner key goes with its node's lease, until ctx ends or the
-// Store closes; it returns ctx's error or persistence.ErrClosed. Before
-// each call it waits for this node to hold a lease and checks that the
-// room still has no owner and still a session in progress. takeOver
-// returns nil once the room is served (here or by another node that won
-// it); an error is retried after cfg.RetryPause, up to cfg.Attempts.
+// Store closes; it returns ctx's error or persistence.ErrClosed. For each
+// room it waits for this node to hold a lease, checks that the room still
+// has no owner and still a session in progress, and claims it; if this
+// node won it, takeOver starts it here. takeOver returns nil once the room
+// is served; an error is retried after cfg.RetryPause, up to cfg.Attempts.
 //
 // The watch starts again, from a fresh scan, whenever etcd ends it (its
 // revision compacted, the member lost its leader, etcd unreachable for a
@@ -262,6 +262,7 @@ func (w *lostRooms) work(ctx context.Context) {
 
 // room makes the attempts at one lost room.
 func (w *lostRooms) room(ctx context.Context, id string) {
+	claimed := false
 	for attempt := 1; ; attempt++ {
 		if !w.wait(ctx, rand.N(w.jitter)) {
 			return
@@ -269,11 +270,13 @@ func (w *lostRooms) room(ctx context.Context, id string) {
 		if _, err := w.s.waitLease(ctx); err != nil {
 			return
 		}
-		lost, err := w.s.roomLost(ctx, id)
-		if err == nil && !lost {
-			return // another node took it, or it has nothing to take over
+		var err error
+		if !claimed {
+			if claimed, err = w.claim(ctx, id); err == nil && !claimed {
+				return // another node took it, or it has nothing to take over
+			}
 		}
-		if err == nil {
+		if claimed {
 			w.s.log.Info("taking over a room of a lost node", "room", id, "node", w.s.node)
 			if err = w.takeOver(ctx, id); err == nil {
 				return
@@ -291,6 +294,28 @@ func (w *lostRooms) room(ctx context.Context, id string) {
 			return
 		}
 	}
+}
+
+// claim makes this node the owner of lost room id, if it is still lost:
+// the claim's transaction picks one of the nodes that try. It is made here,
+// not left to takeOver, so that the room is this node's to start: a claim
+// through placement could hand it to a node that knows nothing of it.
+func (w *lostRooms) claim(ctx context.Context, id string) (bool, error) {
+	lost, err := w.s.roomLost(ctx, id)
+	if err != nil || !lost {
+		return false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	err = w.s.Claim(ctx, id)
+	var ne *NotOwnerError
+	switch {
+	case errors.As(err, &ne) && ne.Owner != w.s.node:
+		return false, nil // another node won
+	case err != nil:
+		return false, err // no lease, or one lost and not yet expired: later
+	}
+	return true, nil
 }
 
 // scanLostRooms returns the rooms that have a session in progress and no
