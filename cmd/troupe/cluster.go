@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/troupe-media/troupe/actors"
@@ -46,11 +47,10 @@ type cluster struct {
 	node  etcdstore.NodeInfo
 	log   *slog.Logger
 
-	lease   *etcdstore.Lease            // the first; keep follows the next ones
-	drop    func(context.Context) error // stops this node's rooms
-	stop    context.CancelFunc          // nil until start
-	done    chan struct{}               // keep has returned
-	watched chan struct{}               // watchLost has returned
+	lease *etcdstore.Lease            // the first; keep follows the next ones
+	drop  func(context.Context) error // stops this node's rooms
+	stop  context.CancelFunc          // nil until start
+	done  chan struct{}
 }
 
 // joinCluster opens the store on etcd, checks that the cluster shares this
@@ -108,16 +108,27 @@ func joinCluster(cfg Config, key auth.Key, httpAddr string, clk clock.Clock, log
 // for the rooms other nodes lose with their lease, which takeOver starts
 // here if this node wins them.
 func (c *cluster) start(drop func(context.Context) error, takeOver func(context.Context, actors.RoomID) error) {
-	ctx, stop := context.WithCancel(context.Background())
-	c.stop, c.done, c.watched, c.drop = stop, make(chan struct{}), make(chan struct{}), drop
-	go c.keep(ctx, c.lease)
-	go c.watchLost(ctx, takeOver)
+	keepCtx, stop := context.WithCancel(context.Background())
+	c.stop, c.done, c.drop = stop, make(chan struct{}), drop
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		c.keep(keepCtx, c.lease)
+	}()
+	go func() {
+		defer wg.Done()
+		c.watchLost(keepCtx, takeOver)
+	}()
+	go func() {
+		wg.Wait()
+		close(c.done)
+	}()
 }
 
 // watchLost takes over the rooms lost nodes leave with a session in
 // progress, until ctx ends.
 func (c *cluster) watchLost(ctx context.Context, takeOver func(context.Context, actors.RoomID) error) {
-	defer close(c.watched)
 	err := c.store.WatchLostRooms(ctx, etcdstore.LostRoomsConfig{}, func(ctx context.Context, roomID string) error {
 		return takeOver(ctx, actors.RoomID(roomID))
 	})
@@ -140,7 +151,6 @@ func (c *cluster) register(ctx context.Context) (*etcdstore.Lease, error) {
 
 // keep registers the node again whenever its lease is lost, until ctx ends.
 func (c *cluster) keep(ctx context.Context, lease *etcdstore.Lease) {
-	defer close(c.done)
 	for {
 		select {
 		case <-ctx.Done():
@@ -180,7 +190,6 @@ func (c *cluster) close() {
 	}
 	c.stop()
 	<-c.done
-	<-c.watched
 }
 
 // nodes lists the cluster's nodes for the API.
