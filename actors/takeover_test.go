@@ -13,6 +13,7 @@ import (
 	"github.com/troupe-media/troupe/actors/actorpb"
 	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/etcdstore"
 	"github.com/troupe-media/troupe/persistence/etcdstore/etcdtest"
@@ -153,5 +154,40 @@ func TestTakeOverClosesTheLostNodesMembersOnce(t *testing.T) {
 	ended := endedSession(t, &testEnv{rooms: winner}, ses.Id)
 	if EndReason(ended.EndReason) != EndEmptyTimeout || !ended.EndTime.AsTime().Equal(takenAt.Add(time.Minute)) {
 		t.Fatalf("session ended %v for %q, want %v for %q", ended.EndTime.AsTime(), ended.EndReason, takenAt.Add(time.Minute), EndEmptyTimeout)
+	}
+}
+
+// A room that restarts after a panic on the node that owns it is no
+// takeover: a member record open with no live member behind it (its leave
+// was never written) is closed as failed, not node-lost.
+func TestRestartOnItsOwnNodeIsNoTakeover(t *testing.T) {
+	ctx := context.Background()
+	endpoint, _ := etcdtest.Start(t)
+	clk := clock.NewManual(sessionEpoch)
+	store := clusterNode(t, endpoint, "node-b")
+	rooms := clusterRooms(t, store, clk)
+	env := &testEnv{rooms: rooms, store: store}
+	createRoom(t, env, "r", nil)
+
+	// What a member whose leave failed to be written leaves behind.
+	room, err := store.GetRoom(ctx, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ses := sessionInProgress(t, "ses_here", sessionEpoch, nil)
+	room.ActiveSessionId = ses.Id
+	open := &recordpb.SessionMember{SessionId: ses.Id, ParticipantId: "PA_open", Identity: "ann", JoinedAt: timestamp(sessionEpoch)}
+	if err := store.Apply(ctx, persistence.Writes{Room: room, Sessions: []*recordpb.Session{ses}, Members: []*recordpb.SessionMember{open}}); err != nil {
+		t.Fatal(err)
+	}
+
+	rooms.CrashRoom("r")
+	var history []*recordpb.SessionMember
+	poll.Until(t, "the restarted room to close the open record", func() bool {
+		history, err = rooms.SessionParticipants(ctx, SessionID(ses.Id))
+		return err == nil && len(history) == 1 && history[0].LeftAt != nil
+	})
+	if LeaveReason(history[0].LeaveReason) != ReasonFailed {
+		t.Fatalf("member closed for %q after a restart, want %q", history[0].LeaveReason, ReasonFailed)
 	}
 }
