@@ -343,22 +343,40 @@ func TestFailoverNodeStartLeavesOwnedSessionsAlone(t *testing.T) {
 	}
 }
 
+// twoNodes is two nodes of one cluster, a and b, and publisher ann in room
+// r1 on node-a, in session ses.
+type twoNodes struct {
+	endpoint string
+	a, b     *testServer
+	store    *etcdstore.Store // read as a tool does
+	ses      string
+}
+
+func startTwoNodes(t *testing.T) twoNodes {
+	t.Helper()
+	endpoint := etcdStart(t)
+	hook := refusingReceiver(t)
+	n := twoNodes{endpoint: endpoint,
+		a: startServer(t, failoverConfig(t, endpoint, "node-a", hook)),
+		b: startServer(t, failoverConfig(t, endpoint, "node-b", hook)),
+	}
+	n.store = plainStore(t, endpoint)
+	createOn(t, n.a, "r1")
+	publish(t, n.a, "r1", "ann")
+	n.ses = sessionInProgress(t, n.b, "r1")
+	return n
+}
+
 // A node that loses its lease while it runs (cut off from etcd for longer
 // than the TTL) stops its rooms at once, but can no longer write them: its
 // members' leaves are refused by the fence. The node that takes the room
 // over closes them, once, with node-lost; the cut-off node registers
 // again and forwards the room's requests to the new owner.
 func TestFailoverAfterLeaseLoss(t *testing.T) {
-	endpoint := etcdStart(t)
-	hook := refusingReceiver(t)
-	a := startServer(t, failoverConfig(t, endpoint, "node-a", hook))
-	b := startServer(t, failoverConfig(t, endpoint, "node-b", hook))
-	store := plainStore(t, endpoint)
-	createOn(t, a, "r1")
-	publish(t, a, "r1", "ann")
-	ses := sessionInProgress(t, b, "r1")
+	n := startTwoNodes(t)
+	a, b, store, ses := n.a, n.b, n.store, n.ses
 
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{n.endpoint}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,14 +414,8 @@ func TestFailoverAfterLeaseLoss(t *testing.T) {
 // that another node takes over a room whose session is in progress and
 // runs its timers, as for a lost node, with nothing left to close.
 func TestFailoverNodeStopHandsOverItsSessions(t *testing.T) {
-	endpoint := etcdStart(t)
-	hook := refusingReceiver(t)
-	a := startServer(t, failoverConfig(t, endpoint, "node-a", hook))
-	b := startServer(t, failoverConfig(t, endpoint, "node-b", hook))
-	store := plainStore(t, endpoint)
-	createOn(t, a, "r1")
-	publish(t, a, "r1", "ann")
-	ses := sessionInProgress(t, b, "r1")
+	n := startTwoNodes(t)
+	a, b, store, ses := n.a, n.b, n.store, n.ses
 
 	if err := a.stop(); err != nil {
 		t.Fatal(err)

@@ -318,17 +318,27 @@ func (w *lostRooms) claim(ctx context.Context, id string) (bool, error) {
 	return true, nil
 }
 
+// enterLookup starts one of the watch's reads, bounded by lookupTimeout;
+// on success the caller calls done when it has finished.
+func (s *Store) enterLookup(ctx context.Context) (_ context.Context, done func(), _ error) {
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	if err := s.enter(ctx); err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return ctx, func() { s.leave(); cancel() }, nil
+}
+
 // scanLostRooms returns the rooms that have a session in progress and no
 // owner, and the revision from which a watch of the owner keys misses
 // none that lose their owner later.
 func (s *Store) scanLostRooms(ctx context.Context) (int64, []string, error) {
-	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
-	defer cancel()
-	if err := s.enter(ctx); err != nil {
+	lctx, done, err := s.enterLookup(ctx)
+	if err != nil {
 		return 0, nil, err
 	}
-	resp, err := s.cli.Get(ctx, s.k.p+prefixOwner, clientv3.WithPrefix(), clientv3.WithKeysOnly())
-	s.leave()
+	resp, err := s.cli.Get(lctx, s.k.p+prefixOwner, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	done()
 	if err != nil {
 		return 0, nil, fmt.Errorf("etcdstore: read room owners: %w", err)
 	}
@@ -338,6 +348,8 @@ func (s *Store) scanLostRooms(ctx context.Context) (int64, []string, error) {
 	}
 	// Read after the owners: a room that loses its owner in between is in
 	// the watch from the owners' revision on.
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
 	sessions, err := s.InProgressSessions(ctx)
 	if err != nil {
 		return 0, nil, fmt.Errorf("etcdstore: find sessions in progress: %w", err)
@@ -355,12 +367,11 @@ func (s *Store) scanLostRooms(ctx context.Context) (int64, []string, error) {
 // roomLost reports whether room id has no owner and a session in progress,
 // read at one revision.
 func (s *Store) roomLost(ctx context.Context, id string) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
-	defer cancel()
-	if err := s.enter(ctx); err != nil {
+	ctx, done, err := s.enterLookup(ctx)
+	if err != nil {
 		return false, err
 	}
-	defer s.leave()
+	defer done()
 	resp, err := s.cli.Txn(ctx).Then(
 		clientv3.OpGet(s.k.owner(id), clientv3.WithCountOnly()),
 		clientv3.OpGet(s.k.room(id)),
@@ -385,12 +396,11 @@ func (s *Store) roomLost(ctx context.Context, id string) (bool, error) {
 // leaseGone reports whether etcd no longer holds lease id: it expired or
 // was revoked.
 func (s *Store) leaseGone(ctx context.Context, id int64) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
-	defer cancel()
-	if err := s.enter(ctx); err != nil {
+	ctx, done, err := s.enterLookup(ctx)
+	if err != nil {
 		return false, err
 	}
-	defer s.leave()
+	defer done()
 	resp, err := s.cli.TimeToLive(ctx, clientv3.LeaseID(id))
 	switch {
 	case errors.Is(err, errLeaseNotFound):
