@@ -30,10 +30,11 @@ import (
 
 // LostRoomsConfig configures WatchLostRooms. Its zero value is valid.
 type LostRoomsConfig struct {
-	// Jitter: before each attempt at a room, the node waits a random time
-	// below Jitter, so that the nodes watching do not all reach etcd at
-	// the same instant (one claim wins either way), and a different node
-	// wins each time. Zero means 200ms.
+	// Jitter: a room found lost is first tried after a random time below
+	// Jitter (from when it was found), so that the nodes watching do not
+	// all reach etcd for it at the same instant (one claim wins either
+	// way), and the rooms of a lost node spread over the nodes. Zero means
+	// 200ms.
 	Jitter time.Duration
 	// Workers is how many rooms the node takes over at once. Zero means 8.
 	Workers int
@@ -115,16 +116,25 @@ type lostRooms struct {
 	ready  chan struct{} // a room was queued
 	mu     sync.Mutex
 	queued map[string]bool // guarded by mu: queued or being taken over
-	order  []string        // guarded by mu: the queue
+	order  []lostRoom      // guarded by mu: the queue
+}
+
+// lostRoom is a room in the queue, with the time of its first attempt:
+// its jitter runs from when it was found, so that the rooms of one lost
+// node, found together, wait it out together rather than one after another.
+type lostRoom struct {
+	id  string
+	due time.Time
 }
 
 // add queues rooms not queued already.
 func (w *lostRooms) add(ids ...string) {
+	now := time.Now()
 	w.mu.Lock()
 	for _, id := range ids {
 		if !w.queued[id] {
 			w.queued[id] = true
-			w.order = append(w.order, id)
+			w.order = append(w.order, lostRoom{id: id, due: now.Add(rand.N(w.jitter))})
 		}
 	}
 	w.mu.Unlock()
@@ -134,13 +144,13 @@ func (w *lostRooms) add(ids ...string) {
 	}
 }
 
-func (w *lostRooms) next() (string, bool) {
+func (w *lostRooms) next() (lostRoom, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.order) == 0 {
-		return "", false
+		return lostRoom{}, false
 	}
-	id := w.order[0]
+	r := w.order[0]
 	w.order = w.order[1:]
 	if len(w.order) > 0 {
 		select { // another worker may take the next one
@@ -148,7 +158,7 @@ func (w *lostRooms) next() (string, bool) {
 		default:
 		}
 	}
-	return id, true
+	return r, true
 }
 
 func (w *lostRooms) done(id string) {
@@ -179,6 +189,9 @@ func (w *lostRooms) watch(ctx context.Context) {
 
 // wait pauses for d, or less if ctx ends; it returns false if it did.
 func (w *lostRooms) wait(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -243,7 +256,7 @@ func (w *lostRooms) follow(ctx context.Context, rev int64) error {
 // work takes queued rooms over until ctx ends.
 func (w *lostRooms) work(ctx context.Context) {
 	for {
-		id, ok := w.next()
+		r, ok := w.next()
 		if !ok {
 			select {
 			case <-ctx.Done():
@@ -252,21 +265,22 @@ func (w *lostRooms) work(ctx context.Context) {
 				continue
 			}
 		}
-		w.room(ctx, id)
-		w.done(id)
+		w.room(ctx, r)
+		w.done(r.id)
 		if ctx.Err() != nil {
 			return
 		}
 	}
 }
 
-// room makes the attempts at one lost room.
-func (w *lostRooms) room(ctx context.Context, id string) {
+// room makes the attempts at one lost room, the first once it is due.
+func (w *lostRooms) room(ctx context.Context, r lostRoom) {
+	id := r.id
+	if !w.wait(ctx, time.Until(r.due)) {
+		return
+	}
 	claimed := false
 	for attempt := 1; ; attempt++ {
-		if !w.wait(ctx, rand.N(w.jitter)) {
-			return
-		}
 		if _, err := w.s.waitLease(ctx); err != nil {
 			return
 		}
@@ -290,7 +304,7 @@ func (w *lostRooms) room(ctx context.Context, id string) {
 			return
 		}
 		w.s.log.Warn("take over a room of a lost node", "room", id, "attempt", attempt, "err", err)
-		if !w.wait(ctx, w.pause) {
+		if !w.wait(ctx, w.pause+rand.N(w.jitter)) {
 			return
 		}
 	}
