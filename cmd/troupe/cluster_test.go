@@ -258,7 +258,7 @@ func TestClusterForwardsWHIP(t *testing.T) {
 	tok := b.mustDo(200, "POST", "/api/v1/rooms/r1/tokens", `{"identity":"pub","role":"publisher"}`)
 	token, _ := tok["token"].(string)
 
-	_, offer := publisherOffer(t, "pub")
+	_, offer := publisherPeer(t, "pub")
 
 	whip := func(method, path, body string) *http.Response {
 		t.Helper()

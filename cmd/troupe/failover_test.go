@@ -102,10 +102,10 @@ func createOn(t *testing.T, s *testServer, id string) {
 	}
 }
 
-// publisherOffer returns a pion peer that sends video as identity, and
+// publisherPeer returns a pion peer that sends video as identity, and
 // its offer with every candidate gathered, as a WHIP client sends it. The
 // peer is closed when the test ends.
-func publisherOffer(t *testing.T, identity string) (*webrtc.PeerConnection, string) {
+func publisherPeer(t *testing.T, identity string) (*webrtc.PeerConnection, string) {
 	t.Helper()
 	api, err := rtctest.ClientAPI()
 	if err != nil {
@@ -137,7 +137,7 @@ func publisherOffer(t *testing.T, identity string) (*webrtc.PeerConnection, stri
 func publish(t *testing.T, s *testServer, room, identity string) *webrtc.PeerConnection {
 	t.Helper()
 	tok := s.mustDo(200, "POST", "/api/v1/rooms/"+room+"/tokens", `{"identity":"`+identity+`","role":"publisher"}`)
-	pc, offer := publisherOffer(t, identity)
+	pc, offer := publisherPeer(t, identity)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "POST", s.url+"/whip/"+room, strings.NewReader(offer))
