@@ -14,7 +14,6 @@ import (
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/clock"
-	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -480,7 +479,7 @@ func TestParticipantListIsObject(t *testing.T) {
 // Every room representation gives the live participant count: GET of the
 // room, the list (filtered or not), and the replies of PATCH and end.
 func TestParticipantCountAgrees(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"empty","name":"Empty"}`)
 	s.createRoom(t, `{"id":"busy","name":"Busy"}`)

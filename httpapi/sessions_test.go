@@ -11,7 +11,6 @@ import (
 
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
-	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
@@ -125,7 +124,7 @@ func checkUTC(t testing.TB, what string, v any) time.Time {
 // viewer comes, goes and comes back, media flows, and the session is ended
 // through the API; every session route is read along the way.
 func TestSessionLifecycle(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"class","name":"Class","display_name":"CS101","config":{"max_participants":7,
 		"quality":"1080p","fps":24,"layout":"speaker","join_from":"2001-02-03T04:05:06Z","remove_after_seconds_elapsed":3600}}`)
@@ -305,7 +304,7 @@ func TestSessionLifecycle(t *testing.T) {
 // TestListSessions: pagination, order, filters, and the sessions of a
 // deleted room.
 func TestListSessions(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"a","name":"A"}`)
 	s.createRoom(t, `{"id":"b","name":"B"}`)
