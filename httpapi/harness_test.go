@@ -27,14 +27,6 @@ func TestMain(m *testing.M) {
 	leaktest.VerifyTestMain(m)
 }
 
-// checkLeaks fails t if, after every cleanup of the test (register it
-// first), the test left a goroutine behind: leaktest.Check, by the name
-// this package's tests know it.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	leaktest.Check(t)
-}
-
 // stack is the real API over real room actors over a real Pebble store.
 type stack struct {
 	t      *testing.T
