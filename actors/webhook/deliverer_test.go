@@ -330,6 +330,39 @@ func TestRetryInOrder(t *testing.T) {
 	}
 }
 
+// TestQueueAndClaimGauges: a node alone holds the claim of every room with
+// pending deliveries, and counts its queues, until they are delivered.
+func TestQueueAndClaimGauges(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	recv := newReceiver(t, defaultSecret, func(_ Payload, try int) int {
+		if try == 1 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusNoContent
+	})
+	clk := clock.NewManual(time.Now())
+	d := newManualDeliverer(t, clk, recv, Config{Store: s, AllowPrivate: true})
+	hooks := []*recordpb.Webhook{
+		{Endpoint: recv.url("/a"), Events: []string{"*"}},
+		{Endpoint: recv.url("/b"), Events: []string{"*"}},
+	}
+	enqueue(t, s, d, Event{Name: "room-created", RoomID: "r1", Time: clk.Now()}, hooks[0])
+	enqueue(t, s, d, Event{Name: "room-created", RoomID: "r1", Time: clk.Now()}, hooks[1])
+	enqueue(t, s, d, Event{Name: "room-created", RoomID: "r2", Time: clk.Now()}, hooks[0])
+	run(t, d)
+	poll.Until(t, "a first attempt of every queue", func() bool { _, tries := recv.snapshot(); return len(tries) == 3 })
+	if q, c := testutil.ToFloat64(d.metrics.queues), testutil.ToFloat64(d.metrics.claimed); q != 3 || c != 2 {
+		t.Errorf("while retrying: %v queues, %v rooms claimed; want 3, 2", q, c)
+	}
+	passBackoffs(t, clk, "3 deliveries", func() bool { a, _ := recv.snapshot(); return len(a) == 3 })
+	poll.Until(t, "no queue and no claim left", func() bool {
+		return testutil.ToFloat64(d.metrics.queues) == 0 && testutil.ToFloat64(d.metrics.claimed) == 0
+	})
+	if lost := testutil.ToFloat64(d.metrics.claimsLost); lost != 0 {
+		t.Errorf("%v claims lost on a node alone", lost)
+	}
+}
+
 // TestBackoffOnClock: a failing delivery is retried after a backoff that
 // doubles from InitialBackoff up to MaxBackoff, jittered to between half
 // and all of it, timed by the Deliverer's clock.
