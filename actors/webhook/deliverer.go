@@ -344,9 +344,10 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		case <-freed:
 			scan = true
 		case <-h.lost:
-			rooms := h.lose()
-			d.log.Warn("lost the claims of rooms' webhook deliveries: stopped delivering them", "rooms", len(rooms))
-			d.drop(s, rooms, clk.Now())
+			if rooms := h.lose(); len(rooms) > 0 {
+				d.log.Warn("lost the claims of rooms' webhook deliveries: stopped delivering them", "rooms", len(rooms))
+				d.drop(s, rooms, clk.Now())
+			}
 		case <-woke:
 			wakeAt = time.Time{} // its timer has run: arm the next
 		case r := <-results:
