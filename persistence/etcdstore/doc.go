@@ -33,7 +33,7 @@
 //	failed webhook   P wh/failed/<newest><delivery id>              the event without its secret
 //	idempotency      P idem/<scope>/<key>                           persistence idempotency value
 //	room owner       P owner/<room id>                              owner's node id, under its lease
-//	node             P node/<node id>                               the node's record (JSON), under its lease
+//	node             P node/<node id>                               the node's record (JSON: address, load, lease id), under its lease
 //	key fingerprint  P keyprint                                     the API key pair's fingerprint, set once
 //
 // <created> and <joined> are Unix nanoseconds as 8 big-endian bytes with the
@@ -66,6 +66,11 @@
 // another node claimed the room) writes nothing: Apply returns a
 // *NotOwnerError. Webhook acks and idempotency records are not room writes
 // and are not fenced.
+//
+// A room no node owns is placed by the node that activates it (Place,
+// place.go): that node writes the owner key for the node it chose, under
+// the chosen node's lease, whose id the chosen node's record carries. The
+// chosen node then finds the room its own.
 //
 // # Listings and counts
 //
