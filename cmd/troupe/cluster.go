@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/troupe-media/troupe/actors"
@@ -50,12 +51,19 @@ type cluster struct {
 	drop  func(context.Context) error // stops this node's rooms
 	stop  context.CancelFunc          // nil until start
 	done  chan struct{}
+
+	load    *nodeLoad // what this node runs, published in its record
+	placed  placements
+	metrics *clusterMetrics
+
+	mu        sync.Mutex         // guards published, and is held while the record is written
+	published etcdstore.NodeLoad // the load in the record last written
 }
 
 // joinCluster opens the store on etcd, checks that the cluster shares this
 // node's key pair, takes the node's lease and writes its record. On error
 // it has released what it took.
-func joinCluster(cfg Config, key auth.Key, httpAddr string, clk clock.Clock, log *slog.Logger) (_ *cluster, err error) {
+func joinCluster(cfg Config, key auth.Key, httpAddr string, load *nodeLoad, clk clock.Clock, log *slog.Logger) (_ *cluster, err error) {
 	id, err := cfg.nodeID(httpAddr)
 	if err != nil {
 		return nil, err
@@ -90,8 +98,9 @@ func joinCluster(cfg Config, key auth.Key, httpAddr string, clk clock.Clock, log
 		return nil, fmt.Errorf("%w: the cluster on etcd %v was started with another API key pair than --api-key %s and its --api-secret; every node must share them",
 			ErrKeyMismatch, []string(cfg.EtcdEndpoints), key.ID)
 	}
-	c := &cluster{store: store, log: log,
+	c := &cluster{store: store, log: log, load: load,
 		node: etcdstore.NodeInfo{ID: id, AdvertiseURL: adv, StartedAt: clk.Now().UTC()}}
+	c.metrics = newClusterMetrics(c)
 	lease, err := c.register(ctx)
 	if err != nil {
 		return nil, err
@@ -103,11 +112,25 @@ func joinCluster(cfg Config, key auth.Key, httpAddr string, clk clock.Clock, log
 
 // start keeps the node's lease from now on: when it is lost, drop stops
 // every room of this node at once (another node may own them as soon as
-// the lease has expired), then the node registers again.
+// the lease has expired), then the node registers again. It publishes the
+// node's load meanwhile (publishLoad).
 func (c *cluster) start(drop func(context.Context) error) {
 	keepCtx, stop := context.WithCancel(context.Background())
 	c.stop, c.done, c.drop = stop, make(chan struct{}), drop
-	go c.keep(keepCtx, c.lease)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		c.keep(keepCtx, c.lease)
+	}()
+	go func() {
+		defer wg.Done()
+		c.publishLoad(keepCtx)
+	}()
+	go func() {
+		wg.Wait()
+		close(c.done)
+	}()
 }
 
 // register takes the node's lease and writes its record under it.
@@ -116,7 +139,7 @@ func (c *cluster) register(ctx context.Context) (*etcdstore.Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("take the node's lease: %w", err)
 	}
-	if err := c.store.PutNode(ctx, c.node); err != nil {
+	if err := c.putRecord(ctx); err != nil {
 		return nil, fmt.Errorf("write the node's record: %w", err)
 	}
 	return lease, nil
@@ -124,7 +147,6 @@ func (c *cluster) register(ctx context.Context) (*etcdstore.Lease, error) {
 
 // keep registers the node again whenever its lease is lost, until ctx ends.
 func (c *cluster) keep(ctx context.Context, lease *etcdstore.Lease) {
-	defer close(c.done)
 	for {
 		select {
 		case <-ctx.Done():
@@ -166,7 +188,8 @@ func (c *cluster) close() {
 	<-c.done
 }
 
-// nodes lists the cluster's nodes for the API.
+// nodes lists the cluster's nodes for the API, with the loads of their
+// records: every node answers the same.
 func (c *cluster) nodes(ctx context.Context) ([]httpapi.Node, error) {
 	list, err := c.store.Nodes(ctx)
 	if err != nil {
@@ -174,9 +197,15 @@ func (c *cluster) nodes(ctx context.Context) ([]httpapi.Node, error) {
 	}
 	out := make([]httpapi.Node, len(list))
 	for i, n := range list {
-		out[i] = httpapi.Node{ID: n.ID, AdvertiseURL: n.AdvertiseURL, StartedAt: n.StartedAt}
+		out[i] = apiNode(n, n.ID == c.node.ID)
 	}
 	return out, nil
+}
+
+// apiNode is a node record as the API lists it.
+func apiNode(n etcdstore.NodeInfo, self bool) httpapi.Node {
+	return httpapi.Node{ID: n.ID, AdvertiseURL: n.AdvertiseURL, StartedAt: n.StartedAt, Self: self,
+		Rooms: n.Load.Rooms, Participants: n.Load.Participants, Tracks: n.Load.Tracks, Load: loadScore(n.Load)}
 }
 
 // OwnerURL returns the advertise URL of node nodeID, to which httpapi
@@ -194,17 +223,6 @@ func (c *cluster) OwnerURL(ctx context.Context, nodeID string) (string, error) {
 	return "", fmt.Errorf("node %s holds no lease", nodeID)
 }
 
-// owners is the room ownership of etcdstore as the actors use it.
-type owners struct{ store *etcdstore.Store }
-
-func (o owners) Claim(ctx context.Context, roomID string) error {
-	return asNotOwner(roomID, o.store.Claim(ctx, roomID))
-}
-
-func (o owners) Release(ctx context.Context, roomID string) error {
-	return asNotOwner(roomID, o.store.Release(ctx, roomID))
-}
-
 func asNotOwner(roomID string, err error) error {
 	var ne *etcdstore.NotOwnerError
 	if errors.As(err, &ne) {
@@ -213,10 +231,21 @@ func asNotOwner(roomID string, err error) error {
 	return err
 }
 
-// singleNode lists the one node of a server that is no cluster's.
-func singleNode(cfg Config, httpAddr string, startedAt time.Time) httpapi.NodeLister {
-	n := httpapi.Node{StartedAt: startedAt}
+// singleNode lists the one node of a server that is no cluster's, with
+// what it runs now.
+func singleNode(cfg Config, httpAddr string, startedAt time.Time, load *nodeLoad) httpapi.NodeLister {
+	n := etcdstore.NodeInfo{StartedAt: startedAt}
 	n.ID, _ = cfg.nodeID(httpAddr) // without a host name: no id
 	n.AdvertiseURL, _ = cfg.advertiseURL(httpAddr)
-	return func(context.Context) ([]httpapi.Node, error) { return []httpapi.Node{n}, nil }
+	return func(context.Context) ([]httpapi.Node, error) {
+		n := n
+		n.Load = load.read()
+		return []httpapi.Node{apiNode(n, true)}, nil
+	}
+}
+
+// RoomOwners returns the owners of the rooms that have one, for the node_id
+// of listed rooms.
+func (c *cluster) RoomOwners(ctx context.Context, roomIDs []string) (map[string]string, error) {
+	return c.store.RoomOwners(ctx, roomIDs)
 }

@@ -92,16 +92,7 @@ func TestSingleNodeListsItself(t *testing.T) {
 // roomActors reads troupe_room_actors from a server's /metrics.
 func roomActors(t *testing.T, s *testServer) string {
 	t.Helper()
-	resp, err := s.client.Get(s.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range strings.Split(metricsText(t, s), "\n") {
 		if v, ok := strings.CutPrefix(line, "troupe_room_actors "); ok {
 			return v
 		}

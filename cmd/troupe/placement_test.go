@@ -1,0 +1,234 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/troupe-media/troupe/internal/poll"
+)
+
+// startCluster starts one node per id on one etcd.
+func startCluster(t *testing.T, ids ...string) (endpoint string, nodes []*testServer) {
+	t.Helper()
+	endpoint = etcdStart(t)
+	secret := strings.Repeat("s", 32)
+	for _, id := range ids {
+		nodes = append(nodes, startServer(t, clusterConfig(t, endpoint, id, secret)))
+	}
+	return endpoint, nodes
+}
+
+// listedNode is a node as GET /api/v1/cluster/nodes lists it.
+type listedNode struct {
+	ID           string `json:"id"`
+	AdvertiseURL string `json:"advertise_url"`
+	Rooms        int    `json:"rooms"`
+	Participants int    `json:"participants"`
+	Tracks       int    `json:"tracks"`
+	Load         int    `json:"load"`
+	Self         bool   `json:"self"`
+}
+
+func listNodes(t *testing.T, s *testServer) []listedNode {
+	t.Helper()
+	body := s.mustDo(200, "GET", "/api/v1/cluster/nodes", "")
+	b, err := json.Marshal(body["nodes"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []listedNode
+	if err := json.Unmarshal(b, &nodes); err != nil {
+		t.Fatal(err)
+	}
+	return nodes
+}
+
+// loads sums up the nodes list as "id:rooms/participants/tracks=load".
+func loads(nodes []listedNode) string {
+	var out []string
+	for _, n := range nodes {
+		out = append(out, fmt.Sprintf("%s:%d/%d/%d=%d", n.ID, n.Rooms, n.Participants, n.Tracks, n.Load))
+	}
+	return strings.Join(out, " ")
+}
+
+// New rooms go to the least loaded node, wherever they are created: six
+// rooms created through one node of three, each once the loads are
+// published, land two on each node. Every node names the same owner for
+// each room, in the room object and in the list, and the nodes list counts
+// what each node runs, the same through every node.
+func TestPlacementSpreadsRoomsByLoad(t *testing.T) {
+	_, nodes := startCluster(t, "node-a", "node-b", "node-c")
+	a := nodes[0]
+	owners := map[string]string{} // room -> node
+	perNode := map[string]int{}
+	for i := range 6 {
+		room := fmt.Sprintf("r%d", i)
+		got := a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"`+room+`","name":"`+room+`"}`)
+		owner, _ := got["node_id"].(string)
+		if owner == "" {
+			t.Fatalf("room %s created with no node_id: %v", room, got)
+		}
+		owners[room] = owner
+		perNode[owner]++
+		poll.Until(t, "the loads to be published", func() bool {
+			total := 0
+			for _, n := range listNodes(t, a) {
+				total += n.Rooms
+			}
+			return total == i+1
+		})
+	}
+	if perNode["node-a"] != 2 || perNode["node-b"] != 2 || perNode["node-c"] != 2 {
+		t.Fatalf("rooms per node: %v, want 2 each", perNode)
+	}
+	// The first room stays on the node that got the call: a tie is its own.
+	if owners["r0"] != "node-a" {
+		t.Errorf("r0 placed on %s, want node-a (idle cluster, tie kept)", owners["r0"])
+	}
+
+	for i, s := range nodes {
+		for room, owner := range owners {
+			got := s.mustDo(200, "GET", "/api/v1/rooms/"+room, "")
+			if got["node_id"] != owner {
+				t.Errorf("GET %s through node %d: node_id %v, want %s", room, i, got["node_id"], owner)
+			}
+		}
+		list := s.mustDo(200, "GET", "/api/v1/rooms?limit=100", "")
+		for _, r := range list["rooms"].([]any) {
+			m := r.(map[string]any)
+			if id := m["id"].(string); m["node_id"] != owners[id] {
+				t.Errorf("listed %s through node %d: node_id %v, want %s", id, i, m["node_id"], owners[id])
+			}
+		}
+		listed := listNodes(t, s)
+		if len(listed) != 3 {
+			t.Fatalf("nodes through node %d: %+v", i, listed)
+		}
+		for j, n := range listed {
+			if n.Rooms != 2 || n.Participants != 0 || n.Load != 2 || n.Self != (i == j) || n.AdvertiseURL != nodes[j].url {
+				t.Errorf("node %d lists %+v (self %v), want 2 rooms, load 2 at %s", i, n, i == j, nodes[j].url)
+			}
+		}
+	}
+	// Each node runs its own rooms only.
+	for i, s := range nodes {
+		if got := roomActors(t, s); got != "2" {
+			t.Errorf("node %d runs %s room actors, want 2", i, got)
+		}
+	}
+
+	// /metrics has the node's own figures, labelled with its id.
+	metrics := metricsText(t, nodes[1])
+	for _, want := range []string{
+		`troupe_cluster_node_info{advertise_url="` + nodes[1].url + `",node="node-b"} 1`,
+		`troupe_cluster_node_rooms{node="node-b"} 2`,
+		`troupe_cluster_node_participants{node="node-b"} 0`,
+		`troupe_cluster_node_load{node="node-b"} 2`,
+	} {
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("/metrics of node-b lacks %q", want)
+		}
+	}
+	metrics = metricsText(t, a)
+	for _, want := range []string{
+		`troupe_cluster_placements_total{node="node-a",placed="here"} 2`,
+		`troupe_cluster_placements_total{node="node-a",placed="elsewhere"} 4`,
+	} {
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("/metrics of node-a lacks %q", want)
+		}
+	}
+}
+
+func metricsText(t *testing.T, s *testServer) string {
+	t.Helper()
+	resp, err := s.client.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// A burst of new rooms spreads even before the loads are published: the
+// node that places them counts what it placed on each node.
+func TestPlacementSpreadsABurst(t *testing.T) {
+	_, nodes := startCluster(t, "node-a", "node-b", "node-c")
+	var owners []string
+	for i := range 3 {
+		got := nodes[1].mustDo(201, "POST", "/api/v1/rooms", fmt.Sprintf(`{"id":"burst%d","name":"burst"}`, i))
+		owners = append(owners, got["node_id"].(string))
+	}
+	slices.Sort(owners)
+	if !slices.Equal(owners, []string{"node-a", "node-b", "node-c"}) {
+		t.Fatalf("a burst of 3 rooms went to %v, want one on each node", owners)
+	}
+	// A room created without an id keeps the id the first node gave it
+	// when it is placed elsewhere: it is found where it says.
+	for range 3 {
+		got := nodes[1].mustDo(201, "POST", "/api/v1/rooms", `{"name":"no id"}`)
+		id, owner := got["id"].(string), got["node_id"].(string)
+		for _, s := range nodes {
+			if again := s.mustDo(200, "GET", "/api/v1/rooms/"+id, ""); again["node_id"] != owner || again["name"] != "no id" {
+				t.Fatalf("room %s, created on %s: read back %v", id, owner, again)
+			}
+		}
+	}
+	if got := nodes[0].mustDo(200, "GET", "/api/v1/rooms", ""); got["total"] != 6.0 {
+		t.Fatalf("rooms: %v, want 6", got["total"])
+	}
+}
+
+// A record of a node whose lease is gone (a stale read) does not lose the
+// room, nor send it back and forth: the node that placed it keeps it.
+func TestPlacementOnAStaleRecord(t *testing.T) {
+	endpoint, nodes := startCluster(t, "node-a")
+	a := nodes[0]
+	a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"busy","name":"busy"}`)
+	poll.Until(t, "node-a's load to be published", func() bool { return listNodes(t, a)[0].Rooms == 1 })
+
+	// node-z's record names a lease etcd no longer holds, as a record read
+	// just before its node died would: it looks idle.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	held, err := cli.Grant(t.Context(), 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := cli.Grant(t.Context(), 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Revoke(t.Context(), gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	record := fmt.Sprintf(`{"id":"node-z","advertise_url":"http://127.0.0.1:1","started_at":"2026-01-01T00:00:00Z","load":{},"lease":%d}`, gone.ID)
+	if _, err := cli.Put(t.Context(), "troupe/node/node-z", record, clientv3.WithLease(held.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if n := listNodes(t, a); len(n) != 2 || n[1].ID != "node-z" || n[1].Load != 0 {
+		t.Fatalf("nodes: %+v", n)
+	}
+	got := a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"fresh","name":"fresh"}`)
+	if got["node_id"] != "node-a" {
+		t.Fatalf("room placed on a stale record: node_id %v, want node-a", got["node_id"])
+	}
+	if got := roomActors(t, a); got != "2" {
+		t.Errorf("node-a runs %s room actors, want 2", got)
+	}
+}
