@@ -46,6 +46,7 @@ type cluster struct {
 	store *etcdstore.Store
 	node  etcdstore.NodeInfo
 	log   *slog.Logger
+	clk   clock.Clock
 
 	lease *etcdstore.Lease            // the first; keep follows the next ones
 	drop  func(context.Context) error // stops this node's rooms
@@ -98,7 +99,7 @@ func joinCluster(cfg Config, key auth.Key, httpAddr string, load *nodeLoad, clk 
 		return nil, fmt.Errorf("%w: the cluster on etcd %v was started with another API key pair than --api-key %s and its --api-secret; every node must share them",
 			ErrKeyMismatch, []string(cfg.EtcdEndpoints), key.ID)
 	}
-	c := &cluster{store: store, log: log, load: load,
+	c := &cluster{store: store, log: log, clk: clk, load: load,
 		node: etcdstore.NodeInfo{ID: id, AdvertiseURL: adv, StartedAt: clk.Now().UTC()}}
 	c.metrics = newClusterMetrics(c)
 	lease, err := c.register(ctx)

@@ -104,10 +104,8 @@ func roomActors(t *testing.T, s *testServer) string {
 // A room runs on the node that claimed it: another node never runs it. When the owner loses its lease it stops its rooms at once and
 // registers again, and the other node can then claim the room.
 func TestClusterLeaseLossStopsRooms(t *testing.T) {
-	endpoint := etcdStart(t)
-	secret := strings.Repeat("s", 32)
-	a := startServer(t, clusterConfig(t, endpoint, "node-a", secret))
-	b := startServer(t, clusterConfig(t, endpoint, "node-b", secret))
+	endpoint, nodes := startCluster(t, "node-a", "node-b")
+	a, b := nodes[0], nodes[1]
 	a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"one"}`)
 	if got := roomActors(t, a); got != "1" {
 		t.Fatalf("node-a runs %s room actors, want 1", got)
@@ -182,10 +180,8 @@ func participantIdentities(t *testing.T, s *testServer, room string) []string {
 // node-b, and node-b never runs the room. A request forwarded once already
 // is not forwarded again.
 func TestClusterForwardsToOwner(t *testing.T) {
-	endpoint := etcdStart(t)
-	secret := strings.Repeat("s", 32)
-	a := startServer(t, clusterConfig(t, endpoint, "node-a", secret))
-	b := startServer(t, clusterConfig(t, endpoint, "node-b", secret))
+	_, nodes := startCluster(t, "node-a", "node-b")
+	a, b := nodes[0], nodes[1]
 	a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"one"}`)
 
 	if got := b.mustDo(200, "GET", "/api/v1/rooms/r1/participants", ""); len(got["participants"].([]any)) != 0 {
@@ -240,17 +236,33 @@ func TestClusterForwardsToOwner(t *testing.T) {
 	poll.Until(t, "alice to leave node-a's room", func() bool { return len(participantIdentities(t, a, "r1")) == 0 })
 }
 
-// A WHIP publish through a node that does not own the room reaches the
-// owner, offer and all, and so does the DELETE of its session URL.
-func TestClusterForwardsWHIP(t *testing.T) {
-	endpoint := etcdStart(t)
-	secret := strings.Repeat("s", 32)
-	a := startServer(t, clusterConfig(t, endpoint, "node-a", secret))
-	b := startServer(t, clusterConfig(t, endpoint, "node-b", secret))
-	a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"one"}`)
-	tok := b.mustDo(200, "POST", "/api/v1/rooms/r1/tokens", `{"identity":"pub","role":"publisher"}`)
-	token, _ := tok["token"].(string)
+// whipRequest sends a WHIP or WHEP request with a join token to s and
+// returns its response, body read.
+func whipRequest(t *testing.T, s *testServer, token, method, path, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/sdp")
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
 
+// publisherOffer is a WHIP offer of one VP8 track, its candidates
+// gathered, from a peer connection closed when the test ends.
+func publisherOffer(t *testing.T) string {
+	t.Helper()
 	api, err := rtctest.ClientAPI()
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +271,7 @@ func TestClusterForwardsWHIP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pc.Close()
+	t.Cleanup(func() { pc.Close() })
 	track, err := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", "pub")
 	if err != nil {
 		t.Fatal(err)
@@ -273,26 +285,22 @@ func TestClusterForwardsWHIP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return offer
+}
 
+// A WHIP publish through a node that does not own the room reaches the
+// owner, offer and all, and so does the DELETE of its session URL.
+func TestClusterForwardsWHIP(t *testing.T) {
+	_, nodes := startCluster(t, "node-a", "node-b")
+	a, b := nodes[0], nodes[1]
+	a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"one"}`)
+	tok := b.mustDo(200, "POST", "/api/v1/rooms/r1/tokens", `{"identity":"pub","role":"publisher"}`)
+	token, _ := tok["token"].(string)
+
+	offer := publisherOffer(t)
 	whip := func(method, path, body string) *http.Response {
 		t.Helper()
-		req, err := http.NewRequest(method, b.url+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		if body != "" {
-			req.Header.Set("Content-Type", "application/sdp")
-		}
-		resp, err := b.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
+		return whipRequest(t, b, token, method, path, body)
 	}
 	resp := whip("POST", "/whip/r1", offer)
 	loc := resp.Header.Get("Location")

@@ -30,8 +30,8 @@ import (
 // node's lease) and the call is forwarded there, where the room is found
 // already owned: a forwarded call is never placed again. Records are up to
 // a second old, so a node counts the rooms it placed on each node since
-// that node's record last changed: a burst of new rooms spreads instead of
-// piling onto the node that was idle a second ago.
+// that node's record last changed, for two seconds: a burst of new rooms
+// spreads instead of piling onto the node that was idle a second ago.
 
 // loadInterval is how often a node checks its load, and so the most often
 // it rewrites its record.
@@ -54,29 +54,41 @@ func (n *nodeLoad) read() etcdstore.NodeLoad {
 	return etcdstore.NodeLoad{Rooms: n.rooms.Live(), Participants: n.rooms.LiveParticipants(), Tracks: n.media.DownTracks()}
 }
 
-// placements are the rooms this node placed on each node since that node's
-// record last changed.
+// pendingFor is how long a room placed on a node counts beside the node's
+// record: by then the record has counted it, if it still runs (a room that
+// came and went within one check never shows in it).
+const pendingFor = 2 * loadInterval
+
+// placements are the rooms this node placed on each node lately, since
+// that node's record last changed: what the records may not count yet.
 type placements struct {
 	mu     sync.Mutex // guards byNode
 	byNode map[string]placed
 }
 
 type placed struct {
-	revision int64 // of the node's record when counting began
-	rooms    int
+	revision int64       // of the node's record when counting began
+	at       []time.Time // when each room was placed, oldest first
 }
 
-// pendingLocked is what node n's record does not count yet.
-func (p *placements) pendingLocked(n etcdstore.NodeInfo) int {
-	if got, ok := p.byNode[n.ID]; ok && got.revision == n.Revision {
-		return got.rooms
+// pendingLocked is what node n's record may not count yet, at now.
+func (p *placements) pendingLocked(n etcdstore.NodeInfo, now time.Time) int {
+	got, ok := p.byNode[n.ID]
+	if !ok || got.revision != n.Revision {
+		return 0
 	}
-	return 0
+	recent := 0
+	for _, at := range got.at {
+		if now.Sub(at) < pendingFor {
+			recent++
+		}
+	}
+	return recent
 }
 
-// choose returns the least loaded of nodes, self winning a tie, then the
-// lowest id. ok is false if nodes is empty.
-func (p *placements) choose(self string, nodes []etcdstore.NodeInfo) (best etcdstore.NodeInfo, ok bool) {
+// choose returns the least loaded of nodes at now, self winning a tie,
+// then the lowest id. ok is false if nodes is empty.
+func (p *placements) choose(self string, nodes []etcdstore.NodeInfo, now time.Time) (best etcdstore.NodeInfo, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	bestScore := 0
@@ -90,7 +102,7 @@ func (p *placements) choose(self string, nodes []etcdstore.NodeInfo) (best etcds
 		return n.ID < best.ID
 	}
 	for _, n := range nodes {
-		score := loadScore(n.Load) + p.pendingLocked(n)
+		score := loadScore(n.Load) + p.pendingLocked(n, now)
 		if !ok || before(n, score) {
 			best, bestScore, ok = n, score, true
 		}
@@ -98,8 +110,8 @@ func (p *placements) choose(self string, nodes []etcdstore.NodeInfo) (best etcds
 	return best, ok
 }
 
-// note counts a room placed on n.
-func (p *placements) note(n etcdstore.NodeInfo) {
+// note counts a room placed on n at now.
+func (p *placements) note(n etcdstore.NodeInfo, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.byNode == nil {
@@ -109,7 +121,11 @@ func (p *placements) note(n etcdstore.NodeInfo) {
 	if got.revision != n.Revision {
 		got = placed{revision: n.Revision}
 	}
-	got.rooms++
+	// Drop what no longer counts, so that the list stays short.
+	for len(got.at) > 0 && now.Sub(got.at[0]) >= pendingFor {
+		got.at = got.at[1:]
+	}
+	got.at = append(got.at, now)
 	p.byNode[n.ID] = got
 }
 
@@ -128,7 +144,7 @@ func (o owners) Claim(ctx context.Context, roomID string) error {
 		c.log.Warn("read the node records to place a room; claiming it here", "room", roomID, "err", err)
 		return asNotOwner(roomID, c.store.Claim(ctx, roomID))
 	}
-	to, ok := c.placed.choose(self, nodes)
+	to, ok := c.placed.choose(self, nodes, c.clk.Now())
 	if !ok {
 		// No record, not even this node's: it holds no lease now, which
 		// Claim says.
@@ -145,7 +161,7 @@ func (o owners) Claim(ctx context.Context, roomID string) error {
 		return asNotOwner(roomID, err)
 	}
 	if owner == to.ID {
-		c.placed.note(to)
+		c.placed.note(to, c.clk.Now())
 		c.metrics.placements.WithLabelValues(self, placedWhere(owner == self)).Inc()
 	}
 	if owner == self {

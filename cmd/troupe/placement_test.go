@@ -1,17 +1,21 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/persistence/etcdstore"
 )
 
 // startCluster starts one node per id on one etcd.
@@ -230,5 +234,129 @@ func TestPlacementOnAStaleRecord(t *testing.T) {
 	}
 	if got := roomActors(t, a); got != "2" {
 		t.Errorf("node-a runs %s room actors, want 2", got)
+	}
+}
+
+// A room that no node owns any more (it passivated) is placed again when a
+// request next needs it, whatever the request: a WHIP publish, or a REST
+// call, through the busier node, starts the room on the idler one.
+func TestPlacementOfAnIdleRoom(t *testing.T) {
+	endpoint := etcdStart(t)
+	secret := strings.Repeat("s", 32)
+	var nodes []*testServer
+	for _, id := range []string{"node-a", "node-b"} {
+		cfg := clusterConfig(t, endpoint, id, secret)
+		// Long enough for the node records to count the rooms before they
+		// go: placement trusts a record only once it changed since.
+		cfg.PassivateAfter = 3 * time.Second
+		nodes = append(nodes, startServer(t, cfg))
+	}
+	a, b := nodes[0], nodes[1]
+
+	// node-a is busy: a room with someone in it never passivates.
+	a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"busy","name":"busy"}`)
+	tok := a.mustDo(200, "POST", "/api/v1/rooms/busy/tokens", `{"identity":"stay","role":"subscriber"}`)["token"].(string)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+a.addr+"/rtc?token="+tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	poll.Until(t, "node-a's load to be published", func() bool { return loads(listNodes(t, b)) == "node-a:1/1/0=2 node-b:0/0/0=0" })
+
+	for _, id := range []string{"idle", "idle2"} {
+		if got := a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"`+id+`","name":"idle"}`); got["node_id"] != "node-b" {
+			t.Fatalf("new room %s placed on %v, want the idle node-b", id, got["node_id"])
+		}
+	}
+	poll.Until(t, "node-b's record to count its rooms", func() bool { return loads(listNodes(t, a)) == "node-a:1/1/0=2 node-b:2/0/0=2" })
+	poll.Until(t, "the idle rooms to passivate and be owned by no node", func() bool {
+		got := a.mustDo(200, "GET", "/api/v1/rooms?limit=100", "")
+		unowned := 0
+		for _, r := range got["rooms"].([]any) {
+			if m := r.(map[string]any); m["node_id"] == nil {
+				unowned++
+			}
+		}
+		return unowned == 2 && loads(listNodes(t, a)) == "node-a:1/1/0=2 node-b:0/0/0=0"
+	})
+
+	pubTok := a.mustDo(200, "POST", "/api/v1/rooms/idle/tokens", `{"identity":"pub","role":"publisher"}`)["token"].(string)
+	resp := whipRequest(t, a, pubTok, "POST", "/whip/idle", publisherOffer(t))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("WHIP through node-a to an unowned room: %d", resp.StatusCode)
+	}
+	if got := participantIdentities(t, b, "idle"); !slices.Equal(got, []string{"pub"}) {
+		t.Fatalf("participants of the idle room on node-b: %v", got)
+	}
+	if got := roomActors(t, a); got != "1" {
+		t.Errorf("node-a runs %s room actors, want 1 (busy)", got)
+	}
+
+	// node-b has a member now, as node-a: a tie, and node-a keeps the room.
+	poll.Until(t, "node-b's load to be published", func() bool { return loads(listNodes(t, a)) == "node-a:1/1/0=2 node-b:1/1/0=2" })
+	if got := a.mustDo(200, "GET", "/api/v1/rooms/idle2", ""); got["node_id"] != "node-a" {
+		t.Fatalf("GET through node-a of an unowned room on a tie: node_id %v, want node-a", got["node_id"])
+	}
+	if got := roomActors(t, a); got != "2" {
+		t.Errorf("node-a runs %s room actors, want 2", got)
+	}
+}
+
+// The choice: least load first, then this node, then the lowest id; rooms
+// placed lately count beside a record until it changes or they are
+// pendingFor old.
+func TestPlacementsChoose(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rec := func(id string, rooms, participants, tracks int, rev int64) etcdstore.NodeInfo {
+		return etcdstore.NodeInfo{ID: id, Revision: rev, Load: etcdstore.NodeLoad{Rooms: rooms, Participants: participants, Tracks: tracks}}
+	}
+	var p placements
+	choose := func(self string, nodes ...etcdstore.NodeInfo) string {
+		t.Helper()
+		n, ok := p.choose(self, nodes, t0)
+		if !ok {
+			t.Fatal("no choice among nodes")
+		}
+		return n.ID
+	}
+	if _, ok := p.choose("a", nil, t0); ok {
+		t.Fatal("a choice among no node")
+	}
+	for _, c := range []struct {
+		self  string
+		nodes []etcdstore.NodeInfo
+		want  string
+	}{
+		{"b", []etcdstore.NodeInfo{rec("a", 0, 0, 0, 1), rec("b", 0, 0, 0, 1), rec("c", 0, 0, 0, 1)}, "b"},
+		{"x", []etcdstore.NodeInfo{rec("c", 0, 0, 0, 1), rec("a", 0, 0, 0, 1)}, "a"},
+		{"a", []etcdstore.NodeInfo{rec("a", 1, 0, 0, 1), rec("b", 0, 0, 0, 1)}, "b"},
+		// Participants and tracks weigh as rooms do.
+		{"a", []etcdstore.NodeInfo{rec("a", 1, 3, 2, 1), rec("b", 2, 2, 1, 1)}, "b"},
+		{"b", []etcdstore.NodeInfo{rec("a", 1, 3, 2, 1), rec("b", 2, 3, 2, 1)}, "a"},
+	} {
+		if got := choose(c.self, c.nodes...); got != c.want {
+			t.Errorf("choose from %s among %+v = %s, want %s", c.self, c.nodes, got, c.want)
+		}
+	}
+
+	a, b := rec("a", 0, 0, 0, 1), rec("b", 0, 0, 0, 7)
+	p.note(a, t0)
+	if got := choose("a", a, b); got != "b" {
+		t.Fatalf("after a room placed on a: %s, want b", got)
+	}
+	p.note(b, t0)
+	p.note(b, t0)
+	if got := choose("b", a, b); got != "a" {
+		t.Fatalf("after two rooms placed on b, one on a: %s, want a", got)
+	}
+	// b's record changed: it counts its rooms itself now.
+	if got := choose("b", a, rec("b", 1, 0, 0, 8)); got != "b" {
+		t.Fatalf("once b's record changed: %s, want b (1 each, self)", got)
+	}
+	// Rooms placed long ago no longer count, record changed or not.
+	if n, _ := p.choose("b", []etcdstore.NodeInfo{a, b}, t0.Add(pendingFor)); n.ID != "b" {
+		t.Fatalf("placements %v old still count: %s chosen", pendingFor, n.ID)
 	}
 }
