@@ -360,3 +360,20 @@ func TestPlacementsChoose(t *testing.T) {
 		t.Fatalf("placements %v old still count: %s chosen", pendingFor, n.ID)
 	}
 }
+
+// A single node lists itself with what it runs now, and its rooms carry
+// no node_id.
+func TestSingleNodeListsItsLoad(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.NodeID = "solo"
+	s := startServer(t, cfg)
+	if got := s.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"one"}`); got["node_id"] != nil {
+		t.Fatalf("node_id on a single node: %v, want null", got["node_id"])
+	}
+	if n := listNodes(t, s); loads(n) != "solo:1/0/0=1" || !n[0].Self {
+		t.Fatalf("nodes: %+v", n)
+	}
+	if m := metricsText(t, s); strings.Contains(m, "troupe_cluster_") {
+		t.Error("a single node serves cluster metrics")
+	}
+}
