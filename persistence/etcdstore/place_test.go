@@ -3,6 +3,7 @@ package etcdstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -89,5 +90,52 @@ func TestPlace(t *testing.T) {
 	}
 	if _, err := a.Place(ctx, "", recA); err == nil {
 		t.Fatal("Place of an empty room id succeeded")
+	}
+}
+
+// What placing a room costs against claiming it: the read of the node
+// records and the placing transaction, on this node or on another.
+func BenchmarkPlace(b *testing.B) {
+	endpoint := startEtcd(b)
+	ctx := context.Background()
+	self := open(b, endpoint, "bench-place/", func(c *etcdstore.Config) { c.NodeID = "node-a" })
+	other := open(b, endpoint, "bench-place/", func(c *etcdstore.Config) { c.NodeID = "node-b" })
+	for _, s := range []*etcdstore.Store{self, other} {
+		if _, err := s.Register(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.PutNode(ctx, etcdstore.NodeInfo{AdvertiseURL: "http://x.example"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		run  func(id string, nodes []etcdstore.NodeInfo) error
+	}{
+		{"claim", func(id string, _ []etcdstore.NodeInfo) error { return self.Claim(ctx, id) }},
+		{"place-here", func(id string, nodes []etcdstore.NodeInfo) error {
+			_, err := self.Place(ctx, id, nodes[0])
+			return err
+		}},
+		{"place-elsewhere", func(id string, nodes []etcdstore.NodeInfo) error {
+			_, err := self.Place(ctx, id, nodes[1])
+			return err
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := range b.N {
+				var nodes []etcdstore.NodeInfo
+				if c.name != "claim" {
+					var err error
+					if nodes, err = self.Nodes(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := c.run(fmt.Sprintf("%s-%d-%d", c.name, b.N, i), nodes); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
