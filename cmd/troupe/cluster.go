@@ -59,6 +59,10 @@ type cluster struct {
 
 	mu        sync.Mutex         // guards published, and is held while the record is written
 	published etcdstore.NodeLoad // the load in the record last written
+
+	viewMu sync.Mutex           // guards the following
+	view   []etcdstore.NodeInfo // the node records, as FollowNodes last gave them
+	live   bool                 // view follows etcd; false: read the records
 }
 
 // joinCluster opens the store on etcd, checks that the cluster shares this
@@ -114,12 +118,13 @@ func joinCluster(cfg Config, key auth.Key, httpAddr string, load *nodeLoad, clk 
 // start keeps the node's lease from now on: when it is lost, drop stops
 // every room of this node at once (another node may own them as soon as
 // the lease has expired), then the node registers again. It publishes the
-// node's load meanwhile (publishLoad).
+// node's load meanwhile (publishLoad), and follows the node records, which
+// placement, forwarding and the nodes list then read from memory.
 func (c *cluster) start(drop func(context.Context) error) {
 	keepCtx, stop := context.WithCancel(context.Background())
 	c.stop, c.done, c.drop = stop, make(chan struct{}), drop
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		c.keep(keepCtx, c.lease)
@@ -127,6 +132,10 @@ func (c *cluster) start(drop func(context.Context) error) {
 	go func() {
 		defer wg.Done()
 		c.publishLoad(keepCtx)
+	}()
+	go func() {
+		defer wg.Done()
+		c.store.FollowNodes(keepCtx, c.setView)
 	}()
 	go func() {
 		wg.Wait()
@@ -189,10 +198,30 @@ func (c *cluster) close() {
 	<-c.done
 }
 
+// setView takes the node records FollowNodes gives.
+func (c *cluster) setView(nodes []etcdstore.NodeInfo, ok bool) {
+	c.viewMu.Lock()
+	defer c.viewMu.Unlock()
+	c.view, c.live = nodes, ok
+}
+
+// records returns the node records: from memory while they are followed,
+// else read from etcd.
+func (c *cluster) records(ctx context.Context) ([]etcdstore.NodeInfo, error) {
+	c.viewMu.Lock()
+	view, live := c.view, c.live
+	c.viewMu.Unlock()
+	if live {
+		return view, nil
+	}
+	return c.store.Nodes(ctx)
+}
+
 // nodes lists the cluster's nodes for the API, with the loads of their
-// records: every node answers the same.
+// records: every node answers the same, give or take the moment a change
+// takes to reach it.
 func (c *cluster) nodes(ctx context.Context) ([]httpapi.Node, error) {
-	list, err := c.store.Nodes(ctx)
+	list, err := c.records(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +241,7 @@ func apiNode(n etcdstore.NodeInfo, self bool) httpapi.Node {
 // OwnerURL returns the advertise URL of node nodeID, to which httpapi
 // forwards the requests for the rooms that node owns.
 func (c *cluster) OwnerURL(ctx context.Context, nodeID string) (string, error) {
-	list, err := c.store.Nodes(ctx)
+	list, err := c.records(ctx)
 	if err != nil {
 		return "", err
 	}

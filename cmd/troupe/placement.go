@@ -24,7 +24,7 @@ import (
 // the packets sent to one subscriber, which is where the CPU goes.
 //
 // A room no node owns goes, on its first activation, to the node with the
-// least load by the records. The node that received the call chooses; on a
+// least load by the records, which each node follows in memory (a watch). The node that received the call chooses; on a
 // tie it keeps the room, then the lowest node id wins. If it chose another
 // node, it makes that node the owner (etcdstore.Place, under the chosen
 // node's lease) and the call is forwarded there, where the room is found
@@ -139,7 +139,7 @@ type owners struct{ c *cluster }
 func (o owners) Claim(ctx context.Context, roomID string) error {
 	c := o.c
 	self := c.node.ID
-	nodes, err := c.store.Nodes(ctx)
+	nodes, err := c.records(ctx)
 	if err != nil {
 		c.log.Warn("read the node records to place a room; claiming it here", "room", roomID, "err", err)
 		return asNotOwner(roomID, c.store.Claim(ctx, roomID))
@@ -152,7 +152,8 @@ func (o owners) Claim(ctx context.Context, roomID string) error {
 	}
 	owner, err := c.store.Place(ctx, roomID, to)
 	if errors.Is(err, etcdstore.ErrNodeGone) {
-		// A stale record: the node went since. This node keeps the room.
+		// A stale record: the node went since (the watch will say so).
+		// This node keeps the room.
 		c.log.Info("placing a room on a node that is gone; claiming it here", "room", roomID, "node", to.ID)
 		to = etcdstore.NodeInfo{ID: self}
 		owner, err = c.store.Place(ctx, roomID, to)

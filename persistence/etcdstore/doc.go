@@ -70,7 +70,9 @@
 // A room no node owns is placed by the node that activates it (Place,
 // place.go): that node writes the owner key for the node it chose, under
 // the chosen node's lease, whose id the chosen node's record carries. The
-// chosen node then finds the room its own.
+// chosen node then finds the room its own. A node follows the node records
+// with a watch (FollowNodes), so that placing and forwarding read them from
+// memory.
 //
 // # Listings and counts
 //

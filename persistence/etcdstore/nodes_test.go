@@ -3,6 +3,8 @@ package etcdstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,4 +98,65 @@ func TestSetKeyFingerprint(t *testing.T) {
 	if _, err := a.SetKeyFingerprint(ctx, ""); err == nil {
 		t.Error("SetKeyFingerprint of an empty fingerprint succeeded")
 	}
+}
+
+// FollowNodes gives the records, then every change: a record written
+// again, a node that registers, a node whose lease goes. It returns when
+// its context ends.
+func TestFollowNodes(t *testing.T) {
+	ctx := context.Background()
+	endpoint := startEtcd(t)
+	a, _ := node(t, endpoint, "node-a", 5*time.Second)
+	if err := a.PutNode(ctx, etcdstore.NodeInfo{AdvertiseURL: "http://a.example"}); err != nil {
+		t.Fatal(err)
+	}
+	views := make(chan []etcdstore.NodeInfo, 16)
+	followCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.FollowNodes(followCtx, func(nodes []etcdstore.NodeInfo, ok bool) {
+			if ok {
+				views <- nodes
+			}
+		})
+	}()
+	next := func(want string) []etcdstore.NodeInfo {
+		t.Helper()
+		select {
+		case v := <-views:
+			var got []string
+			for _, n := range v {
+				got = append(got, fmt.Sprintf("%s:%d", n.ID, n.Load.Rooms))
+				if n.Revision == 0 || n.Lease == 0 {
+					t.Errorf("record %+v lacks its revision or lease", n)
+				}
+			}
+			if s := strings.Join(got, " "); s != want {
+				t.Fatalf("view %q, want %q", s, want)
+			}
+			return v
+		case <-time.After(waitGuard):
+			t.Fatalf("no view %q after %v", want, waitGuard)
+			return nil
+		}
+	}
+	first := next("node-a:0")
+	b, lb := node(t, endpoint, "node-b", 5*time.Second)
+	if err := b.PutNode(ctx, etcdstore.NodeInfo{AdvertiseURL: "http://b.example"}); err != nil {
+		t.Fatal(err)
+	}
+	next("node-a:0 node-b:0")
+	if err := a.PutNode(ctx, etcdstore.NodeInfo{AdvertiseURL: "http://a.example", Load: etcdstore.NodeLoad{Rooms: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if v := next("node-a:3 node-b:0"); v[0].Revision <= first[0].Revision {
+		t.Errorf("node-a's record rewritten kept revision %d", v[0].Revision)
+	}
+	if _, err := rawClient(t, endpoint).Revoke(ctx, clientv3.LeaseID(lb.ID())); err != nil {
+		t.Fatal(err)
+	}
+	next("node-a:3")
+	stop()
+	wait(t, "FollowNodes to return", done)
 }
