@@ -218,8 +218,8 @@ func (c *cluster) records(ctx context.Context) ([]etcdstore.NodeInfo, error) {
 }
 
 // nodes lists the cluster's nodes for the API, with the loads of their
-// records: every node answers the same, give or take the moment a change
-// takes to reach it.
+// records, as placement sees them: every node answers the same once a
+// change has reached it (a watch, a few milliseconds).
 func (c *cluster) nodes(ctx context.Context) ([]httpapi.Node, error) {
 	list, err := c.records(ctx)
 	if err != nil {

@@ -45,6 +45,8 @@ func TestClusterNodes(t *testing.T) {
 	b := startServer(t, clusterConfig(t, endpoint, "node-b", secret))
 
 	for _, s := range []*testServer{a, b} {
+		// A node learns of another through a watch.
+		poll.Until(t, "the nodes to see each other", func() bool { return len(listNodes(t, s)) == 2 })
 		body := s.mustDo(200, "GET", "/api/v1/cluster/nodes", "")
 		nodes, _ := body["nodes"].([]any)
 		var ids, urls []string

@@ -226,9 +226,9 @@ func (c *cluster) putRecord(ctx context.Context) error {
 // clusterMetrics are a node's own figures, labelled with its id so that an
 // operator can sum them over the cluster or tell the nodes apart.
 type clusterMetrics struct {
-	c                                *cluster
-	info, rooms, participants, score *prometheus.Desc
-	placements                       *prometheus.CounterVec
+	c                                       *cluster
+	info, rooms, participants, score, nodes *prometheus.Desc
+	placements                              *prometheus.CounterVec
 }
 
 func newClusterMetrics(c *cluster) *clusterMetrics {
@@ -241,6 +241,8 @@ func newClusterMetrics(c *cluster) *clusterMetrics {
 		rooms:        d("rooms", "Room actors running on this node."),
 		participants: d("participants", "Participants connected to this node."),
 		score:        d("load", "This node's load as placement compares it: rooms + participants + forwarded tracks."),
+		nodes: prometheus.NewDesc("troupe_cluster_nodes", "Nodes holding a lease, as this node follows their records for placement and forwarding.",
+			[]string{"node"}, nil),
 		placements: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "troupe_cluster_placements_total",
 			Help: "Rooms no node owned that this node placed, on itself (here) or on another node (elsewhere).",
@@ -253,7 +255,7 @@ func newClusterMetrics(c *cluster) *clusterMetrics {
 }
 
 func (m *clusterMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.info, m.rooms, m.participants, m.score} {
+	for _, d := range []*prometheus.Desc{m.info, m.rooms, m.participants, m.score, m.nodes} {
 		ch <- d
 	}
 	m.placements.Describe(ch)
@@ -268,5 +270,9 @@ func (m *clusterMetrics) Collect(ch chan<- prometheus.Metric) {
 	gauge(m.rooms, l.Rooms)
 	gauge(m.participants, l.Participants)
 	gauge(m.score, loadScore(l))
+	m.c.viewMu.Lock()
+	seen := len(m.c.view)
+	m.c.viewMu.Unlock()
+	gauge(m.nodes, seen)
 	m.placements.Collect(ch)
 }

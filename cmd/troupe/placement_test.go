@@ -227,6 +227,9 @@ func TestPlacementOnAStaleRecord(t *testing.T) {
 	}
 	// The nodes list is what placement reads: once node-z shows, it counts.
 	poll.Until(t, "node-a to see node-z", func() bool { return loads(listNodes(t, a)) == "node-a:1/0/0=1 node-z:0/0/0=0" })
+	if m := metricsText(t, a); !strings.Contains(m, `troupe_cluster_nodes{node="node-a"} 2`+"\n") {
+		t.Error("troupe_cluster_nodes of node-a is not 2")
+	}
 	got := a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"fresh","name":"fresh"}`)
 	if got["node_id"] != "node-a" {
 		t.Fatalf("room placed on a stale record: node_id %v, want node-a", got["node_id"])
