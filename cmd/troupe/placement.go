@@ -24,14 +24,15 @@ import (
 // the packets sent to one subscriber, which is where the CPU goes.
 //
 // A room no node owns goes, on its first activation, to the node with the
-// least load by the records, which each node follows in memory (a watch). The node that received the call chooses; on a
-// tie it keeps the room, then the lowest node id wins. If it chose another
-// node, it makes that node the owner (etcdstore.Place, under the chosen
-// node's lease) and the call is forwarded there, where the room is found
-// already owned: a forwarded call is never placed again. Records are up to
-// a second old, so a node counts the rooms it placed on each node since
-// that node's record last changed, for two seconds: a burst of new rooms
-// spreads instead of piling onto the node that was idle a second ago.
+// least load by the records, which each node follows in memory (a watch).
+// The node that received the call chooses; on a tie it keeps the room,
+// then the lowest node id wins. If it chose another node, it makes that
+// node the owner (etcdstore.Place, under the chosen node's lease) and the
+// call is forwarded there, where the room is found already owned: a
+// forwarded call is never placed again. Records are up to a second old, so
+// a node counts the rooms it placed on each node since that node's record
+// last changed, for two seconds: a burst of new rooms spreads instead of
+// piling onto the node that was idle a second ago.
 
 // loadInterval is how often a node checks its load, and so the most often
 // it rewrites its record.
