@@ -66,11 +66,20 @@ func (s *Server) createRoom(c *gin.Context) error {
 // cluster, this node owns it, unless it is held failed (its actor stopped).
 func (s *Server) ownRoomJSON(info *actors.RoomInfo) roomJSON {
 	out := toRoomJSON(info)
-	if s.cfg.Owners != nil && !info.Failed {
-		id := s.cfg.NodeID
-		out.NodeID = &id
+	if !info.Failed {
+		out.NodeID = s.ownerID()
 	}
 	return out
+}
+
+// ownerID is the node_id of a room this node runs: its id in a cluster,
+// null on a single node.
+func (s *Server) ownerID() *string {
+	if s.cfg.Owners == nil {
+		return nil
+	}
+	id := s.cfg.NodeID
+	return &id
 }
 
 // addRoomOwners fills in the owners of listed rooms, in a cluster.

@@ -284,7 +284,7 @@ func (s *Server) signaling(g *gin.Context) {
 	}
 	go c.writeLoop(c.p == nil) // decided here: the reader sets c.p on a join message
 	if info != nil {
-		c.release(newJoinedMsg(info))
+		c.release(c.joinedMsg(info))
 	}
 	c.readLoop()
 	c.finish()
@@ -446,6 +446,14 @@ func (c *signalConn) join(token string) error {
 	return nil
 }
 
+// joinedMsg is the joined message of a join here: its room runs on this
+// node.
+func (c *signalConn) joinedMsg(info *actors.JoinInfo) joinedMsg {
+	m := newJoinedMsg(info)
+	m.Room.NodeID = c.s.ownerID()
+	return m
+}
+
 // relayable returns the NotOwnerError of a join to relay to the room's
 // owner: not on a socket relayed here already.
 func (c *signalConn) relayable(err error) (*actors.NotOwnerError, bool) {
@@ -468,7 +476,7 @@ func (c *signalConn) tryJoin(token string) error {
 	}
 	c.p = p
 	c.log = c.log.With("room", p.RoomID, "participant", p.ID)
-	c.release(newJoinedMsg(info))
+	c.release(c.joinedMsg(info))
 	return nil
 }
 

@@ -80,7 +80,7 @@ func TestFirstMessageJoinRelayedToOwner(t *testing.T) {
 		t.Fatalf("join through node-b in the first message: %v", err)
 	}
 	defer sub.Close()
-	if !strings.Contains(joined, `"type":"joined"`) || !strings.Contains(joined, `"id":"r1"`) {
+	if !strings.Contains(joined, `"type":"joined"`) || !strings.Contains(joined, `"id":"r1"`) || !strings.Contains(joined, `"node_id":"node-a"`) {
 		t.Fatalf("first message through node-b: %s", joined)
 	}
 	var r *rtctest.Receiver
