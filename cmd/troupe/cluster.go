@@ -240,17 +240,32 @@ func apiNode(n etcdstore.NodeInfo, self bool) httpapi.Node {
 
 // OwnerURL returns the advertise URL of node nodeID, to which httpapi
 // forwards the requests for the rooms that node owns.
+// A node that joined a moment ago may not have reached the records
+// followed yet: those of etcd are read then.
 func (c *cluster) OwnerURL(ctx context.Context, nodeID string) (string, error) {
 	list, err := c.records(ctx)
 	if err != nil {
 		return "", err
 	}
-	for _, n := range list {
-		if n.ID == nodeID {
-			return n.AdvertiseURL, nil
-		}
+	if u, ok := advertiseURLOf(list, nodeID); ok {
+		return u, nil
+	}
+	if list, err = c.store.Nodes(ctx); err != nil {
+		return "", err
+	}
+	if u, ok := advertiseURLOf(list, nodeID); ok {
+		return u, nil
 	}
 	return "", fmt.Errorf("node %s holds no lease", nodeID)
+}
+
+func advertiseURLOf(nodes []etcdstore.NodeInfo, nodeID string) (string, bool) {
+	for _, n := range nodes {
+		if n.ID == nodeID {
+			return n.AdvertiseURL, true
+		}
+	}
+	return "", false
 }
 
 func asNotOwner(roomID string, err error) error {
