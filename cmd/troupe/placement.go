@@ -118,6 +118,12 @@ func (p *placements) note(n etcdstore.NodeInfo, now time.Time) {
 	if p.byNode == nil {
 		p.byNode = make(map[string]placed)
 	}
+	for id, old := range p.byNode {
+		// Nodes that come and go leave nothing behind.
+		if last := len(old.at) - 1; last < 0 || now.Sub(old.at[last]) >= pendingFor {
+			delete(p.byNode, id)
+		}
+	}
 	got := p.byNode[n.ID]
 	if got.revision != n.Revision {
 		got = placed{revision: n.Revision}

@@ -358,8 +358,14 @@ func TestPlacementsChoose(t *testing.T) {
 		t.Fatalf("once b's record changed: %s, want b (1 each, self)", got)
 	}
 	// Rooms placed long ago no longer count, record changed or not.
-	if n, _ := p.choose("b", []etcdstore.NodeInfo{a, b}, t0.Add(pendingFor)); n.ID != "b" {
+	later := t0.Add(pendingFor)
+	if n, _ := p.choose("b", []etcdstore.NodeInfo{a, b}, later); n.ID != "b" {
 		t.Fatalf("placements %v old still count: %s chosen", pendingFor, n.ID)
+	}
+	// Nor are they kept.
+	p.note(rec("c", 0, 0, 0, 1), later)
+	if len(p.byNode) != 1 {
+		t.Fatalf("placements kept: %v, want c's alone", p.byNode)
 	}
 }
 
