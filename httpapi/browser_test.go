@@ -325,16 +325,7 @@ func TestBrowserViewers(t *testing.T) {
 	alice, aliceID := join("alice", auth.RolePublisher)
 	watcher, watcherID := join("watcher", auth.RoleSubscriber)
 
-	whep, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer whep.Close()
-	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := whep.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	whep := transceiverPeer(t, clientAPI(t), webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
 	whepToken := s.joinToken(t, "view", "player", auth.RoleSubscriber)
 	r := s.whipPost(t, "/whep/view", whepToken, "application/sdp", gatheredOffer(t, whep))
 	mustStatus(t, r, http.StatusCreated)

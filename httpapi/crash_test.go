@@ -44,13 +44,7 @@ func TestRoomCrashThroughTheAPI(t *testing.T) {
 	pubC := s.dialWS(t, "publisher", s.joinToken(t, "crashy", "pub", auth.RolePublisher))
 	pubC.waitMsg("joined", nil)
 	media := newPublisher(t)
-	media.publish(t, pubC)
-	media.run(t)
-	defer func() {
-		media.halt()
-		pubC.close()
-		media.wait()
-	}()
+	media.sendOn(t, pubC)
 	subC := s.dialWS(t, "subscriber", s.joinToken(t, "crashy", "sub", auth.RoleSubscriber))
 	defer subC.close()
 	poll.Until(t, "the subscriber's media", func() bool {

@@ -315,34 +315,14 @@ func TestListRooms(t *testing.T) {
 
 	list := func(query string) (got []string, total, limit, offset int) {
 		t.Helper()
-		r := s.do(t, http.MethodGet, "/api/v1/rooms"+query, "")
-		mustStatus(t, r, http.StatusOK)
-		m := r.json(t)
-		if keys := sortedKeys(m); !slices.Equal(keys, []string{"limit", "offset", "rooms", "total"}) {
-			t.Fatalf("list keys %v", keys)
-		}
-		for _, room := range m["rooms"].([]any) {
-			got = append(got, room.(map[string]any)["id"].(string))
-		}
-		return got, int(m["total"].(float64)), int(m["limit"].(float64)), int(m["offset"].(float64))
+		return s.listIDs(t, "/api/v1/rooms"+query, "rooms")
 	}
 
 	all, total, limit, offset := list("")
 	if !slices.Equal(all, ids) || total != 7 || limit != 20 || offset != 0 {
 		t.Fatalf("default list = %v total %d limit %d offset %d; want %v", all, total, limit, offset, ids)
 	}
-	// Stable: the same order every time, and pages tile the whole list.
-	var paged []string
-	for off := 0; off < 7; off++ {
-		page, total, limit, _ := list(fmt.Sprintf("?limit=1&offset=%d", off))
-		if len(page) != 1 || total != 7 || limit != 1 {
-			t.Fatalf("page %d = %v (total %d)", off, page, total)
-		}
-		paged = append(paged, page...)
-	}
-	if !slices.Equal(paged, ids) {
-		t.Fatalf("pages = %v, want %v", paged, ids)
-	}
+	s.pagesTile(t, "/api/v1/rooms", "rooms", ids)
 	if page, total, _, _ := list("?limit=3&offset=5"); !slices.Equal(page, ids[5:]) || total != 7 {
 		t.Fatalf("last page = %v", page)
 	}
@@ -361,28 +341,9 @@ func TestListRooms(t *testing.T) {
 		t.Fatalf("ended page = %v total %d", ended, total)
 	}
 
-	bad := []struct {
-		query, code, field string
-		status             int
-	}{
-		{"?limit=0", codeValidationFailed, "limit", 422},
-		{"?limit=101", codeValidationFailed, "limit", 422},
-		{"?limit=-1", codeValidationFailed, "limit", 422},
-		{"?offset=-1", codeValidationFailed, "offset", 422},
-		{"?status=open", codeValidationFailed, "status", 422},
-		{"?status=", codeValidationFailed, "status", 422},
-		{"?limit=ten", codeInvalidQuery, "limit", 400},
-		{"?limit=", codeInvalidQuery, "limit", 400},
-		{"?offset=1.5", codeInvalidQuery, "offset", 400},
-		{"?limit=99999999999999999999", codeInvalidQuery, "limit", 400},
-	}
-	for _, b := range bad {
-		r := s.do(t, http.MethodGet, "/api/v1/rooms"+b.query, "")
-		mustStatus(t, r, b.status)
-		if r.errorCode(t) != b.code || r.errorField(t) != b.field {
-			t.Errorf("%s: %s", b.query, r.body)
-		}
-	}
+	s.refuseListQueries(t, "/api/v1/rooms",
+		badQuery{"status=open", codeValidationFailed, "status", 422},
+		badQuery{"status=", codeValidationFailed, "status", 422})
 }
 
 func TestPatchRoom(t *testing.T) {

@@ -136,13 +136,7 @@ func TestSessionLifecycle(t *testing.T) {
 		t.Fatalf("no sessions = %s", got)
 	}
 
-	media := newPublisher(t)
-	pc, _ := s.whipPublish(t, "class", s.joinToken(t, "class", "encoder", auth.RolePublisher), media)
-	defer func() {
-		media.halt()
-		_ = pc.Close()
-		media.wait()
-	}()
+	s.whipPublish(t, "class", s.joinToken(t, "class", "encoder", auth.RolePublisher))
 	id := s.activeSession(t, "class")
 	if !strings.HasPrefix(id, "ses_") {
 		t.Fatalf("active_session_id = %q", id)
@@ -307,22 +301,6 @@ func TestSessionLifecycle(t *testing.T) {
 	}
 }
 
-// sessionIDs lists path and returns the ids and the page's numbers.
-func (s *stack) sessionIDs(t testing.TB, path string) (ids []string, total, limit, offset int) {
-	t.Helper()
-	r := s.do(t, http.MethodGet, path, "")
-	mustStatus(t, r, http.StatusOK)
-	m := r.json(t)
-	if keys := sortedKeys(m); !slices.Equal(keys, []string{"limit", "offset", "sessions", "total"}) {
-		t.Fatalf("list keys %v", keys)
-	}
-	ids = []string{}
-	for _, ses := range m["sessions"].([]any) {
-		ids = append(ids, ses.(map[string]any)["id"].(string))
-	}
-	return ids, int(m["total"].(float64)), int(m["limit"].(float64)), int(m["offset"].(float64))
-}
-
 // TestListSessions: pagination, order, filters, and the sessions of a
 // deleted room.
 func TestListSessions(t *testing.T) {
@@ -361,21 +339,11 @@ func TestListSessions(t *testing.T) {
 		return out
 	}
 
-	all, total, limit, offset := s.sessionIDs(t, "/api/v1/sessions")
+	all, total, limit, offset := s.listIDs(t, "/api/v1/sessions", "sessions")
 	if !slices.Equal(all, newest) || total != 6 || limit != 20 || offset != 0 {
 		t.Fatalf("all = %v total %d limit %d offset %d; want %v", all, total, limit, offset, newest)
 	}
-	var paged []string
-	for off := range 6 {
-		page, total, limit, _ := s.sessionIDs(t, fmt.Sprintf("/api/v1/sessions?limit=1&offset=%d", off))
-		if len(page) != 1 || total != 6 || limit != 1 {
-			t.Fatalf("page %d = %v total %d", off, page, total)
-		}
-		paged = append(paged, page...)
-	}
-	if !slices.Equal(paged, newest) {
-		t.Fatalf("pages = %v, want %v", paged, newest)
-	}
+	s.pagesTile(t, "/api/v1/sessions", "sessions", newest)
 	cases := []struct {
 		path  string
 		want  []string
@@ -398,32 +366,16 @@ func TestListSessions(t *testing.T) {
 		{"/api/v1/sessions?room_id=nobody", nil, 0},
 	}
 	for _, c := range cases {
-		got, total, _, _ := s.sessionIDs(t, c.path)
+		got, total, _, _ := s.listIDs(t, c.path, "sessions")
 		if !slices.Equal(got, c.want) && (len(got) != 0 || len(c.want) != 0) || total != c.total {
 			t.Errorf("%s = %v total %d; want %v total %d", c.path, got, total, c.want, c.total)
 		}
 	}
 
-	bad := []struct {
-		query, code, field string
-		status             int
-	}{
-		{"limit=0", codeValidationFailed, "limit", 422},
-		{"limit=101", codeValidationFailed, "limit", 422},
-		{"offset=-1", codeValidationFailed, "offset", 422},
-		{"status=active", codeValidationFailed, "status", 422},
-		{"status=", codeValidationFailed, "status", 422},
-		{"limit=ten", codeInvalidQuery, "limit", 400},
-		{"offset=1.5", codeInvalidQuery, "offset", 400},
-	}
-	for _, path := range []string{"/api/v1/sessions?", "/api/v1/rooms/a/sessions?"} {
-		for _, b := range bad {
-			r := s.do(t, http.MethodGet, path+b.query, "")
-			mustStatus(t, r, b.status)
-			if r.errorCode(t) != b.code || r.errorField(t) != b.field {
-				t.Errorf("%s%s: %s", path, b.query, r.body)
-			}
-		}
+	for _, path := range []string{"/api/v1/sessions", "/api/v1/rooms/a/sessions"} {
+		s.refuseListQueries(t, path,
+			badQuery{"status=active", codeValidationFailed, "status", 422},
+			badQuery{"status=", codeValidationFailed, "status", 422})
 	}
 	for _, q := range []string{"room_id=", "room_id=a%20b", "room_id=" + strings.Repeat("r", 65)} {
 		r := s.do(t, http.MethodGet, "/api/v1/sessions?"+q, "")
@@ -449,12 +401,12 @@ func TestListSessions(t *testing.T) {
 	}
 	mustStatus(t, s.do(t, http.MethodGet, "/api/v1/rooms/b", ""), http.StatusNotFound)
 	for _, path := range []string{"/api/v1/rooms/b/sessions", "/api/v1/sessions?room_id=b"} {
-		if got, total, _, _ := s.sessionIDs(t, path); !slices.Equal(got, pick(5, 3, 1)) || total != 3 {
+		if got, total, _, _ := s.listIDs(t, path, "sessions"); !slices.Equal(got, pick(5, 3, 1)) || total != 3 {
 			t.Errorf("%s after the delete = %v total %d", path, got, total)
 		}
 	}
 	for _, path := range []string{"/api/v1/sessions?status=in-progress", "/api/v1/rooms/b/sessions?status=in-progress"} {
-		if got, total, _, _ := s.sessionIDs(t, path); len(got) != 0 || total != 0 {
+		if got, total, _, _ := s.listIDs(t, path, "sessions"); len(got) != 0 || total != 0 {
 			t.Errorf("%s after the delete = %v total %d", path, got, total)
 		}
 	}

@@ -31,13 +31,7 @@ func TestSignalingFanOut(t *testing.T) {
 		t.Fatalf("joined an empty room with participants %v", ps)
 	}
 	media := newPublisher(t)
-	media.publish(t, pubC)
-	media.run(t)
-	defer func() {
-		media.halt()
-		pubC.close()
-		media.wait()
-	}()
+	media.sendOn(t, pubC)
 	for _, kind := range []string{"video", "audio"} {
 		pubC.waitMsg("track-published", func(m map[string]any) bool {
 			return m["track"].(map[string]any)["kind"] == kind

@@ -173,23 +173,9 @@ func TestWebhookDeliveries(t *testing.T) {
 		t.Errorf("the endpoint was tried %d times", hits.Load())
 	}
 
-	for _, b := range []struct {
-		query, code, field string
-		status             int
-	}{
-		{"?status=done", codeValidationFailed, "status", 422},
-		{"?status=", codeValidationFailed, "status", 422},
-		{"?limit=0", codeValidationFailed, "limit", 422},
-		{"?limit=101", codeValidationFailed, "limit", 422},
-		{"?offset=-1", codeValidationFailed, "offset", 422},
-		{"?limit=x", codeInvalidQuery, "limit", 400},
-	} {
-		r := s.do(t, http.MethodGet, "/api/v1/webhooks/deliveries"+b.query, "")
-		mustStatus(t, r, b.status)
-		if r.errorCode(t) != b.code || r.errorField(t) != b.field {
-			t.Errorf("%s: %s", b.query, r.body)
-		}
-	}
+	s.refuseListQueries(t, "/api/v1/webhooks/deliveries",
+		badQuery{"status=done", codeValidationFailed, "status", 422},
+		badQuery{"status=", codeValidationFailed, "status", 422})
 }
 
 // receivedEvent is a delivery as the README's receiver handed it over.
@@ -350,20 +336,7 @@ func TestPrivateWebhookEndpointRefused(t *testing.T) {
 	}, false)
 	s.createRoom(t, `{"id":"open","name":"Open"}`)
 	for _, ep := range []string{"http://127.0.0.1:8080/hook", "https://10.1.2.3/hook", "http://[::1]/hook", "http://169.254.169.254/latest"} {
-		wh := `"webhook":{"endpoint":"` + ep + `","events":["*"]}`
-		for _, req := range []struct{ method, path, body string }{
-			{http.MethodPost, "/api/v1/rooms", `{"name":"x",` + wh + `}`},
-			{http.MethodPatch, "/api/v1/rooms/open", `{` + wh + `}`},
-		} {
-			r := s.do(t, req.method, req.path, req.body)
-			mustStatus(t, r, http.StatusUnprocessableEntity)
-			if r.errorCode(t) != codeValidationFailed || r.errorField(t) != "webhook.endpoint" {
-				t.Errorf("%s %s with %s: %s", req.method, req.path, ep, r.body)
-			}
-		}
-	}
-	if n := s.total(t, ""); n != 1 {
-		t.Errorf("%d rooms after refused creates", n)
+		s.refuseWebhook(t, ep)
 	}
 	r := s.do(t, http.MethodPatch, "/api/v1/rooms/open", `{"webhook":{"endpoint":"https://93.184.215.14/hook","events":["*"]}}`)
 	mustStatus(t, r, http.StatusOK)
@@ -376,7 +349,22 @@ func TestUnresolvableWebhookEndpoint(t *testing.T) {
 	guard := webhook.Guard{Resolver: dns.Resolver()}
 	s := buildStack(t, nil, func(c *actors.Config) { c.CheckWebhook = guard.CheckEndpoint }, false)
 	s.createRoom(t, `{"id":"open","name":"Open"}`)
-	wh := `"webhook":{"endpoint":"https://gone.troupe.test/hook","events":["*"]}`
+	for _, r := range s.refuseWebhook(t, "https://gone.troupe.test/hook") {
+		msg, _ := r.json(t)["error"].(map[string]any)["message"].(string)
+		if !strings.Contains(msg, "endpoint host gone.troupe.test does not resolve") || strings.Contains(msg, "lookup") ||
+			strings.Contains(msg, ":53") {
+			t.Errorf("message %q", msg)
+		}
+	}
+}
+
+// refuseWebhook checks that a room create and an update of room "open"
+// (its only room), each setting a webhook to endpoint, are both a 422 on
+// webhook.endpoint that creates nothing. It returns the two replies.
+func (s *stack) refuseWebhook(t *testing.T, endpoint string) []response {
+	t.Helper()
+	wh := `"webhook":{"endpoint":"` + endpoint + `","events":["*"]}`
+	var out []response
 	for _, req := range []struct{ method, path, body string }{
 		{http.MethodPost, "/api/v1/rooms", `{"name":"x",` + wh + `}`},
 		{http.MethodPatch, "/api/v1/rooms/open", `{` + wh + `}`},
@@ -384,17 +372,14 @@ func TestUnresolvableWebhookEndpoint(t *testing.T) {
 		r := s.do(t, req.method, req.path, req.body)
 		mustStatus(t, r, http.StatusUnprocessableEntity)
 		if r.errorCode(t) != codeValidationFailed || r.errorField(t) != "webhook.endpoint" {
-			t.Errorf("%s %s: %s", req.method, req.path, r.body)
+			t.Errorf("%s %s with %s: %s", req.method, req.path, endpoint, r.body)
 		}
-		msg, _ := r.json(t)["error"].(map[string]any)["message"].(string)
-		if !strings.Contains(msg, "endpoint host gone.troupe.test does not resolve") || strings.Contains(msg, "lookup") ||
-			strings.Contains(msg, ":53") {
-			t.Errorf("%s %s: message %q", req.method, req.path, msg)
-		}
+		out = append(out, r)
 	}
 	if n := s.total(t, ""); n != 1 {
-		t.Errorf("%d rooms after a refused create", n)
+		t.Errorf("%d rooms after a refused create with %s", n, endpoint)
 	}
+	return out
 }
 
 // sameInstant fails unless a and b are RFC 3339 times of the same instant

@@ -43,23 +43,30 @@ func (s *Store) GetRoom(ctx context.Context, id string) (*recordpb.Room, error) 
 }
 
 func getRoom(r pebble.Reader, id string) (*recordpb.Room, error) {
-	key := roomKey(id)
+	return getRecord(r, KindRoom, roomKey(id), id, decodeRoom)
+}
+
+// getRecord reads the record of a kind stored under key, or ErrNotFound.
+// The record found must be id's: one that decodes as another record
+// is as corrupt as one that does not decode.
+func getRecord[M interface{ GetId() string }](r pebble.Reader, kind KeyKind, key []byte, id string, decode func([]byte) (M, error)) (M, error) {
+	var none M
 	v, closer, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, ErrNotFound
+		return none, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("persistence: get room %q: %w", id, err)
+		return none, fmt.Errorf("persistence: get %s %q: %w", kind, id, err)
 	}
 	defer closer.Close()
-	room, err := decodeRoom(v)
+	m, err := decode(v)
 	if err != nil {
-		return nil, corrupt(KindRoom, key, err)
+		return none, corrupt(kind, key, err)
 	}
-	if room.GetId() != id {
-		return nil, corrupt(KindRoom, key, fmt.Errorf("holds room %q", room.GetId()))
+	if m.GetId() != id {
+		return none, corrupt(kind, key, fmt.Errorf("holds %s %q", kind, m.GetId()))
 	}
-	return room, nil
+	return m, nil
 }
 
 // PutRoom creates or replaces a room. The room and its listing entries are
@@ -99,46 +106,11 @@ func (s *Store) ListRooms(ctx context.Context, q RoomQuery) (RoomPage, error) {
 
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
-	prefix := roomListPrefix(q.Status)
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	rooms, err := readIndexedPage(ctx, snap, roomListPrefix(q.Status), q.Offset, q.Limit, page.Total, KindRoomIndex, KindRoom, getRoom)
 	if err != nil {
 		return RoomPage{}, fmt.Errorf("persistence: list rooms: %w", err)
 	}
-	defer it.Close()
-
-	valid := it.First()
-	// Pebble cannot seek by position: step over Offset index keys (keys
-	// only, no values) to reach the page.
-	for skip := 0; valid && skip < q.Offset; skip++ {
-		if skip%1024 == 1023 {
-			if err := ctx.Err(); err != nil {
-				return RoomPage{}, err
-			}
-		}
-		valid = it.Next()
-	}
-	n := q.Limit
-	if n <= 0 || n > page.Total {
-		n = page.Total
-	}
-	page.Rooms = make([]*recordpb.Room, 0, n)
-	for ; valid && (q.Limit <= 0 || len(page.Rooms) < q.Limit); valid = it.Next() {
-		id, err := idFromIndexKey(it.Key(), len(prefix))
-		if err != nil {
-			return RoomPage{}, corrupt(KindRoomIndex, it.Key(), err)
-		}
-		room, err := getRoom(snap, id)
-		if errors.Is(err, ErrNotFound) {
-			return RoomPage{}, corrupt(KindRoomIndex, it.Key(), fmt.Errorf("room %q is missing", id))
-		}
-		if err != nil {
-			return RoomPage{}, err
-		}
-		page.Rooms = append(page.Rooms, room)
-	}
-	if err := it.Error(); err != nil {
-		return RoomPage{}, fmt.Errorf("persistence: list rooms: %w", err)
-	}
+	page.Rooms = rooms
 	return page, nil
 }
 

@@ -118,13 +118,15 @@ func joinCluster(cfg Config, key auth.Key, httpAddr string, load *nodeLoad, clk 
 // start keeps the node's lease from now on: when it is lost, drop stops
 // every room of this node at once (another node may own them as soon as
 // the lease has expired), then the node registers again. It publishes the
-// node's load meanwhile (publishLoad), and follows the node records, which
-// placement, forwarding and the nodes list then read from memory.
-func (c *cluster) start(drop func(context.Context) error) {
+// node's load meanwhile (publishLoad), follows the node records, which
+// placement, forwarding and the nodes list then read from memory, and
+// watches for the rooms other nodes lose with their lease, which takeOver
+// starts here if this node wins them.
+func (c *cluster) start(drop func(context.Context) error, takeOver func(context.Context, actors.RoomID) error) {
 	keepCtx, stop := context.WithCancel(context.Background())
 	c.stop, c.done, c.drop = stop, make(chan struct{}), drop
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() {
 		defer wg.Done()
 		c.keep(keepCtx, c.lease)
@@ -138,9 +140,24 @@ func (c *cluster) start(drop func(context.Context) error) {
 		c.store.FollowNodes(keepCtx, c.setView)
 	}()
 	go func() {
+		defer wg.Done()
+		c.watchLost(keepCtx, takeOver)
+	}()
+	go func() {
 		wg.Wait()
 		close(c.done)
 	}()
+}
+
+// watchLost takes over the rooms lost nodes leave with a session in
+// progress, until ctx ends.
+func (c *cluster) watchLost(ctx context.Context, takeOver func(context.Context, actors.RoomID) error) {
+	err := c.store.WatchLostRooms(ctx, etcdstore.LostRoomsConfig{}, func(ctx context.Context, roomID string) error {
+		return takeOver(ctx, actors.RoomID(roomID))
+	})
+	if ctx.Err() == nil {
+		c.log.Error("stopped watching for the rooms of lost nodes", "node", c.node.ID, "err", err)
+	}
 }
 
 // register takes the node's lease and writes its record under it.

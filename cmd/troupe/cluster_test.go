@@ -13,13 +13,11 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/pion/webrtc/v4"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence/etcdstore/etcdtest"
-	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 // etcdStart starts an etcd for the test and returns its client URL.
@@ -261,35 +259,6 @@ func whipRequest(t *testing.T, s *testServer, token, method, path, body string) 
 	return resp
 }
 
-// publisherOffer is a WHIP offer of one VP8 track, its candidates
-// gathered, from a peer connection closed when the test ends.
-func publisherOffer(t *testing.T) string {
-	t.Helper()
-	api, err := rtctest.ClientAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	track, err := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", "pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pc.AddTrack(track); err != nil {
-		t.Fatal(err)
-	}
-	gatherCtx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
-	defer cancel()
-	offer, err := rtctest.GatheredOffer(gatherCtx, pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return offer
-}
-
 // A WHIP publish through a node that does not own the room reaches the
 // owner, offer and all, and so does the DELETE of its session URL.
 func TestClusterForwardsWHIP(t *testing.T) {
@@ -299,7 +268,7 @@ func TestClusterForwardsWHIP(t *testing.T) {
 	tok := b.mustDo(200, "POST", "/api/v1/rooms/r1/tokens", `{"identity":"pub","role":"publisher"}`)
 	token, _ := tok["token"].(string)
 
-	offer := publisherOffer(t)
+	_, offer := publisherPeer(t, "pub")
 	whip := func(method, path, body string) *http.Response {
 		t.Helper()
 		return whipRequest(t, b, token, method, path, body)

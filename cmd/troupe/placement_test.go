@@ -285,7 +285,8 @@ func TestPlacementOfAnIdleRoom(t *testing.T) {
 	})
 
 	pubTok := a.mustDo(200, "POST", "/api/v1/rooms/idle/tokens", `{"identity":"pub","role":"publisher"}`)["token"].(string)
-	resp := whipRequest(t, a, pubTok, "POST", "/whip/idle", publisherOffer(t))
+	_, offer := publisherPeer(t, "pub")
+	resp := whipRequest(t, a, pubTok, "POST", "/whip/idle", offer)
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("WHIP through node-a to an unowned room: %d", resp.StatusCode)
 	}

@@ -276,7 +276,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		if err := registerAll(reg, s.cluster.metrics); err != nil {
 			return nil, err
 		}
-		s.cluster.start(rooms.DropAll)
+		s.cluster.start(rooms.DropAll, rooms.TakeOver)
 	}
 
 	var forwardTo httpapi.OwnerLocator // nil on a single node
