@@ -34,7 +34,7 @@
 //	delivery claim   P hookclaim/<room id>                          delivering node's id, under its lease
 //	idempotency      P idem/<scope>/<key>                           persistence idempotency value
 //	room owner       P owner/<room id>                              owner's node id, under its lease
-//	node             P node/<node id>                               the node's record (JSON), under its lease
+//	node             P node/<node id>                               the node's record (JSON: address, load, lease id), under its lease
 //	key fingerprint  P keyprint                                     the API key pair's fingerprint, set once
 //
 // <created> and <joined> are Unix nanoseconds as 8 big-endian bytes with the
@@ -69,6 +69,13 @@
 // fenced. Webhook acks and failures are fenced on the room's delivery
 // claim instead (see DeliveryClaims): one node at a time delivers a room's
 // queues, and one that lost the claim settles nothing.
+//
+// A room no node owns is placed by the node that activates it (Place,
+// place.go): that node writes the owner key for the node it chose, under
+// the chosen node's lease, whose id the chosen node's record carries. The
+// chosen node then finds the room its own. A node follows the node records
+// with a watch (FollowNodes), so that placing and forwarding read them from
+// memory.
 //
 // # Takeover
 //
