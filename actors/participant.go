@@ -183,6 +183,20 @@ type TrackInfo struct {
 	ID                    TrackID
 	Kind, Codec, StreamID string
 	Muted, Simulcast      bool
+	// Layers are a simulcast track's layers as they are received, lowest
+	// first; none for a track sent as one stream.
+	Layers []LayerInfo
+}
+
+// LayerInfo is one layer of a simulcast track: its rid ("" for a layer
+// told apart by SSRC alone), its picture size as its last keyframe gave
+// it (0 until one came, or for a codec that does not carry it), its
+// received bitrate in bits per second, and whether it still arrives.
+type LayerInfo struct {
+	RID           string
+	Width, Height int
+	Bitrate       uint64
+	Active        bool
 }
 
 // JoinInfo is what a participant learns when it joins.

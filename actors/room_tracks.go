@@ -18,7 +18,7 @@ type (
 	trackPublished struct {
 		participantID ParticipantID
 		track         TrackInfo
-		fwd           *rtc.Forwarder
+		src           *rtc.Track
 	}
 	trackEnded struct {
 		participantID ParticipantID
@@ -38,7 +38,28 @@ type (
 
 type roomTrack struct {
 	info TrackInfo
-	fwd  *rtc.Forwarder
+	src  *rtc.Track
+}
+
+// snapshot describes the track with its layers as they are now.
+func (t *roomTrack) snapshot() TrackInfo {
+	info := t.info
+	info.Layers = layerInfos(t.src)
+	info.Simulcast = info.Simulcast || len(info.Layers) > 1
+	return info
+}
+
+// layerInfos describes a track's layers, when it has several.
+func layerInfos(src *rtc.Track) []LayerInfo {
+	layers := src.Layers()
+	if len(layers) < 2 && (len(layers) == 0 || layers[0].RID == "") {
+		return nil
+	}
+	out := make([]LayerInfo, len(layers))
+	for i, l := range layers {
+		out[i] = LayerInfo{RID: l.RID, Width: l.Width, Height: l.Height, Bitrate: l.Bitrate, Active: l.Active}
+	}
+	return out
 }
 
 // receivesMedia reports whether the member subscribes to the room's
@@ -53,7 +74,7 @@ func (a *roomActor) subscribeToAll(ctx actor.Context, m *member) {
 	}
 	for _, o := range a.memberList() {
 		for _, t := range o.tracks {
-			ctx.Send(m.pid, &subscribe{track: t.info, fwd: t.fwd})
+			ctx.Send(m.pid, &subscribe{track: t.info, src: t.src})
 		}
 	}
 }
@@ -63,12 +84,13 @@ func (a *roomActor) trackPublished(ctx actor.Context, msg *trackPublished) {
 	if !ok || m.leaveReason != "" {
 		return // it left meanwhile; its own cleanup closes the forwarder
 	}
-	m.tracks = append(m.tracks, &roomTrack{info: msg.track, fwd: msg.fwd})
+	t := &roomTrack{info: msg.track, src: msg.src}
+	m.tracks = append(m.tracks, t)
 	a.trackEvent(m, "track-published", msg.track)
-	a.broadcast("", SignalTrackPublished{ParticipantID: m.info.ID, Track: msg.track})
+	a.broadcast("", SignalTrackPublished{ParticipantID: m.info.ID, Track: t.snapshot()})
 	for _, o := range a.memberList() {
 		if o != m && o.receivesMedia() {
-			ctx.Send(o.pid, &subscribe{track: msg.track, fwd: msg.fwd})
+			ctx.Send(o.pid, &subscribe{track: msg.track, src: msg.src})
 		}
 	}
 }

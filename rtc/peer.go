@@ -210,7 +210,16 @@ type sendTrack struct {
 // source is a track a WHEP slot may show.
 type source struct {
 	id  string
-	fwd *Forwarder
+	fwd Source
+}
+
+// Source is what a Peer sends its client: a *Track (one stream or the
+// layers of a simulcast one, of which the client gets one), or a single
+// *Forwarder.
+type Source interface {
+	Kind() webrtc.RTPCodecType
+	Codec() webrtc.RTPCodecParameters
+	AddSubscriber(dt *DownTrack) error
 }
 
 // NewPeer makes a peer connection on cfg.Engine. Call Start before
@@ -520,7 +529,7 @@ func (p *Peer) flushCandidates() {
 // section of its own, offered at once or when the negotiation allows. A
 // PeerWHEP client's slots show it instead, when one of its kind and codec
 // is free. A source already sent is left as it is.
-func (p *Peer) AddSource(id, streamID string, src *Forwarder) error {
+func (p *Peer) AddSource(id, streamID string, src Source) error {
 	if p.mode == PeerWHEP {
 		p.sources = append(p.sources, source{id: id, fwd: src})
 		p.fillSlots()
