@@ -104,7 +104,11 @@ type trackLayer struct {
 	packets, bytes uint64 // at the last check
 	idle           int    // checks in a row that saw no packet
 	bitrate        uint64
-	ended          bool
+	// rate is the last bitrate measured while the layer arrived: the
+	// order of layers without a known size, which a layer that stops
+	// keeps.
+	rate  uint64
+	ended bool
 }
 
 func (l *trackLayer) active() bool { return !l.ended && l.idle < LayerIdleChecks }
@@ -363,6 +367,9 @@ func (t *Track) check() {
 		if elapsed > 0 {
 			l.bitrate = uint64(float64(st.Bytes-l.bytes) * 8 / elapsed.Seconds())
 		}
+		if l.bitrate > 0 {
+			l.rate = l.bitrate
+		}
 		l.packets, l.bytes = st.Packets, st.Bytes
 	}
 	t.order()
@@ -391,7 +398,7 @@ func (t *Track) order() {
 			if c := cmp.Compare(aw*ah, bw*bh); c != 0 {
 				return c
 			}
-		} else if c := cmp.Compare(a.bitrate, b.bitrate); c != 0 {
+		} else if c := cmp.Compare(a.rate, b.rate); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.added, b.added)
