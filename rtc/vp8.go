@@ -56,6 +56,9 @@ func parseVP8Desc(p []byte, d *vp8Desc) bool {
 			i++
 		}
 		if x&0x30 != 0 { // T or K: TID/KEYIDX byte
+			if len(p) <= i {
+				return false
+			}
 			i++
 		}
 	}
