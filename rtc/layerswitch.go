@@ -72,6 +72,7 @@ func (dt *DownTrack) cancelSwitch() {
 // sent. It returns the layer dt leaves. wmu is held.
 func (dt *DownTrack) switchLayer(p *packet, b *binding, now time.Time) (left *Forwarder) {
 	if !p.keyframe {
+		dt.ctr.drops[DropSwitchPending].Add(1)
 		if dt.ready.Load() {
 			p.src.RequestKeyframe() // throttled by the layer
 		}

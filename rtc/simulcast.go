@@ -234,13 +234,7 @@ func (t *Track) Stats() Stats {
 	defer t.mu.Unlock()
 	var out Stats
 	for _, l := range t.layers {
-		st := l.fwd.Stats()
-		out.Packets += st.Packets
-		out.Bytes += st.Bytes
-		out.KeyframeRequests += st.KeyframeRequests
-		for i := range out.Drops {
-			out.Drops[i] += st.Drops[i]
-		}
+		out.add(l.fwd.Stats())
 	}
 	return out
 }

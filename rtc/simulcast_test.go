@@ -10,6 +10,7 @@ import (
 
 	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 // layerTrack is a chanTrack with an SSRC of its own, one simulcast layer.
@@ -161,8 +162,10 @@ func (fx *simulcastFixture) subscriber() (*DownTrack, *memContext) {
 	return dt, sink
 }
 
-// layerOfPacket is the layer a packet the subscriber received came from.
-func layerOfPacket(p sentPacket) int { return int(p.payload[len(p.payload)-1] - '0') }
+// layerOfPacket is the layer a packet the subscriber received came from:
+// the last payload byte names it, in the fixtures here as in
+// rtctest.SimulcastSender.
+func layerOfPacket(p sentPacket) int { return rtctest.SimulcastLayer(p.payload) }
 
 // checkContinuous fails unless the packets form one stream: one SSRC,
 // sequence numbers one apart, timestamps that never go back and change

@@ -33,13 +33,17 @@ const (
 	// DropNotReady: the subscriber's connection had not finished its DTLS
 	// handshake, so it could not take SRTP yet.
 	DropNotReady
+	// DropSwitchPending: a packet of the layer a down-track moves to,
+	// before that layer's keyframe; the down-track goes on with its old
+	// layer meanwhile.
+	DropSwitchPending
 
 	numDropReasons
 )
 
 var dropReasonNames = [numDropReasons]string{
 	"queue_full", "wait_keyframe", "unbound", "write_error", "stale_source", "malformed", "payload_type", "muted",
-	"not_ready",
+	"not_ready", "switch_pending",
 }
 
 func (r DropReason) String() string {
@@ -123,4 +127,5 @@ func (s *Stats) add(o Stats) {
 	s.FIRs += o.FIRs
 	s.KeyframeRequests += o.KeyframeRequests
 	s.CatchUps += o.CatchUps
+	s.LayerSwitches += o.LayerSwitches
 }
