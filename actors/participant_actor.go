@@ -29,6 +29,9 @@ type (
 		src   *rtc.Track
 	}
 	unsubscribe struct{ trackID TrackID }
+	// qualityCap caps the simulcast layers the participant receives to
+	// pictures of at most lines (the room's quality).
+	qualityCap struct{ lines int }
 	// From pion's and rtc's goroutines.
 	peerEvent      struct{ ev rtc.PeerEvent }
 	publishedEnded struct{ trackID TrackID }
@@ -126,6 +129,8 @@ func (p *participantActor) Receive(ctx actor.Context) {
 		}
 	case *unsubscribe:
 		p.peer.RemoveSource(string(m.trackID))
+	case *qualityCap:
+		p.peer.SetMaxSize(m.lines)
 	case *peerEvent:
 		p.peerEvent(ctx, m.ev)
 	case *publishedEnded:

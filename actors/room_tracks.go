@@ -7,6 +7,9 @@ package actors
 // subscriber's actor, and packets flow in rtc.
 
 import (
+	"strconv"
+	"strings"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/troupe-media/troupe/rtc"
@@ -67,11 +70,12 @@ func layerInfos(src *rtc.Track) []LayerInfo {
 func (m *member) receivesMedia() bool { return m.kind != ClientWHIP }
 
 // subscribeToAll subscribes a member who just entered to every track
-// already published in the room.
+// already published in the room, under the room's quality cap.
 func (a *roomActor) subscribeToAll(ctx actor.Context, m *member) {
 	if !m.receivesMedia() {
 		return
 	}
+	ctx.Send(m.pid, &qualityCap{lines: a.qualityLines()})
 	for _, o := range a.memberList() {
 		for _, t := range o.tracks {
 			ctx.Send(m.pid, &subscribe{track: t.info, src: t.src})
@@ -134,6 +138,30 @@ func (a *roomActor) trackMuted(msg *trackMuted) {
 		}
 	}
 	a.broadcast("", SignalTrackMuted{ParticipantID: msg.participantID, TrackID: msg.trackID, Muted: msg.muted, ByServer: msg.byServer})
+}
+
+// qualityLines is the room's quality cap in lines ("720p": 720), which
+// limits the simulcast layers its members receive; 0 for none.
+func (a *roomActor) qualityLines() int {
+	if a.room == nil || a.room.GetConfig() == nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(a.room.GetConfig().GetQuality(), "p"))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return n
+}
+
+// applyQuality tells every member that receives media the room's quality
+// cap, after a change of the room's config.
+func (a *roomActor) applyQuality(ctx actor.Context) {
+	lines := a.qualityLines()
+	for _, m := range a.memberList() {
+		if m.receivesMedia() {
+			ctx.Send(m.pid, &qualityCap{lines: lines})
+		}
+	}
 }
 
 func newTrackID() TrackID { return TrackID("TR_" + randomID()) }

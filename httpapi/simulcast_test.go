@@ -15,15 +15,10 @@ import (
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
-// TestSimulcastIsOneTrack: a WHIP client publishes a VP8 camera in three
-// rid layers. The REST API and signaling list one video track with its
-// three layers (rid, size from the keyframes, measured bitrate), and a
-// viewer receives one video track, fed from the top layer.
-func TestSimulcastIsOneTrack(t *testing.T) {
-	checkLeaks(t)
-	s := newMediaStack(t, nil)
-	s.createRoom(t, `{"id":"sim","name":"Simulcast"}`)
-
+// publishSimulcast publishes a VP8 camera in three rid layers
+// (rtctest.SimulcastSender) through WHIP, and returns what stops it.
+func (s *stack) publishSimulcast(t *testing.T, room string) (stop func()) {
+	t.Helper()
 	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +27,7 @@ func TestSimulcastIsOneTrack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := s.whipPost(t, "/whip/sim", s.joinToken(t, "sim", "encoder", auth.RolePublisher), "application/sdp", gatheredOffer(t, pc))
+	r := s.whipPost(t, "/whip/"+room, s.joinToken(t, room, "encoder", auth.RolePublisher), "application/sdp", gatheredOffer(t, pc))
 	mustStatus(t, r, http.StatusCreated)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(r.body)}); err != nil {
 		t.Fatal(err)
@@ -40,13 +35,8 @@ func TestSimulcastIsOneTrack(t *testing.T) {
 	if err := camera.Negotiated(pc); err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	defer func() {
-		stop()
-		_ = pc.Close()
-		wg.Wait()
-	}()
 	for i := range rtctest.SimulcastRIDs {
 		wg.Go(func() { camera.ServeKeyframeRequests(i) })
 	}
@@ -55,6 +45,22 @@ func TestSimulcastIsOneTrack(t *testing.T) {
 			t.Errorf("publish: %v", err)
 		}
 	})
+	return func() {
+		cancel()
+		_ = pc.Close()
+		wg.Wait()
+	}
+}
+
+// TestSimulcastIsOneTrack: a WHIP client publishes a VP8 camera in three
+// rid layers. The REST API and signaling list one video track with its
+// three layers (rid, size from the keyframes, measured bitrate), and a
+// viewer receives one video track.
+func TestSimulcastIsOneTrack(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"sim","name":"Simulcast"}`)
+	defer s.publishSimulcast(t, "sim")()
 
 	// REST: one track, three layers in order, each as received.
 	var track map[string]any
@@ -117,4 +123,49 @@ func TestSimulcastIsOneTrack(t *testing.T) {
 	if video != 1 {
 		t.Fatalf("the server sends the viewer %d video sections, want 1", video)
 	}
+}
+
+// TestSimulcastQualityCap: in a room whose quality is 360p a viewer gets
+// the 640x360 layer of a three-layer camera; raising the room's quality
+// to 1080p moves it to the 1280x720 one. The layers differ in packet
+// size, so the viewer's bytes per packet tell which one it gets.
+func TestSimulcastQualityCap(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"cap","name":"Capped","config":{"quality":"360p"}}`)
+	defer s.publishSimulcast(t, "cap")()
+	viewer := s.dialWS(t, "viewer", s.joinToken(t, "cap", "viewer", auth.RoleSubscriber))
+	viewer.receiver("video")
+	var session string
+	poll.Until(t, "the session", func() bool {
+		r := s.do(t, http.MethodGet, "/api/v1/rooms/cap", "")
+		session, _ = r.json(t)["active_session_id"].(string)
+		return session != ""
+	})
+	// bytesPerPacket is the viewer's mean packet size over the next 25
+	// packets it is sent.
+	bytesPerPacket := func() uint64 {
+		viewerOut := func() (packets, bytes uint64) {
+			for _, p := range s.sessionStats(t, session).Participants {
+				if p.Identity == "viewer" {
+					return p.PacketsOut, p.BytesOut
+				}
+			}
+			return 0, 0
+		}
+		p0, b0 := viewerOut()
+		var p1, b1 uint64
+		poll.Until(t, "25 packets to the viewer", func() bool {
+			p1, b1 = viewerOut()
+			return p1 >= p0+25
+		})
+		return (b1 - b0) / (p1 - p0)
+	}
+	// The layers' packets are about 140, 440 and 740 bytes.
+	poll.Until(t, "the 360p layer", func() bool {
+		n := bytesPerPacket()
+		return n > 300 && n < 600
+	})
+	mustStatus(t, s.do(t, http.MethodPatch, "/api/v1/rooms/cap", `{"config":{"quality":"1080p"}}`), http.StatusOK)
+	poll.Until(t, "the 720p layer", func() bool { return bytesPerPacket() > 650 })
 }

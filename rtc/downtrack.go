@@ -60,8 +60,10 @@ type DownTrack struct {
 	// keyframe, nil when it is not moving. Until then source goes on.
 	track   atomic.Pointer[Track]
 	pending atomic.Pointer[Forwarder]
-	// targetLayer is the layer asked for (SetTargetLayer).
+	// targetLayer is the layer asked for (SetTargetLayer); maxSize caps
+	// the layers' size (SetMaxSize), 0 for none.
 	targetLayer atomic.Int32
+	maxSize     atomic.Int32
 	bound       atomic.Pointer[binding]
 	// ready is set once the subscriber's connection can take media: its
 	// owner said so (TransportReady) or a write went through. Until then

@@ -25,6 +25,18 @@ func (dt *DownTrack) SetTargetLayer(layer int) {
 	}
 }
 
+// SetMaxSize caps the layers dt may receive to those whose picture's
+// smaller side (its height, for a landscape picture) is at most lines: a
+// room's quality ("720p"), or the size a subscriber renders. A layer whose
+// size is not known yet counts as fitting; when none fits, dt gets the
+// lowest. Zero removes the cap.
+func (dt *DownTrack) SetMaxSize(lines int) {
+	dt.maxSize.Store(int32(max(lines, 0)))
+	if t := dt.track.Load(); t != nil {
+		t.reselect(dt)
+	}
+}
+
 // LayerStatus is where a down-track of a Track stands among its layers.
 type LayerStatus struct {
 	// Target is the layer asked for (SetTargetLayer), or LayerAuto.

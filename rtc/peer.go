@@ -198,6 +198,8 @@ type Peer struct {
 	// then taken our credentials (it answered our checks or sent its
 	// own). See negotiate.
 	iceUp bool
+	// maxSize caps the layers of every down-track (SetMaxSize).
+	maxSize int
 }
 
 // sendTrack is a down-track on the connection.
@@ -556,6 +558,15 @@ func (p *Peer) AddSource(id, streamID string, src Source) error {
 	return nil
 }
 
+// SetMaxSize caps the simulcast layers the client receives, on every
+// down-track and those to come (DownTrack.SetMaxSize): a room's quality.
+func (p *Peer) SetMaxSize(lines int) {
+	p.maxSize = lines
+	for _, s := range p.allSends() {
+		s.dt.SetMaxSize(lines)
+	}
+}
+
 // RemoveSource stops sending the source of id; the next offer tells the
 // client. A PeerWHEP slot that showed it shows another, if one is free.
 func (p *Peer) RemoveSource(id string) {
@@ -644,6 +655,7 @@ func (p *Peer) newDownTrack(id, streamID string, codec webrtc.RTPCodecCapability
 		return nil, err
 	}
 	p.h.OnDownTrack(dt)
+	dt.SetMaxSize(p.maxSize)
 	if p.pc.ConnectionState() == webrtc.PeerConnectionStateConnected {
 		dt.TransportReady() // a track added to a connection that is up
 	}

@@ -301,7 +301,11 @@ func (t *Track) selectLocked(dt *DownTrack) error {
 	for i, l := range t.layers {
 		active[i] = l.active()
 	}
-	i := pickLayer(active, int(dt.targetLayer.Load()))
+	target := int(dt.targetLayer.Load())
+	if lines := int(dt.maxSize.Load()); lines > 0 {
+		target = t.capLayer(target, lines)
+	}
+	i := pickLayer(active, target)
 	if i < 0 {
 		return nil // nothing arrives: stay where it is
 	}
@@ -317,6 +321,22 @@ func (t *Track) selectLocked(dt *DownTrack) error {
 	}
 	dt.beginSwitch(to)
 	return nil
+}
+
+// capLayer lowers target (a layer index, or LayerAuto) to the highest
+// layer whose picture's smaller side is at most lines, or whose size is
+// not known; the lowest layer when none fits. t.mu is held.
+func (t *Track) capLayer(target, lines int) int {
+	if target < 0 || target >= len(t.layers) {
+		target = len(t.layers) - 1
+	}
+	for i := target; i > 0; i-- {
+		w, h := t.layers[i].fwd.Resolution()
+		if w == 0 || min(w, h) <= lines {
+			return i
+		}
+	}
+	return 0
 }
 
 // pickLayer returns the index of the layer a subscriber asking for target

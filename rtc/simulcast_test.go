@@ -349,3 +349,41 @@ func TestTrackLayersMeasured(t *testing.T) {
 		t.Fatalf("bitrate %d, want %d", got[0].Bitrate, 24*8*2)
 	}
 }
+
+// TestTrackMaxSize caps a subscriber's layers by picture size, as a room's
+// quality does: the highest layer that fits, the lowest when none does,
+// the top again when the cap goes.
+func TestTrackMaxSize(t *testing.T) {
+	fx := newSimulcastFixture(t)
+	sizes := [][2]int{{320, 180}, {640, 360}, {720, 1280}} // the top one is portrait
+	for i, sz := range sizes {
+		b := rawRTP(t, 96, fx.seq[i], 0, false, nil)
+		b = append(b[:12], 0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a,
+			byte(sz[0]), byte(sz[0]>>8), byte(sz[1]), byte(sz[1]>>8), 0xff)
+		fx.seq[i]++
+		fx.fed[i]++
+		fx.inputs[i].in <- b
+	}
+	fx.settle()
+	fx.clk.Advance(DefaultLayerCheckInterval)
+	dt, _ := fx.subscriber()
+	for _, step := range []struct {
+		lines, want int
+	}{
+		{720, 2}, // 720x1280: its smaller side fits
+		{360, 1},
+		{500, 1},
+		{100, 0},
+		{0, 2},
+	} {
+		dt.SetMaxSize(step.lines)
+		st := dt.Layer()
+		at := st.Current
+		if st.Next >= 0 {
+			at = st.Next
+		}
+		if at != step.want {
+			t.Fatalf("capped at %d lines: layer %+v, want %d", step.lines, st, step.want)
+		}
+	}
+}
