@@ -249,6 +249,24 @@ func (p *Participant) SetMuted(ctx context.Context, trackID TrackID, kind string
 	return err
 }
 
+// TrackSettings is what a participant asks of a simulcast track it
+// receives: the layer it gets is the lowest of what covers the size it
+// renders (Width x Height), its MaxLines, and the room's quality. Zero
+// fields ask nothing; a track sent as one stream ignores them.
+type TrackSettings struct {
+	// MaxLines caps the picture's smaller side (a "360p" quality: 360).
+	MaxLines      int
+	Width, Height int
+}
+
+// SetTrackSettings sets what the participant asks of a track it receives,
+// replacing what it asked before. It fails with ErrSignalingState when
+// the participant does not receive trackID.
+func (p *Participant) SetTrackSettings(ctx context.Context, trackID TrackID, s TrackSettings) error {
+	_, err := p.request(ctx, &trackSettings{trackID: trackID, settings: s})
+	return err
+}
+
 // Leave removes the participant from its room for reason: ReasonLeft, or
 // ReasonDisconnected when the client's connection dropped.
 func (p *Participant) Leave(ctx context.Context, reason LeaveReason) error {

@@ -31,7 +31,11 @@ type (
 	unsubscribe struct{ trackID TrackID }
 	// qualityCap caps the simulcast layers the participant receives to
 	// pictures of at most lines (the room's quality).
-	qualityCap struct{ lines int }
+	qualityCap    struct{ lines int }
+	trackSettings struct {
+		trackID  TrackID
+		settings TrackSettings
+	}
 	// From pion's and rtc's goroutines.
 	peerEvent      struct{ ev rtc.PeerEvent }
 	publishedEnded struct{ trackID TrackID }
@@ -131,6 +135,8 @@ func (p *participantActor) Receive(ctx actor.Context) {
 		p.peer.RemoveSource(string(m.trackID))
 	case *qualityCap:
 		p.peer.SetMaxSize(m.lines)
+	case *trackSettings:
+		ctx.Respond(&participantReply{err: p.setTrackSettings(m)})
 	case *peerEvent:
 		p.peerEvent(ctx, m.ev)
 	case *publishedEnded:
@@ -368,6 +374,16 @@ func (p *participantActor) publishedEnded(ctx actor.Context, trackID TrackID) {
 	}
 	p.log.Info("track ended", "track", trackID)
 	ctx.Send(p.room, &trackEnded{participantID: p.info.ID, trackID: trackID})
+}
+
+// setTrackSettings applies what the participant asks of a track it
+// receives.
+func (p *participantActor) setTrackSettings(m *trackSettings) error {
+	st := m.settings
+	if !p.peer.SetSourceLimits(string(m.trackID), rtc.LayerLimits{MaxLines: st.MaxLines, Width: st.Width, Height: st.Height}) {
+		return fmt.Errorf("%w: no received track %q", ErrSignalingState, m.trackID)
+	}
+	return nil
 }
 
 // setMuted mutes the participant's own tracks named by id or by kind.

@@ -7,6 +7,7 @@ package actors
 // subscriber's actor, and packets flow in rtc.
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -146,12 +147,22 @@ func (a *roomActor) qualityLines() int {
 	if a.room == nil || a.room.GetConfig() == nil {
 		return 0
 	}
-	n, err := strconv.Atoi(strings.TrimSuffix(a.room.GetConfig().GetQuality(), "p"))
-	if err != nil || n <= 0 {
-		return 0
-	}
+	n, _ := QualityLines(a.room.GetConfig().GetQuality())
 	return n
 }
+
+// QualityLines is the lines of a room quality ("720p": 720), or false for
+// a word that is not one.
+func QualityLines(q string) (int, bool) {
+	if !slices.Contains(qualities, q) {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(q, "p"))
+	return n, err == nil
+}
+
+// Qualities lists the room qualities, lowest first.
+func Qualities() []string { return slices.Clone(qualities) }
 
 // applyQuality tells every member that receives media the room's quality
 // cap, after a change of the room's config.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/troupe-media/troupe/actors"
 )
@@ -30,6 +31,7 @@ const (
 	msgTrackPublished    = "track-published"
 	msgTrackUnpublished  = "track-unpublished"
 	msgTrackSkipped      = "track-skipped"
+	msgTrackSettings     = "track-settings"
 )
 
 // Signaling error codes beyond the API's.
@@ -59,7 +61,13 @@ type clientMsg struct {
 	track actors.TrackID      // mute by track id
 	kind  string              // mute by kind
 	muted bool                // mute
+	// settings of track, for track-settings.
+	settings actors.TrackSettings
 }
+
+// maxRenderSize bounds the width and height of a track-settings message:
+// no screen is larger.
+const maxRenderSize = 16384
 
 // decodeClientMsg parses one client frame. Its errors are *apiError with
 // the code and field a client is told.
@@ -123,11 +131,53 @@ func decodeClientMsg(b []byte) (clientMsg, error) {
 			return m, fieldError("muted", "is required")
 		}
 		m.muted = *muted
+	case msgTrackSettings:
+		if m.track, m.settings, err = decodeTrackSettings(o); err != nil {
+			return m, err
+		}
 	case msgLeave, msgPing:
 	default:
 		return m, newAPIError(http.StatusBadRequest, codeUnknownType, "unknown message type "+strconv.Quote(m.typ))
 	}
 	return m, o.finish()
+}
+
+// decodeTrackSettings reads a track-settings message: the track and
+// what the client asks of its layers (docs/signaling.md).
+func decodeTrackSettings(o *jsonObject) (actors.TrackID, actors.TrackSettings, error) {
+	var st actors.TrackSettings
+	track, err := requiredString(o, "track_id")
+	if err != nil {
+		return "", st, err
+	}
+	if q, err := nonNull[string](o, "max_quality", whatString); err != nil {
+		return "", st, err
+	} else if q != nil {
+		lines, ok := actors.QualityLines(*q)
+		if !ok {
+			return "", st, fieldError("max_quality", "must be one of "+strings.Join(actors.Qualities(), ", "))
+		}
+		st.MaxLines = lines
+	}
+	w, err := nonNull[int](o, "width", whatInt)
+	if err != nil {
+		return "", st, err
+	}
+	h, err := nonNull[int](o, "height", whatInt)
+	if err != nil {
+		return "", st, err
+	}
+	switch {
+	case (w == nil) != (h == nil):
+		return "", st, fieldError("width", "give width and height together")
+	case w != nil && (*w < 1 || *w > maxRenderSize):
+		return "", st, fieldError("width", "must be from 1 to "+strconv.Itoa(maxRenderSize))
+	case h != nil && (*h < 1 || *h > maxRenderSize):
+		return "", st, fieldError("height", "must be from 1 to "+strconv.Itoa(maxRenderSize))
+	case w != nil:
+		st.Width, st.Height = *w, *h
+	}
+	return actors.TrackID(track), st, nil
 }
 
 func requiredString(o *jsonObject, name string) (string, error) {

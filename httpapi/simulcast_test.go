@@ -136,31 +136,7 @@ func TestSimulcastQualityCap(t *testing.T) {
 	defer s.publishSimulcast(t, "cap")()
 	viewer := s.dialWS(t, "viewer", s.joinToken(t, "cap", "viewer", auth.RoleSubscriber))
 	viewer.receiver("video")
-	var session string
-	poll.Until(t, "the session", func() bool {
-		r := s.do(t, http.MethodGet, "/api/v1/rooms/cap", "")
-		session, _ = r.json(t)["active_session_id"].(string)
-		return session != ""
-	})
-	// bytesPerPacket is the viewer's mean packet size over the next 25
-	// packets it is sent.
-	bytesPerPacket := func() uint64 {
-		viewerOut := func() (packets, bytes uint64) {
-			for _, p := range s.sessionStats(t, session).Participants {
-				if p.Identity == "viewer" {
-					return p.PacketsOut, p.BytesOut
-				}
-			}
-			return 0, 0
-		}
-		p0, b0 := viewerOut()
-		var p1, b1 uint64
-		poll.Until(t, "25 packets to the viewer", func() bool {
-			p1, b1 = viewerOut()
-			return p1 >= p0+25
-		})
-		return (b1 - b0) / (p1 - p0)
-	}
+	bytesPerPacket := s.viewerBytesPerPacket(t, "cap", "viewer")
 	// The layers' packets are about 140, 440 and 740 bytes.
 	poll.Until(t, "the 360p layer", func() bool {
 		n := bytesPerPacket()
@@ -168,4 +144,34 @@ func TestSimulcastQualityCap(t *testing.T) {
 	})
 	mustStatus(t, s.do(t, http.MethodPatch, "/api/v1/rooms/cap", `{"config":{"quality":"1080p"}}`), http.StatusOK)
 	poll.Until(t, "the 720p layer", func() bool { return bytesPerPacket() > 650 })
+}
+
+// viewerBytesPerPacket returns what measures, from the session's stats,
+// the mean size of the next 25 packets sent to the participant identity
+// in room. A SimulcastSender's layers differ in packet size (about 140,
+// 440 and 740 bytes), so that tells which layer it gets.
+func (s *stack) viewerBytesPerPacket(t *testing.T, room, identity string) func() uint64 {
+	t.Helper()
+	var session string
+	poll.Until(t, "the session", func() bool {
+		session, _ = s.do(t, http.MethodGet, "/api/v1/rooms/"+room, "").json(t)["active_session_id"].(string)
+		return session != ""
+	})
+	sent := func() (packets, bytes uint64) {
+		for _, p := range s.sessionStats(t, session).Participants {
+			if p.Identity == identity {
+				return p.PacketsOut, p.BytesOut
+			}
+		}
+		return 0, 0
+	}
+	return func() uint64 {
+		p0, b0 := sent()
+		var p1, b1 uint64
+		poll.Until(t, "25 packets to "+identity, func() bool {
+			p1, b1 = sent()
+			return p1 >= p0+25
+		})
+		return (b1 - b0) / (p1 - p0)
+	}
 }

@@ -64,6 +64,7 @@ type DownTrack struct {
 	// the layers' size (SetMaxSize), 0 for none.
 	targetLayer atomic.Int32
 	maxSize     atomic.Int32
+	limits      atomic.Pointer[LayerLimits] // SetLimits; nil for none
 	bound       atomic.Pointer[binding]
 	// ready is set once the subscriber's connection can take media: its
 	// owner said so (TransportReady) or a write went through. Until then

@@ -37,6 +37,30 @@ func (dt *DownTrack) SetMaxSize(lines int) {
 	}
 }
 
+// LayerLimits is what a subscriber asks of a simulcast track's layers.
+type LayerLimits struct {
+	// MaxLines caps the layer's picture at this many lines on its smaller
+	// side, as SetMaxSize does (the lower of the two caps holds); 0 for
+	// none.
+	MaxLines int
+	// Width and Height are the size the subscriber shows the track at:
+	// it needs no layer above the smallest that covers it. 0 for unknown.
+	Width, Height int
+}
+
+// SetLimits sets what dt's subscriber asks of the layers; the zero value
+// asks nothing.
+func (dt *DownTrack) SetLimits(l LayerLimits) {
+	if l == (LayerLimits{}) {
+		dt.limits.Store(nil)
+	} else {
+		dt.limits.Store(&l)
+	}
+	if t := dt.track.Load(); t != nil {
+		t.reselect(dt)
+	}
+}
+
 // LayerStatus is where a down-track of a Track stands among its layers.
 type LayerStatus struct {
 	// Target is the layer asked for (SetTargetLayer), or LayerAuto.

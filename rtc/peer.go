@@ -567,6 +567,17 @@ func (p *Peer) SetMaxSize(lines int) {
 	}
 }
 
+// SetSourceLimits sets what the client asks of the layers of the source
+// of id (DownTrack.SetLimits). It reports false when the Peer does not
+// send that source.
+func (p *Peer) SetSourceLimits(id string, l LayerLimits) bool {
+	s, ok := p.sends[id]
+	if ok {
+		s.dt.SetLimits(l)
+	}
+	return ok
+}
+
 // RemoveSource stops sending the source of id; the next offer tells the
 // client. A PeerWHEP slot that showed it shows another, if one is free.
 func (p *Peer) RemoveSource(id string) {

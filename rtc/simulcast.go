@@ -301,11 +301,7 @@ func (t *Track) selectLocked(dt *DownTrack) error {
 	for i, l := range t.layers {
 		active[i] = l.active()
 	}
-	target := int(dt.targetLayer.Load())
-	if lines := int(dt.maxSize.Load()); lines > 0 {
-		target = t.capLayer(target, lines)
-	}
-	i := pickLayer(active, target)
+	i := pickLayer(active, t.targetOf(dt))
 	if i < 0 {
 		return nil // nothing arrives: stay where it is
 	}
@@ -321,6 +317,47 @@ func (t *Track) selectLocked(dt *DownTrack) error {
 	}
 	dt.beginSwitch(to)
 	return nil
+}
+
+// targetOf is the layer dt should get if it arrives: its target, lowered
+// to fit its caps (the room's, its own) and the size it renders at. t.mu
+// is held.
+func (t *Track) targetOf(dt *DownTrack) int {
+	target := int(dt.targetLayer.Load())
+	lines := int(dt.maxSize.Load())
+	if l := dt.limits.Load(); l != nil {
+		if l.MaxLines > 0 && (lines == 0 || l.MaxLines < lines) {
+			lines = l.MaxLines
+		}
+		if l.Width > 0 && l.Height > 0 {
+			target = t.coverLayer(target, l.Width, l.Height)
+		}
+	}
+	if lines > 0 {
+		target = t.capLayer(target, lines)
+	}
+	return target
+}
+
+// coverLayer lowers target (a layer index, or LayerAuto) to the lowest
+// layer whose picture covers width x height in either orientation; it
+// leaves it when a size is not known yet or no layer covers it. t.mu is
+// held.
+func (t *Track) coverLayer(target, width, height int) int {
+	if target < 0 || target >= len(t.layers) {
+		target = len(t.layers) - 1
+	}
+	long, short := max(width, height), min(width, height)
+	for i := 0; i < target; i++ {
+		w, h := t.layers[i].fwd.Resolution()
+		if w == 0 {
+			return target
+		}
+		if max(w, h) >= long && min(w, h) >= short {
+			return i
+		}
+	}
+	return target
 }
 
 // capLayer lowers target (a layer index, or LayerAuto) to the highest

@@ -130,6 +130,22 @@ func (fx *simulcastFixture) frame(i int, n uint32, key bool) {
 	fx.pic[i]++
 }
 
+// sizeLayers sends each layer a 24-byte keyframe of its size, waits for
+// the layers to read them and runs a check, which orders the layers.
+func (fx *simulcastFixture) sizeLayers(sizes [][2]int) {
+	fx.t.Helper()
+	for i, sz := range sizes {
+		b := rawRTP(fx.t, 96, fx.seq[i], 0, false, nil)
+		b = append(b[:12], 0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a,
+			byte(sz[0]), byte(sz[0]>>8), byte(sz[1]), byte(sz[1]>>8), 0xff)
+		fx.seq[i]++
+		fx.fed[i]++
+		fx.inputs[i].in <- b
+	}
+	fx.settle()
+	fx.clk.Advance(DefaultLayerCheckInterval)
+}
+
 // settle waits until every layer has read what it was sent, so that a
 // check counts it.
 func (fx *simulcastFixture) settle() {
@@ -316,24 +332,7 @@ func TestTrackFallsBackWhenLayerStops(t *testing.T) {
 // lowest first whatever order they came in.
 func TestTrackLayersMeasured(t *testing.T) {
 	fx := newSimulcastFixture(t)
-	sizes := [][2]int{{1280, 720}, {320, 180}, {640, 360}} // the rids lie: q is the largest
-	for i, sz := range sizes {
-		b := rawRTP(t, 96, fx.seq[i], 0, false, nil)
-		b = append(b[:12], 0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a,
-			byte(sz[0]), byte(sz[0]>>8), byte(sz[1]), byte(sz[1]>>8), 0xff)
-		fx.seq[i]++
-		fx.fed[i]++
-		fx.inputs[i].in <- b
-	}
-	poll.Until(t, "the keyframes read", func() bool {
-		for _, f := range fx.layers {
-			if w, _ := f.Resolution(); w == 0 {
-				return false
-			}
-		}
-		return true
-	})
-	fx.clk.Advance(DefaultLayerCheckInterval)
+	fx.sizeLayers([][2]int{{1280, 720}, {320, 180}, {640, 360}}) // the rids lie: q is the largest
 	got := fx.track.Layers()
 	wantRIDs := []string{"h", "f", "q"}
 	for i, l := range got {
@@ -355,17 +354,7 @@ func TestTrackLayersMeasured(t *testing.T) {
 // the top again when the cap goes.
 func TestTrackMaxSize(t *testing.T) {
 	fx := newSimulcastFixture(t)
-	sizes := [][2]int{{320, 180}, {640, 360}, {720, 1280}} // the top one is portrait
-	for i, sz := range sizes {
-		b := rawRTP(t, 96, fx.seq[i], 0, false, nil)
-		b = append(b[:12], 0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a,
-			byte(sz[0]), byte(sz[0]>>8), byte(sz[1]), byte(sz[1]>>8), 0xff)
-		fx.seq[i]++
-		fx.fed[i]++
-		fx.inputs[i].in <- b
-	}
-	fx.settle()
-	fx.clk.Advance(DefaultLayerCheckInterval)
+	fx.sizeLayers([][2]int{{320, 180}, {640, 360}, {720, 1280}}) // the top one is portrait
 	dt, _ := fx.subscriber()
 	for _, step := range []struct {
 		lines, want int
@@ -377,13 +366,46 @@ func TestTrackMaxSize(t *testing.T) {
 		{0, 2},
 	} {
 		dt.SetMaxSize(step.lines)
-		st := dt.Layer()
-		at := st.Current
-		if st.Next >= 0 {
-			at = st.Next
+		if at := headingTo(dt); at != step.want {
+			t.Fatalf("capped at %d lines: layer %+v, want %d", step.lines, dt.Layer(), step.want)
 		}
-		if at != step.want {
-			t.Fatalf("capped at %d lines: layer %+v, want %d", step.lines, st, step.want)
+	}
+}
+
+// headingTo is the layer dt receives, or moves to if it is moving.
+func headingTo(dt *DownTrack) int {
+	st := dt.Layer()
+	if st.Next >= 0 {
+		return st.Next
+	}
+	return st.Current
+}
+
+// TestTrackLimits picks layers by what a subscriber asks: the smallest
+// that covers the size it renders, under its own cap and the room's.
+func TestTrackLimits(t *testing.T) {
+	fx := newSimulcastFixture(t)
+	fx.sizeLayers([][2]int{{320, 180}, {640, 360}, {1280, 720}})
+	dt, _ := fx.subscriber()
+	for _, step := range []struct {
+		name   string
+		room   int
+		limits LayerLimits
+		want   int
+	}{
+		{"a 400x225 tile", 0, LayerLimits{Width: 400, Height: 225}, 1},
+		{"a portrait 225x400 tile", 0, LayerLimits{Width: 225, Height: 400}, 1},
+		{"a thumbnail", 0, LayerLimits{Width: 200, Height: 100}, 0},
+		{"larger than any layer", 0, LayerLimits{Width: 1920, Height: 1080}, 2},
+		{"its own cap below the size", 0, LayerLimits{Width: 400, Height: 225, MaxLines: 180}, 0},
+		{"the room's cap is lower", 360, LayerLimits{MaxLines: 720}, 1},
+		{"its own cap is lower", 720, LayerLimits{MaxLines: 360}, 1},
+		{"nothing asked", 0, LayerLimits{}, 2},
+	} {
+		dt.SetMaxSize(step.room)
+		dt.SetLimits(step.limits)
+		if at := headingTo(dt); at != step.want {
+			t.Fatalf("%s: layer %+v, want %d", step.name, dt.Layer(), step.want)
 		}
 	}
 }
