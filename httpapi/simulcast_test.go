@@ -130,13 +130,7 @@ func TestSimulcastIsOneTrack(t *testing.T) {
 // to 1080p moves it to the 1280x720 one. The layers differ in packet
 // size, so the viewer's bytes per packet tell which one it gets.
 func TestSimulcastQualityCap(t *testing.T) {
-	checkLeaks(t)
-	s := newMediaStack(t, nil)
-	s.createRoom(t, `{"id":"cap","name":"Capped","config":{"quality":"360p"}}`)
-	defer s.publishSimulcast(t, "cap")()
-	viewer := s.dialWS(t, "viewer", s.joinToken(t, "cap", "viewer", auth.RoleSubscriber))
-	viewer.receiver("video")
-	bytesPerPacket := s.viewerBytesPerPacket(t, "cap", "viewer")
+	s, _, bytesPerPacket := simulcastViewer(t, "cap", "360p")
 	// The layers' packets are about 140, 440 and 740 bytes.
 	poll.Until(t, "the 360p layer", func() bool {
 		n := bytesPerPacket()
@@ -144,6 +138,21 @@ func TestSimulcastQualityCap(t *testing.T) {
 	})
 	mustStatus(t, s.do(t, http.MethodPatch, "/api/v1/rooms/cap", `{"config":{"quality":"1080p"}}`), http.StatusOK)
 	poll.Until(t, "the 720p layer", func() bool { return bytesPerPacket() > 650 })
+}
+
+// simulcastViewer starts a stack with room of quality, a three-layer
+// camera publishing there and a viewer receiving it, and returns them with
+// the viewer's bytes per packet (viewerBytesPerPacket). It checks for
+// leaks when the test ends.
+func simulcastViewer(t *testing.T, room, quality string) (*stack, *wsClient, func() uint64) {
+	t.Helper()
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"`+room+`","name":"Simulcast","config":{"quality":"`+quality+`"}}`)
+	t.Cleanup(s.publishSimulcast(t, room))
+	viewer := s.dialWS(t, "viewer", s.joinToken(t, room, "viewer", auth.RoleSubscriber))
+	viewer.receiver("video")
+	return s, viewer, s.viewerBytesPerPacket(t, room, "viewer")
 }
 
 // viewerBytesPerPacket returns what measures, from the session's stats,

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/troupe-media/troupe/actors"
-	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -55,15 +54,16 @@ func TestDecodeTrackSettings(t *testing.T) {
 // for the size of a thumbnail gets the lowest layer; one that names a
 // track it does not receive is told so, and keeps its socket.
 func TestSimulcastTrackSettings(t *testing.T) {
-	checkLeaks(t)
-	s := newMediaStack(t, nil)
-	s.createRoom(t, `{"id":"tile","name":"Tiles","config":{"quality":"1080p"}}`)
-	defer s.publishSimulcast(t, "tile")()
-	viewer := s.dialWS(t, "viewer", s.joinToken(t, "tile", "viewer", auth.RoleSubscriber))
-	published := viewer.waitMsg("track-published", nil)
-	trackID := published["track"].(map[string]any)["id"].(string)
-	viewer.receiver("video")
-	bytesPerPacket := s.viewerBytesPerPacket(t, "tile", "viewer")
+	s, viewer, bytesPerPacket := simulcastViewer(t, "tile", "1080p")
+	var trackID string
+	poll.Until(t, "the camera's track", func() bool {
+		for _, p := range s.participants(t, "tile") {
+			if tracks := p["tracks"].([]any); p["identity"] == "encoder" && len(tracks) == 1 {
+				trackID = tracks[0].(map[string]any)["id"].(string)
+			}
+		}
+		return trackID != ""
+	})
 	poll.Until(t, "the top layer", func() bool { return bytesPerPacket() > 650 })
 
 	viewer.send(map[string]any{"type": "track-settings", "track_id": trackID, "width": 160, "height": 90})

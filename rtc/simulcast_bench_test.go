@@ -75,8 +75,9 @@ func newLayerBench(tb testing.TB, subscribers int) *layerBench {
 	return lb
 }
 
-// send hands layer i the next packet, a keyframe's first if key.
-func (lb *layerBench) send(i int, key bool) {
+// next returns layer i's next packet, a keyframe's first if key, in the
+// layer's packet buffer.
+func (lb *layerBench) next(i int, key bool) []byte {
 	b := lb.pkt[i]
 	binary.BigEndian.PutUint16(b[2:], lb.seq[i])
 	binary.BigEndian.PutUint32(b[4:], uint32(lb.seq[i])*3000)
@@ -87,8 +88,13 @@ func (lb *layerBench) send(i int, key bool) {
 	}
 	lb.seq[i]++
 	lb.pic[i]++
+	return b
+}
+
+// send hands layer i the next packet, a keyframe's first if key.
+func (lb *layerBench) send(i int, key bool) {
 	p := getPacket()
-	lb.layers[i].forward(p, copy(p.buf[:], b))
+	lb.layers[i].forward(p, copy(p.buf[:], lb.next(i, key)))
 }
 
 // wait waits until every subscriber has been sent n packets, and
@@ -267,17 +273,7 @@ func BenchmarkDownTrackSend(b *testing.B) {
 			// loop parses it.
 			packet := func(i int, key bool) *packet {
 				p := getPacket()
-				b := lb.pkt[i]
-				binary.BigEndian.PutUint16(b[2:], lb.seq[i])
-				binary.BigEndian.PutUint32(b[4:], uint32(lb.seq[i])*3000)
-				binary.BigEndian.PutUint16(b[14:], 0x8000|lb.pic[i])
-				b[17] = 0x01
-				if key {
-					b[17] = 0x00
-				}
-				lb.seq[i]++
-				lb.pic[i]++
-				n := copy(p.buf[:], b)
+				n := copy(p.buf[:], lb.next(i, key))
 				if err := parseRTP(p.buf[:n], &p.h); err != nil {
 					panic(err)
 				}
