@@ -143,6 +143,16 @@ type SignalTrackSkipped struct {
 	Codec, Reason string
 }
 
+// SignalLayers tells a simulcast publisher which layers of one of its
+// tracks someone receives, by rid, lowest first: it may stop sending the
+// others until they are named again. Mid is the section the client sends
+// the track on.
+type SignalLayers struct {
+	TrackID TrackID
+	Mid     string
+	Active  []string
+}
+
 func (SignalOffer) isSignal()             {}
 func (SignalAnswer) isSignal()            {}
 func (SignalCandidate) isSignal()         {}
@@ -152,6 +162,7 @@ func (SignalTrackPublished) isSignal()    {}
 func (SignalTrackUnpublished) isSignal()  {}
 func (SignalTrackMuted) isSignal()        {}
 func (SignalTrackSkipped) isSignal()      {}
+func (SignalLayers) isSignal()            {}
 
 // ICECandidate is a trickled ICE candidate, as RTCIceCandidateInit has it.
 type ICECandidate struct {

@@ -39,6 +39,11 @@ type (
 	// From pion's and rtc's goroutines.
 	peerEvent      struct{ ev rtc.PeerEvent }
 	publishedEnded struct{ trackID TrackID }
+	layersNeeded   struct {
+		trackID TrackID
+		mid     string
+		rids    []string
+	}
 	ownedFailure   struct{ err error }
 )
 
@@ -141,6 +146,10 @@ func (p *participantActor) Receive(ctx actor.Context) {
 		p.peerEvent(ctx, m.ev)
 	case *publishedEnded:
 		p.publishedEnded(ctx, m.trackID)
+	case *layersNeeded:
+		if _, ok := p.published[m.trackID]; ok {
+			p.signal.Signal(SignalLayers{TrackID: m.trackID, Mid: m.mid, Active: m.rids})
+		}
 	case *ownedFailure:
 		// A goroutine this participant owns crashed: fail like the actor
 		// itself would, so supervision removes this participant alone.
@@ -307,7 +316,16 @@ func (p *participantActor) publish(ctx actor.Context, m rtc.TrackEvent) {
 		p.log.Info("track layer added", "track", layerOf.info.ID, "rid", m.Track.RID(), "layers", len(layerOf.layers))
 		return
 	}
-	src, err := rtc.NewTrack(rtc.TrackConfig{Layer: fwd, RID: m.Track.RID(), Logger: p.log})
+	trackID := newTrackID()
+	cfg := rtc.TrackConfig{Layer: fwd, RID: m.Track.RID(), Logger: p.log}
+	if p.kind == ClientSignaling {
+		// The client may stop sending the layers nobody wants.
+		mid := p.peer.ReceiverMid(m.Receiver)
+		cfg.OnLayersNeeded = func(rids []string) {
+			root.Send(self, &layersNeeded{trackID: trackID, mid: mid, rids: rids})
+		}
+	}
+	src, err := rtc.NewTrack(cfg)
 	if err != nil {
 		p.log.Warn("forward track", "err", err)
 		if err := fwd.Close(); err != nil {
@@ -316,7 +334,7 @@ func (p *participantActor) publish(ctx actor.Context, m rtc.TrackEvent) {
 		return
 	}
 	info := TrackInfo{
-		ID:        newTrackID(),
+		ID:        trackID,
 		Kind:      m.Track.Kind().String(),
 		Codec:     m.Track.Codec().MimeType,
 		StreamID:  string(p.info.ID),

@@ -32,6 +32,7 @@ const (
 	msgTrackUnpublished  = "track-unpublished"
 	msgTrackSkipped      = "track-skipped"
 	msgTrackSettings     = "track-settings"
+	msgLayers            = "layers"
 )
 
 // Signaling error codes beyond the API's.
@@ -288,6 +289,12 @@ type (
 		ParticipantID string `json:"participant_id"`
 		TrackID       string `json:"track_id"`
 	}
+	layersMsg struct {
+		Type    string   `json:"type"`
+		TrackID string   `json:"track_id"`
+		Mid     string   `json:"mid"`
+		Active  []string `json:"active"`
+	}
 	trackSkippedMsg struct {
 		Type          string `json:"type"`
 		ParticipantID string `json:"participant_id"`
@@ -360,6 +367,8 @@ func signalMsg(sig actors.Signal) (any, error) {
 		return trackUnpublishedMsg{Type: msgTrackUnpublished, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID)}, nil
 	case actors.SignalTrackSkipped:
 		return trackSkippedMsg{Type: msgTrackSkipped, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID), Codec: s.Codec, Reason: s.Reason}, nil
+	case actors.SignalLayers:
+		return layersMsg{Type: msgLayers, TrackID: string(s.TrackID), Mid: s.Mid, Active: s.Active}, nil
 	case actors.SignalTrackMuted:
 		return muteMsg{Type: msgMute, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID), Muted: s.Muted, ByServer: s.ByServer}, nil
 	}

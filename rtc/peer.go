@@ -673,6 +673,17 @@ func (p *Peer) newDownTrack(id, streamID string, codec webrtc.RTPCodecCapability
 	return dt, nil
 }
 
+// ReceiverMid returns the mid of the section the client sends r's track
+// on, or "": the client's name for that track.
+func (p *Peer) ReceiverMid(r *webrtc.RTPReceiver) string {
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Receiver() == r {
+			return tr.Mid()
+		}
+	}
+	return ""
+}
+
 // midOf returns the mid of the transceiver that carries sender, or "".
 func (p *Peer) midOf(sender *webrtc.RTPSender) string {
 	for _, tr := range p.pc.GetTransceivers() {

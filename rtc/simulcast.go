@@ -58,6 +58,13 @@ type TrackConfig struct {
 	Clock clock.Clock
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// OnLayersNeeded, when set, is told the rids of the layers some
+	// subscriber wants (and the lowest, always), lowest first, each time
+	// that set changes: the publisher may stop sending the others and
+	// start them again when they are named. It is not called for a track
+	// with a layer that has no rid. It is called with the Track's lock
+	// held: it must return at once and not call the Track.
+	OnLayersNeeded func(rids []string)
 }
 
 // LayerInfo describes one layer of a Track, as it is received.
@@ -95,6 +102,8 @@ type Track struct {
 	err       error
 	timer     clock.Timer
 	lastCheck time.Time
+	onNeeded  func([]string)
+	announced string // the rids last given to onNeeded, joined
 }
 
 type trackLayer struct {
@@ -133,8 +142,9 @@ func NewTrack(cfg TrackConfig) (*Track, error) {
 		clk:   cfg.Clock,
 		every: cfg.CheckInterval,
 		log:   cfg.Logger,
-		done:  make(chan struct{}),
-		subs:  make(map[*DownTrack]struct{}),
+		done:     make(chan struct{}),
+		subs:     make(map[*DownTrack]struct{}),
+		onNeeded: cfg.OnLayersNeeded,
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -170,6 +180,7 @@ func (t *Track) AddLayer(fwd *Forwarder, rid string) error {
 	for dt := range t.subs {
 		t.selectLocked(dt)
 	}
+	t.announceLocked()
 	return nil
 }
 
@@ -259,6 +270,7 @@ func (t *Track) AddSubscriber(dt *DownTrack) error {
 		return ErrClosed
 	}
 	t.subs[dt] = struct{}{}
+	defer t.announceLocked()
 	return t.selectLocked(dt)
 }
 
@@ -273,6 +285,7 @@ func (t *Track) forget(dt *DownTrack) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.subs, dt)
+	t.announceLocked()
 	dt.cancelSwitch()
 	src := dt.source.Load()
 	for _, l := range t.layers {
@@ -290,6 +303,7 @@ func (t *Track) reselect(dt *DownTrack) {
 		if err := t.selectLocked(dt); err != nil {
 			t.log.Debug("select layer", "err", err)
 		}
+		t.announceLocked()
 	}
 }
 
@@ -317,6 +331,38 @@ func (t *Track) selectLocked(dt *DownTrack) error {
 	}
 	dt.beginSwitch(to)
 	return nil
+}
+
+// announceLocked tells OnLayersNeeded the layers wanted, if they changed:
+// the lowest, and the target of each subscriber (targetOf), whether or not
+// that layer arrives now: a layer the publisher stopped is wanted again
+// when a subscriber's target comes back to it. t.mu is held.
+func (t *Track) announceLocked() {
+	if t.onNeeded == nil || len(t.layers) < 2 || t.closed || t.ended {
+		return
+	}
+	want := make([]bool, len(t.layers))
+	want[0] = true
+	for dt := range t.subs {
+		i := t.targetOf(dt)
+		if i < 0 || i >= len(want) {
+			i = len(want) - 1
+		}
+		want[i] = true
+	}
+	var rids []string
+	for i, l := range t.layers {
+		if l.rid == "" {
+			return
+		}
+		if want[i] {
+			rids = append(rids, l.rid)
+		}
+	}
+	if key := strings.Join(rids, " "); key != t.announced {
+		t.announced = key
+		t.onNeeded(rids)
+	}
 }
 
 // targetOf is the layer dt should get if it arrives: its target, lowered
@@ -429,6 +475,7 @@ func (t *Track) check() {
 			t.log.Debug("select layer", "err", err)
 		}
 	}
+	t.announceLocked()
 	t.timer = t.clk.AfterFunc(t.every, t.check)
 }
 

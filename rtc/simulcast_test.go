@@ -1,6 +1,8 @@
 package rtc
 
 import (
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,6 +65,15 @@ type simulcastFixture struct {
 	seq    []uint16
 	pic    []uint16
 	fed    []uint64 // packets sent to each layer
+
+	mu     sync.Mutex
+	needed []string // what OnLayersNeeded was told, each call joined
+}
+
+func (fx *simulcastFixture) layersNeeded() []string {
+	fx.mu.Lock()
+	defer fx.mu.Unlock()
+	return slices.Clone(fx.needed)
 }
 
 // layerSSRC is the SSRC of layer i of a simulcastFixture.
@@ -83,7 +94,11 @@ func newSimulcastFixture(t *testing.T) *simulcastFixture {
 		fx.seq = append(fx.seq, uint16(1000*(i+1)))
 		fx.pic = append(fx.pic, uint16(100*(i+1)))
 		if i == 0 {
-			fx.track, err = NewTrack(TrackConfig{Layer: f, RID: rid, Clock: fx.clk})
+			fx.track, err = NewTrack(TrackConfig{Layer: f, RID: rid, Clock: fx.clk, OnLayersNeeded: func(rids []string) {
+				fx.mu.Lock()
+				fx.needed = append(fx.needed, strings.Join(rids, " "))
+				fx.mu.Unlock()
+			}})
 		} else {
 			err = fx.track.AddLayer(f, rid)
 		}
@@ -407,5 +422,40 @@ func TestTrackLimits(t *testing.T) {
 		if at := headingTo(dt); at != step.want {
 			t.Fatalf("%s: layer %+v, want %d", step.name, dt.Layer(), step.want)
 		}
+	}
+}
+
+// TestTrackAnnouncesLayersNeeded: the publisher is told which layers
+// someone wants (the lowest always), each time that changes, as
+// subscribers come, go and ask for less.
+func TestTrackAnnouncesLayersNeeded(t *testing.T) {
+	fx := newSimulcastFixture(t)
+	fx.sizeLayers([][2]int{{320, 180}, {640, 360}, {1280, 720}})
+	dt, _ := fx.subscriber()
+	dt.SetMaxSize(360)
+	dt.SetLimits(LayerLimits{Width: 160, Height: 90})
+	other, _ := fx.subscriber()
+	dt.SetLimits(LayerLimits{})
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"q", "q f", "q h", "q", "q f", "q h f", "q h"}
+	if got := fx.layersNeeded(); !slices.Equal(got, want) {
+		t.Fatalf("layers announced %q, want %q", got, want)
+	}
+	// A stopped layer that a subscriber wants stays wanted: the publisher
+	// is not told to stop it.
+	dt.SetMaxSize(0)
+	for i := 0; i < LayerIdleChecks+1; i++ {
+		fx.frame(0, uint32(i), i == 0)
+		fx.frame(1, uint32(i), i == 0)
+		fx.settle()
+		fx.clk.Advance(DefaultLayerCheckInterval)
+	}
+	if l := fx.track.Layers(); l[2].Active {
+		t.Fatalf("the top layer is active: %+v", l)
+	}
+	if got := fx.layersNeeded(); got[len(got)-1] != "q f" {
+		t.Fatalf("layers announced %q, want the top one wanted at last", got)
 	}
 }
