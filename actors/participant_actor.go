@@ -44,7 +44,7 @@ type (
 		mid     string
 		rids    []string
 	}
-	ownedFailure   struct{ err error }
+	ownedFailure struct{ err error }
 )
 
 // participantActor owns one participant's peer (its connection and the

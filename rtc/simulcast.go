@@ -137,11 +137,11 @@ func NewTrack(cfg TrackConfig) (*Track, error) {
 		cfg.Logger = slog.Default()
 	}
 	t := &Track{
-		kind:  cfg.Layer.Kind(),
-		codec: cfg.Layer.Codec(),
-		clk:   cfg.Clock,
-		every: cfg.CheckInterval,
-		log:   cfg.Logger,
+		kind:     cfg.Layer.Kind(),
+		codec:    cfg.Layer.Codec(),
+		clk:      cfg.Clock,
+		every:    cfg.CheckInterval,
+		log:      cfg.Logger,
 		done:     make(chan struct{}),
 		subs:     make(map[*DownTrack]struct{}),
 		onNeeded: cfg.OnLayersNeeded,
