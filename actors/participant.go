@@ -144,13 +144,14 @@ type SignalTrackSkipped struct {
 }
 
 // SignalLayers tells a simulcast publisher which layers of one of its
-// tracks someone receives, by rid, lowest first: it may stop sending the
-// others until they are named again. Mid is the section the client sends
-// the track on.
+// tracks someone receives (Active) and which nobody does (Paused), by
+// rid, lowest first: it may stop sending the paused ones until they are
+// active again. Layers the server has not received are in neither. Mid is
+// the section the client sends the track on.
 type SignalLayers struct {
-	TrackID TrackID
-	Mid     string
-	Active  []string
+	TrackID        TrackID
+	Mid            string
+	Active, Paused []string
 }
 
 func (SignalOffer) isSignal()             {}

@@ -40,9 +40,9 @@ type (
 	peerEvent      struct{ ev rtc.PeerEvent }
 	publishedEnded struct{ trackID TrackID }
 	layersNeeded   struct {
-		trackID TrackID
-		mid     string
-		rids    []string
+		trackID          TrackID
+		mid              string
+		active, unneeded []string
 	}
 	ownedFailure struct{ err error }
 )
@@ -148,7 +148,7 @@ func (p *participantActor) Receive(ctx actor.Context) {
 		p.publishedEnded(ctx, m.trackID)
 	case *layersNeeded:
 		if _, ok := p.published[m.trackID]; ok {
-			p.signal.Signal(SignalLayers{TrackID: m.trackID, Mid: m.mid, Active: m.rids})
+			p.signal.Signal(SignalLayers{TrackID: m.trackID, Mid: m.mid, Active: m.active, Paused: m.unneeded})
 		}
 	case *ownedFailure:
 		// A goroutine this participant owns crashed: fail like the actor
@@ -321,8 +321,8 @@ func (p *participantActor) publish(ctx actor.Context, m rtc.TrackEvent) {
 	if p.kind == ClientSignaling {
 		// The client may stop sending the layers nobody wants.
 		mid := p.peer.ReceiverMid(m.Receiver)
-		cfg.OnLayersNeeded = func(rids []string) {
-			root.Send(self, &layersNeeded{trackID: trackID, mid: mid, rids: rids})
+		cfg.OnLayersNeeded = func(needed, unneeded []string) {
+			root.Send(self, &layersNeeded{trackID: trackID, mid: mid, active: needed, unneeded: unneeded})
 		}
 	}
 	src, err := rtc.NewTrack(cfg)

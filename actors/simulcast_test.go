@@ -56,10 +56,12 @@ func TestSimulcastPublisherToldLayersNeeded(t *testing.T) {
 			mid = tr.Mid()
 		}
 	}
-	layers := func(want ...string) func(SignalLayers) bool {
-		return func(e SignalLayers) bool { return e.Mid == mid && slices.Equal(e.Active, want) }
+	layers := func(active, paused []string) func(SignalLayers) bool {
+		return func(e SignalLayers) bool {
+			return e.Mid == mid && slices.Equal(e.Active, active) && slices.Equal(e.Paused, paused)
+		}
 	}
-	first := waitEvent(t, pub, layers("q"))
+	first := waitEvent(t, pub, layers([]string{"q"}, []string{"h", "f"}))
 	list, err := env.rooms.Participants(context.Background(), "sim")
 	if err != nil || len(list) != 1 || len(list[0].Tracks) != 1 || list[0].Tracks[0].ID != first.TrackID {
 		t.Fatalf("participants %+v, %v: want the one track %s", list, err, first.TrackID)
@@ -67,7 +69,7 @@ func TestSimulcastPublisherToldLayersNeeded(t *testing.T) {
 
 	viewer := joinClient(t, env, "sim", "viewer", RoleSubscriber)
 	viewer.receive(1)
-	waitEvent(t, pub, layers("q", "h"))
+	waitEvent(t, pub, layers([]string{"q", "h"}, []string{"f"}))
 	viewer.leave()
-	waitEvent(t, pub, layers("q"))
+	waitEvent(t, pub, layers([]string{"q"}, []string{"h", "f"}))
 }

@@ -181,6 +181,14 @@ func decodeTrackSettings(o *jsonObject) (actors.TrackID, actors.TrackSettings, e
 	return actors.TrackID(track), st, nil
 }
 
+// nonNil is s, or an empty list for nil: a JSON list, never null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
 func requiredString(o *jsonObject, name string) (string, error) {
 	v, err := nonNull[string](o, name, whatString)
 	if err != nil {
@@ -294,6 +302,7 @@ type (
 		TrackID string   `json:"track_id"`
 		Mid     string   `json:"mid"`
 		Active  []string `json:"active"`
+		Paused  []string `json:"paused"`
 	}
 	trackSkippedMsg struct {
 		Type          string `json:"type"`
@@ -368,7 +377,7 @@ func signalMsg(sig actors.Signal) (any, error) {
 	case actors.SignalTrackSkipped:
 		return trackSkippedMsg{Type: msgTrackSkipped, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID), Codec: s.Codec, Reason: s.Reason}, nil
 	case actors.SignalLayers:
-		return layersMsg{Type: msgLayers, TrackID: string(s.TrackID), Mid: s.Mid, Active: s.Active}, nil
+		return layersMsg{Type: msgLayers, TrackID: string(s.TrackID), Mid: s.Mid, Active: nonNil(s.Active), Paused: nonNil(s.Paused)}, nil
 	case actors.SignalTrackMuted:
 		return muteMsg{Type: msgMute, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID), Muted: s.Muted, ByServer: s.ByServer}, nil
 	}

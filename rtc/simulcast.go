@@ -59,12 +59,13 @@ type TrackConfig struct {
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// OnLayersNeeded, when set, is told the rids of the layers some
-	// subscriber wants (and the lowest, always), lowest first, each time
-	// that set changes: the publisher may stop sending the others and
-	// start them again when they are named. It is not called for a track
-	// with a layer that has no rid. It is called with the Track's lock
-	// held: it must return at once and not call the Track.
-	OnLayersNeeded func(rids []string)
+	// subscriber wants (and the lowest, always) and of those nobody
+	// wants, lowest first, each time that changes: the publisher may stop
+	// sending the unneeded ones until they are needed again. Layers the
+	// Track has not received are in neither list. It is not called for a
+	// track with a layer that has no rid. It is called with the Track's
+	// lock held: it must return at once and not call the Track.
+	OnLayersNeeded func(needed, unneeded []string)
 }
 
 // LayerInfo describes one layer of a Track, as it is received.
@@ -102,8 +103,8 @@ type Track struct {
 	err       error
 	timer     clock.Timer
 	lastCheck time.Time
-	onNeeded  func([]string)
-	announced string // the rids last given to onNeeded, joined
+	onNeeded  func(needed, unneeded []string)
+	announced string // what onNeeded was last told, joined
 }
 
 type trackLayer struct {
@@ -350,18 +351,20 @@ func (t *Track) announceLocked() {
 		}
 		want[i] = true
 	}
-	var rids []string
+	var needed, unneeded []string
 	for i, l := range t.layers {
-		if l.rid == "" {
+		switch {
+		case l.rid == "":
 			return
-		}
-		if want[i] {
-			rids = append(rids, l.rid)
+		case want[i]:
+			needed = append(needed, l.rid)
+		default:
+			unneeded = append(unneeded, l.rid)
 		}
 	}
-	if key := strings.Join(rids, " "); key != t.announced {
+	if key := strings.Join(needed, " ") + "/" + strings.Join(unneeded, " "); key != t.announced {
 		t.announced = key
-		t.onNeeded(rids)
+		t.onNeeded(needed, unneeded)
 	}
 }
 

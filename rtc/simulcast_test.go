@@ -67,7 +67,7 @@ type simulcastFixture struct {
 	fed    []uint64 // packets sent to each layer
 
 	mu     sync.Mutex
-	needed []string // what OnLayersNeeded was told, each call joined
+	needed []string // what OnLayersNeeded was told: "needed/unneeded", rids joined
 }
 
 func (fx *simulcastFixture) layersNeeded() []string {
@@ -94,9 +94,9 @@ func newSimulcastFixture(t *testing.T) *simulcastFixture {
 		fx.seq = append(fx.seq, uint16(1000*(i+1)))
 		fx.pic = append(fx.pic, uint16(100*(i+1)))
 		if i == 0 {
-			fx.track, err = NewTrack(TrackConfig{Layer: f, RID: rid, Clock: fx.clk, OnLayersNeeded: func(rids []string) {
+			fx.track, err = NewTrack(TrackConfig{Layer: f, RID: rid, Clock: fx.clk, OnLayersNeeded: func(needed, unneeded []string) {
 				fx.mu.Lock()
-				fx.needed = append(fx.needed, strings.Join(rids, " "))
+				fx.needed = append(fx.needed, strings.Join(needed, " ")+"/"+strings.Join(unneeded, " "))
 				fx.mu.Unlock()
 			}})
 		} else {
@@ -439,7 +439,7 @@ func TestTrackAnnouncesLayersNeeded(t *testing.T) {
 	if err := other.Close(); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"q", "q f", "q h", "q", "q f", "q h f", "q h"}
+	want := []string{"q/h", "q/h f", "q f/h", "q h/f", "q/h f", "q f/h", "q h f/", "q h/f"}
 	if got := fx.layersNeeded(); !slices.Equal(got, want) {
 		t.Fatalf("layers announced %q, want %q", got, want)
 	}
@@ -455,7 +455,7 @@ func TestTrackAnnouncesLayersNeeded(t *testing.T) {
 	if l := fx.track.Layers(); l[2].Active {
 		t.Fatalf("the top layer is active: %+v", l)
 	}
-	if got := fx.layersNeeded(); got[len(got)-1] != "q f" {
+	if got := fx.layersNeeded(); got[len(got)-1] != "q f/h" {
 		t.Fatalf("layers announced %q, want the top one wanted at last", got)
 	}
 }
