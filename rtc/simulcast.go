@@ -224,6 +224,15 @@ func (t *Track) watch(fwd *Forwarder) {
 func (t *Track) Layers() []LayerInfo {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// A size read since the last check may change the order.
+	if t.order() {
+		for dt := range t.subs {
+			if err := t.selectLocked(dt); err != nil {
+				t.log.Debug("select layer", "err", err)
+			}
+		}
+		t.announceLocked()
+	}
 	out := make([]LayerInfo, len(t.layers))
 	for i, l := range t.layers {
 		w, h := l.fwd.Resolution()
@@ -485,7 +494,9 @@ func (t *Track) check() {
 // order sorts the layers lowest first: by picture size when every layer's
 // is known, else by bitrate, then in the order they came. Rids say
 // nothing reliable about size: each client names its layers its own way.
-func (t *Track) order() {
+// It reports whether the order changed.
+func (t *Track) order() bool {
+	before := slices.Clone(t.layers)
 	bySize := true
 	for _, l := range t.layers {
 		if w, h := l.fwd.Resolution(); w == 0 || h == 0 {
@@ -504,6 +515,7 @@ func (t *Track) order() {
 		}
 		return cmp.Compare(a.added, b.added)
 	})
+	return !slices.Equal(before, t.layers)
 }
 
 // layerOf returns the index of fwd among t's layers, or -1. t.mu is held.
