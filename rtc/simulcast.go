@@ -178,11 +178,28 @@ func (t *Track) AddLayer(fwd *Forwarder, rid string) error {
 	}
 	t.addLayerLocked(fwd, rid)
 	t.order()
-	for dt := range t.subs {
-		t.selectLocked(dt)
+	// Until every layer's size is known the order is a guess: the
+	// subscribers stay where they are, and the next check places them.
+	if t.sizesKnown() {
+		for dt := range t.subs {
+			if err := t.selectLocked(dt); err != nil {
+				t.log.Debug("select layer", "err", err)
+			}
+		}
 	}
 	t.announceLocked()
 	return nil
+}
+
+// sizesKnown reports whether every layer's picture size is known. t.mu
+// is held.
+func (t *Track) sizesKnown() bool {
+	for _, l := range t.layers {
+		if w, _ := l.fwd.Resolution(); w == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (t *Track) addLayerLocked(fwd *Forwarder, rid string) {
@@ -497,12 +514,7 @@ func (t *Track) check() {
 // It reports whether the order changed.
 func (t *Track) order() bool {
 	before := slices.Clone(t.layers)
-	bySize := true
-	for _, l := range t.layers {
-		if w, h := l.fwd.Resolution(); w == 0 || h == 0 {
-			bySize = false
-		}
-	}
+	bySize := t.sizesKnown()
 	slices.SortStableFunc(t.layers, func(a, b *trackLayer) int {
 		if bySize {
 			aw, ah := a.fwd.Resolution()
