@@ -258,25 +258,6 @@ func (t *Track) Layers() []LayerInfo {
 	return out
 }
 
-// Simulcast reports whether the publisher sends the track in more than
-// one layer, or names its one layer with a rid.
-func (t *Track) Simulcast() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.layers) > 1 || t.layers[0].rid != ""
-}
-
-// Stats returns the sum of the layers' Forwarder statistics.
-func (t *Track) Stats() Stats {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var out Stats
-	for _, l := range t.layers {
-		out.add(l.fwd.Stats())
-	}
-	return out
-}
-
 // AddSubscriber makes dt receive this track, from the layer its target
 // picks (see DownTrack.SetTargetLayer). A dt that received another track
 // leaves it, as Forwarder.AddSubscriber.
@@ -546,13 +527,6 @@ func (t *Track) SetMuted(muted bool) {
 	for _, l := range t.layers {
 		l.fwd.SetMuted(muted)
 	}
-}
-
-// Muted reports whether the track is muted.
-func (t *Track) Muted() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.muted
 }
 
 // Done is closed when every layer's read loop has ended.
