@@ -26,10 +26,10 @@ import (
 // VP9 and AV1 scalable streams (SVC: the layers inside one stream) are
 // forwarded whole: they are one layer here.
 //
-// The Track looks at its layers every CheckInterval: a layer that sent
-// nothing for LayerIdleChecks looks in a row is inactive, and its
-// subscribers move to the nearest active one; its bitrate is measured
-// over each interval.
+// The Track looks at its layers every CheckInterval (once it has a rid or
+// a second layer): a layer that sent nothing for LayerIdleChecks looks in
+// a row is inactive, and its subscribers move to the nearest active one;
+// its bitrate is measured over each interval.
 
 // Defaults for a zero TrackConfig.
 const (
@@ -150,9 +150,25 @@ func NewTrack(cfg TrackConfig) (*Track, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.addLayerLocked(cfg.Layer, cfg.RID)
+	if cfg.RID != "" {
+		t.startChecks()
+	}
+	return t, nil
+}
+
+// startChecks starts the layer checks, unless they run: a track sent as
+// one stream without a rid has nothing to choose or tell, and runs none
+// until a second layer comes. t.mu is held.
+func (t *Track) startChecks() {
+	if t.timer != nil {
+		return
+	}
+	for _, l := range t.layers { // the first interval starts now
+		st := l.fwd.Stats()
+		l.packets, l.bytes = st.Packets, st.Bytes
+	}
 	t.lastCheck = t.clk.Now()
 	t.timer = t.clk.AfterFunc(t.every, t.check)
-	return t, nil
 }
 
 // Kind returns audio or video.
@@ -177,6 +193,7 @@ func (t *Track) AddLayer(fwd *Forwarder, rid string) error {
 		return ErrClosed
 	}
 	t.addLayerLocked(fwd, rid)
+	t.startChecks()
 	t.order()
 	// Until every layer's size is known the order is a guess: the
 	// subscribers stay where they are, and the next check places them.

@@ -459,3 +459,34 @@ func TestTrackAnnouncesLayersNeeded(t *testing.T) {
 		t.Fatalf("layers announced %q, want the top one wanted at last", got)
 	}
 }
+
+// TestTrackChecksOnlyLayers: a track sent as one stream without a rid
+// runs no layer checks; a second layer starts them.
+func TestTrackChecksOnlyLayers(t *testing.T) {
+	clk := clock.NewManual(time.Unix(0, 0))
+	layer := func() *Forwarder {
+		f, err := NewForwarder(ForwarderConfig{Track: newChanTrack(vp8Codec), RTCP: &rtcpSink{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	track, err := NewTrack(TrackConfig{Layer: layer(), Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer track.Close()
+	if n := clk.Pending(); n != 0 {
+		t.Fatalf("%d checks armed for a single stream", n)
+	}
+	if err := track.AddLayer(layer(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := clk.Pending(); n != 1 {
+		t.Fatalf("%d checks armed for two layers, want 1", n)
+	}
+	clk.Advance(DefaultLayerCheckInterval)
+	if n := clk.Pending(); n != 1 {
+		t.Fatalf("%d checks armed after one ran, want 1", n)
+	}
+}
