@@ -40,7 +40,7 @@ func NewMetrics() *Metrics {
 	return &Metrics{
 		forwarders:       make(map[*Forwarder]struct{}),
 		downTracks:       make(map[*DownTrack]struct{}),
-		tracks:           d("tracks", "Published tracks being forwarded."),
+		tracks:           d("tracks", "Published streams being forwarded: a track, or each layer of a simulcast track."),
 		subscribers:      d("subscribers", "Down-tracks (one per subscriber per track)."),
 		packetsIn:        d("packets_in_total", "RTP packets received from publishers."),
 		bytesIn:          d("bytes_in_total", "RTP bytes received from publishers."),
