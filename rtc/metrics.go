@@ -53,7 +53,7 @@ func NewMetrics() *Metrics {
 		keyframeReceived: d("keyframe_requests_received_total", "Keyframe requests from subscribers, by type.", "type"),
 		keyframeSent:     d("keyframe_requests_sent_total", "PLIs sent to publishers after throttling."),
 		catchUps:         d("keyframe_catch_ups_total", "Subscriber streams started from a cached keyframe instead of a new one."),
-		layerSwitches:    d("layer_switches_total", "Subscribers' moves from one simulcast layer to another, each on the new layer's keyframe."),
+		layerSwitches:    d("layer_switches_total", "Subscribers' moves from one simulcast layer to another, each on the new layer's keyframe, by direction: to a larger picture, a smaller one, or unknown when a layer's size is not known.", "direction"),
 	}
 }
 
@@ -102,7 +102,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.keyframeReceived, out.FIRs, "fir")
 	counter(m.keyframeSent, in.KeyframeRequests)
 	counter(m.catchUps, out.CatchUps)
-	counter(m.layerSwitches, out.LayerSwitches)
+	counter(m.layerSwitches, out.LayerSwitchesUp, "up")
+	counter(m.layerSwitches, out.LayerSwitchesDown, "down")
+	counter(m.layerSwitches, out.LayerSwitches-out.LayerSwitchesUp-out.LayerSwitchesDown, "unknown")
 }
 
 func (m *Metrics) addForwarder(f *Forwarder) {
