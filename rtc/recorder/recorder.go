@@ -277,4 +277,3 @@ func errOf(op string, err error) error {
 	}
 	return fmt.Errorf("recorder: %s: %w", op, err)
 }
-

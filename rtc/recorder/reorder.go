@@ -1,7 +1,5 @@
 package recorder
 
-
-
 const (
 	// ringSize bounds the packets one track holds while it waits on a
 	// gap: over a second of video at a high bitrate. A packet further
@@ -125,4 +123,3 @@ func (w *writer) lost(ts *trackState) {
 		w.requestKeyframe(ts)
 	}
 }
-

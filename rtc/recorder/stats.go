@@ -29,9 +29,9 @@ type Stats struct {
 // stats are the live counters: written by WriteRTP's callers, the writer
 // and the container's goroutine, read by Stats and Metrics.
 type stats struct {
-	packetsIn, queueDrops, malformed, late, lost  atomic.Uint64
-	nacks, keyframeRequests                       atomic.Uint64
-	framesWritten, framesDropped, bytesWritten    atomic.Uint64
+	packetsIn, queueDrops, malformed, late, lost atomic.Uint64
+	nacks, keyframeRequests                      atomic.Uint64
+	framesWritten, framesDropped, bytesWritten   atomic.Uint64
 }
 
 func (s *stats) snapshot() Stats {

@@ -16,22 +16,22 @@ type trackState struct {
 	dp     depacketizer
 
 	// Timing: see timing.go.
-	tsInit          bool
-	tsLast          uint32
-	tsExt           int64
-	hasBase         bool
-	baseExt         int64
-	baseAt          time.Time
-	hasSR           bool
-	srExt           int64
-	srWall          time.Time
-	hasMs           bool
-	lastMs          int64
-	waitKey, ready  bool
-	lastKeyReq      time.Time
-	width, height   int
-	sps, pps        []byte
-	num             int // track number in the group's open file; 0: none
+	tsInit         bool
+	tsLast         uint32
+	tsExt          int64
+	hasBase        bool
+	baseExt        int64
+	baseAt         time.Time
+	hasSR          bool
+	srExt          int64
+	srWall         time.Time
+	hasMs          bool
+	lastMs         int64
+	waitKey, ready bool
+	lastKeyReq     time.Time
+	width, height  int
+	sps, pps       []byte
+	num            int // track number in the group's open file; 0: none
 }
 
 func newTrackState(t *Track, order int) *trackState {
