@@ -36,6 +36,7 @@ const (
 	itemSR
 	itemTrackAdd
 	itemTrackClose
+	itemBarrier
 )
 
 // item is what goes through the writer's queue; a value, so that a send
@@ -47,6 +48,7 @@ type item struct {
 	ntp     uint64
 	rtpTime uint32
 	at      time.Time
+	ack     chan struct{} // itemBarrier: closed once handled
 }
 
 // Recorder is one recording in progress.
@@ -177,6 +179,17 @@ func (r *Recorder) control(it item) {
 	}
 }
 
+// barrier returns once the writer has handled everything queued before
+// it (or has stopped).
+func (r *Recorder) barrier() {
+	ack := make(chan struct{})
+	r.control(item{kind: itemBarrier, ack: ack})
+	select {
+	case <-ack:
+	case <-r.done:
+	}
+}
+
 // Err returns why the recording stopped by itself (wrapping ErrDiskFull
 // or a write error), or nil.
 func (r *Recorder) Err() error {
@@ -224,6 +237,12 @@ func (r *Recorder) run() {
 		case it := <-r.queue:
 			w.handle(it)
 		case now := <-r.tick:
+			// What was queued before the tick came before it: handle it
+			// first, so that a late writer does not judge a gap lost while
+			// its retransmission waits in the queue.
+			for range len(r.queue) {
+				w.handle(<-r.queue)
+			}
 			w.onTick(now)
 		case <-r.closeCh:
 			r.stopped.Store(true)

@@ -61,7 +61,7 @@ func (w *writer) onSenderReport(ts *trackState, ntp uint64, rtpTime uint32, at t
 func (w *writer) mediaMs(ts *trackState, rtpTime uint32) int64 {
 	ext := ts.unwrap(rtpTime)
 	if !ts.hasBase {
-		ts.hasBase, ts.baseExt, ts.baseAt = true, ext, w.now
+		ts.hasBase, ts.baseExt, ts.baseAt = true, ext, ts.arrival
 	}
 	var at time.Time
 	if ts.hasSR {
