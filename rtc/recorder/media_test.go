@@ -123,9 +123,15 @@ func loadH264(t testing.TB, name string, fps int) []clipFrame {
 type source struct {
 	info   TrackInfo
 	frames []clipFrame
-	delay  time.Duration // network delay of this track's packets
-	until  time.Duration // publish only frames before this (0: all)
-	from   time.Duration // and from this
+	delay  time.Duration    // network delay of this track's packets
+	offset time.Duration    // when the clip starts on the schedule
+	until  time.Duration    // the clip's time at which the track ends (0: at its end)
+	mute   [2]time.Duration // a span of the clip not sent (muted)
+	close  bool             // Close the track after its last frame
+}
+
+func (s source) sends(f clipFrame) bool {
+	return (s.until == 0 || f.at < s.until) && (f.at < s.mute[0] || f.at >= s.mute[1])
 }
 
 func opusInfo(participant, track string) TrackInfo {
@@ -138,14 +144,17 @@ func videoInfo(participant, track, mime string) TrackInfo {
 		Codec: webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 90000}}}
 }
 
-// event is one packet or sender report reaching the recorder.
+// event is one packet or sender report reaching the recorder, or a track
+// being published or closed.
 type event struct {
-	at  time.Duration
-	src int
-	pkt *rtp.Packet
-	sr  bool
-	ntp uint64
-	ts  uint32
+	at    time.Duration
+	src   int
+	pkt   *rtp.Packet
+	sr    bool
+	ntp   uint64
+	ts    uint32
+	add   bool
+	close bool
 }
 
 // impair describes a publisher's bad path.
@@ -184,30 +193,32 @@ func schedule(srcs []source, imp impair) []event {
 		p := rtp.NewPacketizer(1200, 96, ssrc, pay, rtp.NewRandomSequencer(), rate)
 		ts0 := uint32(rng.Uint64())
 		rtpAt := func(d time.Duration) uint32 { return ts0 + uint32(int64(d)*int64(rate)/int64(time.Second)) } //nolint:gosec // wraps on purpose
+		evs = append(evs, event{at: s.offset, src: i, add: true})
+		last := time.Duration(0)
 		for _, f := range s.frames {
-			if f.at < s.from || s.until > 0 && f.at >= s.until {
+			if !s.sends(f) {
 				continue
 			}
-			pkts := p.Packetize(f.data, 0)
-			for _, pk := range pkts {
+			last = f.at
+			for _, pk := range p.Packetize(f.data, 0) {
 				pk.Timestamp = rtpAt(f.at)
-				evs = append(evs, event{at: f.at + s.delay, src: i, pkt: pk})
+				evs = append(evs, event{at: s.offset + f.at + s.delay, src: i, pkt: pk})
 			}
 		}
 		if !imp.noSR {
-			for at := s.from + 500*time.Millisecond; s.until == 0 || at < s.until; at += time.Second {
-				if at > s.frames[len(s.frames)-1].at {
-					break
-				}
-				evs = append(evs, event{at: at + s.delay, src: i, sr: true, ntp: toNTP(epoch.Add(-time.Hour).Add(at)), ts: rtpAt(at)})
+			for at := 500 * time.Millisecond; at <= last; at += time.Second {
+				evs = append(evs, event{at: s.offset + at + s.delay, src: i, sr: true, ntp: toNTP(epoch.Add(-time.Hour).Add(s.offset + at)), ts: rtpAt(at)})
 			}
+		}
+		if s.close {
+			evs = append(evs, event{at: s.offset + last + s.delay + time.Millisecond, src: i, close: true})
 		}
 	}
 	slices.SortStableFunc(evs, func(a, b event) int { return int(a.at - b.at) })
 	// The path's faults.
 	var out []event
 	for _, e := range evs {
-		if e.sr {
+		if e.pkt == nil {
 			out = append(out, e)
 			continue
 		}
@@ -236,6 +247,7 @@ func schedule(srcs []source, imp impair) []event {
 type publisher struct {
 	t      testing.TB
 	r      *Recorder
+	srcs   []source
 	clk    *clock.Manual
 	tracks []*Track
 	start  time.Time
@@ -309,11 +321,21 @@ func (p *publisher) deliver(e event) {
 	if d := p.start.Add(e.at).Sub(p.clk.Now()); d > 0 {
 		p.clk.Advance(d)
 	}
-	tr := p.tracks[e.src]
-	if e.sr {
-		tr.WriteSenderReport(e.ntp, e.ts)
-	} else {
-		tr.WriteRTP(e.pkt)
+	switch {
+	case e.add:
+		tr, err := p.r.AddTrack(p.srcs[e.src].info)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		p.mu.Lock()
+		p.tracks[e.src] = tr
+		p.mu.Unlock()
+	case e.close:
+		p.tracks[e.src].Close()
+	case e.sr:
+		p.tracks[e.src].WriteSenderReport(e.ntp, e.ts)
+	default:
+		p.tracks[e.src].WriteRTP(e.pkt)
 	}
 	// The writer is a goroutine of its own: wait for it, so that what it
 	// asks for (NACKs) is known before the next event, as it would be on a
@@ -336,16 +358,8 @@ func record(t *testing.T, cfg Config, srcs []source, imp impair) ([]File, *Recor
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub.r = r
-	pub.mu.Lock()
-	for _, s := range srcs {
-		tr, err := r.AddTrack(s.info)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pub.tracks = append(pub.tracks, tr)
-	}
-	pub.mu.Unlock()
+	t.Cleanup(func() { _, _ = r.Close(context.Background()) })
+	pub.r, pub.srcs, pub.tracks = r, srcs, make([]*Track, len(srcs))
 	pub.run(schedule(srcs, imp))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
