@@ -305,11 +305,11 @@ func scanClusters(f *os.File, h header, n int64) clusterScan {
 		whole := true
 		for c < cend {
 			ce, err := readElement(f, c, n)
+			if err == nil && topLevel(ce.id) {
+				break // the next cluster (whose size may be unknown), or the cues
+			}
 			if err != nil || ce.size < 0 {
 				whole = false
-				break
-			}
-			if topLevel(ce.id) {
 				break
 			}
 			switch ce.id {
@@ -341,7 +341,9 @@ func scanClusters(f *os.File, h header, n int64) clusterScan {
 			c = ce.end()
 			s.end = c
 		}
-		if whole && tc >= 0 && cueTrack != 0 {
+		// A cluster cut short keeps its whole blocks (Finalize cuts the
+		// rest), so it gets its cue too.
+		if tc >= 0 && cueTrack != 0 {
 			s.cues = append(s.cues, webm.CuePoint{
 				CueTime:           uint64(tc),
 				CueTrackPositions: []webm.CueTrackPosition{{CueTrack: cueTrack, CueClusterPosition: uint64(e.off - h.segData)}}, //nolint:gosec // positive

@@ -1,6 +1,8 @@
 package recorder
 
 import (
+	"bytes"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -39,6 +41,17 @@ func TestRecordVP8OpusPerParticipant(t *testing.T) {
 		t.Fatalf("File.Duration %v, published %v", f.Duration, want)
 	}
 	decodesClean(t, filepath.Join(dir, f.Name))
+	// Close finished the file: Finalize finds nothing to change.
+	before, err := os.ReadFile(filepath.Join(dir, f.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Finalize(filepath.Join(dir, f.Name)); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, f.Name)); !bytes.Equal(after, before) {
+		t.Fatal("Finalize changed a file Close finished")
+	}
 	if s := r.Stats(); s.Lost != 0 || s.QueueDrops != 0 || s.FramesDropped != 0 || s.FramesWritten != uint64(len(vp8)+len(opus)) {
 		t.Fatalf("stats %+v", s)
 	}
