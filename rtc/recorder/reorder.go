@@ -36,6 +36,15 @@ func (w *writer) onPacket(ts *trackState, b *pktBuf) {
 		ro.started, ro.ssrc, ro.next, ro.high = true, b.ssrc, b.seq, b.seq-1
 	}
 	d := int16(b.seq - ro.next)
+	if d <= -ringSize {
+		// Far behind anything a retransmission could bring: the stream
+		// was restarted under the same SSRC.
+		w.flushReorder(ts)
+		ro.next, ro.high = b.seq, b.seq-1
+		ts.restartTiming()
+		w.lost(ts)
+		d = 0
+	}
 	if d < 0 {
 		w.r.stats.late.Add(1)
 		pktPool.Put(b)
