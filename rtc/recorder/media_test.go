@@ -189,7 +189,7 @@ func schedule(srcs []source, imp impair) []event {
 		case webrtc.MimeTypeH264:
 			pay = &codecs.H264Payloader{}
 		}
-		ssrc := uint32(1000 + i) //nolint:gosec // small
+		ssrc := uint32(1000 + i)                                                                       //nolint:gosec // small
 		p := rtp.NewPacketizer(1200, 96, ssrc, pay, rtp.NewFixedSequencer(uint16(rng.Uint64())), rate) //nolint:gosec // any start
 		ts0 := uint32(rng.Uint64())
 		rtpAt := func(d time.Duration) uint32 { return ts0 + uint32(int64(d)*int64(rate)/int64(time.Second)) } //nolint:gosec // wraps on purpose
