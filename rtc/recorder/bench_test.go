@@ -15,19 +15,27 @@ import (
 	"github.com/troupe-media/troupe/internal/leaktest"
 )
 
-// WriteRTP is on the forwarding path: it allocates nothing once the
-// buffer pool is warm, that is once the writer keeps up.
-func TestWriteRTPAllocatesNothing(t *testing.T) {
-	leaktest.Check(t)
+// opusRecorder is a recorder (on the system clock) of one Opus track,
+// closed when the test ends.
+func opusRecorder(t testing.TB) (*Recorder, *Track) {
+	t.Helper()
 	r, err := New(Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _, _ = r.Close(context.Background()) }()
+	t.Cleanup(func() { _, _ = r.Close(context.Background()) })
 	tr, err := r.AddTrack(opusInfo("kim", "a1"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r, tr
+}
+
+// WriteRTP is on the forwarding path: it allocates nothing once the
+// buffer pool is warm, that is once the writer keeps up.
+func TestWriteRTPAllocatesNothing(t *testing.T) {
+	leaktest.Check(t)
+	r, tr := opusRecorder(t)
 	p := &rtp.Packet{Header: rtp.Header{SSRC: 1, PayloadType: 111}, Payload: make([]byte, 80)}
 	p.Payload[0] = 0x78 // an Opus TOC byte
 	write := func() {
@@ -48,15 +56,7 @@ func TestWriteRTPAllocatesNothing(t *testing.T) {
 // copy into a pooled buffer and a queue send. The writer is waited for
 // (timer stopped) every 1024 packets, as if packets came at a real rate.
 func BenchmarkWriteRTP(b *testing.B) {
-	r, err := New(Config{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _, _ = r.Close(context.Background()) }()
-	tr, err := r.AddTrack(opusInfo("kim", "a1"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	r, tr := opusRecorder(b)
 	p := &rtp.Packet{Header: rtp.Header{SSRC: 1, PayloadType: 111}, Payload: make([]byte, 1100)}
 	b.SetBytes(int64(len(p.Payload)))
 	b.ReportAllocs()

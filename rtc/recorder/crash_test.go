@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
-	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/internal/leaktest"
 )
 
@@ -19,20 +18,14 @@ import (
 // and leaves it running: the file is as a crash would leave it.
 func startRecording(t testing.TB, dir string) *Recorder {
 	t.Helper()
-	clk := clock.NewManual(epoch)
-	pub := newPublisher(t, clk)
-	r, err := New(Config{Dir: dir, Clock: clk, QueueLen: 1 << 16, RequestNACK: pub.onNACK})
-	if err != nil {
-		t.Fatal(err)
-	}
 	srcs := []source{
 		{info: opusInfo("gil", "a1"), frames: loadOgg(t, "opus.ogg")},
 		{info: videoInfo("gil", "v1", webrtc.MimeTypeVP8), frames: loadIVF(t, "vp8.ivf")},
 	}
-	pub.r, pub.srcs, pub.tracks = r, srcs, make([]*Track, len(srcs))
+	r, pub := publishing(t, Config{Dir: dir}, srcs)
 	pub.run(schedule(srcs, impair{}))
 	// Let the last second go out of the interleaving hold.
-	clk.Advance(time.Second)
+	pub.clk.Advance(time.Second)
 	r.barrier()
 	return r
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/pion/webrtc/v4"
-	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/internal/leaktest"
 	"golang.org/x/sys/unix"
 )
@@ -46,17 +45,11 @@ func TestRecordDiskFull(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			leaktest.Check(t)
 			dir := smallDisk(t, tc.size)
-			clk := clock.NewManual(epoch)
-			pub := newPublisher(t, clk)
-			r, err := New(Config{Dir: dir, Clock: clk, QueueLen: 1 << 16, MinFreeBytes: tc.minFree})
-			if err != nil {
-				t.Fatal(err)
-			}
 			srcs := []source{
 				{info: opusInfo("hal", "a1"), frames: loadOgg(t, "opus.ogg")},
 				{info: videoInfo("hal", "v1", webrtc.MimeTypeVP8), frames: loadIVF(t, "vp8.ivf")},
 			}
-			pub.r, pub.srcs, pub.tracks = r, srcs, make([]*Track, len(srcs))
+			r, pub := publishing(t, Config{Dir: dir, MinFreeBytes: tc.minFree}, srcs)
 			pub.run(schedule(srcs, impair{}))
 			<-r.Done() // it stopped by itself
 			if !errors.Is(r.Err(), ErrDiskFull) {

@@ -343,8 +343,10 @@ func (p *publisher) deliver(e event) {
 	p.r.barrier()
 }
 
-// record publishes srcs into a new recorder and returns its files.
-func record(t *testing.T, cfg Config, srcs []source, imp impair) ([]File, *Recorder) {
+// publishing makes a recorder on a manual clock and a publisher of srcs
+// that answers its NACKs; cfg's Clock, QueueLen (room for every packet)
+// and RequestNACK are set here. The recorder is closed when the test ends.
+func publishing(t testing.TB, cfg Config, srcs []source) (*Recorder, *publisher) {
 	t.Helper()
 	clk := clock.NewManual(epoch)
 	pub := newPublisher(t, clk)
@@ -360,6 +362,13 @@ func record(t *testing.T, cfg Config, srcs []source, imp impair) ([]File, *Recor
 	}
 	t.Cleanup(func() { _, _ = r.Close(context.Background()) })
 	pub.r, pub.srcs, pub.tracks = r, srcs, make([]*Track, len(srcs))
+	return r, pub
+}
+
+// record publishes srcs into a new recorder and returns its files.
+func record(t *testing.T, cfg Config, srcs []source, imp impair) ([]File, *Recorder) {
+	t.Helper()
+	r, pub := publishing(t, cfg, srcs)
 	pub.run(schedule(srcs, imp))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

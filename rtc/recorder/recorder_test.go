@@ -119,17 +119,12 @@ func TestRecordStreamRestart(t *testing.T) {
 		t.Run(fmt.Sprint("ssrc ", ssrc), func(t *testing.T) {
 			leaktest.Check(t)
 			dir := t.TempDir()
-			clk := clock.NewManual(epoch)
-			pub := newPublisher(t, clk)
 			var keyframes int
-			r, err := New(Config{Dir: dir, Clock: clk, QueueLen: 1 << 16, Layout: PerTrack, RequestKeyframe: func(string) { keyframes++ }})
-			if err != nil {
-				t.Fatal(err)
-			}
+			first := source{info: videoInfo("jo", "v1", webrtc.MimeTypeVP8), frames: vp8, until: 2 * time.Second}
+			r, pub := publishing(t, Config{Dir: dir, Layout: PerTrack, RequestKeyframe: func(string) { keyframes++ }}, []source{first})
 			// The same track from two streams: the first 2 s, then from
 			// 2.5 s with another sequence and timestamp, starting on a
 			// delta frame.
-			first := source{info: videoInfo("jo", "v1", webrtc.MimeTypeVP8), frames: vp8, until: 2 * time.Second}
 			second := source{info: videoInfo("jo", "v1", webrtc.MimeTypeVP8), frames: vp8[75:]}
 			evs := schedule([]source{first}, impair{seed: 1})
 			for _, e := range schedule([]source{second}, impair{seed: 2}) {
@@ -141,7 +136,6 @@ func TestRecordStreamRestart(t *testing.T) {
 				}
 				evs = append(evs, e)
 			}
-			pub.r, pub.srcs, pub.tracks = r, []source{first}, make([]*Track, 1)
 			pub.run(evs)
 			files, err := r.Close(context.Background())
 			if err != nil || len(files) != 1 {

@@ -81,12 +81,8 @@ func (w *writer) onPacket(ts *trackState, b *pktBuf) {
 func (w *writer) drain(ts *trackState) {
 	ro := &ts.ro
 	for ro.count > 0 {
-		if b := ro.ring[ro.next&ringMask]; b != nil {
-			ro.ring[ro.next&ringMask] = nil
-			ro.count--
-			ro.next++
-			w.depacketize(ts, b)
-			pktPool.Put(b)
+		if ro.ring[ro.next&ringMask] != nil {
+			w.release(ts, ro.pop())
 			continue
 		}
 		// A gap: find the first packet after it.
@@ -108,17 +104,32 @@ func (w *writer) drain(ts *trackState) {
 func (w *writer) flushReorder(ts *trackState) {
 	ro := &ts.ro
 	for ro.count > 0 {
-		if b := ro.ring[ro.next&ringMask]; b != nil {
-			ro.ring[ro.next&ringMask] = nil
-			ro.count--
-			w.depacketize(ts, b)
-			pktPool.Put(b)
+		if b := ro.pop(); b != nil {
+			w.release(ts, b)
 		} else {
 			w.r.stats.lost.Add(1)
 			w.lost(ts)
 		}
-		ro.next++
 	}
+}
+
+// pop takes the packet due next out of the ring (nil: it is missing).
+func (ro *reorder) pop() *pktBuf {
+	slot := &ro.ring[ro.next&ringMask]
+	b := *slot
+	if b != nil {
+		*slot = nil
+		ro.count--
+	}
+	ro.next++
+	return b
+}
+
+// release hands a packet in sequence to the depacketizer and its buffer
+// back to the pool.
+func (w *writer) release(ts *trackState, b *pktBuf) {
+	w.depacketize(ts, b)
+	pktPool.Put(b)
 }
 
 // lost is told of a gap: the frame being built is dropped, and a video
