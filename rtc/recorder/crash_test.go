@@ -74,6 +74,10 @@ func TestRecordSIGKILL(t *testing.T) {
 		len(out) > 0 && !strings.Contains(string(out), "File ended prematurely") {
 		t.Fatalf("the killed recording does not play: %v\n%s", err, out)
 	}
+	// Its header's duration was kept near the truth while it was written.
+	if d := ffprobe(t, path).duration(t); d < 2*time.Second {
+		t.Fatalf("the killed recording says it lasts %v", d)
+	}
 	if err := Finalize(path); err != nil {
 		t.Fatal(err)
 	}

@@ -186,6 +186,8 @@ func schedule(srcs []source, imp impair) []event {
 			pay, rate = &codecs.OpusPayloader{}, 48000
 		case webrtc.MimeTypeVP8:
 			pay = &codecs.VP8Payloader{EnablePictureID: true}
+		case webrtc.MimeTypeVP9:
+			pay = &codecs.VP9Payloader{}
 		case webrtc.MimeTypeH264:
 			pay = &codecs.H264Payloader{}
 		}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,24 +14,33 @@ import (
 )
 
 func TestRecordVP8OpusPerParticipant(t *testing.T) {
+	testRecordWebM(t, webrtc.MimeTypeVP8, "vp8.ivf")
+}
+
+func TestRecordVP9OpusPerParticipant(t *testing.T) {
+	testRecordWebM(t, webrtc.MimeTypeVP9, "vp9.ivf")
+}
+
+func testRecordWebM(t *testing.T, mime, clip string) {
 	leaktest.Check(t)
 	needFFmpeg(t)
-	vp8, opus := loadIVF(t, "vp8.ivf"), loadOgg(t, "opus.ogg")
+	vp8, opus := loadIVF(t, clip), loadOgg(t, "opus.ogg")
+	codec := strings.ToLower(strings.TrimPrefix(mime, "video/"))
 	dir := t.TempDir()
 	files, r := record(t, Config{Dir: dir}, []source{
 		{info: opusInfo("alice", "a1"), frames: opus},
-		{info: videoInfo("alice", "v1", webrtc.MimeTypeVP8), frames: vp8},
+		{info: videoInfo("alice", "v1", mime), frames: vp8},
 	}, impair{})
 	if len(files) != 1 {
 		t.Fatalf("files %+v, want one", files)
 	}
 	f := files[0]
 	if f.Name != "alice.webm" || f.Container != "webm" || f.ParticipantID != "alice" || f.Identity != "id-alice" ||
-		!slices.Equal(f.TrackIDs, []string{"a1", "v1"}) || !slices.Equal(f.Codecs, []string{"opus", "vp8"}) || f.Size == 0 {
+		!slices.Equal(f.TrackIDs, []string{"a1", "v1"}) || !slices.Equal(f.Codecs, []string{"opus", codec}) || f.Size == 0 {
 		t.Fatalf("file %+v", f)
 	}
 	p := ffprobe(t, filepath.Join(dir, f.Name))
-	if !slices.Equal(p.codecs(), []string{"opus", "vp8"}) {
+	if !slices.Equal(p.codecs(), []string{"opus", codec}) {
 		t.Fatalf("streams %v", p.codecs())
 	}
 	want := max(span(opus), span(vp8))

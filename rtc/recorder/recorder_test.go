@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/internal/leaktest"
 )
@@ -146,5 +147,52 @@ func TestRecordStreamRestart(t *testing.T) {
 				t.Fatalf("the new stream's delta frames were written (%+v, %d keyframe requests)", s, keyframes)
 			}
 		})
+	}
+}
+
+// gathered reads reg's series by name (and label values, after a '/').
+func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]float64{}
+	for _, f := range families {
+		for _, s := range f.GetMetric() {
+			name := f.GetName()
+			for _, l := range s.GetLabel() {
+				name += "/" + l.GetValue()
+			}
+			values[name] = s.GetCounter().GetValue() + s.GetGauge().GetValue()
+		}
+	}
+	return values
+}
+
+func TestMetricsCountRecordings(t *testing.T) {
+	leaktest.Check(t)
+	m := NewMetrics()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(m)
+	r, pub := publishing(t, Config{Metrics: m}, []source{{info: opusInfo("lee", "a1"), frames: loadOgg(t, "opus.ogg")}})
+	if n := gathered(t, reg)["troupe_recorder_recordings"]; n != 1 {
+		t.Fatalf("%v recordings while one runs", n)
+	}
+	pub.run(schedule(pub.srcs, impair{}))
+	if _, err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := r.Stats()
+	values := gathered(t, reg)
+	for name, v := range map[string]uint64{
+		"troupe_recorder_recordings":           0, // closed, and its counts kept
+		"troupe_recorder_packets_total":        want.PacketsIn,
+		"troupe_recorder_frames_total/written": want.FramesWritten,
+		"troupe_recorder_bytes_written_total":  want.BytesWritten,
+	} {
+		if values[name] != float64(v) || name != "troupe_recorder_recordings" && v == 0 {
+			t.Errorf("%s = %v, want %d", name, values[name], v)
+		}
 	}
 }
