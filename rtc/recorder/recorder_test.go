@@ -196,3 +196,19 @@ func TestMetricsCountRecordings(t *testing.T) {
 		}
 	}
 }
+
+func TestParseLayout(t *testing.T) {
+	for s, want := range map[string]Layout{"": PerParticipant, "participant": PerParticipant, "track": PerTrack} {
+		if got, err := ParseLayout(s); err != nil || got != want {
+			t.Errorf("ParseLayout(%q) = %v, %v", s, got, err)
+		}
+		if s != "" && want.String() != s {
+			t.Errorf("%v.String() = %q", want, want.String())
+		}
+	}
+	for _, s := range []string{"composite", "Track", "grid"} {
+		if _, err := ParseLayout(s); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("ParseLayout(%q) = %v", s, err)
+		}
+	}
+}
