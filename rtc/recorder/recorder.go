@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/troupe-media/troupe/internal/clock"
 )
 
 // File is one file a recording wrote.
@@ -69,7 +71,7 @@ type Recorder struct {
 	err      error
 	files    []File
 	tickStop bool
-	tickT    interface{ Stop() bool }
+	tickT    clock.Timer
 
 	tick chan time.Time
 	w    *writer // owned by the run goroutine
