@@ -119,18 +119,11 @@ func benchRecord(b *testing.B, participants int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	base := liveHeap()
 	tracks := make([]*Track, 2*participants)
 	var evs []event // every participant's 4 s, in time order
 	count := make([]int, len(tracks))
 	for i := range participants {
-		id := fmt.Sprint("p", i)
-		for j, info := range []TrackInfo{opusInfo(id, id+"-a"), videoInfo(id, id+"-v", webrtc.MimeTypeVP8)} {
-			if tracks[2*i+j], err = r.AddTrack(info); err != nil {
-				b.Fatal(err)
-			}
-		}
-		for _, e := range clipPackets(b, id) {
+		for _, e := range clipPackets(b, fmt.Sprint("p", i)) {
 			if e.pkt != nil {
 				e.src += 2 * i
 				count[e.src]++
@@ -139,6 +132,15 @@ func benchRecord(b *testing.B, participants int) {
 		}
 	}
 	slices.SortStableFunc(evs, func(a, b event) int { return int(a.at - b.at) })
+	base := liveHeap() // with the packets to send, without the tracks
+	for i := range participants {
+		id := fmt.Sprint("p", i)
+		for j, info := range []TrackInfo{opusInfo(id, id+"-a"), videoInfo(id, id+"-v", webrtc.MimeTypeVP8)} {
+			if tracks[2*i+j], err = r.AddTrack(info); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	const clipLen = 4 * time.Second
 	packets, rounds := 0, 0
 	var heap uint64
