@@ -26,8 +26,11 @@ import (
 	"github.com/troupe-media/troupe/internal/clock"
 )
 
-// The tests publish the clips in testdata (see make.sh) as a WebRTC
-// publisher would: real encoded frames, packetized by pion.
+// The tests publish the clips in testdata as a WebRTC publisher would:
+// real encoded frames, packetized by pion. The clips were made once with
+// Debian's ffmpeg:
+//
+//go:generate sh -c "cd testdata && sh make.sh"
 
 var epoch = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 
