@@ -212,3 +212,33 @@ func TestParseLayout(t *testing.T) {
 		}
 	}
 }
+
+// WriteRTP never waits for the writer: with the writer busy (here held in
+// the keyframe request it makes for a new video track) and its queue
+// full, packets are dropped and counted.
+func TestWriteRTPDropsWhenQueueFull(t *testing.T) {
+	leaktest.Check(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	r, err := New(Config{Dir: t.TempDir(), QueueLen: 4, RequestKeyframe: func(string) {
+		close(entered)
+		<-release
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := r.AddTrack(videoInfo("max", "v1", webrtc.MimeTypeVP8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	for i := range 10 {
+		tr.WriteRTP(&rtp.Packet{Header: rtp.Header{SequenceNumber: uint16(i)}, Payload: []byte{0x10, 0}})
+	}
+	if s := r.Stats(); s.QueueDrops != 6 || s.PacketsIn != 10 {
+		t.Fatalf("stats %+v: want 4 queued and 6 dropped", s)
+	}
+	close(release)
+	if _, err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
