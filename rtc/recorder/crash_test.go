@@ -3,6 +3,7 @@ package recorder
 import (
 	"bufio"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,5 +150,29 @@ func TestFinalizeRefusesOtherFiles(t *testing.T) {
 	}
 	if err := Finalize(filepath.Join(dir, "missing")); err == nil {
 		t.Fatal("Finalize of a missing file succeeded")
+	}
+}
+
+// Files lists a file while it is written, and what Close returned after.
+func TestFilesWhileRecording(t *testing.T) {
+	leaktest.Check(t)
+	r := startRecording(t, t.TempDir())
+	ctx := context.Background()
+	files, err := r.Files(ctx)
+	if err != nil || len(files) != 1 || files[0].Name != "gil.webm" || files[0].Size == 0 || files[0].Duration < 3*time.Second {
+		t.Fatalf("Files while recording = %+v, %v", files, err)
+	}
+	closed, err := r.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := r.Files(ctx)
+	if err != nil || len(after) != 1 || after[0].Name != closed[0].Name || after[0].Size != closed[0].Size || after[0].Size < files[0].Size {
+		t.Fatalf("Files after Close = %+v, %v; Close returned %+v", after, err, closed)
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := r.Files(canceled); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Files with a canceled context: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -281,6 +284,16 @@ func (w *writer) closeFile(g *group) {
 			w.r.log.Warn("recording file not repaired", "file", f.name, "err", rerr)
 		}
 	}
+	file, err := g.describe(f)
+	if err != nil {
+		w.fail(err)
+	}
+	w.files = append(w.files, file)
+	w.r.log.Debug("recording file closed", "file", f.name, "size", file.Size, "duration", file.Duration)
+}
+
+// describe lists f, one of g's files, as it is now.
+func (g *group) describe(f *mkvFile) (File, error) {
 	file := File{
 		Name:          f.name,
 		ParticipantID: g.participantID,
@@ -293,11 +306,20 @@ func (w *writer) closeFile(g *group) {
 		file.TrackIDs = append(file.TrackIDs, ts.t.info.TrackID)
 		file.Codecs = append(file.Codecs, ts.codec.String())
 	}
-	if st, err := os.Stat(f.path); err == nil {
-		file.Size = st.Size()
-	} else {
-		w.fail(fmt.Errorf("recorder: stat %s: %w", f.name, err))
+	st, err := os.Stat(f.path)
+	if err != nil {
+		return file, fmt.Errorf("recorder: stat %s: %w", f.name, err)
 	}
-	w.files = append(w.files, file)
-	w.r.log.Debug("recording file closed", "file", f.name, "size", file.Size, "duration", file.Duration)
+	file.Size = st.Size()
+	return file, nil
+}
+
+// sortFiles puts files in the order they start (then by name).
+func sortFiles(files []File) {
+	slices.SortFunc(files, func(a, b File) int {
+		if c := cmp.Compare(a.Start, b.Start); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,7 @@ const (
 	itemTrackAdd
 	itemTrackClose
 	itemBarrier
+	itemFiles
 )
 
 // item is what goes through the writer's queue; a value, so that a send
@@ -51,6 +53,7 @@ type item struct {
 	rtpTime uint32
 	at      time.Time
 	ack     chan struct{} // itemBarrier: closed once handled
+	files   chan []File   // itemFiles: gets the list
 }
 
 // Recorder is one recording in progress.
@@ -192,6 +195,29 @@ func (r *Recorder) barrier() {
 	}
 }
 
+// Files lists the recording's files so far: those finished, and those
+// being written as they are now (their size and duration grow). Once the
+// recorder has stopped it lists what Close returns.
+func (r *Recorder) Files(ctx context.Context) ([]File, error) {
+	reply := make(chan []File, 1)
+	select {
+	case r.queue <- item{kind: itemFiles, files: reply}:
+	case <-r.done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("recorder: files: %w", ctx.Err())
+	}
+	select {
+	case files := <-reply:
+		return files, nil
+	case <-r.done:
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return slices.Clone(r.files), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("recorder: files: %w", ctx.Err())
+	}
+}
+
 // Err returns why the recording stopped by itself (wrapping ErrDiskFull
 // or a write error), or nil.
 func (r *Recorder) Err() error {
@@ -283,6 +309,7 @@ func (r *Recorder) finish(files []File, err error) {
 	if err == nil {
 		err = r.w.failure()
 	}
+	sortFiles(files)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.files = files

@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,6 +96,8 @@ func (w *writer) handle(it item) {
 		}
 	case itemBarrier:
 		close(it.ack)
+	case itemFiles:
+		it.files <- w.snapshot()
 	}
 }
 
@@ -258,4 +261,18 @@ func (w *writer) fileName(base, ext string) string {
 			return name
 		}
 	}
+}
+
+// snapshot lists the files finished and those being written.
+func (w *writer) snapshot() []File {
+	files := slices.Clone(w.files)
+	for _, g := range w.groups {
+		if g.file != nil {
+			if f, err := g.describe(g.file); err == nil {
+				files = append(files, f)
+			}
+		}
+	}
+	sortFiles(files)
+	return files
 }
