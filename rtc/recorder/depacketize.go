@@ -109,6 +109,10 @@ func (w *writer) endFrame(ts *trackState) {
 		if key {
 			ts.vp8Size(d.buf)
 		}
+	case codecVP9:
+		if key {
+			ts.vp9Size(d.buf)
+		}
 	case codecH264:
 		key = ts.scanH264(d.buf)
 	}
@@ -125,6 +129,65 @@ func (ts *trackState) vp8Size(f []byte) {
 	}
 	ts.width = int(binary.LittleEndian.Uint16(f[6:]) & 0x3fff)
 	ts.height = int(binary.LittleEndian.Uint16(f[8:]) & 0x3fff)
+}
+
+// vp9Size reads the picture size from a VP9 keyframe's uncompressed
+// header (VP9 bitstream specification 6.2): frame marker, profile,
+// show_existing_frame, frame type, show_frame, error_resilient_mode, the
+// sync code, the color config, then the width and height less one, 16
+// bits each. Players need it in the file's track (browsers refuse a video
+// track without it).
+func (ts *trackState) vp9Size(f []byte) {
+	b := bitReader{data: f}
+	if b.read(2) != 2 { // frame_marker
+		return
+	}
+	profile := b.read(1) | b.read(1)<<1
+	if profile == 3 {
+		b.read(1)
+	}
+	if b.read(1) == 1 || b.read(1) != 0 { // show_existing_frame, frame_type (0: key)
+		return
+	}
+	b.read(2) // show_frame, error_resilient_mode
+	if b.read(24) != 0x498342 {
+		return
+	}
+	if profile >= 2 {
+		b.read(1) // ten_or_twelve_bit
+	}
+	if cs := b.read(3); cs != 7 { // not sRGB
+		b.read(1) // color_range
+		if profile == 1 || profile == 3 {
+			b.read(3) // subsampling_x, subsampling_y, reserved_zero
+		}
+	} else if profile == 1 || profile == 3 {
+		b.read(1)
+	}
+	w, h := b.read(16)+1, b.read(16)+1
+	if !b.short {
+		ts.width, ts.height = int(w), int(h)
+	}
+}
+
+// bitReader reads big-endian bit fields; reading past the end sets short.
+type bitReader struct {
+	data  []byte
+	pos   int // in bits
+	short bool
+}
+
+func (b *bitReader) read(n int) uint32 {
+	var v uint32
+	for range n {
+		if b.pos >= 8*len(b.data) {
+			b.short = true
+			return 0
+		}
+		v = v<<1 | uint32(b.data[b.pos/8]>>(7-b.pos%8)&1)
+		b.pos++
+	}
+	return v
 }
 
 // scanH264 walks an access unit's length-prefixed NAL units: it keeps the

@@ -39,6 +39,9 @@ func testRecordWebM(t *testing.T, mime, clip string) {
 		!slices.Equal(f.TrackIDs, []string{"a1", "v1"}) || !slices.Equal(f.Codecs, []string{"opus", codec}) || f.Size == 0 {
 		t.Fatalf("file %+v", f)
 	}
+	if w, h := videoSize(t, filepath.Join(dir, f.Name)); w != 320 || h != 240 {
+		t.Fatalf("the video track declares %dx%d, want 320x240", w, h)
+	}
 	p := ffprobe(t, filepath.Join(dir, f.Name))
 	if !slices.Equal(p.codecs(), []string{"opus", codec}) {
 		t.Fatalf("streams %v", p.codecs())
@@ -159,4 +162,61 @@ func TestRecordImpairedPath(t *testing.T) {
 			}
 		})
 	}
+}
+
+// videoSize reads the picture size the file's video track declares (the
+// Video element of its TrackEntry, which browsers require).
+func videoSize(t *testing.T, path string) (w, h uint64) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := st.Size()
+	// children walks the elements inside e and calls fn for each.
+	children := func(e element, fn func(element)) {
+		for c := e.dataOff; c < e.end(); {
+			ce, err := readElement(f, c, n)
+			if err != nil || ce.size < 0 {
+				t.Fatalf("element at %d: %v", c, err)
+			}
+			fn(ce)
+			c = ce.end()
+		}
+	}
+	ebmlHeader, err := readElement(f, 0, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg, _ := readElement(f, ebmlHeader.end(), n)
+	for off := seg.dataOff; off < n; {
+		e, err := readElement(f, off, n)
+		if err != nil || e.id == idCluster {
+			break
+		}
+		if e.id == idTracks {
+			children(e, func(entry element) {
+				children(entry, func(v element) {
+					if v.id != 0xE0 { // Video
+						return
+					}
+					children(v, func(d element) {
+						switch d.id {
+						case 0xB0:
+							w, _ = readUint(f, d)
+						case 0xBA:
+							h, _ = readUint(f, d)
+						}
+					})
+				})
+			})
+		}
+		off = e.end()
+	}
+	return w, h
 }
