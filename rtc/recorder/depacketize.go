@@ -209,6 +209,9 @@ func (ts *trackState) scanH264(au []byte) bool {
 		case 7:
 			if len(nal) >= 4 {
 				ts.sps = append(ts.sps[:0], nal...)
+				if w, h, ok := h264Size(nal); ok {
+					ts.width, ts.height = w, h
+				}
 			}
 		case 8:
 			ts.pps = append(ts.pps[:0], nal...)

@@ -97,6 +97,9 @@ func TestRecordH264OpusPerTrack(t *testing.T) {
 			if f.Container != "mkv" || !slices.Equal(p.codecs(), []string{"h264"}) {
 				t.Fatalf("%s: %+v, streams %v", f.Name, f, p.codecs())
 			}
+			if w, h := videoSize(t, filepath.Join(dir, f.Name)); w != 320 || h != 240 {
+				t.Fatalf("the video track declares %dx%d, want 320x240", w, h)
+			}
 		default:
 			t.Fatalf("file %+v", f)
 		}
