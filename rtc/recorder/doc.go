@@ -23,10 +23,17 @@
 // report. Each File says where it starts on that clock (File.Start), and
 // its segment carries that instant as its DateUTC.
 //
-// Files are written with unknown-size segment and clusters, so that one
-// cut short (a crash, SIGKILL, a full disk) still plays; Close writes the
-// cues and the duration, and Finalize does for a file left by a crash what
-// Close would have.
+// Files are written with unknown-size segment and clusters, and their
+// header's duration is kept near the truth as they grow, so that one cut
+// short (a crash, SIGKILL, a full disk) still plays; Close writes the cues
+// and the exact duration, and Finalize does for a file left by a crash
+// what Close would have. Files lists a recording's files while it runs.
+//
+// A disk with less free space than Config.MinFreeBytes, or a failed
+// write, stops the recording by itself (Done, Err: ErrDiskFull or the
+// write error) with its files finished. Stats and a Prometheus collector
+// (Metrics) count packets, drops by reason, losses, NACKs, keyframe
+// requests, frames and bytes.
 //
 // The package imports pion and ebml-go, never actors or HTTP.
 package recorder
