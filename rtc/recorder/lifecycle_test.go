@@ -69,3 +69,23 @@ func TestRecordMuteRejoinLateTrack(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// A recording continued by a new recorder in the same directory (after a
+// restart) writes the next parts, never over the files already there.
+func TestRecordContinuesInSameDir(t *testing.T) {
+	leaktest.Check(t)
+	needFFmpeg(t)
+	opus := loadOgg(t, "opus.ogg")
+	dir := t.TempDir()
+	var names []string
+	for range 2 {
+		files, _ := record(t, Config{Dir: dir}, []source{{info: opusInfo("una", "a1"), frames: opus}}, impair{})
+		for _, f := range files {
+			names = append(names, f.Name)
+			decodesClean(t, filepath.Join(dir, f.Name))
+		}
+	}
+	if !slices.Equal(names, []string{"una.webm", "una-2.webm"}) {
+		t.Fatalf("files %v", names)
+	}
+}

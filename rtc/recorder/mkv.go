@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -25,6 +26,8 @@ const (
 	cuesReserve = 64 << 10
 	clusterMin  = 500  // ms: a video keyframe sooner does not start a cluster
 	clusterMax  = 5000 // ms: the longest cluster (and audio-only clusters)
+	// maxParts bounds the names tried for one file.
+	maxParts = 1000
 )
 
 // trackEntry is the Matroska TrackEntry the recorder writes (ebml-go's
@@ -175,9 +178,21 @@ func (w *writer) openFile(g *group) {
 			container, docType = "mkv", "matroska"
 		}
 	}
-	name := w.fileName(g.base, container)
-	path := filepath.Join(w.r.cfg.Dir, name)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
+	// A name taken in the directory (a recording continued by a new
+	// recorder, after a restart) is passed over for the next part's.
+	var (
+		name, path string
+		f          *os.File
+		err        error
+	)
+	for range maxParts {
+		name = w.fileName(g.base, container)
+		path = filepath.Join(w.r.cfg.Dir, name)
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
 	if err != nil {
 		w.fail(errOf("create "+name, err))
 		return
