@@ -66,8 +66,17 @@ func (w *writer) depacketize(ts *trackState, b *pktBuf) {
 		data, err = d.vp8.Unmarshal(payload)
 		start = err == nil && d.vp8.S == 1 && d.vp8.PID == 0
 	case codecVP9:
+		// Unmarshal leaves the fields a packet does not carry (its layer
+		// indices) as the last packet had them.
+		d.vp9 = codecs.VP9Packet{}
 		data, err = d.vp9.Unmarshal(payload)
 		start = err == nil && d.vp9.B && d.vp9.SID == 0
+		if err == nil && d.vp9.SID > 0 {
+			// An upper spatial layer: WebM would need the layers of a
+			// picture joined in a superframe; the base layer decodes alone
+			// and is what is kept.
+			data = nil
+		}
 	case codecH264:
 		data, err = d.h264.Unmarshal(payload)
 		start = !d.inFrame

@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -222,4 +223,47 @@ func videoSize(t *testing.T, path string) (w, h uint64) {
 		off = e.end()
 	}
 	return w, h
+}
+
+// A VP9 stream with two spatial layers (each picture's upper layer after
+// its base layer, the marker on the upper one) is recorded from its base
+// layer, which decodes alone.
+func TestRecordVP9SpatialLayers(t *testing.T) {
+	leaktest.Check(t)
+	needFFmpeg(t)
+	vp9 := loadIVF(t, "vp9.ivf")
+	src := source{info: videoInfo("ned", "v1", webrtc.MimeTypeVP9), frames: vp9}
+	var evs []event
+	var seq uint16
+	for _, e := range schedule([]source{src}, impair{noSR: true}) {
+		if e.pkt == nil {
+			evs = append(evs, e)
+			continue
+		}
+		marker := e.pkt.Marker
+		e.pkt.Marker = false
+		e.pkt.SequenceNumber = seq
+		seq++
+		evs = append(evs, e)
+		if marker {
+			// The upper layer: L set, SID 1, B and E (one packet), then
+			// TL0PICIDX, then bytes no decoder could take as a base frame.
+			up := *e.pkt
+			up.Marker, up.SequenceNumber = true, seq
+			seq++
+			up.Payload = []byte{0x20 | 0x08 | 0x04, 1 << 1, 0, 0xde, 0xad, 0xbe, 0xef}
+			evs = append(evs, event{at: e.at, src: e.src, pkt: &up})
+		}
+	}
+	dir := t.TempDir()
+	r, pub := publishing(t, Config{Dir: dir}, []source{src})
+	pub.run(evs)
+	files, err := r.Close(context.Background())
+	if err != nil || len(files) != 1 {
+		t.Fatalf("Close = %+v, %v", files, err)
+	}
+	decodesClean(t, filepath.Join(dir, files[0].Name))
+	if s := r.Stats(); s.FramesWritten != uint64(len(vp9)) || s.FramesDropped != 0 || s.Malformed != 0 {
+		t.Fatalf("stats %+v, want the %d base frames written", s, len(vp9))
+	}
 }
