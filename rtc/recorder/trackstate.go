@@ -16,23 +16,30 @@ type trackState struct {
 	dp     depacketizer
 
 	// Timing: see timing.go.
-	tsInit         bool
-	tsLast         uint32
-	tsExt          int64
-	hasBase        bool
-	baseExt        int64
-	baseAt         time.Time
-	hasSR          bool
-	srExt          int64
-	srWall         time.Time
-	hasMs          bool
-	lastMs         int64
+	tsInit  bool
+	tsLast  uint32
+	tsExt   int64
+	hasBase bool
+	baseExt int64
+	baseAt  time.Time
+	hasSR   bool
+	srExt   int64
+	srWall  time.Time
+	hasMs   bool
+	lastMs  int64
+	arrival time.Time // of the packet being depacketized
+
+	// waitKey: frames are dropped until a keyframe (a video track's start,
+	// a loss); ready: the track has had a frame to write.
 	waitKey, ready bool
 	lastKeyReq     time.Time
-	arrival        time.Time // of the packet being depacketized
-	width, height  int
-	sps, pps       []byte
-	num            int // track number in the group's open file; 0: none
+
+	// What a video track's file header needs: its picture size, and an
+	// H.264 track's parameter sets (for the avcC).
+	width, height int
+	sps, pps      []byte
+
+	num int // track number in the group's open file; 0: none
 }
 
 func newTrackState(t *Track, order int) *trackState {
