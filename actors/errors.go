@@ -22,6 +22,9 @@ var (
 	// ErrRoomFailed: the room kept failing and was stopped; it is refused
 	// until its cool-down ends (*RoomFailedError says when).
 	ErrRoomFailed = errors.New("room failed")
+	// ErrDraining: the node is stopping and takes no new rooms or joins;
+	// the client retries later, or through another node of a cluster.
+	ErrDraining = errors.New("node is draining")
 
 	ErrParticipantNotFound = errors.New("participant not found")
 	ErrSessionNotFound     = errors.New("session not found")
@@ -52,6 +55,7 @@ var sentinels = []error{
 	ErrRoomNotFound, ErrRoomExists, ErrRoomEnded, ErrRoomFull, ErrRoomLocked, ErrUnavailable,
 	ErrParticipantNotFound, ErrSessionNotFound, ErrSessionEnded, ErrOutsideJoinWindow,
 	ErrForbidden, ErrInvalidSDP, ErrSignalingState, ErrNoAcceptableMedia, ErrNoCommonCodec,
+	ErrDraining,
 }
 
 // codeValidation marks a *ValidationError in a reply. Any other error that

@@ -87,9 +87,15 @@ func (g *registry) route(ctx actor.Context, roomID RoomID, msg any, sender *acto
 		go func() { root.Send(self, &claimed{roomID: roomID, err: g.claim(roomID)}) }()
 		return
 	case !ok:
+		if g.refuseDraining(ctx, msg, sender) {
+			return // no actor started for it
+		}
 		e = g.start(ctx, roomID)
 	case e.stopping || e.claiming:
 		e.held = append(e.held, heldRequest{msg: msg, sender: sender})
+		return
+	}
+	if g.refuseDraining(ctx, msg, sender) {
 		return
 	}
 	ctx.RequestWithCustomSender(e.pid, msg, sender)
@@ -121,7 +127,9 @@ func (g *registry) claimedRoom(ctx actor.Context, m *claimed) {
 	}
 	started := g.start(ctx, m.roomID)
 	for _, h := range e.held {
-		ctx.RequestWithCustomSender(started.pid, h.msg, h.sender)
+		if !g.refuseDraining(ctx, h.msg, h.sender) {
+			ctx.RequestWithCustomSender(started.pid, h.msg, h.sender)
+		}
 	}
 }
 

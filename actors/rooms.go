@@ -142,6 +142,8 @@ type Rooms struct {
 	registry *actor.PID
 	metrics  *metrics
 	closed   atomic.Bool
+	// draining refuses new rooms and joins (see Drain).
+	draining atomic.Bool
 	// snapshots holds each live room actor's published state (*RoomInfo)
 	// by its RoomID,
 	// so that reads need no message: the room actor stays the only writer.

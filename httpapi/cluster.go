@@ -19,6 +19,8 @@ type Node struct {
 	Rooms, Participants, Tracks, Load int
 	// Self is the node answering.
 	Self bool
+	// Draining: the node takes no new rooms or joins and stops soon.
+	Draining bool
 }
 
 // NodeLister lists the nodes of the cluster: those holding a lease, or the
@@ -34,6 +36,7 @@ type nodeJSON struct {
 	Tracks       int       `json:"tracks"`
 	Load         int       `json:"load"`
 	Self         bool      `json:"self"`
+	Draining     bool      `json:"draining"`
 }
 
 type nodeListJSON struct {
@@ -48,10 +51,14 @@ func (s *Server) listNodes(c *gin.Context) error {
 			return err
 		}
 		for _, n := range nodes {
-			out.Nodes = append(out.Nodes, nodeJSON{ID: n.ID, AdvertiseURL: n.AdvertiseURL, StartedAt: n.StartedAt.UTC(),
-				Rooms: n.Rooms, Participants: n.Participants, Tracks: n.Tracks, Load: n.Load, Self: n.Self})
+			out.Nodes = append(out.Nodes, nodeOf(n))
 		}
 	}
 	writeJSON(c, http.StatusOK, out)
 	return nil
+}
+
+func nodeOf(n Node) nodeJSON {
+	return nodeJSON{ID: n.ID, AdvertiseURL: n.AdvertiseURL, StartedAt: n.StartedAt.UTC(),
+		Rooms: n.Rooms, Participants: n.Participants, Tracks: n.Tracks, Load: n.Load, Self: n.Self, Draining: n.Draining}
 }

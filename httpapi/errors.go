@@ -35,6 +35,8 @@ const (
 	codeRoomUnavailable      = "room_unavailable"
 	codeRoomFailed           = "room_failed"
 	codeNotReady             = "not_ready"
+	codeDraining             = "draining"
+	codeNodeNotFound         = "node_not_found"
 	codeParticipantNotFound  = "participant_not_found"
 	codeSessionNotFound      = "session_not_found"
 	codeSessionEnded         = "session_ended"
@@ -47,6 +49,10 @@ const (
 	codeNoAcceptableMedia    = "no_acceptable_media"
 	codeInternal             = "internal"
 )
+
+// drainingRetryAfter is the Retry-After, in seconds, of a call refused by
+// a draining node.
+const drainingRetryAfter = 2
 
 // apiError is an error in its wire form. Handlers return either an apiError
 // or a domain error; toAPIError turns the latter into the former.
@@ -136,6 +142,14 @@ func toAPIError(err error) (_ *apiError, unexpected bool) {
 			"the room kept failing and was stopped; it is refused until its cool-down ends")
 		ae.retryAfter = secs
 		ae.details = map[string]any{"retry_after": secs, "failed_at": fe.Failure.At.UTC().Format(time.RFC3339Nano)}
+		return ae, false
+	}
+	if errors.Is(err, actors.ErrDraining) {
+		// The node is stopping: a client retries after a short while, and
+		// lands on another node of a cluster or on this one restarted.
+		ae := newAPIError(http.StatusServiceUnavailable, codeDraining,
+			"this node is draining and takes no new rooms or joins; retry")
+		ae.retryAfter = drainingRetryAfter
 		return ae, false
 	}
 	if errors.Is(err, actors.ErrInvalidSDP) {

@@ -134,7 +134,7 @@ var allErrorCodes = []string{
 	codeUnsupportedMediaType, codeBodyTooLarge, codeRateLimited, codeRoomNotFound, codeRoomExists,
 	codeRoomEnded, codeRoomFull, codeRoomLocked, codeRoomUnavailable, codeRoomFailed, codeNotReady, codeInternal,
 	codeParticipantNotFound, codeOutsideJoinWindow, codeInvalidSDP, codeNoCommonCodec, codeSignalingState, codeUpgradeRequired,
-	codeSessionNotFound, codeSessionEnded,
+	codeSessionNotFound, codeSessionEnded, codeDraining, codeNodeNotFound,
 }
 
 func collectRefs(t *testing.T, raw []byte, out *[]string) {

@@ -101,6 +101,10 @@ type Config struct {
 	CORSOrigins []string
 	// Nodes backs GET /api/v1/cluster/nodes; nil lists no node.
 	Nodes NodeLister
+	// Drain backs POST /api/v1/cluster/nodes/{id}/drain for this node: it
+	// starts the node's drain and returns. nil: this node cannot be
+	// drained through the API (503).
+	Drain func()
 	// Owners finds the other nodes of a cluster: a request for a room
 	// another node owns is forwarded to that node (forward.go). nil on a
 	// single node, which owns every room.
@@ -243,6 +247,7 @@ func (s *Server) routes() *gin.Engine {
 	api.POST("/sessions/:id/end", s.handle(s.endSession))
 	api.GET("/webhooks/deliveries", s.handle(s.listDeliveries))
 	api.GET("/cluster/nodes", s.handle(s.listNodes))
+	api.POST("/cluster/nodes/:id/drain", s.handle(s.drainNode))
 
 	e.GET("/rtc", s.signaling)
 	whip := e.Group("", s.cors)

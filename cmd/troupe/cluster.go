@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/troupe-media/troupe/actors"
@@ -53,9 +54,11 @@ type cluster struct {
 	stop  context.CancelFunc          // nil until start
 	done  chan struct{}
 
-	load    *nodeLoad // what this node runs, published in its record
-	placed  placements
-	metrics *clusterMetrics
+	load *nodeLoad // what this node runs, published in its record
+	// draining is published in the record once the node drains.
+	draining atomic.Bool
+	placed   placements
+	metrics  *clusterMetrics
 
 	mu        sync.Mutex         // guards published, and is held while the record is written
 	published etcdstore.NodeLoad // the load in the record last written
@@ -252,7 +255,8 @@ func (c *cluster) nodes(ctx context.Context) ([]httpapi.Node, error) {
 // apiNode is a node record as the API lists it.
 func apiNode(n etcdstore.NodeInfo, self bool) httpapi.Node {
 	return httpapi.Node{ID: n.ID, AdvertiseURL: n.AdvertiseURL, StartedAt: n.StartedAt, Self: self,
-		Rooms: n.Load.Rooms, Participants: n.Load.Participants, Tracks: n.Load.Tracks, Load: loadScore(n.Load)}
+		Rooms: n.Load.Rooms, Participants: n.Load.Participants, Tracks: n.Load.Tracks, Load: loadScore(n.Load),
+		Draining: n.Draining}
 }
 
 // OwnerURL returns the advertise URL of node nodeID, to which httpapi
@@ -302,6 +306,7 @@ func singleNode(cfg Config, httpAddr string, startedAt time.Time, load *nodeLoad
 	return func(context.Context) ([]httpapi.Node, error) {
 		n := n
 		n.Load = load.read()
+		n.Draining = load.rooms != nil && load.rooms.Draining()
 		return []httpapi.Node{apiNode(n, true)}, nil
 	}
 }

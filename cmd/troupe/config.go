@@ -93,6 +93,11 @@ type Config struct {
 	// PassivateAfter stops a room actor idle that long; the next message
 	// reloads it from the store. Default 2m.
 	PassivateAfter time.Duration `yaml:"passivate_after"`
+	// DrainTimeout is how long a node stopping on SIGTERM (or drained in a
+	// cluster) lets its sessions go on, refusing new rooms and joins, before
+	// it tells its participants to reconnect and exits; it stops sooner once
+	// its rooms are empty. 0 stops at once. Default 30s.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	// RateLimit is the sustained requests per second allowed per API key;
 	// 0 (the default) disables rate limiting.
 	RateLimit float64 `yaml:"rate_limit"`
@@ -138,6 +143,7 @@ func DefaultConfig() Config {
 		LogFormat:      "text",
 		RequestTimeout: 2 * time.Second,
 		PassivateAfter: 2 * time.Minute,
+		DrainTimeout:   30 * time.Second,
 		// ClusterLeaseTTL is used in cluster mode only.
 		ClusterLeaseTTL: 5 * time.Second,
 	}
@@ -174,6 +180,9 @@ func (c Config) Validate() error {
 	}
 	if c.PassivateAfter <= 0 {
 		return fmt.Errorf("%w: --passivate-after %v: must be positive", ErrInvalidConfig, c.PassivateAfter)
+	}
+	if c.DrainTimeout < 0 {
+		return fmt.Errorf("%w: --drain-timeout %v: must not be negative", ErrInvalidConfig, c.DrainTimeout)
 	}
 	if c.RateLimit < 0 {
 		return fmt.Errorf("%w: --rate-limit %v: must not be negative", ErrInvalidConfig, c.RateLimit)
@@ -353,6 +362,7 @@ var settings = []setting{
 	{"log-format", "text or json", func(c *Config) any { return &c.LogFormat }},
 	{"request-timeout", "how long an API call waits for its room before 503", func(c *Config) any { return &c.RequestTimeout }},
 	{"passivate-after", "stop a room actor idle this long", func(c *Config) any { return &c.PassivateAfter }},
+	{"drain-timeout", "on SIGTERM, how long sessions go on (no new rooms or joins) before the node stops (0 = at once)", func(c *Config) any { return &c.DrainTimeout }},
 	{"rate-limit", "requests per second per API key (0 = unlimited)", func(c *Config) any { return &c.RateLimit }},
 	{"rate-burst", "requests allowed at once above --rate-limit (0 = max(1, --rate-limit))", func(c *Config) any { return &c.RateBurst }},
 	{"api-key", "API key (with --api-secret; default: the one in <data-dir>/keys.json)", func(c *Config) any { return &c.APIKey }},

@@ -41,6 +41,7 @@ log_level: debug
 log_format: json
 request_timeout: 3s
 passivate_after: 1m
+drain_timeout: 45s
 rate_limit: 10.5
 rate_burst: 20
 `
@@ -56,7 +57,7 @@ rate_burst: 20
 			return reflect.DeepEqual(c, Config{DataDir: "/yaml/data", HTTPAddr: "127.0.0.1:1001", RTCUDPPort: 1002, RTCBind: "127.0.0.1",
 				CORSOrigins: stringList{"*"}, WebhookEvents: stringList{"*"}, WebhookMaxAge: 24 * time.Hour,
 				LogLevel: "debug", LogFormat: "json", RequestTimeout: 3 * time.Second,
-				PassivateAfter: time.Minute, RateLimit: 10.5, RateBurst: 20, ClusterLeaseTTL: 5 * time.Second})
+				PassivateAfter: time.Minute, DrainTimeout: 45 * time.Second, RateLimit: 10.5, RateBurst: 20, ClusterLeaseTTL: 5 * time.Second})
 		}},
 		{"partial yaml keeps other defaults", nil, nil, "http_addr: 0.0.0.0:9000\n", func(c Config) bool {
 			want := DefaultConfig()
@@ -151,6 +152,7 @@ func TestConfigErrors(t *testing.T) {
 		{"empty data dir", []string{"--data-dir", ""}, nil, "", "--data-dir"},
 		{"zero request timeout", []string{"--request-timeout", "0s"}, nil, "", "--request-timeout"},
 		{"negative passivation", []string{"--passivate-after", "-1s"}, nil, "", "--passivate-after"},
+		{"negative drain timeout", []string{"--drain-timeout", "-1s"}, nil, "", "--drain-timeout"},
 		{"negative rate", []string{"--rate-limit", "-1"}, nil, "", "--rate-limit"},
 		{"negative burst", []string{"--rate-burst", "-1"}, nil, "", "--rate-burst"},
 		{"gc percent below off", []string{"--gc-percent", "-2"}, nil, "", "--gc-percent -2"},

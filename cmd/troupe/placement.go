@@ -87,8 +87,8 @@ func (p *placements) pendingLocked(n etcdstore.NodeInfo, now time.Time) int {
 	return recent
 }
 
-// choose returns the least loaded of nodes at now, self winning a tie,
-// then the lowest id. ok is false if nodes is empty.
+// choose returns the least loaded of nodes at now that is not draining,
+// self winning a tie, then the lowest id. ok is false if there is none.
 func (p *placements) choose(self string, nodes []etcdstore.NodeInfo, now time.Time) (best etcdstore.NodeInfo, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -103,6 +103,9 @@ func (p *placements) choose(self string, nodes []etcdstore.NodeInfo, now time.Ti
 		return n.ID < best.ID
 	}
 	for _, n := range nodes {
+		if n.Draining {
+			continue // stopping: its rooms would have to move again at once
+		}
 		score := loadScore(n.Load) + p.pendingLocked(n, now)
 		if !ok || before(n, score) {
 			best, bestScore, ok = n, score, true
@@ -151,6 +154,10 @@ func (o owners) Claim(ctx context.Context, roomID string) error {
 		c.log.Warn("read the node records to place a room; claiming it here", "room", roomID, "err", err)
 		return asNotOwner(roomID, c.store.Claim(ctx, roomID))
 	}
+	if c.draining.Load() {
+		// The record saying so may not have come back through the watch.
+		nodes = othersThan(self, nodes)
+	}
 	to, ok := c.placed.choose(self, nodes, c.clk.Now())
 	if !ok {
 		// No record, not even this node's: it holds no lease now, which
@@ -177,6 +184,17 @@ func (o owners) Claim(ctx context.Context, roomID string) error {
 	}
 	c.log.Debug("room placed on another node", "room", roomID, "owner", owner)
 	return &actors.NotOwnerError{RoomID: actors.RoomID(roomID), Owner: owner}
+}
+
+// othersThan returns nodes without node id.
+func othersThan(id string, nodes []etcdstore.NodeInfo) []etcdstore.NodeInfo {
+	out := make([]etcdstore.NodeInfo, 0, len(nodes))
+	for _, n := range nodes {
+		if n.ID != id {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func placedWhere(here bool) string {
@@ -223,6 +241,7 @@ func (c *cluster) putRecord(ctx context.Context) error {
 	defer c.mu.Unlock()
 	info := c.node
 	info.Load = c.load.read()
+	info.Draining = c.draining.Load()
 	if err := c.store.PutNode(ctx, info); err != nil {
 		return err
 	}

@@ -38,6 +38,7 @@ type listedNode struct {
 	Tracks       int    `json:"tracks"`
 	Load         int    `json:"load"`
 	Self         bool   `json:"self"`
+	Draining     bool   `json:"draining"`
 }
 
 func listNodes(t *testing.T, s *testServer) []listedNode {

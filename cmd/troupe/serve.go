@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -101,7 +102,7 @@ func startCPUProfile(path string) (stop func() error, err error) {
 }
 
 // run serves the API until ctx is cancelled (SIGINT or SIGTERM), then
-// shuts the server down. It listens on cfg.HTTPAddr unless ln is given
+// drains the node (see Drain) and shuts the server down. It listens on cfg.HTTPAddr unless ln is given
 // (tests pass one on 127.0.0.1:0). The first start's banner with an admin
 // token goes to stdout, logs to stderr.
 func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Writer) error {
@@ -114,6 +115,9 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Wri
 		select {
 		case err = <-s.Failed():
 		case <-ctx.Done():
+			s.drainOnSignal(context.Background(), cfg.DrainTimeout)
+		case <-s.drainAsked:
+			s.drainOnSignal(ctx, cfg.DrainTimeout)
 		}
 	}
 	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
@@ -148,6 +152,10 @@ type Server struct {
 	// draining turns /readyz to 503 once shutdown has begun, so that a
 	// load balancer stops sending traffic while in-flight requests finish.
 	draining atomic.Bool
+	// drainAsked is closed by the drain endpoint: run then drains and
+	// stops as on SIGTERM.
+	drainAsked chan struct{}
+	askDrain   sync.Once
 
 	// What Start started, each stopped by Shutdown.
 	restoreGC      func()
@@ -173,7 +181,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		return nil, err
 	}
 	log := newLogger(stderr, cfg)
-	s := &Server{cfg: cfg, log: log, stdout: stdout, ln: ln}
+	s := &Server{cfg: cfg, log: log, stdout: stdout, ln: ln, drainAsked: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, s.Shutdown(context.Background()))
@@ -320,6 +328,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		Nodes:         nodes,
 		Owners:        forwardTo,
 		NodeID:        nodeID,
+		Drain:         s.requestDrain,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http api: %w", err)

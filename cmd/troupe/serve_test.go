@@ -57,6 +57,7 @@ func testConfig(dataDir string) Config {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.RTCUDPPort = 0 // tests run side by side
 	cfg.LogLevel = "error"
+	cfg.DrainTimeout = 0 // stop at once; the drain tests set their own
 	return cfg
 }
 

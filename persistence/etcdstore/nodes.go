@@ -22,6 +22,9 @@ type NodeInfo struct {
 	StartedAt    time.Time `json:"started_at"`
 	// Load is what the node ran when it last wrote its record.
 	Load NodeLoad `json:"load"`
+	// Draining: the node takes no new rooms or joins and stops soon, so
+	// placement puts no room on it.
+	Draining bool `json:"draining,omitempty"`
 	// Lease is the etcd lease the record lives under; PutNode sets it.
 	// Place claims a room for the node under it.
 	Lease int64 `json:"lease,omitempty"`
