@@ -5,12 +5,17 @@
 //	troupe bench api    load the REST API and report throughput and latency
 //	troupe bench media  forward media through real WebRTC clients and measure the server
 //	troupe version      print the build version
+//	troupe room ...     the REST API from the command line: room, participant and
+//	troupe participant  session commands (cli_api.go: --url, --token or the local
+//	troupe session      key, a table or --json)
 //
 // This package owns the process: configuration (flags, TROUPE_* environment,
 // a YAML file), the API key kept in the data dir, and the Server, which
 // wires the store, the media engine, the room actors, the webhook deliverer
 // and the HTTP API together, starts them, and shuts them down in order;
-// main turns SIGINT and SIGTERM into that shutdown. In cluster mode it also
+// main turns SIGINT and SIGTERM into that shutdown, after a drain
+// (drain.go: no new rooms or joins while the calls go on, up to
+// --drain-timeout). In cluster mode it also
 // holds the node's membership (cluster.go: the lease, the node record) and
 // the placement of new rooms on the least loaded node, with the load each
 // node publishes (placement.go says how both work). The benchmarks' own

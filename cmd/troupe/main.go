@@ -38,7 +38,8 @@ func newRootCmd() *cobra.Command {
 	root.SilenceErrors = true // main prints one line
 	root.SilenceUsage = true
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(newServeCmd(), newTokenCmd(), newVersionCmd(), newBenchCmd())
+	root.AddCommand(newServeCmd(), newTokenCmd(), newVersionCmd(), newBenchCmd(),
+		newRoomCmd(), newParticipantCmd(), newSessionCmd())
 	markUsageErrors(root)
 	return root
 }

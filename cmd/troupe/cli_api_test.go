@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/troupe-media/troupe/internal/poll"
+)
+
+// cli runs the troupe command line in this process against whatever its
+// flags name, and returns the exit status main would give, stdout, and
+// the one line main would print on stderr.
+func cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(t.Context()); err != nil {
+		return exitStatus(err), out.String(), oneLine(err.Error())
+	}
+	return 0, out.String(), ""
+}
+
+// mustCLI runs the command line and fails the test unless it exits 0.
+func mustCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, msg := cli(t, args...)
+	if code != 0 {
+		t.Fatalf("troupe %s: exit %d: %s\n%s", strings.Join(args, " "), code, msg, out)
+	}
+	return out
+}
+
+// cliJSON runs the command line with --json and decodes what it prints.
+func cliJSON(t *testing.T, args ...string) map[string]any {
+	t.Helper()
+	out := mustCLI(t, append(args, "--json")...)
+	var v map[string]any
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("troupe %s --json printed %q: %v", strings.Join(args, " "), out, err)
+	}
+	return v
+}
+
+// wantExit runs the command line and checks its exit status and that its
+// message says what went wrong.
+func wantExit(t *testing.T, code int, says string, args ...string) {
+	t.Helper()
+	got, out, msg := cli(t, args...)
+	if got != code || !strings.Contains(msg, says) {
+		t.Fatalf("troupe %s: exit %d %q, want exit %d saying %q\n%s", strings.Join(args, " "), got, msg, code, says, out)
+	}
+}
+
+// rowOf returns the table line that starts with first, or "".
+func rowOf(table, first string) string {
+	for _, line := range strings.Split(table, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == first {
+			return line
+		}
+	}
+	return ""
+}
+
+// The room commands against a running server: the token minted from the
+// data dir's key, or given by flag or environment; tables and JSON; and
+// every kind of failure with its exit status.
+func TestCLIRoomCommands(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, testConfig(dir))
+	conn := []string{"--url", s.url, "--data-dir", dir} // the token minted from the local key
+
+	out := mustCLI(t, append([]string{"room", "create", "--id", "demo", "--name", "Demo", "--max-participants", "5"}, conn...)...)
+	if row := rowOf(out, "config.max_participants"); !strings.Contains(row, " 5") {
+		t.Fatalf("room create printed:\n%s", out)
+	}
+	mustCLI(t, append([]string{"room", "create", "--name", "Other"}, conn...)...)
+	out = mustCLI(t, append([]string{"room", "list"}, conn...)...)
+	if !strings.HasPrefix(out, "ID ") || !strings.Contains(rowOf(out, "demo"), "Demo") || !strings.Contains(rowOf(out, "demo"), "active") {
+		t.Fatalf("room list printed:\n%s", out)
+	}
+	page := cliJSON(t, append([]string{"room", "list", "--limit", "1"}, conn...)...)
+	if rooms := page["rooms"].([]any); len(rooms) != 1 || page["total"] != float64(2) {
+		t.Fatalf("room list --limit 1 --json: %v", page)
+	}
+	if out := mustCLI(t, append([]string{"room", "list", "--limit", "1"}, conn...)...); !strings.Contains(out, "(1 of 2;") {
+		t.Fatalf("a partial page does not say so:\n%s", out)
+	}
+
+	t.Setenv("TROUPE_URL", s.url)
+	t.Setenv("TROUPE_TOKEN", s.token)
+	if got := cliJSON(t, "room", "get", "demo"); got["name"] != "Demo" {
+		t.Fatalf("room get with the environment's URL and token: %v", got)
+	}
+	if got := cliJSON(t, "room", "update", "demo", "--locked", "--name", "Renamed"); got["name"] != "Renamed" || got["config"].(map[string]any)["locked"] != true {
+		t.Fatalf("room update: %v", got)
+	}
+	if row := rowOf(mustCLI(t, "room", "get", "demo"), "config.locked"); !strings.Contains(row, "true") {
+		t.Fatal("room get does not show the room locked")
+	}
+	if got := cliJSON(t, "room", "end", "demo"); got["status"] != "ended" {
+		t.Fatalf("room end: %v", got)
+	}
+	if out := mustCLI(t, "room", "delete", "demo"); !strings.Contains(out, "deleted room demo") {
+		t.Fatalf("room delete printed %q", out)
+	}
+
+	// The API refuses: exit 1 with its code.
+	wantExit(t, 1, "room_not_found", "room", "get", "demo")
+	wantExit(t, 1, "room_not_found", "room", "end", "nope")
+	wantExit(t, 1, "room_exists", "room", "create", "--name", "Again", "--id", mustCLIRoomID(t))
+	wantExit(t, 1, "validation_failed", "room", "create", "--name", "x", "--max-participants", "-3")
+	wantExit(t, 1, "unauthorized", "room", "list", "--token", "not-a-token")
+	// No server: exit 1, saying where it looked.
+	wantExit(t, 1, "cannot reach the server at http://127.0.0.1:1", "room", "list", "--url", "http://127.0.0.1:1")
+	// No token and no key: exit 1, saying how to get one.
+	t.Setenv("TROUPE_TOKEN", "")
+	wantExit(t, 1, "no token", "room", "list", "--data-dir", t.TempDir())
+	// The command line is wrong: exit 2.
+	wantExit(t, 2, "needs --name", "room", "create")
+	wantExit(t, 2, "nothing to change", "room", "update", "x")
+	wantExit(t, 2, "accepts 1 arg", "room", "get")
+	wantExit(t, 2, "unknown flag", "room", "list", "--bogus")
+	wantExit(t, 2, "must not be negative", "room", "list", "--limit", "-1")
+	wantExit(t, 2, "--url", "room", "list", "--url", "ftp://example.com")
+	wantExit(t, 2, "invalid argument", "room", "list", "--limit", "many")
+}
+
+// mustCLIRoomID returns the id of a room listed by the server the
+// environment names.
+func mustCLIRoomID(t *testing.T) string {
+	t.Helper()
+	page := cliJSON(t, "room", "list")
+	rooms := page["rooms"].([]any)
+	if len(rooms) == 0 {
+		t.Fatal("no room listed")
+	}
+	return rooms[0].(map[string]any)["id"].(string)
+}
+
+// The participant and session commands against a room with a publisher.
+func TestCLIParticipantAndSessionCommands(t *testing.T) {
+	s := startServer(t, testConfig(t.TempDir()))
+	t.Setenv("TROUPE_URL", s.url)
+	t.Setenv("TROUPE_TOKEN", s.token)
+	mustCLI(t, "room", "create", "--id", "r1", "--name", "One")
+	streamVideo(t, t.Context(), s, "r1") // "pub" sends video, "sub" receives it
+
+	var pid string
+	for _, p := range cliJSON(t, "participant", "list", "r1")["participants"].([]any) {
+		if p := p.(map[string]any); p["identity"] == "pub" {
+			pid = p["id"].(string)
+		}
+	}
+	if pid == "" {
+		t.Fatal("the publisher is not listed")
+	}
+	var out string
+	poll.Until(t, "the publisher's track to be listed", func() bool {
+		out = mustCLI(t, "participant", "list", "r1")
+		return strings.Contains(rowOf(out, pid), "video/")
+	})
+	if row := rowOf(out, pid); !strings.Contains(row, "pub") || !strings.Contains(row, "video/") {
+		t.Fatalf("participant list printed:\n%s", out)
+	}
+	if out := mustCLI(t, "participant", "mute", "r1", pid, "--kind", "video"); !strings.Contains(out, "muted the video of "+pid) {
+		t.Fatalf("participant mute printed %q", out)
+	}
+	if row := rowOf(mustCLI(t, "participant", "list", "r1"), pid); !strings.Contains(row, "(muted)") {
+		t.Fatalf("the muted video is not shown muted: %s", row)
+	}
+	mustCLI(t, "participant", "mute", "r1", pid, "--kind", "video", "--unmute")
+	wantExit(t, 2, "--kind", "participant", "mute", "r1", pid, "--kind", "smell")
+	wantExit(t, 1, "participant_not_found", "participant", "mute", "r1", "p_nobody", "--kind", "audio")
+
+	sessions := cliJSON(t, "session", "list", "--room", "r1")["sessions"].([]any)
+	if len(sessions) != 1 {
+		t.Fatalf("sessions of r1: %v", sessions)
+	}
+	sid := sessions[0].(map[string]any)["id"].(string)
+	if row := rowOf(mustCLI(t, "session", "list"), sid); !strings.Contains(row, "r1") || !strings.Contains(row, "in-progress") {
+		t.Fatalf("session list does not show %s in progress", sid)
+	}
+	if row := rowOf(mustCLI(t, "session", "get", sid), "room_id"); !strings.Contains(row, "r1") {
+		t.Fatalf("session get: room_id row %q", row)
+	}
+	if out := mustCLI(t, "session", "stats", sid); !strings.Contains(rowOf(out, pid), "pub") || rowOf(out, "TOTAL") == "" {
+		t.Fatalf("session stats printed:\n%s", out)
+	}
+
+	if out := mustCLI(t, "participant", "kick", "r1", pid); !strings.Contains(out, "kicked "+pid) {
+		t.Fatalf("participant kick printed %q", out)
+	}
+	wantExit(t, 1, "participant_not_found", "participant", "kick", "r1", pid)
+	if row := rowOf(mustCLI(t, "session", "participants", sid), pid); !strings.Contains(row, "kicked") {
+		t.Fatalf("session participants: the kicked publisher's row %q", row)
+	}
+	if got := mustCLI(t, "participant", "list", "r1"); rowOf(got, pid) != "" {
+		t.Fatalf("participants after the kick:\n%s", got)
+	}
+	wantExit(t, 1, "session_not_found", "session", "get", "ses_nope")
+	wantExit(t, 1, "session_not_found", "session", "stats", "ses_nope")
+	wantExit(t, 1, "room_not_found", "participant", "list", "nope")
+	wantExit(t, 2, "accepts 2 arg", "participant", "kick", "r1")
+	wantExit(t, 2, "must not be negative", "session", "list", "--offset", "-2")
+}

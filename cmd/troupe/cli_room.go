@@ -1,0 +1,335 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// apiCommand is a group of API commands (`troupe room`...) sharing the
+// connection flags.
+func apiCommand(use, short string, f *apiFlags, subs ...func(*apiFlags) *cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long: short + `.
+
+The server is --url (or TROUPE_URL, default ` + defaultServerURL + `); the token is
+--token (or TROUPE_TOKEN), else an admin token minted for the call from the
+local key (<data-dir>/keys.json, or --api-key and --api-secret). Output is
+a table, or the API's JSON with --json. Exit status: 0 done, 1 the API or
+the connection failed, 2 the command line is wrong.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	f.bind(cmd.PersistentFlags())
+	for _, sub := range subs {
+		cmd.AddCommand(sub(f))
+	}
+	return cmd
+}
+
+// apiCall runs an API command: one call, its answer printed.
+func apiCall(cmd *cobra.Command, f *apiFlags, method, path string, body any, t func(v any) table) error {
+	c, err := f.client(cmd)
+	if err != nil {
+		return err
+	}
+	out, err := c.call(cmd.Context(), method, path, body)
+	if err != nil {
+		return err
+	}
+	return output(cmd.OutOrStdout(), f.json, out, t)
+}
+
+// done prints what a command with no answer body did, unless --json.
+func done(cmd *cobra.Command, f *apiFlags, format string, args ...any) {
+	if !f.json {
+		fmt.Fprintf(cmd.OutOrStdout(), format+"\n", args...)
+	}
+}
+
+func seg(s string) string { return url.PathEscape(s) }
+
+// pageQuery is the query of a listing: --limit, --offset and filters.
+func pageQuery(limit, offset int, filters ...string) string {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if offset > 0 {
+		q.Set("offset", strconv.Itoa(offset))
+	}
+	for i := 0; i+1 < len(filters); i += 2 {
+		if filters[i+1] != "" {
+			q.Set(filters[i], filters[i+1])
+		}
+	}
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + q.Encode()
+}
+
+var roomColumns = listTable("rooms",
+	field("ID", "id"), field("NAME", "name"), field("STATUS", "status"),
+	field("PARTICIPANTS", "participant_count"), field("SESSION", "active_session_id"),
+	field("NODE", "node_id"), field("CREATED", "created_at"))
+
+func newRoomCmd() *cobra.Command {
+	return apiCommand("room", "List, create, change and end rooms", &apiFlags{},
+		roomListCmd, roomCreateCmd, roomGetCmd, roomUpdateCmd, roomEndCmd, roomDeleteCmd)
+}
+
+func roomListCmd(f *apiFlags) *cobra.Command {
+	var limit, offset int
+	var status string
+	cmd := &cobra.Command{Use: "list", Short: "List rooms", Args: cobra.NoArgs}
+	cmd.Flags().IntVar(&limit, "limit", 0, "rooms per page, 1 to 100 (default: the server's, 20)")
+	cmd.Flags().IntVar(&offset, "offset", 0, "rooms to skip")
+	cmd.Flags().StringVar(&status, "status", "", "only rooms of this status (active, ended)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if limit < 0 || offset < 0 {
+			return usageErrorf("--limit and --offset must not be negative")
+		}
+		return apiCall(cmd, f, http.MethodGet, "/api/v1/rooms"+pageQuery(limit, offset, "status", status), nil, roomColumns)
+	}
+	return cmd
+}
+
+// roomSettings are the room fields the create and update commands set;
+// only the flags given are sent.
+type roomSettings struct {
+	id, name, displayName string
+	maxParticipants       int
+	emptyTimeout          int
+	locked                bool
+}
+
+func (s *roomSettings) bind(cmd *cobra.Command, withID bool) {
+	f := cmd.Flags()
+	if withID {
+		f.StringVar(&s.id, "id", "", "the room's id (default: one the server makes)")
+	}
+	f.StringVar(&s.name, "name", "", "the room's name")
+	f.StringVar(&s.displayName, "display-name", "", "the name shown to participants")
+	f.IntVar(&s.maxParticipants, "max-participants", 0, "how many may be in the room at once")
+	f.IntVar(&s.emptyTimeout, "empty-timeout", 0, "seconds an empty room waits before its session ends")
+	f.BoolVar(&s.locked, "locked", false, "lock the room: only moderators join (--locked=false unlocks)")
+}
+
+// body is the JSON of the flags given; nil if none was.
+func (s *roomSettings) body(cmd *cobra.Command) map[string]any {
+	f := cmd.Flags()
+	body, config := map[string]any{}, map[string]any{}
+	if f.Changed("id") {
+		body["id"] = s.id
+	}
+	if f.Changed("name") {
+		body["name"] = s.name
+	}
+	if f.Changed("display-name") {
+		body["display_name"] = s.displayName
+	}
+	if f.Changed("max-participants") {
+		config["max_participants"] = s.maxParticipants
+	}
+	if f.Changed("empty-timeout") {
+		config["empty_timeout"] = s.emptyTimeout
+	}
+	if f.Changed("locked") {
+		config["locked"] = s.locked
+	}
+	if len(config) > 0 {
+		body["config"] = config
+	}
+	if len(body) == 0 {
+		return nil
+	}
+	return body
+}
+
+func roomCreateCmd(f *apiFlags) *cobra.Command {
+	var s roomSettings
+	cmd := &cobra.Command{Use: "create --name NAME", Short: "Create a room", Args: cobra.NoArgs}
+	s.bind(cmd, true)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if !cmd.Flags().Changed("name") {
+			return usageErrorf("a room needs --name")
+		}
+		return apiCall(cmd, f, http.MethodPost, "/api/v1/rooms", s.body(cmd), objectTable)
+	}
+	return cmd
+}
+
+func roomGetCmd(f *apiFlags) *cobra.Command {
+	return &cobra.Command{Use: "get ROOM", Short: "Show a room", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return apiCall(cmd, f, http.MethodGet, "/api/v1/rooms/"+seg(args[0]), nil, objectTable)
+		}}
+}
+
+func roomUpdateCmd(f *apiFlags) *cobra.Command {
+	var s roomSettings
+	cmd := &cobra.Command{Use: "update ROOM [--name ...] [--locked] ...", Short: "Change a room's settings (those given)", Args: cobra.ExactArgs(1)}
+	s.bind(cmd, false)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		body := s.body(cmd)
+		if body == nil {
+			return usageErrorf("nothing to change: give --name, --display-name, --max-participants, --empty-timeout or --locked")
+		}
+		return apiCall(cmd, f, http.MethodPatch, "/api/v1/rooms/"+seg(args[0]), body, objectTable)
+	}
+	return cmd
+}
+
+func roomEndCmd(f *apiFlags) *cobra.Command {
+	return &cobra.Command{Use: "end ROOM", Short: "End a room: everyone leaves and it refuses joins", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return apiCall(cmd, f, http.MethodPost, "/api/v1/rooms/"+seg(args[0])+"/end", nil, objectTable)
+		}}
+}
+
+func roomDeleteCmd(f *apiFlags) *cobra.Command {
+	return &cobra.Command{Use: "delete ROOM", Short: "Delete a room (its sessions' history stays)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := apiCall(cmd, f, http.MethodDelete, "/api/v1/rooms/"+seg(args[0]), nil, nil); err != nil {
+				return err
+			}
+			done(cmd, f, "deleted room %s", args[0])
+			return nil
+		}}
+}
+
+func newParticipantCmd() *cobra.Command {
+	return apiCommand("participant", "List, kick and mute the participants of a room", &apiFlags{},
+		participantListCmd, participantKickCmd, participantMuteCmd)
+}
+
+func participantListCmd(f *apiFlags) *cobra.Command {
+	tracks := column{"TRACKS", func(p map[string]any) string {
+		list, _ := p["tracks"].([]any)
+		var parts []string
+		for _, t := range list {
+			t, _ := t.(map[string]any)
+			s := cellOf(t["kind"]) + "/" + cellOf(t["codec"])
+			if t["muted"] == true {
+				s += " (muted)"
+			}
+			parts = append(parts, s)
+		}
+		if len(parts) == 0 {
+			return "-"
+		}
+		return strings.Join(parts, ", ")
+	}}
+	return &cobra.Command{Use: "list ROOM", Short: "List the participants in a room now", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return apiCall(cmd, f, http.MethodGet, "/api/v1/rooms/"+seg(args[0])+"/participants", nil,
+				listTable("participants", field("ID", "id"), field("IDENTITY", "identity"), field("NAME", "name"),
+					field("ROLE", "role"), field("JOINED", "joined_at"), tracks))
+		}}
+}
+
+func participantKickCmd(f *apiFlags) *cobra.Command {
+	return &cobra.Command{Use: "kick ROOM PARTICIPANT", Short: "Disconnect a participant", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := apiCall(cmd, f, http.MethodDelete, "/api/v1/rooms/"+seg(args[0])+"/participants/"+seg(args[1]), nil, nil); err != nil {
+				return err
+			}
+			done(cmd, f, "kicked %s from room %s", args[1], args[0])
+			return nil
+		}}
+}
+
+func participantMuteCmd(f *apiFlags) *cobra.Command {
+	var kind string
+	var unmute bool
+	cmd := &cobra.Command{Use: "mute ROOM PARTICIPANT --kind audio|video", Short: "Mute (or --unmute) a participant's audio or video", Args: cobra.ExactArgs(2)}
+	cmd.Flags().StringVar(&kind, "kind", "audio", "audio or video")
+	cmd.Flags().BoolVar(&unmute, "unmute", false, "unmute instead")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if kind != "audio" && kind != "video" {
+			return usageErrorf("--kind %q: must be audio or video", kind)
+		}
+		body := map[string]any{"kind": kind, "muted": !unmute}
+		if err := apiCall(cmd, f, http.MethodPost, "/api/v1/rooms/"+seg(args[0])+"/participants/"+seg(args[1])+"/mute", body, nil); err != nil {
+			return err
+		}
+		verb := "muted"
+		if unmute {
+			verb = "unmuted"
+		}
+		done(cmd, f, "%s the %s of %s in room %s", verb, kind, args[1], args[0])
+		return nil
+	}
+	return cmd
+}
+
+func newSessionCmd() *cobra.Command {
+	return apiCommand("session", "List sessions, their participants and media figures", &apiFlags{},
+		sessionListCmd, sessionGetCmd, sessionParticipantsCmd, sessionStatsCmd)
+}
+
+func sessionListCmd(f *apiFlags) *cobra.Command {
+	var limit, offset int
+	var room, status string
+	cmd := &cobra.Command{Use: "list", Short: "List sessions, newest first", Args: cobra.NoArgs}
+	cmd.Flags().IntVar(&limit, "limit", 0, "sessions per page, 1 to 100 (default: the server's, 20)")
+	cmd.Flags().IntVar(&offset, "offset", 0, "sessions to skip")
+	cmd.Flags().StringVar(&room, "room", "", "only this room's sessions")
+	cmd.Flags().StringVar(&status, "status", "", "only sessions of this status (in-progress, completed)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if limit < 0 || offset < 0 {
+			return usageErrorf("--limit and --offset must not be negative")
+		}
+		return apiCall(cmd, f, http.MethodGet, "/api/v1/sessions"+pageQuery(limit, offset, "room_id", room, "status", status), nil,
+			listTable("sessions", field("ID", "id"), field("ROOM", "room_id"), field("STATUS", "status"),
+				field("START", "start_time"), field("END", "end_time"), field("PARTICIPANTS", "total_participants"),
+				field("END_REASON", "end_reason")))
+	}
+	return cmd
+}
+
+func sessionGetCmd(f *apiFlags) *cobra.Command {
+	return &cobra.Command{Use: "get SESSION", Short: "Show a session", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return apiCall(cmd, f, http.MethodGet, "/api/v1/sessions/"+seg(args[0]), nil, objectTable)
+		}}
+}
+
+func sessionParticipantsCmd(f *apiFlags) *cobra.Command {
+	return &cobra.Command{Use: "participants SESSION", Short: "List who took part in a session", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return apiCall(cmd, f, http.MethodGet, "/api/v1/sessions/"+seg(args[0])+"/participants", nil,
+				listTable("participants", field("PARTICIPANT", "participant_id"), field("IDENTITY", "identity"),
+					field("ROLE", "role"), field("JOINED", "joined_at"), field("LEFT", "left_at"),
+					field("SECONDS", "duration"), field("REASON", "leave_reason")))
+		}}
+}
+
+func sessionStatsCmd(f *apiFlags) *cobra.Command {
+	return &cobra.Command{Use: "stats SESSION", Short: "Show a session's media figures per participant", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cols := []column{field("PARTICIPANT", "participant_id"), field("IDENTITY", "identity"), field("LIVE", "live"),
+				field("PACKETS_IN", "packets_in"), field("PACKETS_OUT", "packets_out"), field("DROPPED", "packets_dropped"),
+				field("LOSS", "loss"), field("NACKS", "nacks")}
+			return apiCall(cmd, f, http.MethodGet, "/api/v1/sessions/"+seg(args[0])+"/stats", nil, func(v any) table {
+				t := listTable("participants", cols...)(v)
+				obj, _ := v.(map[string]any)
+				if totals, ok := obj["totals"].(map[string]any); ok {
+					row := make([]string, len(cols))
+					for i, c := range cols {
+						row[i] = c.cell(totals)
+					}
+					row[0], row[1], row[2] = "TOTAL", "", ""
+					t.rows = append(t.rows, row)
+				}
+				return t
+			})
+		}}
+}
