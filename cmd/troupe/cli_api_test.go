@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -207,4 +208,76 @@ func TestCLIParticipantAndSessionCommands(t *testing.T) {
 	wantExit(t, 1, "room_not_found", "participant", "list", "nope")
 	wantExit(t, 2, "accepts 2 arg", "participant", "kick", "r1")
 	wantExit(t, 2, "must not be negative", "session", "list", "--offset", "-2")
+}
+
+// packetsSeen returns the packets counted on the last rates line for the
+// track whose label holds what, or 0.
+func packetsSeen(out, what string) int {
+	seen := 0
+	for _, line := range strings.Split(out, "\n") {
+		for _, part := range strings.Split(line, "; ") {
+			if !strings.Contains(part, what) {
+				continue
+			}
+			if _, n, ok := strings.Cut(part, "("); ok {
+				fmt.Sscanf(n, "%d packets", &seen)
+			}
+		}
+	}
+	return seen
+}
+
+// troupe join receives a room's media and prints it, and with --publish
+// sends video and audio that the room lists; a refused join or a wrong
+// command line says so.
+func TestCLIJoin(t *testing.T) {
+	s := startServer(t, testConfig(t.TempDir()))
+	t.Setenv("TROUPE_URL", s.url)
+	t.Setenv("TROUPE_TOKEN", s.token)
+	mustCLI(t, "room", "create", "--id", "r1", "--name", "One")
+	streamVideo(t, t.Context(), s, "r1") // "pub" sends video
+
+	// Long enough to connect and count on a loaded machine.
+	out := mustCLI(t, "join", "--room", "r1", "--identity", "watcher", "--duration", "5s", "--every", "500ms")
+	if !strings.Contains(out, "joined room r1 as watcher (subscriber") || !strings.Contains(out, "video video/VP8") ||
+		!strings.Contains(out, "left the room") || packetsSeen(out, "video/vp8") == 0 {
+		t.Fatalf("troupe join printed:\n%s", out)
+	}
+
+	type result struct {
+		code     int
+		out, msg string
+	}
+	ran := make(chan result, 1)
+	go func() {
+		code, out, msg := cli(t, "join", "--room", "r1", "--identity", "cli-pub", "--publish", "--duration", "30s")
+		ran <- result{code, out, msg}
+	}()
+	poll.Until(t, "the CLI's video and audio to be listed", func() bool {
+		for _, p := range cliJSON(t, "participant", "list", "r1")["participants"].([]any) {
+			p := p.(map[string]any)
+			if p["identity"] == "cli-pub" {
+				tracks, _ := json.Marshal(p["tracks"])
+				return strings.Contains(string(tracks), `"kind":"video"`) && strings.Contains(string(tracks), `"kind":"audio"`)
+			}
+		}
+		return false
+	})
+	var pid string
+	for _, p := range cliJSON(t, "participant", "list", "r1")["participants"].([]any) {
+		if p := p.(map[string]any); p["identity"] == "cli-pub" {
+			pid = p["id"].(string)
+		}
+	}
+	// Kicked, it stops at once and says why.
+	mustCLI(t, "participant", "kick", "r1", pid)
+	r := <-ran
+	if r.code != 1 || !strings.Contains(r.msg, "the server ended the connection") || !strings.Contains(r.out, "publishing synthetic video") {
+		t.Fatalf("troupe join --publish, kicked: exit %d %q\n%s", r.code, r.msg, r.out)
+	}
+
+	wantExit(t, 1, "room_not_found", "join", "--room", "nope", "--duration", "1s")
+	wantExit(t, 2, "--room", "join")
+	wantExit(t, 2, "--every", "join", "--room", "r1", "--every", "0s")
+	wantExit(t, 2, "--duration", "join", "--room", "r1", "--duration", "-1s")
 }

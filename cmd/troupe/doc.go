@@ -8,6 +8,7 @@
 //	troupe room ...     the REST API from the command line: room, participant and
 //	troupe participant  session commands (cli_api.go: --url, --token or the local
 //	troupe session      key, a table or --json)
+//	troupe join         join a room from the terminal: print what arrives, --publish sends
 //
 // This package owns the process: configuration (flags, TROUPE_* environment,
 // a YAML file), the API key kept in the data dir, and the Server, which

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+	"github.com/spf13/cobra"
+
+	"github.com/troupe-media/troupe/bench/client"
+	"github.com/troupe-media/troupe/rtc/rtctest"
+)
+
+// joinOptions are the flags of `troupe join`.
+type joinOptions struct {
+	api      apiFlags
+	room     string
+	identity string
+	name     string
+	publish  bool
+	duration time.Duration
+	every    time.Duration
+}
+
+func newJoinCmd() *cobra.Command {
+	o := &joinOptions{}
+	cmd := &cobra.Command{
+		Use:   "join --room ROOM [--publish] [--duration 30s]",
+		Short: "Join a room from the terminal and print the media that arrives",
+		Long: `Join a room as a participant, over the signaling WebSocket and a peer
+connection, and print every track that arrives and, each --every, the packets
+and bits per second of each: a quick check that a deployment carries media.
+With --publish it also sends synthetic video (VP8) and audio (Opus) that
+others in the room receive. It runs until Ctrl-C or --duration.
+
+The join token is minted through the API with the admin token (--token,
+TROUPE_TOKEN, or the local key; see troupe room --help). Exit status: 0 when
+it ran its course, 1 when the join was refused or the server ended the
+connection, 2 when the command line is wrong.`,
+		Args: cobra.NoArgs,
+	}
+	o.api.bind(cmd.Flags())
+	f := cmd.Flags()
+	f.StringVar(&o.room, "room", "", "the room to join")
+	f.StringVar(&o.identity, "identity", "", "the participant's identity (default: cli- and a random suffix)")
+	f.StringVar(&o.name, "name", "", "the participant's display name (default: the identity)")
+	f.BoolVar(&o.publish, "publish", false, "send synthetic video and audio")
+	f.DurationVar(&o.duration, "duration", 0, "leave after this long (0: at Ctrl-C)")
+	f.DurationVar(&o.every, "every", time.Second, "how often to print the rates")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		switch {
+		case o.room == "":
+			return usageErrorf("say which room: --room ROOM")
+		case o.duration < 0:
+			return usageErrorf("--duration %v: must not be negative", o.duration)
+		case o.every <= 0:
+			return usageErrorf("--every %v: must be positive", o.every)
+		}
+		if o.identity == "" {
+			o.identity = "cli-" + randomSuffix()
+		}
+		return runJoin(cmd, o)
+	}
+	return cmd
+}
+
+// randomSuffix is a short random name part.
+func randomSuffix() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b) // crypto/rand's Read does not fail
+	return hex.EncodeToString(b)
+}
+
+func runJoin(cmd *cobra.Command, o *joinOptions) error {
+	c, err := o.api.client(cmd)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	role := "subscriber"
+	if o.publish {
+		role = "publisher"
+	}
+	tokenReq := map[string]any{"identity": o.identity, "role": role}
+	if o.name != "" {
+		tokenReq["name"] = o.name
+	}
+	raw, err := c.call(ctx, http.MethodPost, "/api/v1/rooms/"+seg(o.room)+"/tokens", tokenReq)
+	if err != nil {
+		return err
+	}
+	var tok struct{ Token string }
+	if err := json.Unmarshal(raw, &tok); err != nil || tok.Token == "" {
+		return fmt.Errorf("the server's token answer has no token: %s", raw)
+	}
+	api, err := joinAPI()
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	stats := &trackStats{}
+	p, err := client.Dial(ctx, client.Config{
+		URL: c.base, Token: tok.Token, API: api,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnTrack: func(tr *webrtc.TrackRemote) {
+			n := stats.add(tr)
+			fmt.Fprintf(out, "track %s: %s %s from %s\n", tr.ID(), tr.Kind(), tr.Codec().MimeType, tr.StreamID())
+			n.read(tr)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("join room %s: %w", o.room, err)
+	}
+	defer p.Close()
+	fmt.Fprintf(out, "joined room %s as %s (%s, participant %s)\n", o.room, o.identity, role, p.ParticipantID())
+
+	var senders sync.WaitGroup
+	defer senders.Wait()
+	sendCtx, stopSending := context.WithCancel(ctx)
+	defer stopSending()
+	if o.publish {
+		if err := publishSynthetic(sendCtx, p, o.identity, &senders); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, "publishing synthetic video (VP8, 30 fps) and audio (Opus, 50 packets/s)")
+	}
+
+	tick := time.NewTicker(o.every)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			stats.print(out, time.Since(last))
+			fmt.Fprintln(out, "left the room")
+			return nil
+		case <-p.Done():
+			return fmt.Errorf("the server ended the connection: %w", p.Err())
+		case now := <-tick.C:
+			stats.print(out, now.Sub(last))
+			last = now
+		}
+	}
+}
+
+// joinAPI is a pion API with its default codecs and interceptors, on every
+// interface: the server may be anywhere.
+func joinAPI() (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		return nil, err
+	}
+	var se webrtc.SettingEngine
+	// A server on this machine (the default --url) offers loopback.
+	se.SetIncludeLoopbackCandidate(true)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+}
+
+// publishSynthetic publishes a video and an audio track and sends
+// synthetic packets on them until ctx ends; wg counts the senders.
+func publishSynthetic(ctx context.Context, p *client.Client, identity string, wg *sync.WaitGroup) error {
+	video, err := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", identity)
+	if err != nil {
+		return err
+	}
+	audio, err := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, "audio", identity)
+	if err != nil {
+		return err
+	}
+	rtpSenders, err := p.Publish(ctx, video, audio)
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	run := []struct {
+		s        *rtctest.Sender
+		interval time.Duration
+	}{
+		{&rtctest.Sender{Track: video, PayloadSize: 1000, KeyframeEvery: 60, TimestampStep: 3000}, time.Second / 30},
+		{&rtctest.Sender{Track: audio, PayloadSize: 80, TimestampStep: 960}, 20 * time.Millisecond},
+	}
+	for i, r := range run {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			r.s.ServeKeyframeRequests(rtpSenders[i]) // returns when the sender stops
+		}()
+		go func() {
+			defer wg.Done()
+			_ = r.s.Run(ctx, 0, r.interval) // ends with ctx
+			_ = rtpSenders[i].Stop()
+		}()
+	}
+	return nil
+}
+
+// trackStats counts what arrives on each track.
+type trackStats struct {
+	mu     sync.Mutex // guards tracks
+	tracks []*trackCount
+}
+
+type trackCount struct {
+	label            string
+	packets, bytes   atomic.Uint64
+	lastPkts, lastBy uint64 // at the previous print; the printer's own
+}
+
+func (s *trackStats) add(tr *webrtc.TrackRemote) *trackCount {
+	n := &trackCount{label: fmt.Sprintf("%s %s/%s", tr.StreamID(), tr.Kind(), strings.TrimPrefix(strings.ToLower(tr.Codec().MimeType), tr.Kind().String()+"/"))}
+	s.mu.Lock()
+	s.tracks = append(s.tracks, n)
+	s.mu.Unlock()
+	return n
+}
+
+// read counts the track's packets until it ends.
+func (n *trackCount) read(tr *webrtc.TrackRemote) {
+	buf := make([]byte, 1500)
+	for {
+		k, _, err := tr.Read(buf)
+		if err != nil {
+			return
+		}
+		n.packets.Add(1)
+		n.bytes.Add(uint64(k))
+	}
+}
+
+// print writes one line of the rates over the last interval.
+func (s *trackStats) print(w io.Writer, over time.Duration) {
+	s.mu.Lock()
+	tracks := append([]*trackCount(nil), s.tracks...)
+	s.mu.Unlock()
+	if over <= 0 {
+		return
+	}
+	sort.Slice(tracks, func(i, j int) bool { return tracks[i].label < tracks[j].label })
+	parts := make([]string, 0, len(tracks))
+	for _, n := range tracks {
+		pkts, by := n.packets.Load(), n.bytes.Load()
+		pps := float64(pkts-n.lastPkts) / over.Seconds()
+		kbps := float64(by-n.lastBy) * 8 / 1000 / over.Seconds()
+		n.lastPkts, n.lastBy = pkts, by
+		parts = append(parts, fmt.Sprintf("%s %.0f pkt/s %.0f kbit/s (%d packets)", n.label, pps, kbps, pkts))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "no media yet")
+	}
+	fmt.Fprintf(w, "%s  %d tracks: %s\n", time.Now().Format("15:04:05"), len(tracks), strings.Join(parts, "; "))
+}
