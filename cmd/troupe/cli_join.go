@@ -114,12 +114,16 @@ func runJoin(cmd *cobra.Command, o *joinOptions) error {
 	if err != nil {
 		return err
 	}
-	out := cmd.OutOrStdout()
+	// The tracks' readers print too.
+	out := &lockedWriter{w: cmd.OutOrStdout()}
 	stats := &trackStats{}
+	var readers sync.WaitGroup
 	p, err := client.Dial(ctx, client.Config{
 		URL: c.base, Token: tok.Token, API: api,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnTrack: func(tr *webrtc.TrackRemote) {
+			readers.Add(1)
+			defer readers.Done()
 			n := stats.add(tr)
 			fmt.Fprintf(out, "track %s: %s %s from %s\n", tr.ID(), tr.Kind(), tr.Codec().MimeType, tr.StreamID())
 			n.read(tr)
@@ -128,7 +132,10 @@ func runJoin(cmd *cobra.Command, o *joinOptions) error {
 	if err != nil {
 		return fmt.Errorf("join room %s: %w", o.room, err)
 	}
-	defer p.Close()
+	defer func() {
+		p.Close() // ends the tracks, and so their readers
+		readers.Wait()
+	}()
 	fmt.Fprintf(out, "joined room %s as %s (%s, participant %s)\n", o.room, o.identity, role, p.ParticipantID())
 
 	var senders sync.WaitGroup
@@ -268,4 +275,16 @@ func (s *trackStats) print(w io.Writer, over time.Duration) {
 		parts = append(parts, "no media yet")
 	}
 	fmt.Fprintf(w, "%s  %d tracks: %s\n", time.Now().Format("15:04:05"), len(tracks), strings.Join(parts, "; "))
+}
+
+// lockedWriter serializes the writes of several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex // guards w
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
