@@ -114,8 +114,7 @@ func runJoin(cmd *cobra.Command, o *joinOptions) error {
 	if err != nil {
 		return err
 	}
-	// The tracks' readers print too.
-	out := &lockedWriter{w: cmd.OutOrStdout()}
+	out := cmd.OutOrStdout()
 	stats := &trackStats{}
 	var readers sync.WaitGroup
 	p, err := client.Dial(ctx, client.Config{
@@ -124,9 +123,7 @@ func runJoin(cmd *cobra.Command, o *joinOptions) error {
 		OnTrack: func(tr *webrtc.TrackRemote) {
 			readers.Add(1)
 			defer readers.Done()
-			n := stats.add(tr)
-			fmt.Fprintf(out, "track %s: %s %s from %s\n", tr.ID(), tr.Kind(), tr.Codec().MimeType, tr.StreamID())
-			n.read(tr)
+			stats.add(tr).read(tr)
 		},
 	})
 	if err != nil {
@@ -229,12 +226,17 @@ type trackStats struct {
 
 type trackCount struct {
 	label            string
+	about            string // the line announcing the track
+	announced        bool   // the printer's own
 	packets, bytes   atomic.Uint64
 	lastPkts, lastBy uint64 // at the previous print; the printer's own
 }
 
 func (s *trackStats) add(tr *webrtc.TrackRemote) *trackCount {
-	n := &trackCount{label: fmt.Sprintf("%s %s/%s", tr.StreamID(), tr.Kind(), strings.TrimPrefix(strings.ToLower(tr.Codec().MimeType), tr.Kind().String()+"/"))}
+	n := &trackCount{
+		label: fmt.Sprintf("%s %s/%s", tr.StreamID(), tr.Kind(), strings.TrimPrefix(strings.ToLower(tr.Codec().MimeType), tr.Kind().String()+"/")),
+		about: fmt.Sprintf("track %s: %s %s from %s", tr.ID(), tr.Kind(), tr.Codec().MimeType, tr.StreamID()),
+	}
 	s.mu.Lock()
 	s.tracks = append(s.tracks, n)
 	s.mu.Unlock()
@@ -254,13 +256,20 @@ func (n *trackCount) read(tr *webrtc.TrackRemote) {
 	}
 }
 
-// print writes one line of the rates over the last interval.
+// print announces the tracks that came since the last call, then writes
+// one line of the rates over the last interval. One goroutine prints.
 func (s *trackStats) print(w io.Writer, over time.Duration) {
 	s.mu.Lock()
 	tracks := append([]*trackCount(nil), s.tracks...)
 	s.mu.Unlock()
 	if over <= 0 {
 		return
+	}
+	for _, n := range tracks {
+		if !n.announced {
+			fmt.Fprintln(w, n.about)
+			n.announced = true
+		}
 	}
 	sort.Slice(tracks, func(i, j int) bool { return tracks[i].label < tracks[j].label })
 	parts := make([]string, 0, len(tracks))
@@ -275,16 +284,4 @@ func (s *trackStats) print(w io.Writer, over time.Duration) {
 		parts = append(parts, "no media yet")
 	}
 	fmt.Fprintf(w, "%s  %d tracks: %s\n", time.Now().Format("15:04:05"), len(tracks), strings.Join(parts, "; "))
-}
-
-// lockedWriter serializes the writes of several goroutines.
-type lockedWriter struct {
-	mu sync.Mutex // guards w
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }

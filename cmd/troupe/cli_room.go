@@ -46,6 +46,15 @@ func apiCall(cmd *cobra.Command, f *apiFlags, method, path string, body any, t f
 	return output(cmd.OutOrStdout(), f.json, out, t)
 }
 
+// callCmd is a command of one call without a body, to the path its nargs
+// arguments make, whose answer t prints.
+func callCmd(f *apiFlags, use, short string, nargs int, method string, path func(args []string) string, t func(v any) table) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(nargs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return apiCall(cmd, f, method, path(args), nil, t)
+		}}
+}
+
 // done prints what a command with no answer body did, unless --json.
 func done(cmd *cobra.Command, f *apiFlags, format string, args ...any) {
 	if !f.json {
@@ -124,25 +133,23 @@ func (s *roomSettings) bind(cmd *cobra.Command, withID bool) {
 
 // body is the JSON of the flags given; nil if none was.
 func (s *roomSettings) body(cmd *cobra.Command) map[string]any {
-	f := cmd.Flags()
 	body, config := map[string]any{}, map[string]any{}
-	if f.Changed("id") {
-		body["id"] = s.id
-	}
-	if f.Changed("name") {
-		body["name"] = s.name
-	}
-	if f.Changed("display-name") {
-		body["display_name"] = s.displayName
-	}
-	if f.Changed("max-participants") {
-		config["max_participants"] = s.maxParticipants
-	}
-	if f.Changed("empty-timeout") {
-		config["empty_timeout"] = s.emptyTimeout
-	}
-	if f.Changed("locked") {
-		config["locked"] = s.locked
+	for _, set := range []struct {
+		flag string
+		into map[string]any
+		key  string
+		v    any
+	}{
+		{"id", body, "id", s.id},
+		{"name", body, "name", s.name},
+		{"display-name", body, "display_name", s.displayName},
+		{"max-participants", config, "max_participants", s.maxParticipants},
+		{"empty-timeout", config, "empty_timeout", s.emptyTimeout},
+		{"locked", config, "locked", s.locked},
+	} {
+		if cmd.Flags().Changed(set.flag) {
+			set.into[set.key] = set.v
+		}
 	}
 	if len(config) > 0 {
 		body["config"] = config
@@ -167,10 +174,8 @@ func roomCreateCmd(f *apiFlags) *cobra.Command {
 }
 
 func roomGetCmd(f *apiFlags) *cobra.Command {
-	return &cobra.Command{Use: "get ROOM", Short: "Show a room", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return apiCall(cmd, f, http.MethodGet, "/api/v1/rooms/"+seg(args[0]), nil, objectTable)
-		}}
+	return callCmd(f, "get ROOM", "Show a room", 1, http.MethodGet,
+		func(a []string) string { return "/api/v1/rooms/" + seg(a[0]) }, objectTable)
 }
 
 func roomUpdateCmd(f *apiFlags) *cobra.Command {
@@ -188,10 +193,8 @@ func roomUpdateCmd(f *apiFlags) *cobra.Command {
 }
 
 func roomEndCmd(f *apiFlags) *cobra.Command {
-	return &cobra.Command{Use: "end ROOM", Short: "End a room: everyone leaves and it refuses joins", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return apiCall(cmd, f, http.MethodPost, "/api/v1/rooms/"+seg(args[0])+"/end", nil, objectTable)
-		}}
+	return callCmd(f, "end ROOM", "End a room: everyone leaves and it refuses joins", 1, http.MethodPost,
+		func(a []string) string { return "/api/v1/rooms/" + seg(a[0]) + "/end" }, objectTable)
 }
 
 func roomDeleteCmd(f *apiFlags) *cobra.Command {
@@ -227,12 +230,10 @@ func participantListCmd(f *apiFlags) *cobra.Command {
 		}
 		return strings.Join(parts, ", ")
 	}}
-	return &cobra.Command{Use: "list ROOM", Short: "List the participants in a room now", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return apiCall(cmd, f, http.MethodGet, "/api/v1/rooms/"+seg(args[0])+"/participants", nil,
-				listTable("participants", field("ID", "id"), field("IDENTITY", "identity"), field("NAME", "name"),
-					field("ROLE", "role"), field("JOINED", "joined_at"), tracks))
-		}}
+	return callCmd(f, "list ROOM", "List the participants in a room now", 1, http.MethodGet,
+		func(a []string) string { return "/api/v1/rooms/" + seg(a[0]) + "/participants" },
+		listTable("participants", field("ID", "id"), field("IDENTITY", "identity"), field("NAME", "name"),
+			field("ROLE", "role"), field("JOINED", "joined_at"), tracks))
 }
 
 func participantKickCmd(f *apiFlags) *cobra.Command {
@@ -295,41 +296,38 @@ func sessionListCmd(f *apiFlags) *cobra.Command {
 	return cmd
 }
 
+// sessionPath is the path of the session its argument names, and below.
+func sessionPath(below string) func(a []string) string {
+	return func(a []string) string { return "/api/v1/sessions/" + seg(a[0]) + below }
+}
+
 func sessionGetCmd(f *apiFlags) *cobra.Command {
-	return &cobra.Command{Use: "get SESSION", Short: "Show a session", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return apiCall(cmd, f, http.MethodGet, "/api/v1/sessions/"+seg(args[0]), nil, objectTable)
-		}}
+	return callCmd(f, "get SESSION", "Show a session", 1, http.MethodGet, sessionPath(""), objectTable)
 }
 
 func sessionParticipantsCmd(f *apiFlags) *cobra.Command {
-	return &cobra.Command{Use: "participants SESSION", Short: "List who took part in a session", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return apiCall(cmd, f, http.MethodGet, "/api/v1/sessions/"+seg(args[0])+"/participants", nil,
-				listTable("participants", field("PARTICIPANT", "participant_id"), field("IDENTITY", "identity"),
-					field("ROLE", "role"), field("JOINED", "joined_at"), field("LEFT", "left_at"),
-					field("SECONDS", "duration"), field("REASON", "leave_reason")))
-		}}
+	return callCmd(f, "participants SESSION", "List who took part in a session", 1, http.MethodGet, sessionPath("/participants"),
+		listTable("participants", field("PARTICIPANT", "participant_id"), field("IDENTITY", "identity"),
+			field("ROLE", "role"), field("JOINED", "joined_at"), field("LEFT", "left_at"),
+			field("SECONDS", "duration"), field("REASON", "leave_reason")))
 }
 
 func sessionStatsCmd(f *apiFlags) *cobra.Command {
-	return &cobra.Command{Use: "stats SESSION", Short: "Show a session's media figures per participant", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cols := []column{field("PARTICIPANT", "participant_id"), field("IDENTITY", "identity"), field("LIVE", "live"),
-				field("PACKETS_IN", "packets_in"), field("PACKETS_OUT", "packets_out"), field("DROPPED", "packets_dropped"),
-				field("LOSS", "loss"), field("NACKS", "nacks")}
-			return apiCall(cmd, f, http.MethodGet, "/api/v1/sessions/"+seg(args[0])+"/stats", nil, func(v any) table {
-				t := listTable("participants", cols...)(v)
-				obj, _ := v.(map[string]any)
-				if totals, ok := obj["totals"].(map[string]any); ok {
-					row := make([]string, len(cols))
-					for i, c := range cols {
-						row[i] = c.cell(totals)
-					}
-					row[0], row[1], row[2] = "TOTAL", "", ""
-					t.rows = append(t.rows, row)
+	cols := []column{field("PARTICIPANT", "participant_id"), field("IDENTITY", "identity"), field("LIVE", "live"),
+		field("PACKETS_IN", "packets_in"), field("PACKETS_OUT", "packets_out"), field("DROPPED", "packets_dropped"),
+		field("LOSS", "loss"), field("NACKS", "nacks")}
+	return callCmd(f, "stats SESSION", "Show a session's media figures per participant", 1, http.MethodGet, sessionPath("/stats"),
+		func(v any) table {
+			t := listTable("participants", cols...)(v)
+			obj, _ := v.(map[string]any)
+			if totals, ok := obj["totals"].(map[string]any); ok {
+				row := make([]string, len(cols))
+				for i, c := range cols {
+					row[i] = c.cell(totals)
 				}
-				return t
-			})
-		}}
+				row[0], row[1], row[2] = "TOTAL", "", ""
+				t.rows = append(t.rows, row)
+			}
+			return t
+		})
 }

@@ -20,13 +20,14 @@ import (
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
-// startDrainChild runs a single-node server as a child process on dataDir
-// with extra flags, and waits until it is ready.
-func startDrainChild(t *testing.T, dataDir string, key auth.Key, extra ...string) (*testServer, *exec.Cmd) {
+// startChild runs `troupe serve` as a child process with args on a free
+// port, the API key pair given in its environment, and waits until it is
+// ready; s calls it with token. It is killed when the test ends, if it
+// still runs.
+func startChild(t *testing.T, key auth.Key, token string, args ...string) (*testServer, *exec.Cmd) {
 	t.Helper()
 	addr := freeAddr(t)
-	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", addr, "--rtc-udp-port", "0", "--log-level", "error"}, extra...)
-	cmd := exec.Command(os.Args[0], args...)
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "--http-addr", addr, "--rtc-udp-port", "0", "--log-level", "error"}, args...)...)
 	cmd.Env = append(proc.WithoutTroupeEnv(os.Environ()), mainEnv+"=1",
 		envName("api-key")+"="+key.ID, envName("api-secret")+"="+key.Secret)
 	cmd.Stderr = os.Stderr
@@ -39,13 +40,20 @@ func startDrainChild(t *testing.T, dataDir string, key auth.Key, extra ...string
 			cmd.Wait()
 		}
 	})
+	s := &testServer{t: t, addr: addr, url: "http://" + addr, token: token, client: &http.Client{Timeout: 10 * time.Second}}
+	waitReady(t, s.url)
+	return s, cmd
+}
+
+// startDrainChild runs a single-node server as a child process on dataDir
+// with extra flags.
+func startDrainChild(t *testing.T, dataDir string, key auth.Key, extra ...string) (*testServer, *exec.Cmd) {
+	t.Helper()
 	token, err := auth.Mint(key, auth.AdminClaims(time.Now(), time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &testServer{t: t, addr: addr, url: "http://" + addr, token: token, client: &http.Client{Timeout: 10 * time.Second}}
-	waitReady(t, s.url)
-	return s, cmd
+	return startChild(t, key, token, append([]string{"--data-dir", dataDir}, extra...)...)
 }
 
 // joinToken mints a join token for identity in room through s.

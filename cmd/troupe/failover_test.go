@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -19,8 +18,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/troupe-media/troupe/actors"
-	"github.com/troupe-media/troupe/bench/proc"
 	"github.com/troupe-media/troupe/httpapi"
+	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/etcdstore"
@@ -58,26 +57,10 @@ func failoverConfig(t *testing.T, endpoint, nodeID, hook string) Config {
 // record closed. It is killed when the test ends, if it still runs.
 func startChildNode(t *testing.T, cfg Config, token string) (*testServer, *exec.Cmd) {
 	t.Helper()
-	addr := freeAddr(t)
-	cmd := exec.Command(os.Args[0], "serve", "--data-dir", cfg.DataDir, "--http-addr", addr, "--rtc-udp-port", "0",
-		"--log-level", "error", "--etcd-endpoints", strings.Join(cfg.EtcdEndpoints, ","), "--node-id", cfg.NodeID,
+	return startChild(t, auth.Key{ID: cfg.APIKey, Secret: cfg.APISecret}, token,
+		"--data-dir", cfg.DataDir, "--etcd-endpoints", strings.Join(cfg.EtcdEndpoints, ","), "--node-id", cfg.NodeID,
 		"--cluster-lease-ttl", cfg.ClusterLeaseTTL.String(), "--webhook-urls", strings.Join(cfg.WebhookURLs, ","),
 		"--webhook-allow-private")
-	cmd.Env = append(proc.WithoutTroupeEnv(os.Environ()), mainEnv+"=1",
-		envName("api-key")+"="+cfg.APIKey, envName("api-secret")+"="+cfg.APISecret)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	s := &testServer{t: t, addr: addr, url: "http://" + addr, token: token, client: &http.Client{Timeout: 10 * time.Second}}
-	waitReady(t, s.url)
-	return s, cmd
 }
 
 // createOn creates room id on node s itself, as a request another node
