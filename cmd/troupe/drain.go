@@ -6,6 +6,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // drainCheck is how often a draining node looks whether its rooms have
@@ -92,5 +94,19 @@ func (s *Server) requestDrain() {
 		defer cancel()
 		s.beginDrain(ctx)
 		close(s.drainAsked)
+	})
+}
+
+// drainingMetric is 1 from the start of a drain (or of the stop): the node
+// is on its way out and takes no new rooms or joins.
+func (s *Server) drainingMetric() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "troupe_node_draining",
+		Help: "1 while this node drains or stops: it takes no new rooms or joins.",
+	}, func() float64 {
+		if s.draining.Load() {
+			return 1
+		}
+		return 0
 	})
 }

@@ -192,6 +192,9 @@ func TestDrainEndsOnceRoomsAreEmpty(t *testing.T) {
 		t.Fatalf("drain answer: %v", got)
 	}
 	poll.Until(t, "/readyz to answer 503", func() bool { return readyStatus(s) == http.StatusServiceUnavailable })
+	if m := metricsText(t, s); !strings.Contains(m, "\ntroupe_node_draining 1\n") {
+		t.Fatal("/metrics does not say that the node drains")
+	}
 	if status, body := s.do("POST", "/api/v1/rooms", `{"id":"r2","name":"two"}`); status != http.StatusServiceUnavailable || errorCode(body) != "draining" {
 		t.Fatalf("create while draining: %d %v", status, body)
 	}

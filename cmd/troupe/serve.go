@@ -234,6 +234,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		store.Collector(),
 		currentBuild().collector(),
+		s.drainingMetric(),
 	); err != nil {
 		return nil, err
 	}
