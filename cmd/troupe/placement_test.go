@@ -328,6 +328,9 @@ func TestPlacementsChoose(t *testing.T) {
 	if _, ok := p.choose("a", nil, t0); ok {
 		t.Fatal("a choice among no node")
 	}
+	if _, ok := p.choose("a", []etcdstore.NodeInfo{draining(rec("a", 0, 0, 0, 1))}, t0); ok {
+		t.Fatal("a choice among draining nodes only")
+	}
 	for _, c := range []struct {
 		self  string
 		nodes []etcdstore.NodeInfo
@@ -339,6 +342,9 @@ func TestPlacementsChoose(t *testing.T) {
 		// Participants and tracks weigh as rooms do.
 		{"a", []etcdstore.NodeInfo{rec("a", 1, 3, 2, 1), rec("b", 2, 2, 1, 1)}, "b"},
 		{"b", []etcdstore.NodeInfo{rec("a", 1, 3, 2, 1), rec("b", 2, 3, 2, 1)}, "a"},
+		// A draining node gets nothing, however idle, self or not.
+		{"a", []etcdstore.NodeInfo{draining(rec("a", 0, 0, 0, 1)), rec("b", 5, 5, 5, 1)}, "b"},
+		{"b", []etcdstore.NodeInfo{draining(rec("a", 0, 0, 0, 1)), rec("b", 5, 5, 5, 1), rec("c", 9, 9, 0, 1)}, "b"},
 	} {
 		if got := choose(c.self, c.nodes...); got != c.want {
 			t.Errorf("choose from %s among %+v = %s, want %s", c.self, c.nodes, got, c.want)
@@ -369,6 +375,11 @@ func TestPlacementsChoose(t *testing.T) {
 	if len(p.byNode) != 1 {
 		t.Fatalf("placements kept: %v, want c's alone", p.byNode)
 	}
+}
+
+func draining(n etcdstore.NodeInfo) etcdstore.NodeInfo {
+	n.Draining = true
+	return n
 }
 
 // A single node lists itself with what it runs now, and its rooms carry
