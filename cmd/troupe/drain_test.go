@@ -252,3 +252,35 @@ func TestClusterDrainSendsNewRoomsElsewhere(t *testing.T) {
 		t.Fatalf("node-a's room has %d members during the drain, want its publisher", n)
 	}
 }
+
+// A second SIGTERM during the drain cuts it short: the node stops at once
+// and still exits 0.
+func TestSecondSIGTERMCutsTheDrainShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the server as a child process")
+	}
+	key := auth.Key{ID: "TKdrain2", Secret: strings.Repeat("e", 32)}
+	s, cmd := startDrainChild(t, t.TempDir(), key, "--drain-timeout", "1h")
+	s.mustDo(201, "POST", "/api/v1/rooms", `{"id":"d1","name":"one"}`)
+	publish(t, s, "d1", "pub") // keeps the room from emptying
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "/readyz to answer 503", func() bool { return readyStatus(s) == http.StatusServiceUnavailable })
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("the server stopped by a second SIGTERM exited with %v, want 0", err)
+		}
+	case <-time.After(time.Minute): // a bound against a hang: the drain is an hour
+		cmd.Process.Kill()
+		<-exited
+		t.Fatal("the second SIGTERM did not cut the drain short")
+	}
+}
