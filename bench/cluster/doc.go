@@ -1,0 +1,19 @@
+// Package cluster is the multi-process fault rig of Troupe's cluster mode:
+// it runs an etcd process and several `troupe serve` processes on their own
+// loopback addresses (127.0.0.2, 127.0.0.3, ...; each node's HTTP API and
+// UDP media on its own address), and injects the faults a cluster must
+// survive: SIGKILL of a node, SIGSTOP and SIGCONT of a node or of etcd,
+// another node joining.
+//
+// Every process belongs to the test that started it: it is stopped when
+// the test ends, its output is kept in a log file in the test's temporary
+// dir, the logs are shown when the test fails, and a node that panicked,
+// reported a data race or exited by itself fails the test.
+//
+// etcd is the binary named by TROUPE_ETCD_BIN, else `etcd` on PATH (Debian's
+// etcd-server 3.4 or any later etcd). Without one, Start skips the test,
+// unless TROUPE_CLUSTER_TESTS=1 asks for the cluster suite, when it fails
+// it instead. The troupe executable is built once by BuildTroupe, or given.
+//
+// Only tests and benchmarks import it.
+package cluster
