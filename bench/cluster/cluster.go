@@ -368,3 +368,50 @@ func (n *Node) Stop() error { return n.proc.stop() }
 
 // LogPath is the node's log file.
 func (n *Node) LogPath() string { return n.proc.logPath }
+
+// Metric reads an unlabelled gauge or counter from node n's /metrics.
+func (c *Cluster) Metric(ctx context.Context, n *Node, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: %s /metrics: %w", n.ID, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: %s /metrics: %w", n.ID, err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("cluster: %s /metrics has no %s", n.ID, name)
+}
+
+// NodeIDs lists the nodes that node n's GET /api/v1/cluster/nodes names.
+func (c *Cluster) NodeIDs(ctx context.Context, n *Node) ([]string, error) {
+	resp, err := c.Do(ctx, n, http.MethodGet, "/api/v1/cluster/nodes", nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Status != http.StatusOK {
+		return nil, fmt.Errorf("cluster: %s lists nodes: %d %s", n.ID, resp.Status, resp.Body)
+	}
+	var body struct {
+		Nodes []struct {
+			ID string `json:"id"`
+		} `json:"nodes"`
+	}
+	if err := resp.JSON(&body); err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(body.Nodes))
+	for i, x := range body.Nodes {
+		ids[i] = x.ID
+	}
+	return ids, nil
+}
