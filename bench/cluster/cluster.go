@@ -44,6 +44,9 @@ type Config struct {
 	// Args are added to every node's `troupe serve` arguments, such as
 	// --webhook-allow-private for a webhook receiver on loopback.
 	Args []string
+	// Profile serves each node's Go profiler (--debug-addr) on a port of
+	// its address, at Node.DebugURL.
+	Profile bool
 }
 
 // Cluster is an etcd and troupe nodes, each a process of its own, that
@@ -87,7 +90,7 @@ func Start(tb testing.TB, cfg Config) *Cluster {
 	}
 	c := &Cluster{
 		tb: tb, cfg: cfg, dir: tb.TempDir(), key: key, token: token,
-		client: &http.Client{Timeout: 10 * time.Second},
+		client: newHTTPClient(),
 	}
 	tb.Cleanup(c.cleanup)
 	ctx := context.Background()
@@ -102,6 +105,14 @@ func Start(tb testing.TB, cfg Config) *Cluster {
 		c.AddNode()
 	}
 	return c
+}
+
+// newHTTPClient is the rig's client: keep-alive connections enough for a
+// load of concurrent requests to every node.
+func newHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	return &http.Client{Timeout: 10 * time.Second, Transport: t}
 }
 
 // RequireEtcd returns the etcd executable; without one it skips the test,
@@ -212,6 +223,15 @@ func (c *Cluster) startNode(ctx context.Context) (*Node, error) {
 		"--cluster-lease-ttl", c.cfg.LeaseTTL.String(),
 		"--log-level", "info",
 	}, c.cfg.Args...)
+	if c.cfg.Profile {
+		dport, err := freePort(n.IP)
+		if err != nil {
+			return nil, err
+		}
+		daddr := n.IP + ":" + strconv.Itoa(dport)
+		n.DebugURL = "http://" + daddr
+		args = append(args, "--debug-addr", daddr)
+	}
 	// The key pair goes in the environment, where other users cannot read
 	// it as they could argv.
 	env := []string{"TROUPE_API_KEY=" + c.key.ID, "TROUPE_API_SECRET=" + c.key.Secret}
@@ -341,6 +361,8 @@ type Node struct {
 	IP string
 	// URL is its HTTP API and advertise URL, like http://127.0.0.2:40123.
 	URL string
+	// DebugURL serves its /debug/pprof/ when Config.Profile is set.
+	DebugURL string
 
 	c    *Cluster
 	proc *process
