@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -86,12 +87,25 @@ func failoverRound(t *testing.T, c *Cluster, room string) (answered, mediaAgain 
 			}
 		})
 	}
+	// Until then, a live node answers 503 room_unavailable: retry.
+	var wrong []string
 	poll.Until(t, room+" to answer on a live node", func() bool {
 		n := c.Live()[rand.IntN(len(c.Live()))]
 		resp, err := c.Do(ctx, n, http.MethodGet, "/api/v1/rooms/"+room+"/participants", nil)
-		return err == nil && resp.Status == http.StatusOK
+		switch {
+		case err != nil:
+			wrong = append(wrong, err.Error())
+		case resp.Status == http.StatusOK:
+			return true
+		case resp.Status != http.StatusServiceUnavailable || !bytes.Contains(resp.Body, []byte(`"room_unavailable"`)):
+			wrong = append(wrong, fmt.Sprintf("%s: %d %s", n.ID, resp.Status, bytes.TrimSpace(resp.Body)))
+		}
+		return false
 	})
 	answered = time.Since(killed)
+	if len(wrong) > 0 {
+		t.Errorf("while %s's owner was dead, live nodes answered other than 503 room_unavailable: %q", room, wrong)
+	}
 
 	// Both rejoin as a client would, with jittered backoff, through live
 	// nodes other than the new owner when there is one.
