@@ -1,34 +1,43 @@
 package cluster
 
 import (
-	"log/slog"
+	"encoding/json"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
-	"time"
 
 	"github.com/troupe-media/troupe/bench/mediaload"
-	"github.com/troupe-media/troupe/bench/scenarios"
 )
 
-// runManyRooms runs a short many-rooms scenario with `bench media`'s
-// runner against one node of a cluster, as `troupe bench media --server`
-// does, and returns the steps and the ids of the rooms it made.
+// runManyRooms runs `troupe bench media --server` against one node of the
+// cluster, with every node's process id, for a short many-rooms scenario,
+// and returns the steps it reported and the ids of the rooms it made.
 func runManyRooms(t *testing.T, c *Cluster, rooms int) ([]mediaload.Step, []string) {
 	t.Helper()
-	sc, err := scenarios.Load("many-rooms")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sc, err = sc.With(scenarios.Overrides{Rooms: rooms, Duration: 2 * time.Second}); err != nil {
-		t.Fatal(err)
-	}
 	entry := c.Live()[0]
-	res, err := mediaload.Run(t.Context(), mediaload.Config{
-		Target:   mediaload.Target{BaseURL: entry.URL, Token: c.Token()},
-		Scenario: sc,
-		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	var pids []string
+	for _, n := range c.Live() {
+		pids = append(pids, strconv.Itoa(n.PID()))
+	}
+	report := filepath.Join(t.TempDir(), "report.json")
+	cmd := exec.CommandContext(t.Context(), troupeExe(t), "bench", "media",
+		"--server", entry.URL, "--token", c.Token(), "--server-pid", strings.Join(pids, ","),
+		"--scenario", "many-rooms", "--rooms", strconv.Itoa(rooms), "--duration", "2s", "--json", report)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("troupe bench media: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(report)
 	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Steps []mediaload.Step `json:"steps"`
+	}
+	if err := json.Unmarshal(data, &res); err != nil {
 		t.Fatal(err)
 	}
 	var list struct {
@@ -46,9 +55,9 @@ func runManyRooms(t *testing.T, c *Cluster, rooms int) ([]mediaload.Step, []stri
 	return res.Steps, ids
 }
 
-// The media benchmark's runner, pointed at one node of a cluster, runs a
+// `troupe bench media --server` pointed at one node of a cluster runs a
 // many-rooms scenario: every participant receives every track, whichever
-// node owns its room.
+// node owns its room, and the server's CPU is the nodes' sum.
 func TestBenchMediaThroughCluster(t *testing.T) {
 	c := startCluster(t, Config{})
 	steps, ids := runManyRooms(t, c, 3)
@@ -59,6 +68,9 @@ func TestBenchMediaThroughCluster(t *testing.T) {
 	if s.MissingTracks != 0 || s.JoinFailures != 0 || s.ReceivedPackets == 0 {
 		t.Fatalf("through %s: %d tracks missing, %d joins failed, %d of %d packets", c.Live()[0].ID, s.MissingTracks, s.JoinFailures, s.ReceivedPackets, s.ExpectedPackets)
 	}
+	if s.ServerCPUSeconds <= 0 || s.ServerRSSBytes <= 0 || s.CPUPerPacketUs <= 0 {
+		t.Errorf("server figures not measured: %v s CPU, %d bytes RSS, %v µs per packet", s.ServerCPUSeconds, s.ServerRSSBytes, s.CPUPerPacketUs)
+	}
 	owners := map[string]int{}
 	for _, id := range ids {
 		o, err := c.Owner(t.Context(), id)
@@ -67,5 +79,5 @@ func TestBenchMediaThroughCluster(t *testing.T) {
 		}
 		owners[o.ID]++
 	}
-	t.Logf("%d rooms on %v; loss %.4f", len(ids), owners, s.LossRatio)
+	t.Logf("%d rooms on %v; loss %.4f, %.2f µs CPU per forwarded packet", len(ids), owners, s.LossRatio, s.CPUPerPacketUs)
 }
