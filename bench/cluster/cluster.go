@@ -288,14 +288,19 @@ func (c *Cluster) Do(ctx context.Context, n *Node, method, path string, body any
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
+	return c.Send(req)
+}
+
+// Send sends req with the rig's client and reads the whole answer.
+func (c *Cluster) Send(req *http.Request) (Response, error) {
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return Response{}, fmt.Errorf("cluster: %s %s%s: %w", method, n.ID, path, err)
+		return Response{}, fmt.Errorf("cluster: %s %s: %w", req.Method, req.URL, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return Response{}, fmt.Errorf("cluster: %s %s%s: %w", method, n.ID, path, err)
+		return Response{}, fmt.Errorf("cluster: %s %s: %w", req.Method, req.URL, err)
 	}
 	return Response{Status: resp.StatusCode, Body: data}, nil
 }

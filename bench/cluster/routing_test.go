@@ -3,7 +3,6 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -67,7 +66,7 @@ func TestRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 	whip := newWHIPPublisher(t)
-	answer := whipPost(t, via2, "/whip/routed", whipTok, whip.offer(t))
+	answer := whipPost(t, c, via2, "/whip/routed", whipTok, whip.offer(t))
 	checkCandidates(t, "the WHIP answer's", sdpCandidateIPs(answer), owner)
 	whip.start(t, answer)
 	// A WHEP viewer gets the tracks published when it joins: wait for
@@ -79,7 +78,7 @@ func TestRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 	viewer := newWHEPViewer(t)
-	answer = whipPost(t, via1, "/whep/routed", whepTok, viewer.offer(t))
+	answer = whipPost(t, c, via1, "/whep/routed", whepTok, viewer.offer(t))
 	checkCandidates(t, "the WHEP answer's", sdpCandidateIPs(answer), owner)
 	viewer.start(t, answer)
 	// dave receives a video and an audio track of the room.
@@ -213,7 +212,7 @@ func checkNoLoss(t *testing.T, what string, r *rtctest.Receiver) {
 
 // whipPost sends an SDP offer to a WHIP or WHEP path of node n and
 // returns the answer.
-func whipPost(t *testing.T, n *Node, path, token, offer string) string {
+func whipPost(t *testing.T, c *Cluster, n *Node, path, token, offer string) string {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, n.URL+path, strings.NewReader(offer))
 	if err != nil {
@@ -221,19 +220,14 @@ func whipPost(t *testing.T, n *Node, path, token, offer string) string {
 	}
 	req.Header.Set("Content-Type", "application/sdp")
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Send(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
+	if resp.Status != http.StatusCreated {
+		t.Fatalf("POST %s%s: %d %s", n.ID, path, resp.Status, resp.Body)
 	}
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("POST %s%s: %d %s", n.ID, path, resp.StatusCode, body)
-	}
-	return string(body)
+	return string(resp.Body)
 }
 
 // whipPeer is a WHIP publisher or a WHEP viewer: one peer connection that
