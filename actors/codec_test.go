@@ -1,8 +1,6 @@
 package actors
 
 import (
-	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,28 +20,14 @@ func (c *testClient) publishOne(codec webrtc.RTPCodecCapability, id string) {
 	}
 	c.queue <- publishCmd{tracks: []webrtc.TrackLocal{tr}, prefer: &codec}
 	s := &rtctest.Sender{Track: tr, PayloadSize: 600, KeyframeEvery: 30, TimestampStep: 3000}
-	ctx, cancel := context.WithCancel(c.ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = s.Run(ctx, 0, 10*time.Millisecond) })
-	c.t.Cleanup(func() { cancel(); wg.Wait() })
+	c.sendUntilEnd(s, 10*time.Millisecond)
 }
 
 // receiveFrom starts a checking receiver on each of the next n tracks,
 // keyed by publisher and kind.
 func (c *testClient) receiveFrom(n int) map[string]*rtctest.Receiver {
 	c.t.Helper()
-	out := make(map[string]*rtctest.Receiver)
-	for range n {
-		select {
-		case tr := <-c.tracks:
-			r := rtctest.NewReceiver(tr)
-			go r.Run()
-			out[tr.StreamID()+" "+tr.Kind().String()] = r
-		case <-time.After(30 * time.Second):
-			c.t.Fatalf("%s: got %d of %d tracks", c.p.ID, len(out), n)
-		}
-	}
-	return out
+	return c.receiveKeyed(n, func(tr *webrtc.TrackRemote) string { return tr.StreamID() + " " + tr.Kind().String() })
 }
 
 // A client whose camera sends H.264 only (setCodecPreferences) still

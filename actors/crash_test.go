@@ -370,16 +370,8 @@ func TestRoomThatKeepsFailingStops(t *testing.T) {
 	for range roomRestartLimit + 1 {
 		crash(env, "doomed")
 	}
-	for _, c := range []*testClient{pub, sub} {
-		select {
-		case r := <-c.closed:
-			if r != ReasonRoomFailed {
-				t.Errorf("%s removed for %q, want %q", c.p.ID, r, ReasonRoomFailed)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%s was not removed", c.p.ID)
-		}
-	}
+	pub.waitRemoved(ReasonRoomFailed)
+	sub.waitRemoved(ReasonRoomFailed)
 	ended := endedSession(t, env, ses.Id)
 	if EndReason(ended.EndReason) != EndRoomFailed {
 		t.Errorf("session ended for %q, want %q", ended.EndReason, EndRoomFailed)

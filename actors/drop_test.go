@@ -3,7 +3,6 @@ package actors
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/troupe-media/troupe/internal/poll"
 )
@@ -25,16 +24,8 @@ func TestDropAllStopsEveryRoom(t *testing.T) {
 	if err := env.rooms.DropAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []*testClient{inA, inB} {
-		select {
-		case r := <-c.closed:
-			if r != ReasonServerShutdown {
-				t.Errorf("%s left for %q, want %q", c.p.ID, r, ReasonServerShutdown)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%s was not told to leave", c.p.ID)
-		}
-	}
+	inA.waitRemoved(ReasonServerShutdown)
+	inB.waitRemoved(ReasonServerShutdown)
 	poll.Until(t, "no live room", func() bool { return env.rooms.Live() == 0 })
 
 	// The room comes back on its next request, and takes joins.

@@ -410,16 +410,43 @@ func (c *testClient) publishAV() (video, audio *rtctest.Sender) {
 	c.queue <- publishCmd{tracks: []webrtc.TrackLocal{vt, at}}
 	video = &rtctest.Sender{Track: vt, PayloadSize: 1000, KeyframeEvery: 30, TimestampStep: 3000}
 	audio = &rtctest.Sender{Track: at, PayloadSize: 160, TimestampStep: 960}
-	ctx, cancel := context.WithCancel(c.ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { video.Run(ctx, 0, 10*time.Millisecond) })
-	wg.Go(func() { audio.Run(ctx, 0, 20*time.Millisecond) })
-	c.t.Cleanup(func() { cancel(); wg.Wait() })
+	c.sendUntilEnd(video, 10*time.Millisecond)
+	c.sendUntilEnd(audio, 20*time.Millisecond)
 	return video, audio
 }
 
-// receive starts a checking receiver on each of the next n tracks.
+// sendUntilEnd sends s's synthetic media, a packet every interval, until
+// the test ends.
+func (c *testClient) sendUntilEnd(s *rtctest.Sender, every time.Duration) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = s.Run(ctx, 0, every) })
+	c.t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// waitRemoved waits until the server removes c, and checks why.
+func (c *testClient) waitRemoved(want LeaveReason) {
+	c.t.Helper()
+	select {
+	case got := <-c.closed:
+		if got != want {
+			c.t.Errorf("%s removed for %q, want %q", c.p.ID, got, want)
+		}
+	case <-time.After(poll.Timeout):
+		c.t.Fatalf("%s was not removed (want %q)", c.p.ID, want)
+	}
+}
+
+// receive starts a checking receiver on each of the next n tracks, keyed
+// by kind.
 func (c *testClient) receive(n int) map[string]*rtctest.Receiver {
+	c.t.Helper()
+	return c.receiveKeyed(n, func(tr *webrtc.TrackRemote) string { return tr.Kind().String() })
+}
+
+// receiveKeyed starts a checking receiver on each of the next n tracks,
+// and returns them by key(track).
+func (c *testClient) receiveKeyed(n int, key func(*webrtc.TrackRemote) string) map[string]*rtctest.Receiver {
 	c.t.Helper()
 	out := make(map[string]*rtctest.Receiver)
 	for range n {
@@ -427,8 +454,8 @@ func (c *testClient) receive(n int) map[string]*rtctest.Receiver {
 		case tr := <-c.tracks:
 			r := rtctest.NewReceiver(tr)
 			go r.Run()
-			out[tr.Kind().String()] = r
-		case <-time.After(20 * time.Second): // generous: -race on 2 busy cores
+			out[key(tr)] = r
+		case <-time.After(poll.Timeout): // generous: -race on 2 busy cores
 			c.t.Fatalf("%s: got %d of %d tracks", c.p.ID, len(out), n)
 		}
 	}
@@ -532,9 +559,7 @@ func TestPublishSubscribeAndLeave(t *testing.T) {
 			t.Errorf("leave reason %q", left.Reason)
 		}
 	}
-	if got := <-pub.closed; got != ReasonLeft {
-		t.Errorf("publisher closed with %q", got)
-	}
+	pub.waitRemoved(ReasonLeft)
 	poll.Until(t, "participant count 3", func() bool {
 		info, err := env.rooms.Get(context.Background(), "stage")
 		return err == nil && info.ParticipantCount == 3
@@ -655,9 +680,7 @@ func TestKickMuteAndRoomEnd(t *testing.T) {
 	if err := env.rooms.Kick(ctx, "class", sub.p.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got := <-sub.closed; got != ReasonKicked {
-		t.Fatalf("kicked client closed with %q", got)
-	}
+	sub.waitRemoved(ReasonKicked)
 	left := waitEvent[SignalParticipantLeft](t, pub, nil)
 	if left.Reason != ReasonKicked {
 		t.Fatalf("others told %q", left.Reason)
@@ -666,9 +689,7 @@ func TestKickMuteAndRoomEnd(t *testing.T) {
 	if _, err := env.rooms.End(ctx, "class"); err != nil {
 		t.Fatal(err)
 	}
-	if got := <-pub.closed; got != ReasonRoomEnded {
-		t.Fatalf("room end closed the publisher with %q", got)
-	}
+	pub.waitRemoved(ReasonRoomEnded)
 }
 
 // A panic in a goroutine a participant owns removes that participant; the

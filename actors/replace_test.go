@@ -36,7 +36,5 @@ func TestReplaceRules(t *testing.T) {
 	ws2 := joinClient(t, env, "r", "x", RolePublisher)
 	want := []ParticipantID{whep1.ID, whep2.ID, whip2.ID, ws2.p.ID}
 	poll.Until(t, "the WebSocket and WHIP members to be replaced", func() bool { return slices.Equal(live(), want) })
-	if reason := <-ws.closed; reason != ReasonReplaced {
-		t.Errorf("the first WebSocket client left for %q", reason)
-	}
+	ws.waitRemoved(ReasonReplaced)
 }

@@ -9,21 +9,19 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/troupe-media/troupe/actors/actorpb"
 	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
 func TestMain(m *testing.M) {
-	// protoactor-go throttles dead-letter logging with a goroutine that
-	// sleeps out its interval (1s) and ends by itself.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
+	leaktest.VerifyTestMain(m)
 }
 
 type testEnv struct {

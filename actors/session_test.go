@@ -205,14 +205,7 @@ func TestSessionEndReasons(t *testing.T) {
 				t.Fatalf("history after end: %v %v", history, err)
 			}
 			if tt.leave != ReasonLeft {
-				select {
-				case got := <-c.closed:
-					if got != tt.leave {
-						t.Fatalf("client removed with %q, want %q", got, tt.leave)
-					}
-				case <-time.After(5 * time.Second):
-					t.Fatal("the client was not removed")
-				}
+				c.waitRemoved(tt.leave)
 			}
 			// The session record is read from the store; the room's
 			// snapshot is published just after the commit that wrote it.
@@ -244,23 +237,14 @@ func TestRemoveAfterSecondsElapsed(t *testing.T) {
 	clock.Advance(30 * time.Second)
 	b := joinClient(t, env, "r", "bob", RolePublisher)
 	clock.Advance(60 * time.Second) // alice: 90 s, bob: 60 s
-	select {
-	case got := <-a.closed:
-		if got != ReasonTimeLimit {
-			t.Fatalf("alice removed with %q", got)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("alice was not removed after 90 s")
-	}
+	a.waitRemoved(ReasonTimeLimit)
 	select {
 	case got := <-b.closed:
 		t.Fatalf("bob removed early (%q)", got)
 	case <-time.After(50 * time.Millisecond):
 	}
 	clock.Advance(30 * time.Second)
-	if got := <-b.closed; got != ReasonTimeLimit {
-		t.Fatalf("bob removed with %q", got)
-	}
+	b.waitRemoved(ReasonTimeLimit)
 }
 
 // A server that stopped with sessions in progress (a crash, a kill) closes

@@ -14,6 +14,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -164,7 +165,7 @@ type pageStats struct {
 // microphone) join one room through the web page, and each decodes the
 // other's video and receives its audio.
 func TestBrowserTwoPages(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, func(c *Config) { c.DevJoinTokens = true })
 	browser := newBrowser(t)
 
@@ -208,7 +209,7 @@ func TestBrowserTwoPages(t *testing.T) {
 // reload Join works at once; a normal leave is not shown as an error; and
 // the page joins again after leaving.
 func TestBrowserPage(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, func(c *Config) { c.DevJoinTokens = true })
 	browser := newBrowser(t)
 	tab := openPage(t, browser, s.srv.URL+"/")
@@ -304,7 +305,7 @@ func TestBrowserPage(t *testing.T) {
 // instead. A publisher whose camera is off shows their initial, not a
 // black box.
 func TestBrowserViewers(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"view","name":"View"}`)
 	browser := newBrowser(t)
@@ -325,16 +326,7 @@ func TestBrowserViewers(t *testing.T) {
 	alice, aliceID := join("alice", auth.RolePublisher)
 	watcher, watcherID := join("watcher", auth.RoleSubscriber)
 
-	whep, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer whep.Close()
-	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := whep.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	whep := transceiverPeer(t, clientAPI(t), webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
 	whepToken := s.joinToken(t, "view", "player", auth.RoleSubscriber)
 	r := s.whipPost(t, "/whep/view", whepToken, "application/sdp", gatheredOffer(t, whep))
 	mustStatus(t, r, http.StatusCreated)

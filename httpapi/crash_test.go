@@ -12,6 +12,7 @@ import (
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -35,7 +36,7 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // queued. A room that keeps failing shows status failed, and requests to it
 // get 503 room_failed with Retry-After until its hold ends.
 func TestRoomCrashThroughTheAPI(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	clk := clock.NewManual(time.Now().UTC())
 	reg := prometheus.NewRegistry() // the room actors' metrics
 	s := buildStack(t, nil, func(c *actors.Config) { c.Clock, c.Registerer = clk, reg }, true)
@@ -44,13 +45,7 @@ func TestRoomCrashThroughTheAPI(t *testing.T) {
 	pubC := s.dialWS(t, "publisher", s.joinToken(t, "crashy", "pub", auth.RolePublisher))
 	pubC.waitMsg("joined", nil)
 	media := newPublisher(t)
-	media.publish(t, pubC)
-	media.run(t)
-	defer func() {
-		media.halt()
-		pubC.close()
-		media.wait()
-	}()
+	media.sendOn(t, pubC)
 	subC := s.dialWS(t, "subscriber", s.joinToken(t, "crashy", "sub", auth.RoleSubscriber))
 	defer subC.close()
 	poll.Until(t, "the subscriber's media", func() bool {

@@ -203,16 +203,7 @@ func mustDecodeSpec(tb testing.TB, body string) *actorpb.RoomPatch {
 func FuzzOfferCheckedBeforeJoin(f *testing.F) {
 	s := newMediaStack(f, nil)
 	s.createRoom(f, `{"id":"fuzz","name":"Fuzz","config":{"max_participants":1000}}`)
-	pc, err := clientAPI(f).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer pc.Close()
-	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
-			f.Fatal(err)
-		}
-	}
+	pc := transceiverPeer(f, clientAPI(f), webrtc.RTPTransceiverDirectionSendonly, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
 	send := gatheredOffer(f, pc)
 	recv := strings.ReplaceAll(send, "a=sendonly", "a=recvonly")
 	for _, o := range []string{send, recv} {

@@ -5,27 +5,25 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/goleak"
 
 	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/actors/actorstest"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/rtc"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// protoactor's dead-letter throttle outlives its actor system by
-		// its one-second period; see checkLeaks.
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
+	leaktest.VerifyTestMain(m)
 }
 
 // stack is the real API over real room actors over a real Pebble store.
@@ -58,30 +56,10 @@ func newMediaStack(t testing.TB, mod func(*Config)) *stack {
 // configuration before they start.
 func buildStack(t testing.TB, mod func(*Config), amod func(*actors.Config), media bool) *stack {
 	t.Helper()
-	store, err := persistence.Open(persistence.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cp := actorstest.Start(t, media, amod)
 	reg := prometheus.NewRegistry()
-	acfg := actors.Config{Store: store, RequestTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)}
-	var engine *rtc.Engine
 	if media {
-		engine, err = rtc.NewEngine(rtc.Config{LoopbackOnly: true, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			store.Close()
-			t.Fatal(err)
-		}
-		metrics := rtc.NewMetrics()
-		reg.MustRegister(metrics)
-		acfg.Media, acfg.MediaMetrics = engine, metrics
-	}
-	if amod != nil {
-		amod(&acfg)
-	}
-	rooms, err := actors.NewRooms(acfg)
-	if err != nil {
-		store.Close()
-		t.Fatal(err)
+		reg.MustRegister(cp.Metrics)
 	}
 	key, err := auth.GenerateKey()
 	if err != nil {
@@ -92,10 +70,10 @@ func buildStack(t testing.TB, mod func(*Config), amod func(*actors.Config), medi
 		t.Fatal(err)
 	}
 	cfg := Config{
-		Rooms:       rooms,
+		Rooms:       cp.Rooms,
 		Verifier:    verifier,
 		SigningKey:  key,
-		Idempotency: actors.NewIdempotency(store),
+		Idempotency: actors.NewIdempotency(cp.Store),
 		Registry:    reg,
 	}
 	if mod != nil {
@@ -112,9 +90,9 @@ func buildStack(t testing.TB, mod func(*Config), amod func(*actors.Config), medi
 	}
 	transport := &http.Transport{MaxIdleConnsPerHost: 64}
 	s := &stack{
-		key: key, admin: admin, store: store, rooms: rooms, api: api, reg: reg, srv: srv,
+		key: key, admin: admin, store: cp.Store, rooms: cp.Rooms, api: api, reg: reg, srv: srv,
 		client: &http.Client{Transport: transport, Timeout: 30 * time.Second},
-		engine: engine,
+		engine: cp.Engine,
 	}
 	if tt, ok := t.(*testing.T); ok {
 		s.t = tt
@@ -123,23 +101,13 @@ func buildStack(t testing.TB, mod func(*Config), amod func(*actors.Config), medi
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		// The order cmd/troupe follows: HTTP, then the sockets it does not
-		// wait for, then the actors (and their peer connections).
+		// wait for, then (in actorstest's cleanup, which runs after this
+		// one) the actors and their peer connections.
 		srv.Close()
 		if err := api.Close(ctx); err != nil {
 			t.Errorf("close api: %v", err)
 		}
 		transport.CloseIdleConnections()
-		if err := rooms.Close(ctx); err != nil {
-			t.Errorf("close rooms: %v", err)
-		}
-		if engine != nil {
-			if err := engine.Close(); err != nil {
-				t.Errorf("close engine: %v", err)
-			}
-		}
-		if err := store.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
 	})
 	return s
 }
@@ -231,6 +199,37 @@ func mustStatus(t testing.TB, r response, want int) {
 	t.Helper()
 	if r.status != want {
 		t.Fatalf("status %d, want %d: %s", r.status, want, r.body)
+	}
+}
+
+// badQuery is a list query the API refuses, and the error it answers.
+type badQuery struct {
+	query, code, field string
+	status             int
+}
+
+// badPageQueries are the page parameters every list refuses.
+var badPageQueries = []badQuery{
+	{"limit=0", codeValidationFailed, "limit", 422},
+	{"limit=101", codeValidationFailed, "limit", 422},
+	{"limit=-1", codeValidationFailed, "limit", 422},
+	{"offset=-1", codeValidationFailed, "offset", 422},
+	{"limit=ten", codeInvalidQuery, "limit", 400},
+	{"limit=", codeInvalidQuery, "limit", 400},
+	{"offset=1.5", codeInvalidQuery, "offset", 400},
+	{"limit=99999999999999999999", codeInvalidQuery, "limit", 400},
+}
+
+// refuseListQueries checks that the list at path answers each of
+// badPageQueries and of more with its status, code and field.
+func (s *stack) refuseListQueries(t testing.TB, path string, more ...badQuery) {
+	t.Helper()
+	for _, b := range append(slices.Clone(badPageQueries), more...) {
+		r := s.do(t, http.MethodGet, path+"?"+b.query, "")
+		mustStatus(t, r, b.status)
+		if r.errorCode(t) != b.code || r.errorField(t) != b.field {
+			t.Errorf("%s?%s: %s", path, b.query, r.body)
+		}
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
-	"go.uber.org/goleak"
 
 	"github.com/troupe-media/troupe/bench/client"
 	"github.com/troupe-media/troupe/httpapi/auth"
@@ -218,9 +217,15 @@ func (p *publisher) attach(t testing.TB, pc *webrtc.PeerConnection) {
 	}
 }
 
-// publish publishes the tracks through c's own offer.
-func (p *publisher) publish(t testing.TB, c *wsClient) {
+// sendOn publishes the tracks through c's own offer and sends until the
+// test ends; then it stops, closes c, and waits for its goroutines.
+func (p *publisher) sendOn(t testing.TB, c *wsClient) {
 	t.Helper()
+	t.Cleanup(func() {
+		p.halt()
+		c.close()
+		p.wait()
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	senders, err := c.Publish(ctx, p.video.Track, p.audio.Track)
@@ -229,6 +234,7 @@ func (p *publisher) publish(t testing.TB, c *wsClient) {
 	}
 	p.serveKeyframes(p.video, senders[0])
 	p.serveKeyframes(p.audio, senders[1])
+	p.run(t)
 }
 
 func (p *publisher) serveKeyframes(s *rtctest.Sender, rs *webrtc.RTPSender) {
@@ -293,18 +299,4 @@ func (s *stack) participants(t testing.TB, room string) []map[string]any {
 		t.Fatalf("participants list %s: %v", r.body, err)
 	}
 	return out.Participants
-}
-
-// checkLeaks verifies, after every cleanup of the test (register it
-// first), that the test left no goroutine behind.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	opts := []goleak.Option{
-		goleak.IgnoreCurrent(),
-		// protoactor's dead-letter throttle sleeps out its period (a
-		// second) after the actor system has stopped; TestMain's check,
-		// at the end, still sees it go.
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
-	}
-	t.Cleanup(func() { goleak.VerifyNone(t, opts...) })
 }

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/internal/syncbuf"
 )
 
 func TestAuth(t *testing.T) {
@@ -259,7 +259,7 @@ func TestUnknownRouteAndMethod(t *testing.T) {
 
 // A panic becomes a 500 that leaks nothing, is logged, and the server goes on.
 func TestRecovery(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	s := newStack(t, func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
@@ -281,23 +281,6 @@ func TestRecovery(t *testing.T) {
 		`troupe_http_requests_total{method="GET",route="/boom",status="500"} 1`) {
 		t.Fatal("panic not counted as a 500")
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestErrorMapping(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -358,28 +359,9 @@ func TestListRooms(t *testing.T) {
 		t.Fatalf("ended page = %v total %d", ended, total)
 	}
 
-	bad := []struct {
-		query, code, field string
-		status             int
-	}{
-		{"?limit=0", codeValidationFailed, "limit", 422},
-		{"?limit=101", codeValidationFailed, "limit", 422},
-		{"?limit=-1", codeValidationFailed, "limit", 422},
-		{"?offset=-1", codeValidationFailed, "offset", 422},
-		{"?status=open", codeValidationFailed, "status", 422},
-		{"?status=", codeValidationFailed, "status", 422},
-		{"?limit=ten", codeInvalidQuery, "limit", 400},
-		{"?limit=", codeInvalidQuery, "limit", 400},
-		{"?offset=1.5", codeInvalidQuery, "offset", 400},
-		{"?limit=99999999999999999999", codeInvalidQuery, "limit", 400},
-	}
-	for _, b := range bad {
-		r := s.do(t, http.MethodGet, "/api/v1/rooms"+b.query, "")
-		mustStatus(t, r, b.status)
-		if r.errorCode(t) != b.code || r.errorField(t) != b.field {
-			t.Errorf("%s: %s", b.query, r.body)
-		}
-	}
+	s.refuseListQueries(t, "/api/v1/rooms",
+		badQuery{"status=open", codeValidationFailed, "status", 422},
+		badQuery{"status=", codeValidationFailed, "status", 422})
 }
 
 func TestPatchRoom(t *testing.T) {
@@ -518,7 +500,7 @@ func TestParticipantListIsObject(t *testing.T) {
 // Every room representation gives the live participant count: GET of the
 // room, the list (filtered or not), and the replies of PATCH and end.
 func TestParticipantCountAgrees(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"empty","name":"Empty"}`)
 	s.createRoom(t, `{"id":"busy","name":"Busy"}`)

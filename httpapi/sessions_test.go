@@ -11,6 +11,7 @@ import (
 
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
@@ -124,7 +125,7 @@ func checkUTC(t testing.TB, what string, v any) time.Time {
 // viewer comes, goes and comes back, media flows, and the session is ended
 // through the API; every session route is read along the way.
 func TestSessionLifecycle(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"class","name":"Class","display_name":"CS101","config":{"max_participants":7,
 		"quality":"1080p","fps":24,"layout":"speaker","join_from":"2001-02-03T04:05:06Z","remove_after_seconds_elapsed":3600}}`)
@@ -136,13 +137,7 @@ func TestSessionLifecycle(t *testing.T) {
 		t.Fatalf("no sessions = %s", got)
 	}
 
-	media := newPublisher(t)
-	pc, _ := s.whipPublish(t, "class", s.joinToken(t, "class", "encoder", auth.RolePublisher), media)
-	defer func() {
-		media.halt()
-		_ = pc.Close()
-		media.wait()
-	}()
+	s.whipPublish(t, "class", s.joinToken(t, "class", "encoder", auth.RolePublisher))
 	id := s.activeSession(t, "class")
 	if !strings.HasPrefix(id, "ses_") {
 		t.Fatalf("active_session_id = %q", id)
@@ -326,7 +321,7 @@ func (s *stack) sessionIDs(t testing.TB, path string) (ids []string, total, limi
 // TestListSessions: pagination, order, filters, and the sessions of a
 // deleted room.
 func TestListSessions(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"a","name":"A"}`)
 	s.createRoom(t, `{"id":"b","name":"B"}`)
@@ -404,26 +399,10 @@ func TestListSessions(t *testing.T) {
 		}
 	}
 
-	bad := []struct {
-		query, code, field string
-		status             int
-	}{
-		{"limit=0", codeValidationFailed, "limit", 422},
-		{"limit=101", codeValidationFailed, "limit", 422},
-		{"offset=-1", codeValidationFailed, "offset", 422},
-		{"status=active", codeValidationFailed, "status", 422},
-		{"status=", codeValidationFailed, "status", 422},
-		{"limit=ten", codeInvalidQuery, "limit", 400},
-		{"offset=1.5", codeInvalidQuery, "offset", 400},
-	}
-	for _, path := range []string{"/api/v1/sessions?", "/api/v1/rooms/a/sessions?"} {
-		for _, b := range bad {
-			r := s.do(t, http.MethodGet, path+b.query, "")
-			mustStatus(t, r, b.status)
-			if r.errorCode(t) != b.code || r.errorField(t) != b.field {
-				t.Errorf("%s%s: %s", path, b.query, r.body)
-			}
-		}
+	for _, path := range []string{"/api/v1/sessions", "/api/v1/rooms/a/sessions"} {
+		s.refuseListQueries(t, path,
+			badQuery{"status=active", codeValidationFailed, "status", 422},
+			badQuery{"status=", codeValidationFailed, "status", 422})
 	}
 	for _, q := range []string{"room_id=", "room_id=a%20b", "room_id=" + strings.Repeat("r", 65)} {
 		r := s.do(t, http.MethodGet, "/api/v1/sessions?"+q, "")

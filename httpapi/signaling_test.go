@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -20,7 +21,7 @@ import (
 // through WebSocket signaling; then a late joiner, a server mute, a kick,
 // and the publisher's leave.
 func TestSignalingFanOut(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"fanout","name":"Fan-out","config":{"max_participants":10}}`)
 
@@ -31,13 +32,7 @@ func TestSignalingFanOut(t *testing.T) {
 		t.Fatalf("joined an empty room with participants %v", ps)
 	}
 	media := newPublisher(t)
-	media.publish(t, pubC)
-	media.run(t)
-	defer func() {
-		media.halt()
-		pubC.close()
-		media.wait()
-	}()
+	media.sendOn(t, pubC)
 	for _, kind := range []string{"video", "audio"} {
 		pubC.waitMsg("track-published", func(m map[string]any) bool {
 			return m["track"].(map[string]any)["kind"] == kind
@@ -188,7 +183,7 @@ func gaugeValue(t testing.TB, s *stack, name string) float64 {
 // URL, and an error message plus a 4xxx close code when it is in a join
 // message.
 func TestSignalingJoinRules(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"full","name":"Full","config":{"max_participants":1}}`)
 	s.createRoom(t, `{"id":"locked","name":"Locked","config":{"locked":true}}`)
@@ -259,7 +254,7 @@ func TestSignalingJoinRules(t *testing.T) {
 // Bad frames get an error message and change nothing; the socket stays
 // usable; a run of them closes it.
 func TestSignalingBadFrames(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"bad","name":"Bad"}`)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -379,7 +374,7 @@ func readClose(ctx context.Context, ws *websocket.Conn) (websocket.StatusCode, s
 // A client that stops answering pings is dropped, and leaves the room;
 // one that reads keeps its place.
 func TestSignalingPingTimeout(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	// Long enough that a loaded machine's reader answers a ping within it.
 	const ping = time.Second
 	s := newMediaStack(t, func(c *Config) { c.SignalingPingInterval = ping })
@@ -408,7 +403,7 @@ func TestSignalingPingTimeout(t *testing.T) {
 
 // Server.Close ends every socket with 1001 and empties the rooms.
 func TestSignalingServerClose(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"bye","name":"Bye"}`)
 	a := s.dialWS(t, "a", s.joinToken(t, "bye", "a", auth.RolePublisher))

@@ -18,6 +18,7 @@ import (
 	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/actors/webhook/webhooktest"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -94,7 +95,7 @@ func (s *stack) deliveries(t testing.TB, query string) (list []map[string]any, t
 // then an endpoint that always fails makes them failed records; both lists
 // show them without secrets.
 func TestWebhookDeliveries(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	var hits atomic.Int32
 	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		hits.Add(1)
@@ -173,23 +174,9 @@ func TestWebhookDeliveries(t *testing.T) {
 		t.Errorf("the endpoint was tried %d times", hits.Load())
 	}
 
-	for _, b := range []struct {
-		query, code, field string
-		status             int
-	}{
-		{"?status=done", codeValidationFailed, "status", 422},
-		{"?status=", codeValidationFailed, "status", 422},
-		{"?limit=0", codeValidationFailed, "limit", 422},
-		{"?limit=101", codeValidationFailed, "limit", 422},
-		{"?offset=-1", codeValidationFailed, "offset", 422},
-		{"?limit=x", codeInvalidQuery, "limit", 400},
-	} {
-		r := s.do(t, http.MethodGet, "/api/v1/webhooks/deliveries"+b.query, "")
-		mustStatus(t, r, b.status)
-		if r.errorCode(t) != b.code || r.errorField(t) != b.field {
-			t.Errorf("%s: %s", b.query, r.body)
-		}
-	}
+	s.refuseListQueries(t, "/api/v1/webhooks/deliveries",
+		badQuery{"status=done", codeValidationFailed, "status", 422},
+		badQuery{"status=", codeValidationFailed, "status", 422})
 }
 
 // receivedEvent is a delivery as the README's receiver handed it over.
@@ -202,7 +189,7 @@ type receivedEvent struct {
 // the README's code, signed with the room's secret, in order, and carrying
 // the session's id.
 func TestWebhookSessionEvents(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	const secret = "a room secret"
 	var mu sync.Mutex
 	var got []receivedEvent
@@ -350,20 +337,7 @@ func TestPrivateWebhookEndpointRefused(t *testing.T) {
 	}, false)
 	s.createRoom(t, `{"id":"open","name":"Open"}`)
 	for _, ep := range []string{"http://127.0.0.1:8080/hook", "https://10.1.2.3/hook", "http://[::1]/hook", "http://169.254.169.254/latest"} {
-		wh := `"webhook":{"endpoint":"` + ep + `","events":["*"]}`
-		for _, req := range []struct{ method, path, body string }{
-			{http.MethodPost, "/api/v1/rooms", `{"name":"x",` + wh + `}`},
-			{http.MethodPatch, "/api/v1/rooms/open", `{` + wh + `}`},
-		} {
-			r := s.do(t, req.method, req.path, req.body)
-			mustStatus(t, r, http.StatusUnprocessableEntity)
-			if r.errorCode(t) != codeValidationFailed || r.errorField(t) != "webhook.endpoint" {
-				t.Errorf("%s %s with %s: %s", req.method, req.path, ep, r.body)
-			}
-		}
-	}
-	if n := s.total(t, ""); n != 1 {
-		t.Errorf("%d rooms after refused creates", n)
+		s.refuseWebhook(t, ep)
 	}
 	r := s.do(t, http.MethodPatch, "/api/v1/rooms/open", `{"webhook":{"endpoint":"https://93.184.215.14/hook","events":["*"]}}`)
 	mustStatus(t, r, http.StatusOK)
@@ -376,7 +350,22 @@ func TestUnresolvableWebhookEndpoint(t *testing.T) {
 	guard := webhook.Guard{Resolver: dns.Resolver()}
 	s := buildStack(t, nil, func(c *actors.Config) { c.CheckWebhook = guard.CheckEndpoint }, false)
 	s.createRoom(t, `{"id":"open","name":"Open"}`)
-	wh := `"webhook":{"endpoint":"https://gone.troupe.test/hook","events":["*"]}`
+	for _, r := range s.refuseWebhook(t, "https://gone.troupe.test/hook") {
+		msg, _ := r.json(t)["error"].(map[string]any)["message"].(string)
+		if !strings.Contains(msg, "endpoint host gone.troupe.test does not resolve") || strings.Contains(msg, "lookup") ||
+			strings.Contains(msg, ":53") {
+			t.Errorf("message %q", msg)
+		}
+	}
+}
+
+// refuseWebhook checks that a room create and an update of room "open"
+// (its only room), each setting a webhook to endpoint, are both a 422 on
+// webhook.endpoint that creates nothing. It returns the two replies.
+func (s *stack) refuseWebhook(t *testing.T, endpoint string) []response {
+	t.Helper()
+	wh := `"webhook":{"endpoint":"` + endpoint + `","events":["*"]}`
+	var out []response
 	for _, req := range []struct{ method, path, body string }{
 		{http.MethodPost, "/api/v1/rooms", `{"name":"x",` + wh + `}`},
 		{http.MethodPatch, "/api/v1/rooms/open", `{` + wh + `}`},
@@ -384,17 +373,14 @@ func TestUnresolvableWebhookEndpoint(t *testing.T) {
 		r := s.do(t, req.method, req.path, req.body)
 		mustStatus(t, r, http.StatusUnprocessableEntity)
 		if r.errorCode(t) != codeValidationFailed || r.errorField(t) != "webhook.endpoint" {
-			t.Errorf("%s %s: %s", req.method, req.path, r.body)
+			t.Errorf("%s %s with %s: %s", req.method, req.path, endpoint, r.body)
 		}
-		msg, _ := r.json(t)["error"].(map[string]any)["message"].(string)
-		if !strings.Contains(msg, "endpoint host gone.troupe.test does not resolve") || strings.Contains(msg, "lookup") ||
-			strings.Contains(msg, ":53") {
-			t.Errorf("%s %s: message %q", req.method, req.path, msg)
-		}
+		out = append(out, r)
 	}
 	if n := s.total(t, ""); n != 1 {
-		t.Errorf("%d rooms after a refused create", n)
+		t.Errorf("%d rooms after a refused create with %s", n, endpoint)
 	}
+	return out
 }
 
 // sameInstant fails unless a and b are RFC 3339 times of the same instant

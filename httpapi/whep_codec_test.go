@@ -10,6 +10,7 @@ import (
 
 	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
@@ -22,34 +23,18 @@ func whepCodecViewer(t *testing.T, codecs []webrtc.RTPCodecCapability, kinds ...
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pc.Close() })
-	for _, kind := range kinds {
-		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return pc
+	return transceiverPeer(t, api, webrtc.RTPTransceiverDirectionRecvonly, kinds...)
 }
 
 // A WHEP viewer that can decode none of the room's tracks is refused with
 // 422 no_common_codec before it joins: no member, no history, no webhook.
 // One that can decode some gets those.
 func TestWHEPCodecs(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	hooks := newWebhookStack(t, true, webhook.Config{}) // the deliverer never runs: events stay pending
 	s := hooks.stack
 	s.createRoom(t, `{"id":"codecs","name":"Codecs","webhook":{"endpoint":"http://127.0.0.1:9/hooks","events":["*"]}}`)
-	media := newPublisher(t) // VP8 and Opus
-	pubPC, _ := s.whipPublish(t, "codecs", s.joinToken(t, "codecs", "encoder", auth.RolePublisher), media)
-	defer func() {
-		media.halt()
-		_ = pubPC.Close()
-		media.wait()
-	}()
+	s.whipPublish(t, "codecs", s.joinToken(t, "codecs", "encoder", auth.RolePublisher)) // VP8 and Opus
 	_, pending := s.deliveries(t, "?status=pending")
 
 	h264Only := whepCodecViewer(t, []webrtc.RTPCodecCapability{rtctest.H264}, webrtc.RTPCodecTypeVideo)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
@@ -42,16 +43,49 @@ func gatheredOffer(t testing.TB, pc *webrtc.PeerConnection) string {
 	return offer
 }
 
-// whipPublish publishes media's tracks from a new pion peer through WHIP
-// and returns the peer and the session's Location.
-func (s *stack) whipPublish(t testing.TB, room, token string, media *publisher) (*webrtc.PeerConnection, string) {
+// publisherPeer returns a new pion peer that sends a new publisher's
+// tracks (VP8 video, Opus audio), the publisher, and the peer's gathered
+// offer. When the test ends, the media stops and the peer closes.
+func publisherPeer(t testing.TB) (*webrtc.PeerConnection, *publisher, string) {
 	t.Helper()
 	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	media := newPublisher(t)
+	t.Cleanup(func() {
+		media.halt()
+		_ = pc.Close()
+		media.wait()
+	})
 	media.attach(t, pc)
-	r := s.whipPost(t, "/whip/"+room, token, "application/sdp", gatheredOffer(t, pc))
+	return pc, media, gatheredOffer(t, pc)
+}
+
+// transceiverPeer returns a new peer of api, closed when the test ends,
+// with a transceiver in direction dir, and no track, for each of kinds.
+func transceiverPeer(t testing.TB, api *webrtc.API, dir webrtc.RTPTransceiverDirection, kinds ...webrtc.RTPCodecType) *webrtc.PeerConnection {
+	t.Helper()
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	for _, kind := range kinds {
+		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: dir}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pc
+}
+
+// whipPublish publishes a new publisher's tracks from a new pion peer
+// through WHIP and returns the session's Location. When the test ends, the
+// media stops and the peer closes.
+func (s *stack) whipPublish(t testing.TB, room, token string) string {
+	t.Helper()
+	pc, media, offer := publisherPeer(t)
+	r := s.whipPost(t, "/whip/"+room, token, "application/sdp", offer)
 	mustStatus(t, r, http.StatusCreated)
 	loc := r.header.Get("Location")
 	if !strings.HasPrefix(loc, "/whip/"+room+"/PA_") || r.header.Get("Content-Type") != "application/sdp" || r.header.Get("ETag") == "" {
@@ -69,23 +103,17 @@ func (s *stack) whipPublish(t testing.TB, room, token string, media *publisher) 
 		}
 		return false
 	})
-	return pc, loc
+	return loc
 }
 
 // TestWHIPPublish: a pion WHIP client publishes, a WebSocket subscriber
 // receives its packets, and DELETE (with the session's own token) leaves.
 func TestWHIPPublish(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"whip","name":"WHIP"}`)
-	media := newPublisher(t)
 	pubToken := s.joinToken(t, "whip", "encoder", auth.RolePublisher)
-	pc, loc := s.whipPublish(t, "whip", pubToken, media)
-	defer func() {
-		media.halt()
-		_ = pc.Close()
-		media.wait()
-	}()
+	loc := s.whipPublish(t, "whip", pubToken)
 
 	viewer := s.dialWS(t, "viewer", s.joinToken(t, "whip", "viewer", auth.RoleSubscriber))
 	for _, kind := range []string{"video", "audio"} {
@@ -123,16 +151,7 @@ type whepViewer struct {
 // receives 50 packets of audio and of video.
 func (s *stack) whepView(t testing.TB, room, token string) *whepViewer {
 	t.Helper()
-	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pc.Close() })
-	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pc := transceiverPeer(t, clientAPI(t), webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
 	got := make(chan *rtctest.Receiver, 2)
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		rc := rtctest.NewReceiver(tr)
@@ -166,16 +185,10 @@ func (s *stack) whepView(t testing.TB, room, token string) *whepViewer {
 // TestWHEPSubscribe: a pion WHEP client receives a WHIP publisher's
 // packets, and DELETE leaves.
 func TestWHEPSubscribe(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"whep","name":"WHEP"}`)
-	media := newPublisher(t)
-	pubPC, _ := s.whipPublish(t, "whep", s.joinToken(t, "whep", "encoder", auth.RolePublisher), media)
-	defer func() {
-		media.halt()
-		_ = pubPC.Close()
-		media.wait()
-	}()
+	s.whipPublish(t, "whep", s.joinToken(t, "whep", "encoder", auth.RolePublisher))
 
 	viewerToken := s.joinToken(t, "whep", "viewer", auth.RoleSubscriber)
 	v := s.whepView(t, "whep", viewerToken)
@@ -189,17 +202,11 @@ func TestWHEPSubscribe(t *testing.T) {
 // events count every one of them. A WHIP publisher that comes back with
 // its token replaces its old self.
 func TestWHEPViewersShareToken(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"show","name":"Show","webhook":{"endpoint":"https://hooks.example.com/troupe","events":["participant-*"]}}`)
-	media := newPublisher(t)
 	pubToken := s.joinToken(t, "show", "encoder", auth.RolePublisher)
-	pubPC, pubLoc := s.whipPublish(t, "show", pubToken, media)
-	defer func() {
-		media.halt()
-		_ = pubPC.Close()
-		media.wait()
-	}()
+	pubLoc := s.whipPublish(t, "show", pubToken)
 
 	token := s.joinToken(t, "show", "viewer", auth.RoleSubscriber)
 	var viewers []*whepViewer
@@ -233,13 +240,7 @@ func TestWHEPViewersShareToken(t *testing.T) {
 	poll.Until(t, "one viewer to leave", func() bool { return len(s.participants(t, "show")) == 3 })
 
 	// The publisher restarts with its token: it replaces its old self.
-	media2 := newPublisher(t)
-	pubPC2, _ := s.whipPublish(t, "show", pubToken, media2)
-	defer func() {
-		media2.halt()
-		_ = pubPC2.Close()
-		media2.wait()
-	}()
+	s.whipPublish(t, "show", pubToken)
 	poll.Until(t, "the old publisher to be replaced", func() bool { return len(s.participants(t, "show")) == 3 })
 	mustStatus(t, s.do(t, http.MethodDelete, pubLoc, "", bearer(pubToken)), http.StatusNotFound)
 
@@ -285,18 +286,12 @@ func TestWHEPViewersShareToken(t *testing.T) {
 
 // A kicked WHIP session is forgotten: its DELETE is a 404.
 func TestWHIPKickedSession(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"kick","name":"Kick"}`)
-	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	media := newPublisher(t)
-	media.attach(t, pc)
+	_, _, offer := publisherPeer(t)
 	tok := s.joinToken(t, "kick", "enc", auth.RolePublisher)
-	r := s.whipPost(t, "/whip/kick", tok, "application/sdp", gatheredOffer(t, pc))
+	r := s.whipPost(t, "/whip/kick", tok, "application/sdp", offer)
 	mustStatus(t, r, http.StatusCreated)
 	loc := r.header.Get("Location")
 	pid := loc[strings.LastIndex(loc, "/")+1:]
@@ -304,13 +299,11 @@ func TestWHIPKickedSession(t *testing.T) {
 	poll.Until(t, "the session to be forgotten", func() bool {
 		return s.do(t, http.MethodDelete, loc, "", bearer(tok)).status == http.StatusNotFound
 	})
-	_ = pc.Close()
-	media.wait()
 }
 
 // The WHIP and WHEP errors, none of which lets anyone into the room.
 func TestWHIPErrors(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"errs","name":"Errors"}`)
 	s.createRoom(t, `{"id":"other","name":"Other"}`)
@@ -321,14 +314,8 @@ func TestWHIPErrors(t *testing.T) {
 	sendOffer, recvOffer := publisherOffers(t)
 
 	// Fill the full room.
-	fpc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fpc.Close()
-	fm := newPublisher(t)
-	fm.attach(t, fpc)
-	mustStatus(t, s.whipPost(t, "/whip/full", s.joinToken(t, "full", "a", auth.RolePublisher), "application/sdp", gatheredOffer(t, fpc)), http.StatusCreated)
+	_, _, fullOffer := publisherPeer(t)
+	mustStatus(t, s.whipPost(t, "/whip/full", s.joinToken(t, "full", "a", auth.RolePublisher), "application/sdp", fullOffer), http.StatusCreated)
 
 	cases := []struct {
 		name, path, token, ctype, body string
@@ -368,15 +355,13 @@ func TestWHIPErrors(t *testing.T) {
 	if n := len(s.participants(t, "errs")); n != 0 {
 		t.Errorf("%d participants after refused offers", n)
 	}
-	_ = fpc.Close()
-	fm.wait()
 }
 
 // TestWHIPRefusedOfferLeavesNoTrace: offers that parse but that a peer
 // connection cannot take, or that can carry no media, are refused before
 // the join: no participant, no session, no history, no webhook event.
 func TestWHIPRefusedOfferLeavesNoTrace(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"strict","name":"Strict","webhook":{"endpoint":"https://hooks.example.com/troupe","events":["*"]}}`)
 	pub := s.joinToken(t, "strict", "p", auth.RolePublisher)
@@ -447,17 +432,7 @@ func TestWHIPRefusedOfferLeavesNoTrace(t *testing.T) {
 // media stop when the test ends.
 func publisherOffers(t *testing.T) (send, recv string) {
 	t.Helper()
-	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	media := newPublisher(t)
-	t.Cleanup(func() {
-		_ = pc.Close()
-		media.wait()
-	})
-	media.attach(t, pc)
-	send = gatheredOffer(t, pc)
+	_, _, send = publisherPeer(t)
 	return send, strings.ReplaceAll(send, "a=sendonly", "a=recvonly")
 }
 
@@ -465,7 +440,7 @@ func publisherOffers(t *testing.T) (send, recv string) {
 // participant (replaced, kicked) before its POST has registered the
 // session; the room goes on, and the session is never reachable.
 func TestWHIPSessionRemovedBeforeRegister(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"early","name":"Early"}`)
 	claims, err := s.api.verify(s.joinToken(t, "early", "p", auth.RolePublisher))
@@ -491,9 +466,5 @@ func TestWHIPSessionRemovedBeforeRegister(t *testing.T) {
 		t.Error("a removed participant's session is reachable")
 	}
 	// The room did not crash on the removal: it still admits and lists.
-	media := newPublisher(t)
-	pc, _ := s.whipPublish(t, "early", s.joinToken(t, "early", "q", auth.RolePublisher), media)
-	media.halt()
-	_ = pc.Close()
-	media.wait()
+	s.whipPublish(t, "early", s.joinToken(t, "early", "q", auth.RolePublisher))
 }

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
+
+	"github.com/troupe-media/troupe/persistence/internal/recordtest"
 )
 
 func BenchmarkPutRoom(b *testing.B) {
@@ -15,7 +17,7 @@ func BenchmarkPutRoom(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		if err := s.PutRoom(ctx, room(fmt.Sprintf("r%09d", i), active, i)); err != nil {
+		if err := s.PutRoom(ctx, recordtest.Room(fmt.Sprintf("r%09d", i), active, i)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -33,7 +35,7 @@ func BenchmarkPutRoomParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := int(next.Add(1))
-			if err := s.PutRoom(ctx, room(fmt.Sprintf("r%09d", i), active, i)); err != nil {
+			if err := s.PutRoom(ctx, recordtest.Room(fmt.Sprintf("r%09d", i), active, i)); err != nil {
 				b.Error(err)
 				return
 			}
@@ -42,29 +44,34 @@ func BenchmarkPutRoomParallel(b *testing.B) {
 	b.ReportMetric(float64(fs.syncs.Load()-before)/float64(b.N), "fsyncs/op")
 }
 
-func BenchmarkGetRoom(b *testing.B) {
+// benchRooms is how many rooms the read benchmarks find in the store.
+const benchRooms = 1000
+
+// storeWithRooms opens a store holding benchRooms active rooms, r0000 to
+// r0999, created a second apart.
+func storeWithRooms(b *testing.B) *Store {
 	s := openStore(b, "")
-	ctx := context.Background()
-	const rooms = 1000
-	for i := range rooms {
-		mustPut(b, s, room(fmt.Sprintf("r%04d", i), active, i))
+	for i := range benchRooms {
+		mustPut(b, s, recordtest.Room(fmt.Sprintf("r%04d", i), active, i))
 	}
+	return s
+}
+
+func BenchmarkGetRoom(b *testing.B) {
+	s := storeWithRooms(b)
+	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := s.GetRoom(ctx, fmt.Sprintf("r%04d", rand.IntN(rooms))); err != nil {
+		if _, err := s.GetRoom(ctx, fmt.Sprintf("r%04d", rand.IntN(benchRooms))); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
 func BenchmarkListRooms(b *testing.B) {
-	s := openStore(b, "")
+	s := storeWithRooms(b)
 	ctx := context.Background()
-	const rooms = 1000
-	for i := range rooms {
-		mustPut(b, s, room(fmt.Sprintf("r%04d", i), active, i))
-	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {

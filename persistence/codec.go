@@ -47,13 +47,20 @@ func encodeProto(schema byte, kind KeyKind, id string, m proto.Message) ([]byte,
 	return v, nil
 }
 
-// decodeProto parses a stored protobuf record into m. Its errors are wrapped
-// into a *CorruptError by the caller, which knows the key.
-func decodeProto(v []byte, schema byte, m proto.Message) error {
+// decodeProto parses a stored protobuf record of type T. Its errors are
+// wrapped into a *CorruptError by the caller, which knows the key.
+func decodeProto[T any, M interface {
+	*T
+	proto.Message
+}](v []byte, schema byte) (M, error) {
 	if err := checkSchema(v, schema); err != nil {
-		return err
+		return nil, err
 	}
-	return proto.Unmarshal(v[1:], m)
+	m := M(new(T))
+	if err := proto.Unmarshal(v[1:], m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 func encodeRoom(r *recordpb.Room) ([]byte, error) {
@@ -61,11 +68,7 @@ func encodeRoom(r *recordpb.Room) ([]byte, error) {
 }
 
 func decodeRoom(v []byte) (*recordpb.Room, error) {
-	r := new(recordpb.Room)
-	if err := decodeProto(v, roomSchemaV1, r); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return decodeProto[recordpb.Room](v, roomSchemaV1)
 }
 
 func encodeSession(r *recordpb.Session) ([]byte, error) {
@@ -73,11 +76,7 @@ func encodeSession(r *recordpb.Session) ([]byte, error) {
 }
 
 func decodeSession(v []byte) (*recordpb.Session, error) {
-	r := new(recordpb.Session)
-	if err := decodeProto(v, sessionSchemaV1, r); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return decodeProto[recordpb.Session](v, sessionSchemaV1)
 }
 
 func encodeMember(m *recordpb.SessionMember) ([]byte, error) {
@@ -85,11 +84,7 @@ func encodeMember(m *recordpb.SessionMember) ([]byte, error) {
 }
 
 func decodeMember(v []byte) (*recordpb.SessionMember, error) {
-	m := new(recordpb.SessionMember)
-	if err := decodeProto(v, memberSchemaV1, m); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return decodeProto[recordpb.SessionMember](v, memberSchemaV1)
 }
 
 func encodeWebhookEvent(e *recordpb.WebhookEvent) ([]byte, error) {
@@ -97,11 +92,7 @@ func encodeWebhookEvent(e *recordpb.WebhookEvent) ([]byte, error) {
 }
 
 func decodeWebhookEvent(v []byte) (*recordpb.WebhookEvent, error) {
-	e := new(recordpb.WebhookEvent)
-	if err := decodeProto(v, webhookEventSchemaV1, e); err != nil {
-		return nil, err
-	}
-	return e, nil
+	return decodeProto[recordpb.WebhookEvent](v, webhookEventSchemaV1)
 }
 
 // encodeIdempotent returns the stored form of an idempotency record:

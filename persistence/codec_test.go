@@ -206,33 +206,9 @@ func TestPrefixEnd(t *testing.T) {
 }
 
 func FuzzDecodeRoom(f *testing.F) {
-	v, err := encodeRoom(goldenRoom())
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(v)
-	f.Add([]byte{})
-	f.Add([]byte{roomSchemaV1})
 	f.Add([]byte{2})
-	f.Add(v[:len(v)/2])
-	f.Add([]byte{roomSchemaV1, 0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f})
-	f.Fuzz(func(t *testing.T, v []byte) {
-		r, err := decodeRoom(v)
-		if err != nil {
-			return
-		}
-		again, err := encodeRoom(r)
-		if err != nil {
-			t.Fatalf("decoded room does not encode: %v", err)
-		}
-		r2, err := decodeRoom(again)
-		if err != nil {
-			t.Fatalf("re-encoded room does not decode: %v", err)
-		}
-		if !proto.Equal(r, r2) {
-			t.Fatalf("round trip changed the room: %v != %v", r, r2)
-		}
-	})
+	f.Add([]byte{roomSchemaV1, 0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f}) // a field that claims more bytes than the value has
+	fuzzDecoder(f, goldenRoom(), encodeRoom, decodeRoom)
 }
 
 func FuzzDecodeIdempotent(f *testing.F) {

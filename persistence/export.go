@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"context"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -78,3 +79,14 @@ func EncodeIdempotent(key string, r IdempotentResponse, now time.Time) (Idempote
 
 // DecodeIdempotent parses what EncodeIdempotent returned.
 func DecodeIdempotent(v []byte) (*IdempotentResponse, error) { return decodeIdempotent(v) }
+
+// InProgressSessions is Backend.InProgressSessions for a backend that lists
+// through list, its own ListSessions: every backend finds the sessions left
+// open by the same query.
+func InProgressSessions(ctx context.Context, list func(context.Context, SessionQuery) (SessionPage, error)) ([]*recordpb.Session, error) {
+	page, err := list(ctx, SessionQuery{Status: recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS})
+	if err != nil {
+		return nil, err
+	}
+	return page.Sessions, nil
+}

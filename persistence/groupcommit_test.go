@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/troupe-media/troupe/persistence/internal/recordtest"
 )
 
 // walSyncFS counts the fsyncs of write-ahead log files (*.log).
@@ -73,7 +75,7 @@ func TestSerialPutsSyncEach(t *testing.T) {
 	const puts = 20
 	before := fs.syncs.Load()
 	for i := range puts {
-		mustPut(t, s, room(fmt.Sprintf("r%d", i), active, i))
+		mustPut(t, s, recordtest.Room(fmt.Sprintf("r%d", i), active, i))
 	}
 	if syncs := fs.syncs.Load() - before; syncs < puts {
 		t.Fatalf("%d serial synced puts caused %d WAL fsyncs, want at least %d", puts, syncs, puts)
@@ -92,7 +94,7 @@ func TestConcurrentPutsShareFsyncs(t *testing.T) {
 	for i := range writers {
 		wg.Go(func() {
 			<-start
-			errs <- s.PutRoom(context.Background(), room(fmt.Sprintf("r%03d", i), active, i))
+			errs <- s.PutRoom(context.Background(), recordtest.Room(fmt.Sprintf("r%03d", i), active, i))
 		})
 	}
 	before := fs.syncs.Load()
@@ -130,7 +132,7 @@ func TestConcurrentPutsSameRoom(t *testing.T) {
 			if i%2 == 0 {
 				st = ended
 			}
-			if err := s.PutRoom(context.Background(), room("same", st, i%7)); err != nil {
+			if err := s.PutRoom(context.Background(), recordtest.Room("same", st, i%7)); err != nil {
 				t.Errorf("PutRoom: %v", err)
 			}
 		})

@@ -39,14 +39,25 @@ func TestIdempotentTTL(t *testing.T) {
 		t.Fatalf("pruneIdempotent: %v", err)
 	}
 	for key, age := range records {
-		_, closer, err := s.db.Get(idempotencyKey("s", key))
-		if err == nil {
-			closer.Close()
-		}
-		if expired := age > time.Hour; expired != errors.Is(err, pebble.ErrNotFound) {
-			t.Errorf("after prune, raw get of %s = %v; expired %v", key, err, expired)
+		if expired := age > time.Hour; expired == hasIdempotent(t, s, key) {
+			t.Errorf("after prune, record %s stored %v; expired %v", key, !expired, expired)
 		}
 	}
+}
+
+// hasIdempotent reports whether s holds the idempotency record key of
+// scope "s", whether or not it has expired.
+func hasIdempotent(t testing.TB, s *Store, key string) bool {
+	t.Helper()
+	_, closer, err := s.db.Get(idempotencyKey("s", key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	closer.Close()
+	return true
 }
 
 func TestPruneIdempotentCount(t *testing.T) {
@@ -90,17 +101,7 @@ func TestIdempotentPrunedAtOpen(t *testing.T) {
 	}
 
 	s = openStore(t, dir)
-	poll.Until(t, "the expired record pruned after Open", func() bool {
-		_, closer, err := s.db.Get(idempotencyKey("s", "old"))
-		if errors.Is(err, pebble.ErrNotFound) {
-			return true
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		closer.Close()
-		return false
-	})
+	poll.Until(t, "the expired record pruned after Open", func() bool { return !hasIdempotent(t, s, "old") })
 	if _, err := s.GetIdempotent(ctx, "s", "new"); err != nil {
 		t.Fatalf("fresh record: %v", err)
 	}
@@ -119,18 +120,7 @@ func TestIdempotentPrunedOnClock(t *testing.T) {
 	if err := s.PutIdempotent(ctx, "s", "old", IdempotentResponse{Status: 201}); err != nil {
 		t.Fatal(err)
 	}
-	stored := func(key string) bool {
-		t.Helper()
-		_, closer, err := s.db.Get(idempotencyKey("s", key))
-		if errors.Is(err, pebble.ErrNotFound) {
-			return false
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		closer.Close()
-		return true
-	}
+	stored := func(key string) bool { return hasIdempotent(t, s, key) }
 	// prune lets the pruner's timer run and waits for the prune it starts:
 	// the loop arms its next timer only once that prune is done.
 	prune := func(d time.Duration) {

@@ -1,42 +1,25 @@
 package persistence
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/troupe-media/troupe/internal/syncbuf"
+	"github.com/troupe-media/troupe/persistence/internal/recordtest"
 )
-
-// lockedBuffer is a bytes.Buffer safe for Pebble's background goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *lockedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
 
 // TestPebbleLogsAtDebug checks that Pebble's routine messages reach slog at
 // debug level only, so an info-level server log stays quiet.
 func TestPebbleLogsAtDebug(t *testing.T) {
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := Open(Config{Dir: t.TempDir(), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 10 {
-		mustPut(t, s, room(string(rune('a'+i)), active, i))
+		mustPut(t, s, recordtest.Room(string(rune('a'+i)), active, i))
 	}
 	if err := s.db.Flush(); err != nil {
 		t.Fatal(err)

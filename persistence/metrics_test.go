@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/troupe-media/troupe/persistence/internal/recordtest"
 )
 
 func TestCollector(t *testing.T) {
@@ -14,7 +16,7 @@ func TestCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	mustPut(t, s, room("a", active, 0), room("b", active, 1), room("c", ended, 2))
+	mustPut(t, s, recordtest.Room("a", active, 0), recordtest.Room("b", active, 1), recordtest.Room("c", ended, 2))
 	if _, err := s.GetRoom(context.Background(), "a"); err != nil {
 		t.Fatal(err)
 	}

@@ -7,16 +7,17 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/troupe-media/troupe/persistence/internal/recordtest"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
-// event returns a delivery of a participant-joined event created at epoch
-// plus createdSec.
+// event returns a delivery of a participant-joined event created at
+// recordtest.Epoch plus createdSec.
 func event(id, room, endpoint string, createdSec int) *recordpb.WebhookEvent {
 	return &recordpb.WebhookEvent{
 		Id:        id,
 		Event:     "participant-joined",
-		CreatedAt: at(createdSec),
+		CreatedAt: recordtest.At(createdSec),
 		RoomId:    room,
 		SessionId: "ses_" + room,
 		Data:      []byte(`{"identity":"alice"}`),

@@ -43,23 +43,30 @@ func (s *Store) GetRoom(ctx context.Context, id string) (*recordpb.Room, error) 
 }
 
 func getRoom(r pebble.Reader, id string) (*recordpb.Room, error) {
-	key := roomKey(id)
+	return getRecord(r, KindRoom, roomKey(id), id, decodeRoom)
+}
+
+// getRecord reads the record of a kind stored under key, or ErrNotFound.
+// The record found must be id's: one that decodes as another record
+// is as corrupt as one that does not decode.
+func getRecord[M interface{ GetId() string }](r pebble.Reader, kind KeyKind, key []byte, id string, decode func([]byte) (M, error)) (M, error) {
+	var none M
 	v, closer, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, ErrNotFound
+		return none, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("persistence: get room %q: %w", id, err)
+		return none, fmt.Errorf("persistence: get %s %q: %w", kind, id, err)
 	}
 	defer closer.Close()
-	room, err := decodeRoom(v)
+	m, err := decode(v)
 	if err != nil {
-		return nil, corrupt(KindRoom, key, err)
+		return none, corrupt(kind, key, err)
 	}
-	if room.GetId() != id {
-		return nil, corrupt(KindRoom, key, fmt.Errorf("holds room %q", room.GetId()))
+	if m.GetId() != id {
+		return none, corrupt(kind, key, fmt.Errorf("holds %s %q", kind, m.GetId()))
 	}
-	return room, nil
+	return m, nil
 }
 
 // PutRoom creates or replaces a room. The room and its listing entries are

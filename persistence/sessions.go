@@ -65,23 +65,7 @@ func (s *Store) GetSession(ctx context.Context, id string) (*recordpb.Session, e
 }
 
 func getSession(r pebble.Reader, id string) (*recordpb.Session, error) {
-	key := sessionKey(id)
-	v, closer, err := r.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("persistence: get session %q: %w", id, err)
-	}
-	defer closer.Close()
-	sess, err := decodeSession(v)
-	if err != nil {
-		return nil, corrupt(KindSession, key, err)
-	}
-	if sess.GetId() != id {
-		return nil, corrupt(KindSession, key, fmt.Errorf("holds session %q", sess.GetId()))
-	}
-	return sess, nil
+	return getRecord(r, KindSession, sessionKey(id), id, decodeSession)
 }
 
 // ListSessions returns a page of sessions, newest first. It reads only the
@@ -126,11 +110,7 @@ func (s *Store) ListSessions(ctx context.Context, q SessionQuery) (SessionPage, 
 // newest first: at start-up these are the sessions a crash or a stop left
 // open, for the caller to close.
 func (s *Store) InProgressSessions(ctx context.Context) ([]*recordpb.Session, error) {
-	page, err := s.ListSessions(ctx, SessionQuery{Status: recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS})
-	if err != nil {
-		return nil, err
-	}
-	return page.Sessions, nil
+	return InProgressSessions(ctx, s.ListSessions)
 }
 
 // ListSessionMembers returns the participant history of a session in join

@@ -6,11 +6,10 @@ import (
 	"errors"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/troupe-media/troupe/persistence/internal/recordtest"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -19,40 +18,6 @@ var (
 	sesEnded   = recordpb.SessionStatus_SESSION_STATUS_ENDED
 	anySession = recordpb.SessionStatus_SESSION_STATUS_UNSPECIFIED
 )
-
-func at(sec int) *timestamppb.Timestamp {
-	return timestamppb.New(epoch.Add(time.Duration(sec) * time.Second))
-}
-
-// session returns a session of room started at epoch plus startSec.
-func session(id, room string, st recordpb.SessionStatus, startSec int) *recordpb.Session {
-	s := &recordpb.Session{
-		Id:             id,
-		RoomId:         room,
-		Name:           "Room " + room,
-		Status:         st,
-		StartTime:      at(startSec),
-		CreatedAt:      at(startSec),
-		UpdatedAt:      at(startSec),
-		LastActivityAt: at(startSec),
-		MaxMembers:     10,
-	}
-	if st == sesEnded {
-		s.EndTime, s.EndReason = at(startSec+60), "ended-via-api"
-	}
-	return s
-}
-
-func member(session, pid string, joinedSec int) *recordpb.SessionMember {
-	return &recordpb.SessionMember{
-		SessionId:     session,
-		ParticipantId: pid,
-		Identity:      "user-" + pid,
-		Name:          "User " + pid,
-		Role:          "publisher",
-		JoinedAt:      at(joinedSec),
-	}
-}
 
 func mustApply(t testing.TB, s *Store, w Writes) {
 	t.Helper()
@@ -74,8 +39,8 @@ func TestInProgressSessions(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir)
 	mustApply(t, s, Writes{Sessions: []*recordpb.Session{
-		session("ses_a", "r1", inProgress, 10), session("ses_b", "r2", sesEnded, 20),
-		session("ses_c", "r3", inProgress, 30), session("ses_d", "r1", sesEnded, 5),
+		recordtest.Session("ses_a", "r1", inProgress, 10), recordtest.Session("ses_b", "r2", sesEnded, 20),
+		recordtest.Session("ses_c", "r3", inProgress, 30), recordtest.Session("ses_d", "r1", sesEnded, 5),
 	}})
 	s.Close()
 
@@ -105,7 +70,7 @@ func TestInProgressSessions(t *testing.T) {
 func TestCorruptSessionValue(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, "")
-	mustApply(t, s, Writes{Sessions: []*recordpb.Session{session("ses_1", "r", inProgress, 0), session("ses_2", "r", inProgress, 1)}})
+	mustApply(t, s, Writes{Sessions: []*recordpb.Session{recordtest.Session("ses_1", "r", inProgress, 0), recordtest.Session("ses_2", "r", inProgress, 1)}})
 	if err := s.db.Set(sessionKey("ses_1"), []byte{sessionSchemaV1, 0xff, 0xff}, pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +84,7 @@ func TestCorruptSessionValue(t *testing.T) {
 	}
 	// Replacing the unreadable session (with another status) leaves one
 	// consistent set of listing entries, and the counts follow.
-	mustApply(t, s, Writes{Sessions: []*recordpb.Session{session("ses_1", "r", sesEnded, 0)}})
+	mustApply(t, s, Writes{Sessions: []*recordpb.Session{recordtest.Session("ses_1", "r", sesEnded, 0)}})
 	assertSessionIndexConsistent(t, s)
 	if got := s.sessionCounts.get("r", inProgress); got != 1 {
 		t.Errorf("in-progress count = %d, want 1", got)
@@ -177,7 +142,7 @@ func assertSessionIndexConsistent(t *testing.T, s *Store) {
 }
 
 func TestParseSessionIndexKey(t *testing.T) {
-	start := epoch.UnixNano()
+	start := recordtest.Epoch.UnixNano()
 	for _, room := range []string{"room_1", "a/b%c"} {
 		for i, k := range sessionIndexKeys(room, sesEnded, start, "ses_9") {
 			e, err := parseSessionIndexKey(k)

@@ -11,8 +11,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/goleak"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/troupe-media/troupe/persistence/internal/recordtest"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -24,8 +24,6 @@ var (
 	active = recordpb.RoomStatus_ROOM_STATUS_ACTIVE
 	ended  = recordpb.RoomStatus_ROOM_STATUS_ENDED
 	all    = recordpb.RoomStatus_ROOM_STATUS_UNSPECIFIED
-
-	epoch = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -47,17 +45,6 @@ func openStore(t testing.TB, dir string) *Store {
 		}
 	})
 	return s
-}
-
-// room returns a room created at epoch plus the given seconds.
-func room(id string, st recordpb.RoomStatus, createdSec int) *recordpb.Room {
-	return &recordpb.Room{
-		Id:        id,
-		Name:      "Room " + id,
-		Status:    st,
-		CreatedAt: timestamppb.New(epoch.Add(time.Duration(createdSec) * time.Second)),
-		Config:    &recordpb.RoomConfig{MaxParticipants: 10, EmptyTimeout: 300},
-	}
 }
 
 func mustPut(t testing.TB, s *Store, rooms ...*recordpb.Room) {
@@ -93,7 +80,7 @@ func TestOpenConfig(t *testing.T) {
 func TestOpenCreatesDir(t *testing.T) {
 	dir := t.TempDir() + "/a/b/db"
 	s := openStore(t, dir)
-	mustPut(t, s, room("r1", active, 0))
+	mustPut(t, s, recordtest.Room("r1", active, 0))
 }
 
 // assertIndexConsistent checks that the listing index and the counts agree
@@ -150,14 +137,14 @@ func TestCorruptRoomValue(t *testing.T) {
 		want  error
 	}{
 		{"empty", []byte{}, ErrCorrupt},
-		{"unknown schema", append([]byte{2}, mustEncode(t, room("r", active, 0))[1:]...), ErrUnknownSchema},
+		{"unknown schema", append([]byte{2}, mustEncode(t, recordtest.Room("r", active, 0))[1:]...), ErrUnknownSchema},
 		{"bad protobuf", []byte{roomSchemaV1, 0xff, 0xff, 0xff}, ErrCorrupt},
-		{"other room's value", mustEncode(t, room("other", active, 0)), ErrCorrupt},
+		{"other room's value", mustEncode(t, recordtest.Room("other", active, 0)), ErrCorrupt},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := openStore(t, "")
-			mustPut(t, s, room("r", active, 0), room("s", active, 1))
+			mustPut(t, s, recordtest.Room("r", active, 0), recordtest.Room("s", active, 1))
 			if err := s.db.Set(roomKey("r"), tt.value, pebble.Sync); err != nil {
 				t.Fatal(err)
 			}
@@ -171,7 +158,7 @@ func TestCorruptRoomValue(t *testing.T) {
 			}
 			// Replacing the unreadable room with another status still
 			// leaves one consistent index entry per room.
-			mustPut(t, s, room("r", ended, 2))
+			mustPut(t, s, recordtest.Room("r", ended, 2))
 			assertIndexConsistent(t, s)
 			if err := s.db.Set(roomKey("r"), tt.value, pebble.Sync); err != nil {
 				t.Fatal(err)

@@ -9,50 +9,21 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/actors/actorstest"
 	"github.com/troupe-media/troupe/bench/mediaload"
 	"github.com/troupe-media/troupe/bench/naive"
 	"github.com/troupe-media/troupe/bench/scenarios"
 	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
-	"github.com/troupe-media/troupe/persistence"
-	"github.com/troupe-media/troupe/rtc"
+	"github.com/troupe-media/troupe/internal/leaktest"
 )
-
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	opts := []goleak.Option{
-		goleak.IgnoreCurrent(),
-		// protoactor's dead-letter throttle sleeps out its period after
-		// the actor system stops.
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
-	}
-	t.Cleanup(func() { goleak.VerifyNone(t, opts...) })
-}
 
 // troupeServer serves the real stack in-process, wired as `troupe serve`
 // wires it, on loopback.
 func troupeServer(t *testing.T) mediaload.Target {
 	t.Helper()
-	quiet := slog.New(slog.DiscardHandler)
-	store, err := persistence.Open(persistence.Config{Dir: t.TempDir(), Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := rtc.NewEngine(rtc.Config{LoopbackOnly: true, Logger: quiet})
-	if err != nil {
-		store.Close()
-		t.Fatal(err)
-	}
-	metrics := rtc.NewMetrics()
-	rooms, err := actors.NewRooms(actors.Config{Store: store, RequestTimeout: 5 * time.Second, Logger: quiet, Media: engine, MediaMetrics: metrics})
-	if err != nil {
-		engine.Close()
-		store.Close()
-		t.Fatal(err)
-	}
+	cp := actorstest.Start(t, true, nil)
 	key, err := auth.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -61,26 +32,17 @@ func troupeServer(t *testing.T) mediaload.Target {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := httpapi.New(httpapi.Config{Rooms: rooms, Verifier: verifier, SigningKey: key, Idempotency: actors.NewIdempotency(store), Logger: quiet})
+	api, err := httpapi.New(httpapi.Config{Rooms: cp.Rooms, Verifier: verifier, SigningKey: key, Idempotency: actors.NewIdempotency(cp.Store), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(api)
-	t.Cleanup(func() {
+	t.Cleanup(func() { // before actorstest's: HTTP stops before the actors
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv.Close()
 		if err := api.Close(ctx); err != nil {
 			t.Errorf("close api: %v", err)
-		}
-		if err := rooms.Close(ctx); err != nil {
-			t.Errorf("close rooms: %v", err)
-		}
-		if err := engine.Close(); err != nil {
-			t.Errorf("close engine: %v", err)
-		}
-		if err := store.Close(); err != nil {
-			t.Errorf("close store: %v", err)
 		}
 	})
 	admin, err := auth.Mint(key, auth.AdminClaims(time.Now(), time.Hour))
@@ -129,7 +91,7 @@ func TestVideoFanoutEndToEnd(t *testing.T) {
 		target func(*testing.T) mediaload.Target
 	}{{"troupe", troupeServer}, {"naive-pion", naiveServer}} {
 		t.Run(c.name, func(t *testing.T) {
-			checkLeaks(t)
+			leaktest.Check(t)
 			ctx, cancel := context.WithTimeout(context.Background(), deadline)
 			defer cancel()
 			res, err := mediaload.Run(ctx, mediaload.Config{
@@ -185,7 +147,7 @@ func TestVideoFanoutEndToEnd(t *testing.T) {
 
 // A refused join ends the run with an error, and nothing is left behind.
 func TestRunFailsCleanly(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	sc, err := scenarios.Load("audio-room")
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/troupe-media/troupe/internal/syncbuf"
 )
 
 // The ramp's steps are the ones the flags ask for, and a ramp of one step
@@ -72,7 +74,7 @@ func TestBenchMediaWithChildServer(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
 	t.Setenv(mainEnv, "1") // the child is this test binary acting as troupe
 	jsonPath := filepath.Join(t.TempDir(), "media.json")
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	root := newRootCmd()
 	root.SetArgs([]string{"bench", "media", "--scenario", "video-fanout", "--ramp", "--subscribers", "2",
 		"--ramp-step", "1", "--duration", "1s", "--json", jsonPath})

@@ -20,11 +20,11 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/troupe-media/troupe/bench/proc"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/internal/syncbuf"
 )
 
 // mainEnv makes the test binary act as the troupe binary, so tests can run
@@ -36,29 +36,7 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	goleak.VerifyTestMain(m,
-		// protoactor's dead-letter throttle outlives its actor system by
-		// its one-second period, after a call whose members left.
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
-}
-
-// syncBuffer is a bytes.Buffer safe to write from run's goroutine while
-// the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	leaktest.VerifyTestMain(m)
 }
 
 type testServer struct {
@@ -66,8 +44,8 @@ type testServer struct {
 	url    string
 	addr   string
 	token  string
-	out    *syncBuffer // stdout
-	log    *syncBuffer // stderr: the logs
+	out    *syncbuf.Buffer // stdout
+	log    *syncbuf.Buffer // stderr: the logs
 	client *http.Client
 	cancel context.CancelFunc
 	done   chan error
@@ -97,7 +75,7 @@ func startServerOn(t *testing.T, cfg Config, ln net.Listener) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{
 		t: t, addr: ln.Addr().String(), url: "http://" + ln.Addr().String(),
-		out: &syncBuffer{}, log: &syncBuffer{}, client: &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second},
+		out: &syncbuf.Buffer{}, log: &syncbuf.Buffer{}, client: &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second},
 		cancel: cancel, done: make(chan error, 1),
 	}
 	go func() { s.done <- run(ctx, cfg, ln, s.out, s.log) }()
@@ -605,8 +583,7 @@ func TestBenchAPIWithChildServer(t *testing.T) {
 // process, and leaves no goroutine behind: the second start finds what the
 // first stored, so the first released the store.
 func TestServerStartsTwiceOnOneDataDir(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
+	leaktest.Check(t)
 	dir := t.TempDir()
 	cfg := testConfig(dir)
 	cfg.DebugAddr = "127.0.0.1:0" // the profiler's goroutines too
@@ -647,8 +624,7 @@ func TestServerStartsTwiceOnOneDataDir(t *testing.T) {
 // A server whose start fails half way releases what it took: the next one
 // opens the same data dir, whose store admits one process at a time.
 func TestFailedStartReleasesEverything(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
+	leaktest.Check(t)
 	busyTCP, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/syncbuf"
 )
 
 // runCLI runs the command tree with args, returning stdout and the error.
@@ -13,7 +14,7 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	// One buffer takes both streams; it must lock, since `bench api` copies
 	// its child's stderr into it from another goroutine.
-	var out syncBuffer
+	var out syncbuf.Buffer
 	root := newRootCmd()
 	root.SetArgs(args)
 	root.SetOut(&out)

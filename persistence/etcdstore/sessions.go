@@ -86,11 +86,7 @@ func (s *Store) ListSessions(ctx context.Context, q persistence.SessionQuery) (p
 
 // InProgressSessions returns every session in progress, newest first.
 func (s *Store) InProgressSessions(ctx context.Context) ([]*recordpb.Session, error) {
-	page, err := s.ListSessions(ctx, persistence.SessionQuery{Status: recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS})
-	if err != nil {
-		return nil, err
-	}
-	return page.Sessions, nil
+	return persistence.InProgressSessions(ctx, s.ListSessions)
 }
 
 // ListSessionMembers returns the participant history of a session in join

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/internal/recordtest"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -26,12 +27,12 @@ var applyCases = []testCase{
 // the others valid: none may be written.
 func testApplyInvalid(t *testing.T, h *harness) {
 	session := func(mod func(s *recordpb.Session)) *recordpb.Session {
-		s := newSession("ses_x", "r", inProgress, 0)
+		s := recordtest.Session("ses_x", "r", inProgress, 0)
 		mod(s)
 		return s
 	}
 	member := func(mod func(m *recordpb.SessionMember)) *recordpb.SessionMember {
-		m := newMember("ses_x", "PA_1", 0)
+		m := recordtest.Member("ses_x", "PA_1", 0)
 		mod(m)
 		return m
 	}
@@ -45,15 +46,15 @@ func testApplyInvalid(t *testing.T, h *harness) {
 		name string
 		w    persistence.Writes
 	}{
-		{"room without id", persistence.Writes{Room: newRoom("", roomActive, 0)}},
+		{"room without id", persistence.Writes{Room: recordtest.Room("", roomActive, 0)}},
 		{"room without created_at", persistence.Writes{Room: &recordpb.Room{Id: "r"}}},
-		{"one room put and deleted", persistence.Writes{Room: newRoom("r", roomActive, 0), DeleteRoom: "r"}},
+		{"one room put and deleted", persistence.Writes{Room: recordtest.Room("r", roomActive, 0), DeleteRoom: "r"}},
 		{"session without id", persistence.Writes{Sessions: sessions(session(func(s *recordpb.Session) { s.Id = "" }))}},
 		{"session without room", persistence.Writes{Sessions: sessions(session(func(s *recordpb.Session) { s.RoomId = "" }))}},
 		{"session without status", persistence.Writes{Sessions: sessions(session(func(s *recordpb.Session) { s.Status = anySession }))}},
 		{"session without start_time", persistence.Writes{Sessions: sessions(session(func(s *recordpb.Session) { s.StartTime = nil }))}},
 		{"session start_time out of range", persistence.Writes{Sessions: sessions(session(func(s *recordpb.Session) { s.StartTime = &timestamppb.Timestamp{Seconds: 1 << 40} }))}},
-		{"one session twice", persistence.Writes{Sessions: sessions(newSession("ses_x", "r", inProgress, 0), newSession("ses_x", "r", sesEnded, 0))}},
+		{"one session twice", persistence.Writes{Sessions: sessions(recordtest.Session("ses_x", "r", inProgress, 0), recordtest.Session("ses_x", "r", sesEnded, 0))}},
 		{"member without session", persistence.Writes{Members: []*recordpb.SessionMember{member(func(m *recordpb.SessionMember) { m.SessionId = "" })}}},
 		{"member without participant", persistence.Writes{Members: []*recordpb.SessionMember{member(func(m *recordpb.SessionMember) { m.ParticipantId = "" })}}},
 		{"member without joined_at", persistence.Writes{Members: []*recordpb.SessionMember{member(func(m *recordpb.SessionMember) { m.JoinedAt = nil })}}},
@@ -69,10 +70,10 @@ func testApplyInvalid(t *testing.T, h *harness) {
 			// Valid records ride along, before and after the invalid one.
 			w := tt.w
 			if w.Room == nil {
-				w.Room = newRoom("r_ok", roomActive, 0)
+				w.Room = recordtest.Room("r_ok", roomActive, 0)
 			}
-			w.Sessions = append([]*recordpb.Session{newSession("ses_ok", "r_ok", inProgress, 0)}, w.Sessions...)
-			w.Members = append(w.Members, newMember("ses_ok", "PA_ok", 0))
+			w.Sessions = append([]*recordpb.Session{recordtest.Session("ses_ok", "r_ok", inProgress, 0)}, w.Sessions...)
+			w.Members = append(w.Members, recordtest.Member("ses_ok", "PA_ok", 0))
 			w.Events = append(append([]*recordpb.WebhookEvent{newEvent("whd_ok", "r_ok", hookA)}, w.Events...), newEvent("whd_ok2", "r_ok", hookA))
 			wantErr(t, "Apply", b.Apply(context.Background(), w), persistence.ErrInvalid)
 			assertEmpty(t, b, "ses_ok", "ses_x")
@@ -85,10 +86,10 @@ func testApplyInvalid(t *testing.T, h *harness) {
 func testApplyDeleteMissingRoom(t *testing.T, h *harness) {
 	b, _ := h.fresh(t)
 	w := persistence.Writes{
-		Room:       newRoom("r1", roomActive, 0),
+		Room:       recordtest.Room("r1", roomActive, 0),
 		DeleteRoom: "no_such_room",
-		Sessions:   []*recordpb.Session{newSession("ses_1", "r1", inProgress, 0)},
-		Members:    []*recordpb.SessionMember{newMember("ses_1", "PA_1", 0)},
+		Sessions:   []*recordpb.Session{recordtest.Session("ses_1", "r1", inProgress, 0)},
+		Members:    []*recordpb.SessionMember{recordtest.Member("ses_1", "PA_1", 0)},
 		Events:     events("r1", hookA, "whd_1", "whd_2"),
 	}
 	wantErr(t, "Apply deleting a missing room", b.Apply(context.Background(), w), persistence.ErrNotFound)
@@ -102,9 +103,9 @@ func testApplyDeleteMissingRoom(t *testing.T, h *harness) {
 func testApplyTogether(t *testing.T, h *harness) {
 	ctx := context.Background()
 	b, dir := h.fresh(t)
-	room := newRoom("r1", roomActive, 0)
-	session := newSession("ses_1", "r1", inProgress, 0)
-	ms := []*recordpb.SessionMember{newMember("ses_1", "PA_1", 0), newMember("ses_1", "PA_2", 1)}
+	room := recordtest.Room("r1", roomActive, 0)
+	session := recordtest.Session("ses_1", "r1", inProgress, 0)
+	ms := []*recordpb.SessionMember{recordtest.Member("ses_1", "PA_1", 0), recordtest.Member("ses_1", "PA_2", 1)}
 	apply(t, b, persistence.Writes{
 		Room: room, Sessions: []*recordpb.Session{session}, Members: ms,
 		Events: events("r1", hookA, "whd_1", "whd_2"),
@@ -125,11 +126,11 @@ func testApplyTogether(t *testing.T, h *harness) {
 	b = h.cycle(t, b, dir)
 	checkFirst(b)
 
-	ended := newSession("ses_1", "r1", sesEnded, 0)
+	ended := recordtest.Session("ses_1", "r1", sesEnded, 0)
 	apply(t, b, persistence.Writes{
 		DeleteRoom: "r1",
 		Sessions:   []*recordpb.Session{ended},
-		Members:    []*recordpb.SessionMember{newMember("ses_1", "PA_3", 2)},
+		Members:    []*recordpb.SessionMember{recordtest.Member("ses_1", "PA_3", 2)},
 		Events:     events("r1", hookA, "whd_3"),
 	})
 	checkSecond := func(b persistence.Backend) {
@@ -154,14 +155,14 @@ func testApplyTogether(t *testing.T, h *harness) {
 // testApplyPutAndDelete replaces one room by another in one Apply.
 func testApplyPutAndDelete(t *testing.T, h *harness) {
 	b, _ := h.fresh(t)
-	putRooms(t, b, newRoom("old", roomActive, 0))
-	apply(t, b, persistence.Writes{Room: newRoom("new", roomActive, 1), DeleteRoom: "old"})
+	putRooms(t, b, recordtest.Room("old", roomActive, 0))
+	apply(t, b, persistence.Writes{Room: recordtest.Room("new", roomActive, 1), DeleteRoom: "old"})
 	if got, total := listRooms(t, b, persistence.RoomQuery{Status: roomActive}); !slices.Equal(got, []string{"new"}) || total != 1 {
 		t.Fatalf("ListRooms = %v of %d, want [new]", got, total)
 	}
 	// The same again fails as a whole: "old" is gone, so "newer" is not
 	// written either.
-	wantErr(t, "Apply deleting old again", b.Apply(context.Background(), persistence.Writes{Room: newRoom("newer", roomActive, 2), DeleteRoom: "old"}), persistence.ErrNotFound)
+	wantErr(t, "Apply deleting old again", b.Apply(context.Background(), persistence.Writes{Room: recordtest.Room("newer", roomActive, 2), DeleteRoom: "old"}), persistence.ErrNotFound)
 	if got, total := listRooms(t, b, persistence.RoomQuery{}); !slices.Equal(got, []string{"new"}) || total != 1 {
 		t.Fatalf("ListRooms after the failed Apply = %v of %d, want [new]", got, total)
 	}
@@ -169,7 +170,7 @@ func testApplyPutAndDelete(t *testing.T, h *harness) {
 
 func testApplyEmpty(t *testing.T, h *harness) {
 	b, _ := h.fresh(t)
-	putRooms(t, b, newRoom("r", roomActive, 0))
+	putRooms(t, b, recordtest.Room("r", roomActive, 0))
 	if err := b.Apply(context.Background(), persistence.Writes{}); err != nil {
 		t.Fatalf("Apply of nothing = %v", err)
 	}
@@ -195,12 +196,12 @@ func testApplyConcurrent(t *testing.T, h *harness) {
 				}
 				own := fmt.Sprintf("w%d", w)
 				err := b.Apply(ctx, persistence.Writes{
-					Room:     newRoom(own, st, w),
-					Sessions: []*recordpb.Session{newSession(fmt.Sprintf("ses_%s_%d", own, i%3), own, sst, i)},
+					Room:     recordtest.Room(own, st, w),
+					Sessions: []*recordpb.Session{recordtest.Session(fmt.Sprintf("ses_%s_%d", own, i%3), own, sst, i)},
 					Events:   events(own, hookA, fmt.Sprintf("whd_%s_%d", own, i)),
 				})
 				if err == nil {
-					err = b.PutRoom(ctx, newRoom("shared", st, 100))
+					err = b.PutRoom(ctx, recordtest.Room("shared", st, 100))
 				}
 				if err != nil {
 					t.Errorf("writer %d: %v", w, err)

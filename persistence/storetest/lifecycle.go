@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/internal/recordtest"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -26,20 +27,20 @@ var lifecycleCases = []testCase{
 func testReopen(t *testing.T, h *harness) {
 	ctx := context.Background()
 	b, dir := h.fresh(t)
-	putRooms(t, b, newRoom("r1", roomActive, 0), newRoom("r2", roomEnded, 1), newRoom("gone", roomActive, 2))
+	putRooms(t, b, recordtest.Room("r1", roomActive, 0), recordtest.Room("r2", roomEnded, 1), recordtest.Room("gone", roomActive, 2))
 	if err := b.DeleteRoom(ctx, "gone"); err != nil {
 		t.Fatal(err)
 	}
 	apply(t, b, persistence.Writes{
-		Sessions: []*recordpb.Session{newSession("ses_1", "r1", inProgress, 5), newSession("ses_2", "r2", sesEnded, 1)},
-		Members:  []*recordpb.SessionMember{newMember("ses_1", "PA_1", 5), newMember("ses_1", "PA_2", 6)},
+		Sessions: []*recordpb.Session{recordtest.Session("ses_1", "r1", inProgress, 5), recordtest.Session("ses_2", "r2", sesEnded, 1)},
+		Members:  []*recordpb.SessionMember{recordtest.Member("ses_1", "PA_1", 5), recordtest.Member("ses_1", "PA_2", 6)},
 		Events:   append(events("r1", hookA, "whd_1", "whd_2", "whd_3"), events("r2", hookB, "whd_4")...),
 	})
 	if err := b.AckWebhookEvent(ctx, head(t, b, "r1", hookA)); err != nil {
 		t.Fatal(err)
 	}
 	failed := head(t, b, "r2", hookB)
-	failed.FailedAt, failed.Attempts = at(100), 3
+	failed.FailedAt, failed.Attempts = recordtest.At(100), 3
 	if err := b.FailWebhookEvent(ctx, failed); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func testReopen(t *testing.T, h *harness) {
 	want := snapshot{
 		rooms: []string{"r1", "r2"}, active: []string{"r1"}, sessions: []string{"ses_1", "ses_2"}, inProgress: []string{"ses_1"},
 		members: []string{"PA_1", "PA_2"}, pending: []string{"whd_2", "whd_3"}, failed: []string{"whd_4"},
-		totals: []int{2, 1, 2, 1, 2, 1}, r1: newRoom("r1", roomActive, 0), s1: newSession("ses_1", "r1", inProgress, 5),
+		totals: []int{2, 1, 2, 1, 2, 1}, r1: recordtest.Room("r1", roomActive, 0), s1: recordtest.Session("ses_1", "r1", inProgress, 5),
 		backlogPending: 2, backlogFailed: 1,
 	}
 	if !equal(before, want) {
@@ -108,16 +109,16 @@ func testReopen(t *testing.T, h *harness) {
 // that would succeed on a store holding what seed writes.
 func ops(b persistence.Backend, pending *recordpb.WebhookEvent) map[string]func(ctx context.Context) error {
 	failed := proto.Clone(pending).(*recordpb.WebhookEvent)
-	failed.FailedAt = at(50)
+	failed.FailedAt = recordtest.At(50)
 	return map[string]func(ctx context.Context) error{
 		"GetRoom":    func(ctx context.Context) error { _, err := b.GetRoom(ctx, "r1"); return err },
-		"PutRoom":    func(ctx context.Context) error { return b.PutRoom(ctx, newRoom("r9", roomActive, 9)) },
+		"PutRoom":    func(ctx context.Context) error { return b.PutRoom(ctx, recordtest.Room("r9", roomActive, 9)) },
 		"DeleteRoom": func(ctx context.Context) error { return b.DeleteRoom(ctx, "r1") },
 		"ListRooms":  func(ctx context.Context) error { _, err := b.ListRooms(ctx, persistence.RoomQuery{}); return err },
 		"Apply": func(ctx context.Context) error {
 			return b.Apply(ctx, persistence.Writes{
-				Room: newRoom("r9", roomActive, 9), Sessions: []*recordpb.Session{newSession("ses_9", "r9", inProgress, 9)},
-				Members: []*recordpb.SessionMember{newMember("ses_9", "PA_9", 9)}, Events: events("r9", hookA, "whd_9"),
+				Room: recordtest.Room("r9", roomActive, 9), Sessions: []*recordpb.Session{recordtest.Session("ses_9", "r9", inProgress, 9)},
+				Members: []*recordpb.SessionMember{recordtest.Member("ses_9", "PA_9", 9)}, Events: events("r9", hookA, "whd_9"),
 			})
 		},
 		"GetSession":         func(ctx context.Context) error { _, err := b.GetSession(ctx, "ses_1"); return err },
@@ -144,9 +145,9 @@ func ops(b persistence.Backend, pending *recordpb.WebhookEvent) map[string]func(
 func seed(t *testing.T, b persistence.Backend) *recordpb.WebhookEvent {
 	t.Helper()
 	apply(t, b, persistence.Writes{
-		Room:     newRoom("r1", roomActive, 0),
-		Sessions: []*recordpb.Session{newSession("ses_1", "r1", inProgress, 0)},
-		Members:  []*recordpb.SessionMember{newMember("ses_1", "PA_1", 0)},
+		Room:     recordtest.Room("r1", roomActive, 0),
+		Sessions: []*recordpb.Session{recordtest.Session("ses_1", "r1", inProgress, 0)},
+		Members:  []*recordpb.SessionMember{recordtest.Member("ses_1", "PA_1", 0)},
 		Events:   events("r1", hookA, "whd_1"),
 	})
 	putIdempotent(t, b, "s", "k", persistence.IdempotentResponse{Status: 200})

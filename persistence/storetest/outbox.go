@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/internal/recordtest"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -191,8 +192,8 @@ func testOutboxFail(t *testing.T, h *harness) {
 	wantErr(t, "FailWebhookEvent without failed_at", b.FailWebhookEvent(ctx, first), persistence.ErrInvalid)
 	backlog(t, b, 2, 0)
 
-	first.Attempts, first.LastAttemptAt, first.LastError, first.LastStatus = 6, at(90), "status 503", 503
-	first.FailedAt = at(100)
+	first.Attempts, first.LastAttemptAt, first.LastError, first.LastStatus = 6, recordtest.At(90), "status 503", 503
+	first.FailedAt = recordtest.At(100)
 	wrongID := proto.Clone(first).(*recordpb.WebhookEvent)
 	wrongID.Id = "whd_9"
 	wantErr(t, "FailWebhookEvent under another id", b.FailWebhookEvent(ctx, wrongID), persistence.ErrNotFound)
@@ -321,7 +322,7 @@ func testFailedListing(t *testing.T, h *harness) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e.FailedAt = at(failedAt[e.Id])
+			e.FailedAt = recordtest.At(failedAt[e.Id])
 			if err := b.FailWebhookEvent(ctx, e); err != nil {
 				t.Fatalf("FailWebhookEvent(%s): %v", e.Id, err)
 			}

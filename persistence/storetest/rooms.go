@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/internal/recordtest"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -30,7 +31,7 @@ func testRoomRoundTrip(t *testing.T, h *harness) {
 		wantErr(t, fmt.Sprintf("GetRoom(%q) of an empty store", id), err, persistence.ErrNotFound)
 	}
 
-	r := newRoom("r1", roomActive, 0)
+	r := recordtest.Room("r1", roomActive, 0)
 	r.Webhook = &recordpb.Webhook{Endpoint: hookA, Events: []string{"room-*"}}
 	want := proto.Clone(r).(*recordpb.Room)
 	putRooms(t, b, r)
@@ -63,7 +64,7 @@ func testRoomRoundTrip(t *testing.T, h *harness) {
 func testRoomInvalid(t *testing.T, h *harness) {
 	b, _ := h.fresh(t)
 	withCreated := func(ts *timestamppb.Timestamp) *recordpb.Room {
-		r := newRoom("r", roomActive, 0)
+		r := recordtest.Room("r", roomActive, 0)
 		r.CreatedAt = ts
 		return r
 	}
@@ -72,7 +73,7 @@ func testRoomInvalid(t *testing.T, h *harness) {
 		room *recordpb.Room
 	}{
 		{"nil", nil},
-		{"no id", newRoom("", roomActive, 0)},
+		{"no id", recordtest.Room("", roomActive, 0)},
 		{"no created_at", withCreated(nil)},
 		{"invalid created_at", withCreated(&timestamppb.Timestamp{Seconds: 1, Nanos: -1})},
 		{"created_at after 2262", withCreated(timestamppb.New(time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)))},
@@ -91,12 +92,12 @@ func testRoomList(t *testing.T, h *harness) {
 	// Stored out of order. b, b/2 and c share a creation time and list by
 	// id; "old" was created before 1970.
 	putRooms(t, b,
-		newRoom("e", roomEnded, 40),
-		newRoom("c", roomActive, 20),
-		newRoom("a", roomActive, 10),
-		newRoom("b/2", roomActive, 20),
-		newRoom("b", roomEnded, 20),
-		newRoom("d", roomActive, 30),
+		recordtest.Room("e", roomEnded, 40),
+		recordtest.Room("c", roomActive, 20),
+		recordtest.Room("a", roomActive, 10),
+		recordtest.Room("b/2", roomActive, 20),
+		recordtest.Room("b", roomEnded, 20),
+		recordtest.Room("d", roomActive, 30),
 		&recordpb.Room{Id: "old", Status: roomEnded, CreatedAt: timestamppb.New(time.Date(1969, 7, 20, 20, 17, 0, 0, time.UTC))},
 	)
 	everyRoom := []string{"old", "a", "b", "b/2", "c", "d", "e"}
@@ -137,7 +138,7 @@ func testRoomList(t *testing.T, h *harness) {
 func testRoomListFollowsChanges(t *testing.T, h *harness) {
 	ctx := context.Background()
 	b, _ := h.fresh(t)
-	putRooms(t, b, newRoom("a", roomActive, 0), newRoom("b", roomActive, 1), newRoom("c", roomActive, 2))
+	putRooms(t, b, recordtest.Room("a", roomActive, 0), recordtest.Room("b", roomActive, 1), recordtest.Room("c", roomActive, 2))
 	check := func(when string, active, ended, all []string) {
 		t.Helper()
 		for _, c := range []struct {
@@ -150,15 +151,15 @@ func testRoomListFollowsChanges(t *testing.T, h *harness) {
 		}
 	}
 
-	a := newRoom("a", roomEnded, 0)
-	a.EndedAt = at(60)
+	a := recordtest.Room("a", roomEnded, 0)
+	a.EndedAt = recordtest.At(60)
 	putRooms(t, b, a)
 	check("a ended", []string{"b", "c"}, []string{"a"}, []string{"a", "b", "c"})
 
-	putRooms(t, b, newRoom("a", roomEnded, 5)) // a later created_at moves it
+	putRooms(t, b, recordtest.Room("a", roomEnded, 5)) // a later created_at moves it
 	check("a moved", []string{"b", "c"}, []string{"a"}, []string{"b", "c", "a"})
 
-	putRooms(t, b, newRoom("b", roomActive, 1)) // the same status and time
+	putRooms(t, b, recordtest.Room("b", roomActive, 1)) // the same status and time
 	check("b rewritten", []string{"b", "c"}, []string{"a"}, []string{"b", "c", "a"})
 
 	if err := b.DeleteRoom(ctx, "c"); err != nil {
@@ -166,7 +167,7 @@ func testRoomListFollowsChanges(t *testing.T, h *harness) {
 	}
 	check("c deleted", []string{"b"}, []string{"a"}, []string{"b", "a"})
 
-	putRooms(t, b, newRoom("c", roomActive, 2)) // back, under its old id
+	putRooms(t, b, recordtest.Room("c", roomActive, 2)) // back, under its old id
 	check("c again", []string{"b", "c"}, []string{"a"}, []string{"b", "c", "a"})
 }
 
@@ -177,10 +178,10 @@ func testRoomIDsApart(t *testing.T, h *harness) {
 	b, _ := h.fresh(t)
 	roomIDs := []string{"a", "ab", "a/b", "a%2Fb", "a%", "a/", "a b", "ä"}
 	for i, id := range roomIDs {
-		putRooms(t, b, newRoom(id, roomActive, i))
+		putRooms(t, b, recordtest.Room(id, roomActive, i))
 	}
 	for _, id := range roomIDs {
-		if got := getRoom(t, b, id); got.Id != id || got.Name != "name-"+id {
+		if got := getRoom(t, b, id); got.Id != id || got.Name != "Room "+id {
 			t.Fatalf("GetRoom(%q) = %v", id, got)
 		}
 	}

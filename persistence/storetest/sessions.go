@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/internal/recordtest"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -28,7 +29,7 @@ func testSessionRoundTrip(t *testing.T, h *harness) {
 		_, err := b.GetSession(ctx, id)
 		wantErr(t, fmt.Sprintf("GetSession(%q) of an empty store", id), err, persistence.ErrNotFound)
 	}
-	s := newSession("ses_1", "room_1", inProgress, 0)
+	s := recordtest.Session("ses_1", "room_1", inProgress, 0)
 	want := proto.Clone(s).(*recordpb.Session)
 	apply(t, b, persistence.Writes{Sessions: []*recordpb.Session{s}})
 	s.Name = "changed after Apply"
@@ -38,7 +39,7 @@ func testSessionRoundTrip(t *testing.T, h *harness) {
 	wantEqual(t, "GetSession again", getSession(t, b, "ses_1"), want)
 
 	// Ending it replaces the record and moves it between the listings.
-	ended := newSession("ses_1", "room_1", sesEnded, 0)
+	ended := recordtest.Session("ses_1", "room_1", sesEnded, 0)
 	apply(t, b, persistence.Writes{Sessions: []*recordpb.Session{ended}})
 	wantEqual(t, "GetSession after ending", getSession(t, b, "ses_1"), ended)
 	for _, c := range []struct {
@@ -59,7 +60,7 @@ func testSessionRoundTrip(t *testing.T, h *harness) {
 	}
 
 	// Another room takes it over: the room filters follow too.
-	moved := newSession("ses_1", "room_2", sesEnded, 0)
+	moved := recordtest.Session("ses_1", "room_2", sesEnded, 0)
 	apply(t, b, persistence.Writes{Sessions: []*recordpb.Session{moved}})
 	if got, total := listSessions(t, b, persistence.SessionQuery{RoomID: "room_1"}); len(got) != 0 || total != 0 {
 		t.Errorf("room_1 after the move: %v of %d, want none", got, total)
@@ -85,7 +86,7 @@ func testSessionList(t *testing.T, h *harness) {
 		if i == 7 || i == 20 { // ties: ses_07 starts with ses_06, ses_20 with ses_19
 			start -= 10
 		}
-		stored = append(stored, newSession(fmt.Sprintf("ses_%02d", i), rooms[i%len(rooms)], st, start))
+		stored = append(stored, recordtest.Session(fmt.Sprintf("ses_%02d", i), rooms[i%len(rooms)], st, start))
 	}
 	// Written in a scrambled order, several per Apply.
 	scrambled := slices.Clone(stored)
@@ -138,7 +139,7 @@ func testSessionList(t *testing.T, h *harness) {
 		var changed []*recordpb.Session
 		for _, s := range stored {
 			if s.Status == inProgress && s.RoomId == "room_10" {
-				s.Status, s.EndTime, s.EndReason = sesEnded, at(9999), "session-timeout"
+				s.Status, s.EndTime, s.EndReason = sesEnded, recordtest.At(9999), "session-timeout"
 				changed = append(changed, s)
 			}
 		}
@@ -154,9 +155,9 @@ func testInProgressSessions(t *testing.T, h *harness) {
 		t.Fatalf("InProgressSessions of an empty store = %v, %v", ids(open), err)
 	}
 	apply(t, b, persistence.Writes{Sessions: []*recordpb.Session{
-		newSession("ses_a", "r1", inProgress, 10), newSession("ses_b", "r2", sesEnded, 20),
-		newSession("ses_c", "r3", inProgress, 30), newSession("ses_d", "r1", sesEnded, 5),
-		newSession("ses_e", "r4", inProgress, 30),
+		recordtest.Session("ses_a", "r1", inProgress, 10), recordtest.Session("ses_b", "r2", sesEnded, 20),
+		recordtest.Session("ses_c", "r3", inProgress, 30), recordtest.Session("ses_d", "r1", sesEnded, 5),
+		recordtest.Session("ses_e", "r4", inProgress, 30),
 	}})
 	b = h.cycle(t, b, dir)
 
@@ -187,29 +188,29 @@ func testSessionMembers(t *testing.T, h *harness) {
 	}
 	// Out of order, over two Applies, with a member of another session.
 	apply(t, b, persistence.Writes{Members: []*recordpb.SessionMember{
-		newMember("ses_a", "PA_3", 30), newMember("ses_a", "PA_1", 10), newMember("ses_b", "PA_9", 5),
+		recordtest.Member("ses_a", "PA_3", 30), recordtest.Member("ses_a", "PA_1", 10), recordtest.Member("ses_b", "PA_9", 5),
 	}})
 	apply(t, b, persistence.Writes{Members: []*recordpb.SessionMember{
-		newMember("ses_a", "PA_2", 10), newMember("ses_a", "PA_0", 40),
+		recordtest.Member("ses_a", "PA_2", 10), recordtest.Member("ses_a", "PA_0", 40),
 	}})
 	// PA_1 leaves: the same session, joined_at and participant replace the
 	// record. Then PA_1 joins again: a second record.
-	left := newMember("ses_a", "PA_1", 10)
-	left.LeftAt, left.LeaveReason = at(25), "client-left"
-	apply(t, b, persistence.Writes{Members: []*recordpb.SessionMember{left, newMember("ses_a", "PA_1", 35)}})
+	left := recordtest.Member("ses_a", "PA_1", 10)
+	left.LeftAt, left.LeaveReason = recordtest.At(25), "client-left"
+	apply(t, b, persistence.Writes{Members: []*recordpb.SessionMember{left, recordtest.Member("ses_a", "PA_1", 35)}})
 
 	got := members(t, b, "ses_a")
 	if want := []string{"PA_1", "PA_2", "PA_3", "PA_1", "PA_0"}; !slices.Equal(participants(got), want) {
 		t.Fatalf("members = %v, want join order %v", participants(got), want)
 	}
 	wantEqual(t, "PA_1's first stay", got[0], left)
-	wantEqual(t, "PA_1's second stay", got[3], newMember("ses_a", "PA_1", 35))
+	wantEqual(t, "PA_1's second stay", got[3], recordtest.Member("ses_a", "PA_1", 35))
 	got[0].Identity = "changed by the caller"
 	wantEqual(t, "PA_1's first stay read again", members(t, b, "ses_a")[0], left)
 
 	// Session ids that share a prefix or hold '/' stay apart.
 	apply(t, b, persistence.Writes{Members: []*recordpb.SessionMember{
-		newMember("ses", "PA_x", 1), newMember("ses_a/b", "PA_y", 1), newMember("ses_a%2Fb", "PA_z", 1),
+		recordtest.Member("ses", "PA_x", 1), recordtest.Member("ses_a/b", "PA_y", 1), recordtest.Member("ses_a%2Fb", "PA_z", 1),
 	}})
 	for id, want := range map[string][]string{
 		"ses": {"PA_x"}, "ses_a": {"PA_1", "PA_2", "PA_3", "PA_1", "PA_0"}, "ses_a/b": {"PA_y"}, "ses_a%2Fb": {"PA_z"}, "ses_b": {"PA_9"},

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/internal/recordtest"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -85,13 +85,6 @@ func (h *harness) cycle(t *testing.T, b persistence.Backend, dir string) persist
 	return h.reopen(t, dir)
 }
 
-// The records the tests store are placed in time from epoch, in seconds.
-var epoch = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-func at(sec int) *timestamppb.Timestamp {
-	return timestamppb.New(epoch.Add(time.Duration(sec) * time.Second))
-}
-
 var (
 	roomActive = recordpb.RoomStatus_ROOM_STATUS_ACTIVE
 	roomEnded  = recordpb.RoomStatus_ROOM_STATUS_ENDED
@@ -102,44 +95,6 @@ var (
 	anySession = recordpb.SessionStatus_SESSION_STATUS_UNSPECIFIED
 )
 
-func newRoom(id string, st recordpb.RoomStatus, createdSec int) *recordpb.Room {
-	return &recordpb.Room{
-		Id:        id,
-		Name:      "name-" + id,
-		Status:    st,
-		CreatedAt: at(createdSec),
-		Config:    &recordpb.RoomConfig{MaxParticipants: 8, EmptyTimeout: 120},
-	}
-}
-
-func newSession(id, roomID string, st recordpb.SessionStatus, startSec int) *recordpb.Session {
-	s := &recordpb.Session{
-		Id:             id,
-		RoomId:         roomID,
-		Name:           "name-" + roomID,
-		Status:         st,
-		StartTime:      at(startSec),
-		CreatedAt:      at(startSec),
-		UpdatedAt:      at(startSec),
-		LastActivityAt: at(startSec),
-		MaxMembers:     4,
-	}
-	if st == sesEnded {
-		s.EndTime, s.EndReason = at(startSec+30), "room-closed"
-	}
-	return s
-}
-
-func newMember(sessionID, participantID string, joinedSec int) *recordpb.SessionMember {
-	return &recordpb.SessionMember{
-		SessionId:     sessionID,
-		ParticipantId: participantID,
-		Identity:      "id-" + participantID,
-		Role:          "subscriber",
-		JoinedAt:      at(joinedSec),
-	}
-}
-
 const (
 	hookA = "https://a.example/hook"
 	hookB = "https://b.example/hook"
@@ -149,7 +104,7 @@ func newEvent(id, roomID, endpoint string) *recordpb.WebhookEvent {
 	return &recordpb.WebhookEvent{
 		Id:        id,
 		Event:     "participant-left",
-		CreatedAt: at(0),
+		CreatedAt: recordtest.At(0),
 		RoomId:    roomID,
 		SessionId: "ses-" + roomID,
 		Data:      []byte(`{"id":"` + id + `"}`),

@@ -210,10 +210,22 @@ func (s *Sender) ServeKeyframeRequests(rs *webrtc.RTPSender) {
 // Run writes a packet every interval until ctx ends or n packets are
 // written (n <= 0: no limit).
 func (s *Sender) Run(ctx context.Context, n int, interval time.Duration) error {
+	return every(ctx, n, interval, s.WriteNext)
+}
+
+// RunFrames writes a whole frame (PacketsPerFrame packets, back to back as
+// an encoder's output leaves) every interval until ctx ends.
+func (s *Sender) RunFrames(ctx context.Context, interval time.Duration) error {
+	return every(ctx, 0, interval, s.WriteFrame)
+}
+
+// every calls write at once and then every interval, until ctx ends, write
+// fails, or it has been called n times (n <= 0: no limit).
+func every(ctx context.Context, n int, interval time.Duration, write func() error) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for i := 0; n <= 0 || i < n; i++ {
-		if err := s.WriteNext(); err != nil {
+		if err := write(); err != nil {
 			return err
 		}
 		select {
@@ -223,23 +235,6 @@ func (s *Sender) Run(ctx context.Context, n int, interval time.Duration) error {
 		}
 	}
 	return nil
-}
-
-// RunFrames writes a whole frame (PacketsPerFrame packets, back to back as
-// an encoder's output leaves) every interval until ctx ends.
-func (s *Sender) RunFrames(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if err := s.WriteFrame(); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
 }
 
 func fillBody(b []byte, counter uint32, now time.Time) {
