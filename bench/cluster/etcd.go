@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 )
 
@@ -61,7 +62,13 @@ func startEtcd(ctx context.Context, exe, dir, logPath string, client *http.Clien
 		"--initial-cluster", "rig=" + peerURL, "--initial-cluster-state", "new",
 		"--logger", "zap", "--log-level", "warn",
 	}
-	p, err := startProcess("etcd", exe, args, nil, logPath)
+	var env []string
+	if runtime.GOARCH != "amd64" {
+		// etcd 3.4 refuses to start on an architecture it does not
+		// support officially (arm64 among them) unless told to.
+		env = append(env, "ETCD_UNSUPPORTED_ARCH="+runtime.GOARCH)
+	}
+	p, err := startProcess("etcd", exe, args, env, logPath)
 	if err != nil {
 		return nil, err
 	}
