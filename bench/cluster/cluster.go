@@ -60,9 +60,10 @@ type Cluster struct {
 	token  string
 	client *http.Client
 
-	mu    sync.Mutex // guards the following
-	nodes []*Node    // in the order they started, dead ones included
-	procs []*process // every process started, etcd first
+	mu       sync.Mutex // guards the following
+	nodes    []*Node    // in the order they started, dead ones included
+	procs    []*process // every process started, etcd first
+	numbered int        // node numbers given so far
 }
 
 // Start starts etcd and cfg.Nodes nodes and returns once every node is
@@ -80,6 +81,9 @@ func Start(tb testing.TB, cfg Config) *Cluster {
 	if cfg.LeaseTTL == 0 {
 		cfg.LeaseTTL = DefaultLeaseTTL
 	}
+	if cfg.Nodes < 0 || cfg.LeaseTTL < time.Second || cfg.LeaseTTL%time.Second != 0 {
+		tb.Fatalf("cluster: %d nodes with a lease TTL of %v: want at least 0 nodes and a TTL of whole seconds, at least 1s", cfg.Nodes, cfg.LeaseTTL)
+	}
 	key, err := auth.GenerateKey()
 	if err != nil {
 		tb.Fatal(err)
@@ -93,8 +97,7 @@ func Start(tb testing.TB, cfg Config) *Cluster {
 		client: newHTTPClient(),
 	}
 	tb.Cleanup(c.cleanup)
-	ctx := context.Background()
-	c.etcd, err = startEtcd(ctx, etcdExe, c.dir, filepath.Join(c.dir, "etcd.log"), c.client)
+	c.etcd, err = startEtcd(tb.Context(), etcdExe, c.dir, filepath.Join(c.dir, "etcd.log"), c.client)
 	if c.etcd != nil {
 		c.procs = append(c.procs, c.etcd.proc)
 	}
@@ -192,7 +195,7 @@ func (c *Cluster) Live() []*Node {
 // once it is ready; it fails the test if the node does not start.
 func (c *Cluster) AddNode() *Node {
 	c.tb.Helper()
-	n, err := c.startNode(context.Background())
+	n, err := c.startNode(c.tb.Context())
 	if err != nil {
 		c.tb.Fatal(err)
 	}
@@ -201,12 +204,13 @@ func (c *Cluster) AddNode() *Node {
 
 func (c *Cluster) startNode(ctx context.Context) (*Node, error) {
 	c.mu.Lock()
-	i := len(c.nodes) + 1
+	c.numbered++
+	i := c.numbered
 	c.mu.Unlock()
 	if i > 250 {
 		return nil, errors.New("cluster: no loopback address left for another node")
 	}
-	n := &Node{ID: "node-" + strconv.Itoa(i), IP: "127.0.0." + strconv.Itoa(i+1), c: c}
+	n := &Node{ID: "node-" + strconv.Itoa(i), IP: "127.0.0." + strconv.Itoa(i+1)}
 	port, err := freePort(n.IP)
 	if err != nil {
 		return nil, err
@@ -369,7 +373,6 @@ type Node struct {
 	// DebugURL serves its /debug/pprof/ when Config.Profile is set.
 	DebugURL string
 
-	c    *Cluster
 	proc *process
 }
 
