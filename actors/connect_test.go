@@ -24,8 +24,8 @@ func TestConnectDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	// publish joins through WHIP with a sending client and applies the
-	// answer if connect is set; otherwise the client goes away at once,
-	// as one whose packets never reach the server.
+	// answer if connect is set; otherwise the client goes away once it has
+	// made its offer, as one whose packets never reach the server.
 	publish := func(identity string, connect bool) *Participant {
 		t.Helper()
 		pc, err := api.NewPeerConnection(webrtc.Configuration{})
@@ -40,26 +40,22 @@ func TestConnectDeadline(t *testing.T) {
 		if _, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
 			t.Fatal(err)
 		}
-		offer, err := rtctest.GatheredOffer(ctx, pc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !connect {
-			_ = pc.Close()
-		}
 		p, _, err := env.rooms.Join(ctx, "r", JoinRequest{Identity: identity, Name: identity, Role: RolePublisher, Kind: ClientWHIP})
 		if err != nil {
 			t.Fatal(err)
 		}
-		answer, err := p.Offer(ctx, offer)
+		if connect {
+			offerAndApply(t, pc, p)
+			poll.Until(t, identity+" to connect", func() bool { return pc.ConnectionState() == webrtc.PeerConnectionStateConnected })
+			return p
+		}
+		offer, err := rtctest.GatheredOffer(ctx, pc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if connect {
-			if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-				t.Fatal(err)
-			}
-			poll.Until(t, identity+" to connect", func() bool { return pc.ConnectionState() == webrtc.PeerConnectionStateConnected })
+		_ = pc.Close()
+		if _, err := p.Offer(ctx, offer); err != nil {
+			t.Fatal(err)
 		}
 		return p
 	}

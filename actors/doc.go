@@ -35,6 +35,14 @@
 // The actors reach storage through Store, the part of persistence.Backend
 // they call, so they run on any store of record.
 //
+// In a cluster (Config.Owners) the registry claims a room before it starts
+// its actor, and a room runs on the one node that owns it. When a node is
+// lost, the node that claims one of its rooms next starts it as any other:
+// the actor finds the session the lost node left in progress, closes the
+// members left open with node-lost (their webhooks in the same fenced
+// write) and runs the session on (room_recovery.go). Rooms.TakeOver starts
+// a room without a request, for the node's watch of lost rooms.
+//
 // Ids (RoomID, ParticipantID, TrackID, SessionID; ids.go) and the reasons a
 // participant leaves and a session ends (LeaveReason, EndReason;
 // reasons.go) are typed, so that the API cannot take one for another. They

@@ -13,6 +13,7 @@ type metrics struct {
 	restarts     prometheus.Counter
 	failures     prometheus.Counter
 	passivations prometheus.Counter
+	takeovers    prometheus.Counter
 	participants prometheus.Gauge
 	leaves       *prometheus.CounterVec
 }
@@ -35,6 +36,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "troupe_room_actor_passivations_total",
 			Help: "Idle room actors stopped to free memory.",
 		}),
+		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "troupe_room_takeovers_total",
+			Help: "Rooms this cluster node took over from a lost node, closing the members that node left (leave reason node-lost).",
+		}),
 		participants: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "troupe_participants",
 			Help: "Participants connected to rooms on this node.",
@@ -45,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"reason"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.failures, m.passivations, m.participants, m.leaves} {
+		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.failures, m.passivations, m.takeovers, m.participants, m.leaves} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("actors: register metrics: %w", err)
 			}

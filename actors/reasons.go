@@ -35,6 +35,11 @@ const (
 	ReasonServerShutdown   LeaveReason = "server-shutdown"
 	ReasonSessionEnded     LeaveReason = "session-ended"        // its session ended for a reason of its own
 	ReasonTimeLimit        LeaveReason = "remove-after-elapsed" // remove_after_seconds_elapsed
+	// ReasonNodeLost: the cluster node that ran the participant's room
+	// died or lost its lease; the node that took the room over closed the
+	// member record. The participant's client lost its connection with
+	// that node and reconnects to any node.
+	ReasonNodeLost LeaveReason = "node-lost"
 
 	// A participant removed because its room ended or was deleted, or
 	// found gone at start-up, leaves with the word of that session end:

@@ -16,6 +16,7 @@ func TestReasonWords(t *testing.T) {
 		ReasonServerShutdown:   "server-shutdown",
 		ReasonSessionEnded:     "session-ended",
 		ReasonTimeLimit:        "remove-after-elapsed",
+		ReasonNodeLost:         "node-lost",
 		ReasonRoomEnded:        "room-ended",
 		ReasonRoomDeleted:      "room-deleted",
 		ReasonServerRestart:    "server-restart",

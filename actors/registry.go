@@ -26,10 +26,10 @@ type routed struct {
 //
 // In a cluster (Config.Owners), the registry claims a room before it spawns
 // its actor, and releases it when the actor has stopped with no request
-// waiting for it. A room another node owns is not spawned: its requests
-// get a *NotOwnerError. The claim is a call to etcd, bounded by
-// Config.RequestTimeout, made beside the registry so that it holds up only
-// the requests of that room.
+// waiting for it, unless Rooms is closing (see release). A room another
+// node owns is not spawned: its requests get a *NotOwnerError. The claim is
+// a call to etcd, bounded by Config.RequestTimeout, made beside the
+// registry so that it holds up only the requests of that room.
 type registry struct {
 	rooms *Rooms
 	byID  map[RoomID]*roomEntry
@@ -210,10 +210,13 @@ func (g *registry) claim(roomID RoomID) error {
 	return &NotOwnerError{RoomID: roomID, Owner: ""}
 }
 
-// release gives up the ownership of a room whose actor has stopped.
+// release gives up the ownership of a room whose actor has stopped. Not
+// while Rooms closes: the node's lease goes next, and its rooms with it,
+// which is how the other nodes know to take over those that still have a
+// session in progress (a Release says the room was left in order).
 func (g *registry) release(roomID RoomID) {
 	owners := g.rooms.cfg.Owners
-	if owners == nil {
+	if owners == nil || g.rooms.closed.Load() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.rooms.cfg.RequestTimeout)

@@ -2,10 +2,12 @@ package actors
 
 // This file owns recovery: a room actor loads its record when it starts
 // (and when supervision restarts it after a panic) and resumes the session
-// its predecessor ran, with the members still live; at server start-up,
-// Rooms ends the sessions that a crash or a kill left in progress, whose
-// participants are gone with their peer connections, so their member
-// records are closed.
+// its predecessor ran, with the members still live; in a cluster, the
+// same load is the takeover of a room whose node was lost (TakeOver
+// starts it without a request). At a single server's start-up, Rooms ends
+// the sessions that a crash or a kill left in progress, whose participants
+// are gone with their peer connections, so their member records are
+// closed.
 
 import (
 	"context"
@@ -16,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/troupe-media/troupe/actors/actorpb"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
@@ -27,35 +30,54 @@ func (a *roomActor) load() {
 	switch {
 	case err == nil:
 		a.room, a.loadErr = r, nil
-		a.resumeSession(ctx)
+		if err := a.resumeSession(ctx); err != nil {
+			// The members left open are still open: the room does not
+			// serve until a later load (the next request) closes them.
+			a.loadErr = err
+			a.log.Error("resume session", "err", err)
+			return
+		}
 	case errors.Is(err, persistence.ErrNotFound):
 		a.room, a.loadErr = nil, nil
 	default:
 		a.loadErr = err
 		a.log.Error("load room", "err", err)
+		return
 	}
+	a.life.loaded = true
 }
 
 // resumeSession picks up the room's session after this actor restarted
 // (a panic), or started on a session another actor left in progress. The
 // members still live (a restart keeps them: see roomLife) keep their
 // records; those of participants that went with an earlier actor are
-// closed as failed, and a session left empty waits out its empty_timeout
-// like any empty one. At server start-up there is none: Rooms closed them
-// already.
-func (a *roomActor) resumeSession(ctx context.Context) {
+// closed, each with its participant-left event, in one write with the
+// session's count. A session left empty waits out its empty_timeout like
+// any empty one; a participant that joins meanwhile joins it. At a single
+// server's start-up there is none to resume: Rooms closed them already.
+//
+// In a cluster, the first actor of a room on a node that finds members
+// open is a takeover: the node that ran them died or lost its lease (its
+// fenced writes fail from then on), so they leave with ReasonNodeLost.
+// Only the node that won the room's claim runs this, and its write is
+// fenced, so they are closed once. After a restart they left with
+// ReasonFailed.
+func (a *roomActor) resumeSession(ctx context.Context) error {
 	if a.room.ActiveSessionId == "" || a.session != nil {
-		return
+		return nil
 	}
 	rec, err := a.deps.cfg.Store.GetSession(ctx, a.room.ActiveSessionId)
-	if err != nil || rec.Status != recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS {
+	switch {
+	case isNotFound(err) || err == nil && rec.Status != recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS:
 		a.log.Warn("active session not found; clearing it", "session", a.room.ActiveSessionId, "err", err)
 		a.room.ActiveSessionId = ""
-		return
+		return nil
+	case err != nil:
+		return fmt.Errorf("read session %s: %w", a.room.ActiveSessionId, err)
 	}
 	members, err := a.deps.cfg.Store.ListSessionMembers(ctx, rec.Id)
 	if err != nil {
-		a.log.Error("resume session members", "session", rec.Id, "err", err)
+		return fmt.Errorf("read the members of session %s: %w", rec.Id, err)
 	}
 	var live, lost []*recordpb.SessionMember
 	for _, m := range members {
@@ -68,24 +90,64 @@ func (a *roomActor) resumeSession(ctx context.Context) {
 			lost = append(lost, m)
 		}
 	}
-	a.session = newLiveSession(rec)
+	session := newLiveSession(rec)
 	for _, m := range live {
-		a.session.members[m.ParticipantId] = m
+		session.members[m.ParticipantId] = m
 	}
 	if len(lost) > 0 || int(rec.ParticipantCount) != len(live) {
-		now := timestamp(a.now())
-		w := abandoned(rec, lost, now, now, ReasonFailed)
+		now := a.now()
+		reason := ReasonFailed
+		if a.deps.cfg.Owners != nil && !a.life.loaded {
+			reason = ReasonNodeLost
+		}
+		w := abandoned(rec, lost, timestamp(now), timestamp(now), reason)
 		w.Sessions[0].ParticipantCount = uint32(len(live))
+		for _, m := range w.Members {
+			a.deps.enqueueEvent(&w, a.room, rec.Id, "participant-left", now, participantData(recordedInfo(m), m))
+		}
 		if err := a.commit(&changes{w: w}); err != nil {
-			a.log.Error("resume session", "session", rec.Id, "err", err)
-		} else {
-			a.session.rec = w.Sessions[0]
+			return fmt.Errorf("close the members session %s lost: %w", rec.Id, err)
+		}
+		session.rec = w.Sessions[0]
+		a.deps.metrics.leaves.WithLabelValues(string(reason)).Add(float64(len(lost)))
+		if reason == ReasonNodeLost {
+			a.deps.metrics.takeovers.Inc()
+			a.log.Warn("took over a room from a lost node; closed the members it left", "session", rec.Id, "members", len(lost))
 		}
 	}
+	a.session = session
 	if len(live) == 0 {
 		a.arm(timerEmpty, "", time.Duration(a.room.Config.EmptyTimeout)*time.Second)
 	}
 	a.armSessionTimers()
+	return nil
+}
+
+// recordedInfo describes the participant of a member record, for the
+// events of a member that left with no actor of this room to tell it.
+func recordedInfo(m *recordpb.SessionMember) ParticipantInfo {
+	return ParticipantInfo{ID: ParticipantID(m.ParticipantId), Identity: m.Identity, Name: m.Name,
+		Role: Role(m.Role), JoinedAt: m.JoinedAt.AsTime()}
+}
+
+// TakeOver starts the actor of room id on this node unless it runs
+// already, as a request would: in a cluster the room is claimed first, and
+// the actor that starts closes the members a lost node left (see
+// resumeSession) and runs the session's timers again. It returns nil once
+// the room runs here or another node won it, or if it no longer exists;
+// an error means it is worth trying again.
+func (r *Rooms) TakeOver(ctx context.Context, id RoomID) error {
+	_, err := r.roomRequest(ctx, id, &actorpb.GetRoom{})
+	var noe *NotOwnerError
+	switch {
+	case errors.As(err, &noe) && noe.Owner != "":
+		return nil
+	case errors.Is(err, ErrRoomNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("actors: take over room %s: %w", id, err)
+	}
+	return nil
 }
 
 // closeInterruptedSessions ends the sessions a crash or a kill left in

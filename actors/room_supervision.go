@@ -35,6 +35,10 @@ type roomLife struct {
 	// failed is set by the registry before it stops a room that failed
 	// too often, so that its Stopping tells the members why.
 	failed atomic.Bool
+	// loaded is set by the first incarnation once it has loaded the room,
+	// so that a later load knows it is a restart's. Only the room's
+	// actor, one incarnation at a time, touches it.
+	loaded bool
 }
 
 func newRoomLife() *roomLife {

@@ -183,7 +183,8 @@ func NewRooms(cfg Config) (*Rooms, error) {
 	r.registry = pid
 	// Sessions a crash left open are closed before any room can start a
 	// new one. Not in a cluster: the sessions in progress there are mostly
-	// those of live rooms on other nodes, which this node may not write.
+	// those of live rooms on other nodes, which this node may not write;
+	// those no node owns are taken over instead (TakeOver).
 	if cfg.Owners != nil {
 		return r, nil
 	}

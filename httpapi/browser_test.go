@@ -14,7 +14,6 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/troupe-media/troupe/httpapi/auth"
-	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -165,7 +164,7 @@ type pageStats struct {
 // microphone) join one room through the web page, and each decodes the
 // other's video and receives its audio.
 func TestBrowserTwoPages(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, func(c *Config) { c.DevJoinTokens = true })
 	browser := newBrowser(t)
 
@@ -209,7 +208,7 @@ func TestBrowserTwoPages(t *testing.T) {
 // reload Join works at once; a normal leave is not shown as an error; and
 // the page joins again after leaving.
 func TestBrowserPage(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, func(c *Config) { c.DevJoinTokens = true })
 	browser := newBrowser(t)
 	tab := openPage(t, browser, s.srv.URL+"/")
@@ -305,7 +304,7 @@ func TestBrowserPage(t *testing.T) {
 // instead. A publisher whose camera is off shows their initial, not a
 // black box.
 func TestBrowserViewers(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"view","name":"View"}`)
 	browser := newBrowser(t)

@@ -12,7 +12,6 @@ import (
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/clock"
-	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -36,7 +35,7 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // queued. A room that keeps failing shows status failed, and requests to it
 // get 503 room_failed with Retry-After until its hold ends.
 func TestRoomCrashThroughTheAPI(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	clk := clock.NewManual(time.Now().UTC())
 	reg := prometheus.NewRegistry() // the room actors' metrics
 	s := buildStack(t, nil, func(c *actors.Config) { c.Clock, c.Registerer = clk, reg }, true)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -199,6 +200,44 @@ func mustStatus(t testing.TB, r response, want int) {
 	t.Helper()
 	if r.status != want {
 		t.Fatalf("status %d, want %d: %s", r.status, want, r.body)
+	}
+}
+
+// listIDs reads the list at path, whose items are under key, checks that
+// the list has those and its page's fields and nothing else, and returns
+// the items' ids and the page's fields.
+func (s *stack) listIDs(t testing.TB, path, key string) (ids []string, total, limit, offset int) {
+	t.Helper()
+	r := s.do(t, http.MethodGet, path, "")
+	mustStatus(t, r, http.StatusOK)
+	m := r.json(t)
+	want := []string{key, "limit", "offset", "total"}
+	slices.Sort(want)
+	if keys := sortedKeys(m); !slices.Equal(keys, want) {
+		t.Fatalf("list keys %v, want %v", keys, want)
+	}
+	ids = []string{}
+	for _, item := range m[key].([]any) {
+		ids = append(ids, item.(map[string]any)["id"].(string))
+	}
+	return ids, int(m["total"].(float64)), int(m["limit"].(float64)), int(m["offset"].(float64))
+}
+
+// pagesTile checks that the list at path, read one item a page from offset
+// 0, gives want in order, each page counting len(want) in all: the order is
+// stable, and the pages tile the whole list.
+func (s *stack) pagesTile(t testing.TB, path, key string, want []string) {
+	t.Helper()
+	var paged []string
+	for off := range want {
+		page, total, limit, _ := s.listIDs(t, fmt.Sprintf("%s?limit=1&offset=%d", path, off), key)
+		if len(page) != 1 || total != len(want) || limit != 1 {
+			t.Fatalf("page %d = %v (total %d, limit %d)", off, page, total, limit)
+		}
+		paged = append(paged, page...)
+	}
+	if !slices.Equal(paged, want) {
+		t.Fatalf("pages = %v, want %v", paged, want)
 	}
 }
 

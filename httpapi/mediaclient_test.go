@@ -18,6 +18,7 @@ import (
 
 	"github.com/troupe-media/troupe/bench/client"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
@@ -299,4 +300,12 @@ func (s *stack) participants(t testing.TB, room string) []map[string]any {
 		t.Fatalf("participants list %s: %v", r.body, err)
 	}
 	return out.Participants
+}
+
+// checkLeaks fails t if, after every cleanup of the test (register it
+// first), the test left a goroutine behind: leaktest.Check, by the name
+// this package's tests know it.
+func checkLeaks(t *testing.T) {
+	t.Helper()
+	leaktest.Check(t)
 }

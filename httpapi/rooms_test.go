@@ -14,7 +14,6 @@ import (
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/clock"
-	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -313,34 +312,14 @@ func TestListRooms(t *testing.T) {
 
 	list := func(query string) (got []string, total, limit, offset int) {
 		t.Helper()
-		r := s.do(t, http.MethodGet, "/api/v1/rooms"+query, "")
-		mustStatus(t, r, http.StatusOK)
-		m := r.json(t)
-		if keys := sortedKeys(m); !slices.Equal(keys, []string{"limit", "offset", "rooms", "total"}) {
-			t.Fatalf("list keys %v", keys)
-		}
-		for _, room := range m["rooms"].([]any) {
-			got = append(got, room.(map[string]any)["id"].(string))
-		}
-		return got, int(m["total"].(float64)), int(m["limit"].(float64)), int(m["offset"].(float64))
+		return s.listIDs(t, "/api/v1/rooms"+query, "rooms")
 	}
 
 	all, total, limit, offset := list("")
 	if !slices.Equal(all, ids) || total != 7 || limit != 20 || offset != 0 {
 		t.Fatalf("default list = %v total %d limit %d offset %d; want %v", all, total, limit, offset, ids)
 	}
-	// Stable: the same order every time, and pages tile the whole list.
-	var paged []string
-	for off := 0; off < 7; off++ {
-		page, total, limit, _ := list(fmt.Sprintf("?limit=1&offset=%d", off))
-		if len(page) != 1 || total != 7 || limit != 1 {
-			t.Fatalf("page %d = %v (total %d)", off, page, total)
-		}
-		paged = append(paged, page...)
-	}
-	if !slices.Equal(paged, ids) {
-		t.Fatalf("pages = %v, want %v", paged, ids)
-	}
+	s.pagesTile(t, "/api/v1/rooms", "rooms", ids)
 	if page, total, _, _ := list("?limit=3&offset=5"); !slices.Equal(page, ids[5:]) || total != 7 {
 		t.Fatalf("last page = %v", page)
 	}
@@ -500,7 +479,7 @@ func TestParticipantListIsObject(t *testing.T) {
 // Every room representation gives the live participant count: GET of the
 // room, the list (filtered or not), and the replies of PATCH and end.
 func TestParticipantCountAgrees(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"empty","name":"Empty"}`)
 	s.createRoom(t, `{"id":"busy","name":"Busy"}`)

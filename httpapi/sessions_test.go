@@ -11,7 +11,6 @@ import (
 
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
-	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
@@ -125,7 +124,7 @@ func checkUTC(t testing.TB, what string, v any) time.Time {
 // viewer comes, goes and comes back, media flows, and the session is ended
 // through the API; every session route is read along the way.
 func TestSessionLifecycle(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"class","name":"Class","display_name":"CS101","config":{"max_participants":7,
 		"quality":"1080p","fps":24,"layout":"speaker","join_from":"2001-02-03T04:05:06Z","remove_after_seconds_elapsed":3600}}`)
@@ -302,26 +301,10 @@ func TestSessionLifecycle(t *testing.T) {
 	}
 }
 
-// sessionIDs lists path and returns the ids and the page's numbers.
-func (s *stack) sessionIDs(t testing.TB, path string) (ids []string, total, limit, offset int) {
-	t.Helper()
-	r := s.do(t, http.MethodGet, path, "")
-	mustStatus(t, r, http.StatusOK)
-	m := r.json(t)
-	if keys := sortedKeys(m); !slices.Equal(keys, []string{"limit", "offset", "sessions", "total"}) {
-		t.Fatalf("list keys %v", keys)
-	}
-	ids = []string{}
-	for _, ses := range m["sessions"].([]any) {
-		ids = append(ids, ses.(map[string]any)["id"].(string))
-	}
-	return ids, int(m["total"].(float64)), int(m["limit"].(float64)), int(m["offset"].(float64))
-}
-
 // TestListSessions: pagination, order, filters, and the sessions of a
 // deleted room.
 func TestListSessions(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"a","name":"A"}`)
 	s.createRoom(t, `{"id":"b","name":"B"}`)
@@ -356,21 +339,11 @@ func TestListSessions(t *testing.T) {
 		return out
 	}
 
-	all, total, limit, offset := s.sessionIDs(t, "/api/v1/sessions")
+	all, total, limit, offset := s.listIDs(t, "/api/v1/sessions", "sessions")
 	if !slices.Equal(all, newest) || total != 6 || limit != 20 || offset != 0 {
 		t.Fatalf("all = %v total %d limit %d offset %d; want %v", all, total, limit, offset, newest)
 	}
-	var paged []string
-	for off := range 6 {
-		page, total, limit, _ := s.sessionIDs(t, fmt.Sprintf("/api/v1/sessions?limit=1&offset=%d", off))
-		if len(page) != 1 || total != 6 || limit != 1 {
-			t.Fatalf("page %d = %v total %d", off, page, total)
-		}
-		paged = append(paged, page...)
-	}
-	if !slices.Equal(paged, newest) {
-		t.Fatalf("pages = %v, want %v", paged, newest)
-	}
+	s.pagesTile(t, "/api/v1/sessions", "sessions", newest)
 	cases := []struct {
 		path  string
 		want  []string
@@ -393,7 +366,7 @@ func TestListSessions(t *testing.T) {
 		{"/api/v1/sessions?room_id=nobody", nil, 0},
 	}
 	for _, c := range cases {
-		got, total, _, _ := s.sessionIDs(t, c.path)
+		got, total, _, _ := s.listIDs(t, c.path, "sessions")
 		if !slices.Equal(got, c.want) && (len(got) != 0 || len(c.want) != 0) || total != c.total {
 			t.Errorf("%s = %v total %d; want %v total %d", c.path, got, total, c.want, c.total)
 		}
@@ -428,12 +401,12 @@ func TestListSessions(t *testing.T) {
 	}
 	mustStatus(t, s.do(t, http.MethodGet, "/api/v1/rooms/b", ""), http.StatusNotFound)
 	for _, path := range []string{"/api/v1/rooms/b/sessions", "/api/v1/sessions?room_id=b"} {
-		if got, total, _, _ := s.sessionIDs(t, path); !slices.Equal(got, pick(5, 3, 1)) || total != 3 {
+		if got, total, _, _ := s.listIDs(t, path, "sessions"); !slices.Equal(got, pick(5, 3, 1)) || total != 3 {
 			t.Errorf("%s after the delete = %v total %d", path, got, total)
 		}
 	}
 	for _, path := range []string{"/api/v1/sessions?status=in-progress", "/api/v1/rooms/b/sessions?status=in-progress"} {
-		if got, total, _, _ := s.sessionIDs(t, path); len(got) != 0 || total != 0 {
+		if got, total, _, _ := s.listIDs(t, path, "sessions"); len(got) != 0 || total != 0 {
 			t.Errorf("%s after the delete = %v total %d", path, got, total)
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/troupe-media/troupe/httpapi/auth"
-	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -21,7 +20,7 @@ import (
 // through WebSocket signaling; then a late joiner, a server mute, a kick,
 // and the publisher's leave.
 func TestSignalingFanOut(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"fanout","name":"Fan-out","config":{"max_participants":10}}`)
 
@@ -183,7 +182,7 @@ func gaugeValue(t testing.TB, s *stack, name string) float64 {
 // URL, and an error message plus a 4xxx close code when it is in a join
 // message.
 func TestSignalingJoinRules(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"full","name":"Full","config":{"max_participants":1}}`)
 	s.createRoom(t, `{"id":"locked","name":"Locked","config":{"locked":true}}`)
@@ -254,7 +253,7 @@ func TestSignalingJoinRules(t *testing.T) {
 // Bad frames get an error message and change nothing; the socket stays
 // usable; a run of them closes it.
 func TestSignalingBadFrames(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"bad","name":"Bad"}`)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -374,7 +373,7 @@ func readClose(ctx context.Context, ws *websocket.Conn) (websocket.StatusCode, s
 // A client that stops answering pings is dropped, and leaves the room;
 // one that reads keeps its place.
 func TestSignalingPingTimeout(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	// Long enough that a loaded machine's reader answers a ping within it.
 	const ping = time.Second
 	s := newMediaStack(t, func(c *Config) { c.SignalingPingInterval = ping })
@@ -403,7 +402,7 @@ func TestSignalingPingTimeout(t *testing.T) {
 
 // Server.Close ends every socket with 1001 and empties the rooms.
 func TestSignalingServerClose(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"bye","name":"Bye"}`)
 	a := s.dialWS(t, "a", s.joinToken(t, "bye", "a", auth.RolePublisher))

@@ -18,7 +18,6 @@ import (
 	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/actors/webhook/webhooktest"
 	"github.com/troupe-media/troupe/httpapi/auth"
-	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -95,7 +94,7 @@ func (s *stack) deliveries(t testing.TB, query string) (list []map[string]any, t
 // then an endpoint that always fails makes them failed records; both lists
 // show them without secrets.
 func TestWebhookDeliveries(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	var hits atomic.Int32
 	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		hits.Add(1)
@@ -189,7 +188,7 @@ type receivedEvent struct {
 // the README's code, signed with the room's secret, in order, and carrying
 // the session's id.
 func TestWebhookSessionEvents(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	const secret = "a room secret"
 	var mu sync.Mutex
 	var got []receivedEvent

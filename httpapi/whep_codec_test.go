@@ -10,7 +10,6 @@ import (
 
 	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/httpapi/auth"
-	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
@@ -30,7 +29,7 @@ func whepCodecViewer(t *testing.T, codecs []webrtc.RTPCodecCapability, kinds ...
 // 422 no_common_codec before it joins: no member, no history, no webhook.
 // One that can decode some gets those.
 func TestWHEPCodecs(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	hooks := newWebhookStack(t, true, webhook.Config{}) // the deliverer never runs: events stay pending
 	s := hooks.stack
 	s.createRoom(t, `{"id":"codecs","name":"Codecs","webhook":{"endpoint":"http://127.0.0.1:9/hooks","events":["*"]}}`)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
-	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
@@ -109,7 +108,7 @@ func (s *stack) whipPublish(t testing.TB, room, token string) string {
 // TestWHIPPublish: a pion WHIP client publishes, a WebSocket subscriber
 // receives its packets, and DELETE (with the session's own token) leaves.
 func TestWHIPPublish(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"whip","name":"WHIP"}`)
 	pubToken := s.joinToken(t, "whip", "encoder", auth.RolePublisher)
@@ -185,7 +184,7 @@ func (s *stack) whepView(t testing.TB, room, token string) *whepViewer {
 // TestWHEPSubscribe: a pion WHEP client receives a WHIP publisher's
 // packets, and DELETE leaves.
 func TestWHEPSubscribe(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"whep","name":"WHEP"}`)
 	s.whipPublish(t, "whep", s.joinToken(t, "whep", "encoder", auth.RolePublisher))
@@ -202,7 +201,7 @@ func TestWHEPSubscribe(t *testing.T) {
 // events count every one of them. A WHIP publisher that comes back with
 // its token replaces its old self.
 func TestWHEPViewersShareToken(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"show","name":"Show","webhook":{"endpoint":"https://hooks.example.com/troupe","events":["participant-*"]}}`)
 	pubToken := s.joinToken(t, "show", "encoder", auth.RolePublisher)
@@ -286,7 +285,7 @@ func TestWHEPViewersShareToken(t *testing.T) {
 
 // A kicked WHIP session is forgotten: its DELETE is a 404.
 func TestWHIPKickedSession(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"kick","name":"Kick"}`)
 	_, _, offer := publisherPeer(t)
@@ -303,7 +302,7 @@ func TestWHIPKickedSession(t *testing.T) {
 
 // The WHIP and WHEP errors, none of which lets anyone into the room.
 func TestWHIPErrors(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"errs","name":"Errors"}`)
 	s.createRoom(t, `{"id":"other","name":"Other"}`)
@@ -361,7 +360,7 @@ func TestWHIPErrors(t *testing.T) {
 // connection cannot take, or that can carry no media, are refused before
 // the join: no participant, no session, no history, no webhook event.
 func TestWHIPRefusedOfferLeavesNoTrace(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"strict","name":"Strict","webhook":{"endpoint":"https://hooks.example.com/troupe","events":["*"]}}`)
 	pub := s.joinToken(t, "strict", "p", auth.RolePublisher)
@@ -440,7 +439,7 @@ func publisherOffers(t *testing.T) (send, recv string) {
 // participant (replaced, kicked) before its POST has registered the
 // session; the room goes on, and the session is never reachable.
 func TestWHIPSessionRemovedBeforeRegister(t *testing.T) {
-	leaktest.Check(t)
+	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"early","name":"Early"}`)
 	claims, err := s.api.verify(s.joinToken(t, "early", "p", auth.RolePublisher))

@@ -106,46 +106,11 @@ func (s *Store) ListRooms(ctx context.Context, q RoomQuery) (RoomPage, error) {
 
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
-	prefix := roomListPrefix(q.Status)
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	rooms, err := readIndexedPage(ctx, snap, roomListPrefix(q.Status), q.Offset, q.Limit, page.Total, KindRoomIndex, KindRoom, getRoom)
 	if err != nil {
 		return RoomPage{}, fmt.Errorf("persistence: list rooms: %w", err)
 	}
-	defer it.Close()
-
-	valid := it.First()
-	// Pebble cannot seek by position: step over Offset index keys (keys
-	// only, no values) to reach the page.
-	for skip := 0; valid && skip < q.Offset; skip++ {
-		if skip%1024 == 1023 {
-			if err := ctx.Err(); err != nil {
-				return RoomPage{}, err
-			}
-		}
-		valid = it.Next()
-	}
-	n := q.Limit
-	if n <= 0 || n > page.Total {
-		n = page.Total
-	}
-	page.Rooms = make([]*recordpb.Room, 0, n)
-	for ; valid && (q.Limit <= 0 || len(page.Rooms) < q.Limit); valid = it.Next() {
-		id, err := idFromIndexKey(it.Key(), len(prefix))
-		if err != nil {
-			return RoomPage{}, corrupt(KindRoomIndex, it.Key(), err)
-		}
-		room, err := getRoom(snap, id)
-		if errors.Is(err, ErrNotFound) {
-			return RoomPage{}, corrupt(KindRoomIndex, it.Key(), fmt.Errorf("room %q is missing", id))
-		}
-		if err != nil {
-			return RoomPage{}, err
-		}
-		page.Rooms = append(page.Rooms, room)
-	}
-	if err := it.Error(); err != nil {
-		return RoomPage{}, fmt.Errorf("persistence: list rooms: %w", err)
-	}
+	page.Rooms = rooms
 	return page, nil
 }
 

@@ -79,30 +79,11 @@ func (s *Store) ListSessions(ctx context.Context, q SessionQuery) (SessionPage, 
 	page := SessionPage{Total: s.sessionCounts.get(q.RoomID, q.Status)}
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
-	prefix := sessionListPrefix(q.RoomID, q.Status)
-	n := q.Limit
-	if n <= 0 || n > page.Total {
-		n = page.Total
-	}
-	page.Sessions = make([]*recordpb.Session, 0, n)
-	err := scanPage(ctx, snap, prefix, q.Offset, q.Limit, func(key, _ []byte) error {
-		id, err := idFromIndexKey(key, len(prefix))
-		if err != nil {
-			return corrupt(KindSessionIdx, key, err)
-		}
-		sess, err := getSession(snap, id)
-		if errors.Is(err, ErrNotFound) {
-			return corrupt(KindSessionIdx, key, fmt.Errorf("session %q is missing", id))
-		}
-		if err != nil {
-			return err
-		}
-		page.Sessions = append(page.Sessions, sess)
-		return nil
-	})
+	sessions, err := readIndexedPage(ctx, snap, sessionListPrefix(q.RoomID, q.Status), q.Offset, q.Limit, page.Total, KindSessionIdx, KindSession, getSession)
 	if err != nil {
 		return SessionPage{}, fmt.Errorf("persistence: list sessions: %w", err)
 	}
+	page.Sessions = sessions
 	return page, nil
 }
 
@@ -135,6 +116,37 @@ func (s *Store) ListSessionMembers(ctx context.Context, sessionID string) ([]*re
 	})
 	if err != nil {
 		return nil, fmt.Errorf("persistence: list members of session %q: %w", sessionID, err)
+	}
+	return out, nil
+}
+
+// readIndexedPage reads the records that the listing entries under prefix
+// name, from offset on and at most limit of them (zero or less: all), of
+// total entries in all: each entry's key ends with the id of a record of
+// kind that get reads from r. An entry whose record is missing is corrupt.
+func readIndexedPage[M any](ctx context.Context, r pebble.Reader, prefix []byte, offset, limit, total int, indexKind, kind KeyKind, get func(pebble.Reader, string) (M, error)) ([]M, error) {
+	n := limit
+	if n <= 0 || n > total {
+		n = total
+	}
+	out := make([]M, 0, n)
+	err := scanPage(ctx, r, prefix, offset, limit, func(key, _ []byte) error {
+		id, err := idFromIndexKey(key, len(prefix))
+		if err != nil {
+			return corrupt(indexKind, key, err)
+		}
+		m, err := get(r, id)
+		if errors.Is(err, ErrNotFound) {
+			return corrupt(indexKind, key, fmt.Errorf("%s %q is missing", kind, id))
+		}
+		if err != nil {
+			return err
+		}
+		out = append(out, m)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/troupe-media/troupe/actors"
@@ -103,11 +104,37 @@ func joinCluster(cfg Config, key auth.Key, httpAddr string, clk clock.Clock, log
 
 // start keeps the node's lease from now on: when it is lost, drop stops
 // every room of this node at once (another node may own them as soon as
-// the lease has expired), then the node registers again.
-func (c *cluster) start(drop func(context.Context) error) {
+// the lease has expired), then the node registers again. It also watches
+// for the rooms other nodes lose with their lease, which takeOver starts
+// here if this node wins them.
+func (c *cluster) start(drop func(context.Context) error, takeOver func(context.Context, actors.RoomID) error) {
 	keepCtx, stop := context.WithCancel(context.Background())
 	c.stop, c.done, c.drop = stop, make(chan struct{}), drop
-	go c.keep(keepCtx, c.lease)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		c.keep(keepCtx, c.lease)
+	}()
+	go func() {
+		defer wg.Done()
+		c.watchLost(keepCtx, takeOver)
+	}()
+	go func() {
+		wg.Wait()
+		close(c.done)
+	}()
+}
+
+// watchLost takes over the rooms lost nodes leave with a session in
+// progress, until ctx ends.
+func (c *cluster) watchLost(ctx context.Context, takeOver func(context.Context, actors.RoomID) error) {
+	err := c.store.WatchLostRooms(ctx, etcdstore.LostRoomsConfig{}, func(ctx context.Context, roomID string) error {
+		return takeOver(ctx, actors.RoomID(roomID))
+	})
+	if ctx.Err() == nil {
+		c.log.Error("stopped watching for the rooms of lost nodes", "node", c.node.ID, "err", err)
+	}
 }
 
 // register takes the node's lease and writes its record under it.
@@ -124,7 +151,6 @@ func (c *cluster) register(ctx context.Context) (*etcdstore.Lease, error) {
 
 // keep registers the node again whenever its lease is lost, until ctx ends.
 func (c *cluster) keep(ctx context.Context, lease *etcdstore.Lease) {
-	defer close(c.done)
 	for {
 		select {
 		case <-ctx.Done():

@@ -13,13 +13,11 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/pion/webrtc/v4"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence/etcdstore/etcdtest"
-	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 // etcdStart starts an etcd for the test and returns its client URL.
@@ -260,28 +258,7 @@ func TestClusterForwardsWHIP(t *testing.T) {
 	tok := b.mustDo(200, "POST", "/api/v1/rooms/r1/tokens", `{"identity":"pub","role":"publisher"}`)
 	token, _ := tok["token"].(string)
 
-	api, err := rtctest.ClientAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	track, err := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", "pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pc.AddTrack(track); err != nil {
-		t.Fatal(err)
-	}
-	gatherCtx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
-	defer cancel()
-	offer, err := rtctest.GatheredOffer(gatherCtx, pc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, offer := publisherPeer(t, "pub")
 
 	whip := func(method, path, body string) *http.Response {
 		t.Helper()

@@ -271,7 +271,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 	}
 	s.rooms = rooms
 	if s.cluster != nil {
-		s.cluster.start(rooms.DropAll)
+		s.cluster.start(rooms.DropAll, rooms.TakeOver)
 	}
 
 	var forwardTo httpapi.OwnerLocator // nil on a single node

@@ -271,12 +271,7 @@ func TestMetricsWiring(t *testing.T) {
 
 // --debug-addr serves the profiler on its own port, never on the API's.
 func TestDebugAddrServesProfiler(t *testing.T) {
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	debugAddr := free.Addr().String()
-	free.Close()
+	debugAddr := freeAddr(t)
 	cfg := testConfig(t.TempDir())
 	cfg.DebugAddr = debugAddr
 	s := startServer(t, cfg)

@@ -67,6 +67,17 @@
 // *NotOwnerError. Webhook acks and idempotency records are not room writes
 // and are not fenced.
 //
+// # Takeover
+//
+// A room whose owner key went with its node's lease (not by Release) and
+// that still has a session in progress needs another node at once: its
+// members' records are open and its timers ran on the lost node.
+// WatchLostRooms finds such rooms (a scan at start, then a watch of the
+// owner keys with their previous values, whose lease it looks up) and
+// hands each to the node's takeover after a short random wait; the claim
+// picks one node, whose fenced write closes what the lost node left. See
+// watch.go.
+//
 // # Listings and counts
 //
 // A listing reads the keys of its index range (keys only) up to the page's

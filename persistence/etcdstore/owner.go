@@ -101,6 +101,10 @@ func (s *Store) Register(ctx context.Context) (*Lease, error) {
 	s.wg.Add(1)
 	go s.keepAlive(l, ch, cancel)
 	s.lease = l
+	if s.registered != nil {
+		close(s.registered)
+		s.registered = nil
+	}
 	s.log.Info("registered", "node", s.node, "lease", int64(g.ID), "ttl_s", g.TTL)
 	return l, nil
 }
@@ -138,6 +142,30 @@ func (s *Store) liveLease() (*Lease, error) {
 		return nil, ErrNoLease
 	}
 	return s.lease, nil
+}
+
+// waitLease returns the node's live lease, waiting for Register to grant
+// one if it holds none, until ctx ends or the Store closes.
+func (s *Store) waitLease(ctx context.Context) (*Lease, error) {
+	for {
+		s.leaseMu.Lock()
+		if l := s.lease; l != nil && l.live() {
+			s.leaseMu.Unlock()
+			return l, nil
+		}
+		if s.registered == nil {
+			s.registered = make(chan struct{})
+		}
+		ch := s.registered
+		s.leaseMu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.bg.Done():
+			return nil, persistence.ErrClosed
+		}
+	}
 }
 
 // Claim makes this node the owner of a room if no node owns it. It returns

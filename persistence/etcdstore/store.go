@@ -98,6 +98,10 @@ type Store struct {
 
 	leaseMu sync.Mutex
 	lease   *Lease // guarded by leaseMu; nil before Register
+	// registered is closed, and cleared, by Register when it grants a
+	// lease: those waiting for one (waitLease) wait on it. Guarded by
+	// leaseMu.
+	registered chan struct{}
 }
 
 var _ persistence.Backend = (*Store)(nil)
