@@ -12,64 +12,7 @@ import (
 	"testing"
 
 	"github.com/coder/websocket"
-
-	"github.com/troupe-media/troupe/internal/poll"
 )
-
-// Takeover: when an owner dies, a watcher on another node claims its
-// rooms without waiting for a request, and closes the members the dead
-// node left open with the reason node-lost.
-func TestTakeoverClosesLostMembers(t *testing.T) {
-	c := startCluster(t, Config{})
-	ctx := t.Context()
-	c.Expect(c.Live()[0], http.StatusCreated, "POST", "/api/v1/rooms", map[string]any{"id": "lost", "name": "lost"})
-	owner, err := c.Owner(ctx, "lost")
-	if err != nil {
-		t.Fatal(err)
-	}
-	join(t, c, owner, "lost", "alice", "publisher")
-	join(t, c, owner, "lost", "bob", "subscriber")
-	var room struct {
-		Session string `json:"active_session_id"`
-	}
-	if err := c.Expect(owner, http.StatusOK, "GET", "/api/v1/rooms/lost", nil).JSON(&room); err != nil || room.Session == "" {
-		t.Fatalf("no active session: %v", err)
-	}
-	owner.Kill()
-
-	// No request names the room: only a watcher can bring it back.
-	poll.Until(t, "a live node to run the dead node's room", func() bool {
-		var sum float64
-		for _, n := range c.Live() {
-			v, err := c.Metric(ctx, n, "troupe_room_actors")
-			if err != nil {
-				t.Fatal(err)
-			}
-			sum += v
-		}
-		return sum == 1
-	})
-	poll.Until(t, "the lost members to be closed with reason node-lost", func() bool {
-		var hist struct {
-			Participants []struct {
-				Identity    string  `json:"identity"`
-				LeftAt      *string `json:"left_at"`
-				LeaveReason string  `json:"leave_reason"`
-			} `json:"participants"`
-		}
-		resp := c.Expect(c.Live()[0], http.StatusOK, "GET", "/api/v1/sessions/"+room.Session+"/participants", nil)
-		if err := resp.JSON(&hist); err != nil {
-			t.Fatal(err)
-		}
-		closed := 0
-		for _, p := range hist.Participants {
-			if p.LeftAt != nil && p.LeaveReason == "node-lost" {
-				closed++
-			}
-		}
-		return len(hist.Participants) == 2 && closed == 2
-	})
-}
 
 // Placement: new rooms go to the least loaded live node, whichever node
 // creates them, and a room names its owner in node_id.
