@@ -180,8 +180,9 @@ func percentile(ds []time.Duration, p int) time.Duration {
 }
 
 // Takeover: when an owner dies, a watcher on another node claims its
-// rooms without waiting for a request, and closes the members the dead
-// node left open with the reason node-lost.
+// rooms without waiting for a request, closes the members the dead node
+// left open with the reason node-lost, and carries the session on for a
+// member who joins again.
 func TestTakeoverClosesLostMembers(t *testing.T) {
 	c := startCluster(t, Config{})
 	ctx := t.Context()
@@ -232,4 +233,15 @@ func TestTakeoverClosesLostMembers(t *testing.T) {
 		}
 		return len(hist.Participants) == 2 && closed == 2
 	})
+	// A member who joins again carries the session on.
+	join(t, c, c.Live()[0], "lost", "alice", "publisher")
+	var after struct {
+		Session string `json:"active_session_id"`
+	}
+	if err := c.Expect(c.Live()[1], http.StatusOK, "GET", "/api/v1/rooms/lost", nil).JSON(&after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Session != room.Session {
+		t.Errorf("after the takeover the room's session is %q, want %q carried on", after.Session, room.Session)
+	}
 }
