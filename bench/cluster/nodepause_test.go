@@ -11,7 +11,7 @@ import (
 
 // probeTimeout is how long a client of TestNodePause waits for an answer
 // before it tries again.
-const probeTimeout = time.Second
+const probeTimeout = 500 * time.Millisecond
 
 // A node frozen (SIGSTOP) longer than its lease TTL loses its rooms to the
 // other nodes, and once it runs again it stops its copy at once, tells its
