@@ -3,7 +3,8 @@
 // loopback addresses (127.0.0.2, 127.0.0.3, ...; each node's HTTP API and
 // UDP media on its own address), and injects the faults a cluster must
 // survive: SIGKILL of a node, SIGSTOP and SIGCONT of a node or of etcd,
-// another node joining.
+// another node joining. Its Members join rooms through a chosen node with
+// the bench client and remember the ICE candidates the server gave them.
 //
 // Every process belongs to the test that started it: it is stopped when
 // the test ends, its output is kept in a log file in the test's temporary
@@ -14,6 +15,12 @@
 // etcd-server 3.4 or any later etcd). Without one, Start skips the test,
 // unless TROUPE_CLUSTER_TESTS=1 asks for the cluster suite, when it fails
 // it instead. The troupe executable is built once by BuildTroupe, or given.
+//
+// The package's tests are the cluster suite (routing through a node that
+// does not own the room, scale-out, failover, durability across kills,
+// a frozen node, a frozen etcd); its benchmarks measure the figures of
+// bench/RESULTS.md. Tests of cluster behaviour still being built sit
+// behind the clusterpending build tag until it lands.
 //
 // Only tests and benchmarks import it.
 package cluster
