@@ -15,7 +15,9 @@ type metrics struct {
 	passivations prometheus.Counter
 	takeovers    prometheus.Counter
 	participants prometheus.Gauge
-	leaves       *prometheus.CounterVec
+	// participantCount is participants, readable without a scrape.
+	participantCount atomic.Int64
+	leaves           *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -57,6 +59,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+func (m *metrics) participant(delta int64) {
+	m.participantCount.Add(delta)
+	m.participants.Add(float64(delta))
 }
 
 func (m *metrics) live(delta int64) {

@@ -225,7 +225,7 @@ func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession
 		m.connectDeadline = a.armConnectDeadline(info, req.Kind, peer)
 	}
 	a.add(m)
-	a.deps.metrics.participants.Inc()
+	a.deps.metrics.participant(+1)
 	ctx.SetReceiveTimeout(0) // a room with people in it is never idle
 
 	others := a.others(m)

@@ -161,7 +161,7 @@ func (a *roomActor) memberTerminated(ctx actor.Context, pid *actor.PID) {
 		a.deps.cfg.Logger.Error("participant failed; removed from its room", "room", a.id, "participant", m.info.ID)
 	}
 	a.drop(m)
-	a.deps.metrics.participants.Dec()
+	a.deps.metrics.participant(-1)
 	a.deps.metrics.leaves.WithLabelValues(string(reason)).Inc()
 	// unpublish takes each track out of m.tracks, in place: walk a copy.
 	for _, t := range slices.Clone(m.tracks) {

@@ -246,6 +246,10 @@ func (r *Rooms) DropAll(ctx context.Context) error {
 // Live returns the number of room actors in memory.
 func (r *Rooms) Live() int { return int(r.metrics.liveCount.Load()) }
 
+// LiveParticipants returns the number of participants in the rooms of this
+// node.
+func (r *Rooms) LiveParticipants() int { return int(r.metrics.participantCount.Load()) }
+
 // Request sends msg to the actor of roomID and returns its reply. It fails
 // with ErrUnavailable if the actor does not answer within the request
 // timeout (or ctx's deadline, if sooner).

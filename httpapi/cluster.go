@@ -13,6 +13,12 @@ type Node struct {
 	ID           string
 	AdvertiseURL string
 	StartedAt    time.Time
+	// Rooms, Participants and Tracks are what the node runs: room actors,
+	// participants connected, tracks forwarded (one per subscriber per
+	// track). Load is the one number placement compares.
+	Rooms, Participants, Tracks, Load int
+	// Self is the node answering.
+	Self bool
 }
 
 // NodeLister lists the nodes of the cluster: those holding a lease, or the
@@ -23,6 +29,11 @@ type nodeJSON struct {
 	ID           string    `json:"id"`
 	AdvertiseURL string    `json:"advertise_url"`
 	StartedAt    time.Time `json:"started_at"`
+	Rooms        int       `json:"rooms"`
+	Participants int       `json:"participants"`
+	Tracks       int       `json:"tracks"`
+	Load         int       `json:"load"`
+	Self         bool      `json:"self"`
 }
 
 type nodeListJSON struct {
@@ -37,7 +48,8 @@ func (s *Server) listNodes(c *gin.Context) error {
 			return err
 		}
 		for _, n := range nodes {
-			out.Nodes = append(out.Nodes, nodeJSON{ID: n.ID, AdvertiseURL: n.AdvertiseURL, StartedAt: n.StartedAt.UTC()})
+			out.Nodes = append(out.Nodes, nodeJSON{ID: n.ID, AdvertiseURL: n.AdvertiseURL, StartedAt: n.StartedAt.UTC(),
+				Rooms: n.Rooms, Participants: n.Participants, Tracks: n.Tracks, Load: n.Load, Self: n.Self})
 		}
 	}
 	writeJSON(c, http.StatusOK, out)

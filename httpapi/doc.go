@@ -16,8 +16,12 @@
 // plain strings back into the JSON. The responses kept for Idempotency-Key
 // come through actors too (IdempotencyStore): httpapi never imports the
 // store package (only its record schema, persistence/recordpb) nor Pebble.
-// In a cluster, a request for a room another node owns is proxied to that
-// node (forward.go), the one place where a request leaves this node.
+// In a cluster, a request for a room another node owns (or on which
+// placement put a new room) is proxied to that node (forward.go), and a
+// signaling socket whose join message names such a room is relayed there
+// (wsrelay.go): the only two places where a request leaves this node. A
+// room object's node_id is this node for a room its actors answered for,
+// and the owners read from the cluster in a list.
 //
 // Only cmd/troupe imports this package. Its sub-package auth mints and
 // verifies the tokens and knows nothing of HTTP.

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -29,6 +30,9 @@ const ForwardedByHeader = "Troupe-Forwarded-By"
 type OwnerLocator interface {
 	// OwnerURL returns the advertise URL of the node nodeID.
 	OwnerURL(ctx context.Context, nodeID string) (string, error)
+	// RoomOwners returns the owner of each of roomIDs that a node owns,
+	// by room id, for the node_id of listed rooms.
+	RoomOwners(ctx context.Context, roomIDs []string) (map[string]string, error)
 }
 
 const (
@@ -48,40 +52,93 @@ func newForwardTransport() *http.Transport {
 	}
 }
 
+// forwardable returns the NotOwnerError of err when it names another node
+// to forward to: in a cluster, for a request not forwarded already (h is
+// its header).
+func (s *Server) forwardable(err error, h http.Header) (*actors.NotOwnerError, bool) {
+	var noe *actors.NotOwnerError
+	if s.cfg.Owners == nil || !errors.As(err, &noe) || noe.Owner == "" || noe.Owner == s.cfg.NodeID {
+		return nil, false
+	}
+	if h.Get(ForwardedByHeader) != "" {
+		return nil, false
+	}
+	return noe, true
+}
+
+// ownerURL finds the advertise URL of the room's owner; false, logged, if
+// it cannot.
+func (s *Server) ownerURL(ctx context.Context, noe *actors.NotOwnerError) (*url.URL, bool) {
+	lookupCtx, cancel := context.WithTimeout(ctx, ownerLookupTimeout)
+	target, err := s.cfg.Owners.OwnerURL(lookupCtx, noe.Owner)
+	cancel()
+	var u *url.URL
+	if err == nil {
+		u, err = url.Parse(target)
+		if err == nil && (u.Scheme == "" || u.Host == "") {
+			err = errors.New("not an absolute URL: " + target)
+		}
+	}
+	if err != nil {
+		s.log.Warn("find the owner of a room", "room", noe.RoomID, "owner", noe.Owner, "err", err)
+		return nil, false
+	}
+	return u, true
+}
+
+// forwardedBy is the ForwardedByHeader this node sends.
+func (s *Server) forwardedBy() string {
+	if s.cfg.NodeID == "" {
+		return "unnamed"
+	}
+	return s.cfg.NodeID
+}
+
+// forwardRoomID makes a create forwarded for err carry the room id this node
+// chose (the body had none): the owner creates the room placed under that
+// id rather than choose another, which would be placed anew.
+func (s *Server) forwardRoomID(c *gin.Context, err error, id actors.RoomID) {
+	var noe *actors.NotOwnerError
+	if !errors.As(err, &noe) {
+		return
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(requestBody(c), &fields) != nil || fields == nil {
+		return // validated already: cannot be
+	}
+	fields["id"], _ = json.Marshal(string(id))
+	b, merr := json.Marshal(fields)
+	if merr != nil {
+		return
+	}
+	c.Set(ctxBody, b)
+}
+
 // forward proxies the request to the node that owns its room when err says
 // that another node owns it, and reports whether it did. It is the one
-// place where a request leaves for another node; abort calls it with every
-// error, so every route whose room lives elsewhere is forwarded: the REST
-// routes of a room, a WebSocket join with a token (before the upgrade,
-// which the owner then answers), and WHIP and WHEP.
+// place where a request leaves for another node (besides a signaling
+// socket relayed after its join message, wsrelay.go); abort calls it with
+// every error, so every route whose room lives elsewhere is forwarded: the
+// REST routes of a room, a WebSocket join with a token (before the
+// upgrade, which the owner then answers), and WHIP and WHEP. A room that
+// placement put on another node is forwarded the same way: the error
+// names the node that owns it now.
 //
 // A request is not forwarded, and gets the error as it is (503
 // room_unavailable), on a single node, when no node is known to own the
 // room, when the request was forwarded once already (ForwardedByHeader), or
 // when the owner's address cannot be found.
 func (s *Server) forward(c *gin.Context, err error) bool {
-	var noe *actors.NotOwnerError
-	if s.cfg.Owners == nil || !errors.As(err, &noe) || noe.Owner == "" || noe.Owner == s.cfg.NodeID {
-		return false
-	}
 	r := c.Request
-	if r.Header.Get(ForwardedByHeader) != "" || c.Writer.Written() {
+	noe, ok := s.forwardable(err, r.Header)
+	if !ok || c.Writer.Written() {
 		return false
 	}
-	lookupCtx, cancel := context.WithTimeout(r.Context(), ownerLookupTimeout)
-	target, lerr := s.cfg.Owners.OwnerURL(lookupCtx, noe.Owner)
-	cancel()
-	var u *url.URL
-	if lerr == nil {
-		u, lerr = url.Parse(target)
-		if lerr == nil && (u.Scheme == "" || u.Host == "") {
-			lerr = errors.New("not an absolute URL: " + target)
-		}
-	}
-	if lerr != nil {
-		s.log.Warn("find the owner of a room", "room", noe.RoomID, "owner", noe.Owner, "err", lerr)
+	u, ok := s.ownerURL(r.Context(), noe)
+	if !ok {
 		return false
 	}
+	target := u.String()
 
 	ctx := r.Context()
 	if headerHas(r.Header, "Connection", "upgrade") {
@@ -101,10 +158,7 @@ func (s *Server) forward(c *gin.Context, err error) bool {
 		b := body.([]byte)
 		in.Body, in.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
 	}
-	from := s.cfg.NodeID
-	if from == "" {
-		from = "unnamed"
-	}
+	from := s.forwardedBy()
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)

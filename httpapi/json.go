@@ -27,6 +27,9 @@ type roomJSON struct {
 	// Failure is the room's last failure stop while the server remembers
 	// it; status is "failed" during its cool-down.
 	Failure *roomFailureJSON `json:"failure"`
+	// NodeID is the cluster node that owns the room: null on a single
+	// node, and for a room no node owns (its actor runs nowhere now).
+	NodeID *string `json:"node_id"`
 }
 
 type roomFailureJSON struct {

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -33,15 +35,18 @@ func (s *Server) createRoom(c *gin.Context) error {
 		return err
 	}
 	ctx := c.Request.Context()
-	id, derived := req.id, false
+	id, derived, generated := req.id, false, false
 	if id == "" {
 		if key, ok := requestIdempotencyKey(c); ok {
 			id, derived = derivedRoomID(apiKey(c), key), true
 		} else {
-			id = actors.NewRoomID()
+			id, generated = actors.NewRoomID(), true
 		}
 	}
 	info, err := s.cfg.Rooms.Create(ctx, id, req.spec)
+	if generated {
+		s.forwardRoomID(c, err, id)
+	}
 	if derived && errors.Is(err, actors.ErrRoomExists) {
 		// This key created the room before, but its stored response was
 		// lost (a crash, or the record expired): answer with the room.
@@ -53,7 +58,48 @@ func (s *Server) createRoom(c *gin.Context) error {
 		return err
 	}
 	c.Header("Location", "/api/v1/rooms/"+url.PathEscape(string(id)))
-	writeJSON(c, http.StatusCreated, toRoomJSON(info))
+	writeJSON(c, http.StatusCreated, s.ownRoomJSON(info))
+	return nil
+}
+
+// ownRoomJSON is the JSON of a room this node's actor answered for: in a
+// cluster, this node owns it, unless it is held failed (its actor stopped).
+func (s *Server) ownRoomJSON(info *actors.RoomInfo) roomJSON {
+	out := toRoomJSON(info)
+	if !info.Failed {
+		out.NodeID = s.ownerID()
+	}
+	return out
+}
+
+// ownerID is the node_id of a room this node runs: its id in a cluster,
+// null on a single node.
+func (s *Server) ownerID() *string {
+	if s.cfg.Owners == nil {
+		return nil
+	}
+	id := s.cfg.NodeID
+	return &id
+}
+
+// addRoomOwners fills in the owners of listed rooms, in a cluster.
+func (s *Server) addRoomOwners(ctx context.Context, rooms []roomJSON) error {
+	if s.cfg.Owners == nil || len(rooms) == 0 {
+		return nil
+	}
+	ids := make([]string, len(rooms))
+	for i, r := range rooms {
+		ids[i] = r.ID
+	}
+	owners, err := s.cfg.Owners.RoomOwners(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("read the owners of the rooms listed: %w", err)
+	}
+	for i := range rooms {
+		if owner, ok := owners[rooms[i].ID]; ok {
+			rooms[i].NodeID = &owner
+		}
+	}
 	return nil
 }
 
@@ -83,6 +129,9 @@ func (s *Server) listRooms(c *gin.Context) error {
 	out := roomListJSON{Rooms: make([]roomJSON, len(rooms)), Total: total, Limit: q.Limit, Offset: q.Offset}
 	for i, r := range rooms {
 		out.Rooms[i] = toRoomJSON(r)
+	}
+	if err := s.addRoomOwners(c.Request.Context(), out.Rooms); err != nil {
+		return err
 	}
 	writeJSON(c, http.StatusOK, out)
 	return nil
@@ -124,7 +173,7 @@ func (s *Server) getRoom(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c, http.StatusOK, toRoomJSON(info))
+	writeJSON(c, http.StatusOK, s.ownRoomJSON(info))
 	return nil
 }
 
@@ -141,7 +190,7 @@ func (s *Server) patchRoom(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c, http.StatusOK, toRoomJSON(info))
+	writeJSON(c, http.StatusOK, s.ownRoomJSON(info))
 	return nil
 }
 
@@ -167,7 +216,7 @@ func (s *Server) endRoom(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c, http.StatusOK, toRoomJSON(info))
+	writeJSON(c, http.StatusOK, s.ownRoomJSON(info))
 	return nil
 }
 

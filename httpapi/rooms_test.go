@@ -30,9 +30,12 @@ func TestCreateRoomShapeAndDefaults(t *testing.T) {
 		t.Fatalf("Location = %q", got)
 	}
 	wantKeys := []string{"active_session_id", "auto_close", "config", "created_at", "display_name",
-		"ended_at", "failure", "id", "name", "participant_count", "status", "updated_at", "webhook"}
+		"ended_at", "failure", "id", "name", "node_id", "participant_count", "status", "updated_at", "webhook"}
 	if got := sortedKeys(room); !slices.Equal(got, wantKeys) {
 		t.Fatalf("room keys = %v, want %v", got, wantKeys)
+	}
+	if room["node_id"] != nil {
+		t.Fatalf("node_id on a single node = %v, want null", room["node_id"])
 	}
 	wantConfig := map[string]any{
 		"max_participants": 100.0, "recording_enabled": false, "chat_enabled": true,

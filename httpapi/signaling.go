@@ -58,9 +58,13 @@ var (
 	errShutdown     = errors.New("server shutting down")
 )
 
-// outMsg is a message waiting to be written.
+// outMsg is a message waiting to be written: v as JSON, or raw (a frame
+// relayed from the room's owner) as a frame of rawType; neither for a
+// final message that only closes.
 type outMsg struct {
-	v any
+	v       any
+	raw     []byte
+	rawType websocket.MessageType
 	// final closes the socket after the message, with closeCode and
 	// closeReason.
 	final       bool
@@ -90,6 +94,12 @@ type signalConn struct {
 
 	// Set once joined; read by the reader only.
 	p *actors.Participant
+	// relay is set when the join was relayed to the room's owner
+	// (wsrelay.go); read by the reader only, then by finish.
+	relay *wsRelay
+	// forwarded: the socket was relayed here by another node; it is
+	// never relayed again.
+	forwarded bool
 
 	mu sync.Mutex // guards the following
 	// hold keeps the room's signals back until joined is queued: the room
@@ -242,6 +252,7 @@ func (s *Server) signaling(g *gin.Context) {
 		token, _ = bearerToken(r)
 	}
 	c := s.newSignalConn()
+	c.forwarded = r.Header.Get(ForwardedByHeader) != ""
 	defer c.cancel()
 	if !s.live.addConn(c) {
 		s.abort(g, newAPIError(http.StatusServiceUnavailable, codeNotReady, "the server is shutting down"))
@@ -273,7 +284,7 @@ func (s *Server) signaling(g *gin.Context) {
 	}
 	go c.writeLoop(c.p == nil) // decided here: the reader sets c.p on a join message
 	if info != nil {
-		c.release(newJoinedMsg(info))
+		c.release(c.joinedMsg(info))
 	}
 	c.readLoop()
 	c.finish()
@@ -319,10 +330,20 @@ func (c *signalConn) readLoop() {
 	for {
 		typ, rd, err := c.ws.Reader(c.ctx)
 		if err != nil {
+			if c.relay != nil {
+				c.relay.clientClosed(err)
+			}
 			c.stop(errClientClosed, websocket.StatusNormalClosure, "")
 			return
 		}
 		c.lastFrame.Store(time.Now().UnixNano())
+		if c.relay != nil {
+			if err := c.relay.toOwner(c.ctx, typ, rd); err != nil {
+				c.stop(errClientClosed, websocket.StatusGoingAway, "the room's node went away")
+				return
+			}
+			continue
+		}
 		var msgErr error
 		var req string
 		if typ != websocket.MessageText {
@@ -410,6 +431,9 @@ func (c *signalConn) join(token string) error {
 		return newAPIError(http.StatusConflict, codeAlreadyJoined, "already joined")
 	}
 	err := c.tryJoin(token)
+	if noe, ok := c.relayable(err); ok {
+		err = c.relayJoin(noe, token)
+	}
 	if err == nil {
 		return nil
 	}
@@ -420,6 +444,23 @@ func (c *signalConn) join(token string) error {
 	ae, _ := toAPIError(err)
 	c.send(outMsg{v: m, final: true, closeCode: websocket.StatusCode(closeJoinFailed + ae.status), closeReason: m.Code}, false)
 	return nil
+}
+
+// joinedMsg is the joined message of a join here: its room runs on this
+// node.
+func (c *signalConn) joinedMsg(info *actors.JoinInfo) joinedMsg {
+	m := newJoinedMsg(info)
+	m.Room.NodeID = c.s.ownerID()
+	return m
+}
+
+// relayable returns the NotOwnerError of a join to relay to the room's
+// owner: not on a socket relayed here already.
+func (c *signalConn) relayable(err error) (*actors.NotOwnerError, bool) {
+	if c.forwarded {
+		return nil, false
+	}
+	return c.s.forwardable(err, nil)
 }
 
 func (c *signalConn) tryJoin(token string) error {
@@ -435,7 +476,7 @@ func (c *signalConn) tryJoin(token string) error {
 	}
 	c.p = p
 	c.log = c.log.With("room", p.RoomID, "participant", p.ID)
-	c.release(newJoinedMsg(info))
+	c.release(c.joinedMsg(info))
 	return nil
 }
 
@@ -456,7 +497,7 @@ func (c *signalConn) writeLoop(awaitJoin bool) {
 	for {
 		select {
 		case m := <-c.queue:
-			if err := c.write(m.v); err != nil {
+			if err := c.write(m); err != nil {
 				c.stop(errClientClosed, websocket.StatusGoingAway, "write failed")
 				_ = c.ws.CloseNow()
 				return
@@ -494,14 +535,21 @@ func (c *signalConn) writeLoop(awaitJoin bool) {
 	}
 }
 
-func (c *signalConn) write(v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
+func (c *signalConn) write(m *outMsg) error {
+	typ, b := m.rawType, m.raw
+	if b == nil {
+		if m.v == nil {
+			return nil // a close alone
+		}
+		var err error
+		if b, err = json.Marshal(m.v); err != nil {
+			return err
+		}
+		typ = websocket.MessageText
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, signalWriteTimeout)
 	defer cancel()
-	return c.ws.Write(ctx, websocket.MessageText, b)
+	return c.ws.Write(ctx, typ, b)
 }
 
 // closeWS sends the close frame stop chose, without waiting long for the
@@ -528,6 +576,9 @@ func (c *signalConn) closeWS() {
 func (c *signalConn) finish() {
 	c.stop(errClientClosed, websocket.StatusNormalClosure, "")
 	<-c.writerDone
+	if c.relay != nil {
+		c.relay.end()
+	}
 	c.cancel()
 	_ = c.ws.CloseNow()
 	if c.p == nil {

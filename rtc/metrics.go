@@ -102,6 +102,17 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.catchUps, out.CatchUps)
 }
 
+// DownTracks returns the number of down-tracks: one per subscriber per
+// track forwarded. A nil *Metrics has none.
+func (m *Metrics) DownTracks() int {
+	if m == nil {
+		return 0
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.downTracks)
+}
+
 func (m *Metrics) addForwarder(f *Forwarder) {
 	if m == nil {
 		return

@@ -89,6 +89,10 @@ type Config struct {
 	// PollInterval is how often the outbox is read even without Notify.
 	// Zero means 30s.
 	PollInterval time.Duration
+	// Claims, in a cluster whose nodes share one outbox, gives this node
+	// the rooms whose queues it delivers, one node at a time per room. Nil
+	// means a node alone with its outbox, which delivers every queue.
+	Claims Claims
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the metrics; nil registers nowhere.
@@ -214,9 +218,10 @@ var errCut = errors.New("no response in time while other endpoints waited")
 
 // Run delivers until ctx is done, then cancels the attempts in flight and
 // waits for them (an interrupted delivery stays pending, and is delivered
-// again, with the same id, by the next Run). It returns nil when ctx is
-// done, ErrRunning if Run is already running, or the error that closed the
-// store.
+// again, with the same id, by the next Run). The claims it holds stay with
+// the node until it claims their rooms again, or its lease ends. It returns
+// nil when ctx is done, ErrRunning if Run is already running, or the error
+// that closed the store.
 func (d *Deliverer) Run(ctx context.Context) error {
 	if !d.running.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -234,17 +239,26 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	}()
 
 	s := newScheduler(&d.cfg)
+	h := newHolder(d.cfg.Claims, wctx)
+	defer h.stop()
+	var freed <-chan struct{} // nil on a node alone
+	if h.claims != nil {
+		freed = h.claims.Freed()
+	}
 	// Workers never block on results: at most MaxConcurrent + MaxProbing
 	// attempts are in flight.
 	results := make(chan result, d.cfg.MaxConcurrent+d.cfg.MaxProbing)
 	start := func(f *flight) {
-		fctx, fcancel := context.WithCancel(wctx)
+		// Under the claims' context: the attempt stops, and settles
+		// nothing, once they are lost.
+		run := h.ctx
+		fctx, fcancel := context.WithCancel(run)
 		f.cancel = fcancel
 		j := job{key: f.q.key, head: f.q.head, attempts: f.q.attempts}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results <- d.work(wctx, fctx, j)
+			results <- d.work(run, fctx, j)
 		}()
 	}
 	// One timer on the clock wakes the loop at the scheduler's next due
@@ -285,11 +299,28 @@ func (d *Deliverer) Run(ctx context.Context) error {
 				// Try again at the next poll.
 				d.log.Error("reading the webhook outbox", "err", err)
 			default:
-				s.merge(heads, clk.Now())
+				heads, dropped, err := d.claimed(ctx, h, heads)
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					// Try again at the next poll, or when a claim goes.
+					d.log.Warn("claiming webhook queues", "err", err)
+					break
+				}
+				now := clk.Now()
+				d.drop(s, dropped, now)
+				s.merge(heads, now)
+				s.takeEmptied() // among the held rooms, all looked at here
+				d.releaseIdle(ctx, h, s, h.heldRooms())
 			}
 		}
 
 		now := clk.Now()
+		// Set before the attempts start: what an attempt's endpoint sees
+		// comes after the queue and the claim it was made under.
+		d.metrics.queues.Set(float64(len(s.queues)))
+		d.metrics.claimed.Set(float64(len(h.held)))
 		s.stallOverdue(now)
 		s.dispatch(now, start)
 		d.metrics.inFlight.WithLabelValues("answering").Set(float64(s.answering))
@@ -310,14 +341,45 @@ func (d *Deliverer) Run(ctx context.Context) error {
 			return nil
 		case <-d.notify:
 			scan = true
+		case <-freed:
+			scan = true
+		case <-h.lost:
+			if rooms := h.lose(); len(rooms) > 0 {
+				d.log.Warn("lost the claims of rooms' webhook deliveries: stopped delivering them", "rooms", len(rooms))
+				d.drop(s, rooms, clk.Now())
+			}
 		case <-woke:
 			wakeAt = time.Time{} // its timer has run: arm the next
 		case r := <-results:
-			if s.finish(r, clk.Now(), d.retryWait) {
-				scan = true
+			// With the results already in, so that the queues emptied
+			// together release their claims together.
+			for more := true; more; {
+				if s.finish(r, clk.Now(), d.retryWait) {
+					scan = true
+				}
+				select {
+				case r = <-results:
+				default:
+					more = false
+				}
 			}
+			d.releaseIdle(ctx, h, s, s.takeEmptied())
 		}
 	}
+}
+
+// drop forgets the queues of rooms whose claims this node lost.
+func (d *Deliverer) drop(s *scheduler, rooms []string, now time.Time) {
+	if len(rooms) == 0 {
+		return
+	}
+	set := make(map[string]bool, len(rooms))
+	for _, r := range rooms {
+		set[r] = true
+	}
+	s.drop(set, now)
+	d.metrics.claimsLost.Add(float64(len(rooms)))
+	s.takeEmptied() // not held: nothing to release
 }
 
 // retryWait is the backoff after a head's attempts-th failure, jittered,

@@ -43,21 +43,25 @@ func openStore(t *testing.T, dir string) *persistence.Store {
 // receiver is a webhook endpoint on 127.0.0.1 that checks every request's
 // headers and signature, and answers what respond says.
 type receiver struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	secret []byte
 	// respond returns the status for a delivery's try-th attempt (from 1).
 	respond func(p Payload, try int) int
 	// now is the clock signatures are checked against; the Deliverer's.
 	now func() time.Time
+	// hold, if set, is called before answering; false drops the request
+	// unanswered (its sender gave up on it).
+	hold func(req *http.Request) bool
 
 	mu       sync.Mutex
 	tries    map[string]int // attempts per delivery id
 	accepted []Payload      // 2xx answers, in arrival order
+	from     []string       // the node header of each accepted request
 	problems []string
 }
 
-func newReceiver(t *testing.T, secret []byte, respond func(p Payload, try int) int) *receiver {
+func newReceiver(t testing.TB, secret []byte, respond func(p Payload, try int) int) *receiver {
 	r := &receiver{t: t, secret: secret, respond: respond, now: time.Now, tries: map[string]int{}}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
@@ -97,6 +101,9 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.problems = append(r.problems, problems...)
 	r.mu.Unlock()
 
+	if r.hold != nil && !r.hold(req) {
+		return
+	}
 	status := http.StatusOK
 	if r.respond != nil {
 		status = r.respond(p, try)
@@ -104,6 +111,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	if status >= 200 && status < 300 {
 		r.mu.Lock()
 		r.accepted = append(r.accepted, p)
+		r.from = append(r.from, req.Header.Get(nodeHeader))
 		r.mu.Unlock()
 	}
 	w.WriteHeader(status)
@@ -130,7 +138,7 @@ func (r *receiver) snapshot() (accepted []Payload, tries map[string]int) {
 
 // run starts d and returns the function that stops it and checks it
 // stopped cleanly.
-func run(t *testing.T, d *Deliverer) (stop func()) {
+func run(t testing.TB, d *Deliverer) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -153,7 +161,7 @@ func run(t *testing.T, d *Deliverer) (stop func()) {
 	return stop
 }
 
-func newDeliverer(t *testing.T, cfg Config) *Deliverer {
+func newDeliverer(t testing.TB, cfg Config) *Deliverer {
 	t.Helper()
 	if cfg.DefaultSecret == nil {
 		cfg.DefaultSecret = defaultSecret
@@ -220,7 +228,9 @@ func passBackoffs(t *testing.T, clk *clock.Manual, what string, done func() bool
 
 // enqueue queues the deliveries of one event the way a room actor does:
 // in a store batch, then Notify.
-func enqueue(t *testing.T, s *persistence.Store, d *Deliverer, e Event, room *recordpb.Webhook, global ...Destination) []*recordpb.WebhookEvent {
+func enqueue(t testing.TB, s interface {
+	Apply(context.Context, persistence.Writes) error
+}, d *Deliverer, e Event, room *recordpb.Webhook, global ...Destination) []*recordpb.WebhookEvent {
 	t.Helper()
 	if e.Time.IsZero() {
 		e.Time = time.Now()
@@ -317,6 +327,39 @@ func TestRetryInOrder(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(d.metrics.delivered); got != 6 {
 		t.Errorf("delivered = %v, want 6", got)
+	}
+}
+
+// TestQueueAndClaimGauges: a node alone holds the claim of every room with
+// pending deliveries, and counts its queues, until they are delivered.
+func TestQueueAndClaimGauges(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	recv := newReceiver(t, defaultSecret, func(_ Payload, try int) int {
+		if try == 1 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusNoContent
+	})
+	clk := clock.NewManual(time.Now())
+	d := newManualDeliverer(t, clk, recv, Config{Store: s, AllowPrivate: true})
+	hooks := []*recordpb.Webhook{
+		{Endpoint: recv.url("/a"), Events: []string{"*"}},
+		{Endpoint: recv.url("/b"), Events: []string{"*"}},
+	}
+	enqueue(t, s, d, Event{Name: "room-created", RoomID: "r1", Time: clk.Now()}, hooks[0])
+	enqueue(t, s, d, Event{Name: "room-created", RoomID: "r1", Time: clk.Now()}, hooks[1])
+	enqueue(t, s, d, Event{Name: "room-created", RoomID: "r2", Time: clk.Now()}, hooks[0])
+	run(t, d)
+	poll.Until(t, "a first attempt of every queue", func() bool { _, tries := recv.snapshot(); return len(tries) == 3 })
+	if q, c := testutil.ToFloat64(d.metrics.queues), testutil.ToFloat64(d.metrics.claimed); q != 3 || c != 2 {
+		t.Errorf("while retrying: %v queues, %v rooms claimed; want 3, 2", q, c)
+	}
+	passBackoffs(t, clk, "3 deliveries", func() bool { a, _ := recv.snapshot(); return len(a) == 3 })
+	poll.Until(t, "no queue and no claim left", func() bool {
+		return testutil.ToFloat64(d.metrics.queues) == 0 && testutil.ToFloat64(d.metrics.claimed) == 0
+	})
+	if lost := testutil.ToFloat64(d.metrics.claimsLost); lost != 0 {
+		t.Errorf("%v claims lost on a node alone", lost)
 	}
 }
 

@@ -17,6 +17,18 @@
 // bounded allowance of their own, so that they hold up only their own
 // queues (see schedule.go).
 //
+// In a cluster the nodes share one outbox, and one node at a time delivers
+// a room's queues: the node holding the room's claim (Config.Claims). The
+// first node to find a room's queues unclaimed takes the claim (in the
+// normal case the room's owner, which is told of the events it queues; any
+// node for a room that stopped or whose owner died), and releases it once
+// it has emptied them. A claim goes with its node's lease: that node stops
+// its attempts at once, and another node, told that the node left, takes
+// the queues up at their heads. A delivery is posted twice only across such
+// a takeover, with the same delivery id; the first copies of a queue's
+// deliveries arrive in order, since the next node posts a delivery only
+// after the one before it was acknowledged.
+//
 // The actors package imports webhook; webhook imports persistence, never
 // actors or httpapi.
 package webhook

@@ -9,6 +9,9 @@ type metrics struct {
 	failed     prometheus.Counter
 	duration   prometheus.Histogram
 	inFlight   *prometheus.GaugeVec
+	queues     prometheus.Gauge
+	claimed    prometheus.Gauge
+	claimsLost prometheus.Counter
 	backlog    []prometheus.Collector
 }
 
@@ -31,10 +34,22 @@ func newMetrics(store Store) metrics {
 			Name: "troupe_webhook_in_flight",
 			Help: "Webhook requests in flight by pool: answering (endpoints whose last request got a response), probing (new endpoints, and those that did not answer).",
 		}, []string{"pool"}),
+		queues: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "troupe_webhook_queues",
+			Help: "Webhook queues (one room's deliveries to one endpoint) this node is draining.",
+		}),
+		claimed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "troupe_webhook_claimed_rooms",
+			Help: "Rooms whose webhook queues this node delivers; in a cluster, one node at a time holds a room's claim.",
+		}),
+		claimsLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "troupe_webhook_claims_lost_total",
+			Help: "Rooms whose webhook delivery claim this node lost while delivering them (its cluster lease ended); another node delivers them from where the outbox says.",
+		}),
 		backlog: []prometheus.Collector{
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "troupe_webhook_pending",
-				Help: "Webhook deliveries waiting in the outbox.",
+				Help: "Webhook deliveries waiting in the outbox (in a cluster, the whole cluster's).",
 			}, func() float64 { p, _ := store.WebhookBacklog(); return float64(p) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "troupe_webhook_failed",
@@ -45,7 +60,7 @@ func newMetrics(store Store) metrics {
 }
 
 func (m metrics) register(r prometheus.Registerer) error {
-	for _, c := range append([]prometheus.Collector{m.deliveries, m.duration, m.inFlight}, m.backlog...) {
+	for _, c := range append([]prometheus.Collector{m.deliveries, m.duration, m.inFlight, m.queues, m.claimed, m.claimsLost}, m.backlog...) {
 		if err := r.Register(c); err != nil {
 			return err
 		}

@@ -37,6 +37,9 @@ type queue struct {
 	// stale: the outbox was read while busy, so the worker's own read of
 	// the next head may predate a delivery queued since.
 	stale bool
+	// dropped: its room's claim went while it was busy; it goes when its
+	// attempt ends.
+	dropped bool
 	// The head's failed attempts so far, and when it may be tried again.
 	attempts int
 	retryAt  time.Time
@@ -94,6 +97,10 @@ type scheduler struct {
 	flights   map[queueKey]*flight
 	// Attempts in flight per pool, cut ones included until they end.
 	answering, probing int
+	// rooms counts the queues of each room; emptied lists the rooms left
+	// without queues since takeEmptied, whose claims may go.
+	rooms   map[string]int
+	emptied []string
 }
 
 func newScheduler(cfg *Config) *scheduler {
@@ -102,6 +109,7 @@ func newScheduler(cfg *Config) *scheduler {
 		queues:    make(map[queueKey]*queue),
 		endpoints: make(map[string]*endpoint),
 		flights:   make(map[queueKey]*flight),
+		rooms:     make(map[string]int),
 	}
 }
 
@@ -126,6 +134,7 @@ func (s *scheduler) merge(heads []*recordpb.WebhookEvent, now time.Time) {
 			q = &queue{key: k, ep: s.endpoint(origin(h.Endpoint))}
 			q.ep.queues = append(q.ep.queues, q)
 			s.queues[k] = q
+			s.rooms[k.room]++
 		}
 		if q.busy {
 			q.stale = true
@@ -164,6 +173,10 @@ func (s *scheduler) endpoint(o string) *endpoint {
 // remove forgets q. An endpoint left without queues leaves the ring, idle.
 func (s *scheduler) remove(q *queue, now time.Time) {
 	delete(s.queues, q.key)
+	if s.rooms[q.key.room]--; s.rooms[q.key.room] == 0 {
+		delete(s.rooms, q.key.room)
+		s.emptied = append(s.emptied, q.key.room)
+	}
 	ep := q.ep
 	if i := slices.Index(ep.queues, q); i >= 0 {
 		ep.queues = slices.Delete(ep.queues, i, i+1)
@@ -179,6 +192,28 @@ func (s *scheduler) remove(q *queue, now time.Time) {
 		s.ring = slices.Delete(s.ring, i, i+1)
 		if s.turn > i {
 			s.turn--
+		}
+	}
+}
+
+// takeEmptied returns the rooms left without queues since the last call.
+func (s *scheduler) takeEmptied() []string {
+	e := s.emptied
+	s.emptied = nil
+	return e
+}
+
+// drop forgets the queues of rooms whose claims this node lost. Those with
+// an attempt in flight go when it ends, whatever its result.
+func (s *scheduler) drop(rooms map[string]bool, now time.Time) {
+	for _, q := range s.queues {
+		if !rooms[q.key.room] {
+			continue
+		}
+		if q.busy {
+			q.dropped, q.stale = true, false
+		} else {
+			s.remove(q, now)
 		}
 	}
 }
@@ -361,6 +396,10 @@ func (s *scheduler) finish(r result, now time.Time, retryWait func(*recordpb.Web
 		ep.retryAt = now.Add(backoff(s.cfg, ep.failures))
 	}
 	switch {
+	case q.dropped:
+		s.remove(q, now)
+		// Read while busy: its room was claimed again since.
+		return q.stale
 	case r.storeErr:
 		q.head = nil
 		return true

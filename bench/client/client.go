@@ -40,6 +40,9 @@ type Config struct {
 	OnMessage func(msg []byte)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// JoinMessage sends the token in a join message, the first one,
+	// instead of in the URL.
+	JoinMessage bool
 }
 
 // Client is one participant: a signaling socket and a peer connection.
@@ -84,7 +87,9 @@ func Dial(ctx context.Context, cfg Config) (_ *Client, err error) {
 		return nil, fmt.Errorf("client: server URL: %w", err)
 	}
 	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
-	u.RawQuery = url.Values{"token": {cfg.Token}}.Encode()
+	if !cfg.JoinMessage {
+		u.RawQuery = url.Values{"token": {cfg.Token}}.Encode()
+	}
 	ws, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPClient: &http.Client{Timeout: 30 * time.Second}})
 	if err != nil {
 		if resp != nil && resp.StatusCode >= 400 {
@@ -93,6 +98,13 @@ func Dial(ctx context.Context, cfg Config) (_ *Client, err error) {
 		return nil, fmt.Errorf("client: dial: %w", err)
 	}
 	ws.SetReadLimit(1 << 20)
+	if cfg.JoinMessage {
+		join, _ := json.Marshal(map[string]string{"type": "join", "token": cfg.Token})
+		if err := ws.Write(ctx, websocket.MessageText, join); err != nil {
+			ws.CloseNow()
+			return nil, fmt.Errorf("client: send join: %w", err)
+		}
+	}
 	pc, err := cfg.API.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		ws.CloseNow()

@@ -46,17 +46,29 @@ type cluster struct {
 	store *etcdstore.Store
 	node  etcdstore.NodeInfo
 	log   *slog.Logger
+	clk   clock.Clock
 
 	lease *etcdstore.Lease            // the first; keep follows the next ones
 	drop  func(context.Context) error // stops this node's rooms
 	stop  context.CancelFunc          // nil until start
 	done  chan struct{}
+
+	load    *nodeLoad // what this node runs, published in its record
+	placed  placements
+	metrics *clusterMetrics
+
+	mu        sync.Mutex         // guards published, and is held while the record is written
+	published etcdstore.NodeLoad // the load in the record last written
+
+	viewMu sync.Mutex           // guards the following
+	view   []etcdstore.NodeInfo // the node records, as FollowNodes last gave them
+	live   bool                 // view follows etcd; false: read the records
 }
 
 // joinCluster opens the store on etcd, checks that the cluster shares this
 // node's key pair, takes the node's lease and writes its record. On error
 // it has released what it took.
-func joinCluster(cfg Config, key auth.Key, httpAddr string, clk clock.Clock, log *slog.Logger) (_ *cluster, err error) {
+func joinCluster(cfg Config, key auth.Key, httpAddr string, load *nodeLoad, clk clock.Clock, log *slog.Logger) (_ *cluster, err error) {
 	id, err := cfg.nodeID(httpAddr)
 	if err != nil {
 		return nil, err
@@ -91,8 +103,9 @@ func joinCluster(cfg Config, key auth.Key, httpAddr string, clk clock.Clock, log
 		return nil, fmt.Errorf("%w: the cluster on etcd %v was started with another API key pair than --api-key %s and its --api-secret; every node must share them",
 			ErrKeyMismatch, []string(cfg.EtcdEndpoints), key.ID)
 	}
-	c := &cluster{store: store, log: log,
+	c := &cluster{store: store, log: log, clk: clk, load: load,
 		node: etcdstore.NodeInfo{ID: id, AdvertiseURL: adv, StartedAt: clk.Now().UTC()}}
+	c.metrics = newClusterMetrics(c)
 	lease, err := c.register(ctx)
 	if err != nil {
 		return nil, err
@@ -104,17 +117,27 @@ func joinCluster(cfg Config, key auth.Key, httpAddr string, clk clock.Clock, log
 
 // start keeps the node's lease from now on: when it is lost, drop stops
 // every room of this node at once (another node may own them as soon as
-// the lease has expired), then the node registers again. It also watches
-// for the rooms other nodes lose with their lease, which takeOver starts
-// here if this node wins them.
+// the lease has expired), then the node registers again. It publishes the
+// node's load meanwhile (publishLoad), follows the node records, which
+// placement, forwarding and the nodes list then read from memory, and
+// watches for the rooms other nodes lose with their lease, which takeOver
+// starts here if this node wins them.
 func (c *cluster) start(drop func(context.Context) error, takeOver func(context.Context, actors.RoomID) error) {
 	keepCtx, stop := context.WithCancel(context.Background())
 	c.stop, c.done, c.drop = stop, make(chan struct{}), drop
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(4)
 	go func() {
 		defer wg.Done()
 		c.keep(keepCtx, c.lease)
+	}()
+	go func() {
+		defer wg.Done()
+		c.publishLoad(keepCtx)
+	}()
+	go func() {
+		defer wg.Done()
+		c.store.FollowNodes(keepCtx, c.setView)
 	}()
 	go func() {
 		defer wg.Done()
@@ -143,7 +166,7 @@ func (c *cluster) register(ctx context.Context) (*etcdstore.Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("take the node's lease: %w", err)
 	}
-	if err := c.store.PutNode(ctx, c.node); err != nil {
+	if err := c.putRecord(ctx); err != nil {
 		return nil, fmt.Errorf("write the node's record: %w", err)
 	}
 	return lease, nil
@@ -192,43 +215,74 @@ func (c *cluster) close() {
 	<-c.done
 }
 
-// nodes lists the cluster's nodes for the API.
+// setView takes the node records FollowNodes gives.
+func (c *cluster) setView(nodes []etcdstore.NodeInfo, ok bool) {
+	c.viewMu.Lock()
+	defer c.viewMu.Unlock()
+	c.view, c.live = nodes, ok
+}
+
+// records returns the node records: from memory while they are followed,
+// else read from etcd.
+func (c *cluster) records(ctx context.Context) ([]etcdstore.NodeInfo, error) {
+	c.viewMu.Lock()
+	view, live := c.view, c.live
+	c.viewMu.Unlock()
+	if live {
+		return view, nil
+	}
+	return c.store.Nodes(ctx)
+}
+
+// nodes lists the cluster's nodes for the API, with the loads of their
+// records, as placement sees them: every node answers the same once a
+// change has reached it (a watch, a few milliseconds).
 func (c *cluster) nodes(ctx context.Context) ([]httpapi.Node, error) {
-	list, err := c.store.Nodes(ctx)
+	list, err := c.records(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]httpapi.Node, len(list))
 	for i, n := range list {
-		out[i] = httpapi.Node{ID: n.ID, AdvertiseURL: n.AdvertiseURL, StartedAt: n.StartedAt}
+		out[i] = apiNode(n, n.ID == c.node.ID)
 	}
 	return out, nil
 }
 
+// apiNode is a node record as the API lists it.
+func apiNode(n etcdstore.NodeInfo, self bool) httpapi.Node {
+	return httpapi.Node{ID: n.ID, AdvertiseURL: n.AdvertiseURL, StartedAt: n.StartedAt, Self: self,
+		Rooms: n.Load.Rooms, Participants: n.Load.Participants, Tracks: n.Load.Tracks, Load: loadScore(n.Load)}
+}
+
 // OwnerURL returns the advertise URL of node nodeID, to which httpapi
 // forwards the requests for the rooms that node owns.
+// A node that joined a moment ago may not have reached the records
+// followed yet: those of etcd are read then.
 func (c *cluster) OwnerURL(ctx context.Context, nodeID string) (string, error) {
-	list, err := c.store.Nodes(ctx)
+	list, err := c.records(ctx)
 	if err != nil {
 		return "", err
 	}
-	for _, n := range list {
-		if n.ID == nodeID {
-			return n.AdvertiseURL, nil
-		}
+	if u, ok := advertiseURLOf(list, nodeID); ok {
+		return u, nil
+	}
+	if list, err = c.store.Nodes(ctx); err != nil {
+		return "", err
+	}
+	if u, ok := advertiseURLOf(list, nodeID); ok {
+		return u, nil
 	}
 	return "", fmt.Errorf("node %s holds no lease", nodeID)
 }
 
-// owners is the room ownership of etcdstore as the actors use it.
-type owners struct{ store *etcdstore.Store }
-
-func (o owners) Claim(ctx context.Context, roomID string) error {
-	return asNotOwner(roomID, o.store.Claim(ctx, roomID))
-}
-
-func (o owners) Release(ctx context.Context, roomID string) error {
-	return asNotOwner(roomID, o.store.Release(ctx, roomID))
+func advertiseURLOf(nodes []etcdstore.NodeInfo, nodeID string) (string, bool) {
+	for _, n := range nodes {
+		if n.ID == nodeID {
+			return n.AdvertiseURL, true
+		}
+	}
+	return "", false
 }
 
 func asNotOwner(roomID string, err error) error {
@@ -239,10 +293,21 @@ func asNotOwner(roomID string, err error) error {
 	return err
 }
 
-// singleNode lists the one node of a server that is no cluster's.
-func singleNode(cfg Config, httpAddr string, startedAt time.Time) httpapi.NodeLister {
-	n := httpapi.Node{StartedAt: startedAt}
+// singleNode lists the one node of a server that is no cluster's, with
+// what it runs now.
+func singleNode(cfg Config, httpAddr string, startedAt time.Time, load *nodeLoad) httpapi.NodeLister {
+	n := etcdstore.NodeInfo{StartedAt: startedAt}
 	n.ID, _ = cfg.nodeID(httpAddr) // without a host name: no id
 	n.AdvertiseURL, _ = cfg.advertiseURL(httpAddr)
-	return func(context.Context) ([]httpapi.Node, error) { return []httpapi.Node{n}, nil }
+	return func(context.Context) ([]httpapi.Node, error) {
+		n := n
+		n.Load = load.read()
+		return []httpapi.Node{apiNode(n, true)}, nil
+	}
+}
+
+// RoomOwners returns the owners of the rooms that have one, for the node_id
+// of listed rooms.
+func (c *cluster) RoomOwners(ctx context.Context, roomIDs []string) (map[string]string, error) {
+	return c.store.RoomOwners(ctx, roomIDs)
 }

@@ -43,6 +43,8 @@ func TestClusterNodes(t *testing.T) {
 	b := startServer(t, clusterConfig(t, endpoint, "node-b", secret))
 
 	for _, s := range []*testServer{a, b} {
+		// A node learns of another through a watch.
+		poll.Until(t, "the nodes to see each other", func() bool { return len(listNodes(t, s)) == 2 })
 		body := s.mustDo(200, "GET", "/api/v1/cluster/nodes", "")
 		nodes, _ := body["nodes"].([]any)
 		var ids, urls []string
@@ -90,16 +92,7 @@ func TestSingleNodeListsItself(t *testing.T) {
 // roomActors reads troupe_room_actors from a server's /metrics.
 func roomActors(t *testing.T, s *testServer) string {
 	t.Helper()
-	resp, err := s.client.Get(s.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range strings.Split(metricsText(t, s), "\n") {
 		if v, ok := strings.CutPrefix(line, "troupe_room_actors "); ok {
 			return v
 		}
@@ -111,10 +104,8 @@ func roomActors(t *testing.T, s *testServer) string {
 // A room runs on the node that claimed it: another node never runs it. When the owner loses its lease it stops its rooms at once and
 // registers again, and the other node can then claim the room.
 func TestClusterLeaseLossStopsRooms(t *testing.T) {
-	endpoint := etcdStart(t)
-	secret := strings.Repeat("s", 32)
-	a := startServer(t, clusterConfig(t, endpoint, "node-a", secret))
-	b := startServer(t, clusterConfig(t, endpoint, "node-b", secret))
+	endpoint, nodes := startCluster(t, "node-a", "node-b")
+	a, b := nodes[0], nodes[1]
 	a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"one"}`)
 	if got := roomActors(t, a); got != "1" {
 		t.Fatalf("node-a runs %s room actors, want 1", got)
@@ -189,10 +180,8 @@ func participantIdentities(t *testing.T, s *testServer, room string) []string {
 // node-b, and node-b never runs the room. A request forwarded once already
 // is not forwarded again.
 func TestClusterForwardsToOwner(t *testing.T) {
-	endpoint := etcdStart(t)
-	secret := strings.Repeat("s", 32)
-	a := startServer(t, clusterConfig(t, endpoint, "node-a", secret))
-	b := startServer(t, clusterConfig(t, endpoint, "node-b", secret))
+	_, nodes := startCluster(t, "node-a", "node-b")
+	a, b := nodes[0], nodes[1]
 	a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"one"}`)
 
 	if got := b.mustDo(200, "GET", "/api/v1/rooms/r1/participants", ""); len(got["participants"].([]any)) != 0 {
@@ -247,38 +236,42 @@ func TestClusterForwardsToOwner(t *testing.T) {
 	poll.Until(t, "alice to leave node-a's room", func() bool { return len(participantIdentities(t, a, "r1")) == 0 })
 }
 
+// whipRequest sends a WHIP or WHEP request with a join token to s and
+// returns its response, body read.
+func whipRequest(t *testing.T, s *testServer, token, method, path, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/sdp")
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
 // A WHIP publish through a node that does not own the room reaches the
 // owner, offer and all, and so does the DELETE of its session URL.
 func TestClusterForwardsWHIP(t *testing.T) {
-	endpoint := etcdStart(t)
-	secret := strings.Repeat("s", 32)
-	a := startServer(t, clusterConfig(t, endpoint, "node-a", secret))
-	b := startServer(t, clusterConfig(t, endpoint, "node-b", secret))
+	_, nodes := startCluster(t, "node-a", "node-b")
+	a, b := nodes[0], nodes[1]
 	a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"one"}`)
 	tok := b.mustDo(200, "POST", "/api/v1/rooms/r1/tokens", `{"identity":"pub","role":"publisher"}`)
 	token, _ := tok["token"].(string)
 
 	_, offer := publisherPeer(t, "pub")
-
 	whip := func(method, path, body string) *http.Response {
 		t.Helper()
-		req, err := http.NewRequest(method, b.url+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		if body != "" {
-			req.Header.Set("Content-Type", "application/sdp")
-		}
-		resp, err := b.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
+		return whipRequest(t, b, token, method, path, body)
 	}
 	resp := whip("POST", "/whip/r1", offer)
 	loc := resp.Header.Get("Location")

@@ -10,7 +10,10 @@
 // a YAML file), the API key kept in the data dir, and the Server, which
 // wires the store, the media engine, the room actors, the webhook deliverer
 // and the HTTP API together, starts them, and shuts them down in order;
-// main turns SIGINT and SIGTERM into that shutdown. The benchmarks' own
+// main turns SIGINT and SIGTERM into that shutdown. In cluster mode it also
+// holds the node's membership (cluster.go: the lease, the node record) and
+// the placement of new rooms on the least loaded node, with the load each
+// node publishes (placement.go says how both work). The benchmarks' own
 // machinery lives under bench/; `troupe bench` only wires it to flags. It
 // holds no domain logic of its own. A command line it cannot understand
 // exits with status 2, any other failure with 1.

@@ -199,12 +199,13 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 	var store persistence.Backend
 	var roomOwners actors.Owners
 	var nodes httpapi.NodeLister
+	load := &nodeLoad{} // filled once the rooms run
 	if cfg.clustered() {
-		c, err := joinCluster(cfg, key, httpAddr, clk, log)
+		c, err := joinCluster(cfg, key, httpAddr, load, clk, log)
 		if err != nil {
 			return nil, err
 		}
-		s.cluster, store, roomOwners, nodes = c, c.store, owners{c.store}, c.nodes
+		s.cluster, store, roomOwners, nodes = c, c.store, owners{c}, c.nodes
 	} else {
 		pebbleStore, err := persistence.Open(persistence.Config{
 			Dir:    filepath.Join(cfg.DataDir, "db"),
@@ -215,7 +216,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 		store = pebbleStore
-		nodes = singleNode(cfg, httpAddr, startedAt)
+		nodes = singleNode(cfg, httpAddr, startedAt, load)
 	}
 	s.store = store
 
@@ -237,8 +238,19 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 	if err := registerAll(reg, mediaMetrics); err != nil {
 		return nil, err
 	}
+	var claims webhook.Claims // nil on a single node: it delivers every queue
+	if s.cluster != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), clusterJoinTimeout)
+		dc, err := s.cluster.store.DeliveryClaims(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("webhook delivery claims: %w", err)
+		}
+		claims = dc
+	}
 	deliverer, err := webhook.New(webhook.Config{
 		Store:         store,
+		Claims:        claims,
 		DefaultSecret: []byte(key.Secret),
 		AllowPrivate:  cfg.WebhookAllowPrivate,
 		MaxAge:        cfg.WebhookMaxAge,
@@ -270,7 +282,11 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		return nil, fmt.Errorf("start room actors: %w", err)
 	}
 	s.rooms = rooms
+	load.rooms, load.media = rooms, mediaMetrics
 	if s.cluster != nil {
+		if err := registerAll(reg, s.cluster.metrics); err != nil {
+			return nil, err
+		}
 		s.cluster.start(rooms.DropAll, rooms.TakeOver)
 	}
 

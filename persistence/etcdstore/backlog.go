@@ -148,12 +148,8 @@ func (s *Store) watchBacklog(rev int64) {
 				return
 			}
 			s.log.Warn("counting the webhook backlog", "err", err)
-			t := time.NewTimer(backlogRetry)
-			select {
-			case <-s.bg.Done():
-				t.Stop()
+			if !s.pause(backlogRetry) {
 				return
-			case <-t.C:
 			}
 		}
 	}

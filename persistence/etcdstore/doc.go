@@ -31,9 +31,10 @@
 //	Seq counter      P seq/<room id>                                last Seq taken, 8 bytes big-endian
 //	webhook outbox   P wh/out/<room>/<endpoint>/<seq>               persistence webhook event value
 //	failed webhook   P wh/failed/<newest><delivery id>              the event without its secret
+//	delivery claim   P hookclaim/<room id>                          delivering node's id, under its lease
 //	idempotency      P idem/<scope>/<key>                           persistence idempotency value
 //	room owner       P owner/<room id>                              owner's node id, under its lease
-//	node             P node/<node id>                               the node's record (JSON), under its lease
+//	node             P node/<node id>                               the node's record (JSON: address, load, lease id), under its lease
 //	key fingerprint  P keyprint                                     the API key pair's fingerprint, set once
 //
 // <created> and <joined> are Unix nanoseconds as 8 big-endian bytes with the
@@ -64,8 +65,17 @@
 // member's session's room, an event's room) with the node's id and lease.
 // A node that lost a room (its lease expired while it was cut off, and
 // another node claimed the room) writes nothing: Apply returns a
-// *NotOwnerError. Webhook acks and idempotency records are not room writes
-// and are not fenced.
+// *NotOwnerError. Idempotency records are not room writes and are not
+// fenced. Webhook acks and failures are fenced on the room's delivery
+// claim instead (see DeliveryClaims): one node at a time delivers a room's
+// queues, and one that lost the claim settles nothing.
+//
+// A room no node owns is placed by the node that activates it (Place,
+// place.go): that node writes the owner key for the node it chose, under
+// the chosen node's lease, whose id the chosen node's record carries. The
+// chosen node then finds the room its own. A node follows the node records
+// with a watch (FollowNodes), so that placing and forwarding read them from
+// memory.
 //
 // # Takeover
 //
@@ -103,7 +113,8 @@
 // # Compatibility
 //
 // The Store uses only the KV (Range, Put, DeleteRange, Txn with comparisons
-// of values, mod revisions and leases), Lease and Watch APIs of etcd 3.4,
+// of values, mod revisions and leases, and nested Txn for the delivery
+// claims), Lease and Watch APIs of etcd 3.4,
 // so it runs against etcd 3.4 servers as well as later ones. A transaction
 // holds at most etcd's --max-txn-ops operations (128 by default): a Writes
 // larger than that is refused by etcd and writes nothing.

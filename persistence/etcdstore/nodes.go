@@ -13,18 +13,39 @@ import (
 	"github.com/troupe-media/troupe/persistence"
 )
 
-// NodeInfo is a cluster node's record: who it is and where the other nodes
-// reach it. It lives under the node's lease, so the nodes listed are those
-// holding one.
+// NodeInfo is a cluster node's record: who it is, where the other nodes
+// reach it and what it runs. It lives under the node's lease, so the nodes
+// listed are those holding one.
 type NodeInfo struct {
 	ID           string    `json:"id"`
 	AdvertiseURL string    `json:"advertise_url"`
 	StartedAt    time.Time `json:"started_at"`
+	// Load is what the node ran when it last wrote its record.
+	Load NodeLoad `json:"load"`
+	// Lease is the etcd lease the record lives under; PutNode sets it.
+	// Place claims a room for the node under it.
+	Lease int64 `json:"lease,omitempty"`
+	// Revision is the etcd revision of the record's last write, set by
+	// Nodes and not stored: it tells a reader that the record changed.
+	Revision int64 `json:"-"`
+}
+
+// NodeLoad is what a node runs, as it publishes it in its record. A record
+// written before loads were published reads as zero.
+type NodeLoad struct {
+	// Rooms is the number of room actors running on the node.
+	Rooms int `json:"rooms"`
+	// Participants is the number of participants connected to them.
+	Participants int `json:"participants"`
+	// Tracks is the number of tracks forwarded: one per subscriber per
+	// published track.
+	Tracks int `json:"tracks"`
 }
 
 // PutNode writes this node's record under its live lease (Register first);
 // it goes away with the lease, and is to be written again under the next
-// one. info.ID is the Store's node id whatever it holds.
+// one. info.ID is the Store's node id and info.Lease its lease, whatever
+// they hold.
 func (s *Store) PutNode(ctx context.Context, info NodeInfo) error {
 	if s.node == "" {
 		return ErrNotNode
@@ -37,7 +58,7 @@ func (s *Store) PutNode(ctx context.Context, info NodeInfo) error {
 	if err != nil {
 		return err
 	}
-	info.ID = s.node
+	info.ID, info.Lease, info.Revision = s.node, int64(l.id), 0
 	v, err := json.Marshal(info)
 	if err != nil {
 		return fmt.Errorf("etcdstore: encode node record: %w", err)
@@ -69,6 +90,7 @@ func (s *Store) Nodes(ctx context.Context) ([]NodeInfo, error) {
 			return nil, &persistence.CorruptError{Kind: persistence.KindMeta, Key: string(kv.Key), Err: err}
 		}
 		n.ID = strings.TrimPrefix(string(kv.Key), prefix)
+		n.Revision = kv.ModRevision
 		out = append(out, n)
 	}
 	return out, nil

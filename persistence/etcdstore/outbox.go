@@ -11,10 +11,15 @@ import (
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
+// outboxPage is how many outbox keys OutboxHeads reads at a time.
+const outboxPage = 256
+
 // OutboxHeads returns the oldest pending delivery of every queue, in key
-// order. It reads the first entry of a queue, then seeks past the queue, all
-// at one revision: its cost grows with the number of queues, not of
-// pending deliveries.
+// order, all read at one revision. It reads the outbox's keys (not their
+// values) a page at a time, keeps the first key of each queue, and skips
+// the rest of the queue a page ends in; then it reads the heads' values.
+// So many short queues cost a read per page, not per queue, and a long one
+// a page at most.
 func (s *Store) OutboxHeads(ctx context.Context) ([]*recordpb.WebhookEvent, error) {
 	if err := s.enter(ctx); err != nil {
 		return nil, err
@@ -22,24 +27,47 @@ func (s *Store) OutboxHeads(ctx context.Context) ([]*recordpb.WebhookEvent, erro
 	defer s.leave()
 	prefix := s.k.p + prefixOutbox
 	end := clientv3.GetPrefixRangeEnd(prefix)
-	var heads []*recordpb.WebhookEvent
+	var keys []string
 	var rev int64
-	for from := prefix; ; {
-		resp, err := s.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(1), clientv3.WithRev(rev))
+	for from, last := prefix, ""; ; {
+		resp, err := s.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(outboxPage),
+			clientv3.WithKeysOnly(), clientv3.WithRev(rev))
 		if err != nil {
 			return nil, fmt.Errorf("etcdstore: read outbox: %w", err)
 		}
 		rev = resp.Header.Revision
-		if len(resp.Kvs) == 0 {
-			return heads, nil
+		for _, kv := range resp.Kvs {
+			queue, _, err := s.k.outboxParts(string(kv.Key))
+			if err != nil {
+				return nil, &persistence.CorruptError{Kind: persistence.KindOutbox, Key: string(kv.Key), Err: err}
+			}
+			if queue != last {
+				keys, last = append(keys, string(kv.Key)), queue
+			}
 		}
-		e, queue, err := s.decodeOutbox(resp.Kvs[0])
+		if !resp.More {
+			break
+		}
+		from = clientv3.GetPrefixRangeEnd(last)
+	}
+	found, _, err := s.getMany(ctx, rev, keys)
+	if err != nil {
+		return nil, fmt.Errorf("etcdstore: read outbox: %w", err)
+	}
+	heads := make([]*recordpb.WebhookEvent, 0, len(keys))
+	for _, k := range keys {
+		kv := found[k]
+		if kv == nil {
+			// Read at the revision its key was read at: not to be.
+			return nil, fmt.Errorf("etcdstore: read outbox: %q missing at revision %d", k, rev)
+		}
+		e, _, err := s.decodeOutbox(kv)
 		if err != nil {
 			return nil, err
 		}
 		heads = append(heads, e)
-		from = clientv3.GetPrefixRangeEnd(queue)
 	}
+	return heads, nil
 }
 
 // OutboxHead returns the oldest pending delivery from a room to an
@@ -79,13 +107,14 @@ func (s *Store) decodeOutbox(kv *mvccpb.KeyValue) (*recordpb.WebhookEvent, strin
 }
 
 // AckWebhookEvent removes a delivered event from the outbox, or returns
-// persistence.ErrNotFound if it is not pending.
+// persistence.ErrNotFound if it is not pending. A cluster node removes it
+// only while it holds the room's delivery claim, or returns ErrNotClaimed.
 func (s *Store) AckWebhookEvent(ctx context.Context, e *recordpb.WebhookEvent) error {
 	return s.settle(ctx, e, nil)
 }
 
 // FailWebhookEvent moves an event given up on from the outbox to the failed
-// records, in one transaction.
+// records, in one transaction, fenced as AckWebhookEvent is.
 func (s *Store) FailWebhookEvent(ctx context.Context, e *recordpb.WebhookEvent) error {
 	if err := checkSettled(e); err != nil {
 		return err
@@ -106,7 +135,9 @@ func checkSettled(e *recordpb.WebhookEvent) error {
 
 // settle removes e from the outbox and, when failed is set, writes it, on
 // condition that the entry read is still there: a concurrent settle of the
-// same event leaves this one ErrNotFound.
+// same event leaves this one ErrNotFound. A cluster node settles only while
+// it holds the room's delivery claim (see delivery.go), or returns
+// ErrNotClaimed.
 func (s *Store) settle(ctx context.Context, e *recordpb.WebhookEvent, failed *keyVal) error {
 	if err := checkSettled(e); err != nil {
 		return err
@@ -115,6 +146,16 @@ func (s *Store) settle(ctx context.Context, e *recordpb.WebhookEvent, failed *ke
 		return err
 	}
 	defer s.leave()
+	claim := s.k.deliveryClaim(e.RoomId)
+	var fence []clientv3.Cmp
+	var l *Lease
+	if s.node != "" {
+		var err error
+		if l, err = s.liveLease(); err != nil {
+			return fmt.Errorf("%w: %w", ErrNotClaimed, err)
+		}
+		fence = s.owns(claim, l)
+	}
 	key := s.k.outbox(e.RoomId, e.Endpoint, e.Seq)
 	notPending := fmt.Errorf("%w: webhook event %q is not pending", persistence.ErrNotFound, e.Id)
 	resp, err := s.cli.Get(ctx, key)
@@ -134,13 +175,17 @@ func (s *Store) settle(ctx context.Context, e *recordpb.WebhookEvent, failed *ke
 		ops = append(ops, clientv3.OpPut(failed.key, failed.val, clientv3.WithPrevKV()))
 	}
 	txn, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)).
+		If(append(fence, clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision))...).
 		Then(ops...).
+		Else(clientv3.OpGet(claim)).
 		Commit()
 	if err != nil {
 		return fmt.Errorf("etcdstore: settle webhook event %q: %w", e.Id, err)
 	}
 	if !txn.Succeeded {
+		if kvs := txn.Responses[0].GetResponseRange().Kvs; l != nil && (len(kvs) == 0 || !s.holds(kvs[0], l)) {
+			return fmt.Errorf("%w: room %q, webhook event %q", ErrNotClaimed, e.RoomId, e.Id)
+		}
 		return notPending
 	}
 	newFailed := 0

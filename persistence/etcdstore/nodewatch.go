@@ -1,0 +1,115 @@
+package etcdstore
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/troupe-media/troupe/persistence"
+)
+
+// followRetry is the pause before reading the node records again after
+// their watch ended, so that an unreachable etcd is not polled in a tight
+// loop.
+const followRetry = time.Second
+
+// FollowNodes keeps a caller's view of the node records: it reads them,
+// calls onChange with them (by id, ok true), then follows their range with
+// a watch and calls onChange again after every change, until ctx ends.
+// When the watch ends (etcd unreachable, or its revision compacted away)
+// it calls onChange(nil, false): the view is stale until the next call,
+// which comes once the records could be read again. onChange runs on the
+// caller's goroutine, one call at a time.
+func (s *Store) FollowNodes(ctx context.Context, onChange func(nodes []NodeInfo, ok bool)) {
+	for {
+		err := s.followNodes(ctx, onChange)
+		if ctx.Err() != nil || s.bg.Err() != nil {
+			return
+		}
+		s.log.Warn("node records watch ended; reading them again", "err", err)
+		onChange(nil, false)
+		t := time.NewTimer(followRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-s.bg.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// followNodes reads the records, then applies the watch's events to them
+// until the watch ends, and returns why.
+func (s *Store) followNodes(ctx context.Context, onChange func([]NodeInfo, bool)) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.leave()
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	stop := context.AfterFunc(s.bg, cancel) // Close ends the watch
+	defer stop()
+	prefix := s.k.nodes()
+	resp, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return err
+	}
+	byID := make(map[string]NodeInfo, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		n, err := s.nodeRecord(kv, prefix)
+		if err != nil {
+			return err
+		}
+		byID[n.ID] = n
+	}
+	onChange(sortedNodes(byID), true)
+	for wr := range s.cli.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1)) {
+		if err := wr.Err(); err != nil {
+			return err
+		}
+		for _, ev := range wr.Events {
+			if ev.Type == clientv3.EventTypeDelete {
+				delete(byID, strings.TrimPrefix(string(ev.Kv.Key), prefix))
+				continue
+			}
+			n, err := s.nodeRecord(ev.Kv, prefix)
+			if err != nil {
+				return err
+			}
+			byID[n.ID] = n
+		}
+		onChange(sortedNodes(byID), true)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errWatchClosed
+}
+
+// nodeRecord decodes the node record kv of the node range prefix.
+func (s *Store) nodeRecord(kv *mvccpb.KeyValue, prefix string) (NodeInfo, error) {
+	var n NodeInfo
+	if err := json.Unmarshal(kv.Value, &n); err != nil {
+		return n, &persistence.CorruptError{Kind: persistence.KindMeta, Key: string(kv.Key), Err: err}
+	}
+	n.ID = strings.TrimPrefix(string(kv.Key), prefix)
+	n.Revision = kv.ModRevision
+	return n, nil
+}
+
+func sortedNodes(byID map[string]NodeInfo) []NodeInfo {
+	out := make([]NodeInfo, 0, len(byID))
+	for _, id := range slices.Sorted(maps.Keys(byID)) {
+		out = append(out, byID[id])
+	}
+	return out
+}
