@@ -56,8 +56,9 @@ func runManyRooms(t *testing.T, c *Cluster, rooms int) ([]mediaload.Step, []stri
 }
 
 // `troupe bench media --server` pointed at one node of a cluster runs a
-// many-rooms scenario: every participant receives every track, whichever
-// node owns its room, and the server's CPU is the nodes' sum.
+// many-rooms scenario: the rooms spread over the nodes, every participant
+// receives every track, whichever node owns its room, and the server's CPU
+// is the nodes' sum.
 func TestBenchMediaThroughCluster(t *testing.T) {
 	c := startCluster(t, Config{})
 	steps, ids := runManyRooms(t, c, 3)
@@ -71,6 +72,7 @@ func TestBenchMediaThroughCluster(t *testing.T) {
 	if s.ServerCPUSeconds <= 0 || s.ServerRSSBytes <= 0 || s.CPUPerPacketUs <= 0 {
 		t.Errorf("server figures not measured: %v s CPU, %d bytes RSS, %v µs per packet", s.ServerCPUSeconds, s.ServerRSSBytes, s.CPUPerPacketUs)
 	}
+	// The rooms, all created through one node, spread over the nodes.
 	owners := map[string]int{}
 	for _, id := range ids {
 		o, err := c.Owner(t.Context(), id)
@@ -78,6 +80,9 @@ func TestBenchMediaThroughCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		owners[o.ID]++
+	}
+	if len(owners) != len(c.Live()) {
+		t.Errorf("%d rooms on %d of %d nodes: %v", len(ids), len(owners), len(c.Live()), owners)
 	}
 	t.Logf("%d rooms on %v; loss %.4f, %.2f µs CPU per forwarded packet", len(ids), owners, s.LossRatio, s.CPUPerPacketUs)
 }

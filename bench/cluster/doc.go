@@ -17,10 +17,10 @@
 // it instead. The troupe executable is built once by BuildTroupe, or given.
 //
 // The package's tests are the cluster suite (routing through a node that
-// does not own the room, scale-out, failover, durability across kills,
-// a frozen node, a frozen etcd); its benchmarks measure the figures of
-// bench/RESULTS.md. Tests of cluster behaviour still being built sit
-// behind the clusterpending build tag until it lands.
+// does not own the room, placement, scale-out, failover and takeover,
+// durability and webhooks across kills, a frozen node, a frozen etcd, the
+// media benchmark through a cluster); its benchmarks measure the figures
+// of bench/RESULTS.md.
 //
 // Only tests and benchmarks import it.
 package cluster

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +38,8 @@ const (
 // Random SIGKILLs of nodes across more than 200 acknowledged REST writes
 // lose none: every room reads back its last acknowledged name through
 // every node, and a webhook receiver gets the event of every acknowledged
-// write at least once.
+// write at least once, each room's in the order of its writes (a retry
+// may repeat one).
 func TestDurability(t *testing.T) {
 	run := runDurability(t)
 	for r := range durableRooms {
@@ -46,6 +48,9 @@ func TestDurability(t *testing.T) {
 			if !run.hooks.seen(room, seq) {
 				t.Errorf("no webhook for %s's write %d", room, seq)
 			}
+		}
+		if got := run.hooks.order(room); !slices.IsSorted(got) {
+			t.Errorf("%s's events arrived in the order of writes %v", room, got)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/troupe-media/troupe/internal/poll"
@@ -354,4 +356,78 @@ func (p *whipPeer) waitTracks(t *testing.T, kind string, n int) []*rtctest.Recei
 		return len(out) >= n
 	})
 	return out
+}
+
+// Placement: new rooms go to the least loaded live node, whichever node
+// creates them, and a room names its owner in node_id.
+func TestPlacementSpreadsRooms(t *testing.T) {
+	c := startCluster(t, Config{})
+	ctx := t.Context()
+	entry := c.Live()[0]
+	perNode := map[string]int{}
+	for i := range 6 {
+		id := "spread" + string(rune('a'+i))
+		c.Expect(entry, http.StatusCreated, "POST", "/api/v1/rooms", map[string]any{"id": id, "name": id})
+		// A member makes the room's load count.
+		join(t, c, entry, id, "m", "subscriber")
+		o, err := c.Owner(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		perNode[o.ID]++
+		var room struct {
+			NodeID string `json:"node_id"`
+		}
+		if err := c.Expect(entry, http.StatusOK, "GET", "/api/v1/rooms/"+id, nil).JSON(&room); err != nil {
+			t.Fatal(err)
+		}
+		if room.NodeID != o.ID {
+			t.Errorf("room %s: node_id %q, its owner is %s", id, room.NodeID, o.ID)
+		}
+	}
+	for _, n := range c.Live() {
+		if perNode[n.ID] == 0 {
+			t.Errorf("%s got none of 6 rooms created through %s: %v", n.ID, entry.ID, perNode)
+		}
+	}
+}
+
+// A WebSocket opened without a token on a node that does not own the room
+// is forwarded once its first message, join, names the room.
+func TestJoinMessageForwarded(t *testing.T) {
+	c := startCluster(t, Config{})
+	ctx := t.Context()
+	c.Expect(c.Live()[0], http.StatusCreated, "POST", "/api/v1/rooms", map[string]any{"id": "late", "name": "late"})
+	owner, err := c.Owner(ctx, "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	via := nonOwners(c, owner)[0]
+	token, err := c.JoinToken(ctx, via, "late", "carol", "subscriber")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, _, err := websocket.Dial(ctx, "ws://"+via.URL[len("http://"):]+"/rtc", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	join, _ := json.Marshal(map[string]string{"type": "join", "token": token})
+	if err := ws.Write(ctx, websocket.MessageText, join); err != nil {
+		t.Fatal(err)
+	}
+	_, msg, err := ws.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var joined struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(msg, &joined); err != nil || joined.Type != "joined" {
+		t.Fatalf("first message %s (%v), want joined", msg, err)
+	}
+	if got := identities(t, c, owner, "late"); !slices.Equal(got, []string{"carol"}) {
+		t.Fatalf("members in the owner's room: %v", got)
+	}
+	_ = ws.Close(websocket.StatusNormalClosure, "")
 }
