@@ -124,7 +124,21 @@ func runDurability(t *testing.T) *durabilityRun {
 			var room struct {
 				Name string `json:"name"`
 			}
-			if err := c.Expect(n, http.StatusOK, "GET", "/api/v1/rooms/"+roomName(r), nil).JSON(&room); err != nil {
+			// A room whose owner died last answers 503 room_unavailable
+			// until another node has it: a client retries.
+			var resp Response
+			poll.Until(t, roomName(r)+" to answer through "+n.ID, func() bool {
+				var err error
+				resp, err = c.Do(ctx, n, http.MethodGet, "/api/v1/rooms/"+roomName(r), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return resp.Status != http.StatusServiceUnavailable
+			})
+			if resp.Status != http.StatusOK {
+				t.Fatalf("GET %s through %s: %d %s", roomName(r), n.ID, resp.Status, resp.Body)
+			}
+			if err := resp.JSON(&room); err != nil {
 				t.Fatal(err)
 			}
 			if want := fmt.Sprintf("%s-%d", roomName(r), run.last[r]); room.Name != want {
