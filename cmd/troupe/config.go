@@ -33,6 +33,13 @@ type Config struct {
 	// HTTPAddr is the host:port of the HTTP API. Default "127.0.0.1:7880":
 	// loopback only, so a first run exposes nothing.
 	HTTPAddr string `yaml:"http_addr"`
+	// TLSCert and TLSKey are the PEM files of the certificate (with its
+	// chain) and key served on HTTPAddr, which then speaks HTTPS and WSS
+	// only. The files are read again when they change: a renewed
+	// certificate needs no restart. Default empty: plain HTTP, for
+	// loopback or behind a reverse proxy that terminates TLS.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 	// RTCUDPPort is the single UDP port all peer connections share (ICE UDP
 	// mux). Default 7882; 0 picks a free port.
 	RTCUDPPort int `yaml:"rtc_udp_port"`
@@ -114,7 +121,7 @@ type Config struct {
 	// Default empty: the host name and the port of HTTPAddr ("host-7880").
 	NodeID string `yaml:"node_id"`
 	// AdvertiseURL is where the other nodes reach this node's HTTP API.
-	// Default empty: http:// and HTTPAddr, its host made the host name if
+	// Default empty: http:// (https:// with TLSCert) and HTTPAddr, its host made the host name if
 	// it is a wildcard (0.0.0.0 or empty).
 	AdvertiseURL string `yaml:"advertise_url"`
 	// ClusterLeaseTTL is how long the node's lease outlives its last
@@ -150,6 +157,9 @@ func (c Config) Validate() error {
 	}
 	if err := validateHostPort(c.HTTPAddr); err != nil {
 		return fmt.Errorf("%w: --http-addr %q: %v", ErrInvalidConfig, c.HTTPAddr, err)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("%w: --tls-cert and --tls-key go together: set both or neither", ErrInvalidConfig)
 	}
 	if c.DebugAddr != "" {
 		if err := validateHostPort(c.DebugAddr); err != nil {
@@ -263,7 +273,18 @@ func (c Config) advertiseURL(httpAddr string) (string, error) {
 			return "", fmt.Errorf("%w: --advertise-url is not set, --http-addr has no host and the host name is unknown: %v", ErrInvalidConfig, err)
 		}
 	}
-	return "http://" + net.JoinHostPort(host, port), nil
+	return c.scheme() + "://" + net.JoinHostPort(host, port), nil
+}
+
+// tls reports whether the API is served over TLS.
+func (c Config) tls() bool { return c.TLSCert != "" }
+
+// scheme is the API's URL scheme.
+func (c Config) scheme() string {
+	if c.tls() {
+		return "https"
+	}
+	return "http"
 }
 
 // rtcFlags names the flag that sets each field of rtcConfig.
@@ -335,6 +356,8 @@ type setting struct {
 var settings = []setting{
 	{"data-dir", "directory for keys.json and the database", func(c *Config) any { return &c.DataDir }},
 	{"http-addr", "host:port of the HTTP API", func(c *Config) any { return &c.HTTPAddr }},
+	{"tls-cert", "PEM certificate (and chain) file: serve HTTPS and WSS (with --tls-key; reread when it changes)", func(c *Config) any { return &c.TLSCert }},
+	{"tls-key", "PEM private key file of --tls-cert", func(c *Config) any { return &c.TLSKey }},
 	{"rtc-udp-port", "UDP port shared by all peer connections (0 = any free port)", func(c *Config) any { return &c.RTCUDPPort }},
 	{"rtc-bind", "address the media UDP port binds to (0.0.0.0 = every interface)", func(c *Config) any { return &c.RTCBind }},
 	{"rtc-announce-ip", "public IPs to offer instead of the bound one (1:1 NAT)", func(c *Config) any { return &c.RTCAnnounceIP }},
@@ -359,7 +382,7 @@ var settings = []setting{
 	{"api-secret", "API secret (with --api-key, at least 32 bytes)", func(c *Config) any { return &c.APISecret }},
 	{"etcd-endpoints", "etcd client URLs: run as a cluster node on etcd instead of Pebble (needs --api-key/--api-secret)", func(c *Config) any { return &c.EtcdEndpoints }},
 	{"node-id", "this node's name in the cluster (default: host name and HTTP port, host-7880)", func(c *Config) any { return &c.NodeID }},
-	{"advertise-url", "URL where other nodes reach this node's API (default: http:// and --http-addr)", func(c *Config) any { return &c.AdvertiseURL }},
+	{"advertise-url", "URL where other nodes reach this node's API (default: http:// or https:// and --http-addr)", func(c *Config) any { return &c.AdvertiseURL }},
 	{"cluster-lease-ttl", "how long a node cut off from etcd keeps its rooms", func(c *Config) any { return &c.ClusterLeaseTTL }},
 }
 

@@ -145,6 +145,8 @@ func TestConfigErrors(t *testing.T) {
 		{"cors origin without a scheme", nil, map[string]string{"TROUPE_CORS_ORIGINS": "*,a.example"}, "", "--cors-origins"},
 		{"dev tokens not a bool", nil, map[string]string{"TROUPE_DEV_JOIN_TOKENS": "maybe"}, "", "not a boolean"},
 		{"udp port too big", nil, nil, "rtc_udp_port: 65536\n", "--rtc-udp-port 65536"},
+		{"tls cert without key", []string{"--tls-cert", "c.pem"}, nil, "", "--tls-cert and --tls-key go together"},
+		{"tls key without cert", nil, map[string]string{"TROUPE_TLS_KEY": "k.pem"}, "", "--tls-cert and --tls-key go together"},
 		{"debug address without port", []string{"--debug-addr", "localhost"}, nil, "", "--debug-addr"},
 		{"bad level", []string{"--log-level", "verbose"}, nil, "", "--log-level"},
 		{"bad format", nil, map[string]string{"TROUPE_LOG_FORMAT": "xml"}, "", "--log-format"},
