@@ -13,12 +13,19 @@ import (
 const DefaultBindAddr = "127.0.0.1"
 
 // Config configures an Engine. The zero value is valid: an ephemeral UDP
-// port on 127.0.0.1 and no STUN or TURN servers.
+// port on 127.0.0.1, no ICE over TCP and no STUN or TURN servers.
 type Config struct {
 	// UDPPort is the one UDP port every peer connection uses (the ICE UDP
 	// mux; --rtc-udp-port). Zero picks a free port, for tests.
 	UDPPort int
-	// BindAddr is the address the UDP port is bound to (--rtc-bind).
+	// TCP offers ICE over TCP besides UDP: one TCP port (TCPPort) shared
+	// by every peer connection, offered as a passive TCP candidate, so
+	// that a client whose UDP is blocked still connects. Default false.
+	TCP bool
+	// TCPPort is the ICE TCP port when TCP is set (--rtc-tcp-port). Zero
+	// picks a free port, for tests.
+	TCPPort int
+	// BindAddr is the address the UDP (and TCP) port is bound to (--rtc-bind).
 	// Empty means DefaultBindAddr; "0.0.0.0" listens on every interface.
 	BindAddr string
 	// AnnounceIPs replace the host candidates' addresses in what the
@@ -69,6 +76,9 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.UDPPort < 0 || cfg.UDPPort > 65535 {
 		return &ConfigError{Field: "UDPPort", Value: strconv.Itoa(cfg.UDPPort), Reason: "must be 0..65535"}
+	}
+	if cfg.TCPPort < 0 || cfg.TCPPort > 65535 {
+		return &ConfigError{Field: "TCPPort", Value: strconv.Itoa(cfg.TCPPort), Reason: "must be 0..65535"}
 	}
 	for _, ip := range cfg.AnnounceIPs {
 		if net.ParseIP(ip) == nil {

@@ -39,7 +39,10 @@
 // with one sendmmsg (udpbatch_linux.go); one goroutine at a time sends the
 // batches, in the order they filled, so that no subscriber gets a packet
 // before the one its writer wrote first. Every connection presents the
-// engine's one DTLS certificate.
+// engine's one DTLS certificate. With Config.TCP, one TCP port (pion's ICE
+// TCP mux) is offered too, as a passive candidate, for clients whose UDP
+// is blocked; a subscriber on it is written through pion's TCP framing
+// rather than the batched UDP sends.
 //
 // The package knows nothing of actors or HTTP: the participant actors drive
 // their Peers and Forwarders through the exported methods and learn what

@@ -32,6 +32,10 @@ type Engine struct {
 	api  *webrtc.API
 	conn net.PacketConn
 	mux  io.Closer
+	// tcp is the ICE TCP port's listener and tcpMux its mux; nil
+	// without ICE over TCP.
+	tcp    net.Listener
+	tcpMux io.Closer
 	// sends batches the fan-out writers' datagrams; nil where the
 	// platform cannot.
 	sends sendBatcher
@@ -110,10 +114,30 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 		return nil, fmt.Errorf("rtc: network interfaces: %w", err)
 	}
 	s.SetNet(hostNet)
+	e := &Engine{conn: conn, mux: mux, cfg: cfg, log: cfg.Logger}
+	if cfg.TCP {
+		tcpAddr := net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.TCPPort))
+		e.tcp, err = net.Listen("tcp", tcpAddr)
+		if err != nil {
+			_ = mux.Close()
+			return nil, fmt.Errorf("rtc: listen on TCP %s: %w", tcpAddr, err)
+		}
+		tcpMux := webrtc.NewICETCPMux(logs.NewLogger("tcpmux"), e.tcp, tcpReadBufferPackets)
+		e.tcpMux = tcpMux
+		s.SetICETCPMux(tcpMux)
+	}
+	// pion gathers UDP only unless told otherwise.
+	types := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if cfg.TCP {
+		types = append(types, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
 	if cfg.LoopbackOnly {
 		s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-		s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		types = slices.DeleteFunc(types, func(t webrtc.NetworkType) bool {
+			return t == webrtc.NetworkTypeUDP6 || t == webrtc.NetworkTypeTCP6
+		})
 	}
+	s.SetNetworkTypes(types)
 	if len(cfg.AnnounceIPs) > 0 {
 		err := s.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
 			External:        cfg.AnnounceIPs,
@@ -121,25 +145,40 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 			Mode:            webrtc.ICEAddressRewriteReplace,
 		})
 		if err != nil {
-			_ = mux.Close()
+			_ = e.closePorts()
 			return nil, fmt.Errorf("%w: announce addresses: %w", ErrBadConfig, err)
 		}
 	}
-	sends, _ := shared.(sendBatcher)
-	e := &Engine{
-		sends: sends,
-		api: webrtc.NewAPI(
-			webrtc.WithMediaEngine(m),
-			webrtc.WithInterceptorRegistry(reg),
-			webrtc.WithSettingEngine(s),
-		),
-		conn: conn,
-		mux:  mux,
-		cfg:  cfg,
-		log:  cfg.Logger,
+	e.sends, _ = shared.(sendBatcher)
+	e.api = webrtc.NewAPI(
+		webrtc.WithMediaEngine(m),
+		webrtc.WithInterceptorRegistry(reg),
+		webrtc.WithSettingEngine(s),
+	)
+	var tcpAddr string
+	if e.tcp != nil {
+		tcpAddr = e.tcp.Addr().String()
 	}
-	e.log.Info("rtc engine listening", "udp", conn.LocalAddr().String(), "announce", cfg.AnnounceIPs)
+	e.log.Info("rtc engine listening", "udp", conn.LocalAddr().String(), "tcp", tcpAddr, "announce", cfg.AnnounceIPs)
 	return e, nil
+}
+
+// tcpReadBufferPackets is how many packets the ICE TCP mux queues per
+// connection before its reader waits for the peer connection to read.
+const tcpReadBufferPackets = 64
+
+// closePorts closes the UDP mux and the TCP mux, which close their sockets.
+func (e *Engine) closePorts() error {
+	var errs []error
+	if err := e.mux.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("rtc: close UDP mux: %w", err))
+	}
+	if e.tcpMux != nil {
+		if err := e.tcpMux.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("rtc: close TCP mux: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Video RTCP feedback: NACK for losses, PLI and FIR for keyframes, and
@@ -277,6 +316,15 @@ func (e *Engine) sendBatcher() sendBatcher {
 // LocalAddr returns the address of the shared UDP port.
 func (e *Engine) LocalAddr() net.Addr { return e.conn.LocalAddr() }
 
+// TCPAddr returns the address of the ICE TCP port, or nil without ICE
+// over TCP.
+func (e *Engine) TCPAddr() net.Addr {
+	if e.tcp == nil {
+		return nil
+	}
+	return e.tcp.Addr()
+}
+
 // NewPeerConnection returns a peer connection on the shared UDP port, with
 // every media in one bundle.
 func (e *Engine) NewPeerConnection() (*webrtc.PeerConnection, error) {
@@ -332,7 +380,7 @@ func (e *Engine) ICEServers() []webrtc.ICEServer {
 	return out
 }
 
-// Close closes the shared UDP port. Close the peer connections first: once
+// Close closes the shared UDP and TCP ports. Close the peer connections first: once
 // the port is gone they can no longer send or receive.
 func (e *Engine) Close() error {
 	e.mu.Lock()
@@ -341,10 +389,7 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
-	if err := e.mux.Close(); err != nil {
-		return fmt.Errorf("rtc: close UDP mux: %w", err)
-	}
-	return nil
+	return e.closePorts()
 }
 
 // Codec negotiation of the sections that send a track to a subscriber.

@@ -43,7 +43,12 @@ type Config struct {
 	// RTCUDPPort is the single UDP port all peer connections share (ICE UDP
 	// mux). Default 7882; 0 picks a free port.
 	RTCUDPPort int `yaml:"rtc_udp_port"`
-	// RTCBind is the address the media port binds to. Default "127.0.0.1",
+	// RTCTCPPort is the single TCP port all peer connections share for
+	// ICE over TCP (pion's TCP mux), offered as a passive candidate beside
+	// UDP so that a client whose UDP is blocked still connects. Default
+	// 7881; 0 picks a free port; -1 turns ICE over TCP off.
+	RTCTCPPort int `yaml:"rtc_tcp_port"`
+	// RTCBind is the address the media ports bind to. Default "127.0.0.1",
 	// like HTTPAddr, so a local start keeps media on localhost; "0.0.0.0"
 	// serves every interface.
 	RTCBind string `yaml:"rtc_bind"`
@@ -137,6 +142,7 @@ func DefaultConfig() Config {
 		DataDir:        "./troupe-data",
 		HTTPAddr:       "127.0.0.1:7880",
 		RTCUDPPort:     7882,
+		RTCTCPPort:     7881,
 		RTCBind:        "127.0.0.1",
 		CORSOrigins:    stringList{"*"},
 		WebhookEvents:  stringList{"*"},
@@ -165,6 +171,9 @@ func (c Config) Validate() error {
 		if err := validateHostPort(c.DebugAddr); err != nil {
 			return fmt.Errorf("%w: --debug-addr %q: %v", ErrInvalidConfig, c.DebugAddr, err)
 		}
+	}
+	if c.RTCTCPPort < rtcTCPOff || c.RTCTCPPort > 65535 {
+		return fmt.Errorf("%w: --rtc-tcp-port %d: must be -1 (off) or 0..65535", ErrInvalidConfig, c.RTCTCPPort)
 	}
 	if err := c.rtcConfig(nil).Validate(); err != nil {
 		var ce *rtc.ConfigError
@@ -290,6 +299,7 @@ func (c Config) scheme() string {
 // rtcFlags names the flag that sets each field of rtcConfig.
 var rtcFlags = map[string]string{
 	"UDPPort":        "rtc-udp-port",
+	"TCPPort":        "rtc-tcp-port",
 	"BindAddr":       "rtc-bind",
 	"AnnounceIPs":    "rtc-announce-ip",
 	"ICEURLs":        "ice-urls",
@@ -297,10 +307,15 @@ var rtcFlags = map[string]string{
 	"TURNCredential": "turn-credential",
 }
 
+// rtcTCPOff is the --rtc-tcp-port that turns ICE over TCP off.
+const rtcTCPOff = -1
+
 // rtcConfig is the media engine's configuration, which rtc validates.
 func (c Config) rtcConfig(log *slog.Logger) rtc.Config {
 	return rtc.Config{
 		UDPPort:        c.RTCUDPPort,
+		TCP:            c.RTCTCPPort != rtcTCPOff,
+		TCPPort:        max(c.RTCTCPPort, 0),
 		BindAddr:       c.RTCBind,
 		AnnounceIPs:    c.RTCAnnounceIP,
 		ICEURLs:        c.ICEURLs,
@@ -359,7 +374,8 @@ var settings = []setting{
 	{"tls-cert", "PEM certificate (and chain) file: serve HTTPS and WSS (with --tls-key; reread when it changes)", func(c *Config) any { return &c.TLSCert }},
 	{"tls-key", "PEM private key file of --tls-cert", func(c *Config) any { return &c.TLSKey }},
 	{"rtc-udp-port", "UDP port shared by all peer connections (0 = any free port)", func(c *Config) any { return &c.RTCUDPPort }},
-	{"rtc-bind", "address the media UDP port binds to (0.0.0.0 = every interface)", func(c *Config) any { return &c.RTCBind }},
+	{"rtc-tcp-port", "TCP port shared by all peer connections for ICE over TCP (0 = any free port, -1 = off)", func(c *Config) any { return &c.RTCTCPPort }},
+	{"rtc-bind", "address the media UDP and TCP ports bind to (0.0.0.0 = every interface)", func(c *Config) any { return &c.RTCBind }},
 	{"rtc-announce-ip", "public IPs to offer instead of the bound one (1:1 NAT)", func(c *Config) any { return &c.RTCAnnounceIP }},
 	{"ice-urls", "STUN/TURN URLs handed to clients", func(c *Config) any { return &c.ICEURLs }},
 	{"turn-username", "username for the TURN URLs", func(c *Config) any { return &c.TURNUsername }},

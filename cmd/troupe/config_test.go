@@ -53,7 +53,7 @@ rate_burst: 20
 	}{
 		{"defaults", nil, nil, "", func(c Config) bool { return reflect.DeepEqual(c, DefaultConfig()) }},
 		{"yaml over defaults", nil, nil, yamlAll, func(c Config) bool {
-			return reflect.DeepEqual(c, Config{DataDir: "/yaml/data", HTTPAddr: "127.0.0.1:1001", RTCUDPPort: 1002, RTCBind: "127.0.0.1",
+			return reflect.DeepEqual(c, Config{DataDir: "/yaml/data", HTTPAddr: "127.0.0.1:1001", RTCUDPPort: 1002, RTCTCPPort: 7881, RTCBind: "127.0.0.1",
 				CORSOrigins: stringList{"*"}, WebhookEvents: stringList{"*"}, WebhookMaxAge: 24 * time.Hour,
 				LogLevel: "debug", LogFormat: "json", RequestTimeout: 3 * time.Second,
 				PassivateAfter: time.Minute, RateLimit: 10.5, RateBurst: 20, ClusterLeaseTTL: 5 * time.Second})
@@ -133,6 +133,9 @@ func TestConfigErrors(t *testing.T) {
 		{"address with bad port", []string{"--http-addr", "127.0.0.1:http"}, nil, "", "--http-addr"},
 		{"address port out of range", []string{"--http-addr", "127.0.0.1:70000"}, nil, "", "--http-addr"},
 		{"udp port negative", []string{"--rtc-udp-port", "-1"}, nil, "", "--rtc-udp-port -1"},
+		{"tcp port below off", []string{"--rtc-tcp-port", "-2"}, nil, "", "--rtc-tcp-port -2: must be -1 (off) or 0..65535"},
+		{"tcp port too big", nil, map[string]string{"TROUPE_RTC_TCP_PORT": "65536"}, "", "--rtc-tcp-port 65536"},
+		{"tcp off passes", []string{"--rtc-tcp-port", "-1"}, nil, "", ""},
 		{"rtc bind not an IP", []string{"--rtc-bind", "localhost"}, nil, "", "--rtc-bind"},
 		{"ice url with a web scheme", []string{"--ice-urls", "stun:h:3478", "--ice-urls", "https://h"}, nil, "", `--ice-urls "https://h": want scheme:host[:port]`},
 		{"turn url without credential", []string{"--ice-urls", "turn:h:3478", "--turn-username", "u"}, nil, "", "--turn-credential: required with TURN URLs"},

@@ -59,7 +59,7 @@ func failoverConfig(t *testing.T, endpoint, nodeID, hook string) Config {
 func startChildNode(t *testing.T, cfg Config, token string) (*testServer, *exec.Cmd) {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(os.Args[0], "serve", "--data-dir", cfg.DataDir, "--http-addr", addr, "--rtc-udp-port", "0",
+	cmd := exec.Command(os.Args[0], "serve", "--data-dir", cfg.DataDir, "--http-addr", addr, "--rtc-udp-port", "0", "--rtc-tcp-port", "0",
 		"--log-level", "error", "--etcd-endpoints", strings.Join(cfg.EtcdEndpoints, ","), "--node-id", cfg.NodeID,
 		"--cluster-lease-ttl", cfg.ClusterLeaseTTL.String(), "--webhook-urls", strings.Join(cfg.WebhookURLs, ","),
 		"--webhook-allow-private")

@@ -56,6 +56,7 @@ func testConfig(dataDir string) Config {
 	cfg.DataDir = dataDir
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.RTCUDPPort = 0 // tests run side by side
+	cfg.RTCTCPPort = 0
 	cfg.LogLevel = "error"
 	return cfg
 }
