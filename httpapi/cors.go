@@ -115,6 +115,7 @@ func (s *Server) whipOptions(methods string) gin.HandlerFunc {
 		}
 		if methods == http.MethodPost {
 			c.Header("Accept-Post", contentTypeSDP)
+			s.optionsICEServers(c)
 		}
 		c.Status(http.StatusNoContent)
 		c.Writer.WriteHeaderNow()

@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/troupe-media/troupe/rtc/turnserver"
 )
 
 // DefaultBindAddr keeps media on the local machine unless told otherwise,
@@ -36,6 +38,12 @@ type Config struct {
 	ICEURLs []string
 	// TURNUsername and TURNCredential go with the TURN URLs.
 	TURNUsername, TURNCredential string
+	// TURN, if set, runs the built-in TURN server, whose URLs and
+	// credentials of their own ICEServers hands to each client. The engine
+	// fills its BindAddr (default BindAddr), its RelayIP (default the first
+	// AnnounceIPs, else BindAddr), its Peers (the engine's UDP port on its
+	// addresses: the relays reach nothing else) and its loggers.
+	TURN *turnserver.Config
 	// LoopbackOnly keeps every ICE candidate on loopback, IPv4 UDP only,
 	// so that tests never touch a real network.
 	LoopbackOnly bool

@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
@@ -53,7 +57,7 @@ func publishVideo(t *testing.T, s *testServer, room string) {
 		defer wg.Done()
 		sender.ServeKeyframeRequests(rs)
 	}()
-	answer := sdpExchange(t, s, "/whip/"+room, tok, pc)
+	answer, _ := sdpExchange(t, s, "/whip/"+room, tok, pc)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatal(err)
 	}
@@ -70,8 +74,8 @@ func publishVideo(t *testing.T, s *testServer, room string) {
 }
 
 // sdpExchange posts pc's gathered offer to a WHIP or WHEP path and
-// returns the answer.
-func sdpExchange(t *testing.T, s *testServer, path, token string, pc *webrtc.PeerConnection) string {
+// returns the answer and the response's headers.
+func sdpExchange(t *testing.T, s *testServer, path, token string, pc *webrtc.PeerConnection) (string, http.Header) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
 	defer cancel()
@@ -94,7 +98,7 @@ func sdpExchange(t *testing.T, s *testServer, path, token string, pc *webrtc.Pee
 	if err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST %s: %d %s %v", path, resp.StatusCode, answer, err)
 	}
-	return string(answer)
+	return string(answer), resp.Header
 }
 
 // edgeClientAPI is a pion API on loopback whose ICE uses only the network
@@ -119,10 +123,9 @@ func edgeClientAPI(t *testing.T, types ...webrtc.NetworkType) *webrtc.API {
 
 // watch subscribes to room through s by WHEP with a peer of api made with
 // conf, waits for video to flow, and returns the peer's selected candidate
-// pair.
-func watch(t *testing.T, s *testServer, room string, api *webrtc.API, conf webrtc.Configuration) *webrtc.ICECandidatePair {
+// pair and the headers of the answer.
+func watch(t *testing.T, s *testServer, room, tok string, api *webrtc.API, conf webrtc.Configuration) (*webrtc.ICECandidatePair, http.Header) {
 	t.Helper()
-	tok := s.mustDo(200, "POST", "/api/v1/rooms/"+room+"/tokens", `{"identity":"viewer","role":"subscriber"}`)["token"].(string)
 	pc, err := api.NewPeerConnection(conf)
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +147,7 @@ func watch(t *testing.T, s *testServer, room string, api *webrtc.API, conf webrt
 		defer wg.Done()
 		r.Run()
 	})
-	answer := sdpExchange(t, s, "/whep/"+room, tok, pc)
+	answer, header := sdpExchange(t, s, "/whep/"+room, tok, pc)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +166,12 @@ func watch(t *testing.T, s *testServer, room string, api *webrtc.API, conf webrt
 	if err != nil || pair == nil {
 		t.Fatalf("selected candidate pair: %v, %v", pair, err)
 	}
-	return pair
+	return pair, header
+}
+
+// viewerToken mints a subscriber's join token for room.
+func viewerToken(s *testServer, room string) string {
+	return s.mustDo(200, "POST", "/api/v1/rooms/"+room+"/tokens", `{"identity":"viewer","role":"subscriber"}`)["token"].(string)
 }
 
 func checkIntact(t *testing.T, r *rtctest.Receiver) {
@@ -179,7 +187,7 @@ func TestICEOverTCP(t *testing.T) {
 	s := startServer(t, testConfig(t.TempDir()))
 	s.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"r1"}`)
 	publishVideo(t, s, "r1")
-	pair := watch(t, s, "r1", edgeClientAPI(t, webrtc.NetworkTypeTCP4), webrtc.Configuration{})
+	pair, _ := watch(t, s, "r1", viewerToken(s, "r1"), edgeClientAPI(t, webrtc.NetworkTypeTCP4), webrtc.Configuration{})
 	if pair.Local.Protocol != webrtc.ICEProtocolTCP || pair.Remote.Protocol != webrtc.ICEProtocolTCP || pair.Remote.TCPType != "passive" {
 		t.Fatalf("selected pair %s, want TCP to the server's passive candidate", pair)
 	}
@@ -191,7 +199,7 @@ func TestICEOverTCPOff(t *testing.T) {
 	cfg.RTCTCPPort = rtcTCPOff
 	s := startServer(t, cfg)
 	s.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"r1"}`)
-	tok := s.mustDo(200, "POST", "/api/v1/rooms/r1/tokens", `{"identity":"viewer","role":"subscriber"}`)["token"].(string)
+	tok := viewerToken(s, "r1")
 	pc, err := edgeClientAPI(t, webrtc.NetworkTypeUDP4).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
@@ -200,8 +208,137 @@ func TestICEOverTCPOff(t *testing.T) {
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		t.Fatal(err)
 	}
-	answer := sdpExchange(t, s, "/whep/r1", tok, pc)
+	answer, _ := sdpExchange(t, s, "/whep/r1", tok, pc)
 	if !strings.Contains(answer, " udp ") || strings.Contains(strings.ToLower(answer), " tcp ") {
 		t.Fatalf("answer's candidates, want UDP only:\n%s", answer)
 	}
+}
+
+// linkICEServers parses the ICE servers of RFC 9725 Link headers.
+func linkICEServers(t *testing.T, h http.Header) []webrtc.ICEServer {
+	t.Helper()
+	var out []webrtc.ICEServer
+	for _, v := range h.Values("Link") {
+		m := linkRE.FindStringSubmatch(v)
+		if m == nil {
+			t.Fatalf("Link header %q", v)
+		}
+		s := webrtc.ICEServer{URLs: []string{m[1]}}
+		if m[2] != "" {
+			s.Username, s.Credential = m[2], m[3]
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+var linkRE = regexp.MustCompile(`^<([^>]+)>; rel="ice-server"(?:; username="([^"]*)"; credential="([^"]*)"; credential-type="password")?$`)
+
+// turnServers returns the TURN servers of list.
+func turnServers(list []webrtc.ICEServer) []webrtc.ICEServer {
+	var out []webrtc.ICEServer
+	for _, s := range list {
+		if strings.HasPrefix(s.URLs[0], "turn:") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// A client allowed to use relays only connects through the built-in TURN
+// server, with the credentials the server handed it, and gets media; the
+// configured ICE URLs are handed out beside it.
+func TestTURNRelay(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.TURNEnabled = true
+	cfg.ICEURLs = stringList{"stun:stun.example.com:3478"}
+	s := startServer(t, cfg)
+	s.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"r1"}`)
+	publishVideo(t, s, "r1")
+	tok := viewerToken(s, "r1")
+
+	// OPTIONS with the viewer's token hands out the servers, with
+	// credentials for its identity; without a token, none.
+	options := func(token string) http.Header {
+		req, err := http.NewRequest("OPTIONS", s.url+"/whep/r1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := s.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("OPTIONS: %d", resp.StatusCode)
+		}
+		return resp.Header
+	}
+	if got := options("")["Link"]; len(got) != 0 {
+		t.Fatalf("OPTIONS without a token: Link %q", got)
+	}
+	servers := linkICEServers(t, options(tok))
+	if len(servers) != 2 || !slices.ContainsFunc(servers, func(s webrtc.ICEServer) bool {
+		return s.URLs[0] == "stun:stun.example.com:3478" && s.Username == ""
+	}) {
+		t.Fatalf("ICE servers of OPTIONS: %+v, want the STUN URL and the built-in TURN", servers)
+	}
+	turns := turnServers(servers)
+	if len(turns) != 1 || !strings.HasSuffix(turns[0].Username, ":viewer") || !strings.HasSuffix(turns[0].URLs[0], "?transport=udp") {
+		t.Fatalf("TURN servers of OPTIONS: %+v", turns)
+	}
+
+	conf := webrtc.Configuration{ICEServers: turns, ICETransportPolicy: webrtc.ICETransportPolicyRelay}
+	pair, header := watch(t, s, "r1", tok, edgeClientAPI(t, webrtc.NetworkTypeUDP4), conf)
+	if pair.Local.Typ != webrtc.ICECandidateTypeRelay {
+		t.Fatalf("selected pair %s, want a relayed one", pair)
+	}
+	// The 201's servers carry credentials for the new participant.
+	created := turnServers(linkICEServers(t, header))
+	if len(created) != 1 || !strings.Contains(created[0].Username, ":PA_") {
+		t.Fatalf("TURN servers of the 201: %+v", created)
+	}
+
+	// A WebSocket joiner gets them in joined.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+s.addr+"/rtc", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"join","token":"`+tok+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, msg, err := ws.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var joined struct {
+		Type        string `json:"type"`
+		Participant struct {
+			ID string `json:"id"`
+		} `json:"participant"`
+		ICEServers []struct {
+			URLs       []string `json:"urls"`
+			Username   string   `json:"username"`
+			Credential string   `json:"credential"`
+		} `json:"ice_servers"`
+	}
+	if err := json.Unmarshal(msg, &joined); err != nil || joined.Type != "joined" || len(joined.ICEServers) != 2 {
+		t.Fatalf("joined %s: %v", msg, err)
+	}
+	var turnUser string
+	for _, is := range joined.ICEServers {
+		if strings.HasPrefix(is.URLs[0], "turn:") {
+			turnUser = is.Username
+		}
+	}
+	if !strings.HasSuffix(turnUser, ":"+joined.Participant.ID) {
+		t.Fatalf("joined's TURN username %q, want one for %s", turnUser, joined.Participant.ID)
+	}
+	ws.Close(websocket.StatusNormalClosure, "")
 }

@@ -236,11 +236,25 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 	); err != nil {
 		return nil, err
 	}
-	media, err := rtc.NewEngine(cfg.rtcConfig(log.With("component", "rtc")))
+	rtcConfig := cfg.rtcConfig(log.With("component", "rtc"))
+	if rtcConfig.TURN != nil {
+		// Every node of a cluster shares the secret, so any of them mints
+		// credentials the owner of a room accepts.
+		rtcConfig.TURN.Secret = []byte(key.Secret)
+		if cfg.turnTLS() {
+			rtcConfig.TURN.TLS = s.certs.tlsConfig()
+		}
+	}
+	media, err := rtc.NewEngine(rtcConfig)
 	if err != nil {
 		return nil, fmt.Errorf("start media: %w", err)
 	}
 	s.media = media
+	if t := media.TURN(); t != nil {
+		if err := registerAll(reg, t.Collector()); err != nil {
+			return nil, err
+		}
+	}
 	mediaMetrics := rtc.NewMetrics()
 	if err := registerAll(reg, mediaMetrics); err != nil {
 		return nil, err
@@ -368,7 +382,7 @@ func (s *Server) Start(ctx context.Context) error {
 
 	baseURL := s.cfg.scheme() + "://" + dialableAddr(s.ln.Addr())
 	s.log.Info("troupe serving", "version", versionString(), "http", baseURL,
-		"data_dir", s.cfg.DataDir, "rtc_udp", s.media.LocalAddr().String())
+		"data_dir", s.cfg.DataDir, "rtc_udp", s.media.LocalAddr().String(), "rtc_tcp", fmt.Sprint(s.media.TCPAddr()))
 	if s.keyFrom == keyCreated {
 		if err := printBanner(s.stdout, s.cfg, s.key, baseURL); err != nil {
 			return err

@@ -57,6 +57,7 @@ func testConfig(dataDir string) Config {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.RTCUDPPort = 0 // tests run side by side
 	cfg.RTCTCPPort = 0
+	cfg.TURNUDPPort, cfg.TURNTLSPort = 0, 0 // used when a test enables TURN
 	cfg.LogLevel = "error"
 	return cfg
 }

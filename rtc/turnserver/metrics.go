@@ -17,14 +17,14 @@ func newMetrics() *metrics {
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "troupe_turn_refused_total",
-			Help: "TURN requests refused, by reason: bad_username, expired, quota (too many relays for one user), peer (a permission for an address other than the media server's).",
+			Help: "TURN requests refused, by reason: bad_username, expired, wrong_password, quota (too many relays for one user), peer (a permission for an address other than the media server's).",
 		}, []string{"reason"}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "troupe_turn_relay_dropped_total",
 			Help: "Datagrams a relay dropped because they were sent to a port other than the media server's.",
 		}),
 	}
-	for _, r := range []string{"bad_username", "expired", "quota", "peer"} {
+	for _, r := range []string{"bad_username", "expired", "wrong_password", "quota", "peer"} {
 		m.refused.WithLabelValues(r)
 	}
 	return m

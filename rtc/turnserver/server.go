@@ -154,6 +154,13 @@ func New(cfg Config) (*Server, error) {
 		AuthHandler:   s.authenticate,
 		QuotaHandler:  s.quota,
 		EventHandler: turn.EventHandler{
+			// pion reports here the requests whose credentials were
+			// accepted by authenticate but whose password was wrong.
+			OnAuth: func(_, _ net.Addr, _, _, _, _ string, verdict bool) {
+				if !verdict {
+					s.metrics.refused.WithLabelValues("wrong_password").Inc()
+				}
+			},
 			OnAllocationCreated: func(_, _ net.Addr, _, user, _ string, _ net.Addr, _ int) { s.allocated(user, +1) },
 			OnAllocationDeleted: func(_, _ net.Addr, _, user, _ string) { s.allocated(user, -1) },
 		},

@@ -168,11 +168,11 @@ func TestWrongOrExpiredCredentialsRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name, username, password, reason string
 	}{
-		{"wrong password", good, goodPassword + "x", ""},
-		{"signed with another secret", good, otherSecret, ""},
+		{"wrong password", good, goodPassword + "x", "wrong_password"},
+		{"signed with another secret", good, otherSecret, "wrong_password"},
 		{"expired", expired, expiredPassword, "expired"},
 		{"no expiry", "PA_alice", goodPassword, "bad_username"},
-		{"expiry moved later", strings.Replace(expired, expired[:3], "999", 1), expiredPassword, ""},
+		{"expiry moved later", strings.Replace(expired, expired[:3], "999", 1), expiredPassword, "wrong_password"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var before float64
