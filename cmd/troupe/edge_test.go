@@ -24,8 +24,9 @@ import (
 )
 
 // publishVideo joins room through s by WHIP with a pion peer on loopback
-// UDP that sends synthetic VP8 until the test ends.
-func publishVideo(t *testing.T, s *testServer, room string) {
+// UDP that sends synthetic VP8, a packet every interval, until the test
+// ends.
+func publishVideo(t testing.TB, s *testServer, room string, interval time.Duration) {
 	t.Helper()
 	tok := s.mustDo(200, "POST", "/api/v1/rooms/"+room+"/tokens", `{"identity":"pub","role":"publisher"}`)["token"].(string)
 	api, err := rtctest.ClientAPI()
@@ -64,7 +65,7 @@ func publishVideo(t *testing.T, s *testServer, room string) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = sender.Run(ctx, 1<<30, 5*time.Millisecond) // until canceled
+		_ = sender.Run(ctx, 1<<30, interval) // until canceled
 	}()
 	// A WHEP viewer gets the tracks published when it joins.
 	poll.Until(t, "pub's track to be published", func() bool {
@@ -75,7 +76,7 @@ func publishVideo(t *testing.T, s *testServer, room string) {
 
 // sdpExchange posts pc's gathered offer to a WHIP or WHEP path and
 // returns the answer and the response's headers.
-func sdpExchange(t *testing.T, s *testServer, path, token string, pc *webrtc.PeerConnection) (string, http.Header) {
+func sdpExchange(t testing.TB, s *testServer, path, token string, pc *webrtc.PeerConnection) (string, http.Header) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
 	defer cancel()
@@ -103,7 +104,7 @@ func sdpExchange(t *testing.T, s *testServer, path, token string, pc *webrtc.Pee
 
 // edgeClientAPI is a pion API on loopback whose ICE uses only the network
 // types given.
-func edgeClientAPI(t *testing.T, types ...webrtc.NetworkType) *webrtc.API {
+func edgeClientAPI(t testing.TB, types ...webrtc.NetworkType) *webrtc.API {
 	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
@@ -124,17 +125,35 @@ func edgeClientAPI(t *testing.T, types ...webrtc.NetworkType) *webrtc.API {
 // watch subscribes to room through s by WHEP with a peer of api made with
 // conf, waits for video to flow, and returns the peer's selected candidate
 // pair and the headers of the answer.
-func watch(t *testing.T, s *testServer, room, tok string, api *webrtc.API, conf webrtc.Configuration) (*webrtc.ICECandidatePair, http.Header) {
+func watch(t testing.TB, s *testServer, room, tok string, api *webrtc.API, conf webrtc.Configuration) (*webrtc.ICECandidatePair, http.Header) {
+	t.Helper()
+	v := newViewer(t, s, room, tok, api, conf)
+	return v.pair, v.header
+}
+
+// viewer is a WHEP subscriber whose video flows.
+type viewer struct {
+	pair   *webrtc.ICECandidatePair
+	header http.Header // of the answer
+	r      *rtctest.Receiver
+	close  func()
+}
+
+// newViewer subscribes to room through s by WHEP with a peer of api made
+// with conf and waits for video to flow; the viewer is closed when the
+// test ends, or before by close.
+func newViewer(t testing.TB, s *testServer, room, tok string, api *webrtc.API, conf webrtc.Configuration) *viewer {
 	t.Helper()
 	pc, err := api.NewPeerConnection(conf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	t.Cleanup(func() {
+	closeViewer := func() {
 		pc.Close()
 		wg.Wait()
-	})
+	}
+	t.Cleanup(closeViewer)
 	tc, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
 	if err != nil {
 		t.Fatal(err)
@@ -166,15 +185,16 @@ func watch(t *testing.T, s *testServer, room, tok string, api *webrtc.API, conf 
 	if err != nil || pair == nil {
 		t.Fatalf("selected candidate pair: %v, %v", pair, err)
 	}
-	return pair, header
+	return &viewer{pair: pair, header: header, r: r, close: closeViewer}
 }
 
 // viewerToken mints a subscriber's join token for room.
 func viewerToken(s *testServer, room string) string {
+	s.t.Helper()
 	return s.mustDo(200, "POST", "/api/v1/rooms/"+room+"/tokens", `{"identity":"viewer","role":"subscriber"}`)["token"].(string)
 }
 
-func checkIntact(t *testing.T, r *rtctest.Receiver) {
+func checkIntact(t testing.TB, r *rtctest.Receiver) {
 	t.Helper()
 	if st := r.Stats(); st.Corrupt > 0 || st.OutOfOrder > 0 {
 		t.Errorf("%d packets damaged, %d out of order", st.Corrupt, st.OutOfOrder)
@@ -186,7 +206,7 @@ func checkIntact(t *testing.T, r *rtctest.Receiver) {
 func TestICEOverTCP(t *testing.T) {
 	s := startServer(t, testConfig(t.TempDir()))
 	s.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"r1"}`)
-	publishVideo(t, s, "r1")
+	publishVideo(t, s, "r1", 5*time.Millisecond)
 	pair, _ := watch(t, s, "r1", viewerToken(s, "r1"), edgeClientAPI(t, webrtc.NetworkTypeTCP4), webrtc.Configuration{})
 	if pair.Local.Protocol != webrtc.ICEProtocolTCP || pair.Remote.Protocol != webrtc.ICEProtocolTCP || pair.Remote.TCPType != "passive" {
 		t.Fatalf("selected pair %s, want TCP to the server's passive candidate", pair)
@@ -215,7 +235,7 @@ func TestICEOverTCPOff(t *testing.T) {
 }
 
 // linkICEServers parses the ICE servers of RFC 9725 Link headers.
-func linkICEServers(t *testing.T, h http.Header) []webrtc.ICEServer {
+func linkICEServers(t testing.TB, h http.Header) []webrtc.ICEServer {
 	t.Helper()
 	var out []webrtc.ICEServer
 	for _, v := range h.Values("Link") {
@@ -254,7 +274,7 @@ func TestTURNRelay(t *testing.T) {
 	cfg.ICEURLs = stringList{"stun:stun.example.com:3478"}
 	s := startServer(t, cfg)
 	s.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"r1"}`)
-	publishVideo(t, s, "r1")
+	publishVideo(t, s, "r1", 5*time.Millisecond)
 	tok := viewerToken(s, "r1")
 
 	// OPTIONS with the viewer's token hands out the servers, with

@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 }
 
 type testServer struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	addr   string
 	token  string

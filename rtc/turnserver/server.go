@@ -170,11 +170,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.TLS != nil {
 		tlsAddr := net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.TLSPort))
-		s.tls, err = tls.Listen("tcp", tlsAddr, cfg.TLS)
+		tcp, err := net.Listen("tcp", tlsAddr)
 		if err != nil {
 			udp.Close()
 			return nil, fmt.Errorf("turnserver: listen on TLS %s: %w", tlsAddr, err)
 		}
+		s.tls = tls.NewListener(newConnTracker(tcp), cfg.TLS)
 		sc.ListenerConfigs = []turn.ListenerConfig{{
 			Listener: s.tls, RelayAddressGenerator: relays, PermissionHandler: s.permit,
 		}}

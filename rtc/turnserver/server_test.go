@@ -2,8 +2,14 @@ package turnserver
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/netip"
 	"strings"
@@ -244,5 +250,80 @@ func TestConfigRefused(t *testing.T) {
 	}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// selfSigned is a TLS certificate for 127.0.0.1 and a pool that trusts it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// A client that reaches the server over TLS only (turns:) gets a relay
+// with the same credentials, and the URLs handed out name both listeners.
+func TestRelayOverTLS(t *testing.T) {
+	media := listenUDP(t)
+	cert, pool := selfSigned(t)
+	s := startServer(t, media, func(c *Config) {
+		c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		c.Host = "127.0.0.1"
+	})
+	username, password := Credentials(secret, "PA_alice", time.Now().Add(time.Hour))
+	servers := s.ICEServers("PA_alice")
+	if len(servers) != 1 || len(servers[0].URLs) != 2 ||
+		servers[0].URLs[0] != "turn:"+s.UDPAddr().String()+"?transport=udp" ||
+		servers[0].URLs[1] != "turns:"+s.TLSAddr().String()+"?transport=tcp" ||
+		!strings.HasSuffix(servers[0].Username, ":PA_alice") {
+		t.Fatalf("ICE servers %+v", servers)
+	}
+
+	conn, err := tls.Dial("tcp", s.TLSAddr().String(), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close() // the client does not close it
+	c, err := turn.NewClient(&turn.ClientConfig{
+		TURNServerAddr: s.TLSAddr().String(), STUNServerAddr: s.TLSAddr().String(),
+		Username: username, Password: password, Conn: turn.NewSTUNConn(conn),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	if _, err := relay.WriteTo([]byte("over TLS"), media.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := readFrom(t, media); string(got) != "over TLS" {
+		t.Fatalf("media port got %q", got)
 	}
 }
