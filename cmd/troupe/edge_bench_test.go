@@ -153,24 +153,37 @@ func median(v []float64) float64 {
 	return v[len(v)/2]
 }
 
-// whepICEServers asks the WHEP endpoint for its TURN servers with a join
-// token, as a relay-only client does before it offers.
-func whepICEServers(t testing.TB, s *testServer, room, tok string) []webrtc.ICEServer {
+// whepOptions sends OPTIONS to room's WHEP endpoint, with a join token if
+// tok is not empty, expects 204 and returns the response's headers.
+func whepOptions(t testing.TB, s *testServer, room, tok string) http.Header {
 	t.Helper()
 	req, err := http.NewRequest("OPTIONS", s.url+"/whep/"+room, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+tok)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	servers := turnServers(linkICEServers(t, resp.Header))
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("OPTIONS /whep/%s: %d", room, resp.StatusCode)
+	}
+	return resp.Header
+}
+
+// whepICEServers asks the WHEP endpoint for its TURN servers with a join
+// token, as a relay-only client does before it offers.
+func whepICEServers(t testing.TB, s *testServer, room, tok string) []webrtc.ICEServer {
+	t.Helper()
+	h := whepOptions(t, s, room, tok)
+	servers := turnServers(linkICEServers(t, h))
 	if len(servers) == 0 {
-		t.Fatalf("OPTIONS /whep/%s: no TURN server in %q", room, resp.Header.Values("Link"))
+		t.Fatalf("OPTIONS /whep/%s: no TURN server in %q", room, h.Values("Link"))
 	}
 	return servers
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"slices"
@@ -15,20 +14,16 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
-// publishVideo joins room through s by WHIP with a pion peer on loopback
-// UDP that sends synthetic VP8, a packet every interval, until the test
-// ends.
-func publishVideo(t testing.TB, s *testServer, room string, interval time.Duration) {
+// loopbackPeer is a peer connection of rtctest.ClientAPI, closed when the
+// test ends.
+func loopbackPeer(t testing.TB) *webrtc.PeerConnection {
 	t.Helper()
-	tok := s.mustDo(200, "POST", "/api/v1/rooms/"+room+"/tokens", `{"identity":"pub","role":"publisher"}`)["token"].(string)
 	api, err := rtctest.ClientAPI()
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +32,17 @@ func publishVideo(t testing.TB, s *testServer, room string, interval time.Durati
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { pc.Close() })
+	return pc
+}
+
+// publishVideo joins room through s by WHIP with a pion peer on loopback
+// UDP that sends synthetic VP8, a packet every interval, until the test
+// ends.
+func publishVideo(t testing.TB, s *testServer, room string, interval time.Duration) {
+	t.Helper()
+	tok := s.mustDo(200, "POST", "/api/v1/rooms/"+room+"/tokens", `{"identity":"pub","role":"publisher"}`)["token"].(string)
+	pc := loopbackPeer(t)
 	track, err := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", "pub")
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +90,15 @@ func sdpExchange(t testing.TB, s *testServer, path, token string, pc *webrtc.Pee
 	if err != nil {
 		t.Fatal(err)
 	}
+	return postSDP(t, s, path, token, offer)
+}
+
+// postSDP posts an offer to a WHIP or WHEP path, expects 201, and returns
+// the answer and the response's headers.
+func postSDP(t testing.TB, s *testServer, path, token, offer string) (string, http.Header) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "POST", s.url+path, strings.NewReader(offer))
 	if err != nil {
 		t.Fatal(err)
@@ -106,20 +121,11 @@ func sdpExchange(t testing.TB, s *testServer, path, token string, pc *webrtc.Pee
 // types given.
 func edgeClientAPI(t testing.TB, types ...webrtc.NetworkType) *webrtc.API {
 	t.Helper()
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
+	api, err := rtctest.ClientAPIOnNetworks(types...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
-		t.Fatal(err)
-	}
-	var se webrtc.SettingEngine
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetNetworkTypes(types)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
+	return api
 }
 
 // watch subscribes to room through s by WHEP with a peer of api made with
@@ -279,24 +285,7 @@ func TestTURNRelay(t *testing.T) {
 
 	// OPTIONS with the viewer's token hands out the servers, with
 	// credentials for its identity; without a token, none.
-	options := func(token string) http.Header {
-		req, err := http.NewRequest("OPTIONS", s.url+"/whep/r1", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := s.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("OPTIONS: %d", resp.StatusCode)
-		}
-		return resp.Header
-	}
+	options := func(token string) http.Header { return whepOptions(t, s, "r1", token) }
 	if got := options("")["Link"]; len(got) != 0 {
 		t.Fatalf("OPTIONS without a token: Link %q", got)
 	}

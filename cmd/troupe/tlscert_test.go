@@ -2,15 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -20,71 +13,17 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/troupe-media/troupe/internal/testcert"
 )
 
-// testCA is an ephemeral certificate authority that issues the server's
-// certificates in a test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTestCA(t *testing.T) *testCA {
+// issue writes a certificate of ca for 127.0.0.1 with the serial number
+// given, valid until notAfter, and its key, as PEM files.
+func issue(t *testing.T, ca *testcert.CA, certFile, keyFile string, serial int64, notAfter time.Time) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "Troupe test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-// issue writes a certificate for 127.0.0.1 with the serial number given,
-// valid until notAfter, and its key, as PEM files.
-func (ca *testCA) issue(t *testing.T, certFile, keyFile string, serial int64, notAfter time.Time) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: "troupe.test"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-2 * time.Hour),
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	writeFile(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	certPEM, keyPEM := ca.Issue(t, serial, notAfter)
+	writeFile(t, certFile, certPEM)
+	writeFile(t, keyFile, keyPEM)
 }
 
 func writeFile(t *testing.T, path string, data []byte) {
@@ -96,12 +35,12 @@ func writeFile(t *testing.T, path string, data []byte) {
 
 // tlsServer starts a server on HTTPS with a certificate of serial 1 issued
 // by a new CA, and returns it with the CA and the certificate's files.
-func tlsServer(t *testing.T) (s *testServer, ca *testCA, certFile, keyFile string) {
+func tlsServer(t *testing.T) (s *testServer, ca *testcert.CA, certFile, keyFile string) {
 	t.Helper()
 	dir := t.TempDir()
-	ca = newTestCA(t)
+	ca = testcert.NewCA(t)
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	ca.issue(t, certFile, keyFile, 1, time.Now().Add(time.Hour))
+	issue(t, ca, certFile, keyFile, 1, time.Now().Add(time.Hour))
 	cfg := testConfig(filepath.Join(dir, "data"))
 	cfg.TLSCert, cfg.TLSKey = certFile, keyFile
 	cfg.LogLevel = "info"
@@ -111,7 +50,7 @@ func tlsServer(t *testing.T) (s *testServer, ca *testCA, certFile, keyFile strin
 	}
 	// A connection per request, so that each one shows the certificate
 	// served at that moment.
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}, DisableKeepAlives: true}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}, DisableKeepAlives: true}
 	return startServerWith(t, cfg, ln, tr), ca, certFile, keyFile
 }
 
@@ -168,7 +107,7 @@ func TestHTTPSServesRotatedCertificate(t *testing.T) {
 	ws.Close(websocket.StatusNormalClosure, "")
 
 	// A renewal written over the files is served on the next connection.
-	ca.issue(t, certFile, keyFile, 2, time.Now().Add(time.Hour))
+	issue(t, ca, certFile, keyFile, 2, time.Now().Add(time.Hour))
 	if got := servedSerial(t, s); got != 2 {
 		t.Fatalf("serial %d served after rotation, want 2", got)
 	}
@@ -183,7 +122,7 @@ func TestHTTPSServesRotatedCertificate(t *testing.T) {
 	}
 	// Replaced by a rename, as certbot and cert-manager do.
 	dir := filepath.Dir(certFile)
-	ca.issue(t, filepath.Join(dir, "new-cert.pem"), filepath.Join(dir, "new-key.pem"), 3, time.Now().Add(time.Hour))
+	issue(t, ca, filepath.Join(dir, "new-cert.pem"), filepath.Join(dir, "new-key.pem"), 3, time.Now().Add(time.Hour))
 	for _, f := range []string{"cert", "key"} {
 		if err := os.Rename(filepath.Join(dir, "new-"+f+".pem"), filepath.Join(dir, f+".pem")); err != nil {
 			t.Fatal(err)
@@ -199,13 +138,13 @@ func TestHTTPSServesRotatedCertificate(t *testing.T) {
 
 func TestBadCertificateRefusedAtStart(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t)
+	ca := testcert.NewCA(t)
 	good, goodKey := filepath.Join(dir, "good.pem"), filepath.Join(dir, "good-key.pem")
-	ca.issue(t, good, goodKey, 1, time.Now().Add(time.Hour))
+	issue(t, ca, good, goodKey, 1, time.Now().Add(time.Hour))
 	other, otherKey := filepath.Join(dir, "other.pem"), filepath.Join(dir, "other-key.pem")
-	ca.issue(t, other, otherKey, 2, time.Now().Add(time.Hour))
+	issue(t, ca, other, otherKey, 2, time.Now().Add(time.Hour))
 	expired, expiredKey := filepath.Join(dir, "expired.pem"), filepath.Join(dir, "expired-key.pem")
-	ca.issue(t, expired, expiredKey, 3, time.Now().Add(-time.Hour))
+	issue(t, ca, expired, expiredKey, 3, time.Now().Add(-time.Hour))
 	garbage := filepath.Join(dir, "garbage.pem")
 	writeFile(t, garbage, []byte("-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n"))
 

@@ -2,14 +2,9 @@ package turnserver
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/netip"
 	"strings"
@@ -20,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/troupe-media/troupe/internal/leaktest"
+	"github.com/troupe-media/troupe/internal/testcert"
 )
 
 func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
@@ -253,41 +249,13 @@ func TestConfigRefused(t *testing.T) {
 	}
 }
 
-// selfSigned is a TLS certificate for 127.0.0.1 and a pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
-
 // A client that reaches the server over TLS only (turns:) gets a relay
 // with the same credentials, and the URLs handed out name both listeners.
 func TestRelayOverTLS(t *testing.T) {
 	media := listenUDP(t)
-	cert, pool := selfSigned(t)
+	ca := testcert.NewCA(t)
 	s := startServer(t, media, func(c *Config) {
-		c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		c.TLS = &tls.Config{Certificates: []tls.Certificate{ca.TLSCertificate(t, 1)}, MinVersion: tls.VersionTLS12}
 		c.Host = "127.0.0.1"
 	})
 	username, password := Credentials(secret, "PA_alice", time.Now().Add(time.Hour))
@@ -299,7 +267,7 @@ func TestRelayOverTLS(t *testing.T) {
 		t.Fatalf("ICE servers %+v", servers)
 	}
 
-	conn, err := tls.Dial("tcp", s.TLSAddr().String(), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	conn, err := tls.Dial("tcp", s.TLSAddr().String(), &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12})
 	if err != nil {
 		t.Fatal(err)
 	}
