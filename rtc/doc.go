@@ -1,5 +1,6 @@
 // Package rtc is Troupe's media data plane: the one pion API the server uses
-// for every peer connection (codecs, interceptors, the ICE UDP mux), and the
+// for every peer connection (codecs, interceptors, the ICE UDP and TCP muxes,
+// the built-in TURN server of rtc/turnserver when configured), and the
 // forwarding fast path that carries a publisher's RTP to its subscribers.
 //
 // An Engine makes peer connections. A Peer owns one client's connection
