@@ -44,16 +44,26 @@ func quoteParam(s string) string {
 // optionsICEServers adds the ICE servers to an OPTIONS on a WHIP or WHEP
 // endpoint that carries a join token of the endpoint's room; without one,
 // the answer is the same minus the servers, since TURN credentials are
-// for participants only.
-func (s *Server) optionsICEServers(c *gin.Context) {
+// for participants only. In a cluster the servers are the room owner's,
+// whose relays reach its media port alone: a request for a room another
+// node owns is forwarded there, and forwarded reports that it was.
+func (s *Server) optionsICEServers(c *gin.Context) (forwarded bool) {
 	token, ok := bearerToken(c.Request)
 	if !ok {
-		return
+		return false
 	}
 	claims, err := s.verify(token)
 	if err != nil || checkJoinClaims(claims) != nil || claims.Room != c.Param("room") {
-		return
+		return false
+	}
+	if s.cfg.Owners != nil {
+		_, err := s.cfg.Rooms.Participants(c.Request.Context(), actors.RoomID(claims.Room))
+		if err != nil && s.forward(c, err) {
+			c.Abort()
+			return true
+		}
 	}
 	addICEServerLinks(c, s.cfg.Rooms.ICEServers(claims.Subject))
 	c.Header("Cache-Control", "no-store") // credentials
+	return false
 }

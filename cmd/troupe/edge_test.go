@@ -351,3 +351,30 @@ func TestTURNRelay(t *testing.T) {
 	}
 	ws.Close(websocket.StatusNormalClosure, "")
 }
+
+// In a cluster, an OPTIONS on a WHEP endpoint is answered by the room's
+// owner, whose TURN relays reach its own media port: both nodes hand out
+// the owner's TURN server (each node's has a port of its own).
+func TestClusterICEServersFromOwner(t *testing.T) {
+	endpoint := etcdStart(t)
+	secret := strings.Repeat("s", 32)
+	var nodes []*testServer
+	for _, id := range []string{"node-a", "node-b"} {
+		cfg := clusterConfig(t, endpoint, id, secret)
+		cfg.TURNEnabled = true
+		nodes = append(nodes, startServer(t, cfg))
+	}
+	nodes[0].mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"r1"}`)
+	tok := viewerToken(nodes[0], "r1")
+	var urls []string
+	for _, s := range nodes {
+		servers := turnServers(linkICEServers(t, whepOptions(t, s, "r1", tok)))
+		if len(servers) != 1 {
+			t.Fatalf("%s: TURN servers %+v", s.url, servers)
+		}
+		urls = append(urls, servers[0].URLs[0])
+	}
+	if urls[0] != urls[1] {
+		t.Fatalf("TURN URLs through the two nodes differ: %q", urls)
+	}
+}
