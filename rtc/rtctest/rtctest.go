@@ -64,6 +64,10 @@ func newClientAPI(n transport.Net, types []webrtc.NetworkType, codecs ...webrtc.
 	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
 		return nil, err
 	}
+	// mid and rid on a simulcast camera's packets (SimulcastSender).
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return nil, err
+	}
 	var s webrtc.SettingEngine
 	s.SetIncludeLoopbackCandidate(true)
 	s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
