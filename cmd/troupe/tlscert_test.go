@@ -35,7 +35,7 @@ func writeFile(t *testing.T, path string, data []byte) {
 
 // tlsServer starts a server on HTTPS with a certificate of serial 1 issued
 // by a new CA, and returns it with the CA and the certificate's files.
-func tlsServer(t *testing.T) (s *testServer, ca *testcert.CA, certFile, keyFile string) {
+func tlsServer(t *testing.T, mods ...func(*Config)) (s *testServer, ca *testcert.CA, certFile, keyFile string) {
 	t.Helper()
 	dir := t.TempDir()
 	ca = testcert.NewCA(t)
@@ -44,6 +44,9 @@ func tlsServer(t *testing.T) (s *testServer, ca *testcert.CA, certFile, keyFile 
 	cfg := testConfig(filepath.Join(dir, "data"))
 	cfg.TLSCert, cfg.TLSKey = certFile, keyFile
 	cfg.LogLevel = "info"
+	for _, mod := range mods {
+		mod(&cfg)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -168,5 +171,38 @@ func TestBadCertificateRefusedAtStart(t *testing.T) {
 				t.Fatalf("error %v, want ErrInvalidConfig with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// The built-in TURN server's TLS port serves the API's certificate, and
+// its renewal too.
+func TestTURNOverTLSServesTheCertificate(t *testing.T) {
+	s, ca, certFile, keyFile := tlsServer(t, func(c *Config) { c.TURNEnabled = true })
+	s.mustDo(http.StatusCreated, "POST", "/api/v1/rooms", `{"id":"r1","name":"r1"}`)
+	var addr string
+	servers := linkICEServers(t, whepOptions(t, s, "r1", viewerToken(s, "r1")))
+	for _, is := range servers {
+		if u, ok := strings.CutPrefix(is.URLs[0], "turns:"); ok && is.Username != "" {
+			addr = strings.TrimSuffix(u, "?transport=tcp")
+		}
+	}
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("ICE servers %+v, want a turns: URL with credentials", servers)
+	}
+	served := func() int64 {
+		t.Helper()
+		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+	}
+	if got := served(); got != 1 {
+		t.Fatalf("TURN over TLS serves serial %d, want 1", got)
+	}
+	issue(t, ca, certFile, keyFile, 2, time.Now().Add(time.Hour))
+	if got := served(); got != 2 {
+		t.Fatalf("TURN over TLS serves serial %d after the renewal, want 2", got)
 	}
 }
