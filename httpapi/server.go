@@ -37,6 +37,9 @@ type RoomService interface {
 	// CheckOffer refuses a WHIP or WHEP offer before its join.
 	CheckOffer(kind actors.ClientKind, offer string) error
 	Participants(ctx context.Context, roomID actors.RoomID) ([]actors.ParticipantInfo, error)
+	// ICEServers are the STUN and TURN servers of a client about to
+	// join, with TURN credentials of its own.
+	ICEServers(user string) []actors.ICEServer
 	Kick(ctx context.Context, roomID actors.RoomID, participantID actors.ParticipantID) error
 	MuteParticipant(ctx context.Context, roomID actors.RoomID, participantID actors.ParticipantID, kind string, muted bool) error
 
