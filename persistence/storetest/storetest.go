@@ -46,6 +46,7 @@ var groups = []struct {
 }{
 	{"Rooms", roomCases},
 	{"Sessions", sessionCases},
+	{"Recordings", recordingCases},
 	{"Apply", applyCases},
 	{"Outbox", outboxCases},
 	{"Idempotency", idempotencyCases},
