@@ -130,6 +130,7 @@ type Forwarder struct {
 	lastKeyframeSeq     atomic.Uint32 // the sequence number it started at
 	muted               atomic.Bool
 	closing             atomic.Bool
+	sink                atomic.Pointer[Sink] // see sink.go
 	done                chan struct{}
 	err                 error // set before done is closed
 	ctr                 counters
@@ -444,6 +445,9 @@ func (f *Forwarder) forward(p *packet, n int) {
 		f.ctr.drops[DropMuted].Add(1)
 		packetPool.Put(p)
 		return
+	}
+	if s := f.sink.Load(); s != nil {
+		(*s).WriteRTP(p.buf[:n])
 	}
 
 	set := f.subs.Load()

@@ -1,0 +1,21 @@
+package rtc
+
+// Sink receives every packet a Forwarder forwards, on its read loop, after
+// the packet cache and the mute check: a recording is one. WriteRTP must not
+// block and must not keep b (the forwarder's pooled buffer) after it
+// returns; it copies what it needs.
+type Sink interface {
+	WriteRTP(b []byte)
+}
+
+// SetSink makes s the forwarder's sink, in place of any other; nil clears
+// it. The read loop sees the change at its next packet, without a lock;
+// once SetSink(nil) has returned, s gets at most the packet being forwarded
+// at that moment.
+func (f *Forwarder) SetSink(s Sink) {
+	if s == nil {
+		f.sink.Store(nil)
+		return
+	}
+	f.sink.Store(&s)
+}
