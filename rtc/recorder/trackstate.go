@@ -1,0 +1,81 @@
+package recorder
+
+import "time"
+
+// trackState is the writer's side of a Track.
+type trackState struct {
+	t     *Track
+	codec codec
+	rate  int64
+	order int // the order tracks were added in, for a file's track list
+	g     *group
+	clock *participantClock
+
+	closed bool
+	ro     reorder
+	dp     depacketizer
+
+	// Timing: see timing.go.
+	tsInit         bool
+	tsLast         uint32
+	tsExt          int64
+	hasBase        bool
+	baseExt        int64
+	baseAt         time.Time
+	hasSR          bool
+	srExt          int64
+	srWall         time.Time
+	hasMs          bool
+	lastMs         int64
+	waitKey, ready bool
+	lastKeyReq     time.Time
+	width, height  int
+	sps, pps       []byte
+	num            int // track number in the group's open file; 0: none
+}
+
+func newTrackState(t *Track, order int) *trackState {
+	return &trackState{
+		t:       t,
+		codec:   t.codec,
+		rate:    int64(t.info.Codec.ClockRate),
+		order:   order,
+		dp:      newDepacketizer(t.codec),
+		waitKey: t.codec.video(),
+	}
+}
+
+// frame takes a whole frame: a video track after a loss drops frames until
+// its next keyframe; the frame is copied and queued in its group's file.
+func (w *writer) frame(ts *trackState, rtpTime uint32, key bool, data []byte) {
+	if ts.waitKey {
+		if !key {
+			w.r.stats.framesDropped.Add(1)
+			return
+		}
+		ts.waitKey = false
+	}
+	ms := w.mediaMs(ts, rtpTime)
+	g := ts.g
+	if !ts.ready {
+		ts.ready = true
+		if g.firstReady.IsZero() {
+			g.firstReady = w.now
+		}
+	}
+	if g.file != nil && ts.num == 0 {
+		// The open file was started without this track: start a new part
+		// with all of them, each video track from a keyframe.
+		w.service(g, true)
+		w.closeFile(g)
+		g.firstReady = w.now
+		for _, o := range g.tracks {
+			if o != ts && o.codec.video() && !o.waitKey {
+				o.waitKey = true
+				w.requestKeyframe(o)
+			}
+		}
+	}
+	g.insert(pendingFrame{ts: ts, ms: ms, key: key, data: append([]byte(nil), data...), at: w.now})
+	w.service(g, false)
+}
