@@ -65,6 +65,7 @@ func (a *roomActor) trackPublished(ctx actor.Context, msg *trackPublished) {
 	}
 	m.tracks = append(m.tracks, &roomTrack{info: msg.track, fwd: msg.fwd})
 	a.trackEvent(m, "track-published", msg.track)
+	a.recordTrack(m, m.tracks[len(m.tracks)-1])
 	a.broadcast("", SignalTrackPublished{ParticipantID: m.info.ID, Track: msg.track})
 	for _, o := range a.memberList() {
 		if o != m && o.receivesMedia() {
@@ -79,6 +80,7 @@ func (a *roomActor) unpublish(ctx actor.Context, m *member, trackID TrackID) {
 			continue
 		}
 		m.tracks = append(m.tracks[:i], m.tracks[i+1:]...)
+		a.unrecordTrack(trackID)
 		a.trackEvent(m, "track-unpublished", t.info)
 		a.broadcast(m.info.ID, SignalTrackUnpublished{ParticipantID: m.info.ID, TrackID: trackID})
 		for _, o := range a.memberList() {

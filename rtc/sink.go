@@ -19,3 +19,6 @@ func (f *Forwarder) SetSink(s Sink) {
 	}
 	f.sink.Store(&s)
 }
+
+// SSRC is the SSRC of the track the forwarder reads, as first received.
+func (f *Forwarder) SSRC() uint32 { return f.ssrc }

@@ -1,0 +1,170 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/actors/webhook"
+	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+// newRecordingEnv is a media env that records into a temporary directory
+// and queues every event for one endpoint.
+func newRecordingEnv(t *testing.T, mod func(*Config)) (*testEnv, string) {
+	t.Helper()
+	dir := t.TempDir()
+	env := newMediaEnv(t, func(c *Config) {
+		c.Recording = RecordingConfig{Dir: dir}
+		c.Webhooks = []webhook.Destination{{Endpoint: "https://hooks.example/troupe", Events: []string{"*"}}}
+		if mod != nil {
+			mod(c)
+		}
+	})
+	return env, dir
+}
+
+// queuedEvents returns the names of the events queued, in order, that
+// contain part.
+func queuedEvents(t *testing.T, env *testEnv, part string) []string {
+	t.Helper()
+	page, err := env.store.ListWebhookDeliveries(context.Background(), persistence.DeliveryQuery{Status: persistence.DeliveryPending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range page.Deliveries {
+		if strings.Contains(e.Event, part) {
+			out = append(out, e.Event)
+		}
+	}
+	return out
+}
+
+func recordingStatus(t *testing.T, env *testEnv, id string) *recordpb.Recording {
+	t.Helper()
+	rec, err := env.rooms.Recording(context.Background(), RecordingID(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+func TestRecordingLifecycle(t *testing.T) {
+	ctx := context.Background()
+	env, dir := newRecordingEnv(t, nil)
+	createRoom(t, env, "studio", &actorpb.ConfigPatch{RecordingEnabled: ptr(true)})
+	createRoom(t, env, "quiet", nil)
+
+	// Refusals change nothing: no record, no event, no file.
+	if _, err := env.rooms.StartRecording(ctx, "studio", RecordingOptions{}); !errors.Is(err, ErrNoActiveSession) {
+		t.Fatalf("start without a session: %v, want ErrNoActiveSession", err)
+	}
+	pub := joinClient(t, env, "studio", "pub", RolePublisher)
+	joinClient(t, env, "quiet", "q", RolePublisher)
+	for _, c := range []struct {
+		room RoomID
+		opts RecordingOptions
+		want error
+	}{
+		{"quiet", RecordingOptions{}, ErrRecordingDisabled},
+		{"nowhere", RecordingOptions{}, ErrRoomNotFound},
+		{"studio", RecordingOptions{Layout: "grid"}, ErrNotProvided},
+		{"studio", RecordingOptions{Layout: "mosaic"}, nil},
+		{"studio", RecordingOptions{Participants: []string{"a", "a"}}, nil},
+	} {
+		_, err := env.rooms.StartRecording(ctx, c.room, c.opts)
+		var ve *ValidationError
+		if err == nil || (c.want != nil && !errors.Is(err, c.want)) || (c.want == nil && !errors.As(err, &ve)) {
+			t.Fatalf("StartRecording(%s, %+v) = %v, want %v", c.room, c.opts, err, c.want)
+		}
+	}
+	if recs, total, err := env.rooms.Recordings(ctx, RecordingQuery{}); err != nil || total != 0 || len(recs) != 0 {
+		t.Fatalf("refused starts left %d recordings (%v)", total, err)
+	}
+	if ev := queuedEvents(t, env, "recording"); len(ev) != 0 {
+		t.Fatalf("refused starts queued %v", ev)
+	}
+
+	video, _ := pub.publishAV()
+	rec, err := env.rooms.StartRecording(ctx, "studio", RecordingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != recordpb.RecordingStatus_RECORDING_STATUS_RECORDING || rec.StartedAt == nil || rec.Layout != LayoutParticipant ||
+		rec.SessionId == "" {
+		t.Fatalf("started recording: %v", rec)
+	}
+	if _, err := env.rooms.StartRecording(ctx, "studio", RecordingOptions{}); !errors.Is(err, ErrRecordingRunning) {
+		t.Fatalf("a second start: %v, want ErrRecordingRunning", err)
+	}
+	if err := env.rooms.DeleteRecording(ctx, RecordingID(rec.Id)); !errors.Is(err, ErrRecordingActive) {
+		t.Fatalf("deleting a running recording: %v, want ErrRecordingActive", err)
+	}
+	poll.Until(t, "the tracks attached", func() bool {
+		return slices.Contains(queuedEvents(t, env, "recording"), "participant-recording-started")
+	})
+	from := video.Sent()
+	poll.Until(t, "two seconds of video sent", func() bool { return video.Sent() > from+200 })
+
+	stopping, err := env.rooms.StopRecording(ctx, RecordingID(rec.Id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := stopping.Status; st != recordpb.RecordingStatus_RECORDING_STATUS_STOPPING && st != recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED {
+		t.Fatalf("stopped recording is %v", st)
+	}
+	poll.Until(t, "the recording completed", func() bool {
+		return recordingStatus(t, env, rec.Id).Status == recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED
+	})
+	done := recordingStatus(t, env, rec.Id)
+	if done.EndReason != RecordingStoppedViaAPI || done.EndedAt == nil || len(done.Files) != 1 {
+		t.Fatalf("completed recording: %v", done)
+	}
+	f := done.Files[0]
+	info, err := os.Stat(filepath.Join(dir, rec.Id, f.Name))
+	if err != nil || uint64(info.Size()) != f.Size || f.Size == 0 || f.Container != "webm" || f.Identity != "pub" || len(f.TrackIds) != 2 {
+		t.Fatalf("file %v on disk: %v, %v", f, info, err)
+	}
+	if _, err := env.rooms.StopRecording(ctx, RecordingID(rec.Id)); !errors.Is(err, ErrRecordingNotActive) {
+		t.Fatalf("stopping it again: %v, want ErrRecordingNotActive", err)
+	}
+	want := []string{"recording-starting", "recording-started", "participant-recording-started", "recording-stopping",
+		"participant-recording-stopped", "recording-stopped"}
+	if got := queuedEvents(t, env, "recording"); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	got, total, err := env.rooms.Recordings(ctx, RecordingQuery{RoomID: "studio", SessionID: SessionID(rec.SessionId)})
+	if err != nil || total != 1 || got[0].Id != rec.Id {
+		t.Fatalf("recordings of the session: %v of %d, %v", got, total, err)
+	}
+	lf, err := env.rooms.RecordingFile(ctx, RecordingID(rec.Id), f.Name)
+	if err != nil || lf.Path != filepath.Join(dir, rec.Id, f.Name) {
+		t.Fatalf("RecordingFile: %v, %v", lf, err)
+	}
+	for _, name := range []string{"", "..", "../" + f.Name, "a/b", `a\b`, "missing.webm"} {
+		if _, err := env.rooms.RecordingFile(ctx, RecordingID(rec.Id), name); !errors.Is(err, ErrRecordingFileNotFound) {
+			t.Errorf("RecordingFile(%q) = %v, want ErrRecordingFileNotFound", name, err)
+		}
+	}
+
+	if err := env.rooms.DeleteRecording(ctx, RecordingID(rec.Id)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, rec.Id)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the recording's directory after a delete: %v", err)
+	}
+	if _, err := env.rooms.Recording(ctx, RecordingID(rec.Id)); !errors.Is(err, ErrRecordingNotFound) {
+		t.Fatalf("a deleted recording: %v", err)
+	}
+	if err := env.rooms.DeleteRecording(ctx, RecordingID(rec.Id)); !errors.Is(err, ErrRecordingNotFound) {
+		t.Fatalf("deleting it again: %v", err)
+	}
+}
