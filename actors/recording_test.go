@@ -8,9 +8,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-media/troupe/actors/actorpb"
 	"github.com/troupe-media/troupe/actors/webhook"
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
@@ -166,5 +170,127 @@ func TestRecordingLifecycle(t *testing.T) {
 	}
 	if err := env.rooms.DeleteRecording(ctx, RecordingID(rec.Id)); !errors.Is(err, ErrRecordingNotFound) {
 		t.Fatalf("deleting it again: %v", err)
+	}
+}
+
+// recordFor starts a recording in room studio of env, where pub publishes,
+// lets it take two seconds of video and stops it, and returns it completed.
+func recordFor(t *testing.T, env *testEnv, pub *testClient) *recordpb.Recording {
+	t.Helper()
+	ctx := context.Background()
+	video, _ := pub.publishAV()
+	rec, err := env.rooms.StartRecording(ctx, "studio", RecordingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := video.Sent()
+	poll.Until(t, "two seconds of video sent", func() bool { return video.Sent() > from+200 })
+	if _, err := env.rooms.StopRecording(ctx, RecordingID(rec.Id)); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "the recording completed", func() bool { return recordingEnded(recordingStatus(t, env, rec.Id)) })
+	return recordingStatus(t, env, rec.Id)
+}
+
+// TestRestartClosesInterruptedRecordings: a recording left open by a kill
+// (its record says recording, its file was cut mid-write) is closed at the
+// next start: the file finalized, the record failed with server-restart,
+// and its event queued.
+func TestRestartClosesInterruptedRecordings(t *testing.T) {
+	ctx := context.Background()
+	env, dir := newRecordingEnv(t, nil)
+	createRoom(t, env, "studio", &actorpb.ConfigPatch{RecordingEnabled: ptr(true)})
+	pub := joinClient(t, env, "studio", "pub", RolePublisher)
+	done := recordFor(t, env, pub)
+	pub.leave()
+	path := filepath.Join(dir, done.Id, done.Files[0].Name)
+	whole, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.stop()
+
+	// What a kill leaves: the file cut short (no cues, no duration, a
+	// cluster half written) and the record still recording.
+	if err := os.WriteFile(path, whole[:len(whole)*2/3], 0o640); err != nil {
+		t.Fatal(err)
+	}
+	store, err := persistence.Open(persistence.Config{Dir: env.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := proto.Clone(done).(*recordpb.Recording)
+	open.Status, open.Files, open.EndedAt, open.EndReason = recordpb.RecordingStatus_RECORDING_STATUS_RECORDING, nil, nil, ""
+	if err := store.Apply(ctx, persistence.Writes{Recordings: []*recordpb.Recording{open}}); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+
+	env.start(t, func(c *Config) {
+		c.Recording = RecordingConfig{Dir: dir}
+		c.Webhooks = []webhook.Destination{{Endpoint: "https://hooks.example/troupe", Events: []string{"*"}}}
+	})
+	got := recordingStatus(t, env, done.Id)
+	if got.Status != recordpb.RecordingStatus_RECORDING_STATUS_FAILED || got.EndReason != RecordingServerRestart ||
+		got.EndedAt == nil || len(got.Files) != 1 || got.Files[0].Name != done.Files[0].Name {
+		t.Fatalf("interrupted recording after the restart: %v", got)
+	}
+	info, err := os.Stat(path)
+	if err != nil || uint64(info.Size()) != got.Files[0].Size {
+		t.Fatalf("finalized file: %v, %v; the record says %d bytes", info, err, got.Files[0].Size)
+	}
+	if ev := queuedEvents(t, env, "recording"); len(ev) == 0 || ev[len(ev)-1] != "recording-failed" {
+		t.Fatalf("events after the restart: %v", ev)
+	}
+	if open, err := env.store.OpenRecordings(ctx); err != nil || len(open) != 0 {
+		t.Fatalf("recordings still open: %v, %v", open, err)
+	}
+}
+
+// TestRecordingLimits: a recording stops at the maximum duration, and with
+// its session.
+func TestRecordingLimits(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewManual(sessionEpoch)
+	env, _ := newRecordingEnv(t, func(c *Config) {
+		c.Clock = clk
+		c.Recording.MaxDuration = time.Hour
+	})
+	createRoom(t, env, "studio", &actorpb.ConfigPatch{RecordingEnabled: ptr(true), RecordOnStart: ptr(true)})
+	pub := joinClient(t, env, "studio", "pub", RolePublisher)
+	// record_on_start started one with the session.
+	var rec *recordpb.Recording
+	poll.Until(t, "the recording the session started", func() bool {
+		recs, _, err := env.rooms.Recordings(ctx, RecordingQuery{RoomID: "studio"})
+		if err != nil || len(recs) != 1 {
+			return false
+		}
+		rec = recs[0]
+		return rec.Status == recordpb.RecordingStatus_RECORDING_STATUS_RECORDING
+	})
+	pub.publishAV()
+	clk.Advance(time.Hour)
+	poll.Until(t, "the recording stopped at its maximum duration", func() bool { return recordingEnded(recordingStatus(t, env, rec.Id)) })
+	if got := recordingStatus(t, env, rec.Id); got.Status != recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED || got.EndReason != RecordingMaxDuration {
+		t.Fatalf("after the maximum duration: %v", got)
+	}
+
+	// Another one ends with the session.
+	second, err := env.rooms.StartRecording(ctx, "studio", RecordingOptions{Layout: LayoutTrack, AudioOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ses := activeSession(t, env, "studio")
+	if _, err := env.rooms.EndSession(ctx, SessionID(ses.Id)); err != nil {
+		t.Fatal(err)
+	}
+	got := recordingStatus(t, env, second.Id)
+	if got.Status != recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED || got.EndReason != RecordingSessionEnded {
+		t.Fatalf("after the session ended: %v", got)
+	}
+	for _, f := range got.Files {
+		if len(f.TrackIds) != 1 || !slices.Equal(f.Codecs, []string{"opus"}) {
+			t.Errorf("an audio-only recording of a file per track has %v", f)
+		}
 	}
 }
