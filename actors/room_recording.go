@@ -207,18 +207,27 @@ func (a *roomActor) stopRecordingByID(id RecordingID) (*recordpb.Recording, erro
 // notRunning is the error for a recording of this room that is not the
 // one running: it has ended, or it does not exist.
 func (a *roomActor) notRunning(id RecordingID) error {
+	if _, err := a.storedRecording(id); err != nil {
+		return err
+	}
+	return ErrRecordingNotActive
+}
+
+// storedRecording reads recording id of this room from the store;
+// another room's is ErrRecordingNotFound too.
+func (a *roomActor) storedRecording(id RecordingID) (*recordpb.Recording, error) {
 	ctx, cancel := a.storeCtx()
 	defer cancel()
 	rec, err := a.deps.cfg.Store.GetRecording(ctx, string(id))
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
-		return ErrRecordingNotFound
+		return nil, ErrRecordingNotFound
 	case err != nil:
-		return fmt.Errorf("get recording: %w", err)
+		return nil, fmt.Errorf("get recording: %w", err)
 	case rec.RoomId != string(a.id):
-		return ErrRecordingNotFound
+		return nil, ErrRecordingNotFound
 	}
-	return ErrRecordingNotActive
+	return rec, nil
 }
 
 // stopRecording writes the recording as stopping (with
@@ -329,17 +338,11 @@ func (a *roomActor) deleteRecording(id RecordingID) error {
 	if lr := a.life.recording; lr != nil && lr.rec.Id == string(id) {
 		return ErrRecordingActive
 	}
-	ctx, cancel := a.storeCtx()
-	defer cancel()
-	rec, err := a.deps.cfg.Store.GetRecording(ctx, string(id))
-	switch {
-	case errors.Is(err, persistence.ErrNotFound):
-		return ErrRecordingNotFound
-	case err != nil:
-		return fmt.Errorf("get recording: %w", err)
-	case rec.RoomId != string(a.id):
-		return ErrRecordingNotFound
-	case !recordingEnded(rec):
+	rec, err := a.storedRecording(id)
+	if err != nil {
+		return err
+	}
+	if !recordingEnded(rec) {
 		return ErrRecordingActive
 	}
 	if err := a.deps.removeRecordingFiles(rec); err != nil {

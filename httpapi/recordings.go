@@ -155,21 +155,10 @@ func (s *Server) listRecordings(c *gin.Context) error {
 // listRoomRecordings lists a room's recordings, also after the room was
 // deleted. A room that does not exist and never had a session is not found.
 func (s *Server) listRoomRecordings(c *gin.Context) error {
-	id := actors.RoomID(c.Param("id"))
-	if actors.ValidateRoomID(id) != nil {
-		return actors.ErrRoomNotFound
-	}
-	out, err := s.recordingPage(c, actors.RecordingQuery{RoomID: id})
-	if err != nil {
-		return err
-	}
-	if out.Total == 0 {
-		if err := s.roomKnown(c.Request.Context(), id); err != nil {
-			return err
-		}
-	}
-	writeJSON(c, http.StatusOK, out)
-	return nil
+	return s.listOfRoom(c, func(id actors.RoomID) (any, int, error) {
+		out, err := s.recordingPage(c, actors.RecordingQuery{RoomID: id})
+		return out, out.Total, err
+	})
 }
 
 // recordingPage reads limit, offset and status and lists the recordings q

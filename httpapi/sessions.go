@@ -205,15 +205,25 @@ func (s *Server) listSessions(c *gin.Context) error {
 // deleted: session records outlive their room. A room that does not exist
 // and never had a session is not found.
 func (s *Server) listRoomSessions(c *gin.Context) error {
+	return s.listOfRoom(c, func(id actors.RoomID) (any, int, error) {
+		out, err := s.sessionPage(c, id)
+		return out, out.Total, err
+	})
+}
+
+// listOfRoom answers a listing of one room's records, which outlive the
+// room: page reads it, with its total. A room that does not exist and has
+// none is not found.
+func (s *Server) listOfRoom(c *gin.Context, page func(actors.RoomID) (out any, total int, err error)) error {
 	id := actors.RoomID(c.Param("id"))
 	if actors.ValidateRoomID(id) != nil {
 		return actors.ErrRoomNotFound
 	}
-	out, err := s.sessionPage(c, id)
+	out, total, err := page(id)
 	if err != nil {
 		return err
 	}
-	if out.Total == 0 {
+	if total == 0 {
 		if err := s.roomKnown(c.Request.Context(), id); err != nil {
 			return err
 		}

@@ -2,8 +2,6 @@ package persistence
 
 import (
 	"errors"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -50,21 +48,13 @@ func TestRecordingGolden(t *testing.T) {
 	created := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano()
 	r := &recordpb.Recording{Id: "rec_1", RoomId: "a/b", SessionId: "ses_1", Status: recordpb.RecordingStatus_RECORDING_STATUS_RECORDING}
 	idx := recordingIndexKeys(r, created)
-	keys := []struct {
-		name string
-		key  []byte
-	}{
+	goldenKeys(t, "keys_recordings.golden", []namedKey{
 		{"recording", recordingKey("rec_1")},
 		{"recording index, all", idx[0]},
 		{"recording index, recording", idx[1]},
 		{"recording index, room a/b", idx[2]},
 		{"recording index, session", idx[3]},
-	}
-	var sb strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&sb, "%-37s %s\n", k.name, asciiKey(k.key))
-	}
-	golden(t, "keys_recordings.golden", sb.String())
+	})
 	r.SessionId = ""
 	if n := len(recordingIndexKeys(r, created)); n != 3 {
 		t.Fatalf("a recording without a session has %d listing entries, want 3", n)
