@@ -130,11 +130,16 @@ func (a *roomActor) startRecording(opts RecordingOptions) (*recordpb.Recording, 
 		Status: recordpb.RecordingStatus_RECORDING_STATUS_STARTING, Layout: opts.Layout, AudioOnly: opts.AudioOnly,
 		Participants: slices.Clone(opts.Participants), NodeId: cfg.NodeID, CreatedAt: now, UpdatedAt: now,
 	}
-	c := &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{rec}}}
+	// The session lists its recordings: it names this one in the same write.
+	ses := proto.Clone(a.session.rec).(*recordpb.Session)
+	ses.RecordingIds = append(ses.RecordingIds, rec.Id)
+	ses.UpdatedAt = now
+	c := &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{rec}, Sessions: []*recordpb.Session{ses}}}
 	a.recordingEvent(c, rec, "recording-starting", NewRecordingJSON(rec))
 	if err := a.commit(c); err != nil {
 		return nil, fmt.Errorf("start recording: %w", err)
 	}
+	a.session.rec = ses
 
 	media, mediaErr := a.startMedia(rec)
 	next := proto.Clone(rec).(*recordpb.Recording)

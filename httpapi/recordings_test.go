@@ -242,6 +242,12 @@ func TestRecordingEndToEnd(t *testing.T) {
 	if ids, total, _, _ := s.listIDs(t, "/api/v1/rooms/studio/recordings", "recordings"); total != 1 || ids[0] != id {
 		t.Errorf("GET /rooms/studio/recordings = %v of %d", ids, total)
 	}
+	// The session lists it.
+	ses := s.do(t, http.MethodGet, "/api/v1/sessions/"+sessionID, "")
+	mustStatus(t, ses, http.StatusOK)
+	if recs, _ := ses.json(t)["recordings"].([]any); len(recs) != 1 || recs[0] != id {
+		t.Errorf("the session lists the recordings %v", ses.json(t)["recordings"])
+	}
 	s.refuseListQueries(t, "/api/v1/recordings",
 		badQuery{query: "status=done", code: codeValidationFailed, field: "status", status: http.StatusUnprocessableEntity},
 		badQuery{query: "room_id=a%2Fb", code: codeValidationFailed, field: "room_id", status: http.StatusUnprocessableEntity})

@@ -39,6 +39,8 @@ type sessionJSON struct {
 	Locked                    bool       `json:"locked"`
 	CreatedAt                 time.Time  `json:"created_at"`
 	UpdatedAt                 time.Time  `json:"updated_at"`
+	// Recordings are the ids of its recordings, in the order they started.
+	Recordings []string `json:"recordings"`
 }
 
 type sessionListJSON struct {
@@ -90,6 +92,10 @@ func toSessionJSON(s *recordpb.Session) sessionJSON {
 		Locked:                    s.GetLocked(),
 		CreatedAt:                 s.GetCreatedAt().AsTime().UTC(),
 		UpdatedAt:                 s.GetUpdatedAt().AsTime().UTC(),
+		Recordings:                s.GetRecordingIds(),
+	}
+	if out.Recordings == nil {
+		out.Recordings = []string{}
 	}
 	out.EndTime, out.Duration = actors.Ended(out.StartTime, s.GetEndTime())
 	if r := s.GetEndReason(); r != "" {

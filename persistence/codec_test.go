@@ -260,6 +260,7 @@ func goldenSession() *recordpb.Session {
 		CreatedAt:                 ts(1772362800),
 		UpdatedAt:                 ts(1772371800),
 		LastActivityAt:            ts(1772371500),
+		RecordingIds:              []string{"rec_p2q4r6s8t0v2w4x6"},
 	}
 }
 
