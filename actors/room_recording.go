@@ -421,12 +421,17 @@ type recordingMemberEventData struct {
 }
 
 // recordOnStart starts a recording with a session whose room records on
-// start (record_on_start). A failure is logged: the session goes on.
+// start: with its auto_start.recording options, or the defaults for
+// record_on_start. A failure is logged: the session goes on.
 func (a *roomActor) recordOnStart() {
-	if !a.room.GetConfig().GetRecordOnStart() {
+	var opts RecordingOptions
+	switch s := a.room.GetAutoStart().GetRecording(); {
+	case s != nil:
+		opts = RecordingOptionsOf(s)
+	case !a.room.GetConfig().GetRecordOnStart():
 		return
 	}
-	if _, err := a.startRecording(RecordingOptions{}); err != nil {
+	if _, err := a.startRecording(opts); err != nil {
 		a.log.Error("record on start", "err", err)
 	}
 }
@@ -437,4 +442,38 @@ func (a *roomActor) stopReason() string {
 		return RecordingRoomFailed
 	}
 	return RecordingServerShutdown
+}
+
+// RecordingOptionsOf returns the options that settings hold.
+func RecordingOptionsOf(s *recordpb.RecordingSettings) RecordingOptions {
+	return RecordingOptions{Layout: s.GetLayout(), AudioOnly: s.GetAudioOnly(), Participants: slices.Clone(s.GetParticipants())}
+}
+
+// RecordingSettingsOf returns the settings that keep o.
+func RecordingSettingsOf(o RecordingOptions) *recordpb.RecordingSettings {
+	return &recordpb.RecordingSettings{Layout: o.Layout, AudioOnly: o.AudioOnly, Participants: slices.Clone(o.Participants)}
+}
+
+// validateAutoStart checks a room's auto_start: a recording that starts by
+// itself needs recording_enabled and valid options, as one started by the
+// API does.
+func validateAutoStart(r *recordpb.Room) error {
+	s := r.GetAutoStart().GetRecording()
+	if s == nil {
+		return nil
+	}
+	if !r.GetConfig().GetRecordingEnabled() {
+		return invalid("auto_start.recording", "needs config.recording_enabled")
+	}
+	opts := RecordingOptionsOf(s)
+	err := opts.Validate()
+	var ve *ValidationError
+	var ne *NotProvidedError
+	switch {
+	case errors.As(err, &ve):
+		return invalid("auto_start.recording."+ve.Field, "%s", ve.Reason)
+	case errors.As(err, &ne):
+		return NotProvided("auto_start.recording."+ne.Field, ne.Reason)
+	}
+	return err
 }

@@ -126,6 +126,8 @@ var domainErrors = []struct {
 	{actors.ErrNoActiveSession, http.StatusConflict, codeNoActiveSession, "the room has no session in progress: nobody to record"},
 	{actors.ErrRecordingFileNotFound, http.StatusNotFound, codeFileNotFound, "the recording has no file of that name"},
 	{actors.ErrRecordingUnavailable, http.StatusNotImplemented, codeRecordingUnavailable, "this server does not record"},
+	// A *NotProvidedError that crossed the mailbox (it lost its field).
+	{actors.ErrNotProvided, http.StatusUnprocessableEntity, codeNotProvided, "not provided: it needs decoding media, which Troupe does not do"},
 	{auth.ErrExpiredToken, http.StatusUnauthorized, codeUnauthorized, "token expired"},
 	{auth.ErrInvalidToken, http.StatusUnauthorized, codeUnauthorized, "invalid token"},
 	// The caller gave up or its deadline passed while the actor worked.

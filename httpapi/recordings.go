@@ -35,14 +35,22 @@ var notProvidedFields = map[string]string{
 	"summary":       "summaries need the audio decoded; Troupe records what it receives as it is",
 }
 
+// refuseNotProvided refuses the first of notProvidedFields that o has.
+func refuseNotProvided(o *jsonObject) error {
+	for _, name := range slices.Sorted(maps.Keys(notProvidedFields)) {
+		if _, present, _ := o.take(name); present {
+			return actors.NotProvided(o.fieldPath(name), notProvidedFields[name])
+		}
+	}
+	return nil
+}
+
 // decodeRecordingOptions reads the options of a recording: layout,
 // audio_only, participants. Every field may be absent (but not null).
 func decodeRecordingOptions(o *jsonObject) (actors.RecordingOptions, error) {
 	var opts actors.RecordingOptions
-	for _, name := range slices.Sorted(maps.Keys(notProvidedFields)) {
-		if _, present, _ := o.take(name); present {
-			return opts, actors.NotProvided(o.fieldPath(name), notProvidedFields[name])
-		}
+	if err := refuseNotProvided(o); err != nil {
+		return opts, err
 	}
 	layout, err := nonNull[string](o, "layout", whatString)
 	if err != nil {
@@ -245,4 +253,50 @@ func recordingContentType(f *recordpb.RecordingFile) string {
 	default:
 		return "audio/webm"
 	}
+}
+
+// autoStartJSON is a room's auto_start (VideoSDK's autoStartConfig): what
+// starts by itself with each session.
+type autoStartJSON struct {
+	Recording *recordingSettingsJSON `json:"recording"`
+}
+
+type recordingSettingsJSON struct {
+	Layout       string   `json:"layout"`
+	AudioOnly    bool     `json:"audio_only"`
+	Participants []string `json:"participants"`
+}
+
+func toAutoStartJSON(a *recordpb.AutoStart) *autoStartJSON {
+	s := a.GetRecording()
+	if s == nil {
+		return nil
+	}
+	out := &recordingSettingsJSON{Layout: s.GetLayout(), AudioOnly: s.GetAudioOnly(), Participants: s.GetParticipants()}
+	if out.Participants == nil {
+		out.Participants = []string{}
+	}
+	return &autoStartJSON{Recording: out}
+}
+
+// decodeAutoStart reads auto_start: recording, with the options of a
+// recording started through the API (null or absent: none). What else
+// VideoSDK starts by itself needs decoding, and is refused as not provided.
+func decodeAutoStart(o *jsonObject) (*recordpb.AutoStart, error) {
+	if err := refuseNotProvided(o); err != nil {
+		return nil, err
+	}
+	a := &recordpb.AutoStart{}
+	rec, present, null, err := o.object("recording")
+	if err != nil {
+		return nil, err
+	}
+	if present && !null {
+		opts, err := decodeRecordingOptions(rec)
+		if err != nil {
+			return nil, err
+		}
+		a.Recording = actors.RecordingSettingsOf(opts)
+	}
+	return a, o.finish()
 }

@@ -335,3 +335,55 @@ func checkMediaFile(t *testing.T, path string, codecs []string, want time.Durati
 		t.Errorf("ffmpeg decoding the file: %v: %s", err, dec)
 	}
 }
+
+// TestAutoStartRecording: auto_start.recording (VideoSDK's
+// autoStartConfig.recording) starts a recording with its options when a
+// session starts; what needs decoding is refused as not provided.
+func TestAutoStartRecording(t *testing.T) {
+	s, _ := recordingStack(t)
+	for _, c := range []struct {
+		body, code, field string
+	}{
+		{`{"name":"a","auto_start":{"recording":{}}}`, codeValidationFailed, "auto_start.recording"},
+		{`{"name":"a","config":{"recording_enabled":true},"auto_start":{"recording":{"layout":"speaker"}}}`, codeNotProvided, "auto_start.recording.layout"},
+		{`{"name":"a","config":{"recording_enabled":true},"auto_start":{"hls":{"enabled":true}}}`, codeNotProvided, "auto_start.hls"},
+		{`{"name":"a","config":{"recording_enabled":true},"auto_start":{"recording":{"audio_only":"yes"}}}`, codeValidationFailed, "auto_start.recording.audio_only"},
+		{`{"name":"a","config":{"recording_enabled":true},"auto_start":{"recording":{},"color":1}}`, codeValidationFailed, "auto_start.color"},
+	} {
+		r := s.do(t, http.MethodPost, "/api/v1/rooms", c.body)
+		if r.status != http.StatusUnprocessableEntity || r.errorCode(t) != c.code || r.errorField(t) != c.field {
+			t.Errorf("POST /rooms %s = %d %s, want 422 %s on %s", c.body, r.status, r.body, c.code, c.field)
+		}
+	}
+	if _, total, _, _ := s.listIDs(t, "/api/v1/rooms", "rooms"); total != 0 {
+		t.Fatalf("refused rooms were created: %d", total)
+	}
+
+	room := s.createRoom(t, `{"id":"auto","name":"Auto","config":{"recording_enabled":true},
+		"auto_start":{"recording":{"layout":"track","audio_only":true,"participants":["pub"]}}}`)
+	want := map[string]any{"recording": map[string]any{"layout": "track", "audio_only": true, "participants": []any{"pub"}}}
+	if got := room["auto_start"]; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("auto_start = %v, want %v", got, want)
+	}
+	s.dialWS(t, "publisher", s.joinToken(t, "auto", "pub", auth.RolePublisher))
+	var rec map[string]any
+	poll.Until(t, "the recording the session started", func() bool {
+		r := s.do(t, http.MethodGet, "/api/v1/rooms/auto/recordings", "")
+		recs, _ := r.json(t)["recordings"].([]any)
+		if len(recs) != 1 {
+			return false
+		}
+		rec = recs[0].(map[string]any)
+		return rec["status"] == "recording"
+	})
+	if rec["layout"] != "track" || rec["audio_only"] != true || fmt.Sprint(rec["participants"]) != "[pub]" {
+		t.Fatalf("the recording auto_start started: %v", rec)
+	}
+
+	// A null auto_start removes it.
+	r := s.do(t, http.MethodPatch, "/api/v1/rooms/auto", `{"auto_start":null}`)
+	mustStatus(t, r, http.StatusOK)
+	if got := r.json(t)["auto_start"]; got != nil {
+		t.Fatalf("auto_start after null: %v", got)
+	}
+}
