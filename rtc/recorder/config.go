@@ -30,6 +30,18 @@ func (l Layout) String() string {
 	return fmt.Sprintf("Layout(%d)", int(l))
 }
 
+// ParseLayout reads a layout as the API spells it ("participant", the
+// default when s is empty, or "track").
+func ParseLayout(s string) (Layout, error) {
+	switch s {
+	case "", "participant":
+		return PerParticipant, nil
+	case "track":
+		return PerTrack, nil
+	}
+	return 0, fmt.Errorf("%w: unknown layout %q (participant or track)", ErrBadConfig, s)
+}
+
 // Defaults used when a Config field is zero.
 const (
 	// DefaultMaxReorder is how long a gap in a track's sequence numbers is

@@ -42,6 +42,7 @@ func (d *depacketizer) reset() bool {
 // depacketize adds a packet that left the reorder buffer to its frame.
 func (w *writer) depacketize(ts *trackState, b *pktBuf) {
 	d := &ts.dp
+	ts.arrival = b.arrival
 	payload := b.payload()
 	if len(payload) == 0 {
 		return // padding: it only holds a sequence number

@@ -120,8 +120,9 @@ type header struct {
 	firstCluster int64
 }
 
-// scanHeader reads a recording file's header, up to its first cluster.
-func scanHeader(f *os.File) (header, error) {
+// scanHeader reads a recording file's header, up to its first cluster (a
+// file with none yet is refused unless headerOnly is set).
+func scanHeader(f *os.File, headerOnly bool) (header, error) {
 	var h header
 	st, err := f.Stat()
 	if err != nil {
@@ -158,6 +159,9 @@ func scanHeader(f *os.File) (header, error) {
 	for off := seg.dataOff; ; {
 		ce, err := readElement(f, off, n)
 		if err != nil {
+			if headerOnly && off == n {
+				return h, nil
+			}
 			return h, fmt.Errorf("%w: no cluster", ErrNotRecording)
 		}
 		switch ce.id {
@@ -239,7 +243,7 @@ func Finalize(path string) error {
 		return fmt.Errorf("recorder: finalize: %w", err)
 	}
 	defer f.Close()
-	h, err := scanHeader(f)
+	h, err := scanHeader(f, false)
 	if err != nil {
 		return fmt.Errorf("recorder: finalize %s: %w", path, err)
 	}
@@ -305,11 +309,11 @@ func scanClusters(f *os.File, h header, n int64) clusterScan {
 		whole := true
 		for c < cend {
 			ce, err := readElement(f, c, n)
+			if err == nil && topLevel(ce.id) {
+				break // the next cluster (whose size may be unknown), or the cues
+			}
 			if err != nil || ce.size < 0 {
 				whole = false
-				break
-			}
-			if topLevel(ce.id) {
 				break
 			}
 			switch ce.id {
@@ -341,7 +345,9 @@ func scanClusters(f *os.File, h header, n int64) clusterScan {
 			c = ce.end()
 			s.end = c
 		}
-		if whole && tc >= 0 && cueTrack != 0 {
+		// A cluster cut short keeps its whole blocks (Finalize cuts the
+		// rest), so it gets its cue too.
+		if tc >= 0 && cueTrack != 0 {
 			s.cues = append(s.cues, webm.CuePoint{
 				CueTime:           uint64(tc),
 				CueTrackPositions: []webm.CueTrackPosition{{CueTrack: cueTrack, CueClusterPosition: uint64(e.off - h.segData)}}, //nolint:gosec // positive

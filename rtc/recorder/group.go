@@ -48,11 +48,21 @@ func (w *writer) service(g *group, all bool) {
 		return
 	}
 	if g.file == nil {
-		ready := true
+		// A file cannot take a track later, so it waits for its
+		// participant's tracks (a camera's first keyframe often comes after
+		// the microphone's first packets): Gather at most, MaxReorder at
+		// least (for the tracks of one publication, added one after the
+		// other), and no longer once every track has a frame and the file
+		// has audio and video.
+		ready, audio, video := true, false, false
 		for _, ts := range g.tracks {
 			ready = ready && ts.ready
+			audio = audio || ts.ready && !ts.codec.video()
+			video = video || ts.ready && ts.codec.video()
 		}
-		if !all && !ready && w.now.Sub(g.firstReady) < w.r.cfg.Gather {
+		whole := ready && (w.r.cfg.Layout == PerTrack || w.r.cfg.AudioOnly || audio && video)
+		waited := w.now.Sub(g.firstReady)
+		if !all && (!whole || waited < min(w.r.cfg.MaxReorder, w.r.cfg.Gather)) && waited < w.r.cfg.Gather {
 			return
 		}
 		w.openFile(g)

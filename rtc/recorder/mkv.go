@@ -226,7 +226,7 @@ func (w *writer) openFile(g *group) {
 		return
 	}
 	mf := &mkvFile{name: name, path: path, container: container, out: out, bw: bw, tracks: tracks, start: start}
-	if h, err := scanHeader(f); err == nil {
+	if h, err := scanHeader(f, true); err == nil {
 		mf.durPos = h.durationPos
 	}
 	g.file = mf

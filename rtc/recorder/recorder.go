@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/troupe-media/troupe/internal/clock"
 )
 
 // File is one file a recording wrote.
@@ -36,6 +38,7 @@ const (
 	itemSR
 	itemTrackAdd
 	itemTrackClose
+	itemBarrier
 )
 
 // item is what goes through the writer's queue; a value, so that a send
@@ -47,6 +50,7 @@ type item struct {
 	ntp     uint64
 	rtpTime uint32
 	at      time.Time
+	ack     chan struct{} // itemBarrier: closed once handled
 }
 
 // Recorder is one recording in progress.
@@ -67,7 +71,7 @@ type Recorder struct {
 	err      error
 	files    []File
 	tickStop bool
-	tickT    interface{ Stop() bool }
+	tickT    clock.Timer
 
 	tick chan time.Time
 	w    *writer // owned by the run goroutine
@@ -177,6 +181,17 @@ func (r *Recorder) control(it item) {
 	}
 }
 
+// barrier returns once the writer has handled everything queued before
+// it (or has stopped).
+func (r *Recorder) barrier() {
+	ack := make(chan struct{})
+	r.control(item{kind: itemBarrier, ack: ack})
+	select {
+	case <-ack:
+	case <-r.done:
+	}
+}
+
 // Err returns why the recording stopped by itself (wrapping ErrDiskFull
 // or a write error), or nil.
 func (r *Recorder) Err() error {
@@ -224,6 +239,12 @@ func (r *Recorder) run() {
 		case it := <-r.queue:
 			w.handle(it)
 		case now := <-r.tick:
+			// What was queued before the tick came before it: handle it
+			// first, so that a late writer does not judge a gap lost while
+			// its retransmission waits in the queue.
+			for range len(r.queue) {
+				w.handle(<-r.queue)
+			}
 			w.onTick(now)
 		case <-r.closeCh:
 			r.stopped.Store(true)

@@ -36,6 +36,15 @@ func (w *writer) onPacket(ts *trackState, b *pktBuf) {
 		ro.started, ro.ssrc, ro.next, ro.high = true, b.ssrc, b.seq, b.seq-1
 	}
 	d := int16(b.seq - ro.next)
+	if d <= -ringSize {
+		// Far behind anything a retransmission could bring: the stream
+		// was restarted under the same SSRC.
+		w.flushReorder(ts)
+		ro.next, ro.high = b.seq, b.seq-1
+		ts.restartTiming()
+		w.lost(ts)
+		d = 0
+	}
 	if d < 0 {
 		w.r.stats.late.Add(1)
 		pktPool.Put(b)
@@ -72,12 +81,8 @@ func (w *writer) onPacket(ts *trackState, b *pktBuf) {
 func (w *writer) drain(ts *trackState) {
 	ro := &ts.ro
 	for ro.count > 0 {
-		if b := ro.ring[ro.next&ringMask]; b != nil {
-			ro.ring[ro.next&ringMask] = nil
-			ro.count--
-			ro.next++
-			w.depacketize(ts, b)
-			pktPool.Put(b)
+		if ro.ring[ro.next&ringMask] != nil {
+			w.release(ts, ro.pop())
 			continue
 		}
 		// A gap: find the first packet after it.
@@ -99,17 +104,32 @@ func (w *writer) drain(ts *trackState) {
 func (w *writer) flushReorder(ts *trackState) {
 	ro := &ts.ro
 	for ro.count > 0 {
-		if b := ro.ring[ro.next&ringMask]; b != nil {
-			ro.ring[ro.next&ringMask] = nil
-			ro.count--
-			w.depacketize(ts, b)
-			pktPool.Put(b)
+		if b := ro.pop(); b != nil {
+			w.release(ts, b)
 		} else {
 			w.r.stats.lost.Add(1)
 			w.lost(ts)
 		}
-		ro.next++
 	}
+}
+
+// pop takes the packet due next out of the ring (nil: it is missing).
+func (ro *reorder) pop() *pktBuf {
+	slot := &ro.ring[ro.next&ringMask]
+	b := *slot
+	if b != nil {
+		*slot = nil
+		ro.count--
+	}
+	ro.next++
+	return b
+}
+
+// release hands a packet in sequence to the depacketizer and its buffer
+// back to the pool.
+func (w *writer) release(ts *trackState, b *pktBuf) {
+	w.depacketize(ts, b)
+	pktPool.Put(b)
 }
 
 // lost is told of a gap: the frame being built is dropped, and a video

@@ -57,16 +57,22 @@ func (w *writer) onSenderReport(ts *trackState, ntp uint64, rtpTime uint32, at t
 
 // mediaMs places an RTP time of ts on the recording's clock, in
 // milliseconds from its start: through the track's sender report, or its
-// first packet's arrival before it has one. A track's times never go back.
+// frames' arrival before it has one. A track's times never go back.
 func (w *writer) mediaMs(ts *trackState, rtpTime uint32) int64 {
 	ext := ts.unwrap(rtpTime)
 	if !ts.hasBase {
-		ts.hasBase, ts.baseExt, ts.baseAt = true, ext, w.now
+		ts.hasBase, ts.baseExt, ts.baseAt = true, ext, ts.arrival
 	}
 	var at time.Time
 	if ts.hasSR {
 		at = ts.srWall.Add(ts.rtpDuration(ext - ts.srExt)).Add(ts.clock.offset)
 	} else {
+		// The base follows the least delayed frame, so that the first
+		// frame's own delay (a retransmission, a queue) does not shift
+		// the track.
+		if least := ts.arrival.Add(-ts.rtpDuration(ext - ts.baseExt)); least.Before(ts.baseAt) {
+			ts.baseAt = least
+		}
 		at = ts.baseAt.Add(ts.rtpDuration(ext - ts.baseExt))
 	}
 	ms := max(at.Sub(w.r.start).Milliseconds(), 0)

@@ -141,8 +141,8 @@ func (t *Track) WriteRTP(p *rtp.Packet) {
 // time (64-bit fixed point, as in the report) of RTP time rtpTime. It puts
 // the track on the recording's one clock. It never blocks.
 func (t *Track) WriteSenderReport(ntp uint64, rtpTime uint32) {
-	if t.ignore || t.closed.Load() || t.r.stopped.Load() {
-		return
+	if t.ignore || ntp == 0 || t.closed.Load() || t.r.stopped.Load() {
+		return // a report without a wall clock (ntp 0) maps nothing
 	}
 	select {
 	case t.r.queue <- item{kind: itemSR, t: t, ntp: ntp, rtpTime: rtpTime, at: t.r.cfg.Clock.Now()}:

@@ -29,6 +29,7 @@ type trackState struct {
 	lastMs         int64
 	waitKey, ready bool
 	lastKeyReq     time.Time
+	arrival        time.Time // of the packet being depacketized
 	width, height  int
 	sps, pps       []byte
 	num            int // track number in the group's open file; 0: none
@@ -60,7 +61,7 @@ func (w *writer) frame(ts *trackState, rtpTime uint32, key bool, data []byte) {
 	if !ts.ready {
 		ts.ready = true
 		if g.firstReady.IsZero() {
-			g.firstReady = w.now
+			g.firstReady = ts.arrival
 		}
 	}
 	if g.file != nil && ts.num == 0 {
@@ -68,7 +69,7 @@ func (w *writer) frame(ts *trackState, rtpTime uint32, key bool, data []byte) {
 		// with all of them, each video track from a keyframe.
 		w.service(g, true)
 		w.closeFile(g)
-		g.firstReady = w.now
+		g.firstReady = ts.arrival
 		for _, o := range g.tracks {
 			if o != ts && o.codec.video() && !o.waitKey {
 				o.waitKey = true
@@ -76,6 +77,6 @@ func (w *writer) frame(ts *trackState, rtpTime uint32, key bool, data []byte) {
 			}
 		}
 	}
-	g.insert(pendingFrame{ts: ts, ms: ms, key: key, data: append([]byte(nil), data...), at: w.now})
+	g.insert(pendingFrame{ts: ts, ms: ms, key: key, data: append([]byte(nil), data...), at: ts.arrival})
 	w.service(g, false)
 }

@@ -93,6 +93,8 @@ func (w *writer) handle(it item) {
 		if ts := w.tracks[it.t]; ts != nil {
 			w.closeTrack(ts)
 		}
+	case itemBarrier:
+		close(it.ack)
 	}
 }
 

@@ -19,3 +19,6 @@ $ff -f lavfi -i "color=black:size=160x120:rate=30:duration=4,format=yuv420p,geq=
 	-c:v libvpx -b:v 100k -g 30 -keyint_min 30 -deadline realtime -cpu-used 8 -auto-alt-ref 0 sync_vp8.ivf
 $ff -f lavfi -i "aevalsrc='if(between(t,1,1.04)+between(t,2.5,2.54),0.8*sin(2*PI*1000*t),0)':s=48000:d=4" \
 	-ac 2 -c:a libopus -b:a 32k -frame_duration 20 -page_duration 20000 sync_opus.ogg
+# VP9 (profile 0, one spatial layer, as browsers send it by default).
+$ff -f lavfi -i testsrc2=size=320x240:rate=30:duration=4 \
+	-c:v libvpx-vp9 -b:v 300k -g 30 -keyint_min 30 -deadline realtime -cpu-used 8 -row-mt 1 -lag-in-frames 0 vp9.ivf
