@@ -48,9 +48,9 @@ func (a *roomActor) startMedia(rec *recordpb.Recording) (*recordingMedia, error)
 		return nil, fmt.Errorf("recording directory: %w", err)
 	}
 	m := &recordingMedia{tracks: make(map[TrackID]*recordedTrack)}
-	layout := recorder.PerParticipant
-	if rec.Layout == LayoutTrack {
-		layout = recorder.PerTrack
+	layout, err := recorder.ParseLayout(rec.Layout)
+	if err != nil {
+		return nil, err
 	}
 	w, err := recorder.New(recorder.Config{
 		Dir: dir, Layout: layout, AudioOnly: rec.AudioOnly, MinFreeBytes: cfg.MinFreeBytes,
@@ -59,6 +59,7 @@ func (a *roomActor) startMedia(rec *recordpb.Recording) (*recordingMedia, error)
 		// generator already; what it recovers reaches the writer through
 		// the forwarder, so the writer asks for nothing more.
 		RequestNACK: nil,
+		Metrics:     a.deps.metrics.recorder,
 		Logger:      a.log.With("recording", rec.Id),
 		Clock:       a.deps.cfg.Clock,
 	})

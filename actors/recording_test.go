@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-media/troupe/actors/actorpb"
@@ -139,6 +140,12 @@ func TestRecordingLifecycle(t *testing.T) {
 	}
 	if _, err := env.rooms.StopRecording(ctx, RecordingID(rec.Id)); !errors.Is(err, ErrRecordingNotActive) {
 		t.Fatalf("stopping it again: %v, want ErrRecordingNotActive", err)
+	}
+	if n := testutil.ToFloat64(env.rooms.metrics.recordings.WithLabelValues("completed", RecordingStoppedViaAPI)); n != 1 {
+		t.Fatalf("troupe_recordings_ended_total{completed,stopped-via-api} = %v, want 1", n)
+	}
+	if n := testutil.CollectAndCount(env.rooms.metrics.recorder); n == 0 {
+		t.Fatal("the recorder collector collects nothing")
 	}
 	want := []string{"recording-starting", "recording-started", "participant-recording-started", "recording-stopping",
 		"participant-recording-stopped", "recording-stopped"}

@@ -306,6 +306,7 @@ func (a *roomActor) finishRecording(lr *liveRecording, files []*recordpb.Recordi
 	}
 	lr.wg.Wait() // the closer has sent its report: nothing of it runs on
 	a.life.recording = nil
+	a.deps.metrics.recordings.WithLabelValues(RecordingStatusName(st), reason).Inc()
 	a.log.Info("recording ended", "recording", next.Id, "status", RecordingStatusName(st), "reason", reason, "files", len(files))
 }
 
