@@ -22,6 +22,10 @@
 // are immutable and swapped atomically, so the per-packet path takes no
 // shared lock, sends no message and allocates nothing.
 //
+// A Forwarder may also have one Sink (sink.go), which gets every packet it
+// forwards on the read loop, without a lock: a recording (rtc/recorder,
+// fed by the room's actor) is one more subscriber of the track that way.
+//
 // A fan-out writer also sends its down-tracks' RTCP sender reports, once a
 // second, from what they already know; pion's per-packet sender-report
 // interceptor is not used.
