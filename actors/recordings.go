@@ -169,8 +169,10 @@ type RecordingFile struct {
 
 // RecordingFile finds the file name of recording id. A name that is not
 // one of the recording's files (a path, "..", a name it never wrote) gets
-// ErrRecordingFileNotFound; a recording whose files are on another node
-// gets a *RecordingElsewhereError.
+// ErrRecordingFileNotFound. A recording whose files are on another node of
+// the cluster gets a *NotOwnerError naming that node, as a room owned there
+// does, so that the HTTP edge forwards the download to it; one recorded
+// on a single node that is now a cluster's a *RecordingElsewhereError.
 func (r *Rooms) RecordingFile(ctx context.Context, id RecordingID, name string) (*RecordingFile, error) {
 	if err := ValidateFileName(name); err != nil {
 		return nil, err
@@ -183,7 +185,11 @@ func (r *Rooms) RecordingFile(ctx context.Context, id RecordingID, name string) 
 	if i < 0 {
 		return nil, ErrRecordingFileNotFound
 	}
-	if rec.NodeId != r.cfg.Recording.NodeID {
+	switch {
+	case rec.NodeId == r.cfg.Recording.NodeID:
+	case rec.NodeId != "":
+		return nil, &NotOwnerError{RoomID: RoomID(rec.RoomId), Owner: rec.NodeId}
+	default:
 		return nil, &RecordingElsewhereError{Node: rec.NodeId}
 	}
 	if r.cfg.Recording.Dir == "" {

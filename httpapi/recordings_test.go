@@ -20,10 +20,13 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
 // clipPublisher publishes the recorder's encoded test clips (4 s of VP8
@@ -385,5 +388,64 @@ func TestAutoStartRecording(t *testing.T) {
 	mustStatus(t, r, http.StatusOK)
 	if got := r.json(t)["auto_start"]; got != nil {
 		t.Fatalf("auto_start after null: %v", got)
+	}
+}
+
+// nodeURLs is a cluster's map of node ids to their API's URLs.
+type nodeURLs map[string]string
+
+func (n nodeURLs) OwnerURL(_ context.Context, id string) (string, error) {
+	if u, ok := n[id]; ok {
+		return u, nil
+	}
+	return "", fmt.Errorf("no node %q", id)
+}
+
+// TestRecordingDownloadForwarded: in a cluster, a download that reaches a
+// node other than the one holding the file is forwarded to that node, which
+// serves it, with its range.
+func TestRecordingDownloadForwarded(t *testing.T) {
+	dirA, dirB := t.TempDir(), t.TempDir()
+	urls := nodeURLs{}
+	a := buildStack(t, func(c *Config) { c.Owners, c.NodeID = urls, "node-a" },
+		func(c *actors.Config) { c.Recording = actors.RecordingConfig{Dir: dirA, NodeID: "node-a"} }, false)
+	b := buildStack(t, func(c *Config) {
+		c.Owners, c.NodeID = urls, "node-b"
+		c.Verifier, c.SigningKey = a.api.cfg.Verifier, a.api.cfg.SigningKey // one key pair, as in a cluster
+	},
+		func(c *actors.Config) { c.Recording = actors.RecordingConfig{Dir: dirB, NodeID: "node-b"} }, false)
+	urls["node-a"], urls["node-b"] = a.srv.URL, b.srv.URL
+	b.admin = a.admin
+
+	// The record, as the cluster's one store of record holds it for both
+	// nodes, and the file on node b's disk.
+	content := bytes.Repeat([]byte("troupe"), 1000)
+	rec := &recordpb.Recording{
+		Id: "rec_elsewhere", RoomId: "studio", SessionId: "ses_1", Status: recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED,
+		Layout: "participant", NodeId: "node-b", CreatedAt: timestamppb.Now(), UpdatedAt: timestamppb.Now(),
+		Files: []*recordpb.RecordingFile{{Name: "PA_1.webm", Container: "webm", Codecs: []string{"vp8", "opus"}, Size: uint64(len(content))}},
+	}
+	for _, s := range []*stack{a, b} {
+		if err := s.store.Apply(context.Background(), persistence.Writes{Recordings: []*recordpb.Recording{rec}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dirB, rec.Id), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dirB, rec.Id, "PA_1.webm"), content, 0o640); err != nil {
+		t.Fatal(err)
+	}
+
+	r := a.do(t, http.MethodGet, "/api/v1/recordings/rec_elsewhere/files/PA_1.webm", "", header{"Range", "bytes=6-11"})
+	mustStatus(t, r, http.StatusPartialContent)
+	if string(r.body) != "troupe" || r.header.Get("Content-Type") != "video/webm" {
+		t.Fatalf("forwarded range: %q, %q", r.body, r.header.Get("Content-Type"))
+	}
+	// Node b serves it from its own disk, and does not pass it on.
+	mustStatus(t, b.do(t, http.MethodGet, "/api/v1/recordings/rec_elsewhere/files/PA_1.webm", ""), http.StatusOK)
+	// A file the recording does not have is refused where the request lands.
+	if r := a.do(t, http.MethodGet, "/api/v1/recordings/rec_elsewhere/files/other.webm", ""); r.status != http.StatusNotFound {
+		t.Fatalf("a file the recording does not list: %d", r.status)
 	}
 }
