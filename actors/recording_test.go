@@ -301,3 +301,37 @@ func TestRecordingLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestRoomClosesOrphanRecordings: a room that starts and finds a recording
+// of its own that no writer runs (the node that held it was lost) closes
+// it as failed with node-lost.
+func TestRoomClosesOrphanRecordings(t *testing.T) {
+	ctx := context.Background()
+	env, _ := newRecordingEnv(t, nil)
+	createRoom(t, env, "studio", &actorpb.ConfigPatch{RecordingEnabled: ptr(true)})
+	env.stop()
+	store, err := persistence.Open(persistence.Config{Dir: env.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := &recordpb.Recording{Id: "rec_lost", RoomId: "studio", SessionId: "ses_1", NodeId: "node-x", Layout: LayoutParticipant,
+		Status: recordpb.RecordingStatus_RECORDING_STATUS_RECORDING, CreatedAt: timestamp(sessionEpoch), UpdatedAt: timestamp(sessionEpoch),
+		StartedAt: timestamp(sessionEpoch)}
+	if err := store.Apply(ctx, persistence.Writes{Recordings: []*recordpb.Recording{lost}}); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	// On this node's own start-up it is not this node's to close.
+	env.start(t, func(c *Config) { c.Recording = RecordingConfig{Dir: t.TempDir(), NodeID: "node-y"} })
+	if got := recordingStatus(t, env, "rec_lost"); got.Status != recordpb.RecordingStatus_RECORDING_STATUS_RECORDING {
+		t.Fatalf("another node's recording at start-up: %v", got)
+	}
+	if _, err := env.rooms.Get(ctx, "studio"); err != nil { // the room's actor loads
+		t.Fatal(err)
+	}
+	poll.Until(t, "the orphan recording closed", func() bool { return recordingEnded(recordingStatus(t, env, "rec_lost")) })
+	got := recordingStatus(t, env, "rec_lost")
+	if got.Status != recordpb.RecordingStatus_RECORDING_STATUS_FAILED || got.EndReason != RecordingNodeLost || !proto.Equal(got.EndedAt, lost.UpdatedAt) {
+		t.Fatalf("orphan recording after its room loaded: %v", got)
+	}
+}

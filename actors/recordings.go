@@ -68,6 +68,7 @@ const (
 	RecordingServerRestart  = "server-restart"
 	RecordingServerShutdown = "server-shutdown"
 	RecordingRoomFailed     = "room-failed"
+	RecordingNodeLost       = "node-lost"
 	RecordingWriterFailed   = "writer-failed"
 )
 

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 
@@ -477,4 +478,45 @@ func validateAutoStart(r *recordpb.Room) error {
 		return NotProvided("auto_start.recording."+ne.Field, ne.Reason)
 	}
 	return err
+}
+
+// closeOrphanRecordings closes the recordings of this room that the store
+// says are running but that no writer of this room writes: a cluster node
+// that ran the room was lost, or its actor was stopped without a word. On
+// a single node the start-up closed those of a crash already. Files on this
+// node are finalized; the record is marked failed (node-lost when another
+// node held it) with its recording-failed event. A failure is logged: the
+// next load tries again.
+func (a *roomActor) closeOrphanRecordings(ctx context.Context) {
+	if a.life.recording != nil {
+		return
+	}
+	recs, _, err := a.deps.Recordings(ctx, RecordingQuery{RoomID: a.id})
+	if err != nil {
+		a.log.Error("find the room's open recordings", "err", err)
+		return
+	}
+	cfg := a.deps.cfg.Recording
+	for _, rec := range recs {
+		if recordingEnded(rec) {
+			continue
+		}
+		next := proto.Clone(rec).(*recordpb.Recording)
+		next.UpdatedAt = timestamp(a.now())
+		reason, why := RecordingServerRestart, errors.New("interrupted: its writer stopped with the server")
+		if rec.NodeId != cfg.NodeID {
+			reason, why = RecordingNodeLost, fmt.Errorf("interrupted: node %q, which held it, was lost", rec.NodeId)
+		} else if cfg.Dir != "" {
+			next.Files = a.deps.finalizeFiles(filepath.Join(cfg.Dir, rec.Id))
+		}
+		endedRecording(next, recordpb.RecordingStatus_RECORDING_STATUS_FAILED, reason, why)
+		next.EndedAt = rec.UpdatedAt // the last change known of it
+		c := &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{next}}}
+		a.recordingEvent(c, next, "recording-failed", NewRecordingJSON(next))
+		if err := a.commit(c); err != nil {
+			a.log.Error("close an interrupted recording", "recording", rec.Id, "err", err)
+			continue
+		}
+		a.log.Info("closed an interrupted recording", "recording", rec.Id, "reason", reason)
+	}
 }

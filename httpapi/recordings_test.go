@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -447,5 +449,42 @@ func TestRecordingDownloadForwarded(t *testing.T) {
 	// A file the recording does not have is refused where the request lands.
 	if r := a.do(t, http.MethodGet, "/api/v1/recordings/rec_elsewhere/files/other.webm", ""); r.status != http.StatusNotFound {
 		t.Fatalf("a file the recording does not list: %d", r.status)
+	}
+}
+
+// A recording's end_reason is documented as an enum: exactly the words of
+// the actors' recording end reasons (and null before its end).
+func TestOpenAPIRecordingEndReasons(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				Recording struct {
+					Properties struct {
+						EndReason struct {
+							Enum []*string `json:"enum"`
+						} `json:"end_reason"`
+					} `json:"properties"`
+				} `json:"Recording"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for _, w := range doc.Components.Schemas.Recording.Properties.EndReason.Enum {
+		if w != nil {
+			documented = append(documented, *w)
+		}
+	}
+	defined := []string{
+		actors.RecordingStoppedViaAPI, actors.RecordingSessionEnded, actors.RecordingMaxDuration, actors.RecordingDiskFull,
+		actors.RecordingServerRestart, actors.RecordingServerShutdown, actors.RecordingRoomFailed, actors.RecordingWriterFailed,
+		actors.RecordingNodeLost,
+	}
+	slices.Sort(documented)
+	slices.Sort(defined)
+	if !slices.Equal(documented, defined) {
+		t.Errorf("documented recording end reasons %v, defined %v", documented, defined)
 	}
 }
