@@ -163,8 +163,9 @@ func (a *roomActor) startRecording(opts RecordingOptions) (*recordpb.Recording, 
 	c = &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{next}}}
 	a.recordingEvent(c, next, "recording-started", NewRecordingJSON(next))
 	if err := a.commit(c); err != nil {
-		// The record says starting: whoever reads it next (a retry here,
-		// or the start-up after a crash) closes it.
+		// The record says starting: the room's next load
+		// (closeOrphanRecordings), or the start-up after a crash, closes
+		// it.
 		a.closeMediaNow(media)
 		return nil, fmt.Errorf("start recording: %w", err)
 	}
