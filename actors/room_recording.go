@@ -301,6 +301,9 @@ func (a *roomActor) finishRecording(lr *liveRecording, files []*recordpb.Recordi
 	} else {
 		a.recordingEvent(c, next, "recording-failed", NewRecordingJSON(next))
 	}
+	// Counted before the write: the writer has ended whether or not its
+	// record is written, and a reader who sees the record sees the count.
+	a.deps.metrics.recordings.WithLabelValues(RecordingStatusName(st), reason).Inc()
 	if err := a.commit(c); err != nil {
 		// Left stopping in the store: the start-up after a restart closes
 		// it, its files finalized again.
@@ -308,7 +311,6 @@ func (a *roomActor) finishRecording(lr *liveRecording, files []*recordpb.Recordi
 	}
 	lr.wg.Wait() // the closer has sent its report: nothing of it runs on
 	a.life.recording = nil
-	a.deps.metrics.recordings.WithLabelValues(RecordingStatusName(st), reason).Inc()
 	a.log.Info("recording ended", "recording", next.Id, "status", RecordingStatusName(st), "reason", reason, "files", len(files))
 }
 
