@@ -386,3 +386,76 @@ func TestRecordingSinkAllocationFree(t *testing.T) {
 		t.Errorf("%.2f allocations per packet handed to a recording, want 0", a)
 	}
 }
+
+// TestRecordingDiskFullAtStart: a writer that finds too little free disk
+// fails the recording at once, with disk_full, and says so in its event.
+func TestRecordingDiskFullAtStart(t *testing.T) {
+	ctx := context.Background()
+	env, _ := newRecordingEnv(t, func(c *Config) { c.Recording.MinFreeBytes = 1 << 62 })
+	createRoom(t, env, "studio", &actorpb.ConfigPatch{RecordingEnabled: ptr(true)})
+	joinClient(t, env, "studio", "pub", RolePublisher)
+	rec, err := env.rooms.StartRecording(ctx, "studio", RecordingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != recordpb.RecordingStatus_RECORDING_STATUS_FAILED || rec.EndReason != RecordingDiskFull || rec.Error == "" {
+		t.Fatalf("a start on a full disk: %v", rec)
+	}
+	if got := recordingStatus(t, env, rec.Id); !proto.Equal(got, rec) {
+		t.Fatalf("stored %v, answered %v", got, rec)
+	}
+	if ev := queuedEvents(t, env, "recording"); !slices.Equal(ev, []string{"recording-starting", "recording-failed"}) {
+		t.Fatalf("events %v", ev)
+	}
+	// Nothing runs: another start is not refused as running.
+	if _, err := env.rooms.StartRecording(ctx, "studio", RecordingOptions{}); errors.Is(err, ErrRecordingRunning) {
+		t.Fatal("a failed start left a recording running")
+	}
+}
+
+// TestRecordingPublisherRejoins: a publisher that leaves and joins again
+// during a recording gets a second file (a participant id is one stay);
+// both are listed when the recording completes.
+func TestRecordingPublisherRejoins(t *testing.T) {
+	ctx := context.Background()
+	env, dir := newRecordingEnv(t, nil)
+	createRoom(t, env, "studio", &actorpb.ConfigPatch{RecordingEnabled: ptr(true)})
+	joinClient(t, env, "studio", "watcher", RoleSubscriber) // keeps the session going
+	first := joinClient(t, env, "studio", "pub", RolePublisher)
+	rec, err := env.rooms.StartRecording(ctx, "studio", RecordingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []*testClient{first, nil} {
+		if c == nil {
+			c = joinClient(t, env, "studio", "pub", RolePublisher)
+		}
+		video, _ := c.publishAV()
+		poll.Until(t, "the publisher's tracks recorded", func() bool {
+			return len(queuedEvents(t, env, "participant-recording-started")) == i+1
+		})
+		from := video.Sent()
+		poll.Until(t, "a second of video sent", func() bool { return video.Sent() > from+100 })
+		if i == 0 {
+			if err := c.p.Leave(ctx, ReasonLeft); err != nil {
+				t.Fatal(err)
+			}
+			c.waitRemoved(ReasonLeft)
+		}
+	}
+	if _, err := env.rooms.StopRecording(ctx, RecordingID(rec.Id)); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "the recording completed", func() bool { return recordingEnded(recordingStatus(t, env, rec.Id)) })
+	got := recordingStatus(t, env, rec.Id)
+	if got.Status != recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED || len(got.Files) != 2 ||
+		got.Files[0].ParticipantId == got.Files[1].ParticipantId {
+		t.Fatalf("recording of a publisher who came back: %v", got)
+	}
+	for _, f := range got.Files {
+		info, err := os.Stat(filepath.Join(dir, rec.Id, f.Name))
+		if f.Identity != "pub" || err != nil || uint64(info.Size()) != f.Size || f.Size == 0 {
+			t.Errorf("file %v: %v, %v", f, info, err)
+		}
+	}
+}
