@@ -9,6 +9,11 @@ import (
 )
 
 type metrics struct {
+	// recorder sums the recordings' writers; recordings counts the
+	// recordings that ended, by status and reason.
+	recorder   *recorder.Metrics
+	recordings *prometheus.CounterVec
+
 	liveCount    atomic.Int64
 	liveGauge    prometheus.Gauge
 	restarts     prometheus.Counter
@@ -17,10 +22,6 @@ type metrics struct {
 	takeovers    prometheus.Counter
 	participants prometheus.Gauge
 	leaves       *prometheus.CounterVec
-	// recorder sums the recordings' writers; recordings counts the
-	// recordings that ended, by status and reason.
-	recorder   *recorder.Metrics
-	recordings *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {

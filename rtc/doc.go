@@ -22,10 +22,6 @@
 // are immutable and swapped atomically, so the per-packet path takes no
 // shared lock, sends no message and allocates nothing.
 //
-// A Forwarder may also have one Sink (sink.go), which gets every packet it
-// forwards on the read loop, without a lock: a recording (rtc/recorder,
-// fed by the room's actor) is one more subscriber of the track that way.
-//
 // A fan-out writer also sends its down-tracks' RTCP sender reports, once a
 // second, from what they already know; pion's per-packet sender-report
 // interceptor is not used.
@@ -44,6 +40,10 @@
 // batches, in the order they filled, so that no subscriber gets a packet
 // before the one its writer wrote first. Every connection presents the
 // engine's one DTLS certificate.
+//
+// A Forwarder may also have one Sink (sink.go), which gets every packet it
+// forwards on the read loop, without a lock: a recording (rtc/recorder,
+// fed by the room's actor) is one more subscriber of the track that way.
 //
 // The package knows nothing of actors or HTTP: the participant actors drive
 // their Peers and Forwarders through the exported methods and learn what

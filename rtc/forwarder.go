@@ -118,6 +118,8 @@ type Forwarder struct {
 	// subs is the subscriber set, replaced as a whole under mu and read
 	// without a lock by the read loop and the writers.
 	subs atomic.Pointer[subscriberSet]
+	// sink, when set, gets every packet forwarded (sink.go).
+	sink atomic.Pointer[Sink]
 
 	mu          sync.Mutex // guards closed and writersDone, and serializes changes to subs
 	closed      bool
@@ -130,7 +132,6 @@ type Forwarder struct {
 	lastKeyframeSeq     atomic.Uint32 // the sequence number it started at
 	muted               atomic.Bool
 	closing             atomic.Bool
-	sink                atomic.Pointer[Sink] // see sink.go
 	done                chan struct{}
 	err                 error // set before done is closed
 	ctr                 counters
