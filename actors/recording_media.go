@@ -76,21 +76,22 @@ func (m *recordingMedia) requestKeyframe(trackID string) {
 	}
 }
 
-// attach makes the writer a sink of a member's published track.
-func (m *recordingMedia) attach(info ParticipantInfo, t *roomTrack) error {
-	if _, ok := m.tracks[t.info.ID]; ok {
+// attach makes the writer a sink of fwd, the stream recorded of a member's
+// published track id.
+func (m *recordingMedia) attach(info ParticipantInfo, id TrackID, fwd *rtc.Forwarder) error {
+	if _, ok := m.tracks[id]; ok {
 		return nil
 	}
 	rt, err := m.w.AddTrack(recorder.TrackInfo{
-		ParticipantID: string(info.ID), Identity: info.Identity, TrackID: string(t.info.ID),
-		Kind: t.fwd.Kind(), Codec: t.fwd.Codec(), SSRC: t.fwd.SSRC(),
+		ParticipantID: string(info.ID), Identity: info.Identity, TrackID: string(id),
+		Kind: fwd.Kind(), Codec: fwd.Codec(), SSRC: fwd.SSRC(),
 	})
 	if err != nil {
 		return err
 	}
-	m.tracks[t.info.ID] = &recordedTrack{fwd: t.fwd, t: rt}
-	m.fwds.Store(t.info.ID, t.fwd)
-	t.fwd.SetSink(&trackSink{t: rt})
+	m.tracks[id] = &recordedTrack{fwd: fwd, t: rt}
+	m.fwds.Store(id, fwd)
+	fwd.SetSink(&trackSink{t: rt})
 	return nil
 }
 

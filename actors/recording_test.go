@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -382,8 +383,15 @@ func TestRecordingSinkAllocationFree(t *testing.T) {
 	if _, err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if a := testing.AllocsPerRun(400, func() { sink.WriteRTP(bufs[i]); i++ }); a > 0.05 {
-		t.Errorf("%.2f allocations per packet handed to a recording, want 0", a)
+	// AllocsPerRun counts the whole process's allocations, and the peers of
+	// the tests before this one may still be winding down: the least of
+	// three runs is the sink's own.
+	least := math.Inf(1)
+	for range 3 {
+		least = min(least, testing.AllocsPerRun(150, func() { sink.WriteRTP(bufs[i]); i++ }))
+	}
+	if least > 0.05 {
+		t.Errorf("%.2f allocations per packet handed to a recording, want 0", least)
 	}
 }
 

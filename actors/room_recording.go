@@ -387,7 +387,10 @@ func (a *roomActor) recordTrack(m *member, t *roomTrack) {
 	if lr.rec.AudioOnly && t.info.Kind != "audio" {
 		return
 	}
-	if err := lr.media.attach(m.info, t); err != nil {
+	// The stream recorded: the track's one stream (of a simulcast track,
+	// its highest layer).
+	fwd := t.fwd
+	if err := lr.media.attach(m.info, t.info.ID, fwd); err != nil {
 		a.log.Warn("track not recorded", "recording", lr.rec.Id, "participant", m.info.ID, "track", t.info.ID, "err", err)
 		return
 	}
