@@ -60,6 +60,10 @@
 // is blocked; a subscriber on it is written through pion's TCP framing
 // rather than the batched UDP sends.
 //
+// A Forwarder may also have one Sink (sink.go), which gets every packet it
+// forwards on the read loop, without a lock: a recording (rtc/recorder,
+// fed by the room's actor) is one more subscriber of the track that way.
+//
 // The package knows nothing of actors or HTTP: the participant actors drive
 // their Peers and Forwarders through the exported methods and learn what
 // happened through callbacks.

@@ -163,6 +163,16 @@ type Config struct {
 	// long the rooms of a dead node wait for another owner. Whole seconds,
 	// at least 1s. Default 5s.
 	ClusterLeaseTTL time.Duration `yaml:"cluster_lease_ttl"`
+	// RecordingsDir holds the recordings' files, a directory per
+	// recording. Default empty: DataDir/recordings.
+	RecordingsDir string `yaml:"recordings_dir"`
+	// RecordingMaxDuration stops a recording that has run this long. 0
+	// means no limit. Default 4h.
+	RecordingMaxDuration time.Duration `yaml:"recording_max_duration"`
+	// RecordingMinFreeDisk is the free space, in MiB, below which a
+	// recording stops as failed (disk_full), so that what it wrote stays
+	// playable. Default 1024.
+	RecordingMinFreeDisk int `yaml:"recording_min_free_disk"`
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -185,6 +195,9 @@ func DefaultConfig() Config {
 		LogFormat:         "text",
 		RequestTimeout:    2 * time.Second,
 		PassivateAfter:    2 * time.Minute,
+
+		RecordingMaxDuration: 4 * time.Hour,
+		RecordingMinFreeDisk: 1024,
 		// ClusterLeaseTTL is used in cluster mode only.
 		ClusterLeaseTTL: 5 * time.Second,
 	}
@@ -239,6 +252,12 @@ func (c Config) Validate() error {
 	}
 	if c.WebhookMaxAge <= 0 {
 		return fmt.Errorf("%w: --webhook-max-age %v: must be positive", ErrInvalidConfig, c.WebhookMaxAge)
+	}
+	if c.RecordingMaxDuration < 0 {
+		return fmt.Errorf("%w: --recording-max-duration %v: must not be negative (0 = no limit)", ErrInvalidConfig, c.RecordingMaxDuration)
+	}
+	if c.RecordingMinFreeDisk < 0 {
+		return fmt.Errorf("%w: --recording-min-free-disk %d: must not be negative", ErrInvalidConfig, c.RecordingMinFreeDisk)
 	}
 	for _, d := range c.webhookDestinations() {
 		if err := d.Validate(); err != nil {
@@ -513,6 +532,9 @@ var settings = []setting{
 	{"node-id", "this node's name in the cluster (default: host name and HTTP port, host-7880)", func(c *Config) any { return &c.NodeID }},
 	{"advertise-url", "URL where other nodes reach this node's API (default: http:// or https:// and --http-addr)", func(c *Config) any { return &c.AdvertiseURL }},
 	{"cluster-lease-ttl", "how long a node cut off from etcd keeps its rooms", func(c *Config) any { return &c.ClusterLeaseTTL }},
+	{"recordings-dir", "directory of the recordings' files (default: <data-dir>/recordings)", func(c *Config) any { return &c.RecordingsDir }},
+	{"recording-max-duration", "stop a recording that has run this long (0 = no limit)", func(c *Config) any { return &c.RecordingMaxDuration }},
+	{"recording-min-free-disk", "MiB of free disk below which a recording stops as failed (disk_full)", func(c *Config) any { return &c.RecordingMinFreeDisk }},
 }
 
 const configFlag = "config"

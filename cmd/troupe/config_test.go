@@ -57,7 +57,8 @@ rate_burst: 20
 				TURNUDPPort: 3478, TURNTLSPort: 5349, TURNRealm: "troupe", TURNCredentialTTL: 12 * time.Hour,
 				CORSOrigins: stringList{"*"}, WebhookEvents: stringList{"*"}, WebhookMaxAge: 24 * time.Hour,
 				LogLevel: "debug", LogFormat: "json", RequestTimeout: 3 * time.Second,
-				PassivateAfter: time.Minute, RateLimit: 10.5, RateBurst: 20, ClusterLeaseTTL: 5 * time.Second})
+				PassivateAfter: time.Minute, RateLimit: 10.5, RateBurst: 20, ClusterLeaseTTL: 5 * time.Second,
+				RecordingMaxDuration: 4 * time.Hour, RecordingMinFreeDisk: 1024})
 		}},
 		{"partial yaml keeps other defaults", nil, nil, "http_addr: 0.0.0.0:9000\n", func(c Config) bool {
 			want := DefaultConfig()
@@ -154,6 +155,8 @@ func TestConfigErrors(t *testing.T) {
 		{"yaml list of mappings", nil, nil, "log_level: warn\ncors_origins: [{a: b}]\n", "line 2: cannot unmarshal !!map into string"},
 		{"announce not an IP", nil, map[string]string{"TROUPE_RTC_ANNOUNCE_IP": "1.2.3.4, example.com"}, "", "--rtc-announce-ip \"example.com\""},
 		{"webhook max age zero", []string{"--webhook-max-age", "0s"}, nil, "", "--webhook-max-age"},
+		{"recording max duration negative", []string{"--recording-max-duration", "-1s"}, nil, "", "--recording-max-duration"},
+		{"recording min free disk negative", nil, map[string]string{"TROUPE_RECORDING_MIN_FREE_DISK": "-1"}, "", "--recording-min-free-disk"},
 		{"webhook url not a url", []string{"--webhook-urls", "not a url"}, nil, "", "--webhook-urls"},
 		{"webhook event unknown", []string{"--webhook-urls", "https://example.com/h", "--webhook-events", "room-exploded"}, nil, "", "--webhook-urls/--webhook-events"},
 		{"cors origin with a path", []string{"--cors-origins", "https://a.example/page"}, nil, "", "--cors-origins"},

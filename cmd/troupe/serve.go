@@ -297,7 +297,8 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		CheckWebhook: func(ctx context.Context, endpoint string) error {
 			return webhook.CheckEndpoint(ctx, endpoint, cfg.WebhookAllowPrivate)
 		},
-		Owners: roomOwners,
+		Owners:    roomOwners,
+		Recording: cfg.recordingConfig(s.cluster),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start room actors: %w", err)
@@ -530,4 +531,18 @@ More tokens: troupe token --data-dir %[5]s --admin
 Web page: %[1]s/ (join tokens from POST /api/v1/rooms/{id}/tokens, or start with --dev-join-tokens)
 `, baseURL, key.ID, filepath.Join(cfg.DataDir, keysFile), token, cfg.DataDir)
 	return err
+}
+
+// recordingConfig is the room actors' recording configuration; in a
+// cluster, the records name this node as the holder of their files.
+func (c *Config) recordingConfig(cl *cluster) actors.RecordingConfig {
+	dir := c.RecordingsDir
+	if dir == "" {
+		dir = filepath.Join(c.DataDir, "recordings")
+	}
+	rc := actors.RecordingConfig{Dir: dir, MaxDuration: c.RecordingMaxDuration, MinFreeBytes: uint64(c.RecordingMinFreeDisk) << 20}
+	if cl != nil {
+		rc.NodeID = cl.node.ID
+	}
+	return rc
 }
