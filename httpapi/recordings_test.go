@@ -403,6 +403,11 @@ func (n nodeURLs) OwnerURL(_ context.Context, id string) (string, error) {
 	return "", fmt.Errorf("no node %q", id)
 }
 
+// RoomOwners knows no owners: these nodes own no room, only files.
+func (n nodeURLs) RoomOwners(context.Context, []string) (map[string]string, error) {
+	return nil, nil
+}
+
 // TestRecordingDownloadForwarded: in a cluster, a download that reaches a
 // node other than the one holding the file is forwarded to that node, which
 // serves it, with its range.
