@@ -39,6 +39,9 @@ type roomLife struct {
 	// so that a later load knows it is a restart's. Only the room's
 	// actor, one incarnation at a time, touches it.
 	loaded bool
+	// recording is the room's running recording, nil when none runs: it
+	// goes on through a restart (room_recording.go).
+	recording *liveRecording
 }
 
 func newRoomLife() *roomLife {

@@ -47,6 +47,11 @@ type Store interface {
 	// ListSessionMembers reads a session's participant history: for the
 	// API, and to close the members a crash took.
 	ListSessionMembers(ctx context.Context, sessionID string) ([]*recordpb.SessionMember, error)
+	// GetRecording, ListRecordings answer the recordings API;
+	// OpenRecordings finds, at start-up, the recordings a crash left open.
+	GetRecording(ctx context.Context, id string) (*recordpb.Recording, error)
+	ListRecordings(ctx context.Context, q persistence.RecordingQuery) (persistence.RecordingPage, error)
+	OpenRecordings(ctx context.Context) ([]*recordpb.Recording, error)
 	// ListWebhookDeliveries answers Rooms.WebhookDeliveries.
 	ListWebhookDeliveries(ctx context.Context, q persistence.DeliveryQuery) (persistence.DeliveryPage, error)
 }
@@ -91,6 +96,8 @@ type Config struct {
 	// Owners is the cluster's room ownership; nil on a single node. With
 	// it, a room's actor starts only on the node that claimed the room.
 	Owners Owners
+	// Recording configures recording; its zero value records nothing.
+	Recording RecordingConfig
 }
 
 func (c *Config) ensureDefaults() error {
@@ -192,6 +199,10 @@ func NewRooms(cfg Config) (*Rooms, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if err := r.closeInterruptedRecordings(ctx); err != nil {
+		r.Close(ctx)
+		return nil, err
+	}
 	if err := r.closeInterruptedSessions(ctx); err != nil {
 		r.Close(ctx)
 		return nil, err

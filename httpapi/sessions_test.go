@@ -17,7 +17,7 @@ import (
 
 var sessionKeys = []string{"created_at", "display_name", "duration", "end_reason", "end_time", "fps", "id",
 	"join_from", "join_until", "layout", "locked", "max_concurrent_participants", "max_members", "name",
-	"participant_count", "quality", "record_on_start", "remove_after_seconds_elapsed", "room_id",
+	"participant_count", "quality", "record_on_start", "recordings", "remove_after_seconds_elapsed", "room_id",
 	"start_time", "status", "total_participants", "updated_at"}
 
 // getSession returns GET /sessions/{id}, checking the object's keys.

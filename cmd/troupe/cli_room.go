@@ -219,7 +219,7 @@ func participantListCmd(f *apiFlags) *cobra.Command {
 		var parts []string
 		for _, t := range list {
 			t, _ := t.(map[string]any)
-			s := cellOf(t["kind"]) + "/" + cellOf(t["codec"])
+			s := cellOf(t["codec"]) // a MIME type: video/VP8
 			if t["muted"] == true {
 				s += " (muted)"
 			}

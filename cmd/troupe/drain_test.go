@@ -27,7 +27,7 @@ import (
 func startChild(t *testing.T, key auth.Key, token string, args ...string) (*testServer, *exec.Cmd) {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(os.Args[0], append([]string{"serve", "--http-addr", addr, "--rtc-udp-port", "0", "--log-level", "error"}, args...)...)
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "--http-addr", addr, "--rtc-udp-port", "0", "--rtc-tcp-port", "0", "--log-level", "error"}, args...)...)
 	cmd.Env = append(proc.WithoutTroupeEnv(os.Environ()), mainEnv+"=1",
 		envName("api-key")+"="+key.ID, envName("api-secret")+"="+key.Secret)
 	cmd.Stderr = os.Stderr

@@ -109,8 +109,10 @@ type Session struct {
 	// The last persisted join, leave or other activity: the end time given to a
 	// session a crash left in progress.
 	LastActivityAt *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=last_activity_at,json=lastActivityAt,proto3" json:"last_activity_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The recordings of the session, in the order they started.
+	RecordingIds  []string `protobuf:"bytes,24,rep,name=recording_ids,json=recordingIds,proto3" json:"recording_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Session) Reset() {
@@ -300,6 +302,13 @@ func (x *Session) GetUpdatedAt() *timestamppb.Timestamp {
 func (x *Session) GetLastActivityAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.LastActivityAt
+	}
+	return nil
+}
+
+func (x *Session) GetRecordingIds() []string {
+	if x != nil {
+		return x.RecordingIds
 	}
 	return nil
 }
@@ -538,7 +547,7 @@ var File_persistence_recordpb_session_proto protoreflect.FileDescriptor
 
 const file_persistence_recordpb_session_proto_rawDesc = "" +
 	"\n" +
-	"\"persistence/recordpb/session.proto\x12\x10troupe.record.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\b\n" +
+	"\"persistence/recordpb/session.proto\x12\x10troupe.record.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\b\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\aroom_id\x18\x02 \x01(\tR\x06roomId\x12\x12\n" +
@@ -569,7 +578,8 @@ const file_persistence_recordpb_session_proto_rawDesc = "" +
 	"created_at\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12D\n" +
-	"\x10last_activity_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastActivityAtB\x1f\n" +
+	"\x10last_activity_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastActivityAt\x12#\n" +
+	"\rrecording_ids\x18\x18 \x03(\tR\frecordingIdsB\x1f\n" +
 	"\x1d_remove_after_seconds_elapsed\"\xde\x02\n" +
 	"\rSessionMember\x12\x1d\n" +
 	"\n" +
