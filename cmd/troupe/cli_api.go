@@ -126,6 +126,38 @@ type apiClient struct {
 // error answer is an *apiCallError; a server that cannot be reached says
 // where it was looked for.
 func (c *apiClient) call(ctx context.Context, method, path string, body any) ([]byte, error) {
+	resp, err := c.do(ctx, c.http, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read the answer of %s %s: %w", method, path, err)
+	}
+	return out, nil
+}
+
+// download writes the body of GET path to w, however long it takes
+// (ctx bounds it). It returns the bytes written.
+func (c *apiClient) download(ctx context.Context, path string, w io.Writer) (int64, error) {
+	unbounded := *c.http
+	unbounded.Timeout = 0
+	resp, err := c.do(ctx, &unbounded, http.MethodGet, path, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("download %s: %w", path, err)
+	}
+	return n, nil
+}
+
+// do sends the request and returns a successful answer, whose body the
+// caller closes; an error answer is an *apiCallError.
+func (c *apiClient) do(ctx context.Context, hc *http.Client, method, path string, body any) (*http.Response, error) {
 	var in io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -142,25 +174,22 @@ func (c *apiClient) call(ctx context.Context, method, path string, body any) ([]
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the server at %s: %w", c.base, err)
 	}
+	if resp.StatusCode < 300 {
+		return resp, nil
+	}
 	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read the answer of %s %s: %w", method, path, err)
+	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e struct {
+		Error struct{ Code, Message string }
 	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error struct{ Code, Message string }
-		}
-		if json.Unmarshal(out, &e) != nil || e.Error.Code == "" {
-			return nil, &apiCallError{status: resp.StatusCode, code: "http_error", message: strings.TrimSpace(http.StatusText(resp.StatusCode))}
-		}
-		return nil, &apiCallError{status: resp.StatusCode, code: e.Error.Code, message: e.Error.Message}
+	if json.Unmarshal(out, &e) != nil || e.Error.Code == "" {
+		return nil, &apiCallError{status: resp.StatusCode, code: "http_error", message: strings.TrimSpace(http.StatusText(resp.StatusCode))}
 	}
-	return out, nil
+	return nil, &apiCallError{status: resp.StatusCode, code: e.Error.Code, message: e.Error.Message}
 }
 
 // output prints what an API command got: the JSON itself with --json,

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -282,4 +284,52 @@ func TestCLIJoin(t *testing.T) {
 	wantExit(t, 2, "--room", "join")
 	wantExit(t, 2, "--every", "join", "--room", "r1", "--every", "0s")
 	wantExit(t, 2, "--duration", "join", "--room", "r1", "--duration", "-1s")
+}
+
+// The recording commands: a recording of a room with video started,
+// stopped, shown and its file downloaded as the server has it.
+func TestCLIRecordingCommands(t *testing.T) {
+	s := startServer(t, testConfig(t.TempDir()))
+	t.Setenv("TROUPE_URL", s.url)
+	t.Setenv("TROUPE_TOKEN", s.token)
+	mustCLI(t, "room", "create", "--id", "r1", "--name", "One", "--recording")
+	_, r := streamVideo(t, t.Context(), s, "r1")
+
+	rec := cliJSON(t, "recording", "start", "r1")
+	id, _ := rec["id"].(string)
+	if id == "" || rec["room_id"] != "r1" {
+		t.Fatalf("recording start: %v", rec)
+	}
+	poll.Until(t, "video to be recorded a while", func() bool { return r.Stats().Packets >= 50 })
+	if row := rowOf(mustCLI(t, "recording", "list"), id); !strings.Contains(row, "r1") {
+		t.Fatalf("recording list does not show %s", id)
+	}
+	if row := rowOf(mustCLI(t, "recording", "list", "--room", "r1"), id); row == "" {
+		t.Fatalf("recording list --room r1 does not show %s", id)
+	}
+	mustCLI(t, "recording", "stop", id)
+	var file map[string]any
+	poll.Until(t, "the recording to complete with a file", func() bool {
+		got := cliJSON(t, "recording", "get", id)
+		files, _ := got["files"].([]any)
+		if got["status"] != "completed" || len(files) == 0 {
+			return false
+		}
+		file = files[0].(map[string]any)
+		return true
+	})
+	name := file["name"].(string)
+	dst := filepath.Join(t.TempDir(), "got.webm")
+	if out := mustCLI(t, "recording", "download", id, name, "-o", dst); !strings.Contains(out, "wrote "+dst) {
+		t.Fatalf("recording download printed %q", out)
+	}
+	info, err := os.Stat(dst)
+	if err != nil || info.Size() == 0 || float64(info.Size()) != file["size"] {
+		t.Fatalf("downloaded %v (%v), want %v bytes", info, err, file["size"])
+	}
+
+	wantExit(t, 1, "recording_not_found", "recording", "get", "rec_nope")
+	wantExit(t, 1, "room_not_found", "recording", "start", "nope")
+	wantExit(t, 1, "not_found", "recording", "download", id, "nope.webm", "-o", filepath.Join(t.TempDir(), "x"))
+	wantExit(t, 2, "accepts 2 arg", "recording", "download", id)
 }

@@ -116,7 +116,7 @@ type roomSettings struct {
 	id, name, displayName string
 	maxParticipants       int
 	emptyTimeout          int
-	locked                bool
+	locked, recording     bool
 }
 
 func (s *roomSettings) bind(cmd *cobra.Command, withID bool) {
@@ -129,6 +129,7 @@ func (s *roomSettings) bind(cmd *cobra.Command, withID bool) {
 	f.IntVar(&s.maxParticipants, "max-participants", 0, "how many may be in the room at once")
 	f.IntVar(&s.emptyTimeout, "empty-timeout", 0, "seconds an empty room waits before its session ends")
 	f.BoolVar(&s.locked, "locked", false, "lock the room: only moderators join (--locked=false unlocks)")
+	f.BoolVar(&s.recording, "recording", false, "allow recording the room (--recording=false forbids it)")
 }
 
 // body is the JSON of the flags given; nil if none was.
@@ -146,6 +147,7 @@ func (s *roomSettings) body(cmd *cobra.Command) map[string]any {
 		{"max-participants", config, "max_participants", s.maxParticipants},
 		{"empty-timeout", config, "empty_timeout", s.emptyTimeout},
 		{"locked", config, "locked", s.locked},
+		{"recording", config, "recording_enabled", s.recording},
 	} {
 		if cmd.Flags().Changed(set.flag) {
 			set.into[set.key] = set.v
@@ -185,7 +187,7 @@ func roomUpdateCmd(f *apiFlags) *cobra.Command {
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		body := s.body(cmd)
 		if body == nil {
-			return usageErrorf("nothing to change: give --name, --display-name, --max-participants, --empty-timeout or --locked")
+			return usageErrorf("nothing to change: give --name, --display-name, --max-participants, --empty-timeout, --locked or --recording")
 		}
 		return apiCall(cmd, f, http.MethodPatch, "/api/v1/rooms/"+seg(args[0]), body, objectTable)
 	}

@@ -5,9 +5,10 @@
 //	troupe bench api    load the REST API and report throughput and latency
 //	troupe bench media  forward media through real WebRTC clients and measure the server
 //	troupe version      print the build version
-//	troupe room ...     the REST API from the command line: room, participant and
-//	troupe participant  session commands (cli_api.go: --url, --token or the local
-//	troupe session      key, a table or --json)
+//	troupe room ...     the REST API from the command line: room, participant,
+//	troupe participant  session and recording commands (cli_api.go: --url, --token
+//	troupe session      or the local key, a table or --json)
+//	troupe recording
 //	troupe join         join a room from the terminal: print what arrives, --publish sends
 //
 // This package owns the process: configuration (flags, TROUPE_* environment,

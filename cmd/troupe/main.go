@@ -39,7 +39,7 @@ func newRootCmd() *cobra.Command {
 	root.SilenceUsage = true
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newServeCmd(), newTokenCmd(), newVersionCmd(), newBenchCmd(),
-		newRoomCmd(), newParticipantCmd(), newSessionCmd(), newJoinCmd())
+		newRoomCmd(), newParticipantCmd(), newSessionCmd(), newRecordingCmd(), newJoinCmd())
 	markUsageErrors(root)
 	return root
 }

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+)
+
+func newRecordingCmd() *cobra.Command {
+	return apiCommand("recording", "List, start, stop and download recordings", &apiFlags{},
+		recordingListCmd, recordingGetCmd, recordingStartCmd, recordingStopCmd, recordingDownloadCmd)
+}
+
+func recordingListCmd(f *apiFlags) *cobra.Command {
+	var limit, offset int
+	var room string
+	cmd := &cobra.Command{Use: "list", Short: "List recordings", Args: cobra.NoArgs}
+	cmd.Flags().IntVar(&limit, "limit", 0, "recordings per page, 1 to 100 (default: the server's, 20)")
+	cmd.Flags().IntVar(&offset, "offset", 0, "recordings to skip")
+	cmd.Flags().StringVar(&room, "room", "", "only this room's recordings")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if limit < 0 || offset < 0 {
+			return usageErrorf("--limit and --offset must not be negative")
+		}
+		path := "/api/v1/recordings"
+		if room != "" {
+			path = "/api/v1/rooms/" + seg(room) + "/recordings"
+		}
+		return apiCall(cmd, f, http.MethodGet, path+pageQuery(limit, offset), nil,
+			listTable("recordings", field("ID", "id"), field("ROOM", "room_id"), field("STATUS", "status"),
+				field("STARTED", "started_at"), field("SECONDS", "duration"), field("BYTES", "size"),
+				column{"FILES", func(r map[string]any) string {
+					files, _ := r["files"].([]any)
+					return fmt.Sprint(len(files))
+				}}))
+	}
+	return cmd
+}
+
+func recordingGetCmd(f *apiFlags) *cobra.Command {
+	return callCmd(f, "get RECORDING", "Show a recording and its files", 1, http.MethodGet,
+		func(a []string) string { return "/api/v1/recordings/" + seg(a[0]) }, objectTable)
+}
+
+func recordingStartCmd(f *apiFlags) *cobra.Command {
+	var audioOnly bool
+	cmd := &cobra.Command{Use: "start ROOM", Short: "Start recording a room's session", Args: cobra.ExactArgs(1)}
+	cmd.Flags().BoolVar(&audioOnly, "audio-only", false, "record the audio tracks only")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		var body any
+		if audioOnly {
+			body = map[string]any{"audio_only": true}
+		}
+		return apiCall(cmd, f, http.MethodPost, "/api/v1/rooms/"+seg(args[0])+"/recordings", body, objectTable)
+	}
+	return cmd
+}
+
+func recordingStopCmd(f *apiFlags) *cobra.Command {
+	return callCmd(f, "stop RECORDING", "Stop a recording (it completes once its files are closed)", 1, http.MethodPost,
+		func(a []string) string { return "/api/v1/recordings/" + seg(a[0]) + "/stop" }, objectTable)
+}
+
+func recordingDownloadCmd(f *apiFlags) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{Use: "download RECORDING FILE [-o PATH]", Short: "Download one file of a recording", Args: cobra.ExactArgs(2)}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "where to write it (default: the file's name, in this directory; - for stdout)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) (err error) {
+		c, err := f.client(cmd)
+		if err != nil {
+			return err
+		}
+		path := "/api/v1/recordings/" + seg(args[0]) + "/files/" + seg(args[1])
+		if output == "-" {
+			_, err := c.download(cmd.Context(), path, cmd.OutOrStdout())
+			return err
+		}
+		if output == "" {
+			output = filepath.Base(args[1])
+		}
+		// Written aside and renamed once complete: a failed download
+		// leaves no partial file under the name.
+		tmp, err := os.CreateTemp(filepath.Dir(output), "."+filepath.Base(output)+".*")
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				os.Remove(tmp.Name())
+			}
+		}()
+		n, err := c.download(cmd.Context(), path, tmp)
+		if err = errors.Join(err, tmp.Close()); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp.Name(), output); err != nil {
+			return err
+		}
+		done(cmd, f, "wrote %s (%d bytes)", output, n)
+		return nil
+	}
+	return cmd
+}
