@@ -43,7 +43,7 @@ func recordingListCmd(f *apiFlags) *cobra.Command {
 
 func recordingGetCmd(f *apiFlags) *cobra.Command {
 	return callCmd(f, "get RECORDING", "Show a recording and its files", 1, http.MethodGet,
-		func(a []string) string { return "/api/v1/recordings/" + seg(a[0]) }, objectTable)
+		pathOf("recordings", ""), objectTable)
 }
 
 func recordingStartCmd(f *apiFlags) *cobra.Command {
@@ -62,7 +62,7 @@ func recordingStartCmd(f *apiFlags) *cobra.Command {
 
 func recordingStopCmd(f *apiFlags) *cobra.Command {
 	return callCmd(f, "stop RECORDING", "Stop a recording (it completes once its files are closed)", 1, http.MethodPost,
-		func(a []string) string { return "/api/v1/recordings/" + seg(a[0]) + "/stop" }, objectTable)
+		pathOf("recordings", "/stop"), objectTable)
 }
 
 func recordingDownloadCmd(f *apiFlags) *cobra.Command {

@@ -55,6 +55,12 @@ func callCmd(f *apiFlags, use, short string, nargs int, method string, path func
 		}}
 }
 
+// pathOf makes the path of the object a command's first argument names
+// under /api/v1/{kind}/, and below it.
+func pathOf(kind, below string) func(a []string) string {
+	return func(a []string) string { return "/api/v1/" + kind + "/" + seg(a[0]) + below }
+}
+
 // done prints what a command with no answer body did, unless --json.
 func done(cmd *cobra.Command, f *apiFlags, format string, args ...any) {
 	if !f.json {
@@ -177,7 +183,7 @@ func roomCreateCmd(f *apiFlags) *cobra.Command {
 
 func roomGetCmd(f *apiFlags) *cobra.Command {
 	return callCmd(f, "get ROOM", "Show a room", 1, http.MethodGet,
-		func(a []string) string { return "/api/v1/rooms/" + seg(a[0]) }, objectTable)
+		pathOf("rooms", ""), objectTable)
 }
 
 func roomUpdateCmd(f *apiFlags) *cobra.Command {
@@ -196,7 +202,7 @@ func roomUpdateCmd(f *apiFlags) *cobra.Command {
 
 func roomEndCmd(f *apiFlags) *cobra.Command {
 	return callCmd(f, "end ROOM", "End a room: everyone leaves and it refuses joins", 1, http.MethodPost,
-		func(a []string) string { return "/api/v1/rooms/" + seg(a[0]) + "/end" }, objectTable)
+		pathOf("rooms", "/end"), objectTable)
 }
 
 func roomDeleteCmd(f *apiFlags) *cobra.Command {
@@ -233,7 +239,7 @@ func participantListCmd(f *apiFlags) *cobra.Command {
 		return strings.Join(parts, ", ")
 	}}
 	return callCmd(f, "list ROOM", "List the participants in a room now", 1, http.MethodGet,
-		func(a []string) string { return "/api/v1/rooms/" + seg(a[0]) + "/participants" },
+		pathOf("rooms", "/participants"),
 		listTable("participants", field("ID", "id"), field("IDENTITY", "identity"), field("NAME", "name"),
 			field("ROLE", "role"), field("JOINED", "joined_at"), tracks))
 }
@@ -298,17 +304,12 @@ func sessionListCmd(f *apiFlags) *cobra.Command {
 	return cmd
 }
 
-// sessionPath is the path of the session its argument names, and below.
-func sessionPath(below string) func(a []string) string {
-	return func(a []string) string { return "/api/v1/sessions/" + seg(a[0]) + below }
-}
-
 func sessionGetCmd(f *apiFlags) *cobra.Command {
-	return callCmd(f, "get SESSION", "Show a session", 1, http.MethodGet, sessionPath(""), objectTable)
+	return callCmd(f, "get SESSION", "Show a session", 1, http.MethodGet, pathOf("sessions", ""), objectTable)
 }
 
 func sessionParticipantsCmd(f *apiFlags) *cobra.Command {
-	return callCmd(f, "participants SESSION", "List who took part in a session", 1, http.MethodGet, sessionPath("/participants"),
+	return callCmd(f, "participants SESSION", "List who took part in a session", 1, http.MethodGet, pathOf("sessions", "/participants"),
 		listTable("participants", field("PARTICIPANT", "participant_id"), field("IDENTITY", "identity"),
 			field("ROLE", "role"), field("JOINED", "joined_at"), field("LEFT", "left_at"),
 			field("SECONDS", "duration"), field("REASON", "leave_reason")))
@@ -318,7 +319,7 @@ func sessionStatsCmd(f *apiFlags) *cobra.Command {
 	cols := []column{field("PARTICIPANT", "participant_id"), field("IDENTITY", "identity"), field("LIVE", "live"),
 		field("PACKETS_IN", "packets_in"), field("PACKETS_OUT", "packets_out"), field("DROPPED", "packets_dropped"),
 		field("LOSS", "loss"), field("NACKS", "nacks")}
-	return callCmd(f, "stats SESSION", "Show a session's media figures per participant", 1, http.MethodGet, sessionPath("/stats"),
+	return callCmd(f, "stats SESSION", "Show a session's media figures per participant", 1, http.MethodGet, pathOf("sessions", "/stats"),
 		func(v any) table {
 			t := listTable("participants", cols...)(v)
 			obj, _ := v.(map[string]any)
