@@ -14,6 +14,10 @@ import (
 // emptied, so that it stops early.
 const drainCheck = 100 * time.Millisecond
 
+// markDrainingTimeout bounds the write of the node record that says the
+// node drains.
+const markDrainingTimeout = 5 * time.Second
+
 // Drain makes the node stop taking work while what runs goes on: /readyz
 // answers 503 at once (a load balancer stops sending traffic), new rooms
 // and joins are refused with 503 draining, and in a cluster placement
@@ -80,6 +84,9 @@ func (s *Server) drainOnSignal(ctx context.Context, timeout time.Duration) {
 // node's own rooms refuse joins whatever the record says.
 func (c *cluster) markDraining(ctx context.Context) {
 	c.draining.Store(true)
+	// Bounded: an etcd out of reach must not hold the stop up.
+	ctx, cancel := context.WithTimeout(ctx, markDrainingTimeout)
+	defer cancel()
 	if err := c.putRecord(ctx); err != nil {
 		c.log.Warn("publish that the node drains", "node", c.node.ID, "err", err)
 	}
