@@ -65,6 +65,11 @@ type DownTrack struct {
 	targetLayer atomic.Int32
 	maxSize     atomic.Int32
 	limits      atomic.Pointer[LayerLimits] // SetLimits; nil for none
+	// bweCap is the highest layer the bandwidth estimate pays for, plus
+	// one (0 for no cap); bwePaused is set when it pays for none, and
+	// nothing is sent (layerchoice.go).
+	bweCap    atomic.Int32
+	bwePaused atomic.Bool
 	bound       atomic.Pointer[binding]
 	// ready is set once the subscriber's connection can take media: its
 	// owner said so (TransportReady) or a write went through. Until then
@@ -329,6 +334,10 @@ func (dt *DownTrack) sendLocked(p *packet, now time.Time) (left *Forwarder) {
 	dt.wmu.Lock()
 	defer dt.wmu.Unlock()
 	if dt.w.stopped {
+		return nil
+	}
+	if dt.bwePaused.Load() {
+		dt.ctr.drops[DropBandwidth].Add(1)
 		return nil
 	}
 	b := dt.bound.Load()
