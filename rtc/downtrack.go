@@ -70,7 +70,7 @@ type DownTrack struct {
 	// nothing is sent (layerchoice.go).
 	bweCap    atomic.Int32
 	bwePaused atomic.Bool
-	bound       atomic.Pointer[binding]
+	bound     atomic.Pointer[binding]
 	// ready is set once the subscriber's connection can take media: its
 	// owner said so (TransportReady) or a write went through. Until then
 	// a keyframe request would bring a keyframe nobody can receive.
