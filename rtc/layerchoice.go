@@ -45,12 +45,13 @@ const (
 const PauseReasonBandwidth = "bandwidth"
 
 // TrackPausedEvent tells the owner that the Peer stopped (Paused) or
-// started again sending the client the track of TrackID, for Reason.
+// started again sending the client the track of TrackID (in the stream
+// StreamID), for Reason.
 type TrackPausedEvent struct {
 	peerEvent
-	TrackID string
-	Paused  bool
-	Reason  string
+	TrackID, StreamID string
+	Paused            bool
+	Reason            string
 }
 
 // layerGovernor applies the hysteresis to one down-track's layer.
@@ -104,22 +105,33 @@ func (g *layerGovernor) step(now time.Time, ceiling, down, up int) int {
 	return g.cur
 }
 
+// allocItem is a video down-track as allocate sees it: the rates of its
+// layers, lowest first, up to its ceiling (a rate of 0 is not known yet
+// and costs nothing). A pinned item is a track sent as one stream: it
+// always gets its one layer, at its cost, for there is nothing lower to
+// fall back to, and without sending it nothing would show whether the
+// link carries it.
+type allocItem struct {
+	rates  []uint64
+	pinned bool
+}
+
 // allocate shares budget (bits per second) among items, in priority
-// order, each the rates of its layers, lowest first, up to its ceiling;
-// a rate of 0 is not known yet and costs nothing. It returns the layer
-// each item gets, -1 for those whose lowest does not fit.
-func allocate(budget int64, items [][]uint64, out []int) []int {
+// order. It returns the layer each item gets, -1 for those whose lowest
+// does not fit.
+func allocate(budget int64, items []allocItem, out []int) []int {
 	out = out[:0]
 	left := budget
-	for _, rates := range items {
-		if len(rates) > 0 && int64(rates[0]) <= left {
-			left -= int64(rates[0])
+	for _, it := range items {
+		if len(it.rates) > 0 && (it.pinned || int64(it.rates[0]) <= left) {
+			left -= int64(it.rates[0])
 			out = append(out, 0)
 		} else {
 			out = append(out, -1)
 		}
 	}
-	for i, rates := range items {
+	for i, it := range items {
+		rates := it.rates
 		if out[i] < 0 {
 			continue
 		}
@@ -142,9 +154,9 @@ type allocator struct {
 	est     *estimator
 	clk     clock.Clock
 	metrics *Metrics
-	notify  func(PeerEvent)
 
 	mu        sync.Mutex // guards the following
+	notify    func(PeerEvent)
 	subs      map[*DownTrack]*allocState
 	timer     clock.Timer
 	closed    bool
@@ -163,8 +175,18 @@ type allocState struct {
 	srcB    uint64
 }
 
-func newAllocator(est *estimator, clk clock.Clock, m *Metrics, notify func(PeerEvent)) *allocator {
-	return &allocator{est: est, clk: clk, metrics: m, notify: notify, subs: make(map[*DownTrack]*allocState)}
+func newAllocator(est *estimator, clk clock.Clock, m *Metrics) *allocator {
+	return &allocator{est: est, clk: clk, metrics: m, subs: make(map[*DownTrack]*allocState)}
+}
+
+// setNotify sets where pauses and resumes are told.
+func (a *allocator) setNotify(notify func(PeerEvent)) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	a.notify = notify
+	a.mu.Unlock()
 }
 
 // add has the allocator share the estimate with dt too.
@@ -232,7 +254,7 @@ func (a *allocator) Estimate() (int, EstimateSource) {
 type videoItem struct {
 	dt      *DownTrack
 	st      *allocState
-	rates   []uint64
+	alloc   allocItem
 	ceiling int
 	area    int
 }
@@ -270,16 +292,16 @@ func (a *allocator) check() {
 			it.area = l.Width * l.Height
 		}
 		if t := dt.track.Load(); t != nil {
-			it.rates, it.ceiling = t.layerCosts(dt)
+			it.alloc.rates, it.ceiling, it.alloc.pinned = t.layerCosts(dt)
 		} else if s := dt.source.Load(); s != nil {
 			sb := s.ctr.bytes.Load()
 			if elapsed > 0 && st.srcB != 0 {
 				st.srcRate = uint64(float64(sb-st.srcB) * 8 / elapsed)
 			}
 			st.srcB = sb
-			it.rates = []uint64{st.srcRate}
+			it.alloc = allocItem{rates: []uint64{st.srcRate}, pinned: true}
 		}
-		if len(it.rates) > 0 {
+		if len(it.alloc.rates) > 0 {
 			items = append(items, it)
 		}
 	}
@@ -299,12 +321,12 @@ func (a *allocator) check() {
 		}
 		return cmp.Compare(x.dt.id, y.dt.id)
 	})
-	rates := make([][]uint64, len(items))
+	alloc := make([]allocItem, len(items))
 	for i, it := range items {
-		rates[i] = it.rates
+		alloc[i] = it.alloc
 	}
-	down := allocate(budget, rates, nil)
-	up := allocate(int64(float64(budget)/bweUpMargin), rates, nil)
+	down := allocate(budget, alloc, nil)
+	up := allocate(int64(float64(budget)/bweUpMargin), alloc, nil)
 	for i, it := range items {
 		if !it.st.capped {
 			it.st.gov = newLayerGovernor(it.ceiling)
@@ -344,14 +366,15 @@ func (a *allocator) apply(dt *DownTrack, st *allocState, layer int, capped bool)
 	}
 	dt.setBandwidthCap(layer, paused)
 	if paused != wasPaused && a.notify != nil {
-		a.notify(TrackPausedEvent{TrackID: dt.id, Paused: paused, Reason: PauseReasonBandwidth})
+		a.notify(TrackPausedEvent{TrackID: dt.id, StreamID: dt.streamID, Paused: paused, Reason: PauseReasonBandwidth})
 	}
 }
 
 // layerCosts returns the rates of t's layers up to the one dt may have
-// without the bandwidth cap (its ceiling), lowest first, and that layer's
-// index. A layer that stopped costs what it cost while it arrived.
-func (t *Track) layerCosts(dt *DownTrack) ([]uint64, int) {
+// without the bandwidth cap (its ceiling), lowest first, that layer's
+// index, and whether t is sent as one stream. A layer that stopped costs
+// what it cost while it arrived.
+func (t *Track) layerCosts(dt *DownTrack) ([]uint64, int, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ceiling := t.ceilingOf(dt)
@@ -366,7 +389,7 @@ func (t *Track) layerCosts(dt *DownTrack) ([]uint64, int) {
 			rates[i] = l.rate
 		}
 	}
-	return rates, ceiling
+	return rates, ceiling, len(t.layers) == 1
 }
 
 // bandwidthLimit lowers target, a layer index or LayerAuto, to dt's
@@ -478,8 +501,8 @@ type Bandwidth struct {
 	Source   EstimateSource
 }
 
-// Bandwidth returns the connection's estimate. It is safe for concurrent
-// use.
+// Bandwidth returns the connection's estimate, as last shared among its
+// down-tracks. It is safe for concurrent use.
 func (p *Peer) Bandwidth() Bandwidth {
 	est, src := p.bwe.Estimate()
 	return Bandwidth{Estimate: est, Source: src}

@@ -9,21 +9,25 @@ import (
 )
 
 func TestAllocate(t *testing.T) {
-	three := []uint64{150_000, 500_000, 1_500_000}
+	three := allocItem{rates: []uint64{150_000, 500_000, 1_500_000}}
+	small := allocItem{rates: three.rates[:1]}
+	stream := allocItem{rates: []uint64{800_000}, pinned: true}
 	for _, tc := range []struct {
 		name   string
 		budget int64
-		items  [][]uint64
+		items  []allocItem
 		want   []int
 	}{
-		{"everything fits", 5_000_000, [][]uint64{three, three}, []int{2, 2}},
-		{"first in priority goes up first", 2_100_000, [][]uint64{three, three}, []int{2, 1}},
-		{"each gets its lowest before any goes up", 400_000, [][]uint64{three, three}, []int{0, 0}},
-		{"lowest does not fit: paused", 100_000, [][]uint64{three}, []int{-1}},
-		{"the second is paused, the first keeps its lowest", 200_000, [][]uint64{three, three}, []int{0, -1}},
-		{"ceiling bounds the layer", 5_000_000, [][]uint64{three[:2]}, []int{1}},
-		{"unknown rates cost nothing", 0, [][]uint64{{0, 0}}, []int{1}},
-		{"a single-layer track", 600_000, [][]uint64{{800_000}, three}, []int{-1, 1}},
+		{"everything fits", 5_000_000, []allocItem{three, three}, []int{2, 2}},
+		{"first in priority goes up first", 2_100_000, []allocItem{three, three}, []int{2, 1}},
+		{"each gets its lowest before any goes up", 400_000, []allocItem{three, three}, []int{0, 0}},
+		{"lowest does not fit: paused", 100_000, []allocItem{three}, []int{-1}},
+		{"a layer capped at its lowest is paused too", 100_000, []allocItem{small}, []int{-1}},
+		{"the second is paused, the first keeps its lowest", 200_000, []allocItem{three, three}, []int{0, -1}},
+		{"ceiling bounds the layer", 5_000_000, []allocItem{{rates: three.rates[:2]}}, []int{1}},
+		{"unknown rates cost nothing", 0, []allocItem{{rates: []uint64{0, 0}}}, []int{1}},
+		{"a stream is never paused, and is paid for first", 600_000, []allocItem{stream, three}, []int{0, -1}},
+		{"a stream that fits leaves the rest", 1_500_000, []allocItem{stream, three}, []int{0, 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := allocate(tc.budget, tc.items, nil); !slices.Equal(got, tc.want) {

@@ -203,8 +203,7 @@ type Peer struct {
 	// maxSize caps the layers of every down-track (SetMaxSize).
 	maxSize int
 	// est is the connection's bandwidth estimator, nil when the engine
-	// makes none; bwe shares its estimate among the down-tracks, from
-	// Start on.
+	// makes none; bwe shares its estimate among the down-tracks.
 	est *estimator
 	bwe *allocator
 }
@@ -247,8 +246,12 @@ func NewPeer(cfg PeerConfig) (*Peer, error) {
 	if err != nil {
 		return nil, err
 	}
+	var bwe *allocator
+	if est != nil {
+		bwe = newAllocator(est, clock.System{}, cfg.Metrics)
+	}
 	return &Peer{
-		pc: pc, mode: cfg.Mode, cfg: cfg, log: cfg.Logger, est: est,
+		pc: pc, mode: cfg.Mode, cfg: cfg, log: cfg.Logger, est: est, bwe: bwe,
 		h:       PeerHandlers{}.withDefaults(),
 		sends:   make(map[string]*sendTrack),
 		ownMids: make(map[string]bool),
@@ -259,9 +262,7 @@ func NewPeer(cfg PeerConfig) (*Peer, error) {
 func (p *Peer) Start(h PeerHandlers) {
 	p.h = h.withDefaults()
 	on := p.h.OnEvent
-	if p.est != nil && p.bwe == nil {
-		p.bwe = newAllocator(p.est, clock.System{}, p.cfg.Metrics, on)
-	}
+	p.bwe.setNotify(on)
 	p.pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		on(TrackEvent{Track: t, Receiver: r})
 	})

@@ -142,20 +142,22 @@ func (n *stampNet) ListenPacket(network, address string) (net.PacketConn, error)
 // pion/ice's AddrPortReaderWriter, so ICE reads through it without
 // allocating an address per packet.
 type stampConn struct {
-	*net.UDPConn
+	readThrough
 	arrivals *Arrivals
 	// kernel is whether the socket gives kernel receive timestamps.
 	kernel bool
 }
 
 func newStampConn(c *net.UDPConn, a *Arrivals) *stampConn {
-	return &stampConn{UDPConn: c, arrivals: a, kernel: enableTimestamps(c) == nil}
+	s := &stampConn{arrivals: a, kernel: enableTimestamps(c) == nil}
+	s.readThrough = readThrough{UDPConn: c, read: s.readFromAddrPort}
+	return s
 }
 
 // oobSize holds one SCM_TIMESTAMPNS control message with room to spare.
 const oobSize = 64
 
-func (c *stampConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+func (c *stampConn) readFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	var (
 		n    int
 		addr netip.AddrPort
@@ -172,36 +174,4 @@ func (c *stampConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 		c.arrivals.observe(b[:n], at)
 	}
 	return n, addr, err
-}
-
-func (c *stampConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	return c.UDPConn.WriteToUDPAddrPort(b, addr)
-}
-
-// The read methods of the embedded socket are overridden so that no read
-// bypasses the recording.
-
-func (c *stampConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
-	return c.ReadFromAddrPort(b)
-}
-
-func (c *stampConn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
-	n, addr, err := c.ReadFromAddrPort(b)
-	if err != nil {
-		return n, nil, err
-	}
-	return n, net.UDPAddrFromAddrPort(addr), nil
-}
-
-func (c *stampConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	n, addr, err := c.ReadFromUDP(b)
-	if addr == nil {
-		return n, nil, err // not a typed nil in the interface
-	}
-	return n, addr, err
-}
-
-func (c *stampConn) Read(b []byte) (int, error) {
-	n, _, err := c.ReadFromAddrPort(b)
-	return n, err
 }
