@@ -36,7 +36,7 @@ const (
 	bweCheckInterval = 500 * time.Millisecond
 	bweUpMargin      = 1.25
 	bweUpHold        = 3 * time.Second
-	bweMaxUpHold     = 48 * time.Second
+	bweMaxUpHold     = 16 * time.Second
 	bweFlapWindow    = 10 * time.Second
 )
 
