@@ -133,3 +133,19 @@ func benchLoopback(b *testing.B, set interceptorSet, nSubs int, batched bool) {
 	}
 	b.ReportMetric(float64(received)/float64(want), "delivered")
 }
+
+// BenchmarkLoopbackBWE is BenchmarkLoopbackSRTP at 50 subscribers with
+// the bandwidth estimator on (the default) and off: what the transport-cc
+// header extension, the estimator's record of each packet sent and the
+// clients' feedback cost per forwarded packet.
+func BenchmarkLoopbackBWE(b *testing.B) {
+	for _, v := range []struct {
+		name string
+		set  interceptorSet
+	}{
+		{"bwe=on", defaultInterceptors},
+		{"bwe=off", defaultInterceptors &^ withBWE},
+	} {
+		b.Run(v.name, func(b *testing.B) { benchLoopback(b, v.set, 50, true) })
+	}
+}
