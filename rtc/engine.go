@@ -76,7 +76,11 @@ const (
 
 // NewEngine opens the UDP port and builds the pion API.
 func NewEngine(cfg Config) (*Engine, error) {
-	return newEngine(cfg, defaultInterceptors)
+	set := defaultInterceptors
+	if cfg.NoBandwidthEstimation {
+		set &^= withBWE
+	}
+	return newEngine(cfg, set)
 }
 
 func newEngine(cfg Config, set interceptorSet) (*Engine, error) {

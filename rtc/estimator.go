@@ -11,6 +11,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 )
 
@@ -143,8 +144,26 @@ func (e *estimator) BindLocalStream(info *interceptor.StreamInfo, w interceptor.
 		}
 		e.gcc.Store(bwe)
 	}
-	return bwe.AddStream(info, w)
+	inner := bwe.AddStream(info, w)
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if a != nil {
+			return inner.Write(h, payload, a)
+		}
+		// GCC notes the extension's id in the attributes, and would make
+		// a map for every packet sent without any.
+		m, _ := attributesPool.Get().(interceptor.Attributes)
+		if m == nil {
+			m = make(interceptor.Attributes, 1)
+		}
+		n, err := inner.Write(h, payload, m)
+		attributesPool.Put(m)
+		return n, err
+	})
 }
+
+// attributesPool holds the attributes the estimator hands GCC with each
+// packet; nothing below keeps them once the packet is written.
+var attributesPool sync.Pool
 
 // BindRTCPReader implements interceptor.Interceptor: the feedback in the
 // client's RTCP goes to the estimate on its way to the reader.

@@ -43,6 +43,11 @@ type Config struct {
 	// RTCAnnounceIP lists the public addresses a server behind a 1:1 NAT
 	// offers instead of its own. Default none.
 	RTCAnnounceIP stringList `yaml:"rtc_announce_ip"`
+	// RTCBandwidthEstimation estimates each subscriber's bandwidth from
+	// its feedback and picks its simulcast layers by it. Default true;
+	// false leaves the layers to the rendered size and the room's quality
+	// alone (and saves the estimate's cost per packet).
+	RTCBandwidthEstimation bool `yaml:"rtc_bandwidth_estimation"`
 	// ICEURLs lists STUN and TURN URLs handed to clients
 	// ("stun:host:3478", "turn:host:3478?transport=udp"). Default none.
 	ICEURLs stringList `yaml:"ice_urls"`
@@ -127,17 +132,18 @@ type Config struct {
 // DefaultConfig returns the configuration used when nothing is set.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:        "./troupe-data",
-		HTTPAddr:       "127.0.0.1:7880",
-		RTCUDPPort:     7882,
-		RTCBind:        "127.0.0.1",
-		CORSOrigins:    stringList{"*"},
-		WebhookEvents:  stringList{"*"},
-		WebhookMaxAge:  24 * time.Hour,
-		LogLevel:       "info",
-		LogFormat:      "text",
-		RequestTimeout: 2 * time.Second,
-		PassivateAfter: 2 * time.Minute,
+		DataDir:                "./troupe-data",
+		HTTPAddr:               "127.0.0.1:7880",
+		RTCUDPPort:             7882,
+		RTCBind:                "127.0.0.1",
+		RTCBandwidthEstimation: true,
+		CORSOrigins:            stringList{"*"},
+		WebhookEvents:          stringList{"*"},
+		WebhookMaxAge:          24 * time.Hour,
+		LogLevel:               "info",
+		LogFormat:              "text",
+		RequestTimeout:         2 * time.Second,
+		PassivateAfter:         2 * time.Minute,
 		// ClusterLeaseTTL is used in cluster mode only.
 		ClusterLeaseTTL: 5 * time.Second,
 	}
@@ -279,13 +285,14 @@ var rtcFlags = map[string]string{
 // rtcConfig is the media engine's configuration, which rtc validates.
 func (c Config) rtcConfig(log *slog.Logger) rtc.Config {
 	return rtc.Config{
-		UDPPort:        c.RTCUDPPort,
-		BindAddr:       c.RTCBind,
-		AnnounceIPs:    c.RTCAnnounceIP,
-		ICEURLs:        c.ICEURLs,
-		TURNUsername:   c.TURNUsername,
-		TURNCredential: c.TURNCredential,
-		Logger:         log,
+		UDPPort:               c.RTCUDPPort,
+		BindAddr:              c.RTCBind,
+		AnnounceIPs:           c.RTCAnnounceIP,
+		ICEURLs:               c.ICEURLs,
+		TURNUsername:          c.TURNUsername,
+		TURNCredential:        c.TURNCredential,
+		NoBandwidthEstimation: !c.RTCBandwidthEstimation,
+		Logger:                log,
 	}
 }
 
@@ -338,6 +345,7 @@ var settings = []setting{
 	{"rtc-udp-port", "UDP port shared by all peer connections (0 = any free port)", func(c *Config) any { return &c.RTCUDPPort }},
 	{"rtc-bind", "address the media UDP port binds to (0.0.0.0 = every interface)", func(c *Config) any { return &c.RTCBind }},
 	{"rtc-announce-ip", "public IPs to offer instead of the bound one (1:1 NAT)", func(c *Config) any { return &c.RTCAnnounceIP }},
+	{"rtc-bandwidth-estimation", "estimate each subscriber's bandwidth to pick its simulcast layers", func(c *Config) any { return &c.RTCBandwidthEstimation }},
 	{"ice-urls", "STUN/TURN URLs handed to clients", func(c *Config) any { return &c.ICEURLs }},
 	{"turn-username", "username for the TURN URLs", func(c *Config) any { return &c.TURNUsername }},
 	{"turn-credential", "credential for the TURN URLs", func(c *Config) any { return &c.TURNCredential }},

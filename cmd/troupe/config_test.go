@@ -53,7 +53,7 @@ rate_burst: 20
 	}{
 		{"defaults", nil, nil, "", func(c Config) bool { return reflect.DeepEqual(c, DefaultConfig()) }},
 		{"yaml over defaults", nil, nil, yamlAll, func(c Config) bool {
-			return reflect.DeepEqual(c, Config{DataDir: "/yaml/data", HTTPAddr: "127.0.0.1:1001", RTCUDPPort: 1002, RTCBind: "127.0.0.1",
+			return reflect.DeepEqual(c, Config{DataDir: "/yaml/data", HTTPAddr: "127.0.0.1:1001", RTCUDPPort: 1002, RTCBind: "127.0.0.1", RTCBandwidthEstimation: true,
 				CORSOrigins: stringList{"*"}, WebhookEvents: stringList{"*"}, WebhookMaxAge: 24 * time.Hour,
 				LogLevel: "debug", LogFormat: "json", RequestTimeout: 3 * time.Second,
 				PassivateAfter: time.Minute, RateLimit: 10.5, RateBurst: 20, ClusterLeaseTTL: 5 * time.Second})
