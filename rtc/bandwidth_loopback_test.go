@@ -26,42 +26,17 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 		t.Skip("takes tens of seconds of media")
 	}
 	m := NewMetrics()
-	engine := testEngine(t, defaultInterceptors)
-	t.Cleanup(func() { _ = engine.Close() })
-	api, err := rtctest.ClientAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	ctx, stop := context.WithCancel(context.Background())
-	t.Cleanup(wg.Wait)
-	t.Cleanup(stop)
+	engine, api, ctx, wg := loopbackRig(t)
 
 	// The publisher: a camera in three layers of about 220 kbps, 700 kbps
 	// and 1.2 Mbps (a frame every 10 ms), and a microphone.
-	pub := newPeerOwner(t, engine, api)
-	camera, err := rtctest.AddSimulcast(pub.client, "PA_pub")
-	if err != nil {
-		t.Fatal(err)
-	}
 	micTrack, err := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, "mic", "PA_pub")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pub.client.AddTrack(micTrack); err != nil {
-		t.Fatal(err)
-	}
-	pub.clientOffer()
-	pub.waitConnected()
-	if err := camera.Negotiated(pub.client); err != nil {
-		t.Fatal(err)
-	}
-	for i := range rtctest.SimulcastRIDs {
-		wg.Go(func() { camera.ServeKeyframeRequests(i) })
-	}
-	wg.Go(func() {
-		if err := camera.Run(ctx, 10*time.Millisecond); err != nil {
-			t.Errorf("publish: %v", err)
+	pub, _ := simulcastPublisher(ctx, t, wg, engine, api, 10*time.Millisecond, func(pc *webrtc.PeerConnection) {
+		if _, err := pc.AddTrack(micTrack); err != nil {
+			t.Fatal(err)
 		}
 	})
 	mic := &rtctest.Sender{Track: micTrack, PayloadSize: 120, TimestampStep: 960}
@@ -236,4 +211,53 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 	}
 	t.Logf("layer runs %v; %d paused events; %d datagrams dropped by the link; up %d, down %d",
 		layersIn(p), len(sub.paused), link.Dropped(), m.bwe.up.Load(), m.bwe.down.Load())
+}
+
+// simulcastPublisher starts a publisher's Peer on engine whose client,
+// made with api, sends a camera in rtctest's three layers, a frame every
+// interval, and whatever more adds to its connection before its offer.
+// Its goroutines stop with ctx; wg counts them.
+func simulcastPublisher(ctx context.Context, t *testing.T, wg *sync.WaitGroup, engine *Engine, api *webrtc.API, interval time.Duration,
+	more func(*webrtc.PeerConnection)) (*peerOwner, *rtctest.SimulcastSender) {
+	t.Helper()
+	pub := newPeerOwner(t, engine, api)
+	camera, err := rtctest.AddSimulcast(pub.client, "PA_pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if more != nil {
+		more(pub.client)
+	}
+	pub.clientOffer()
+	pub.waitConnected()
+	if err := camera.Negotiated(pub.client); err != nil {
+		t.Fatal(err)
+	}
+	for i := range rtctest.SimulcastRIDs {
+		wg.Go(func() { camera.ServeKeyframeRequests(i) })
+	}
+	wg.Go(func() {
+		if err := camera.Run(ctx, interval); err != nil {
+			t.Errorf("publish: %v", err)
+		}
+	})
+	return pub, camera
+}
+
+// loopbackRig returns an engine with the default interceptors, the test
+// clients' API, and a context that ends when t does, after which t waits
+// for the goroutines wg counts.
+func loopbackRig(t *testing.T) (*Engine, *webrtc.API, context.Context, *sync.WaitGroup) {
+	t.Helper()
+	engine := testEngine(t, defaultInterceptors)
+	t.Cleanup(func() { _ = engine.Close() })
+	api, err := rtctest.ClientAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg := &sync.WaitGroup{}
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(wg.Wait)
+	t.Cleanup(stop)
+	return engine, api, ctx, wg
 }

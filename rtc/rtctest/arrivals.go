@@ -2,14 +2,11 @@ package rtctest
 
 import (
 	"encoding/binary"
-	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
 
-	"github.com/pion/transport/v5"
-	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -98,43 +95,7 @@ func rtpKey(b []byte) (ssrc uint32, seq uint16, ok bool) {
 // connections recording RTP arrivals in the returned registry. Give each
 // peer connection its own (see Arrivals).
 func ClientAPIWithArrivals() (*webrtc.API, *Arrivals, error) {
-	base, err := stdnet.NewNet()
-	if err != nil {
-		return nil, nil, fmt.Errorf("rtctest: net: %w", err)
-	}
-	a := NewArrivals()
-	api, err := clientAPI(&stampNet{Net: base, arrivals: a})
-	if err != nil {
-		return nil, nil, err
-	}
-	return api, a, nil
-}
-
-// stampNet is the standard network whose UDP sockets record arrivals.
-// ICE listens for host candidates with ListenUDP; ListenPacket serves
-// relayed ones.
-type stampNet struct {
-	*stdnet.Net
-	arrivals *Arrivals
-}
-
-func (n *stampNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
-	c, err := net.ListenUDP(network, laddr)
-	if err != nil {
-		return nil, err
-	}
-	return newStampConn(c, n.arrivals), nil
-}
-
-func (n *stampNet) ListenPacket(network, address string) (net.PacketConn, error) {
-	c, err := n.Net.ListenPacket(network, address)
-	if err != nil {
-		return nil, err
-	}
-	if u, ok := c.(*net.UDPConn); ok {
-		return newStampConn(u, n.arrivals), nil
-	}
-	return c, nil
+	return clientAPIWith(NewArrivals(), newStampConn)
 }
 
 // stampConn reads a UDP socket with its arrival times and records those

@@ -61,7 +61,7 @@ func clientAPI(n transport.Net, codecs ...webrtc.RTPCodecCapability) (*webrtc.AP
 	s.SetIncludeLoopbackCandidate(true)
 	s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	// Off also for stampNet's sake: the mDNS reader (x/net/ipv4) reads
+	// Off also for the wrapped networks' sake: the mDNS reader (x/net/ipv4) reads
 	// only a bare *net.UDPConn and spins on a wrapped one.
 	s.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if n != nil {

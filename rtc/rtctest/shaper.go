@@ -1,14 +1,11 @@
 package rtctest
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
 
-	"github.com/pion/transport/v5"
-	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -69,41 +66,7 @@ func (s *Shaper) pass(b []byte, now time.Time) bool {
 // ClientAPIWithShaper is ClientAPI with every UDP socket of its peer
 // connections shaped by the returned Shaper, unlimited until SetRate.
 func ClientAPIWithShaper() (*webrtc.API, *Shaper, error) {
-	base, err := stdnet.NewNet()
-	if err != nil {
-		return nil, nil, fmt.Errorf("rtctest: net: %w", err)
-	}
-	s := &Shaper{}
-	api, err := clientAPI(&shapedNet{Net: base, shaper: s})
-	if err != nil {
-		return nil, nil, err
-	}
-	return api, s, nil
-}
-
-// shapedNet is the standard network whose UDP sockets are shaped.
-type shapedNet struct {
-	*stdnet.Net
-	shaper *Shaper
-}
-
-func (n *shapedNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
-	c, err := net.ListenUDP(network, laddr)
-	if err != nil {
-		return nil, err
-	}
-	return newShapedConn(c, n.shaper), nil
-}
-
-func (n *shapedNet) ListenPacket(network, address string) (net.PacketConn, error) {
-	c, err := n.Net.ListenPacket(network, address)
-	if err != nil {
-		return nil, err
-	}
-	if u, ok := c.(*net.UDPConn); ok {
-		return newShapedConn(u, n.shaper), nil
-	}
-	return c, nil
+	return clientAPIWith(&Shaper{}, newShapedConn)
 }
 
 // shapedConn reads a UDP socket through a Shaper: a datagram it drops is
