@@ -249,10 +249,9 @@ func registerCodecs(m *webrtc.MediaEngine) error {
 // more, all on the receiving side: NACK generation, receiver reports and
 // transport-cc feedback (the publisher's congestion control). Each starts
 // its ticker only once the connection receives a stream (lazyFactory).
-// On the sending side, only the bandwidth estimator (bwe, when set) and
-// the transport-cc header extension it needs, which the estimator must
-// see on each packet: the header extension interceptor is added after it,
-// so that it writes each packet first. pion's NACK responder would copy
+// On the sending side, only the bandwidth estimator (bwe, when set),
+// which writes the transport-cc header extension it needs while it is
+// active. pion's NACK responder would copy
 // every packet sent to every subscriber, where the per-track packet cache
 // answers NACKs for all of them with one copy; and its sender reports would
 // take a lock and read the clock per packet and run a ticker per
@@ -282,12 +281,7 @@ func registerInterceptors(reg *interceptor.Registry, set interceptorSet, bwe *es
 		}
 	}
 	if bwe != nil {
-		reg.Add(bwe)
-		ext, err := twcc.NewHeaderExtensionInterceptor()
-		if err != nil {
-			return err
-		}
-		reg.Add(ext)
+		reg.Add(bwe) // it writes the transport-cc extension itself
 	}
 	return nil
 }

@@ -21,12 +21,19 @@ import (
 // side), not one per track: the send-side estimate of pion's GCC
 // (delay-based and loss-based) fed by the client's transport-wide
 // congestion control feedback, which needs the transport-cc header
-// extension on every packet sent (twcc.HeaderExtensionInterceptor). A
-// client that sends REMB instead gives its estimate directly. The GCC
-// estimator starts its goroutines at the connection's first sent stream
-// that carries the extension, so a publisher's connection, which sends
-// nothing, pays nothing. It uses no pacer: the fan-out writers send as
-// the publisher sends, and the estimate only picks the layer.
+// extension on every packet sent. A client that sends REMB instead gives
+// its estimate directly. The GCC estimator starts its goroutines at the
+// connection's first sent stream that negotiated the extension, so a
+// publisher's connection, which sends nothing, pays nothing. It uses no
+// pacer: the fan-out writers send as the publisher sends, and the
+// estimate only picks the layer.
+//
+// The estimate costs CPU on every packet sent (the extension, GCC's
+// record of it) and every feedback the client sends (GCC's filters), and
+// it only matters to a connection that receives a track in layers: the
+// Peer turns it on (setActive) while it sends one. Until then packets go
+// out without the extension, the client sends no feedback, and the
+// estimate is none.
 
 const (
 	// bweInitialBitrate is the estimate a connection starts with before
@@ -102,26 +109,39 @@ type estimator struct {
 	closed bool
 	gcc    atomic.Pointer[gcc.SendSideBWE]
 
+	// active: the packets sent carry the extension and are recorded;
+	// twccSeq numbers them across the connection's streams.
+	active    atomic.Bool
+	twccSeq   atomic.Uint32
 	feedbacks atomic.Uint64 // transport-cc feedback packets taken
 	remb      atomic.Uint64 // the last REMB bitrate
 	rembAt    atomic.Int64  // when it came, Unix nanoseconds
 }
 
-// hasTransportCC reports whether a stream negotiated the transport-cc
-// header extension.
-func hasTransportCC(info *interceptor.StreamInfo) bool {
+// transportCCID returns the id of the transport-cc header extension a
+// stream negotiated, 0 for none.
+func transportCCID(info *interceptor.StreamInfo) uint8 {
 	for _, x := range info.RTPHeaderExtensions {
-		if x.URI == sdp.TransportCCURI {
-			return true
+		if x.URI == sdp.TransportCCURI && x.ID > 0 && x.ID < 15 {
+			return uint8(x.ID)
 		}
 	}
-	return false
+	return 0
+}
+
+// setActive turns the estimate on or off (see the comment above). Off,
+// it is none until feedback on packets sent once it is on again comes.
+func (e *estimator) setActive(on bool) {
+	if e != nil && e.active.Swap(on) != on && !on {
+		e.feedbacks.Store(0)
+	}
 }
 
 // BindLocalStream implements interceptor.Interceptor: the stream's packets
 // are recorded as they leave, for the feedback to acknowledge.
 func (e *estimator) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
-	if !hasTransportCC(info) {
+	id := transportCCID(info)
+	if id == 0 {
 		return w
 	}
 	e.mu.Lock()
@@ -146,6 +166,18 @@ func (e *estimator) BindLocalStream(info *interceptor.StreamInfo, w interceptor.
 	}
 	inner := bwe.AddStream(info, w)
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if !e.active.Load() {
+			if h.Extension {
+				_ = h.DelExtension(id) // a header used before; fails only when absent
+			}
+			return w.Write(h, payload, a)
+		}
+		// The extension's payload is kept by the header until it is
+		// written, so each packet has its own 2 bytes.
+		seq := uint16(e.twccSeq.Add(1) - 1)
+		if err := h.SetExtension(id, []byte{byte(seq >> 8), byte(seq)}); err != nil {
+			return 0, fmt.Errorf("rtc: transport-cc extension: %w", err)
+		}
 		if a != nil {
 			return inner.Write(h, payload, a)
 		}
@@ -233,7 +265,7 @@ func (e *estimator) Estimate(now time.Time) (int, EstimateSource) {
 	if e == nil {
 		return 0, EstimateNone
 	}
-	if bwe := e.gcc.Load(); bwe != nil && e.feedbacks.Load() > 0 {
+	if bwe := e.gcc.Load(); bwe != nil && e.active.Load() && e.feedbacks.Load() > 0 {
 		return bwe.GetTargetBitrate(), EstimateTWCC
 	}
 	if at := e.rembAt.Load(); at != 0 && now.Sub(time.Unix(0, at)) < rembTTL {

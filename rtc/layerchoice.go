@@ -270,12 +270,7 @@ func (a *allocator) check() {
 	a.lastCheck = now
 	a.timer = a.clk.AfterFunc(bweCheckInterval, a.check)
 
-	est, src := a.est.Estimate(now)
-	a.estimate, a.source = est, src
-	if src != EstimateNone {
-		a.metrics.observeEstimate(est)
-	}
-	budget := int64(est)
+	var audio int64
 	var items []videoItem
 	for dt, st := range a.subs {
 		b := dt.ctr.bytes.Load()
@@ -284,7 +279,7 @@ func (a *allocator) check() {
 		}
 		st.bytes = b
 		if dt.kind != webrtc.RTPCodecTypeVideo {
-			budget -= int64(st.rate)
+			audio += int64(st.rate)
 			continue
 		}
 		it := videoItem{dt: dt, st: st}
@@ -305,6 +300,14 @@ func (a *allocator) check() {
 			items = append(items, it)
 		}
 	}
+	// The estimate runs only while there is a layer to choose.
+	a.est.setActive(slices.ContainsFunc(items, func(it videoItem) bool { return !it.alloc.pinned }))
+	est, src := a.est.Estimate(now)
+	a.estimate, a.source = est, src
+	if src != EstimateNone {
+		a.metrics.observeEstimate(est)
+	}
+	budget := int64(est) - audio
 	if src == EstimateNone {
 		for _, it := range items {
 			a.apply(it.dt, it.st, -1, false)
