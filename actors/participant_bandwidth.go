@@ -29,7 +29,8 @@ func (p *participantActor) trackPaused(ev rtc.TrackPausedEvent) {
 // bandwidth estimate and, per track, the layer sent.
 type Receiving struct {
 	// EstimateBps is the bandwidth estimate in bits per second, 0 with
-	// EstimateSource "" before any feedback (nothing is capped then).
+	// EstimateSource "" before any feedback or while the participant
+	// receives no track in layers (nothing is capped then).
 	EstimateBps    int
 	EstimateSource string
 	Tracks         []ReceivedTrack

@@ -33,6 +33,14 @@
 // AV1 SVC streams are forwarded whole. A Track measures its layers'
 // bitrates and reads their picture sizes from their keyframes.
 //
+// Each subscriber's connection estimates its bandwidth (estimator.go:
+// pion's GCC on the client's transport-cc feedback, or the client's REMB)
+// while it receives a track in layers, and its Peer shares the estimate
+// among its down-tracks (layerchoice.go): each gets the highest layer
+// that fits under its other caps, down at once, up after a hold; a
+// simulcast track whose lowest layer does not fit is paused, and the
+// owner told (TrackPausedEvent).
+//
 // A fan-out writer also sends its down-tracks' RTCP sender reports, once a
 // second, from what they already know; pion's per-packet sender-report
 // interceptor is not used.
