@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -76,4 +77,25 @@ func TestSimulcastTrackSettings(t *testing.T) {
 	}
 	viewer.send(map[string]any{"type": "track-settings", "track_id": trackID})
 	poll.Until(t, "the top layer again", func() bool { return bytesPerPacket() > 650 })
+}
+
+// FuzzTrackSettings: whatever a client sends, a track-settings message
+// that decodes names a track and asks for sizes and a cap in range.
+func FuzzTrackSettings(f *testing.F) {
+	f.Add(`{"type":"track-settings","track_id":"TR_a","max_quality":"360p","width":320,"height":180}`)
+	f.Add(`{"type":"track-settings","track_id":"TR_a","width":1e3,"height":-1}`)
+	f.Add(`{"type":"track-settings","track_id":"TR_a","max_quality":"720p","paused":false}`)
+	f.Fuzz(func(t *testing.T, msg string) {
+		m, err := decodeClientMsg([]byte(msg))
+		if err != nil || m.typ != msgTrackSettings {
+			return
+		}
+		st := m.settings
+		if m.track == "" || (st.Width == 0) != (st.Height == 0) || st.Width < 0 || st.Width > maxRenderSize || st.Height < 0 || st.Height > maxRenderSize {
+			t.Fatalf("%s decoded as %+v", msg, m)
+		}
+		if _, ok := actors.QualityLines(fmt.Sprint(st.MaxLines, "p")); st.MaxLines != 0 && !ok {
+			t.Fatalf("%s: max lines %d", msg, st.MaxLines)
+		}
+	})
 }

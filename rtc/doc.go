@@ -31,7 +31,11 @@
 // layer until then (layerswitch.go). Its sequence numbers, timestamps
 // and VP8 picture ids are rewritten into one stream (rewrite.go). VP9 and
 // AV1 SVC streams are forwarded whole. A Track measures its layers'
-// bitrates and reads their picture sizes from their keyframes.
+// bitrates and reads their picture sizes from their keyframes. The layer
+// a down-track gets is also capped by size (SetMaxSize: a room's quality;
+// SetLimits: what the subscriber asks, the size it renders), and the
+// Track tells its owner which layers anyone wants (OnLayersNeeded), so
+// that the publisher may stop encoding the others.
 //
 // Each subscriber's connection estimates its bandwidth (estimator.go:
 // pion's GCC on the client's transport-cc feedback, or the client's REMB)

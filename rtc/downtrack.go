@@ -124,9 +124,10 @@ type seqMapping struct {
 }
 
 // NewDownTrack returns a DownTrack. Add it to a subscriber's peer
-// connection and give it a source with Forwarder.AddSubscriber, which
-// also moves it from one source to another (a republished track, another
-// simulcast layer). A Peer makes its down-tracks itself (AddSource).
+// connection and give it a source with Track.AddSubscriber (or
+// Forwarder.AddSubscriber), which also moves it from one source to
+// another (a republished track). A Peer makes its down-tracks itself
+// (AddSource).
 func NewDownTrack(cfg DownTrackConfig) (*DownTrack, error) {
 	if cfg.ID == "" || cfg.StreamID == "" || cfg.Codec.MimeType == "" {
 		return nil, fmt.Errorf("%w: down-track needs an id, a stream id and a codec", ErrBadConfig)

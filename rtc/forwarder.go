@@ -234,11 +234,12 @@ func (f *Forwarder) Err() error {
 // Subscribers returns the current number of down-tracks.
 func (f *Forwarder) Subscribers() int { return f.subs.Load().n }
 
-// AddSubscriber makes dt receive this track. If dt had another source (a
-// republished track, another simulcast layer) it leaves it: the first
-// packet from this one follows the last one sent in sequence number and,
-// by the time elapsed, in timestamp. Video starts on a keyframe, asked of
-// the publisher once dt can receive it.
+// AddSubscriber makes dt receive this track at once. If dt had another
+// source (a republished track) it leaves it: the first packet from this
+// one follows the last one sent in sequence number and, by the time
+// elapsed, in timestamp. Video starts on a keyframe, asked of the
+// publisher once dt can receive it. Moves between the layers of a Track
+// wait for the new layer's keyframe instead (DownTrack.SetTargetLayer).
 func (f *Forwarder) AddSubscriber(dt *DownTrack) error {
 	if dt.kind != f.kind {
 		return ErrKindMismatch

@@ -119,8 +119,9 @@ func (dt *DownTrack) switchLayer(p *packet, b *binding, now time.Time) (left *Fo
 		return nil
 	}
 	w := &dt.w
+	from := w.src // nil: dt's stream starts here
 	nextTS := uint32(0)
-	if old := w.src; old != nil && w.rw.started {
+	if old := from; old != nil && w.rw.started {
 		last := old.lastFrame.Load()
 		frameTS, frameMS := uint32(last>>32)+w.rw.tsOff, uint32(last)
 		if last == 0 {
@@ -130,8 +131,17 @@ func (dt *DownTrack) switchLayer(p *packet, b *binding, now time.Time) (left *Fo
 	}
 	dt.startSource(p, nextTS)
 	prev := dt.source.Swap(p.src)
-	if dt.write(p, b, now, true) {
+	if dt.write(p, b, now, true) && from != nil {
 		dt.ctr.layerSwitches.Add(1)
+		fw, fh := from.Resolution()
+		tw, th := p.src.Resolution()
+		switch {
+		case fw == 0 || tw == 0 || fw*fh == tw*th:
+		case tw*th > fw*fh:
+			dt.ctr.layerSwitchesUp.Add(1)
+		default:
+			dt.ctr.layerSwitchesDown.Add(1)
+		}
 	}
 	if prev != p.src {
 		return prev

@@ -26,10 +26,10 @@ import (
 // VP9 and AV1 scalable streams (SVC: the layers inside one stream) are
 // forwarded whole: they are one layer here.
 //
-// The Track looks at its layers every CheckInterval: a layer that sent
-// nothing for LayerIdleChecks looks in a row is inactive, and its
-// subscribers move to the nearest active one; its bitrate is measured
-// over each interval.
+// The Track looks at its layers every CheckInterval (once it has a rid or
+// a second layer): a layer that sent nothing for LayerIdleChecks looks in
+// a row is inactive, and its subscribers move to the nearest active one;
+// its bitrate is measured over each interval.
 
 // Defaults for a zero TrackConfig.
 const (
@@ -150,9 +150,25 @@ func NewTrack(cfg TrackConfig) (*Track, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.addLayerLocked(cfg.Layer, cfg.RID)
+	if cfg.RID != "" {
+		t.startChecks()
+	}
+	return t, nil
+}
+
+// startChecks starts the layer checks, unless they run: a track sent as
+// one stream without a rid has nothing to choose or tell, and runs none
+// until a second layer comes. t.mu is held.
+func (t *Track) startChecks() {
+	if t.timer != nil {
+		return
+	}
+	for _, l := range t.layers { // the first interval starts now
+		st := l.fwd.Stats()
+		l.packets, l.bytes = st.Packets, st.Bytes
+	}
 	t.lastCheck = t.clk.Now()
 	t.timer = t.clk.AfterFunc(t.every, t.check)
-	return t, nil
 }
 
 // Kind returns audio or video.
@@ -177,12 +193,30 @@ func (t *Track) AddLayer(fwd *Forwarder, rid string) error {
 		return ErrClosed
 	}
 	t.addLayerLocked(fwd, rid)
+	t.startChecks()
 	t.order()
-	for dt := range t.subs {
-		t.selectLocked(dt)
+	// Until every layer's size is known the order is a guess: the
+	// subscribers stay where they are, and the next check places them.
+	if t.sizesKnown() {
+		for dt := range t.subs {
+			if err := t.selectLocked(dt); err != nil {
+				t.log.Debug("select layer", "err", err)
+			}
+		}
 	}
 	t.announceLocked()
 	return nil
+}
+
+// sizesKnown reports whether every layer's picture size is known. t.mu
+// is held.
+func (t *Track) sizesKnown() bool {
+	for _, l := range t.layers {
+		if w, _ := l.fwd.Resolution(); w == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (t *Track) addLayerLocked(fwd *Forwarder, rid string) {
@@ -224,29 +258,19 @@ func (t *Track) watch(fwd *Forwarder) {
 func (t *Track) Layers() []LayerInfo {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// A size read since the last check may change the order.
+	if t.order() {
+		for dt := range t.subs {
+			if err := t.selectLocked(dt); err != nil {
+				t.log.Debug("select layer", "err", err)
+			}
+		}
+		t.announceLocked()
+	}
 	out := make([]LayerInfo, len(t.layers))
 	for i, l := range t.layers {
 		w, h := l.fwd.Resolution()
 		out[i] = LayerInfo{RID: l.rid, SSRC: l.fwd.ssrc, Width: w, Height: h, Bitrate: l.bitrate, Active: l.active()}
-	}
-	return out
-}
-
-// Simulcast reports whether the publisher sends the track in more than
-// one layer, or names its one layer with a rid.
-func (t *Track) Simulcast() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.layers) > 1 || t.layers[0].rid != ""
-}
-
-// Stats returns the sum of the layers' Forwarder statistics.
-func (t *Track) Stats() Stats {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var out Stats
-	for _, l := range t.layers {
-		out.add(l.fwd.Stats())
 	}
 	return out
 }
@@ -490,13 +514,10 @@ func (t *Track) check() {
 // order sorts the layers lowest first: by picture size when every layer's
 // is known, else by bitrate, then in the order they came. Rids say
 // nothing reliable about size: each client names its layers its own way.
-func (t *Track) order() {
-	bySize := true
-	for _, l := range t.layers {
-		if w, h := l.fwd.Resolution(); w == 0 || h == 0 {
-			bySize = false
-		}
-	}
+// It reports whether the order changed.
+func (t *Track) order() bool {
+	before := slices.Clone(t.layers)
+	bySize := t.sizesKnown()
 	slices.SortStableFunc(t.layers, func(a, b *trackLayer) int {
 		if bySize {
 			aw, ah := a.fwd.Resolution()
@@ -509,6 +530,7 @@ func (t *Track) order() {
 		}
 		return cmp.Compare(a.added, b.added)
 	})
+	return !slices.Equal(before, t.layers)
 }
 
 // layerOf returns the index of fwd among t's layers, or -1. t.mu is held.
@@ -527,13 +549,6 @@ func (t *Track) SetMuted(muted bool) {
 	for _, l := range t.layers {
 		l.fwd.SetMuted(muted)
 	}
-}
-
-// Muted reports whether the track is muted.
-func (t *Track) Muted() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.muted
 }
 
 // Done is closed when every layer's read loop has ended.

@@ -145,7 +145,7 @@ func TestLoopbackSimulcast(t *testing.T) {
 	if st := top.Stats(); st.LayerSwitches != 0 {
 		t.Fatalf("the top subscriber switched %d times", st.LayerSwitches)
 	}
-	if st := low.Stats(); st.LayerSwitches != 1 {
-		t.Fatalf("the switching subscriber switched %d times", st.LayerSwitches)
+	if st := low.Stats(); st.LayerSwitches != 1 || st.LayerSwitchesDown != 1 || st.LayerSwitchesUp != 0 {
+		t.Fatalf("the switching subscriber switched %d times, %d down and %d up; want once, down", st.LayerSwitches, st.LayerSwitchesDown, st.LayerSwitchesUp)
 	}
 }

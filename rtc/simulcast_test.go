@@ -291,8 +291,9 @@ func TestTrackSwitchesLayerOnKeyframe(t *testing.T) {
 	if st := dt.Layer(); st.Current != 0 || st.Next != -1 {
 		t.Fatalf("after the switch: %+v", st)
 	}
-	if n := dt.Stats().LayerSwitches; n != 1 {
-		t.Fatalf("%d layer switches counted, want 1", n)
+	// The fixture's frames carry no size: the direction is unknown.
+	if st := dt.Stats(); st.LayerSwitches != 1 || st.LayerSwitchesUp+st.LayerSwitchesDown != 0 {
+		t.Fatalf("layer switches counted: %d, %d up, %d down; want 1 of unknown direction", st.LayerSwitches, st.LayerSwitchesUp, st.LayerSwitchesDown)
 	}
 	if n := fx.layers[2].Subscribers(); n != 0 {
 		t.Fatalf("the layer left still has %d subscribers", n)
@@ -457,5 +458,36 @@ func TestTrackAnnouncesLayersNeeded(t *testing.T) {
 	}
 	if got := fx.layersNeeded(); got[len(got)-1] != "q f/h" {
 		t.Fatalf("layers announced %q, want the top one wanted at last", got)
+	}
+}
+
+// TestTrackChecksOnlyLayers: a track sent as one stream without a rid
+// runs no layer checks; a second layer starts them.
+func TestTrackChecksOnlyLayers(t *testing.T) {
+	clk := clock.NewManual(time.Unix(0, 0))
+	layer := func() *Forwarder {
+		f, err := NewForwarder(ForwarderConfig{Track: newChanTrack(vp8Codec), RTCP: &rtcpSink{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	track, err := NewTrack(TrackConfig{Layer: layer(), Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer track.Close()
+	if n := clk.Pending(); n != 0 {
+		t.Fatalf("%d checks armed for a single stream", n)
+	}
+	if err := track.AddLayer(layer(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := clk.Pending(); n != 1 {
+		t.Fatalf("%d checks armed for two layers, want 1", n)
+	}
+	clk.Advance(DefaultLayerCheckInterval)
+	if n := clk.Pending(); n != 1 {
+		t.Fatalf("%d checks armed after one ran, want 1", n)
 	}
 }

@@ -68,6 +68,9 @@ type counters struct {
 	keyframeRequests atomic.Uint64 // PLIs sent to the publisher
 	catchUps         atomic.Uint64 // streams started from a cached keyframe
 	layerSwitches    atomic.Uint64 // moves to another layer of a Track
+	// Of those, the moves to a larger or a smaller picture (neither when
+	// a size is not known).
+	layerSwitchesUp, layerSwitchesDown atomic.Uint64
 }
 
 // Stats is a snapshot of one track's counters. A Forwarder counts packets
@@ -86,8 +89,9 @@ type Stats struct {
 	// cached keyframe instead of waiting for a new one.
 	CatchUps uint64
 	// LayerSwitches counts a down-track's moves from one layer of its
-	// Track to another.
-	LayerSwitches uint64
+	// Track to another; LayerSwitchesUp and LayerSwitchesDown those to a
+	// larger and a smaller picture (neither when a size is not known).
+	LayerSwitches, LayerSwitchesUp, LayerSwitchesDown uint64
 }
 
 // Dropped returns the number of packets dropped for reason r.
@@ -100,16 +104,18 @@ func (s Stats) Dropped(r DropReason) uint64 {
 
 func (c *counters) snapshot() Stats {
 	s := Stats{
-		Packets:          c.packets.Load(),
-		Bytes:            c.bytes.Load(),
-		NACKs:            c.nacks.Load(),
-		Retransmits:      c.retransmits.Load(),
-		NACKMisses:       c.nackMisses.Load(),
-		PLIs:             c.plis.Load(),
-		FIRs:             c.firs.Load(),
-		KeyframeRequests: c.keyframeRequests.Load(),
-		CatchUps:         c.catchUps.Load(),
-		LayerSwitches:    c.layerSwitches.Load(),
+		Packets:           c.packets.Load(),
+		Bytes:             c.bytes.Load(),
+		NACKs:             c.nacks.Load(),
+		Retransmits:       c.retransmits.Load(),
+		NACKMisses:        c.nackMisses.Load(),
+		PLIs:              c.plis.Load(),
+		FIRs:              c.firs.Load(),
+		KeyframeRequests:  c.keyframeRequests.Load(),
+		CatchUps:          c.catchUps.Load(),
+		LayerSwitches:     c.layerSwitches.Load(),
+		LayerSwitchesUp:   c.layerSwitchesUp.Load(),
+		LayerSwitchesDown: c.layerSwitchesDown.Load(),
 	}
 	for i := range c.drops {
 		s.Drops[i] = c.drops[i].Load()
@@ -131,4 +137,6 @@ func (s *Stats) add(o Stats) {
 	s.KeyframeRequests += o.KeyframeRequests
 	s.CatchUps += o.CatchUps
 	s.LayerSwitches += o.LayerSwitches
+	s.LayerSwitchesUp += o.LayerSwitchesUp
+	s.LayerSwitchesDown += o.LayerSwitchesDown
 }
