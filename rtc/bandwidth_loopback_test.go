@@ -151,8 +151,10 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 
 	// Cut between the middle and the top layers: down.
 	link.SetRate(int(rates[1].Bitrate+rates[2].Bitrate) / 2)
+	cut := time.Now()
 	poll.Until(t, "a lower layer on the narrow link", func() bool { return layer() < 2 })
-	t.Logf("cut to %d bps: layer %d, estimate %+v", (rates[1].Bitrate+rates[2].Bitrate)/2, layer(), sub.peer.Bandwidth())
+	// Durations are logged for the record (bench/RESULTS.md), not checked.
+	t.Logf("cut to %d bps: layer %d after %v, estimate %+v", (rates[1].Bitrate+rates[2].Bitrate)/2, layer(), time.Since(cut).Round(time.Millisecond), sub.peer.Bandwidth())
 	// No flapping: over the next 5 s of audio, the layer tries the top at
 	// most twice (once after the first hold, once after the doubled one).
 	up0, a := m.bwe.up.Load(), audioIn.Load()
@@ -163,7 +165,9 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 
 	// Cut below the lowest layer: the video pauses, the audio goes on.
 	link.SetRate(int(rates[0].Bitrate) / 3)
+	cut = time.Now()
 	poll.Until(t, "the video paused", func() bool { return video.BandwidthPaused() })
+	t.Logf("cut to %d bps: paused after %v", rates[0].Bitrate/3, time.Since(cut).Round(time.Millisecond))
 	sub.mu.Lock()
 	events := append([]TrackPausedEvent(nil), sub.paused...)
 	sub.mu.Unlock()
@@ -183,12 +187,15 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 
 	// The link whole again: the video resumes and climbs to the top.
 	link.SetRate(0)
+	restored := time.Now()
 	// The estimate climbs back at GCC's pace, and a resume waits out a
 	// hold that failed tries during the cut have made longer.
 	poll.Within(t, 2*poll.Timeout, "the video resumed", func() bool { return !video.BandwidthPaused() })
+	t.Logf("link whole: resumed after %v", time.Since(restored).Round(time.Millisecond))
 	n0 := len(videoRec.get())
 	poll.Until(t, "video again", func() bool { return len(videoRec.get()) >= n0+20 })
 	poll.Within(t, 2*poll.Timeout, "the top layer again", func() bool { return layer() == 2 })
+	t.Logf("link whole: top layer after %v", time.Since(restored).Round(time.Millisecond))
 	sub.mu.Lock()
 	last := sub.paused[len(sub.paused)-1]
 	sub.mu.Unlock()
