@@ -265,6 +265,12 @@ func (a *allocator) check() {
 	if a.closed {
 		return
 	}
+	if len(a.subs) == 0 {
+		a.timer = nil // the next add starts the checks again
+		a.estimate, a.source = 0, EstimateNone
+		a.est.setActive(false)
+		return
+	}
 	now := a.clk.Now()
 	elapsed := now.Sub(a.lastCheck).Seconds()
 	a.lastCheck = now

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 func TestAllocate(t *testing.T) {
@@ -154,5 +155,46 @@ func TestHasFeedback(t *testing.T) {
 		if got := hasFeedback(tc.pkt); got != tc.want {
 			t.Errorf("%s: hasFeedback = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// The allocator checks only while it has down-tracks, and not after
+// close.
+func TestAllocatorChecksWhileNeeded(t *testing.T) {
+	clk := clock.NewManual(time.Unix(1_000_000, 0))
+	a := newAllocator(nil, clk, nil)
+	dt, err := NewDownTrack(DownTrackConfig{ID: "TR_v", StreamID: "PA_p", Codec: rtctest.VP8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dt.Close() })
+	if clk.Pending() != 0 {
+		t.Fatal("checks before any down-track")
+	}
+	a.add(dt)
+	for range 3 {
+		if clk.Pending() != 1 {
+			t.Fatalf("%d checks scheduled with a down-track, want 1", clk.Pending())
+		}
+		clk.Advance(bweCheckInterval)
+	}
+	if _, src := a.Estimate(); src != EstimateNone {
+		t.Fatalf("estimate from %q without an estimator", src)
+	}
+	if c, paused := dt.bandwidthCap(); c != LayerAuto || paused {
+		t.Fatalf("cap %d, paused %v without an estimate", c, paused)
+	}
+	a.remove(dt)
+	clk.Advance(bweCheckInterval)
+	if clk.Pending() != 0 {
+		t.Fatal("checks go on without down-tracks")
+	}
+	a.add(dt)
+	if clk.Pending() != 1 {
+		t.Fatal("no check after a down-track came back")
+	}
+	a.close()
+	if clk.Pending() != 0 {
+		t.Fatal("checks go on after close")
 	}
 }
