@@ -274,6 +274,15 @@ func (e *estimator) Estimate(now time.Time) (int, EstimateSource) {
 	return 0, EstimateNone
 }
 
+// feedbackCount returns how many transport-cc feedback packets the
+// estimate has taken since it was last turned on.
+func (e *estimator) feedbackCount() uint64 {
+	if e == nil {
+		return 0
+	}
+	return e.feedbacks.Load()
+}
+
 // Close implements interceptor.Interceptor: it stops GCC's goroutines.
 func (e *estimator) Close() error {
 	e.mu.Lock()

@@ -163,6 +163,9 @@ type allocator struct {
 	lastCheck time.Time
 	estimate  int
 	source    EstimateSource
+	// lastFeedbacks is the estimator's count of feedback at the last
+	// check.
+	lastFeedbacks uint64
 }
 
 // allocState is what the allocator keeps of one down-track.
@@ -336,9 +339,20 @@ func (a *allocator) check() {
 	}
 	down := allocate(budget, alloc, nil)
 	up := allocate(int64(float64(budget)/bweUpMargin), alloc, nil)
+	// No feedback since the last check: the estimate has learnt nothing,
+	// and cannot while nothing is sent (every video track paused and no
+	// audio). Nothing goes down on it, and a paused track is tried again
+	// once its hold has passed: what it sends brings feedback.
+	fb := a.est.feedbackCount()
+	stale := src == EstimateTWCC && fb == a.lastFeedbacks
+	a.lastFeedbacks = fb
 	for i, it := range items {
 		if !it.st.capped {
 			it.st.gov = newLayerGovernor(it.ceiling)
+		}
+		if stale {
+			down[i] = max(down[i], it.st.gov.cur)
+			up[i] = max(up[i], 0)
 		}
 		layer := it.st.gov.step(now, it.ceiling, down[i], up[i])
 		a.apply(it.dt, it.st, layer, true)
