@@ -186,6 +186,9 @@ type ParticipantInfo struct {
 	Role           Role
 	JoinedAt       time.Time
 	Tracks         []TrackInfo
+	// Receiving is what the participant receives, in the room's list of
+	// its live participants only; nil elsewhere.
+	Receiving *Receiving
 }
 
 // TrackInfo describes a published track. Subscribers receive it with

@@ -208,7 +208,7 @@ func (a *roomActor) replacedBy(req JoinRequest) *member {
 func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession bool) *joinReply {
 	info, req, peer := j.info, j.join.req, j.peer
 	a.afterJoin(ch, info, newSession)
-	m := &member{info: info, kind: req.Kind, signal: req.Signal, stats: &mediaStats{}}
+	m := &member{info: info, kind: req.Kind, signal: req.Signal, stats: &mediaStats{peer: peer}}
 	// The producer lives as long as the participant (a restart calls it
 	// again), so it captures only what it needs: capturing j would keep
 	// the caller's future, and through it this reply with the list of

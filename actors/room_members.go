@@ -111,7 +111,9 @@ func (a *roomActor) participants() *participantsReply {
 	}
 	list := make([]ParticipantInfo, 0, len(a.members))
 	for _, m := range a.memberList() {
-		list = append(list, m.snapshot())
+		info := m.snapshot()
+		info.Receiving = m.stats.receiving()
+		list = append(list, info)
 	}
 	return &participantsReply{list: list}
 }

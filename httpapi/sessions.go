@@ -171,6 +171,9 @@ type participantStatsJSON struct {
 	// Live: still in the room; its figures still grow.
 	Live bool `json:"live"`
 	mediaStatsJSON
+	// Receiving is what a live participant receives now; null for the
+	// others.
+	Receiving *receivingJSON `json:"receiving"`
 }
 
 type sessionStatsJSON struct {
@@ -182,7 +185,7 @@ type sessionStatsJSON struct {
 func toSessionStatsJSON(id actors.SessionID, stats []actors.ParticipantStats) sessionStatsJSON {
 	out := sessionStatsJSON{SessionID: string(id), Participants: make([]participantStatsJSON, len(stats))}
 	for i, p := range stats {
-		ps := participantStatsJSON{ParticipantID: string(p.ParticipantID), Identity: p.Identity, Live: p.Live}
+		ps := participantStatsJSON{ParticipantID: string(p.ParticipantID), Identity: p.Identity, Live: p.Live, Receiving: toReceivingJSON(p.Receiving)}
 		ps.add(p.Media)
 		out.Participants[i] = ps
 		out.Totals.add(p.Media)

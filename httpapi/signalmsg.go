@@ -33,6 +33,8 @@ const (
 	msgTrackSkipped      = "track-skipped"
 	msgTrackSettings     = "track-settings"
 	msgLayers            = "layers"
+	msgTrackPaused       = "track-paused"
+	msgTrackResumed      = "track-resumed"
 )
 
 // Signaling error codes beyond the API's.
@@ -378,6 +380,8 @@ func signalMsg(sig actors.Signal) (any, error) {
 		return trackSkippedMsg{Type: msgTrackSkipped, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID), Codec: s.Codec, Reason: s.Reason}, nil
 	case actors.SignalLayers:
 		return layersMsg{Type: msgLayers, TrackID: string(s.TrackID), Mid: s.Mid, Active: nonNil(s.Active), Paused: nonNil(s.Paused)}, nil
+	case actors.SignalTrackPaused:
+		return trackPausedMsgOf(s), nil
 	case actors.SignalTrackMuted:
 		return muteMsg{Type: msgMute, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID), Muted: s.Muted, ByServer: s.ByServer}, nil
 	}
