@@ -192,6 +192,10 @@ type JoinInfo struct {
 	// Others are the participants already in the room, with their tracks.
 	Others     []ParticipantInfo
 	ICEServers []ICEServer
+	// VideoOff: the participant joins with its camera off (the room's
+	// room_join_video_off or user_join_video_off); a video track it
+	// publishes starts muted by the server until it unmutes it.
+	VideoOff bool
 }
 
 // Participant is a handle on a joined participant's actor. It is safe for

@@ -135,6 +135,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		}
 	case *trackMuted:
 		a.trackMuted(m)
+		a.videoTurnedOn(m)
 	case *crashRoom:
 		panic("room actor: crash requested by a test")
 	case *actorpb.CreateRoom:

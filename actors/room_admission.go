@@ -167,7 +167,8 @@ func (a *roomActor) checkJoin(ctx actor.Context, room *recordpb.Room, req JoinRe
 		return nil, &joinReply{err: ErrRoomEnded}
 	case c.Locked && req.Role != RoleModerator:
 		return nil, &joinReply{err: ErrRoomLocked}
-	case c.JoinFrom != nil && now.Before(c.JoinFrom.AsTime()), c.JoinUntil != nil && now.After(c.JoinUntil.AsTime()):
+	case c.JoinFrom != nil && now.Before(c.JoinFrom.AsTime()), c.JoinUntil != nil && now.After(c.JoinUntil.AsTime()),
+		c.RemoveAt != nil && !now.Before(c.RemoveAt.AsTime()): // once members are removed, none joins
 		return nil, &joinReply{err: ErrOutsideJoinWindow}
 	case a.deps.cfg.Media == nil:
 		return nil, &joinReply{err: errMediaDisabled}
@@ -208,7 +209,8 @@ func (a *roomActor) replacedBy(req JoinRequest) *member {
 func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession bool) *joinReply {
 	info, req, peer := j.info, j.join.req, j.peer
 	a.afterJoin(ch, info, newSession)
-	m := &member{info: info, kind: req.Kind, signal: req.Signal, stats: &mediaStats{}}
+	m := &member{info: info, kind: req.Kind, signal: req.Signal, stats: &mediaStats{},
+		videoOff: joinsVideoOff(a.room.Config, info.Role)}
 	// The producer lives as long as the participant (a restart calls it
 	// again), so it captures only what it needs: capturing j would keep
 	// the caller's future, and through it this reply with the list of
@@ -234,6 +236,7 @@ func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession
 	a.deps.cfg.Logger.Info("participant joined", "room", a.id, "participant", info.ID, "identity", info.Identity, "kind", req.Kind.String())
 	return &joinReply{pid: m.pid, info: &JoinInfo{
 		Participant: info, Room: a.room, Others: others, ICEServers: a.deps.iceServers(),
+		VideoOff: m.videoOff,
 	}}
 }
 

@@ -43,6 +43,9 @@ type member struct {
 	// connectDeadline removes a WHIP or WHEP member whose connection has
 	// not come up in time; nil for WebSocket members.
 	connectDeadline clock.Timer
+	// videoOff: the member joined with its camera off and has not turned
+	// it on yet (see startVideoOff).
+	videoOff bool
 }
 
 func (m *member) snapshot() ParticipantInfo {

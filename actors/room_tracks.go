@@ -66,6 +66,7 @@ func (a *roomActor) trackPublished(ctx actor.Context, msg *trackPublished) {
 	m.tracks = append(m.tracks, &roomTrack{info: msg.track, fwd: msg.fwd})
 	a.trackEvent(m, "track-published", msg.track)
 	a.broadcast("", SignalTrackPublished{ParticipantID: m.info.ID, Track: msg.track})
+	a.startVideoOff(ctx, m, msg.track)
 	for _, o := range a.memberList() {
 		if o != m && o.receivesMedia() {
 			ctx.Send(o.pid, &subscribe{track: msg.track, fwd: msg.fwd})

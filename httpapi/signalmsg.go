@@ -198,6 +198,10 @@ type (
 		Room         roomJSON          `json:"room"`
 		Participants []participantJSON `json:"participants"`
 		ICEServers   []iceServerJSON   `json:"ice_servers"`
+		// VideoOff: start with the camera off (room_join_video_off,
+		// user_join_video_off); a video track published before the client
+		// unmutes it is muted by the server.
+		VideoOff bool `json:"video_off"`
 	}
 	iceServerJSON struct {
 		URLs       []string `json:"urls"`
@@ -277,6 +281,7 @@ func newJoinedMsg(info *actors.JoinInfo) joinedMsg {
 		Room:         toRoomJSON(&actors.RoomInfo{Room: info.Room, ParticipantCount: len(info.Others) + 1}),
 		Participants: make([]participantJSON, len(info.Others)),
 		ICEServers:   make([]iceServerJSON, len(info.ICEServers)),
+		VideoOff:     info.VideoOff,
 	}
 	for i, p := range info.Others {
 		m.Participants[i] = toParticipantJSON(p)
