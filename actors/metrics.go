@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/troupe-media/troupe/rtc"
 )
 
 type metrics struct {
@@ -18,6 +20,8 @@ type metrics struct {
 	// participantCount is participants, readable without a scrape.
 	participantCount atomic.Int64
 	leaves           *prometheus.CounterVec
+	// data counts the rooms' data messages.
+	data *rtc.DataMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -50,9 +54,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "troupe_participant_leaves_total",
 			Help: "Participants that left their room, by reason.",
 		}, []string{"reason"}),
+		data: rtc.NewDataMetrics(),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.failures, m.passivations, m.takeovers, m.participants, m.leaves} {
+		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.failures, m.passivations, m.takeovers, m.participants, m.leaves, m.data} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("actors: register metrics: %w", err)
 			}

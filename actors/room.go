@@ -167,6 +167,8 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		a.timerFired(ctx, m)
 	case *sessionStatsReq:
 		a.respond(ctx, a.liveStats(m.sessionID))
+	default:
+		a.receiveData(ctx, m)
 	}
 }
 

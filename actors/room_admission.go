@@ -218,6 +218,7 @@ func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession
 	// The participant is spawned beside the room, under the participants'
 	// guardian, so that it outlives a restart of the room; the room
 	// watches it to learn when it stops.
+	a.openData(m, peer) // before the participant's first offer
 	room := a.self
 	m.pid = a.deps.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
 		return newParticipantActor(a.deps, a.id, room, info, req, peer, m.stats)

@@ -13,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/rtc"
 )
 
 // A room actor that fails more than roomRestartLimit times within
@@ -39,6 +40,9 @@ type roomLife struct {
 	// so that a later load knows it is a restart's. Only the room's
 	// actor, one incarnation at a time, touches it.
 	loaded bool
+	// data relays the members' data messages; made by the room on first
+	// use (see relay).
+	data *rtc.DataRelay
 }
 
 func newRoomLife() *roomLife {

@@ -106,6 +106,7 @@ var domainErrors = []struct {
 	{actors.ErrSessionEnded, http.StatusConflict, codeSessionEnded, "the session has ended"},
 	{actors.ErrOutsideJoinWindow, http.StatusConflict, codeOutsideJoinWindow, "the room is not open for joining now"},
 	{actors.ErrForbidden, http.StatusForbidden, codeForbidden, "this role may not do that"},
+	{actors.ErrChatDisabled, http.StatusForbidden, codeChatDisabled, "chat is disabled in this room"},
 	{actors.ErrSignalingState, http.StatusConflict, codeSignalingState, "the message does not fit the negotiation's state"},
 	{actors.ErrUnavailable, http.StatusServiceUnavailable, codeRoomUnavailable, "the room did not answer in time; retry"},
 	{auth.ErrExpiredToken, http.StatusUnauthorized, codeUnauthorized, "token expired"},
@@ -146,6 +147,16 @@ func toAPIError(err error) (_ *apiError, unexpected bool) {
 		// Well-formed, but nothing in it can carry media: the message
 		// names the codecs offered.
 		return newAPIError(http.StatusUnprocessableEntity, codeNoAcceptableMedia, err.Error()), false
+	}
+	// A data message's refusals say what to fix.
+	if errors.Is(err, actors.ErrBadDataMessage) {
+		return newAPIError(http.StatusUnprocessableEntity, codeInvalidDataMessage, err.Error()), false
+	}
+	if errors.Is(err, actors.ErrDataTooLarge) {
+		return newAPIError(http.StatusRequestEntityTooLarge, codeDataTooLarge, err.Error()), false
+	}
+	if errors.Is(err, actors.ErrUnknownTarget) {
+		return newAPIError(http.StatusUnprocessableEntity, codeUnknownTarget, err.Error()), false
 	}
 	if errors.Is(err, actors.ErrNoCommonCodec) {
 		// A well-formed offer the server cannot serve: the message names

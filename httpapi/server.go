@@ -39,6 +39,8 @@ type RoomService interface {
 	Participants(ctx context.Context, roomID actors.RoomID) ([]actors.ParticipantInfo, error)
 	Kick(ctx context.Context, roomID actors.RoomID, participantID actors.ParticipantID) error
 	MuteParticipant(ctx context.Context, roomID actors.RoomID, participantID actors.ParticipantID, kind string, muted bool) error
+	// SendData sends a data message from the server to a room's participants.
+	SendData(ctx context.Context, roomID actors.RoomID, msg actors.DataMessage) (int, error)
 
 	// Session history, live session stats and ending a session.
 	Sessions(ctx context.Context, q actors.SessionQuery) ([]*recordpb.Session, int, error)
@@ -235,6 +237,7 @@ func (s *Server) routes() *gin.Engine {
 	api.GET("/rooms/:id/participants", s.handle(s.listParticipants))
 	api.DELETE("/rooms/:id/participants/:pid", s.handle(s.kickParticipant))
 	api.POST("/rooms/:id/participants/:pid/mute", s.handle(s.muteParticipant))
+	api.POST("/rooms/:id/data", s.handle(s.sendData))
 	api.GET("/rooms/:id/sessions", s.handle(s.listRoomSessions))
 	api.GET("/sessions", s.handle(s.listSessions))
 	api.GET("/sessions/:id", s.handle(s.getSession))

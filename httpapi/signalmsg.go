@@ -315,6 +315,9 @@ func signalMsg(sig actors.Signal) (any, error) {
 		return trackUnpublishedMsg{Type: msgTrackUnpublished, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID)}, nil
 	case actors.SignalTrackSkipped:
 		return trackSkippedMsg{Type: msgTrackSkipped, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID), Codec: s.Codec, Reason: s.Reason}, nil
+	case actors.SignalError:
+		m, _ := errorMsgFor(s.Err, s.Request)
+		return m, nil
 	case actors.SignalTrackMuted:
 		return muteMsg{Type: msgMute, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID), Muted: s.Muted, ByServer: s.ByServer}, nil
 	}
