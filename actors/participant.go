@@ -196,6 +196,9 @@ type JoinInfo struct {
 	// room_join_video_off or user_join_video_off); a video track it
 	// publishes starts muted by the server until it unmutes it.
 	VideoOff bool
+	// Chat is the session's last ChatHistoryOnJoin chat messages, oldest
+	// first.
+	Chat []ChatMessage
 }
 
 // Participant is a handle on a joined participant's actor. It is safe for

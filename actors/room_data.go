@@ -77,10 +77,21 @@ func (SignalError) isSignal() {}
 // the members (roomLife), so that a restart of the room keeps it.
 func (a *roomActor) relay() *rtc.DataRelay {
 	if a.life.data == nil {
+		self, root := a.self, a.deps.system.Root
 		a.life.data = rtc.NewDataRelay(rtc.DataRelayConfig{
 			Metrics: a.deps.metrics.data,
 			Clock:   a.deps.cfg.Clock,
 			Logger:  a.log,
+			// Chat goes through the room: it is checked against the
+			// config, kept with the session, and then sent on. Chat is
+			// at human rates, and limited as any data message before this.
+			Intercept: func(from rtc.DataSender, msg rtc.DataMessage) bool {
+				if msg.Topic != ChatTopic {
+					return false
+				}
+				root.Send(self, &chatReceived{from: from, msg: msg})
+				return true
+			},
 		})
 	}
 	return a.life.data
@@ -125,6 +136,10 @@ func (a *roomActor) receiveData(ctx actor.Context, msg any) bool {
 		a.respond(ctx, &sendDataReply{receivers: n, err: err})
 	case *dataRefused:
 		a.tellRefused(m.id, "data", m.err)
+	case *chatReceived:
+		a.chatReceived(ctx, m)
+	case *sendChat:
+		a.respond(ctx, a.sendChat(m))
 	default:
 		return false
 	}

@@ -27,6 +27,7 @@ type liveSession struct {
 	rec     *recordpb.Session
 	members map[string]*recordpb.SessionMember // open entries, by participant id
 	timers  map[timerKey]clock.Timer
+	chat    *chatLog // nil until first needed (see roomActor.chatLog)
 }
 
 func newLiveSession(rec *recordpb.Session) *liveSession {

@@ -107,6 +107,7 @@ var domainErrors = []struct {
 	{actors.ErrOutsideJoinWindow, http.StatusConflict, codeOutsideJoinWindow, "the room is not open for joining now"},
 	{actors.ErrForbidden, http.StatusForbidden, codeForbidden, "this role may not do that"},
 	{actors.ErrChatDisabled, http.StatusForbidden, codeChatDisabled, "chat is disabled in this room"},
+	{actors.ErrNoActiveSession, http.StatusConflict, codeNoActiveSession, "the room has no session in progress"},
 	{actors.ErrSignalingState, http.StatusConflict, codeSignalingState, "the message does not fit the negotiation's state"},
 	{actors.ErrUnavailable, http.StatusServiceUnavailable, codeRoomUnavailable, "the room did not answer in time; retry"},
 	{auth.ErrExpiredToken, http.StatusUnauthorized, codeUnauthorized, "token expired"},

@@ -30,6 +30,7 @@ const (
 	msgTrackPublished    = "track-published"
 	msgTrackUnpublished  = "track-unpublished"
 	msgTrackSkipped      = "track-skipped"
+	msgChat              = "chat"
 )
 
 // Signaling error codes beyond the API's.
@@ -202,6 +203,8 @@ type (
 		// user_join_video_off); a video track published before the client
 		// unmutes it is muted by the server.
 		VideoOff bool `json:"video_off"`
+		// Chat is the session's last chat messages, oldest first.
+		Chat []chatJSON `json:"chat"`
 	}
 	iceServerJSON struct {
 		URLs       []string `json:"urls"`
@@ -282,6 +285,7 @@ func newJoinedMsg(info *actors.JoinInfo) joinedMsg {
 		Participants: make([]participantJSON, len(info.Others)),
 		ICEServers:   make([]iceServerJSON, len(info.ICEServers)),
 		VideoOff:     info.VideoOff,
+		Chat:         toChatList(info.Chat),
 	}
 	for i, p := range info.Others {
 		m.Participants[i] = toParticipantJSON(p)
@@ -315,6 +319,8 @@ func signalMsg(sig actors.Signal) (any, error) {
 		return trackUnpublishedMsg{Type: msgTrackUnpublished, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID)}, nil
 	case actors.SignalTrackSkipped:
 		return trackSkippedMsg{Type: msgTrackSkipped, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID), Codec: s.Codec, Reason: s.Reason}, nil
+	case actors.SignalChat:
+		return chatMsg{Type: msgChat, Chat: toChatJSON(s.Message)}, nil
 	case actors.SignalError:
 		m, _ := errorMsgFor(s.Err, s.Request)
 		return m, nil

@@ -51,6 +51,7 @@ type plan struct {
 	members    []keyVal // one per key, the last one given
 	eventRooms []string // the rooms of w.Events, in first-seen order
 	byRoom     map[string][]*recordpb.WebhookEvent
+	chat       []plannedChat
 }
 
 type plannedSession struct {
@@ -103,11 +104,14 @@ func (s *Store) plan(w *persistence.Writes) (*plan, error) {
 		}
 		p.byRoom[e.RoomId] = append(p.byRoom[e.RoomId], e)
 	}
+	if err := s.planChat(p, w); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
 func emptyWrites(w *persistence.Writes) bool {
-	return w.Room == nil && w.DeleteRoom == "" && len(w.Sessions) == 0 && len(w.Members) == 0 && len(w.Events) == 0
+	return w.Room == nil && w.DeleteRoom == "" && len(w.Sessions) == 0 && len(w.Members) == 0 && len(w.Events) == 0 && len(w.Chat) == 0
 }
 
 // Apply commits w in one etcd transaction. It reads the records w replaces
@@ -239,6 +243,10 @@ func (s *Store) applyOnce(ctx context.Context, w *persistence.Writes, p *plan, l
 	}
 	for _, m := range p.members {
 		ops = append(ops, clientv3.OpPut(m.key, m.val))
+	}
+	for _, c := range p.chat {
+		ops = append(ops, clientv3.OpPut(c.key, c.val))
+		rooms[c.room] = true
 	}
 	for _, sid := range memberSessions {
 		key := s.k.session(sid)

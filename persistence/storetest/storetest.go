@@ -50,6 +50,7 @@ var groups = []struct {
 	{"Outbox", outboxCases},
 	{"Idempotency", idempotencyCases},
 	{"Lifecycle", lifecycleCases},
+	{"Chat", chatCases},
 }
 
 type harness struct{ open Open }
