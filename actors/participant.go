@@ -199,6 +199,9 @@ type JoinInfo struct {
 	// Chat is the session's last ChatHistoryOnJoin chat messages, oldest
 	// first.
 	Chat []ChatMessage
+	// Hands are the raised hands, in the order they were raised, and
+	// whether the room prioritizes them (prioritize_handraise).
+	Hands SignalHands
 }
 
 // Participant is a handle on a joined participant's actor. It is safe for

@@ -168,7 +168,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *sessionStatsReq:
 		a.respond(ctx, a.liveStats(m.sessionID))
 	default:
-		a.receiveData(ctx, m)
+		a.receiveInside(ctx, m)
 	}
 }
 

@@ -237,7 +237,7 @@ func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession
 	a.deps.cfg.Logger.Info("participant joined", "room", a.id, "participant", info.ID, "identity", info.Identity, "kind", req.Kind.String())
 	return &joinReply{pid: m.pid, info: &JoinInfo{
 		Participant: info, Room: a.room, Others: others, ICEServers: a.deps.iceServers(),
-		VideoOff: m.videoOff, Chat: a.recentChat(),
+		VideoOff: m.videoOff, Chat: a.recentChat(), Hands: a.handsSignal(),
 	}}
 }
 

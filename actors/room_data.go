@@ -123,9 +123,9 @@ func (a *roomActor) tellRefused(id ParticipantID, request string, err error) {
 	}
 }
 
-// receiveData handles the data messages of the room's mailbox; it reports
-// whether msg was one.
-func (a *roomActor) receiveData(ctx actor.Context, msg any) bool {
+// receiveInside handles the messages about what goes on inside the room:
+// data, chat and hands. It reports whether msg was one.
+func (a *roomActor) receiveInside(ctx actor.Context, msg any) bool {
 	switch m := msg.(type) {
 	case *sendData:
 		if _, err := a.current(); err != nil {
@@ -140,6 +140,8 @@ func (a *roomActor) receiveData(ctx actor.Context, msg any) bool {
 		a.chatReceived(ctx, m)
 	case *sendChat:
 		a.respond(ctx, a.sendChat(m))
+	case *raiseHand:
+		a.raiseHand(ctx, m)
 	default:
 		return false
 	}

@@ -169,6 +169,7 @@ func (a *roomActor) memberTerminated(ctx actor.Context, pid *actor.PID) {
 	}
 	a.drop(m)
 	a.closeData(m)
+	a.lowerHand(m.info.ID)
 	a.deps.metrics.participant(-1)
 	a.deps.metrics.leaves.WithLabelValues(string(reason)).Inc()
 	// unpublish takes each track out of m.tracks, in place: walk a copy.

@@ -43,6 +43,8 @@ type roomLife struct {
 	// data relays the members' data messages; made by the room on first
 	// use (see relay).
 	data *rtc.DataRelay
+	// hands are the raised hands, in the order they were raised.
+	hands []RaisedHand
 }
 
 func newRoomLife() *roomLife {
