@@ -12,7 +12,11 @@
 // A participant actor owns its rtc.Peer (the connection and its
 // negotiation), its published tracks' read loops and its subscriptions; it
 // turns what the peer reports into messages and tells its room what
-// happened. Media never passes through a mailbox: packets flow in rtc.
+// happened. The streams of one simulcast sender (by rid, or by SSRC under
+// one msid) become one rtc.Track with layers, published once; the room
+// passes its quality cap to its members, and a publisher hears which of
+// its layers anyone receives. Media never passes through a mailbox:
+// packets flow in rtc.
 //
 // Supervision. The registry is the parent and supervisor of the room
 // actors; participants are not children of their room but of a guardian

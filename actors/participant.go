@@ -143,6 +143,17 @@ type SignalTrackSkipped struct {
 	Codec, Reason string
 }
 
+// SignalLayers tells a simulcast publisher which layers of one of its
+// tracks someone receives (Active) and which nobody does (Paused), by
+// rid, lowest first: it may stop sending the paused ones until they are
+// active again. Layers the server has not received are in neither. Mid is
+// the section the client sends the track on.
+type SignalLayers struct {
+	TrackID        TrackID
+	Mid            string
+	Active, Paused []string
+}
+
 func (SignalOffer) isSignal()             {}
 func (SignalAnswer) isSignal()            {}
 func (SignalCandidate) isSignal()         {}
@@ -152,6 +163,7 @@ func (SignalTrackPublished) isSignal()    {}
 func (SignalTrackUnpublished) isSignal()  {}
 func (SignalTrackMuted) isSignal()        {}
 func (SignalTrackSkipped) isSignal()      {}
+func (SignalLayers) isSignal()            {}
 
 // ICECandidate is a trickled ICE candidate, as RTCIceCandidateInit has it.
 type ICECandidate struct {
@@ -183,6 +195,20 @@ type TrackInfo struct {
 	ID                    TrackID
 	Kind, Codec, StreamID string
 	Muted, Simulcast      bool
+	// Layers are a simulcast track's layers as they are received, lowest
+	// first; none for a track sent as one stream.
+	Layers []LayerInfo
+}
+
+// LayerInfo is one layer of a simulcast track: its rid ("" for a layer
+// told apart by SSRC alone), its picture size as its last keyframe gave
+// it (0 until one came, or for a codec that does not carry it), its
+// received bitrate in bits per second, and whether it still arrives.
+type LayerInfo struct {
+	RID           string
+	Width, Height int
+	Bitrate       uint64
+	Active        bool
 }
 
 // JoinInfo is what a participant learns when it joins.
@@ -242,6 +268,24 @@ func (p *Participant) AddCandidate(ctx context.Context, c ICECandidate) error {
 // id, or every track of kind ("audio", "video") when trackID is empty.
 func (p *Participant) SetMuted(ctx context.Context, trackID TrackID, kind string, muted bool) error {
 	_, err := p.request(ctx, &setMuted{trackID: trackID, kind: kind, muted: muted})
+	return err
+}
+
+// TrackSettings is what a participant asks of a simulcast track it
+// receives: the layer it gets is the lowest of what covers the size it
+// renders (Width x Height), its MaxLines, and the room's quality. Zero
+// fields ask nothing; a track sent as one stream ignores them.
+type TrackSettings struct {
+	// MaxLines caps the picture's smaller side (a "360p" quality: 360).
+	MaxLines      int
+	Width, Height int
+}
+
+// SetTrackSettings sets what the participant asks of a track it receives,
+// replacing what it asked before. It fails with ErrSignalingState when
+// the participant does not receive trackID.
+func (p *Participant) SetTrackSettings(ctx context.Context, trackID TrackID, s TrackSettings) error {
+	_, err := p.request(ctx, &trackSettings{trackID: trackID, settings: s})
 	return err
 }
 

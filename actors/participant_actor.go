@@ -26,13 +26,25 @@ type (
 	// From its room.
 	subscribe struct {
 		track TrackInfo
-		fwd   *rtc.Forwarder
+		src   *rtc.Track
 	}
 	unsubscribe struct{ trackID TrackID }
+	// qualityCap caps the simulcast layers the participant receives to
+	// pictures of at most lines (the room's quality).
+	qualityCap    struct{ lines int }
+	trackSettings struct {
+		trackID  TrackID
+		settings TrackSettings
+	}
 	// From pion's and rtc's goroutines.
 	peerEvent      struct{ ev rtc.PeerEvent }
 	publishedEnded struct{ trackID TrackID }
-	ownedFailure   struct{ err error }
+	layersNeeded   struct {
+		trackID          TrackID
+		mid              string
+		active, unneeded []string
+	}
+	ownedFailure struct{ err error }
 )
 
 // participantActor owns one participant's peer (its connection and the
@@ -61,7 +73,12 @@ type participantActor struct {
 
 type publishedTrack struct {
 	info TrackInfo
-	fwd  *rtc.Forwarder
+	src  *rtc.Track
+	// layers are src's Forwarders, which the participant made and counts
+	// in its stats.
+	layers []*rtc.Forwarder
+	// key groups the streams of one simulcast track (see layerKey).
+	key string
 }
 
 func participantLogger(deps *Rooms, roomID RoomID, participantID ParticipantID) *slog.Logger {
@@ -116,15 +133,23 @@ func (p *participantActor) Receive(ctx actor.Context) {
 			ctx.Respond(&participantReply{err: err})
 		}
 	case *subscribe:
-		if err := p.peer.AddSource(string(m.track.ID), m.track.StreamID, m.fwd); err != nil {
+		if err := p.peer.AddSource(string(m.track.ID), m.track.StreamID, m.src); err != nil {
 			p.log.Warn("subscribe", "track", m.track.ID, "err", err)
 		}
 	case *unsubscribe:
 		p.peer.RemoveSource(string(m.trackID))
+	case *qualityCap:
+		p.peer.SetMaxSize(m.lines)
+	case *trackSettings:
+		ctx.Respond(&participantReply{err: p.setTrackSettings(m)})
 	case *peerEvent:
 		p.peerEvent(ctx, m.ev)
 	case *publishedEnded:
 		p.publishedEnded(ctx, m.trackID)
+	case *layersNeeded:
+		if _, ok := p.published[m.trackID]; ok {
+			p.signal.Signal(SignalLayers{TrackID: m.trackID, Mid: m.mid, Active: m.active, Paused: m.unneeded})
+		}
 	case *ownedFailure:
 		// A goroutine this participant owns crashed: fail like the actor
 		// itself would, so supervision removes this participant alone.
@@ -151,8 +176,8 @@ func (p *participantActor) started(ctx actor.Context) {
 func (p *participantActor) stopping() {
 	p.leaving.Store(true)
 	for _, t := range p.published {
-		if err := t.fwd.Close(); err != nil {
-			p.log.Debug("close forwarder", "err", err)
+		if err := t.src.Close(); err != nil {
+			p.log.Debug("close track", "err", err)
 		}
 	}
 	if err := p.peer.Close(); err != nil {
@@ -253,6 +278,15 @@ func (p *participantActor) publish(ctx actor.Context, m rtc.TrackEvent) {
 		return
 	}
 	root, self := p.root, p.self
+	key := layerKey(m)
+	var layerOf *publishedTrack
+	if key != "" {
+		for _, t := range p.published {
+			if t.key == key {
+				layerOf = t
+			}
+		}
+	}
 	fwd, err := rtc.NewForwarder(rtc.ForwarderConfig{
 		Track:   m.Track,
 		RTCP:    p.peer,
@@ -267,26 +301,75 @@ func (p *participantActor) publish(ctx actor.Context, m rtc.TrackEvent) {
 		p.log.Warn("forward track", "err", err)
 		return
 	}
+	if layerOf != nil {
+		// Another layer of a simulcast track already published: its
+		// subscribers may move to this one, nobody needs telling.
+		if err := layerOf.src.AddLayer(fwd, m.Track.RID()); err != nil {
+			p.log.Warn("add layer", "track", layerOf.info.ID, "rid", m.Track.RID(), "err", err)
+			if err := fwd.Close(); err != nil {
+				p.log.Debug("close forwarder", "err", err)
+			}
+			return
+		}
+		layerOf.layers = append(layerOf.layers, fwd)
+		p.stats.addUp(fwd)
+		p.log.Info("track layer added", "track", layerOf.info.ID, "rid", m.Track.RID(), "layers", len(layerOf.layers))
+		return
+	}
+	trackID := newTrackID()
+	cfg := rtc.TrackConfig{Layer: fwd, RID: m.Track.RID(), Logger: p.log}
+	if p.kind == ClientSignaling {
+		// The client may stop sending the layers nobody wants.
+		mid := p.peer.ReceiverMid(m.Receiver)
+		cfg.OnLayersNeeded = func(needed, unneeded []string) {
+			root.Send(self, &layersNeeded{trackID: trackID, mid: mid, active: needed, unneeded: unneeded})
+		}
+	}
+	src, err := rtc.NewTrack(cfg)
+	if err != nil {
+		p.log.Warn("forward track", "err", err)
+		if err := fwd.Close(); err != nil {
+			p.log.Debug("close forwarder", "err", err)
+		}
+		return
+	}
 	info := TrackInfo{
-		ID:        newTrackID(),
+		ID:        trackID,
 		Kind:      m.Track.Kind().String(),
 		Codec:     m.Track.Codec().MimeType,
 		StreamID:  string(p.info.ID),
 		Simulcast: m.Track.RID() != "",
 	}
-	p.published[info.ID] = &publishedTrack{info: info, fwd: fwd}
+	p.published[info.ID] = &publishedTrack{info: info, src: src, layers: []*rtc.Forwarder{fwd}, key: key}
 	p.stats.addUp(fwd)
-	p.log.Info("track published", "track", info.ID, "kind", info.Kind, "codec", info.Codec)
-	ctx.Send(p.room, &trackPublished{participantID: p.info.ID, track: info, fwd: fwd})
-	go p.watchTrackEnd(info.ID, fwd)
+	p.log.Info("track published", "track", info.ID, "kind", info.Kind, "codec", info.Codec, "rid", m.Track.RID())
+	ctx.Send(p.room, &trackPublished{participantID: p.info.ID, track: info, src: src})
+	go p.watchTrackEnd(info.ID, src)
+}
+
+// layerKey names the simulcast track a stream the client sends belongs
+// to: the streams of one sender, told apart by rid, or, for video sent
+// without rids, the streams of one media stream track id (a=msid), told
+// apart by SSRC. Audio has no layers: "".
+func layerKey(m rtc.TrackEvent) string {
+	if m.Track.Kind() != webrtc.RTPCodecTypeVideo {
+		return ""
+	}
+	if m.Track.RID() != "" {
+		return fmt.Sprintf("receiver %p", m.Receiver)
+	}
+	if m.Track.StreamID() == "" || m.Track.ID() == "" {
+		return ""
+	}
+	return "msid " + m.Track.StreamID() + " " + m.Track.ID()
 }
 
 // watchTrackEnd tells the participant when a track's read loop ends on
 // its own (the client stopped sending it). It ends when the forwarder
 // does, which the participant closes when it stops.
-func (p *participantActor) watchTrackEnd(trackID TrackID, fwd *rtc.Forwarder) {
-	<-fwd.Done()
-	if fwd.Err() == nil && !p.leaving.Load() {
+func (p *participantActor) watchTrackEnd(trackID TrackID, src *rtc.Track) {
+	<-src.Done()
+	if src.Err() == nil && !p.leaving.Load() {
 		p.root.Send(p.self, &publishedEnded{trackID: trackID})
 	}
 }
@@ -301,12 +384,24 @@ func (p *participantActor) publishedEnded(ctx actor.Context, trackID TrackID) {
 		return
 	}
 	delete(p.published, trackID)
-	if err := t.fwd.Close(); err != nil {
-		p.log.Debug("close forwarder", "err", err)
+	if err := t.src.Close(); err != nil {
+		p.log.Debug("close track", "err", err)
 	}
-	p.stats.endUp(t.fwd)
+	for _, fwd := range t.layers {
+		p.stats.endUp(fwd)
+	}
 	p.log.Info("track ended", "track", trackID)
 	ctx.Send(p.room, &trackEnded{participantID: p.info.ID, trackID: trackID})
+}
+
+// setTrackSettings applies what the participant asks of a track it
+// receives.
+func (p *participantActor) setTrackSettings(m *trackSettings) error {
+	st := m.settings
+	if !p.peer.SetSourceLimits(string(m.trackID), rtc.LayerLimits{MaxLines: st.MaxLines, Width: st.Width, Height: st.Height}) {
+		return fmt.Errorf("%w: no received track %q", ErrSignalingState, m.trackID)
+	}
+	return nil
 }
 
 // setMuted mutes the participant's own tracks named by id or by kind.
@@ -317,7 +412,7 @@ func (p *participantActor) setMuted(ctx actor.Context, m *setMuted) error {
 			continue
 		}
 		select {
-		case <-t.fwd.Done():
+		case <-t.src.Done():
 			continue // ended; publishedEnded is on its way
 		default:
 		}
@@ -326,7 +421,7 @@ func (p *participantActor) setMuted(ctx actor.Context, m *setMuted) error {
 			continue
 		}
 		t.info.Muted = m.muted
-		t.fwd.SetMuted(m.muted)
+		t.src.SetMuted(m.muted)
 		ctx.Send(p.room, &trackMuted{participantID: p.info.ID, trackID: id, muted: m.muted, byServer: m.byServer})
 	}
 	if !found && m.trackID != "" {

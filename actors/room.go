@@ -146,7 +146,12 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *actorpb.GetRoom:
 		a.respond(ctx, a.roomReply(a.current()))
 	case *actorpb.UpdateRoom:
-		a.respond(ctx, a.roomReply(a.update(m)))
+		quality := a.qualityLines()
+		room, err := a.update(m)
+		a.respond(ctx, a.roomReply(room, err))
+		if err == nil && a.qualityLines() != quality {
+			a.applyQuality(ctx)
+		}
 	case *actorpb.EndRoom:
 		a.respond(ctx, a.roomReply(a.endRoom(ctx, EndRoomEnded)))
 	case *actorpb.DeleteRoom:

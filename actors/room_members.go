@@ -56,7 +56,7 @@ func (m *member) snapshot() ParticipantInfo {
 	info := m.info
 	info.Tracks = make([]TrackInfo, len(m.tracks))
 	for i, t := range m.tracks {
-		info.Tracks[i] = t.info
+		info.Tracks[i] = t.snapshot()
 	}
 	return info
 }

@@ -7,6 +7,10 @@ package actors
 // subscriber's actor, and packets flow in rtc.
 
 import (
+	"slices"
+	"strconv"
+	"strings"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/troupe-media/troupe/rtc"
@@ -18,7 +22,7 @@ type (
 	trackPublished struct {
 		participantID ParticipantID
 		track         TrackInfo
-		fwd           *rtc.Forwarder
+		src           *rtc.Track
 	}
 	trackEnded struct {
 		participantID ParticipantID
@@ -38,7 +42,28 @@ type (
 
 type roomTrack struct {
 	info TrackInfo
-	fwd  *rtc.Forwarder
+	src  *rtc.Track
+}
+
+// snapshot describes the track with its layers as they are now.
+func (t *roomTrack) snapshot() TrackInfo {
+	info := t.info
+	info.Layers = layerInfos(t.src)
+	info.Simulcast = info.Simulcast || len(info.Layers) > 1
+	return info
+}
+
+// layerInfos describes a track's layers, when it has several.
+func layerInfos(src *rtc.Track) []LayerInfo {
+	layers := src.Layers()
+	if len(layers) < 2 && (len(layers) == 0 || layers[0].RID == "") {
+		return nil
+	}
+	out := make([]LayerInfo, len(layers))
+	for i, l := range layers {
+		out[i] = LayerInfo{RID: l.RID, Width: l.Width, Height: l.Height, Bitrate: l.Bitrate, Active: l.Active}
+	}
+	return out
 }
 
 // receivesMedia reports whether the member subscribes to the room's
@@ -46,14 +71,15 @@ type roomTrack struct {
 func (m *member) receivesMedia() bool { return m.kind != ClientWHIP }
 
 // subscribeToAll subscribes a member who just entered to every track
-// already published in the room.
+// already published in the room, under the room's quality cap.
 func (a *roomActor) subscribeToAll(ctx actor.Context, m *member) {
 	if !m.receivesMedia() {
 		return
 	}
+	ctx.Send(m.pid, &qualityCap{lines: a.qualityLines()})
 	for _, o := range a.memberList() {
 		for _, t := range o.tracks {
-			ctx.Send(m.pid, &subscribe{track: t.info, fwd: t.fwd})
+			ctx.Send(m.pid, &subscribe{track: t.info, src: t.src})
 		}
 	}
 }
@@ -63,13 +89,14 @@ func (a *roomActor) trackPublished(ctx actor.Context, msg *trackPublished) {
 	if !ok || m.leaveReason != "" {
 		return // it left meanwhile; its own cleanup closes the forwarder
 	}
-	m.tracks = append(m.tracks, &roomTrack{info: msg.track, fwd: msg.fwd})
+	t := &roomTrack{info: msg.track, src: msg.src}
+	m.tracks = append(m.tracks, t)
 	a.trackEvent(m, "track-published", msg.track)
-	a.broadcast("", SignalTrackPublished{ParticipantID: m.info.ID, Track: msg.track})
+	a.broadcast("", SignalTrackPublished{ParticipantID: m.info.ID, Track: t.snapshot()})
 	a.startVideoOff(ctx, m, msg.track)
 	for _, o := range a.memberList() {
 		if o != m && o.receivesMedia() {
-			ctx.Send(o.pid, &subscribe{track: msg.track, fwd: msg.fwd})
+			ctx.Send(o.pid, &subscribe{track: msg.track, src: msg.src})
 		}
 	}
 }
@@ -113,6 +140,40 @@ func (a *roomActor) trackMuted(msg *trackMuted) {
 		}
 	}
 	a.broadcast("", SignalTrackMuted{ParticipantID: msg.participantID, TrackID: msg.trackID, Muted: msg.muted, ByServer: msg.byServer})
+}
+
+// qualityLines is the room's quality cap in lines ("720p": 720), which
+// limits the simulcast layers its members receive; 0 for none.
+func (a *roomActor) qualityLines() int {
+	if a.room == nil || a.room.GetConfig() == nil {
+		return 0
+	}
+	n, _ := QualityLines(a.room.GetConfig().GetQuality())
+	return n
+}
+
+// QualityLines is the lines of a room quality ("720p": 720), or false for
+// a word that is not one.
+func QualityLines(q string) (int, bool) {
+	if !slices.Contains(qualities, q) {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(q, "p"))
+	return n, err == nil
+}
+
+// Qualities lists the room qualities, lowest first.
+func Qualities() []string { return slices.Clone(qualities) }
+
+// applyQuality tells every member that receives media the room's quality
+// cap, after a change of the room's config.
+func (a *roomActor) applyQuality(ctx actor.Context) {
+	lines := a.qualityLines()
+	for _, m := range a.memberList() {
+		if m.receivesMedia() {
+			ctx.Send(m.pid, &qualityCap{lines: lines})
+		}
+	}
 }
 
 func newTrackID() TrackID { return TrackID("TR_" + randomID()) }

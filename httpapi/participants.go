@@ -28,6 +28,20 @@ type trackJSON struct {
 	Codec     string `json:"codec"`
 	Muted     bool   `json:"muted"`
 	Simulcast bool   `json:"simulcast"`
+	// Layers lists a simulcast track's layers, lowest first; absent for a
+	// track sent as one stream.
+	Layers []layerJSON `json:"layers,omitempty"`
+}
+
+// layerJSON is one layer of a simulcast track as the server receives it.
+// Width and height are 0 until a keyframe gave them (VP8 and H.264 carry
+// them; other codecs do not).
+type layerJSON struct {
+	RID     string `json:"rid"`
+	Width   int    `json:"width"`
+	Height  int    `json:"height"`
+	Bitrate uint64 `json:"bitrate"`
+	Active  bool   `json:"active"`
 }
 
 func toParticipantJSON(p actors.ParticipantInfo) participantJSON {
@@ -42,7 +56,11 @@ func toParticipantJSON(p actors.ParticipantInfo) participantJSON {
 }
 
 func toTrackJSON(t actors.TrackInfo) trackJSON {
-	return trackJSON{ID: string(t.ID), Kind: t.Kind, Codec: t.Codec, Muted: t.Muted, Simulcast: t.Simulcast}
+	out := trackJSON{ID: string(t.ID), Kind: t.Kind, Codec: t.Codec, Muted: t.Muted, Simulcast: t.Simulcast}
+	for _, l := range t.Layers {
+		out.Layers = append(out.Layers, layerJSON{RID: l.RID, Width: l.Width, Height: l.Height, Bitrate: l.Bitrate, Active: l.Active})
+	}
+	return out
 }
 
 // participantListJSON wraps the list in an object, like every other list

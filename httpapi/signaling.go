@@ -412,6 +412,8 @@ func (c *signalConn) handle(m clientMsg) error {
 		return c.p.SetMuted(ctx, m.track, m.kind, m.muted)
 	case msgHand:
 		return c.p.RaiseHand(ctx, m.raised)
+	case msgTrackSettings:
+		return c.p.SetTrackSettings(ctx, m.track, m.settings)
 	case msgLeave:
 		// The room closes the socket, with a left message, once the
 		// participant is gone.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/troupe-media/troupe/actors"
@@ -34,6 +35,8 @@ const (
 	msgChat              = "chat"
 	msgHand              = "hand"
 	msgHands             = "hands"
+	msgTrackSettings     = "track-settings"
+	msgLayers            = "layers"
 )
 
 // Signaling error codes beyond the API's.
@@ -64,7 +67,13 @@ type clientMsg struct {
 	kind   string              // mute by kind
 	muted  bool                // mute
 	raised bool                // hand
+	// settings of track, for track-settings.
+	settings actors.TrackSettings
 }
+
+// maxRenderSize bounds the width and height of a track-settings message:
+// no screen is larger.
+const maxRenderSize = 16384
 
 // decodeClientMsg parses one client frame. Its errors are *apiError with
 // the code and field a client is told.
@@ -137,11 +146,61 @@ func decodeClientMsg(b []byte) (clientMsg, error) {
 			return m, fieldError("raised", "is required")
 		}
 		m.raised = *raised
+	case msgTrackSettings:
+		if m.track, m.settings, err = decodeTrackSettings(o); err != nil {
+			return m, err
+		}
 	case msgLeave, msgPing:
 	default:
 		return m, newAPIError(http.StatusBadRequest, codeUnknownType, "unknown message type "+strconv.Quote(m.typ))
 	}
 	return m, o.finish()
+}
+
+// decodeTrackSettings reads a track-settings message: the track and
+// what the client asks of its layers (docs/signaling.md).
+func decodeTrackSettings(o *jsonObject) (actors.TrackID, actors.TrackSettings, error) {
+	var st actors.TrackSettings
+	track, err := requiredString(o, "track_id")
+	if err != nil {
+		return "", st, err
+	}
+	if q, err := nonNull[string](o, "max_quality", whatString); err != nil {
+		return "", st, err
+	} else if q != nil {
+		lines, ok := actors.QualityLines(*q)
+		if !ok {
+			return "", st, fieldError("max_quality", "must be one of "+strings.Join(actors.Qualities(), ", "))
+		}
+		st.MaxLines = lines
+	}
+	w, err := nonNull[int](o, "width", whatInt)
+	if err != nil {
+		return "", st, err
+	}
+	h, err := nonNull[int](o, "height", whatInt)
+	if err != nil {
+		return "", st, err
+	}
+	switch {
+	case (w == nil) != (h == nil):
+		return "", st, fieldError("width", "give width and height together")
+	case w != nil && (*w < 1 || *w > maxRenderSize):
+		return "", st, fieldError("width", "must be from 1 to "+strconv.Itoa(maxRenderSize))
+	case h != nil && (*h < 1 || *h > maxRenderSize):
+		return "", st, fieldError("height", "must be from 1 to "+strconv.Itoa(maxRenderSize))
+	case w != nil:
+		st.Width, st.Height = *w, *h
+	}
+	return actors.TrackID(track), st, nil
+}
+
+// nonNil is s, or an empty list for nil: a JSON list, never null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func requiredString(o *jsonObject, name string) (string, error) {
@@ -273,6 +332,13 @@ type (
 		ParticipantID string `json:"participant_id"`
 		TrackID       string `json:"track_id"`
 	}
+	layersMsg struct {
+		Type    string   `json:"type"`
+		TrackID string   `json:"track_id"`
+		Mid     string   `json:"mid"`
+		Active  []string `json:"active"`
+		Paused  []string `json:"paused"`
+	}
 	trackSkippedMsg struct {
 		Type          string `json:"type"`
 		ParticipantID string `json:"participant_id"`
@@ -363,6 +429,8 @@ func signalMsg(sig actors.Signal) (any, error) {
 	case actors.SignalError:
 		m, _ := errorMsgFor(s.Err, s.Request)
 		return m, nil
+	case actors.SignalLayers:
+		return layersMsg{Type: msgLayers, TrackID: string(s.TrackID), Mid: s.Mid, Active: nonNil(s.Active), Paused: nonNil(s.Paused)}, nil
 	case actors.SignalTrackMuted:
 		return muteMsg{Type: msgMute, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID), Muted: s.Muted, ByServer: s.ByServer}, nil
 	}

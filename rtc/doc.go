@@ -22,6 +22,21 @@
 // are immutable and swapped atomically, so the per-packet path takes no
 // shared lock, sends no message and allocates nothing.
 //
+// A Track is what a publisher's track is to its subscribers: the
+// Forwarder of its one stream, or one per layer of a simulcast stream
+// (simulcast.go). A down-track of a Track takes one layer at a time,
+// chosen by its target layer (SetTargetLayer: the highest active one by
+// default) and the layers that arrive, and moves to another on that
+// layer's keyframe, asked for with a PLI to its SSRC, keeping the old
+// layer until then (layerswitch.go). Its sequence numbers, timestamps
+// and VP8 picture ids are rewritten into one stream (rewrite.go). VP9 and
+// AV1 SVC streams are forwarded whole. A Track measures its layers'
+// bitrates and reads their picture sizes from their keyframes. The layer
+// a down-track gets is also capped by size (SetMaxSize: a room's quality;
+// SetLimits: what the subscriber asks, the size it renders), and the
+// Track tells its owner which layers anyone wants (OnLayersNeeded), so
+// that the publisher may stop encoding the others.
+//
 // A fan-out writer also sends its down-tracks' RTCP sender reports, once a
 // second, from what they already know; pion's per-packet sender-report
 // interceptor is not used.

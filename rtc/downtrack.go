@@ -3,7 +3,6 @@ package rtc
 import (
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,7 +55,17 @@ type DownTrack struct {
 	rtcpw        RTCPWriter // for sender reports; may be nil
 
 	source atomic.Pointer[Forwarder]
-	bound  atomic.Pointer[binding]
+	// track is the Track whose layers feed dt, if it subscribes through
+	// one; pending is the layer it moves to on that layer's next
+	// keyframe, nil when it is not moving. Until then source goes on.
+	track   atomic.Pointer[Track]
+	pending atomic.Pointer[Forwarder]
+	// targetLayer is the layer asked for (SetTargetLayer); maxSize caps
+	// the layers' size (SetMaxSize), 0 for none.
+	targetLayer atomic.Int32
+	maxSize     atomic.Int32
+	limits      atomic.Pointer[LayerLimits] // SetLimits; nil for none
+	bound       atomic.Pointer[binding]
 	// ready is set once the subscriber's connection can take media: its
 	// owner said so (TransportReady) or a write went through. Until then
 	// a keyframe request would bring a keyframe nobody can receive.
@@ -76,12 +85,11 @@ type DownTrack struct {
 		stopped  bool // closed, or a send panicked
 		hdr      rtp.Header
 		src      *Forwarder
-		started  bool
-		seqOff   uint16
-		tsOff    uint32
-		lastSeq  uint16
-		lastTS   uint32
+		rw       rewriter
 		lastSent time.Time
+		// payload holds a copy of the payload being sent when the
+		// rewriter changes it; made at the first such packet.
+		payload []byte
 	}
 
 	ctr counters
@@ -105,13 +113,16 @@ type seqMapping struct {
 	src      *Forwarder
 	seqOff   uint16
 	tsOff    uint32
+	picOff   uint16
+	tl0Off   uint8
 	firstOut uint16
 }
 
 // NewDownTrack returns a DownTrack. Add it to a subscriber's peer
-// connection and give it a source with Forwarder.AddSubscriber, which
-// also moves it from one source to another (a republished track, another
-// simulcast layer). A Peer makes its down-tracks itself (AddSource).
+// connection and give it a source with Track.AddSubscriber (or
+// Forwarder.AddSubscriber), which also moves it from one source to
+// another (a republished track). A Peer makes its down-tracks itself
+// (AddSource).
 func NewDownTrack(cfg DownTrackConfig) (*DownTrack, error) {
 	if cfg.ID == "" || cfg.StreamID == "" || cfg.Codec.MimeType == "" {
 		return nil, fmt.Errorf("%w: down-track needs an id, a stream id and a codec", ErrBadConfig)
@@ -142,6 +153,7 @@ func NewDownTrack(cfg DownTrackConfig) (*DownTrack, error) {
 		onFailure: cfg.OnFailure,
 		rtcpw:     cfg.RTCP,
 	}
+	dt.targetLayer.Store(LayerAuto)
 	dt.metrics.addDownTrack(dt)
 	return dt, nil
 }
@@ -277,6 +289,10 @@ func (dt *DownTrack) Close() error {
 	}
 	dt.closed = true
 	dt.mu.Unlock()
+	if t := dt.track.Load(); t != nil {
+		t.RemoveSubscriber(dt)
+	}
+	dt.cancelSwitch()
 	if src := dt.source.Load(); src != nil {
 		src.RemoveSubscriber(dt)
 	}
@@ -302,26 +318,38 @@ func (dt *DownTrack) fail(what string, r any) {
 
 // send rewrites p's header for this subscriber and writes it.
 func (dt *DownTrack) send(p *packet, now time.Time) {
+	if left := dt.sendLocked(p, now); left != nil {
+		left.leave(dt)
+	}
+}
+
+// sendLocked is send under wmu. It returns the layer dt left if p
+// switched it to another one: send takes dt out of that layer's
+// subscribers, which cannot be done under wmu.
+func (dt *DownTrack) sendLocked(p *packet, now time.Time) (left *Forwarder) {
 	dt.wmu.Lock()
 	defer dt.wmu.Unlock()
 	if dt.w.stopped {
-		return
+		return nil
 	}
 	b := dt.bound.Load()
 	if b == nil {
 		dt.ctr.drops[DropUnbound].Add(1)
-		return
+		return nil
 	}
 	w := &dt.w
 	started := false // this packet starts the stream from p.src
 	if p.src != w.src {
+		if p.src == dt.pending.Load() {
+			return dt.switchLayer(p, b, now)
+		}
 		if p.src != dt.source.Load() {
 			dt.ctr.drops[DropStaleSource].Add(1)
-			return
+			return nil
 		}
 		switch {
 		case p.keyframe:
-			dt.startSource(p)
+			dt.startSource(p, dt.elapsedTS())
 			started = true
 		case dt.ready.Load() && dt.catchUp(p, b, now):
 			// Started from the cached keyframe; p follows it.
@@ -334,10 +362,11 @@ func (dt *DownTrack) send(p *packet, now time.Time) {
 			if dt.ready.Load() {
 				p.src.RequestKeyframe()
 			}
-			return
+			return nil
 		}
 	}
 	dt.write(p, b, now, started)
+	return nil
 }
 
 // catchUp starts dt's stream from p's source's most recent keyframe, read
@@ -372,11 +401,15 @@ func (dt *DownTrack) catchUp(p *packet, b *binding, now time.Time) bool {
 			// with a gap the subscriber's decoder recovers from.
 			return i > 0
 		}
+		q.vp8 = vp8Desc{}
+		if src.ckind == codecVP8 {
+			parseVP8Desc(q.payload(), &q.vp8)
+		}
 		if i == 0 {
 			if !startsKeyframe(src.ckind, q.payload()) {
 				return false
 			}
-			dt.startSource(q)
+			dt.startSource(q, dt.elapsedTS())
 		}
 		if !dt.write(q, b, now, i == 0) && i == 0 {
 			return false
@@ -391,10 +424,9 @@ func (dt *DownTrack) catchUp(p *packet, b *binding, now time.Time) bool {
 // the packet went out. wmu is held.
 func (dt *DownTrack) write(p *packet, b *binding, now time.Time, started bool) bool {
 	w := &dt.w
-	seq := p.h.seq + w.seqOff
-	ts := p.h.timestamp + w.tsOff
-	if int16(seq-w.lastSeq) > 0 {
-		w.lastSeq, w.lastTS = seq, ts
+	prevSeq := w.rw.lastSeq
+	seq, ts := w.rw.next(p)
+	if int16(seq-prevSeq) > 0 {
 		w.lastSent = now
 	}
 	h := &w.hdr
@@ -407,6 +439,13 @@ func (dt *DownTrack) write(p *packet, b *binding, now time.Time, started bool) b
 	h.Timestamp = ts
 	h.SSRC = b.ssrc
 	payload := p.payload()
+	if w.rw.rewritesPayload(p) {
+		if w.payload == nil {
+			w.payload = make([]byte, maxPacketSize)
+		}
+		payload = w.payload[:copy(w.payload, payload)]
+		patchVP8(payload, &p.vp8, w.rw.picOff, w.rw.tl0Off)
+	}
 	n, err := b.writer.WriteRTP(h, payload)
 	if err != nil {
 		dt.ctr.drops[DropWriteError].Add(1)
@@ -441,7 +480,7 @@ func (dt *DownTrack) senderReport(now time.Time) *rtcp.SenderReport {
 		return nil
 	}
 	dt.wmu.Lock()
-	stopped, lastTS, lastSent := dt.w.stopped, dt.w.lastTS, dt.w.lastSent
+	stopped, lastTS, lastSent := dt.w.stopped, dt.w.rw.lastTS, dt.w.lastSent
 	dt.wmu.Unlock()
 	if stopped || lastSent.IsZero() {
 		return nil
@@ -484,28 +523,25 @@ func ntpTime(t time.Time) uint64 {
 	return sec<<32 | frac
 }
 
-// startSource sets the offsets that continue the subscriber's stream with
-// p, the first packet taken from a new source. wmu is held.
-func (dt *DownTrack) startSource(p *packet) {
+// elapsedTS is the timestamp that continues the subscriber's stream with
+// a source that has no clock in common with the last one (a republished
+// track): the last one sent, moved on by the time since. wmu is held.
+func (dt *DownTrack) elapsedTS() uint32 {
 	w := &dt.w
-	var nextSeq uint16
-	var nextTS uint32
-	if !w.started {
-		// RFC 3550 wants random initial values.
-		nextSeq = uint16(rand.Uint32())
-		nextTS = rand.Uint32()
-		w.started = true
-	} else {
-		nextSeq = w.lastSeq + 1
-		elapsed := time.Since(w.lastSent)
-		ticks := rtpTicks(elapsed, dt.codec.ClockRate)
-		nextTS = w.lastTS + max(ticks, 1)
-	}
+	return w.rw.lastTS + max(rtpTicks(time.Since(w.lastSent), dt.codec.ClockRate), 1)
+}
+
+// startSource sets the offsets that continue the subscriber's stream with
+// p, the first packet taken from a new source, stamped nextTS (ignored for
+// the stream's first packet). wmu is held.
+func (dt *DownTrack) startSource(p *packet, nextTS uint32) {
+	w := &dt.w
+	w.rw.begin(p, nextTS)
 	w.src = p.src
-	w.seqOff = nextSeq - p.h.seq
-	w.tsOff = nextTS - p.h.timestamp
-	w.lastSeq = nextSeq - 1
-	dt.mapping.Store(&seqMapping{src: p.src, seqOff: w.seqOff, tsOff: w.tsOff, firstOut: nextSeq})
+	dt.mapping.Store(&seqMapping{
+		src: p.src, seqOff: w.rw.seqOff, tsOff: w.rw.tsOff, picOff: w.rw.picOff, tl0Off: w.rw.tl0Off,
+		firstOut: w.rw.lastSeq + 1,
+	})
 }
 
 func (dt *DownTrack) rtcpLoop(b *binding) {
@@ -584,9 +620,16 @@ func (dt *DownTrack) answerNACK(b *binding, seq uint16, buf []byte, hdr *rtp.Hea
 		Timestamp:      h.timestamp + m.tsOff,
 		SSRC:           b.ssrc,
 	}
-	if _, err := b.writer.WriteRTP(hdr, buf[h.payloadStart:h.payloadEnd]); err != nil {
+	payload := buf[h.payloadStart:h.payloadEnd]
+	if m.picOff != 0 || m.tl0Off != 0 {
+		var d vp8Desc
+		if parseVP8Desc(payload, &d) {
+			patchVP8(payload, &d, m.picOff, m.tl0Off)
+		}
+	}
+	if _, err := b.writer.WriteRTP(hdr, payload); err != nil {
 		return
 	}
 	dt.ctr.retransmits.Add(1)
-	dt.octets.Add(uint64(h.payloadEnd - h.payloadStart))
+	dt.octets.Add(uint64(len(payload)))
 }

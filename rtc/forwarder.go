@@ -128,11 +128,18 @@ type Forwarder struct {
 	lastKeyframeRequest atomic.Int64
 	lastKeyframe        atomic.Int64  // when a keyframe last arrived, unix nanoseconds
 	lastKeyframeSeq     atomic.Uint32 // the sequence number it started at
-	muted               atomic.Bool
-	closing             atomic.Bool
-	done                chan struct{}
-	err                 error // set before done is closed
-	ctr                 counters
+	// lastFrame is the timestamp of the last frame that ended (a packet
+	// with the marker bit) in the high 32 bits, and when it arrived, in
+	// unix milliseconds modulo 2^32, in the low ones: a layer switch
+	// reads this layer's clock from it (switchTS).
+	lastFrame atomic.Uint64
+	// width and height are read from the last keyframe that carries them.
+	width, height atomic.Uint32
+	muted         atomic.Bool
+	closing       atomic.Bool
+	done          chan struct{}
+	err           error // set before done is closed
+	ctr           counters
 }
 
 // NewForwarder starts the read loop of cfg.Track.
@@ -227,11 +234,12 @@ func (f *Forwarder) Err() error {
 // Subscribers returns the current number of down-tracks.
 func (f *Forwarder) Subscribers() int { return f.subs.Load().n }
 
-// AddSubscriber makes dt receive this track. If dt had another source (a
-// republished track, another simulcast layer) it leaves it: the first
-// packet from this one follows the last one sent in sequence number and,
-// by the time elapsed, in timestamp. Video starts on a keyframe, asked of
-// the publisher once dt can receive it.
+// AddSubscriber makes dt receive this track at once. If dt had another
+// source (a republished track) it leaves it: the first packet from this
+// one follows the last one sent in sequence number and, by the time
+// elapsed, in timestamp. Video starts on a keyframe, asked of the
+// publisher once dt can receive it. Moves between the layers of a Track
+// wait for the new layer's keyframe instead (DownTrack.SetTargetLayer).
 func (f *Forwarder) AddSubscriber(dt *DownTrack) error {
 	if dt.kind != f.kind {
 		return ErrKindMismatch
@@ -247,16 +255,7 @@ func (f *Forwarder) AddSubscriber(dt *DownTrack) error {
 	// The source is set before dt joins the set, so that none of this
 	// source's packets is taken for a stale one.
 	prev := dt.source.Swap(f)
-	if old := f.subs.Load(); !old.contains(dt) {
-		next, g := old.with(dt)
-		if next.writers[g] == nil && !f.writersDone {
-			w := newFanoutWriter(f, g, f.queueSize)
-			next.writers[g] = w
-			f.writers.Add(1)
-			go w.run(&f.writers)
-		}
-		f.subs.Store(next)
-	}
+	f.joinLocked(dt)
 	f.mu.Unlock()
 	if prev != nil && prev != f {
 		prev.removeFromSet(dt)
@@ -318,6 +317,32 @@ func (f *Forwarder) recentKeyframe() (seq uint16, ok bool) {
 	return uint16(f.lastKeyframeSeq.Load()), true
 }
 
+// unixMillis is a unix time in nanoseconds as milliseconds modulo 2^32:
+// enough to tell the time between two packets of a stream.
+func unixMillis(nanos int64) uint32 { return uint32(nanos / 1e6) }
+
+// readResolution notes the picture size a keyframe's first packet gives.
+func (f *Forwarder) readResolution(payload []byte) {
+	var w, h int
+	var ok bool
+	switch f.ckind {
+	case codecVP8:
+		w, h, ok = vp8Resolution(payload)
+	case codecH264:
+		w, h, ok = h264Resolution(payload)
+	}
+	if ok {
+		f.width.Store(uint32(w))
+		f.height.Store(uint32(h))
+	}
+}
+
+// Resolution returns the picture size read from the track's last
+// keyframe that carried one (VP8 and H.264 keyframes do), or zeros.
+func (f *Forwarder) Resolution() (width, height int) {
+	return int(f.width.Load()), int(f.height.Load())
+}
+
 // SetMuted stops (or resumes) forwarding. The read loop goes on reading,
 // so the publisher's connection sees no difference. On unmute a video
 // track asks for a keyframe so that subscribers can decode at once.
@@ -350,6 +375,7 @@ func (f *Forwarder) Close() error {
 	f.mu.Unlock()
 	for _, dt := range old.all() {
 		dt.source.CompareAndSwap(f, nil)
+		dt.pending.CompareAndSwap(f, nil)
 	}
 	// Unblock the read; the loop sees closing and ends.
 	err := f.track.SetReadDeadline(time.Unix(1, 0))
@@ -431,10 +457,24 @@ func (f *Forwarder) forward(p *packet, n int) {
 		packetPool.Put(p)
 		return
 	}
-	p.keyframe = startsKeyframe(f.ckind, p.payload())
-	if p.keyframe {
-		f.lastKeyframeSeq.Store(uint32(p.h.seq))
-		f.lastKeyframe.Store(f.now())
+	payload := p.payload()
+	p.vp8 = vp8Desc{}
+	if f.ckind == codecVP8 {
+		parseVP8Desc(payload, &p.vp8)
+	}
+	p.keyframe = startsKeyframe(f.ckind, payload)
+	p.arrival = 0
+	if p.keyframe || (p.h.marker && f.kind == webrtc.RTPCodecTypeVideo) {
+		now := f.now()
+		if p.keyframe {
+			f.lastKeyframeSeq.Store(uint32(p.h.seq))
+			f.lastKeyframe.Store(now)
+			p.arrival = unixMillis(now)
+			f.readResolution(payload)
+		}
+		if p.h.marker {
+			f.lastFrame.Store(uint64(p.h.timestamp)<<32 | uint64(unixMillis(now)))
+		}
 	}
 	p.src = f
 	f.ctr.packets.Add(1)

@@ -54,37 +54,12 @@ func startsKeyframe(kind codecKind, payload []byte) bool {
 // vp8Keyframe reads the payload descriptor of RFC 7741 section 4.2, then the
 // P bit of the VP8 frame header, which is 0 for a key frame.
 func vp8Keyframe(p []byte) bool {
-	if len(p) < 1 {
+	var d vp8Desc
+	if !parseVP8Desc(p, &d) || !d.hasHead {
 		return false
 	}
 	start, pid := p[0]&0x10 != 0, p[0]&0x07
-	if !start || pid != 0 {
-		return false
-	}
-	i := 1
-	if p[0]&0x80 != 0 { // X: extension byte
-		if len(p) <= i {
-			return false
-		}
-		x := p[i]
-		i++
-		if x&0x80 != 0 { // I: picture id, 7 or 15 bits
-			if len(p) <= i {
-				return false
-			}
-			if p[i]&0x80 != 0 {
-				i++
-			}
-			i++
-		}
-		if x&0x40 != 0 { // L: TL0PICIDX
-			i++
-		}
-		if x&0x30 != 0 { // T or K: TID/KEYIDX byte
-			i++
-		}
-	}
-	return len(p) > i && p[i]&0x01 == 0
+	return start && pid == 0 && p[d.hdrAt]&0x01 == 0
 }
 
 // vp9Keyframe reads the payload descriptor of RFC 9628: a packet that begins

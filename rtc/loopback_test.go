@@ -36,6 +36,10 @@ func clientAPI(t testing.TB, noReplayProtection bool, counter ...*rtcpCounter) *
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(m, reg); err != nil {
 		t.Fatal(err)
 	}
+	// rid and mid on the packets, for the simulcast publishers.
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range counter {
 		reg.Add(c)
 	}

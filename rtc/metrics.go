@@ -29,6 +29,7 @@ type Metrics struct {
 	nacks, retransmits, nackMisses           *prometheus.Desc
 	keyframeReceived, keyframeSent           *prometheus.Desc
 	catchUps                                 *prometheus.Desc
+	layerSwitches                            *prometheus.Desc
 }
 
 // NewMetrics returns an empty collector.
@@ -39,7 +40,7 @@ func NewMetrics() *Metrics {
 	return &Metrics{
 		forwarders:       make(map[*Forwarder]struct{}),
 		downTracks:       make(map[*DownTrack]struct{}),
-		tracks:           d("tracks", "Published tracks being forwarded."),
+		tracks:           d("tracks", "Published streams being forwarded: a track, or each layer of a simulcast track."),
 		subscribers:      d("subscribers", "Down-tracks (one per subscriber per track)."),
 		packetsIn:        d("packets_in_total", "RTP packets received from publishers."),
 		bytesIn:          d("bytes_in_total", "RTP bytes received from publishers."),
@@ -52,6 +53,7 @@ func NewMetrics() *Metrics {
 		keyframeReceived: d("keyframe_requests_received_total", "Keyframe requests from subscribers, by type.", "type"),
 		keyframeSent:     d("keyframe_requests_sent_total", "PLIs sent to publishers after throttling."),
 		catchUps:         d("keyframe_catch_ups_total", "Subscriber streams started from a cached keyframe instead of a new one."),
+		layerSwitches:    d("layer_switches_total", "Subscribers' moves from one simulcast layer to another, each on the new layer's keyframe, by direction: to a larger picture, a smaller one, or unknown when a layer's size is not known.", "direction"),
 	}
 }
 
@@ -59,7 +61,7 @@ func NewMetrics() *Metrics {
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		m.tracks, m.subscribers, m.packetsIn, m.bytesIn, m.packetsOut, m.bytesOut, m.drops,
-		m.nacks, m.retransmits, m.nackMisses, m.keyframeReceived, m.keyframeSent, m.catchUps,
+		m.nacks, m.retransmits, m.nackMisses, m.keyframeReceived, m.keyframeSent, m.catchUps, m.layerSwitches,
 	} {
 		ch <- d
 	}
@@ -100,6 +102,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.keyframeReceived, out.FIRs, "fir")
 	counter(m.keyframeSent, in.KeyframeRequests)
 	counter(m.catchUps, out.CatchUps)
+	counter(m.layerSwitches, out.LayerSwitchesUp, "up")
+	counter(m.layerSwitches, out.LayerSwitchesDown, "down")
+	counter(m.layerSwitches, out.LayerSwitches-out.LayerSwitchesUp-out.LayerSwitchesDown, "unknown")
 }
 
 // DownTracks returns the number of down-tracks: one per subscriber per

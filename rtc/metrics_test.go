@@ -49,7 +49,7 @@ troupe_rtc_packets_out_total 2
 # HELP troupe_rtc_subscribers Down-tracks (one per subscriber per track).
 # TYPE troupe_rtc_subscribers gauge
 troupe_rtc_subscribers 1
-# HELP troupe_rtc_tracks Published tracks being forwarded.
+# HELP troupe_rtc_tracks Published streams being forwarded: a track, or each layer of a simulcast track.
 # TYPE troupe_rtc_tracks gauge
 troupe_rtc_tracks 1
 `

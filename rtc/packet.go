@@ -16,8 +16,14 @@ type packet struct {
 	buf      [maxPacketSize]byte
 	h        rtpHeader
 	keyframe bool
-	src      *Forwarder
-	refs     atomic.Int32
+	// vp8 locates the payload descriptor's fields of a VP8 packet; zero
+	// for other codecs.
+	vp8 vp8Desc
+	// arrival is when a keyframe's first packet was read, in unix
+	// milliseconds modulo 2^32; zero for other packets.
+	arrival uint32
+	src     *Forwarder
+	refs    atomic.Int32
 }
 
 var packetPool = sync.Pool{New: func() any { return new(packet) }}

@@ -198,6 +198,8 @@ type Peer struct {
 	// then taken our credentials (it answered our checks or sent its
 	// own). See negotiate.
 	iceUp bool
+	// maxSize caps the layers of every down-track (SetMaxSize).
+	maxSize int
 }
 
 // sendTrack is a down-track on the connection.
@@ -210,7 +212,16 @@ type sendTrack struct {
 // source is a track a WHEP slot may show.
 type source struct {
 	id  string
-	fwd *Forwarder
+	fwd Source
+}
+
+// Source is what a Peer sends its client: a *Track (one stream or the
+// layers of a simulcast one, of which the client gets one), or a single
+// *Forwarder.
+type Source interface {
+	Kind() webrtc.RTPCodecType
+	Codec() webrtc.RTPCodecParameters
+	AddSubscriber(dt *DownTrack) error
 }
 
 // NewPeer makes a peer connection on cfg.Engine. Call Start before
@@ -520,7 +531,7 @@ func (p *Peer) flushCandidates() {
 // section of its own, offered at once or when the negotiation allows. A
 // PeerWHEP client's slots show it instead, when one of its kind and codec
 // is free. A source already sent is left as it is.
-func (p *Peer) AddSource(id, streamID string, src *Forwarder) error {
+func (p *Peer) AddSource(id, streamID string, src Source) error {
 	if p.mode == PeerWHEP {
 		p.sources = append(p.sources, source{id: id, fwd: src})
 		p.fillSlots()
@@ -545,6 +556,26 @@ func (p *Peer) AddSource(id, streamID string, src *Forwarder) error {
 	p.sends[id] = &sendTrack{id: id, dt: dt, sender: sender}
 	p.negotiate()
 	return nil
+}
+
+// SetMaxSize caps the simulcast layers the client receives, on every
+// down-track and those to come (DownTrack.SetMaxSize): a room's quality.
+func (p *Peer) SetMaxSize(lines int) {
+	p.maxSize = lines
+	for _, s := range p.allSends() {
+		s.dt.SetMaxSize(lines)
+	}
+}
+
+// SetSourceLimits sets what the client asks of the layers of the source
+// of id (DownTrack.SetLimits). It reports false when the Peer does not
+// send that source.
+func (p *Peer) SetSourceLimits(id string, l LayerLimits) bool {
+	s, ok := p.sends[id]
+	if ok {
+		s.dt.SetLimits(l)
+	}
+	return ok
 }
 
 // RemoveSource stops sending the source of id; the next offer tells the
@@ -635,10 +666,22 @@ func (p *Peer) newDownTrack(id, streamID string, codec webrtc.RTPCodecCapability
 		return nil, err
 	}
 	p.h.OnDownTrack(dt)
+	dt.SetMaxSize(p.maxSize)
 	if p.pc.ConnectionState() == webrtc.PeerConnectionStateConnected {
 		dt.TransportReady() // a track added to a connection that is up
 	}
 	return dt, nil
+}
+
+// ReceiverMid returns the mid of the section the client sends r's track
+// on, or "": the client's name for that track.
+func (p *Peer) ReceiverMid(r *webrtc.RTPReceiver) string {
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Receiver() == r {
+			return tr.Mid()
+		}
+	}
+	return ""
 }
 
 // midOf returns the mid of the transceiver that carries sender, or "".

@@ -33,13 +33,17 @@ const (
 	// DropNotReady: the subscriber's connection had not finished its DTLS
 	// handshake, so it could not take SRTP yet.
 	DropNotReady
+	// DropSwitchPending: a packet of the layer a down-track moves to,
+	// before that layer's keyframe; the down-track goes on with its old
+	// layer meanwhile.
+	DropSwitchPending
 
 	numDropReasons
 )
 
 var dropReasonNames = [numDropReasons]string{
 	"queue_full", "wait_keyframe", "unbound", "write_error", "stale_source", "malformed", "payload_type", "muted",
-	"not_ready",
+	"not_ready", "switch_pending",
 }
 
 func (r DropReason) String() string {
@@ -60,6 +64,10 @@ type counters struct {
 	plis, firs       atomic.Uint64 // keyframe requests received from the subscriber
 	keyframeRequests atomic.Uint64 // PLIs sent to the publisher
 	catchUps         atomic.Uint64 // streams started from a cached keyframe
+	layerSwitches    atomic.Uint64 // moves to another layer of a Track
+	// Of those, the moves to a larger or a smaller picture (neither when
+	// a size is not known).
+	layerSwitchesUp, layerSwitchesDown atomic.Uint64
 }
 
 // Stats is a snapshot of one track's counters. A Forwarder counts packets
@@ -77,6 +85,10 @@ type Stats struct {
 	// CatchUps counts the times a down-track started from its source's
 	// cached keyframe instead of waiting for a new one.
 	CatchUps uint64
+	// LayerSwitches counts a down-track's moves from one layer of its
+	// Track to another; LayerSwitchesUp and LayerSwitchesDown those to a
+	// larger and a smaller picture (neither when a size is not known).
+	LayerSwitches, LayerSwitchesUp, LayerSwitchesDown uint64
 }
 
 // Dropped returns the number of packets dropped for reason r.
@@ -89,15 +101,18 @@ func (s Stats) Dropped(r DropReason) uint64 {
 
 func (c *counters) snapshot() Stats {
 	s := Stats{
-		Packets:          c.packets.Load(),
-		Bytes:            c.bytes.Load(),
-		NACKs:            c.nacks.Load(),
-		Retransmits:      c.retransmits.Load(),
-		NACKMisses:       c.nackMisses.Load(),
-		PLIs:             c.plis.Load(),
-		FIRs:             c.firs.Load(),
-		KeyframeRequests: c.keyframeRequests.Load(),
-		CatchUps:         c.catchUps.Load(),
+		Packets:           c.packets.Load(),
+		Bytes:             c.bytes.Load(),
+		NACKs:             c.nacks.Load(),
+		Retransmits:       c.retransmits.Load(),
+		NACKMisses:        c.nackMisses.Load(),
+		PLIs:              c.plis.Load(),
+		FIRs:              c.firs.Load(),
+		KeyframeRequests:  c.keyframeRequests.Load(),
+		CatchUps:          c.catchUps.Load(),
+		LayerSwitches:     c.layerSwitches.Load(),
+		LayerSwitchesUp:   c.layerSwitchesUp.Load(),
+		LayerSwitchesDown: c.layerSwitchesDown.Load(),
 	}
 	for i := range c.drops {
 		s.Drops[i] = c.drops[i].Load()
@@ -118,4 +133,7 @@ func (s *Stats) add(o Stats) {
 	s.FIRs += o.FIRs
 	s.KeyframeRequests += o.KeyframeRequests
 	s.CatchUps += o.CatchUps
+	s.LayerSwitches += o.LayerSwitches
+	s.LayerSwitchesUp += o.LayerSwitchesUp
+	s.LayerSwitchesDown += o.LayerSwitchesDown
 }

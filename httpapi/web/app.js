@@ -19,6 +19,7 @@ const troupe = (window.troupe = {
   pc: null,
   ws: null,
   local: null,
+  layers: null, // the last layers message: which of the camera's layers anyone watches
   // stats sums the inbound RTP the page has received so far.
   async stats() {
     const out = {
@@ -52,6 +53,16 @@ let ignoreOffer = false;
 // attempt counts joins and leaves, so that a join still waiting for a
 // token or the camera when Leave is pressed gives up.
 let attempt = 0;
+
+// The camera goes out in three layers (simulcast), lowest first; the
+// server sends each viewer one of them, and says which ones nobody
+// watches (the layers message) so that the browser stops encoding them.
+// A camera too small for a layer gets fewer: the browser decides.
+const cameraLayers = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+  { rid: 'f', maxBitrate: 1500000 },
+];
 
 // What each leave reason means to the person who left. Only faults are
 // shown as errors: leaving, being removed or the room ending are not.
@@ -146,6 +157,7 @@ function newTile(p) {
   const update = () => people.get(p.id) === p && render(p);
   video.addEventListener('resize', update);
   video.addEventListener('loadeddata', update);
+  if (!isSelf(p)) new ResizeObserver(() => askTileSize(p, video)).observe(video);
   const avatar = document.createElement('div');
   avatar.className = 'avatar';
   avatar.append(document.createElement('span'));
@@ -154,6 +166,23 @@ function newTile(p) {
   tile.append(video, avatar, label);
   $('tiles').append(tile);
   return tile;
+}
+
+// askTileSize asks the server for the layers of p's simulcast camera that
+// the tile's size needs, in device pixels; a small tile gets a small layer.
+function askTileSize(p, video) {
+  if (people.get(p.id) !== p || !p.info || troupe.state !== 'joined') return;
+  const scale = window.devicePixelRatio || 1;
+  const width = Math.round(video.clientWidth * scale);
+  const height = Math.round(video.clientHeight * scale);
+  if (width < 1 || height < 1) return;
+  (p.info.tracks || []).forEach((t) => {
+    if (t.kind !== 'video' || !t.simulcast) return;
+    const size = `${width}x${height}`;
+    if (p.asked && p.asked[t.id] === size) return;
+    p.asked = { ...p.asked, [t.id]: size };
+    send({ type: 'track-settings', track_id: t.id, width, height });
+  });
 }
 
 function dropTile(p) {
@@ -266,7 +295,15 @@ async function onMessage(msg) {
         troupe.local = null;
       }
       troupe.pc = newPeerConnection(msg.ice_servers);
-      if (troupe.local) troupe.local.getTracks().forEach((t) => troupe.pc.addTrack(t, troupe.local));
+      if (troupe.local) {
+        troupe.local.getTracks().forEach((t) => {
+          if (t.kind === 'video') {
+            troupe.pc.addTransceiver(t, { direction: 'sendrecv', streams: [troupe.local], sendEncodings: cameraLayers });
+          } else {
+            troupe.pc.addTrack(t, troupe.local);
+          }
+        });
+      }
       addParticipant(msg.participant);
       msg.participants.forEach(addParticipant);
       break;
@@ -312,6 +349,25 @@ async function onMessage(msg) {
       if (msg.participant_id === troupe.participantId && msg.by_server) {
         showNotice(msg.muted ? `A moderator muted your ${kind}.` : '');
       }
+      break;
+    }
+    case 'layers': {
+      // Stop encoding the layers nobody receives; leave alone those the
+      // server has not seen yet.
+      troupe.layers = { active: msg.active, paused: msg.paused };
+      const tr = pc.getTransceivers().find((t) => t.mid === msg.mid);
+      if (!tr || !tr.sender.track) break;
+      const params = tr.sender.getParameters();
+      if (!params.encodings || params.encodings.length < 2) break;
+      let changed = false;
+      params.encodings.forEach((e) => {
+        const active = msg.active.includes(e.rid) || !msg.paused.includes(e.rid);
+        if (e.active !== active) {
+          e.active = active;
+          changed = true;
+        }
+      });
+      if (changed) await tr.sender.setParameters(params);
       break;
     }
     case 'left': {

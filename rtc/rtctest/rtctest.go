@@ -53,6 +53,10 @@ func clientAPI(n transport.Net, codecs ...webrtc.RTPCodecCapability) (*webrtc.AP
 	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
 		return nil, err
 	}
+	// mid and rid on a simulcast camera's packets (SimulcastSender).
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return nil, err
+	}
 	var s webrtc.SettingEngine
 	s.SetIncludeLoopbackCandidate(true)
 	s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })

@@ -1,0 +1,177 @@
+package rtc
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/rtc/rtctest"
+)
+
+// recording keeps every packet a client receives on one track.
+type recording struct {
+	mu      sync.Mutex
+	packets []sentPacket
+}
+
+func (r *recording) run(tr *webrtc.TrackRemote) {
+	for {
+		pkt, _, err := tr.ReadRTP()
+		if err != nil {
+			return
+		}
+		r.mu.Lock()
+		r.packets = append(r.packets, sentPacket{hdr: pkt.Header.Clone(), payload: append([]byte(nil), pkt.Payload...)})
+		r.mu.Unlock()
+	}
+}
+
+func (r *recording) get() []sentPacket {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]sentPacket(nil), r.packets...)
+}
+
+// layersIn lists the layers of packets in the order they came, one entry
+// per run of one layer.
+func layersIn(packets []sentPacket) []int {
+	var out []int
+	for _, p := range packets {
+		if l := layerOfPacket(p); len(out) == 0 || out[len(out)-1] != l {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestLoopbackSimulcast: a pion publisher sends a VP8 camera in three rid
+// layers to the server, which makes one Track of them. A subscriber
+// receives the top layer alone; another asks for the lowest and moves to
+// it on a keyframe asked of that layer's SSRC; both see one stream, with
+// sequence numbers, timestamps and picture ids continuous packet by
+// packet.
+func TestLoopbackSimulcast(t *testing.T) {
+	engine := testEngine(t, defaultInterceptors)
+	t.Cleanup(func() { _ = engine.Close() })
+	api, err := rtctest.ClientAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(wg.Wait)
+	t.Cleanup(stop)
+
+	pub := newPeerOwner(t, engine, api)
+	camera, err := rtctest.AddSimulcast(pub.client, "PA_pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.clientOffer()
+	pub.waitConnected()
+	if err := camera.Negotiated(pub.client); err != nil {
+		t.Fatal(err)
+	}
+	for i := range rtctest.SimulcastRIDs {
+		wg.Go(func() { camera.ServeKeyframeRequests(i) })
+	}
+	wg.Go(func() {
+		if err := camera.Run(ctx, 20*time.Millisecond); err != nil {
+			t.Errorf("publish: %v", err)
+		}
+	})
+
+	// The server's side: one Forwarder per layer, one Track of them.
+	var track *Track
+	for range rtctest.SimulcastRIDs {
+		var ev TrackEvent
+		select {
+		case ev = <-pub.serverTracks:
+		case <-time.After(peerWait):
+			t.Fatal("the server got fewer than three layers")
+		}
+		fwd, err := NewForwarder(ForwarderConfig{Track: ev.Track, RTCP: pub.peer, Engine: engine})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if track == nil {
+			if track, err = NewTrack(TrackConfig{Layer: fwd, RID: ev.Track.RID()}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = track.Close() })
+		} else if err := track.AddLayer(fwd, ev.Track.RID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll.Until(t, "the layers in order of size", func() bool {
+		l := track.Layers()
+		for i, rid := range rtctest.SimulcastRIDs {
+			size := rtctest.SimulcastSizes[i]
+			if l[i].RID != rid || l[i].Width != size[0] || l[i].Height != size[1] || l[i].Bitrate == 0 {
+				return false
+			}
+		}
+		return true
+	})
+
+	subscribe := func() (*peerOwner, *DownTrack, *recording) {
+		o := newPeerOwner(t, engine, api)
+		recvOnlyVideo(t, o)
+		o.clientOffer()
+		o.waitConnected()
+		var dt *DownTrack
+		o.call(func() {
+			if err = o.peer.AddSource("TR_cam", "PA_pub", track); err == nil {
+				dt = o.peer.sends["TR_cam"].dt
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.answerServer()
+		rec := &recording{}
+		select {
+		case tr := <-o.clientTracks:
+			wg.Go(func() { rec.run(tr) })
+		case <-time.After(peerWait):
+			t.Fatal("the subscriber got no track")
+		}
+		return o, dt, rec
+	}
+	_, top, topRec := subscribe()
+	_, low, lowRec := subscribe()
+	poll.Until(t, "both subscribers on the top layer", func() bool {
+		return len(topRec.get()) >= 20 && len(lowRec.get()) >= 20
+	})
+
+	plisBefore := camera.PLIs(0)
+	low.SetTargetLayer(0)
+	poll.Until(t, "the low layer at its subscriber", func() bool {
+		p := lowRec.get()
+		return len(p) > 0 && layerOfPacket(p[len(p)-1]) == 0 && low.Layer().Current == 0
+	})
+	if camera.PLIs(0) == plisBefore {
+		t.Fatal("the switch did not ask the low layer's SSRC for a keyframe")
+	}
+	n := len(lowRec.get())
+	poll.Until(t, "more of the low layer", func() bool { return len(lowRec.get()) >= n+20 })
+
+	if got := layersIn(topRec.get()); len(got) != 1 || got[0] != 2 {
+		t.Fatalf("the top subscriber received layers %v, want the top alone", got)
+	}
+	if got := layersIn(lowRec.get()); len(got) != 2 || got[0] != 2 || got[1] != 0 {
+		t.Fatalf("the switching subscriber received layers %v, want the top then the low one", got)
+	}
+	checkContinuous(t, topRec.get())
+	checkContinuous(t, lowRec.get())
+	if st := top.Stats(); st.LayerSwitches != 0 {
+		t.Fatalf("the top subscriber switched %d times", st.LayerSwitches)
+	}
+	if st := low.Stats(); st.LayerSwitches != 1 || st.LayerSwitchesDown != 1 || st.LayerSwitchesUp != 0 {
+		t.Fatalf("the switching subscriber switched %d times, %d down and %d up; want once, down", st.LayerSwitches, st.LayerSwitchesDown, st.LayerSwitchesUp)
+	}
+}
