@@ -66,6 +66,18 @@ func (s *stack) dialData(t *testing.T, room, identity string) *dataPeer {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("%s: the reliable channel did not open", identity)
 	}
+	// The server takes the channel a moment after the client sees it open:
+	// until then, messages to the room pass this client by. The server's
+	// own message to it says when it is in.
+	body := `{"topic":"ready","data":"","to":["` + p.ParticipantID() + `"]}`
+	poll.Until(t, identity+" reachable by data messages", func() bool {
+		r := s.do(t, http.MethodPost, "/api/v1/rooms/"+room+"/data", body)
+		return r.status == http.StatusOK && r.json(t)["receivers"] == 1.0
+	})
+	p.waitData(t, 1)
+	p.mu.Lock()
+	p.got = nil
+	p.mu.Unlock()
 	return p
 }
 

@@ -30,6 +30,7 @@ func TestHandRaise(t *testing.T) {
 	}
 
 	ben.send(map[string]any{"type": "hand", "raised": true})
+	waitHands(teacher, "ben") // two clients' messages have no order of their own
 	ann.send(map[string]any{"type": "hand", "raised": true})
 	ann.send(map[string]any{"type": "hand", "raised": true}) // raised already: no change
 	for _, c := range []*wsClient{teacher, ann, ben} {
@@ -46,7 +47,7 @@ func TestHandRaise(t *testing.T) {
 	ann.close() // a member that leaves lowers its hand
 	waitHands(teacher)
 	if n := teacher.count(msgHands); n != 4 {
-		t.Fatalf("teacher got %d hands messages, want 4 (raising a raised hand tells no one)", n)
+		t.Fatalf("teacher got %d hands messages, want 4: ben, ben and ann, ann, none (raising a raised hand tells no one)", n)
 	}
 
 	for _, bad := range []map[string]any{
