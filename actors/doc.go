@@ -47,6 +47,15 @@
 // write) and runs the session on (room_recovery.go). Rooms.TakeOver starts
 // a room without a request, for the node's watch of lost rooms.
 //
+// A room records (room_recording.go): its actor starts and stops the
+// recording of its session, writes the recording's record with its events,
+// and makes the writer (rtc/recorder, recording_media.go) a sink of each
+// recorded track's forwarder, so that packets go from the publisher's read
+// loop to the writer's queue. The recording, like the members, outlives a
+// restart of the actor. At start-up a recording a crash left open has its
+// files finalized and is marked failed with server-restart
+// (closeInterruptedRecordings, recordings.go).
+//
 // Ids (RoomID, ParticipantID, TrackID, SessionID; ids.go) and the reasons a
 // participant leaves and a session ends (LeaveReason, EndReason;
 // reasons.go) are typed, so that the API cannot take one for another. They

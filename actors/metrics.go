@@ -7,9 +7,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/troupe-media/troupe/rtc"
+	"github.com/troupe-media/troupe/rtc/recorder"
 )
 
 type metrics struct {
+	// recorder sums the recordings' writers; recordings counts the
+	// recordings that ended, by status and reason.
+	recorder   *recorder.Metrics
+	recordings *prometheus.CounterVec
+
 	liveCount    atomic.Int64
 	liveGauge    prometheus.Gauge
 	restarts     prometheus.Counter
@@ -54,10 +60,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "troupe_participant_leaves_total",
 			Help: "Participants that left their room, by reason.",
 		}, []string{"reason"}),
+		recorder: recorder.NewMetrics(),
+		recordings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "troupe_recordings_ended_total",
+			Help: "Recordings that ended on this node, by status (completed, failed) and end reason.",
+		}, []string{"status", "reason"}),
 		data: rtc.NewDataMetrics(),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.failures, m.passivations, m.takeovers, m.participants, m.leaves, m.data} {
+		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.failures, m.passivations, m.takeovers, m.participants, m.leaves,
+			m.recorder, m.recordings, m.data} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("actors: register metrics: %w", err)
 			}

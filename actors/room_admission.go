@@ -236,7 +236,7 @@ func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession
 	a.subscribeToAll(ctx, m)
 	a.deps.cfg.Logger.Info("participant joined", "room", a.id, "participant", info.ID, "identity", info.Identity, "kind", req.Kind.String())
 	return &joinReply{pid: m.pid, info: &JoinInfo{
-		Participant: info, Room: a.room, Others: others, ICEServers: a.deps.iceServers(),
+		Participant: info, Room: a.room, Others: others, ICEServers: a.deps.ICEServers(string(info.ID)),
 		VideoOff: m.videoOff, Chat: a.recentChat(), Hands: a.handsSignal(),
 	}}
 }
@@ -270,12 +270,15 @@ func (a *roomActor) armConnectDeadline(info ParticipantInfo, kind ClientKind, pe
 	})
 }
 
-func (r *Rooms) iceServers() []ICEServer {
+// ICEServers returns the STUN and TURN servers a client uses to reach the
+// media server, with TURN credentials of its own for user (a participant
+// id, or the identity of a client about to join).
+func (r *Rooms) ICEServers(user string) []ICEServer {
 	if r.cfg.Media == nil {
 		return nil
 	}
 	var out []ICEServer
-	for _, s := range r.cfg.Media.ICEServers() {
+	for _, s := range r.cfg.Media.ICEServers(user) {
 		cred, _ := s.Credential.(string)
 		out = append(out, ICEServer{URLs: s.URLs, Username: s.Username, Credential: cred})
 	}

@@ -8,7 +8,6 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -32,10 +31,6 @@ const (
 	// maxChatName bounds the sender name of a message the server sends.
 	maxChatName = 200
 )
-
-// ErrNoActiveSession is a chat message for a room with no session in
-// progress: there is nobody to send it to, and no session to keep it.
-var ErrNoActiveSession = errors.New("actors: the room has no session in progress")
 
 // ChatMessage is one chat message of a session. ParticipantID and
 // Identity are empty for a message the server sent.

@@ -37,6 +37,7 @@ func (a *roomActor) load() {
 			a.log.Error("resume session", "err", err)
 			return
 		}
+		a.closeOrphanRecordings(ctx)
 	case errors.Is(err, persistence.ErrNotFound):
 		a.room, a.loadErr = nil, nil
 	default:

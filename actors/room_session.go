@@ -119,6 +119,7 @@ func (a *roomActor) afterJoin(c *changes, info ParticipantInfo, newSession bool)
 	}
 	if newSession {
 		a.armSessionTimers()
+		a.recordOnStart()
 	}
 	a.disarm(timerEmpty, "")
 	if after := a.room.Config.RemoveAfterSecondsElapsed; after != nil {
@@ -176,6 +177,7 @@ func closeMember(rec *recordpb.SessionMember, at *timestamppb.Timestamp, reason 
 // the session and its events are written in one batch, with whatever the
 // caller adds to extra.
 func (a *roomActor) endSession(ctx actor.Context, reason EndReason, leaveReason LeaveReason, extra *changes) error {
+	a.endRecordingNow(RecordingSessionEnded)
 	s := a.session
 	c := extra
 	if c == nil {

@@ -63,6 +63,7 @@ const (
 	ClearRemoveAt    = "config.remove_at"
 	ClearWebhook     = "webhook"
 	ClearAutoClose   = "auto_close"
+	ClearAutoStart   = "auto_start"
 )
 
 // ValidateRoomID reports whether id may name a room: [A-Za-z0-9_-]{1,64}.
@@ -143,6 +144,8 @@ func applyPatch(r *recordpb.Room, p *actorpb.RoomPatch) error {
 			r.Webhook = nil
 		case ClearAutoClose:
 			r.AutoClose = nil
+		case ClearAutoStart:
+			r.AutoStart = nil
 		default:
 			return invalid(f, "cannot be null")
 		}
@@ -158,6 +161,9 @@ func applyPatch(r *recordpb.Room, p *actorpb.RoomPatch) error {
 	}
 	if p.AutoClose != nil {
 		r.AutoClose = proto.Clone(p.AutoClose).(*recordpb.AutoClose)
+	}
+	if p.AutoStart != nil {
+		r.AutoStart = proto.Clone(p.AutoStart).(*recordpb.AutoStart)
 	}
 	if cp := p.Config; cp != nil {
 		c := r.Config
@@ -201,7 +207,8 @@ func setIf[T any](dst *T, v *T) {
 }
 
 // ValidateRoom checks every client-settable field of a room record and
-// returns a *ValidationError naming the first bad one.
+// returns a *ValidationError naming the first bad one (a
+// *NotProvidedError for an auto_start that needs decoding).
 func ValidateRoom(r *recordpb.Room) error {
 	if err := ValidateRoomID(RoomID(r.Id)); err != nil {
 		return err
@@ -259,7 +266,7 @@ func ValidateRoom(r *recordpb.Room) error {
 			return invalid("auto_close.duration", "must be between 1 and %d minutes", maxAutoCloseLength)
 		}
 	}
-	return nil
+	return validateAutoStart(r)
 }
 
 func validateName(field, s string, required bool) error {

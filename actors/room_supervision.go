@@ -45,6 +45,9 @@ type roomLife struct {
 	data *rtc.DataRelay
 	// hands are the raised hands, in the order they were raised.
 	hands []RaisedHand
+	// recording is the room's running recording, nil when none runs: it
+	// goes on through a restart (room_recording.go).
+	recording *liveRecording
 }
 
 func newRoomLife() *roomLife {

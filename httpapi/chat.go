@@ -9,8 +9,6 @@ import (
 	"github.com/troupe-media/troupe/actors"
 )
 
-const codeNoActiveSession = "no_active_session"
-
 // chatJSON is a chat message, in the REST API and in signaling alike.
 // participant_id and identity are null for a message the server sent.
 type chatJSON struct {

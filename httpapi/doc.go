@@ -1,6 +1,7 @@
 // Package httpapi is Troupe's HTTP edge: a Gin engine serving the REST API
-// under /api/v1 (rooms, participants, session history and stats, webhook
-// deliveries), the OpenAPI document (which also describes the webhook
+// under /api/v1 (rooms, participants, session history and stats,
+// recordings and the download of their files, webhook deliveries), the
+// OpenAPI document (which also describes the webhook
 // requests Troupe sends), /healthz, /readyz and /metrics, the
 // media signaling (the /rtc WebSocket, WHIP and WHEP; docs/signaling.md)
 // and the web page (web/, embedded).

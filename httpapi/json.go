@@ -21,6 +21,7 @@ type roomJSON struct {
 	Config           configJSON     `json:"config"`
 	Webhook          *webhookJSON   `json:"webhook"`
 	AutoClose        *autoCloseJSON `json:"auto_close"`
+	AutoStart        *autoStartJSON `json:"auto_start"`
 	CreatedAt        time.Time      `json:"created_at"`
 	UpdatedAt        time.Time      `json:"updated_at"`
 	EndedAt          *time.Time     `json:"ended_at"`
@@ -147,6 +148,7 @@ func toRoomJSON(info *actors.RoomInfo) roomJSON {
 	if a := r.GetAutoClose(); a != nil {
 		out.AutoClose = &autoCloseJSON{Type: a.GetType(), Duration: a.GetDuration()}
 	}
+	out.AutoStart = toAutoStartJSON(r.GetAutoStart())
 	return out
 }
 
@@ -217,6 +219,22 @@ func decodeRoomPatch(o *jsonObject) (*actorpb.RoomPatch, error) {
 	case present:
 		if p.AutoClose, err = decodeAutoClose(ac); err != nil {
 			return nil, err
+		}
+	}
+	as, present, null, err := o.object("auto_start")
+	switch {
+	case err != nil:
+		return nil, err
+	case null:
+		p.Clear = append(p.Clear, actors.ClearAutoStart)
+	case present:
+		if p.AutoStart, err = decodeAutoStart(as); err != nil {
+			return nil, err
+		}
+		if p.AutoStart.Recording == nil {
+			// Nothing starts by itself: the same as null.
+			p.AutoStart = nil
+			p.Clear = append(p.Clear, actors.ClearAutoStart)
 		}
 	}
 	return p, o.finish()

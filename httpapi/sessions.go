@@ -47,6 +47,8 @@ type sessionJSON struct {
 	PreviewURL                *string    `json:"preview_url"` // always null: see configJSON
 	CreatedAt                 time.Time  `json:"created_at"`
 	UpdatedAt                 time.Time  `json:"updated_at"`
+	// Recordings are the ids of its recordings, in the order they started.
+	Recordings []string `json:"recordings"`
 }
 
 type sessionListJSON struct {
@@ -105,6 +107,10 @@ func toSessionJSON(s *recordpb.Session) sessionJSON {
 		EnableRoomPreviews:        s.GetEnableRoomPreviews(),
 		CreatedAt:                 s.GetCreatedAt().AsTime().UTC(),
 		UpdatedAt:                 s.GetUpdatedAt().AsTime().UTC(),
+		Recordings:                s.GetRecordingIds(),
+	}
+	if out.Recordings == nil {
+		out.Recordings = []string{}
 	}
 	out.EndTime, out.Duration = actors.Ended(out.StartTime, s.GetEndTime())
 	if r := s.GetEndReason(); r != "" {
@@ -220,15 +226,25 @@ func (s *Server) listSessions(c *gin.Context) error {
 // deleted: session records outlive their room. A room that does not exist
 // and never had a session is not found.
 func (s *Server) listRoomSessions(c *gin.Context) error {
+	return s.listOfRoom(c, func(id actors.RoomID) (any, int, error) {
+		out, err := s.sessionPage(c, id)
+		return out, out.Total, err
+	})
+}
+
+// listOfRoom answers a listing of one room's records, which outlive the
+// room: page reads it, with its total. A room that does not exist and has
+// none is not found.
+func (s *Server) listOfRoom(c *gin.Context, page func(actors.RoomID) (out any, total int, err error)) error {
 	id := actors.RoomID(c.Param("id"))
 	if actors.ValidateRoomID(id) != nil {
 		return actors.ErrRoomNotFound
 	}
-	out, err := s.sessionPage(c, id)
+	out, total, err := page(id)
 	if err != nil {
 		return err
 	}
-	if out.Total == 0 {
+	if total == 0 {
 		if err := s.roomKnown(c.Request.Context(), id); err != nil {
 			return err
 		}

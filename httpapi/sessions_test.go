@@ -17,7 +17,7 @@ import (
 
 var sessionKeys = []string{"created_at", "display_name", "duration", "enable_room_previews", "end_reason", "end_time", "fps", "id",
 	"join_from", "join_until", "layout", "locked", "max_concurrent_participants", "max_members", "name",
-	"participant_count", "preview_url", "prioritize_handraise", "quality", "record_on_start",
+	"participant_count", "preview_url", "prioritize_handraise", "quality", "record_on_start", "recordings",
 	"remove_after_seconds_elapsed", "remove_at", "room_id", "room_join_video_off", "start_time", "status",
 	"sync_audio_video", "tone_on_entry_and_exit", "total_participants", "updated_at", "user_join_video_off"}
 

@@ -39,10 +39,20 @@ type Writes struct {
 	// Chat messages are created (or replaced), keyed by session id and seq;
 	// see ValidateChat for what each needs.
 	Chat []*recordpb.ChatMessage
+	// Recordings are created or replaced. Each needs an id, a room id, a
+	// status other than UNSPECIFIED and a created_at that Unix nanoseconds
+	// can hold; one id appears once.
+	Recordings []*recordpb.Recording
+	// DeleteRecordings are the ids of recordings to delete with their
+	// listing entries; Apply returns ErrNotFound (and writes nothing) if
+	// one is not stored. None can be one of Recordings.
+	DeleteRecordings []string
 }
 
-func (w *Writes) empty() bool {
-	return w.Room == nil && w.DeleteRoom == "" && len(w.Sessions) == 0 && len(w.Members) == 0 && len(w.Events) == 0 && len(w.Chat) == 0
+// Empty reports whether w writes nothing.
+func (w *Writes) Empty() bool {
+	return w.Room == nil && w.DeleteRoom == "" && len(w.Sessions) == 0 && len(w.Members) == 0 && len(w.Events) == 0 &&
+		len(w.Recordings) == 0 && len(w.DeleteRecordings) == 0 && len(w.Chat) == 0
 }
 
 // prepared is a validated Writes with its values encoded, except the events,
@@ -53,7 +63,14 @@ type prepared struct {
 	sessions    []preparedSession
 	members     []keyValue
 	chat        []keyValue
+	recordings  []preparedRecording
 	locks       []string
+}
+
+type preparedRecording struct {
+	r       *recordpb.Recording
+	kv      keyValue
+	created int64
 }
 
 type preparedSession struct {
@@ -69,6 +86,9 @@ type keyValue struct{ key, val []byte }
 // taken) are each written by one Apply at a time.
 func roomLock(id string) string    { return "room/" + id }
 func sessionLock(id string) string { return "session/" + id }
+func recordingLock(id string) string {
+	return "rec/" + id
+}
 func outboxLock(room string) string {
 	return "outbox/" + room
 }
@@ -127,6 +147,28 @@ func (w *Writes) prepare() (*prepared, error) {
 			return nil, err
 		}
 		p.locks = append(p.locks, outboxLock(e.RoomId))
+	}
+	recs := make(map[string]bool, len(w.Recordings))
+	for _, r := range w.Recordings {
+		kv, created, err := prepareRecording(r)
+		if err != nil {
+			return nil, err
+		}
+		if recs[r.Id] {
+			return nil, fmt.Errorf("%w: recording %q written twice in one batch", ErrInvalid, r.Id)
+		}
+		recs[r.Id] = true
+		p.recordings = append(p.recordings, preparedRecording{r: r, kv: kv, created: created})
+		p.locks = append(p.locks, recordingLock(r.Id))
+	}
+	for _, id := range w.DeleteRecordings {
+		if id == "" {
+			return nil, fmt.Errorf("%w: recording to delete without id", ErrInvalid)
+		}
+		if recs[id] {
+			return nil, fmt.Errorf("%w: recording %q both put and deleted", ErrInvalid, id)
+		}
+		p.locks = append(p.locks, recordingLock(id))
 	}
 	return p, nil
 }
@@ -189,7 +231,7 @@ func validateEvent(e *recordpb.WebhookEvent) error {
 // writers of the same room or session are ordered. An empty Writes does
 // nothing.
 func (s *Store) Apply(ctx context.Context, w Writes) error {
-	if w.empty() {
+	if w.Empty() {
 		return ctx.Err()
 	}
 	p, err := w.prepare()
@@ -287,6 +329,9 @@ func (s *Store) Apply(ctx context.Context, w Writes) error {
 	}
 	if n := len(w.Events); n > 0 {
 		counts = append(counts, func() { s.webhookCounts.add(n, 0) })
+	}
+	if err := s.writeRecordings(b, p, w.DeleteRecordings); err != nil {
+		return err
 	}
 
 	// No lock is held across Commit but those of the records written:

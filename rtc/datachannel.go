@@ -275,10 +275,12 @@ func (e *DataEndpoint) receive(frame []byte, text, lossy bool) {
 }
 
 // enqueue queues f for this receiver, or drops it if the queue is full or
-// the receiver has no channel open. It never blocks.
+// the receiver has no channel open that takes it: a lossy frame goes on
+// either channel, a reliable one only on the reliable channel. It never
+// blocks.
 func (e *DataEndpoint) enqueue(f outFrame) bool {
-	if e.reliable.Load() == nil && e.lossy.Load() == nil {
-		return false // the client takes no data messages
+	if e.reliable.Load() == nil && (!f.lossy || e.lossy.Load() == nil) {
+		return false // the client takes no such data messages (yet)
 	}
 	select {
 	case e.queue <- f:

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +24,8 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/troupe-media/troupe/rtc/turnserver"
 )
 
 // Engine is the server's one pion API: the codecs and RTCP feedback it
@@ -32,6 +35,12 @@ type Engine struct {
 	api  *webrtc.API
 	conn net.PacketConn
 	mux  io.Closer
+	// tcp is the ICE TCP port's listener and tcpMux its mux; nil
+	// without ICE over TCP.
+	tcp    net.Listener
+	tcpMux io.Closer
+	// turn is the built-in TURN server; nil without it.
+	turn *turnserver.Server
 	// sends batches the fan-out writers' datagrams; nil where the
 	// platform cannot.
 	sends sendBatcher
@@ -110,10 +119,30 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 		return nil, fmt.Errorf("rtc: network interfaces: %w", err)
 	}
 	s.SetNet(hostNet)
+	e := &Engine{conn: conn, mux: mux, cfg: cfg, log: cfg.Logger}
+	if cfg.TCP {
+		tcpAddr := net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.TCPPort))
+		e.tcp, err = net.Listen("tcp", tcpAddr)
+		if err != nil {
+			_ = mux.Close()
+			return nil, fmt.Errorf("rtc: listen on TCP %s: %w", tcpAddr, err)
+		}
+		tcpMux := webrtc.NewICETCPMux(logs.NewLogger("tcpmux"), e.tcp, tcpReadBufferPackets)
+		e.tcpMux = tcpMux
+		s.SetICETCPMux(tcpMux)
+	}
+	// pion gathers UDP only unless told otherwise.
+	types := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if cfg.TCP {
+		types = append(types, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
 	if cfg.LoopbackOnly {
 		s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-		s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		types = slices.DeleteFunc(types, func(t webrtc.NetworkType) bool {
+			return t == webrtc.NetworkTypeUDP6 || t == webrtc.NetworkTypeTCP6
+		})
 	}
+	s.SetNetworkTypes(types)
 	if len(cfg.AnnounceIPs) > 0 {
 		err := s.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
 			External:        cfg.AnnounceIPs,
@@ -121,25 +150,114 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 			Mode:            webrtc.ICEAddressRewriteReplace,
 		})
 		if err != nil {
-			_ = mux.Close()
+			_ = e.closePorts()
 			return nil, fmt.Errorf("%w: announce addresses: %w", ErrBadConfig, err)
 		}
 	}
-	sends, _ := shared.(sendBatcher)
-	e := &Engine{
-		sends: sends,
-		api: webrtc.NewAPI(
-			webrtc.WithMediaEngine(m),
-			webrtc.WithInterceptorRegistry(reg),
-			webrtc.WithSettingEngine(s),
-		),
-		conn: conn,
-		mux:  mux,
-		cfg:  cfg,
-		log:  cfg.Logger,
+	if cfg.TURN != nil {
+		if e.turn, err = startTURN(cfg, conn.LocalAddr().(*net.UDPAddr).AddrPort().Port(), logs); err != nil {
+			_ = e.closePorts()
+			return nil, err
+		}
 	}
-	e.log.Info("rtc engine listening", "udp", conn.LocalAddr().String(), "announce", cfg.AnnounceIPs)
+	e.sends, _ = shared.(sendBatcher)
+	e.api = webrtc.NewAPI(
+		webrtc.WithMediaEngine(m),
+		webrtc.WithInterceptorRegistry(reg),
+		webrtc.WithSettingEngine(s),
+	)
+	var tcpAddr string
+	if e.tcp != nil {
+		tcpAddr = e.tcp.Addr().String()
+	}
+	e.log.Info("rtc engine listening", "udp", conn.LocalAddr().String(), "tcp", tcpAddr, "announce", cfg.AnnounceIPs)
 	return e, nil
+}
+
+// tcpReadBufferPackets is how many packets the ICE TCP mux queues per
+// connection before its reader waits for the peer connection to read.
+const tcpReadBufferPackets = 64
+
+// startTURN starts the built-in TURN server of cfg, whose relays send to
+// the engine's UDP port, udpPort, on the engine's addresses only.
+func startTURN(cfg Config, udpPort uint16, logs pionLoggerFactory) (*turnserver.Server, error) {
+	tc := *cfg.TURN
+	if tc.BindAddr == "" {
+		tc.BindAddr = cfg.BindAddr
+	}
+	if tc.RelayIP == "" {
+		if len(cfg.AnnounceIPs) > 0 {
+			tc.RelayIP = cfg.AnnounceIPs[0]
+		} else if ip := net.ParseIP(cfg.BindAddr); ip != nil && !ip.IsUnspecified() {
+			tc.RelayIP = cfg.BindAddr
+		} else {
+			return nil, &ConfigError{Field: "TURN.RelayIP", Reason: "required when the media port binds every interface and no address is announced"}
+		}
+	}
+	ips, err := mediaIPs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	tc.Peers = nil
+	for _, ip := range ips {
+		tc.Peers = append(tc.Peers, netip.AddrPortFrom(ip, udpPort))
+	}
+	tc.LoggerFactory = logs
+	tc.Logger = cfg.Logger.With("component", "turn")
+	s, err := turnserver.New(tc)
+	if err != nil {
+		return nil, fmt.Errorf("rtc: TURN server: %w", err)
+	}
+	return s, nil
+}
+
+// mediaIPs are the addresses the engine's UDP port is reached at: the
+// bound one, or every interface's when it binds them all, and the
+// announced ones.
+func mediaIPs(cfg Config) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, s := range cfg.AnnounceIPs {
+		if ip, err := netip.ParseAddr(s); err == nil {
+			out = append(out, ip.Unmap())
+		}
+	}
+	bind, err := netip.ParseAddr(cfg.BindAddr)
+	if err != nil {
+		return nil, &ConfigError{Field: "BindAddr", Value: fmt.Sprintf("%q", cfg.BindAddr), Reason: "not an IP address"}
+	}
+	if !bind.IsUnspecified() {
+		return append(out, bind.Unmap()), nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("rtc: network interfaces: %w", err)
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out, nil
+}
+
+// closePorts closes the TURN server, the UDP mux and the TCP mux, which
+// close their sockets.
+func (e *Engine) closePorts() error {
+	var errs []error
+	if e.turn != nil {
+		if err := e.turn.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := e.mux.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("rtc: close UDP mux: %w", err))
+	}
+	if e.tcpMux != nil {
+		if err := e.tcpMux.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("rtc: close TCP mux: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Video RTCP feedback: NACK for losses, PLI and FIR for keyframes, and
@@ -277,6 +395,15 @@ func (e *Engine) sendBatcher() sendBatcher {
 // LocalAddr returns the address of the shared UDP port.
 func (e *Engine) LocalAddr() net.Addr { return e.conn.LocalAddr() }
 
+// TCPAddr returns the address of the ICE TCP port, or nil without ICE
+// over TCP.
+func (e *Engine) TCPAddr() net.Addr {
+	if e.tcp == nil {
+		return nil
+	}
+	return e.tcp.Addr()
+}
+
 // NewPeerConnection returns a peer connection on the shared UDP port, with
 // every media in one bundle.
 func (e *Engine) NewPeerConnection() (*webrtc.PeerConnection, error) {
@@ -318,9 +445,17 @@ func (e *Engine) certificate() (*webrtc.Certificate, error) {
 	return cert, nil
 }
 
-// ICEServers returns the STUN and TURN servers to hand to clients.
-func (e *Engine) ICEServers() []webrtc.ICEServer {
+// TURN returns the built-in TURN server, or nil.
+func (e *Engine) TURN() *turnserver.Server { return e.turn }
+
+// ICEServers returns the STUN and TURN servers to hand to a client: those
+// configured, and the built-in TURN server with credentials for user (a
+// participant id), valid for its credential TTL from now.
+func (e *Engine) ICEServers(user string) []webrtc.ICEServer {
 	var out []webrtc.ICEServer
+	if e.turn != nil {
+		out = append(out, e.turn.ICEServers(user)...)
+	}
 	for _, u := range e.cfg.ICEURLs {
 		s := webrtc.ICEServer{URLs: []string{u}}
 		if scheme, _, _ := strings.Cut(u, ":"); scheme == "turn" || scheme == "turns" {
@@ -332,7 +467,7 @@ func (e *Engine) ICEServers() []webrtc.ICEServer {
 	return out
 }
 
-// Close closes the shared UDP port. Close the peer connections first: once
+// Close closes the shared UDP and TCP ports. Close the peer connections first: once
 // the port is gone they can no longer send or receive.
 func (e *Engine) Close() error {
 	e.mu.Lock()
@@ -341,10 +476,7 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
-	if err := e.mux.Close(); err != nil {
-		return fmt.Errorf("rtc: close UDP mux: %w", err)
-	}
-	return nil
+	return e.closePorts()
 }
 
 // Codec negotiation of the sections that send a track to a subscriber.

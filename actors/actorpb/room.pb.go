@@ -351,15 +351,18 @@ func (x *Error) GetField() string {
 }
 
 // RoomPatch: every field is optional. A field named in clear is reset to
-// null (join_from, join_until, remove_after_seconds_elapsed, webhook, auto_close).
+// null (join_from, join_until, remove_after_seconds_elapsed, webhook, auto_close,
+// auto_start).
 type RoomPatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          *string                `protobuf:"bytes,1,opt,name=name,proto3,oneof" json:"name,omitempty"`
-	DisplayName   *string                `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3,oneof" json:"display_name,omitempty"`
-	Config        *ConfigPatch           `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
-	Webhook       *recordpb.Webhook      `protobuf:"bytes,4,opt,name=webhook,proto3" json:"webhook,omitempty"`
-	AutoClose     *recordpb.AutoClose    `protobuf:"bytes,5,opt,name=auto_close,json=autoClose,proto3" json:"auto_close,omitempty"`
-	Clear         []string               `protobuf:"bytes,6,rep,name=clear,proto3" json:"clear,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        *string                `protobuf:"bytes,1,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	DisplayName *string                `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3,oneof" json:"display_name,omitempty"`
+	Config      *ConfigPatch           `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
+	Webhook     *recordpb.Webhook      `protobuf:"bytes,4,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	AutoClose   *recordpb.AutoClose    `protobuf:"bytes,5,opt,name=auto_close,json=autoClose,proto3" json:"auto_close,omitempty"`
+	Clear       []string               `protobuf:"bytes,6,rep,name=clear,proto3" json:"clear,omitempty"`
+	// Replaces the room's auto_start as a whole.
+	AutoStart     *recordpb.AutoStart `protobuf:"bytes,7,opt,name=auto_start,json=autoStart,proto3" json:"auto_start,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -432,6 +435,13 @@ func (x *RoomPatch) GetAutoClose() *recordpb.AutoClose {
 func (x *RoomPatch) GetClear() []string {
 	if x != nil {
 		return x.Clear
+	}
+	return nil
+}
+
+func (x *RoomPatch) GetAutoStart() *recordpb.AutoStart {
+	if x != nil {
+		return x.AutoStart
 	}
 	return nil
 }
@@ -654,7 +664,7 @@ const file_actors_actorpb_room_proto_rawDesc = "" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
-	"\x05field\x18\x03 \x01(\tR\x05field\"\xa3\x02\n" +
+	"\x05field\x18\x03 \x01(\tR\x05field\"\xdf\x02\n" +
 	"\tRoomPatch\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tH\x00R\x04name\x88\x01\x01\x12&\n" +
 	"\fdisplay_name\x18\x02 \x01(\tH\x01R\vdisplayName\x88\x01\x01\x124\n" +
@@ -662,7 +672,9 @@ const file_actors_actorpb_room_proto_rawDesc = "" +
 	"\awebhook\x18\x04 \x01(\v2\x19.troupe.record.v1.WebhookR\awebhook\x12:\n" +
 	"\n" +
 	"auto_close\x18\x05 \x01(\v2\x1b.troupe.record.v1.AutoCloseR\tautoClose\x12\x14\n" +
-	"\x05clear\x18\x06 \x03(\tR\x05clearB\a\n" +
+	"\x05clear\x18\x06 \x03(\tR\x05clear\x12:\n" +
+	"\n" +
+	"auto_start\x18\a \x01(\v2\x1b.troupe.record.v1.AutoStartR\tautoStartB\a\n" +
 	"\x05_nameB\x0f\n" +
 	"\r_display_name\"\x8e\n" +
 	"\n" +
@@ -735,7 +747,8 @@ var file_actors_actorpb_room_proto_goTypes = []any{
 	(*recordpb.Room)(nil),         // 9: troupe.record.v1.Room
 	(*recordpb.Webhook)(nil),      // 10: troupe.record.v1.Webhook
 	(*recordpb.AutoClose)(nil),    // 11: troupe.record.v1.AutoClose
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*recordpb.AutoStart)(nil),    // 12: troupe.record.v1.AutoStart
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_actors_actorpb_room_proto_depIdxs = []int32{
 	7,  // 0: troupe.actor.v1.CreateRoom.spec:type_name -> troupe.actor.v1.RoomPatch
@@ -745,14 +758,15 @@ var file_actors_actorpb_room_proto_depIdxs = []int32{
 	8,  // 4: troupe.actor.v1.RoomPatch.config:type_name -> troupe.actor.v1.ConfigPatch
 	10, // 5: troupe.actor.v1.RoomPatch.webhook:type_name -> troupe.record.v1.Webhook
 	11, // 6: troupe.actor.v1.RoomPatch.auto_close:type_name -> troupe.record.v1.AutoClose
-	12, // 7: troupe.actor.v1.ConfigPatch.join_from:type_name -> google.protobuf.Timestamp
-	12, // 8: troupe.actor.v1.ConfigPatch.join_until:type_name -> google.protobuf.Timestamp
-	12, // 9: troupe.actor.v1.ConfigPatch.remove_at:type_name -> google.protobuf.Timestamp
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	12, // 7: troupe.actor.v1.RoomPatch.auto_start:type_name -> troupe.record.v1.AutoStart
+	13, // 8: troupe.actor.v1.ConfigPatch.join_from:type_name -> google.protobuf.Timestamp
+	13, // 9: troupe.actor.v1.ConfigPatch.join_until:type_name -> google.protobuf.Timestamp
+	13, // 10: troupe.actor.v1.ConfigPatch.remove_at:type_name -> google.protobuf.Timestamp
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_actors_actorpb_room_proto_init() }

@@ -51,7 +51,7 @@ func troupeServer(t *testing.T) mediaload.Target {
 	}
 	// In-process, the "server" figures include the clients: the test
 	// checks that they are measured, not their size.
-	return mediaload.Target{Name: "troupe", BaseURL: srv.URL, Token: admin, PID: os.Getpid()}
+	return mediaload.Target{Name: "troupe", BaseURL: srv.URL, Token: admin, PIDs: []int{os.Getpid()}}
 }
 
 func naiveServer(t *testing.T) mediaload.Target {
@@ -66,7 +66,7 @@ func naiveServer(t *testing.T) mediaload.Target {
 		n.Close()
 		srv.Client().CloseIdleConnections()
 	})
-	return mediaload.Target{Name: "naive-pion", BaseURL: srv.URL, PID: os.Getpid()}
+	return mediaload.Target{Name: "naive-pion", BaseURL: srv.URL, PIDs: []int{os.Getpid()}}
 }
 
 // A short video fan-out to two subscribers through each server: every

@@ -44,9 +44,10 @@ type Target struct {
 	BaseURL string
 	// Token is an admin token for the REST API (rooms and join tokens).
 	Token string
-	// PID is the server's process, whose CPU and memory are read from
-	// /proc; 0 leaves those figures out.
-	PID int
+	// PIDs are the server's processes, whose CPU and memory are read from
+	// /proc and summed: one, or every node of a cluster on this machine.
+	// None leaves those figures out.
+	PIDs []int
 }
 
 // Config describes one run.
@@ -487,18 +488,30 @@ func (r *runner) waitMedia(ctx context.Context) {
 	}
 }
 
+// rss is the server processes' resident memory, summed.
 func (r *runner) rss() (int64, error) {
-	if r.cfg.Target.PID == 0 {
-		return 0, nil
+	var sum int64
+	for _, pid := range r.cfg.Target.PIDs {
+		n, err := proc.ProcessRSS(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += n
 	}
-	return proc.ProcessRSS(r.cfg.Target.PID)
+	return sum, nil
 }
 
+// serverCPU is the server processes' CPU time, summed.
 func (r *runner) serverCPU() (time.Duration, error) {
-	if r.cfg.Target.PID == 0 {
-		return 0, nil
+	var sum time.Duration
+	for _, pid := range r.cfg.Target.PIDs {
+		cpu, err := proc.ProcessCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += cpu
 	}
-	return proc.ProcessCPU(r.cfg.Target.PID)
+	return sum, nil
 }
 
 // measure runs one measuring window and sums it up.
@@ -619,7 +632,7 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 	s.JoinToFirstPacketP50Ms, s.JoinToFirstPacketP99Ms = join.P50, join.P99
 	s.LossRatio = lossRatio(s.ExpectedPackets, s.ReceivedPackets)
 	s.ForwardedPacketsPerSec = float64(s.ReceivedPackets) / s.Seconds
-	if r.cfg.Target.PID != 0 {
+	if len(r.cfg.Target.PIDs) > 0 {
 		cpu := cpu1 - cpu0
 		s.ServerCPUSeconds = cpu.Seconds()
 		s.ServerCores = cpu.Seconds() / s.Seconds

@@ -241,7 +241,7 @@ func startChildServer(ctx context.Context, stderr io.Writer, tokenTTL time.Durat
 	c, err := proc.StartChild(ctx, proc.ChildConfig{
 		Args: func(dir, addr string) []string {
 			return append([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--http-addr", addr,
-				"--rtc-udp-port", "0", "--log-level", "warn"}, extraArgs...)
+				"--rtc-udp-port", "0", "--rtc-tcp-port", "0", "--log-level", "warn"}, extraArgs...)
 		},
 		Env:    []string{envName("api-key") + "=" + key.ID, envName("api-secret") + "=" + key.Secret},
 		Stderr: stderr,
@@ -265,7 +265,7 @@ type benchMediaOptions struct {
 	svgFile     string
 	baseline    string
 	server      string
-	serverPID   int
+	serverPIDs  []int
 	token       string
 	cpuProfile  string
 	joinTimeout time.Duration
@@ -294,7 +294,10 @@ forwarded packet and forwarded packets per second per core (from
 Without --server, the server is started as a child process (this
 executable, on a temporary data dir and free ports) and removed at the end.
 With --server, pass an admin --token and the server's --server-pid to get
-its CPU and memory figures.
+its CPU and memory figures. --server may be any node of a cluster: the
+rooms are created through it, placed as the cluster places them, and every
+client joins through it; give every node's process id to --server-pid
+(comma-separated or repeated) for the cluster's CPU and memory, summed.
 
 --ramp adds subscribers step by step until loss passes 1% or end-to-end
 p99 latency 100 ms, and reports the capacity: the scenario's ramp, or
@@ -321,7 +324,7 @@ ratio of their CPU per packet.`,
 	f.StringVar(&o.svgFile, "svg", "", "write a chart of CPU per packet and p99 latency to this SVG file")
 	f.StringVar(&o.baseline, "baseline", "", "also run a baseline: "+baselineNaive)
 	f.StringVar(&o.server, "server", "", "base URL of a running server (default: start one)")
-	f.IntVar(&o.serverPID, "server-pid", 0, "process id of --server, for its CPU and memory")
+	f.IntSliceVar(&o.serverPIDs, "server-pid", nil, "process id of --server, for its CPU and memory; a cluster's nodes' ids, comma-separated or repeated, for their sums")
 	f.StringVar(&o.token, "token", "", "admin token for --server")
 	f.StringVar(&o.cpuProfile, "cpu-profile", "", "write the child server's CPU profile to this file")
 	f.DurationVar(&o.joinTimeout, "join-timeout", mediaload.DefaultJoinTimeout, "how long each step waits for everyone's media")
@@ -337,7 +340,7 @@ func benchMedia(cmd *cobra.Command, o benchMediaOptions) (err error) {
 	if (o.server == "") != (o.token == "") {
 		return usageErrorf("--server and --token go together")
 	}
-	if o.server == "" && o.serverPID != 0 {
+	if o.server == "" && len(o.serverPIDs) > 0 {
 		return usageErrorf("--server-pid needs --server")
 	}
 	if o.server != "" && o.cpuProfile != "" {
@@ -348,7 +351,7 @@ func benchMedia(cmd *cobra.Command, o benchMediaOptions) (err error) {
 	}
 	// The admin token outlives the planned steps by an hour.
 	ttl := time.Duration(len(steps))*(sc.Duration+o.joinTimeout) + time.Hour
-	target := mediaload.Target{Name: "troupe", BaseURL: strings.TrimRight(o.server, "/"), Token: o.token, PID: o.serverPID}
+	target := mediaload.Target{Name: "troupe", BaseURL: strings.TrimRight(o.server, "/"), Token: o.token, PIDs: o.serverPIDs}
 	where := o.server
 	if o.server == "" {
 		var extra []string
@@ -364,7 +367,7 @@ func benchMedia(cmd *cobra.Command, o benchMediaOptions) (err error) {
 			return err
 		}
 		defer func() { err = errors.Join(err, c.Stop()) }()
-		target.BaseURL, target.Token, target.PID, where = c.URL(), childToken, c.PID(), "child process"
+		target.BaseURL, target.Token, target.PIDs, where = c.URL(), childToken, []int{c.PID()}, "child process"
 	}
 	fmt.Fprintf(stdout, "scenario %s: %s\n", sc.Name, sc.Description)
 	if o.ramp {
@@ -378,7 +381,7 @@ func benchMedia(cmd *cobra.Command, o benchMediaOptions) (err error) {
 		fmt.Fprintln(stdout, note)
 	}
 	fmt.Fprintf(stdout, "server %s (%s), %d CPUs, %s\n", target.BaseURL, where, runtime.NumCPU(), runtime.Version())
-	if target.PID == 0 {
+	if len(target.PIDs) == 0 {
 		fmt.Fprintln(stdout, "no --server-pid: server CPU and memory are not measured")
 	}
 	run := func(t mediaload.Target) (mediaload.Result, error) {
@@ -520,7 +523,7 @@ func runNaive(ctx context.Context, stderr io.Writer, run func(mediaload.Target) 
 		return mediaload.Result{}, fmt.Errorf("baseline: %w", err)
 	}
 	defer func() { err = errors.Join(err, c.Stop()) }()
-	res, err := run(mediaload.Target{Name: baselineNaive, BaseURL: c.URL(), PID: c.PID()})
+	res, err := run(mediaload.Target{Name: baselineNaive, BaseURL: c.URL(), PIDs: []int{c.PID()}})
 	if err != nil {
 		return res, fmt.Errorf("bench media (%s): %w", baselineNaive, err)
 	}

@@ -110,10 +110,6 @@ func (s *Store) plan(w *persistence.Writes) (*plan, error) {
 	return p, nil
 }
 
-func emptyWrites(w *persistence.Writes) bool {
-	return w.Room == nil && w.DeleteRoom == "" && len(w.Sessions) == 0 && len(w.Members) == 0 && len(w.Events) == 0 && len(w.Chat) == 0
-}
-
 // Apply commits w in one etcd transaction. It reads the records w replaces
 // (to find their old listing entries) and the Seq counters of the rooms it
 // queues events for, then commits its writes on condition that none of
@@ -124,7 +120,7 @@ func emptyWrites(w *persistence.Writes) bool {
 // each other. A failed ownership condition is a *NotOwnerError, and nothing
 // is written.
 func (s *Store) Apply(ctx context.Context, w persistence.Writes) error {
-	if emptyWrites(&w) {
+	if w.Empty() {
 		return ctx.Err()
 	}
 	if err := w.Validate(); err != nil {
@@ -183,6 +179,7 @@ func (s *Store) applyOnce(ctx context.Context, w *persistence.Writes, p *plan, l
 	for _, room := range p.eventRooms {
 		reads = append(reads, s.k.seq(room))
 	}
+	reads = append(reads, s.recordingReads(w)...)
 	// A write of members alone reads nothing, and needs no revision.
 	got, rev := map[string]*mvccpb.KeyValue{}, int64(0)
 	if len(reads) > 0 {
@@ -248,6 +245,11 @@ func (s *Store) applyOnce(ctx context.Context, w *persistence.Writes, p *plan, l
 		ops = append(ops, clientv3.OpPut(c.key, c.val))
 		rooms[c.room] = true
 	}
+	recOps, err := s.recordingOps(ctx, rev, w, got, unchanged, rooms)
+	if err != nil {
+		return true, err
+	}
+	ops = append(ops, recOps...)
 	for _, sid := range memberSessions {
 		key := s.k.session(sid)
 		kv := got[key]
@@ -367,8 +369,9 @@ func (s *Store) oldSessionIndex(ctx context.Context, rev int64, id string, kv *m
 }
 
 // indexSegments is how many segments follow each kind of listing index
-// before the time: roomidx/st/<status>/, sesidx/rst/<room>/<status>/...
-var indexSegments = map[string]int{"all": 0, "st": 1, "room": 1, "rst": 2}
+// before the time: roomidx/st/<status>/, sesidx/rst/<room>/<status>/,
+// rec/ses/<session>/...
+var indexSegments = map[string]int{"all": 0, "st": 1, "room": 1, "rst": 2, "ses": 1}
 
 // scanIndex finds the listing entries of id under root by reading every
 // index key (no values). Only unreadable records need it.

@@ -91,7 +91,9 @@ type Room struct {
 	EndedAt         *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
 	ActiveSessionId string                 `protobuf:"bytes,11,opt,name=active_session_id,json=activeSessionId,proto3" json:"active_session_id,omitempty"`
 	// Incremented by every change the room actor persists.
-	Revision      uint64 `protobuf:"varint,12,opt,name=revision,proto3" json:"revision,omitempty"`
+	Revision uint64 `protobuf:"varint,12,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Unset when nothing starts with a session (VideoSDK's autoStartConfig).
+	AutoStart     *AutoStart `protobuf:"bytes,13,opt,name=auto_start,json=autoStart,proto3" json:"auto_start,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -210,6 +212,122 @@ func (x *Room) GetRevision() uint64 {
 	return 0
 }
 
+func (x *Room) GetAutoStart() *AutoStart {
+	if x != nil {
+		return x.AutoStart
+	}
+	return nil
+}
+
+// AutoStart is what starts by itself with each session of a room.
+type AutoStart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unset: no recording starts by itself.
+	Recording     *RecordingSettings `protobuf:"bytes,1,opt,name=recording,proto3" json:"recording,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AutoStart) Reset() {
+	*x = AutoStart{}
+	mi := &file_persistence_recordpb_room_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AutoStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AutoStart) ProtoMessage() {}
+
+func (x *AutoStart) ProtoReflect() protoreflect.Message {
+	mi := &file_persistence_recordpb_room_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AutoStart.ProtoReflect.Descriptor instead.
+func (*AutoStart) Descriptor() ([]byte, []int) {
+	return file_persistence_recordpb_room_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AutoStart) GetRecording() *RecordingSettings {
+	if x != nil {
+		return x.Recording
+	}
+	return nil
+}
+
+// RecordingSettings are the options of a recording.
+type RecordingSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "participant" or "track".
+	Layout    string `protobuf:"bytes,1,opt,name=layout,proto3" json:"layout,omitempty"`
+	AudioOnly bool   `protobuf:"varint,2,opt,name=audio_only,json=audioOnly,proto3" json:"audio_only,omitempty"`
+	// The identities to record; empty means everyone.
+	Participants  []string `protobuf:"bytes,3,rep,name=participants,proto3" json:"participants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordingSettings) Reset() {
+	*x = RecordingSettings{}
+	mi := &file_persistence_recordpb_room_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordingSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordingSettings) ProtoMessage() {}
+
+func (x *RecordingSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_persistence_recordpb_room_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordingSettings.ProtoReflect.Descriptor instead.
+func (*RecordingSettings) Descriptor() ([]byte, []int) {
+	return file_persistence_recordpb_room_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RecordingSettings) GetLayout() string {
+	if x != nil {
+		return x.Layout
+	}
+	return ""
+}
+
+func (x *RecordingSettings) GetAudioOnly() bool {
+	if x != nil {
+		return x.AudioOnly
+	}
+	return false
+}
+
+func (x *RecordingSettings) GetParticipants() []string {
+	if x != nil {
+		return x.Participants
+	}
+	return nil
+}
+
 type RoomConfig struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	MaxParticipants  uint32                 `protobuf:"varint,1,opt,name=max_participants,json=maxParticipants,proto3" json:"max_participants,omitempty"`
@@ -243,7 +361,7 @@ type RoomConfig struct {
 
 func (x *RoomConfig) Reset() {
 	*x = RoomConfig{}
-	mi := &file_persistence_recordpb_room_proto_msgTypes[1]
+	mi := &file_persistence_recordpb_room_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -255,7 +373,7 @@ func (x *RoomConfig) String() string {
 func (*RoomConfig) ProtoMessage() {}
 
 func (x *RoomConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_persistence_recordpb_room_proto_msgTypes[1]
+	mi := &file_persistence_recordpb_room_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -268,7 +386,7 @@ func (x *RoomConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomConfig.ProtoReflect.Descriptor instead.
 func (*RoomConfig) Descriptor() ([]byte, []int) {
-	return file_persistence_recordpb_room_proto_rawDescGZIP(), []int{1}
+	return file_persistence_recordpb_room_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RoomConfig) GetMaxParticipants() uint32 {
@@ -422,7 +540,7 @@ type Webhook struct {
 
 func (x *Webhook) Reset() {
 	*x = Webhook{}
-	mi := &file_persistence_recordpb_room_proto_msgTypes[2]
+	mi := &file_persistence_recordpb_room_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +552,7 @@ func (x *Webhook) String() string {
 func (*Webhook) ProtoMessage() {}
 
 func (x *Webhook) ProtoReflect() protoreflect.Message {
-	mi := &file_persistence_recordpb_room_proto_msgTypes[2]
+	mi := &file_persistence_recordpb_room_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +565,7 @@ func (x *Webhook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Webhook.ProtoReflect.Descriptor instead.
 func (*Webhook) Descriptor() ([]byte, []int) {
-	return file_persistence_recordpb_room_proto_rawDescGZIP(), []int{2}
+	return file_persistence_recordpb_room_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Webhook) GetEndpoint() string {
@@ -483,7 +601,7 @@ type AutoClose struct {
 
 func (x *AutoClose) Reset() {
 	*x = AutoClose{}
-	mi := &file_persistence_recordpb_room_proto_msgTypes[3]
+	mi := &file_persistence_recordpb_room_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +613,7 @@ func (x *AutoClose) String() string {
 func (*AutoClose) ProtoMessage() {}
 
 func (x *AutoClose) ProtoReflect() protoreflect.Message {
-	mi := &file_persistence_recordpb_room_proto_msgTypes[3]
+	mi := &file_persistence_recordpb_room_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +626,7 @@ func (x *AutoClose) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AutoClose.ProtoReflect.Descriptor instead.
 func (*AutoClose) Descriptor() ([]byte, []int) {
-	return file_persistence_recordpb_room_proto_rawDescGZIP(), []int{3}
+	return file_persistence_recordpb_room_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AutoClose) GetType() string {
@@ -529,7 +647,7 @@ var File_persistence_recordpb_room_proto protoreflect.FileDescriptor
 
 const file_persistence_recordpb_room_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpersistence/recordpb/room.proto\x12\x10troupe.record.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9f\x04\n" +
+	"\x1fpersistence/recordpb/room.proto\x12\x10troupe.record.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x04\n" +
 	"\x04Room\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
@@ -546,7 +664,16 @@ const file_persistence_recordpb_room_proto_rawDesc = "" +
 	"\bended_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\x12*\n" +
 	"\x11active_session_id\x18\v \x01(\tR\x0factiveSessionId\x12\x1a\n" +
-	"\brevision\x18\f \x01(\x04R\brevision\"\x8c\a\n" +
+	"\brevision\x18\f \x01(\x04R\brevision\x12:\n" +
+	"\n" +
+	"auto_start\x18\r \x01(\v2\x1b.troupe.record.v1.AutoStartR\tautoStart\"N\n" +
+	"\tAutoStart\x12A\n" +
+	"\trecording\x18\x01 \x01(\v2#.troupe.record.v1.RecordingSettingsR\trecording\"n\n" +
+	"\x11RecordingSettings\x12\x16\n" +
+	"\x06layout\x18\x01 \x01(\tR\x06layout\x12\x1d\n" +
+	"\n" +
+	"audio_only\x18\x02 \x01(\bR\taudioOnly\x12\"\n" +
+	"\fparticipants\x18\x03 \x03(\tR\fparticipants\"\x8c\a\n" +
 	"\n" +
 	"RoomConfig\x12)\n" +
 	"\x10max_participants\x18\x01 \x01(\rR\x0fmaxParticipants\x12+\n" +
@@ -598,31 +725,35 @@ func file_persistence_recordpb_room_proto_rawDescGZIP() []byte {
 }
 
 var file_persistence_recordpb_room_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_persistence_recordpb_room_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_persistence_recordpb_room_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_persistence_recordpb_room_proto_goTypes = []any{
 	(RoomStatus)(0),               // 0: troupe.record.v1.RoomStatus
 	(*Room)(nil),                  // 1: troupe.record.v1.Room
-	(*RoomConfig)(nil),            // 2: troupe.record.v1.RoomConfig
-	(*Webhook)(nil),               // 3: troupe.record.v1.Webhook
-	(*AutoClose)(nil),             // 4: troupe.record.v1.AutoClose
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*AutoStart)(nil),             // 2: troupe.record.v1.AutoStart
+	(*RecordingSettings)(nil),     // 3: troupe.record.v1.RecordingSettings
+	(*RoomConfig)(nil),            // 4: troupe.record.v1.RoomConfig
+	(*Webhook)(nil),               // 5: troupe.record.v1.Webhook
+	(*AutoClose)(nil),             // 6: troupe.record.v1.AutoClose
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_persistence_recordpb_room_proto_depIdxs = []int32{
 	0,  // 0: troupe.record.v1.Room.status:type_name -> troupe.record.v1.RoomStatus
-	2,  // 1: troupe.record.v1.Room.config:type_name -> troupe.record.v1.RoomConfig
-	3,  // 2: troupe.record.v1.Room.webhook:type_name -> troupe.record.v1.Webhook
-	4,  // 3: troupe.record.v1.Room.auto_close:type_name -> troupe.record.v1.AutoClose
-	5,  // 4: troupe.record.v1.Room.created_at:type_name -> google.protobuf.Timestamp
-	5,  // 5: troupe.record.v1.Room.updated_at:type_name -> google.protobuf.Timestamp
-	5,  // 6: troupe.record.v1.Room.ended_at:type_name -> google.protobuf.Timestamp
-	5,  // 7: troupe.record.v1.RoomConfig.join_from:type_name -> google.protobuf.Timestamp
-	5,  // 8: troupe.record.v1.RoomConfig.join_until:type_name -> google.protobuf.Timestamp
-	5,  // 9: troupe.record.v1.RoomConfig.remove_at:type_name -> google.protobuf.Timestamp
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	4,  // 1: troupe.record.v1.Room.config:type_name -> troupe.record.v1.RoomConfig
+	5,  // 2: troupe.record.v1.Room.webhook:type_name -> troupe.record.v1.Webhook
+	6,  // 3: troupe.record.v1.Room.auto_close:type_name -> troupe.record.v1.AutoClose
+	7,  // 4: troupe.record.v1.Room.created_at:type_name -> google.protobuf.Timestamp
+	7,  // 5: troupe.record.v1.Room.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 6: troupe.record.v1.Room.ended_at:type_name -> google.protobuf.Timestamp
+	2,  // 7: troupe.record.v1.Room.auto_start:type_name -> troupe.record.v1.AutoStart
+	3,  // 8: troupe.record.v1.AutoStart.recording:type_name -> troupe.record.v1.RecordingSettings
+	7,  // 9: troupe.record.v1.RoomConfig.join_from:type_name -> google.protobuf.Timestamp
+	7,  // 10: troupe.record.v1.RoomConfig.join_until:type_name -> google.protobuf.Timestamp
+	7,  // 11: troupe.record.v1.RoomConfig.remove_at:type_name -> google.protobuf.Timestamp
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_persistence_recordpb_room_proto_init() }
@@ -630,14 +761,14 @@ func file_persistence_recordpb_room_proto_init() {
 	if File_persistence_recordpb_room_proto != nil {
 		return
 	}
-	file_persistence_recordpb_room_proto_msgTypes[1].OneofWrappers = []any{}
+	file_persistence_recordpb_room_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_persistence_recordpb_room_proto_rawDesc), len(file_persistence_recordpb_room_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
