@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/troupe-media/troupe/rtc"
 	"github.com/troupe-media/troupe/rtc/recorder"
 )
 
@@ -24,6 +26,8 @@ type metrics struct {
 	// participantCount is participants, readable without a scrape.
 	participantCount atomic.Int64
 	leaves           *prometheus.CounterVec
+	// data counts the rooms' data messages.
+	data *rtc.DataMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -61,10 +65,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "troupe_recordings_ended_total",
 			Help: "Recordings that ended on this node, by status (completed, failed) and end reason.",
 		}, []string{"status", "reason"}),
+		data: rtc.NewDataMetrics(),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.failures, m.passivations, m.takeovers, m.participants, m.leaves,
-			m.recorder, m.recordings} {
+			m.recorder, m.recordings, m.data} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("actors: register metrics: %w", err)
 			}

@@ -15,10 +15,11 @@ import (
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
-var sessionKeys = []string{"created_at", "display_name", "duration", "end_reason", "end_time", "fps", "id",
+var sessionKeys = []string{"created_at", "display_name", "duration", "enable_room_previews", "end_reason", "end_time", "fps", "id",
 	"join_from", "join_until", "layout", "locked", "max_concurrent_participants", "max_members", "name",
-	"participant_count", "quality", "record_on_start", "recordings", "remove_after_seconds_elapsed", "room_id",
-	"start_time", "status", "total_participants", "updated_at"}
+	"participant_count", "preview_url", "prioritize_handraise", "quality", "record_on_start", "recordings",
+	"remove_after_seconds_elapsed", "remove_at", "room_id", "room_join_video_off", "start_time", "status",
+	"sync_audio_video", "tone_on_entry_and_exit", "total_participants", "updated_at", "user_join_video_off"}
 
 // getSession returns GET /sessions/{id}, checking the object's keys.
 func (s *stack) getSession(t testing.TB, id string) map[string]any {

@@ -410,6 +410,8 @@ func (c *signalConn) handle(m clientMsg) error {
 		return c.p.AddCandidate(ctx, m.cand)
 	case msgMute:
 		return c.p.SetMuted(ctx, m.track, m.kind, m.muted)
+	case msgHand:
+		return c.p.RaiseHand(ctx, m.raised)
 	case msgTrackSettings:
 		return c.p.SetTrackSettings(ctx, m.track, m.settings)
 	case msgLeave:
