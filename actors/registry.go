@@ -30,12 +30,12 @@ type routed struct {
 // In a cluster (Config.Owners), a room this node runs no actor for and
 // hears another node owns (Owners.Elsewhere) is refused at once with a
 // *NotOwnerError naming that node, without a call to etcd, unless the
-// request was forwarded here. Otherwise the registry claims a room before it spawns
-// its actor, and releases it when the actor has stopped with no request
-// waiting for it, unless Rooms is closing (see release). A room another
-// node owns is not spawned: its requests get a *NotOwnerError. The claim is
-// a call to etcd, bounded by Config.RequestTimeout, made beside the
-// registry so that it holds up only the requests of that room.
+// request was forwarded here. Otherwise the registry claims a room before
+// it spawns its actor, and releases it when the actor has stopped with no
+// request waiting for it, unless Rooms is closing (see release). A room
+// another node owns is not spawned: its requests get a *NotOwnerError. The
+// claim is a call to etcd, bounded by Config.RequestTimeout, made beside
+// the registry so that it holds up only the requests of that room.
 type registry struct {
 	rooms *Rooms
 	byID  map[RoomID]*roomEntry
