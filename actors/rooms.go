@@ -304,7 +304,7 @@ func (r *Rooms) request(ctx context.Context, roomID RoomID, msg any) (any, error
 	if timeout <= 0 {
 		return nil, context.DeadlineExceeded
 	}
-	reply, err := r.system.Root.RequestFuture(r.registry, &routed{roomID: roomID, msg: msg}, timeout).Result()
+	reply, err := r.system.Root.RequestFuture(r.registry, &routed{roomID: roomID, msg: msg, forwarded: IsForwarded(ctx)}, timeout).Result()
 	switch {
 	case err == nil:
 		if ref, ok := reply.(*refused); ok {

@@ -228,7 +228,7 @@ func (s *Server) routes() *gin.Engine {
 	e.ContextWithFallback = true
 	_ = e.SetTrustedProxies(nil)
 	// observe is outermost so that a recovered panic is counted and logged as a 500.
-	e.Use(s.observe, s.recovery)
+	e.Use(s.observe, s.recovery, s.forwardedHere)
 	e.NoRoute(func(c *gin.Context) {
 		s.abort(c, newAPIError(http.StatusNotFound, codeNotFound, "no such route"))
 	})

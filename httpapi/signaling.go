@@ -474,6 +474,9 @@ func (c *signalConn) tryJoin(token string) error {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, signalRequestTimeout)
 	defer cancel()
+	if c.forwarded {
+		ctx = actors.Forwarded(ctx)
+	}
 	p, info, err := c.s.cfg.Rooms.Join(ctx, actors.RoomID(claims.Room), joinRequest(claims, actors.ClientSignaling, c))
 	if err != nil {
 		return err
