@@ -40,7 +40,11 @@
 // they call, so they run on any store of record.
 //
 // In a cluster (Config.Owners) the registry claims a room before it starts
-// its actor, and a room runs on the one node that owns it. When a node is
+// its actor, and a room runs on the one node that owns it. A room this node
+// heard (Owners.Elsewhere, a watch) that another node owns is refused at
+// once with a *NotOwnerError, for the HTTP edge to forward, without asking
+// etcd; a request forwarded here (Forwarded) asks etcd instead, since the
+// hint can be a moment behind. When a node is
 // lost, the node that claims one of its rooms next starts it as any other:
 // the actor finds the session the lost node left in progress, closes the
 // members left open with node-lost (their webhooks in the same fenced

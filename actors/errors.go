@@ -57,8 +57,9 @@ var (
 	ErrRecordingNotActive = errors.New("the recording is not running")
 	// ErrRecordingActive: a delete asked of a recording still running.
 	ErrRecordingActive = errors.New("the recording is still running")
-	// ErrNoActiveSession: a recording asked of a room without a session
-	// (nobody in it): there is nothing to record.
+	// ErrNoActiveSession: a recording or a chat message asked of a room
+	// without a session (nobody in it): there is nothing to record, nobody
+	// to tell and no session to keep the message.
 	ErrNoActiveSession = errors.New("the room has no session in progress")
 	// ErrNotProvided: a feature that needs decoding media (a composite
 	// layout, HLS, transcription, summaries), which an SFU does not do.

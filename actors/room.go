@@ -137,6 +137,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		}
 	case *trackMuted:
 		a.trackMuted(m)
+		a.videoTurnedOn(m)
 	case *crashRoom:
 		panic("room actor: crash requested by a test")
 	case *actorpb.CreateRoom:
@@ -175,6 +176,8 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		a.respond(ctx, a.liveStats(m.sessionID))
 	case *startRecordingReq, *stopRecordingReq, *deleteRecordingReq, *recordingWriterEnded, *recordingTimeout, *recordingClosed:
 		a.receiveRecording(ctx, m)
+	default:
+		a.receiveInside(ctx, m)
 	}
 }
 

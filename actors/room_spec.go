@@ -45,8 +45,13 @@ const (
 )
 
 var (
-	qualities     = []string{"180p", "360p", "480p", "720p", "1080p"}
-	layouts       = []string{"grid", "speaker", "sidebar"}
+	qualities = []string{"180p", "360p", "480p", "720p", "1080p"}
+	// layouts are the web page's own and SignalWire's names, which a
+	// client that knows them may honour; the page shows SignalWire's as a
+	// grid, or speaker for highlight-1-responsive.
+	layouts = []string{"grid", "speaker", "sidebar",
+		"grid-responsive", "grid-responsive-mobile", "highlight-1-responsive",
+		"1x1", "2x1", "2x2", "5up", "3x3", "4x4", "5x5", "6x6", "8x8", "10x10"}
 	autoCloseKind = []string{"session-ends", "session-end-and-deactivate"}
 )
 
@@ -55,6 +60,7 @@ const (
 	ClearJoinFrom    = "config.join_from"
 	ClearJoinUntil   = "config.join_until"
 	ClearRemoveAfter = "config.remove_after_seconds_elapsed"
+	ClearRemoveAt    = "config.remove_at"
 	ClearWebhook     = "webhook"
 	ClearAutoClose   = "auto_close"
 	ClearAutoStart   = "auto_start"
@@ -132,6 +138,8 @@ func applyPatch(r *recordpb.Room, p *actorpb.RoomPatch) error {
 			r.Config.JoinUntil = nil
 		case ClearRemoveAfter:
 			r.Config.RemoveAfterSecondsElapsed = nil
+		case ClearRemoveAt:
+			r.Config.RemoveAt = nil
 		case ClearWebhook:
 			r.Webhook = nil
 		case ClearAutoClose:
@@ -170,6 +178,14 @@ func applyPatch(r *recordpb.Room, p *actorpb.RoomPatch) error {
 		setIf(&c.Fps, cp.Fps)
 		setIf(&c.Layout, cp.Layout)
 		setIf(&c.ToneOnEntryAndExit, cp.ToneOnEntryAndExit)
+		setIf(&c.RoomJoinVideoOff, cp.RoomJoinVideoOff)
+		setIf(&c.UserJoinVideoOff, cp.UserJoinVideoOff)
+		setIf(&c.PrioritizeHandraise, cp.PrioritizeHandraise)
+		setIf(&c.SyncAudioVideo, cp.SyncAudioVideo)
+		setIf(&c.EnableRoomPreviews, cp.EnableRoomPreviews)
+		if cp.RemoveAt != nil {
+			c.RemoveAt = proto.Clone(cp.RemoveAt).(*timestamppb.Timestamp)
+		}
 		if cp.JoinFrom != nil {
 			c.JoinFrom = proto.Clone(cp.JoinFrom).(*timestamppb.Timestamp)
 		}
@@ -229,6 +245,9 @@ func ValidateRoom(r *recordpb.Room) error {
 		return err
 	}
 	if err := validateTime("config.join_until", c.JoinUntil); err != nil {
+		return err
+	}
+	if err := validateTime("config.remove_at", c.RemoveAt); err != nil {
 		return err
 	}
 	if c.JoinFrom != nil && c.JoinUntil != nil && !c.JoinFrom.AsTime().Before(c.JoinUntil.AsTime()) {

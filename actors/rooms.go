@@ -47,6 +47,9 @@ type Store interface {
 	// ListSessionMembers reads a session's participant history: for the
 	// API, and to close the members a crash took.
 	ListSessionMembers(ctx context.Context, sessionID string) ([]*recordpb.SessionMember, error)
+	// ListChat reads a session's chat: for the API, and the recent
+	// messages a joiner gets.
+	ListChat(ctx context.Context, q persistence.ChatQuery) (persistence.ChatPage, error)
 	// GetRecording, ListRecordings answer the recordings API;
 	// OpenRecordings finds, at start-up, the recordings a crash left open.
 	GetRecording(ctx context.Context, id string) (*recordpb.Recording, error)
@@ -303,7 +306,7 @@ func (r *Rooms) request(ctx context.Context, roomID RoomID, msg any) (any, error
 	if timeout <= 0 {
 		return nil, context.DeadlineExceeded
 	}
-	reply, err := r.system.Root.RequestFuture(r.registry, &routed{roomID: roomID, msg: msg}, timeout).Result()
+	reply, err := r.system.Root.RequestFuture(r.registry, &routed{roomID: roomID, msg: msg, forwarded: IsForwarded(ctx)}, timeout).Result()
 	switch {
 	case err == nil:
 		if ref, ok := reply.(*refused); ok {

@@ -122,6 +122,7 @@ var domainErrors = []struct {
 	{actors.ErrSessionEnded, http.StatusConflict, codeSessionEnded, "the session has ended"},
 	{actors.ErrOutsideJoinWindow, http.StatusConflict, codeOutsideJoinWindow, "the room is not open for joining now"},
 	{actors.ErrForbidden, http.StatusForbidden, codeForbidden, "this role may not do that"},
+	{actors.ErrChatDisabled, http.StatusForbidden, codeChatDisabled, "chat is disabled in this room"},
 	{actors.ErrSignalingState, http.StatusConflict, codeSignalingState, "the message does not fit the negotiation's state"},
 	{actors.ErrUnavailable, http.StatusServiceUnavailable, codeRoomUnavailable, "the room did not answer in time; retry"},
 	{actors.ErrRecordingNotFound, http.StatusNotFound, codeRecordingNotFound, "recording not found"},
@@ -129,7 +130,7 @@ var domainErrors = []struct {
 	{actors.ErrRecordingRunning, http.StatusConflict, codeRecordingRunning, "a recording is already running in this room"},
 	{actors.ErrRecordingNotActive, http.StatusConflict, codeRecordingNotActive, "the recording is not running"},
 	{actors.ErrRecordingActive, http.StatusConflict, codeRecordingActive, "the recording is still running; stop it first"},
-	{actors.ErrNoActiveSession, http.StatusConflict, codeNoActiveSession, "the room has no session in progress: nobody to record"},
+	{actors.ErrNoActiveSession, http.StatusConflict, codeNoActiveSession, "the room has no session in progress"},
 	{actors.ErrRecordingFileNotFound, http.StatusNotFound, codeFileNotFound, "the recording has no file of that name"},
 	{actors.ErrRecordingUnavailable, http.StatusNotImplemented, codeRecordingUnavailable, "this server does not record"},
 	// A *NotProvidedError that crossed the mailbox (it lost its field).
@@ -192,6 +193,16 @@ func toAPIError(err error) (_ *apiError, unexpected bool) {
 		// Well-formed, but nothing in it can carry media: the message
 		// names the codecs offered.
 		return newAPIError(http.StatusUnprocessableEntity, codeNoAcceptableMedia, err.Error()), false
+	}
+	// A data message's refusals say what to fix.
+	if errors.Is(err, actors.ErrBadDataMessage) {
+		return newAPIError(http.StatusUnprocessableEntity, codeInvalidDataMessage, err.Error()), false
+	}
+	if errors.Is(err, actors.ErrDataTooLarge) {
+		return newAPIError(http.StatusRequestEntityTooLarge, codeDataTooLarge, err.Error()), false
+	}
+	if errors.Is(err, actors.ErrUnknownTarget) {
+		return newAPIError(http.StatusUnprocessableEntity, codeUnknownTarget, err.Error()), false
 	}
 	if errors.Is(err, actors.ErrNoCommonCodec) {
 		// A well-formed offer the server cannot serve: the message names

@@ -42,6 +42,12 @@ type RoomService interface {
 	ICEServers(user string) []actors.ICEServer
 	Kick(ctx context.Context, roomID actors.RoomID, participantID actors.ParticipantID) error
 	MuteParticipant(ctx context.Context, roomID actors.RoomID, participantID actors.ParticipantID, kind string, muted bool) error
+	// SendData sends a data message from the server to a room's participants.
+	SendData(ctx context.Context, roomID actors.RoomID, msg actors.DataMessage) (int, error)
+	// SendChat sends a chat message from the server; SessionChat reads a
+	// session's chat.
+	SendChat(ctx context.Context, roomID actors.RoomID, name, text string) (actors.ChatMessage, error)
+	SessionChat(ctx context.Context, id actors.SessionID, limit, offset int) ([]actors.ChatMessage, int, error)
 
 	// Session history, live session stats and ending a session.
 	Sessions(ctx context.Context, q actors.SessionQuery) ([]*recordpb.Session, int, error)
@@ -226,7 +232,7 @@ func (s *Server) routes() *gin.Engine {
 	e.ContextWithFallback = true
 	_ = e.SetTrustedProxies(nil)
 	// observe is outermost so that a recovered panic is counted and logged as a 500.
-	e.Use(s.observe, s.recovery)
+	e.Use(s.observe, s.recovery, s.forwardedHere)
 	e.NoRoute(func(c *gin.Context) {
 		s.abort(c, newAPIError(http.StatusNotFound, codeNotFound, "no such route"))
 	})
@@ -250,6 +256,9 @@ func (s *Server) routes() *gin.Engine {
 	api.GET("/rooms/:id/participants", s.handle(s.listParticipants))
 	api.DELETE("/rooms/:id/participants/:pid", s.handle(s.kickParticipant))
 	api.POST("/rooms/:id/participants/:pid/mute", s.handle(s.muteParticipant))
+	api.POST("/rooms/:id/data", s.handle(s.sendData))
+	api.POST("/rooms/:id/chat", s.handle(s.sendChat))
+	api.GET("/sessions/:id/chat", s.handle(s.listSessionChat))
 	api.GET("/rooms/:id/sessions", s.handle(s.listRoomSessions))
 	api.GET("/sessions", s.handle(s.listSessions))
 	api.GET("/sessions/:id", s.handle(s.getSession))

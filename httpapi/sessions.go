@@ -37,6 +37,14 @@ type sessionJSON struct {
 	Layout                    string     `json:"layout"`
 	RecordOnStart             bool       `json:"record_on_start"`
 	Locked                    bool       `json:"locked"`
+	RemoveAt                  *time.Time `json:"remove_at"`
+	RoomJoinVideoOff          bool       `json:"room_join_video_off"`
+	UserJoinVideoOff          bool       `json:"user_join_video_off"`
+	PrioritizeHandraise       bool       `json:"prioritize_handraise"`
+	SyncAudioVideo            bool       `json:"sync_audio_video"`
+	ToneOnEntryAndExit        bool       `json:"tone_on_entry_and_exit"`
+	EnableRoomPreviews        bool       `json:"enable_room_previews"`
+	PreviewURL                *string    `json:"preview_url"` // always null: see configJSON
 	CreatedAt                 time.Time  `json:"created_at"`
 	UpdatedAt                 time.Time  `json:"updated_at"`
 	// Recordings are the ids of its recordings, in the order they started.
@@ -90,6 +98,13 @@ func toSessionJSON(s *recordpb.Session) sessionJSON {
 		Layout:                    s.GetLayout(),
 		RecordOnStart:             s.GetRecordOnStart(),
 		Locked:                    s.GetLocked(),
+		RemoveAt:                  utcTime(s.GetRemoveAt()),
+		RoomJoinVideoOff:          s.GetRoomJoinVideoOff(),
+		UserJoinVideoOff:          s.GetUserJoinVideoOff(),
+		PrioritizeHandraise:       s.GetPrioritizeHandraise(),
+		SyncAudioVideo:            s.GetSyncAudioVideo(),
+		ToneOnEntryAndExit:        s.GetToneOnEntryAndExit(),
+		EnableRoomPreviews:        s.GetEnableRoomPreviews(),
 		CreatedAt:                 s.GetCreatedAt().AsTime().UTC(),
 		UpdatedAt:                 s.GetUpdatedAt().AsTime().UTC(),
 		Recordings:                s.GetRecordingIds(),
@@ -171,6 +186,9 @@ type participantStatsJSON struct {
 	// Live: still in the room; its figures still grow.
 	Live bool `json:"live"`
 	mediaStatsJSON
+	// Receiving is what a live participant receives now; null for the
+	// others.
+	Receiving *receivingJSON `json:"receiving"`
 }
 
 type sessionStatsJSON struct {
@@ -182,7 +200,7 @@ type sessionStatsJSON struct {
 func toSessionStatsJSON(id actors.SessionID, stats []actors.ParticipantStats) sessionStatsJSON {
 	out := sessionStatsJSON{SessionID: string(id), Participants: make([]participantStatsJSON, len(stats))}
 	for i, p := range stats {
-		ps := participantStatsJSON{ParticipantID: string(p.ParticipantID), Identity: p.Identity, Live: p.Live}
+		ps := participantStatsJSON{ParticipantID: string(p.ParticipantID), Identity: p.Identity, Live: p.Live, Receiving: toReceivingJSON(p.Receiving)}
 		ps.add(p.Media)
 		out.Participants[i] = ps
 		out.Totals.add(p.Media)

@@ -117,6 +117,12 @@ type Backend interface {
 	// record. A session without members, or no such session, has an empty
 	// history and no error.
 	ListSessionMembers(ctx context.Context, sessionID string) ([]*recordpb.SessionMember, error)
+	// ListChat returns a page of a session's chat messages (written by
+	// Apply, Writes.Chat) in seq order, and Total, their number. A chat
+	// message is keyed by its session id and seq: writing the same two
+	// again replaces it. A session without chat, or no such session, has
+	// an empty page and no error.
+	ListChat(ctx context.Context, q ChatQuery) (ChatPage, error)
 
 	// GetRecording returns the recording with the given id, or
 	// ErrNotFound.

@@ -36,6 +36,9 @@ type Writes struct {
 	// Seq: the events of one room to one endpoint are delivered in the order
 	// of the Apply calls that queued them, and in slice order within a call.
 	Events []*recordpb.WebhookEvent
+	// Chat messages are created (or replaced), keyed by session id and seq;
+	// see ValidateChat for what each needs.
+	Chat []*recordpb.ChatMessage
 	// Recordings are created or replaced. Each needs an id, a room id, a
 	// status other than UNSPECIFIED and a created_at that Unix nanoseconds
 	// can hold; one id appears once.
@@ -49,7 +52,7 @@ type Writes struct {
 // Empty reports whether w writes nothing.
 func (w *Writes) Empty() bool {
 	return w.Room == nil && w.DeleteRoom == "" && len(w.Sessions) == 0 && len(w.Members) == 0 && len(w.Events) == 0 &&
-		len(w.Recordings) == 0 && len(w.DeleteRecordings) == 0
+		len(w.Recordings) == 0 && len(w.DeleteRecordings) == 0 && len(w.Chat) == 0
 }
 
 // prepared is a validated Writes with its values encoded, except the events,
@@ -59,6 +62,7 @@ type prepared struct {
 	roomCreated int64
 	sessions    []preparedSession
 	members     []keyValue
+	chat        []keyValue
 	recordings  []preparedRecording
 	locks       []string
 }
@@ -130,6 +134,13 @@ func (w *Writes) prepare() (*prepared, error) {
 			return nil, err
 		}
 		p.members = append(p.members, kv)
+	}
+	for _, m := range w.Chat {
+		kv, err := prepareChat(m)
+		if err != nil {
+			return nil, err
+		}
+		p.chat = append(p.chat, kv)
 	}
 	for _, e := range w.Events {
 		if err := validateEvent(e); err != nil {
@@ -297,9 +308,9 @@ func (s *Store) Apply(ctx context.Context, w Writes) error {
 			})
 		}
 	}
-	for _, m := range p.members {
+	for _, m := range append(p.members, p.chat...) {
 		if err := b.Set(m.key, m.val, nil); err != nil {
-			return fmt.Errorf("persistence: put member: %w", err)
+			return fmt.Errorf("persistence: put member or chat: %w", err)
 		}
 	}
 	for _, e := range w.Events {

@@ -47,6 +47,9 @@ type Config struct {
 	// LoopbackOnly keeps every ICE candidate on loopback, IPv4 UDP only,
 	// so that tests never touch a real network.
 	LoopbackOnly bool
+	// NoBandwidthEstimation turns off the estimate of each subscriber's
+	// bandwidth (estimator.go) and the layer choice it drives.
+	NoBandwidthEstimation bool
 	// Logger receives the engine's and pion's logs; slog.Default() if nil.
 	Logger *slog.Logger
 }

@@ -38,6 +38,14 @@
 // Track tells its owner which layers anyone wants (OnLayersNeeded), so
 // that the publisher may stop encoding the others.
 //
+// Each subscriber's connection estimates its bandwidth (estimator.go:
+// pion's GCC on the client's transport-cc feedback, or the client's REMB)
+// while it receives a track in layers, and its Peer shares the estimate
+// among its down-tracks (layerchoice.go): each gets the highest layer
+// that fits under its other caps, down at once, up after a hold; a
+// simulcast track whose lowest layer does not fit is paused, and the
+// owner told (TrackPausedEvent).
+//
 // A fan-out writer also sends its down-tracks' RTCP sender reports, once a
 // second, from what they already know; pion's per-packet sender-report
 // interceptor is not used.

@@ -46,6 +46,13 @@ type Engine struct {
 	sends sendBatcher
 	cfg   Config
 	log   *slog.Logger
+	// bwe makes each connection's bandwidth estimator; nil when the
+	// engine estimates nothing.
+	bwe *estimatorFactory
+	// pcMu makes a connection and claims its estimator as one step: the
+	// estimator is found by the connection's id, which pion makes from
+	// the clock and which two connections made at once could share.
+	pcMu sync.Mutex
 
 	mu     sync.Mutex // guards the following
 	closed bool
@@ -69,13 +76,20 @@ const (
 	withNACKGenerator interceptorSet = 1 << iota
 	withReceiverReports
 	withTWCC
+	// withBWE estimates each connection's bandwidth from the client's
+	// feedback on what the server sends (estimator.go).
+	withBWE
 
-	defaultInterceptors = withNACKGenerator | withReceiverReports | withTWCC
+	defaultInterceptors = withNACKGenerator | withReceiverReports | withTWCC | withBWE
 )
 
 // NewEngine opens the UDP port and builds the pion API.
 func NewEngine(cfg Config) (*Engine, error) {
-	return newEngine(cfg, defaultInterceptors)
+	set := defaultInterceptors
+	if cfg.NoBandwidthEstimation {
+		set &^= withBWE
+	}
+	return newEngine(cfg, set)
 }
 
 func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
@@ -87,8 +101,13 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 	if err := registerCodecs(m); err != nil {
 		return nil, fmt.Errorf("rtc: register codecs: %w", err)
 	}
+	logs := pionLoggerFactory{l: cfg.Logger}
 	reg := &interceptor.Registry{}
-	if err := registerInterceptors(reg, set); err != nil {
+	var bwe *estimatorFactory
+	if set&withBWE != 0 {
+		bwe = newEstimatorFactory(logs)
+	}
+	if err := registerInterceptors(reg, set, bwe); err != nil {
 		return nil, fmt.Errorf("rtc: register interceptors: %w", err)
 	}
 
@@ -97,7 +116,6 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rtc: listen on UDP %s: %w", addr, err)
 	}
-	logs := pionLoggerFactory{l: cfg.Logger}
 	shared := newSharedUDPConn(conn, cfg.Logger)
 	mux := webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), shared)
 
@@ -119,7 +137,7 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 		return nil, fmt.Errorf("rtc: network interfaces: %w", err)
 	}
 	s.SetNet(hostNet)
-	e := &Engine{conn: conn, mux: mux, cfg: cfg, log: cfg.Logger}
+	e := &Engine{conn: conn, mux: mux, cfg: cfg, log: cfg.Logger, bwe: bwe}
 	if cfg.TCP {
 		tcpAddr := net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.TCPPort))
 		e.tcp, err = net.Listen("tcp", tcpAddr)
@@ -348,13 +366,15 @@ func registerCodecs(m *webrtc.MediaEngine) error {
 // more, all on the receiving side: NACK generation, receiver reports and
 // transport-cc feedback (the publisher's congestion control). Each starts
 // its ticker only once the connection receives a stream (lazyFactory).
-// Nothing is added on the sending side. pion's NACK responder would copy
+// On the sending side, only the bandwidth estimator (bwe, when set),
+// which writes the transport-cc header extension it needs while it is
+// active. pion's NACK responder would copy
 // every packet sent to every subscriber, where the per-track packet cache
 // answers NACKs for all of them with one copy; and its sender reports would
 // take a lock and read the clock per packet and run a ticker per
 // subscriber, where the fan-out writers send them from what the down-tracks
 // already know (DownTrack.senderReport).
-func registerInterceptors(reg *interceptor.Registry, set interceptorSet) error {
+func registerInterceptors(reg *interceptor.Registry, set interceptorSet, bwe *estimatorFactory) error {
 	receiving := func(f interceptor.Factory, err error) error {
 		if err != nil {
 			return err
@@ -376,6 +396,9 @@ func registerInterceptors(reg *interceptor.Registry, set interceptorSet) error {
 		if err := receiving(twcc.NewSenderInterceptor()); err != nil {
 			return err
 		}
+	}
+	if bwe != nil {
+		reg.Add(bwe) // it writes the transport-cc extension itself
 	}
 	return nil
 }
@@ -407,19 +430,32 @@ func (e *Engine) TCPAddr() net.Addr {
 // NewPeerConnection returns a peer connection on the shared UDP port, with
 // every media in one bundle.
 func (e *Engine) NewPeerConnection() (*webrtc.PeerConnection, error) {
+	pc, _, err := e.newPeerConnection()
+	return pc, err
+}
+
+// newPeerConnection is NewPeerConnection that also returns the
+// connection's bandwidth estimator, nil when the engine makes none.
+func (e *Engine) newPeerConnection() (*webrtc.PeerConnection, *estimator, error) {
 	cert, err := e.certificate()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	e.pcMu.Lock()
+	defer e.pcMu.Unlock()
 	pc, err := e.api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
 		Certificates:  []webrtc.Certificate{*cert},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("rtc: new peer connection: %w", err)
+		return nil, nil, fmt.Errorf("rtc: new peer connection: %w", err)
 	}
-	return pc, nil
+	var est *estimator
+	if e.bwe != nil {
+		est = e.bwe.claim(pc.ID())
+	}
+	return pc, est, nil
 }
 
 // certificate returns the shared DTLS certificate, renewed if it expires

@@ -462,6 +462,12 @@ type ConfigPatch struct {
 	Fps                       *uint32                `protobuf:"varint,12,opt,name=fps,proto3,oneof" json:"fps,omitempty"`
 	Layout                    *string                `protobuf:"bytes,13,opt,name=layout,proto3,oneof" json:"layout,omitempty"`
 	ToneOnEntryAndExit        *bool                  `protobuf:"varint,14,opt,name=tone_on_entry_and_exit,json=toneOnEntryAndExit,proto3,oneof" json:"tone_on_entry_and_exit,omitempty"`
+	RemoveAt                  *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=remove_at,json=removeAt,proto3" json:"remove_at,omitempty"`
+	RoomJoinVideoOff          *bool                  `protobuf:"varint,16,opt,name=room_join_video_off,json=roomJoinVideoOff,proto3,oneof" json:"room_join_video_off,omitempty"`
+	UserJoinVideoOff          *bool                  `protobuf:"varint,17,opt,name=user_join_video_off,json=userJoinVideoOff,proto3,oneof" json:"user_join_video_off,omitempty"`
+	PrioritizeHandraise       *bool                  `protobuf:"varint,18,opt,name=prioritize_handraise,json=prioritizeHandraise,proto3,oneof" json:"prioritize_handraise,omitempty"`
+	SyncAudioVideo            *bool                  `protobuf:"varint,19,opt,name=sync_audio_video,json=syncAudioVideo,proto3,oneof" json:"sync_audio_video,omitempty"`
+	EnableRoomPreviews        *bool                  `protobuf:"varint,20,opt,name=enable_room_previews,json=enableRoomPreviews,proto3,oneof" json:"enable_room_previews,omitempty"`
 	unknownFields             protoimpl.UnknownFields
 	sizeCache                 protoimpl.SizeCache
 }
@@ -594,6 +600,48 @@ func (x *ConfigPatch) GetToneOnEntryAndExit() bool {
 	return false
 }
 
+func (x *ConfigPatch) GetRemoveAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RemoveAt
+	}
+	return nil
+}
+
+func (x *ConfigPatch) GetRoomJoinVideoOff() bool {
+	if x != nil && x.RoomJoinVideoOff != nil {
+		return *x.RoomJoinVideoOff
+	}
+	return false
+}
+
+func (x *ConfigPatch) GetUserJoinVideoOff() bool {
+	if x != nil && x.UserJoinVideoOff != nil {
+		return *x.UserJoinVideoOff
+	}
+	return false
+}
+
+func (x *ConfigPatch) GetPrioritizeHandraise() bool {
+	if x != nil && x.PrioritizeHandraise != nil {
+		return *x.PrioritizeHandraise
+	}
+	return false
+}
+
+func (x *ConfigPatch) GetSyncAudioVideo() bool {
+	if x != nil && x.SyncAudioVideo != nil {
+		return *x.SyncAudioVideo
+	}
+	return false
+}
+
+func (x *ConfigPatch) GetEnableRoomPreviews() bool {
+	if x != nil && x.EnableRoomPreviews != nil {
+		return *x.EnableRoomPreviews
+	}
+	return false
+}
+
 var File_actors_actorpb_room_proto protoreflect.FileDescriptor
 
 const file_actors_actorpb_room_proto_rawDesc = "" +
@@ -628,7 +676,8 @@ const file_actors_actorpb_room_proto_rawDesc = "" +
 	"\n" +
 	"auto_start\x18\a \x01(\v2\x1b.troupe.record.v1.AutoStartR\tautoStartB\a\n" +
 	"\x05_nameB\x0f\n" +
-	"\r_display_name\"\xd8\x06\n" +
+	"\r_display_name\"\x8e\n" +
+	"\n" +
 	"\vConfigPatch\x12.\n" +
 	"\x10max_participants\x18\x01 \x01(\rH\x00R\x0fmaxParticipants\x88\x01\x01\x120\n" +
 	"\x11recording_enabled\x18\x02 \x01(\bH\x01R\x10recordingEnabled\x88\x01\x01\x12&\n" +
@@ -646,7 +695,13 @@ const file_actors_actorpb_room_proto_rawDesc = "" +
 	"\x03fps\x18\f \x01(\rH\tR\x03fps\x88\x01\x01\x12\x1b\n" +
 	"\x06layout\x18\r \x01(\tH\n" +
 	"R\x06layout\x88\x01\x01\x127\n" +
-	"\x16tone_on_entry_and_exit\x18\x0e \x01(\bH\vR\x12toneOnEntryAndExit\x88\x01\x01B\x13\n" +
+	"\x16tone_on_entry_and_exit\x18\x0e \x01(\bH\vR\x12toneOnEntryAndExit\x88\x01\x01\x127\n" +
+	"\tremove_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\bremoveAt\x122\n" +
+	"\x13room_join_video_off\x18\x10 \x01(\bH\fR\x10roomJoinVideoOff\x88\x01\x01\x122\n" +
+	"\x13user_join_video_off\x18\x11 \x01(\bH\rR\x10userJoinVideoOff\x88\x01\x01\x126\n" +
+	"\x14prioritize_handraise\x18\x12 \x01(\bH\x0eR\x13prioritizeHandraise\x88\x01\x01\x12-\n" +
+	"\x10sync_audio_video\x18\x13 \x01(\bH\x0fR\x0esyncAudioVideo\x88\x01\x01\x125\n" +
+	"\x14enable_room_previews\x18\x14 \x01(\bH\x10R\x12enableRoomPreviews\x88\x01\x01B\x13\n" +
 	"\x11_max_participantsB\x14\n" +
 	"\x12_recording_enabledB\x0f\n" +
 	"\r_chat_enabledB\x12\n" +
@@ -659,7 +714,12 @@ const file_actors_actorpb_room_proto_rawDesc = "" +
 	"\b_qualityB\x06\n" +
 	"\x04_fpsB\t\n" +
 	"\a_layoutB\x19\n" +
-	"\x17_tone_on_entry_and_exitB/Z-github.com/troupe-media/troupe/actors/actorpbb\x06proto3"
+	"\x17_tone_on_entry_and_exitB\x16\n" +
+	"\x14_room_join_video_offB\x16\n" +
+	"\x14_user_join_video_offB\x17\n" +
+	"\x15_prioritize_handraiseB\x13\n" +
+	"\x11_sync_audio_videoB\x17\n" +
+	"\x15_enable_room_previewsB/Z-github.com/troupe-media/troupe/actors/actorpbb\x06proto3"
 
 var (
 	file_actors_actorpb_room_proto_rawDescOnce sync.Once
@@ -701,11 +761,12 @@ var file_actors_actorpb_room_proto_depIdxs = []int32{
 	12, // 7: troupe.actor.v1.RoomPatch.auto_start:type_name -> troupe.record.v1.AutoStart
 	13, // 8: troupe.actor.v1.ConfigPatch.join_from:type_name -> google.protobuf.Timestamp
 	13, // 9: troupe.actor.v1.ConfigPatch.join_until:type_name -> google.protobuf.Timestamp
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	13, // 10: troupe.actor.v1.ConfigPatch.remove_at:type_name -> google.protobuf.Timestamp
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_actors_actorpb_room_proto_init() }

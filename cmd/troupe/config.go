@@ -56,6 +56,11 @@ type Config struct {
 	// RTCAnnounceIP lists the public addresses a server behind a 1:1 NAT
 	// offers instead of its own. Default none.
 	RTCAnnounceIP stringList `yaml:"rtc_announce_ip"`
+	// RTCBandwidthEstimation estimates each subscriber's bandwidth from
+	// its feedback and picks its simulcast layers by it. Default true;
+	// false leaves the layers to the rendered size and the room's quality
+	// alone (and saves the estimate's cost per packet).
+	RTCBandwidthEstimation bool `yaml:"rtc_bandwidth_estimation"`
 	// ICEURLs lists STUN and TURN URLs handed to clients
 	// ("stun:host:3478", "turn:host:3478?transport=udp"). Default none.
 	ICEURLs stringList `yaml:"ice_urls"`
@@ -183,11 +188,12 @@ type Config struct {
 // DefaultConfig returns the configuration used when nothing is set.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:    "./troupe-data",
-		HTTPAddr:   "127.0.0.1:7880",
-		RTCUDPPort: 7882,
-		RTCTCPPort: 7881,
-		RTCBind:    "127.0.0.1",
+		DataDir:                "./troupe-data",
+		HTTPAddr:               "127.0.0.1:7880",
+		RTCUDPPort:             7882,
+		RTCTCPPort:             7881,
+		RTCBind:                "127.0.0.1",
+		RTCBandwidthEstimation: true,
 		// The built-in TURN server's, used when it is enabled.
 		TURNUDPPort:       3478,
 		TURNTLSPort:       5349,
@@ -425,16 +431,17 @@ const rtcTCPOff = -1
 // rtcConfig is the media engine's configuration, which rtc validates.
 func (c Config) rtcConfig(log *slog.Logger) rtc.Config {
 	return rtc.Config{
-		UDPPort:        c.RTCUDPPort,
-		TCP:            c.RTCTCPPort != rtcTCPOff,
-		TCPPort:        max(c.RTCTCPPort, 0),
-		BindAddr:       c.RTCBind,
-		AnnounceIPs:    c.RTCAnnounceIP,
-		ICEURLs:        c.ICEURLs,
-		TURNUsername:   c.TURNUsername,
-		TURNCredential: c.TURNCredential,
-		TURN:           c.turnConfig(),
-		Logger:         log,
+		UDPPort:               c.RTCUDPPort,
+		TCP:                   c.RTCTCPPort != rtcTCPOff,
+		TCPPort:               max(c.RTCTCPPort, 0),
+		BindAddr:              c.RTCBind,
+		AnnounceIPs:           c.RTCAnnounceIP,
+		ICEURLs:               c.ICEURLs,
+		TURNUsername:          c.TURNUsername,
+		TURNCredential:        c.TURNCredential,
+		TURN:                  c.turnConfig(),
+		NoBandwidthEstimation: !c.RTCBandwidthEstimation,
+		Logger:                log,
 	}
 }
 
@@ -509,6 +516,7 @@ var settings = []setting{
 	{"rtc-tcp-port", "TCP port shared by all peer connections for ICE over TCP (0 = any free port, -1 = off)", func(c *Config) any { return &c.RTCTCPPort }},
 	{"rtc-bind", "address the media UDP and TCP ports bind to (0.0.0.0 = every interface)", func(c *Config) any { return &c.RTCBind }},
 	{"rtc-announce-ip", "public IPs to offer instead of the bound one (1:1 NAT)", func(c *Config) any { return &c.RTCAnnounceIP }},
+	{"rtc-bandwidth-estimation", "estimate each subscriber's bandwidth to pick its simulcast layers", func(c *Config) any { return &c.RTCBandwidthEstimation }},
 	{"ice-urls", "STUN/TURN URLs handed to clients", func(c *Config) any { return &c.ICEURLs }},
 	{"turn-username", "username for the TURN URLs of --ice-urls", func(c *Config) any { return &c.TURNUsername }},
 	{"turn-credential", "credential for the TURN URLs of --ice-urls", func(c *Config) any { return &c.TURNCredential }},

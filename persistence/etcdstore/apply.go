@@ -51,6 +51,7 @@ type plan struct {
 	members    []keyVal // one per key, the last one given
 	eventRooms []string // the rooms of w.Events, in first-seen order
 	byRoom     map[string][]*recordpb.WebhookEvent
+	chat       []plannedChat
 }
 
 type plannedSession struct {
@@ -102,6 +103,9 @@ func (s *Store) plan(w *persistence.Writes) (*plan, error) {
 			p.eventRooms = append(p.eventRooms, e.RoomId)
 		}
 		p.byRoom[e.RoomId] = append(p.byRoom[e.RoomId], e)
+	}
+	if err := s.planChat(p, w); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -236,6 +240,10 @@ func (s *Store) applyOnce(ctx context.Context, w *persistence.Writes, p *plan, l
 	}
 	for _, m := range p.members {
 		ops = append(ops, clientv3.OpPut(m.key, m.val))
+	}
+	for _, c := range p.chat {
+		ops = append(ops, clientv3.OpPut(c.key, c.val))
+		rooms[c.room] = true
 	}
 	recOps, err := s.recordingOps(ctx, rev, w, got, unchanged, rooms)
 	if err != nil {

@@ -80,7 +80,9 @@
 // the chosen node's lease, whose id the chosen node's record carries. The
 // chosen node then finds the room its own. A node follows the node records
 // with a watch (FollowNodes), so that placing and forwarding read them from
-// memory.
+// memory, and the owner keys (FollowOwners, an OwnerView), so that a
+// request for a room another node owns is forwarded without a claim that
+// would fail: a hint only, a moment behind etcd, never a claim.
 //
 // # Takeover
 //

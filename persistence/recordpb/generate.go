@@ -5,4 +5,4 @@ package recordpb
 
 // Regenerate with protoc (Debian: protobuf-compiler) and
 // protoc-gen-go (go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12):
-//go:generate protoc -I ../.. --go_out=../.. --go_opt=module=github.com/troupe-media/troupe persistence/recordpb/room.proto persistence/recordpb/session.proto persistence/recordpb/webhook.proto persistence/recordpb/recording.proto
+//go:generate protoc -I ../.. --go_out=../.. --go_opt=module=github.com/troupe-media/troupe persistence/recordpb/room.proto persistence/recordpb/session.proto persistence/recordpb/webhook.proto persistence/recordpb/recording.proto persistence/recordpb/chat.proto

@@ -346,8 +346,17 @@ type RoomConfig struct {
 	Fps                       uint32                 `protobuf:"varint,12,opt,name=fps,proto3" json:"fps,omitempty"`
 	Layout                    string                 `protobuf:"bytes,13,opt,name=layout,proto3" json:"layout,omitempty"`
 	ToneOnEntryAndExit        bool                   `protobuf:"varint,14,opt,name=tone_on_entry_and_exit,json=toneOnEntryAndExit,proto3" json:"tone_on_entry_and_exit,omitempty"`
-	unknownFields             protoimpl.UnknownFields
-	sizeCache                 protoimpl.SizeCache
+	// SignalWire's room fields. remove_at removes every member at that time;
+	// the video-off fields start joiners with their camera muted (every one,
+	// or all but moderators); the others are hints handed to clients.
+	RemoveAt            *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=remove_at,json=removeAt,proto3" json:"remove_at,omitempty"`
+	RoomJoinVideoOff    bool                   `protobuf:"varint,16,opt,name=room_join_video_off,json=roomJoinVideoOff,proto3" json:"room_join_video_off,omitempty"`
+	UserJoinVideoOff    bool                   `protobuf:"varint,17,opt,name=user_join_video_off,json=userJoinVideoOff,proto3" json:"user_join_video_off,omitempty"`
+	PrioritizeHandraise bool                   `protobuf:"varint,18,opt,name=prioritize_handraise,json=prioritizeHandraise,proto3" json:"prioritize_handraise,omitempty"`
+	SyncAudioVideo      bool                   `protobuf:"varint,19,opt,name=sync_audio_video,json=syncAudioVideo,proto3" json:"sync_audio_video,omitempty"`
+	EnableRoomPreviews  bool                   `protobuf:"varint,20,opt,name=enable_room_previews,json=enableRoomPreviews,proto3" json:"enable_room_previews,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *RoomConfig) Reset() {
@@ -474,6 +483,48 @@ func (x *RoomConfig) GetLayout() string {
 func (x *RoomConfig) GetToneOnEntryAndExit() bool {
 	if x != nil {
 		return x.ToneOnEntryAndExit
+	}
+	return false
+}
+
+func (x *RoomConfig) GetRemoveAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RemoveAt
+	}
+	return nil
+}
+
+func (x *RoomConfig) GetRoomJoinVideoOff() bool {
+	if x != nil {
+		return x.RoomJoinVideoOff
+	}
+	return false
+}
+
+func (x *RoomConfig) GetUserJoinVideoOff() bool {
+	if x != nil {
+		return x.UserJoinVideoOff
+	}
+	return false
+}
+
+func (x *RoomConfig) GetPrioritizeHandraise() bool {
+	if x != nil {
+		return x.PrioritizeHandraise
+	}
+	return false
+}
+
+func (x *RoomConfig) GetSyncAudioVideo() bool {
+	if x != nil {
+		return x.SyncAudioVideo
+	}
+	return false
+}
+
+func (x *RoomConfig) GetEnableRoomPreviews() bool {
+	if x != nil {
+		return x.EnableRoomPreviews
 	}
 	return false
 }
@@ -622,7 +673,7 @@ const file_persistence_recordpb_room_proto_rawDesc = "" +
 	"\x06layout\x18\x01 \x01(\tR\x06layout\x12\x1d\n" +
 	"\n" +
 	"audio_only\x18\x02 \x01(\bR\taudioOnly\x12\"\n" +
-	"\fparticipants\x18\x03 \x03(\tR\fparticipants\"\xe6\x04\n" +
+	"\fparticipants\x18\x03 \x03(\tR\fparticipants\"\x8c\a\n" +
 	"\n" +
 	"RoomConfig\x12)\n" +
 	"\x10max_participants\x18\x01 \x01(\rR\x0fmaxParticipants\x12+\n" +
@@ -640,7 +691,13 @@ const file_persistence_recordpb_room_proto_rawDesc = "" +
 	"\aquality\x18\v \x01(\tR\aquality\x12\x10\n" +
 	"\x03fps\x18\f \x01(\rR\x03fps\x12\x16\n" +
 	"\x06layout\x18\r \x01(\tR\x06layout\x122\n" +
-	"\x16tone_on_entry_and_exit\x18\x0e \x01(\bR\x12toneOnEntryAndExitB\x1f\n" +
+	"\x16tone_on_entry_and_exit\x18\x0e \x01(\bR\x12toneOnEntryAndExit\x127\n" +
+	"\tremove_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\bremoveAt\x12-\n" +
+	"\x13room_join_video_off\x18\x10 \x01(\bR\x10roomJoinVideoOff\x12-\n" +
+	"\x13user_join_video_off\x18\x11 \x01(\bR\x10userJoinVideoOff\x121\n" +
+	"\x14prioritize_handraise\x18\x12 \x01(\bR\x13prioritizeHandraise\x12(\n" +
+	"\x10sync_audio_video\x18\x13 \x01(\bR\x0esyncAudioVideo\x120\n" +
+	"\x14enable_room_previews\x18\x14 \x01(\bR\x12enableRoomPreviewsB\x1f\n" +
 	"\x1d_remove_after_seconds_elapsed\"U\n" +
 	"\aWebhook\x12\x1a\n" +
 	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x12\x16\n" +
@@ -691,11 +748,12 @@ var file_persistence_recordpb_room_proto_depIdxs = []int32{
 	3,  // 8: troupe.record.v1.AutoStart.recording:type_name -> troupe.record.v1.RecordingSettings
 	7,  // 9: troupe.record.v1.RoomConfig.join_from:type_name -> google.protobuf.Timestamp
 	7,  // 10: troupe.record.v1.RoomConfig.join_until:type_name -> google.protobuf.Timestamp
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	7,  // 11: troupe.record.v1.RoomConfig.remove_at:type_name -> google.protobuf.Timestamp
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_persistence_recordpb_room_proto_init() }

@@ -52,6 +52,7 @@ var groups = []struct {
 	{"Outbox", outboxCases},
 	{"Idempotency", idempotencyCases},
 	{"Lifecycle", lifecycleCases},
+	{"Chat", chatCases},
 }
 
 type harness struct{ open Open }

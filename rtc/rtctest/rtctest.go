@@ -72,7 +72,7 @@ func newClientAPI(n transport.Net, types []webrtc.NetworkType, codecs ...webrtc.
 	s.SetIncludeLoopbackCandidate(true)
 	s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	s.SetNetworkTypes(types)
-	// Off also for stampNet's sake: the mDNS reader (x/net/ipv4) reads
+	// Off also for the wrapped networks' sake: the mDNS reader (x/net/ipv4) reads
 	// only a bare *net.UDPConn and spins on a wrapped one.
 	s.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if n != nil {
