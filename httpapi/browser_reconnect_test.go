@@ -7,19 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// watchStates makes tab record every text its state line shows, from now
-// on, in window.seenStates: a state that passes quickly is still seen.
-func watchStates(t *testing.T, tab context.Context) {
-	t.Helper()
-	evalJS[bool](t, tab, `(() => {
-		window.seenStates = [];
-		const el = document.getElementById("state");
-		new MutationObserver(() => window.seenStates.push(el.textContent)).observe(el, {childList: true, characterData: true, subtree: true});
-		return true;
-	})()`)
-}
+	"github.com/troupe-media/troupe/internal/browsertest"
+)
 
 // waitPageMedia waits until tab decodes video, and receives audio if
 // audio, on its current peer connection.
@@ -49,7 +39,7 @@ func TestBrowserReconnect(t *testing.T) {
 	for i, tab := range tabs {
 		waitPageMedia(t, tab, names[i]+"'s media", true)
 		ids[i] = evalJS[string](t, tab, `window.troupe.participantId`)
-		watchStates(t, tab)
+		browsertest.WatchStates(t, tab)
 	}
 	clickJS(t, tabs[0], "mute-audio")
 	waitPage(t, tabs[1], "alice's mute on bob's page", `document.querySelector(".tile:not([data-participant='`+ids[1]+`']) .label").textContent.includes("audio muted")`)
@@ -63,7 +53,7 @@ func TestBrowserReconnect(t *testing.T) {
 		waitPage(t, tab, names[i]+" to join again", fmt.Sprintf(`window.troupe.state === "joined" && window.troupe.reconnects === 1 && window.troupe.participantId !== %q`, ids[i]))
 		// alice's microphone is muted: bob gets her video only.
 		waitPageMedia(t, tab, names[i]+"'s media after the reconnection", i == 0)
-		seen := evalJS[[]string](t, tab, `window.seenStates`)
+		seen := browsertest.SeenStates(t, tab)
 		if !strings.Contains(strings.Join(seen, "\n"), "reconnecting") {
 			t.Errorf("%s's page never showed reconnecting: %q", names[i], seen)
 		}

@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/troupe-media/troupe/bench/client"
 	"github.com/troupe-media/troupe/internal/browsertest"
+	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 // TestBrowserClusterNonOwner: in a two-node cluster, a page served by the
@@ -38,5 +42,45 @@ func TestBrowserClusterNonOwner(t *testing.T) {
 	}
 	if got := roomActors(t, b); got != "0" {
 		t.Errorf("node-b runs %s room actors, want 0: the room is node-a's", got)
+	}
+}
+
+// TestBrowserClusterFailover: a page joined through node-b to a room that
+// node-a owns; node-a dies. The page shows that it is reconnecting, joins
+// again through node-b once node-b took the room over, and receives the
+// video of a publisher that came back too (synthetic packets: received,
+// not decodable).
+func TestBrowserClusterFailover(t *testing.T) {
+	a, b, cmd := childOwnedRoom(t)
+	browser := browsertest.New(t)
+	token := func(identity, role string) string {
+		return b.mustDo(200, "POST", "/api/v1/rooms/r1/tokens", `{"identity":"`+identity+`","role":"`+role+`"}`)["token"].(string)
+	}
+	api, err := rtctest.ClientAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reconnectingPublisher(t, t.Context(), client.Config{URL: a.url, Token: token("pub", "publisher"), API: api, Logger: slog.New(slog.DiscardHandler)}, b.url)
+
+	tab := browsertest.Open(t, browser, b.url+"/rooms/r1")
+	if err := chromedp.Do(tab, chromedp.SetValue("#token", token("viewer", "subscriber"))); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.Click(t, tab, "join")
+	browsertest.Wait(t, tab, "the page's video", `window.troupe.state === "joined" && window.troupe.stats().then((s) => s.videoPacketsReceived > 0)`)
+	first := browsertest.Eval[string](t, tab, `window.troupe.participantId`)
+	browsertest.WatchStates(t, tab)
+
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	browsertest.Wait(t, tab, "the page to join again and receive video",
+		`window.troupe.state === "joined" && window.troupe.reconnects === 1 && window.troupe.participantId !== "`+first+`" && window.troupe.stats().then((s) => s.videoPacketsReceived > 0)`)
+	if seen := browsertest.SeenStates(t, tab); !strings.Contains(strings.Join(seen, "\n"), "reconnecting") {
+		t.Errorf("the page never showed reconnecting: %q", seen)
+	}
+	if got := roomActors(t, b); got != "1" {
+		t.Errorf("node-b runs %s room actors, want r1", got)
 	}
 }

@@ -141,3 +141,22 @@ func Click(t *testing.T, tab context.Context, id string) {
 	t.Helper()
 	Eval[bool](t, tab, fmt.Sprintf(`(() => { document.getElementById(%q).click(); return true; })()`, id))
 }
+
+// WatchStates makes tab record every text its state line shows from now
+// on, for SeenStates: a state that passes quickly (reconnecting) is still
+// seen.
+func WatchStates(t *testing.T, tab context.Context) {
+	t.Helper()
+	Eval[bool](t, tab, `(() => {
+		window.seenStates = [];
+		const el = document.getElementById("state");
+		new MutationObserver(() => window.seenStates.push(el.textContent)).observe(el, {childList: true, characterData: true, subtree: true});
+		return true;
+	})()`)
+}
+
+// SeenStates is what the state line of tab showed since WatchStates.
+func SeenStates(t *testing.T, tab context.Context) []string {
+	t.Helper()
+	return Eval[[]string](t, tab, `window.seenStates`)
+}
