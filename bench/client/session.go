@@ -30,8 +30,9 @@ type Reconnect struct {
 	URLs []string
 	// MinBackoff (250 ms) doubles after each failed attempt up to
 	// MaxBackoff (5 s); each wait is jittered by ±50% so that the clients
-	// of a lost node do not come back all at once. A Retry-After from the
-	// server is waited at least.
+	// of a lost node do not come back all at once. After a refusal with a
+	// Retry-After the next attempt waits that, plus up to half again,
+	// instead.
 	MinBackoff, MaxBackoff time.Duration
 	// MaxAttempts (20) and Deadline (1 min) bound the attempts after one
 	// loss: the first reached ends the session with ErrGaveUp.
@@ -306,10 +307,13 @@ func (s *Session) rejoin() (*Client, error) {
 	ctx, cancel := context.WithDeadline(s.ctx, deadline)
 	defer cancel()
 	backoff := s.rc.MinBackoff
-	var wait time.Duration // the first attempt goes at once, jittered
+	var wait time.Duration // set by a Retry-After
 	var last error
 	for attempt := 1; attempt <= s.rc.MaxAttempts; attempt++ {
-		wait = max(wait, jitter(backoff))
+		if wait == 0 {
+			wait = jitter(backoff)
+			backoff = min(2*backoff, s.rc.MaxBackoff)
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -335,15 +339,21 @@ func (s *Session) rejoin() (*Client, error) {
 			s.mu.Unlock()
 		case errors.As(err, &refused) && !refused.Retryable():
 			return nil, fmt.Errorf("%w: %w", ErrFinal, err)
+		case errors.As(err, &refused) && refused.RetryAfter > 0:
+			// The server says when to come back (a room being taken
+			// over): that, spread by up to half again, instead of a
+			// backoff that would overshoot it.
+			wait = refused.RetryAfter + time.Duration(rand.Int64N(int64(refused.RetryAfter/2)+1))
+			s.nextURL()
+			s.cfg.Logger.Info("rejoin refused", "attempt", attempt, "err", err, "retry_after", refused.RetryAfter)
+			continue
 		case errors.As(err, &refused):
-			wait = refused.RetryAfter
 			s.nextURL()
 		default:
 			// Not reached, or timed out: try the next node.
 			s.nextURL()
 		}
 		s.cfg.Logger.Info("rejoin failed", "attempt", attempt, "err", err)
-		backoff = min(2*backoff, s.rc.MaxBackoff)
 	}
 	return nil, s.gaveUp(s.rc.MaxAttempts, last)
 }

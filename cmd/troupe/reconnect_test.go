@@ -128,6 +128,6 @@ func TestClientsRejoinAfterOwnerDies(t *testing.T) {
 	if ps.Reconnects < 1 || ss.Reconnects < 1 {
 		t.Errorf("reconnections: publisher %+v, subscriber %+v; want both at least 1", ps, ss)
 	}
-	t.Logf("lease TTL %v: the subscriber was without media for %v (publisher %d reconnections, subscriber %d)",
-		failoverTTL, ss.Outage.Round(time.Millisecond), ps.Reconnects, ss.Reconnects)
+	t.Logf("lease TTL %v: SIGKILL to media again: subscriber (join message through node-b) %v, publisher (token in the URL, on node-a then node-b) back in %v; reconnections %d and %d",
+		failoverTTL, ss.Outage.Round(time.Millisecond), ps.Outage.Round(time.Millisecond), ss.Reconnects, ps.Reconnects)
 }
