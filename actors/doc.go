@@ -40,12 +40,25 @@
 // they call, so they run on any store of record.
 //
 // In a cluster (Config.Owners) the registry claims a room before it starts
-// its actor, and a room runs on the one node that owns it. When a node is
+// its actor, and a room runs on the one node that owns it. A room this node
+// heard (Owners.Elsewhere, a watch) that another node owns is refused at
+// once with a *NotOwnerError, for the HTTP edge to forward, without asking
+// etcd; a request forwarded here (Forwarded) asks etcd instead, since the
+// hint can be a moment behind. When a node is
 // lost, the node that claims one of its rooms next starts it as any other:
 // the actor finds the session the lost node left in progress, closes the
 // members left open with node-lost (their webhooks in the same fenced
 // write) and runs the session on (room_recovery.go). Rooms.TakeOver starts
 // a room without a request, for the node's watch of lost rooms.
+//
+// A room records (room_recording.go): its actor starts and stops the
+// recording of its session, writes the recording's record with its events,
+// and makes the writer (rtc/recorder, recording_media.go) a sink of each
+// recorded track's forwarder, so that packets go from the publisher's read
+// loop to the writer's queue. The recording, like the members, outlives a
+// restart of the actor. At start-up a recording a crash left open has its
+// files finalized and is marked failed with server-restart
+// (closeInterruptedRecordings, recordings.go).
 //
 // Ids (RoomID, ParticipantID, TrackID, SessionID; ids.go) and the reasons a
 // participant leaves and a session ends (LeaveReason, EndReason;

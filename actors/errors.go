@@ -43,6 +43,29 @@ var (
 	// ErrNoCommonCodec: a WHEP offer that can receive none of the room's
 	// tracks, or nothing Troupe forwards at all.
 	ErrNoCommonCodec = errors.New("no codec in common")
+
+	// ErrRecordingNotFound: no recording has that id.
+	ErrRecordingNotFound = errors.New("recording not found")
+	// ErrRecordingDisabled: the room's config.recording_enabled is false.
+	ErrRecordingDisabled = errors.New("recording is disabled for this room")
+	// ErrRecordingRunning: the room records already; one at a time.
+	ErrRecordingRunning = errors.New("a recording is already running in this room")
+	// ErrRecordingNotActive: a stop asked of a recording that has ended.
+	ErrRecordingNotActive = errors.New("the recording is not running")
+	// ErrRecordingActive: a delete asked of a recording still running.
+	ErrRecordingActive = errors.New("the recording is still running")
+	// ErrNoActiveSession: a recording or a chat message asked of a room
+	// without a session (nobody in it): there is nothing to record, nobody
+	// to tell and no session to keep the message.
+	ErrNoActiveSession = errors.New("the room has no session in progress")
+	// ErrNotProvided: a feature that needs decoding media (a composite
+	// layout, HLS, transcription, summaries), which an SFU does not do.
+	ErrNotProvided = errors.New("not provided")
+	// ErrRecordingFileNotFound: the recording has no file of that name.
+	ErrRecordingFileNotFound = errors.New("recording file not found")
+	// ErrRecordingUnavailable: this server records nothing (no recordings
+	// directory or no media engine).
+	ErrRecordingUnavailable = errors.New("recording is not available on this server")
 )
 
 // sentinels keep their identity across the mailbox: a reply's error code is
@@ -52,6 +75,8 @@ var sentinels = []error{
 	ErrRoomNotFound, ErrRoomExists, ErrRoomEnded, ErrRoomFull, ErrRoomLocked, ErrUnavailable,
 	ErrParticipantNotFound, ErrSessionNotFound, ErrSessionEnded, ErrOutsideJoinWindow,
 	ErrForbidden, ErrInvalidSDP, ErrSignalingState, ErrNoAcceptableMedia, ErrNoCommonCodec,
+	ErrRecordingNotFound, ErrRecordingDisabled, ErrRecordingRunning, ErrRecordingNotActive, ErrRecordingActive,
+	ErrNoActiveSession, ErrNotProvided, ErrRecordingFileNotFound, ErrRecordingUnavailable,
 }
 
 // codeValidation marks a *ValidationError in a reply. Any other error that

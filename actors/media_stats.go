@@ -24,6 +24,9 @@ type mediaStats struct {
 	up    []*rtc.Forwarder
 	down  []*rtc.DownTrack
 	ended *recordpb.MediaStats // the tracks removed from up and down; nil: none yet
+	// peer is the participant's connection, for its bandwidth estimate
+	// (receiving); set before the participant starts.
+	peer *rtc.Peer
 }
 
 func (s *mediaStats) addUp(f *rtc.Forwarder) {
@@ -106,6 +109,9 @@ type ParticipantStats struct {
 	// Live: the participant is still connected, and its figures still grow.
 	Live  bool
 	Media *recordpb.MediaStats
+	// Receiving is what a live participant receives now; nil for the
+	// others.
+	Receiving *Receiving
 }
 
 type sessionStatsReq struct{ sessionID SessionID }
@@ -122,7 +128,7 @@ func (a *roomActor) liveStats(id SessionID) *sessionStatsReply {
 	}
 	out := make([]ParticipantStats, 0, len(a.members))
 	for _, m := range a.memberList() {
-		out = append(out, ParticipantStats{ParticipantID: m.info.ID, Identity: m.info.Identity, Live: true, Media: m.stats.snapshot()})
+		out = append(out, ParticipantStats{ParticipantID: m.info.ID, Identity: m.info.Identity, Live: true, Media: m.stats.snapshot(), Receiving: m.stats.receiving()})
 	}
 	return &sessionStatsReply{live: out}
 }

@@ -5,19 +5,30 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/troupe-media/troupe/rtc"
+	"github.com/troupe-media/troupe/rtc/recorder"
 )
 
 type metrics struct {
+	// recorder sums the recordings' writers; recordings counts the
+	// recordings that ended, by status and reason.
+	recorder   *recorder.Metrics
+	recordings *prometheus.CounterVec
+
 	liveCount    atomic.Int64
 	liveGauge    prometheus.Gauge
 	restarts     prometheus.Counter
 	failures     prometheus.Counter
 	passivations prometheus.Counter
 	takeovers    prometheus.Counter
+	ownerHints   prometheus.Counter
 	participants prometheus.Gauge
 	// participantCount is participants, readable without a scrape.
 	participantCount atomic.Int64
 	leaves           *prometheus.CounterVec
+	// data counts the rooms' data messages.
+	data *rtc.DataMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -42,6 +53,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "troupe_room_takeovers_total",
 			Help: "Rooms this cluster node took over from a lost node, closing the members that node left (leave reason node-lost).",
 		}),
+		ownerHints: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "troupe_room_owner_hints_total",
+			Help: "Requests for a room that this cluster node heard another node owns, refused for forwarding without asking etcd.",
+		}),
 		participants: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "troupe_participants",
 			Help: "Participants connected to rooms on this node.",
@@ -50,9 +65,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "troupe_participant_leaves_total",
 			Help: "Participants that left their room, by reason.",
 		}, []string{"reason"}),
+		recorder: recorder.NewMetrics(),
+		recordings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "troupe_recordings_ended_total",
+			Help: "Recordings that ended on this node, by status (completed, failed) and end reason.",
+		}, []string{"status", "reason"}),
+		data: rtc.NewDataMetrics(),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.failures, m.passivations, m.takeovers, m.participants, m.leaves} {
+		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.failures, m.passivations, m.takeovers, m.ownerHints, m.participants, m.leaves,
+			m.recorder, m.recordings, m.data} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("actors: register metrics: %w", err)
 			}

@@ -16,6 +16,34 @@ type Owners interface {
 	// Release gives up this node's ownership of a room, so that any node
 	// may claim it at once.
 	Release(ctx context.Context, roomID string) error
+	// Elsewhere returns the other node that owns the room as this node
+	// last heard (a watch of the owners), without asking etcd. ok is false
+	// when this node heard of no other owner, or cannot tell: the room
+	// goes through Claim then. A request it names an owner for is refused
+	// with a *NotOwnerError and forwarded there; the hint may be stale by
+	// the watch's delay, so a node that receives a forwarded request asks
+	// etcd instead (see Forwarded).
+	Elsewhere(roomID string) (owner string, ok bool)
+}
+
+// forwardedKey marks a context of Forwarded.
+type forwardedKey struct{}
+
+// Forwarded marks ctx as that of a request another node of the cluster
+// forwarded here because it heard that this node owns the room, or of a
+// takeover this node won. Such a request never trusts this node's own hint
+// (Owners.Elsewhere): the two nodes' hints disagree, so the room's owner
+// is asked of etcd, by a Claim whose ctx says IsForwarded: the room is
+// claimed here if no node owns it, not placed again, and if another node
+// owns it, the *NotOwnerError names the node to retry at.
+func Forwarded(ctx context.Context) context.Context {
+	return context.WithValue(ctx, forwardedKey{}, true)
+}
+
+// IsForwarded reports whether ctx was marked by Forwarded.
+func IsForwarded(ctx context.Context) bool {
+	v, _ := ctx.Value(forwardedKey{}).(bool)
+	return v
 }
 
 // NotOwnerError reports a request for a room that another node of the

@@ -186,6 +186,9 @@ type ParticipantInfo struct {
 	Role           Role
 	JoinedAt       time.Time
 	Tracks         []TrackInfo
+	// Receiving is what the participant receives, in the room's list of
+	// its live participants only; nil elsewhere.
+	Receiving *Receiving
 }
 
 // TrackInfo describes a published track. Subscribers receive it with
@@ -218,6 +221,16 @@ type JoinInfo struct {
 	// Others are the participants already in the room, with their tracks.
 	Others     []ParticipantInfo
 	ICEServers []ICEServer
+	// VideoOff: the participant joins with its camera off (the room's
+	// room_join_video_off or user_join_video_off); a video track it
+	// publishes starts muted by the server until it unmutes it.
+	VideoOff bool
+	// Chat is the session's last ChatHistoryOnJoin chat messages, oldest
+	// first.
+	Chat []ChatMessage
+	// Hands are the raised hands, in the order they were raised, and
+	// whether the room prioritizes them (prioritize_handraise).
+	Hands SignalHands
 }
 
 // Participant is a handle on a joined participant's actor. It is safe for

@@ -253,6 +253,8 @@ func (p *participantActor) peerEvent(ctx actor.Context, ev rtc.PeerEvent) {
 		if ev.State == webrtc.PeerConnectionStateFailed {
 			ctx.Send(p.room, &removeParticipant{id: p.info.ID, reason: ReasonConnectionFailed})
 		}
+	case rtc.TrackPausedEvent:
+		p.trackPaused(ev)
 	case rtc.FailureEvent:
 		panic(ev.Err) // as ownedFailure
 	}

@@ -35,6 +35,7 @@ const (
 	ReasonServerShutdown   LeaveReason = "server-shutdown"
 	ReasonSessionEnded     LeaveReason = "session-ended"        // its session ended for a reason of its own
 	ReasonTimeLimit        LeaveReason = "remove-after-elapsed" // remove_after_seconds_elapsed
+	ReasonRemoveAt         LeaveReason = "remove-at"            // the room's remove_at came
 	// ReasonNodeLost: the cluster node that ran the participant's room
 	// died or lost its lease; the node that took the room over closed the
 	// member record. The participant's client lost its connection with

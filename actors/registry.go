@@ -13,6 +13,9 @@ import (
 type routed struct {
 	roomID RoomID
 	msg    any
+	// forwarded: another node sent the request here (Forwarded), or it is
+	// a takeover: the owner is asked of etcd, never of Owners.Elsewhere.
+	forwarded bool
 }
 
 // registry spawns room actors on demand and routes requests to them. It is
@@ -24,12 +27,15 @@ type routed struct {
 // any request already forwarded) and holds new requests for that room until
 // the old actor has terminated, then starts a fresh one and hands them over.
 //
-// In a cluster (Config.Owners), the registry claims a room before it spawns
-// its actor, and releases it when the actor has stopped with no request
-// waiting for it, unless Rooms is closing (see release). A room another
-// node owns is not spawned: its requests get a *NotOwnerError. The claim is
-// a call to etcd, bounded by Config.RequestTimeout, made beside the
-// registry so that it holds up only the requests of that room.
+// In a cluster (Config.Owners), a room this node runs no actor for and
+// hears another node owns (Owners.Elsewhere) is refused at once with a
+// *NotOwnerError naming that node, without a call to etcd, unless the
+// request was forwarded here. Otherwise the registry claims a room before
+// it spawns its actor, and releases it when the actor has stopped with no
+// request waiting for it, unless Rooms is closing (see release). A room
+// another node owns is not spawned: its requests get a *NotOwnerError. The
+// claim is a call to etcd, bounded by Config.RequestTimeout, made beside
+// the registry so that it holds up only the requests of that room.
 type registry struct {
 	rooms *Rooms
 	byID  map[RoomID]*roomEntry
@@ -52,8 +58,9 @@ type claimed struct {
 }
 
 type heldRequest struct {
-	msg    any
-	sender *actor.PID
+	msg       any
+	sender    *actor.PID
+	forwarded bool
 }
 
 func newRegistry(r *Rooms) *registry {
@@ -63,7 +70,7 @@ func newRegistry(r *Rooms) *registry {
 func (g *registry) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *routed:
-		g.route(ctx, m.roomID, m.msg, ctx.Sender())
+		g.route(ctx, m.roomID, m.msg, ctx.Sender(), m.forwarded)
 	case *passivate:
 		g.passivate(ctx, m.who)
 	case *dropAll:
@@ -75,21 +82,24 @@ func (g *registry) Receive(ctx actor.Context) {
 	}
 }
 
-func (g *registry) route(ctx actor.Context, roomID RoomID, msg any, sender *actor.PID) {
+func (g *registry) route(ctx actor.Context, roomID RoomID, msg any, sender *actor.PID, forwarded bool) {
 	e, ok := g.byID[roomID]
+	owners := g.rooms.cfg.Owners
 	switch {
-	case !ok && g.rooms.cfg.Owners != nil:
+	case !ok && owners != nil && !forwarded && g.elsewhere(ctx, roomID, sender):
+		return
+	case !ok && owners != nil:
 		// The claim is a call to etcd: it runs beside the registry, which
 		// holds this room's requests meanwhile and routes the others.
-		e = &roomEntry{claiming: true, held: []heldRequest{{msg: msg, sender: sender}}}
+		e = &roomEntry{claiming: true, held: []heldRequest{{msg: msg, sender: sender, forwarded: forwarded}}}
 		g.byID[roomID] = e
 		self, root := ctx.Self(), ctx.ActorSystem().Root
-		go func() { root.Send(self, &claimed{roomID: roomID, err: g.claim(roomID)}) }()
+		go func() { root.Send(self, &claimed{roomID: roomID, err: g.claim(roomID, forwarded)}) }()
 		return
 	case !ok:
 		e = g.start(ctx, roomID)
 	case e.stopping || e.claiming:
-		e.held = append(e.held, heldRequest{msg: msg, sender: sender})
+		e.held = append(e.held, heldRequest{msg: msg, sender: sender, forwarded: forwarded})
 		return
 	}
 	ctx.RequestWithCustomSender(e.pid, msg, sender)
@@ -190,18 +200,36 @@ func (g *registry) terminated(ctx actor.Context, who *actor.PID) {
 	}
 	// Requests that arrived while the old actor stopped go to a fresh one.
 	for _, h := range e.held {
-		g.route(ctx, roomID, h.msg, h.sender)
+		g.route(ctx, roomID, h.msg, h.sender, h.forwarded)
 	}
 }
 
-// claim makes this node the owner of roomID, if it runs in a cluster.
-func (g *registry) claim(roomID RoomID) error {
+// elsewhere refuses a request for a room that this node heard another
+// node owns, naming that node, and reports whether it did.
+func (g *registry) elsewhere(ctx actor.Context, roomID RoomID, sender *actor.PID) bool {
+	owner, ok := g.rooms.cfg.Owners.Elsewhere(string(roomID))
+	if !ok || owner == "" {
+		return false
+	}
+	if sender != nil {
+		ctx.Send(sender, &refused{err: &NotOwnerError{RoomID: roomID, Owner: owner}})
+	}
+	g.rooms.metrics.ownerHints.Inc()
+	return true
+}
+
+// claim makes this node the owner of roomID, if it runs in a cluster; the
+// claim of a forwarded request says so (Forwarded).
+func (g *registry) claim(roomID RoomID, forwarded bool) error {
 	owners := g.rooms.cfg.Owners
 	if owners == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.rooms.cfg.RequestTimeout)
 	defer cancel()
+	if forwarded {
+		ctx = Forwarded(ctx)
+	}
 	err := owners.Claim(ctx, string(roomID))
 	var noe *NotOwnerError
 	if err == nil || errors.As(err, &noe) {

@@ -12,6 +12,7 @@ package actors
 //	room_session.go    the session: its start and end, its timers
 //	room_events.go     signaling broadcasts, webhook events, the commit batch
 //	room_payloads.go   the webhook events' JSON payloads
+//	room_recording.go  the recording: start, stop, limits, its record and events
 //	room_recovery.go   loading on start and restart, closing what a crash left
 //	room_supervision.go  what a restart keeps, the restart bound, failing
 
@@ -87,6 +88,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		a.view.close()
 		a.stopTimers()
 		a.refuseJoins(ctx, fmt.Errorf("%w: room %s is stopping", ErrUnavailable, a.id))
+		a.endRecordingNow(a.stopReason())
 		if a.life.failed.Load() {
 			a.fail(ctx)
 		} else {
@@ -135,6 +137,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		}
 	case *trackMuted:
 		a.trackMuted(m)
+		a.videoTurnedOn(m)
 	case *crashRoom:
 		panic("room actor: crash requested by a test")
 	case *actorpb.CreateRoom:
@@ -171,6 +174,10 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		a.timerFired(ctx, m)
 	case *sessionStatsReq:
 		a.respond(ctx, a.liveStats(m.sessionID))
+	case *startRecordingReq, *stopRecordingReq, *deleteRecordingReq, *recordingWriterEnded, *recordingTimeout, *recordingClosed:
+		a.receiveRecording(ctx, m)
+	default:
+		a.receiveInside(ctx, m)
 	}
 }
 

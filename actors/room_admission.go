@@ -167,7 +167,8 @@ func (a *roomActor) checkJoin(ctx actor.Context, room *recordpb.Room, req JoinRe
 		return nil, &joinReply{err: ErrRoomEnded}
 	case c.Locked && req.Role != RoleModerator:
 		return nil, &joinReply{err: ErrRoomLocked}
-	case c.JoinFrom != nil && now.Before(c.JoinFrom.AsTime()), c.JoinUntil != nil && now.After(c.JoinUntil.AsTime()):
+	case c.JoinFrom != nil && now.Before(c.JoinFrom.AsTime()), c.JoinUntil != nil && now.After(c.JoinUntil.AsTime()),
+		c.RemoveAt != nil && !now.Before(c.RemoveAt.AsTime()): // once members are removed, none joins
 		return nil, &joinReply{err: ErrOutsideJoinWindow}
 	case a.deps.cfg.Media == nil:
 		return nil, &joinReply{err: errMediaDisabled}
@@ -208,7 +209,8 @@ func (a *roomActor) replacedBy(req JoinRequest) *member {
 func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession bool) *joinReply {
 	info, req, peer := j.info, j.join.req, j.peer
 	a.afterJoin(ch, info, newSession)
-	m := &member{info: info, kind: req.Kind, signal: req.Signal, stats: &mediaStats{}}
+	m := &member{info: info, kind: req.Kind, signal: req.Signal, stats: &mediaStats{peer: peer},
+		videoOff: joinsVideoOff(a.room.Config, info.Role)}
 	// The producer lives as long as the participant (a restart calls it
 	// again), so it captures only what it needs: capturing j would keep
 	// the caller's future, and through it this reply with the list of
@@ -216,6 +218,7 @@ func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession
 	// The participant is spawned beside the room, under the participants'
 	// guardian, so that it outlives a restart of the room; the room
 	// watches it to learn when it stops.
+	a.openData(m, peer) // before the participant's first offer
 	room := a.self
 	m.pid = a.deps.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
 		return newParticipantActor(a.deps, a.id, room, info, req, peer, m.stats)
@@ -233,7 +236,8 @@ func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession
 	a.subscribeToAll(ctx, m)
 	a.deps.cfg.Logger.Info("participant joined", "room", a.id, "participant", info.ID, "identity", info.Identity, "kind", req.Kind.String())
 	return &joinReply{pid: m.pid, info: &JoinInfo{
-		Participant: info, Room: a.room, Others: others, ICEServers: a.deps.iceServers(),
+		Participant: info, Room: a.room, Others: others, ICEServers: a.deps.ICEServers(string(info.ID)),
+		VideoOff: m.videoOff, Chat: a.recentChat(), Hands: a.handsSignal(),
 	}}
 }
 
@@ -266,12 +270,15 @@ func (a *roomActor) armConnectDeadline(info ParticipantInfo, kind ClientKind, pe
 	})
 }
 
-func (r *Rooms) iceServers() []ICEServer {
+// ICEServers returns the STUN and TURN servers a client uses to reach the
+// media server, with TURN credentials of its own for user (a participant
+// id, or the identity of a client about to join).
+func (r *Rooms) ICEServers(user string) []ICEServer {
 	if r.cfg.Media == nil {
 		return nil
 	}
 	var out []ICEServer
-	for _, s := range r.cfg.Media.ICEServers() {
+	for _, s := range r.cfg.Media.ICEServers(user) {
 		cred, _ := s.Credential.(string)
 		out = append(out, ICEServer{URLs: s.URLs, Username: s.Username, Credential: cred})
 	}

@@ -21,7 +21,7 @@ type changes struct {
 
 // commit applies c synced; only then may the actor's state move on.
 func (a *roomActor) commit(c *changes) error {
-	if c.w.Room == nil && c.w.DeleteRoom == "" && len(c.w.Sessions) == 0 && len(c.w.Members) == 0 && len(c.w.Events) == 0 {
+	if c.w.Empty() {
 		return nil
 	}
 	ctx, cancel := a.storeCtx()

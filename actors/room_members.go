@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/rtc"
 )
 
 // Messages about members, from handles and from the REST API.
@@ -43,6 +44,12 @@ type member struct {
 	// connectDeadline removes a WHIP or WHEP member whose connection has
 	// not come up in time; nil for WebSocket members.
 	connectDeadline clock.Timer
+	// videoOff: the member joined with its camera off and has not turned
+	// it on yet (see startVideoOff).
+	videoOff bool
+	// data is the member's endpoint on the room's data relay; nil for
+	// WHIP and WHEP members.
+	data *rtc.DataEndpoint
 }
 
 func (m *member) snapshot() ParticipantInfo {
@@ -111,7 +118,9 @@ func (a *roomActor) participants() *participantsReply {
 	}
 	list := make([]ParticipantInfo, 0, len(a.members))
 	for _, m := range a.memberList() {
-		list = append(list, m.snapshot())
+		info := m.snapshot()
+		info.Receiving = m.stats.receiving()
+		list = append(list, info)
 	}
 	return &participantsReply{list: list}
 }
@@ -161,6 +170,8 @@ func (a *roomActor) memberTerminated(ctx actor.Context, pid *actor.PID) {
 		a.deps.cfg.Logger.Error("participant failed; removed from its room", "room", a.id, "participant", m.info.ID)
 	}
 	a.drop(m)
+	a.closeData(m)
+	a.lowerHand(m.info.ID)
 	a.deps.metrics.participant(-1)
 	a.deps.metrics.leaves.WithLabelValues(string(reason)).Inc()
 	// unpublish takes each track out of m.tracks, in place: walk a copy.

@@ -76,7 +76,11 @@ func (a *roomActor) update(m *actorpb.UpdateRoom) (*recordpb.Room, error) {
 	if err := ValidateRoom(next); err != nil {
 		return nil, err
 	}
-	return a.saveRoom(a.stamp(next), "room-updated")
+	saved, err := a.saveRoom(a.stamp(next), "room-updated")
+	if err == nil {
+		a.armRemoveAt()
+	}
+	return saved, err
 }
 
 // endRoom ends the room (its status) and the session, for the end API and

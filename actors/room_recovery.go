@@ -37,6 +37,7 @@ func (a *roomActor) load() {
 			a.log.Error("resume session", "err", err)
 			return
 		}
+		a.closeOrphanRecordings(ctx)
 	case errors.Is(err, persistence.ErrNotFound):
 		a.room, a.loadErr = nil, nil
 	default:
@@ -137,7 +138,9 @@ func recordedInfo(m *recordpb.SessionMember) ParticipantInfo {
 // the room runs here or another node won it, or if it no longer exists;
 // an error means it is worth trying again.
 func (r *Rooms) TakeOver(ctx context.Context, id RoomID) error {
-	_, err := r.roomRequest(ctx, id, &actorpb.GetRoom{})
+	// The room's owner key went a moment ago: this node's hint of its
+	// owner may not know yet, so etcd is asked.
+	_, err := r.roomRequest(Forwarded(ctx), id, &actorpb.GetRoom{})
 	var noe *NotOwnerError
 	switch {
 	case errors.As(err, &noe) && noe.Owner != "":

@@ -27,6 +27,7 @@ type liveSession struct {
 	rec     *recordpb.Session
 	members map[string]*recordpb.SessionMember // open entries, by participant id
 	timers  map[timerKey]clock.Timer
+	chat    *chatLog // nil until first needed (see roomActor.chatLog)
 }
 
 func newLiveSession(rec *recordpb.Session) *liveSession {
@@ -52,6 +53,9 @@ func (a *roomActor) startSession(c *changes, room *recordpb.Room) {
 		MaxMembers: cfg.MaxParticipants, Quality: cfg.Quality, Fps: cfg.Fps,
 		JoinFrom: cfg.JoinFrom, JoinUntil: cfg.JoinUntil, RemoveAfterSecondsElapsed: cfg.RemoveAfterSecondsElapsed,
 		Layout: cfg.Layout, RecordOnStart: cfg.RecordOnStart, Locked: cfg.Locked,
+		RemoveAt: cfg.RemoveAt, RoomJoinVideoOff: cfg.RoomJoinVideoOff, UserJoinVideoOff: cfg.UserJoinVideoOff,
+		PrioritizeHandraise: cfg.PrioritizeHandraise, SyncAudioVideo: cfg.SyncAudioVideo,
+		ToneOnEntryAndExit: cfg.ToneOnEntryAndExit, EnableRoomPreviews: cfg.EnableRoomPreviews,
 	}
 	a.session = newLiveSession(rec)
 	room.ActiveSessionId = rec.Id
@@ -115,6 +119,7 @@ func (a *roomActor) afterJoin(c *changes, info ParticipantInfo, newSession bool)
 	}
 	if newSession {
 		a.armSessionTimers()
+		a.recordOnStart()
 	}
 	a.disarm(timerEmpty, "")
 	if after := a.room.Config.RemoveAfterSecondsElapsed; after != nil {
@@ -172,6 +177,7 @@ func closeMember(rec *recordpb.SessionMember, at *timestamppb.Timestamp, reason 
 // the session and its events are written in one batch, with whatever the
 // caller adds to extra.
 func (a *roomActor) endSession(ctx actor.Context, reason EndReason, leaveReason LeaveReason, extra *changes) error {
+	a.endRecordingNow(RecordingSessionEnded)
 	s := a.session
 	c := extra
 	if c == nil {
@@ -249,6 +255,7 @@ const (
 	timerLength
 	timerAutoClose
 	timerRemoveMember
+	timerRemoveAt
 )
 
 type timerFired struct {
@@ -279,6 +286,22 @@ func (a *roomActor) armSessionTimers() {
 	if ac := a.room.AutoClose; ac != nil {
 		a.arm(timerAutoClose, "", time.Duration(ac.Duration)*time.Minute-elapsed)
 	}
+	a.armRemoveAt()
+}
+
+// armRemoveAt arms the running session's remove_at timer, or disarms it
+// when the room has none: at session start, after a restart, and after a
+// patch, which may move it.
+func (a *roomActor) armRemoveAt() {
+	if a.session == nil || a.room == nil {
+		return
+	}
+	at := a.room.Config.RemoveAt
+	if at == nil {
+		a.disarm(timerRemoveAt, "")
+		return
+	}
+	a.arm(timerRemoveAt, "", at.AsTime().Sub(a.now()))
 }
 
 // arm schedules a timer of the running session; it fires as a message to
@@ -350,5 +373,7 @@ func (a *roomActor) timerFired(ctx actor.Context, m *timerFired) {
 		if mb, ok := a.members[m.who]; ok {
 			a.removeMember(ctx, mb, ReasonTimeLimit)
 		}
+	case timerRemoveAt:
+		a.removeAll(ctx, ReasonRemoveAt)
 	}
 }

@@ -45,8 +45,13 @@ const (
 )
 
 var (
-	qualities     = []string{"180p", "360p", "480p", "720p", "1080p"}
-	layouts       = []string{"grid", "speaker", "sidebar"}
+	qualities = []string{"180p", "360p", "480p", "720p", "1080p"}
+	// layouts are the web page's own and SignalWire's names, which a
+	// client that knows them may honour; the page shows SignalWire's as a
+	// grid, or speaker for highlight-1-responsive.
+	layouts = []string{"grid", "speaker", "sidebar",
+		"grid-responsive", "grid-responsive-mobile", "highlight-1-responsive",
+		"1x1", "2x1", "2x2", "5up", "3x3", "4x4", "5x5", "6x6", "8x8", "10x10"}
 	autoCloseKind = []string{"session-ends", "session-end-and-deactivate"}
 )
 
@@ -55,8 +60,10 @@ const (
 	ClearJoinFrom    = "config.join_from"
 	ClearJoinUntil   = "config.join_until"
 	ClearRemoveAfter = "config.remove_after_seconds_elapsed"
+	ClearRemoveAt    = "config.remove_at"
 	ClearWebhook     = "webhook"
 	ClearAutoClose   = "auto_close"
+	ClearAutoStart   = "auto_start"
 )
 
 // ValidateRoomID reports whether id may name a room: [A-Za-z0-9_-]{1,64}.
@@ -131,10 +138,14 @@ func applyPatch(r *recordpb.Room, p *actorpb.RoomPatch) error {
 			r.Config.JoinUntil = nil
 		case ClearRemoveAfter:
 			r.Config.RemoveAfterSecondsElapsed = nil
+		case ClearRemoveAt:
+			r.Config.RemoveAt = nil
 		case ClearWebhook:
 			r.Webhook = nil
 		case ClearAutoClose:
 			r.AutoClose = nil
+		case ClearAutoStart:
+			r.AutoStart = nil
 		default:
 			return invalid(f, "cannot be null")
 		}
@@ -151,6 +162,9 @@ func applyPatch(r *recordpb.Room, p *actorpb.RoomPatch) error {
 	if p.AutoClose != nil {
 		r.AutoClose = proto.Clone(p.AutoClose).(*recordpb.AutoClose)
 	}
+	if p.AutoStart != nil {
+		r.AutoStart = proto.Clone(p.AutoStart).(*recordpb.AutoStart)
+	}
 	if cp := p.Config; cp != nil {
 		c := r.Config
 		setIf(&c.MaxParticipants, cp.MaxParticipants)
@@ -164,6 +178,14 @@ func applyPatch(r *recordpb.Room, p *actorpb.RoomPatch) error {
 		setIf(&c.Fps, cp.Fps)
 		setIf(&c.Layout, cp.Layout)
 		setIf(&c.ToneOnEntryAndExit, cp.ToneOnEntryAndExit)
+		setIf(&c.RoomJoinVideoOff, cp.RoomJoinVideoOff)
+		setIf(&c.UserJoinVideoOff, cp.UserJoinVideoOff)
+		setIf(&c.PrioritizeHandraise, cp.PrioritizeHandraise)
+		setIf(&c.SyncAudioVideo, cp.SyncAudioVideo)
+		setIf(&c.EnableRoomPreviews, cp.EnableRoomPreviews)
+		if cp.RemoveAt != nil {
+			c.RemoveAt = proto.Clone(cp.RemoveAt).(*timestamppb.Timestamp)
+		}
 		if cp.JoinFrom != nil {
 			c.JoinFrom = proto.Clone(cp.JoinFrom).(*timestamppb.Timestamp)
 		}
@@ -185,7 +207,8 @@ func setIf[T any](dst *T, v *T) {
 }
 
 // ValidateRoom checks every client-settable field of a room record and
-// returns a *ValidationError naming the first bad one.
+// returns a *ValidationError naming the first bad one (a
+// *NotProvidedError for an auto_start that needs decoding).
 func ValidateRoom(r *recordpb.Room) error {
 	if err := ValidateRoomID(RoomID(r.Id)); err != nil {
 		return err
@@ -224,6 +247,9 @@ func ValidateRoom(r *recordpb.Room) error {
 	if err := validateTime("config.join_until", c.JoinUntil); err != nil {
 		return err
 	}
+	if err := validateTime("config.remove_at", c.RemoveAt); err != nil {
+		return err
+	}
 	if c.JoinFrom != nil && c.JoinUntil != nil && !c.JoinFrom.AsTime().Before(c.JoinUntil.AsTime()) {
 		return invalid("config.join_until", "must be after join_from")
 	}
@@ -240,7 +266,7 @@ func ValidateRoom(r *recordpb.Room) error {
 			return invalid("auto_close.duration", "must be between 1 and %d minutes", maxAutoCloseLength)
 		}
 	}
-	return nil
+	return validateAutoStart(r)
 }
 
 func validateName(field, s string, required bool) error {

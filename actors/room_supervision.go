@@ -13,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/troupe-media/troupe/actors/actorpb"
+	"github.com/troupe-media/troupe/rtc"
 )
 
 // A room actor that fails more than roomRestartLimit times within
@@ -39,6 +40,14 @@ type roomLife struct {
 	// so that a later load knows it is a restart's. Only the room's
 	// actor, one incarnation at a time, touches it.
 	loaded bool
+	// data relays the members' data messages; made by the room on first
+	// use (see relay).
+	data *rtc.DataRelay
+	// hands are the raised hands, in the order they were raised.
+	hands []RaisedHand
+	// recording is the room's running recording, nil when none runs: it
+	// goes on through a restart (room_recording.go).
+	recording *liveRecording
 }
 
 func newRoomLife() *roomLife {

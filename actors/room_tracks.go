@@ -92,7 +92,9 @@ func (a *roomActor) trackPublished(ctx actor.Context, msg *trackPublished) {
 	t := &roomTrack{info: msg.track, src: msg.src}
 	m.tracks = append(m.tracks, t)
 	a.trackEvent(m, "track-published", msg.track)
+	a.recordTrack(m, t)
 	a.broadcast("", SignalTrackPublished{ParticipantID: m.info.ID, Track: t.snapshot()})
+	a.startVideoOff(ctx, m, msg.track)
 	for _, o := range a.memberList() {
 		if o != m && o.receivesMedia() {
 			ctx.Send(o.pid, &subscribe{track: msg.track, src: msg.src})
@@ -106,6 +108,7 @@ func (a *roomActor) unpublish(ctx actor.Context, m *member, trackID TrackID) {
 			continue
 		}
 		m.tracks = append(m.tracks[:i], m.tracks[i+1:]...)
+		a.unrecordTrack(trackID)
 		a.trackEvent(m, "track-unpublished", t.info)
 		a.broadcast(m.info.ID, SignalTrackUnpublished{ParticipantID: m.info.ID, TrackID: trackID})
 		for _, o := range a.memberList() {

@@ -47,6 +47,14 @@ type Store interface {
 	// ListSessionMembers reads a session's participant history: for the
 	// API, and to close the members a crash took.
 	ListSessionMembers(ctx context.Context, sessionID string) ([]*recordpb.SessionMember, error)
+	// ListChat reads a session's chat: for the API, and the recent
+	// messages a joiner gets.
+	ListChat(ctx context.Context, q persistence.ChatQuery) (persistence.ChatPage, error)
+	// GetRecording, ListRecordings answer the recordings API;
+	// OpenRecordings finds, at start-up, the recordings a crash left open.
+	GetRecording(ctx context.Context, id string) (*recordpb.Recording, error)
+	ListRecordings(ctx context.Context, q persistence.RecordingQuery) (persistence.RecordingPage, error)
+	OpenRecordings(ctx context.Context) ([]*recordpb.Recording, error)
 	// ListWebhookDeliveries answers Rooms.WebhookDeliveries.
 	ListWebhookDeliveries(ctx context.Context, q persistence.DeliveryQuery) (persistence.DeliveryPage, error)
 }
@@ -91,6 +99,8 @@ type Config struct {
 	// Owners is the cluster's room ownership; nil on a single node. With
 	// it, a room's actor starts only on the node that claimed the room.
 	Owners Owners
+	// Recording configures recording; its zero value records nothing.
+	Recording RecordingConfig
 }
 
 func (c *Config) ensureDefaults() error {
@@ -190,6 +200,10 @@ func NewRooms(cfg Config) (*Rooms, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if err := r.closeInterruptedRecordings(ctx); err != nil {
+		r.Close(ctx)
+		return nil, err
+	}
 	if err := r.closeInterruptedSessions(ctx); err != nil {
 		r.Close(ctx)
 		return nil, err
@@ -290,7 +304,7 @@ func (r *Rooms) request(ctx context.Context, roomID RoomID, msg any) (any, error
 	if timeout <= 0 {
 		return nil, context.DeadlineExceeded
 	}
-	reply, err := r.system.Root.RequestFuture(r.registry, &routed{roomID: roomID, msg: msg}, timeout).Result()
+	reply, err := r.system.Root.RequestFuture(r.registry, &routed{roomID: roomID, msg: msg, forwarded: IsForwarded(ctx)}, timeout).Result()
 	switch {
 	case err == nil:
 		if ref, ok := reply.(*refused); ok {

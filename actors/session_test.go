@@ -679,3 +679,24 @@ func TestRoomResumesItsSessionWithoutItsMembers(t *testing.T) {
 		t.Fatalf("session ended %v for %q, want %v for %q", ended.EndTime.AsTime(), ended.EndReason, resumedAt.Add(time.Minute), EndEmptyTimeout)
 	}
 }
+
+// remove_at removes every member at that time, whenever they joined, and
+// refuses joins from then on; a patch moves it for the running session.
+func TestRemoveAt(t *testing.T) {
+	env, clock := newSessionEnv(t)
+	ctx := context.Background()
+	createRoom(t, env, "r", &actorpb.ConfigPatch{RemoveAt: timestamp(sessionEpoch.Add(time.Hour))})
+	a := joinClient(t, env, "r", "alice", RolePublisher)
+	clock.Advance(10 * time.Minute)
+	b := joinClient(t, env, "r", "bob", RolePublisher)
+	// Moved earlier while the session runs: the timer follows.
+	if _, err := env.rooms.Update(ctx, "r", &actorpb.RoomPatch{Config: &actorpb.ConfigPatch{RemoveAt: timestamp(sessionEpoch.Add(20 * time.Minute))}}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(10 * time.Minute)
+	a.waitRemoved(ReasonRemoveAt)
+	b.waitRemoved(ReasonRemoveAt)
+	if _, err := tryJoin(t, env, "r", "carol", RolePublisher); !errors.Is(err, ErrOutsideJoinWindow) {
+		t.Fatalf("join after remove_at: %v, want ErrOutsideJoinWindow", err)
+	}
+}

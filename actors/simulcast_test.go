@@ -3,15 +3,12 @@ package actors
 import (
 	"context"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 
 	"github.com/troupe-media/troupe/actors/actorpb"
-	"github.com/troupe-media/troupe/internal/poll"
-	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 // TestSimulcastPublisherToldLayersNeeded: a WebSocket publisher of a
@@ -22,33 +19,7 @@ import (
 func TestSimulcastPublisherToldLayersNeeded(t *testing.T) {
 	env := newMediaEnv(t, nil)
 	createRoom(t, env, "sim", &actorpb.ConfigPatch{Quality: ptr("360p")})
-	pub := joinClient(t, env, "sim", "pub", RolePublisher)
-	camera, err := rtctest.AddSimulcast(pub.pc, string(pub.p.ID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub.queue <- publishCmd{} // the client offers the camera
-	poll.Until(t, "the publisher connected", func() bool {
-		return pub.pc.ConnectionState() == webrtc.PeerConnectionStateConnected && pub.pc.SignalingState() == webrtc.SignalingStateStable
-	})
-	if err := camera.Negotiated(pub.pc); err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		stop()
-		_ = pub.pc.Close() // ends the RTCP readers
-		wg.Wait()
-	})
-	for i := range rtctest.SimulcastRIDs {
-		wg.Go(func() { camera.ServeKeyframeRequests(i) })
-	}
-	wg.Go(func() {
-		if err := camera.Run(ctx, 20*time.Millisecond); err != nil {
-			t.Errorf("publish: %v", err)
-		}
-	})
+	pub := publishSimulcast(t, env, "sim", 20*time.Millisecond)
 
 	var mid string
 	for _, tr := range pub.pc.GetTransceivers() {

@@ -49,6 +49,9 @@ func (o storeOwners) Claim(ctx context.Context, roomID string) error {
 	return &NotOwnerError{RoomID: RoomID(roomID), Owner: e.Owner}
 }
 
+// Elsewhere knows no owner: these tests' requests all ask etcd (Claim).
+func (storeOwners) Elsewhere(string) (string, bool) { return "", false }
+
 // clusterRooms runs Rooms on a cluster node's store, which is its room
 // ownership too, queuing every event for one global webhook.
 func clusterRooms(t *testing.T, store *etcdstore.Store, clk clock.Clock) *Rooms {

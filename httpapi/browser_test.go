@@ -262,3 +262,34 @@ func TestBrowserViewers(t *testing.T) {
 	waitPage(t, watcher, "alice's initial on the watcher's page", placeholder)
 	waitPage(t, alice, "alice's initial on her own page", placeholder)
 }
+
+// TestBrowserChat: chat sent from one page shows on the other (and on the
+// sender's), and a hand raised on one shows on the other.
+func TestBrowserChat(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, func(c *Config) { c.DevJoinTokens = true })
+	browser := newBrowser(t)
+	var tabs []context.Context
+	for _, name := range []string{"alice", "bob"} {
+		tab := openPage(t, browser, s.srv.URL+"/rooms/chatroom?name="+name)
+		clickJS(t, tab, "join")
+		waitPage(t, tab, name+"'s data channel open", `window.troupe.dc !== null && window.troupe.dc.readyState === "open"`)
+		tabs = append(tabs, tab)
+	}
+	if !evalJS[bool](t, tabs[0], `!document.getElementById("chat").hidden`) {
+		t.Fatal("the chat panel is hidden in a room with chat enabled")
+	}
+	evalJS[bool](t, tabs[0], `(() => {
+		document.getElementById("chat-text").value = "hello from the page";
+		document.getElementById("chat-form").requestSubmit();
+		return true; })()`)
+	for _, tab := range tabs {
+		waitPage(t, tab, "the chat message", `window.troupe.chat.some((m) => m.text === "hello from the page" && m.name === "alice")`)
+	}
+	if got := evalJS[string](t, tabs[1], `document.getElementById("chat-log").textContent`); !strings.Contains(got, "alice: hello from the page") {
+		t.Fatalf("bob's chat panel shows %q", got)
+	}
+	clickJS(t, tabs[1], "hand")
+	waitPage(t, tabs[0], "bob's raised hand", `window.troupe.hands.length === 1 && window.troupe.hands[0].name === "bob"`)
+	waitPage(t, tabs[1], "the button to lower it", `document.getElementById("hand").textContent === "Lower hand"`)
+}

@@ -101,6 +101,9 @@ func (s *Server) cors(c *gin.Context) {
 func (s *Server) whipOptions(methods string) gin.HandlerFunc {
 	allow := methods + ", OPTIONS"
 	return func(c *gin.Context) {
+		if methods == http.MethodPost && s.optionsICEServers(c) {
+			return
+		}
 		c.Header("Allow", allow)
 		if c.GetHeader("Access-Control-Request-Method") != "" {
 			origin := c.GetHeader("Origin")

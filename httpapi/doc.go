@@ -1,6 +1,7 @@
 // Package httpapi is Troupe's HTTP edge: a Gin engine serving the REST API
-// under /api/v1 (rooms, participants, session history and stats, webhook
-// deliveries), the OpenAPI document (which also describes the webhook
+// under /api/v1 (rooms, participants, session history and stats,
+// recordings and the download of their files, webhook deliveries), the
+// OpenAPI document (which also describes the webhook
 // requests Troupe sends), /healthz, /readyz and /metrics, the
 // media signaling (the /rtc WebSocket, WHIP and WHEP; docs/signaling.md)
 // and the web page (web/, embedded).
@@ -19,7 +20,10 @@
 // In a cluster, a request for a room another node owns (or on which
 // placement put a new room) is proxied to that node (forward.go), and a
 // signaling socket whose join message names such a room is relayed there
-// (wsrelay.go): the only two places where a request leaves this node. A
+// (wsrelay.go): the only two places where a request leaves this node. The
+// owner may come from the node's hint (a watch of the owner keys): a node
+// that receives a forwarded request asks etcd, and if yet another node owns
+// the room it names it (OwnerHeader) for the forwarder to retry there once. A
 // room object's node_id is this node for a room its actors answered for,
 // and the owners read from the cluster in a list.
 //

@@ -46,6 +46,16 @@ const (
 	codeOriginNotAllowed     = "origin_not_allowed"
 	codeNoAcceptableMedia    = "no_acceptable_media"
 	codeInternal             = "internal"
+	codeRecordingNotFound    = "recording_not_found"
+	codeRecordingDisabled    = "recording_disabled"
+	codeRecordingRunning     = "recording_in_progress"
+	codeRecordingNotActive   = "recording_not_active"
+	codeRecordingActive      = "recording_active"
+	codeNoActiveSession      = "no_active_session"
+	codeNotProvided          = "not_provided"
+	codeFileNotFound         = "file_not_found"
+	codeRecordingUnavailable = "recording_unavailable"
+	codeRecordingElsewhere   = "recording_on_other_node"
 )
 
 // apiError is an error in its wire form. Handlers return either an apiError
@@ -106,8 +116,19 @@ var domainErrors = []struct {
 	{actors.ErrSessionEnded, http.StatusConflict, codeSessionEnded, "the session has ended"},
 	{actors.ErrOutsideJoinWindow, http.StatusConflict, codeOutsideJoinWindow, "the room is not open for joining now"},
 	{actors.ErrForbidden, http.StatusForbidden, codeForbidden, "this role may not do that"},
+	{actors.ErrChatDisabled, http.StatusForbidden, codeChatDisabled, "chat is disabled in this room"},
 	{actors.ErrSignalingState, http.StatusConflict, codeSignalingState, "the message does not fit the negotiation's state"},
 	{actors.ErrUnavailable, http.StatusServiceUnavailable, codeRoomUnavailable, "the room did not answer in time; retry"},
+	{actors.ErrRecordingNotFound, http.StatusNotFound, codeRecordingNotFound, "recording not found"},
+	{actors.ErrRecordingDisabled, http.StatusConflict, codeRecordingDisabled, "recording is disabled for this room (config.recording_enabled)"},
+	{actors.ErrRecordingRunning, http.StatusConflict, codeRecordingRunning, "a recording is already running in this room"},
+	{actors.ErrRecordingNotActive, http.StatusConflict, codeRecordingNotActive, "the recording is not running"},
+	{actors.ErrRecordingActive, http.StatusConflict, codeRecordingActive, "the recording is still running; stop it first"},
+	{actors.ErrNoActiveSession, http.StatusConflict, codeNoActiveSession, "the room has no session in progress"},
+	{actors.ErrRecordingFileNotFound, http.StatusNotFound, codeFileNotFound, "the recording has no file of that name"},
+	{actors.ErrRecordingUnavailable, http.StatusNotImplemented, codeRecordingUnavailable, "this server does not record"},
+	// A *NotProvidedError that crossed the mailbox (it lost its field).
+	{actors.ErrNotProvided, http.StatusUnprocessableEntity, codeNotProvided, "not provided: it needs decoding media, which Troupe does not do"},
 	{auth.ErrExpiredToken, http.StatusUnauthorized, codeUnauthorized, "token expired"},
 	{auth.ErrInvalidToken, http.StatusUnauthorized, codeUnauthorized, "invalid token"},
 	// The caller gave up or its deadline passed while the actor worked.
@@ -126,6 +147,18 @@ func toAPIError(err error) (_ *apiError, unexpected bool) {
 	var ve *actors.ValidationError
 	if errors.As(err, &ve) {
 		return fieldError(ve.Field, ve.Reason), false
+	}
+	var np *actors.NotProvidedError
+	if errors.As(err, &np) {
+		// Something only a server that decodes media could do: say so,
+		// and what Troupe does instead.
+		return namedError(http.StatusUnprocessableEntity, codeNotProvided, np.Field, np.Reason), false
+	}
+	var re *actors.RecordingElsewhereError
+	if errors.As(err, &re) {
+		ae := newAPIError(http.StatusConflict, codeRecordingElsewhere, "the recording's files are on another node of the cluster")
+		ae.details = map[string]any{"node": re.Node}
+		return ae, false
 	}
 	var fe *actors.RoomFailedError
 	if errors.As(err, &fe) {
@@ -146,6 +179,16 @@ func toAPIError(err error) (_ *apiError, unexpected bool) {
 		// Well-formed, but nothing in it can carry media: the message
 		// names the codecs offered.
 		return newAPIError(http.StatusUnprocessableEntity, codeNoAcceptableMedia, err.Error()), false
+	}
+	// A data message's refusals say what to fix.
+	if errors.Is(err, actors.ErrBadDataMessage) {
+		return newAPIError(http.StatusUnprocessableEntity, codeInvalidDataMessage, err.Error()), false
+	}
+	if errors.Is(err, actors.ErrDataTooLarge) {
+		return newAPIError(http.StatusRequestEntityTooLarge, codeDataTooLarge, err.Error()), false
+	}
+	if errors.Is(err, actors.ErrUnknownTarget) {
+		return newAPIError(http.StatusUnprocessableEntity, codeUnknownTarget, err.Error()), false
 	}
 	if errors.Is(err, actors.ErrNoCommonCodec) {
 		// A well-formed offer the server cannot serve: the message names

@@ -25,6 +25,13 @@ import (
 // the request back and forth.
 const ForwardedByHeader = "Troupe-Forwarded-By"
 
+// OwnerHeader is set on a 503 room_unavailable answer to a forwarded
+// request for a room that the answering node found, in etcd, another node
+// owns; its value is that node's id. The forwarding node, which chose this
+// node from its hint of the owners (a watch a moment behind), sends the
+// request once more, to the node named; the node named never forwards it.
+const OwnerHeader = "Troupe-Owner"
+
 // OwnerLocator finds the nodes of a cluster, so that a request for a room
 // another node owns is forwarded to it.
 type OwnerLocator interface {
@@ -86,6 +93,33 @@ func (s *Server) ownerURL(ctx context.Context, noe *actors.NotOwnerError) (*url.
 	return u, true
 }
 
+// forwardedHere marks the context of a request another node forwarded
+// here: its room's owner is asked of etcd, not of this node's hint
+// (actors.Forwarded).
+func (s *Server) forwardedHere(c *gin.Context) {
+	if s.cfg.Owners != nil && c.Request.Header.Get(ForwardedByHeader) != "" {
+		c.Request = c.Request.WithContext(actors.Forwarded(c.Request.Context()))
+	}
+	c.Next()
+}
+
+// nameOwner sets OwnerHeader on the answer to a forwarded request whose
+// room another node owns (err): the forwarder retries there.
+func (s *Server) nameOwner(c *gin.Context, err error) {
+	var noe *actors.NotOwnerError
+	if s.cfg.Owners == nil || c.Writer.Written() || c.Request.Header.Get(ForwardedByHeader) == "" ||
+		!errors.As(err, &noe) || noe.Owner == "" || noe.Owner == s.cfg.NodeID {
+		return
+	}
+	c.Header(OwnerHeader, noe.Owner)
+}
+
+// staleOwner is what a forward's proxy reports when the node it reached
+// answered that yet another node owns the room (OwnerHeader).
+type staleOwner struct{ owner string }
+
+func (e *staleOwner) Error() string { return "the room is owned by node " + e.owner }
+
 // forwardedBy is the ForwardedByHeader this node sends.
 func (s *Server) forwardedBy() string {
 	if s.cfg.NodeID == "" {
@@ -124,6 +158,11 @@ func (s *Server) forwardRoomID(c *gin.Context, err error, id actors.RoomID) {
 // placement put on another node is forwarded the same way: the error
 // names the node that owns it now.
 //
+// The owner named may come from this node's hint of the owners, which
+// lags etcd by the watch's delay: the node reached then answers from etcd,
+// and when it names yet another owner (OwnerHeader), the request is sent
+// there, once. A request whose body cannot be sent again is not.
+//
 // A request is not forwarded, and gets the error as it is (503
 // room_unavailable), on a single node, when no node is known to own the
 // room, when the request was forwarded once already (ForwardedByHeader), or
@@ -132,13 +171,13 @@ func (s *Server) forward(c *gin.Context, err error) bool {
 	r := c.Request
 	noe, ok := s.forwardable(err, r.Header)
 	if !ok || c.Writer.Written() {
+		s.nameOwner(c, err)
 		return false
 	}
 	u, ok := s.ownerURL(r.Context(), noe)
 	if !ok {
 		return false
 	}
-	target := u.String()
 
 	ctx := r.Context()
 	if headerHas(r.Header, "Connection", "upgrade") {
@@ -152,14 +191,36 @@ func (s *Server) forward(c *gin.Context, err error) bool {
 		_ = rc.SetReadDeadline(time.Time{})
 		_ = rc.SetWriteDeadline(time.Time{})
 	}
-	in := r.WithContext(ctx)
-	if body, ok := c.Get(ctxBody); ok {
-		// Read already (the /api/v1 body, a WHIP or WHEP offer): replay it.
-		b := body.([]byte)
-		in.Body, in.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+	body, replay := c.Get(ctxBody) // read already (the /api/v1 body, a WHIP or WHEP offer)
+	retry := replay || r.Body == nil || r.Body == http.NoBody
+	for {
+		in := r.WithContext(ctx)
+		if replay {
+			b := body.([]byte)
+			in.Body, in.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+		}
+		stale := s.proxy(c, in, noe, u, retry)
+		if stale == nil {
+			return true
+		}
+		s.log.Debug("the node forwarded to does not own the room; forwarding to its owner", "room", noe.RoomID,
+			"to", noe.Owner, "owner", stale.owner)
+		noe = &actors.NotOwnerError{RoomID: noe.RoomID, Owner: stale.owner}
+		if u, ok = s.ownerURL(r.Context(), noe); !ok {
+			s.abort(c, newAPIError(http.StatusServiceUnavailable, codeRoomUnavailable, "the node that owns the room could not be found; retry"))
+			return true
+		}
+		retry = false
 	}
+}
+
+// proxy sends in to the owner noe names, at u, and copies its answer back.
+// With retry, an answer naming yet another owner (OwnerHeader) is not
+// copied: proxy returns it, for the caller to send in there.
+func (s *Server) proxy(c *gin.Context, in *http.Request, noe *actors.NotOwnerError, u *url.URL, retry bool) *staleOwner {
+	var stale *staleOwner
 	from := s.forwardedBy()
-	proxy := &httputil.ReverseProxy{
+	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
 			pr.SetXForwarded()
@@ -167,12 +228,23 @@ func (s *Server) forward(c *gin.Context, err error) bool {
 		},
 		Transport: s.forwarder,
 		ErrorLog:  slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ModifyResponse: func(resp *http.Response) error {
+			owner := resp.Header.Get(OwnerHeader)
+			if !retry || resp.StatusCode != http.StatusServiceUnavailable || owner == "" || owner == noe.Owner || owner == s.cfg.NodeID {
+				resp.Header.Del(OwnerHeader) // between nodes only
+				return nil
+			}
+			return &staleOwner{owner: owner}
+		},
 		ErrorHandler: func(_ http.ResponseWriter, _ *http.Request, perr error) {
+			if errors.As(perr, &stale) {
+				return
+			}
 			s.log.Warn("forward to the owner of a room", "room", noe.RoomID, "owner", noe.Owner, "err", perr)
 			s.abort(c, newAPIError(http.StatusServiceUnavailable, codeRoomUnavailable, "the node that owns the room did not answer; retry"))
 		},
 	}
-	s.log.Debug("forwarding to the owner of a room", "room", noe.RoomID, "owner", noe.Owner, "url", target)
-	proxy.ServeHTTP(c.Writer, in)
-	return true
+	s.log.Debug("forwarding to the owner of a room", "room", noe.RoomID, "owner", noe.Owner, "url", u.String())
+	p.ServeHTTP(c.Writer, in)
+	return stale
 }

@@ -21,6 +21,7 @@ type roomJSON struct {
 	Config           configJSON     `json:"config"`
 	Webhook          *webhookJSON   `json:"webhook"`
 	AutoClose        *autoCloseJSON `json:"auto_close"`
+	AutoStart        *autoStartJSON `json:"auto_start"`
 	CreatedAt        time.Time      `json:"created_at"`
 	UpdatedAt        time.Time      `json:"updated_at"`
 	EndedAt          *time.Time     `json:"ended_at"`
@@ -30,6 +31,9 @@ type roomJSON struct {
 	// NodeID is the cluster node that owns the room: null on a single
 	// node, and for a room no node owns (its actor runs nowhere now).
 	NodeID *string `json:"node_id"`
+	// PreviewURL is SignalWire's, always null: a preview needs decoding
+	// video, which an SFU does not do.
+	PreviewURL *string `json:"preview_url"`
 }
 
 type roomFailureJSON struct {
@@ -54,6 +58,13 @@ type configJSON struct {
 	FPS                       uint32     `json:"fps"`
 	Layout                    string     `json:"layout"`
 	ToneOnEntryAndExit        bool       `json:"tone_on_entry_and_exit"`
+	// SignalWire's room fields (see openapi.json).
+	RemoveAt            *time.Time `json:"remove_at"`
+	RoomJoinVideoOff    bool       `json:"room_join_video_off"`
+	UserJoinVideoOff    bool       `json:"user_join_video_off"`
+	PrioritizeHandraise bool       `json:"prioritize_handraise"`
+	SyncAudioVideo      bool       `json:"sync_audio_video"`
+	EnableRoomPreviews  bool       `json:"enable_room_previews"`
 }
 
 // webhookJSON leaves out the secret on purpose: it is write-only.
@@ -103,19 +114,25 @@ func toRoomJSON(info *actors.RoomInfo) roomJSON {
 	}
 	c := r.GetConfig()
 	out.Config = configJSON{
-		MaxParticipants:    c.GetMaxParticipants(),
-		RecordingEnabled:   c.GetRecordingEnabled(),
-		ChatEnabled:        c.GetChatEnabled(),
-		RecordOnStart:      c.GetRecordOnStart(),
-		SessionLength:      c.GetSessionLength(),
-		EmptyTimeout:       c.GetEmptyTimeout(),
-		JoinFrom:           utcTime(c.GetJoinFrom()),
-		JoinUntil:          utcTime(c.GetJoinUntil()),
-		Locked:             c.GetLocked(),
-		Quality:            c.GetQuality(),
-		FPS:                c.GetFps(),
-		Layout:             c.GetLayout(),
-		ToneOnEntryAndExit: c.GetToneOnEntryAndExit(),
+		MaxParticipants:     c.GetMaxParticipants(),
+		RecordingEnabled:    c.GetRecordingEnabled(),
+		ChatEnabled:         c.GetChatEnabled(),
+		RecordOnStart:       c.GetRecordOnStart(),
+		SessionLength:       c.GetSessionLength(),
+		EmptyTimeout:        c.GetEmptyTimeout(),
+		JoinFrom:            utcTime(c.GetJoinFrom()),
+		JoinUntil:           utcTime(c.GetJoinUntil()),
+		Locked:              c.GetLocked(),
+		Quality:             c.GetQuality(),
+		FPS:                 c.GetFps(),
+		Layout:              c.GetLayout(),
+		ToneOnEntryAndExit:  c.GetToneOnEntryAndExit(),
+		RemoveAt:            utcTime(c.GetRemoveAt()),
+		RoomJoinVideoOff:    c.GetRoomJoinVideoOff(),
+		UserJoinVideoOff:    c.GetUserJoinVideoOff(),
+		PrioritizeHandraise: c.GetPrioritizeHandraise(),
+		SyncAudioVideo:      c.GetSyncAudioVideo(),
+		EnableRoomPreviews:  c.GetEnableRoomPreviews(),
 	}
 	if c != nil && c.RemoveAfterSecondsElapsed != nil {
 		v := *c.RemoveAfterSecondsElapsed
@@ -131,6 +148,7 @@ func toRoomJSON(info *actors.RoomInfo) roomJSON {
 	if a := r.GetAutoClose(); a != nil {
 		out.AutoClose = &autoCloseJSON{Type: a.GetType(), Duration: a.GetDuration()}
 	}
+	out.AutoStart = toAutoStartJSON(r.GetAutoStart())
 	return out
 }
 
@@ -203,6 +221,22 @@ func decodeRoomPatch(o *jsonObject) (*actorpb.RoomPatch, error) {
 			return nil, err
 		}
 	}
+	as, present, null, err := o.object("auto_start")
+	switch {
+	case err != nil:
+		return nil, err
+	case null:
+		p.Clear = append(p.Clear, actors.ClearAutoStart)
+	case present:
+		if p.AutoStart, err = decodeAutoStart(as); err != nil {
+			return nil, err
+		}
+		if p.AutoStart.Recording == nil {
+			// Nothing starts by itself: the same as null.
+			p.AutoStart = nil
+			p.Clear = append(p.Clear, actors.ClearAutoStart)
+		}
+	}
 	return p, o.finish()
 }
 
@@ -232,6 +266,11 @@ func decodeConfigPatch(o *jsonObject, p *actorpb.RoomPatch) (*actorpb.ConfigPatc
 		{"record_on_start", &c.RecordOnStart},
 		{"locked", &c.Locked},
 		{"tone_on_entry_and_exit", &c.ToneOnEntryAndExit},
+		{"room_join_video_off", &c.RoomJoinVideoOff},
+		{"user_join_video_off", &c.UserJoinVideoOff},
+		{"prioritize_handraise", &c.PrioritizeHandraise},
+		{"sync_audio_video", &c.SyncAudioVideo},
+		{"enable_room_previews", &c.EnableRoomPreviews},
 	}
 	for _, f := range bools {
 		if *f.dst, err = nonNull[bool](o, f.name, whatBool); err != nil {
@@ -250,6 +289,7 @@ func decodeConfigPatch(o *jsonObject, p *actorpb.RoomPatch) (*actorpb.ConfigPatc
 	}{
 		{"join_from", actors.ClearJoinFrom, &c.JoinFrom},
 		{"join_until", actors.ClearJoinUntil, &c.JoinUntil},
+		{"remove_at", actors.ClearRemoveAt, &c.RemoveAt},
 	}
 	for _, f := range times {
 		t, present, null, err := timeValue(o, f.name)

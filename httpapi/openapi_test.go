@@ -181,6 +181,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"MediaStats": mediaStatsJSON{}, "ParticipantStats": participantStatsJSON{}, "SessionStats": sessionStatsJSON{},
 		"WebhookDelivery": deliveryJSON{}, "WebhookDeliveryList": deliveryListJSON{}, "WebhookEvent": webhook.Payload{},
 		"Node": nodeJSON{}, "NodeList": nodeListJSON{},
+		"Recording": actors.RecordingJSON{}, "RecordingFile": actors.RecordingFileJSON{}, "RecordingList": recordingListJSON{},
 	} {
 		schema, ok := doc.Components.Schemas[name]
 		if !ok {

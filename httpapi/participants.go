@@ -66,7 +66,14 @@ func toTrackJSON(t actors.TrackInfo) trackJSON {
 // participantListJSON wraps the list in an object, like every other list
 // of the API, so that fields can be added beside it.
 type participantListJSON struct {
-	Participants []participantJSON `json:"participants"`
+	Participants []listedParticipantJSON `json:"participants"`
+}
+
+// listedParticipantJSON is a participant in the REST list of a room's
+// live participants: with what it receives.
+type listedParticipantJSON struct {
+	participantJSON
+	Receiving *receivingJSON `json:"receiving"`
 }
 
 func (s *Server) listParticipants(c *gin.Context) error {
@@ -74,9 +81,9 @@ func (s *Server) listParticipants(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	out := participantListJSON{Participants: make([]participantJSON, len(list))}
+	out := participantListJSON{Participants: make([]listedParticipantJSON, len(list))}
 	for i, p := range list {
-		out.Participants[i] = toParticipantJSON(p)
+		out.Participants[i] = listedParticipantJSON{participantJSON: toParticipantJSON(p), Receiving: toReceivingJSON(p.Receiving)}
 	}
 	writeJSON(c, http.StatusOK, out)
 	return nil

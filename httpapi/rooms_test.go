@@ -29,8 +29,8 @@ func TestCreateRoomShapeAndDefaults(t *testing.T) {
 	if got := r.header.Get("Location"); got != "/api/v1/rooms/"+id {
 		t.Fatalf("Location = %q", got)
 	}
-	wantKeys := []string{"active_session_id", "auto_close", "config", "created_at", "display_name",
-		"ended_at", "failure", "id", "name", "node_id", "participant_count", "status", "updated_at", "webhook"}
+	wantKeys := []string{"active_session_id", "auto_close", "auto_start", "config", "created_at", "display_name",
+		"ended_at", "failure", "id", "name", "node_id", "participant_count", "preview_url", "status", "updated_at", "webhook"}
 	if got := sortedKeys(room); !slices.Equal(got, wantKeys) {
 		t.Fatalf("room keys = %v, want %v", got, wantKeys)
 	}
@@ -42,7 +42,9 @@ func TestCreateRoomShapeAndDefaults(t *testing.T) {
 		"record_on_start": false, "session_length": 0.0, "empty_timeout": 300.0,
 		"join_from": nil, "join_until": nil, "remove_after_seconds_elapsed": nil,
 		"locked": false, "quality": "720p", "fps": 30.0, "layout": "grid",
-		"tone_on_entry_and_exit": false,
+		"tone_on_entry_and_exit": false, "remove_at": nil, "room_join_video_off": false,
+		"user_join_video_off": false, "prioritize_handraise": false, "sync_audio_video": false,
+		"enable_room_previews": false,
 	}
 	cfg := room["config"].(map[string]any)
 	if len(cfg) != len(wantConfig) {

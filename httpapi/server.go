@@ -37,8 +37,17 @@ type RoomService interface {
 	// CheckOffer refuses a WHIP or WHEP offer before its join.
 	CheckOffer(kind actors.ClientKind, offer string) error
 	Participants(ctx context.Context, roomID actors.RoomID) ([]actors.ParticipantInfo, error)
+	// ICEServers are the STUN and TURN servers of a client about to
+	// join, with TURN credentials of its own.
+	ICEServers(user string) []actors.ICEServer
 	Kick(ctx context.Context, roomID actors.RoomID, participantID actors.ParticipantID) error
 	MuteParticipant(ctx context.Context, roomID actors.RoomID, participantID actors.ParticipantID, kind string, muted bool) error
+	// SendData sends a data message from the server to a room's participants.
+	SendData(ctx context.Context, roomID actors.RoomID, msg actors.DataMessage) (int, error)
+	// SendChat sends a chat message from the server; SessionChat reads a
+	// session's chat.
+	SendChat(ctx context.Context, roomID actors.RoomID, name, text string) (actors.ChatMessage, error)
+	SessionChat(ctx context.Context, id actors.SessionID, limit, offset int) ([]actors.ChatMessage, int, error)
 
 	// Session history, live session stats and ending a session.
 	Sessions(ctx context.Context, q actors.SessionQuery) ([]*recordpb.Session, int, error)
@@ -49,6 +58,14 @@ type RoomService interface {
 
 	// WebhookDeliveries lists the webhook outbox and the failed deliveries.
 	WebhookDeliveries(ctx context.Context, q actors.DeliveryQuery) ([]*recordpb.WebhookEvent, int, error)
+
+	// Recordings: start, stop, read, find a file, delete.
+	StartRecording(ctx context.Context, id actors.RoomID, opts actors.RecordingOptions) (*recordpb.Recording, error)
+	StopRecording(ctx context.Context, id actors.RecordingID) (*recordpb.Recording, error)
+	Recordings(ctx context.Context, q actors.RecordingQuery) ([]*recordpb.Recording, int, error)
+	Recording(ctx context.Context, id actors.RecordingID) (*recordpb.Recording, error)
+	RecordingFile(ctx context.Context, id actors.RecordingID, name string) (*actors.RecordingFile, error)
+	DeleteRecording(ctx context.Context, id actors.RecordingID) error
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0.
@@ -211,7 +228,7 @@ func (s *Server) routes() *gin.Engine {
 	e.ContextWithFallback = true
 	_ = e.SetTrustedProxies(nil)
 	// observe is outermost so that a recovered panic is counted and logged as a 500.
-	e.Use(s.observe, s.recovery)
+	e.Use(s.observe, s.recovery, s.forwardedHere)
 	e.NoRoute(func(c *gin.Context) {
 		s.abort(c, newAPIError(http.StatusNotFound, codeNotFound, "no such route"))
 	})
@@ -235,12 +252,22 @@ func (s *Server) routes() *gin.Engine {
 	api.GET("/rooms/:id/participants", s.handle(s.listParticipants))
 	api.DELETE("/rooms/:id/participants/:pid", s.handle(s.kickParticipant))
 	api.POST("/rooms/:id/participants/:pid/mute", s.handle(s.muteParticipant))
+	api.POST("/rooms/:id/data", s.handle(s.sendData))
+	api.POST("/rooms/:id/chat", s.handle(s.sendChat))
+	api.GET("/sessions/:id/chat", s.handle(s.listSessionChat))
 	api.GET("/rooms/:id/sessions", s.handle(s.listRoomSessions))
 	api.GET("/sessions", s.handle(s.listSessions))
 	api.GET("/sessions/:id", s.handle(s.getSession))
 	api.GET("/sessions/:id/participants", s.handle(s.listSessionParticipants))
 	api.GET("/sessions/:id/stats", s.handle(s.sessionStats))
 	api.POST("/sessions/:id/end", s.handle(s.endSession))
+	api.POST("/rooms/:id/recordings", s.handle(s.startRecording))
+	api.GET("/rooms/:id/recordings", s.handle(s.listRoomRecordings))
+	api.GET("/recordings", s.handle(s.listRecordings))
+	api.GET("/recordings/:id", s.handle(s.getRecording))
+	api.POST("/recordings/:id/stop", s.handle(s.stopRecording))
+	api.GET("/recordings/:id/files/:name", s.handle(s.downloadRecordingFile))
+	api.DELETE("/recordings/:id", s.handle(s.deleteRecording))
 	api.GET("/webhooks/deliveries", s.handle(s.listDeliveries))
 	api.GET("/cluster/nodes", s.handle(s.listNodes))
 

@@ -37,8 +37,18 @@ type sessionJSON struct {
 	Layout                    string     `json:"layout"`
 	RecordOnStart             bool       `json:"record_on_start"`
 	Locked                    bool       `json:"locked"`
+	RemoveAt                  *time.Time `json:"remove_at"`
+	RoomJoinVideoOff          bool       `json:"room_join_video_off"`
+	UserJoinVideoOff          bool       `json:"user_join_video_off"`
+	PrioritizeHandraise       bool       `json:"prioritize_handraise"`
+	SyncAudioVideo            bool       `json:"sync_audio_video"`
+	ToneOnEntryAndExit        bool       `json:"tone_on_entry_and_exit"`
+	EnableRoomPreviews        bool       `json:"enable_room_previews"`
+	PreviewURL                *string    `json:"preview_url"` // always null: see configJSON
 	CreatedAt                 time.Time  `json:"created_at"`
 	UpdatedAt                 time.Time  `json:"updated_at"`
+	// Recordings are the ids of its recordings, in the order they started.
+	Recordings []string `json:"recordings"`
 }
 
 type sessionListJSON struct {
@@ -88,8 +98,19 @@ func toSessionJSON(s *recordpb.Session) sessionJSON {
 		Layout:                    s.GetLayout(),
 		RecordOnStart:             s.GetRecordOnStart(),
 		Locked:                    s.GetLocked(),
+		RemoveAt:                  utcTime(s.GetRemoveAt()),
+		RoomJoinVideoOff:          s.GetRoomJoinVideoOff(),
+		UserJoinVideoOff:          s.GetUserJoinVideoOff(),
+		PrioritizeHandraise:       s.GetPrioritizeHandraise(),
+		SyncAudioVideo:            s.GetSyncAudioVideo(),
+		ToneOnEntryAndExit:        s.GetToneOnEntryAndExit(),
+		EnableRoomPreviews:        s.GetEnableRoomPreviews(),
 		CreatedAt:                 s.GetCreatedAt().AsTime().UTC(),
 		UpdatedAt:                 s.GetUpdatedAt().AsTime().UTC(),
+		Recordings:                s.GetRecordingIds(),
+	}
+	if out.Recordings == nil {
+		out.Recordings = []string{}
 	}
 	out.EndTime, out.Duration = actors.Ended(out.StartTime, s.GetEndTime())
 	if r := s.GetEndReason(); r != "" {
@@ -165,6 +186,9 @@ type participantStatsJSON struct {
 	// Live: still in the room; its figures still grow.
 	Live bool `json:"live"`
 	mediaStatsJSON
+	// Receiving is what a live participant receives now; null for the
+	// others.
+	Receiving *receivingJSON `json:"receiving"`
 }
 
 type sessionStatsJSON struct {
@@ -176,7 +200,7 @@ type sessionStatsJSON struct {
 func toSessionStatsJSON(id actors.SessionID, stats []actors.ParticipantStats) sessionStatsJSON {
 	out := sessionStatsJSON{SessionID: string(id), Participants: make([]participantStatsJSON, len(stats))}
 	for i, p := range stats {
-		ps := participantStatsJSON{ParticipantID: string(p.ParticipantID), Identity: p.Identity, Live: p.Live}
+		ps := participantStatsJSON{ParticipantID: string(p.ParticipantID), Identity: p.Identity, Live: p.Live, Receiving: toReceivingJSON(p.Receiving)}
 		ps.add(p.Media)
 		out.Participants[i] = ps
 		out.Totals.add(p.Media)
@@ -205,15 +229,25 @@ func (s *Server) listSessions(c *gin.Context) error {
 // deleted: session records outlive their room. A room that does not exist
 // and never had a session is not found.
 func (s *Server) listRoomSessions(c *gin.Context) error {
+	return s.listOfRoom(c, func(id actors.RoomID) (any, int, error) {
+		out, err := s.sessionPage(c, id)
+		return out, out.Total, err
+	})
+}
+
+// listOfRoom answers a listing of one room's records, which outlive the
+// room: page reads it, with its total. A room that does not exist and has
+// none is not found.
+func (s *Server) listOfRoom(c *gin.Context, page func(actors.RoomID) (out any, total int, err error)) error {
 	id := actors.RoomID(c.Param("id"))
 	if actors.ValidateRoomID(id) != nil {
 		return actors.ErrRoomNotFound
 	}
-	out, err := s.sessionPage(c, id)
+	out, total, err := page(id)
 	if err != nil {
 		return err
 	}
-	if out.Total == 0 {
+	if total == 0 {
 		if err := s.roomKnown(c.Request.Context(), id); err != nil {
 			return err
 		}

@@ -15,10 +15,11 @@ import (
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
-var sessionKeys = []string{"created_at", "display_name", "duration", "end_reason", "end_time", "fps", "id",
+var sessionKeys = []string{"created_at", "display_name", "duration", "enable_room_previews", "end_reason", "end_time", "fps", "id",
 	"join_from", "join_until", "layout", "locked", "max_concurrent_participants", "max_members", "name",
-	"participant_count", "quality", "record_on_start", "remove_after_seconds_elapsed", "room_id",
-	"start_time", "status", "total_participants", "updated_at"}
+	"participant_count", "preview_url", "prioritize_handraise", "quality", "record_on_start", "recordings",
+	"remove_after_seconds_elapsed", "remove_at", "room_id", "room_join_video_off", "start_time", "status",
+	"sync_audio_video", "tone_on_entry_and_exit", "total_participants", "updated_at", "user_join_video_off"}
 
 // getSession returns GET /sessions/{id}, checking the object's keys.
 func (s *stack) getSession(t testing.TB, id string) map[string]any {
@@ -59,6 +60,7 @@ type statsJSON struct {
 		Identity      string `json:"identity"`
 		Live          bool   `json:"live"`
 		mediaStatsJSON
+		Receiving *receivingJSON `json:"receiving"`
 	} `json:"participants"`
 	Totals mediaStatsJSON `json:"totals"`
 }
@@ -488,11 +490,13 @@ func TestSessionStatsJSON(t *testing.T) {
 		{"loss", []actors.ParticipantStats{
 			{ParticipantID: "PA_a", Identity: "a", Live: true, Media: &recordpb.MediaStats{PacketsIn: 100, BytesIn: 1000}},
 			{ParticipantID: "PA_b", Identity: "b", Media: &recordpb.MediaStats{PacketsOut: 90, BytesOut: 900, PacketsDropped: 10, Nacks: 3, Retransmits: 2, NackMisses: 1, KeyframeRequests: 4}},
-			{ParticipantID: "PA_c", Identity: "c", Live: true, Media: &recordpb.MediaStats{PacketsOut: 70, BytesOut: 700, PacketsDropped: 30}},
+			{ParticipantID: "PA_c", Identity: "c", Live: true, Media: &recordpb.MediaStats{PacketsOut: 70, BytesOut: 700, PacketsDropped: 30},
+				Receiving: &actors.Receiving{EstimateBps: 800_000, EstimateSource: "twcc", Tracks: []actors.ReceivedTrack{{TrackID: "TR_v", Layer: 1}}}},
 		}, `{"session_id":"ses_1","participants":[` +
-			`{"participant_id":"PA_a","identity":"a","live":true,"packets_in":100,"bytes_in":1000,"packets_out":0,"bytes_out":0,"packets_dropped":0,"loss":0,"nacks":0,"retransmits":0,"nack_misses":0,"keyframe_requests":0},` +
-			`{"participant_id":"PA_b","identity":"b","live":false,"packets_in":0,"bytes_in":0,"packets_out":90,"bytes_out":900,"packets_dropped":10,"loss":0.1,"nacks":3,"retransmits":2,"nack_misses":1,"keyframe_requests":4},` +
-			`{"participant_id":"PA_c","identity":"c","live":true,"packets_in":0,"bytes_in":0,"packets_out":70,"bytes_out":700,"packets_dropped":30,"loss":0.3,"nacks":0,"retransmits":0,"nack_misses":0,"keyframe_requests":0}],` +
+			`{"participant_id":"PA_a","identity":"a","live":true,"packets_in":100,"bytes_in":1000,"packets_out":0,"bytes_out":0,"packets_dropped":0,"loss":0,"nacks":0,"retransmits":0,"nack_misses":0,"keyframe_requests":0,"receiving":null},` +
+			`{"participant_id":"PA_b","identity":"b","live":false,"packets_in":0,"bytes_in":0,"packets_out":90,"bytes_out":900,"packets_dropped":10,"loss":0.1,"nacks":3,"retransmits":2,"nack_misses":1,"keyframe_requests":4,"receiving":null},` +
+			`{"participant_id":"PA_c","identity":"c","live":true,"packets_in":0,"bytes_in":0,"packets_out":70,"bytes_out":700,"packets_dropped":30,"loss":0.3,"nacks":0,"retransmits":0,"nack_misses":0,"keyframe_requests":0,` +
+			`"receiving":{"estimate_bps":800000,"estimate_source":"twcc","tracks":[{"track_id":"TR_v","layer":1,"paused":false}]}}],` +
 			`"totals":{"packets_in":100,"bytes_in":1000,"packets_out":160,"bytes_out":1600,"packets_dropped":40,"loss":0.2,"nacks":3,"retransmits":2,"nack_misses":1,"keyframe_requests":4}}`},
 	}
 	for _, tt := range tests {

@@ -410,6 +410,8 @@ func (c *signalConn) handle(m clientMsg) error {
 		return c.p.AddCandidate(ctx, m.cand)
 	case msgMute:
 		return c.p.SetMuted(ctx, m.track, m.kind, m.muted)
+	case msgHand:
+		return c.p.RaiseHand(ctx, m.raised)
 	case msgTrackSettings:
 		return c.p.SetTrackSettings(ctx, m.track, m.settings)
 	case msgLeave:
@@ -472,6 +474,9 @@ func (c *signalConn) tryJoin(token string) error {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, signalRequestTimeout)
 	defer cancel()
+	if c.forwarded {
+		ctx = actors.Forwarded(ctx)
+	}
 	p, info, err := c.s.cfg.Rooms.Join(ctx, actors.RoomID(claims.Room), joinRequest(claims, actors.ClientSignaling, c))
 	if err != nil {
 		return err

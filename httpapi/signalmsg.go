@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/troupe-media/troupe/actors"
 )
@@ -31,8 +32,13 @@ const (
 	msgTrackPublished    = "track-published"
 	msgTrackUnpublished  = "track-unpublished"
 	msgTrackSkipped      = "track-skipped"
+	msgChat              = "chat"
+	msgHand              = "hand"
+	msgHands             = "hands"
 	msgTrackSettings     = "track-settings"
 	msgLayers            = "layers"
+	msgTrackPaused       = "track-paused"
+	msgTrackResumed      = "track-resumed"
 )
 
 // Signaling error codes beyond the API's.
@@ -55,13 +61,14 @@ const (
 
 // clientMsg is one decoded client frame. Only the fields of its type are set.
 type clientMsg struct {
-	typ   string
-	token string              // join
-	sdp   string              // offer, answer
-	cand  actors.ICECandidate // candidate; Candidate "" ends them
-	track actors.TrackID      // mute by track id
-	kind  string              // mute by kind
-	muted bool                // mute
+	typ    string
+	token  string              // join
+	sdp    string              // offer, answer
+	cand   actors.ICECandidate // candidate; Candidate "" ends them
+	track  actors.TrackID      // mute by track id
+	kind   string              // mute by kind
+	muted  bool                // mute
+	raised bool                // hand
 	// settings of track, for track-settings.
 	settings actors.TrackSettings
 }
@@ -132,6 +139,15 @@ func decodeClientMsg(b []byte) (clientMsg, error) {
 			return m, fieldError("muted", "is required")
 		}
 		m.muted = *muted
+	case msgHand:
+		raised, err := nonNull[bool](o, "raised", whatBool)
+		if err != nil {
+			return m, err
+		}
+		if raised == nil {
+			return m, fieldError("raised", "is required")
+		}
+		m.raised = *raised
 	case msgTrackSettings:
 		if m.track, m.settings, err = decodeTrackSettings(o); err != nil {
 			return m, err
@@ -257,6 +273,27 @@ type (
 		Room         roomJSON          `json:"room"`
 		Participants []participantJSON `json:"participants"`
 		ICEServers   []iceServerJSON   `json:"ice_servers"`
+		// VideoOff: start with the camera off (room_join_video_off,
+		// user_join_video_off); a video track published before the client
+		// unmutes it is muted by the server.
+		VideoOff bool `json:"video_off"`
+		// Chat is the session's last chat messages, oldest first.
+		Chat []chatJSON `json:"chat"`
+		// Hands are the raised hands, in the order they were raised.
+		Hands []handJSON `json:"hands"`
+	}
+	handJSON struct {
+		ParticipantID string    `json:"participant_id"`
+		Identity      string    `json:"identity"`
+		Name          string    `json:"name"`
+		RaisedAt      time.Time `json:"raised_at"`
+	}
+	handsMsg struct {
+		Type  string     `json:"type"`
+		Hands []handJSON `json:"hands"`
+		// Prioritize is the room's prioritize_handraise: show raised
+		// hands first.
+		Prioritize bool `json:"prioritize"`
 	}
 	iceServerJSON struct {
 		URLs       []string `json:"urls"`
@@ -343,6 +380,9 @@ func newJoinedMsg(info *actors.JoinInfo) joinedMsg {
 		Room:         toRoomJSON(&actors.RoomInfo{Room: info.Room, ParticipantCount: len(info.Others) + 1}),
 		Participants: make([]participantJSON, len(info.Others)),
 		ICEServers:   make([]iceServerJSON, len(info.ICEServers)),
+		VideoOff:     info.VideoOff,
+		Chat:         toChatList(info.Chat),
+		Hands:        toHandsJSON(info.Hands.Hands),
 	}
 	for i, p := range info.Others {
 		m.Participants[i] = toParticipantJSON(p)
@@ -351,6 +391,14 @@ func newJoinedMsg(info *actors.JoinInfo) joinedMsg {
 		m.ICEServers[i] = iceServerJSON{URLs: s.URLs, Username: s.Username, Credential: s.Credential}
 	}
 	return m
+}
+
+func toHandsJSON(hands []actors.RaisedHand) []handJSON {
+	out := make([]handJSON, len(hands))
+	for i, h := range hands {
+		out[i] = handJSON{ParticipantID: string(h.ParticipantID), Identity: h.Identity, Name: h.Name, RaisedAt: h.RaisedAt.UTC()}
+	}
+	return out
 }
 
 // signalMsg is the wire form of a signal from the room.
@@ -376,8 +424,17 @@ func signalMsg(sig actors.Signal) (any, error) {
 		return trackUnpublishedMsg{Type: msgTrackUnpublished, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID)}, nil
 	case actors.SignalTrackSkipped:
 		return trackSkippedMsg{Type: msgTrackSkipped, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID), Codec: s.Codec, Reason: s.Reason}, nil
+	case actors.SignalHands:
+		return handsMsg{Type: msgHands, Hands: toHandsJSON(s.Hands), Prioritize: s.Prioritize}, nil
+	case actors.SignalChat:
+		return chatMsg{Type: msgChat, Chat: toChatJSON(s.Message)}, nil
+	case actors.SignalError:
+		m, _ := errorMsgFor(s.Err, s.Request)
+		return m, nil
 	case actors.SignalLayers:
 		return layersMsg{Type: msgLayers, TrackID: string(s.TrackID), Mid: s.Mid, Active: nonNil(s.Active), Paused: nonNil(s.Paused)}, nil
+	case actors.SignalTrackPaused:
+		return trackPausedMsgOf(s), nil
 	case actors.SignalTrackMuted:
 		return muteMsg{Type: msgMute, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID), Muted: s.Muted, ByServer: s.ByServer}, nil
 	}

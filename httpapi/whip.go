@@ -110,7 +110,7 @@ func (s *Server) whipOffer(c *gin.Context) error {
 		}
 	}
 	w := &whipSession{identity: claims.Subject, kind: kind, live: &s.live}
-	p, _, err := s.cfg.Rooms.Join(ctx, room, joinRequest(claims, kind, w))
+	p, info, err := s.cfg.Rooms.Join(ctx, room, joinRequest(claims, kind, w))
 	if err != nil {
 		return err
 	}
@@ -126,6 +126,7 @@ func (s *Server) whipOffer(c *gin.Context) error {
 	}
 	c.Header("Location", "/"+prefix+"/"+url.PathEscape(string(room))+"/"+url.PathEscape(string(p.ID)))
 	c.Header("ETag", `"`+string(p.ID)+`"`)
+	addICEServerLinks(c, info.ICEServers)
 	c.Data(http.StatusCreated, contentTypeSDP, []byte(answer))
 	return nil
 }

@@ -9,9 +9,9 @@ import (
 )
 
 // Backend is Troupe's store of record: rooms, sessions and their participant
-// history, the webhook outbox and the HTTP API's idempotency records. *Store
-// is the backend of a single node, on Pebble; a cluster keeps the same
-// records in etcd. Every backend passes the conformance suite in
+// history, recordings, the webhook outbox and the HTTP API's idempotency
+// records. *Store is the backend of a single node, on Pebble; a cluster
+// keeps the same records in etcd. Every backend passes the conformance suite in
 // persistence/storetest, the executable form of the contracts below.
 //
 // Rules every method follows unless its own documentation says otherwise:
@@ -41,11 +41,12 @@ import (
 //     not, is read back after Close and a reopen of the same data.
 //   - The times a record needs (a room's created_at, a session's
 //     start_time, a member's joined_at, an event's created_at and
-//     failed_at, an idempotency record's CreatedAt) must be valid and within
+//     failed_at, a recording's created_at, an idempotency record's
+//     CreatedAt) must be valid and within
 //     what Unix nanoseconds hold (the years 1678 to 2262): most of them are
 //     listing positions.
 //
-// Listings (ListRooms, ListSessions, ListWebhookDeliveries) take a Limit
+// Listings (ListRooms, ListSessions, ListRecordings, ListWebhookDeliveries) take a Limit
 // (zero or less: no limit) and an Offset (how many matching records to skip;
 // less than zero is zero; at or beyond the matches, an empty page). Their
 // Total is the number of records matching the filters, regardless of Limit
@@ -116,6 +117,25 @@ type Backend interface {
 	// record. A session without members, or no such session, has an empty
 	// history and no error.
 	ListSessionMembers(ctx context.Context, sessionID string) ([]*recordpb.SessionMember, error)
+	// ListChat returns a page of a session's chat messages (written by
+	// Apply, Writes.Chat) in seq order, and Total, their number. A chat
+	// message is keyed by its session id and seq: writing the same two
+	// again replaces it. A session without chat, or no such session, has
+	// an empty page and no error.
+	ListChat(ctx context.Context, q ChatQuery) (ChatPage, error)
+
+	// GetRecording returns the recording with the given id, or
+	// ErrNotFound.
+	GetRecording(ctx context.Context, id string) (*recordpb.Recording, error)
+	// ListRecordings returns a page of recordings, newest first: by
+	// created_at descending, then by id ascending. q.RoomID, q.SessionID
+	// (exactly that room or session; empty: every one) and q.Status
+	// (UNSPECIFIED: every status) filter it, all together.
+	ListRecordings(ctx context.Context, q RecordingQuery) (RecordingPage, error)
+	// OpenRecordings returns every recording whose status is starting,
+	// recording or stopping, in ListRecordings' order within each status:
+	// what a crash or a stop left open.
+	OpenRecordings(ctx context.Context) ([]*recordpb.Recording, error)
 
 	// OutboxHeads returns the oldest pending delivery (the lowest Seq) of
 	// every queue that has one, in no promised order.

@@ -22,6 +22,7 @@ const (
 	sessionSchemaV1      = 1 // protobuf recordpb.Session
 	memberSchemaV1       = 1 // protobuf recordpb.SessionMember
 	webhookEventSchemaV1 = 1 // protobuf recordpb.WebhookEvent
+	recordingSchemaV1    = 1 // protobuf recordpb.Recording
 )
 
 var errEmptyValue = errors.New("empty value")
@@ -93,6 +94,14 @@ func encodeWebhookEvent(e *recordpb.WebhookEvent) ([]byte, error) {
 
 func decodeWebhookEvent(v []byte) (*recordpb.WebhookEvent, error) {
 	return decodeProto[recordpb.WebhookEvent](v, webhookEventSchemaV1)
+}
+
+func encodeRecording(r *recordpb.Recording) ([]byte, error) {
+	return encodeProto(recordingSchemaV1, KindRecording, r.GetId(), r)
+}
+
+func decodeRecording(v []byte) (*recordpb.Recording, error) {
+	return decodeProto[recordpb.Recording](v, recordingSchemaV1)
 }
 
 // encodeIdempotent returns the stored form of an idempotency record:

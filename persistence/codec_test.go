@@ -260,6 +260,7 @@ func goldenSession() *recordpb.Session {
 		CreatedAt:                 ts(1772362800),
 		UpdatedAt:                 ts(1772371800),
 		LastActivityAt:            ts(1772371500),
+		RecordingIds:              []string{"rec_p2q4r6s8t0v2w4x6"},
 	}
 }
 
@@ -338,10 +339,7 @@ func TestRecordValuesGolden(t *testing.T) {
 func TestNewKeyLayoutGolden(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano()
 	idx := sessionIndexKeys("room_abc123", recordpb.SessionStatus_SESSION_STATUS_IN_PROGRESS, start, "ses_1")
-	keys := []struct {
-		name string
-		key  []byte
-	}{
+	goldenKeys(t, "keys_sessions_webhooks.golden", []namedKey{
 		{"session", sessionKey("ses_1")},
 		{"session index, all", idx[0]},
 		{"session index, in progress", idx[1]},
@@ -351,12 +349,22 @@ func TestNewKeyLayoutGolden(t *testing.T) {
 		{"member", memberKey("ses_1", start, "PA_1")},
 		{"outbox", outboxKey("room_abc123", "https://hooks.example.test/troupe", 42)},
 		{"failed webhook", failedKey(start, "whd_1")},
-	}
+	})
+}
+
+type namedKey struct {
+	name string
+	key  []byte
+}
+
+// goldenKeys compares keys, one a line, with testdata/file.
+func goldenKeys(t *testing.T, file string, keys []namedKey) {
+	t.Helper()
 	var sb strings.Builder
 	for _, k := range keys {
 		fmt.Fprintf(&sb, "%-37s %s\n", k.name, asciiKey(k.key))
 	}
-	golden(t, "keys_sessions_webhooks.golden", sb.String())
+	golden(t, file, sb.String())
 }
 
 func TestNewestKeyOrder(t *testing.T) {

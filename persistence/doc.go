@@ -1,7 +1,7 @@
 // Package persistence owns Troupe's one embedded Pebble database in the data
 // directory: rooms, sessions and their participant history with their
-// listing indexes, the webhook outbox and failed deliveries, and the
-// idempotency records of the HTTP API (later also recordings).
+// listing indexes, recordings and their listing indexes, the webhook outbox
+// and failed deliveries, and the idempotency records of the HTTP API.
 //
 // Apply writes several records in one synced batch, so that a room actor's
 // state change and the webhook events reporting it are stored together or

@@ -27,15 +27,17 @@ type KeyKind string
 
 // The kinds of records in the database.
 const (
-	KindRoom        KeyKind = "room"
-	KindRoomIndex   KeyKind = "room index"
-	KindIdempotency KeyKind = "idempotency"
-	KindMeta        KeyKind = "meta"
-	KindSession     KeyKind = "session"
-	KindSessionIdx  KeyKind = "session index"
-	KindMember      KeyKind = "member"
-	KindOutbox      KeyKind = "webhook outbox"
-	KindFailed      KeyKind = "failed webhook"
+	KindRoom         KeyKind = "room"
+	KindRoomIndex    KeyKind = "room index"
+	KindIdempotency  KeyKind = "idempotency"
+	KindMeta         KeyKind = "meta"
+	KindSession      KeyKind = "session"
+	KindSessionIdx   KeyKind = "session index"
+	KindMember       KeyKind = "member"
+	KindOutbox       KeyKind = "webhook outbox"
+	KindFailed       KeyKind = "failed webhook"
+	KindRecording    KeyKind = "recording"
+	KindRecordingIdx KeyKind = "recording index"
 )
 
 // CorruptError reports a stored value that could not be decoded: damaged

@@ -47,6 +47,12 @@ func EncodeWebhookEvent(e *recordpb.WebhookEvent) ([]byte, error) { return encod
 // DecodeWebhookEvent parses what EncodeWebhookEvent or FailedRecord returned.
 func DecodeWebhookEvent(v []byte) (*recordpb.WebhookEvent, error) { return decodeWebhookEvent(v) }
 
+// EncodeRecording returns the stored form of a recording.
+func EncodeRecording(r *recordpb.Recording) ([]byte, error) { return encodeRecording(r) }
+
+// DecodeRecording parses what EncodeRecording returned.
+func DecodeRecording(v []byte) (*recordpb.Recording, error) { return decodeRecording(v) }
+
 // FailedRecord checks that e can be kept as a failed delivery (it needs a
 // failed_at that Unix nanoseconds can hold, ErrInvalid otherwise) and
 // returns its failed_at in Unix nanoseconds and the stored form of the

@@ -34,13 +34,18 @@ import (
 //	                                                              schema byte 1, protobuf recordpb.SessionMember
 //	webhook outbox   outbox/<room, escaped>/<dest>/<seq>          schema byte 1, protobuf recordpb.WebhookEvent
 //	failed webhook   whfailed/<newest><delivery id>               schema byte 1, protobuf recordpb.WebhookEvent
-//	(reserved)       rec/                                         for recordings
+//	recording        rec/r/<id>                                   schema byte 1, protobuf recordpb.Recording
+//	rec. listing     rec/all/<newest><id>                         empty
+//	rec. listing     rec/st/<status>/<newest><id>                 empty
+//	rec. listing     rec/room/<room, escaped>/<newest><id>        empty
+//	rec. listing     rec/ses/<session, escaped>/<newest><id>      empty (only with a session)
 //
 // <created> and <joined> are times (a room's created_at, a member's
 // joined_at) in Unix nanoseconds as 8 big-endian bytes with the sign bit
 // flipped, so that byte order is time order (times before 1970 included).
 // <newest> is the same with every bit flipped, so that byte order is newest
-// first (a session's start_time, a failed delivery's failed_at). The id
+// first (a session's start_time, a failed delivery's failed_at, a
+// recording's created_at). The id
 // follows a time unseparated: the time has a fixed width, so the id is
 // everything after it, and entries with the same time sort by id. <status> is
 // the decimal number of the recordpb enum value (numbers, unlike names, never
@@ -72,6 +77,11 @@ const (
 	prefixMember           = "member/"
 	prefixOutbox           = "outbox/"
 	prefixWebhookFailed    = "whfailed/"
+	prefixRecording        = "rec/r/"
+	prefixRecordingAll     = "rec/all/"
+	prefixRecordingSt      = "rec/st/"
+	prefixRecordingRoom    = "rec/room/"
+	prefixRecordingSes     = "rec/ses/"
 
 	// layoutVersion is stored under keyLayout when a database is created.
 	layoutVersion = 1
@@ -277,6 +287,42 @@ func outboxKeyParts(key []byte) (queue []byte, seq uint64, err error) {
 
 func failedKey(failed int64, id string) []byte {
 	return append(appendNewest([]byte(prefixWebhookFailed), failed), id...)
+}
+
+func recordingKey(id string) []byte {
+	return append([]byte(prefixRecording), id...)
+}
+
+// recordingListPrefix is the range of one recording listing index: key is
+// what RecordingQuery.Index returned with idx.
+func recordingListPrefix(idx RecordingIndex, key string) []byte {
+	switch idx {
+	case RecordingsByStatus:
+		return append([]byte(prefixRecordingSt), key+"/"...)
+	case RecordingsByRoom:
+		return append(appendEscaped([]byte(prefixRecordingRoom), key), '/')
+	case RecordingsBySession:
+		return append(appendEscaped([]byte(prefixRecordingSes), key), '/')
+	default:
+		return []byte(prefixRecordingAll)
+	}
+}
+
+// recordingIndexKeys returns the listing entries of r, created at created:
+// three, and a fourth when it has a session.
+func recordingIndexKeys(r *recordpb.Recording, created int64) [][]byte {
+	key := func(idx RecordingIndex, k string) []byte {
+		return append(appendNewest(recordingListPrefix(idx, k), created), r.Id...)
+	}
+	keys := [][]byte{
+		key(RecordingsAll, ""),
+		key(RecordingsByStatus, strconv.FormatInt(int64(r.Status), 10)),
+		key(RecordingsByRoom, r.RoomId),
+	}
+	if r.SessionId != "" {
+		keys = append(keys, key(RecordingsBySession, r.SessionId))
+	}
+	return keys
 }
 
 // prefixEnd returns the smallest key greater than every key with the prefix:

@@ -36,10 +36,23 @@ type Writes struct {
 	// Seq: the events of one room to one endpoint are delivered in the order
 	// of the Apply calls that queued them, and in slice order within a call.
 	Events []*recordpb.WebhookEvent
+	// Chat messages are created (or replaced), keyed by session id and seq;
+	// see ValidateChat for what each needs.
+	Chat []*recordpb.ChatMessage
+	// Recordings are created or replaced. Each needs an id, a room id, a
+	// status other than UNSPECIFIED and a created_at that Unix nanoseconds
+	// can hold; one id appears once.
+	Recordings []*recordpb.Recording
+	// DeleteRecordings are the ids of recordings to delete with their
+	// listing entries; Apply returns ErrNotFound (and writes nothing) if
+	// one is not stored. None can be one of Recordings.
+	DeleteRecordings []string
 }
 
-func (w *Writes) empty() bool {
-	return w.Room == nil && w.DeleteRoom == "" && len(w.Sessions) == 0 && len(w.Members) == 0 && len(w.Events) == 0
+// Empty reports whether w writes nothing.
+func (w *Writes) Empty() bool {
+	return w.Room == nil && w.DeleteRoom == "" && len(w.Sessions) == 0 && len(w.Members) == 0 && len(w.Events) == 0 &&
+		len(w.Recordings) == 0 && len(w.DeleteRecordings) == 0 && len(w.Chat) == 0
 }
 
 // prepared is a validated Writes with its values encoded, except the events,
@@ -49,7 +62,15 @@ type prepared struct {
 	roomCreated int64
 	sessions    []preparedSession
 	members     []keyValue
+	chat        []keyValue
+	recordings  []preparedRecording
 	locks       []string
+}
+
+type preparedRecording struct {
+	r       *recordpb.Recording
+	kv      keyValue
+	created int64
 }
 
 type preparedSession struct {
@@ -65,6 +86,9 @@ type keyValue struct{ key, val []byte }
 // taken) are each written by one Apply at a time.
 func roomLock(id string) string    { return "room/" + id }
 func sessionLock(id string) string { return "session/" + id }
+func recordingLock(id string) string {
+	return "rec/" + id
+}
 func outboxLock(room string) string {
 	return "outbox/" + room
 }
@@ -111,11 +135,40 @@ func (w *Writes) prepare() (*prepared, error) {
 		}
 		p.members = append(p.members, kv)
 	}
+	for _, m := range w.Chat {
+		kv, err := prepareChat(m)
+		if err != nil {
+			return nil, err
+		}
+		p.chat = append(p.chat, kv)
+	}
 	for _, e := range w.Events {
 		if err := validateEvent(e); err != nil {
 			return nil, err
 		}
 		p.locks = append(p.locks, outboxLock(e.RoomId))
+	}
+	recs := make(map[string]bool, len(w.Recordings))
+	for _, r := range w.Recordings {
+		kv, created, err := prepareRecording(r)
+		if err != nil {
+			return nil, err
+		}
+		if recs[r.Id] {
+			return nil, fmt.Errorf("%w: recording %q written twice in one batch", ErrInvalid, r.Id)
+		}
+		recs[r.Id] = true
+		p.recordings = append(p.recordings, preparedRecording{r: r, kv: kv, created: created})
+		p.locks = append(p.locks, recordingLock(r.Id))
+	}
+	for _, id := range w.DeleteRecordings {
+		if id == "" {
+			return nil, fmt.Errorf("%w: recording to delete without id", ErrInvalid)
+		}
+		if recs[id] {
+			return nil, fmt.Errorf("%w: recording %q both put and deleted", ErrInvalid, id)
+		}
+		p.locks = append(p.locks, recordingLock(id))
 	}
 	return p, nil
 }
@@ -178,7 +231,7 @@ func validateEvent(e *recordpb.WebhookEvent) error {
 // writers of the same room or session are ordered. An empty Writes does
 // nothing.
 func (s *Store) Apply(ctx context.Context, w Writes) error {
-	if w.empty() {
+	if w.Empty() {
 		return ctx.Err()
 	}
 	p, err := w.prepare()
@@ -255,9 +308,9 @@ func (s *Store) Apply(ctx context.Context, w Writes) error {
 			})
 		}
 	}
-	for _, m := range p.members {
+	for _, m := range append(p.members, p.chat...) {
 		if err := b.Set(m.key, m.val, nil); err != nil {
-			return fmt.Errorf("persistence: put member: %w", err)
+			return fmt.Errorf("persistence: put member or chat: %w", err)
 		}
 	}
 	for _, e := range w.Events {
@@ -276,6 +329,9 @@ func (s *Store) Apply(ctx context.Context, w Writes) error {
 	}
 	if n := len(w.Events); n > 0 {
 		counts = append(counts, func() { s.webhookCounts.add(n, 0) })
+	}
+	if err := s.writeRecordings(b, p, w.DeleteRecordings); err != nil {
+		return err
 	}
 
 	// No lock is held across Commit but those of the records written:

@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/troupe-media/troupe/rtc/turnserver"
 )
 
 // DefaultBindAddr keeps media on the local machine unless told otherwise,
@@ -13,12 +15,19 @@ import (
 const DefaultBindAddr = "127.0.0.1"
 
 // Config configures an Engine. The zero value is valid: an ephemeral UDP
-// port on 127.0.0.1 and no STUN or TURN servers.
+// port on 127.0.0.1, no ICE over TCP and no STUN or TURN servers.
 type Config struct {
 	// UDPPort is the one UDP port every peer connection uses (the ICE UDP
 	// mux; --rtc-udp-port). Zero picks a free port, for tests.
 	UDPPort int
-	// BindAddr is the address the UDP port is bound to (--rtc-bind).
+	// TCP offers ICE over TCP besides UDP: one TCP port (TCPPort) shared
+	// by every peer connection, offered as a passive TCP candidate, so
+	// that a client whose UDP is blocked still connects. Default false.
+	TCP bool
+	// TCPPort is the ICE TCP port when TCP is set (--rtc-tcp-port). Zero
+	// picks a free port, for tests.
+	TCPPort int
+	// BindAddr is the address the UDP (and TCP) port is bound to (--rtc-bind).
 	// Empty means DefaultBindAddr; "0.0.0.0" listens on every interface.
 	BindAddr string
 	// AnnounceIPs replace the host candidates' addresses in what the
@@ -29,9 +38,18 @@ type Config struct {
 	ICEURLs []string
 	// TURNUsername and TURNCredential go with the TURN URLs.
 	TURNUsername, TURNCredential string
+	// TURN, if set, runs the built-in TURN server, whose URLs and
+	// credentials of their own ICEServers hands to each client. The engine
+	// fills its BindAddr (default BindAddr), its RelayIP (default the first
+	// AnnounceIPs, else BindAddr), its Peers (the engine's UDP port on its
+	// addresses: the relays reach nothing else) and its loggers.
+	TURN *turnserver.Config
 	// LoopbackOnly keeps every ICE candidate on loopback, IPv4 UDP only,
 	// so that tests never touch a real network.
 	LoopbackOnly bool
+	// NoBandwidthEstimation turns off the estimate of each subscriber's
+	// bandwidth (estimator.go) and the layer choice it drives.
+	NoBandwidthEstimation bool
 	// Logger receives the engine's and pion's logs; slog.Default() if nil.
 	Logger *slog.Logger
 }
@@ -69,6 +87,9 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.UDPPort < 0 || cfg.UDPPort > 65535 {
 		return &ConfigError{Field: "UDPPort", Value: strconv.Itoa(cfg.UDPPort), Reason: "must be 0..65535"}
+	}
+	if cfg.TCPPort < 0 || cfg.TCPPort > 65535 {
+		return &ConfigError{Field: "TCPPort", Value: strconv.Itoa(cfg.TCPPort), Reason: "must be 0..65535"}
 	}
 	for _, ip := range cfg.AnnounceIPs {
 		if net.ParseIP(ip) == nil {

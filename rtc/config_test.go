@@ -19,6 +19,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bind to a name", Config{BindAddr: "localhost"}, "BindAddr", `--x "localhost": not an IP address`},
 		{"negative port", Config{UDPPort: -1}, "UDPPort", "--x -1: must be 0..65535"},
 		{"port too big", Config{UDPPort: 65536}, "UDPPort", "--x 65536: must be 0..65535"},
+		{"tcp port too big", Config{TCP: true, TCPPort: 65536}, "TCPPort", "--x 65536: must be 0..65535"},
+		{"tcp port negative", Config{TCPPort: -1}, "TCPPort", "--x -1: must be 0..65535"},
 		{"announce a name", Config{AnnounceIPs: []string{"1.2.3.4", "example.com"}}, "AnnounceIPs", `--x "example.com": not an IP address`},
 		{"url without host", Config{ICEURLs: []string{"stun:"}}, "ICEURLs", `--x "stun:": want scheme:host[:port]`},
 		{"url with a web scheme", Config{ICEURLs: []string{"https://h"}}, "ICEURLs", `--x "https://h": want scheme:host[:port]`},

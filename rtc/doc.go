@@ -1,5 +1,6 @@
 // Package rtc is Troupe's media data plane: the one pion API the server uses
-// for every peer connection (codecs, interceptors, the ICE UDP mux), and the
+// for every peer connection (codecs, interceptors, the ICE UDP and TCP muxes,
+// the built-in TURN server of rtc/turnserver when configured), and the
 // forwarding fast path that carries a publisher's RTP to its subscribers.
 //
 // An Engine makes peer connections. A Peer owns one client's connection
@@ -37,6 +38,14 @@
 // Track tells its owner which layers anyone wants (OnLayersNeeded), so
 // that the publisher may stop encoding the others.
 //
+// Each subscriber's connection estimates its bandwidth (estimator.go:
+// pion's GCC on the client's transport-cc feedback, or the client's REMB)
+// while it receives a track in layers, and its Peer shares the estimate
+// among its down-tracks (layerchoice.go): each gets the highest layer
+// that fits under its other caps, down at once, up after a hold; a
+// simulcast track whose lowest layer does not fit is paused, and the
+// owner told (TrackPausedEvent).
+//
 // A fan-out writer also sends its down-tracks' RTCP sender reports, once a
 // second, from what they already know; pion's per-packet sender-report
 // interceptor is not used.
@@ -54,7 +63,14 @@
 // with one sendmmsg (udpbatch_linux.go); one goroutine at a time sends the
 // batches, in the order they filled, so that no subscriber gets a packet
 // before the one its writer wrote first. Every connection presents the
-// engine's one DTLS certificate.
+// engine's one DTLS certificate. With Config.TCP, one TCP port (pion's ICE
+// TCP mux) is offered too, as a passive candidate, for clients whose UDP
+// is blocked; a subscriber on it is written through pion's TCP framing
+// rather than the batched UDP sends.
+//
+// A Forwarder may also have one Sink (sink.go), which gets every packet it
+// forwards on the read loop, without a lock: a recording (rtc/recorder,
+// fed by the room's actor) is one more subscriber of the track that way.
 //
 // The package knows nothing of actors or HTTP: the participant actors drive
 // their Peers and Forwarders through the exported methods and learn what

@@ -65,7 +65,12 @@ type DownTrack struct {
 	targetLayer atomic.Int32
 	maxSize     atomic.Int32
 	limits      atomic.Pointer[LayerLimits] // SetLimits; nil for none
-	bound       atomic.Pointer[binding]
+	// bweCap is the highest layer the bandwidth estimate pays for, plus
+	// one (0 for no cap); bwePaused is set when it pays for none, and
+	// nothing is sent (layerchoice.go).
+	bweCap    atomic.Int32
+	bwePaused atomic.Bool
+	bound     atomic.Pointer[binding]
 	// ready is set once the subscriber's connection can take media: its
 	// owner said so (TransportReady) or a write went through. Until then
 	// a keyframe request would bring a keyframe nobody can receive.
@@ -330,6 +335,10 @@ func (dt *DownTrack) sendLocked(p *packet, now time.Time) (left *Forwarder) {
 	dt.wmu.Lock()
 	defer dt.wmu.Unlock()
 	if dt.w.stopped {
+		return nil
+	}
+	if dt.bwePaused.Load() {
+		dt.ctr.drops[DropBandwidth].Add(1)
 		return nil
 	}
 	b := dt.bound.Load()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +24,8 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/troupe-media/troupe/rtc/turnserver"
 )
 
 // Engine is the server's one pion API: the codecs and RTCP feedback it
@@ -32,11 +35,24 @@ type Engine struct {
 	api  *webrtc.API
 	conn net.PacketConn
 	mux  io.Closer
+	// tcp is the ICE TCP port's listener and tcpMux its mux; nil
+	// without ICE over TCP.
+	tcp    net.Listener
+	tcpMux io.Closer
+	// turn is the built-in TURN server; nil without it.
+	turn *turnserver.Server
 	// sends batches the fan-out writers' datagrams; nil where the
 	// platform cannot.
 	sends sendBatcher
 	cfg   Config
 	log   *slog.Logger
+	// bwe makes each connection's bandwidth estimator; nil when the
+	// engine estimates nothing.
+	bwe *estimatorFactory
+	// pcMu makes a connection and claims its estimator as one step: the
+	// estimator is found by the connection's id, which pion makes from
+	// the clock and which two connections made at once could share.
+	pcMu sync.Mutex
 
 	mu     sync.Mutex // guards the following
 	closed bool
@@ -60,13 +76,20 @@ const (
 	withNACKGenerator interceptorSet = 1 << iota
 	withReceiverReports
 	withTWCC
+	// withBWE estimates each connection's bandwidth from the client's
+	// feedback on what the server sends (estimator.go).
+	withBWE
 
-	defaultInterceptors = withNACKGenerator | withReceiverReports | withTWCC
+	defaultInterceptors = withNACKGenerator | withReceiverReports | withTWCC | withBWE
 )
 
 // NewEngine opens the UDP port and builds the pion API.
 func NewEngine(cfg Config) (*Engine, error) {
-	return newEngine(cfg, defaultInterceptors)
+	set := defaultInterceptors
+	if cfg.NoBandwidthEstimation {
+		set &^= withBWE
+	}
+	return newEngine(cfg, set)
 }
 
 func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
@@ -78,8 +101,13 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 	if err := registerCodecs(m); err != nil {
 		return nil, fmt.Errorf("rtc: register codecs: %w", err)
 	}
+	logs := pionLoggerFactory{l: cfg.Logger}
 	reg := &interceptor.Registry{}
-	if err := registerInterceptors(reg, set); err != nil {
+	var bwe *estimatorFactory
+	if set&withBWE != 0 {
+		bwe = newEstimatorFactory(logs)
+	}
+	if err := registerInterceptors(reg, set, bwe); err != nil {
 		return nil, fmt.Errorf("rtc: register interceptors: %w", err)
 	}
 
@@ -88,7 +116,6 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rtc: listen on UDP %s: %w", addr, err)
 	}
-	logs := pionLoggerFactory{l: cfg.Logger}
 	shared := newSharedUDPConn(conn, cfg.Logger)
 	mux := webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), shared)
 
@@ -110,10 +137,30 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 		return nil, fmt.Errorf("rtc: network interfaces: %w", err)
 	}
 	s.SetNet(hostNet)
+	e := &Engine{conn: conn, mux: mux, cfg: cfg, log: cfg.Logger, bwe: bwe}
+	if cfg.TCP {
+		tcpAddr := net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.TCPPort))
+		e.tcp, err = net.Listen("tcp", tcpAddr)
+		if err != nil {
+			_ = mux.Close()
+			return nil, fmt.Errorf("rtc: listen on TCP %s: %w", tcpAddr, err)
+		}
+		tcpMux := webrtc.NewICETCPMux(logs.NewLogger("tcpmux"), e.tcp, tcpReadBufferPackets)
+		e.tcpMux = tcpMux
+		s.SetICETCPMux(tcpMux)
+	}
+	// pion gathers UDP only unless told otherwise.
+	types := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if cfg.TCP {
+		types = append(types, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
 	if cfg.LoopbackOnly {
 		s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-		s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		types = slices.DeleteFunc(types, func(t webrtc.NetworkType) bool {
+			return t == webrtc.NetworkTypeUDP6 || t == webrtc.NetworkTypeTCP6
+		})
 	}
+	s.SetNetworkTypes(types)
 	if len(cfg.AnnounceIPs) > 0 {
 		err := s.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
 			External:        cfg.AnnounceIPs,
@@ -121,25 +168,114 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 			Mode:            webrtc.ICEAddressRewriteReplace,
 		})
 		if err != nil {
-			_ = mux.Close()
+			_ = e.closePorts()
 			return nil, fmt.Errorf("%w: announce addresses: %w", ErrBadConfig, err)
 		}
 	}
-	sends, _ := shared.(sendBatcher)
-	e := &Engine{
-		sends: sends,
-		api: webrtc.NewAPI(
-			webrtc.WithMediaEngine(m),
-			webrtc.WithInterceptorRegistry(reg),
-			webrtc.WithSettingEngine(s),
-		),
-		conn: conn,
-		mux:  mux,
-		cfg:  cfg,
-		log:  cfg.Logger,
+	if cfg.TURN != nil {
+		if e.turn, err = startTURN(cfg, conn.LocalAddr().(*net.UDPAddr).AddrPort().Port(), logs); err != nil {
+			_ = e.closePorts()
+			return nil, err
+		}
 	}
-	e.log.Info("rtc engine listening", "udp", conn.LocalAddr().String(), "announce", cfg.AnnounceIPs)
+	e.sends, _ = shared.(sendBatcher)
+	e.api = webrtc.NewAPI(
+		webrtc.WithMediaEngine(m),
+		webrtc.WithInterceptorRegistry(reg),
+		webrtc.WithSettingEngine(s),
+	)
+	var tcpAddr string
+	if e.tcp != nil {
+		tcpAddr = e.tcp.Addr().String()
+	}
+	e.log.Info("rtc engine listening", "udp", conn.LocalAddr().String(), "tcp", tcpAddr, "announce", cfg.AnnounceIPs)
 	return e, nil
+}
+
+// tcpReadBufferPackets is how many packets the ICE TCP mux queues per
+// connection before its reader waits for the peer connection to read.
+const tcpReadBufferPackets = 64
+
+// startTURN starts the built-in TURN server of cfg, whose relays send to
+// the engine's UDP port, udpPort, on the engine's addresses only.
+func startTURN(cfg Config, udpPort uint16, logs pionLoggerFactory) (*turnserver.Server, error) {
+	tc := *cfg.TURN
+	if tc.BindAddr == "" {
+		tc.BindAddr = cfg.BindAddr
+	}
+	if tc.RelayIP == "" {
+		if len(cfg.AnnounceIPs) > 0 {
+			tc.RelayIP = cfg.AnnounceIPs[0]
+		} else if ip := net.ParseIP(cfg.BindAddr); ip != nil && !ip.IsUnspecified() {
+			tc.RelayIP = cfg.BindAddr
+		} else {
+			return nil, &ConfigError{Field: "TURN.RelayIP", Reason: "required when the media port binds every interface and no address is announced"}
+		}
+	}
+	ips, err := mediaIPs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	tc.Peers = nil
+	for _, ip := range ips {
+		tc.Peers = append(tc.Peers, netip.AddrPortFrom(ip, udpPort))
+	}
+	tc.LoggerFactory = logs
+	tc.Logger = cfg.Logger.With("component", "turn")
+	s, err := turnserver.New(tc)
+	if err != nil {
+		return nil, fmt.Errorf("rtc: TURN server: %w", err)
+	}
+	return s, nil
+}
+
+// mediaIPs are the addresses the engine's UDP port is reached at: the
+// bound one, or every interface's when it binds them all, and the
+// announced ones.
+func mediaIPs(cfg Config) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, s := range cfg.AnnounceIPs {
+		if ip, err := netip.ParseAddr(s); err == nil {
+			out = append(out, ip.Unmap())
+		}
+	}
+	bind, err := netip.ParseAddr(cfg.BindAddr)
+	if err != nil {
+		return nil, &ConfigError{Field: "BindAddr", Value: fmt.Sprintf("%q", cfg.BindAddr), Reason: "not an IP address"}
+	}
+	if !bind.IsUnspecified() {
+		return append(out, bind.Unmap()), nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("rtc: network interfaces: %w", err)
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out, nil
+}
+
+// closePorts closes the TURN server, the UDP mux and the TCP mux, which
+// close their sockets.
+func (e *Engine) closePorts() error {
+	var errs []error
+	if e.turn != nil {
+		if err := e.turn.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := e.mux.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("rtc: close UDP mux: %w", err))
+	}
+	if e.tcpMux != nil {
+		if err := e.tcpMux.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("rtc: close TCP mux: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Video RTCP feedback: NACK for losses, PLI and FIR for keyframes, and
@@ -230,13 +366,15 @@ func registerCodecs(m *webrtc.MediaEngine) error {
 // more, all on the receiving side: NACK generation, receiver reports and
 // transport-cc feedback (the publisher's congestion control). Each starts
 // its ticker only once the connection receives a stream (lazyFactory).
-// Nothing is added on the sending side. pion's NACK responder would copy
+// On the sending side, only the bandwidth estimator (bwe, when set),
+// which writes the transport-cc header extension it needs while it is
+// active. pion's NACK responder would copy
 // every packet sent to every subscriber, where the per-track packet cache
 // answers NACKs for all of them with one copy; and its sender reports would
 // take a lock and read the clock per packet and run a ticker per
 // subscriber, where the fan-out writers send them from what the down-tracks
 // already know (DownTrack.senderReport).
-func registerInterceptors(reg *interceptor.Registry, set interceptorSet) error {
+func registerInterceptors(reg *interceptor.Registry, set interceptorSet, bwe *estimatorFactory) error {
 	receiving := func(f interceptor.Factory, err error) error {
 		if err != nil {
 			return err
@@ -259,6 +397,9 @@ func registerInterceptors(reg *interceptor.Registry, set interceptorSet) error {
 			return err
 		}
 	}
+	if bwe != nil {
+		reg.Add(bwe) // it writes the transport-cc extension itself
+	}
 	return nil
 }
 
@@ -277,22 +418,44 @@ func (e *Engine) sendBatcher() sendBatcher {
 // LocalAddr returns the address of the shared UDP port.
 func (e *Engine) LocalAddr() net.Addr { return e.conn.LocalAddr() }
 
+// TCPAddr returns the address of the ICE TCP port, or nil without ICE
+// over TCP.
+func (e *Engine) TCPAddr() net.Addr {
+	if e.tcp == nil {
+		return nil
+	}
+	return e.tcp.Addr()
+}
+
 // NewPeerConnection returns a peer connection on the shared UDP port, with
 // every media in one bundle.
 func (e *Engine) NewPeerConnection() (*webrtc.PeerConnection, error) {
+	pc, _, err := e.newPeerConnection()
+	return pc, err
+}
+
+// newPeerConnection is NewPeerConnection that also returns the
+// connection's bandwidth estimator, nil when the engine makes none.
+func (e *Engine) newPeerConnection() (*webrtc.PeerConnection, *estimator, error) {
 	cert, err := e.certificate()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	e.pcMu.Lock()
+	defer e.pcMu.Unlock()
 	pc, err := e.api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
 		Certificates:  []webrtc.Certificate{*cert},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("rtc: new peer connection: %w", err)
+		return nil, nil, fmt.Errorf("rtc: new peer connection: %w", err)
 	}
-	return pc, nil
+	var est *estimator
+	if e.bwe != nil {
+		est = e.bwe.claim(pc.ID())
+	}
+	return pc, est, nil
 }
 
 // certificate returns the shared DTLS certificate, renewed if it expires
@@ -318,9 +481,17 @@ func (e *Engine) certificate() (*webrtc.Certificate, error) {
 	return cert, nil
 }
 
-// ICEServers returns the STUN and TURN servers to hand to clients.
-func (e *Engine) ICEServers() []webrtc.ICEServer {
+// TURN returns the built-in TURN server, or nil.
+func (e *Engine) TURN() *turnserver.Server { return e.turn }
+
+// ICEServers returns the STUN and TURN servers to hand to a client: those
+// configured, and the built-in TURN server with credentials for user (a
+// participant id), valid for its credential TTL from now.
+func (e *Engine) ICEServers(user string) []webrtc.ICEServer {
 	var out []webrtc.ICEServer
+	if e.turn != nil {
+		out = append(out, e.turn.ICEServers(user)...)
+	}
 	for _, u := range e.cfg.ICEURLs {
 		s := webrtc.ICEServer{URLs: []string{u}}
 		if scheme, _, _ := strings.Cut(u, ":"); scheme == "turn" || scheme == "turns" {
@@ -332,7 +503,7 @@ func (e *Engine) ICEServers() []webrtc.ICEServer {
 	return out
 }
 
-// Close closes the shared UDP port. Close the peer connections first: once
+// Close closes the shared UDP and TCP ports. Close the peer connections first: once
 // the port is gone they can no longer send or receive.
 func (e *Engine) Close() error {
 	e.mu.Lock()
@@ -341,10 +512,7 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
-	if err := e.mux.Close(); err != nil {
-		return fmt.Errorf("rtc: close UDP mux: %w", err)
-	}
-	return nil
+	return e.closePorts()
 }
 
 // Codec negotiation of the sections that send a track to a subscriber.

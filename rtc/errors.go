@@ -32,6 +32,12 @@ var (
 	ErrNoCommonCodec = errors.New("rtc: no codec in common")
 	// ErrReadLoopPanic wraps a panic recovered in a read loop or writer.
 	ErrReadLoopPanic = errors.New("rtc: panic in media goroutine")
+	// ErrBadDataMessage wraps every refusal of a data message's framing.
+	ErrBadDataMessage = errors.New("rtc: bad data message")
+	// ErrDataTooLarge is a data message over its channel's limit.
+	ErrDataTooLarge = errors.New("rtc: data message too large")
+	// ErrUnknownTarget is a data message for a participant not in the room.
+	ErrUnknownTarget = errors.New("rtc: data message for an unknown participant")
 
 	errShortPacket = errors.New("rtc: packet too short")
 	errBadVersion  = errors.New("rtc: not RTP version 2")

@@ -118,6 +118,8 @@ type Forwarder struct {
 	// subs is the subscriber set, replaced as a whole under mu and read
 	// without a lock by the read loop and the writers.
 	subs atomic.Pointer[subscriberSet]
+	// sink, when set, gets every packet forwarded (sink.go).
+	sink atomic.Pointer[Sink]
 
 	mu          sync.Mutex // guards closed and writersDone, and serializes changes to subs
 	closed      bool
@@ -484,6 +486,9 @@ func (f *Forwarder) forward(p *packet, n int) {
 		f.ctr.drops[DropMuted].Add(1)
 		packetPool.Put(p)
 		return
+	}
+	if s := f.sink.Load(); s != nil {
+		(*s).WriteRTP(p.buf[:n])
 	}
 
 	set := f.subs.Load()

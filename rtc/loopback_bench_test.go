@@ -81,8 +81,9 @@ func benchLoopback(b *testing.B, set interceptorSet, nSubs int, batched bool) {
 	defer f.Close()
 	var got atomic.Int64 // packets the subscribers read
 	for i := 0; i < nSubs; i++ {
-		ss, _ := engine.NewPeerConnection()
+		ss, est, _ := engine.newPeerConnection()
 		defer ss.Close()
+		est.setActive(true) // as for a subscriber of a simulcast track
 		dt, _ := NewDownTrack(DownTrackConfig{ID: "v", StreamID: "p", Codec: f.Codec().RTPCodecCapability})
 		defer dt.Close()
 		if _, err := ss.AddTrack(dt); err != nil {
@@ -132,4 +133,21 @@ func benchLoopback(b *testing.B, set interceptorSet, nSubs int, batched bool) {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(received), "cpu-us/forward")
 	}
 	b.ReportMetric(float64(received)/float64(want), "delivered")
+}
+
+// BenchmarkLoopbackBWE is BenchmarkLoopbackSRTP at 50 subscribers with
+// the bandwidth estimator on (the default, and active, as for subscribers
+// of a simulcast track) and off: what the transport-cc header extension,
+// the estimator's record of each packet sent, the feedback and the
+// clients' making of it cost per forwarded packet.
+func BenchmarkLoopbackBWE(b *testing.B) {
+	for _, v := range []struct {
+		name string
+		set  interceptorSet
+	}{
+		{"bwe=on", defaultInterceptors},
+		{"bwe=off", defaultInterceptors &^ withBWE},
+	} {
+		b.Run(v.name, func(b *testing.B) { benchLoopback(b, v.set, 50, true) })
+	}
 }

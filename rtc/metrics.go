@@ -30,6 +30,7 @@ type Metrics struct {
 	keyframeReceived, keyframeSent           *prometheus.Desc
 	catchUps                                 *prometheus.Desc
 	layerSwitches                            *prometheus.Desc
+	bwe                                      bandwidthMetrics
 }
 
 // NewMetrics returns an empty collector.
@@ -54,6 +55,7 @@ func NewMetrics() *Metrics {
 		keyframeSent:     d("keyframe_requests_sent_total", "PLIs sent to publishers after throttling."),
 		catchUps:         d("keyframe_catch_ups_total", "Subscriber streams started from a cached keyframe instead of a new one."),
 		layerSwitches:    d("layer_switches_total", "Subscribers' moves from one simulcast layer to another, each on the new layer's keyframe, by direction: to a larger picture, a smaller one, or unknown when a layer's size is not known.", "direction"),
+		bwe:              newBandwidthMetrics(d),
 	}
 }
 
@@ -65,6 +67,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	} {
 		ch <- d
 	}
+	m.bwe.describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -105,6 +108,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.layerSwitches, out.LayerSwitchesUp, "up")
 	counter(m.layerSwitches, out.LayerSwitchesDown, "down")
 	counter(m.layerSwitches, out.LayerSwitches-out.LayerSwitchesUp-out.LayerSwitchesDown, "unknown")
+	m.bwe.collect(ch)
 }
 
 // DownTracks returns the number of down-tracks: one per subscriber per

@@ -9,6 +9,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/troupe-media/troupe/internal/clock"
 )
 
 // PeerMode is how a Peer's client negotiates.
@@ -200,6 +202,10 @@ type Peer struct {
 	iceUp bool
 	// maxSize caps the layers of every down-track (SetMaxSize).
 	maxSize int
+	// est is the connection's bandwidth estimator, nil when the engine
+	// makes none; bwe shares its estimate among the down-tracks.
+	est *estimator
+	bwe *allocator
 }
 
 // sendTrack is a down-track on the connection.
@@ -236,12 +242,16 @@ func NewPeer(cfg PeerConfig) (*Peer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	pc, err := cfg.Engine.NewPeerConnection()
+	pc, est, err := cfg.Engine.newPeerConnection()
 	if err != nil {
 		return nil, err
 	}
+	var bwe *allocator
+	if est != nil {
+		bwe = newAllocator(est, clock.System{}, cfg.Metrics)
+	}
 	return &Peer{
-		pc: pc, mode: cfg.Mode, cfg: cfg, log: cfg.Logger,
+		pc: pc, mode: cfg.Mode, cfg: cfg, log: cfg.Logger, est: est, bwe: bwe,
 		h:       PeerHandlers{}.withDefaults(),
 		sends:   make(map[string]*sendTrack),
 		ownMids: make(map[string]bool),
@@ -252,6 +262,7 @@ func NewPeer(cfg PeerConfig) (*Peer, error) {
 func (p *Peer) Start(h PeerHandlers) {
 	p.h = h.withDefaults()
 	on := p.h.OnEvent
+	p.bwe.setNotify(on)
 	p.pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		on(TrackEvent{Track: t, Receiver: r})
 	})
@@ -296,6 +307,7 @@ func (p *Peer) ICEConnectionState() webrtc.ICEConnectionState { return p.pc.ICEC
 
 // Close closes every down-track and the connection.
 func (p *Peer) Close() error {
+	p.bwe.close()
 	for _, s := range p.allSends() {
 		p.closeDownTrack(s.dt)
 	}
@@ -604,6 +616,7 @@ func (p *Peer) dropSend(id string) {
 
 // closeDownTrack detaches dt from its source and closes it.
 func (p *Peer) closeDownTrack(dt *DownTrack) {
+	p.bwe.remove(dt)
 	if err := dt.Close(); err != nil {
 		p.log.Debug("close down-track", "err", err)
 	}
@@ -667,6 +680,7 @@ func (p *Peer) newDownTrack(id, streamID string, codec webrtc.RTPCodecCapability
 	}
 	p.h.OnDownTrack(dt)
 	dt.SetMaxSize(p.maxSize)
+	p.bwe.add(dt)
 	if p.pc.ConnectionState() == webrtc.PeerConnectionStateConnected {
 		dt.TransportReady() // a track added to a connection that is up
 	}

@@ -40,6 +40,7 @@ type peerOwner struct {
 
 	mu        sync.Mutex // guards the following
 	closedDTs []*DownTrack
+	paused    []TrackPausedEvent
 	// toClient are the server's candidates the client has not taken yet:
 	// it needs a remote description first, as a browser does.
 	toClient []webrtc.ICECandidateInit
@@ -49,7 +50,13 @@ type peerOwner struct {
 // made with api.
 func newPeerOwner(t *testing.T, engine *Engine, api *webrtc.API) *peerOwner {
 	t.Helper()
-	peer, err := NewPeer(PeerConfig{Engine: engine, Mode: PeerSignaling})
+	return newPeerOwnerWith(t, PeerConfig{Engine: engine, Mode: PeerSignaling}, api)
+}
+
+// newPeerOwnerWith is newPeerOwner of a Peer made with cfg.
+func newPeerOwnerWith(t *testing.T, cfg PeerConfig, api *webrtc.API) *peerOwner {
+	t.Helper()
+	peer, err := NewPeer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,6 +153,10 @@ func (o *peerOwner) observe(ev PeerEvent) {
 		if ev.State == webrtc.PeerConnectionStateConnected {
 			o.connectedOnce.Do(func() { close(o.connected) })
 		}
+	case TrackPausedEvent:
+		o.mu.Lock()
+		o.paused = append(o.paused, ev)
+		o.mu.Unlock()
 	case FailureEvent:
 		o.t.Errorf("peer failure: %v", ev.Err)
 	}

@@ -392,10 +392,15 @@ func (t *Track) announceLocked() {
 	}
 }
 
-// targetOf is the layer dt should get if it arrives: its target, lowered
-// to fit its caps (the room's, its own) and the size it renders at. t.mu
-// is held.
+// targetOf is the layer dt should get if it arrives: its ceiling, lowered
+// to what its bandwidth estimate pays for (layerchoice.go). t.mu is held.
 func (t *Track) targetOf(dt *DownTrack) int {
+	return t.bandwidthLimit(dt, t.ceilingOf(dt))
+}
+
+// ceilingOf is dt's target, lowered to fit its caps (the room's, its own)
+// and the size it renders at. t.mu is held.
+func (t *Track) ceilingOf(dt *DownTrack) int {
 	target := int(dt.targetLayer.Load())
 	lines := int(dt.maxSize.Load())
 	if l := dt.limits.Load(); l != nil {

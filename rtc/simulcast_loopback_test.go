@@ -1,7 +1,6 @@
 package rtc
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"time"
@@ -55,35 +54,9 @@ func layersIn(packets []sentPacket) []int {
 // sequence numbers, timestamps and picture ids continuous packet by
 // packet.
 func TestLoopbackSimulcast(t *testing.T) {
-	engine := testEngine(t, defaultInterceptors)
-	t.Cleanup(func() { _ = engine.Close() })
-	api, err := rtctest.ClientAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	ctx, stop := context.WithCancel(context.Background())
-	t.Cleanup(wg.Wait)
-	t.Cleanup(stop)
+	engine, api, ctx, wg := loopbackRig(t)
 
-	pub := newPeerOwner(t, engine, api)
-	camera, err := rtctest.AddSimulcast(pub.client, "PA_pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub.clientOffer()
-	pub.waitConnected()
-	if err := camera.Negotiated(pub.client); err != nil {
-		t.Fatal(err)
-	}
-	for i := range rtctest.SimulcastRIDs {
-		wg.Go(func() { camera.ServeKeyframeRequests(i) })
-	}
-	wg.Go(func() {
-		if err := camera.Run(ctx, 20*time.Millisecond); err != nil {
-			t.Errorf("publish: %v", err)
-		}
-	})
+	pub, camera := simulcastPublisher(ctx, t, wg, engine, api, 20*time.Millisecond, nil)
 
 	// The server's side: one Forwarder per layer, one Track of them.
 	var track *Track
@@ -124,6 +97,7 @@ func TestLoopbackSimulcast(t *testing.T) {
 		o.clientOffer()
 		o.waitConnected()
 		var dt *DownTrack
+		var err error
 		o.call(func() {
 			if err = o.peer.AddSource("TR_cam", "PA_pub", track); err == nil {
 				dt = o.peer.sends["TR_cam"].dt

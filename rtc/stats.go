@@ -37,13 +37,16 @@ const (
 	// before that layer's keyframe; the down-track goes on with its old
 	// layer meanwhile.
 	DropSwitchPending
+	// DropBandwidth: the subscriber's bandwidth estimate does not pay for
+	// the track's lowest layer; the track is paused for it.
+	DropBandwidth
 
 	numDropReasons
 )
 
 var dropReasonNames = [numDropReasons]string{
 	"queue_full", "wait_keyframe", "unbound", "write_error", "stale_source", "malformed", "payload_type", "muted",
-	"not_ready", "switch_pending",
+	"not_ready", "switch_pending", "bandwidth",
 }
 
 func (r DropReason) String() string {

@@ -351,15 +351,18 @@ func (x *Error) GetField() string {
 }
 
 // RoomPatch: every field is optional. A field named in clear is reset to
-// null (join_from, join_until, remove_after_seconds_elapsed, webhook, auto_close).
+// null (join_from, join_until, remove_after_seconds_elapsed, webhook, auto_close,
+// auto_start).
 type RoomPatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          *string                `protobuf:"bytes,1,opt,name=name,proto3,oneof" json:"name,omitempty"`
-	DisplayName   *string                `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3,oneof" json:"display_name,omitempty"`
-	Config        *ConfigPatch           `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
-	Webhook       *recordpb.Webhook      `protobuf:"bytes,4,opt,name=webhook,proto3" json:"webhook,omitempty"`
-	AutoClose     *recordpb.AutoClose    `protobuf:"bytes,5,opt,name=auto_close,json=autoClose,proto3" json:"auto_close,omitempty"`
-	Clear         []string               `protobuf:"bytes,6,rep,name=clear,proto3" json:"clear,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        *string                `protobuf:"bytes,1,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	DisplayName *string                `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3,oneof" json:"display_name,omitempty"`
+	Config      *ConfigPatch           `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
+	Webhook     *recordpb.Webhook      `protobuf:"bytes,4,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	AutoClose   *recordpb.AutoClose    `protobuf:"bytes,5,opt,name=auto_close,json=autoClose,proto3" json:"auto_close,omitempty"`
+	Clear       []string               `protobuf:"bytes,6,rep,name=clear,proto3" json:"clear,omitempty"`
+	// Replaces the room's auto_start as a whole.
+	AutoStart     *recordpb.AutoStart `protobuf:"bytes,7,opt,name=auto_start,json=autoStart,proto3" json:"auto_start,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -436,6 +439,13 @@ func (x *RoomPatch) GetClear() []string {
 	return nil
 }
 
+func (x *RoomPatch) GetAutoStart() *recordpb.AutoStart {
+	if x != nil {
+		return x.AutoStart
+	}
+	return nil
+}
+
 type ConfigPatch struct {
 	state                     protoimpl.MessageState `protogen:"open.v1"`
 	MaxParticipants           *uint32                `protobuf:"varint,1,opt,name=max_participants,json=maxParticipants,proto3,oneof" json:"max_participants,omitempty"`
@@ -452,6 +462,12 @@ type ConfigPatch struct {
 	Fps                       *uint32                `protobuf:"varint,12,opt,name=fps,proto3,oneof" json:"fps,omitempty"`
 	Layout                    *string                `protobuf:"bytes,13,opt,name=layout,proto3,oneof" json:"layout,omitempty"`
 	ToneOnEntryAndExit        *bool                  `protobuf:"varint,14,opt,name=tone_on_entry_and_exit,json=toneOnEntryAndExit,proto3,oneof" json:"tone_on_entry_and_exit,omitempty"`
+	RemoveAt                  *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=remove_at,json=removeAt,proto3" json:"remove_at,omitempty"`
+	RoomJoinVideoOff          *bool                  `protobuf:"varint,16,opt,name=room_join_video_off,json=roomJoinVideoOff,proto3,oneof" json:"room_join_video_off,omitempty"`
+	UserJoinVideoOff          *bool                  `protobuf:"varint,17,opt,name=user_join_video_off,json=userJoinVideoOff,proto3,oneof" json:"user_join_video_off,omitempty"`
+	PrioritizeHandraise       *bool                  `protobuf:"varint,18,opt,name=prioritize_handraise,json=prioritizeHandraise,proto3,oneof" json:"prioritize_handraise,omitempty"`
+	SyncAudioVideo            *bool                  `protobuf:"varint,19,opt,name=sync_audio_video,json=syncAudioVideo,proto3,oneof" json:"sync_audio_video,omitempty"`
+	EnableRoomPreviews        *bool                  `protobuf:"varint,20,opt,name=enable_room_previews,json=enableRoomPreviews,proto3,oneof" json:"enable_room_previews,omitempty"`
 	unknownFields             protoimpl.UnknownFields
 	sizeCache                 protoimpl.SizeCache
 }
@@ -584,6 +600,48 @@ func (x *ConfigPatch) GetToneOnEntryAndExit() bool {
 	return false
 }
 
+func (x *ConfigPatch) GetRemoveAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RemoveAt
+	}
+	return nil
+}
+
+func (x *ConfigPatch) GetRoomJoinVideoOff() bool {
+	if x != nil && x.RoomJoinVideoOff != nil {
+		return *x.RoomJoinVideoOff
+	}
+	return false
+}
+
+func (x *ConfigPatch) GetUserJoinVideoOff() bool {
+	if x != nil && x.UserJoinVideoOff != nil {
+		return *x.UserJoinVideoOff
+	}
+	return false
+}
+
+func (x *ConfigPatch) GetPrioritizeHandraise() bool {
+	if x != nil && x.PrioritizeHandraise != nil {
+		return *x.PrioritizeHandraise
+	}
+	return false
+}
+
+func (x *ConfigPatch) GetSyncAudioVideo() bool {
+	if x != nil && x.SyncAudioVideo != nil {
+		return *x.SyncAudioVideo
+	}
+	return false
+}
+
+func (x *ConfigPatch) GetEnableRoomPreviews() bool {
+	if x != nil && x.EnableRoomPreviews != nil {
+		return *x.EnableRoomPreviews
+	}
+	return false
+}
+
 var File_actors_actorpb_room_proto protoreflect.FileDescriptor
 
 const file_actors_actorpb_room_proto_rawDesc = "" +
@@ -606,7 +664,7 @@ const file_actors_actorpb_room_proto_rawDesc = "" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
-	"\x05field\x18\x03 \x01(\tR\x05field\"\xa3\x02\n" +
+	"\x05field\x18\x03 \x01(\tR\x05field\"\xdf\x02\n" +
 	"\tRoomPatch\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tH\x00R\x04name\x88\x01\x01\x12&\n" +
 	"\fdisplay_name\x18\x02 \x01(\tH\x01R\vdisplayName\x88\x01\x01\x124\n" +
@@ -614,9 +672,12 @@ const file_actors_actorpb_room_proto_rawDesc = "" +
 	"\awebhook\x18\x04 \x01(\v2\x19.troupe.record.v1.WebhookR\awebhook\x12:\n" +
 	"\n" +
 	"auto_close\x18\x05 \x01(\v2\x1b.troupe.record.v1.AutoCloseR\tautoClose\x12\x14\n" +
-	"\x05clear\x18\x06 \x03(\tR\x05clearB\a\n" +
+	"\x05clear\x18\x06 \x03(\tR\x05clear\x12:\n" +
+	"\n" +
+	"auto_start\x18\a \x01(\v2\x1b.troupe.record.v1.AutoStartR\tautoStartB\a\n" +
 	"\x05_nameB\x0f\n" +
-	"\r_display_name\"\xd8\x06\n" +
+	"\r_display_name\"\x8e\n" +
+	"\n" +
 	"\vConfigPatch\x12.\n" +
 	"\x10max_participants\x18\x01 \x01(\rH\x00R\x0fmaxParticipants\x88\x01\x01\x120\n" +
 	"\x11recording_enabled\x18\x02 \x01(\bH\x01R\x10recordingEnabled\x88\x01\x01\x12&\n" +
@@ -634,7 +695,13 @@ const file_actors_actorpb_room_proto_rawDesc = "" +
 	"\x03fps\x18\f \x01(\rH\tR\x03fps\x88\x01\x01\x12\x1b\n" +
 	"\x06layout\x18\r \x01(\tH\n" +
 	"R\x06layout\x88\x01\x01\x127\n" +
-	"\x16tone_on_entry_and_exit\x18\x0e \x01(\bH\vR\x12toneOnEntryAndExit\x88\x01\x01B\x13\n" +
+	"\x16tone_on_entry_and_exit\x18\x0e \x01(\bH\vR\x12toneOnEntryAndExit\x88\x01\x01\x127\n" +
+	"\tremove_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\bremoveAt\x122\n" +
+	"\x13room_join_video_off\x18\x10 \x01(\bH\fR\x10roomJoinVideoOff\x88\x01\x01\x122\n" +
+	"\x13user_join_video_off\x18\x11 \x01(\bH\rR\x10userJoinVideoOff\x88\x01\x01\x126\n" +
+	"\x14prioritize_handraise\x18\x12 \x01(\bH\x0eR\x13prioritizeHandraise\x88\x01\x01\x12-\n" +
+	"\x10sync_audio_video\x18\x13 \x01(\bH\x0fR\x0esyncAudioVideo\x88\x01\x01\x125\n" +
+	"\x14enable_room_previews\x18\x14 \x01(\bH\x10R\x12enableRoomPreviews\x88\x01\x01B\x13\n" +
 	"\x11_max_participantsB\x14\n" +
 	"\x12_recording_enabledB\x0f\n" +
 	"\r_chat_enabledB\x12\n" +
@@ -647,7 +714,12 @@ const file_actors_actorpb_room_proto_rawDesc = "" +
 	"\b_qualityB\x06\n" +
 	"\x04_fpsB\t\n" +
 	"\a_layoutB\x19\n" +
-	"\x17_tone_on_entry_and_exitB/Z-github.com/troupe-media/troupe/actors/actorpbb\x06proto3"
+	"\x17_tone_on_entry_and_exitB\x16\n" +
+	"\x14_room_join_video_offB\x16\n" +
+	"\x14_user_join_video_offB\x17\n" +
+	"\x15_prioritize_handraiseB\x13\n" +
+	"\x11_sync_audio_videoB\x17\n" +
+	"\x15_enable_room_previewsB/Z-github.com/troupe-media/troupe/actors/actorpbb\x06proto3"
 
 var (
 	file_actors_actorpb_room_proto_rawDescOnce sync.Once
@@ -675,7 +747,8 @@ var file_actors_actorpb_room_proto_goTypes = []any{
 	(*recordpb.Room)(nil),         // 9: troupe.record.v1.Room
 	(*recordpb.Webhook)(nil),      // 10: troupe.record.v1.Webhook
 	(*recordpb.AutoClose)(nil),    // 11: troupe.record.v1.AutoClose
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*recordpb.AutoStart)(nil),    // 12: troupe.record.v1.AutoStart
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_actors_actorpb_room_proto_depIdxs = []int32{
 	7,  // 0: troupe.actor.v1.CreateRoom.spec:type_name -> troupe.actor.v1.RoomPatch
@@ -685,13 +758,15 @@ var file_actors_actorpb_room_proto_depIdxs = []int32{
 	8,  // 4: troupe.actor.v1.RoomPatch.config:type_name -> troupe.actor.v1.ConfigPatch
 	10, // 5: troupe.actor.v1.RoomPatch.webhook:type_name -> troupe.record.v1.Webhook
 	11, // 6: troupe.actor.v1.RoomPatch.auto_close:type_name -> troupe.record.v1.AutoClose
-	12, // 7: troupe.actor.v1.ConfigPatch.join_from:type_name -> google.protobuf.Timestamp
-	12, // 8: troupe.actor.v1.ConfigPatch.join_until:type_name -> google.protobuf.Timestamp
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	12, // 7: troupe.actor.v1.RoomPatch.auto_start:type_name -> troupe.record.v1.AutoStart
+	13, // 8: troupe.actor.v1.ConfigPatch.join_from:type_name -> google.protobuf.Timestamp
+	13, // 9: troupe.actor.v1.ConfigPatch.join_until:type_name -> google.protobuf.Timestamp
+	13, // 10: troupe.actor.v1.ConfigPatch.remove_at:type_name -> google.protobuf.Timestamp
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_actors_actorpb_room_proto_init() }

@@ -21,7 +21,9 @@ var Events = []string{
 	"session-started", "session-ended",
 	"participant-joined", "participant-left",
 	"track-published", "track-unpublished",
-	"recording-started", "recording-stopped", "recording-failed",
+	"recording-starting", "recording-started", "recording-stopping", "recording-stopped", "recording-failed",
+	"participant-recording-started", "participant-recording-stopped",
+	"participant-track-recording-started", "participant-track-recording-stopped",
 }
 
 // Match reports whether event matches pattern: the same name, "*", or a

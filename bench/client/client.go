@@ -201,6 +201,56 @@ func (c *Client) Err() error {
 // the server's answer. It returns the RTPSenders, whose RTCP (keyframe
 // requests) the caller must read.
 func (c *Client) Publish(ctx context.Context, tracks ...webrtc.TrackLocal) ([]*webrtc.RTPSender, error) {
+	var senders []*webrtc.RTPSender
+	err := c.offerWith(ctx, func() error {
+		for _, t := range tracks {
+			tc, err := c.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+			if err != nil {
+				return fmt.Errorf("client: add track: %w", err)
+			}
+			senders = append(senders, tc.Sender())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return senders, nil
+}
+
+// DataChannels are a client's data channels to the server (see
+// docs/signaling.md, Data messages).
+type DataChannels struct {
+	// Reliable is ordered and retransmitted; Lossy unordered, never
+	// retransmitted.
+	Reliable, Lossy *webrtc.DataChannel
+}
+
+// OpenData opens the reliable and the lossy data channel, offers, and
+// returns once the server has answered. Set their OnMessage at once:
+// messages may come as soon as they open.
+func (c *Client) OpenData(ctx context.Context, reliableLabel, lossyLabel string) (*DataChannels, error) {
+	var dcs DataChannels
+	err := c.offerWith(ctx, func() error {
+		var err error
+		if dcs.Reliable, err = c.pc.CreateDataChannel(reliableLabel, nil); err != nil {
+			return fmt.Errorf("client: data channel: %w", err)
+		}
+		ordered, none := false, uint16(0)
+		if dcs.Lossy, err = c.pc.CreateDataChannel(lossyLabel, &webrtc.DataChannelInit{Ordered: &ordered, MaxRetransmits: &none}); err != nil {
+			return fmt.Errorf("client: data channel: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &dcs, nil
+}
+
+// offerWith makes change (adding transceivers or channels) and offers it,
+// and returns once the server has answered.
+func (c *Client) offerWith(ctx context.Context, change func() error) error {
 	c.mu.Lock()
 	// A server offer half-applied must be finished first. The transceivers
 	// are added only then, under the same lock as the offer: pion pairs a
@@ -210,21 +260,16 @@ func (c *Client) Publish(ctx context.Context, tracks ...webrtc.TrackLocal) ([]*w
 		c.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-c.done:
-			return nil, ErrClosed
+			return ErrClosed
 		case <-time.After(10 * time.Millisecond):
 		}
 		c.mu.Lock()
 	}
-	var senders []*webrtc.RTPSender
-	for _, t := range tracks {
-		tc, err := c.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-		if err != nil {
-			c.mu.Unlock()
-			return nil, fmt.Errorf("client: add track: %w", err)
-		}
-		senders = append(senders, tc.Sender())
+	if err := change(); err != nil {
+		c.mu.Unlock()
+		return err
 	}
 	// Impolite peer: with our offer out, the server's offers are ignored
 	// until our answer comes.
@@ -234,7 +279,7 @@ func (c *Client) Publish(ctx context.Context, tracks ...webrtc.TrackLocal) ([]*w
 	}
 	if err != nil {
 		c.mu.Unlock()
-		return nil, fmt.Errorf("client: offer: %w", err)
+		return fmt.Errorf("client: offer: %w", err)
 	}
 	c.makingOffer = true
 	answered := make(chan struct{})
@@ -243,11 +288,11 @@ func (c *Client) Publish(ctx context.Context, tracks ...webrtc.TrackLocal) ([]*w
 	c.mu.Unlock()
 	select {
 	case <-answered:
-		return senders, nil
+		return nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	case <-c.done:
-		return nil, fmt.Errorf("%w: %v", ErrClosed, c.Err())
+		return fmt.Errorf("%w: %v", ErrClosed, c.Err())
 	}
 }
 

@@ -221,7 +221,7 @@ func (c *Cluster) startNode(ctx context.Context) (*Node, error) {
 	args := append([]string{"serve",
 		"--data-dir", dir,
 		"--http-addr", addr,
-		"--rtc-bind", n.IP, "--rtc-udp-port", "0",
+		"--rtc-bind", n.IP, "--rtc-udp-port", "0", "--rtc-tcp-port", "0",
 		"--etcd-endpoints", c.etcd.Endpoint(),
 		"--node-id", n.ID,
 		"--cluster-lease-ttl", c.cfg.LeaseTTL.String(),

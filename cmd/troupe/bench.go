@@ -241,7 +241,7 @@ func startChildServer(ctx context.Context, stderr io.Writer, tokenTTL time.Durat
 	c, err := proc.StartChild(ctx, proc.ChildConfig{
 		Args: func(dir, addr string) []string {
 			return append([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--http-addr", addr,
-				"--rtc-udp-port", "0", "--log-level", "warn"}, extraArgs...)
+				"--rtc-udp-port", "0", "--rtc-tcp-port", "0", "--log-level", "warn"}, extraArgs...)
 		},
 		Env:    []string{envName("api-key") + "=" + key.ID, envName("api-secret") + "=" + key.Secret},
 		Stderr: stderr,

@@ -53,7 +53,8 @@ type cluster struct {
 	stop  context.CancelFunc          // nil until start
 	done  chan struct{}
 
-	load    *nodeLoad // what this node runs, published in its record
+	owners  etcdstore.OwnerView // who owns each room, as the watch last said: a hint for forwarding
+	load    *nodeLoad           // what this node runs, published in its record
 	placed  placements
 	metrics *clusterMetrics
 
@@ -119,14 +120,15 @@ func joinCluster(cfg Config, key auth.Key, httpAddr string, load *nodeLoad, clk 
 // every room of this node at once (another node may own them as soon as
 // the lease has expired), then the node registers again. It publishes the
 // node's load meanwhile (publishLoad), follows the node records, which
-// placement, forwarding and the nodes list then read from memory, and
+// placement, forwarding and the nodes list then read from memory, and the
+// room owners, a hint for forwarding (ownerview.go), and
 // watches for the rooms other nodes lose with their lease, which takeOver
 // starts here if this node wins them.
 func (c *cluster) start(drop func(context.Context) error, takeOver func(context.Context, actors.RoomID) error) {
 	keepCtx, stop := context.WithCancel(context.Background())
 	c.stop, c.done, c.drop = stop, make(chan struct{}), drop
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
 	go func() {
 		defer wg.Done()
 		c.keep(keepCtx, c.lease)
@@ -142,6 +144,10 @@ func (c *cluster) start(drop func(context.Context) error, takeOver func(context.
 	go func() {
 		defer wg.Done()
 		c.watchLost(keepCtx, takeOver)
+	}()
+	go func() {
+		defer wg.Done()
+		c.followOwners(keepCtx)
 	}()
 	go func() {
 		wg.Wait()

@@ -15,7 +15,6 @@ import (
 	"github.com/coder/websocket"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence/etcdstore/etcdtest"
 )
@@ -143,16 +142,7 @@ func TestClusterLeaseLossStopsRooms(t *testing.T) {
 // it already, and returns the status and the error code.
 func doForwarded(t *testing.T, s *testServer, method, path string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, s.url+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	req.Header.Set(httpapi.ForwardedByHeader, "node-x")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := sendForwarded(t, s, method, path)
 	defer resp.Body.Close()
 	var body struct {
 		Error struct{ Code string } `json:"error"`

@@ -21,6 +21,7 @@ import (
 	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/rtc"
+	"github.com/troupe-media/troupe/rtc/turnserver"
 )
 
 // Config is everything `troupe serve` needs. The zero value is not useful;
@@ -33,22 +34,67 @@ type Config struct {
 	// HTTPAddr is the host:port of the HTTP API. Default "127.0.0.1:7880":
 	// loopback only, so a first run exposes nothing.
 	HTTPAddr string `yaml:"http_addr"`
+	// TLSCert and TLSKey are the PEM files of the certificate (with its
+	// chain) and key served on HTTPAddr, which then speaks HTTPS and WSS
+	// only. The files are read again when they change: a renewed
+	// certificate needs no restart. Default empty: plain HTTP, for
+	// loopback or behind a reverse proxy that terminates TLS.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 	// RTCUDPPort is the single UDP port all peer connections share (ICE UDP
 	// mux). Default 7882; 0 picks a free port.
 	RTCUDPPort int `yaml:"rtc_udp_port"`
-	// RTCBind is the address the media port binds to. Default "127.0.0.1",
+	// RTCTCPPort is the single TCP port all peer connections share for
+	// ICE over TCP (pion's TCP mux), offered as a passive candidate beside
+	// UDP so that a client whose UDP is blocked still connects. Default
+	// 7881; 0 picks a free port; -1 turns ICE over TCP off.
+	RTCTCPPort int `yaml:"rtc_tcp_port"`
+	// RTCBind is the address the media ports bind to. Default "127.0.0.1",
 	// like HTTPAddr, so a local start keeps media on localhost; "0.0.0.0"
 	// serves every interface.
 	RTCBind string `yaml:"rtc_bind"`
 	// RTCAnnounceIP lists the public addresses a server behind a 1:1 NAT
 	// offers instead of its own. Default none.
 	RTCAnnounceIP stringList `yaml:"rtc_announce_ip"`
+	// RTCBandwidthEstimation estimates each subscriber's bandwidth from
+	// its feedback and picks its simulcast layers by it. Default true;
+	// false leaves the layers to the rendered size and the room's quality
+	// alone (and saves the estimate's cost per packet).
+	RTCBandwidthEstimation bool `yaml:"rtc_bandwidth_estimation"`
 	// ICEURLs lists STUN and TURN URLs handed to clients
 	// ("stun:host:3478", "turn:host:3478?transport=udp"). Default none.
 	ICEURLs stringList `yaml:"ice_urls"`
 	// TURNUsername and TURNCredential go with the TURN URLs.
 	TURNUsername   string `yaml:"turn_username"`
 	TURNCredential string `yaml:"turn_credential"`
+	// TURNEnabled runs the built-in TURN server, for clients that reach
+	// the media ports neither over UDP nor over TCP. Each joiner gets
+	// credentials of its own, derived from the API secret and valid for
+	// TURNCredentialTTL, in `joined` and in WHIP/WHEP Link headers. Its
+	// relays send to this server's media port only. Default false.
+	TURNEnabled bool `yaml:"turn_enabled"`
+	// TURNUDPPort is the TURN server's UDP port, bound to RTCBind.
+	// Default 3478; 0 picks a free port.
+	TURNUDPPort int `yaml:"turn_udp_port"`
+	// TURNTLSPort is the TURN over TLS port (turns:), serving TLSCert;
+	// used only with TLSCert. Default 5349; 0 picks a free port; -1 off.
+	TURNTLSPort int `yaml:"turn_tls_port"`
+	// TURNRealm is the TURN realm. Default "troupe".
+	TURNRealm string `yaml:"turn_realm"`
+	// TURNRelayIP is the address relays are announced at, the server's
+	// public one. Default the first RTCAnnounceIP, else RTCBind (required
+	// when RTCBind is 0.0.0.0 and nothing is announced).
+	TURNRelayIP string `yaml:"turn_relay_ip"`
+	// TURNHost is the host in the TURN URLs handed to clients: a name the
+	// TLS certificate holds, for turns:. Default TURNRelayIP.
+	TURNHost string `yaml:"turn_host"`
+	// TURNRelayPortMin and TURNRelayPortMax bound the relays' UDP ports,
+	// for a firewall. Default 0 and 0: any free port.
+	TURNRelayPortMin int `yaml:"turn_relay_port_min"`
+	TURNRelayPortMax int `yaml:"turn_relay_port_max"`
+	// TURNCredentialTTL is how long a joiner's TURN credentials stay
+	// valid; a relay cannot be refreshed past it. Default 12h.
+	TURNCredentialTTL time.Duration `yaml:"turn_credential_ttl"`
 	// DevJoinTokens lets the web page get join tokens without an admin
 	// token, for trying Troupe locally. Never enable it on a server others
 	// can reach. Default false.
@@ -114,7 +160,7 @@ type Config struct {
 	// Default empty: the host name and the port of HTTPAddr ("host-7880").
 	NodeID string `yaml:"node_id"`
 	// AdvertiseURL is where the other nodes reach this node's HTTP API.
-	// Default empty: http:// and HTTPAddr, its host made the host name if
+	// Default empty: http:// (https:// with TLSCert) and HTTPAddr, its host made the host name if
 	// it is a wildcard (0.0.0.0 or empty).
 	AdvertiseURL string `yaml:"advertise_url"`
 	// ClusterLeaseTTL is how long the node's lease outlives its last
@@ -122,22 +168,42 @@ type Config struct {
 	// long the rooms of a dead node wait for another owner. Whole seconds,
 	// at least 1s. Default 5s.
 	ClusterLeaseTTL time.Duration `yaml:"cluster_lease_ttl"`
+	// RecordingsDir holds the recordings' files, a directory per
+	// recording. Default empty: DataDir/recordings.
+	RecordingsDir string `yaml:"recordings_dir"`
+	// RecordingMaxDuration stops a recording that has run this long. 0
+	// means no limit. Default 4h.
+	RecordingMaxDuration time.Duration `yaml:"recording_max_duration"`
+	// RecordingMinFreeDisk is the free space, in MiB, below which a
+	// recording stops as failed (disk_full), so that what it wrote stays
+	// playable. Default 1024.
+	RecordingMinFreeDisk int `yaml:"recording_min_free_disk"`
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:        "./troupe-data",
-		HTTPAddr:       "127.0.0.1:7880",
-		RTCUDPPort:     7882,
-		RTCBind:        "127.0.0.1",
-		CORSOrigins:    stringList{"*"},
-		WebhookEvents:  stringList{"*"},
-		WebhookMaxAge:  24 * time.Hour,
-		LogLevel:       "info",
-		LogFormat:      "text",
-		RequestTimeout: 2 * time.Second,
-		PassivateAfter: 2 * time.Minute,
+		DataDir:                "./troupe-data",
+		HTTPAddr:               "127.0.0.1:7880",
+		RTCUDPPort:             7882,
+		RTCTCPPort:             7881,
+		RTCBind:                "127.0.0.1",
+		RTCBandwidthEstimation: true,
+		// The built-in TURN server's, used when it is enabled.
+		TURNUDPPort:       3478,
+		TURNTLSPort:       5349,
+		TURNRealm:         turnserver.DefaultRealm,
+		TURNCredentialTTL: turnserver.DefaultCredentialTTL,
+		CORSOrigins:       stringList{"*"},
+		WebhookEvents:     stringList{"*"},
+		WebhookMaxAge:     24 * time.Hour,
+		LogLevel:          "info",
+		LogFormat:         "text",
+		RequestTimeout:    2 * time.Second,
+		PassivateAfter:    2 * time.Minute,
+
+		RecordingMaxDuration: 4 * time.Hour,
+		RecordingMinFreeDisk: 1024,
 		// ClusterLeaseTTL is used in cluster mode only.
 		ClusterLeaseTTL: 5 * time.Second,
 	}
@@ -151,10 +217,19 @@ func (c Config) Validate() error {
 	if err := validateHostPort(c.HTTPAddr); err != nil {
 		return fmt.Errorf("%w: --http-addr %q: %v", ErrInvalidConfig, c.HTTPAddr, err)
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("%w: --tls-cert and --tls-key go together: set both or neither", ErrInvalidConfig)
+	}
 	if c.DebugAddr != "" {
 		if err := validateHostPort(c.DebugAddr); err != nil {
 			return fmt.Errorf("%w: --debug-addr %q: %v", ErrInvalidConfig, c.DebugAddr, err)
 		}
+	}
+	if c.RTCTCPPort < rtcTCPOff || c.RTCTCPPort > 65535 {
+		return fmt.Errorf("%w: --rtc-tcp-port %d: must be -1 (off) or 0..65535", ErrInvalidConfig, c.RTCTCPPort)
+	}
+	if err := c.validateTURN(); err != nil {
+		return err
 	}
 	if err := c.rtcConfig(nil).Validate(); err != nil {
 		var ce *rtc.ConfigError
@@ -184,6 +259,12 @@ func (c Config) Validate() error {
 	if c.WebhookMaxAge <= 0 {
 		return fmt.Errorf("%w: --webhook-max-age %v: must be positive", ErrInvalidConfig, c.WebhookMaxAge)
 	}
+	if c.RecordingMaxDuration < 0 {
+		return fmt.Errorf("%w: --recording-max-duration %v: must not be negative (0 = no limit)", ErrInvalidConfig, c.RecordingMaxDuration)
+	}
+	if c.RecordingMinFreeDisk < 0 {
+		return fmt.Errorf("%w: --recording-min-free-disk %d: must not be negative", ErrInvalidConfig, c.RecordingMinFreeDisk)
+	}
 	for _, d := range c.webhookDestinations() {
 		if err := d.Validate(); err != nil {
 			return fmt.Errorf("%w: --webhook-urls/--webhook-events: %v", ErrInvalidConfig, err)
@@ -200,6 +281,53 @@ func (c Config) Validate() error {
 	}
 	return c.validateCluster()
 }
+
+// validateTURN checks the built-in TURN server's settings, which matter
+// only when --turn-enabled is set.
+func (c Config) validateTURN() error {
+	if !c.TURNEnabled {
+		return nil
+	}
+	port := func(flag string, v, min int) error {
+		if v < min || v > 65535 {
+			return fmt.Errorf("%w: --%s %d: must be %d..65535", ErrInvalidConfig, flag, v, min)
+		}
+		return nil
+	}
+	if err := port("turn-udp-port", c.TURNUDPPort, 0); err != nil {
+		return err
+	}
+	if err := port("turn-tls-port", c.TURNTLSPort, -1); err != nil {
+		return err
+	}
+	if c.TURNRealm == "" {
+		return fmt.Errorf("%w: --turn-realm must not be empty", ErrInvalidConfig)
+	}
+	if c.TURNRelayIP != "" {
+		if ip := net.ParseIP(c.TURNRelayIP); ip == nil || ip.IsUnspecified() {
+			return fmt.Errorf("%w: --turn-relay-ip %q: must be an IP address clients can reach", ErrInvalidConfig, c.TURNRelayIP)
+		}
+	} else if ip := net.ParseIP(c.RTCBind); len(c.RTCAnnounceIP) == 0 && ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("%w: --turn-enabled with --rtc-bind %s needs --turn-relay-ip or --rtc-announce-ip: the address clients reach the relays at", ErrInvalidConfig, c.RTCBind)
+	}
+	if strings.ContainsAny(c.TURNHost, "/:?@ ") && net.ParseIP(c.TURNHost) == nil {
+		return fmt.Errorf("%w: --turn-host %q: must be a host name or an IP address", ErrInvalidConfig, c.TURNHost)
+	}
+	lo, hi := c.TURNRelayPortMin, c.TURNRelayPortMax
+	if (lo == 0) != (hi == 0) || lo < 0 || hi > 65535 || lo > hi {
+		return fmt.Errorf("%w: --turn-relay-port-min %d / --turn-relay-port-max %d: set both (1 <= min <= max <= 65535) or neither", ErrInvalidConfig, lo, hi)
+	}
+	if c.TURNCredentialTTL < time.Minute {
+		return fmt.Errorf("%w: --turn-credential-ttl %v: must be at least 1m", ErrInvalidConfig, c.TURNCredentialTTL)
+	}
+	return nil
+}
+
+// turnTLS reports whether the TURN server listens on TLS too.
+func (c Config) turnTLS() bool { return c.TURNEnabled && c.tls() && c.TURNTLSPort != turnTLSOff }
+
+// turnTLSOff is the --turn-tls-port that turns TURN over TLS off.
+const turnTLSOff = -1
 
 // validateCluster checks the cluster settings, which matter only when
 // --etcd-endpoints is set.
@@ -263,12 +391,24 @@ func (c Config) advertiseURL(httpAddr string) (string, error) {
 			return "", fmt.Errorf("%w: --advertise-url is not set, --http-addr has no host and the host name is unknown: %v", ErrInvalidConfig, err)
 		}
 	}
-	return "http://" + net.JoinHostPort(host, port), nil
+	return c.scheme() + "://" + net.JoinHostPort(host, port), nil
+}
+
+// tls reports whether the API is served over TLS.
+func (c Config) tls() bool { return c.TLSCert != "" }
+
+// scheme is the API's URL scheme.
+func (c Config) scheme() string {
+	if c.tls() {
+		return "https"
+	}
+	return "http"
 }
 
 // rtcFlags names the flag that sets each field of rtcConfig.
 var rtcFlags = map[string]string{
 	"UDPPort":        "rtc-udp-port",
+	"TCPPort":        "rtc-tcp-port",
 	"BindAddr":       "rtc-bind",
 	"AnnounceIPs":    "rtc-announce-ip",
 	"ICEURLs":        "ice-urls",
@@ -276,16 +416,42 @@ var rtcFlags = map[string]string{
 	"TURNCredential": "turn-credential",
 }
 
+// rtcTCPOff is the --rtc-tcp-port that turns ICE over TCP off.
+const rtcTCPOff = -1
+
 // rtcConfig is the media engine's configuration, which rtc validates.
 func (c Config) rtcConfig(log *slog.Logger) rtc.Config {
 	return rtc.Config{
-		UDPPort:        c.RTCUDPPort,
-		BindAddr:       c.RTCBind,
-		AnnounceIPs:    c.RTCAnnounceIP,
-		ICEURLs:        c.ICEURLs,
-		TURNUsername:   c.TURNUsername,
-		TURNCredential: c.TURNCredential,
-		Logger:         log,
+		UDPPort:               c.RTCUDPPort,
+		TCP:                   c.RTCTCPPort != rtcTCPOff,
+		TCPPort:               max(c.RTCTCPPort, 0),
+		BindAddr:              c.RTCBind,
+		AnnounceIPs:           c.RTCAnnounceIP,
+		ICEURLs:               c.ICEURLs,
+		TURNUsername:          c.TURNUsername,
+		TURNCredential:        c.TURNCredential,
+		TURN:                  c.turnConfig(),
+		NoBandwidthEstimation: !c.RTCBandwidthEstimation,
+		Logger:                log,
+	}
+}
+
+// turnConfig is the built-in TURN server's configuration, or nil when it
+// is off. The server fills in the secret and the TLS configuration, the
+// media engine the addresses.
+func (c Config) turnConfig() *turnserver.Config {
+	if !c.TURNEnabled {
+		return nil
+	}
+	return &turnserver.Config{
+		Realm:         c.TURNRealm,
+		UDPPort:       c.TURNUDPPort,
+		TLSPort:       max(c.TURNTLSPort, 0),
+		RelayIP:       c.TURNRelayIP,
+		Host:          c.TURNHost,
+		RelayPortMin:  c.TURNRelayPortMin,
+		RelayPortMax:  c.TURNRelayPortMax,
+		CredentialTTL: c.TURNCredentialTTL,
 	}
 }
 
@@ -335,12 +501,25 @@ type setting struct {
 var settings = []setting{
 	{"data-dir", "directory for keys.json and the database", func(c *Config) any { return &c.DataDir }},
 	{"http-addr", "host:port of the HTTP API", func(c *Config) any { return &c.HTTPAddr }},
+	{"tls-cert", "PEM certificate (and chain) file: serve HTTPS and WSS (with --tls-key; reread when it changes)", func(c *Config) any { return &c.TLSCert }},
+	{"tls-key", "PEM private key file of --tls-cert", func(c *Config) any { return &c.TLSKey }},
 	{"rtc-udp-port", "UDP port shared by all peer connections (0 = any free port)", func(c *Config) any { return &c.RTCUDPPort }},
-	{"rtc-bind", "address the media UDP port binds to (0.0.0.0 = every interface)", func(c *Config) any { return &c.RTCBind }},
+	{"rtc-tcp-port", "TCP port shared by all peer connections for ICE over TCP (0 = any free port, -1 = off)", func(c *Config) any { return &c.RTCTCPPort }},
+	{"rtc-bind", "address the media UDP and TCP ports bind to (0.0.0.0 = every interface)", func(c *Config) any { return &c.RTCBind }},
 	{"rtc-announce-ip", "public IPs to offer instead of the bound one (1:1 NAT)", func(c *Config) any { return &c.RTCAnnounceIP }},
+	{"rtc-bandwidth-estimation", "estimate each subscriber's bandwidth to pick its simulcast layers", func(c *Config) any { return &c.RTCBandwidthEstimation }},
 	{"ice-urls", "STUN/TURN URLs handed to clients", func(c *Config) any { return &c.ICEURLs }},
-	{"turn-username", "username for the TURN URLs", func(c *Config) any { return &c.TURNUsername }},
-	{"turn-credential", "credential for the TURN URLs", func(c *Config) any { return &c.TURNCredential }},
+	{"turn-username", "username for the TURN URLs of --ice-urls", func(c *Config) any { return &c.TURNUsername }},
+	{"turn-credential", "credential for the TURN URLs of --ice-urls", func(c *Config) any { return &c.TURNCredential }},
+	{"turn-enabled", "run the built-in TURN server (credentials per joiner, from the API secret)", func(c *Config) any { return &c.TURNEnabled }},
+	{"turn-udp-port", "built-in TURN server's UDP port, on --rtc-bind (0 = any free port)", func(c *Config) any { return &c.TURNUDPPort }},
+	{"turn-tls-port", "built-in TURN server's TLS port, with --tls-cert (0 = any free port, -1 = off)", func(c *Config) any { return &c.TURNTLSPort }},
+	{"turn-realm", "built-in TURN server's realm", func(c *Config) any { return &c.TURNRealm }},
+	{"turn-relay-ip", "public IP of the built-in TURN server's relays (default: first --rtc-announce-ip, else --rtc-bind)", func(c *Config) any { return &c.TURNRelayIP }},
+	{"turn-host", "host name in the built-in TURN server's URLs, one the TLS certificate holds (default: --turn-relay-ip)", func(c *Config) any { return &c.TURNHost }},
+	{"turn-relay-port-min", "lowest UDP port of the built-in TURN server's relays (0 with the max = any)", func(c *Config) any { return &c.TURNRelayPortMin }},
+	{"turn-relay-port-max", "highest UDP port of the built-in TURN server's relays", func(c *Config) any { return &c.TURNRelayPortMax }},
+	{"turn-credential-ttl", "how long a joiner's TURN credentials stay valid", func(c *Config) any { return &c.TURNCredentialTTL }},
 	{"dev-join-tokens", "let the web page mint join tokens itself (local use only)", func(c *Config) any { return &c.DevJoinTokens }},
 	{"cors-origins", "origins whose pages may call WHIP/WHEP (* = any, empty = none)", func(c *Config) any { return &c.CORSOrigins }},
 	{"webhook-urls", "endpoints that get every room's events", func(c *Config) any { return &c.WebhookURLs }},
@@ -359,8 +538,11 @@ var settings = []setting{
 	{"api-secret", "API secret (with --api-key, at least 32 bytes)", func(c *Config) any { return &c.APISecret }},
 	{"etcd-endpoints", "etcd client URLs: run as a cluster node on etcd instead of Pebble (needs --api-key/--api-secret)", func(c *Config) any { return &c.EtcdEndpoints }},
 	{"node-id", "this node's name in the cluster (default: host name and HTTP port, host-7880)", func(c *Config) any { return &c.NodeID }},
-	{"advertise-url", "URL where other nodes reach this node's API (default: http:// and --http-addr)", func(c *Config) any { return &c.AdvertiseURL }},
+	{"advertise-url", "URL where other nodes reach this node's API (default: http:// or https:// and --http-addr)", func(c *Config) any { return &c.AdvertiseURL }},
 	{"cluster-lease-ttl", "how long a node cut off from etcd keeps its rooms", func(c *Config) any { return &c.ClusterLeaseTTL }},
+	{"recordings-dir", "directory of the recordings' files (default: <data-dir>/recordings)", func(c *Config) any { return &c.RecordingsDir }},
+	{"recording-max-duration", "stop a recording that has run this long (0 = no limit)", func(c *Config) any { return &c.RecordingMaxDuration }},
+	{"recording-min-free-disk", "MiB of free disk below which a recording stops as failed (disk_full)", func(c *Config) any { return &c.RecordingMinFreeDisk }},
 }
 
 const configFlag = "config"

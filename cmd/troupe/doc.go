@@ -7,7 +7,9 @@
 //	troupe version      print the build version
 //
 // This package owns the process: configuration (flags, TROUPE_* environment,
-// a YAML file), the API key kept in the data dir, and the Server, which
+// a YAML file), the API key kept in the data dir, the TLS certificate of
+// the API port (tlscert.go: read again when its files change), and the
+// Server, which
 // wires the store, the media engine, the room actors, the webhook deliverer
 // and the HTTP API together, starts them, and shuts them down in order;
 // main turns SIGINT and SIGTERM into that shutdown. In cluster mode it also

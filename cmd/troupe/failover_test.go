@@ -59,7 +59,7 @@ func failoverConfig(t *testing.T, endpoint, nodeID, hook string) Config {
 func startChildNode(t *testing.T, cfg Config, token string) (*testServer, *exec.Cmd) {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(os.Args[0], "serve", "--data-dir", cfg.DataDir, "--http-addr", addr, "--rtc-udp-port", "0",
+	cmd := exec.Command(os.Args[0], "serve", "--data-dir", cfg.DataDir, "--http-addr", addr, "--rtc-udp-port", "0", "--rtc-tcp-port", "0",
 		"--log-level", "error", "--etcd-endpoints", strings.Join(cfg.EtcdEndpoints, ","), "--node-id", cfg.NodeID,
 		"--cluster-lease-ttl", cfg.ClusterLeaseTTL.String(), "--webhook-urls", strings.Join(cfg.WebhookURLs, ","),
 		"--webhook-allow-private")
@@ -107,15 +107,7 @@ func createOn(t *testing.T, s *testServer, id string) {
 // peer is closed when the test ends.
 func publisherPeer(t *testing.T, identity string) (*webrtc.PeerConnection, string) {
 	t.Helper()
-	api, err := rtctest.ClientAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
+	pc := loopbackPeer(t)
 	video, err := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", identity)
 	if err == nil {
 		_, err = pc.AddTrack(video)
@@ -138,24 +130,8 @@ func publish(t *testing.T, s *testServer, room, identity string) *webrtc.PeerCon
 	t.Helper()
 	tok := s.mustDo(200, "POST", "/api/v1/rooms/"+room+"/tokens", `{"identity":"`+identity+`","role":"publisher"}`)
 	pc, offer := publisherPeer(t, identity)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "POST", s.url+"/whip/"+room, strings.NewReader(offer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+tok["token"].(string))
-	req.Header.Set("Content-Type", "application/sdp")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	answer, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("WHIP to %s: %d %s %v", s.url, resp.StatusCode, answer, err)
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(answer)}); err != nil {
+	answer, _ := postSDP(t, s, "/whip/"+room, tok["token"].(string), offer)
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatal(err)
 	}
 	poll.Until(t, identity+"'s peer connection to come up", func() bool {

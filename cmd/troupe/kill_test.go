@@ -62,7 +62,7 @@ func TestKilledServerDeliversPendingEventsAfterRestart(t *testing.T) {
 	key := auth.Key{ID: "TKkill", Secret: "0123456789abcdef0123456789abcdef"}
 	addr := freeAddr(t)
 	start := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "serve", "--data-dir", dataDir, "--http-addr", addr, "--rtc-udp-port", "0",
+		cmd := exec.Command(os.Args[0], "serve", "--data-dir", dataDir, "--http-addr", addr, "--rtc-udp-port", "0", "--rtc-tcp-port", "0",
 			"--log-level", "error", "--webhook-urls", receiver.URL+"/hook", "--webhook-events", "room-created",
 			"--webhook-allow-private")
 		cmd.Env = append(proc.WithoutTroupeEnv(os.Environ()), mainEnv+"=1",

@@ -140,12 +140,18 @@ func (p *placements) note(n etcdstore.NodeInfo, now time.Time) {
 // placement: a room no node owns goes to the least loaded node.
 type owners struct{ c *cluster }
 
-// Claim places roomID if no node owns it: nil if this node owns it now, a
-// *actors.NotOwnerError naming the owner otherwise, to which the call is
-// forwarded.
+// Claim places roomID if no node owns it (claims it here for a forwarded
+// request): nil if this node owns it now, a *actors.NotOwnerError naming
+// the owner otherwise, to which the call is forwarded.
 func (o owners) Claim(ctx context.Context, roomID string) error {
 	c := o.c
 	self := c.node.ID
+	if actors.IsForwarded(ctx) {
+		// Sent here by a node that heard this one owns the room (or a
+		// takeover won here): served here if no node owns it, never
+		// placed again.
+		return asNotOwner(roomID, c.store.Claim(ctx, roomID))
+	}
 	nodes, err := c.records(ctx)
 	if err != nil {
 		c.log.Warn("read the node records to place a room; claiming it here", "room", roomID, "err", err)

@@ -145,6 +145,8 @@ type Server struct {
 	rooms     *actors.Rooms
 	api       *httpapi.Server
 	srv       *http.Server
+	// certs serves --tls-cert; nil without TLS.
+	certs *certReloader
 	// draining turns /readyz to 503 once shutdown has begun, so that a
 	// load balancer stops sending traffic while in-flight requests finish.
 	draining atomic.Bool
@@ -179,6 +181,11 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 			err = errors.Join(err, s.Shutdown(context.Background()))
 		}
 	}()
+	if cfg.tls() {
+		if s.certs, err = newCertReloader(cfg.TLSCert, cfg.TLSKey, log.With("component", "tls")); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+	}
 	if s.ln == nil {
 		if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("listen: %w", err)
@@ -229,11 +236,25 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 	); err != nil {
 		return nil, err
 	}
-	media, err := rtc.NewEngine(cfg.rtcConfig(log.With("component", "rtc")))
+	rtcConfig := cfg.rtcConfig(log.With("component", "rtc"))
+	if rtcConfig.TURN != nil {
+		// Every node of a cluster shares the secret, so any of them mints
+		// credentials the owner of a room accepts.
+		rtcConfig.TURN.Secret = []byte(key.Secret)
+		if cfg.turnTLS() {
+			rtcConfig.TURN.TLS = s.certs.tlsConfig()
+		}
+	}
+	media, err := rtc.NewEngine(rtcConfig)
 	if err != nil {
 		return nil, fmt.Errorf("start media: %w", err)
 	}
 	s.media = media
+	if t := media.TURN(); t != nil {
+		if err := registerAll(reg, t.Collector()); err != nil {
+			return nil, err
+		}
+	}
 	mediaMetrics := rtc.NewMetrics()
 	if err := registerAll(reg, mediaMetrics); err != nil {
 		return nil, err
@@ -276,7 +297,8 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		CheckWebhook: func(ctx context.Context, endpoint string) error {
 			return webhook.CheckEndpoint(ctx, endpoint, cfg.WebhookAllowPrivate)
 		},
-		Owners: roomOwners,
+		Owners:    roomOwners,
+		Recording: cfg.recordingConfig(s.cluster),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start room actors: %w", err)
@@ -334,6 +356,9 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if s.certs != nil {
+		s.srv.TLSConfig = s.certs.tlsConfig()
+	}
 	return s, nil
 }
 
@@ -356,9 +381,9 @@ func (s *Server) Start(ctx context.Context) error {
 	s.stopDelivering, s.delivered = stopDelivering, make(chan error, 1)
 	go func() { s.delivered <- s.deliverer.Run(deliverCtx) }()
 
-	baseURL := "http://" + dialableAddr(s.ln.Addr())
+	baseURL := s.cfg.scheme() + "://" + dialableAddr(s.ln.Addr())
 	s.log.Info("troupe serving", "version", versionString(), "http", baseURL,
-		"data_dir", s.cfg.DataDir, "rtc_udp", s.media.LocalAddr().String())
+		"data_dir", s.cfg.DataDir, "rtc_udp", s.media.LocalAddr().String(), "rtc_tcp", fmt.Sprint(s.media.TCPAddr()))
 	if s.keyFrom == keyCreated {
 		if err := printBanner(s.stdout, s.cfg, s.key, baseURL); err != nil {
 			return err
@@ -376,7 +401,12 @@ func (s *Server) Start(ctx context.Context) error {
 	go func() {
 		defer close(s.served)
 		// Serve only returns by itself on a listener failure.
-		if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+		serve := s.srv.Serve
+		if s.certs != nil {
+			// The certificate comes from TLSConfig.GetCertificate.
+			serve = func(ln net.Listener) error { return s.srv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 			s.failed <- fmt.Errorf("http server: %w", err)
 		}
 	}()
@@ -501,4 +531,18 @@ More tokens: troupe token --data-dir %[5]s --admin
 Web page: %[1]s/ (join tokens from POST /api/v1/rooms/{id}/tokens, or start with --dev-join-tokens)
 `, baseURL, key.ID, filepath.Join(cfg.DataDir, keysFile), token, cfg.DataDir)
 	return err
+}
+
+// recordingConfig is the room actors' recording configuration; in a
+// cluster, the records name this node as the holder of their files.
+func (c *Config) recordingConfig(cl *cluster) actors.RecordingConfig {
+	dir := c.RecordingsDir
+	if dir == "" {
+		dir = filepath.Join(c.DataDir, "recordings")
+	}
+	rc := actors.RecordingConfig{Dir: dir, MaxDuration: c.RecordingMaxDuration, MinFreeBytes: uint64(c.RecordingMinFreeDisk) << 20}
+	if cl != nil {
+		rc.NodeID = cl.node.ID
+	}
+	return rc
 }

@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 }
 
 type testServer struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	addr   string
 	token  string
@@ -56,6 +56,8 @@ func testConfig(dataDir string) Config {
 	cfg.DataDir = dataDir
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.RTCUDPPort = 0 // tests run side by side
+	cfg.RTCTCPPort = 0
+	cfg.TURNUDPPort, cfg.TURNTLSPort = 0, 0 // used when a test enables TURN
 	cfg.LogLevel = "error"
 	return cfg
 }
@@ -72,10 +74,17 @@ func startServer(t *testing.T, cfg Config) *testServer {
 
 func startServerOn(t *testing.T, cfg Config, ln net.Listener) *testServer {
 	t.Helper()
+	return startServerWith(t, cfg, ln, &http.Transport{})
+}
+
+// startServerWith starts the server with the client transport given, one
+// that trusts the server's certificate when cfg serves TLS.
+func startServerWith(t *testing.T, cfg Config, ln net.Listener, transport *http.Transport) *testServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{
-		t: t, addr: ln.Addr().String(), url: "http://" + ln.Addr().String(),
-		out: &syncbuf.Buffer{}, log: &syncbuf.Buffer{}, client: &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second},
+		t: t, addr: ln.Addr().String(), url: cfg.scheme() + "://" + ln.Addr().String(),
+		out: &syncbuf.Buffer{}, log: &syncbuf.Buffer{}, client: &http.Client{Transport: transport, Timeout: 10 * time.Second},
 		cancel: cancel, done: make(chan error, 1),
 	}
 	go func() { s.done <- run(ctx, cfg, ln, s.out, s.log) }()

@@ -25,6 +25,11 @@ const troupe = (window.troupe = {
   ws: null,
   local: null,
   layers: null, // the last layers message: which of the camera's layers anyone watches
+  dc: null, // the reliable data channel: chat goes out on it
+  hands: [], // the raised hands, in the order they were raised
+  prioritizeHands: false,
+  toneOnEntry: false,
+  chat: [], // the chat messages shown, oldest first
   // stats sums the inbound RTP the page has received so far.
   async stats() {
     const out = {
@@ -92,6 +97,7 @@ const leaveReasons = {
   'room-deleted': [false, 'The room was deleted.'],
   'session-ended': [false, 'The session has ended.'],
   'remove-after-elapsed': [false, 'Your time in this room is up.'],
+  'remove-at': [false, 'The room closed at its set time.'],
   disconnected: [true, 'The server lost the connection to this page.'],
   'connection-failed': [true, 'The media connection failed.'],
   failed: [true, 'The server had a problem with this connection and closed it.'],
@@ -127,6 +133,50 @@ function showState() {
   $('leave').disabled = !inRoom;
   $('mute-audio').disabled = !inRoom || !troupe.local;
   $('mute-video').disabled = !inRoom || !troupe.local;
+  $('hand').disabled = troupe.state !== 'joined';
+  $('hand').textContent = troupe.hands.some((h) => h.participant_id === troupe.participantId) ? 'Lower hand' : 'Raise hand';
+}
+
+// showHands lists the raised hands and marks their tiles; with
+// prioritize_handraise their tiles come first, in the order raised.
+function showHands(hands, prioritize) {
+  troupe.hands = hands;
+  troupe.prioritizeHands = prioritize;
+  $('hands').hidden = hands.length === 0;
+  $('hands').textContent = hands.length ? 'Hands up: ' + hands.map((h) => h.name || h.identity).join(', ') : '';
+  people.forEach(markHand);
+  showState();
+}
+
+function markHand(p) {
+  if (!p.tile) return;
+  const hands = troupe.hands;
+  const at = hands.findIndex((h) => h.participant_id === p.id);
+  p.tile.classList.toggle('hand', at >= 0);
+  p.tile.style.order = troupe.prioritizeHands && at >= 0 ? String(at - hands.length) : '';
+}
+
+function showChat(msg) {
+  troupe.chat.push(msg);
+  const li = document.createElement('li');
+  const who = document.createElement('b');
+  who.textContent = (msg.name || msg.identity || 'server') + ': ';
+  li.append(who, document.createTextNode(msg.text));
+  $('chat-log').append(li);
+  li.scrollIntoView({ block: 'end' });
+}
+
+// tone plays a short beep when someone enters or leaves, if the room asks.
+function tone(freq) {
+  if (!troupe.toneOnEntry || !window.AudioContext) return;
+  const ctx = (tone.ctx = tone.ctx || new AudioContext());
+  const osc = ctx.createOscillator();
+  const gain = ctx.createGain();
+  gain.gain.value = 0.05;
+  osc.frequency.value = freq;
+  osc.connect(gain).connect(ctx.destination);
+  osc.start();
+  osc.stop(ctx.currentTime + 0.15);
 }
 
 // showNotice tells what happened; a fault is shown as an error.
@@ -246,6 +296,7 @@ function render(p) {
     const name = nameOf(p.info);
     const muted = mutedKinds(p);
     p.tile.classList.toggle('no-video', !showsVideo(p, video));
+    markHand(p);
     p.tile.querySelector('.avatar span').textContent = Array.from(name)[0].toUpperCase();
     p.tile.querySelector('.label').textContent =
       (isSelf(p) ? `${name} (you)` : name) + (muted.length ? ` (${muted.join(', ')} muted)` : '');
@@ -348,6 +399,16 @@ async function onMessage(msg) {
         troupe.local = null;
       }
       troupe.pc = newPeerConnection(msg.ice_servers);
+      troupe.toneOnEntry = msg.room.config.tone_on_entry_and_exit;
+      // Chat goes out on a data channel, opened before the first offer.
+      $('chat').hidden = !msg.room.config.chat_enabled;
+      troupe.dc = troupe.pc.createDataChannel('troupe-reliable');
+      (msg.chat || []).forEach(showChat);
+      if (msg.video_off && troupe.local) {
+        // The room starts cameras off; the server mutes our video until we start it.
+        troupe.local.getVideoTracks().forEach((t) => (t.enabled = false));
+        $('mute-video').textContent = 'Start camera';
+      }
       if (troupe.local) {
         troupe.local.getTracks().forEach((t) => {
           if (t.kind === 'video') {
@@ -359,8 +420,15 @@ async function onMessage(msg) {
       }
       addParticipant(msg.participant);
       msg.participants.forEach(addParticipant);
+      showHands(msg.hands || [], msg.room.config.prioritize_handraise);
       break;
     }
+    case 'hands':
+      showHands(msg.hands, msg.prioritize);
+      break;
+    case 'chat':
+      showChat(msg.chat);
+      break;
     case 'offer': {
       const collision = makingOffer || pc.signalingState !== 'stable';
       ignoreOffer = collision; // impolite: our offer wins; the server rolls back
@@ -382,9 +450,11 @@ async function onMessage(msg) {
       break;
     case 'participant-joined':
       addParticipant(msg.participant);
+      tone(660);
       break;
     case 'participant-left':
       removeParticipant(msg.participant_id);
+      tone(440);
       break;
     case 'track-published':
       updateTracks(msg.participant_id, (ts) => ts.concat([msg.track]));
@@ -608,6 +678,12 @@ function dropConnection() {
   troupe.connection = 'closed';
   people.forEach((_, id) => removeParticipant(id));
   makingOffer = ignoreOffer = false;
+  troupe.dc = null;
+  // The new connection's joined brings the chat's history and the hands again.
+  troupe.chat = [];
+  $('chat-log').replaceChildren();
+  $('chat').hidden = true;
+  showHands([], false);
 }
 
 // endCall lets go of the socket, the peer connection, the camera and the
@@ -649,6 +725,16 @@ function toggle(kind, button, on, off) {
 }
 
 $('join-form').addEventListener('submit', join);
+$('hand').addEventListener('click', () => {
+  send({ type: 'hand', raised: !troupe.hands.some((h) => h.participant_id === troupe.participantId) });
+});
+$('chat-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const text = $('chat-text').value.trim();
+  if (!text || !troupe.dc || troupe.dc.readyState !== 'open') return;
+  troupe.dc.send(JSON.stringify({ topic: 'chat', data: text }));
+  $('chat-text').value = '';
+});
 $('leave').addEventListener('click', leave);
 $('mute-audio').addEventListener('click', (e) => toggle('audio', e.target, 'Unmute mic', 'Mute mic'));
 $('mute-video').addEventListener('click', (e) => toggle('video', e.target, 'Start camera', 'Stop camera'));

@@ -51,6 +51,7 @@ type plan struct {
 	members    []keyVal // one per key, the last one given
 	eventRooms []string // the rooms of w.Events, in first-seen order
 	byRoom     map[string][]*recordpb.WebhookEvent
+	chat       []plannedChat
 }
 
 type plannedSession struct {
@@ -103,11 +104,10 @@ func (s *Store) plan(w *persistence.Writes) (*plan, error) {
 		}
 		p.byRoom[e.RoomId] = append(p.byRoom[e.RoomId], e)
 	}
+	if err := s.planChat(p, w); err != nil {
+		return nil, err
+	}
 	return p, nil
-}
-
-func emptyWrites(w *persistence.Writes) bool {
-	return w.Room == nil && w.DeleteRoom == "" && len(w.Sessions) == 0 && len(w.Members) == 0 && len(w.Events) == 0
 }
 
 // Apply commits w in one etcd transaction. It reads the records w replaces
@@ -120,7 +120,7 @@ func emptyWrites(w *persistence.Writes) bool {
 // each other. A failed ownership condition is a *NotOwnerError, and nothing
 // is written.
 func (s *Store) Apply(ctx context.Context, w persistence.Writes) error {
-	if emptyWrites(&w) {
+	if w.Empty() {
 		return ctx.Err()
 	}
 	if err := w.Validate(); err != nil {
@@ -179,6 +179,7 @@ func (s *Store) applyOnce(ctx context.Context, w *persistence.Writes, p *plan, l
 	for _, room := range p.eventRooms {
 		reads = append(reads, s.k.seq(room))
 	}
+	reads = append(reads, s.recordingReads(w)...)
 	// A write of members alone reads nothing, and needs no revision.
 	got, rev := map[string]*mvccpb.KeyValue{}, int64(0)
 	if len(reads) > 0 {
@@ -240,6 +241,15 @@ func (s *Store) applyOnce(ctx context.Context, w *persistence.Writes, p *plan, l
 	for _, m := range p.members {
 		ops = append(ops, clientv3.OpPut(m.key, m.val))
 	}
+	for _, c := range p.chat {
+		ops = append(ops, clientv3.OpPut(c.key, c.val))
+		rooms[c.room] = true
+	}
+	recOps, err := s.recordingOps(ctx, rev, w, got, unchanged, rooms)
+	if err != nil {
+		return true, err
+	}
+	ops = append(ops, recOps...)
 	for _, sid := range memberSessions {
 		key := s.k.session(sid)
 		kv := got[key]
@@ -359,8 +369,9 @@ func (s *Store) oldSessionIndex(ctx context.Context, rev int64, id string, kv *m
 }
 
 // indexSegments is how many segments follow each kind of listing index
-// before the time: roomidx/st/<status>/, sesidx/rst/<room>/<status>/...
-var indexSegments = map[string]int{"all": 0, "st": 1, "room": 1, "rst": 2}
+// before the time: roomidx/st/<status>/, sesidx/rst/<room>/<status>/,
+// rec/ses/<session>/...
+var indexSegments = map[string]int{"all": 0, "st": 1, "room": 1, "rst": 2, "ses": 1}
 
 // scanIndex finds the listing entries of id under root by reading every
 // index key (no values). Only unreadable records need it.

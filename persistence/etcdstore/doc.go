@@ -1,8 +1,8 @@
 // Package etcdstore owns Troupe's store of record in cluster mode: a
 // persistence.Backend on etcd, holding the same records as the Pebble store
 // of a single node (rooms, sessions and their participant history with
-// their listing indexes, the webhook outbox and failed deliveries, the
-// idempotency records of the HTTP API), and the cluster's room ownership: a
+// their listing indexes, recordings, the webhook outbox and failed
+// deliveries, the idempotency records of the HTTP API), and the cluster's room ownership: a
 // node's lease, the owner key of each room, and the fence that keeps a node
 // from writing a room it no longer owns. It passes the conformance suite of
 // persistence/storetest.
@@ -28,6 +28,11 @@
 //	session listing  P sesidx/room/<room>/<newest><id>              empty
 //	session listing  P sesidx/rst/<room>/<status>/<newest><id>      empty
 //	member           P member/<session>/<joined><participant id>    persistence member value
+//	recording        P rec/r/<id>                                   persistence recording value
+//	rec. listing     P rec/all/<newest><id>                         empty
+//	rec. listing     P rec/st/<status>/<newest><id>                 empty
+//	rec. listing     P rec/room/<room>/<newest><id>                 empty
+//	rec. listing     P rec/ses/<session>/<newest><id>               empty (only with a session)
 //	Seq counter      P seq/<room id>                                last Seq taken, 8 bytes big-endian
 //	webhook outbox   P wh/out/<room>/<endpoint>/<seq>               persistence webhook event value
 //	failed webhook   P wh/failed/<newest><delivery id>              the event without its secret
@@ -75,7 +80,9 @@
 // the chosen node's lease, whose id the chosen node's record carries. The
 // chosen node then finds the room its own. A node follows the node records
 // with a watch (FollowNodes), so that placing and forwarding read them from
-// memory.
+// memory, and the owner keys (FollowOwners, an OwnerView), so that a
+// request for a room another node owns is forwarded without a claim that
+// would fail: a hint only, a moment behind etcd, never a claim.
 //
 // # Takeover
 //

@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence/etcdstore"
 )
 
@@ -159,4 +160,46 @@ func TestFollowNodes(t *testing.T) {
 	next("node-a:3")
 	stop()
 	wait(t, "FollowNodes to return", done)
+}
+
+// FollowOwners follows the owner keys: a claim shows, a release goes, and
+// a view no longer followed says ask etcd.
+func TestFollowOwners(t *testing.T) {
+	endpoint := startEtcd(t)
+	a, _ := node(t, endpoint, "node-a", 5*time.Second)
+	b, _ := node(t, endpoint, "node-b", 5*time.Second)
+	if err := a.Claim(t.Context(), "before"); err != nil {
+		t.Fatal(err)
+	}
+	var v etcdstore.OwnerView
+	if _, ok := v.Owner("before"); ok {
+		t.Fatal("a view never followed knows an owner")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.FollowOwners(ctx, &v)
+	}()
+	owner := func(room string) string {
+		got, ok := v.Owner(room)
+		if !ok {
+			return "?"
+		}
+		return got
+	}
+	poll.Until(t, "the view to read the owners", func() bool { return owner("before") == "node-a" })
+	if err := b.Claim(t.Context(), "after"); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "the view to see a claim", func() bool { return owner("after") == "node-b" })
+	if err := a.Release(t.Context(), "before"); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "the view to see a release", func() bool { return owner("before") == "" && v.Len() == 1 })
+	cancel()
+	wait(t, "FollowOwners to return", done)
+	if _, ok := v.Owner("after"); ok {
+		t.Fatal("a view no longer followed knows an owner")
+	}
 }

@@ -14,9 +14,8 @@ import (
 	"github.com/troupe-media/troupe/persistence"
 )
 
-// followRetry is the pause before reading the node records again after
-// their watch ended, so that an unreachable etcd is not polled in a tight
-// loop.
+// followRetry is the pause before reading a followed range again after its
+// watch ended, so that an unreachable etcd is not polled in a tight loop.
 const followRetry = time.Second
 
 // FollowNodes keeps a caller's view of the node records: it reads them,
@@ -27,13 +26,62 @@ const followRetry = time.Second
 // which comes once the records could be read again. onChange runs on the
 // caller's goroutine, one call at a time.
 func (s *Store) FollowNodes(ctx context.Context, onChange func(nodes []NodeInfo, ok bool)) {
+	prefix := s.k.nodes()
+	var byID map[string]NodeInfo
+	s.follow(ctx, "node records", prefix, rangeFollower{
+		load: func(kvs []*mvccpb.KeyValue) error {
+			byID = make(map[string]NodeInfo, len(kvs))
+			for _, kv := range kvs {
+				n, err := s.nodeRecord(kv, prefix)
+				if err != nil {
+					return err
+				}
+				byID[n.ID] = n
+			}
+			onChange(sortedNodes(byID), true)
+			return nil
+		},
+		apply: func(evs []*clientv3.Event) error {
+			for _, ev := range evs {
+				if ev.Type == clientv3.EventTypeDelete {
+					delete(byID, strings.TrimPrefix(string(ev.Kv.Key), prefix))
+					continue
+				}
+				n, err := s.nodeRecord(ev.Kv, prefix)
+				if err != nil {
+					return err
+				}
+				byID[n.ID] = n
+			}
+			onChange(sortedNodes(byID), true)
+			return nil
+		},
+		stale: func() { onChange(nil, false) },
+	})
+}
+
+// rangeFollower is what follow does with a range: load takes every key
+// read at the start, apply each batch of the watch's events after it,
+// stale says that the watch ended and the view is no longer followed.
+type rangeFollower struct {
+	load  func(kvs []*mvccpb.KeyValue) error
+	apply func(evs []*clientv3.Event) error
+	stale func()
+}
+
+// follow reads the range prefix, then follows it with a watch from the
+// read's revision, until ctx ends or the Store closes. When the watch ends
+// (etcd unreachable, its revision compacted away, a value load or apply
+// cannot take) it calls f.stale and, after followRetry, starts again from
+// a fresh read. f's functions run on the caller's goroutine, one at a time.
+func (s *Store) follow(ctx context.Context, what, prefix string, f rangeFollower) {
 	for {
-		err := s.followNodes(ctx, onChange)
+		err := s.followOnce(ctx, prefix, f)
 		if ctx.Err() != nil || s.bg.Err() != nil {
 			return
 		}
-		s.log.Warn("node records watch ended; reading them again", "err", err)
-		onChange(nil, false)
+		s.log.Warn("watch ended; reading again", "range", what, "err", err)
+		f.stale()
 		t := time.NewTimer(followRetry)
 		select {
 		case <-ctx.Done():
@@ -47,9 +95,9 @@ func (s *Store) FollowNodes(ctx context.Context, onChange func(nodes []NodeInfo,
 	}
 }
 
-// followNodes reads the records, then applies the watch's events to them
-// until the watch ends, and returns why.
-func (s *Store) followNodes(ctx context.Context, onChange func([]NodeInfo, bool)) error {
+// followOnce reads the range, then applies the watch's events until the
+// watch ends, and returns why.
+func (s *Store) followOnce(ctx context.Context, prefix string, f rangeFollower) error {
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
@@ -58,36 +106,20 @@ func (s *Store) followNodes(ctx context.Context, onChange func([]NodeInfo, bool)
 	defer cancel()
 	stop := context.AfterFunc(s.bg, cancel) // Close ends the watch
 	defer stop()
-	prefix := s.k.nodes()
 	resp, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
 		return err
 	}
-	byID := make(map[string]NodeInfo, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		n, err := s.nodeRecord(kv, prefix)
-		if err != nil {
-			return err
-		}
-		byID[n.ID] = n
+	if err := f.load(resp.Kvs); err != nil {
+		return err
 	}
-	onChange(sortedNodes(byID), true)
 	for wr := range s.cli.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1)) {
 		if err := wr.Err(); err != nil {
 			return err
 		}
-		for _, ev := range wr.Events {
-			if ev.Type == clientv3.EventTypeDelete {
-				delete(byID, strings.TrimPrefix(string(ev.Kv.Key), prefix))
-				continue
-			}
-			n, err := s.nodeRecord(ev.Kv, prefix)
-			if err != nil {
-				return err
-			}
-			byID[n.ID] = n
+		if err := f.apply(wr.Events); err != nil {
+			return err
 		}
-		onChange(sortedNodes(byID), true)
 	}
 	if err := ctx.Err(); err != nil {
 		return err

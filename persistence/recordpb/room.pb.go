@@ -91,7 +91,9 @@ type Room struct {
 	EndedAt         *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
 	ActiveSessionId string                 `protobuf:"bytes,11,opt,name=active_session_id,json=activeSessionId,proto3" json:"active_session_id,omitempty"`
 	// Incremented by every change the room actor persists.
-	Revision      uint64 `protobuf:"varint,12,opt,name=revision,proto3" json:"revision,omitempty"`
+	Revision uint64 `protobuf:"varint,12,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Unset when nothing starts with a session (VideoSDK's autoStartConfig).
+	AutoStart     *AutoStart `protobuf:"bytes,13,opt,name=auto_start,json=autoStart,proto3" json:"auto_start,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -210,6 +212,122 @@ func (x *Room) GetRevision() uint64 {
 	return 0
 }
 
+func (x *Room) GetAutoStart() *AutoStart {
+	if x != nil {
+		return x.AutoStart
+	}
+	return nil
+}
+
+// AutoStart is what starts by itself with each session of a room.
+type AutoStart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unset: no recording starts by itself.
+	Recording     *RecordingSettings `protobuf:"bytes,1,opt,name=recording,proto3" json:"recording,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AutoStart) Reset() {
+	*x = AutoStart{}
+	mi := &file_persistence_recordpb_room_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AutoStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AutoStart) ProtoMessage() {}
+
+func (x *AutoStart) ProtoReflect() protoreflect.Message {
+	mi := &file_persistence_recordpb_room_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AutoStart.ProtoReflect.Descriptor instead.
+func (*AutoStart) Descriptor() ([]byte, []int) {
+	return file_persistence_recordpb_room_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AutoStart) GetRecording() *RecordingSettings {
+	if x != nil {
+		return x.Recording
+	}
+	return nil
+}
+
+// RecordingSettings are the options of a recording.
+type RecordingSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "participant" or "track".
+	Layout    string `protobuf:"bytes,1,opt,name=layout,proto3" json:"layout,omitempty"`
+	AudioOnly bool   `protobuf:"varint,2,opt,name=audio_only,json=audioOnly,proto3" json:"audio_only,omitempty"`
+	// The identities to record; empty means everyone.
+	Participants  []string `protobuf:"bytes,3,rep,name=participants,proto3" json:"participants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordingSettings) Reset() {
+	*x = RecordingSettings{}
+	mi := &file_persistence_recordpb_room_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordingSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordingSettings) ProtoMessage() {}
+
+func (x *RecordingSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_persistence_recordpb_room_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordingSettings.ProtoReflect.Descriptor instead.
+func (*RecordingSettings) Descriptor() ([]byte, []int) {
+	return file_persistence_recordpb_room_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RecordingSettings) GetLayout() string {
+	if x != nil {
+		return x.Layout
+	}
+	return ""
+}
+
+func (x *RecordingSettings) GetAudioOnly() bool {
+	if x != nil {
+		return x.AudioOnly
+	}
+	return false
+}
+
+func (x *RecordingSettings) GetParticipants() []string {
+	if x != nil {
+		return x.Participants
+	}
+	return nil
+}
+
 type RoomConfig struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	MaxParticipants  uint32                 `protobuf:"varint,1,opt,name=max_participants,json=maxParticipants,proto3" json:"max_participants,omitempty"`
@@ -228,13 +346,22 @@ type RoomConfig struct {
 	Fps                       uint32                 `protobuf:"varint,12,opt,name=fps,proto3" json:"fps,omitempty"`
 	Layout                    string                 `protobuf:"bytes,13,opt,name=layout,proto3" json:"layout,omitempty"`
 	ToneOnEntryAndExit        bool                   `protobuf:"varint,14,opt,name=tone_on_entry_and_exit,json=toneOnEntryAndExit,proto3" json:"tone_on_entry_and_exit,omitempty"`
-	unknownFields             protoimpl.UnknownFields
-	sizeCache                 protoimpl.SizeCache
+	// SignalWire's room fields. remove_at removes every member at that time;
+	// the video-off fields start joiners with their camera muted (every one,
+	// or all but moderators); the others are hints handed to clients.
+	RemoveAt            *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=remove_at,json=removeAt,proto3" json:"remove_at,omitempty"`
+	RoomJoinVideoOff    bool                   `protobuf:"varint,16,opt,name=room_join_video_off,json=roomJoinVideoOff,proto3" json:"room_join_video_off,omitempty"`
+	UserJoinVideoOff    bool                   `protobuf:"varint,17,opt,name=user_join_video_off,json=userJoinVideoOff,proto3" json:"user_join_video_off,omitempty"`
+	PrioritizeHandraise bool                   `protobuf:"varint,18,opt,name=prioritize_handraise,json=prioritizeHandraise,proto3" json:"prioritize_handraise,omitempty"`
+	SyncAudioVideo      bool                   `protobuf:"varint,19,opt,name=sync_audio_video,json=syncAudioVideo,proto3" json:"sync_audio_video,omitempty"`
+	EnableRoomPreviews  bool                   `protobuf:"varint,20,opt,name=enable_room_previews,json=enableRoomPreviews,proto3" json:"enable_room_previews,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *RoomConfig) Reset() {
 	*x = RoomConfig{}
-	mi := &file_persistence_recordpb_room_proto_msgTypes[1]
+	mi := &file_persistence_recordpb_room_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -246,7 +373,7 @@ func (x *RoomConfig) String() string {
 func (*RoomConfig) ProtoMessage() {}
 
 func (x *RoomConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_persistence_recordpb_room_proto_msgTypes[1]
+	mi := &file_persistence_recordpb_room_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -259,7 +386,7 @@ func (x *RoomConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomConfig.ProtoReflect.Descriptor instead.
 func (*RoomConfig) Descriptor() ([]byte, []int) {
-	return file_persistence_recordpb_room_proto_rawDescGZIP(), []int{1}
+	return file_persistence_recordpb_room_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RoomConfig) GetMaxParticipants() uint32 {
@@ -360,6 +487,48 @@ func (x *RoomConfig) GetToneOnEntryAndExit() bool {
 	return false
 }
 
+func (x *RoomConfig) GetRemoveAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RemoveAt
+	}
+	return nil
+}
+
+func (x *RoomConfig) GetRoomJoinVideoOff() bool {
+	if x != nil {
+		return x.RoomJoinVideoOff
+	}
+	return false
+}
+
+func (x *RoomConfig) GetUserJoinVideoOff() bool {
+	if x != nil {
+		return x.UserJoinVideoOff
+	}
+	return false
+}
+
+func (x *RoomConfig) GetPrioritizeHandraise() bool {
+	if x != nil {
+		return x.PrioritizeHandraise
+	}
+	return false
+}
+
+func (x *RoomConfig) GetSyncAudioVideo() bool {
+	if x != nil {
+		return x.SyncAudioVideo
+	}
+	return false
+}
+
+func (x *RoomConfig) GetEnableRoomPreviews() bool {
+	if x != nil {
+		return x.EnableRoomPreviews
+	}
+	return false
+}
+
 type Webhook struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Endpoint      string                 `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
@@ -371,7 +540,7 @@ type Webhook struct {
 
 func (x *Webhook) Reset() {
 	*x = Webhook{}
-	mi := &file_persistence_recordpb_room_proto_msgTypes[2]
+	mi := &file_persistence_recordpb_room_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -383,7 +552,7 @@ func (x *Webhook) String() string {
 func (*Webhook) ProtoMessage() {}
 
 func (x *Webhook) ProtoReflect() protoreflect.Message {
-	mi := &file_persistence_recordpb_room_proto_msgTypes[2]
+	mi := &file_persistence_recordpb_room_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -396,7 +565,7 @@ func (x *Webhook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Webhook.ProtoReflect.Descriptor instead.
 func (*Webhook) Descriptor() ([]byte, []int) {
-	return file_persistence_recordpb_room_proto_rawDescGZIP(), []int{2}
+	return file_persistence_recordpb_room_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Webhook) GetEndpoint() string {
@@ -432,7 +601,7 @@ type AutoClose struct {
 
 func (x *AutoClose) Reset() {
 	*x = AutoClose{}
-	mi := &file_persistence_recordpb_room_proto_msgTypes[3]
+	mi := &file_persistence_recordpb_room_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -444,7 +613,7 @@ func (x *AutoClose) String() string {
 func (*AutoClose) ProtoMessage() {}
 
 func (x *AutoClose) ProtoReflect() protoreflect.Message {
-	mi := &file_persistence_recordpb_room_proto_msgTypes[3]
+	mi := &file_persistence_recordpb_room_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -457,7 +626,7 @@ func (x *AutoClose) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AutoClose.ProtoReflect.Descriptor instead.
 func (*AutoClose) Descriptor() ([]byte, []int) {
-	return file_persistence_recordpb_room_proto_rawDescGZIP(), []int{3}
+	return file_persistence_recordpb_room_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AutoClose) GetType() string {
@@ -478,7 +647,7 @@ var File_persistence_recordpb_room_proto protoreflect.FileDescriptor
 
 const file_persistence_recordpb_room_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpersistence/recordpb/room.proto\x12\x10troupe.record.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9f\x04\n" +
+	"\x1fpersistence/recordpb/room.proto\x12\x10troupe.record.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x04\n" +
 	"\x04Room\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
@@ -495,7 +664,16 @@ const file_persistence_recordpb_room_proto_rawDesc = "" +
 	"\bended_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\x12*\n" +
 	"\x11active_session_id\x18\v \x01(\tR\x0factiveSessionId\x12\x1a\n" +
-	"\brevision\x18\f \x01(\x04R\brevision\"\xe6\x04\n" +
+	"\brevision\x18\f \x01(\x04R\brevision\x12:\n" +
+	"\n" +
+	"auto_start\x18\r \x01(\v2\x1b.troupe.record.v1.AutoStartR\tautoStart\"N\n" +
+	"\tAutoStart\x12A\n" +
+	"\trecording\x18\x01 \x01(\v2#.troupe.record.v1.RecordingSettingsR\trecording\"n\n" +
+	"\x11RecordingSettings\x12\x16\n" +
+	"\x06layout\x18\x01 \x01(\tR\x06layout\x12\x1d\n" +
+	"\n" +
+	"audio_only\x18\x02 \x01(\bR\taudioOnly\x12\"\n" +
+	"\fparticipants\x18\x03 \x03(\tR\fparticipants\"\x8c\a\n" +
 	"\n" +
 	"RoomConfig\x12)\n" +
 	"\x10max_participants\x18\x01 \x01(\rR\x0fmaxParticipants\x12+\n" +
@@ -513,7 +691,13 @@ const file_persistence_recordpb_room_proto_rawDesc = "" +
 	"\aquality\x18\v \x01(\tR\aquality\x12\x10\n" +
 	"\x03fps\x18\f \x01(\rR\x03fps\x12\x16\n" +
 	"\x06layout\x18\r \x01(\tR\x06layout\x122\n" +
-	"\x16tone_on_entry_and_exit\x18\x0e \x01(\bR\x12toneOnEntryAndExitB\x1f\n" +
+	"\x16tone_on_entry_and_exit\x18\x0e \x01(\bR\x12toneOnEntryAndExit\x127\n" +
+	"\tremove_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\bremoveAt\x12-\n" +
+	"\x13room_join_video_off\x18\x10 \x01(\bR\x10roomJoinVideoOff\x12-\n" +
+	"\x13user_join_video_off\x18\x11 \x01(\bR\x10userJoinVideoOff\x121\n" +
+	"\x14prioritize_handraise\x18\x12 \x01(\bR\x13prioritizeHandraise\x12(\n" +
+	"\x10sync_audio_video\x18\x13 \x01(\bR\x0esyncAudioVideo\x120\n" +
+	"\x14enable_room_previews\x18\x14 \x01(\bR\x12enableRoomPreviewsB\x1f\n" +
 	"\x1d_remove_after_seconds_elapsed\"U\n" +
 	"\aWebhook\x12\x1a\n" +
 	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x12\x16\n" +
@@ -541,30 +725,35 @@ func file_persistence_recordpb_room_proto_rawDescGZIP() []byte {
 }
 
 var file_persistence_recordpb_room_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_persistence_recordpb_room_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_persistence_recordpb_room_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_persistence_recordpb_room_proto_goTypes = []any{
 	(RoomStatus)(0),               // 0: troupe.record.v1.RoomStatus
 	(*Room)(nil),                  // 1: troupe.record.v1.Room
-	(*RoomConfig)(nil),            // 2: troupe.record.v1.RoomConfig
-	(*Webhook)(nil),               // 3: troupe.record.v1.Webhook
-	(*AutoClose)(nil),             // 4: troupe.record.v1.AutoClose
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*AutoStart)(nil),             // 2: troupe.record.v1.AutoStart
+	(*RecordingSettings)(nil),     // 3: troupe.record.v1.RecordingSettings
+	(*RoomConfig)(nil),            // 4: troupe.record.v1.RoomConfig
+	(*Webhook)(nil),               // 5: troupe.record.v1.Webhook
+	(*AutoClose)(nil),             // 6: troupe.record.v1.AutoClose
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_persistence_recordpb_room_proto_depIdxs = []int32{
-	0, // 0: troupe.record.v1.Room.status:type_name -> troupe.record.v1.RoomStatus
-	2, // 1: troupe.record.v1.Room.config:type_name -> troupe.record.v1.RoomConfig
-	3, // 2: troupe.record.v1.Room.webhook:type_name -> troupe.record.v1.Webhook
-	4, // 3: troupe.record.v1.Room.auto_close:type_name -> troupe.record.v1.AutoClose
-	5, // 4: troupe.record.v1.Room.created_at:type_name -> google.protobuf.Timestamp
-	5, // 5: troupe.record.v1.Room.updated_at:type_name -> google.protobuf.Timestamp
-	5, // 6: troupe.record.v1.Room.ended_at:type_name -> google.protobuf.Timestamp
-	5, // 7: troupe.record.v1.RoomConfig.join_from:type_name -> google.protobuf.Timestamp
-	5, // 8: troupe.record.v1.RoomConfig.join_until:type_name -> google.protobuf.Timestamp
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	0,  // 0: troupe.record.v1.Room.status:type_name -> troupe.record.v1.RoomStatus
+	4,  // 1: troupe.record.v1.Room.config:type_name -> troupe.record.v1.RoomConfig
+	5,  // 2: troupe.record.v1.Room.webhook:type_name -> troupe.record.v1.Webhook
+	6,  // 3: troupe.record.v1.Room.auto_close:type_name -> troupe.record.v1.AutoClose
+	7,  // 4: troupe.record.v1.Room.created_at:type_name -> google.protobuf.Timestamp
+	7,  // 5: troupe.record.v1.Room.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 6: troupe.record.v1.Room.ended_at:type_name -> google.protobuf.Timestamp
+	2,  // 7: troupe.record.v1.Room.auto_start:type_name -> troupe.record.v1.AutoStart
+	3,  // 8: troupe.record.v1.AutoStart.recording:type_name -> troupe.record.v1.RecordingSettings
+	7,  // 9: troupe.record.v1.RoomConfig.join_from:type_name -> google.protobuf.Timestamp
+	7,  // 10: troupe.record.v1.RoomConfig.join_until:type_name -> google.protobuf.Timestamp
+	7,  // 11: troupe.record.v1.RoomConfig.remove_at:type_name -> google.protobuf.Timestamp
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_persistence_recordpb_room_proto_init() }
@@ -572,14 +761,14 @@ func file_persistence_recordpb_room_proto_init() {
 	if File_persistence_recordpb_room_proto != nil {
 		return
 	}
-	file_persistence_recordpb_room_proto_msgTypes[1].OneofWrappers = []any{}
+	file_persistence_recordpb_room_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_persistence_recordpb_room_proto_rawDesc), len(file_persistence_recordpb_room_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

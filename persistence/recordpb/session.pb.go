@@ -109,8 +109,19 @@ type Session struct {
 	// The last persisted join, leave or other activity: the end time given to a
 	// session a crash left in progress.
 	LastActivityAt *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=last_activity_at,json=lastActivityAt,proto3" json:"last_activity_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The recordings of the session, in the order they started.
+	RecordingIds []string `protobuf:"bytes,24,rep,name=recording_ids,json=recordingIds,proto3" json:"recording_ids,omitempty"`
+	// More of the room's configuration when the session started: SignalWire's
+	// session fields.
+	RemoveAt            *timestamppb.Timestamp `protobuf:"bytes,25,opt,name=remove_at,json=removeAt,proto3" json:"remove_at,omitempty"`
+	RoomJoinVideoOff    bool                   `protobuf:"varint,26,opt,name=room_join_video_off,json=roomJoinVideoOff,proto3" json:"room_join_video_off,omitempty"`
+	UserJoinVideoOff    bool                   `protobuf:"varint,27,opt,name=user_join_video_off,json=userJoinVideoOff,proto3" json:"user_join_video_off,omitempty"`
+	PrioritizeHandraise bool                   `protobuf:"varint,28,opt,name=prioritize_handraise,json=prioritizeHandraise,proto3" json:"prioritize_handraise,omitempty"`
+	SyncAudioVideo      bool                   `protobuf:"varint,29,opt,name=sync_audio_video,json=syncAudioVideo,proto3" json:"sync_audio_video,omitempty"`
+	ToneOnEntryAndExit  bool                   `protobuf:"varint,30,opt,name=tone_on_entry_and_exit,json=toneOnEntryAndExit,proto3" json:"tone_on_entry_and_exit,omitempty"`
+	EnableRoomPreviews  bool                   `protobuf:"varint,31,opt,name=enable_room_previews,json=enableRoomPreviews,proto3" json:"enable_room_previews,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Session) Reset() {
@@ -302,6 +313,62 @@ func (x *Session) GetLastActivityAt() *timestamppb.Timestamp {
 		return x.LastActivityAt
 	}
 	return nil
+}
+
+func (x *Session) GetRecordingIds() []string {
+	if x != nil {
+		return x.RecordingIds
+	}
+	return nil
+}
+
+func (x *Session) GetRemoveAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RemoveAt
+	}
+	return nil
+}
+
+func (x *Session) GetRoomJoinVideoOff() bool {
+	if x != nil {
+		return x.RoomJoinVideoOff
+	}
+	return false
+}
+
+func (x *Session) GetUserJoinVideoOff() bool {
+	if x != nil {
+		return x.UserJoinVideoOff
+	}
+	return false
+}
+
+func (x *Session) GetPrioritizeHandraise() bool {
+	if x != nil {
+		return x.PrioritizeHandraise
+	}
+	return false
+}
+
+func (x *Session) GetSyncAudioVideo() bool {
+	if x != nil {
+		return x.SyncAudioVideo
+	}
+	return false
+}
+
+func (x *Session) GetToneOnEntryAndExit() bool {
+	if x != nil {
+		return x.ToneOnEntryAndExit
+	}
+	return false
+}
+
+func (x *Session) GetEnableRoomPreviews() bool {
+	if x != nil {
+		return x.EnableRoomPreviews
+	}
+	return false
 }
 
 // SessionMember is one participant's stay in a session: written at the join
@@ -538,7 +605,7 @@ var File_persistence_recordpb_session_proto protoreflect.FileDescriptor
 
 const file_persistence_recordpb_session_proto_rawDesc = "" +
 	"\n" +
-	"\"persistence/recordpb/session.proto\x12\x10troupe.record.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\b\n" +
+	"\"persistence/recordpb/session.proto\x12\x10troupe.record.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\v\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\aroom_id\x18\x02 \x01(\tR\x06roomId\x12\x12\n" +
@@ -569,7 +636,15 @@ const file_persistence_recordpb_session_proto_rawDesc = "" +
 	"created_at\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12D\n" +
-	"\x10last_activity_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastActivityAtB\x1f\n" +
+	"\x10last_activity_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastActivityAt\x12#\n" +
+	"\rrecording_ids\x18\x18 \x03(\tR\frecordingIds\x127\n" +
+	"\tremove_at\x18\x19 \x01(\v2\x1a.google.protobuf.TimestampR\bremoveAt\x12-\n" +
+	"\x13room_join_video_off\x18\x1a \x01(\bR\x10roomJoinVideoOff\x12-\n" +
+	"\x13user_join_video_off\x18\x1b \x01(\bR\x10userJoinVideoOff\x121\n" +
+	"\x14prioritize_handraise\x18\x1c \x01(\bR\x13prioritizeHandraise\x12(\n" +
+	"\x10sync_audio_video\x18\x1d \x01(\bR\x0esyncAudioVideo\x122\n" +
+	"\x16tone_on_entry_and_exit\x18\x1e \x01(\bR\x12toneOnEntryAndExit\x120\n" +
+	"\x14enable_room_previews\x18\x1f \x01(\bR\x12enableRoomPreviewsB\x1f\n" +
 	"\x1d_remove_after_seconds_elapsed\"\xde\x02\n" +
 	"\rSessionMember\x12\x1d\n" +
 	"\n" +
@@ -631,14 +706,15 @@ var file_persistence_recordpb_session_proto_depIdxs = []int32{
 	4,  // 5: troupe.record.v1.Session.created_at:type_name -> google.protobuf.Timestamp
 	4,  // 6: troupe.record.v1.Session.updated_at:type_name -> google.protobuf.Timestamp
 	4,  // 7: troupe.record.v1.Session.last_activity_at:type_name -> google.protobuf.Timestamp
-	4,  // 8: troupe.record.v1.SessionMember.joined_at:type_name -> google.protobuf.Timestamp
-	4,  // 9: troupe.record.v1.SessionMember.left_at:type_name -> google.protobuf.Timestamp
-	3,  // 10: troupe.record.v1.SessionMember.stats:type_name -> troupe.record.v1.MediaStats
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	4,  // 8: troupe.record.v1.Session.remove_at:type_name -> google.protobuf.Timestamp
+	4,  // 9: troupe.record.v1.SessionMember.joined_at:type_name -> google.protobuf.Timestamp
+	4,  // 10: troupe.record.v1.SessionMember.left_at:type_name -> google.protobuf.Timestamp
+	3,  // 11: troupe.record.v1.SessionMember.stats:type_name -> troupe.record.v1.MediaStats
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_persistence_recordpb_session_proto_init() }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -46,10 +47,12 @@ var groups = []struct {
 }{
 	{"Rooms", roomCases},
 	{"Sessions", sessionCases},
+	{"Recordings", recordingCases},
 	{"Apply", applyCases},
 	{"Outbox", outboxCases},
 	{"Idempotency", idempotencyCases},
 	{"Lifecycle", lifecycleCases},
+	{"Chat", chatCases},
 }
 
 type harness struct{ open Open }
@@ -162,6 +165,31 @@ func page(all []string, limit, offset int) []string {
 		hi = min(lo+limit, hi)
 	}
 	return all[lo:hi]
+}
+
+// scramble returns a copy of s in another order, the same on every run.
+func scramble[T any](s []T) []T {
+	out := slices.Clone(s)
+	for i := range out {
+		j := (i * 11) % len(out)
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
+}
+
+// checkPages reads pages of a listing whose matches are want, through
+// list, at limits and offsets around its edges, and checks each page and
+// its total.
+func checkPages(t *testing.T, what string, want []string, list func(limit, offset int) ([]string, int)) {
+	t.Helper()
+	for _, w := range []struct{ limit, offset int }{
+		{0, 0}, {4, 0}, {4, 4}, {3, len(want) - 2}, {0, len(want)}, {5, len(want) + 1}, {1, -1}, {-1, 2},
+	} {
+		got, total := list(w.limit, w.offset)
+		if wantPage := page(want, w.limit, w.offset); !slices.Equal(got, wantPage) || total != len(want) {
+			t.Errorf("%s, limit %d, offset %d = %v of %d, want %v of %d", what, w.limit, w.offset, got, total, wantPage, len(want))
+		}
+	}
 }
 
 func wantErr(t *testing.T, what string, err, want error) {

@@ -2,14 +2,11 @@ package rtctest
 
 import (
 	"encoding/binary"
-	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
 
-	"github.com/pion/transport/v5"
-	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -98,43 +95,7 @@ func rtpKey(b []byte) (ssrc uint32, seq uint16, ok bool) {
 // connections recording RTP arrivals in the returned registry. Give each
 // peer connection its own (see Arrivals).
 func ClientAPIWithArrivals() (*webrtc.API, *Arrivals, error) {
-	base, err := stdnet.NewNet()
-	if err != nil {
-		return nil, nil, fmt.Errorf("rtctest: net: %w", err)
-	}
-	a := NewArrivals()
-	api, err := clientAPI(&stampNet{Net: base, arrivals: a})
-	if err != nil {
-		return nil, nil, err
-	}
-	return api, a, nil
-}
-
-// stampNet is the standard network whose UDP sockets record arrivals.
-// ICE listens for host candidates with ListenUDP; ListenPacket serves
-// relayed ones.
-type stampNet struct {
-	*stdnet.Net
-	arrivals *Arrivals
-}
-
-func (n *stampNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
-	c, err := net.ListenUDP(network, laddr)
-	if err != nil {
-		return nil, err
-	}
-	return newStampConn(c, n.arrivals), nil
-}
-
-func (n *stampNet) ListenPacket(network, address string) (net.PacketConn, error) {
-	c, err := n.Net.ListenPacket(network, address)
-	if err != nil {
-		return nil, err
-	}
-	if u, ok := c.(*net.UDPConn); ok {
-		return newStampConn(u, n.arrivals), nil
-	}
-	return c, nil
+	return clientAPIWith(NewArrivals(), newStampConn)
 }
 
 // stampConn reads a UDP socket with its arrival times and records those
@@ -142,20 +103,22 @@ func (n *stampNet) ListenPacket(network, address string) (net.PacketConn, error)
 // pion/ice's AddrPortReaderWriter, so ICE reads through it without
 // allocating an address per packet.
 type stampConn struct {
-	*net.UDPConn
+	readThrough
 	arrivals *Arrivals
 	// kernel is whether the socket gives kernel receive timestamps.
 	kernel bool
 }
 
 func newStampConn(c *net.UDPConn, a *Arrivals) *stampConn {
-	return &stampConn{UDPConn: c, arrivals: a, kernel: enableTimestamps(c) == nil}
+	s := &stampConn{arrivals: a, kernel: enableTimestamps(c) == nil}
+	s.readThrough = readThrough{UDPConn: c, read: s.readFromAddrPort}
+	return s
 }
 
 // oobSize holds one SCM_TIMESTAMPNS control message with room to spare.
 const oobSize = 64
 
-func (c *stampConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+func (c *stampConn) readFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	var (
 		n    int
 		addr netip.AddrPort
@@ -172,36 +135,4 @@ func (c *stampConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 		c.arrivals.observe(b[:n], at)
 	}
 	return n, addr, err
-}
-
-func (c *stampConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	return c.UDPConn.WriteToUDPAddrPort(b, addr)
-}
-
-// The read methods of the embedded socket are overridden so that no read
-// bypasses the recording.
-
-func (c *stampConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
-	return c.ReadFromAddrPort(b)
-}
-
-func (c *stampConn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
-	n, addr, err := c.ReadFromAddrPort(b)
-	if err != nil {
-		return n, nil, err
-	}
-	return n, net.UDPAddrFromAddrPort(addr), nil
-}
-
-func (c *stampConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	n, addr, err := c.ReadFromUDP(b)
-	if addr == nil {
-		return n, nil, err // not a typed nil in the interface
-	}
-	return n, addr, err
-}
-
-func (c *stampConn) Read(b []byte) (int, error) {
-	n, _, err := c.ReadFromAddrPort(b)
-	return n, err
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 
@@ -96,7 +97,7 @@ func TestStampConnRecordsRTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := NewArrivals()
-	n := &stampNet{Net: base, arrivals: a}
+	n := &wrappedNet{Net: base, wrap: func(c *net.UDPConn) transport.UDPConn { return newStampConn(c, a) }}
 	rc, err := n.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +230,8 @@ func TestStampConnReadDoesNotAllocate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := (&stampNet{Net: base, arrivals: NewArrivals()}).ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	a := NewArrivals()
+	rc, err := (&wrappedNet{Net: base, wrap: func(c *net.UDPConn) transport.UDPConn { return newStampConn(c, a) }}).ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}

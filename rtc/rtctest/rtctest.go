@@ -30,9 +30,20 @@ func ClientAPIWithCodecs(codecs ...webrtc.RTPCodecCapability) (*webrtc.API, erro
 	return clientAPI(nil, codecs...)
 }
 
+// ClientAPIOnNetworks is ClientAPI for a client whose ICE uses only the
+// network types given: TCP4 alone for one whose UDP is blocked.
+func ClientAPIOnNetworks(types ...webrtc.NetworkType) (*webrtc.API, error) {
+	return newClientAPI(nil, types)
+}
+
 // clientAPI is ClientAPI on network n (nil is the standard network) with
 // codecs, or pion's default codecs if none are given.
 func clientAPI(n transport.Net, codecs ...webrtc.RTPCodecCapability) (*webrtc.API, error) {
+	return newClientAPI(n, []webrtc.NetworkType{webrtc.NetworkTypeUDP4}, codecs...)
+}
+
+// newClientAPI is clientAPI on the network types given.
+func newClientAPI(n transport.Net, types []webrtc.NetworkType, codecs ...webrtc.RTPCodecCapability) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if len(codecs) == 0 {
 		if err := m.RegisterDefaultCodecs(); err != nil {
@@ -60,8 +71,8 @@ func clientAPI(n transport.Net, codecs ...webrtc.RTPCodecCapability) (*webrtc.AP
 	var s webrtc.SettingEngine
 	s.SetIncludeLoopbackCandidate(true)
 	s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	// Off also for stampNet's sake: the mDNS reader (x/net/ipv4) reads
+	s.SetNetworkTypes(types)
+	// Off also for the wrapped networks' sake: the mDNS reader (x/net/ipv4) reads
 	// only a bare *net.UDPConn and spins on a wrapped one.
 	s.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if n != nil {

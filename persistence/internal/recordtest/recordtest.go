@@ -1,6 +1,6 @@
 // Package recordtest builds the records that the tests of persistence and
 // of its conformance suite (persistence/storetest) store: rooms, sessions
-// and session members, placed in time from one epoch, in seconds.
+// session members and recordings, placed in time from one epoch, in seconds.
 //
 // It is its own package because persistence's internal tests cannot import
 // storetest, which imports persistence. Only tests import it.
@@ -64,4 +64,23 @@ func Member(sessionID, participantID string, joinedSec int) *recordpb.SessionMem
 		Role:          "publisher",
 		JoinedAt:      At(joinedSec),
 	}
+}
+
+// Recording returns a recording of session sessionID of room roomID,
+// created at Epoch plus createdSec; an ended one ended a minute later with
+// one file.
+func Recording(id, roomID, sessionID string, st recordpb.RecordingStatus, createdSec int) *recordpb.Recording {
+	r := &recordpb.Recording{
+		Id: id, RoomId: roomID, SessionId: sessionID, Status: st, Layout: "participant",
+		CreatedAt: At(createdSec), UpdatedAt: At(createdSec),
+	}
+	if st != recordpb.RecordingStatus_RECORDING_STATUS_STARTING {
+		r.StartedAt = At(createdSec)
+	}
+	if st == recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED || st == recordpb.RecordingStatus_RECORDING_STATUS_FAILED {
+		r.EndedAt, r.EndReason = At(createdSec+60), "stopped-via-api"
+		r.Files = []*recordpb.RecordingFile{{Name: "PA_1.webm", ParticipantId: "PA_1", Identity: "user-PA_1",
+			TrackIds: []string{"TR_a", "TR_v"}, Codecs: []string{"opus", "vp8"}, Container: "webm", Size: 4096, DurationMs: 60000}}
+	}
+	return r
 }

@@ -1,0 +1,112 @@
+package actors
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/rtc"
+	"github.com/troupe-media/troupe/rtc/rtctest"
+)
+
+// TestBandwidthPausesTrack: a viewer of a three-layer camera on a link
+// the test cuts below the lowest layer is told track-paused for
+// bandwidth, and the room's participant list shows its estimate and the
+// camera paused for it; with the link whole again it is told
+// track-resumed.
+func TestBandwidthPausesTrack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes tens of seconds of media")
+	}
+	env := newMediaEnv(t, nil)
+	createRoom(t, env, "bw", nil)
+	pub := publishSimulcast(t, env, "bw", 10*time.Millisecond)
+
+	api, link, err := rtctest.ClientAPIWithShaper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer, err := tryJoinWith(t, env, "bw", "viewer", RoleSubscriber, false, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer.receive(1)
+	receiving := func() *Receiving {
+		list, err := env.rooms.Participants(context.Background(), "bw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range list {
+			if p.ID == viewer.p.ID {
+				return p.Receiving
+			}
+		}
+		t.Fatal("the viewer is not in the list")
+		return nil
+	}
+	poll.Until(t, "the viewer's estimate from transport-cc, on the top layer", func() bool {
+		r := receiving()
+		return r != nil && r.EstimateSource == string(rtc.EstimateTWCC) && r.EstimateBps > 0 &&
+			len(r.Tracks) == 1 && r.Tracks[0].Layer == 2 && !r.Tracks[0].Paused
+	})
+
+	link.SetRate(60_000)
+	paused := waitEvent(t, viewer, func(SignalTrackPaused) bool { return true })
+	if !paused.Paused || paused.Reason != PauseReasonBandwidth || paused.ParticipantID != pub.p.ID {
+		t.Fatalf("first pause event %+v, want the publisher's camera paused for bandwidth", paused)
+	}
+	if r := receiving(); len(r.Tracks) != 1 || r.Tracks[0].TrackID != paused.TrackID || !r.Tracks[0].Paused {
+		t.Fatalf("receiving %+v after the pause of %s", r, paused.TrackID)
+	}
+
+	link.SetRate(0)
+	// The resume waits out the hold that failed tries on the cut link
+	// made longer (at most 16 s), so the wait is longer than waitEvent's.
+	poll.Within(t, 2*poll.Timeout, "track-resumed", func() bool {
+		select {
+		case s := <-viewer.events:
+			e, ok := s.(SignalTrackPaused)
+			return ok && !e.Paused && e.TrackID == paused.TrackID && e.Reason == PauseReasonBandwidth
+		default:
+			return false
+		}
+	})
+}
+
+// publishSimulcast joins a publisher to room whose client sends a camera
+// in rtctest's three layers, a frame every interval, until the test ends.
+func publishSimulcast(t *testing.T, env *testEnv, room RoomID, interval time.Duration) *testClient {
+	t.Helper()
+	pub := joinClient(t, env, room, "pub", RolePublisher)
+	camera, err := rtctest.AddSimulcast(pub.pc, string(pub.p.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.queue <- publishCmd{} // the client offers the camera
+	poll.Until(t, "the publisher connected", func() bool {
+		return pub.pc.ConnectionState() == webrtc.PeerConnectionStateConnected && pub.pc.SignalingState() == webrtc.SignalingStateStable
+	})
+	if err := camera.Negotiated(pub.pc); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		stop()
+		_ = pub.pc.Close() // ends the RTCP readers
+		wg.Wait()
+	})
+	for i := range rtctest.SimulcastRIDs {
+		wg.Go(func() { camera.ServeKeyframeRequests(i) })
+	}
+	wg.Go(func() {
+		if err := camera.Run(ctx, interval); err != nil {
+			t.Errorf("publish: %v", err)
+		}
+	})
+	return pub
+}

@@ -1,0 +1,179 @@
+package actors
+
+// This file owns a recording's media writer (rtc/recorder): where it
+// writes, which forwarders feed it (each a sink of one published track),
+// how its keyframe requests reach a publisher, and what its files become
+// in the record. Packets go from a forwarder's read loop to the writer's
+// queue; the room actor only attaches and detaches tracks.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/pion/rtp"
+
+	"github.com/troupe-media/troupe/persistence/recordpb"
+	"github.com/troupe-media/troupe/rtc"
+	"github.com/troupe-media/troupe/rtc/recorder"
+)
+
+// recordingMedia is one recording's writer and the tracks that feed it.
+type recordingMedia struct {
+	w *recorder.Recorder
+	// fwds maps a track id to its forwarder, for the writer's keyframe
+	// requests, which come from its own goroutine.
+	fwds sync.Map
+	// tracks are the attached tracks; only the room actor touches it.
+	tracks map[TrackID]*recordedTrack
+
+	closeOnce sync.Once
+	files     []*recordpb.RecordingFile // set once close returns
+	closeErr  error
+}
+
+type recordedTrack struct {
+	fwd *rtc.Forwarder
+	t   *recorder.Track
+}
+
+// startMedia opens the writer of rec in its own directory.
+func (a *roomActor) startMedia(rec *recordpb.Recording) (*recordingMedia, error) {
+	cfg := a.deps.cfg.Recording
+	dir := filepath.Join(cfg.Dir, rec.Id)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("recording directory: %w", err)
+	}
+	m := &recordingMedia{tracks: make(map[TrackID]*recordedTrack)}
+	layout, err := recorder.ParseLayout(rec.Layout)
+	if err != nil {
+		return nil, err
+	}
+	w, err := recorder.New(recorder.Config{
+		Dir: dir, Layout: layout, AudioOnly: rec.AudioOnly, MinFreeBytes: cfg.MinFreeBytes,
+		RequestKeyframe: m.requestKeyframe,
+		// Losses are NACKed to the publisher by the receiving side's NACK
+		// generator already; what it recovers reaches the writer through
+		// the forwarder, so the writer asks for nothing more.
+		RequestNACK: nil,
+		Metrics:     a.deps.metrics.recorder,
+		Logger:      a.log.With("recording", rec.Id),
+		Clock:       a.deps.cfg.Clock,
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.w = w
+	return m, nil
+}
+
+func (m *recordingMedia) requestKeyframe(trackID string) {
+	if f, ok := m.fwds.Load(TrackID(trackID)); ok {
+		f.(*rtc.Forwarder).RequestKeyframe()
+	}
+}
+
+// attach makes the writer a sink of fwd, the stream recorded of a member's
+// published track id.
+func (m *recordingMedia) attach(info ParticipantInfo, id TrackID, fwd *rtc.Forwarder) error {
+	if _, ok := m.tracks[id]; ok {
+		return nil
+	}
+	rt, err := m.w.AddTrack(recorder.TrackInfo{
+		ParticipantID: string(info.ID), Identity: info.Identity, TrackID: string(id),
+		Kind: fwd.Kind(), Codec: fwd.Codec(), SSRC: fwd.SSRC(),
+	})
+	if err != nil {
+		return err
+	}
+	m.tracks[id] = &recordedTrack{fwd: fwd, t: rt}
+	m.fwds.Store(id, fwd)
+	fwd.SetSink(&trackSink{t: rt})
+	return nil
+}
+
+// detach ends a track's part of the recording.
+func (m *recordingMedia) detach(id TrackID) {
+	rt, ok := m.tracks[id]
+	if !ok {
+		return
+	}
+	rt.fwd.SetSink(nil)
+	rt.t.Close()
+	m.fwds.Delete(id)
+	delete(m.tracks, id)
+}
+
+func (m *recordingMedia) detachAll() {
+	for id := range m.tracks {
+		m.detach(id)
+	}
+}
+
+func (m *recordingMedia) done() <-chan struct{} { return m.w.Done() }
+func (m *recordingMedia) err() error            { return m.w.Err() }
+
+// close closes the writer's files and returns them as the record keeps
+// them. It runs once; closed returns its result afterwards.
+func (m *recordingMedia) close(ctx context.Context) ([]*recordpb.RecordingFile, error) {
+	m.closeOnce.Do(func() {
+		files, err := m.w.Close(ctx)
+		m.files = make([]*recordpb.RecordingFile, len(files))
+		for i, f := range files {
+			m.files[i] = &recordpb.RecordingFile{
+				Name: f.Name, ParticipantId: f.ParticipantID, Identity: f.Identity, TrackIds: f.TrackIDs,
+				Codecs: f.Codecs, Container: f.Container, Size: uint64(max(f.Size, 0)),
+				DurationMs: uint64(max(f.Duration.Milliseconds(), 0)),
+			}
+		}
+		m.closeErr = err
+	})
+	return m.files, m.closeErr
+}
+
+// closed is close's result, once it has returned.
+func (m *recordingMedia) closed() ([]*recordpb.RecordingFile, error) { return m.files, m.closeErr }
+
+// closeMediaNow closes a writer whose recording could not be recorded as
+// started: its files are left for the start-up's clean-up.
+func (a *roomActor) closeMediaNow(m *recordingMedia) {
+	m.detachAll()
+	ctx, cancel := a.storeCtx()
+	defer cancel()
+	if _, err := m.close(ctx); err != nil {
+		a.log.Warn("close recording writer", "err", err)
+	}
+}
+
+// trackSink hands a forwarder's packets to a recorded track. The
+// forwarder's read loop is its only caller, so its packet is reused.
+type trackSink struct {
+	t   *recorder.Track
+	pkt rtp.Packet
+}
+
+func (s *trackSink) WriteRTP(b []byte) {
+	if err := s.pkt.Unmarshal(b); err != nil {
+		return // the forwarder parsed it already: not expected
+	}
+	s.t.WriteRTP(&s.pkt)
+}
+
+func isDiskFull(err error) bool { return errors.Is(err, recorder.ErrDiskFull) }
+
+// removeRecordingFiles removes a recording's directory and what it holds.
+func (r *Rooms) removeRecordingFiles(rec *recordpb.Recording) error {
+	if rec.NodeId != r.cfg.Recording.NodeID {
+		return &RecordingElsewhereError{Node: rec.NodeId}
+	}
+	if r.cfg.Recording.Dir == "" {
+		return ErrRecordingUnavailable
+	}
+	if err := os.RemoveAll(filepath.Join(r.cfg.Recording.Dir, rec.Id)); err != nil {
+		return fmt.Errorf("remove recording files: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,371 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/recordpb"
+	"github.com/troupe-media/troupe/rtc/recorder"
+)
+
+// RecordingID names a recording ("rec_...").
+type RecordingID string
+
+// NewRecordingID returns a fresh recording id.
+func NewRecordingID() RecordingID { return RecordingID("rec_" + randomID()) }
+
+// RecordingConfig configures recording. Its zero value records nothing:
+// starting a recording gets ErrRecordingUnavailable.
+type RecordingConfig struct {
+	// Dir holds one directory per recording, named by its id, with its
+	// files. Empty: this server does not record.
+	Dir string
+	// MaxDuration stops a recording that has run this long (end reason
+	// max-duration). Zero means no limit.
+	MaxDuration time.Duration
+	// MinFreeBytes is the free disk below which a recording stops as
+	// failed (end reason disk_full), so that what it wrote stays playable.
+	// Zero means the writer's default.
+	MinFreeBytes uint64
+	// NodeID names this node in the records it writes, as the node that
+	// holds their files. Empty on a single node.
+	NodeID string
+}
+
+// The layouts a recording may have: a file per participant (its audio and
+// video together), or a file per track.
+const (
+	LayoutParticipant = "participant"
+	LayoutTrack       = "track"
+)
+
+// compositeLayouts are the layouts of a mixed recording (one picture made
+// of several participants), which needs decoding: Troupe does not provide
+// them, and says so rather than calling them invalid.
+var compositeLayouts = []string{"grid", "speaker", "spotlight", "sidebar", "composite", "gallery", "custom"}
+
+// Limits of a start request's participant list.
+const (
+	maxRecordedParticipants = 100
+	maxIdentityLen          = 200
+)
+
+// Reasons a recording ends, in the API's words.
+const (
+	RecordingStoppedViaAPI  = "stopped-via-api"
+	RecordingSessionEnded   = "session-ended"
+	RecordingMaxDuration    = "max-duration"
+	RecordingDiskFull       = "disk_full"
+	RecordingServerRestart  = "server-restart"
+	RecordingServerShutdown = "server-shutdown"
+	RecordingRoomFailed     = "room-failed"
+	RecordingNodeLost       = "node-lost"
+	RecordingWriterFailed   = "writer-failed"
+)
+
+// RecordingOptions are what a start request may choose. The zero value
+// records every participant's audio and video, a file per participant.
+type RecordingOptions struct {
+	// Layout is LayoutParticipant (the default when empty) or LayoutTrack.
+	Layout string
+	// AudioOnly records the audio tracks alone.
+	AudioOnly bool
+	// Participants are the identities to record; empty means everyone.
+	Participants []string
+}
+
+// Validate checks o and fills in its default layout. A composite layout
+// gets ErrNotProvided; anything else wrong a *ValidationError.
+func (o *RecordingOptions) Validate() error {
+	switch {
+	case o.Layout == "":
+		o.Layout = LayoutParticipant
+	case o.Layout == LayoutParticipant || o.Layout == LayoutTrack:
+	case slices.Contains(compositeLayouts, strings.ToLower(o.Layout)):
+		return NotProvided("layout", fmt.Sprintf("a %q recording mixes participants into one picture, which needs decoding; "+
+			"Troupe records each participant (or track) as it is received", o.Layout))
+	default:
+		return invalid("layout", "must be %q or %q", LayoutParticipant, LayoutTrack)
+	}
+	if len(o.Participants) > maxRecordedParticipants {
+		return invalid("participants", "at most %d", maxRecordedParticipants)
+	}
+	seen := make(map[string]bool, len(o.Participants))
+	for _, id := range o.Participants {
+		switch {
+		case id == "" || len(id) > maxIdentityLen:
+			return invalid("participants", "each identity must be 1 to %d bytes", maxIdentityLen)
+		case seen[id]:
+			return invalid("participants", "identity %q given twice", id)
+		}
+		seen[id] = true
+	}
+	return nil
+}
+
+// NotProvidedError is a request for something Troupe does not do (it
+// needs decoding media): ErrNotProvided, with the field that asked and why.
+type NotProvidedError struct {
+	Field, Reason string
+}
+
+func (e *NotProvidedError) Error() string { return e.Field + ": " + e.Reason }
+
+// Is makes errors.Is(err, ErrNotProvided) hold.
+func (e *NotProvidedError) Is(target error) bool { return target == ErrNotProvided }
+
+// NotProvided returns the *NotProvidedError of field.
+func NotProvided(field, reason string) error { return &NotProvidedError{Field: field, Reason: reason} }
+
+// RecordingQuery selects recordings for Recordings.
+type RecordingQuery struct {
+	RoomID    RoomID
+	SessionID SessionID
+	// Status filters; RECORDING_STATUS_UNSPECIFIED lists every recording.
+	Status        recordpb.RecordingStatus
+	Limit, Offset int
+}
+
+// Recordings returns a page of recordings, newest first, and how many
+// match. Every change of a recording is written before it is acknowledged
+// or announced, so the store is current.
+func (r *Rooms) Recordings(ctx context.Context, q RecordingQuery) ([]*recordpb.Recording, int, error) {
+	page, err := r.cfg.Store.ListRecordings(ctx, persistence.RecordingQuery{
+		RoomID: string(q.RoomID), SessionID: string(q.SessionID), Status: q.Status, Limit: q.Limit, Offset: q.Offset,
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list recordings: %w", err)
+	}
+	return page.Recordings, page.Total, nil
+}
+
+// Recording returns one recording.
+func (r *Rooms) Recording(ctx context.Context, id RecordingID) (*recordpb.Recording, error) {
+	rec, err := r.cfg.Store.GetRecording(ctx, string(id))
+	if errors.Is(err, persistence.ErrNotFound) {
+		return nil, ErrRecordingNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get recording: %w", err)
+	}
+	return rec, nil
+}
+
+// RecordingFile is a file of a recording, found for a download.
+type RecordingFile struct {
+	Recording *recordpb.Recording
+	File      *recordpb.RecordingFile
+	// Path is where the file is on this node's disk.
+	Path string
+}
+
+// RecordingFile finds the file name of recording id. A name that is not
+// one of the recording's files (a path, "..", a name it never wrote) gets
+// ErrRecordingFileNotFound. A recording whose files are on another node of
+// the cluster gets a *NotOwnerError naming that node, as a room owned there
+// does, so that the HTTP edge forwards the download to it; one recorded
+// on a single node that is now a cluster's a *RecordingElsewhereError.
+func (r *Rooms) RecordingFile(ctx context.Context, id RecordingID, name string) (*RecordingFile, error) {
+	if err := ValidateFileName(name); err != nil {
+		return nil, err
+	}
+	rec, err := r.Recording(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(rec.Files, func(f *recordpb.RecordingFile) bool { return f.Name == name })
+	if i < 0 {
+		return nil, ErrRecordingFileNotFound
+	}
+	switch {
+	case rec.NodeId == r.cfg.Recording.NodeID:
+	case rec.NodeId != "":
+		return nil, &NotOwnerError{RoomID: RoomID(rec.RoomId), Owner: rec.NodeId}
+	default:
+		return nil, &RecordingElsewhereError{Node: rec.NodeId}
+	}
+	if r.cfg.Recording.Dir == "" {
+		return nil, ErrRecordingUnavailable
+	}
+	return &RecordingFile{Recording: rec, File: rec.Files[i], Path: filepath.Join(r.cfg.Recording.Dir, rec.Id, name)}, nil
+}
+
+// ValidateFileName refuses, with ErrRecordingFileNotFound, a name that
+// could reach outside a recording's directory: empty, "." or "..", or
+// holding a separator or a NUL. The files a recording writes never do.
+func ValidateFileName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") || strings.Contains(name, "..") {
+		return fmt.Errorf("%w: bad file name %q", ErrRecordingFileNotFound, name)
+	}
+	return nil
+}
+
+// RecordingElsewhereError: the files of a recording are on another node
+// of the cluster, which serves their downloads.
+type RecordingElsewhereError struct{ Node string }
+
+func (e *RecordingElsewhereError) Error() string {
+	return fmt.Sprintf("the recording's files are on node %q", e.Node)
+}
+
+// RecordingStatusName is the API's name of a recording status.
+func RecordingStatusName(s recordpb.RecordingStatus) string {
+	switch s {
+	case recordpb.RecordingStatus_RECORDING_STATUS_STARTING:
+		return "starting"
+	case recordpb.RecordingStatus_RECORDING_STATUS_RECORDING:
+		return "recording"
+	case recordpb.RecordingStatus_RECORDING_STATUS_STOPPING:
+		return "stopping"
+	case recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED:
+		return "completed"
+	case recordpb.RecordingStatus_RECORDING_STATUS_FAILED:
+		return "failed"
+	default:
+		return ""
+	}
+}
+
+// ParseRecordingStatus is the inverse of RecordingStatusName; ok is false
+// for a name that is none of them.
+func ParseRecordingStatus(name string) (recordpb.RecordingStatus, bool) {
+	for st := recordpb.RecordingStatus_RECORDING_STATUS_STARTING; st <= recordpb.RecordingStatus_RECORDING_STATUS_FAILED; st++ {
+		if RecordingStatusName(st) == name {
+			return st, true
+		}
+	}
+	return 0, false
+}
+
+// recordingEnded reports whether a recording's status is final.
+func recordingEnded(r *recordpb.Recording) bool {
+	return r.Status == recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED || r.Status == recordpb.RecordingStatus_RECORDING_STATUS_FAILED
+}
+
+// StartRecording starts a recording of room id's running session.
+func (r *Rooms) StartRecording(ctx context.Context, id RoomID, opts RecordingOptions) (*recordpb.Recording, error) {
+	if err := ValidateRoomID(id); err != nil {
+		return nil, ErrRoomNotFound
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	return r.recordingRequest(ctx, id, &startRecordingReq{opts: opts})
+}
+
+// StopRecording stops a running recording: it is stopping when this
+// returns, and completed (or failed) once its writer has closed its files.
+// A recording that has ended gets ErrRecordingNotActive.
+func (r *Rooms) StopRecording(ctx context.Context, id RecordingID) (*recordpb.Recording, error) {
+	rec, err := r.Recording(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if recordingEnded(rec) {
+		return nil, ErrRecordingNotActive
+	}
+	return r.recordingRequest(ctx, RoomID(rec.RoomId), &stopRecordingReq{id: id})
+}
+
+// DeleteRecording removes a recording that has ended, and its files. One
+// still running gets ErrRecordingActive.
+func (r *Rooms) DeleteRecording(ctx context.Context, id RecordingID) error {
+	rec, err := r.Recording(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !recordingEnded(rec) {
+		return ErrRecordingActive
+	}
+	_, err = r.recordingRequest(ctx, RoomID(rec.RoomId), &deleteRecordingReq{id: id})
+	return err
+}
+
+// recordingRequest asks the room actor of id, which owns the room's
+// recordings, and returns its answer.
+func (r *Rooms) recordingRequest(ctx context.Context, id RoomID, msg any) (*recordpb.Recording, error) {
+	reply, err := requestAs[*recordingReply](ctx, r, id, msg)
+	if err != nil {
+		return nil, err
+	}
+	return reply.rec, reply.err
+}
+
+// closeInterruptedRecordings closes the recordings a crash or a kill left
+// open on this node: each file the writer left in the recording's
+// directory is finalized (recorder.Finalize makes it what a close would
+// have), and the record is marked failed with reason server-restart,
+// listing those files, with its recording-failed event.
+func (r *Rooms) closeInterruptedRecordings(ctx context.Context) error {
+	open, err := r.cfg.Store.OpenRecordings(ctx)
+	if err != nil {
+		return fmt.Errorf("actors: find interrupted recordings: %w", err)
+	}
+	for _, rec := range open {
+		if rec.NodeId != r.cfg.Recording.NodeID {
+			continue
+		}
+		next := proto.Clone(rec).(*recordpb.Recording)
+		next.Files = nil
+		if r.cfg.Recording.Dir != "" {
+			next.Files = r.finalizeFiles(filepath.Join(r.cfg.Recording.Dir, rec.Id))
+		}
+		next.UpdatedAt = timestamp(r.cfg.Clock.Now())
+		endedRecording(next, recordpb.RecordingStatus_RECORDING_STATUS_FAILED, RecordingServerRestart,
+			errors.New("interrupted by a server restart; its files were finalized"))
+		next.EndedAt = rec.UpdatedAt // the last change known of it
+		w := persistence.Writes{Recordings: []*recordpb.Recording{next}}
+		room, err := r.cfg.Store.GetRoom(ctx, rec.RoomId)
+		switch {
+		case err == nil:
+			r.enqueueEvent(&w, room, rec.SessionId, "recording-failed", next.UpdatedAt.AsTime(), NewRecordingJSON(next))
+		case !isNotFound(err):
+			return fmt.Errorf("actors: room of recording %s: %w", rec.Id, err)
+		}
+		if err := r.cfg.Store.Apply(ctx, w); err != nil {
+			return fmt.Errorf("actors: close recording %s: %w", rec.Id, err)
+		}
+		r.cfg.Logger.Info("closed a recording interrupted by a restart", "recording", rec.Id, "room", rec.RoomId, "files", len(next.Files))
+	}
+	return nil
+}
+
+// finalizeFiles finalizes the media files in dir and describes them as far
+// as the files tell: name, container and size (who and what they hold was
+// known to the writer only).
+func (r *Rooms) finalizeFiles(dir string) []*recordpb.RecordingFile {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			r.cfg.Logger.Warn("read an interrupted recording's directory", "dir", dir, "err", err)
+		}
+		return nil
+	}
+	var files []*recordpb.RecordingFile
+	for _, e := range entries {
+		ext := strings.TrimPrefix(filepath.Ext(e.Name()), ".")
+		if !e.Type().IsRegular() || (ext != "webm" && ext != "mkv") {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if err := recorder.Finalize(path); err != nil {
+			r.cfg.Logger.Warn("finalize an interrupted recording's file", "file", path, "err", err)
+			continue
+		}
+		info, err := os.Stat(path)
+		if err != nil {
+			continue
+		}
+		files = append(files, &recordpb.RecordingFile{Name: e.Name(), Container: ext, Size: uint64(info.Size())})
+	}
+	return files
+}

@@ -1,0 +1,531 @@
+package actors
+
+// This file owns the room's recording: its start and stop, the record's
+// life (starting, recording, stopping, then completed or failed) written
+// with its events, the limits it runs under (a maximum duration, the free
+// disk the writer watches), and its end with the session. One recording
+// runs at a time in a room. The media writer is in recording_media.go; the
+// packets never pass through here.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+// liveRecording is the room's running recording. It is kept in roomLife,
+// so that a room actor restarted after a panic takes it back with the
+// members: the writer never needed the actor to go on writing.
+type liveRecording struct {
+	rec   *recordpb.Recording
+	media *recordingMedia
+	timer clock.Timer // the maximum duration; nil without one
+	// stopping: the writer is being closed; reason says why, failure what
+	// went wrong (nil for a stop asked for or a limit reached).
+	stopping bool
+	reason   string
+	failure  error
+	// started are the participants (by participant id) whose file, or
+	// tracks whose file, a started event announced.
+	started map[string]bool
+	// wg counts the goroutines watching and closing the writer.
+	wg   sync.WaitGroup
+	quit chan struct{} // stops the watcher
+}
+
+// Messages about recordings: requests from the API, and what the
+// recording's goroutines and timer report.
+type (
+	startRecordingReq  struct{ opts RecordingOptions }
+	stopRecordingReq   struct{ id RecordingID }
+	deleteRecordingReq struct{ id RecordingID }
+	recordingReply     struct {
+		rec *recordpb.Recording
+		err error
+	}
+	// recordingWriterEnded: the writer stopped on its own (disk full, a
+	// write error).
+	recordingWriterEnded struct {
+		id  string
+		err error
+	}
+	// recordingClosed: the writer has closed its files.
+	recordingClosed struct {
+		id    string
+		files []*recordpb.RecordingFile
+		err   error
+	}
+	recordingTimeout struct{ id string }
+)
+
+func (a *roomActor) receiveRecording(ctx actor.Context, msg any) bool {
+	switch m := msg.(type) {
+	case *startRecordingReq:
+		rec, err := a.startRecording(m.opts)
+		a.respond(ctx, &recordingReply{rec: rec, err: err})
+	case *stopRecordingReq:
+		rec, err := a.stopRecordingByID(m.id)
+		a.respond(ctx, &recordingReply{rec: rec, err: err})
+	case *deleteRecordingReq:
+		a.respond(ctx, &recordingReply{err: a.deleteRecording(m.id)})
+	case *recordingWriterEnded:
+		if lr := a.life.recording; lr != nil && lr.rec.Id == m.id && !lr.stopping {
+			reason := RecordingWriterFailed
+			if isDiskFull(m.err) {
+				reason = RecordingDiskFull
+			}
+			a.log.Warn("recording writer stopped", "recording", m.id, "err", m.err)
+			a.stopRecording(lr, reason, m.err)
+		}
+	case *recordingTimeout:
+		if lr := a.life.recording; lr != nil && lr.rec.Id == m.id && !lr.stopping {
+			a.stopRecording(lr, RecordingMaxDuration, nil)
+		}
+	case *recordingClosed:
+		if lr := a.life.recording; lr != nil && lr.rec.Id == m.id {
+			a.finishRecording(lr, m.files, m.err)
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+// startRecording starts a recording of the running session. The record is
+// written as starting (with recording-starting) before the writer opens a
+// file, so that a crash at any point leaves a record to close at start-up,
+// then as recording (with recording-started), or failed if the writer
+// could not start.
+func (a *roomActor) startRecording(opts RecordingOptions) (*recordpb.Recording, error) {
+	room, err := a.current()
+	if err != nil {
+		return nil, err
+	}
+	cfg := a.deps.cfg.Recording
+	switch {
+	case cfg.Dir == "":
+		return nil, ErrRecordingUnavailable
+	case !room.Config.GetRecordingEnabled():
+		return nil, ErrRecordingDisabled
+	case a.life.recording != nil:
+		return nil, fmt.Errorf("%w: %s", ErrRecordingRunning, a.life.recording.rec.Id)
+	case a.session == nil:
+		return nil, ErrNoActiveSession
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	now := timestamp(a.now())
+	rec := &recordpb.Recording{
+		Id: string(NewRecordingID()), RoomId: room.Id, SessionId: a.session.rec.Id,
+		Status: recordpb.RecordingStatus_RECORDING_STATUS_STARTING, Layout: opts.Layout, AudioOnly: opts.AudioOnly,
+		Participants: slices.Clone(opts.Participants), NodeId: cfg.NodeID, CreatedAt: now, UpdatedAt: now,
+	}
+	// The session lists its recordings: it names this one in the same write.
+	ses := proto.Clone(a.session.rec).(*recordpb.Session)
+	ses.RecordingIds = append(ses.RecordingIds, rec.Id)
+	ses.UpdatedAt = now
+	c := &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{rec}, Sessions: []*recordpb.Session{ses}}}
+	a.recordingEvent(c, rec, "recording-starting", NewRecordingJSON(rec))
+	if err := a.commit(c); err != nil {
+		return nil, fmt.Errorf("start recording: %w", err)
+	}
+	a.session.rec = ses
+
+	media, mediaErr := a.startMedia(rec)
+	next := proto.Clone(rec).(*recordpb.Recording)
+	next.UpdatedAt = timestamp(a.now())
+	if mediaErr != nil {
+		a.log.Error("recording writer did not start", "recording", rec.Id, "err", mediaErr)
+		reason := RecordingWriterFailed
+		if isDiskFull(mediaErr) {
+			reason = RecordingDiskFull
+		}
+		failed := endedRecording(next, recordpb.RecordingStatus_RECORDING_STATUS_FAILED, reason, mediaErr)
+		c := &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{failed}}}
+		a.recordingEvent(c, failed, "recording-failed", NewRecordingJSON(failed))
+		if err := a.commit(c); err != nil {
+			return nil, fmt.Errorf("record a failed start: %w", err)
+		}
+		return failed, nil
+	}
+	next.Status, next.StartedAt = recordpb.RecordingStatus_RECORDING_STATUS_RECORDING, next.UpdatedAt
+	c = &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{next}}}
+	a.recordingEvent(c, next, "recording-started", NewRecordingJSON(next))
+	if err := a.commit(c); err != nil {
+		// The record says starting: the room's next load
+		// (closeOrphanRecordings), or the start-up after a crash, closes
+		// it.
+		a.closeMediaNow(media)
+		return nil, fmt.Errorf("start recording: %w", err)
+	}
+	lr := &liveRecording{rec: next, media: media, started: make(map[string]bool), quit: make(chan struct{})}
+	a.life.recording = lr
+	a.watchWriter(lr)
+	if d := cfg.MaxDuration; d > 0 {
+		self, root, msg := a.self, a.deps.system.Root, &recordingTimeout{id: next.Id}
+		lr.timer = a.deps.cfg.Clock.AfterFunc(d, func() { root.Send(self, msg) })
+	}
+	for _, m := range a.memberList() {
+		for _, t := range m.tracks {
+			a.recordTrack(m, t)
+		}
+	}
+	return next, nil
+}
+
+// watchWriter reports a writer that stops on its own.
+func (a *roomActor) watchWriter(lr *liveRecording) {
+	self, root, id, done := a.self, a.deps.system.Root, lr.rec.Id, lr.media.done()
+	lr.wg.Add(1)
+	go func() {
+		defer lr.wg.Done()
+		select {
+		case <-done:
+			root.Send(self, &recordingWriterEnded{id: id, err: lr.media.err()})
+		case <-lr.quit:
+		}
+	}()
+}
+
+// stopRecordingByID stops the room's recording id (stopped-via-api). A
+// recording that is stopping already is answered as it is.
+func (a *roomActor) stopRecordingByID(id RecordingID) (*recordpb.Recording, error) {
+	lr := a.life.recording
+	if lr == nil || lr.rec.Id != string(id) {
+		return nil, a.notRunning(id)
+	}
+	if !lr.stopping {
+		a.stopRecording(lr, RecordingStoppedViaAPI, nil)
+	}
+	return lr.rec, nil
+}
+
+// notRunning is the error for a recording of this room that is not the
+// one running: it has ended, or it does not exist.
+func (a *roomActor) notRunning(id RecordingID) error {
+	if _, err := a.storedRecording(id); err != nil {
+		return err
+	}
+	return ErrRecordingNotActive
+}
+
+// storedRecording reads recording id of this room from the store;
+// another room's is ErrRecordingNotFound too.
+func (a *roomActor) storedRecording(id RecordingID) (*recordpb.Recording, error) {
+	ctx, cancel := a.storeCtx()
+	defer cancel()
+	rec, err := a.deps.cfg.Store.GetRecording(ctx, string(id))
+	switch {
+	case errors.Is(err, persistence.ErrNotFound):
+		return nil, ErrRecordingNotFound
+	case err != nil:
+		return nil, fmt.Errorf("get recording: %w", err)
+	case rec.RoomId != string(a.id):
+		return nil, ErrRecordingNotFound
+	}
+	return rec, nil
+}
+
+// stopRecording writes the recording as stopping (with
+// recording-stopping), takes it off the tracks, and has the writer close
+// its files in the background; recordingClosed finishes it.
+func (a *roomActor) stopRecording(lr *liveRecording, reason string, failure error) {
+	next := proto.Clone(lr.rec).(*recordpb.Recording)
+	next.Status, next.UpdatedAt = recordpb.RecordingStatus_RECORDING_STATUS_STOPPING, timestamp(a.now())
+	c := &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{next}}}
+	data := NewRecordingJSON(next)
+	data.EndReason = &reason
+	a.recordingEvent(c, next, "recording-stopping", data)
+	if err := a.commit(c); err != nil {
+		// The writer stops all the same; the final write says how it ended.
+		a.log.Error("record a stopping recording", "recording", next.Id, "err", err)
+	} else {
+		lr.rec = next
+	}
+	lr.stopping, lr.reason, lr.failure = true, reason, failure
+	if lr.timer != nil {
+		lr.timer.Stop()
+	}
+	close(lr.quit)
+	lr.media.detachAll()
+	self, root, id, media, timeout := a.self, a.deps.system.Root, lr.rec.Id, lr.media, a.deps.cfg.RequestTimeout*5
+	lr.wg.Add(1)
+	go func() {
+		defer lr.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		files, err := media.close(ctx)
+		root.Send(self, &recordingClosed{id: id, files: files, err: err})
+	}()
+}
+
+// finishRecording writes the recording's end: completed, or failed when
+// the writer failed or its disk filled up, with its files and their
+// events.
+func (a *roomActor) finishRecording(lr *liveRecording, files []*recordpb.RecordingFile, closeErr error) {
+	failure := lr.failure
+	if failure == nil {
+		failure = closeErr
+	}
+	reason := lr.reason
+	st := recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED
+	if failure != nil {
+		st = recordpb.RecordingStatus_RECORDING_STATUS_FAILED
+		if isDiskFull(failure) {
+			reason = RecordingDiskFull
+		}
+	}
+	next := endedRecording(proto.Clone(lr.rec).(*recordpb.Recording), st, reason, failure)
+	next.Files = files
+	c := &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{next}}}
+	for _, f := range files {
+		name := "participant-recording-stopped"
+		if next.Layout == LayoutTrack {
+			name = "participant-track-recording-stopped"
+		}
+		a.recordingEvent(c, next, name, recordingFileEventData{RecordingID: next.Id, RecordingFileJSON: newRecordingFileJSON(f), Reason: reason})
+	}
+	if st == recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED {
+		a.recordingEvent(c, next, "recording-stopped", NewRecordingJSON(next))
+	} else {
+		a.recordingEvent(c, next, "recording-failed", NewRecordingJSON(next))
+	}
+	// Counted before the write: the writer has ended whether or not its
+	// record is written, and a reader who sees the record sees the count.
+	a.deps.metrics.recordings.WithLabelValues(RecordingStatusName(st), reason).Inc()
+	if err := a.commit(c); err != nil {
+		// Left stopping in the store: the start-up after a restart closes
+		// it, its files finalized again.
+		a.log.Error("record a finished recording", "recording", next.Id, "err", err)
+	}
+	lr.wg.Wait() // the closer has sent its report: nothing of it runs on
+	a.life.recording = nil
+	a.log.Info("recording ended", "recording", next.Id, "status", RecordingStatusName(st), "reason", reason, "files", len(files))
+}
+
+// endedRecording sets r's end: status, time, reason and error.
+func endedRecording(r *recordpb.Recording, st recordpb.RecordingStatus, reason string, failure error) *recordpb.Recording {
+	r.Status, r.EndReason = st, reason
+	r.EndedAt = r.UpdatedAt
+	if failure != nil {
+		r.Error = failure.Error()
+	}
+	return r
+}
+
+// endRecordingNow stops the room's recording and waits for its files,
+// for a room whose session ends or whose actor stops: what it wrote is
+// closed and recorded before the room moves on.
+func (a *roomActor) endRecordingNow(reason string) {
+	lr := a.life.recording
+	if lr == nil {
+		return
+	}
+	if !lr.stopping {
+		a.stopRecording(lr, reason, nil)
+	}
+	// The closer's report goes to the mailbox, which this message holds:
+	// wait for the closer here and finish with what it found.
+	lr.wg.Wait()
+	files, err := lr.media.closed()
+	a.finishRecording(lr, files, err)
+}
+
+// deleteRecording removes a recording that has ended: its files, then its
+// record.
+func (a *roomActor) deleteRecording(id RecordingID) error {
+	if lr := a.life.recording; lr != nil && lr.rec.Id == string(id) {
+		return ErrRecordingActive
+	}
+	rec, err := a.storedRecording(id)
+	if err != nil {
+		return err
+	}
+	if !recordingEnded(rec) {
+		return ErrRecordingActive
+	}
+	if err := a.deps.removeRecordingFiles(rec); err != nil {
+		return err
+	}
+	if err := a.commit(&changes{w: persistence.Writes{DeleteRecordings: []string{rec.Id}}}); err != nil {
+		return fmt.Errorf("delete recording: %w", err)
+	}
+	return nil
+}
+
+// recordingEvent queues a recording's webhook event, under its session.
+func (a *roomActor) recordingEvent(c *changes, rec *recordpb.Recording, name string, data any) {
+	if a.room == nil {
+		return
+	}
+	a.deps.enqueueEvent(&c.w, a.room, rec.SessionId, name, a.now(), data)
+}
+
+// recordTrack adds a published track to the running recording, if it
+// records it: the participant is one it records, and the track audio
+// unless the recording is audio only. Its participant's (or track's)
+// started event is written once.
+func (a *roomActor) recordTrack(m *member, t *roomTrack) {
+	lr := a.life.recording
+	if lr == nil || lr.stopping || t.src == nil {
+		return
+	}
+	if len(lr.rec.Participants) > 0 && !slices.Contains(lr.rec.Participants, m.info.Identity) {
+		return
+	}
+	if lr.rec.AudioOnly && t.info.Kind != "audio" {
+		return
+	}
+	// The stream recorded: the track's one stream (of a simulcast track,
+	// its highest layer arriving now).
+	fwd := t.src.TopLayer()
+	if fwd == nil {
+		return
+	}
+	if err := lr.media.attach(m.info, t.info.ID, fwd); err != nil {
+		a.log.Warn("track not recorded", "recording", lr.rec.Id, "participant", m.info.ID, "track", t.info.ID, "err", err)
+		return
+	}
+	key, name := string(m.info.ID), "participant-recording-started"
+	if lr.rec.Layout == LayoutTrack {
+		key, name = string(t.info.ID), "participant-track-recording-started"
+	}
+	if lr.started[key] {
+		return
+	}
+	lr.started[key] = true
+	c := &changes{}
+	a.recordingEvent(c, lr.rec, name, recordingMemberEventData{RecordingID: lr.rec.Id, ParticipantID: string(m.info.ID),
+		Identity: m.info.Identity, TrackID: string(t.info.ID), Kind: t.info.Kind})
+	if err := a.commit(c); err != nil {
+		a.log.Error("queue recording event", "event", name, "err", err)
+	}
+}
+
+// unrecordTrack ends a track's part of the recording: it was unpublished,
+// or its publisher left.
+func (a *roomActor) unrecordTrack(trackID TrackID) {
+	if lr := a.life.recording; lr != nil && !lr.stopping {
+		lr.media.detach(trackID)
+	}
+}
+
+// recordingMemberEventData is the data of a participant-recording-started
+// or participant-track-recording-started event.
+type recordingMemberEventData struct {
+	RecordingID   string `json:"recording_id"`
+	ParticipantID string `json:"participant_id"`
+	Identity      string `json:"identity"`
+	TrackID       string `json:"track_id,omitempty"`
+	Kind          string `json:"kind,omitempty"`
+}
+
+// recordOnStart starts a recording with a session whose room records on
+// start: with its auto_start.recording options, or the defaults for
+// record_on_start. A failure is logged: the session goes on.
+func (a *roomActor) recordOnStart() {
+	var opts RecordingOptions
+	switch s := a.room.GetAutoStart().GetRecording(); {
+	case s != nil:
+		opts = RecordingOptionsOf(s)
+	case !a.room.GetConfig().GetRecordOnStart():
+		return
+	}
+	if _, err := a.startRecording(opts); err != nil {
+		a.log.Error("record on start", "err", err)
+	}
+}
+
+// stopReason is why a stopping room actor stops its recording.
+func (a *roomActor) stopReason() string {
+	if a.life.failed.Load() {
+		return RecordingRoomFailed
+	}
+	return RecordingServerShutdown
+}
+
+// RecordingOptionsOf returns the options that settings hold.
+func RecordingOptionsOf(s *recordpb.RecordingSettings) RecordingOptions {
+	return RecordingOptions{Layout: s.GetLayout(), AudioOnly: s.GetAudioOnly(), Participants: slices.Clone(s.GetParticipants())}
+}
+
+// RecordingSettingsOf returns the settings that keep o.
+func RecordingSettingsOf(o RecordingOptions) *recordpb.RecordingSettings {
+	return &recordpb.RecordingSettings{Layout: o.Layout, AudioOnly: o.AudioOnly, Participants: slices.Clone(o.Participants)}
+}
+
+// validateAutoStart checks a room's auto_start: a recording that starts by
+// itself needs recording_enabled and valid options, as one started by the
+// API does.
+func validateAutoStart(r *recordpb.Room) error {
+	s := r.GetAutoStart().GetRecording()
+	if s == nil {
+		return nil
+	}
+	if !r.GetConfig().GetRecordingEnabled() {
+		return invalid("auto_start.recording", "needs config.recording_enabled")
+	}
+	opts := RecordingOptionsOf(s)
+	err := opts.Validate()
+	var ve *ValidationError
+	var ne *NotProvidedError
+	switch {
+	case errors.As(err, &ve):
+		return invalid("auto_start.recording."+ve.Field, "%s", ve.Reason)
+	case errors.As(err, &ne):
+		return NotProvided("auto_start.recording."+ne.Field, ne.Reason)
+	}
+	return err
+}
+
+// closeOrphanRecordings closes the recordings of this room that the store
+// says are running but that no writer of this room writes: a cluster node
+// that ran the room was lost, or its actor was stopped without a word. On
+// a single node the start-up closed those of a crash already. Files on this
+// node are finalized; the record is marked failed (node-lost when another
+// node held it) with its recording-failed event. A failure is logged: the
+// next load tries again.
+func (a *roomActor) closeOrphanRecordings(ctx context.Context) {
+	if a.life.recording != nil {
+		return
+	}
+	recs, _, err := a.deps.Recordings(ctx, RecordingQuery{RoomID: a.id})
+	if err != nil {
+		a.log.Error("find the room's open recordings", "err", err)
+		return
+	}
+	cfg := a.deps.cfg.Recording
+	for _, rec := range recs {
+		if recordingEnded(rec) {
+			continue
+		}
+		next := proto.Clone(rec).(*recordpb.Recording)
+		next.UpdatedAt = timestamp(a.now())
+		reason, why := RecordingServerRestart, errors.New("interrupted: its writer stopped with the server")
+		if rec.NodeId != cfg.NodeID {
+			reason, why = RecordingNodeLost, fmt.Errorf("interrupted: node %q, which held it, was lost", rec.NodeId)
+		} else if cfg.Dir != "" {
+			next.Files = a.deps.finalizeFiles(filepath.Join(cfg.Dir, rec.Id))
+		}
+		endedRecording(next, recordpb.RecordingStatus_RECORDING_STATUS_FAILED, reason, why)
+		next.EndedAt = rec.UpdatedAt // the last change known of it
+		c := &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{next}}}
+		a.recordingEvent(c, next, "recording-failed", NewRecordingJSON(next))
+		if err := a.commit(c); err != nil {
+			a.log.Error("close an interrupted recording", "recording", rec.Id, "err", err)
+			continue
+		}
+		a.log.Info("closed an interrupted recording", "recording", rec.Id, "reason", reason)
+	}
+}

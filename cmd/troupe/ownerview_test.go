@@ -1,0 +1,238 @@
+package main
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/troupe-media/troupe/httpapi"
+	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/persistence/etcdstore"
+)
+
+// ownerHints reads troupe_room_owner_hints_total from a server's /metrics.
+func ownerHints(t *testing.T, s *testServer) int {
+	t.Helper()
+	for _, line := range strings.Split(metricsText(t, s), "\n") {
+		if v, ok := strings.CutPrefix(line, "troupe_room_owner_hints_total "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("troupe_room_owner_hints_total %q: %v", v, err)
+			}
+			return n
+		}
+	}
+	t.Fatal("/metrics has no troupe_room_owner_hints_total")
+	return 0
+}
+
+// A node that heard which node owns a room forwards its requests there
+// without a claim of its own: the hint counts them, and it never runs the
+// room.
+func TestOwnerHintForwardsWithoutClaim(t *testing.T) {
+	_, nodes := startCluster(t, "node-a", "node-b")
+	a, b := nodes[0], nodes[1]
+	createOn(t, a, "r1")
+	poll.Until(t, "node-b to forward from its hint", func() bool {
+		if got := b.mustDo(200, "GET", "/api/v1/rooms/r1", ""); got["node_id"] != "node-a" {
+			t.Fatalf("r1 through node-b: node_id %v, want node-a", got["node_id"])
+		}
+		return ownerHints(t, b) > 0
+	})
+	for range 3 {
+		b.mustDo(200, "GET", "/api/v1/rooms/r1", "")
+	}
+	if got := ownerHints(t, b); got < 4 {
+		t.Errorf("node-b forwarded %d requests from its hint, want at least 4", got)
+	}
+	if got := roomActors(t, b); got != "0" {
+		t.Errorf("node-b runs %s room actors, want 0", got)
+	}
+	if got := ownerHints(t, a); got != 0 {
+		t.Errorf("the owner counted %d hints, want 0", got)
+	}
+}
+
+// sendForwarded sends an admin request to s as if another node had
+// forwarded it already.
+func sendForwarded(t *testing.T, s *testServer, method, path string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, s.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set(httpapi.ForwardedByHeader, "node-x")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// A node that receives a forwarded request for a room another node owns
+// names that owner, from etcd, for the forwarder to retry there.
+func TestOwnerHintForwardedRequestNamesTheOwner(t *testing.T) {
+	_, nodes := startCluster(t, "node-a", "node-b")
+	a, b := nodes[0], nodes[1]
+	createOn(t, a, "r1")
+	resp := sendForwarded(t, b, "GET", "/api/v1/rooms/r1")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get(httpapi.OwnerHeader) != "node-a" {
+		t.Fatalf("forwarded GET on node-b: %d, %s %q, want 503 naming node-a", resp.StatusCode, httpapi.OwnerHeader, resp.Header.Get(httpapi.OwnerHeader))
+	}
+	if got := roomActors(t, b); got != "0" {
+		t.Errorf("node-b runs %s room actors, want 0", got)
+	}
+	// The answer of a forwarded request reaches the client without it.
+	resp2, err := b.client.Do(func() *http.Request {
+		r, _ := http.NewRequest("GET", b.url+"/api/v1/rooms/r1", nil)
+		r.Header.Set("Authorization", "Bearer "+b.token)
+		return r
+	}())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if resp2.StatusCode != http.StatusOK || resp2.Header.Get(httpapi.OwnerHeader) != "" {
+		t.Fatalf("GET through node-b: %d, %s %q", resp2.StatusCode, httpapi.OwnerHeader, resp2.Header.Get(httpapi.OwnerHeader))
+	}
+}
+
+// A forward to a node that no longer owns the room (it released it just
+// before the request came, and another node claimed it) is sent once more,
+// to the owner that node names, and gets the owner's answer. The node
+// forwarded to first stands for a node whose owner key the forwarder's
+// hint still had: it is an HTTP server that owns r1 until a request comes.
+func TestOwnerHintStaleOwnerRetried(t *testing.T) {
+	endpoint, nodes := startCluster(t, "node-a", "node-b")
+	a, b := nodes[0], nodes[1]
+
+	stale, err := etcdstore.New(t.Context(), etcdstore.Config{Endpoints: []string{endpoint}, NodeID: "node-old",
+		LeaseTTL: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stale.Close() })
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.Header.Get(httpapi.ForwardedByHeader) != "node-b" {
+			t.Errorf("request from %q, want node-b", r.Header.Get(httpapi.ForwardedByHeader))
+		}
+		// The room leaves this node, and node-a claims it, as it does a
+		// forwarded request.
+		if err := stale.Release(r.Context(), "r1"); err != nil {
+			t.Errorf("release r1: %v", err)
+		}
+		create, _ := http.NewRequestWithContext(r.Context(), "POST", a.url+"/api/v1/rooms", strings.NewReader(`{"id":"r1","name":"r1"}`))
+		create.Header.Set("Authorization", "Bearer "+a.token)
+		create.Header.Set("Content-Type", "application/json")
+		create.Header.Set(httpapi.ForwardedByHeader, "node-old")
+		if resp, err := a.client.Do(create); err != nil || resp.StatusCode != http.StatusCreated {
+			t.Errorf("create r1 on node-a: %v %v", resp, err)
+		} else {
+			resp.Body.Close()
+		}
+		owner, err := stale.Owner(r.Context(), "r1")
+		if err != nil {
+			t.Errorf("owner of r1: %v", err)
+		}
+		w.Header().Set(httpapi.OwnerHeader, owner)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": "room_unavailable"}})
+	}))
+	t.Cleanup(srv.Close)
+	if _, err := stale.Register(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := stale.PutNode(t.Context(), etcdstore.NodeInfo{ID: "node-old", AdvertiseURL: srv.URL}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stale.Claim(t.Context(), "r1"); err != nil {
+		t.Fatal(err)
+	}
+
+	got := b.mustDo(200, "GET", "/api/v1/rooms/r1", "")
+	if got["id"] != "r1" || got["node_id"] != "node-a" {
+		t.Fatalf("r1 through node-b: %v, want it from node-a", got)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("the old owner got %d requests, want 1", n)
+	}
+	if got := roomActors(t, b); got != "0" {
+		t.Errorf("node-b runs %s room actors, want 0", got)
+	}
+}
+
+// A room its owner released (passivated) is claimed again by the node a
+// request reaches next, whatever that node's hint said a moment before.
+func TestOwnerHintAfterRelease(t *testing.T) {
+	endpoint := etcdStart(t)
+	secret := strings.Repeat("s", 32)
+	cfgA := clusterConfig(t, endpoint, "node-a", secret)
+	cfgA.PassivateAfter = 200 * time.Millisecond
+	a := startServer(t, cfgA)
+	b := startServer(t, clusterConfig(t, endpoint, "node-b", secret))
+	store := plainStore(t, endpoint)
+
+	createOn(t, a, "r1")
+	poll.Until(t, "node-b to forward r1 from its hint", func() bool {
+		b.mustDo(200, "GET", "/api/v1/rooms/r1", "")
+		return ownerHints(t, b) > 0
+	})
+	poll.Until(t, "r1 to passivate and be owned by no node", func() bool {
+		owner, err := store.Owner(t.Context(), "r1")
+		return err == nil && owner == "" && roomActors(t, a) == "0"
+	})
+	hints := ownerHints(t, b)
+	got := b.mustDo(200, "GET", "/api/v1/rooms/r1", "")
+	owner, err := store.Owner(t.Context(), "r1")
+	if err != nil || owner == "" || got["node_id"] != owner {
+		t.Fatalf("r1 through node-b after its release: node_id %v, owner %q %v", got["node_id"], owner, err)
+	}
+	if n := ownerHints(t, b); n != hints {
+		t.Errorf("node-b counted %d more hints for a room no node owned", n-hints)
+	}
+}
+
+// A node that stops without releasing its rooms and starts again under the
+// same id holds a new lease: the rooms the others heard it owns are not its
+// own until their old owner keys expire, and then any node serves them.
+func TestOwnerHintNodeRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node as a child process")
+	}
+	short := func(cfg Config) Config { cfg.ClusterLeaseTTL = failoverTTL; return cfg }
+	endpoint, secret := etcdStart(t), strings.Repeat("s", 32)
+	b := startServer(t, short(clusterConfig(t, endpoint, "node-b", secret)))
+	cfgA := short(clusterConfig(t, endpoint, "node-a", secret))
+	a, cmd := startChildNode(t, cfgA, b.token)
+
+	createOn(t, a, "r1")
+	poll.Until(t, "node-b to forward r1 from its hint", func() bool {
+		b.mustDo(200, "GET", "/api/v1/rooms/r1", "")
+		return ownerHints(t, b) > 0
+	})
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	a2, _ := startChildNode(t, cfgA, b.token)
+	for _, via := range []*testServer{b, a2} {
+		poll.Until(t, "r1 to be served through a node again", func() bool {
+			status, _ := via.do("GET", "/api/v1/rooms/r1", "")
+			return status == http.StatusOK
+		})
+	}
+	if got := b.mustDo(200, "GET", "/api/v1/rooms/r1", ""); got["node_id"] == nil {
+		t.Fatalf("r1 after the restart has no owner: %v", got)
+	}
+}

@@ -1,0 +1,495 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/persistence"
+	"github.com/troupe-media/troupe/persistence/recordpb"
+)
+
+// clipPublisher publishes the recorder's encoded test clips (4 s of VP8
+// and Opus made with ffmpeg, see rtc/recorder/testdata/make.sh) in real
+// time, as a browser would send them.
+type clipPublisher struct {
+	video, audio *webrtc.TrackLocalStaticSample
+	wg           sync.WaitGroup
+	errs         chan error
+}
+
+const clipDir = "../rtc/recorder/testdata"
+
+func newClipPublisher(t *testing.T) *clipPublisher {
+	t.Helper()
+	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "clip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "clip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &clipPublisher{video: video, audio: audio, errs: make(chan error, 2)}
+}
+
+// play sends both clips once, paced by their own timing; done waits for
+// the end and reports the first error.
+func (p *clipPublisher) play(ctx context.Context) {
+	p.wg.Add(2)
+	go func() { defer p.wg.Done(); p.errs <- p.playVP8(ctx) }()
+	go func() { defer p.wg.Done(); p.errs <- p.playOpus(ctx) }()
+}
+
+func (p *clipPublisher) done() error {
+	p.wg.Wait()
+	return errors.Join(<-p.errs, <-p.errs)
+}
+
+func (p *clipPublisher) playVP8(ctx context.Context) error {
+	f, err := os.Open(filepath.Join(clipDir, "vp8.ivf"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, hdr, err := ivfreader.NewWith(f)
+	if err != nil {
+		return err
+	}
+	frame := time.Duration(float64(time.Second) * float64(hdr.TimebaseNumerator) / float64(hdr.TimebaseDenominator))
+	tick := time.NewTicker(frame)
+	defer tick.Stop()
+	for {
+		b, _, err := r.ParseNextFrame()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := p.video.WriteSample(media.Sample{Data: b, Duration: frame}); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func (p *clipPublisher) playOpus(ctx context.Context) error {
+	f, err := os.Open(filepath.Join(clipDir, "opus.ogg"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, _, err := oggreader.NewWith(f)
+	if err != nil {
+		return err
+	}
+	const frame = 20 * time.Millisecond // the clip's frame_duration, one per page
+	tick := time.NewTicker(frame)
+	defer tick.Stop()
+	var last uint64
+	for {
+		page, hdr, err := r.ParseNextPage()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if hdr.GranulePosition == 0 || hdr.GranulePosition == last {
+			continue // the Opus head and tags pages
+		}
+		last = hdr.GranulePosition
+		if err := p.audio.WriteSample(media.Sample{Data: page, Duration: frame}); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// recordingStack is a media stack that records into a temporary directory.
+func recordingStack(t *testing.T) (*stack, string) {
+	t.Helper()
+	dir := t.TempDir()
+	s := buildStack(t, nil, func(c *actors.Config) { c.Recording = actors.RecordingConfig{Dir: dir} }, true)
+	return s, dir
+}
+
+func (s *stack) recordingTotal(t *testing.T) int {
+	t.Helper()
+	_, total, _, _ := s.listIDs(t, "/api/v1/recordings", "recordings")
+	return total
+}
+
+// TestRecordingEndToEnd records a publisher sending real VP8 and Opus
+// through the REST API, downloads the file with and without a range, and
+// checks it with ffprobe and ffmpeg where they are installed.
+func TestRecordingEndToEnd(t *testing.T) {
+	s, dir := recordingStack(t)
+	s.createRoom(t, `{"id":"studio","name":"Studio","config":{"recording_enabled":true}}`)
+	s.createRoom(t, `{"id":"quiet","name":"Quiet"}`)
+
+	// Refusals, each changing nothing.
+	refuse := func(path, body string, status int, code string) {
+		t.Helper()
+		r := s.do(t, http.MethodPost, path, body)
+		if r.status != status || r.errorCode(t) != code {
+			t.Fatalf("POST %s %s = %d %s, want %d %s", path, body, r.status, r.body, status, code)
+		}
+	}
+	refuse("/api/v1/rooms/studio/recordings", "", http.StatusConflict, codeNoActiveSession)
+	pubC := s.dialWS(t, "publisher", s.joinToken(t, "studio", "pub", auth.RolePublisher))
+	s.dialWS(t, "quiet one", s.joinToken(t, "quiet", "q", auth.RolePublisher))
+	refuse("/api/v1/rooms/quiet/recordings", "", http.StatusConflict, codeRecordingDisabled)
+	refuse("/api/v1/rooms/nowhere/recordings", "", http.StatusNotFound, codeRoomNotFound)
+	refuse("/api/v1/rooms/studio/recordings", `{"layout":`, http.StatusBadRequest, codeMalformedJSON)
+	refuse("/api/v1/rooms/studio/recordings", `{"layout":"track","color":"red"}`, http.StatusUnprocessableEntity, codeValidationFailed)
+	refuse("/api/v1/rooms/studio/recordings", `{"layout":"mosaic"}`, http.StatusUnprocessableEntity, codeValidationFailed)
+	refuse("/api/v1/rooms/studio/recordings", `{"audio_only":null}`, http.StatusUnprocessableEntity, codeValidationFailed)
+	refuse("/api/v1/rooms/studio/recordings", `{"participants":["a",""]}`, http.StatusUnprocessableEntity, codeValidationFailed)
+	refuse("/api/v1/rooms/studio/recordings", `{"layout":"grid"}`, http.StatusUnprocessableEntity, codeNotProvided)
+	refuse("/api/v1/rooms/studio/recordings", `{"hls":{"enabled":true}}`, http.StatusUnprocessableEntity, codeNotProvided)
+	refuse("/api/v1/rooms/studio/recordings", `{"transcription":{"enabled":true}}`, http.StatusUnprocessableEntity, codeNotProvided)
+	refuse("/api/v1/recordings/rec_nope/stop", "", http.StatusNotFound, codeRecordingNotFound)
+	if n := s.recordingTotal(t); n != 0 {
+		t.Fatalf("refused starts left %d recordings", n)
+	}
+
+	r := s.do(t, http.MethodPost, "/api/v1/rooms/studio/recordings", `{"layout":"participant"}`)
+	mustStatus(t, r, http.StatusCreated)
+	rec := r.json(t)
+	id, _ := rec["id"].(string)
+	if rec["status"] != "recording" || rec["room_id"] != "studio" || rec["started_at"] == nil || rec["ended_at"] != nil {
+		t.Fatalf("started recording %s", r.body)
+	}
+	refuse("/api/v1/rooms/studio/recordings", "", http.StatusConflict, codeRecordingRunning)
+	r = s.do(t, http.MethodDelete, "/api/v1/recordings/"+id, "")
+	if r.status != http.StatusConflict || r.errorCode(t) != codeRecordingActive {
+		t.Fatalf("deleting a running recording: %d %s", r.status, r.body)
+	}
+
+	pub := newClipPublisher(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := pubC.Publish(ctx, pub.video, pub.audio); err != nil {
+		t.Fatal(err)
+	}
+	pub.play(ctx)
+	if err := pub.done(); err != nil {
+		t.Fatal(err)
+	}
+
+	r = s.do(t, http.MethodPost, "/api/v1/recordings/"+id+"/stop", "")
+	mustStatus(t, r, http.StatusOK)
+	if st := r.json(t)["status"]; st != "stopping" && st != "completed" {
+		t.Fatalf("stopped recording is %v", st)
+	}
+	var got map[string]any
+	poll.Until(t, "the recording completed", func() bool {
+		r := s.do(t, http.MethodGet, "/api/v1/recordings/"+id, "")
+		got = r.json(t)
+		return got["status"] == "completed"
+	})
+	files, _ := got["files"].([]any)
+	if len(files) != 1 || got["end_reason"] != "stopped-via-api" || got["duration"] == nil {
+		t.Fatalf("completed recording %v", got)
+	}
+	file := files[0].(map[string]any)
+	name, _ := file["name"].(string)
+	size := int(file["size"].(float64))
+	if file["container"] != "webm" || file["identity"] != "pub" || size == 0 || int(got["size"].(float64)) != size {
+		t.Fatalf("file %v", file)
+	}
+	refuse("/api/v1/recordings/"+id+"/stop", "", http.StatusConflict, codeRecordingNotActive)
+
+	// The listings find it by room, session and status.
+	sessionID, _ := got["session_id"].(string)
+	for _, q := range []string{"", "?room_id=studio", "?session_id=" + sessionID, "?status=completed", "?room_id=studio&status=completed&session_id=" + sessionID} {
+		if ids, total, _, _ := s.listIDs(t, "/api/v1/recordings"+q, "recordings"); total != 1 || ids[0] != id {
+			t.Errorf("GET /recordings%s = %v of %d", q, ids, total)
+		}
+	}
+	for _, q := range []string{"?room_id=quiet", "?status=recording", "?session_id=ses_other"} {
+		if ids, total, _, _ := s.listIDs(t, "/api/v1/recordings"+q, "recordings"); total != 0 {
+			t.Errorf("GET /recordings%s = %v of %d, want none", q, ids, total)
+		}
+	}
+	if ids, total, _, _ := s.listIDs(t, "/api/v1/rooms/studio/recordings", "recordings"); total != 1 || ids[0] != id {
+		t.Errorf("GET /rooms/studio/recordings = %v of %d", ids, total)
+	}
+	// The session lists it.
+	ses := s.do(t, http.MethodGet, "/api/v1/sessions/"+sessionID, "")
+	mustStatus(t, ses, http.StatusOK)
+	if recs, _ := ses.json(t)["recordings"].([]any); len(recs) != 1 || recs[0] != id {
+		t.Errorf("the session lists the recordings %v", ses.json(t)["recordings"])
+	}
+	s.refuseListQueries(t, "/api/v1/recordings",
+		badQuery{query: "status=done", code: codeValidationFailed, field: "status", status: http.StatusUnprocessableEntity},
+		badQuery{query: "room_id=a%2Fb", code: codeValidationFailed, field: "room_id", status: http.StatusUnprocessableEntity})
+
+	// The download: whole, then a range.
+	path := "/api/v1/recordings/" + id + "/files/" + name
+	whole := s.do(t, http.MethodGet, path, "")
+	mustStatus(t, whole, http.StatusOK)
+	onDisk, err := os.ReadFile(filepath.Join(dir, id, name))
+	if err != nil || !bytes.Equal(whole.body, onDisk) || whole.header.Get("Content-Type") != "video/webm" {
+		t.Fatalf("download: %d bytes of type %q, %d on disk (%v)", len(whole.body), whole.header.Get("Content-Type"), len(onDisk), err)
+	}
+	part := s.do(t, http.MethodGet, path, "", header{"Range", "bytes=100-199"})
+	mustStatus(t, part, http.StatusPartialContent)
+	if !bytes.Equal(part.body, onDisk[100:200]) || part.header.Get("Content-Range") != fmt.Sprintf("bytes 100-199/%d", len(onDisk)) {
+		t.Fatalf("range: %d bytes, Content-Range %q", len(part.body), part.header.Get("Content-Range"))
+	}
+	for _, bad := range []string{"..", "..%2F..%2Fetc%2Fpasswd", "a%2Fb", "missing.webm", "." + name} {
+		r := s.do(t, http.MethodGet, "/api/v1/recordings/"+id+"/files/"+bad, "")
+		if r.status != http.StatusNotFound {
+			t.Errorf("GET files/%s = %d %s, want 404", bad, r.status, r.body)
+		}
+	}
+	checkMediaFile(t, filepath.Join(dir, id, name), []string{"vp8", "opus"}, 4*time.Second)
+
+	// Every route asks for the admin token.
+	noAuth := header{"Authorization", ""}
+	for _, rt := range []struct{ method, path string }{
+		{http.MethodPost, "/api/v1/rooms/studio/recordings"}, {http.MethodGet, "/api/v1/rooms/studio/recordings"},
+		{http.MethodGet, "/api/v1/recordings"}, {http.MethodGet, "/api/v1/recordings/" + id},
+		{http.MethodPost, "/api/v1/recordings/" + id + "/stop"}, {http.MethodGet, path},
+		{http.MethodDelete, "/api/v1/recordings/" + id},
+	} {
+		if r := s.do(t, rt.method, rt.path, "", noAuth); r.status != http.StatusUnauthorized {
+			t.Errorf("%s %s without a token = %d", rt.method, rt.path, r.status)
+		}
+	}
+
+	mustStatus(t, s.do(t, http.MethodDelete, "/api/v1/recordings/"+id, ""), http.StatusNoContent)
+	if _, err := os.Stat(filepath.Join(dir, id)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("files after a delete: %v", err)
+	}
+	for _, p := range []string{"/api/v1/recordings/" + id, path} {
+		if r := s.do(t, http.MethodGet, p, ""); r.status != http.StatusNotFound {
+			t.Errorf("GET %s after a delete = %d", p, r.status)
+		}
+	}
+}
+
+// checkMediaFile checks a recorded file with ffprobe (its streams and
+// duration) and ffmpeg (it decodes without an error). Without them the
+// check is skipped, unless TROUPE_MEDIA_TESTS=1 asks for it.
+func checkMediaFile(t *testing.T, path string, codecs []string, want time.Duration) {
+	t.Helper()
+	if _, err := exec.LookPath("ffprobe"); err != nil {
+		if os.Getenv("TROUPE_MEDIA_TESTS") == "1" {
+			t.Fatal("ffprobe is not installed, and TROUPE_MEDIA_TESTS=1")
+		}
+		t.Log("ffprobe is not installed: the file is not checked")
+		return
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name:format=duration",
+		"-of", "default=noprint_wrappers=1", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe: %v: %s", err, out)
+	}
+	for _, c := range codecs {
+		if !strings.Contains(string(out), "codec_name="+c) {
+			t.Errorf("ffprobe finds no %s stream: %s", c, out)
+		}
+	}
+	var secs float64
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "duration="); ok {
+			secs, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	// The clips are published in real time from the recording's start;
+	// the first and last frames' pacing on a shared machine is the slack.
+	if got := time.Duration(secs * float64(time.Second)); got < want*9/10 || got > want*11/10 {
+		t.Errorf("duration %v, want %v within 10%%: %s", got, want, out)
+	}
+	dec, err := exec.Command("ffmpeg", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(dec)) != 0 {
+		t.Errorf("ffmpeg decoding the file: %v: %s", err, dec)
+	}
+}
+
+// TestAutoStartRecording: auto_start.recording (VideoSDK's
+// autoStartConfig.recording) starts a recording with its options when a
+// session starts; what needs decoding is refused as not provided.
+func TestAutoStartRecording(t *testing.T) {
+	s, _ := recordingStack(t)
+	for _, c := range []struct {
+		body, code, field string
+	}{
+		{`{"name":"a","auto_start":{"recording":{}}}`, codeValidationFailed, "auto_start.recording"},
+		{`{"name":"a","config":{"recording_enabled":true},"auto_start":{"recording":{"layout":"speaker"}}}`, codeNotProvided, "auto_start.recording.layout"},
+		{`{"name":"a","config":{"recording_enabled":true},"auto_start":{"hls":{"enabled":true}}}`, codeNotProvided, "auto_start.hls"},
+		{`{"name":"a","config":{"recording_enabled":true},"auto_start":{"recording":{"audio_only":"yes"}}}`, codeValidationFailed, "auto_start.recording.audio_only"},
+		{`{"name":"a","config":{"recording_enabled":true},"auto_start":{"recording":{},"color":1}}`, codeValidationFailed, "auto_start.color"},
+	} {
+		r := s.do(t, http.MethodPost, "/api/v1/rooms", c.body)
+		if r.status != http.StatusUnprocessableEntity || r.errorCode(t) != c.code || r.errorField(t) != c.field {
+			t.Errorf("POST /rooms %s = %d %s, want 422 %s on %s", c.body, r.status, r.body, c.code, c.field)
+		}
+	}
+	if _, total, _, _ := s.listIDs(t, "/api/v1/rooms", "rooms"); total != 0 {
+		t.Fatalf("refused rooms were created: %d", total)
+	}
+
+	room := s.createRoom(t, `{"id":"auto","name":"Auto","config":{"recording_enabled":true},
+		"auto_start":{"recording":{"layout":"track","audio_only":true,"participants":["pub"]}}}`)
+	want := map[string]any{"recording": map[string]any{"layout": "track", "audio_only": true, "participants": []any{"pub"}}}
+	if got := room["auto_start"]; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("auto_start = %v, want %v", got, want)
+	}
+	s.dialWS(t, "publisher", s.joinToken(t, "auto", "pub", auth.RolePublisher))
+	var rec map[string]any
+	poll.Until(t, "the recording the session started", func() bool {
+		r := s.do(t, http.MethodGet, "/api/v1/rooms/auto/recordings", "")
+		recs, _ := r.json(t)["recordings"].([]any)
+		if len(recs) != 1 {
+			return false
+		}
+		rec = recs[0].(map[string]any)
+		return rec["status"] == "recording"
+	})
+	if rec["layout"] != "track" || rec["audio_only"] != true || fmt.Sprint(rec["participants"]) != "[pub]" {
+		t.Fatalf("the recording auto_start started: %v", rec)
+	}
+
+	// A null auto_start removes it.
+	r := s.do(t, http.MethodPatch, "/api/v1/rooms/auto", `{"auto_start":null}`)
+	mustStatus(t, r, http.StatusOK)
+	if got := r.json(t)["auto_start"]; got != nil {
+		t.Fatalf("auto_start after null: %v", got)
+	}
+}
+
+// nodeURLs is a cluster's map of node ids to their API's URLs.
+type nodeURLs map[string]string
+
+func (n nodeURLs) OwnerURL(_ context.Context, id string) (string, error) {
+	if u, ok := n[id]; ok {
+		return u, nil
+	}
+	return "", fmt.Errorf("no node %q", id)
+}
+
+// RoomOwners knows no owners: these nodes own no room, only files.
+func (n nodeURLs) RoomOwners(context.Context, []string) (map[string]string, error) {
+	return nil, nil
+}
+
+// TestRecordingDownloadForwarded: in a cluster, a download that reaches a
+// node other than the one holding the file is forwarded to that node, which
+// serves it, with its range.
+func TestRecordingDownloadForwarded(t *testing.T) {
+	dirA, dirB := t.TempDir(), t.TempDir()
+	urls := nodeURLs{}
+	a := buildStack(t, func(c *Config) { c.Owners, c.NodeID = urls, "node-a" },
+		func(c *actors.Config) { c.Recording = actors.RecordingConfig{Dir: dirA, NodeID: "node-a"} }, false)
+	b := buildStack(t, func(c *Config) {
+		c.Owners, c.NodeID = urls, "node-b"
+		c.Verifier, c.SigningKey = a.api.cfg.Verifier, a.api.cfg.SigningKey // one key pair, as in a cluster
+	},
+		func(c *actors.Config) { c.Recording = actors.RecordingConfig{Dir: dirB, NodeID: "node-b"} }, false)
+	urls["node-a"], urls["node-b"] = a.srv.URL, b.srv.URL
+	b.admin = a.admin
+
+	// The record, as the cluster's one store of record holds it for both
+	// nodes, and the file on node b's disk.
+	content := bytes.Repeat([]byte("troupe"), 1000)
+	rec := &recordpb.Recording{
+		Id: "rec_elsewhere", RoomId: "studio", SessionId: "ses_1", Status: recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED,
+		Layout: "participant", NodeId: "node-b", CreatedAt: timestamppb.Now(), UpdatedAt: timestamppb.Now(),
+		Files: []*recordpb.RecordingFile{{Name: "PA_1.webm", Container: "webm", Codecs: []string{"vp8", "opus"}, Size: uint64(len(content))}},
+	}
+	for _, s := range []*stack{a, b} {
+		if err := s.store.Apply(context.Background(), persistence.Writes{Recordings: []*recordpb.Recording{rec}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dirB, rec.Id), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dirB, rec.Id, "PA_1.webm"), content, 0o640); err != nil {
+		t.Fatal(err)
+	}
+
+	r := a.do(t, http.MethodGet, "/api/v1/recordings/rec_elsewhere/files/PA_1.webm", "", header{"Range", "bytes=6-11"})
+	mustStatus(t, r, http.StatusPartialContent)
+	if string(r.body) != "troupe" || r.header.Get("Content-Type") != "video/webm" {
+		t.Fatalf("forwarded range: %q, %q", r.body, r.header.Get("Content-Type"))
+	}
+	// Node b serves it from its own disk, and does not pass it on.
+	mustStatus(t, b.do(t, http.MethodGet, "/api/v1/recordings/rec_elsewhere/files/PA_1.webm", ""), http.StatusOK)
+	// A file the recording does not have is refused where the request lands.
+	if r := a.do(t, http.MethodGet, "/api/v1/recordings/rec_elsewhere/files/other.webm", ""); r.status != http.StatusNotFound {
+		t.Fatalf("a file the recording does not list: %d", r.status)
+	}
+}
+
+// A recording's end_reason is documented as an enum: exactly the words of
+// the actors' recording end reasons (and null before its end).
+func TestOpenAPIRecordingEndReasons(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				Recording struct {
+					Properties struct {
+						EndReason struct {
+							Enum []*string `json:"enum"`
+						} `json:"end_reason"`
+					} `json:"properties"`
+				} `json:"Recording"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for _, w := range doc.Components.Schemas.Recording.Properties.EndReason.Enum {
+		if w != nil {
+			documented = append(documented, *w)
+		}
+	}
+	defined := []string{
+		actors.RecordingStoppedViaAPI, actors.RecordingSessionEnded, actors.RecordingMaxDuration, actors.RecordingDiskFull,
+		actors.RecordingServerRestart, actors.RecordingServerShutdown, actors.RecordingRoomFailed, actors.RecordingWriterFailed,
+		actors.RecordingNodeLost,
+	}
+	slices.Sort(documented)
+	slices.Sort(defined)
+	if !slices.Equal(documented, defined) {
+		t.Errorf("documented recording end reasons %v, defined %v", documented, defined)
+	}
+}

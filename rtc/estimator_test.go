@@ -1,0 +1,105 @@
+package rtc
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+
+	"github.com/troupe-media/troupe/internal/leaktest"
+)
+
+// The estimator writes the transport-cc extension, numbered across the
+// connection's streams, only while it is active, takes it off a header
+// used again once it is not, and has an estimate only from feedback
+// taken while active.
+func TestEstimatorExtension(t *testing.T) {
+	leaktest.Check(t)
+	e, err := newEstimatorFactory(pionLoggerFactory{l: slog.New(slog.DiscardHandler)}).NewInterceptor("pc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	est := e.(*estimator)
+	t.Cleanup(func() { _ = est.Close() })
+	var got []*rtp.Header
+	sink := interceptor.RTPWriterFunc(func(h *rtp.Header, _ []byte, _ interceptor.Attributes) (int, error) {
+		c := h.Clone()
+		got = append(got, &c)
+		return 1, nil
+	})
+	const extID = 3
+	info := func(ssrc uint32) *interceptor.StreamInfo {
+		return &interceptor.StreamInfo{SSRC: ssrc, RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: extID}}}
+	}
+	w1, w2 := est.BindLocalStream(info(1), sink), est.BindLocalStream(info(2), sink)
+	h1, h2 := &rtp.Header{Version: 2, SSRC: 1}, &rtp.Header{Version: 2, SSRC: 2}
+	write := func(w interceptor.RTPWriter, h *rtp.Header) {
+		t.Helper()
+		if _, err := w.Write(h, []byte{1, 2, 3}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqOf := func(h *rtp.Header) int {
+		b := h.GetExtension(extID)
+		if len(b) != 2 {
+			return -1
+		}
+		return int(b[0])<<8 | int(b[1])
+	}
+
+	write(w1, h1)
+	est.setActive(true)
+	write(w1, h1)
+	write(w2, h2)
+	write(w1, h1)
+	est.setActive(false)
+	write(w1, h1)
+	want := []int{-1, 0, 1, 2, -1}
+	if len(got) != len(want) {
+		t.Fatalf("%d packets written, want %d", len(got), len(want))
+	}
+	for i, h := range got {
+		if s := seqOf(h); s != want[i] {
+			t.Errorf("packet %d: transport-cc sequence %d, want %d (-1: none)", i, s, want[i])
+		}
+	}
+
+	// Feedback counts only while active.
+	rec := twcc.NewRecorder(9)
+	for seq := range 3 {
+		rec.Record(1, uint16(seq), time.Now().UnixMicro()+int64(seq)*1000)
+	}
+	fb, err := rtcp.Marshal(rec.BuildFeedbackPacket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	est.observe(fb, time.Now())
+	if _, src := est.Estimate(time.Now()); src != EstimateNone {
+		t.Fatalf("estimate from %q while inactive", src)
+	}
+	est.setActive(true)
+	est.observe(fb, time.Now())
+	if bps, src := est.Estimate(time.Now()); src != EstimateTWCC || bps <= 0 {
+		t.Fatalf("estimate %d from %q after feedback, want one from twcc", bps, src)
+	}
+
+	// A REMB counts for a while, when there is no transport-cc estimate.
+	est.setActive(false)
+	remb, err := (&rtcp.ReceiverEstimatedMaximumBitrate{SenderSSRC: 9, Bitrate: 300_000, SSRCs: []uint32{1}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	est.observe(remb, now)
+	if bps, src := est.Estimate(now); src != EstimateREMB || bps != 300_000 {
+		t.Fatalf("estimate %d from %q after a REMB, want 300000 from remb", bps, src)
+	}
+	if _, src := est.Estimate(now.Add(rembTTL)); src != EstimateNone {
+		t.Fatalf("a REMB still counts after %v", rembTTL)
+	}
+}

@@ -1,0 +1,532 @@
+package rtc
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/troupe-media/troupe/internal/clock"
+)
+
+// Layer choice from a connection's bandwidth estimate. Every
+// bweCheckInterval a Peer's allocator shares its estimate among its
+// down-tracks: audio first (what it sends is taken off the estimate),
+// then each video down-track its lowest layer, by priority (the larger
+// the size its subscriber renders, the higher the layer it may take, the
+// earlier), then, in the same order, each as far up toward its ceiling
+// (the layer the rendered size, the subscriber's cap and the room's
+// quality allow) as what is left pays for. A down-track whose lowest
+// layer does not fit is paused: nothing of it is sent, and its subscriber
+// is told (TrackPausedEvent).
+//
+// A down-track's layer goes down at once when the estimate no longer pays
+// for it, and up only once the estimate has paid for the higher layer
+// with a margin (bweUpMargin) for bweUpHold in a row; an up that is
+// followed by a down within bweFlapWindow doubles that hold, up to
+// bweMaxUpHold, so that a link that cannot carry a layer is not made to
+// try it every few seconds. A subscriber whose layer was not held down by
+// the estimate (it had its ceiling) follows a higher ceiling at once.
+
+const (
+	bweCheckInterval = 500 * time.Millisecond
+	bweUpMargin      = 1.25
+	bweUpHold        = 3 * time.Second
+	bweMaxUpHold     = 16 * time.Second
+	bweFlapWindow    = 10 * time.Second
+)
+
+// PauseReasonBandwidth is the reason of a TrackPausedEvent sent because
+// the estimate does not pay for the track's lowest layer.
+const PauseReasonBandwidth = "bandwidth"
+
+// TrackPausedEvent tells the owner that the Peer stopped (Paused) or
+// started again sending the client the track of TrackID (in the stream
+// StreamID), for Reason.
+type TrackPausedEvent struct {
+	peerEvent
+	TrackID, StreamID string
+	Paused            bool
+	Reason            string
+}
+
+// layerGovernor applies the hysteresis to one down-track's layer.
+type layerGovernor struct {
+	// cur is the layer allowed, -1 for paused.
+	cur int
+	// limited is set when cur is below the ceiling it was chosen under:
+	// the estimate holds it down.
+	limited          bool
+	upSince          time.Time // since when a higher layer has fit; zero if not
+	hold             time.Duration
+	lastUp, lastDown time.Time
+}
+
+func newLayerGovernor(ceiling int) layerGovernor {
+	return layerGovernor{cur: ceiling, hold: bweUpHold}
+}
+
+// step moves the governor at now, given the subscriber's ceiling, the
+// highest layer the estimate pays for (down) and the highest it pays for
+// with the margin (up), each -1 when not even the lowest fits. It
+// returns the layer now allowed.
+func (g *layerGovernor) step(now time.Time, ceiling, down, up int) int {
+	if g.hold > bweUpHold && now.Sub(g.lastDown) >= bweMaxUpHold {
+		g.hold = bweUpHold // calm for long enough: the flaps are forgotten
+	}
+	switch {
+	case down < g.cur:
+		g.cur = down
+		g.upSince = time.Time{}
+		if !g.lastUp.IsZero() && now.Sub(g.lastUp) < bweFlapWindow {
+			g.hold = min(2*g.hold, bweMaxUpHold)
+		}
+		g.lastDown = now
+	case up > g.cur && !g.limited:
+		g.cur = up // a new ceiling, not a recovery
+		g.upSince = time.Time{}
+	case up > g.cur:
+		if g.upSince.IsZero() {
+			g.upSince = now
+		}
+		if now.Sub(g.upSince) >= g.hold {
+			g.cur = up
+			g.upSince = time.Time{}
+			g.lastUp = now
+		}
+	default:
+		g.upSince = time.Time{}
+	}
+	g.limited = g.cur < ceiling
+	return g.cur
+}
+
+// allocItem is a video down-track as allocate sees it: the rates of its
+// layers, lowest first, up to its ceiling (a rate of 0 is not known yet
+// and costs nothing). A pinned item is a track sent as one stream: it
+// always gets its one layer, at its cost, for there is nothing lower to
+// fall back to, and without sending it nothing would show whether the
+// link carries it.
+type allocItem struct {
+	rates  []uint64
+	pinned bool
+}
+
+// allocate shares budget (bits per second) among items, in priority
+// order. It returns the layer each item gets, -1 for those whose lowest
+// does not fit.
+func allocate(budget int64, items []allocItem, out []int) []int {
+	out = out[:0]
+	left := budget
+	for _, it := range items {
+		if len(it.rates) > 0 && (it.pinned || int64(it.rates[0]) <= left) {
+			left -= int64(it.rates[0])
+			out = append(out, 0)
+		} else {
+			out = append(out, -1)
+		}
+	}
+	for i, it := range items {
+		rates := it.rates
+		if out[i] < 0 {
+			continue
+		}
+		for l := out[i] + 1; l < len(rates); l++ {
+			extra := int64(rates[l]) - int64(rates[out[i]])
+			if extra > left {
+				break
+			}
+			left -= extra
+			out[i] = l
+		}
+	}
+	return out
+}
+
+// allocator is a Peer's layer choice; see the comment above. Its checks
+// run on the clock's timer; add, remove and close are called from the
+// Peer's owner.
+type allocator struct {
+	est     *estimator
+	clk     clock.Clock
+	metrics *Metrics
+
+	mu        sync.Mutex // guards the following
+	notify    func(PeerEvent)
+	subs      map[*DownTrack]*allocState
+	timer     clock.Timer
+	closed    bool
+	lastCheck time.Time
+	estimate  int
+	source    EstimateSource
+	// lastFeedbacks is the estimator's count of feedback at the last
+	// check.
+	lastFeedbacks uint64
+}
+
+// allocState is what the allocator keeps of one down-track.
+type allocState struct {
+	gov     layerGovernor
+	capped  bool   // gov's layer is applied
+	bytes   uint64 // sent, at the last check
+	rate    uint64 // sent per second over the last interval
+	srcRate uint64 // the source's, for a down-track with no Track
+	srcB    uint64
+}
+
+func newAllocator(est *estimator, clk clock.Clock, m *Metrics) *allocator {
+	return &allocator{est: est, clk: clk, metrics: m, subs: make(map[*DownTrack]*allocState)}
+}
+
+// setNotify sets where pauses and resumes are told.
+func (a *allocator) setNotify(notify func(PeerEvent)) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	a.notify = notify
+	a.mu.Unlock()
+}
+
+// add has the allocator share the estimate with dt too.
+func (a *allocator) add(dt *DownTrack) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	a.subs[dt] = &allocState{gov: newLayerGovernor(-1), bytes: dt.ctr.bytes.Load()}
+	if a.timer == nil {
+		a.lastCheck = a.clk.Now()
+		a.timer = a.clk.AfterFunc(bweCheckInterval, a.check)
+	}
+}
+
+// remove forgets dt; a paused dt counts as paused no longer.
+func (a *allocator) remove(dt *DownTrack) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.subs[dt]; ok {
+		delete(a.subs, dt)
+		if dt.bwePaused.Load() {
+			a.metrics.addBandwidthPaused(-1)
+		}
+	}
+}
+
+// close stops the checks.
+func (a *allocator) close() {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closed = true
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+	for dt := range a.subs {
+		if dt.bwePaused.Load() {
+			a.metrics.addBandwidthPaused(-1)
+		}
+	}
+	clear(a.subs)
+}
+
+// Estimate returns the last estimate the allocator shared and its source.
+func (a *allocator) Estimate() (int, EstimateSource) {
+	if a == nil {
+		return 0, EstimateNone
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.estimate, a.source
+}
+
+// videoItem is a video down-track in the allocation.
+type videoItem struct {
+	dt      *DownTrack
+	st      *allocState
+	alloc   allocItem
+	ceiling int
+	area    int
+}
+
+func (a *allocator) check() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	if len(a.subs) == 0 {
+		a.timer = nil // the next add starts the checks again
+		a.estimate, a.source = 0, EstimateNone
+		a.est.setActive(false)
+		return
+	}
+	now := a.clk.Now()
+	elapsed := now.Sub(a.lastCheck).Seconds()
+	a.lastCheck = now
+	a.timer = a.clk.AfterFunc(bweCheckInterval, a.check)
+
+	var audio int64
+	var items []videoItem
+	for dt, st := range a.subs {
+		b := dt.ctr.bytes.Load()
+		if elapsed > 0 {
+			st.rate = uint64(float64(b-st.bytes) * 8 / elapsed)
+		}
+		st.bytes = b
+		if dt.kind != webrtc.RTPCodecTypeVideo {
+			audio += int64(st.rate)
+			continue
+		}
+		it := videoItem{dt: dt, st: st}
+		if l := dt.limits.Load(); l != nil {
+			it.area = l.Width * l.Height
+		}
+		if t := dt.track.Load(); t != nil {
+			it.alloc.rates, it.ceiling, it.alloc.pinned = t.layerCosts(dt)
+		} else if s := dt.source.Load(); s != nil {
+			sb := s.ctr.bytes.Load()
+			if elapsed > 0 && st.srcB != 0 {
+				st.srcRate = uint64(float64(sb-st.srcB) * 8 / elapsed)
+			}
+			st.srcB = sb
+			it.alloc = allocItem{rates: []uint64{st.srcRate}, pinned: true}
+		}
+		if len(it.alloc.rates) > 0 {
+			items = append(items, it)
+		}
+	}
+	// The estimate runs only while there is a layer to choose.
+	a.est.setActive(slices.ContainsFunc(items, func(it videoItem) bool { return !it.alloc.pinned }))
+	est, src := a.est.Estimate(now)
+	a.estimate, a.source = est, src
+	if src != EstimateNone {
+		a.metrics.observeEstimate(est)
+	}
+	budget := int64(est) - audio
+	if src == EstimateNone {
+		for _, it := range items {
+			a.apply(it.dt, it.st, -1, false)
+			it.st.gov = newLayerGovernor(it.ceiling)
+		}
+		return
+	}
+	slices.SortFunc(items, func(x, y videoItem) int {
+		if c := cmp.Compare(y.area, x.area); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(y.ceiling, x.ceiling); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.dt.id, y.dt.id)
+	})
+	alloc := make([]allocItem, len(items))
+	for i, it := range items {
+		alloc[i] = it.alloc
+	}
+	down := allocate(budget, alloc, nil)
+	up := allocate(int64(float64(budget)/bweUpMargin), alloc, nil)
+	// No feedback since the last check: the estimate has learnt nothing,
+	// and cannot while nothing is sent (every video track paused and no
+	// audio). Nothing goes down on it, and a paused track is tried again
+	// once its hold has passed: what it sends brings feedback.
+	fb := a.est.feedbackCount()
+	stale := src == EstimateTWCC && fb == a.lastFeedbacks
+	a.lastFeedbacks = fb
+	for i, it := range items {
+		if !it.st.capped {
+			it.st.gov = newLayerGovernor(it.ceiling)
+		}
+		if stale {
+			down[i] = max(down[i], it.st.gov.cur)
+			up[i] = max(up[i], 0)
+		}
+		layer := it.st.gov.step(now, it.ceiling, down[i], up[i])
+		a.apply(it.dt, it.st, layer, true)
+	}
+}
+
+// apply caps dt at layer (paused when -1), or lifts its cap when capped
+// is false, counting the change and telling the owner of a pause or a
+// resume. a.mu is held.
+func (a *allocator) apply(dt *DownTrack, st *allocState, layer int, capped bool) {
+	prev, wasPaused := dt.bandwidthCap()
+	paused := capped && layer < 0
+	if !capped {
+		layer = LayerAuto
+	}
+	st.capped = capped
+	if paused {
+		layer = 0
+	}
+	if prev == layer && wasPaused == paused {
+		return
+	}
+	switch {
+	case paused && !wasPaused:
+		a.metrics.countBandwidthSwitch(false)
+		a.metrics.addBandwidthPaused(1)
+	case wasPaused && !paused:
+		a.metrics.countBandwidthSwitch(true)
+		a.metrics.addBandwidthPaused(-1)
+	case prev != LayerAuto && (layer == LayerAuto || layer > prev):
+		a.metrics.countBandwidthSwitch(true)
+	case layer != LayerAuto && (prev == LayerAuto || layer < prev):
+		a.metrics.countBandwidthSwitch(false)
+	}
+	dt.setBandwidthCap(layer, paused)
+	if paused != wasPaused && a.notify != nil {
+		a.notify(TrackPausedEvent{TrackID: dt.id, StreamID: dt.streamID, Paused: paused, Reason: PauseReasonBandwidth})
+	}
+}
+
+// layerCosts returns the rates of t's layers up to the one dt may have
+// without the bandwidth cap (its ceiling), lowest first, that layer's
+// index, and whether t is sent as one stream. A layer that stopped costs
+// what it cost while it arrived.
+func (t *Track) layerCosts(dt *DownTrack) ([]uint64, int, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ceiling := t.ceilingOf(dt)
+	if ceiling < 0 || ceiling >= len(t.layers) {
+		ceiling = len(t.layers) - 1
+	}
+	rates := make([]uint64, ceiling+1)
+	for i := range rates {
+		l := t.layers[i]
+		rates[i] = l.bitrate
+		if rates[i] == 0 {
+			rates[i] = l.rate
+		}
+	}
+	return rates, ceiling, len(t.layers) == 1
+}
+
+// bandwidthLimit lowers target, a layer index or LayerAuto, to dt's
+// bandwidth cap. t.mu is held.
+func (t *Track) bandwidthLimit(dt *DownTrack, target int) int {
+	c := int(dt.bweCap.Load()) - 1
+	if c < 0 {
+		return target
+	}
+	if target < 0 || target >= len(t.layers) {
+		target = len(t.layers) - 1
+	}
+	return min(target, c)
+}
+
+// bandwidthCap returns dt's bandwidth cap (LayerAuto for none) and
+// whether it is paused.
+func (dt *DownTrack) bandwidthCap() (int, bool) {
+	return int(dt.bweCap.Load()) - 1, dt.bwePaused.Load()
+}
+
+// setBandwidthCap caps the layer dt receives (LayerAuto for no cap) and
+// pauses or resumes it. A resumed down-track starts again on a keyframe,
+// its stream continuous.
+func (dt *DownTrack) setBandwidthCap(layer int, paused bool) {
+	if layer < 0 {
+		layer = LayerAuto
+	}
+	dt.bweCap.Store(int32(layer + 1))
+	if dt.bwePaused.Swap(paused) && !paused {
+		dt.wmu.Lock()
+		dt.w.src = nil // the next packet sent must start a picture
+		dt.wmu.Unlock()
+		if src := dt.source.Load(); src != nil && dt.ready.Load() {
+			dt.askKeyframe(src)
+		}
+	}
+	if t := dt.track.Load(); t != nil {
+		t.reselect(dt)
+	}
+}
+
+// BandwidthPaused reports whether dt is paused because the estimate does
+// not pay for its lowest layer.
+func (dt *DownTrack) BandwidthPaused() bool { return dt.bwePaused.Load() }
+
+// bandwidthMetrics are the layer choice's figures in Metrics.
+type bandwidthMetrics struct {
+	up, down  atomic.Uint64
+	paused    atomic.Int64
+	estimates prometheus.Histogram
+
+	switches, pausedDesc *prometheus.Desc
+}
+
+func newBandwidthMetrics(d func(name, help string, labels ...string) *prometheus.Desc) bandwidthMetrics {
+	return bandwidthMetrics{
+		estimates: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "troupe_rtc_bandwidth_estimate_bps",
+			Help: "Subscribers' bandwidth estimates, one observation per connection per check.",
+			// 50 kbps to 25.6 Mbps.
+			Buckets: prometheus.ExponentialBuckets(50_000, 2, 10),
+		}),
+		switches:   d("bandwidth_layer_changes_total", "Changes of the layer subscribers' bandwidth estimates allow, by direction (a pause counts down, a resume up).", "direction"),
+		pausedDesc: d("bandwidth_paused_tracks", "Subscribers' video down-tracks paused because their estimate pays for no layer."),
+	}
+}
+
+func (b *bandwidthMetrics) describe(ch chan<- *prometheus.Desc) {
+	b.estimates.Describe(ch)
+	ch <- b.switches
+	ch <- b.pausedDesc
+}
+
+func (b *bandwidthMetrics) collect(ch chan<- prometheus.Metric) {
+	b.estimates.Collect(ch)
+	ch <- prometheus.MustNewConstMetric(b.switches, prometheus.CounterValue, float64(b.up.Load()), "up")
+	ch <- prometheus.MustNewConstMetric(b.switches, prometheus.CounterValue, float64(b.down.Load()), "down")
+	ch <- prometheus.MustNewConstMetric(b.pausedDesc, prometheus.GaugeValue, float64(b.paused.Load()))
+}
+
+func (m *Metrics) observeEstimate(bps int) {
+	if m != nil {
+		m.bwe.estimates.Observe(float64(bps))
+	}
+}
+
+func (m *Metrics) countBandwidthSwitch(up bool) {
+	switch {
+	case m == nil:
+	case up:
+		m.bwe.up.Add(1)
+	default:
+		m.bwe.down.Add(1)
+	}
+}
+
+func (m *Metrics) addBandwidthPaused(n int64) {
+	if m != nil {
+		m.bwe.paused.Add(n)
+	}
+}
+
+// Bandwidth is a Peer's bandwidth estimate, as last shared among its
+// down-tracks.
+type Bandwidth struct {
+	// Estimate is in bits per second; 0 with Source EstimateNone.
+	Estimate int
+	Source   EstimateSource
+}
+
+// Bandwidth returns the connection's estimate, as last shared among its
+// down-tracks. It is safe for concurrent use.
+func (p *Peer) Bandwidth() Bandwidth {
+	est, src := p.bwe.Estimate()
+	return Bandwidth{Estimate: est, Source: src}
+}

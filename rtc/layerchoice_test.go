@@ -1,0 +1,200 @@
+package rtc
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/rtc/rtctest"
+)
+
+func TestAllocate(t *testing.T) {
+	three := allocItem{rates: []uint64{150_000, 500_000, 1_500_000}}
+	small := allocItem{rates: three.rates[:1]}
+	stream := allocItem{rates: []uint64{800_000}, pinned: true}
+	for _, tc := range []struct {
+		name   string
+		budget int64
+		items  []allocItem
+		want   []int
+	}{
+		{"everything fits", 5_000_000, []allocItem{three, three}, []int{2, 2}},
+		{"first in priority goes up first", 2_100_000, []allocItem{three, three}, []int{2, 1}},
+		{"each gets its lowest before any goes up", 400_000, []allocItem{three, three}, []int{0, 0}},
+		{"lowest does not fit: paused", 100_000, []allocItem{three}, []int{-1}},
+		{"a layer capped at its lowest is paused too", 100_000, []allocItem{small}, []int{-1}},
+		{"the second is paused, the first keeps its lowest", 200_000, []allocItem{three, three}, []int{0, -1}},
+		{"ceiling bounds the layer", 5_000_000, []allocItem{{rates: three.rates[:2]}}, []int{1}},
+		{"unknown rates cost nothing", 0, []allocItem{{rates: []uint64{0, 0}}}, []int{1}},
+		{"a stream is never paused, and is paid for first", 600_000, []allocItem{stream, three}, []int{0, -1}},
+		{"a stream that fits leaves the rest", 1_500_000, []allocItem{stream, three}, []int{0, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := allocate(tc.budget, tc.items, nil); !slices.Equal(got, tc.want) {
+				t.Fatalf("allocate(%d) = %v, want %v", tc.budget, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestLayerGovernor runs the hysteresis rules step by step on a manual
+// clock: each step advances the clock, then offers the governor what the
+// estimate pays for (down, and up with the margin) under a ceiling.
+func TestLayerGovernor(t *testing.T) {
+	type step struct {
+		after             time.Duration
+		ceiling, down, up int
+		want              int
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"down at once", []step{
+			{0, 2, 2, 2, 2},
+			{500 * time.Millisecond, 2, 0, 0, 0},
+		}},
+		{"up only after the hold", []step{
+			{0, 2, 0, 0, 0},
+			{time.Second, 2, 2, 2, 0},
+			{2 * time.Second, 2, 2, 2, 0},
+			{time.Second, 2, 2, 2, 2},
+		}},
+		{"a dip restarts the hold", []step{
+			{0, 2, 0, 0, 0},
+			{time.Second, 2, 1, 1, 0},
+			{2 * time.Second, 2, 1, 0, 0},
+			{time.Second, 2, 1, 1, 0},
+			{2 * time.Second, 2, 1, 1, 0},
+			{time.Second, 2, 1, 1, 1},
+		}},
+		{"the margin counts, not the bare fit", []step{
+			{0, 2, 0, 0, 0},
+			{10 * time.Second, 2, 2, 0, 0},
+			{10 * time.Second, 2, 2, 0, 0},
+		}},
+		{"paused when the lowest does not fit, resumed after the hold", []step{
+			{0, 2, -1, -1, -1},
+			{time.Second, 2, 0, 0, -1},
+			{3 * time.Second, 2, 0, 0, 0},
+		}},
+		{"a failed up doubles the hold", []step{
+			{0, 2, 1, 1, 1},
+			{0, 2, 2, 2, 1},
+			{3 * time.Second, 2, 2, 2, 2},
+			{2 * time.Second, 2, 1, 1, 1}, // down 2 s after the up: a flap
+			{0, 2, 2, 2, 1},
+			{3 * time.Second, 2, 2, 2, 1}, // 3 s no longer enough
+			{3 * time.Second, 2, 2, 2, 2}, // 6 s is
+		}},
+		{"a higher ceiling is followed at once when not held down", []step{
+			{0, 1, 1, 1, 1},
+			{500 * time.Millisecond, 2, 2, 2, 2},
+		}},
+		{"a lower ceiling is followed at once", []step{
+			{0, 2, 2, 2, 2},
+			{500 * time.Millisecond, 0, 0, 0, 0},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := clock.NewManual(time.Unix(1_000_000, 0))
+			g := newLayerGovernor(tc.steps[0].ceiling)
+			for i, s := range tc.steps {
+				clk.Advance(s.after)
+				if got := g.step(clk.Now(), s.ceiling, s.down, s.up); got != s.want {
+					t.Fatalf("step %d (%+v): layer %d, want %d", i, s, got, s.want)
+				}
+			}
+		})
+	}
+}
+
+// TestLayerGovernorForgetsFlaps checks that the hold comes back to its
+// base after a long calm.
+func TestLayerGovernorForgetsFlaps(t *testing.T) {
+	clk := clock.NewManual(time.Unix(1_000_000, 0))
+	g := newLayerGovernor(2)
+	g.step(clk.Now(), 2, 1, 1)
+	for range 3 { // three failed ups
+		g.step(clk.Now(), 2, 2, 2)
+		clk.Advance(g.hold)
+		if g.step(clk.Now(), 2, 2, 2) != 2 {
+			t.Fatal("no up after the hold")
+		}
+		clk.Advance(time.Second)
+		g.step(clk.Now(), 2, 1, 1)
+	}
+	if g.hold <= bweUpHold {
+		t.Fatalf("hold %v after three flaps, want more than %v", g.hold, bweUpHold)
+	}
+	clk.Advance(bweMaxUpHold)
+	g.step(clk.Now(), 2, 1, 1)
+	if g.hold != bweUpHold {
+		t.Fatalf("hold %v after a calm of %v, want %v", g.hold, bweMaxUpHold, bweUpHold)
+	}
+}
+
+func TestHasFeedback(t *testing.T) {
+	rr := []byte{0x80, 201, 0, 1, 0, 0, 0, 1}
+	twcc := []byte{0x8f, 205, 0, 1, 0, 0, 0, 1}
+	remb := []byte{0x8f, 206, 0, 1, 0, 0, 0, 1}
+	pli := []byte{0x81, 206, 0, 1, 0, 0, 0, 1}
+	for _, tc := range []struct {
+		name string
+		pkt  []byte
+		want bool
+	}{
+		{"receiver report", rr, false},
+		{"transport-cc", twcc, true},
+		{"remb after a report", append(slices.Clone(rr), remb...), true},
+		{"pli", pli, false},
+		{"length past the end", []byte{0x80, 201, 0, 9, 0, 0, 0, 1}, false},
+		{"short", []byte{0x8f}, false},
+	} {
+		if got := hasFeedback(tc.pkt); got != tc.want {
+			t.Errorf("%s: hasFeedback = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The allocator checks only while it has down-tracks, and not after
+// close.
+func TestAllocatorChecksWhileNeeded(t *testing.T) {
+	clk := clock.NewManual(time.Unix(1_000_000, 0))
+	a := newAllocator(nil, clk, nil)
+	dt, err := NewDownTrack(DownTrackConfig{ID: "TR_v", StreamID: "PA_p", Codec: rtctest.VP8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dt.Close() })
+	if clk.Pending() != 0 {
+		t.Fatal("checks before any down-track")
+	}
+	a.add(dt)
+	for range 3 {
+		if clk.Pending() != 1 {
+			t.Fatalf("%d checks scheduled with a down-track, want 1", clk.Pending())
+		}
+		clk.Advance(bweCheckInterval)
+	}
+	if _, src := a.Estimate(); src != EstimateNone {
+		t.Fatalf("estimate from %q without an estimator", src)
+	}
+	if c, paused := dt.bandwidthCap(); c != LayerAuto || paused {
+		t.Fatalf("cap %d, paused %v without an estimate", c, paused)
+	}
+	a.remove(dt)
+	clk.Advance(bweCheckInterval)
+	if clk.Pending() != 0 {
+		t.Fatal("checks go on without down-tracks")
+	}
+	a.add(dt)
+	if clk.Pending() != 1 {
+		t.Fatal("no check after a down-track came back")
+	}
+	a.close()
+	if clk.Pending() != 0 {
+		t.Fatal("checks go on after close")
+	}
+}

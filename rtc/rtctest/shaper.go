@@ -1,0 +1,92 @@
+package rtctest
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// Shaper cuts the RTP a client receives to a rate, as a narrow link
+// would: a token bucket on the client's sockets that drops the RTP
+// datagrams that exceed it. Everything else (STUN, DTLS, RTCP) passes, so
+// that the connection stays up and its feedback flows. The zero rate
+// lets everything through.
+type Shaper struct {
+	mu      sync.Mutex // guards the following
+	rate    float64    // bits per second; 0 for no limit
+	tokens  float64    // bits
+	last    time.Time
+	dropped uint64
+}
+
+// shaperBurst is how much the bucket holds, in seconds of its rate: a
+// router's queue of a few frames.
+const shaperBurst = 0.1
+
+// SetRate sets the rate in bits per second; 0 lifts the limit.
+func (s *Shaper) SetRate(bps int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rate = float64(max(bps, 0))
+	s.tokens = s.rate * shaperBurst
+	s.last = time.Now()
+}
+
+// Dropped returns how many datagrams the shaper dropped.
+func (s *Shaper) Dropped() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
+}
+
+// pass reports whether a datagram of b, just received, gets through.
+func (s *Shaper) pass(b []byte, now time.Time) bool {
+	if _, _, ok := rtpKey(b); !ok {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rate == 0 {
+		return true
+	}
+	s.tokens = min(s.tokens+now.Sub(s.last).Seconds()*s.rate, s.rate*shaperBurst)
+	s.last = now
+	bits := float64(len(b) * 8)
+	if s.tokens < bits {
+		s.dropped++
+		return false
+	}
+	s.tokens -= bits
+	return true
+}
+
+// ClientAPIWithShaper is ClientAPI with every UDP socket of its peer
+// connections shaped by the returned Shaper, unlimited until SetRate.
+func ClientAPIWithShaper() (*webrtc.API, *Shaper, error) {
+	return clientAPIWith(&Shaper{}, newShapedConn)
+}
+
+// shapedConn reads a UDP socket through a Shaper: a datagram it drops is
+// read and never returned.
+type shapedConn struct {
+	readThrough
+	shaper *Shaper
+}
+
+func newShapedConn(c *net.UDPConn, s *Shaper) *shapedConn {
+	sc := &shapedConn{shaper: s}
+	sc.readThrough = readThrough{UDPConn: c, read: sc.readFromAddrPort}
+	return sc
+}
+
+func (c *shapedConn) readFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	for {
+		n, addr, err := c.UDPConn.ReadFromUDPAddrPort(b)
+		if err != nil || c.shaper.pass(b[:n], time.Now()) {
+			return n, addr, err
+		}
+	}
+}
