@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -14,129 +12,36 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/browsertest"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
-// chromiumPath finds a Chromium binary; "" if there is none.
-func chromiumPath() string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
+// The browser helpers of internal/browsertest, by the names this
+// package's tests know them.
+const browserDeadline = browsertest.Deadline
 
-// browserDeadline bounds each wait of a browser test: generous, since a
-// loaded machine may take many times the usual seconds. The browser itself
-// lives longer, so that a wait that fails says what the page shows.
-const browserDeadline = 90 * time.Second
+type pageWait = browsertest.PageWait
 
-// newBrowser starts a headless Chromium with a fake camera and microphone
-// and returns its context; tabs are chromedp.NewContext of it. It skips
-// without Chromium unless TROUPE_BROWSER_TESTS=1, as CI sets.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	bin := chromiumPath()
-	if bin == "" {
-		if os.Getenv("TROUPE_BROWSER_TESTS") == "1" {
-			t.Fatal("TROUPE_BROWSER_TESTS=1 but no chromium binary found")
-		}
-		t.Skip("no chromium binary; set TROUPE_BROWSER_TESTS=1 to require it")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*browserDeadline)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(bin),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("use-fake-device-for-media-stream", true),
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		// Keep ICE on loopback: no mDNS host names.
-		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
-	}
-	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, opts...)
-	browser, browserCancel := chromedp.NewContext(allocCtx)
-	// Registered before the stack's cleanups run, so Chromium goes first.
-	t.Cleanup(func() {
-		browserCancel()
-		allocCancel()
-		cancel()
-	})
-	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return browser
-}
+func newBrowser(t *testing.T) context.Context { t.Helper(); return browsertest.New(t) }
 
-// openPage opens url in a new tab of browser.
 func openPage(t *testing.T, browser context.Context, url string) context.Context {
 	t.Helper()
-	tab, cancel := chromedp.NewContext(browser)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(tab, chromedp.Navigate(url), chromedp.WaitVisible("#join")); err != nil {
-		t.Fatalf("open %s: %v", url, err)
-	}
-	return tab
+	return browsertest.Open(t, browser, url)
 }
 
-// evalJS evaluates a JavaScript expression in tab; a promise is awaited.
 func evalJS[T any](t *testing.T, tab context.Context, expr string) T {
 	t.Helper()
-	v, err := chromedp.Run(tab, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
+	return browsertest.Eval[T](t, tab, expr)
 }
 
-// pageState is what a tab says of itself when a wait fails.
-func pageState(tab context.Context) string {
-	s, err := chromedp.Run(tab, chromedp.Evaluate[string](
-		`location.href + " | " + document.getElementById("state").textContent + " | " + document.getElementById("notice").textContent`))
-	if err != nil {
-		return err.Error()
-	}
-	return s
-}
+func pageState(tab context.Context) string { return browsertest.State(tab) }
 
-// pageWait is the test as a wait on tab sees it: a wait that fails says
-// what the page shows, and what more says.
-type pageWait struct {
-	testing.TB
-	tab  context.Context
-	more func() string // nil: nothing more
-}
-
-func (p pageWait) Fatalf(format string, args ...any) {
-	p.TB.Helper()
-	msg := fmt.Sprintf(format, args...) + ": " + pageState(p.tab)
-	if p.more != nil {
-		msg += "; " + p.more()
-	}
-	p.TB.Fatal(msg)
-}
-
-// waitPage waits until the JavaScript expression cond is true in tab.
 func waitPage(t *testing.T, tab context.Context, what, cond string) {
 	t.Helper()
-	poll.Within(pageWait{TB: t, tab: tab}, browserDeadline, what, func() bool { return evalJS[bool](t, tab, cond) })
+	browsertest.Wait(t, tab, what, cond)
 }
 
-// clickJS clicks an element through the DOM: the tiles' layout can keep
-// chromedp's pointer click waiting for a button to settle.
-func clickJS(t *testing.T, tab context.Context, id string) {
-	t.Helper()
-	evalJS[bool](t, tab, fmt.Sprintf(`(() => { document.getElementById(%q).click(); return true; })()`, id))
-}
+func clickJS(t *testing.T, tab context.Context, id string) { t.Helper(); browsertest.Click(t, tab, id) }
 
 type pageNotice struct {
 	Text  string `json:"text"`
@@ -188,7 +93,7 @@ func TestBrowserTwoPages(t *testing.T) {
 			}
 			return out
 		}
-		poll.Within(pageWait{TB: t, tab: tab, more: more}, browserDeadline, names[i]+"'s decoded video and audio", func() bool {
+		poll.Within(pageWait{TB: t, Tab: tab, More: more}, browserDeadline, names[i]+"'s decoded video and audio", func() bool {
 			st = evalJS[pageStats](t, tab, `window.troupe.stats()`)
 			return st.VideoFramesDecoded > 0 && st.AudioPacketsReceived > 0
 		})

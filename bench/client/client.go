@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -65,6 +67,7 @@ type Client struct {
 	pending     []webrtc.ICECandidateInit
 	started     map[uint32]bool // video SSRCs whose first packet came
 	err         error           // why the socket ended
+	left        string          // the reason of the server's left message
 
 	// candMu guards the candidates gathered before the first local
 	// description went out: they wait so as not to overtake it. It is not
@@ -93,7 +96,7 @@ func Dial(ctx context.Context, cfg Config) (_ *Client, err error) {
 	ws, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPClient: &http.Client{Timeout: 30 * time.Second}})
 	if err != nil {
 		if resp != nil && resp.StatusCode >= 400 {
-			return nil, fmt.Errorf("%w: %s", ErrRefused, resp.Status)
+			return nil, refusedByHTTP(resp)
 		}
 		return nil, fmt.Errorf("client: dial: %w", err)
 	}
@@ -134,8 +137,16 @@ func Dial(ctx context.Context, cfg Config) (_ *Client, err error) {
 		return c, fmt.Errorf("client: waiting for joined: %w", err)
 	}
 	if joined.Type != "joined" || joined.Participant.ID == "" {
+		refused := &RefusedError{Code: joined.Code, Detail: fmt.Sprintf("first message %q: %s", joined.Type, joined.Message)}
+		// A refused join message is followed by a close whose code is
+		// 4000 + the HTTP status.
+		if _, _, err := c.ws.Read(ctx); err != nil {
+			if code := int(websocket.CloseStatus(err)); code >= 4000 && code < 5000 {
+				refused.Status = code - 4000
+			}
+		}
 		close(c.done)
-		return c, fmt.Errorf("%w: first message %q %s %s", ErrRefused, joined.Type, joined.Code, joined.Message)
+		return c, refused
 	}
 	c.self = joined.Participant.ID
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
@@ -170,6 +181,14 @@ func (c *Client) PeerConnection() *webrtc.PeerConnection { return c.pc }
 
 // Done is closed when the signaling socket has ended.
 func (c *Client) Done() <-chan struct{} { return c.done }
+
+// LeftReason is the reason of the server's left message (docs/signaling.md:
+// kicked, room-ended, server-shutdown...), or "" if none came.
+func (c *Client) LeftReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.left
+}
 
 // Err is why the socket ended, once Done is closed.
 func (c *Client) Err() error {
@@ -458,6 +477,8 @@ func (c *Client) handle(m message) error {
 			return nil
 		}
 		return c.pc.AddICECandidate(*m.Candidate)
+	case "left":
+		c.left = m.Reason
 	case "error":
 		return fmt.Errorf("%w: %s: %s (%s)", ErrServer, m.Code, m.Message, m.Request)
 	}
@@ -501,6 +522,30 @@ func (c *Client) requestKeyframes() {
 			_ = c.pc.WriteRTCP(waiting)
 		}
 	}
+}
+
+// refusedByHTTP reads a refused upgrade: its status, Retry-After and the
+// API's error code from the JSON body.
+func refusedByHTTP(resp *http.Response) *RefusedError {
+	e := &RefusedError{Status: resp.StatusCode, Detail: resp.Status}
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+		e.RetryAfter = time.Duration(secs) * time.Second
+	}
+	if resp.Body != nil {
+		var body struct {
+			Error struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10)); err == nil && json.Unmarshal(b, &body) == nil {
+			e.Code = body.Error.Code
+			if body.Error.Message != "" {
+				e.Detail = body.Error.Message
+			}
+		}
+	}
+	return e
 }
 
 func drain(tr *webrtc.TrackRemote) {

@@ -17,4 +17,10 @@
 // (Linux; the socket read's time elsewhere): the server's part plus two
 // loopback hops and the publisher client's send. The ramp's limits use
 // end-to-end latency.
+//
+// Each client is a bench/client Session unless Config.NoReconnect: one
+// whose connection is lost (a node of a cluster died) joins again by
+// itself, republishing its tracks, and the steps count the reconnections
+// and the time without media. A publisher keeps the participant id of its
+// first connection as its name in the figures.
 package mediaload

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +24,13 @@ import (
 // troupeServer serves the real stack in-process, wired as `troupe serve`
 // wires it, on loopback.
 func troupeServer(t *testing.T) mediaload.Target {
+	t.Helper()
+	target, _ := troupeStack(t)
+	return target
+}
+
+// troupeStack is troupeServer with its room actors.
+func troupeStack(t *testing.T) (mediaload.Target, *actors.Rooms) {
 	t.Helper()
 	cp := actorstest.Start(t, true, nil)
 	key, err := auth.GenerateKey()
@@ -51,7 +60,7 @@ func troupeServer(t *testing.T) mediaload.Target {
 	}
 	// In-process, the "server" figures include the clients: the test
 	// checks that they are measured, not their size.
-	return mediaload.Target{Name: "troupe", BaseURL: srv.URL, Token: admin, PIDs: []int{os.Getpid()}}
+	return mediaload.Target{Name: "troupe", BaseURL: srv.URL, Token: admin, PIDs: []int{os.Getpid()}}, cp.Rooms
 }
 
 func naiveServer(t *testing.T) mediaload.Target {
@@ -142,6 +151,64 @@ func TestVideoFanoutEndToEnd(t *testing.T) {
 				t.Errorf("forwarded %v packets/s, within limits %v, capacity %d", s.ForwardedPacketsPerSec, s.WithinLimits, res.Capacity)
 			}
 		})
+	}
+}
+
+// dropOnce is a progress writer that drops every room of the server once
+// the measuring window has run for a second, as a cluster node that lost
+// its lease does.
+type dropOnce struct {
+	t     *testing.T
+	rooms *actors.Rooms
+	once  sync.Once
+}
+
+func (d *dropOnce) Write(b []byte) (int, error) {
+	if strings.Contains(string(b), "participants, 1s of") {
+		d.once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := d.rooms.DropAll(ctx); err != nil {
+				d.t.Errorf("drop rooms: %v", err)
+			}
+		})
+	}
+	return len(b), nil
+}
+
+// The server drops its rooms in the middle of a step: every client joins
+// again by itself, and the step counts the reconnections and the time
+// without media.
+func TestRunReconnects(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs WebRTC peers for seconds")
+	}
+	leaktest.Check(t)
+	sc, err := scenarios.Load("video-fanout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc, err = sc.With(scenarios.Overrides{Subscribers: 2, Duration: 3 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	const deadline = 3 * time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	target, rooms := troupeStack(t)
+	res, err := mediaload.Run(ctx, mediaload.Config{
+		Target: target, Scenario: sc, JoinTimeout: deadline / 2, MaxP99: deadline,
+		Progress: &dropOnce{t: t, rooms: rooms}, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Steps[0]
+	t.Logf("%+v", s)
+	if s.Reconnects != s.Participants || s.OutageSeconds <= 0 {
+		t.Errorf("%d reconnections of %d participants, %.3f s without media: want each back once, the outage counted", s.Reconnects, s.Participants, s.OutageSeconds)
+	}
+	if s.ReceivedPackets <= 0 || s.MissingTracks != 0 {
+		t.Errorf("received %d of %d packets, %d tracks missing", s.ReceivedPackets, s.ExpectedPackets, s.MissingTracks)
 	}
 }
 

@@ -12,13 +12,14 @@ func WriteTable(w io.Writer, steps []Step) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	// Every column says which figure it is: "lat" is end-to-end latency,
 	// "path" the path latency, "join" join to first packet.
-	fmt.Fprintln(tw, "server\tpubs\tsubs\texpected\treceived\tloss %\tmissing tracks\tlat p50 ms\tlat p99 ms\tlat max ms\tpath p50 ms\tpath p99 ms\tjoin p50 ms\tjoin p99 ms\tfwd pkt/s\tsrv cores\tµs/pkt\tpkt/s/core\tRSS MB\tKB/part\tclient cores\t")
+	fmt.Fprintln(tw, "server\tpubs\tsubs\texpected\treceived\tloss %\tmissing tracks\tlat p50 ms\tlat p99 ms\tlat max ms\tpath p50 ms\tpath p99 ms\tjoin p50 ms\tjoin p99 ms\tfwd pkt/s\tsrv cores\tµs/pkt\tpkt/s/core\tRSS MB\tKB/part\tclient cores\treconnects\toutage s\t")
 	for _, s := range steps {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%d\t%.2f\t%.2f\t%.1f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.0f\t%.1f\t%.0f\t%.2f\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%d\t%.2f\t%.2f\t%.1f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.0f\t%.1f\t%.0f\t%.2f\t%d\t%.1f\t\n",
 			s.Server, s.Publishers, s.Subscribers, s.ExpectedPackets, s.ReceivedPackets, 100*s.LossRatio, s.MissingTracks,
 			s.LatencyP50Ms, s.LatencyP99Ms, s.LatencyMaxMs, s.PathLatencyP50Ms, s.PathLatencyP99Ms, s.JoinToFirstPacketP50Ms, s.JoinToFirstPacketP99Ms,
 			s.ForwardedPacketsPerSec, s.ServerCores, s.CPUPerPacketUs, s.PacketsPerSecPerCore,
-			float64(s.ServerRSSBytes)/(1<<20), float64(s.RSSPerParticipantBytes)/1024, s.ClientCores)
+			float64(s.ServerRSSBytes)/(1<<20), float64(s.RSSPerParticipantBytes)/1024, s.ClientCores,
+			s.Reconnects, s.OutageSeconds)
 	}
 	return tw.Flush()
 }

@@ -48,6 +48,9 @@ type Target struct {
 	// /proc and summed: one, or every node of a cluster on this machine.
 	// None leaves those figures out.
 	PIDs []int
+	// MoreURLs are the other nodes of a cluster: a client that reconnects
+	// tries them after BaseURL (the REST calls all go to BaseURL).
+	MoreURLs []string
 }
 
 // Config describes one run.
@@ -80,6 +83,11 @@ type Config struct {
 	API *webrtc.API
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// NoReconnect keeps a client that lost its connection out: by default
+	// each joins again by itself (bench/client.Session), through the
+	// target's URLs in turn, as a cluster's clients do when a node dies,
+	// and the steps count the reconnections and the time without media.
+	NoReconnect bool
 }
 
 // Result is a run's steps and the capacity found.
@@ -124,9 +132,12 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
-// participant is one client of the run.
+// participant is one client of the run: a Session that reconnects by
+// itself, or, with NoReconnect, one Client.
 type participant struct {
-	c         *client.Client
+	sess      *client.Session
+	direct    *client.Client
+	id        string // the first connection's participant id, which names it all run long
 	room      int
 	publisher bool
 	joinStart time.Time
@@ -135,6 +146,28 @@ type participant struct {
 	mu    sync.Mutex // guards recvs
 	recvs []*rtctest.Receiver
 	wg    sync.WaitGroup // the receivers' read loops
+}
+
+// conn is the participant's current connection.
+func (p *participant) conn() *client.Client {
+	if p.sess != nil {
+		return p.sess.Client()
+	}
+	return p.direct
+}
+
+func (p *participant) close() error {
+	if p.sess != nil {
+		return p.sess.Close()
+	}
+	return p.direct.Close()
+}
+
+func (p *participant) stats() client.SessionStats {
+	if p.sess != nil {
+		return p.sess.Stats()
+	}
+	return client.SessionStats{}
 }
 
 func (p *participant) receivers() []*rtctest.Receiver {
@@ -179,6 +212,10 @@ type runner struct {
 	parts   []*participant
 	sources map[string]*source // by publisher id + "/" + kind
 	joined  int                // identities handed out
+	// firstIDs maps the participant id of a publisher's later connection
+	// to its first one, which the sources are known by: what a subscriber
+	// receives is named by the publisher's current id.
+	firstIDs map[string]string
 }
 
 // Run drives the scenario against the target, step by step, and reports
@@ -187,7 +224,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return Result{}, err
 	}
-	r := &runner{cfg: cfg, http: &http.Client{Timeout: 30 * time.Second}, log: cfg.Logger, sources: map[string]*source{}}
+	r := &runner{cfg: cfg, http: &http.Client{Timeout: 30 * time.Second}, log: cfg.Logger, sources: map[string]*source{}, firstIDs: map[string]string{}}
 	r.sendCtx, r.stopSend = context.WithCancel(context.Background())
 	defer r.teardown()
 
@@ -230,7 +267,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		for room, toks := range tokens {
 			for _, tok := range toks {
 				joins = append(joins, func(ctx context.Context) error {
-					_, err := r.join(ctx, room, tok, false, step)
+					_, err := r.join(ctx, room, tok, step, nil)
 					return err
 				})
 			}
@@ -334,12 +371,13 @@ func (r *runner) token(ctx context.Context, room int, role string) (string, erro
 }
 
 // join connects one participant; its receivers start as tracks arrive.
-func (r *runner) join(ctx context.Context, room int, token string, publisher bool, step int) (*participant, error) {
-	p := &participant{room: room, publisher: publisher, step: step}
+// onConnect, if set, runs on each of its connections (publish there).
+func (r *runner) join(ctx context.Context, room int, token string, step int, onConnect func(context.Context, *client.Client) error) (*participant, error) {
+	p := &participant{room: room, publisher: onConnect != nil, step: step}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.JoinTimeout)
 	defer cancel()
 	// An API per client: the arrivals registry is keyed by SSRC, which a
-	// server may send to every subscriber alike.
+	// server may send to every subscriber alike. A reconnection keeps it.
 	api, arrivals := r.cfg.API, (*rtctest.Arrivals)(nil)
 	if api == nil {
 		var err error
@@ -347,8 +385,7 @@ func (r *runner) join(ctx context.Context, room int, token string, publisher boo
 			return nil, fmt.Errorf("client API: %w", err)
 		}
 	}
-	p.joinStart = time.Now()
-	c, err := client.Dial(ctx, client.Config{
+	cfg := client.Config{
 		URL: r.cfg.Target.BaseURL, Token: token, API: api, Logger: r.log,
 		OnTrack: func(tr *webrtc.TrackRemote) {
 			rcv := rtctest.NewReceiverWithArrivals(tr, arrivals)
@@ -359,15 +396,44 @@ func (r *runner) join(ctx context.Context, room int, token string, publisher boo
 			defer p.wg.Done()
 			rcv.Run()
 		},
-	})
+	}
+	p.joinStart = time.Now()
+	var err error
+	if r.cfg.NoReconnect {
+		if p.direct, err = client.Dial(ctx, cfg); err == nil && onConnect != nil {
+			if err = onConnect(ctx, p.direct); err != nil {
+				_ = p.direct.Close()
+			}
+		}
+	} else {
+		p.sess, err = client.Connect(ctx, cfg, client.Reconnect{URLs: r.cfg.Target.MoreURLs, OnConnect: func(ctx context.Context, c *client.Client) error {
+			if p.id != "" { // a reconnection
+				r.mu.Lock()
+				r.firstIDs[c.ParticipantID()] = p.id
+				r.mu.Unlock()
+			}
+			if onConnect == nil {
+				return nil
+			}
+			return onConnect(ctx, c)
+		}})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("join room %s: %w", r.rooms[room], err)
 	}
-	p.c = c
+	p.id = p.conn().ParticipantID()
 	r.mu.Lock()
 	r.parts = append(r.parts, p)
 	r.mu.Unlock()
 	return p, nil
+}
+
+// firstID is the participant id that names the publisher of a stream.
+func (r *runner) firstIDLocked(id string) string {
+	if first, ok := r.firstIDs[id]; ok {
+		return first
+	}
+	return id
 }
 
 func (r *runner) joinPublisher(ctx context.Context, room int) error {
@@ -375,21 +441,18 @@ func (r *runner) joinPublisher(ctx context.Context, room int) error {
 	if err != nil {
 		return err
 	}
-	p, err := r.join(ctx, room, tok, true, 1)
-	if err != nil {
-		return err
-	}
 	sc := r.cfg.Scenario
-	id := p.c.ParticipantID()
 	type media struct {
 		s        *rtctest.Sender
+		kind     string
 		interval time.Duration
-		frames   bool
 	}
+	// The server names the tracks it forwards by the publisher's
+	// participant id, whatever stream id they have here.
 	var tracks []webrtc.TrackLocal
 	var ms []media
 	if v := sc.Video; v != nil {
-		t, err := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", id)
+		t, err := webrtc.NewTrackLocalStaticRTP(rtctest.VP8, "video", "bench")
 		if err != nil {
 			return err
 		}
@@ -397,40 +460,50 @@ func (r *runner) joinPublisher(ctx context.Context, room int) error {
 		ms = append(ms, media{&rtctest.Sender{
 			Track: t, PayloadSize: v.PayloadBytes(), PacketsPerFrame: v.PacketsPerFrame(),
 			TimestampStep: uint32(90000 / v.FPS), KeyframeEvery: 3 * v.FPS,
-		}, time.Second / time.Duration(v.FPS), true})
+		}, "video", time.Second / time.Duration(v.FPS)})
 	}
 	if a := sc.Audio; a != nil {
-		t, err := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, "audio", id)
+		t, err := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, "audio", "bench")
 		if err != nil {
 			return err
 		}
 		tracks = append(tracks, t)
 		ms = append(ms, media{&rtctest.Sender{
 			Track: t, PayloadSize: a.PayloadBytes, TimestampStep: uint32(48000 / a.PacketsPerSec),
-		}, time.Second / time.Duration(a.PacketsPerSec), false})
+		}, "audio", time.Second / time.Duration(a.PacketsPerSec)})
 	}
-	pctx, cancel := context.WithTimeout(ctx, r.cfg.JoinTimeout)
-	defer cancel()
-	senders, err := p.c.Publish(pctx, tracks...)
+	// Publish on every connection; the senders write to the same tracks
+	// throughout, and each connection's keyframe requests are served.
+	publish := func(ctx context.Context, c *client.Client) error {
+		pctx, cancel := context.WithTimeout(ctx, r.cfg.JoinTimeout)
+		defer cancel()
+		senders, err := c.Publish(pctx, tracks...)
+		if err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for i, m := range ms {
+			r.sendWG.Add(1)
+			go func() {
+				defer r.sendWG.Done()
+				m.s.ServeKeyframeRequests(senders[i])
+			}()
+		}
+		return nil
+	}
+	p, err := r.join(ctx, room, tok, 1, publish)
 	if err != nil {
-		return fmt.Errorf("publish: %w", err)
+		return err
 	}
 	r.mu.Lock()
-	for i, m := range ms {
-		kind := "audio"
-		if m.frames {
-			kind = "video"
-		}
-		r.sources[id+"/"+kind] = &source{sender: m.s, room: room, from: id}
-		r.sendWG.Add(2)
-		go func() {
-			defer r.sendWG.Done()
-			m.s.ServeKeyframeRequests(senders[i])
-		}()
+	for _, m := range ms {
+		r.sources[p.id+"/"+m.kind] = &source{sender: m.s, room: room, from: p.id}
+		r.sendWG.Add(1)
 		go func() {
 			defer r.sendWG.Done()
 			var err error
-			if m.frames {
+			if m.kind == "video" {
 				err = m.s.RunFrames(r.sendCtx, m.interval)
 			} else {
 				err = m.s.Run(r.sendCtx, 0, m.interval)
@@ -448,7 +521,7 @@ func (r *runner) joinPublisher(ctx context.Context, room int) error {
 func (r *runner) expectedTracks(p *participant) int {
 	n := 0
 	for _, s := range r.sources {
-		if s.room == p.room && s.from != p.c.ParticipantID() {
+		if s.room == p.room && s.from != p.id {
 			n++
 		}
 	}
@@ -577,7 +650,9 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 		seen := map[string]*window{}
 		for _, rcv := range p.receivers() {
 			tr := rcv.Track()
-			key := tr.StreamID() + "/" + tr.Kind().String()
+			r.mu.Lock()
+			key := r.firstIDLocked(tr.StreamID()) + "/" + tr.Kind().String()
+			r.mu.Unlock()
 			w, ok := seen[key]
 			if !ok {
 				w = newWindow(counters0[key], counters1[key])
@@ -593,7 +668,7 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 			}
 		}
 		for key, src := range sources {
-			if src.room != p.room || src.from == p.c.ParticipantID() {
+			if src.room != p.room || src.from == p.id {
 				continue
 			}
 			s.ExpectedPackets += int64(counters1[key] - counters0[key])
@@ -605,13 +680,13 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 				s.MissingTracks++
 				// Whether the server offered it tells a negotiation bug from
 				// a forwarding one.
-				mid, dir := offeredIn(p.c.PeerConnection(), src.from)
+				mid, dir := offeredIn(p.conn().PeerConnection(), src.from)
 				var got []string
 				for _, rcv := range p.receivers() {
 					tr := rcv.Track()
 					got = append(got, fmt.Sprintf("%s/%s(ssrc %d, %d pkts)", tr.StreamID(), tr.Kind(), tr.SSRC(), rcv.Stats().Packets))
 				}
-				r.log.Warn("a track never arrived", "server", r.cfg.Target.Name, "participant", p.c.ParticipantID(),
+				r.log.Warn("a track never arrived", "server", r.cfg.Target.Name, "participant", p.id,
 					"track", key, "offered_in_mid", mid, "client_direction", dir, "received", strings.Join(got, " "))
 			}
 		}
@@ -641,6 +716,11 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 		if s.Participants > 0 && rss > idleRSS {
 			s.RSSPerParticipantBytes = (rss - idleRSS) / int64(s.Participants)
 		}
+	}
+	for _, p := range parts {
+		st := p.stats()
+		s.Reconnects += st.Reconnects
+		s.OutageSeconds += st.Outage.Seconds()
 	}
 	s.ClientCPUSeconds = (self1 - self0).Seconds()
 	s.ClientCores = s.ClientCPUSeconds / s.Seconds
@@ -694,7 +774,7 @@ func (r *runner) teardown() {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			_ = p.c.Close()
+			_ = p.close()
 			p.wg.Wait()
 		}()
 	}

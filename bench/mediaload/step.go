@@ -40,6 +40,11 @@ type Step struct {
 	ClientCPUSeconds       float64 `json:"client_cpu_seconds"`
 	ClientCores            float64 `json:"client_cores"`
 	WithinLimits           bool    `json:"within_limits"` // loss and p99 under the ramp's limits
+	// Reconnects is how many times the clients joined again after losing
+	// their connection, and OutageSeconds their time without media,
+	// summed: both since the run began (zero with Config.NoReconnect).
+	Reconnects    int     `json:"reconnects"`
+	OutageSeconds float64 `json:"outage_seconds"`
 }
 
 // xValue is the chart's x: subscribers, or participants for scenarios

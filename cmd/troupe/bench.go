@@ -270,6 +270,7 @@ type benchMediaOptions struct {
 	token       string
 	cpuProfile  string
 	joinTimeout time.Duration
+	noReconnect bool
 
 	subscribersSet bool // --subscribers was given
 }
@@ -299,6 +300,14 @@ its CPU and memory figures. --server may be any node of a cluster: the
 rooms are created through it, placed as the cluster places them, and every
 client joins through it; give every node's process id to --server-pid
 (comma-separated or repeated) for the cluster's CPU and memory, summed.
+--server may list several nodes, comma-separated: the first takes the
+calls and the joins, and a client that reconnects tries the others too.
+
+A client whose connection is lost (a node died, the server dropped its
+rooms) joins again by itself, as docs/signaling.md tells clients to, with
+jittered backoff; each step reports the reconnections and the time
+without media since the run began. --no-reconnect keeps lost clients out
+instead, so that a loss shows only as lost packets.
 
 --ramp adds subscribers step by step until loss passes 1% or end-to-end
 p99 latency 100 ms, and reports the capacity: the scenario's ramp, or
@@ -324,11 +333,12 @@ ratio of their CPU per packet.`,
 	f.StringVar(&o.jsonFile, "json", "", "write the steps to this file as JSON, with the build, the machine and the command line")
 	f.StringVar(&o.svgFile, "svg", "", "write a chart of CPU per packet and p99 latency to this SVG file")
 	f.StringVar(&o.baseline, "baseline", "", "also run a baseline: "+baselineNaive)
-	f.StringVar(&o.server, "server", "", "base URL of a running server (default: start one)")
+	f.StringVar(&o.server, "server", "", "base URL of a running server, or a cluster's nodes' comma-separated (default: start one)")
 	f.IntSliceVar(&o.serverPIDs, "server-pid", nil, "process id of --server, for its CPU and memory; a cluster's nodes' ids, comma-separated or repeated, for their sums")
 	f.StringVar(&o.token, "token", "", "admin token for --server")
 	f.StringVar(&o.cpuProfile, "cpu-profile", "", "write the child server's CPU profile to this file")
 	f.DurationVar(&o.joinTimeout, "join-timeout", mediaload.DefaultJoinTimeout, "how long each step waits for everyone's media")
+	f.BoolVar(&o.noReconnect, "no-reconnect", false, "a client whose connection is lost stays out instead of joining again")
 	return cmd
 }
 
@@ -352,7 +362,18 @@ func benchMedia(cmd *cobra.Command, o benchMediaOptions) (err error) {
 	}
 	// The admin token outlives the planned steps by an hour.
 	ttl := time.Duration(len(steps))*(sc.Duration+o.joinTimeout) + time.Hour
-	target := mediaload.Target{Name: "troupe", BaseURL: strings.TrimRight(o.server, "/"), Token: o.token, PIDs: o.serverPIDs}
+	target := mediaload.Target{Name: "troupe", Token: o.token, PIDs: o.serverPIDs}
+	if o.server != "" {
+		urls := strings.Split(o.server, ",")
+		for i, u := range urls {
+			u = strings.TrimRight(strings.TrimSpace(u), "/")
+			if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+				return usageErrorf("--server %q: each URL must start with http:// or https://", urls[i])
+			}
+			urls[i] = u
+		}
+		target.BaseURL, target.MoreURLs = urls[0], urls[1:]
+	}
 	where := o.server
 	if o.server == "" {
 		var extra []string
@@ -388,7 +409,7 @@ func benchMedia(cmd *cobra.Command, o benchMediaOptions) (err error) {
 	run := func(t mediaload.Target) (mediaload.Result, error) {
 		return mediaload.Run(ctx, mediaload.Config{
 			Target: t, Scenario: sc, Steps: steps, StopBeyondLimits: o.ramp,
-			JoinTimeout: o.joinTimeout, Progress: stderr, ProgressInPlace: isTerminal(stderr),
+			JoinTimeout: o.joinTimeout, Progress: stderr, ProgressInPlace: isTerminal(stderr), NoReconnect: o.noReconnect,
 			Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
 	}

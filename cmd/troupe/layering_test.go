@@ -48,17 +48,18 @@ func TestImportDirection(t *testing.T) {
 // (persistence) neither each other, nor actors, HTTP or protoactor; the
 // webhook deliverer nothing of the actors that drive it. The clock, which
 // every layer takes, and the tests' poll, leak check and shared buffer
-// know nothing of Troupe at all.
+// know nothing of Troupe at all; the tests' browser knows only poll.
 func TestLowerLayersStandAlone(t *testing.T) {
 	above := []string{mod + "cmd", mod + "httpapi", mod + "actors", "github.com/gin-gonic/gin", "github.com/asynkron/protoactor-go"}
 	for layer, bans := range map[string][]string{
-		mod + "rtc":               append([]string{mod + "persistence"}, above...),
-		mod + "persistence":       append([]string{mod + "rtc", "github.com/pion/"}, above...),
-		mod + "actors/webhook":    append([]string{mod + "rtc"}, above...),
-		mod + "internal/clock":    {mod},
-		mod + "internal/poll":     {mod},
-		mod + "internal/leaktest": {mod},
-		mod + "internal/syncbuf":  {mod},
+		mod + "rtc":                  append([]string{mod + "persistence"}, above...),
+		mod + "persistence":          append([]string{mod + "rtc", "github.com/pion/"}, above...),
+		mod + "actors/webhook":       append([]string{mod + "rtc"}, above...),
+		mod + "internal/clock":       {mod},
+		mod + "internal/poll":        {mod},
+		mod + "internal/leaktest":    {mod},
+		mod + "internal/syncbuf":     {mod},
+		mod + "internal/browsertest": {mod + "cmd", mod + "httpapi", mod + "actors", mod + "rtc", mod + "persistence", mod + "bench"},
 	} {
 		deps := goList(t, "-deps", "-test", "-json", layer+"/...")
 		if len(deps) < 10 {

@@ -2,7 +2,10 @@
 // camera and microphone, and shows everyone else. One RTCPeerConnection
 // carries everything. The server renegotiates when tracks come and go;
 // this page is the impolite peer of perfect negotiation (on glare it keeps
-// its own offer and the server rolls back).
+// its own offer and the server rolls back). When the connection drops for
+// a reason that is not final (a node of a cluster died, the server
+// restarted), the page joins again by itself with a new peer connection,
+// as docs/signaling.md says clients should.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
@@ -11,7 +14,9 @@ const roomIDPattern = /^[A-Za-z0-9_-]{1,64}$/;
 
 // window.troupe is the page's state, for people debugging it and for tests.
 const troupe = (window.troupe = {
-  state: 'idle', // idle | joining | joined | left | closed
+  state: 'idle', // idle | joining | joined | reconnecting | left | closed
+  reconnects: 0, // joins again after a lost connection
+  attempt: 0, // the current attempt to join again, while reconnecting
   signaling: 'closed',
   connection: 'new',
   participantId: null,
@@ -58,6 +63,18 @@ let ignoreOffer = false;
 // attempt counts joins and leaves, so that a join still waiting for a
 // token or the camera when Leave is pressed gives up.
 let attempt = 0;
+// The join being kept up: its token (reused while valid), and, while the
+// connection is lost, the attempt to come back and its timers.
+let session = null; // {token, identity, room, name, tries, timer, iceTimer}
+
+// Reconnecting waits 250 ms doubling to 5 s between attempts, each ±50% so
+// that the pages of a lost node do not all come back at once, and gives up
+// after reconnectTries attempts. ICE disconnected for iceGrace counts as
+// lost; failed at once.
+const backoffMin = 250;
+const backoffMax = 5000;
+const reconnectTries = 20;
+const iceGrace = 5000;
 
 // The camera goes out in three layers (simulcast), lowest first; the
 // server sends each viewer one of them, and says which ones nobody
@@ -71,6 +88,7 @@ const cameraLayers = [
 
 // What each leave reason means to the person who left. Only faults are
 // shown as errors: leaving, being removed or the room ending are not.
+// Faults are not final: after them the page joins again.
 const leaveReasons = {
   left: [false, 'You left the room.'],
   kicked: [false, 'A moderator removed you from the room.'],
@@ -84,11 +102,33 @@ const leaveReasons = {
   'connection-failed': [true, 'The media connection failed.'],
   failed: [true, 'The server had a problem with this connection and closed it.'],
   'server-shutdown': [true, 'The server is shutting down.'],
+  'room-failed': [true, 'The room failed on the server.'],
 };
+
+// finalClose tells whether a socket closed with code and reason must not
+// be followed by a new join: a leave reason that is not a fault, a join
+// refused for good (4000 + 401, 403, 404, 409...), or a protocol error.
+function finalClose(code, reason) {
+  if (code === 1000) return Boolean(leaveReasons[reason] && !leaveReasons[reason][0]);
+  if (code === 1008) return reason !== 'too slow';
+  if (code === 1009) return true;
+  if (code >= 4000 && code < 5000) return ![4429, 4502, 4503, 4504].includes(code);
+  return false; // 1001 going away, 1006 no close frame (a node that died), 1011-1014
+}
+
+// tokenExpired reads the JWT's exp without checking it (the server does).
+function tokenExpired(token) {
+  try {
+    const claims = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+    return typeof claims.exp === 'number' && claims.exp * 1000 <= Date.now() + 5000;
+  } catch (err) {
+    return false;
+  }
+}
 
 function showState() {
   $('state').textContent = `${troupe.state} · signaling ${troupe.signaling} · media ${troupe.connection}`;
-  const inRoom = troupe.state === 'joining' || troupe.state === 'joined';
+  const inRoom = troupe.state === 'joining' || troupe.state === 'joined' || troupe.state === 'reconnecting';
   $('join').disabled = inRoom;
   $('leave').disabled = !inRoom;
   $('mute-audio').disabled = !inRoom || !troupe.local;
@@ -326,8 +366,16 @@ function newPeerConnection(iceServers) {
     render(p);
   };
   pc.onconnectionstatechange = () => {
+    if (troupe.pc !== pc) return;
     troupe.connection = pc.connectionState;
     showState();
+    if (!session) return;
+    clearTimeout(session.iceTimer);
+    if (pc.connectionState === 'failed') {
+      reconnect('the media connection failed');
+    } else if (pc.connectionState === 'disconnected') {
+      session.iceTimer = setTimeout(() => troupe.pc === pc && reconnect('the media connection was lost'), iceGrace);
+    }
   };
   return pc;
 }
@@ -336,6 +384,11 @@ async function onMessage(msg) {
   const pc = troupe.pc;
   switch (msg.type) {
     case 'joined': {
+      if (troupe.state === 'reconnecting') {
+        troupe.reconnects++;
+        showNotice('Reconnected.');
+      }
+      if (session) session.tries = 0;
       troupe.state = 'joined';
       troupe.participantId = msg.participant.id;
       troupe.role = msg.participant.role;
@@ -405,6 +458,7 @@ async function onMessage(msg) {
       break;
     case 'track-published':
       updateTracks(msg.participant_id, (ts) => ts.concat([msg.track]));
+      keepMuted(msg);
       break;
     case 'track-unpublished':
       updateTracks(msg.participant_id, (ts) => ts.filter((t) => t.id !== msg.track_id));
@@ -442,6 +496,10 @@ async function onMessage(msg) {
     }
     case 'left': {
       const [fault, text] = leaveReasons[msg.reason] || [true, `Removed from the room: ${msg.reason}.`];
+      if (fault && session) {
+        reconnect(text);
+        break;
+      }
       troupe.state = 'left';
       showNotice(text, fault);
       endCall();
@@ -463,6 +521,15 @@ async function fetchDevToken(room, name) {
   const body = await r.json();
   if (!r.ok) throw new Error(body.error ? body.error.message : r.statusText);
   return body.token;
+}
+
+// keepMuted tells the server again that a camera or microphone this page
+// has muted is muted, when its track is published: after a reconnection
+// the new participant's tracks start unmuted.
+function keepMuted(msg) {
+  if (msg.participant_id !== troupe.participantId || !troupe.local || msg.track.muted) return;
+  const tracks = msg.track.kind === 'audio' ? troupe.local.getAudioTracks() : troupe.local.getVideoTracks();
+  if (tracks.length > 0 && !tracks.some((t) => t.enabled)) send({ type: 'mute', track_id: msg.track.id, muted: true });
 }
 
 // whyNotJoin says what is missing before the page can join, or ''.
@@ -505,6 +572,7 @@ async function join(ev) {
       return;
     }
     troupe.local = local;
+    session = { token, room, name, tries: 0, timer: null, iceTimer: null };
     connect(token);
   } catch (err) {
     if (mine !== attempt) return;
@@ -538,35 +606,98 @@ function connect(token) {
     chain = chain.then(() => {
       if (troupe.ws !== ws) return;
       troupe.signaling = `closed (${e.code}${e.reason ? ' ' + e.reason : ''})`;
+      const lost = e.code === 1001 ? 'The server went away.' : `Lost the connection to the server (${e.code}).`;
+      if (session && !finalClose(e.code, e.reason)) {
+        reconnect(lost);
+        return;
+      }
       // 4000 + status: the join was refused, and the error said why.
       if (e.code < 4000 || e.code >= 5000) {
-        showNotice(e.code === 1001 ? 'The server is shutting down.' : `Lost the connection to the server (${e.code}).`, true);
+        const known = e.code === 1000 && leaveReasons[e.reason];
+        showNotice(known ? known[1] : lost, !known || known[0]);
       }
+      if (e.code === 1000 && leaveReasons[e.reason]) troupe.state = 'left';
       endCall();
     });
   };
 }
 
-// endCall lets go of the socket, the peer connection, the camera and the
-// tiles; the page can join again.
-function endCall() {
+// reconnect lets go of the lost connection (keeping the camera and the
+// microphone, muted or not) and joins again after a jittered backoff, with
+// the same token while it is valid. The peer connection is new: the old
+// one's server side is gone.
+function reconnect(why) {
+  if (!session) return;
+  clearTimeout(session.timer);
+  clearTimeout(session.iceTimer);
+  dropConnection();
+  if (session.tries >= reconnectTries) {
+    troupe.state = 'closed';
+    showNotice(`${why} Could not reconnect after ${session.tries} attempts; press Join to try again.`, true);
+    endCall();
+    return;
+  }
+  session.tries++;
+  troupe.state = 'reconnecting';
+  troupe.attempt = session.tries;
+  const base = Math.min(backoffMin * 2 ** (session.tries - 1), backoffMax);
+  const wait = base / 2 + Math.random() * base;
+  showNotice(`${why} Reconnecting (attempt ${session.tries})…`, true);
+  showState();
+  const mine = session;
+  session.timer = setTimeout(async () => {
+    if (session !== mine) return;
+    try {
+      if (tokenExpired(mine.token)) {
+        if (tokenMode !== 'dev') {
+          session = null;
+          troupe.state = 'closed';
+          showNotice('Your join token has expired: paste a new one to join again.', true);
+          endCall();
+          return;
+        }
+        mine.token = await fetchDevToken(mine.room, mine.name);
+        if (session !== mine) return;
+      }
+      connect(mine.token);
+    } catch (err) {
+      if (session === mine) reconnect(`${err.message || err}.`);
+    }
+  }, wait);
+}
+
+// dropConnection closes the socket and the peer connection and forgets
+// the others' tiles (the new connection brings them back).
+function dropConnection() {
   const ws = troupe.ws;
   troupe.ws = null;
   if (ws) ws.close(1000);
   troupe.signaling = 'closed';
   if (troupe.pc) troupe.pc.close();
   troupe.pc = null;
-  if (troupe.local) troupe.local.getTracks().forEach((t) => t.stop());
-  troupe.local = null;
   troupe.connection = 'closed';
-  if (troupe.state !== 'left' && troupe.state !== 'idle') troupe.state = 'closed';
   people.forEach((_, id) => removeParticipant(id));
   makingOffer = ignoreOffer = false;
   troupe.dc = null;
+  // The new connection's joined brings the chat's history and the hands again.
   troupe.chat = [];
   $('chat-log').replaceChildren();
   $('chat').hidden = true;
   showHands([], false);
+}
+
+// endCall lets go of the socket, the peer connection, the camera and the
+// tiles; the page can join again.
+function endCall() {
+  if (session) {
+    clearTimeout(session.timer);
+    clearTimeout(session.iceTimer);
+    session = null;
+  }
+  dropConnection();
+  if (troupe.local) troupe.local.getTracks().forEach((t) => t.stop());
+  troupe.local = null;
+  if (troupe.state !== 'left' && troupe.state !== 'idle') troupe.state = 'closed';
   showState();
 }
 
