@@ -222,6 +222,7 @@ func (c *Cluster) startNode(ctx context.Context) (*Node, error) {
 		"--data-dir", dir,
 		"--http-addr", addr,
 		"--rtc-bind", n.IP, "--rtc-udp-port", "0", "--rtc-tcp-port", "0",
+		"--drain-timeout", "0",
 		"--etcd-endpoints", c.etcd.Endpoint(),
 		"--node-id", n.ID,
 		"--cluster-lease-ttl", c.cfg.LeaseTTL.String(),
