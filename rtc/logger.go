@@ -14,10 +14,12 @@ import (
 // reports every connection state change at info level, so its info becomes
 // slog's debug and its debug and trace go below that. Its warnings stay
 // warnings, but for the few it logs in the normal course of every call
-// (benignPionWarnings), which become debug.
+// (benignPionWarnings), which become debug; so do the few errors it logs
+// when a participant leaves (benignPionErrors).
 type pionLogger struct {
-	l      *slog.Logger
-	benign []benignWarning // those of this logger's scope
+	l          *slog.Logger
+	benign     []benignWarning // the warnings of this logger's scope
+	benignErrs []benignWarning // the errors of this logger's scope
 }
 
 type pionLoggerFactory struct {
@@ -25,13 +27,18 @@ type pionLoggerFactory struct {
 }
 
 func (f pionLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
-	var benign []benignWarning
-	for _, w := range benignPionWarnings {
+	return pionLogger{l: f.l.With("pion", scope),
+		benign: ofScope(benignPionWarnings, scope), benignErrs: ofScope(benignPionErrors, scope)}
+}
+
+func ofScope(all []benignWarning, scope string) []benignWarning {
+	var out []benignWarning
+	for _, w := range all {
 		if w.scope == scope {
-			benign = append(benign, w)
+			out = append(out, w)
 		}
 	}
-	return pionLogger{l: f.l.With("pion", scope), benign: benign}
+	return out
 }
 
 const (
@@ -73,6 +80,15 @@ var benignPionWarnings = []benignWarning{
 	{"mux", "Warning: mux: no endpoint for packet starting with ", ", adding to queue"},
 }
 
+// benignPionErrors are the errors pion logs when a participant leaves as
+// it should.
+var benignPionErrors = []benignWarning{
+	// A packet the shared UDP port routes to a connection that closed a
+	// moment before (its participant left) finds its pipe closed: the
+	// packet belonged to no one any more.
+	{"udpmux", "Failed to write packet: ", io.ErrClosedPipe.Error()},
+}
+
 func (p pionLogger) log(level slog.Level, msg string) {
 	p.l.Log(context.Background(), level, msg)
 }
@@ -84,9 +100,14 @@ func (p pionLogger) logf(level slog.Level, format string, args ...any) {
 }
 
 // warn logs msg at warning level, or at levelPionBenign if it is benign.
-func (p pionLogger) warn(msg string) {
-	level := slog.LevelWarn
-	for _, w := range p.benign {
+func (p pionLogger) warn(msg string) { p.unlessBenign(slog.LevelWarn, p.benign, msg) }
+
+// error logs msg at error level, or at levelPionBenign if it is benign.
+func (p pionLogger) error(msg string) { p.unlessBenign(slog.LevelError, p.benignErrs, msg) }
+
+// unlessBenign logs msg at level, or at levelPionBenign if it is one of benign.
+func (p pionLogger) unlessBenign(level slog.Level, benign []benignWarning, msg string) {
+	for _, w := range benign {
 		if strings.HasPrefix(msg, w.prefix) && strings.Contains(msg, w.contains) {
 			level = levelPionBenign
 			break
@@ -102,8 +123,14 @@ func (p pionLogger) Debugf(format string, args ...any) { p.logf(levelPionDebug, 
 func (p pionLogger) Info(msg string)                   { p.log(levelPionInfo, msg) }
 func (p pionLogger) Infof(format string, args ...any)  { p.logf(levelPionInfo, format, args...) }
 func (p pionLogger) Warn(msg string)                   { p.warn(msg) }
-func (p pionLogger) Error(msg string)                  { p.log(slog.LevelError, msg) }
-func (p pionLogger) Errorf(format string, args ...any) { p.logf(slog.LevelError, format, args...) }
+func (p pionLogger) Error(msg string)                  { p.error(msg) }
+
+func (p pionLogger) Errorf(format string, args ...any) {
+	ctx := context.Background()
+	if p.l.Enabled(ctx, slog.LevelError) || p.l.Enabled(ctx, levelPionBenign) {
+		p.error(fmt.Sprintf(format, args...))
+	}
+}
 
 func (p pionLogger) Warnf(format string, args ...any) {
 	// Whether it is benign is known only once it is formatted.

@@ -78,6 +78,12 @@ func TestPionLoggerLevels(t *testing.T) {
 		{"error", "pc", func(l logging.LeveledLogger) {
 			l.Errorf("Failed to accept RTP %v", "stream is already closed")
 		}, slog.LevelError},
+		{"packet for a connection just closed", "udpmux", func(l logging.LeveledLogger) {
+			l.Errorf("Failed to write packet: %v", "io: read/write on closed pipe")
+		}, levelPionBenign},
+		{"packet write fails otherwise", "udpmux", func(l logging.LeveledLogger) {
+			l.Errorf("Failed to write packet: %v", "buffer is full")
+		}, slog.LevelError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, min := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
