@@ -109,18 +109,19 @@ func (r *DataRelay) Join(from DataSender, onRefused func(error)) *DataEndpoint {
 		done:  make(chan struct{}),
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	cur := *r.endpoints.Load()
 	next := make(map[string]*DataEndpoint, len(cur)+1)
 	for id, o := range cur {
 		next[id] = o
 	}
-	if old := next[from.ID]; old != nil {
-		old.Close()
-	}
+	old := next[from.ID]
 	next[from.ID] = e
 	r.endpoints.Store(&next)
+	r.mu.Unlock()
 	go e.write()
+	if old != nil {
+		old.Close() // after the unlock: its leave takes r.mu, and finds it replaced
+	}
 	return e
 }
 

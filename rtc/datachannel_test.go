@@ -345,3 +345,26 @@ func FuzzParseDataMessage(f *testing.F) {
 		}
 	})
 }
+
+// A participant joining again replaces its endpoint: the old one is closed
+// and the join does not wait on itself.
+func TestDataRelayJoinReplaces(t *testing.T) {
+	relay := NewDataRelay(DataRelayConfig{})
+	first := relay.Join(DataSender{ID: "PA_a"}, nil)
+	done := make(chan *DataEndpoint)
+	go func() { done <- relay.Join(DataSender{ID: "PA_a"}, nil) }()
+	select {
+	case second := <-done:
+		defer second.Close()
+		if got := (*relay.endpoints.Load())["PA_a"]; got != second {
+			t.Fatalf("endpoint of PA_a is %p, want the second join's %p", got, second)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a second Join of the same participant did not return")
+	}
+	select {
+	case <-first.done:
+	default:
+		t.Fatal("the replaced endpoint's writer still runs")
+	}
+}
