@@ -347,10 +347,9 @@ func (s *Session) rejoin() (*Client, error) {
 			s.nextURL()
 			s.cfg.Logger.Info("rejoin refused", "attempt", attempt, "err", err, "retry_after", refused.RetryAfter)
 			continue
-		case errors.As(err, &refused):
-			s.nextURL()
 		default:
-			// Not reached, or timed out: try the next node.
+			// Refused for now, not reached, or timed out: try the next
+			// node.
 			s.nextURL()
 		}
 		s.cfg.Logger.Info("rejoin failed", "attempt", attempt, "err", err)
