@@ -80,12 +80,8 @@ func (a *roomActor) receiveRecording(ctx actor.Context, msg any) bool {
 		a.respond(ctx, &recordingReply{err: a.deleteRecording(m.id)})
 	case *recordingWriterEnded:
 		if lr := a.life.recording; lr != nil && lr.rec.Id == m.id && !lr.stopping {
-			reason := RecordingWriterFailed
-			if isDiskFull(m.err) {
-				reason = RecordingDiskFull
-			}
 			a.log.Warn("recording writer stopped", "recording", m.id, "err", m.err)
-			a.stopRecording(lr, reason, m.err)
+			a.stopRecording(lr, writerFailureReason(m.err), m.err)
 		}
 	case *recordingTimeout:
 		if lr := a.life.recording; lr != nil && lr.rec.Id == m.id && !lr.stopping {
@@ -147,11 +143,7 @@ func (a *roomActor) startRecording(opts RecordingOptions) (*recordpb.Recording, 
 	next.UpdatedAt = timestamp(a.now())
 	if mediaErr != nil {
 		a.log.Error("recording writer did not start", "recording", rec.Id, "err", mediaErr)
-		reason := RecordingWriterFailed
-		if isDiskFull(mediaErr) {
-			reason = RecordingDiskFull
-		}
-		failed := endedRecording(next, recordpb.RecordingStatus_RECORDING_STATUS_FAILED, reason, mediaErr)
+		failed := endedRecording(next, recordpb.RecordingStatus_RECORDING_STATUS_FAILED, writerFailureReason(mediaErr), mediaErr)
 		c := &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{failed}}}
 		a.recordingEvent(c, failed, "recording-failed", NewRecordingJSON(failed))
 		if err := a.commit(c); err != nil {
@@ -312,6 +304,15 @@ func (a *roomActor) finishRecording(lr *liveRecording, files []*recordpb.Recordi
 	lr.wg.Wait() // the closer has sent its report: nothing of it runs on
 	a.life.recording = nil
 	a.log.Info("recording ended", "recording", next.Id, "status", RecordingStatusName(st), "reason", reason, "files", len(files))
+}
+
+// writerFailureReason is the end reason of a writer that failed: its disk
+// filled up, or another write error.
+func writerFailureReason(err error) string {
+	if isDiskFull(err) {
+		return RecordingDiskFull
+	}
+	return RecordingWriterFailed
 }
 
 // endedRecording sets r's end: status, time, reason and error.
