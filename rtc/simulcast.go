@@ -312,11 +312,8 @@ func (t *Track) forget(dt *DownTrack) {
 	delete(t.subs, dt)
 	t.announceLocked()
 	dt.cancelSwitch()
-	src := dt.source.Load()
-	for _, l := range t.layers {
-		if l.fwd == src {
-			l.fwd.RemoveSubscriber(dt)
-		}
+	if src := dt.source.Load(); t.layerOf(src) >= 0 {
+		src.RemoveSubscriber(dt)
 	}
 }
 
@@ -346,7 +343,7 @@ func (t *Track) selectLocked(dt *DownTrack) error {
 	}
 	to := t.layers[i].fwd
 	cur := dt.source.Load()
-	if cur == nil || !slices.ContainsFunc(t.layers, func(l *trackLayer) bool { return l.fwd == cur }) {
+	if t.layerOf(cur) < 0 { // none of t's layers, or none at all
 		dt.cancelSwitch()
 		return to.AddSubscriber(dt)
 	}
