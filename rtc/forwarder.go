@@ -462,9 +462,10 @@ func (f *Forwarder) forward(p *packet, n int) {
 	payload := p.payload()
 	p.vp8 = vp8Desc{}
 	if f.ckind == codecVP8 {
-		parseVP8Desc(payload, &p.vp8)
+		p.keyframe = parseVP8Desc(payload, &p.vp8) && p.vp8.keyframe(payload)
+	} else {
+		p.keyframe = startsKeyframe(f.ckind, payload)
 	}
-	p.keyframe = startsKeyframe(f.ckind, payload)
 	p.arrival = 0
 	if p.keyframe || (p.h.marker && f.kind == webrtc.RTPCodecTypeVideo) {
 		now := f.now()

@@ -55,7 +55,13 @@ func startsKeyframe(kind codecKind, payload []byte) bool {
 // P bit of the VP8 frame header, which is 0 for a key frame.
 func vp8Keyframe(p []byte) bool {
 	var d vp8Desc
-	if !parseVP8Desc(p, &d) || !d.hasHead {
+	return parseVP8Desc(p, &d) && d.keyframe(p)
+}
+
+// keyframe reports whether p, the VP8 payload d was parsed from, starts
+// a key frame: the forwarder parses each packet's descriptor once.
+func (d *vp8Desc) keyframe(p []byte) bool {
+	if !d.hasHead {
 		return false
 	}
 	start, pid := p[0]&0x10 != 0, p[0]&0x07

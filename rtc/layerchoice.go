@@ -400,10 +400,7 @@ func (a *allocator) apply(dt *DownTrack, st *allocState, layer int, capped bool)
 func (t *Track) layerCosts(dt *DownTrack) ([]uint64, int, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	ceiling := t.ceilingOf(dt)
-	if ceiling < 0 || ceiling >= len(t.layers) {
-		ceiling = len(t.layers) - 1
-	}
+	ceiling := layerIndex(t.ceilingOf(dt), len(t.layers))
 	rates := make([]uint64, ceiling+1)
 	for i := range rates {
 		l := t.layers[i]
@@ -422,10 +419,7 @@ func (t *Track) bandwidthLimit(dt *DownTrack, target int) int {
 	if c < 0 {
 		return target
 	}
-	if target < 0 || target >= len(t.layers) {
-		target = len(t.layers) - 1
-	}
-	return min(target, c)
+	return min(layerIndex(target, len(t.layers)), c)
 }
 
 // bandwidthCap returns dt's bandwidth cap (LayerAuto for none) and

@@ -312,11 +312,8 @@ func (t *Track) forget(dt *DownTrack) {
 	delete(t.subs, dt)
 	t.announceLocked()
 	dt.cancelSwitch()
-	src := dt.source.Load()
-	for _, l := range t.layers {
-		if l.fwd == src {
-			l.fwd.RemoveSubscriber(dt)
-		}
+	if src := dt.source.Load(); t.layerOf(src) >= 0 {
+		src.RemoveSubscriber(dt)
 	}
 }
 
@@ -346,7 +343,7 @@ func (t *Track) selectLocked(dt *DownTrack) error {
 	}
 	to := t.layers[i].fwd
 	cur := dt.source.Load()
-	if cur == nil || !slices.ContainsFunc(t.layers, func(l *trackLayer) bool { return l.fwd == cur }) {
+	if t.layerOf(cur) < 0 { // none of t's layers, or none at all
 		dt.cancelSwitch()
 		return to.AddSubscriber(dt)
 	}
@@ -369,11 +366,7 @@ func (t *Track) announceLocked() {
 	want := make([]bool, len(t.layers))
 	want[0] = true
 	for dt := range t.subs {
-		i := t.targetOf(dt)
-		if i < 0 || i >= len(want) {
-			i = len(want) - 1
-		}
-		want[i] = true
+		want[layerIndex(t.targetOf(dt), len(want))] = true
 	}
 	var needed, unneeded []string
 	for i, l := range t.layers {
@@ -422,9 +415,7 @@ func (t *Track) ceilingOf(dt *DownTrack) int {
 // leaves it when a size is not known yet or no layer covers it. t.mu is
 // held.
 func (t *Track) coverLayer(target, width, height int) int {
-	if target < 0 || target >= len(t.layers) {
-		target = len(t.layers) - 1
-	}
+	target = layerIndex(target, len(t.layers))
 	long, short := max(width, height), min(width, height)
 	for i := 0; i < target; i++ {
 		w, h := t.layers[i].fwd.Resolution()
@@ -442,9 +433,7 @@ func (t *Track) coverLayer(target, width, height int) int {
 // layer whose picture's smaller side is at most lines, or whose size is
 // not known; the lowest layer when none fits. t.mu is held.
 func (t *Track) capLayer(target, lines int) int {
-	if target < 0 || target >= len(t.layers) {
-		target = len(t.layers) - 1
-	}
+	target = layerIndex(target, len(t.layers))
 	for i := target; i > 0; i-- {
 		w, h := t.layers[i].fwd.Resolution()
 		if w == 0 || min(w, h) <= lines {
@@ -454,14 +443,22 @@ func (t *Track) capLayer(target, lines int) int {
 	return 0
 }
 
+// layerIndex is the index of the layer target (a layer index, or
+// LayerAuto for the highest) names among n layers: LayerAuto and a
+// target past the top are the top.
+func layerIndex(target, n int) int {
+	if target < 0 || target >= n {
+		return n - 1
+	}
+	return target
+}
+
 // pickLayer returns the index of the layer a subscriber asking for target
 // (a layer index, or LayerAuto for the highest) gets, given which layers
 // are active: target itself if active, else the highest active layer
 // below it, else the lowest active one above it; -1 when none is active.
 func pickLayer(active []bool, target int) int {
-	if target < 0 || target >= len(active) {
-		target = len(active) - 1
-	}
+	target = layerIndex(target, len(active))
 	for i := target; i >= 0; i-- {
 		if active[i] {
 			return i

@@ -67,7 +67,7 @@ func parseVP8Desc(p []byte, d *vp8Desc) bool {
 	return true
 }
 
-// vp8PicMask is the range of a picture id of the descriptor's width.
+// picMask is the range of a picture id of the descriptor's width.
 func (d *vp8Desc) picMask() uint16 {
 	if d.pic15 {
 		return 0x7fff
