@@ -104,8 +104,7 @@ func (g *registry) route(ctx actor.Context, roomID RoomID, msg any, sender *acto
 	case e.stopping || e.claiming:
 		e.held = append(e.held, heldRequest{msg: msg, sender: sender, forwarded: forwarded})
 		return
-	}
-	if g.refuseDraining(ctx, msg, sender) {
+	case g.refuseDraining(ctx, msg, sender):
 		return
 	}
 	ctx.RequestWithCustomSender(e.pid, msg, sender)
