@@ -104,8 +104,7 @@ func (g *registry) route(ctx actor.Context, roomID RoomID, msg any, sender *acto
 	case e.stopping || e.claiming:
 		e.held = append(e.held, heldRequest{msg: msg, sender: sender, forwarded: forwarded})
 		return
-	}
-	if g.refuseDraining(ctx, msg, sender) {
+	case g.refuseDraining(ctx, msg, sender):
 		return
 	}
 	ctx.RequestWithCustomSender(e.pid, msg, sender)
@@ -226,19 +225,15 @@ func (g *registry) elsewhere(ctx actor.Context, roomID RoomID, sender *actor.PID
 	return true
 }
 
-// claim makes this node the owner of roomID, if it runs in a cluster; the
-// claim of a forwarded request says so (Forwarded).
+// claim makes this node, in a cluster (Config.Owners), the owner of
+// roomID; the claim of a forwarded request says so (Forwarded).
 func (g *registry) claim(roomID RoomID, forwarded bool) error {
-	owners := g.rooms.cfg.Owners
-	if owners == nil {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.rooms.cfg.RequestTimeout)
 	defer cancel()
 	if forwarded {
 		ctx = Forwarded(ctx)
 	}
-	err := owners.Claim(ctx, string(roomID))
+	err := g.rooms.cfg.Owners.Claim(ctx, string(roomID))
 	var noe *NotOwnerError
 	if err == nil || errors.As(err, &noe) {
 		return err

@@ -59,18 +59,24 @@ func newForwardTransport() *http.Transport {
 	}
 }
 
-// forwardable returns the NotOwnerError of err when it names another node
-// to forward to: in a cluster, for a request not forwarded already (h is
-// its header).
-func (s *Server) forwardable(err error, h http.Header) (*actors.NotOwnerError, bool) {
+// otherOwner returns the NotOwnerError of err when, in a cluster, it names
+// another node.
+func (s *Server) otherOwner(err error) (*actors.NotOwnerError, bool) {
 	var noe *actors.NotOwnerError
 	if s.cfg.Owners == nil || !errors.As(err, &noe) || noe.Owner == "" || noe.Owner == s.cfg.NodeID {
 		return nil, false
 	}
+	return noe, true
+}
+
+// forwardable returns the NotOwnerError of err when it names another node
+// to forward to: in a cluster, for a request not forwarded already (h is
+// its header).
+func (s *Server) forwardable(err error, h http.Header) (*actors.NotOwnerError, bool) {
 	if h.Get(ForwardedByHeader) != "" {
 		return nil, false
 	}
-	return noe, true
+	return s.otherOwner(err)
 }
 
 // ownerURL finds the advertise URL of the room's owner; false, logged, if
@@ -106,12 +112,12 @@ func (s *Server) forwardedHere(c *gin.Context) {
 // nameOwner sets OwnerHeader on the answer to a forwarded request whose
 // room another node owns (err): the forwarder retries there.
 func (s *Server) nameOwner(c *gin.Context, err error) {
-	var noe *actors.NotOwnerError
-	if s.cfg.Owners == nil || c.Writer.Written() || c.Request.Header.Get(ForwardedByHeader) == "" ||
-		!errors.As(err, &noe) || noe.Owner == "" || noe.Owner == s.cfg.NodeID {
+	if c.Writer.Written() || c.Request.Header.Get(ForwardedByHeader) == "" {
 		return
 	}
-	c.Header(OwnerHeader, noe.Owner)
+	if noe, ok := s.otherOwner(err); ok {
+		c.Header(OwnerHeader, noe.Owner)
+	}
 }
 
 // staleOwner is what a forward's proxy reports when the node it reached

@@ -148,7 +148,7 @@ func (s *Store) watchBacklog(rev int64) {
 				return
 			}
 			s.log.Warn("counting the webhook backlog", "err", err)
-			if !s.pause(backlogRetry) {
+			if !s.pause(s.bg, backlogRetry) {
 				return
 			}
 		}

@@ -267,17 +267,20 @@ func (c *DeliveryClaims) watch(next int64) {
 			return
 		}
 		s.log.Warn("delivery claim watch ended; watching again", "err", err)
-		if !s.pause(claimWatchRetry) {
+		if !s.pause(s.bg, claimWatchRetry) {
 			return
 		}
 	}
 }
 
-// pause waits d, and reports false if the Store closed meanwhile.
-func (s *Store) pause(d time.Duration) bool {
+// pause waits d, and reports false if ctx ended or the Store closed
+// meanwhile.
+func (s *Store) pause(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
+	case <-ctx.Done():
+		return false
 	case <-s.bg.Done():
 		return false
 	case <-t.C:

@@ -82,15 +82,8 @@ func (s *Store) follow(ctx context.Context, what, prefix string, f rangeFollower
 		}
 		s.log.Warn("watch ended; reading again", "range", what, "err", err)
 		f.stale()
-		t := time.NewTimer(followRetry)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !s.pause(ctx, followRetry) {
 			return
-		case <-s.bg.Done():
-			t.Stop()
-			return
-		case <-t.C:
 		}
 	}
 }
