@@ -31,6 +31,7 @@ const (
 	prefixIdem       = "idem/"
 	prefixOwner      = "owner/"
 	prefixNode       = "node/"
+	prefixLease      = "lease/" // one key per node lease, under that lease: when it went
 	keyKeyprint      = "keyprint"
 
 	// layoutVersion is stored under keyLayout by the first Store on a
@@ -74,6 +75,7 @@ func (k keys) room(id string) string    { return k.p + prefixRoom + id }
 func (k keys) owner(id string) string   { return k.p + prefixOwner + id }
 func (k keys) node(id string) string    { return k.p + prefixNode + id }
 func (k keys) nodes() string            { return k.p + prefixNode }
+func (k keys) lease(id int64) string    { return k.p + prefixLease + strconv.FormatInt(id, 16) }
 func (k keys) keyprint() string         { return k.p + keyKeyprint }
 func (k keys) seq(room string) string   { return k.p + prefixSeq + room }
 func (k keys) session(id string) string { return k.p + prefixSession + id }

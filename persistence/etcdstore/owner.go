@@ -91,6 +91,12 @@ func (s *Store) Register(ctx context.Context) (*Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcdstore: grant lease: %w", err)
 	}
+	// The lease's own key goes with the lease, in the revision that deletes
+	// its owner keys: the lost-room watch reads it at a deletion's revision
+	// to tell a room released by a live node from one lost with its lease.
+	if _, err := s.cli.Put(ctx, s.k.lease(int64(g.ID)), s.node, clientv3.WithLease(g.ID)); err != nil {
+		return nil, errors.Join(fmt.Errorf("etcdstore: mark lease: %w", err), s.revoke(g.ID))
+	}
 	kctx, cancel := context.WithCancel(s.bg)
 	ch, err := s.cli.KeepAlive(kctx, g.ID)
 	if err != nil {

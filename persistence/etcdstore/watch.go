@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/troupe-media/troupe/persistence"
@@ -214,8 +215,10 @@ func (w *lostRooms) follow(ctx context.Context, rev int64) error {
 		if err := resp.Err(); err != nil {
 			return err
 		}
-		// A lease's keys go in one revision: each lease is looked up once.
-		gone := map[int64]bool{}
+		// A lease's keys go in one revision: each lease is looked up once
+		// per revision.
+		type leaseAt struct{ lease, rev int64 }
+		gone := map[leaseAt]bool{}
 		var lost []string
 		for _, ev := range resp.Events {
 			if ev.Type != clientv3.EventTypeDelete {
@@ -229,14 +232,14 @@ func (w *lostRooms) follow(ctx context.Context, rev int64) error {
 				lost = append(lost, id) // no way to tell: the worker's check decides
 				continue
 			}
-			lease := ev.PrevKv.Lease
-			dead, seen := gone[lease]
+			at := leaseAt{ev.PrevKv.Lease, ev.Kv.ModRevision}
+			dead, seen := gone[at]
 			if !seen {
 				var err error
-				if dead, err = w.s.leaseGone(ctx, lease); err != nil {
+				if dead, err = w.s.leaseGoneAt(ctx, at.lease, at.rev); err != nil {
 					return err
 				}
-				gone[lease] = dead
+				gone[at] = dead
 			}
 			if dead {
 				lost = append(lost, id)
@@ -405,6 +408,45 @@ func (s *Store) roomLost(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	return r.ActiveSessionId != "", nil
+}
+
+// leaseGoneAt reports whether lease id had ended by revision rev, the
+// revision that deleted one of its owner keys: whether the key went with
+// the lease or was released by its live node. Asking etcd about the lease
+// now would not tell: a node may release a room and then die. The lease's
+// own key answers, read as of rev; where that revision is compacted away,
+// or the lease has no such key, the lease's state now decides.
+func (s *Store) leaseGoneAt(ctx context.Context, id, rev int64) (bool, error) {
+	key := s.k.lease(id)
+	alive, err := s.getAt(ctx, key, rev)
+	switch {
+	case err == nil && alive:
+		return false, nil
+	case err == nil && rev > 1:
+		// Gone by rev: rev took it if it was there just before.
+		var before bool
+		if before, err = s.getAt(ctx, key, rev-1); err == nil && before {
+			return true, nil
+		}
+	}
+	if err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+		return false, err
+	}
+	return s.leaseGone(ctx, id)
+}
+
+// getAt reports whether key existed at revision rev.
+func (s *Store) getAt(ctx context.Context, key string, rev int64) (bool, error) {
+	lctx, done, err := s.enterLookup(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	resp, err := s.cli.Get(lctx, key, clientv3.WithRev(rev), clientv3.WithCountOnly())
+	if err != nil {
+		return false, fmt.Errorf("etcdstore: read %s at revision %d: %w", key, rev, err)
+	}
+	return resp.Count > 0, nil
 }
 
 // leaseGone reports whether etcd no longer holds lease id: it expired or
