@@ -10,8 +10,8 @@ import (
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
-	"go.uber.org/goleak"
 
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
@@ -648,7 +648,7 @@ func TestPeerSkipsSourceWithoutCommonCodec(t *testing.T) {
 // sources, and leaves no goroutine behind once the client and the engine
 // are closed too.
 func TestPeerCloseLeavesNothing(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	leaktest.Check(t)
 	o, src, engine := newPeerTest(t)
 	rx := connectedWithSource(t, o, src)
 
