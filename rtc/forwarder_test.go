@@ -254,7 +254,7 @@ func TestPanickingWriteStopsOneDownTrack(t *testing.T) {
 		if !errors.Is(err, ErrReadLoopPanic) {
 			t.Errorf("OnFailure(%v), want ErrReadLoopPanic", err)
 		}
-	case <-time.After(time.Second):
+	case <-time.After(poll.Timeout):
 		t.Fatal("OnFailure was not called")
 	}
 	// The packet whose write panicked is lost for the rest of the group
@@ -369,7 +369,7 @@ func TestReadLoopPanicIsReported(t *testing.T) {
 		if !errors.Is(err, ErrReadLoopPanic) {
 			t.Errorf("OnFailure(%v), want ErrReadLoopPanic", err)
 		}
-	case <-time.After(time.Second):
+	case <-time.After(poll.Timeout):
 		t.Fatal("OnFailure not called")
 	}
 	<-f.Done()

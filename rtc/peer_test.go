@@ -16,9 +16,9 @@ import (
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
-// peerWait bounds every wait of the Peer tests: generous, for -race on
-// busy cores.
-const peerWait = 20 * time.Second
+// peerWait bounds every wait of the Peer tests: a bound against a hang,
+// as generous as poll's, for -race on busy cores.
+const peerWait = poll.Timeout
 
 // peerOwner plays a Peer's owner as the participant actor does: one
 // goroutine makes every call on the Peer and handles every event pion
