@@ -63,7 +63,7 @@ type wsClient struct {
 func (s *stack) dialWS(t testing.TB, name, token string) *wsClient {
 	t.Helper()
 	c := &wsClient{t: t, name: name, tracks: map[string]*rtctest.Receiver{}}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	cl, err := client.Dial(ctx, client.Config{
 		URL: s.srv.URL, Token: token, API: clientAPI(t),
@@ -227,7 +227,7 @@ func (p *publisher) sendOn(t testing.TB, c *wsClient) {
 		c.close()
 		p.wait()
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	senders, err := c.Publish(ctx, p.video.Track, p.audio.Track)
 	if err != nil {
