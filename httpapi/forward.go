@@ -47,15 +47,21 @@ const (
 	ownerLookupTimeout = 5 * time.Second
 	// forwardDialTimeout bounds connecting to the owner.
 	forwardDialTimeout = 10 * time.Second
+	// defaultForwardTimeout is Config.ForwardTimeout's default.
+	defaultForwardTimeout = 10 * time.Second
 )
 
 // newForwardTransport is the client side of forwarding: its own pool of
-// connections to the other nodes, closed with the Server.
-func newForwardTransport() *http.Transport {
+// connections to the other nodes, closed with the Server. A stopped
+// process's kernel still accepts connections and takes the request's
+// bytes, so only the wait for the answer's headers (answer) tells a frozen
+// owner from a slow one.
+func newForwardTransport(answer time.Duration) *http.Transport {
 	return &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: forwardDialTimeout}).DialContext,
-		MaxIdleConnsPerHost: 16,
-		IdleConnTimeout:     90 * time.Second,
+		DialContext:           (&net.Dialer{Timeout: forwardDialTimeout}).DialContext,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: answer,
 	}
 }
 

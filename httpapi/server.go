@@ -129,6 +129,12 @@ type Config struct {
 	// NodeID is this node's id in the cluster, sent in the
 	// Troupe-Forwarded-By header of the requests it forwards.
 	NodeID string
+	// ForwardTimeout bounds how long a request forwarded to the owner of
+	// its room waits for the owner's answer to begin (its status line and
+	// headers; a WebSocket's 101). An owner that does not answer in time
+	// (frozen, or cut off) gets the caller a 503 room_unavailable with
+	// Retry-After, instead of a request that hangs. 0 means 10s.
+	ForwardTimeout time.Duration
 	// SignalingQueue bounds the messages waiting to be written to one
 	// signaling socket; a client that lets it fill is dropped. 0 means 256.
 	SignalingQueue int
@@ -189,6 +195,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SignalingQueue <= 0 {
 		cfg.SignalingQueue = defaultSignalingQueue
 	}
+	if cfg.ForwardTimeout <= 0 {
+		cfg.ForwardTimeout = defaultForwardTimeout
+	}
 	cors, err := newCORSPolicy(cfg.CORSOrigins)
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: Config.CORSOrigins: %w", err)
@@ -203,7 +212,7 @@ func New(cfg Config) (*Server, error) {
 		metrics: m,
 		tokens:  newTokenCache(tokenCacheSize, cfg.Clock),
 
-		forwarder: newForwardTransport(),
+		forwarder: newForwardTransport(cfg.ForwardTimeout),
 
 		corsPolicy: cors,
 	}

@@ -445,6 +445,10 @@ func (c *signalConn) join(token string) error {
 	if unexpected {
 		c.log.Error("join failed", "err", err)
 	}
+	if noe, ok := c.s.otherOwner(err); ok && c.forwarded {
+		// The relaying node's hint was stale: it joins there instead.
+		m.Owner = noe.Owner
+	}
 	ae, _ := toAPIError(err)
 	c.send(outMsg{v: m, final: true, closeCode: websocket.StatusCode(closeJoinFailed + ae.status), closeReason: m.Code}, false)
 	return nil

@@ -367,6 +367,13 @@ type (
 		Field string `json:"field,omitempty"`
 		// Request is the type of the client message that failed, if known.
 		Request string `json:"request,omitempty"`
+		// RetryAfterMs, on a refusal for now (503, 429), is how long to
+		// wait before trying again: the Retry-After of the REST API.
+		RetryAfterMs int `json:"retry_after_ms,omitempty"`
+		// Owner, between nodes only, names the node that owns the room of
+		// a relayed join refused here (see wsrelay.go); the relaying node
+		// joins there instead, or drops the field.
+		Owner string `json:"owner,omitempty"`
 	}
 	typeOnlyMsg struct {
 		Type string `json:"type"`
@@ -447,6 +454,9 @@ func errorMsgFor(err error, req string) (errorMsg, bool) {
 	m := errorMsg{Type: msgError, Code: ae.code, Message: ae.message, Request: req}
 	if f, ok := ae.details["field"].(string); ok {
 		m.Field = f
+	}
+	if ae.status == http.StatusServiceUnavailable || ae.status == http.StatusTooManyRequests {
+		m.RetryAfterMs = 1000 * max(1, ae.retryAfter)
 	}
 	return m, unexpected
 }
