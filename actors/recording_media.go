@@ -148,8 +148,9 @@ func (a *roomActor) closeMediaNow(m *recordingMedia) {
 	}
 }
 
-// trackSink hands a forwarder's packets to a recorded track. The
-// forwarder's read loop is its only caller, so its packet is reused.
+// trackSink hands a forwarder's packets and its publisher's sender
+// reports to a recorded track. The forwarder's read loop is WriteRTP's
+// only caller, so its packet is reused.
 type trackSink struct {
 	t   *recorder.Track
 	pkt rtp.Packet
@@ -161,6 +162,10 @@ func (s *trackSink) WriteRTP(b []byte) {
 	}
 	s.t.WriteRTP(&s.pkt)
 }
+
+// WriteSenderReport puts the track on its publisher's clock, which the
+// recording maps all of the participant's tracks through.
+func (s *trackSink) WriteSenderReport(sr rtc.SenderReport) { s.t.WriteSenderReport(sr.NTP, sr.RTPTime) }
 
 func isDiskFull(err error) bool { return errors.Is(err, recorder.ErrDiskFull) }
 
