@@ -208,9 +208,27 @@ func TestRecordingEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub.play(ctx)
+	// While it runs, the recording lists the file being written, which
+	// grows.
+	liveSize := func() (int, bool) {
+		got := s.do(t, http.MethodGet, "/api/v1/recordings/"+id, "").json(t)
+		files, _ := got["files"].([]any)
+		if got["status"] != "recording" || len(files) != 1 {
+			return 0, false
+		}
+		f := files[0].(map[string]any)
+		size, _ := f["size"].(float64)
+		if f["identity"] != "pub" || f["container"] != "webm" || got["size"] != size {
+			t.Fatalf("a file being written: %v", got)
+		}
+		return int(size), size > 0
+	}
+	var first int
+	poll.Until(t, "the file being written listed", func() (ok bool) { first, ok = liveSize(); return ok })
 	if err := pub.done(); err != nil {
 		t.Fatal(err)
 	}
+	poll.Until(t, "the file being written grown", func() bool { n, _ := liveSize(); return n > first })
 
 	r = s.do(t, http.MethodPost, "/api/v1/recordings/"+id+"/stop", "")
 	mustStatus(t, r, http.StatusOK)
