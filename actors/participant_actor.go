@@ -292,6 +292,7 @@ func (p *participantActor) publish(ctx actor.Context, m rtc.TrackEvent) {
 	fwd, err := rtc.NewForwarder(rtc.ForwarderConfig{
 		Track:   m.Track,
 		RTCP:    p.peer,
+		RTCPIn:  m.ReadRTCP(),
 		Engine:  p.deps.cfg.Media,
 		Metrics: p.deps.cfg.MediaMetrics,
 		Logger:  p.log,

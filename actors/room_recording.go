@@ -163,6 +163,7 @@ func (a *roomActor) startRecording(opts RecordingOptions) (*recordpb.Recording, 
 	}
 	lr := &liveRecording{rec: next, media: media, started: make(map[string]bool), quit: make(chan struct{})}
 	a.life.recording = lr
+	a.deps.writing.Store(next.Id, media)
 	a.watchWriter(lr)
 	if d := cfg.MaxDuration; d > 0 {
 		self, root, msg := a.self, a.deps.system.Root, &recordingTimeout{id: next.Id}
@@ -303,6 +304,7 @@ func (a *roomActor) finishRecording(lr *liveRecording, files []*recordpb.Recordi
 	}
 	lr.wg.Wait() // the closer has sent its report: nothing of it runs on
 	a.life.recording = nil
+	a.deps.writing.Delete(next.Id)
 	a.log.Info("recording ended", "recording", next.Id, "status", RecordingStatusName(st), "reason", reason, "files", len(files))
 }
 

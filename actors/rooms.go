@@ -165,6 +165,10 @@ type Rooms struct {
 	failures sync.Map
 	// timerGen numbers every timer a room arms.
 	timerGen atomic.Uint64
+	// writing holds the writer (*recordingMedia) of each recording being
+	// written on this node by its id, for its files' listing while it
+	// runs (recording_media.go).
+	writing sync.Map
 }
 
 // NewRooms starts the actor system and the room registry.

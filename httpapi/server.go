@@ -63,7 +63,7 @@ type RoomService interface {
 	StartRecording(ctx context.Context, id actors.RoomID, opts actors.RecordingOptions) (*recordpb.Recording, error)
 	StopRecording(ctx context.Context, id actors.RecordingID) (*recordpb.Recording, error)
 	Recordings(ctx context.Context, q actors.RecordingQuery) ([]*recordpb.Recording, int, error)
-	Recording(ctx context.Context, id actors.RecordingID) (*recordpb.Recording, error)
+	CurrentRecording(ctx context.Context, id actors.RecordingID) (*recordpb.Recording, error)
 	RecordingFile(ctx context.Context, id actors.RecordingID, name string) (*actors.RecordingFile, error)
 	DeleteRecording(ctx context.Context, id actors.RecordingID) error
 }

@@ -55,6 +55,10 @@ type ForwarderConfig struct {
 	Track TrackReader
 	// RTCP is the publisher's Peer, used for keyframe requests.
 	RTCP RTCPWriter
+	// RTCPIn, when set, reads the RTCP the publisher sends about the
+	// track (TrackEvent.ReadRTCP): its sender reports are kept
+	// (LastSenderReport) and handed to the sink (senderreport.go).
+	RTCPIn RTCPSource
 	// KeyframeInterval is the least time between a keyframe request to the
 	// publisher that is still unanswered and the next, whatever the number
 	// of subscribers asking. Zero means DefaultKeyframeInterval.
@@ -120,6 +124,10 @@ type Forwarder struct {
 	subs atomic.Pointer[subscriberSet]
 	// sink, when set, gets every packet forwarded (sink.go).
 	sink atomic.Pointer[Sink]
+	// lastSR is the publisher's last sender report; rtcpDone is closed
+	// when the RTCP loop ends (senderreport.go).
+	lastSR   atomic.Pointer[SenderReport]
+	rtcpDone chan struct{}
 
 	mu          sync.Mutex // guards closed and writersDone, and serializes changes to subs
 	closed      bool
@@ -201,6 +209,7 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 		sends:     cfg.Engine.sendBatcher(),
 		now:       now,
 		done:      make(chan struct{}),
+		rtcpDone:  make(chan struct{}),
 		queueSize: cfg.QueueSize,
 	}
 	f.subs.Store(&subscriberSet{
@@ -209,6 +218,11 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	})
 	f.metrics.addForwarder(f)
 	go f.readLoop()
+	if cfg.RTCPIn != nil {
+		go f.rtcpLoop(cfg.RTCPIn)
+	} else {
+		close(f.rtcpDone)
+	}
 	return f, nil
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
@@ -44,6 +45,20 @@ func clientAPI(n transport.Net, codecs ...webrtc.RTPCodecCapability) (*webrtc.AP
 
 // newClientAPI is clientAPI on the network types given.
 func newClientAPI(n transport.Net, types []webrtc.NetworkType, codecs ...webrtc.RTPCodecCapability) (*webrtc.API, error) {
+	return newClientAPIWith(n, types, pathOptions{}, codecs...)
+}
+
+// pathOptions change what a client's peers do on their path to the
+// server.
+type pathOptions struct {
+	// first are interceptors nearest the network, after pion's own.
+	first []interceptor.Factory
+	// senderReports is the time between sender reports; zero is pion's.
+	senderReports time.Duration
+}
+
+// newClientAPIWith is newClientAPI with the path's options.
+func newClientAPIWith(n transport.Net, types []webrtc.NetworkType, o pathOptions, codecs ...webrtc.RTPCodecCapability) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if len(codecs) == 0 {
 		if err := m.RegisterDefaultCodecs(); err != nil {
@@ -61,7 +76,14 @@ func newClientAPI(n transport.Net, types []webrtc.NetworkType, codecs ...webrtc.
 		}
 	}
 	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+	for _, f := range o.first {
+		reg.Add(f)
+	}
+	var opts []webrtc.InterceptorOption
+	if o.senderReports > 0 {
+		opts = append(opts, webrtc.WithReportSenderOptions(report.SenderInterval(o.senderReports)))
+	}
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, reg, opts...); err != nil {
 		return nil, err
 	}
 	// mid and rid on a simulcast camera's packets (SimulcastSender).
