@@ -609,7 +609,10 @@ func TestConcurrentPatches(t *testing.T) {
 }
 
 func TestConcurrentCreates(t *testing.T) {
-	s := newStack(t, nil)
+	// 500 creates at once may take the rooms longer than the usual
+	// request timeout under the race detector on a loaded machine: wait
+	// for them as long as for anything else.
+	s := buildStack(t, nil, func(c *actors.Config) { c.RequestTimeout = poll.Timeout }, false)
 	const n = 500
 	var wg sync.WaitGroup
 	ids := make([]string, n)

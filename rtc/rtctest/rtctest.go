@@ -21,6 +21,20 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
+// DefaultAPI returns a pion API built as pion's examples build theirs:
+// its default codecs and interceptors, with the settings se.
+func DefaultAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		return nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+}
+
 // ClientAPI returns a pion API for test clients: default codecs and
 // interceptors, ICE on IPv4 UDP loopback only, no mDNS.
 func ClientAPI() (*webrtc.API, error) { return clientAPI(nil) }
