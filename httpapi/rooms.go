@@ -47,6 +47,19 @@ func (s *Server) createRoom(c *gin.Context) error {
 	if generated {
 		s.forwardRoomID(c, err, id)
 	}
+	if _, elsewhere := s.forwardable(err, c.Request.Header); elsewhere {
+		// Placement chose another node for the new room (or it owns
+		// the room): the create goes there.
+		if s.forwardOr(c, err, true) {
+			return nil
+		}
+		// That node did not answer, as when placement read a dead
+		// node's record: the room is created here, unless a node owns it.
+		info, err = s.cfg.Rooms.Create(actors.Forwarded(ctx), id, req.spec)
+		if _, other := s.otherOwner(err); other {
+			return errOwnerSilent
+		}
+	}
 	if derived && errors.Is(err, actors.ErrRoomExists) {
 		// This key created the room before, but its stored response was
 		// lost (a crash, or the record expired): answer with the room.
