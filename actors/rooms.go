@@ -154,6 +154,9 @@ type Rooms struct {
 	closed   atomic.Bool
 	// draining refuses new rooms and joins (see Drain).
 	draining atomic.Bool
+	// leaseLost: DropAll stopped this node's rooms when it lost its lease,
+	// and with them the recordings it wrote (closeOrphanRecordings).
+	leaseLost atomic.Bool
 	// snapshots holds each live room actor's published state (*RoomInfo)
 	// by its RoomID,
 	// so that reads need no message: the room actor stays the only writer.
@@ -253,6 +256,7 @@ func (r *Rooms) DropAll(ctx context.Context) error {
 	if r.closed.Load() {
 		return ErrUnavailable
 	}
+	r.leaseLost.Store(true)
 	timeout := r.cfg.RequestTimeout
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
