@@ -249,6 +249,9 @@ type tokenRequest struct {
 	identity, name string
 	role           auth.Role
 	ttl            time.Duration
+	// autoSubscribe is the token's auto_subscribe claim; nil leaves it
+	// out (the default, true).
+	autoSubscribe *bool
 }
 
 func (s *Server) decodeTokenRequest(o *jsonObject) (tokenRequest, error) {
@@ -287,6 +290,9 @@ func (s *Server) decodeTokenRequest(o *jsonObject) (tokenRequest, error) {
 			return req, fieldError("ttl", "must be between 1 and "+strconv.FormatInt(maxTTL, 10)+" seconds")
 		}
 		req.ttl = time.Duration(*ttl) * time.Second
+	}
+	if req.autoSubscribe, err = nonNull[bool](o, "auto_subscribe", whatBool); err != nil {
+		return req, err
 	}
 	return req, o.finish()
 }
@@ -327,7 +333,9 @@ func (s *Server) createToken(c *gin.Context) error {
 	}
 	// JWT times have whole seconds: expires_at says exactly what exp says.
 	now := s.cfg.Clock.Now().Truncate(time.Second)
-	token, err := auth.Mint(s.cfg.SigningKey, auth.JoinClaims(now, req.ttl, id, req.identity, req.name, req.role))
+	claims := auth.JoinClaims(now, req.ttl, id, req.identity, req.name, req.role)
+	claims.AutoSubscribe = req.autoSubscribe
+	token, err := auth.Mint(s.cfg.SigningKey, claims)
 	if err != nil {
 		return err
 	}

@@ -414,6 +414,8 @@ func (c *signalConn) handle(m clientMsg) error {
 		return c.p.RaiseHand(ctx, m.raised)
 	case msgTrackSettings:
 		return c.p.SetTrackSettings(ctx, m.track, m.settings)
+	case msgSubscribe, msgUnsubscribe:
+		return c.p.Subscribe(ctx, m.track, m.typ == msgSubscribe)
 	case msgLeave:
 		// The room closes the socket, with a left message, once the
 		// participant is gone.

@@ -79,6 +79,9 @@ type DownTrack struct {
 	// source's, for NACKs. Written by send when the source changes.
 	mapping atomic.Pointer[seqMapping]
 
+	// paused is set while the subscriber pauses the track (subpause.go).
+	paused atomic.Bool
+
 	mu     sync.Mutex // guards the following
 	closed bool
 
@@ -339,6 +342,10 @@ func (dt *DownTrack) sendLocked(p *packet, now time.Time) (left *Forwarder) {
 	}
 	if dt.bwePaused.Load() {
 		dt.ctr.drops[DropBandwidth].Add(1)
+		return nil
+	}
+	if dt.paused.Load() {
+		dt.ctr.drops[DropPaused].Add(1)
 		return nil
 	}
 	b := dt.bound.Load()

@@ -287,6 +287,9 @@ func (a *allocator) check() {
 			st.rate = uint64(float64(b-st.bytes) * 8 / elapsed)
 		}
 		st.bytes = b
+		if dt.paused.Load() {
+			continue // its subscriber paused it: it costs nothing
+		}
 		if dt.kind != webrtc.RTPCodecTypeVideo {
 			audio += int64(st.rate)
 			continue
@@ -437,12 +440,7 @@ func (dt *DownTrack) setBandwidthCap(layer int, paused bool) {
 	}
 	dt.bweCap.Store(int32(layer + 1))
 	if dt.bwePaused.Swap(paused) && !paused {
-		dt.wmu.Lock()
-		dt.w.src = nil // the next packet sent must start a picture
-		dt.wmu.Unlock()
-		if src := dt.source.Load(); src != nil && dt.ready.Load() {
-			dt.askKeyframe(src)
-		}
+		dt.restartOnKeyframe()
 	}
 	if t := dt.track.Load(); t != nil {
 		t.reselect(dt)
