@@ -59,27 +59,7 @@ func TestLoopbackSimulcast(t *testing.T) {
 	pub, camera := simulcastPublisher(ctx, t, wg, engine, api, 20*time.Millisecond, nil)
 
 	// The server's side: one Forwarder per layer, one Track of them.
-	var track *Track
-	for range rtctest.SimulcastRIDs {
-		var ev TrackEvent
-		select {
-		case ev = <-pub.serverTracks:
-		case <-time.After(peerWait):
-			t.Fatal("the server got fewer than three layers")
-		}
-		fwd, err := NewForwarder(ForwarderConfig{Track: ev.Track, RTCP: pub.peer, Engine: engine})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if track == nil {
-			if track, err = NewTrack(TrackConfig{Layer: fwd, RID: ev.Track.RID()}); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = track.Close() })
-		} else if err := track.AddLayer(fwd, ev.Track.RID()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	track := serverSimulcast(t, pub, engine, nil)
 	poll.Until(t, "the layers in order of size", func() bool {
 		l := track.Layers()
 		for i, rid := range rtctest.SimulcastRIDs {

@@ -42,8 +42,22 @@ func clientAPI(n transport.Net, codecs ...webrtc.RTPCodecCapability) (*webrtc.AP
 	return newClientAPI(n, []webrtc.NetworkType{webrtc.NetworkTypeUDP4}, codecs...)
 }
 
+// ClientAPIWithoutTWCC is ClientAPI for a client without transport-wide
+// congestion control: it numbers nothing it sends and sends no
+// transport-cc feedback, as a client that estimates what it receives
+// itself and sends REMB (which the test writes).
+func ClientAPIWithoutTWCC() (*webrtc.API, error) {
+	return buildClientAPI(nil, []webrtc.NetworkType{webrtc.NetworkTypeUDP4}, false)
+}
+
 // newClientAPI is clientAPI on the network types given.
 func newClientAPI(n transport.Net, types []webrtc.NetworkType, codecs ...webrtc.RTPCodecCapability) (*webrtc.API, error) {
+	return buildClientAPI(n, types, true, codecs...)
+}
+
+// buildClientAPI is newClientAPI, with pion's transport-cc sender and
+// header extension or without them.
+func buildClientAPI(n transport.Net, types []webrtc.NetworkType, twcc bool, codecs ...webrtc.RTPCodecCapability) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if len(codecs) == 0 {
 		if err := m.RegisterDefaultCodecs(); err != nil {
@@ -61,8 +75,17 @@ func newClientAPI(n transport.Net, types []webrtc.NetworkType, codecs ...webrtc.
 		}
 	}
 	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
-		return nil, err
+	if twcc {
+		if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := webrtc.ConfigureNack(m, reg); err != nil {
+			return nil, err
+		}
+		if err := webrtc.ConfigureRTCPReports(reg); err != nil {
+			return nil, err
+		}
 	}
 	// mid and rid on a simulcast camera's packets (SimulcastSender).
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
