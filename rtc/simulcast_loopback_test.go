@@ -36,10 +36,13 @@ func (r *recording) get() []sentPacket {
 }
 
 // layersIn lists the layers of packets in the order they came, one entry
-// per run of one layer.
+// per run of one layer; padding, which has no layer, is left out.
 func layersIn(packets []sentPacket) []int {
 	var out []int
 	for _, p := range packets {
+		if len(p.payload) == 0 {
+			continue
+		}
 		if l := layerOfPacket(p); len(out) == 0 || out[len(out)-1] != l {
 			out = append(out, l)
 		}

@@ -363,6 +363,9 @@ func (r *Receiver) Run() {
 		if err != nil {
 			return
 		}
+		if p.Padding && len(p.Payload) == 0 {
+			continue // a server's probe of the link, no media
+		}
 		now := time.Now()
 		var atSocket time.Time
 		if r.socket != nil {
