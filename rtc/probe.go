@@ -41,10 +41,10 @@ import (
 const (
 	probeDuration    = 500 * time.Millisecond
 	probeTick        = 20 * time.Millisecond
-	probeMinInterval = time.Second
+	probeMinInterval = 500 * time.Millisecond
 	probeMaxBackoff  = 4 * time.Second
 	// probeResultWait is how long after a probe its feedback is awaited.
-	probeResultWait = time.Second
+	probeResultWait = 1500 * time.Millisecond
 	// probeMaxLoss is the share of a probe's packets that may be lost for
 	// it to count.
 	probeMaxLoss = 0.05
@@ -186,7 +186,8 @@ func (c *probeCluster) account(i uint16, received bool, at time.Duration) {
 
 // result returns the rate c shows the link carries, in bits per second,
 // or false when it shows nothing: too few packets, too many lost, or
-// arrivals too close together to tell a rate from a burst a queue took.
+// arrivals too close together to tell a rate from (a busy client may read
+// a run of packets late, at once).
 // It is taken once: later calls report false.
 func (c *probeCluster) result() (int, bool) {
 	c.mu.Lock()
@@ -203,7 +204,7 @@ func (c *probeCluster) result() (int, bool) {
 	}
 	span := c.lastAt - c.firstAt
 	sending := c.stopped.Sub(c.start)
-	if span < probeDuration/2 || sending <= 0 {
+	if span < probeDuration/4 || sending <= 0 {
 		return 0, false
 	}
 	recv := float64(c.recvBytes) * 8 / span.Seconds()
