@@ -116,7 +116,8 @@ type binding struct {
 }
 
 // seqMapping is the offset between a source's sequence numbers and the
-// subscriber's, from firstOut on.
+// subscriber's, from firstOut on; after padding (probe.go), prev is the
+// one before, up to prevEnd (exclusive).
 type seqMapping struct {
 	src      *Forwarder
 	seqOff   uint16
@@ -124,6 +125,9 @@ type seqMapping struct {
 	picOff   uint16
 	tl0Off   uint8
 	firstOut uint16
+	prev     *seqMapping
+	prevEnd  uint16
+	depth    int
 }
 
 // NewDownTrack returns a DownTrack. Add it to a subscriber's peer
@@ -607,10 +611,10 @@ func (dt *DownTrack) handleRTCP(b *binding, pkt []byte, fb *rtcpFeedback) {
 // answerNACK resends the packet the subscriber knows as seq, read from the
 // cache of the source it came from, with the header the subscriber saw.
 func (dt *DownTrack) answerNACK(b *binding, seq uint16, buf []byte, hdr *rtp.Header) {
-	m := dt.mapping.Load()
 	// Sequence numbers before the current source started belong to an
 	// earlier source; their mapping is gone.
-	if m == nil || seq-m.firstOut >= 0x8000 {
+	m := dt.mapping.Load().find(seq)
+	if m == nil {
 		dt.ctr.nackMisses.Add(1)
 		return
 	}

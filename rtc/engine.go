@@ -278,14 +278,18 @@ func (e *Engine) closePorts() error {
 	return errors.Join(errs...)
 }
 
-// Video RTCP feedback: NACK for losses, PLI and FIR for keyframes, and
-// transport-cc for the publisher's bandwidth estimate. goog-remb is not
-// offered: Troupe sends no REMB, and browsers prefer transport-cc.
+// Video RTCP feedback: NACK for losses, PLI and FIR for keyframes,
+// transport-cc for the bandwidth estimates (the publisher's of its link
+// to Troupe, Troupe's of its link to each subscriber), and goog-remb, so
+// that a subscriber without transport-cc sends its own receiver estimate,
+// which then picks its layers (estimator.go). Troupe sends no REMB: a
+// publisher that has transport-cc uses it, as browsers prefer.
 var videoFeedback = []webrtc.RTCPFeedback{
 	{Type: webrtc.TypeRTCPFBNACK},
 	{Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"},
 	{Type: webrtc.TypeRTCPFBCCM, Parameter: "fir"},
 	{Type: webrtc.TypeRTCPFBTransportCC},
+	{Type: webrtc.TypeRTCPFBGoogREMB},
 }
 
 // serverCodecs returns the codecs Troupe forwards, with their payload

@@ -57,6 +57,14 @@ func clientAPI(n transport.Net, codecs ...webrtc.RTPCodecCapability) (*webrtc.AP
 	return newClientAPI(n, []webrtc.NetworkType{webrtc.NetworkTypeUDP4}, codecs...)
 }
 
+// ClientAPIWithoutTWCC is ClientAPI for a client without transport-wide
+// congestion control: it numbers nothing it sends and sends no
+// transport-cc feedback, as a client that estimates what it receives
+// itself and sends REMB (which the test writes).
+func ClientAPIWithoutTWCC() (*webrtc.API, error) {
+	return newClientAPIWith(nil, []webrtc.NetworkType{webrtc.NetworkTypeUDP4}, pathOptions{noTWCC: true})
+}
+
 // newClientAPI is clientAPI on the network types given.
 func newClientAPI(n transport.Net, types []webrtc.NetworkType, codecs ...webrtc.RTPCodecCapability) (*webrtc.API, error) {
 	return newClientAPIWith(n, types, pathOptions{}, codecs...)
@@ -69,6 +77,8 @@ type pathOptions struct {
 	first []interceptor.Factory
 	// senderReports is the time between sender reports; zero is pion's.
 	senderReports time.Duration
+	// noTWCC leaves out pion's transport-cc sender and header extension.
+	noTWCC bool
 }
 
 // newClientAPIWith is newClientAPI with the path's options.
@@ -97,7 +107,14 @@ func newClientAPIWith(n transport.Net, types []webrtc.NetworkType, o pathOptions
 	if o.senderReports > 0 {
 		opts = append(opts, webrtc.WithReportSenderOptions(report.SenderInterval(o.senderReports)))
 	}
-	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, reg, opts...); err != nil {
+	if o.noTWCC {
+		if err := webrtc.ConfigureNack(m, reg); err != nil {
+			return nil, err
+		}
+		if err := webrtc.ConfigureRTCPReports(reg); err != nil {
+			return nil, err
+		}
+	} else if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, reg, opts...); err != nil {
 		return nil, err
 	}
 	// mid and rid on a simulcast camera's packets (SimulcastSender).
@@ -375,6 +392,9 @@ func (r *Receiver) Run() {
 		p, _, err := r.track.ReadRTP()
 		if err != nil {
 			return
+		}
+		if p.Padding && len(p.Payload) == 0 {
+			continue // a server's probe of the link, no media
 		}
 		now := time.Now()
 		var atSocket time.Time
