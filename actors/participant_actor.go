@@ -300,6 +300,9 @@ func (p *participantActor) publish(ctx actor.Context, m rtc.TrackEvent) {
 		OnFailure: func(err error) {
 			root.Send(self, &ownedFailure{err: err})
 		},
+		// The audio level and video orientation are read under the ids
+		// this connection negotiated.
+		HeaderExtensions: m.Receiver.GetParameters().HeaderExtensions,
 	})
 	if err != nil {
 		p.log.Warn("forward track", "err", err)

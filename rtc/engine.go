@@ -98,7 +98,7 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 		return nil, err
 	}
 	m := &webrtc.MediaEngine{}
-	if err := registerCodecs(m); err != nil {
+	if err := registerCodecs(m, !cfg.NoAudioLevel); err != nil {
 		return nil, fmt.Errorf("rtc: register codecs: %w", err)
 	}
 	logs := pionLoggerFactory{l: cfg.Logger}
@@ -334,8 +334,8 @@ func ForwardedCodecs() []webrtc.RTPCodecCapability {
 }
 
 // registerCodecs registers the codecs Troupe forwards and the header
-// extensions it uses.
-func registerCodecs(m *webrtc.MediaEngine) error {
+// extensions it uses; audioLevel adds the audio level's.
+func registerCodecs(m *webrtc.MediaEngine, audioLevel bool) error {
 	for _, c := range serverCodecs() {
 		kind := webrtc.RTPCodecTypeVideo
 		if strings.HasPrefix(c.MimeType, "audio/") {
@@ -345,10 +345,11 @@ func registerCodecs(m *webrtc.MediaEngine) error {
 			return err
 		}
 	}
-	exts := []struct {
+	type ext struct {
 		uri  string
 		kind webrtc.RTPCodecType
-	}{
+	}
+	exts := []ext{
 		// mid lets pion route a publisher's packets that arrive before
 		// their SSRC is known; rid and repaired-rid carry simulcast layers.
 		{sdp.SDESMidURI, webrtc.RTPCodecTypeAudio},
@@ -357,6 +358,11 @@ func registerCodecs(m *webrtc.MediaEngine) error {
 		{sdp.SDESRepairRTPStreamIDURI, webrtc.RTPCodecTypeVideo},
 		{sdp.TransportCCURI, webrtc.RTPCodecTypeAudio},
 		{sdp.TransportCCURI, webrtc.RTPCodecTypeVideo},
+		// Read by the forwarders and forwarded to subscribers (hdrext.go).
+		{VideoOrientationURI, webrtc.RTPCodecTypeVideo},
+	}
+	if audioLevel {
+		exts = append(exts, ext{AudioLevelURI, webrtc.RTPCodecTypeAudio})
 	}
 	for _, x := range exts {
 		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: x.uri}, x.kind); err != nil {
@@ -406,6 +412,11 @@ func registerInterceptors(reg *interceptor.Registry, set interceptorSet, bwe *es
 	}
 	return nil
 }
+
+// AudioLevels reports whether the engine negotiates the audio level
+// header extension, so that published audio tracks have levels
+// (Forwarder.AudioLevel).
+func (e *Engine) AudioLevels() bool { return e != nil && !e.cfg.NoAudioLevel }
 
 // API returns the pion API, for callers that need more than
 // NewPeerConnection.

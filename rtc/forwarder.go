@@ -94,6 +94,12 @@ type ForwarderConfig struct {
 	// their rooms run on a test's clock: media arrives in real time, and
 	// a stopped clock would throttle its keyframe requests for good.
 	Clock clock.Clock
+	// HeaderExtensions are the header extensions the publisher's
+	// connection negotiated (RTPReceiver.GetParameters): the audio level
+	// and video orientation are read under their ids (hdrext.go).
+	// Without them, packets are forwarded without extensions and an audio
+	// track has no level.
+	HeaderExtensions []webrtc.RTPHeaderExtensionParameter
 	// OnFailure is called once, from the read loop's goroutine, when the
 	// read loop panics. The panic is recovered and the loop ends; the
 	// owner removes that participant alone.
@@ -118,6 +124,8 @@ type Forwarder struct {
 	onFailure func(error)
 	sends     sendBatcher  // nil: each datagram is sent on its own
 	now       func() int64 // unix nanoseconds, of the configured clock
+	ext       extIDs       // the publisher's ids of the extensions read
+	meter     levelMeter   // the read loop's; published in level
 
 	// subs is the subscriber set, replaced as a whole under mu and read
 	// without a lock by the read loop and the writers.
@@ -150,6 +158,9 @@ type Forwarder struct {
 	done          chan struct{}
 	err           error // set before done is closed
 	ctr           counters
+
+	// level is the audio level meter's averages, packed (audiolevel.go).
+	level atomic.Uint64
 }
 
 // NewForwarder starts the read loop of cfg.Track.
@@ -208,6 +219,7 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 		onFailure: cfg.OnFailure,
 		sends:     cfg.Engine.sendBatcher(),
 		now:       now,
+		ext:       extIDsOf(cfg.HeaderExtensions),
 		done:      make(chan struct{}),
 		rtcpDone:  make(chan struct{}),
 		queueSize: cfg.QueueSize,
@@ -473,6 +485,7 @@ func (f *Forwarder) forward(p *packet, n int) {
 		packetPool.Put(p)
 		return
 	}
+	readExtensions(p.buf[:n], &p.h, f.ext, &p.ext)
 	payload := p.payload()
 	p.vp8 = vp8Desc{}
 	if f.ckind == codecVP8 {
@@ -501,6 +514,9 @@ func (f *Forwarder) forward(p *packet, n int) {
 		f.ctr.drops[DropMuted].Add(1)
 		packetPool.Put(p)
 		return
+	}
+	if p.ext.has&hasAudioLevel != 0 {
+		f.level.Store(f.meter.note(p.ext.audioLevel))
 	}
 	if s := f.sink.Load(); s != nil {
 		(*s).WriteRTP(p.buf[:n])
