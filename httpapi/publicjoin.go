@@ -91,11 +91,8 @@ func (s *Server) publicToken(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	name, err := nonNull[string](o, "name", whatString)
+	name, err := lastOptionalString(o, "name")
 	if err != nil {
-		return err
-	}
-	if err := o.finish(); err != nil {
 		return err
 	}
 	var display string

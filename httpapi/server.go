@@ -315,8 +315,9 @@ func (s *Server) routes() *gin.Engine {
 
 	e.GET("/", s.servePage)
 	e.GET("/rooms/:id", s.servePage)
-	e.GET("/app.js", serveScript)
-	e.GET("/favicon.ico", serveIcon)
+	e.GET("/app.js", serveFile("app.js", "text/javascript; charset=utf-8", "no-cache"))
+	e.GET("/app.css", serveFile("app.css", "text/css; charset=utf-8", "no-cache"))
+	e.GET("/favicon.ico", serveFile("favicon.ico", "image/x-icon", "public, max-age=86400"))
 	e.POST("/dev/token", s.handle(s.devToken))
 	e.POST("/rooms/:id/token", s.readBody, s.handle(s.publicToken))
 	return e
