@@ -638,6 +638,14 @@ func TestJoinRules(t *testing.T) {
 	if _, err := tryJoin(t, env, "later", "p", RolePublisher); !errors.Is(err, ErrOutsideJoinWindow) {
 		t.Fatalf("before join_from: %v", err)
 	}
+	// Each refusal is counted by its reason.
+	for reason, want := range map[string]float64{
+		"room_full": 1, "room_locked": 1, "room_ended": 1, "room_not_found": 1, "outside_join_window": 1,
+	} {
+		if got := testutil.ToFloat64(env.rooms.metrics.joinsRefused.WithLabelValues(reason)); got != want {
+			t.Errorf("joins refused for %s: %v, want %v", reason, got, want)
+		}
+	}
 }
 
 func TestKickMuteAndRoomEnd(t *testing.T) {

@@ -71,14 +71,15 @@ func (s *Server) createRoom(c *gin.Context) error {
 		return err
 	}
 	c.Header("Location", "/api/v1/rooms/"+url.PathEscape(string(id)))
-	writeJSON(c, http.StatusCreated, s.ownRoomJSON(info))
+	writeJSON(c, http.StatusCreated, s.ownRoomJSON(c.Request, info))
 	return nil
 }
 
 // ownRoomJSON is the JSON of a room this node's actor answered for: in a
 // cluster, this node owns it, unless it is held failed (its actor stopped).
-func (s *Server) ownRoomJSON(info *actors.RoomInfo) roomJSON {
+func (s *Server) ownRoomJSON(r *http.Request, info *actors.RoomInfo) roomJSON {
 	out := toRoomJSON(info)
+	s.withURLs(r, &out)
 	if !info.Failed {
 		out.NodeID = s.ownerID()
 	}
@@ -142,6 +143,7 @@ func (s *Server) listRooms(c *gin.Context) error {
 	out := roomListJSON{Rooms: make([]roomJSON, len(rooms)), Total: total, Limit: q.Limit, Offset: q.Offset}
 	for i, r := range rooms {
 		out.Rooms[i] = toRoomJSON(r)
+		s.withURLs(c.Request, &out.Rooms[i])
 	}
 	if err := s.addRoomOwners(c.Request.Context(), out.Rooms); err != nil {
 		return err
@@ -186,7 +188,7 @@ func (s *Server) getRoom(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c, http.StatusOK, s.ownRoomJSON(info))
+	writeJSON(c, http.StatusOK, s.ownRoomJSON(c.Request, info))
 	return nil
 }
 
@@ -203,7 +205,7 @@ func (s *Server) patchRoom(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c, http.StatusOK, s.ownRoomJSON(info))
+	writeJSON(c, http.StatusOK, s.ownRoomJSON(c.Request, info))
 	return nil
 }
 
@@ -229,7 +231,7 @@ func (s *Server) endRoom(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c, http.StatusOK, s.ownRoomJSON(info))
+	writeJSON(c, http.StatusOK, s.ownRoomJSON(c.Request, info))
 	return nil
 }
 

@@ -229,6 +229,16 @@ func requiredString(o *jsonObject, name string) (string, error) {
 	return *v, nil
 }
 
+// lastOptionalString reads the optional string field name (nil when
+// absent), the last field of o: any other field left is refused.
+func lastOptionalString(o *jsonObject, name string) (*string, error) {
+	v, err := nonNull[string](o, name, whatString)
+	if err != nil {
+		return nil, err
+	}
+	return v, o.finish()
+}
+
 // maxCandidateLen bounds a candidate line; real ones are about 100 bytes.
 const maxCandidateLen = 1024
 

@@ -598,9 +598,12 @@ func (dt *DownTrack) rtcpLoop(b *binding) {
 }
 
 func (dt *DownTrack) handleRTCP(b *binding, pkt []byte, fb *rtcpFeedback) {
-	fb.pli, fb.fir = 0, 0
+	fb.pli, fb.fir, fb.hasReport = 0, 0, false
 	if n := walkRTCP(pkt, b.ssrc, fb); n > 0 {
 		dt.ctr.nacks.Add(uint64(n))
+	}
+	if fb.hasReport {
+		dt.metrics.observeReport(dt.kind, fb.report, dt.codec.ClockRate, time.Now())
 	}
 	if fb.pli > 0 {
 		dt.ctr.plis.Add(uint64(fb.pli))

@@ -50,9 +50,6 @@ type SenderReportSink interface {
 	WriteSenderReport(sr SenderReport)
 }
 
-// rtcpSR is the RTCP packet type of a sender report (RFC 3550 6.4.1).
-const rtcpSR = 200
-
 // senderReportOf returns the sender report about ssrc in a compound RTCP
 // packet, if there is one. It allocates nothing and stops at the first
 // malformed packet.
