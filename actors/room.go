@@ -129,6 +129,8 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		}
 	case *muteParticipant:
 		a.respond(ctx, a.muteParticipant(ctx, m))
+	case *updateParticipant:
+		a.respond(ctx, a.updateParticipant(ctx, m))
 	case *trackPublished:
 		a.trackPublished(ctx, m)
 	case *trackEnded:
@@ -148,9 +150,12 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *actorpb.GetRoom:
 		a.respond(ctx, a.roomReply(a.current()))
 	case *actorpb.UpdateRoom:
-		quality := a.qualityLines()
+		quality, revision := a.qualityLines(), a.room.GetRevision()
 		room, err := a.update(m)
 		a.respond(ctx, a.roomReply(room, err))
+		if err == nil && room.GetRevision() != revision {
+			a.broadcast("", SignalRoomUpdated{Room: room, ParticipantCount: a.visibleCount()})
+		}
 		if err == nil && a.qualityLines() != quality {
 			a.applyQuality(ctx)
 		}
@@ -190,7 +195,7 @@ func (a *roomActor) respond(ctx actor.Context, msg any) {
 
 // publish makes the room's current state what Rooms.Get returns without
 // asking this actor.
-func (a *roomActor) publish() { a.view.publish(a.room, len(a.members)) }
+func (a *roomActor) publish() { a.view.publish(a.room, a.visibleCount()) }
 
 func (a *roomActor) now() time.Time { return a.deps.cfg.Clock.Now() }
 

@@ -156,6 +156,7 @@ func applyPatch(r *recordpb.Room, p *actorpb.RoomPatch) error {
 	if p.DisplayName != nil {
 		r.DisplayName = *p.DisplayName
 	}
+	setIf(&r.Metadata, p.Metadata)
 	if p.Webhook != nil {
 		r.Webhook = proto.Clone(p.Webhook).(*recordpb.Webhook)
 	}
@@ -217,6 +218,9 @@ func ValidateRoom(r *recordpb.Room) error {
 		return err
 	}
 	if err := validateName("display_name", r.DisplayName, false); err != nil {
+		return err
+	}
+	if err := ValidateMetadata("metadata", r.Metadata); err != nil {
 		return err
 	}
 	c := r.Config

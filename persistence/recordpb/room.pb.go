@@ -93,7 +93,10 @@ type Room struct {
 	// Incremented by every change the room actor persists.
 	Revision uint64 `protobuf:"varint,12,opt,name=revision,proto3" json:"revision,omitempty"`
 	// Unset when nothing starts with a session (VideoSDK's autoStartConfig).
-	AutoStart     *AutoStart `protobuf:"bytes,13,opt,name=auto_start,json=autoStart,proto3" json:"auto_start,omitempty"`
+	AutoStart *AutoStart `protobuf:"bytes,13,opt,name=auto_start,json=autoStart,proto3" json:"auto_start,omitempty"`
+	// The application's own data about the room (at most 64 KiB), sent to
+	// its participants when it changes.
+	Metadata      string `protobuf:"bytes,14,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -217,6 +220,13 @@ func (x *Room) GetAutoStart() *AutoStart {
 		return x.AutoStart
 	}
 	return nil
+}
+
+func (x *Room) GetMetadata() string {
+	if x != nil {
+		return x.Metadata
+	}
+	return ""
 }
 
 // AutoStart is what starts by itself with each session of a room.
@@ -647,7 +657,7 @@ var File_persistence_recordpb_room_proto protoreflect.FileDescriptor
 
 const file_persistence_recordpb_room_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpersistence/recordpb/room.proto\x12\x10troupe.record.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x04\n" +
+	"\x1fpersistence/recordpb/room.proto\x12\x10troupe.record.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x04\n" +
 	"\x04Room\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
@@ -666,7 +676,8 @@ const file_persistence_recordpb_room_proto_rawDesc = "" +
 	"\x11active_session_id\x18\v \x01(\tR\x0factiveSessionId\x12\x1a\n" +
 	"\brevision\x18\f \x01(\x04R\brevision\x12:\n" +
 	"\n" +
-	"auto_start\x18\r \x01(\v2\x1b.troupe.record.v1.AutoStartR\tautoStart\"N\n" +
+	"auto_start\x18\r \x01(\v2\x1b.troupe.record.v1.AutoStartR\tautoStart\x12\x1a\n" +
+	"\bmetadata\x18\x0e \x01(\tR\bmetadata\"N\n" +
 	"\tAutoStart\x12A\n" +
 	"\trecording\x18\x01 \x01(\v2#.troupe.record.v1.RecordingSettingsR\trecording\"n\n" +
 	"\x11RecordingSettings\x12\x16\n" +
