@@ -155,7 +155,7 @@ func (p *participantActor) Receive(ctx actor.Context) {
 	case *trackSettings:
 		ctx.Respond(&participantReply{err: p.setTrackSettings(m)})
 	case *setGrants:
-		p.setGrants(m.grants)
+		p.setGrants(ctx, m.grants)
 	case *peerEvent:
 		p.peerEvent(ctx, m.ev)
 	case *publishedEnded:
@@ -394,9 +394,10 @@ func (p *participantActor) refuseTrack(m rtc.TrackEvent, mid, kind string, sourc
 }
 
 // setGrants applies new grants: a published track they no longer allow
-// stops at once (the room has unpublished it already, and ignores the
-// trackEnded this sends), its receiver with it.
-func (p *participantActor) setGrants(g Grants) {
+// stops at once, its receiver with it. The room has unpublished it
+// already, unless it took it after the change (grants given back
+// meanwhile): trackEnded covers that case, and is a no-op otherwise.
+func (p *participantActor) setGrants(ctx actor.Context, g Grants) {
 	p.info.Grants = g
 	for id, t := range p.published {
 		if g.CanPublish(t.info.Source) {
@@ -413,6 +414,7 @@ func (p *participantActor) setGrants(g Grants) {
 			p.stats.endUp(fwd)
 		}
 		p.log.Info("track unpublished: its grant was revoked", "track", id, "source", t.info.Source)
+		ctx.Send(p.room, &trackEnded{participantID: p.info.ID, trackID: id})
 	}
 }
 
