@@ -8,6 +8,7 @@ package actors
 //	room_record.go     the room record: create, update, end, delete
 //	room_admission.go  join rules, the join run and its batching, replacing
 //	room_members.go    the live members, and how they leave
+//	room_grants.go     a live member's grants and metadata changed (grants.go: what they are)
 //	room_tracks.go     who publishes what, who subscribes to it, mutes
 //	room_session.go    the session: its start and end, its timers
 //	room_events.go     signaling broadcasts, webhook events, the commit batch

@@ -449,3 +449,46 @@ func grantsAndMetadata(t testing.TB, s *stack, room string) string {
 	}
 	return string(b)
 }
+
+// A participant made hidden leaves the others' view (participant-left,
+// reason hidden) and the count; made visible again, it joins it.
+func TestHiddenChangedLive(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"hide","name":"Hide"}`)
+	alice := s.dialWS(t, "alice", s.joinToken(t, "hide", "alice", auth.RolePublisher))
+	alice.waitMsg(msgJoined, nil)
+	bob := s.dialWS(t, "bob", s.joinToken(t, "hide", "bob", auth.RolePublisher))
+	bid := bob.waitMsg(msgJoined, nil)["participant"].(map[string]any)["id"].(string)
+
+	r := s.patchParticipant(t, "hide", bid, `{"grants":{"hidden":true}}`)
+	if r.status != http.StatusUnprocessableEntity || r.errorField(t) != "grants.hidden" {
+		t.Fatalf("hidden while publishing: %d %s", r.status, r.body)
+	}
+	mustStatus(t, s.patchParticipant(t, "hide", bid, `{"grants":{"hidden":true,"publish":false,"publish_data":false}}`), http.StatusOK)
+	alice.waitMsg(msgParticipantLeft, func(m map[string]any) bool { return m["participant_id"] == bid && m["reason"] == "hidden" })
+	if n := s.do(t, http.MethodGet, "/api/v1/rooms/hide", "").json(t)["participant_count"]; n != 1.0 {
+		t.Fatalf("participant_count = %v, want 1", n)
+	}
+	if got := s.participants(t, "hide"); len(got) != 1 {
+		t.Fatalf("REST list %v, want alice alone", got)
+	}
+	bob.waitMsg(msgParticipantUpdated, func(m map[string]any) bool {
+		return m["participant"].(map[string]any)["grants"].(map[string]any)["hidden"] == true
+	})
+	bob.send(map[string]any{"type": "hand", "raised": true})
+	if e := bob.waitMsg(msgError, func(m map[string]any) bool { return m["request"] == msgHand }); e["code"] != codeForbidden {
+		t.Fatalf("a hidden hand: %v", e)
+	}
+
+	mustStatus(t, s.patchParticipant(t, "hide", bid, `{"grants":{"hidden":false}}`), http.StatusOK)
+	alice.waitMsg(msgParticipantJoined, func(m map[string]any) bool { return m["participant"].(map[string]any)["id"] == bid })
+	if n := s.do(t, http.MethodGet, "/api/v1/rooms/hide", "").json(t)["participant_count"]; n != 2.0 {
+		t.Fatalf("participant_count = %v, want 2", n)
+	}
+	// Hidden, bob's change was told to bob alone; visible, to alice too.
+	alice.waitMsg(msgParticipantUpdated, nil)
+	if n := alice.count(msgParticipantUpdated); n != 1 {
+		t.Fatalf("alice got %d participant-updated, want 1", n)
+	}
+}
