@@ -9,6 +9,14 @@
 // message. The room actor is cut by concept into the room_*.go files, which
 // room.go lists.
 //
+// What a participant may do is its Grants (grants.go): publish, and of
+// which sources, subscribe, send data, and whether it is hidden; the
+// roles are presets of them. The participant actor refuses the tracks its
+// grants do not allow, naming them to its client; the room subscribes
+// only members that may subscribe, silences the data endpoint of one that
+// may not send, and shows hidden members to no one. A change of grants on
+// a live member (room_grants.go) takes effect before the reply.
+//
 // A participant actor owns its rtc.Peer (the connection and its
 // negotiation), its published tracks' read loops and its subscriptions; it
 // turns what the peer reports into messages and tells its room what

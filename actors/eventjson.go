@@ -51,6 +51,11 @@ type StayHead struct {
 	Name          string    `json:"name"`
 	Role          string    `json:"role"`
 	JoinedAt      time.Time `json:"joined_at"`
+	// Hidden: the participant joined hidden (not shown to the others, not
+	// counted).
+	Hidden bool `json:"hidden"`
+	// Metadata is the participant's, as last set.
+	Metadata string `json:"metadata"`
 }
 
 // Ended returns when something that began at start ended, and how long it

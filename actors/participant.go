@@ -71,6 +71,12 @@ type JoinRequest struct {
 	Identity string
 	Name     string
 	Role     Role
+	// Grants are what the participant may do; nil: its role's preset
+	// (RoleGrants).
+	Grants *Grants
+	// Metadata is the participant's own, for the others to read (at most
+	// MaxMetadata bytes).
+	Metadata string
 	Kind     ClientKind
 	// Signal receives the server's signaling messages. Required for
 	// ClientSignaling; WHIP and WHEP clients have no channel back.
@@ -80,6 +86,14 @@ type JoinRequest struct {
 	// published (a join token's auto_subscribe false). WHEP viewers
 	// always receive what their sections can show.
 	ManualSubscribe bool
+}
+
+// grants are the request's Grants, or its role's preset.
+func (r JoinRequest) grants() Grants {
+	if r.Grants != nil {
+		return *r.Grants
+	}
+	return RoleGrants(r.Role)
 }
 
 // Signaler carries the server's messages to one client. Both methods must
@@ -189,6 +203,8 @@ type ParticipantInfo struct {
 	ID             ParticipantID
 	Identity, Name string
 	Role           Role
+	Grants         Grants
+	Metadata       string
 	JoinedAt       time.Time
 	Tracks         []TrackInfo
 	// Receiving is what the participant receives, in the room's list of
@@ -202,6 +218,7 @@ type ParticipantInfo struct {
 type TrackInfo struct {
 	ID                    TrackID
 	Kind, Codec, StreamID string
+	Source                TrackSource
 	Muted, Simulcast      bool
 	// Layers are a simulcast track's layers as they are received, lowest
 	// first; none for a track sent as one stream.
@@ -253,7 +270,21 @@ type Participant struct {
 // A signaling client also gets the answer as a SignalAnswer, in order with
 // the server's other signals: that is the copy to send it.
 func (p *Participant) Offer(ctx context.Context, sdp string) (string, error) {
-	reply, err := p.request(ctx, &clientOffer{sdp: sdp})
+	return p.OfferTracks(ctx, sdp, nil)
+}
+
+// OfferTracks is Offer for a client that names the sources of the tracks
+// it sends, by mid; the others are their kind's default source (see
+// TrackSource). A track whose source the participant's grants do not
+// allow is refused: it is not forwarded, and the client is told with a
+// SignalError naming it (*PublishRefusedError).
+func (p *Participant) OfferTracks(ctx context.Context, sdp string, sources map[string]TrackSource) (string, error) {
+	for mid, src := range sources {
+		if _, ok := ParseTrackSource(string(src)); !ok {
+			return "", invalid("sources."+mid, "must be one of %s", sourceNames())
+		}
+	}
+	reply, err := p.request(ctx, &clientOffer{sdp: sdp, sources: sources})
 	if err != nil {
 		return "", err
 	}
@@ -357,8 +388,16 @@ func (r *Rooms) Join(ctx context.Context, roomID RoomID, req JoinRequest) (*Part
 		return nil, nil, invalid("role", "must be publisher, subscriber or moderator")
 	case req.Kind == ClientSignaling && req.Signal == nil:
 		return nil, nil, errors.New("actors: a signaling client needs a Signaler")
-	case req.Kind == ClientWHIP && !req.Role.canPublish():
-		return nil, nil, fmt.Errorf("%w: a %s may not publish", ErrForbidden, req.Role)
+	}
+	grants := req.grants()
+	if err := grants.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if err := ValidateMetadata("metadata", req.Metadata); err != nil {
+		return nil, nil, err
+	}
+	if req.Kind == ClientWHIP && !grants.Publish {
+		return nil, nil, fmt.Errorf("%w: the participant may not publish", ErrForbidden)
 	}
 	reply, err := requestAs[*joinReply](ctx, r, roomID, &joinRoom{req: req})
 	if err == nil {

@@ -14,8 +14,11 @@ import (
 
 // Messages a participant actor takes.
 type (
-	// From its handle.
-	clientOffer     struct{ sdp string }
+	// From its handle. sources name the tracks the offer sends, by mid.
+	clientOffer struct {
+		sdp     string
+		sources map[string]TrackSource
+	}
 	clientAnswer    struct{ sdp string }
 	clientCandidate struct{ c ICECandidate }
 	setMuted        struct {
@@ -37,6 +40,9 @@ type (
 		trackID  TrackID
 		settings TrackSettings
 	}
+	// setGrants gives the participant its new grants: the tracks they no
+	// longer allow, which the room has unpublished already, are dropped.
+	setGrants struct{ grants Grants }
 	// From pion's and rtc's goroutines.
 	peerEvent      struct{ ev rtc.PeerEvent }
 	publishedEnded struct{ trackID TrackID }
@@ -66,15 +72,19 @@ type participantActor struct {
 	root   *actor.RootContext
 
 	published map[TrackID]*publishedTrack
-	stats     *mediaStats // shared with the room
+	// sources are what the client said its offers' tracks carry, by mid;
+	// refused are the mids of tracks refused, each told once.
+	sources, refused map[string]TrackSource
+	stats            *mediaStats // shared with the room
 	// leaving is set when the actor stops: the forwarders it closes then
 	// have not ended on their own (see watchTrackEnd).
 	leaving atomic.Bool
 }
 
 type publishedTrack struct {
-	info TrackInfo
-	src  *rtc.Track
+	info     TrackInfo
+	src      *rtc.Track
+	receiver *webrtc.RTPReceiver
 	// layers are src's Forwarders, which the participant made and counts
 	// in its stats.
 	layers []*rtc.Forwarder
@@ -110,6 +120,8 @@ func newParticipantActor(deps *Rooms, roomID RoomID, room *actor.PID, info Parti
 		deps: deps, roomID: roomID, room: room, info: info, kind: req.Kind, signal: req.Signal, peer: peer, stats: stats,
 		log:       participantLogger(deps, roomID, info.ID),
 		published: make(map[TrackID]*publishedTrack),
+		sources:   make(map[string]TrackSource),
+		refused:   make(map[string]TrackSource),
 	}
 }
 
@@ -120,7 +132,7 @@ func (p *participantActor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		p.stopping()
 	case *clientOffer:
-		sdp, err := p.clientOffer(m.sdp)
+		sdp, err := p.clientOffer(m.sdp, m.sources)
 		ctx.Respond(&participantReply{sdp: sdp, err: err})
 	case *clientAnswer:
 		ctx.Respond(&participantReply{err: p.clientAnswer(m.sdp)})
@@ -143,6 +155,8 @@ func (p *participantActor) Receive(ctx actor.Context) {
 		p.peer.SetMaxSize(m.lines)
 	case *trackSettings:
 		ctx.Respond(&participantReply{err: p.setTrackSettings(m)})
+	case *setGrants:
+		p.setGrants(ctx, m.grants)
 	case *peerEvent:
 		p.peerEvent(ctx, m.ev)
 	case *publishedEnded:
@@ -186,7 +200,7 @@ func (p *participantActor) stopping() {
 	}
 }
 
-func (p *participantActor) clientOffer(s string) (string, error) {
+func (p *participantActor) clientOffer(s string, sources map[string]TrackSource) (string, error) {
 	if err := checkSDPSize(webrtc.SDPTypeOffer, s); err != nil {
 		return "", err
 	}
@@ -194,6 +208,10 @@ func (p *participantActor) clientOffer(s string) (string, error) {
 		if err := ValidateOffer(p.kind, s); err != nil {
 			return "", err
 		}
+	}
+	// Before the offer applies: its tracks arrive once it has.
+	for mid, src := range sources {
+		p.sources[mid] = src
 	}
 	answer, err := p.peer.ApplyOffer(s)
 	return answer, peerError(err)
@@ -271,13 +289,17 @@ func (p *participantActor) sendCandidate(c *webrtc.ICECandidateInit) {
 	}})
 }
 
-// publish starts forwarding a track the client sends.
+// publish starts forwarding a track the client sends, if its grants
+// allow the track's source.
 func (p *participantActor) publish(ctx actor.Context, m rtc.TrackEvent) {
-	if !p.info.Role.canPublish() || p.kind == ClientWHEP {
-		p.log.Warn("refusing a track from a participant that may not publish")
-		if err := m.Receiver.Stop(); err != nil {
-			p.log.Debug("stop receiver", "err", err)
-		}
+	mid := p.peer.ReceiverMid(m.Receiver)
+	kind := m.Track.Kind().String()
+	source, named := p.sources[mid]
+	if !named {
+		source = defaultSource(kind)
+	}
+	if reason := publishRefusal(p.info.Grants, kind, source); reason != "" || p.kind == ClientWHEP {
+		p.refuseTrack(m, mid, kind, source, reason)
 		return
 	}
 	root, self := p.root, p.self
@@ -342,16 +364,63 @@ func (p *participantActor) publish(ctx actor.Context, m rtc.TrackEvent) {
 	}
 	info := TrackInfo{
 		ID:        trackID,
-		Kind:      m.Track.Kind().String(),
+		Kind:      kind,
 		Codec:     m.Track.Codec().MimeType,
 		StreamID:  string(p.info.ID),
+		Source:    source,
 		Simulcast: m.Track.RID() != "",
 	}
-	p.published[info.ID] = &publishedTrack{info: info, src: src, layers: []*rtc.Forwarder{fwd}, key: key}
+	p.published[info.ID] = &publishedTrack{info: info, src: src, receiver: m.Receiver, layers: []*rtc.Forwarder{fwd}, key: key}
 	p.stats.addUp(fwd)
 	p.log.Info("track published", "track", info.ID, "kind", info.Kind, "codec", info.Codec, "rid", m.Track.RID())
 	ctx.Send(p.room, &trackPublished{participantID: p.info.ID, track: info, src: src})
 	go p.watchTrackEnd(info.ID, src)
+}
+
+// refuseTrack stops receiving a track the participant may not publish,
+// and tells its client why, naming the track: once per media section, not
+// once per simulcast layer.
+func (p *participantActor) refuseTrack(m rtc.TrackEvent, mid, kind string, source TrackSource, reason string) {
+	if reason == "" {
+		reason = "a WHEP viewer only receives"
+	}
+	if err := m.Receiver.Stop(); err != nil {
+		p.log.Debug("stop receiver", "err", err)
+	}
+	if _, told := p.refused[mid]; told {
+		return
+	}
+	p.refused[mid] = source
+	err := &PublishRefusedError{Mid: mid, ClientTrackID: m.Track.ID(), RID: m.Track.RID(), Kind: kind, Source: source, Reason: reason}
+	p.log.Info("track refused", "mid", mid, "kind", kind, "source", source, "reason", reason)
+	if p.signal != nil {
+		p.signal.Signal(SignalError{Request: "publish", Err: err})
+	}
+}
+
+// setGrants applies new grants: a published track they no longer allow
+// stops at once, its receiver with it. The room has unpublished it
+// already, unless it took it after the change (grants given back
+// meanwhile): trackEnded covers that case, and is a no-op otherwise.
+func (p *participantActor) setGrants(ctx actor.Context, g Grants) {
+	p.info.Grants = g
+	for id, t := range p.published {
+		if g.CanPublish(t.info.Source) {
+			continue
+		}
+		delete(p.published, id)
+		if err := t.src.Close(); err != nil {
+			p.log.Debug("close track", "err", err)
+		}
+		if err := t.receiver.Stop(); err != nil {
+			p.log.Debug("stop receiver", "err", err)
+		}
+		for _, fwd := range t.layers {
+			p.stats.endUp(fwd)
+		}
+		p.log.Info("track unpublished: its grant was revoked", "track", id, "source", t.info.Source)
+		ctx.Send(p.room, &trackEnded{participantID: p.info.ID, trackID: id})
+	}
 }
 
 // layerKey names the simulcast track a stream the client sends belongs

@@ -21,6 +21,7 @@ func TestReasonWords(t *testing.T) {
 		ReasonRoomDeleted:      "room-deleted",
 		ReasonServerRestart:    "server-restart",
 		ReasonRoomFailed:       "room-failed",
+		ReasonHidden:           "hidden",
 	}
 	for reason, word := range leaves {
 		if string(reason) != word {

@@ -8,6 +8,7 @@ package actors
 //	room_record.go     the room record: create, update, end, delete
 //	room_admission.go  join rules, the join run and its batching, replacing
 //	room_members.go    the live members, and how they leave
+//	room_grants.go     a live member's grants and metadata changed (grants.go: what they are)
 //	room_tracks.go     who publishes what, mutes, the caps on what members receive
 //	room_subscriptions.go  who subscribes to what
 //	room_session.go    the session: its start and end, its timers
@@ -132,6 +133,8 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		}
 	case *muteParticipant:
 		a.respond(ctx, a.muteParticipant(ctx, m))
+	case *updateParticipant:
+		a.respond(ctx, a.updateParticipant(ctx, m))
 	case *trackPublished:
 		a.trackPublished(ctx, m)
 	case *trackEnded:
@@ -157,9 +160,12 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *actorpb.GetRoom:
 		a.respond(ctx, a.roomReply(a.current()))
 	case *actorpb.UpdateRoom:
-		caps := *a.caps()
+		caps, revision := *a.caps(), a.room.GetRevision()
 		room, err := a.update(m)
 		a.respond(ctx, a.roomReply(room, err))
+		if err == nil && room.GetRevision() != revision {
+			a.broadcast("", SignalRoomUpdated{Room: room, ParticipantCount: a.visibleCount()})
+		}
 		if err == nil && *a.caps() != caps {
 			a.applyQuality(ctx)
 		}
@@ -199,7 +205,7 @@ func (a *roomActor) respond(ctx actor.Context, msg any) {
 
 // publish makes the room's current state what Rooms.Get returns without
 // asking this actor.
-func (a *roomActor) publish() { a.view.publish(a.room, len(a.members)) }
+func (a *roomActor) publish() { a.view.publish(a.room, a.visibleCount()) }
 
 func (a *roomActor) now() time.Time { return a.deps.cfg.Clock.Now() }
 

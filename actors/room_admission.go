@@ -106,7 +106,7 @@ func (a *roomActor) admit(ctx actor.Context, joins []pendingJoin) int {
 			replacing[key] = true
 		}
 		id := newParticipantID()
-		peer, refused := a.checkJoin(ctx, room, req, len(ok), id)
+		peer, refused := a.checkJoin(ctx, room, req, countVisible(ok), id)
 		if refused != nil {
 			a.deps.cfg.Logger.Info("join refused", "room", a.id, "identity", req.Identity, "role", string(req.Role), "kind", req.Kind.String(), "reason", refused.err)
 			replies = append(replies, refused)
@@ -115,7 +115,8 @@ func (a *roomActor) admit(ctx actor.Context, joins []pendingJoin) int {
 		// The join is recorded (the session started if need be, the
 		// member, the events) before the participant exists: a failed
 		// write admits nobody.
-		info := ParticipantInfo{ID: id, Identity: req.Identity, Name: req.Name, Role: req.Role, JoinedAt: a.deps.cfg.Clock.Now()}
+		info := ParticipantInfo{ID: id, Identity: req.Identity, Name: req.Name, Role: req.Role, Grants: req.grants(),
+			Metadata: req.Metadata, JoinedAt: a.deps.cfg.Clock.Now()}
 		if roomRec == nil {
 			roomRec = proto.Clone(room).(*recordpb.Room)
 		}
@@ -156,9 +157,22 @@ type replaceKey struct {
 	kind     ClientKind
 }
 
-// checkJoin applies the room's rules to req, with pending more joins of
-// this run already admitted. It returns the peer of participant id, or the
-// refusal.
+// countVisible counts the joins of a run that are not hidden.
+func countVisible(joins []admitted) int {
+	n := 0
+	for _, j := range joins {
+		if !j.info.Grants.Hidden {
+			n++
+		}
+	}
+	return n
+}
+
+// checkJoin applies the room's rules to req, with pending more visible
+// joins of this run already admitted. It returns the peer of participant
+// id, or the refusal. Hidden participants are not counted against
+// max_participants, and a hidden join is never refused as full: a
+// recorder or an observer gets into a full room.
 func (a *roomActor) checkJoin(ctx actor.Context, room *recordpb.Room, req JoinRequest, pending int, id ParticipantID) (*rtc.Peer, *joinReply) {
 	now := a.deps.cfg.Clock.Now()
 	c := room.Config
@@ -174,7 +188,7 @@ func (a *roomActor) checkJoin(ctx actor.Context, room *recordpb.Room, req JoinRe
 		return nil, &joinReply{err: errMediaDisabled}
 	}
 	replaced := a.replacedBy(req)
-	if replaced == nil && len(a.members)+pending >= int(c.MaxParticipants) {
+	if replaced == nil && !req.grants().Hidden && a.visibleCount()+pending >= int(c.MaxParticipants) {
 		return nil, &joinReply{err: ErrRoomFull}
 	}
 	peer, err := newPeer(a.deps, a.id, id, req.Kind)
@@ -233,7 +247,9 @@ func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession
 	ctx.SetReceiveTimeout(0) // a room with people in it is never idle
 
 	others := a.others(m)
-	a.broadcast(info.ID, SignalParticipantJoined{Participant: info})
+	if !info.Grants.Hidden {
+		a.broadcast(info.ID, SignalParticipantJoined{Participant: info})
+	}
 	a.subscribeToAll(ctx, m)
 	a.deps.cfg.Logger.Info("participant joined", "room", a.id, "participant", info.ID, "identity", info.Identity, "kind", req.Kind.String())
 	return &joinReply{pid: m.pid, info: &JoinInfo{

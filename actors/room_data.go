@@ -27,6 +27,9 @@ var (
 	ErrDataTooLarge = rtc.ErrDataTooLarge
 	// ErrUnknownTarget is a data message for a participant not in the room.
 	ErrUnknownTarget = rtc.ErrUnknownTarget
+	// ErrDataNotAllowed is a data or chat message from a participant
+	// without the publish_data grant.
+	ErrDataNotAllowed = rtc.ErrDataNotAllowed
 	// ErrChatDisabled is a chat message in a room whose chat_enabled is
 	// false.
 	ErrChatDisabled = errors.New("actors: chat is disabled in this room")
@@ -107,6 +110,7 @@ func (a *roomActor) openData(m *member, peer *rtc.Peer) {
 	m.data = a.relay().Join(rtc.DataSender{ID: string(id), Identity: m.info.Identity}, func(err error) {
 		root.Send(self, &dataRefused{id: id, err: err})
 	})
+	m.data.SetMaySend(m.info.Grants.PublishData)
 	peer.AcceptData(m.data)
 }
 

@@ -8,6 +8,7 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -57,6 +58,11 @@ func (a *roomActor) raiseHand(ctx actor.Context, m *raiseHand) {
 	mb, err := a.findMember(m.id)
 	if err != nil {
 		a.respond(ctx, &errorReply{err: err})
+		return
+	}
+	if mb.info.Grants.Hidden && m.raised {
+		// The hands list is shown to everyone.
+		a.respond(ctx, &errorReply{err: fmt.Errorf("%w: a hidden participant does not raise its hand", ErrForbidden)})
 		return
 	}
 	at := slices.IndexFunc(a.life.hands, func(h RaisedHand) bool { return h.ParticipantID == m.id })

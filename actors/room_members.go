@@ -105,11 +105,24 @@ func (r *roster) byPID(pid *actor.PID) *member {
 	return nil
 }
 
-// others describes every member but m, with their tracks.
+// visibleCount counts the members that are not hidden: the room's
+// participant_count, and what max_participants bounds.
+func (r *roster) visibleCount() int {
+	n := 0
+	for _, m := range r.members {
+		if !m.info.Grants.Hidden {
+			n++
+		}
+	}
+	return n
+}
+
+// others describes every member but m, with their tracks; hidden members
+// are shown to no one.
 func (r *roster) others(m *member) []ParticipantInfo {
 	out := make([]ParticipantInfo, 0, len(r.members)-1)
 	for _, o := range r.memberList() {
-		if o != m {
+		if o != m && !o.info.Grants.Hidden {
 			out = append(out, o.snapshot())
 		}
 	}
@@ -122,9 +135,7 @@ func (a *roomActor) participants() *participantsReply {
 	}
 	list := make([]ParticipantInfo, 0, len(a.members))
 	for _, m := range a.memberList() {
-		info := m.snapshot()
-		info.Receiving = m.stats.receiving()
-		list = append(list, info)
+		list = append(list, a.listed(m))
 	}
 	return &participantsReply{list: list}
 }
@@ -186,7 +197,9 @@ func (a *roomActor) memberTerminated(ctx actor.Context, pid *actor.PID) {
 	if m.signal != nil {
 		m.signal.Close(reason)
 	}
-	a.broadcast("", SignalParticipantLeft{ParticipantID: m.info.ID, Identity: m.info.Identity, Reason: reason})
+	if !m.info.Grants.Hidden {
+		a.broadcast("", SignalParticipantLeft{ParticipantID: m.info.ID, Identity: m.info.Identity, Reason: reason})
+	}
 	a.deps.cfg.Logger.Info("participant left", "room", a.id, "participant", m.info.ID, "reason", reason)
 	if len(a.members) == 0 {
 		ctx.SetReceiveTimeout(a.deps.cfg.PassivateAfter)

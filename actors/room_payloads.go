@@ -38,7 +38,7 @@ type participantEventData struct {
 
 func participantData(info ParticipantInfo, m *recordpb.SessionMember) participantEventData {
 	d := participantEventData{StayHead: StayHead{ParticipantID: string(info.ID), Identity: info.Identity, Name: info.Name,
-		Role: string(info.Role), JoinedAt: info.JoinedAt}, Reason: m.GetLeaveReason()}
+		Role: string(info.Role), JoinedAt: info.JoinedAt, Hidden: m.GetHidden(), Metadata: info.Metadata}, Reason: m.GetLeaveReason()}
 	d.LeftAt, _ = Ended(info.JoinedAt, m.GetLeftAt())
 	return d
 }

@@ -22,7 +22,7 @@ func (a *roomActor) roomReply(room *recordpb.Room, err error) *actorpb.RoomReply
 	if err != nil {
 		return &actorpb.RoomReply{Error: errorToPB(err)}
 	}
-	return &actorpb.RoomReply{Room: room, ParticipantCount: uint32(len(a.members))}
+	return &actorpb.RoomReply{Room: room, ParticipantCount: uint32(a.visibleCount())}
 }
 
 // current returns the room, reloading first if the last load failed.

@@ -92,17 +92,21 @@ func (a *roomActor) resumeSession(ctx context.Context) error {
 		}
 	}
 	session := newLiveSession(rec)
+	counted := 0 // hidden members are not
 	for _, m := range live {
 		session.members[m.ParticipantId] = m
+		if !m.Hidden {
+			counted++
+		}
 	}
-	if len(lost) > 0 || int(rec.ParticipantCount) != len(live) {
+	if len(lost) > 0 || int(rec.ParticipantCount) != counted {
 		now := a.now()
 		reason := ReasonFailed
 		if a.deps.cfg.Owners != nil && !a.life.loaded {
 			reason = ReasonNodeLost
 		}
 		w := abandoned(rec, lost, timestamp(now), timestamp(now), reason)
-		w.Sessions[0].ParticipantCount = uint32(len(live))
+		w.Sessions[0].ParticipantCount = uint32(counted)
 		for _, m := range w.Members {
 			a.deps.enqueueEvent(&w, a.room, rec.Id, "participant-left", now, participantData(recordedInfo(m), m))
 		}
@@ -128,7 +132,7 @@ func (a *roomActor) resumeSession(ctx context.Context) error {
 // events of a member that left with no actor of this room to tell it.
 func recordedInfo(m *recordpb.SessionMember) ParticipantInfo {
 	return ParticipantInfo{ID: ParticipantID(m.ParticipantId), Identity: m.Identity, Name: m.Name,
-		Role: Role(m.Role), JoinedAt: m.JoinedAt.AsTime()}
+		Role: Role(m.Role), Grants: Grants{Hidden: m.Hidden}, Metadata: m.Metadata, JoinedAt: m.JoinedAt.AsTime()}
 }
 
 // TakeOver starts the actor of room id on this node unless it runs

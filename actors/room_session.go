@@ -76,6 +76,7 @@ func (a *roomActor) memberJoined(c *changes, room *recordpb.Room, info Participa
 	m := &recordpb.SessionMember{
 		SessionId: s.rec.Id, ParticipantId: string(info.ID), Identity: info.Identity, Name: info.Name,
 		Role: string(info.Role), JoinedAt: timestamp(info.JoinedAt),
+		Hidden: info.Grants.Hidden, Metadata: info.Metadata,
 	}
 	at := -1
 	for i, rec := range c.w.Sessions {
@@ -88,9 +89,11 @@ func (a *roomActor) memberJoined(c *changes, room *recordpb.Room, info Participa
 		base = c.w.Sessions[at]
 	}
 	next := proto.Clone(base).(*recordpb.Session)
-	next.ParticipantCount++
-	next.TotalParticipants++
-	next.MaxConcurrentParticipants = max(next.MaxConcurrentParticipants, next.ParticipantCount)
+	if !m.Hidden { // hidden participants are not counted
+		next.ParticipantCount++
+		next.TotalParticipants++
+		next.MaxConcurrentParticipants = max(next.MaxConcurrentParticipants, next.ParticipantCount)
+	}
 	next.UpdatedAt, next.LastActivityAt = timestamp(now), timestamp(now)
 	if at >= 0 {
 		c.w.Sessions[at] = next // one record per session in a write
@@ -140,7 +143,7 @@ func (a *roomActor) memberLeft(m *member, reason LeaveReason) {
 	now := a.now()
 	left := closeMember(rec, timestamp(now), reason, m.stats.snapshot())
 	next := proto.Clone(s.rec).(*recordpb.Session)
-	if next.ParticipantCount > 0 {
+	if next.ParticipantCount > 0 && !rec.Hidden {
 		next.ParticipantCount--
 	}
 	next.UpdatedAt, next.LastActivityAt = timestamp(now), timestamp(now)

@@ -197,6 +197,7 @@ func applyPatch(r *recordpb.Room, p *actorpb.RoomPatch) error {
 	}
 	setIf(&r.Privacy, p.Privacy)
 	setIf(&r.DefaultRole, p.DefaultRole)
+	setIf(&r.Metadata, p.Metadata)
 	if p.Webhook != nil {
 		r.Webhook = proto.Clone(p.Webhook).(*recordpb.Webhook)
 	}
@@ -266,6 +267,9 @@ func ValidateRoom(r *recordpb.Room) error {
 	}
 	if r.DefaultRole != "" && !oneOf(r.DefaultRole, defaultRoles) {
 		return invalid("default_role", "must be one of %s", strings.Join(defaultRoles, ", "))
+	}
+	if err := ValidateMetadata("metadata", r.Metadata); err != nil {
+		return err
 	}
 	c := r.Config
 	if c == nil {

@@ -67,8 +67,9 @@ func layerInfos(src *rtc.Track) []LayerInfo {
 }
 
 // receivesMedia reports whether the member subscribes to the room's
-// tracks: WHIP clients only publish.
-func (m *member) receivesMedia() bool { return m.kind != ClientWHIP }
+// tracks: WHIP clients only publish, and a member without the subscribe
+// grant receives nothing.
+func (m *member) receivesMedia() bool { return m.kind != ClientWHIP && m.info.Grants.Subscribe }
 
 // subscribeToAll subscribes a member who just entered to every track
 // already published in the room, under the room's caps, if it
@@ -92,6 +93,9 @@ func (a *roomActor) trackPublished(ctx actor.Context, msg *trackPublished) {
 	m, ok := a.members[msg.participantID]
 	if !ok || m.leaveReason != "" {
 		return // it left meanwhile; its own cleanup closes the forwarder
+	}
+	if !m.info.Grants.CanPublish(msg.track.Source) {
+		return // revoked meanwhile: the participant drops it at its setGrants
 	}
 	t := &roomTrack{info: msg.track, src: msg.src}
 	m.tracks = append(m.tracks, t)

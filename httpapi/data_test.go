@@ -30,7 +30,13 @@ type clientDataChannels struct{ reliable, lossy *webrtc.DataChannel }
 
 func (s *stack) dialData(t *testing.T, room, identity string) *dataPeer {
 	t.Helper()
-	p := &dataPeer{wsClient: s.dialWS(t, identity, s.joinToken(t, room, identity, auth.RolePublisher))}
+	return s.dialDataWith(t, room, identity, s.joinToken(t, room, identity, auth.RolePublisher))
+}
+
+// dialDataWith is dialData with a token of the test's own.
+func (s *stack) dialDataWith(t *testing.T, room, identity, token string) *dataPeer {
+	t.Helper()
+	p := &dataPeer{wsClient: s.dialWS(t, identity, token)}
 	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	dcs, err := p.OpenData(ctx, rtc.DataLabelReliable, rtc.DataLabelLossy)

@@ -130,7 +130,8 @@ var domainErrors = []struct {
 	{actors.ErrSessionNotFound, http.StatusNotFound, codeSessionNotFound, "session not found"},
 	{actors.ErrSessionEnded, http.StatusConflict, codeSessionEnded, "the session has ended"},
 	{actors.ErrOutsideJoinWindow, http.StatusConflict, codeOutsideJoinWindow, "the room is not open for joining now"},
-	{actors.ErrForbidden, http.StatusForbidden, codeForbidden, "this role may not do that"},
+	{actors.ErrDataNotAllowed, http.StatusForbidden, codeForbidden, "the participant may not send data messages (no publish_data grant)"},
+	{actors.ErrForbidden, http.StatusForbidden, codeForbidden, "this participant's grants do not allow that"},
 	{actors.ErrChatDisabled, http.StatusForbidden, codeChatDisabled, "chat is disabled in this room"},
 	{actors.ErrSignalingState, http.StatusConflict, codeSignalingState, "the message does not fit the negotiation's state"},
 	{actors.ErrUnavailable, http.StatusServiceUnavailable, codeRoomUnavailable, "the room did not answer in time; retry"},
@@ -168,6 +169,12 @@ func toAPIError(err error) (_ *apiError, unexpected bool) {
 		// Something only a server that decodes media could do: say so,
 		// and what Troupe does instead.
 		return namedError(http.StatusUnprocessableEntity, codeNotProvided, np.Field, np.Reason), false
+	}
+	var pr *actors.PublishRefusedError
+	if errors.As(err, &pr) {
+		// The message names the track and why; the signaling error has
+		// the track's fields too.
+		return newAPIError(http.StatusForbidden, codeForbidden, pr.Error()), false
 	}
 	var re *actors.RecordingElsewhereError
 	if errors.As(err, &re) {

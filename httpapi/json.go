@@ -22,9 +22,11 @@ type roomJSON struct {
 	Webhook          *webhookJSON   `json:"webhook"`
 	AutoClose        *autoCloseJSON `json:"auto_close"`
 	AutoStart        *autoStartJSON `json:"auto_start"`
-	CreatedAt        time.Time      `json:"created_at"`
-	UpdatedAt        time.Time      `json:"updated_at"`
-	EndedAt          *time.Time     `json:"ended_at"`
+	// Metadata is the application's own data about the room.
+	Metadata  string     `json:"metadata"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+	EndedAt   *time.Time `json:"ended_at"`
 	// Failure is the room's last failure stop while the server remembers
 	// it; status is "failed" during its cool-down.
 	Failure *roomFailureJSON `json:"failure"`
@@ -104,6 +106,7 @@ func toRoomJSON(info *actors.RoomInfo) roomJSON {
 	out := roomJSON{
 		RoomHead:         actors.NewRoomHead(r),
 		ParticipantCount: info.ParticipantCount,
+		Metadata:         r.GetMetadata(),
 		CreatedAt:        r.GetCreatedAt().AsTime().UTC(),
 		UpdatedAt:        r.GetUpdatedAt().AsTime().UTC(),
 		EndedAt:          utcTime(r.GetEndedAt()),
@@ -201,6 +204,9 @@ func decodeRoomPatch(o *jsonObject) (*actorpb.RoomPatch, error) {
 	if p.DefaultRole, err = nonNull[string](o, "default_role", whatString); err != nil {
 		return nil, err
 	}
+	if p.Metadata, err = decodeMetadata(o); err != nil {
+		return nil, err
+	}
 	cfg, present, null, err := o.object("config")
 	switch {
 	case err != nil:
@@ -270,10 +276,7 @@ func decodeConfigPatch(o *jsonObject, p *actorpb.RoomPatch) (*actorpb.ConfigPatc
 			return nil, err
 		}
 	}
-	bools := []struct {
-		name string
-		dst  **bool
-	}{
+	if err := takeBools(o, []boolField{
 		{"recording_enabled", &c.RecordingEnabled},
 		{"chat_enabled", &c.ChatEnabled},
 		{"record_on_start", &c.RecordOnStart},
@@ -284,11 +287,8 @@ func decodeConfigPatch(o *jsonObject, p *actorpb.RoomPatch) (*actorpb.ConfigPatc
 		{"prioritize_handraise", &c.PrioritizeHandraise},
 		{"sync_audio_video", &c.SyncAudioVideo},
 		{"enable_room_previews", &c.EnableRoomPreviews},
-	}
-	for _, f := range bools {
-		if *f.dst, err = nonNull[bool](o, f.name, whatBool); err != nil {
-			return nil, err
-		}
+	}); err != nil {
+		return nil, err
 	}
 	if c.Quality, err = nonNull[string](o, "quality", whatString); err != nil {
 		return nil, err
@@ -325,6 +325,25 @@ func decodeConfigPatch(o *jsonObject, p *actorpb.RoomPatch) (*actorpb.ConfigPatc
 		c.RemoveAfterSecondsElapsed = proto.Uint32(rm)
 	}
 	return c, o.finish()
+}
+
+// boolField is an optional boolean field of a request and where its
+// value goes (nil when absent).
+type boolField struct {
+	name string
+	dst  **bool
+}
+
+// takeBools takes each of fields from o.
+func takeBools(o *jsonObject, fields []boolField) error {
+	for _, f := range fields {
+		v, err := nonNull[bool](o, f.name, whatBool)
+		if err != nil {
+			return err
+		}
+		*f.dst = v
+	}
+	return nil
 }
 
 func decodeWebhook(o *jsonObject) (*recordpb.Webhook, error) {

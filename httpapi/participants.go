@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,14 +20,37 @@ type participantJSON struct {
 	Identity string      `json:"identity"`
 	Name     string      `json:"name"`
 	Role     string      `json:"role"`
+	Grants   grantsJSON  `json:"grants"`
+	Metadata string      `json:"metadata"`
 	JoinedAt time.Time   `json:"joined_at"`
 	Tracks   []trackJSON `json:"tracks"`
 }
 
+// grantsJSON is what a participant may do: publish_sources lists every
+// source it may publish (none without publish).
+type grantsJSON struct {
+	Publish        bool     `json:"publish"`
+	PublishSources []string `json:"publish_sources"`
+	Subscribe      bool     `json:"subscribe"`
+	PublishData    bool     `json:"publish_data"`
+	Hidden         bool     `json:"hidden"`
+}
+
+func toGrantsJSON(g actors.Grants) grantsJSON {
+	out := grantsJSON{Publish: g.Publish, Subscribe: g.Subscribe, PublishData: g.PublishData, Hidden: g.Hidden, PublishSources: []string{}}
+	for _, s := range g.Sources() {
+		out.PublishSources = append(out.PublishSources, string(s))
+	}
+	return out
+}
+
 type trackJSON struct {
-	ID        string `json:"id"`
-	Kind      string `json:"kind"`
-	Codec     string `json:"codec"`
+	ID    string `json:"id"`
+	Kind  string `json:"kind"`
+	Codec string `json:"codec"`
+	// Source is what the track carries: camera, microphone, screen_share
+	// or screen_share_audio.
+	Source    string `json:"source"`
 	Muted     bool   `json:"muted"`
 	Simulcast bool   `json:"simulcast"`
 	// Layers lists a simulcast track's layers, lowest first; absent for a
@@ -47,6 +72,7 @@ type layerJSON struct {
 func toParticipantJSON(p actors.ParticipantInfo) participantJSON {
 	out := participantJSON{
 		ID: string(p.ID), Identity: p.Identity, Name: p.Name, Role: string(p.Role),
+		Grants: toGrantsJSON(p.Grants), Metadata: p.Metadata,
 		JoinedAt: p.JoinedAt.UTC(), Tracks: make([]trackJSON, len(p.Tracks)),
 	}
 	for i, t := range p.Tracks {
@@ -56,7 +82,7 @@ func toParticipantJSON(p actors.ParticipantInfo) participantJSON {
 }
 
 func toTrackJSON(t actors.TrackInfo) trackJSON {
-	out := trackJSON{ID: string(t.ID), Kind: t.Kind, Codec: t.Codec, Muted: t.Muted, Simulcast: t.Simulcast}
+	out := trackJSON{ID: string(t.ID), Kind: t.Kind, Codec: t.Codec, Source: string(t.Source), Muted: t.Muted, Simulcast: t.Simulcast}
 	for _, l := range t.Layers {
 		out.Layers = append(out.Layers, layerJSON{RID: l.RID, Width: l.Width, Height: l.Height, Bitrate: l.Bitrate, Active: l.Active})
 	}
@@ -76,17 +102,130 @@ type listedParticipantJSON struct {
 	Receiving *receivingJSON `json:"receiving"`
 }
 
+func toListedParticipantJSON(p actors.ParticipantInfo) listedParticipantJSON {
+	return listedParticipantJSON{participantJSON: toParticipantJSON(p), Receiving: toReceivingJSON(p.Receiving)}
+}
+
+// listParticipants lists the participants the others see: hidden ones
+// only with include_hidden=true, for an operator that looks for its
+// recorders and observers (to update or remove one).
 func (s *Server) listParticipants(c *gin.Context) error {
+	includeHidden := false
+	switch q := c.Request.URL.Query(); q.Get("include_hidden") {
+	case "", "false":
+	case "true":
+		includeHidden = true
+	default:
+		return fieldError("include_hidden", "must be true or false")
+	}
 	list, err := s.cfg.Rooms.Participants(c.Request.Context(), actors.RoomID(c.Param("id")))
 	if err != nil {
 		return err
 	}
-	out := participantListJSON{Participants: make([]listedParticipantJSON, len(list))}
-	for i, p := range list {
-		out.Participants[i] = listedParticipantJSON{participantJSON: toParticipantJSON(p), Receiving: toReceivingJSON(p.Receiving)}
+	out := participantListJSON{Participants: make([]listedParticipantJSON, 0, len(list))}
+	for _, p := range list {
+		if !p.Grants.Hidden || includeHidden {
+			out.Participants = append(out.Participants, toListedParticipantJSON(p))
+		}
 	}
 	writeJSON(c, http.StatusOK, out)
 	return nil
+}
+
+// patchParticipant changes a live participant's grants (field by field)
+// and metadata, and answers with the participant as it is then: what the
+// change revoked has stopped (see actors.Rooms.UpdateParticipant).
+func (s *Server) patchParticipant(c *gin.Context) error {
+	o, err := requireJSON(c.Request, requestBody(c))
+	if err != nil {
+		return err
+	}
+	var upd actors.ParticipantUpdate
+	g, present, null, err := o.object("grants")
+	switch {
+	case err != nil:
+		return err
+	case null:
+		return fieldError("grants", "must not be null")
+	case present:
+		p, err := decodeGrants(g)
+		if err != nil {
+			return err
+		}
+		upd.Grants = &p
+	}
+	if upd.Metadata, err = decodeMetadata(o); err != nil {
+		return err
+	}
+	if err := o.finish(); err != nil {
+		return err
+	}
+	info, err := s.cfg.Rooms.UpdateParticipant(c.Request.Context(), actors.RoomID(c.Param("id")), actors.ParticipantID(c.Param("pid")), upd)
+	if err != nil {
+		return err
+	}
+	writeJSON(c, http.StatusOK, toListedParticipantJSON(info))
+	return nil
+}
+
+// decodeGrants reads a grants object: each field present changes that
+// grant; a field it does not know is refused.
+func decodeGrants(o *jsonObject) (actors.GrantsPatch, error) {
+	var p actors.GrantsPatch
+	if err := takeBools(o, []boolField{
+		{"publish", &p.Publish},
+		{"subscribe", &p.Subscribe},
+		{"publish_data", &p.PublishData},
+		{"hidden", &p.Hidden},
+	}); err != nil {
+		return p, err
+	}
+	names, err := nonNull[[]string](o, "publish_sources", whatStrings)
+	if err != nil {
+		return p, err
+	}
+	if names != nil {
+		srcs, err := parseSources(o.fieldPath("publish_sources"), *names)
+		if err != nil {
+			return p, err
+		}
+		p.PublishSources = &srcs
+	}
+	return p, o.finish()
+}
+
+// parseSources reads a list of track source names.
+func parseSources(field string, names []string) ([]actors.TrackSource, error) {
+	srcs := make([]actors.TrackSource, 0, len(names))
+	for _, n := range names {
+		src, ok := actors.ParseTrackSource(n)
+		if !ok {
+			return nil, fieldError(field, "unknown source "+strconv.Quote(n)+"; the sources are "+sourceList())
+		}
+		srcs = append(srcs, src)
+	}
+	return srcs, nil
+}
+
+func sourceList() string {
+	var names []string
+	for _, s := range actors.TrackSources() {
+		names = append(names, string(s))
+	}
+	return strings.Join(names, ", ")
+}
+
+// decodeMetadata reads an optional metadata string (null is refused: the
+// empty string clears it).
+func decodeMetadata(o *jsonObject) (*string, error) {
+	md, err := nonNull[string](o, "metadata", whatString)
+	if err != nil || md == nil {
+		return nil, err
+	}
+	if err := actors.ValidateMetadata("metadata", *md); err != nil {
+		return nil, err
+	}
+	return md, nil
 }
 
 func (s *Server) kickParticipant(c *gin.Context) error {
@@ -163,20 +302,53 @@ func checkJoinClaims(claims *auth.Claims) error {
 	if _, err := auth.ParseRole(string(claims.Role)); err != nil {
 		return errNotJoinToken
 	}
+	if _, err := joinGrants(claims); err != nil {
+		return fmt.Errorf("%w: %v", auth.ErrInvalidToken, err)
+	}
+	if err := actors.ValidateMetadata("metadata", claims.Metadata); err != nil {
+		return fmt.Errorf("%w: %v", auth.ErrInvalidToken, err)
+	}
 	return nil
 }
 
-// joinRequest turns a join token into what the room is asked.
-func joinRequest(claims *auth.Claims, kind actors.ClientKind, sig actors.Signaler) actors.JoinRequest {
-	var role actors.Role
-	switch claims.Role {
+// actorRole is the room's word for a token's role.
+func actorRole(r auth.Role) actors.Role {
+	switch r {
 	case auth.RoleModerator:
-		role = actors.RoleModerator
+		return actors.RoleModerator
 	case auth.RoleSubscriber:
-		role = actors.RoleSubscriber
-	default:
-		role = actors.RolePublisher
+		return actors.RoleSubscriber
 	}
-	return actors.JoinRequest{Identity: claims.Subject, Name: claims.Name, Role: role, Kind: kind, Signal: sig,
-		ManualSubscribe: !claims.Subscribes()}
+	return actors.RolePublisher
+}
+
+// joinGrants are the grants a join token gives: its role's preset,
+// changed by the token's own grants.
+func joinGrants(claims *auth.Claims) (actors.Grants, error) {
+	var p actors.GrantsPatch
+	if tg := claims.Grants; tg != nil {
+		p = actors.GrantsPatch{Publish: tg.Publish, Subscribe: tg.Subscribe, PublishData: tg.PublishData, Hidden: tg.Hidden}
+		if tg.PublishSources != nil {
+			srcs, err := parseSources("grants.publish_sources", tg.PublishSources)
+			if err != nil {
+				return actors.Grants{}, err
+			}
+			p.PublishSources = &srcs
+		}
+	}
+	g := actors.GrantsFor(actorRole(claims.Role), p)
+	return g, g.Validate()
+}
+
+// joinRequest turns a join token that checkJoinClaims passed into what the
+// room is asked.
+func joinRequest(claims *auth.Claims, kind actors.ClientKind, sig actors.Signaler) actors.JoinRequest {
+	req := actors.JoinRequest{Identity: claims.Subject, Name: claims.Name, Role: actorRole(claims.Role),
+		Metadata: claims.Metadata, Kind: kind, Signal: sig, ManualSubscribe: !claims.Subscribes()}
+	g, err := joinGrants(claims)
+	if err != nil {
+		g = actors.Grants{} // checkJoinClaims refused such a token; if not, nothing is granted
+	}
+	req.Grants = &g
+	return req
 }

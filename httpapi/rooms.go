@@ -254,6 +254,8 @@ type tokenRequest struct {
 	// autoSubscribe is the token's auto_subscribe claim; nil leaves it
 	// out (the default, true).
 	autoSubscribe *bool
+	grants        *auth.Grants
+	metadata      string
 }
 
 func (s *Server) decodeTokenRequest(o *jsonObject) (tokenRequest, error) {
@@ -284,6 +286,25 @@ func (s *Server) decodeTokenRequest(o *jsonObject) (tokenRequest, error) {
 			return req, fieldError("role", "must be publisher, subscriber or moderator")
 		}
 	}
+	if g, present, null, err := o.object("grants"); err != nil {
+		return req, err
+	} else if null {
+		return req, fieldError("grants", "must not be null")
+	} else if present {
+		p, err := decodeGrants(g)
+		if err != nil {
+			return req, err
+		}
+		if err := actors.GrantsFor(actorRole(req.role), p).Validate(); err != nil {
+			return req, err
+		}
+		req.grants = tokenGrants(p)
+	}
+	if md, err := decodeMetadata(o); err != nil {
+		return req, err
+	} else if md != nil {
+		req.metadata = *md
+	}
 	maxTTL := int64(s.cfg.MaxTokenTTL / time.Second)
 	if ttl, err := nonNull[int64](o, "ttl", whatInt); err != nil {
 		return req, err
@@ -297,6 +318,18 @@ func (s *Server) decodeTokenRequest(o *jsonObject) (tokenRequest, error) {
 		return req, err
 	}
 	return req, o.finish()
+}
+
+// tokenGrants is a grants patch as a token carries it.
+func tokenGrants(p actors.GrantsPatch) *auth.Grants {
+	g := &auth.Grants{Publish: p.Publish, Subscribe: p.Subscribe, PublishData: p.PublishData, Hidden: p.Hidden}
+	if p.PublishSources != nil {
+		g.PublishSources = make([]string, len(*p.PublishSources))
+		for i, s := range *p.PublishSources {
+			g.PublishSources[i] = string(s)
+		}
+	}
+	return g
 }
 
 // checkText accepts valid UTF-8 without control characters, of lo..hi
@@ -337,6 +370,7 @@ func (s *Server) createToken(c *gin.Context) error {
 	now := s.cfg.Clock.Now().Truncate(time.Second)
 	claims := auth.JoinClaims(now, req.ttl, id, req.identity, req.name, req.role)
 	claims.AutoSubscribe = req.autoSubscribe
+	claims.Grants, claims.Metadata = req.grants, req.metadata
 	token, err := auth.Mint(s.cfg.SigningKey, claims)
 	if err != nil {
 		return err

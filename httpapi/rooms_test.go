@@ -30,7 +30,7 @@ func TestCreateRoomShapeAndDefaults(t *testing.T) {
 		t.Fatalf("Location = %q", got)
 	}
 	wantKeys := []string{"active_session_id", "auto_close", "auto_start", "config", "created_at", "default_role", "display_name",
-		"ended_at", "failure", "id", "name", "node_id", "participant_count", "preview_url", "privacy", "status", "updated_at",
+		"ended_at", "failure", "id", "metadata", "name", "node_id", "participant_count", "preview_url", "privacy", "status", "updated_at",
 		"url", "webhook"}
 	if got := sortedKeys(room); !slices.Equal(got, wantKeys) {
 		t.Fatalf("room keys = %v, want %v", got, wantKeys)

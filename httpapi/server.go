@@ -42,6 +42,8 @@ type RoomService interface {
 	ICEServers(user string) []actors.ICEServer
 	Kick(ctx context.Context, roomID actors.RoomID, participantID actors.ParticipantID) error
 	MuteParticipant(ctx context.Context, roomID actors.RoomID, participantID actors.ParticipantID, kind string, muted bool) error
+	// UpdateParticipant changes a live participant's grants and metadata.
+	UpdateParticipant(ctx context.Context, roomID actors.RoomID, participantID actors.ParticipantID, upd actors.ParticipantUpdate) (actors.ParticipantInfo, error)
 	// SendData sends a data message from the server to a room's participants.
 	SendData(ctx context.Context, roomID actors.RoomID, msg actors.DataMessage) (int, error)
 	// SendChat sends a chat message from the server; SessionChat reads a
@@ -292,6 +294,7 @@ func (s *Server) routes() *gin.Engine {
 	api.GET("/rooms/:id/participants", s.handle(s.listParticipants))
 	api.DELETE("/rooms/:id/participants/:pid", s.handle(s.kickParticipant))
 	api.POST("/rooms/:id/participants/:pid/mute", s.handle(s.muteParticipant))
+	api.PATCH("/rooms/:id/participants/:pid", s.handle(s.patchParticipant))
 	api.POST("/rooms/:id/data", s.handle(s.sendData))
 	api.POST("/rooms/:id/chat", s.handle(s.sendChat))
 	api.GET("/sessions/:id/chat", s.handle(s.listSessionChat))

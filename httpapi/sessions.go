@@ -140,6 +140,8 @@ func toSessionParticipantJSON(m *recordpb.SessionMember) sessionParticipantJSON 
 		Name:          m.GetName(),
 		Role:          m.GetRole(),
 		JoinedAt:      m.GetJoinedAt().AsTime().UTC(),
+		Hidden:        m.GetHidden(),
+		Metadata:      m.GetMetadata(),
 	}}
 	out.LeftAt, out.Duration = actors.Ended(out.JoinedAt, m.GetLeftAt())
 	if r := m.GetLeaveReason(); r != "" {

@@ -43,7 +43,7 @@ func (s *stack) sessionParticipants(t testing.TB, id string) []map[string]any {
 		t.Fatalf("participants are not {\"participants\": [...]}: %v: %s", err, r.body)
 	}
 	out := list["participants"]
-	want := []string{"duration", "identity", "joined_at", "leave_reason", "left_at", "name", "participant_id", "role"}
+	want := []string{"duration", "hidden", "identity", "joined_at", "leave_reason", "left_at", "metadata", "name", "participant_id", "role"}
 	for _, p := range out {
 		if got := sortedKeys(p); !slices.Equal(got, want) {
 			t.Fatalf("participant keys = %v, want %v", got, want)

@@ -406,7 +406,7 @@ func (c *signalConn) handle(m clientMsg) error {
 	case msgOffer:
 		// The answer comes as a signal, in order with what the room sends
 		// after it (candidates, the server's next offer).
-		_, err := c.p.Offer(ctx, m.sdp)
+		_, err := c.p.OfferTracks(ctx, m.sdp, m.sources)
 		return err
 	case msgAnswer:
 		return c.p.Answer(ctx, m.sdp)

@@ -16,31 +16,33 @@ import (
 
 // Message types.
 const (
-	msgJoin              = "join"
-	msgJoined            = "joined"
-	msgOffer             = "offer"
-	msgAnswer            = "answer"
-	msgCandidate         = "candidate"
-	msgMute              = "mute"
-	msgLeave             = "leave"
-	msgLeft              = "left"
-	msgPing              = "ping"
-	msgPong              = "pong"
-	msgError             = "error"
-	msgParticipantJoined = "participant-joined"
-	msgParticipantLeft   = "participant-left"
-	msgTrackPublished    = "track-published"
-	msgTrackUnpublished  = "track-unpublished"
-	msgTrackSkipped      = "track-skipped"
-	msgChat              = "chat"
-	msgHand              = "hand"
-	msgHands             = "hands"
-	msgTrackSettings     = "track-settings"
-	msgLayers            = "layers"
-	msgTrackPaused       = "track-paused"
-	msgTrackResumed      = "track-resumed"
-	msgSubscribe         = "subscribe"
-	msgUnsubscribe       = "unsubscribe"
+	msgJoin               = "join"
+	msgJoined             = "joined"
+	msgOffer              = "offer"
+	msgAnswer             = "answer"
+	msgCandidate          = "candidate"
+	msgMute               = "mute"
+	msgLeave              = "leave"
+	msgLeft               = "left"
+	msgPing               = "ping"
+	msgPong               = "pong"
+	msgError              = "error"
+	msgParticipantJoined  = "participant-joined"
+	msgParticipantLeft    = "participant-left"
+	msgTrackPublished     = "track-published"
+	msgTrackUnpublished   = "track-unpublished"
+	msgTrackSkipped       = "track-skipped"
+	msgChat               = "chat"
+	msgHand               = "hand"
+	msgHands              = "hands"
+	msgTrackSettings      = "track-settings"
+	msgLayers             = "layers"
+	msgTrackPaused        = "track-paused"
+	msgTrackResumed       = "track-resumed"
+	msgSubscribe          = "subscribe"
+	msgUnsubscribe        = "unsubscribe"
+	msgParticipantUpdated = "participant-updated"
+	msgRoomUpdated        = "room-updated"
 )
 
 // Signaling error codes beyond the API's.
@@ -63,14 +65,16 @@ const (
 
 // clientMsg is one decoded client frame. Only the fields of its type are set.
 type clientMsg struct {
-	typ    string
-	token  string              // join
-	sdp    string              // offer, answer
-	cand   actors.ICECandidate // candidate; Candidate "" ends them
-	track  actors.TrackID      // mute by track id; subscribe, unsubscribe
-	kind   string              // mute by kind
-	muted  bool                // mute
-	raised bool                // hand
+	typ   string
+	token string // join
+	sdp   string // offer, answer
+	// sources name what the offer's tracks carry, by mid (offer).
+	sources map[string]actors.TrackSource
+	cand    actors.ICECandidate // candidate; Candidate "" ends them
+	track   actors.TrackID      // mute by track id; subscribe, unsubscribe
+	kind    string              // mute by kind
+	muted   bool                // mute
+	raised  bool                // hand
 	// settings of track, for track-settings.
 	settings actors.TrackSettings
 }
@@ -107,6 +111,11 @@ func decodeClientMsg(b []byte) (clientMsg, error) {
 			return m, err
 		}
 		m.sdp = sdp
+		if m.typ == msgOffer {
+			if m.sources, err = decodeSources(o); err != nil {
+				return m, err
+			}
+		}
 	case msgCandidate:
 		if m.cand, err = decodeCandidate(o); err != nil {
 			return m, err
@@ -165,6 +174,35 @@ func decodeClientMsg(b []byte) (clientMsg, error) {
 		return m, newAPIError(http.StatusBadRequest, codeUnknownType, "unknown message type "+strconv.Quote(m.typ))
 	}
 	return m, o.finish()
+}
+
+// maxSources bounds the sources an offer names; maxMidLen a mid's length.
+const (
+	maxSources = 64
+	maxMidLen  = 32
+)
+
+// decodeSources reads an offer's optional sources: {"<mid>": "<source>"}.
+func decodeSources(o *jsonObject) (map[string]actors.TrackSource, error) {
+	names, err := nonNull[map[string]string](o, "sources", "an object of mids to source names")
+	if err != nil || names == nil {
+		return nil, err
+	}
+	if len(*names) > maxSources {
+		return nil, fieldError("sources", "must name at most "+strconv.Itoa(maxSources)+" tracks")
+	}
+	out := make(map[string]actors.TrackSource, len(*names))
+	for mid, name := range *names {
+		if mid == "" || len(mid) > maxMidLen {
+			return nil, fieldError("sources", "a mid must be 1 to "+strconv.Itoa(maxMidLen)+" bytes")
+		}
+		src, ok := actors.ParseTrackSource(name)
+		if !ok {
+			return nil, fieldError(o.fieldPath("sources")+"."+strconv.Quote(mid), "unknown source "+strconv.Quote(name)+"; the sources are "+sourceList())
+		}
+		out[mid] = src
+	}
+	return out, nil
 }
 
 // decodeTrackSettings reads a track-settings message: the track and
@@ -397,6 +435,26 @@ type (
 		// a relayed join refused here (see wsrelay.go); the relaying node
 		// joins there instead, or drops the field.
 		Owner string `json:"owner,omitempty"`
+		// Track names a track the client sent that was refused (request
+		// publish).
+		Track *refusedTrackJSON `json:"track,omitempty"`
+	}
+	refusedTrackJSON struct {
+		Mid string `json:"mid"`
+		// TrackID is the client's own id of the track (its a=msid).
+		TrackID string `json:"track_id"`
+		RID     string `json:"rid,omitempty"`
+		Kind    string `json:"kind"`
+		Source  string `json:"source"`
+		Reason  string `json:"reason"`
+	}
+	participantUpdatedMsg struct {
+		Type        string          `json:"type"`
+		Participant participantJSON `json:"participant"`
+	}
+	roomUpdatedMsg struct {
+		Type string   `json:"type"`
+		Room roomJSON `json:"room"`
 	}
 	typeOnlyMsg struct {
 		Type string `json:"type"`
@@ -407,7 +465,7 @@ func newJoinedMsg(info *actors.JoinInfo) joinedMsg {
 	m := joinedMsg{
 		Type:         msgJoined,
 		Participant:  toParticipantJSON(info.Participant),
-		Room:         toRoomJSON(&actors.RoomInfo{Room: info.Room, ParticipantCount: len(info.Others) + 1}),
+		Room:         toRoomJSON(&actors.RoomInfo{Room: info.Room, ParticipantCount: joinedCount(info)}),
 		Participants: make([]participantJSON, len(info.Others)),
 		ICEServers:   make([]iceServerJSON, len(info.ICEServers)),
 		VideoOff:     info.VideoOff,
@@ -421,6 +479,15 @@ func newJoinedMsg(info *actors.JoinInfo) joinedMsg {
 		m.ICEServers[i] = iceServerJSON{URLs: s.URLs, Username: s.Username, Credential: s.Credential}
 	}
 	return m
+}
+
+// joinedCount is the room's participant_count as a joiner sees it: the
+// others it is shown, and itself unless it is hidden.
+func joinedCount(info *actors.JoinInfo) int {
+	if info.Participant.Grants.Hidden {
+		return len(info.Others)
+	}
+	return len(info.Others) + 1
 }
 
 func toHandsJSON(hands []actors.RaisedHand) []handJSON {
@@ -465,6 +532,10 @@ func signalMsg(sig actors.Signal) (any, error) {
 		return layersMsg{Type: msgLayers, TrackID: string(s.TrackID), Mid: s.Mid, Active: nonNil(s.Active), Paused: nonNil(s.Paused)}, nil
 	case actors.SignalTrackPaused:
 		return trackPausedMsgOf(s), nil
+	case actors.SignalParticipantUpdated:
+		return participantUpdatedMsg{Type: msgParticipantUpdated, Participant: toParticipantJSON(s.Participant)}, nil
+	case actors.SignalRoomUpdated:
+		return roomUpdatedMsg{Type: msgRoomUpdated, Room: toRoomJSON(&actors.RoomInfo{Room: s.Room, ParticipantCount: s.ParticipantCount})}, nil
 	case actors.SignalTrackMuted:
 		return muteMsg{Type: msgMute, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID), Muted: s.Muted, ByServer: s.ByServer}, nil
 	}
@@ -480,6 +551,10 @@ func errorMsgFor(err error, req string) (errorMsg, bool) {
 	}
 	if ae.status == http.StatusServiceUnavailable || ae.status == http.StatusTooManyRequests {
 		m.RetryAfterMs = 1000 * max(1, ae.retryAfter)
+	}
+	var pr *actors.PublishRefusedError
+	if errors.As(err, &pr) {
+		m.Track = &refusedTrackJSON{Mid: pr.Mid, TrackID: pr.ClientTrackID, RID: pr.RID, Kind: pr.Kind, Source: string(pr.Source), Reason: pr.Reason}
 	}
 	return m, unexpected
 }

@@ -52,3 +52,46 @@ func TestLeaveReasonWireForm(t *testing.T) {
 		t.Fatalf("got %s closing with %q\nwant %s closing with %q", b, left.closeReason, want, "room-ended")
 	}
 }
+
+// An offer may name its tracks' sources by mid; a bad one is refused with
+// the field named.
+func TestOfferSources(t *testing.T) {
+	m, err := decodeClientMsg([]byte(`{"type":"offer","sdp":"v=0","sources":{"0":"screen_share","1":"screen_share_audio"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.sources["0"] != actors.SourceScreenShare || m.sources["1"] != actors.SourceScreenShareAudio || len(m.sources) != 2 {
+		t.Fatalf("sources = %v", m.sources)
+	}
+	for msg, field := range map[string]string{
+		`{"type":"offer","sdp":"v=0","sources":{"0":"hologram"}}`: `sources."0"`,
+		`{"type":"offer","sdp":"v=0","sources":{"":"camera"}}`:    "sources",
+		`{"type":"offer","sdp":"v=0","sources":["camera"]}`:       "sources",
+		`{"type":"answer","sdp":"v=0","sources":{"0":"camera"}}`:  "sources",
+	} {
+		_, err := decodeClientMsg([]byte(msg))
+		ae, _ := toAPIError(err)
+		if ae.status != 422 || ae.details["field"] != field {
+			t.Errorf("%s: %v, want 422 on %s", msg, err, field)
+		}
+	}
+}
+
+// A refused track's error names it, as docs/signaling.md shows.
+func TestPublishRefusedWireForm(t *testing.T) {
+	refused := &actors.PublishRefusedError{Mid: "1", ClientTrackID: "screen", Kind: "video", Source: actors.SourceScreenShare,
+		Reason: "the participant may not publish screen_share"}
+	m, err := signalMsg(actors.SignalError{Request: "publish", Err: refused})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"type":"error","code":"forbidden","message":"track \"screen\" (mid 1, screen_share video) refused: the participant may not publish screen_share",` +
+		`"request":"publish","track":{"mid":"1","track_id":"screen","kind":"video","source":"screen_share","reason":"the participant may not publish screen_share"}}`
+	if string(b) != want {
+		t.Fatalf("got %s\nwant %s", b, want)
+	}
+}

@@ -84,8 +84,8 @@ func (s *Server) whipOffer(c *gin.Context) error {
 	if actors.RoomID(claims.Room) != room {
 		return newAPIError(http.StatusForbidden, codeForbidden, "the token is for another room")
 	}
-	if kind == actors.ClientWHIP && claims.Role != auth.RolePublisher && claims.Role != auth.RoleModerator {
-		return newAPIError(http.StatusForbidden, codeForbidden, "publishing needs a publisher or moderator token")
+	if g, _ := joinGrants(claims); kind == actors.ClientWHIP && !g.Publish {
+		return newAPIError(http.StatusForbidden, codeForbidden, "publishing needs a token that grants publish")
 	}
 	offer, err := readOffer(c)
 	if err != nil {

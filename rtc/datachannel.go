@@ -198,6 +198,9 @@ type DataEndpoint struct {
 	onRefused func(error)
 
 	msgs, bytes *rate.Limiter
+	// silenced: what the participant sends is refused (it lacks the grant);
+	// it still receives.
+	silenced atomic.Bool
 
 	// reliable and lossy are the channels the client opened, once open.
 	reliable, lossy atomic.Pointer[webrtc.DataChannel]
@@ -207,6 +210,10 @@ type DataEndpoint struct {
 	done      chan struct{}
 	closeOnce sync.Once
 }
+
+// SetMaySend allows or refuses what the participant sends from now on; it
+// receives either way. An endpoint may send until told otherwise.
+func (e *DataEndpoint) SetMaySend(ok bool) { e.silenced.Store(!ok) }
 
 // AcceptData has the peer's client open its data channels to e: the
 // channels labelled DataLabelReliable and DataLabelLossy carry data
@@ -248,6 +255,11 @@ func (e *DataEndpoint) receive(frame []byte, text, lossy bool) {
 	now := e.relay.cfg.Clock.Now()
 	if !e.msgs.AllowN(now, 1) {
 		m.drop(dropRate)
+		return
+	}
+	if e.silenced.Load() {
+		m.drop(dropNotAllowed)
+		e.onRefused(ErrDataNotAllowed)
 		return
 	}
 	if len(frame) > dataLimit(lossy) {
@@ -355,8 +367,8 @@ type DataMetrics struct {
 	receivedD, relayedD, deliveredD, bytesD, droppedD *prometheus.Desc
 }
 
-// Drop reasons of troupe_data_messages_dropped_total: the first three on
-// the sender's side, the others per receiver.
+// Drop reasons of troupe_data_messages_dropped_total: the first three,
+// and not_allowed, on the sender's side, the others per receiver.
 const (
 	dropRate = iota
 	dropTooLarge
@@ -364,9 +376,10 @@ const (
 	dropQueueFull
 	dropSlowReceiver
 	dropNoChannel
+	dropNotAllowed
 )
 
-var dropReasons = [...]string{"rate", "too_large", "invalid", "queue_full", "slow_receiver", "no_channel"}
+var dropReasons = [...]string{"rate", "too_large", "invalid", "queue_full", "slow_receiver", "no_channel", "not_allowed"}
 
 // NewDataMetrics returns the data message counters.
 func NewDataMetrics() *DataMetrics {
@@ -376,7 +389,7 @@ func NewDataMetrics() *DataMetrics {
 		deliveredD: prometheus.NewDesc("troupe_data_messages_delivered_total", "Data messages sent to receivers, one per receiver.", nil, nil),
 		bytesD:     prometheus.NewDesc("troupe_data_bytes_delivered_total", "Bytes of data messages sent to receivers.", nil, nil),
 		droppedD: prometheus.NewDesc("troupe_data_messages_dropped_total",
-			"Data messages not relayed (rate, too_large, invalid) or not delivered to a receiver (queue_full, slow_receiver, no_channel).", []string{"reason"}, nil),
+			"Data messages not relayed (rate, too_large, invalid, not_allowed) or not delivered to a receiver (queue_full, slow_receiver, no_channel).", []string{"reason"}, nil),
 	}
 }
 

@@ -368,3 +368,30 @@ func TestDataRelayJoinReplaces(t *testing.T) {
 		t.Fatal("the replaced endpoint's writer still runs")
 	}
 }
+
+// An endpoint that may not send has what it sends refused, told and
+// counted, and still receives; allowed again, it sends.
+func TestDataRelaySilenced(t *testing.T) {
+	relay, engine := newDataTest(t, DataRelayConfig{})
+	a := newDataClient(t, engine, relay, "PA_a", false)
+	b := newDataClient(t, engine, relay, "PA_b", false)
+	a.ep.SetMaySend(false)
+	sendText(t, a.reliable, map[string]any{"topic": "t", "data": "refused"})
+	poll.Until(t, "the refusal", func() bool { return len(a.refused()) == 1 })
+	if err := a.refused()[0]; !errors.Is(err, ErrDataNotAllowed) {
+		t.Fatalf("refused with %v", err)
+	}
+	if d := relay.cfg.Metrics.Dropped("not_allowed"); d != 1 {
+		t.Fatalf("not_allowed drops = %d, want 1", d)
+	}
+	sendText(t, b.reliable, map[string]any{"topic": "t", "data": "to a"})
+	if got := a.waitFor(t, 1); got[0].Data != "to a" {
+		t.Fatalf("a received %+v", got)
+	}
+	a.ep.SetMaySend(true)
+	sendText(t, a.reliable, map[string]any{"topic": "t", "data": "allowed"})
+	// b's first message is a's second: the refused one never came.
+	if got := b.waitFor(t, 1); len(got) != 1 || got[0].Data != "allowed" {
+		t.Fatalf("b received %+v", got)
+	}
+}

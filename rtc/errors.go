@@ -36,6 +36,9 @@ var (
 	ErrBadDataMessage = errors.New("rtc: bad data message")
 	// ErrDataTooLarge is a data message over its channel's limit.
 	ErrDataTooLarge = errors.New("rtc: data message too large")
+	// ErrDataNotAllowed is a data message from a participant that may not
+	// send any (DataEndpoint.SetMaySend).
+	ErrDataNotAllowed = errors.New("rtc: the participant may not send data messages")
 	// ErrUnknownTarget is a data message for a participant not in the room.
 	ErrUnknownTarget = errors.New("rtc: data message for an unknown participant")
 

@@ -19,7 +19,7 @@ import (
 var Events = []string{
 	"room-created", "room-updated", "room-deleted", "room-ended",
 	"session-started", "session-ended",
-	"participant-joined", "participant-left",
+	"participant-joined", "participant-left", "participant-updated",
 	"track-published", "track-unpublished",
 	"recording-starting", "recording-started", "recording-stopping", "recording-stopped", "recording-failed",
 	"participant-recording-started", "participant-recording-stopped",

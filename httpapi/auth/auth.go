@@ -1,8 +1,10 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -71,12 +73,16 @@ func randomString(n int) (string, error) {
 
 // Claims are the claims Troupe reads. Admin tokens set Admin; join tokens set
 // Room, Subject (the participant identity), Name and Role, and may set
-// AutoSubscribe.
+// AutoSubscribe, Grants and Metadata.
 type Claims struct {
 	Admin bool   `json:"admin,omitempty"`
 	Room  string `json:"room,omitempty"`
 	Name  string `json:"name,omitempty"`
 	Role  Role   `json:"role,omitempty"`
+	// Grants change the role's preset field by field; nil: the preset.
+	Grants *Grants `json:"grants,omitempty"`
+	// Metadata is the participant's own, for the others to read.
+	Metadata string `json:"metadata,omitempty"`
 	// AutoSubscribe false has the participant receive only the tracks it
 	// subscribes to; absent (nil) or true, it receives every track.
 	AutoSubscribe *bool `json:"auto_subscribe,omitempty"`
@@ -86,6 +92,34 @@ type Claims struct {
 // Subscribes reports whether a join token's participant subscribes to
 // every track of its room by itself: unless auto_subscribe says false.
 func (c *Claims) Subscribes() bool { return c.AutoSubscribe == nil || *c.AutoSubscribe }
+
+// Grants are what a join token allows beyond (or short of) its role: each
+// field set replaces the role's. The source names are checked where they
+// are used; a grant this version does not know makes the token invalid,
+// rather than one that silently grants less, or more, than its issuer
+// meant.
+type Grants struct {
+	Publish *bool `json:"publish,omitempty"`
+	// PublishSources names the sources a publisher may publish: camera,
+	// microphone, screen_share, screen_share_audio.
+	PublishSources []string `json:"publish_sources,omitempty"`
+	Subscribe      *bool    `json:"subscribe,omitempty"`
+	PublishData    *bool    `json:"publish_data,omitempty"`
+	Hidden         *bool    `json:"hidden,omitempty"`
+}
+
+// UnmarshalJSON refuses grants it does not know.
+func (g *Grants) UnmarshalJSON(b []byte) error {
+	type plain Grants // without this method
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var v plain
+	if err := dec.Decode(&v); err != nil {
+		return fmt.Errorf("grants: %w", err)
+	}
+	*g = Grants(v)
+	return nil
+}
 
 // IsJoin reports whether c is a join token (for one room).
 func (c *Claims) IsJoin() bool { return c.Room != "" && c.Subject != "" }

@@ -100,7 +100,10 @@ type Room struct {
 	Privacy string `protobuf:"bytes,20,opt,name=privacy,proto3" json:"privacy,omitempty"`
 	// The role of those who join a public room by its link: "publisher" or
 	// "subscriber". Empty, in records older than the field: publisher.
-	DefaultRole   string `protobuf:"bytes,21,opt,name=default_role,json=defaultRole,proto3" json:"default_role,omitempty"`
+	DefaultRole string `protobuf:"bytes,21,opt,name=default_role,json=defaultRole,proto3" json:"default_role,omitempty"`
+	// The application's own data about the room (at most 64 KiB), sent to
+	// its participants when it changes.
+	Metadata      string `protobuf:"bytes,14,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -236,6 +239,13 @@ func (x *Room) GetPrivacy() string {
 func (x *Room) GetDefaultRole() string {
 	if x != nil {
 		return x.DefaultRole
+	}
+	return ""
+}
+
+func (x *Room) GetMetadata() string {
+	if x != nil {
+		return x.Metadata
 	}
 	return ""
 }
@@ -668,7 +678,7 @@ var File_persistence_recordpb_room_proto protoreflect.FileDescriptor
 
 const file_persistence_recordpb_room_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpersistence/recordpb/room.proto\x12\x10troupe.record.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x98\x05\n" +
+	"\x1fpersistence/recordpb/room.proto\x12\x10troupe.record.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x05\n" +
 	"\x04Room\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
@@ -689,7 +699,8 @@ const file_persistence_recordpb_room_proto_rawDesc = "" +
 	"\n" +
 	"auto_start\x18\r \x01(\v2\x1b.troupe.record.v1.AutoStartR\tautoStart\x12\x18\n" +
 	"\aprivacy\x18\x14 \x01(\tR\aprivacy\x12!\n" +
-	"\fdefault_role\x18\x15 \x01(\tR\vdefaultRole\"N\n" +
+	"\fdefault_role\x18\x15 \x01(\tR\vdefaultRole\x12\x1a\n" +
+	"\bmetadata\x18\x0e \x01(\tR\bmetadata\"N\n" +
 	"\tAutoStart\x12A\n" +
 	"\trecording\x18\x01 \x01(\v2#.troupe.record.v1.RecordingSettingsR\trecording\"n\n" +
 	"\x11RecordingSettings\x12\x16\n" +

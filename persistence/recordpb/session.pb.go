@@ -388,7 +388,12 @@ type SessionMember struct {
 	// In the API's words; empty while present.
 	LeaveReason string `protobuf:"bytes,8,opt,name=leave_reason,json=leaveReason,proto3" json:"leave_reason,omitempty"`
 	// What the participant's media came to, written at the leave.
-	Stats         *MediaStats `protobuf:"bytes,9,opt,name=stats,proto3" json:"stats,omitempty"`
+	Stats *MediaStats `protobuf:"bytes,9,opt,name=stats,proto3" json:"stats,omitempty"`
+	// The participant was hidden when it joined: it is not counted in the
+	// session's participant counts.
+	Hidden bool `protobuf:"varint,10,opt,name=hidden,proto3" json:"hidden,omitempty"`
+	// The participant's metadata, as it joined or as last changed.
+	Metadata      string `protobuf:"bytes,11,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -484,6 +489,20 @@ func (x *SessionMember) GetStats() *MediaStats {
 		return x.Stats
 	}
 	return nil
+}
+
+func (x *SessionMember) GetHidden() bool {
+	if x != nil {
+		return x.Hidden
+	}
+	return false
+}
+
+func (x *SessionMember) GetMetadata() string {
+	if x != nil {
+		return x.Metadata
+	}
+	return ""
 }
 
 // MediaStats counts one participant's media through the server.
@@ -645,7 +664,7 @@ const file_persistence_recordpb_session_proto_rawDesc = "" +
 	"\x10sync_audio_video\x18\x1d \x01(\bR\x0esyncAudioVideo\x122\n" +
 	"\x16tone_on_entry_and_exit\x18\x1e \x01(\bR\x12toneOnEntryAndExit\x120\n" +
 	"\x14enable_room_previews\x18\x1f \x01(\bR\x12enableRoomPreviewsB\x1f\n" +
-	"\x1d_remove_after_seconds_elapsed\"\xde\x02\n" +
+	"\x1d_remove_after_seconds_elapsed\"\x92\x03\n" +
 	"\rSessionMember\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12%\n" +
@@ -656,7 +675,10 @@ const file_persistence_recordpb_session_proto_rawDesc = "" +
 	"\tjoined_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bjoinedAt\x123\n" +
 	"\aleft_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06leftAt\x12!\n" +
 	"\fleave_reason\x18\b \x01(\tR\vleaveReason\x122\n" +
-	"\x05stats\x18\t \x01(\v2\x1c.troupe.record.v1.MediaStatsR\x05stats\"\xb3\x02\n" +
+	"\x05stats\x18\t \x01(\v2\x1c.troupe.record.v1.MediaStatsR\x05stats\x12\x16\n" +
+	"\x06hidden\x18\n" +
+	" \x01(\bR\x06hidden\x12\x1a\n" +
+	"\bmetadata\x18\v \x01(\tR\bmetadata\"\xb3\x02\n" +
 	"\n" +
 	"MediaStats\x12\x1d\n" +
 	"\n" +
