@@ -29,7 +29,9 @@ func newMediaEnv(t *testing.T, mod func(*Config)) *testEnv {
 	return newTestEnv(t, func(c *Config) {
 		c.Media = engine
 		c.MediaMetrics = rtc.NewMetrics()
-		c.RequestTimeout = 5 * time.Second
+		// Generous: a loaded machine under the race detector may take
+		// seconds to answer; a request lost in a crash waits this long.
+		c.RequestTimeout = 20 * time.Second
 		if mod != nil {
 			mod(c)
 		}
