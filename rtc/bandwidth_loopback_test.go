@@ -257,9 +257,9 @@ func simulcastPublisher(ctx context.Context, t *testing.T, wg *sync.WaitGroup, e
 // loopbackRig returns an engine with the default interceptors, the test
 // clients' API, and a context that ends when t does, after which t waits
 // for the goroutines wg counts.
-func loopbackRig(t *testing.T) (*Engine, *webrtc.API, context.Context, *sync.WaitGroup) {
+func loopbackRig(t *testing.T, mods ...func(*Config)) (*Engine, *webrtc.API, context.Context, *sync.WaitGroup) {
 	t.Helper()
-	engine := testEngine(t, defaultInterceptors)
+	engine := testEngine(t, defaultInterceptors, mods...)
 	t.Cleanup(func() { _ = engine.Close() })
 	api, err := rtctest.ClientAPI()
 	if err != nil {
