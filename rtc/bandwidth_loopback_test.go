@@ -25,6 +25,12 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes tens of seconds of media")
 	}
+	if raceEnabled {
+		// On a loaded machine the race detector slows the media path until
+		// the delay-based estimate reads it as congestion, and it does not
+		// climb back within the test's bounds; the test runs without it.
+		t.Skip("the race detector's delays hold the estimate down")
+	}
 	m := NewMetrics()
 	engine, api, ctx, wg := loopbackRig(t)
 
