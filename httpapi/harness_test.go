@@ -58,9 +58,14 @@ func newMediaStack(t testing.TB, mod func(*Config)) *stack {
 // configuration before they start.
 func buildStack(t testing.TB, mod func(*Config), amod func(*actors.Config), media bool) *stack {
 	t.Helper()
-	cp := actorstest.Start(t, media, amod)
+	return serveStack(t, actorstest.Start(t, media, amod), mod)
+}
+
+// serveStack builds a stack over the control plane cp.
+func serveStack(t testing.TB, cp *actorstest.Stack, mod func(*Config)) *stack {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	if media {
+	if cp.Metrics != nil {
 		reg.MustRegister(cp.Metrics)
 	}
 	key, err := auth.GenerateKey()

@@ -53,9 +53,36 @@ type wsClient struct {
 	t    testing.TB
 	name string
 
-	mu     sync.Mutex // guards the following
-	msgs   []map[string]any
-	tracks map[string]*rtctest.Receiver // by kind
+	mu   sync.Mutex // guards msgs
+	msgs []map[string]any
+
+	tracks kindReceivers
+}
+
+// kindReceivers receives a client's tracks and keeps the receiver of the
+// last track of each kind.
+type kindReceivers struct {
+	mu     sync.Mutex // guards byKind
+	byKind map[string]*rtctest.Receiver
+}
+
+// onTrack is a client's OnTrack: it receives tr until tr ends.
+func (k *kindReceivers) onTrack(tr *webrtc.TrackRemote) {
+	r := rtctest.NewReceiver(tr)
+	k.mu.Lock()
+	if k.byKind == nil {
+		k.byKind = map[string]*rtctest.Receiver{}
+	}
+	k.byKind[tr.Kind().String()] = r
+	k.mu.Unlock()
+	r.Run()
+}
+
+// last is the receiver of the last track of kind; nil before one came.
+func (k *kindReceivers) last(kind string) *rtctest.Receiver {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.byKind[kind]
 }
 
 // dialWS joins with the token in the URL; it fails the test unless the
@@ -68,20 +95,14 @@ func (s *stack) dialWS(t testing.TB, name, token string) *wsClient {
 // dialWSWith is dialWS with the client's own pion API.
 func (s *stack) dialWSWith(t testing.TB, name, token string, api *webrtc.API) *wsClient {
 	t.Helper()
-	c := &wsClient{t: t, name: name, tracks: map[string]*rtctest.Receiver{}}
+	c := &wsClient{t: t, name: name}
 	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	cl, err := client.Dial(ctx, client.Config{
 		URL: s.srv.URL, Token: token, API: api,
 		Logger:    slog.New(slog.NewTextHandler(t.Output(), nil)),
 		OnMessage: c.record,
-		OnTrack: func(tr *webrtc.TrackRemote) {
-			r := rtctest.NewReceiver(tr)
-			c.mu.Lock()
-			c.tracks[tr.Kind().String()] = r
-			c.mu.Unlock()
-			r.Run()
-		},
+		OnTrack:   c.tracks.onTrack,
 	})
 	if err != nil {
 		t.Fatalf("%s: dial: %v", name, err)
@@ -171,9 +192,7 @@ func (c *wsClient) receiver(kind string) *rtctest.Receiver {
 	c.t.Helper()
 	var r *rtctest.Receiver
 	poll.Until(c.t, c.name+": a "+kind+" track", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		r = c.tracks[kind]
+		r = c.tracks.last(kind)
 		return r != nil
 	})
 	return r

@@ -5,10 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"sync"
 	"testing"
-
-	"github.com/pion/webrtc/v4"
 
 	"github.com/troupe-media/troupe/bench/client"
 	"github.com/troupe-media/troupe/httpapi/auth"
@@ -20,26 +17,19 @@ import (
 // last one of each kind, which is the current connection's.
 type session struct {
 	*client.Session
-	mu     sync.Mutex // guards tracks
-	tracks map[string]*rtctest.Receiver
+	tracks kindReceivers
 }
 
 func (s *stack) connect(t *testing.T, token string, rc client.Reconnect) *session {
 	t.Helper()
-	ss := &session{tracks: map[string]*rtctest.Receiver{}}
+	ss := &session{}
 	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	var err error
 	ss.Session, err = client.Connect(ctx, client.Config{
 		URL: s.srv.URL, Token: token, API: clientAPI(t), JoinMessage: true,
-		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
-		OnTrack: func(tr *webrtc.TrackRemote) {
-			r := rtctest.NewReceiver(tr)
-			ss.mu.Lock()
-			ss.tracks[tr.Kind().String()] = r
-			ss.mu.Unlock()
-			r.Run()
-		},
+		Logger:  slog.New(slog.NewTextHandler(t.Output(), nil)),
+		OnTrack: ss.tracks.onTrack,
 	}, rc)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
@@ -48,11 +38,7 @@ func (s *stack) connect(t *testing.T, token string, rc client.Reconnect) *sessio
 	return ss
 }
 
-func (ss *session) receiver(kind string) *rtctest.Receiver {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	return ss.tracks[kind]
-}
+func (ss *session) receiver(kind string) *rtctest.Receiver { return ss.tracks.last(kind) }
 
 // publishing returns a Reconnect whose OnConnect publishes p's tracks on
 // every connection.

@@ -88,9 +88,13 @@ func (c *rtcpCounter) count(typ rtcp.Packet) int {
 	return c.counts[fmt.Sprintf("%T", typ)]
 }
 
-func testEngine(t testing.TB, set interceptorSet) *Engine {
+func testEngine(t testing.TB, set interceptorSet, mods ...func(*Config)) *Engine {
 	t.Helper()
-	e, err := newEngine(Config{LoopbackOnly: true}, set)
+	cfg := Config{LoopbackOnly: true}
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	e, err := newEngine(cfg, set)
 	if err != nil {
 		t.Fatal(err)
 	}

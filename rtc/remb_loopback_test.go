@@ -11,6 +11,7 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
@@ -27,7 +28,7 @@ func TestLoopbackREMBLayers(t *testing.T) {
 	engine, api, ctx, wg := loopbackRig(t)
 	pub, _ := simulcastPublisher(ctx, t, wg, engine, api, 10*time.Millisecond, nil)
 	t.Cleanup(pub.close)
-	cam := serverSimulcast(t, pub, engine, m)
+	cam := serverSimulcast(t, pub, engine, m, nil)
 	poll.Until(t, "three layers measured", func() bool {
 		l := cam.Layers()
 		return len(l) == 3 && l[0].Bitrate > 0 && l[1].Bitrate > 0 && l[2].Bitrate > 0
@@ -117,8 +118,9 @@ func TestLoopbackREMBLayers(t *testing.T) {
 }
 
 // serverSimulcast returns the Track the server makes of pub's camera in
-// rtctest's three layers: one Forwarder per layer, counted in m.
-func serverSimulcast(t *testing.T, pub *peerOwner, engine *Engine, m *Metrics) *Track {
+// rtctest's three layers: one Forwarder per layer, counted in m, the Track
+// on clk (nil: the system clock).
+func serverSimulcast(t *testing.T, pub *peerOwner, engine *Engine, m *Metrics, clk clock.Clock) *Track {
 	t.Helper()
 	var track *Track
 	for range rtctest.SimulcastRIDs {
@@ -133,7 +135,7 @@ func serverSimulcast(t *testing.T, pub *peerOwner, engine *Engine, m *Metrics) *
 			t.Fatal(err)
 		}
 		if track == nil {
-			if track, err = NewTrack(TrackConfig{Layer: fwd, RID: ev.Track.RID()}); err != nil {
+			if track, err = NewTrack(TrackConfig{Layer: fwd, RID: ev.Track.RID(), Clock: clk}); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = track.Close() })

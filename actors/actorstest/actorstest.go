@@ -47,6 +47,24 @@ type Stack struct {
 // what is built on the stack after Start, so that it stops first.
 func Start(t testing.TB, media bool, mod func(*actors.Config)) *Stack {
 	t.Helper()
+	var engine func(*rtc.Config)
+	if media {
+		engine = func(*rtc.Config) {}
+	}
+	return start(t, engine, mod)
+}
+
+// StartMedia is Start with media, whose engine's configuration engine
+// changes before it starts: a test of what a subscriber is sent may turn
+// off the bandwidth estimate, which a loaded machine's delays lower.
+func StartMedia(t testing.TB, engine func(*rtc.Config), mod func(*actors.Config)) *Stack {
+	t.Helper()
+	return start(t, engine, mod)
+}
+
+// start is Start with media if engine is not nil.
+func start(t testing.TB, engine func(*rtc.Config), mod func(*actors.Config)) *Stack {
+	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	store, err := persistence.Open(persistence.Config{Dir: t.TempDir(), Logger: quiet})
 	if err != nil {
@@ -54,8 +72,10 @@ func Start(t testing.TB, media bool, mod func(*actors.Config)) *Stack {
 	}
 	s := &Stack{Store: store}
 	cfg := actors.Config{Store: store, RequestTimeout: RequestTimeout, Logger: quiet}
-	if media {
-		if s.Engine, err = rtc.NewEngine(rtc.Config{LoopbackOnly: true, Logger: quiet}); err != nil {
+	if engine != nil {
+		ecfg := rtc.Config{LoopbackOnly: true, Logger: quiet}
+		engine(&ecfg)
+		if s.Engine, err = rtc.NewEngine(ecfg); err != nil {
 			store.Close()
 			t.Fatal(err)
 		}

@@ -557,12 +557,8 @@ func TestMaxAgeFailed(t *testing.T) {
 	clk.Advance(2 * time.Hour)
 	poll.Until(t, "the next event", func() bool { a, _ := recv.snapshot(); return len(a) == 1 && a[0].ID == next.Id })
 
-	page, err := s.ListWebhookDeliveries(context.Background(), persistence.DeliveryQuery{Status: persistence.DeliveryFailed})
-	if err != nil || len(page.Deliveries) != 1 {
-		t.Fatalf("failed deliveries = %v, %v", page.Deliveries, err)
-	}
+	f := onlyFailed(t, s)
 	_, tries := recv.snapshot()
-	f := page.Deliveries[0]
 	if f.Id != doomed.Id || f.LastStatus != 500 || int(f.Attempts) != tries[doomed.Id] || f.FailedAt == nil || !strings.Contains(f.LastError, "500") {
 		t.Fatalf("failed record %v (tried %d times)", f, tries[doomed.Id])
 	}
@@ -581,6 +577,17 @@ troupe_webhook_failed 1
 	}
 }
 
+// onlyFailed waits for s to hold one failed delivery, and returns it.
+func onlyFailed(t *testing.T, s *persistence.Store) *recordpb.WebhookEvent {
+	t.Helper()
+	poll.Until(t, "a failed record", func() bool { _, f := s.WebhookBacklog(); return f == 1 })
+	page, err := s.ListWebhookDeliveries(context.Background(), persistence.DeliveryQuery{Status: persistence.DeliveryFailed})
+	if err != nil || len(page.Deliveries) != 1 {
+		t.Fatalf("failed deliveries = %v, %v", page.Deliveries, err)
+	}
+	return page.Deliveries[0]
+}
+
 // TestLoopbackRefused: without AllowPrivate, a delivery to 127.0.0.1 is
 // refused at dial time, never reaches the receiver, and fails at once.
 func TestLoopbackRefused(t *testing.T) {
@@ -590,12 +597,7 @@ func TestLoopbackRefused(t *testing.T) {
 	hook := &recordpb.Webhook{Endpoint: recv.url("/h"), Events: []string{"*"}}
 	ev := enqueue(t, s, d, Event{Name: "room-created", RoomID: "r1"}, hook)[0]
 	run(t, d)
-	poll.Until(t, "a failed record", func() bool { _, f := s.WebhookBacklog(); return f == 1 })
-	page, err := s.ListWebhookDeliveries(context.Background(), persistence.DeliveryQuery{Status: persistence.DeliveryFailed})
-	if err != nil || len(page.Deliveries) != 1 {
-		t.Fatal(page, err)
-	}
-	f := page.Deliveries[0]
+	f := onlyFailed(t, s)
 	if f.Id != ev.Id || f.Attempts != 1 || !strings.Contains(f.LastError, ErrForbiddenAddress.Error()) {
 		t.Fatalf("failed record %v", f)
 	}
@@ -644,12 +646,7 @@ func TestUnresolvableEndpointRecorded(t *testing.T) {
 	hook := &recordpb.Webhook{Endpoint: "https://gone.troupe.test/h", Events: []string{"*"}}
 	ev := enqueue(t, s, d, Event{Name: "room-created", RoomID: "r1"}, hook)[0]
 	run(t, d)
-	poll.Until(t, "a failed record", func() bool { _, f := s.WebhookBacklog(); return f == 1 })
-	page, err := s.ListWebhookDeliveries(context.Background(), persistence.DeliveryQuery{Status: persistence.DeliveryFailed})
-	if err != nil || len(page.Deliveries) != 1 {
-		t.Fatal(page, err)
-	}
-	if f := page.Deliveries[0]; f.Id != ev.Id || f.LastError != "webhook: endpoint host gone.troupe.test does not resolve" {
+	if f := onlyFailed(t, s); f.Id != ev.Id || f.LastError != "webhook: endpoint host gone.troupe.test does not resolve" {
 		t.Fatalf("failed record %v", f)
 	}
 }

@@ -232,10 +232,9 @@ func TestOwnerHintNodeRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a node as a child process")
 	}
-	short := func(cfg Config) Config { cfg.ClusterLeaseTTL = failoverTTL; return cfg }
 	endpoint, secret := etcdStart(t), strings.Repeat("s", 32)
-	b := startServer(t, short(clusterConfig(t, endpoint, "node-b", secret)))
-	cfgA := short(clusterConfig(t, endpoint, "node-a", secret))
+	b := startServer(t, clusterConfig(t, endpoint, "node-b", secret))
+	cfgA := clusterConfig(t, endpoint, "node-a", secret)
 	a, cmd := startChildNode(t, cfgA, b.token)
 
 	createOn(t, a, "r1")
