@@ -49,15 +49,7 @@ func TestTrackSinkFollowsTopLayer(t *testing.T) {
 	if fx.track.SinkLayer() != fx.layers[2] {
 		t.Fatal("the sink does not take the top layer")
 	}
-	n := uint32(0)
-	tick := func(layers ...int) {
-		for _, i := range layers {
-			fx.frame(i, n, n == 0)
-		}
-		n++
-		fx.settle()
-		fx.clk.Advance(DefaultLayerCheckInterval)
-	}
+	tick := fx.tick
 	tick(0, 1, 2)
 	plis := fx.plis.count()
 	for range LayerIdleChecks {

@@ -80,25 +80,10 @@ func (c *Clips) playVP8(ctx context.Context) error {
 		return err
 	}
 	frame := time.Duration(float64(time.Second) * float64(hdr.TimebaseNumerator) / float64(hdr.TimebaseDenominator))
-	tick := time.NewTicker(frame)
-	defer tick.Stop()
-	for {
+	return pace(ctx, c.Video, frame, func() ([]byte, error) {
 		b, _, err := r.ParseNextFrame()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := c.Video.WriteSample(media.Sample{Data: b, Duration: frame}); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
+		return b, err
+	})
 }
 
 func (c *Clips) playOpus(ctx context.Context) error {
@@ -111,23 +96,35 @@ func (c *Clips) playOpus(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	const frame = 20 * time.Millisecond // the clip's frame_duration, one per page
+	var last uint64
+	return pace(ctx, c.Audio, 20*time.Millisecond, func() ([]byte, error) { // the clip's frame_duration, one per page
+		for {
+			page, hdr, err := r.ParseNextPage()
+			if err != nil || hdr.GranulePosition != 0 && hdr.GranulePosition != last {
+				if err == nil {
+					last = hdr.GranulePosition
+				}
+				return page, err
+			}
+			// The Opus head and tags pages.
+		}
+	})
+}
+
+// pace writes the frames next returns to track, one every frame, until
+// next returns io.EOF (nil) or another error, or ctx ends.
+func pace(ctx context.Context, track *webrtc.TrackLocalStaticSample, frame time.Duration, next func() ([]byte, error)) error {
 	tick := time.NewTicker(frame)
 	defer tick.Stop()
-	var last uint64
 	for {
-		page, hdr, err := r.ParseNextPage()
+		b, err := next()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if hdr.GranulePosition == 0 || hdr.GranulePosition == last {
-			continue // the Opus head and tags pages
-		}
-		last = hdr.GranulePosition
-		if err := c.Audio.WriteSample(media.Sample{Data: page, Duration: frame}); err != nil {
+		if err := track.WriteSample(media.Sample{Data: b, Duration: frame}); err != nil {
 			return err
 		}
 		select {
