@@ -24,9 +24,9 @@ import (
 // recordingMedia is one recording's writer and the tracks that feed it.
 type recordingMedia struct {
 	w *recorder.Recorder
-	// fwds maps a track id to its forwarder, for the writer's keyframe
-	// requests, which come from its own goroutine.
-	fwds sync.Map
+	// srcs maps a track id to its published track, for the writer's
+	// keyframe requests, which come from its own goroutine.
+	srcs sync.Map
 	// tracks are the attached tracks; only the room actor touches it.
 	tracks map[TrackID]*recordedTrack
 
@@ -36,7 +36,7 @@ type recordingMedia struct {
 }
 
 type recordedTrack struct {
-	fwd *rtc.Forwarder
+	src *rtc.Track
 	t   *recorder.Track
 }
 
@@ -70,28 +70,34 @@ func (a *roomActor) startMedia(rec *recordpb.Recording) (*recordingMedia, error)
 	return m, nil
 }
 
+// requestKeyframe asks for a keyframe of the layer a track's recording
+// takes.
 func (m *recordingMedia) requestKeyframe(trackID string) {
-	if f, ok := m.fwds.Load(TrackID(trackID)); ok {
-		f.(*rtc.Forwarder).RequestKeyframe()
+	if src, ok := m.srcs.Load(TrackID(trackID)); ok {
+		if fwd := src.(*rtc.Track).SinkLayer(); fwd != nil {
+			fwd.RequestKeyframe()
+		}
 	}
 }
 
-// attach makes the writer a sink of fwd, the stream recorded of a member's
-// published track id.
-func (m *recordingMedia) attach(info ParticipantInfo, id TrackID, fwd *rtc.Forwarder) error {
+// attach makes the writer a sink of a member's published track id: of
+// its highest layer that arrives, as layers start and stop (one stream in
+// the file all the same: the writer starts each layer it is moved to on a
+// keyframe).
+func (m *recordingMedia) attach(info ParticipantInfo, id TrackID, src *rtc.Track) error {
 	if _, ok := m.tracks[id]; ok {
 		return nil
 	}
 	rt, err := m.w.AddTrack(recorder.TrackInfo{
 		ParticipantID: string(info.ID), Identity: info.Identity, TrackID: string(id),
-		Kind: fwd.Kind(), Codec: fwd.Codec(), SSRC: fwd.SSRC(),
+		Kind: src.Kind(), Codec: src.Codec(),
 	})
 	if err != nil {
 		return err
 	}
-	m.tracks[id] = &recordedTrack{fwd: fwd, t: rt}
-	m.fwds.Store(id, fwd)
-	fwd.SetSink(&trackSink{t: rt})
+	m.tracks[id] = &recordedTrack{src: src, t: rt}
+	m.srcs.Store(id, src)
+	src.SetSink(func() rtc.Sink { return &trackSink{t: rt} })
 	return nil
 }
 
@@ -101,9 +107,9 @@ func (m *recordingMedia) detach(id TrackID) {
 	if !ok {
 		return
 	}
-	rt.fwd.SetSink(nil)
+	rt.src.SetSink(nil)
 	rt.t.Close()
-	m.fwds.Delete(id)
+	m.srcs.Delete(id)
 	delete(m.tracks, id)
 }
 
@@ -182,8 +188,9 @@ func (a *roomActor) closeMediaNow(m *recordingMedia) {
 }
 
 // trackSink hands a forwarder's packets and its publisher's sender
-// reports to a recorded track. The forwarder's read loop is WriteRTP's
-// only caller, so its packet is reused.
+// reports to a recorded track. Each layer a track's recording takes gets
+// its own: the layer's read loop is WriteRTP's only caller, so its packet
+// is reused.
 type trackSink struct {
 	t   *recorder.Track
 	pkt rtp.Packet
@@ -198,7 +205,9 @@ func (s *trackSink) WriteRTP(b []byte) {
 
 // WriteSenderReport puts the track on its publisher's clock, which the
 // recording maps all of the participant's tracks through.
-func (s *trackSink) WriteSenderReport(sr rtc.SenderReport) { s.t.WriteSenderReport(sr.NTP, sr.RTPTime) }
+func (s *trackSink) WriteSenderReport(sr rtc.SenderReport) {
+	s.t.WriteSenderReport(sr.SSRC, sr.NTP, sr.RTPTime)
+}
 
 func isDiskFull(err error) bool { return errors.Is(err, recorder.ErrDiskFull) }
 

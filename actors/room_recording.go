@@ -390,13 +390,7 @@ func (a *roomActor) recordTrack(m *member, t *roomTrack) {
 	if lr.rec.AudioOnly && t.info.Kind != "audio" {
 		return
 	}
-	// The stream recorded: the track's one stream (of a simulcast track,
-	// its highest layer arriving now).
-	fwd := t.src.TopLayer()
-	if fwd == nil {
-		return
-	}
-	if err := lr.media.attach(m.info, t.info.ID, fwd); err != nil {
+	if err := lr.media.attach(m.info, t.info.ID, t.src); err != nil {
 		a.log.Warn("track not recorded", "recording", lr.rec.Id, "participant", m.info.ID, "track", t.info.ID, "err", err)
 		return
 	}

@@ -42,15 +42,17 @@ func TestRecordingAVSyncSenderReports(t *testing.T) {
 			mustStatus(t, r, http.StatusCreated)
 			id, _ := r.json(t)["id"].(string)
 
-			pub := newClipPublisher(t)
-			pub.videoClip, pub.audioClip = "sync_vp8.ivf", "sync_opus.ogg"
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if _, err := pubC.Publish(ctx, pub.video, pub.audio); err != nil {
+			pub, err := recordertest.NewClips(recordertest.SyncVP8Clip, recordertest.SyncOpusClip)
+			if err != nil {
 				t.Fatal(err)
 			}
-			pub.play(ctx)
-			if err := pub.done(); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := pubC.Publish(ctx, pub.Video, pub.Audio); err != nil {
+				t.Fatal(err)
+			}
+			pub.Play(ctx)
+			if err := pub.Wait(); err != nil {
 				t.Fatal(err)
 			}
 			mustStatus(t, s.do(t, http.MethodPost, "/api/v1/recordings/"+id+"/stop", ""), http.StatusOK)

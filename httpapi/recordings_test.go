@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,14 +13,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media"
-	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
-	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/troupe-media/troupe/actors"
@@ -31,114 +25,6 @@ import (
 	"github.com/troupe-media/troupe/persistence/recordpb"
 	"github.com/troupe-media/troupe/rtc/recorder/recordertest"
 )
-
-// clipPublisher publishes the recorder's encoded test clips (4 s of VP8
-// and Opus made with ffmpeg, see rtc/recorder/testdata/make.sh) in real
-// time, as a browser would send them.
-type clipPublisher struct {
-	video, audio *webrtc.TrackLocalStaticSample
-	// The clips' files in clipDir: vp8.ivf and opus.ogg unless set.
-	videoClip, audioClip string
-	wg                   sync.WaitGroup
-	errs                 chan error
-}
-
-const clipDir = "../rtc/recorder/testdata"
-
-func newClipPublisher(t *testing.T) *clipPublisher {
-	t.Helper()
-	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "clip")
-	if err != nil {
-		t.Fatal(err)
-	}
-	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "clip")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &clipPublisher{video: video, audio: audio, videoClip: "vp8.ivf", audioClip: "opus.ogg", errs: make(chan error, 2)}
-}
-
-// play sends both clips once, paced by their own timing; done waits for
-// the end and reports the first error.
-func (p *clipPublisher) play(ctx context.Context) {
-	p.wg.Add(2)
-	go func() { defer p.wg.Done(); p.errs <- p.playVP8(ctx) }()
-	go func() { defer p.wg.Done(); p.errs <- p.playOpus(ctx) }()
-}
-
-func (p *clipPublisher) done() error {
-	p.wg.Wait()
-	return errors.Join(<-p.errs, <-p.errs)
-}
-
-func (p *clipPublisher) playVP8(ctx context.Context) error {
-	f, err := os.Open(filepath.Join(clipDir, p.videoClip))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	r, hdr, err := ivfreader.NewWith(f)
-	if err != nil {
-		return err
-	}
-	frame := time.Duration(float64(time.Second) * float64(hdr.TimebaseNumerator) / float64(hdr.TimebaseDenominator))
-	tick := time.NewTicker(frame)
-	defer tick.Stop()
-	for {
-		b, _, err := r.ParseNextFrame()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := p.video.WriteSample(media.Sample{Data: b, Duration: frame}); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-}
-
-func (p *clipPublisher) playOpus(ctx context.Context) error {
-	f, err := os.Open(filepath.Join(clipDir, p.audioClip))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	r, _, err := oggreader.NewWith(f)
-	if err != nil {
-		return err
-	}
-	const frame = 20 * time.Millisecond // the clip's frame_duration, one per page
-	tick := time.NewTicker(frame)
-	defer tick.Stop()
-	var last uint64
-	for {
-		page, hdr, err := r.ParseNextPage()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if hdr.GranulePosition == 0 || hdr.GranulePosition == last {
-			continue // the Opus head and tags pages
-		}
-		last = hdr.GranulePosition
-		if err := p.audio.WriteSample(media.Sample{Data: page, Duration: frame}); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-}
 
 // recordingStack is a media stack that records into a temporary directory.
 func recordingStack(t *testing.T) (*stack, string) {
@@ -201,13 +87,16 @@ func TestRecordingEndToEnd(t *testing.T) {
 		t.Fatalf("deleting a running recording: %d %s", r.status, r.body)
 	}
 
-	pub := newClipPublisher(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := pubC.Publish(ctx, pub.video, pub.audio); err != nil {
+	pub, err := recordertest.NewClips(recordertest.VP8Clip, recordertest.OpusClip)
+	if err != nil {
 		t.Fatal(err)
 	}
-	pub.play(ctx)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := pubC.Publish(ctx, pub.Video, pub.Audio); err != nil {
+		t.Fatal(err)
+	}
+	pub.Play(ctx)
 	// While it runs, the recording lists the file being written, which
 	// grows.
 	liveSize := func() (int, bool) {
@@ -225,7 +114,7 @@ func TestRecordingEndToEnd(t *testing.T) {
 	}
 	var first int
 	poll.Until(t, "the file being written listed", func() (ok bool) { first, ok = liveSize(); return ok })
-	if err := pub.done(); err != nil {
+	if err := pub.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	poll.Until(t, "the file being written grown", func() bool { n, _ := liveSize(); return n > first })

@@ -76,6 +76,11 @@
 // A Forwarder may also have one Sink (sink.go), which gets every packet it
 // forwards on the read loop, without a lock: a recording (rtc/recorder,
 // fed by the room's actor) is one more subscriber of the track that way.
+// A Track keeps its sink on its highest layer that arrives, moving it as
+// layers start and stop (tracksink.go). A Forwarder given the publisher's
+// RTCP of its stream reads it on a goroutine of its own and keeps the last
+// sender report, which a sink that takes them gets too (senderreport.go):
+// it maps the stream's RTP time to the publisher's NTP clock.
 //
 // The package knows nothing of actors or HTTP: the participant actors drive
 // their Peers and Forwarders through the exported methods and learn what

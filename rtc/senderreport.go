@@ -35,6 +35,8 @@ func (e TrackEvent) ReadRTCP() RTCPSource {
 // SenderReport is the latest mapping of a track's RTP time to its
 // publisher's wall clock.
 type SenderReport struct {
+	// SSRC is the stream's.
+	SSRC uint32
 	// NTP is the report's NTP timestamp (seconds since 1900, 32.32 fixed
 	// point) of RTP time RTPTime.
 	NTP     uint64
@@ -68,7 +70,7 @@ func senderReportOf(b []byte, ssrc uint32) (SenderReport, bool) {
 		if pkt[1] != rtcpSR || len(pkt) < 28 || binary.BigEndian.Uint32(pkt[4:]) != ssrc {
 			continue
 		}
-		return SenderReport{NTP: binary.BigEndian.Uint64(pkt[8:]), RTPTime: binary.BigEndian.Uint32(pkt[16:])}, true
+		return SenderReport{SSRC: ssrc, NTP: binary.BigEndian.Uint64(pkt[8:]), RTPTime: binary.BigEndian.Uint32(pkt[16:])}, true
 	}
 	return SenderReport{}, false
 }

@@ -45,7 +45,7 @@ func TestSenderReportOf(t *testing.T) {
 		{"empty", nil, false},
 	} {
 		got, ok := senderReportOf(tc.b, 1234)
-		if ok != tc.ok || ok && (got.NTP != sr.NTPTime || got.RTPTime != sr.RTPTime) {
+		if ok != tc.ok || ok && (got.SSRC != 1234 || got.NTP != sr.NTPTime || got.RTPTime != sr.RTPTime) {
 			t.Errorf("%s: %+v %v, want ok %v", tc.name, got, ok, tc.ok)
 		}
 	}
@@ -117,7 +117,7 @@ func TestForwarderKeepsSenderReports(t *testing.T) {
 	in <- []byte{1, 2, 3}                                                      // garbage
 	in <- marshalRTCP(t, &rtcp.SenderReport{SSRC: 1234, NTPTime: 100, RTPTime: 10})
 	poll.Until(t, "the first report", func() bool { _, ok := fx.f.LastSenderReport(); return ok })
-	if sr, _ := fx.f.LastSenderReport(); sr != (SenderReport{NTP: 100, RTPTime: 10}) {
+	if sr, _ := fx.f.LastSenderReport(); sr != (SenderReport{SSRC: 1234, NTP: 100, RTPTime: 10}) {
 		t.Fatalf("last report %+v", sr)
 	}
 	// A sink set later gets the last report at once, then each new one.
@@ -125,7 +125,7 @@ func TestForwarderKeepsSenderReports(t *testing.T) {
 	fx.f.SetSink(sink)
 	in <- marshalRTCP(t, &rtcp.SenderReport{SSRC: 1234, NTPTime: 200, RTPTime: 20})
 	poll.Until(t, "the sink's second report", func() bool { return len(sink.got()) == 2 })
-	if got := sink.got(); got[0] != (SenderReport{NTP: 100, RTPTime: 10}) || got[1] != (SenderReport{NTP: 200, RTPTime: 20}) {
+	if got := sink.got(); got[0] != (SenderReport{SSRC: 1234, NTP: 100, RTPTime: 10}) || got[1] != (SenderReport{SSRC: 1234, NTP: 200, RTPTime: 20}) {
 		t.Fatalf("the sink got %+v", got)
 	}
 	close(in)

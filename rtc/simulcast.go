@@ -105,6 +105,9 @@ type Track struct {
 	lastCheck time.Time
 	onNeeded  func(needed, unneeded []string)
 	announced string // what onNeeded was last told, joined
+	// newSink makes the sink of the layer sinkLayer (tracksink.go).
+	newSink   func() Sink
+	sinkLayer *Forwarder
 }
 
 type trackLayer struct {
@@ -203,6 +206,7 @@ func (t *Track) AddLayer(fwd *Forwarder, rid string) error {
 				t.log.Debug("select layer", "err", err)
 			}
 		}
+		t.placeSinkLocked()
 	}
 	t.announceLocked()
 	return nil
@@ -252,6 +256,7 @@ func (t *Track) watch(fwd *Forwarder) {
 	for dt := range t.subs {
 		t.selectLocked(dt)
 	}
+	t.placeSinkLocked()
 }
 
 // Layers describes the track's layers, lowest first.
@@ -506,6 +511,7 @@ func (t *Track) check() {
 			t.log.Debug("select layer", "err", err)
 		}
 	}
+	t.placeSinkLocked()
 	t.announceLocked()
 	t.timer = t.clk.AfterFunc(t.every, t.check)
 }

@@ -68,6 +68,20 @@ type simulcastFixture struct {
 
 	mu     sync.Mutex
 	needed []string // what OnLayersNeeded was told: "needed/unneeded", rids joined
+
+	n uint32 // the next frame number of tick
+}
+
+// tick sends frame n of the layers given (keyframes the first time), waits
+// for them to be read, then runs a check.
+func (fx *simulcastFixture) tick(layers ...int) {
+	fx.t.Helper()
+	for _, i := range layers {
+		fx.frame(i, fx.n, fx.n == 0)
+	}
+	fx.n++
+	fx.settle()
+	fx.clk.Advance(DefaultLayerCheckInterval)
 }
 
 func (fx *simulcastFixture) layersNeeded() []string {
@@ -306,15 +320,7 @@ func TestTrackSwitchesLayerOnKeyframe(t *testing.T) {
 func TestTrackFallsBackWhenLayerStops(t *testing.T) {
 	fx := newSimulcastFixture(t)
 	dt, sink := fx.subscriber()
-	n := uint32(0)
-	tick := func(layers ...int) {
-		for _, i := range layers {
-			fx.frame(i, n, n == 0)
-		}
-		n++
-		fx.settle()
-		fx.clk.Advance(DefaultLayerCheckInterval)
-	}
+	tick := fx.tick
 	tick(0, 1, 2)
 	for i := 0; i < LayerIdleChecks; i++ {
 		tick(0, 1) // the publisher stopped its top layer
@@ -325,17 +331,17 @@ func TestTrackFallsBackWhenLayerStops(t *testing.T) {
 	if l := fx.track.Layers(); l[2].Active || !l[1].Active {
 		t.Fatalf("layers %+v", l)
 	}
-	fx.frame(1, n, true)
-	n++
+	fx.frame(1, fx.n, true)
+	fx.n++
 	poll.Until(t, "the middle layer's keyframe", func() bool { return dt.Layer().Current == 1 })
 	tick(0, 1, 2) // back
 	if st := dt.Layer(); st.Next != 2 {
 		t.Fatalf("after the top layer came back: %+v", st)
 	}
-	fx.frame(2, n, true)
-	n++
+	fx.frame(2, fx.n, true)
+	fx.n++
 	poll.Until(t, "the top layer again", func() bool { return dt.Layer().Current == 2 })
-	fx.frame(2, n, false)
+	fx.frame(2, fx.n, false)
 	poll.Until(t, "the top layer's next frame", func() bool {
 		s := sink.sent()
 		return len(s) > 0 && layerOfPacket(s[len(s)-1]) == 2 && s[len(s)-1].hdr.Marker && len(s) >= 4

@@ -23,20 +23,3 @@ func (f *Forwarder) SetSink(s Sink) {
 
 // SSRC is the SSRC of the track the forwarder reads, as first received.
 func (f *Forwarder) SSRC() uint32 { return f.ssrc }
-
-// TopLayer returns the forwarder of the track's highest layer that is
-// arriving (of a plain track, its one forwarder), or nil when no layer has
-// been added. A recording writes this layer: the best the publisher sends.
-func (t *Track) TopLayer() *Forwarder {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for i := len(t.layers) - 1; i >= 0; i-- {
-		if t.layers[i].active() {
-			return t.layers[i].fwd
-		}
-	}
-	if n := len(t.layers); n > 0 {
-		return t.layers[n-1].fwd
-	}
-	return nil
-}

@@ -200,6 +200,9 @@ type runner struct {
 	log  *slog.Logger
 
 	rooms []string
+	// recordings are the ids of the rooms' recordings, for a scenario
+	// that records (recording.go).
+	recordings []string
 	// senders run until stopSend; their goroutines are in sendWG.
 	sendCtx  context.Context
 	stopSend context.CancelFunc
@@ -247,6 +250,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	if err := runLimited(ctx, staggeredJoins, pubs); err != nil {
 		return Result{}, err
+	}
+	if sc.Record {
+		if err := r.startRecordings(ctx); err != nil {
+			return Result{}, err
+		}
 	}
 
 	var res Result
@@ -344,7 +352,11 @@ func (r *runner) createRoom(ctx context.Context, name string) (string, error) {
 	var room struct {
 		ID string `json:"id"`
 	}
-	body := map[string]any{"name": name, "config": map[string]any{"max_participants": 10000}}
+	config := map[string]any{"max_participants": 10000}
+	if r.cfg.Scenario.Record {
+		config["recording_enabled"] = true
+	}
+	body := map[string]any{"name": name, "config": config}
 	if err := r.post(ctx, "/api/v1/rooms", body, http.StatusCreated, &room); err != nil {
 		return "", fmt.Errorf("create room: %w", err)
 	}
@@ -606,6 +618,10 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 	if err != nil {
 		return Step{}, err
 	}
+	rec0, err := r.recordedBytes(ctx)
+	if err != nil {
+		return Step{}, err
+	}
 	self0, t0 := proc.SelfCPU(), time.Now()
 	dur := r.cfg.Scenario.Duration
 	for elapsed := time.Duration(0); elapsed < dur && ctx.Err() == nil; {
@@ -632,6 +648,10 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 		return Step{}, err
 	}
 	self1, t1 := proc.SelfCPU(), time.Now()
+	rec1, err := r.recordedBytes(ctx)
+	if err != nil {
+		return Step{}, err
+	}
 	rss, err := r.rss()
 	if err != nil {
 		return Step{}, err
@@ -645,6 +665,10 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 		Seconds: t1.Sub(t0).Seconds(), ServerRSSBytes: rss,
 	}
 	s.Subscribers = s.Participants - s.Publishers
+	if sc.Record {
+		s.RecordedTracks = s.Publishers * (btoi(sc.Video != nil) + btoi(sc.Audio != nil))
+		s.RecordingBytesPerSec = float64(rec1-rec0) / s.Seconds
+	}
 	var latencies, paths, joins []time.Duration
 	for _, p := range parts {
 		seen := map[string]*window{}

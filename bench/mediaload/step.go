@@ -45,6 +45,12 @@ type Step struct {
 	// summed: both since the run began (zero with Config.NoReconnect).
 	Reconnects    int     `json:"reconnects"`
 	OutageSeconds float64 `json:"outage_seconds"`
+	// RecordedTracks are the tracks a recording scenario records, and
+	// RecordingBytesPerSec what their files grew by per second over the
+	// window (the write throughput); zero for a scenario that does not
+	// record.
+	RecordedTracks       int     `json:"recorded_tracks"`
+	RecordingBytesPerSec float64 `json:"recording_bytes_per_sec"`
 }
 
 // xValue is the chart's x: subscribers, or participants for scenarios

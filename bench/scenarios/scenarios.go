@@ -52,6 +52,10 @@ type Scenario struct {
 	Duration time.Duration `yaml:"duration"`
 	// Ramp is the subscriber counts that --ramp steps through.
 	Ramp Ramp `yaml:"ramp"`
+	// Record records each room while it forwards: its rooms are created
+	// with recording enabled, and a recording of each (a file per
+	// participant) starts once its publishers have joined.
+	Record bool `yaml:"record"`
 }
 
 // Video is synthetic VP8 at a constant bit rate, each frame cut into

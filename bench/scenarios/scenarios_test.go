@@ -11,7 +11,7 @@ import (
 )
 
 func TestBuiltinScenarios(t *testing.T) {
-	want := []string{"audio-room", "join-storm", "many-rooms", "video-fanout"}
+	want := []string{"audio-room", "join-storm", "many-rooms", "recording", "video-fanout"}
 	if got := Names(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}

@@ -338,7 +338,7 @@ func (p *publisher) deliver(e event) {
 	case e.close:
 		p.tracks[e.src].Close()
 	case e.sr:
-		p.tracks[e.src].WriteSenderReport(e.ntp, e.ts)
+		p.tracks[e.src].WriteSenderReport(1000+uint32(e.src), e.ntp, e.ts) //nolint:gosec // small
 	default:
 		p.tracks[e.src].WriteRTP(e.pkt)
 	}

@@ -49,6 +49,7 @@ type item struct {
 	kind    itemKind
 	t       *Track
 	b       *pktBuf
+	ssrc    uint32 // itemSR: the stream reported on
 	ntp     uint64
 	rtpTime uint32
 	at      time.Time

@@ -31,6 +31,12 @@ func (w *writer) onPacket(ts *trackState, b *pktBuf) {
 		ro.started = false
 		ts.restartTiming()
 		w.lost(ts)
+		if sr := ts.nextSR; sr.ssrc == b.ssrc {
+			// The new stream's report came before it: it is on the
+			// publisher's clock from its first packet.
+			w.onSenderReport(ts, sr.ntp, sr.rtpTime, sr.at)
+		}
+		ts.nextSR = senderReport{}
 	}
 	if !ro.started {
 		ro.started, ro.ssrc, ro.next, ro.high = true, b.ssrc, b.seq, b.seq-1

@@ -17,6 +17,14 @@ type participantClock struct {
 	offset time.Duration // recording wall time minus the publisher's NTP time
 }
 
+// senderReport is a stream's report as the writer keeps it.
+type senderReport struct {
+	ssrc    uint32
+	ntp     uint64
+	rtpTime uint32
+	at      time.Time
+}
+
 // unwrap extends an RTP timestamp to 64 bits, near the last one seen.
 func (ts *trackState) unwrap(rtpTime uint32) int64 {
 	if !ts.tsInit {

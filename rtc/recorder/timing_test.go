@@ -1,8 +1,13 @@
 package recorder
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/troupe-media/troupe/internal/clock"
 )
 
 // A track follows its RTP clock from its first sender report: later
@@ -37,5 +42,46 @@ func TestSenderReportsKeepTrackClock(t *testing.T) {
 		if got := w.mediaMs(ts, step.rtpTime); got < step.want-1 || got > step.want {
 			t.Errorf("%s: at %d ms, want %d", step.name, got, step.want)
 		}
+	}
+}
+
+// A report of the stream a track is moved to (a simulcast layer) that
+// comes before that stream's first packet waits for it, then maps it: the
+// new stream goes on from the old one on the publisher's clock.
+func TestSenderReportOfTheNextStream(t *testing.T) {
+	clk := clock.NewManual(epoch)
+	r, err := New(Config{Dir: t.TempDir(), Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = r.Close(context.Background()) })
+	tr, err := r.AddTrack(opusInfo("p", "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ntp0 := epoch.Add(-time.Hour)
+	opus := []byte{0x78, 0x01, 0x02, 0x03}
+	send := func(ssrc uint32, seq uint16, ts uint32) {
+		tr.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SSRC: ssrc, SequenceNumber: seq, Timestamp: ts, PayloadType: 111}, Payload: opus})
+	}
+	send(1, 10, 0)
+	tr.WriteSenderReport(1, toNTP(ntp0), 0)
+	// Stream 2's clock is its own: its RTP time 5000 is 100 ms after
+	// stream 1's 0 on the publisher's.
+	tr.WriteSenderReport(2, toNTP(ntp0.Add(100*time.Millisecond)), 5000)
+	r.barrier()
+	ts := r.w.tracks[tr]
+	first := ts.lastMs
+	if ts.nextSR.ssrc != 2 || ts.srWall != ntpTime(toNTP(ntp0)) {
+		t.Fatalf("before stream 2: waiting %+v, mapped at %v", ts.nextSR, ts.srWall)
+	}
+	clk.Advance(300 * time.Millisecond) // arrival says nothing once mapped
+	send(2, 500, 5000+4800)             // 100 ms on in stream 2
+	r.barrier()
+	if ts.nextSR.ssrc != 0 || !ts.hasSR || ts.srWall != ntpTime(toNTP(ntp0.Add(100*time.Millisecond))) {
+		t.Fatalf("after stream 2's first packet: waiting %+v, mapped at %v", ts.nextSR, ts.srWall)
+	}
+	if got := ts.lastMs - first; got < 199 || got > 200 {
+		t.Fatalf("stream 2's first frame %d ms after stream 1's, want 200", got)
 	}
 }

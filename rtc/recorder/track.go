@@ -137,15 +137,17 @@ func (t *Track) WriteRTP(p *rtp.Packet) {
 	}
 }
 
-// WriteSenderReport gives the track's latest RTCP sender report: the NTP
-// time (64-bit fixed point, as in the report) of RTP time rtpTime. It puts
-// the track on the recording's one clock. It never blocks.
-func (t *Track) WriteSenderReport(ntp uint64, rtpTime uint32) {
+// WriteSenderReport gives the latest RTCP sender report of the track's
+// stream ssrc: the NTP time (64-bit fixed point, as in the report) of RTP
+// time rtpTime. It puts the track on the recording's one clock. A report
+// of a stream the track has not switched to yet (a simulcast layer it is
+// moved to) waits for that stream's first packet. It never blocks.
+func (t *Track) WriteSenderReport(ssrc uint32, ntp uint64, rtpTime uint32) {
 	if t.ignore || ntp == 0 || t.closed.Load() || t.r.stopped.Load() {
 		return // a report without a wall clock (ntp 0) maps nothing
 	}
 	select {
-	case t.r.queue <- item{kind: itemSR, t: t, ntp: ntp, rtpTime: rtpTime, at: t.r.cfg.Clock.Now()}:
+	case t.r.queue <- item{kind: itemSR, t: t, ssrc: ssrc, ntp: ntp, rtpTime: rtpTime, at: t.r.cfg.Clock.Now()}:
 	default:
 		t.r.stats.queueDrops.Add(1)
 	}

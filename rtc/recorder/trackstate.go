@@ -27,6 +27,9 @@ type trackState struct {
 	srWall  time.Time
 	hasMs   bool
 	lastMs  int64
+	// nextSR is the last report of a stream the track has not switched
+	// to yet; ssrc 0 when none.
+	nextSR  senderReport
 	arrival time.Time // of the packet being depacketized
 
 	// waitKey: frames are dropped until a keyframe (a video track's start,

@@ -85,7 +85,14 @@ func (w *writer) handle(it item) {
 	case itemSR:
 		if ts := w.tracks[it.t]; ts != nil && !ts.closed {
 			w.advance(it.at)
-			w.onSenderReport(ts, it.ntp, it.rtpTime, it.at)
+			sr := senderReport{ssrc: it.ssrc, ntp: it.ntp, rtpTime: it.rtpTime, at: it.at}
+			if ts.ro.started && sr.ssrc != ts.ro.ssrc {
+				// Of the stream the track moves to: it maps that
+				// stream's first packet on (onPacket).
+				ts.nextSR = sr
+				return
+			}
+			w.onSenderReport(ts, sr.ntp, sr.rtpTime, sr.at)
 		}
 	case itemTrackAdd:
 		w.advance(it.at)

@@ -84,3 +84,14 @@ func AVOffset(t testing.TB, path string) time.Duration {
 	beep := firstOver(t, path, "0:a", "-af", "astats=metadata=1:reset=1,ametadata=print:key=lavfi.astats.Overall.RMS_level:file=-", "lavfi.astats.Overall.RMS_level", -30)
 	return beep - flash
 }
+
+// Codecs returns the codec names of the file's streams, as ffprobe reads
+// them, in stream order.
+func Codecs(t testing.TB, path string) []string {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v\n%s", path, err, out)
+	}
+	return strings.Fields(string(out))
+}
