@@ -3,6 +3,8 @@ package rtc
 import (
 	"encoding/binary"
 	"testing"
+
+	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 // vp8Key is the start of a VP8 keyframe of w x h after descriptor desc.
@@ -236,8 +238,8 @@ func FuzzLayerParsers(f *testing.F) {
 	f.Add(spsFields{profile: 100, chroma: 1, scaling: true, wMBs: 80, hMaps: 45, frameMBsOnly: true}.nal())
 	f.Add([]byte{24, 0x00, 0x03, 0x67, 0x00, 0x00})
 	f.Add([]byte{0x7c, 0x87, 0x64, 0x00})
-	f.Add(layeredDesc(1, true))
-	f.Add(layeredDesc(6, false))
+	f.Add(rtctest.TemporalDescriptor(1, true))
+	f.Add(rtctest.TemporalDescriptor(6, false))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		if w, h, ok := vp8Resolution(p); ok && (w <= 0 || h <= 0 || w > 0x3fff || h > 0x3fff) {
 			t.Fatalf("VP8 size %dx%d", w, h)

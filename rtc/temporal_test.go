@@ -15,35 +15,15 @@ import (
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
-// tidPattern is the temporal layer of each frame of a synthetic stream in
-// three layers, as libvpx orders them: layer 0 a quarter of the frames,
-// layer 1 another quarter, layer 2 the half left.
-var tidPattern = [4]uint8{0, 2, 1, 2}
-
-// layeredDesc is the payload descriptor of frame n of that stream:
-// 15-bit picture id 1000+n, TL0PICIDX counting layer 0's frames, the
-// layer, and the layer sync bit on the first frame of each upper layer
-// after a layer 0 one. start marks a frame's first packet.
-func layeredDesc(n int, start bool) []byte {
-	tid := tidPattern[n%4]
-	b0 := byte(0x80) // X
-	if start {
-		b0 |= 0x10
-	}
-	pic := uint16(1000+n) & 0x7fff
-	tidY := tid << 6
-	if tid != 0 && n%4 <= 2 {
-		tidY |= 0x20
-	}
-	return []byte{b0, 0xe0, 0x80 | byte(pic>>8), byte(pic), byte(n / 4), tidY}
-}
+// tidPattern is rtctest's stream in three temporal layers.
+var tidPattern = rtctest.TemporalPattern
 
 // layeredPacket is packet part (0 or 1) of frame n, at sequence number
 // seq; frames are 30 a second, and frame 0 is a keyframe. Its body
 // carries the counter 2n+part.
 func layeredPacket(t testing.TB, n, part int, seq uint16) []byte {
 	t.Helper()
-	payload := layeredDesc(n, part == 0)
+	payload := rtctest.TemporalDescriptor(n, part == 0)
 	if part == 0 {
 		header := byte(0x01) // P set: an inter frame
 		if n == 0 {
@@ -67,12 +47,12 @@ func TestTemporalRates(t *testing.T) {
 	}
 	for n := 0; n <= 30; n++ {
 		var d vp8Desc
-		if !parseVP8Desc(layeredDesc(n, true), &d) || d.tidAt == 0 || d.tid != tidPattern[n%4] {
+		if !parseVP8Desc(rtctest.TemporalDescriptor(n, true), &d) || d.tidAt == 0 || d.tid != tidPattern[n%4] {
 			t.Fatalf("frame %d: descriptor %+v", n, d)
 		}
 		r.observe(&d, uint32(3000*n), 90000)
 		var cont vp8Desc
-		parseVP8Desc(layeredDesc(n, false), &cont)
+		parseVP8Desc(rtctest.TemporalDescriptor(n, false), &cont)
 		r.observe(&cont, uint32(3000*n), 90000) // not a frame of its own
 	}
 	// Frames 0 to 29 are the first second: 8 of layer 0, 7 of layer 1,
@@ -90,7 +70,7 @@ func TestTemporalRates(t *testing.T) {
 	// A jump of the timestamps starts the window again; what was
 	// measured stands until the next window ends.
 	var d vp8Desc
-	parseVP8Desc(layeredDesc(0, true), &d)
+	parseVP8Desc(rtctest.TemporalDescriptor(0, true), &d)
 	r.observe(&d, 3000*31+20*90000, 90000)
 	if r.allowed(15) != 1 || r.counts != [maxTID + 1]uint32{1, 0, 0, 0} {
 		t.Fatalf("after a jump: counts %v", r.counts)
