@@ -42,7 +42,9 @@
 // they call, so they run on any store of record.
 //
 // In a cluster (Config.Owners) the registry claims a room before it starts
-// its actor, and a room runs on the one node that owns it. A room this node
+// its actor, and a room runs on the one node that owns it; a create, with
+// a Creator, is placed at once and claimed by the write that creates the
+// room (createUnclaimed). A room this node
 // heard (Owners.Elsewhere, a watch) that another node owns is refused at
 // once with a *NotOwnerError, for the HTTP edge to forward, without asking
 // etcd; a request forwarded here (Forwarded) asks etcd instead, since the

@@ -465,7 +465,7 @@ func (c *testClient) receiveKeyed(n int, key func(*webrtc.TrackRemote) string) m
 // waitEvent returns the next event of type T, skipping others.
 func waitEvent[T Signal](t *testing.T, c *testClient, match func(T) bool) T {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(poll.Timeout)
 	for {
 		select {
 		case s := <-c.events:
@@ -638,6 +638,14 @@ func TestJoinRules(t *testing.T) {
 	if _, err := tryJoin(t, env, "later", "p", RolePublisher); !errors.Is(err, ErrOutsideJoinWindow) {
 		t.Fatalf("before join_from: %v", err)
 	}
+	// Each refusal is counted by its reason.
+	for reason, want := range map[string]float64{
+		"room_full": 1, "room_locked": 1, "room_ended": 1, "room_not_found": 1, "outside_join_window": 1,
+	} {
+		if got := testutil.ToFloat64(env.rooms.metrics.joinsRefused.WithLabelValues(reason)); got != want {
+			t.Errorf("joins refused for %s: %v, want %v", reason, got, want)
+		}
+	}
 }
 
 func TestKickMuteAndRoomEnd(t *testing.T) {
@@ -713,7 +721,7 @@ func TestParticipantFailureStaysInside(t *testing.T) {
 			if tr.StreamID() == string(steady.p.ID) && tr.Kind() == webrtc.RTPCodecTypeVideo {
 				steadyVideo = r
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(poll.Timeout):
 			t.Fatal("viewer did not get four tracks")
 		}
 	}
@@ -800,7 +808,7 @@ func TestWHIPPublishWHEPView(t *testing.T) {
 		go r.Run()
 		waitPackets(t, "WHEP video", r, 50)
 		checkStream(t, "WHEP video", r)
-	case <-time.After(10 * time.Second):
+	case <-time.After(poll.Timeout):
 		t.Fatal("WHEP viewer got no track")
 	}
 

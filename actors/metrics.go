@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -27,6 +28,7 @@ type metrics struct {
 	// participantCount is participants, readable without a scrape.
 	participantCount atomic.Int64
 	leaves           *prometheus.CounterVec
+	joinsRefused     *prometheus.CounterVec
 	// data counts the rooms' data messages.
 	data *rtc.DataMetrics
 }
@@ -65,6 +67,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "troupe_participant_leaves_total",
 			Help: "Participants that left their room, by reason.",
 		}, []string{"reason"}),
+		joinsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "troupe_joins_refused_total",
+			Help: "Joins (signaling, WHIP, WHEP) refused by this node, by reason: room_not_found, room_ended, room_locked, room_full, outside_join_window, forbidden, draining, room_failed, unavailable, or error.",
+		}, []string{"reason"}),
 		recorder: recorder.NewMetrics(),
 		recordings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "troupe_recordings_ended_total",
@@ -73,7 +79,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		data: rtc.NewDataMetrics(),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.failures, m.passivations, m.takeovers, m.ownerHints, m.participants, m.leaves,
+		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.failures, m.passivations, m.takeovers, m.ownerHints, m.participants, m.leaves, m.joinsRefused,
 			m.recorder, m.recordings, m.data} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("actors: register metrics: %w", err)
@@ -91,4 +97,40 @@ func (m *metrics) participant(delta int64) {
 func (m *metrics) live(delta int64) {
 	m.liveCount.Add(delta)
 	m.liveGauge.Add(float64(delta))
+}
+
+// joinRefused counts a join refused with err. A join for a room another
+// node owns is not refused: it is forwarded there, and counted there.
+func (m *metrics) joinRefused(err error) {
+	var notOwner *NotOwnerError
+	if errors.As(err, &notOwner) {
+		return
+	}
+	m.joinsRefused.WithLabelValues(refusalReason(err)).Inc()
+}
+
+// refusalReason names the reason of a refused join, as the API's error
+// codes do.
+func refusalReason(err error) string {
+	switch {
+	case errors.Is(err, ErrRoomNotFound):
+		return "room_not_found"
+	case errors.Is(err, ErrRoomEnded):
+		return "room_ended"
+	case errors.Is(err, ErrRoomLocked):
+		return "room_locked"
+	case errors.Is(err, ErrRoomFull):
+		return "room_full"
+	case errors.Is(err, ErrOutsideJoinWindow):
+		return "outside_join_window"
+	case errors.Is(err, ErrForbidden):
+		return "forbidden"
+	case errors.Is(err, ErrDraining):
+		return "draining"
+	case errors.Is(err, ErrRoomFailed):
+		return "room_failed"
+	case errors.Is(err, ErrUnavailable):
+		return "unavailable"
+	}
+	return "error"
 }

@@ -361,11 +361,12 @@ func (r *Rooms) Join(ctx context.Context, roomID RoomID, req JoinRequest) (*Part
 		return nil, nil, fmt.Errorf("%w: a %s may not publish", ErrForbidden, req.Role)
 	}
 	reply, err := requestAs[*joinReply](ctx, r, roomID, &joinRoom{req: req})
-	if err != nil {
-		return nil, nil, err
+	if err == nil {
+		err = reply.err
 	}
-	if reply.err != nil {
-		return nil, nil, reply.err
+	if err != nil {
+		r.metrics.joinRefused(err)
+		return nil, nil, err
 	}
 	p := &Participant{ID: reply.info.Participant.ID, RoomID: roomID, pid: reply.pid, rooms: r}
 	return p, reply.info, nil

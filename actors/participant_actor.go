@@ -294,12 +294,16 @@ func (p *participantActor) publish(ctx actor.Context, m rtc.TrackEvent) {
 	fwd, err := rtc.NewForwarder(rtc.ForwarderConfig{
 		Track:   m.Track,
 		RTCP:    p.peer,
+		RTCPIn:  m.ReadRTCP(),
 		Engine:  p.deps.cfg.Media,
 		Metrics: p.deps.cfg.MediaMetrics,
 		Logger:  p.log,
 		OnFailure: func(err error) {
 			root.Send(self, &ownedFailure{err: err})
 		},
+		// The audio level and video orientation are read under the ids
+		// this connection negotiated.
+		HeaderExtensions: m.Receiver.GetParameters().HeaderExtensions,
 	})
 	if err != nil {
 		p.log.Warn("forward track", "err", err)

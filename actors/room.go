@@ -83,7 +83,9 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		a.self = ctx.Self()
 		ctx.SetReceiveTimeout(a.deps.cfg.PassivateAfter)
-		a.load()
+		if !a.life.unclaimed { // else its creation writes it (createUnclaimed)
+			a.load()
+		}
 		a.rejoin(ctx) // after a restart; a new room has nobody yet
 	case *actor.Stopping:
 		a.view.close()
@@ -144,7 +146,11 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *crashRoom:
 		panic("room actor: crash requested by a test")
 	case *actorpb.CreateRoom:
-		a.respond(ctx, a.roomReply(a.create(m)))
+		if a.life.unclaimed {
+			a.respond(ctx, a.createUnclaimedReply(ctx, m))
+		} else {
+			a.respond(ctx, a.roomReply(a.create(m)))
+		}
 		if a.room == nil {
 			ctx.Send(ctx.Parent(), &passivate{who: ctx.Self()}) // nothing was created
 		}

@@ -53,7 +53,37 @@ var (
 		"grid-responsive", "grid-responsive-mobile", "highlight-1-responsive",
 		"1x1", "2x1", "2x2", "5up", "3x3", "4x4", "5x5", "6x6", "8x8", "10x10"}
 	autoCloseKind = []string{"session-ends", "session-end-and-deactivate"}
+	privacies     = []string{PrivacyPrivate, PrivacyPublic}
+	// defaultRoles are the roles a room may hand those who join by its
+	// link: never moderator, which anyone with the link would then be.
+	defaultRoles = []string{string(RolePublisher), string(RoleSubscriber)}
 )
+
+// A room's privacy: whether its link alone lets people join.
+const (
+	// PrivacyPrivate: the link needs a join token (the default).
+	PrivacyPrivate = "private"
+	// PrivacyPublic: anyone with the link joins with the room's default
+	// role, on a token the server mints for them.
+	PrivacyPublic = "public"
+)
+
+// RoomPrivacy is r's privacy; records from before the field are private.
+func RoomPrivacy(r *recordpb.Room) string {
+	if r.GetPrivacy() == "" {
+		return PrivacyPrivate
+	}
+	return r.GetPrivacy()
+}
+
+// RoomDefaultRole is the role of those who join r by its link; records
+// from before the field give publisher.
+func RoomDefaultRole(r *recordpb.Room) Role {
+	if r.GetDefaultRole() == "" {
+		return RolePublisher
+	}
+	return Role(r.GetDefaultRole())
+}
 
 // The fields a patch may clear (set to null), by their API names.
 const (
@@ -106,8 +136,10 @@ func ApplyDefaults(r *recordpb.Room) {
 // newRoomFromSpec builds the record of a new room: defaults, then the spec.
 func newRoomFromSpec(id RoomID, spec *actorpb.RoomPatch) (*recordpb.Room, error) {
 	r := &recordpb.Room{
-		Id:     string(id),
-		Status: recordpb.RoomStatus_ROOM_STATUS_ACTIVE,
+		Id:          string(id),
+		Status:      recordpb.RoomStatus_ROOM_STATUS_ACTIVE,
+		Privacy:     PrivacyPrivate,
+		DefaultRole: string(RolePublisher),
 		Config: &recordpb.RoomConfig{
 			EmptyTimeout: DefaultEmptyTimeout,
 			ChatEnabled:  DefaultChatEnabled,
@@ -156,6 +188,15 @@ func applyPatch(r *recordpb.Room, p *actorpb.RoomPatch) error {
 	if p.DisplayName != nil {
 		r.DisplayName = *p.DisplayName
 	}
+	// Empty means the default only in old records: a patch names one.
+	if p.Privacy != nil && *p.Privacy == "" {
+		return invalid("privacy", "must be one of %s", strings.Join(privacies, ", "))
+	}
+	if p.DefaultRole != nil && *p.DefaultRole == "" {
+		return invalid("default_role", "must be one of %s", strings.Join(defaultRoles, ", "))
+	}
+	setIf(&r.Privacy, p.Privacy)
+	setIf(&r.DefaultRole, p.DefaultRole)
 	if p.Webhook != nil {
 		r.Webhook = proto.Clone(p.Webhook).(*recordpb.Webhook)
 	}
@@ -218,6 +259,13 @@ func ValidateRoom(r *recordpb.Room) error {
 	}
 	if err := validateName("display_name", r.DisplayName, false); err != nil {
 		return err
+	}
+	// Empty in records from before the fields: private, publisher.
+	if r.Privacy != "" && !oneOf(r.Privacy, privacies) {
+		return invalid("privacy", "must be one of %s", strings.Join(privacies, ", "))
+	}
+	if r.DefaultRole != "" && !oneOf(r.DefaultRole, defaultRoles) {
+		return invalid("default_role", "must be one of %s", strings.Join(defaultRoles, ", "))
 	}
 	c := r.Config
 	if c == nil {

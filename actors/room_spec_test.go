@@ -58,6 +58,11 @@ func TestValidateRoom(t *testing.T) {
 		{"auto close type", &actorpb.RoomPatch{Name: ptr("x"), AutoClose: &recordpb.AutoClose{Type: "never", Duration: 60}}, "auto_close.type"},
 		{"auto close duration", &actorpb.RoomPatch{Name: ptr("x"), AutoClose: &recordpb.AutoClose{Type: "session-ends"}}, "auto_close.duration"},
 		{"clear unknown", &actorpb.RoomPatch{Name: ptr("x"), Clear: []string{"name"}}, "name"},
+		{"public", &actorpb.RoomPatch{Name: ptr("x"), Privacy: ptr("public"), DefaultRole: ptr("subscriber")}, ""},
+		{"privacy unknown", &actorpb.RoomPatch{Name: ptr("x"), Privacy: ptr("open")}, "privacy"},
+		{"privacy empty", &actorpb.RoomPatch{Name: ptr("x"), Privacy: ptr("")}, "privacy"},
+		{"default role moderator", &actorpb.RoomPatch{Name: ptr("x"), DefaultRole: ptr("moderator")}, "default_role"},
+		{"default role empty", &actorpb.RoomPatch{Name: ptr("x"), DefaultRole: ptr("")}, "default_role"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,6 +78,25 @@ func TestValidateRoom(t *testing.T) {
 				t.Fatalf("got %v, want a validation error on %s", err, tt.field)
 			}
 		})
+	}
+}
+
+// A new room is private, with publisher as its default role; a record
+// from before the fields reads the same.
+func TestRoomPrivacyDefaults(t *testing.T) {
+	r, err := newRoomFromSpec("room_1", &actorpb.RoomPatch{Name: ptr("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Privacy != PrivacyPrivate || r.DefaultRole != string(RolePublisher) {
+		t.Errorf("new room: privacy %q, default role %q", r.Privacy, r.DefaultRole)
+	}
+	old := &recordpb.Room{Id: "old", Name: "Old", Config: r.Config}
+	if err := ValidateRoom(old); err != nil {
+		t.Fatalf("a record from before privacy: %v", err)
+	}
+	if RoomPrivacy(old) != PrivacyPrivate || RoomDefaultRole(old) != RolePublisher {
+		t.Errorf("old record: %q, %q", RoomPrivacy(old), RoomDefaultRole(old))
 	}
 }
 

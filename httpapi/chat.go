@@ -77,11 +77,8 @@ func (s *Server) sendChat(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	name, err := nonNull[string](o, "name", whatString)
+	name, err := lastOptionalString(o, "name")
 	if err != nil {
-		return err
-	}
-	if err := o.finish(); err != nil {
 		return err
 	}
 	from := ""

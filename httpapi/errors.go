@@ -58,7 +58,16 @@ const (
 	codeFileNotFound         = "file_not_found"
 	codeRecordingUnavailable = "recording_unavailable"
 	codeRecordingElsewhere   = "recording_on_other_node"
+	codeRoomPrivate          = "room_private"
 )
+
+// rateLimited is a 429 whose Retry-After is wait, in whole seconds, at
+// least one.
+func rateLimited(message string, wait time.Duration) *apiError {
+	ae := newAPIError(http.StatusTooManyRequests, codeRateLimited, message)
+	ae.retryAfter = max(1, int((wait+time.Second-1)/time.Second))
+	return ae
+}
 
 // drainingRetryAfter is the Retry-After, in seconds, of a call refused by
 // a draining node.

@@ -109,7 +109,7 @@ func FuzzCreateRoomRequest(f *testing.F) {
 		if err := json.Unmarshal(out, &m); err != nil {
 			t.Fatal(err)
 		}
-		for _, k := range []string{"id", "status", "participant_count", "active_session_id", "created_at", "updated_at", "ended_at", "failure", "node_id", "preview_url"} {
+		for _, k := range []string{"id", "status", "participant_count", "active_session_id", "created_at", "updated_at", "ended_at", "failure", "node_id", "preview_url", "url"} {
 			delete(m, k)
 		}
 		if w, ok := m["webhook"].(map[string]any); ok && info.Room.GetWebhook().GetSecret() != "" {

@@ -34,6 +34,11 @@ type roomJSON struct {
 	// PreviewURL is SignalWire's, always null: a preview needs decoding
 	// video, which an SFU does not do.
 	PreviewURL *string `json:"preview_url"`
+	// URL is the room's page, which joins it; Privacy says whether the
+	// link alone lets people in (public), with DefaultRole.
+	URL         string `json:"url"`
+	Privacy     string `json:"privacy"`
+	DefaultRole string `json:"default_role"`
 }
 
 type roomFailureJSON struct {
@@ -106,6 +111,8 @@ func toRoomJSON(info *actors.RoomInfo) roomJSON {
 	if s := r.GetActiveSessionId(); s != "" {
 		out.ActiveSessionID = &s
 	}
+	out.Privacy = actors.RoomPrivacy(r)
+	out.DefaultRole = string(actors.RoomDefaultRole(r))
 	if info.Failed {
 		out.Status = "failed"
 	}
@@ -186,6 +193,12 @@ func decodeRoomPatch(o *jsonObject) (*actorpb.RoomPatch, error) {
 		return nil, err
 	}
 	if p.DisplayName, err = nonNull[string](o, "display_name", whatString); err != nil {
+		return nil, err
+	}
+	if p.Privacy, err = nonNull[string](o, "privacy", whatString); err != nil {
+		return nil, err
+	}
+	if p.DefaultRole, err = nonNull[string](o, "default_role", whatString); err != nil {
 		return nil, err
 	}
 	cfg, present, null, err := o.object("config")

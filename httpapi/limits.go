@@ -10,12 +10,16 @@ import (
 	"github.com/troupe-media/troupe/internal/clock"
 )
 
-// rateLimiter keeps a token bucket per API key. Keys are the issuers of
-// verified tokens, so the map is bounded by the configured keys.
+// rateLimiter keeps a token bucket per key: per API key (the issuers of
+// verified tokens, so the map is bounded by the configured keys), or per
+// client address (bounded by maxKeys).
 type rateLimiter struct {
 	limit rate.Limit
 	burst int
 	clock clock.Clock
+	// maxKeys bounds the buckets kept, for keys that anyone chooses (client
+	// addresses); 0 for none.
+	maxKeys int
 
 	mu      sync.Mutex // guards buckets
 	buckets map[string]*rate.Limiter
@@ -32,6 +36,9 @@ func (l *rateLimiter) allow(key string) (bool, time.Duration) {
 	l.mu.Lock()
 	b, ok := l.buckets[key]
 	if !ok {
+		if l.maxKeys > 0 && len(l.buckets) >= l.maxKeys {
+			l.pruneLocked(now)
+		}
 		b = rate.NewLimiter(l.limit, l.burst)
 		l.buckets[key] = b
 	}
@@ -46,6 +53,23 @@ func (l *rateLimiter) allow(key string) (bool, time.Duration) {
 		return false, wait
 	}
 	return true, 0
+}
+
+// pruneLocked makes room for a bucket: it drops the full ones (a new
+// bucket is the same), and if none is full, any, which lets their keys
+// start afresh: the price of a bounded map.
+func (l *rateLimiter) pruneLocked(now time.Time) {
+	for k, b := range l.buckets {
+		if b.TokensAt(now) >= float64(l.burst) {
+			delete(l.buckets, k)
+		}
+	}
+	for k := range l.buckets {
+		if len(l.buckets) < l.maxKeys {
+			break
+		}
+		delete(l.buckets, k)
+	}
 }
 
 // tokenCacheSize bounds the verified-token cache. Admin callers are few, so

@@ -225,9 +225,7 @@ func (s *Server) rateLimit(c *gin.Context) {
 	}
 	ok, wait := s.limiter.allow(apiKey(c))
 	if !ok {
-		secs := int((wait + time.Second - 1) / time.Second)
-		c.Header("Retry-After", strconv.Itoa(max(1, secs)))
-		s.abort(c, newAPIError(http.StatusTooManyRequests, codeRateLimited, "request rate limit exceeded for this API key"))
+		s.abort(c, rateLimited("request rate limit exceeded for this API key", wait))
 		return
 	}
 	c.Next()

@@ -47,6 +47,19 @@ func (s *Server) createRoom(c *gin.Context) error {
 	if generated {
 		s.forwardRoomID(c, err, id)
 	}
+	if _, elsewhere := s.forwardable(err, c.Request.Header); elsewhere {
+		// Placement chose another node for the new room (or it owns
+		// the room): the create goes there.
+		if s.forwardOr(c, err, true) {
+			return nil
+		}
+		// That node did not answer, as when placement read a dead
+		// node's record: the room is created here, unless a node owns it.
+		info, err = s.cfg.Rooms.Create(actors.Forwarded(ctx), id, req.spec)
+		if _, other := s.otherOwner(err); other {
+			return errOwnerSilent
+		}
+	}
 	if derived && errors.Is(err, actors.ErrRoomExists) {
 		// This key created the room before, but its stored response was
 		// lost (a crash, or the record expired): answer with the room.
@@ -58,14 +71,15 @@ func (s *Server) createRoom(c *gin.Context) error {
 		return err
 	}
 	c.Header("Location", "/api/v1/rooms/"+url.PathEscape(string(id)))
-	writeJSON(c, http.StatusCreated, s.ownRoomJSON(info))
+	writeJSON(c, http.StatusCreated, s.ownRoomJSON(c.Request, info))
 	return nil
 }
 
 // ownRoomJSON is the JSON of a room this node's actor answered for: in a
 // cluster, this node owns it, unless it is held failed (its actor stopped).
-func (s *Server) ownRoomJSON(info *actors.RoomInfo) roomJSON {
+func (s *Server) ownRoomJSON(r *http.Request, info *actors.RoomInfo) roomJSON {
 	out := toRoomJSON(info)
+	s.withURLs(r, &out)
 	if !info.Failed {
 		out.NodeID = s.ownerID()
 	}
@@ -129,6 +143,7 @@ func (s *Server) listRooms(c *gin.Context) error {
 	out := roomListJSON{Rooms: make([]roomJSON, len(rooms)), Total: total, Limit: q.Limit, Offset: q.Offset}
 	for i, r := range rooms {
 		out.Rooms[i] = toRoomJSON(r)
+		s.withURLs(c.Request, &out.Rooms[i])
 	}
 	if err := s.addRoomOwners(c.Request.Context(), out.Rooms); err != nil {
 		return err
@@ -173,7 +188,7 @@ func (s *Server) getRoom(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c, http.StatusOK, s.ownRoomJSON(info))
+	writeJSON(c, http.StatusOK, s.ownRoomJSON(c.Request, info))
 	return nil
 }
 
@@ -190,7 +205,7 @@ func (s *Server) patchRoom(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c, http.StatusOK, s.ownRoomJSON(info))
+	writeJSON(c, http.StatusOK, s.ownRoomJSON(c.Request, info))
 	return nil
 }
 
@@ -216,7 +231,7 @@ func (s *Server) endRoom(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c, http.StatusOK, s.ownRoomJSON(info))
+	writeJSON(c, http.StatusOK, s.ownRoomJSON(c.Request, info))
 	return nil
 }
 

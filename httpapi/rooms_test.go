@@ -29,8 +29,9 @@ func TestCreateRoomShapeAndDefaults(t *testing.T) {
 	if got := r.header.Get("Location"); got != "/api/v1/rooms/"+id {
 		t.Fatalf("Location = %q", got)
 	}
-	wantKeys := []string{"active_session_id", "auto_close", "auto_start", "config", "created_at", "display_name",
-		"ended_at", "failure", "id", "name", "node_id", "participant_count", "preview_url", "status", "updated_at", "webhook"}
+	wantKeys := []string{"active_session_id", "auto_close", "auto_start", "config", "created_at", "default_role", "display_name",
+		"ended_at", "failure", "id", "name", "node_id", "participant_count", "preview_url", "privacy", "status", "updated_at",
+		"url", "webhook"}
 	if got := sortedKeys(room); !slices.Equal(got, wantKeys) {
 		t.Fatalf("room keys = %v, want %v", got, wantKeys)
 	}
@@ -58,6 +59,7 @@ func TestCreateRoomShapeAndDefaults(t *testing.T) {
 	for k, want := range map[string]any{
 		"name": "CS101 Lecture", "display_name": "CS101 Lecture", "status": "active",
 		"participant_count": 0.0, "active_session_id": nil, "webhook": nil, "auto_close": nil, "ended_at": nil,
+		"url": s.srv.URL + "/rooms/" + id, "privacy": "private", "default_role": "publisher",
 	} {
 		if room[k] != want {
 			t.Errorf("%s = %v, want %v", k, room[k], want)
@@ -609,7 +611,10 @@ func TestConcurrentPatches(t *testing.T) {
 }
 
 func TestConcurrentCreates(t *testing.T) {
-	s := newStack(t, nil)
+	// 500 creates at once may take the rooms longer than the usual
+	// request timeout under the race detector on a loaded machine: wait
+	// for them as long as for anything else.
+	s := buildStack(t, nil, func(c *actors.Config) { c.RequestTimeout = poll.Timeout }, false)
 	const n = 500
 	var wg sync.WaitGroup
 	ids := make([]string, n)

@@ -63,7 +63,7 @@ type RoomService interface {
 	StartRecording(ctx context.Context, id actors.RoomID, opts actors.RecordingOptions) (*recordpb.Recording, error)
 	StopRecording(ctx context.Context, id actors.RecordingID) (*recordpb.Recording, error)
 	Recordings(ctx context.Context, q actors.RecordingQuery) ([]*recordpb.Recording, int, error)
-	Recording(ctx context.Context, id actors.RecordingID) (*recordpb.Recording, error)
+	CurrentRecording(ctx context.Context, id actors.RecordingID) (*recordpb.Recording, error)
 	RecordingFile(ctx context.Context, id actors.RecordingID, name string) (*actors.RecordingFile, error)
 	DeleteRecording(ctx context.Context, id actors.RecordingID) error
 }
@@ -129,6 +129,21 @@ type Config struct {
 	// NodeID is this node's id in the cluster, sent in the
 	// Troupe-Forwarded-By header of the requests it forwards.
 	NodeID string
+	// ForwardTimeout bounds how long a request forwarded to the owner of
+	// its room waits for the owner's answer to begin (its status line and
+	// headers; a WebSocket's 101). An owner that does not answer in time
+	// (frozen, or cut off) gets the caller a 503 room_unavailable with
+	// Retry-After, instead of a request that hangs. 0 means 10s.
+	ForwardTimeout time.Duration
+	// PublicURL is the scheme, host and port of the rooms' links (a room's
+	// url is PublicURL/rooms/{id}), like "https://meet.example.com". Empty:
+	// the address each request came to.
+	PublicURL string
+	// PublicJoinRate is the sustained join tokens a second that one client
+	// address may get for public rooms (POST /rooms/{id}/token), with
+	// bursts of PublicJoinBurst. 0 means 0.2 (12 a minute), bursts of 5.
+	PublicJoinRate  float64
+	PublicJoinBurst int
 	// SignalingQueue bounds the messages waiting to be written to one
 	// signaling socket; a client that lets it fill is dropped. 0 means 256.
 	SignalingQueue int
@@ -141,9 +156,11 @@ type Server struct {
 	log     *slog.Logger
 	metrics *httpMetrics
 	limiter *rateLimiter
-	tokens  *tokenCache
-	idem    *idempotency
-	page    []byte // the web page, with its mode filled in
+	// publicJoins limits POST /rooms/{id}/token per client address.
+	publicJoins *rateLimiter
+	tokens      *tokenCache
+	idem        *idempotency
+	page        []byte // the web page, with its mode filled in
 
 	corsPolicy *corsPolicy // who may call WHIP and WHEP from a browser
 
@@ -189,6 +206,23 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SignalingQueue <= 0 {
 		cfg.SignalingQueue = defaultSignalingQueue
 	}
+	if cfg.ForwardTimeout <= 0 {
+		cfg.ForwardTimeout = defaultForwardTimeout
+	}
+	if cfg.PublicJoinRate < 0 || cfg.PublicJoinBurst < 0 {
+		return nil, errors.New("httpapi: Config.PublicJoinRate and PublicJoinBurst must not be negative")
+	}
+	if cfg.PublicJoinRate == 0 {
+		cfg.PublicJoinRate = defaultPublicJoinRate
+	}
+	if cfg.PublicJoinBurst == 0 {
+		cfg.PublicJoinBurst = defaultPublicJoinBurst
+	}
+	publicURL, err := checkPublicURL(cfg.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: Config.PublicURL: %w", err)
+	}
+	cfg.PublicURL = publicURL
 	cors, err := newCORSPolicy(cfg.CORSOrigins)
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: Config.CORSOrigins: %w", err)
@@ -203,13 +237,15 @@ func New(cfg Config) (*Server, error) {
 		metrics: m,
 		tokens:  newTokenCache(tokenCacheSize, cfg.Clock),
 
-		forwarder: newForwardTransport(),
+		forwarder: newForwardTransport(cfg.ForwardTimeout),
 
 		corsPolicy: cors,
 	}
 	if cfg.RateLimit > 0 {
 		s.limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Clock)
 	}
+	s.publicJoins = newRateLimiter(cfg.PublicJoinRate, cfg.PublicJoinBurst, cfg.Clock)
+	s.publicJoins.maxKeys = publicJoinKeys
 	if cfg.Idempotency != nil {
 		s.idem = newIdempotency(cfg.Idempotency, cfg.Clock)
 	}
@@ -288,9 +324,11 @@ func (s *Server) routes() *gin.Engine {
 
 	e.GET("/", s.servePage)
 	e.GET("/rooms/:id", s.servePage)
-	e.GET("/app.js", serveScript)
-	e.GET("/favicon.ico", serveIcon)
+	e.GET("/app.js", serveFile("app.js", "text/javascript; charset=utf-8", "no-cache"))
+	e.GET("/app.css", serveFile("app.css", "text/css; charset=utf-8", "no-cache"))
+	e.GET("/favicon.ico", serveFile("favicon.ico", "image/x-icon", "public, max-age=86400"))
 	e.POST("/dev/token", s.handle(s.devToken))
+	e.POST("/rooms/:id/token", s.readBody, s.handle(s.publicToken))
 	return e
 }
 

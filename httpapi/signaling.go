@@ -100,6 +100,9 @@ type signalConn struct {
 	// forwarded: the socket was relayed here by another node; it is
 	// never relayed again.
 	forwarded bool
+	// base is the scheme and host of the rooms' links, as seen from the
+	// socket's request (publicBase).
+	base string
 
 	mu sync.Mutex // guards the following
 	// hold keeps the room's signals back until joined is queued: the room
@@ -253,6 +256,7 @@ func (s *Server) signaling(g *gin.Context) {
 	}
 	c := s.newSignalConn()
 	c.forwarded = r.Header.Get(ForwardedByHeader) != ""
+	c.base = s.publicBase(r)
 	defer c.cancel()
 	if !s.live.addConn(c) {
 		s.abort(g, newAPIError(http.StatusServiceUnavailable, codeNotReady, "the server is shutting down"))
@@ -447,6 +451,10 @@ func (c *signalConn) join(token string) error {
 	if unexpected {
 		c.log.Error("join failed", "err", err)
 	}
+	if noe, ok := c.s.otherOwner(err); ok && c.forwarded {
+		// The relaying node's hint was stale: it joins there instead.
+		m.Owner = noe.Owner
+	}
 	ae, _ := toAPIError(err)
 	c.send(outMsg{v: m, final: true, closeCode: websocket.StatusCode(closeJoinFailed + ae.status), closeReason: m.Code}, false)
 	return nil
@@ -457,6 +465,7 @@ func (c *signalConn) join(token string) error {
 func (c *signalConn) joinedMsg(info *actors.JoinInfo) joinedMsg {
 	m := newJoinedMsg(info)
 	m.Room.NodeID = c.s.ownerID()
+	m.Room.URL = roomURL(c.base, m.Room.ID)
 	return m
 }
 

@@ -208,7 +208,7 @@ func TestSignalingJoinRules(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"/url", func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 			defer cancel()
 			ws, resp, err := websocket.Dial(ctx, s.wsURL("/rtc?token="+tc.token), nil)
 			if err == nil {
@@ -220,7 +220,7 @@ func TestSignalingJoinRules(t *testing.T) {
 			}
 		})
 		t.Run(tc.name+"/message", func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 			defer cancel()
 			ws := s.rawSocket(ctx, t, "")
 			sendJSON(ctx, t, ws, map[string]any{"type": "join", "token": tc.token})
@@ -414,7 +414,7 @@ func TestSignalingServerClose(t *testing.T) {
 	b := s.dialWS(t, "b", s.joinToken(t, "bye", "b", auth.RoleSubscriber))
 	a.waitMsg("joined", nil)
 	b.waitMsg("joined", nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	if err := s.api.Close(ctx); err != nil {
 		t.Fatal(err)

@@ -229,6 +229,16 @@ func requiredString(o *jsonObject, name string) (string, error) {
 	return *v, nil
 }
 
+// lastOptionalString reads the optional string field name (nil when
+// absent), the last field of o: any other field left is refused.
+func lastOptionalString(o *jsonObject, name string) (*string, error) {
+	v, err := nonNull[string](o, name, whatString)
+	if err != nil {
+		return nil, err
+	}
+	return v, o.finish()
+}
+
 // maxCandidateLen bounds a candidate line; real ones are about 100 bytes.
 const maxCandidateLen = 1024
 
@@ -380,6 +390,13 @@ type (
 		Field string `json:"field,omitempty"`
 		// Request is the type of the client message that failed, if known.
 		Request string `json:"request,omitempty"`
+		// RetryAfterMs, on a refusal for now (503, 429), is how long to
+		// wait before trying again: the Retry-After of the REST API.
+		RetryAfterMs int `json:"retry_after_ms,omitempty"`
+		// Owner, between nodes only, names the node that owns the room of
+		// a relayed join refused here (see wsrelay.go); the relaying node
+		// joins there instead, or drops the field.
+		Owner string `json:"owner,omitempty"`
 	}
 	typeOnlyMsg struct {
 		Type string `json:"type"`
@@ -460,6 +477,9 @@ func errorMsgFor(err error, req string) (errorMsg, bool) {
 	m := errorMsg{Type: msgError, Code: ae.code, Message: ae.message, Request: req}
 	if f, ok := ae.details["field"].(string); ok {
 		m.Field = f
+	}
+	if ae.status == http.StatusServiceUnavailable || ae.status == http.StatusTooManyRequests {
+		m.RetryAfterMs = 1000 * max(1, ae.retryAfter)
 	}
 	return m, unexpected
 }

@@ -17,7 +17,7 @@ import (
 // The web page: plain HTML and JavaScript, no build step, nothing fetched
 // from elsewhere.
 //
-//go:embed web/index.html web/app.js web/favicon.ico
+//go:embed web/index.html web/app.js web/app.css web/favicon.ico
 var webFiles embed.FS
 
 // webPage returns the page with its mode filled in: whether it may ask
@@ -44,23 +44,18 @@ func (s *Server) servePage(c *gin.Context) {
 	c.Data(http.StatusOK, "text/html; charset=utf-8", s.page)
 }
 
-func serveScript(c *gin.Context) {
-	js, err := webFiles.ReadFile("web/app.js")
+// serveFile serves the embedded web/name as contentType. The script and
+// the style sheet change with each version: no-cache has browsers check;
+// the icon, which browsers also ask for on their own, is kept a day.
+func serveFile(name, contentType, cacheControl string) gin.HandlerFunc {
+	b, err := webFiles.ReadFile("web/" + name)
 	if err != nil {
-		panic("httpapi: embedded script: " + err.Error())
+		panic("httpapi: embedded " + name + ": " + err.Error())
 	}
-	c.Header("Cache-Control", "no-cache")
-	c.Data(http.StatusOK, "text/javascript; charset=utf-8", js)
-}
-
-// serveIcon serves the page's icon, which browsers also ask for on their own.
-func serveIcon(c *gin.Context) {
-	icon, err := webFiles.ReadFile("web/favicon.ico")
-	if err != nil {
-		panic("httpapi: embedded icon: " + err.Error())
+	return func(c *gin.Context) {
+		c.Header("Cache-Control", cacheControl)
+		c.Data(http.StatusOK, contentType, b)
 	}
-	c.Header("Cache-Control", "public, max-age=86400")
-	c.Data(http.StatusOK, "image/x-icon", icon)
 }
 
 // devTokenTTL is the life of a token from POST /dev/token.

@@ -44,7 +44,10 @@
 // among its down-tracks (layerchoice.go): each gets the highest layer
 // that fits under its other caps, down at once, up after a hold; a
 // simulcast track whose lowest layer does not fit is paused, and the
-// owner told (TrackPausedEvent). A subscriber may also pause a track it
+// owner told (TrackPausedEvent). While the estimate holds a down-track
+// below the layer it wants, the connection probes its link now and then
+// with padding packets (probe.go), and a probe the link carries moves the
+// estimate, and the layer, up at once. A subscriber may also pause a track it
 // does not show (subpause.go): nothing of it is sent, its layers are
 // unwanted, and it resumes on a keyframe. A down-track may cap the frame
 // rate of VP8 sent in temporal layers (temporal.go: a room's fps): it

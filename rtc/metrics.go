@@ -31,6 +31,7 @@ type Metrics struct {
 	catchUps                                 *prometheus.Desc
 	layerSwitches                            *prometheus.Desc
 	bwe                                      bandwidthMetrics
+	link                                     linkMetrics
 }
 
 // NewMetrics returns an empty collector.
@@ -56,6 +57,7 @@ func NewMetrics() *Metrics {
 		catchUps:         d("keyframe_catch_ups_total", "Subscriber streams started from a cached keyframe instead of a new one."),
 		layerSwitches:    d("layer_switches_total", "Subscribers' moves from one simulcast layer to another, each on the new layer's keyframe, by direction: to a larger picture, a smaller one, or unknown when a layer's size is not known.", "direction"),
 		bwe:              newBandwidthMetrics(d),
+		link:             newLinkMetrics(),
 	}
 }
 
@@ -68,6 +70,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	m.bwe.describe(ch)
+	m.link.describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -109,6 +112,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.layerSwitches, out.LayerSwitchesDown, "down")
 	counter(m.layerSwitches, out.LayerSwitches-out.LayerSwitchesUp-out.LayerSwitchesDown, "unknown")
 	m.bwe.collect(ch)
+	m.link.collect(ch)
 }
 
 // DownTracks returns the number of down-tracks: one per subscriber per

@@ -285,6 +285,19 @@ func (p *Peer) Start(h PeerHandlers) {
 	}
 }
 
+// countConnection counts the connection by the candidate pair ICE chose.
+func (p *Peer) countConnection() {
+	if p.cfg.Metrics == nil {
+		return
+	}
+	pair, err := p.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		p.log.Debug("connected without a selected candidate pair", "err", err)
+		return
+	}
+	p.cfg.Metrics.countConnection(pair)
+}
+
 // Handle takes an event the connection reported (see PeerHandlers.OnEvent).
 func (p *Peer) Handle(ev PeerEvent) {
 	switch ev := ev.(type) {
@@ -294,6 +307,7 @@ func (p *Peer) Handle(ev PeerEvent) {
 			for _, s := range p.allSends() {
 				s.dt.TransportReady()
 			}
+			p.countConnection()
 		}
 	case ICEStateEvent:
 		p.iceState(ev.State)

@@ -363,6 +363,8 @@ type RoomPatch struct {
 	Clear       []string               `protobuf:"bytes,6,rep,name=clear,proto3" json:"clear,omitempty"`
 	// Replaces the room's auto_start as a whole.
 	AutoStart     *recordpb.AutoStart `protobuf:"bytes,7,opt,name=auto_start,json=autoStart,proto3" json:"auto_start,omitempty"`
+	Privacy       *string             `protobuf:"bytes,20,opt,name=privacy,proto3,oneof" json:"privacy,omitempty"`
+	DefaultRole   *string             `protobuf:"bytes,21,opt,name=default_role,json=defaultRole,proto3,oneof" json:"default_role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -444,6 +446,20 @@ func (x *RoomPatch) GetAutoStart() *recordpb.AutoStart {
 		return x.AutoStart
 	}
 	return nil
+}
+
+func (x *RoomPatch) GetPrivacy() string {
+	if x != nil && x.Privacy != nil {
+		return *x.Privacy
+	}
+	return ""
+}
+
+func (x *RoomPatch) GetDefaultRole() string {
+	if x != nil && x.DefaultRole != nil {
+		return *x.DefaultRole
+	}
+	return ""
 }
 
 type ConfigPatch struct {
@@ -664,7 +680,7 @@ const file_actors_actorpb_room_proto_rawDesc = "" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
-	"\x05field\x18\x03 \x01(\tR\x05field\"\xdf\x02\n" +
+	"\x05field\x18\x03 \x01(\tR\x05field\"\xc3\x03\n" +
 	"\tRoomPatch\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tH\x00R\x04name\x88\x01\x01\x12&\n" +
 	"\fdisplay_name\x18\x02 \x01(\tH\x01R\vdisplayName\x88\x01\x01\x124\n" +
@@ -674,9 +690,14 @@ const file_actors_actorpb_room_proto_rawDesc = "" +
 	"auto_close\x18\x05 \x01(\v2\x1b.troupe.record.v1.AutoCloseR\tautoClose\x12\x14\n" +
 	"\x05clear\x18\x06 \x03(\tR\x05clear\x12:\n" +
 	"\n" +
-	"auto_start\x18\a \x01(\v2\x1b.troupe.record.v1.AutoStartR\tautoStartB\a\n" +
+	"auto_start\x18\a \x01(\v2\x1b.troupe.record.v1.AutoStartR\tautoStart\x12\x1d\n" +
+	"\aprivacy\x18\x14 \x01(\tH\x02R\aprivacy\x88\x01\x01\x12&\n" +
+	"\fdefault_role\x18\x15 \x01(\tH\x03R\vdefaultRole\x88\x01\x01B\a\n" +
 	"\x05_nameB\x0f\n" +
-	"\r_display_name\"\x8e\n" +
+	"\r_display_nameB\n" +
+	"\n" +
+	"\b_privacyB\x0f\n" +
+	"\r_default_role\"\x8e\n" +
 	"\n" +
 	"\vConfigPatch\x12.\n" +
 	"\x10max_participants\x18\x01 \x01(\rH\x00R\x0fmaxParticipants\x88\x01\x01\x120\n" +

@@ -95,6 +95,12 @@ type Config struct {
 	// TURNCredentialTTL is how long a joiner's TURN credentials stay
 	// valid; a relay cannot be refreshed past it. Default 12h.
 	TURNCredentialTTL time.Duration `yaml:"turn_credential_ttl"`
+	// PublicURL is the scheme, host and port of the rooms' links (a room's
+	// url is PublicURL/rooms/{id}): what people outside reach, like
+	// "https://meet.example.com" behind a reverse proxy. Default empty:
+	// http:// (https:// with TLSCert) and HTTPAddr, a wildcard host made
+	// the host name.
+	PublicURL string `yaml:"public_url"`
 	// DevJoinTokens lets the web page get join tokens without an admin
 	// token, for trying Troupe locally. Never enable it on a server others
 	// can reach. Default false.
@@ -226,6 +232,9 @@ func (c Config) Validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("%w: --tls-cert and --tls-key go together: set both or neither", ErrInvalidConfig)
 	}
+	if err := checkBaseURL("public-url", c.PublicURL); err != nil {
+		return err
+	}
 	if c.DebugAddr != "" {
 		if err := validateHostPort(c.DebugAddr); err != nil {
 			return fmt.Errorf("%w: --debug-addr %q: %v", ErrInvalidConfig, c.DebugAddr, err)
@@ -355,10 +364,8 @@ func (c Config) validateCluster() error {
 	if c.NodeID != "" && strings.ContainsAny(c.NodeID, "/ \t\n") {
 		return fmt.Errorf("%w: --node-id %q: must not hold '/' or white space", ErrInvalidConfig, c.NodeID)
 	}
-	if c.AdvertiseURL != "" {
-		if u, err := url.Parse(c.AdvertiseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			return fmt.Errorf("%w: --advertise-url %q: must be an http:// or https:// URL with a host and no path", ErrInvalidConfig, c.AdvertiseURL)
-		}
+	if err := checkBaseURL("advertise-url", c.AdvertiseURL); err != nil {
+		return err
 	}
 	if c.ClusterLeaseTTL < time.Second {
 		return fmt.Errorf("%w: --cluster-lease-ttl %v: must be at least 1s", ErrInvalidConfig, c.ClusterLeaseTTL)
@@ -385,19 +392,48 @@ func (c Config) nodeID(httpAddr string) (string, error) {
 	return host + "-" + port, nil
 }
 
+// checkBaseURL refuses a set URL flag that is not http:// or https://
+// with a host and no path, query or fragment.
+func checkBaseURL(flag, v string) error {
+	if v == "" {
+		return nil
+	}
+	if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%w: --%s %q: must be an http:// or https:// URL with a host and no path", ErrInvalidConfig, flag, v)
+	}
+	return nil
+}
+
+// publicURL is PublicURL, or its default: the API's own URL, as
+// advertiseURL makes it.
+func (c Config) publicURL(httpAddr string) (string, error) {
+	if c.PublicURL != "" {
+		return strings.TrimSuffix(c.PublicURL, "/"), nil
+	}
+	return c.baseURL(httpAddr, "--public-url")
+}
+
 // advertiseURL is AdvertiseURL, or its default made from the address the
 // API listens on.
 func (c Config) advertiseURL(httpAddr string) (string, error) {
 	if c.AdvertiseURL != "" {
 		return strings.TrimSuffix(c.AdvertiseURL, "/"), nil
 	}
+	return c.baseURL(httpAddr, "--advertise-url")
+}
+
+// baseURL is the URL of the API listening on httpAddr, its host made the
+// host name if it is a wildcard (0.0.0.0 or empty); flag names the
+// setting that would have spared the guess.
+func (c Config) baseURL(httpAddr, flag string) (string, error) {
 	host, port, err := net.SplitHostPort(httpAddr)
 	if err != nil {
-		return "", fmt.Errorf("--advertise-url: %w", err)
+		return "", fmt.Errorf("%s: %w", flag, err)
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		if host, err = os.Hostname(); err != nil {
-			return "", fmt.Errorf("%w: --advertise-url is not set, --http-addr has no host and the host name is unknown: %v", ErrInvalidConfig, err)
+			return "", fmt.Errorf("%w: %s is not set, --http-addr has no host and the host name is unknown: %v", ErrInvalidConfig, flag, err)
 		}
 	}
 	return c.scheme() + "://" + net.JoinHostPort(host, port), nil
@@ -529,6 +565,7 @@ var settings = []setting{
 	{"turn-relay-port-min", "lowest UDP port of the built-in TURN server's relays (0 with the max = any)", func(c *Config) any { return &c.TURNRelayPortMin }},
 	{"turn-relay-port-max", "highest UDP port of the built-in TURN server's relays", func(c *Config) any { return &c.TURNRelayPortMax }},
 	{"turn-credential-ttl", "how long a joiner's TURN credentials stay valid", func(c *Config) any { return &c.TURNCredentialTTL }},
+	{"public-url", "base URL of the rooms' links, e.g. https://meet.example.com (default: http:// or https:// and --http-addr)", func(c *Config) any { return &c.PublicURL }},
 	{"dev-join-tokens", "let the web page mint join tokens itself (local use only)", func(c *Config) any { return &c.DevJoinTokens }},
 	{"cors-origins", "origins whose pages may call WHIP/WHEP (* = any, empty = none)", func(c *Config) any { return &c.CORSOrigins }},
 	{"webhook-urls", "endpoints that get every room's events", func(c *Config) any { return &c.WebhookURLs }},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -185,6 +186,9 @@ func TestConfigErrors(t *testing.T) {
 		{"etcd endpoint not a url", append([]string{"--etcd-endpoints", "127.0.0.1:2379"}, key...), nil, "", `--etcd-endpoints "127.0.0.1:2379"`},
 		{"node id with a slash", append([]string{"--etcd-endpoints", "http://e:2379", "--node-id", "a/b"}, key...), nil, "", "--node-id"},
 		{"advertise url with a path", append([]string{"--etcd-endpoints", "http://e:2379", "--advertise-url", "http://a:7880/x"}, key...), nil, "", "--advertise-url"},
+		{"public url with a path", []string{"--public-url", "https://meet.example.com/troupe"}, nil, "", "--public-url"},
+		{"public url not http", []string{"--public-url", "meet.example.com"}, nil, "", "--public-url"},
+		{"public url passes", []string{"--public-url", "https://meet.example.com/"}, nil, "", ""},
 		{"lease ttl below a second", append([]string{"--etcd-endpoints", "http://e:2379", "--cluster-lease-ttl", "500ms"}, key...), nil, "", "--cluster-lease-ttl 500ms"},
 		{"lease ttl unchecked on a single node", []string{"--cluster-lease-ttl", "0s"}, nil, "", ""},
 		{"valid cluster node passes", append([]string{"--etcd-endpoints", "http://e:2379,https://f:2379", "--node-id", "n1", "--advertise-url", "http://n1:7880/"}, key...), nil, "", ""},
@@ -300,4 +304,27 @@ func TestUnsupportedSettingTypeFails(t *testing.T) {
 		}
 	}()
 	bindFlag(pflag.NewFlagSet("test", pflag.ContinueOnError), "unsigned", "", &u)
+}
+
+// The rooms' links are on --public-url, or on the API's own address, a
+// wildcard host made the host name.
+func TestPublicURLDefault(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skip("no host name:", err)
+	}
+	for _, tc := range []struct {
+		cfg  Config
+		addr string
+		want string
+	}{
+		{Config{PublicURL: "https://meet.example.com/"}, "127.0.0.1:7880", "https://meet.example.com"},
+		{Config{}, "127.0.0.1:7880", "http://127.0.0.1:7880"},
+		{Config{}, "0.0.0.0:7880", "http://" + net.JoinHostPort(host, "7880")},
+		{Config{TLSCert: "c.pem", TLSKey: "k.pem"}, "[::]:443", "https://" + net.JoinHostPort(host, "443")},
+	} {
+		if got, err := tc.cfg.publicURL(tc.addr); err != nil || got != tc.want {
+			t.Errorf("%+v on %s: %q, %v; want %q", tc.cfg.PublicURL, tc.addr, got, err, tc.want)
+		}
+	}
 }

@@ -330,6 +330,11 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 	if err != nil {
 		return nil, err
 	}
+	// The listener's own address: a wildcard host becomes the host name.
+	publicURL, err := cfg.publicURL(s.ln.Addr().String())
+	if err != nil {
+		return nil, err
+	}
 	api, err := httpapi.New(httpapi.Config{
 		Rooms:       rooms,
 		Verifier:    verifier,
@@ -347,11 +352,16 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		RateLimit:     cfg.RateLimit,
 		RateBurst:     cfg.RateBurst,
 		DevJoinTokens: cfg.DevJoinTokens,
+		PublicURL:     publicURL,
 		CORSOrigins:   cfg.CORSOrigins,
 		Nodes:         nodes,
 		Owners:        forwardTo,
 		NodeID:        nodeID,
-		Drain:         s.requestDrain,
+		// The owner answers within its request timeout, and a claim of
+		// etcd's may come first: an owner silent for longer is frozen or
+		// cut off, and the caller is told to retry.
+		ForwardTimeout: 2*cfg.RequestTimeout + time.Second,
+		Drain:          s.requestDrain,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http api: %w", err)

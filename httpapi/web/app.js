@@ -1,16 +1,28 @@
-// Troupe's web client: joins a room over the signaling WebSocket with the
-// camera and microphone, and shows everyone else. One RTCPeerConnection
-// carries everything. The server renegotiates when tracks come and go;
-// this page is the impolite peer of perfect negotiation (on glare it keeps
-// its own offer and the server rolls back). When the connection drops for
-// a reason that is not final (a node of a cluster died, the server
-// restarted), the page joins again by itself with a new peer connection,
-// as docs/signaling.md says clients should.
+// Troupe's web client. A pre-join screen shows the camera's preview and
+// lets one choose the camera, microphone and speaker and give a name;
+// then the page joins the room over the signaling WebSocket and shows
+// everyone in a grid that fills the window (or a speaker view), with
+// names, muted and speaking marks, screen sharing, a participant list,
+// raised hands and the chat. One RTCPeerConnection carries everything.
+// The server renegotiates when tracks come and go; this page is the
+// impolite peer of perfect negotiation (on glare it keeps its own offer
+// and the server rolls back). When the connection drops for a reason that
+// is not final (a node of a cluster died, the server restarted), the page
+// joins again by itself with a new peer connection, as docs/signaling.md
+// says clients should.
+//
+// A room's link (/rooms/{id}) is all a person needs: with ?token= it joins
+// with that token; without, a public room's server mints one
+// (POST /rooms/{id}/token), and a private room says it needs a token.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
 const tokenMode = document.querySelector('meta[name="troupe-token-mode"]').content;
 const roomIDPattern = /^[A-Za-z0-9_-]{1,64}$/;
+const pathRoom = (() => {
+  const m = location.pathname.match(/^\/rooms\/([^/]+)$/);
+  return m ? decodeURIComponent(m[1]) : '';
+})();
 
 // window.troupe is the page's state, for people debugging it and for tests.
 const troupe = (window.troupe = {
@@ -23,13 +35,22 @@ const troupe = (window.troupe = {
   role: null,
   pc: null,
   ws: null,
-  local: null,
+  local: null, // the camera and microphone, once joining
+  preview: null, // the pre-join screen's camera and microphone
+  screen: null, // the screen being shared, a MediaStream
   layers: null, // the last layers message: which of the camera's layers anyone watches
   dc: null, // the reliable data channel: chat goes out on it
   hands: [], // the raised hands, in the order they were raised
   prioritizeHands: false,
   toneOnEntry: false,
   chat: [], // the chat messages shown, oldest first
+  roomLayout: 'grid', // the room's layout hint, as the page knows it: grid or speaker
+  chosenView: null, // grid or speaker when the person chose one, else null
+  view: 'grid', // the view shown
+  featured: null, // the key of the tile the speaker view shows large
+  speakers: [], // who speaks now, loudest first: [{participant_id, level}]
+  spoke: 0, // updates of speakers that named someone, for tests
+  refused: null, // the error code of the last refused join
   // stats sums the inbound RTP the page has received so far.
   async stats() {
     const out = {
@@ -55,7 +76,9 @@ const troupe = (window.troupe = {
 });
 
 // Everyone in the room, this page included: participant id -> {id, info,
-// stream, tile}. info is what the server says of them, stream what it sends.
+// stream, tile, screenTile, paused}. info is what the server says of them,
+// stream what it sends (every track of theirs), paused the ids of their
+// tracks the server stopped sending for bandwidth.
 const people = new Map();
 let chain = Promise.resolve(); // incoming messages, handled one at a time
 let makingOffer = false;
@@ -63,9 +86,12 @@ let ignoreOffer = false;
 // attempt counts joins and leaves, so that a join still waiting for a
 // token or the camera when Leave is pressed gives up.
 let attempt = 0;
-// The join being kept up: its token (reused while valid), and, while the
-// connection is lost, the attempt to come back and its timers.
-let session = null; // {token, identity, room, name, tries, timer, iceTimer}
+// The join being kept up: its token (reused while valid), how to get a new
+// one, and, while the connection is lost, the attempt to come back and
+// its timers.
+let session = null; // {token, room, name, mint, tries, timer, iceTimer}
+let screenSender = null; // the RTCRtpSender of the shared screen
+let levelTimer = null; // the audio level poll, when the server sends no active speakers
 
 // Reconnecting waits 250 ms doubling to 5 s between attempts, each ±50% so
 // that the pages of a lost node do not all come back at once, and gives up
@@ -75,6 +101,10 @@ const backoffMin = 250;
 const backoffMax = 5000;
 const reconnectTries = 20;
 const iceGrace = 5000;
+// Without the server's active-speakers, the page reads the audio levels
+// it receives this often, and someone above speakingLevel speaks.
+const levelInterval = 500;
+const speakingLevel = 0.01;
 
 // The camera goes out in three layers (simulcast), lowest first; the
 // server sends each viewer one of them, and says which ones nobody
@@ -105,6 +135,24 @@ const leaveReasons = {
   'room-failed': [true, 'The room failed on the server.'],
 };
 
+// What a refused join means, by the error's code.
+const refusals = {
+  room_ended: 'This room has ended: nobody can join it any more.',
+  room_full: 'This room is full: nobody else can join now.',
+  room_locked: 'This room is locked: only a moderator can join now.',
+  outside_join_window: 'This room is not open for joining now: check when it opens.',
+  room_not_found: 'There is no such room: check the link.',
+  room_private: 'This room is private: its link needs a join token. Ask for a link with one, or paste a token.',
+  unauthorized: 'Your join token is not valid or has expired: ask for a new link.',
+  forbidden: 'Your join token does not let you join this room.',
+  rate_limited: 'Too many tries from here: wait a minute and join again.',
+  draining: 'The server is restarting: try again in a moment.',
+};
+
+function refusal(code, message) {
+  return refusals[code] || `The server refused the join: ${message || code}.`;
+}
+
 // finalClose tells whether a socket closed with code and reason must not
 // be followed by a new join: a leave reason that is not a fault, a join
 // refused for good (4000 + 401, 403, 404, 409...), or a protocol error.
@@ -126,15 +174,30 @@ function tokenExpired(token) {
   }
 }
 
+const inCall = () => troupe.state === 'joined' || troupe.state === 'reconnecting';
+
 function showState() {
   $('state').textContent = `${troupe.state} · signaling ${troupe.signaling} · media ${troupe.connection}`;
-  const inRoom = troupe.state === 'joining' || troupe.state === 'joined' || troupe.state === 'reconnecting';
-  $('join').disabled = inRoom;
-  $('leave').disabled = !inRoom;
-  $('mute-audio').disabled = !inRoom || !troupe.local;
-  $('mute-video').disabled = !inRoom || !troupe.local;
+  const busy = troupe.state === 'joining' || inCall();
+  $('join').disabled = busy;
+  $('join').textContent = troupe.state === 'joining' ? 'Joining…' : 'Join';
+  $('leave').disabled = !busy;
+  $('mute-audio').disabled = !busy || !troupe.local || troupe.local.getAudioTracks().length === 0;
+  $('mute-video').disabled = !busy || !troupe.local || troupe.local.getVideoTracks().length === 0;
+  const canPublish = troupe.role !== null && troupe.role !== 'subscriber';
+  $('share').disabled = troupe.state !== 'joined' || !canPublish || !navigator.mediaDevices.getDisplayMedia;
+  $('share').textContent = troupe.screen ? 'Stop sharing' : 'Share screen';
+  $('share').setAttribute('aria-pressed', String(Boolean(troupe.screen)));
   $('hand').disabled = troupe.state !== 'joined';
-  $('hand').textContent = troupe.hands.some((h) => h.participant_id === troupe.participantId) ? 'Lower hand' : 'Raise hand';
+  const raised = troupe.hands.some((h) => h.participant_id === troupe.participantId);
+  $('hand').textContent = raised ? 'Lower hand' : 'Raise hand';
+  $('hand').setAttribute('aria-pressed', String(raised));
+  // The call replaces the pre-join screen once joined, and stays while
+  // the page comes back after a lost connection.
+  const call = inCall();
+  $('prejoin').hidden = call;
+  $('call').hidden = !call;
+  $('controls').hidden = !call;
 }
 
 // showHands lists the raised hands and marks their tiles; with
@@ -145,16 +208,17 @@ function showHands(hands, prioritize) {
   $('hands').hidden = hands.length === 0;
   $('hands').textContent = hands.length ? 'Hands up: ' + hands.map((h) => h.name || h.identity).join(', ') : '';
   people.forEach(markHand);
+  renderPeople();
+  layoutTiles();
   showState();
 }
 
 function markHand(p) {
   if (!p.tile) return;
-  const hands = troupe.hands;
-  const at = hands.findIndex((h) => h.participant_id === p.id);
-  p.tile.classList.toggle('hand', at >= 0);
-  p.tile.style.order = troupe.prioritizeHands && at >= 0 ? String(at - hands.length) : '';
+  p.tile.classList.toggle('hand', handAt(p) >= 0);
 }
+
+const handAt = (p) => troupe.hands.findIndex((h) => h.participant_id === p.id);
 
 function showChat(msg) {
   troupe.chat.push(msg);
@@ -192,16 +256,106 @@ function send(msg) {
 }
 
 // keepInURL puts the room and name in the address, so that a reload comes
-// back ready to join again. The token never goes there.
+// back ready to join again. The token never goes there: a token given in
+// the link is kept for this tab only (sessionStorage).
 function keepInURL(room, name) {
   const q = name ? '?' + new URLSearchParams({ name }) : '';
   history.replaceState(null, '', '/rooms/' + encodeURIComponent(room) + q);
 }
 
+// ---- The pre-join screen: preview and devices ----
+
+// previewing is the preview being started, if it is.
+let previewing = null;
+
+// startPreview gets the chosen camera and microphone and shows the camera.
+// Without either (none there, or refused) the page can still join to
+// watch. It is what join uses: the devices are asked for once.
+function startPreview() {
+  if (previewing) return previewing;
+  const cam = $('camera').value;
+  const mic = $('microphone').value;
+  const want = {
+    video: cam === 'off' ? false : cam ? { deviceId: { exact: cam } } : true,
+    audio: mic === 'off' ? false : mic ? { deviceId: { exact: mic } } : true,
+  };
+  const mine = (previewing = (async () => {
+    let stream = null;
+    if (want.video || want.audio) {
+      try {
+        stream = await navigator.mediaDevices.getUserMedia(want);
+      } catch (err) {
+        showNotice(`No camera or microphone (${err.name}): you can join to watch and listen.`, true);
+      }
+    }
+    if (previewing !== mine || inCall()) {
+      // Superseded: another choice, or a call that has its devices.
+      if (stream) stream.getTracks().forEach((t) => t.stop());
+      return null;
+    }
+    troupe.preview = stream;
+    $('preview').srcObject = stream;
+    $('preview-box').classList.toggle('off', !stream || stream.getVideoTracks().length === 0);
+    await listDevices(stream);
+    return stream;
+  })());
+  mine.finally(() => {
+    if (previewing === mine) previewing = null;
+  });
+  return mine;
+}
+
+// restartPreview lets go of the preview's devices and starts it again
+// with the ones now chosen.
+function restartPreview() {
+  if (inCall() || troupe.state === 'joining') return;
+  previewing = null;
+  stopPreview();
+  startPreview();
+}
+
+function stopPreview() {
+  if (troupe.preview && troupe.preview !== troupe.local) troupe.preview.getTracks().forEach((t) => t.stop());
+  troupe.preview = null;
+  $('preview').srcObject = null;
+}
+
+// listDevices fills the device choices, keeping what is chosen (or in use).
+async function listDevices(stream) {
+  if (!navigator.mediaDevices.enumerateDevices) return;
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  const inUse = (kind) => {
+    const t = stream && (kind === 'videoinput' ? stream.getVideoTracks() : stream.getAudioTracks())[0];
+    return t && t.getSettings ? t.getSettings().deviceId : '';
+  };
+  const fill = (select, kind, none) => {
+    const keep = select.value || inUse(kind);
+    select.replaceChildren();
+    devices.filter((d) => d.kind === kind).forEach((d, i) => {
+      select.append(new Option(d.label || `${kind === 'audiooutput' ? 'Speaker' : kind === 'videoinput' ? 'Camera' : 'Microphone'} ${i + 1}`, d.deviceId));
+    });
+    if (none) select.append(new Option(none, 'off'));
+    if ([...select.options].some((o) => o.value === keep)) select.value = keep;
+  };
+  fill($('camera'), 'videoinput', 'No camera');
+  fill($('microphone'), 'audioinput', 'No microphone');
+  const sinks = 'setSinkId' in HTMLMediaElement.prototype;
+  $('speaker-field').hidden = !sinks || !devices.some((d) => d.kind === 'audiooutput');
+  if (sinks) fill($('speaker'), 'audiooutput', '');
+}
+
+// useSpeaker plays video's sound on the chosen speaker.
+function useSpeaker(video) {
+  const id = $('speaker').value;
+  if (id && video.setSinkId && video.sinkId !== id) video.setSinkId(id).catch(() => {});
+}
+
+// ---- People and tiles ----
+
 function person(id) {
   let p = people.get(id);
   if (!p) {
-    p = { id, info: null, stream: null, tile: null };
+    p = { id, info: null, stream: null, tile: null, screenTile: null, paused: new Set(), asked: {} };
     people.set(id, p);
   }
   return p;
@@ -209,6 +363,16 @@ function person(id) {
 
 const isSelf = (p) => p.id === troupe.participantId;
 const nameOf = (info) => info.name || info.identity;
+
+// screenTracks are the ids of p's video tracks that are screen shares:
+// those the server names so (source), or else every video track after
+// the first, the camera, which a page publishes when it joins.
+function screenTracks(p) {
+  if (isSelf(p)) return troupe.screen ? troupe.screen.getVideoTracks().map((t) => t.id) : [];
+  const video = (p.info.tracks || []).filter((t) => t.kind === 'video');
+  if (video.some((t) => t.source)) return video.filter((t) => /screen/.test(t.source)).map((t) => t.id);
+  return video.slice(1).map((t) => t.id);
+}
 
 // publishes tells whether p sends anything: those who only watch get no
 // tile, only a mention in the viewers' line.
@@ -224,86 +388,144 @@ function mutedKinds(p) {
       return tracks.length > 0 && !tracks.some((t) => t.enabled);
     });
   }
-  return (p.info.tracks || []).filter((t) => t.muted).map((t) => t.kind);
+  const screens = screenTracks(p);
+  return [...new Set((p.info.tracks || []).filter((t) => t.muted && !screens.includes(t.id)).map((t) => t.kind))];
 }
 
-// showsVideo tells whether p's tile has a picture to show rather than a
-// black box: a live camera that has sent a frame.
+// showsVideo tells whether p's camera tile has a picture to show rather
+// than a black box: a live camera that has sent a frame.
 function showsVideo(p, video) {
   if (video.videoWidth === 0) return false;
   if (isSelf(p)) return troupe.local.getVideoTracks().some((t) => t.enabled);
-  return (p.info.tracks || []).some((t) => t.kind === 'video' && !t.muted);
+  const screens = screenTracks(p);
+  return (p.info.tracks || []).some((t) => t.kind === 'video' && !t.muted && !screens.includes(t.id));
 }
 
-function newTile(p) {
+// newTile makes a tile for p: its camera (and sound), or with screen its
+// shared screen.
+function newTile(p, screen) {
   const tile = document.createElement('div');
-  tile.className = 'tile no-video';
+  tile.className = screen ? 'tile screen' : 'tile no-video';
   tile.dataset.participant = p.id;
+  if (screen) tile.dataset.screen = '1';
+  tile.setAttribute('role', 'group');
   const video = document.createElement('video');
   video.autoplay = true;
   video.playsInline = true;
-  video.muted = isSelf(p); // no echo of one's own microphone
+  video.muted = isSelf(p) || screen; // no echo of one's own microphone; the camera tile plays the sound
   // The first frame, or a new size, may turn the placeholder into video.
   const update = () => people.get(p.id) === p && render(p);
   video.addEventListener('resize', update);
   video.addEventListener('loadeddata', update);
-  if (!isSelf(p)) new ResizeObserver(() => askTileSize(p, video)).observe(video);
+  if (!isSelf(p)) new ResizeObserver(() => askTileSize(p, tile)).observe(video);
   const avatar = document.createElement('div');
   avatar.className = 'avatar';
+  avatar.setAttribute('aria-hidden', 'true');
   avatar.append(document.createElement('span'));
   const label = document.createElement('span');
   label.className = 'label';
-  tile.append(video, avatar, label);
+  const paused = document.createElement('span');
+  paused.className = 'paused';
+  paused.textContent = 'Paused: low bandwidth';
+  tile.append(video, avatar, label, paused);
   $('tiles').append(tile);
+  useSpeaker(video);
   return tile;
 }
 
-// askTileSize asks the server for the layers of p's simulcast camera that
-// the tile's size needs, in device pixels; a small tile gets a small layer.
-function askTileSize(p, video) {
+// tileTracks are the ids of the video tracks tile shows.
+function tileTracks(p, tile) {
+  const screens = screenTracks(p);
+  return (p.info.tracks || []).filter((t) => t.kind === 'video' && screens.includes(t.id) === Boolean(tile.dataset.screen)).map((t) => t.id);
+}
+
+// askTileSize asks the server for the layers of the simulcast video in
+// tile that its size needs, in device pixels; a small tile gets a small layer.
+function askTileSize(p, tile) {
   if (people.get(p.id) !== p || !p.info || troupe.state !== 'joined') return;
+  const video = tile.querySelector('video');
   const scale = window.devicePixelRatio || 1;
   const width = Math.round(video.clientWidth * scale);
   const height = Math.round(video.clientHeight * scale);
   if (width < 1 || height < 1) return;
+  const ids = tileTracks(p, tile);
   (p.info.tracks || []).forEach((t) => {
-    if (t.kind !== 'video' || !t.simulcast) return;
+    if (!ids.includes(t.id) || !t.simulcast) return;
     const size = `${width}x${height}`;
-    if (p.asked && p.asked[t.id] === size) return;
-    p.asked = { ...p.asked, [t.id]: size };
+    if (p.asked[t.id] === size) return;
+    p.asked[t.id] = size;
     send({ type: 'track-settings', track_id: t.id, width, height });
   });
 }
 
-function dropTile(p) {
-  if (!p.tile) return;
-  p.tile.querySelector('video').srcObject = null;
-  p.tile.remove();
-  p.tile = null;
+function dropTile(tile) {
+  if (!tile) return null;
+  tile.querySelector('video').srcObject = null;
+  tile.remove();
+  return null;
+}
+
+// syncStream makes stream hold exactly tracks, adding and removing, so
+// that a video element playing it goes on playing.
+function syncStream(stream, tracks) {
+  stream.getTracks().forEach((t) => tracks.includes(t) || stream.removeTrack(t));
+  tracks.forEach((t) => stream.getTracks().includes(t) || stream.addTrack(t));
+  return stream;
+}
+
+function setSource(video, src) {
+  if (video.srcObject === src) return;
+  video.srcObject = src;
+  if (src) video.play().catch(() => {}); // autoplay may need a click; the tile still updates
 }
 
 // render shows p as it is now: a tile with video, a tile with their name
-// when they send no picture, or no tile when they send nothing at all.
+// when they send no picture, or no tile when they send nothing at all; and
+// a second tile for a screen they share.
 function render(p) {
   if (p.info && publishes(p)) {
-    if (!p.tile) p.tile = newTile(p);
-    const video = p.tile.querySelector('video');
-    const src = isSelf(p) ? troupe.local : p.stream;
-    if (video.srcObject !== src) {
-      video.srcObject = src;
-      if (src) video.play().catch(() => {}); // autoplay may need a click; the tile still updates
+    if (!p.tile) p.tile = newTile(p, false);
+    const screens = screenTracks(p);
+    let camSrc;
+    let screenSrc = null;
+    if (isSelf(p)) {
+      camSrc = troupe.local;
+      screenSrc = troupe.screen;
+    } else if (p.stream) {
+      const all = p.stream.getTracks();
+      p.camStream = syncStream(p.camStream || new MediaStream(), all.filter((t) => !screens.includes(t.id)));
+      const shared = all.filter((t) => screens.includes(t.id));
+      if (shared.length) screenSrc = p.screenStream = syncStream(p.screenStream || new MediaStream(), shared);
+      camSrc = p.camStream;
     }
+    const video = p.tile.querySelector('video');
+    setSource(video, camSrc || null);
     const name = nameOf(p.info);
     const muted = mutedKinds(p);
+    const you = isSelf(p) ? `${name} (you)` : name;
     p.tile.classList.toggle('no-video', !showsVideo(p, video));
+    p.tile.classList.toggle('paused', tileTracks(p, p.tile).some((id) => p.paused.has(id)));
     markHand(p);
     p.tile.querySelector('.avatar span').textContent = Array.from(name)[0].toUpperCase();
-    p.tile.querySelector('.label').textContent =
-      (isSelf(p) ? `${name} (you)` : name) + (muted.length ? ` (${muted.join(', ')} muted)` : '');
+    p.tile.querySelector('.label').textContent = you + (muted.length ? ` (${muted.join(', ')} muted)` : '');
+    p.tile.setAttribute('aria-label', you + (muted.length ? `, ${muted.join(' and ')} muted` : ''));
+    if (screenSrc) {
+      if (!p.screenTile) p.screenTile = newTile(p, true);
+      setSource(p.screenTile.querySelector('video'), screenSrc);
+      p.screenTile.querySelector('.label').textContent = `${you}: screen`;
+      p.screenTile.setAttribute('aria-label', `${name}'s shared screen`);
+      p.screenTile.classList.toggle('paused', tileTracks(p, p.screenTile).some((id) => p.paused.has(id)));
+    } else {
+      p.screenTile = dropTile(p.screenTile);
+    }
   } else {
-    dropTile(p);
+    p.tile = dropTile(p.tile);
+    p.screenTile = dropTile(p.screenTile);
   }
+  markSpeaking(p);
   renderViewers();
+  renderPeople();
+  layoutTiles();
 }
 
 function renderViewers() {
@@ -322,6 +544,41 @@ function renderViewers() {
   });
 }
 
+// renderPeople lists everyone in the room: raised hands first (in the
+// order raised) when the room prioritizes them, then in join order.
+function renderPeople() {
+  const list = $('people');
+  const all = [...people.values()].filter((p) => p.info);
+  if (troupe.prioritizeHands) {
+    all.sort((a, b) => {
+      const ha = handAt(a);
+      const hb = handAt(b);
+      return (ha < 0 ? Infinity : ha) - (hb < 0 ? Infinity : hb);
+    });
+  }
+  $('people-count').textContent = String(all.length);
+  list.replaceChildren(...all.map((p) => {
+    const li = document.createElement('li');
+    li.dataset.participant = p.id;
+    const who = document.createElement('span');
+    who.className = 'who';
+    who.textContent = isSelf(p) ? `${nameOf(p.info)} (you)` : nameOf(p.info);
+    const marks = [];
+    if (handAt(p) >= 0) marks.push('hand raised');
+    if (troupe.speakers.some((s) => s.participant_id === p.id)) marks.push('speaking');
+    if (!publishes(p)) marks.push('watching');
+    else mutedKinds(p).forEach((k) => marks.push(k === 'audio' ? 'mic off' : 'camera off'));
+    if (screenTracks(p).length) marks.push('sharing screen');
+    if (p.info.role === 'moderator') marks.push('moderator');
+    const m = document.createElement('span');
+    m.className = 'marks';
+    m.textContent = marks.join(' · ');
+    li.classList.toggle('speaking', marks.includes('speaking'));
+    li.append(who, m);
+    return li;
+  }));
+}
+
 function addParticipant(info) {
   const p = person(info.id);
   p.info = info;
@@ -331,9 +588,12 @@ function addParticipant(info) {
 function removeParticipant(id) {
   const p = people.get(id);
   if (!p) return;
-  dropTile(p);
+  p.tile = dropTile(p.tile);
+  p.screenTile = dropTile(p.screenTile);
   people.delete(id);
   renderViewers();
+  renderPeople();
+  layoutTiles();
 }
 
 function updateTracks(participantId, fn) {
@@ -342,6 +602,121 @@ function updateTracks(participantId, fn) {
   p.info.tracks = fn(p.info.tracks || []);
   render(p);
 }
+
+// ---- Layout: a grid that fills the window, or a speaker view ----
+
+// The layouts a room may ask for, as this page shows them.
+const speakerLayouts = ['speaker', 'sidebar', 'highlight-1-responsive', '1x1'];
+
+// layoutTiles sizes the grid for the number of tiles and the space there
+// is: the number of columns that makes the tiles (4:3, what cameras and
+// the tiles' cropping make of most pictures) largest. In the
+// speaker view, the featured tile (a shared screen, else who speaks, else
+// the last who spoke) takes the top and the others a strip below.
+function layoutTiles() {
+  const box = $('tiles');
+  const tiles = [...box.querySelectorAll('.tile')];
+  const hasScreen = tiles.some((t) => t.dataset.screen);
+  troupe.view = troupe.chosenView || (hasScreen ? 'speaker' : troupe.roomLayout);
+  $('view').textContent = troupe.view === 'speaker' ? 'Grid view' : 'Speaker view';
+  const speaker = troupe.view === 'speaker' && tiles.length > 1;
+  box.classList.toggle('speaker-view', speaker);
+  const featured = speaker ? pickFeatured(tiles) : null;
+  troupe.featured = featured ? featured.dataset.participant + (featured.dataset.screen ? ':screen' : '') : null;
+  tiles.forEach((t) => {
+    t.classList.toggle('featured', t === featured);
+    const p = people.get(t.dataset.participant);
+    const at = p ? handAt(p) : -1;
+    const handFirst = troupe.prioritizeHands && at >= 0 ? at - troupe.hands.length : 0;
+    t.style.order = t === featured ? '-1000' : handFirst ? String(handFirst) : '';
+  });
+  const n = tiles.length;
+  if (n === 0) return;
+  const gap = 8;
+  const w = box.clientWidth - 2 * gap;
+  const h = box.clientHeight - 2 * gap;
+  if (speaker) {
+    const strip = Math.min(n - 1, Math.max(1, Math.floor(w / 160)));
+    box.style.gridTemplateColumns = `repeat(${strip}, minmax(0, 1fr))`;
+    box.style.gridTemplateRows = `minmax(0, 1fr) ${Math.max(72, Math.round(h * 0.2))}px`;
+    box.style.justifyContent = 'stretch';
+    return;
+  }
+  let best = { cols: 1, size: 0 };
+  for (let cols = 1; cols <= n; cols++) {
+    const rows = Math.ceil(n / cols);
+    const cw = (w - (cols - 1) * gap) / cols;
+    const ch = (h - (rows - 1) * gap) / rows;
+    const size = Math.min(cw, (ch * 4) / 3); // the width of a 4:3 tile that fits
+    if (size > best.size) best = { cols, size };
+  }
+  const rows = Math.ceil(n / best.cols);
+  box.style.gridTemplateColumns = `repeat(${best.cols}, minmax(0, ${Math.floor(best.size)}px))`;
+  box.style.gridTemplateRows = `repeat(${rows}, minmax(0, ${Math.floor((best.size * 3) / 4)}px))`;
+  box.style.justifyContent = 'center';
+}
+
+function pickFeatured(tiles) {
+  const screen = tiles.find((t) => t.dataset.screen);
+  if (screen) return screen;
+  const camera = (id) => tiles.find((t) => !t.dataset.screen && t.dataset.participant === id);
+  const others = troupe.speakers.map((s) => s.participant_id).filter((id) => id !== troupe.participantId);
+  for (const id of others) {
+    if (camera(id)) return (pickFeatured.last = camera(id));
+  }
+  if (pickFeatured.last && tiles.includes(pickFeatured.last)) return pickFeatured.last;
+  return tiles.find((t) => t.dataset.participant !== troupe.participantId) || tiles[0];
+}
+
+new ResizeObserver(() => layoutTiles()).observe($('tiles'));
+
+// Wide, people and chat sit beside the call; on a phone they cover it, so
+// they close when the window gets narrow, and open when it gets wide.
+const wide = window.matchMedia('(min-width: 701px)');
+wide.addEventListener('change', () => openSide(wide.matches));
+
+// ---- Active speakers ----
+
+// showSpeakers marks who speaks now (the server's active-speakers, or the
+// levels the page hears), loudest first.
+function showSpeakers(list) {
+  const before = troupe.speakers.map((s) => s.participant_id).join(' ');
+  troupe.speakers = list;
+  if (list.length) troupe.spoke++;
+  if (before === list.map((s) => s.participant_id).join(' ')) return;
+  people.forEach(markSpeaking);
+  renderPeople();
+  layoutTiles();
+}
+
+function markSpeaking(p) {
+  const speaking = troupe.speakers.some((s) => s.participant_id === p.id);
+  if (p.tile) p.tile.classList.toggle('speaking', speaking);
+}
+
+// pollLevels reads the level of the sound of each audio track received
+// (its inbound-rtp statistics: what the browser decodes, so it needs no
+// header extension) and takes those above speakingLevel as speaking: the
+// fallback for a server that sends no active-speakers.
+async function pollLevels() {
+  const pc = troupe.pc;
+  if (!pc) return;
+  const report = await pc.getStats();
+  if (troupe.pc !== pc) return;
+  const list = [];
+  report.forEach((st) => {
+    if (st.type !== 'inbound-rtp' || st.kind !== 'audio' || !(st.audioLevel >= speakingLevel)) return;
+    for (const p of people.values()) {
+      if (p.stream && p.stream.getTracks().some((t) => t.id === st.trackIdentifier)) {
+        list.push({ participant_id: p.id, level: st.audioLevel });
+      }
+    }
+  });
+  list.sort((a, b) => b.level - a.level);
+  showSpeakers(list);
+}
+
+// ---- The connection ----
 
 function newPeerConnection(iceServers) {
   const pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle' });
@@ -362,7 +737,12 @@ function newPeerConnection(iceServers) {
     // is the participant's id.
     const stream = streams[0] || new MediaStream([track]);
     const p = person(stream.id);
-    p.stream = stream;
+    if (p.stream !== stream) {
+      p.stream = stream;
+      const again = () => people.get(p.id) === p && render(p);
+      stream.addEventListener('addtrack', again);
+      stream.addEventListener('removetrack', again);
+    }
     render(p);
   };
   pc.onconnectionstatechange = () => {
@@ -380,6 +760,24 @@ function newPeerConnection(iceServers) {
   return pc;
 }
 
+// publish sends the camera and microphone (and a screen being shared).
+function publish(pc) {
+  if (troupe.local) {
+    troupe.local.getTracks().forEach((t) => {
+      if (t.kind === 'video') {
+        pc.addTransceiver(t, { direction: 'sendrecv', streams: [troupe.local], sendEncodings: cameraLayers });
+      } else {
+        pc.addTrack(t, troupe.local);
+      }
+    });
+  }
+  screenSender = null;
+  if (troupe.screen && troupe.role !== 'subscriber') {
+    const t = troupe.screen.getVideoTracks()[0];
+    if (t && t.readyState === 'live') screenSender = pc.addTrack(t, troupe.screen);
+  }
+}
+
 async function onMessage(msg) {
   const pc = troupe.pc;
   switch (msg.type) {
@@ -390,16 +788,20 @@ async function onMessage(msg) {
       }
       if (session) session.tries = 0;
       troupe.state = 'joined';
+      troupe.refused = null;
       troupe.participantId = msg.participant.id;
       troupe.role = msg.participant.role;
       // With a token, the room is the token's.
       if (tokenMode !== 'dev') keepInURL(msg.room.id, '');
+      $('room-title').textContent = msg.room.display_name || msg.room.name || msg.room.id;
+      document.title = `${$('room-title').textContent} · Troupe`;
       if (troupe.local && troupe.role === 'subscriber') {
         troupe.local.getTracks().forEach((t) => t.stop());
         troupe.local = null;
       }
       troupe.pc = newPeerConnection(msg.ice_servers);
       troupe.toneOnEntry = msg.room.config.tone_on_entry_and_exit;
+      troupe.roomLayout = speakerLayouts.includes(msg.room.config.layout) ? 'speaker' : 'grid';
       // Chat goes out on a data channel, opened before the first offer.
       $('chat').hidden = !msg.room.config.chat_enabled;
       troupe.dc = troupe.pc.createDataChannel('troupe-reliable');
@@ -409,20 +811,25 @@ async function onMessage(msg) {
         troupe.local.getVideoTracks().forEach((t) => (t.enabled = false));
         $('mute-video').textContent = 'Start camera';
       }
-      if (troupe.local) {
-        troupe.local.getTracks().forEach((t) => {
-          if (t.kind === 'video') {
-            troupe.pc.addTransceiver(t, { direction: 'sendrecv', streams: [troupe.local], sendEncodings: cameraLayers });
-          } else {
-            troupe.pc.addTrack(t, troupe.local);
-          }
-        });
-      }
+      publish(troupe.pc);
       addParticipant(msg.participant);
       msg.participants.forEach(addParticipant);
       showHands(msg.hands || [], msg.room.config.prioritize_handraise);
+      // A server that tells who speaks says so in joined; with an older
+      // one the page listens for itself.
+      clearInterval(levelTimer);
+      levelTimer = null;
+      if (Array.isArray(msg.speakers)) {
+        showSpeakers(msg.speakers);
+      } else {
+        levelTimer = setInterval(() => pollLevels().catch(() => {}), levelInterval);
+      }
+      openSide(wide.matches);
       break;
     }
+    case 'active-speakers':
+      showSpeakers(msg.speakers || []);
+      break;
     case 'hands':
       showHands(msg.hands, msg.prioritize);
       break;
@@ -460,9 +867,21 @@ async function onMessage(msg) {
       updateTracks(msg.participant_id, (ts) => ts.concat([msg.track]));
       keepMuted(msg);
       break;
-    case 'track-unpublished':
+    case 'track-unpublished': {
+      const p = people.get(msg.participant_id);
+      if (p) p.paused.delete(msg.track_id);
       updateTracks(msg.participant_id, (ts) => ts.filter((t) => t.id !== msg.track_id));
       break;
+    }
+    case 'track-paused':
+    case 'track-resumed': {
+      const p = people.get(msg.participant_id);
+      if (!p) break;
+      if (msg.type === 'track-paused') p.paused.add(msg.track_id);
+      else p.paused.delete(msg.track_id);
+      render(p);
+      break;
+    }
     case 'mute': {
       let kind = 'track';
       updateTracks(msg.participant_id, (ts) => ts.map((t) => {
@@ -506,7 +925,13 @@ async function onMessage(msg) {
       break;
     }
     case 'error':
-      showNotice(`${msg.code}: ${msg.message}`, true);
+      if (troupe.state === 'joining' || troupe.state === 'reconnecting') {
+        // The join was refused; the socket closes next.
+        troupe.refused = msg.code;
+        showNotice(refusal(msg.code, msg.message), true);
+      } else {
+        showNotice(`${msg.code}: ${msg.message}`, true);
+      }
       break;
     case 'pong':
       break;
@@ -514,12 +939,25 @@ async function onMessage(msg) {
   showState();
 }
 
-async function fetchDevToken(room, name) {
-  const identity = 'web-' + Math.random().toString(36).slice(2, 10);
-  const q = new URLSearchParams({ room, identity, name });
-  const r = await fetch('/dev/token?' + q, { method: 'POST' });
-  const body = await r.json();
-  if (!r.ok) throw new Error(body.error ? body.error.message : r.statusText);
+// mintToken asks the server for a join token: in dev mode POST /dev/token
+// (which also creates the room), else, for a public room's link, POST
+// /rooms/{id}/token. A refusal is thrown with what it means.
+async function mintToken(room, name) {
+  let r;
+  if (tokenMode === 'dev') {
+    const identity = 'web-' + Math.random().toString(36).slice(2, 10);
+    r = await fetch('/dev/token?' + new URLSearchParams({ room, identity, name }), { method: 'POST' });
+  } else {
+    r = await fetch('/rooms/' + encodeURIComponent(room) + '/token', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(name ? { name } : {}),
+    });
+  }
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const e = body.error || {};
+    troupe.refused = e.code || String(r.status);
+    throw new Error(refusal(e.code, e.message || r.statusText));
+  }
   return body.token;
 }
 
@@ -534,7 +972,11 @@ function keepMuted(msg) {
 
 // whyNotJoin says what is missing before the page can join, or ''.
 function whyNotJoin(room, name, token) {
-  if (tokenMode !== 'dev') return token ? '' : 'Paste a join token to join: the server gives them out (POST /api/v1/rooms/{id}/tokens).';
+  if (tokenMode !== 'dev') {
+    if (token) return '';
+    if (!pathRoom) return 'Paste a join token to join: the server gives them out (POST /api/v1/rooms/{id}/tokens).';
+    return name ? '' : 'Enter your name to join, or paste a join token.';
+  }
   if (!room) return 'Enter a room id to join.';
   if (!roomIDPattern.test(room)) return 'A room id is 1 to 64 letters, digits, _ or -.';
   if (!name) return 'Enter your name to join.';
@@ -543,42 +985,42 @@ function whyNotJoin(room, name, token) {
 
 async function join(ev) {
   ev.preventDefault();
-  if (troupe.state === 'joining' || troupe.state === 'joined') return;
-  const room = $('room').value.trim();
+  if (troupe.state === 'joining' || inCall()) return;
+  const room = tokenMode === 'dev' ? $('room').value.trim() : pathRoom;
   const name = $('name').value.trim();
   let token = $('token').value.trim();
   const why = whyNotJoin(room, name, token);
   if (why) {
     showNotice(why, true);
-    const missing = tokenMode !== 'dev' ? 'token' : !roomIDPattern.test(room) ? 'room' : 'name';
+    const missing = tokenMode !== 'dev' ? (pathRoom ? 'name' : 'token') : !roomIDPattern.test(room) ? 'room' : 'name';
     $(missing).focus();
     return;
   }
   showNotice('');
+  troupe.refused = null;
   if (tokenMode === 'dev') keepInURL(room, name);
+  if (name) localStorage.setItem('troupe-name', name);
   const mine = ++attempt;
   troupe.state = 'joining';
   showState();
   try {
-    if (tokenMode === 'dev') token = await fetchDevToken(room, name);
-    let local = null;
-    try {
-      local = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
-    } catch (err) {
-      showNotice(`No camera or microphone (${err.name}): joining to watch only.`, true);
-    }
-    if (mine !== attempt) { // Leave was pressed meanwhile
-      if (local) local.getTracks().forEach((t) => t.stop());
-      return;
-    }
+    // Without a token of one's own, the server mints one: dev mode, or
+    // a public room's link. Either can mint again once it expires.
+    const mint = token ? null : () => mintToken(room, name);
+    if (mint) token = await mint();
+    const local = (await (previewing || Promise.resolve(troupe.preview))) || null;
+    if (mine !== attempt) return; // Leave was pressed meanwhile
     troupe.local = local;
-    session = { token, room, name, tries: 0, timer: null, iceTimer: null };
+    troupe.preview = null;
+    $('preview').srcObject = null;
+    session = { token, room, name, mint, tries: 0, timer: null, iceTimer: null };
     connect(token);
   } catch (err) {
     if (mine !== attempt) return;
     troupe.state = 'idle';
     showNotice(String(err.message || err), true);
-    endCall();
+    showState();
+    return;
   }
   showState();
 }
@@ -608,13 +1050,16 @@ function connect(token) {
       troupe.signaling = `closed (${e.code}${e.reason ? ' ' + e.reason : ''})`;
       const lost = e.code === 1001 ? 'The server went away.' : `Lost the connection to the server (${e.code}).`;
       if (session && !finalClose(e.code, e.reason)) {
-        reconnect(lost);
+        reconnect(e.code >= 4000 && e.code < 5000 ? refusal(e.reason, e.reason) : lost);
         return;
       }
       // 4000 + status: the join was refused, and the error said why.
       if (e.code < 4000 || e.code >= 5000) {
         const known = e.code === 1000 && leaveReasons[e.reason];
         showNotice(known ? known[1] : lost, !known || known[0]);
+      } else if (!troupe.refused) {
+        troupe.refused = e.reason;
+        showNotice(refusal(e.reason, e.reason), true);
       }
       if (e.code === 1000 && leaveReasons[e.reason]) troupe.state = 'left';
       endCall();
@@ -622,10 +1067,10 @@ function connect(token) {
   };
 }
 
-// reconnect lets go of the lost connection (keeping the camera and the
-// microphone, muted or not) and joins again after a jittered backoff, with
-// the same token while it is valid. The peer connection is new: the old
-// one's server side is gone.
+// reconnect lets go of the lost connection (keeping the camera, the
+// microphone, muted or not, and a shared screen) and joins again after a
+// jittered backoff, with the same token while it is valid. The peer
+// connection is new: the old one's server side is gone.
 function reconnect(why) {
   if (!session) return;
   clearTimeout(session.timer);
@@ -649,19 +1094,19 @@ function reconnect(why) {
     if (session !== mine) return;
     try {
       if (tokenExpired(mine.token)) {
-        if (tokenMode !== 'dev') {
+        if (!mine.mint) {
           session = null;
           troupe.state = 'closed';
-          showNotice('Your join token has expired: paste a new one to join again.', true);
+          showNotice('Your join token has expired: ask for a new link to join again.', true);
           endCall();
           return;
         }
-        mine.token = await fetchDevToken(mine.room, mine.name);
+        mine.token = await mine.mint();
         if (session !== mine) return;
       }
       connect(mine.token);
     } catch (err) {
-      if (session === mine) reconnect(`${err.message || err}.`);
+      if (session === mine) reconnect(`${err.message || err}`);
     }
   }, wait);
 }
@@ -675,10 +1120,14 @@ function dropConnection() {
   troupe.signaling = 'closed';
   if (troupe.pc) troupe.pc.close();
   troupe.pc = null;
+  screenSender = null;
   troupe.connection = 'closed';
+  clearInterval(levelTimer);
+  levelTimer = null;
   people.forEach((_, id) => removeParticipant(id));
   makingOffer = ignoreOffer = false;
   troupe.dc = null;
+  troupe.speakers = [];
   // The new connection's joined brings the chat's history and the hands again.
   troupe.chat = [];
   $('chat-log').replaceChildren();
@@ -686,8 +1135,8 @@ function dropConnection() {
   showHands([], false);
 }
 
-// endCall lets go of the socket, the peer connection, the camera and the
-// tiles; the page can join again.
+// endCall lets go of the socket, the peer connection, the camera, a shared
+// screen and the tiles; the page shows the pre-join screen again.
 function endCall() {
   if (session) {
     clearTimeout(session.timer);
@@ -697,8 +1146,13 @@ function endCall() {
   dropConnection();
   if (troupe.local) troupe.local.getTracks().forEach((t) => t.stop());
   troupe.local = null;
+  stopScreen();
+  troupe.role = null;
+  $('mute-audio').textContent = 'Mute mic';
+  $('mute-video').textContent = 'Stop camera';
   if (troupe.state !== 'left' && troupe.state !== 'idle') troupe.state = 'closed';
   showState();
+  startPreview(); // ready to join again
 }
 
 function leave() {
@@ -716,13 +1170,71 @@ function leave() {
 function toggle(kind, button, on, off) {
   if (!troupe.local) return;
   const tracks = kind === 'audio' ? troupe.local.getAudioTracks() : troupe.local.getVideoTracks();
+  if (!tracks.length) return;
   const muted = tracks.some((t) => t.enabled);
   tracks.forEach((t) => (t.enabled = !muted));
   send({ type: 'mute', kind, muted });
   button.textContent = muted ? on : off;
+  button.classList.toggle('off', muted);
   const me = people.get(troupe.participantId);
   if (me) render(me);
 }
+
+// ---- Screen sharing: a second video track ----
+
+async function toggleShare() {
+  if (troupe.screen) {
+    stopScreen();
+    showState();
+    return;
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+  } catch (err) {
+    if (err.name !== 'NotAllowedError') showNotice(`Could not share the screen (${err.name}).`, true);
+    return;
+  }
+  const track = stream.getVideoTracks()[0];
+  if (!track || troupe.state !== 'joined' || !troupe.pc) {
+    stream.getTracks().forEach((t) => t.stop());
+    return;
+  }
+  // The browser's own "stop sharing" ends the track.
+  track.addEventListener('ended', () => {
+    if (troupe.screen === stream) {
+      stopScreen();
+      showState();
+    }
+  });
+  troupe.screen = stream;
+  screenSender = troupe.pc.addTrack(track, stream);
+  const me = people.get(troupe.participantId);
+  if (me) render(me);
+  showState();
+}
+
+// stopScreen stops sharing: the track goes, the server unpublishes it.
+function stopScreen() {
+  const stream = troupe.screen;
+  if (!stream) return;
+  troupe.screen = null;
+  if (screenSender && troupe.pc && troupe.pc.signalingState !== 'closed') troupe.pc.removeTrack(screenSender);
+  screenSender = null;
+  stream.getTracks().forEach((t) => t.stop());
+  const me = people.get(troupe.participantId);
+  if (me) render(me);
+}
+
+// ---- People and chat beside the call ----
+
+function openSide(open) {
+  $('side').classList.toggle('closed', !open);
+  $('side-toggle').setAttribute('aria-expanded', String(open));
+  layoutTiles();
+}
+
+// ---- Wiring ----
 
 $('join-form').addEventListener('submit', join);
 $('hand').addEventListener('click', () => {
@@ -738,11 +1250,55 @@ $('chat-form').addEventListener('submit', (e) => {
 $('leave').addEventListener('click', leave);
 $('mute-audio').addEventListener('click', (e) => toggle('audio', e.target, 'Unmute mic', 'Mute mic'));
 $('mute-video').addEventListener('click', (e) => toggle('video', e.target, 'Start camera', 'Stop camera'));
-// A token names the room and the person; without one (dev mode) the page asks.
-$('token').hidden = tokenMode === 'dev';
-$('room').hidden = $('name').hidden = tokenMode !== 'dev';
-const m = location.pathname.match(/^\/rooms\/([^/]+)$/);
-if (m) $('room').value = decodeURIComponent(m[1]);
-const params = new URLSearchParams(location.search);
-if (params.get('name')) $('name').value = params.get('name');
+$('share').addEventListener('click', toggleShare);
+$('view').addEventListener('click', () => {
+  troupe.chosenView = troupe.view === 'speaker' ? 'grid' : 'speaker';
+  layoutTiles();
+});
+$('side-toggle').addEventListener('click', () => openSide($('side').classList.contains('closed')));
+['camera', 'microphone'].forEach((id) => $(id).addEventListener('change', restartPreview));
+$('speaker').addEventListener('change', () => document.querySelectorAll('video').forEach(useSpeaker));
+
+// Keys: m microphone, v camera, s screen, h hand, g view, p people and
+// chat, Escape closes them on a phone. Not while typing.
+document.addEventListener('keydown', (e) => {
+  if (e.ctrlKey || e.metaKey || e.altKey || !inCall()) return;
+  if (e.target.closest && e.target.closest('input, select, textarea')) return;
+  if (e.key === 'Escape' && !wide.matches) {
+    openSide(false);
+    return;
+  }
+  const id = { m: 'mute-audio', v: 'mute-video', s: 'share', h: 'hand', g: 'view', p: 'side-toggle' }[e.key.toLowerCase()];
+  if (id && !$(id).disabled) {
+    e.preventDefault();
+    $(id).click();
+  }
+});
+
+// What the address gives: the room, a name, and perhaps a token, which is
+// taken out of the address (and kept for this tab, so that a reload still
+// works) to stay out of history and shared screens.
+(() => {
+  const params = new URLSearchParams(location.search);
+  const key = 'troupe-token:' + location.pathname;
+  let token = params.get('token') || '';
+  if (token) {
+    sessionStorage.setItem(key, token);
+    params.delete('token');
+    history.replaceState(null, '', location.pathname + (params.size ? '?' + params : ''));
+  } else {
+    token = sessionStorage.getItem(key) || '';
+  }
+  $('token').value = token;
+  $('room').value = pathRoom;
+  $('name').value = params.get('name') || localStorage.getItem('troupe-name') || '';
+  // A token names the room and the person; dev mode asks for both; a
+  // room's link without a token asks for a name (a public room) or a token.
+  $('token-field').hidden = tokenMode === 'dev' || Boolean(token);
+  $('room-field').hidden = tokenMode !== 'dev';
+  $('name-field').hidden = tokenMode !== 'dev' && (Boolean(token) || !pathRoom);
+  $('room-title').textContent = pathRoom;
+  if (pathRoom) $('prejoin-title').textContent = `Join ${pathRoom}`;
+})();
 showState();
+startPreview();

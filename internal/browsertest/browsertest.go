@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,4 +161,61 @@ func WatchStates(t *testing.T, tab context.Context) {
 func SeenStates(t *testing.T, tab context.Context) []string {
 	t.Helper()
 	return Eval[[]string](t, tab, `window.seenStates`)
+}
+
+// Artifacts is the directory of t's artifacts (the page's screenshots):
+// $TROUPE_ARTIFACTS, or test-artifacts/ at the module's root (which git
+// ignores), then a directory named for the test. Test runs keep them for
+// people to look at; no test reads them back.
+func Artifacts(t *testing.T) string {
+	t.Helper()
+	root := os.Getenv("TROUPE_ARTIFACTS")
+	if root == "" {
+		dir, err := os.Getwd()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				break
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				t.Fatal("no go.mod above the test's directory")
+			}
+			dir = parent
+		}
+		root = filepath.Join(dir, "test-artifacts")
+	}
+	dir := filepath.Join(root, strings.ReplaceAll(t.Name(), "/", "_"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// Screenshot shows tab at width x height CSS pixels (a phone's, in
+// portrait, when narrower than tall), lets the page lay itself out, and
+// saves what it shows as name.png in Artifacts. It returns the file's path.
+func Screenshot(t *testing.T, tab context.Context, width, height int64, name string) string {
+	t.Helper()
+	var opts []chromedp.EmulateViewportOption
+	if width < height {
+		opts = append(opts, chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateTouch)
+	}
+	if err := chromedp.Do(tab, chromedp.EmulateViewport(width, height, opts...)); err != nil {
+		t.Fatalf("viewport %dx%d: %v", width, height, err)
+	}
+	// Two frames: the resize observers run, then the layout they set is drawn.
+	Eval[bool](t, tab, `new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(() => ok(true))))`)
+	png, err := chromedp.Run(tab, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(Artifacts(t), name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+	return path
 }

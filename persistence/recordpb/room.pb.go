@@ -93,7 +93,14 @@ type Room struct {
 	// Incremented by every change the room actor persists.
 	Revision uint64 `protobuf:"varint,12,opt,name=revision,proto3" json:"revision,omitempty"`
 	// Unset when nothing starts with a session (VideoSDK's autoStartConfig).
-	AutoStart     *AutoStart `protobuf:"bytes,13,opt,name=auto_start,json=autoStart,proto3" json:"auto_start,omitempty"`
+	AutoStart *AutoStart `protobuf:"bytes,13,opt,name=auto_start,json=autoStart,proto3" json:"auto_start,omitempty"`
+	// Who may join with nothing but the room's link: "public" (the server
+	// mints a join token for anyone), or "private" (the link needs a token).
+	// Empty, in records older than the field: private.
+	Privacy string `protobuf:"bytes,20,opt,name=privacy,proto3" json:"privacy,omitempty"`
+	// The role of those who join a public room by its link: "publisher" or
+	// "subscriber". Empty, in records older than the field: publisher.
+	DefaultRole   string `protobuf:"bytes,21,opt,name=default_role,json=defaultRole,proto3" json:"default_role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -217,6 +224,20 @@ func (x *Room) GetAutoStart() *AutoStart {
 		return x.AutoStart
 	}
 	return nil
+}
+
+func (x *Room) GetPrivacy() string {
+	if x != nil {
+		return x.Privacy
+	}
+	return ""
+}
+
+func (x *Room) GetDefaultRole() string {
+	if x != nil {
+		return x.DefaultRole
+	}
+	return ""
 }
 
 // AutoStart is what starts by itself with each session of a room.
@@ -647,7 +668,7 @@ var File_persistence_recordpb_room_proto protoreflect.FileDescriptor
 
 const file_persistence_recordpb_room_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpersistence/recordpb/room.proto\x12\x10troupe.record.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x04\n" +
+	"\x1fpersistence/recordpb/room.proto\x12\x10troupe.record.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x98\x05\n" +
 	"\x04Room\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
@@ -666,7 +687,9 @@ const file_persistence_recordpb_room_proto_rawDesc = "" +
 	"\x11active_session_id\x18\v \x01(\tR\x0factiveSessionId\x12\x1a\n" +
 	"\brevision\x18\f \x01(\x04R\brevision\x12:\n" +
 	"\n" +
-	"auto_start\x18\r \x01(\v2\x1b.troupe.record.v1.AutoStartR\tautoStart\"N\n" +
+	"auto_start\x18\r \x01(\v2\x1b.troupe.record.v1.AutoStartR\tautoStart\x12\x18\n" +
+	"\aprivacy\x18\x14 \x01(\tR\aprivacy\x12!\n" +
+	"\fdefault_role\x18\x15 \x01(\tR\vdefaultRole\"N\n" +
 	"\tAutoStart\x12A\n" +
 	"\trecording\x18\x01 \x01(\v2#.troupe.record.v1.RecordingSettingsR\trecording\"n\n" +
 	"\x11RecordingSettings\x12\x16\n" +
