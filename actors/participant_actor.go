@@ -153,6 +153,7 @@ func (p *participantActor) Receive(ctx actor.Context) {
 		p.peer.RemoveSource(string(m.trackID))
 	case *qualityCap:
 		p.peer.SetMaxSize(m.lines)
+		p.peer.SetMaxFrameRate(m.fps)
 	case *trackSettings:
 		ctx.Respond(&participantReply{err: p.setTrackSettings(m)})
 	case *setGrants:

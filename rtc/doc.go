@@ -49,7 +49,10 @@
 // with padding packets (probe.go), and a probe the link carries moves the
 // estimate, and the layer, up at once. A subscriber may also pause a track it
 // does not show (subpause.go): nothing of it is sent, its layers are
-// unwanted, and it resumes on a keyframe.
+// unwanted, and it resumes on a keyframe. A down-track may cap the frame
+// rate of VP8 sent in temporal layers (temporal.go: a room's fps): it
+// drops the frames of the layers above the cap, measured from the
+// stream, and renumbers what it sends so that the stream stays whole.
 //
 // A fan-out writer also sends its down-tracks' RTCP sender reports, once a
 // second, from what they already know; pion's per-packet sender-report

@@ -81,6 +81,10 @@ type DownTrack struct {
 
 	// paused is set while the subscriber pauses the track (subpause.go).
 	paused atomic.Bool
+	// maxFPS caps the frame rate of VP8 temporal layers, 0 for none;
+	// nacks maps what was sent once the cap dropped a packet (temporal.go).
+	maxFPS atomic.Int32
+	nacks  atomic.Pointer[nackMap]
 
 	mu     sync.Mutex // guards the following
 	closed bool
@@ -99,6 +103,7 @@ type DownTrack struct {
 		// rewriter changes it; made at the first such packet.
 		payload []byte
 		ext     extWriter
+		tl      temporalFilter
 	}
 
 	ctr counters
@@ -448,6 +453,14 @@ func (dt *DownTrack) catchUp(p *packet, b *binding, now time.Time) bool {
 // p is the first packet of the stream from its source. It reports whether
 // the packet went out. wmu is held.
 func (dt *DownTrack) write(p *packet, b *binding, now time.Time, started bool) bool {
+	if p.vp8.tidAt != 0 {
+		return dt.writeLayered(p, b, now, started)
+	}
+	return dt.writeOut(p, b, now, started)
+}
+
+// writeOut is write for a packet the frame rate cap lets go.
+func (dt *DownTrack) writeOut(p *packet, b *binding, now time.Time, started bool) bool {
 	w := &dt.w
 	prevSeq := w.rw.lastSeq
 	seq, ts := w.rw.next(p)
@@ -490,6 +503,7 @@ func (dt *DownTrack) write(p *packet, b *binding, now time.Time, started bool) b
 	if !dt.ready.Load() {
 		dt.ready.Store(true)
 	}
+	dt.noteSent(seq, p.h.seq, w.rw.picOff)
 	dt.ctr.packets.Add(1)
 	dt.ctr.bytes.Add(uint64(p.h.end))
 	dt.octets.Add(uint64(len(payload)))
@@ -628,7 +642,12 @@ func (dt *DownTrack) answerNACK(b *binding, seq uint16, buf []byte, hdr *rtp.Hea
 		dt.ctr.nackMisses.Add(1)
 		return
 	}
-	n, ok := m.src.cache.Get(seq-m.seqOff, buf)
+	srcSeq, picOff, ok := dt.nackSource(seq, m)
+	if !ok {
+		dt.ctr.nackMisses.Add(1)
+		return
+	}
+	n, ok := m.src.cache.Get(srcSeq, buf)
 	if !ok {
 		dt.ctr.nackMisses.Add(1)
 		return
@@ -654,10 +673,10 @@ func (dt *DownTrack) answerNACK(b *binding, seq uint16, buf []byte, hdr *rtp.Hea
 	readExtensions(buf[:n], &h, m.src.ext, &x)
 	ext.apply(hdr, b.ext, &x)
 	payload := buf[h.payloadStart:h.payloadEnd]
-	if m.picOff != 0 || m.tl0Off != 0 {
+	if picOff != 0 || m.tl0Off != 0 {
 		var d vp8Desc
 		if parseVP8Desc(payload, &d) {
-			patchVP8(payload, &d, m.picOff, m.tl0Off)
+			patchVP8(payload, &d, picOff, m.tl0Off)
 		}
 	}
 	if _, err := b.writer.WriteRTP(hdr, payload); err != nil {

@@ -161,6 +161,8 @@ type Forwarder struct {
 
 	// level is the audio level meter's averages, packed (audiolevel.go).
 	level atomic.Uint64
+	// tl measures a VP8 stream's temporal layers (temporal.go).
+	tl temporalRates
 }
 
 // NewForwarder starts the read loop of cfg.Track.
@@ -490,6 +492,7 @@ func (f *Forwarder) forward(p *packet, n int) {
 	p.vp8 = vp8Desc{}
 	if f.ckind == codecVP8 {
 		p.keyframe = parseVP8Desc(payload, &p.vp8) && p.vp8.keyframe(payload)
+		f.tl.observe(&p.vp8, p.h.timestamp, f.codec.ClockRate)
 	} else {
 		p.keyframe = startsKeyframe(f.ckind, payload)
 	}

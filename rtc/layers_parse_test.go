@@ -3,6 +3,8 @@ package rtc
 import (
 	"encoding/binary"
 	"testing"
+
+	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 // vp8Key is the start of a VP8 keyframe of w x h after descriptor desc.
@@ -236,6 +238,8 @@ func FuzzLayerParsers(f *testing.F) {
 	f.Add(spsFields{profile: 100, chroma: 1, scaling: true, wMBs: 80, hMaps: 45, frameMBsOnly: true}.nal())
 	f.Add([]byte{24, 0x00, 0x03, 0x67, 0x00, 0x00})
 	f.Add([]byte{0x7c, 0x87, 0x64, 0x00})
+	f.Add(rtctest.TemporalDescriptor(1, true))
+	f.Add(rtctest.TemporalDescriptor(6, false))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		if w, h, ok := vp8Resolution(p); ok && (w <= 0 || h <= 0 || w > 0x3fff || h > 0x3fff) {
 			t.Fatalf("VP8 size %dx%d", w, h)
@@ -247,8 +251,11 @@ func FuzzLayerParsers(f *testing.F) {
 		if !parseVP8Desc(p, &d) {
 			return
 		}
-		if int(d.hdrAt) > len(p) || int(d.picAt) >= len(p) || int(d.tl0At) >= len(p) {
+		if int(d.hdrAt) > len(p) || int(d.picAt) >= len(p) || int(d.tl0At) >= len(p) || int(d.tidAt) >= len(p) {
 			t.Fatalf("descriptor %+v beyond %d bytes", d, len(p))
+		}
+		if d.tidAt != 0 && (d.tid != p[d.tidAt]>>6 || d.tid > maxTID || d.sync != (p[d.tidAt]&0x20 != 0) || p[0]&0x80 == 0 || p[1]&0x20 == 0) {
+			t.Fatalf("TID %d sync %v read from %x", d.tid, d.sync, p)
 		}
 		q := append([]byte(nil), p...)
 		patchVP8(q, &d, 0x1234, 0x56)
@@ -261,6 +268,9 @@ func FuzzLayerParsers(f *testing.F) {
 		}
 		if d.tl0At != 0 && e.tl0 != d.tl0+0x56 {
 			t.Fatalf("TL0PICIDX %d", e.tl0)
+		}
+		if e.tidAt != d.tidAt || e.tid != d.tid || e.sync != d.sync || e.start != d.start {
+			t.Fatalf("the patch changed the layer: %+v, then %+v", d, e)
 		}
 		if e.hdrAt != d.hdrAt || string(q[d.hdrAt:]) != string(p[d.hdrAt:]) {
 			t.Fatal("the patch changed what follows the descriptor")

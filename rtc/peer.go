@@ -200,8 +200,9 @@ type Peer struct {
 	// then taken our credentials (it answered our checks or sent its
 	// own). See negotiate.
 	iceUp bool
-	// maxSize caps the layers of every down-track (SetMaxSize).
-	maxSize int
+	// maxSize caps the layers of every down-track (SetMaxSize), and
+	// maxFPS their VP8 temporal layers (SetMaxFrameRate).
+	maxSize, maxFPS int
 	// est is the connection's bandwidth estimator, nil when the engine
 	// makes none; bwe shares its estimate among the down-tracks.
 	est *estimator
@@ -694,6 +695,7 @@ func (p *Peer) newDownTrack(id, streamID string, codec webrtc.RTPCodecCapability
 	}
 	p.h.OnDownTrack(dt)
 	dt.SetMaxSize(p.maxSize)
+	dt.SetMaxFrameRate(p.maxFPS)
 	p.bwe.add(dt)
 	if p.pc.ConnectionState() == webrtc.PeerConnectionStateConnected {
 		dt.TransportReady() // a track added to a connection that is up

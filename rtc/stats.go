@@ -42,13 +42,16 @@ const (
 	DropBandwidth
 	// DropPaused: the subscriber paused the track (DownTrack.SetPaused).
 	DropPaused
+	// DropTemporalLayer: a VP8 frame of a temporal layer above what the
+	// down-track's frame rate cap allows (temporal.go).
+	DropTemporalLayer
 
 	numDropReasons
 )
 
 var dropReasonNames = [numDropReasons]string{
 	"queue_full", "wait_keyframe", "unbound", "write_error", "stale_source", "malformed", "payload_type", "muted",
-	"not_ready", "switch_pending", "bandwidth", "paused",
+	"not_ready", "switch_pending", "bandwidth", "paused", "temporal_layer",
 }
 
 func (r DropReason) String() string {

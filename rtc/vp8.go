@@ -4,8 +4,9 @@ import "encoding/binary"
 
 // vp8Desc locates, in a VP8 payload, the fields of the payload descriptor
 // (RFC 7741 section 4.2) that a down-track rewrites when it moves from one
-// simulcast layer to another: each layer numbers its pictures on its own,
-// and a receiver takes a jump in picture id for lost frames.
+// simulcast layer to another, or drops the frames of a temporal layer:
+// each layer numbers its pictures on its own, and a receiver takes a jump
+// in picture id for lost frames.
 type vp8Desc struct {
 	picAt   uint8 // offset of the picture id's first byte; 0 when absent
 	pic15   bool  // the picture id has 15 bits (M set), else 7
@@ -14,6 +15,15 @@ type vp8Desc struct {
 	tl0     uint8
 	hdrAt   uint8 // offset of the VP8 payload header
 	hasHead bool  // the descriptor is whole and a payload byte follows it
+	// tidAt is the offset of the TID/Y/KEYIDX byte when it carries a
+	// temporal layer index (T set), else 0; tid is that index and sync
+	// its Y bit: the frame refers to no frame of its own layer or above
+	// (temporal.go).
+	tidAt uint8
+	tid   uint8
+	sync  bool
+	// start: the packet starts a frame (S set, partition 0).
+	start bool
 }
 
 // parseVP8Desc reads p's payload descriptor. It reports false when p is
@@ -23,6 +33,7 @@ func parseVP8Desc(p []byte, d *vp8Desc) bool {
 	if len(p) < 1 {
 		return false
 	}
+	d.start = p[0]&0x10 != 0 && p[0]&0x07 == 0
 	i := 1
 	if p[0]&0x80 != 0 { // X: extension byte
 		if len(p) <= i {
@@ -58,6 +69,9 @@ func parseVP8Desc(p []byte, d *vp8Desc) bool {
 		if x&0x30 != 0 { // T or K: TID/KEYIDX byte
 			if len(p) <= i {
 				return false
+			}
+			if x&0x20 != 0 { // T: TID and Y are meaningful
+				d.tidAt, d.tid, d.sync = uint8(i), p[i]>>6, p[i]&0x20 != 0
 			}
 			i++
 		}
