@@ -302,20 +302,22 @@ func (e *estimator) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPRea
 	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
 		n, a, err := r.Read(b, a)
 		if err == nil {
-			e.observe(b[:n], time.Now())
+			e.observe(b[:n], a, time.Now())
 		}
 		return n, a, err
 	})
 }
 
-// observe feeds the estimate the feedback in pkt, a compound RTCP packet.
-// Only packets that carry transport-cc feedback or REMB are parsed in
-// full: most of a subscriber's RTCP is receiver reports and NACKs.
-func (e *estimator) observe(pkt []byte, now time.Time) {
+// observe feeds the estimate the feedback in pkt, a compound RTCP packet
+// read with attributes a (nil for none). Only packets that carry
+// transport-cc feedback or REMB are parsed in full: most of a
+// subscriber's RTCP is receiver reports and NACKs. The parse is the one
+// the attributes keep, which pion's receiver reports made already.
+func (e *estimator) observe(pkt []byte, a interceptor.Attributes, now time.Time) {
 	if !hasFeedback(pkt) {
 		return
 	}
-	pkts, err := rtcp.Unmarshal(pkt)
+	pkts, err := a.GetRTCPPackets(pkt)
 	if err != nil {
 		return
 	}

@@ -78,12 +78,12 @@ func TestEstimatorExtension(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	est.observe(fb, time.Now())
+	est.observe(fb, nil, time.Now())
 	if _, src := est.Estimate(time.Now()); src != EstimateNone {
 		t.Fatalf("estimate from %q while inactive", src)
 	}
 	est.setActive(true)
-	est.observe(fb, time.Now())
+	est.observe(fb, nil, time.Now())
 	if bps, src := est.Estimate(time.Now()); src != EstimateTWCC || bps <= 0 {
 		t.Fatalf("estimate %d from %q after feedback, want one from twcc", bps, src)
 	}
@@ -95,7 +95,7 @@ func TestEstimatorExtension(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	est.observe(remb, now)
+	est.observe(remb, nil, now)
 	if bps, src := est.Estimate(now); src != EstimateREMB || bps != 300_000 {
 		t.Fatalf("estimate %d from %q after a REMB, want 300000 from remb", bps, src)
 	}
