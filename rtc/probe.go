@@ -27,6 +27,10 @@ import (
 // (estimator.restart), as a browser's sender does with a probe's result.
 // The hold before a layer goes up still applies.
 //
+// A probe whose feedback shows its packets lost stops at once, so that a
+// link that cannot carry more is overrun for a fraction of a second (the
+// feedback's delay), not for the whole probe.
+//
 // A probe that succeeds is the proof the hold before a layer goes up
 // waits for: the layer it was for goes up at once (layerGovernor.grant),
 // and the next probe, for the layer after, may come after
@@ -184,6 +188,16 @@ func (c *probeCluster) account(i uint16, received bool, at time.Duration) {
 	c.received++
 }
 
+// losing reports whether the feedback so far shows c's packets lost
+// beyond what it may lose: the probe has failed, and stops at once
+// rather than overrun the link for the rest of its time, its loss taking
+// the estimate, and the layers, down.
+func (c *probeCluster) losing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reported >= probeMinPackets/2 && 1-float64(c.received)/float64(c.reported) > 2*probeMaxLoss
+}
+
 // result returns the rate c shows the link carries, in bits per second,
 // or false when it shows nothing: too few packets, too many lost, or
 // arrivals too close together to tell a rate from (a busy client may read
@@ -273,7 +287,7 @@ func (p *prober) tick() {
 		return
 	}
 	now := p.clk.Now()
-	if !now.Before(p.until) {
+	if !now.Before(p.until) || p.c.losing() {
 		p.timer = nil
 		p.est.stopProbe(p.c, now)
 		return
