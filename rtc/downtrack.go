@@ -602,8 +602,12 @@ func (dt *DownTrack) rtcpLoop(b *binding) {
 		}
 		dt.answerNACK(b, seq, resend, &hdr, &ext)
 	}}
+	// The interceptors keep their parse of each packet in the attributes,
+	// for the next to use (estimator.observe): one map, emptied per read.
+	attrs := interceptor.Attributes{}
 	for {
-		n, _, err := b.rtcp.Read(buf, nil)
+		clear(attrs)
+		n, _, err := b.rtcp.Read(buf, attrs)
 		if err != nil {
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -215,7 +216,7 @@ func (e *estimator) BindLocalStream(info *interceptor.StreamInfo, w interceptor.
 func (e *estimator) newRun(initial int) (*gccRun, error) {
 	// The pacer only hands each packet to its stream's writer: the
 	// fan-out writers pace the media as the publisher sends it.
-	pacer := gcc.NewNoOpPacer()
+	pacer := &streamRouter{}
 	bwe, err := gcc.NewSendSideBWE(
 		gcc.SendSideBWEInitialBitrate(initial),
 		gcc.SendSideBWEMinBitrate(bweMinBitrate),
@@ -228,6 +229,43 @@ func (e *estimator) newRun(initial int) (*gccRun, error) {
 	}
 	return &gccRun{bwe: bwe, pacer: pacer}, nil
 }
+
+// streamRouter is GCC's pacer that paces nothing: it hands each packet to
+// its stream's writer, found without a lock. (pion's NoOpPacer holds one
+// lock across every write of the connection, encryption and send
+// included.)
+type streamRouter struct {
+	mu      sync.Mutex // serializes AddStream
+	streams atomic.Pointer[map[uint32]interceptor.RTPWriter]
+}
+
+// AddStream implements gcc.Pacer.
+func (r *streamRouter) AddStream(ssrc uint32, w interceptor.RTPWriter) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := make(map[uint32]interceptor.RTPWriter)
+	if m := r.streams.Load(); m != nil {
+		maps.Copy(next, *m)
+	}
+	next[ssrc] = w
+	r.streams.Store(&next)
+}
+
+// Write implements gcc.Pacer.
+func (r *streamRouter) Write(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+	if m := r.streams.Load(); m != nil {
+		if w, ok := (*m)[h.SSRC]; ok {
+			return w.Write(h, payload, a)
+		}
+	}
+	return 0, fmt.Errorf("%w: %d", gcc.ErrUnknownStream, h.SSRC)
+}
+
+// SetTargetBitrate implements gcc.Pacer: there is no pace to set.
+func (r *streamRouter) SetTargetBitrate(int) {}
+
+// Close implements gcc.Pacer.
+func (r *streamRouter) Close() error { return nil }
 
 // UnbindLocalStream implements interceptor.Interceptor: a new run of GCC
 // is not given the stream.
@@ -302,20 +340,22 @@ func (e *estimator) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPRea
 	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
 		n, a, err := r.Read(b, a)
 		if err == nil {
-			e.observe(b[:n], time.Now())
+			e.observe(b[:n], a, time.Now())
 		}
 		return n, a, err
 	})
 }
 
-// observe feeds the estimate the feedback in pkt, a compound RTCP packet.
-// Only packets that carry transport-cc feedback or REMB are parsed in
-// full: most of a subscriber's RTCP is receiver reports and NACKs.
-func (e *estimator) observe(pkt []byte, now time.Time) {
+// observe feeds the estimate the feedback in pkt, a compound RTCP packet
+// read with attributes a (nil for none). Only packets that carry
+// transport-cc feedback or REMB are parsed in full: most of a
+// subscriber's RTCP is receiver reports and NACKs. The parse is the one
+// the attributes keep, which pion's receiver reports made already.
+func (e *estimator) observe(pkt []byte, a interceptor.Attributes, now time.Time) {
 	if !hasFeedback(pkt) {
 		return
 	}
-	pkts, err := rtcp.Unmarshal(pkt)
+	pkts, err := a.GetRTCPPackets(pkt)
 	if err != nil {
 		return
 	}

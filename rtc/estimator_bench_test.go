@@ -56,9 +56,24 @@ func BenchmarkEstimatorWrite(b *testing.B) {
 }
 
 // BenchmarkEstimatorFeedback is the estimator's cost per transport-cc
-// feedback report, of 15 packets (100 ms of 1.2 Mbps video), from the
-// bytes read to GCC's filters.
+// feedback report, of 15 packets (100 ms of 1.2 Mbps video): parse=own
+// parses the report itself, parse=shared takes the parse pion's receiver
+// reports left in the attributes (as on a connection), and gcc=none is
+// our part alone (the scan and the parse), without GCC's.
 func BenchmarkEstimatorFeedback(b *testing.B) {
+	for _, v := range []struct {
+		name         string
+		shared, none bool
+	}{
+		{"parse=own", false, false},
+		{"parse=shared", true, false},
+		{"gcc=none", false, true},
+	} {
+		b.Run(v.name, func(b *testing.B) { benchFeedback(b, v.shared, v.none) })
+	}
+}
+
+func benchFeedback(b *testing.B, shared, noGCC bool) {
 	est, w := benchEstimator(b)
 	est.setActive(true)
 	h := &rtp.Header{Version: 2, SSRC: 1, PayloadType: 96}
@@ -67,6 +82,7 @@ func BenchmarkEstimatorFeedback(b *testing.B) {
 	// Reports on packets sent just before each, as a client sends them;
 	// the history GCC keeps holds 250 packets.
 	reports := make([][]byte, 16)
+	attrs := make([]interceptor.Attributes, len(reports))
 	base := time.Now().UnixMicro()
 	seq := uint16(0)
 	for r := range reports {
@@ -83,10 +99,19 @@ func BenchmarkEstimatorFeedback(b *testing.B) {
 			b.Fatal(err)
 		}
 		reports[r] = raw
+		if shared {
+			attrs[r] = interceptor.Attributes{}
+			if _, err := attrs[r].GetRTCPPackets(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if noGCC {
+		est.gcc.Store(nil)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		est.observe(reports[i%len(reports)], time.Now())
+		est.observe(reports[i%len(reports)], attrs[i%len(reports)], time.Now())
 	}
 }

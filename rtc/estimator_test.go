@@ -1,11 +1,13 @@
 package rtc
 
 import (
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -78,12 +80,12 @@ func TestEstimatorExtension(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	est.observe(fb, time.Now())
+	est.observe(fb, nil, time.Now())
 	if _, src := est.Estimate(time.Now()); src != EstimateNone {
 		t.Fatalf("estimate from %q while inactive", src)
 	}
 	est.setActive(true)
-	est.observe(fb, time.Now())
+	est.observe(fb, nil, time.Now())
 	if bps, src := est.Estimate(time.Now()); src != EstimateTWCC || bps <= 0 {
 		t.Fatalf("estimate %d from %q after feedback, want one from twcc", bps, src)
 	}
@@ -95,11 +97,35 @@ func TestEstimatorExtension(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	est.observe(remb, now)
+	est.observe(remb, nil, now)
 	if bps, src := est.Estimate(now); src != EstimateREMB || bps != 300_000 {
 		t.Fatalf("estimate %d from %q after a REMB, want 300000 from remb", bps, src)
 	}
 	if _, src := est.Estimate(now.Add(rembTTL)); src != EstimateNone {
 		t.Fatalf("a REMB still counts after %v", rembTTL)
+	}
+}
+
+// GCC's pacer hands each packet to its own stream's writer, and refuses
+// a packet of a stream it was not given.
+func TestStreamRouter(t *testing.T) {
+	var r streamRouter
+	got := map[uint32]int{}
+	for _, ssrc := range []uint32{1, 2} {
+		r.AddStream(ssrc, interceptor.RTPWriterFunc(func(h *rtp.Header, _ []byte, _ interceptor.Attributes) (int, error) {
+			got[ssrc] += int(h.SSRC)
+			return 1, nil
+		}))
+	}
+	for _, ssrc := range []uint32{1, 2, 2} {
+		if _, err := r.Write(&rtp.Header{SSRC: ssrc}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got[1] != 1 || got[2] != 4 {
+		t.Fatalf("writes by stream %v, want one to 1 and two to 2", got)
+	}
+	if _, err := r.Write(&rtp.Header{SSRC: 3}, nil, nil); !errors.Is(err, gcc.ErrUnknownStream) {
+		t.Fatalf("a packet of an unknown stream: %v, want %v", err, gcc.ErrUnknownStream)
 	}
 }

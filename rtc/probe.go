@@ -27,16 +27,23 @@ import (
 // (estimator.restart), as a browser's sender does with a probe's result.
 // The hold before a layer goes up still applies.
 //
+// A probe whose feedback shows its packets lost stops at once, so that a
+// link that cannot carry more is overrun for a fraction of a second (the
+// feedback's delay), not for the whole probe.
+//
 // A probe that succeeds is the proof the hold before a layer goes up
 // waits for: the layer it was for goes up at once (layerGovernor.grant),
 // and the next probe, for the layer after, may come after
-// probeMinInterval. One that fails (packets lost, or no feedback), or
-// whose layer comes down again within bweFlapWindow, doubles the wait
-// before the next, up to probeMaxBackoff, so that a link that cannot
-// carry more is not overrun every second. The bound is short, for a link
-// that was cut and is whole again is found within seconds; a link that
-// carries a probe's half second and not the layer after it may so flap
-// every few seconds, which the hold alone would space out further.
+// probeMinInterval. One that fails (packets lost, or no feedback) doubles
+// the wait before the next, up to probeMaxBackoff, so that a link that
+// cannot carry more is not overrun every second; the bound is short, for
+// a link that was cut and is whole again is found within seconds. A layer
+// a probe put up that comes down again within bweFlapWindow makes the
+// wait twice the hold, then doubles it up to bweMaxUpHold, as a failed up
+// doubles the hold: a link that
+// carries a probe and not the layer is not made to flap every few
+// seconds. The wait is forgotten once no layer has come down so for
+// bweMaxUpHold.
 
 const (
 	probeDuration    = 500 * time.Millisecond
@@ -184,6 +191,16 @@ func (c *probeCluster) account(i uint16, received bool, at time.Duration) {
 	c.received++
 }
 
+// losing reports whether the feedback so far shows c's packets lost
+// beyond what it may lose: the probe has failed, and stops at once
+// rather than overrun the link for the rest of its time, its loss taking
+// the estimate, and the layers, down.
+func (c *probeCluster) losing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reported >= probeMinPackets/2 && 1-float64(c.received)/float64(c.reported) > 2*probeMaxLoss
+}
+
 // result returns the rate c shows the link carries, in bits per second,
 // or false when it shows nothing: too few packets, too many lost, or
 // arrivals too close together to tell a rate from (a busy client may read
@@ -228,6 +245,7 @@ type prober struct {
 	next    time.Time     // no probe starts before
 	backoff time.Duration
 	okAt    time.Time  // the last probe that succeeded
+	flapAt  time.Time  // the last layer a probe put up that came down
 	hdr     rtp.Header // the padding packets' header, reused
 }
 
@@ -258,8 +276,8 @@ func (p *prober) penalize(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.okAt.IsZero() && now.Sub(p.okAt) < bweFlapWindow {
-		p.okAt = time.Time{}
-		p.backoff = min(2*p.backoff, probeMaxBackoff)
+		p.okAt, p.flapAt = time.Time{}, now
+		p.backoff = min(max(2*p.backoff, 2*bweUpHold), bweMaxUpHold)
 		p.next = now.Add(p.backoff)
 	}
 }
@@ -273,7 +291,7 @@ func (p *prober) tick() {
 		return
 	}
 	now := p.clk.Now()
-	if !now.Before(p.until) {
+	if !now.Before(p.until) || p.c.losing() {
 		p.timer = nil
 		p.est.stopProbe(p.c, now)
 		return
@@ -309,9 +327,12 @@ func (p *prober) settle(now time.Time) (*DownTrack, bool) {
 	p.c, p.dt = nil, nil
 	p.metrics.countProbe(ok)
 	if !ok {
-		p.backoff = min(2*p.backoff, probeMaxBackoff)
+		p.backoff = max(p.backoff, min(2*p.backoff, probeMaxBackoff))
 		p.next = now.Add(p.backoff)
 		return nil, false
+	}
+	if now.Sub(p.flapAt) >= bweMaxUpHold {
+		p.backoff = probeMinInterval
 	}
 	p.okAt = now
 	p.next = now.Add(probeMinInterval)

@@ -129,10 +129,33 @@ func TestProbeClusterResult(t *testing.T) {
 	if bps, ok := run(t, 10*time.Millisecond, func(i int) bool { return i%4 == 1 }); ok {
 		t.Fatalf("a quarter lost: result %d, want none", bps)
 	}
+
+	// A probe stops as soon as its feedback shows it losing.
+	c := newProbeCluster(800_000, first, start)
+	for i := range packets {
+		c.record(uint16(first+i), size)
+	}
+	rec := twcc.NewRecorder(5)
+	for i := range 12 {
+		if i%3 != 0 {
+			rec.Record(77, uint16(first+i), 1_000_000+int64(i)*10_000)
+		}
+	}
+	if c.losing() {
+		t.Fatal("losing before any feedback")
+	}
+	for _, p := range rec.BuildFeedbackPacket() {
+		if fb, ok := p.(*rtcp.TransportLayerCC); ok {
+			c.feedback(fb)
+		}
+	}
+	if !c.losing() {
+		t.Fatal("not losing with a third of the packets reported lost")
+	}
 	if bps, ok := run(t, time.Millisecond, none); ok {
 		t.Fatalf("arrivals in one burst: result %d, want none", bps)
 	}
-	c := newProbeCluster(800_000, first, start)
+	c = newProbeCluster(800_000, first, start)
 	c.stop(start.Add(time.Second))
 	if _, ok := c.result(); ok {
 		t.Fatal("a probe that sent nothing has a result")
