@@ -120,6 +120,7 @@ func (a *roomActor) participants() *participantsReply {
 	for _, m := range a.memberList() {
 		info := m.snapshot()
 		info.Receiving = m.stats.receiving()
+		info.AudioLevel, info.Speaking = a.speakerLevel(m.info.ID)
 		list = append(list, info)
 	}
 	return &participantsReply{list: list}

@@ -70,10 +70,14 @@ type participantListJSON struct {
 }
 
 // listedParticipantJSON is a participant in the REST list of a room's
-// live participants: with what it receives.
+// live participants: with what it receives, and whether it speaks.
 type listedParticipantJSON struct {
 	participantJSON
 	Receiving *receivingJSON `json:"receiving"`
+	// Speaking: an active speaker now, at AudioLevel (0 to 1, as the
+	// active-speakers message gives it; 0 when not speaking).
+	Speaking   bool    `json:"speaking"`
+	AudioLevel float64 `json:"audio_level"`
 }
 
 func (s *Server) listParticipants(c *gin.Context) error {
@@ -83,7 +87,10 @@ func (s *Server) listParticipants(c *gin.Context) error {
 	}
 	out := participantListJSON{Participants: make([]listedParticipantJSON, len(list))}
 	for i, p := range list {
-		out.Participants[i] = listedParticipantJSON{participantJSON: toParticipantJSON(p), Receiving: toReceivingJSON(p.Receiving)}
+		out.Participants[i] = listedParticipantJSON{
+			participantJSON: toParticipantJSON(p), Receiving: toReceivingJSON(p.Receiving),
+			Speaking: p.Speaking, AudioLevel: p.AudioLevel,
+		}
 	}
 	writeJSON(c, http.StatusOK, out)
 	return nil
