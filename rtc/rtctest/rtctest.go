@@ -156,6 +156,10 @@ type Sender struct {
 // connection negotiated: dBov (0 loudest to 127 silence) and the voice
 // activity bit. An id of 0 writes none. Safe to call from any goroutine.
 func (s *Sender) SetAudioLevel(id, dBov uint8, voice bool) {
+	if id == 0 {
+		s.level.Store(0)
+		return
+	}
 	b := dBov & 0x7f
 	if voice {
 		b |= 0x80
