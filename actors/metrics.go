@@ -27,6 +27,8 @@ type metrics struct {
 	// participantCount is participants, readable without a scrape.
 	participantCount atomic.Int64
 	leaves           *prometheus.CounterVec
+	// speakerChanges counts the changes of rooms' active speakers sent.
+	speakerChanges prometheus.Counter
 	// data counts the rooms' data messages.
 	data *rtc.DataMetrics
 }
@@ -65,6 +67,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "troupe_participant_leaves_total",
 			Help: "Participants that left their room, by reason.",
 		}, []string{"reason"}),
+		speakerChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "troupe_active_speaker_changes_total",
+			Help: "Changes of a room's active speakers (who speaks, in which order) sent to its members, each as one active-speakers message to every member; at most four a second per room.",
+		}),
 		recorder: recorder.NewMetrics(),
 		recordings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "troupe_recordings_ended_total",
@@ -74,7 +80,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.failures, m.passivations, m.takeovers, m.ownerHints, m.participants, m.leaves,
-			m.recorder, m.recordings, m.data} {
+			m.speakerChanges, m.recorder, m.recordings, m.data} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("actors: register metrics: %w", err)
 			}

@@ -115,6 +115,7 @@ func (a *roomActor) speakerTick(m *speakerTick) {
 	next := a.sampleSpeakers()
 	if !sameOrder(a.speakers.list, next) {
 		a.broadcast("", SignalSpeakers{Speakers: slices.Clone(next)})
+		a.deps.metrics.speakerChanges.Inc()
 	}
 	a.speakers.list = next
 	a.armSpeakers()

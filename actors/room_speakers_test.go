@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/internal/poll"
@@ -167,6 +168,9 @@ func TestActiveSpeakers(t *testing.T) {
 	waitOrder()
 
 	received()
+	if n := testutil.ToFloat64(env.rooms.metrics.speakerChanges); int(n) != len(got) {
+		t.Errorf("troupe_active_speaker_changes_total %v, dave got %d messages", n, len(got))
+	}
 	if len(got) > ticks {
 		t.Errorf("%d active-speakers messages in %d samples: more than one a sample", len(got), ticks)
 	}
