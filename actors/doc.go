@@ -72,6 +72,12 @@
 // files finalized and is marked failed with server-restart
 // (closeInterruptedRecordings, recordings.go).
 //
+// A room knows who speaks (room_speakers.go): four times a second, while
+// a member publishes audio, it reads the level each audio track's
+// forwarder keeps from the packets' audio level extension (one atomic
+// load per track, no message per packet), and tells every member the
+// speakers, loudest first, when their order changes.
+//
 // Ids (RoomID, ParticipantID, TrackID, SessionID; ids.go) and the reasons a
 // participant leaves and a session ends (LeaveReason, EndReason;
 // reasons.go) are typed, so that the API cannot take one for another. They

@@ -29,6 +29,8 @@ type metrics struct {
 	participantCount atomic.Int64
 	leaves           *prometheus.CounterVec
 	joinsRefused     *prometheus.CounterVec
+	// speakerChanges counts the changes of rooms' active speakers sent.
+	speakerChanges prometheus.Counter
 	// data counts the rooms' data messages.
 	data *rtc.DataMetrics
 }
@@ -71,6 +73,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "troupe_joins_refused_total",
 			Help: "Joins (signaling, WHIP, WHEP) refused by this node, by reason: room_not_found, room_ended, room_locked, room_full, outside_join_window, forbidden, draining, room_failed, unavailable, or error.",
 		}, []string{"reason"}),
+		speakerChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "troupe_active_speaker_changes_total",
+			Help: "Changes of a room's active speakers (who speaks, in which order) sent to its members, each as one active-speakers message to every member; at most four a second per room.",
+		}),
 		recorder: recorder.NewMetrics(),
 		recordings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "troupe_recordings_ended_total",
@@ -80,7 +86,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.failures, m.passivations, m.takeovers, m.ownerHints, m.participants, m.leaves, m.joinsRefused,
-			m.recorder, m.recordings, m.data} {
+			m.speakerChanges, m.recorder, m.recordings, m.data} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("actors: register metrics: %w", err)
 			}

@@ -210,6 +210,10 @@ type ParticipantInfo struct {
 	// Receiving is what the participant receives, in the room's list of
 	// its live participants only; nil elsewhere.
 	Receiving *Receiving
+	// Speaking says the participant is an active speaker, at AudioLevel
+	// (see Speaker), in the room's list of its live participants only.
+	Speaking   bool
+	AudioLevel float64
 }
 
 // TrackInfo describes a published track. Subscribers receive it with
@@ -253,6 +257,8 @@ type JoinInfo struct {
 	// Hands are the raised hands, in the order they were raised, and
 	// whether the room prioritizes them (prioritize_handraise).
 	Hands SignalHands
+	// Speakers are the active speakers, loudest first.
+	Speakers []Speaker
 }
 
 // Participant is a handle on a joined participant's actor. It is safe for

@@ -16,6 +16,7 @@ package actors
 //	room_payloads.go   the webhook events' JSON payloads
 //	room_recording.go  the recording: start, stop, limits, its record and events
 //	room_recovery.go   loading on start and restart, closing what a crash left
+//	room_speakers.go   the active speakers, sampled from the audio tracks' levels
 //	room_supervision.go  what a restart keeps, the restart bound, failing
 
 import (
@@ -53,6 +54,8 @@ type roomActor struct {
 	// joins wait here for the next flushJoins, which is in the mailbox
 	// whenever joins is not empty.
 	joins []pendingJoin
+	// speakers are the active speakers and their sampling timer.
+	speakers speakers
 
 	view view
 }
@@ -91,6 +94,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		a.view.close()
 		a.stopTimers()
+		a.stopSpeakers()
 		a.refuseJoins(ctx, fmt.Errorf("%w: room %s is stopping", ErrUnavailable, a.id))
 		a.endRecordingNow(a.stopReason())
 		if a.life.failed.Load() {
@@ -104,6 +108,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		// that each one is admitted once or not at all.
 		a.view.close() // until the fresh actor has reloaded
 		a.stopTimers()
+		a.stopSpeakers()
 		a.refuseJoins(ctx, fmt.Errorf("%w: room %s is restarting", ErrUnavailable, a.id))
 		a.deps.metrics.restarts.Inc()
 		a.log.Warn("room actor restarting after a failure; it will reload its record and keep its members")
@@ -187,6 +192,8 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		a.respond(ctx, &sessionReply{session: s, err: err})
 	case *timerFired:
 		a.timerFired(ctx, m)
+	case *speakerTick:
+		a.speakerTick(m)
 	case *sessionStatsReq:
 		a.respond(ctx, a.liveStats(m.sessionID))
 	case *startRecordingReq, *stopRecordingReq, *deleteRecordingReq, *recordingWriterEnded, *recordingTimeout, *recordingClosed:

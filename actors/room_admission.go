@@ -255,6 +255,7 @@ func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession
 	return &joinReply{pid: m.pid, info: &JoinInfo{
 		Participant: info, Room: a.room, Others: others, ICEServers: a.deps.ICEServers(string(info.ID)),
 		VideoOff: m.videoOff, Chat: a.recentChat(), Hands: a.handsSignal(),
+		Speakers: a.currentSpeakers(),
 	}}
 }
 

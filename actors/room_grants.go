@@ -118,6 +118,7 @@ func (a *roomActor) updateParticipant(ctx actor.Context, msg *updateParticipant)
 func (a *roomActor) listed(m *member) ParticipantInfo {
 	info := m.snapshot()
 	info.Receiving = m.stats.receiving()
+	info.AudioLevel, info.Speaking = a.speakerLevel(m.info.ID)
 	return info
 }
 

@@ -109,6 +109,7 @@ func (a *roomActor) rejoin(ctx actor.Context) {
 			a.disarm(timerEmpty, "")
 		}
 	}
+	a.armSpeakers()
 }
 
 // fail ends the room's session for EndRoomFailed and removes every member

@@ -102,6 +102,7 @@ func (a *roomActor) trackPublished(ctx actor.Context, msg *trackPublished) {
 	a.trackEvent(m, "track-published", msg.track)
 	a.recordTrack(m, t)
 	a.broadcast("", SignalTrackPublished{ParticipantID: m.info.ID, Track: t.snapshot()})
+	a.armSpeakers()
 	a.startVideoOff(ctx, m, msg.track)
 	for _, o := range a.memberList() {
 		if o != m && o.receivesMedia() && o.autoSubscribe {

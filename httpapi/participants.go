@@ -96,14 +96,19 @@ type participantListJSON struct {
 }
 
 // listedParticipantJSON is a participant in the REST list of a room's
-// live participants: with what it receives.
+// live participants: with what it receives, and whether it speaks.
 type listedParticipantJSON struct {
 	participantJSON
 	Receiving *receivingJSON `json:"receiving"`
+	// Speaking: an active speaker now, at AudioLevel (0 to 1, as the
+	// active-speakers message gives it; 0 when not speaking).
+	Speaking   bool    `json:"speaking"`
+	AudioLevel float64 `json:"audio_level"`
 }
 
 func toListedParticipantJSON(p actors.ParticipantInfo) listedParticipantJSON {
-	return listedParticipantJSON{participantJSON: toParticipantJSON(p), Receiving: toReceivingJSON(p.Receiving)}
+	return listedParticipantJSON{participantJSON: toParticipantJSON(p), Receiving: toReceivingJSON(p.Receiving),
+		Speaking: p.Speaking, AudioLevel: p.AudioLevel}
 }
 
 // listParticipants lists the participants the others see: hidden ones

@@ -43,6 +43,7 @@ const (
 	msgUnsubscribe        = "unsubscribe"
 	msgParticipantUpdated = "participant-updated"
 	msgRoomUpdated        = "room-updated"
+	msgActiveSpeakers     = "active-speakers"
 )
 
 // Signaling error codes beyond the API's.
@@ -342,6 +343,17 @@ type (
 		Chat []chatJSON `json:"chat"`
 		// Hands are the raised hands, in the order they were raised.
 		Hands []handJSON `json:"hands"`
+		// Speakers are the active speakers, loudest first.
+		Speakers []speakerJSON `json:"speakers"`
+	}
+	speakerJSON struct {
+		ParticipantID string  `json:"participant_id"`
+		Identity      string  `json:"identity"`
+		Level         float64 `json:"level"`
+	}
+	activeSpeakersMsg struct {
+		Type     string        `json:"type"`
+		Speakers []speakerJSON `json:"speakers"`
 	}
 	handJSON struct {
 		ParticipantID string    `json:"participant_id"`
@@ -471,6 +483,7 @@ func newJoinedMsg(info *actors.JoinInfo) joinedMsg {
 		VideoOff:     info.VideoOff,
 		Chat:         toChatList(info.Chat),
 		Hands:        toHandsJSON(info.Hands.Hands),
+		Speakers:     toSpeakersJSON(info.Speakers),
 	}
 	for i, p := range info.Others {
 		m.Participants[i] = toParticipantJSON(p)
@@ -494,6 +507,14 @@ func toHandsJSON(hands []actors.RaisedHand) []handJSON {
 	out := make([]handJSON, len(hands))
 	for i, h := range hands {
 		out[i] = handJSON{ParticipantID: string(h.ParticipantID), Identity: h.Identity, Name: h.Name, RaisedAt: h.RaisedAt.UTC()}
+	}
+	return out
+}
+
+func toSpeakersJSON(speakers []actors.Speaker) []speakerJSON {
+	out := make([]speakerJSON, len(speakers))
+	for i, s := range speakers {
+		out[i] = speakerJSON{ParticipantID: string(s.ParticipantID), Identity: s.Identity, Level: s.Level}
 	}
 	return out
 }
@@ -523,6 +544,8 @@ func signalMsg(sig actors.Signal) (any, error) {
 		return trackSkippedMsg{Type: msgTrackSkipped, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID), Codec: s.Codec, Reason: s.Reason}, nil
 	case actors.SignalHands:
 		return handsMsg{Type: msgHands, Hands: toHandsJSON(s.Hands), Prioritize: s.Prioritize}, nil
+	case actors.SignalSpeakers:
+		return activeSpeakersMsg{Type: msgActiveSpeakers, Speakers: toSpeakersJSON(s.Speakers)}, nil
 	case actors.SignalChat:
 		return chatMsg{Type: msgChat, Chat: toChatJSON(s.Message)}, nil
 	case actors.SignalError:

@@ -95,3 +95,30 @@ func TestPublishRefusedWireForm(t *testing.T) {
 		t.Fatalf("got %s\nwant %s", b, want)
 	}
 }
+
+// active-speakers is written as docs/signaling.md shows it, loudest
+// first, and an empty list is [] rather than null.
+func TestActiveSpeakersWireForm(t *testing.T) {
+	for _, c := range []struct {
+		sig  actors.SignalSpeakers
+		want string
+	}{
+		{actors.SignalSpeakers{Speakers: []actors.Speaker{
+			{ParticipantID: "PA_a", Identity: "alice", Level: 0.125},
+			{ParticipantID: "PA_c", Identity: "carol", Level: 0.021},
+		}}, `{"type":"active-speakers","speakers":[{"participant_id":"PA_a","identity":"alice","level":0.125},{"participant_id":"PA_c","identity":"carol","level":0.021}]}`},
+		{actors.SignalSpeakers{}, `{"type":"active-speakers","speakers":[]}`},
+	} {
+		m, err := signalMsg(c.sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != c.want {
+			t.Errorf("got %s\nwant %s", b, c.want)
+		}
+	}
+}

@@ -7,7 +7,11 @@ package rtc
 // averages a step and publishes them with one atomic store; a reader
 // loads them whenever it likes, without a lock and without a message.
 
-import "math"
+import (
+	"math"
+
+	"github.com/pion/webrtc/v4"
+)
 
 // Smoothing of the level meter: each packet moves the averages
 // 1/2^levelShift of the way to its own values, so that they follow the
@@ -92,3 +96,17 @@ func unpackLevel(v uint64) AudioLevel {
 // packets never carried one (video, or a sender without the extension)
 // has DBov 127 and Updates 0.
 func (f *Forwarder) AudioLevel() AudioLevel { return unpackLevel(f.level.Load()) }
+
+// AudioLevel returns the level of an audio track (its one stream); a
+// video track has none: DBov 127 and Updates 0.
+func (t *Track) AudioLevel() AudioLevel {
+	if t.kind != webrtc.RTPCodecTypeAudio {
+		return unpackLevel(0)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.layers) == 0 {
+		return unpackLevel(0)
+	}
+	return t.layers[0].fwd.AudioLevel()
+}

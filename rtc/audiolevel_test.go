@@ -51,22 +51,13 @@ func TestLevelMeter(t *testing.T) {
 	}
 }
 
-// audioLevelPacket is an Opus packet carrying an audio level (and, for
-// the down-track tests, an orientation) under the given ids.
+// audioLevelPacket is an Opus packet carrying an audio level under
+// levelID.
 func audioLevelPacket(t testing.TB, seq uint16, levelID, level uint8) []byte {
 	t.Helper()
 	p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: uint32(seq) * 960, SSRC: 1234}, Payload: rtctest.CounterPayload(uint32(seq), 40)}
-	if err := p.Header.SetExtension(1, []byte("0")); err != nil { // a mid, not forwarded
-		t.Fatal(err)
-	}
-	if err := p.Header.SetExtension(levelID, []byte{level}); err != nil {
-		t.Fatal(err)
-	}
-	b, err := p.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	// A mid first, which is not forwarded.
+	return marshalWithExts(t, p, 0, 1, []byte("0"), int(levelID), []byte{level})
 }
 
 // A forwarder reads the audio level under the publisher's id, meters it,

@@ -76,6 +76,15 @@
 // is blocked; a subscriber on it is written through pion's TCP framing
 // rather than the batched UDP sends.
 //
+// Header extensions (hdrext.go): a Forwarder finds the audio level and
+// video orientation in each packet, in place, under the ids its
+// publisher's connection negotiated, and its down-tracks write them
+// again under the ids of each subscriber's, from a fixed buffer, before
+// the interceptors add the server's own (transport-cc). The others a
+// publisher sends are dropped. An audio track's levels are averaged on
+// the read loop into one atomic word (audiolevel.go), which the room
+// reads to tell who speaks.
+//
 // A Forwarder may also have one Sink (sink.go), which gets every packet it
 // forwards on the read loop, without a lock: a recording (rtc/recorder,
 // fed by the room's actor) is one more subscriber of the track that way.

@@ -13,6 +13,13 @@ import (
 func extPacket(t testing.TB, profile uint16, elems ...any) []byte {
 	t.Helper()
 	p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: 7, Timestamp: 9, SSRC: 1234}, Payload: []byte{1, 2, 3}}
+	return marshalWithExts(t, p, profile, elems...)
+}
+
+// marshalWithExts marshals p with the header extension elements (id,
+// payload) added, in profile (0 for the one SetExtension picks).
+func marshalWithExts(t testing.TB, p rtp.Packet, profile uint16, elems ...any) []byte {
+	t.Helper()
 	if profile != 0 {
 		p.Header.Extension = true
 		p.Header.ExtensionProfile = profile

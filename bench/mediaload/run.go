@@ -496,6 +496,12 @@ func (r *runner) joinPublisher(ctx context.Context, room int) error {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		for i, m := range ms {
+			if m.kind == "audio" {
+				// Each microphone says how loud it is, as a browser's
+				// does, at a level of its own, so that the server has
+				// speakers to tell apart.
+				m.s.SetAudioLevel(audioLevelID(senders[i]), uint8(20+3*(len(r.sources)%10)), true)
+			}
 			r.sendWG.Add(1)
 			go func() {
 				defer r.sendWG.Done()
@@ -527,6 +533,18 @@ func (r *runner) joinPublisher(ctx context.Context, room int) error {
 	}
 	r.mu.Unlock()
 	return nil
+}
+
+// audioLevelID is the id under which sender's connection negotiated the
+// audio level header extension, 0 when it did not (a server that leaves
+// it out: the microphone then writes none).
+func audioLevelID(sender *webrtc.RTPSender) uint8 {
+	for _, x := range sender.GetParameters().HeaderExtensions {
+		if x.URI == sdp.AudioLevelURI && x.ID > 0 && x.ID < 15 {
+			return uint8(x.ID)
+		}
+	}
+	return 0
 }
 
 // expectedTracks is how many tracks a participant should receive.

@@ -61,6 +61,10 @@ type Config struct {
 	// false leaves the layers to the rendered size and the room's quality
 	// alone (and saves the estimate's cost per packet).
 	RTCBandwidthEstimation bool `yaml:"rtc_bandwidth_estimation"`
+	// RTCAudioLevel negotiates the audio level header extension: the
+	// server reads the publishers' levels, tells the rooms' active
+	// speakers and forwards the levels to subscribers. Default true.
+	RTCAudioLevel bool `yaml:"rtc_audio_level"`
 	// ICEURLs lists STUN and TURN URLs handed to clients
 	// ("stun:host:3478", "turn:host:3478?transport=udp"). Default none.
 	ICEURLs stringList `yaml:"ice_urls"`
@@ -200,6 +204,7 @@ func DefaultConfig() Config {
 		RTCTCPPort:             7881,
 		RTCBind:                "127.0.0.1",
 		RTCBandwidthEstimation: true,
+		RTCAudioLevel:          true,
 		// The built-in TURN server's, used when it is enabled.
 		TURNUDPPort:       3478,
 		TURNTLSPort:       5349,
@@ -477,6 +482,7 @@ func (c Config) rtcConfig(log *slog.Logger) rtc.Config {
 		TURNCredential:        c.TURNCredential,
 		TURN:                  c.turnConfig(),
 		NoBandwidthEstimation: !c.RTCBandwidthEstimation,
+		NoAudioLevel:          !c.RTCAudioLevel,
 		Logger:                log,
 	}
 }
@@ -553,6 +559,7 @@ var settings = []setting{
 	{"rtc-bind", "address the media UDP and TCP ports bind to (0.0.0.0 = every interface)", func(c *Config) any { return &c.RTCBind }},
 	{"rtc-announce-ip", "public IPs to offer instead of the bound one (1:1 NAT)", func(c *Config) any { return &c.RTCAnnounceIP }},
 	{"rtc-bandwidth-estimation", "estimate each subscriber's bandwidth to pick its simulcast layers", func(c *Config) any { return &c.RTCBandwidthEstimation }},
+	{"rtc-audio-level", "read the publishers' audio levels: active speakers, and levels forwarded to subscribers", func(c *Config) any { return &c.RTCAudioLevel }},
 	{"ice-urls", "STUN/TURN URLs handed to clients", func(c *Config) any { return &c.ICEURLs }},
 	{"turn-username", "username for the TURN URLs of --ice-urls", func(c *Config) any { return &c.TURNUsername }},
 	{"turn-credential", "credential for the TURN URLs of --ice-urls", func(c *Config) any { return &c.TURNCredential }},

@@ -55,7 +55,7 @@ rate_burst: 20
 	}{
 		{"defaults", nil, nil, "", func(c Config) bool { return reflect.DeepEqual(c, DefaultConfig()) }},
 		{"yaml over defaults", nil, nil, yamlAll, func(c Config) bool {
-			return reflect.DeepEqual(c, Config{DataDir: "/yaml/data", HTTPAddr: "127.0.0.1:1001", RTCUDPPort: 1002, RTCTCPPort: 7881, RTCBind: "127.0.0.1", RTCBandwidthEstimation: true,
+			return reflect.DeepEqual(c, Config{DataDir: "/yaml/data", HTTPAddr: "127.0.0.1:1001", RTCUDPPort: 1002, RTCTCPPort: 7881, RTCBind: "127.0.0.1", RTCBandwidthEstimation: true, RTCAudioLevel: true,
 				TURNUDPPort: 3478, TURNTLSPort: 5349, TURNRealm: "troupe", TURNCredentialTTL: 12 * time.Hour,
 				CORSOrigins: stringList{"*"}, WebhookEvents: stringList{"*"}, WebhookMaxAge: 24 * time.Hour,
 				LogLevel: "debug", LogFormat: "json", RequestTimeout: 3 * time.Second,

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -93,9 +94,11 @@ func rtpKey(b []byte) (ssrc uint32, seq uint16, ok bool) {
 
 // ClientAPIWithArrivals is ClientAPI with every UDP socket of its peer
 // connections recording RTP arrivals in the returned registry. Give each
-// peer connection its own (see Arrivals).
+// peer connection its own (see Arrivals). It negotiates the audio level
+// header extension, as a browser does, for the load generator's
+// microphones (Sender.SetAudioLevel).
 func ClientAPIWithArrivals() (*webrtc.API, *Arrivals, error) {
-	return clientAPIWith(NewArrivals(), newStampConn)
+	return clientAPIWith(NewArrivals(), newStampConn, sdp.AudioLevelURI)
 }
 
 // stampConn reads a UDP socket with its arrival times and records those

@@ -11,14 +11,16 @@ import (
 )
 
 // clientAPIWith is ClientAPI on the standard network with each UDP
-// socket of its peer connections wrapped by wrap, which is given v; it
+// socket of its peer connections wrapped by wrap, which is given v, and
+// the header extensions exts negotiated too (ClientAPIWithExtensions); it
 // returns v too.
-func clientAPIWith[T any, C transport.UDPConn](v T, wrap func(*net.UDPConn, T) C) (*webrtc.API, T, error) {
+func clientAPIWith[T any, C transport.UDPConn](v T, wrap func(*net.UDPConn, T) C, exts ...string) (*webrtc.API, T, error) {
 	base, err := stdnet.NewNet()
 	if err != nil {
 		return nil, v, fmt.Errorf("rtctest: net: %w", err)
 	}
-	api, err := clientAPI(&wrappedNet{Net: base, wrap: func(c *net.UDPConn) transport.UDPConn { return wrap(c, v) }})
+	n := &wrappedNet{Net: base, wrap: func(c *net.UDPConn) transport.UDPConn { return wrap(c, v) }}
+	api, err := newClientAPIWith(n, []webrtc.NetworkType{webrtc.NetworkTypeUDP4}, pathOptions{exts: exts})
 	if err != nil {
 		return nil, v, err
 	}

@@ -51,6 +51,14 @@ func ClientAPIOnNetworks(types ...webrtc.NetworkType) (*webrtc.API, error) {
 	return newClientAPI(nil, types)
 }
 
+// ClientAPIWithExtensions is ClientAPI for a client that also negotiates
+// the header extensions given, for audio and video, numbered in that
+// order after its own: a browser sends the audio level
+// (urn:ietf:params:rtp-hdrext:ssrc-audio-level) with its microphone.
+func ClientAPIWithExtensions(uris ...string) (*webrtc.API, error) {
+	return newClientAPIWith(nil, []webrtc.NetworkType{webrtc.NetworkTypeUDP4}, pathOptions{exts: uris})
+}
+
 // clientAPI is ClientAPI on network n (nil is the standard network) with
 // codecs, or pion's default codecs if none are given.
 func clientAPI(n transport.Net, codecs ...webrtc.RTPCodecCapability) (*webrtc.API, error) {
@@ -79,6 +87,8 @@ type pathOptions struct {
 	senderReports time.Duration
 	// noTWCC leaves out pion's transport-cc sender and header extension.
 	noTWCC bool
+	// exts are header extensions negotiated beyond pion's defaults.
+	exts []string
 }
 
 // newClientAPIWith is newClientAPI with the path's options.
@@ -120,6 +130,13 @@ func newClientAPIWith(n transport.Net, types []webrtc.NetworkType, o pathOptions
 	// mid and rid on a simulcast camera's packets (SimulcastSender).
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
 		return nil, err
+	}
+	for _, uri := range o.exts {
+		for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+			if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, kind); err != nil {
+				return nil, err
+			}
+		}
 	}
 	var s webrtc.SettingEngine
 	s.SetIncludeLoopbackCandidate(true)
@@ -177,6 +194,26 @@ type Sender struct {
 	wantKey atomic.Bool
 	sent    atomic.Uint32 // counter, for other goroutines
 	pkt     rtp.Packet
+	// level is the audio level element to write (SetAudioLevel): its id
+	// in the high byte, its byte in the low one; 0 for none.
+	level   atomic.Uint32
+	levelEl [1]byte
+}
+
+// SetAudioLevel makes the packets written from now on carry an audio
+// level header extension (RFC 6464) under id, the one the sender's
+// connection negotiated: dBov (0 loudest to 127 silence) and the voice
+// activity bit. An id of 0 writes none. Safe to call from any goroutine.
+func (s *Sender) SetAudioLevel(id, dBov uint8, voice bool) {
+	if id == 0 {
+		s.level.Store(0)
+		return
+	}
+	b := dBov & 0x7f
+	if voice {
+		b |= 0x80
+	}
+	s.level.Store(uint32(id)<<8 | uint32(b))
 }
 
 func (s *Sender) video() bool { return s.Track.Codec().MimeType == webrtc.MimeTypeVP8 }
@@ -224,6 +261,13 @@ func (s *Sender) WriteNext() error {
 	s.pkt.SequenceNumber = uint16(s.counter)
 	s.pkt.Timestamp = (s.frames - 1) * s.TimestampStep
 	s.pkt.Marker = last
+	s.pkt.Extension, s.pkt.Extensions = false, s.pkt.Extensions[:0]
+	if l := s.level.Load(); l != 0 {
+		s.levelEl[0] = byte(l)
+		if err := s.pkt.SetExtension(uint8(l>>8), s.levelEl[:]); err != nil {
+			return fmt.Errorf("rtctest: audio level: %w", err)
+		}
+	}
 	s.counter++
 	s.sent.Store(s.counter)
 	if s.skip {

@@ -124,3 +124,27 @@ func TestVideoSSRCs(t *testing.T) {
 		})
 	}
 }
+
+// A sender whose connection did not negotiate the audio level (id 0)
+// writes packets without it rather than failing.
+func TestSetAudioLevelWithoutID(t *testing.T) {
+	tr, err := webrtc.NewTrackLocalStaticRTP(Opus, "a", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Sender{Track: tr, PayloadSize: 40, TimestampStep: 960}
+	s.SetAudioLevel(0, 30, true)
+	if err := s.WriteNext(); err != nil {
+		t.Fatalf("write without an audio level id: %v", err)
+	}
+	if s.pkt.Extension {
+		t.Fatalf("extension written: %v", s.pkt.Extensions)
+	}
+	s.SetAudioLevel(3, 30, true)
+	if err := s.WriteNext(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.pkt.GetExtension(3); len(got) != 1 || got[0] != 0x80|30 {
+		t.Fatalf("audio level element %x", got)
+	}
+}
