@@ -327,12 +327,15 @@ func TestMetadataUpdates(t *testing.T) {
 	var pu struct {
 		ParticipantID string `json:"participant_id"`
 		Metadata      string `json:"metadata"`
+		Grants        *struct {
+			Publish bool `json:"publish"`
+		} `json:"grants"`
 	}
 	var ru struct {
 		Metadata *string `json:"metadata"`
 		ID       string  `json:"id"`
 	}
-	if got[0].Event != "participant-updated" || json.Unmarshal(got[0].Data, &pu) != nil || pu.ParticipantID != aid || pu.Metadata != "changed" {
+	if got[0].Event != "participant-updated" || json.Unmarshal(got[0].Data, &pu) != nil || pu.ParticipantID != aid || pu.Metadata != "changed" || pu.Grants == nil || !pu.Grants.Publish {
 		t.Fatalf("first webhook %s %s", got[0].Event, got[0].Data)
 	}
 	if got[1].Event != "room-updated" || json.Unmarshal(got[1].Data, &ru) != nil || ru.ID != "md" {
