@@ -58,6 +58,26 @@ type StayHead struct {
 	Metadata string `json:"metadata"`
 }
 
+// GrantsJSON is what a participant may do, as the API's participant
+// object and the participant-updated event have it: publish_sources lists
+// every source it may publish (none without publish).
+type GrantsJSON struct {
+	Publish        bool     `json:"publish"`
+	PublishSources []string `json:"publish_sources"`
+	Subscribe      bool     `json:"subscribe"`
+	PublishData    bool     `json:"publish_data"`
+	Hidden         bool     `json:"hidden"`
+}
+
+// NewGrantsJSON is g's JSON.
+func NewGrantsJSON(g Grants) GrantsJSON {
+	out := GrantsJSON{Publish: g.Publish, Subscribe: g.Subscribe, PublishData: g.PublishData, Hidden: g.Hidden, PublishSources: []string{}}
+	for _, s := range g.Sources() {
+		out.PublishSources = append(out.PublishSources, string(s))
+	}
+	return out
+}
+
 // Ended returns when something that began at start ended, and how long it
 // lasted in whole seconds, as sessions and stays report them: both nil
 // while it goes on (end unset).

@@ -211,6 +211,15 @@ func (p *participantActor) clientOffer(s string, sources map[string]TrackSource)
 		}
 	}
 	// Before the offer applies: its tracks arrive once it has.
+	added := 0
+	for mid := range sources {
+		if _, ok := p.sources[mid]; !ok {
+			added++
+		}
+	}
+	if len(p.sources)+added > maxNamedSources {
+		return "", invalid("sources", "names more than %d tracks over the connection", maxNamedSources)
+	}
 	for mid, src := range sources {
 		p.sources[mid] = src
 	}
@@ -224,6 +233,10 @@ func (p *participantActor) clientAnswer(s string) error {
 	}
 	return peerError(p.peer.ApplyAnswer(s))
 }
+
+// maxNamedSources bounds the mids a client names over its connection, so
+// that what it says cannot grow without end.
+const maxNamedSources = 256
 
 // peerError words a refusal of the peer as the error of the same kind
 // that clients know; other errors pass as they are.

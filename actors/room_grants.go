@@ -136,7 +136,10 @@ func (a *roomActor) recordUpdate(info ParticipantInfo) error {
 			}
 		}
 	}
-	a.event(c, a.room, "participant-updated", participantData(info, rec))
+	data := participantData(info, rec)
+	grants := NewGrantsJSON(info.Grants)
+	data.Grants = &grants
+	a.event(c, a.room, "participant-updated", data)
 	if err := a.commit(c); err != nil {
 		return err
 	}

@@ -34,11 +34,13 @@ type participantEventData struct {
 	StayHead
 	LeftAt *time.Time `json:"left_at,omitempty"`
 	Reason string     `json:"reason,omitempty"`
+	// Grants are the participant's grants, in participant-updated.
+	Grants *GrantsJSON `json:"grants,omitempty"`
 }
 
 func participantData(info ParticipantInfo, m *recordpb.SessionMember) participantEventData {
 	d := participantEventData{StayHead: StayHead{ParticipantID: string(info.ID), Identity: info.Identity, Name: info.Name,
-		Role: string(info.Role), JoinedAt: info.JoinedAt, Hidden: m.GetHidden(), Metadata: info.Metadata}, Reason: m.GetLeaveReason()}
+		Role: string(info.Role), JoinedAt: info.JoinedAt, Hidden: info.Grants.Hidden, Metadata: info.Metadata}, Reason: m.GetLeaveReason()}
 	d.LeftAt, _ = Ended(info.JoinedAt, m.GetLeftAt())
 	return d
 }

@@ -327,12 +327,15 @@ func TestMetadataUpdates(t *testing.T) {
 	var pu struct {
 		ParticipantID string `json:"participant_id"`
 		Metadata      string `json:"metadata"`
+		Grants        *struct {
+			Publish bool `json:"publish"`
+		} `json:"grants"`
 	}
 	var ru struct {
 		Metadata *string `json:"metadata"`
 		ID       string  `json:"id"`
 	}
-	if got[0].Event != "participant-updated" || json.Unmarshal(got[0].Data, &pu) != nil || pu.ParticipantID != aid || pu.Metadata != "changed" {
+	if got[0].Event != "participant-updated" || json.Unmarshal(got[0].Data, &pu) != nil || pu.ParticipantID != aid || pu.Metadata != "changed" || pu.Grants == nil || !pu.Grants.Publish {
 		t.Fatalf("first webhook %s %s", got[0].Event, got[0].Data)
 	}
 	if got[1].Event != "room-updated" || json.Unmarshal(got[1].Data, &ru) != nil || ru.ID != "md" {
@@ -491,4 +494,50 @@ func TestHiddenChangedLive(t *testing.T) {
 	if n := alice.count(msgParticipantUpdated); n != 1 {
 		t.Fatalf("alice got %d participant-updated, want 1", n)
 	}
+}
+
+// The sources a client names in its offer are what the grants judge: a
+// screen share without the grant is refused by name, with it published as
+// one; a source of the wrong kind is refused too.
+func TestPublishSources(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"src","name":"Sources"}`)
+	cam := s.dialWS(t, "cam", s.grantToken(t, "src", "cam", auth.RolePublisher, &auth.Grants{PublishSources: []string{"camera", "microphone"}}, ""))
+	newPublisher(t).sendOnAs(t, cam, []string{"screen_share", "camera"})
+	refusal := func(kind string) map[string]any {
+		e := cam.waitMsg(msgError, func(m map[string]any) bool {
+			tr, _ := m["track"].(map[string]any)
+			return m["request"] == "publish" && tr["kind"] == kind
+		})
+		return e["track"].(map[string]any)
+	}
+	if tr := refusal("video"); tr["source"] != "screen_share" || tr["reason"] != "the participant may not publish screen_share" {
+		t.Fatalf("the video refused as %v", tr)
+	}
+	if tr := refusal("audio"); tr["source"] != "camera" || !strings.Contains(tr["reason"].(string), "camera is a source of video tracks") {
+		t.Fatalf("the audio refused as %v", tr)
+	}
+
+	share := s.dialWS(t, "share", s.joinToken(t, "src", "share", auth.RolePublisher))
+	newPublisher(t).sendOnAs(t, share, []string{"screen_share", "screen_share_audio"})
+	var sources []string
+	poll.Until(t, "the screen share published", func() bool {
+		sources = nil
+		for _, p := range s.participants(t, "src") {
+			if p["identity"] == "share" {
+				for _, tr := range p["tracks"].([]any) {
+					sources = append(sources, tr.(map[string]any)["source"].(string))
+				}
+			}
+		}
+		return len(sources) == 2
+	})
+	slices.Sort(sources)
+	if !slices.Equal(sources, []string{"screen_share", "screen_share_audio"}) {
+		t.Fatalf("published sources %v", sources)
+	}
+	cam.waitMsg(msgTrackPublished, func(m map[string]any) bool {
+		return m["track"].(map[string]any)["source"] == "screen_share"
+	})
 }

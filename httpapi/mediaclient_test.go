@@ -247,6 +247,13 @@ func (p *publisher) attach(t testing.TB, pc *webrtc.PeerConnection) {
 // test ends; then it stops, closes c, and waits for its goroutines.
 func (p *publisher) sendOn(t testing.TB, c *wsClient) {
 	t.Helper()
+	p.sendOnAs(t, c, nil)
+}
+
+// sendOnAs is sendOn naming the sources of the video and the audio track
+// (see client.PublishAs).
+func (p *publisher) sendOnAs(t testing.TB, c *wsClient, sources []string) {
+	t.Helper()
 	t.Cleanup(func() {
 		p.halt()
 		c.close()
@@ -254,7 +261,7 @@ func (p *publisher) sendOn(t testing.TB, c *wsClient) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
-	senders, err := c.Publish(ctx, p.video.Track, p.audio.Track)
+	senders, err := c.PublishAs(ctx, sources, p.video.Track, p.audio.Track)
 	if err != nil {
 		t.Fatal(err)
 	}

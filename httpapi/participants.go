@@ -16,32 +16,14 @@ import (
 // participantJSON is a live participant, in the REST API and in the
 // signaling messages alike.
 type participantJSON struct {
-	ID       string      `json:"id"`
-	Identity string      `json:"identity"`
-	Name     string      `json:"name"`
-	Role     string      `json:"role"`
-	Grants   grantsJSON  `json:"grants"`
-	Metadata string      `json:"metadata"`
-	JoinedAt time.Time   `json:"joined_at"`
-	Tracks   []trackJSON `json:"tracks"`
-}
-
-// grantsJSON is what a participant may do: publish_sources lists every
-// source it may publish (none without publish).
-type grantsJSON struct {
-	Publish        bool     `json:"publish"`
-	PublishSources []string `json:"publish_sources"`
-	Subscribe      bool     `json:"subscribe"`
-	PublishData    bool     `json:"publish_data"`
-	Hidden         bool     `json:"hidden"`
-}
-
-func toGrantsJSON(g actors.Grants) grantsJSON {
-	out := grantsJSON{Publish: g.Publish, Subscribe: g.Subscribe, PublishData: g.PublishData, Hidden: g.Hidden, PublishSources: []string{}}
-	for _, s := range g.Sources() {
-		out.PublishSources = append(out.PublishSources, string(s))
-	}
-	return out
+	ID       string            `json:"id"`
+	Identity string            `json:"identity"`
+	Name     string            `json:"name"`
+	Role     string            `json:"role"`
+	Grants   actors.GrantsJSON `json:"grants"`
+	Metadata string            `json:"metadata"`
+	JoinedAt time.Time         `json:"joined_at"`
+	Tracks   []trackJSON       `json:"tracks"`
 }
 
 type trackJSON struct {
@@ -72,7 +54,7 @@ type layerJSON struct {
 func toParticipantJSON(p actors.ParticipantInfo) participantJSON {
 	out := participantJSON{
 		ID: string(p.ID), Identity: p.Identity, Name: p.Name, Role: string(p.Role),
-		Grants: toGrantsJSON(p.Grants), Metadata: p.Metadata,
+		Grants: actors.NewGrantsJSON(p.Grants), Metadata: p.Metadata,
 		JoinedAt: p.JoinedAt.UTC(), Tracks: make([]trackJSON, len(p.Tracks)),
 	}
 	for i, t := range p.Tracks {

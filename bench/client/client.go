@@ -204,19 +204,41 @@ func (c *Client) Err() error {
 // the server's answer. It returns the RTPSenders, whose RTCP (keyframe
 // requests) the caller must read.
 func (c *Client) Publish(ctx context.Context, tracks ...webrtc.TrackLocal) ([]*webrtc.RTPSender, error) {
-	var senders []*webrtc.RTPSender
+	return c.PublishAs(ctx, nil, tracks...)
+}
+
+// PublishAs is Publish naming what each track carries: sources[i] is the
+// source of tracks[i] ("camera", "screen_share"...; see docs/signaling.md),
+// sent in the offer's sources by mid; a track without one (sources
+// shorter, or "") is its kind's default.
+func (c *Client) PublishAs(ctx context.Context, sources []string, tracks ...webrtc.TrackLocal) ([]*webrtc.RTPSender, error) {
+	var tcs []*webrtc.RTPTransceiver
 	err := c.offerWith(ctx, func() error {
 		for _, t := range tracks {
 			tc, err := c.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 			if err != nil {
 				return fmt.Errorf("client: add track: %w", err)
 			}
-			senders = append(senders, tc.Sender())
+			tcs = append(tcs, tc)
 		}
 		return nil
+	}, func(offer map[string]any) {
+		named := map[string]string{}
+		for i, tc := range tcs {
+			if i < len(sources) && sources[i] != "" && tc.Mid() != "" {
+				named[tc.Mid()] = sources[i]
+			}
+		}
+		if len(named) > 0 {
+			offer["sources"] = named
+		}
 	})
 	if err != nil {
 		return nil, err
+	}
+	senders := make([]*webrtc.RTPSender, len(tcs))
+	for i, tc := range tcs {
+		senders[i] = tc.Sender()
 	}
 	return senders, nil
 }
@@ -244,7 +266,7 @@ func (c *Client) OpenData(ctx context.Context, reliableLabel, lossyLabel string)
 			return fmt.Errorf("client: data channel: %w", err)
 		}
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -252,8 +274,10 @@ func (c *Client) OpenData(ctx context.Context, reliableLabel, lossyLabel string)
 }
 
 // offerWith makes change (adding transceivers or channels) and offers it,
-// and returns once the server has answered.
-func (c *Client) offerWith(ctx context.Context, change func() error) error {
+// and returns once the server has answered. annotate, if set, adds fields
+// to the offer message once the offer is the local description (the mids
+// are known).
+func (c *Client) offerWith(ctx context.Context, change func() error, annotate func(offer map[string]any)) error {
 	c.mu.Lock()
 	// A server offer half-applied must be finished first. The transceivers
 	// are added only then, under the same lock as the offer: pion pairs a
@@ -287,7 +311,11 @@ func (c *Client) offerWith(ctx context.Context, change func() error) error {
 	c.makingOffer = true
 	answered := make(chan struct{})
 	c.answered = answered
-	c.sendDescription(map[string]any{"type": "offer", "sdp": offer.SDP})
+	msg := map[string]any{"type": "offer", "sdp": offer.SDP}
+	if annotate != nil {
+		annotate(msg)
+	}
+	c.sendDescription(msg)
 	c.mu.Unlock()
 	select {
 	case <-answered:
