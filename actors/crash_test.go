@@ -54,7 +54,7 @@ func newStage(t *testing.T, env *testEnv, room RoomID) *stage {
 				go r.Run()
 				s.receivers = append(s.receivers, r)
 				s.of, s.from, s.kinds = append(s.of, c), append(s.from, tr.StreamID()), append(s.kinds, tr.Kind().String())
-			case <-time.After(20 * time.Second): // generous: -race on 2 busy cores
+			case <-time.After(poll.Timeout):
 				t.Fatalf("sub-%d: got %d of 4 tracks", i, len(s.receivers)%4)
 			}
 		}

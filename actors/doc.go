@@ -15,8 +15,10 @@
 // happened. The streams of one simulcast sender (by rid, or by SSRC under
 // one msid) become one rtc.Track with layers, published once; the room
 // passes its quality cap to its members, and a publisher hears which of
-// its layers anyone receives. Media never passes through a mailbox:
-// packets flow in rtc.
+// its layers anyone receives. The room decides who subscribes to what
+// (room_subscriptions.go): a member receives every track as it is
+// published, or, when it joined without auto-subscribe, the tracks it
+// asks for. Media never passes through a mailbox: packets flow in rtc.
 //
 // Supervision. The registry is the parent and supervisor of the room
 // actors; participants are not children of their room but of a guardian
@@ -40,7 +42,9 @@
 // they call, so they run on any store of record.
 //
 // In a cluster (Config.Owners) the registry claims a room before it starts
-// its actor, and a room runs on the one node that owns it. A room this node
+// its actor, and a room runs on the one node that owns it; a create, with
+// a Creator, is placed at once and claimed by the write that creates the
+// room (createUnclaimed). A room this node
 // heard (Owners.Elsewhere, a watch) that another node owns is refused at
 // once with a *NotOwnerError, for the HTTP edge to forward, without asking
 // etcd; a request forwarded here (Forwarded) asks etcd instead, since the

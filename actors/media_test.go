@@ -465,7 +465,7 @@ func (c *testClient) receiveKeyed(n int, key func(*webrtc.TrackRemote) string) m
 // waitEvent returns the next event of type T, skipping others.
 func waitEvent[T Signal](t *testing.T, c *testClient, match func(T) bool) T {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(poll.Timeout)
 	for {
 		select {
 		case s := <-c.events:
@@ -721,7 +721,7 @@ func TestParticipantFailureStaysInside(t *testing.T) {
 			if tr.StreamID() == string(steady.p.ID) && tr.Kind() == webrtc.RTPCodecTypeVideo {
 				steadyVideo = r
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(poll.Timeout):
 			t.Fatal("viewer did not get four tracks")
 		}
 	}
@@ -808,7 +808,7 @@ func TestWHIPPublishWHEPView(t *testing.T) {
 		go r.Run()
 		waitPackets(t, "WHEP video", r, 50)
 		checkStream(t, "WHEP video", r)
-	case <-time.After(10 * time.Second):
+	case <-time.After(poll.Timeout):
 		t.Fatal("WHEP viewer got no track")
 	}
 

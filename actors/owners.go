@@ -3,6 +3,8 @@ package actors
 import (
 	"context"
 	"fmt"
+
+	"github.com/troupe-media/troupe/persistence"
 )
 
 // Owners is a cluster's room ownership, as the registry uses it: a room
@@ -24,6 +26,27 @@ type Owners interface {
 	// the watch's delay, so a node that receives a forwarded request asks
 	// etcd instead (see Forwarded).
 	Elsewhere(roomID string) (owner string, ok bool)
+}
+
+// Creator is an Owners that creates a room and claims it in one write: a
+// new room then costs the cluster's store one transaction, where a claim
+// and then the room's write cost two and a read. The registry starts the
+// actor of a room that a create names without claiming it first; the
+// actor's creation claims it (ClaimCreate), or, if it cannot, claims it
+// the usual way and creates it as any room (see createUnclaimed).
+type Creator interface {
+	Owners
+	// PlaceNew returns the node that a room no node owns should be
+	// created on, or "" for this node, from what this node knows now,
+	// without waiting: the create is forwarded there and created there.
+	PlaceNew(roomID string) string
+	// ClaimCreate commits w, the creation of room roomID (the room and
+	// its events), and makes this node its owner, in one write, if no
+	// node owns the room and it is not stored. It returns a
+	// *NotOwnerError naming the owner if another node owns it, and
+	// another error, having written nothing, if the room is stored or
+	// owned here already, or the write failed.
+	ClaimCreate(ctx context.Context, roomID string, w persistence.Writes) error
 }
 
 // forwardedKey marks a context of Forwarded.

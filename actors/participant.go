@@ -75,6 +75,11 @@ type JoinRequest struct {
 	// Signal receives the server's signaling messages. Required for
 	// ClientSignaling; WHIP and WHEP clients have no channel back.
 	Signal Signaler
+	// ManualSubscribe: a ClientSignaling participant receives only the
+	// tracks it subscribes to (Participant.Subscribe), not every track
+	// published (a join token's auto_subscribe false). WHEP viewers
+	// always receive what their sections can show.
+	ManualSubscribe bool
 }
 
 // Signaler carries the server's messages to one client. Both methods must
@@ -274,14 +279,17 @@ func (p *Participant) SetMuted(ctx context.Context, trackID TrackID, kind string
 	return err
 }
 
-// TrackSettings is what a participant asks of a simulcast track it
-// receives: the layer it gets is the lowest of what covers the size it
-// renders (Width x Height), its MaxLines, and the room's quality. Zero
-// fields ask nothing; a track sent as one stream ignores them.
+// TrackSettings is what a participant asks of a track it receives. Of a
+// simulcast track, the layer it gets is the lowest of what covers the
+// size it renders (Width x Height), its MaxLines, and the room's quality;
+// a track sent as one stream ignores them. Zero fields ask nothing.
 type TrackSettings struct {
 	// MaxLines caps the picture's smaller side (a "360p" quality: 360).
 	MaxLines      int
 	Width, Height int
+	// Paused stops sending the track (any kind) until a later settings
+	// message leaves it out; it starts again on a keyframe.
+	Paused bool
 }
 
 // SetTrackSettings sets what the participant asks of a track it receives,

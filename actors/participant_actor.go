@@ -30,8 +30,9 @@ type (
 	}
 	unsubscribe struct{ trackID TrackID }
 	// qualityCap caps the simulcast layers the participant receives to
-	// pictures of at most lines (the room's quality).
-	qualityCap    struct{ lines int }
+	// pictures of at most lines (the room's quality), and the frame rate
+	// of VP8 sent in temporal layers to fps (the room's); 0 for no cap.
+	qualityCap    struct{ lines, fps int }
 	trackSettings struct {
 		trackID  TrackID
 		settings TrackSettings
@@ -292,12 +293,16 @@ func (p *participantActor) publish(ctx actor.Context, m rtc.TrackEvent) {
 	fwd, err := rtc.NewForwarder(rtc.ForwarderConfig{
 		Track:   m.Track,
 		RTCP:    p.peer,
+		RTCPIn:  m.ReadRTCP(),
 		Engine:  p.deps.cfg.Media,
 		Metrics: p.deps.cfg.MediaMetrics,
 		Logger:  p.log,
 		OnFailure: func(err error) {
 			root.Send(self, &ownedFailure{err: err})
 		},
+		// The audio level and video orientation are read under the ids
+		// this connection negotiated.
+		HeaderExtensions: m.Receiver.GetParameters().HeaderExtensions,
 	})
 	if err != nil {
 		p.log.Warn("forward track", "err", err)
@@ -403,6 +408,7 @@ func (p *participantActor) setTrackSettings(m *trackSettings) error {
 	if !p.peer.SetSourceLimits(string(m.trackID), rtc.LayerLimits{MaxLines: st.MaxLines, Width: st.Width, Height: st.Height}) {
 		return fmt.Errorf("%w: no received track %q", ErrSignalingState, m.trackID)
 	}
+	p.setPaused(m.trackID, st.Paused)
 	return nil
 }
 

@@ -7,6 +7,10 @@ import "github.com/troupe-media/troupe/rtc"
 // layer.
 const PauseReasonBandwidth = rtc.PauseReasonBandwidth
 
+// PauseReasonSubscriber is the reason of a SignalTrackPaused that answers
+// the client's own pause or resume of a track (TrackSettings.Paused).
+const PauseReasonSubscriber = "subscriber"
+
 // SignalTrackPaused says that the server stopped sending this client a
 // track (Paused) or sends it again, and why. Audio is never paused for
 // bandwidth: a paused camera leaves its microphone flowing.
@@ -23,6 +27,16 @@ func (SignalTrackPaused) isSignal() {}
 func (p *participantActor) trackPaused(ev rtc.TrackPausedEvent) {
 	p.log.Debug("track paused", "track", ev.TrackID, "paused", ev.Paused, "reason", ev.Reason)
 	p.signal.Signal(SignalTrackPaused{ParticipantID: ParticipantID(ev.StreamID), TrackID: TrackID(ev.TrackID), Paused: ev.Paused, Reason: ev.Reason})
+}
+
+// setPaused pauses or resumes a track the participant receives, at its
+// request, and tells it so when that changed anything.
+func (p *participantActor) setPaused(trackID TrackID, paused bool) {
+	changed, _ := p.peer.SetSourcePaused(string(trackID), paused)
+	if !changed {
+		return
+	}
+	p.trackPaused(rtc.TrackPausedEvent{TrackID: string(trackID), StreamID: p.peer.SourceStreamID(string(trackID)), Paused: paused, Reason: PauseReasonSubscriber})
 }
 
 // Receiving is what a live participant receives: its connection's
@@ -43,7 +57,8 @@ type ReceivedTrack struct {
 	// lowest first (0 for a track sent as one stream); -1 before the
 	// first.
 	Layer int
-	// Paused is set while the estimate pays for no layer of the track.
+	// Paused is set while the estimate pays for no layer of the track,
+	// or the participant paused it (TrackSettings.Paused).
 	Paused bool
 }
 
@@ -58,7 +73,7 @@ func (s *mediaStats) receiving() *Receiving {
 	bw := s.peer.Bandwidth()
 	out := &Receiving{EstimateBps: bw.Estimate, EstimateSource: string(bw.Source), Tracks: make([]ReceivedTrack, 0, len(s.down))}
 	for _, dt := range s.down {
-		out.Tracks = append(out.Tracks, ReceivedTrack{TrackID: TrackID(dt.ID()), Layer: dt.Layer().Current, Paused: dt.BandwidthPaused()})
+		out.Tracks = append(out.Tracks, ReceivedTrack{TrackID: TrackID(dt.ID()), Layer: dt.Layer().Current, Paused: dt.BandwidthPaused() || dt.Paused()})
 	}
 	return out
 }

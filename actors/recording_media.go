@@ -121,17 +121,50 @@ func (m *recordingMedia) err() error            { return m.w.Err() }
 func (m *recordingMedia) close(ctx context.Context) ([]*recordpb.RecordingFile, error) {
 	m.closeOnce.Do(func() {
 		files, err := m.w.Close(ctx)
-		m.files = make([]*recordpb.RecordingFile, len(files))
-		for i, f := range files {
-			m.files[i] = &recordpb.RecordingFile{
-				Name: f.Name, ParticipantId: f.ParticipantID, Identity: f.Identity, TrackIds: f.TrackIDs,
-				Codecs: f.Codecs, Container: f.Container, Size: uint64(max(f.Size, 0)),
-				DurationMs: uint64(max(f.Duration.Milliseconds(), 0)),
-			}
-		}
-		m.closeErr = err
+		m.files, m.closeErr = fileRecords(files), err
 	})
 	return m.files, m.closeErr
+}
+
+// fileRecords are files as the record keeps them.
+func fileRecords(files []recorder.File) []*recordpb.RecordingFile {
+	out := make([]*recordpb.RecordingFile, len(files))
+	for i, f := range files {
+		out[i] = &recordpb.RecordingFile{
+			Name: f.Name, ParticipantId: f.ParticipantID, Identity: f.Identity, TrackIds: f.TrackIDs,
+			Codecs: f.Codecs, Container: f.Container, Size: uint64(max(f.Size, 0)),
+			DurationMs: uint64(max(f.Duration.Milliseconds(), 0)),
+		}
+	}
+	return out
+}
+
+// CurrentRecording returns recording id as Recording does, and, while it
+// runs, the files being written as they are now (their size and duration
+// so far). The node writing it lists them: on another node of a cluster
+// the request is refused with a *NotOwnerError naming that node, for the
+// HTTP edge to forward it there, while that node owns the room; when it
+// does not (it was lost) or the request was forwarded already, the record
+// is answered as it is.
+func (r *Rooms) CurrentRecording(ctx context.Context, id RecordingID) (*recordpb.Recording, error) {
+	rec, err := r.Recording(ctx, id)
+	if err != nil || recordingEnded(rec) {
+		return rec, err
+	}
+	if v, ok := r.writing.Load(rec.Id); ok {
+		files, err := v.(*recordingMedia).w.Files(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("recording files: %w", err)
+		}
+		rec.Files = fileRecords(files)
+		return rec, nil
+	}
+	if r.cfg.Owners != nil && rec.NodeId != "" && rec.NodeId != r.cfg.Recording.NodeID && !IsForwarded(ctx) {
+		if owner, ok := r.cfg.Owners.Elsewhere(rec.RoomId); ok && owner == rec.NodeId {
+			return nil, &NotOwnerError{RoomID: RoomID(rec.RoomId), Owner: owner}
+		}
+	}
+	return rec, nil
 }
 
 // closed is close's result, once it has returned.
@@ -148,8 +181,9 @@ func (a *roomActor) closeMediaNow(m *recordingMedia) {
 	}
 }
 
-// trackSink hands a forwarder's packets to a recorded track. The
-// forwarder's read loop is its only caller, so its packet is reused.
+// trackSink hands a forwarder's packets and its publisher's sender
+// reports to a recorded track. The forwarder's read loop is WriteRTP's
+// only caller, so its packet is reused.
 type trackSink struct {
 	t   *recorder.Track
 	pkt rtp.Packet
@@ -161,6 +195,10 @@ func (s *trackSink) WriteRTP(b []byte) {
 	}
 	s.t.WriteRTP(&s.pkt)
 }
+
+// WriteSenderReport puts the track on its publisher's clock, which the
+// recording maps all of the participant's tracks through.
+func (s *trackSink) WriteSenderReport(sr rtc.SenderReport) { s.t.WriteSenderReport(sr.NTP, sr.RTPTime) }
 
 func isDiskFull(err error) bool { return errors.Is(err, recorder.ErrDiskFull) }
 

@@ -378,7 +378,7 @@ func TestRecordingSinkAllocationFree(t *testing.T) {
 	for ; i < 100; i++ {
 		sink.WriteRTP(bufs[i])
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	if _, err := w.Close(ctx); err != nil {
 		t.Fatal(err)

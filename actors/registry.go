@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupe-media/troupe/actors/actorpb"
 )
 
 // routed carries a message for the room actor of roomID through the registry.
@@ -36,6 +38,13 @@ type routed struct {
 // another node owns is not spawned: its requests get a *NotOwnerError. The
 // claim is a call to etcd, bounded by Config.RequestTimeout, made beside
 // the registry so that it holds up only the requests of that room.
+//
+// A create of a room this node runs no actor for, with a Creator, is not
+// claimed first: placement chooses its node at once (PlaceNew), and the
+// create is forwarded there, or its actor starts here unclaimed and its
+// creation claims the room in the same write. The room's other requests
+// wait until the actor says whether this node owns the room
+// (createClaimed); if it does not, the actor stops and they start afresh.
 type registry struct {
 	rooms *Rooms
 	byID  map[RoomID]*roomEntry
@@ -48,7 +57,16 @@ type roomEntry struct {
 	stopping bool
 	dropped  bool // stopping because of DropAll, not idle
 	claiming bool // its claim runs: no actor yet, requests held
+	creating bool // its actor creates it unclaimed: requests held
+	unowned  bool // stopping because this node does not own it: no release
 	held     []heldRequest
+}
+
+// createClaimed is what the actor of a room started unclaimed tells the
+// registry once its creation is done: whether this node owns the room.
+type createClaimed struct {
+	roomID RoomID
+	owned  bool
 }
 
 // claimed is the result of a room's claim, sent to the registry.
@@ -77,6 +95,8 @@ func (g *registry) Receive(ctx actor.Context) {
 		g.dropAll(ctx)
 	case *claimed:
 		g.claimedRoom(ctx, m)
+	case *createClaimed:
+		g.createClaimed(ctx, m)
 	case *actor.Terminated:
 		g.terminated(ctx, m.Who)
 	}
@@ -87,6 +107,8 @@ func (g *registry) route(ctx actor.Context, roomID RoomID, msg any, sender *acto
 	owners := g.rooms.cfg.Owners
 	switch {
 	case !ok && owners != nil && !forwarded && g.elsewhere(ctx, roomID, sender):
+		return
+	case !ok && owners != nil && g.createUnclaimed(ctx, roomID, msg, sender, forwarded):
 		return
 	case !ok && owners != nil:
 		// The claim is a call to etcd: it runs beside the registry, which
@@ -101,7 +123,7 @@ func (g *registry) route(ctx actor.Context, roomID RoomID, msg any, sender *acto
 			return // no actor started for it
 		}
 		e = g.start(ctx, roomID)
-	case e.stopping || e.claiming:
+	case e.stopping || e.claiming || e.creating:
 		e.held = append(e.held, heldRequest{msg: msg, sender: sender, forwarded: forwarded})
 		return
 	case g.refuseDraining(ctx, msg, sender):
@@ -116,6 +138,62 @@ func (g *registry) start(ctx actor.Context, roomID RoomID) *roomEntry {
 	e := &roomEntry{pid: g.spawn(ctx, roomID, life), life: life}
 	g.byID[roomID] = e
 	return e
+}
+
+// createUnclaimed routes a create of a room this node runs no actor for,
+// with a Creator, and reports whether it did: to the node placement
+// chooses, or to an actor started here unclaimed, whose creation claims
+// the room. A forwarded create was placed here already.
+func (g *registry) createUnclaimed(ctx actor.Context, roomID RoomID, msg any, sender *actor.PID, forwarded bool) bool {
+	creator, ok := g.rooms.cfg.Owners.(Creator)
+	if _, create := msg.(*actorpb.CreateRoom); !ok || !create {
+		return false
+	}
+	if !forwarded {
+		if to := creator.PlaceNew(string(roomID)); to != "" {
+			if sender != nil {
+				ctx.Send(sender, &refused{err: &NotOwnerError{RoomID: roomID, Owner: to}})
+			}
+			return true
+		}
+	}
+	if g.refuseDraining(ctx, msg, sender) {
+		return true
+	}
+	life := newRoomLife()
+	life.unclaimed = true
+	e := &roomEntry{pid: g.spawn(ctx, roomID, life), life: life, creating: true}
+	g.byID[roomID] = e
+	ctx.RequestWithCustomSender(e.pid, msg, sender)
+	return true
+}
+
+// createClaimed hands the requests held for a room created unclaimed to
+// its actor, now that this node owns the room, or stops the actor.
+func (g *registry) createClaimed(ctx actor.Context, m *createClaimed) {
+	e := g.byID[m.roomID]
+	if e == nil || !e.creating {
+		return
+	}
+	if !m.owned {
+		g.notCreated(e)
+		ctx.Stop(e.pid)
+		return
+	}
+	e.creating = false
+	held := e.held
+	e.held = nil
+	for _, h := range held {
+		if !g.refuseDraining(ctx, h.msg, h.sender) {
+			ctx.RequestWithCustomSender(e.pid, h.msg, h.sender)
+		}
+	}
+}
+
+// notCreated marks e, whose room this node may not own, as stopping
+// without a release; its held requests start afresh once it stopped.
+func (g *registry) notCreated(e *roomEntry) {
+	e.creating, e.stopping, e.unowned = false, true, true
 }
 
 // claimedRoom starts the room whose claim succeeded and hands it the
@@ -177,6 +255,9 @@ func (g *registry) passivate(ctx actor.Context, who *actor.PID) {
 func (g *registry) dropAll(ctx actor.Context) {
 	for _, e := range g.byID {
 		if !e.stopping && !e.claiming {
+			if e.creating {
+				g.notCreated(e)
+			}
 			e.stopping, e.dropped = true, true
 			ctx.Stop(e.pid)
 		}
@@ -198,11 +279,13 @@ func (g *registry) terminated(ctx actor.Context, who *actor.PID) {
 	if e == nil {
 		return
 	}
-	if e.stopping && !e.dropped {
+	if e.stopping && !e.dropped && !e.unowned {
 		g.rooms.metrics.passivations.Inc()
 	}
 	if len(e.held) == 0 {
-		g.release(roomID)
+		if !e.unowned {
+			g.release(roomID)
+		}
 		return
 	}
 	// Requests that arrived while the old actor stopped go to a fresh one.
@@ -228,12 +311,19 @@ func (g *registry) elsewhere(ctx actor.Context, roomID RoomID, sender *actor.PID
 // claim makes this node, in a cluster (Config.Owners), the owner of
 // roomID; the claim of a forwarded request says so (Forwarded).
 func (g *registry) claim(roomID RoomID, forwarded bool) error {
-	ctx, cancel := context.WithTimeout(context.Background(), g.rooms.cfg.RequestTimeout)
+	return g.rooms.claim(roomID, forwarded)
+}
+
+// claim makes this node the owner of roomID (Config.Owners.Claim, bounded
+// by Config.RequestTimeout): nil, or a *NotOwnerError, naming the owner if
+// another node has it.
+func (r *Rooms) claim(roomID RoomID, forwarded bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.RequestTimeout)
 	defer cancel()
 	if forwarded {
 		ctx = Forwarded(ctx)
 	}
-	err := g.rooms.cfg.Owners.Claim(ctx, string(roomID))
+	err := r.cfg.Owners.Claim(ctx, string(roomID))
 	var noe *NotOwnerError
 	if err == nil || errors.As(err, &noe) {
 		return err

@@ -8,7 +8,8 @@ package actors
 //	room_record.go     the room record: create, update, end, delete
 //	room_admission.go  join rules, the join run and its batching, replacing
 //	room_members.go    the live members, and how they leave
-//	room_tracks.go     who publishes what, who subscribes to it, mutes
+//	room_tracks.go     who publishes what, mutes, the caps on what members receive
+//	room_subscriptions.go  who subscribes to what
 //	room_session.go    the session: its start and end, its timers
 //	room_events.go     signaling broadcasts, webhook events, the commit batch
 //	room_payloads.go   the webhook events' JSON payloads
@@ -82,7 +83,9 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		a.self = ctx.Self()
 		ctx.SetReceiveTimeout(a.deps.cfg.PassivateAfter)
-		a.load()
+		if !a.life.unclaimed { // else its creation writes it (createUnclaimed)
+			a.load()
+		}
 		a.rejoin(ctx) // after a restart; a new room has nobody yet
 	case *actor.Stopping:
 		a.view.close()
@@ -138,20 +141,26 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *trackMuted:
 		a.trackMuted(m)
 		a.videoTurnedOn(m)
+	case *subscribeTrack:
+		a.respond(ctx, a.setSubscription(ctx, m))
 	case *crashRoom:
 		panic("room actor: crash requested by a test")
 	case *actorpb.CreateRoom:
-		a.respond(ctx, a.roomReply(a.create(m)))
+		if a.life.unclaimed {
+			a.respond(ctx, a.createUnclaimedReply(ctx, m))
+		} else {
+			a.respond(ctx, a.roomReply(a.create(m)))
+		}
 		if a.room == nil {
 			ctx.Send(ctx.Parent(), &passivate{who: ctx.Self()}) // nothing was created
 		}
 	case *actorpb.GetRoom:
 		a.respond(ctx, a.roomReply(a.current()))
 	case *actorpb.UpdateRoom:
-		quality := a.qualityLines()
+		caps := *a.caps()
 		room, err := a.update(m)
 		a.respond(ctx, a.roomReply(room, err))
-		if err == nil && a.qualityLines() != quality {
+		if err == nil && *a.caps() != caps {
 			a.applyQuality(ctx)
 		}
 	case *actorpb.EndRoom:

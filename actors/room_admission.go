@@ -210,7 +210,8 @@ func (a *roomActor) enter(ctx actor.Context, ch *changes, j admitted, newSession
 	info, req, peer := j.info, j.join.req, j.peer
 	a.afterJoin(ch, info, newSession)
 	m := &member{info: info, kind: req.Kind, signal: req.Signal, stats: &mediaStats{peer: peer},
-		videoOff: joinsVideoOff(a.room.Config, info.Role)}
+		videoOff:      joinsVideoOff(a.room.Config, info.Role),
+		autoSubscribe: !req.ManualSubscribe || req.Kind != ClientSignaling}
 	// The producer lives as long as the participant (a restart calls it
 	// again), so it captures only what it needs: capturing j would keep
 	// the caller's future, and through it this reply with the list of

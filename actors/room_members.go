@@ -50,6 +50,10 @@ type member struct {
 	// data is the member's endpoint on the room's data relay; nil for
 	// WHIP and WHEP members.
 	data *rtc.DataEndpoint
+	// autoSubscribe: the member subscribes to every track published;
+	// subscribed are the tracks it receives (room_subscriptions.go).
+	autoSubscribe bool
+	subscribed    map[TrackID]bool
 }
 
 func (m *member) snapshot() ParticipantInfo {

@@ -45,6 +45,15 @@ func (a *roomActor) create(m *actorpb.CreateRoom) (*recordpb.Room, error) {
 	} else if !errors.Is(err, ErrRoomNotFound) {
 		return nil, err
 	}
+	r, err := a.newRoom(m)
+	if err != nil {
+		return nil, err
+	}
+	return a.saveRoom(r, "room-created")
+}
+
+// newRoom is the room m creates, validated, as of now.
+func (a *roomActor) newRoom(m *actorpb.CreateRoom) (*recordpb.Room, error) {
 	r, err := newRoomFromSpec(a.id, m.Spec)
 	if err != nil {
 		return nil, err
@@ -54,7 +63,60 @@ func (a *roomActor) create(m *actorpb.CreateRoom) (*recordpb.Room, error) {
 	}
 	now := timestamp(a.now())
 	r.CreatedAt, r.UpdatedAt, r.Revision = now, now, 1
-	return a.saveRoom(r, "room-created")
+	return r, nil
+}
+
+// createUnclaimedReply is the reply to m, created by createUnclaimed: a
+// room another node owns is refused as the registry refuses it, so that
+// the owner's name reaches the caller (a RoomReply would lose it).
+func (a *roomActor) createUnclaimedReply(ctx actor.Context, m *actorpb.CreateRoom) any {
+	room, err := a.createUnclaimed(ctx, m)
+	var noe *NotOwnerError
+	if errors.As(err, &noe) {
+		return &refused{err: noe}
+	}
+	return a.roomReply(room, err)
+}
+
+// createUnclaimed creates the room of an actor the registry started
+// unclaimed (Config.Owners is a Creator): the room, its event and its
+// claim are one write, with nothing read first. If another node owns the
+// room, nothing is written and the *NotOwnerError names it, for the create
+// to be forwarded there. If the room is stored, or this node owns it
+// already, or that write failed, the room is claimed and loaded as any
+// room, and created the usual way. The registry learns whether this node
+// owns the room; if not, it stops this actor.
+func (a *roomActor) createUnclaimed(ctx actor.Context, m *actorpb.CreateRoom) (_ *recordpb.Room, err error) {
+	owned := false
+	defer func() { ctx.Send(ctx.Parent(), &createClaimed{roomID: a.id, owned: owned}) }()
+	r, err := a.newRoom(m)
+	if err != nil {
+		return nil, err
+	}
+	c := &changes{w: persistence.Writes{Room: r}}
+	a.event(c, r, "room-created", roomData(r))
+	sctx, cancel := a.storeCtx()
+	err = a.deps.cfg.Owners.(Creator).ClaimCreate(sctx, string(a.id), c.w)
+	cancel()
+	var noe *NotOwnerError
+	switch {
+	case err == nil:
+		owned, a.life.unclaimed = true, false
+		a.room, a.loadErr, a.life.loaded = r, nil, true
+		if len(c.w.Events) > 0 && a.deps.cfg.OnEvents != nil {
+			a.deps.cfg.OnEvents()
+		}
+		return r, nil
+	case errors.As(err, &noe) && noe.Owner != "":
+		return nil, err
+	}
+	a.log.Debug("creating the room the usual way", "why", err)
+	if err := a.deps.claim(a.id, true); err != nil {
+		return nil, err
+	}
+	owned, a.life.unclaimed = true, false
+	a.load()
+	return a.create(m)
 }
 
 func (a *roomActor) update(m *actorpb.UpdateRoom) (*recordpb.Room, error) {

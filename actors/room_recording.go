@@ -163,6 +163,7 @@ func (a *roomActor) startRecording(opts RecordingOptions) (*recordpb.Recording, 
 	}
 	lr := &liveRecording{rec: next, media: media, started: make(map[string]bool), quit: make(chan struct{})}
 	a.life.recording = lr
+	a.deps.writing.Store(next.Id, media)
 	a.watchWriter(lr)
 	if d := cfg.MaxDuration; d > 0 {
 		self, root, msg := a.self, a.deps.system.Root, &recordingTimeout{id: next.Id}
@@ -303,6 +304,7 @@ func (a *roomActor) finishRecording(lr *liveRecording, files []*recordpb.Recordi
 	}
 	lr.wg.Wait() // the closer has sent its report: nothing of it runs on
 	a.life.recording = nil
+	a.deps.writing.Delete(next.Id)
 	a.log.Info("recording ended", "recording", next.Id, "status", RecordingStatusName(st), "reason", reason, "files", len(files))
 }
 
@@ -492,11 +494,13 @@ func validateAutoStart(r *recordpb.Room) error {
 
 // closeOrphanRecordings closes the recordings of this room that the store
 // says are running but that no writer of this room writes: a cluster node
-// that ran the room was lost, or its actor was stopped without a word. On
-// a single node the start-up closed those of a crash already. Files on this
-// node are finalized; the record is marked failed (node-lost when another
-// node held it) with its recording-failed event. A failure is logged: the
-// next load tries again.
+// that ran the room was lost (another node, or this one when it lost its
+// lease: its writer stopped with the room, and its last writes were
+// refused), or its actor was stopped without a word. On a single node the
+// start-up closed those of a crash already. Files on this node are
+// finalized; the record is marked failed (node-lost when a cluster node
+// lost it) with its recording-failed event. A failure is logged: the next
+// load tries again.
 func (a *roomActor) closeOrphanRecordings(ctx context.Context) {
 	if a.life.recording != nil {
 		return
@@ -514,9 +518,16 @@ func (a *roomActor) closeOrphanRecordings(ctx context.Context) {
 		next := proto.Clone(rec).(*recordpb.Recording)
 		next.UpdatedAt = timestamp(a.now())
 		reason, why := RecordingServerRestart, errors.New("interrupted: its writer stopped with the server")
-		if rec.NodeId != cfg.NodeID {
+		switch {
+		case rec.NodeId != cfg.NodeID:
 			reason, why = RecordingNodeLost, fmt.Errorf("interrupted: node %q, which held it, was lost", rec.NodeId)
-		} else if cfg.Dir != "" {
+		case a.deps.leaseLost.Load():
+			// This node's own, left open when the node lost its lease and
+			// dropped its rooms (their last writes refused); not one of a
+			// restart, whose process never dropped any.
+			reason, why = RecordingNodeLost, fmt.Errorf("interrupted: node %q lost the room with its cluster lease", rec.NodeId)
+		}
+		if rec.NodeId == cfg.NodeID && cfg.Dir != "" {
 			next.Files = a.deps.finalizeFiles(filepath.Join(cfg.Dir, rec.Id))
 		}
 		endedRecording(next, recordpb.RecordingStatus_RECORDING_STATUS_FAILED, reason, why)

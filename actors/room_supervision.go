@@ -40,6 +40,10 @@ type roomLife struct {
 	// so that a later load knows it is a restart's. Only the room's
 	// actor, one incarnation at a time, touches it.
 	loaded bool
+	// unclaimed is set by the registry when it starts the actor for a
+	// create without claiming the room (Creator): the creation claims it,
+	// and clears it. Only the room's actor touches it after its spawn.
+	unclaimed bool
 	// data relays the members' data messages; made by the room on first
 	// use (see relay).
 	data *rtc.DataRelay
@@ -61,6 +65,14 @@ func (g *registry) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, chi
 	rs *actor.RestartStatistics, reason any, message any) {
 	roomID := g.byPID[child.Id]
 	what := fmt.Sprintf("%T", actor.UnwrapEnvelopeMessage(message))
+	if e := g.byID[roomID]; e != nil && e.creating {
+		// It failed creating a room it may not own: it stops, and the
+		// requests held for it start afresh.
+		g.rooms.cfg.Logger.Error("room failed while created; stopping it", "room", roomID, "reason", reason, "message", what)
+		g.notCreated(e)
+		sup.StopChildren(child)
+		return
+	}
 	rs.Fail()
 	if n := rs.NumberOfFailures(roomRestartWindow); n > roomRestartLimit {
 		g.rooms.cfg.Logger.Error("room failed too often; stopping it and removing its participants",

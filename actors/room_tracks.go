@@ -71,15 +71,19 @@ func layerInfos(src *rtc.Track) []LayerInfo {
 func (m *member) receivesMedia() bool { return m.kind != ClientWHIP }
 
 // subscribeToAll subscribes a member who just entered to every track
-// already published in the room, under the room's quality cap.
+// already published in the room, under the room's caps, if it
+// subscribes automatically (see room_subscriptions.go).
 func (a *roomActor) subscribeToAll(ctx actor.Context, m *member) {
 	if !m.receivesMedia() {
 		return
 	}
-	ctx.Send(m.pid, &qualityCap{lines: a.qualityLines()})
+	ctx.Send(m.pid, a.caps())
+	if !m.autoSubscribe {
+		return
+	}
 	for _, o := range a.memberList() {
 		for _, t := range o.tracks {
-			ctx.Send(m.pid, &subscribe{track: t.info, src: t.src})
+			a.subscribeMember(ctx, m, t)
 		}
 	}
 }
@@ -96,8 +100,8 @@ func (a *roomActor) trackPublished(ctx actor.Context, msg *trackPublished) {
 	a.broadcast("", SignalTrackPublished{ParticipantID: m.info.ID, Track: t.snapshot()})
 	a.startVideoOff(ctx, m, msg.track)
 	for _, o := range a.memberList() {
-		if o != m && o.receivesMedia() {
-			ctx.Send(o.pid, &subscribe{track: msg.track, src: msg.src})
+		if o != m && o.receivesMedia() && o.autoSubscribe {
+			a.subscribeMember(ctx, o, t)
 		}
 	}
 }
@@ -112,9 +116,7 @@ func (a *roomActor) unpublish(ctx actor.Context, m *member, trackID TrackID) {
 		a.trackEvent(m, "track-unpublished", t.info)
 		a.broadcast(m.info.ID, SignalTrackUnpublished{ParticipantID: m.info.ID, TrackID: trackID})
 		for _, o := range a.memberList() {
-			if o != m && o.receivesMedia() {
-				ctx.Send(o.pid, &unsubscribe{trackID: trackID})
-			}
+			a.unsubscribeMember(ctx, o, trackID)
 		}
 		return
 	}
@@ -167,13 +169,27 @@ func QualityLines(q string) (int, bool) {
 // Qualities lists the room qualities, lowest first.
 func Qualities() []string { return slices.Clone(qualities) }
 
+// fps is the room's frame rate cap, which drops the VP8 temporal layers
+// above it; 0 for none.
+func (a *roomActor) fps() int {
+	if a.room == nil || a.room.GetConfig() == nil {
+		return 0
+	}
+	return int(a.room.GetConfig().GetFps())
+}
+
+// caps is the room's caps on what its members receive.
+func (a *roomActor) caps() *qualityCap {
+	return &qualityCap{lines: a.qualityLines(), fps: a.fps()}
+}
+
 // applyQuality tells every member that receives media the room's quality
-// cap, after a change of the room's config.
+// and frame rate caps, after a change of the room's config.
 func (a *roomActor) applyQuality(ctx actor.Context) {
-	lines := a.qualityLines()
+	caps := a.caps()
 	for _, m := range a.memberList() {
 		if m.receivesMedia() {
-			ctx.Send(m.pid, &qualityCap{lines: lines})
+			ctx.Send(m.pid, caps)
 		}
 	}
 }

@@ -154,6 +154,9 @@ type Rooms struct {
 	closed   atomic.Bool
 	// draining refuses new rooms and joins (see Drain).
 	draining atomic.Bool
+	// leaseLost: DropAll stopped this node's rooms when it lost its lease,
+	// and with them the recordings it wrote (closeOrphanRecordings).
+	leaseLost atomic.Bool
 	// snapshots holds each live room actor's published state (*RoomInfo)
 	// by its RoomID,
 	// so that reads need no message: the room actor stays the only writer.
@@ -165,6 +168,10 @@ type Rooms struct {
 	failures sync.Map
 	// timerGen numbers every timer a room arms.
 	timerGen atomic.Uint64
+	// writing holds the writer (*recordingMedia) of each recording being
+	// written on this node by its id, for its files' listing while it
+	// runs (recording_media.go).
+	writing sync.Map
 }
 
 // NewRooms starts the actor system and the room registry.
@@ -249,6 +256,7 @@ func (r *Rooms) DropAll(ctx context.Context) error {
 	if r.closed.Load() {
 		return ErrUnavailable
 	}
+	r.leaseLost.Store(true)
 	timeout := r.cfg.RequestTimeout
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)

@@ -62,7 +62,7 @@ func (e *testEnv) stop() {
 	if e.rooms == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	e.rooms.Close(ctx)
 	e.store.Close()

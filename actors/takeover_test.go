@@ -62,7 +62,7 @@ func clusterRooms(t *testing.T, store *etcdstore.Store, clk clock.Clock) *Rooms 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 		defer cancel()
 		rooms.Close(ctx)
 	})

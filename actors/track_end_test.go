@@ -56,7 +56,7 @@ func publishVideo(t *testing.T, c *testClient, n int) *videoBatch {
 	c.queue <- publishCmd{tracks: tracks, senders: got}
 	select {
 	case b.rtp = <-got:
-	case <-time.After(20 * time.Second):
+	case <-time.After(poll.Timeout):
 		t.Fatal("the client did not add its tracks")
 	}
 	ctx, cancel := context.WithCancel(c.ctx)

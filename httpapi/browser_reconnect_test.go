@@ -6,9 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/troupe-media/troupe/internal/browsertest"
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 // waitPageMedia waits until tab decodes video, and receives audio if
@@ -44,7 +44,7 @@ func TestBrowserReconnect(t *testing.T) {
 	clickJS(t, tabs[0], "mute-audio")
 	waitPage(t, tabs[1], "alice's mute on bob's page", `document.querySelector(".tile:not([data-participant='`+ids[1]+`']) .label").textContent.includes("audio muted")`)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	if err := s.rooms.DropAll(ctx); err != nil {
 		t.Fatal(err)

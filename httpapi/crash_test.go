@@ -106,7 +106,7 @@ func TestRoomCrashThroughTheAPI(t *testing.T) {
 	if r.errorCode(t) != "room_failed" || r.header.Get("Retry-After") != "30" {
 		t.Errorf("participants of a failed room: %s, Retry-After %q", r.body, r.header.Get("Retry-After"))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	ws, resp, err := websocket.Dial(ctx, s.wsURL("/rtc?token="+s.joinToken(t, "crashy", "late", auth.RoleSubscriber)), nil)
 	if err == nil {

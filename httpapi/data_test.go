@@ -31,7 +31,7 @@ type clientDataChannels struct{ reliable, lossy *webrtc.DataChannel }
 func (s *stack) dialData(t *testing.T, room, identity string) *dataPeer {
 	t.Helper()
 	p := &dataPeer{wsClient: s.dialWS(t, identity, s.joinToken(t, room, identity, auth.RolePublisher))}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	dcs, err := p.OpenData(ctx, rtc.DataLabelReliable, rtc.DataLabelLossy)
 	if err != nil {
@@ -63,7 +63,7 @@ func (s *stack) dialData(t *testing.T, room, identity string) *dataPeer {
 	}
 	select {
 	case <-open:
-	case <-time.After(10 * time.Second):
+	case <-time.After(poll.Timeout):
 		t.Fatalf("%s: the reliable channel did not open", identity)
 	}
 	// The server takes the channel a moment after the client sees it open:

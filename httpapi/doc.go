@@ -23,7 +23,10 @@
 // (wsrelay.go): the only two places where a request leaves this node. The
 // owner may come from the node's hint (a watch of the owner keys): a node
 // that receives a forwarded request asks etcd, and if yet another node owns
-// the room it names it (OwnerHeader) for the forwarder to retry there once. A
+// the room it names it (OwnerHeader, or errorMsg.Owner for a relayed join)
+// for the forwarder to retry there once. An owner that does not answer
+// within Config.ForwardTimeout gets the caller a 503 with Retry-After; a
+// create placed on a node that cannot be reached is created here. A
 // room object's node_id is this node for a room its actors answered for,
 // and the owners read from the cluster in a list.
 //

@@ -47,15 +47,21 @@ const (
 	ownerLookupTimeout = 5 * time.Second
 	// forwardDialTimeout bounds connecting to the owner.
 	forwardDialTimeout = 10 * time.Second
+	// defaultForwardTimeout is Config.ForwardTimeout's default.
+	defaultForwardTimeout = 10 * time.Second
 )
 
 // newForwardTransport is the client side of forwarding: its own pool of
-// connections to the other nodes, closed with the Server.
-func newForwardTransport() *http.Transport {
+// connections to the other nodes, closed with the Server. A stopped
+// process's kernel still accepts connections and takes the request's
+// bytes, so only the wait for the answer's headers (answer) tells a frozen
+// owner from a slow one.
+func newForwardTransport(answer time.Duration) *http.Transport {
 	return &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: forwardDialTimeout}).DialContext,
-		MaxIdleConnsPerHost: 16,
-		IdleConnTimeout:     90 * time.Second,
+		DialContext:           (&net.Dialer{Timeout: forwardDialTimeout}).DialContext,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: answer,
 	}
 }
 
@@ -134,6 +140,9 @@ func (s *Server) forwardedBy() string {
 	return s.cfg.NodeID
 }
 
+// errOwnerSilent answers a request whose room's owner gave no answer.
+var errOwnerSilent = newAPIError(http.StatusServiceUnavailable, codeRoomUnavailable, "the node that owns the room did not answer; retry")
+
 // forwardRoomID makes a create forwarded for err carry the room id this node
 // chose (the body had none): the owner creates the room placed under that
 // id rather than choose another, which would be placed anew.
@@ -174,6 +183,13 @@ func (s *Server) forwardRoomID(c *gin.Context, err error, id actors.RoomID) {
 // room, when the request was forwarded once already (ForwardedByHeader), or
 // when the owner's address cannot be found.
 func (s *Server) forward(c *gin.Context, err error) bool {
+	return s.forwardOr(c, err, false)
+}
+
+// forwardOr is forward; with unreached, an owner that cannot be found or
+// reached (no answer begun) gets no answer written: forwardOr returns
+// false for the caller to do otherwise.
+func (s *Server) forwardOr(c *gin.Context, err error, unreached bool) bool {
 	r := c.Request
 	noe, ok := s.forwardable(err, r.Header)
 	if !ok || c.Writer.Written() {
@@ -183,6 +199,10 @@ func (s *Server) forward(c *gin.Context, err error) bool {
 	u, ok := s.ownerURL(r.Context(), noe)
 	if !ok {
 		return false
+	}
+	var failed *bool
+	if unreached {
+		failed = new(bool)
 	}
 
 	ctx := r.Context()
@@ -205,7 +225,10 @@ func (s *Server) forward(c *gin.Context, err error) bool {
 			b := body.([]byte)
 			in.Body, in.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
 		}
-		stale := s.proxy(c, in, noe, u, retry)
+		stale := s.proxy(c, in, noe, u, retry, failed)
+		if failed != nil && *failed {
+			return false
+		}
 		if stale == nil {
 			return true
 		}
@@ -213,6 +236,9 @@ func (s *Server) forward(c *gin.Context, err error) bool {
 			"to", noe.Owner, "owner", stale.owner)
 		noe = &actors.NotOwnerError{RoomID: noe.RoomID, Owner: stale.owner}
 		if u, ok = s.ownerURL(r.Context(), noe); !ok {
+			if unreached {
+				return false
+			}
 			s.abort(c, newAPIError(http.StatusServiceUnavailable, codeRoomUnavailable, "the node that owns the room could not be found; retry"))
 			return true
 		}
@@ -222,8 +248,9 @@ func (s *Server) forward(c *gin.Context, err error) bool {
 
 // proxy sends in to the owner noe names, at u, and copies its answer back.
 // With retry, an answer naming yet another owner (OwnerHeader) is not
-// copied: proxy returns it, for the caller to send in there.
-func (s *Server) proxy(c *gin.Context, in *http.Request, noe *actors.NotOwnerError, u *url.URL, retry bool) *staleOwner {
+// copied: proxy returns it, for the caller to send in there. With failed,
+// an owner that gives no answer gets none written: *failed says so.
+func (s *Server) proxy(c *gin.Context, in *http.Request, noe *actors.NotOwnerError, u *url.URL, retry bool, failed *bool) *staleOwner {
 	var stale *staleOwner
 	from := s.forwardedBy()
 	p := &httputil.ReverseProxy{
@@ -247,7 +274,11 @@ func (s *Server) proxy(c *gin.Context, in *http.Request, noe *actors.NotOwnerErr
 				return
 			}
 			s.log.Warn("forward to the owner of a room", "room", noe.RoomID, "owner", noe.Owner, "err", perr)
-			s.abort(c, newAPIError(http.StatusServiceUnavailable, codeRoomUnavailable, "the node that owns the room did not answer; retry"))
+			if failed != nil {
+				*failed = true
+				return
+			}
+			s.abort(c, errOwnerSilent)
 		},
 	}
 	s.log.Debug("forwarding to the owner of a room", "room", noe.RoomID, "owner", noe.Owner, "url", u.String())

@@ -19,6 +19,7 @@ import (
 	"github.com/troupe-media/troupe/actors/actorstest"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/leaktest"
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/rtc"
 )
@@ -99,7 +100,7 @@ func buildStack(t testing.TB, mod func(*Config), amod func(*actors.Config), medi
 		s.t = tt
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 		defer cancel()
 		// The order cmd/troupe follows: HTTP, then the sockets it does not
 		// wait for, then (in actorstest's cleanup, which runs after this

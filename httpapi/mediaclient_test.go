@@ -62,11 +62,17 @@ type wsClient struct {
 // server says joined.
 func (s *stack) dialWS(t testing.TB, name, token string) *wsClient {
 	t.Helper()
+	return s.dialWSWith(t, name, token, clientAPI(t))
+}
+
+// dialWSWith is dialWS with the client's own pion API.
+func (s *stack) dialWSWith(t testing.TB, name, token string, api *webrtc.API) *wsClient {
+	t.Helper()
 	c := &wsClient{t: t, name: name, tracks: map[string]*rtctest.Receiver{}}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	cl, err := client.Dial(ctx, client.Config{
-		URL: s.srv.URL, Token: token, API: clientAPI(t),
+		URL: s.srv.URL, Token: token, API: api,
 		Logger:    slog.New(slog.NewTextHandler(t.Output(), nil)),
 		OnMessage: c.record,
 		OnTrack: func(tr *webrtc.TrackRemote) {
@@ -227,7 +233,7 @@ func (p *publisher) sendOn(t testing.TB, c *wsClient) {
 		c.close()
 		p.wait()
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	senders, err := c.Publish(ctx, p.video.Track, p.audio.Track)
 	if err != nil {

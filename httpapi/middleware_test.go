@@ -334,7 +334,7 @@ func TestMetricsKeepUpgradedConnectionsOutOfLatency(t *testing.T) {
 	// A plain GET of /rtc is refused at once: a short request, timed.
 	mustStatus(t, s.do(t, http.MethodGet, "/rtc", "", noAuth), http.StatusUpgradeRequired)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, s.wsURL("/rtc"), nil) // no token: it waits for a join message
 	if err != nil {

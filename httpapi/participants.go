@@ -177,5 +177,6 @@ func joinRequest(claims *auth.Claims, kind actors.ClientKind, sig actors.Signale
 	default:
 		role = actors.RolePublisher
 	}
-	return actors.JoinRequest{Identity: claims.Subject, Name: claims.Name, Role: role, Kind: kind, Signal: sig}
+	return actors.JoinRequest{Identity: claims.Subject, Name: claims.Name, Role: role, Kind: kind, Signal: sig,
+		ManualSubscribe: !claims.Subscribes()}
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/pion/webrtc/v4"
 
@@ -28,7 +27,7 @@ type session struct {
 func (s *stack) connect(t *testing.T, token string, rc client.Reconnect) *session {
 	t.Helper()
 	ss := &session{tracks: map[string]*rtctest.Receiver{}}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	var err error
 	ss.Session, err = client.Connect(ctx, client.Config{
@@ -92,7 +91,7 @@ func TestClientReconnectsAfterRoomsDropped(t *testing.T) {
 	before := sub.receiver("video")
 	firstPub, firstSub := pub.Client().ParticipantID(), sub.Client().ParticipantID()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	if err := s.rooms.DropAll(ctx); err != nil {
 		t.Fatal(err)
@@ -141,7 +140,7 @@ func TestClientDoesNotReconnectWhenKicked(t *testing.T) {
 		t.Errorf("stats %+v after a kick, want no reconnection", st)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	_, err := client.Connect(ctx, client.Config{URL: s.srv.URL, Token: s.joinToken(t, "nowhere", "carol", auth.RoleSubscriber), API: clientAPI(t)}, client.Reconnect{})
 	var refused *client.RefusedError

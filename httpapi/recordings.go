@@ -195,8 +195,10 @@ func (s *Server) recordingPage(c *gin.Context, q actors.RecordingQuery) (recordi
 	return out, nil
 }
 
+// getRecording answers a recording, with the files being written while it
+// runs.
 func (s *Server) getRecording(c *gin.Context) error {
-	rec, err := s.cfg.Rooms.Recording(c.Request.Context(), actors.RecordingID(c.Param("id")))
+	rec, err := s.cfg.Rooms.CurrentRecording(c.Request.Context(), actors.RecordingID(c.Param("id")))
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,19 @@ func (s *Server) createRoom(c *gin.Context) error {
 	if generated {
 		s.forwardRoomID(c, err, id)
 	}
+	if _, elsewhere := s.forwardable(err, c.Request.Header); elsewhere {
+		// Placement chose another node for the new room (or it owns
+		// the room): the create goes there.
+		if s.forwardOr(c, err, true) {
+			return nil
+		}
+		// That node did not answer, as when placement read a dead
+		// node's record: the room is created here, unless a node owns it.
+		info, err = s.cfg.Rooms.Create(actors.Forwarded(ctx), id, req.spec)
+		if _, other := s.otherOwner(err); other {
+			return errOwnerSilent
+		}
+	}
 	if derived && errors.Is(err, actors.ErrRoomExists) {
 		// This key created the room before, but its stored response was
 		// lost (a crash, or the record expired): answer with the room.
@@ -238,6 +251,9 @@ type tokenRequest struct {
 	identity, name string
 	role           auth.Role
 	ttl            time.Duration
+	// autoSubscribe is the token's auto_subscribe claim; nil leaves it
+	// out (the default, true).
+	autoSubscribe *bool
 }
 
 func (s *Server) decodeTokenRequest(o *jsonObject) (tokenRequest, error) {
@@ -276,6 +292,9 @@ func (s *Server) decodeTokenRequest(o *jsonObject) (tokenRequest, error) {
 			return req, fieldError("ttl", "must be between 1 and "+strconv.FormatInt(maxTTL, 10)+" seconds")
 		}
 		req.ttl = time.Duration(*ttl) * time.Second
+	}
+	if req.autoSubscribe, err = nonNull[bool](o, "auto_subscribe", whatBool); err != nil {
+		return req, err
 	}
 	return req, o.finish()
 }
@@ -316,7 +335,9 @@ func (s *Server) createToken(c *gin.Context) error {
 	}
 	// JWT times have whole seconds: expires_at says exactly what exp says.
 	now := s.cfg.Clock.Now().Truncate(time.Second)
-	token, err := auth.Mint(s.cfg.SigningKey, auth.JoinClaims(now, req.ttl, id, req.identity, req.name, req.role))
+	claims := auth.JoinClaims(now, req.ttl, id, req.identity, req.name, req.role)
+	claims.AutoSubscribe = req.autoSubscribe
+	token, err := auth.Mint(s.cfg.SigningKey, claims)
 	if err != nil {
 		return err
 	}

@@ -611,7 +611,10 @@ func TestConcurrentPatches(t *testing.T) {
 }
 
 func TestConcurrentCreates(t *testing.T) {
-	s := newStack(t, nil)
+	// 500 creates at once may take the rooms longer than the usual
+	// request timeout under the race detector on a loaded machine: wait
+	// for them as long as for anything else.
+	s := buildStack(t, nil, func(c *actors.Config) { c.RequestTimeout = poll.Timeout }, false)
 	const n = 500
 	var wg sync.WaitGroup
 	ids := make([]string, n)
@@ -695,6 +698,18 @@ func TestTokens(t *testing.T) {
 	if c.Name != "Bob B." || c.Role != auth.RoleModerator || !exp.Equal(now.Add(24*time.Hour)) {
 		t.Fatalf("claims = %+v exp %v", c, exp)
 	}
+	if c.AutoSubscribe != nil || !c.Subscribes() {
+		t.Fatalf("a token minted without auto_subscribe has it %v", c.AutoSubscribe)
+	}
+	for _, auto := range []bool{false, true} {
+		tok, _ = mint(fmt.Sprintf(`{"identity":"carol","auto_subscribe":%v}`, auto))
+		if c, err = verifier.Verify(tok); err != nil {
+			t.Fatal(err)
+		}
+		if c.AutoSubscribe == nil || *c.AutoSubscribe != auto || c.Subscribes() != auto {
+			t.Fatalf("auto_subscribe %v minted as %v", auto, c.AutoSubscribe)
+		}
+	}
 
 	// A join token opens no REST route.
 	r := s.do(t, http.MethodGet, "/api/v1/rooms/stage", "", bearer(tok))
@@ -714,6 +729,8 @@ func TestTokens(t *testing.T) {
 		{`{"identity":"a","ttl":86401}`, "ttl"},
 		{`{"identity":"a","ttl":"1h"}`, "ttl"},
 		{`{"identity":"a","room":"other"}`, "room"},
+		{`{"identity":"a","auto_subscribe":"no"}`, "auto_subscribe"},
+		{`{"identity":"a","auto_subscribe":null}`, "auto_subscribe"},
 	} {
 		r := s.do(t, http.MethodPost, "/api/v1/rooms/stage/tokens", b.body)
 		mustStatus(t, r, http.StatusUnprocessableEntity)

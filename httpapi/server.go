@@ -63,7 +63,7 @@ type RoomService interface {
 	StartRecording(ctx context.Context, id actors.RoomID, opts actors.RecordingOptions) (*recordpb.Recording, error)
 	StopRecording(ctx context.Context, id actors.RecordingID) (*recordpb.Recording, error)
 	Recordings(ctx context.Context, q actors.RecordingQuery) ([]*recordpb.Recording, int, error)
-	Recording(ctx context.Context, id actors.RecordingID) (*recordpb.Recording, error)
+	CurrentRecording(ctx context.Context, id actors.RecordingID) (*recordpb.Recording, error)
 	RecordingFile(ctx context.Context, id actors.RecordingID, name string) (*actors.RecordingFile, error)
 	DeleteRecording(ctx context.Context, id actors.RecordingID) error
 }
@@ -129,6 +129,12 @@ type Config struct {
 	// NodeID is this node's id in the cluster, sent in the
 	// Troupe-Forwarded-By header of the requests it forwards.
 	NodeID string
+	// ForwardTimeout bounds how long a request forwarded to the owner of
+	// its room waits for the owner's answer to begin (its status line and
+	// headers; a WebSocket's 101). An owner that does not answer in time
+	// (frozen, or cut off) gets the caller a 503 room_unavailable with
+	// Retry-After, instead of a request that hangs. 0 means 10s.
+	ForwardTimeout time.Duration
 	// PublicURL is the scheme, host and port of the rooms' links (a room's
 	// url is PublicURL/rooms/{id}), like "https://meet.example.com". Empty:
 	// the address each request came to.
@@ -200,6 +206,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SignalingQueue <= 0 {
 		cfg.SignalingQueue = defaultSignalingQueue
 	}
+	if cfg.ForwardTimeout <= 0 {
+		cfg.ForwardTimeout = defaultForwardTimeout
+	}
 	if cfg.PublicJoinRate < 0 || cfg.PublicJoinBurst < 0 {
 		return nil, errors.New("httpapi: Config.PublicJoinRate and PublicJoinBurst must not be negative")
 	}
@@ -228,7 +237,7 @@ func New(cfg Config) (*Server, error) {
 		metrics: m,
 		tokens:  newTokenCache(tokenCacheSize, cfg.Clock),
 
-		forwarder: newForwardTransport(),
+		forwarder: newForwardTransport(cfg.ForwardTimeout),
 
 		corsPolicy: cors,
 	}

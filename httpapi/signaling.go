@@ -418,6 +418,8 @@ func (c *signalConn) handle(m clientMsg) error {
 		return c.p.RaiseHand(ctx, m.raised)
 	case msgTrackSettings:
 		return c.p.SetTrackSettings(ctx, m.track, m.settings)
+	case msgSubscribe, msgUnsubscribe:
+		return c.p.Subscribe(ctx, m.track, m.typ == msgSubscribe)
 	case msgLeave:
 		// The room closes the socket, with a left message, once the
 		// participant is gone.
@@ -448,6 +450,10 @@ func (c *signalConn) join(token string) error {
 	m, unexpected := errorMsgFor(err, msgJoin)
 	if unexpected {
 		c.log.Error("join failed", "err", err)
+	}
+	if noe, ok := c.s.otherOwner(err); ok && c.forwarded {
+		// The relaying node's hint was stale: it joins there instead.
+		m.Owner = noe.Owner
 	}
 	ae, _ := toAPIError(err)
 	c.send(outMsg{v: m, final: true, closeCode: websocket.StatusCode(closeJoinFailed + ae.status), closeReason: m.Code}, false)

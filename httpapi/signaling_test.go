@@ -208,7 +208,7 @@ func TestSignalingJoinRules(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"/url", func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 			defer cancel()
 			ws, resp, err := websocket.Dial(ctx, s.wsURL("/rtc?token="+tc.token), nil)
 			if err == nil {
@@ -220,7 +220,7 @@ func TestSignalingJoinRules(t *testing.T) {
 			}
 		})
 		t.Run(tc.name+"/message", func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 			defer cancel()
 			ws := s.rawSocket(ctx, t, "")
 			sendJSON(ctx, t, ws, map[string]any{"type": "join", "token": tc.token})
@@ -282,6 +282,11 @@ func TestSignalingBadFrames(t *testing.T) {
 		{"mute bad kind", websocket.MessageText, `{"type":"mute","kind":"screen","muted":true}`, "validation_failed", "kind"},
 		{"mute without muted", websocket.MessageText, `{"type":"mute","kind":"audio"}`, "validation_failed", "muted"},
 		{"mute unknown track", websocket.MessageText, `{"type":"mute","track_id":"TR_nope","muted":true}`, "signaling_state", ""},
+		{"subscribe without track", websocket.MessageText, `{"type":"subscribe"}`, "validation_failed", "track_id"},
+		{"subscribe unknown track", websocket.MessageText, `{"type":"subscribe","track_id":"TR_nope"}`, "signaling_state", ""},
+		{"unsubscribe unknown track", websocket.MessageText, `{"type":"unsubscribe","track_id":"TR_nope"}`, "signaling_state", ""},
+		{"unsubscribe extra field", websocket.MessageText, `{"type":"unsubscribe","track_id":"TR_nope","kind":"video"}`, "validation_failed", "kind"},
+		{"paused not a boolean", websocket.MessageText, `{"type":"track-settings","track_id":"TR_nope","paused":1}`, "validation_failed", "paused"},
 		{"candidate line not a string", websocket.MessageText, `{"type":"candidate","candidate":{"candidate":1}}`, "validation_failed", "candidate.candidate"},
 		{"candidate missing", websocket.MessageText, `{"type":"candidate"}`, "validation_failed", "candidate"},
 		{"join again", websocket.MessageText, `{"type":"join","token":"x"}`, "already_joined", ""},
@@ -409,7 +414,7 @@ func TestSignalingServerClose(t *testing.T) {
 	b := s.dialWS(t, "b", s.joinToken(t, "bye", "b", auth.RoleSubscriber))
 	a.waitMsg("joined", nil)
 	b.waitMsg("joined", nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	if err := s.api.Close(ctx); err != nil {
 		t.Fatal(err)

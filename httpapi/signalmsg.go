@@ -39,6 +39,8 @@ const (
 	msgLayers            = "layers"
 	msgTrackPaused       = "track-paused"
 	msgTrackResumed      = "track-resumed"
+	msgSubscribe         = "subscribe"
+	msgUnsubscribe       = "unsubscribe"
 )
 
 // Signaling error codes beyond the API's.
@@ -65,7 +67,7 @@ type clientMsg struct {
 	token  string              // join
 	sdp    string              // offer, answer
 	cand   actors.ICECandidate // candidate; Candidate "" ends them
-	track  actors.TrackID      // mute by track id
+	track  actors.TrackID      // mute by track id; subscribe, unsubscribe
 	kind   string              // mute by kind
 	muted  bool                // mute
 	raised bool                // hand
@@ -152,6 +154,12 @@ func decodeClientMsg(b []byte) (clientMsg, error) {
 		if m.track, m.settings, err = decodeTrackSettings(o); err != nil {
 			return m, err
 		}
+	case msgSubscribe, msgUnsubscribe:
+		track, err := requiredString(o, "track_id")
+		if err != nil {
+			return m, err
+		}
+		m.track = actors.TrackID(track)
 	case msgLeave, msgPing:
 	default:
 		return m, newAPIError(http.StatusBadRequest, codeUnknownType, "unknown message type "+strconv.Quote(m.typ))
@@ -194,6 +202,11 @@ func decodeTrackSettings(o *jsonObject) (actors.TrackID, actors.TrackSettings, e
 	case w != nil:
 		st.Width, st.Height = *w, *h
 	}
+	paused, err := nonNull[bool](o, "paused", whatBool)
+	if err != nil {
+		return "", st, err
+	}
+	st.Paused = paused != nil && *paused
 	return actors.TrackID(track), st, nil
 }
 
@@ -377,6 +390,13 @@ type (
 		Field string `json:"field,omitempty"`
 		// Request is the type of the client message that failed, if known.
 		Request string `json:"request,omitempty"`
+		// RetryAfterMs, on a refusal for now (503, 429), is how long to
+		// wait before trying again: the Retry-After of the REST API.
+		RetryAfterMs int `json:"retry_after_ms,omitempty"`
+		// Owner, between nodes only, names the node that owns the room of
+		// a relayed join refused here (see wsrelay.go); the relaying node
+		// joins there instead, or drops the field.
+		Owner string `json:"owner,omitempty"`
 	}
 	typeOnlyMsg struct {
 		Type string `json:"type"`
@@ -457,6 +477,9 @@ func errorMsgFor(err error, req string) (errorMsg, bool) {
 	m := errorMsg{Type: msgError, Code: ae.code, Message: ae.message, Request: req}
 	if f, ok := ae.details["field"].(string); ok {
 		m.Field = f
+	}
+	if ae.status == http.StatusServiceUnavailable || ae.status == http.StatusTooManyRequests {
+		m.RetryAfterMs = 1000 * max(1, ae.retryAfter)
 	}
 	return m, unexpected
 }

@@ -30,7 +30,10 @@ func TestDecodeTrackSettings(t *testing.T) {
 		{`{"type":"track-settings","track_id":"TR_a","width":0,"height":180}`, actors.TrackSettings{}, "width"},
 		{`{"type":"track-settings","track_id":"TR_a","width":320,"height":16385}`, actors.TrackSettings{}, "height"},
 		{`{"type":"track-settings","track_id":"TR_a","width":320.5,"height":180}`, actors.TrackSettings{}, "width"},
-		{`{"type":"track-settings","track_id":"TR_a","paused":true}`, actors.TrackSettings{}, "paused"},
+		{`{"type":"track-settings","track_id":"TR_a","paused":true}`, actors.TrackSettings{Paused: true}, ""},
+		{`{"type":"track-settings","track_id":"TR_a","width":320,"height":180,"paused":false}`, actors.TrackSettings{Width: 320, Height: 180}, ""},
+		{`{"type":"track-settings","track_id":"TR_a","paused":"yes"}`, actors.TrackSettings{}, "paused"},
+		{`{"type":"track-settings","track_id":"TR_a","paused":null}`, actors.TrackSettings{}, "paused"},
 	}
 	for _, tt := range tests {
 		m, err := decodeClientMsg([]byte(tt.msg))

@@ -79,7 +79,7 @@ func TestWHEPCodecs(t *testing.T) {
 			t.Fatalf("the viewer got %s", kind)
 		}
 		poll.Until(t, "25 audio packets", func() bool { return audio.Stats().Packets >= 25 })
-	case <-time.After(20 * time.Second):
+	case <-time.After(poll.Timeout):
 		t.Fatal("no audio at the viewer")
 	}
 	mustStatus(t, s.do(t, http.MethodDelete, r.header.Get("Location"), "", bearer(token)), http.StatusOK)

@@ -170,7 +170,7 @@ func (s *stack) whepView(t testing.TB, room, token string) *whepViewer {
 		select {
 		case rc := <-got:
 			v.receivers = append(v.receivers, rc)
-		case <-time.After(10 * time.Second):
+		case <-time.After(poll.Timeout):
 			t.Fatalf("the WHEP client got %d tracks, want 2", len(v.receivers))
 		}
 	}

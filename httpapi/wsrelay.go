@@ -40,12 +40,45 @@ type wsRelay struct {
 
 // relayJoin relays the socket to the node that noe names, with a join of
 // token. It returns an error, and changes nothing, if the owner cannot be
-// found or reached; the owner's refusal of the join comes back as a frame
-// and a close like any other.
+// found, reached, or does not answer the join within Config.ForwardTimeout;
+// the owner's refusal of the join comes back as a frame and a close like
+// any other. A node that refuses the join because yet another node owns
+// the room (this node's hint was a moment behind) names that node: the
+// join goes there, once, as a forwarded REST request does.
 func (c *signalConn) relayJoin(noe *actors.NotOwnerError, token string) error {
+	for retry := true; ; retry = false {
+		ws, first, err := c.dialOwner(noe, token)
+		if err != nil {
+			return err
+		}
+		owner, refusal := ownerNamed(first)
+		if retry && owner != "" && owner != noe.Owner && owner != c.s.cfg.NodeID {
+			_ = ws.Close(websocket.StatusNormalClosure, "")
+			c.log.Debug("the node relayed to does not own the room; relaying to its owner", "room", noe.RoomID,
+				"to", noe.Owner, "owner", owner)
+			noe = &actors.NotOwnerError{RoomID: noe.RoomID, Owner: owner}
+			continue
+		}
+		if owner != "" {
+			first = refusal // the owner's name is for nodes only
+		}
+		r := &wsRelay{ws: ws, done: make(chan struct{}), clientCode: websocket.StatusGoingAway}
+		c.relay = r
+		c.log = c.log.With("room", noe.RoomID, "relayed_to", noe.Owner)
+		c.release(nil) // nothing held: the owner's messages come next
+		c.send(outMsg{raw: first, rawType: websocket.MessageText}, false)
+		go c.fromOwner(r)
+		return nil
+	}
+}
+
+// dialOwner opens a socket to the node noe names, sends it the join of
+// token, and returns the socket with the owner's answer to the join: its
+// first message, joined or an error.
+func (c *signalConn) dialOwner(noe *actors.NotOwnerError, token string) (*websocket.Conn, []byte, error) {
 	u, ok := c.s.ownerURL(c.ctx, noe)
 	if !ok {
-		return noe
+		return nil, nil, noe
 	}
 	u = u.JoinPath("rtc")
 	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
@@ -60,7 +93,7 @@ func (c *signalConn) relayJoin(noe *actors.NotOwnerError, token string) error {
 	})
 	if err != nil {
 		c.log.Warn("relay a join to the owner of its room", "room", noe.RoomID, "owner", noe.Owner, "err", err)
-		return errors.Join(noe, err)
+		return nil, nil, errors.Join(noe, err)
 	}
 	ws.SetReadLimit(maxRelayedFrame)
 	join, err := json.Marshal(map[string]string{"type": msgJoin, "token": token})
@@ -69,16 +102,42 @@ func (c *signalConn) relayJoin(noe *actors.NotOwnerError, token string) error {
 		err = ws.Write(wctx, websocket.MessageText, join)
 		cancel()
 	}
+	var first []byte
+	if err == nil {
+		// A frozen owner takes the join and never answers it.
+		rctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.ForwardTimeout)
+		var typ websocket.MessageType
+		typ, first, err = ws.Read(rctx)
+		cancel()
+		if err == nil && typ != websocket.MessageText {
+			err = errors.New("the owner answered the join with a binary frame")
+		}
+	}
 	if err != nil {
 		_ = ws.CloseNow()
-		return errors.Join(noe, err)
+		c.log.Warn("relay a join to the owner of its room", "room", noe.RoomID, "owner", noe.Owner, "err", err)
+		return nil, nil, errors.Join(noe, err)
 	}
-	r := &wsRelay{ws: ws, done: make(chan struct{}), clientCode: websocket.StatusGoingAway}
-	c.relay = r
-	c.log = c.log.With("room", noe.RoomID, "relayed_to", noe.Owner)
-	c.release(nil) // nothing held: the joined message comes from the owner
-	go c.fromOwner(r)
-	return nil
+	return ws, first, nil
+}
+
+// ownerNamed reads the owner's answer to a relayed join: the node it names
+// as the room's owner if it refused the join for that (errorMsg.Owner), and
+// the answer without that name, for the client.
+func ownerNamed(first []byte) (owner string, refusal []byte) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(first, &m) != nil || string(m["type"]) != `"`+msgError+`"` {
+		return "", nil
+	}
+	if json.Unmarshal(m["owner"], &owner) != nil || owner == "" {
+		return "", nil
+	}
+	delete(m, "owner")
+	refusal, err := json.Marshal(m)
+	if err != nil {
+		return "", nil // from json.Unmarshal: cannot be
+	}
+	return owner, refusal
 }
 
 // fromOwner queues the owner's frames for the client until the owner's

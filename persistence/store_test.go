@@ -10,14 +10,14 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"go.uber.org/goleak"
 
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/persistence/internal/recordtest"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leaktest.VerifyTestMain(m)
 }
 
 var (

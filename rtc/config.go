@@ -50,6 +50,10 @@ type Config struct {
 	// NoBandwidthEstimation turns off the estimate of each subscriber's
 	// bandwidth (estimator.go) and the layer choice it drives.
 	NoBandwidthEstimation bool
+	// NoAudioLevel leaves the audio level header extension out of every
+	// negotiation: publishers' levels are neither read nor forwarded,
+	// and nobody is ever an active speaker (AudioLevels reports false).
+	NoAudioLevel bool
 	// Logger receives the engine's and pion's logs; slog.Default() if nil.
 	Logger *slog.Logger
 }

@@ -359,7 +359,7 @@ func TestDataRelayJoinReplaces(t *testing.T) {
 		if got := (*relay.endpoints.Load())["PA_a"]; got != second {
 			t.Fatalf("endpoint of PA_a is %p, want the second join's %p", got, second)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(poll.Timeout):
 		t.Fatal("a second Join of the same participant did not return")
 	}
 	select {

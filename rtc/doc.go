@@ -44,7 +44,12 @@
 // among its down-tracks (layerchoice.go): each gets the highest layer
 // that fits under its other caps, down at once, up after a hold; a
 // simulcast track whose lowest layer does not fit is paused, and the
-// owner told (TrackPausedEvent).
+// owner told (TrackPausedEvent). While the estimate holds a down-track
+// below the layer it wants, the connection probes its link now and then
+// with padding packets (probe.go), and a probe the link carries moves the
+// estimate, and the layer, up at once. A subscriber may also pause a track it
+// does not show (subpause.go): nothing of it is sent, its layers are
+// unwanted, and it resumes on a keyframe.
 //
 // A fan-out writer also sends its down-tracks' RTCP sender reports, once a
 // second, from what they already know; pion's per-packet sender-report

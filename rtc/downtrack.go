@@ -79,6 +79,9 @@ type DownTrack struct {
 	// source's, for NACKs. Written by send when the source changes.
 	mapping atomic.Pointer[seqMapping]
 
+	// paused is set while the subscriber pauses the track (subpause.go).
+	paused atomic.Bool
+
 	mu     sync.Mutex // guards the following
 	closed bool
 
@@ -95,6 +98,7 @@ type DownTrack struct {
 		// payload holds a copy of the payload being sent when the
 		// rewriter changes it; made at the first such packet.
 		payload []byte
+		ext     extWriter
 	}
 
 	ctr counters
@@ -110,10 +114,13 @@ type binding struct {
 	rtcp   interceptor.RTCPReader
 	ssrc   uint32
 	pt     uint8
+	// ext are the subscriber's ids of the extensions forwarded.
+	ext extIDs
 }
 
 // seqMapping is the offset between a source's sequence numbers and the
-// subscriber's, from firstOut on.
+// subscriber's, from firstOut on; after padding (probe.go), prev is the
+// one before, up to prevEnd (exclusive).
 type seqMapping struct {
 	src      *Forwarder
 	seqOff   uint16
@@ -121,6 +128,9 @@ type seqMapping struct {
 	picOff   uint16
 	tl0Off   uint8
 	firstOut uint16
+	prev     *seqMapping
+	prevEnd  uint16
+	depth    int
 }
 
 // NewDownTrack returns a DownTrack. Add it to a subscriber's peer
@@ -206,6 +216,7 @@ func (dt *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 		rtcp:   ctx.RTCPReader(),
 		ssrc:   uint32(ctx.SSRC()),
 		pt:     uint8(codec.PayloadType),
+		ext:    extIDsOf(ctx.HeaderExtensions()),
 	}
 	dt.bound.Store(b)
 	if src := dt.source.Load(); src != nil && dt.ready.Load() {
@@ -341,6 +352,10 @@ func (dt *DownTrack) sendLocked(p *packet, now time.Time) (left *Forwarder) {
 		dt.ctr.drops[DropBandwidth].Add(1)
 		return nil
 	}
+	if dt.paused.Load() {
+		dt.ctr.drops[DropPaused].Add(1)
+		return nil
+	}
 	b := dt.bound.Load()
 	if b == nil {
 		dt.ctr.drops[DropUnbound].Add(1)
@@ -410,6 +425,7 @@ func (dt *DownTrack) catchUp(p *packet, b *binding, now time.Time) bool {
 			// with a gap the subscriber's decoder recovers from.
 			return i > 0
 		}
+		readExtensions(q.buf[:m], &q.h, src.ext, &q.ext)
 		q.vp8 = vp8Desc{}
 		if src.ckind == codecVP8 {
 			parseVP8Desc(q.payload(), &q.vp8)
@@ -447,6 +463,7 @@ func (dt *DownTrack) write(p *packet, b *binding, now time.Time, started bool) b
 	h.SequenceNumber = seq
 	h.Timestamp = ts
 	h.SSRC = b.ssrc
+	w.ext.apply(h, b.ext, &p.ext)
 	payload := p.payload()
 	if w.rw.rewritesPayload(p) {
 		if w.payload == nil {
@@ -564,11 +581,12 @@ func (dt *DownTrack) rtcpLoop(b *binding) {
 	// send one, and every down-track of every subscriber has this loop.
 	var resend []byte
 	var hdr rtp.Header
+	var ext extWriter
 	fb := rtcpFeedback{nack: func(seq uint16) {
 		if resend == nil {
 			resend = make([]byte, maxPacketSize)
 		}
-		dt.answerNACK(b, seq, resend, &hdr)
+		dt.answerNACK(b, seq, resend, &hdr, &ext)
 	}}
 	for {
 		n, _, err := b.rtcp.Read(buf, nil)
@@ -602,11 +620,11 @@ func (dt *DownTrack) handleRTCP(b *binding, pkt []byte, fb *rtcpFeedback) {
 
 // answerNACK resends the packet the subscriber knows as seq, read from the
 // cache of the source it came from, with the header the subscriber saw.
-func (dt *DownTrack) answerNACK(b *binding, seq uint16, buf []byte, hdr *rtp.Header) {
-	m := dt.mapping.Load()
+func (dt *DownTrack) answerNACK(b *binding, seq uint16, buf []byte, hdr *rtp.Header, ext *extWriter) {
 	// Sequence numbers before the current source started belong to an
 	// earlier source; their mapping is gone.
-	if m == nil || seq-m.firstOut >= 0x8000 {
+	m := dt.mapping.Load().find(seq)
+	if m == nil {
 		dt.ctr.nackMisses.Add(1)
 		return
 	}
@@ -632,6 +650,9 @@ func (dt *DownTrack) answerNACK(b *binding, seq uint16, buf []byte, hdr *rtp.Hea
 		Timestamp:      h.timestamp + m.tsOff,
 		SSRC:           b.ssrc,
 	}
+	var x hdrExts
+	readExtensions(buf[:n], &h, m.src.ext, &x)
+	ext.apply(hdr, b.ext, &x)
 	payload := buf[h.payloadStart:h.payloadEnd]
 	if m.picOff != 0 || m.tl0Off != 0 {
 		var d vp8Desc

@@ -98,7 +98,7 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 		return nil, err
 	}
 	m := &webrtc.MediaEngine{}
-	if err := registerCodecs(m); err != nil {
+	if err := registerCodecs(m, !cfg.NoAudioLevel); err != nil {
 		return nil, fmt.Errorf("rtc: register codecs: %w", err)
 	}
 	logs := pionLoggerFactory{l: cfg.Logger}
@@ -278,14 +278,18 @@ func (e *Engine) closePorts() error {
 	return errors.Join(errs...)
 }
 
-// Video RTCP feedback: NACK for losses, PLI and FIR for keyframes, and
-// transport-cc for the publisher's bandwidth estimate. goog-remb is not
-// offered: Troupe sends no REMB, and browsers prefer transport-cc.
+// Video RTCP feedback: NACK for losses, PLI and FIR for keyframes,
+// transport-cc for the bandwidth estimates (the publisher's of its link
+// to Troupe, Troupe's of its link to each subscriber), and goog-remb, so
+// that a subscriber without transport-cc sends its own receiver estimate,
+// which then picks its layers (estimator.go). Troupe sends no REMB: a
+// publisher that has transport-cc uses it, as browsers prefer.
 var videoFeedback = []webrtc.RTCPFeedback{
 	{Type: webrtc.TypeRTCPFBNACK},
 	{Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"},
 	{Type: webrtc.TypeRTCPFBCCM, Parameter: "fir"},
 	{Type: webrtc.TypeRTCPFBTransportCC},
+	{Type: webrtc.TypeRTCPFBGoogREMB},
 }
 
 // serverCodecs returns the codecs Troupe forwards, with their payload
@@ -330,8 +334,8 @@ func ForwardedCodecs() []webrtc.RTPCodecCapability {
 }
 
 // registerCodecs registers the codecs Troupe forwards and the header
-// extensions it uses.
-func registerCodecs(m *webrtc.MediaEngine) error {
+// extensions it uses; audioLevel adds the audio level's.
+func registerCodecs(m *webrtc.MediaEngine, audioLevel bool) error {
 	for _, c := range serverCodecs() {
 		kind := webrtc.RTPCodecTypeVideo
 		if strings.HasPrefix(c.MimeType, "audio/") {
@@ -341,10 +345,11 @@ func registerCodecs(m *webrtc.MediaEngine) error {
 			return err
 		}
 	}
-	exts := []struct {
+	type ext struct {
 		uri  string
 		kind webrtc.RTPCodecType
-	}{
+	}
+	exts := []ext{
 		// mid lets pion route a publisher's packets that arrive before
 		// their SSRC is known; rid and repaired-rid carry simulcast layers.
 		{sdp.SDESMidURI, webrtc.RTPCodecTypeAudio},
@@ -353,6 +358,11 @@ func registerCodecs(m *webrtc.MediaEngine) error {
 		{sdp.SDESRepairRTPStreamIDURI, webrtc.RTPCodecTypeVideo},
 		{sdp.TransportCCURI, webrtc.RTPCodecTypeAudio},
 		{sdp.TransportCCURI, webrtc.RTPCodecTypeVideo},
+		// Read by the forwarders and forwarded to subscribers (hdrext.go).
+		{VideoOrientationURI, webrtc.RTPCodecTypeVideo},
+	}
+	if audioLevel {
+		exts = append(exts, ext{AudioLevelURI, webrtc.RTPCodecTypeAudio})
 	}
 	for _, x := range exts {
 		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: x.uri}, x.kind); err != nil {
@@ -402,6 +412,11 @@ func registerInterceptors(reg *interceptor.Registry, set interceptorSet, bwe *es
 	}
 	return nil
 }
+
+// AudioLevels reports whether the engine negotiates the audio level
+// header extension, so that published audio tracks have levels
+// (Forwarder.AudioLevel).
+func (e *Engine) AudioLevels() bool { return e != nil && !e.cfg.NoAudioLevel }
 
 // API returns the pion API, for callers that need more than
 // NewPeerConnection.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,9 +106,14 @@ type estimator struct {
 	interceptor.NoOp
 	logs pionLoggerFactory
 
-	mu     sync.Mutex // guards gcc's creation and closing
+	mu     sync.Mutex // guards gcc's creation and closing, and streams
 	closed bool
-	gcc    atomic.Pointer[gcc.SendSideBWE]
+	gcc    atomic.Pointer[gccRun]
+	// streams are the local streams bound, which each new GCC is given.
+	streams []boundStream
+	// probe is the probe whose packets are being sent, nil for none;
+	// probed is the one awaiting the feedback on them (probe.go).
+	probe, probed atomic.Pointer[probeCluster]
 
 	// active: the packets sent carry the extension and are recorded;
 	// twccSeq numbers them across the connection's streams.
@@ -116,6 +122,19 @@ type estimator struct {
 	feedbacks atomic.Uint64 // transport-cc feedback packets taken
 	remb      atomic.Uint64 // the last REMB bitrate
 	rembAt    atomic.Int64  // when it came, Unix nanoseconds
+}
+
+// gccRun is one run of GCC, with the writer its streams' packets go
+// through on their way out.
+type gccRun struct {
+	bwe   *gcc.SendSideBWE
+	pacer interceptor.RTPWriter
+}
+
+// boundStream is a local stream the estimator writes the extension on.
+type boundStream struct {
+	info *interceptor.StreamInfo
+	w    interceptor.RTPWriter
 }
 
 // transportCCID returns the id of the transport-cc header extension a
@@ -149,22 +168,16 @@ func (e *estimator) BindLocalStream(info *interceptor.StreamInfo, w interceptor.
 	if e.closed {
 		return w
 	}
-	bwe := e.gcc.Load()
-	if bwe == nil {
+	run := e.gcc.Load()
+	if run == nil {
 		var err error
-		bwe, err = gcc.NewSendSideBWE(
-			gcc.SendSideBWEInitialBitrate(bweInitialBitrate),
-			gcc.SendSideBWEMinBitrate(bweMinBitrate),
-			gcc.SendSideBWEMaxBitrate(bweMaxBitrate),
-			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()),
-			gcc.WithLoggerFactory(e.logs),
-		)
-		if err != nil {
+		if run, err = e.newRun(bweInitialBitrate); err != nil {
 			return w // the stream goes out unestimated
 		}
-		e.gcc.Store(bwe)
+		e.gcc.Store(run)
 	}
-	inner := bwe.AddStream(info, w)
+	run.bwe.AddStream(info, w)
+	e.streams = append(e.streams, boundStream{info: info, w: w})
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 		if !e.active.Load() {
 			if h.Extension {
@@ -178,6 +191,10 @@ func (e *estimator) BindLocalStream(info *interceptor.StreamInfo, w interceptor.
 		if err := h.SetExtension(id, []byte{byte(seq >> 8), byte(seq)}); err != nil {
 			return 0, fmt.Errorf("rtc: transport-cc extension: %w", err)
 		}
+		if c := e.probe.Load(); c != nil {
+			c.record(seq, h.MarshalSize()+len(payload)+int(h.PaddingSize))
+		}
+		inner := e.gcc.Load().pacer
 		if a != nil {
 			return inner.Write(h, payload, a)
 		}
@@ -191,6 +208,88 @@ func (e *estimator) BindLocalStream(info *interceptor.StreamInfo, w interceptor.
 		attributesPool.Put(m)
 		return n, err
 	})
+}
+
+// newRun starts a run of GCC from an estimate of initial bits per second.
+// e.mu is held.
+func (e *estimator) newRun(initial int) (*gccRun, error) {
+	// The pacer only hands each packet to its stream's writer: the
+	// fan-out writers pace the media as the publisher sends it.
+	pacer := gcc.NewNoOpPacer()
+	bwe, err := gcc.NewSendSideBWE(
+		gcc.SendSideBWEInitialBitrate(initial),
+		gcc.SendSideBWEMinBitrate(bweMinBitrate),
+		gcc.SendSideBWEMaxBitrate(bweMaxBitrate),
+		gcc.SendSideBWEPacer(pacer),
+		gcc.WithLoggerFactory(e.logs),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("rtc: bandwidth estimator: %w", err)
+	}
+	return &gccRun{bwe: bwe, pacer: pacer}, nil
+}
+
+// UnbindLocalStream implements interceptor.Interceptor: a new run of GCC
+// is not given the stream.
+func (e *estimator) UnbindLocalStream(info *interceptor.StreamInfo) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.streams = slices.DeleteFunc(e.streams, func(s boundStream) bool { return s.info.SSRC == info.SSRC })
+}
+
+// restart starts GCC again from an estimate of bps, a probe's result,
+// unless the estimate is that already or more. The packets sent before
+// are the old run's: the new one takes feedback on what it sends.
+func (e *estimator) restart(bps int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	old := e.gcc.Load()
+	if e.closed || old == nil || old.bwe.GetTargetBitrate() >= bps {
+		return
+	}
+	run, err := e.newRun(min(bps, bweMaxBitrate))
+	if err != nil {
+		return // the old run goes on
+	}
+	for _, s := range e.streams {
+		run.bwe.AddStream(s.info, s.w)
+	}
+	e.gcc.Store(run)
+	if err := old.bwe.Close(); err != nil && !errors.Is(err, gcc.ErrSendSideBWEClosed) {
+		e.logs.l.Debug("close the last bandwidth estimator", "err", err)
+	}
+}
+
+// startProbe starts recording a probe at target bits per second; nil if
+// the estimate does not run (no transport-cc) or a probe runs already.
+func (e *estimator) startProbe(target int, now time.Time) *probeCluster {
+	if e == nil || e.gcc.Load() == nil || !e.active.Load() || e.probed.Load() != nil {
+		return nil
+	}
+	c := newProbeCluster(target, uint16(e.twccSeq.Load()), now)
+	e.probed.Store(c)
+	e.probe.Store(c)
+	return c
+}
+
+// stopProbe stops recording c's packets; the feedback on them goes on
+// being taken until finishProbe.
+func (e *estimator) stopProbe(c *probeCluster, now time.Time) {
+	e.probe.CompareAndSwap(c, nil)
+	c.stop(now)
+}
+
+// finishProbe takes c's result and starts the estimate again from it if
+// it is higher. It reports whether the link carried nearly the rate c
+// was sent at.
+func (e *estimator) finishProbe(c *probeCluster) bool {
+	e.probed.CompareAndSwap(c, nil)
+	bps, ok := c.result()
+	if !ok {
+		return false
+	}
+	e.restart(bps)
+	return float64(bps) >= 0.9*float64(c.target)
 }
 
 // attributesPool holds the attributes the estimator hands GCC with each
@@ -233,8 +332,13 @@ func (e *estimator) observe(pkt []byte, now time.Time) {
 	if len(twcc) == 0 {
 		return
 	}
-	if bwe := e.gcc.Load(); bwe != nil {
-		if err := bwe.WriteRTCP(twcc, nil); err == nil {
+	if c := e.probed.Load(); c != nil {
+		for _, p := range twcc {
+			c.feedback(p.(*rtcp.TransportLayerCC))
+		}
+	}
+	if run := e.gcc.Load(); run != nil {
+		if err := run.bwe.WriteRTCP(twcc, nil); err == nil {
 			e.feedbacks.Add(uint64(len(twcc)))
 		}
 	}
@@ -265,8 +369,8 @@ func (e *estimator) Estimate(now time.Time) (int, EstimateSource) {
 	if e == nil {
 		return 0, EstimateNone
 	}
-	if bwe := e.gcc.Load(); bwe != nil && e.active.Load() && e.feedbacks.Load() > 0 {
-		return bwe.GetTargetBitrate(), EstimateTWCC
+	if run := e.gcc.Load(); run != nil && e.active.Load() && e.feedbacks.Load() > 0 {
+		return run.bwe.GetTargetBitrate(), EstimateTWCC
 	}
 	if at := e.rembAt.Load(); at != 0 && now.Sub(time.Unix(0, at)) < rembTTL {
 		return int(e.remb.Load()), EstimateREMB
@@ -291,8 +395,8 @@ func (e *estimator) Close() error {
 		return nil
 	}
 	e.closed = true
-	if bwe := e.gcc.Load(); bwe != nil {
-		if err := bwe.Close(); err != nil && !errors.Is(err, gcc.ErrSendSideBWEClosed) {
+	if run := e.gcc.Load(); run != nil {
+		if err := run.bwe.Close(); err != nil && !errors.Is(err, gcc.ErrSendSideBWEClosed) {
 			return fmt.Errorf("rtc: close bandwidth estimator: %w", err)
 		}
 	}

@@ -13,15 +13,15 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
-	"go.uber.org/goleak"
 
 	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leaktest.VerifyTestMain(m)
 }
 
 // fixture is a Forwarder fed by a chanTrack, with down-tracks bound to
@@ -254,7 +254,7 @@ func TestPanickingWriteStopsOneDownTrack(t *testing.T) {
 		if !errors.Is(err, ErrReadLoopPanic) {
 			t.Errorf("OnFailure(%v), want ErrReadLoopPanic", err)
 		}
-	case <-time.After(time.Second):
+	case <-time.After(poll.Timeout):
 		t.Fatal("OnFailure was not called")
 	}
 	// The packet whose write panicked is lost for the rest of the group
@@ -369,7 +369,7 @@ func TestReadLoopPanicIsReported(t *testing.T) {
 		if !errors.Is(err, ErrReadLoopPanic) {
 			t.Errorf("OnFailure(%v), want ErrReadLoopPanic", err)
 		}
-	case <-time.After(time.Second):
+	case <-time.After(poll.Timeout):
 		t.Fatal("OnFailure not called")
 	}
 	<-f.Done()

@@ -103,6 +103,8 @@ type sentPacket struct {
 type memContext struct {
 	id     string
 	codecs []webrtc.RTPCodecParameters
+	// exts are the header extensions the subscriber negotiated.
+	exts   []webrtc.RTPHeaderExtensionParameter
 	ssrc   webrtc.SSRC
 	record bool
 	block  chan struct{}
@@ -120,7 +122,7 @@ type memContext struct {
 
 func (m *memContext) CodecParameters() []webrtc.RTPCodecParameters { return m.codecs }
 func (m *memContext) HeaderExtensions() []webrtc.RTPHeaderExtensionParameter {
-	return nil
+	return m.exts
 }
 func (m *memContext) SSRC() webrtc.SSRC                       { return m.ssrc }
 func (m *memContext) SSRCRetransmission() webrtc.SSRC         { return 0 }

@@ -31,6 +31,9 @@ import (
 // bweMaxUpHold, so that a link that cannot carry a layer is not made to
 // try it every few seconds. A subscriber whose layer was not held down by
 // the estimate (it had its ceiling) follows a higher ceiling at once.
+// While the estimate holds a down-track below its ceiling, the allocator
+// probes the link for the next layer (probe.go); a probe the link carries
+// moves that layer up without the hold.
 
 const (
 	bweCheckInterval = 500 * time.Millisecond
@@ -64,6 +67,9 @@ type layerGovernor struct {
 	upSince          time.Time // since when a higher layer has fit; zero if not
 	hold             time.Duration
 	lastUp, lastDown time.Time
+	// granted: a probe showed the link carries the next layer, which
+	// may be taken without the hold (probe.go).
+	granted bool
 }
 
 func newLayerGovernor(ceiling int) layerGovernor {
@@ -78,7 +84,13 @@ func (g *layerGovernor) step(now time.Time, ceiling, down, up int) int {
 	if g.hold > bweUpHold && now.Sub(g.lastDown) >= bweMaxUpHold {
 		g.hold = bweUpHold // calm for long enough: the flaps are forgotten
 	}
+	granted := g.granted
+	g.granted = false
 	switch {
+	case granted && down > g.cur:
+		g.cur++ // the layer probed for
+		g.upSince = time.Time{}
+		g.lastUp = now
 	case down < g.cur:
 		g.cur = down
 		g.upSince = time.Time{}
@@ -154,6 +166,7 @@ type allocator struct {
 	est     *estimator
 	clk     clock.Clock
 	metrics *Metrics
+	probe   *prober
 
 	mu        sync.Mutex // guards the following
 	notify    func(PeerEvent)
@@ -176,10 +189,13 @@ type allocState struct {
 	rate    uint64 // sent per second over the last interval
 	srcRate uint64 // the source's, for a down-track with no Track
 	srcB    uint64
+	// peak is what each layer has cost lately: its highest rate, less
+	// a tenth a check since (probeFor).
+	peak []uint64
 }
 
 func newAllocator(est *estimator, clk clock.Clock, m *Metrics) *allocator {
-	return &allocator{est: est, clk: clk, metrics: m, subs: make(map[*DownTrack]*allocState)}
+	return &allocator{est: est, clk: clk, metrics: m, probe: newProber(est, clk, m), subs: make(map[*DownTrack]*allocState)}
 }
 
 // setNotify sets where pauses and resumes are told.
@@ -235,6 +251,7 @@ func (a *allocator) close() {
 	if a.timer != nil {
 		a.timer.Stop()
 	}
+	a.probe.close()
 	for dt := range a.subs {
 		if dt.bwePaused.Load() {
 			a.metrics.addBandwidthPaused(-1)
@@ -287,6 +304,9 @@ func (a *allocator) check() {
 			st.rate = uint64(float64(b-st.bytes) * 8 / elapsed)
 		}
 		st.bytes = b
+		if dt.paused.Load() {
+			continue // its subscriber paused it: it costs nothing
+		}
 		if dt.kind != webrtc.RTPCodecTypeVideo {
 			audio += int64(st.rate)
 			continue
@@ -306,6 +326,7 @@ func (a *allocator) check() {
 			it.alloc = allocItem{rates: []uint64{st.srcRate}, pinned: true}
 		}
 		if len(it.alloc.rates) > 0 {
+			st.peak = peakRates(st.peak, it.alloc.rates)
 			items = append(items, it)
 		}
 	}
@@ -317,6 +338,14 @@ func (a *allocator) check() {
 		a.metrics.observeEstimate(est)
 	}
 	budget := int64(est) - audio
+	if dt, ok := a.probe.settle(now); ok {
+		if st := a.subs[dt]; st != nil && st.capped {
+			st.gov.granted = true
+		}
+		est, src = a.est.Estimate(now) // started again from the probe's
+		a.estimate, a.source = est, src
+		budget = int64(est) - audio
+	}
 	if src == EstimateNone {
 		for _, it := range items {
 			a.apply(it.dt, it.st, -1, false)
@@ -346,6 +375,7 @@ func (a *allocator) check() {
 	fb := a.est.feedbackCount()
 	stale := src == EstimateTWCC && fb == a.lastFeedbacks
 	a.lastFeedbacks = fb
+	layers := make([]int, len(items))
 	for i, it := range items {
 		if !it.st.capped {
 			it.st.gov = newLayerGovernor(it.ceiling)
@@ -354,9 +384,60 @@ func (a *allocator) check() {
 			down[i] = max(down[i], it.st.gov.cur)
 			up[i] = max(up[i], 0)
 		}
-		layer := it.st.gov.step(now, it.ceiling, down[i], up[i])
-		a.apply(it.dt, it.st, layer, true)
+		prev := it.st.gov.cur
+		layers[i] = it.st.gov.step(now, it.ceiling, down[i], up[i])
+		if layers[i] < prev {
+			a.probe.penalize(now)
+		}
+		a.apply(it.dt, it.st, layers[i], true)
 	}
+	if src == EstimateTWCC {
+		a.probeFor(now, est, audio, items, layers)
+	}
+}
+
+// peakRates moves peak, each layer's recent highest rate, to rates, the
+// layers' rates now.
+func peakRates(peak, rates []uint64) []uint64 {
+	if len(peak) != len(rates) {
+		peak = make([]uint64, len(rates))
+	}
+	for i, r := range rates {
+		peak[i] = max(r, peak[i]-peak[i]/10)
+	}
+	return peak
+}
+
+// probeFor probes the link (probe.go) when the estimate holds a video
+// down-track below its ceiling: up to the rate with which the first of
+// them in priority order would go one layer up, the others keeping
+// theirs (layers). The layers cost their recent peaks: a probe's success
+// moves a layer up at once, and a layer that costs more than probed
+// would come down again. a.mu is held.
+func (a *allocator) probeFor(now time.Time, est int, audio int64, items []videoItem, layers []int) {
+	cost := func(it videoItem, layer int) int64 {
+		if layer < 0 {
+			return 0
+		}
+		return int64(it.st.peak[layer])
+	}
+	sum := audio
+	want := -1
+	for i, it := range items {
+		sum += cost(it, layers[i])
+		if want < 0 && layers[i] < it.ceiling {
+			want = i
+		}
+	}
+	if want < 0 {
+		return
+	}
+	it := items[want]
+	need := float64(sum+cost(it, layers[want]+1)-cost(it, layers[want])) * bweUpMargin
+	if need <= float64(est) {
+		return // the estimate pays: the hold decides
+	}
+	a.probe.probe(now, it.dt, int(need))
 }
 
 // apply caps dt at layer (paused when -1), or lifts its cap when capped
@@ -437,12 +518,7 @@ func (dt *DownTrack) setBandwidthCap(layer int, paused bool) {
 	}
 	dt.bweCap.Store(int32(layer + 1))
 	if dt.bwePaused.Swap(paused) && !paused {
-		dt.wmu.Lock()
-		dt.w.src = nil // the next packet sent must start a picture
-		dt.wmu.Unlock()
-		if src := dt.source.Load(); src != nil && dt.ready.Load() {
-			dt.askKeyframe(src)
-		}
+		dt.restartOnKeyframe()
 	}
 	if t := dt.track.Load(); t != nil {
 		t.reselect(dt)
@@ -458,8 +534,11 @@ type bandwidthMetrics struct {
 	up, down  atomic.Uint64
 	paused    atomic.Int64
 	estimates prometheus.Histogram
+	// probes that showed the link carries their rate, and the others;
+	// padding packets sent.
+	probesOK, probesFailed, padding atomic.Uint64
 
-	switches, pausedDesc *prometheus.Desc
+	switches, pausedDesc, probesDesc, paddingDesc *prometheus.Desc
 }
 
 func newBandwidthMetrics(d func(name, help string, labels ...string) *prometheus.Desc) bandwidthMetrics {
@@ -470,8 +549,10 @@ func newBandwidthMetrics(d func(name, help string, labels ...string) *prometheus
 			// 50 kbps to 25.6 Mbps.
 			Buckets: prometheus.ExponentialBuckets(50_000, 2, 10),
 		}),
-		switches:   d("bandwidth_layer_changes_total", "Changes of the layer subscribers' bandwidth estimates allow, by direction (a pause counts down, a resume up).", "direction"),
-		pausedDesc: d("bandwidth_paused_tracks", "Subscribers' video down-tracks paused because their estimate pays for no layer."),
+		switches:    d("bandwidth_layer_changes_total", "Changes of the layer subscribers' bandwidth estimates allow, by direction (a pause counts down, a resume up).", "direction"),
+		pausedDesc:  d("bandwidth_paused_tracks", "Subscribers' video down-tracks paused because their estimate pays for no layer."),
+		probesDesc:  d("bandwidth_probes_total", "Probes of subscribers' links for a higher layer, by result (ok: the link carried the rate probed).", "result"),
+		paddingDesc: d("bandwidth_padding_packets_total", "Padding packets sent to subscribers to probe their links."),
 	}
 }
 
@@ -479,6 +560,8 @@ func (b *bandwidthMetrics) describe(ch chan<- *prometheus.Desc) {
 	b.estimates.Describe(ch)
 	ch <- b.switches
 	ch <- b.pausedDesc
+	ch <- b.probesDesc
+	ch <- b.paddingDesc
 }
 
 func (b *bandwidthMetrics) collect(ch chan<- prometheus.Metric) {
@@ -486,6 +569,25 @@ func (b *bandwidthMetrics) collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(b.switches, prometheus.CounterValue, float64(b.up.Load()), "up")
 	ch <- prometheus.MustNewConstMetric(b.switches, prometheus.CounterValue, float64(b.down.Load()), "down")
 	ch <- prometheus.MustNewConstMetric(b.pausedDesc, prometheus.GaugeValue, float64(b.paused.Load()))
+	ch <- prometheus.MustNewConstMetric(b.probesDesc, prometheus.CounterValue, float64(b.probesOK.Load()), "ok")
+	ch <- prometheus.MustNewConstMetric(b.probesDesc, prometheus.CounterValue, float64(b.probesFailed.Load()), "failed")
+	ch <- prometheus.MustNewConstMetric(b.paddingDesc, prometheus.CounterValue, float64(b.padding.Load()))
+}
+
+func (m *Metrics) countProbe(ok bool) {
+	switch {
+	case m == nil:
+	case ok:
+		m.bwe.probesOK.Add(1)
+	default:
+		m.bwe.probesFailed.Add(1)
+	}
+}
+
+func (m *Metrics) countPadding(n int) {
+	if m != nil && n > 0 {
+		m.bwe.padding.Add(uint64(n))
+	}
 }
 
 func (m *Metrics) observeEstimate(bps int) {

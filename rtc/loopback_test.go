@@ -12,8 +12,8 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
-	"go.uber.org/goleak"
 
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
@@ -150,7 +150,7 @@ func negotiate(ctx context.Context, t testing.TB, offerer, answerer *webrtc.Peer
 // TestLoopbackFanOut: a pion publisher sends VP8 and Opus through the
 // server to five pion subscribers over loopback.
 func TestLoopbackFanOut(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	leaktest.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

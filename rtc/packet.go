@@ -19,6 +19,9 @@ type packet struct {
 	// vp8 locates the payload descriptor's fields of a VP8 packet; zero
 	// for other codecs.
 	vp8 vp8Desc
+	// ext is what the packet carries of the header extensions Troupe
+	// reads and forwards.
+	ext hdrExts
 	// arrival is when a keyframe's first packet was read, in unix
 	// milliseconds modulo 2^32; zero for other packets.
 	arrival uint32

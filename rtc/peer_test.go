@@ -10,15 +10,15 @@ import (
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
-	"go.uber.org/goleak"
 
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
-// peerWait bounds every wait of the Peer tests: generous, for -race on
-// busy cores.
-const peerWait = 20 * time.Second
+// peerWait bounds every wait of the Peer tests: a bound against a hang,
+// as generous as poll's, for -race on busy cores.
+const peerWait = poll.Timeout
 
 // peerOwner plays a Peer's owner as the participant actor does: one
 // goroutine makes every call on the Peer and handles every event pion
@@ -648,7 +648,7 @@ func TestPeerSkipsSourceWithoutCommonCodec(t *testing.T) {
 // sources, and leaves no goroutine behind once the client and the engine
 // are closed too.
 func TestPeerCloseLeavesNothing(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	leaktest.Check(t)
 	o, src, engine := newPeerTest(t)
 	rx := connectedWithSource(t, o, src)
 

@@ -17,12 +17,18 @@ type rtpHeader struct {
 	payloadStart int
 	payloadEnd   int
 	end          int
+	// extProfile is the header extension's profile (0xBEDE for RFC 8285's
+	// one-byte elements, 0x100X for its two-byte ones); extStart and
+	// extEnd bound its elements, equal when there are none.
+	extProfile       uint16
+	extStart, extEnd int
 }
 
 // parseRTP fills h from b, which must hold one whole RTP packet (RFC 3550
-// section 5.1). CSRCs and header extensions are skipped over: Troupe does not
-// forward them, because extension ids are negotiated per peer connection and
-// the subscriber's interceptors add their own.
+// section 5.1). CSRCs are skipped over, and so is the header extension,
+// whose place is noted: the few elements Troupe reads or forwards are
+// found in it by readExtensions (hdrext.go), since their ids are
+// negotiated per peer connection.
 func parseRTP(b []byte, h *rtpHeader) error {
 	if len(b) < 12 {
 		return errShortPacket
@@ -37,11 +43,15 @@ func parseRTP(b []byte, h *rtpHeader) error {
 	h.timestamp = binary.BigEndian.Uint32(b[4:])
 	h.ssrc = binary.BigEndian.Uint32(b[8:])
 	off := 12 + 4*int(b[0]&0x0f)
+	h.extProfile, h.extStart, h.extEnd = 0, 0, 0
 	if b[0]&0x10 != 0 {
 		if len(b) < off+4 {
 			return errShortPacket
 		}
+		h.extProfile = binary.BigEndian.Uint16(b[off:])
+		h.extStart = off + 4
 		off += 4 + 4*int(binary.BigEndian.Uint16(b[off+2:]))
+		h.extEnd = off
 	}
 	if len(b) < off {
 		return errShortPacket

@@ -366,7 +366,9 @@ func (t *Track) announceLocked() {
 	want := make([]bool, len(t.layers))
 	want[0] = true
 	for dt := range t.subs {
-		want[layerIndex(t.targetOf(dt), len(want))] = true
+		if !dt.paused.Load() { // a paused subscriber wants no layer
+			want[layerIndex(t.targetOf(dt), len(want))] = true
+		}
 	}
 	var needed, unneeded []string
 	for i, l := range t.layers {

@@ -11,13 +11,14 @@ type Sink interface {
 // SetSink makes s the forwarder's sink, in place of any other; nil clears
 // it. The read loop sees the change at its next packet, without a lock;
 // once SetSink(nil) has returned, s gets at most the packet being forwarded
-// at that moment.
+// at that moment. A SenderReportSink gets the last sender report at once.
 func (f *Forwarder) SetSink(s Sink) {
 	if s == nil {
 		f.sink.Store(nil)
 		return
 	}
 	f.sink.Store(&s)
+	f.giveSenderReport(s)
 }
 
 // SSRC is the SSRC of the track the forwarder reads, as first received.

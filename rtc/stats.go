@@ -40,13 +40,15 @@ const (
 	// DropBandwidth: the subscriber's bandwidth estimate does not pay for
 	// the track's lowest layer; the track is paused for it.
 	DropBandwidth
+	// DropPaused: the subscriber paused the track (DownTrack.SetPaused).
+	DropPaused
 
 	numDropReasons
 )
 
 var dropReasonNames = [numDropReasons]string{
 	"queue_full", "wait_keyframe", "unbound", "write_error", "stale_source", "malformed", "payload_type", "muted",
-	"not_ready", "switch_pending", "bandwidth",
+	"not_ready", "switch_pending", "bandwidth", "paused",
 }
 
 func (r DropReason) String() string {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 // The fan-out writers find batching through this interface.
@@ -84,7 +86,7 @@ func receiveEach(t *testing.T, rxs []*net.UDPConn, want func(i int) int, check f
 			defer wg.Done()
 			buf := make([]byte, 2048)
 			for got := 0; got < want(i); got++ {
-				_ = rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+				_ = rx.SetReadDeadline(time.Now().Add(poll.Timeout))
 				n, err := rx.Read(buf)
 				if err != nil {
 					t.Errorf("receiver %d after %d datagrams: %v", i, got, err)
@@ -120,7 +122,7 @@ func TestSendBatchWaitsForRelease(t *testing.T) {
 			shared.releaseSends()
 			for i, rx := range rxs {
 				for round := uint32(0); round < 2; round++ {
-					got, from, ok := readWithin(t, rx, 2*time.Second)
+					got, from, ok := readWithin(t, rx, poll.Timeout)
 					if !ok {
 						t.Fatalf("receiver %d: datagram %d not sent at the release", i, round)
 					}
@@ -136,7 +138,7 @@ func TestSendBatchWaitsForRelease(t *testing.T) {
 			if _, err := shared.WriteToAddrPort(datagram(99, 100), addrOf(rxs[0])); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, ok := readWithin(t, rxs[0], 2*time.Second); !ok {
+			if _, _, ok := readWithin(t, rxs[0], poll.Timeout); !ok {
 				t.Fatal("a write without a hold was not sent")
 			}
 		})
@@ -155,7 +157,7 @@ func TestSendBatchFullAndLarge(t *testing.T) {
 		}
 	}
 	for i := 0; i < maxBatch; i++ {
-		got, _, ok := readWithin(t, rx, 2*time.Second)
+		got, _, ok := readWithin(t, rx, poll.Timeout)
 		if !ok {
 			t.Fatalf("datagram %d of a full batch not sent during the hold", i)
 		}
@@ -170,11 +172,11 @@ func TestSendBatchFullAndLarge(t *testing.T) {
 	if _, err := shared.WriteToAddrPort(large, addrOf(rx)); err != nil {
 		t.Fatal(err)
 	}
-	if got, _, ok := readWithin(t, rx, 2*time.Second); !ok || len(got) != len(large) {
+	if got, _, ok := readWithin(t, rx, poll.Timeout); !ok || len(got) != len(large) {
 		t.Fatalf("large datagram during the hold: ok %v, %d bytes", ok, len(got))
 	}
 	shared.releaseSends()
-	if got, _, ok := readWithin(t, rx, 2*time.Second); !ok || binary.BigEndian.Uint32(got) != maxBatch {
+	if got, _, ok := readWithin(t, rx, poll.Timeout); !ok || binary.BigEndian.Uint32(got) != maxBatch {
 		t.Fatal("the last datagram was not sent at the release")
 	}
 }
@@ -291,7 +293,7 @@ func TestSendBatchRefusedDatagram(t *testing.T) {
 	}
 	shared.releaseSends()
 	for _, want := range []uint32{0, 2} {
-		got, _, ok := readWithin(t, rx, 2*time.Second)
+		got, _, ok := readWithin(t, rx, poll.Timeout)
 		if !ok || binary.BigEndian.Uint32(got) != want {
 			t.Fatalf("want datagram %d after the refused one", want)
 		}

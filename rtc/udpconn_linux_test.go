@@ -64,7 +64,7 @@ func TestSharedUDPConnDeliversConcurrentWrites(t *testing.T) {
 			}
 			seen := make(map[uint32]bool)
 			buf := make([]byte, 1500)
-			_ = rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_ = rx.SetReadDeadline(time.Now().Add(poll.Timeout))
 			for len(seen) < writers*each {
 				n, from, err := rx.ReadFromAddrPort(buf)
 				if err != nil {
@@ -108,7 +108,7 @@ func TestSharedUDPConnReadDeadline(t *testing.T) {
 		if !errors.Is(err, net.ErrClosed) {
 			t.Errorf("read across Close: %v, want net.ErrClosed", err)
 		}
-	case <-time.After(time.Second):
+	case <-time.After(poll.Timeout):
 		t.Fatal("Close did not unblock the read")
 	}
 }

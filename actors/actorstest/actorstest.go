@@ -20,8 +20,16 @@ import (
 )
 
 // RequestTimeout is how long the started rooms wait for a room actor's
-// reply: long enough for a loaded machine under the race detector.
+// reply: long enough for a loaded machine under the race detector. Keep
+// it well under the bounds of the tests' shutdowns: a request that
+// reaches a participant as it stops is dropped (protoactor-go drops what
+// an actor's mailbox holds when it stops), and its handler waits this
+// long before a server's Close can return. A test that floods the rooms
+// sets a longer one.
 const RequestTimeout = 5 * time.Second
+
+// closeTimeout bounds the rooms' Close when the test ends.
+const closeTimeout = 30 * time.Second
 
 // Stack is a running control plane.
 type Stack struct {
@@ -63,7 +71,7 @@ func Start(t testing.TB, media bool, mod func(*actors.Config)) *Stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
 		if err := s.Rooms.Close(ctx); err != nil {
 			t.Errorf("close rooms: %v", err)

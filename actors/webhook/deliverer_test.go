@@ -152,7 +152,7 @@ func run(t testing.TB, d *Deliverer) (stop func()) {
 				if err != nil {
 					t.Errorf("Run = %v", err)
 				}
-			case <-time.After(10 * time.Second):
+			case <-time.After(poll.Timeout):
 				t.Fatal("Run did not return after cancel")
 			}
 		})
@@ -701,7 +701,7 @@ func TestQueuedWhileBusyNotLost(t *testing.T) {
 			second = enqueue(t, inner, d, Event{Name: "room-updated", RoomID: "r1"}, hook)
 			select {
 			case <-s.headsReads:
-			case <-time.After(15 * time.Second):
+			case <-time.After(poll.Timeout):
 				t.Error("the outbox was not read after Notify")
 			}
 		})

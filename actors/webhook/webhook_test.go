@@ -7,13 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leaktest.VerifyTestMain(m)
 }
 
 func TestSignVerify(t *testing.T) {

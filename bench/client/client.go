@@ -131,13 +131,16 @@ func Dial(ctx context.Context, cfg Config) (_ *Client, err error) {
 		} `json:"participant"`
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		// RetryAfterMs: a refusal for now says when to come back.
+		RetryAfterMs int `json:"retry_after_ms"`
 	}
 	if err := c.read(ctx, &joined); err != nil {
 		close(c.done)
 		return c, fmt.Errorf("client: waiting for joined: %w", err)
 	}
 	if joined.Type != "joined" || joined.Participant.ID == "" {
-		refused := &RefusedError{Code: joined.Code, Detail: fmt.Sprintf("first message %q: %s", joined.Type, joined.Message)}
+		refused := &RefusedError{Code: joined.Code, Detail: fmt.Sprintf("first message %q: %s", joined.Type, joined.Message),
+			RetryAfter: time.Duration(max(0, joined.RetryAfterMs)) * time.Millisecond}
 		// A refused join message is followed by a close whose code is
 		// 4000 + the HTTP status.
 		if _, _, err := c.ws.Read(ctx); err != nil {

@@ -32,7 +32,8 @@ type RefusedError struct {
 	Status int
 	// Code is the API's error code, like room_unavailable.
 	Code string
-	// RetryAfter is the server's Retry-After, zero when it sent none.
+	// RetryAfter is the server's Retry-After (or the retry_after_ms of a
+	// refused join message), zero when it sent none.
 	RetryAfter time.Duration
 	// Detail is the status line or the error message.
 	Detail string

@@ -260,6 +260,7 @@ func (c *Cluster) startNode(ctx context.Context) (*Node, error) {
 // Response is a REST call's answer.
 type Response struct {
 	Status int
+	Header http.Header
 	Body   []byte
 }
 
@@ -307,7 +308,7 @@ func (c *Cluster) Send(req *http.Request) (Response, error) {
 	if err != nil {
 		return Response{}, fmt.Errorf("cluster: %s %s: %w", req.Method, req.URL, err)
 	}
-	return Response{Status: resp.StatusCode, Body: data}, nil
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: data}, nil
 }
 
 // Expect is Do that fails the test unless the node answers want; it

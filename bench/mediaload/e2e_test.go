@@ -19,6 +19,7 @@ import (
 	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/leaktest"
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 // troupeServer serves the real stack in-process, wired as `troupe serve`
@@ -47,7 +48,7 @@ func troupeStack(t *testing.T) (mediaload.Target, *actors.Rooms) {
 	}
 	srv := httptest.NewServer(api)
 	t.Cleanup(func() { // before actorstest's: HTTP stops before the actors
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 		defer cancel()
 		srv.Close()
 		if err := api.Close(ctx); err != nil {
@@ -166,7 +167,7 @@ type dropOnce struct {
 func (d *dropOnce) Write(b []byte) (int, error) {
 	if strings.Contains(string(b), "participants, 1s of") {
 		d.once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 			defer cancel()
 			if err := d.rooms.DropAll(ctx); err != nil {
 				d.t.Errorf("drop rooms: %v", err)
@@ -221,7 +222,7 @@ func TestRunFailsCleanly(t *testing.T) {
 	}
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	if _, err := mediaload.Run(ctx, mediaload.Config{Target: mediaload.Target{BaseURL: srv.URL}, Scenario: sc}); err == nil {
 		t.Fatal("a run against a server with no API succeeded")

@@ -15,8 +15,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 // Config configures a Server. The zero value serves on loopback.
@@ -46,22 +47,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		return nil, err
-	}
-	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
-		return nil, err
-	}
 	var se webrtc.SettingEngine
 	if !cfg.AllInterfaces {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	}
+	api, err := rtctest.DefaultAPI(se)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
-		api:   webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)),
+		api:   api,
 		log:   cfg.Logger,
 		mux:   http.NewServeMux(),
 		rooms: map[string]*room{},

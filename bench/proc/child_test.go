@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/troupe-media/troupe/internal/leaktest"
 )
 
 // childEnv makes the test binary a child server (see childMain).
@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(childEnv); mode != "" {
 		os.Exit(childMain(mode, os.Args[1:]))
 	}
-	goleak.VerifyTestMain(m)
+	leaktest.VerifyTestMain(m)
 }
 
 // childMain is the child process: "serve" serves /readyz, /metrics and

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 	"github.com/spf13/cobra"
 
@@ -167,18 +166,10 @@ func runJoin(cmd *cobra.Command, o *joinOptions) error {
 // joinAPI is a pion API with its default codecs and interceptors, on every
 // interface: the server may be anywhere.
 func joinAPI() (*webrtc.API, error) {
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		return nil, err
-	}
-	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
-		return nil, err
-	}
 	var se webrtc.SettingEngine
 	// A server on this machine (the default --url) offers loopback.
 	se.SetIncludeLoopbackCandidate(true)
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+	return rtctest.DefaultAPI(se)
 }
 
 // publishSynthetic publishes a video and an audio track and sends

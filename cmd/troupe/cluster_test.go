@@ -114,7 +114,7 @@ func TestClusterLeaseLossStopsRooms(t *testing.T) {
 	}
 
 	// etcd expires node-a's lease: revoke it as etcd would.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 10 * time.Second})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: poll.Timeout})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -338,7 +338,7 @@ func TestFailoverAfterLeaseLoss(t *testing.T) {
 	c := startServer(t, failoverConfig(t, n.endpoint, "node-c", n.hook))
 	nodes := map[string]*testServer{"node-a": n.a, "node-b": n.b, "node-c": c}
 
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{n.endpoint}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{n.endpoint}, DialTimeout: poll.Timeout, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}

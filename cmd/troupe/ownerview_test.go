@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -11,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/troupe-media/troupe/httpapi"
+	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence/etcdstore"
 )
@@ -131,14 +137,8 @@ func TestOwnerHintStaleOwnerRetried(t *testing.T) {
 		if err := stale.Release(r.Context(), "r1"); err != nil {
 			t.Errorf("release r1: %v", err)
 		}
-		create, _ := http.NewRequestWithContext(r.Context(), "POST", a.url+"/api/v1/rooms", strings.NewReader(`{"id":"r1","name":"r1"}`))
-		create.Header.Set("Authorization", "Bearer "+a.token)
-		create.Header.Set("Content-Type", "application/json")
-		create.Header.Set(httpapi.ForwardedByHeader, "node-old")
-		if resp, err := a.client.Do(create); err != nil || resp.StatusCode != http.StatusCreated {
-			t.Errorf("create r1 on node-a: %v %v", resp, err)
-		} else {
-			resp.Body.Close()
+		if err := createForwarded(r.Context(), a, "r1", "node-old"); err != nil {
+			t.Error(err)
 		}
 		owner, err := stale.Owner(r.Context(), "r1")
 		if err != nil {
@@ -203,6 +203,28 @@ func TestOwnerHintAfterRelease(t *testing.T) {
 	}
 }
 
+// createForwarded creates room id on s as a request forwarded by node from
+// would, so that s claims it rather than place it; for a handler that
+// stands for a node, which must not stop the test.
+func createForwarded(ctx context.Context, s *testServer, id, from string) error {
+	create, err := http.NewRequestWithContext(ctx, "POST", s.url+"/api/v1/rooms", strings.NewReader(`{"id":"`+id+`","name":"`+id+`"}`))
+	if err != nil {
+		return err
+	}
+	create.Header.Set("Authorization", "Bearer "+s.token)
+	create.Header.Set("Content-Type", "application/json")
+	create.Header.Set(httpapi.ForwardedByHeader, from)
+	resp, err := s.client.Do(create)
+	if err != nil {
+		return fmt.Errorf("create %s on %s: %w", id, s.url, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("create %s on %s: %d", id, s.url, resp.StatusCode)
+	}
+	return nil
+}
+
 // A node that stops without releasing its rooms and starts again under the
 // same id holds a new lease: the rooms the others heard it owns are not its
 // own until their old owner keys expire, and then any node serves them.
@@ -234,5 +256,88 @@ func TestOwnerHintNodeRestart(t *testing.T) {
 	}
 	if got := b.mustDo(200, "GET", "/api/v1/rooms/r1", ""); got["node_id"] == nil {
 		t.Fatalf("r1 after the restart has no owner: %v", got)
+	}
+}
+
+// A request forwarded to an owner that takes it and never answers (a
+// frozen process: its kernel still accepts) gets 503 room_unavailable with
+// Retry-After once the forward's timeout passes, and a join relayed there
+// an error with retry_after_ms and close 4503, rather than hang.
+func TestForwardToFrozenOwner(t *testing.T) {
+	endpoint, nodes := startCluster(t, "node-b")
+	b := nodes[0]
+	frozen, err := etcdstore.New(t.Context(), etcdstore.Config{Endpoints: []string{endpoint}, NodeID: "node-frozen",
+		LeaseTTL: 30 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { frozen.Close() })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/rtc" {
+			<-r.Context().Done() // the forwarder gave up
+			return
+		}
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			t.Errorf("accept: %v", err)
+			return
+		}
+		defer ws.CloseNow()
+		for { // takes the join and answers nothing, until the relay ends
+			if _, _, err := ws.Read(r.Context()); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	if _, err := frozen.Register(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := frozen.PutNode(t.Context(), etcdstore.NodeInfo{ID: "node-frozen", AdvertiseURL: srv.URL}); err != nil {
+		t.Fatal(err)
+	}
+	if err := frozen.Claim(t.Context(), "r1"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, "GET", b.url+"/api/v1/rooms/r1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatalf("GET r1 through node-b: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "room_unavailable") {
+		t.Fatalf("GET r1 through node-b: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+
+	tok, err := auth.Mint(auth.Key{ID: "TKcluster", Secret: strings.Repeat("s", 32)},
+		auth.JoinClaims(time.Now(), time.Hour, "r1", "alice", "Alice", auth.RoleSubscriber))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, _, err := websocket.Dial(ctx, "ws://"+b.addr+"/rtc", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"join","token":"`+tok+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, msg, err := ws.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(msg), `"code":"room_unavailable"`) || !strings.Contains(string(msg), `"retry_after_ms":`) {
+		t.Fatalf("a join through node-b relayed to a frozen owner: %s", msg)
+	}
+	if _, _, err := ws.Read(ctx); websocket.CloseStatus(err) != 4503 {
+		t.Fatalf("close of a join relayed to a frozen owner: %v, want 4503", err)
 	}
 }

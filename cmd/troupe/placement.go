@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/etcdstore"
 	"github.com/troupe-media/troupe/rtc"
 )
@@ -143,6 +144,8 @@ func (p *placements) note(n etcdstore.NodeInfo, now time.Time) {
 // placement: a room no node owns goes to the least loaded node.
 type owners struct{ c *cluster }
 
+var _ actors.Creator = owners{}
+
 // Claim places roomID if no node owns it (claims it here for a forwarded
 // request): nil if this node owns it now, a *actors.NotOwnerError naming
 // the owner otherwise, to which the call is forwarded.
@@ -190,6 +193,43 @@ func (o owners) Claim(ctx context.Context, roomID string) error {
 	}
 	c.log.Debug("room placed on another node", "room", roomID, "owner", owner)
 	return &actors.NotOwnerError{RoomID: actors.RoomID(roomID), Owner: owner}
+}
+
+// PlaceNew chooses the node a new room goes to, as Claim does, from the
+// node records in memory: "" keeps it here, as when the records are not
+// followed (the watch is down), since placement must not wait on etcd.
+// Nothing is written: the create is forwarded to the node chosen, whose
+// creation claims the room (ClaimCreate).
+func (o owners) PlaceNew(roomID string) string {
+	c := o.c
+	self := c.node.ID
+	c.viewMu.Lock()
+	nodes, live := c.view, c.live
+	c.viewMu.Unlock()
+	if !live {
+		return ""
+	}
+	if c.draining.Load() {
+		nodes = othersThan(self, nodes)
+	}
+	now := c.clk.Now()
+	to, ok := c.placed.choose(self, nodes, now)
+	if !ok {
+		return ""
+	}
+	c.placed.note(to, now)
+	c.metrics.placements.WithLabelValues(self, placedWhere(to.ID == self)).Inc()
+	if to.ID == self {
+		return ""
+	}
+	c.log.Debug("new room placed on another node", "room", roomID, "node", to.ID)
+	return to.ID
+}
+
+// ClaimCreate creates a room and claims it here in one transaction
+// (etcdstore.ClaimCreate).
+func (o owners) ClaimCreate(ctx context.Context, roomID string, w persistence.Writes) error {
+	return asNotOwner(roomID, o.c.store.ClaimCreate(ctx, w))
 }
 
 // othersThan returns nodes without node id.

@@ -206,7 +206,7 @@ func TestPlacementOnAStaleRecord(t *testing.T) {
 
 	// node-z's record names a lease etcd no longer holds, as a record read
 	// just before its node died would: it looks idle.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 10 * time.Second})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: poll.Timeout})
 	if err != nil {
 		t.Fatal(err)
 	}

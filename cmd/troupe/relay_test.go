@@ -2,9 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,7 +17,10 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/troupe-media/troupe/bench/client"
+	"github.com/troupe-media/troupe/httpapi"
+	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/persistence/etcdstore"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
@@ -180,5 +188,130 @@ func TestFirstMessageJoinRelayClose(t *testing.T) {
 	}
 	if _, _, err := ws.Read(ctx); websocket.CloseStatus(err) != 4503 {
 		t.Fatalf("close of a join relayed once already: %v, want 4503", err)
+	}
+}
+
+// A relayed join that reaches a node that does not own the room (it
+// heard wrong) is refused there with the owner's name, between nodes, and
+// a hint to retry; the client never sees the name.
+func TestRelayedJoinRefusalNamesTheOwner(t *testing.T) {
+	_, nodes := startCluster(t, "node-a", "node-b")
+	a, b := nodes[0], nodes[1]
+	createOn(t, a, "r1")
+	tok := joinToken(t, a, "r1", "alice", "subscriber")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
+	defer cancel()
+	opts := &websocket.DialOptions{HTTPHeader: http.Header{httpapi.ForwardedByHeader: {"node-x"}}}
+	ws, _, err := websocket.Dial(ctx, "ws://"+b.addr+"/rtc", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"join","token":"`+tok+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, msg, err := ws.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refusal struct {
+		Type, Code, Owner string
+		RetryAfterMs      int `json:"retry_after_ms"`
+	}
+	if err := json.Unmarshal(msg, &refusal); err != nil {
+		t.Fatal(err)
+	}
+	if refusal.Type != "error" || refusal.Code != "room_unavailable" || refusal.Owner != "node-a" || refusal.RetryAfterMs <= 0 {
+		t.Fatalf("a forwarded join on node-b of node-a's room: %s", msg)
+	}
+	if got := roomActors(t, b); got != "0" {
+		t.Errorf("node-b runs %s room actors, want 0", got)
+	}
+}
+
+// A join relayed to a node that no longer owns the room (it released it
+// just before the join came, and another node claimed it) goes once more,
+// to the owner that node names, and the client joins there. The node
+// relayed to first stands for a node whose owner key the relaying node's
+// hint still had: a WebSocket server that owns r1 until a join comes.
+func TestRelayedJoinStaleOwnerRetried(t *testing.T) {
+	endpoint, nodes := startCluster(t, "node-a", "node-b")
+	a, b := nodes[0], nodes[1]
+	stale, err := etcdstore.New(t.Context(), etcdstore.Config{Endpoints: []string{endpoint}, NodeID: "node-old",
+		LeaseTTL: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stale.Close() })
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.Header.Get(httpapi.ForwardedByHeader) != "node-b" {
+			t.Errorf("socket from %q, want node-b", r.Header.Get(httpapi.ForwardedByHeader))
+		}
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			t.Errorf("accept: %v", err)
+			return
+		}
+		defer ws.CloseNow()
+		if _, _, err := ws.Read(r.Context()); err != nil {
+			t.Errorf("read the join: %v", err)
+			return
+		}
+		// The room leaves this node, and node-a claims it.
+		if err := stale.Release(r.Context(), "r1"); err != nil {
+			t.Errorf("release r1: %v", err)
+		}
+		if err := createForwarded(r.Context(), a, "r1", "node-old"); err != nil {
+			t.Error(err)
+		}
+		refusal := `{"type":"error","code":"room_unavailable","message":"moved","request":"join","owner":"node-a"}`
+		if err := ws.Write(r.Context(), websocket.MessageText, []byte(refusal)); err != nil {
+			t.Errorf("write the refusal: %v", err)
+		}
+		_ = ws.Close(4503, "room_unavailable")
+	}))
+	t.Cleanup(srv.Close)
+	if _, err := stale.Register(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := stale.PutNode(t.Context(), etcdstore.NodeInfo{ID: "node-old", AdvertiseURL: srv.URL}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stale.Claim(t.Context(), "r1"); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := auth.Mint(auth.Key{ID: "TKcluster", Secret: strings.Repeat("s", 32)},
+		auth.JoinClaims(time.Now(), time.Hour, "r1", "alice", "Alice", auth.RoleSubscriber))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
+	defer cancel()
+	api, err := rtctest.ClientAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first string
+	sub, err := client.Dial(ctx, client.Config{URL: b.url, Token: tok, API: api, JoinMessage: true,
+		OnMessage: func(msg []byte) {
+			if first == "" {
+				first = string(msg)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("join r1 through node-b: %v", err)
+	}
+	defer sub.Close()
+	if !strings.Contains(first, `"type":"joined"`) || !strings.Contains(first, `"node_id":"node-a"`) {
+		t.Fatalf("first message through node-b: %s", first)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("the old owner got %d sockets, want 1", n)
+	}
+	if got := participantIdentities(t, a, "r1"); !slices.Equal(got, []string{"alice"}) {
+		t.Fatalf("participants on node-a: %v", got)
 	}
 }

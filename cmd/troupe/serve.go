@@ -357,7 +357,11 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		Nodes:         nodes,
 		Owners:        forwardTo,
 		NodeID:        nodeID,
-		Drain:         s.requestDrain,
+		// The owner answers within its request timeout, and a claim of
+		// etcd's may come first: an owner silent for longer is frozen or
+		// cut off, and the caller is told to retry.
+		ForwardTimeout: 2*cfg.RequestTimeout + time.Second,
+		Drain:          s.requestDrain,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http api: %w", err)

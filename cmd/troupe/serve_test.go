@@ -85,7 +85,7 @@ func startServerWith(t *testing.T, cfg Config, ln net.Listener, transport *http.
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{
 		t: t, addr: ln.Addr().String(), url: cfg.scheme() + "://" + ln.Addr().String(),
-		out: &syncbuf.Buffer{}, log: &syncbuf.Buffer{}, client: &http.Client{Transport: transport, Timeout: 10 * time.Second},
+		out: &syncbuf.Buffer{}, log: &syncbuf.Buffer{}, client: &http.Client{Transport: transport, Timeout: poll.Timeout},
 		cancel: cancel, done: make(chan error, 1),
 	}
 	go func() { s.done <- run(ctx, cfg, ln, s.out, s.log) }()
@@ -405,7 +405,7 @@ func TestShutdownFinishesInFlightRequest(t *testing.T) {
 			if remote != local {
 				continue
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(poll.Timeout):
 			t.Fatal("server never read the request")
 		}
 		break
@@ -614,7 +614,7 @@ func TestServerStartsTwiceOnOneDataDir(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+		client := &http.Client{Transport: &http.Transport{}, Timeout: poll.Timeout}
 		api := &testServer{t: t, url: "http://" + s.ln.Addr().String(), token: token, client: client}
 		if round == 0 {
 			api.mustDo(http.StatusCreated, http.MethodPost, "/api/v1/rooms", `{"id":"kept","name":"Kept"}`)

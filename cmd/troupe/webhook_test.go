@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/troupe-media/troupe/actors/webhook"
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 // A global webhook configured on the command line gets the server's events,
@@ -48,7 +49,7 @@ func TestGlobalWebhookReceivesSignedEvents(t *testing.T) {
 		if d.event != "room-created" || d.id == "" || d.sigErr != nil {
 			t.Fatalf("delivery %+v", d)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(poll.Timeout):
 		t.Fatal("no webhook delivery")
 	}
 }

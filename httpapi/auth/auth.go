@@ -70,14 +70,22 @@ func randomString(n int) (string, error) {
 }
 
 // Claims are the claims Troupe reads. Admin tokens set Admin; join tokens set
-// Room, Subject (the participant identity), Name and Role.
+// Room, Subject (the participant identity), Name and Role, and may set
+// AutoSubscribe.
 type Claims struct {
 	Admin bool   `json:"admin,omitempty"`
 	Room  string `json:"room,omitempty"`
 	Name  string `json:"name,omitempty"`
 	Role  Role   `json:"role,omitempty"`
+	// AutoSubscribe false has the participant receive only the tracks it
+	// subscribes to; absent (nil) or true, it receives every track.
+	AutoSubscribe *bool `json:"auto_subscribe,omitempty"`
 	jwt.RegisteredClaims
 }
+
+// Subscribes reports whether a join token's participant subscribes to
+// every track of its room by itself: unless auto_subscribe says false.
+func (c *Claims) Subscribes() bool { return c.AutoSubscribe == nil || *c.AutoSubscribe }
 
 // IsJoin reports whether c is a join token (for one room).
 func (c *Claims) IsJoin() bool { return c.Room != "" && c.Subject != "" }

@@ -2,6 +2,7 @@ package leaktest
 
 import (
 	"testing"
+	"time"
 )
 
 // recorder is a testing.TB that keeps what the check reports and runs its
@@ -41,7 +42,8 @@ func block() (stop func()) {
 // one stopped by a cleanup registered later is not.
 func TestCheck(t *testing.T) {
 	leaked := &recorder{TB: t}
-	Check(leaked)
+	// A short bound: the goroutine below stays until the check is over.
+	check(leaked, 100*time.Millisecond)
 	stop := block()
 	leaked.runCleanups()
 	stop()
@@ -55,5 +57,17 @@ func TestCheck(t *testing.T) {
 	clean.runCleanups()
 	if clean.errors != 0 {
 		t.Errorf("%d leaks reported for a goroutine its cleanup stopped", clean.errors)
+	}
+}
+
+// A goroutine still winding down when the test ends is given time to end:
+// goleak alone would call one that takes a second a leak.
+func TestCheckWaitsForWindingDown(t *testing.T) {
+	r := &recorder{TB: t}
+	Check(r)
+	go time.Sleep(time.Second) // the work of a goroutine that ends by itself
+	r.runCleanups()
+	if r.errors != 0 {
+		t.Errorf("%d leaks reported for a goroutine that ended a second after the test", r.errors)
 	}
 }

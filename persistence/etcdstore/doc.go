@@ -75,6 +75,13 @@
 // claim instead (see DeliveryClaims): one node at a time delivers a room's
 // queues, and one that lost the claim settles nothing.
 //
+// A new room is claimed in the transaction that creates it (ClaimCreate):
+// the owner key under the node's lease, the room, its listing entries, its
+// events and its Seq counter, on condition that no node owns the room and
+// nothing of it is stored: one raft proposal and no read per create. Its
+// events take their Seq from the newest revision the Store has seen, on
+// condition that no outbox entry of the room is newer (see create.go).
+//
 // A room no node owns is placed by the node that activates it (Place,
 // place.go): that node writes the owner key for the node it chose, under
 // the chosen node's lease, whose id the chosen node's record carries. The

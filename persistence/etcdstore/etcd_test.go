@@ -6,14 +6,13 @@ import (
 	"log/slog"
 	"testing"
 
-	"go.uber.org/goleak"
-
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/persistence/etcdstore"
 	"github.com/troupe-media/troupe/persistence/etcdstore/etcdtest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leaktest.VerifyTestMain(m)
 }
 
 // startEtcd starts an embedded etcd for the test (see EmbeddedEtcd) and

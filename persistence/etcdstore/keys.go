@@ -130,8 +130,11 @@ func (k keys) member(session string, joined int64, participant string) string {
 // queue is the range of one queue of the outbox: one room's deliveries to
 // one endpoint, in Seq order.
 func (k keys) queue(room, endpoint string) string {
-	return k.p + prefixOutbox + esc(room) + "/" + esc(endpoint) + "/"
+	return k.roomQueues(room) + esc(endpoint) + "/"
 }
+
+// roomQueues is the range of every queue of one room.
+func (k keys) roomQueues(room string) string { return k.p + prefixOutbox + esc(room) + "/" }
 
 func (k keys) outbox(room, endpoint string, seq uint64) string {
 	return k.queue(room, endpoint) + seqKey(seq)

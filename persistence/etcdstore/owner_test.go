@@ -100,9 +100,7 @@ func TestNotANode(t *testing.T) {
 // released and claimed by the other.
 func TestClaimContendRelease(t *testing.T) {
 	ctx := context.Background()
-	endpoint := startEtcd(t)
-	a, _ := node(t, endpoint, "node-a", 10*time.Second)
-	b, _ := node(t, endpoint, "node-b", 10*time.Second)
+	_, a, _, b := twoNodes(t)
 
 	if err := a.Claim(ctx, "r1"); err != nil {
 		t.Fatalf("a.Claim: %v", err)
@@ -146,9 +144,7 @@ func TestClaimContendRelease(t *testing.T) {
 // about it) is refused whole, even when the rest of it is this node's.
 func TestFenceCoversEveryRoomWrite(t *testing.T) {
 	ctx := context.Background()
-	endpoint := startEtcd(t)
-	a, _ := node(t, endpoint, "node-a", 10*time.Second)
-	b, _ := node(t, endpoint, "node-b", 10*time.Second)
+	_, a, _, b := twoNodes(t)
 	for _, c := range []struct {
 		s    *etcdstore.Store
 		room string
@@ -211,9 +207,7 @@ func TestFenceCoversEveryRoomWrite(t *testing.T) {
 // registers again with a new lease and claims rooms anew.
 func TestTakeoverAfterLeaseLoss(t *testing.T) {
 	ctx := context.Background()
-	endpoint := startEtcd(t)
-	a, la := node(t, endpoint, "node-a", 10*time.Second)
-	b, _ := node(t, endpoint, "node-b", 10*time.Second)
+	endpoint, a, la, b := twoNodes(t)
 	if err := a.Claim(ctx, "r1"); err != nil {
 		t.Fatal(err)
 	}
@@ -305,9 +299,7 @@ func TestLeaseLostWhenEtcdUnreachable(t *testing.T) {
 // rooms are free at once.
 func TestCloseReleasesRooms(t *testing.T) {
 	ctx := context.Background()
-	endpoint := startEtcd(t)
-	a, la := node(t, endpoint, "node-a", 10*time.Second)
-	b, _ := node(t, endpoint, "node-b", 10*time.Second)
+	_, a, la, b := twoNodes(t)
 	if err := a.Claim(ctx, "r1"); err != nil {
 		t.Fatal(err)
 	}

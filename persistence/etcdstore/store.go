@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -95,6 +96,9 @@ type Store struct {
 
 	backlog backlog
 	leases  idemLeases
+	// lastRev is the newest store revision a ClaimCreate saw: where the
+	// next one takes its Seq from.
+	lastRev atomic.Int64
 
 	leaseMu sync.Mutex
 	lease   *Lease // guarded by leaseMu; nil before Register

@@ -82,9 +82,7 @@ func withSession(t *testing.T, s *etcdstore.Store, id string) {
 // without a session, is not.
 func TestWatchLostRoomsFollowsLeaseExpiry(t *testing.T) {
 	ctx := context.Background()
-	endpoint := startEtcd(t)
-	a, lease := node(t, endpoint, "node-a", 10*time.Second)
-	b, _ := node(t, endpoint, "node-b", 10*time.Second)
+	endpoint, a, lease, b := twoNodes(t)
 	withSession(t, a, "released")
 	withSession(t, a, "lost")
 	if err := a.Claim(ctx, "idle"); err != nil {

@@ -1,12 +1,11 @@
 package storetest
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -117,39 +116,27 @@ func testRecordingList(t *testing.T, h *harness) {
 	for chunk := range slices.Chunk(scramble(stored), 4) {
 		putRecordings(t, b, chunk...)
 	}
-	newestFirst := func(a, b *recordpb.Recording) int {
-		return cmp.Or(b.CreatedAt.AsTime().Compare(a.CreatedAt.AsTime()), strings.Compare(a.Id, b.Id))
-	}
 	matches := func(q persistence.RecordingQuery) []string {
-		var out []*recordpb.Recording
-		for _, r := range stored {
-			if (q.RoomID == "" || r.RoomId == q.RoomID) && (q.SessionID == "" || r.SessionId == q.SessionID) &&
-				(q.Status == anyRecording || r.Status == q.Status) {
-				out = append(out, r)
-			}
-		}
-		slices.SortFunc(out, newestFirst)
-		return ids(out)
+		return newestFirst(stored, func(r *recordpb.Recording) time.Time { return r.CreatedAt.AsTime() }, func(r *recordpb.Recording) bool {
+			return (q.RoomID == "" || r.RoomId == q.RoomID) && (q.SessionID == "" || r.SessionId == q.SessionID) &&
+				(q.Status == anyRecording || r.Status == q.Status)
+		})
 	}
 	if all := matches(persistence.RecordingQuery{}); all[0] != "rec_29" || slices.Index(all, "rec_07") != slices.Index(all, "rec_06")+1 {
 		t.Fatalf("the expected order is not newest first with ties by id: %v", all)
 	}
-	check := func(t *testing.T) {
-		for _, q := range []persistence.RecordingQuery{
-			{}, {Status: recRunning}, {Status: recCompleted}, {Status: recStopping},
-			{RoomID: "room_1"}, {RoomID: "room_10"}, {RoomID: "room/1"}, {RoomID: "room"},
-			{SessionID: "ses_1"}, {SessionID: "ses/1"}, {SessionID: "ses"},
-			{RoomID: "room_1", Status: recCompleted}, {SessionID: "ses_10", Status: recFailed},
-			{RoomID: "room_10", SessionID: "ses_10"}, {RoomID: "room/1", SessionID: "ses_1", Status: recCompleted},
-		} {
-			checkPages(t, fmt.Sprintf("ListRecordings(%+v)", q), matches(q), func(limit, offset int) ([]string, int) {
-				q.Limit, q.Offset = limit, offset
-				return listRecordings(t, b, q)
-			})
-		}
+	queries := []persistence.RecordingQuery{
+		{}, {Status: recRunning}, {Status: recCompleted}, {Status: recStopping},
+		{RoomID: "room_1"}, {RoomID: "room_10"}, {RoomID: "room/1"}, {RoomID: "room"},
+		{SessionID: "ses_1"}, {SessionID: "ses/1"}, {SessionID: "ses"},
+		{RoomID: "room_1", Status: recCompleted}, {SessionID: "ses_10", Status: recFailed},
+		{RoomID: "room_10", SessionID: "ses_10"}, {RoomID: "room/1", SessionID: "ses_1", Status: recCompleted},
 	}
-	t.Run("stored", check)
-	t.Run("status changes", func(t *testing.T) {
+	list := func(t *testing.T, q persistence.RecordingQuery, limit, offset int) ([]string, int) {
+		q.Limit, q.Offset = limit, offset
+		return listRecordings(t, b, q)
+	}
+	checkListing(t, "ListRecordings", queries, matches, list, func(t *testing.T) {
 		var changed []*recordpb.Recording
 		for _, r := range stored {
 			if r.Status == recRunning {
@@ -158,7 +145,6 @@ func testRecordingList(t *testing.T, h *harness) {
 			}
 		}
 		putRecordings(t, b, changed...)
-		check(t)
 	})
 }
 

@@ -1,12 +1,11 @@
 package storetest
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -93,38 +92,26 @@ func testSessionList(t *testing.T, h *harness) {
 		apply(t, b, persistence.Writes{Sessions: chunk})
 	}
 
-	newestFirst := func(a, b *recordpb.Session) int {
-		return cmp.Or(b.StartTime.AsTime().Compare(a.StartTime.AsTime()), strings.Compare(a.Id, b.Id))
-	}
 	matches := func(q persistence.SessionQuery) []string {
-		var out []*recordpb.Session
-		for _, s := range stored {
-			if (q.RoomID == "" || s.RoomId == q.RoomID) && (q.Status == anySession || s.Status == q.Status) {
-				out = append(out, s)
-			}
-		}
-		slices.SortFunc(out, newestFirst)
-		return ids(out)
+		return newestFirst(stored, func(s *recordpb.Session) time.Time { return s.StartTime.AsTime() }, func(s *recordpb.Session) bool {
+			return (q.RoomID == "" || s.RoomId == q.RoomID) && (q.Status == anySession || s.Status == q.Status)
+		})
 	}
 	if all := matches(persistence.SessionQuery{}); all[0] != "ses_29" || all[len(all)-1] != "ses_00" ||
 		slices.Index(all, "ses_07") != slices.Index(all, "ses_06")+1 {
 		t.Fatalf("the expected order is not newest first with ties by id: %v", all)
 	}
-	check := func(t *testing.T) {
-		for _, q := range []persistence.SessionQuery{
-			{}, {Status: inProgress}, {Status: sesEnded},
-			{RoomID: "room_1"}, {RoomID: "room_10"}, {RoomID: "room/1"},
-			{RoomID: "room_1", Status: sesEnded}, {RoomID: "room_10", Status: inProgress},
-			{RoomID: "room"}, {RoomID: "room_9"}, {Status: 9},
-		} {
-			checkPages(t, fmt.Sprintf("ListSessions(%+v)", q), matches(q), func(limit, offset int) ([]string, int) {
-				q.Limit, q.Offset = limit, offset
-				return listSessions(t, b, q)
-			})
-		}
+	queries := []persistence.SessionQuery{
+		{}, {Status: inProgress}, {Status: sesEnded},
+		{RoomID: "room_1"}, {RoomID: "room_10"}, {RoomID: "room/1"},
+		{RoomID: "room_1", Status: sesEnded}, {RoomID: "room_10", Status: inProgress},
+		{RoomID: "room"}, {RoomID: "room_9"}, {Status: 9},
 	}
-	t.Run("stored", check)
-	t.Run("status changes", func(t *testing.T) {
+	list := func(t *testing.T, q persistence.SessionQuery, limit, offset int) ([]string, int) {
+		q.Limit, q.Offset = limit, offset
+		return listSessions(t, b, q)
+	}
+	checkListing(t, "ListSessions", queries, matches, list, func(t *testing.T) {
 		var changed []*recordpb.Session
 		for _, s := range stored {
 			if s.Status == inProgress && s.RoomId == "room_10" {
@@ -133,7 +120,6 @@ func testSessionList(t *testing.T, h *harness) {
 			}
 		}
 		apply(t, b, persistence.Writes{Sessions: changed})
-		check(t)
 	})
 }
 

@@ -1,9 +1,12 @@
 package storetest
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -190,6 +193,40 @@ func checkPages(t *testing.T, what string, want []string, list func(limit, offse
 			t.Errorf("%s, limit %d, offset %d = %v of %d, want %v of %d", what, w.limit, w.offset, got, total, wantPage, len(want))
 		}
 	}
+}
+
+// newestFirst returns the ids of the records that keep takes, newest
+// first by at, ties by id: the order of the paged listings.
+func newestFirst[R interface{ GetId() string }](records []R, at func(R) time.Time, keep func(R) bool) []string {
+	var out []R
+	for _, r := range records {
+		if keep(r) {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b R) int {
+		return cmp.Or(at(b).Compare(at(a)), strings.Compare(a.GetId(), b.GetId()))
+	})
+	return ids(out)
+}
+
+// checkListing checks the pages of method's listing for each query (list
+// reads one page), against the matches want describes, first as stored
+// and again after change has rewritten some of the records.
+func checkListing[Q any](t *testing.T, method string, queries []Q, want func(Q) []string,
+	list func(t *testing.T, q Q, limit, offset int) ([]string, int), change func(t *testing.T)) {
+	check := func(t *testing.T) {
+		for _, q := range queries {
+			checkPages(t, fmt.Sprintf("%s(%+v)", method, q), want(q), func(limit, offset int) ([]string, int) {
+				return list(t, q, limit, offset)
+			})
+		}
+	}
+	t.Run("stored", check)
+	t.Run("status changes", func(t *testing.T) {
+		change(t)
+		check(t)
+	})
 }
 
 func wantErr(t *testing.T, what string, err, want error) {

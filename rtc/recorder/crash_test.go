@@ -13,6 +13,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"github.com/troupe-media/troupe/internal/leaktest"
+	"github.com/troupe-media/troupe/rtc/recorder/recordertest"
 )
 
 // startRecording publishes the VP8 and Opus clips into a recorder in dir
@@ -45,7 +46,7 @@ func TestHelperRecordUntilKilled(t *testing.T) {
 // A recording process killed with SIGKILL leaves a file that plays as it
 // is, and that Finalize makes whole (duration, cues).
 func TestRecordSIGKILL(t *testing.T) {
-	needFFmpeg(t)
+	recordertest.NeedFFmpeg(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -82,7 +83,7 @@ func TestRecordSIGKILL(t *testing.T) {
 	if err := Finalize(path); err != nil {
 		t.Fatal(err)
 	}
-	decodesClean(t, path)
+	recordertest.DecodesClean(t, path)
 	p := ffprobe(t, path)
 	if len(p.Streams) != 2 {
 		t.Fatalf("streams %v", p.codecs())
@@ -97,7 +98,7 @@ func TestRecordSIGKILL(t *testing.T) {
 // edge) is made playable by Finalize, which keeps every whole frame.
 func TestFinalizeCutFile(t *testing.T) {
 	leaktest.Check(t)
-	needFFmpeg(t)
+	recordertest.NeedFFmpeg(t)
 	dir := t.TempDir()
 	r := startRecording(t, dir)
 	defer func() { _, _ = r.Close(context.Background()) }()
@@ -113,7 +114,7 @@ func TestFinalizeCutFile(t *testing.T) {
 		if err := Finalize(path); err != nil {
 			t.Fatalf("cut at %d: %v", cut, err)
 		}
-		decodesClean(t, path)
+		recordertest.DecodesClean(t, path)
 		if d := ffprobe(t, path).duration(t); d <= 0 {
 			t.Fatalf("cut at %d: duration %v", cut, d)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"github.com/troupe-media/troupe/internal/leaktest"
+	"github.com/troupe-media/troupe/rtc/recorder/recordertest"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,7 +34,7 @@ func smallDisk(t *testing.T, size int) string {
 // free-space minimum is crossed or a write fails, and what was written
 // plays.
 func TestRecordDiskFull(t *testing.T) {
-	needFFmpeg(t)
+	recordertest.NeedFFmpeg(t)
 	for _, tc := range []struct {
 		name    string
 		size    int
@@ -60,7 +61,7 @@ func TestRecordDiskFull(t *testing.T) {
 				t.Fatalf("Close = %+v, %v", files, err)
 			}
 			path := filepath.Join(dir, files[0].Name)
-			decodesClean(t, path)
+			recordertest.DecodesClean(t, path)
 			if d := ffprobe(t, path).duration(t); d <= 0 || d >= span(srcs[0].frames) {
 				t.Fatalf("duration %v of a recording stopped short", d)
 			}

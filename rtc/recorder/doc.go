@@ -20,7 +20,8 @@
 // one clock: each track's RTP time is mapped through its RTCP sender
 // reports (one NTP clock per participant, so that a participant's audio
 // and video stay in sync), and through arrival time until the first
-// report. Each File says where it starts on that clock (File.Start), and
+// report; between reports a track follows its RTP clock, and is placed
+// anew only by a report that puts it over 30 ms away (a drift). Each File says where it starts on that clock (File.Start), and
 // its segment carries that instant as its DateUTC.
 //
 // Files are written with unknown-size segment and clusters, and their

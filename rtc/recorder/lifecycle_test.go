@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"github.com/troupe-media/troupe/internal/leaktest"
+	"github.com/troupe-media/troupe/rtc/recorder/recordertest"
 )
 
 // A participant mutes its camera for a second, leaves, and comes back
@@ -17,7 +18,7 @@ import (
 // they start on the recording's clock.
 func TestRecordMuteRejoinLateTrack(t *testing.T) {
 	leaktest.Check(t)
-	needFFmpeg(t)
+	recordertest.NeedFFmpeg(t)
 	vp8, opus := loadIVF(t, "vp8.ivf"), loadOgg(t, "opus.ogg")
 	dir := t.TempDir()
 	files, r := record(t, Config{Dir: dir}, []source{
@@ -59,7 +60,7 @@ func TestRecordMuteRejoinLateTrack(t *testing.T) {
 			continue
 		}
 		path := filepath.Join(dir, f.Name)
-		decodesClean(t, path)
+		recordertest.DecodesClean(t, path)
 		if got := ffprobe(t, path).duration(t); !within(got, w.length, 0.02) {
 			t.Errorf("%s: duration %v, want %v", f.Name, got, w.length)
 		}
@@ -74,7 +75,7 @@ func TestRecordMuteRejoinLateTrack(t *testing.T) {
 // restart) writes the next parts, never over the files already there.
 func TestRecordContinuesInSameDir(t *testing.T) {
 	leaktest.Check(t)
-	needFFmpeg(t)
+	recordertest.NeedFFmpeg(t)
 	opus := loadOgg(t, "opus.ogg")
 	dir := t.TempDir()
 	var names []string
@@ -82,7 +83,7 @@ func TestRecordContinuesInSameDir(t *testing.T) {
 		files, _ := record(t, Config{Dir: dir}, []source{{info: opusInfo("una", "a1"), frames: opus}}, impair{})
 		for _, f := range files {
 			names = append(names, f.Name)
-			decodesClean(t, filepath.Join(dir, f.Name))
+			recordertest.DecodesClean(t, filepath.Join(dir, f.Name))
 		}
 	}
 	if !slices.Equal(names, []string{"una.webm", "una-2.webm"}) {

@@ -384,20 +384,6 @@ func record(t *testing.T, cfg Config, srcs []source, imp impair) ([]File, *Recor
 	return files, r
 }
 
-// needFFmpeg skips a test without ffprobe and ffmpeg, unless
-// TROUPE_MEDIA_TESTS=1 says they must be there.
-func needFFmpeg(t testing.TB) {
-	t.Helper()
-	for _, tool := range []string{"ffprobe", "ffmpeg"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("TROUPE_MEDIA_TESTS") == "1" {
-				t.Fatalf("%s is required (TROUPE_MEDIA_TESTS=1): %v", tool, err)
-			}
-			t.Skipf("%s not installed", tool)
-		}
-	}
-}
-
 type probe struct {
 	Format struct {
 		FormatName string `json:"format_name"`
@@ -438,23 +424,6 @@ func ffprobe(t testing.TB, path string) probe {
 		t.Fatalf("ffprobe %s: %v\n%s", path, err, out)
 	}
 	return p
-}
-
-// decodesClean decodes every frame of path (ffmpeg -v error -i path -f
-// null -) and fails on any error ffmpeg reports.
-//
-// The null output keeps the file's millisecond time base (-enc_time_base
-// -1): by default ffmpeg rescales a video to 1/(its guessed frame rate),
-// and a track whose phase moved by a few milliseconds (sender reports
-// correcting arrival times, frames dropped until a keyframe) has two
-// frames 33 ms apart fall into one slot of a 29.5 fps guess, which the
-// null muxer reports as an error of its own, not of the file's.
-func decodesClean(t testing.TB, path string) {
-	t.Helper()
-	out, err := exec.Command("ffmpeg", "-v", "error", "-i", path, "-enc_time_base", "-1", "-f", "null", "-").CombinedOutput()
-	if err != nil || len(out) > 0 {
-		t.Fatalf("ffmpeg decoding %s: %v\n%s", path, err, out)
-	}
 }
 
 func within(got, want time.Duration, share float64) bool {

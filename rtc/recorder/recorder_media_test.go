@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"github.com/troupe-media/troupe/internal/leaktest"
+	"github.com/troupe-media/troupe/rtc/recorder/recordertest"
 )
 
 func TestRecordVP8OpusPerParticipant(t *testing.T) {
@@ -24,7 +25,7 @@ func TestRecordVP9OpusPerParticipant(t *testing.T) {
 
 func testRecordWebM(t *testing.T, mime, clip string) {
 	leaktest.Check(t)
-	needFFmpeg(t)
+	recordertest.NeedFFmpeg(t)
 	vp8, opus := loadIVF(t, clip), loadOgg(t, "opus.ogg")
 	codec := strings.ToLower(strings.TrimPrefix(mime, "video/"))
 	dir := t.TempDir()
@@ -54,7 +55,7 @@ func testRecordWebM(t *testing.T, mime, clip string) {
 	if !within(f.Duration, want, 0.02) {
 		t.Fatalf("File.Duration %v, published %v", f.Duration, want)
 	}
-	decodesClean(t, filepath.Join(dir, f.Name))
+	recordertest.DecodesClean(t, filepath.Join(dir, f.Name))
 	// Close finished the file: Finalize finds nothing to change.
 	before, err := os.ReadFile(filepath.Join(dir, f.Name))
 	if err != nil {
@@ -73,7 +74,7 @@ func testRecordWebM(t *testing.T, mime, clip string) {
 
 func TestRecordH264OpusPerTrack(t *testing.T) {
 	leaktest.Check(t)
-	needFFmpeg(t)
+	recordertest.NeedFFmpeg(t)
 	h264, opus := loadH264(t, "h264.h264", 30), loadOgg(t, "opus.ogg")
 	dir := t.TempDir()
 	files, _ := record(t, Config{Dir: dir, Layout: PerTrack}, []source{
@@ -107,7 +108,7 @@ func TestRecordH264OpusPerTrack(t *testing.T) {
 		if got := p.duration(t); !within(got, want, 0.02) {
 			t.Fatalf("%s: duration %v, published %v", f.Name, got, want)
 		}
-		decodesClean(t, filepath.Join(dir, f.Name))
+		recordertest.DecodesClean(t, filepath.Join(dir, f.Name))
 	}
 }
 
@@ -116,7 +117,7 @@ func TestRecordH264OpusPerTrack(t *testing.T) {
 // left out (video until its next keyframe) and the file still decodes with
 // no error.
 func TestRecordImpairedPath(t *testing.T) {
-	needFFmpeg(t)
+	recordertest.NeedFFmpeg(t)
 	vp8, opus := loadIVF(t, "vp8.ivf"), loadOgg(t, "opus.ogg")
 	h264 := loadH264(t, "h264.h264", 30)
 	for _, tc := range []struct {
@@ -140,7 +141,7 @@ func TestRecordImpairedPath(t *testing.T) {
 				t.Fatalf("files %+v", files)
 			}
 			path := filepath.Join(dir, files[0].Name)
-			decodesClean(t, path)
+			recordertest.DecodesClean(t, path)
 			p := ffprobe(t, path)
 			if len(p.Streams) != 2 {
 				t.Fatalf("streams %v", p.codecs())
@@ -230,7 +231,7 @@ func videoSize(t *testing.T, path string) (w, h uint64) {
 // layer, which decodes alone.
 func TestRecordVP9SpatialLayers(t *testing.T) {
 	leaktest.Check(t)
-	needFFmpeg(t)
+	recordertest.NeedFFmpeg(t)
 	vp9 := loadIVF(t, "vp9.ivf")
 	src := source{info: videoInfo("ned", "v1", webrtc.MimeTypeVP9), frames: vp9}
 	var evs []event
@@ -262,7 +263,7 @@ func TestRecordVP9SpatialLayers(t *testing.T) {
 	if err != nil || len(files) != 1 {
 		t.Fatalf("Close = %+v, %v", files, err)
 	}
-	decodesClean(t, filepath.Join(dir, files[0].Name))
+	recordertest.DecodesClean(t, filepath.Join(dir, files[0].Name))
 	if s := r.Stats(); s.FramesWritten != uint64(len(vp9)) || s.FramesDropped != 0 || s.Malformed != 0 {
 		t.Fatalf("stats %+v, want the %d base frames written", s, len(vp9))
 	}

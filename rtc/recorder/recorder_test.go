@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/internal/leaktest"
+	"github.com/troupe-media/troupe/rtc/recorder/recordertest"
 )
 
 func TestNewRefusesBadConfig(t *testing.T) {
@@ -94,7 +95,7 @@ func TestAddTrackRefusesBadTracks(t *testing.T) {
 // An audio-only recording takes video tracks and ignores them.
 func TestRecordAudioOnly(t *testing.T) {
 	leaktest.Check(t)
-	needFFmpeg(t)
+	recordertest.NeedFFmpeg(t)
 	dir := t.TempDir()
 	files, _ := record(t, Config{Dir: dir, AudioOnly: true}, []source{
 		{info: opusInfo("ivy", "a1"), frames: loadOgg(t, "opus.ogg")},
@@ -114,7 +115,7 @@ func TestRecordAudioOnly(t *testing.T) {
 // SSRC, goes on in the same file from the new stream's keyframe, without a
 // frame that refers to the old stream.
 func TestRecordStreamRestart(t *testing.T) {
-	needFFmpeg(t)
+	recordertest.NeedFFmpeg(t)
 	vp8 := loadIVF(t, "vp8.ivf")
 	for _, ssrc := range []uint32{2000, 1000} {
 		t.Run(fmt.Sprint("ssrc ", ssrc), func(t *testing.T) {
@@ -142,7 +143,7 @@ func TestRecordStreamRestart(t *testing.T) {
 			if err != nil || len(files) != 1 {
 				t.Fatalf("Close = %+v, %v", files, err)
 			}
-			decodesClean(t, filepath.Join(dir, files[0].Name))
+			recordertest.DecodesClean(t, filepath.Join(dir, files[0].Name))
 			if s := r.Stats(); s.FramesDropped == 0 || keyframes < 2 || s.Late != 0 {
 				t.Fatalf("the new stream's delta frames were written (%+v, %d keyframe requests)", s, keyframes)
 			}

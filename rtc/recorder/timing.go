@@ -2,6 +2,12 @@ package recorder
 
 import "time"
 
+// srResync is how far a sender report may place a track from where its
+// RTP clock has it before the track is placed anew: under the 50 ms that
+// keeps audio and video in sync, and over the jitter of a publisher's
+// reports.
+const srResync = 30 * time.Millisecond
+
 // participantClock puts one publisher's NTP clock (its sender reports) on
 // the recording's clock: every track of a participant shares it, which is
 // what keeps its audio and video in sync.
@@ -51,6 +57,17 @@ func (w *writer) onSenderReport(ts *trackState, ntp uint64, rtpTime uint32, at t
 			mapped = ts.baseAt.Add(ts.rtpDuration(ext - ts.baseExt))
 		}
 		pc.offset, pc.set = mapped.Sub(wall), true
+	}
+	if ts.hasSR {
+		// A track follows its RTP clock from its first report on: a report
+		// that agrees with it within srResync moves nothing, so that the
+		// publisher's jitter between its RTP and NTP clocks does not shake
+		// the frames' times; one that does not (a drift grown over a long
+		// recording, a clock reset) places the track anew.
+		d := wall.Sub(ts.srWall.Add(ts.rtpDuration(ext - ts.srExt)))
+		if d > -srResync && d < srResync {
+			return
+		}
 	}
 	ts.srExt, ts.srWall, ts.hasSR = ext, wall, true
 }

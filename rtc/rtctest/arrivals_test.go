@@ -136,7 +136,7 @@ func TestStampConnRecordsRTP(t *testing.T) {
 	// is what the test measures, so it stays a sleep.
 	const late = 50 * time.Millisecond
 	time.Sleep(late)
-	if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+	if err := conn.SetReadDeadline(time.Now().Add(poll.Timeout)); err != nil {
 		t.Fatal(err)
 	}
 	for i := range dgrams {
@@ -182,7 +182,7 @@ func TestStampConnRecordsRTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if err := tx.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		if err := tx.SetReadDeadline(time.Now().Add(poll.Timeout)); err != nil {
 			t.Fatal(err)
 		}
 		if n, err := tx.Read(buf); err != nil || string(buf[:n]) != "pong" {
@@ -207,7 +207,7 @@ func waitKernelStamps(t *testing.T, conn *stampConn, tx *net.UDPConn, buf []byte
 		// A late read tells a stamp taken on arrival from one taken at
 		// the read: the pause is the measurement, not a wait.
 		time.Sleep(20 * time.Millisecond)
-		if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		if err := conn.SetReadDeadline(time.Now().Add(poll.Timeout)); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := conn.ReadFromAddrPort(buf); err != nil {
@@ -301,7 +301,7 @@ func TestReceiverPathLatency(t *testing.T) {
 	})
 	signal(t, pub, sub)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	s := &Sender{Track: track, PayloadSize: 1000, PacketsPerFrame: 3, TimestampStep: 3000, KeyframeEvery: 30}
 	go func() { _ = s.RunFrames(ctx, 10*time.Millisecond) }()

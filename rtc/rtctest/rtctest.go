@@ -13,12 +13,27 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
+
+// DefaultAPI returns a pion API built as pion's examples build theirs:
+// its default codecs and interceptors, with the settings se.
+func DefaultAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		return nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+}
 
 // ClientAPI returns a pion API for test clients: default codecs and
 // interceptors, ICE on IPv4 UDP loopback only, no mDNS.
@@ -42,8 +57,32 @@ func clientAPI(n transport.Net, codecs ...webrtc.RTPCodecCapability) (*webrtc.AP
 	return newClientAPI(n, []webrtc.NetworkType{webrtc.NetworkTypeUDP4}, codecs...)
 }
 
+// ClientAPIWithoutTWCC is ClientAPI for a client without transport-wide
+// congestion control: it numbers nothing it sends and sends no
+// transport-cc feedback, as a client that estimates what it receives
+// itself and sends REMB (which the test writes).
+func ClientAPIWithoutTWCC() (*webrtc.API, error) {
+	return newClientAPIWith(nil, []webrtc.NetworkType{webrtc.NetworkTypeUDP4}, pathOptions{noTWCC: true})
+}
+
 // newClientAPI is clientAPI on the network types given.
 func newClientAPI(n transport.Net, types []webrtc.NetworkType, codecs ...webrtc.RTPCodecCapability) (*webrtc.API, error) {
+	return newClientAPIWith(n, types, pathOptions{}, codecs...)
+}
+
+// pathOptions change what a client's peers do on their path to the
+// server.
+type pathOptions struct {
+	// first are interceptors nearest the network, after pion's own.
+	first []interceptor.Factory
+	// senderReports is the time between sender reports; zero is pion's.
+	senderReports time.Duration
+	// noTWCC leaves out pion's transport-cc sender and header extension.
+	noTWCC bool
+}
+
+// newClientAPIWith is newClientAPI with the path's options.
+func newClientAPIWith(n transport.Net, types []webrtc.NetworkType, o pathOptions, codecs ...webrtc.RTPCodecCapability) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if len(codecs) == 0 {
 		if err := m.RegisterDefaultCodecs(); err != nil {
@@ -61,7 +100,21 @@ func newClientAPI(n transport.Net, types []webrtc.NetworkType, codecs ...webrtc.
 		}
 	}
 	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+	for _, f := range o.first {
+		reg.Add(f)
+	}
+	var opts []webrtc.InterceptorOption
+	if o.senderReports > 0 {
+		opts = append(opts, webrtc.WithReportSenderOptions(report.SenderInterval(o.senderReports)))
+	}
+	if o.noTWCC {
+		if err := webrtc.ConfigureNack(m, reg); err != nil {
+			return nil, err
+		}
+		if err := webrtc.ConfigureRTCPReports(reg); err != nil {
+			return nil, err
+		}
+	} else if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, reg, opts...); err != nil {
 		return nil, err
 	}
 	// mid and rid on a simulcast camera's packets (SimulcastSender).
@@ -339,6 +392,9 @@ func (r *Receiver) Run() {
 		p, _, err := r.track.ReadRTP()
 		if err != nil {
 			return
+		}
+		if p.Padding && len(p.Payload) == 0 {
+			continue // a server's probe of the link, no media
 		}
 		now := time.Now()
 		var atSocket time.Time

@@ -1,0 +1,161 @@
+package rtc
+
+import (
+	"bytes"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+
+	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/rtc/rtctest"
+)
+
+// Padding goes between frames only, numbered on from the last packet
+// sent, and the media after it goes on from there; NACKs for packets sent
+// before the padding are still answered, and those for padding are not.
+func TestPaddingBetweenFrames(t *testing.T) {
+	fx := newFixture(t, vp8Codec)
+	sub := &memContext{id: "p", ssrc: 77, record: true, rtcp: make(chan []byte)}
+	dt := fx.downTrack(sub)
+	if err := fx.f.AddSubscriber(dt); err != nil {
+		t.Fatal(err)
+	}
+	send := func(i int, marker bool) {
+		t.Helper()
+		raw := rawRTP(t, 96, uint16(900+i), uint32(3000*(i/2)), i == 0, rtctest.CounterPayload(uint32(i), 40))
+		if marker {
+			raw[1] |= 0x80
+		}
+		fx.track.in <- raw
+		poll.Until(t, "the packet forwarded", func() bool { return int(dt.Stats().Packets) == i+1 })
+	}
+	// Two frames of two packets.
+	for i := range 4 {
+		send(i, i%2 == 1)
+	}
+	var hdr rtp.Header
+	if n := dt.sendPadding(3, &hdr); n != 3 {
+		t.Fatalf("%d padding packets sent between frames, want 3", n)
+	}
+	send(4, false) // a frame begins
+	if n := dt.sendPadding(2, &hdr); n != 0 {
+		t.Fatalf("%d padding packets sent inside a frame", n)
+	}
+	send(5, true)
+
+	sent := sub.sent()
+	if len(sent) != 9 {
+		t.Fatalf("%d packets written, want 9", len(sent))
+	}
+	for i, p := range sent {
+		if i > 0 && p.hdr.SequenceNumber != sent[i-1].hdr.SequenceNumber+1 {
+			t.Fatalf("packet %d: sequence number %d after %d", i, p.hdr.SequenceNumber, sent[i-1].hdr.SequenceNumber)
+		}
+		padding := i >= 4 && i < 7
+		if padding != (p.hdr.Padding && len(p.payload) == 0) {
+			t.Fatalf("packet %d: padding %v (%d bytes of payload), want %v", i, p.hdr.Padding, len(p.payload), padding)
+		}
+		if padding && (p.hdr.PaddingSize != paddingSize || p.hdr.Timestamp != sent[3].hdr.Timestamp || p.hdr.Marker) {
+			t.Fatalf("padding packet %d: %+v", i, p.hdr)
+		}
+	}
+
+	nacks, err := rtcp.Marshal([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: 77, Nacks: []rtcp.NackPair{
+		{PacketID: sent[1].hdr.SequenceNumber}, // before the padding
+		{PacketID: sent[5].hdr.SequenceNumber}, // padding
+		{PacketID: sent[7].hdr.SequenceNumber}, // after it
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.rtcp <- nacks
+	poll.Until(t, "the NACKs answered", func() bool { return dt.Stats().NACKs == 3 })
+	close(sub.rtcp)
+	poll.Until(t, "the retransmissions", func() bool { return sub.count() == 11 })
+	for i, want := range []sentPacket{sent[1], sent[7]} {
+		got := sub.sent()[9+i]
+		if got.hdr.SequenceNumber != want.hdr.SequenceNumber || got.hdr.Timestamp != want.hdr.Timestamp || !bytes.Equal(got.payload, want.payload) {
+			t.Fatalf("retransmission %d: %+v, want %+v", i, got.hdr, want.hdr)
+		}
+	}
+	if s := dt.Stats(); s.Retransmits != 2 || s.NACKMisses != 1 {
+		t.Fatalf("stats %+v: want 2 retransmits and 1 miss (the padding)", s)
+	}
+}
+
+// A probe's result is the rate its packets arrived at, when nearly all
+// did and their arrivals are spread as their sending was; nothing when
+// too many are lost or they came in one burst.
+func TestProbeClusterResult(t *testing.T) {
+	const first, packets, size = 65530, 40, 1000 // the numbers wrap
+	start := time.Unix(1000, 0)
+	run := func(t *testing.T, spacing time.Duration, lost func(i int) bool) (int, bool) {
+		t.Helper()
+		c := newProbeCluster(800_000, first, start)
+		for i := range packets {
+			c.record(uint16(first+i), size)
+		}
+		c.stop(start.Add(packets * 10 * time.Millisecond))
+		rec := twcc.NewRecorder(5)
+		for i := range packets {
+			if !lost(i) {
+				rec.Record(77, uint16(first+i), 1_000_000+int64(i)*spacing.Microseconds())
+			}
+		}
+		complete := false
+		for _, p := range rec.BuildFeedbackPacket() {
+			if fb, ok := p.(*rtcp.TransportLayerCC); ok {
+				complete = c.feedback(fb)
+			}
+		}
+		if !complete && !lost(packets-1) {
+			t.Fatal("the feedback on every packet does not complete the probe")
+		}
+		return c.result()
+	}
+	none := func(int) bool { return false }
+	bps, ok := run(t, 10*time.Millisecond, none)
+	// 39 packets after the first in 390 ms, as sent.
+	if !ok || math.Abs(float64(bps)-800_000) > 8_000 {
+		t.Fatalf("result %d, %v; want about 800000", bps, ok)
+	}
+	if bps, ok := run(t, 20*time.Millisecond, none); !ok || math.Abs(float64(bps)-400_000) > 4_000 {
+		t.Fatalf("arrivals twice as slow: result %d, %v; want about 400000", bps, ok)
+	}
+	if bps, ok := run(t, 10*time.Millisecond, func(i int) bool { return i%4 == 1 }); ok {
+		t.Fatalf("a quarter lost: result %d, want none", bps)
+	}
+	if bps, ok := run(t, time.Millisecond, none); ok {
+		t.Fatalf("arrivals in one burst: result %d, want none", bps)
+	}
+	c := newProbeCluster(800_000, first, start)
+	c.stop(start.Add(time.Second))
+	if _, ok := c.result(); ok {
+		t.Fatal("a probe that sent nothing has a result")
+	}
+}
+
+// A probe's success lets the layer it was for go up at once, without the
+// hold; only by one layer, and only if the estimate pays for it.
+func TestGovernorGrant(t *testing.T) {
+	now := time.Unix(0, 0)
+	g := newLayerGovernor(2)
+	if l := g.step(now, 2, 0, 0); l != 0 {
+		t.Fatalf("layer %d after a cut, want 0", l)
+	}
+	g.granted = true
+	if l := g.step(now.Add(time.Second), 2, 0, 0); l != 0 {
+		t.Fatalf("layer %d granted with an estimate that pays for no more, want 0", l)
+	}
+	g.granted = true
+	if l := g.step(now.Add(2*time.Second), 2, 2, 1); l != 1 {
+		t.Fatalf("layer %d right after a grant, want 1", l)
+	}
+	if l := g.step(now.Add(2500*time.Millisecond), 2, 2, 2); l != 1 {
+		t.Fatalf("layer %d without a grant before the hold, want 1", l)
+	}
+}
