@@ -185,7 +185,7 @@ function showState() {
   $('mute-audio').disabled = !busy || !troupe.local || troupe.local.getAudioTracks().length === 0;
   $('mute-video').disabled = !busy || !troupe.local || troupe.local.getVideoTracks().length === 0;
   const canPublish = troupe.role !== null && troupe.role !== 'subscriber';
-  $('share').disabled = troupe.state !== 'joined' || !canPublish || !navigator.mediaDevices.getDisplayMedia;
+  $('share').disabled = troupe.state !== 'joined' || !canPublish || !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
   $('share').textContent = troupe.screen ? 'Stop sharing' : 'Share screen';
   $('share').setAttribute('aria-pressed', String(Boolean(troupe.screen)));
   $('hand').disabled = troupe.state !== 'joined';
@@ -281,7 +281,10 @@ function startPreview() {
   };
   const mine = (previewing = (async () => {
     let stream = null;
-    if (want.video || want.audio) {
+    if (!navigator.mediaDevices) {
+      // Browsers give cameras only to pages over HTTPS or on localhost.
+      showNotice('This page is not served over HTTPS, so the browser gives it no camera or microphone: you can join to watch and listen.', true);
+    } else if (want.video || want.audio) {
       try {
         stream = await navigator.mediaDevices.getUserMedia(want);
       } catch (err) {
@@ -296,7 +299,7 @@ function startPreview() {
     troupe.preview = stream;
     $('preview').srcObject = stream;
     $('preview-box').classList.toggle('off', !stream || stream.getVideoTracks().length === 0);
-    await listDevices(stream);
+    await listDevices(stream).catch(() => {}); // the choices stay as they were
     return stream;
   })());
   mine.finally(() => {
@@ -322,7 +325,7 @@ function stopPreview() {
 
 // listDevices fills the device choices, keeping what is chosen (or in use).
 async function listDevices(stream) {
-  if (!navigator.mediaDevices.enumerateDevices) return;
+  if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return;
   const devices = await navigator.mediaDevices.enumerateDevices();
   const inUse = (kind) => {
     const t = stream && (kind === 'videoinput' ? stream.getVideoTracks() : stream.getAudioTracks())[0];
