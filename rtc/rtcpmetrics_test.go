@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -62,48 +63,66 @@ func TestReportRTT(t *testing.T) {
 }
 
 // A real subscriber's reception reports fill the round-trip, jitter and
-// loss histograms, and its connection is counted by candidate type.
+// loss histograms, and its connection is counted by candidate type and
+// protocol: over UDP, and over ICE-TCP for a client whose UDP is blocked.
 func TestPeerLinkMetrics(t *testing.T) {
-	engine := testEngine(t, defaultInterceptors)
-	t.Cleanup(func() { _ = engine.Close() })
-	src := newTestSource(t, vp8Codec)
-	src.feed(t)
-	api, err := rtctest.ClientAPIWithCodecs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := NewMetrics()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(m)
-	o := newPeerOwnerWith(t, PeerConfig{Engine: engine, Mode: PeerSignaling, Metrics: m}, api)
-	connectedWithSource(t, o, src)
-	// Read the receiver's RTCP, as browsers do, so that the server's
-	// sender reports reach the client's interceptors, whose reports then
-	// echo them. The loop ends with the client.
-	for _, r := range o.client.GetReceivers() {
-		go func() {
-			for {
-				if _, _, err := r.ReadRTCP(); err != nil {
-					return
-				}
+	for _, tc := range []struct {
+		protocol, candidate string
+		tcp                 bool
+	}{
+		{"udp", "host", false},
+		// An active TCP client's candidate has no port the server can
+		// reach: the server learns its address from the connection.
+		{"tcp", "prflx", true},
+	} {
+		t.Run(tc.protocol, func(t *testing.T) {
+			engine, err := newEngine(Config{LoopbackOnly: true, TCP: tc.tcp}, defaultInterceptors)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}()
-	}
+			t.Cleanup(func() { _ = engine.Close() })
+			src := newTestSource(t, vp8Codec)
+			src.feed(t)
+			api, err := rtctest.ClientAPIWithCodecs()
+			if tc.tcp {
+				api, err = rtctest.ClientAPIOnNetworks(webrtc.NetworkTypeTCP4)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := NewMetrics()
+			reg := prometheus.NewPedanticRegistry()
+			reg.MustRegister(m)
+			o := newPeerOwnerWith(t, PeerConfig{Engine: engine, Mode: PeerSignaling, Metrics: m}, api)
+			connectedWithSource(t, o, src)
+			// Read the receiver's RTCP, as browsers do, so that the server's
+			// sender reports reach the client's interceptors, whose reports
+			// then echo them. The loop ends with the client.
+			for _, r := range o.client.GetReceivers() {
+				go func() {
+					for {
+						if _, _, err := r.ReadRTCP(); err != nil {
+							return
+						}
+					}
+				}()
+			}
 
-	poll.Until(t, "a report", func() bool { return histogramCount(t, reg, "troupe_rtc_loss_ratio", "video") > 0 })
-	poll.Until(t, "a round trip from the subscriber's reports", func() bool {
-		return histogramCount(t, reg, "troupe_rtc_round_trip_time_seconds", "video") > 0
-	})
-	for _, name := range []string{"troupe_rtc_jitter_seconds", "troupe_rtc_loss_ratio"} {
-		if histogramCount(t, reg, name, "video") == 0 {
-			t.Errorf("%s has no video observation", name)
-		}
-	}
-	if got := testutil.ToFloat64(m.link.connections.WithLabelValues("host", "udp")); got != 1 {
-		t.Errorf("connections over host/udp = %v, want 1", got)
-	}
-	if n := testutil.CollectAndCount(m.link.connections); n != 1 {
-		t.Errorf("%d candidate type series, want 1", n)
+			poll.Until(t, "a reception report", func() bool { return histogramCount(t, reg, "troupe_rtc_loss_ratio", "video") > 0 })
+			poll.Until(t, "a round trip from the subscriber's reports", func() bool {
+				return histogramCount(t, reg, "troupe_rtc_round_trip_time_seconds", "video") > 0
+			})
+			if histogramCount(t, reg, "troupe_rtc_jitter_seconds", "video") == 0 {
+				t.Error("troupe_rtc_jitter_seconds has no video observation")
+			}
+			// Counted before WithLabelValues below makes series of its own.
+			if n := testutil.CollectAndCount(m.link.connections); n != 1 {
+				t.Errorf("%d candidate type series, want 1", n)
+			}
+			if got := testutil.ToFloat64(m.link.connections.WithLabelValues(tc.candidate, tc.protocol)); got != 1 {
+				t.Errorf("connections over %s/%s = %v, want 1", tc.candidate, tc.protocol, got)
+			}
+		})
 	}
 }
 

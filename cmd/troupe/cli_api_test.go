@@ -82,6 +82,10 @@ func TestCLIRoomCommands(t *testing.T) {
 		t.Fatalf("room create printed:\n%s", out)
 	}
 	mustCLI(t, append([]string{"room", "create", "--name", "Other"}, conn...)...)
+	out = mustCLI(t, append([]string{"room", "update", "demo", "--privacy", "public"}, conn...)...)
+	if !strings.Contains(rowOf(out, "privacy"), "public") || !strings.Contains(rowOf(out, "url"), s.url+"/rooms/demo") {
+		t.Fatalf("room update --privacy printed:\n%s", out)
+	}
 	out = mustCLI(t, append([]string{"room", "list"}, conn...)...)
 	if !strings.HasPrefix(out, "ID ") || !strings.Contains(rowOf(out, "demo"), "Demo") || !strings.Contains(rowOf(out, "demo"), "active") {
 		t.Fatalf("room list printed:\n%s", out)

@@ -93,7 +93,7 @@ func pageQuery(limit, offset int, filters ...string) string {
 var roomColumns = listTable("rooms",
 	field("ID", "id"), field("NAME", "name"), field("STATUS", "status"),
 	field("PARTICIPANTS", "participant_count"), field("SESSION", "active_session_id"),
-	field("NODE", "node_id"), field("CREATED", "created_at"))
+	field("NODE", "node_id"), field("PRIVACY", "privacy"), field("URL", "url"), field("CREATED", "created_at"))
 
 func newRoomCmd() *cobra.Command {
 	return apiCommand("room", "List, create, change and end rooms", &apiFlags{},
@@ -120,6 +120,7 @@ func roomListCmd(f *apiFlags) *cobra.Command {
 // only the flags given are sent.
 type roomSettings struct {
 	id, name, displayName string
+	privacy, defaultRole  string
 	maxParticipants       int
 	emptyTimeout          int
 	locked, recording     bool
@@ -132,6 +133,8 @@ func (s *roomSettings) bind(cmd *cobra.Command, withID bool) {
 	}
 	f.StringVar(&s.name, "name", "", "the room's name")
 	f.StringVar(&s.displayName, "display-name", "", "the name shown to participants")
+	f.StringVar(&s.privacy, "privacy", "", "private (its link needs a join token) or public (anyone with its link joins)")
+	f.StringVar(&s.defaultRole, "default-role", "", "the role of those who join a public room by its link: publisher or subscriber")
 	f.IntVar(&s.maxParticipants, "max-participants", 0, "how many may be in the room at once")
 	f.IntVar(&s.emptyTimeout, "empty-timeout", 0, "seconds an empty room waits before its session ends")
 	f.BoolVar(&s.locked, "locked", false, "lock the room: only moderators join (--locked=false unlocks)")
@@ -150,6 +153,8 @@ func (s *roomSettings) body(cmd *cobra.Command) map[string]any {
 		{"id", body, "id", s.id},
 		{"name", body, "name", s.name},
 		{"display-name", body, "display_name", s.displayName},
+		{"privacy", body, "privacy", s.privacy},
+		{"default-role", body, "default_role", s.defaultRole},
 		{"max-participants", config, "max_participants", s.maxParticipants},
 		{"empty-timeout", config, "empty_timeout", s.emptyTimeout},
 		{"locked", config, "locked", s.locked},
@@ -193,7 +198,7 @@ func roomUpdateCmd(f *apiFlags) *cobra.Command {
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		body := s.body(cmd)
 		if body == nil {
-			return usageErrorf("nothing to change: give --name, --display-name, --max-participants, --empty-timeout, --locked or --recording")
+			return usageErrorf("nothing to change: give --name, --display-name, --privacy, --default-role, --max-participants, --empty-timeout, --locked or --recording")
 		}
 		return apiCall(cmd, f, http.MethodPatch, "/api/v1/rooms/"+seg(args[0]), body, objectTable)
 	}

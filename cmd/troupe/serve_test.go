@@ -325,7 +325,11 @@ func TestConfiguredKeyIsNotSaved(t *testing.T) {
 
 func TestRestartKeepsRooms(t *testing.T) {
 	dir := t.TempDir()
-	s := startServer(t, testConfig(dir))
+	// The rooms' links are on the public URL, not on the port each start
+	// happens to get.
+	cfg := testConfig(dir)
+	cfg.PublicURL = "https://meet.example.com"
+	s := startServer(t, cfg)
 	for i, name := range []string{"one", "two", "three", "four"} {
 		s.mustDo(http.StatusCreated, http.MethodPost, "/api/v1/rooms",
 			fmt.Sprintf(`{"id":"room_%d","name":%q,"config":{"max_participants":%d,"quality":"1080p"}}`, i+1, name, 10+i))
@@ -355,7 +359,7 @@ func TestRestartKeepsRooms(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s2 := startServer(t, testConfig(dir))
+	s2 := startServer(t, cfg)
 	for _, p := range paths {
 		if after := s2.mustDo(http.StatusOK, http.MethodGet, p, ""); !reflect.DeepEqual(after, before[p]) {
 			t.Fatalf("GET %s changed across restart:\nbefore %v\nafter  %v", p, before[p], after)

@@ -78,7 +78,7 @@ const troupe = (window.troupe = {
 // Everyone in the room, this page included: participant id -> {id, info,
 // stream, tile, screenTile, paused}. info is what the server says of them,
 // stream what it sends (every track of theirs), paused the ids of their
-// tracks the server stopped sending for bandwidth.
+// tracks the server stopped sending, with why (bandwidth, subscriber).
 const people = new Map();
 let chain = Promise.resolve(); // incoming messages, handled one at a time
 let makingOffer = false;
@@ -185,7 +185,7 @@ function showState() {
   $('mute-audio').disabled = !busy || !troupe.local || troupe.local.getAudioTracks().length === 0;
   $('mute-video').disabled = !busy || !troupe.local || troupe.local.getVideoTracks().length === 0;
   const canPublish = troupe.role !== null && troupe.role !== 'subscriber';
-  $('share').disabled = troupe.state !== 'joined' || !canPublish || !navigator.mediaDevices.getDisplayMedia;
+  $('share').disabled = troupe.state !== 'joined' || !canPublish || !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
   $('share').textContent = troupe.screen ? 'Stop sharing' : 'Share screen';
   $('share').setAttribute('aria-pressed', String(Boolean(troupe.screen)));
   $('hand').disabled = troupe.state !== 'joined';
@@ -281,7 +281,10 @@ function startPreview() {
   };
   const mine = (previewing = (async () => {
     let stream = null;
-    if (want.video || want.audio) {
+    if (!navigator.mediaDevices) {
+      // Browsers give cameras only to pages over HTTPS or on localhost.
+      showNotice('This page is not served over HTTPS, so the browser gives it no camera or microphone: you can join to watch and listen.', true);
+    } else if (want.video || want.audio) {
       try {
         stream = await navigator.mediaDevices.getUserMedia(want);
       } catch (err) {
@@ -296,7 +299,7 @@ function startPreview() {
     troupe.preview = stream;
     $('preview').srcObject = stream;
     $('preview-box').classList.toggle('off', !stream || stream.getVideoTracks().length === 0);
-    await listDevices(stream);
+    await listDevices(stream).catch(() => {}); // the choices stay as they were
     return stream;
   })());
   mine.finally(() => {
@@ -322,7 +325,7 @@ function stopPreview() {
 
 // listDevices fills the device choices, keeping what is chosen (or in use).
 async function listDevices(stream) {
-  if (!navigator.mediaDevices.enumerateDevices) return;
+  if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return;
   const devices = await navigator.mediaDevices.enumerateDevices();
   const inUse = (kind) => {
     const t = stream && (kind === 'videoinput' ? stream.getVideoTracks() : stream.getAudioTracks())[0];
@@ -355,7 +358,7 @@ function useSpeaker(video) {
 function person(id) {
   let p = people.get(id);
   if (!p) {
-    p = { id, info: null, stream: null, tile: null, screenTile: null, paused: new Set(), asked: {} };
+    p = { id, info: null, stream: null, tile: null, screenTile: null, paused: new Map(), asked: {} };
     people.set(id, p);
   }
   return p;
@@ -426,7 +429,6 @@ function newTile(p, screen) {
   label.className = 'label';
   const paused = document.createElement('span');
   paused.className = 'paused';
-  paused.textContent = 'Paused: low bandwidth';
   tile.append(video, avatar, label, paused);
   $('tiles').append(tile);
   useSpeaker(video);
@@ -504,7 +506,7 @@ function render(p) {
     const muted = mutedKinds(p);
     const you = isSelf(p) ? `${name} (you)` : name;
     p.tile.classList.toggle('no-video', !showsVideo(p, video));
-    p.tile.classList.toggle('paused', tileTracks(p, p.tile).some((id) => p.paused.has(id)));
+    showPaused(p, p.tile);
     markHand(p);
     p.tile.querySelector('.avatar span').textContent = Array.from(name)[0].toUpperCase();
     p.tile.querySelector('.label').textContent = you + (muted.length ? ` (${muted.join(', ')} muted)` : '');
@@ -514,7 +516,7 @@ function render(p) {
       setSource(p.screenTile.querySelector('video'), screenSrc);
       p.screenTile.querySelector('.label').textContent = `${you}: screen`;
       p.screenTile.setAttribute('aria-label', `${name}'s shared screen`);
-      p.screenTile.classList.toggle('paused', tileTracks(p, p.screenTile).some((id) => p.paused.has(id)));
+      showPaused(p, p.screenTile);
     } else {
       p.screenTile = dropTile(p.screenTile);
     }
@@ -526,6 +528,13 @@ function render(p) {
   renderViewers();
   renderPeople();
   layoutTiles();
+}
+
+// showPaused marks a tile whose video the server stopped sending, and says why.
+function showPaused(p, tile) {
+  const id = tileTracks(p, tile).find((t) => p.paused.has(t));
+  tile.classList.toggle('paused', id !== undefined);
+  tile.querySelector('.paused').textContent = id === undefined ? '' : p.paused.get(id) === 'bandwidth' ? 'Paused: low bandwidth' : 'Paused';
 }
 
 function renderViewers() {
@@ -877,7 +886,7 @@ async function onMessage(msg) {
     case 'track-resumed': {
       const p = people.get(msg.participant_id);
       if (!p) break;
-      if (msg.type === 'track-paused') p.paused.add(msg.track_id);
+      if (msg.type === 'track-paused') p.paused.set(msg.track_id, msg.reason);
       else p.paused.delete(msg.track_id);
       render(p);
       break;
