@@ -28,3 +28,22 @@ func TestRelayedClose(t *testing.T) {
 		}
 	}
 }
+
+// The owner's answer to a relayed join names another owner only in an
+// error, and the client gets that error without the name.
+func TestOwnerNamed(t *testing.T) {
+	owner, refusal := ownerNamed([]byte(`{"type":"error","code":"room_unavailable","message":"m","request":"join","retry_after_ms":1000,"owner":"node-a"}`))
+	if owner != "node-a" || string(refusal) != `{"code":"room_unavailable","message":"m","request":"join","retry_after_ms":1000,"type":"error"}` {
+		t.Errorf("named: %q %s", owner, refusal)
+	}
+	for _, first := range []string{
+		`{"type":"joined","owner":"node-a"}`,
+		`{"type":"error","code":"room_locked","message":"m"}`,
+		`{"type":"error","owner":""}`,
+		`not json`,
+	} {
+		if owner, refusal := ownerNamed([]byte(first)); owner != "" || refusal != nil {
+			t.Errorf("%s: named %q %s", first, owner, refusal)
+		}
+	}
+}

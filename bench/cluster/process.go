@@ -25,6 +25,9 @@ const (
 	// stopTimeout is how long a process has to stop on SIGTERM before the
 	// rig kills it and reports it stuck.
 	stopTimeout = 30 * time.Second
+	// pauseTimeout bounds the wait for every thread of a process to have
+	// stopped on SIGSTOP.
+	pauseTimeout = 10 * time.Second
 )
 
 // process is one child process of the rig, its output in a log file.
@@ -104,7 +107,11 @@ func (p *process) kill() {
 }
 
 // pause stops the process with SIGSTOP: it keeps its sockets but answers
-// nothing, as a machine that froze.
+// nothing, as a machine that froze. It returns once every thread of the
+// process has stopped: the signal is sent at once, but a thread that runs
+// on another CPU (or a vCPU the host has not scheduled) stops only when it
+// next enters the kernel, and a test must not reach a process that still
+// answers.
 func (p *process) pause() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -112,7 +119,50 @@ func (p *process) pause() error {
 		return fmt.Errorf("cluster: SIGSTOP %s: %w", p.name, err)
 	}
 	p.paused = true
-	return nil
+	tick := time.NewTicker(readyPoll / 4)
+	defer tick.Stop()
+	deadline := time.After(pauseTimeout)
+	for {
+		stopped, err := allStopped(p.cmd.Process.Pid)
+		if err != nil || stopped {
+			return err
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			return fmt.Errorf("cluster: %s still runs %v after SIGSTOP", p.name, pauseTimeout)
+		case <-p.exited:
+			return fmt.Errorf("cluster: %s exited when stopped", p.name)
+		}
+	}
+}
+
+// allStopped reports whether every thread of process pid is stopped (state
+// T in /proc/PID/task/TID/stat).
+func allStopped(pid int) (bool, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return false, fmt.Errorf("cluster: threads of process %d: %w", pid, err)
+	}
+	for _, task := range tasks {
+		stat, err := os.ReadFile(dir + "/" + task.Name() + "/stat")
+		if errors.Is(err, os.ErrNotExist) {
+			continue // the thread ended
+		}
+		if err != nil {
+			return false, fmt.Errorf("cluster: thread %s of process %d: %w", task.Name(), pid, err)
+		}
+		// The state follows the command's closing parenthesis.
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 || i+2 >= len(stat) {
+			return false, fmt.Errorf("cluster: thread %s of process %d: malformed stat", task.Name(), pid)
+		}
+		if state := stat[i+2]; state != 'T' && state != 't' {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // resume continues a paused process with SIGCONT.

@@ -29,8 +29,15 @@ func TestProcessStop(t *testing.T) {
 	}
 
 	p = startShell(t, "exec sleep 60")
+	if stopped, err := allStopped(p.pid()); stopped || err != nil {
+		t.Fatalf("a running process reads stopped: %v, %v", stopped, err)
+	}
 	if err := p.pause(); err != nil {
 		t.Fatal(err)
+	}
+	// pause returns once the process has stopped.
+	if stopped, err := allStopped(p.pid()); !stopped || err != nil {
+		t.Fatalf("a paused process reads running: %v, %v", stopped, err)
 	}
 	// A frozen process is continued before it is asked to stop.
 	if err := p.stop(); err != nil {
