@@ -18,6 +18,28 @@ import (
 // in CI, 20 for the figure in bench/RESULTS.md.
 var failoverRuns = flag.Int("failover-runs", 3, "rounds of TestFailover")
 
+// holdTargets makes a missed timing target a failure. Without it, as in
+// CI on a shared machine, a miss is logged and only a time several times
+// the target fails: the targets are figures (bench/RESULTS.md), measured
+// on a quiet machine with -hold-targets.
+var holdTargets = flag.Bool("hold-targets", false, "fail the rig's timed tests on a missed target, not only past several times it")
+
+// missedBound is how many times its target a time may take before the
+// test fails without -hold-targets.
+const missedBound = 4
+
+// checkTarget reports a time against its target: see holdTargets.
+func checkTarget(t *testing.T, what string, took, target time.Duration) {
+	t.Helper()
+	switch {
+	case took <= target:
+	case *holdTargets || took > missedBound*target:
+		t.Errorf("%s took %v, more than its target %v (-hold-targets=%v; bound without it %dx)", what, took, target, *holdTargets, missedBound)
+	default:
+		t.Logf("%s took %v, more than its target %v: a loaded machine? (a failure with -hold-targets)", what, took, target)
+	}
+}
+
 // The targets of a failover, from the owner's SIGKILL.
 const (
 	// answerSlack is how long after the lease TTL the room may take to
@@ -46,13 +68,9 @@ func TestFailover(t *testing.T) {
 		len(answers), percentile(answers, 50), percentile(answers, 100),
 		percentile(media, 50), percentile(media, 95), percentile(media, 100), c.LeaseTTL())
 	for i, a := range answers {
-		if a > c.LeaseTTL()+answerSlack {
-			t.Errorf("round %d: the room answered on another node %v after the kill, more than the lease TTL %v + %v", i, a, c.LeaseTTL(), answerSlack)
-		}
+		checkTarget(t, fmt.Sprintf("round %d: the room's answer on another node after the kill", i), a, c.LeaseTTL()+answerSlack)
 	}
-	if p95 := percentile(media, 95); p95 > mediaTarget {
-		t.Errorf("media came again after %v (p95 of %d rounds), more than %v", p95, len(media), mediaTarget)
-	}
+	checkTarget(t, fmt.Sprintf("media again (p95 of %d rounds)", len(media)), percentile(media, 95), mediaTarget)
 }
 
 // failoverRound makes room with a publisher and a subscriber, each joined
