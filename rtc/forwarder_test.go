@@ -205,7 +205,7 @@ func TestSlowSubscriberHoldsUpItsGroupAlone(t *testing.T) {
 	if s.Dropped(DropQueueFull) < n-18 {
 		t.Errorf("slow subscriber dropped %d for a full queue, want at least %d", s.Dropped(DropQueueFull), n-18)
 	}
-	if elapsed > 5*time.Second {
+	if elapsed > poll.Timeout { // held up, it would wait for ever
 		t.Errorf("publisher took %v for %d packets: the slow subscriber held it up", elapsed, n)
 	}
 	requests := fx.f.Stats().KeyframeRequests

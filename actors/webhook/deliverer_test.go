@@ -517,16 +517,14 @@ func TestDeadEndpointIsolated(t *testing.T) {
 	for i := range 8 {
 		enqueue(t, s, d, Event{Name: "room-created", RoomID: fmt.Sprintf("dead_%d", i)}, deadHook)
 	}
-	start := time.Now()
 	for range 10 {
 		enqueue(t, s, d, Event{Name: "participant-joined", RoomID: "live_room"}, liveHook)
 		// The same room also reports to the dead global endpoint.
 		enqueue(t, s, d, Event{Name: "participant-joined", RoomID: "mixed_room"}, liveHook, global)
 	}
+	// Held up behind the dead endpoint, they would wait for its request
+	// timeout of a minute: longer than poll.Until waits.
 	poll.Until(t, "20 live deliveries", func() bool { a, _ := live.snapshot(); return len(a) == 20 })
-	if took := time.Since(start); took > 5*time.Second {
-		t.Fatalf("live deliveries took %v behind a dead endpoint", took)
-	}
 }
 
 // TestMaxAgeFailed: a delivery still failing at its max age is kept as

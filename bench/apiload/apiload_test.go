@@ -155,7 +155,7 @@ func TestRunCancelled(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want deadline exceeded", err)
 	}
-	if time.Since(start) > 10*time.Second {
+	if time.Since(start) > time.Minute { // the run's Duration is an hour
 		t.Fatal("cancellation did not end the run")
 	}
 }
