@@ -2,7 +2,9 @@
 // headless Chromium with a fake camera and microphone, driven through
 // chromedp. The tests of httpapi (one server) and cmd/troupe (a cluster)
 // share it. Without Chromium the tests skip, unless TROUPE_BROWSER_TESTS=1
-// (as CI sets) makes that a failure. Only tests import it.
+// (as CI sets) makes that a failure. Screenshot saves what a page shows
+// at a given size in test-artifacts/ for people to look at. Only tests
+// import it.
 package browsertest
 
 import (
