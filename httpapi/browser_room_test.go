@@ -162,9 +162,10 @@ func TestBrowserRoomLinks(t *testing.T) {
 	}
 }
 
-// TestBrowserFourParticipants: four pages in one room: each shows four
-// named tiles in a grid that fills the window, two by two on a laptop and
-// one column on a phone, with screenshots of both.
+// TestBrowserFourParticipants: four pages in one room, two with a camera
+// and two with a microphone alone: each shows four named tiles in a grid
+// that fills the window, two by two on a laptop and one column on a
+// phone, with screenshots of both.
 func TestBrowserFourParticipants(t *testing.T) {
 	checkLeaks(t)
 	s := newMediaStack(t, nil)
@@ -174,6 +175,16 @@ func TestBrowserFourParticipants(t *testing.T) {
 	tabs := make([]context.Context, len(names))
 	for i, name := range names {
 		tabs[i] = openPage(t, browser, s.srv.URL+"/rooms/quad?token="+s.joinToken(t, "quad", name, auth.RolePublisher))
+		if i >= 2 {
+			// Two join with their microphone alone, chosen before joining:
+			// their tiles show their initials, and the browser encodes
+			// half the video.
+			waitPage(t, tabs[i], name+"'s device choices", `document.getElementById("camera").options.length > 1`)
+			evalJS[bool](t, tabs[i], `(() => { const c = document.getElementById("camera");
+				c.value = "off"; c.dispatchEvent(new Event("change")); return true; })()`)
+			waitPage(t, tabs[i], name+"'s preview without a camera",
+				`window.troupe.preview !== null && window.troupe.preview.getVideoTracks().length === 0 && window.troupe.preview.getAudioTracks().length === 1`)
+		}
 		clickJS(t, tabs[i], "join")
 		waitPage(t, tabs[i], name+" to join", `window.troupe.state === "joined"`)
 	}

@@ -4,7 +4,9 @@
 // OpenAPI document (which also describes the webhook
 // requests Troupe sends), /healthz, /readyz and /metrics, the
 // media signaling (the /rtc WebSocket, WHIP and WHEP; docs/signaling.md)
-// and the web page (web/, embedded).
+// and the web page (web/, embedded), which each room's link (its url) opens:
+// for a public room, POST /rooms/{id}/token mints the join token of
+// someone who has nothing but the link (publicjoin.go).
 //
 // It owns the wire format (the JSON shapes openapi.json documents), authentication of
 // bearer tokens, request limits (body size, rate), Idempotency-Key handling

@@ -3,7 +3,9 @@
 // chromedp. The tests of httpapi (one server) and cmd/troupe (a cluster)
 // share it. They run only with TROUPE_BROWSER_TESTS=1 (as CI sets), where
 // Chromium missing is a failure: a browser beside the Go suites on a
-// machine of two cores would make both slow and flaky. Only tests import it.
+// machine of two cores would make both slow and flaky. Screenshot saves
+// what a page shows at a given size in test-artifacts/ for people to look
+// at. Only tests import it.
 package browsertest
 
 import (
