@@ -60,6 +60,9 @@ func testConfig(dataDir string) Config {
 	cfg.TURNUDPPort, cfg.TURNTLSPort = 0, 0 // used when a test enables TURN
 	cfg.LogLevel = "error"
 	cfg.DrainTimeout = 0 // stop at once; the drain tests set their own
+	// A bound against a hang, not the 2 s a server answers within: a
+	// loaded machine made room requests miss the default (503).
+	cfg.RequestTimeout = 10 * time.Second
 	return cfg
 }
 
