@@ -214,15 +214,16 @@ func TestRecordingEndToEnd(t *testing.T) {
 
 // checkMediaFile checks a recorded file with ffprobe (its streams and
 // duration) and ffmpeg (it decodes without an error). Without them the
-// check is skipped, unless TROUPE_MEDIA_TESTS=1 asks for it.
+// check runs in the media suite (TROUPE_MEDIA_TESTS=1) only, as
+// recordertest's.
 func checkMediaFile(t *testing.T, path string, codecs []string, want time.Duration) {
 	t.Helper()
-	if _, err := exec.LookPath("ffprobe"); err != nil {
-		if os.Getenv("TROUPE_MEDIA_TESTS") == "1" {
-			t.Fatal("ffprobe is not installed, and TROUPE_MEDIA_TESTS=1")
-		}
-		t.Log("ffprobe is not installed: the file is not checked")
+	if !recordertest.Enabled() {
+		t.Log("the file's media is checked with TROUPE_MEDIA_TESTS=1")
 		return
+	}
+	if _, err := exec.LookPath("ffprobe"); err != nil {
+		t.Fatal("ffprobe is not installed, and TROUPE_MEDIA_TESTS=1")
 	}
 	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name:format=duration",
 		"-of", "default=noprint_wrappers=1", path).CombinedOutput()

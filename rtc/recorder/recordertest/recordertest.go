@@ -3,8 +3,10 @@
 // tools are there, whether a file decodes without an error, and how far
 // apart its audio and video are.
 //
-// Without ffprobe and ffmpeg a check skips its test, unless
-// TROUPE_MEDIA_TESTS=1 (the CI's media suite) requires them.
+// The checks run with TROUPE_MEDIA_TESTS=1 (the CI's media suite, which
+// runs alone), where ffprobe and ffmpeg are required; otherwise they skip:
+// they decode real media and time its streams, which a machine busy with
+// the other suites would make slow and flaky.
 package recordertest
 
 import (
@@ -18,16 +20,19 @@ import (
 	"time"
 )
 
-// NeedFFmpeg skips t without ffprobe and ffmpeg, or fails it when
-// TROUPE_MEDIA_TESTS=1 asks for them.
+// Enabled reports whether the media checks run: TROUPE_MEDIA_TESTS=1.
+func Enabled() bool { return os.Getenv("TROUPE_MEDIA_TESTS") == "1" }
+
+// NeedFFmpeg skips t unless TROUPE_MEDIA_TESTS=1, and then fails it
+// without ffprobe and ffmpeg.
 func NeedFFmpeg(t testing.TB) {
 	t.Helper()
+	if !Enabled() {
+		t.Skip("a media test: set TROUPE_MEDIA_TESTS=1 to run it (needs ffprobe and ffmpeg)")
+	}
 	for _, tool := range []string{"ffprobe", "ffmpeg"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("TROUPE_MEDIA_TESTS") == "1" {
-				t.Fatalf("%s is required (TROUPE_MEDIA_TESTS=1): %v", tool, err)
-			}
-			t.Skipf("%s not installed", tool)
+			t.Fatalf("%s is required (TROUPE_MEDIA_TESTS=1): %v", tool, err)
 		}
 	}
 }
