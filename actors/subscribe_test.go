@@ -192,7 +192,8 @@ func joinViewer(t *testing.T, env *testEnv, room RoomID) (*testClient, *trackLog
 // TestUnsubscribeStopsTrack: a viewer that unsubscribes from a camera
 // gets an offer without it, its track ends, and the audio goes on; the
 // publisher of a simulcast camera hears that nobody wants its upper
-// layers any more. Subscribing again brings the camera back.
+// layers any more (as it does while the viewer pauses the camera).
+// Subscribing again brings the camera back.
 func TestUnsubscribeStopsTrack(t *testing.T) {
 	env := newMediaEnv(t, nil)
 	createRoom(t, env, "unsub", nil)
@@ -208,6 +209,18 @@ func TestUnsubscribeStopsTrack(t *testing.T) {
 	viewer, cam, ear := joinViewer(t, env, "unsub")
 	poll.Until(t, "the camera", func() bool { return cam.len() > 0 })
 	waitEvent(t, pub, func(e SignalLayers) bool { return len(e.Active) > 1 }) // the viewer's
+
+	// A pause frees the upper layers too, and a resume takes them back.
+	if err := viewer.p.SetTrackSettings(context.Background(), video, TrackSettings{Paused: true}); err != nil {
+		t.Fatal(err)
+	}
+	if l := waitEvent(t, pub, func(e SignalLayers) bool { return len(e.Active) == 1 }); !slices.Equal(l.Active, rtctest.SimulcastRIDs[:1]) {
+		t.Fatalf("layers while the only viewer pauses the camera: %+v", l)
+	}
+	if err := viewer.p.SetTrackSettings(context.Background(), video, TrackSettings{}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, pub, func(e SignalLayers) bool { return len(e.Active) > 1 })
 
 	offers, answers := viewer.offers.Load(), viewer.answers.Load()
 	if err := viewer.p.Subscribe(context.Background(), video, false); err != nil {

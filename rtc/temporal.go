@@ -206,9 +206,9 @@ func (dt *DownTrack) filter(p *packet, started bool) (drop bool, seqAdj, picAdj 
 	// Drop p, and the packets missing before it when they belong to its
 	// frame (they follow a packet of the same dropped picture, or the end
 	// of a frame while p does not start one): they will be dropped too if
-	// they come.
+	// they come. A longer run missing is a loss, not a reordering.
 	n := uint16(1)
-	if gap > 0 && gap < 0x8000 && ((prevDropped && prevPic == d.picID) || (prevMark && !d.start)) {
+	if gap > 0 && gap < uint16(len(f.drops)) && ((prevDropped && prevPic == d.picID) || (prevMark && !d.start)) {
 		n += gap
 	}
 	picDec := d.picAt != 0 && (!f.dropPicSet || f.lastDropPic != d.picID)
