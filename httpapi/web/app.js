@@ -935,8 +935,11 @@ async function onMessage(msg) {
     }
     case 'error':
       if (troupe.state === 'joining' || troupe.state === 'reconnecting') {
-        // The join was refused; the socket closes next.
+        // The join was refused; the socket closes next. A refusal for now
+        // (the room moving to another node, a draining node) says how long
+        // to wait: the next attempt waits at least that.
         troupe.refused = msg.code;
+        if (session && msg.retry_after_ms > 0) session.retryAfter = msg.retry_after_ms;
         showNotice(refusal(msg.code, msg.message), true);
       } else {
         showNotice(`${msg.code}: ${msg.message}`, true);
@@ -1095,7 +1098,11 @@ function reconnect(why) {
   troupe.state = 'reconnecting';
   troupe.attempt = session.tries;
   const base = Math.min(backoffMin * 2 ** (session.tries - 1), backoffMax);
-  const wait = base / 2 + Math.random() * base;
+  // The server's retry_after_ms, jittered upwards so that a room's members
+  // do not all come back at once; else the backoff.
+  const hint = session.retryAfter || 0;
+  session.retryAfter = 0;
+  const wait = Math.max(base / 2 + Math.random() * base, hint + Math.random() * hint / 2);
   showNotice(`${why} Reconnecting (attempt ${session.tries})…`, true);
   showState();
   const mine = session;
