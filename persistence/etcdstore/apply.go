@@ -62,6 +62,18 @@ type plannedSession struct {
 
 type keyVal struct{ key, val string }
 
+// checkedPlan validates w and plans it: what every write does first.
+func (s *Store) checkedPlan(w *persistence.Writes) (*plan, error) {
+	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	if len(w.Events) > maxEventsPerApply {
+		return nil, fmt.Errorf("%w: %d webhook events in one write", persistence.ErrInvalid, len(w.Events))
+	}
+	return s.plan(w)
+}
+
+// plan encodes w's records and places them under their keys.
 func (s *Store) plan(w *persistence.Writes) (*plan, error) {
 	p := &plan{byRoom: make(map[string][]*recordpb.WebhookEvent)}
 	if r := w.Room; r != nil {
@@ -123,13 +135,7 @@ func (s *Store) Apply(ctx context.Context, w persistence.Writes) error {
 	if w.Empty() {
 		return ctx.Err()
 	}
-	if err := w.Validate(); err != nil {
-		return err
-	}
-	if len(w.Events) > maxEventsPerApply {
-		return fmt.Errorf("%w: %d webhook events in one write", persistence.ErrInvalid, len(w.Events))
-	}
-	p, err := s.plan(&w)
+	p, err := s.checkedPlan(&w)
 	if err != nil {
 		return err
 	}

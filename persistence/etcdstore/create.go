@@ -49,13 +49,7 @@ func (s *Store) ClaimCreate(ctx context.Context, w persistence.Writes) error {
 			return fmt.Errorf("%w: an event of room %q in the creation of room %q", persistence.ErrInvalid, e.GetRoomId(), r.GetId())
 		}
 	}
-	if err := w.Validate(); err != nil {
-		return err
-	}
-	if len(w.Events) > maxEventsPerApply {
-		return fmt.Errorf("%w: %d webhook events in one write", persistence.ErrInvalid, len(w.Events))
-	}
-	p, err := s.plan(&w)
+	p, err := s.checkedPlan(&w)
 	if err != nil {
 		return err
 	}
