@@ -91,11 +91,7 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 			}
 		}
 	}
-	poll.Until(t, "three layers measured", func() bool {
-		l := camTrack.Layers()
-		return len(l) == 3 && l[0].Bitrate > 0 && l[1].Bitrate > 0 && l[2].Bitrate > 0
-	})
-	rates := camTrack.Layers()
+	rates := measuredLayers(t, camTrack)
 	t.Logf("layers: %d, %d, %d bps", rates[0].Bitrate, rates[1].Bitrate, rates[2].Bitrate)
 
 	// The subscriber, on a link the test shapes.

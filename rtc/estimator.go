@@ -28,7 +28,8 @@ import (
 // connection's first sent stream that negotiated the extension, so a
 // publisher's connection, which sends nothing, pays nothing. It uses no
 // pacer: the fan-out writers send as the publisher sends, and the
-// estimate only picks the layer.
+// estimate only picks the layer. A probe of the link (probe.go) that
+// shows a higher rate starts GCC again from that rate (restart).
 //
 // The estimate costs CPU on every packet sent (the extension, GCC's
 // record of it) and every feedback the client sends (GCC's filters), and

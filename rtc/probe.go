@@ -38,12 +38,12 @@ import (
 // the wait before the next, up to probeMaxBackoff, so that a link that
 // cannot carry more is not overrun every second; the bound is short, for
 // a link that was cut and is whole again is found within seconds. A layer
-// a probe put up that comes down again within bweFlapWindow makes the
-// wait twice the hold, then doubles it up to bweMaxUpHold, as a failed up
-// doubles the hold: a link that
+// a probe put up that comes down again within bweFlapWindow withholds
+// that privilege: for twice the hold, then twice as long at each such
+// flap up to bweMaxUpHold, a probe's success only moves the estimate, and
+// the layer waits for the hold as without probing, so that a link that
 // carries a probe and not the layer is not made to flap every few
-// seconds. The wait is forgotten once no layer has come down so for
-// bweMaxUpHold.
+// seconds. The flaps are forgotten after bweMaxUpHold without one.
 
 const (
 	probeDuration    = 500 * time.Millisecond
@@ -244,9 +244,13 @@ type prober struct {
 	until   time.Time     // when it stops sending
 	next    time.Time     // no probe starts before
 	backoff time.Duration
-	okAt    time.Time  // the last probe that succeeded
-	flapAt  time.Time  // the last layer a probe put up that came down
-	hdr     rtp.Header // the padding packets' header, reused
+	okAt    time.Time // the last probe that succeeded
+	flapAt  time.Time // the last layer a probe put up that came down
+	// noGrant: until then a success moves no layer; noGrantFor is how
+	// long the last flap withheld it.
+	noGrant    time.Time
+	noGrantFor time.Duration
+	hdr        rtp.Header // the padding packets' header, reused
 }
 
 func newProber(est *estimator, clk clock.Clock, m *Metrics) *prober {
@@ -271,14 +275,17 @@ func (p *prober) probe(now time.Time, dt *DownTrack, target int) {
 }
 
 // penalize tells p that a layer went down: if a probe put it up within
-// bweFlapWindow, the next probe waits longer.
+// bweFlapWindow, successes move no layer for a while.
 func (p *prober) penalize(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.okAt.IsZero() && now.Sub(p.okAt) < bweFlapWindow {
+		if now.Sub(p.flapAt) >= bweMaxUpHold {
+			p.noGrantFor = 0 // the last flap is forgotten
+		}
 		p.okAt, p.flapAt = time.Time{}, now
-		p.backoff = min(max(2*p.backoff, 2*bweUpHold), bweMaxUpHold)
-		p.next = now.Add(p.backoff)
+		p.noGrantFor = min(max(2*p.noGrantFor, 2*bweUpHold), bweMaxUpHold)
+		p.noGrant = now.Add(p.noGrantFor)
 	}
 }
 
@@ -309,7 +316,8 @@ func (p *prober) tick() {
 
 // settle takes the result of the probe that has stopped sending, once
 // the feedback on it is complete or overdue, and sets when the next may
-// start. It returns the down-track the probe was for if it succeeded.
+// start. It returns the down-track the probe was for if it succeeded and
+// may move its layer.
 func (p *prober) settle(now time.Time) (*DownTrack, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -327,15 +335,16 @@ func (p *prober) settle(now time.Time) (*DownTrack, bool) {
 	p.c, p.dt = nil, nil
 	p.metrics.countProbe(ok)
 	if !ok {
-		p.backoff = max(p.backoff, min(2*p.backoff, probeMaxBackoff))
+		p.backoff = min(2*p.backoff, probeMaxBackoff)
 		p.next = now.Add(p.backoff)
 		return nil, false
 	}
-	if now.Sub(p.flapAt) >= bweMaxUpHold {
-		p.backoff = probeMinInterval
+	p.backoff = probeMinInterval
+	p.next = now.Add(probeMinInterval)
+	if now.Before(p.noGrant) {
+		return nil, false
 	}
 	p.okAt = now
-	p.next = now.Add(probeMinInterval)
 	return dt, true
 }
 

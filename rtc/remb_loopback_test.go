@@ -29,11 +29,7 @@ func TestLoopbackREMBLayers(t *testing.T) {
 	pub, _ := simulcastPublisher(ctx, t, wg, engine, api, 10*time.Millisecond, nil)
 	t.Cleanup(pub.close)
 	cam := serverSimulcast(t, pub, engine, m, nil)
-	poll.Until(t, "three layers measured", func() bool {
-		l := cam.Layers()
-		return len(l) == 3 && l[0].Bitrate > 0 && l[1].Bitrate > 0 && l[2].Bitrate > 0
-	})
-	rates := cam.Layers()
+	rates := measuredLayers(t, cam)
 
 	rembAPI, err := rtctest.ClientAPIWithoutTWCC()
 	if err != nil {
@@ -144,4 +140,15 @@ func serverSimulcast(t *testing.T, pub *peerOwner, engine *Engine, m *Metrics, c
 		}
 	}
 	return track
+}
+
+// measuredLayers returns the three layers of track once each has a
+// measured bitrate.
+func measuredLayers(t *testing.T, track *Track) []LayerInfo {
+	t.Helper()
+	poll.Until(t, "three layers measured", func() bool {
+		l := track.Layers()
+		return len(l) == 3 && l[0].Bitrate > 0 && l[1].Bitrate > 0 && l[2].Bitrate > 0
+	})
+	return track.Layers()
 }
