@@ -727,6 +727,17 @@ async function pollLevels() {
 
 // ---- The connection ----
 
+// offerSources names the shared screen's section for the server (its
+// grants judge it, and the others' pages show it as a screen); the server
+// takes the sections left unnamed for the camera and the microphone.
+function offerSources(pc) {
+  const sources = {};
+  for (const tr of pc.getTransceivers()) {
+    if (screenSender && tr.sender === screenSender && tr.mid !== null) sources[tr.mid] = 'screen_share';
+  }
+  return sources;
+}
+
 function newPeerConnection(iceServers) {
   const pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle' });
   pc.onicecandidate = ({ candidate }) => send({ type: 'candidate', candidate: candidate ? candidate.toJSON() : null });
@@ -734,7 +745,8 @@ function newPeerConnection(iceServers) {
     try {
       makingOffer = true;
       await pc.setLocalDescription();
-      send({ type: 'offer', sdp: pc.localDescription.sdp });
+      const sources = offerSources(pc);
+      send(Object.keys(sources).length ? { type: 'offer', sdp: pc.localDescription.sdp, sources } : { type: 'offer', sdp: pc.localDescription.sdp });
     } catch (err) {
       showNotice(`offer failed: ${err}`, true);
     } finally {
