@@ -88,7 +88,11 @@ type signalConn struct {
 	cancel context.CancelFunc
 	// lastFrame is when the client last sent anything (a pong included), in
 	// Unix nanoseconds: the reader deadline.
-	lastFrame  atomic.Int64
+	lastFrame atomic.Int64
+	// joinSeen: a join message came. The join deadline is for its coming;
+	// the join itself (relayed to a slow owner, say) is bounded by its
+	// own timeouts and either joins or ends the socket.
+	joinSeen   atomic.Bool
 	stopped    chan struct{} // closed by stop: the writer closes the socket
 	writerDone chan struct{}
 
@@ -367,6 +371,9 @@ func (c *signalConn) readLoop() {
 			var m clientMsg
 			m, msgErr = decodeClientMsg(b)
 			req = m.typ
+			if msgErr == nil && m.typ == msgJoin {
+				c.joinSeen.Store(true)
+			}
 			if msgErr == nil {
 				msgErr = c.handle(m)
 			}
@@ -541,7 +548,7 @@ func (c *signalConn) writeLoop(awaitJoin bool) {
 			}
 		case <-joinDeadline:
 			c.mu.Lock()
-			waiting := c.hold && !c.closing
+			waiting := c.hold && !c.closing && !c.joinSeen.Load()
 			c.mu.Unlock()
 			if waiting {
 				c.stop(errBadClient, websocket.StatusPolicyViolation, "no join message")
