@@ -61,24 +61,33 @@ func findReport(blocks []byte, count uint8, ssrc uint32, fb *rtcpFeedback) {
 	}
 }
 
+// nextRTCP splits the first packet off compound RTCP packet b; ok is
+// false at its end or at a malformed packet.
+func nextRTCP(b []byte) (pkt, rest []byte, ok bool) {
+	if len(b) < rtcpHdrSize || b[0]>>6 != 2 {
+		return nil, nil, false
+	}
+	size := rtcpHdrSize + 4*int(binary.BigEndian.Uint16(b[2:]))
+	if size > len(b) {
+		return nil, nil, false
+	}
+	return b[:size], b[size:], true
+}
+
 // walkRTCP goes through a compound RTCP packet and reports the keyframe
 // requests, NACKed sequence numbers and reception reports addressed to
 // mediaSSRC. It allocates
 // nothing and stops at the first malformed packet, keeping what it has read
 // so far; it returns the number of NACKed sequence numbers reported.
 func walkRTCP(b []byte, mediaSSRC uint32, fb *rtcpFeedback) (nacked int) {
-	for len(b) >= rtcpHdrSize {
-		if b[0]>>6 != 2 {
+	for {
+		pkt, rest, ok := nextRTCP(b)
+		if !ok {
 			return nacked
 		}
-		count := b[0] & 0x1f
-		pt := b[1]
-		size := rtcpHdrSize + 4*int(binary.BigEndian.Uint16(b[2:]))
-		if size > len(b) {
-			return nacked
-		}
-		pkt := b[:size]
-		b = b[size:]
+		b = rest
+		count := pkt[0] & 0x1f
+		pt := pkt[1]
 		switch {
 		case pt == rtcpRR && len(pkt) >= rtcpRRHeaderSize:
 			findReport(pkt[rtcpRRHeaderSize:], count, mediaSSRC, fb)
@@ -124,5 +133,4 @@ func walkRTCP(b []byte, mediaSSRC uint32, fb *rtcpFeedback) (nacked int) {
 			}
 		}
 	}
-	return nacked
 }

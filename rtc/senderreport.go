@@ -56,23 +56,18 @@ type SenderReportSink interface {
 // packet, if there is one. It allocates nothing and stops at the first
 // malformed packet.
 func senderReportOf(b []byte, ssrc uint32) (SenderReport, bool) {
-	for len(b) >= rtcpHdrSize {
-		if b[0]>>6 != 2 {
+	for {
+		pkt, rest, ok := nextRTCP(b)
+		if !ok {
 			return SenderReport{}, false
 		}
-		size := rtcpHdrSize + 4*int(binary.BigEndian.Uint16(b[2:]))
-		if size > len(b) {
-			return SenderReport{}, false
-		}
-		pkt := b[:size]
-		b = b[size:]
+		b = rest
 		// Sender SSRC, NTP timestamp, RTP timestamp, then the counts.
-		if pkt[1] != rtcpSR || len(pkt) < 28 || binary.BigEndian.Uint32(pkt[4:]) != ssrc {
+		if pkt[1] != rtcpSR || len(pkt) < rtcpSRHeaderSize || binary.BigEndian.Uint32(pkt[4:]) != ssrc {
 			continue
 		}
 		return SenderReport{SSRC: ssrc, NTP: binary.BigEndian.Uint64(pkt[8:]), RTPTime: binary.BigEndian.Uint32(pkt[16:])}, true
 	}
-	return SenderReport{}, false
 }
 
 // LastSenderReport returns the latest sender report of the forwarder's
