@@ -7,6 +7,7 @@ package actors
 // its own, never per packet, and only while a member publishes audio.
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"time"
@@ -158,15 +159,7 @@ func (a *roomActor) sampleSpeakers() []Speaker {
 		}
 	}
 	a.speakers.updates = seen
-	slices.SortStableFunc(out, func(x, y candidate) int {
-		switch {
-		case x.dBov < y.dBov:
-			return -1
-		case x.dBov > y.dBov:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(out, func(x, y candidate) int { return cmp.Compare(x.dBov, y.dBov) })
 	list := make([]Speaker, len(out))
 	for i, c := range out {
 		list[i] = c.sp
