@@ -1,7 +1,10 @@
-// Package persistence owns Troupe's one embedded Pebble database in the data
-// directory: rooms, sessions and their participant history with their
-// listing indexes, recordings and their listing indexes, the webhook outbox
-// and failed deliveries, and the idempotency records of the HTTP API.
+// Package persistence owns the store of record: what a backend must keep and
+// promise (Backend), and the single node's backend, one embedded Pebble
+// database in the data directory: rooms, sessions and their participant
+// history with their listing indexes, recordings and their listing indexes,
+// the webhook outbox and failed deliveries, and the idempotency records of
+// the HTTP API. A cluster keeps the same records in etcd instead
+// (persistence/etcdstore), and no node of a cluster opens Pebble for them.
 //
 // Apply writes several records in one synced batch, so that a room actor's
 // state change and the webhook events reporting it are stored together or
