@@ -164,6 +164,19 @@ func plainStore(t *testing.T, endpoint string) *etcdstore.Store {
 	return s
 }
 
+// nodeStore opens the cluster's store on etcd as node nodeID would, with
+// a lease of ttl: a stand-in for a node that owns rooms.
+func nodeStore(t *testing.T, endpoint, nodeID string, ttl time.Duration) *etcdstore.Store {
+	t.Helper()
+	s, err := etcdstore.New(t.Context(), etcdstore.Config{Endpoints: []string{endpoint}, NodeID: nodeID,
+		LeaseTTL: ttl, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // leftEvents returns the data of the participant-left events pending in
 // the outbox for session.
 func leftEvents(t *testing.T, store *etcdstore.Store, session string) []map[string]any {

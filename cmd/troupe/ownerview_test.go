@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -120,12 +119,7 @@ func TestOwnerHintStaleOwnerRetried(t *testing.T) {
 	endpoint, nodes := startCluster(t, "node-a", "node-b")
 	a, b := nodes[0], nodes[1]
 
-	stale, err := etcdstore.New(t.Context(), etcdstore.Config{Endpoints: []string{endpoint}, NodeID: "node-old",
-		LeaseTTL: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stale.Close() })
+	stale := nodeStore(t, endpoint, "node-old", 5*time.Second)
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
@@ -265,12 +259,7 @@ func TestOwnerHintNodeRestart(t *testing.T) {
 func TestForwardToFrozenOwner(t *testing.T) {
 	endpoint, nodes := startCluster(t, "node-b")
 	b := nodes[0]
-	frozen, err := etcdstore.New(t.Context(), etcdstore.Config{Endpoints: []string{endpoint}, NodeID: "node-frozen",
-		LeaseTTL: 30 * time.Second, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { frozen.Close() })
+	frozen := nodeStore(t, endpoint, "node-frozen", 30*time.Second)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/rtc" {
 			<-r.Context().Done() // the forwarder gave up
@@ -321,18 +310,7 @@ func TestForwardToFrozenOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, _, err := websocket.Dial(ctx, "ws://"+b.addr+"/rtc", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"join","token":"`+tok+`"}`)); err != nil {
-		t.Fatal(err)
-	}
-	_, msg, err := ws.Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws, msg := b.join(ctx, tok, nil)
 	if !strings.Contains(string(msg), `"code":"room_unavailable"`) || !strings.Contains(string(msg), `"retry_after_ms":`) {
 		t.Fatalf("a join through node-b relayed to a frozen owner: %s", msg)
 	}
