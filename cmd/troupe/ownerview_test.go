@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,17 +23,7 @@ import (
 // ownerHints reads troupe_room_owner_hints_total from a server's /metrics.
 func ownerHints(t *testing.T, s *testServer) int {
 	t.Helper()
-	for _, line := range strings.Split(metricsText(t, s), "\n") {
-		if v, ok := strings.CutPrefix(line, "troupe_room_owner_hints_total "); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				t.Fatalf("troupe_room_owner_hints_total %q: %v", v, err)
-			}
-			return n
-		}
-	}
-	t.Fatal("/metrics has no troupe_room_owner_hints_total")
-	return 0
+	return int(s.metric("troupe_room_owner_hints_total"))
 }
 
 // A node that heard which node owns a room forwards its requests there

@@ -185,6 +185,16 @@ func (s *testServer) mustDo(want int, method, path, body string) map[string]any 
 	return m
 }
 
+// metric reads an unlabelled gauge or counter from s's /metrics.
+func (s *testServer) metric(name string) float64 {
+	s.t.Helper()
+	v, err := proc.Metric(context.Background(), s.client, s.url, name)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return v
+}
+
 // join opens a signaling socket on s, with header (nil for none), and
 // sends a join with tok; it returns the socket, closed at the end of the
 // test if not before, and the server's first answer.
