@@ -177,6 +177,21 @@ func nodeStore(t *testing.T, endpoint, nodeID string, ttl time.Duration) *etcdst
 	return s
 }
 
+// standIn makes s, opened by nodeStore as nodeID, a node served at url
+// (a test's own server that stands for a node) and the owner of room.
+func standIn(t *testing.T, s *etcdstore.Store, nodeID, url, room string) {
+	t.Helper()
+	if _, err := s.Register(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutNode(t.Context(), etcdstore.NodeInfo{ID: nodeID, AdvertiseURL: url}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Claim(t.Context(), room); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // leftEvents returns the data of the participant-left events pending in
 // the outbox for session.
 func leftEvents(t *testing.T, store *etcdstore.Store, session string) []map[string]any {

@@ -17,7 +17,6 @@ import (
 	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/poll"
-	"github.com/troupe-media/troupe/persistence/etcdstore"
 )
 
 // ownerHints reads troupe_room_owner_hints_total from a server's /metrics.
@@ -133,15 +132,7 @@ func TestOwnerHintStaleOwnerRetried(t *testing.T) {
 		json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": "room_unavailable"}})
 	}))
 	t.Cleanup(srv.Close)
-	if _, err := stale.Register(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if err := stale.PutNode(t.Context(), etcdstore.NodeInfo{ID: "node-old", AdvertiseURL: srv.URL}); err != nil {
-		t.Fatal(err)
-	}
-	if err := stale.Claim(t.Context(), "r1"); err != nil {
-		t.Fatal(err)
-	}
+	standIn(t, stale, "node-old", srv.URL, "r1")
 
 	got := b.mustDo(200, "GET", "/api/v1/rooms/r1", "")
 	if got["id"] != "r1" || got["node_id"] != "node-a" {
@@ -267,15 +258,7 @@ func TestForwardToFrozenOwner(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	if _, err := frozen.Register(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if err := frozen.PutNode(t.Context(), etcdstore.NodeInfo{ID: "node-frozen", AdvertiseURL: srv.URL}); err != nil {
-		t.Fatal(err)
-	}
-	if err := frozen.Claim(t.Context(), "r1"); err != nil {
-		t.Fatal(err)
-	}
+	standIn(t, frozen, "node-frozen", srv.URL, "r1")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
 	defer cancel()
 

@@ -19,7 +19,6 @@ import (
 	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/poll"
-	"github.com/troupe-media/troupe/persistence/etcdstore"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
@@ -235,15 +234,7 @@ func TestRelayedJoinStaleOwnerRetried(t *testing.T) {
 		_ = ws.Close(4503, "room_unavailable")
 	}))
 	t.Cleanup(srv.Close)
-	if _, err := stale.Register(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if err := stale.PutNode(t.Context(), etcdstore.NodeInfo{ID: "node-old", AdvertiseURL: srv.URL}); err != nil {
-		t.Fatal(err)
-	}
-	if err := stale.Claim(t.Context(), "r1"); err != nil {
-		t.Fatal(err)
-	}
+	standIn(t, stale, "node-old", srv.URL, "r1")
 	tok, err := auth.Mint(auth.Key{ID: "TKcluster", Secret: strings.Repeat("s", 32)},
 		auth.JoinClaims(time.Now(), time.Hour, "r1", "alice", "Alice", auth.RoleSubscriber))
 	if err != nil {
