@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/troupe-media/troupe/actors/actorpb"
 	"github.com/troupe-media/troupe/internal/clock"
@@ -38,16 +37,7 @@ func (o storeCreator) ClaimCreate(ctx context.Context, roomID string, w persiste
 // creatorRooms runs Rooms on a cluster node's store with a Creator.
 func creatorRooms(t *testing.T, store *etcdstore.Store) *Rooms {
 	t.Helper()
-	rooms, err := NewRooms(Config{Store: store, Owners: storeCreator{storeOwners{store}}, Clock: clock.System{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		rooms.Close(ctx)
-	})
-	return rooms
+	return runRooms(t, Config{Store: store, Owners: storeCreator{storeOwners{store}}, Clock: clock.System{}})
 }
 
 // A create claims its new room in its own write: the node that created it

@@ -52,12 +52,15 @@ func (o storeOwners) Claim(ctx context.Context, roomID string) error {
 // Elsewhere knows no owner: these tests' requests all ask etcd (Claim).
 func (storeOwners) Elsewhere(string) (string, bool) { return "", false }
 
-// clusterRooms runs Rooms on a cluster node's store, which is its room
-// ownership too, queuing every event for one global webhook.
-func clusterRooms(t *testing.T, store *etcdstore.Store, clk clock.Clock) *Rooms {
+// runRooms runs Rooms with cfg until the test ends. Its requests wait a
+// minute for a room unless cfg says otherwise: on a loaded machine a room
+// may take seconds to answer, and a test that wants a timeout sets its own.
+func runRooms(t *testing.T, cfg Config) *Rooms {
 	t.Helper()
-	rooms, err := NewRooms(Config{Store: store, Owners: storeOwners{store}, Clock: clk, RequestTimeout: time.Minute,
-		Webhooks: []webhook.Destination{{Endpoint: "https://hooks.example/troupe", Events: []string{"*"}}}})
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = time.Minute
+	}
+	rooms, err := NewRooms(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +70,14 @@ func clusterRooms(t *testing.T, store *etcdstore.Store, clk clock.Clock) *Rooms 
 		rooms.Close(ctx)
 	})
 	return rooms
+}
+
+// clusterRooms runs Rooms on a cluster node's store, which is its room
+// ownership too, queuing every event for one global webhook.
+func clusterRooms(t *testing.T, store *etcdstore.Store, clk clock.Clock) *Rooms {
+	t.Helper()
+	return runRooms(t, Config{Store: store, Owners: storeOwners{store}, Clock: clk,
+		Webhooks: []webhook.Destination{{Endpoint: "https://hooks.example/troupe", Events: []string{"*"}}}})
 }
 
 // A node dies with a participant in its room: the room's record, its

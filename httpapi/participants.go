@@ -242,17 +242,14 @@ func (s *Server) muteParticipant(c *gin.Context) error {
 	if *kind != "audio" && *kind != "video" {
 		return fieldError("kind", "must be audio or video")
 	}
-	muted, err := nonNull[bool](o, "muted", whatBool)
+	muted, err := requiredBool(o, "muted")
 	if err != nil {
 		return err
-	}
-	if muted == nil {
-		return fieldError("muted", "is required")
 	}
 	if err := o.finish(); err != nil {
 		return err
 	}
-	if err := s.cfg.Rooms.MuteParticipant(c.Request.Context(), actors.RoomID(c.Param("id")), actors.ParticipantID(c.Param("pid")), *kind, *muted); err != nil {
+	if err := s.cfg.Rooms.MuteParticipant(c.Request.Context(), actors.RoomID(c.Param("id")), actors.ParticipantID(c.Param("pid")), *kind, muted); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)

@@ -143,23 +143,13 @@ func decodeClientMsg(b []byte) (clientMsg, error) {
 		} else {
 			m.kind = *kind
 		}
-		muted, err := nonNull[bool](o, "muted", whatBool)
-		if err != nil {
+		if m.muted, err = requiredBool(o, "muted"); err != nil {
 			return m, err
 		}
-		if muted == nil {
-			return m, fieldError("muted", "is required")
-		}
-		m.muted = *muted
 	case msgHand:
-		raised, err := nonNull[bool](o, "raised", whatBool)
-		if err != nil {
+		if m.raised, err = requiredBool(o, "raised"); err != nil {
 			return m, err
 		}
-		if raised == nil {
-			return m, fieldError("raised", "is required")
-		}
-		m.raised = *raised
 	case msgTrackSettings:
 		if m.track, m.settings, err = decodeTrackSettings(o); err != nil {
 			return m, err
@@ -264,6 +254,18 @@ func requiredString(o *jsonObject, name string) (string, error) {
 	}
 	if v == nil || *v == "" {
 		return "", fieldError(name, "is required")
+	}
+	return *v, nil
+}
+
+// requiredBool reads the boolean field name, which must be present.
+func requiredBool(o *jsonObject, name string) (bool, error) {
+	v, err := nonNull[bool](o, name, whatBool)
+	if err != nil {
+		return false, err
+	}
+	if v == nil {
+		return false, fieldError(name, "is required")
 	}
 	return *v, nil
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-media/troupe/bench/proc"
 	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
 )
@@ -403,25 +404,11 @@ func (n *Node) LogPath() string { return n.proc.logPath }
 
 // Metric reads an unlabelled gauge or counter from node n's /metrics.
 func (c *Cluster) Metric(ctx context.Context, n *Node, name string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+"/metrics", nil)
+	v, err := proc.Metric(ctx, c.client, n.URL, name)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("cluster: %s: %w", n.ID, err)
 	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("cluster: %s /metrics: %w", n.ID, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, fmt.Errorf("cluster: %s /metrics: %w", n.ID, err)
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
-	}
-	return 0, fmt.Errorf("cluster: %s /metrics has no %s", n.ID, name)
+	return v, nil
 }
 
 // NodeIDs lists the nodes that node n's GET /api/v1/cluster/nodes names.

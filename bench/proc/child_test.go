@@ -174,3 +174,18 @@ func TestMetricsCPU(t *testing.T) {
 		})
 	}
 }
+
+// Metric reads the figure of the name asked for, not one whose name it
+// begins.
+func TestMetricByName(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "troupe_room_actors_total 9\ntroupe_room_actors 3\n")
+	}))
+	defer srv.Close()
+	if v, err := Metric(context.Background(), srv.Client(), srv.URL, "troupe_room_actors"); err != nil || v != 3 {
+		t.Fatalf("Metric(troupe_room_actors) = %v, %v; want 3", v, err)
+	}
+	if _, err := Metric(context.Background(), srv.Client(), srv.URL, "troupe_participants"); !errors.Is(err, ErrNoMetric) {
+		t.Fatalf("Metric(troupe_participants) = %v, want ErrNoMetric", err)
+	}
+}

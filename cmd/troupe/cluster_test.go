@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -91,13 +92,7 @@ func TestSingleNodeListsItself(t *testing.T) {
 // roomActors reads troupe_room_actors from a server's /metrics.
 func roomActors(t *testing.T, s *testServer) string {
 	t.Helper()
-	for _, line := range strings.Split(metricsText(t, s), "\n") {
-		if v, ok := strings.CutPrefix(line, "troupe_room_actors "); ok {
-			return v
-		}
-	}
-	t.Fatal("/metrics has no troupe_room_actors")
-	return ""
+	return strconv.FormatFloat(s.metric("troupe_room_actors"), 'f', -1, 64)
 }
 
 // A room runs on the node that claimed it: another node never runs it. When the owner loses its lease it stops its rooms at once and

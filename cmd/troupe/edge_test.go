@@ -314,18 +314,7 @@ func TestTURNRelay(t *testing.T) {
 	// A WebSocket joiner gets them in joined.
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws://"+s.addr+"/rtc", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"join","token":"`+tok+`"}`)); err != nil {
-		t.Fatal(err)
-	}
-	_, msg, err := ws.Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws, msg := s.join(ctx, tok, nil)
 	var joined struct {
 		Type        string `json:"type"`
 		Participant struct {

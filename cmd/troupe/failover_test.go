@@ -164,6 +164,34 @@ func plainStore(t *testing.T, endpoint string) *etcdstore.Store {
 	return s
 }
 
+// nodeStore opens the cluster's store on etcd as node nodeID would, with
+// a lease of ttl: a stand-in for a node that owns rooms.
+func nodeStore(t *testing.T, endpoint, nodeID string, ttl time.Duration) *etcdstore.Store {
+	t.Helper()
+	s, err := etcdstore.New(t.Context(), etcdstore.Config{Endpoints: []string{endpoint}, NodeID: nodeID,
+		LeaseTTL: ttl, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// standIn makes s, opened by nodeStore as nodeID, a node served at url
+// (a test's own server that stands for a node) and the owner of room.
+func standIn(t *testing.T, s *etcdstore.Store, nodeID, url, room string) {
+	t.Helper()
+	if _, err := s.Register(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutNode(t.Context(), etcdstore.NodeInfo{ID: nodeID, AdvertiseURL: url}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Claim(t.Context(), room); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // leftEvents returns the data of the participant-left events pending in
 // the outbox for session.
 func leftEvents(t *testing.T, store *etcdstore.Store, session string) []map[string]any {

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,23 +17,12 @@ import (
 	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/poll"
-	"github.com/troupe-media/troupe/persistence/etcdstore"
 )
 
 // ownerHints reads troupe_room_owner_hints_total from a server's /metrics.
 func ownerHints(t *testing.T, s *testServer) int {
 	t.Helper()
-	for _, line := range strings.Split(metricsText(t, s), "\n") {
-		if v, ok := strings.CutPrefix(line, "troupe_room_owner_hints_total "); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				t.Fatalf("troupe_room_owner_hints_total %q: %v", v, err)
-			}
-			return n
-		}
-	}
-	t.Fatal("/metrics has no troupe_room_owner_hints_total")
-	return 0
+	return int(s.metric("troupe_room_owner_hints_total"))
 }
 
 // A node that heard which node owns a room forwards its requests there
@@ -120,12 +107,7 @@ func TestOwnerHintStaleOwnerRetried(t *testing.T) {
 	endpoint, nodes := startCluster(t, "node-a", "node-b")
 	a, b := nodes[0], nodes[1]
 
-	stale, err := etcdstore.New(t.Context(), etcdstore.Config{Endpoints: []string{endpoint}, NodeID: "node-old",
-		LeaseTTL: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stale.Close() })
+	stale := nodeStore(t, endpoint, "node-old", 5*time.Second)
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
@@ -150,15 +132,7 @@ func TestOwnerHintStaleOwnerRetried(t *testing.T) {
 		json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": "room_unavailable"}})
 	}))
 	t.Cleanup(srv.Close)
-	if _, err := stale.Register(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if err := stale.PutNode(t.Context(), etcdstore.NodeInfo{ID: "node-old", AdvertiseURL: srv.URL}); err != nil {
-		t.Fatal(err)
-	}
-	if err := stale.Claim(t.Context(), "r1"); err != nil {
-		t.Fatal(err)
-	}
+	standIn(t, stale, "node-old", srv.URL, "r1")
 
 	got := b.mustDo(200, "GET", "/api/v1/rooms/r1", "")
 	if got["id"] != "r1" || got["node_id"] != "node-a" {
@@ -265,12 +239,7 @@ func TestOwnerHintNodeRestart(t *testing.T) {
 func TestForwardToFrozenOwner(t *testing.T) {
 	endpoint, nodes := startCluster(t, "node-b")
 	b := nodes[0]
-	frozen, err := etcdstore.New(t.Context(), etcdstore.Config{Endpoints: []string{endpoint}, NodeID: "node-frozen",
-		LeaseTTL: 30 * time.Second, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { frozen.Close() })
+	frozen := nodeStore(t, endpoint, "node-frozen", 30*time.Second)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/rtc" {
 			<-r.Context().Done() // the forwarder gave up
@@ -289,15 +258,7 @@ func TestForwardToFrozenOwner(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	if _, err := frozen.Register(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if err := frozen.PutNode(t.Context(), etcdstore.NodeInfo{ID: "node-frozen", AdvertiseURL: srv.URL}); err != nil {
-		t.Fatal(err)
-	}
-	if err := frozen.Claim(t.Context(), "r1"); err != nil {
-		t.Fatal(err)
-	}
+	standIn(t, frozen, "node-frozen", srv.URL, "r1")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
 	defer cancel()
 
@@ -321,18 +282,7 @@ func TestForwardToFrozenOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, _, err := websocket.Dial(ctx, "ws://"+b.addr+"/rtc", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"join","token":"`+tok+`"}`)); err != nil {
-		t.Fatal(err)
-	}
-	_, msg, err := ws.Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws, msg := b.join(ctx, tok, nil)
 	if !strings.Contains(string(msg), `"code":"room_unavailable"`) || !strings.Contains(string(msg), `"retry_after_ms":`) {
 		t.Fatalf("a join through node-b relayed to a frozen owner: %s", msg)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -20,7 +19,6 @@ import (
 	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/poll"
-	"github.com/troupe-media/troupe/persistence/etcdstore"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
@@ -138,27 +136,8 @@ func TestFirstMessageJoinRelayClose(t *testing.T) {
 	tok := b.mustDo(200, "POST", "/api/v1/rooms/r1/tokens", `{"identity":"alice","role":"subscriber"}`)["token"].(string)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
 	defer cancel()
-	join := func(s *testServer, header map[string]string) (*websocket.Conn, string) {
-		t.Helper()
-		opts := &websocket.DialOptions{HTTPHeader: map[string][]string{}}
-		for k, v := range header {
-			opts.HTTPHeader.Set(k, v)
-		}
-		ws, _, err := websocket.Dial(ctx, "ws://"+s.addr+"/rtc", opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"join","token":"`+tok+`"}`)); err != nil {
-			t.Fatal(err)
-		}
-		_, msg, err := ws.Read(ctx)
-		if err != nil {
-			t.Fatalf("read the answer to join: %v", err)
-		}
-		return ws, string(msg)
-	}
-	ws, msg := join(b, nil)
-	if !strings.Contains(msg, `"code":"room_locked"`) {
+	ws, msg := b.join(ctx, tok, nil)
+	if !strings.Contains(string(msg), `"code":"room_locked"`) {
 		t.Fatalf("answer to a join of a locked room through node-b: %s", msg)
 	}
 	_, _, err := ws.Read(ctx)
@@ -168,8 +147,8 @@ func TestFirstMessageJoinRelayClose(t *testing.T) {
 	}
 
 	a.mustDo(200, "PATCH", "/api/v1/rooms/r1", `{"config":{"locked":false}}`)
-	ws, msg = join(b, nil)
-	if !strings.Contains(msg, `"type":"joined"`) {
+	ws, msg = b.join(ctx, tok, nil)
+	if !strings.Contains(string(msg), `"type":"joined"`) {
 		t.Fatalf("answer to a join through node-b: %s", msg)
 	}
 	if got := participantIdentities(t, a, "r1"); !slices.Equal(got, []string{"alice"}) {
@@ -181,9 +160,8 @@ func TestFirstMessageJoinRelayClose(t *testing.T) {
 	poll.Until(t, "alice to leave node-a's room", func() bool { return len(participantIdentities(t, a, "r1")) == 0 })
 
 	// Relayed already: node-b answers itself rather than relay again.
-	ws, msg = join(b, map[string]string{"Troupe-Forwarded-By": "node-x"})
-	defer ws.CloseNow()
-	if !strings.Contains(msg, `"code":"room_unavailable"`) {
+	ws, msg = b.join(ctx, tok, http.Header{httpapi.ForwardedByHeader: {"node-x"}})
+	if !strings.Contains(string(msg), `"code":"room_unavailable"`) {
 		t.Fatalf("answer to a join relayed once already: %s", msg)
 	}
 	if _, _, err := ws.Read(ctx); websocket.CloseStatus(err) != 4503 {
@@ -201,19 +179,7 @@ func TestRelayedJoinRefusalNamesTheOwner(t *testing.T) {
 	tok := joinToken(t, a, "r1", "alice", "subscriber")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
 	defer cancel()
-	opts := &websocket.DialOptions{HTTPHeader: http.Header{httpapi.ForwardedByHeader: {"node-x"}}}
-	ws, _, err := websocket.Dial(ctx, "ws://"+b.addr+"/rtc", opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"join","token":"`+tok+`"}`)); err != nil {
-		t.Fatal(err)
-	}
-	_, msg, err := ws.Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, msg := b.join(ctx, tok, http.Header{httpapi.ForwardedByHeader: {"node-x"}})
 	var refusal struct {
 		Type, Code, Owner string
 		RetryAfterMs      int `json:"retry_after_ms"`
@@ -237,12 +203,7 @@ func TestRelayedJoinRefusalNamesTheOwner(t *testing.T) {
 func TestRelayedJoinStaleOwnerRetried(t *testing.T) {
 	endpoint, nodes := startCluster(t, "node-a", "node-b")
 	a, b := nodes[0], nodes[1]
-	stale, err := etcdstore.New(t.Context(), etcdstore.Config{Endpoints: []string{endpoint}, NodeID: "node-old",
-		LeaseTTL: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stale.Close() })
+	stale := nodeStore(t, endpoint, "node-old", 5*time.Second)
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
@@ -273,15 +234,7 @@ func TestRelayedJoinStaleOwnerRetried(t *testing.T) {
 		_ = ws.Close(4503, "room_unavailable")
 	}))
 	t.Cleanup(srv.Close)
-	if _, err := stale.Register(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if err := stale.PutNode(t.Context(), etcdstore.NodeInfo{ID: "node-old", AdvertiseURL: srv.URL}); err != nil {
-		t.Fatal(err)
-	}
-	if err := stale.Claim(t.Context(), "r1"); err != nil {
-		t.Fatal(err)
-	}
+	standIn(t, stale, "node-old", srv.URL, "r1")
 	tok, err := auth.Mint(auth.Key{ID: "TKcluster", Secret: strings.Repeat("s", 32)},
 		auth.JoinClaims(time.Now(), time.Hour, "r1", "alice", "Alice", auth.RoleSubscriber))
 	if err != nil {

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/troupe-media/troupe/bench/proc"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/leaktest"
@@ -181,6 +183,38 @@ func (s *testServer) mustDo(want int, method, path, body string) map[string]any 
 	}
 	m, _ := v.(map[string]any)
 	return m
+}
+
+// metric reads an unlabelled gauge or counter from s's /metrics.
+func (s *testServer) metric(name string) float64 {
+	s.t.Helper()
+	v, err := proc.Metric(context.Background(), s.client, s.url, name)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return v
+}
+
+// join opens a signaling socket on s, with header (nil for none), and
+// sends a join with tok; it returns the socket, closed at the end of the
+// test if not before, and the server's first answer.
+func (s *testServer) join(ctx context.Context, tok string, header http.Header) (*websocket.Conn, []byte) {
+	s.t.Helper()
+	// http://host becomes ws://host, https://host wss://host.
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.url, "http")+"/rtc",
+		&websocket.DialOptions{HTTPClient: s.client, HTTPHeader: header})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { ws.CloseNow() })
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"join","token":"`+tok+`"}`)); err != nil {
+		s.t.Fatal(err)
+	}
+	_, msg, err := ws.Read(ctx)
+	if err != nil {
+		s.t.Fatalf("read the answer to join: %v", err)
+	}
+	return ws, msg
 }
 
 func TestFirstStartCreatesKeyLaterStartsReuseIt(t *testing.T) {

@@ -96,16 +96,9 @@ func TestHTTPSServesRotatedCertificate(t *testing.T) {
 	tok := s.mustDo(http.StatusOK, "POST", "/api/v1/rooms/r1/tokens", `{"identity":"alice","role":"subscriber"}`)["token"].(string)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "wss://"+s.addr+"/rtc", &websocket.DialOptions{HTTPClient: s.client})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"join","token":"`+tok+`"}`)); err != nil {
-		t.Fatal(err)
-	}
-	if _, msg, err := ws.Read(ctx); err != nil || !strings.Contains(string(msg), `"type":"joined"`) {
-		t.Fatalf("answer to join over WSS: %s, %v", msg, err)
+	ws, msg := s.join(ctx, tok, nil)
+	if !strings.Contains(string(msg), `"type":"joined"`) {
+		t.Fatalf("answer to join over WSS: %s", msg)
 	}
 	ws.Close(websocket.StatusNormalClosure, "")
 

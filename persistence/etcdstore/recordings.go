@@ -56,32 +56,7 @@ func (k keys) recordingIndex(r *recordpb.Recording) []string {
 // GetRecording returns the recording with the given id, or
 // persistence.ErrNotFound.
 func (s *Store) GetRecording(ctx context.Context, id string) (*recordpb.Recording, error) {
-	if id == "" {
-		return nil, persistence.ErrNotFound
-	}
-	if err := s.enter(ctx); err != nil {
-		return nil, err
-	}
-	defer s.leave()
-	resp, err := s.cli.Get(ctx, s.k.recording(id))
-	if err != nil {
-		return nil, fmt.Errorf("etcdstore: get recording %q: %w", id, err)
-	}
-	if len(resp.Kvs) == 0 {
-		return nil, persistence.ErrNotFound
-	}
-	return decodeRecording(resp.Kvs[0], id)
-}
-
-func decodeRecording(kv *mvccpb.KeyValue, id string) (*recordpb.Recording, error) {
-	r, err := persistence.DecodeRecording(kv.Value)
-	if err == nil && r.GetId() != id {
-		err = fmt.Errorf("holds recording %q", r.GetId())
-	}
-	if err != nil {
-		return nil, &persistence.CorruptError{Kind: persistence.KindRecording, Key: string(kv.Key), Err: err}
-	}
-	return r, nil
+	return recordingRecords.get(ctx, s, id)
 }
 
 // ListRecordings returns a page of recordings, newest first. A query with
@@ -103,7 +78,7 @@ func (s *Store) ListRecordings(ctx context.Context, q persistence.RecordingQuery
 	if err != nil {
 		return persistence.RecordingPage{}, fmt.Errorf("etcdstore: list recordings: %w", err)
 	}
-	recs, err := s.recordingsAt(ctx, rev, prefix, entries)
+	recs, err := recordingRecords.listed(ctx, s, rev, prefix, entries)
 	if err != nil {
 		return persistence.RecordingPage{}, err
 	}
@@ -118,38 +93,6 @@ func (s *Store) ListRecordings(ctx context.Context, q persistence.RecordingQuery
 	}
 	lo, hi := q.Window(len(match))
 	return persistence.RecordingPage{Recordings: match[lo:hi], Total: len(match)}, nil
-}
-
-// recordingsAt reads, at revision rev, the recordings that the listing
-// entries of the range prefix name.
-func (s *Store) recordingsAt(ctx context.Context, rev int64, prefix string, entries []string) ([]*recordpb.Recording, error) {
-	ids := make([]string, len(entries))
-	keys := make([]string, len(entries))
-	for i, e := range entries {
-		id, err := idAfterTime(e, prefix)
-		if err != nil {
-			return nil, &persistence.CorruptError{Kind: persistence.KindRecordingIdx, Key: e, Err: err}
-		}
-		ids[i], keys[i] = id, s.k.recording(id)
-	}
-	got, _, err := s.getMany(ctx, rev, keys)
-	if err != nil {
-		return nil, fmt.Errorf("etcdstore: list recordings: %w", err)
-	}
-	out := make([]*recordpb.Recording, 0, len(ids))
-	for i, id := range ids {
-		kv := got[keys[i]]
-		if kv == nil {
-			return nil, &persistence.CorruptError{Kind: persistence.KindRecordingIdx, Key: entries[i],
-				Err: fmt.Errorf("recording %q is missing", id)}
-		}
-		r, err := decodeRecording(kv, id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, nil
 }
 
 // OpenRecordings returns every recording that has not ended.

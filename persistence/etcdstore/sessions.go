@@ -6,8 +6,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"go.etcd.io/etcd/api/v3/mvccpb"
-
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
@@ -15,32 +13,7 @@ import (
 // GetSession returns the session with the given id, or
 // persistence.ErrNotFound.
 func (s *Store) GetSession(ctx context.Context, id string) (*recordpb.Session, error) {
-	if id == "" {
-		return nil, persistence.ErrNotFound
-	}
-	if err := s.enter(ctx); err != nil {
-		return nil, err
-	}
-	defer s.leave()
-	resp, err := s.cli.Get(ctx, s.k.session(id))
-	if err != nil {
-		return nil, fmt.Errorf("etcdstore: get session %q: %w", id, err)
-	}
-	if len(resp.Kvs) == 0 {
-		return nil, persistence.ErrNotFound
-	}
-	return decodeSession(resp.Kvs[0], id)
-}
-
-func decodeSession(kv *mvccpb.KeyValue, id string) (*recordpb.Session, error) {
-	sess, err := persistence.DecodeSession(kv.Value)
-	if err == nil && sess.GetId() != id {
-		err = fmt.Errorf("holds session %q", sess.GetId())
-	}
-	if err != nil {
-		return nil, &persistence.CorruptError{Kind: persistence.KindSession, Key: string(kv.Key), Err: err}
-	}
-	return sess, nil
+	return sessionRecords.get(ctx, s, id)
 }
 
 // ListSessions returns a page of sessions, newest first, read as ListRooms
@@ -56,32 +29,11 @@ func (s *Store) ListSessions(ctx context.Context, q persistence.SessionQuery) (p
 	if err != nil {
 		return persistence.SessionPage{}, fmt.Errorf("etcdstore: list sessions: %w", err)
 	}
-	ids := make([]string, len(entries))
-	keys := make([]string, len(entries))
-	for i, e := range entries {
-		if ids[i], err = idAfterTime(e, prefix); err != nil {
-			return persistence.SessionPage{}, &persistence.CorruptError{Kind: persistence.KindSessionIdx, Key: e, Err: err}
-		}
-		keys[i] = s.k.session(ids[i])
-	}
-	got, _, err := s.getMany(ctx, rev, keys)
+	list, err := sessionRecords.listed(ctx, s, rev, prefix, entries)
 	if err != nil {
-		return persistence.SessionPage{}, fmt.Errorf("etcdstore: list sessions: %w", err)
+		return persistence.SessionPage{}, err
 	}
-	page := persistence.SessionPage{Sessions: make([]*recordpb.Session, 0, len(ids)), Total: total}
-	for i, id := range ids {
-		kv := got[keys[i]]
-		if kv == nil {
-			return persistence.SessionPage{}, &persistence.CorruptError{Kind: persistence.KindSessionIdx, Key: entries[i],
-				Err: fmt.Errorf("session %q is missing", id)}
-		}
-		sess, err := decodeSession(kv, id)
-		if err != nil {
-			return persistence.SessionPage{}, err
-		}
-		page.Sessions = append(page.Sessions, sess)
-	}
-	return page, nil
+	return persistence.SessionPage{Sessions: list, Total: total}, nil
 }
 
 // InProgressSessions returns every session in progress, newest first.

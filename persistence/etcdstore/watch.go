@@ -403,7 +403,7 @@ func (s *Store) roomLost(ctx context.Context, id string) (bool, error) {
 	if len(kvs) == 0 {
 		return false, nil // deleted
 	}
-	r, err := decodeRoom(kvs[0], id)
+	r, err := roomRecords.decodeKV(kvs[0], id)
 	if err != nil {
 		return false, err
 	}
