@@ -45,6 +45,11 @@ type Config struct {
 	// JoinMessage sends the token in a join message, the first one,
 	// instead of in the URL.
 	JoinMessage bool
+	// VideoSize, when both are set, is the width and height this client
+	// shows video at: each video track it receives is asked for that size
+	// with track-settings as it starts, as a page sizes its tiles (the
+	// server sends a simulcast track's smallest layer that covers it).
+	VideoSize [2]int
 }
 
 // Client is one participant: a signaling socket and a peer connection.
@@ -163,6 +168,11 @@ func Dial(ctx context.Context, cfg Config) (_ *Client, err error) {
 		c.mu.Lock()
 		c.started[uint32(tr.SSRC())] = true
 		c.mu.Unlock()
+		if w, h := cfg.VideoSize[0], cfg.VideoSize[1]; w > 0 && h > 0 && tr.Kind() == webrtc.RTPCodecTypeVideo {
+			if err := c.Send(map[string]any{"type": "track-settings", "track_id": tr.ID(), "width": w, "height": h}); err != nil {
+				c.log.Debug("track settings", "err", err)
+			}
+		}
 		if cfg.OnTrack != nil {
 			cfg.OnTrack(tr)
 			return

@@ -46,6 +46,13 @@ type Scenario struct {
 	Video *Video `yaml:"video"`
 	// Audio, when set, is sent by every publisher.
 	Audio *Audio `yaml:"audio"`
+	// Simulcast, when set, is a camera in layers sent by every publisher
+	// (in place of Video).
+	Simulcast *Simulcast `yaml:"simulcast"`
+	// Classes, with Simulcast, are the kinds of subscriber, dealt by
+	// share (ClassOf); none means every subscriber shows the video at
+	// full size on an open link.
+	Classes []Class `yaml:"classes"`
 	// Join defaults to staggered.
 	Join Join `yaml:"join"`
 	// Duration is how long each step is measured, once everyone receives.
@@ -135,7 +142,7 @@ func (s Scenario) Validate() error {
 		return bad("subscribers", "must not be negative")
 	case s.Rooms*(s.Publishers+s.Subscribers) > maxParticipants:
 		return bad("rooms", "%d rooms of %d participants: more than %d in all", s.Rooms, s.Publishers+s.Subscribers, maxParticipants)
-	case s.Video == nil && s.Audio == nil:
+	case s.Video == nil && s.Audio == nil && s.Simulcast == nil:
 		return bad("video", "a scenario sends video, audio or both")
 	case s.Join != JoinStaggered && s.Join != JoinStorm:
 		return bad("join", "must be %q or %q, not %q", JoinStaggered, JoinStorm, s.Join)
@@ -159,6 +166,9 @@ func (s Scenario) Validate() error {
 		case v.PacketsPerSec() > maxRate:
 			return bad("video.bitrate_kbps", "%d packets/s: more than %d", v.PacketsPerSec(), maxRate)
 		}
+	}
+	if err := s.validateSimulcast(bad); err != nil {
+		return err
 	}
 	if a := s.Audio; a != nil {
 		switch {

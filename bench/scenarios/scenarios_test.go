@@ -11,7 +11,7 @@ import (
 )
 
 func TestBuiltinScenarios(t *testing.T) {
-	want := []string{"audio-room", "join-storm", "many-rooms", "recording", "video-fanout"}
+	want := []string{"audio-room", "join-storm", "many-rooms", "recording", "simulcast", "video-fanout"}
 	if got := Names(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
@@ -35,10 +35,28 @@ func TestBuiltinScenarios(t *testing.T) {
 	if j, _ := Load("join-storm"); j.Join != JoinStorm {
 		t.Errorf("join-storm joins %q", j.Join)
 	}
+	sim, _ := Load("simulcast")
+	if sim.Simulcast == nil || len(sim.Simulcast.Layers) != 3 || sim.Video != nil || len(sim.Classes) != 5 {
+		t.Errorf("simulcast media: %+v, classes %+v", sim.Simulcast, sim.Classes)
+	}
+}
+
+// Subscribers are dealt to classes by share, every prefix mixed.
+func TestClassOf(t *testing.T) {
+	s := Scenario{Classes: []Class{{Name: "a", Share: 2}, {Name: "b"}, {Name: "c", Share: 1}}}
+	var got []int
+	for i := range 8 {
+		got = append(got, s.ClassOf(i))
+	}
+	// a is due half the subscribers, b and c a quarter each.
+	if want := []int{0, 1, 2, 0, 0, 1, 2, 0}; !slices.Equal(got, want) {
+		t.Errorf("classes of the first 8: %v, want %v", got, want)
+	}
 }
 
 func TestParse(t *testing.T) {
 	const base = "name: x\nrooms: 1\npublishers: 1\nsubscribers: 2\nduration: 5s\nramp: {start: 1, step: 1, max: 3}\n"
+	const simulcast = "simulcast: {fps: 30, max_payload_bytes: 1100, layers: [{rid: q, width: 320, height: 180, bitrate_kbps: 150}, {rid: h, width: 640, height: 360, bitrate_kbps: 500}]}\n"
 	cases := []struct {
 		name, yaml string
 		wantErr    string // substring; "" means valid
@@ -62,6 +80,18 @@ func TestParse(t *testing.T) {
 		{"zero fps", base + "video: {bitrate_kbps: 1200, fps: 0, max_payload_bytes: 1100}\n", "video.fps"},
 		{"tiny frames", base + "video: {bitrate_kbps: 1, fps: 120, max_payload_bytes: 1100}\n", "bytes a frame"},
 		{"tiny audio", base + "audio: {packets_per_sec: 50, payload_bytes: 4}\n", "audio.payload_bytes"},
+		{"simulcast", base + simulcast + "classes: [{name: a}, {name: b, share: 2, width: 320, height: 180, cap_kbps: 300, cut: {at: 1s, cap_kbps: 100, end: 2s}}]\n", ""},
+		{"simulcast and video", base + simulcast + "video: {bitrate_kbps: 500, fps: 15, max_payload_bytes: 1000}\n", "not both"},
+		{"classes without simulcast", base + "audio: {packets_per_sec: 50, payload_bytes: 100}\nclasses: [{name: a}]\n", "need a simulcast camera"},
+		{"layers out of order", base + strings.Replace(simulcast, "bitrate_kbps: 500", "bitrate_kbps: 100", 1), "lowest first"},
+		{"same rid", base + strings.Replace(simulcast, "rid: h", "rid: q", 1), ".rid"},
+		{"no layers", base + "simulcast: {fps: 30, max_payload_bytes: 1100, layers: []}\n", "simulcast.layers"},
+		{"tiny layer", base + strings.Replace(simulcast, "bitrate_kbps: 150", "bitrate_kbps: 1", 1), "bytes a frame"},
+		{"same class", base + simulcast + "classes: [{name: a}, {name: a}]\n", "classes[1].name"},
+		{"width alone", base + simulcast + "classes: [{name: a, width: 320}]\n", "width and height go together"},
+		{"cut after the window", base + simulcast + "classes: [{name: a, cut: {at: 9s, cap_kbps: 100}}]\n", "cut.at"},
+		{"cut ends before", base + simulcast + "classes: [{name: a, cut: {at: 2s, cap_kbps: 100, end: 1s}}]\n", "cut.end"},
+		{"cut to nothing", base + simulcast + "classes: [{name: a, cut: {at: 2s, cap_kbps: 0}}]\n", "cut.cap_kbps"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -110,6 +110,8 @@ type stampConn struct {
 	arrivals *Arrivals
 	// kernel is whether the socket gives kernel receive timestamps.
 	kernel bool
+	// shaper, if set, drops the RTP beyond its rate before it is recorded.
+	shaper *Shaper
 }
 
 func newStampConn(c *net.UDPConn, a *Arrivals) *stampConn {
@@ -122,6 +124,20 @@ func newStampConn(c *net.UDPConn, a *Arrivals) *stampConn {
 const oobSize = 64
 
 func (c *stampConn) readFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	for {
+		n, addr, at, err := c.readStamped(b)
+		if err == nil && c.shaper != nil && !c.shaper.pass(b[:n], at) {
+			continue
+		}
+		if err == nil {
+			c.arrivals.observe(b[:n], at)
+		}
+		return n, addr, err
+	}
+}
+
+// readStamped reads one datagram and when it arrived.
+func (c *stampConn) readStamped(b []byte) (int, netip.AddrPort, time.Time, error) {
 	var (
 		n    int
 		addr netip.AddrPort
@@ -134,8 +150,5 @@ func (c *stampConn) readFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 		n, addr, err = c.UDPConn.ReadFromUDPAddrPort(b)
 		at = time.Now()
 	}
-	if err == nil {
-		c.arrivals.observe(b[:n], at)
-	}
-	return n, addr, err
+	return n, addr, at, err
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -89,4 +90,17 @@ func (c *shapedConn) readFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 			return n, addr, err
 		}
 	}
+}
+
+// ClientAPIWithArrivalsAndShaper is ClientAPIWithArrivals whose sockets
+// are also shaped by the returned Shaper: a datagram the shaper drops is
+// not recorded either, as it never reached the client.
+func ClientAPIWithArrivalsAndShaper() (*webrtc.API, *Arrivals, *Shaper, error) {
+	s := &Shaper{}
+	api, a, err := clientAPIWith(NewArrivals(), func(c *net.UDPConn, a *Arrivals) *stampConn {
+		sc := newStampConn(c, a)
+		sc.shaper = s
+		return sc
+	}, sdp.AudioLevelURI)
+	return api, a, s, err
 }
