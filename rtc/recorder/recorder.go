@@ -93,10 +93,14 @@ func New(cfg Config) (*Recorder, error) {
 	if err := checkFree(cfg.Dir, cfg.MinFreeBytes); err != nil {
 		return nil, err
 	}
+	start := cfg.Origin
+	if start.IsZero() {
+		start = cfg.Clock.Now()
+	}
 	r := &Recorder{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		start:   cfg.Clock.Now(),
+		start:   start,
 		queue:   make(chan item, cfg.QueueLen),
 		closeCh: make(chan struct{}),
 		done:    make(chan struct{}),
