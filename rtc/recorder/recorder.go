@@ -108,6 +108,9 @@ func New(cfg Config) (*Recorder, error) {
 		tick:    make(chan time.Time, 1),
 	}
 	r.w = newWriter(r)
+	// The writer's time is now, not the clock's zero, which a later part
+	// sets in the past.
+	r.w.now, r.w.lastDisk = cfg.Clock.Now(), cfg.Clock.Now()
 	cfg.Metrics.add(r)
 	r.armTick()
 	go r.run()
