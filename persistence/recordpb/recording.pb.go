@@ -97,7 +97,8 @@ type Recording struct {
 	AudioOnly bool   `protobuf:"varint,6,opt,name=audio_only,json=audioOnly,proto3" json:"audio_only,omitempty"`
 	// The identities recorded; empty means every participant.
 	Participants []string `protobuf:"bytes,7,rep,name=participants,proto3" json:"participants,omitempty"`
-	// The node whose disk holds the files; empty on a single node.
+	// The node writing its current part (the node whose disk holds the
+	// files of a recording in one part); empty on a single node.
 	NodeId    string                 `protobuf:"bytes,8,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
@@ -110,8 +111,14 @@ type Recording struct {
 	EndReason string `protobuf:"bytes,13,opt,name=end_reason,json=endReason,proto3" json:"end_reason,omitempty"`
 	// What went wrong, for a failed recording.
 	Error string `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
-	// The files written, known once the writer has closed them.
-	Files         []*RecordingFile `protobuf:"bytes,15,rep,name=files,proto3" json:"files,omitempty"`
+	// The files written: each is listed when it opens, and described in full
+	// once its writer has closed it (or its node finalized it after a
+	// crash). A recording continued after a failover lists every part's.
+	Files []*RecordingFile `protobuf:"bytes,15,rep,name=files,proto3" json:"files,omitempty"`
+	// The part being written: 1 for the first; a recording whose node was
+	// lost goes on as the next part on the room's new owner. 0 in a record
+	// written before parts, read as 1.
+	Part          uint32 `protobuf:"varint,16,opt,name=part,proto3" json:"part,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -251,6 +258,13 @@ func (x *Recording) GetFiles() []*RecordingFile {
 	return nil
 }
 
+func (x *Recording) GetPart() uint32 {
+	if x != nil {
+		return x.Part
+	}
+	return 0
+}
+
 // RecordingFile is one file of a recording.
 type RecordingFile struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -264,7 +278,17 @@ type RecordingFile struct {
 	Container string `protobuf:"bytes,6,opt,name=container,proto3" json:"container,omitempty"`
 	Size      uint64 `protobuf:"varint,7,opt,name=size,proto3" json:"size,omitempty"`
 	// Media duration in milliseconds.
-	DurationMs    uint64 `protobuf:"varint,8,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	DurationMs uint64 `protobuf:"varint,8,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	// The part of the recording it belongs to; 0 (a record written before
+	// parts) is read as 1.
+	Part uint32 `protobuf:"varint,9,opt,name=part,proto3" json:"part,omitempty"`
+	// The node whose disk holds it; empty: the recording's node_id (a
+	// record written before parts).
+	NodeId string `protobuf:"bytes,10,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// The file is open: its writer has not closed it, nor its node
+	// finalized it after a crash; its size and duration are those last
+	// recorded.
+	Writing       bool `protobuf:"varint,11,opt,name=writing,proto3" json:"writing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -355,11 +379,32 @@ func (x *RecordingFile) GetDurationMs() uint64 {
 	return 0
 }
 
+func (x *RecordingFile) GetPart() uint32 {
+	if x != nil {
+		return x.Part
+	}
+	return 0
+}
+
+func (x *RecordingFile) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *RecordingFile) GetWriting() bool {
+	if x != nil {
+		return x.Writing
+	}
+	return false
+}
+
 var File_persistence_recordpb_recording_proto protoreflect.FileDescriptor
 
 const file_persistence_recordpb_recording_proto_rawDesc = "" +
 	"\n" +
-	"$persistence/recordpb/recording.proto\x12\x10troupe.record.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x04\n" +
+	"$persistence/recordpb/recording.proto\x12\x10troupe.record.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x04\n" +
 	"\tRecording\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\aroom_id\x18\x02 \x01(\tR\x06roomId\x12\x1d\n" +
@@ -382,7 +427,8 @@ const file_persistence_recordpb_recording_proto_rawDesc = "" +
 	"\n" +
 	"end_reason\x18\r \x01(\tR\tendReason\x12\x14\n" +
 	"\x05error\x18\x0e \x01(\tR\x05error\x125\n" +
-	"\x05files\x18\x0f \x03(\v2\x1f.troupe.record.v1.RecordingFileR\x05files\"\xee\x01\n" +
+	"\x05files\x18\x0f \x03(\v2\x1f.troupe.record.v1.RecordingFileR\x05files\x12\x12\n" +
+	"\x04part\x18\x10 \x01(\rR\x04part\"\xb5\x02\n" +
 	"\rRecordingFile\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\x0eparticipant_id\x18\x02 \x01(\tR\rparticipantId\x12\x1a\n" +
@@ -392,7 +438,11 @@ const file_persistence_recordpb_recording_proto_rawDesc = "" +
 	"\tcontainer\x18\x06 \x01(\tR\tcontainer\x12\x12\n" +
 	"\x04size\x18\a \x01(\x04R\x04size\x12\x1f\n" +
 	"\vduration_ms\x18\b \x01(\x04R\n" +
-	"durationMs*\xce\x01\n" +
+	"durationMs\x12\x12\n" +
+	"\x04part\x18\t \x01(\rR\x04part\x12\x17\n" +
+	"\anode_id\x18\n" +
+	" \x01(\tR\x06nodeId\x12\x18\n" +
+	"\awriting\x18\v \x01(\bR\awriting*\xce\x01\n" +
 	"\x0fRecordingStatus\x12 \n" +
 	"\x1cRECORDING_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19RECORDING_STATUS_STARTING\x10\x01\x12\x1e\n" +

@@ -42,6 +42,10 @@ func ParseLayout(s string) (Layout, error) {
 	return 0, fmt.Errorf("%w: unknown layout %q (participant or track)", ErrBadConfig, s)
 }
 
+// maxPart bounds Config.Part: a recording taken over this many times has
+// lost its nodes in a loop.
+const maxPart = 999
+
 // Defaults used when a Config field is zero.
 const (
 	// DefaultMaxReorder is how long a gap in a track's sequence numbers is
@@ -103,6 +107,23 @@ type Config struct {
 	// Clock gives arrival times and runs the writer's tick; nil is the
 	// system clock.
 	Clock clock.Clock
+	// Origin is the zero of the recording's clock, which every file's
+	// frame times count from. Zero is the moment New is called. A
+	// recording continued by another recorder (a part written after a
+	// failover) passes its first part's origin, so that the files of every
+	// part are on one clock: a participant's part-two file starts where
+	// its time in the recording is, not at zero.
+	Origin time.Time
+	// Part numbers the part of the recording this recorder writes: from
+	// 2 on, its files are named <participant>-part<N>.<ext> (a second file
+	// of one participant in the part <participant>-part<N>-2.<ext>), so
+	// that they never take the name of another part's file on another
+	// node. Zero and one write part one's names, <participant>.<ext>.
+	Part int
+	// OnFile, if set, is called from the writer goroutine with each file
+	// as it opens (size and duration zero), so that the caller can record
+	// its name before anything is known of it; it must not block.
+	OnFile func(File)
 }
 
 func (c *Config) ensureDefaults() {
@@ -135,6 +156,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: Gather %v outside 0..1m", ErrBadConfig, c.Gather)
 	case c.QueueLen < 0:
 		return fmt.Errorf("%w: negative QueueLen", ErrBadConfig)
+	case c.Part < 0 || c.Part > maxPart:
+		return fmt.Errorf("%w: Part %d outside 0..%d", ErrBadConfig, c.Part, maxPart)
 	}
 	return nil
 }

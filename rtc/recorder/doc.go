@@ -28,7 +28,15 @@
 // header's duration is kept near the truth as they grow, so that one cut
 // short (a crash, SIGKILL, a full disk) still plays; Close writes the cues
 // and the exact duration, and Finalize does for a file left by a crash
-// what Close would have. Files lists a recording's files while it runs.
+// what Close would have. Files lists a recording's files while it runs,
+// Config.OnFile reports each as it opens, and PlayablePrefix says how much
+// of one being written plays as it is (its whole elements), for a
+// download that does not wait for the end.
+//
+// A recording continued by another recorder (after a failover, on another
+// node) is a later part: Config.Part names its files apart
+// (<participant>-part2.webm) and Config.Origin keeps them on the first
+// part's clock.
 //
 // A disk with less free space than Config.MinFreeBytes, or a failed
 // write, stops the recording by itself (Done, Err: ErrDiskFull or the

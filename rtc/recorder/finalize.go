@@ -121,7 +121,8 @@ type header struct {
 }
 
 // scanHeader reads a recording file's header, up to its first cluster (a
-// file with none yet is refused unless headerOnly is set).
+// file with none yet, or with its first one cut short, is refused unless
+// headerOnly is set).
 func scanHeader(f *os.File, headerOnly bool) (header, error) {
 	var h header
 	st, err := f.Stat()
@@ -159,8 +160,8 @@ func scanHeader(f *os.File, headerOnly bool) (header, error) {
 	for off := seg.dataOff; ; {
 		ce, err := readElement(f, off, n)
 		if err != nil {
-			if headerOnly && off == n {
-				return h, nil
+			if headerOnly && (off == n || errors.Is(err, errTruncated)) {
+				return h, nil // the header, and maybe a first element begun
 			}
 			return h, fmt.Errorf("%w: no cluster", ErrNotRecording)
 		}
@@ -404,4 +405,28 @@ func voidOf(size int) []byte {
 	b[1] = 0x01
 	binary.BigEndian.PutUint64(b[1:9], uint64(size-9)|1<<56) //nolint:gosec // size >= 9
 	return b
+}
+
+// PlayablePrefix returns how many of the first bytes of f, a file a
+// recording is still writing, make a playable file: its header and every
+// whole block written so far, without the element the writer is in the
+// middle of. Files are written with unknown-size segment and clusters, so
+// such a prefix plays as it is (without cues: a player seeks by scanning).
+// A file whose first cluster has not begun yet has no playable prefix (0).
+// The bytes of the prefix do not change as the file grows but for the
+// header's duration and, at its close, the cues written into the room kept
+// for them.
+func PlayablePrefix(f *os.File) (int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("recorder: playable prefix: %w", err)
+	}
+	h, err := scanHeader(f, false)
+	if err != nil {
+		if _, herr := scanHeader(f, true); herr == nil {
+			return 0, nil // the header alone, or part of the first cluster
+		}
+		return 0, fmt.Errorf("recorder: playable prefix of %s: %w", f.Name(), err)
+	}
+	return scanClusters(f, h, st.Size()).end, nil
 }

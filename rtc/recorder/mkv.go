@@ -249,6 +249,10 @@ func (w *writer) openFile(g *group) {
 	}
 	g.file = mf
 	w.r.log.Debug("recording file opened", "file", name, "tracks", len(tracks))
+	if on := w.r.cfg.OnFile; on != nil {
+		file, _ := g.describe(mf) // a stat error leaves the size zero: the name is what matters
+		on(file)
+	}
 }
 
 func (w *writer) writeFrame(f *mkvFile, fr pendingFrame) {

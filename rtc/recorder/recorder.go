@@ -93,10 +93,14 @@ func New(cfg Config) (*Recorder, error) {
 	if err := checkFree(cfg.Dir, cfg.MinFreeBytes); err != nil {
 		return nil, err
 	}
+	start := cfg.Origin
+	if start.IsZero() {
+		start = cfg.Clock.Now()
+	}
 	r := &Recorder{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		start:   cfg.Clock.Now(),
+		start:   start,
 		queue:   make(chan item, cfg.QueueLen),
 		closeCh: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -104,6 +108,9 @@ func New(cfg Config) (*Recorder, error) {
 		tick:    make(chan time.Time, 1),
 	}
 	r.w = newWriter(r)
+	// The writer's time is now, not the clock's zero, which a later part
+	// sets in the past.
+	r.w.now, r.w.lastDisk = cfg.Clock.Now(), cfg.Clock.Now()
 	cfg.Metrics.add(r)
 	r.armTick()
 	go r.run()

@@ -155,6 +155,9 @@ func (w *writer) addTrack(t *Track) {
 		if w.r.cfg.Layout == PerTrack {
 			base += "-" + sanitize(t.info.TrackID)
 		}
+		if n := w.r.cfg.Part; n > 1 {
+			base += "-part" + strconv.Itoa(n)
+		}
 		g = &group{key: key, base: base, participantID: t.info.ParticipantID, identity: t.info.Identity}
 		w.groups[key] = g
 	}
