@@ -1,46 +1,170 @@
 package httpapi
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"testing"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
-// TestBrowserSimulcast: a page publishes its camera in layers (simulcast).
-// The REST API lists one video track with its layers; a second page
-// receives one video stream of it and decodes it; and the publishing page
-// stops encoding the layers the server says nobody receives.
+// The page's camera layers (app.js cameraLayers), lowest first.
+var pageLayers = []string{"q", "h", "f"}
+
+// restLayer is a simulcast layer as the REST participants list shows it.
+type restLayer struct {
+	RID    string `json:"rid"`
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Active bool   `json:"active"`
+}
+
+// restParticipant is what the browser tests read of a participant in the
+// REST participants list: its tracks, and what it receives.
+type restParticipant struct {
+	ID       string `json:"id"`
+	Identity string `json:"identity"`
+	Name     string `json:"name"`
+	Tracks   []struct {
+		ID        string      `json:"id"`
+		Kind      string      `json:"kind"`
+		Simulcast bool        `json:"simulcast"`
+		Layers    []restLayer `json:"layers"`
+	} `json:"tracks"`
+	Receiving *struct {
+		Tracks []struct {
+			TrackID string `json:"track_id"`
+			Layer   int    `json:"layer"`
+			Paused  bool   `json:"paused"`
+		} `json:"tracks"`
+	} `json:"receiving"`
+}
+
+// restParticipants is the room's participants list, typed.
+func (s *stack) restParticipants(t *testing.T, room string) []restParticipant {
+	t.Helper()
+	var out []restParticipant
+	for _, p := range s.participants(t, room) {
+		b, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rp restParticipant
+		if err := json.Unmarshal(b, &rp); err != nil {
+			t.Fatalf("participant %s: %v", b, err)
+		}
+		out = append(out, rp)
+	}
+	return out
+}
+
+// waitCamera waits until the participant named name (its name or
+// identity) in room publishes one video track in the three layers of
+// want, each with its size known, and returns the track's id and layers.
+// More than one video track fails the test at once: a camera sent in
+// layers is one track.
+func (s *stack) waitCamera(t *testing.T, room, name string, want []string) (string, []restLayer) {
+	t.Helper()
+	var id string
+	var layers []restLayer
+	poll.Within(t, browserDeadline, name+"'s camera as one track in layers "+fmt.Sprint(want), func() bool {
+		for _, p := range s.restParticipants(t, room) {
+			if p.Name != name && p.Identity != name {
+				continue
+			}
+			var video int
+			for _, tr := range p.Tracks {
+				if tr.Kind != "video" {
+					continue
+				}
+				if video++; video > 1 {
+					t.Fatalf("%s's camera is %d video tracks: %+v", name, video, p.Tracks)
+				}
+				id, layers = tr.ID, tr.Layers
+				if !tr.Simulcast {
+					return false
+				}
+			}
+		}
+		if len(layers) != len(want) {
+			return false
+		}
+		for i, l := range layers {
+			if l.RID != want[i] || l.Width == 0 || l.Height == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	return id, layers
+}
+
+// pageEncodings is what a publishing page's camera encodes against the
+// last layers message it got.
+type pageEncodings struct {
+	Active  []string `json:"active"`  // the layers message's active
+	Paused  []string `json:"paused"`  // and paused
+	Sending []string `json:"sending"` // the encodings on
+	Stopped []string `json:"stopped"` // and off
+}
+
+// follows tells whether the encodings follow the layers message: each
+// layer it pauses is off and each it names active is on.
+func (e pageEncodings) follows() bool {
+	if e.Active == nil {
+		return false
+	}
+	for _, rid := range e.Paused {
+		if !slices.Contains(e.Stopped, rid) {
+			return false
+		}
+	}
+	for _, rid := range e.Active {
+		if !slices.Contains(e.Sending, rid) {
+			return false
+		}
+	}
+	return true
+}
+
+func encodingsOf(t *testing.T, tab context.Context) pageEncodings {
+	t.Helper()
+	return evalJS[pageEncodings](t, tab, `(() => {
+		const l = window.troupe.layers;
+		if (!l) return {};
+		const sender = window.troupe.pc.getSenders().find((s) => s.track && s.track.kind === 'video');
+		const e = sender.getParameters().encodings;
+		return {active: l.active, paused: l.paused,
+			sending: e.filter((x) => x.active).map((x) => x.rid), stopped: e.filter((x) => !x.active).map((x) => x.rid)};
+	})()`)
+}
+
+// TestBrowserSimulcast: a page publishes its camera in three layers
+// (simulcast). The REST API lists one video track with the three; a second
+// page receives one video stream of it and decodes it; the publishing page
+// stops encoding the layers the server says nobody receives, and encodes
+// them again when the server asks for them again.
 func TestBrowserSimulcast(t *testing.T) {
 	checkLeaks(t)
 	s := newMediaStack(t, func(c *Config) { c.DevJoinTokens = true })
 	browser := newBrowser(t)
 	alice := openPage(t, browser, s.srv.URL+"/rooms/simulcast?name=alice")
 	clickJS(t, alice, "join")
-
-	var layers []any
 	waitPage(t, alice, "alice to join", `window.troupe.state === "joined"`)
-	poll.Within(t, browserDeadline, "alice's camera as one track with layers", func() bool {
-		for _, p := range s.participants(t, "simulcast") {
-			var video []map[string]any
-			for _, tr := range p["tracks"].([]any) {
-				if tr := tr.(map[string]any); tr["kind"] == "video" {
-					video = append(video, tr)
-				}
-			}
-			if len(video) > 1 {
-				t.Fatalf("alice's camera is %d video tracks", len(video))
-			}
-			if len(video) == 1 && video[0]["simulcast"] == true {
-				layers, _ = video[0]["layers"].([]any)
-			}
-		}
-		return len(layers) >= 2
-	})
-	t.Logf("alice's layers: %v", layers)
+	_, layers := s.waitCamera(t, "simulcast", "alice", pageLayers)
+	t.Logf("alice's layers: %+v", layers)
 
+	// bob's window is a laptop's: alice's tile there needs more than her
+	// lowest layer.
 	bob := openPage(t, browser, s.srv.URL+"/rooms/simulcast?name=bob")
+	if err := chromedp.Do(bob, chromedp.EmulateViewport(1280, 800)); err != nil {
+		t.Fatal(err)
+	}
 	clickJS(t, bob, "join")
 	var st pageStats
 	poll.Within(t, browserDeadline, "bob's decoded video", func() bool {
@@ -52,50 +176,44 @@ func TestBrowserSimulcast(t *testing.T) {
 	}
 
 	// What alice encodes follows the last layers message.
-	type encodings struct {
-		Active  []string `json:"active"`
-		Paused  []string `json:"paused"`
-		Sending []string `json:"sending"`
-		Stopped []string `json:"stopped"`
-	}
-	var enc encodings
-	follows := func() bool {
-		enc = evalJS[encodings](t, alice, `(() => {
-			const l = window.troupe.layers;
-			if (!l) return {};
-			const sender = window.troupe.pc.getSenders().find((s) => s.track && s.track.kind === 'video');
-			const e = sender.getParameters().encodings;
-			return {active: l.active, paused: l.paused,
-				sending: e.filter((x) => x.active).map((x) => x.rid), stopped: e.filter((x) => !x.active).map((x) => x.rid)};
-		})()`)
-		if enc.Active == nil {
-			return false
-		}
-		for _, rid := range enc.Paused {
-			if !slices.Contains(enc.Stopped, rid) {
-				return false
-			}
-		}
-		for _, rid := range enc.Active {
-			if !slices.Contains(enc.Sending, rid) {
-				return false
-			}
-		}
-		return true
-	}
-	poll.Within(t, browserDeadline, "alice's encodings to follow the server", follows)
+	var enc pageEncodings
+	follows := func() bool { enc = encodingsOf(t, alice); return enc.follows() }
+	poll.Within(t, browserDeadline, "alice's encodings to follow the server, more than the lowest layer on", func() bool {
+		return follows() && len(enc.Active) > 1
+	})
 	t.Logf("alice: %+v", enc)
+	before := enc.Active
 
 	// A 180p room needs the lowest layer alone: alice stops the others,
 	// and bob goes on decoding.
 	mustStatus(t, s.do(t, http.MethodPatch, "/api/v1/rooms/simulcast", `{"config":{"quality":"180p"}}`), http.StatusOK)
 	poll.Within(t, browserDeadline, "alice to stop the layers above 180p", func() bool {
-		return follows() && len(enc.Active) == 1 && len(enc.Paused) == len(layers)-1
+		return follows() && slices.Equal(enc.Active, pageLayers[:1]) && slices.Equal(enc.Stopped, pageLayers[1:])
 	})
 	t.Logf("alice: %+v", enc)
 	frames := st.VideoFramesDecoded
 	poll.Within(t, browserDeadline, "bob's video to go on", func() bool {
 		st = evalJS[pageStats](t, bob, `window.troupe.stats()`)
 		return st.VideoFramesDecoded > frames+30
+	})
+
+	// Back to 720p: bob's tile needs the layers it had again, and alice
+	// turns them back on.
+	mustStatus(t, s.do(t, http.MethodPatch, "/api/v1/rooms/simulcast", `{"config":{"quality":"720p"}}`), http.StatusOK)
+	poll.Within(t, browserDeadline, fmt.Sprintf("alice to encode %v again", before), func() bool {
+		return follows() && slices.Equal(enc.Active, before)
+	})
+	t.Logf("alice: %+v", enc)
+	poll.Within(t, browserDeadline, "bob to receive a layer above the lowest", func() bool {
+		for _, p := range s.restParticipants(t, "simulcast") {
+			if p.Name == "bob" && p.Receiving != nil {
+				for _, tr := range p.Receiving.Tracks {
+					if tr.Layer > 0 && !tr.Paused {
+						return true
+					}
+				}
+			}
+		}
+		return false
 	})
 }
