@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -61,6 +62,24 @@ func (s *stack) restParticipants(t *testing.T, room string) []restParticipant {
 		out = append(out, rp)
 	}
 	return out
+}
+
+// receivedLayer is the layer of track that the participant named name
+// (its name or identity) in room receives, as REST lists it; -1 when it
+// receives none of it, or has it paused.
+func (s *stack) receivedLayer(t *testing.T, room, name, track string) int {
+	t.Helper()
+	for _, p := range s.restParticipants(t, room) {
+		if (p.Name != name && p.Identity != name) || p.Receiving == nil {
+			continue
+		}
+		for _, tr := range p.Receiving.Tracks {
+			if tr.TrackID == track && !tr.Paused {
+				return tr.Layer
+			}
+		}
+	}
+	return -1
 }
 
 // waitCamera waits until the participant named name (its name or
@@ -156,7 +175,7 @@ func TestBrowserSimulcast(t *testing.T) {
 	alice := openPage(t, browser, s.srv.URL+"/rooms/simulcast?name=alice")
 	clickJS(t, alice, "join")
 	waitPage(t, alice, "alice to join", `window.troupe.state === "joined"`)
-	_, layers := s.waitCamera(t, "simulcast", "alice", pageLayers)
+	camera, layers := s.waitCamera(t, "simulcast", "alice", pageLayers)
 	t.Logf("alice's layers: %+v", layers)
 
 	// bob's window is a laptop's: alice's tile there needs more than her
@@ -171,8 +190,8 @@ func TestBrowserSimulcast(t *testing.T) {
 		st = evalJS[pageStats](t, bob, `window.troupe.stats()`)
 		return st.VideoFramesDecoded > 0
 	})
-	if n := evalJS[int](t, bob, `window.troupe.stats().then((s) => s.inboundVideo)`); n != 1 {
-		t.Fatalf("bob receives %d video streams, want 1", n)
+	if st.InboundVideo != 1 {
+		t.Fatalf("bob receives %d video streams, want 1", st.InboundVideo)
 	}
 
 	// What alice encodes follows the last layers message.
@@ -205,15 +224,72 @@ func TestBrowserSimulcast(t *testing.T) {
 	})
 	t.Logf("alice: %+v", enc)
 	poll.Within(t, browserDeadline, "bob to receive a layer above the lowest", func() bool {
-		for _, p := range s.restParticipants(t, "simulcast") {
-			if p.Name == "bob" && p.Receiving != nil {
-				for _, tr := range p.Receiving.Tracks {
-					if tr.Layer > 0 && !tr.Paused {
-						return true
-					}
-				}
-			}
-		}
-		return false
+		return s.receivedLayer(t, "simulcast", "bob", camera) > 0
 	})
+}
+
+// forceTileSize makes every tile of tab's page width x height CSS pixels,
+// whatever the window: the page asks for the layer that size needs.
+func forceTileSize(t *testing.T, tab context.Context, width, height int) {
+	t.Helper()
+	evalJS[bool](t, tab, fmt.Sprintf(`(() => {
+		const st = document.createElement("style");
+		st.textContent = "#tiles { grid-template-columns: %[1]dpx !important; grid-template-rows: %[2]dpx !important; }";
+		document.head.append(st);
+		return true; })()`, width, height))
+}
+
+// TestBrowserSimulcastTileSizes: two viewers' pages show a page's
+// three-layer camera in tiles of different sizes; each receives one video
+// stream and decodes the layer its tile needs (the smallest that covers
+// it), as its statistics and the REST list agree; and the publishing page
+// stops the layer neither needs.
+func TestBrowserSimulcastTileSizes(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"tiles","name":"Tiles"}`)
+	browser := newBrowser(t)
+	alice := openPage(t, browser, s.srv.URL+"/rooms/tiles?token="+s.joinToken(t, "tiles", "alice", auth.RolePublisher))
+	clickJS(t, alice, "join")
+	waitPage(t, alice, "alice to join", `window.troupe.state === "joined"`)
+	camera, layers := s.waitCamera(t, "tiles", "alice", pageLayers)
+
+	viewers := []struct {
+		name          string
+		width, height int // the tile, in CSS pixels (the device's too: headless Chromium's scale is 1)
+		layer         int // the smallest layer that covers it
+	}{
+		{"thumb", 240, 135, 0},
+		{"medium", 560, 315, 1},
+	}
+	tabs := make([]context.Context, len(viewers))
+	for i, v := range viewers {
+		tabs[i] = openPage(t, browser, s.srv.URL+"/rooms/tiles?token="+s.joinToken(t, "tiles", v.name, auth.RoleSubscriber))
+		if err := chromedp.Do(tabs[i], chromedp.EmulateViewport(1280, 800)); err != nil {
+			t.Fatal(err)
+		}
+		forceTileSize(t, tabs[i], v.width, v.height)
+		clickJS(t, tabs[i], "join")
+	}
+	for i, v := range viewers {
+		want := layers[v.layer]
+		size := fmt.Sprintf("%dx%d", want.Width, want.Height)
+		var st pageStats
+		got := -1
+		poll.Within(pageWait{TB: t, Tab: tabs[i], More: func() string { return fmt.Sprintf("layer %d, stats %+v", got, st) }},
+			browserDeadline, fmt.Sprintf("%s to decode layer %s (%s)", v.name, want.RID, size), func() bool {
+				got = s.receivedLayer(t, "tiles", v.name, camera)
+				st = evalJS[pageStats](t, tabs[i], `window.troupe.stats()`)
+				return got == v.layer && st.InboundVideo == 1 && slices.Equal(st.VideoSizes, []string{size}) && st.VideoFramesDecoded > 0
+			})
+		t.Logf("%s: layer %d, %+v", v.name, got, st)
+	}
+
+	// Neither tile needs the top layer: alice stops it.
+	var enc pageEncodings
+	poll.Within(t, browserDeadline, "alice to encode the two lower layers alone", func() bool {
+		enc = encodingsOf(t, alice)
+		return enc.follows() && slices.Equal(enc.Active, pageLayers[:2]) && slices.Equal(enc.Stopped, pageLayers[2:])
+	})
+	t.Logf("alice: %+v", enc)
 }

@@ -56,6 +56,7 @@ const troupe = (window.troupe = {
     const out = {
       videoFramesDecoded: 0, videoPacketsReceived: 0, videoKeyRequests: 0,
       audioPacketsReceived: 0, inboundVideo: 0, inboundAudio: 0,
+      videoSizes: [], // the picture size of each video stream received, as decoded
     };
     if (!troupe.pc) return out;
     const report = await troupe.pc.getStats();
@@ -66,6 +67,7 @@ const troupe = (window.troupe = {
         out.videoFramesDecoded += s.framesDecoded || 0;
         out.videoPacketsReceived += s.packetsReceived || 0;
         out.videoKeyRequests += (s.pliCount || 0) + (s.firCount || 0);
+        if (s.frameWidth) out.videoSizes.push(`${s.frameWidth}x${s.frameHeight}`);
       } else if (s.kind === 'audio') {
         out.inboundAudio++;
         out.audioPacketsReceived += s.packetsReceived || 0;
