@@ -293,3 +293,69 @@ func TestBrowserSimulcastTileSizes(t *testing.T) {
 	})
 	t.Logf("alice: %+v", enc)
 }
+
+// whipPublish is a script that publishes the page's fake camera and
+// microphone through WHIP to %[1]q with the bearer token %[2]q: the camera
+// in the web page's three layers, the offer with every candidate (WHIP
+// does not trickle). It keeps the peer connection and the session's
+// Location in window.whip and resolves to the POST's status.
+const whipPublish = `(async () => {
+	const stream = await navigator.mediaDevices.getUserMedia({video: {width: {ideal: 1280}, height: {ideal: 720}}, audio: true});
+	const pc = new RTCPeerConnection();
+	pc.addTransceiver(stream.getVideoTracks()[0], {direction: "sendonly", streams: [stream], sendEncodings: [
+		{rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150000},
+		{rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500000},
+		{rid: "f", maxBitrate: 1500000},
+	]});
+	pc.addTransceiver(stream.getAudioTracks()[0], {direction: "sendonly", streams: [stream]});
+	await pc.setLocalDescription();
+	if (pc.iceGatheringState !== "complete") {
+		await new Promise((ok) => pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && ok()));
+	}
+	const r = await fetch(%[1]q, {method: "POST", headers: {"Content-Type": "application/sdp", Authorization: "Bearer " + %[2]q}, body: pc.localDescription.sdp});
+	const body = await r.text();
+	window.whip = {pc, location: r.headers.get("Location"), status: r.status, body};
+	if (r.status === 201) await pc.setRemoteDescription({type: "answer", sdp: body});
+	return r.status;
+})()`
+
+// TestBrowserWHIPSimulcast: Chromium publishes its camera in three layers
+// through WHIP (no web page, no signaling socket: a script's POST of its
+// offer). The REST API lists one video track with the three layers, a
+// viewer's page decodes one of them, and the session's DELETE ends it.
+func TestBrowserWHIPSimulcast(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"whipcam","name":"WHIP camera"}`)
+	browser := newBrowser(t)
+
+	token := s.joinToken(t, "whipcam", "encoder", auth.RolePublisher)
+	encoder := openPage(t, browser, s.srv.URL+"/")
+	if status := evalJS[int](t, encoder, fmt.Sprintf(whipPublish, "/whip/whipcam", token)); status != http.StatusCreated {
+		t.Fatalf("WHIP POST: %d %s", status, evalJS[string](t, encoder, `window.whip.body`))
+	}
+	waitPage(t, encoder, "the WHIP connection", `window.whip.pc.connectionState === "connected"`)
+	camera, layers := s.waitCamera(t, "whipcam", "encoder", pageLayers)
+	t.Logf("the WHIP camera's layers: %+v", layers)
+
+	viewer := openPage(t, browser, s.srv.URL+"/rooms/whipcam?token="+s.joinToken(t, "whipcam", "viewer", auth.RoleSubscriber))
+	clickJS(t, viewer, "join")
+	var st pageStats
+	poll.Within(pageWait{TB: t, Tab: viewer, More: func() string { return fmt.Sprintf("stats %+v", st) }}, browserDeadline, "the viewer to decode the WHIP camera", func() bool {
+		st = evalJS[pageStats](t, viewer, `window.troupe.stats()`)
+		return st.VideoFramesDecoded > 0 && st.AudioPacketsReceived > 0
+	})
+	if st.InboundVideo != 1 {
+		t.Fatalf("the viewer receives %d video streams, want 1", st.InboundVideo)
+	}
+	if got := s.receivedLayer(t, "whipcam", "viewer", camera); got < 0 {
+		t.Fatalf("the REST list says the viewer receives no layer of %s", camera)
+	}
+	t.Logf("viewer: %+v", st)
+
+	status := evalJS[int](t, encoder, fmt.Sprintf(`fetch(window.whip.location, {method: "DELETE", headers: {Authorization: "Bearer " + %q}}).then((r) => r.status)`, token))
+	if status != http.StatusOK {
+		t.Fatalf("WHIP DELETE: %d", status)
+	}
+	waitPage(t, viewer, "the WHIP camera's tile to go", `document.querySelectorAll(".tile").length === 0`)
+}
