@@ -63,6 +63,10 @@ type pageStats struct {
 	VideoPacketsReceived int `json:"videoPacketsReceived"`
 	VideoKeyRequests     int `json:"videoKeyRequests"`
 	AudioPacketsReceived int `json:"audioPacketsReceived"`
+	InboundVideo         int `json:"inboundVideo"` // video streams received
+	// VideoSizes is the picture size of each video stream received, as
+	// decoded: "640x360".
+	VideoSizes []string `json:"videoSizes"`
 }
 
 // TestBrowserTwoPages: two headless Chromium pages (fake camera and

@@ -56,6 +56,7 @@ const troupe = (window.troupe = {
     const out = {
       videoFramesDecoded: 0, videoPacketsReceived: 0, videoKeyRequests: 0,
       audioPacketsReceived: 0, inboundVideo: 0, inboundAudio: 0,
+      videoSizes: [], // the picture size of each video stream received, as decoded
     };
     if (!troupe.pc) return out;
     const report = await troupe.pc.getStats();
@@ -66,6 +67,7 @@ const troupe = (window.troupe = {
         out.videoFramesDecoded += s.framesDecoded || 0;
         out.videoPacketsReceived += s.packetsReceived || 0;
         out.videoKeyRequests += (s.pliCount || 0) + (s.firCount || 0);
+        if (s.frameWidth) out.videoSizes.push(`${s.frameWidth}x${s.frameHeight}`);
       } else if (s.kind === 'audio') {
         out.inboundAudio++;
         out.audioPacketsReceived += s.packetsReceived || 0;
@@ -109,7 +111,10 @@ const speakingLevel = 0.01;
 // The camera goes out in three layers (simulcast), lowest first; the
 // server sends each viewer one of them, and says which ones nobody
 // watches (the layers message) so that the browser stops encoding them.
-// A camera too small for a layer gets fewer: the browser decides.
+// A camera too small for a layer gets fewer: the browser decides (Chromium
+// sends three from 960x540 up, two from 480x270 up, one below), so the
+// camera is asked for 720p, which most give and the others approach.
+const cameraSize = { width: { ideal: 1280 }, height: { ideal: 720 } };
 const cameraLayers = [
   { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
   { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
@@ -276,7 +281,7 @@ function startPreview() {
   const cam = $('camera').value;
   const mic = $('microphone').value;
   const want = {
-    video: cam === 'off' ? false : cam ? { deviceId: { exact: cam } } : true,
+    video: cam === 'off' ? false : { ...cameraSize, ...(cam ? { deviceId: { exact: cam } } : {}) },
     audio: mic === 'off' ? false : mic ? { deviceId: { exact: mic } } : true,
   };
   const mine = (previewing = (async () => {
@@ -442,15 +447,19 @@ function tileTracks(p, tile) {
 }
 
 // askTileSize asks the server for the layers of the simulcast video in
-// tile that its size needs, in device pixels; a small tile gets a small layer.
+// tile that its size needs, in device pixels; a small tile gets a small
+// layer. It runs when the tile's size changes and when a track arrives on
+// it (a tile keeps its size when a camera comes after the microphone). A
+// track not received yet is left alone: the server refuses settings for it.
 function askTileSize(p, tile) {
-  if (people.get(p.id) !== p || !p.info || troupe.state !== 'joined') return;
+  if (people.get(p.id) !== p || !p.info || !p.stream || !tile || troupe.state !== 'joined') return;
   const video = tile.querySelector('video');
   const scale = window.devicePixelRatio || 1;
   const width = Math.round(video.clientWidth * scale);
   const height = Math.round(video.clientHeight * scale);
   if (width < 1 || height < 1) return;
-  const ids = tileTracks(p, tile);
+  const received = p.stream.getVideoTracks().map((t) => t.id);
+  const ids = tileTracks(p, tile).filter((id) => received.includes(id));
   (p.info.tracks || []).forEach((t) => {
     if (!ids.includes(t.id) || !t.simulcast) return;
     const size = `${width}x${height}`;
@@ -528,6 +537,10 @@ function render(p) {
   renderViewers();
   renderPeople();
   layoutTiles();
+  if (!isSelf(p)) {
+    askTileSize(p, p.tile);
+    askTileSize(p, p.screenTile);
+  }
 }
 
 // showPaused marks a tile whose video the server stopped sending, and says why.
