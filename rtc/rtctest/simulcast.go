@@ -99,6 +99,15 @@ func (s *SimulcastSender) ServeKeyframeRequests(i int) {
 	}
 }
 
+// SSRCs are the layers' SSRCs, lowest layer first.
+func (s *SimulcastSender) SSRCs() []webrtc.SSRC {
+	var out []webrtc.SSRC
+	for _, e := range s.sender.GetParameters().Encodings {
+		out = append(out, e.SSRC)
+	}
+	return out
+}
+
 // PLIs is how many PLIs layer i's SSRC was sent.
 func (s *SimulcastSender) PLIs(i int) int32 { return s.plis[i].Load() }
 
