@@ -20,10 +20,10 @@
 // A participant actor owns its rtc.Peer (the connection and its
 // negotiation), its published tracks' read loops and its subscriptions; it
 // turns what the peer reports into messages and tells its room what
-// happened. The streams of one simulcast sender (by rid, or by SSRC under
-// one msid) become one rtc.Track with layers, published once; the room
-// passes its quality cap to its members, and a publisher hears which of
-// its layers anyone receives. The room decides who subscribes to what
+// happened. The streams of one simulcast sender (its rid layers) become
+// one rtc.Track with layers, published once; the room passes its quality
+// cap to its members, and a publisher hears which of its layers anyone
+// receives. The room decides who subscribes to what
 // (room_subscriptions.go): a member receives every track as it is
 // published, or, when it joined without auto-subscribe, the tracks it
 // asks for. Media never passes through a mailbox: packets flow in rtc.

@@ -229,10 +229,10 @@ type TrackInfo struct {
 	Layers []LayerInfo
 }
 
-// LayerInfo is one layer of a simulcast track: its rid ("" for a layer
-// told apart by SSRC alone), its picture size as its last keyframe gave
-// it (0 until one came, or for a codec that does not carry it), its
-// received bitrate in bits per second, and whether it still arrives.
+// LayerInfo is one layer of a simulcast track: its rid, its picture size
+// as its last keyframe gave it (0 until one came, or for a codec that
+// does not carry it), its received bitrate in bits per second, and
+// whether it still arrives.
 type LayerInfo struct {
 	RID           string
 	Width, Height int

@@ -438,20 +438,14 @@ func (p *participantActor) setGrants(ctx actor.Context, g Grants) {
 }
 
 // layerKey names the simulcast track a stream the client sends belongs
-// to: the streams of one sender, told apart by rid, or, for video sent
-// without rids, the streams of one media stream track id (a=msid), told
-// apart by SSRC. Audio has no layers: "".
+// to: the streams of one sender, told apart by rid. A stream without a
+// rid is a track of its own: "". (Layers told apart by SSRC alone never
+// get here: rtc refuses an offer with a=ssrc-group:SIM.)
 func layerKey(m rtc.TrackEvent) string {
-	if m.Track.Kind() != webrtc.RTPCodecTypeVideo {
+	if m.Track.Kind() != webrtc.RTPCodecTypeVideo || m.Track.RID() == "" {
 		return ""
 	}
-	if m.Track.RID() != "" {
-		return fmt.Sprintf("receiver %p", m.Receiver)
-	}
-	if m.Track.StreamID() == "" || m.Track.ID() == "" {
-		return ""
-	}
-	return "msid " + m.Track.StreamID() + " " + m.Track.ID()
+	return fmt.Sprintf("receiver %p", m.Receiver)
 }
 
 // watchTrackEnd tells the participant when a track's read loop ends on

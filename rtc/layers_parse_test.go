@@ -90,21 +90,7 @@ func (s *spsWriter) nal() []byte {
 		}
 		rbsp = append(rbsp, b)
 	}
-	out := []byte{0x67}
-	zeros := 0
-	for _, b := range rbsp {
-		if zeros >= 2 && b <= 3 {
-			out = append(out, 3)
-			zeros = 0
-		}
-		out = append(out, b)
-		if b == 0 {
-			zeros++
-		} else {
-			zeros = 0
-		}
-	}
-	return out
+	return rtctest.NALUnit(0x67, rbsp)
 }
 
 type spsFields struct {

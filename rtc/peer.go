@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -352,6 +353,17 @@ func parseDescription(typ webrtc.SDPType, s string) (*sdp.SessionDescription, er
 	}
 	if len(d.MediaDescriptions) == 0 {
 		return nil, refuse(ErrInvalidDescription, "%s has no media sections", typ)
+	}
+	for _, md := range d.MediaDescriptions {
+		// pion takes a section of several SSRCs without rids for Plan B,
+		// which it refuses, and would receive only the first SSRC anyway.
+		for _, a := range md.Attributes {
+			if a.Key == sdp.AttrKeySSRCGroup && strings.HasPrefix(a.Value, "SIM ") {
+				mid, _ := md.Attribute(sdp.AttrKeyMID)
+				return nil, refuse(ErrInvalidDescription,
+					"section %q sends simulcast by SSRC (a=ssrc-group:SIM), which is not supported: name the layers with rids (a=rid, a=simulcast)", mid)
+			}
+		}
 	}
 	return d, nil
 }

@@ -57,7 +57,19 @@ func layersIn(packets []sentPacket) []int {
 // it on a keyframe asked of that layer's SSRC; both see one stream, with
 // sequence numbers, timestamps and picture ids continuous packet by
 // packet.
-func TestLoopbackSimulcast(t *testing.T) {
+func TestLoopbackSimulcast(t *testing.T) { loopbackSimulcast(t, rtctest.AddSimulcast, rtctest.VP8) }
+
+// TestLoopbackSimulcastH264 is TestLoopbackSimulcast with an H.264
+// camera, packetized as pion does: the layers' sizes come from their
+// SPS, and the switching subscriber's low layer starts on the STAP-A of
+// its parameter sets, never on a slice of a frame before its IDR.
+func TestLoopbackSimulcastH264(t *testing.T) {
+	loopbackSimulcast(t, rtctest.AddSimulcastH264, rtctest.H264)
+}
+
+// loopbackSimulcast runs TestLoopbackSimulcast with a camera that add
+// adds, in codec.
+func loopbackSimulcast(t *testing.T, add func(*webrtc.PeerConnection, string) (*rtctest.SimulcastSender, error), codec webrtc.RTPCodecCapability) {
 	// No bandwidth estimate: the layers are the subscribers' choice. On a
 	// loaded machine the delay-based estimate may move the top subscriber
 	// down (TestLoopbackBandwidthLayers tests that).
@@ -68,7 +80,16 @@ func TestLoopbackSimulcast(t *testing.T) {
 	// move the top subscriber down a layer.
 	clk := clock.NewManual(time.Now())
 
-	pub, camera := simulcastPublisher(ctx, t, wg, engine, api, 20*time.Millisecond, nil)
+	pub := newPeerOwner(t, engine, api)
+	camera, err := add(pub.client, "PA_pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.clientOffer()
+	pub.waitConnected()
+	if err := camera.Start(ctx, pub.client, 20*time.Millisecond, wg, func(err error) { t.Errorf("publish: %v", err) }); err != nil {
+		t.Fatal(err)
+	}
 
 	// The server's side: one Forwarder per layer, one Track of them.
 	track := serverSimulcast(t, pub, engine, nil, clk)
@@ -133,8 +154,8 @@ func TestLoopbackSimulcast(t *testing.T) {
 	if got := layersIn(lowRec.get()); len(got) != 2 || got[0] != 2 || got[1] != 0 {
 		t.Fatalf("the switching subscriber received layers %v, want the top then the low one", got)
 	}
-	checkContinuous(t, topRec.get())
-	checkContinuous(t, lowRec.get())
+	checkContinuousIn(t, codec.MimeType, topRec.get())
+	checkContinuousIn(t, codec.MimeType, lowRec.get())
 	if st := top.Stats(); st.LayerSwitches != 0 {
 		t.Fatalf("the top subscriber switched %d times", st.LayerSwitches)
 	}

@@ -212,15 +212,28 @@ func (fx *simulcastFixture) subscriber() (*DownTrack, *memContext) {
 // rtctest.SimulcastSender.
 func layerOfPacket(p sentPacket) int { return rtctest.SimulcastLayer(p.payload) }
 
-// checkContinuous fails unless the packets form one stream: one SSRC,
-// sequence numbers one apart, timestamps that never go back and change
-// at each frame (a frame's packets share one), 15-bit picture ids that go
-// up by one at each frame, and each layer's first packet a keyframe's.
+// checkContinuous fails unless the VP8 packets form one stream: one
+// SSRC, sequence numbers one apart, timestamps that never go back and
+// change at each frame (a frame's packets share one), 15-bit picture ids
+// that go up by one at each frame, and each layer's first packet a
+// keyframe's.
 func checkContinuous(t *testing.T, sent []sentPacket) {
 	t.Helper()
+	checkContinuousIn(t, webrtc.MimeTypeVP8, sent)
+}
+
+// checkContinuousIn is checkContinuous for packets of codec mime: VP8,
+// or H.264, which has no picture ids.
+func checkContinuousIn(t *testing.T, mime string, sent []sentPacket) {
+	t.Helper()
+	vp8 := mime == webrtc.MimeTypeVP8
+	keyframe := h264Keyframe
+	if vp8 {
+		keyframe = vp8Keyframe
+	}
 	var d, prev vp8Desc
 	for i, p := range sent {
-		if !parseVP8Desc(p.payload, &d) || d.picAt == 0 || !d.pic15 {
+		if vp8 && (!parseVP8Desc(p.payload, &d) || d.picAt == 0 || !d.pic15) {
 			t.Fatalf("packet %d: descriptor %x", i, p.payload)
 		}
 		if i == 0 {
@@ -247,10 +260,10 @@ func checkContinuous(t *testing.T, sent []sentPacket) {
 		if newFrame {
 			wantPic = (prev.picID + 1) & 0x7fff
 		}
-		if d.picID != wantPic {
+		if vp8 && d.picID != wantPic {
 			t.Fatalf("packet %d: picture id %d after %d", i, d.picID, prev.picID)
 		}
-		if layerOfPacket(p) != layerOfPacket(q) && !vp8Keyframe(p.payload) {
+		if switched && !keyframe(p.payload) {
 			t.Fatalf("packet %d: layer %d starts on a delta frame", i, layerOfPacket(p))
 		}
 		prev = d

@@ -1,17 +1,22 @@
 package rtctest
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/troupe-media/troupe/internal/h264"
 )
 
 // SimulcastRIDs and SimulcastSizes are a browser's three layers, lowest
@@ -21,13 +26,17 @@ var (
 	SimulcastSizes = [][2]int{{320, 180}, {640, 360}, {1280, 720}}
 )
 
-// SimulcastSender sends one synthetic VP8 camera in the three rid layers
-// of SimulcastRIDs: each frame in two packets with a 15-bit picture id,
-// keyframes with the layer's size in their header, and the layer's number
-// as the last payload byte (SimulcastLayer). Higher layers send more
-// bytes. Like a browser it names each packet's mid and rid in header
-// extensions, which pion leaves to its user. A PLI to a layer's SSRC
-// makes that layer's next frame a keyframe.
+// SimulcastSender sends one synthetic camera in the three rid layers of
+// SimulcastRIDs, in VP8 or H.264. A VP8 frame is two packets with a
+// 15-bit picture id, a keyframe having the layer's size in its header. An
+// H.264 frame is what pion's packetizer makes of an encoder's access
+// unit: a keyframe is a STAP-A of the SPS (with the layer's size) and PPS
+// then an IDR slice, a delta frame a non-IDR slice; slices larger than a
+// packet go in FU-A fragments. Higher layers send more bytes, and every
+// packet of layer i but an H.264 STAP-A ends in the byte '0'+i
+// (SimulcastLayer). Like a browser it names each packet's mid and rid in
+// header extensions, which pion leaves to its user. A PLI to a layer's
+// SSRC makes that layer's next frame a keyframe.
 type SimulcastSender struct {
 	tracks       []*webrtc.TrackLocalStaticRTP
 	sender       *webrtc.RTPSender
@@ -35,15 +44,33 @@ type SimulcastSender struct {
 	plis         [3]atomic.Int32
 	midID, ridID uint8
 	mid          string
+
+	// Only Run's goroutine uses the following.
+	h264 [3]*codecs.H264Payloader // nil for VP8
+	seq  [3]uint16
 }
 
-// AddSimulcast adds a camera of stream streamID to pc, in three layers.
-// The API that made pc must register the simulcast header extensions, as
-// ClientAPI does.
+// AddSimulcast adds a VP8 camera of stream streamID to pc, in three
+// layers. The API that made pc must register the simulcast header
+// extensions, as ClientAPI does.
 func AddSimulcast(pc *webrtc.PeerConnection, streamID string) (*SimulcastSender, error) {
+	return addSimulcast(pc, streamID, VP8)
+}
+
+// AddSimulcastH264 is AddSimulcast for an H.264 camera (H264).
+func AddSimulcastH264(pc *webrtc.PeerConnection, streamID string) (*SimulcastSender, error) {
+	return addSimulcast(pc, streamID, H264)
+}
+
+func addSimulcast(pc *webrtc.PeerConnection, streamID string, codec webrtc.RTPCodecCapability) (*SimulcastSender, error) {
 	s := &SimulcastSender{}
-	for _, rid := range SimulcastRIDs {
-		tr, err := webrtc.NewTrackLocalStaticRTP(VP8, "camera", streamID, webrtc.WithRTPStreamID(rid))
+	for i, rid := range SimulcastRIDs {
+		// Each layer numbers its packets on its own.
+		s.seq[i] = uint16(i * 20000)
+		if codec.MimeType == webrtc.MimeTypeH264 {
+			s.h264[i] = &codecs.H264Payloader{}
+		}
+		tr, err := webrtc.NewTrackLocalStaticRTP(codec, "camera", streamID, webrtc.WithRTPStreamID(rid))
 		if err != nil {
 			return nil, err
 		}
@@ -99,6 +126,34 @@ func (s *SimulcastSender) ServeKeyframeRequests(i int) {
 	}
 }
 
+// SSRCs are the layers' SSRCs, lowest layer first.
+func (s *SimulcastSender) SSRCs() []webrtc.SSRC {
+	var out []webrtc.SSRC
+	for _, e := range s.sender.GetParameters().Encodings {
+		out = append(out, e.SSRC)
+	}
+	return out
+}
+
+// Start reads the negotiated ids (Negotiated), then serves each layer's
+// keyframe requests and sends a frame every interval until ctx ends
+// (Run), on goroutines wg counts; fail is told if sending fails. The
+// request readers stop with pc.
+func (s *SimulcastSender) Start(ctx context.Context, pc *webrtc.PeerConnection, interval time.Duration, wg *sync.WaitGroup, fail func(error)) error {
+	if err := s.Negotiated(pc); err != nil {
+		return err
+	}
+	for i := range s.tracks {
+		wg.Go(func() { s.ServeKeyframeRequests(i) })
+	}
+	wg.Go(func() {
+		if err := s.Run(ctx, interval); err != nil {
+			fail(err)
+		}
+	})
+	return nil
+}
+
 // PLIs is how many PLIs layer i's SSRC was sent.
 func (s *SimulcastSender) PLIs(i int) int32 { return s.plis[i].Load() }
 
@@ -127,6 +182,9 @@ func (s *SimulcastSender) Run(ctx context.Context, interval time.Duration) error
 
 // writeFrame writes frame n of layer i.
 func (s *SimulcastSender) writeFrame(i int, n uint32, key bool) error {
+	if s.h264[i] != nil {
+		return s.writeH264Frame(i, n, key)
+	}
 	for part := uint32(0); part < 2; part++ {
 		payload := []byte{0x80, 0x80}
 		payload = binary.BigEndian.AppendUint16(payload, 0x8000|uint16(n+uint32(i)*1000)&0x7fff)
@@ -142,31 +200,82 @@ func (s *SimulcastSender) writeFrame(i int, n uint32, key bool) error {
 		}
 		payload = append(payload, make([]byte, 100+300*i)...)
 		payload = append(payload, byte('0'+i))
-		pkt := &rtp.Packet{
-			Header: rtp.Header{
-				Version: 2, Marker: part == 1,
-				// Each layer numbers and stamps its packets on its own.
-				SequenceNumber: uint16(2*n + part + uint32(i)*20000),
-				Timestamp:      n*3000 + uint32(i)*0x30000000,
-			},
-			Payload: payload,
-		}
-		if err := pkt.Header.SetExtension(s.midID, []byte(s.mid)); err != nil {
-			return err
-		}
-		if err := pkt.Header.SetExtension(s.ridID, []byte(SimulcastRIDs[i])); err != nil {
-			return err
-		}
-		if err := s.tracks[i].WriteRTP(pkt); err != nil {
+		if err := s.writePacket(i, n, part == 1, payload); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// SimulcastLayer is the layer a SimulcastSender's payload came from.
+// h264MTU is the payload size above which the H.264 packetizer fragments
+// a slice: the high layer's slices take several packets, as they do from
+// a browser.
+const h264MTU = 1000
+
+// writeH264Frame writes frame n of layer i in H.264.
+func (s *SimulcastSender) writeH264Frame(i int, n uint32, key bool) error {
+	// An access unit in Annex B: the parameter sets before an IDR slice,
+	// and a slice whose header is followed by the layer's byte.
+	var au []byte
+	slice := []byte{0x41, 0x9a} // non-IDR, P slice
+	size := 150 + 400*i
+	if key {
+		size = 400 + 1200*i
+		for _, nal := range [][]byte{h264SPS(SimulcastSizes[i][0], SimulcastSizes[i][1]), h264PPS} {
+			au = append(append(au, 0, 0, 0, 1), nal...)
+		}
+		slice = []byte{0x65, 0x88} // IDR, I slice
+	}
+	au = append(append(au, 0, 0, 0, 1), slice...)
+	au = append(au, bytes.Repeat([]byte{byte('0' + i)}, size)...)
+	payloads := s.h264[i].Payload(h264MTU, au)
+	for k, payload := range payloads {
+		if err := s.writePacket(i, n, k == len(payloads)-1, payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writePacket writes a packet of frame n of layer i.
+func (s *SimulcastSender) writePacket(i int, n uint32, marker bool, payload []byte) error {
+	pkt := &rtp.Packet{
+		Header: rtp.Header{
+			Version: 2, Marker: marker,
+			// Each layer numbers and stamps its packets on its own.
+			SequenceNumber: s.seq[i],
+			Timestamp:      n*3000 + uint32(i)*0x30000000,
+		},
+		Payload: payload,
+	}
+	s.seq[i]++
+	if err := pkt.Header.SetExtension(s.midID, []byte(s.mid)); err != nil {
+		return err
+	}
+	if err := pkt.Header.SetExtension(s.ridID, []byte(SimulcastRIDs[i])); err != nil {
+		return err
+	}
+	return s.tracks[i].WriteRTP(pkt)
+}
+
+// SimulcastLayer is the layer a SimulcastSender's payload came from, -1
+// if it tells none: the last byte names it, or, in an H.264 STAP-A (the
+// parameter sets), the picture size its SPS gives.
 func SimulcastLayer(payload []byte) int {
 	if len(payload) == 0 {
+		return -1
+	}
+	if payload[0]&0x1f == 24 && len(payload) > 3 && payload[3]&0x1f == 7 {
+		size := int(binary.BigEndian.Uint16(payload[1:]))
+		if 3+size > len(payload) {
+			return -1
+		}
+		w, h, ok := h264.SPSSize(payload[4 : 3+size])
+		for i, s := range SimulcastSizes {
+			if ok && s == [2]int{w, h} {
+				return i
+			}
+		}
 		return -1
 	}
 	return int(payload[len(payload)-1] - '0')
