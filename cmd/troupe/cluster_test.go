@@ -34,8 +34,8 @@ func clusterConfig(t *testing.T, endpoint, nodeID, secret string) Config {
 	return cfg
 }
 
-// Two nodes on one etcd list each other; a third with another API secret
-// refuses to start, saying why.
+// Two nodes on one etcd list each other; a third with another API secret,
+// or another API key id, refuses to start, saying why, and changes nothing.
 func TestClusterNodes(t *testing.T) {
 	endpoint := etcdStart(t)
 	secret := strings.Repeat("s", 32)
@@ -67,14 +67,33 @@ func TestClusterNodes(t *testing.T) {
 		t.Fatalf("rooms listed by node-b: %v", got)
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// A node whose key pair differs from the cluster's, by its secret or by
+	// its key id, refuses to start and leaves the cluster as it was: no
+	// record of its own, and the cluster's key unchanged for the next node.
+	for _, c := range []struct{ what, id, secret string }{
+		{"another secret", "TKcluster", strings.Repeat("x", 32)},
+		{"another key id", "TKother", secret},
+	} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := clusterConfig(t, endpoint, "node-c", c.secret)
+		cfg.APIKey = c.id
+		_, err = NewServer(cfg, ln, io.Discard, io.Discard)
+		if !errors.Is(err, ErrKeyMismatch) || !strings.Contains(err.Error(), "every node must share them") ||
+			!strings.Contains(err.Error(), "--api-key "+c.id) {
+			t.Fatalf("a node with %s: %v, want ErrKeyMismatch naming --api-key %s", c.what, err, c.id)
+		}
+		if strings.Contains(err.Error(), c.secret) {
+			t.Fatalf("a node with %s: the error shows the secret: %v", c.what, err)
+		}
+		if got := listNodes(t, a); len(got) != 2 {
+			t.Fatalf("nodes after a node with %s was refused: %v", c.what, got)
+		}
 	}
-	_, err = NewServer(clusterConfig(t, endpoint, "node-c", strings.Repeat("x", 32)), ln, io.Discard, io.Discard)
-	if !errors.Is(err, ErrKeyMismatch) || !strings.Contains(err.Error(), "every node must share them") {
-		t.Fatalf("a node with another secret: %v, want ErrKeyMismatch", err)
-	}
+	c := startServer(t, clusterConfig(t, endpoint, "node-c", secret))
+	poll.Until(t, "node-c, with the cluster's key pair, to join", func() bool { return len(listNodes(t, c)) == 3 })
 }
 
 // A single node lists itself.
