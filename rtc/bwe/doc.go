@@ -1,0 +1,21 @@
+// Package bwe is a send-side bandwidth estimator: what a receiver's
+// transport-wide congestion control feedback says its link can take.
+//
+// It follows the published design of Google Congestion Control
+// (draft-ietf-rmcat-gcc): a delay-based estimate (packets grouped by
+// send time, the growth of their one-way delay fitted by a trendline over
+// the last groups, an over-use detector with a threshold that adapts to
+// the delay's noise, and an additive-increase multiplicative-decrease rate
+// controller), bounded by a loss-based estimate, with the bitrate the
+// receiver acknowledges as the ceiling of any increase.
+//
+// It is made for a sender that forwards media as it comes: an Estimator
+// paces nothing and starts no goroutine. The send path records each
+// packet in a ring indexed by its transport-wide sequence number (a few
+// atomic stores, no lock, no allocation: Estimator.Sending), and the
+// feedback is processed on the goroutine that read it (Estimator.Feedback),
+// from the parse the RTCP path made already (ParseFeedback).
+//
+// Package rtc uses it for each subscriber's connection; it imports
+// nothing of Troupe.
+package bwe

@@ -1,0 +1,82 @@
+package bwe
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+// The ring gives each packet its own slot and its extension's bytes, and
+// finds it by its full sequence number until a later packet takes the
+// slot; a slot whose packet has not gone out is not taken, nor found.
+func TestHistory(t *testing.T) {
+	e := New(Config{Initial: 1_000_000})
+	base := e.hist.base
+	r, ok := e.Sending(0x12345)
+	if !ok {
+		t.Fatal("no slot for the first packet")
+	}
+	if ext := r.Ext(); ext[0] != 0x23 || ext[1] != 0x45 {
+		t.Fatalf("extension % x, want 23 45", ext)
+	}
+	if _, _, ok := e.hist.lookup(0x12345); ok {
+		t.Fatal("a packet found before it went out")
+	}
+	if _, ok := e.Sending(0x12345 + historySize); ok {
+		t.Fatal("a slot taken while its packet is being sent")
+	}
+	r.Sent(1200, base.Add(7*time.Millisecond))
+	at, size, ok := e.hist.lookup(0x12345)
+	if !ok || at != 7000 || size != 1200 {
+		t.Fatalf("lookup: %d µs, %d bytes, %v; want 7000, 1200, true", at, size, ok)
+	}
+	if _, _, ok := e.hist.lookup(0x12345 - historySize); ok {
+		t.Fatal("found a packet the slot never held")
+	}
+	r2, ok := e.Sending(0x12345 + historySize)
+	if !ok {
+		t.Fatal("no slot a ring later")
+	}
+	r2.Sent(100, base)
+	if _, _, ok := e.hist.lookup(0x12345); ok {
+		t.Fatal("found a packet overwritten")
+	}
+}
+
+// Packets sent from several goroutines at once each get their slot and
+// are found (run under -race).
+func TestHistoryConcurrent(t *testing.T) {
+	e := New(Config{Initial: 1_000_000})
+	var next sync.Mutex
+	seq := uint32(0)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 5000 {
+				next.Lock()
+				s := seq
+				seq++
+				next.Unlock()
+				if r, ok := e.Sending(s); ok {
+					r.Sent(int(s%1500), e.hist.base.Add(time.Duration(s)*time.Microsecond))
+				}
+			}
+		})
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for s := range uint32(20000) {
+			if at, size, ok := e.hist.lookup(s); ok && (at != int64(s) || size != int(s%1500)) {
+				t.Errorf("packet %d: %d µs, %d bytes", s, at, size)
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	for s := seq - historySize; s < seq; s++ {
+		if _, _, ok := e.hist.lookup(s); !ok {
+			t.Fatalf("packet %d of the last ring not found", s)
+		}
+	}
+}
