@@ -146,6 +146,17 @@ func (c *Client) PublishSimulcast(ctx context.Context, cam *SimulcastCamera) err
 		if tc, err = c.pc.AddTransceiverFromTrack(cam.tracks[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
 			return fmt.Errorf("client: add camera: %w", err)
 		}
+		// What the camera wrote before the connection was up went
+		// nowhere: as a browser's encoder starts, every layer begins on a
+		// keyframe once it is, which also tells the server each layer's
+		// size.
+		tc.Sender().Transport().OnStateChange(func(s webrtc.DTLSTransportState) {
+			if s == webrtc.DTLSTransportStateConnected {
+				for i := range cam.wantKey {
+					cam.wantKey[i].Store(true)
+				}
+			}
+		})
 		for _, t := range cam.tracks[1:] {
 			if err := tc.Sender().AddEncoding(t); err != nil {
 				return fmt.Errorf("client: add camera layer: %w", err)
