@@ -25,17 +25,17 @@ func WriteTable(w io.Writer, steps []Step) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	return writeClassTable(w, steps)
-}
-
-// writeClassTable prints, after the steps of a simulcast scenario, one row
-// per step and subscriber class: what it asked for and could carry
-// against what it got. Nothing for the other scenarios.
-func writeClassTable(w io.Writer, steps []Step) error {
 	if !slices.ContainsFunc(steps, func(s Step) bool { return len(s.Classes) > 0 }) {
 		return nil
 	}
 	fmt.Fprintln(w)
+	return writeClassTable(w, steps)
+}
+
+// writeClassTable prints the steps of a simulcast scenario, one row per
+// step and subscriber class: what it asked for and could carry against
+// what it got.
+func writeClassTable(w io.Writer, steps []Step) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	// "cap" is the class's link (- for open), "cut" the rate it is cut to
 	// in the window; kbps are the camera's as received.
