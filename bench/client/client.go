@@ -70,9 +70,10 @@ type Client struct {
 	makingOffer bool
 	answered    chan struct{} // closed when the answer to our offer arrives
 	pending     []webrtc.ICECandidateInit
-	started     map[uint32]bool // video SSRCs whose first packet came
-	err         error           // why the socket ended
-	left        string          // the reason of the server's left message
+	started     map[uint32]bool             // video SSRCs whose first packet came
+	cameras     map[string]*SimulcastCamera // published, by mid
+	err         error                       // why the socket ended
+	left        string                      // the reason of the server's left message
 
 	// candMu guards the candidates gathered before the first local
 	// description went out: they wait so as not to overtake it. It is not
@@ -456,6 +457,10 @@ type message struct {
 	Message   string                   `json:"message"`
 	Request   string                   `json:"request"`
 	Reason    string                   `json:"reason"`
+	// Mid, Active and Paused are a layers message's.
+	Mid    string   `json:"mid"`
+	Active []string `json:"active"`
+	Paused []string `json:"paused"`
 }
 
 func (c *Client) readLoop() {
@@ -520,6 +525,12 @@ func (c *Client) handle(m message) error {
 		return c.pc.AddICECandidate(*m.Candidate)
 	case "left":
 		c.left = m.Reason
+	case "layers":
+		// The layers nobody receives are paused, as the web page turns
+		// their encodings off, until they are active again.
+		if cam := c.cameras[m.Mid]; cam != nil {
+			cam.setActive(m.Active, m.Paused)
+		}
 	case "error":
 		return fmt.Errorf("%w: %s: %s (%s)", ErrServer, m.Code, m.Message, m.Request)
 	}

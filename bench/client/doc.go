@@ -6,6 +6,12 @@
 // media benchmark runs hundreds of them; anything that needs a scripted
 // participant can use it.
 //
+// A SimulcastCamera is a synthetic VP8 camera in rid layers, published in
+// one section as a browser's simulcast is, with each layer's size in its
+// keyframes and a keyframe on a PLI to a layer; ReadCameraPacket reads
+// back, from a forwarded packet, which layer it came from. A Config's
+// VideoSize asks for every video track at that size (track-settings).
+//
 // A Client is one connection. A Session is a participant that joins again
 // by itself, with a new peer connection, when its socket ends or its peer
 // connection fails (a cluster node died, or dropped its rooms), as

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,6 +74,7 @@ type SimulcastCamera struct {
 	frame  []int // bytes of one frame, by layer
 
 	wantKey []atomic.Bool
+	paused  []atomic.Bool   // layers not sent: nobody receives them
 	sent    []atomic.Uint32 // packets written, by layer
 	plis    []atomic.Int32
 
@@ -98,7 +100,7 @@ func NewSimulcastCamera(cfg CameraConfig) (*SimulcastCamera, error) {
 		cfg.KeyframeEvery = 10 * cfg.FPS
 	}
 	c := &SimulcastCamera{
-		cfg: cfg, wantKey: make([]atomic.Bool, len(cfg.Layers)),
+		cfg: cfg, wantKey: make([]atomic.Bool, len(cfg.Layers)), paused: make([]atomic.Bool, len(cfg.Layers)),
 		sent: make([]atomic.Uint32, len(cfg.Layers)), plis: make([]atomic.Int32, len(cfg.Layers)),
 	}
 	seen := map[string]bool{}
@@ -136,6 +138,25 @@ func (c *SimulcastCamera) Sent(i int) uint32 { return c.sent[i].Load() }
 // PLIs is how many keyframe requests layer i was sent.
 func (c *SimulcastCamera) PLIs(i int) int32 { return c.plis[i].Load() }
 
+// Paused is whether layer i is paused: the server said nobody receives it.
+func (c *SimulcastCamera) Paused(i int) bool { return c.paused[i].Load() }
+
+// setActive takes a layers message: the layers named paused stop, those
+// named active go on, or start again on a keyframe, as an encoding turned
+// back on does. A layer in neither list is left as it is.
+func (c *SimulcastCamera) setActive(active, paused []string) {
+	for i, l := range c.cfg.Layers {
+		switch {
+		case slices.Contains(paused, l.RID):
+			c.paused[i].Store(true)
+		case slices.Contains(active, l.RID):
+			if c.paused[i].Swap(false) {
+				c.wantKey[i].Store(true)
+			}
+		}
+	}
+}
+
 // PublishSimulcast offers cam as one send-only section with a rid per
 // layer, waits for the server's answer, and serves the layers' keyframe
 // requests until the connection ends.
@@ -146,6 +167,17 @@ func (c *Client) PublishSimulcast(ctx context.Context, cam *SimulcastCamera) err
 		if tc, err = c.pc.AddTransceiverFromTrack(cam.tracks[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
 			return fmt.Errorf("client: add camera: %w", err)
 		}
+		// What the camera wrote before the connection was up went
+		// nowhere: as a browser's encoder starts, every layer begins on a
+		// keyframe once it is, which also tells the server each layer's
+		// size.
+		tc.Sender().Transport().OnStateChange(func(s webrtc.DTLSTransportState) {
+			if s == webrtc.DTLSTransportStateConnected {
+				for i := range cam.wantKey {
+					cam.wantKey[i].Store(true)
+				}
+			}
+		})
 		for _, t := range cam.tracks[1:] {
 			if err := tc.Sender().AddEncoding(t); err != nil {
 				return fmt.Errorf("client: add camera layer: %w", err)
@@ -159,6 +191,12 @@ func (c *Client) PublishSimulcast(ctx context.Context, cam *SimulcastCamera) err
 	if err := cam.negotiated(tc); err != nil {
 		return err
 	}
+	c.mu.Lock()
+	if c.cameras == nil {
+		c.cameras = map[string]*SimulcastCamera{}
+	}
+	c.cameras[tc.Mid()] = cam
+	c.mu.Unlock()
 	for i, l := range cam.cfg.Layers {
 		c.wg.Add(1)
 		go func() {
@@ -220,6 +258,9 @@ func (c *SimulcastCamera) Run(ctx context.Context) error {
 	defer tick.Stop()
 	for n := 0; ; n++ {
 		for i := range c.tracks {
+			if c.paused[i].Load() {
+				continue
+			}
 			key := n%c.cfg.KeyframeEvery == 0 || c.wantKey[i].Swap(false)
 			if err := w.frame(i, uint32(n), key); err != nil {
 				return err

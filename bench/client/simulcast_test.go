@@ -54,3 +54,25 @@ func TestCameraPacket(t *testing.T) {
 		}
 	}
 }
+
+// A layers message pauses the layers nobody receives; one active again
+// starts on a keyframe; one in neither list is left as it is.
+func TestCameraLayers(t *testing.T) {
+	cam, err := NewSimulcastCamera(CameraConfig{StreamID: "s", FPS: 30, MaxPayloadBytes: 1100, Layers: []Layer{
+		{RID: "q", Width: 320, Height: 180, BitrateKbps: 150},
+		{RID: "h", Width: 640, Height: 360, BitrateKbps: 500},
+		{RID: "f", Width: 1280, Height: 720, BitrateKbps: 1500},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam.setActive([]string{"q"}, []string{"h", "f"})
+	if cam.Paused(0) || !cam.Paused(1) || !cam.Paused(2) {
+		t.Fatalf("paused q, h, f: %v %v %v", cam.Paused(0), cam.Paused(1), cam.Paused(2))
+	}
+	cam.setActive([]string{"q", "h"}, nil)
+	if cam.Paused(1) || !cam.Paused(2) || !cam.wantKey[1].Load() || cam.wantKey[0].Load() {
+		t.Errorf("h active again: paused %v, keyframe asked %v; f paused %v; q keyframe asked %v",
+			cam.Paused(1), cam.wantKey[1].Load(), cam.Paused(2), cam.wantKey[0].Load())
+	}
+}

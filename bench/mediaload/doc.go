@@ -18,6 +18,16 @@
 // loopback hops and the publisher client's send. The ramp's limits use
 // end-to-end latency.
 //
+// The simulcast scenario's publishers send a camera in rid layers
+// (bench/client.SimulcastCamera) and its subscribers come in classes
+// (scenarios.Class): each asks for its class's size, reads its packets
+// through a token bucket at its class's rate (rtctest's Shaper), cut and
+// given back at set times in each window. A subscriber tells each
+// packet's layer from the camera's payload, which the server forwards
+// untouched, and judges each switch by the packet that starts it: the
+// first of a keyframe of the new layer, unless a packet was lost just
+// before it. Step.Classes sums each class up.
+//
 // Each client is a bench/client Session unless Config.NoReconnect: one
 // whose connection is lost (a node of a cluster died) joins again by
 // itself, republishing its tracks, and the steps count the reconnections

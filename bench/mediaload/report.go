@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"text/tabwriter"
 )
 
@@ -21,7 +22,45 @@ func WriteTable(w io.Writer, steps []Step) error {
 			float64(s.ServerRSSBytes)/(1<<20), float64(s.RSSPerParticipantBytes)/1024, s.ClientCores,
 			s.Reconnects, s.OutageSeconds)
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(steps, func(s Step) bool { return len(s.Classes) > 0 }) {
+		return nil
+	}
+	fmt.Fprintln(w)
+	return writeClassTable(w, steps)
+}
+
+// writeClassTable prints the steps of a simulcast scenario, one row per
+// step and subscriber class: what it asked for and could carry against
+// what it got.
+func writeClassTable(w io.Writer, steps []Step) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	// "cap" is the class's link (- for open), "cut" the rate it is cut to
+	// in the window; kbps are the camera's as received.
+	fmt.Fprintln(tw, "server\tsubs\tclass\tmembers\tsize\tcap kbps\tcut kbps\tkbps p50\tkbps max\tcut kbps max\tlayers\tend layers\tno video\tswitches\tbad switches\tdown p50 ms\tdown max ms\tnot down\tup p50 ms\tup max ms\tnot up\tpauses\tresumes\tloss %\tlat p50 ms\tlat p99 ms\t")
+	for _, s := range steps {
+		for _, c := range s.Classes {
+			size := "-"
+			if c.Width > 0 {
+				size = fmt.Sprintf("%dx%d", c.Width, c.Height)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t%d\t%d\t%d\t%.0f\t%.0f\t%d\t%.0f\t%.0f\t%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t\n",
+				s.Server, s.Subscribers, c.Class, c.Subscribers, size, kbpsOrOpen(c.CapKbps), kbpsOrOpen(c.CutKbps),
+				c.ReceivedKbpsP50, c.ReceivedKbpsMax, c.CutReceivedKbpsMax, c.Layers, c.EndLayers, c.NoVideo, c.Switches, c.BadSwitches,
+				c.SwitchDownP50Ms, c.SwitchDownMaxMs, c.NotDown, c.SwitchUpP50Ms, c.SwitchUpMaxMs, c.NotUp,
+				c.Pauses, c.Resumes, 100*c.LossRatio, c.LatencyP50Ms, c.LatencyP99Ms)
+		}
+	}
 	return tw.Flush()
+}
+
+func kbpsOrOpen(kbps int) string {
+	if kbps == 0 {
+		return "-"
+	}
+	return fmt.Sprint(kbps)
 }
 
 // WriteComparison prints Troupe and a baseline side by side, step by step

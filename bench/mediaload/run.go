@@ -79,7 +79,8 @@ type Config struct {
 	// API makes the clients' peer connections. By default each client
 	// gets its own rtctest.ClientAPIWithArrivals, whose sockets record
 	// when packets arrive: the path latency. With a given API that figure
-	// is left out.
+	// is left out. The subscribers of a simulcast scenario always get
+	// their own, shaped to their class's link (ClientAPIWithArrivalsAndShaper).
 	API *webrtc.API
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -143,9 +144,14 @@ type participant struct {
 	joinStart time.Time
 	step      int
 
-	mu    sync.Mutex // guards recvs
-	recvs []*rtctest.Receiver
-	wg    sync.WaitGroup // the receivers' read loops
+	// member is a subscriber's class in a simulcast scenario; nil for a
+	// publisher, or outside that scenario.
+	member *classMember
+
+	mu     sync.Mutex // guards recvs and layers
+	recvs  []*rtctest.Receiver
+	layers []*layerReceiver // simulcast cameras received
+	wg     sync.WaitGroup   // the receivers' read loops
 }
 
 // conn is the participant's current connection.
@@ -176,13 +182,26 @@ func (p *participant) receivers() []*rtctest.Receiver {
 	return append([]*rtctest.Receiver(nil), p.recvs...)
 }
 
+func (p *participant) layerReceivers() []*layerReceiver {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*layerReceiver(nil), p.layers...)
+}
+
 // firstPacket is when the participant's first packet arrived, if any.
 func (p *participant) firstPacket() (time.Time, bool) {
 	var first time.Time
-	for _, r := range p.receivers() {
-		if at := r.Stats().FirstPacketAt; !at.IsZero() && (first.IsZero() || at.Before(first)) {
+	earliest := func(at time.Time) {
+		if !at.IsZero() && (first.IsZero() || at.Before(first)) {
 			first = at
 		}
+	}
+	for _, r := range p.receivers() {
+		earliest(r.Stats().FirstPacketAt)
+	}
+	for _, r := range p.layerReceivers() {
+		at, _ := r.started()
+		earliest(at)
 	}
 	return first, !first.IsZero()
 }
@@ -214,7 +233,9 @@ type runner struct {
 	mu      sync.Mutex // guards the following
 	parts   []*participant
 	sources map[string]*source // by publisher id + "/" + kind
-	joined  int                // identities handed out
+	// cams are the publishers' simulcast cameras, by publisher id.
+	cams   map[string]*camSource
+	joined int // identities handed out
 	// firstIDs maps the participant id of a publisher's later connection
 	// to its first one, which the sources are known by: what a subscriber
 	// receives is named by the publisher's current id.
@@ -227,7 +248,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return Result{}, err
 	}
-	r := &runner{cfg: cfg, http: &http.Client{Timeout: 30 * time.Second}, log: cfg.Logger, sources: map[string]*source{}, firstIDs: map[string]string{}}
+	r := &runner{cfg: cfg, http: &http.Client{Timeout: 30 * time.Second}, log: cfg.Logger, sources: map[string]*source{}, cams: map[string]*camSource{}, firstIDs: map[string]string{}}
 	r.sendCtx, r.stopSend = context.WithCancel(context.Background())
 	defer r.teardown()
 
@@ -261,21 +282,30 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	current := 0
 	for i, subs := range cfg.Steps {
 		step := i + 1
-		tokens := make([][]string, sc.Rooms)
+		// Each room's n-th subscriber is of the same class (ClassOf).
+		type joiner struct {
+			token string
+			class int
+		}
+		tokens := make([][]joiner, sc.Rooms)
 		for room := range sc.Rooms {
-			for range subs - current {
+			for n := current; n < subs; n++ {
 				tok, err := r.token(ctx, room, "subscriber")
 				if err != nil {
 					return res, err
 				}
-				tokens[room] = append(tokens[room], tok)
+				tokens[room] = append(tokens[room], joiner{tok, sc.ClassOf(n)})
 			}
 		}
 		var joins []func(context.Context) error
 		for room, toks := range tokens {
-			for _, tok := range toks {
+			for _, j := range toks {
 				joins = append(joins, func(ctx context.Context) error {
-					_, err := r.join(ctx, room, tok, step, nil)
+					var m *classMember
+					if sc.Simulcast != nil {
+						m = &classMember{class: j.class}
+					}
+					_, err := r.join(ctx, room, j.token, step, nil, m)
 					return err
 				})
 			}
@@ -384,30 +414,56 @@ func (r *runner) token(ctx context.Context, room int, role string) (string, erro
 
 // join connects one participant; its receivers start as tracks arrive.
 // onConnect, if set, runs on each of its connections (publish there).
-func (r *runner) join(ctx context.Context, room int, token string, step int, onConnect func(context.Context, *client.Client) error) (*participant, error) {
-	p := &participant{room: room, publisher: onConnect != nil, step: step}
+// member, if set, is a simulcast subscriber's class: its link is shaped
+// to the class's cap and it asks for the class's size.
+func (r *runner) join(ctx context.Context, room int, token string, step int, onConnect func(context.Context, *client.Client) error, member *classMember) (*participant, error) {
+	p := &participant{room: room, publisher: onConnect != nil, step: step, member: member}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.JoinTimeout)
 	defer cancel()
 	// An API per client: the arrivals registry is keyed by SSRC, which a
 	// server may send to every subscriber alike. A reconnection keeps it.
 	api, arrivals := r.cfg.API, (*rtctest.Arrivals)(nil)
-	if api == nil {
+	var class scenarios.Class
+	switch {
+	case member != nil:
+		// A class's subscriber always has its own shaped API: its link
+		// is what it measures.
+		var err error
+		if api, arrivals, member.shaper, err = rtctest.ClientAPIWithArrivalsAndShaper(); err != nil {
+			return nil, fmt.Errorf("client API: %w", err)
+		}
+		class = classesOf(r.cfg.Scenario)[member.class]
+		member.setCap(class.CapKbps)
+	case api == nil:
 		var err error
 		if api, arrivals, err = rtctest.ClientAPIWithArrivals(); err != nil {
 			return nil, fmt.Errorf("client API: %w", err)
 		}
 	}
+	simulcast := r.cfg.Scenario.Simulcast != nil
 	cfg := client.Config{
 		URL: r.cfg.Target.BaseURL, Token: token, API: api, Logger: r.log,
+		VideoSize: [2]int{class.Width, class.Height},
 		OnTrack: func(tr *webrtc.TrackRemote) {
+			p.wg.Add(1)
+			defer p.wg.Done()
+			if simulcast && tr.Kind() == webrtc.RTPCodecTypeVideo {
+				rcv := &layerReceiver{track: tr, arrivals: arrivals}
+				p.mu.Lock()
+				p.layers = append(p.layers, rcv)
+				p.mu.Unlock()
+				rcv.run()
+				return
+			}
 			rcv := rtctest.NewReceiverWithArrivals(tr, arrivals)
 			p.mu.Lock()
 			p.recvs = append(p.recvs, rcv)
-			p.wg.Add(1)
 			p.mu.Unlock()
-			defer p.wg.Done()
 			rcv.Run()
 		},
+	}
+	if member != nil {
+		cfg.OnMessage = member.onMessage
 	}
 	p.joinStart = time.Now()
 	var err error
@@ -484,11 +540,29 @@ func (r *runner) joinPublisher(ctx context.Context, room int) error {
 			Track: t, PayloadSize: a.PayloadBytes, TimestampStep: uint32(48000 / a.PacketsPerSec),
 		}, "audio", time.Second / time.Duration(a.PacketsPerSec)})
 	}
+	var cam *client.SimulcastCamera
+	if v := sc.Simulcast; v != nil {
+		var layers []client.Layer
+		for _, l := range v.Layers {
+			layers = append(layers, client.Layer{RID: l.RID, Width: l.Width, Height: l.Height, BitrateKbps: l.BitrateKbps})
+		}
+		if cam, err = client.NewSimulcastCamera(client.CameraConfig{StreamID: "bench", Layers: layers, FPS: v.FPS, MaxPayloadBytes: v.MaxPayloadBytes}); err != nil {
+			return err
+		}
+	}
 	// Publish on every connection; the senders write to the same tracks
 	// throughout, and each connection's keyframe requests are served.
 	publish := func(ctx context.Context, c *client.Client) error {
 		pctx, cancel := context.WithTimeout(ctx, r.cfg.JoinTimeout)
 		defer cancel()
+		if cam != nil {
+			if err := c.PublishSimulcast(pctx, cam); err != nil {
+				return fmt.Errorf("publish camera: %w", err)
+			}
+		}
+		if len(tracks) == 0 {
+			return nil
+		}
 		senders, err := c.Publish(pctx, tracks...)
 		if err != nil {
 			return fmt.Errorf("publish: %w", err)
@@ -510,11 +584,21 @@ func (r *runner) joinPublisher(ctx context.Context, room int) error {
 		}
 		return nil
 	}
-	p, err := r.join(ctx, room, tok, 1, publish)
+	p, err := r.join(ctx, room, tok, 1, publish, nil)
 	if err != nil {
 		return err
 	}
 	r.mu.Lock()
+	if cam != nil {
+		r.cams[p.id] = &camSource{cam: cam, room: room, from: p.id}
+		r.sendWG.Add(1)
+		go func() {
+			defer r.sendWG.Done()
+			if err := cam.Run(r.sendCtx); err != nil {
+				r.log.Warn("camera stopped", "err", err)
+			}
+		}()
+	}
 	for _, m := range ms {
 		r.sources[p.id+"/"+m.kind] = &source{sender: m.s, room: room, from: p.id}
 		r.sendWG.Add(1)
@@ -547,7 +631,8 @@ func audioLevelID(sender *webrtc.RTPSender) uint8 {
 	return 0
 }
 
-// expectedTracks is how many tracks a participant should receive.
+// expectedTracks is how many tracks a participant should receive: a
+// simulcast subscriber on a link below the lowest layer gets no camera.
 func (r *runner) expectedTracks(p *participant) int {
 	n := 0
 	for _, s := range r.sources {
@@ -555,7 +640,10 @@ func (r *runner) expectedTracks(p *participant) int {
 			n++
 		}
 	}
-	return n
+	if m := p.member; m != nil && !expectsVideo(classesOf(r.cfg.Scenario)[m.class], r.cfg.Scenario.Simulcast.Layers[0].BitrateKbps) {
+		return n
+	}
+	return n + r.camerasFor(p)
 }
 
 // waitMedia waits until every participant gets packets on every track it
@@ -571,6 +659,11 @@ func (r *runner) waitMedia(ctx context.Context) {
 			got := 0
 			for _, rcv := range p.receivers() {
 				if rcv.Stats().Packets > 0 {
+					got++
+				}
+			}
+			for _, rcv := range p.layerReceivers() {
+				if _, ok := rcv.started(); ok {
 					got++
 				}
 			}
@@ -631,7 +724,11 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 		for _, rcv := range p.receivers() {
 			rcv.Drain()
 		}
+		for _, rcv := range p.layerReceivers() {
+			rcv.drain()
+		}
 	}
+	pauses0 := pauseCounts(parts)
 	cpu0, err := r.serverCPU()
 	if err != nil {
 		return Step{}, err
@@ -642,14 +739,38 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 	}
 	self0, t0 := proc.SelfCPU(), time.Now()
 	dur := r.cfg.Scenario.Duration
-	for elapsed := time.Duration(0); elapsed < dur && ctx.Err() == nil; {
-		tick := min(time.Second, dur-elapsed)
-		sleep(ctx, tick)
-		elapsed += tick
+	classes := classesOf(r.cfg.Scenario)
+	events := cutEvents(classes)
+	cuts := make([]cutTimes, len(classes))
+	// The window runs by the clock, a tick a second, stopping also at
+	// each cut of a class's link.
+	for elapsed := time.Duration(0); elapsed < dur && ctx.Err() == nil; elapsed = time.Since(t0) {
+		for len(events) > 0 && events[0].at <= elapsed {
+			ev := events[0]
+			events = events[1:]
+			setClassCap(parts, ev.class, ev.kbps)
+			if ev.end {
+				cuts[ev.class].end = time.Now()
+			} else {
+				cuts[ev.class].cut = time.Now()
+			}
+		}
+		next := min(elapsed.Truncate(time.Second)+time.Second, dur)
+		if len(events) > 0 {
+			next = min(next, events[0].at)
+		}
+		sleep(ctx, next-elapsed)
 		cpu, _ := r.serverCPU()
 		r.progress("[%s] step %d/%d: %d participants, %v of %v, server %.0f%% CPU, clients %.0f%% CPU",
-			r.cfg.Target.Name, step, len(r.cfg.Steps), len(parts), elapsed.Round(time.Second), dur,
+			r.cfg.Target.Name, step, len(r.cfg.Steps), len(parts), time.Since(t0).Round(time.Second), dur,
 			100*(cpu-cpu0).Seconds()/time.Since(t0).Seconds(), 100*(proc.SelfCPU()-self0).Seconds()/time.Since(t0).Seconds())
+	}
+	// A cut left open ends with the window: the next step starts on the
+	// classes' own links.
+	for i, c := range classes {
+		if c.Cut != nil {
+			setClassCap(parts, i, c.CapKbps)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return Step{}, err
@@ -675,6 +796,7 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 		return Step{}, err
 	}
 	sleep(ctx, grace)
+	pauses1 := pauseCounts(parts)
 
 	sc := r.cfg.Scenario
 	s := Step{
@@ -689,6 +811,9 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 	}
 	var latencies, paths, joins []time.Duration
 	for _, p := range parts {
+		// A capped link's losses and late retransmissions are its own:
+		// its class's figures show them.
+		capped := p.member != nil && classesOf(sc)[p.member.class].Capped()
 		seen := map[string]*window{}
 		for _, rcv := range p.receivers() {
 			tr := rcv.Track()
@@ -701,7 +826,7 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 				seen[key] = w
 			}
 			for _, smp := range rcv.Drain() {
-				if w.add(smp.Counter) {
+				if w.add(smp.Counter) && !capped {
 					latencies = append(latencies, smp.Latency)
 					if smp.PathLatency > 0 {
 						paths = append(paths, smp.PathLatency)
@@ -713,10 +838,16 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 			if src.room != p.room || src.from == p.id {
 				continue
 			}
-			s.ExpectedPackets += int64(counters1[key] - counters0[key])
 			w := seen[key]
 			if w != nil {
 				s.ReceivedPackets += w.n
+			}
+			if capped {
+				if w != nil {
+					s.ExpectedPackets += w.n
+				}
+			} else {
+				s.ExpectedPackets += int64(counters1[key] - counters0[key])
 			}
 			if (w == nil || w.n == 0) && counters1[key] > counters0[key] {
 				s.MissingTracks++
@@ -741,6 +872,13 @@ func (r *runner) measure(ctx context.Context, step int, idleRSS int64) (Step, er
 			} else {
 				s.JoinFailures++
 			}
+		}
+	}
+	if sc.Simulcast != nil {
+		cams := r.simulcastWindow(parts, t0, t1, cuts, pauses0, pauses1, &s)
+		for _, f := range cams {
+			latencies = append(latencies, f.latencies...)
+			paths = append(paths, f.paths...)
 		}
 	}
 	lat, path, join := summarize(latencies), summarize(paths), summarize(joins)

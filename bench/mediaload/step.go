@@ -51,6 +51,12 @@ type Step struct {
 	// record.
 	RecordedTracks       int     `json:"recorded_tracks"`
 	RecordingBytesPerSec float64 `json:"recording_bytes_per_sec"`
+	// Classes are the simulcast scenario's subscriber classes, one each
+	// (absent in the other scenarios). In that scenario the packets
+	// above include the camera's; the subscribers of the capped classes
+	// count in the packets received (and so the CPU per packet), not in
+	// the loss and latency, which are their links' and shown by class.
+	Classes []ClassStep `json:"classes,omitempty"`
 }
 
 // xValue is the chart's x: subscribers, or participants for scenarios

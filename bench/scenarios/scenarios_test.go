@@ -52,6 +52,9 @@ func TestClassOf(t *testing.T) {
 	if want := []int{0, 1, 2, 0, 0, 1, 2, 0}; !slices.Equal(got, want) {
 		t.Errorf("classes of the first 8: %v, want %v", got, want)
 	}
+	if c := (Scenario{}).ClassOf(3); c != 0 {
+		t.Errorf("without classes, subscriber 3 is of class %d", c)
+	}
 }
 
 func TestParse(t *testing.T) {

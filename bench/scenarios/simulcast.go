@@ -52,8 +52,12 @@ func (c Class) Capped() bool { return c.CapKbps > 0 || c.Cut != nil }
 
 // ClassOf deals subscriber i (0-based, in join order) to a class: the
 // class furthest behind its share of the first i+1 subscribers, so that
-// every prefix of the subscribers is mixed as the shares say.
+// every prefix of the subscribers is mixed as the shares say. Without
+// classes it is 0: every subscriber alike.
 func (s Scenario) ClassOf(i int) int {
+	if len(s.Classes) == 0 {
+		return 0
+	}
 	total := 0
 	for _, c := range s.Classes {
 		total += max(c.Share, 1)

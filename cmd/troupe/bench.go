@@ -314,7 +314,13 @@ p99 latency 100 ms, and reports the capacity: the scenario's ramp, or
 --ramp-step N from N (or from --ramp-start) up to --subscribers, the last
 step. --baseline naive-pion runs the same scenario against a
 forwarder written like pion's examples, as a child process, and prints the
-ratio of their CPU per packet.`,
+ratio of their CPU per packet.
+
+The simulcast scenario's subscribers come in classes (a size asked for,
+a link capped on the client's socket, a cut of it partway through each
+step): each step also gets a row per class with the bitrate received
+against the cap, the layers received, layer switches, the time to switch
+down after a cut and back up after its end, pauses, loss and latency.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.subscribersSet = cmd.Flags().Changed("subscribers")

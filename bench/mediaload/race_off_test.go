@@ -1,0 +1,5 @@
+//go:build !race
+
+package mediaload_test
+
+const raceEnabled = false

@@ -1,0 +1,99 @@
+package mediaload_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/troupe-media/troupe/bench/mediaload"
+	"github.com/troupe-media/troupe/bench/scenarios"
+	"github.com/troupe-media/troupe/internal/leaktest"
+)
+
+// The simulcast scenario in short through Troupe: one subscriber of each
+// class. What the server must do shows in what each class received: the
+// thumbnail gets the lowest layer's bytes alone, the capped link stays
+// under its cap and ends below the top layer, the cut link moves down
+// (every subscriber that was above the lowest layer at the cut), and no
+// switch ever starts on anything but a keyframe of the new layer (two
+// layers at once would). Times are reported, not judged.
+func TestSimulcastEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs WebRTC peers for seconds")
+	}
+	leaktest.Check(t)
+	sc, err := scenarios.Load("simulcast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One subscriber a class; the cut 3 s into a 10 s window, for 4 s.
+	for i := range sc.Classes {
+		sc.Classes[i].Share = 1
+		if c := sc.Classes[i].Cut; c != nil {
+			c.At, c.End = 3*time.Second, 7*time.Second
+		}
+	}
+	if sc, err = sc.With(scenarios.Overrides{Subscribers: len(sc.Classes), Duration: 10 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	const deadline = 3 * time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	res, err := mediaload.Run(ctx, mediaload.Config{
+		Target: troupeServer(t), Scenario: sc, JoinTimeout: deadline / 2, MaxP99: deadline,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Steps[0]
+	t.Logf("%+v", s)
+	classes := map[string]mediaload.ClassStep{}
+	for _, c := range s.Classes {
+		t.Logf("%+v", c)
+		classes[c.Class] = c
+		if c.Subscribers != 1 || c.BadSwitches != 0 {
+			t.Errorf("class %s: %d subscribers, %d of %d switches not on a keyframe of the new layer", c.Class, c.Subscribers, c.BadSwitches, c.Switches)
+		}
+		// The received bitrate counts RTP headers and payloads, less than
+		// the link carries: never above its cap, but for the bucket's
+		// burst (a tenth of a second of the rate).
+		if c.CapKbps > 0 && c.ReceivedKbpsMax > 1.1*float64(c.CapKbps) {
+			t.Errorf("class %s: %.0f kbps through a %d kbps link", c.Class, c.ReceivedKbpsMax, c.CapKbps)
+		}
+	}
+	if len(classes) != len(sc.Classes) {
+		t.Fatalf("%d classes reported, want %d", len(classes), len(sc.Classes))
+	}
+	if full := classes["full"]; full.NoVideo != 0 || full.ReceivedKbpsP50 <= 0 {
+		t.Errorf("full size on an open link: %+v", full)
+	}
+	if small := classes["small"]; small.Layers != "q" || small.EndLayers != "q" || small.NoVideo != 0 {
+		t.Errorf("a 320x180 tile received layers %s (ending on %s): want the lowest alone", small.Layers, small.EndLayers)
+	}
+	if capped := classes["capped"]; capped.EndLayers == "f" {
+		t.Errorf("a %d kbps link ended the window on layers %s: want one below the top", capped.CapKbps, capped.EndLayers)
+	}
+	cut := classes["cut"]
+	if cut.NotDown != 0 || cut.CutReceivedKbpsMax > 1.1*float64(cut.CutKbps) {
+		t.Errorf("cut to %d kbps: %+v", cut.CutKbps, cut)
+	}
+	// What the estimate makes of a link: under the race detector the
+	// delays it adds read as congestion even on an open one, and the
+	// estimate stays low.
+	if !raceEnabled {
+		if capped := classes["capped"]; capped.NoVideo != 0 || capped.EndLayers == "-" {
+			t.Errorf("a %d kbps link, above the middle layer, got no video: %+v", capped.CapKbps, capped)
+		}
+		// The estimate starts above the lowest layer: the cut finds the
+		// subscriber higher, and it moves down.
+		if cut.SwitchDownMaxMs <= 0 {
+			t.Errorf("cut to %d kbps: no switch down measured: %+v", cut.CutKbps, cut)
+		}
+	}
+	// The open classes lose nothing; the capped ones' drops are theirs.
+	if s.LossRatio > 0.01 || s.MissingTracks != 0 || s.CPUPerPacketUs <= 0 {
+		t.Errorf("loss %.4f, %d tracks missing, %.2f µs a packet", s.LossRatio, s.MissingTracks, s.CPUPerPacketUs)
+	}
+}
