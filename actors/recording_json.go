@@ -25,10 +25,14 @@ type RecordingJSON struct {
 	// until it has ended.
 	Duration *int64 `json:"duration"`
 	// Size is the bytes of all its files.
-	Size      uint64              `json:"size"`
-	EndReason *string             `json:"end_reason"`
-	Error     *string             `json:"error"`
-	Files     []RecordingFileJSON `json:"files"`
+	Size      uint64  `json:"size"`
+	EndReason *string `json:"end_reason"`
+	Error     *string `json:"error"`
+	// Part is the part being written (the last one once it has ended): 1,
+	// and one more each time the recording went on on another node after
+	// a failover.
+	Part  uint32              `json:"part"`
+	Files []RecordingFileJSON `json:"files"`
 }
 
 // RecordingFileJSON is one file of a recording.
@@ -43,6 +47,18 @@ type RecordingFileJSON struct {
 	Size      uint64 `json:"size"`
 	// Duration of its media in seconds, to the millisecond.
 	Duration float64 `json:"duration"`
+	// Part is the part of the recording the file is in; NodeID the node
+	// that holds it ("" on a single node).
+	Part   uint32 `json:"part"`
+	NodeID string `json:"node_id"`
+	// Writing: the file is still being written; its size and duration
+	// are those so far.
+	Writing bool `json:"writing"`
+	// Available says whether the node holding the file can be reached for
+	// its download (false while that node is down): in an API answer, as
+	// the node answering sees the cluster now; in an event, as the node
+	// that wrote it did.
+	Available bool `json:"available"`
 }
 
 // NewRecordingJSON describes r.
@@ -51,7 +67,7 @@ func NewRecordingJSON(r *recordpb.Recording) RecordingJSON {
 		ID: r.Id, RoomID: r.RoomId, SessionID: r.SessionId, Status: RecordingStatusName(r.Status),
 		Layout: r.Layout, AudioOnly: r.AudioOnly, Participants: r.Participants,
 		CreatedAt: r.CreatedAt.AsTime(), UpdatedAt: r.UpdatedAt.AsTime(),
-		Files: make([]RecordingFileJSON, len(r.Files)),
+		Part: recordingPart(r), Files: make([]RecordingFileJSON, len(r.Files)),
 	}
 	if j.Participants == nil {
 		j.Participants = []string{}
@@ -73,13 +89,15 @@ func NewRecordingJSON(r *recordpb.Recording) RecordingJSON {
 	for i, f := range r.Files {
 		j.Size += f.Size
 		j.Files[i] = newRecordingFileJSON(f)
+		j.Files[i].NodeID = fileNode(r, f)
 	}
 	return j
 }
 
 func newRecordingFileJSON(f *recordpb.RecordingFile) RecordingFileJSON {
 	j := RecordingFileJSON{Name: f.Name, ParticipantID: f.ParticipantId, Identity: f.Identity, TrackIDs: f.TrackIds,
-		Codecs: f.Codecs, Container: f.Container, Size: f.Size, Duration: float64(f.DurationMs) / 1000}
+		Codecs: f.Codecs, Container: f.Container, Size: f.Size, Duration: float64(f.DurationMs) / 1000,
+		Part: filePart(f), NodeID: f.NodeId, Writing: f.Writing, Available: true}
 	if j.TrackIDs == nil {
 		j.TrackIDs = []string{}
 	}

@@ -4,26 +4,41 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/troupe-media/troupe/actors/actorpb"
-	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/persistence/etcdstore"
 	"github.com/troupe-media/troupe/persistence/etcdstore/etcdtest"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
-// TestLeaseLossEndsRecording: a cluster node records a room when etcd
-// ends its lease (a cut longer than the lease). The node stops its rooms
-// at once, as the server does; its writer closes its files, though none of
-// its writes is accepted any more. The node that takes the room over
-// closes the recording: failed, with node-lost. Another node cannot list
-// the lost node's files; the node itself, registered again, finalizes and
-// lists them.
-func TestLeaseLossEndsRecording(t *testing.T) {
+// clusterRecordingEnv is a recording node of a cluster: its own media,
+// its own recordings directory, the cluster's store and ownership.
+func clusterRecordingEnv(t *testing.T, endpoint, node string) (*testEnv, string, *etcdstore.Store) {
+	t.Helper()
+	store := clusterNode(t, endpoint, node)
+	env, dir := newRecordingEnv(t, func(c *Config) {
+		c.Store, c.Owners = store, storeOwners{store}
+		c.Recording.NodeID = node
+	})
+	return env, dir, store
+}
+
+// TestLeaseLossContinuesRecording: a cluster node records a room when
+// etcd ends its lease (a cut longer than the lease). The node stops its
+// rooms at once, as the server does; its writer closes its files, though
+// none of its writes is accepted any more. The node that takes the room
+// over (another, or the same one registered again) goes on with the same
+// recording as its part 2: the record lists part 1's file on node-a and
+// part 2's on the new owner, a recording-started event says part 2, and
+// the recording completes when it is stopped, with every part's files.
+func TestLeaseLossContinuesRecording(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		same bool // the room is taken over by the node that lost it
@@ -31,11 +46,7 @@ func TestLeaseLossEndsRecording(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			endpoint, _ := etcdtest.Start(t)
-			storeA := clusterNode(t, endpoint, "node-a")
-			a, dir := newRecordingEnv(t, func(c *Config) {
-				c.Store, c.Owners = storeA, storeOwners{storeA}
-				c.Recording.NodeID = "node-a"
-			})
+			a, dirA, storeA := clusterRecordingEnv(t, endpoint, "node-a")
 			createRoom(t, a, "studio", &actorpb.ConfigPatch{RecordingEnabled: ptr(true)})
 			pub := joinClient(t, a, "studio", "pub", RolePublisher)
 			video, _ := pub.publishAV()
@@ -43,11 +54,21 @@ func TestLeaseLossEndsRecording(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			id := RecordingID(rec.Id)
 			from := video.Sent()
-			poll.Until(t, "a second of video written", func() bool {
-				got, err := a.rooms.CurrentRecording(ctx, RecordingID(rec.Id))
-				return err == nil && len(got.Files) == 1 && got.Files[0].Size > 0 && video.Sent() > from+100
+			var stored *recordpb.Recording
+			poll.Until(t, "a second of video written, its file listed", func() bool {
+				got, err := a.rooms.CurrentRecording(ctx, id)
+				if err != nil || len(got.Files) != 1 || got.Files[0].Size == 0 || video.Sent() < from+100 {
+					return false
+				}
+				stored, err = storeA.GetRecording(ctx, rec.Id)
+				return err == nil && len(stored.Files) == 1
 			})
+			part1 := stored.Files[0]
+			if part1.Part != 1 || part1.NodeId != "node-a" || !part1.Writing || stored.Part != 1 {
+				t.Fatalf("the file listed as it opened: %v in %v", part1, stored)
+			}
 
 			// etcd ends node-a's lease, as when it expires after a cut; the
 			// node stops its rooms when it hears of it.
@@ -71,7 +92,7 @@ func TestLeaseLossEndsRecording(t *testing.T) {
 				t.Fatalf("a recording ended by a node without its lease: %v %v", got, err)
 			}
 
-			taker := a.rooms
+			taker, takerNode, takerDir := a, "node-a", dirA
 			if tc.same {
 				poll.Until(t, "node-a heard its lease ended", func() bool {
 					select {
@@ -85,29 +106,68 @@ func TestLeaseLossEndsRecording(t *testing.T) {
 					t.Fatal(err)
 				}
 			} else {
-				taker = clusterRooms(t, clusterNode(t, endpoint, "node-b"), clock.System{})
+				taker, takerDir, _ = clusterRecordingEnv(t, endpoint, "node-b")
+				takerNode = "node-b"
 			}
-			if err := taker.TakeOver(ctx, "studio"); err != nil {
+			if err := taker.rooms.TakeOver(ctx, "studio"); err != nil {
 				t.Fatal(err)
 			}
 			var got *recordpb.Recording
-			poll.Until(t, "the recording ended", func() bool {
-				got, err = taker.Recording(ctx, RecordingID(rec.Id))
+			poll.Until(t, "the recording going on as part 2", func() bool {
+				got, err = taker.rooms.Recording(ctx, id)
+				return err == nil && got.Part == 2
+			})
+			if got.Status != recordpb.RecordingStatus_RECORDING_STATUS_RECORDING || got.NodeId != takerNode || got.EndedAt != nil ||
+				len(got.Files) != 1 || got.Files[0].Name != part1.Name || got.Files[0].NodeId != "node-a" ||
+				got.Files[0].Part != 1 || got.Files[0].Writing {
+				t.Fatalf("the recording taken over: %v", got)
+			}
+			info, err := os.Stat(filepath.Join(dirA, rec.Id, part1.Name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.same && got.Files[0].Size != uint64(info.Size()) {
+				t.Fatalf("part 1's file, on this node, listed with %d bytes; it has %d", got.Files[0].Size, info.Size())
+			}
+
+			// The publisher comes back, to the room's new owner: its file
+			// is part 2's, named so, on that node.
+			pub2 := joinClient(t, taker, "studio", "pub", RolePublisher)
+			video2, _ := pub2.publishAV()
+			from = video2.Sent()
+			poll.Until(t, "part 2's file written", func() bool {
+				cur, err := taker.rooms.CurrentRecording(ctx, id)
+				if err != nil || video2.Sent() < from+100 {
+					return false
+				}
+				i := slices.IndexFunc(cur.Files, func(f *recordpb.RecordingFile) bool { return f.Part == 2 })
+				return i >= 0 && cur.Files[i].Size > 0 && cur.Files[i].Writing && cur.Files[i].NodeId == takerNode
+			})
+			if _, err := taker.rooms.StopRecording(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			poll.Until(t, "the recording completed", func() bool {
+				got, err = taker.rooms.Recording(ctx, id)
 				return err == nil && recordingEnded(got)
 			})
-			if got.Status != recordpb.RecordingStatus_RECORDING_STATUS_FAILED || got.EndReason != RecordingNodeLost || got.EndedAt == nil {
-				t.Fatalf("a lost node's recording after the takeover: %v", got)
+			if got.Status != recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED || got.Part != 2 || len(got.Files) != 2 {
+				t.Fatalf("the recording stopped: %v", got)
 			}
-			entries, err := os.ReadDir(filepath.Join(dir, rec.Id))
-			if err != nil || len(entries) != 1 {
-				t.Fatalf("node-a's files: %v %v", entries, err)
+			f2 := got.Files[1]
+			if f2.Part != 2 || f2.NodeId != takerNode || f2.Writing || f2.Size == 0 || !strings.HasSuffix(f2.Name, "-part2.webm") {
+				t.Fatalf("part 2's file: %v", f2)
 			}
-			if !tc.same {
-				return
+			if info, err := os.Stat(filepath.Join(takerDir, rec.Id, f2.Name)); err != nil || uint64(info.Size()) != f2.Size {
+				t.Fatalf("part 2's file on %s: %v %v, listed %d bytes", takerNode, info, err, f2.Size)
 			}
-			info, err := entries[0].Info()
-			if err != nil || len(got.Files) != 1 || got.Files[0].Name != entries[0].Name() || got.Files[0].Size != uint64(info.Size()) {
-				t.Fatalf("files listed %v, on disk %v (%v)", got.Files, info, err)
+			var started []*recordpb.WebhookEvent
+			for _, e := range queuedDeliveries(t, storeA) { // the cluster's
+				if e.Event == "recording-started" {
+					started = append(started, e)
+				}
+			}
+			if len(started) != 2 || !strings.Contains(string(started[1].Data), `"part":2`) {
+				t.Fatalf("recording-started events: %v", started)
 			}
 		})
 	}

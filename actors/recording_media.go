@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/pion/rtp"
 
@@ -29,6 +30,9 @@ type recordingMedia struct {
 	srcs sync.Map
 	// tracks are the attached tracks; only the room actor touches it.
 	tracks map[TrackID]*recordedTrack
+	// part is the part of the recording it writes, on node.
+	part uint32
+	node string
 
 	closeOnce sync.Once
 	files     []*recordpb.RecordingFile // set once close returns
@@ -40,20 +44,41 @@ type recordedTrack struct {
 	t   *recorder.Track
 }
 
-// startMedia opens the writer of rec in its own directory.
+// openMarker is the file a node keeps in a recording's directory while it
+// writes a part there: one left behind (a crash, or a part its node lost
+// with its lease) names files to finalize (settleLostParts).
+const openMarker = ".open"
+
+// startMedia opens the writer of rec's current part in the recording's
+// directory. A later part (after a failover) names its files by its part
+// and keeps the first part's clock (its started_at); each file is recorded
+// as it opens (recordingFileOpened).
 func (a *roomActor) startMedia(rec *recordpb.Recording) (*recordingMedia, error) {
 	cfg := a.deps.cfg.Recording
 	dir := filepath.Join(cfg.Dir, rec.Id)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("recording directory: %w", err)
 	}
-	m := &recordingMedia{tracks: make(map[TrackID]*recordedTrack)}
+	if err := os.WriteFile(filepath.Join(dir, openMarker), nil, 0o640); err != nil {
+		return nil, fmt.Errorf("recording directory: %w", err)
+	}
+	m := &recordingMedia{tracks: make(map[TrackID]*recordedTrack), part: recordingPart(rec), node: cfg.NodeID}
 	layout, err := recorder.ParseLayout(rec.Layout)
 	if err != nil {
 		return nil, err
 	}
+	part := m.part
+	var origin time.Time
+	if part > 1 && rec.StartedAt != nil {
+		origin = rec.StartedAt.AsTime()
+	}
+	self, root, id := a.self, a.deps.system.Root, rec.Id
 	w, err := recorder.New(recorder.Config{
 		Dir: dir, Layout: layout, AudioOnly: rec.AudioOnly, MinFreeBytes: cfg.MinFreeBytes,
+		Part: int(part), Origin: origin,
+		OnFile: func(f recorder.File) {
+			root.Send(self, &recordingFileOpened{id: id, file: fileRecord(f, part, cfg.NodeID, true)})
+		},
 		RequestKeyframe: m.requestKeyframe,
 		// Losses are NACKed to the publisher by the receiving side's NACK
 		// generator already; what it recovers reaches the writer through
@@ -127,22 +152,56 @@ func (m *recordingMedia) err() error            { return m.w.Err() }
 func (m *recordingMedia) close(ctx context.Context) ([]*recordpb.RecordingFile, error) {
 	m.closeOnce.Do(func() {
 		files, err := m.w.Close(ctx)
-		m.files, m.closeErr = fileRecords(files), err
+		m.files, m.closeErr = fileRecords(files, m.part, m.node, false), err
 	})
 	return m.files, m.closeErr
 }
 
-// fileRecords are files as the record keeps them.
-func fileRecords(files []recorder.File) []*recordpb.RecordingFile {
+// fileRecords are files of part, on node, as the record keeps them;
+// writing says they are still open.
+func fileRecords(files []recorder.File, part uint32, node string, writing bool) []*recordpb.RecordingFile {
 	out := make([]*recordpb.RecordingFile, len(files))
 	for i, f := range files {
-		out[i] = &recordpb.RecordingFile{
-			Name: f.Name, ParticipantId: f.ParticipantID, Identity: f.Identity, TrackIds: f.TrackIDs,
-			Codecs: f.Codecs, Container: f.Container, Size: uint64(max(f.Size, 0)),
-			DurationMs: uint64(max(f.Duration.Milliseconds(), 0)),
-		}
+		out[i] = fileRecord(f, part, node, writing)
 	}
 	return out
+}
+
+func fileRecord(f recorder.File, part uint32, node string, writing bool) *recordpb.RecordingFile {
+	return &recordpb.RecordingFile{
+		Name: f.Name, ParticipantId: f.ParticipantID, Identity: f.Identity, TrackIds: f.TrackIDs,
+		Codecs: f.Codecs, Container: f.Container, Size: uint64(max(f.Size, 0)),
+		DurationMs: uint64(max(f.Duration.Milliseconds(), 0)),
+		Part:       part, NodeId: node, Writing: writing,
+	}
+}
+
+// recordingPart is the part rec is writing (1 for a record from before
+// parts).
+func recordingPart(rec *recordpb.Recording) uint32 { return max(rec.Part, 1) }
+
+// filePart is the part a file belongs to (1 for a record from before
+// parts), and fileNode the node holding it.
+func filePart(f *recordpb.RecordingFile) uint32 { return max(f.Part, 1) }
+
+func fileNode(rec *recordpb.Recording, f *recordpb.RecordingFile) string {
+	if f.NodeId == "" && f.Part == 0 {
+		return rec.NodeId // a record from before parts: one node held them all
+	}
+	return f.NodeId
+}
+
+// withPartFiles returns files with those of part replaced by current: the
+// record's files of the other parts, then the part's as its writer lists
+// them now.
+func withPartFiles(files []*recordpb.RecordingFile, part uint32, current []*recordpb.RecordingFile) []*recordpb.RecordingFile {
+	out := make([]*recordpb.RecordingFile, 0, len(files)+len(current))
+	for _, f := range files {
+		if filePart(f) != part {
+			out = append(out, f)
+		}
+	}
+	return append(out, current...)
 }
 
 // CurrentRecording returns recording id as Recording does, and, while it
@@ -162,7 +221,8 @@ func (r *Rooms) CurrentRecording(ctx context.Context, id RecordingID) (*recordpb
 		if err != nil {
 			return nil, fmt.Errorf("recording files: %w", err)
 		}
-		rec.Files = fileRecords(files)
+		part := recordingPart(rec)
+		rec.Files = withPartFiles(rec.Files, part, fileRecords(files, part, r.cfg.Recording.NodeID, true))
 		return rec, nil
 	}
 	if r.cfg.Owners != nil && rec.NodeId != "" && rec.NodeId != r.cfg.Recording.NodeID && !IsForwarded(ctx) {

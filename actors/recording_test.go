@@ -46,17 +46,23 @@ func newRecordingEnv(t *testing.T, mod func(*Config)) (*testEnv, string) {
 // contain part.
 func queuedEvents(t *testing.T, env *testEnv, part string) []string {
 	t.Helper()
-	page, err := env.store.ListWebhookDeliveries(context.Background(), persistence.DeliveryQuery{Status: persistence.DeliveryPending})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, e := range page.Deliveries {
+	for _, e := range queuedDeliveries(t, env.store) {
 		if strings.Contains(e.Event, part) {
 			out = append(out, e.Event)
 		}
 	}
 	return out
+}
+
+// queuedDeliveries returns the events queued, in order.
+func queuedDeliveries(t *testing.T, store persistence.Backend) []*recordpb.WebhookEvent {
+	t.Helper()
+	page, err := store.ListWebhookDeliveries(context.Background(), persistence.DeliveryQuery{Status: persistence.DeliveryPending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return page.Deliveries
 }
 
 func recordingStatus(t *testing.T, env *testEnv, id string) *recordpb.Recording {

@@ -166,14 +166,47 @@ type RecordingFile struct {
 	File      *recordpb.RecordingFile
 	// Path is where the file is on this node's disk.
 	Path string
+	// Writing: this node's writer has the file open; Open serves what of
+	// it plays so far.
+	Writing bool
+}
+
+// Open opens the file for its download and returns how many of its bytes
+// to serve: all of a finished file; of one being written, its playable
+// prefix (recorder.PlayablePrefix), which grows as the writer goes on.
+func (f *RecordingFile) Open() (*os.File, int64, error) {
+	file, err := os.Open(f.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		// Listed, but gone from the disk (removed by hand).
+		return nil, 0, fmt.Errorf("%w: %s is missing", ErrRecordingFileNotFound, f.Path)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("open recording file: %w", err)
+	}
+	var n int64
+	if f.Writing {
+		n, err = recorder.PlayablePrefix(file)
+	} else {
+		var info os.FileInfo
+		if info, err = file.Stat(); err == nil {
+			n = info.Size()
+		}
+	}
+	if err != nil {
+		file.Close()
+		return nil, 0, fmt.Errorf("open recording file: %w", err)
+	}
+	return file, n, nil
 }
 
 // RecordingFile finds the file name of recording id. A name that is not
 // one of the recording's files (a path, "..", a name it never wrote) gets
-// ErrRecordingFileNotFound. A recording whose files are on another node of
-// the cluster gets a *NotOwnerError naming that node, as a room owned there
-// does, so that the HTTP edge forwards the download to it; one recorded
-// on a single node that is now a cluster's a *RecordingElsewhereError.
+// ErrRecordingFileNotFound. A file on another node of the cluster (a
+// recording owned there, or a part written there before a failover) gets
+// a *NotOwnerError naming that node, as a room owned there does, so that
+// the HTTP edge forwards the download to it; one recorded on a single node
+// that is now a cluster's a *RecordingElsewhereError. A file this node is
+// writing is found as its writer lists it (Writing).
 func (r *Rooms) RecordingFile(ctx context.Context, id RecordingID, name string) (*RecordingFile, error) {
 	if err := ValidateFileName(name); err != nil {
 		return nil, err
@@ -182,21 +215,35 @@ func (r *Rooms) RecordingFile(ctx context.Context, id RecordingID, name string) 
 	if err != nil {
 		return nil, err
 	}
-	i := slices.IndexFunc(rec.Files, func(f *recordpb.RecordingFile) bool { return f.Name == name })
-	if i < 0 {
+	var file *recordpb.RecordingFile
+	if i := slices.IndexFunc(rec.Files, func(f *recordpb.RecordingFile) bool { return f.Name == name }); i >= 0 {
+		file = rec.Files[i]
+	}
+	writing := false
+	if v, ok := r.writing.Load(rec.Id); ok && (file == nil || fileNode(rec, file) == r.cfg.Recording.NodeID) {
+		m := v.(*recordingMedia)
+		files, err := m.w.Files(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("recording files: %w", err)
+		}
+		if i := slices.IndexFunc(files, func(f recorder.File) bool { return f.Name == name }); i >= 0 {
+			file, writing = fileRecord(files[i], m.part, m.node, true), true
+		}
+	}
+	if file == nil {
 		return nil, ErrRecordingFileNotFound
 	}
-	switch {
-	case rec.NodeId == r.cfg.Recording.NodeID:
-	case rec.NodeId != "":
-		return nil, &NotOwnerError{RoomID: RoomID(rec.RoomId), Owner: rec.NodeId}
+	switch node := fileNode(rec, file); {
+	case node == r.cfg.Recording.NodeID:
+	case node != "":
+		return nil, &NotOwnerError{RoomID: RoomID(rec.RoomId), Owner: node}
 	default:
-		return nil, &RecordingElsewhereError{Node: rec.NodeId}
+		return nil, &RecordingElsewhereError{Node: node}
 	}
 	if r.cfg.Recording.Dir == "" {
 		return nil, ErrRecordingUnavailable
 	}
-	return &RecordingFile{Recording: rec, File: rec.Files[i], Path: filepath.Join(r.cfg.Recording.Dir, rec.Id, name)}, nil
+	return &RecordingFile{Recording: rec, File: file, Path: filepath.Join(r.cfg.Recording.Dir, rec.Id, name), Writing: writing}, nil
 }
 
 // ValidateFileName refuses, with ErrRecordingFileNotFound, a name that
@@ -315,10 +362,7 @@ func (r *Rooms) closeInterruptedRecordings(ctx context.Context) error {
 			continue
 		}
 		next := proto.Clone(rec).(*recordpb.Recording)
-		next.Files = nil
-		if r.cfg.Recording.Dir != "" {
-			next.Files = r.finalizeFiles(filepath.Join(r.cfg.Recording.Dir, rec.Id))
-		}
+		next.Files = r.settleFiles(rec)
 		next.UpdatedAt = timestamp(r.cfg.Clock.Now())
 		endedRecording(next, recordpb.RecordingStatus_RECORDING_STATUS_FAILED, RecordingServerRestart,
 			errors.New("interrupted by a server restart; its files were finalized"))
@@ -334,6 +378,7 @@ func (r *Rooms) closeInterruptedRecordings(ctx context.Context) error {
 		if err := r.cfg.Store.Apply(ctx, w); err != nil {
 			return fmt.Errorf("actors: close recording %s: %w", rec.Id, err)
 		}
+		r.removeOpenMarker(rec.Id)
 		r.cfg.Logger.Info("closed a recording interrupted by a restart", "recording", rec.Id, "room", rec.RoomId, "files", len(next.Files))
 	}
 	return nil
@@ -368,4 +413,84 @@ func (r *Rooms) finalizeFiles(dir string) []*recordpb.RecordingFile {
 		files = append(files, &recordpb.RecordingFile{Name: e.Name(), Container: ext, Size: uint64(info.Size())})
 	}
 	return files
+}
+
+// settleFiles returns rec's files as they are once no writer writes them
+// (the one that did stopped with its node or its room): each with its
+// part and node, none writing, and those on this node finalized, with the
+// size they have on the disk. A file on the disk that the record missed
+// (its listing was not written) is added, as of the last part this node
+// wrote.
+func (r *Rooms) settleFiles(rec *recordpb.Recording) []*recordpb.RecordingFile {
+	self := r.cfg.Recording.NodeID
+	files := make([]*recordpb.RecordingFile, len(rec.Files))
+	ownPart := uint32(0)
+	if rec.NodeId == self {
+		ownPart = recordingPart(rec)
+	}
+	for i, f := range rec.Files {
+		g := proto.Clone(f).(*recordpb.RecordingFile)
+		g.Part, g.NodeId, g.Writing = filePart(f), fileNode(rec, f), false
+		if g.NodeId == self {
+			ownPart = max(ownPart, g.Part)
+		}
+		files[i] = g
+	}
+	if r.cfg.Recording.Dir == "" {
+		return files
+	}
+	for _, d := range r.finalizeFiles(filepath.Join(r.cfg.Recording.Dir, rec.Id)) {
+		i := slices.IndexFunc(files, func(f *recordpb.RecordingFile) bool { return f.Name == d.Name })
+		switch {
+		case i < 0:
+			d.Part, d.NodeId = max(ownPart, 1), self
+			files = append(files, d)
+		case files[i].NodeId == self:
+			files[i].Size, files[i].Container = d.Size, d.Container
+		}
+	}
+	return files
+}
+
+// removeOpenMarker says that no writer of this node has recording id's
+// files open any more.
+func (r *Rooms) removeOpenMarker(id string) {
+	if r.cfg.Recording.Dir == "" {
+		return
+	}
+	if err := os.Remove(filepath.Join(r.cfg.Recording.Dir, id, openMarker)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		r.cfg.Logger.Warn("recording directory", "recording", id, "err", err)
+	}
+}
+
+// settleLostParts finalizes, at a cluster node's start-up, the files of
+// the recording parts its process was writing when it died: a directory
+// whose openMarker is left. Their recordings went on (or ended) on the
+// node that took their rooms over, which owns their records; this node
+// makes its files whole, to be downloaded from it again, and leaves the
+// records to their owners. Recordings that no node took over yet are
+// closed, or continued, by whichever takes the room (closeOrphanRecordings).
+func (r *Rooms) settleLostParts() {
+	dir := r.cfg.Recording.Dir
+	if dir == "" {
+		return
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			r.cfg.Logger.Warn("read the recordings directory", "dir", dir, "err", err)
+		}
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, e.Name(), openMarker)); err != nil {
+			continue
+		}
+		files := r.finalizeFiles(filepath.Join(dir, e.Name()))
+		r.removeOpenMarker(e.Name())
+		r.cfg.Logger.Info("finalized the files of an interrupted recording part", "recording", e.Name(), "files", len(files))
+	}
 }

@@ -196,7 +196,8 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		a.speakerTick(m)
 	case *sessionStatsReq:
 		a.respond(ctx, a.liveStats(m.sessionID))
-	case *startRecordingReq, *stopRecordingReq, *deleteRecordingReq, *recordingWriterEnded, *recordingTimeout, *recordingClosed:
+	case *startRecordingReq, *stopRecordingReq, *deleteRecordingReq, *recordingWriterEnded, *recordingTimeout, *recordingClosed,
+		*recordingFileOpened:
 		a.receiveRecording(ctx, m)
 	default:
 		a.receiveInside(ctx, m)

@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
 
@@ -66,6 +65,13 @@ type (
 		err   error
 	}
 	recordingTimeout struct{ id string }
+	// recordingFileOpened: the writer opened a file, which the record
+	// lists from then on (so that a node taking the room over knows the
+	// files of a part its writer lost).
+	recordingFileOpened struct {
+		id   string
+		file *recordpb.RecordingFile
+	}
 )
 
 func (a *roomActor) receiveRecording(ctx actor.Context, msg any) bool {
@@ -90,6 +96,10 @@ func (a *roomActor) receiveRecording(ctx actor.Context, msg any) bool {
 	case *recordingClosed:
 		if lr := a.life.recording; lr != nil && lr.rec.Id == m.id {
 			a.finishRecording(lr, m.files, m.err)
+		}
+	case *recordingFileOpened:
+		if lr := a.life.recording; lr != nil && lr.rec.Id == m.id {
+			a.listOpenedFile(lr, m.file)
 		}
 	default:
 		return false
@@ -125,7 +135,7 @@ func (a *roomActor) startRecording(opts RecordingOptions) (*recordpb.Recording, 
 	rec := &recordpb.Recording{
 		Id: string(NewRecordingID()), RoomId: room.Id, SessionId: a.session.rec.Id,
 		Status: recordpb.RecordingStatus_RECORDING_STATUS_STARTING, Layout: opts.Layout, AudioOnly: opts.AudioOnly,
-		Participants: slices.Clone(opts.Participants), NodeId: cfg.NodeID, CreatedAt: now, UpdatedAt: now,
+		Participants: slices.Clone(opts.Participants), NodeId: cfg.NodeID, CreatedAt: now, UpdatedAt: now, Part: 1,
 	}
 	// The session lists its recordings: it names this one in the same write.
 	ses := proto.Clone(a.session.rec).(*recordpb.Session)
@@ -161,12 +171,24 @@ func (a *roomActor) startRecording(opts RecordingOptions) (*recordpb.Recording, 
 		a.closeMediaNow(media)
 		return nil, fmt.Errorf("start recording: %w", err)
 	}
-	lr := &liveRecording{rec: next, media: media, started: make(map[string]bool), quit: make(chan struct{})}
+	a.runRecording(next, media)
+	return next, nil
+}
+
+// runRecording makes rec, whose writer media has started, the room's
+// running recording: it watches the writer, arms the maximum duration
+// (counted from the recording's start, over every part) and records the
+// tracks published now.
+func (a *roomActor) runRecording(rec *recordpb.Recording, media *recordingMedia) {
+	lr := &liveRecording{rec: rec, media: media, started: make(map[string]bool), quit: make(chan struct{})}
 	a.life.recording = lr
-	a.deps.writing.Store(next.Id, media)
+	a.deps.writing.Store(rec.Id, media)
 	a.watchWriter(lr)
-	if d := cfg.MaxDuration; d > 0 {
-		self, root, msg := a.self, a.deps.system.Root, &recordingTimeout{id: next.Id}
+	if d := a.deps.cfg.Recording.MaxDuration; d > 0 {
+		if rec.StartedAt != nil {
+			d = max(d-a.now().Sub(rec.StartedAt.AsTime()), 0)
+		}
+		self, root, msg := a.self, a.deps.system.Root, &recordingTimeout{id: rec.Id}
 		lr.timer = a.deps.cfg.Clock.AfterFunc(d, func() { root.Send(self, msg) })
 	}
 	for _, m := range a.memberList() {
@@ -174,7 +196,23 @@ func (a *roomActor) startRecording(opts RecordingOptions) (*recordpb.Recording, 
 			a.recordTrack(m, t)
 		}
 	}
-	return next, nil
+}
+
+// listOpenedFile adds a file the writer opened to the record. A failed
+// write is logged: the file is listed at the recording's end all the same,
+// and only a node that takes the room over before then misses it.
+func (a *roomActor) listOpenedFile(lr *liveRecording, f *recordpb.RecordingFile) {
+	if slices.ContainsFunc(lr.rec.Files, func(g *recordpb.RecordingFile) bool { return g.Name == f.Name }) {
+		return
+	}
+	next := proto.Clone(lr.rec).(*recordpb.Recording)
+	next.Files = append(next.Files, f)
+	next.UpdatedAt = timestamp(a.now())
+	if err := a.commit(&changes{w: persistence.Writes{Recordings: []*recordpb.Recording{next}}}); err != nil {
+		a.log.Warn("list a recording file", "recording", next.Id, "file", f.Name, "err", err)
+		return
+	}
+	lr.rec = next
 }
 
 // watchWriter reports a writer that stops on its own.
@@ -280,7 +318,7 @@ func (a *roomActor) finishRecording(lr *liveRecording, files []*recordpb.Recordi
 		}
 	}
 	next := endedRecording(proto.Clone(lr.rec).(*recordpb.Recording), st, reason, failure)
-	next.Files = files
+	next.Files = withPartFiles(next.Files, recordingPart(next), files)
 	c := &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{next}}}
 	for _, f := range files {
 		name := "participant-recording-stopped"
@@ -301,6 +339,8 @@ func (a *roomActor) finishRecording(lr *liveRecording, files []*recordpb.Recordi
 		// Left stopping in the store: the start-up after a restart closes
 		// it, its files finalized again.
 		a.log.Error("record a finished recording", "recording", next.Id, "err", err)
+	} else {
+		a.deps.removeOpenMarker(next.Id)
 	}
 	lr.wg.Wait() // the closer has sent its report: nothing of it runs on
 	a.life.recording = nil
@@ -404,7 +444,7 @@ func (a *roomActor) recordTrack(m *member, t *roomTrack) {
 	lr.started[key] = true
 	c := &changes{}
 	a.recordingEvent(c, lr.rec, name, recordingMemberEventData{RecordingID: lr.rec.Id, ParticipantID: string(m.info.ID),
-		Identity: m.info.Identity, TrackID: string(t.info.ID), Kind: t.info.Kind})
+		Identity: m.info.Identity, TrackID: string(t.info.ID), Kind: t.info.Kind, Part: recordingPart(lr.rec)})
 	if err := a.commit(c); err != nil {
 		a.log.Error("queue recording event", "event", name, "err", err)
 	}
@@ -426,6 +466,8 @@ type recordingMemberEventData struct {
 	Identity      string `json:"identity"`
 	TrackID       string `json:"track_id,omitempty"`
 	Kind          string `json:"kind,omitempty"`
+	// Part is the part of the recording the file is in.
+	Part uint32 `json:"part"`
 }
 
 // recordOnStart starts a recording with a session whose room records on
@@ -486,15 +528,18 @@ func validateAutoStart(r *recordpb.Room) error {
 	return err
 }
 
-// closeOrphanRecordings closes the recordings of this room that the store
-// says are running but that no writer of this room writes: a cluster node
-// that ran the room was lost (another node, or this one when it lost its
-// lease: its writer stopped with the room, and its last writes were
-// refused), or its actor was stopped without a word. On a single node the
-// start-up closed those of a crash already. Files on this node are
-// finalized; the record is marked failed (node-lost when a cluster node
-// lost it) with its recording-failed event. A failure is logged: the next
-// load tries again.
+// closeOrphanRecordings settles the recordings of this room that the
+// store says are running but that no writer of this room writes: a cluster
+// node that ran the room was lost (another node, or this one when it lost
+// its lease or restarted: its writer stopped with the room, and its last
+// writes were refused), or its actor was stopped without a word. On a
+// single node the start-up closed those of a crash already.
+//
+// In a cluster, a recording that was running when its node lost the room
+// goes on here with the session, as its next part (continueRecording).
+// Any other is closed: its files on this node are finalized, and the
+// record is marked failed (node-lost when a cluster node lost it) with its
+// recording-failed event. A failure is logged: the next load tries again.
 func (a *roomActor) closeOrphanRecordings(ctx context.Context) {
 	if a.life.recording != nil {
 		return
@@ -509,6 +554,10 @@ func (a *roomActor) closeOrphanRecordings(ctx context.Context) {
 		if recordingEnded(rec) {
 			continue
 		}
+		if a.continuesHere(rec) {
+			a.continueRecording(rec)
+			continue
+		}
 		next := proto.Clone(rec).(*recordpb.Recording)
 		next.UpdatedAt = timestamp(a.now())
 		reason, why := RecordingServerRestart, errors.New("interrupted: its writer stopped with the server")
@@ -521,9 +570,7 @@ func (a *roomActor) closeOrphanRecordings(ctx context.Context) {
 			// restart, whose process never dropped any.
 			reason, why = RecordingNodeLost, fmt.Errorf("interrupted: node %q lost the room with its cluster lease", rec.NodeId)
 		}
-		if rec.NodeId == cfg.NodeID && cfg.Dir != "" {
-			next.Files = a.deps.finalizeFiles(filepath.Join(cfg.Dir, rec.Id))
-		}
+		next.Files = a.deps.settleFiles(rec)
 		endedRecording(next, recordpb.RecordingStatus_RECORDING_STATUS_FAILED, reason, why)
 		next.EndedAt = rec.UpdatedAt // the last change known of it
 		c := &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{next}}}
@@ -532,6 +579,63 @@ func (a *roomActor) closeOrphanRecordings(ctx context.Context) {
 			a.log.Error("close an interrupted recording", "recording", rec.Id, "err", err)
 			continue
 		}
+		if rec.NodeId == cfg.NodeID {
+			a.deps.removeOpenMarker(rec.Id)
+		}
 		a.log.Info("closed an interrupted recording", "recording", rec.Id, "reason", reason)
 	}
+}
+
+// continuesHere reports whether rec, left open by a writer this room no
+// longer has, goes on here as its next part: this is a cluster node that
+// took the room over with its session (the node that wrote the recording
+// died, lost its lease, or restarted), and the recording was running.
+func (a *roomActor) continuesHere(rec *recordpb.Recording) bool {
+	cfg := a.deps.cfg
+	return cfg.Owners != nil && cfg.Recording.Dir != "" &&
+		rec.Status == recordpb.RecordingStatus_RECORDING_STATUS_RECORDING &&
+		a.session != nil && a.session.rec.Id == rec.SessionId &&
+		a.room.GetConfig().GetRecordingEnabled()
+}
+
+// continueRecording goes on with rec, whose writer was lost with the node
+// that ran the room, as its next part, written here: the same recording,
+// status recording, its files of the parts before listed with the node
+// that holds each (this node's finalized), new files named by the part
+// (recorder.Config.Part) on the recording's clock. A recording-started
+// event with the part number says so. A writer that cannot start fails the
+// recording, as at its start.
+func (a *roomActor) continueRecording(rec *recordpb.Recording) {
+	cfg := a.deps.cfg.Recording
+	next := proto.Clone(rec).(*recordpb.Recording)
+	next.Files = a.deps.settleFiles(rec)
+	next.Part, next.NodeId, next.UpdatedAt = recordingPart(rec)+1, cfg.NodeID, timestamp(a.now())
+	media, err := a.startMedia(next)
+	if err != nil {
+		a.log.Error("recording writer did not start for the next part", "recording", rec.Id, "part", next.Part, "err", err)
+		failed := endedRecording(next, recordpb.RecordingStatus_RECORDING_STATUS_FAILED, writerFailureReason(err), err)
+		c := &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{failed}}}
+		a.recordingEvent(c, failed, "recording-failed", NewRecordingJSON(failed))
+		if err := a.commit(c); err != nil {
+			a.log.Error("record a failed recording", "recording", rec.Id, "err", err)
+		}
+		return
+	}
+	data := NewRecordingJSON(next)
+	if rec.NodeId != cfg.NodeID {
+		// The node that wrote the part before was lost with it.
+		for i := range data.Files {
+			data.Files[i].Available = data.Files[i].NodeID != rec.NodeId
+		}
+	}
+	c := &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{next}}}
+	a.recordingEvent(c, next, "recording-started", data)
+	if err := a.commit(c); err != nil {
+		// Still open in the store: the room's next load tries again.
+		a.closeMediaNow(media)
+		a.log.Error("continue a recording", "recording", rec.Id, "part", next.Part, "err", err)
+		return
+	}
+	a.runRecording(next, media)
+	a.log.Info("recording continued", "recording", rec.Id, "part", next.Part, "after", rec.NodeId)
 }

@@ -205,6 +205,7 @@ func NewRooms(cfg Config) (*Rooms, error) {
 	// those of live rooms on other nodes, which this node may not write;
 	// those no node owns are taken over instead (TakeOver).
 	if cfg.Owners != nil {
+		r.settleLostParts()
 		return r, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -13,52 +13,53 @@ import (
 
 // The API error codes. They are part of the contract: never rename one.
 const (
-	codeUnauthorized         = "unauthorized"
-	codeForbidden            = "forbidden"
-	codeNotFound             = "not_found"
-	codeMethodNotAllowed     = "method_not_allowed"
-	codeMalformedJSON        = "malformed_json"
-	codeInvalidUTF8          = "invalid_utf8"
-	codeEmptyBody            = "empty_body"
-	codeInvalidQuery         = "invalid_query"
-	codeInvalidIdempotency   = "invalid_idempotency_key"
-	codeIdempotencyReused    = "idempotency_key_reused"
-	codeValidationFailed     = "validation_failed"
-	codeUnsupportedMediaType = "unsupported_media_type"
-	codeBodyTooLarge         = "body_too_large"
-	codeRateLimited          = "rate_limited"
-	codeRoomNotFound         = "room_not_found"
-	codeRoomExists           = "room_exists"
-	codeRoomEnded            = "room_ended"
-	codeRoomFull             = "room_full"
-	codeRoomLocked           = "room_locked"
-	codeRoomUnavailable      = "room_unavailable"
-	codeRoomFailed           = "room_failed"
-	codeNotReady             = "not_ready"
-	codeDraining             = "draining"
-	codeNodeNotFound         = "node_not_found"
-	codeParticipantNotFound  = "participant_not_found"
-	codeSessionNotFound      = "session_not_found"
-	codeSessionEnded         = "session_ended"
-	codeOutsideJoinWindow    = "outside_join_window"
-	codeInvalidSDP           = "invalid_sdp"
-	codeNoCommonCodec        = "no_common_codec"
-	codeSignalingState       = "signaling_state"
-	codeUpgradeRequired      = "upgrade_required"
-	codeOriginNotAllowed     = "origin_not_allowed"
-	codeNoAcceptableMedia    = "no_acceptable_media"
-	codeInternal             = "internal"
-	codeRecordingNotFound    = "recording_not_found"
-	codeRecordingDisabled    = "recording_disabled"
-	codeRecordingRunning     = "recording_in_progress"
-	codeRecordingNotActive   = "recording_not_active"
-	codeRecordingActive      = "recording_active"
-	codeNoActiveSession      = "no_active_session"
-	codeNotProvided          = "not_provided"
-	codeFileNotFound         = "file_not_found"
-	codeRecordingUnavailable = "recording_unavailable"
-	codeRecordingElsewhere   = "recording_on_other_node"
-	codeRoomPrivate          = "room_private"
+	codeUnauthorized             = "unauthorized"
+	codeForbidden                = "forbidden"
+	codeNotFound                 = "not_found"
+	codeMethodNotAllowed         = "method_not_allowed"
+	codeMalformedJSON            = "malformed_json"
+	codeInvalidUTF8              = "invalid_utf8"
+	codeEmptyBody                = "empty_body"
+	codeInvalidQuery             = "invalid_query"
+	codeInvalidIdempotency       = "invalid_idempotency_key"
+	codeIdempotencyReused        = "idempotency_key_reused"
+	codeValidationFailed         = "validation_failed"
+	codeUnsupportedMediaType     = "unsupported_media_type"
+	codeBodyTooLarge             = "body_too_large"
+	codeRateLimited              = "rate_limited"
+	codeRoomNotFound             = "room_not_found"
+	codeRoomExists               = "room_exists"
+	codeRoomEnded                = "room_ended"
+	codeRoomFull                 = "room_full"
+	codeRoomLocked               = "room_locked"
+	codeRoomUnavailable          = "room_unavailable"
+	codeRoomFailed               = "room_failed"
+	codeNotReady                 = "not_ready"
+	codeDraining                 = "draining"
+	codeNodeNotFound             = "node_not_found"
+	codeParticipantNotFound      = "participant_not_found"
+	codeSessionNotFound          = "session_not_found"
+	codeSessionEnded             = "session_ended"
+	codeOutsideJoinWindow        = "outside_join_window"
+	codeInvalidSDP               = "invalid_sdp"
+	codeNoCommonCodec            = "no_common_codec"
+	codeSignalingState           = "signaling_state"
+	codeUpgradeRequired          = "upgrade_required"
+	codeOriginNotAllowed         = "origin_not_allowed"
+	codeNoAcceptableMedia        = "no_acceptable_media"
+	codeInternal                 = "internal"
+	codeRecordingNotFound        = "recording_not_found"
+	codeRecordingDisabled        = "recording_disabled"
+	codeRecordingRunning         = "recording_in_progress"
+	codeRecordingNotActive       = "recording_not_active"
+	codeRecordingActive          = "recording_active"
+	codeNoActiveSession          = "no_active_session"
+	codeNotProvided              = "not_provided"
+	codeFileNotFound             = "file_not_found"
+	codeRecordingUnavailable     = "recording_unavailable"
+	codeRecordingElsewhere       = "recording_on_other_node"
+	codeRecordingFileUnavailable = "recording_file_unavailable"
+	codeRoomPrivate              = "room_private"
 )
 
 // rateLimited is a 429 whose Retry-After is wait, in whole seconds, at
@@ -175,6 +176,16 @@ func toAPIError(err error) (_ *apiError, unexpected bool) {
 		// The message names the track and why; the signaling error has
 		// the track's fields too.
 		return newAPIError(http.StatusForbidden, codeForbidden, pr.Error()), false
+	}
+	var fu *fileUnavailableError
+	if errors.As(err, &fu) {
+		// Listed in the recording, on a node that is gone for now: a
+		// client retries once the node is back.
+		ae := newAPIError(http.StatusServiceUnavailable, codeRecordingFileUnavailable,
+			"the file is on a node of the cluster that cannot be reached; it can be downloaded once that node is back")
+		ae.details = map[string]any{"node": fu.node}
+		ae.retryAfter = 30
+		return ae, false
 	}
 	var re *actors.RecordingElsewhereError
 	if errors.As(err, &re) {

@@ -1,12 +1,13 @@
 package httpapi
 
 import (
-	"errors"
+	"context"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
-	"os"
 	"slices"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -189,10 +190,49 @@ func (s *Server) recordingPage(c *gin.Context, q actors.RecordingQuery) (recordi
 		return recordingListJSON{}, err
 	}
 	out := recordingListJSON{Recordings: make([]actors.RecordingJSON, len(list)), Total: total, Limit: q.Limit, Offset: q.Offset}
+	reach := s.nodeReach(c.Request.Context())
 	for i, r := range list {
 		out.Recordings[i] = actors.NewRecordingJSON(r)
+		reach.mark(&out.Recordings[i])
 	}
 	return out, nil
+}
+
+// nodeReach tells, for one answer, which nodes of the cluster can be
+// reached now, so that a file held by a node that is down is listed as
+// unavailable. Each node is looked up once (from the node records this
+// node follows).
+type nodeReach struct {
+	s     *Server
+	ctx   context.Context
+	known map[string]bool
+}
+
+func (s *Server) nodeReach(ctx context.Context) *nodeReach {
+	return &nodeReach{s: s, ctx: ctx, known: map[string]bool{}}
+}
+
+// mark sets each file's available: false when its node is another node
+// of the cluster that holds no lease now.
+func (n *nodeReach) mark(j *actors.RecordingJSON) {
+	for i := range j.Files {
+		j.Files[i].Available = n.reachable(j.Files[i].NodeID)
+	}
+}
+
+func (n *nodeReach) reachable(node string) bool {
+	if node == "" || node == n.s.cfg.NodeID || n.s.cfg.Owners == nil {
+		return true
+	}
+	ok, seen := n.known[node]
+	if !seen {
+		ctx, cancel := context.WithTimeout(n.ctx, ownerLookupTimeout)
+		_, err := n.s.cfg.Owners.OwnerURL(ctx, node)
+		cancel()
+		ok = err == nil
+		n.known[node] = ok
+	}
+	return ok
 }
 
 // getRecording answers a recording, with the files being written while it
@@ -202,7 +242,9 @@ func (s *Server) getRecording(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c, http.StatusOK, actors.NewRecordingJSON(rec))
+	out := actors.NewRecordingJSON(rec)
+	s.nodeReach(c.Request.Context()).mark(&out)
+	writeJSON(c, http.StatusOK, out)
 	return nil
 }
 
@@ -217,28 +259,44 @@ func (s *Server) deleteRecording(c *gin.Context) error {
 
 // downloadRecordingFile serves one file of a recording, with Range
 // requests, conditional requests and its media type (http.ServeContent).
+// A file still being written is served as far as it plays (its whole
+// elements), with no validators and no caching: it grows. A file on
+// another node is forwarded there; one whose node cannot be reached (it
+// died with the part it wrote) is unavailable until that node is back.
 func (s *Server) downloadRecordingFile(c *gin.Context) error {
 	f, err := s.cfg.Rooms.RecordingFile(c.Request.Context(), actors.RecordingID(c.Param("id")), c.Param("name"))
+	if noe, ok := s.forwardable(err, c.Request.Header); ok {
+		if s.forwardOr(c, err, true) {
+			return nil
+		}
+		return &fileUnavailableError{node: noe.Owner}
+	}
 	if err != nil {
 		return err
 	}
-	file, err := os.Open(f.Path)
-	if errors.Is(err, os.ErrNotExist) {
-		// Listed, but gone from the disk (removed by hand).
-		return fmt.Errorf("%w: %s is missing", actors.ErrRecordingFileNotFound, f.Path)
-	}
+	file, size, err := f.Open()
 	if err != nil {
 		return err
 	}
 	defer file.Close()
-	info, err := file.Stat()
-	if err != nil {
-		return err
+	modTime := time.Time{}
+	if f.Writing {
+		c.Header("Cache-Control", "no-store")
+	} else if info, err := file.Stat(); err == nil {
+		modTime = info.ModTime()
 	}
 	c.Header("Content-Type", recordingContentType(f.File))
 	c.Header("Content-Disposition", `attachment; filename="`+f.File.Name+`"`)
-	http.ServeContent(c.Writer, c.Request, f.File.Name, info.ModTime(), file)
+	http.ServeContent(c.Writer, c.Request, f.File.Name, modTime, io.NewSectionReader(file, 0, size))
 	return nil
+}
+
+// fileUnavailableError: a recording file is on a node that cannot be
+// reached (lost with the part it wrote, or not registered again yet).
+type fileUnavailableError struct{ node string }
+
+func (e *fileUnavailableError) Error() string {
+	return fmt.Sprintf("the file is on node %q, which cannot be reached", e.node)
 }
 
 // recordingContentType is a file's media type: WebM or Matroska, audio
