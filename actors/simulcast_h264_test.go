@@ -3,10 +3,10 @@ package actors
 import (
 	"context"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/troupe-media/troupe/internal/poll"
@@ -22,43 +22,20 @@ type layerPacket struct {
 	paramSets bool // an H.264 STAP-A: the SPS and PPS a keyframe starts with
 }
 
-// layerLog keeps what a viewer receives on a track of a rtctest
-// simulcast camera, until the track ends.
-type layerLog struct {
-	mu      sync.Mutex
-	packets []layerPacket
-}
-
-func logLayers(tr *webrtc.TrackRemote) *layerLog {
-	l := &layerLog{}
-	go func() {
-		for {
-			p, _, err := tr.ReadRTP()
-			if err != nil {
-				return
-			}
-			if len(p.Payload) == 0 {
-				continue // padding
-			}
-			l.mu.Lock()
-			l.packets = append(l.packets, layerPacket{
-				seq: p.SequenceNumber, layer: rtctest.SimulcastLayer(p.Payload), paramSets: p.Payload[0]&0x1f == 24,
-			})
-			l.mu.Unlock()
+// logLayers keeps what a viewer receives on a track of a rtctest
+// simulcast camera, until the track ends; padding has no layer.
+func logLayers(tr *webrtc.TrackRemote) *packetLog[layerPacket] {
+	return logPackets(tr, func(p *rtp.Packet) (layerPacket, bool) {
+		if len(p.Payload) == 0 {
+			return layerPacket{}, false
 		}
-	}()
-	return l
+		return layerPacket{seq: p.SequenceNumber, layer: rtctest.SimulcastLayer(p.Payload), paramSets: p.Payload[0]&0x1f == 24}, true
+	})
 }
 
-func (l *layerLog) all() []layerPacket {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.packets)
-}
-
-// runOf returns how many of the last packets come from layer: the run
-// since the last packet of another layer.
-func (l *layerLog) runOf(layer int) int {
+// runOf returns how many of the last packets l has come from layer: the
+// run since the last packet of another layer.
+func runOf(l *packetLog[layerPacket], layer int) int {
 	p := l.all()
 	n := 0
 	for i := len(p) - 1; i >= 0 && p[i].layer == layer; i-- {
@@ -107,11 +84,11 @@ func TestH264SimulcastViewers(t *testing.T) {
 		t.Fatalf("the viewer got %v, want the H.264 camera", tr)
 	}
 	got := logLayers(tr)
-	poll.Until(t, "the top layer at the viewer", func() bool { return got.runOf(2) >= 30 })
+	poll.Until(t, "the top layer at the viewer", func() bool { return runOf(got, 2) >= 30 })
 	if err := viewer.p.SetTrackSettings(context.Background(), camera.ID, TrackSettings{Width: 320, Height: 180}); err != nil {
 		t.Fatal(err)
 	}
-	poll.Until(t, "the low layer at the viewer", func() bool { return got.runOf(0) >= 30 })
+	poll.Until(t, "the low layer at the viewer", func() bool { return runOf(got, 0) >= 30 })
 
 	packets := got.all()
 	var runs []int
