@@ -77,12 +77,20 @@ func TestBandwidthPausesTrack(t *testing.T) {
 	})
 }
 
-// publishSimulcast joins a publisher to room whose client sends a camera
-// in rtctest's three layers, a frame every interval, until the test ends.
+// publishSimulcast joins a publisher to room whose client sends a VP8
+// camera in rtctest's three layers, a frame every interval, until the
+// test ends.
 func publishSimulcast(t *testing.T, env *testEnv, room RoomID, interval time.Duration) *testClient {
 	t.Helper()
+	return publishSimulcastWith(t, env, room, interval, rtctest.AddSimulcast)
+}
+
+// publishSimulcastWith is publishSimulcast with the camera add adds.
+func publishSimulcastWith(t *testing.T, env *testEnv, room RoomID, interval time.Duration,
+	add func(*webrtc.PeerConnection, string) (*rtctest.SimulcastSender, error)) *testClient {
+	t.Helper()
 	pub := joinClient(t, env, room, "pub", RolePublisher)
-	camera, err := rtctest.AddSimulcast(pub.pc, string(pub.p.ID))
+	camera, err := add(pub.pc, string(pub.p.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,9 +98,6 @@ func publishSimulcast(t *testing.T, env *testEnv, room RoomID, interval time.Dur
 	poll.Until(t, "the publisher connected", func() bool {
 		return pub.pc.ConnectionState() == webrtc.PeerConnectionStateConnected && pub.pc.SignalingState() == webrtc.SignalingStateStable
 	})
-	if err := camera.Negotiated(pub.pc); err != nil {
-		t.Fatal(err)
-	}
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
@@ -100,13 +105,8 @@ func publishSimulcast(t *testing.T, env *testEnv, room RoomID, interval time.Dur
 		_ = pub.pc.Close() // ends the RTCP readers
 		wg.Wait()
 	})
-	for i := range rtctest.SimulcastRIDs {
-		wg.Go(func() { camera.ServeKeyframeRequests(i) })
+	if err := camera.Start(ctx, pub.pc, interval, &wg, func(err error) { t.Errorf("publish: %v", err) }); err != nil {
+		t.Fatal(err)
 	}
-	wg.Go(func() {
-		if err := camera.Run(ctx, interval); err != nil {
-			t.Errorf("publish: %v", err)
-		}
-	})
 	return pub
 }

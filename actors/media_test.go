@@ -21,7 +21,13 @@ import (
 
 func newMediaEnv(t *testing.T, mod func(*Config)) *testEnv {
 	t.Helper()
-	engine, err := rtc.NewEngine(rtc.Config{LoopbackOnly: true})
+	return newMediaEnvWith(t, rtc.Config{LoopbackOnly: true}, mod)
+}
+
+// newMediaEnvWith is newMediaEnv with an engine made of media.
+func newMediaEnvWith(t *testing.T, media rtc.Config, mod func(*Config)) *testEnv {
+	t.Helper()
+	engine, err := rtc.NewEngine(media)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/troupe-media/troupe/internal/poll"
@@ -117,16 +118,16 @@ type sample struct {
 	keyframe bool
 }
 
-// trackLog reads a received rtctest VP8 track and keeps what each packet
-// was, until the track ends.
-type trackLog struct {
-	mu      sync.Mutex
-	samples []sample
-	ended   chan struct{}
+// packetLog reads a received track and keeps what read makes of each
+// packet it takes, until the track ends.
+type packetLog[T any] struct {
+	mu    sync.Mutex
+	items []T
+	ended chan struct{}
 }
 
-func logTrack(tr *webrtc.TrackRemote) *trackLog {
-	l := &trackLog{ended: make(chan struct{})}
+func logPackets[T any](tr *webrtc.TrackRemote, read func(*rtp.Packet) (T, bool)) *packetLog[T] {
+	l := &packetLog[T]{ended: make(chan struct{})}
 	go func() {
 		defer close(l.ended)
 		for {
@@ -134,33 +135,43 @@ func logTrack(tr *webrtc.TrackRemote) *trackLog {
 			if err != nil {
 				return
 			}
-			// rtctest's VP8: a descriptor byte (S), the frame header's
-			// first byte (P clear on a keyframe), then the counter.
-			if len(p.Payload) < 6 {
-				continue
+			if item, ok := read(p); ok {
+				l.mu.Lock()
+				l.items = append(l.items, item)
+				l.mu.Unlock()
 			}
-			s := sample{
-				seq: p.SequenceNumber, counter: binary.BigEndian.Uint32(p.Payload[2:]),
-				keyframe: p.Payload[0]&0x10 != 0 && p.Payload[1]&0x01 == 0,
-			}
-			l.mu.Lock()
-			l.samples = append(l.samples, s)
-			l.mu.Unlock()
 		}
 	}()
 	return l
 }
 
-func (l *trackLog) all() []sample {
+func (l *packetLog[T]) all() []T {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return slices.Clone(l.samples)
+	return slices.Clone(l.items)
 }
 
-func (l *trackLog) len() int {
+func (l *packetLog[T]) len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.samples)
+	return len(l.items)
+}
+
+// trackLog is the packetLog of a received rtctest VP8 track.
+type trackLog = packetLog[sample]
+
+func logTrack(tr *webrtc.TrackRemote) *trackLog {
+	return logPackets(tr, func(p *rtp.Packet) (sample, bool) {
+		// rtctest's VP8: a descriptor byte (S), the frame header's
+		// first byte (P clear on a keyframe), then the counter.
+		if len(p.Payload) < 6 {
+			return sample{}, false
+		}
+		return sample{
+			seq: p.SequenceNumber, counter: binary.BigEndian.Uint32(p.Payload[2:]),
+			keyframe: p.Payload[0]&0x10 != 0 && p.Payload[1]&0x01 == 0,
+		}, true
+	})
 }
 
 // nextTracks returns the next n tracks c receives, by kind.
