@@ -33,26 +33,33 @@ const (
 	// writeRetry is a writer's pause after a write that was not
 	// acknowledged, before it sends it again.
 	writeRetry = 50 * time.Millisecond
+	// hookDeadline bounds the wait for the webhooks after the writes.
+	hookDeadline = 2 * time.Minute
 )
 
 // Random SIGKILLs of nodes across more than 200 acknowledged REST writes
 // lose none: every room reads back its last acknowledged name through
-// every node, and a webhook receiver gets the event of every acknowledged
-// write at least once, each room's in the order of its writes (a retry
-// may repeat one).
+// every node. The webhooks keep their promises across the kills, while the
+// receiver refuses or stalls the first attempt of two events in three:
+// every acknowledged write's event arrives and is acknowledged, every
+// event queued is delivered and none is given up on, each retry carries
+// the delivery id of the event's first attempt, and each room's events
+// first arrive in the order of its writes, each only once the one before
+// it was acknowledged.
 func TestDurability(t *testing.T) {
 	run := runDurability(t)
-	for r := range durableRooms {
-		room := roomName(r)
-		for seq := 0; seq <= run.last[r]; seq++ {
-			if !run.hooks.seen(room, seq) {
-				t.Errorf("no webhook for %s's write %d", room, seq)
-			}
-		}
-		if got := run.hooks.order(room); !slices.IsSorted(got) {
-			t.Errorf("%s's events arrived in the order of writes %v", room, got)
-		}
+	h := run.hooks
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.problems {
+		t.Error(p)
 	}
+	// The faults happened, so the retries were checked.
+	if h.refused == 0 || h.stalled == 0 {
+		t.Errorf("the receiver refused %d and stalled %d first attempts: the run retried nothing", h.refused, h.stalled)
+	}
+	t.Logf("webhooks: %d events in %d attempts; %d first attempts refused, %d stalled (%d of them ended by the sender), %d attempts after an acknowledgement",
+		len(h.events), h.attempts, h.refused, h.stalled, h.stallsCut, h.again)
 }
 
 // durabilityRun is what runDurability did and saw.
@@ -65,7 +72,8 @@ type durabilityRun struct {
 // runDurability writes rooms through random live nodes while it kills
 // nodes at random moments, and checks that every acknowledged write is
 // read back through every live node; it then waits until the webhook
-// receiver has seen an event for every acknowledged write.
+// receiver has acknowledged an event for every acknowledged write, and the
+// outbox is empty.
 func runDurability(t *testing.T) *durabilityRun {
 	hooks := newHookReceiver(t)
 	c := startCluster(t, Config{Args: []string{"--webhook-urls", hooks.url(), "--webhook-allow-private", "--webhook-events", "room-*"}})
@@ -146,7 +154,9 @@ func runDurability(t *testing.T) *durabilityRun {
 			}
 		}
 	}
-	poll.Until(t, "a webhook for every acknowledged write", func() bool {
+	// The deadline bounds a failure only: the refused and stalled first
+	// attempts each cost their room's queue a backoff.
+	poll.Within(t, hookDeadline, "a webhook for every acknowledged write", func() bool {
 		for r := range durableRooms {
 			for seq := 0; seq <= run.last[r]; seq++ {
 				if !hooks.seen(roomName(r), seq) {
@@ -156,6 +166,23 @@ func runDurability(t *testing.T) *durabilityRun {
 		}
 		return true
 	})
+	// The outbox, which every node shares, empties: each event queued,
+	// those of writes applied twice or not acknowledged too, was
+	// delivered, none given up on.
+	n := c.Live()[0]
+	poll.Within(t, hookDeadline, "the webhook outbox to empty", func() bool {
+		v, err := c.Metric(ctx, n, "troupe_webhook_pending")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v == 0
+	})
+	if v, err := c.Metric(ctx, n, "troupe_webhook_failed"); err != nil || v != 0 {
+		t.Errorf("%v webhook deliveries given up on (%v)", v, err)
+	}
+	if un := hooks.unacked(); len(un) > 0 {
+		t.Errorf("events that arrived but were never acknowledged, though the outbox is empty: %v", un)
+	}
 	return run
 }
 
@@ -186,20 +213,71 @@ func durableWrite(ctx context.Context, c *Cluster, method, path string, body any
 	}
 }
 
-// hookReceiver records the room events Troupe's nodes deliver: each
-// delivery once, by its id, in the order they first arrived.
-type hookReceiver struct {
-	srv *httptest.Server
+// stallFor is how long the receiver holds a stalled first attempt before
+// it refuses it: shorter than the nodes' one second after which an endpoint
+// counts as silent, so that a stall slows its room's queue only.
+const stallFor = 300 * time.Millisecond
 
-	mu     sync.Mutex // guards the following
-	ids    map[string]bool
-	byRoom map[string][]int // the write sequence number of each first delivery, per room
+// hookReceiver is the webhook endpoint of the durability run. Of each
+// room's events, in the order they first arrive, it refuses the first
+// attempt of every third (503 at once) and stalls the first attempt of the
+// one after (it holds the request, then refuses it, unless the sender
+// ends it first: a node that dies mid-request), so that deliveries are
+// retried all through the run, and across the kills. It records every attempt, and the broken promises
+// it sees as they happen: a retry whose delivery id is not its first
+// attempt's, a delivery id given to two events, an event that arrives
+// while one that arrived before it in its room was not yet acknowledged
+// (a 2xx), an event that reports an earlier write than one before it.
+//
+// An event is known by its body without the delivery id (its kind, room,
+// time and data): what a retry sends again, whatever its id.
+type hookReceiver struct {
+	srv  *httptest.Server
+	stop chan struct{} // closed when the test ends: stalls end at once
+
+	mu       sync.Mutex // guards the following
+	events   map[string]*hookEvent
+	ids      map[string]*hookEvent   // by delivery id
+	byRoom   map[string][]*hookEvent // each room's events, in the order they first arrived
+	problems []string
+	// What the run saw: attempts, first attempts refused and stalled,
+	// stalls their sender ended, and attempts after the event's
+	// acknowledgement.
+	attempts, refused, stalled, stallsCut, again int
 }
 
+// hookEvent is one event as the receiver saw it.
+type hookEvent struct {
+	key      string
+	kind     string
+	room     string
+	seq      int    // the write it reports, -1 for one of another kind
+	id       string // the delivery id of its first attempt
+	attempts int
+	acked    bool // an attempt was answered 2xx
+}
+
+// hookFault is what the receiver does to an event's first attempt.
+type hookFault int
+
+const (
+	faultNone hookFault = iota
+	faultRefuse
+	faultStall
+)
+
 func newHookReceiver(t *testing.T) *hookReceiver {
-	h := &hookReceiver{ids: map[string]bool{}, byRoom: map[string][]int{}}
+	h := &hookReceiver{
+		stop:   make(chan struct{}),
+		events: map[string]*hookEvent{},
+		ids:    map[string]*hookEvent{},
+		byRoom: map[string][]*hookEvent{},
+	}
 	h.srv = httptest.NewServer(http.HandlerFunc(h.serve))
-	t.Cleanup(h.srv.Close)
+	t.Cleanup(func() {
+		close(h.stop)
+		h.srv.Close()
+	})
 	return h
 }
 
@@ -208,9 +286,11 @@ func (h *hookReceiver) url() string { return h.srv.URL + "/hook" }
 func (h *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		// The sender went away mid-request: nothing arrived.
 		return
 	}
+	id := r.Header.Get("Troupe-Delivery")
+	var fields map[string]json.RawMessage
 	var ev struct {
 		ID     string `json:"id"`
 		Event  string `json:"event"`
@@ -219,40 +299,140 @@ func (h *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 			Name string `json:"name"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal(body, &ev); err != nil {
+	if err := json.Unmarshal(body, &fields); err != nil {
+		h.problem("a delivery that is not a JSON object: %v: %s", err, body)
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.ids[ev.ID] || (ev.Event != "room-created" && ev.Event != "room-updated") {
+	if err := json.Unmarshal(body, &ev); err != nil {
+		h.problem("a delivery that is not an event: %v: %s", err, body)
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	h.ids[ev.ID] = true
-	_, seq, _ := strings.Cut(ev.Data.Name, "-")
-	n, err := strconv.Atoi(seq)
-	if err != nil {
-		n = -1
+	if id == "" || id != ev.ID {
+		h.problem("a delivery of %s whose Troupe-Delivery header %q is not its id %q", ev.Event, id, ev.ID)
 	}
-	h.byRoom[ev.RoomID] = append(h.byRoom[ev.RoomID], n)
+	delete(fields, "id")
+	key, err := json.Marshal(fields) // map keys sorted: the same for the same event
+	if err != nil {
+		h.problem("%v", err)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+
+	fault := h.arrive(string(key), ev.ID, ev.Event, ev.RoomID, ev.Data.Name)
+	switch fault {
+	case faultRefuse:
+		http.Error(w, "refused once by the test", http.StatusServiceUnavailable)
+		return
+	case faultStall:
+		t := time.NewTimer(stallFor)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			h.mu.Lock()
+			h.stallsCut++
+			h.mu.Unlock()
+			return
+		case <-h.stop:
+			return
+		}
+		http.Error(w, "stalled, then refused once by the test", http.StatusServiceUnavailable)
+		return
+	}
+	h.mu.Lock()
+	h.events[string(key)].acked = true
+	h.mu.Unlock()
 }
 
-// seen reports whether the event of room's write seq has arrived.
+// arrive records an attempt and the promises it breaks, and returns what
+// to do with it.
+func (h *hookReceiver) arrive(key, id, kind, room, name string) hookFault {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.attempts++
+	e := h.events[key]
+	if other := h.ids[id]; other != nil && other != e {
+		h.problemLocked("delivery id %s given to two events: %s and %s", id, other.key, key)
+	}
+	if e != nil {
+		e.attempts++
+		if id != e.id {
+			h.problemLocked("%s of %s (write %d) retried with delivery id %s, first sent as %s", kind, room, e.seq, id, e.id)
+		}
+		if e.acked {
+			h.again++
+		}
+		return faultNone
+	}
+	e = &hookEvent{key: key, kind: kind, room: room, seq: -1, id: id, attempts: 1}
+	if kind == "room-created" || kind == "room-updated" {
+		if _, seq, ok := strings.Cut(name, "-"); ok {
+			if n, err := strconv.Atoi(seq); err == nil {
+				e.seq = n
+			}
+		}
+		if e.seq < 0 {
+			h.problemLocked("%s of %s names no write: %q", kind, room, name)
+		}
+	}
+	h.events[key] = e
+	h.ids[id] = e
+	before := h.byRoom[room]
+	for _, b := range before {
+		if !b.acked {
+			h.problemLocked("%s of %s (write %d) arrived while %s (write %d), which arrived before it, was not acknowledged", kind, room, e.seq, b.kind, b.seq)
+		}
+		if e.seq >= 0 && b.seq > e.seq {
+			h.problemLocked("%s of %s's write %d arrived after the event of its write %d", kind, room, e.seq, b.seq)
+		}
+	}
+	h.byRoom[room] = append(before, e)
+	switch len(before) % 3 {
+	case 1:
+		h.refused++
+		return faultRefuse
+	case 2:
+		h.stalled++
+		return faultStall
+	}
+	return faultNone
+}
+
+func (h *hookReceiver) problem(format string, args ...any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.problemLocked(format, args...)
+}
+
+func (h *hookReceiver) problemLocked(format string, args ...any) {
+	h.problems = append(h.problems, fmt.Sprintf(format, args...))
+}
+
+// seen reports whether the event of room's write seq has been
+// acknowledged.
 func (h *hookReceiver) seen(room string, seq int) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, n := range h.byRoom[room] {
-		if n == seq {
+	for _, e := range h.byRoom[room] {
+		if e.seq == seq && e.acked {
 			return true
 		}
 	}
 	return false
 }
 
-// order returns the write sequence numbers of room's deliveries, in the
-// order they first arrived.
-func (h *hookReceiver) order(room string) []int {
+// unacked returns the events that arrived and were never acknowledged.
+func (h *hookReceiver) unacked() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return append([]int(nil), h.byRoom[room]...)
+	var out []string
+	for _, e := range h.events {
+		if !e.acked {
+			out = append(out, fmt.Sprintf("%s of %s (write %d, %d attempts)", e.kind, e.room, e.seq, e.attempts))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
