@@ -192,7 +192,7 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 	restored := time.Now()
 	// A probe finds the link whole and the video resumes. Under the race
 	// detector on a busy machine, the client reads its socket too late
-	// to take a probe whole, and the resume waits for GCC's own climb.
+	// to take a probe whole, and the resume waits for the estimate's own climb.
 	bound := 2 * poll.Timeout
 	if raceEnabled {
 		bound = 3 * poll.Timeout
@@ -204,7 +204,7 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 	// Up from the lowest layer, layer by layer, each as soon as a probe
 	// shows the link carries it (the top layer took 20 s without probing,
 	// see bench/RESULTS.md). How far up and how soon depends also on how
-	// much delay a loaded machine adds on loopback, which GCC reads as
+	// much delay a loaded machine adds on loopback, which the estimate reads as
 	// congestion: the top layer is waited for, for the figure, not
 	// asserted; under the race detector, not even the middle one.
 	if raceEnabled {

@@ -1,7 +1,6 @@
 package rtc
 
 import (
-	"log/slog"
 	"testing"
 	"time"
 
@@ -16,7 +15,7 @@ import (
 // packets go nowhere, and that stream's writer.
 func benchEstimator(b *testing.B) (*estimator, interceptor.RTPWriter) {
 	b.Helper()
-	in, err := newEstimatorFactory(pionLoggerFactory{l: slog.New(slog.DiscardHandler)}).NewInterceptor("pc")
+	in, err := newEstimatorFactory(false).NewInterceptor("pc")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -29,8 +28,8 @@ func benchEstimator(b *testing.B) (*estimator, interceptor.RTPWriter) {
 	return est, est.BindLocalStream(info, sink)
 }
 
-// BenchmarkEstimatorWrite is the estimator's cost per packet sent: our
-// part (the extension, the numbering) and GCC's record of the packet.
+// BenchmarkEstimatorWrite is the estimator's cost per packet sent: the
+// extension, its number and the packet's record in the ring.
 func BenchmarkEstimatorWrite(b *testing.B) {
 	for _, active := range []bool{false, true} {
 		name := "active=false"
@@ -58,29 +57,27 @@ func BenchmarkEstimatorWrite(b *testing.B) {
 // BenchmarkEstimatorFeedback is the estimator's cost per transport-cc
 // feedback report, of 15 packets (100 ms of 1.2 Mbps video): parse=own
 // parses the report itself, parse=shared takes the parse pion's receiver
-// reports left in the attributes (as on a connection), and gcc=none is
-// our part alone (the scan and the parse), without GCC's.
+// reports left in the attributes (as on a connection).
 func BenchmarkEstimatorFeedback(b *testing.B) {
 	for _, v := range []struct {
-		name         string
-		shared, none bool
+		name   string
+		shared bool
 	}{
-		{"parse=own", false, false},
-		{"parse=shared", true, false},
-		{"gcc=none", false, true},
+		{"parse=own", false},
+		{"parse=shared", true},
 	} {
-		b.Run(v.name, func(b *testing.B) { benchFeedback(b, v.shared, v.none) })
+		b.Run(v.name, func(b *testing.B) { benchFeedback(b, v.shared) })
 	}
 }
 
-func benchFeedback(b *testing.B, shared, noGCC bool) {
+func benchFeedback(b *testing.B, shared bool) {
 	est, w := benchEstimator(b)
 	est.setActive(true)
 	h := &rtp.Header{Version: 2, SSRC: 1, PayloadType: 96}
 	payload := make([]byte, 1100)
 	const perReport = 15
 	// Reports on packets sent just before each, as a client sends them;
-	// the history GCC keeps holds 250 packets.
+	// 240 packets in all, well within the ring.
 	reports := make([][]byte, 16)
 	attrs := make([]interceptor.Attributes, len(reports))
 	base := time.Now().UnixMicro()
@@ -105,9 +102,6 @@ func benchFeedback(b *testing.B, shared, noGCC bool) {
 				b.Fatal(err)
 			}
 		}
-	}
-	if noGCC {
-		est.gcc.Store(nil)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
