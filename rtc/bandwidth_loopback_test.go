@@ -2,6 +2,7 @@ package rtc
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -192,7 +193,7 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 	restored := time.Now()
 	// A probe finds the link whole and the video resumes. Under the race
 	// detector on a busy machine, the client reads its socket too late
-	// to take a probe whole, and the resume waits for GCC's own climb.
+	// to take a probe whole, and the resume waits for the estimate's own climb.
 	bound := 2 * poll.Timeout
 	if raceEnabled {
 		bound = 3 * poll.Timeout
@@ -204,7 +205,7 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 	// Up from the lowest layer, layer by layer, each as soon as a probe
 	// shows the link carries it (the top layer took 20 s without probing,
 	// see bench/RESULTS.md). How far up and how soon depends also on how
-	// much delay a loaded machine adds on loopback, which GCC reads as
+	// much delay a loaded machine adds on loopback, which the estimate reads as
 	// congestion: the top layer is waited for, for the figure, not
 	// asserted; under the race detector, not even the middle one.
 	if raceEnabled {
@@ -332,4 +333,83 @@ func reached(d time.Duration, cond func() bool) bool {
 		time.Sleep(20 * time.Millisecond) // between checks; cond decides
 	}
 	return true
+}
+
+// With the estimate always on, a subscriber of a track sent as one
+// stream (nothing to choose) has an estimate from its transport-cc
+// feedback too, and its video is never paused nor capped by it; with the
+// default, it has none.
+func TestLoopbackEstimateAlways(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes seconds of media")
+	}
+	for _, always := range []bool{true, false} {
+		t.Run(fmt.Sprintf("always=%v", always), func(t *testing.T) {
+			m := NewMetrics()
+			engine, api, ctx, wg := loopbackRig(t, func(c *Config) { c.BandwidthEstimationAlways = always })
+			pub, _ := simulcastPublisher(ctx, t, wg, engine, api, 10*time.Millisecond, nil)
+			t.Cleanup(pub.close)
+			// Each layer its own track, sent as one stream.
+			var tracks []*Track
+			for range rtctest.SimulcastRIDs {
+				var ev TrackEvent
+				select {
+				case ev = <-pub.serverTracks:
+				case <-time.After(peerWait):
+					t.Fatal("the server got fewer tracks than sent")
+				}
+				fwd, err := NewForwarder(ForwarderConfig{Track: ev.Track, RTCP: pub.peer, Engine: engine, Metrics: m})
+				if err != nil {
+					t.Fatal(err)
+				}
+				tr, err := NewTrack(TrackConfig{Layer: fwd})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = tr.Close() })
+				tracks = append(tracks, tr)
+			}
+			sub := newPeerOwnerWith(t, PeerConfig{Engine: engine, Mode: PeerSignaling, Metrics: m}, api)
+			recvOnlyVideo(t, sub)
+			sub.clientOffer()
+			sub.waitConnected()
+			var video *DownTrack
+			var err error
+			sub.call(func() {
+				if err = sub.peer.AddSource("TR_cam", "PA_pub", tracks[0]); err == nil {
+					video = sub.peer.sends["TR_cam"].dt
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub.answerServer()
+			var tr *webrtc.TrackRemote
+			select {
+			case tr = <-sub.clientTracks:
+			case <-time.After(peerWait):
+				t.Fatal("the subscriber got no track")
+			}
+			rec := &recording{}
+			wg.Go(func() { rec.run(tr) })
+			poll.Until(t, "video received", func() bool { return len(rec.get()) >= 50 })
+			if always {
+				poll.Until(t, "an estimate from transport-cc", func() bool {
+					b := sub.peer.Bandwidth()
+					return b.Source == EstimateTWCC && b.Estimate > 0
+				})
+			} else {
+				// Checks of the allocator have run since the video came,
+				// and would have turned the estimate on by now.
+				n := len(rec.get())
+				poll.Until(t, "a second more of video", func() bool { return len(rec.get()) >= n+100 })
+				if b := sub.peer.Bandwidth(); b.Source != EstimateNone {
+					t.Fatalf("estimate %+v for a subscriber of one stream, by default", b)
+				}
+			}
+			if video.BandwidthPaused() || m.bwe.down.Load() != 0 {
+				t.Fatalf("one stream paused (%v) or moved down (%d) by the estimate", video.BandwidthPaused(), m.bwe.down.Load())
+			}
+		})
+	}
 }

@@ -50,6 +50,11 @@ type Config struct {
 	// NoBandwidthEstimation turns off the estimate of each subscriber's
 	// bandwidth (estimator.go) and the layer choice it drives.
 	NoBandwidthEstimation bool
+	// BandwidthEstimationAlways estimates every subscriber's bandwidth,
+	// not only while it receives a track in layers (the default, where
+	// the estimate has a layer to choose): each subscriber's estimate is
+	// then in its stats, for what each packet sent costs more.
+	BandwidthEstimationAlways bool
 	// NoAudioLevel leaves the audio level header extension out of every
 	// negotiation: publishers' levels are neither read nor forwarded,
 	// and nobody is ever an active speaker (AudioLevels reports false).

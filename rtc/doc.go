@@ -39,8 +39,9 @@
 // that the publisher may stop encoding the others.
 //
 // Each subscriber's connection estimates its bandwidth (estimator.go:
-// pion's GCC on the client's transport-cc feedback, or the client's REMB)
-// while it receives a track in layers, and its Peer shares the estimate
+// the send-side estimate of rtc/bwe on the client's transport-cc
+// feedback, or the client's REMB) while it receives a track in layers
+// (or always, Config.BandwidthEstimationAlways), and its Peer shares the estimate
 // among its down-tracks (layerchoice.go): each gets the highest layer
 // that fits under its other caps, down at once, up after a hold; a
 // simulcast track whose lowest layer does not fit is paused, and the

@@ -105,7 +105,7 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 	reg := &interceptor.Registry{}
 	var bwe *estimatorFactory
 	if set&withBWE != 0 {
-		bwe = newEstimatorFactory(logs)
+		bwe = newEstimatorFactory(cfg.BandwidthEstimationAlways)
 	}
 	if err := registerInterceptors(reg, set, bwe); err != nil {
 		return nil, fmt.Errorf("rtc: register interceptors: %w", err)

@@ -1,13 +1,10 @@
 package rtc
 
 import (
-	"errors"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -22,7 +19,7 @@ import (
 // taken while active.
 func TestEstimatorExtension(t *testing.T) {
 	leaktest.Check(t)
-	e, err := newEstimatorFactory(pionLoggerFactory{l: slog.New(slog.DiscardHandler)}).NewInterceptor("pc")
+	e, err := newEstimatorFactory(false).NewInterceptor("pc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,26 +103,37 @@ func TestEstimatorExtension(t *testing.T) {
 	}
 }
 
-// GCC's pacer hands each packet to its own stream's writer, and refuses
-// a packet of a stream it was not given.
-func TestStreamRouter(t *testing.T) {
-	var r streamRouter
-	got := map[uint32]int{}
-	for _, ssrc := range []uint32{1, 2} {
-		r.AddStream(ssrc, interceptor.RTPWriterFunc(func(h *rtp.Header, _ []byte, _ interceptor.Attributes) (int, error) {
-			got[ssrc] += int(h.SSRC)
-			return 1, nil
-		}))
-	}
-	for _, ssrc := range []uint32{1, 2, 2} {
-		if _, err := r.Write(&rtp.Header{SSRC: ssrc}, nil, nil); err != nil {
+// The estimate's record of a packet sent allocates nothing, active or
+// not, and always-on estimators stay on whatever their connection
+// receives.
+func TestEstimatorWriteAllocs(t *testing.T) {
+	for _, always := range []bool{false, true} {
+		e, err := newEstimatorFactory(always).NewInterceptor("pc")
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	if got[1] != 1 || got[2] != 4 {
-		t.Fatalf("writes by stream %v, want one to 1 and two to 2", got)
-	}
-	if _, err := r.Write(&rtp.Header{SSRC: 3}, nil, nil); !errors.Is(err, gcc.ErrUnknownStream) {
-		t.Fatalf("a packet of an unknown stream: %v, want %v", err, gcc.ErrUnknownStream)
+		est := e.(*estimator)
+		info := &interceptor.StreamInfo{SSRC: 1, RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: 3}}}
+		w := est.BindLocalStream(info, interceptor.RTPWriterFunc(func(h *rtp.Header, p []byte, _ interceptor.Attributes) (int, error) {
+			return h.MarshalSize() + len(p), nil
+		}))
+		est.setActive(false)
+		if est.active.Load() != always {
+			t.Fatalf("always=%v: active %v after setActive(false)", always, est.active.Load())
+		}
+		est.setActive(true)
+		h := &rtp.Header{Version: 2, SSRC: 1}
+		payload := make([]byte, 1000)
+		if n := testing.AllocsPerRun(1000, func() {
+			h.SequenceNumber++
+			if _, err := w.Write(h, payload, nil); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Fatalf("%.1f allocations per packet sent", n)
+		}
+		if err := est.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -389,7 +389,9 @@ func (a *allocator) check() {
 		if layers[i] < prev {
 			a.probe.penalize(now)
 		}
-		a.apply(it.dt, it.st, layers[i], true)
+		// A track sent as one stream has no layer to cap: it is neither
+		// capped nor counted as moved.
+		a.apply(it.dt, it.st, layers[i], !it.alloc.pinned)
 	}
 	if src == EstimateTWCC {
 		a.probeFor(now, est, audio, items, layers)

@@ -5,15 +5,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
 	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/rtc/bwe"
 )
 
 // Bandwidth probing.
 //
-// GCC raises its estimate by at most 8% a second, from what it has seen
+// The estimate (rtc/bwe) rises by at most 8% a second, from what it has seen
 // carried: a subscriber held on a low layer, or paused, after its link
 // narrowed would take tens of seconds to find the link whole again, on
 // its audio or its low layer alone. So when a down-track is held below
@@ -116,48 +116,14 @@ func (c *probeCluster) stop(now time.Time) {
 	c.n = c.sent.Load()
 }
 
-// feedback takes the client's transport-cc feedback: the packets of c it
-// reports, whether and when each arrived. It reports whether c has
-// stopped and every packet it sent has been reported.
-func (c *probeCluster) feedback(fb *rtcp.TransportLayerCC) bool {
+// feedback takes what the client's transport-cc feedback says of the
+// packets of c it reports: whether and when each arrived. It reports
+// whether c has stopped and every packet it sent has been reported.
+func (c *probeCluster) feedback(acks []bwe.Ack) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	at := time.Duration(fb.ReferenceTime) * 64 * time.Millisecond
-	seq := fb.BaseSequenceNumber
-	left := fb.PacketStatusCount
-	deltas := fb.RecvDeltas
-	status := func(sym uint16) {
-		received := sym == rtcp.TypeTCCPacketReceivedSmallDelta || sym == rtcp.TypeTCCPacketReceivedLargeDelta
-		if received {
-			if len(deltas) == 0 {
-				return // malformed: the deltas run out
-			}
-			at += time.Duration(deltas[0].Delta) * time.Microsecond
-			deltas = deltas[1:]
-		}
-		c.account(seq-c.first, received, at)
-		seq++
-	}
-	for _, chunk := range fb.PacketChunks {
-		switch ch := chunk.(type) {
-		case *rtcp.RunLengthChunk:
-			n := min(ch.RunLength, left)
-			for range n {
-				status(ch.PacketStatusSymbol)
-			}
-			left -= n
-		case *rtcp.StatusVectorChunk:
-			for _, sym := range ch.SymbolList {
-				if left == 0 {
-					break
-				}
-				status(sym)
-				left--
-			}
-		}
-		if left == 0 {
-			break
-		}
+	for _, a := range acks {
+		c.account(a.Seq-c.first, a.Received, a.Arrival)
 	}
 	return !c.stopped.IsZero() && c.highest >= int(c.n)-1
 }

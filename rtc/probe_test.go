@@ -11,6 +11,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/rtc/bwe"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
@@ -109,7 +110,7 @@ func TestProbeClusterResult(t *testing.T) {
 		complete := false
 		for _, p := range rec.BuildFeedbackPacket() {
 			if fb, ok := p.(*rtcp.TransportLayerCC); ok {
-				complete = c.feedback(fb)
+				complete = probeFeedback(t, c, fb)
 			}
 		}
 		if !complete && !lost(packets-1) {
@@ -146,7 +147,7 @@ func TestProbeClusterResult(t *testing.T) {
 	}
 	for _, p := range rec.BuildFeedbackPacket() {
 		if fb, ok := p.(*rtcp.TransportLayerCC); ok {
-			c.feedback(fb)
+			probeFeedback(t, c, fb)
 		}
 	}
 	if !c.losing() {
@@ -160,6 +161,17 @@ func TestProbeClusterResult(t *testing.T) {
 	if _, ok := c.result(); ok {
 		t.Fatal("a probe that sent nothing has a result")
 	}
+}
+
+// probeFeedback gives c the feedback fb, and reports whether that
+// completes it.
+func probeFeedback(t *testing.T, c *probeCluster, fb *rtcp.TransportLayerCC) bool {
+	t.Helper()
+	acks, err := bwe.ParseFeedback(fb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.feedback(acks)
 }
 
 // A probe's success lets the layer it was for go up at once, without the

@@ -56,11 +56,13 @@ type Config struct {
 	// RTCAnnounceIP lists the public addresses a server behind a 1:1 NAT
 	// offers instead of its own. Default none.
 	RTCAnnounceIP stringList `yaml:"rtc_announce_ip"`
-	// RTCBandwidthEstimation estimates each subscriber's bandwidth from
-	// its feedback and picks its simulcast layers by it. Default true;
-	// false leaves the layers to the rendered size and the room's quality
-	// alone (and saves the estimate's cost per packet).
-	RTCBandwidthEstimation bool `yaml:"rtc_bandwidth_estimation"`
+	// RTCBandwidthEstimation says whose bandwidth is estimated from their
+	// feedback: "simulcast" (the default; also "true"), each subscriber
+	// while it receives a track in layers, which the estimate picks;
+	// "always", every subscriber, its estimate in its stats; "off" (also
+	// "false"), nobody: the layers are left to the rendered size and the
+	// room's quality alone (and the estimate's cost per packet saved).
+	RTCBandwidthEstimation estimationMode `yaml:"rtc_bandwidth_estimation"`
 	// RTCAudioLevel negotiates the audio level header extension: the
 	// server reads the publishers' levels, tells the rooms' active
 	// speakers and forwards the levels to subscribers. Default true.
@@ -203,7 +205,7 @@ func DefaultConfig() Config {
 		RTCUDPPort:             7882,
 		RTCTCPPort:             7881,
 		RTCBind:                "127.0.0.1",
-		RTCBandwidthEstimation: true,
+		RTCBandwidthEstimation: estimateSimulcast,
 		RTCAudioLevel:          true,
 		// The built-in TURN server's, used when it is enabled.
 		TURNUDPPort:       3478,
@@ -472,18 +474,19 @@ const rtcTCPOff = -1
 // rtcConfig is the media engine's configuration, which rtc validates.
 func (c Config) rtcConfig(log *slog.Logger) rtc.Config {
 	return rtc.Config{
-		UDPPort:               c.RTCUDPPort,
-		TCP:                   c.RTCTCPPort != rtcTCPOff,
-		TCPPort:               max(c.RTCTCPPort, 0),
-		BindAddr:              c.RTCBind,
-		AnnounceIPs:           c.RTCAnnounceIP,
-		ICEURLs:               c.ICEURLs,
-		TURNUsername:          c.TURNUsername,
-		TURNCredential:        c.TURNCredential,
-		TURN:                  c.turnConfig(),
-		NoBandwidthEstimation: !c.RTCBandwidthEstimation,
-		NoAudioLevel:          !c.RTCAudioLevel,
-		Logger:                log,
+		UDPPort:                   c.RTCUDPPort,
+		TCP:                       c.RTCTCPPort != rtcTCPOff,
+		TCPPort:                   max(c.RTCTCPPort, 0),
+		BindAddr:                  c.RTCBind,
+		AnnounceIPs:               c.RTCAnnounceIP,
+		ICEURLs:                   c.ICEURLs,
+		TURNUsername:              c.TURNUsername,
+		TURNCredential:            c.TURNCredential,
+		TURN:                      c.turnConfig(),
+		NoBandwidthEstimation:     c.RTCBandwidthEstimation == estimateOff,
+		BandwidthEstimationAlways: c.RTCBandwidthEstimation == estimateAlways,
+		NoAudioLevel:              !c.RTCAudioLevel,
+		Logger:                    log,
 	}
 }
 
@@ -558,7 +561,7 @@ var settings = []setting{
 	{"rtc-tcp-port", "TCP port shared by all peer connections for ICE over TCP (0 = any free port, -1 = off)", func(c *Config) any { return &c.RTCTCPPort }},
 	{"rtc-bind", "address the media UDP and TCP ports bind to (0.0.0.0 = every interface)", func(c *Config) any { return &c.RTCBind }},
 	{"rtc-announce-ip", "public IPs to offer instead of the bound one (1:1 NAT)", func(c *Config) any { return &c.RTCAnnounceIP }},
-	{"rtc-bandwidth-estimation", "estimate each subscriber's bandwidth to pick its simulcast layers", func(c *Config) any { return &c.RTCBandwidthEstimation }},
+	{"rtc-bandwidth-estimation", "whose bandwidth to estimate: simulcast (true: each subscriber of a track in layers, to pick them), always (every subscriber), off (false)", func(c *Config) any { return &c.RTCBandwidthEstimation }},
 	{"rtc-audio-level", "read the publishers' audio levels: active speakers, and levels forwarded to subscribers", func(c *Config) any { return &c.RTCAudioLevel }},
 	{"ice-urls", "STUN/TURN URLs handed to clients", func(c *Config) any { return &c.ICEURLs }},
 	{"turn-username", "username for the TURN URLs of --ice-urls", func(c *Config) any { return &c.TURNUsername }},
@@ -698,6 +701,8 @@ func bindFlag(fs *pflag.FlagSet, name, usage string, p any) {
 		fs.DurationVar(p, name, *p, usage)
 	case *bool:
 		fs.BoolVar(p, name, *p, usage)
+	case *estimationMode:
+		fs.Var(p, name, usage)
 	default:
 		panic(fmt.Sprintf("setting %s: unsupported type %T", name, p))
 	}
@@ -741,8 +746,51 @@ func setFromString(dst any, v string) error {
 			return errors.New("not a boolean (true or false)")
 		}
 		*d = b
+	case *estimationMode:
+		return d.Set(v)
 	default:
 		return fmt.Errorf("a setting of type %T cannot be set from the environment", dst)
+	}
+	return nil
+}
+
+// estimationMode is whose bandwidth the server estimates
+// (RTCBandwidthEstimation). It was a boolean: true and false still say
+// simulcast and off.
+type estimationMode string
+
+const (
+	estimateOff       estimationMode = "off"
+	estimateSimulcast estimationMode = "simulcast"
+	estimateAlways    estimationMode = "always"
+)
+
+// Set implements pflag.Value.
+func (m *estimationMode) Set(v string) error {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "simulcast", "true":
+		*m = estimateSimulcast
+	case "always":
+		*m = estimateAlways
+	case "off", "false":
+		*m = estimateOff
+	default:
+		return fmt.Errorf("%q: not off, simulcast or always (or false, true)", v)
+	}
+	return nil
+}
+
+func (m *estimationMode) String() string { return string(*m) }
+
+// Type implements pflag.Value.
+func (m *estimationMode) Type() string { return "off|simulcast|always" }
+
+func (m *estimationMode) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: rtc_bandwidth_estimation: not off, simulcast or always", n.Line)
+	}
+	if err := m.Set(n.Value); err != nil {
+		return fmt.Errorf("line %d: rtc_bandwidth_estimation: %w", n.Line, err)
 	}
 	return nil
 }

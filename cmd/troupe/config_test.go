@@ -55,7 +55,7 @@ rate_burst: 20
 	}{
 		{"defaults", nil, nil, "", func(c Config) bool { return reflect.DeepEqual(c, DefaultConfig()) }},
 		{"yaml over defaults", nil, nil, yamlAll, func(c Config) bool {
-			return reflect.DeepEqual(c, Config{DataDir: "/yaml/data", HTTPAddr: "127.0.0.1:1001", RTCUDPPort: 1002, RTCTCPPort: 7881, RTCBind: "127.0.0.1", RTCBandwidthEstimation: true, RTCAudioLevel: true,
+			return reflect.DeepEqual(c, Config{DataDir: "/yaml/data", HTTPAddr: "127.0.0.1:1001", RTCUDPPort: 1002, RTCTCPPort: 7881, RTCBind: "127.0.0.1", RTCBandwidthEstimation: estimateSimulcast, RTCAudioLevel: true,
 				TURNUDPPort: 3478, TURNTLSPort: 5349, TURNRealm: "troupe", TURNCredentialTTL: 12 * time.Hour,
 				CORSOrigins: stringList{"*"}, WebhookEvents: stringList{"*"}, WebhookMaxAge: 24 * time.Hour,
 				LogLevel: "debug", LogFormat: "json", RequestTimeout: 3 * time.Second,
@@ -325,6 +325,55 @@ func TestPublicURLDefault(t *testing.T) {
 	} {
 		if got, err := tc.cfg.publicURL(tc.addr); err != nil || got != tc.want {
 			t.Errorf("%+v on %s: %q, %v; want %q", tc.cfg.PublicURL, tc.addr, got, err, tc.want)
+		}
+	}
+}
+
+// --rtc-bandwidth-estimation takes off, simulcast or always, and still
+// the booleans it took before (false: off, true: simulcast), from a flag,
+// the environment or YAML; anything else is refused. Each mode reaches
+// the engine's configuration.
+func TestBandwidthEstimationSetting(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  string
+		yaml string
+		want estimationMode
+	}{
+		{nil, "", "", estimateSimulcast},
+		{[]string{"--rtc-bandwidth-estimation=false"}, "", "", estimateOff},
+		{[]string{"--rtc-bandwidth-estimation=always"}, "", "", estimateAlways},
+		{[]string{"--rtc-bandwidth-estimation", "off"}, "always", "", estimateOff},
+		{nil, "true", "", estimateSimulcast},
+		{nil, "Always", "", estimateAlways},
+		{nil, "", "rtc_bandwidth_estimation: false\n", estimateOff},
+		{nil, "", "rtc_bandwidth_estimation: always\n", estimateAlways},
+	} {
+		env := map[string]string{"TROUPE_RTC_BANDWIDTH_ESTIMATION": tc.env}
+		cfg, err := loadWith(t, tc.args, env, tc.yaml)
+		if err != nil {
+			t.Fatalf("%v %q %q: %v", tc.args, tc.env, tc.yaml, err)
+		}
+		if cfg.RTCBandwidthEstimation != tc.want {
+			t.Errorf("%v %q %q: %q, want %q", tc.args, tc.env, tc.yaml, cfg.RTCBandwidthEstimation, tc.want)
+		}
+		rc := cfg.rtcConfig(nil)
+		if rc.NoBandwidthEstimation != (tc.want == estimateOff) || rc.BandwidthEstimationAlways != (tc.want == estimateAlways) {
+			t.Errorf("%q: engine config off %v, always %v", tc.want, rc.NoBandwidthEstimation, rc.BandwidthEstimationAlways)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		env  string
+		yaml string
+	}{
+		{[]string{"--rtc-bandwidth-estimation=sometimes"}, "", ""},
+		{nil, "1x", ""},
+		{nil, "", "rtc_bandwidth_estimation: [always]\n"},
+		{nil, "", "rtc_bandwidth_estimation: often\n"},
+	} {
+		if _, err := loadWith(t, tc.args, map[string]string{"TROUPE_RTC_BANDWIDTH_ESTIMATION": tc.env}, tc.yaml); err == nil {
+			t.Errorf("%v %q %q: accepted", tc.args, tc.env, tc.yaml)
 		}
 	}
 }
