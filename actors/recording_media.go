@@ -53,7 +53,7 @@ func (a *roomActor) startMedia(rec *recordpb.Recording) (*recordingMedia, error)
 		return nil, err
 	}
 	w, err := recorder.New(recorder.Config{
-		Dir: dir, Layout: layout, AudioOnly: rec.AudioOnly, MinFreeBytes: cfg.MinFreeBytes,
+		Dir: dir, Layout: layout, AudioOnly: rec.AudioOnly, MinFreeBytes: cfg.MinFreeBytes, FreeSpace: cfg.FreeSpace,
 		RequestKeyframe: m.requestKeyframe,
 		// Losses are NACKed to the publisher by the receiving side's NACK
 		// generator already; what it recovers reaches the writer through
