@@ -74,7 +74,7 @@ func (a *roomActor) startMedia(rec *recordpb.Recording) (*recordingMedia, error)
 	}
 	self, root, id := a.self, a.deps.system.Root, rec.Id
 	w, err := recorder.New(recorder.Config{
-		Dir: dir, Layout: layout, AudioOnly: rec.AudioOnly, MinFreeBytes: cfg.MinFreeBytes,
+		Dir: dir, Layout: layout, AudioOnly: rec.AudioOnly, MinFreeBytes: cfg.MinFreeBytes, FreeSpace: cfg.FreeSpace,
 		Part: int(part), Origin: origin,
 		OnFile: func(f recorder.File) {
 			root.Send(self, &recordingFileOpened{id: id, file: fileRecord(f, part, cfg.NodeID, true)})

@@ -2,13 +2,16 @@ package actors
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -471,5 +474,210 @@ func TestRecordingPublisherRejoins(t *testing.T) {
 		if f.Identity != "pub" || err != nil || uint64(info.Size()) != f.Size || f.Size == 0 {
 			t.Errorf("file %v: %v, %v", f, info, err)
 		}
+	}
+}
+
+// queuedEvent is one queued webhook event: its name, room, session and
+// data.
+type queuedEvent struct {
+	name, room, session string
+	data                map[string]any
+}
+
+// queuedRecordingEvents returns the recording events queued, in order.
+func queuedRecordingEvents(t *testing.T, env *testEnv) []queuedEvent {
+	t.Helper()
+	page, err := env.store.ListWebhookDeliveries(context.Background(), persistence.DeliveryQuery{Status: persistence.DeliveryPending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []queuedEvent
+	for _, e := range page.Deliveries {
+		if !strings.Contains(e.Event, "recording") {
+			continue
+		}
+		ev := queuedEvent{name: e.Event, room: e.RoomId, session: e.SessionId}
+		if err := json.Unmarshal(e.Data, &ev.data); err != nil {
+			t.Fatalf("%s data %q: %v", e.Event, e.Data, err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// checkRecordingEvents checks the recording events queued for rec, which
+// ended with files and reason: each names its room, session and
+// recording; the recording's own events carry its status and end, the
+// file events their file and why it ended, and each started event its
+// participant (and track, in a file per track).
+func checkRecordingEvents(t *testing.T, env *testEnv, rec *recordpb.Recording, pub *testClient, failed bool) {
+	t.Helper()
+	fileEvent := "participant-recording"
+	if rec.Layout == LayoutTrack {
+		fileEvent = "participant-track-recording"
+	}
+	last, lastStatus := "recording-stopped", "completed"
+	if failed {
+		last, lastStatus = "recording-failed", "failed"
+	}
+	want := []string{"recording-starting", "recording-started"}
+	for range rec.Files {
+		want = append(want, fileEvent+"-started")
+	}
+	want = append(want, "recording-stopping")
+	for range rec.Files {
+		want = append(want, fileEvent+"-stopped")
+	}
+	want = append(want, last)
+	events := queuedRecordingEvents(t, env)
+	var names []string
+	for _, e := range events {
+		names = append(names, e.name)
+	}
+	if !slices.Equal(names, want) {
+		t.Fatalf("events %v, want %v", names, want)
+	}
+	files := map[string]*recordpb.RecordingFile{}
+	for _, f := range rec.Files {
+		files[f.Name] = f
+	}
+	startedTracks, stoppedFiles := map[string]bool{}, map[string]bool{}
+	for _, e := range events {
+		d := e.data
+		if e.room != "studio" || e.session != rec.SessionId {
+			t.Errorf("%s of room %q, session %q; want studio, %s", e.name, e.room, e.session, rec.SessionId)
+		}
+		switch e.name {
+		case "recording-starting", "recording-started", "recording-stopping", last:
+			status := map[string]string{"recording-starting": "starting", "recording-started": "recording",
+				"recording-stopping": "stopping", last: lastStatus}[e.name]
+			if d["id"] != rec.Id || d["room_id"] != "studio" || d["status"] != status || d["layout"] != rec.Layout {
+				t.Errorf("%s data %v, want recording %s %s", e.name, d, rec.Id, status)
+			}
+		case fileEvent + "-started":
+			if d["recording_id"] != rec.Id || d["participant_id"] != string(pub.p.ID) || d["identity"] != "pub" {
+				t.Errorf("%s data %v", e.name, d)
+			}
+			if rec.Layout == LayoutTrack {
+				track, _ := d["track_id"].(string)
+				if track == "" || startedTracks[track] || (d["kind"] != "audio" && d["kind"] != "video") {
+					t.Errorf("%s data %v: a track started twice, or no track", e.name, d)
+				}
+				startedTracks[track] = true
+			}
+		case fileEvent + "-stopped":
+			name, _ := d["name"].(string)
+			f := files[name]
+			if f == nil || stoppedFiles[name] || d["recording_id"] != rec.Id || d["reason"] != rec.EndReason ||
+				d["participant_id"] != f.ParticipantId || d["identity"] != "pub" || d["container"] != f.Container ||
+				d["size"] != float64(f.Size) || fmt.Sprint(d["track_ids"]) != fmt.Sprint(f.TrackIds) {
+				t.Errorf("%s data %v, for the files %v ending with %s", e.name, d, rec.Files, rec.EndReason)
+			}
+			stoppedFiles[name] = true
+			if rec.Layout == LayoutTrack && !startedTracks[f.TrackIds[0]] {
+				t.Errorf("%s of track %s, which no event started", e.name, f.TrackIds[0])
+			}
+		}
+		if e.name == "recording-stopping" || e.name == last {
+			if d["end_reason"] != rec.EndReason {
+				t.Errorf("%s end_reason %v, want %s", e.name, d["end_reason"], rec.EndReason)
+			}
+		}
+		if e.name == last {
+			var names []string
+			for _, f := range d["files"].([]any) {
+				names = append(names, f.(map[string]any)["name"].(string))
+			}
+			if len(names) != len(rec.Files) || !slices.ContainsFunc(rec.Files, func(f *recordpb.RecordingFile) bool { return slices.Contains(names, f.Name) }) {
+				t.Errorf("%s lists the files %v, want %v", e.name, names, rec.Files)
+			}
+			if failed != (d["error"] != nil) {
+				t.Errorf("%s error %v", e.name, d["error"])
+			}
+		}
+	}
+}
+
+// TestRecordingEventPayloads: a recording of a publisher's audio and video,
+// a file per participant and a file per track, queues its events with the
+// recording, its files and why they ended.
+func TestRecordingEventPayloads(t *testing.T) {
+	for _, layout := range []string{LayoutParticipant, LayoutTrack} {
+		t.Run(layout, func(t *testing.T) {
+			ctx := context.Background()
+			env, _ := newRecordingEnv(t, nil)
+			createRoom(t, env, "studio", &actorpb.ConfigPatch{RecordingEnabled: ptr(true)})
+			pub := joinClient(t, env, "studio", "pub", RolePublisher)
+			video, _ := pub.publishAV()
+			rec, err := env.rooms.StartRecording(ctx, "studio", RecordingOptions{Layout: layout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			files := map[string]int{LayoutParticipant: 1, LayoutTrack: 2}[layout]
+			poll.Until(t, "the tracks recorded", func() bool {
+				return len(queuedEvents(t, env, "recording-started")) == 1+files
+			})
+			from := video.Sent()
+			poll.Until(t, "a second of video sent", func() bool { return video.Sent() > from+100 })
+			if _, err := env.rooms.StopRecording(ctx, RecordingID(rec.Id)); err != nil {
+				t.Fatal(err)
+			}
+			poll.Until(t, "the recording completed", func() bool { return recordingEnded(recordingStatus(t, env, rec.Id)) })
+			done := recordingStatus(t, env, rec.Id)
+			if done.Status != recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED || len(done.Files) != files {
+				t.Fatalf("recording %v", done)
+			}
+			checkRecordingEvents(t, env, done, pub, false)
+		})
+	}
+}
+
+// TestRecordingDiskFullMidway: a recording running when its disk runs
+// short (as the free-space measure it is given says: no mount needed)
+// ends failed with disk_full, and its events say so; the file written
+// until then is closed, its size as recorded.
+func TestRecordingDiskFullMidway(t *testing.T) {
+	ctx := context.Background()
+	var free atomic.Uint64
+	free.Store(1 << 40)
+	env, dir := newRecordingEnv(t, func(c *Config) {
+		c.Recording.MinFreeBytes = 1 << 30
+		c.Recording.FreeSpace = func(string) (uint64, error) { return free.Load(), nil }
+	})
+	createRoom(t, env, "studio", &actorpb.ConfigPatch{RecordingEnabled: ptr(true)})
+	pub := joinClient(t, env, "studio", "pub", RolePublisher)
+	video, _ := pub.publishAV()
+	rec, err := env.rooms.StartRecording(ctx, "studio", RecordingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "the tracks recorded", func() bool {
+		return len(queuedEvents(t, env, "participant-recording-started")) == 1
+	})
+	from := video.Sent()
+	poll.Until(t, "a second of video sent", func() bool { return video.Sent() > from+100 })
+	if st := recordingStatus(t, env, rec.Id).Status; st != recordpb.RecordingStatus_RECORDING_STATUS_RECORDING {
+		t.Fatalf("recording is %v before its disk runs short", st)
+	}
+	free.Store(1 << 20)
+	poll.Until(t, "the recording ended by itself", func() bool { return recordingEnded(recordingStatus(t, env, rec.Id)) })
+	got := recordingStatus(t, env, rec.Id)
+	if got.Status != recordpb.RecordingStatus_RECORDING_STATUS_FAILED || got.EndReason != RecordingDiskFull ||
+		!strings.Contains(got.Error, "disk full") || len(got.Files) != 1 {
+		t.Fatalf("recording after its disk ran short: %v", got)
+	}
+	f := got.Files[0]
+	info, err := os.Stat(filepath.Join(dir, rec.Id, f.Name))
+	if err != nil || f.Size == 0 || uint64(info.Size()) != f.Size {
+		t.Fatalf("file %v on disk: %v, %v", f, info, err)
+	}
+	checkRecordingEvents(t, env, got, pub, true)
+	if n := testutil.ToFloat64(env.rooms.metrics.recordings.WithLabelValues("failed", RecordingDiskFull)); n != 1 {
+		t.Fatalf("troupe_recordings_ended_total{failed,disk_full} = %v, want 1", n)
+	}
+	// The room records again once there is room.
+	free.Store(1 << 40)
+	if _, err := env.rooms.StartRecording(ctx, "studio", RecordingOptions{}); err != nil {
+		t.Fatalf("a start after the failure: %v", err)
 	}
 }

@@ -36,6 +36,9 @@ type RecordingConfig struct {
 	// failed (end reason disk_full), so that what it wrote stays playable.
 	// Zero means the writer's default.
 	MinFreeBytes uint64
+	// FreeSpace measures the free bytes of a recording's file system
+	// against MinFreeBytes; nil is the operating system's figure.
+	FreeSpace func(dir string) (uint64, error)
 	// NodeID names this node in the records it writes, as the node that
 	// holds their files. Empty on a single node.
 	NodeID string

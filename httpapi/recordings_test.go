@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -186,7 +185,7 @@ func TestRecordingEndToEnd(t *testing.T) {
 			t.Errorf("GET files/%s = %d %s, want 404", bad, r.status, r.body)
 		}
 	}
-	checkMediaFile(t, filepath.Join(dir, id, name), []string{"vp8", "opus"}, 4*time.Second)
+	checkMediaFile(t, filepath.Join(dir, id, name), []string{"vp8", "opus"}, pub)
 
 	// Every route asks for the admin token.
 	noAuth := header{"Authorization", ""}
@@ -212,11 +211,18 @@ func TestRecordingEndToEnd(t *testing.T) {
 	}
 }
 
-// checkMediaFile checks a recorded file with ffprobe (its streams and
-// duration) and ffmpeg (it decodes without an error). Without them the
-// check runs in the media suite (TROUPE_MEDIA_TESTS=1) only, as
+// checkMediaFile checks a recorded file of what pub sent with ffprobe (its
+// streams and duration) and ffmpeg (it decodes without an error). Without
+// them the check runs in the media suite (TROUPE_MEDIA_TESTS=1) only, as
 // recordertest's.
-func checkMediaFile(t *testing.T, path string, codecs []string, want time.Duration) {
+//
+// The duration is within 2% of what the publisher really sent of the
+// frames the file holds: its video begins at a keyframe, the clip's first
+// or, when that one reached the server before the recording took the
+// track (a track is known to the room by its first packets), the next one
+// a second later, since a clip cannot answer the recording's keyframe
+// request as a browser's encoder does.
+func checkMediaFile(t *testing.T, path string, codecs []string, pub *recordertest.Clips) {
 	t.Helper()
 	if !recordertest.Enabled() {
 		t.Log("the file's media is checked with TROUPE_MEDIA_TESTS=1")
@@ -225,28 +231,40 @@ func checkMediaFile(t *testing.T, path string, codecs []string, want time.Durati
 	if _, err := exec.LookPath("ffprobe"); err != nil {
 		t.Fatal("ffprobe is not installed, and TROUPE_MEDIA_TESTS=1")
 	}
-	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name:format=duration",
-		"-of", "default=noprint_wrappers=1", path).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ffprobe: %v: %s", err, out)
+	p := recordertest.ProbeFile(t, path)
+	var got []string
+	for _, s := range p.Streams {
+		got = append(got, s.Codec)
 	}
+	if !sameSet(got, codecs) {
+		t.Errorf("%s has streams %v, want %v", path, got, codecs)
+	}
+	sentV, sentA := pub.Frames()
+	var video, audio int
 	for _, c := range codecs {
-		if !strings.Contains(string(out), "codec_name="+c) {
-			t.Errorf("ffprobe finds no %s stream: %s", c, out)
+		if c == "opus" {
+			audio = p.Packets(c)
+			continue
+		}
+		video = p.Packets(c)
+		if missed := sentV - video; missed != 0 && missed != recordertest.ClipGOP {
+			t.Errorf("%s holds %d of %d video frames: not from one of the clip's first two keyframes", path, video, sentV)
 		}
 	}
-	var secs float64
-	for _, line := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(line, "duration="); ok {
-			secs, _ = strconv.ParseFloat(v, 64)
-		}
+	if audio > sentA || video > sentV {
+		t.Errorf("%s holds %d audio and %d video frames, of %d and %d sent", path, audio, video, sentA, sentV)
 	}
-	// The clips are published in real time from the recording's start;
-	// the first and last frames' pacing on a shared machine is the slack.
-	if got := time.Duration(secs * float64(time.Second)); got < want*9/10 || got > want*11/10 {
-		t.Errorf("duration %v, want %v within 10%%: %s", got, want, out)
+	want := pub.Sent(video, audio)
+	t.Logf("%s: %d video and %d audio frames, %v; sent in %v", filepath.Base(path), video, audio, p.Duration, want)
+	if d := p.Duration - want; d < -want/50 || d > want/50 {
+		t.Errorf("%s lasts %v, want %v (what was sent of its %d video and %d audio frames) within 2%%", path, p.Duration, want, video, audio)
 	}
 	recordertest.DecodesClean(t, path)
+}
+
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
 }
 
 // TestAutoStartRecording: auto_start.recording (VideoSDK's
@@ -399,5 +417,101 @@ func TestOpenAPIRecordingEndReasons(t *testing.T) {
 	slices.Sort(defined)
 	if !slices.Equal(documented, defined) {
 		t.Errorf("documented recording end reasons %v, defined %v", documented, defined)
+	}
+}
+
+// recordClips records room (created with recording enabled) while pub
+// publishes videoClip and the Opus clip once through the server, with the
+// start body given, and returns the completed recording's record and the
+// clips (how long they were really sent).
+func (s *stack) recordClips(t *testing.T, room, body, videoClip string) (map[string]any, *recordertest.Clips) {
+	t.Helper()
+	s.createRoom(t, `{"id":"`+room+`","name":"Clips","config":{"recording_enabled":true}}`)
+	pubC := s.dialWS(t, "publisher", s.joinToken(t, room, "pub", auth.RolePublisher))
+	r := s.do(t, http.MethodPost, "/api/v1/rooms/"+room+"/recordings", body)
+	mustStatus(t, r, http.StatusCreated)
+	id, _ := r.json(t)["id"].(string)
+	pub, err := recordertest.NewClips(videoClip, recordertest.OpusClip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := pubC.Publish(ctx, pub.Video, pub.Audio); err != nil {
+		t.Fatal(err)
+	}
+	pub.Play(ctx)
+	if err := pub.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	mustStatus(t, s.do(t, http.MethodPost, "/api/v1/recordings/"+id+"/stop", ""), http.StatusOK)
+	var got map[string]any
+	poll.Until(t, "the recording completed", func() bool {
+		got = s.do(t, http.MethodGet, "/api/v1/recordings/"+id, "").json(t)
+		return got["status"] == "completed"
+	})
+	return got, pub
+}
+
+// recordedFile is one file of a recording's record, as the API lists it.
+type recordedFile struct {
+	Name, Container string
+	Codecs          []string
+}
+
+func recordedFiles(t *testing.T, rec map[string]any) []recordedFile {
+	t.Helper()
+	list, _ := rec["files"].([]any)
+	var out []recordedFile
+	for _, f := range list {
+		m := f.(map[string]any)
+		rf := recordedFile{Name: m["name"].(string), Container: m["container"].(string)}
+		for _, c := range m["codecs"].([]any) {
+			rf.Codecs = append(rf.Codecs, c.(string))
+		}
+		out = append(out, rf)
+	}
+	return out
+}
+
+// TestRecordingH264EndToEnd records a publisher sending real H.264 and
+// Opus through the server: a file per participant is one Matroska file
+// with both, a file per track one Matroska file of the video and one WebM
+// file of the audio. Each is downloaded with its content type and checked
+// with ffprobe (codecs, duration) and ffmpeg (it decodes without error).
+func TestRecordingH264EndToEnd(t *testing.T) {
+	for _, tc := range []struct {
+		layout string
+		files  []recordedFile
+		types  []string
+	}{
+		{"participant", []recordedFile{{Container: "mkv", Codecs: []string{"h264", "opus"}}}, []string{"video/x-matroska"}},
+		{"track", []recordedFile{{Container: "mkv", Codecs: []string{"h264"}}, {Container: "webm", Codecs: []string{"opus"}}},
+			[]string{"video/x-matroska", "audio/webm"}},
+	} {
+		t.Run(tc.layout, func(t *testing.T) {
+			s, dir := recordingStack(t)
+			rec, pub := s.recordClips(t, "h264", `{"layout":"`+tc.layout+`"}`, recordertest.H264Clip)
+			id, _ := rec["id"].(string)
+			files := recordedFiles(t, rec)
+			// The files' order is the order their tracks came in: sort them
+			// as the cases list them, video first.
+			slices.SortFunc(files, func(a, b recordedFile) int { return strings.Compare(a.Codecs[0], b.Codecs[0]) })
+			if len(files) != len(tc.files) {
+				t.Fatalf("files %+v, want %d", files, len(tc.files))
+			}
+			for i, f := range files {
+				if f.Container != tc.files[i].Container || !sameSet(f.Codecs, tc.files[i].Codecs) {
+					t.Errorf("file %+v, want %+v", f, tc.files[i])
+				}
+				path := "/api/v1/recordings/" + id + "/files/" + f.Name
+				r := s.do(t, http.MethodGet, path, "")
+				mustStatus(t, r, http.StatusOK)
+				if ct := r.header.Get("Content-Type"); ct != tc.types[i] {
+					t.Errorf("%s downloads as %q, want %q", f.Name, ct, tc.types[i])
+				}
+				checkMediaFile(t, filepath.Join(dir, id, f.Name), f.Codecs, pub)
+			}
+		})
 	}
 }

@@ -100,6 +100,10 @@ type Config struct {
 	// then every second and every MiB written). Zero: only a failed write
 	// stops it.
 	MinFreeBytes uint64
+	// FreeSpace measures the bytes of dir's file system that an
+	// unprivileged writer may still use, for MinFreeBytes; nil is the
+	// operating system's figure (statfs), where it has one.
+	FreeSpace func(dir string) (uint64, error)
 	// Metrics counts what the recorder does; nil counts nothing.
 	Metrics *Metrics
 	// Logger is scoped by the caller (recording id); nil is slog.Default().

@@ -2,6 +2,8 @@
 
 package recorder
 
-// checkFree cannot measure free space here; only a failed write stops a
+import "errors"
+
+// systemFree cannot measure free space here; only a failed write stops a
 // recording for a full disk.
-func checkFree(string, uint64) error { return nil }
+func systemFree(string) (uint64, error) { return 0, errors.ErrUnsupported }

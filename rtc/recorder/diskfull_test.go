@@ -30,27 +30,59 @@ func smallDisk(t *testing.T, size int) string {
 	return dir
 }
 
+// smallDiskOf measures the free space of a disk of size bytes that holds
+// only the files under dir: a small disk where no tmpfs can be mounted.
+func smallDiskOf(t *testing.T, size uint64) func(dir string) (uint64, error) {
+	return func(dir string) (uint64, error) {
+		var used uint64
+		err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			used += uint64(info.Size()) //nolint:gosec // a file's size is not negative
+			return nil
+		})
+		if err != nil {
+			t.Errorf("measure %s: %v", dir, err)
+			return 0, err
+		}
+		return size - min(used, size), nil
+	}
+}
+
 // A disk running short stops the recording with ErrDiskFull, whether the
-// free-space minimum is crossed or a write fails, and what was written
-// plays.
+// free-space minimum is crossed (on a tmpfs, or as a measure the recorder
+// is given says) or a write fails, and what was written plays.
 func TestRecordDiskFull(t *testing.T) {
 	recordertest.NeedFFmpeg(t)
 	for _, tc := range []struct {
 		name    string
 		size    int
 		minFree uint64
+		mount   bool
 	}{
-		{"below the minimum", 512 << 10, 400 << 10},
-		{"out of space", 160 << 10, 0},
+		{"below the minimum", 512 << 10, 400 << 10, true},
+		{"below the minimum measured", 512 << 10, 400 << 10, false},
+		{"out of space", 160 << 10, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leaktest.Check(t)
-			dir := smallDisk(t, tc.size)
+			cfg := Config{MinFreeBytes: tc.minFree}
+			if tc.mount {
+				cfg.Dir = smallDisk(t, tc.size)
+			} else {
+				cfg.Dir, cfg.FreeSpace = t.TempDir(), smallDiskOf(t, uint64(tc.size))
+			}
+			dir := cfg.Dir
 			srcs := []source{
 				{info: opusInfo("hal", "a1"), frames: loadOgg(t, "opus.ogg")},
 				{info: videoInfo("hal", "v1", webrtc.MimeTypeVP8), frames: loadIVF(t, "vp8.ivf")},
 			}
-			r, pub := publishing(t, Config{Dir: dir, MinFreeBytes: tc.minFree}, srcs)
+			r, pub := publishing(t, cfg, srcs)
 			pub.run(schedule(srcs, impair{}))
 			<-r.Done() // it stopped by itself
 			if !errors.Is(r.Err(), ErrDiskFull) {
@@ -77,6 +109,13 @@ func TestRecordDiskFull(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(dir, "rec")); err != nil {
 			t.Fatal(err)
+		}
+	})
+	t.Run("a measure that fails", func(t *testing.T) {
+		broken := errors.New("no such disk")
+		_, err := New(Config{Dir: t.TempDir(), MinFreeBytes: 1, FreeSpace: func(string) (uint64, error) { return 0, broken }})
+		if !errors.Is(err, broken) || errors.Is(err, ErrDiskFull) {
+			t.Fatalf("New = %v", err)
 		}
 	})
 }

@@ -90,7 +90,7 @@ func New(cfg Config) (*Recorder, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("recorder: create %s: %w", cfg.Dir, err)
 	}
-	if err := checkFree(cfg.Dir, cfg.MinFreeBytes); err != nil {
+	if err := checkFree(&cfg); err != nil {
 		return nil, err
 	}
 	start := cfg.Origin

@@ -136,7 +136,7 @@ func (w *writer) checkDisk(force bool) {
 		return
 	}
 	w.lastDisk, w.written = w.now, 0
-	if err := checkFree(w.r.cfg.Dir, w.r.cfg.MinFreeBytes); err != nil {
+	if err := checkFree(&w.r.cfg); err != nil {
 		w.fail(err)
 	}
 }

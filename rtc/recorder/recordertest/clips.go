@@ -3,6 +3,7 @@ package recordertest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,19 +13,31 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/h264reader"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 )
 
 // The encoded clips of rtc/recorder/testdata (made once with ffmpeg, see
-// make.sh there): 4 s of VP8 and Opus, and the sync clips, which beep as
-// they flash.
+// make.sh there): 4 s of VP8, VP9, H.264 (Annex B, constrained baseline)
+// and Opus, and the sync clips, which beep as they flash.
 const (
 	VP8Clip      = "vp8.ivf"
+	VP9Clip      = "vp9.ivf"
+	H264Clip     = "h264.h264"
 	OpusClip     = "opus.ogg"
 	SyncVP8Clip  = "sync_vp8.ivf"
 	SyncOpusClip = "sync_opus.ogg"
 )
+
+// ClipGOP is the frames from one keyframe to the next in every video clip
+// (make.sh asks for one a second at 30 fps): a file that missed a clip's
+// first keyframe begins ClipGOP frames later.
+const ClipGOP = 30
+
+// h264FPS is the frame rate of the H.264 clip, which an Annex B stream
+// does not carry (make.sh encodes it at 30 fps).
+const h264FPS = 30
 
 // ClipDir is the directory of the clips.
 func ClipDir() string {
@@ -32,19 +45,44 @@ func ClipDir() string {
 	return filepath.Join(filepath.Dir(file), "..", "testdata")
 }
 
-// Clips publishes a VP8 clip and an Opus clip in real time, as a browser
-// would send them: add Video and Audio to a peer connection, then Play.
+// Clips publishes a video clip and an Opus clip in real time, as a
+// browser would send them: add Video and Audio to a peer connection, then
+// Play.
 type Clips struct {
 	Video, Audio         *webrtc.TrackLocalStaticSample
 	videoClip, audioClip string
 	wg                   sync.WaitGroup
 	errs                 chan error
+
+	mu           sync.Mutex // guards video and audio
+	video, audio sendTimes
 }
 
-// NewClips makes the tracks of a video clip (IVF, VP8) and an audio clip
-// (Ogg, Opus, one 20 ms packet a page), named as in ClipDir.
+// sendTimes are when each frame of a clip was written, and how long a
+// frame lasts.
+type sendTimes struct {
+	at    []time.Time
+	frame time.Duration
+}
+
+// span is from the first of the last n frames sent to the end of the
+// last one; zero when n is 0.
+func (s sendTimes) span(n int) (first, end time.Time) {
+	if n <= 0 || n > len(s.at) {
+		return time.Time{}, time.Time{}
+	}
+	return s.at[len(s.at)-n], s.at[len(s.at)-1].Add(s.frame)
+}
+
+// NewClips makes the tracks of a video clip (IVF with VP8 or VP9, or an
+// H.264 Annex B stream, .h264) and an audio clip (Ogg, Opus, one 20 ms
+// packet a page), named as in ClipDir.
 func NewClips(videoClip, audioClip string) (*Clips, error) {
-	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "clip")
+	mime, err := videoMime(videoClip)
+	if err != nil {
+		return nil, err
+	}
+	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: mime}, "video", "clip")
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +97,7 @@ func NewClips(videoClip, audioClip string) (*Clips, error) {
 // goroutines that end with the clips or ctx; Wait waits for them.
 func (c *Clips) Play(ctx context.Context) {
 	c.wg.Add(2)
-	go func() { defer c.wg.Done(); c.errs <- c.playVP8(ctx) }()
+	go func() { defer c.wg.Done(); c.errs <- c.playVideo(ctx) }()
 	go func() { defer c.wg.Done(); c.errs <- c.playOpus(ctx) }()
 }
 
@@ -69,20 +107,108 @@ func (c *Clips) Wait() error {
 	return errors.Join(<-c.errs, <-c.errs)
 }
 
-func (c *Clips) playVP8(ctx context.Context) error {
+// Frames returns how many video and audio frames were sent.
+func (c *Clips) Frames() (video, audio int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.video.at), len(c.audio.at)
+}
+
+// Sent is how long the publisher really sent the media a file holds, by
+// the wall clock: from when the first of the last video frames (and of
+// the last audio frames) was written to when the time of the last one
+// ended; a count of zero leaves the track out. A file that holds the whole
+// clips lasts Sent(Frames()); on a busy machine that can be longer than
+// the clips' own 4 s, and a file that began at a later keyframe holds
+// fewer frames.
+func (c *Clips) Sent(videoFrames, audioFrames int) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var first, end time.Time
+	for _, s := range [][2]time.Time{vec(c.video.span(videoFrames)), vec(c.audio.span(audioFrames))} {
+		if s[0].IsZero() {
+			continue
+		}
+		if first.IsZero() || s[0].Before(first) {
+			first = s[0]
+		}
+		if s[1].After(end) {
+			end = s[1]
+		}
+	}
+	return end.Sub(first)
+}
+
+func vec(first, end time.Time) [2]time.Time { return [2]time.Time{first, end} }
+
+// videoMime is the codec of a video clip, by its file: an IVF's FourCC, or
+// H.264 for an Annex B stream (.h264).
+func videoMime(clip string) (string, error) {
+	if filepath.Ext(clip) == ".h264" {
+		return webrtc.MimeTypeH264, nil
+	}
+	f, err := os.Open(filepath.Join(ClipDir(), clip))
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	_, hdr, err := ivfreader.NewWith(f)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", clip, err)
+	}
+	switch hdr.FourCC {
+	case "VP80":
+		return webrtc.MimeTypeVP8, nil
+	case "VP90":
+		return webrtc.MimeTypeVP9, nil
+	}
+	return "", fmt.Errorf("%s: IVF of %q, not VP8 or VP9", clip, hdr.FourCC)
+}
+
+func (c *Clips) playVideo(ctx context.Context) error {
 	f, err := os.Open(filepath.Join(ClipDir(), c.videoClip))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	if c.Video.Codec().MimeType == webrtc.MimeTypeH264 {
+		return c.playH264(ctx, f)
+	}
 	r, hdr, err := ivfreader.NewWith(f)
 	if err != nil {
 		return err
 	}
 	frame := time.Duration(float64(time.Second) * float64(hdr.TimebaseNumerator) / float64(hdr.TimebaseDenominator))
-	return pace(ctx, c.Video, frame, func() ([]byte, error) {
+	return c.pace(ctx, c.Video, frame, func() ([]byte, error) {
 		b, _, err := r.ParseNextFrame()
 		return b, err
+	})
+}
+
+// playH264 sends an Annex B stream one access unit a frame: the NAL units
+// up to and with each picture's slice (make.sh encodes one slice a
+// picture, with the parameter sets before each IDR).
+func (c *Clips) playH264(ctx context.Context, f io.Reader) error {
+	r, err := h264reader.NewReader(f)
+	if err != nil {
+		return err
+	}
+	return c.pace(ctx, c.Video, time.Second/h264FPS, func() ([]byte, error) {
+		var au []byte
+		for {
+			nal, err := r.NextNAL()
+			if errors.Is(err, io.EOF) && len(au) > 0 {
+				return nil, fmt.Errorf("%s ends inside an access unit", c.videoClip)
+			}
+			if err != nil {
+				return nil, err
+			}
+			au = append(au, 0, 0, 0, 1)
+			au = append(au, nal.Data...)
+			if nal.UnitType == h264reader.NalUnitTypeCodedSliceIdr || nal.UnitType == h264reader.NalUnitTypeCodedSliceNonIdr {
+				return au, nil
+			}
+		}
 	})
 }
 
@@ -97,7 +223,7 @@ func (c *Clips) playOpus(ctx context.Context) error {
 		return err
 	}
 	var last uint64
-	return pace(ctx, c.Audio, 20*time.Millisecond, func() ([]byte, error) { // the clip's frame_duration, one per page
+	return c.pace(ctx, c.Audio, 20*time.Millisecond, func() ([]byte, error) { // the clip's frame_duration, one per page
 		for {
 			page, hdr, err := r.ParseNextPage()
 			if err != nil || hdr.GranulePosition != 0 && hdr.GranulePosition != last {
@@ -111,12 +237,23 @@ func (c *Clips) playOpus(ctx context.Context) error {
 	})
 }
 
-// pace writes the frames next returns to track, one every frame, until
-// next returns io.EOF (nil) or another error, or ctx ends.
-func pace(ctx context.Context, track *webrtc.TrackLocalStaticSample, frame time.Duration, next func() ([]byte, error)) error {
-	tick := time.NewTicker(frame)
-	defer tick.Stop()
-	for {
+// pace writes the frames next returns to track, one every frame on a
+// fixed schedule, until next returns io.EOF (nil) or another error, or
+// ctx ends. A frame written late (a busy machine) does not push the
+// following ones back: like a camera's, the clip's frames keep their
+// capture times, which the RTP timestamps and sender reports tell.
+func (c *Clips) pace(ctx context.Context, track *webrtc.TrackLocalStaticSample, frame time.Duration, next func() ([]byte, error)) error {
+	times := &c.audio
+	if track == c.Video {
+		times = &c.video
+	}
+	c.mu.Lock()
+	times.frame = frame
+	c.mu.Unlock()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	start := time.Now()
+	for i := 1; ; i++ {
 		b, err := next()
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -124,13 +261,18 @@ func pace(ctx context.Context, track *webrtc.TrackLocalStaticSample, frame time.
 		if err != nil {
 			return err
 		}
+		now := time.Now()
 		if err := track.WriteSample(media.Sample{Data: b, Duration: frame}); err != nil {
 			return err
 		}
+		c.mu.Lock()
+		times.at = append(times.at, now)
+		c.mu.Unlock()
+		timer.Reset(time.Until(start.Add(time.Duration(i) * frame)))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-tick.C:
+		case <-timer.C:
 		}
 	}
 }

@@ -12,6 +12,7 @@ package recordertest
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"strconv"
@@ -37,18 +38,37 @@ func NeedFFmpeg(t testing.TB) {
 	}
 }
 
-// DecodesClean decodes every frame of path (ffmpeg -v error -i path -f
-// null -) and fails on any error ffmpeg reports.
+// DecodesClean decodes every frame of path as a user would check it
+// (ffmpeg -v error -i path -f null -) and fails on anything ffmpeg
+// reports.
 //
-// The null output keeps the file's millisecond time base (-enc_time_base
-// -1): by default ffmpeg rescales a video to 1/(its guessed frame rate),
-// and a track whose phase moved by a few milliseconds (sender reports
-// correcting arrival times, frames dropped until a keyframe) has two
-// frames 33 ms apart fall into one slot of a 29.5 fps guess, which the
-// null muxer reports as an error of its own, not of the file's.
+// That command does more than decode: its null output puts the video on a
+// grid of 1/(the guessed frame rate) and reports two frames that land in
+// one slot as "non monotonically increasing dts". Frames 33 ms apart land
+// in one slot when a track's times move back (a sender report placing a
+// track that arrival times had placed late has the frames in between a
+// millisecond apart) or, with the file's millisecond timestamps (33 and
+// 34 ms apart for 30 fps), when the track sits half a frame off the
+// file's start. A publisher whose clock agrees with its sender reports,
+// with its audio and video arriving together, gives neither; a test that
+// makes one on purpose checks with DecodesCleanOnFileClock.
 func DecodesClean(t testing.TB, path string) {
 	t.Helper()
-	out, err := exec.Command("ffmpeg", "-v", "error", "-i", path, "-enc_time_base", "-1", "-f", "null", "-").CombinedOutput()
+	decodesClean(t, path)
+}
+
+// DecodesCleanOnFileClock is DecodesClean with the null output on the
+// file's own millisecond clock (-enc_time_base -1): it reports what the
+// decoders find, not where the frames fall on a frame-rate grid.
+func DecodesCleanOnFileClock(t testing.TB, path string) {
+	t.Helper()
+	decodesClean(t, path, "-enc_time_base", "-1")
+}
+
+func decodesClean(t testing.TB, path string, outOpts ...string) {
+	t.Helper()
+	args := append([]string{"-v", "error", "-i", path}, outOpts...)
+	out, err := exec.Command("ffmpeg", append(args, "-f", "null", "-")...).CombinedOutput()
 	if err != nil || len(out) > 0 {
 		t.Fatalf("ffmpeg decoding %s: %v\n%s", path, err, out)
 	}
@@ -99,4 +119,66 @@ func Codecs(t testing.TB, path string) []string {
 		t.Fatalf("ffprobe %s: %v\n%s", path, err, out)
 	}
 	return strings.Fields(string(out))
+}
+
+// Probe is what ffprobe reads of a file: its streams, in order, and its
+// duration.
+type Probe struct {
+	Streams  []Stream
+	Duration time.Duration
+}
+
+// Stream is one stream of a file: its codec and how many packets (frames)
+// it holds.
+type Stream struct {
+	Codec   string
+	Packets int
+}
+
+// Packets returns how many packets the file's stream of codec holds; 0
+// without one.
+func (p Probe) Packets(codec string) int {
+	for _, s := range p.Streams {
+		if s.Codec == codec {
+			return s.Packets
+		}
+	}
+	return 0
+}
+
+// ProbeFile reads path's streams (counting their packets) and duration
+// with ffprobe.
+func ProbeFile(t testing.TB, path string) Probe {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_packets",
+		"-show_entries", "stream=codec_name,nb_read_packets:format=duration", "-of", "json", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v\n%s", path, err, out)
+	}
+	var raw struct {
+		Streams []struct {
+			Codec   string `json:"codec_name"`
+			Packets string `json:"nb_read_packets"`
+		} `json:"streams"`
+		Format struct {
+			Duration string `json:"duration"`
+		} `json:"format"`
+	}
+	if err := json.Unmarshal(out, &raw); err != nil {
+		t.Fatalf("ffprobe %s: %v\n%s", path, err, out)
+	}
+	var p Probe
+	for _, s := range raw.Streams {
+		n, err := strconv.Atoi(s.Packets)
+		if err != nil {
+			t.Fatalf("ffprobe %s: packets %q: %v", path, s.Packets, err)
+		}
+		p.Streams = append(p.Streams, Stream{Codec: s.Codec, Packets: n})
+	}
+	secs, err := strconv.ParseFloat(raw.Format.Duration, 64)
+	if err != nil {
+		t.Fatalf("ffprobe %s: duration %q: %v", path, raw.Format.Duration, err)
+	}
+	p.Duration = time.Duration(secs * float64(time.Second))
+	return p
 }
