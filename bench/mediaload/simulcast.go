@@ -54,9 +54,10 @@ type ClassStep struct {
 	BadSwitches int `json:"bad_switches"`
 	// SwitchDown* is from the cut to the first packet of a lower layer,
 	// over the subscribers that were above the lowest; NotDown counts
-	// those that stayed. SwitchUp* is from the cut's end to the first
-	// packet of the layer each had before the cut (or higher); NotUp
-	// counts those that did not get back within the window.
+	// those that stayed. SwitchUp* is, over those that went down, from
+	// the cut's end to the first packet of the layer each had before the
+	// cut (or higher); NotUp counts those that did not get back within
+	// the window.
 	SwitchDownP50Ms float64 `json:"switch_down_p50_ms"`
 	SwitchDownMaxMs float64 `json:"switch_down_max_ms"`
 	NotDown         int     `json:"not_down"`
@@ -375,7 +376,8 @@ func classStep(c scenarios.Class, rids []string, figs []subscriberFigures, pause
 			} else {
 				cs.NotDown++
 			}
-			if c.Cut.End > 0 {
+			// Back up is measured of those that went down.
+			if c.Cut.End > 0 && f.wentDown {
 				if f.cameBack {
 					ups = append(ups, f.up)
 				} else {
