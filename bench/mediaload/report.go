@@ -39,18 +39,18 @@ func writeClassTable(w io.Writer, steps []Step) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	// "cap" is the class's link (- for open), "cut" the rate it is cut to
 	// in the window; kbps are the camera's as received.
-	fmt.Fprintln(tw, "server\tsubs\tclass\tmembers\tsize\tcap kbps\tcut kbps\tkbps p50\tkbps max\tcut kbps max\tlayers\tend layers\tno video\tswitches\tbad switches\tdown p50 ms\tdown max ms\tnot down\tup p50 ms\tup max ms\tnot up\tpauses\tresumes\tloss %\tlat p50 ms\tlat p99 ms\t")
+	fmt.Fprintln(tw, "server\tsubs\tclass\tmembers\tsize\tcap kbps\tcut kbps\tkbps p50\tkbps max\tcut kbps max\tlayers\tend layers\tno video\tswitches\tbad switches\tdown p50 ms\tdown max ms\tnot down\tup p50 ms\tup max ms\tnot up\tpauses\tresumes\tloss %\tlat p50 ms\tlat p99 ms\tcorrupt\t")
 	for _, s := range steps {
 		for _, c := range s.Classes {
 			size := "-"
 			if c.Width > 0 {
 				size = fmt.Sprintf("%dx%d", c.Width, c.Height)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t%d\t%d\t%d\t%.0f\t%.0f\t%d\t%.0f\t%.0f\t%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t\n",
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t%d\t%d\t%d\t%.0f\t%.0f\t%d\t%.0f\t%.0f\t%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t%d\t\n",
 				s.Server, s.Subscribers, c.Class, c.Subscribers, size, kbpsOrOpen(c.CapKbps), kbpsOrOpen(c.CutKbps),
 				c.ReceivedKbpsP50, c.ReceivedKbpsMax, c.CutReceivedKbpsMax, c.Layers, c.EndLayers, c.NoVideo, c.Switches, c.BadSwitches,
 				c.SwitchDownP50Ms, c.SwitchDownMaxMs, c.NotDown, c.SwitchUpP50Ms, c.SwitchUpMaxMs, c.NotUp,
-				c.Pauses, c.Resumes, 100*c.LossRatio, c.LatencyP50Ms, c.LatencyP99Ms)
+				c.Pauses, c.Resumes, 100*c.LossRatio, c.LatencyP50Ms, c.LatencyP99Ms, c.Corrupt)
 		}
 	}
 	return tw.Flush()

@@ -20,10 +20,12 @@ import (
 // (headers and payload) as the subscriber's track read it; the cap also
 // carries the audio and SRTP's overhead.
 type ClassStep struct {
-	Class       string `json:"class"`
-	Subscribers int    `json:"subscribers"`
-	Width       int    `json:"width,omitempty"` // asked for with track-settings
-	Height      int    `json:"height,omitempty"`
+	Class string `json:"class"`
+	// Subscribers counts each subscriber once per camera it receives
+	// (once, with one publisher).
+	Subscribers int `json:"subscribers"`
+	Width       int `json:"width,omitempty"` // asked for with track-settings
+	Height      int `json:"height,omitempty"`
 	// CapKbps is the class's own link rate, 0 for an open link; CutKbps
 	// the rate of its cut, 0 for none.
 	CapKbps int `json:"cap_kbps"`
@@ -52,9 +54,10 @@ type ClassStep struct {
 	BadSwitches int `json:"bad_switches"`
 	// SwitchDown* is from the cut to the first packet of a lower layer,
 	// over the subscribers that were above the lowest; NotDown counts
-	// those that stayed. SwitchUp* is from the cut's end to the first
-	// packet of the layer each had before the cut (or higher); NotUp
-	// counts those that did not get back within the window.
+	// those that stayed. SwitchUp* is, over those that went down, from
+	// the cut's end to the first packet of the layer each had before the
+	// cut (or higher); NotUp counts those that did not get back within
+	// the window.
 	SwitchDownP50Ms float64 `json:"switch_down_p50_ms"`
 	SwitchDownMaxMs float64 `json:"switch_down_max_ms"`
 	NotDown         int     `json:"not_down"`
@@ -71,6 +74,8 @@ type ClassStep struct {
 	LossRatio    float64 `json:"loss_ratio"`
 	LatencyP50Ms float64 `json:"latency_p50_ms"`
 	LatencyP99Ms float64 `json:"latency_p99_ms"`
+	// Corrupt counts the packets that were not a camera's whole payload.
+	Corrupt int `json:"corrupt"`
 }
 
 // camSource is a publisher's simulcast camera.
@@ -202,13 +207,14 @@ func (r *layerReceiver) run() {
 	}
 }
 
-// drain returns the samples since the last drain.
-func (r *layerReceiver) drain() []layerSample {
+// drain returns the samples and the count of corrupt packets since the
+// last drain.
+func (r *layerReceiver) drain() ([]layerSample, int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := r.samples
-	r.samples = nil
-	return out
+	out, corrupt := r.samples, r.corrupt
+	r.samples, r.corrupt = nil, 0
+	return out, corrupt
 }
 
 func (r *layerReceiver) started() (time.Time, bool) {
@@ -257,6 +263,7 @@ type subscriberFigures struct {
 	// packets is the camera's packets received; expected and received
 	// the sequence numbers of the stream, probes included.
 	packets          int64
+	corrupt          int
 	latencies, paths []time.Duration
 	video            bool
 	last             int // the layer at the end, -1 for none
@@ -361,6 +368,7 @@ func classStep(c scenarios.Class, rids []string, figs []subscriberFigures, pause
 			ending[f.last] = true
 		}
 		cs.Switches += f.switches
+		cs.Corrupt += f.corrupt
 		cs.BadSwitches += f.bad
 		if c.Cut != nil && f.wasAbove {
 			if f.wentDown {
@@ -368,7 +376,8 @@ func classStep(c scenarios.Class, rids []string, figs []subscriberFigures, pause
 			} else {
 				cs.NotDown++
 			}
-			if c.Cut.End > 0 {
+			// Back up is measured of those that went down.
+			if c.Cut.End > 0 && f.wentDown {
 				if f.cameBack {
 					ups = append(ups, f.up)
 				} else {
@@ -438,11 +447,14 @@ func (r *runner) simulcastWindow(parts []*participant, t0, t1 time.Time, cuts []
 		// By camera: a reconnection's receiver of a camera follows the
 		// last one.
 		samples := map[string][]layerSample{}
+		corrupt := map[string]int{}
 		for _, rcv := range p.layerReceivers() {
 			r.mu.Lock()
 			from := r.firstIDLocked(rcv.track.StreamID())
 			r.mu.Unlock()
-			samples[from] = append(samples[from], rcv.drain()...)
+			got, bad := rcv.drain()
+			samples[from] = append(samples[from], got...)
+			corrupt[from] += bad
 		}
 		var ct cutTimes
 		class := scenarios.Class{}
@@ -455,9 +467,10 @@ func (r *runner) simulcastWindow(parts []*participant, t0, t1 time.Time, cuts []
 		if !expectsVideo(class, sc.Simulcast.Layers[0].BitrateKbps) {
 			wanted = 0
 		}
-		for _, cam := range samples {
+		for from, cam := range samples {
 			slices.SortStableFunc(cam, func(a, b layerSample) int { return a.at.Compare(b.at) })
 			f := analyze(cam, len(rids), t0, t1, ct)
+			f.corrupt = corrupt[from]
 			if !class.Capped() {
 				all = append(all, f)
 			}

@@ -53,8 +53,8 @@ func TestSimulcastEndToEnd(t *testing.T) {
 	for _, c := range s.Classes {
 		t.Logf("%+v", c)
 		classes[c.Class] = c
-		if c.Subscribers != 1 || c.BadSwitches != 0 {
-			t.Errorf("class %s: %d subscribers, %d of %d switches not on a keyframe of the new layer", c.Class, c.Subscribers, c.BadSwitches, c.Switches)
+		if c.Subscribers != 1 || c.BadSwitches != 0 || c.Corrupt != 0 {
+			t.Errorf("class %s: %d subscribers, %d of %d switches not on a keyframe of the new layer, %d packets damaged", c.Class, c.Subscribers, c.BadSwitches, c.Switches, c.Corrupt)
 		}
 		// The received bitrate counts RTP headers and payloads, less than
 		// the link carries: never above its cap, but for the bucket's

@@ -60,4 +60,12 @@ func TestAnalyzeSwitches(t *testing.T) {
 	if c.SwitchDownMaxMs != 150 || c.SwitchUpMaxMs != 300 || c.NotDown != 0 || c.NotUp != 0 || c.CutKbps != 300 || c.Pauses != 1 {
 		t.Errorf("class switches: %+v", c)
 	}
+	// One that stayed on its layer through the cut did not come back up.
+	stayed := f
+	stayed.wentDown, stayed.cameBack = false, true
+	c = classStep(scenarios.Class{Name: "cut", Cut: &scenarios.Cut{At: time.Second, CapKbps: 300, End: 2 * time.Second}},
+		[]string{"q", "h", "f"}, []subscriberFigures{stayed}, 0, 0)
+	if c.NotDown != 1 || c.SwitchDownMaxMs != 0 || c.SwitchUpMaxMs != 0 || c.NotUp != 0 {
+		t.Errorf("a subscriber that stayed up: %+v", c)
+	}
 }
