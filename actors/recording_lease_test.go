@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -168,6 +169,25 @@ func TestLeaseLossContinuesRecording(t *testing.T) {
 			}
 			if len(started) != 2 || !strings.Contains(string(started[1].Data), `"part":2`) {
 				t.Fatalf("recording-started events: %v", started)
+			}
+
+			// A recording deletes with its files, when the room's owner
+			// holds them all; one with a part on another node is kept.
+			err = taker.rooms.DeleteRecording(ctx, id)
+			var elsewhere *RecordingElsewhereError
+			switch {
+			case tc.same && err != nil:
+				t.Fatalf("delete a recording whose files are all on its node: %v", err)
+			case tc.same:
+				if _, err := os.Stat(filepath.Join(dirA, rec.Id)); !os.IsNotExist(err) {
+					t.Fatalf("its files after the delete: %v", err)
+				}
+			case !errors.As(err, &elsewhere) || elsewhere.Node != "node-a":
+				t.Fatalf("delete a recording with a part on another node: %v", err)
+			default:
+				if _, err := taker.rooms.Recording(ctx, id); err != nil {
+					t.Fatalf("the recording after a refused delete: %v", err)
+				}
 			}
 		})
 	}

@@ -272,9 +272,16 @@ func (s *trackSink) WriteSenderReport(sr rtc.SenderReport) {
 func isDiskFull(err error) bool { return errors.Is(err, recorder.ErrDiskFull) }
 
 // removeRecordingFiles removes a recording's directory and what it holds.
+// Every file must be on this node: a recording with files on another node
+// (a part written there before a failover) is refused, and kept whole.
 func (r *Rooms) removeRecordingFiles(rec *recordpb.Recording) error {
 	if rec.NodeId != r.cfg.Recording.NodeID {
 		return &RecordingElsewhereError{Node: rec.NodeId}
+	}
+	for _, f := range rec.Files {
+		if n := fileNode(rec, f); n != r.cfg.Recording.NodeID {
+			return &RecordingElsewhereError{Node: n}
+		}
 	}
 	if r.cfg.Recording.Dir == "" {
 		return ErrRecordingUnavailable

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
+	"github.com/troupe-media/troupe/rtc/recorder"
 	"github.com/troupe-media/troupe/rtc/recorder/recordertest"
 )
 
@@ -117,6 +119,7 @@ func TestRecordingEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll.Until(t, "the file being written grown", func() bool { n, _ := liveSize(); return n > first })
+	checkLiveDownload(t, s, dir, id)
 
 	r = s.do(t, http.MethodPost, "/api/v1/recordings/"+id+"/stop", "")
 	mustStatus(t, r, http.StatusOK)
@@ -209,6 +212,76 @@ func TestRecordingEndToEnd(t *testing.T) {
 			t.Errorf("GET %s after a delete = %d", p, r.status)
 		}
 	}
+}
+
+// checkLiveDownload downloads the file of recording id while it is being
+// written: what plays of it so far, whole elements only, with its length,
+// a range within it, and nothing a cache could keep.
+func checkLiveDownload(t *testing.T, s *stack, dir, id string) {
+	t.Helper()
+	got := s.do(t, http.MethodGet, "/api/v1/recordings/"+id, "").json(t)
+	f := got["files"].([]any)[0].(map[string]any)
+	name, _ := f["name"].(string)
+	if f["writing"] != true || f["part"] != 1.0 || f["available"] != true {
+		t.Fatalf("a file being written: %v", f)
+	}
+	path := "/api/v1/recordings/" + id + "/files/" + name
+	live := s.do(t, http.MethodGet, path, "")
+	mustStatus(t, live, http.StatusOK)
+	onDisk, err := os.ReadFile(filepath.Join(dir, id, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(live.body)
+	if n == 0 || n > len(onDisk) || !sameButDuration(live.body, onDisk[:n]) ||
+		live.header.Get("Content-Length") != strconv.Itoa(n) || live.header.Get("Cache-Control") != "no-store" ||
+		live.header.Get("Last-Modified") != "" || live.header.Get("ETag") != "" {
+		t.Fatalf("a file being written downloaded: %d bytes of %d on disk, header %v", n, len(onDisk), live.header)
+	}
+	// The prefix is whole: all of it plays, as a file of its own.
+	prefix := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(prefix, live.body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pf, err := os.Open(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	if whole, err := recorder.PlayablePrefix(pf); err != nil || whole != int64(n) {
+		t.Fatalf("the prefix downloaded: %d of its %d bytes whole (%v)", whole, n, err)
+	}
+	if recordertest.Enabled() {
+		recordertest.DecodesClean(t, prefix)
+	}
+	part := s.do(t, http.MethodGet, path, "", header{"Range", "bytes=0-99"})
+	mustStatus(t, part, http.StatusPartialContent)
+	if !sameButDuration(part.body, onDisk[:100]) || !strings.HasPrefix(part.header.Get("Content-Range"), "bytes 0-99/") {
+		t.Fatalf("a range of a file being written: %d bytes, Content-Range %q", len(part.body), part.header.Get("Content-Range"))
+	}
+	past := s.do(t, http.MethodGet, path, "", header{"Range", fmt.Sprintf("bytes=%d-", len(onDisk)+1<<20)})
+	if past.status != http.StatusRequestedRangeNotSatisfiable {
+		t.Fatalf("a range past what is written: %d", past.status)
+	}
+}
+
+// sameButDuration reports whether two reads of a file being written hold
+// the same bytes, but for the header's duration (8 bytes), which the writer
+// keeps near the truth as the file grows.
+func sameButDuration(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	first, last := -1, -1
+	for i := range a {
+		if a[i] != b[i] {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	return first < 0 || last-first < 8
 }
 
 // checkMediaFile checks a recorded file of what pub sent with ffprobe (its
@@ -380,6 +453,79 @@ func TestRecordingDownloadForwarded(t *testing.T) {
 	// A file the recording does not have is refused where the request lands.
 	if r := a.do(t, http.MethodGet, "/api/v1/recordings/rec_elsewhere/files/other.webm", ""); r.status != http.StatusNotFound {
 		t.Fatalf("a file the recording does not list: %d", r.status)
+	}
+}
+
+// TestRecordingPartsOnNodes: a recording that went on after a failover
+// lists each part's files with the node that holds each. A file on a node
+// that is up is downloaded from any node (forwarded); one on a node that is
+// down is listed as unavailable, and its download gets a clear 503 that
+// names the node.
+func TestRecordingPartsOnNodes(t *testing.T) {
+	dirA, dirB := t.TempDir(), t.TempDir()
+	urls := nodeURLs{}
+	a := buildStack(t, func(c *Config) { c.Owners, c.NodeID = urls, "node-a" },
+		func(c *actors.Config) { c.Recording = actors.RecordingConfig{Dir: dirA, NodeID: "node-a"} }, false)
+	b := buildStack(t, func(c *Config) {
+		c.Owners, c.NodeID = urls, "node-b"
+		c.Verifier, c.SigningKey = a.api.cfg.Verifier, a.api.cfg.SigningKey
+	},
+		func(c *actors.Config) { c.Recording = actors.RecordingConfig{Dir: dirB, NodeID: "node-b"} }, false)
+	urls["node-a"], urls["node-b"] = a.srv.URL, b.srv.URL // node-c, which wrote part 1, is down
+	b.admin = a.admin
+
+	content := bytes.Repeat([]byte("part2!"), 500)
+	rec := &recordpb.Recording{
+		Id: "rec_parts", RoomId: "studio", SessionId: "ses_1", Status: recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED,
+		Layout: "participant", NodeId: "node-b", Part: 2, CreatedAt: timestamppb.Now(), UpdatedAt: timestamppb.Now(),
+		Files: []*recordpb.RecordingFile{
+			{Name: "PA_1.webm", Container: "webm", Codecs: []string{"opus"}, Size: 1000, Part: 1, NodeId: "node-c"},
+			{Name: "PA_2-part2.webm", Container: "webm", Codecs: []string{"opus"}, Size: uint64(len(content)), Part: 2, NodeId: "node-b"},
+		},
+	}
+	for _, s := range []*stack{a, b} {
+		if err := s.store.Apply(context.Background(), persistence.Writes{Recordings: []*recordpb.Recording{rec}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dirB, rec.Id), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dirB, rec.Id, "PA_2-part2.webm"), content, 0o640); err != nil {
+		t.Fatal(err)
+	}
+
+	got := a.do(t, http.MethodGet, "/api/v1/recordings/rec_parts", "").json(t)
+	files, _ := got["files"].([]any)
+	if got["part"] != 2.0 || len(files) != 2 {
+		t.Fatalf("a recording in two parts: %v", got)
+	}
+	for i, want := range []struct {
+		node      string
+		part      float64
+		available bool
+	}{{"node-c", 1, false}, {"node-b", 2, true}} {
+		f := files[i].(map[string]any)
+		if f["node_id"] != want.node || f["part"] != want.part || f["available"] != want.available || f["writing"] != false {
+			t.Errorf("file %d: %v", i, f)
+		}
+	}
+	listed := a.do(t, http.MethodGet, "/api/v1/recordings?room_id=studio", "").json(t)
+	if f := listed["recordings"].([]any)[0].(map[string]any)["files"].([]any)[0].(map[string]any); f["available"] != false {
+		t.Errorf("the listing's file on a node that is down: %v", f)
+	}
+
+	r := a.do(t, http.MethodGet, "/api/v1/recordings/rec_parts/files/PA_2-part2.webm", "")
+	mustStatus(t, r, http.StatusOK)
+	if !bytes.Equal(r.body, content) {
+		t.Fatalf("part 2's file, forwarded: %d bytes", len(r.body))
+	}
+	for _, s := range []*stack{a, b} {
+		r := s.do(t, http.MethodGet, "/api/v1/recordings/rec_parts/files/PA_1.webm", "")
+		if r.status != http.StatusServiceUnavailable || r.errorCode(t) != codeRecordingFileUnavailable ||
+			!strings.Contains(string(r.body), `"node":"node-c"`) || r.header.Get("Retry-After") == "" {
+			t.Fatalf("a file on a node that is down: %d %s %v", r.status, r.body, r.header)
+		}
 	}
 }
 

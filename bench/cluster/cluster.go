@@ -216,8 +216,28 @@ func (c *Cluster) startNode(ctx context.Context) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr := n.IP + ":" + strconv.Itoa(port)
-	n.URL = "http://" + addr
+	n.URL = "http://" + n.IP + ":" + strconv.Itoa(port)
+	if err := c.launch(ctx, n); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Restart starts node n again after it was killed or stopped, as an
+// operator restarts a machine: the same id, address and data dir, in a
+// new process. It returns once the node is ready.
+func (c *Cluster) Restart(n *Node) error {
+	c.tb.Helper()
+	if n.Alive() {
+		return fmt.Errorf("cluster: %s is running", n.ID)
+	}
+	return c.launch(c.tb.Context(), n)
+}
+
+// launch runs `troupe serve` as node n, at n.URL, with its data in the
+// cluster's dir, and waits for it to be ready.
+func (c *Cluster) launch(ctx context.Context, n *Node) error {
+	addr := strings.TrimPrefix(n.URL, "http://")
 	dir := filepath.Join(c.dir, n.ID)
 	args := append([]string{"serve",
 		"--data-dir", dir,
@@ -232,7 +252,7 @@ func (c *Cluster) startNode(ctx context.Context) (*Node, error) {
 	if c.cfg.Profile {
 		dport, err := freePort(n.IP)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		daddr := n.IP + ":" + strconv.Itoa(dport)
 		n.DebugURL = "http://" + daddr
@@ -241,21 +261,25 @@ func (c *Cluster) startNode(ctx context.Context) (*Node, error) {
 	// The key pair goes in the environment, where other users cannot read
 	// it as they could argv.
 	env := []string{"TROUPE_API_KEY=" + c.key.ID, "TROUPE_API_SECRET=" + c.key.Secret}
-	p, err := startProcess(n.ID, c.cfg.Exe, args, env, filepath.Join(c.dir, n.ID+".log"))
+	// A restarted node's log goes on in a file of its own.
+	logPath := filepath.Join(c.dir, n.ID+".log")
+	if n.proc != nil {
+		logPath = filepath.Join(c.dir, fmt.Sprintf("%s.%d.log", n.ID, time.Now().UnixNano()))
+	}
+	p, err := startProcess(n.ID, c.cfg.Exe, args, env, logPath)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	c.mu.Lock()
+	if n.proc == nil {
+		c.nodes = append(c.nodes, n)
 	}
 	n.proc = p
-	c.mu.Lock()
-	c.nodes = append(c.nodes, n)
 	c.procs = append(c.procs, p)
 	c.mu.Unlock()
-	if err := p.waitReady(ctx, func(ctx context.Context) bool {
+	return p.waitReady(ctx, func(ctx context.Context) bool {
 		return httpOK(ctx, c.client, n.URL+"/readyz", "")
-	}); err != nil {
-		return nil, err
-	}
-	return n, nil
+	})
 }
 
 // Response is a REST call's answer.
