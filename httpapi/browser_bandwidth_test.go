@@ -201,19 +201,12 @@ const throughLink = `(() => {
 // tile shows "Paused: low bandwidth" and the sound goes on. The link
 // restored, the camera resumes and the page decodes it again.
 func TestBrowserBandwidthPause(t *testing.T) {
-	checkLeaks(t)
-	s := newMediaStack(t, nil)
-	s.createRoom(t, `{"id":"narrow","name":"Narrow"}`)
-	browser := newBrowser(t)
-	alice := openPage(t, browser, s.srv.URL+"/rooms/narrow?token="+s.joinToken(t, "narrow", "alice", auth.RolePublisher))
-	clickJS(t, alice, "join")
-	waitPage(t, alice, "alice to join", `window.troupe.state === "joined"`)
-	aliceID := evalJS[string](t, alice, `window.troupe.participantId`)
-	camera, layers := s.waitCamera(t, "narrow", "alice", pageLayers)
-	t.Logf("alice's layers: %+v", layers)
+	r := startCameraRoom(t, "narrow")
+	s, aliceID, camera := r.s, r.aliceID, r.camera
+	t.Logf("alice's layers: %+v", r.layers)
 
 	link := newNarrowLink(t, s.engine.LocalAddr().(*net.UDPAddr).AddrPort())
-	slow := openPage(t, browser, s.srv.URL+"/rooms/narrow?token="+s.joinToken(t, "narrow", "slow", auth.RoleSubscriber))
+	slow := openPage(t, r.browser, s.srv.URL+"/rooms/narrow?token="+s.joinToken(t, "narrow", "slow", auth.RoleSubscriber))
 	evalJS[bool](t, slow, fmt.Sprintf(throughLink, link.Port()))
 	clickJS(t, slow, "join")
 	waitPageMedia(t, slow, "the slow viewer's video and audio", true)

@@ -20,22 +20,41 @@ func tilePaused(t *testing.T, tab context.Context, id string) string {
 	})()`, id))
 }
 
+// cameraRoom is a media stack with a room where alice's page publishes
+// her camera in the page's three layers.
+type cameraRoom struct {
+	s       *stack
+	browser context.Context
+	aliceID string // her participant id
+	camera  string // her camera's track id
+	layers  []restLayer
+}
+
+// startCameraRoom starts a cameraRoom with the room id room; the test
+// checks for leaks when it ends.
+func startCameraRoom(t *testing.T, room string) cameraRoom {
+	t.Helper()
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, fmt.Sprintf(`{"id":%q,"name":"Camera"}`, room))
+	browser := newBrowser(t)
+	alice := openPage(t, browser, s.srv.URL+"/rooms/"+room+"?token="+s.joinToken(t, room, "alice", auth.RolePublisher))
+	clickJS(t, alice, "join")
+	waitPage(t, alice, "alice to join", `window.troupe.state === "joined"`)
+	r := cameraRoom{s: s, browser: browser, aliceID: evalJS[string](t, alice, `window.troupe.participantId`)}
+	r.camera, r.layers = s.waitCamera(t, room, "alice", pageLayers)
+	return r
+}
+
 // TestBrowserPausedTile: a viewer's page pauses the camera it receives
 // (track-settings with paused, as a page would for a tile out of view);
 // the server answers track-paused and the tile shows "Paused" while the
 // sound goes on; resumed, the tile shows video again.
 func TestBrowserPausedTile(t *testing.T) {
-	checkLeaks(t)
-	s := newMediaStack(t, nil)
-	s.createRoom(t, `{"id":"pause","name":"Pause"}`)
-	browser := newBrowser(t)
-	alice := openPage(t, browser, s.srv.URL+"/rooms/pause?token="+s.joinToken(t, "pause", "alice", auth.RolePublisher))
-	clickJS(t, alice, "join")
-	waitPage(t, alice, "alice to join", `window.troupe.state === "joined"`)
-	aliceID := evalJS[string](t, alice, `window.troupe.participantId`)
-	camera, _ := s.waitCamera(t, "pause", "alice", pageLayers)
+	r := startCameraRoom(t, "pause")
+	s, aliceID, camera := r.s, r.aliceID, r.camera
 
-	bob := openPage(t, browser, s.srv.URL+"/rooms/pause?token="+s.joinToken(t, "pause", "bob", auth.RoleSubscriber))
+	bob := openPage(t, r.browser, s.srv.URL+"/rooms/pause?token="+s.joinToken(t, "pause", "bob", auth.RoleSubscriber))
 	clickJS(t, bob, "join")
 	waitPageMedia(t, bob, "bob's video and audio", true)
 

@@ -243,16 +243,13 @@ func forceTileSize(t *testing.T, tab context.Context, width, height int) {
 // three-layer camera in tiles of different sizes; each receives one video
 // stream and decodes the layer its tile needs (the smallest that covers
 // it), as its statistics and the REST list agree; and the publishing page
-// stops the layer neither needs.
+// stops the layer neither needs. One viewer is there before the camera
+// (its tracks come one by one to a tile that exists), one comes after.
 func TestBrowserSimulcastTileSizes(t *testing.T) {
 	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"tiles","name":"Tiles"}`)
 	browser := newBrowser(t)
-	alice := openPage(t, browser, s.srv.URL+"/rooms/tiles?token="+s.joinToken(t, "tiles", "alice", auth.RolePublisher))
-	clickJS(t, alice, "join")
-	waitPage(t, alice, "alice to join", `window.troupe.state === "joined"`)
-	camera, layers := s.waitCamera(t, "tiles", "alice", pageLayers)
 
 	viewers := []struct {
 		name          string
@@ -263,14 +260,23 @@ func TestBrowserSimulcastTileSizes(t *testing.T) {
 		{"medium", 560, 315, 1},
 	}
 	tabs := make([]context.Context, len(viewers))
-	for i, v := range viewers {
+	join := func(i int) {
+		v := viewers[i]
 		tabs[i] = openPage(t, browser, s.srv.URL+"/rooms/tiles?token="+s.joinToken(t, "tiles", v.name, auth.RoleSubscriber))
 		if err := chromedp.Do(tabs[i], chromedp.EmulateViewport(1280, 800)); err != nil {
 			t.Fatal(err)
 		}
 		forceTileSize(t, tabs[i], v.width, v.height)
 		clickJS(t, tabs[i], "join")
+		waitPage(t, tabs[i], v.name+" to join", `window.troupe.state === "joined"`)
 	}
+	join(0)
+	alice := openPage(t, browser, s.srv.URL+"/rooms/tiles?token="+s.joinToken(t, "tiles", "alice", auth.RolePublisher))
+	clickJS(t, alice, "join")
+	waitPage(t, alice, "alice to join", `window.troupe.state === "joined"`)
+	camera, layers := s.waitCamera(t, "tiles", "alice", pageLayers)
+	join(1)
+
 	for i, v := range viewers {
 		want := layers[v.layer]
 		size := fmt.Sprintf("%dx%d", want.Width, want.Height)
