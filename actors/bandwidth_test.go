@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/internal/promtest"
 	"github.com/troupe-media/troupe/rtc"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
@@ -16,13 +18,17 @@ import (
 // TestBandwidthPausesTrack: a viewer of a three-layer camera on a link
 // the test cuts below the lowest layer is told track-paused for
 // bandwidth, and the room's participant list shows its estimate and the
-// camera paused for it; with the link whole again it is told
-// track-resumed.
+// camera paused for it, with the layer's rid and the pause's reason; with
+// the link whole again it is told track-resumed. The bandwidth metrics
+// count the pause, the resume and the estimates.
 func TestBandwidthPausesTrack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes tens of seconds of media")
 	}
-	env := newMediaEnv(t, nil)
+	metrics := rtc.NewMetrics()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(metrics)
+	env := newMediaEnv(t, func(c *Config) { c.MediaMetrics = metrics })
 	createRoom(t, env, "bw", nil)
 	pub := publishSimulcast(t, env, "bw", 10*time.Millisecond)
 
@@ -51,7 +57,7 @@ func TestBandwidthPausesTrack(t *testing.T) {
 	poll.Until(t, "the viewer's estimate from transport-cc, on the top layer", func() bool {
 		r := receiving()
 		return r != nil && r.EstimateSource == string(rtc.EstimateTWCC) && r.EstimateBps > 0 &&
-			len(r.Tracks) == 1 && r.Tracks[0].Layer == 2 && !r.Tracks[0].Paused
+			len(r.Tracks) == 1 && r.Tracks[0].Layer == 2 && r.Tracks[0].RID == "f" && !r.Tracks[0].Paused
 	})
 
 	link.SetRate(60_000)
@@ -59,9 +65,20 @@ func TestBandwidthPausesTrack(t *testing.T) {
 	if !paused.Paused || paused.Reason != PauseReasonBandwidth || paused.ParticipantID != pub.p.ID {
 		t.Fatalf("first pause event %+v, want the publisher's camera paused for bandwidth", paused)
 	}
-	if r := receiving(); len(r.Tracks) != 1 || r.Tracks[0].TrackID != paused.TrackID || !r.Tracks[0].Paused {
+	if r := receiving(); len(r.Tracks) != 1 || r.Tracks[0].TrackID != paused.TrackID || !r.Tracks[0].Paused || r.Tracks[0].PauseReason != PauseReasonBandwidth {
 		t.Fatalf("receiving %+v after the pause of %s", r, paused.TrackID)
 	}
+	// Counted before the viewer is told.
+	if n := promtest.Value(t, reg, "troupe_rtc_bandwidth_paused_tracks"); n != 1 {
+		t.Errorf("troupe_rtc_bandwidth_paused_tracks = %v while paused, want 1", n)
+	}
+	if n := promtest.Value(t, reg, "troupe_rtc_bandwidth_layer_changes_total", "direction", "down"); n < 1 {
+		t.Errorf("troupe_rtc_bandwidth_layer_changes_total{direction=\"down\"} = %v after a pause", n)
+	}
+	if n := promtest.Value(t, reg, "troupe_rtc_bandwidth_estimate_bps"); n == 0 {
+		t.Error("troupe_rtc_bandwidth_estimate_bps has no observation")
+	}
+	upBefore := promtest.Value(t, reg, "troupe_rtc_bandwidth_layer_changes_total", "direction", "up")
 
 	link.SetRate(0)
 	// The resume waits out the hold that failed tries on the cut link
@@ -75,6 +92,9 @@ func TestBandwidthPausesTrack(t *testing.T) {
 			return false
 		}
 	})
+	if n := promtest.Value(t, reg, "troupe_rtc_bandwidth_layer_changes_total", "direction", "up"); n <= upBefore {
+		t.Errorf("troupe_rtc_bandwidth_layer_changes_total{direction=\"up\"} = %v after the resume, was %v", n, upBefore)
+	}
 }
 
 // publishSimulcast joins a publisher to room whose client sends a VP8

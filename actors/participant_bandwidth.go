@@ -55,11 +55,15 @@ type ReceivedTrack struct {
 	TrackID TrackID
 	// Layer is the index of the layer sent among the track's layers,
 	// lowest first (0 for a track sent as one stream); -1 before the
-	// first.
+	// first. RID is that layer's rid ("" for none).
 	Layer int
+	RID   string
 	// Paused is set while the estimate pays for no layer of the track,
-	// or the participant paused it (TrackSettings.Paused).
-	Paused bool
+	// or the participant paused it (TrackSettings.Paused); PauseReason
+	// says which: PauseReasonSubscriber (the participant's own pause
+	// wins) or PauseReasonBandwidth, "" when not paused.
+	Paused      bool
+	PauseReason string
 }
 
 // receiving describes what the participant receives now; nil when it has
@@ -73,7 +77,15 @@ func (s *mediaStats) receiving() *Receiving {
 	bw := s.peer.Bandwidth()
 	out := &Receiving{EstimateBps: bw.Estimate, EstimateSource: string(bw.Source), Tracks: make([]ReceivedTrack, 0, len(s.down))}
 	for _, dt := range s.down {
-		out.Tracks = append(out.Tracks, ReceivedTrack{TrackID: TrackID(dt.ID()), Layer: dt.Layer().Current, Paused: dt.BandwidthPaused() || dt.Paused()})
+		l := dt.Layer()
+		rt := ReceivedTrack{TrackID: TrackID(dt.ID()), Layer: l.Current, RID: l.RID}
+		switch {
+		case dt.Paused():
+			rt.Paused, rt.PauseReason = true, PauseReasonSubscriber
+		case dt.BandwidthPaused():
+			rt.Paused, rt.PauseReason = true, PauseReasonBandwidth
+		}
+		out.Tracks = append(out.Tracks, rt)
 	}
 	return out
 }

@@ -8,8 +8,10 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/internal/promtest"
 	"github.com/troupe-media/troupe/rtc"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
@@ -48,12 +50,16 @@ func runOf(l *packetLog[layerPacket], layer int) int {
 // rid layers. It is one track, its layers' sizes read from their SPS. A
 // viewer receives the top layer, and on asking for a small size moves to
 // the low one: one stream, its sequence numbers continuous, the low layer
-// starting on its parameter sets and IDR, no slice of it before. A viewer
+// starting on its parameter sets and IDR, no slice of it before; the
+// switch is counted in troupe_rtc_layer_switches_total. A viewer
 // that decodes VP8 only is told the camera is skipped (no common codec).
 func TestH264SimulcastViewers(t *testing.T) {
 	// No bandwidth estimate: the viewer's layer is its own choice, which
 	// a loaded machine's estimate could hold lower.
-	env := newMediaEnvWith(t, rtc.Config{LoopbackOnly: true, NoBandwidthEstimation: true}, nil)
+	metrics := rtc.NewMetrics()
+	env := newMediaEnvWith(t, rtc.Config{LoopbackOnly: true, NoBandwidthEstimation: true}, func(c *Config) { c.MediaMetrics = metrics })
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(metrics)
 	createRoom(t, env, "h264sim", nil)
 	pub := publishSimulcastWith(t, env, "h264sim", 20*time.Millisecond, rtctest.AddSimulcastH264)
 
@@ -105,6 +111,12 @@ func TestH264SimulcastViewers(t *testing.T) {
 	}
 	if !slices.Equal(runs, []int{2, 0}) {
 		t.Fatalf("the viewer received the layers %v, want the top then the low one", runs)
+	}
+	// The one move, to a smaller picture, is counted as such.
+	for dir, want := range map[string]float64{"down": 1, "up": 0, "unknown": 0} {
+		if got := promtest.Value(t, reg, "troupe_rtc_layer_switches_total", "direction", dir); got != want {
+			t.Errorf("troupe_rtc_layer_switches_total{direction=%q} = %v, want %v", dir, got, want)
+		}
 	}
 
 	api, err := rtctest.ClientAPIWithCodecs(rtctest.VP8, rtctest.Opus)

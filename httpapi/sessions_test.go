@@ -491,12 +491,14 @@ func TestSessionStatsJSON(t *testing.T) {
 			{ParticipantID: "PA_a", Identity: "a", Live: true, Media: &recordpb.MediaStats{PacketsIn: 100, BytesIn: 1000}},
 			{ParticipantID: "PA_b", Identity: "b", Media: &recordpb.MediaStats{PacketsOut: 90, BytesOut: 900, PacketsDropped: 10, Nacks: 3, Retransmits: 2, NackMisses: 1, KeyframeRequests: 4}},
 			{ParticipantID: "PA_c", Identity: "c", Live: true, Media: &recordpb.MediaStats{PacketsOut: 70, BytesOut: 700, PacketsDropped: 30},
-				Receiving: &actors.Receiving{EstimateBps: 800_000, EstimateSource: "twcc", Tracks: []actors.ReceivedTrack{{TrackID: "TR_v", Layer: 1}}}},
+				Receiving: &actors.Receiving{EstimateBps: 800_000, EstimateSource: "twcc", Tracks: []actors.ReceivedTrack{
+					{TrackID: "TR_v", Layer: 1, RID: "h"}, {TrackID: "TR_s", Layer: 0, Paused: true, PauseReason: "bandwidth"}}}},
 		}, `{"session_id":"ses_1","participants":[` +
 			`{"participant_id":"PA_a","identity":"a","live":true,"packets_in":100,"bytes_in":1000,"packets_out":0,"bytes_out":0,"packets_dropped":0,"loss":0,"nacks":0,"retransmits":0,"nack_misses":0,"keyframe_requests":0,"receiving":null},` +
 			`{"participant_id":"PA_b","identity":"b","live":false,"packets_in":0,"bytes_in":0,"packets_out":90,"bytes_out":900,"packets_dropped":10,"loss":0.1,"nacks":3,"retransmits":2,"nack_misses":1,"keyframe_requests":4,"receiving":null},` +
 			`{"participant_id":"PA_c","identity":"c","live":true,"packets_in":0,"bytes_in":0,"packets_out":70,"bytes_out":700,"packets_dropped":30,"loss":0.3,"nacks":0,"retransmits":0,"nack_misses":0,"keyframe_requests":0,` +
-			`"receiving":{"estimate_bps":800000,"estimate_source":"twcc","tracks":[{"track_id":"TR_v","layer":1,"paused":false}]}}],` +
+			`"receiving":{"estimate_bps":800000,"estimate_source":"twcc","tracks":[{"track_id":"TR_v","layer":1,"rid":"h","paused":false,"pause_reason":""},` +
+			`{"track_id":"TR_s","layer":0,"rid":"","paused":true,"pause_reason":"bandwidth"}]}}],` +
 			`"totals":{"packets_in":100,"bytes_in":1000,"packets_out":160,"bytes_out":1600,"packets_dropped":40,"loss":0.2,"nacks":3,"retransmits":2,"nack_misses":1,"keyframe_requests":4}}`},
 	}
 	for _, tt := range tests {

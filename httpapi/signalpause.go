@@ -28,9 +28,11 @@ type receivingJSON struct {
 }
 
 type receivedTrackJSON struct {
-	TrackID string `json:"track_id"`
-	Layer   int    `json:"layer"`
-	Paused  bool   `json:"paused"`
+	TrackID     string `json:"track_id"`
+	Layer       int    `json:"layer"`
+	RID         string `json:"rid"`
+	Paused      bool   `json:"paused"`
+	PauseReason string `json:"pause_reason"`
 }
 
 func toReceivingJSON(r *actors.Receiving) *receivingJSON {
@@ -39,7 +41,7 @@ func toReceivingJSON(r *actors.Receiving) *receivingJSON {
 	}
 	out := &receivingJSON{EstimateBps: r.EstimateBps, EstimateSource: r.EstimateSource, Tracks: make([]receivedTrackJSON, len(r.Tracks))}
 	for i, t := range r.Tracks {
-		out.Tracks[i] = receivedTrackJSON{TrackID: string(t.TrackID), Layer: t.Layer, Paused: t.Paused}
+		out.Tracks[i] = receivedTrackJSON{TrackID: string(t.TrackID), Layer: t.Layer, RID: t.RID, Paused: t.Paused, PauseReason: t.PauseReason}
 	}
 	return out
 }

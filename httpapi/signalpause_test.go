@@ -40,13 +40,14 @@ func TestReceivingJSON(t *testing.T) {
 		t.Fatal("a participant with no connection has a receiving object")
 	}
 	r := &actors.Receiving{EstimateBps: 1_200_000, EstimateSource: "twcc", Tracks: []actors.ReceivedTrack{
-		{TrackID: "TR_v", Layer: 1}, {TrackID: "TR_w", Layer: 0, Paused: true},
+		{TrackID: "TR_v", Layer: 1, RID: "h"}, {TrackID: "TR_w", Layer: 0, RID: "q", Paused: true, PauseReason: "subscriber"},
 	}}
 	b, err := json.Marshal(toReceivingJSON(r))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"estimate_bps":1200000,"estimate_source":"twcc","tracks":[{"track_id":"TR_v","layer":1,"paused":false},{"track_id":"TR_w","layer":0,"paused":true}]}`
+	want := `{"estimate_bps":1200000,"estimate_source":"twcc","tracks":[{"track_id":"TR_v","layer":1,"rid":"h","paused":false,"pause_reason":""},` +
+		`{"track_id":"TR_w","layer":0,"rid":"q","paused":true,"pause_reason":"subscriber"}]}`
 	if string(b) != want {
 		t.Fatalf("%s, want %s", b, want)
 	}

@@ -68,6 +68,9 @@ type LayerStatus struct {
 	// Current is the layer being sent, -1 for none; Next the layer dt
 	// moves to on its next keyframe, -1 when it is not moving.
 	Current, Next int
+	// RID is the rid of the Current layer: "" for none, or for a layer
+	// the publisher named no rid (a track sent as one stream).
+	RID string
 }
 
 // Layer returns dt's place among its Track's layers; Current and Next are
@@ -82,6 +85,9 @@ func (dt *DownTrack) Layer() LayerStatus {
 	defer t.mu.Unlock()
 	st.Current = t.layerOf(dt.source.Load())
 	st.Next = t.layerOf(dt.pending.Load())
+	if st.Current >= 0 {
+		st.RID = t.layers[st.Current].rid
+	}
 	return st
 }
 
