@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -78,6 +79,7 @@ type durabilityRun struct {
 func runDurability(t *testing.T) *durabilityRun {
 	hooks := newHookReceiver(t)
 	c := startCluster(t, Config{Args: []string{"--webhook-urls", hooks.url(), "--webhook-allow-private", "--webhook-events", "room-*"}})
+	hooks.verify([]byte(c.Key().Secret)) // before the first write, the first event
 	run := &durabilityRun{c: c, hooks: hooks}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -230,7 +232,7 @@ const stallFor = 300 * time.Millisecond
 // events, a Troupe-Delivery header that is not the body's id, an event
 // that arrives while one that arrived before it in its room was not yet
 // acknowledged (a 2xx), an event that reports an earlier write than one
-// before it.
+// before it, a delivery not signed with the cluster's secret.
 //
 // An event is known by its body without the delivery id (its kind, room,
 // time and data): what a retry sends again, whatever its id.
@@ -240,6 +242,7 @@ type hookReceiver struct {
 
 	mu       sync.Mutex    // guards the following
 	stall    time.Duration // stallFor, unless a test of the receiver says
+	secret   []byte        // the key pair's secret that signs the deliveries, once known
 	events   map[string]*hookEvent
 	ids      map[string]*hookEvent   // by delivery id
 	byRoom   map[string][]*hookEvent // each room's events, in the order they first arrived
@@ -288,6 +291,14 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 
 func (h *hookReceiver) url() string { return h.srv.URL + "/hook" }
 
+// verify makes the receiver check that every delivery is signed with
+// secret.
+func (h *hookReceiver) verify(secret []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.secret = secret
+}
+
 func (h *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -295,6 +306,14 @@ func (h *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.Header.Get("Troupe-Delivery")
+	h.mu.Lock()
+	secret := h.secret
+	h.mu.Unlock()
+	// Whichever node sends it, with the secret every node shares; the
+	// signature's age is not what this run looks at.
+	if err := webhook.Verify(r.Header.Get("Troupe-Signature"), secret, body, time.Now(), 0); secret != nil && err != nil {
+		h.problem("a delivery %s not signed with the cluster's secret: %v", id, err)
+	}
 	var fields map[string]json.RawMessage
 	var ev struct {
 		ID     string `json:"id"`
@@ -453,6 +472,9 @@ func TestHookReceiver(t *testing.T) {
 	client := &http.Client{Timeout: poll.Timeout} // a bound against a hang
 	t.Cleanup(client.CloseIdleConnections)
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	secret := []byte(strings.Repeat("s", 32))
+	h.verify(secret)
+	signer := secret
 	post := func(header, id, kind, room string, seq, second int) int {
 		t.Helper()
 		body, err := json.Marshal(map[string]any{
@@ -468,6 +490,7 @@ func TestHookReceiver(t *testing.T) {
 			t.Fatal(err)
 		}
 		req.Header.Set("Troupe-Delivery", header)
+		req.Header.Set("Troupe-Signature", webhook.Sign(signer, time.Now(), body))
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -512,6 +535,15 @@ func TestHookReceiver(t *testing.T) {
 			t.Errorf("%s: problems %q, want one with %q", s.what, got, s.problem)
 		}
 	}
+	signer = []byte(strings.Repeat("x", 32))
+	if got, want := post("p0", "p0", "room-created", "p", 0, 7), 200; got != want {
+		t.Errorf("a delivery signed with another secret: answered %d, want %d", got, want)
+	}
+	if got := problems(); len(got) != 1 || !strings.Contains(got[0], "a delivery p0 not signed with the cluster's secret") {
+		t.Errorf("a delivery signed with another secret: problems %q", got)
+	}
+	signer = secret
+
 	if un := h.unacked(); len(un) != 1 || !strings.Contains(un[0], "write 4") {
 		t.Errorf("unacknowledged: %q, want the event of write 4", un)
 	}
@@ -533,11 +565,13 @@ func TestHookReceiver(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
+	body := `{"id":"q2","event":"room-updated","room_id":"q","data":{"name":"q-2"}}`
+	sig := webhook.Sign(secret, time.Now(), []byte(body))
 	go func() {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url(),
-			strings.NewReader(`{"id":"q2","event":"room-updated","room_id":"q","data":{"name":"q-2"}}`))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url(), strings.NewReader(body))
 		if err == nil {
 			req.Header.Set("Troupe-Delivery", "q2")
+			req.Header.Set("Troupe-Signature", sig)
 			var resp *http.Response
 			if resp, err = client.Do(req); err == nil {
 				resp.Body.Close()
