@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -18,6 +19,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -77,6 +79,7 @@ type durabilityRun struct {
 func runDurability(t *testing.T) *durabilityRun {
 	hooks := newHookReceiver(t)
 	c := startCluster(t, Config{Args: []string{"--webhook-urls", hooks.url(), "--webhook-allow-private", "--webhook-events", "room-*"}})
+	hooks.verify([]byte(c.Key().Secret)) // before the first write, the first event
 	run := &durabilityRun{c: c, hooks: hooks}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -223,11 +226,13 @@ const stallFor = 300 * time.Millisecond
 // attempt of every third (503 at once) and stalls the first attempt of the
 // one after (it holds the request, then refuses it, unless the sender
 // ends it first: a node that dies mid-request), so that deliveries are
-// retried all through the run, and across the kills. It records every attempt, and the broken promises
-// it sees as they happen: a retry whose delivery id is not its first
-// attempt's, a delivery id given to two events, an event that arrives
-// while one that arrived before it in its room was not yet acknowledged
-// (a 2xx), an event that reports an earlier write than one before it.
+// retried all through the run, and across the kills. It records every
+// attempt, and the broken promises it sees as they happen: a retry whose
+// delivery id is not its first attempt's, a delivery id given to two
+// events, a Troupe-Delivery header that is not the body's id, an event
+// that arrives while one that arrived before it in its room was not yet
+// acknowledged (a 2xx), an event that reports an earlier write than one
+// before it, a delivery not signed with the cluster's secret.
 //
 // An event is known by its body without the delivery id (its kind, room,
 // time and data): what a retry sends again, whatever its id.
@@ -235,7 +240,9 @@ type hookReceiver struct {
 	srv  *httptest.Server
 	stop chan struct{} // closed when the test ends: stalls end at once
 
-	mu       sync.Mutex // guards the following
+	mu       sync.Mutex    // guards the following
+	stall    time.Duration // stallFor, unless a test of the receiver says
+	secret   []byte        // the key pair's secret that signs the deliveries, once known
 	events   map[string]*hookEvent
 	ids      map[string]*hookEvent   // by delivery id
 	byRoom   map[string][]*hookEvent // each room's events, in the order they first arrived
@@ -269,6 +276,7 @@ const (
 func newHookReceiver(t *testing.T) *hookReceiver {
 	h := &hookReceiver{
 		stop:   make(chan struct{}),
+		stall:  stallFor,
 		events: map[string]*hookEvent{},
 		ids:    map[string]*hookEvent{},
 		byRoom: map[string][]*hookEvent{},
@@ -283,6 +291,14 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 
 func (h *hookReceiver) url() string { return h.srv.URL + "/hook" }
 
+// verify makes the receiver check that every delivery is signed with
+// secret.
+func (h *hookReceiver) verify(secret []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.secret = secret
+}
+
 func (h *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -290,6 +306,14 @@ func (h *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.Header.Get("Troupe-Delivery")
+	h.mu.Lock()
+	secret := h.secret
+	h.mu.Unlock()
+	// Whichever node sends it, with the secret every node shares; the
+	// signature's age is not what this run looks at.
+	if err := webhook.Verify(r.Header.Get("Troupe-Signature"), secret, body, time.Now(), 0); secret != nil && err != nil {
+		h.problem("a delivery %s not signed with the cluster's secret: %v", id, err)
+	}
 	var fields map[string]json.RawMessage
 	var ev struct {
 		ID     string `json:"id"`
@@ -320,13 +344,13 @@ func (h *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	fault := h.arrive(string(key), ev.ID, ev.Event, ev.RoomID, ev.Data.Name)
+	fault, stall := h.arrive(string(key), ev.ID, ev.Event, ev.RoomID, ev.Data.Name)
 	switch fault {
 	case faultRefuse:
 		http.Error(w, "refused once by the test", http.StatusServiceUnavailable)
 		return
 	case faultStall:
-		t := time.NewTimer(stallFor)
+		t := time.NewTimer(stall)
 		defer t.Stop()
 		select {
 		case <-t.C:
@@ -347,8 +371,8 @@ func (h *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // arrive records an attempt and the promises it breaks, and returns what
-// to do with it.
-func (h *hookReceiver) arrive(key, id, kind, room, name string) hookFault {
+// to do with it, and how long a stall is.
+func (h *hookReceiver) arrive(key, id, kind, room, name string) (hookFault, time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.attempts++
@@ -364,7 +388,7 @@ func (h *hookReceiver) arrive(key, id, kind, room, name string) hookFault {
 		if e.acked {
 			h.again++
 		}
-		return faultNone
+		return faultNone, 0
 	}
 	e = &hookEvent{key: key, kind: kind, room: room, seq: -1, id: id, attempts: 1}
 	if kind == "room-created" || kind == "room-updated" {
@@ -392,12 +416,12 @@ func (h *hookReceiver) arrive(key, id, kind, room, name string) hookFault {
 	switch len(before) % 3 {
 	case 1:
 		h.refused++
-		return faultRefuse
+		return faultRefuse, 0
 	case 2:
 		h.stalled++
-		return faultStall
+		return faultStall, h.stall
 	}
-	return faultNone
+	return faultNone, 0
 }
 
 func (h *hookReceiver) problem(format string, args ...any) {
@@ -435,4 +459,141 @@ func (h *hookReceiver) unacked() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// The durability run's receiver sees the broken promises it looks for: a
+// retry with another delivery id, a delivery id given to a second event, a
+// header that is not the body's id, an event that arrives before the one
+// ahead of it was acknowledged, and one that reports an earlier write. Its
+// faults are the first attempts of a room's second and third events; a
+// retry with the same id is acknowledged.
+func TestHookReceiver(t *testing.T) {
+	h := newHookReceiver(t)
+	client := &http.Client{Timeout: poll.Timeout} // a bound against a hang
+	t.Cleanup(client.CloseIdleConnections)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	secret := []byte(strings.Repeat("s", 32))
+	h.verify(secret)
+	signer := secret
+	post := func(header, id, kind, room string, seq, second int) int {
+		t.Helper()
+		body, err := json.Marshal(map[string]any{
+			"id": id, "event": kind, "room_id": room, "session_id": nil,
+			"created_at": at.Add(time.Duration(second) * time.Second),
+			"data":       map[string]any{"id": room, "name": fmt.Sprintf("%s-%d", room, seq)},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, h.url(), strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Troupe-Delivery", header)
+		req.Header.Set("Troupe-Signature", webhook.Sign(signer, time.Now(), body))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	problems := func() []string {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		p := h.problems
+		h.problems = nil
+		return p
+	}
+	for _, s := range []struct {
+		what                   string
+		header, id, kind, room string
+		seq, second, status    int
+		problem                string // in the one problem it makes, or "" for none
+	}{
+		{"the first event", "d0", "d0", "room-created", "r", 0, 0, 200, ""},
+		{"the second event's first attempt", "d1", "d1", "room-updated", "r", 1, 1, 503, ""},
+		{"the third event before the second was acknowledged", "d2", "d2", "room-updated", "r", 2, 2, 503,
+			"room-updated of r (write 2) arrived while room-updated (write 1), which arrived before it, was not acknowledged"},
+		{"a retry of the second with another id", "d9", "d9", "room-updated", "r", 1, 1, 200,
+			"room-updated of r (write 1) retried with delivery id d9, first sent as d1"},
+		{"a retry of the second with its id", "d1", "d1", "room-updated", "r", 1, 1, 200, ""},
+		{"a retry of the third with its id", "d2", "d2", "room-updated", "r", 2, 2, 200, ""},
+		{"an event of an earlier write", "d3", "d3", "room-updated", "r", 1, 3, 200,
+			"room-updated of r's write 1 arrived after the event of its write 2"},
+		{"a delivery id given to another event", "d3", "d3", "room-updated", "r", 4, 4, 503,
+			"delivery id d3 given to two events"},
+		{"a header that is not the body's id", "d5", "d6", "room-created", "q", 0, 5, 200,
+			`Troupe-Delivery header "d5" is not its id "d6"`},
+	} {
+		if got := post(s.header, s.id, s.kind, s.room, s.seq, s.second); got != s.status {
+			t.Errorf("%s: answered %d, want %d", s.what, got, s.status)
+		}
+		got := problems()
+		if s.problem == "" && len(got) > 0 || s.problem != "" && (len(got) != 1 || !strings.Contains(got[0], s.problem)) {
+			t.Errorf("%s: problems %q, want one with %q", s.what, got, s.problem)
+		}
+	}
+	signer = []byte(strings.Repeat("x", 32))
+	if got, want := post("p0", "p0", "room-created", "p", 0, 7), 200; got != want {
+		t.Errorf("a delivery signed with another secret: answered %d, want %d", got, want)
+	}
+	if got := problems(); len(got) != 1 || !strings.Contains(got[0], "a delivery p0 not signed with the cluster's secret") {
+		t.Errorf("a delivery signed with another secret: problems %q", got)
+	}
+	signer = secret
+
+	if un := h.unacked(); len(un) != 1 || !strings.Contains(un[0], "write 4") {
+		t.Errorf("unacknowledged: %q, want the event of write 4", un)
+	}
+	if !h.seen("r", 2) || h.seen("r", 4) {
+		t.Errorf("seen: write 2 %v, write 4 %v; want true, false", h.seen("r", 2), h.seen("r", 4))
+	}
+
+	// A stalled attempt its sender ends, as a node that dies, is not
+	// acknowledged: q's third event's first attempt is stalled, for longer
+	// than the test.
+	h.mu.Lock()
+	h.stall = time.Hour
+	h.mu.Unlock()
+	if got := post("q1", "q1", "room-updated", "q", 1, 6); got != 503 {
+		t.Fatalf("q's second event's first attempt: answered %d, want 503", got)
+	}
+	if got := post("q1", "q1", "room-updated", "q", 1, 6); got != 200 {
+		t.Fatalf("q's second event's retry: answered %d, want 200", got)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	body := `{"id":"q2","event":"room-updated","room_id":"q","data":{"name":"q-2"}}`
+	sig := webhook.Sign(secret, time.Now(), []byte(body))
+	go func() {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url(), strings.NewReader(body))
+		if err == nil {
+			req.Header.Set("Troupe-Delivery", "q2")
+			req.Header.Set("Troupe-Signature", sig)
+			var resp *http.Response
+			if resp, err = client.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+		done <- err
+	}()
+	poll.Until(t, "q's third event to be stalled", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.stalled == 2
+	})
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the stalled attempt ended with %v, want its cancellation", err)
+	}
+	poll.Until(t, "the receiver to see the stalled attempt end", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.stallsCut == 1
+	})
+	if h.seen("q", 2) || len(problems()) > 0 {
+		t.Errorf("a stalled attempt ended by its sender: seen %v, problems %q", h.seen("q", 2), problems())
+	}
 }

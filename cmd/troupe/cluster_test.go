@@ -35,7 +35,8 @@ func clusterConfig(t *testing.T, endpoint, nodeID, secret string) Config {
 }
 
 // Two nodes on one etcd list each other; a third with another API secret,
-// or another API key id, refuses to start, saying why, and changes nothing.
+// or another API key id, refuses to start, saying why, and changes nothing;
+// as a process it exits with status 1.
 func TestClusterNodes(t *testing.T) {
 	endpoint := etcdStart(t)
 	secret := strings.Repeat("s", 32)
@@ -92,6 +93,18 @@ func TestClusterNodes(t *testing.T) {
 			t.Fatalf("nodes after a node with %s was refused: %v", c.what, got)
 		}
 	}
+	// So does the troupe process an operator starts: exit status 1 and one
+	// line that says why, without the secret.
+	other := strings.Repeat("o", 32)
+	status, stdout, stderr := runBinary(t, "serve", "--etcd-endpoints", endpoint, "--node-id", "node-d",
+		"--api-key", "TKother", "--api-secret", other, "--data-dir", t.TempDir(),
+		"--http-addr", "127.0.0.1:0", "--rtc-udp-port", "0", "--rtc-tcp-port", "0", "--log-level", "error")
+	if status != exitFailure || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "troupe: ") ||
+		!strings.Contains(stderr, "every node must share them") || strings.Contains(stderr, other) || stdout != "" {
+		t.Errorf("troupe serve with another key pair: exit status %d, stderr %q, stdout %q; want %d and one line saying why",
+			status, stderr, stdout, exitFailure)
+	}
+
 	c := startServer(t, clusterConfig(t, endpoint, "node-c", secret))
 	poll.Until(t, "node-c, with the cluster's key pair, to join", func() bool { return len(listNodes(t, c)) == 3 })
 }
