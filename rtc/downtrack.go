@@ -602,8 +602,8 @@ func (dt *DownTrack) rtcpLoop(b *binding) {
 		}
 		dt.answerNACK(b, seq, resend, &hdr, &ext)
 	}}
-	// The interceptors keep their parse of each packet in the attributes,
-	// for the next to use (estimator.observe): one map, emptied per read.
+	// The interceptors of a connection that also receives keep their
+	// parse of each packet in the attributes: one map, emptied per read.
 	attrs := interceptor.Attributes{}
 	for {
 		clear(attrs)

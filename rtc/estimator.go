@@ -1,7 +1,6 @@
 package rtc
 
 import (
-	"encoding/binary"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -251,39 +250,40 @@ func (e *estimator) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPRea
 }
 
 // observe feeds the estimate the feedback in pkt, a compound RTCP packet
-// read with attributes a (nil for none). Only packets that carry
-// transport-cc feedback or REMB are parsed in full: most of a
-// subscriber's RTCP is receiver reports and NACKs. The parse is the one
-// the attributes keep, which pion's receiver reports made already.
-func (e *estimator) observe(pkt []byte, a interceptor.Attributes, now time.Time) {
-	if !hasFeedback(pkt) {
-		return
-	}
-	pkts, err := a.GetRTCPPackets(pkt)
-	if err != nil {
-		return
-	}
-	for _, p := range pkts {
-		switch p := p.(type) {
-		case *rtcp.TransportLayerCC:
+// (the attributes a are pion's, unused). A transport-cc feedback is read
+// where it lies (bwe.ParseFeedback: no allocation); a REMB is parsed by
+// pion; the rest of a subscriber's RTCP (receiver reports, NACKs) is
+// skipped from the headers alone.
+func (e *estimator) observe(pkt []byte, _ interceptor.Attributes, now time.Time) {
+	for {
+		p, rest, ok := nextRTCP(pkt)
+		if !ok {
+			return
+		}
+		pkt = rest
+		switch format, typ := p[0]&0x1f, p[1]; {
+		case typ == rtcpTypeTransportFB && format == fmtTransportCC:
 			e.feedback(p, now)
-		case *rtcp.ReceiverEstimatedMaximumBitrate:
-			e.remb.Store(uint64(p.Bitrate))
-			e.rembAt.Store(now.UnixNano())
+		case typ == rtcpTypePSFB && format == fmtAppLayerFB:
+			var remb rtcp.ReceiverEstimatedMaximumBitrate
+			if remb.Unmarshal(p) == nil {
+				e.remb.Store(uint64(remb.Bitrate))
+				e.rembAt.Store(now.UnixNano())
+			}
 		}
 	}
 }
 
 // feedback takes one transport-cc feedback report, read at now: a
 // malformed one changes nothing.
-func (e *estimator) feedback(fb *rtcp.TransportLayerCC, now time.Time) {
+func (e *estimator) feedback(p []byte, now time.Time) {
 	est := e.bwe.Load()
 	if est == nil {
 		return
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	acks, err := bwe.ParseFeedback(fb, e.acks[:0])
+	acks, err := bwe.ParseFeedback(p, e.acks[:0])
 	e.acks = acks
 	if err != nil {
 		return
@@ -293,24 +293,6 @@ func (e *estimator) feedback(fb *rtcp.TransportLayerCC, now time.Time) {
 	}
 	est.Feedback(acks, now)
 	e.feedbacks.Add(1)
-}
-
-// hasFeedback reports whether a compound RTCP packet holds a transport-cc
-// feedback or an application layer feedback (REMB), from the headers
-// alone.
-func hasFeedback(pkt []byte) bool {
-	for len(pkt) >= 4 {
-		format, typ := pkt[0]&0x1f, pkt[1]
-		if (typ == rtcpTypeTransportFB && format == fmtTransportCC) || (typ == rtcpTypePSFB && format == fmtAppLayerFB) {
-			return true
-		}
-		size := (int(binary.BigEndian.Uint16(pkt[2:4])) + 1) * 4
-		if size > len(pkt) {
-			return false
-		}
-		pkt = pkt[size:]
-	}
-	return false
 }
 
 // Estimate returns the connection's estimate in bits per second and where

@@ -58,22 +58,8 @@ func BenchmarkEstimatorWrite(b *testing.B) {
 // feedback report of 16 packets (100 ms of 1.2 Mbps video), the 16
 // packets' sends included (each report is on packets just sent, as on a
 // connection): less 16 times BenchmarkEstimatorWrite's active figure, the
-// report's own. parse=own parses the report itself, parse=shared takes
-// the parse pion's receiver reports left in the attributes (as on a
-// connection).
+// report's own, read from the compound packet as it came.
 func BenchmarkEstimatorFeedback(b *testing.B) {
-	for _, v := range []struct {
-		name   string
-		shared bool
-	}{
-		{"parse=own", false},
-		{"parse=shared", true},
-	} {
-		b.Run(v.name, func(b *testing.B) { benchFeedback(b, v.shared) })
-	}
-}
-
-func benchFeedback(b *testing.B, shared bool) {
 	est, w := benchEstimator(b)
 	est.setActive(true)
 	h := &rtp.Header{Version: 2, SSRC: 1, PayloadType: 96}
@@ -82,7 +68,6 @@ func benchFeedback(b *testing.B, shared bool) {
 	// arriving 6 ms apart.
 	const perReport = 16
 	reports := make([][]byte, 1<<16/perReport)
-	attrs := make([]interceptor.Attributes, len(reports))
 	base := time.Now().UnixMicro()
 	for r := range reports {
 		rec := twcc.NewRecorder(9)
@@ -95,12 +80,6 @@ func benchFeedback(b *testing.B, shared bool) {
 			b.Fatal(err)
 		}
 		reports[r] = raw
-		if shared {
-			attrs[r] = interceptor.Attributes{}
-			if _, err := attrs[r].GetRTCPPackets(raw); err != nil {
-				b.Fatal(err)
-			}
-		}
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -110,7 +89,6 @@ func benchFeedback(b *testing.B, shared bool) {
 				b.Fatal(err)
 			}
 		}
-		r := i % len(reports)
-		est.observe(reports[r], attrs[r], time.Now())
+		est.observe(reports[i%len(reports)], nil, time.Now())
 	}
 }

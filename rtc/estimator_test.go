@@ -137,3 +137,55 @@ func TestEstimatorWriteAllocs(t *testing.T) {
 		}
 	}
 }
+
+// The feedback is found in a compound packet among the rest of a
+// subscriber's RTCP, transport-cc and REMB alike; a compound packet cut
+// short gives what comes before the cut, and a report cut short counts
+// for nothing.
+func TestEstimatorObserveCompound(t *testing.T) {
+	e, err := newEstimatorFactory(false).NewInterceptor("pc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	est := e.(*estimator)
+	info := &interceptor.StreamInfo{SSRC: 1, RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: 3}}}
+	w := est.BindLocalStream(info, interceptor.RTPWriterFunc(func(h *rtp.Header, p []byte, _ interceptor.Attributes) (int, error) {
+		return 1, nil
+	}))
+	est.setActive(true)
+	rec := twcc.NewRecorder(9)
+	for seq := range 4 {
+		if _, err := w.Write(&rtp.Header{Version: 2, SSRC: 1}, []byte{1}, nil); err != nil {
+			t.Fatal(err)
+		}
+		rec.Record(1, uint16(seq), 1_000_000+int64(seq)*1000)
+	}
+	feedback := rec.BuildFeedbackPacket()
+	pkts := append([]rtcp.Packet{&rtcp.ReceiverReport{SSRC: 9}}, feedback...)
+	pkts = append(pkts, &rtcp.PictureLossIndication{MediaSSRC: 1},
+		&rtcp.ReceiverEstimatedMaximumBitrate{SenderSSRC: 9, Bitrate: 400_000, SSRCs: []uint32{1}})
+	raw, err := rtcp.Marshal(pkts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	// Cut inside the REMB: the transport-cc before it counts.
+	est.observe(raw[:len(raw)-2], nil, now)
+	if est.feedbackCount() != 1 || est.rembAt.Load() != 0 {
+		t.Fatalf("cut packet: %d feedbacks, REMB at %d; want 1 and none", est.feedbackCount(), est.rembAt.Load())
+	}
+	est.observe(raw, nil, now)
+	if est.feedbackCount() != 2 || est.remb.Load() != 400_000 {
+		t.Fatalf("%d feedbacks, REMB %d; want 2 and 400000", est.feedbackCount(), est.remb.Load())
+	}
+	// A report whose length says less than its chunks need.
+	fb, err := rtcp.Marshal(feedback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb[3] = 4 // 20 bytes: the fixed fields alone
+	est.observe(fb[:20], nil, now)
+	if est.feedbackCount() != 2 {
+		t.Fatalf("a report cut short counted: %d feedbacks", est.feedbackCount())
+	}
+}

@@ -135,29 +135,6 @@ func TestLayerGovernorForgetsFlaps(t *testing.T) {
 	}
 }
 
-func TestHasFeedback(t *testing.T) {
-	rr := []byte{0x80, 201, 0, 1, 0, 0, 0, 1}
-	twcc := []byte{0x8f, 205, 0, 1, 0, 0, 0, 1}
-	remb := []byte{0x8f, 206, 0, 1, 0, 0, 0, 1}
-	pli := []byte{0x81, 206, 0, 1, 0, 0, 0, 1}
-	for _, tc := range []struct {
-		name string
-		pkt  []byte
-		want bool
-	}{
-		{"receiver report", rr, false},
-		{"transport-cc", twcc, true},
-		{"remb after a report", append(slices.Clone(rr), remb...), true},
-		{"pli", pli, false},
-		{"length past the end", []byte{0x80, 201, 0, 9, 0, 0, 0, 1}, false},
-		{"short", []byte{0x8f}, false},
-	} {
-		if got := hasFeedback(tc.pkt); got != tc.want {
-			t.Errorf("%s: hasFeedback = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}
-
 // The allocator checks only while it has down-tracks, and not after
 // close.
 func TestAllocatorChecksWhileNeeded(t *testing.T) {

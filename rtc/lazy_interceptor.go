@@ -2,6 +2,7 @@ package rtc
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/interceptor"
 )
@@ -18,6 +19,13 @@ import (
 //
 // It suits interceptors whose BindRTCPWriter returns the writer it was
 // given, as those three do.
+//
+// Until then it also keeps the connection's RTCP from the inner
+// interceptor: pion's receiver reports parse every RTCP packet of a
+// connection for the sender reports of the streams it receives, and a
+// connection that receives nothing has only feedback on what it sends
+// (a subscriber's transport-cc, ten reports a second), which the
+// estimator reads in place.
 type lazyFactory struct {
 	inner interceptor.Factory
 }
@@ -32,6 +40,9 @@ func (f *lazyFactory) NewInterceptor(id string) (interceptor.Interceptor, error)
 
 type lazyInterceptor struct {
 	inner interceptor.Interceptor
+	// receiving: a remote stream has been bound; the connection's RTCP
+	// goes through inner from then on.
+	receiving atomic.Bool
 
 	mu      sync.Mutex
 	writer  interceptor.RTCPWriter
@@ -57,7 +68,13 @@ func (l *lazyInterceptor) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.R
 }
 
 func (l *lazyInterceptor) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
-	return l.inner.BindRTCPReader(r)
+	inner := l.inner.BindRTCPReader(r)
+	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		if l.receiving.Load() {
+			return inner.Read(b, a)
+		}
+		return r.Read(b, a)
+	})
 }
 
 func (l *lazyInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
@@ -69,6 +86,7 @@ func (l *lazyInterceptor) UnbindLocalStream(info *interceptor.StreamInfo) {
 }
 
 func (l *lazyInterceptor) BindRemoteStream(info *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
+	l.receiving.Store(true)
 	l.start()
 	return l.inner.BindRemoteStream(info, r)
 }

@@ -167,7 +167,11 @@ func TestProbeClusterResult(t *testing.T) {
 // completes it.
 func probeFeedback(t *testing.T, c *probeCluster, fb *rtcp.TransportLayerCC) bool {
 	t.Helper()
-	acks, err := bwe.ParseFeedback(fb, nil)
+	raw, err := fb.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks, err := bwe.ParseFeedback(raw, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/pion/interceptor/pkg/twcc"
-	"github.com/pion/rtcp"
 )
 
 // BenchmarkSending is the record of a packet sent: its slot, its
@@ -24,13 +23,13 @@ func BenchmarkSending(b *testing.B) {
 }
 
 // BenchmarkFeedback is a report of 16 packets (100 ms of 1.2 Mbps video)
-// taken whole: its acks read from pion's parse, and the estimate's
-// filters run on them. The reports cover the ring once, and are taken
+// taken whole: its acks read from the packet, and the estimate's filters
+// run on them. The reports cover the ring once, and are taken
 // again as new once it is done (their marks cleared).
 func BenchmarkFeedback(b *testing.B) {
 	e := New(Config{Initial: 1_000_000})
 	const perReport, reports = 16, historySize / 16
-	var fbs []*rtcp.TransportLayerCC
+	var fbs [][]byte
 	seq := uint32(0)
 	for range reports {
 		rec := twcc.NewRecorder(9)
@@ -41,7 +40,11 @@ func BenchmarkFeedback(b *testing.B) {
 			seq++
 		}
 		for _, p := range rec.BuildFeedbackPacket() {
-			fbs = append(fbs, p.(*rtcp.TransportLayerCC))
+			raw, err := p.Marshal()
+			if err != nil {
+				b.Fatal(err)
+			}
+			fbs = append(fbs, raw)
 		}
 	}
 	now := e.hist.base

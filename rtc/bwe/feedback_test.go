@@ -9,59 +9,59 @@ import (
 	"github.com/pion/rtcp"
 )
 
-// A report made by a receiver and read back gives each packet's fate and
-// arrival; one whose deltas do not match its packets is refused whole.
+// A report made by a receiver gives each packet's fate and arrival, its
+// sequence numbers wrapping; one cut short, or not a transport-cc
+// feedback, is refused whole.
 func TestParseFeedback(t *testing.T) {
 	rec := twcc.NewRecorder(9)
 	const start = 5_000_000 // µs
-	arrivals := map[uint16]int64{65534: start, 65535: start + 1000, 2: start + 90_000, 3: start + 90_250}
-	for _, seq := range []uint16{65534, 65535, 2, 3} {
+	// A large delta (70 ms after the first) and a negative one (the
+	// last, 1 ms before the one before it).
+	arrivals := map[uint16]int64{65534: start, 65535: start + 1000, 2: start + 90_000, 3: start + 90_250, 9: start + 89_250}
+	for _, seq := range []uint16{65534, 65535, 2, 3, 9} {
 		rec.Record(1, seq, arrivals[seq])
 	}
-	pkts := rec.BuildFeedbackPacket()
-	raw, err := rtcp.Marshal(pkts)
+	raw, err := rtcp.Marshal(rec.BuildFeedbackPacket())
 	if err != nil {
 		t.Fatal(err)
 	}
-	parsed, err := rtcp.Unmarshal(raw)
+	acks, err := ParseFeedback(raw, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fb := parsed[0].(*rtcp.TransportLayerCC)
-	acks, err := ParseFeedback(fb, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []uint16{65534, 65535, 0, 1, 2, 3}
-	if len(acks) != len(want) {
-		t.Fatalf("%d acks, want %d: %+v", len(acks), len(want), acks)
+	if len(acks) != 12 {
+		t.Fatalf("%d acks, want 12 (65534 to 9): %+v", len(acks), acks)
 	}
 	first := acks[0].Arrival
 	for i, a := range acks {
 		at, received := arrivals[a.Seq]
-		if a.Seq != want[i] || a.Received != received {
-			t.Fatalf("ack %d: %+v, want seq %d received %v", i, a, want[i], received)
+		if a.Seq != uint16(65534+i) || a.Received != received {
+			t.Fatalf("ack %d: %+v, want seq %d received %v", i, a, uint16(65534+i), received)
 		}
 		if received && (a.Arrival-first) != time.Duration(at-start)*time.Microsecond {
 			t.Fatalf("ack %d: arrival %v after the first, want %v", i, a.Arrival-first, time.Duration(at-start)*time.Microsecond)
 		}
 	}
-
-	fb.RecvDeltas = fb.RecvDeltas[:len(fb.RecvDeltas)-1]
-	prev := []Ack{{Seq: 7}}
-	got, err := ParseFeedback(fb, prev)
-	if !errors.Is(err, ErrMalformedFeedback) || len(got) != 1 {
-		t.Fatalf("a report short of a delta: %d acks, %v; want 1 (as it was), %v", len(got), err, ErrMalformedFeedback)
-	}
-	fb.PacketStatusCount += 3
-	if _, err := ParseFeedback(fb, nil); !errors.Is(err, ErrMalformedFeedback) {
-		t.Fatalf("a report counting more packets than it describes: %v", err)
+	for _, bad := range []struct {
+		name string
+		b    []byte
+	}{
+		{"cut short", raw[:len(raw)-4]},
+		{"fixed fields alone", append(append([]byte{}, raw[:3]...), append([]byte{4}, raw[4:20]...)...)},
+		{"a NACK", []byte{0x81, 205, 0, 3, 0, 0, 0, 9, 0, 0, 0, 1, 0, 5, 0, 0}},
+		{"empty", nil},
+	} {
+		prev := []Ack{{Seq: 7}}
+		got, err := ParseFeedback(bad.b, prev)
+		if !errors.Is(err, ErrMalformedFeedback) || len(got) != 1 {
+			t.Errorf("%s: %d acks, %v; want 1 (as it was), %v", bad.name, len(got), err, ErrMalformedFeedback)
+		}
 	}
 }
 
-// FuzzFeedback reads arbitrary RTCP as a subscriber's feedback: no
-// panic, a report refused changes nothing, and the estimate stays within
-// its bounds.
+// FuzzFeedback reads arbitrary bytes as a transport-cc feedback: no
+// panic; a packet both pion's parser and ours read, they read alike; a
+// report refused changes nothing; the estimate stays within its bounds.
 func FuzzFeedback(f *testing.F) {
 	rec := twcc.NewRecorder(9)
 	for seq := range uint16(30) {
@@ -76,35 +76,55 @@ func FuzzFeedback(f *testing.F) {
 	f.Add(raw)
 	f.Add([]byte{0x8f, 205, 0, 5, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0, 0, 0x20, 3, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
+		acks, err := ParseFeedback(b, nil)
+		if err != nil && len(acks) != 0 {
+			t.Fatalf("%d acks from a report refused", len(acks))
+		}
+		var fb rtcp.TransportLayerCC
+		if err == nil && fb.Unmarshal(b) == nil {
+			comparePion(t, &fb, acks)
+		}
+		if err != nil {
+			return
+		}
 		cfg := Config{Initial: 500_000, Min: 30_000, Max: 5_000_000}
 		e := New(cfg)
 		for seq := range uint32(40) {
 			r, _ := e.Sending(seq)
 			r.Sent(1000, e.hist.base.Add(time.Duration(seq)*time.Millisecond))
 		}
-		pkts, err := rtcp.Unmarshal(b)
-		if err != nil {
-			return
-		}
 		now := e.hist.base.Add(time.Second)
-		for _, p := range pkts {
-			fb, ok := p.(*rtcp.TransportLayerCC)
-			if !ok {
-				continue
-			}
-			acks, err := ParseFeedback(fb, nil)
-			if err != nil {
-				if len(acks) != 0 {
-					t.Fatalf("%d acks from a report refused", len(acks))
-				}
-				continue
-			}
-			for range 3 {
-				now = now.Add(400 * time.Millisecond)
-				if est := e.Feedback(acks, now); est < cfg.Min || est > cfg.Max {
-					t.Fatalf("estimate %d outside [%d, %d]", est, cfg.Min, cfg.Max)
-				}
+		for range 3 {
+			now = now.Add(400 * time.Millisecond)
+			if est := e.Feedback(acks, now); est < cfg.Min || est > cfg.Max {
+				t.Fatalf("estimate %d outside [%d, %d]", est, cfg.Min, cfg.Max)
 			}
 		}
 	})
+}
+
+// comparePion checks our acks against pion's parse of the same report.
+func comparePion(t *testing.T, fb *rtcp.TransportLayerCC, acks []Ack) {
+	t.Helper()
+	if len(acks) != int(fb.PacketStatusCount) {
+		t.Fatalf("%d acks, pion reads %d packets", len(acks), fb.PacketStatusCount)
+	}
+	at := time.Duration(fb.ReferenceTime) * referenceUnit
+	deltas := fb.RecvDeltas
+	for i, a := range acks {
+		if a.Seq != fb.BaseSequenceNumber+uint16(i) {
+			t.Fatalf("ack %d: seq %d, want %d", i, a.Seq, fb.BaseSequenceNumber+uint16(i))
+		}
+		if !a.Received {
+			continue
+		}
+		if len(deltas) == 0 {
+			t.Fatalf("ack %d received, pion has no delta left", i)
+		}
+		at += time.Duration(deltas[0].Delta) * time.Microsecond
+		deltas = deltas[1:]
+		if a.Arrival != at {
+			t.Fatalf("ack %d: arrival %v, pion's %v", i, a.Arrival, at)
+		}
+	}
 }

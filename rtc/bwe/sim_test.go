@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/pion/interceptor/pkg/twcc"
-	"github.com/pion/rtcp"
 )
 
 // link is a simulated path from the sender to the receiver: a
@@ -131,12 +130,11 @@ func (s *sim) feedback() {
 	}
 	s.inflight = s.inflight[n:]
 	for _, p := range s.rec.BuildFeedbackPacket() {
-		fb, ok := p.(*rtcp.TransportLayerCC)
-		if !ok {
-			continue
+		raw, err := p.Marshal()
+		if err != nil {
+			s.t.Fatal(err)
 		}
-		var err error
-		if s.acks, err = ParseFeedback(fb, s.acks[:0]); err != nil {
+		if s.acks, err = ParseFeedback(raw, s.acks[:0]); err != nil {
 			s.t.Fatal(err)
 		}
 		s.e.Feedback(s.acks, s.base.Add(s.now))
