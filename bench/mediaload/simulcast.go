@@ -52,9 +52,9 @@ type ClassStep struct {
 	// keyframe's first packet itself.
 	Switches    int `json:"switches"`
 	BadSwitches int `json:"bad_switches"`
-	// SwitchDown* is from the cut to the first packet of a lower layer,
-	// over the subscribers that were above the lowest; NotDown counts
-	// those that stayed. SwitchUp* is, over those that went down, from
+	// SwitchDown* is from the cut to the first packet of a lower layer
+	// while cut, over the subscribers that were above the lowest; NotDown
+	// counts those that stayed. SwitchUp* is, over those that went down, from
 	// the cut's end to the first packet of the layer each had before the
 	// cut (or higher); NotUp counts those that did not get back within
 	// the window.
@@ -300,13 +300,14 @@ func analyze(samples []layerSample, layers int, t0, t1 time.Time, ct cutTimes) s
 		if s.path > 0 {
 			f.paths = append(f.paths, s.path)
 		}
-		if !ct.cut.IsZero() && !s.at.Before(ct.cut) && (ct.end.IsZero() || s.at.Before(ct.end)) {
+		cutting := !ct.cut.IsZero() && !s.at.Before(ct.cut) && (ct.end.IsZero() || s.at.Before(ct.end))
+		if cutting {
 			cutBytes += int64(s.bytes)
 		}
 		if !ct.cut.IsZero() && s.at.Before(ct.cut) {
 			before = s.layer
 		}
-		if !ct.cut.IsZero() && !s.at.Before(ct.cut) && before > 0 && !f.wentDown && s.layer < before {
+		if cutting && before > 0 && !f.wentDown && s.layer < before {
 			f.wentDown, f.down = true, s.at.Sub(ct.cut)
 		}
 		if !ct.end.IsZero() && !s.at.Before(ct.end) && before >= 0 && !f.cameBack && s.layer >= before {
