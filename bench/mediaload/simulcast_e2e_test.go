@@ -15,9 +15,9 @@ import (
 // class. What the server must do shows in what each class received: the
 // thumbnail gets the lowest layer's bytes alone, the capped link stays
 // under its cap and ends below the top layer, the cut link moves down
-// while it is cut, and no
-// switch ever starts on anything but a keyframe of the new layer (two
-// layers at once would). Times are reported, not judged.
+// while it is cut, and no switch ever starts on anything but a keyframe
+// of the new layer (two layers at once would). Times are reported, not
+// judged.
 func TestSimulcastEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs WebRTC peers for seconds")
