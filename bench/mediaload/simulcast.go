@@ -1,6 +1,7 @@
 package mediaload
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -54,9 +55,9 @@ type ClassStep struct {
 	BadSwitches int `json:"bad_switches"`
 	// SwitchDown* is from the cut to the first packet of a lower layer
 	// while cut, over the subscribers that were above the lowest; NotDown
-	// counts those that stayed. SwitchUp* is, over those that went down, from
-	// the cut's end to the first packet of the layer each had before the
-	// cut (or higher); NotUp counts those that did not get back within
+	// counts those that stayed. SwitchUp* is, over those that went down,
+	// from the cut's end to the first packet of the layer each had before
+	// the cut (or higher); NotUp counts those that did not get back within
 	// the window.
 	SwitchDownP50Ms float64 `json:"switch_down_p50_ms"`
 	SwitchDownMaxMs float64 `json:"switch_down_max_ms"`
@@ -111,7 +112,7 @@ type classMember struct {
 
 // onMessage counts the bandwidth pauses; it runs on the client's reader.
 func (m *classMember) onMessage(b []byte) {
-	if !strings.Contains(string(b), `"bandwidth"`) {
+	if !bytes.Contains(b, []byte(`"bandwidth"`)) {
 		return
 	}
 	var msg struct {
