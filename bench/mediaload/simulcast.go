@@ -1,6 +1,7 @@
 package mediaload
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -52,11 +53,11 @@ type ClassStep struct {
 	// keyframe's first packet itself.
 	Switches    int `json:"switches"`
 	BadSwitches int `json:"bad_switches"`
-	// SwitchDown* is from the cut to the first packet of a lower layer,
-	// over the subscribers that were above the lowest; NotDown counts
-	// those that stayed. SwitchUp* is, over those that went down, from
-	// the cut's end to the first packet of the layer each had before the
-	// cut (or higher); NotUp counts those that did not get back within
+	// SwitchDown* is from the cut to the first packet of a lower layer
+	// while cut, over the subscribers that were above the lowest; NotDown
+	// counts those that stayed. SwitchUp* is, over those that went down,
+	// from the cut's end to the first packet of the layer each had before
+	// the cut (or higher); NotUp counts those that did not get back within
 	// the window.
 	SwitchDownP50Ms float64 `json:"switch_down_p50_ms"`
 	SwitchDownMaxMs float64 `json:"switch_down_max_ms"`
@@ -111,7 +112,7 @@ type classMember struct {
 
 // onMessage counts the bandwidth pauses; it runs on the client's reader.
 func (m *classMember) onMessage(b []byte) {
-	if !strings.Contains(string(b), `"bandwidth"`) {
+	if !bytes.Contains(b, []byte(`"bandwidth"`)) {
 		return
 	}
 	var msg struct {
@@ -300,13 +301,14 @@ func analyze(samples []layerSample, layers int, t0, t1 time.Time, ct cutTimes) s
 		if s.path > 0 {
 			f.paths = append(f.paths, s.path)
 		}
-		if !ct.cut.IsZero() && !s.at.Before(ct.cut) && (ct.end.IsZero() || s.at.Before(ct.end)) {
+		cutting := !ct.cut.IsZero() && !s.at.Before(ct.cut) && (ct.end.IsZero() || s.at.Before(ct.end))
+		if cutting {
 			cutBytes += int64(s.bytes)
 		}
 		if !ct.cut.IsZero() && s.at.Before(ct.cut) {
 			before = s.layer
 		}
-		if !ct.cut.IsZero() && !s.at.Before(ct.cut) && before > 0 && !f.wentDown && s.layer < before {
+		if cutting && before > 0 && !f.wentDown && s.layer < before {
 			f.wentDown, f.down = true, s.at.Sub(ct.cut)
 		}
 		if !ct.end.IsZero() && !s.at.Before(ct.end) && before >= 0 && !f.cameBack && s.layer >= before {

@@ -60,6 +60,14 @@ func TestAnalyzeSwitches(t *testing.T) {
 	if c.SwitchDownMaxMs != 150 || c.SwitchUpMaxMs != 300 || c.NotDown != 0 || c.NotUp != 0 || c.CutKbps != 300 || c.Pauses != 1 {
 		t.Errorf("class switches: %+v", c)
 	}
+	// A move down after the cut's end is not the cut's.
+	late := analyze([]layerSample{
+		{at: at(0), layer: 2, seq: 1, bytes: 1000},
+		{at: at(900), layer: 1, seq: 2, bytes: 500, keyStart: true},
+	}, 3, t0, at(2000), cutTimes{cut: at(250), end: at(800)})
+	if late.wentDown || !late.wasAbove || late.cutKbps != 0 {
+		t.Errorf("a move down after the cut counted: %+v", late)
+	}
 	// One that stayed on its layer through the cut did not come back up.
 	stayed := f
 	stayed.wentDown, stayed.cameBack = false, true
