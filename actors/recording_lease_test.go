@@ -70,6 +70,17 @@ func TestLeaseLossContinuesRecording(t *testing.T) {
 			if part1.Part != 1 || part1.NodeId != "node-a" || !part1.Writing || stored.Part != 1 {
 				t.Fatalf("the file listed as it opened: %v in %v", part1, stored)
 			}
+			if !tc.same {
+				// The record takes the file's size as it grows (every
+				// relistEvery), so that another node lists it near its
+				// size once node-a is lost.
+				opened := part1.Size // its header
+				poll.Until(t, "the record to list the file's size so far", func() bool {
+					stored, err = storeA.GetRecording(ctx, rec.Id)
+					return err == nil && len(stored.Files) == 1 && stored.Files[0].Size > opened && stored.Files[0].DurationMs > 0
+				})
+				part1 = stored.Files[0]
+			}
 
 			// etcd ends node-a's lease, as when it expires after a cut; the
 			// node stops its rooms when it hears of it.
@@ -127,8 +138,11 @@ func TestLeaseLossContinuesRecording(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tc.same && got.Files[0].Size != uint64(info.Size()) {
+			switch {
+			case tc.same && got.Files[0].Size != uint64(info.Size()):
 				t.Fatalf("part 1's file, on this node, listed with %d bytes; it has %d", got.Files[0].Size, info.Size())
+			case !tc.same && (got.Files[0].Size < part1.Size || got.Files[0].Size > uint64(info.Size())):
+				t.Fatalf("part 1's file, on the lost node, listed with %d bytes; %d listed before, %d on its disk", got.Files[0].Size, part1.Size, info.Size())
 			}
 
 			// The publisher comes back, to the room's new owner: its file
