@@ -70,7 +70,12 @@
 // loop to the writer's queue. The recording, like the members, outlives a
 // restart of the actor. At start-up a recording a crash left open has its
 // files finalized and is marked failed with server-restart
-// (closeInterruptedRecordings, recordings.go).
+// (closeInterruptedRecordings, recordings.go). In a cluster, the node that
+// takes a room over goes on with the recording its lost node was writing,
+// as the recording's next part (closeOrphanRecordings, continueRecording);
+// the record lists every file as it opens, with its part and node, and a
+// node restarted after a crash finalizes the files of the part it lost
+// (settleLostParts), leaving the record to the room's owner.
 //
 // A room knows who speaks (room_speakers.go): four times a second, while
 // a member publishes audio, it reads the level each audio track's

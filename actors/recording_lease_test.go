@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/troupe-media/troupe/persistence/etcdstore"
 	"github.com/troupe-media/troupe/persistence/etcdstore/etcdtest"
 	"github.com/troupe-media/troupe/persistence/recordpb"
+	"github.com/troupe-media/troupe/rtc/recorder"
 )
 
 // clusterRecordingEnv is a recording node of a cluster: its own media,
@@ -69,6 +71,17 @@ func TestLeaseLossContinuesRecording(t *testing.T) {
 			part1 := stored.Files[0]
 			if part1.Part != 1 || part1.NodeId != "node-a" || !part1.Writing || stored.Part != 1 {
 				t.Fatalf("the file listed as it opened: %v in %v", part1, stored)
+			}
+			if !tc.same {
+				// The record takes the file's size as it grows (every
+				// relistEvery), so that another node lists it near its
+				// size once node-a is lost.
+				opened := part1.Size // its header
+				poll.Until(t, "the record to list the file's size so far", func() bool {
+					stored, err = storeA.GetRecording(ctx, rec.Id)
+					return err == nil && len(stored.Files) == 1 && stored.Files[0].Size > opened && stored.Files[0].DurationMs > 0
+				})
+				part1 = stored.Files[0]
 			}
 
 			// etcd ends node-a's lease, as when it expires after a cut; the
@@ -127,8 +140,11 @@ func TestLeaseLossContinuesRecording(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tc.same && got.Files[0].Size != uint64(info.Size()) {
+			switch {
+			case tc.same && got.Files[0].Size != uint64(info.Size()):
 				t.Fatalf("part 1's file, on this node, listed with %d bytes; it has %d", got.Files[0].Size, info.Size())
+			case !tc.same && (got.Files[0].Size < part1.Size || got.Files[0].Size > uint64(info.Size())):
+				t.Fatalf("part 1's file, on the lost node, listed with %d bytes; %d listed before, %d on its disk", got.Files[0].Size, part1.Size, info.Size())
 			}
 
 			// The publisher comes back, to the room's new owner: its file
@@ -190,5 +206,70 @@ func TestLeaseLossContinuesRecording(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestClusterStartFinalizesLostParts: a cluster node killed while it
+// wrote a recording's part leaves its files cut short, and the mark of a
+// part being written. At its next start it finalizes them (their record
+// is the room owner's, which went on with the recording) and drops the
+// mark; a recording's directory without the mark is left as it is.
+func TestClusterStartFinalizesLostParts(t *testing.T) {
+	env, dir := newRecordingEnv(t, nil)
+	createRoom(t, env, "studio", &actorpb.ConfigPatch{RecordingEnabled: ptr(true)})
+	pub := joinClient(t, env, "studio", "pub", RolePublisher)
+	done := recordFor(t, env, pub)
+	pub.leave()
+	env.stop()
+	whole, err := os.ReadFile(filepath.Join(dir, done.Id, done.Files[0].Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := whole[:len(whole)*2/3]
+	lost, kept := filepath.Join(dir, "rec_lost", "PA_1.webm"), filepath.Join(dir, "rec_kept", "PA_1.webm")
+	for _, path := range []string{lost, kept} {
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, cut, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "rec_lost", openMarker), nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+
+	endpoint, _ := etcdtest.Start(t)
+	store := clusterNode(t, endpoint, "node-a")
+	rooms, err := NewRooms(Config{Store: store, Owners: storeOwners{store}, Recording: RecordingConfig{Dir: dir, NodeID: "node-a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
+		defer cancel()
+		rooms.Close(ctx)
+	})
+
+	if _, err := os.Stat(filepath.Join(dir, "rec_lost", openMarker)); !os.IsNotExist(err) {
+		t.Fatalf("the mark of a lost part after the start: %v", err)
+	}
+	f, err := os.Open(lost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := recorder.PlayablePrefix(f); err != nil || n != info.Size() || info.Size() > int64(len(cut)) {
+		t.Fatalf("the lost part's file after the start: %d bytes, %d of them whole (%v); %d when cut", info.Size(), n, err, len(cut))
+	}
+	if after, err := os.ReadFile(lost); err != nil || bytes.Equal(after, cut[:len(after)]) {
+		t.Fatalf("the lost part's file was not finalized (no duration, no cues written): %v", err)
+	}
+	if after, err := os.ReadFile(kept); err != nil || !bytes.Equal(after, cut) {
+		t.Fatalf("a directory without the mark was changed: %v", err)
 	}
 }

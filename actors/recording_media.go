@@ -77,7 +77,7 @@ func (a *roomActor) startMedia(rec *recordpb.Recording) (*recordingMedia, error)
 		Dir: dir, Layout: layout, AudioOnly: rec.AudioOnly, MinFreeBytes: cfg.MinFreeBytes, FreeSpace: cfg.FreeSpace,
 		Part: int(part), Origin: origin,
 		OnFile: func(f recorder.File) {
-			root.Send(self, &recordingFileOpened{id: id, file: fileRecord(f, part, cfg.NodeID, true)})
+			root.Send(self, &recordingFileOpened{id: id, file: fileRecord(f, part, cfg.NodeID)})
 		},
 		RequestKeyframe: m.requestKeyframe,
 		// Losses are NACKed to the publisher by the receiving side's NACK
@@ -152,27 +152,26 @@ func (m *recordingMedia) err() error            { return m.w.Err() }
 func (m *recordingMedia) close(ctx context.Context) ([]*recordpb.RecordingFile, error) {
 	m.closeOnce.Do(func() {
 		files, err := m.w.Close(ctx)
-		m.files, m.closeErr = fileRecords(files, m.part, m.node, false), err
+		m.files, m.closeErr = fileRecords(files, m.part, m.node), err
 	})
 	return m.files, m.closeErr
 }
 
-// fileRecords are files of part, on node, as the record keeps them;
-// writing says they are still open.
-func fileRecords(files []recorder.File, part uint32, node string, writing bool) []*recordpb.RecordingFile {
+// fileRecords are files of part, on node, as the record keeps them.
+func fileRecords(files []recorder.File, part uint32, node string) []*recordpb.RecordingFile {
 	out := make([]*recordpb.RecordingFile, len(files))
 	for i, f := range files {
-		out[i] = fileRecord(f, part, node, writing)
+		out[i] = fileRecord(f, part, node)
 	}
 	return out
 }
 
-func fileRecord(f recorder.File, part uint32, node string, writing bool) *recordpb.RecordingFile {
+func fileRecord(f recorder.File, part uint32, node string) *recordpb.RecordingFile {
 	return &recordpb.RecordingFile{
 		Name: f.Name, ParticipantId: f.ParticipantID, Identity: f.Identity, TrackIds: f.TrackIDs,
 		Codecs: f.Codecs, Container: f.Container, Size: uint64(max(f.Size, 0)),
 		DurationMs: uint64(max(f.Duration.Milliseconds(), 0)),
-		Part:       part, NodeId: node, Writing: writing,
+		Part:       part, NodeId: node, Writing: f.Writing,
 	}
 }
 
@@ -222,7 +221,7 @@ func (r *Rooms) CurrentRecording(ctx context.Context, id RecordingID) (*recordpb
 			return nil, fmt.Errorf("recording files: %w", err)
 		}
 		part := recordingPart(rec)
-		rec.Files = withPartFiles(rec.Files, part, fileRecords(files, part, r.cfg.Recording.NodeID, true))
+		rec.Files = withPartFiles(rec.Files, part, fileRecords(files, part, r.cfg.Recording.NodeID))
 		return rec, nil
 	}
 	if r.cfg.Owners != nil && rec.NodeId != "" && rec.NodeId != r.cfg.Recording.NodeID && !IsForwarded(ctx) {

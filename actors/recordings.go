@@ -230,7 +230,7 @@ func (r *Rooms) RecordingFile(ctx context.Context, id RecordingID, name string) 
 			return nil, fmt.Errorf("recording files: %w", err)
 		}
 		if i := slices.IndexFunc(files, func(f recorder.File) bool { return f.Name == name }); i >= 0 {
-			file, writing = fileRecord(files[i], m.part, m.node, true), true
+			file, writing = fileRecord(files[i], m.part, m.node), files[i].Writing
 		}
 	}
 	if file == nil {

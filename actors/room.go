@@ -197,7 +197,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *sessionStatsReq:
 		a.respond(ctx, a.liveStats(m.sessionID))
 	case *startRecordingReq, *stopRecordingReq, *deleteRecordingReq, *recordingWriterEnded, *recordingTimeout, *recordingClosed,
-		*recordingFileOpened:
+		*recordingFileOpened, *recordingRelist, *recordingFilesNow:
 		a.receiveRecording(ctx, m)
 	default:
 		a.receiveInside(ctx, m)

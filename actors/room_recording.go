@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
@@ -20,6 +21,7 @@ import (
 	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
+	"github.com/troupe-media/troupe/rtc/recorder"
 )
 
 // liveRecording is the room's running recording. It is kept in roomLife,
@@ -29,6 +31,8 @@ type liveRecording struct {
 	rec   *recordpb.Recording
 	media *recordingMedia
 	timer clock.Timer // the maximum duration; nil without one
+	// relist brings the record's list of files up to date (relistEvery).
+	relist clock.Timer
 	// stopping: the writer is being closed; reason says why, failure what
 	// went wrong (nil for a stop asked for or a limit reached).
 	stopping bool
@@ -72,7 +76,20 @@ type (
 		id   string
 		file *recordpb.RecordingFile
 	}
+	// recordingRelist: time to bring the record's files up to date;
+	// recordingFilesNow: the writer's files as they are now.
+	recordingRelist   struct{ id string }
+	recordingFilesNow struct {
+		id    string
+		files []recorder.File
+		err   error
+	}
 )
+
+// relistEvery is how often a running recording's record takes its files'
+// sizes and durations so far: a node that takes the room over after its
+// writer is lost lists them as they were at most this long before.
+const relistEvery = 10 * time.Second
 
 func (a *roomActor) receiveRecording(ctx actor.Context, msg any) bool {
 	switch m := msg.(type) {
@@ -100,6 +117,14 @@ func (a *roomActor) receiveRecording(ctx actor.Context, msg any) bool {
 	case *recordingFileOpened:
 		if lr := a.life.recording; lr != nil && lr.rec.Id == m.id {
 			a.listOpenedFile(lr, m.file)
+		}
+	case *recordingRelist:
+		if lr := a.life.recording; lr != nil && lr.rec.Id == m.id && !lr.stopping {
+			a.readFiles(lr)
+		}
+	case *recordingFilesNow:
+		if lr := a.life.recording; lr != nil && lr.rec.Id == m.id && !lr.stopping {
+			a.relistFiles(lr, m.files, m.err)
 		}
 	default:
 		return false
@@ -191,11 +216,53 @@ func (a *roomActor) runRecording(rec *recordpb.Recording, media *recordingMedia)
 		self, root, msg := a.self, a.deps.system.Root, &recordingTimeout{id: rec.Id}
 		lr.timer = a.deps.cfg.Clock.AfterFunc(d, func() { root.Send(self, msg) })
 	}
+	a.armRelist(lr)
 	for _, m := range a.memberList() {
 		for _, t := range m.tracks {
 			a.recordTrack(m, t)
 		}
 	}
+}
+
+func (a *roomActor) armRelist(lr *liveRecording) {
+	self, root, msg := a.self, a.deps.system.Root, &recordingRelist{id: lr.rec.Id}
+	lr.relist = a.deps.cfg.Clock.AfterFunc(relistEvery, func() { root.Send(self, msg) })
+}
+
+// readFiles asks the writer for its files, away from the actor (the
+// writer may be busy); recordingFilesNow brings them back.
+func (a *roomActor) readFiles(lr *liveRecording) {
+	self, root, id, media, timeout := a.self, a.deps.system.Root, lr.rec.Id, lr.media, a.deps.cfg.RequestTimeout
+	lr.wg.Add(1)
+	go func() {
+		defer lr.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		files, err := media.w.Files(ctx)
+		root.Send(self, &recordingFilesNow{id: id, files: files, err: err})
+	}()
+}
+
+// relistFiles writes the running part's files as the writer lists them now
+// into the record, when they changed, and arms the next relist.
+func (a *roomActor) relistFiles(lr *liveRecording, files []recorder.File, err error) {
+	defer a.armRelist(lr)
+	if err != nil {
+		a.log.Warn("list a recording's files", "recording", lr.rec.Id, "err", err)
+		return
+	}
+	part := recordingPart(lr.rec)
+	next := proto.Clone(lr.rec).(*recordpb.Recording)
+	next.Files = withPartFiles(next.Files, part, fileRecords(files, part, lr.media.node))
+	if slices.EqualFunc(next.Files, lr.rec.Files, func(x, y *recordpb.RecordingFile) bool { return proto.Equal(x, y) }) {
+		return
+	}
+	next.UpdatedAt = timestamp(a.now())
+	if err := a.commit(&changes{w: persistence.Writes{Recordings: []*recordpb.Recording{next}}}); err != nil {
+		a.log.Warn("list a recording's files", "recording", next.Id, "err", err)
+		return
+	}
+	lr.rec = next
 }
 
 // listOpenedFile adds a file the writer opened to the record. A failed
@@ -287,6 +354,9 @@ func (a *roomActor) stopRecording(lr *liveRecording, reason string, failure erro
 	lr.stopping, lr.reason, lr.failure = true, reason, failure
 	if lr.timer != nil {
 		lr.timer.Stop()
+	}
+	if lr.relist != nil {
+		lr.relist.Stop()
 	}
 	close(lr.quit)
 	lr.media.detachAll()

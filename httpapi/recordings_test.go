@@ -407,41 +407,56 @@ func (n nodeURLs) RoomOwners(context.Context, []string) (map[string]string, erro
 	return nil, nil
 }
 
-// TestRecordingDownloadForwarded: in a cluster, a download that reaches a
-// node other than the one holding the file is forwarded to that node, which
-// serves it, with its range.
-func TestRecordingDownloadForwarded(t *testing.T) {
+// recordingNodes starts two nodes of a cluster, node-a and node-b, each
+// recording into a directory of its own, that find each other through urls
+// (a node not in it is down). It returns them and node b's directory.
+func recordingNodes(t *testing.T) (a, b *stack, dirB string) {
+	t.Helper()
 	dirA, dirB := t.TempDir(), t.TempDir()
 	urls := nodeURLs{}
-	a := buildStack(t, func(c *Config) { c.Owners, c.NodeID = urls, "node-a" },
+	a = buildStack(t, func(c *Config) { c.Owners, c.NodeID = urls, "node-a" },
 		func(c *actors.Config) { c.Recording = actors.RecordingConfig{Dir: dirA, NodeID: "node-a"} }, false)
-	b := buildStack(t, func(c *Config) {
+	b = buildStack(t, func(c *Config) {
 		c.Owners, c.NodeID = urls, "node-b"
 		c.Verifier, c.SigningKey = a.api.cfg.Verifier, a.api.cfg.SigningKey // one key pair, as in a cluster
 	},
 		func(c *actors.Config) { c.Recording = actors.RecordingConfig{Dir: dirB, NodeID: "node-b"} }, false)
 	urls["node-a"], urls["node-b"] = a.srv.URL, b.srv.URL
 	b.admin = a.admin
+	return a, b, dirB
+}
 
-	// The record, as the cluster's one store of record holds it for both
-	// nodes, and the file on node b's disk.
+// putRecording stores rec as the cluster's one store of record holds it
+// for every node, and writes content as its file name in dir, a node's
+// recordings directory.
+func putRecording(t *testing.T, rec *recordpb.Recording, nodes []*stack, dir, name string, content []byte) {
+	t.Helper()
+	for _, s := range nodes {
+		if err := s.store.Apply(context.Background(), persistence.Writes{Recordings: []*recordpb.Recording{rec}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, rec.Id), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, rec.Id, name), content, 0o640); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRecordingDownloadForwarded: in a cluster, a download that reaches a
+// node other than the one holding the file is forwarded to that node, which
+// serves it, with its range.
+func TestRecordingDownloadForwarded(t *testing.T) {
+	a, b, dirB := recordingNodes(t)
+	// The record, and the file on node b's disk.
 	content := bytes.Repeat([]byte("troupe"), 1000)
 	rec := &recordpb.Recording{
 		Id: "rec_elsewhere", RoomId: "studio", SessionId: "ses_1", Status: recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED,
 		Layout: "participant", NodeId: "node-b", CreatedAt: timestamppb.Now(), UpdatedAt: timestamppb.Now(),
 		Files: []*recordpb.RecordingFile{{Name: "PA_1.webm", Container: "webm", Codecs: []string{"vp8", "opus"}, Size: uint64(len(content))}},
 	}
-	for _, s := range []*stack{a, b} {
-		if err := s.store.Apply(context.Background(), persistence.Writes{Recordings: []*recordpb.Recording{rec}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.MkdirAll(filepath.Join(dirB, rec.Id), 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dirB, rec.Id, "PA_1.webm"), content, 0o640); err != nil {
-		t.Fatal(err)
-	}
+	putRecording(t, rec, []*stack{a, b}, dirB, "PA_1.webm", content)
 
 	r := a.do(t, http.MethodGet, "/api/v1/recordings/rec_elsewhere/files/PA_1.webm", "", header{"Range", "bytes=6-11"})
 	mustStatus(t, r, http.StatusPartialContent)
@@ -462,18 +477,7 @@ func TestRecordingDownloadForwarded(t *testing.T) {
 // down is listed as unavailable, and its download gets a clear 503 that
 // names the node.
 func TestRecordingPartsOnNodes(t *testing.T) {
-	dirA, dirB := t.TempDir(), t.TempDir()
-	urls := nodeURLs{}
-	a := buildStack(t, func(c *Config) { c.Owners, c.NodeID = urls, "node-a" },
-		func(c *actors.Config) { c.Recording = actors.RecordingConfig{Dir: dirA, NodeID: "node-a"} }, false)
-	b := buildStack(t, func(c *Config) {
-		c.Owners, c.NodeID = urls, "node-b"
-		c.Verifier, c.SigningKey = a.api.cfg.Verifier, a.api.cfg.SigningKey
-	},
-		func(c *actors.Config) { c.Recording = actors.RecordingConfig{Dir: dirB, NodeID: "node-b"} }, false)
-	urls["node-a"], urls["node-b"] = a.srv.URL, b.srv.URL // node-c, which wrote part 1, is down
-	b.admin = a.admin
-
+	a, b, dirB := recordingNodes(t) // node-c, which wrote part 1, is down
 	content := bytes.Repeat([]byte("part2!"), 500)
 	rec := &recordpb.Recording{
 		Id: "rec_parts", RoomId: "studio", SessionId: "ses_1", Status: recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED,
@@ -483,17 +487,7 @@ func TestRecordingPartsOnNodes(t *testing.T) {
 			{Name: "PA_2-part2.webm", Container: "webm", Codecs: []string{"opus"}, Size: uint64(len(content)), Part: 2, NodeId: "node-b"},
 		},
 	}
-	for _, s := range []*stack{a, b} {
-		if err := s.store.Apply(context.Background(), persistence.Writes{Recordings: []*recordpb.Recording{rec}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.MkdirAll(filepath.Join(dirB, rec.Id), 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dirB, rec.Id, "PA_2-part2.webm"), content, 0o640); err != nil {
-		t.Fatal(err)
-	}
+	putRecording(t, rec, []*stack{a, b}, dirB, "PA_2-part2.webm", content)
 
 	got := a.do(t, http.MethodGet, "/api/v1/recordings/rec_parts", "").json(t)
 	files, _ := got["files"].([]any)

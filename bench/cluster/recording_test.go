@@ -123,12 +123,14 @@ func TestRecordingFailover(t *testing.T) {
 		t.Fatalf("part 1's file while it is written: %+v", part1)
 	}
 
+	killed := time.Now()
 	owner.Kill()
 	poll.Until(t, "the recording going on as part 2 on a live node", func() bool {
 		var ok bool
 		rec, ok = getRecording(t, c, c.Live()[0], id)
 		return ok && rec.Part == 2
 	})
+	t.Logf("the recording went on as part 2 %v after its node's SIGKILL (lease TTL %v)", time.Since(killed).Round(time.Millisecond), c.LeaseTTL())
 	if rec.Status != "recording" || len(rec.Files) != 1 || rec.Files[0].Name != part1.Name || rec.Files[0].Available {
 		t.Fatalf("the recording after its node died: %+v", rec)
 	}

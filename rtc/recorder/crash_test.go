@@ -160,7 +160,7 @@ func TestFilesWhileRecording(t *testing.T) {
 	r := startRecording(t, t.TempDir())
 	ctx := context.Background()
 	files, err := r.Files(ctx)
-	if err != nil || len(files) != 1 || files[0].Name != "gil.webm" || files[0].Size == 0 || files[0].Duration < 3*time.Second {
+	if err != nil || len(files) != 1 || files[0].Name != "gil.webm" || files[0].Size == 0 || files[0].Duration < 3*time.Second || !files[0].Writing {
 		t.Fatalf("Files while recording = %+v, %v", files, err)
 	}
 	closed, err := r.Close(ctx)
@@ -168,7 +168,8 @@ func TestFilesWhileRecording(t *testing.T) {
 		t.Fatal(err)
 	}
 	after, err := r.Files(ctx)
-	if err != nil || len(after) != 1 || after[0].Name != closed[0].Name || after[0].Size != closed[0].Size || after[0].Size < files[0].Size {
+	if err != nil || len(after) != 1 || after[0].Name != closed[0].Name || after[0].Size != closed[0].Size || after[0].Size < files[0].Size ||
+		after[0].Writing || closed[0].Writing {
 		t.Fatalf("Files after Close = %+v, %v; Close returned %+v", after, err, closed)
 	}
 	canceled, cancel := context.WithCancel(ctx)

@@ -320,6 +320,7 @@ func (g *group) describe(f *mkvFile) (File, error) {
 		Container:     f.container,
 		Start:         time.Duration(f.firstMs) * time.Millisecond,
 		Duration:      time.Duration(f.lastMs-f.firstMs) * time.Millisecond,
+		Writing:       g.file == f,
 	}
 	for _, ts := range f.tracks {
 		file.TrackIDs = append(file.TrackIDs, ts.t.info.TrackID)

@@ -30,6 +30,9 @@ type File struct {
 	// (from the recorder's start).
 	Start    time.Duration
 	Duration time.Duration
+	// Writing: the file is open, its writer may add to it (Files lists
+	// those being written beside those closed).
+	Writing bool
 }
 
 type itemKind uint8
