@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -130,19 +131,21 @@ func (l *narrowLink) backFor(from netip.AddrPort) (*net.UDPConn, error) {
 	return back, nil
 }
 
-// toBrowser forwards to the browser's address to what the server sends
-// back's socket, through the bucket.
+// toBrowser forwards what the server sends to back's socket on to the
+// browser's address to, through the bucket.
 func (l *narrowLink) toBrowser(back *net.UDPConn, to netip.AddrPort) {
 	buf := make([]byte, 1600)
 	for {
 		n, err := back.Read(buf)
-		if errors.Is(err, net.ErrClosed) {
-			return
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			continue // an earlier datagram found no socket: the next may
 		}
-		if err != nil || !l.pass(buf[:n]) {
-			continue // a refused datagram (ICMP) or one the link drops
+		if err != nil {
+			return // closed
 		}
-		_, _ = l.front.WriteToUDPAddrPort(buf[:n], to)
+		if l.pass(buf[:n]) {
+			_, _ = l.front.WriteToUDPAddrPort(buf[:n], to)
+		}
 	}
 }
 
