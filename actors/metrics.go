@@ -13,9 +13,11 @@ import (
 
 type metrics struct {
 	// recorder sums the recordings' writers; recordings counts the
-	// recordings that ended, by status and reason.
-	recorder   *recorder.Metrics
-	recordings *prometheus.CounterVec
+	// recordings that ended, by status and reason; recordingParts the
+	// recordings this node went on with after their node was lost.
+	recorder       *recorder.Metrics
+	recordings     *prometheus.CounterVec
+	recordingParts prometheus.Counter
 
 	liveCount    atomic.Int64
 	liveGauge    prometheus.Gauge
@@ -82,11 +84,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "troupe_recordings_ended_total",
 			Help: "Recordings that ended on this node, by status (completed, failed) and end reason.",
 		}, []string{"status", "reason"}),
+		recordingParts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "troupe_recording_parts_continued_total",
+			Help: "Recordings this node went on with, as their next part, after taking over a room whose node was lost while it recorded.",
+		}),
 		data: rtc.NewDataMetrics(),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.failures, m.passivations, m.takeovers, m.ownerHints, m.participants, m.leaves, m.joinsRefused,
-			m.speakerChanges, m.recorder, m.recordings, m.data} {
+			m.speakerChanges, m.recorder, m.recordings, m.recordingParts, m.data} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("actors: register metrics: %w", err)
 			}

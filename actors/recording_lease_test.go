@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -131,6 +132,9 @@ func TestLeaseLossContinuesRecording(t *testing.T) {
 				got, err = taker.rooms.Recording(ctx, id)
 				return err == nil && got.Part == 2
 			})
+			if n := testutil.ToFloat64(taker.rooms.metrics.recordingParts); n != 1 {
+				t.Fatalf("troupe_recording_parts_continued_total on %s = %v, want 1", takerNode, n)
+			}
 			if got.Status != recordpb.RecordingStatus_RECORDING_STATUS_RECORDING || got.NodeId != takerNode || got.EndedAt != nil ||
 				len(got.Files) != 1 || got.Files[0].Name != part1.Name || got.Files[0].NodeId != "node-a" ||
 				got.Files[0].Part != 1 || got.Files[0].Writing {

@@ -707,5 +707,6 @@ func (a *roomActor) continueRecording(rec *recordpb.Recording) {
 		return
 	}
 	a.runRecording(next, media)
+	a.deps.metrics.recordingParts.Inc()
 	a.log.Info("recording continued", "recording", rec.Id, "part", next.Part, "after", rec.NodeId)
 }
