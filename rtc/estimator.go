@@ -26,9 +26,8 @@ import (
 // publisher's connection, which sends nothing, pays nothing. It paces
 // nothing and runs no goroutine: the fan-out writers send as the
 // publisher sends, each packet is recorded in a ring as it goes (a few
-// atomic stores), the feedback is taken on the goroutine that reads it,
-// from the parse pion's receiver reports made, and the estimate only
-// picks the layer. A probe of the link (probe.go) that shows a higher
+// atomic stores), each feedback report is read in place on the goroutine
+// that reads it, and the estimate only picks the layer. A probe of the link (probe.go) that shows a higher
 // rate starts the estimate again from that rate (restart).
 //
 // The estimate costs CPU on every packet sent (the extension, its record)

@@ -251,6 +251,8 @@ func TestEveryFieldSettable(t *testing.T) {
 				text, want = "3s", 3*time.Second
 			case reflect.TypeFor[bool]():
 				text, want = "true", true
+			case reflect.TypeFor[estimationMode]():
+				text, want = "always", estimateAlways
 			default:
 				t.Fatalf("no test value for a field of type %s", f.Type)
 			}

@@ -12,9 +12,10 @@
 // It is made for a sender that forwards media as it comes: an Estimator
 // paces nothing and starts no goroutine. The send path records each
 // packet in a ring indexed by its transport-wide sequence number (a few
-// atomic stores, no lock, no allocation: Estimator.Sending), and the
-// feedback is processed on the goroutine that read it (Estimator.Feedback),
-// from the parse the RTCP path made already (ParseFeedback).
+// atomic stores, no lock, no allocation: Estimator.Sending), and each
+// feedback report is read where it lies in the RTCP packet
+// (ParseFeedback, no allocation) and processed on the goroutine that read
+// it (Estimator.Feedback).
 //
 // Package rtc uses it for each subscriber's connection; it imports
 // nothing of Troupe.

@@ -52,7 +52,7 @@ type Config struct {
 type Estimator struct {
 	cfg  Config
 	hist history
-	// last is the highest sequence number being sent, the reference
+	// last is the sequence number last being sent, the reference
 	// against which the feedback's 16-bit numbers are placed.
 	last     atomic.Uint32
 	estimate atomic.Int64
