@@ -82,6 +82,9 @@ func ValidateOffer(kind ClientKind, offer string) error {
 	if media == 0 {
 		return refuseOffer("the offer has no audio or video section")
 	}
+	if err := rtc.CheckSimulcastBySSRC(&d); err != nil {
+		return refuseOffer("%v", err)
+	}
 	return nil
 }
 

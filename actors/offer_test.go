@@ -12,6 +12,7 @@ import (
 func TestValidateOffer(t *testing.T) {
 	const head = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
 	const audio = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n"
+	const video = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\n"
 	const data = "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n"
 	cases := []struct {
 		name  string
@@ -34,6 +35,9 @@ func TestValidateOffer(t *testing.T) {
 		{"sixteen sections", ClientWHIP, head + strings.Repeat(audio, maxOfferMedia), ""},
 		{"seventeen sections", ClientWHIP, head + strings.Repeat(audio, maxOfferMedia+1), "the offer has more than 16 audio and video sections"},
 		{"too large", ClientWHIP, head + audio + strings.Repeat("a=x\r\n", MaxSDPSize/5), "the offer exceeds 65536 bytes"},
+		{"simulcast by SSRC", ClientWHIP, head + video + "a=sendonly\r\na=mid:0\r\na=ssrc-group:SIM 1 2 3\r\na=ssrc:1 cname:c\r\na=ssrc:2 cname:c\r\na=ssrc:3 cname:c\r\n",
+			`section "0" sends simulcast by SSRC (a=ssrc-group:SIM), which is not supported: name the layers with rids (a=rid, a=simulcast)`},
+		{"retransmission by SSRC", ClientWHIP, head + video + "a=sendonly\r\na=mid:0\r\na=ssrc-group:FID 1 2\r\na=ssrc:1 cname:c\r\na=ssrc:2 cname:c\r\n", ""},
 	}
 	for _, tc := range cases {
 		err := ValidateOffer(tc.kind, tc.offer)

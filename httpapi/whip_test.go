@@ -316,6 +316,8 @@ func TestWHIPErrors(t *testing.T) {
 	_, _, fullOffer := publisherPeer(t)
 	mustStatus(t, s.whipPost(t, "/whip/full", s.joinToken(t, "full", "a", auth.RolePublisher), "application/sdp", fullOffer), http.StatusCreated)
 
+	// Layers told apart by SSRC alone, which the server does not take.
+	simBySSRC := strings.Replace(sendOffer, "a=mid:", "a=ssrc-group:SIM 1 2 3\r\na=mid:", 1)
 	cases := []struct {
 		name, path, token, ctype, body string
 		status                         int
@@ -333,6 +335,7 @@ func TestWHIPErrors(t *testing.T) {
 		{"no media", "/whip/errs", pub, "application/sdp", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n", http.StatusBadRequest, "invalid_sdp"},
 		{"whip recvonly", "/whip/errs", pub, "application/sdp", recvOffer, http.StatusBadRequest, "invalid_sdp"},
 		{"whep sendonly", "/whep/errs", sub, "application/sdp", sendOffer, http.StatusBadRequest, "invalid_sdp"},
+		{"simulcast by SSRC", "/whip/errs", pub, "application/sdp", simBySSRC, http.StatusBadRequest, "invalid_sdp"},
 		{"too large", "/whip/errs", pub, "application/sdp", strings.Repeat("a", actors.MaxSDPSize+1), http.StatusRequestEntityTooLarge, "body_too_large"},
 		{"full", "/whip/full", s.joinToken(t, "full", "b", auth.RolePublisher), "application/sdp", sendOffer, http.StatusConflict, "room_full"},
 		{"no room", "/whip/nowhere", s.joinToken(t, "nowhere", "b", auth.RolePublisher), "application/sdp", sendOffer, http.StatusNotFound, "room_not_found"},
@@ -350,6 +353,9 @@ func TestWHIPErrors(t *testing.T) {
 	}
 	if r := s.whipPost(t, "/whip/errs", pub, "application/sdp", "hello"); !strings.Contains(r.json(t)["error"].(map[string]any)["message"].(string), "SDP") {
 		t.Errorf("a bad SDP's message does not say why: %s", r.body)
+	}
+	if r := s.whipPost(t, "/whip/errs", pub, "application/sdp", simBySSRC); !strings.Contains(r.json(t)["error"].(map[string]any)["message"].(string), "ssrc-group:SIM") {
+		t.Errorf("simulcast by SSRC is refused without saying so: %s", r.body)
 	}
 	if n := len(s.participants(t, "errs")); n != 0 {
 		t.Errorf("%d participants after refused offers", n)

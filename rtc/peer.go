@@ -354,18 +354,26 @@ func parseDescription(typ webrtc.SDPType, s string) (*sdp.SessionDescription, er
 	if len(d.MediaDescriptions) == 0 {
 		return nil, refuse(ErrInvalidDescription, "%s has no media sections", typ)
 	}
+	if err := CheckSimulcastBySSRC(d); err != nil {
+		return nil, refuse(ErrInvalidDescription, "%v", err)
+	}
+	return d, nil
+}
+
+// CheckSimulcastBySSRC refuses a description with a section that sends
+// simulcast layers told apart by SSRC alone (a=ssrc-group:SIM): pion
+// takes a section of several SSRCs without rids for Plan B, which it
+// refuses, and would receive only the first SSRC anyway.
+func CheckSimulcastBySSRC(d *sdp.SessionDescription) error {
 	for _, md := range d.MediaDescriptions {
-		// pion takes a section of several SSRCs without rids for Plan B,
-		// which it refuses, and would receive only the first SSRC anyway.
 		for _, a := range md.Attributes {
 			if a.Key == sdp.AttrKeySSRCGroup && strings.HasPrefix(a.Value, "SIM ") {
 				mid, _ := md.Attribute(sdp.AttrKeyMID)
-				return nil, refuse(ErrInvalidDescription,
-					"section %q sends simulcast by SSRC (a=ssrc-group:SIM), which is not supported: name the layers with rids (a=rid, a=simulcast)", mid)
+				return fmt.Errorf("section %q sends simulcast by SSRC (a=ssrc-group:SIM), which is not supported: name the layers with rids (a=rid, a=simulcast)", mid)
 			}
 		}
 	}
-	return d, nil
+	return nil
 }
 
 // ApplyOffer applies the client's offer and returns the server's answer.

@@ -7,7 +7,10 @@
 // filler that depends on the counter, so a receiver can tell loss,
 // reordering, corruption and end-to-end latency from the packets alone.
 // Video payloads are VP8 with a real payload descriptor, so the server's
-// keyframe detection sees the keyframes the sender marks.
+// keyframe detection sees the keyframes the sender marks. A
+// SimulcastSender plays a browser's simulcast camera, three rid layers of
+// VP8 or of H.264 (parameter sets, IDR and slices, packetized by pion),
+// whose sizes the server reads from the keyframes.
 //
 // ClientAPIWithArrivals wraps the clients' UDP sockets to record when each
 // RTP datagram arrived (the kernel's timestamp on Linux), keyed by SSRC
