@@ -79,11 +79,7 @@ func TestFailover(t *testing.T) {
 // subscriber, rejoined, received media again.
 func failoverRound(t *testing.T, c *Cluster, room string) (answered, mediaAgain time.Duration) {
 	ctx := t.Context()
-	c.Expect(c.Live()[0], http.StatusCreated, "POST", "/api/v1/rooms", map[string]any{"id": room, "name": room})
-	owner, err := c.Owner(ctx, room)
-	if err != nil {
-		t.Fatal(err)
-	}
+	owner := createRoom(t, c, c.Live()[0], room)
 	others := nonOwners(c, owner)
 	pub := join(t, c, others[0], room, "pub", "publisher")
 	if err := pub.Publish(ctx); err != nil {
@@ -204,11 +200,7 @@ func percentile(ds []time.Duration, p int) time.Duration {
 func TestTakeoverClosesLostMembers(t *testing.T) {
 	c := startCluster(t, Config{})
 	ctx := t.Context()
-	c.Expect(c.Live()[0], http.StatusCreated, "POST", "/api/v1/rooms", map[string]any{"id": "lost", "name": "lost"})
-	owner, err := c.Owner(ctx, "lost")
-	if err != nil {
-		t.Fatal(err)
-	}
+	owner := createRoom(t, c, c.Live()[0], "lost")
 	join(t, c, owner, "lost", "alice", "publisher")
 	join(t, c, owner, "lost", "bob", "subscriber")
 	var room struct {

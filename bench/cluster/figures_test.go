@@ -57,11 +57,7 @@ func BenchmarkJoinToFirstPacket(b *testing.B) {
 	c := startCluster(b, Config{})
 	ctx := b.Context()
 	entry := c.Live()[0]
-	c.Expect(entry, http.StatusCreated, "POST", "/api/v1/rooms", map[string]any{"id": "bench", "name": "bench"})
-	owner, err := c.Owner(ctx, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
+	owner := createRoom(b, c, entry, "bench")
 	pub, err := c.Join(ctx, owner, "bench", "pub", "publisher")
 	if err != nil {
 		b.Fatal(err)

@@ -24,11 +24,7 @@ func TestForwardToFrozenOwner(t *testing.T) {
 	c := startCluster(t, Config{LeaseTTL: time.Minute})
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute) // a bound against a hang
 	defer cancel()
-	c.Expect(c.Live()[0], http.StatusCreated, "POST", "/api/v1/rooms", map[string]any{"id": "cold", "name": "cold"})
-	owner, err := c.Owner(ctx, "cold")
-	if err != nil {
-		t.Fatal(err)
-	}
+	owner := createRoom(t, c, c.Live()[0], "cold")
 	token, err := c.JoinToken(ctx, owner, "cold", "alice", "subscriber")
 	if err != nil {
 		t.Fatal(err)

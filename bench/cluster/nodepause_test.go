@@ -19,11 +19,7 @@ const probeTimeout = 500 * time.Millisecond
 func TestNodePause(t *testing.T) {
 	c := startCluster(t, Config{})
 	ctx := t.Context()
-	c.Expect(c.Live()[0], http.StatusCreated, "POST", "/api/v1/rooms", map[string]any{"id": "frozen", "name": "frozen"})
-	owner, err := c.Owner(ctx, "frozen")
-	if err != nil {
-		t.Fatal(err)
-	}
+	owner := createRoom(t, c, c.Live()[0], "frozen")
 	// A member on the owner itself, whose socket only the owner can end.
 	m := join(t, c, owner, "frozen", "alice", "subscriber")
 

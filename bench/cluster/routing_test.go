@@ -26,11 +26,7 @@ func TestRouting(t *testing.T) {
 	c := startCluster(t, Config{})
 	ctx := t.Context()
 	entry := c.Live()[0]
-	c.Expect(entry, http.StatusCreated, "POST", "/api/v1/rooms", map[string]any{"id": "routed", "name": "routed"})
-	owner, err := c.Owner(ctx, "routed")
-	if err != nil {
-		t.Fatal(err)
-	}
+	owner := createRoom(t, c, entry, "routed")
 	others := nonOwners(c, owner)
 	if len(others) < 2 {
 		t.Fatalf("want two nodes besides the owner %s, have %d", owner.ID, len(others))
@@ -94,6 +90,18 @@ func TestRouting(t *testing.T) {
 	if bad := append(pub.BadMessages(), sub.BadMessages()...); len(bad) > 0 {
 		t.Errorf("non-JSON server messages: %q", bad)
 	}
+}
+
+// createRoom creates room id, named as its id, through node via and
+// returns the node that owns it.
+func createRoom(tb testing.TB, c *Cluster, via *Node, id string) *Node {
+	tb.Helper()
+	c.Expect(via, http.StatusCreated, "POST", "/api/v1/rooms", map[string]any{"id": id, "name": id})
+	owner, err := c.Owner(tb.Context(), id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return owner
 }
 
 // nonOwners lists the live nodes other than owner.
@@ -397,11 +405,7 @@ func TestPlacementSpreadsRooms(t *testing.T) {
 func TestJoinMessageForwarded(t *testing.T) {
 	c := startCluster(t, Config{})
 	ctx := t.Context()
-	c.Expect(c.Live()[0], http.StatusCreated, "POST", "/api/v1/rooms", map[string]any{"id": "late", "name": "late"})
-	owner, err := c.Owner(ctx, "late")
-	if err != nil {
-		t.Fatal(err)
-	}
+	owner := createRoom(t, c, c.Live()[0], "late")
 	via := nonOwners(c, owner)[0]
 	token, err := c.JoinToken(ctx, via, "late", "carol", "subscriber")
 	if err != nil {
