@@ -388,7 +388,19 @@ func (a *roomActor) finishRecording(lr *liveRecording, files []*recordpb.Recordi
 		}
 	}
 	next := endedRecording(proto.Clone(lr.rec).(*recordpb.Recording), st, reason, failure)
-	next.Files = withPartFiles(next.Files, recordingPart(next), files)
+	part := recordingPart(next)
+	if len(files) == 0 && closeErr != nil {
+		// The writer did not say (it is still closing its files): the
+		// part's files stay as they were last listed, no longer written.
+		for _, f := range next.Files {
+			if filePart(f) == part {
+				g := proto.Clone(f).(*recordpb.RecordingFile)
+				g.Writing = false
+				files = append(files, g)
+			}
+		}
+	}
+	next.Files = withPartFiles(next.Files, part, files)
 	c := &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{next}}}
 	for _, f := range files {
 		name := "participant-recording-stopped"
