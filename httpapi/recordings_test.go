@@ -70,6 +70,14 @@ func TestRecordingEndToEnd(t *testing.T) {
 	refuse("/api/v1/rooms/studio/recordings", `{"layout":"grid"}`, http.StatusUnprocessableEntity, codeNotProvided)
 	refuse("/api/v1/rooms/studio/recordings", `{"hls":{"enabled":true}}`, http.StatusUnprocessableEntity, codeNotProvided)
 	refuse("/api/v1/rooms/studio/recordings", `{"transcription":{"enabled":true}}`, http.StatusUnprocessableEntity, codeNotProvided)
+	refuse("/api/v1/rooms/studio/recordings", `{"summary":{"enabled":true}}`, http.StatusUnprocessableEntity, codeNotProvided)
+	// VideoSDK's start body nests its options ({"config":{"layout":
+	// {"type":"GRID"}}}); Troupe's start body is flat (API.md: layout,
+	// audio_only, participants), so a "config" is a field it does not
+	// know, and a layout that is not a string is invalid, whatever it
+	// names.
+	refuse("/api/v1/rooms/studio/recordings", `{"config":{"layout":{"type":"GRID"}}}`, http.StatusUnprocessableEntity, codeValidationFailed)
+	refuse("/api/v1/rooms/studio/recordings", `{"layout":{"type":"GRID"}}`, http.StatusUnprocessableEntity, codeValidationFailed)
 	refuse("/api/v1/recordings/rec_nope/stop", "", http.StatusNotFound, codeRecordingNotFound)
 	if n := s.recordingTotal(t); n != 0 {
 		t.Fatalf("refused starts left %d recordings", n)
@@ -329,10 +337,24 @@ func checkMediaFile(t *testing.T, path string, codecs []string, pub *recordertes
 	}
 	want := pub.Sent(video, audio)
 	t.Logf("%s: %d video and %d audio frames, %v; sent in %v", filepath.Base(path), video, audio, p.Duration, want)
-	if d := p.Duration - want; d < -want/50 || d > want/50 {
-		t.Errorf("%s lasts %v, want %v (what was sent of its %d video and %d audio frames) within 2%%", path, p.Duration, want, video, audio)
+	if !withinShare(p.Duration, want) {
+		t.Errorf("%s lasts %v, want %v (what was sent of its %d video and %d audio frames) within %.0f%%", path, p.Duration, want, video,
+			audio, durationShare*100)
 	}
 	recordertest.DecodesClean(t, path)
+}
+
+// durationShare is how far a file's duration may be from what was sent:
+// 2%, as the issue asks. Under the race detector the publisher's frames go
+// out late by more than that, and pion's sender reports, which date a
+// stream by its last packet's sending (a browser's by its capture clock),
+// carry the lateness into the file's placement of a track: 5% there.
+var durationShare = map[bool]float64{false: 0.02, true: 0.05}[raceEnabled]
+
+// withinShare reports whether got is within durationShare of want.
+func withinShare(got, want time.Duration) bool {
+	d := float64(got - want)
+	return d >= -durationShare*float64(want) && d <= durationShare*float64(want)
 }
 
 // sameSet reports whether a and b hold the same strings, in any order.
@@ -567,36 +589,100 @@ func TestOpenAPIRecordingEndReasons(t *testing.T) {
 func (s *stack) recordClips(t *testing.T, room, body, videoClip string) (map[string]any, *recordertest.Clips) {
 	t.Helper()
 	s.createRoom(t, `{"id":"`+room+`","name":"Clips","config":{"recording_enabled":true}}`)
-	pubC := s.dialWS(t, "publisher", s.joinToken(t, room, "pub", auth.RolePublisher))
-	r := s.do(t, http.MethodPost, "/api/v1/rooms/"+room+"/recordings", body)
-	mustStatus(t, r, http.StatusCreated)
-	id, _ := r.json(t)["id"].(string)
-	pub, err := recordertest.NewClips(videoClip, recordertest.OpusClip)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := pubC.Publish(ctx, pub.Video, pub.Audio); err != nil {
-		t.Fatal(err)
-	}
-	pub.Play(ctx)
+	pubC, _ := s.dialPublisher(t, room, "pub", 0)
+	id := s.startRecording(t, room, body)
+	pub := publishClips(t, pubC, videoClip)
 	if err := pub.Wait(); err != nil {
 		t.Fatal(err)
 	}
+	s.clipsArrived(t, room, "pub")
+	return s.stopRecording(t, id), pub
+}
+
+// startRecording starts a recording of room with the body given and
+// returns its id.
+func (s *stack) startRecording(t *testing.T, room, body string) string {
+	t.Helper()
+	r := s.do(t, http.MethodPost, "/api/v1/rooms/"+room+"/recordings", body)
+	mustStatus(t, r, http.StatusCreated)
+	id, _ := r.json(t)["id"].(string)
+	return id
+}
+
+// stopRecording stops recording id and returns its record once completed.
+func (s *stack) stopRecording(t *testing.T, id string) map[string]any {
+	t.Helper()
 	mustStatus(t, s.do(t, http.MethodPost, "/api/v1/recordings/"+id+"/stop", ""), http.StatusOK)
 	var got map[string]any
 	poll.Until(t, "the recording completed", func() bool {
 		got = s.do(t, http.MethodGet, "/api/v1/recordings/"+id, "").json(t)
 		return got["status"] == "completed"
 	})
-	return got, pub
+	return got
+}
+
+// dialPublisher joins room as identity, a publisher whose packets go
+// through a recordertest.Path (see recordertest.PathAPI), which drops one in dropEvery.
+func (s *stack) dialPublisher(t *testing.T, room, identity string, dropEvery uint64) (*wsClient, *recordertest.Path) {
+	t.Helper()
+	api, path, err := recordertest.PathAPI(dropEvery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.dialWSWith(t, "publisher", s.joinToken(t, room, identity, auth.RolePublisher), api), path
+}
+
+// clipsArrived waits until the packets the publisher identity's live
+// stay in room sent have reached the server: the last frames of clips
+// that have ended may still be on their way, and a recording stopped
+// before they arrive rightly lacks them. The server counts what its
+// forwarders read, which leaves out what came before it read a track (a
+// number that grows with the machine's load), so the wait is for its
+// count to stop growing over three reads of it, each a round trip through
+// the server, after the clips have ended.
+func (s *stack) clipsArrived(t *testing.T, room, identity string) {
+	t.Helper()
+	ses := s.activeSession(t, room)
+	var last [2]uint64
+	poll.Until(t, "the packets of the clips at the server", func() bool {
+		for _, p := range s.sessionStats(t, ses).Participants {
+			if p.Live && p.Identity == identity {
+				in := p.PacketsIn
+				done := in > 0 && in == last[0] && in == last[1]
+				last = [2]uint64{in, last[0]}
+				return done
+			}
+		}
+		return false
+	})
+}
+
+// publishClips publishes videoClip and the Opus clip on c and starts
+// playing them; Wait on the clips waits for their end.
+func publishClips(t *testing.T, c *wsClient, videoClip string) *recordertest.Clips {
+	t.Helper()
+	pub, err := recordertest.NewClips(videoClip, recordertest.OpusClip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(func() {
+		cancel()
+		_ = pub.Wait()
+	})
+	senders, err := c.Publish(ctx, pub.Video, pub.Audio)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.ReadRTCP(senders)
+	pub.Play(ctx)
+	return pub
 }
 
 // recordedFile is one file of a recording's record, as the API lists it.
 type recordedFile struct {
-	Name, Container string
-	Codecs          []string
+	Name, Container, ParticipantID string
+	Codecs                         []string
 }
 
 func recordedFiles(t *testing.T, rec map[string]any) []recordedFile {
@@ -605,7 +691,7 @@ func recordedFiles(t *testing.T, rec map[string]any) []recordedFile {
 	var out []recordedFile
 	for _, f := range list {
 		m := f.(map[string]any)
-		rf := recordedFile{Name: m["name"].(string), Container: m["container"].(string)}
+		rf := recordedFile{Name: m["name"].(string), Container: m["container"].(string), ParticipantID: m["participant_id"].(string)}
 		for _, c := range m["codecs"].([]any) {
 			rf.Codecs = append(rf.Codecs, c.(string))
 		}
@@ -653,5 +739,151 @@ func TestRecordingH264EndToEnd(t *testing.T) {
 				checkMediaFile(t, filepath.Join(dir, id, f.Name), f.Codecs, pub)
 			}
 		})
+	}
+}
+
+// onlyFile returns the path of a recording's one file.
+func onlyFile(t *testing.T, dir string, rec map[string]any) string {
+	t.Helper()
+	files := recordedFiles(t, rec)
+	if len(files) != 1 {
+		t.Fatalf("files %+v, want one", files)
+	}
+	return filepath.Join(dir, rec["id"].(string), files[0].Name)
+}
+
+// TestRecordingMuteThroughServer: a publisher's video muted through the
+// API for a second of its clip, then unmuted, in a room being recorded:
+// the file has a gap where the video was muted (the frames after it keep
+// their times and begin with a keyframe), lasts as long as the clips were
+// sent, and decodes clean.
+func TestRecordingMuteThroughServer(t *testing.T) {
+	recordertest.NeedFFmpeg(t)
+	s, dir := recordingStack(t)
+	s.createRoom(t, `{"id":"mute","name":"Mute","config":{"recording_enabled":true}}`)
+	pubC, _ := s.dialPublisher(t, "mute", "pub", 0)
+	id := s.startRecording(t, "mute", "")
+	pub := publishClips(t, pubC, recordertest.VP8Clip)
+	pid, _ := s.participants(t, "mute")[0]["id"].(string)
+	frames := func() int { v, _ := pub.Frames(); return v }
+	mute := func(muted bool) {
+		t.Helper()
+		r := s.do(t, http.MethodPost, "/api/v1/rooms/mute/participants/"+pid+"/mute", fmt.Sprintf(`{"kind":"video","muted":%t}`, muted))
+		mustStatus(t, r, http.StatusNoContent)
+	}
+	// Past the clip's second keyframe, so that the video is being recorded.
+	poll.Until(t, "1.5 s of video sent", func() bool { return frames() >= 45 })
+	mute(true)
+	mutedAt := frames()
+	poll.Until(t, "a second of video sent muted", func() bool { return frames() >= mutedAt+30 })
+	unmutedAt := frames()
+	mute(false)
+	if err := pub.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	s.clipsArrived(t, "mute", "pub")
+	path := onlyFile(t, dir, s.stopRecording(t, id))
+
+	recordertest.DecodesClean(t, path)
+	p := recordertest.ProbeFile(t, path)
+	if !sameSet([]string{p.Streams[0].Codec, p.Streams[1].Codec}, []string{"vp8", "opus"}) {
+		t.Fatalf("streams %+v", p.Streams)
+	}
+	// The frames sent between the mute's answer and the unmute's request
+	// are not in the file (less the few in flight as the mute took
+	// effect): the video's widest gap spans them at least.
+	frame := time.Second / 30
+	muted := time.Duration(unmutedAt-mutedAt-3) * frame
+	video := recordertest.Packets(t, path, "v")
+	gap, after := time.Duration(0), 0
+	for i := 1; i < len(video); i++ {
+		if d := video[i].At - video[i-1].At; d > gap {
+			gap, after = d, i
+		}
+	}
+	t.Logf("video muted for %d frames; the file's widest video gap %v, %d video frames", unmutedAt-mutedAt, gap, len(video))
+	if gap < muted || !video[after].Key {
+		t.Errorf("the video's widest gap is %v (keyframe after it: %v), want a gap of at least %v where it was muted", gap, video[after].Key, muted)
+	}
+	// Gaps are gaps: the audio went on, and the file lasts as long as
+	// what was sent of it and of the video's last frame.
+	audio := p.Packets("opus")
+	if want := pub.Sent(1, audio); !withinShare(p.Duration, want) {
+		t.Errorf("the file lasts %v, want %v within %.0f%%", p.Duration, want, durationShare*100)
+	}
+}
+
+// TestRecordingRejoinThroughServer: a publisher that leaves and joins
+// again during a recording is recorded in two files, one per stay, each
+// holding what that stay sent.
+func TestRecordingRejoinThroughServer(t *testing.T) {
+	s, dir := recordingStack(t)
+	s.createRoom(t, `{"id":"again","name":"Again","config":{"recording_enabled":true}}`)
+	s.dialWS(t, "watcher", s.joinToken(t, "again", "watcher", auth.RoleSubscriber)) // keeps the session going
+	id := s.startRecording(t, "again", "")
+	played := map[string]*recordertest.Clips{}
+	for range 2 {
+		c, _ := s.dialPublisher(t, "again", "pub", 0)
+		pub := publishClips(t, c, recordertest.VP8Clip)
+		if err := pub.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		s.clipsArrived(t, "again", "pub")
+		var pid string
+		for _, p := range s.participants(t, "again") {
+			if p["identity"] == "pub" {
+				pid, _ = p["id"].(string)
+			}
+		}
+		played[pid] = pub
+		c.close()
+		poll.Until(t, "the publisher gone", func() bool { return len(s.participants(t, "again")) == 1 })
+	}
+	files := recordedFiles(t, s.stopRecording(t, id))
+	if len(files) != 2 || files[0].ParticipantID == files[1].ParticipantID {
+		t.Fatalf("files %+v, want one per stay", files)
+	}
+	for _, f := range files {
+		pub := played[f.ParticipantID]
+		if pub == nil {
+			t.Fatalf("file %+v of no stay of the publisher (%v)", f, played)
+		}
+		checkMediaFile(t, filepath.Join(dir, id, f.Name), []string{"vp8", "opus"}, pub)
+	}
+}
+
+// TestRecordingLossThroughServer: a publisher loses 5% of its packets on
+// the way to the server; the server's NACKs (its receive side asks for
+// what is missing; the recording asks for nothing itself) repair the
+// video, and the recorded file decodes clean.
+func TestRecordingLossThroughServer(t *testing.T) {
+	recordertest.NeedFFmpeg(t)
+	s, dir := recordingStack(t)
+	s.createRoom(t, `{"id":"lossy","name":"Lossy","config":{"recording_enabled":true}}`)
+	pubC, loss := s.dialPublisher(t, "lossy", "pub", 20)
+	id := s.startRecording(t, "lossy", "")
+	pub := publishClips(t, pubC, recordertest.VP8Clip)
+	if err := pub.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	rec := s.stopRecording(t, id)
+	path := onlyFile(t, dir, rec)
+	recordertest.DecodesClean(t, path)
+	p := recordertest.ProbeFile(t, path)
+	sentV, sentA := pub.Frames()
+	video, audio := p.Packets("vp8"), p.Packets("opus")
+	t.Logf("%d packets dropped, %d asked for again; %d of %d video and %d of %d audio frames recorded", loss.Dropped(), loss.NACKed(), video, sentV, audio, sentA)
+	if loss.Dropped() == 0 || loss.NACKed() == 0 {
+		t.Fatalf("%d packets dropped, %d asked for again: the test lost nothing, or the server asked for nothing", loss.Dropped(), loss.NACKed())
+	}
+	// Repaired, the video loses nothing but what came before the
+	// recording took the track (up to the clip's second keyframe); a
+	// second more is slack for a repair that came too late. Without
+	// repair, one lost packet in 20 leaves a few frames of each second
+	// (the next loss comes before the next keyframe). Opus is not
+	// NACKed (WebRTC asks for retransmissions of video only): its losses
+	// stay lost.
+	if video < sentV-2*recordertest.ClipGOP || audio < sentA*9/10 {
+		t.Errorf("%d of %d video and %d of %d audio frames recorded: the losses were not repaired", video, sentV, audio, sentA)
 	}
 }

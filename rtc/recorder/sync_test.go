@@ -15,12 +15,10 @@ import (
 // 50 ms. Without sender reports the recorder can only go by arrival, and
 // the offset shows.
 //
-// The files decode clean on their own clock only: with sender reports the
-// video's first report moves it back by the 150 ms (the frames written in
-// between are a millisecond apart), and without them it sits 150 ms, four
-// and a half frames, after the audio, where frames 33 and 34 ms apart
-// share slots of the 30 fps grid that plain `ffmpeg -f null` puts them on
-// (see recordertest.DecodesClean).
+// Plain `ffmpeg -f null` puts some of their frames in one slot of its
+// frame-rate grid, which recordertest.DecodesClean logs: with sender
+// reports the video's first report moves it back by the 150 ms, and
+// without them it sits four and a half frames off the audio.
 func TestRecordAVSync(t *testing.T) {
 	recordertest.NeedFFmpeg(t)
 	video, audio := loadIVF(t, "sync_vp8.ivf"), loadOgg(t, "sync_opus.ogg")
@@ -40,7 +38,7 @@ func TestRecordAVSync(t *testing.T) {
 				t.Fatalf("files %+v", files)
 			}
 			path := filepath.Join(dir, files[0].Name)
-			recordertest.DecodesCleanOnFileClock(t, path)
+			recordertest.DecodesClean(t, path)
 			off := recordertest.AVOffset(t, path)
 			t.Logf("beep - flash = %v", off)
 			if tc.noSR {

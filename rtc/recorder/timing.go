@@ -37,7 +37,7 @@ func (ts *trackState) unwrap(rtpTime uint32) int64 {
 }
 
 func (ts *trackState) restartTiming() {
-	ts.tsInit, ts.hasBase, ts.hasSR = false, false, false
+	ts.tsInit, ts.hasBase, ts.hasSR, ts.hasPend = false, false, false, false
 }
 
 func (ts *trackState) rtpDuration(d int64) time.Duration {
@@ -74,10 +74,28 @@ func (w *writer) onSenderReport(ts *trackState, ntp uint64, rtpTime uint32, at t
 		// recording, a clock reset) places the track anew.
 		d := wall.Sub(ts.srWall.Add(ts.rtpDuration(ext - ts.srExt)))
 		if d > -srResync && d < srResync {
+			ts.hasPend = false
 			return
 		}
+		// One report off is believed once the next agrees with it: a
+		// publisher that dates its reports by its last packet's sending
+		// (pion does) sends one off by that packet's lateness now and
+		// then, which would move the track there and back, the frames
+		// written in between squeezed a millisecond apart.
+		if !ts.hasPend || !agrees(ts.pendWall, ts.pendExt, wall, ext, ts) {
+			ts.pendExt, ts.pendWall, ts.hasPend = ext, wall, true
+			return
+		}
+		ts.hasPend = false
 	}
 	ts.srExt, ts.srWall, ts.hasSR = ext, wall, true
+}
+
+// agrees reports whether a report (wall at ext) is within srResync of
+// where an earlier one (atWall at atExt) and the track's RTP clock put it.
+func agrees(atWall time.Time, atExt int64, wall time.Time, ext int64, ts *trackState) bool {
+	d := wall.Sub(atWall.Add(ts.rtpDuration(ext - atExt)))
+	return d > -srResync && d < srResync
 }
 
 // mediaMs places an RTP time of ts on the recording's clock, in

@@ -12,7 +12,8 @@ import (
 
 // A track follows its RTP clock from its first sender report: later
 // reports that agree with it within srResync (a publisher's jitter) move
-// nothing, and one further off (a drift) places the track anew.
+// nothing, nor does one further off alone (a report dated late); two in a
+// row that agree with each other (a drift) place the track anew.
 func TestSenderReportsKeepTrackClock(t *testing.T) {
 	w := newWriter(&Recorder{start: epoch})
 	ts := &trackState{rate: 90000, clock: &participantClock{}}
@@ -32,7 +33,10 @@ func TestSenderReportsKeepTrackClock(t *testing.T) {
 		{name: "the first frame, by arrival", rtpTime: 0, arrival: 100 * ms, want: 100},
 		{name: "after the first report", report: true, srWall: 0, srRTP: 0, rtpTime: 9000, arrival: 200 * ms, want: 200},
 		{name: "after a report 10 ms off", report: true, srWall: 210 * ms, srRTP: 18000, rtpTime: 27000, arrival: 400 * ms, want: 400},
-		{name: "after a report 80 ms off", report: true, srWall: 380 * ms, srRTP: 27000, rtpTime: 36000, arrival: 500 * ms, want: 580},
+		{name: "after a report 60 ms off, alone", report: true, srWall: 360 * ms, srRTP: 27000, rtpTime: 36000, arrival: 500 * ms, want: 500},
+		{name: "after the next, back on the clock", report: true, srWall: 410 * ms, srRTP: 36000, rtpTime: 45000, arrival: 600 * ms, want: 600},
+		{name: "after a report 80 ms off", report: true, srWall: 580 * ms, srRTP: 45000, rtpTime: 54000, arrival: 700 * ms, want: 700},
+		{name: "after the next, which agrees", report: true, srWall: 680 * ms, srRTP: 54000, rtpTime: 63000, arrival: 800 * ms, want: 880},
 	} {
 		if step.report {
 			w.onSenderReport(ts, toNTP(ntp0.Add(step.srWall)), step.srRTP, epoch.Add(step.arrival-10*ms))

@@ -25,8 +25,12 @@ type trackState struct {
 	hasSR   bool
 	srExt   int64
 	srWall  time.Time
-	hasMs   bool
-	lastMs  int64
+	// A report off the track's clock, waiting for the next to agree.
+	hasPend  bool
+	pendExt  int64
+	pendWall time.Time
+	hasMs    bool
+	lastMs   int64
 	// nextSR is the last report of a stream the track has not switched
 	// to yet; ssrc 0 when none.
 	nextSR  senderReport

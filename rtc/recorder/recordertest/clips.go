@@ -53,13 +53,16 @@ type Clips struct {
 	videoClip, audioClip string
 	wg                   sync.WaitGroup
 	errs                 chan error
+	waitOnce             sync.Once
+	err                  error // of the clips, once Wait returns
 
 	mu           sync.Mutex // guards video and audio
 	video, audio sendTimes
 }
 
-// sendTimes are when each frame of a clip was written, and how long a
-// frame lasts.
+// sendTimes are when each frame of a clip was due (its capture time, which
+// its RTP timestamp tells: one written late on a busy machine keeps it),
+// and how long a frame lasts.
 type sendTimes struct {
 	at    []time.Time
 	frame time.Duration
@@ -101,10 +104,34 @@ func (c *Clips) Play(ctx context.Context) {
 	go func() { defer c.wg.Done(); c.errs <- c.playOpus(ctx) }()
 }
 
-// Wait waits for the clips' end and returns the first error.
+// ReadRTCP reads what the server sends each of the clips' senders, as a
+// browser does, until their peer connection closes, from a goroutine per
+// sender that ends with it: pion's interceptors act only on the RTCP that
+// is read, so that a publisher that reads none answers no NACK.
+func (c *Clips) ReadRTCP(senders []*webrtc.RTPSender) {
+	for _, s := range senders {
+		go func() {
+			buf := make([]byte, 1500)
+			for {
+				if _, _, err := s.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// Wait waits for the clips' end and returns their errors; it may be
+// called again, and returns the same.
 func (c *Clips) Wait() error {
-	c.wg.Wait()
-	return errors.Join(<-c.errs, <-c.errs)
+	c.waitOnce.Do(func() {
+		c.wg.Wait()
+		close(c.errs) // a Wait without a Play has none
+		for err := range c.errs {
+			c.err = errors.Join(c.err, err)
+		}
+	})
+	return c.err
 }
 
 // Frames returns how many video and audio frames were sent.
@@ -114,13 +141,12 @@ func (c *Clips) Frames() (video, audio int) {
 	return len(c.video.at), len(c.audio.at)
 }
 
-// Sent is how long the publisher really sent the media a file holds, by
-// the wall clock: from when the first of the last video frames (and of
-// the last audio frames) was written to when the time of the last one
-// ended; a count of zero leaves the track out. A file that holds the whole
-// clips lasts Sent(Frames()); on a busy machine that can be longer than
-// the clips' own 4 s, and a file that began at a later keyframe holds
-// fewer frames.
+// Sent is how long the publisher really sent the media a file holds: from
+// when the first of the last video frames (and of the last audio frames)
+// was sent to when the time of the last one ended, each at the time it was
+// due, by the wall clock; a count of zero leaves the track out. A file
+// that holds the whole clips lasts Sent(Frames()), which counts when each
+// clip started; a file that began at a later keyframe holds fewer frames.
 func (c *Clips) Sent(videoFrames, audioFrames int) time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -261,12 +287,11 @@ func (c *Clips) pace(ctx context.Context, track *webrtc.TrackLocalStaticSample, 
 		if err != nil {
 			return err
 		}
-		now := time.Now()
 		if err := track.WriteSample(media.Sample{Data: b, Duration: frame}); err != nil {
 			return err
 		}
 		c.mu.Lock()
-		times.at = append(times.at, now)
+		times.at = append(times.at, start.Add(time.Duration(i-1)*frame))
 		c.mu.Unlock()
 		timer.Reset(time.Until(start.Add(time.Duration(i) * frame)))
 		select {

@@ -39,39 +39,45 @@ func NeedFFmpeg(t testing.TB) {
 }
 
 // DecodesClean decodes every frame of path as a user would check it
-// (ffmpeg -v error -i path -f null -) and fails on anything ffmpeg
-// reports.
+// (ffmpeg -v error -i path -f null -), and fails on any error a decoder
+// or the demuxer reports.
 //
 // That command does more than decode: its null output puts the video on a
 // grid of 1/(the guessed frame rate) and reports two frames that land in
 // one slot as "non monotonically increasing dts". Frames 33 ms apart land
-// in one slot when a track's times move back (a sender report placing a
-// track that arrival times had placed late has the frames in between a
-// millisecond apart) or, with the file's millisecond timestamps (33 and
-// 34 ms apart for 30 fps), when the track sits half a frame off the
-// file's start. A publisher whose clock agrees with its sender reports,
-// with its audio and video arriving together, gives neither; a test that
-// makes one on purpose checks with DecodesCleanOnFileClock.
+// in one slot when a track's times move back (a track placed by its
+// frames' arrival until its first sender report places it on the
+// publisher's clock, the frames written in between a millisecond apart)
+// or, with the file's millisecond timestamps (33 and 34 ms apart at 30
+// fps), when the video sits half a frame off the file's start (its
+// audio's). Those lines alone are logged, and the file decoded again on
+// its own clock (-enc_time_base -1), where anything reported fails.
 func DecodesClean(t testing.TB, path string) {
 	t.Helper()
-	decodesClean(t, path)
-}
-
-// DecodesCleanOnFileClock is DecodesClean with the null output on the
-// file's own millisecond clock (-enc_time_base -1): it reports what the
-// decoders find, not where the frames fall on a frame-rate grid.
-func DecodesCleanOnFileClock(t testing.TB, path string) {
-	t.Helper()
-	decodesClean(t, path, "-enc_time_base", "-1")
-}
-
-func decodesClean(t testing.TB, path string, outOpts ...string) {
-	t.Helper()
-	args := append([]string{"-v", "error", "-i", path}, outOpts...)
-	out, err := exec.Command("ffmpeg", append(args, "-f", "null", "-")...).CombinedOutput()
-	if err != nil || len(out) > 0 {
+	out, err := exec.Command("ffmpeg", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
+	if err == nil && len(out) == 0 {
+		return
+	}
+	if err != nil || !onlyGrid(out) {
 		t.Fatalf("ffmpeg decoding %s: %v\n%s", path, err, out)
 	}
+	t.Logf("ffmpeg -f null puts frames of %s in one slot of its frame-rate grid:\n%s", path, out)
+	out, err = exec.Command("ffmpeg", "-v", "error", "-i", path, "-enc_time_base", "-1", "-f", "null", "-").CombinedOutput()
+	if err != nil || len(out) > 0 {
+		t.Fatalf("ffmpeg decoding %s on its own clock: %v\n%s", path, err, out)
+	}
+}
+
+// onlyGrid reports whether ffmpeg's output holds only the null muxer's
+// complaints of frames in one slot.
+func onlyGrid(out []byte) bool {
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.Contains(line, "non monotonically increasing dts to muxer") && !strings.HasPrefix(line, "Last message repeated") {
+			return false
+		}
+	}
+	return true
 }
 
 // firstOver returns the time of the first frame whose metadata key is
@@ -181,4 +187,32 @@ func ProbeFile(t testing.TB, path string) Probe {
 	}
 	p.Duration = time.Duration(secs * float64(time.Second))
 	return p
+}
+
+// Packet is one packet (frame) of a file's stream: its time, and whether
+// it is a keyframe.
+type Packet struct {
+	At  time.Duration
+	Key bool
+}
+
+// Packets returns the packets of path's stream (a stream specifier: "v",
+// "a"), in the file's order.
+func Packets(t testing.TB, path, stream string) []Packet {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", stream, "-show_entries", "packet=pts_time,flags",
+		"-of", "csv=p=0", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v\n%s", path, err, out)
+	}
+	var ps []Packet
+	for _, line := range strings.Fields(string(out)) {
+		at, flags, _ := strings.Cut(line, ",")
+		s, err := strconv.ParseFloat(at, 64)
+		if err != nil {
+			t.Fatalf("ffprobe %s: packet %q: %v", path, line, err)
+		}
+		ps = append(ps, Packet{At: time.Duration(s * float64(time.Second)), Key: strings.HasPrefix(flags, "K")})
+	}
+	return ps
 }
