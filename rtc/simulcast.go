@@ -41,6 +41,11 @@ const (
 	LayerIdleChecks = 3
 )
 
+// maxLayerSizeRequests bounds the keyframes a layer of unknown size is
+// asked for: one that arrives tells its size; a stream whose keyframes
+// never do must not be made to send them for ever.
+const maxLayerSizeRequests = 3
+
 // LayerAuto is the target layer of a down-track that takes the highest
 // active layer (see DownTrack.SetTargetLayer).
 const LayerAuto = -1
@@ -122,6 +127,9 @@ type trackLayer struct {
 	// keeps.
 	rate  uint64
 	ended bool
+	// sizeRequests counts the keyframes asked for while its size is
+	// unknown.
+	sizeRequests int
 }
 
 func (l *trackLayer) active() bool { return !l.ended && l.idle < LayerIdleChecks }
@@ -210,6 +218,24 @@ func (t *Track) AddLayer(fwd *Forwarder, rid string) error {
 	}
 	t.announceLocked()
 	return nil
+}
+
+// askSizesLocked asks the layers that arrive without a known size for a
+// keyframe, which tells it: until every size is known the subscribers'
+// sizes cannot be honoured, and a browser whose first keyframe of a layer
+// was lost sends the next only when asked. t.mu is held.
+func (t *Track) askSizesLocked() {
+	if len(t.layers) < 2 {
+		return
+	}
+	for _, l := range t.layers {
+		if w, _ := l.fwd.Resolution(); w != 0 || !l.active() || l.idle > 0 || l.sizeRequests >= maxLayerSizeRequests {
+			continue
+		}
+		if l.fwd.RequestKeyframe() {
+			l.sizeRequests++
+		}
+	}
 }
 
 // sizesKnown reports whether every layer's picture size is known. t.mu
@@ -505,6 +531,7 @@ func (t *Track) check() {
 		}
 		l.packets, l.bytes = st.Packets, st.Bytes
 	}
+	t.askSizesLocked()
 	t.order()
 	for dt := range t.subs {
 		if err := t.selectLocked(dt); err != nil {

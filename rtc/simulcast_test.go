@@ -510,3 +510,33 @@ func TestTrackChecksOnlyLayers(t *testing.T) {
 		t.Fatalf("%d checks armed after one ran, want 1", n)
 	}
 }
+
+// A layer whose size no keyframe has told (its first keyframe was lost,
+// and a browser sends the next only when asked) is asked for one, so
+// that the subscribers' sizes can be honoured; a few times, not for ever,
+// if its keyframes never tell a size.
+func TestTrackAsksSizeOfLayers(t *testing.T) {
+	fx := newSimulcastFixture(t)
+	n0 := fx.plis.count()
+	// Frames of every layer whose keyframes carry no size.
+	for range 2 * maxLayerSizeRequests {
+		fx.tick(0, 1, 2)
+	}
+	asked := map[uint32]int{}
+	for _, ssrc := range fx.plis.since(n0) {
+		asked[ssrc]++
+	}
+	for i := range fx.layers {
+		if n := asked[layerSSRC(i)]; n == 0 || n > maxLayerSizeRequests {
+			t.Errorf("layer %d of unknown size asked for a keyframe %d times, want 1 to %d", i, n, maxLayerSizeRequests)
+		}
+	}
+	// Once every size is known, nothing more is asked.
+	fx.sizeLayers([][2]int{{320, 180}, {640, 360}, {1280, 720}})
+	n1 := fx.plis.count()
+	fx.tick(0, 1, 2)
+	fx.tick(0, 1, 2)
+	if got := fx.plis.since(n1); len(got) != 0 {
+		t.Errorf("keyframes asked of layers of known sizes: %v", got)
+	}
+}
