@@ -65,16 +65,7 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 
 	var camTrack, micSrc *Track
 	for range len(rtctest.SimulcastRIDs) + 1 {
-		var ev TrackEvent
-		select {
-		case ev = <-pub.serverTracks:
-		case <-time.After(peerWait):
-			t.Fatal("the server got fewer tracks than sent")
-		}
-		fwd, err := NewForwarder(ForwarderConfig{Track: ev.Track, RTCP: pub.peer, Engine: engine, Metrics: m})
-		if err != nil {
-			t.Fatal(err)
-		}
+		ev, fwd := nextForwarder(t, pub, engine, m)
 		switch {
 		case ev.Track.Kind() == webrtc.RTPCodecTypeAudio:
 			if micSrc, err = NewTrack(TrackConfig{Layer: fwd}); err != nil {
@@ -352,16 +343,7 @@ func TestLoopbackEstimateAlways(t *testing.T) {
 			// Each layer its own track, sent as one stream.
 			var tracks []*Track
 			for range rtctest.SimulcastRIDs {
-				var ev TrackEvent
-				select {
-				case ev = <-pub.serverTracks:
-				case <-time.After(peerWait):
-					t.Fatal("the server got fewer tracks than sent")
-				}
-				fwd, err := NewForwarder(ForwarderConfig{Track: ev.Track, RTCP: pub.peer, Engine: engine, Metrics: m})
-				if err != nil {
-					t.Fatal(err)
-				}
+				_, fwd := nextForwarder(t, pub, engine, m)
 				tr, err := NewTrack(TrackConfig{Layer: fwd})
 				if err != nil {
 					t.Fatal(err)

@@ -121,6 +121,23 @@ func TestLoopbackREMBLayers(t *testing.T) {
 	checkContinuous(t, rec.get())
 }
 
+// nextForwarder waits for the next track the server gets from pub and
+// returns it with a Forwarder of it, counted in m.
+func nextForwarder(t *testing.T, pub *peerOwner, engine *Engine, m *Metrics) (TrackEvent, *Forwarder) {
+	t.Helper()
+	var ev TrackEvent
+	select {
+	case ev = <-pub.serverTracks:
+	case <-time.After(peerWait):
+		t.Fatal("the server got fewer tracks than the client sent")
+	}
+	fwd, err := NewForwarder(ForwarderConfig{Track: ev.Track, RTCP: pub.peer, Engine: engine, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev, fwd
+}
+
 // serverSimulcast returns the Track the server makes of pub's camera in
 // rtctest's three layers: one Forwarder per layer, counted in m, the Track
 // on clk (nil: the system clock).
@@ -128,17 +145,9 @@ func serverSimulcast(t *testing.T, pub *peerOwner, engine *Engine, m *Metrics, c
 	t.Helper()
 	var track *Track
 	for range rtctest.SimulcastRIDs {
-		var ev TrackEvent
-		select {
-		case ev = <-pub.serverTracks:
-		case <-time.After(peerWait):
-			t.Fatal("the server got fewer than three layers")
-		}
-		fwd, err := NewForwarder(ForwarderConfig{Track: ev.Track, RTCP: pub.peer, Engine: engine, Metrics: m})
-		if err != nil {
-			t.Fatal(err)
-		}
+		ev, fwd := nextForwarder(t, pub, engine, m)
 		if track == nil {
+			var err error
 			if track, err = NewTrack(TrackConfig{Layer: fwd, RID: ev.Track.RID(), Clock: clk}); err != nil {
 				t.Fatal(err)
 			}
