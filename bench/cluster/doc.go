@@ -2,8 +2,8 @@
 // it runs an etcd process and several `troupe serve` processes on their own
 // loopback addresses (127.0.0.2, 127.0.0.3, ...; each node's HTTP API and
 // UDP media on its own address), and injects the faults a cluster must
-// survive: SIGKILL of a node, SIGSTOP and SIGCONT of a node or of etcd,
-// another node joining. Its Members join rooms through a chosen node with
+// survive: SIGKILL of a node (and its restart, with its id, address and
+// data), SIGSTOP and SIGCONT of a node or of etcd, another node joining. Its Members join rooms through a chosen node with
 // the bench client and remember the ICE candidates the server gave them.
 //
 // Every process belongs to the test that started it: it is stopped when
@@ -18,7 +18,8 @@
 //
 // The package's tests are the cluster suite (routing through a node that
 // does not own the room, placement, scale-out, failover and takeover,
-// durability and webhooks across kills, a frozen node, a frozen etcd, the
+// durability and webhooks across kills, a recording that goes on as its
+// next part when its node is killed, a frozen node, a frozen etcd, the
 // media benchmark through a cluster); its benchmarks measure the figures
 // of bench/RESULTS.md.
 //
