@@ -73,7 +73,10 @@ func TestRecordingAVSyncSenderReports(t *testing.T) {
 			switch {
 			case tc.synced && (off < -50*time.Millisecond || off > 50*time.Millisecond):
 				t.Fatalf("audio and video %v apart, with sender reports", off)
-			case !tc.synced && off < delay-50*time.Millisecond:
+			// By arrival the offset is the path's delay, less what a loaded
+			// machine's late video frames take off it: more than half of it
+			// still tells arrival from the sender reports' 50 ms.
+			case !tc.synced && off < delay/2:
 				t.Fatalf("audio and video %v apart by arrival: the path's %v delay did not show", off, delay)
 			}
 		})
