@@ -448,15 +448,32 @@ func TestOpenAPIRecordingEndReasons(t *testing.T) {
 // clips (how long they were really sent).
 func (s *stack) recordClips(t *testing.T, room, body, videoClip string) (map[string]any, *recordertest.Clips) {
 	t.Helper()
-	s.createRoom(t, `{"id":"`+room+`","name":"Clips","config":{"recording_enabled":true}}`)
-	pubC, _ := s.dialPublisher(t, room, "pub", 0)
-	id := s.startRecording(t, room, body)
-	pub := publishClips(t, pubC, videoClip)
-	if err := pub.Wait(); err != nil {
+	r := s.recordingClips(t, room, body, videoClip, 0)
+	if err := r.pub.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	s.clipsArrived(t, room, "pub")
-	return s.stopRecording(t, id), pub
+	return s.stopRecording(t, r.id), r.pub
+}
+
+// clipRecording is a recording of a room where publisher pub (identity
+// "pub") plays the clips.
+type clipRecording struct {
+	id   string
+	wire *recordertest.Path
+	pub  *recordertest.Clips
+}
+
+// recordingClips creates room, with recording enabled, joins the
+// publisher (its packets on a path that drops one in dropEvery), starts
+// a recording with body and has the publisher play videoClip and the Opus
+// clip.
+func (s *stack) recordingClips(t *testing.T, room, body, videoClip string, dropEvery uint64) clipRecording {
+	t.Helper()
+	s.createRoom(t, `{"id":"`+room+`","name":"Clips","config":{"recording_enabled":true}}`)
+	pubC, wire := s.dialPublisher(t, room, "pub", dropEvery)
+	id := s.startRecording(t, room, body)
+	return clipRecording{id: id, wire: wire, pub: publishClips(t, pubC, videoClip)}
 }
 
 // startRecording starts a recording of room with the body given and
@@ -620,10 +637,8 @@ func onlyFile(t *testing.T, dir string, rec map[string]any) string {
 func TestRecordingMuteThroughServer(t *testing.T) {
 	recordertest.NeedFFmpeg(t)
 	s, dir := recordingStack(t)
-	s.createRoom(t, `{"id":"mute","name":"Mute","config":{"recording_enabled":true}}`)
-	pubC, _ := s.dialPublisher(t, "mute", "pub", 0)
-	id := s.startRecording(t, "mute", "")
-	pub := publishClips(t, pubC, recordertest.VP8Clip)
+	r := s.recordingClips(t, "mute", "", recordertest.VP8Clip, 0)
+	id, pub := r.id, r.pub
 	pid, _ := s.participants(t, "mute")[0]["id"].(string)
 	frames := func() int { v, _ := pub.Frames(); return v }
 	mute := func(muted bool) {
@@ -719,10 +734,8 @@ func TestRecordingRejoinThroughServer(t *testing.T) {
 func TestRecordingLossThroughServer(t *testing.T) {
 	recordertest.NeedFFmpeg(t)
 	s, dir := recordingStack(t)
-	s.createRoom(t, `{"id":"lossy","name":"Lossy","config":{"recording_enabled":true}}`)
-	pubC, loss := s.dialPublisher(t, "lossy", "pub", 20)
-	id := s.startRecording(t, "lossy", "")
-	pub := publishClips(t, pubC, recordertest.VP8Clip)
+	r := s.recordingClips(t, "lossy", "", recordertest.VP8Clip, 20)
+	id, pub, loss := r.id, r.pub, r.wire
 	if err := pub.Wait(); err != nil {
 		t.Fatal(err)
 	}
