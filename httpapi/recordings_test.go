@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -758,5 +759,49 @@ func TestRecordingLossThroughServer(t *testing.T) {
 	// stay lost.
 	if video < sentV-2*recordertest.ClipGOP || audio < sentA*9/10 {
 		t.Errorf("%d of %d video and %d of %d audio frames recorded: the losses were not repaired", video, sentV, audio, sentA)
+	}
+}
+
+// TestRecordingDiskFullThroughServer: a recording running when its disk
+// runs short (as the free-space measure the server is given says: no
+// mount needed) ends failed with disk_full, and what it wrote until then
+// downloads and plays.
+func TestRecordingDiskFullThroughServer(t *testing.T) {
+	var free atomic.Uint64
+	free.Store(1 << 40)
+	dir := t.TempDir()
+	s := buildStack(t, nil, func(c *actors.Config) {
+		c.Recording = actors.RecordingConfig{Dir: dir, MinFreeBytes: 1 << 30,
+			FreeSpace: func(string) (uint64, error) { return free.Load(), nil }}
+	}, true)
+	r := s.recordingClips(t, "full", "", recordertest.VP8Clip, 0)
+	poll.Until(t, "two seconds of the clips sent", func() bool { v, _ := r.pub.Frames(); return v >= 60 })
+	free.Store(1 << 20)
+	var got map[string]any
+	poll.Until(t, "the recording ended by itself", func() bool {
+		got = s.do(t, http.MethodGet, "/api/v1/recordings/"+r.id, "").json(t)
+		return got["status"] != "recording"
+	})
+	if got["status"] != "failed" || got["end_reason"] != actors.RecordingDiskFull || got["error"] == nil {
+		t.Fatalf("recording after its disk ran short: %v", got)
+	}
+	path := onlyFile(t, dir, got)
+	dl := s.do(t, http.MethodGet, "/api/v1/recordings/"+r.id+"/files/"+filepath.Base(path), "")
+	mustStatus(t, dl, http.StatusOK)
+	if onDisk, err := os.ReadFile(path); err != nil || !bytes.Equal(dl.body, onDisk) || len(onDisk) == 0 {
+		t.Fatalf("download of %d bytes, %d on disk: %v", len(dl.body), len(onDisk), err)
+	}
+	if err := r.pub.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if !recordertest.Enabled() {
+		t.Log("the file's media is checked with TROUPE_MEDIA_TESTS=1")
+		return
+	}
+	recordertest.DecodesClean(t, path)
+	p := recordertest.ProbeFile(t, path)
+	sentV, sentA := r.pub.Frames()
+	if p.Packets("vp8") == 0 || p.Packets("opus") == 0 || p.Duration <= 0 || p.Duration >= r.pub.Sent(sentV, sentA) {
+		t.Fatalf("a file cut short by a full disk: %+v, of %v sent", p, r.pub.Sent(sentV, sentA))
 	}
 }
