@@ -21,7 +21,8 @@
 // reports (one NTP clock per participant, so that a participant's audio
 // and video stay in sync), and through arrival time until the first
 // report; between reports a track follows its RTP clock, and is placed
-// anew only by a report that puts it over 30 ms away (a drift). Each File says where it starts on that clock (File.Start), and
+// anew only by two reports in a row that put it over 30 ms away (a
+// drift), not by one report dated late. Each File says where it starts on that clock (File.Start), and
 // its segment carries that instant as its DateUTC.
 //
 // Files are written with unknown-size segment and clusters, and their
@@ -38,8 +39,8 @@
 // (<participant>-part2.webm) and Config.Origin keeps them on the first
 // part's clock.
 //
-// A disk with less free space than Config.MinFreeBytes, or a failed
-// write, stops the recording by itself (Done, Err: ErrDiskFull or the
+// A disk with less free space than Config.MinFreeBytes (as statfs, or
+// Config.FreeSpace, measures it), or a failed write, stops the recording by itself (Done, Err: ErrDiskFull or the
 // write error) with its files finished. Stats and a Prometheus collector
 // (Metrics) count packets, drops by reason, losses, NACKs, keyframe
 // requests, frames and bytes.

@@ -99,9 +99,13 @@ func NewClips(videoClip, audioClip string) (*Clips, error) {
 // Play sends both clips once, each paced by its own timing, from two
 // goroutines that end with the clips or ctx; Wait waits for them.
 func (c *Clips) Play(ctx context.Context) {
+	// One origin for both clips, as one capture clock: a clip whose
+	// goroutine starts late catches up, its frames keeping their times
+	// beside the other's.
+	start := time.Now()
 	c.wg.Add(2)
-	go func() { defer c.wg.Done(); c.errs <- c.playVideo(ctx) }()
-	go func() { defer c.wg.Done(); c.errs <- c.playOpus(ctx) }()
+	go func() { defer c.wg.Done(); c.errs <- c.playVideo(ctx, start) }()
+	go func() { defer c.wg.Done(); c.errs <- c.playOpus(ctx, start) }()
 }
 
 // ReadRTCP reads what the server sends each of the clips' senders, as a
@@ -191,21 +195,21 @@ func videoMime(clip string) (string, error) {
 	return "", fmt.Errorf("%s: IVF of %q, not VP8 or VP9", clip, hdr.FourCC)
 }
 
-func (c *Clips) playVideo(ctx context.Context) error {
+func (c *Clips) playVideo(ctx context.Context, start time.Time) error {
 	f, err := os.Open(filepath.Join(ClipDir(), c.videoClip))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	if c.Video.Codec().MimeType == webrtc.MimeTypeH264 {
-		return c.playH264(ctx, f)
+		return c.playH264(ctx, start, f)
 	}
 	r, hdr, err := ivfreader.NewWith(f)
 	if err != nil {
 		return err
 	}
 	frame := time.Duration(float64(time.Second) * float64(hdr.TimebaseNumerator) / float64(hdr.TimebaseDenominator))
-	return c.pace(ctx, c.Video, frame, func() ([]byte, error) {
+	return c.pace(ctx, start, c.Video, frame, func() ([]byte, error) {
 		b, _, err := r.ParseNextFrame()
 		return b, err
 	})
@@ -214,12 +218,12 @@ func (c *Clips) playVideo(ctx context.Context) error {
 // playH264 sends an Annex B stream one access unit a frame: the NAL units
 // up to and with each picture's slice (make.sh encodes one slice a
 // picture, with the parameter sets before each IDR).
-func (c *Clips) playH264(ctx context.Context, f io.Reader) error {
+func (c *Clips) playH264(ctx context.Context, start time.Time, f io.Reader) error {
 	r, err := h264reader.NewReader(f)
 	if err != nil {
 		return err
 	}
-	return c.pace(ctx, c.Video, time.Second/h264FPS, func() ([]byte, error) {
+	return c.pace(ctx, start, c.Video, time.Second/h264FPS, func() ([]byte, error) {
 		var au []byte
 		for {
 			nal, err := r.NextNAL()
@@ -238,7 +242,7 @@ func (c *Clips) playH264(ctx context.Context, f io.Reader) error {
 	})
 }
 
-func (c *Clips) playOpus(ctx context.Context) error {
+func (c *Clips) playOpus(ctx context.Context, start time.Time) error {
 	f, err := os.Open(filepath.Join(ClipDir(), c.audioClip))
 	if err != nil {
 		return err
@@ -249,7 +253,7 @@ func (c *Clips) playOpus(ctx context.Context) error {
 		return err
 	}
 	var last uint64
-	return c.pace(ctx, c.Audio, 20*time.Millisecond, func() ([]byte, error) { // the clip's frame_duration, one per page
+	return c.pace(ctx, start, c.Audio, 20*time.Millisecond, func() ([]byte, error) { // the clip's frame_duration, one per page
 		for {
 			page, hdr, err := r.ParseNextPage()
 			if err != nil || hdr.GranulePosition != 0 && hdr.GranulePosition != last {
@@ -264,11 +268,11 @@ func (c *Clips) playOpus(ctx context.Context) error {
 }
 
 // pace writes the frames next returns to track, one every frame on a
-// fixed schedule, until next returns io.EOF (nil) or another error, or
+// fixed schedule from start, until next returns io.EOF (nil) or another error, or
 // ctx ends. A frame written late (a busy machine) does not push the
 // following ones back: like a camera's, the clip's frames keep their
 // capture times, which the RTP timestamps and sender reports tell.
-func (c *Clips) pace(ctx context.Context, track *webrtc.TrackLocalStaticSample, frame time.Duration, next func() ([]byte, error)) error {
+func (c *Clips) pace(ctx context.Context, start time.Time, track *webrtc.TrackLocalStaticSample, frame time.Duration, next func() ([]byte, error)) error {
 	times := &c.audio
 	if track == c.Video {
 		times = &c.video
@@ -278,7 +282,6 @@ func (c *Clips) pace(ctx context.Context, track *webrtc.TrackLocalStaticSample, 
 	c.mu.Unlock()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	start := time.Now()
 	for i := 1; ; i++ {
 		b, err := next()
 		if errors.Is(err, io.EOF) {

@@ -1,7 +1,10 @@
-// Package recordertest checks recorded files with Debian's ffmpeg tools,
-// for the tests of the recorder and of the recording API: whether the
-// tools are there, whether a file decodes without an error, and how far
-// apart its audio and video are.
+// Package recordertest publishes real encoded clips and checks recorded
+// files with Debian's ffmpeg tools, for the tests of the recorder and of
+// the recording API: clips of VP8, VP9 or H.264 with Opus played in real
+// time (Clips), a publisher's path that counts and drops packets
+// (PathAPI), and whether the tools are there, whether a file decodes
+// without an error, its streams, frames and duration (ProbeFile,
+// Packets), and how far apart its audio and video are.
 //
 // The checks run with TROUPE_MEDIA_TESTS=1 (the CI's media suite, which
 // runs alone), where ffprobe and ffmpeg are required; otherwise they skip:
