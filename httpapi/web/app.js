@@ -815,9 +815,10 @@ function publish(pc) {
 // applyLayers stops encoding the camera's layers that the last layers
 // message says nobody receives, and encodes again those it names active;
 // a layer it does not name (the server has not seen it yet) stays on. It
-// runs on each layers message and after each negotiation, since the
-// browser sets every layer on again when it applies a description that
-// does not mark it paused.
+// runs on each layers message and after each negotiation: a layer turned
+// off while the server renegotiated (as someone joined) was seen on again
+// in Chromium afterwards, and the server does not repeat a layers message
+// that has not changed.
 async function applyLayers(pc) {
   const l = troupe.layers;
   if (!l || !pc || pc.signalingState === 'closed') return;
