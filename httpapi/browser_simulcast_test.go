@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -176,14 +177,16 @@ func TestBrowserSimulcast(t *testing.T) {
 	clickJS(t, alice, "join")
 	waitPage(t, alice, "alice to join", `window.troupe.state === "joined"`)
 	camera, layers := s.waitCamera(t, "simulcast", "alice", pageLayers)
+	start := time.Now()
 	t.Logf("alice's layers: %+v", layers)
 
-	// bob's window is a laptop's: alice's tile there needs more than her
-	// lowest layer.
+	// bob's tiles are 480x270, whoever comes: alice's there needs her
+	// middle layer, and not the top one.
 	bob := openPage(t, browser, s.srv.URL+"/rooms/simulcast?name=bob")
 	if err := chromedp.Do(bob, chromedp.EmulateViewport(1280, 800)); err != nil {
 		t.Fatal(err)
 	}
+	forceTileSize(t, bob, 480, 270)
 	clickJS(t, bob, "join")
 	var st pageStats
 	poll.Within(t, browserDeadline, "bob's decoded video", func() bool {
@@ -197,10 +200,14 @@ func TestBrowserSimulcast(t *testing.T) {
 	// What alice encodes follows the last layers message.
 	var enc pageEncodings
 	follows := func() bool { enc = encodingsOf(t, alice); return enc.follows() }
-	poll.Within(t, browserDeadline, "alice's encodings to follow the server, more than the lowest layer on", func() bool {
-		return follows() && len(enc.Active) > 1
+	more := func() string {
+		return fmt.Sprintf("alice: %+v, her page: %s; bob's tiles: %s", enc, pageState(alice),
+			evalJS[string](t, bob, `[...document.querySelectorAll(".tile video")].map((v) => v.clientWidth + "x" + v.clientHeight).join(" ")`))
+	}
+	poll.Within(pageWait{TB: t, Tab: bob, More: more}, browserDeadline, "alice's encodings to follow the server: q and h on, f off", func() bool {
+		return follows() && slices.Equal(enc.Active, pageLayers[:2]) && slices.Equal(enc.Stopped, pageLayers[2:])
 	})
-	t.Logf("alice: %+v", enc)
+	t.Logf("alice: %+v after %v", enc, time.Since(start))
 
 	// A 180p room needs the lowest layer alone: alice stops the others,
 	// and bob goes on decoding.
@@ -208,12 +215,13 @@ func TestBrowserSimulcast(t *testing.T) {
 	poll.Within(t, browserDeadline, "alice to stop the layers above 180p", func() bool {
 		return follows() && slices.Equal(enc.Active, pageLayers[:1]) && slices.Equal(enc.Stopped, pageLayers[1:])
 	})
-	t.Logf("alice: %+v", enc)
+	t.Logf("alice: %+v after %v", enc, time.Since(start))
 	frames := st.VideoFramesDecoded
 	poll.Within(t, browserDeadline, "bob's video to go on", func() bool {
 		st = evalJS[pageStats](t, bob, `window.troupe.stats()`)
 		return st.VideoFramesDecoded > frames+30
 	})
+	t.Logf("bob's video went on after %v", time.Since(start))
 
 	// Back to 720p: bob's tile needs more than the lowest layer again, and
 	// alice turns on what the server asks for (off until now).
@@ -221,19 +229,21 @@ func TestBrowserSimulcast(t *testing.T) {
 	poll.Within(t, browserDeadline, "alice to encode a layer above the lowest again", func() bool {
 		return follows() && len(enc.Active) > 1
 	})
-	t.Logf("alice: %+v", enc)
+	t.Logf("alice: %+v after %v", enc, time.Since(start))
 	poll.Within(t, browserDeadline, "bob to receive a layer above the lowest", func() bool {
 		return s.receivedLayer(t, "simulcast", "bob", camera) > 0
 	})
+	t.Logf("bob receives a layer above the lowest after %v", time.Since(start))
 }
 
 // forceTileSize makes every tile of tab's page width x height CSS pixels,
-// whatever the window: the page asks for the layer that size needs.
+// whatever the window and the view: the page asks for the layer that size
+// needs.
 func forceTileSize(t *testing.T, tab context.Context, width, height int) {
 	t.Helper()
 	evalJS[bool](t, tab, fmt.Sprintf(`(() => {
 		const st = document.createElement("style");
-		st.textContent = "#tiles { grid-template-columns: %[1]dpx !important; grid-template-rows: %[2]dpx !important; }";
+		st.textContent = "#tiles { grid-template-columns: %[1]dpx !important; grid-template-rows: %[2]dpx !important; grid-auto-rows: %[2]dpx !important; }";
 		document.head.append(st);
 		return true; })()`, width, height))
 }

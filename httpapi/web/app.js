@@ -812,6 +812,31 @@ function publish(pc) {
   }
 }
 
+// applyLayers stops encoding the camera's layers that the last layers
+// message says nobody receives, and encodes again those it names active;
+// a layer it does not name (the server has not seen it yet) stays on. It
+// runs on each layers message and after each negotiation: a layer turned
+// off while the server renegotiated (as someone joined) was seen on again
+// in Chromium afterwards, and the server does not repeat a layers message
+// that has not changed.
+async function applyLayers(pc) {
+  const l = troupe.layers;
+  if (!l || !pc || pc.signalingState === 'closed') return;
+  const tr = pc.getTransceivers().find((t) => t.mid === l.mid);
+  if (!tr || !tr.sender.track) return;
+  const params = tr.sender.getParameters();
+  if (!params.encodings || params.encodings.length < 2) return;
+  let changed = false;
+  params.encodings.forEach((e) => {
+    const active = l.active.includes(e.rid) || !l.paused.includes(e.rid);
+    if (e.active !== active) {
+      e.active = active;
+      changed = true;
+    }
+  });
+  if (changed) await tr.sender.setParameters(params);
+}
+
 async function onMessage(msg) {
   const pc = troupe.pc;
   switch (msg.type) {
@@ -834,6 +859,7 @@ async function onMessage(msg) {
         troupe.local = null;
       }
       troupe.pc = newPeerConnection(msg.ice_servers);
+      troupe.layers = null; // the new connection's server says again
       troupe.toneOnEntry = msg.room.config.tone_on_entry_and_exit;
       troupe.roomLayout = speakerLayouts.includes(msg.room.config.layout) ? 'speaker' : 'grid';
       // Chat goes out on a data channel, opened before the first offer.
@@ -877,10 +903,12 @@ async function onMessage(msg) {
       await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
       await pc.setLocalDescription();
       send({ type: 'answer', sdp: pc.localDescription.sdp });
+      await applyLayers(pc);
       break;
     }
     case 'answer':
       await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+      await applyLayers(pc);
       break;
     case 'candidate':
       try {
@@ -928,25 +956,10 @@ async function onMessage(msg) {
       }
       break;
     }
-    case 'layers': {
-      // Stop encoding the layers nobody receives; leave alone those the
-      // server has not seen yet.
-      troupe.layers = { active: msg.active, paused: msg.paused };
-      const tr = pc.getTransceivers().find((t) => t.mid === msg.mid);
-      if (!tr || !tr.sender.track) break;
-      const params = tr.sender.getParameters();
-      if (!params.encodings || params.encodings.length < 2) break;
-      let changed = false;
-      params.encodings.forEach((e) => {
-        const active = msg.active.includes(e.rid) || !msg.paused.includes(e.rid);
-        if (e.active !== active) {
-          e.active = active;
-          changed = true;
-        }
-      });
-      if (changed) await tr.sender.setParameters(params);
+    case 'layers':
+      troupe.layers = { mid: msg.mid, active: msg.active, paused: msg.paused };
+      await applyLayers(pc);
       break;
-    }
     case 'left': {
       const [fault, text] = leaveReasons[msg.reason] || [true, `Removed from the room: ${msg.reason}.`];
       if (fault && session) {

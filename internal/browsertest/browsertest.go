@@ -65,6 +65,7 @@ func New(t *testing.T) context.Context {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("use-fake-device-for-media-stream", true),
 		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("use-file-for-fake-audio-capture", writeVoice(t, t.TempDir())),
 		chromedp.Flag("allow-loopback-in-peer-connection", true),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 		// Keep ICE on loopback: no mDNS host names.
