@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -286,16 +285,18 @@ func (s *Server) removeFilesElsewhere(c *gin.Context, rec *recordpb.Recording) {
 		if node == s.cfg.NodeID {
 			continue
 		}
-		if err := s.removeFilesOn(c, node); err != nil {
+		if err := s.removeFilesOn(c, rec.Id, node); err != nil {
 			s.log.Warn("remove a deleted recording's files on another node; it removes them at its next start",
 				"recording", rec.Id, "node", node, "err", err)
 		}
 	}
 }
 
-// removeFilesOn sends the DELETE of c's recording's files to node.
-func (s *Server) removeFilesOn(c *gin.Context, node string) error {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), ownerLookupTimeout)
+// removeFilesOn asks node to remove its files of recording id, for the
+// DELETE c. The lookup and the request are bounded together: a node that
+// does not answer is treated as down.
+func (s *Server) removeFilesOn(c *gin.Context, id, node string) error {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), ownerLookupTimeout+defaultForwardTimeout)
 	defer cancel()
 	base, err := s.cfg.Owners.OwnerURL(ctx, node)
 	if err != nil {
@@ -305,16 +306,16 @@ func (s *Server) removeFilesOn(c *gin.Context, node string) error {
 	if err != nil {
 		return fmt.Errorf("the node's URL: %w", err)
 	}
-	u.Path = strings.TrimSuffix(u.Path, "/") + c.Request.URL.Path + "/files"
+	u = u.JoinPath("api", "v1", "recordings", id, "files")
 	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u.String(), nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("the request to the node: %w", err)
 	}
 	req.Header.Set("Authorization", c.GetHeader("Authorization"))
 	req.Header.Set(ForwardedByHeader, s.forwardedBy())
 	resp, err := s.forwarder.RoundTrip(req)
 	if err != nil {
-		return err
+		return fmt.Errorf("ask the node: %w", err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
