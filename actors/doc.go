@@ -76,6 +76,12 @@
 // the record lists every file as it opens, with its part and node, and a
 // node restarted after a crash finalizes the files of the part it lost
 // (settleLostParts), leaving the record to the room's owner.
+// Deleting a recording removes its record, then its files on the room's
+// owner; the HTTP edge asks the other nodes that hold files of it to
+// remove theirs (RemoveDeletedRecordingFiles, refused while the record
+// exists), and a node that was down removes, at its start, every
+// recording directory whose record the store no longer has
+// (removeDeletedRecordings).
 //
 // A room knows who speaks (room_speakers.go): four times a second, while
 // a member publishes audio, it reads the level each audio track's

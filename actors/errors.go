@@ -69,6 +69,9 @@ var (
 	// ErrRecordingUnavailable: this server records nothing (no recordings
 	// directory or no media engine).
 	ErrRecordingUnavailable = errors.New("recording is not available on this server")
+	// ErrRecordingNotDeleted: a node asked to remove the files of a
+	// recording that is not deleted (its record exists, or it is written).
+	ErrRecordingNotDeleted = errors.New("the recording is not deleted")
 )
 
 // sentinels keep their identity across the mailbox: a reply's error code is
@@ -79,7 +82,7 @@ var sentinels = []error{
 	ErrParticipantNotFound, ErrSessionNotFound, ErrSessionEnded, ErrOutsideJoinWindow,
 	ErrForbidden, ErrInvalidSDP, ErrSignalingState, ErrNoAcceptableMedia, ErrNoCommonCodec,
 	ErrRecordingNotFound, ErrRecordingDisabled, ErrRecordingRunning, ErrRecordingNotActive, ErrRecordingActive,
-	ErrNoActiveSession, ErrNotProvided, ErrRecordingFileNotFound, ErrRecordingUnavailable,
+	ErrNoActiveSession, ErrNotProvided, ErrRecordingFileNotFound, ErrRecordingUnavailable, ErrRecordingNotDeleted,
 	ErrDraining,
 }
 

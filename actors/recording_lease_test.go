@@ -191,23 +191,23 @@ func TestLeaseLossContinuesRecording(t *testing.T) {
 				t.Fatalf("recording-started events: %v", started)
 			}
 
-			// A recording deletes with its files, when the room's owner
-			// holds them all; one with a part on another node is kept.
-			err = taker.rooms.DeleteRecording(ctx, id)
-			var elsewhere *RecordingElsewhereError
-			switch {
-			case tc.same && err != nil:
-				t.Fatalf("delete a recording whose files are all on its node: %v", err)
-			case tc.same:
-				if _, err := os.Stat(filepath.Join(dirA, rec.Id)); !os.IsNotExist(err) {
-					t.Fatalf("its files after the delete: %v", err)
-				}
-			case !errors.As(err, &elsewhere) || elsewhere.Node != "node-a":
-				t.Fatalf("delete a recording with a part on another node: %v", err)
-			default:
-				if _, err := taker.rooms.Recording(ctx, id); err != nil {
-					t.Fatalf("the recording after a refused delete: %v", err)
-				}
+			// The delete removes the record and the files of the room's
+			// owner; those of another node go at its request, which the
+			// HTTP edge sends once the record is gone.
+			if err := taker.rooms.DeleteRecording(ctx, id); err != nil {
+				t.Fatalf("delete the recording: %v", err)
+			}
+			if _, err := taker.rooms.Recording(ctx, id); !errors.Is(err, ErrRecordingNotFound) {
+				t.Fatalf("the recording after its delete: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(takerDir, rec.Id)); !os.IsNotExist(err) {
+				t.Fatalf("its files on %s after the delete: %v", takerNode, err)
+			}
+			if err := a.rooms.RemoveDeletedRecordingFiles(ctx, id); err != nil {
+				t.Fatalf("node-a removes its part's files: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(dirA, rec.Id)); !os.IsNotExist(err) {
+				t.Fatalf("its files on node-a: %v", err)
 			}
 		})
 	}
@@ -244,6 +244,7 @@ func TestClusterStartFinalizesLostParts(t *testing.T) {
 	}
 
 	endpoint, _ := etcdtest.Start(t)
+	putEndedRecordings(t, endpoint, "rec_lost", "rec_kept") // their owners' records
 	store := clusterNode(t, endpoint, "node-a")
 	rooms, err := NewRooms(Config{Store: store, Owners: storeOwners{store}, Recording: RecordingConfig{Dir: dir, NodeID: "node-a"}})
 	if err != nil {

@@ -12,11 +12,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/pion/rtp"
 
+	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 	"github.com/troupe-media/troupe/rtc"
 	"github.com/troupe-media/troupe/rtc/recorder"
@@ -270,23 +273,73 @@ func (s *trackSink) WriteSenderReport(sr rtc.SenderReport) {
 
 func isDiskFull(err error) bool { return errors.Is(err, recorder.ErrDiskFull) }
 
-// removeRecordingFiles removes a recording's directory and what it holds.
-// Every file must be on this node: a recording with files on another node
-// (a part written there before a failover) is refused, and kept whole.
-func (r *Rooms) removeRecordingFiles(rec *recordpb.Recording) error {
-	if rec.NodeId != r.cfg.Recording.NodeID {
-		return &RecordingElsewhereError{Node: rec.NodeId}
+// removeOwnRecordingFiles removes, once rec's record is deleted, its
+// directory on this node and what it holds. The record is gone already, so
+// a failure is logged rather than returned: the directory, which no
+// recording names any more, is removed at this node's next start
+// (removeDeletedRecordings). The other nodes that hold files of it are
+// asked to remove theirs by the HTTP edge (FileNodes).
+func (r *Rooms) removeOwnRecordingFiles(rec *recordpb.Recording) {
+	if r.cfg.Recording.Dir == "" {
+		return
 	}
-	for _, f := range rec.Files {
-		if n := fileNode(rec, f); n != r.cfg.Recording.NodeID {
-			return &RecordingElsewhereError{Node: n}
+	if err := os.RemoveAll(filepath.Join(r.cfg.Recording.Dir, rec.Id)); err != nil {
+		r.cfg.Logger.Warn("remove a deleted recording's files; they are removed at the next start", "recording", rec.Id, "err", err)
+	}
+}
+
+// FileNodes returns the nodes that hold files of rec, each once: those of
+// its files, and the node of its last part (which made its directory even
+// if it opened no file). A recording from a single node names none.
+func FileNodes(rec *recordpb.Recording) []string {
+	var nodes []string
+	add := func(n string) {
+		if n != "" && !slices.Contains(nodes, n) {
+			nodes = append(nodes, n)
 		}
+	}
+	add(rec.NodeId)
+	for _, f := range rec.Files {
+		add(fileNode(rec, f))
+	}
+	return nodes
+}
+
+// RemoveDeletedRecordingFiles removes this node's directory of recording
+// id, whose record another node deleted (the owner of its room, answering
+// a DELETE): this node held files of a part of it. It refuses, with
+// ErrRecordingNotDeleted, a recording whose record still exists or that
+// this node is writing, so that nothing but the deletion of a recording
+// removes its files. The store asked is the store of record (etcd in a
+// cluster), not a cache, so that a recording just started is found. A
+// directory that is not there is no error: the request may come twice.
+func (r *Rooms) RemoveDeletedRecordingFiles(ctx context.Context, id RecordingID) error {
+	if !isRecordingDirName(string(id)) {
+		return ErrRecordingNotFound
 	}
 	if r.cfg.Recording.Dir == "" {
 		return ErrRecordingUnavailable
 	}
-	if err := os.RemoveAll(filepath.Join(r.cfg.Recording.Dir, rec.Id)); err != nil {
+	if _, ok := r.writing.Load(string(id)); ok {
+		return ErrRecordingNotDeleted
+	}
+	switch _, err := r.cfg.Store.GetRecording(ctx, string(id)); {
+	case err == nil:
+		return ErrRecordingNotDeleted
+	case !errors.Is(err, persistence.ErrNotFound):
+		return fmt.Errorf("get recording: %w", err)
+	}
+	if err := os.RemoveAll(filepath.Join(r.cfg.Recording.Dir, string(id))); err != nil {
 		return fmt.Errorf("remove recording files: %w", err)
 	}
+	r.cfg.Logger.Info("removed the files of a deleted recording", "recording", id)
 	return nil
+}
+
+// isRecordingDirName reports whether name can be a recording's directory:
+// a recording id ("rec_" and what randomID makes), nothing that reaches
+// outside the recordings directory, so that neither a request nor the
+// start-up's clean-up touches anything else there.
+func isRecordingDirName(name string) bool {
+	return strings.HasPrefix(name, "rec_") && len(name) > len("rec_") && ValidateFileName(name) == nil
 }

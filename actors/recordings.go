@@ -354,8 +354,10 @@ func (r *Rooms) recordingRequest(ctx context.Context, id RoomID, msg any) (*reco
 // open on this node: each file the writer left in the recording's
 // directory is finalized (recorder.Finalize makes it what a close would
 // have), and the record is marked failed with reason server-restart,
-// listing those files, with its recording-failed event.
+// listing those files, with its recording-failed event. The directories
+// of recordings deleted meanwhile are removed first.
 func (r *Rooms) closeInterruptedRecordings(ctx context.Context) error {
+	r.removeDeletedRecordings(ctx)
 	open, err := r.cfg.Store.OpenRecordings(ctx)
 	if err != nil {
 		return fmt.Errorf("actors: find interrupted recordings: %w", err)
@@ -473,19 +475,16 @@ func (r *Rooms) removeOpenMarker(id string) {
 // makes its files whole, to be downloaded from it again, and leaves the
 // records to their owners. Recordings that no node took over yet are
 // closed, or continued, by whichever takes the room (closeOrphanRecordings).
+// The directories of recordings deleted while this node was down go first.
 func (r *Rooms) settleLostParts() {
 	dir := r.cfg.Recording.Dir
 	if dir == "" {
 		return
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			r.cfg.Logger.Warn("read the recordings directory", "dir", dir, "err", err)
-		}
-		return
-	}
-	for _, e := range entries {
+	ctx, cancel := context.WithTimeout(context.Background(), startupStoreTimeout)
+	r.removeDeletedRecordings(ctx)
+	cancel()
+	for _, e := range r.recordingDirEntries() {
 		if !e.IsDir() {
 			continue
 		}
@@ -496,4 +495,52 @@ func (r *Rooms) settleLostParts() {
 		r.removeOpenMarker(e.Name())
 		r.cfg.Logger.Info("finalized the files of an interrupted recording part", "recording", e.Name(), "files", len(files))
 	}
+}
+
+// startupStoreTimeout bounds what the start-up asks the store about the
+// recordings directory.
+const startupStoreTimeout = 30 * time.Second
+
+// removeDeletedRecordings removes, at start-up, the directories of
+// recordings whose record is gone: deleted while this node was down (the
+// node that deleted it could not ask this one to remove its part's
+// files), or while a removal failed, or a start whose record was never
+// written. Each directory is checked against the store of record itself:
+// one that the store does not answer for is kept, as is anything that is
+// not a recording's directory. Nothing is being written yet: the node
+// records nothing before its start-up ends.
+func (r *Rooms) removeDeletedRecordings(ctx context.Context) {
+	dir := r.cfg.Recording.Dir
+	for _, e := range r.recordingDirEntries() {
+		if !e.IsDir() || !isRecordingDirName(e.Name()) {
+			continue
+		}
+		_, err := r.cfg.Store.GetRecording(ctx, e.Name())
+		switch {
+		case err == nil:
+			continue
+		case !errors.Is(err, persistence.ErrNotFound):
+			r.cfg.Logger.Warn("look up a recording of the recordings directory; its files are kept", "recording", e.Name(), "err", err)
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			r.cfg.Logger.Warn("remove a deleted recording's files", "recording", e.Name(), "err", err)
+			continue
+		}
+		r.cfg.Logger.Info("removed the files of a deleted recording", "recording", e.Name())
+	}
+}
+
+// recordingDirEntries lists the recordings directory; nothing, logged, if
+// it cannot be read (none yet is no error).
+func (r *Rooms) recordingDirEntries() []os.DirEntry {
+	dir := r.cfg.Recording.Dir
+	if dir == "" {
+		return nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		r.cfg.Logger.Warn("read the recordings directory", "dir", dir, "err", err)
+	}
+	return entries
 }

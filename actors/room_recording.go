@@ -467,8 +467,10 @@ func (a *roomActor) endRecordingNow(reason string) {
 	a.finishRecording(lr, files, err)
 }
 
-// deleteRecording removes a recording that has ended: its files, then its
-// record.
+// deleteRecording removes a recording that has ended: its record, then
+// its files on this node. The record goes first: files without a record
+// are removed at a later start, a record without files would list what
+// is gone.
 func (a *roomActor) deleteRecording(id RecordingID) error {
 	if lr := a.life.recording; lr != nil && lr.rec.Id == string(id) {
 		return ErrRecordingActive
@@ -480,12 +482,10 @@ func (a *roomActor) deleteRecording(id RecordingID) error {
 	if !recordingEnded(rec) {
 		return ErrRecordingActive
 	}
-	if err := a.deps.removeRecordingFiles(rec); err != nil {
-		return err
-	}
 	if err := a.commit(&changes{w: persistence.Writes{DeleteRecordings: []string{rec.Id}}}); err != nil {
 		return fmt.Errorf("delete recording: %w", err)
 	}
+	a.deps.removeOwnRecordingFiles(rec)
 	return nil
 }
 

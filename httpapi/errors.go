@@ -58,6 +58,7 @@ const (
 	codeFileNotFound             = "file_not_found"
 	codeRecordingUnavailable     = "recording_unavailable"
 	codeRecordingElsewhere       = "recording_on_other_node"
+	codeRecordingNotDeleted      = "recording_not_deleted"
 	codeRecordingFileUnavailable = "recording_file_unavailable"
 	codeRoomPrivate              = "room_private"
 )
@@ -144,6 +145,7 @@ var domainErrors = []struct {
 	{actors.ErrNoActiveSession, http.StatusConflict, codeNoActiveSession, "the room has no session in progress"},
 	{actors.ErrRecordingFileNotFound, http.StatusNotFound, codeFileNotFound, "the recording has no file of that name"},
 	{actors.ErrRecordingUnavailable, http.StatusNotImplemented, codeRecordingUnavailable, "this server does not record"},
+	{actors.ErrRecordingNotDeleted, http.StatusConflict, codeRecordingNotDeleted, "the recording exists: its files are removed only when it is deleted"},
 	// A *NotProvidedError that crossed the mailbox (it lost its field).
 	{actors.ErrNotProvided, http.StatusUnprocessableEntity, codeNotProvided, "not provided: it needs decoding media, which Troupe does not do"},
 	{auth.ErrExpiredToken, http.StatusUnauthorized, codeUnauthorized, "token expired"},

@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -248,9 +249,88 @@ func (s *Server) getRecording(c *gin.Context) error {
 	return nil
 }
 
-// deleteRecording removes a recording that has ended, and its files: 204.
+// deleteRecording removes a recording that has ended, and its files: 204
+// once its record is gone. The room's owner answers it (forwarded there
+// like any request of the room): it deletes the record and its own files,
+// then asks each other node of the cluster that holds files of it to
+// remove them (removeFilesElsewhere). A node that is down removes them at
+// its next start, when it finds a directory whose recording is gone.
 func (s *Server) deleteRecording(c *gin.Context) error {
-	if err := s.cfg.Rooms.DeleteRecording(c.Request.Context(), actors.RecordingID(c.Param("id"))); err != nil {
+	ctx, id := c.Request.Context(), actors.RecordingID(c.Param("id"))
+	// Read before the delete, as the store holds it (Forwarded: not from
+	// the node writing it), for the nodes its files are on: an ended
+	// recording's record changes no more.
+	rec, err := s.cfg.Rooms.CurrentRecording(actors.Forwarded(ctx), id)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Rooms.DeleteRecording(ctx, id); err != nil {
+		return err
+	}
+	s.removeFilesElsewhere(c, rec)
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+// removeFilesElsewhere asks each other node that holds files of rec, a
+// recording this node just deleted, to remove them (removeRecordingFiles
+// on that node), with the credentials of the DELETE, as a download is
+// forwarded. A node that cannot be found or reached, or that fails, is
+// logged and left: it removes the files at its next start.
+func (s *Server) removeFilesElsewhere(c *gin.Context, rec *recordpb.Recording) {
+	if s.cfg.Owners == nil {
+		return
+	}
+	for _, node := range actors.FileNodes(rec) {
+		if node == s.cfg.NodeID {
+			continue
+		}
+		if err := s.removeFilesOn(c, rec.Id, node); err != nil {
+			s.log.Warn("remove a deleted recording's files on another node; it removes them at its next start",
+				"recording", rec.Id, "node", node, "err", err)
+		}
+	}
+}
+
+// removeFilesOn asks node to remove its files of recording id, for the
+// DELETE c. The lookup and the request are bounded together: a node that
+// does not answer is treated as down.
+func (s *Server) removeFilesOn(c *gin.Context, id, node string) error {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), ownerLookupTimeout+defaultForwardTimeout)
+	defer cancel()
+	base, err := s.cfg.Owners.OwnerURL(ctx, node)
+	if err != nil {
+		return fmt.Errorf("find the node: %w", err)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return fmt.Errorf("the node's URL: %w", err)
+	}
+	u = u.JoinPath("api", "v1", "recordings", id, "files")
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u.String(), nil)
+	if err != nil {
+		return fmt.Errorf("the request to the node: %w", err)
+	}
+	req.Header.Set("Authorization", c.GetHeader("Authorization"))
+	req.Header.Set(ForwardedByHeader, s.forwardedBy())
+	resp, err := s.forwarder.RoundTrip(req)
+	if err != nil {
+		return fmt.Errorf("ask the node: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("the node answered %s", resp.Status)
+	}
+	return nil
+}
+
+// removeRecordingFiles removes this node's files of a recording that
+// another node deleted (removeFilesElsewhere): 204. A recording whose
+// record exists is refused (409 recording_not_deleted) and keeps its
+// files, so that nothing but a deletion removes them.
+func (s *Server) removeRecordingFiles(c *gin.Context) error {
+	if err := s.cfg.Rooms.RemoveDeletedRecordingFiles(c.Request.Context(), actors.RecordingID(c.Param("id"))); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)

@@ -68,6 +68,7 @@ type RoomService interface {
 	CurrentRecording(ctx context.Context, id actors.RecordingID) (*recordpb.Recording, error)
 	RecordingFile(ctx context.Context, id actors.RecordingID, name string) (*actors.RecordingFile, error)
 	DeleteRecording(ctx context.Context, id actors.RecordingID) error
+	RemoveDeletedRecordingFiles(ctx context.Context, id actors.RecordingID) error
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0.
@@ -311,6 +312,7 @@ func (s *Server) routes() *gin.Engine {
 	api.POST("/recordings/:id/stop", s.handle(s.stopRecording))
 	api.GET("/recordings/:id/files/:name", s.handle(s.downloadRecordingFile))
 	api.DELETE("/recordings/:id", s.handle(s.deleteRecording))
+	api.DELETE("/recordings/:id/files", s.handle(s.removeRecordingFiles))
 	api.GET("/webhooks/deliveries", s.handle(s.listDeliveries))
 	api.GET("/cluster/nodes", s.handle(s.listNodes))
 	api.POST("/cluster/nodes/:id/drain", s.handle(s.drainNode))
