@@ -141,7 +141,10 @@ func (dt *DownTrack) switchLayer(p *packet, b *binding, now time.Time) (left *Fo
 	}
 	dt.startSource(p, nextTS)
 	prev := dt.source.Swap(p.src)
-	if dt.write(p, b, now, true) && from != nil {
+	if from == nil {
+		from = prev // a resumed stream moves from the layer it was paused on
+	}
+	if dt.write(p, b, now, true) && from != nil && from != p.src {
 		dt.ctr.layerSwitches.Add(1)
 		fw, fh := from.Resolution()
 		tw, th := p.src.Resolution()

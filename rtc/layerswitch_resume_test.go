@@ -11,7 +11,8 @@ import (
 // moves its target to the lowest while it is paused, and resumes it: the
 // stream goes on with the lowest layer's keyframe, its sequence numbers
 // continuous and its timestamp moved on by no more than the time that
-// went by, as after any pause (not restarted from zero).
+// went by, as after any pause (not restarted from zero); the move counts
+// as a layer switch.
 func TestTrackResumesOnPendingLayer(t *testing.T) {
 	fx := newSimulcastFixture(t)
 	dt, sink := fx.subscriber()
@@ -52,5 +53,8 @@ func TestTrackResumesOnPendingLayer(t *testing.T) {
 	}
 	if st := dt.Layer(); st.Current != 0 || st.Next != -1 {
 		t.Fatalf("after the resume: %+v", st)
+	}
+	if st := dt.Stats(); st.LayerSwitches != 1 {
+		t.Fatalf("%d layer switches counted, want the one made on the resume", st.LayerSwitches)
 	}
 }
