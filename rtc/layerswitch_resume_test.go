@@ -58,3 +58,50 @@ func TestTrackResumesOnPendingLayer(t *testing.T) {
 		t.Fatalf("%d layer switches counted, want the one made on the resume", st.LayerSwitches)
 	}
 }
+
+// TestDownTrackResumeStartsOnKeyframe pauses and resumes a subscriber of
+// a layer again and again while the layer streams: each time, the first
+// packet sent after the resume starts a keyframe (a fresh one or the
+// last one, caught up), never the delta frame that came next, which the
+// frames skipped over the pause would be needed to decode.
+func TestDownTrackResumeStartsOnKeyframe(t *testing.T) {
+	fx := newSimulcastFixture(t)
+	dt, sink := fx.subscriber()
+	fx.frame(2, 0, true)
+	poll.Until(t, "the first keyframe", func() bool { return sink.count() == 2 })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := uint32(1); n < 400; n++ {
+			fx.frame(2, n, n%8 == 0)
+		}
+	}()
+	var resumedAt []int // the packets sent before each resume
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		dt.SetPaused(true)
+		// A send that began before the pause ends before the count.
+		dt.wmu.Lock()
+		n := sink.count()
+		dt.wmu.Unlock()
+		resumedAt = append(resumedAt, n)
+		dt.SetPaused(false)
+	}
+	dt.SetPaused(true)
+	dt.wmu.Lock()
+	sent := sink.sent()
+	dt.wmu.Unlock()
+	for k, n := range resumedAt {
+		end := len(sent) // the round's packets end at the next pause
+		if k+1 < len(resumedAt) {
+			end = resumedAt[k+1]
+		}
+		if n < end && !vp8Keyframe(sent[n].payload) {
+			t.Fatalf("packet %d of %d, the first after resume %d, starts a delta frame", n, len(sent), k)
+		}
+	}
+}
