@@ -519,8 +519,10 @@ func (dt *DownTrack) setBandwidthCap(layer int, paused bool) {
 		layer = LayerAuto
 	}
 	dt.bweCap.Store(int32(layer + 1))
-	if dt.bwePaused.Swap(paused) && !paused {
-		dt.restartOnKeyframe()
+	if paused {
+		dt.bwePaused.Store(true)
+	} else {
+		dt.resume(&dt.bwePaused)
 	}
 	if t := dt.track.Load(); t != nil {
 		t.reselect(dt)

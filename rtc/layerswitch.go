@@ -125,9 +125,13 @@ func (dt *DownTrack) switchLayer(p *packet, b *binding, now time.Time) (left *Fo
 		return nil
 	}
 	w := &dt.w
-	from := w.src // nil: dt's stream starts here
+	from := w.src // nil: dt's stream starts, or resumes, here
 	nextTS := uint32(0)
-	if old := from; old != nil && w.rw.started {
+	switch old := from; {
+	case old == nil && w.rw.started:
+		// Resumed after a pause: what went by is only time.
+		nextTS = dt.elapsedTS()
+	case old != nil && w.rw.started:
 		last := old.lastFrame.Load()
 		frameTS, frameMS := uint32(last>>32)+w.rw.tsOff, uint32(last)
 		if last == 0 {
@@ -137,7 +141,10 @@ func (dt *DownTrack) switchLayer(p *packet, b *binding, now time.Time) (left *Fo
 	}
 	dt.startSource(p, nextTS)
 	prev := dt.source.Swap(p.src)
-	if dt.write(p, b, now, true) && from != nil {
+	if from == nil {
+		from = prev // a resumed stream moves from the layer it was paused on
+	}
+	if dt.write(p, b, now, true) && from != nil && from != p.src {
 		dt.ctr.layerSwitches.Add(1)
 		fw, fh := from.Resolution()
 		tw, th := p.src.Resolution()

@@ -1,5 +1,7 @@
 package rtc
 
+import "sync/atomic"
+
 // A subscriber may pause a track it receives but does not show (a tile
 // scrolled out of view): nothing of it is sent until it resumes, its
 // layers count as unwanted (the publisher may stop encoding them), and
@@ -9,11 +11,12 @@ package rtc
 // SetPaused pauses or resumes sending dt to its subscriber, at the
 // subscriber's request. It reports whether that changed anything.
 func (dt *DownTrack) SetPaused(paused bool) bool {
-	if dt.paused.Swap(paused) == paused {
+	if paused {
+		if dt.paused.Swap(true) {
+			return false
+		}
+	} else if !dt.resume(&dt.paused) {
 		return false
-	}
-	if !paused {
-		dt.restartOnKeyframe()
 	}
 	if t := dt.track.Load(); t != nil {
 		t.reselect(dt) // its layers are wanted again, or no longer
@@ -24,17 +27,27 @@ func (dt *DownTrack) SetPaused(paused bool) bool {
 // Paused reports whether dt's subscriber paused it (SetPaused).
 func (dt *DownTrack) Paused() bool { return dt.paused.Load() }
 
-// restartOnKeyframe has dt's next packet start a picture, after a pause:
-// the frames in between were not sent, and the one after them cannot be
-// decoded without them. It asks the source for a keyframe, unless one
-// went by lately to start from.
-func (dt *DownTrack) restartOnKeyframe() {
+// resume clears pause, one of dt's pause flags, and reports whether it
+// was set. dt's next packet then starts a picture: the frames in between
+// were not sent, and the one after them cannot be decoded without them.
+// The flag is cleared under wmu with the stream's source, so that no send
+// finds the pause lifted and the paused source still current (it would
+// write a delta frame). It asks the source for a keyframe, unless one went
+// by lately to start from.
+func (dt *DownTrack) resume(pause *atomic.Bool) bool {
 	dt.wmu.Lock()
-	dt.w.src = nil
+	was := pause.Swap(false)
+	if was {
+		dt.w.src = nil
+	}
 	dt.wmu.Unlock()
+	if !was {
+		return false
+	}
 	if src := dt.source.Load(); src != nil && dt.ready.Load() {
 		dt.askKeyframe(src)
 	}
+	return true
 }
 
 // SetSourcePaused pauses or resumes the source of id for the client

@@ -26,7 +26,9 @@
 // packet's layer from the camera's payload, which the server forwards
 // untouched, and judges each switch by the packet that starts it: the
 // first of a keyframe of the new layer, unless a packet was lost just
-// before it. Step.Classes sums each class up.
+// before it or it is the first of a new track (a reconnection's). A packet
+// that comes after one numbered higher (a retransmission) is counted but
+// starts no switch. Step.Classes sums each class up.
 //
 // Each client is a bench/client Session unless Config.NoReconnect: one
 // whose connection is lost (a node of a cluster died) joins again by

@@ -50,7 +50,9 @@ type ClassStep struct {
 	// those whose first packet of the new layer did not begin a keyframe
 	// (a delta frame of the new layer, or two layers interleaved), where
 	// no packet was lost just before it: a capped link may drop the
-	// keyframe's first packet itself.
+	// keyframe's first packet itself. Late packets (retransmissions) make
+	// no switch, and a new track's first packet is not judged by the last
+	// track's.
 	Switches    int `json:"switches"`
 	BadSwitches int `json:"bad_switches"`
 	// SwitchDown* is from the cut to the first packet of a lower layer
@@ -144,10 +146,41 @@ type layerSample struct {
 	latency  time.Duration
 	path     time.Duration
 	keyStart bool // it begins a keyframe
-	// afterGap is whether the packet before it in the stream was lost
-	// (or came out of order): its sequence number does not follow the
-	// last one read.
-	afterGap bool
+	// afterGap is whether the packet before it in the stream may have
+	// been lost: its sequence number does not follow the highest one read,
+	// or it is the first its stream read (a reconnection's stream starts
+	// where nothing says what came before). late is whether it came after
+	// one numbered higher (a retransmission, or reordered): it was not the
+	// stream's next packet, so it says nothing of a switch.
+	afterGap, late bool
+	// stream numbers the receiver (one per track received) that read it,
+	// among those of its camera.
+	stream int
+}
+
+// seqTracker follows a stream's sequence numbers as they are read.
+type seqTracker struct {
+	started bool
+	last    uint16
+	ext, hi int64 // the last one read and the highest, unwrapped
+}
+
+// next notes seq, read now, and returns it unwrapped, whether it came
+// after a higher one (late) and whether it does not follow the highest
+// read so far (gap; true for the stream's first).
+func (t *seqTracker) next(seq uint16) (ext int64, late, gap bool) {
+	if !t.started {
+		t.started, t.last = true, seq
+		return t.ext, false, true
+	}
+	t.ext += int64(int16(seq - t.last))
+	t.last = seq
+	if t.ext <= t.hi {
+		return t.ext, true, false
+	}
+	gap = t.ext != t.hi+1
+	t.hi = t.ext
+	return t.ext, false, gap
 }
 
 // layerReceiver reads a simulcast camera's track: which layer each packet
@@ -163,20 +196,14 @@ type layerReceiver struct {
 }
 
 func (r *layerReceiver) run() {
-	var last uint16
-	var ext int64
-	started := false
+	var seqs seqTracker
 	for {
 		p, _, err := r.track.ReadRTP()
 		if err != nil {
 			return
 		}
 		// A probe of the link has the stream's sequence numbers too.
-		gap := started && p.SequenceNumber != last+1
-		if started {
-			ext += int64(int16(p.SequenceNumber - last))
-		}
-		last, started = p.SequenceNumber, true
+		ext, late, gap := seqs.next(p.SequenceNumber)
 		now := time.Now()
 		if p.Padding && len(p.Payload) == 0 {
 			r.mu.Lock()
@@ -193,7 +220,7 @@ func (r *layerReceiver) run() {
 		}
 		s := layerSample{
 			at: now, layer: cp.Layer, seq: ext, bytes: p.MarshalSize(),
-			latency: now.Sub(cp.Sent), keyStart: cp.FrameStart && cp.Keyframe, afterGap: gap,
+			latency: now.Sub(cp.Sent), keyStart: cp.FrameStart && cp.Keyframe, afterGap: gap, late: late,
 		}
 		if r.arrivals != nil {
 			if at, ok := r.arrivals.Lookup(p.SSRC, p.SequenceNumber); ok && !at.Before(cp.Sent) && !at.After(now) {
@@ -275,7 +302,7 @@ type subscriberFigures struct {
 func analyze(samples []layerSample, layers int, t0, t1 time.Time, ct cutTimes) subscriberFigures {
 	f := subscriberFigures{layerBytes: make([]int64, layers), last: -1}
 	var bytes, cutBytes int64
-	prev := -1
+	prev, prevStream := -1, 0
 	before := -1 // the layer when the cut came
 	seqs := map[int64]bool{}
 	var lo, hi int64
@@ -305,6 +332,9 @@ func analyze(samples []layerSample, layers int, t0, t1 time.Time, ct cutTimes) s
 		if cutting {
 			cutBytes += int64(s.bytes)
 		}
+		if s.late {
+			continue // not the stream's next packet: it moved nothing
+		}
 		if !ct.cut.IsZero() && s.at.Before(ct.cut) {
 			before = s.layer
 		}
@@ -316,11 +346,13 @@ func analyze(samples []layerSample, layers int, t0, t1 time.Time, ct cutTimes) s
 		}
 		if prev >= 0 && s.layer != prev {
 			f.switches++
-			if !s.keyStart && !s.afterGap {
+			// Another receiver's packet (a reconnection's track) follows
+			// nothing of this one's stream.
+			if !s.keyStart && !s.afterGap && s.stream == prevStream {
 				f.bad++
 			}
 		}
-		prev = s.layer
+		prev, prevStream = s.layer, s.stream
 	}
 	if len(seqs) > 0 {
 		f.expected, f.received = hi-lo+1, int64(len(seqs))
@@ -450,11 +482,14 @@ func (r *runner) simulcastWindow(parts []*participant, t0, t1 time.Time, cuts []
 		// last one.
 		samples := map[string][]layerSample{}
 		corrupt := map[string]int{}
-		for _, rcv := range p.layerReceivers() {
+		for i, rcv := range p.layerReceivers() {
 			r.mu.Lock()
 			from := r.firstIDLocked(rcv.track.StreamID())
 			r.mu.Unlock()
 			got, bad := rcv.drain()
+			for j := range got {
+				got[j].stream = i
+			}
 			samples[from] = append(samples[from], got...)
 			corrupt[from] += bad
 		}

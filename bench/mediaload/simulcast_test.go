@@ -77,3 +77,64 @@ func TestAnalyzeSwitches(t *testing.T) {
 		t.Errorf("a subscriber that stayed up: %+v", c)
 	}
 }
+
+// A stream's sequence numbers as read: in order, after a loss, a late
+// retransmission, across the wrap; the first of a stream follows nothing
+// known.
+func TestSeqTracker(t *testing.T) {
+	var st seqTracker
+	type want struct {
+		ext       int64
+		late, gap bool
+	}
+	steps := []struct {
+		seq  uint16
+		want want
+	}{
+		{65533, want{0, false, true}}, // the stream's first
+		{65534, want{1, false, false}},
+		{0, want{3, false, true}},     // 65535 lost, across the wrap
+		{65535, want{2, true, false}}, // its retransmission
+		{1, want{4, false, false}},    // follows the highest, not the late one
+		{1, want{4, true, false}},     // a duplicate
+	}
+	for i, s := range steps {
+		ext, late, gap := st.next(s.seq)
+		if got := (want{ext, late, gap}); got != s.want {
+			t.Fatalf("step %d (seq %d): %+v, want %+v", i, s.seq, got, s.want)
+		}
+	}
+}
+
+// Switches that only the reading makes: a late retransmission of the
+// layer left is no switch, and a reconnection's track whose first packet
+// was lost, or whose packets interleave with the old track's last ones,
+// does not make a switch bad.
+func TestAnalyzeSwitchesLateAndAcrossStreams(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	f := analyze([]layerSample{
+		{at: at(0), layer: 2, seq: 10, bytes: 1000},
+		{at: at(10), layer: 1, seq: 11, bytes: 500, keyStart: true},
+		{at: at(20), layer: 2, seq: 9, bytes: 1000, late: true}, // resent
+		{at: at(30), layer: 1, seq: 12, bytes: 500},
+	}, 3, t0, at(1000), cutTimes{})
+	if f.switches != 1 || f.bad != 0 || f.layerBytes[2] != 2000 || f.packets != 4 {
+		t.Errorf("late retransmission: %d switches, %d bad, bytes %v, %d packets; want 1, 0, 2000 of layer 2, 4",
+			f.switches, f.bad, f.layerBytes, f.packets)
+	}
+	f = analyze([]layerSample{
+		{at: at(0), layer: 2, seq: 10, bytes: 1000},
+		{at: at(10), layer: 2, seq: 11, bytes: 1000},
+		// A new track: its keyframe's first packet lost on the link.
+		{at: at(20), layer: 1, seq: 0, bytes: 500, afterGap: true, stream: 1},
+		// The old track's last packet, read after the new one's first.
+		{at: at(25), layer: 2, seq: 12, bytes: 1000},
+		{at: at(30), layer: 1, seq: 1, bytes: 500, stream: 1},
+		// Within the new track, a delta frame of another layer is bad.
+		{at: at(40), layer: 0, seq: 2, bytes: 200, stream: 1},
+	}, 3, t0, at(1000), cutTimes{})
+	if f.switches != 4 || f.bad != 1 {
+		t.Errorf("across tracks: %d switches, %d bad; want 4 and 1", f.switches, f.bad)
+	}
+}
