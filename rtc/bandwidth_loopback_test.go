@@ -366,14 +366,7 @@ func TestLoopbackEstimateAlways(t *testing.T) {
 				t.Fatal(err)
 			}
 			sub.answerServer()
-			var tr *webrtc.TrackRemote
-			select {
-			case tr = <-sub.clientTracks:
-			case <-time.After(peerWait):
-				t.Fatal("the subscriber got no track")
-			}
-			rec := &recording{}
-			wg.Go(func() { rec.run(tr) })
+			_, rec := recordFirstTrack(t, sub, wg)
 			poll.Until(t, "video received", func() bool { return len(rec.get()) >= 50 })
 			if always {
 				poll.Until(t, "an estimate from transport-cc", func() bool {

@@ -3,6 +3,7 @@ package rtc
 import (
 	"math"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -71,14 +72,7 @@ func TestLoopbackREMBLayers(t *testing.T) {
 			t.Fatal("transport-cc negotiated with a client that has none")
 		}
 	}
-	var tr *webrtc.TrackRemote
-	select {
-	case tr = <-sub.clientTracks:
-	case <-time.After(peerWait):
-		t.Fatal("the subscriber got no track")
-	}
-	rec := &recording{}
-	wg.Go(func() { rec.run(tr) })
+	tr, rec := recordFirstTrack(t, sub, wg)
 
 	// The client's receiver estimate, sent ten times a second as a
 	// browser does while it changes.
@@ -119,6 +113,21 @@ func TestLoopbackREMBLayers(t *testing.T) {
 		t.Fatal("no move down counted")
 	}
 	checkContinuous(t, rec.get())
+}
+
+// recordFirstTrack waits for the first track sub's client receives and
+// records its packets on a goroutine of wg.
+func recordFirstTrack(t *testing.T, sub *peerOwner, wg *sync.WaitGroup) (*webrtc.TrackRemote, *recording) {
+	t.Helper()
+	var tr *webrtc.TrackRemote
+	select {
+	case tr = <-sub.clientTracks:
+	case <-time.After(peerWait):
+		t.Fatal("the subscriber got no track")
+	}
+	rec := &recording{}
+	wg.Go(func() { rec.run(tr) })
+	return tr, rec
 }
 
 // nextForwarder waits for the next track the server gets from pub and
