@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/etcdstore"
 	"github.com/troupe-media/troupe/persistence/etcdstore/etcdtest"
@@ -74,20 +73,7 @@ func checkDirs(t *testing.T, dir string, gone, kept []string) {
 func startRecordingNode(t *testing.T, endpoint, dir string) *Rooms {
 	t.Helper()
 	store := clusterNode(t, endpoint, "node-a")
-	rooms, err := NewRooms(Config{Store: store, Owners: storeOwners{store}, Recording: RecordingConfig{Dir: dir, NodeID: "node-a"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeRooms(t, rooms)
-	return rooms
-}
-
-func closeRooms(t *testing.T, rooms *Rooms) {
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
-		defer cancel()
-		rooms.Close(ctx)
-	})
+	return runRooms(t, Config{Store: store, Owners: storeOwners{store}, Recording: RecordingConfig{Dir: dir, NodeID: "node-a"}})
 }
 
 // TestStartRemovesDeletedRecordings: a cluster node removes at its start
@@ -125,11 +111,7 @@ func TestSingleNodeStartRemovesDeletedRecordings(t *testing.T) {
 	if err := store.Apply(context.Background(), persistence.Writes{Recordings: []*recordpb.Recording{kept}}); err != nil {
 		t.Fatal(err)
 	}
-	rooms, err := NewRooms(Config{Store: store, Recording: RecordingConfig{Dir: dir}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeRooms(t, rooms)
+	runRooms(t, Config{Store: store, Recording: RecordingConfig{Dir: dir}})
 	checkDirs(t, dir, []string{"rec_deleted"}, []string{"rec_kept"})
 }
 

@@ -246,15 +246,7 @@ func TestClusterStartFinalizesLostParts(t *testing.T) {
 	endpoint, _ := etcdtest.Start(t)
 	putEndedRecordings(t, endpoint, "rec_lost", "rec_kept") // their owners' records
 	store := clusterNode(t, endpoint, "node-a")
-	rooms, err := NewRooms(Config{Store: store, Owners: storeOwners{store}, Recording: RecordingConfig{Dir: dir, NodeID: "node-a"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
-		defer cancel()
-		rooms.Close(ctx)
-	})
+	runRooms(t, Config{Store: store, Owners: storeOwners{store}, Recording: RecordingConfig{Dir: dir, NodeID: "node-a"}})
 
 	if _, err := os.Stat(filepath.Join(dir, "rec_lost", openMarker)); !os.IsNotExist(err) {
 		t.Fatalf("the mark of a lost part after the start: %v", err)
