@@ -213,13 +213,16 @@ func (e *estimator) startProbe(target int, now time.Time) *probeCluster {
 	c := newProbeCluster(target, uint16(e.twccSeq.Load()), now)
 	e.probed.Store(c)
 	e.probe.Store(c)
+	e.bwe.Load().Probing(true)
 	return c
 }
 
 // stopProbe stops recording c's packets; the feedback on them goes on
 // being taken until finishProbe.
 func (e *estimator) stopProbe(c *probeCluster, now time.Time) {
-	e.probe.CompareAndSwap(c, nil)
+	if e.probe.CompareAndSwap(c, nil) {
+		e.bwe.Load().Probing(false)
+	}
 	c.stop(now)
 }
 

@@ -29,7 +29,11 @@ import (
 //
 // A probe whose feedback shows its packets lost stops at once, so that a
 // link that cannot carry more is overrun for a fraction of a second (the
-// feedback's delay), not for the whole probe.
+// feedback's delay), not for the whole probe. What it overran is not
+// counted as the link's loss by the estimate (bwe.Estimator.Probing):
+// on a link that drops what exceeds its rate, a probe for a layer the
+// link cannot carry would otherwise take the estimate, and the layer,
+// below the one it carries, at each probe.
 //
 // A probe that succeeds is the proof the hold before a layer goes up
 // waits for: the layer it was for goes up at once (layerGovernor.grant),

@@ -7,7 +7,9 @@
 // the last groups, an over-use detector with a threshold that adapts to
 // the delay's noise, and an additive-increase multiplicative-decrease rate
 // controller), bounded by a loss-based estimate, with the bitrate the
-// receiver acknowledges as the ceiling of any increase.
+// receiver acknowledges as the ceiling of any increase. The loss of the
+// packets sent while the caller probes the link (Estimator.Probing) is
+// left out of the loss-based estimate: it is the probe's answer.
 //
 // It is made for a sender that forwards media as it comes: an Estimator
 // paces nothing and starts no goroutine. The send path records each

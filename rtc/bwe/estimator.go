@@ -57,6 +57,9 @@ type Estimator struct {
 	last     atomic.Uint32
 	estimate atomic.Int64
 	acked    atomic.Int64 // bits per second, 0 while unknown
+	// probing is set while a probe of the link runs (Probing): the
+	// packets sent meanwhile are left out of the loss.
+	probing atomic.Bool
 
 	mu sync.Mutex // guards the following: the feedback's side
 	// reported marks, by slot, the packets whose fate has been taken: a
@@ -114,8 +117,18 @@ func New(cfg Config) *Estimator {
 // goes out with an extension of the caller's.
 func (e *Estimator) Sending(seq uint32) (Record, bool) {
 	e.last.Store(seq)
-	return e.hist.claim(seq)
+	return e.hist.claim(seq, e.probing.Load())
 }
+
+// Probing tells the Estimator that a probe of the link starts (on) or
+// stops. A probe sends above what the link is known to carry, to see
+// whether it carries more; on a link that drops what exceeds its rate
+// rather than queue it, what the probe overruns is lost, its padding and
+// the media sent with it alike. That loss is the probe's answer (the
+// prober takes it), not the link's at the rate of the media: counted by
+// the loss bound, each failed probe for a layer the link cannot carry
+// would cut the estimate below the layer it carries.
+func (e *Estimator) Probing(on bool) { e.probing.Store(on) }
 
 // Estimate returns the estimate, in bits per second.
 func (e *Estimator) Estimate() int { return int(e.estimate.Load()) }
@@ -149,7 +162,7 @@ func (e *Estimator) Feedback(acks []Ack, now time.Time) int {
 	for _, a := range acks {
 		// The full number of a.Seq: the one nearest the last sent.
 		seq := last + uint32(int32(int16(a.Seq-uint16(last))))
-		sendAt, size, ok := e.hist.lookup(seq)
+		sendAt, size, probing, ok := e.hist.lookup(seq)
 		if !ok {
 			continue
 		}
@@ -159,11 +172,15 @@ func (e *Estimator) Feedback(acks []Ack, now time.Time) int {
 			continue // taken already
 		}
 		*mark = ackMark{seq: seq + 1, received: a.Received}
-		if !again {
-			e.lossReported++
+		if !probing { // a probe's loss is its own answer (Probing)
+			if !again {
+				e.lossReported++
+			}
+			if !a.Received {
+				e.lossLost++
+			}
 		}
 		if !a.Received {
-			e.lossLost++
 			continue
 		}
 		arrival := e.arrival(a.Arrival)

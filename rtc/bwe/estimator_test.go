@@ -143,3 +143,31 @@ func TestResetAndRepeats(t *testing.T) {
 		t.Fatalf("estimate %d after half the packets lost", a)
 	}
 }
+
+// A probe for more than a policed link carries loses its excess, padding
+// and the media sent with it alike: that is the probe's answer, not a
+// loss of the media's rate, and it does not take the estimate below the
+// media the link carries. Counted by the loss bound, each probe for a
+// layer the link cannot carry took the estimate below the layer it does
+// carry (the layers went between the two lower ones, again and again).
+func TestProbeLossNotTheLinks(t *testing.T) {
+	l := &link{capacity: 1_000_000, policer: true, propagate: 20 * time.Millisecond}
+	const media = 750_000 // the middle layer and the audio
+	s := newSim(t, l, media, 900_000)
+	if est := s.run(10 * time.Second); est < media {
+		t.Fatalf("estimate %d before any probe, below the %d of media the link carries", est, media)
+	}
+	for i := range 5 {
+		// A probe for the top layer: about 1.6 Mbps for 300 ms, then the
+		// time until the next.
+		s.probing(850_000, 300*time.Millisecond)
+		if est := s.run(2 * time.Second); est < media {
+			t.Fatalf("estimate %d after probe %d, below the %d of media the link carries", est, i+1, media)
+		}
+	}
+	// A loss the media meets on its own still counts.
+	l.capacity = 500_000
+	if est := s.run(5 * time.Second); est >= media {
+		t.Fatalf("estimate %d on a link cut below the media, want below %d", est, media)
+	}
+}

@@ -11,12 +11,14 @@ import (
 const historySize = 2048
 
 // A slot's meta word: the packet's full sequence number in the high 32
-// bits; below, slotDone with its size once it went out, or slotClaimed
-// while it is being sent. Zero: never used.
+// bits; below, slotDone with its size once it went out (and slotProbing
+// if it went out while a probe ran), or slotClaimed while it is being
+// sent. Zero: never used.
 const (
 	slotDone    = 1 << 31
 	slotClaimed = 1 << 30
-	slotSizeMax = 1<<30 - 1
+	slotProbing = 1 << 29
+	slotSizeMax = 1<<29 - 1
 )
 
 // slot is one packet of the ring. The send path claims it, writes ext,
@@ -41,9 +43,10 @@ type history struct {
 
 // Record is a packet being sent, from Estimator.Sending to Sent.
 type Record struct {
-	s    *slot
-	seq  uint32
-	base time.Time
+	s       *slot
+	seq     uint32
+	base    time.Time
+	probing bool
 }
 
 // Ext returns the 2 bytes of the packet's transport-cc header extension
@@ -54,13 +57,17 @@ func (r Record) Ext() []byte { return r.s.ext[:] }
 // and padding included).
 func (r Record) Sent(size int, at time.Time) {
 	r.s.at.Store(at.Sub(r.base).Microseconds())
-	r.s.meta.Store(uint64(r.seq)<<32 | slotDone | uint64(min(max(size, 0), slotSizeMax)))
+	m := uint64(r.seq)<<32 | slotDone | uint64(min(max(size, 0), slotSizeMax))
+	if r.probing {
+		m |= slotProbing
+	}
+	r.s.meta.Store(m)
 }
 
 // claim takes seq's slot for its packet; false when the packet that held
 // it before has not gone out yet, which only a send stalled for a whole
 // ring of later packets would cause (that packet goes unrecorded).
-func (h *history) claim(seq uint32) (Record, bool) {
+func (h *history) claim(seq uint32, probing bool) (Record, bool) {
 	s := &h.slots[seq%historySize]
 	m := s.meta.Load()
 	if m != 0 && (m&slotDone == 0 || int32(seq-uint32(m>>32)) < historySize) {
@@ -70,21 +77,21 @@ func (h *history) claim(seq uint32) (Record, bool) {
 		return Record{}, false
 	}
 	s.ext = [2]byte{byte(seq >> 8), byte(seq)}
-	return Record{s: s, seq: seq, base: h.base}, true
+	return Record{s: s, seq: seq, base: h.base, probing: probing}, true
 }
 
-// lookup returns when the packet seq went out (µs since base) and its
-// size, or false when the ring does not hold it (never sent, not yet
-// out, or overwritten).
-func (h *history) lookup(seq uint32) (at int64, size int, ok bool) {
+// lookup returns when the packet seq went out (µs since base), its size
+// and whether a probe ran as it went out, or false when the ring does not
+// hold it (never sent, not yet out, or overwritten).
+func (h *history) lookup(seq uint32) (at int64, size int, probing, ok bool) {
 	s := &h.slots[seq%historySize]
 	m := s.meta.Load()
 	if m&slotDone == 0 || uint32(m>>32) != seq {
-		return 0, 0, false
+		return 0, 0, false, false
 	}
 	at = s.at.Load()
 	if s.meta.Load() != m {
-		return 0, 0, false
+		return 0, 0, false, false
 	}
-	return at, int(m & slotSizeMax), true
+	return at, int(m & slotSizeMax), m&slotProbing != 0, true
 }

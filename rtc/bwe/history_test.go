@@ -20,18 +20,18 @@ func TestHistory(t *testing.T) {
 	if ext := r.Ext(); ext[0] != 0x23 || ext[1] != 0x45 {
 		t.Fatalf("extension % x, want 23 45", ext)
 	}
-	if _, _, ok := e.hist.lookup(0x12345); ok {
+	if _, _, _, ok := e.hist.lookup(0x12345); ok {
 		t.Fatal("a packet found before it went out")
 	}
 	if _, ok := e.Sending(0x12345 + historySize); ok {
 		t.Fatal("a slot taken while its packet is being sent")
 	}
 	r.Sent(1200, base.Add(7*time.Millisecond))
-	at, size, ok := e.hist.lookup(0x12345)
+	at, size, _, ok := e.hist.lookup(0x12345)
 	if !ok || at != 7000 || size != 1200 {
 		t.Fatalf("lookup: %d µs, %d bytes, %v; want 7000, 1200, true", at, size, ok)
 	}
-	if _, _, ok := e.hist.lookup(0x12345 - historySize); ok {
+	if _, _, _, ok := e.hist.lookup(0x12345 - historySize); ok {
 		t.Fatal("found a packet the slot never held")
 	}
 	r2, ok := e.Sending(0x12345 + historySize)
@@ -39,7 +39,7 @@ func TestHistory(t *testing.T) {
 		t.Fatal("no slot a ring later")
 	}
 	r2.Sent(100, base)
-	if _, _, ok := e.hist.lookup(0x12345); ok {
+	if _, _, _, ok := e.hist.lookup(0x12345); ok {
 		t.Fatal("found a packet overwritten")
 	}
 }
@@ -72,7 +72,7 @@ func TestHistoryConcurrent(t *testing.T) {
 	}
 	wg.Go(func() {
 		for s := range uint32(packets) {
-			if at, size, ok := e.hist.lookup(s); ok && (at != int64(s) || size != int(s%1500)) {
+			if at, size, _, ok := e.hist.lookup(s); ok && (at != int64(s) || size != int(s%1500)) {
 				t.Errorf("packet %d: %d µs, %d bytes", s, at, size)
 				return
 			}
@@ -84,7 +84,7 @@ func TestHistoryConcurrent(t *testing.T) {
 		if !recorded[s].Load() {
 			continue
 		}
-		if _, _, ok := e.hist.lookup(s); !ok {
+		if _, _, _, ok := e.hist.lookup(s); !ok {
 			t.Fatalf("packet %d of the last ring, recorded, not found", s)
 		}
 		found++

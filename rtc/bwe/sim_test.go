@@ -57,6 +57,9 @@ type sim struct {
 	e     *Estimator
 	link  *link
 	media float64 // the most the sender has to send, bits per second
+	// probe is the rate of padding sent on top of the media, bits per
+	// second, while the Estimator is told a probe runs (0: none).
+	probe float64
 	base  time.Time
 	now   time.Duration
 	seq   uint32
@@ -90,7 +93,7 @@ func (s *sim) run(d time.Duration) int {
 	s.t.Helper()
 	end := s.now + d
 	for s.now < end {
-		rate := min(float64(s.e.Estimate()), s.media)
+		rate := min(float64(s.e.Estimate()), s.media) + s.probe
 		s.owed += rate * simTick.Seconds()
 		for s.owed >= simPacketSize*8 {
 			s.owed -= simPacketSize * 8
@@ -139,4 +142,16 @@ func (s *sim) feedback() {
 		}
 		s.e.Feedback(s.acks, s.base.Add(s.now))
 	}
+}
+
+// probing runs d of the link with a probe at rate bits per second of
+// padding on top of the media, as the connection sends one, and returns
+// the estimate at its end.
+func (s *sim) probing(rate float64, d time.Duration) int {
+	s.t.Helper()
+	s.e.Probing(true)
+	s.probe = rate
+	defer func() { s.probe = 0 }()
+	defer s.e.Probing(false)
+	return s.run(d)
 }
