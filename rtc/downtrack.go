@@ -596,9 +596,14 @@ func (dt *DownTrack) rtcpLoop(b *binding) {
 	var resend []byte
 	var hdr rtp.Header
 	var ext extWriter
+	var limit *resendLimit
 	fb := rtcpFeedback{nack: func(seq uint16) {
 		if resend == nil {
-			resend = make([]byte, maxPacketSize)
+			resend, limit = make([]byte, maxPacketSize), &resendLimit{}
+		}
+		if !limit.allow(seq, time.Now()) {
+			dt.ctr.nackSuppressed.Add(1)
+			return
 		}
 		dt.answerNACK(b, seq, resend, &hdr, &ext)
 	}}

@@ -27,6 +27,7 @@ type Metrics struct {
 	packetsIn, bytesIn, packetsOut, bytesOut *prometheus.Desc
 	drops                                    *prometheus.Desc
 	nacks, retransmits, nackMisses           *prometheus.Desc
+	nackSuppressed                           *prometheus.Desc
 	keyframeReceived, keyframeSent           *prometheus.Desc
 	catchUps                                 *prometheus.Desc
 	layerSwitches                            *prometheus.Desc
@@ -52,6 +53,7 @@ func NewMetrics() *Metrics {
 		nacks:            d("nacks_received_total", "Sequence numbers NACKed by subscribers."),
 		retransmits:      d("nack_retransmits_total", "NACKed packets answered from the packet cache."),
 		nackMisses:       d("nack_misses_total", "NACKed packets no longer in the packet cache."),
+		nackSuppressed:   d("nack_suppressed_total", "NACKed packets not resent: resent as often, or as lately, as a packet may be."),
 		keyframeReceived: d("keyframe_requests_received_total", "Keyframe requests from subscribers, by type.", "type"),
 		keyframeSent:     d("keyframe_requests_sent_total", "PLIs sent to publishers after throttling."),
 		catchUps:         d("keyframe_catch_ups_total", "Subscriber streams started from a cached keyframe instead of a new one."),
@@ -65,7 +67,7 @@ func NewMetrics() *Metrics {
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		m.tracks, m.subscribers, m.packetsIn, m.bytesIn, m.packetsOut, m.bytesOut, m.drops,
-		m.nacks, m.retransmits, m.nackMisses, m.keyframeReceived, m.keyframeSent, m.catchUps, m.layerSwitches,
+		m.nacks, m.retransmits, m.nackMisses, m.nackSuppressed, m.keyframeReceived, m.keyframeSent, m.catchUps, m.layerSwitches,
 	} {
 		ch <- d
 	}
@@ -104,6 +106,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.nacks, out.NACKs)
 	counter(m.retransmits, out.Retransmits)
 	counter(m.nackMisses, out.NACKMisses)
+	counter(m.nackSuppressed, out.NACKSuppressed)
 	counter(m.keyframeReceived, out.PLIs, "pli")
 	counter(m.keyframeReceived, out.FIRs, "fir")
 	counter(m.keyframeSent, in.KeyframeRequests)

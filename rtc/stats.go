@@ -69,6 +69,7 @@ type counters struct {
 	nacks            atomic.Uint64 // sequence numbers NACKed by the subscriber
 	retransmits      atomic.Uint64 // NACKed packets resent from the cache
 	nackMisses       atomic.Uint64 // NACKed packets no longer in the cache
+	nackSuppressed   atomic.Uint64 // NACKed packets not resent again (resendLimit)
 	plis, firs       atomic.Uint64 // keyframe requests received from the subscriber
 	keyframeRequests atomic.Uint64 // PLIs sent to the publisher
 	catchUps         atomic.Uint64 // streams started from a cached keyframe
@@ -84,10 +85,13 @@ type counters struct {
 type Stats struct {
 	Packets, Bytes uint64
 	// Drops is indexed by DropReason.
-	Drops            [numDropReasons]uint64
-	NACKs            uint64
-	Retransmits      uint64
-	NACKMisses       uint64
+	Drops       [numDropReasons]uint64
+	NACKs       uint64
+	Retransmits uint64
+	NACKMisses  uint64
+	// NACKSuppressed counts the NACKed packets not resent because they
+	// had been resent as often, or as lately, as resendLimit allows.
+	NACKSuppressed   uint64
 	PLIs, FIRs       uint64
 	KeyframeRequests uint64
 	// CatchUps counts the times a down-track started from its source's
@@ -114,6 +118,7 @@ func (c *counters) snapshot() Stats {
 		NACKs:             c.nacks.Load(),
 		Retransmits:       c.retransmits.Load(),
 		NACKMisses:        c.nackMisses.Load(),
+		NACKSuppressed:    c.nackSuppressed.Load(),
 		PLIs:              c.plis.Load(),
 		FIRs:              c.firs.Load(),
 		KeyframeRequests:  c.keyframeRequests.Load(),
@@ -137,6 +142,7 @@ func (s *Stats) add(o Stats) {
 	s.NACKs += o.NACKs
 	s.Retransmits += o.Retransmits
 	s.NACKMisses += o.NACKMisses
+	s.NACKSuppressed += o.NACKSuppressed
 	s.PLIs += o.PLIs
 	s.FIRs += o.FIRs
 	s.KeyframeRequests += o.KeyframeRequests
