@@ -73,7 +73,7 @@ type DownTrack struct {
 	// bweStart, until the estimate first caps dt, is the rate in bits
 	// per second its first layer must fit (layerchoice.go); 0 after.
 	bweStart atomic.Int64
-	bound     atomic.Pointer[binding]
+	bound    atomic.Pointer[binding]
 	// ready is set once the subscriber's connection can take media: its
 	// owner said so (TransportReady) or a write went through. Until then
 	// a keyframe request would bring a keyframe nobody can receive.

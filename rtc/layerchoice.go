@@ -57,10 +57,10 @@ const (
 	// capped.
 	bweStartCheckInterval = 100 * time.Millisecond
 	bweStartWait          = 3 * time.Second
-	bweUpMargin      = 1.25
-	bweUpHold        = 3 * time.Second
-	bweMaxUpHold     = 16 * time.Second
-	bweFlapWindow    = 10 * time.Second
+	bweUpMargin           = 1.25
+	bweUpHold             = 3 * time.Second
+	bweMaxUpHold          = 16 * time.Second
+	bweFlapWindow         = 10 * time.Second
 )
 
 // PauseReasonBandwidth is the reason of a TrackPausedEvent sent because
