@@ -23,7 +23,9 @@
 // happened. The streams of one simulcast sender (its rid layers) become
 // one rtc.Track with layers, published once; the room passes its quality
 // cap to its members, and a publisher hears which of its layers anyone
-// receives. The room decides who subscribes to what
+// receives. Once a second, while a member publishes video, the room looks
+// at the tracks' layers and describes a track again to every member when
+// they changed (room_layers.go). The room decides who subscribes to what
 // (room_subscriptions.go): a member receives every track as it is
 // published, or, when it joined without auto-subscribe, the tracks it
 // asks for. Media never passes through a mailbox: packets flow in rtc.

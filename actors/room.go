@@ -56,6 +56,9 @@ type roomActor struct {
 	joins []pendingJoin
 	// speakers are the active speakers and their sampling timer.
 	speakers speakers
+	// layerTimer looks at the members' layered tracks; nil while not
+	// looking (room_layers.go).
+	layerTimer *layerTimer
 
 	view view
 }
@@ -95,6 +98,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		a.view.close()
 		a.stopTimers()
 		a.stopSpeakers()
+		a.stopLayerChecks()
 		a.refuseJoins(ctx, fmt.Errorf("%w: room %s is stopping", ErrUnavailable, a.id))
 		a.endRecordingNow(a.stopReason())
 		if a.life.failed.Load() {
@@ -109,6 +113,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		a.view.close() // until the fresh actor has reloaded
 		a.stopTimers()
 		a.stopSpeakers()
+		a.stopLayerChecks()
 		a.refuseJoins(ctx, fmt.Errorf("%w: room %s is restarting", ErrUnavailable, a.id))
 		a.deps.metrics.restarts.Inc()
 		a.log.Warn("room actor restarting after a failure; it will reload its record and keep its members")
@@ -194,6 +199,8 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		a.timerFired(ctx, m)
 	case *speakerTick:
 		a.speakerTick(m)
+	case *layerTick:
+		a.layerTick(m)
 	case *sessionStatsReq:
 		a.respond(ctx, a.liveStats(m.sessionID))
 	case *startRecordingReq, *stopRecordingReq, *deleteRecordingReq, *recordingWriterEnded, *recordingTimeout, *recordingClosed,

@@ -110,6 +110,7 @@ func (a *roomActor) rejoin(ctx actor.Context) {
 		}
 	}
 	a.armSpeakers()
+	a.armLayerChecks()
 }
 
 // fail ends the room's session for EndRoomFailed and removes every member

@@ -43,6 +43,9 @@ type (
 type roomTrack struct {
 	info TrackInfo
 	src  *rtc.Track
+	// layersSent is what the members were last told of its layers
+	// (layersKey; room_layers.go).
+	layersSent string
 }
 
 // snapshot describes the track with its layers as they are now.
@@ -101,8 +104,9 @@ func (a *roomActor) trackPublished(ctx actor.Context, msg *trackPublished) {
 	m.tracks = append(m.tracks, t)
 	a.trackEvent(m, "track-published", msg.track)
 	a.recordTrack(m, t)
-	a.broadcast("", SignalTrackPublished{ParticipantID: m.info.ID, Track: t.snapshot()})
+	a.broadcast("", SignalTrackPublished{ParticipantID: m.info.ID, Track: t.describe()})
 	a.armSpeakers()
+	a.armLayerChecks()
 	a.startVideoOff(ctx, m, msg.track)
 	for _, o := range a.memberList() {
 		if o != m && o.receivesMedia() && o.autoSubscribe {

@@ -150,6 +150,19 @@ func (c *wsClient) waitMsg(typ string, match func(map[string]any) bool) map[stri
 	return found
 }
 
+// messages returns the messages of type typ received so far, in order.
+func (c *wsClient) messages(typ string) []map[string]any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []map[string]any
+	for _, m := range c.msgs {
+		if m["type"] == typ {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 func (c *wsClient) count(typ string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -30,6 +30,7 @@ const (
 	msgParticipantJoined  = "participant-joined"
 	msgParticipantLeft    = "participant-left"
 	msgTrackPublished     = "track-published"
+	msgTrackUpdated       = "track-updated"
 	msgTrackUnpublished   = "track-unpublished"
 	msgTrackSkipped       = "track-skipped"
 	msgChat               = "chat"
@@ -417,6 +418,8 @@ type (
 		Identity      string `json:"identity"`
 		Reason        string `json:"reason"`
 	}
+	// trackPublishedMsg is track-published, and track-updated, which
+	// describes the track again after its layers changed.
 	trackPublishedMsg struct {
 		Type          string    `json:"type"`
 		ParticipantID string    `json:"participant_id"`
@@ -558,6 +561,8 @@ func signalMsg(sig actors.Signal) (any, error) {
 		return participantLeftMsg{Type: msgParticipantLeft, ParticipantID: string(s.ParticipantID), Identity: s.Identity, Reason: string(s.Reason)}, nil
 	case actors.SignalTrackPublished:
 		return trackPublishedMsg{Type: msgTrackPublished, ParticipantID: string(s.ParticipantID), Track: toTrackJSON(s.Track)}, nil
+	case actors.SignalTrackUpdated:
+		return trackPublishedMsg{Type: msgTrackUpdated, ParticipantID: string(s.ParticipantID), Track: toTrackJSON(s.Track)}, nil
 	case actors.SignalTrackUnpublished:
 		return trackUnpublishedMsg{Type: msgTrackUnpublished, ParticipantID: string(s.ParticipantID), TrackID: string(s.TrackID)}, nil
 	case actors.SignalTrackSkipped:

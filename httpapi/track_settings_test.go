@@ -56,7 +56,9 @@ func TestDecodeTrackSettings(t *testing.T) {
 
 // TestSimulcastTrackSettings: a viewer of a three-layer camera that asks
 // for the size of a thumbnail gets the lowest layer; one that names a
-// track it does not receive is told so, and keeps its socket.
+// track it does not receive is told so, and keeps its socket. A maximum
+// quality holds the viewer to the layer within it (360p: the middle
+// one, 180p: the lowest), and dropping it moves the viewer back up.
 func TestSimulcastTrackSettings(t *testing.T) {
 	s, viewer, bytesPerPacket := simulcastViewer(t, "tile", "1080p")
 	var trackID string
@@ -80,6 +82,16 @@ func TestSimulcastTrackSettings(t *testing.T) {
 	}
 	viewer.send(map[string]any{"type": "track-settings", "track_id": trackID})
 	poll.Until(t, "the top layer again", func() bool { return bytesPerPacket() > 650 })
+
+	viewer.send(map[string]any{"type": "track-settings", "track_id": trackID, "max_quality": "360p"})
+	poll.Until(t, "the middle layer under 360p", func() bool {
+		n := bytesPerPacket()
+		return n > 300 && n < 600
+	})
+	viewer.send(map[string]any{"type": "track-settings", "track_id": trackID, "max_quality": "180p"})
+	poll.Until(t, "the lowest layer under 180p", func() bool { return bytesPerPacket() < 250 })
+	viewer.send(map[string]any{"type": "track-settings", "track_id": trackID})
+	poll.Until(t, "the top layer without a maximum", func() bool { return bytesPerPacket() > 650 })
 }
 
 // FuzzTrackSettings: whatever a client sends, a track-settings message

@@ -3,6 +3,7 @@ package rtc
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -21,7 +22,9 @@ import (
 // real transport-cc feedback. Cut below the top layer, it moves down; cut
 // below the lowest, its video is paused and it is told, while its audio
 // goes on; with the link whole again, its video resumes and climbs back
-// up.
+// up. Every layer change it sees starts on a keyframe of the new layer,
+// and at none do the sequence numbers jump: what is missing there is
+// what the link dropped.
 func TestLoopbackBandwidthLayers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes tens of seconds of media")
@@ -91,6 +94,7 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	link.RecordDrops()
 	sub := newPeerOwnerWith(t, PeerConfig{Engine: engine, Mode: PeerSignaling, Metrics: m}, shapedAPI)
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
 		if _, err := sub.client.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
@@ -230,6 +234,8 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 			t.Fatalf("sequence numbers jump by %d after %d packets", gap, i)
 		}
 	}
+	seen, behindLoss := checkShapedSwitches(t, p, link)
+	t.Logf("layer changes: %d seen whole, each on a keyframe; %d behind packets the link dropped", seen, behindLoss)
 	// The probes' padding came between frames, never between two packets
 	// of one frame (a frame a pause cut short may end in padding: the
 	// stream goes on with a keyframe).
@@ -262,6 +268,71 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 	t.Logf("layer runs %v; %d paused events; %d datagrams dropped by the link; up %d, down %d; probes %d ok, %d failed, %d padding packets",
 		layersIn(p), pauses, link.Dropped(), m.bwe.up.Load(), m.bwe.down.Load(),
 		m.bwe.probesOK.Load(), m.bwe.probesFailed.Load(), m.bwe.padding.Load())
+}
+
+// checkShapedSwitches checks each layer change in packets, the video a
+// subscriber on link received (in arrival order, retransmissions late
+// and repeated): in sequence order, where the new layer's first packet
+// follows the old layer's last one, or only padding comes between, the
+// new layer starts on a keyframe; wherever a sequence number between
+// them is missing, the link dropped it (a loss the subscriber NACKs,
+// not a jump of the rewritten numbers). It returns the changes seen
+// whole and those behind a loss, whose first packets the link may have
+// dropped.
+func checkShapedSwitches(t *testing.T, packets []sentPacket, link *rtctest.Shaper) (seen, behindLoss int) {
+	t.Helper()
+	if len(packets) == 0 {
+		return 0, 0
+	}
+	// Extend the 16-bit sequence numbers, each from the one before it in
+	// arrival order (a retransmission comes less than half a wrap late).
+	bySeq := make(map[int64]sentPacket, len(packets))
+	ext := int64(packets[0].hdr.SequenceNumber)
+	for i, p := range packets {
+		if i > 0 {
+			ext += int64(int16(p.hdr.SequenceNumber - packets[i-1].hdr.SequenceNumber))
+		}
+		if _, dup := bySeq[ext]; !dup {
+			bySeq[ext] = p
+		}
+	}
+	seqs := slices.Sorted(maps.Keys(bySeq))
+	var last int64 // the last packet with a payload, once there is one
+	have := false
+	for _, s := range seqs {
+		p := bySeq[s]
+		if len(p.payload) == 0 {
+			continue // padding: no layer
+		}
+		if !have {
+			last, have = s, true
+			continue
+		}
+		prev := bySeq[last]
+		from, to := layerOfPacket(prev), layerOfPacket(p)
+		if from != to {
+			lost := false
+			for m := last + 1; m < s; m++ {
+				if _, ok := bySeq[m]; ok {
+					continue
+				}
+				if !link.DroppedRTP(p.hdr.SSRC, uint16(m)) {
+					t.Fatalf("layer %d to %d at sequence number %d: %d is missing and the link never dropped it (a jump)", from, to, p.hdr.SequenceNumber, uint16(m))
+				}
+				lost = true
+			}
+			switch {
+			case lost:
+				behindLoss++
+			case !vp8Keyframe(p.payload):
+				t.Fatalf("layer %d to %d at sequence number %d: the new layer starts on a delta frame", from, to, p.hdr.SequenceNumber)
+			default:
+				seen++
+			}
+		}
+		last = s
+	}
+	return seen, behindLoss
 }
 
 // simulcastPublisher starts a publisher's Peer on engine whose client,

@@ -21,6 +21,9 @@ type Shaper struct {
 	tokens  float64    // bits
 	last    time.Time
 	dropped uint64
+	// drops holds the SSRC and sequence number of each RTP datagram
+	// dropped, once RecordDrops made it; nil until then.
+	drops map[uint64]bool
 }
 
 // shaperBurst is how much the bucket holds, in seconds of its rate: a
@@ -43,9 +46,30 @@ func (s *Shaper) Dropped() uint64 {
 	return s.dropped
 }
 
+// RecordDrops makes the shaper keep the SSRC and sequence number of each
+// RTP datagram it drops from now on, for DroppedRTP: a test tells a
+// packet the link lost from one the server never sent. It grows with
+// the drops: for tests, not for long loads.
+func (s *Shaper) RecordDrops() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.drops == nil {
+		s.drops = make(map[uint64]bool)
+	}
+}
+
+// DroppedRTP reports whether the shaper dropped an RTP datagram of ssrc
+// with sequence number seq since RecordDrops.
+func (s *Shaper) DroppedRTP(ssrc uint32, seq uint16) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.drops[uint64(ssrc)<<16|uint64(seq)]
+}
+
 // pass reports whether a datagram of b, just received, gets through.
 func (s *Shaper) pass(b []byte, now time.Time) bool {
-	if _, _, ok := rtpKey(b); !ok {
+	ssrc, seq, ok := rtpKey(b)
+	if !ok {
 		return true
 	}
 	s.mu.Lock()
@@ -58,6 +82,9 @@ func (s *Shaper) pass(b []byte, now time.Time) bool {
 	bits := float64(len(b) * 8)
 	if s.tokens < bits {
 		s.dropped++
+		if s.drops != nil {
+			s.drops[uint64(ssrc)<<16|uint64(seq)] = true
+		}
 		return false
 	}
 	s.tokens -= bits
