@@ -112,15 +112,25 @@ type ackMark struct {
 
 // New returns an Estimator starting at cfg.Initial.
 func New(cfg Config) *Estimator {
+	e := new(Estimator)
+	e.Init(cfg)
+	return e
+}
+
+// Init makes e, a zero Estimator, what New(cfg) returns: for one that is
+// part of a larger struct, whose own fields the send path reads beside
+// e's (the Estimator's send side comes first). Nothing may use e before.
+func (e *Estimator) Init(cfg Config) {
 	cfg.Min = max(cfg.Min, 1)
 	if cfg.Max <= 0 {
 		cfg.Max = math.MaxInt32
 	}
 	cfg.Initial = min(max(cfg.Initial, cfg.Min), cfg.Max)
-	e := &Estimator{cfg: cfg, rate: float64(cfg.Initial), lossRate: float64(cfg.Initial), det: newDetector()}
+	e.cfg = cfg
+	e.rate, e.lossRate = float64(cfg.Initial), float64(cfg.Initial)
+	e.det = newDetector()
 	e.hist.base = time.Now()
 	e.estimate.Store(int64(cfg.Initial))
-	return e
 }
 
 // Sending records the packet numbered seq (the connection's count of
