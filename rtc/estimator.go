@@ -126,11 +126,13 @@ type estimator struct {
 }
 
 // sendState is the part of a connection's estimate that each packet sent
-// reads and writes, made at its first stream bound with the extension.
-// Its own fields come first and the estimate's send side right after
-// them (bwe.Estimator), so that a packet sent touches one cache line of
-// it besides its slot in the ring: on a server, a connection's next packet
-// comes after many other connections' have pushed it out of the caches.
+// reads and writes, made at its first stream bound with the extension:
+// its own fields and the estimate's send side (a bwe.Estimator holds only
+// that), 64 bytes in all. So a packet sent touches one cache line of it
+// besides its slot in the ring, and a memory page shared with other
+// connections': on a server, a connection's next packet comes after many
+// other connections' have pushed its lines out of the caches and its
+// pages out of the TLB, and each costs a miss per packet.
 type sendState struct {
 	// active is the estimator's, kept here for the send path.
 	active atomic.Bool
