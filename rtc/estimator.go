@@ -72,11 +72,6 @@ const (
 	EstimateREMB EstimateSource = "remb"
 )
 
-// cacheLine is the size of a cache line on the machines Troupe runs on
-// (x86-64 and arm64 servers), what keeps apart fields that different
-// goroutines write.
-const cacheLine = 64
-
 // estimatorFactory makes each connection's estimator and keeps it until
 // the Engine claims it for the connection it was made for.
 type estimatorFactory struct {
@@ -111,32 +106,51 @@ func (f *estimatorFactory) claim(id string) *estimator {
 // records the packets sent and reads the feedback and REMB.
 type estimator struct {
 	interceptor.NoOp
+	always bool // setActive(false) leaves it on
 
-	// The send side first: what every packet sent reads (and twccSeq,
-	// which it writes) on one cache line, apart from what the RTCP
-	// reader writes (feedbacks, remb, acks...), so that neither side's
-	// writes take the line from under the other's reads.
-
-	// bwe is the estimate, made at the first stream bound with the
+	// send holds the estimate, made at the first stream bound with the
 	// extension; nil before.
-	bwe atomic.Pointer[bwe.Estimator]
-	// probe is the probe whose packets are being sent, nil for none.
-	probe atomic.Pointer[probeCluster]
-	// active: the packets sent carry the extension and are recorded;
-	// twccSeq numbers them across the connection's streams.
-	active  atomic.Bool
-	always  bool // setActive(false) leaves it on
-	twccSeq atomic.Uint32
-	_       [cacheLine]byte
-
+	send atomic.Pointer[sendState]
 	// probed is the probe awaiting the feedback on its packets (probe.go).
-	probed    atomic.Pointer[probeCluster]
+	probed atomic.Pointer[probeCluster]
+
+	// active: the packets sent carry the extension and are recorded.
+	// The send path reads send's copy.
+	active    atomic.Bool
 	feedbacks atomic.Uint64 // transport-cc feedback packets taken
 	remb      atomic.Uint64 // the last REMB bitrate
 	rembAt    atomic.Int64  // when it came, Unix nanoseconds
 
-	mu   sync.Mutex // guards the bwe's making, and acks: the feedback's side
+	mu   sync.Mutex // guards send's making and its active, and acks: the feedback's side
 	acks []bwe.Ack
+}
+
+// sendState is the part of a connection's estimate that each packet sent
+// reads and writes, made at its first stream bound with the extension:
+// its own fields and the estimate's send side (a bwe.Estimator holds only
+// that), 64 bytes in all. So a packet sent touches one cache line of it
+// besides its slot in the ring, and a memory page shared with other
+// connections': on a server, a connection's next packet comes after many
+// other connections' have pushed its lines out of the caches and its
+// pages out of the TLB, and each costs a miss per packet.
+type sendState struct {
+	// active is the estimator's, kept here for the send path.
+	active atomic.Bool
+	// seq numbers the packets sent with the extension, across the
+	// connection's streams.
+	seq atomic.Uint32
+	// probe is the probe whose packets are being sent, nil for none.
+	probe atomic.Pointer[probeCluster]
+	est   bwe.Estimator
+}
+
+// est returns the connection's estimate, nil before its first stream
+// bound with the extension.
+func (e *estimator) est() *bwe.Estimator {
+	if st := e.send.Load(); st != nil {
+		return &st.est
+	}
+	return nil
 }
 
 // transportCCID returns the id of the transport-cc header extension a
@@ -157,7 +171,13 @@ func (e *estimator) setActive(on bool) {
 		return
 	}
 	on = on || e.always
-	if e.active.Swap(on) != on && !on {
+	e.mu.Lock()
+	was := e.active.Swap(on)
+	if st := e.send.Load(); st != nil {
+		st.active.Store(on)
+	}
+	e.mu.Unlock()
+	if was != on && !on {
 		e.feedbacks.Store(0)
 	}
 }
@@ -170,20 +190,23 @@ func (e *estimator) BindLocalStream(info *interceptor.StreamInfo, w interceptor.
 		return w
 	}
 	e.mu.Lock()
-	est := e.bwe.Load()
-	if est == nil {
-		est = bwe.New(bwe.Config{Initial: bweInitialBitrate, Min: bweMinBitrate, Max: bweMaxBitrate})
-		e.bwe.Store(est)
+	st := e.send.Load()
+	if st == nil {
+		st = new(sendState)
+		st.est.Init(bwe.Config{Initial: bweInitialBitrate, Min: bweMinBitrate, Max: bweMaxBitrate})
+		st.active.Store(e.active.Load())
+		e.send.Store(st)
 	}
 	e.mu.Unlock()
+	est := &st.est
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
-		if !e.active.Load() {
+		if !st.active.Load() {
 			if h.Extension {
 				_ = h.DelExtension(id) // a header used before; fails only when absent
 			}
 			return w.Write(h, payload, a)
 		}
-		seq := e.twccSeq.Add(1) - 1
+		seq := st.seq.Add(1) - 1
 		// The header keeps the extension's bytes until it is written:
 		// the record's own, or (a send stalled a whole ring) fresh ones.
 		rec, recorded := est.Sending(seq)
@@ -197,7 +220,7 @@ func (e *estimator) BindLocalStream(info *interceptor.StreamInfo, w interceptor.
 			return 0, fmt.Errorf("rtc: transport-cc extension: %w", err)
 		}
 		size := h.MarshalSize() + len(payload) + int(h.PaddingSize)
-		if c := e.probe.Load(); c != nil {
+		if c := st.probe.Load(); c != nil {
 			c.record(uint16(seq), size)
 		}
 		n, err := w.Write(h, payload, a)
@@ -211,7 +234,7 @@ func (e *estimator) BindLocalStream(info *interceptor.StreamInfo, w interceptor.
 // restart starts the estimate again from bps, a probe's result, unless
 // it is that already or more.
 func (e *estimator) restart(bps int) {
-	if est := e.bwe.Load(); est != nil && est.Estimate() < bps {
+	if est := e.est(); est != nil && est.Estimate() < bps {
 		est.Reset(bps)
 	}
 }
@@ -219,21 +242,26 @@ func (e *estimator) restart(bps int) {
 // startProbe starts recording a probe at target bits per second; nil if
 // the estimate does not run (no transport-cc) or a probe runs already.
 func (e *estimator) startProbe(target int, now time.Time) *probeCluster {
-	if e == nil || e.bwe.Load() == nil || !e.active.Load() || e.probed.Load() != nil {
+	if e == nil || !e.active.Load() || e.probed.Load() != nil {
 		return nil
 	}
-	c := newProbeCluster(target, uint16(e.twccSeq.Load()), now)
+	st := e.send.Load()
+	if st == nil {
+		return nil
+	}
+	c := newProbeCluster(target, uint16(st.seq.Load()), now)
 	e.probed.Store(c)
-	e.probe.Store(c)
-	e.bwe.Load().Probing(true)
+	st.probe.Store(c)
+	st.est.Probing(true)
 	return c
 }
 
 // stopProbe stops recording c's packets; the feedback on them goes on
 // being taken until finishProbe.
 func (e *estimator) stopProbe(c *probeCluster, now time.Time) {
-	if e.probe.CompareAndSwap(c, nil) {
-		e.bwe.Load().Probing(false)
+	st := e.send.Load() // not nil: c is startProbe's
+	if st.probe.CompareAndSwap(c, nil) {
+		st.est.Probing(false)
 	}
 	c.stop(now)
 }
@@ -291,7 +319,7 @@ func (e *estimator) observe(pkt []byte, _ interceptor.Attributes, now time.Time)
 // feedback takes one transport-cc feedback report, read at now: a
 // malformed one changes nothing.
 func (e *estimator) feedback(p []byte, now time.Time) {
-	est := e.bwe.Load()
+	est := e.est()
 	if est == nil {
 		return
 	}
@@ -316,7 +344,7 @@ func (e *estimator) Estimate(now time.Time) (int, EstimateSource) {
 	if e == nil {
 		return 0, EstimateNone
 	}
-	if est := e.bwe.Load(); est != nil && e.active.Load() && e.feedbacks.Load() > 0 {
+	if est := e.est(); est != nil && e.active.Load() && e.feedbacks.Load() > 0 {
 		return est.Estimate(), EstimateTWCC
 	}
 	if at := e.rembAt.Load(); at != 0 && now.Sub(time.Unix(0, at)) < rembTTL {

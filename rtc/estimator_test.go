@@ -3,6 +3,7 @@ package rtc
 import (
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/twcc"
@@ -187,5 +188,13 @@ func TestEstimatorObserveCompound(t *testing.T) {
 	est.observe(fb[:20], nil, now)
 	if est.feedbackCount() != 2 {
 		t.Fatalf("a report cut short counted: %d feedbacks", est.feedbackCount())
+	}
+}
+
+// What a packet sent reads and writes of its connection's estimate fits
+// in one cache line (sendState's comment says why).
+func TestSendStateFitsALine(t *testing.T) {
+	if n := unsafe.Sizeof(sendState{}); n > 64 {
+		t.Fatalf("sendState is %d bytes, more than a cache line", n)
 	}
 }

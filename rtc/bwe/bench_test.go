@@ -11,7 +11,7 @@ import (
 // extension's bytes, and its time and size once out.
 func BenchmarkSending(b *testing.B) {
 	e := New(Config{Initial: 1_000_000})
-	at := e.hist.base
+	at := epoch
 	b.ReportAllocs()
 	for i := range b.N {
 		r, ok := e.Sending(uint32(i))
@@ -35,7 +35,7 @@ func BenchmarkFeedback(b *testing.B) {
 		rec := twcc.NewRecorder(9)
 		for range perReport {
 			r, _ := e.Sending(seq)
-			r.Sent(1200, e.hist.base.Add(time.Duration(seq)*6*time.Millisecond))
+			r.Sent(1200, epoch.Add(time.Duration(seq)*6*time.Millisecond))
 			rec.Record(1, uint16(seq), 1_000_000+int64(seq)*6_000)
 			seq++
 		}
@@ -47,7 +47,7 @@ func BenchmarkFeedback(b *testing.B) {
 			fbs = append(fbs, raw)
 		}
 	}
-	now := e.hist.base
+	now := epoch
 	var acks []Ack
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -13,8 +13,9 @@
 //
 // It is made for a sender that forwards media as it comes: an Estimator
 // paces nothing and starts no goroutine. The send path records each
-// packet in a ring indexed by its transport-wide sequence number (a few
-// atomic stores, no lock, no allocation: Estimator.Sending), and each
+// packet in a ring indexed by its transport-wide sequence number (a claim
+// and one atomic store of a word holding all the feedback needs of it, no
+// lock, no allocation: Estimator.Sending), and each
 // feedback report is read where it lies in the RTCP packet
 // (ParseFeedback, no allocation) and processed on the goroutine that read
 // it (Estimator.Feedback).

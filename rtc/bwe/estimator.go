@@ -50,11 +50,14 @@ type Config struct {
 // of goroutines at once; Feedback and Reset are serialized by the
 // Estimator; Estimate may be read from anywhere.
 type Estimator struct {
-	// The send side comes first, together: what each packet sent reads
-	// and writes (last, probing, the ring's base, then its slots) shares
-	// as few cache lines as can be, and none with the fields the feedback
-	// writes, since on a server a connection's next packet comes after
-	// many other connections' have pushed these out of the caches.
+	// The send side is all an Estimator holds itself: what each packet
+	// sent reads and writes, 40 bytes, so that it shares a cache line
+	// with its owner's own (rtc's) and, being small, a memory page with
+	// other connections'. On a server, a connection's next packet comes
+	// after many other connections' have pushed its lines out of the
+	// caches and its pages out of the TLB: each line or page of its own
+	// the send path touches costs a miss per packet. The ring (its slots)
+	// and the feedback's side are allocated apart.
 
 	// last is the sequence number last being sent, the reference
 	// against which the feedback's 16-bit numbers are placed.
@@ -63,8 +66,11 @@ type Estimator struct {
 	// packets sent meanwhile are left out of the loss.
 	probing atomic.Bool
 	hist    history
-	_       [cacheLine]byte
+	*state
+}
 
+// state is the feedback's side of an Estimator.
+type state struct {
 	cfg      Config
 	estimate atomic.Int64
 	acked    atomic.Int64 // bits per second, 0 while unknown
@@ -99,11 +105,6 @@ type Estimator struct {
 	receivedBytes           int64
 }
 
-// cacheLine is the size of a cache line on the machines Troupe runs on
-// (x86-64 and arm64 servers), what keeps apart fields that different
-// goroutines write.
-const cacheLine = 64
-
 // ackMark is what the feedback said of the packet seq-1 (0: nothing).
 type ackMark struct {
 	seq      uint32
@@ -112,15 +113,23 @@ type ackMark struct {
 
 // New returns an Estimator starting at cfg.Initial.
 func New(cfg Config) *Estimator {
+	e := new(Estimator)
+	e.Init(cfg)
+	return e
+}
+
+// Init makes e, a zero Estimator, what New(cfg) returns: for one that is
+// part of a larger struct, whose own fields the send path reads beside
+// e's (the Estimator's send side comes first). Nothing may use e before.
+func (e *Estimator) Init(cfg Config) {
 	cfg.Min = max(cfg.Min, 1)
 	if cfg.Max <= 0 {
 		cfg.Max = math.MaxInt32
 	}
 	cfg.Initial = min(max(cfg.Initial, cfg.Min), cfg.Max)
-	e := &Estimator{cfg: cfg, rate: float64(cfg.Initial), lossRate: float64(cfg.Initial), det: newDetector()}
-	e.hist.base = time.Now()
+	e.hist = history{slots: make([]slot, historySize)}
+	e.state = &state{cfg: cfg, rate: float64(cfg.Initial), lossRate: float64(cfg.Initial), det: newDetector()}
 	e.estimate.Store(int64(cfg.Initial))
-	return e
 }
 
 // Sending records the packet numbered seq (the connection's count of
@@ -170,7 +179,7 @@ func (e *Estimator) Feedback(acks []Ack, now time.Time) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	last := e.last.Load()
-	ref := now.Sub(e.hist.base).Microseconds()
+	ref := now.Sub(epoch).Microseconds()
 	state := e.det.state
 	latest, got := int64(0), false
 	for _, a := range acks {

@@ -122,7 +122,7 @@ func TestResetAndRepeats(t *testing.T) {
 	// Two estimators fed the same half-lost reports, one of them each
 	// report twice: the loss counts once, so both cut the same.
 	once, twice := New(Config{Initial: 1_000_000}), New(Config{Initial: 1_000_000})
-	base := once.hist.base
+	base := epoch
 	for seq := range uint32(200) {
 		for _, e := range []*Estimator{once, twice} {
 			r, _ := e.Sending(seq)

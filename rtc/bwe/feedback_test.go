@@ -91,9 +91,9 @@ func FuzzFeedback(f *testing.F) {
 		e := New(cfg)
 		for seq := range uint32(40) {
 			r, _ := e.Sending(seq)
-			r.Sent(1000, e.hist.base.Add(time.Duration(seq)*time.Millisecond))
+			r.Sent(1000, epoch.Add(time.Duration(seq)*time.Millisecond))
 		}
-		now := e.hist.base.Add(time.Second)
+		now := epoch.Add(time.Second)
 		for range 3 {
 			now = now.Add(400 * time.Millisecond)
 			if est := e.Feedback(acks, now); est < cfg.Min || est > cfg.Max {

@@ -16,7 +16,7 @@ const historySize = 2048
 // a transport-cc feedback names it by), slotDone once it went out,
 // slotClaimed while it is being sent, slotProbing if it went out while a
 // probe ran, its size (bytes, capped), and in the low 32 bits when it went
-// out (µs since the history's base, modulo 2^32: placed again near the
+// out (µs since epoch, modulo 2^32: placed again near the
 // feedback's time, see lookup). Zero: never used.
 const (
 	slotSeqShift  = 48
@@ -33,9 +33,8 @@ const (
 // holding an older one, whatever its age in 16 bits, is taken.
 const slotRefuse = 8 * historySize
 
-// slot is one packet of the ring: 16 bytes, four to a cache line, so
-// that a connection's next packets find theirs in a line its last one
-// brought in. The send path claims it (writing ext), sends, then stores
+// slot is one packet of the ring: 16 bytes, four to a cache line. The
+// send path claims it (writing ext), sends, then stores
 // the meta word done with the time and size.
 type slot struct {
 	meta atomic.Uint64
@@ -46,10 +45,15 @@ type slot struct {
 	ext [2]byte
 }
 
-// history is the ring of packets sent.
+// epoch is the clock of the rings' send times: µs since it, in 32 bits.
+var epoch = time.Now()
+
+// history is the ring of packets sent, historySize slots. A slice, not a
+// pointer to an array: indexing it checks the length held beside it,
+// where a pointer's nil check would touch the ring's first page on every
+// packet besides the slot's own.
 type history struct {
-	base  time.Time
-	slots [historySize]slot
+	slots []slot
 }
 
 // Record is a packet being sent, from Estimator.Sending to Sent.
@@ -57,7 +61,6 @@ type Record struct {
 	s       *slot
 	seq     uint16
 	probing bool
-	base    time.Time
 }
 
 // Ext returns the 2 bytes of the packet's transport-cc header extension
@@ -69,7 +72,7 @@ func (r Record) Ext() []byte { return r.s.ext[:] }
 func (r Record) Sent(size int, at time.Time) {
 	m := uint64(r.seq)<<slotSeqShift | slotDone |
 		uint64(min(max(size, 0), slotSizeMax))<<slotSizeShift |
-		uint64(uint32(at.Sub(r.base).Microseconds()))
+		uint64(uint32(at.Sub(epoch).Microseconds()))
 	if r.probing {
 		m |= slotProbing
 	}
@@ -92,13 +95,13 @@ func (h *history) claim(seq uint32, probing bool) (Record, bool) {
 		return Record{}, false
 	}
 	s.ext = [2]byte{byte(seq >> 8), byte(seq)}
-	return Record{s: s, seq: uint16(seq), base: h.base, probing: probing}, true
+	return Record{s: s, seq: uint16(seq), probing: probing}, true
 }
 
-// lookup returns when the packet seq went out (µs since base), its size
+// lookup returns when the packet seq went out (µs since epoch), its size
 // and whether a probe ran as it went out, or false when the ring does not
 // hold it (never sent, not yet out, or overwritten). ref is a time near
-// the packet's (µs since base), the feedback's: the slot keeps the time's
+// the packet's (µs since epoch), the feedback's: the slot keeps the time's
 // low 32 bits, placed again within 35 minutes of ref.
 func (h *history) lookup(seq uint32, ref int64) (at int64, size int, probing, ok bool) {
 	m := h.slots[seq%historySize].meta.Load()

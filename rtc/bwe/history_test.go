@@ -12,7 +12,7 @@ import (
 // slot; a slot whose packet has not gone out is not taken, nor found.
 func TestHistory(t *testing.T) {
 	e := New(Config{Initial: 1_000_000})
-	base := e.hist.base
+	base := epoch
 	r, ok := e.Sending(0x12345)
 	if !ok {
 		t.Fatal("no slot for the first packet")
@@ -64,7 +64,7 @@ func TestHistoryConcurrent(t *testing.T) {
 				seq++
 				next.Unlock()
 				if r, ok := e.Sending(s); ok {
-					r.Sent(int(s%1500), e.hist.base.Add(time.Duration(s)*time.Microsecond))
+					r.Sent(int(s%1500), epoch.Add(time.Duration(s)*time.Microsecond))
 					recorded[s].Store(true)
 				}
 			}
@@ -105,7 +105,7 @@ func TestHistoryWrap(t *testing.T) {
 	if !ok {
 		t.Fatal("no slot")
 	}
-	r.Sent(20_000, e.hist.base.Add(sent))
+	r.Sent(20_000, epoch.Add(sent))
 	ref := (sent + 80*time.Millisecond).Microseconds()
 	at, size, _, ok := e.hist.lookup(7, ref)
 	if !ok || at != sent.Microseconds() || size != slotSizeMax {

@@ -85,7 +85,7 @@ const (
 func newSim(t *testing.T, l *link, media float64, initial int) *sim {
 	t.Helper()
 	e := New(Config{Initial: initial, Min: 30_000, Max: 50_000_000})
-	return &sim{t: t, e: e, link: l, media: media, base: e.hist.base, rec: twcc.NewRecorder(9)}
+	return &sim{t: t, e: e, link: l, media: media, base: epoch, rec: twcc.NewRecorder(9)}
 }
 
 // run simulates d more of the link and returns the estimate at its end.
