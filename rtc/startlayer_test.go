@@ -2,7 +2,11 @@ package rtc
 
 import (
 	"testing"
+	"time"
 
+	"github.com/pion/webrtc/v4"
+
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -63,5 +67,57 @@ func TestTrackStartLayer(t *testing.T) {
 	dt.setBandwidthCap(0, false)
 	if st := dt.Layer(); st.Current != 2 || st.Next != 0 {
 		t.Fatalf("capped at the lowest after sending: %+v, want a switch to it pending", st)
+	}
+}
+
+// TestAllocatorStartWithoutEstimate: a down-track whose connection never
+// gets an estimate keeps its start layer, the checks every
+// bweStartCheckInterval, until it has sent for bweStartWait; then it gets
+// its ceiling, and the checks go back to bweCheckInterval.
+func TestAllocatorStartWithoutEstimate(t *testing.T) {
+	fx := newSimulcastFixture(t)
+	fx.tick(0, 1, 2) // the layers' rates measured, f's above the start budget below
+	l := fx.track.Layers()
+	clk := clock.NewManual(time.Unix(2_000_000, 0))
+	a := newAllocator(nil, clk, nil) // no estimator: no estimate ever
+	t.Cleanup(a.close)
+	a.add(&DownTrack{kind: webrtc.RTPCodecTypeAudio}) // not started: only video starts
+	dt, _ := fx.subscriberWith(func(dt *DownTrack) {
+		a.add(dt)
+		dt.bweStart.Store(int64(l[1].Bitrate)) // as if the estimate were this
+	})
+	step := func() time.Time {
+		t.Helper()
+		if clk.Pending() != 1 {
+			t.Fatalf("%d checks scheduled, want 1", clk.Pending())
+		}
+		clk.Advance(bweStartCheckInterval)
+		return clk.Now()
+	}
+	for range 5 { // no media yet: the start holds, the checks come often
+		step()
+		if headingTo(dt) != 1 || a.lastCheck != clk.Now() {
+			t.Fatalf("before media: layer %+v, last check %v at %v", dt.Layer(), a.lastCheck, clk.Now())
+		}
+	}
+	fx.frame(1, 100, true)
+	poll.Until(t, "the middle layer's keyframe sent", func() bool { return dt.Stats().Packets > 0 })
+	sending := step()
+	for now := step(); now.Sub(sending) < bweStartWait; now = step() {
+		if headingTo(dt) != 1 || dt.bweStart.Load() == 0 {
+			t.Fatalf("%v into its media: layer %+v, start %d; want its start layer", now.Sub(sending), dt.Layer(), dt.bweStart.Load())
+		}
+	}
+	if headingTo(dt) != 2 || dt.bweStart.Load() != 0 {
+		t.Fatalf("%v without an estimate: layer %+v, start %d; want its ceiling", bweStartWait, dt.Layer(), dt.bweStart.Load())
+	}
+	last := a.lastCheck
+	clk.Advance(bweStartCheckInterval)
+	if a.lastCheck != last {
+		t.Fatal("checks still every start interval after the start")
+	}
+	clk.Advance(bweCheckInterval - bweStartCheckInterval)
+	if a.lastCheck == last {
+		t.Fatal("no check after the start's interval")
 	}
 }
