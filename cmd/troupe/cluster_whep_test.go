@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pion/webrtc/v4"
-
-	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 // A WHEP viewer's settings reach the node that owns its room through a
@@ -27,12 +23,7 @@ func TestClusterForwardsWHEPSettings(t *testing.T) {
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
-	defer cancel()
-	offer, err := rtctest.GatheredOffer(ctx, pc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	offer := gatheredOffer(t, pc)
 	req := func(method, path, contentType, body string) *http.Response {
 		t.Helper()
 		return whipRequestOf(t, b, token, method, path, contentType, body)
