@@ -2,10 +2,12 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -262,5 +264,88 @@ func TestOpenAPIEndReasons(t *testing.T) {
 	sort.Strings(defined)
 	if !slices.Equal(documented, defined) {
 		t.Errorf("documented end reasons %v, defined %v", documented, defined)
+	}
+}
+
+// What a WHEP viewer may ask is documented as it is read: the query
+// parameters of its POST are whepQueryParams, the properties of its
+// PATCH's body are those decodeLayerSettings takes, each refused by name
+// when of the wrong type, and max_quality's words are the qualities.
+func TestOpenAPIWHEPSettings(t *testing.T) {
+	var doc struct {
+		Paths      map[string]map[string]json.RawMessage `json:"paths"`
+		Components struct {
+			Schemas map[string]json.RawMessage `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var post struct {
+		Parameters []struct {
+			Name   string `json:"name"`
+			In     string `json:"in"`
+			Schema struct {
+				Enum []string `json:"enum"`
+			} `json:"schema"`
+		} `json:"parameters"`
+	}
+	if err := json.Unmarshal(doc.Paths["/whep/{room}"]["post"], &post); err != nil {
+		t.Fatal(err)
+	}
+	var query []string
+	for _, p := range post.Parameters {
+		if p.In == "query" {
+			query = append(query, p.Name)
+			if p.Name == "max_quality" && !slices.Equal(p.Schema.Enum, actors.Qualities()) {
+				t.Errorf("the query's max_quality %v, want %v", p.Schema.Enum, actors.Qualities())
+			}
+		}
+	}
+	slices.Sort(query)
+	if !slices.Equal(query, whepQueryParams) {
+		t.Errorf("WHEP POST query parameters %v, want %v", query, whepQueryParams)
+	}
+	var settings struct {
+		Properties map[string]struct {
+			Type string   `json:"type"`
+			Enum []string `json:"enum"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(doc.Components.Schemas["WHEPSettings"], &settings); err != nil {
+		t.Fatal(err)
+	}
+	props := settings.Properties
+	if len(props) == 0 {
+		t.Fatal("no WHEPSettings schema")
+	}
+	if !slices.Equal(props["max_quality"].Enum, actors.Qualities()) {
+		t.Errorf("WHEPSettings max_quality %v, want %v", props["max_quality"].Enum, actors.Qualities())
+	}
+	valid := map[string]string{"integer": "10", "string": `"360p"`, "boolean": "true"}
+	wrong := map[string]string{"integer": `"10"`, "string": "10", "boolean": `"yes"`}
+	var all []string
+	for name, p := range props {
+		if valid[p.Type] == "" {
+			t.Fatalf("WHEPSettings.%s of type %q", name, p.Type)
+		}
+		all = append(all, strconv.Quote(name)+":"+valid[p.Type])
+		o, err := parseObject([]byte(`{"` + name + `":` + wrong[p.Type] + `}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ae *apiError
+		if _, err := decodeLayerSettings(o); !errors.As(err, &ae) || ae.details["field"] != name {
+			t.Errorf("WHEPSettings.%s of a wrong type: %v, want an error naming it", name, err)
+		}
+	}
+	o, err := parseObject([]byte("{" + strings.Join(all, ",") + "}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeLayerSettings(o); err != nil {
+		t.Errorf("every WHEPSettings property: %v", err)
+	} else if err := o.finish(); err != nil {
+		t.Errorf("a WHEPSettings property is not read: %v", err)
 	}
 }

@@ -68,19 +68,9 @@ func TestWHEPViewerSettings(t *testing.T) {
 	t.Cleanup(s.publishSimulcast(t, "whepsize"))
 	s.waitLayersSized(t, "whepsize")
 
-	watch := func(identity, query string) (rx *whepReceiver, loc, token string, r response) {
+	watch := func(identity, query string) (*whepReceiver, string, string, response) {
 		t.Helper()
-		pc := transceiverPeer(t, clientAPI(t), webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeVideo)
-		rx = receiveWHEP(t, pc)
-		token = s.joinToken(t, "whepsize", identity, auth.RoleSubscriber)
-		r = s.whipPost(t, "/whep/whepsize"+query, token, "application/sdp", gatheredOffer(t, pc))
-		if r.status != http.StatusCreated {
-			return rx, "", token, r
-		}
-		if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(r.body)}); err != nil {
-			t.Fatal(err)
-		}
-		return rx, r.header.Get("Location"), token, r
+		return s.watchWHEP(t, "whepsize", identity, query)
 	}
 
 	for query, field := range map[string]string{
@@ -165,4 +155,39 @@ func TestWHEPViewerSettings(t *testing.T) {
 	poll.Until(t, "the small viewer's video resumed", paused(false))
 	n = small.run(2)
 	poll.Until(t, "video again after the resume", func() bool { return small.run(2) >= n+30 })
+}
+
+// A WHEP viewer's settings hold for the tracks published after it joined:
+// one that asked for 320x180 in an empty room ends on the low layer of
+// the camera published then, once the layers' sizes are known.
+func TestWHEPViewerSettingsOfLaterTracks(t *testing.T) {
+	checkLeaks(t)
+	s := serveStack(t, actorstest.StartMedia(t, func(c *rtc.Config) { c.NoBandwidthEstimation = true }, nil), nil)
+	s.createRoom(t, `{"id":"wheplater","name":"WHEP later"}`)
+	small, _, _, r := s.watchWHEP(t, "wheplater", "small", "?width=320&height=180")
+	mustStatus(t, r, http.StatusCreated)
+	t.Cleanup(s.publishSimulcast(t, "wheplater"))
+	poll.Until(t, "the low layer at the viewer", func() bool { return small.run(0) >= 30 })
+	if got := small.layers(t); got[len(got)-1] != 0 {
+		t.Fatalf("the viewer received the layers %v, want the low one last", got)
+	}
+}
+
+// watchWHEP has a new pion viewer of identity watch room by WHEP, its POST
+// to /whep/{room} followed by query, and returns what it receives, its
+// session URL and token, and the POST's response. A refused viewer has
+// no session URL.
+func (s *stack) watchWHEP(t *testing.T, room, identity, query string) (rx *whepReceiver, loc, token string, r response) {
+	t.Helper()
+	pc := transceiverPeer(t, clientAPI(t), webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeVideo)
+	rx = receiveWHEP(t, pc)
+	token = s.joinToken(t, room, identity, auth.RoleSubscriber)
+	r = s.whipPost(t, "/whep/"+room+query, token, "application/sdp", gatheredOffer(t, pc))
+	if r.status != http.StatusCreated {
+		return rx, "", token, r
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(r.body)}); err != nil {
+		t.Fatal(err)
+	}
+	return rx, r.header.Get("Location"), token, r
 }

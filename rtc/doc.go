@@ -48,7 +48,11 @@
 // owner told (TrackPausedEvent). While the estimate holds a down-track
 // below the layer it wants, the connection probes its link now and then
 // with padding packets (probe.go), and a probe the link carries moves the
-// estimate, and the layer, up at once. A subscriber may also pause a track it
+// estimate, and the layer, up at once. A new down-track starts on the
+// layer the initial estimate pays for, not on the one it wants, and its
+// link is probed for the next as soon as the first feedback comes; one
+// whose client sends no feedback gets the layer it wants after a few
+// seconds. A subscriber may also pause a track it
 // does not show (subpause.go): nothing of it is sent, its layers are
 // unwanted, and it resumes on a keyframe. A down-track may cap the frame
 // rate of VP8 sent in temporal layers (temporal.go: a room's fps): it

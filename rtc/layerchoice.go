@@ -52,9 +52,8 @@ import (
 
 const (
 	bweCheckInterval = 500 * time.Millisecond
-	// bweStartCheckInterval is the checks' interval while a down-track
-	// starts: its first bweStartWait of media, or until it is first
-	// capped.
+	// bweStartCheckInterval is the checks' interval while a video
+	// down-track starts: until it has sent for bweStartWait.
 	bweStartCheckInterval = 100 * time.Millisecond
 	bweStartWait          = 3 * time.Second
 	bweUpMargin           = 1.25
@@ -353,7 +352,7 @@ func (a *allocator) check() {
 		if b > 0 && st.sendingAt.IsZero() {
 			st.sendingAt = now
 		}
-		if dt.kind == webrtc.RTPCodecTypeVideo && dt.track.Load() != nil && (dt.bweStart.Load() > 0 || st.starting(now)) {
+		if dt.kind == webrtc.RTPCodecTypeVideo && dt.track.Load() != nil && st.starting(now) {
 			interval = bweStartCheckInterval
 		}
 		if dt.paused.Load() {

@@ -25,11 +25,7 @@ func TestLoopbackREMBLayers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes seconds of media")
 	}
-	m := NewMetrics()
-	engine, api, ctx, wg := loopbackRig(t)
-	pub, _ := simulcastPublisher(ctx, t, wg, engine, api, 10*time.Millisecond, nil)
-	t.Cleanup(pub.close)
-	cam := serverSimulcast(t, pub, engine, m, nil)
+	m, engine, _, ctx, wg, cam := simulcastRig(t)
 	rates := measuredLayers(t, cam)
 
 	rembAPI, err := rtctest.ClientAPIWithoutTWCC()

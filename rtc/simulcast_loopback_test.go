@@ -106,29 +106,7 @@ func loopbackSimulcast(t *testing.T, add func(*webrtc.PeerConnection, string) (*
 	})
 
 	subscribe := func() (*peerOwner, *DownTrack, *recording) {
-		o := newPeerOwner(t, engine, api)
-		recvOnlyVideo(t, o)
-		o.clientOffer()
-		o.waitConnected()
-		var dt *DownTrack
-		var err error
-		o.call(func() {
-			if err = o.peer.AddSource("TR_cam", "PA_pub", track); err == nil {
-				dt = o.peer.sends["TR_cam"].dt
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.answerServer()
-		rec := &recording{}
-		select {
-		case tr := <-o.clientTracks:
-			wg.Go(func() { rec.run(tr) })
-		case <-time.After(peerWait):
-			t.Fatal("the subscriber got no track")
-		}
-		return o, dt, rec
+		return subscribeLoopback(t, PeerConfig{Engine: engine, Mode: PeerSignaling}, api, track, wg)
 	}
 	_, top, topRec := subscribe()
 	_, low, lowRec := subscribe()

@@ -191,6 +191,13 @@ func (fx *simulcastFixture) settle() {
 
 func (fx *simulcastFixture) subscriber() (*DownTrack, *memContext) {
 	fx.t.Helper()
+	return fx.subscriberWith(nil)
+}
+
+// subscriberWith is subscriber, with before (if not nil) called on the
+// down-track before it subscribes.
+func (fx *simulcastFixture) subscriberWith(before func(*DownTrack)) (*DownTrack, *memContext) {
+	fx.t.Helper()
 	sink := &memContext{id: "sub", ssrc: 4242, record: true, codecs: []webrtc.RTPCodecParameters{vp8Codec}}
 	dt, err := NewDownTrack(DownTrackConfig{ID: "v", StreamID: "s", Codec: vp8Codec.RTPCodecCapability})
 	if err != nil {
@@ -201,6 +208,9 @@ func (fx *simulcastFixture) subscriber() (*DownTrack, *memContext) {
 		fx.t.Fatal(err)
 	}
 	dt.TransportReady()
+	if before != nil {
+		before(dt)
+	}
 	if err := fx.track.AddSubscriber(dt); err != nil {
 		fx.t.Fatal(err)
 	}

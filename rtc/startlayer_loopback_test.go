@@ -1,6 +1,8 @@
 package rtc
 
 import (
+	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,11 +23,7 @@ func TestLoopbackStartLayer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes seconds of media")
 	}
-	m := NewMetrics()
-	engine, api, ctx, wg := loopbackRig(t)
-	pub, _ := simulcastPublisher(ctx, t, wg, engine, api, 10*time.Millisecond, nil)
-	t.Cleanup(pub.close)
-	cam := serverSimulcast(t, pub, engine, m, nil)
+	m, engine, api, _, wg, cam := simulcastRig(t)
 	measuredLayers(t, cam)
 	// About 240 kbps, 720 kbps and 1.2 Mbps; a publisher slowed by a busy
 	// machine sends less for a while, and the start is measured against
@@ -42,24 +40,7 @@ func TestLoopbackStartLayer(t *testing.T) {
 
 	subscribe := func(api *webrtc.API) (*peerOwner, *DownTrack, *recording) {
 		t.Helper()
-		sub := newPeerOwnerWith(t, PeerConfig{Engine: engine, Mode: PeerSignaling, Metrics: m}, api)
-		t.Cleanup(sub.close)
-		recvOnlyVideo(t, sub)
-		sub.clientOffer()
-		sub.waitConnected()
-		var dt *DownTrack
-		var err error
-		sub.call(func() {
-			if err = sub.peer.AddSource("TR_cam", "PA_pub", cam); err == nil {
-				dt = sub.peer.sends["TR_cam"].dt
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sub.answerServer()
-		_, rec := recordFirstTrack(t, sub, wg)
-		return sub, dt, rec
+		return subscribeLoopback(t, PeerConfig{Engine: engine, Mode: PeerSignaling, Metrics: m}, api, cam, wg)
 	}
 	firstLayer := func(rec *recording) int {
 		t.Helper()
@@ -116,4 +97,41 @@ func TestLoopbackStartLayer(t *testing.T) {
 		}
 	}
 	t.Logf("narrow link: layers %v, %d datagrams dropped", layersIn(starvedRec.get()), narrow.Dropped())
+}
+
+// simulcastRig is loopbackRig with a publisher's camera in rtctest's three
+// layers, a frame every 10 ms, made a Track on the server, counted in the
+// Metrics it returns.
+func simulcastRig(t *testing.T) (*Metrics, *Engine, *webrtc.API, context.Context, *sync.WaitGroup, *Track) {
+	t.Helper()
+	m := NewMetrics()
+	engine, api, ctx, wg := loopbackRig(t)
+	pub, _ := simulcastPublisher(ctx, t, wg, engine, api, 10*time.Millisecond, nil)
+	t.Cleanup(pub.close)
+	return m, engine, api, ctx, wg, serverSimulcast(t, pub, engine, m, nil)
+}
+
+// subscribeLoopback has a new Peer made with cfg, its client made with
+// api, receive track as TR_cam of PA_pub in a video section of its own.
+// It returns the Peer's owner, its down-track, and the recording of what
+// its client receives, made on a goroutine of wg.
+func subscribeLoopback(t *testing.T, cfg PeerConfig, api *webrtc.API, track *Track, wg *sync.WaitGroup) (*peerOwner, *DownTrack, *recording) {
+	t.Helper()
+	o := newPeerOwnerWith(t, cfg, api)
+	recvOnlyVideo(t, o)
+	o.clientOffer()
+	o.waitConnected()
+	var dt *DownTrack
+	var err error
+	o.call(func() {
+		if err = o.peer.AddSource("TR_cam", "PA_pub", track); err == nil {
+			dt = o.peer.sends["TR_cam"].dt
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.answerServer()
+	_, rec := recordFirstTrack(t, o, wg)
+	return o, dt, rec
 }

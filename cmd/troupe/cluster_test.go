@@ -254,8 +254,14 @@ func TestClusterForwardsToOwner(t *testing.T) {
 }
 
 // whipRequest sends a WHIP or WHEP request with a join token to s and
-// returns its response, body read.
+// returns its response, body read. A body is SDP.
 func whipRequest(t *testing.T, s *testServer, token, method, path, body string) *http.Response {
+	t.Helper()
+	return whipRequestOf(t, s, token, method, path, "application/sdp", body)
+}
+
+// whipRequestOf is whipRequest with a body of contentType.
+func whipRequestOf(t *testing.T, s *testServer, token, method, path, contentType, body string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
 	if err != nil {
@@ -263,7 +269,7 @@ func whipRequest(t *testing.T, s *testServer, token, method, path, body string) 
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	if body != "" {
-		req.Header.Set("Content-Type", "application/sdp")
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {

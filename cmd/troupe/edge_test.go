@@ -84,13 +84,20 @@ func publishVideo(t testing.TB, s *testServer, room string, interval time.Durati
 // returns the answer and the response's headers.
 func sdpExchange(t testing.TB, s *testServer, path, token string, pc *webrtc.PeerConnection) (string, http.Header) {
 	t.Helper()
+	return postSDP(t, s, path, token, gatheredOffer(t, pc))
+}
+
+// gatheredOffer returns pc's offer with every candidate in it, as WHIP
+// and WHEP clients send it.
+func gatheredOffer(t testing.TB, pc *webrtc.PeerConnection) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
 	defer cancel()
 	offer, err := rtctest.GatheredOffer(ctx, pc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return postSDP(t, s, path, token, offer)
+	return offer
 }
 
 // postSDP posts an offer to a WHIP or WHEP path, expects 201, and returns

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -100,13 +99,7 @@ func publisherPeer(t *testing.T, identity string) (*webrtc.PeerConnection, strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
-	defer cancel()
-	offer, err := rtctest.GatheredOffer(ctx, pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pc, offer
+	return pc, gatheredOffer(t, pc)
 }
 
 // publish joins room through node s by WHIP with a pion peer that sends

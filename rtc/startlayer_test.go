@@ -1,0 +1,123 @@
+package rtc
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/internal/poll"
+)
+
+// TestTrackStartLayer: a down-track in its start (bweStart) gets the
+// highest layer whose measured rate fits its start budget, the lowest
+// while the rates are not measured; the first bandwidth cap replaces it,
+// and a down-track that has sent nothing yet moves to its new layer at
+// once, with no switch to wait for.
+func TestTrackStartLayer(t *testing.T) {
+	fx := newSimulcastFixture(t)
+	starting := func(budget int64) *DownTrack {
+		t.Helper()
+		dt, _ := fx.subscriberWith(func(dt *DownTrack) { dt.bweStart.Store(budget) })
+		return dt
+	}
+	if dt := starting(1 << 40); headingTo(dt) != 0 {
+		t.Fatalf("rates not measured: layer %+v, want the lowest", dt.Layer())
+	}
+
+	// About 600 bps, 10 kbps and 39 kbps (fx.frame's sizes).
+	fx.tick(0, 1, 2)
+	l := fx.track.Layers()
+	if !(l[0].Bitrate < l[1].Bitrate && l[1].Bitrate < l[2].Bitrate) {
+		t.Fatalf("layers %+v", l)
+	}
+	for _, c := range []struct {
+		budget int64
+		want   int
+	}{
+		{int64(l[1].Bitrate+l[2].Bitrate) / 2, 1},
+		{int64(l[1].Bitrate), 1},
+		{int64(l[1].Bitrate) - 1, 0},
+		{1, 0},
+		{int64(l[2].Bitrate), 2},
+	} {
+		if dt := starting(c.budget); headingTo(dt) != c.want {
+			t.Fatalf("start budget %d bps: layer %+v, want %d", c.budget, dt.Layer(), c.want)
+		}
+	}
+
+	dt := starting(1)
+	if dt.Stats().Packets != 0 {
+		t.Fatal("the down-track sent before the test fed a frame")
+	}
+	// The estimate caps it at the middle layer: its start is over.
+	dt.setBandwidthCap(1, false)
+	if st := dt.Layer(); st.Current != 1 || st.Next != -1 || dt.bweStart.Load() != 0 {
+		t.Fatalf("capped at the middle layer having sent nothing: %+v, start %d; want it there at once", st, dt.bweStart.Load())
+	}
+	// No cap: its ceiling, again at once.
+	dt.setBandwidthCap(LayerAuto, false)
+	if st := dt.Layer(); st.Current != 2 || st.Next != -1 {
+		t.Fatalf("uncapped having sent nothing: %+v, want the top layer at once", st)
+	}
+	// Once it has sent, a move waits for the new layer's keyframe.
+	fx.frame(2, 100, true)
+	poll.Until(t, "the top layer's keyframe sent", func() bool { return dt.Stats().Packets > 0 })
+	dt.setBandwidthCap(0, false)
+	if st := dt.Layer(); st.Current != 2 || st.Next != 0 {
+		t.Fatalf("capped at the lowest after sending: %+v, want a switch to it pending", st)
+	}
+}
+
+// TestAllocatorStartWithoutEstimate: a down-track whose connection never
+// gets an estimate keeps its start layer, the checks every
+// bweStartCheckInterval, until it has sent for bweStartWait; then it gets
+// its ceiling, and the checks go back to bweCheckInterval.
+func TestAllocatorStartWithoutEstimate(t *testing.T) {
+	fx := newSimulcastFixture(t)
+	fx.tick(0, 1, 2) // the layers' rates measured, f's above the start budget below
+	l := fx.track.Layers()
+	clk := clock.NewManual(time.Unix(2_000_000, 0))
+	a := newAllocator(nil, clk, nil) // no estimator: no estimate ever
+	t.Cleanup(a.close)
+	a.add(&DownTrack{kind: webrtc.RTPCodecTypeAudio}) // not started: only video starts
+	dt, _ := fx.subscriberWith(func(dt *DownTrack) {
+		a.add(dt)
+		dt.bweStart.Store(int64(l[1].Bitrate)) // as if the estimate were this
+	})
+	step := func() time.Time {
+		t.Helper()
+		if clk.Pending() != 1 {
+			t.Fatalf("%d checks scheduled, want 1", clk.Pending())
+		}
+		clk.Advance(bweStartCheckInterval)
+		return clk.Now()
+	}
+	for range 5 { // no media yet: the start holds, the checks come often
+		step()
+		if headingTo(dt) != 1 || a.lastCheck != clk.Now() {
+			t.Fatalf("before media: layer %+v, last check %v at %v", dt.Layer(), a.lastCheck, clk.Now())
+		}
+	}
+	fx.frame(1, 100, true)
+	poll.Until(t, "the middle layer's keyframe sent", func() bool { return dt.Stats().Packets > 0 })
+	sending := step()
+	for now := step(); now.Sub(sending) < bweStartWait; now = step() {
+		if headingTo(dt) != 1 || dt.bweStart.Load() == 0 {
+			t.Fatalf("%v into its media: layer %+v, start %d; want its start layer", now.Sub(sending), dt.Layer(), dt.bweStart.Load())
+		}
+	}
+	if headingTo(dt) != 2 || dt.bweStart.Load() != 0 {
+		t.Fatalf("%v without an estimate: layer %+v, start %d; want its ceiling", bweStartWait, dt.Layer(), dt.bweStart.Load())
+	}
+	last := a.lastCheck
+	clk.Advance(bweStartCheckInterval)
+	if a.lastCheck != last {
+		t.Fatal("checks still every start interval after the start")
+	}
+	clk.Advance(bweCheckInterval - bweStartCheckInterval)
+	if a.lastCheck == last {
+		t.Fatal("no check after the start's interval")
+	}
+}
