@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
@@ -491,4 +493,71 @@ func FuzzNameLayer(f *testing.F) {
 			t.Fatal("the payload changed")
 		}
 	})
+}
+
+// TestLoopbackSimulcastBySSRCRenegotiates: a signaling publisher of
+// simulcast by SSRC whose offer lists neither the mid nor the rid header
+// extension renegotiates with the server. The server's own offer (of a
+// track for the publisher to receive) keeps to the client's terms: no
+// rid or simulcast line, no mid or rid extension; the client's answer,
+// with its SIM group again, is taken, and the track offered comes. So is
+// the client's next offer, by SSRC again.
+func TestLoopbackSimulcastBySSRCRenegotiates(t *testing.T) {
+	engine, api, ctx, wg := loopbackRig(t, func(c *Config) { c.NoBandwidthEstimation = true })
+	pub := newPeerOwner(t, engine, api)
+	camera, err := rtctest.AddSimulcast(pub.client, "PA_pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	camera.Unnamed = true
+	pub.mungedOffer(withoutRIDs(t, pub.localOffer().SDP, camera.SSRCs(), true))
+	pub.waitConnected()
+	if err := camera.Start(ctx, pub.client, 20*time.Millisecond, wg, func(err error) { t.Errorf("publish: %v", err) }); err != nil {
+		t.Fatal(err)
+	}
+	track := serverSimulcast(t, pub, engine, nil, nil)
+
+	// The server offers the client its own camera.
+	pub.call(func() { err = pub.peer.AddSource("TR_cam", "PA_pub", track) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer := pub.nextDesc(webrtc.SDPTypeOffer).SDP
+	for _, line := range strings.Split(offer, "\r\n") {
+		if strings.HasPrefix(line, "a=rid:") || strings.HasPrefix(line, "a=simulcast:") ||
+			strings.HasPrefix(line, "a=extmap:") && (strings.Contains(line, sdp.SDESMidURI) || strings.Contains(line, "rtp-stream-id")) {
+			t.Fatalf("the server's offer has %q, which the client never offered", line)
+		}
+	}
+	pub.setRemote(webrtc.SDPTypeOffer, offer)
+	answer, err := pub.client.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.client.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	pub.call(func() { err = pub.peer.ApplyAnswer(withoutRIDs(t, answer.SDP, camera.SSRCs(), true)) })
+	if err != nil {
+		t.Fatalf("apply the client's answer by SSRC: %v", err)
+	}
+	rec := &recording{}
+	select {
+	case tr := <-pub.clientTracks:
+		wg.Go(func() { rec.run(tr) })
+	case <-time.After(peerWait):
+		t.Fatal("the client did not get the track offered")
+	}
+	poll.Until(t, "the camera back at the client", func() bool { return len(rec.get()) >= 20 })
+
+	// The client offers again, by SSRC again: the answer is in its terms,
+	// and the camera keeps coming back.
+	pub.mungedOffer(withoutRIDs(t, pub.localOffer().SDP, camera.SSRCs(), true))
+	n := len(rec.get())
+	poll.Until(t, "more of the camera after the client's offer", func() bool { return len(rec.get()) >= n+20 })
+	for i, l := range track.Layers() {
+		if l.RID != rtctest.SimulcastRIDs[i] {
+			t.Fatalf("layers %+v", track.Layers())
+		}
+	}
 }
