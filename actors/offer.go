@@ -42,7 +42,9 @@ func refuseOffer(format string, args ...any) error {
 // asks for what the client kind does. A WHIP section sends (sendonly, or
 // sendrecv: the receiving half is left unused); a WHEP section is recvonly.
 // An inactive section carries nothing, so neither kind takes one. Other
-// sections (data channels) are not counted. It fails with ErrInvalidSDP.
+// sections (data channels) are not counted. A section that sends
+// simulcast by SSRC (a=ssrc-group:SIM) must name its layers well
+// (rtc.CheckSimulcastBySSRC). It fails with ErrInvalidSDP.
 //
 // It is only a reading of the SDP: what a peer connection would refuse
 // (ICE credentials, fingerprint, codecs) is Rooms.CheckOffer's to find.

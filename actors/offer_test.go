@@ -35,8 +35,9 @@ func TestValidateOffer(t *testing.T) {
 		{"sixteen sections", ClientWHIP, head + strings.Repeat(audio, maxOfferMedia), ""},
 		{"seventeen sections", ClientWHIP, head + strings.Repeat(audio, maxOfferMedia+1), "the offer has more than 16 audio and video sections"},
 		{"too large", ClientWHIP, head + audio + strings.Repeat("a=x\r\n", MaxSDPSize/5), "the offer exceeds 65536 bytes"},
-		{"simulcast by SSRC", ClientWHIP, head + video + "a=sendonly\r\na=mid:0\r\na=ssrc-group:SIM 1 2 3\r\na=ssrc:1 cname:c\r\na=ssrc:2 cname:c\r\na=ssrc:3 cname:c\r\n",
-			`section "0" sends simulcast by SSRC (a=ssrc-group:SIM), which is not supported: name the layers with rids (a=rid, a=simulcast)`},
+		{"simulcast by SSRC", ClientWHIP, head + video + "a=sendonly\r\na=mid:0\r\na=ssrc-group:SIM 1 2 3\r\na=ssrc:1 cname:c\r\na=ssrc:2 cname:c\r\na=ssrc:3 cname:c\r\n", ""},
+		{"simulcast by undeclared SSRC", ClientWHIP, head + video + "a=sendonly\r\na=mid:0\r\na=ssrc-group:SIM 1 2 3\r\na=ssrc:1 cname:c\r\na=ssrc:2 cname:c\r\n",
+			`simulcast by SSRC: section "0": a=ssrc-group:SIM 1 2 3 names SSRC 3, which the section does not declare (a=ssrc)`},
 		{"retransmission by SSRC", ClientWHIP, head + video + "a=sendonly\r\na=mid:0\r\na=ssrc-group:FID 1 2\r\na=ssrc:1 cname:c\r\na=ssrc:2 cname:c\r\n", ""},
 	}
 	for _, tc := range cases {

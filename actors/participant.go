@@ -13,6 +13,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/troupe-media/troupe/persistence/recordpb"
+	"github.com/troupe-media/troupe/rtc"
 )
 
 // Role is what a participant may do in its room.
@@ -442,6 +443,12 @@ func (r *Rooms) CheckOffer(kind ClientKind, offer string) error {
 		return err
 	}
 	desc := webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}
+	// pion is given what a participant's peer gives it: simulcast by SSRC
+	// in the rid form (ValidateOffer has checked it).
+	pionOffer, err := rtc.RIDForm(offer)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+	}
 	if r.cfg.Media == nil {
 		return errMediaDisabled
 	}
@@ -455,7 +462,7 @@ func (r *Rooms) CheckOffer(kind ClientKind, offer string) error {
 			r.cfg.Logger.Debug("close the offer check's peer connection", "err", err)
 		}
 	}()
-	if err := pc.SetRemoteDescription(desc); err != nil {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: pionOffer}); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidSDP, err)
 	}
 	answer, err := pc.CreateAnswer(nil)

@@ -448,8 +448,9 @@ func (p *participantActor) setGrants(ctx actor.Context, g Grants) {
 
 // layerKey names the simulcast track a stream the client sends belongs
 // to: the streams of one sender, told apart by rid. A stream without a
-// rid is a track of its own: "". (Layers told apart by SSRC alone never
-// get here: rtc refuses an offer with a=ssrc-group:SIM.)
+// rid is a track of its own: "". (Layers told apart by SSRC alone
+// come with rids too: rtc names them q, h and f in their a=ssrc-group:SIM
+// order.)
 func layerKey(m rtc.TrackEvent) string {
 	if m.Track.Kind() != webrtc.RTPCodecTypeVideo || m.Track.RID() == "" {
 		return ""

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,13 @@ import (
 // publishSimulcast publishes a VP8 camera in three rid layers
 // (rtctest.SimulcastSender) through WHIP, and returns what stops it.
 func (s *stack) publishSimulcast(t *testing.T, room string) (stop func()) {
+	return s.publishSimulcastBy(t, room, false)
+}
+
+// publishSimulcastBy is publishSimulcast; bySSRC offers the layers told
+// apart by SSRC alone (rtctest.SimulcastBySSRC), their packets naming no
+// layer, and checks that the answer names none either.
+func (s *stack) publishSimulcastBy(t *testing.T, room string, bySSRC bool) (stop func()) {
 	t.Helper()
 	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -29,8 +37,18 @@ func (s *stack) publishSimulcast(t *testing.T, room string) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := s.whipPost(t, "/whip/"+room, s.joinToken(t, room, "encoder", auth.RolePublisher), "application/sdp", gatheredOffer(t, pc))
+	offer := gatheredOffer(t, pc)
+	if bySSRC {
+		camera.Unnamed = true
+		if offer, err = rtctest.SimulcastBySSRC(offer, camera.SSRCs(), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := s.whipPost(t, "/whip/"+room, s.joinToken(t, room, "encoder", auth.RolePublisher), "application/sdp", offer)
 	mustStatus(t, r, http.StatusCreated)
+	if bySSRC && (strings.Contains(string(r.body), "a=rid:") || strings.Contains(string(r.body), "a=simulcast:") || strings.Contains(string(r.body), sdp.SDESMidURI)) {
+		t.Fatalf("the answer to an offer by SSRC names layers or mids:\n%s", r.body)
+	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(r.body)}); err != nil {
 		t.Fatal(err)
 	}
@@ -63,11 +81,18 @@ func TestSimulcastIsOneTrack(t *testing.T) {
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"sim","name":"Simulcast"}`)
 	defer s.publishSimulcast(t, "sim")()
+	s.checkOneSimulcastTrack(t, "sim")
+}
 
+// checkOneSimulcastTrack checks that room's camera, published by
+// publishSimulcast, is one track in REST and signaling, and that a viewer
+// receives one video track of it.
+func (s *stack) checkOneSimulcastTrack(t *testing.T, room string) {
+	t.Helper()
 	// REST: one track, three layers in order, each as received.
 	var track map[string]any
 	poll.Until(t, "one video track with three measured layers", func() bool {
-		list := s.participants(t, "sim")
+		list := s.participants(t, room)
 		if len(list) != 1 {
 			return false
 		}
@@ -95,7 +120,7 @@ func TestSimulcastIsOneTrack(t *testing.T) {
 	}
 
 	// Signaling: the viewer hears of one track and receives one.
-	viewer := s.dialWS(t, "viewer", s.joinToken(t, "sim", "viewer", auth.RoleSubscriber))
+	viewer := s.dialWS(t, "viewer", s.joinToken(t, room, "viewer", auth.RoleSubscriber))
 	joined := viewer.waitMsg("joined", nil)
 	others := joined["participants"].([]any)
 	if len(others) != 1 || len(others[0].(map[string]any)["tracks"].([]any)) != 1 {

@@ -316,7 +316,8 @@ func TestWHIPErrors(t *testing.T) {
 	_, _, fullOffer := publisherPeer(t)
 	mustStatus(t, s.whipPost(t, "/whip/full", s.joinToken(t, "full", "a", auth.RolePublisher), "application/sdp", fullOffer), http.StatusCreated)
 
-	// Layers told apart by SSRC alone, which the server does not take.
+	// Layers told apart by SSRC alone, by SSRCs the section does not
+	// declare (TestWHIPSimulcastBySSRC publishes well-formed ones).
 	simBySSRC := strings.Replace(sendOffer, "a=mid:", "a=ssrc-group:SIM 1 2 3\r\na=mid:", 1)
 	cases := []struct {
 		name, path, token, ctype, body string
@@ -335,7 +336,7 @@ func TestWHIPErrors(t *testing.T) {
 		{"no media", "/whip/errs", pub, "application/sdp", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n", http.StatusBadRequest, "invalid_sdp"},
 		{"whip recvonly", "/whip/errs", pub, "application/sdp", recvOffer, http.StatusBadRequest, "invalid_sdp"},
 		{"whep sendonly", "/whep/errs", sub, "application/sdp", sendOffer, http.StatusBadRequest, "invalid_sdp"},
-		{"simulcast by SSRC", "/whip/errs", pub, "application/sdp", simBySSRC, http.StatusBadRequest, "invalid_sdp"},
+		{"simulcast by undeclared SSRCs", "/whip/errs", pub, "application/sdp", simBySSRC, http.StatusBadRequest, "invalid_sdp"},
 		{"too large", "/whip/errs", pub, "application/sdp", strings.Repeat("a", actors.MaxSDPSize+1), http.StatusRequestEntityTooLarge, "body_too_large"},
 		{"full", "/whip/full", s.joinToken(t, "full", "b", auth.RolePublisher), "application/sdp", sendOffer, http.StatusConflict, "room_full"},
 		{"no room", "/whip/nowhere", s.joinToken(t, "nowhere", "b", auth.RolePublisher), "application/sdp", sendOffer, http.StatusNotFound, "room_not_found"},
@@ -354,12 +355,26 @@ func TestWHIPErrors(t *testing.T) {
 	if r := s.whipPost(t, "/whip/errs", pub, "application/sdp", "hello"); !strings.Contains(r.json(t)["error"].(map[string]any)["message"].(string), "SDP") {
 		t.Errorf("a bad SDP's message does not say why: %s", r.body)
 	}
-	if r := s.whipPost(t, "/whip/errs", pub, "application/sdp", simBySSRC); !strings.Contains(r.json(t)["error"].(map[string]any)["message"].(string), "ssrc-group:SIM") {
-		t.Errorf("simulcast by SSRC is refused without saying so: %s", r.body)
+	if r := s.whipPost(t, "/whip/errs", pub, "application/sdp", simBySSRC); !strings.Contains(r.json(t)["error"].(map[string]any)["message"].(string), "ssrc-group:SIM 1 2 3 names SSRC 1, which the section does not declare") {
+		t.Errorf("bad simulcast by SSRC is refused without saying why: %s", r.body)
 	}
 	if n := len(s.participants(t, "errs")); n != 0 {
 		t.Errorf("%d participants after refused offers", n)
 	}
+}
+
+// TestWHIPSimulcastBySSRC: a WHIP encoder offers a VP8 camera in three
+// layers told apart by SSRC alone (a=ssrc-group:SIM, no rids, no mid or
+// rid header extension), and names no layer in its packets. The answer
+// names no layer either; the camera is one track of three layers, q, h
+// and f in the group's order, each as received, in REST and signaling,
+// and a viewer receives one video track of it.
+func TestWHIPSimulcastBySSRC(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"ssrcsim","name":"Simulcast by SSRC"}`)
+	defer s.publishSimulcastBy(t, "ssrcsim", true)()
+	s.checkOneSimulcastTrack(t, "ssrcsim")
 }
 
 // TestWHIPRefusedOfferLeavesNoTrace: offers that parse but that a peer

@@ -25,7 +25,9 @@
 //
 // A Track is what a publisher's track is to its subscribers: the
 // Forwarder of its one stream, or one per layer of a simulcast stream
-// (simulcast.go). A down-track of a Track takes one layer at a time,
+// (simulcast.go), its layers named by rid or told apart by SSRC alone
+// (a=ssrc-group:SIM, which a Peer has pion take as rid layers:
+// simulcast_ssrc.go). A down-track of a Track takes one layer at a time,
 // chosen by its target layer (SetTargetLayer: the highest active one by
 // default) and the layers that arrive, and moves to another on that
 // layer's keyframe, asked for with a PLI to its SSRC, keeping the old

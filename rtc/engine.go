@@ -49,6 +49,9 @@ type Engine struct {
 	// bwe makes each connection's bandwidth estimator; nil when the
 	// engine estimates nothing.
 	bwe *estimatorFactory
+	// sim makes each connection's simulcast-by-SSRC interceptor
+	// (simulcast_ssrc.go).
+	sim *ssrcSimulcastFactory
 	// pcMu makes a connection and claims its estimator as one step: the
 	// estimator is found by the connection's id, which pion makes from
 	// the clock and which two connections made at once could share.
@@ -107,6 +110,10 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 	if set&withBWE != 0 {
 		bwe = newEstimatorFactory(cfg.BandwidthEstimationAlways)
 	}
+	// First, so that the packets it names are named for every other
+	// interceptor too.
+	sim := &ssrcSimulcastFactory{}
+	reg.Add(sim)
 	if err := registerInterceptors(reg, set, bwe); err != nil {
 		return nil, fmt.Errorf("rtc: register interceptors: %w", err)
 	}
@@ -137,7 +144,7 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 		return nil, fmt.Errorf("rtc: network interfaces: %w", err)
 	}
 	s.SetNet(hostNet)
-	e := &Engine{conn: conn, mux: mux, cfg: cfg, log: cfg.Logger, bwe: bwe}
+	e := &Engine{conn: conn, mux: mux, cfg: cfg, log: cfg.Logger, bwe: bwe, sim: sim}
 	if cfg.TCP {
 		tcpAddr := net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.TCPPort))
 		e.tcp, err = net.Listen("tcp", tcpAddr)
@@ -452,9 +459,16 @@ func (e *Engine) NewPeerConnection() (*webrtc.PeerConnection, error) {
 // newPeerConnection is NewPeerConnection that also returns the
 // connection's bandwidth estimator, nil when the engine makes none.
 func (e *Engine) newPeerConnection() (*webrtc.PeerConnection, *estimator, error) {
+	pc, est, _, err := e.newPeerConn()
+	return pc, est, err
+}
+
+// newPeerConn is newPeerConnection that also returns the connection's
+// simulcast-by-SSRC interceptor.
+func (e *Engine) newPeerConn() (*webrtc.PeerConnection, *estimator, *ssrcSimulcast, error) {
 	cert, err := e.certificate()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	e.pcMu.Lock()
 	defer e.pcMu.Unlock()
@@ -464,13 +478,13 @@ func (e *Engine) newPeerConnection() (*webrtc.PeerConnection, *estimator, error)
 		Certificates:  []webrtc.Certificate{*cert},
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("rtc: new peer connection: %w", err)
+		return nil, nil, nil, fmt.Errorf("rtc: new peer connection: %w", err)
 	}
 	var est *estimator
 	if e.bwe != nil {
 		est = e.bwe.claim(pc.ID())
 	}
-	return pc, est, nil
+	return pc, est, e.sim.made.claim(pc.ID()), nil
 }
 
 // certificate returns the shared DTLS certificate, renewed if it expires

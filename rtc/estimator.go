@@ -76,31 +76,21 @@ const (
 // the Engine claims it for the connection it was made for.
 type estimatorFactory struct {
 	always bool // estimators active whatever their connection receives
-
-	mu   sync.Mutex // guards made
-	made map[string]*estimator
+	made   connClaims[*estimator]
 }
 
 func newEstimatorFactory(always bool) *estimatorFactory {
-	return &estimatorFactory{always: always, made: make(map[string]*estimator)}
+	return &estimatorFactory{always: always}
 }
 
 func (f *estimatorFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
 	e := &estimator{always: f.always}
-	f.mu.Lock()
-	f.made[id] = e
-	f.mu.Unlock()
+	f.made.put(id, e)
 	return e, nil
 }
 
 // claim returns and forgets the estimator made for the connection id.
-func (f *estimatorFactory) claim(id string) *estimator {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	e := f.made[id]
-	delete(f.made, id)
-	return e
-}
+func (f *estimatorFactory) claim(id string) *estimator { return f.made.claim(id) }
 
 // estimator is one connection's bandwidth estimate: the interceptor that
 // records the packets sent and reads the feedback and REMB.

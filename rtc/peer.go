@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -208,6 +207,9 @@ type Peer struct {
 	// makes none; bwe shares its estimate among the down-tracks.
 	est *estimator
 	bwe *allocator
+	// sim names the layers of the client's simulcast by SSRC and keeps
+	// their rid form from the client (simulcast_ssrc.go).
+	sim *ssrcSimulcast
 }
 
 // sendTrack is a down-track on the connection.
@@ -244,7 +246,7 @@ func NewPeer(cfg PeerConfig) (*Peer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	pc, est, err := cfg.Engine.newPeerConnection()
+	pc, est, sim, err := cfg.Engine.newPeerConn()
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +255,7 @@ func NewPeer(cfg PeerConfig) (*Peer, error) {
 		bwe = newAllocator(est, clock.System{}, cfg.Metrics)
 	}
 	return &Peer{
-		pc: pc, mode: cfg.Mode, cfg: cfg, log: cfg.Logger, est: est, bwe: bwe,
+		pc: pc, mode: cfg.Mode, cfg: cfg, log: cfg.Logger, est: est, bwe: bwe, sim: sim,
 		h:       PeerHandlers{}.withDefaults(),
 		sends:   make(map[string]*sendTrack),
 		ownMids: make(map[string]bool),
@@ -347,33 +349,53 @@ func (p *Peer) allSends() []*sendTrack {
 // parse: pion's (SessionDescription.Unmarshal) stores its result in the
 // description, which pion's goroutines read in the copies it keeps.
 func parseDescription(typ webrtc.SDPType, s string) (*sdp.SessionDescription, error) {
-	d := &sdp.SessionDescription{}
-	if err := d.UnmarshalString(s); err != nil {
-		return nil, refuse(ErrInvalidDescription, "%v", err)
-	}
-	if len(d.MediaDescriptions) == 0 {
-		return nil, refuse(ErrInvalidDescription, "%s has no media sections", typ)
-	}
-	if err := CheckSimulcastBySSRC(d); err != nil {
-		return nil, refuse(ErrInvalidDescription, "%v", err)
-	}
-	return d, nil
+	d, _, err := parseClientDescription(typ, s)
+	return d, err
 }
 
-// CheckSimulcastBySSRC refuses a description with a section that sends
-// simulcast layers told apart by SSRC alone (a=ssrc-group:SIM): pion
-// takes a section of several SSRCs without rids for Plan B, which it
-// refuses, and would receive only the first SSRC anyway.
+// parseClientDescription is parseDescription that also plans the rid
+// form of the description's sections that send simulcast by SSRC; the
+// plan is nil for a description with none.
+func parseClientDescription(typ webrtc.SDPType, s string) (*sdp.SessionDescription, *ssrcPlan, error) {
+	d := &sdp.SessionDescription{}
+	if err := d.UnmarshalString(s); err != nil {
+		return nil, nil, refuse(ErrInvalidDescription, "%v", err)
+	}
+	if len(d.MediaDescriptions) == 0 {
+		return nil, nil, refuse(ErrInvalidDescription, "%s has no media sections", typ)
+	}
+	plan, err := planSSRCSimulcast(d)
+	if err != nil {
+		return nil, nil, refuse(ErrInvalidDescription, "simulcast by SSRC: %v", err)
+	}
+	return d, plan, nil
+}
+
+// CheckSimulcastBySSRC checks the sections of d that send simulcast
+// layers told apart by SSRC alone (a=ssrc-group:SIM), which a Peer takes
+// as it takes layers named by rid (simulcast_ssrc.go): the error names
+// what is wrong with one. d is not changed.
 func CheckSimulcastBySSRC(d *sdp.SessionDescription) error {
-	for _, md := range d.MediaDescriptions {
-		for _, a := range md.Attributes {
-			if a.Key == sdp.AttrKeySSRCGroup && strings.HasPrefix(a.Value, "SIM ") {
-				mid, _ := md.Attribute(sdp.AttrKeyMID)
-				return fmt.Errorf("section %q sends simulcast by SSRC (a=ssrc-group:SIM), which is not supported: name the layers with rids (a=rid, a=simulcast)", mid)
-			}
-		}
+	if _, err := planSSRCSimulcast(d); err != nil {
+		return fmt.Errorf("simulcast by SSRC: %w", err)
 	}
 	return nil
+}
+
+// toPion returns the client's description s as pion is to read it, with
+// d's sections that send simulcast by SSRC in the rid form (plan), and
+// makes their layers known to the interceptor that names them; undo
+// forgets them if pion refuses the description.
+func (p *Peer) toPion(s string, d *sdp.SessionDescription, plan *ssrcPlan) (out string, undo func(), err error) {
+	if plan == nil {
+		return s, func() {}, nil
+	}
+	plan.apply(d)
+	b, err := d.Marshal()
+	if err != nil {
+		return "", nil, refuse(ErrInvalidDescription, "simulcast by SSRC: %v", err)
+	}
+	return string(b), p.sim.expect(plan), nil
 }
 
 // ApplyOffer applies the client's offer and returns the server's answer.
@@ -383,7 +405,7 @@ func CheckSimulcastBySSRC(d *sdp.SessionDescription) error {
 // offer that crosses the Peer's own wins: the Peer drops its offer and
 // makes another once this exchange is done.
 func (p *Peer) ApplyOffer(s string) (string, error) {
-	parsed, err := parseDescription(webrtc.SDPTypeOffer, s)
+	parsed, plan, err := parseClientDescription(webrtc.SDPTypeOffer, s)
 	if err != nil {
 		return "", err
 	}
@@ -395,10 +417,16 @@ func (p *Peer) ApplyOffer(s string) (string, error) {
 		// locally (see negotiate), so dropping it is all a rollback takes.
 		p.awaitingAnswer, p.pendingOffer, p.needsNegotiation = false, nil, true
 	}
+	remote, undo, err := p.toPion(s, parsed, plan)
+	if err != nil {
+		return "", err
+	}
 	p.skipDeclined(parsed, nil, p.agreedTracks)
-	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: s}); err != nil {
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: remote}); err != nil {
+		undo()
 		return "", refuse(ErrInvalidDescription, "%v", err)
 	}
+	p.sim.applied(plan, parsed)
 	p.offered = true
 	p.flushCandidates()
 	if p.mode == PeerWHEP {
@@ -425,7 +453,10 @@ func (p *Peer) ApplyOffer(s string) (string, error) {
 			p.log.Warn("ICE gathering did not complete; answering with what there is")
 		}
 	}
-	answerSDP := p.pc.LocalDescription().SDP
+	answerSDP, err := p.sim.clientView(p.pc.LocalDescription().SDP)
+	if err != nil {
+		return "", err
+	}
 	p.agreedTracks = p.liveTracks(midsOf(parsed))
 	if p.mode == PeerSignaling {
 		p.h.OnDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answerSDP})
@@ -438,7 +469,7 @@ func (p *Peer) ApplyOffer(s string) (string, error) {
 
 // ApplyAnswer applies the client's answer to the Peer's last offer.
 func (p *Peer) ApplyAnswer(s string) error {
-	parsed, err := parseDescription(webrtc.SDPTypeAnswer, s)
+	parsed, plan, err := parseClientDescription(webrtc.SDPTypeAnswer, s)
 	if err != nil {
 		return err
 	}
@@ -470,13 +501,20 @@ func (p *Peer) ApplyAnswer(s string) error {
 	}
 	// Before the answer starts the senders: pion would refuse all of it
 	// for one source whose codec the client did not take.
+	remote, undo, err := p.toPion(s, parsed, plan)
+	if err != nil {
+		p.awaitingAnswer, p.pendingOffer, p.needsNegotiation = false, nil, true
+		return err
+	}
 	p.skipDeclined(parsed, ours, p.offeredTracks)
-	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: s}); err != nil {
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: remote}); err != nil {
+		undo()
 		// The answer is bad; undo our half so the next offer starts clean.
 		p.log.Warn("client answer refused", "err", err)
 		p.awaitingAnswer, p.pendingOffer, p.needsNegotiation = false, nil, true
 		return refuse(ErrInvalidDescription, "%v", err)
 	}
+	p.sim.applied(plan, parsed)
 	p.awaitingAnswer, p.pendingOffer = false, nil
 	p.agreedTracks = p.liveTracks(p.offeredTracks)
 	p.flushCandidates()
@@ -529,6 +567,10 @@ func (p *Peer) negotiate() {
 		p.log.Warn("offer the tracks' codecs", "err", err)
 	} else {
 		sent = rewritten
+	}
+	if sent, err = p.sim.clientView(sent); err != nil {
+		p.log.Warn("offer in the client's simulcast terms", "err", err)
+		return
 	}
 	p.pendingOffer, p.awaitingAnswer = &offer, true
 	p.offeredTracks = p.liveTracks(nil)

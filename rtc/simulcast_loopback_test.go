@@ -57,19 +57,23 @@ func layersIn(packets []sentPacket) []int {
 // it on a keyframe asked of that layer's SSRC; both see one stream, with
 // sequence numbers, timestamps and picture ids continuous packet by
 // packet.
-func TestLoopbackSimulcast(t *testing.T) { loopbackSimulcast(t, rtctest.AddSimulcast, rtctest.VP8) }
+func TestLoopbackSimulcast(t *testing.T) {
+	loopbackSimulcast(t, rtctest.AddSimulcast, rtctest.VP8, nil)
+}
 
 // TestLoopbackSimulcastH264 is TestLoopbackSimulcast with an H.264
 // camera, packetized as pion does: the layers' sizes come from their
 // SPS, and the switching subscriber's low layer starts on the STAP-A of
 // its parameter sets, never on a slice of a frame before its IDR.
 func TestLoopbackSimulcastH264(t *testing.T) {
-	loopbackSimulcast(t, rtctest.AddSimulcastH264, rtctest.H264)
+	loopbackSimulcast(t, rtctest.AddSimulcastH264, rtctest.H264, nil)
 }
 
 // loopbackSimulcast runs TestLoopbackSimulcast with a camera that add
-// adds, in codec.
-func loopbackSimulcast(t *testing.T, add func(*webrtc.PeerConnection, string) (*rtctest.SimulcastSender, error), codec webrtc.RTPCodecCapability) {
+// adds, in codec. offer, when set, makes the publisher's offer out of
+// the one its pion makes, and the publisher's camera names none of its
+// packets' layers (simulcast by SSRC).
+func loopbackSimulcast(t *testing.T, add func(*webrtc.PeerConnection, string) (*rtctest.SimulcastSender, error), codec webrtc.RTPCodecCapability, offer func(desc string, camera *rtctest.SimulcastSender) string) {
 	// No bandwidth estimate: the layers are the subscribers' choice. On a
 	// loaded machine the delay-based estimate may move the top subscriber
 	// down (TestLoopbackBandwidthLayers tests that).
@@ -85,7 +89,12 @@ func loopbackSimulcast(t *testing.T, add func(*webrtc.PeerConnection, string) (*
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub.clientOffer()
+	if offer == nil {
+		pub.clientOffer()
+	} else {
+		camera.Unnamed = true
+		pub.mungedOffer(offer(pub.localOffer().SDP, camera))
+	}
 	pub.waitConnected()
 	if err := camera.Start(ctx, pub.client, 20*time.Millisecond, wg, func(err error) { t.Errorf("publish: %v", err) }); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,11 @@ var (
 // header extensions, which pion leaves to its user. A PLI to a layer's
 // SSRC makes that layer's next frame a keyframe.
 type SimulcastSender struct {
+	// Unnamed: the packets name neither their mid nor their rid, as
+	// those of a publisher of simulcast by SSRC (a=ssrc-group:SIM). Set
+	// it before Negotiated.
+	Unnamed bool
+
 	tracks       []*webrtc.TrackLocalStaticRTP
 	sender       *webrtc.RTPSender
 	wantKey      [3]atomic.Bool
@@ -104,7 +110,10 @@ func (s *SimulcastSender) Negotiated(pc *webrtc.PeerConnection) error {
 			s.mid = tr.Mid()
 		}
 	}
-	if s.midID == 0 || s.ridID == 0 || s.mid == "" {
+	if s.Unnamed {
+		s.midID, s.ridID = 0, 0
+	}
+	if (!s.Unnamed && (s.midID == 0 || s.ridID == 0)) || s.mid == "" {
 		return fmt.Errorf("rtctest: mid and rid not negotiated (ids %d, %d, mid %q)", s.midID, s.ridID, s.mid)
 	}
 	return nil
@@ -249,6 +258,9 @@ func (s *SimulcastSender) writePacket(i int, n uint32, marker bool, payload []by
 		Payload: payload,
 	}
 	s.seq[i]++
+	if s.Unnamed {
+		return s.tracks[i].WriteRTP(pkt)
+	}
 	if err := pkt.Header.SetExtension(s.midID, []byte(s.mid)); err != nil {
 		return err
 	}
@@ -279,4 +291,38 @@ func SimulcastLayer(payload []byte) int {
 		return -1
 	}
 	return int(payload[len(payload)-1] - '0')
+}
+
+// SimulcastBySSRC turns desc, a description of a camera sent in rid
+// layers (AddSimulcast), into one of the same layers told apart by SSRC
+// alone, as libwebrtc described simulcast before rids: no a=rid or
+// a=simulcast, the layers' SSRCs, lowest first, in an a=ssrc-group:SIM.
+// Unless withExtmaps, it also leaves out the mid and rid header
+// extensions, as a client that never names its layers may. The client
+// keeps desc as its local description; its camera must then be Unnamed.
+func SimulcastBySSRC(desc string, ssrcs []webrtc.SSRC, withExtmaps bool) (string, error) {
+	var out []string
+	grouped := false
+	for _, line := range strings.Split(desc, "\r\n") {
+		if strings.HasPrefix(line, "a=rid:") || strings.HasPrefix(line, "a=simulcast:") {
+			continue
+		}
+		if !withExtmaps && strings.HasPrefix(line, "a=extmap:") &&
+			(strings.Contains(line, sdp.SDESMidURI) || strings.Contains(line, "rtp-stream-id")) {
+			continue
+		}
+		if !grouped && strings.HasPrefix(line, "a=ssrc") {
+			group := "a=ssrc-group:SIM"
+			for _, s := range ssrcs {
+				group += fmt.Sprintf(" %d", s)
+			}
+			out = append(out, group)
+			grouped = true
+		}
+		out = append(out, line)
+	}
+	if !grouped {
+		return "", errors.New("rtctest: the description declares no SSRCs")
+	}
+	return strings.Join(out, "\r\n"), nil
 }
