@@ -23,6 +23,13 @@ func TestBandwidthRecoversStoppedLayer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes tens of seconds of media")
 	}
+	if raceEnabled {
+		// The climb back to the top layer on a whole link is what the
+		// test waits for, and under the race detector on a loaded
+		// machine the estimate may not make it (as in rtc's loopback
+		// tests); it runs without.
+		t.Skip("the race detector's delays hold the estimate down")
+	}
 	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"rec","name":"Recovery"}`)
