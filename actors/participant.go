@@ -337,6 +337,15 @@ func (p *Participant) SetTrackSettings(ctx context.Context, trackID TrackID, s T
 	return err
 }
 
+// SetViewerSettings sets what a WHEP viewer asks of every video track it
+// receives, now and later, as SetTrackSettings does of one track,
+// replacing what it asked before. It fails with ErrSignalingState for a
+// participant that is not a WHEP viewer.
+func (p *Participant) SetViewerSettings(ctx context.Context, s TrackSettings) error {
+	_, err := p.request(ctx, &viewerSettings{settings: s})
+	return err
+}
+
 // Leave removes the participant from its room for reason: ReasonLeft, or
 // ReasonDisconnected when the client's connection dropped.
 func (p *Participant) Leave(ctx context.Context, reason LeaveReason) error {

@@ -40,6 +40,7 @@ type (
 		trackID  TrackID
 		settings TrackSettings
 	}
+	viewerSettings struct{ settings TrackSettings }
 	// setGrants gives the participant its new grants: the tracks they no
 	// longer allow, which the room has unpublished already, are dropped.
 	setGrants struct{ grants Grants }
@@ -76,6 +77,9 @@ type participantActor struct {
 	// refused are the mids of tracks refused, each told once.
 	sources, refused map[string]TrackSource
 	stats            *mediaStats // shared with the room
+	// viewer is what a WHEP viewer asks of every video track it receives
+	// (SetViewerSettings); nil for nothing asked.
+	viewer *TrackSettings
 	// leaving is set when the actor stops: the forwarders it closes then
 	// have not ended on their own (see watchTrackEnd).
 	leaving atomic.Bool
@@ -133,6 +137,7 @@ func (p *participantActor) Receive(ctx actor.Context) {
 		p.stopping()
 	case *clientOffer:
 		sdp, err := p.clientOffer(m.sdp, m.sources)
+		p.applyViewerSettings() // a WHEP offer fills its slots
 		ctx.Respond(&participantReply{sdp: sdp, err: err})
 	case *clientAnswer:
 		ctx.Respond(&participantReply{err: p.clientAnswer(m.sdp)})
@@ -149,13 +154,17 @@ func (p *participantActor) Receive(ctx actor.Context) {
 		if err := p.peer.AddSource(string(m.track.ID), m.track.StreamID, m.src); err != nil {
 			p.log.Warn("subscribe", "track", m.track.ID, "err", err)
 		}
+		p.applyViewerSettings()
 	case *unsubscribe:
 		p.peer.RemoveSource(string(m.trackID))
+		p.applyViewerSettings() // its slot may show another track
 	case *qualityCap:
 		p.peer.SetMaxSize(m.lines)
 		p.peer.SetMaxFrameRate(m.fps)
 	case *trackSettings:
 		ctx.Respond(&participantReply{err: p.setTrackSettings(m)})
+	case *viewerSettings:
+		ctx.Respond(&participantReply{err: p.setViewerSettings(m.settings)})
 	case *setGrants:
 		p.setGrants(ctx, m.grants)
 	case *peerEvent:
@@ -487,6 +496,31 @@ func (p *participantActor) setTrackSettings(m *trackSettings) error {
 	}
 	p.setPaused(m.trackID, st.Paused)
 	return nil
+}
+
+// setViewerSettings has a WHEP viewer, which names no track, ask st of
+// every video track it receives, now and as its slots show others.
+func (p *participantActor) setViewerSettings(st TrackSettings) error {
+	if p.kind != ClientWHEP {
+		return fmt.Errorf("%w: only a WHEP viewer asks for its video as a whole", ErrSignalingState)
+	}
+	p.viewer = &st
+	p.applyViewerSettings()
+	return nil
+}
+
+// applyViewerSettings applies a WHEP viewer's settings to the video
+// tracks its slots show, as track-settings would to each: a slot keeps
+// them while it shows a track, and one that shows another gets them here.
+func (p *participantActor) applyViewerSettings() {
+	if p.viewer == nil {
+		return
+	}
+	for _, id := range p.peer.ShownSources(webrtc.RTPCodecTypeVideo) {
+		if err := p.setTrackSettings(&trackSettings{trackID: TrackID(id), settings: *p.viewer}); err != nil {
+			p.log.Debug("viewer settings", "track", id, "err", err)
+		}
+	}
 }
 
 // setMuted mutes the participant's own tracks named by id or by kind.

@@ -39,7 +39,7 @@ func TestWHIPCORS(t *testing.T) {
 		{"preflight on WHEP", anyOrigin, http.MethodOptions, "/whep/cors", preflight(page, "POST"), http.StatusNoContent, "*", "POST, OPTIONS"},
 		{"preflight on a session", anyOrigin, http.MethodOptions, "/whip/cors/PA_x", preflight(page, "DELETE"), http.StatusNoContent, "*", "DELETE, OPTIONS"},
 		{"preflight, listed origin", listed, http.MethodOptions, "/whep/cors", preflight(page, "POST"), http.StatusNoContent, page, "POST, OPTIONS"},
-		{"preflight, listed origin with a port", listed, http.MethodOptions, "/whep/cors/PA_x", preflight("http://localhost:5173", "DELETE"), http.StatusNoContent, "http://localhost:5173", "DELETE, OPTIONS"},
+		{"preflight, listed origin with a port", listed, http.MethodOptions, "/whep/cors/PA_x", preflight("http://localhost:5173", "PATCH"), http.StatusNoContent, "http://localhost:5173", "PATCH, DELETE, OPTIONS"},
 		{"preflight, origin not listed", listed, http.MethodOptions, "/whip/cors", preflight("https://evil.example.com", "POST"), http.StatusForbidden, "", ""},
 		{"preflight, same host other scheme", listed, http.MethodOptions, "/whip/cors", preflight("http://player.example.com", "POST"), http.StatusForbidden, "", ""},
 		{"preflight, CORS off", none, http.MethodOptions, "/whip/cors", preflight(page, "POST"), http.StatusForbidden, "", ""},

@@ -322,9 +322,9 @@ func (s *Server) routes() *gin.Engine {
 	for _, path := range []string{"/whip/:room", "/whep/:room"} {
 		whip.OPTIONS(path, s.whipOptions(http.MethodPost))
 		whip.POST(path, s.handle(s.whipOffer))
-		whip.OPTIONS(path+"/:pid", s.whipOptions(http.MethodDelete))
+		whip.OPTIONS(path+"/:pid", s.whipOptions(sessionMethods(path)))
 		whip.DELETE(path+"/:pid", s.handle(s.whipDelete))
-		whip.PATCH(path+"/:pid", s.whipPatch)
+		whip.PATCH(path+"/:pid", s.handle(s.whipPatch))
 	}
 
 	e.GET("/", s.servePage)

@@ -200,44 +200,62 @@ func decodeSources(o *jsonObject) (map[string]actors.TrackSource, error) {
 // decodeTrackSettings reads a track-settings message: the track and
 // what the client asks of its layers (docs/signaling.md).
 func decodeTrackSettings(o *jsonObject) (actors.TrackID, actors.TrackSettings, error) {
-	var st actors.TrackSettings
 	track, err := requiredString(o, "track_id")
+	if err != nil {
+		return "", actors.TrackSettings{}, err
+	}
+	st, err := decodeLayerSettings(o)
 	if err != nil {
 		return "", st, err
 	}
-	if q, err := nonNull[string](o, "max_quality", whatString); err != nil {
-		return "", st, err
-	} else if q != nil {
-		lines, ok := actors.QualityLines(*q)
-		if !ok {
-			return "", st, fieldError("max_quality", "must be one of "+strings.Join(actors.Qualities(), ", "))
-		}
-		st.MaxLines = lines
+	return actors.TrackID(track), st, nil
+}
+
+// decodeLayerSettings reads what a client asks of the layers of a track
+// (or, from a WHEP viewer, of all its video): max_quality, width and
+// height, paused.
+func decodeLayerSettings(o *jsonObject) (actors.TrackSettings, error) {
+	q, err := nonNull[string](o, "max_quality", whatString)
+	if err != nil {
+		return actors.TrackSettings{}, err
 	}
 	w, err := nonNull[int](o, "width", whatInt)
 	if err != nil {
-		return "", st, err
+		return actors.TrackSettings{}, err
 	}
 	h, err := nonNull[int](o, "height", whatInt)
 	if err != nil {
-		return "", st, err
-	}
-	switch {
-	case (w == nil) != (h == nil):
-		return "", st, fieldError("width", "give width and height together")
-	case w != nil && (*w < 1 || *w > maxRenderSize):
-		return "", st, fieldError("width", "must be from 1 to "+strconv.Itoa(maxRenderSize))
-	case h != nil && (*h < 1 || *h > maxRenderSize):
-		return "", st, fieldError("height", "must be from 1 to "+strconv.Itoa(maxRenderSize))
-	case w != nil:
-		st.Width, st.Height = *w, *h
+		return actors.TrackSettings{}, err
 	}
 	paused, err := nonNull[bool](o, "paused", whatBool)
 	if err != nil {
-		return "", st, err
+		return actors.TrackSettings{}, err
 	}
-	st.Paused = paused != nil && *paused
-	return actors.TrackID(track), st, nil
+	return layerSettings(q, w, h, paused != nil && *paused)
+}
+
+// layerSettings checks the layer settings a client gave (nil for a field
+// left out) and returns them.
+func layerSettings(quality *string, w, h *int, paused bool) (actors.TrackSettings, error) {
+	st := actors.TrackSettings{Paused: paused}
+	if quality != nil {
+		lines, ok := actors.QualityLines(*quality)
+		if !ok {
+			return st, fieldError("max_quality", "must be one of "+strings.Join(actors.Qualities(), ", "))
+		}
+		st.MaxLines = lines
+	}
+	switch {
+	case (w == nil) != (h == nil):
+		return st, fieldError("width", "give width and height together")
+	case w != nil && (*w < 1 || *w > maxRenderSize):
+		return st, fieldError("width", "must be from 1 to "+strconv.Itoa(maxRenderSize))
+	case h != nil && (*h < 1 || *h > maxRenderSize):
+		return st, fieldError("height", "must be from 1 to "+strconv.Itoa(maxRenderSize))
+	case w != nil:
+		st.Width, st.Height = *w, *h
+	}
+	return st, nil
 }
 
 // nonNil is s, or an empty list for nil: a JSON list, never null.

@@ -39,64 +39,17 @@ func TestWHEPViewerOfSimulcast(t *testing.T) {
 	t.Cleanup(s.publishSimulcast(t, "whepsim"))
 	// The room's quality picks a layer by size: the layers' sizes come
 	// with their first keyframes.
-	poll.Until(t, "the camera's three layers sized", func() bool {
-		list := s.participants(t, "whepsim")
-		if len(list) != 1 || len(list[0]["tracks"].([]any)) != 1 {
-			return false
-		}
-		layers, _ := list[0]["tracks"].([]any)[0].(map[string]any)["layers"].([]any)
-		return len(layers) == 3 && !slices.ContainsFunc(layers, func(l any) bool { return l.(map[string]any)["width"] == float64(0) })
-	})
+	s.waitLayersSized(t, "whepsim")
 
 	pc := transceiverPeer(t, clientAPI(t), webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeVideo)
-	tracks := make(chan struct{}, 4)
-	packets := make(chan whepPacket, 4096)
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		tracks <- struct{}{}
-		for {
-			p, _, err := tr.ReadRTP()
-			if err != nil {
-				return
-			}
-			if len(p.Payload) < 5 {
-				continue // padding
-			}
-			// rtctest's VP8: S in the descriptor's first byte, the
-			// frame tag's P bit (clear on a keyframe) after the 15-bit
-			// picture id.
-			key := p.Payload[0]&0x10 != 0 && p.Payload[4]&0x01 == 0
-			select {
-			case packets <- whepPacket{ssrc: p.SSRC, seq: p.SequenceNumber, layer: rtctest.SimulcastLayer(p.Payload), keyframe: key}:
-			default:
-				t.Error("the test kept up with no more packets")
-				return
-			}
-		}
-	})
+	rx := receiveWHEP(t, pc)
 	r := s.whipPost(t, "/whep/whepsim", s.joinToken(t, "whepsim", "viewer", auth.RoleSubscriber), "application/sdp", gatheredOffer(t, pc))
 	mustStatus(t, r, http.StatusCreated)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(r.body)}); err != nil {
 		t.Fatal(err)
 	}
+	run := rx.run
 
-	var got []whepPacket
-	// run returns how many of the last packets the viewer got come from
-	// layer.
-	run := func(layer int) int {
-		for more := true; more; {
-			select {
-			case p := <-packets:
-				got = append(got, p)
-			default:
-				more = false
-			}
-		}
-		n := 0
-		for i := len(got) - 1; i >= 0 && got[i].layer == layer; i-- {
-			n++
-		}
-		return n
-	}
 	poll.Until(t, "the 360p layer at the viewer", func() bool { return run(1) >= 30 })
 	var session string
 	poll.Until(t, "the session stats showing the layer", func() bool {
@@ -114,10 +67,92 @@ func TestWHEPViewerOfSimulcast(t *testing.T) {
 	mustStatus(t, s.do(t, http.MethodPatch, "/api/v1/rooms/whepsim", `{"config":{"quality":"1080p"}}`), http.StatusOK)
 	poll.Until(t, "the top layer at the viewer", func() bool { return run(2) >= 30 })
 
+	if layers := rx.layers(t); !slices.Equal(layers, []int{1, 2}) {
+		t.Fatalf("the viewer received the layers %v, want the 360p one then the top", layers)
+	}
+	if n := len(rx.tracks); n != 1 {
+		t.Fatalf("the viewer got %d tracks, want 1", n)
+	}
+}
+
+// waitLayersSized waits until room's one publisher shows one track of
+// three layers, each with its size (which comes with its first keyframe).
+func (s *stack) waitLayersSized(t *testing.T, room string) {
+	t.Helper()
+	poll.Until(t, "the camera's three layers sized", func() bool {
+		list := s.participants(t, room)
+		if len(list) != 1 || len(list[0]["tracks"].([]any)) != 1 {
+			return false
+		}
+		layers, _ := list[0]["tracks"].([]any)[0].(map[string]any)["layers"].([]any)
+		return len(layers) == 3 && !slices.ContainsFunc(layers, func(l any) bool { return l.(map[string]any)["width"] == float64(0) })
+	})
+
+}
+
+// whepReceiver collects what a WHEP viewer's peer receives of a rtctest
+// simulcast camera.
+type whepReceiver struct {
+	tracks  chan struct{}
+	packets chan whepPacket
+	got     []whepPacket // taken from packets by run
+}
+
+// receiveWHEP reads every track pc receives into a whepReceiver.
+func receiveWHEP(t *testing.T, pc *webrtc.PeerConnection) *whepReceiver {
+	rx := &whepReceiver{tracks: make(chan struct{}, 4), packets: make(chan whepPacket, 4096)}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		rx.tracks <- struct{}{}
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			if len(p.Payload) < 5 {
+				continue // padding
+			}
+			// rtctest's VP8: S in the descriptor's first byte, the
+			// frame tag's P bit (clear on a keyframe) after the 15-bit
+			// picture id.
+			key := p.Payload[0]&0x10 != 0 && p.Payload[4]&0x01 == 0
+			select {
+			case rx.packets <- whepPacket{ssrc: p.SSRC, seq: p.SequenceNumber, layer: rtctest.SimulcastLayer(p.Payload), keyframe: key}:
+			default:
+				t.Error("the test kept up with no more packets")
+				return
+			}
+		}
+	})
+	return rx
+}
+
+// run returns how many of the last packets the viewer got come from
+// layer.
+func (rx *whepReceiver) run(layer int) int {
+	for more := true; more; {
+		select {
+		case p := <-rx.packets:
+			rx.got = append(rx.got, p)
+		default:
+			more = false
+		}
+	}
+	n := 0
+	for i := len(rx.got) - 1; i >= 0 && rx.got[i].layer == layer; i-- {
+		n++
+	}
+	return n
+}
+
+// layers checks that the packets taken so far are one stream, of one
+// SSRC and continuous sequence numbers, each of whose layers starts on a
+// keyframe, and returns its layers in order.
+func (rx *whepReceiver) layers(t *testing.T) []int {
+	t.Helper()
 	var layers []int
-	for i, p := range got {
+	for i, p := range rx.got {
 		if i > 0 {
-			q := got[i-1]
+			q := rx.got[i-1]
 			if p.ssrc != q.ssrc || p.seq != q.seq+1 {
 				t.Fatalf("packet %d: SSRC %d sequence number %d after %d, %d", i, p.ssrc, p.seq, q.ssrc, q.seq)
 			}
@@ -129,10 +164,5 @@ func TestWHEPViewerOfSimulcast(t *testing.T) {
 			layers = append(layers, p.layer)
 		}
 	}
-	if !slices.Equal(layers, []int{1, 2}) {
-		t.Fatalf("the viewer received the layers %v, want the 360p one then the top", layers)
-	}
-	if n := len(tracks); n != 1 {
-		t.Fatalf("the viewer got %d tracks, want 1", n)
-	}
+	return layers
 }

@@ -16,7 +16,11 @@ import (
 	"github.com/troupe-media/troupe/httpapi/auth"
 )
 
-const contentTypeSDP = "application/sdp"
+const (
+	contentTypeSDP        = "application/sdp"
+	contentTypeJSON       = "application/json"
+	contentTypeTrickleICE = "application/trickle-ice-sdpfrag"
+)
 
 // whipSession is a WHIP or WHEP client's stay in a room, from its POST to
 // its DELETE. It is its participant's Signaler only to learn when the room
@@ -87,6 +91,12 @@ func (s *Server) whipOffer(c *gin.Context) error {
 	if g, _ := joinGrants(claims); kind == actors.ClientWHIP && !g.Publish {
 		return newAPIError(http.StatusForbidden, codeForbidden, "publishing needs a token that grants publish")
 	}
+	var settings *actors.TrackSettings
+	if kind == actors.ClientWHEP {
+		if settings, err = whepQuerySettings(c.Request.URL.Query()); err != nil {
+			return err
+		}
+	}
 	offer, err := readOffer(c)
 	if err != nil {
 		return err
@@ -115,6 +125,10 @@ func (s *Server) whipOffer(c *gin.Context) error {
 		return err
 	}
 	answer, err := p.Offer(ctx, offer)
+	if err == nil && settings != nil {
+		// Before the client has the answer: no media has gone yet.
+		err = p.SetViewerSettings(ctx, *settings)
+	}
 	if err == nil {
 		err = w.register(p)
 	}
@@ -139,21 +153,9 @@ func (s *Server) whipDelete(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	room := actors.RoomID(c.Param("room"))
-	w, ok := s.live.getWHIP(actors.ParticipantID(c.Param("pid")))
-	if !ok && s.cfg.Owners != nil {
-		// In a cluster the session lives on the node that owns the room:
-		// its NotOwnerError has the request forwarded there.
-		var noe *actors.NotOwnerError
-		if _, err := s.cfg.Rooms.Participants(c.Request.Context(), room); errors.As(err, &noe) {
-			return err
-		}
-	}
-	if !ok || w.kind != kind || w.p.RoomID != room {
-		return newAPIError(http.StatusNotFound, codeNotFound, "no such session")
-	}
-	if !claims.Admin && (actors.RoomID(claims.Room) != w.p.RoomID || claims.Subject != w.identity) {
-		return newAPIError(http.StatusForbidden, codeForbidden, "the token is not this session's")
+	w, err := s.whipSessionOf(c, kind, claims)
+	if err != nil {
+		return err
 	}
 	if err := w.p.Leave(c.Request.Context(), actors.ReasonLeft); err != nil {
 		return err
@@ -164,13 +166,53 @@ func (s *Server) whipDelete(c *gin.Context) error {
 	return nil
 }
 
-// whipPatch answers PATCH on a session: trickle ICE and ICE restarts are
-// not offered (RFC 9725 section 4.3.1 allows a 405). The answer already
-// holds every server candidate; a client sends its own in the offer.
-func (s *Server) whipPatch(c *gin.Context) {
-	c.Header("Allow", "DELETE, OPTIONS")
-	s.abort(c, newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed,
-		"trickle ICE is not supported: put every candidate in the offer"))
+// whipSessionOf returns the session of kind at the request's URL, if the
+// token's claims are that session's own identity in its room (or an
+// admin's). In a cluster, a session this node does not have may live on
+// the node that owns the room: the room's NotOwnerError is returned, and
+// the request forwarded there.
+func (s *Server) whipSessionOf(c *gin.Context, kind actors.ClientKind, claims *auth.Claims) (*whipSession, error) {
+	room := actors.RoomID(c.Param("room"))
+	w, ok := s.live.getWHIP(actors.ParticipantID(c.Param("pid")))
+	if !ok && s.cfg.Owners != nil {
+		var noe *actors.NotOwnerError
+		if _, err := s.cfg.Rooms.Participants(c.Request.Context(), room); errors.As(err, &noe) {
+			return nil, err
+		}
+	}
+	if !ok || w.kind != kind || w.p.RoomID != room {
+		return nil, newAPIError(http.StatusNotFound, codeNotFound, "no such session")
+	}
+	if !claims.Admin && (actors.RoomID(claims.Room) != w.p.RoomID || claims.Subject != w.identity) {
+		return nil, newAPIError(http.StatusForbidden, codeForbidden, "the token is not this session's")
+	}
+	return w, nil
+}
+
+// whipPatch answers PATCH on a session. A WHEP viewer's JSON body sets
+// what it asks of its video (whepSettings). Trickle ICE and ICE restarts
+// are not offered (RFC 9725 section 4.3.1 allows a 405): the answer
+// already holds every server candidate, and a client sends its own in the
+// offer.
+func (s *Server) whipPatch(c *gin.Context) error {
+	kind, _ := whipKind(c)
+	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if kind == actors.ClientWHEP {
+		c.Header("Accept-Patch", contentTypeJSON)
+		switch mt {
+		case contentTypeJSON:
+			return s.whepSettings(c)
+		case contentTypeTrickleICE:
+			c.Header("Allow", "PATCH, DELETE, OPTIONS")
+		default:
+			return newAPIError(http.StatusUnsupportedMediaType, codeUnsupportedMediaType,
+				"Content-Type must be application/json (the viewer's settings)")
+		}
+	} else {
+		c.Header("Allow", "DELETE, OPTIONS")
+	}
+	return newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed,
+		"trickle ICE is not supported: put every candidate in the offer")
 }
 
 // whipClaims checks the bearer token of a WHIP or WHEP request.
@@ -214,4 +256,13 @@ func readOffer(c *gin.Context) (string, error) {
 	}
 	c.Set(ctxBody, b) // for forwarding to the room's owner
 	return string(b), nil
+}
+
+// sessionMethods are the methods a session URL under the route path takes
+// besides OPTIONS: a WHEP viewer's also takes PATCH (its settings).
+func sessionMethods(path string) string {
+	if strings.HasPrefix(path, "/whep/") {
+		return "PATCH, DELETE"
+	}
+	return http.MethodDelete
 }

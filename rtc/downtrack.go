@@ -65,6 +65,9 @@ type DownTrack struct {
 	targetLayer atomic.Int32
 	maxSize     atomic.Int32
 	limits      atomic.Pointer[LayerLimits] // SetLimits; nil for none
+	// bweStart, until the estimate first caps dt, is the rate in bits
+	// per second its first layer must fit (layerchoice.go); 0 after.
+	bweStart atomic.Int64
 	// bweCap is the highest layer the bandwidth estimate pays for, plus
 	// one (0 for no cap); bwePaused is set when it pays for none, and
 	// nothing is sent (layerchoice.go).

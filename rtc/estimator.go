@@ -72,6 +72,11 @@ const (
 	EstimateREMB EstimateSource = "remb"
 )
 
+// cacheLine is the size of a cache line on the machines Troupe runs on
+// (x86-64 and arm64 servers), what keeps apart fields that different
+// goroutines write.
+const cacheLine = 64
+
 // estimatorFactory makes each connection's estimator and keeps it until
 // the Engine claims it for the connection it was made for.
 type estimatorFactory struct {
@@ -106,19 +111,26 @@ func (f *estimatorFactory) claim(id string) *estimator {
 // records the packets sent and reads the feedback and REMB.
 type estimator struct {
 	interceptor.NoOp
-	always bool // setActive(false) leaves it on
+
+	// The send side first: what every packet sent reads (and twccSeq,
+	// which it writes) on one cache line, apart from what the RTCP
+	// reader writes (feedbacks, remb, acks...), so that neither side's
+	// writes take the line from under the other's reads.
 
 	// bwe is the estimate, made at the first stream bound with the
 	// extension; nil before.
 	bwe atomic.Pointer[bwe.Estimator]
-	// probe is the probe whose packets are being sent, nil for none;
-	// probed is the one awaiting the feedback on them (probe.go).
-	probe, probed atomic.Pointer[probeCluster]
-
+	// probe is the probe whose packets are being sent, nil for none.
+	probe atomic.Pointer[probeCluster]
 	// active: the packets sent carry the extension and are recorded;
 	// twccSeq numbers them across the connection's streams.
-	active    atomic.Bool
-	twccSeq   atomic.Uint32
+	active  atomic.Bool
+	always  bool // setActive(false) leaves it on
+	twccSeq atomic.Uint32
+	_       [cacheLine]byte
+
+	// probed is the probe awaiting the feedback on its packets (probe.go).
+	probed    atomic.Pointer[probeCluster]
 	feedbacks atomic.Uint64 // transport-cc feedback packets taken
 	remb      atomic.Uint64 // the last REMB bitrate
 	rembAt    atomic.Int64  // when it came, Unix nanoseconds

@@ -92,3 +92,48 @@ func BenchmarkEstimatorFeedback(b *testing.B) {
 		est.observe(reports[i%len(reports)], nil, time.Now())
 	}
 }
+
+// BenchmarkEstimatorWriteCold is BenchmarkEstimatorWrite as a server
+// sees it: many connections, each sent one packet in turn, and between
+// two packets of one connection enough other work to push its estimator
+// out of the core's caches (here a walk through more memory than the L2
+// holds). Each op is one packet; the walk costs both sub-benchmarks the
+// same, so their difference is the estimator's cost on cold caches.
+func BenchmarkEstimatorWriteCold(b *testing.B) {
+	const conns = 500
+	evict := make([]byte, 4<<20)
+	for _, active := range []bool{false, true} {
+		name := "active=false"
+		if active {
+			name = "active=true"
+		}
+		b.Run(name, func(b *testing.B) {
+			ws := make([]interceptor.RTPWriter, conns)
+			for i := range ws {
+				est, w := benchEstimator(b)
+				est.setActive(active)
+				ws[i] = w
+			}
+			h := &rtp.Header{Version: 2, SSRC: 1, PayloadType: 96}
+			payload := make([]byte, 1100)
+			var sink byte
+			b.SetBytes(int64(len(payload)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				c := i % conns
+				if c == 0 {
+					for j := 0; j < len(evict); j += 64 {
+						evict[j]++
+					}
+					sink += evict[i%len(evict)]
+				}
+				h.SequenceNumber = uint16(i / conns)
+				if _, err := ws[c].Write(h, payload, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			_ = sink
+		})
+	}
+}

@@ -34,13 +34,33 @@ import (
 // While the estimate holds a down-track below its ceiling, the allocator
 // probes the link for the next layer (probe.go); a probe the link carries
 // moves that layer up without the hold.
+//
+// The start. A new video down-track starts on the highest layer the
+// estimate pays for (bweStart): the connection's initial estimate
+// (bweInitialBitrate, which pays for a middle layer), or, when the
+// connection has an estimate already, what its other tracks leave of it.
+// A layer whose rate is not measured yet is not taken to fit, so a
+// subscriber of a camera that has just started starts on its lowest
+// layer. So a poor link never gets the top layer's keyframe, which a
+// start on the ceiling would flood it with before any feedback came.
+// While a down-track starts, the checks come every bweStartCheckInterval:
+// the first feedback is acted on at once, and the probe for the next
+// layer (probe.go) is sent then, so that a link that carries it moves up
+// within about a second, not after the hold. A client that sends no
+// feedback (no transport-cc, no REMB) keeps its start layer for
+// bweStartWait of media, then gets its ceiling, as without an estimate.
 
 const (
 	bweCheckInterval = 500 * time.Millisecond
-	bweUpMargin      = 1.25
-	bweUpHold        = 3 * time.Second
-	bweMaxUpHold     = 16 * time.Second
-	bweFlapWindow    = 10 * time.Second
+	// bweStartCheckInterval is the checks' interval while a down-track
+	// starts: its first bweStartWait of media, or until it is first
+	// capped.
+	bweStartCheckInterval = 100 * time.Millisecond
+	bweStartWait          = 3 * time.Second
+	bweUpMargin           = 1.25
+	bweUpHold             = 3 * time.Second
+	bweMaxUpHold          = 16 * time.Second
+	bweFlapWindow         = 10 * time.Second
 )
 
 // PauseReasonBandwidth is the reason of a TrackPausedEvent sent because
@@ -192,6 +212,15 @@ type allocState struct {
 	// peak is what each layer has cost lately: its highest rate, less
 	// a tenth a check since (probeFor).
 	peak []uint64
+	// sendingAt is the check that first saw the down-track send; zero
+	// before.
+	sendingAt time.Time
+}
+
+// starting reports whether st's down-track has not yet sent, or not for
+// bweStartWait, at now.
+func (st *allocState) starting(now time.Time) bool {
+	return st.sendingAt.IsZero() || now.Sub(st.sendingAt) < bweStartWait
 }
 
 func newAllocator(est *estimator, clk clock.Clock, m *Metrics) *allocator {
@@ -218,11 +247,28 @@ func (a *allocator) add(dt *DownTrack) {
 	if a.closed {
 		return
 	}
+	if dt.kind == webrtc.RTPCodecTypeVideo {
+		dt.bweStart.Store(a.startBudget())
+	}
 	a.subs[dt] = &allocState{gov: newLayerGovernor(-1), bytes: dt.ctr.bytes.Load()}
 	if a.timer == nil {
 		a.lastCheck = a.clk.Now()
-		a.timer = a.clk.AfterFunc(bweCheckInterval, a.check)
+		a.timer = a.clk.AfterFunc(bweStartCheckInterval, a.check)
 	}
+}
+
+// startBudget is the rate a new down-track's first layer must fit: what
+// the estimate leaves of what the connection sends, or the initial
+// estimate before there is one. a.mu is held.
+func (a *allocator) startBudget() int64 {
+	if a.source == EstimateNone {
+		return bweInitialBitrate
+	}
+	left := int64(a.estimate)
+	for _, st := range a.subs {
+		left -= int64(st.rate)
+	}
+	return max(left, 1) // 1: the lowest layer, which always fits
 }
 
 // remove forgets dt; a paused dt counts as paused no longer.
@@ -294,16 +340,22 @@ func (a *allocator) check() {
 	now := a.clk.Now()
 	elapsed := now.Sub(a.lastCheck).Seconds()
 	a.lastCheck = now
-	a.timer = a.clk.AfterFunc(bweCheckInterval, a.check)
 
 	var audio int64
 	var items []videoItem
+	interval := bweCheckInterval
 	for dt, st := range a.subs {
 		b := dt.ctr.bytes.Load()
 		if elapsed > 0 {
 			st.rate = uint64(float64(b-st.bytes) * 8 / elapsed)
 		}
 		st.bytes = b
+		if b > 0 && st.sendingAt.IsZero() {
+			st.sendingAt = now
+		}
+		if dt.kind == webrtc.RTPCodecTypeVideo && dt.track.Load() != nil && (dt.bweStart.Load() > 0 || st.starting(now)) {
+			interval = bweStartCheckInterval
+		}
 		if dt.paused.Load() {
 			continue // its subscriber paused it: it costs nothing
 		}
@@ -330,8 +382,15 @@ func (a *allocator) check() {
 			items = append(items, it)
 		}
 	}
+	a.timer = a.clk.AfterFunc(interval, a.check)
 	// The estimate runs only while there is a layer to choose.
 	a.est.setActive(slices.ContainsFunc(items, func(it videoItem) bool { return !it.alloc.pinned }))
+	// A down-track on its start layer keeps it while the rates of its
+	// layers are not all measured: nothing says yet what the estimate
+	// pays for (allocate takes an unknown rate as free).
+	items = slices.DeleteFunc(items, func(it videoItem) bool {
+		return it.dt.bweStart.Load() > 0 && it.st.starting(now) && slices.Contains(it.alloc.rates, 0)
+	})
 	est, src := a.est.Estimate(now)
 	a.estimate, a.source = est, src
 	if src != EstimateNone {
@@ -348,6 +407,9 @@ func (a *allocator) check() {
 	}
 	if src == EstimateNone {
 		for _, it := range items {
+			if it.dt.bweStart.Load() > 0 && it.st.starting(now) {
+				continue // the start layer holds until an estimate comes
+			}
 			a.apply(it.dt, it.st, -1, false)
 			it.st.gov = newLayerGovernor(it.ceiling)
 		}
@@ -444,8 +506,10 @@ func (a *allocator) probeFor(now time.Time, est int, audio int64, items []videoI
 
 // apply caps dt at layer (paused when -1), or lifts its cap when capped
 // is false, counting the change and telling the owner of a pause or a
-// resume. a.mu is held.
+// resume. It ends dt's start: the first cap replaces its start layer,
+// and is no switch. a.mu is held.
 func (a *allocator) apply(dt *DownTrack, st *allocState, layer int, capped bool) {
+	starting := dt.bweStart.Load() > 0
 	prev, wasPaused := dt.bandwidthCap()
 	paused := capped && layer < 0
 	if !capped {
@@ -455,7 +519,7 @@ func (a *allocator) apply(dt *DownTrack, st *allocState, layer int, capped bool)
 	if paused {
 		layer = 0
 	}
-	if prev == layer && wasPaused == paused {
+	if prev == layer && wasPaused == paused && !starting {
 		return
 	}
 	switch {
@@ -465,6 +529,12 @@ func (a *allocator) apply(dt *DownTrack, st *allocState, layer int, capped bool)
 	case wasPaused && !paused:
 		a.metrics.countBandwidthSwitch(true)
 		a.metrics.addBandwidthPaused(-1)
+	case starting:
+		// From the start layer: a cap above or below it is a switch;
+		// the start lifted for want of an estimate is not counted.
+		if from := dt.startTarget(); capped && layer != from {
+			a.metrics.countBandwidthSwitch(layer > from)
+		}
 	case prev != LayerAuto && (layer == LayerAuto || layer > prev):
 		a.metrics.countBandwidthSwitch(true)
 	case layer != LayerAuto && (prev == LayerAuto || layer < prev):
@@ -496,13 +566,46 @@ func (t *Track) layerCosts(dt *DownTrack) ([]uint64, int, bool) {
 }
 
 // bandwidthLimit lowers target, a layer index or LayerAuto, to dt's
-// bandwidth cap. t.mu is held.
+// bandwidth cap, or to its start layer while it has none. t.mu is held.
 func (t *Track) bandwidthLimit(dt *DownTrack, target int) int {
 	c := int(dt.bweCap.Load()) - 1
 	if c < 0 {
+		if b := dt.bweStart.Load(); b > 0 {
+			return min(layerIndex(target, len(t.layers)), t.startLayer(b))
+		}
 		return target
 	}
 	return min(layerIndex(target, len(t.layers)), c)
+}
+
+// startTarget is the layer dt's start caps it at; LayerAuto when it
+// receives no Track.
+func (dt *DownTrack) startTarget() int {
+	t := dt.track.Load()
+	if t == nil {
+		return LayerAuto
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.bandwidthLimit(dt, t.ceilingOf(dt))
+}
+
+// startLayer is the highest layer whose measured rate is at most budget
+// bits per second: a layer whose rate is not known yet is taken not to
+// fit, and the lowest always does. t.mu is held.
+func (t *Track) startLayer(budget int64) int {
+	start := 0
+	for i := 1; i < len(t.layers); i++ {
+		r := t.layers[i].bitrate
+		if r == 0 {
+			r = t.layers[i].rate
+		}
+		if r == 0 || int64(r) > budget {
+			break
+		}
+		start = i
+	}
+	return start
 }
 
 // bandwidthCap returns dt's bandwidth cap (LayerAuto for none) and
@@ -519,6 +622,7 @@ func (dt *DownTrack) setBandwidthCap(layer int, paused bool) {
 		layer = LayerAuto
 	}
 	dt.bweCap.Store(int32(layer + 1))
+	dt.bweStart.Store(0)
 	if paused {
 		dt.bwePaused.Store(true)
 	} else {

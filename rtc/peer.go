@@ -618,11 +618,37 @@ func (p *Peer) SetMaxSize(lines int) {
 // of id (DownTrack.SetLimits). It reports false when the Peer does not
 // send that source.
 func (p *Peer) SetSourceLimits(id string, l LayerLimits) bool {
-	s, ok := p.sends[id]
+	s, ok := p.sendOf(id)
 	if ok {
 		s.dt.SetLimits(l)
 	}
 	return ok
+}
+
+// sendOf returns the down-track that sends the source of id: its own, or
+// the PeerWHEP slot that shows it.
+func (p *Peer) sendOf(id string) (*sendTrack, bool) {
+	if s, ok := p.sends[id]; ok {
+		return s, true
+	}
+	for _, s := range p.slots {
+		if s.id == id && id != "" {
+			return s, true
+		}
+	}
+	return nil, false
+}
+
+// ShownSources returns the ids of the sources of kind that a PeerWHEP
+// client's slots show now.
+func (p *Peer) ShownSources(kind webrtc.RTPCodecType) []string {
+	var ids []string
+	for _, s := range p.slots {
+		if s.id != "" && s.dt.Kind() == kind {
+			ids = append(ids, s.id)
+		}
+	}
+	return ids
 }
 
 // RemoveSource stops sending the source of id; the next offer tells the

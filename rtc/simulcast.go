@@ -361,8 +361,9 @@ func (t *Track) reselect(dt *DownTrack) {
 }
 
 // selectLocked moves dt toward the layer it should receive: at once when
-// it receives none of this track's layers yet, else through a switch on
-// the new layer's next keyframe. t.mu is held.
+// it receives none of this track's layers yet, or has sent nothing of the
+// one it has (a WHEP viewer's settings come after its slot took a layer),
+// else through a switch on the new layer's next keyframe. t.mu is held.
 func (t *Track) selectLocked(dt *DownTrack) error {
 	active := make([]bool, len(t.layers))
 	for i, l := range t.layers {
@@ -374,13 +375,13 @@ func (t *Track) selectLocked(dt *DownTrack) error {
 	}
 	to := t.layers[i].fwd
 	cur := dt.source.Load()
-	if t.layerOf(cur) < 0 { // none of t's layers, or none at all
-		dt.cancelSwitch()
-		return to.AddSubscriber(dt)
-	}
 	if cur == to {
 		dt.cancelSwitch()
 		return nil
+	}
+	if t.layerOf(cur) < 0 || dt.ctr.packets.Load() == 0 { // no stream to keep going
+		dt.cancelSwitch()
+		return to.AddSubscriber(dt)
 	}
 	dt.beginSwitch(to)
 	return nil

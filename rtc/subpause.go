@@ -54,7 +54,7 @@ func (dt *DownTrack) resume(pause *atomic.Bool) bool {
 // (DownTrack.SetPaused). It reports whether that changed anything, and
 // false for ok when the Peer does not send that source.
 func (p *Peer) SetSourcePaused(id string, paused bool) (changed, ok bool) {
-	s, ok := p.sends[id]
+	s, ok := p.sendOf(id)
 	if !ok {
 		return false, false
 	}
@@ -64,7 +64,7 @@ func (p *Peer) SetSourcePaused(id string, paused bool) (changed, ok bool) {
 // SourceStreamID returns the stream id the client receives the source of
 // id in (the publisher's), or "" when the Peer does not send it.
 func (p *Peer) SourceStreamID(id string) string {
-	if s, ok := p.sends[id]; ok {
+	if s, ok := p.sendOf(id); ok {
 		return s.dt.StreamID()
 	}
 	return ""

@@ -50,16 +50,24 @@ type Config struct {
 // of goroutines at once; Feedback and Reset are serialized by the
 // Estimator; Estimate may be read from anywhere.
 type Estimator struct {
-	cfg  Config
-	hist history
+	// The send side comes first, together: what each packet sent reads
+	// and writes (last, probing, the ring's base, then its slots) shares
+	// as few cache lines as can be, and none with the fields the feedback
+	// writes, since on a server a connection's next packet comes after
+	// many other connections' have pushed these out of the caches.
+
 	// last is the sequence number last being sent, the reference
 	// against which the feedback's 16-bit numbers are placed.
-	last     atomic.Uint32
-	estimate atomic.Int64
-	acked    atomic.Int64 // bits per second, 0 while unknown
+	last atomic.Uint32
 	// probing is set while a probe of the link runs (Probing): the
 	// packets sent meanwhile are left out of the loss.
 	probing atomic.Bool
+	hist    history
+	_       [cacheLine]byte
+
+	cfg      Config
+	estimate atomic.Int64
+	acked    atomic.Int64 // bits per second, 0 while unknown
 
 	mu sync.Mutex // guards the following: the feedback's side
 	// reported marks, by slot, the packets whose fate has been taken: a
@@ -90,6 +98,11 @@ type Estimator struct {
 	samples, sampleNext     int
 	receivedBytes           int64
 }
+
+// cacheLine is the size of a cache line on the machines Troupe runs on
+// (x86-64 and arm64 servers), what keeps apart fields that different
+// goroutines write.
+const cacheLine = 64
 
 // ackMark is what the feedback said of the packet seq-1 (0: nothing).
 type ackMark struct {
@@ -157,12 +170,13 @@ func (e *Estimator) Feedback(acks []Ack, now time.Time) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	last := e.last.Load()
+	ref := now.Sub(e.hist.base).Microseconds()
 	state := e.det.state
 	latest, got := int64(0), false
 	for _, a := range acks {
 		// The full number of a.Seq: the one nearest the last sent.
 		seq := last + uint32(int32(int16(a.Seq-uint16(last))))
-		sendAt, size, probing, ok := e.hist.lookup(seq)
+		sendAt, size, probing, ok := e.hist.lookup(seq, ref)
 		if !ok {
 			continue
 		}

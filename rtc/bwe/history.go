@@ -10,24 +10,35 @@ import (
 // that comes too late to tell anything of the link as it is.
 const historySize = 2048
 
-// A slot's meta word: the packet's full sequence number in the high 32
-// bits; below, slotDone with its size once it went out (and slotProbing
-// if it went out while a probe ran), or slotClaimed while it is being
-// sent. Zero: never used.
+// A slot's meta word holds all the feedback needs of its packet, so that
+// the send path stores it in one go and the feedback's side reads it in
+// one load: from the top, the packet's sequence number's low 16 bits (all
+// a transport-cc feedback names it by), slotDone once it went out,
+// slotClaimed while it is being sent, slotProbing if it went out while a
+// probe ran, its size (bytes, capped), and in the low 32 bits when it went
+// out (µs since the history's base, modulo 2^32: placed again near the
+// feedback's time, see lookup). Zero: never used.
 const (
-	slotDone    = 1 << 31
-	slotClaimed = 1 << 30
-	slotProbing = 1 << 29
-	slotSizeMax = 1<<29 - 1
+	slotSeqShift  = 48
+	slotDone      = 1 << 47
+	slotClaimed   = 1 << 46
+	slotProbing   = 1 << 45
+	slotSizeShift = 32
+	slotSizeMax   = 1<<13 - 1
 )
 
-// slot is one packet of the ring. The send path claims it, writes ext,
-// sends, then stores at and marks it done; the feedback's side reads at
-// and the size only between two equal loads of meta (a sequence lock), so
-// that a slot being reused is never taken for the packet it held.
+// slotRefuse: a claim leaves alone a slot whose packet is less than this
+// many packets later than its own (or is its own): that can only be a send
+// stalled for whole rings, whose packet then goes unrecorded. A slot
+// holding an older one, whatever its age in 16 bits, is taken.
+const slotRefuse = 8 * historySize
+
+// slot is one packet of the ring: 16 bytes, four to a cache line, so
+// that a connection's next packets find theirs in a line its last one
+// brought in. The send path claims it (writing ext), sends, then stores
+// the meta word done with the time and size.
 type slot struct {
 	meta atomic.Uint64
-	at   atomic.Int64 // when it was sent, µs since the estimator's base
 	// ext holds the packet's transport-cc extension while it is sent:
 	// the header refers to it until written, and the next claim of the
 	// slot waits for the packet to be done, so it is never rewritten
@@ -44,9 +55,9 @@ type history struct {
 // Record is a packet being sent, from Estimator.Sending to Sent.
 type Record struct {
 	s       *slot
-	seq     uint32
-	base    time.Time
+	seq     uint16
 	probing bool
+	base    time.Time
 }
 
 // Ext returns the 2 bytes of the packet's transport-cc header extension
@@ -56,8 +67,9 @@ func (r Record) Ext() []byte { return r.s.ext[:] }
 // Sent notes that the packet went out at at, size bytes in all (header
 // and padding included).
 func (r Record) Sent(size int, at time.Time) {
-	r.s.at.Store(at.Sub(r.base).Microseconds())
-	m := uint64(r.seq)<<32 | slotDone | uint64(min(max(size, 0), slotSizeMax))
+	m := uint64(r.seq)<<slotSeqShift | slotDone |
+		uint64(min(max(size, 0), slotSizeMax))<<slotSizeShift |
+		uint64(uint32(at.Sub(r.base).Microseconds()))
 	if r.probing {
 		m |= slotProbing
 	}
@@ -70,28 +82,29 @@ func (r Record) Sent(size int, at time.Time) {
 func (h *history) claim(seq uint32, probing bool) (Record, bool) {
 	s := &h.slots[seq%historySize]
 	m := s.meta.Load()
-	if m != 0 && (m&slotDone == 0 || int32(seq-uint32(m>>32)) < historySize) {
-		return Record{}, false
+	if m != 0 {
+		later := uint16(m>>slotSeqShift) - uint16(seq) // how much later the slot's packet is
+		if m&slotDone == 0 || later < slotRefuse {
+			return Record{}, false
+		}
 	}
-	if !s.meta.CompareAndSwap(m, uint64(seq)<<32|slotClaimed) {
+	if !s.meta.CompareAndSwap(m, uint64(uint16(seq))<<slotSeqShift|slotClaimed) {
 		return Record{}, false
 	}
 	s.ext = [2]byte{byte(seq >> 8), byte(seq)}
-	return Record{s: s, seq: seq, base: h.base, probing: probing}, true
+	return Record{s: s, seq: uint16(seq), base: h.base, probing: probing}, true
 }
 
 // lookup returns when the packet seq went out (µs since base), its size
 // and whether a probe ran as it went out, or false when the ring does not
-// hold it (never sent, not yet out, or overwritten).
-func (h *history) lookup(seq uint32) (at int64, size int, probing, ok bool) {
-	s := &h.slots[seq%historySize]
-	m := s.meta.Load()
-	if m&slotDone == 0 || uint32(m>>32) != seq {
+// hold it (never sent, not yet out, or overwritten). ref is a time near
+// the packet's (µs since base), the feedback's: the slot keeps the time's
+// low 32 bits, placed again within 35 minutes of ref.
+func (h *history) lookup(seq uint32, ref int64) (at int64, size int, probing, ok bool) {
+	m := h.slots[seq%historySize].meta.Load()
+	if m&slotDone == 0 || uint16(m>>slotSeqShift) != uint16(seq) {
 		return 0, 0, false, false
 	}
-	at = s.at.Load()
-	if s.meta.Load() != m {
-		return 0, 0, false, false
-	}
-	return at, int(m & slotSizeMax), m&slotProbing != 0, true
+	at = ref + int64(int32(uint32(m)-uint32(ref)))
+	return at, int(m >> slotSizeShift & slotSizeMax), m&slotProbing != 0, true
 }
