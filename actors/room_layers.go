@@ -40,25 +40,13 @@ type layerTick struct{ timer *layerTimer }
 
 type layerTimer struct{ clock.Timer }
 
-// publishesVideo reports whether a member publishes a video track, the
-// only kind with layers.
-func (a *roomActor) publishesVideo() bool {
-	for _, m := range a.members {
-		for _, t := range m.tracks {
-			if t.info.Kind == videoKind {
-				return true
-			}
-		}
-	}
-	return false
-}
-
+// videoKind is the only kind of track with layers.
 const videoKind = "video"
 
 // armLayerChecks starts looking at the layers, unless that runs already
 // or nobody publishes video.
 func (a *roomActor) armLayerChecks() {
-	if a.layerTimer != nil || !a.publishesVideo() {
+	if a.layerTimer != nil || !a.publishes(videoKind) {
 		return
 	}
 	t := &layerTimer{}

@@ -71,11 +71,11 @@ func (a *roomActor) speakersOn() bool {
 	return a.deps.cfg.Media != nil && a.deps.cfg.Media.AudioLevels()
 }
 
-// publishesAudio reports whether a member publishes an audio track.
-func (a *roomActor) publishesAudio() bool {
+// publishes reports whether a member publishes a track of kind.
+func (a *roomActor) publishes(kind string) bool {
 	for _, m := range a.members {
 		for _, t := range m.tracks {
-			if t.info.Kind == audioKind {
+			if t.info.Kind == kind {
 				return true
 			}
 		}
@@ -88,7 +88,7 @@ const audioKind = "audio"
 // armSpeakers starts sampling, unless it runs already, the room cannot
 // know its speakers, or nobody publishes audio.
 func (a *roomActor) armSpeakers() {
-	if a.speakers.timer != nil || !a.speakersOn() || !a.publishesAudio() {
+	if a.speakers.timer != nil || !a.speakersOn() || !a.publishes(audioKind) {
 		return
 	}
 	t := &speakerTimer{}

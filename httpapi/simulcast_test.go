@@ -101,19 +101,7 @@ func (s *stack) checkOneSimulcastTrack(t *testing.T, room string) {
 			return false
 		}
 		track = tracks[0].(map[string]any)
-		layers, _ := track["layers"].([]any)
-		if len(layers) != 3 {
-			return false
-		}
-		for i, l := range layers {
-			l := l.(map[string]any)
-			size := rtctest.SimulcastSizes[i]
-			if l["rid"] != rtctest.SimulcastRIDs[i] || l["width"] != float64(size[0]) || l["height"] != float64(size[1]) ||
-				l["bitrate"].(float64) <= 0 || l["active"] != true {
-				return false
-			}
-		}
-		return true
+		return hasCameraLayers(track)
 	})
 	if track["kind"] != "video" || track["simulcast"] != true || track["codec"] != webrtc.MimeTypeVP8 {
 		t.Fatalf("track %v", track)
@@ -150,6 +138,25 @@ func (s *stack) checkOneSimulcastTrack(t *testing.T, room string) {
 	if video != 1 {
 		t.Fatalf("the server sends the viewer %d video sections, want 1", video)
 	}
+}
+
+// hasCameraLayers reports whether track, as the API lists it, has the
+// three layers of rtctest's camera in order, each as received: its rid,
+// its size from the keyframes, a measured bitrate, and active.
+func hasCameraLayers(track map[string]any) bool {
+	layers, _ := track["layers"].([]any)
+	if len(layers) != len(rtctest.SimulcastRIDs) {
+		return false
+	}
+	for i, l := range layers {
+		l := l.(map[string]any)
+		size := rtctest.SimulcastSizes[i]
+		if l["rid"] != rtctest.SimulcastRIDs[i] || l["width"] != float64(size[0]) || l["height"] != float64(size[1]) ||
+			l["bitrate"].(float64) <= 0 || l["active"] != true {
+			return false
+		}
+	}
+	return true
 }
 
 // TestSimulcastQualityCap: in a room whose quality is 360p a viewer gets

@@ -929,6 +929,9 @@ async function onMessage(msg) {
       updateTracks(msg.participant_id, (ts) => ts.concat([msg.track]));
       keepMuted(msg);
       break;
+    case 'track-updated': // a simulcast track's layers as they are now
+      updateTracks(msg.participant_id, (ts) => ts.map((t) => (t.id === msg.track.id ? msg.track : t)));
+      break;
     case 'track-unpublished': {
       const p = people.get(msg.participant_id);
       if (p) p.paused.delete(msg.track_id);
