@@ -22,7 +22,7 @@ import (
 // real transport-cc feedback. Cut below the top layer, it moves down; cut
 // below the lowest, its video is paused and it is told, while its audio
 // goes on; with the link whole again, its video resumes and climbs back
-// up. Every layer change it sees starts on a keyframe of the new layer,
+// up. Every layer change it sees, and the resume, starts on a keyframe,
 // and at none do the sequence numbers jump: what is missing there is
 // what the link dropped.
 func TestLoopbackBandwidthLayers(t *testing.T) {
@@ -234,8 +234,8 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 			t.Fatalf("sequence numbers jump by %d after %d packets", gap, i)
 		}
 	}
-	seen, behindLoss := checkShapedSwitches(t, p, link)
-	t.Logf("layer changes: %d seen whole, each on a keyframe; %d behind packets the link dropped", seen, behindLoss)
+	starts := checkShapedSwitches(t, p, link)
+	t.Logf("layer changes %d and resumes %d seen whole, each on a keyframe; %d behind packets the link dropped", starts.switches, starts.resumes, starts.behindLoss)
 	// The probes' padding came between frames, never between two packets
 	// of one frame (a frame a pause cut short may end in padding: the
 	// stream goes on with a keyframe).
@@ -270,19 +270,30 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 		m.bwe.probesOK.Load(), m.bwe.probesFailed.Load(), m.bwe.padding.Load())
 }
 
-// checkShapedSwitches checks each layer change in packets, the video a
-// subscriber on link received (in arrival order, retransmissions late
-// and repeated): in sequence order, where the new layer's first packet
-// follows the old layer's last one, or only padding comes between, the
-// new layer starts on a keyframe; wherever a sequence number between
-// them is missing, the link dropped it (a loss the subscriber NACKs,
-// not a jump of the rewritten numbers). It returns the changes seen
-// whole and those behind a loss, whose first packets the link may have
-// dropped.
-func checkShapedSwitches(t *testing.T, packets []sentPacket, link *rtctest.Shaper) (seen, behindLoss int) {
+// resumeGapTS is the least RTP time between two frames of one layer,
+// next to each other in a stream, that only a resume after a pause makes:
+// a resumed stream's timestamps go on by the time it was paused, and
+// rtctest's camera stamps its frames 3000 apart.
+const resumeGapTS = 90000 // 1 s at 90 kHz
+
+// shapedStarts counts the starts checkShapedSwitches found: layer
+// changes and resumes seen whole, and those behind a loss.
+type shapedStarts struct{ switches, resumes, behindLoss int }
+
+// checkShapedSwitches checks each layer change and each resume in
+// packets, the video a subscriber on link received (in arrival order,
+// retransmissions late and repeated). In sequence order, where the new
+// layer's (or the resumed stream's) first packet follows the last one
+// before it, or only padding comes between, it starts a keyframe;
+// wherever a sequence number between them is missing, the link dropped
+// it (a loss the subscriber NACKs, not a jump of the rewritten numbers),
+// and the start, whose first packets the link may have dropped, is
+// counted as behind a loss.
+func checkShapedSwitches(t *testing.T, packets []sentPacket, link *rtctest.Shaper) shapedStarts {
 	t.Helper()
+	var n shapedStarts
 	if len(packets) == 0 {
-		return 0, 0
+		return n
 	}
 	// Extend the 16-bit sequence numbers, each from the one before it in
 	// arrival order (a retransmission comes less than half a wrap late).
@@ -304,35 +315,45 @@ func checkShapedSwitches(t *testing.T, packets []sentPacket, link *rtctest.Shape
 		if len(p.payload) == 0 {
 			continue // padding: no layer
 		}
+		before := last
+		last = s
 		if !have {
-			last, have = s, true
+			have = true
 			continue
 		}
-		prev := bySeq[last]
+		prev := bySeq[before]
 		from, to := layerOfPacket(prev), layerOfPacket(p)
-		if from != to {
-			lost := false
-			for m := last + 1; m < s; m++ {
-				if _, ok := bySeq[m]; ok {
-					continue
-				}
-				if !link.DroppedRTP(p.hdr.SSRC, uint16(m)) {
-					t.Fatalf("layer %d to %d at sequence number %d: %d is missing and the link never dropped it (a jump)", from, to, p.hdr.SequenceNumber, uint16(m))
-				}
-				lost = true
-			}
-			switch {
-			case lost:
-				behindLoss++
-			case !vp8Keyframe(p.payload):
-				t.Fatalf("layer %d to %d at sequence number %d: the new layer starts on a delta frame", from, to, p.hdr.SequenceNumber)
-			default:
-				seen++
-			}
+		switched := from != to
+		resumed := !switched && int32(p.hdr.Timestamp-prev.hdr.Timestamp) > resumeGapTS
+		if !switched && !resumed {
+			continue // a loss inside a layer's run is only a loss
 		}
-		last = s
+		what := fmt.Sprintf("layer %d to %d", from, to)
+		if resumed {
+			what = fmt.Sprintf("layer %d resumed", to)
+		}
+		lost := false
+		for m := before + 1; m < s; m++ {
+			if _, ok := bySeq[m]; ok {
+				continue
+			}
+			if !link.DroppedRTP(p.hdr.SSRC, uint16(m)) {
+				t.Fatalf("%s at sequence number %d: %d is missing and the link never dropped it (a jump)", what, p.hdr.SequenceNumber, uint16(m))
+			}
+			lost = true
+		}
+		switch {
+		case lost:
+			n.behindLoss++
+		case !vp8Keyframe(p.payload):
+			t.Fatalf("%s at sequence number %d: it starts on a delta frame", what, p.hdr.SequenceNumber)
+		case resumed:
+			n.resumes++
+		default:
+			n.switches++
+		}
 	}
-	return seen, behindLoss
+	return n
 }
 
 // simulcastPublisher starts a publisher's Peer on engine whose client,
