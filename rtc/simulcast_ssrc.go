@@ -66,7 +66,8 @@ type ssrcPlan struct {
 	offered map[string]map[int]bool
 }
 
-func attrs(md *sdp.MediaDescription, key string) []string {
+// attrValues returns the values of md's attributes named key.
+func attrValues(md *sdp.MediaDescription, key string) []string {
 	var out []string
 	for _, a := range md.Attributes {
 		if a.Key == key {
@@ -90,9 +91,9 @@ func extmapID(v string) (id int, uri string, err error) {
 	return id, f[1], nil
 }
 
-// parseSSRC reads an SSRC of an SDP attribute; 0 is refused, as pion
+// parseSDPSSRC reads an SSRC of an SDP attribute; 0 is refused, as pion
 // takes it for no SSRC.
-func parseSSRC(s string) (uint32, error) {
+func parseSDPSSRC(s string) (uint32, error) {
 	n, err := strconv.ParseUint(s, 10, 32)
 	if err != nil || n == 0 {
 		return 0, fmt.Errorf("%q is not an SSRC", s)
@@ -132,7 +133,7 @@ func planSSRCSimulcast(d *sdp.SessionDescription) (*ssrcPlan, error) {
 	for _, md := range d.MediaDescriptions {
 		mid, _ := md.Attribute(sdp.AttrKeyMID)
 		ids := map[int]bool{}
-		for _, v := range attrs(md, sdp.AttrKeyExtMap) {
+		for _, v := range attrValues(md, sdp.AttrKeyExtMap) {
 			if err := note(v); err != nil {
 				return nil, err
 			}
@@ -143,7 +144,7 @@ func planSSRCSimulcast(d *sdp.SessionDescription) (*ssrcPlan, error) {
 	}
 	for _, md := range d.MediaDescriptions {
 		var groups []string
-		for _, g := range attrs(md, sdp.AttrKeySSRCGroup) {
+		for _, g := range attrValues(md, sdp.AttrKeySSRCGroup) {
 			if sem, _, _ := strings.Cut(g, " "); sem == "SIM" {
 				groups = append(groups, g)
 			}
@@ -194,9 +195,9 @@ func (p *ssrcPlan) section(md *sdp.MediaDescription, mid string, groups []string
 	declared := map[uint32]bool{}
 	msid, _ := md.Attribute(sdp.AttrKeyMsid)
 	ssrcMsid := ""
-	for _, v := range attrs(md, sdp.AttrKeySSRC) {
+	for _, v := range attrValues(md, sdp.AttrKeySSRC) {
 		id, rest, _ := strings.Cut(v, " ")
-		ssrc, err := parseSSRC(id)
+		ssrc, err := parseSDPSSRC(id)
 		if err != nil {
 			return fmt.Errorf("a=ssrc:%s: %w", v, err)
 		}
@@ -208,7 +209,7 @@ func (p *ssrcPlan) section(md *sdp.MediaDescription, mid string, groups []string
 	layers := map[uint32]ssrcLayer{}
 	var sim []uint32
 	for i, s := range f {
-		ssrc, err := parseSSRC(s)
+		ssrc, err := parseSDPSSRC(s)
 		if err != nil {
 			return fmt.Errorf("a=ssrc-group:%s: %w", groups[0], err)
 		}
@@ -222,7 +223,7 @@ func (p *ssrcPlan) section(md *sdp.MediaDescription, mid string, groups []string
 		sim = append(sim, ssrc)
 	}
 	repairs := false
-	for _, g := range attrs(md, sdp.AttrKeySSRCGroup) {
+	for _, g := range attrValues(md, sdp.AttrKeySSRCGroup) {
 		sem, rest, _ := strings.Cut(g, " ")
 		if sem == "SIM" {
 			continue
@@ -231,11 +232,11 @@ func (p *ssrcPlan) section(md *sdp.MediaDescription, mid string, groups []string
 		if (sem != sdp.SemanticTokenFlowIdentification && sem != sdp.SemanticTokenForwardErrorCorrectionFramework) || len(pair) != 2 {
 			return fmt.Errorf("a=ssrc-group:%s beside a SIM group: only FID and FEC-FR pairs of a layer are taken", g)
 		}
-		base, err := parseSSRC(pair[0])
+		base, err := parseSDPSSRC(pair[0])
 		if err != nil {
 			return fmt.Errorf("a=ssrc-group:%s: %w", g, err)
 		}
-		repair, err := parseSSRC(pair[1])
+		repair, err := parseSDPSSRC(pair[1])
 		if err != nil {
 			return fmt.Errorf("a=ssrc-group:%s: %w", g, err)
 		}
@@ -310,7 +311,7 @@ func (p *ssrcPlan) section(md *sdp.MediaDescription, mid string, groups []string
 }
 
 func hasExtmap(md *sdp.MediaDescription, uri string) bool {
-	for _, v := range attrs(md, sdp.AttrKeyExtMap) {
+	for _, v := range attrValues(md, sdp.AttrKeyExtMap) {
 		if _, u, err := extmapID(v); err == nil && u == uri {
 			return true
 		}
@@ -435,7 +436,7 @@ func (s *ssrcSimulcast) applied(plan *ssrcPlan, d *sdp.SessionDescription) {
 	for _, md := range d.MediaDescriptions {
 		mid, _ := md.Attribute(sdp.AttrKeyMID)
 		ids := map[int]bool{}
-		for _, v := range attrs(md, sdp.AttrKeyExtMap) {
+		for _, v := range attrValues(md, sdp.AttrKeyExtMap) {
 			if id, _, err := extmapID(v); err == nil {
 				ids[id] = true
 			}

@@ -57,7 +57,7 @@ func checkInClientTerms(t *testing.T, offer, answer string) {
 	for _, md := range o.MediaDescriptions {
 		mid, _ := md.Attribute(sdp.AttrKeyMID)
 		offered[mid] = map[string]bool{}
-		for _, v := range attrs(md, sdp.AttrKeyExtMap) {
+		for _, v := range attrValues(md, sdp.AttrKeyExtMap) {
 			offered[mid][v] = true
 		}
 	}
@@ -134,7 +134,7 @@ const simOffer = "v=0\r\n" +
 	"a=ssrc:103 cname:c\r\n" +
 	"a=ssrc:203 cname:c\r\n"
 
-func parseSDP(t testing.TB, s string) *sdp.SessionDescription {
+func simParseSDP(t testing.TB, s string) *sdp.SessionDescription {
 	t.Helper()
 	d := &sdp.SessionDescription{}
 	if err := d.UnmarshalString(s); err != nil {
@@ -143,7 +143,7 @@ func parseSDP(t testing.TB, s string) *sdp.SessionDescription {
 	return d
 }
 
-func marshalSDP(t testing.TB, d *sdp.SessionDescription) string {
+func simMarshalSDP(t testing.TB, d *sdp.SessionDescription) string {
 	t.Helper()
 	b, err := d.Marshal()
 	if err != nil {
@@ -158,7 +158,7 @@ func marshalSDP(t testing.TB, d *sdp.SessionDescription) string {
 // takes the mid extension's id from the audio section and a free id for
 // each rid extension. The audio section is left alone.
 func TestPlanSSRCSimulcast(t *testing.T) {
-	d := parseSDP(t, simOffer)
+	d := simParseSDP(t, simOffer)
 	plan, err := planSSRCSimulcast(d)
 	if err != nil {
 		t.Fatal(err)
@@ -173,19 +173,19 @@ func TestPlanSSRCSimulcast(t *testing.T) {
 	if !plan.added[4] || !plan.added[5] || !plan.added[6] || len(plan.added) != 3 {
 		t.Fatalf("added extension ids %v, want 4, 5 and 6", plan.added)
 	}
-	if marshalSDP(t, d) != marshalSDP(t, parseSDP(t, simOffer)) {
+	if simMarshalSDP(t, d) != simMarshalSDP(t, simParseSDP(t, simOffer)) {
 		t.Fatal("planning changed the description")
 	}
 	plan.apply(d)
-	out := parseSDP(t, marshalSDP(t, d))
-	if a := strings.Split(marshalSDP(t, out), "m=video")[0]; a != strings.Split(marshalSDP(t, parseSDP(t, simOffer)), "m=video")[0] {
+	out := simParseSDP(t, simMarshalSDP(t, d))
+	if a := strings.Split(simMarshalSDP(t, out), "m=video")[0]; a != strings.Split(simMarshalSDP(t, simParseSDP(t, simOffer)), "m=video")[0] {
 		t.Fatal("the audio section changed")
 	}
 	video := out.MediaDescriptions[1]
-	if got := attrs(video, sdp.AttrKeySSRC); len(got) != 0 {
+	if got := attrValues(video, sdp.AttrKeySSRC); len(got) != 0 {
 		t.Fatalf("the rid form declares SSRCs %v", got)
 	}
-	if got := attrs(video, sdp.AttrKeySSRCGroup); len(got) != 0 {
+	if got := attrValues(video, sdp.AttrKeySSRCGroup); len(got) != 0 {
 		t.Fatalf("the rid form has the groups %v", got)
 	}
 	for key, want := range map[string][]string{
@@ -195,7 +195,7 @@ func TestPlanSSRCSimulcast(t *testing.T) {
 		sdp.AttrKeyExtMap:    {"2 urn:3gpp:video-orientation", "3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01", "4 " + sdp.SDESMidURI, "5 " + sdp.SDESRTPStreamIDURI, "6 " + sdp.SDESRepairRTPStreamIDURI},
 		sdp.AttrKeySSRCGroup: nil,
 	} {
-		if got := attrs(video, key); fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := attrValues(video, key); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("a=%s: %q, want %q", key, got, want)
 		}
 	}
@@ -238,13 +238,13 @@ func TestPlanSSRCSimulcastRefuses(t *testing.T) {
 		{"no free id", sub("a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n", "a=extmap:1 urn:a\r\na=extmap:5 urn:b\r\na=extmap:6 urn:c\r\na=extmap:7 urn:d\r\na=extmap:8 urn:e\r\na=extmap:9 urn:f\r\na=extmap:10 urn:g\r\na=extmap:11 urn:h\r\na=extmap:12 urn:i\r\na=extmap:13 urn:j\r\na=extmap:14 urn:k\r\n"), "no header extension id is free"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			d := parseSDP(t, c.offer)
-			before := marshalSDP(t, d)
+			d := simParseSDP(t, c.offer)
+			before := simMarshalSDP(t, d)
 			plan, err := planSSRCSimulcast(d)
 			if err == nil || !strings.Contains(err.Error(), c.want) || plan != nil {
 				t.Fatalf("plan %v, error %v; want one saying %q", plan, err, c.want)
 			}
-			if marshalSDP(t, d) != before {
+			if simMarshalSDP(t, d) != before {
 				t.Fatal("the description changed")
 			}
 			if err := CheckSimulcastBySSRC(d); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -354,7 +354,7 @@ func TestNameLayer(t *testing.T) {
 // not negotiate both extensions, are not touched.
 func TestLayerNamer(t *testing.T) {
 	s := &ssrcSimulcast{}
-	plan, err := planSSRCSimulcast(parseSDP(t, simOffer))
+	plan, err := planSSRCSimulcast(simParseSDP(t, simOffer))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -448,7 +448,7 @@ func FuzzPlanSSRCSimulcast(f *testing.F) {
 		}
 		for _, md := range out.MediaDescriptions {
 			mid, _ := md.Attribute(sdp.AttrKeyMID)
-			if _, ok := plan.sections[mid]; ok && len(attrs(md, sdp.AttrKeySSRC)) != 0 {
+			if _, ok := plan.sections[mid]; ok && len(attrValues(md, sdp.AttrKeySSRC)) != 0 {
 				t.Fatalf("section %q declares SSRCs in its rid form", mid)
 			}
 		}
