@@ -104,10 +104,13 @@ func parseSDPSSRC(s string) (uint32, error) {
 // planSSRCSimulcast checks each section of d with an a=ssrc-group:SIM and
 // plans its rid form; nil when d has none. d is not changed. A group must
 // name two or three distinct SSRCs, each declared by an a=ssrc line of
-// its section; the section must have a mid, no rids of its own and send,
-// and every other SSRC it declares must be one layer's repair flow
-// (a=ssrc-group:FID or FEC-FR of the layer's SSRC).
+// its section; the section must be video, have a mid, no rids of its
+// own and send, and every other SSRC it declares must be one layer's
+// repair flow (a=ssrc-group:FID or FEC-FR of the layer's SSRC).
 func planSSRCSimulcast(d *sdp.SessionDescription) (*ssrcPlan, error) {
+	if !hasSIMGroup(d) {
+		return nil, nil // nothing to read, and nothing to refuse
+	}
 	var plan *ssrcPlan
 	extIDs := map[string]int{} // URI -> id, anywhere in d
 	used := map[int]bool{}
@@ -145,7 +148,7 @@ func planSSRCSimulcast(d *sdp.SessionDescription) (*ssrcPlan, error) {
 	for _, md := range d.MediaDescriptions {
 		var groups []string
 		for _, g := range attrValues(md, sdp.AttrKeySSRCGroup) {
-			if sem, _, _ := strings.Cut(g, " "); sem == "SIM" {
+			if isSIMGroup(g) {
 				groups = append(groups, g)
 			}
 		}
@@ -166,6 +169,20 @@ func planSSRCSimulcast(d *sdp.SessionDescription) (*ssrcPlan, error) {
 	return plan, nil
 }
 
+func isSIMGroup(v string) bool {
+	sem, _, _ := strings.Cut(v, " ")
+	return sem == "SIM"
+}
+
+func hasSIMGroup(d *sdp.SessionDescription) bool {
+	for _, md := range d.MediaDescriptions {
+		if slices.ContainsFunc(attrValues(md, sdp.AttrKeySSRCGroup), isSIMGroup) {
+			return true
+		}
+	}
+	return false
+}
+
 // section plans the rid form of md, whose SIM groups are groups.
 func (p *ssrcPlan) section(md *sdp.MediaDescription, mid string, groups []string, extIDs map[string]int, used map[int]bool) error {
 	if mid == "" {
@@ -173,6 +190,9 @@ func (p *ssrcPlan) section(md *sdp.MediaDescription, mid string, groups []string
 	}
 	if _, dup := p.sections[mid]; dup {
 		return fmt.Errorf("two sections have the mid")
+	}
+	if md.MediaName.Media != "video" {
+		return fmt.Errorf("a=ssrc-group:SIM in an %s section: only video is sent in layers", md.MediaName.Media)
 	}
 	if len(groups) > 1 {
 		return fmt.Errorf("more than one a=ssrc-group:SIM")
@@ -224,10 +244,10 @@ func (p *ssrcPlan) section(md *sdp.MediaDescription, mid string, groups []string
 	}
 	repairs := false
 	for _, g := range attrValues(md, sdp.AttrKeySSRCGroup) {
-		sem, rest, _ := strings.Cut(g, " ")
-		if sem == "SIM" {
+		if isSIMGroup(g) {
 			continue
 		}
+		sem, rest, _ := strings.Cut(g, " ")
 		pair := strings.Fields(rest)
 		if (sem != sdp.SemanticTokenFlowIdentification && sem != sdp.SemanticTokenForwardErrorCorrectionFramework) || len(pair) != 2 {
 			return fmt.Errorf("a=ssrc-group:%s beside a SIM group: only FID and FEC-FR pairs of a layer are taken", g)
