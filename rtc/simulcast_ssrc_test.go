@@ -156,7 +156,8 @@ func simMarshalSDP(t testing.TB, d *sdp.SessionDescription) string {
 // h and f in the group's order, and their retransmissions by the layer
 // they repair; it declares no SSRC, keeps the msid the SSRC lines gave,
 // takes the mid extension's id from the audio section and a free id for
-// each rid extension. The audio section is left alone.
+// each rid extension. The audio section is left alone. A group of two
+// names q and h; a description without a group is not read.
 func TestPlanSSRCSimulcast(t *testing.T) {
 	d := simParseSDP(t, simOffer)
 	plan, err := planSSRCSimulcast(d)
@@ -202,6 +203,23 @@ func TestPlanSSRCSimulcast(t *testing.T) {
 	if plan, err := planSSRCSimulcast(out); plan != nil || err != nil {
 		t.Fatalf("the rid form planned again: %v, %v", plan, err)
 	}
+	// Two layers are q and h.
+	two := simOffer
+	for _, drop := range []string{"a=ssrc-group:FID 103 203\r\n", "a=ssrc:103 cname:c\r\n", "a=ssrc:203 cname:c\r\n"} {
+		two = strings.Replace(two, drop, "", 1)
+	}
+	d = simParseSDP(t, strings.Replace(two, "SIM 101 102 103", "SIM 102 101", 1))
+	if plan, err = planSSRCSimulcast(d); err != nil {
+		t.Fatal(err)
+	}
+	plan.apply(d)
+	if l := plan.layers; len(l) != 4 || l[102].rid != "q" || l[101].rid != "h" || l[202].rid != "q" || l[201].rid != "h" {
+		t.Fatalf("two layers named %v", l)
+	}
+	if got := attrValues(d.MediaDescriptions[1], "simulcast"); fmt.Sprint(got) != "[send q;h]" {
+		t.Fatalf("two layers: a=simulcast:%v", got)
+	}
+
 	// Without a SIM group nothing is read: not even a malformed extmap.
 	plain := strings.Replace(strings.Replace(simOffer, "a=ssrc-group:SIM 101 102 103\r\n", "", 1), "a=extmap:2 urn", "a=extmap:x urn", 1)
 	if plan, err := planSSRCSimulcast(simParseSDP(t, plain)); plan != nil || err != nil {
