@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -81,31 +82,50 @@ func TestBrowserWHIPSimulcastBySSRC(t *testing.T) {
 	browser := newBrowser(t)
 
 	token := s.joinToken(t, "ssrccam", "encoder", auth.RolePublisher)
-	encoder := openPage(t, browser, s.srv.URL+"/")
-	if status := evalJS[int](t, encoder, fmt.Sprintf(whipPublishBySSRC(t), "/whip/ssrccam", token)); status != http.StatusCreated {
-		t.Fatalf("WHIP POST: %d %s", status, evalJS[string](t, encoder, `window.whip.body`))
-	}
+	encoder := s.whipCamera(t, browser, "ssrccam", whipPublishBySSRC(t), token)
 	if offer := evalJS[string](t, encoder, `window.whip.pc.localDescription.sdp`); !strings.Contains(offer, "a=ssrc-group:SIM ") || strings.Contains(offer, "a=rid:") {
 		t.Fatalf("Chromium did not take the offer by SSRC:\n%s", offer)
 	}
 	if answer := evalJS[string](t, encoder, `window.whip.body`); strings.Contains(answer, "a=rid:") || strings.Contains(answer, "a=simulcast:") {
 		t.Fatalf("the answer names rid layers:\n%s", answer)
 	}
-	waitPage(t, encoder, "the WHIP connection", `window.whip.pc.connectionState === "connected"`)
-	camera, layers := s.waitCamera(t, "ssrccam", "encoder", pageLayers)
-	t.Logf("the camera's layers by SSRC: %+v", layers)
+	s.viewWHIPCamera(t, browser, "ssrccam")
+}
 
-	viewer := openPage(t, browser, s.srv.URL+"/rooms/ssrccam?token="+s.joinToken(t, "ssrccam", "viewer", auth.RoleSubscriber))
+// whipCamera has a new page of browser publish to room by the WHIP
+// script (whipPublish or one like it) with the publisher token, and waits
+// until it is connected; it returns the page.
+func (s *stack) whipCamera(t *testing.T, browser context.Context, room, script, token string) context.Context {
+	t.Helper()
+	encoder := openPage(t, browser, s.srv.URL+"/")
+	if status := evalJS[int](t, encoder, fmt.Sprintf(script, "/whip/"+room, token)); status != http.StatusCreated {
+		t.Fatalf("WHIP POST: %d %s", status, evalJS[string](t, encoder, `window.whip.body`))
+	}
+	waitPage(t, encoder, "the WHIP connection", `window.whip.pc.connectionState === "connected"`)
+	return encoder
+}
+
+// viewWHIPCamera waits until the WHIP encoder of room (whipCamera)
+// publishes one video track in the page's three layers, then has a
+// viewer's page join and decode it, and returns the viewer's page.
+func (s *stack) viewWHIPCamera(t *testing.T, browser context.Context, room string) context.Context {
+	t.Helper()
+	camera, layers := s.waitCamera(t, room, "encoder", pageLayers)
+	t.Logf("the WHIP camera's layers: %+v", layers)
+
+	viewer := openPage(t, browser, s.srv.URL+"/rooms/"+room+"?token="+s.joinToken(t, room, "viewer", auth.RoleSubscriber))
 	clickJS(t, viewer, "join")
 	var st pageStats
-	poll.Within(pageWait{TB: t, Tab: viewer, More: func() string { return fmt.Sprintf("stats %+v", st) }}, browserDeadline, "the viewer to decode the camera sent by SSRC", func() bool {
+	poll.Within(pageWait{TB: t, Tab: viewer, More: func() string { return fmt.Sprintf("stats %+v", st) }}, browserDeadline, "the viewer to decode the WHIP camera", func() bool {
 		st = evalJS[pageStats](t, viewer, `window.troupe.stats()`)
-		return st.VideoFramesDecoded > 0
+		return st.VideoFramesDecoded > 0 && st.AudioPacketsReceived > 0
 	})
 	if st.InboundVideo != 1 {
 		t.Fatalf("the viewer receives %d video streams, want 1", st.InboundVideo)
 	}
-	if got := s.receivedLayer(t, "ssrccam", "viewer", camera); got < 0 {
+	if got := s.receivedLayer(t, room, "viewer", camera); got < 0 {
 		t.Fatalf("the REST list says the viewer receives no layer of %s", camera)
 	}
+	t.Logf("viewer: %+v", st)
+	return viewer
 }
