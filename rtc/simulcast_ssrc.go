@@ -403,8 +403,9 @@ func (f *ssrcSimulcastFactory) NewInterceptor(id string) (interceptor.Intercepto
 // descriptions leave out for the client.
 type ssrcSimulcast struct {
 	interceptor.NoOp
-	// layers are the SSRCs of the client's SIM sections, by SSRC; nil
-	// until a description has one. Replaced whole, never changed.
+	// layers name the SSRCs of the SIM sections of the client's last
+	// description that had one; nil before. Replaced whole, never
+	// changed.
 	layers atomic.Pointer[map[uint32]ssrcLayer]
 
 	// The Peer's goroutine alone uses the following, merged from each
@@ -414,21 +415,13 @@ type ssrcSimulcast struct {
 	offered map[string]map[int]bool // the header extension ids each section lists
 }
 
-// expect makes the layers of plan known to the interceptor (with those
-// known before) and returns what to restore if the description is not
-// applied after all.
+// expect makes the layers of plan known to the interceptor, in place of
+// those of the client's last description (each of its descriptions lists
+// every SSRC it sends, so the map stays as small as one description), and
+// returns what restores them if the description is not applied after all.
 func (s *ssrcSimulcast) expect(plan *ssrcPlan) (undo func()) {
 	old := s.layers.Load()
-	merged := make(map[uint32]ssrcLayer, len(plan.layers))
-	if old != nil {
-		for k, v := range *old {
-			merged[k] = v
-		}
-	}
-	for k, v := range plan.layers {
-		merged[k] = v
-	}
-	s.layers.Store(&merged)
+	s.layers.Store(&plan.layers)
 	return func() { s.layers.Store(old) }
 }
 
