@@ -166,6 +166,21 @@ func planSSRCSimulcast(d *sdp.SessionDescription) (*ssrcPlan, error) {
 			return nil, fmt.Errorf("section %q: %w", mid, err)
 		}
 	}
+	// pion would give an SSRC another section declares to that section.
+	for _, md := range d.MediaDescriptions {
+		mid, _ := md.Attribute(sdp.AttrKeyMID)
+		if _, ok := plan.sections[mid]; ok {
+			continue
+		}
+		for _, v := range attrValues(md, sdp.AttrKeySSRC) {
+			id, _, _ := strings.Cut(v, " ")
+			if ssrc, err := parseSDPSSRC(id); err == nil {
+				if l, ok := plan.layers[ssrc]; ok {
+					return nil, fmt.Errorf("section %q: SSRC %d of a=ssrc-group:SIM is declared in section %q too", l.mid, ssrc, mid)
+				}
+			}
+		}
+	}
 	return plan, nil
 }
 

@@ -258,6 +258,7 @@ func TestPlanSSRCSimulcastRefuses(t *testing.T) {
 		{"undeclared repair", sub("FID 103 203", "FID 103 204"), "names SSRC 204, which the section does not declare"},
 		{"other group", sub("FID 103 203", "FOO 103 203"), "only FID and FEC-FR pairs"},
 		{"bad extmap", sub("a=extmap:2 urn", "a=extmap:x urn"), "has no valid id"},
+		{"ssrc in another section", sub("a=ssrc:11 cname:c", "a=ssrc:102 cname:c"), `SSRC 102 of a=ssrc-group:SIM is declared in section "0" too`},
 		{"audio", sub("a=ssrc:11 cname:c", "a=ssrc-group:SIM 11 12\r\na=ssrc:11 cname:c\r\na=ssrc:12 cname:c"), "a=ssrc-group:SIM in an audio section"},
 		{"no free id", sub("a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n", "a=extmap:1 urn:a\r\na=extmap:5 urn:b\r\na=extmap:6 urn:c\r\na=extmap:7 urn:d\r\na=extmap:8 urn:e\r\na=extmap:9 urn:f\r\na=extmap:10 urn:g\r\na=extmap:11 urn:h\r\na=extmap:12 urn:i\r\na=extmap:13 urn:j\r\na=extmap:14 urn:k\r\n"), "no header extension id is free"},
 	} {
