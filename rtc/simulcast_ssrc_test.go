@@ -157,7 +157,8 @@ func simMarshalSDP(t testing.TB, d *sdp.SessionDescription) string {
 // they repair; it declares no SSRC, keeps the msid the SSRC lines gave,
 // takes the mid extension's id from the audio section and a free id for
 // each rid extension. The audio section is left alone. A group of two
-// names q and h; a description without a group is not read.
+// names q and h; FEC beside it is taken; a description without a group is
+// not read.
 func TestPlanSSRCSimulcast(t *testing.T) {
 	d := simParseSDP(t, simOffer)
 	plan, err := planSSRCSimulcast(d)
@@ -218,6 +219,14 @@ func TestPlanSSRCSimulcast(t *testing.T) {
 	}
 	if got := attrValues(d.MediaDescriptions[1], "simulcast"); fmt.Sprint(got) != "[send q;h]" {
 		t.Fatalf("two layers: a=simulcast:%v", got)
+	}
+
+	// A layer's FEC is taken, and never named: it is not negotiated.
+	if plan, err = planSSRCSimulcast(simParseSDP(t, strings.Replace(simOffer, "FID 103 203", "FEC-FR 103 203", 1))); err != nil {
+		t.Fatal(err)
+	}
+	if _, named := plan.layers[203]; named || len(plan.layers) != 5 {
+		t.Fatalf("with FEC: layers %v", plan.layers)
 	}
 
 	// Without a SIM group nothing is read: not even a malformed extmap.
