@@ -533,9 +533,10 @@ func FuzzNameLayer(f *testing.F) {
 // simulcast by SSRC whose offer lists neither the mid nor the rid header
 // extension renegotiates with the server. The server's own offer (of a
 // track for the publisher to receive) keeps to the client's terms: no
-// rid or simulcast line, no mid or rid extension; the client's answer,
-// with its SIM group again, is taken, and the track offered comes. So is
-// the client's next offer, by SSRC again.
+// rid or simulcast line, no mid or rid extension; a malformed answer is
+// refused and changes nothing, the client's answer with its SIM group
+// again is taken, and the track offered comes. So is the client's next
+// offer, by SSRC again.
 func TestLoopbackSimulcastBySSRCRenegotiates(t *testing.T) {
 	engine, api, ctx, wg := loopbackRig(t, func(c *Config) { c.NoBandwidthEstimation = true })
 	pub := newPeerOwner(t, engine, api)
@@ -571,7 +572,13 @@ func TestLoopbackSimulcastBySSRCRenegotiates(t *testing.T) {
 	if err := pub.client.SetLocalDescription(answer); err != nil {
 		t.Fatal(err)
 	}
-	pub.call(func() { err = pub.peer.ApplyAnswer(withoutRIDs(t, answer.SDP, camera.SSRCs(), true)) })
+	bySSRC := withoutRIDs(t, answer.SDP, camera.SSRCs(), true)
+	bad := strings.Replace(bySSRC, fmt.Sprintf("SIM %d", camera.SSRCs()[0]), "SIM 7", 1)
+	pub.call(func() { err = pub.peer.ApplyAnswer(bad) })
+	if !errors.Is(err, ErrInvalidDescription) || !strings.Contains(err.Error(), "names SSRC 7") {
+		t.Fatalf("a malformed answer by SSRC: %v", err)
+	}
+	pub.call(func() { err = pub.peer.ApplyAnswer(bySSRC) })
 	if err != nil {
 		t.Fatalf("apply the client's answer by SSRC: %v", err)
 	}
@@ -589,9 +596,14 @@ func TestLoopbackSimulcastBySSRCRenegotiates(t *testing.T) {
 	pub.mungedOffer(withoutRIDs(t, pub.localOffer().SDP, camera.SSRCs(), true))
 	n := len(rec.get())
 	poll.Until(t, "more of the camera after the client's offer", func() bool { return len(rec.get()) >= n+20 })
-	for i, l := range track.Layers() {
-		if l.RID != rtctest.SimulcastRIDs[i] {
-			t.Fatalf("layers %+v", track.Layers())
+	// The layers are ordered by size once their keyframes gave it.
+	poll.Until(t, "the layers q, h and f in order of size", func() bool {
+		l := track.Layers()
+		for i, rid := range rtctest.SimulcastRIDs {
+			if l[i].RID != rid || l[i].Width != rtctest.SimulcastSizes[i][0] {
+				return false
+			}
 		}
-	}
+		return true
+	})
 }
