@@ -345,28 +345,8 @@ func TestBrowserWHIPSimulcast(t *testing.T) {
 	browser := newBrowser(t)
 
 	token := s.joinToken(t, "whipcam", "encoder", auth.RolePublisher)
-	encoder := openPage(t, browser, s.srv.URL+"/")
-	if status := evalJS[int](t, encoder, fmt.Sprintf(whipPublish, "/whip/whipcam", token)); status != http.StatusCreated {
-		t.Fatalf("WHIP POST: %d %s", status, evalJS[string](t, encoder, `window.whip.body`))
-	}
-	waitPage(t, encoder, "the WHIP connection", `window.whip.pc.connectionState === "connected"`)
-	camera, layers := s.waitCamera(t, "whipcam", "encoder", pageLayers)
-	t.Logf("the WHIP camera's layers: %+v", layers)
-
-	viewer := openPage(t, browser, s.srv.URL+"/rooms/whipcam?token="+s.joinToken(t, "whipcam", "viewer", auth.RoleSubscriber))
-	clickJS(t, viewer, "join")
-	var st pageStats
-	poll.Within(pageWait{TB: t, Tab: viewer, More: func() string { return fmt.Sprintf("stats %+v", st) }}, browserDeadline, "the viewer to decode the WHIP camera", func() bool {
-		st = evalJS[pageStats](t, viewer, `window.troupe.stats()`)
-		return st.VideoFramesDecoded > 0 && st.AudioPacketsReceived > 0
-	})
-	if st.InboundVideo != 1 {
-		t.Fatalf("the viewer receives %d video streams, want 1", st.InboundVideo)
-	}
-	if got := s.receivedLayer(t, "whipcam", "viewer", camera); got < 0 {
-		t.Fatalf("the REST list says the viewer receives no layer of %s", camera)
-	}
-	t.Logf("viewer: %+v", st)
+	encoder := s.whipCamera(t, browser, "whipcam", whipPublish, token)
+	viewer := s.viewWHIPCamera(t, browser, "whipcam")
 
 	status := evalJS[int](t, encoder, fmt.Sprintf(`fetch(window.whip.location, {method: "DELETE", headers: {Authorization: "Bearer " + %q}}).then((r) => r.status)`, token))
 	if status != http.StatusOK {

@@ -484,7 +484,13 @@ func (e *Engine) newPeerConn() (*webrtc.PeerConnection, *estimator, *ssrcSimulca
 	if e.bwe != nil {
 		est = e.bwe.claim(pc.ID())
 	}
-	return pc, est, e.sim.made.claim(pc.ID()), nil
+	sim := e.sim.made.claim(pc.ID())
+	if sim == nil {
+		// pion builds every registered interceptor for each connection.
+		_ = pc.Close()
+		return nil, nil, nil, fmt.Errorf("rtc: new peer connection: its simulcast-by-SSRC interceptor was not made")
+	}
+	return pc, est, sim, nil
 }
 
 // certificate returns the shared DTLS certificate, renewed if it expires

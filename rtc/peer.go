@@ -391,6 +391,7 @@ func (p *Peer) toPion(s string, d *sdp.SessionDescription, plan *ssrcPlan) (out 
 		return s, func() {}, nil
 	}
 	plan.apply(d)
+	p.log.Debug("simulcast by SSRC taken as rid layers", "sections", len(plan.sections), "ssrcs", len(plan.layers))
 	b, err := d.Marshal()
 	if err != nil {
 		return "", nil, refuse(ErrInvalidDescription, "simulcast by SSRC: %v", err)

@@ -66,7 +66,8 @@ type ssrcPlan struct {
 	offered map[string]map[int]bool
 }
 
-func attrs(md *sdp.MediaDescription, key string) []string {
+// attrValues returns the values of md's attributes named key.
+func attrValues(md *sdp.MediaDescription, key string) []string {
 	var out []string
 	for _, a := range md.Attributes {
 		if a.Key == key {
@@ -90,9 +91,9 @@ func extmapID(v string) (id int, uri string, err error) {
 	return id, f[1], nil
 }
 
-// parseSSRC reads an SSRC of an SDP attribute; 0 is refused, as pion
+// parseSDPSSRC reads an SSRC of an SDP attribute; 0 is refused, as pion
 // takes it for no SSRC.
-func parseSSRC(s string) (uint32, error) {
+func parseSDPSSRC(s string) (uint32, error) {
 	n, err := strconv.ParseUint(s, 10, 32)
 	if err != nil || n == 0 {
 		return 0, fmt.Errorf("%q is not an SSRC", s)
@@ -103,10 +104,13 @@ func parseSSRC(s string) (uint32, error) {
 // planSSRCSimulcast checks each section of d with an a=ssrc-group:SIM and
 // plans its rid form; nil when d has none. d is not changed. A group must
 // name two or three distinct SSRCs, each declared by an a=ssrc line of
-// its section; the section must have a mid, no rids of its own and send,
-// and every other SSRC it declares must be one layer's repair flow
-// (a=ssrc-group:FID or FEC-FR of the layer's SSRC).
+// its section; the section must be video, have a mid, no rids of its
+// own and send, and every other SSRC it declares must be one layer's
+// repair flow (a=ssrc-group:FID or FEC-FR of the layer's SSRC).
 func planSSRCSimulcast(d *sdp.SessionDescription) (*ssrcPlan, error) {
+	if !hasSIMGroup(d) {
+		return nil, nil // nothing to read, and nothing to refuse
+	}
 	var plan *ssrcPlan
 	extIDs := map[string]int{} // URI -> id, anywhere in d
 	used := map[int]bool{}
@@ -132,7 +136,7 @@ func planSSRCSimulcast(d *sdp.SessionDescription) (*ssrcPlan, error) {
 	for _, md := range d.MediaDescriptions {
 		mid, _ := md.Attribute(sdp.AttrKeyMID)
 		ids := map[int]bool{}
-		for _, v := range attrs(md, sdp.AttrKeyExtMap) {
+		for _, v := range attrValues(md, sdp.AttrKeyExtMap) {
 			if err := note(v); err != nil {
 				return nil, err
 			}
@@ -143,8 +147,8 @@ func planSSRCSimulcast(d *sdp.SessionDescription) (*ssrcPlan, error) {
 	}
 	for _, md := range d.MediaDescriptions {
 		var groups []string
-		for _, g := range attrs(md, sdp.AttrKeySSRCGroup) {
-			if sem, _, _ := strings.Cut(g, " "); sem == "SIM" {
+		for _, g := range attrValues(md, sdp.AttrKeySSRCGroup) {
+			if isSIMGroup(g) {
 				groups = append(groups, g)
 			}
 		}
@@ -162,7 +166,36 @@ func planSSRCSimulcast(d *sdp.SessionDescription) (*ssrcPlan, error) {
 			return nil, fmt.Errorf("section %q: %w", mid, err)
 		}
 	}
+	// pion would give an SSRC another section declares to that section.
+	for _, md := range d.MediaDescriptions {
+		mid, _ := md.Attribute(sdp.AttrKeyMID)
+		if _, ok := plan.sections[mid]; ok {
+			continue
+		}
+		for _, v := range attrValues(md, sdp.AttrKeySSRC) {
+			id, _, _ := strings.Cut(v, " ")
+			if ssrc, err := parseSDPSSRC(id); err == nil {
+				if l, ok := plan.layers[ssrc]; ok {
+					return nil, fmt.Errorf("section %q: SSRC %d of a=ssrc-group:SIM is declared in section %q too", l.mid, ssrc, mid)
+				}
+			}
+		}
+	}
 	return plan, nil
+}
+
+func isSIMGroup(v string) bool {
+	sem, _, _ := strings.Cut(v, " ")
+	return sem == "SIM"
+}
+
+func hasSIMGroup(d *sdp.SessionDescription) bool {
+	for _, md := range d.MediaDescriptions {
+		if slices.ContainsFunc(attrValues(md, sdp.AttrKeySSRCGroup), isSIMGroup) {
+			return true
+		}
+	}
+	return false
 }
 
 // section plans the rid form of md, whose SIM groups are groups.
@@ -172,6 +205,9 @@ func (p *ssrcPlan) section(md *sdp.MediaDescription, mid string, groups []string
 	}
 	if _, dup := p.sections[mid]; dup {
 		return fmt.Errorf("two sections have the mid")
+	}
+	if md.MediaName.Media != "video" {
+		return fmt.Errorf("a=ssrc-group:SIM in an %s section: only video is sent in layers", md.MediaName.Media)
 	}
 	if len(groups) > 1 {
 		return fmt.Errorf("more than one a=ssrc-group:SIM")
@@ -194,9 +230,9 @@ func (p *ssrcPlan) section(md *sdp.MediaDescription, mid string, groups []string
 	declared := map[uint32]bool{}
 	msid, _ := md.Attribute(sdp.AttrKeyMsid)
 	ssrcMsid := ""
-	for _, v := range attrs(md, sdp.AttrKeySSRC) {
+	for _, v := range attrValues(md, sdp.AttrKeySSRC) {
 		id, rest, _ := strings.Cut(v, " ")
-		ssrc, err := parseSSRC(id)
+		ssrc, err := parseSDPSSRC(id)
 		if err != nil {
 			return fmt.Errorf("a=ssrc:%s: %w", v, err)
 		}
@@ -208,7 +244,7 @@ func (p *ssrcPlan) section(md *sdp.MediaDescription, mid string, groups []string
 	layers := map[uint32]ssrcLayer{}
 	var sim []uint32
 	for i, s := range f {
-		ssrc, err := parseSSRC(s)
+		ssrc, err := parseSDPSSRC(s)
 		if err != nil {
 			return fmt.Errorf("a=ssrc-group:%s: %w", groups[0], err)
 		}
@@ -222,20 +258,20 @@ func (p *ssrcPlan) section(md *sdp.MediaDescription, mid string, groups []string
 		sim = append(sim, ssrc)
 	}
 	repairs := false
-	for _, g := range attrs(md, sdp.AttrKeySSRCGroup) {
-		sem, rest, _ := strings.Cut(g, " ")
-		if sem == "SIM" {
+	for _, g := range attrValues(md, sdp.AttrKeySSRCGroup) {
+		if isSIMGroup(g) {
 			continue
 		}
+		sem, rest, _ := strings.Cut(g, " ")
 		pair := strings.Fields(rest)
 		if (sem != sdp.SemanticTokenFlowIdentification && sem != sdp.SemanticTokenForwardErrorCorrectionFramework) || len(pair) != 2 {
 			return fmt.Errorf("a=ssrc-group:%s beside a SIM group: only FID and FEC-FR pairs of a layer are taken", g)
 		}
-		base, err := parseSSRC(pair[0])
+		base, err := parseSDPSSRC(pair[0])
 		if err != nil {
 			return fmt.Errorf("a=ssrc-group:%s: %w", g, err)
 		}
-		repair, err := parseSSRC(pair[1])
+		repair, err := parseSDPSSRC(pair[1])
 		if err != nil {
 			return fmt.Errorf("a=ssrc-group:%s: %w", g, err)
 		}
@@ -310,7 +346,7 @@ func (p *ssrcPlan) section(md *sdp.MediaDescription, mid string, groups []string
 }
 
 func hasExtmap(md *sdp.MediaDescription, uri string) bool {
-	for _, v := range attrs(md, sdp.AttrKeyExtMap) {
+	for _, v := range attrValues(md, sdp.AttrKeyExtMap) {
 		if _, u, err := extmapID(v); err == nil && u == uri {
 			return true
 		}
@@ -382,8 +418,9 @@ func (f *ssrcSimulcastFactory) NewInterceptor(id string) (interceptor.Intercepto
 // descriptions leave out for the client.
 type ssrcSimulcast struct {
 	interceptor.NoOp
-	// layers are the SSRCs of the client's SIM sections, by SSRC; nil
-	// until a description has one. Replaced whole, never changed.
+	// layers name the SSRCs of the SIM sections of the client's last
+	// description that had one; nil before. Replaced whole, never
+	// changed.
 	layers atomic.Pointer[map[uint32]ssrcLayer]
 
 	// The Peer's goroutine alone uses the following, merged from each
@@ -393,21 +430,13 @@ type ssrcSimulcast struct {
 	offered map[string]map[int]bool // the header extension ids each section lists
 }
 
-// expect makes the layers of plan known to the interceptor (with those
-// known before) and returns what to restore if the description is not
-// applied after all.
+// expect makes the layers of plan known to the interceptor, in place of
+// those of the client's last description (each of its descriptions lists
+// every SSRC it sends, so the map stays as small as one description), and
+// returns what restores them if the description is not applied after all.
 func (s *ssrcSimulcast) expect(plan *ssrcPlan) (undo func()) {
 	old := s.layers.Load()
-	merged := make(map[uint32]ssrcLayer, len(plan.layers))
-	if old != nil {
-		for k, v := range *old {
-			merged[k] = v
-		}
-	}
-	for k, v := range plan.layers {
-		merged[k] = v
-	}
-	s.layers.Store(&merged)
+	s.layers.Store(&plan.layers)
 	return func() { s.layers.Store(old) }
 }
 
@@ -435,7 +464,7 @@ func (s *ssrcSimulcast) applied(plan *ssrcPlan, d *sdp.SessionDescription) {
 	for _, md := range d.MediaDescriptions {
 		mid, _ := md.Attribute(sdp.AttrKeyMID)
 		ids := map[int]bool{}
-		for _, v := range attrs(md, sdp.AttrKeyExtMap) {
+		for _, v := range attrValues(md, sdp.AttrKeyExtMap) {
 			if id, _, err := extmapID(v); err == nil {
 				ids[id] = true
 			}

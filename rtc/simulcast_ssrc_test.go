@@ -57,7 +57,7 @@ func checkInClientTerms(t *testing.T, offer, answer string) {
 	for _, md := range o.MediaDescriptions {
 		mid, _ := md.Attribute(sdp.AttrKeyMID)
 		offered[mid] = map[string]bool{}
-		for _, v := range attrs(md, sdp.AttrKeyExtMap) {
+		for _, v := range attrValues(md, sdp.AttrKeyExtMap) {
 			offered[mid][v] = true
 		}
 	}
@@ -134,7 +134,7 @@ const simOffer = "v=0\r\n" +
 	"a=ssrc:103 cname:c\r\n" +
 	"a=ssrc:203 cname:c\r\n"
 
-func parseSDP(t testing.TB, s string) *sdp.SessionDescription {
+func simParseSDP(t testing.TB, s string) *sdp.SessionDescription {
 	t.Helper()
 	d := &sdp.SessionDescription{}
 	if err := d.UnmarshalString(s); err != nil {
@@ -143,7 +143,7 @@ func parseSDP(t testing.TB, s string) *sdp.SessionDescription {
 	return d
 }
 
-func marshalSDP(t testing.TB, d *sdp.SessionDescription) string {
+func simMarshalSDP(t testing.TB, d *sdp.SessionDescription) string {
 	t.Helper()
 	b, err := d.Marshal()
 	if err != nil {
@@ -156,9 +156,11 @@ func marshalSDP(t testing.TB, d *sdp.SessionDescription) string {
 // h and f in the group's order, and their retransmissions by the layer
 // they repair; it declares no SSRC, keeps the msid the SSRC lines gave,
 // takes the mid extension's id from the audio section and a free id for
-// each rid extension. The audio section is left alone.
+// each rid extension. The audio section is left alone. A group of two
+// names q and h; FEC beside it is taken; a description without a group is
+// not read.
 func TestPlanSSRCSimulcast(t *testing.T) {
-	d := parseSDP(t, simOffer)
+	d := simParseSDP(t, simOffer)
 	plan, err := planSSRCSimulcast(d)
 	if err != nil {
 		t.Fatal(err)
@@ -173,19 +175,19 @@ func TestPlanSSRCSimulcast(t *testing.T) {
 	if !plan.added[4] || !plan.added[5] || !plan.added[6] || len(plan.added) != 3 {
 		t.Fatalf("added extension ids %v, want 4, 5 and 6", plan.added)
 	}
-	if marshalSDP(t, d) != marshalSDP(t, parseSDP(t, simOffer)) {
+	if simMarshalSDP(t, d) != simMarshalSDP(t, simParseSDP(t, simOffer)) {
 		t.Fatal("planning changed the description")
 	}
 	plan.apply(d)
-	out := parseSDP(t, marshalSDP(t, d))
-	if a := strings.Split(marshalSDP(t, out), "m=video")[0]; a != strings.Split(marshalSDP(t, parseSDP(t, simOffer)), "m=video")[0] {
+	out := simParseSDP(t, simMarshalSDP(t, d))
+	if a := strings.Split(simMarshalSDP(t, out), "m=video")[0]; a != strings.Split(simMarshalSDP(t, simParseSDP(t, simOffer)), "m=video")[0] {
 		t.Fatal("the audio section changed")
 	}
 	video := out.MediaDescriptions[1]
-	if got := attrs(video, sdp.AttrKeySSRC); len(got) != 0 {
+	if got := attrValues(video, sdp.AttrKeySSRC); len(got) != 0 {
 		t.Fatalf("the rid form declares SSRCs %v", got)
 	}
-	if got := attrs(video, sdp.AttrKeySSRCGroup); len(got) != 0 {
+	if got := attrValues(video, sdp.AttrKeySSRCGroup); len(got) != 0 {
 		t.Fatalf("the rid form has the groups %v", got)
 	}
 	for key, want := range map[string][]string{
@@ -195,12 +197,42 @@ func TestPlanSSRCSimulcast(t *testing.T) {
 		sdp.AttrKeyExtMap:    {"2 urn:3gpp:video-orientation", "3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01", "4 " + sdp.SDESMidURI, "5 " + sdp.SDESRTPStreamIDURI, "6 " + sdp.SDESRepairRTPStreamIDURI},
 		sdp.AttrKeySSRCGroup: nil,
 	} {
-		if got := attrs(video, key); fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := attrValues(video, key); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("a=%s: %q, want %q", key, got, want)
 		}
 	}
 	if plan, err := planSSRCSimulcast(out); plan != nil || err != nil {
 		t.Fatalf("the rid form planned again: %v, %v", plan, err)
+	}
+	// Two layers are q and h.
+	two := simOffer
+	for _, drop := range []string{"a=ssrc-group:FID 103 203\r\n", "a=ssrc:103 cname:c\r\n", "a=ssrc:203 cname:c\r\n"} {
+		two = strings.Replace(two, drop, "", 1)
+	}
+	d = simParseSDP(t, strings.Replace(two, "SIM 101 102 103", "SIM 102 101", 1))
+	if plan, err = planSSRCSimulcast(d); err != nil {
+		t.Fatal(err)
+	}
+	plan.apply(d)
+	if l := plan.layers; len(l) != 4 || l[102].rid != "q" || l[101].rid != "h" || l[202].rid != "q" || l[201].rid != "h" {
+		t.Fatalf("two layers named %v", l)
+	}
+	if got := attrValues(d.MediaDescriptions[1], "simulcast"); fmt.Sprint(got) != "[send q;h]" {
+		t.Fatalf("two layers: a=simulcast:%v", got)
+	}
+
+	// A layer's FEC is taken, and never named: it is not negotiated.
+	if plan, err = planSSRCSimulcast(simParseSDP(t, strings.Replace(simOffer, "FID 103 203", "FEC-FR 103 203", 1))); err != nil {
+		t.Fatal(err)
+	}
+	if _, named := plan.layers[203]; named || len(plan.layers) != 5 {
+		t.Fatalf("with FEC: layers %v", plan.layers)
+	}
+
+	// Without a SIM group nothing is read: not even a malformed extmap.
+	plain := strings.Replace(strings.Replace(simOffer, "a=ssrc-group:SIM 101 102 103\r\n", "", 1), "a=extmap:2 urn", "a=extmap:x urn", 1)
+	if plan, err := planSSRCSimulcast(simParseSDP(t, plain)); plan != nil || err != nil {
+		t.Fatalf("a description without a SIM group: %v, %v", plan, err)
 	}
 }
 
@@ -235,16 +267,18 @@ func TestPlanSSRCSimulcastRefuses(t *testing.T) {
 		{"undeclared repair", sub("FID 103 203", "FID 103 204"), "names SSRC 204, which the section does not declare"},
 		{"other group", sub("FID 103 203", "FOO 103 203"), "only FID and FEC-FR pairs"},
 		{"bad extmap", sub("a=extmap:2 urn", "a=extmap:x urn"), "has no valid id"},
+		{"ssrc in another section", sub("a=ssrc:11 cname:c", "a=ssrc:102 cname:c"), `SSRC 102 of a=ssrc-group:SIM is declared in section "0" too`},
+		{"audio", sub("a=ssrc:11 cname:c", "a=ssrc-group:SIM 11 12\r\na=ssrc:11 cname:c\r\na=ssrc:12 cname:c"), "a=ssrc-group:SIM in an audio section"},
 		{"no free id", sub("a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n", "a=extmap:1 urn:a\r\na=extmap:5 urn:b\r\na=extmap:6 urn:c\r\na=extmap:7 urn:d\r\na=extmap:8 urn:e\r\na=extmap:9 urn:f\r\na=extmap:10 urn:g\r\na=extmap:11 urn:h\r\na=extmap:12 urn:i\r\na=extmap:13 urn:j\r\na=extmap:14 urn:k\r\n"), "no header extension id is free"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			d := parseSDP(t, c.offer)
-			before := marshalSDP(t, d)
+			d := simParseSDP(t, c.offer)
+			before := simMarshalSDP(t, d)
 			plan, err := planSSRCSimulcast(d)
 			if err == nil || !strings.Contains(err.Error(), c.want) || plan != nil {
 				t.Fatalf("plan %v, error %v; want one saying %q", plan, err, c.want)
 			}
-			if marshalSDP(t, d) != before {
+			if simMarshalSDP(t, d) != before {
 				t.Fatal("the description changed")
 			}
 			if err := CheckSimulcastBySSRC(d); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -354,7 +388,7 @@ func TestNameLayer(t *testing.T) {
 // not negotiate both extensions, are not touched.
 func TestLayerNamer(t *testing.T) {
 	s := &ssrcSimulcast{}
-	plan, err := planSSRCSimulcast(parseSDP(t, simOffer))
+	plan, err := planSSRCSimulcast(simParseSDP(t, simOffer))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -448,7 +482,7 @@ func FuzzPlanSSRCSimulcast(f *testing.F) {
 		}
 		for _, md := range out.MediaDescriptions {
 			mid, _ := md.Attribute(sdp.AttrKeyMID)
-			if _, ok := plan.sections[mid]; ok && len(attrs(md, sdp.AttrKeySSRC)) != 0 {
+			if _, ok := plan.sections[mid]; ok && len(attrValues(md, sdp.AttrKeySSRC)) != 0 {
 				t.Fatalf("section %q declares SSRCs in its rid form", mid)
 			}
 		}
@@ -499,9 +533,10 @@ func FuzzNameLayer(f *testing.F) {
 // simulcast by SSRC whose offer lists neither the mid nor the rid header
 // extension renegotiates with the server. The server's own offer (of a
 // track for the publisher to receive) keeps to the client's terms: no
-// rid or simulcast line, no mid or rid extension; the client's answer,
-// with its SIM group again, is taken, and the track offered comes. So is
-// the client's next offer, by SSRC again.
+// rid or simulcast line, no mid or rid extension; a malformed answer is
+// refused and changes nothing, the client's answer with its SIM group
+// again is taken, and the track offered comes. So is the client's next
+// offer, by SSRC again.
 func TestLoopbackSimulcastBySSRCRenegotiates(t *testing.T) {
 	engine, api, ctx, wg := loopbackRig(t, func(c *Config) { c.NoBandwidthEstimation = true })
 	pub := newPeerOwner(t, engine, api)
@@ -537,7 +572,13 @@ func TestLoopbackSimulcastBySSRCRenegotiates(t *testing.T) {
 	if err := pub.client.SetLocalDescription(answer); err != nil {
 		t.Fatal(err)
 	}
-	pub.call(func() { err = pub.peer.ApplyAnswer(withoutRIDs(t, answer.SDP, camera.SSRCs(), true)) })
+	bySSRC := withoutRIDs(t, answer.SDP, camera.SSRCs(), true)
+	bad := strings.Replace(bySSRC, fmt.Sprintf("SIM %d", camera.SSRCs()[0]), "SIM 7", 1)
+	pub.call(func() { err = pub.peer.ApplyAnswer(bad) })
+	if !errors.Is(err, ErrInvalidDescription) || !strings.Contains(err.Error(), "names SSRC 7") {
+		t.Fatalf("a malformed answer by SSRC: %v", err)
+	}
+	pub.call(func() { err = pub.peer.ApplyAnswer(bySSRC) })
 	if err != nil {
 		t.Fatalf("apply the client's answer by SSRC: %v", err)
 	}
@@ -555,9 +596,14 @@ func TestLoopbackSimulcastBySSRCRenegotiates(t *testing.T) {
 	pub.mungedOffer(withoutRIDs(t, pub.localOffer().SDP, camera.SSRCs(), true))
 	n := len(rec.get())
 	poll.Until(t, "more of the camera after the client's offer", func() bool { return len(rec.get()) >= n+20 })
-	for i, l := range track.Layers() {
-		if l.RID != rtctest.SimulcastRIDs[i] {
-			t.Fatalf("layers %+v", track.Layers())
+	// The layers are ordered by size once their keyframes gave it.
+	poll.Until(t, "the layers q, h and f in order of size", func() bool {
+		l := track.Layers()
+		for i, rid := range rtctest.SimulcastRIDs {
+			if l[i].RID != rid || l[i].Width != rtctest.SimulcastSizes[i][0] {
+				return false
+			}
 		}
-	}
+		return true
+	})
 }
