@@ -28,8 +28,8 @@ type whepPacket struct {
 // quality allows (360p: the 640x360 one), then, once the room's quality
 // is raised, the top one, switched on its keyframe, as one stream of one
 // SSRC with continuous sequence numbers. The session stats show the layer
-// it gets. The room's quality is the size a WHEP viewer, which has no
-// channel to ask for one, can be given.
+// it gets. The room's quality caps a WHEP viewer as any subscriber (what
+// the viewer asks itself is TestWHEPViewerSettings').
 func TestWHEPViewerOfSimulcast(t *testing.T) {
 	checkLeaks(t)
 	// No bandwidth estimate: the layer is the room's choice, which a

@@ -439,7 +439,15 @@ func (a *allocator) check() {
 	layers := make([]int, len(items))
 	for i, it := range items {
 		if !it.st.capped {
-			it.st.gov = newLayerGovernor(it.ceiling)
+			// From the layer it has: a stale check keeps a start layer,
+			// as it keeps any other.
+			cur := it.ceiling
+			if it.dt.bweStart.Load() > 0 {
+				if start := it.dt.startTarget(); start >= 0 {
+					cur = min(cur, start)
+				}
+			}
+			it.st.gov = newLayerGovernor(cur)
 		}
 		if stale {
 			down[i] = max(down[i], it.st.gov.cur)
@@ -506,7 +514,8 @@ func (a *allocator) probeFor(now time.Time, est int, audio int64, items []videoI
 // apply caps dt at layer (paused when -1), or lifts its cap when capped
 // is false, counting the change and telling the owner of a pause or a
 // resume. It ends dt's start: the first cap replaces its start layer,
-// and is no switch. a.mu is held.
+// and counts as a switch only if it moves dt off that layer. a.mu is
+// held.
 func (a *allocator) apply(dt *DownTrack, st *allocState, layer int, capped bool) {
 	starting := dt.bweStart.Load() > 0
 	prev, wasPaused := dt.bandwidthCap()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/rtc/bwe"
 )
 
 // TestTrackStartLayer: a down-track in its start (bweStart) gets the
@@ -119,5 +120,39 @@ func TestAllocatorStartWithoutEstimate(t *testing.T) {
 	clk.Advance(bweCheckInterval - bweStartCheckInterval)
 	if a.lastCheck == last {
 		t.Fatal("no check after the start's interval")
+	}
+}
+
+// TestAllocatorStartOnStaleCheck: a track added to a connection that has
+// an estimate starts on what the estimate leaves, and a check with no new
+// feedback (stale: nothing goes down on it) keeps it there rather than
+// lift it to its ceiling.
+func TestAllocatorStartOnStaleCheck(t *testing.T) {
+	fx := newSimulcastFixture(t)
+	fx.tick(0, 1, 2) // about 600 bps, 10 kbps and 39 kbps
+	l := fx.track.Layers()
+	// An estimate between the middle and the top layers' rates, from
+	// one feedback that never changes.
+	est := &estimator{}
+	est.bwe.Store(bwe.New(bwe.Config{Initial: int(l[1].Bitrate+l[2].Bitrate) / 2, Min: 1, Max: bweMaxBitrate}))
+	est.feedbacks.Store(1)
+	clk := clock.NewManual(time.Unix(3_000_000, 0))
+	a := newAllocator(est, clk, nil)
+	t.Cleanup(a.close)
+	first, _ := fx.subscriberWith(a.add)
+	clk.Advance(bweStartCheckInterval) // the feedback is new: not stale
+	if src := est.feedbackCount(); a.lastFeedbacks != src {
+		t.Fatalf("feedbacks seen %d, want %d", a.lastFeedbacks, src)
+	}
+	if headingTo(first) != 1 {
+		t.Fatalf("the first track: layer %+v, want the middle one the estimate pays for", first.Layer())
+	}
+	second, _ := fx.subscriberWith(a.add)
+	if headingTo(second) != 1 {
+		t.Fatalf("the second track starts on layer %+v, want the middle one", second.Layer())
+	}
+	clk.Advance(bweStartCheckInterval) // no feedback since: stale
+	if headingTo(second) != 1 || second.bweStart.Load() != 0 {
+		t.Fatalf("after a stale check the second track has layer %+v, start %d; want the middle one, capped", second.Layer(), second.bweStart.Load())
 	}
 }
