@@ -26,17 +26,22 @@ func TestLoopbackStartLayer(t *testing.T) {
 	m, engine, api, _, wg, cam := simulcastRig(t)
 	measuredLayers(t, cam)
 	// About 240 kbps, 720 kbps and 1.2 Mbps; a publisher slowed by a busy
-	// machine sends less for a while, and the start is measured against
-	// what it sends.
-	poll.Until(t, "the top layer measured above the initial estimate", func() bool {
-		return cam.Layers()[2].Bitrate > bweInitialBitrate*11/10
-	})
-	l := cam.Layers()
-	want := 0
-	if l[1].Bitrate <= bweInitialBitrate {
-		want = 1
+	// machine sends less for a while, and a start is measured against
+	// what it sends as the subscriber comes: the layer each one should
+	// start on is read just before it subscribes.
+	startLayer := func() int {
+		t.Helper()
+		poll.Until(t, "the top layer measured above the initial estimate", func() bool {
+			return cam.Layers()[2].Bitrate > bweInitialBitrate*11/10
+		})
+		l := cam.Layers()
+		want := 0
+		if l[1].Bitrate <= bweInitialBitrate {
+			want = 1
+		}
+		t.Logf("layers: %d, %d, %d bps; start layer %d", l[0].Bitrate, l[1].Bitrate, l[2].Bitrate, want)
+		return want
 	}
-	t.Logf("layers: %d, %d, %d bps; start layer %d", l[0].Bitrate, l[1].Bitrate, l[2].Bitrate, want)
 
 	subscribe := func(api *webrtc.API) (*peerOwner, *DownTrack, *recording) {
 		t.Helper()
@@ -53,12 +58,14 @@ func TestLoopbackStartLayer(t *testing.T) {
 		t.Fatal(err)
 	}
 	narrow.SetRate(100_000)
+	want := startLayer()
 	_, starved, starvedRec := subscribe(narrowAPI)
 	if got := firstLayer(starvedRec); got != want {
 		t.Fatalf("the narrow link's first layer %d, want %d", got, want)
 	}
 	poll.Until(t, "the narrow link's video paused", starved.BandwidthPaused)
 
+	want = startLayer()
 	_, open, openRec := subscribe(api)
 	if got := firstLayer(openRec); got != want {
 		t.Fatalf("the open link's first layer %d, want %d", got, want)
@@ -81,6 +88,7 @@ func TestLoopbackStartLayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	want = startLayer()
 	quiet, quietDT, quietRec := subscribe(quietAPI)
 	if got := firstLayer(quietRec); got != want {
 		t.Fatalf("the quiet client's first layer %d, want %d", got, want)

@@ -133,8 +133,9 @@ func TestAllocatorStartOnStaleCheck(t *testing.T) {
 	l := fx.track.Layers()
 	// An estimate between the middle and the top layers' rates, from
 	// one feedback that never changes.
-	est := &estimator{}
-	est.bwe.Store(bwe.New(bwe.Config{Initial: int(l[1].Bitrate+l[2].Bitrate) / 2, Min: 1, Max: bweMaxBitrate}))
+	est, st := &estimator{}, new(sendState)
+	st.est.Init(bwe.Config{Initial: int(l[1].Bitrate+l[2].Bitrate) / 2, Min: 1, Max: bweMaxBitrate})
+	est.send.Store(st)
 	est.feedbacks.Store(1)
 	clk := clock.NewManual(time.Unix(3_000_000, 0))
 	a := newAllocator(est, clk, nil)
