@@ -119,8 +119,8 @@ func New(cfg Config) *Estimator {
 }
 
 // Init makes e, a zero Estimator, what New(cfg) returns: for one that is
-// part of a larger struct, whose own fields the send path reads beside
-// e's (the Estimator's send side comes first). Nothing may use e before.
+// part of a larger struct whose own fields the send path reads beside
+// e's, on the same cache line. Nothing may use e before.
 func (e *Estimator) Init(cfg Config) {
 	cfg.Min = max(cfg.Min, 1)
 	if cfg.Max <= 0 {

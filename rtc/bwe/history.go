@@ -15,9 +15,10 @@ const historySize = 2048
 // one load: from the top, the packet's sequence number's low 16 bits (all
 // a transport-cc feedback names it by), slotDone once it went out,
 // slotClaimed while it is being sent, slotProbing if it went out while a
-// probe ran, its size (bytes, capped), and in the low 32 bits when it went
-// out (µs since epoch, modulo 2^32: placed again near the
-// feedback's time, see lookup). Zero: never used.
+// probe ran, its size (bytes, capped at 8 KiB, five times what a
+// 1,500-byte MTU lets through), and in the low 32 bits when it went out (µs since epoch, modulo
+// 2^32: placed again near the feedback's time, see lookup). Zero: never
+// used.
 const (
 	slotSeqShift  = 48
 	slotDone      = 1 << 47
@@ -34,8 +35,8 @@ const (
 const slotRefuse = 8 * historySize
 
 // slot is one packet of the ring: 16 bytes, four to a cache line. The
-// send path claims it (writing ext), sends, then stores
-// the meta word done with the time and size.
+// send path claims it (writing ext), sends, then stores the meta word
+// done with the time and size.
 type slot struct {
 	meta atomic.Uint64
 	// ext holds the packet's transport-cc extension while it is sent:
