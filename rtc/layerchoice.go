@@ -46,7 +46,9 @@ import (
 // While a down-track starts, the checks come every bweStartCheckInterval:
 // the first feedback is acted on at once, and the probe for the next
 // layer (probe.go) is sent then, so that a link that carries it moves up
-// within about a second, not after the hold. A client that sends no
+// within about a second, not after the hold. A paused down-track, and one
+// that has not sent bweStartChecksFor after it was added (a silent
+// camera), do not hold the checks at that pace. A client that sends no
 // feedback (no transport-cc, no REMB) keeps its start layer for
 // bweStartWait of media, then gets its ceiling, as without an estimate.
 
@@ -56,10 +58,14 @@ const (
 	// down-track starts: until it has sent for bweStartWait.
 	bweStartCheckInterval = 100 * time.Millisecond
 	bweStartWait          = 3 * time.Second
-	bweUpMargin           = 1.25
-	bweUpHold             = 3 * time.Second
-	bweMaxUpHold          = 16 * time.Second
-	bweFlapWindow         = 10 * time.Second
+	// bweStartChecksFor ends the start's frequent checks this long after
+	// a down-track is added, whether or not it has sent since: one that
+	// never sends would otherwise keep them forever.
+	bweStartChecksFor = 2 * bweStartWait
+	bweUpMargin       = 1.25
+	bweUpHold         = 3 * time.Second
+	bweMaxUpHold      = 16 * time.Second
+	bweFlapWindow     = 10 * time.Second
 )
 
 // PauseReasonBandwidth is the reason of a TrackPausedEvent sent because
@@ -214,12 +220,25 @@ type allocState struct {
 	// sendingAt is the check that first saw the down-track send; zero
 	// before.
 	sendingAt time.Time
+	// addedAt is when the down-track was added.
+	addedAt time.Time
 }
 
 // starting reports whether st's down-track has not yet sent, or not for
 // bweStartWait, at now.
 func (st *allocState) starting(now time.Time) bool {
 	return st.sendingAt.IsZero() || now.Sub(st.sendingAt) < bweStartWait
+}
+
+// fastChecks reports whether dt, whose state is st, has the checks come
+// every bweStartCheckInterval at now: a video down-track of a Track in
+// its start, sent (not paused), and added less than bweStartChecksFor
+// ago. Its start layer itself still holds after that while it has not
+// sent (starting): its layers' rates are not measured.
+func (st *allocState) fastChecks(dt *DownTrack, now time.Time) bool {
+	return dt.kind == webrtc.RTPCodecTypeVideo && dt.track.Load() != nil &&
+		!dt.paused.Load() && !dt.bwePaused.Load() &&
+		st.starting(now) && now.Sub(st.addedAt) < bweStartChecksFor
 }
 
 func newAllocator(est *estimator, clk clock.Clock, m *Metrics) *allocator {
@@ -249,9 +268,10 @@ func (a *allocator) add(dt *DownTrack) {
 	if dt.kind == webrtc.RTPCodecTypeVideo {
 		dt.bweStart.Store(a.startBudget())
 	}
-	a.subs[dt] = &allocState{gov: newLayerGovernor(-1), bytes: dt.ctr.bytes.Load()}
+	now := a.clk.Now()
+	a.subs[dt] = &allocState{gov: newLayerGovernor(-1), bytes: dt.ctr.bytes.Load(), addedAt: now}
 	if a.timer == nil {
-		a.lastCheck = a.clk.Now()
+		a.lastCheck = now
 		a.timer = a.clk.AfterFunc(bweStartCheckInterval, a.check)
 	}
 }
@@ -352,7 +372,7 @@ func (a *allocator) check() {
 		if b > 0 && st.sendingAt.IsZero() {
 			st.sendingAt = now
 		}
-		if dt.kind == webrtc.RTPCodecTypeVideo && dt.track.Load() != nil && st.starting(now) {
+		if st.fastChecks(dt, now) {
 			interval = bweStartCheckInterval
 		}
 		if dt.paused.Load() {
