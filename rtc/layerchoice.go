@@ -2,6 +2,7 @@ package rtc
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -208,20 +209,47 @@ type allocator struct {
 
 // allocState is what the allocator keeps of one down-track.
 type allocState struct {
-	gov     layerGovernor
-	capped  bool   // gov's layer is applied
-	bytes   uint64 // sent, at the last check
-	rate    uint64 // sent per second over the last interval
-	srcRate uint64 // the source's, for a down-track with no Track
-	srcB    uint64
+	gov    layerGovernor
+	capped bool // gov's layer is applied
+	sent   rateMeter
+	src    rateMeter // the source's, for a down-track with no Track
 	// peak is what each layer has cost lately: its highest rate, less
-	// a tenth a check since (probeFor).
+	// bwePeakDecay a second since (probeFor).
 	peak []uint64
 	// sendingAt is the check that first saw the down-track send; zero
 	// before.
 	sendingAt time.Time
 	// addedAt is when the down-track was added.
 	addedAt time.Time
+}
+
+// bweRateWindow is the shortest window over which a down-track's rate is
+// measured: over the start's 100 ms checks a keyframe's burst would read
+// as several times the stream's rate.
+const bweRateWindow = bweCheckInterval
+
+// bwePeakDecay is the share of a layer's peak rate forgotten a second.
+const bwePeakDecay = 0.19 // a tenth every bweCheckInterval
+
+// rateMeter measures a byte counter's rate, in bits per second, over
+// windows of at least bweRateWindow.
+type rateMeter struct {
+	bytes uint64    // the counter at the window's start
+	at    time.Time // the window's start; zero before the first reading
+	rate  uint64
+}
+
+// update reads the counter, b, at now; the rate changes once the window
+// is long enough.
+func (m *rateMeter) update(now time.Time, b uint64) {
+	if m.at.IsZero() {
+		m.bytes, m.at = b, now
+		return
+	}
+	if w := now.Sub(m.at); w >= bweRateWindow {
+		m.rate = uint64(float64(b-m.bytes) * 8 / w.Seconds())
+		m.bytes, m.at = b, now
+	}
 }
 
 // starting reports whether st's down-track has not yet sent, or not for
@@ -269,7 +297,7 @@ func (a *allocator) add(dt *DownTrack) {
 		dt.bweStart.Store(a.startBudget())
 	}
 	now := a.clk.Now()
-	a.subs[dt] = &allocState{gov: newLayerGovernor(-1), bytes: dt.ctr.bytes.Load(), addedAt: now}
+	a.subs[dt] = &allocState{gov: newLayerGovernor(-1), sent: rateMeter{bytes: dt.ctr.bytes.Load(), at: now}, addedAt: now}
 	if a.timer == nil {
 		a.lastCheck = now
 		a.timer = a.clk.AfterFunc(bweStartCheckInterval, a.check)
@@ -285,7 +313,7 @@ func (a *allocator) startBudget() int64 {
 	}
 	left := int64(a.estimate)
 	for _, st := range a.subs {
-		left -= int64(st.rate)
+		left -= int64(st.sent.rate)
 	}
 	return max(left, 1) // 1: the lowest layer, which always fits
 }
@@ -357,7 +385,7 @@ func (a *allocator) check() {
 		return
 	}
 	now := a.clk.Now()
-	elapsed := now.Sub(a.lastCheck).Seconds()
+	elapsed := now.Sub(a.lastCheck)
 	a.lastCheck = now
 
 	var audio int64
@@ -365,10 +393,7 @@ func (a *allocator) check() {
 	interval := bweCheckInterval
 	for dt, st := range a.subs {
 		b := dt.ctr.bytes.Load()
-		if elapsed > 0 {
-			st.rate = uint64(float64(b-st.bytes) * 8 / elapsed)
-		}
-		st.bytes = b
+		st.sent.update(now, b)
 		if b > 0 && st.sendingAt.IsZero() {
 			st.sendingAt = now
 		}
@@ -379,7 +404,7 @@ func (a *allocator) check() {
 			continue // its subscriber paused it: it costs nothing
 		}
 		if dt.kind != webrtc.RTPCodecTypeVideo {
-			audio += int64(st.rate)
+			audio += int64(st.sent.rate)
 			continue
 		}
 		it := videoItem{dt: dt, st: st}
@@ -389,15 +414,11 @@ func (a *allocator) check() {
 		if t := dt.track.Load(); t != nil {
 			it.alloc.rates, it.ceiling, it.alloc.pinned = t.layerCosts(dt)
 		} else if s := dt.source.Load(); s != nil {
-			sb := s.ctr.bytes.Load()
-			if elapsed > 0 && st.srcB != 0 {
-				st.srcRate = uint64(float64(sb-st.srcB) * 8 / elapsed)
-			}
-			st.srcB = sb
-			it.alloc = allocItem{rates: []uint64{st.srcRate}, pinned: true}
+			st.src.update(now, s.ctr.bytes.Load())
+			it.alloc = allocItem{rates: []uint64{st.src.rate}, pinned: true}
 		}
 		if len(it.alloc.rates) > 0 {
-			st.peak = peakRates(st.peak, it.alloc.rates)
+			st.peak = peakRates(st.peak, it.alloc.rates, elapsed)
 			items = append(items, it)
 		}
 	}
@@ -488,13 +509,15 @@ func (a *allocator) check() {
 }
 
 // peakRates moves peak, each layer's recent highest rate, to rates, the
-// layers' rates now.
-func peakRates(peak, rates []uint64) []uint64 {
+// layers' rates now, elapsed after it last moved. The decay is by time,
+// not by check: the start's checks come five times as often.
+func peakRates(peak, rates []uint64, elapsed time.Duration) []uint64 {
 	if len(peak) != len(rates) {
 		peak = make([]uint64, len(rates))
 	}
+	keep := math.Pow(1-bwePeakDecay, elapsed.Seconds())
 	for i, r := range rates {
-		peak[i] = max(r, peak[i]-peak[i]/10)
+		peak[i] = max(r, uint64(float64(peak[i])*keep))
 	}
 	return peak
 }
