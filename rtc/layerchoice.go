@@ -619,14 +619,19 @@ func (t *Track) layerCosts(dt *DownTrack) ([]uint64, int, bool) {
 // bandwidthLimit lowers target, a layer index or LayerAuto, to dt's
 // bandwidth cap, or to its start layer while it has none. t.mu is held.
 func (t *Track) bandwidthLimit(dt *DownTrack, target int) int {
-	c := int(dt.bweCap.Load()) - 1
-	if c < 0 {
-		if b := dt.bweStart.Load(); b > 0 {
-			return min(layerIndex(target, len(t.layers)), t.startLayer(b))
-		}
-		return target
+	if b := dt.bweStart.Load(); b > 0 && dt.bweCap.Load() == 0 {
+		return min(layerIndex(target, len(t.layers)), t.startLayer(b))
 	}
-	return min(layerIndex(target, len(t.layers)), c)
+	return t.estimateLimit(dt, target)
+}
+
+// estimateLimit lowers target, a layer index or LayerAuto, to dt's
+// bandwidth cap, if it has one. t.mu is held.
+func (t *Track) estimateLimit(dt *DownTrack, target int) int {
+	if c := int(dt.bweCap.Load()) - 1; c >= 0 {
+		return min(layerIndex(target, len(t.layers)), c)
+	}
+	return target
 }
 
 // startTarget is the layer dt's start caps it at; LayerAuto when it
