@@ -119,6 +119,9 @@ func (s *Server) whipOptions(methods string) gin.HandlerFunc {
 		if methods == http.MethodPost {
 			c.Header("Accept-Post", contentTypeSDP)
 		}
+		if strings.HasPrefix(methods, http.MethodPatch) {
+			c.Header("Accept-Patch", contentTypeJSON) // a WHEP viewer's settings (whepSettings)
+		}
 		c.Status(http.StatusNoContent)
 		c.Writer.WriteHeaderNow()
 	}

@@ -94,6 +94,14 @@ func TestWHIPCORS(t *testing.T) {
 				if strings.HasSuffix(tc.path, "/cors") && h.Get("Accept-Post") != "application/sdp" {
 					t.Errorf("Accept-Post %q on an endpoint", h.Get("Accept-Post"))
 				}
+				// A WHEP session takes a JSON PATCH (the viewer's settings).
+				wantPatch := ""
+				if strings.HasPrefix(tc.path, "/whep/cors/") {
+					wantPatch = "application/json"
+				}
+				if got := h.Get("Accept-Patch"); got != wantPatch {
+					t.Errorf("Accept-Patch %q, want %q", got, wantPatch)
+				}
 			}
 			if tc.status == http.StatusForbidden && r.errorCode(t) != "origin_not_allowed" {
 				t.Errorf("code %q", r.errorCode(t))

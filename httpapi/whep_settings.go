@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -72,15 +73,16 @@ func whepQuerySettings(q url.Values) (*actors.TrackSettings, error) {
 
 // whepSettings serves a WHEP viewer's JSON PATCH of its session URL: what
 // it asks of every video track it receives, replacing what it asked
-// before. Answered 204.
+// before. Answered 204. The token is checked first, then the session
+// (404), then the body's type: a trickle ICE fragment is a 405 (trickle
+// ICE is not offered), any other type but JSON a 415. The body is read
+// before the session is looked up: in a cluster the session may be the
+// room owner's, and a forwarded request must carry its body to follow an
+// owner that moved (forwardOr).
 func (s *Server) whepSettings(c *gin.Context) error {
 	claims, err := s.whipClaims(c)
 	if err != nil {
 		return err
-	}
-	w, err := s.whipSessionOf(c, actors.ClientWHEP, claims)
-	if err != nil {
-		return err // another node's session: forwarded, body unread
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxViewerSettingsBytes))
 	if err != nil {
@@ -89,6 +91,25 @@ func (s *Server) whepSettings(c *gin.Context) error {
 			return newAPIError(http.StatusRequestEntityTooLarge, codeBodyTooLarge, "the settings exceed "+strconv.Itoa(maxViewerSettingsBytes)+" bytes")
 		}
 		return newAPIError(http.StatusBadRequest, codeMalformedJSON, "could not read the request body")
+	}
+	c.Set(ctxBody, body) // for forwarding to the room's owner
+	w, err := s.whipSessionOf(c, actors.ClientWHEP, claims)
+	if err != nil {
+		return err
+	}
+	// The one patch format the session takes, on every refusal of the
+	// body's type. A 405's Allow lists the session's methods, PATCH among
+	// them, as its OPTIONS does: PATCH is allowed, in that format only.
+	c.Header("Accept-Patch", contentTypeJSON)
+	switch mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type")); mt {
+	case contentTypeJSON:
+	case contentTypeTrickleICE:
+		c.Header("Allow", sessionMethods(c.FullPath())+", OPTIONS")
+		return newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed,
+			"trickle ICE is not supported: put every candidate in the offer")
+	default:
+		return newAPIError(http.StatusUnsupportedMediaType, codeUnsupportedMediaType,
+			"Content-Type must be application/json (the viewer's settings)")
 	}
 	o, err := requireJSON(c.Request, body)
 	if err != nil {

@@ -122,10 +122,32 @@ func TestWHEPViewerSettings(t *testing.T) {
 		if c.field != "" && r.errorField(t) != c.field {
 			t.Fatalf("PATCH %s: field %q, want %q", c.body, r.errorField(t), c.field)
 		}
+		if c.status == http.StatusMethodNotAllowed || c.status == http.StatusUnsupportedMediaType {
+			if got := r.header.Get("Accept-Patch"); got != "application/json" {
+				t.Fatalf("PATCH as %s: Accept-Patch %q, want application/json", c.contentType, got)
+			}
+		}
+		if c.status == http.StatusMethodNotAllowed {
+			if got := r.header.Get("Allow"); got != "PATCH, DELETE, OPTIONS" {
+				t.Fatalf("PATCH as %s: Allow %q, want the session's methods as its OPTIONS gives them", c.contentType, got)
+			}
+		}
 	}
 	mustStatus(t, s.do(t, http.MethodPatch, loc+"x", `{"width":1280,"height":720}`, bearer(token)), http.StatusNotFound)
-	n := small.run(0)
-	poll.Until(t, "more of the low layer after the refused settings", func() bool { return small.run(0) >= n+30 })
+	// A refused PATCH applied by mistake would move the viewer on the
+	// next keyframe of the layer it asked for: the camera sends one on
+	// every layer each 100 frames, so 101 frames of the low layer (two
+	// packets each) after the PATCHes span one, and the viewer must
+	// still have the low layer alone.
+	small.run(0)
+	n := len(small.got)
+	poll.Until(t, "101 frames after the refused settings", func() bool {
+		small.run(0)
+		return len(small.got) >= n+2*101
+	})
+	if got := small.layers(t); !slices.Equal(got, []int{0}) {
+		t.Fatalf("after the refused settings the small viewer received the layers %v, want the low one alone", got)
+	}
 
 	mustStatus(t, s.do(t, http.MethodPatch, loc, `{"width":1280,"height":720}`, bearer(token)), http.StatusNoContent)
 	poll.Until(t, "the top layer at the viewer that asked for it", func() bool { return small.run(2) >= 30 })
@@ -155,6 +177,34 @@ func TestWHEPViewerSettings(t *testing.T) {
 	poll.Until(t, "the small viewer's video resumed", paused(false))
 	n = small.run(2)
 	poll.Until(t, "video again after the resume", func() bool { return small.run(2) >= n+30 })
+}
+
+// TestWHEPSettingsRefusalOrder: a WHEP session's PATCH checks the token
+// first (401 whatever the body), then the session (404 whatever the
+// body's type), before the body's type; a WHIP session takes no PATCH.
+func TestWHEPSettingsRefusalOrder(t *testing.T) {
+	s := newStack(t, nil)
+	s.createRoom(t, `{"id":"wheporder","name":"WHEP order"}`)
+	token := bearer(s.joinToken(t, "wheporder", "v", auth.RoleSubscriber))
+	for _, c := range []struct {
+		name, path string
+		hs         []header
+		status     int
+	}{
+		{"no token, text", "/whep/wheporder/PA_x", []header{{"Authorization", ""}, {"Content-Type", "text/plain"}}, http.StatusUnauthorized},
+		{"no token, trickle ICE", "/whep/wheporder/PA_x", []header{{"Authorization", ""}, {"Content-Type", contentTypeTrickleICE}}, http.StatusUnauthorized},
+		{"no session, trickle ICE", "/whep/wheporder/PA_x", []header{token, {"Content-Type", contentTypeTrickleICE}}, http.StatusNotFound},
+		{"no session, text", "/whep/wheporder/PA_x", []header{token, {"Content-Type", "text/plain"}}, http.StatusNotFound},
+		{"WHIP, trickle ICE", "/whip/wheporder/PA_x", []header{token, {"Content-Type", contentTypeTrickleICE}}, http.StatusMethodNotAllowed},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := s.do(t, http.MethodPatch, c.path, "a=end-of-candidates", c.hs...)
+			mustStatus(t, r, c.status)
+			if c.status == http.StatusMethodNotAllowed && r.header.Get("Allow") != "DELETE, OPTIONS" {
+				t.Fatalf("Allow %q on a WHIP session, want DELETE, OPTIONS", r.header.Get("Allow"))
+			}
+		})
+	}
 }
 
 // A WHEP viewer's settings hold for the tracks published after it joined:

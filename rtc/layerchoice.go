@@ -2,6 +2,7 @@ package rtc
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -46,7 +47,9 @@ import (
 // While a down-track starts, the checks come every bweStartCheckInterval:
 // the first feedback is acted on at once, and the probe for the next
 // layer (probe.go) is sent then, so that a link that carries it moves up
-// within about a second, not after the hold. A client that sends no
+// within about a second, not after the hold. A paused down-track, and one
+// that has not sent bweStartChecksFor after it was added (a silent
+// camera), do not hold the checks at that pace. A client that sends no
 // feedback (no transport-cc, no REMB) keeps its start layer for
 // bweStartWait of media, then gets its ceiling, as without an estimate.
 
@@ -56,10 +59,14 @@ const (
 	// down-track starts: until it has sent for bweStartWait.
 	bweStartCheckInterval = 100 * time.Millisecond
 	bweStartWait          = 3 * time.Second
-	bweUpMargin           = 1.25
-	bweUpHold             = 3 * time.Second
-	bweMaxUpHold          = 16 * time.Second
-	bweFlapWindow         = 10 * time.Second
+	// bweStartChecksFor ends the start's frequent checks this long after
+	// a down-track is added, whether or not it has sent since: one that
+	// never sends would otherwise keep them forever.
+	bweStartChecksFor = 2 * bweStartWait
+	bweUpMargin       = 1.25
+	bweUpHold         = 3 * time.Second
+	bweMaxUpHold      = 16 * time.Second
+	bweFlapWindow     = 10 * time.Second
 )
 
 // PauseReasonBandwidth is the reason of a TrackPausedEvent sent because
@@ -202,24 +209,64 @@ type allocator struct {
 
 // allocState is what the allocator keeps of one down-track.
 type allocState struct {
-	gov     layerGovernor
-	capped  bool   // gov's layer is applied
-	bytes   uint64 // sent, at the last check
-	rate    uint64 // sent per second over the last interval
-	srcRate uint64 // the source's, for a down-track with no Track
-	srcB    uint64
+	gov    layerGovernor
+	capped bool // gov's layer is applied
+	sent   rateMeter
+	src    rateMeter // the source's, for a down-track with no Track
 	// peak is what each layer has cost lately: its highest rate, less
-	// a tenth a check since (probeFor).
+	// bwePeakDecay a second since (probeFor).
 	peak []uint64
 	// sendingAt is the check that first saw the down-track send; zero
 	// before.
 	sendingAt time.Time
+	// addedAt is when the down-track was added.
+	addedAt time.Time
+}
+
+// bweRateWindow is the shortest window over which a down-track's rate is
+// measured: over the start's 100 ms checks a keyframe's burst would read
+// as several times the stream's rate.
+const bweRateWindow = bweCheckInterval
+
+// bwePeakDecay is the share of a layer's peak rate forgotten a second.
+const bwePeakDecay = 0.19 // a tenth every bweCheckInterval
+
+// rateMeter measures a byte counter's rate, in bits per second, over
+// windows of at least bweRateWindow.
+type rateMeter struct {
+	bytes uint64    // the counter at the window's start
+	at    time.Time // the window's start; zero before the first reading
+	rate  uint64
+}
+
+// update reads the counter, b, at now; the rate changes once the window
+// is long enough.
+func (m *rateMeter) update(now time.Time, b uint64) {
+	if m.at.IsZero() {
+		m.bytes, m.at = b, now
+		return
+	}
+	if w := now.Sub(m.at); w >= bweRateWindow {
+		m.rate = uint64(float64(b-m.bytes) * 8 / w.Seconds())
+		m.bytes, m.at = b, now
+	}
 }
 
 // starting reports whether st's down-track has not yet sent, or not for
 // bweStartWait, at now.
 func (st *allocState) starting(now time.Time) bool {
 	return st.sendingAt.IsZero() || now.Sub(st.sendingAt) < bweStartWait
+}
+
+// fastChecks reports whether dt, whose state is st, has the checks come
+// every bweStartCheckInterval at now: a video down-track of a Track in
+// its start, sent (not paused), and added less than bweStartChecksFor
+// ago. Its start layer itself still holds after that while it has not
+// sent (starting): its layers' rates are not measured.
+func (st *allocState) fastChecks(dt *DownTrack, now time.Time) bool {
+	return dt.kind == webrtc.RTPCodecTypeVideo && dt.track.Load() != nil &&
+		!dt.paused.Load() && !dt.bwePaused.Load() &&
+		st.starting(now) && now.Sub(st.addedAt) < bweStartChecksFor
 }
 
 func newAllocator(est *estimator, clk clock.Clock, m *Metrics) *allocator {
@@ -249,9 +296,10 @@ func (a *allocator) add(dt *DownTrack) {
 	if dt.kind == webrtc.RTPCodecTypeVideo {
 		dt.bweStart.Store(a.startBudget())
 	}
-	a.subs[dt] = &allocState{gov: newLayerGovernor(-1), bytes: dt.ctr.bytes.Load()}
+	now := a.clk.Now()
+	a.subs[dt] = &allocState{gov: newLayerGovernor(-1), sent: rateMeter{bytes: dt.ctr.bytes.Load(), at: now}, addedAt: now}
 	if a.timer == nil {
-		a.lastCheck = a.clk.Now()
+		a.lastCheck = now
 		a.timer = a.clk.AfterFunc(bweStartCheckInterval, a.check)
 	}
 }
@@ -265,7 +313,7 @@ func (a *allocator) startBudget() int64 {
 	}
 	left := int64(a.estimate)
 	for _, st := range a.subs {
-		left -= int64(st.rate)
+		left -= int64(st.sent.rate)
 	}
 	return max(left, 1) // 1: the lowest layer, which always fits
 }
@@ -337,7 +385,7 @@ func (a *allocator) check() {
 		return
 	}
 	now := a.clk.Now()
-	elapsed := now.Sub(a.lastCheck).Seconds()
+	elapsed := now.Sub(a.lastCheck)
 	a.lastCheck = now
 
 	var audio int64
@@ -345,21 +393,18 @@ func (a *allocator) check() {
 	interval := bweCheckInterval
 	for dt, st := range a.subs {
 		b := dt.ctr.bytes.Load()
-		if elapsed > 0 {
-			st.rate = uint64(float64(b-st.bytes) * 8 / elapsed)
-		}
-		st.bytes = b
+		st.sent.update(now, b)
 		if b > 0 && st.sendingAt.IsZero() {
 			st.sendingAt = now
 		}
-		if dt.kind == webrtc.RTPCodecTypeVideo && dt.track.Load() != nil && st.starting(now) {
+		if st.fastChecks(dt, now) {
 			interval = bweStartCheckInterval
 		}
 		if dt.paused.Load() {
 			continue // its subscriber paused it: it costs nothing
 		}
 		if dt.kind != webrtc.RTPCodecTypeVideo {
-			audio += int64(st.rate)
+			audio += int64(st.sent.rate)
 			continue
 		}
 		it := videoItem{dt: dt, st: st}
@@ -369,15 +414,11 @@ func (a *allocator) check() {
 		if t := dt.track.Load(); t != nil {
 			it.alloc.rates, it.ceiling, it.alloc.pinned = t.layerCosts(dt)
 		} else if s := dt.source.Load(); s != nil {
-			sb := s.ctr.bytes.Load()
-			if elapsed > 0 && st.srcB != 0 {
-				st.srcRate = uint64(float64(sb-st.srcB) * 8 / elapsed)
-			}
-			st.srcB = sb
-			it.alloc = allocItem{rates: []uint64{st.srcRate}, pinned: true}
+			st.src.update(now, s.ctr.bytes.Load())
+			it.alloc = allocItem{rates: []uint64{st.src.rate}, pinned: true}
 		}
 		if len(it.alloc.rates) > 0 {
-			st.peak = peakRates(st.peak, it.alloc.rates)
+			st.peak = peakRates(st.peak, it.alloc.rates, elapsed)
 			items = append(items, it)
 		}
 	}
@@ -468,13 +509,15 @@ func (a *allocator) check() {
 }
 
 // peakRates moves peak, each layer's recent highest rate, to rates, the
-// layers' rates now.
-func peakRates(peak, rates []uint64) []uint64 {
+// layers' rates now, elapsed after it last moved. The decay is by time,
+// not by check: the start's checks come five times as often.
+func peakRates(peak, rates []uint64, elapsed time.Duration) []uint64 {
 	if len(peak) != len(rates) {
 		peak = make([]uint64, len(rates))
 	}
+	keep := math.Pow(1-bwePeakDecay, elapsed.Seconds())
 	for i, r := range rates {
-		peak[i] = max(r, peak[i]-peak[i]/10)
+		peak[i] = max(r, uint64(float64(peak[i])*keep))
 	}
 	return peak
 }
@@ -576,14 +619,19 @@ func (t *Track) layerCosts(dt *DownTrack) ([]uint64, int, bool) {
 // bandwidthLimit lowers target, a layer index or LayerAuto, to dt's
 // bandwidth cap, or to its start layer while it has none. t.mu is held.
 func (t *Track) bandwidthLimit(dt *DownTrack, target int) int {
-	c := int(dt.bweCap.Load()) - 1
-	if c < 0 {
-		if b := dt.bweStart.Load(); b > 0 {
-			return min(layerIndex(target, len(t.layers)), t.startLayer(b))
-		}
-		return target
+	if b := dt.bweStart.Load(); b > 0 && dt.bweCap.Load() == 0 {
+		return min(layerIndex(target, len(t.layers)), t.startLayer(b))
 	}
-	return min(layerIndex(target, len(t.layers)), c)
+	return t.estimateLimit(dt, target)
+}
+
+// estimateLimit lowers target, a layer index or LayerAuto, to dt's
+// bandwidth cap, if it has one. t.mu is held.
+func (t *Track) estimateLimit(dt *DownTrack, target int) int {
+	if c := int(dt.bweCap.Load()) - 1; c >= 0 {
+		return min(layerIndex(target, len(t.layers)), c)
+	}
+	return target
 }
 
 // startTarget is the layer dt's start caps it at; LayerAuto when it

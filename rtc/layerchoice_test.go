@@ -175,3 +175,55 @@ func TestAllocatorChecksWhileNeeded(t *testing.T) {
 		t.Fatal("checks go on after close")
 	}
 }
+
+// TestPeakRatesDecayByTime: a layer's peak fades by the time since it was
+// reached, not by the number of checks: a second of the start's 100 ms
+// checks forgets what a second of 500 ms checks does, and a rate above
+// the peak replaces it.
+func TestPeakRatesDecayByTime(t *testing.T) {
+	const peak = 1_000_000
+	fade := func(interval time.Duration) uint64 {
+		p := peakRates(nil, []uint64{peak}, 0)
+		for range time.Second / interval {
+			p = peakRates(p, []uint64{0}, interval)
+		}
+		return p[0]
+	}
+	slow, fast := fade(bweCheckInterval), fade(bweStartCheckInterval)
+	want := uint64(peak * (1 - bwePeakDecay))
+	for _, got := range []uint64{slow, fast} {
+		if got+100 < want || got > want+100 { // each step rounds down
+			t.Fatalf("a second after a %d bps peak: %d bps at 500 ms checks, %d at 100 ms; want about %d", peak, slow, fast, want)
+		}
+	}
+	if p := peakRates([]uint64{peak}, []uint64{2 * peak}, bweStartCheckInterval); p[0] != 2*peak {
+		t.Fatalf("a rate above the peak: peak %d, want %d", p[0], 2*peak)
+	}
+}
+
+// TestRateMeterWindow: a rate is measured over at least bweRateWindow,
+// so that a keyframe's burst between two of the start's checks does not
+// read as the stream's rate.
+func TestRateMeterWindow(t *testing.T) {
+	start := time.Unix(6_000_000, 0)
+	var m rateMeter
+	m.update(start, 1000)
+	// A 50 kB keyframe in the first 100 ms, then 5 kB each 100 ms.
+	b := uint64(1000 + 50_000)
+	m.update(start.Add(bweStartCheckInterval), b)
+	if m.rate != 0 {
+		t.Fatalf("rate %d bps after %v, want none yet", m.rate, bweStartCheckInterval)
+	}
+	for i := 2; i <= 5; i++ {
+		b += 5000
+		m.update(start.Add(time.Duration(i)*bweStartCheckInterval), b)
+	}
+	if want := uint64(70_000 * 8 * 2); m.rate != want {
+		t.Fatalf("rate %d bps over %v, want %d", m.rate, bweRateWindow, want)
+	}
+	b += 5000
+	m.update(start.Add(6*bweStartCheckInterval), b)
+	if want := uint64(70_000 * 8 * 2); m.rate != want {
+		t.Fatalf("rate %d bps 100 ms into the next window, want the last window's %d", m.rate, want)
+	}
+}

@@ -413,14 +413,15 @@ func (p *Peer) ApplyOffer(s string) (string, error) {
 	if p.mode != PeerSignaling && p.offered {
 		return "", refuse(ErrNegotiationState, "a %s session takes one offer", p.mode)
 	}
+	// Before the rollback below: an offer refused here changes nothing.
+	remote, undo, err := p.toPion(s, parsed, plan)
+	if err != nil {
+		return "", err
+	}
 	if p.awaitingAnswer {
 		// Glare, and we are the polite peer: our offer was never applied
 		// locally (see negotiate), so dropping it is all a rollback takes.
 		p.awaitingAnswer, p.pendingOffer, p.needsNegotiation = false, nil, true
-	}
-	remote, undo, err := p.toPion(s, parsed, plan)
-	if err != nil {
-		return "", err
 	}
 	p.skipDeclined(parsed, nil, p.agreedTracks)
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: remote}); err != nil {
@@ -552,9 +553,11 @@ func (p *Peer) negotiate() {
 		p.needsNegotiation = true
 		return
 	}
-	p.needsNegotiation = false
+	// An offer that fails to be made stays due (needsNegotiation): the
+	// next exchange, ICE state or track change tries again.
 	offer, err := p.pc.CreateOffer(nil)
 	if err != nil {
+		p.needsNegotiation = true
 		p.log.Warn("create offer", "err", err)
 		return
 	}
@@ -570,9 +573,11 @@ func (p *Peer) negotiate() {
 		sent = rewritten
 	}
 	if sent, err = p.sim.clientView(sent); err != nil {
+		p.needsNegotiation = true
 		p.log.Warn("offer in the client's simulcast terms", "err", err)
 		return
 	}
+	p.needsNegotiation = false
 	p.pendingOffer, p.awaitingAnswer = &offer, true
 	p.offeredTracks = p.liveTracks(nil)
 	p.h.OnDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sent})

@@ -388,9 +388,12 @@ func (t *Track) selectLocked(dt *DownTrack) error {
 }
 
 // announceLocked tells OnLayersNeeded the layers wanted, if they changed:
-// the lowest, and the target of each subscriber (targetOf), whether or not
-// that layer arrives now: a layer the publisher stopped is wanted again
-// when a subscriber's target comes back to it. t.mu is held.
+// the lowest, and for each subscriber its ceiling lowered to its
+// bandwidth cap, whether or not that layer arrives now: a layer the
+// publisher stopped is wanted again when a subscriber's target comes back
+// to it. A start layer (bweStart) is a guess, not a cap: the layers above
+// it stay wanted, so that they are measured and can be allocated once the
+// estimate pays for them. t.mu is held.
 func (t *Track) announceLocked() {
 	if t.onNeeded == nil || len(t.layers) < 2 || t.closed || t.ended {
 		return
@@ -399,7 +402,7 @@ func (t *Track) announceLocked() {
 	want[0] = true
 	for dt := range t.subs {
 		if !dt.paused.Load() { // a paused subscriber wants no layer
-			want[layerIndex(t.targetOf(dt), len(want))] = true
+			want[layerIndex(t.estimateLimit(dt, t.ceilingOf(dt)), len(want))] = true
 		}
 	}
 	var needed, unneeded []string

@@ -423,11 +423,11 @@ type ssrcSimulcast struct {
 	// changed.
 	layers atomic.Pointer[map[uint32]ssrcLayer]
 
-	// The Peer's goroutine alone uses the following, merged from each
-	// description of the client's that was applied.
-	ridForm map[string]bool         // mids of the sections pion has in rid form
-	added   map[int]bool            // header extension ids the rid form added
-	offered map[string]map[int]bool // the header extension ids each section lists
+	// The Peer's goroutine alone uses the following, from the client's
+	// descriptions that were applied.
+	ridForm map[string]bool         // mids of the last description's SIM sections, which pion has in rid form
+	added   map[int]bool            // header extension ids the rid form ever added: pion keeps them
+	offered map[string]map[int]bool // the header extension ids each section of the last lists
 }
 
 // expect makes the layers of plan known to the interceptor, in place of
@@ -441,14 +441,18 @@ func (s *ssrcSimulcast) expect(plan *ssrcPlan) (undo func()) {
 }
 
 // applied records a description of the client's that pion took; plan is
-// nil for one without a SIM section.
+// nil for one without a SIM section. Which sections are in rid form is
+// rebuilt from each: a mid the client now sends without its SIM group
+// (with rids of its own, say) must have its rid and simulcast lines in
+// the server's answer again.
 func (s *ssrcSimulcast) applied(plan *ssrcPlan, d *sdp.SessionDescription) {
-	if plan == nil && s.ridForm == nil {
-		return
+	if plan == nil && s.added == nil {
+		return // no SIM section yet: nothing to rewrite
 	}
-	if s.ridForm == nil {
-		s.ridForm, s.added, s.offered = map[string]bool{}, map[int]bool{}, map[string]map[int]bool{}
+	if s.added == nil {
+		s.added = map[int]bool{}
 	}
+	s.ridForm = map[string]bool{}
 	if plan != nil {
 		for mid := range plan.sections {
 			s.ridForm[mid] = true
@@ -456,11 +460,10 @@ func (s *ssrcSimulcast) applied(plan *ssrcPlan, d *sdp.SessionDescription) {
 		for id := range plan.added {
 			s.added[id] = true
 		}
-		for mid, ids := range plan.offered {
-			s.offered[mid] = ids
-		}
+		s.offered = plan.offered
 		return
 	}
+	s.offered = map[string]map[int]bool{}
 	for _, md := range d.MediaDescriptions {
 		mid, _ := md.Attribute(sdp.AttrKeyMID)
 		ids := map[int]bool{}
@@ -480,7 +483,7 @@ func (s *ssrcSimulcast) applied(plan *ssrcPlan, d *sdp.SessionDescription) {
 // left as it is; so is the whole description on a connection with no
 // SIM section.
 func (s *ssrcSimulcast) clientView(desc string) (string, error) {
-	if s.ridForm == nil {
+	if s.added == nil {
 		return desc, nil
 	}
 	var d sdp.SessionDescription

@@ -607,3 +607,52 @@ func TestLoopbackSimulcastBySSRCRenegotiates(t *testing.T) {
 		return true
 	})
 }
+
+// TestClientViewFollowsRenegotiation: the server's answer drops the rid
+// and simulcast lines of a section only while the client sends it with a
+// SIM group: once it renegotiates that mid with rids of its own, they are
+// in the answer again.
+func TestClientViewFollowsRenegotiation(t *testing.T) {
+	s := &ssrcSimulcast{}
+	plan, err := planSSRCSimulcast(simParseSDP(t, simOffer))
+	if err != nil || plan == nil {
+		t.Fatalf("plan of the SIM offer: %v, %v", plan, err)
+	}
+	s.applied(plan, simParseSDP(t, simOffer))
+	const server = "v=0\r\n" +
+		"o=- 3 4 IN IP4 127.0.0.1\r\n" +
+		"s=-\r\n" +
+		"t=0 0\r\n" +
+		"m=video 9 UDP/TLS/RTP/SAVPF 96\r\n" +
+		"c=IN IP4 0.0.0.0\r\n" +
+		"a=mid:1\r\n" +
+		"a=recvonly\r\n" +
+		"a=rtpmap:96 VP8/90000\r\n" +
+		"a=rid:q recv\r\n" +
+		"a=rid:h recv\r\n" +
+		"a=simulcast:recv q;h\r\n"
+	view := func() string {
+		t.Helper()
+		v, err := s.clientView(server)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := view(); strings.Contains(v, "a=rid:") || strings.Contains(v, "a=simulcast:") {
+		t.Fatalf("the answer to a SIM section names rids:\n%s", v)
+	}
+
+	// The same mid, now with rids of its own.
+	ridOffer := strings.Replace(simOffer[:strings.Index(simOffer, "a=ssrc-group:SIM")], "a=extmap:3 ",
+		"a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=extmap:5 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\na=extmap:3 ", 1) +
+		"a=rid:q send\r\na=rid:h send\r\na=simulcast:send q;h\r\n"
+	d := simParseSDP(t, ridOffer)
+	if plan, err := planSSRCSimulcast(d); err != nil || plan != nil {
+		t.Fatalf("plan of the rid offer: %v, %v; want none", plan, err)
+	}
+	s.applied(nil, d)
+	if v := view(); !strings.Contains(v, "a=rid:q recv") || !strings.Contains(v, "a=simulcast:recv q;h") {
+		t.Fatalf("the answer to a section renegotiated with rids lacks them:\n%s", v)
+	}
+}

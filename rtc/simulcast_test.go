@@ -490,6 +490,26 @@ func TestTrackAnnouncesLayersNeeded(t *testing.T) {
 	}
 }
 
+// TestTrackAnnouncesLayersPastStart: a subscriber on its start layer (a
+// guess before any estimate) leaves its ceiling wanted, so that the
+// publisher keeps sending it and it is measured; the estimate's cap, once
+// it comes, makes it unneeded.
+func TestTrackAnnouncesLayersPastStart(t *testing.T) {
+	fx := newSimulcastFixture(t)
+	fx.sizeLayers([][2]int{{320, 180}, {640, 360}, {1280, 720}})
+	dt, _ := fx.subscriberWith(func(dt *DownTrack) { dt.bweStart.Store(1) })
+	if headingTo(dt) != 0 {
+		t.Fatalf("the subscriber starts on %+v, want the lowest layer", dt.Layer())
+	}
+	if got := fx.layersNeeded(); len(got) == 0 || got[len(got)-1] != "q f/h" {
+		t.Fatalf("layers announced %q, want the top layer wanted at last", got)
+	}
+	dt.setBandwidthCap(0, false)
+	if got := fx.layersNeeded(); got[len(got)-1] != "q/h f" {
+		t.Fatalf("layers announced %q once the estimate caps the subscriber at the lowest, want only it wanted", got)
+	}
+}
+
 // TestTrackChecksOnlyLayers: a track sent as one stream without a rid
 // runs no layer checks; a second layer starts them.
 func TestTrackChecksOnlyLayers(t *testing.T) {

@@ -157,3 +157,70 @@ func TestAllocatorStartOnStaleCheck(t *testing.T) {
 		t.Fatalf("after a stale check the second track has layer %+v, start %d; want the middle one, capped", second.Layer(), second.bweStart.Load())
 	}
 }
+
+// TestAllocatorStartChecksEnd: the start's frequent checks are not held
+// by a video down-track that sends nothing: one its subscriber paused
+// has none, and one that never sends (a silent camera) has them for
+// bweStartChecksFor after it was added, then the checks come every
+// bweCheckInterval.
+func TestAllocatorStartChecksEnd(t *testing.T) {
+	fx := newSimulcastFixture(t)
+	// nextCheck advances clk by a start interval, then the rest of a
+	// check interval, and reports which of the two brought a check.
+	nextCheck := func(a *allocator, clk *clock.Manual) time.Duration {
+		t.Helper()
+		if clk.Pending() != 1 {
+			t.Fatalf("%d checks scheduled, want 1", clk.Pending())
+		}
+		last := a.lastCheck
+		clk.Advance(bweStartCheckInterval)
+		if a.lastCheck != last {
+			return bweStartCheckInterval
+		}
+		clk.Advance(bweCheckInterval - bweStartCheckInterval)
+		if a.lastCheck == last {
+			t.Fatalf("no check %v after the last", bweCheckInterval)
+		}
+		return bweCheckInterval
+	}
+
+	t.Run("paused by its subscriber", func(t *testing.T) {
+		clk := clock.NewManual(time.Unix(4_000_000, 0))
+		a := newAllocator(nil, clk, nil)
+		t.Cleanup(a.close)
+		fx.subscriberWith(func(dt *DownTrack) {
+			dt.SetPaused(true)
+			a.add(dt)
+		})
+		clk.Advance(bweStartCheckInterval) // the first check, scheduled by add
+		for i := range 4 {
+			if got := nextCheck(a, clk); got != bweCheckInterval {
+				t.Fatalf("check %d came %v after the last, want %v", i, got, bweCheckInterval)
+			}
+		}
+	})
+
+	t.Run("silent", func(t *testing.T) {
+		clk := clock.NewManual(time.Unix(5_000_000, 0))
+		a := newAllocator(nil, clk, nil)
+		t.Cleanup(a.close)
+		var added time.Time
+		dt, _ := fx.subscriberWith(func(dt *DownTrack) {
+			added = clk.Now()
+			a.add(dt)
+		})
+		for clk.Now().Sub(added) < bweStartChecksFor {
+			if got := nextCheck(a, clk); got != bweStartCheckInterval {
+				t.Fatalf("%v after the add: check came %v after the last, want %v", clk.Now().Sub(added), got, bweStartCheckInterval)
+			}
+		}
+		for i := range 4 {
+			if got := nextCheck(a, clk); got != bweCheckInterval {
+				t.Fatalf("check %d past the start's checks came %v after the last, want %v", i, got, bweCheckInterval)
+			}
+		}
+		if dt.Stats().Packets != 0 || dt.bweStart.Load() == 0 || headingTo(dt) != 0 {
+			t.Fatalf("silent down-track: %d packets, start %d, layer %+v; want its start layer kept", dt.Stats().Packets, dt.bweStart.Load(), dt.Layer())
+		}
+	})
+}
