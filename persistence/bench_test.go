@@ -11,7 +11,7 @@ import (
 )
 
 func BenchmarkPutRoom(b *testing.B) {
-	s, fs := openCountingStore(b)
+	s, fs := openCountingStore(b, 0)
 	ctx := context.Background()
 	before := fs.syncs.Load()
 	b.ReportAllocs()
@@ -25,7 +25,7 @@ func BenchmarkPutRoom(b *testing.B) {
 }
 
 func BenchmarkPutRoomParallel(b *testing.B) {
-	s, fs := openCountingStore(b)
+	s, fs := openCountingStore(b, 0)
 	ctx := context.Background()
 	var next atomic.Int64
 	b.SetParallelism(32) // writers waiting on I/O, not CPU: many per core

@@ -7,16 +7,29 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/troupe-media/troupe/persistence/internal/recordtest"
 )
 
-// walSyncFS counts the fsyncs of write-ahead log files (*.log).
+// walSyncFS counts the fsyncs of write-ahead log files (*.log). With
+// syncTime set, each of them also takes that long, as on a disk: a test
+// directory's fsync may return in microseconds, and then whether writers
+// overlap one depends on how the machine schedules them.
 type walSyncFS struct {
 	vfs.FS
-	syncs atomic.Int64
+	syncs    atomic.Int64
+	syncTime time.Duration
+}
+
+// synced counts an fsync and gives it a disk's duration.
+func (fs *walSyncFS) synced() {
+	fs.syncs.Add(1)
+	if fs.syncTime > 0 {
+		time.Sleep(fs.syncTime)
+	}
 }
 
 func (fs *walSyncFS) wrap(name string, f vfs.File, err error) (vfs.File, error) {
@@ -47,19 +60,19 @@ type walSyncFile struct {
 }
 
 func (f *walSyncFile) Sync() error {
-	f.fs.syncs.Add(1)
+	f.fs.synced()
 	return f.File.Sync()
 }
 
 // SyncData is what Pebble's WAL writer calls to make a commit durable.
 func (f *walSyncFile) SyncData() error {
-	f.fs.syncs.Add(1)
+	f.fs.synced()
 	return f.File.SyncData()
 }
 
-func openCountingStore(t testing.TB) (*Store, *walSyncFS) {
+func openCountingStore(t testing.TB, syncTime time.Duration) (*Store, *walSyncFS) {
 	t.Helper()
-	fs := &walSyncFS{FS: vfs.Default}
+	fs := &walSyncFS{FS: vfs.Default, syncTime: syncTime}
 	s, err := Open(Config{Dir: t.TempDir(), FS: fs, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +84,7 @@ func openCountingStore(t testing.TB) (*Store, *walSyncFS) {
 // TestSerialPutsSyncEach shows that the counter sees every commit's fsync,
 // which is what makes the concurrent test below meaningful.
 func TestSerialPutsSyncEach(t *testing.T) {
-	s, fs := openCountingStore(t)
+	s, fs := openCountingStore(t, 0)
 	const puts = 20
 	before := fs.syncs.Load()
 	for i := range puts {
@@ -84,9 +97,11 @@ func TestSerialPutsSyncEach(t *testing.T) {
 
 // TestConcurrentPutsShareFsyncs proves group commit: synced PutRoom calls
 // from many goroutines share WAL fsyncs because the store holds no lock of
-// its own across Commit.
+// its own across Commit. Each fsync takes 2 ms, as a fast disk's, so that
+// writers arriving while one runs wait for the next, which a store that
+// serialized its commits would give one each.
 func TestConcurrentPutsShareFsyncs(t *testing.T) {
-	s, fs := openCountingStore(t)
+	s, fs := openCountingStore(t, 2*time.Millisecond)
 	const writers = 200
 	start := make(chan struct{})
 	errs := make(chan error, writers)
