@@ -305,6 +305,12 @@ func (s *Sender) RequestKeyframe() { s.wantKey.Store(true) }
 // ServeKeyframeRequests reads the RTCP of the RTPSender that carries the
 // track until it ends, and asks for a keyframe on each PLI or FIR.
 func (s *Sender) ServeKeyframeRequests(rs *webrtc.RTPSender) {
+	ServeKeyframeRequests(rs, s.RequestKeyframe)
+}
+
+// ServeKeyframeRequests reads rs's RTCP until it ends and calls request
+// on each PLI or FIR, as an encoder's owner does.
+func ServeKeyframeRequests(rs *webrtc.RTPSender, request func()) {
 	for {
 		pkts, _, err := rs.ReadRTCP()
 		if err != nil {
@@ -313,7 +319,7 @@ func (s *Sender) ServeKeyframeRequests(rs *webrtc.RTPSender) {
 		for _, p := range pkts {
 			switch p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				s.RequestKeyframe()
+				request()
 			}
 		}
 	}
