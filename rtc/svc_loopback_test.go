@@ -104,10 +104,11 @@ var svcAV1 = svcCodec{
 // TestLoopbackSVC: a pion publisher sends a scalable stream (two spatial
 // layers and two temporal layers in one SSRC, as an SVC encoder does)
 // through the server; the server forwards it whole. The Track has one
-// layer and no rid, the subscriber never switches, and it receives every
-// packet from its first keyframe on: the publisher's payloads byte for
-// byte, in order, with sequence numbers one apart, both spatial layers
-// and both temporal layers, nothing dropped on the way.
+// layer and no rid. Two subscribers, one with a frame rate cap, a
+// quality cap and a small rendered size, never switch, and each receives
+// every packet from its first keyframe on: the publisher's payloads byte
+// for byte, in order, with sequence numbers one apart, both spatial
+// layers and both temporal layers, nothing dropped on the way.
 func TestLoopbackSVC(t *testing.T) {
 	for name, codec := range map[string]svcCodec{"VP9": svcVP9, "AV1": svcAV1} {
 		t.Run(name, func(t *testing.T) { loopbackSVC(t, codec) })
@@ -216,60 +217,112 @@ func loopbackSVC(t *testing.T, codec svcCodec) {
 	}
 	t.Cleanup(func() { _ = track.Close() })
 
-	_, dt, rec := subscribeLoopback(t, PeerConfig{Engine: engine, Mode: PeerSignaling}, api, track, wg)
-	poll.Until(t, "a second of the stream at the subscriber", func() bool { return len(rec.get()) >= 200 })
-
-	got := rec.get()
-	first := slices.IndexFunc(camera.payloads(), func(b []byte) bool { return bytes.Equal(b, got[0].payload) })
-	if first < 0 {
-		t.Fatalf("the subscriber's first packet %x... is none the publisher sent", svcHead(got[0].payload))
-	}
-	if !startsKeyframe(codecKindOf(codec.capability.MimeType), got[0].payload) {
-		t.Fatalf("the subscriber's stream starts on %x..., not a keyframe", svcHead(got[0].payload))
+	// One subscriber as it comes, one with every cap a subscriber or its
+	// room sets: a frame rate (which VP8 temporal layers would meet), a
+	// quality and a small rendered size (which would pick a simulcast
+	// layer). None applies inside an SVC stream.
+	cfg := PeerConfig{Engine: engine, Mode: PeerSignaling}
+	subs := []*svcSubscriber{{name: "plain"}, {name: "capped"}}
+	_, subs[0].dt, subs[0].rec = subscribeLoopback(t, cfg, api, track, wg)
+	_, subs[1].dt, subs[1].rec = subscribeLoopbackThen(t, cfg, api, track, wg, func(dt *DownTrack) {
+		dt.SetMaxFrameRate(5)
+		dt.SetMaxSize(180)
+		dt.SetLimits(LayerLimits{MaxLines: 90, Width: 160, Height: 90})
+	})
+	for _, sub := range subs {
+		poll.Until(t, "a second of the stream at the "+sub.name+" subscriber", func() bool { return len(sub.rec.get()) >= 200 })
+		sub.start(t, codec, camera.payloads())
 	}
 	// Every packet sent so far from there must come. The stream goes on
 	// meanwhile, so that a packet lost on the way is missed by the next
-	// one and resent (NACK); a resent packet comes late, hence the order
-	// of the subscriber's sequence numbers.
-	seq0 := got[0].hdr.SequenceNumber
-	bySeq := func() map[int]sentPacket {
-		m := make(map[int]sentPacket)
-		for _, p := range rec.get() {
-			m[int(p.hdr.SequenceNumber-seq0)] = p
-		}
-		return m
+	// one and resent (NACK).
+	for _, sub := range subs {
+		poll.Until(t, "every packet sent from the first keyframe at the "+sub.name+" subscriber", sub.hasAll)
 	}
-	n := len(camera.payloads()) - first
-	poll.Until(t, "every packet sent from the first keyframe at the subscriber", func() bool {
-		m := bySeq()
-		for i := range n {
-			if _, ok := m[i]; !ok {
-				return false
-			}
-		}
-		return true
-	})
 	stopSending()
 	<-sending
-	sent := camera.payloads()[first:]
-	for _, p := range rec.get() {
-		off := int(p.hdr.SequenceNumber - seq0)
-		if off >= len(sent) || !bytes.Equal(p.payload, sent[off]) {
-			t.Fatalf("sequence number %d (packet %d of the stream): payload %x... is not what the publisher sent there", p.hdr.SequenceNumber, off, svcHead(p.payload))
+	for _, sub := range subs {
+		sub.check(t, codec, camera.payloads())
+	}
+
+	if l := track.Layers(); len(l) != 1 || l[0].RID != "" || l[0].SSRC != fwd.ssrc {
+		t.Fatalf("the track's layers are %+v, want one, without a rid", l)
+	}
+}
+
+// svcSubscriber is what a subscriber of TestLoopbackSVC received.
+type svcSubscriber struct {
+	name string
+	dt   *DownTrack
+	rec  *recording
+	// first is the index among the publisher's packets of the first one
+	// the subscriber received, which it received as seq0; n counts the
+	// packets sent from there when the test looked.
+	first int
+	seq0  uint16
+	n     int
+}
+
+// start notes where the subscriber's stream began among sent, all the
+// publisher has sent so far: on a keyframe.
+func (s *svcSubscriber) start(t *testing.T, codec svcCodec, sent [][]byte) {
+	t.Helper()
+	got := s.rec.get()[0]
+	s.first = slices.IndexFunc(sent, func(b []byte) bool { return bytes.Equal(b, got.payload) })
+	if s.first < 0 {
+		t.Fatalf("%s: the first packet %x... is none the publisher sent", s.name, svcHead(got.payload))
+	}
+	if !startsKeyframe(codecKindOf(codec.capability.MimeType), got.payload) {
+		t.Fatalf("%s: the stream starts on %x..., not a keyframe", s.name, svcHead(got.payload))
+	}
+	s.seq0, s.n = got.hdr.SequenceNumber, len(sent)-s.first
+}
+
+// bySeq returns the packets received by their place in the stream, as
+// their sequence numbers say: a resent packet comes late.
+func (s *svcSubscriber) bySeq() map[int]sentPacket {
+	m := make(map[int]sentPacket)
+	for _, p := range s.rec.get() {
+		m[int(p.hdr.SequenceNumber-s.seq0)] = p
+	}
+	return m
+}
+
+// hasAll reports whether the first n packets of the stream came.
+func (s *svcSubscriber) hasAll() bool {
+	m := s.bySeq()
+	for i := range s.n {
+		if _, ok := m[i]; !ok {
+			return false
 		}
 	}
-	// Packets 0 to n-1 all came, each where the publisher sent it.
-	byOffset := bySeq()
+	return true
+}
+
+// check fails unless each packet received is the one the publisher sent
+// at its place (sent is all it sent), the first n in one SSRC with a new
+// timestamp after each marker and every layer among them, and the
+// down-track stayed on the Track's one layer, dropping nothing.
+func (s *svcSubscriber) check(t *testing.T, codec svcCodec, sent [][]byte) {
+	t.Helper()
+	sent = sent[s.first:]
+	for _, p := range s.rec.get() {
+		off := int(p.hdr.SequenceNumber - s.seq0)
+		if off >= len(sent) || !bytes.Equal(p.payload, sent[off]) {
+			t.Fatalf("%s: sequence number %d (packet %d of the stream): payload %x... is not what the publisher sent there", s.name, p.hdr.SequenceNumber, off, svcHead(p.payload))
+		}
+	}
+	byOffset := s.bySeq()
 	seen := make(map[[2]int]int)
-	for i := range n {
+	for i := range s.n {
 		p := byOffset[i]
-		if p.hdr.SSRC != got[0].hdr.SSRC {
-			t.Fatalf("packet %d: SSRC %d after %d", i, p.hdr.SSRC, got[0].hdr.SSRC)
+		if p.hdr.SSRC != byOffset[0].hdr.SSRC {
+			t.Fatalf("%s: packet %d: SSRC %d after %d", s.name, i, p.hdr.SSRC, byOffset[0].hdr.SSRC)
 		}
 		if i > 0 {
 			q := byOffset[i-1]
 			if newPic := p.hdr.Timestamp != q.hdr.Timestamp; newPic != q.hdr.Marker {
-				t.Fatalf("packet %d: a new timestamp (%v) where the last picture ended (%v)", i, newPic, q.hdr.Marker)
+				t.Fatalf("%s: packet %d: a new timestamp (%v) where the last picture ended (%v)", s.name, i, newPic, q.hdr.Marker)
 			}
 		}
 		if sid, tid := codec.layers(p.payload); sid >= 0 {
@@ -278,23 +331,19 @@ func loopbackSVC(t *testing.T, codec svcCodec) {
 	}
 	for _, l := range [][2]int{{0, 0}, {0, 1}, {1, 0}, {1, 1}} {
 		if seen[l] == 0 {
-			t.Fatalf("no frame of spatial layer %d, temporal layer %d received; frames by layers: %v", l[0], l[1], seen)
+			t.Fatalf("%s: no frame of spatial layer %d, temporal layer %d received; frames by layers: %v", s.name, l[0], l[1], seen)
 		}
 	}
-
-	if l := track.Layers(); len(l) != 1 || l[0].RID != "" || l[0].SSRC != fwd.ssrc {
-		t.Fatalf("the track's layers are %+v, want one, without a rid", l)
+	if st := s.dt.Layer(); st.Current != 0 || st.Next != -1 {
+		t.Fatalf("%s: the down-track is at %+v, want the one layer", s.name, st)
 	}
-	if st := dt.Layer(); st.Current != 0 {
-		t.Fatalf("the subscriber is on layer %+v, want the one", st)
-	}
-	st := dt.Stats()
+	st := s.dt.Stats()
 	if st.LayerSwitches != 0 {
-		t.Fatalf("the subscriber switched layers %d times", st.LayerSwitches)
+		t.Fatalf("%s: the down-track switched layers %d times", s.name, st.LayerSwitches)
 	}
-	for _, r := range []DropReason{DropTemporalLayer, DropSwitchPending, DropBandwidth, DropStaleSource, DropQueueFull} {
+	for _, r := range []DropReason{DropTemporalLayer, DropSwitchPending, DropBandwidth, DropPaused, DropStaleSource, DropQueueFull} {
 		if n := st.Dropped(r); n != 0 {
-			t.Fatalf("%d packets dropped: %v", n, r)
+			t.Fatalf("%s: %d packets dropped: %v", s.name, n, r)
 		}
 	}
 }
