@@ -62,7 +62,8 @@ var svcVP9 = svcCodec{
 		}
 		d := []byte{b0, 0x80 | byte(id>>8), byte(id), idx, byte(tl0)}
 		if ss {
-			// N_S = 1 (two layers), Y: their sizes, no picture group.
+			// N_S = 1 (two layers), Y: their sizes (320x180 and
+			// 640x360), no picture group.
 			d = append(d, 0x30, 0x01, 0x40, 0x00, 0xb4, 0x02, 0x80, 0x01, 0x68)
 		}
 		return d
