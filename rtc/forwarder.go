@@ -358,6 +358,8 @@ func (f *Forwarder) readResolution(payload []byte) {
 	switch f.ckind {
 	case codecVP8:
 		w, h, ok = vp8Resolution(payload)
+	case codecVP9:
+		w, h, ok = vp9Resolution(payload)
 	case codecH264:
 		w, h, ok = h264Resolution(payload)
 	}
@@ -368,7 +370,8 @@ func (f *Forwarder) readResolution(payload []byte) {
 }
 
 // Resolution returns the picture size read from the track's last
-// keyframe that carried one (VP8 and H.264 keyframes do), or zeros.
+// keyframe that carried one (VP8 and H.264 keyframes do, VP9's with a
+// scalability structure), or zeros.
 func (f *Forwarder) Resolution() (width, height int) {
 	return int(f.width.Load()), int(f.height.Load())
 }

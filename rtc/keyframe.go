@@ -97,6 +97,62 @@ func vp9Keyframe(p []byte) bool {
 	return true
 }
 
+// vp9Resolution reads the picture size a VP9 keyframe's first packet
+// carries in its payload descriptor's scalability structure (RFC 9628
+// section 4.2.1: V set, then N_S, Y and, with Y, the width and height of
+// each spatial layer): the largest layer's, the picture a subscriber of
+// the whole stream decodes. libwebrtc sends the structure on every
+// keyframe, with one layer when it sends no SVC.
+func vp9Resolution(p []byte) (width, height int, ok bool) {
+	if len(p) < 1 {
+		return 0, 0, false
+	}
+	d := p[0]
+	if d&0x08 == 0 || d&0x40 != 0 || d&0x02 == 0 { // B clear, P set, or no V
+		return 0, 0, false
+	}
+	i := 1
+	if d&0x80 != 0 { // I: a 7- or 15-bit picture id
+		if len(p) <= i {
+			return 0, 0, false
+		}
+		if p[i]&0x80 != 0 {
+			i++
+		}
+		i++
+	}
+	if d&0x20 != 0 { // L: layer indices, and TL0PICIDX in non-flexible mode
+		i++
+		if d&0x10 == 0 {
+			i++
+		}
+	}
+	// F with P would list reference indices here; P is clear on a keyframe.
+	if len(p) <= i {
+		return 0, 0, false
+	}
+	ss := p[i]
+	if ss&0x10 == 0 { // Y clear: no sizes
+		return 0, 0, false
+	}
+	layers := int(ss>>5) + 1
+	sizes := p[i+1:]
+	if len(sizes) < 4*layers {
+		return 0, 0, false
+	}
+	for l := range layers {
+		w := int(binary.BigEndian.Uint16(sizes[4*l:]))
+		h := int(binary.BigEndian.Uint16(sizes[4*l+2:]))
+		if w == 0 || h == 0 {
+			return 0, 0, false
+		}
+		if w*h > width*height {
+			width, height = w, h
+		}
+	}
+	return width, height, true
+}
+
 // h264Keyframe looks for an IDR slice or a sequence parameter set at the
 // start of the packet (RFC 6184: single NAL unit, STAP-A, or the first
 // fragment of an FU-A).

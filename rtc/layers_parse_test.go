@@ -45,6 +45,50 @@ func TestVP8Resolution(t *testing.T) {
 	}
 }
 
+// vp9KeySS is the start of a VP9 keyframe whose descriptor (after the
+// first byte's flags and the given fields) carries a scalability
+// structure with the sizes given, as pairs of width and height.
+func vp9KeySS(flags byte, fields []byte, sizes ...int) []byte {
+	p := append([]byte{flags}, fields...)
+	p = append(p, byte(len(sizes)/2-1)<<5|0x10)
+	for _, v := range sizes {
+		p = binary.BigEndian.AppendUint16(p, uint16(v))
+	}
+	return append(p, 0x82, 0x49, 0x83) // the frame's first bytes
+}
+
+func TestVP9Resolution(t *testing.T) {
+	tests := []struct {
+		name string
+		p    []byte
+		w, h int
+		ok   bool
+	}{
+		{"one layer", vp9KeySS(0x0a, nil, 640, 360), 640, 360, true},
+		{"15-bit picture id", vp9KeySS(0x8a, []byte{0x81, 0x23}, 1280, 720), 1280, 720, true},
+		{"7-bit picture id, layers, TL0PICIDX", vp9KeySS(0xaa, []byte{0x12, 0x00, 0x07}, 320, 180), 320, 180, true},
+		{"flexible mode: no TL0PICIDX", vp9KeySS(0xba, []byte{0x12, 0x00}, 320, 180), 320, 180, true},
+		{"two spatial layers: the larger", vp9KeySS(0x8a, []byte{0x05}, 320, 180, 640, 360), 640, 360, true},
+		{"three layers", vp9KeySS(0x0a, nil, 320, 180, 640, 360, 1280, 720), 1280, 720, true},
+		{"no structure (V clear)", vp9KeySS(0x08, nil, 640, 360), 0, 0, false},
+		{"structure without sizes (Y clear)", []byte{0x0a, 0x08, 0x00}, 0, 0, false},
+		{"inter-predicted (P set)", vp9KeySS(0x4a, nil, 640, 360), 0, 0, false},
+		{"not the frame's start (B clear)", vp9KeySS(0x02, nil, 640, 360), 0, 0, false},
+		{"sizes cut short", vp9KeySS(0x0a, nil, 320, 180, 640, 360)[:7], 0, 0, false},
+		{"zero height", vp9KeySS(0x0a, nil, 640, 0), 0, 0, false},
+		{"descriptor cut short", []byte{0x8a, 0x81}, 0, 0, false},
+		{"empty", nil, 0, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, h, ok := vp9Resolution(tt.p)
+			if w != tt.w || h != tt.h || ok != tt.ok {
+				t.Fatalf("vp9Resolution = %d, %d, %v; want %d, %d, %v", w, h, ok, tt.w, tt.h, tt.ok)
+			}
+		})
+	}
+}
+
 // spsWriter writes the fields of an H.264 sequence parameter set.
 type spsWriter struct {
 	bits []bool
@@ -216,8 +260,8 @@ func TestH264Resolution(t *testing.T) {
 }
 
 // FuzzLayerParsers feeds arbitrary payloads to the parsers of a layer's
-// keyframes and descriptors: no panic, sizes inside H.264's and VP8's
-// bounds, and a rewritten VP8 descriptor that reads back as written.
+// keyframes and descriptors: no panic, sizes inside H.264's, VP8's and
+// VP9's bounds, and a rewritten VP8 descriptor that reads back as written.
 func FuzzLayerParsers(f *testing.F) {
 	f.Add(vp8Key([]byte{0x90, 0xe0, 0x81, 0x02, 0x07, 0x40}, 1280, 720))
 	f.Add([]byte{0x67, 0x42, 0xc0, 0x1f, 0x1a, 0x32, 0x35, 0x01, 0x40, 0x7a, 0x40, 0x3c, 0x22, 0x11, 0xa8})
@@ -226,7 +270,11 @@ func FuzzLayerParsers(f *testing.F) {
 	f.Add([]byte{0x7c, 0x87, 0x64, 0x00})
 	f.Add(rtctest.TemporalDescriptor(1, true))
 	f.Add(rtctest.TemporalDescriptor(6, false))
+	f.Add(vp9KeySS(0xaa, []byte{0x12, 0x00, 0x07}, 320, 180, 640, 360))
 	f.Fuzz(func(t *testing.T, p []byte) {
+		if w, h, ok := vp9Resolution(p); ok && (w <= 0 || h <= 0 || w > 0xffff || h > 0xffff) {
+			t.Fatalf("VP9 size %dx%d", w, h)
+		}
 		if w, h, ok := vp8Resolution(p); ok && (w <= 0 || h <= 0 || w > 0x3fff || h > 0x3fff) {
 			t.Fatalf("VP8 size %dx%d", w, h)
 		}

@@ -246,8 +246,14 @@ func loopbackSVC(t *testing.T, codec svcCodec) {
 		sub.check(t, codec, camera.payloads())
 	}
 
-	if l := track.Layers(); len(l) != 1 || l[0].RID != "" || l[0].SSRC != fwd.ssrc {
+	l := track.Layers()
+	if len(l) != 1 || l[0].RID != "" || l[0].SSRC != fwd.ssrc {
 		t.Fatalf("the track's layers are %+v, want one, without a rid", l)
+	}
+	// A VP9 keyframe's scalability structure gives the picture's size,
+	// the largest spatial layer's; AV1's sequence header is not read.
+	if codec.capability.MimeType == webrtc.MimeTypeVP9 && (l[0].Width != 640 || l[0].Height != 360) {
+		t.Fatalf("the VP9 track's size %dx%d, want the top spatial layer's 640x360", l[0].Width, l[0].Height)
 	}
 }
 
