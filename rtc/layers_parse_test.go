@@ -16,13 +16,30 @@ func vp8Key(desc []byte, w, h int) []byte {
 	return append(p, 0x00, 0x00)
 }
 
+// resolutionCase is a payload and the picture size a parser should read
+// from it (ok false: none).
+type resolutionCase struct {
+	name string
+	p    []byte
+	w, h int
+	ok   bool
+}
+
+// checkResolutions runs the cases through read, a parser named name.
+func checkResolutions(t *testing.T, name string, read func([]byte) (int, int, bool), tests []resolutionCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, h, ok := read(tt.p)
+			if w != tt.w || h != tt.h || ok != tt.ok {
+				t.Fatalf("%s = %d, %d, %v; want %d, %d, %v", name, w, h, ok, tt.w, tt.h, tt.ok)
+			}
+		})
+	}
+}
+
 func TestVP8Resolution(t *testing.T) {
-	tests := []struct {
-		name string
-		p    []byte
-		w, h int
-		ok   bool
-	}{
+	tests := []resolutionCase{
 		{"no extension", vp8Key([]byte{0x10}, 640, 360), 640, 360, true},
 		{"picture id, TL0PICIDX, TID", vp8Key([]byte{0x90, 0xe0, 0x81, 0x02, 0x07, 0x40}, 1280, 720), 1280, 720, true},
 		{"seven-bit picture id", vp8Key([]byte{0x90, 0x80, 0x05}, 320, 180), 320, 180, true},
@@ -35,14 +52,7 @@ func TestVP8Resolution(t *testing.T) {
 		{"descriptor cut short", []byte{0x90, 0x80, 0x81}, 0, 0, false},
 		{"zero width", vp8Key([]byte{0x10}, 0, 360), 0, 0, false},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w, h, ok := vp8Resolution(tt.p)
-			if w != tt.w || h != tt.h || ok != tt.ok {
-				t.Fatalf("vp8Resolution = %d, %d, %v; want %d, %d, %v", w, h, ok, tt.w, tt.h, tt.ok)
-			}
-		})
-	}
+	checkResolutions(t, "vp8Resolution", vp8Resolution, tests)
 }
 
 // vp9KeySS is the start of a VP9 keyframe whose descriptor (after the
@@ -58,12 +68,7 @@ func vp9KeySS(flags byte, fields []byte, sizes ...int) []byte {
 }
 
 func TestVP9Resolution(t *testing.T) {
-	tests := []struct {
-		name string
-		p    []byte
-		w, h int
-		ok   bool
-	}{
+	tests := []resolutionCase{
 		{"one layer", vp9KeySS(0x0a, nil, 640, 360), 640, 360, true},
 		{"15-bit picture id", vp9KeySS(0x8a, []byte{0x81, 0x23}, 1280, 720), 1280, 720, true},
 		{"7-bit picture id, layers, TL0PICIDX", vp9KeySS(0xaa, []byte{0x12, 0x00, 0x07}, 320, 180), 320, 180, true},
@@ -79,14 +84,7 @@ func TestVP9Resolution(t *testing.T) {
 		{"descriptor cut short", []byte{0x8a, 0x81}, 0, 0, false},
 		{"empty", nil, 0, 0, false},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w, h, ok := vp9Resolution(tt.p)
-			if w != tt.w || h != tt.h || ok != tt.ok {
-				t.Fatalf("vp9Resolution = %d, %d, %v; want %d, %d, %v", w, h, ok, tt.w, tt.h, tt.ok)
-			}
-		})
-	}
+	checkResolutions(t, "vp9Resolution", vp9Resolution, tests)
 }
 
 // spsWriter writes the fields of an H.264 sequence parameter set.
@@ -226,12 +224,7 @@ func TestH264Resolution(t *testing.T) {
 		}
 		return p
 	}
-	tests := []struct {
-		name string
-		p    []byte
-		w, h int
-		ok   bool
-	}{
+	tests := []resolutionCase{
 		{"baseline, single NAL unit", camera, 640, 480, true},
 		{"high 1080p, cropped", hd, 1920, 1080, true},
 		{"in STAP-A after another NAL unit", stapA([]byte{0x09, 0xf0}, hd, []byte{0x68, 0xce, 0x38, 0x80}), 1920, 1080, true},
@@ -249,14 +242,7 @@ func TestH264Resolution(t *testing.T) {
 		{"STAP-A with a bad size", []byte{24, 0x00, 0x40, 0x67}, 0, 0, false},
 		{"empty", nil, 0, 0, false},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w, h, ok := h264Resolution(tt.p)
-			if w != tt.w || h != tt.h || ok != tt.ok {
-				t.Fatalf("h264Resolution = %d, %d, %v; want %d, %d, %v", w, h, ok, tt.w, tt.h, tt.ok)
-			}
-		})
-	}
+	checkResolutions(t, "h264Resolution", h264Resolution, tests)
 }
 
 // FuzzLayerParsers feeds arbitrary payloads to the parsers of a layer's
