@@ -51,12 +51,11 @@ const (
 	rembTTL = 5 * time.Second
 )
 
-// RTCP packet types and formats the estimator reads.
+// RTCP feedback formats the estimator reads (of the packet types in
+// rtcpparse.go).
 const (
-	rtcpTypeTransportFB = 205
-	rtcpTypePSFB        = 206
-	fmtTransportCC      = 15
-	fmtAppLayerFB       = 15 // REMB is an application layer feedback
+	fmtTransportCC = 15
+	fmtAppLayerFB  = 15 // REMB is an application layer feedback
 )
 
 // EstimateSource says where a connection's bandwidth estimate comes from.
@@ -294,9 +293,9 @@ func (e *estimator) observe(pkt []byte, _ interceptor.Attributes, now time.Time)
 		}
 		pkt = rest
 		switch format, typ := p[0]&0x1f, p[1]; {
-		case typ == rtcpTypeTransportFB && format == fmtTransportCC:
+		case typ == rtcpRTPFB && format == fmtTransportCC:
 			e.feedback(p, now)
-		case typ == rtcpTypePSFB && format == fmtAppLayerFB:
+		case typ == rtcpPSFB && format == fmtAppLayerFB:
 			var remb rtcp.ReceiverEstimatedMaximumBitrate
 			if remb.Unmarshal(p) == nil {
 				e.remb.Store(uint64(remb.Bitrate))
