@@ -442,7 +442,6 @@ func (r *Rooms) CheckOffer(kind ClientKind, offer string) error {
 	if err := ValidateOffer(kind, offer); err != nil {
 		return err
 	}
-	desc := webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}
 	// pion is given what a participant's peer gives it: simulcast by SSRC
 	// in the rid form (ValidateOffer has checked it).
 	pionOffer, err := rtc.RIDForm(offer)
@@ -470,7 +469,7 @@ func (r *Rooms) CheckOffer(kind ClientKind, offer string) error {
 		if kind == ClientWHEP && errors.Is(err, webrtc.ErrSenderWithNoCodecs) {
 			// A receiving section with no codec in common: pion cannot
 			// answer it, as the participant could not.
-			return fmt.Errorf("%w: %s", ErrNoAcceptableMedia, noMediaReason(desc.SDP))
+			return fmt.Errorf("%w: %s", ErrNoAcceptableMedia, noMediaReason(offer))
 		}
 		return fmt.Errorf("%w: %v", ErrInvalidSDP, err)
 	}
@@ -483,7 +482,7 @@ func (r *Rooms) CheckOffer(kind ClientKind, offer string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: %s", ErrNoAcceptableMedia, noMediaReason(desc.SDP))
+	return fmt.Errorf("%w: %s", ErrNoAcceptableMedia, noMediaReason(offer))
 }
 
 // noMediaReason says what an offer that can carry no media had in it.

@@ -23,7 +23,7 @@ func joinsVideoOff(c *recordpb.RoomConfig, role Role) bool {
 // itself. Its client was told (JoinInfo.VideoOff) and shows the camera
 // off; the others see the track muted.
 func (a *roomActor) startVideoOff(ctx actor.Context, m *member, t TrackInfo) {
-	if !m.videoOff || t.Kind != "video" || t.Muted {
+	if !m.videoOff || t.Kind != videoKind || t.Muted {
 		return
 	}
 	ctx.Send(m.pid, &setMuted{trackID: t.ID, muted: true, byServer: true})
@@ -37,7 +37,7 @@ func (a *roomActor) videoTurnedOn(msg *trackMuted) {
 		return
 	}
 	for _, t := range m.tracks {
-		if t.info.ID == msg.trackID && t.info.Kind == "video" {
+		if t.info.ID == msg.trackID && t.info.Kind == videoKind {
 			m.videoOff = false
 		}
 	}

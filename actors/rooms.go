@@ -208,7 +208,7 @@ func NewRooms(cfg Config) (*Rooms, error) {
 		r.settleLostParts()
 		return r, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), startupStoreTimeout)
 	defer cancel()
 	if err := r.closeInterruptedRecordings(ctx); err != nil {
 		r.Close(ctx)
