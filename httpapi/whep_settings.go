@@ -99,9 +99,7 @@ func (s *Server) whepSettings(c *gin.Context) error {
 	switch mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type")); mt {
 	case contentTypeJSON:
 	case contentTypeTrickleICE:
-		c.Header("Allow", sessionMethods(c.FullPath())+", OPTIONS")
-		return newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed,
-			"trickle ICE is not supported: put every candidate in the offer")
+		return trickleICERefused(c)
 	default:
 		return newAPIError(http.StatusUnsupportedMediaType, codeUnsupportedMediaType,
 			"Content-Type must be application/json (the viewer's settings)")
