@@ -217,7 +217,7 @@ func TestBrowserBandwidthPause(t *testing.T) {
 	// Cut to 60 kbps: audio fits, the lowest layer (up to 150 kbps) does not.
 	link.SetRate(60_000)
 	poll.Within(pageWait{TB: t, Tab: slow}, browserDeadline, "alice's tile paused for bandwidth on the slow page, as REST says", func() bool {
-		return tilePaused(t, slow, aliceID) == "Paused: low bandwidth" && s.receivedLayer(t, "narrow", "slow", camera) == -1
+		return tilePaused(t, slow, aliceID) == "Paused: low bandwidth" && s.pausedFor(t, "narrow", "slow", camera, "bandwidth")
 	})
 	t.Logf("paused after %d datagrams dropped", link.Dropped())
 	audio := evalJS[pageStats](t, slow, `window.troupe.stats()`).AudioPacketsReceived
