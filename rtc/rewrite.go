@@ -101,6 +101,25 @@ func (d *picIDs) picMask() uint16 {
 	return 0x7f
 }
 
+// readPicID reads the picture id at p[i:], of 7 or 15 bits as its first
+// bit (M) says, and returns the offset after it; false when p ends first.
+func (d *picIDs) readPicID(p []byte, i int) (int, bool) {
+	if len(p) <= i {
+		return i, false
+	}
+	d.picAt = uint8(i)
+	if p[i]&0x80 == 0 {
+		d.picID = uint16(p[i])
+		return i + 1, true
+	}
+	if len(p) <= i+1 {
+		return i, false
+	}
+	d.pic15 = true
+	d.picID = binary.BigEndian.Uint16(p[i:]) & 0x7fff
+	return i + 2, true
+}
+
 // readPicIDs parses the picture id and TL0PICIDX of payload, of a codec
 // of kind, into d. It reports false, d zero, for a codec without them or
 // a descriptor cut short.

@@ -38,21 +38,10 @@ func parseVP8Desc(p []byte, d *vp8Desc) bool {
 		x := p[i]
 		i++
 		if x&0x80 != 0 { // I: picture id, 7 or 15 bits
-			if len(p) <= i {
+			var ok bool
+			if i, ok = d.readPicID(p, i); !ok {
 				return false
 			}
-			d.picAt = uint8(i)
-			if p[i]&0x80 != 0 {
-				if len(p) <= i+1 {
-					return false
-				}
-				d.pic15 = true
-				d.picID = binary.BigEndian.Uint16(p[i:]) & 0x7fff
-				i++
-			} else {
-				d.picID = uint16(p[i])
-			}
-			i++
 		}
 		if x&0x40 != 0 { // L: TL0PICIDX
 			if len(p) <= i {

@@ -1,7 +1,5 @@
 package rtc
 
-import "encoding/binary"
-
 // vp9Desc locates the fields of a VP9 payload descriptor (RFC 9628
 // section 4.2) that Troupe reads: the picture id and TL0PICIDX a
 // down-track rewrites when it moves from one simulcast layer to another,
@@ -42,21 +40,10 @@ func parseVP9Desc(p []byte, d *vp9Desc) bool {
 	v.flags = p[0]
 	i := 1
 	if v.flags&vp9I != 0 {
-		if len(p) <= i {
+		var ok bool
+		if i, ok = v.readPicID(p, i); !ok {
 			return false
 		}
-		v.picAt = uint8(i)
-		if p[i]&0x80 != 0 { // M: 15 bits
-			if len(p) <= i+1 {
-				return false
-			}
-			v.pic15 = true
-			v.picID = binary.BigEndian.Uint16(p[i:]) & 0x7fff
-			i++
-		} else {
-			v.picID = uint16(p[i])
-		}
-		i++
 	}
 	if v.flags&vp9L != 0 {
 		if len(p) <= i {

@@ -37,17 +37,9 @@ type vp9Layer struct {
 func (l *vp9Layer) frame(t *testing.T, i int, key bool) {
 	t.Helper()
 	for part := range 2 {
-		flags := byte(0)
-		if !key {
-			flags |= vp9P
-		}
-		if part == 0 {
-			flags |= vp9B
-			if key {
-				flags |= vp9V
-			}
-		} else {
-			flags |= 0x04 // E
+		flags := vp9FrameFlags(key, part)
+		if key && part == 0 {
+			flags |= vp9V
 		}
 		payload := vp9Descriptor(flags, int(l.pic), true, true, false, 0, l.tl0)
 		if key && part == 0 {
@@ -175,20 +167,23 @@ func TestTrackVP9SwitchContinuesPictureIDs(t *testing.T) {
 		prev = d
 	}
 
-	// NACKs for the low layer's keyframe and a packet after it: each
-	// comes back as it was sent, picture ids rewritten.
-	for _, i := range []int{6, 9} {
-		want := sent[i]
-		nack, err := rtcp.Marshal([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: 4242, Nacks: []rtcp.NackPair{{PacketID: want.hdr.SequenceNumber}}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := sink.count()
-		sink.rtcp <- nack
-		poll.Until(t, "the retransmission", func() bool { return sink.count() == n+1 })
-		again := sink.sent()[n]
+	// One NACK for the low layer's keyframe and a packet after it: both
+	// come back as they were sent, picture ids rewritten.
+	resend := []sentPacket{sent[6], sent[9]}
+	var pairs []rtcp.NackPair
+	for _, p := range resend {
+		pairs = append(pairs, rtcp.NackPair{PacketID: p.hdr.SequenceNumber})
+	}
+	nack, err := rtcp.Marshal([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: 4242, Nacks: pairs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink.rtcp <- nack
+	poll.Until(t, "the retransmissions", func() bool { return sink.count() == len(sent)+len(resend) })
+	for k, again := range sink.sent()[len(sent):] {
+		want := resend[k]
 		if again.hdr.SequenceNumber != want.hdr.SequenceNumber || again.hdr.Timestamp != want.hdr.Timestamp || !bytes.Equal(again.payload, want.payload) {
-			t.Errorf("packet %d resent as %d %x, first sent as %d %x", i, again.hdr.SequenceNumber, again.payload, want.hdr.SequenceNumber, want.payload)
+			t.Errorf("resent as %d %x, first sent as %d %x", again.hdr.SequenceNumber, again.payload, want.hdr.SequenceNumber, want.payload)
 		}
 	}
 }

@@ -33,6 +33,19 @@ func vp9Descriptor(flags byte, pic int, pic15, layers, flexible bool, sid int, t
 	return b
 }
 
+// vp9FrameFlags are the flags of packet part (0 or 1) of a frame sent in
+// two packets: P unless key, B on the first and E on the last.
+func vp9FrameFlags(key bool, part int) byte {
+	flags := byte(0x04) // E
+	if part == 0 {
+		flags = vp9B
+	}
+	if !key {
+		flags |= vp9P
+	}
+	return flags
+}
+
 func TestParseVP9Desc(t *testing.T) {
 	tests := []struct {
 		name string
@@ -169,15 +182,7 @@ func (s vp9Source) packets() []*packet {
 	var out []*packet
 	for f := range s.frames {
 		for part := range 2 {
-			flags := byte(0)
-			if f > 0 {
-				flags |= vp9P
-			}
-			if part == 0 {
-				flags |= vp9B
-			} else {
-				flags |= 0x04 // E
-			}
+			flags := vp9FrameFlags(f == 0, part)
 			pic := s.pic
 			if pic >= 0 {
 				pic += f
