@@ -296,3 +296,29 @@ func TestRewriterVP9AcrossSwitches(t *testing.T) {
 		})
 	}
 }
+
+// TestVP9RewriteAllocations: reading a VP9 packet's descriptor, moving
+// the rewriter on and patching the copy sent allocate nothing.
+func TestVP9RewriteAllocations(t *testing.T) {
+	pkts := vp9Source{pic: 100, pic15: true, tl0: 1, seq: 1, ts: 1, frames: 4}.packets()
+	r := rewriter{started: true, lastPic: 9000, picSeen: true, lastTL0: 50, tl0Seen: true}
+	r.begin(pkts[0], 3000)
+	out := make([]byte, maxPacketSize)
+	rewrote, i := 0, 0
+	a := testing.AllocsPerRun(500, func() {
+		p := pkts[i%len(pkts)]
+		i++
+		p.keyframe = p.readDescriptor(codecVP9)
+		r.next(p)
+		if r.rewritesPayload(p) {
+			p.pic().patch(out[:copy(out, p.payload())], r.picOff, r.tl0Off)
+			rewrote++
+		}
+	})
+	if rewrote == 0 {
+		t.Fatal("nothing was rewritten")
+	}
+	if a != 0 {
+		t.Fatalf("%.2f allocations per packet, want 0", a)
+	}
+}
