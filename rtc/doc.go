@@ -31,14 +31,19 @@
 // chosen by its target layer (SetTargetLayer: the highest active one by
 // default) and the layers that arrive, and moves to another on that
 // layer's keyframe, asked for with a PLI to its SSRC, keeping the old
-// layer until then (layerswitch.go). Its sequence numbers, timestamps
-// and VP8 picture ids are rewritten into one stream (rewrite.go). VP9 and
-// AV1 SVC streams are forwarded whole. A Track measures its layers'
-// bitrates and reads their picture sizes from their keyframes. The layer
-// a down-track gets is also capped by size (SetMaxSize: a room's quality;
-// SetLimits: what the subscriber asks, the size it renders), and the
-// Track tells its owner which layers anyone wants (OnLayersNeeded), so
-// that the publisher may stop encoding the others.
+// layer until then (layerswitch.go). Its sequence numbers, timestamps,
+// and the picture ids and TL0PICIDX of VP8 and VP9 (vp8.go, vp9.go) are
+// rewritten into one stream (rewrite.go): at a switch each continues
+// from the last one sent, so that a receiver, which orders frames by
+// picture id, never takes the new layer's keyframe for an old frame;
+// resends to NACKs carry the same. VP9 and AV1 SVC streams are one
+// source, forwarded whole, their descriptors untouched. A Track measures
+// its layers' bitrates and reads their picture sizes from their
+// keyframes. The layer a down-track gets is also capped by size
+// (SetMaxSize: a room's quality; SetLimits: what the subscriber asks, the
+// size it renders), and the Track tells its owner which layers anyone
+// wants (OnLayersNeeded), so that the publisher may stop encoding the
+// others.
 //
 // Each subscriber's connection estimates its bandwidth (estimator.go:
 // the send-side estimate of rtc/bwe on the client's transport-cc

@@ -434,12 +434,9 @@ func (dt *DownTrack) catchUp(p *packet, b *binding, now time.Time) bool {
 			return i > 0
 		}
 		readExtensions(q.buf[:m], &q.h, src.ext, &q.ext)
-		q.vp8 = vp8Desc{}
-		if src.ckind == codecVP8 {
-			parseVP8Desc(q.payload(), &q.vp8)
-		}
+		key := q.readDescriptor(src.ckind)
 		if i == 0 {
-			if !startsKeyframe(src.ckind, q.payload()) {
+			if !key {
 				return false
 			}
 			dt.startSource(q, dt.elapsedTS())
@@ -486,7 +483,7 @@ func (dt *DownTrack) writeOut(p *packet, b *binding, now time.Time, started bool
 			w.payload = make([]byte, maxPacketSize)
 		}
 		payload = w.payload[:copy(w.payload, payload)]
-		patchVP8(payload, &p.vp8, w.rw.picOff, w.rw.tl0Off)
+		p.pic().patch(payload, w.rw.picOff, w.rw.tl0Off)
 	}
 	n, err := b.writer.WriteRTP(h, payload)
 	if err != nil {
@@ -693,9 +690,9 @@ func (dt *DownTrack) answerNACK(b *binding, seq uint16, buf []byte, hdr *rtp.Hea
 	ext.apply(hdr, b.ext, &x)
 	payload := buf[h.payloadStart:h.payloadEnd]
 	if picOff != 0 || m.tl0Off != 0 {
-		var d vp8Desc
-		if parseVP8Desc(payload, &d) {
-			patchVP8(payload, &d, picOff, m.tl0Off)
+		var d picIDs
+		if readPicIDs(m.src.ckind, payload, &d) {
+			d.patch(payload, picOff, m.tl0Off)
 		}
 	}
 	if _, err := b.writer.WriteRTP(hdr, payload); err != nil {

@@ -492,13 +492,8 @@ func (f *Forwarder) forward(p *packet, n int) {
 	}
 	readExtensions(p.buf[:n], &p.h, f.ext, &p.ext)
 	payload := p.payload()
-	p.vp8 = vp8Desc{}
-	if f.ckind == codecVP8 {
-		p.keyframe = parseVP8Desc(payload, &p.vp8) && p.vp8.keyframe(payload)
-		f.tl.observe(&p.vp8, p.h.timestamp, f.codec.ClockRate)
-	} else {
-		p.keyframe = startsKeyframe(f.ckind, payload)
-	}
+	p.keyframe = p.readDescriptor(f.ckind)
+	f.tl.observe(&p.vp8, p.h.timestamp, f.codec.ClockRate) // VP8 temporal layers
 	p.arrival = 0
 	if p.keyframe || (p.h.marker && f.kind == webrtc.RTPCodecTypeVideo) {
 		now := f.now()

@@ -71,42 +71,8 @@ func (d *vp8Desc) keyframe(p []byte) bool {
 // vp9Keyframe reads the payload descriptor of RFC 9628: a packet that begins
 // a frame (B) that is not inter-predicted (P clear) in spatial layer 0.
 func vp9Keyframe(p []byte) bool {
-	i, ok := vp9KeyDesc(p)
-	if !ok {
-		return false
-	}
-	if p[0]&0x20 != 0 { // L: layer indices, SID in bits 3..1
-		return (p[i]>>1)&0x07 == 0
-	}
-	return true
-}
-
-// vp9KeyDesc checks that p's descriptor begins a frame (B) that is not
-// inter-predicted (P clear), and returns where its layer indices are (or
-// would be, without L): after the flags and the 7- or 15-bit picture id.
-// False when p ends before them.
-func vp9KeyDesc(p []byte) (int, bool) {
-	if len(p) < 1 {
-		return 0, false
-	}
-	d := p[0]
-	if d&0x08 == 0 || d&0x40 != 0 { // B clear or P set
-		return 0, false
-	}
-	i := 1
-	if d&0x80 != 0 { // I: picture id
-		if len(p) <= i {
-			return 0, false
-		}
-		if p[i]&0x80 != 0 {
-			i++
-		}
-		i++
-	}
-	if d&0x20 != 0 && len(p) <= i {
-		return 0, false
-	}
-	return i, true
+	var d vp9Desc
+	return parseVP9Desc(p, &d) && d.keyframe(p)
 }
 
 // vp9Resolution reads the picture size a VP9 keyframe's first packet
@@ -116,17 +82,12 @@ func vp9KeyDesc(p []byte) (int, bool) {
 // the whole stream decodes. libwebrtc sends the structure on every
 // keyframe, with one layer when it sends no SVC.
 func vp9Resolution(p []byte) (width, height int, ok bool) {
-	i, ok := vp9KeyDesc(p)
-	if !ok || p[0]&0x02 == 0 { // no V: no scalability structure
+	var d vp9Desc
+	if !parseVP9Desc(p, &d) || !d.startsKey() || d.flags&vp9V == 0 { // no V: no scalability structure
 		return 0, 0, false
 	}
-	if p[0]&0x20 != 0 { // L: layer indices, and TL0PICIDX in non-flexible mode
-		i++
-		if p[0]&0x10 == 0 {
-			i++
-		}
-	}
 	// F with P would list reference indices here; P is clear on a keyframe.
+	i := int(d.restAt)
 	if len(p) <= i {
 		return 0, 0, false
 	}

@@ -278,7 +278,7 @@ func FuzzLayerParsers(f *testing.F) {
 			t.Fatalf("TID %d sync %v read from %x", d.tid, d.sync, p)
 		}
 		q := append([]byte(nil), p...)
-		patchVP8(q, &d, 0x1234, 0x56)
+		d.patch(q, 0x1234, 0x56)
 		var e vp8Desc
 		if !parseVP8Desc(q, &e) {
 			t.Fatalf("the patched descriptor %x does not parse", q)

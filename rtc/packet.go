@@ -16,9 +16,10 @@ type packet struct {
 	buf      [maxPacketSize]byte
 	h        rtpHeader
 	keyframe bool
-	// vp8 locates the payload descriptor's fields of a VP8 packet; zero
-	// for other codecs.
+	// vp8 and vp9 locate the payload descriptor's fields of a VP8 or a
+	// VP9 packet; zero for other codecs.
 	vp8 vp8Desc
+	vp9 vp9Desc
 	// ext is what the packet carries of the header extensions Troupe
 	// reads and forwards.
 	ext hdrExts
@@ -36,6 +37,29 @@ func getPacket() *packet {
 }
 
 func (p *packet) payload() []byte { return p.buf[p.h.payloadStart:p.h.payloadEnd] }
+
+// readDescriptor parses p's payload descriptor into vp8 or vp9, as the
+// codec of kind has one, and reports whether p starts a keyframe.
+func (p *packet) readDescriptor(kind codecKind) (keyframe bool) {
+	p.vp8, p.vp9 = vp8Desc{}, vp9Desc{}
+	payload := p.payload()
+	switch kind {
+	case codecVP8:
+		return parseVP8Desc(payload, &p.vp8) && p.vp8.keyframe(payload)
+	case codecVP9:
+		return parseVP9Desc(payload, &p.vp9) && p.vp9.keyframe(payload)
+	}
+	return startsKeyframe(kind, payload)
+}
+
+// pic returns the picture id and TL0PICIDX of p's VP8 or VP9 descriptor,
+// zero when it has neither.
+func (p *packet) pic() *picIDs {
+	if p.vp9.flags != 0 {
+		return &p.vp9.picIDs
+	}
+	return &p.vp8.picIDs
+}
 
 func (p *packet) release() {
 	if p.refs.Add(-1) == 0 {

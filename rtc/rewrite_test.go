@@ -124,7 +124,7 @@ func TestRewriterAcrossSwitches(t *testing.T) {
 				seq, ts := r.next(p)
 				payload := append([]byte(nil), p.payload()...)
 				if r.rewritesPayload(p) {
-					patchVP8(payload, &p.vp8, r.picOff, r.tl0Off)
+					p.vp8.patch(payload, r.picOff, r.tl0Off)
 				}
 				var d vp8Desc
 				if !parseVP8Desc(payload, &d) {

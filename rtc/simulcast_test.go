@@ -233,17 +233,15 @@ func checkContinuous(t *testing.T, sent []sentPacket) {
 }
 
 // checkContinuousIn is checkContinuous for packets of codec mime: VP8,
-// or H.264, which has no picture ids.
+// VP9 (whose TL0PICIDX, when sent, must not skip either), or H.264,
+// which has no picture ids.
 func checkContinuousIn(t *testing.T, mime string, sent []sentPacket) {
 	t.Helper()
-	vp8 := mime == webrtc.MimeTypeVP8
-	keyframe := h264Keyframe
-	if vp8 {
-		keyframe = vp8Keyframe
-	}
-	var d, prev vp8Desc
+	kind := codecKindOf(mime)
+	pics := kind == codecVP8 || kind == codecVP9 // picture ids to check
+	var d, prev picIDs
 	for i, p := range sent {
-		if vp8 && (!parseVP8Desc(p.payload, &d) || d.picAt == 0 || !d.pic15) {
+		if pics && (!readPicIDs(kind, p.payload, &d) || d.picAt == 0 || !d.pic15) {
 			t.Fatalf("packet %d: descriptor %x", i, p.payload)
 		}
 		if i == 0 {
@@ -270,10 +268,13 @@ func checkContinuousIn(t *testing.T, mime string, sent []sentPacket) {
 		if newFrame {
 			wantPic = (prev.picID + 1) & 0x7fff
 		}
-		if vp8 && d.picID != wantPic {
+		if pics && d.picID != wantPic {
 			t.Fatalf("packet %d: picture id %d after %d", i, d.picID, prev.picID)
 		}
-		if switched && !keyframe(p.payload) {
+		if d.tl0At != 0 && prev.tl0At != 0 && d.tl0-prev.tl0 > 1 {
+			t.Fatalf("packet %d: TL0PICIDX %d after %d", i, d.tl0, prev.tl0)
+		}
+		if switched && !startsKeyframe(kind, p.payload) {
 			t.Fatalf("packet %d: layer %d starts on a delta frame", i, layerOfPacket(p))
 		}
 		prev = d

@@ -8,11 +8,7 @@ import "encoding/binary"
 // each layer numbers its pictures on its own, and a receiver takes a jump
 // in picture id for lost frames.
 type vp8Desc struct {
-	picAt   uint8 // offset of the picture id's first byte; 0 when absent
-	pic15   bool  // the picture id has 15 bits (M set), else 7
-	tl0At   uint8 // offset of TL0PICIDX; 0 when absent
-	picID   uint16
-	tl0     uint8
+	picIDs
 	hdrAt   uint8 // offset of the VP8 payload header
 	hasHead bool  // the descriptor is whole and a payload byte follows it
 	// tidAt is the offset of the TID/Y/KEYIDX byte when it carries a
@@ -42,21 +38,10 @@ func parseVP8Desc(p []byte, d *vp8Desc) bool {
 		x := p[i]
 		i++
 		if x&0x80 != 0 { // I: picture id, 7 or 15 bits
-			if len(p) <= i {
+			var ok bool
+			if i, ok = d.readPicID(p, i); !ok {
 				return false
 			}
-			d.picAt = uint8(i)
-			if p[i]&0x80 != 0 {
-				if len(p) <= i+1 {
-					return false
-				}
-				d.pic15 = true
-				d.picID = binary.BigEndian.Uint16(p[i:]) & 0x7fff
-				i++
-			} else {
-				d.picID = uint16(p[i])
-			}
-			i++
 		}
 		if x&0x40 != 0 { // L: TL0PICIDX
 			if len(p) <= i {
@@ -79,14 +64,6 @@ func parseVP8Desc(p []byte, d *vp8Desc) bool {
 	d.hdrAt = uint8(i)
 	d.hasHead = len(p) > i
 	return true
-}
-
-// picMask is the range of a picture id of the descriptor's width.
-func (d *vp8Desc) picMask() uint16 {
-	if d.pic15 {
-		return 0x7fff
-	}
-	return 0x7f
 }
 
 // vp8Resolution reads the width and height of a key frame from the first

@@ -28,8 +28,9 @@ var (
 )
 
 // SimulcastSender sends one synthetic camera in the three rid layers of
-// SimulcastRIDs, in VP8 or H.264. A VP8 frame is two packets with a
-// 15-bit picture id, a keyframe having the layer's size in its header. An
+// SimulcastRIDs, in VP8, VP9 or H.264. A VP8 frame is two packets with a
+// 15-bit picture id, a keyframe having the layer's size in its header; a
+// VP9 frame likewise (writeVP9Frame). An
 // H.264 frame is what pion's packetizer makes of an encoder's access
 // unit: a keyframe is a STAP-A of the SPS (with the layer's size) and PPS
 // then an IDR slice, a delta frame a non-IDR slice; slices larger than a
@@ -50,9 +51,10 @@ type SimulcastSender struct {
 	plis         [3]atomic.Int32
 	midID, ridID uint8
 	mid          string
+	vp9          bool // the camera sends VP9 (AddSimulcastVP9)
 
 	// Only Run's goroutine uses the following.
-	h264 [3]*codecs.H264Payloader // nil for VP8
+	h264 [3]*codecs.H264Payloader // nil for VP8 and VP9
 	seq  [3]uint16
 }
 
@@ -193,6 +195,9 @@ func (s *SimulcastSender) Run(ctx context.Context, interval time.Duration) error
 func (s *SimulcastSender) writeFrame(i int, n uint32, key bool) error {
 	if s.h264[i] != nil {
 		return s.writeH264Frame(i, n, key)
+	}
+	if s.vp9 {
+		return s.writeVP9Frame(i, n, key)
 	}
 	for part := uint32(0); part < 2; part++ {
 		payload := []byte{0x80, 0x80}
