@@ -84,8 +84,11 @@ func av1MaxFrameSize(b []byte) (width, height int, ok bool) {
 	if r.f(3) > 2 { // seq_profile: 3 to 7 are reserved
 		return 0, 0, false
 	}
-	r.f(1)           // still_picture
-	if r.f(1) == 1 { // reduced_still_picture_header
+	still := r.f(1) == 1
+	if r.f(1) == 1 { // reduced_still_picture_header, of still pictures only
+		if !still {
+			return 0, 0, false
+		}
 		r.f(5) // seq_level_idx[0]
 	} else {
 		decoderModel := false

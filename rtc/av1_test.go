@@ -93,6 +93,7 @@ var av1Frame = []byte{0x30, 0x10, 0x00, 0x0a, 0xb1, 0xe7}
 
 // av1Point is an operating point of a hand-made sequence header.
 type av1Point struct {
+	idc          uint32 // operating_point_idc: the spatial layers' bits, then the temporal layers'
 	level        uint32 // seq_level_idx: above 7, a seq_tier bit follows
 	decoderModel bool   // operating_parameters_info, when the header has a decoder model
 	initialDelay bool   // initial_display_delay_minus_1, when the header allows it
@@ -123,6 +124,14 @@ type av1SeqFields struct {
 	widthBits, heightBits int
 	w, h                  int
 }
+
+// av1L2T2 are the operating points of two spatial layers of two temporal
+// layers each, the whole stream first.
+var av1L2T2 = []av1Point{{idc: 0x303, level: 12}, {idc: 0x301, level: 8}, {idc: 0x103, level: 5}, {idc: 0x101, level: 0}}
+
+// av1SVCHeader is the sequence header of an L2T2 stream whose top
+// spatial layer is 640x360, which TestLoopbackSVC's AV1 keyframes carry.
+var av1SVCHeader = av1SeqFields{points: av1L2T2, w: 640, h: 360}.obu()
 
 // obu returns the sequence header OBU, without a size field.
 func (f av1SeqFields) obu() []byte {
@@ -166,8 +175,8 @@ func (f av1SeqFields) obu() []byte {
 		}
 		s.u(1, flag(f.initialDelay))
 		s.u(5, uint32(len(f.points)-1))
-		for i, p := range f.points {
-			s.u(12, uint32(0x100*(len(f.points)-i)+1)) // operating_point_idc
+		for _, p := range f.points {
+			s.u(12, p.idc)
 			s.u(5, p.level)
 			if p.level > 7 {
 				s.u(1, 1) // seq_tier
@@ -221,7 +230,6 @@ func TestAV1Resolution(t *testing.T) {
 	}
 	withExtension := append([]byte{0x0c, 0x00}, av1Unsized(t, svt)[1:]...)
 	metadata := []byte{0x28, 0x01, 0x02, 0x03}
-	fourPoints := []av1Point{{level: 8}, {level: 5}, {level: 12}, {level: 0}}
 	delays := []av1Point{{level: 9, decoderModel: true, initialDelay: true}, {level: 4}, {level: 13, decoderModel: true}}
 	tests := []resolutionCase{
 		// The encoders' headers in the packets senders make of them.
@@ -235,16 +243,16 @@ func TestAV1Resolution(t *testing.T) {
 		{"after the end of a continued OBU (Z)", av1Payload(av1Z, 2, av1Frame[2:], aom), 320, 180, true},
 		// Hand-made headers for the branches the encoders did not take.
 		{"one operating point with a tier", av1Payload(av1N, 1, av1SeqFields{points: []av1Point{{level: 8}}, w: 640, h: 480}.obu()), 640, 480, true},
-		{"four operating points (L2T2)", av1Payload(av1N, 1, av1SeqFields{points: fourPoints, w: 640, h: 360}.obu()), 640, 360, true},
-		{"timing info", av1Payload(av1N, 1, av1SeqFields{timing: true, points: fourPoints, w: 1920, h: 1080}.obu()), 1920, 1080, true},
-		{"equal picture interval", av1Payload(av1N, 1, av1SeqFields{timing: true, equalTicks: true, ticksMinus1: 2999, points: fourPoints, w: 1920, h: 1080}.obu()), 1920, 1080, true},
-		{"picture interval of 32 leading zeros", av1Payload(av1N, 1, av1SeqFields{timing: true, equalTicks: true, ticksMinus1: math.MaxUint32, points: fourPoints, w: 1280, h: 720}.obu()), 1280, 720, true},
+		{"four operating points (L2T2)", av1Payload(av1N, 1, av1SeqFields{points: av1L2T2, w: 640, h: 360}.obu()), 640, 360, true},
+		{"timing info", av1Payload(av1N, 1, av1SeqFields{timing: true, points: av1L2T2, w: 1920, h: 1080}.obu()), 1920, 1080, true},
+		{"equal picture interval", av1Payload(av1N, 1, av1SeqFields{timing: true, equalTicks: true, ticksMinus1: 2999, points: av1L2T2, w: 1920, h: 1080}.obu()), 1920, 1080, true},
+		{"picture interval of 32 leading zeros", av1Payload(av1N, 1, av1SeqFields{timing: true, equalTicks: true, ticksMinus1: math.MaxUint32, points: av1L2T2, w: 1280, h: 720}.obu()), 1280, 720, true},
 		{"decoder model and initial display delays", av1Payload(av1N, 1, av1SeqFields{profile: 1, timing: true, equalTicks: true, ticksMinus1: 1, decoderModel: true, delayBits: 20, initialDelay: true, points: delays, w: 3840, h: 2160}.obu()), 3840, 2160, true},
-		{"decoder model without delays on its points", av1Payload(av1N, 1, av1SeqFields{timing: true, decoderModel: true, delayBits: 32, points: fourPoints, w: 854, h: 480}.obu()), 854, 480, true},
+		{"decoder model without delays on its points", av1Payload(av1N, 1, av1SeqFields{timing: true, decoderModel: true, delayBits: 32, points: av1L2T2, w: 854, h: 480}.obu()), 854, 480, true},
 		{"initial display delays alone", av1Payload(av1N, 1, av1SeqFields{initialDelay: true, points: delays, w: 1280, h: 720}.obu()), 1280, 720, true},
 		{"reduced still picture", av1Payload(av1N, 1, av1SeqFields{profile: 2, still: true, reduced: true, level: 31, w: 4096, h: 2304}.obu()), 4096, 2304, true},
-		{"16-bit sizes", av1Payload(av1N, 1, av1SeqFields{points: fourPoints, w: 65536, h: 65536}.obu()), 65536, 65536, true},
-		{"one pixel, in wider fields", av1Payload(av1N, 1, av1SeqFields{points: fourPoints, widthBits: 16, heightBits: 11, w: 1, h: 1}.obu()), 1, 1, true},
+		{"16-bit sizes", av1Payload(av1N, 1, av1SeqFields{points: av1L2T2, w: 65536, h: 65536}.obu()), 65536, 65536, true},
+		{"one pixel, in wider fields", av1Payload(av1N, 1, av1SeqFields{points: av1L2T2, widthBits: 16, heightBits: 11, w: 1, h: 1}.obu()), 1, 1, true},
 		// No whole sequence header, or a damaged one.
 		{"a delta frame", av1Payload(0, 1, av1Frame), 0, 0, false},
 		{"a sequence header continued in the next packet (Y)", av1Payload(av1N|av1Y, 2, av1Frame, aom[:6]), 0, 0, false},
@@ -259,11 +267,12 @@ func TestAV1Resolution(t *testing.T) {
 		{"an obu_size that ends before the sizes", av1Payload(av1N, 1, append([]byte{0x0a, 0x03}, aom[2:]...)), 0, 0, false},
 		{"an OBU extension cut off", av1Payload(av1N, 1, []byte{0x0c}), 0, 0, false},
 		{"an empty element", av1Payload(av1N, 0, nil, aom), 0, 0, false},
-		{"a reserved profile", av1Payload(av1N, 1, av1SeqFields{profile: 3, points: fourPoints, w: 640, h: 360}.obu()), 0, 0, false},
-		{"a time scale of zero", av1Payload(av1N, 1, av1SeqFields{timing: true, zeroTimeScale: true, points: fourPoints, w: 640, h: 360}.obu()), 0, 0, false},
+		{"a reduced header of no still picture", av1Payload(av1N, 1, av1SeqFields{reduced: true, level: 8, w: 640, h: 360}.obu()), 0, 0, false},
+		{"a reserved profile", av1Payload(av1N, 1, av1SeqFields{profile: 3, points: av1L2T2, w: 640, h: 360}.obu()), 0, 0, false},
+		{"a time scale of zero", av1Payload(av1N, 1, av1SeqFields{timing: true, zeroTimeScale: true, points: av1L2T2, w: 640, h: 360}.obu()), 0, 0, false},
 		// Four points end at bit 82 of the payload, one at bit 29, its
 		// width (10 bits) at 47.
-		{"cut in the operating points", av1Payload(av1N, 1, av1SeqFields{points: fourPoints, w: 640, h: 360}.obu()[:1+8]), 0, 0, false},
+		{"cut in the operating points", av1Payload(av1N, 1, av1SeqFields{points: av1L2T2, w: 640, h: 360}.obu()[:1+8]), 0, 0, false},
 		{"cut in the width", av1Payload(av1N, 1, av1SeqFields{points: []av1Point{{}}, w: 640, h: 360}.obu()[:1+5]), 0, 0, false},
 		{"cut in the height", av1Payload(av1N, 1, av1SeqFields{points: []av1Point{{}}, w: 640, h: 360}.obu()[:1+6]), 0, 0, false},
 		{"the aggregation header alone", []byte{av1N | 0x10}, 0, 0, false},
