@@ -97,16 +97,7 @@ func TestRecordingEndToEnd(t *testing.T) {
 		t.Fatalf("deleting a running recording: %d %s", r.status, r.body)
 	}
 
-	pub, err := recordertest.NewClips(recordertest.VP8Clip, recordertest.OpusClip)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := pubC.Publish(ctx, pub.Video, pub.Audio); err != nil {
-		t.Fatal(err)
-	}
-	pub.Play(ctx)
+	pub := publishClips(t, pubC, recordertest.VP8Clip, recordertest.OpusClip)
 	// While it runs, the recording lists the file being written, which
 	// grows.
 	liveSize := func() (int, bool) {
@@ -611,7 +602,7 @@ func (s *stack) recordingClips(t *testing.T, room, body, videoClip string, dropE
 	s.createRoom(t, `{"id":"`+room+`","name":"Clips","config":{"recording_enabled":true}}`)
 	pubC, wire := s.dialPublisher(t, room, "pub", dropEvery)
 	id := s.startRecording(t, room, body)
-	return clipRecording{id: id, wire: wire, pub: publishClips(t, pubC, videoClip)}
+	return clipRecording{id: id, wire: wire, pub: publishClips(t, pubC, videoClip, recordertest.OpusClip)}
 }
 
 // startRecording starts a recording of room with the body given and
@@ -672,11 +663,12 @@ func (s *stack) clipsArrived(t *testing.T, room, identity string) {
 	})
 }
 
-// publishClips publishes videoClip and the Opus clip on c and starts
-// playing them; Wait on the clips waits for their end.
-func publishClips(t *testing.T, c *wsClient, videoClip string) *recordertest.Clips {
+// publishClips publishes videoClip and audioClip on c, reads their RTCP
+// as a browser does, and starts playing them; Wait on the clips waits for
+// their end.
+func publishClips(t *testing.T, c *wsClient, videoClip, audioClip string) *recordertest.Clips {
 	t.Helper()
-	pub, err := recordertest.NewClips(videoClip, recordertest.OpusClip)
+	pub, err := recordertest.NewClips(videoClip, audioClip)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -837,7 +829,7 @@ func TestRecordingRejoinThroughServer(t *testing.T) {
 	played := map[string]*recordertest.Clips{}
 	for range 2 {
 		c, _ := s.dialPublisher(t, "again", "pub", 0)
-		pub := publishClips(t, c, recordertest.VP8Clip)
+		pub := publishClips(t, c, recordertest.VP8Clip, recordertest.OpusClip)
 		if err := pub.Wait(); err != nil {
 			t.Fatal(err)
 		}

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -229,23 +228,19 @@ func (s *Server) whipClaims(c *gin.Context) (*auth.Claims, error) {
 	return claims, checkJoinClaims(claims)
 }
 
+// errUnreadableOffer: an offer's body that could not be read.
+var errUnreadableOffer = newAPIError(http.StatusBadRequest, codeInvalidSDP, "could not read the offer")
+
+// readOffer reads a WHIP or WHEP POST's body: an SDP offer of at most
+// actors.MaxSDPSize bytes.
 func readOffer(c *gin.Context) (string, error) {
 	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil || mt != contentTypeSDP {
 		return "", newAPIError(http.StatusUnsupportedMediaType, codeUnsupportedMediaType, "Content-Type must be application/sdp")
 	}
-	tooLarge := newAPIError(http.StatusRequestEntityTooLarge, codeBodyTooLarge,
-		fmt.Sprintf("the offer exceeds %d bytes", actors.MaxSDPSize))
-	if c.Request.ContentLength > actors.MaxSDPSize {
-		return "", tooLarge
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, actors.MaxSDPSize))
+	b, err := readLimited(c, actors.MaxSDPSize, fmt.Sprintf("the offer exceeds %d bytes", actors.MaxSDPSize), errUnreadableOffer)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return "", tooLarge
-		}
-		return "", newAPIError(http.StatusBadRequest, codeInvalidSDP, "could not read the offer")
+		return "", err
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
 		return "", newAPIError(http.StatusBadRequest, codeEmptyBody, "the body must be an SDP offer")
