@@ -34,8 +34,8 @@ type vp9Layer struct {
 // frame sends one frame in two packets, the first a keyframe's (with a
 // scalability structure of one layer) if key; the last payload byte
 // names the layer, i.
-func (l *vp9Layer) frame(t *testing.T, i int, key bool) {
-	t.Helper()
+func (l *vp9Layer) frame(tb testing.TB, i int, key bool) {
+	tb.Helper()
 	for part := range 2 {
 		flags := vp9FrameFlags(key, part)
 		if key && part == 0 {
@@ -48,7 +48,7 @@ func (l *vp9Layer) frame(t *testing.T, i int, key bool) {
 			payload = binary.BigEndian.AppendUint16(payload, uint16(180<<i))
 		}
 		payload = append(payload, 0x82, 0x49, 0x83, byte('0'+i))
-		b := rawRTP(t, uint8(vp9Codec.PayloadType), l.seq, l.ts, false, payload)
+		b := rawRTP(tb, uint8(vp9Codec.PayloadType), l.seq, l.ts, false, payload)
 		if part == 1 {
 			b[1] |= 0x80 // marker: the frame ends
 		}
@@ -61,6 +61,70 @@ func (l *vp9Layer) frame(t *testing.T, i int, key bool) {
 	l.ts += 3000
 }
 
+// vp9Track is a Track of two VP9 simulcast layers fed by the test, the
+// top layer's picture ids far ahead of the low one's and its TL0PICIDX
+// behind, and a subscriber of the Track, on the top layer.
+type vp9Track struct {
+	track    *Track
+	low, top *vp9Layer
+	dt       *DownTrack
+	sink     *memContext
+}
+
+// newVP9Track makes a vp9Track whose subscriber records what it is sent
+// if record, and reads the NACKs sent on sink.rtcp.
+func newVP9Track(tb testing.TB, record bool) *vp9Track {
+	tb.Helper()
+	plis := &pliLog{}
+	vt := &vp9Track{}
+	for i, rid := range []string{"q", "f"} {
+		l := &vp9Layer{
+			in:  &layerTrack{chanTrack: newChanTrack(vp9Codec), ssrc: webrtc.SSRC(layerSSRC(i))},
+			seq: uint16(1000 + 30000*i), ts: uint32(i) * 0x40000000,
+			pic: uint16(7 + 0x7ff0*i), tl0: uint8(200 - 100*i),
+		}
+		f, err := NewForwarder(ForwarderConfig{Track: l.in, RTCP: plis, CacheSlots: 64})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		l.fwd = f
+		if i == 0 {
+			vt.low = l
+			vt.track, err = NewTrack(TrackConfig{Layer: f, RID: rid, Clock: clock.NewManual(time.Unix(1000, 0))})
+		} else {
+			vt.top = l
+			err = vt.track.AddLayer(f, rid)
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	tb.Cleanup(func() {
+		if err := vt.track.Close(); err != nil {
+			tb.Error(err)
+		}
+	})
+	vt.sink = &memContext{id: "sub", ssrc: 4242, record: record, codecs: []webrtc.RTPCodecParameters{vp9Codec}, rtcp: make(chan []byte)}
+	dt, err := NewDownTrack(DownTrackConfig{ID: "v", StreamID: "s", Codec: vp9Codec.RTPCodecCapability})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	vt.dt = dt
+	tb.Cleanup(func() { _ = dt.Close() })
+	if _, err := dt.Bind(vt.sink); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { close(vt.sink.rtcp) })
+	dt.TransportReady()
+	if err := vt.track.AddSubscriber(dt); err != nil {
+		tb.Fatal(err)
+	}
+	if st := dt.Layer(); st.Current != 1 {
+		tb.Fatalf("a new subscriber is at %+v, want the top layer", st)
+	}
+	return vt
+}
+
 // TestTrackVP9SwitchContinuesPictureIDs: a subscriber of a VP9 track in
 // two simulcast layers moves from the top layer to the low one, whose
 // picture ids are behind the top's: the low layer's keyframe goes out one
@@ -68,56 +132,8 @@ func (l *vp9Layer) frame(t *testing.T, i int, key bool) {
 // a NACK for a packet after the switch brings it back as it was first
 // sent, ids rewritten.
 func TestTrackVP9SwitchContinuesPictureIDs(t *testing.T) {
-	plis := &pliLog{}
-	var layers []*vp9Layer
-	var track *Track
-	for i, rid := range []string{"q", "f"} {
-		l := &vp9Layer{
-			in:  &layerTrack{chanTrack: newChanTrack(vp9Codec), ssrc: webrtc.SSRC(layerSSRC(i))},
-			seq: uint16(1000 + 30000*i), ts: uint32(i) * 0x40000000,
-			// The top layer's picture ids are far ahead of the low
-			// one's, its TL0PICIDX behind.
-			pic: uint16(7 + 0x7ff0*i), tl0: uint8(200 - 100*i),
-		}
-		f, err := NewForwarder(ForwarderConfig{Track: l.in, RTCP: plis, CacheSlots: 64})
-		if err != nil {
-			t.Fatal(err)
-		}
-		l.fwd = f
-		layers = append(layers, l)
-		if i == 0 {
-			track, err = NewTrack(TrackConfig{Layer: f, RID: rid, Clock: clock.NewManual(time.Unix(1000, 0))})
-		} else {
-			err = track.AddLayer(f, rid)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		if err := track.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	sink := &memContext{id: "sub", ssrc: 4242, record: true, codecs: []webrtc.RTPCodecParameters{vp9Codec}, rtcp: make(chan []byte)}
-	dt, err := NewDownTrack(DownTrackConfig{ID: "v", StreamID: "s", Codec: vp9Codec.RTPCodecCapability})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dt.Close() })
-	defer close(sink.rtcp)
-	if _, err := dt.Bind(sink); err != nil {
-		t.Fatal(err)
-	}
-	dt.TransportReady()
-	if err := track.AddSubscriber(dt); err != nil {
-		t.Fatal(err)
-	}
-	if st := dt.Layer(); st.Current != 1 {
-		t.Fatalf("a new subscriber is at %+v, want the top layer", st)
-	}
-
-	low, top := layers[0], layers[1]
+	vt := newVP9Track(t, true)
+	low, top, dt, sink := vt.low, vt.top, vt.dt, vt.sink
 	top.frame(t, 1, true)
 	top.frame(t, 1, false)
 	low.frame(t, 0, false) // to nobody
@@ -186,4 +202,48 @@ func TestTrackVP9SwitchContinuesPictureIDs(t *testing.T) {
 			t.Errorf("resent as %d %x, first sent as %d %x", again.hdr.SequenceNumber, again.payload, want.hdr.SequenceNumber, want.payload)
 		}
 	}
+}
+
+// FuzzVP9SwitchedSend sends arbitrary payloads of the layer a subscriber
+// has moved to, whose picture ids and TL0PICIDX it rewrites, through the
+// subscriber's send path: whatever a payload says, the rewrite stays
+// inside it and nothing panics.
+func FuzzVP9SwitchedSend(f *testing.F) {
+	f.Add([]byte{0xe4, 0x80, 0x10, 0x00, 0x05, 0x82}) // a delta frame's last packet
+	f.Add([]byte{0xaa, 0x7f, 0x00, 0xff, 0x10, 0x01, 0x40, 0x00, 0xb4})
+	f.Add([]byte{0xe4, 0x80, 0x10, 0x00, 0x05}) // the descriptor alone
+	f.Add([]byte{0xc4, 0x12})                   // a 7-bit id, no layers
+	f.Add([]byte{0xf8, 0x81})
+	f.Add([]byte{0xa8})
+	vt := newVP9Track(f, false)
+	vt.top.frame(f, 1, true)
+	poll.Until(f, "the top layer's keyframe", func() bool { return vt.sink.count() == 2 })
+	vt.dt.SetTargetLayer(0)
+	vt.low.frame(f, 0, true)
+	poll.Until(f, "the low layer's keyframe", func() bool { return vt.sink.count() == 4 && vt.dt.Layer().Current == 0 })
+	vt.dt.wmu.Lock()
+	picOff, tl0Off := vt.dt.w.rw.picOff, vt.dt.w.rw.tl0Off
+	vt.dt.wmu.Unlock()
+	if picOff == 0 || tl0Off == 0 {
+		f.Fatalf("the low layer's ids are not rewritten (offsets %d, %d)", picOff, tl0Off)
+	}
+	hdr := rawRTP(f, uint8(vp9Codec.PayloadType), 0, 0, false, nil)
+	seq := vt.low.seq
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		p := getPacket()
+		defer func() {
+			p.src = nil
+			packetPool.Put(p)
+		}()
+		n := copy(p.buf[:], hdr)
+		binary.BigEndian.PutUint16(p.buf[2:], seq)
+		seq++
+		n += copy(p.buf[n:], payload)
+		if err := parseRTP(p.buf[:n], &p.h); err != nil {
+			t.Fatal(err)
+		}
+		p.keyframe = p.readDescriptor(codecVP9)
+		p.src = vt.low.fwd
+		vt.dt.send(p, time.Now())
+	})
 }
