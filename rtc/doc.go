@@ -37,9 +37,11 @@
 // from the last one sent, so that a receiver, which orders frames by
 // picture id, never takes the new layer's keyframe for an old frame;
 // resends to NACKs carry the same. VP9 and AV1 SVC streams are one
-// source, forwarded whole, their descriptors untouched. A Track measures
-// its layers' bitrates and reads their picture sizes from their
-// keyframes. The layer a down-track gets is also capped by size
+// source, forwarded whole, their descriptors as sent (a resume after a
+// pause, which starts the source again, continues the ids as a switch
+// does). A Track measures its layers' bitrates and reads their picture
+// sizes from their keyframes. The layer a down-track gets is also capped
+// by size
 // (SetMaxSize: a room's quality; SetLimits: what the subscriber asks, the
 // size it renders), and the Track tells its owner which layers anyone
 // wants (OnLayersNeeded), so that the publisher may stop encoding the

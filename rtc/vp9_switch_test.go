@@ -3,6 +3,7 @@ package rtc
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"testing"
 	"time"
 
@@ -65,6 +66,7 @@ func (l *vp9Layer) frame(tb testing.TB, i int, key bool) {
 // top layer's picture ids far ahead of the low one's and its TL0PICIDX
 // behind, and a subscriber of the Track, on the top layer.
 type vp9Track struct {
+	clk      *clock.Manual // the layers' and the Track's
 	track    *Track
 	low, top *vp9Layer
 	dt       *DownTrack
@@ -76,21 +78,21 @@ type vp9Track struct {
 func newVP9Track(tb testing.TB, record bool) *vp9Track {
 	tb.Helper()
 	plis := &pliLog{}
-	vt := &vp9Track{}
+	vt := &vp9Track{clk: clock.NewManual(time.Unix(1000, 0))}
 	for i, rid := range []string{"q", "f"} {
 		l := &vp9Layer{
 			in:  &layerTrack{chanTrack: newChanTrack(vp9Codec), ssrc: webrtc.SSRC(layerSSRC(i))},
 			seq: uint16(1000 + 30000*i), ts: uint32(i) * 0x40000000,
 			pic: uint16(7 + 0x7ff0*i), tl0: uint8(200 - 100*i),
 		}
-		f, err := NewForwarder(ForwarderConfig{Track: l.in, RTCP: plis, CacheSlots: 64})
+		f, err := NewForwarder(ForwarderConfig{Track: l.in, RTCP: plis, CacheSlots: 64, Clock: vt.clk})
 		if err != nil {
 			tb.Fatal(err)
 		}
 		l.fwd = f
 		if i == 0 {
 			vt.low = l
-			vt.track, err = NewTrack(TrackConfig{Layer: f, RID: rid, Clock: clock.NewManual(time.Unix(1000, 0))})
+			vt.track, err = NewTrack(TrackConfig{Layer: f, RID: rid, Clock: vt.clk})
 		} else {
 			vt.top = l
 			err = vt.track.AddLayer(f, rid)
@@ -150,12 +152,8 @@ func TestTrackVP9SwitchContinuesPictureIDs(t *testing.T) {
 	poll.Until(t, "the new layer's next frames", func() bool { return sink.count() == 12 })
 
 	sent := sink.sent()
-	var prev vp9Desc
+	checkVP9IDs(t, sent, 0x7ff7, 100)
 	for i, p := range sent {
-		var d vp9Desc
-		if !parseVP9Desc(p.payload, &d) || d.picAt == 0 || !d.pic15 || d.tl0At == 0 {
-			t.Fatalf("packet %d: descriptor %x", i, p.payload)
-		}
 		wantLayer := 1
 		if i >= 6 {
 			wantLayer = 0
@@ -163,24 +161,9 @@ func TestTrackVP9SwitchContinuesPictureIDs(t *testing.T) {
 		if l := layerOfPacket(p); l != wantLayer {
 			t.Fatalf("packet %d is of layer %d, want %d", i, l, wantLayer)
 		}
-		switch {
-		case i == 0:
-			if d.picID != 0x7ff7 || d.tl0 != 100 {
-				t.Fatalf("the stream starts at picture %d, TL0PICIDX %d: not the publisher's", d.picID, d.tl0)
-			}
-		case i%2 == 1:
-			if d.picID != prev.picID || d.tl0 != prev.tl0 {
-				t.Fatalf("packet %d: picture %d, TL0PICIDX %d in a frame of %d, %d", i, d.picID, d.tl0, prev.picID, prev.tl0)
-			}
-		default:
-			if d.picID != (prev.picID+1)&0x7fff || d.tl0 != prev.tl0+1 {
-				t.Fatalf("packet %d: picture %d, TL0PICIDX %d after %d, %d", i, d.picID, d.tl0, prev.picID, prev.tl0)
-			}
-		}
-		if i == 6 && !vp9Keyframe(p.payload) {
-			t.Fatalf("the low layer starts on %x, not its keyframe", p.payload)
-		}
-		prev = d
+	}
+	if !vp9Keyframe(sent[6].payload) {
+		t.Fatalf("the low layer starts on %x, not its keyframe", sent[6].payload)
 	}
 
 	// One NACK for the low layer's keyframe and a packet after it: both
@@ -201,6 +184,80 @@ func TestTrackVP9SwitchContinuesPictureIDs(t *testing.T) {
 		if again.hdr.SequenceNumber != want.hdr.SequenceNumber || again.hdr.Timestamp != want.hdr.Timestamp || !bytes.Equal(again.payload, want.payload) {
 			t.Errorf("resent as %d %x, first sent as %d %x", again.hdr.SequenceNumber, again.payload, want.hdr.SequenceNumber, want.payload)
 		}
+	}
+}
+
+// checkVP9IDs fails unless sent, frames of two packets, carry one VP9
+// stream's ids from firstPic and firstTL0 on: 15-bit picture ids and
+// TL0PICIDX one up at each frame, the same within one.
+func checkVP9IDs(t *testing.T, sent []sentPacket, firstPic uint16, firstTL0 uint8) {
+	t.Helper()
+	var prev vp9Desc
+	for i, p := range sent {
+		var d vp9Desc
+		if !parseVP9Desc(p.payload, &d) || d.picAt == 0 || !d.pic15 || d.tl0At == 0 {
+			t.Fatalf("packet %d: descriptor %x", i, p.payload)
+		}
+		switch {
+		case i == 0:
+			if d.picID != firstPic || d.tl0 != firstTL0 {
+				t.Fatalf("the stream starts at picture %d, TL0PICIDX %d, want the publisher's %d, %d", d.picID, d.tl0, firstPic, firstTL0)
+			}
+		case i%2 == 1:
+			if d.picID != prev.picID || d.tl0 != prev.tl0 {
+				t.Fatalf("packet %d: picture %d, TL0PICIDX %d in a frame of %d, %d", i, d.picID, d.tl0, prev.picID, prev.tl0)
+			}
+		default:
+			if d.picID != (prev.picID+1)&0x7fff || d.tl0 != prev.tl0+1 {
+				t.Fatalf("packet %d: picture %d, TL0PICIDX %d after %d, %d", i, d.picID, d.tl0, prev.picID, prev.tl0)
+			}
+		}
+		prev = d
+	}
+}
+
+// TestTrackVP9ResumeContinuesPictureIDs: a subscriber that pauses a VP9
+// track and resumes it starts again on a keyframe whose picture id and
+// TL0PICIDX follow the last ones it was sent, as its sequence numbers
+// do: the source's last keyframe, caught up from its packet cache, whose
+// own ids are behind them, or a new one, whose ids are ahead.
+func TestTrackVP9ResumeContinuesPictureIDs(t *testing.T) {
+	for _, catchUp := range []bool{true, false} {
+		t.Run(fmt.Sprintf("catch up %v", catchUp), func(t *testing.T) {
+			vt := newVP9Track(t, true)
+			top, dt, sink := vt.top, vt.dt, vt.sink
+			top.frame(t, 1, true)
+			top.frame(t, 1, false)
+			poll.Until(t, "the first two frames", func() bool { return sink.count() == 4 })
+			dt.SetPaused(true)
+			top.frame(t, 1, false)
+			top.frame(t, 1, false)
+			poll.Until(t, "the frames while paused", func() bool { return dt.Stats().Dropped(DropPaused) == 4 })
+			want := 4 + 2*4 + 2 // the keyframe and the three frames after it again, then the next
+			if !catchUp {
+				vt.clk.Advance(2 * maxCatchUpAge) // the keyframe is too old to start from
+				want = 4 + 2*2
+			}
+			dt.SetPaused(false)
+			top.frame(t, 1, false)
+			if !catchUp {
+				// Not sent: the stream starts again on a new keyframe.
+				poll.Until(t, "a delta frame after the pause", func() bool { return dt.Stats().Dropped(DropWaitKeyframe) == 2 })
+				top.frame(t, 1, true)
+				top.frame(t, 1, false)
+			}
+			poll.Until(t, "the frames after the pause", func() bool { return sink.count() == want })
+			sent := sink.sent()
+			checkVP9IDs(t, sent, 0x7ff7, 100)
+			if !vp9Keyframe(sent[4].payload) {
+				t.Fatalf("the stream resumes on %x, not a keyframe", sent[4].payload)
+			}
+			for i := 1; i < len(sent); i++ {
+				if sent[i].hdr.SequenceNumber != sent[i-1].hdr.SequenceNumber+1 {
+					t.Fatalf("packet %d: sequence number %d after %d", i, sent[i].hdr.SequenceNumber, sent[i-1].hdr.SequenceNumber)
+				}
+			}
+		})
 	}
 }
 
