@@ -261,6 +261,31 @@ func TestTrackVP9ResumeContinuesPictureIDs(t *testing.T) {
 	}
 }
 
+// TestTrackVP9KeepsIDsUntilDelivered: a VP9 keyframe written before the
+// subscriber's connection could take it (pion drops it) is not one the
+// subscriber saw, so the keyframe its stream then starts on keeps the
+// publisher's picture id and TL0PICIDX, as a stream's first source does:
+// an SVC stream goes out as sent.
+func TestTrackVP9KeepsIDsUntilDelivered(t *testing.T) {
+	vt := newVP9Track(t, true)
+	top, dt, sink := vt.top, vt.dt, vt.sink
+	sink.notReady.Store(true)
+	top.frame(t, 1, true)
+	// Its first packet, then again from the cache at its second.
+	poll.Until(t, "the keyframe dropped twice", func() bool {
+		st := dt.Stats()
+		return st.Dropped(DropNotReady) == 2 && st.Dropped(DropWaitKeyframe) == 1
+	})
+	sink.notReady.Store(false)
+	top.frame(t, 1, false) // starts from the cached keyframe
+	poll.Until(t, "the keyframe and the frame after it", func() bool { return sink.count() == 4 })
+	sent := sink.sent()
+	checkVP9IDs(t, sent, 0x7ff7, 100)
+	if !vp9Keyframe(sent[0].payload) {
+		t.Fatalf("the stream starts on %x, not the keyframe", sent[0].payload)
+	}
+}
+
 // FuzzVP9SwitchedSend sends arbitrary payloads of the layer a subscriber
 // has moved to, whose picture ids and TL0PICIDX it rewrites, through the
 // subscriber's send path: whatever a payload says, the rewrite stays
