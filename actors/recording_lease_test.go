@@ -194,7 +194,7 @@ func TestLeaseLossContinuesRecording(t *testing.T) {
 			// The delete removes the record and the files of the room's
 			// owner; those of another node go at its request, which the
 			// HTTP edge sends once the record is gone.
-			if err := taker.rooms.DeleteRecording(ctx, id); err != nil {
+			if _, err := taker.rooms.DeleteRecording(ctx, id); err != nil {
 				t.Fatalf("delete the recording: %v", err)
 			}
 			if _, err := taker.rooms.Recording(ctx, id); !errors.Is(err, ErrRecordingNotFound) {

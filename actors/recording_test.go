@@ -125,7 +125,7 @@ func TestRecordingLifecycle(t *testing.T) {
 	if _, err := env.rooms.StartRecording(ctx, "studio", RecordingOptions{}); !errors.Is(err, ErrRecordingRunning) {
 		t.Fatalf("a second start: %v, want ErrRecordingRunning", err)
 	}
-	if err := env.rooms.DeleteRecording(ctx, RecordingID(rec.Id)); !errors.Is(err, ErrRecordingActive) {
+	if _, err := env.rooms.DeleteRecording(ctx, RecordingID(rec.Id)); !errors.Is(err, ErrRecordingActive) {
 		t.Fatalf("deleting a running recording: %v, want ErrRecordingActive", err)
 	}
 	poll.Until(t, "the tracks attached", func() bool {
@@ -181,8 +181,12 @@ func TestRecordingLifecycle(t *testing.T) {
 		}
 	}
 
-	if err := env.rooms.DeleteRecording(ctx, RecordingID(rec.Id)); err != nil {
+	deleted, err := env.rooms.DeleteRecording(ctx, RecordingID(rec.Id))
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !proto.Equal(deleted, done) {
+		t.Fatalf("DeleteRecording returned %v, want the record it deleted, %v", deleted, done)
 	}
 	if _, err := os.Stat(filepath.Join(dir, rec.Id)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the recording's directory after a delete: %v", err)
@@ -190,8 +194,13 @@ func TestRecordingLifecycle(t *testing.T) {
 	if _, err := env.rooms.Recording(ctx, RecordingID(rec.Id)); !errors.Is(err, ErrRecordingNotFound) {
 		t.Fatalf("a deleted recording: %v", err)
 	}
-	if err := env.rooms.DeleteRecording(ctx, RecordingID(rec.Id)); !errors.Is(err, ErrRecordingNotFound) {
+	if _, err := env.rooms.DeleteRecording(ctx, RecordingID(rec.Id)); !errors.Is(err, ErrRecordingNotFound) {
 		t.Fatalf("deleting it again: %v", err)
+	}
+	// A delete that read the record before another removed it reaches the
+	// room second: the store finds nothing to delete.
+	if _, err := env.rooms.recordingRequest(ctx, "studio", &deleteRecordingReq{rec: deleted}); !errors.Is(err, ErrRecordingNotFound) {
+		t.Fatalf("a delete that lost the race to another: %v, want ErrRecordingNotFound", err)
 	}
 }
 

@@ -326,18 +326,24 @@ func (r *Rooms) StopRecording(ctx context.Context, id RecordingID) (*recordpb.Re
 	return r.recordingRequest(ctx, RoomID(rec.RoomId), &stopRecordingReq{id: id})
 }
 
-// DeleteRecording removes a recording that has ended, and its files. One
-// still running gets ErrRecordingActive.
-func (r *Rooms) DeleteRecording(ctx context.Context, id RecordingID) error {
+// DeleteRecording removes a recording that has ended, and its files on
+// this node, and returns the record it removed (whose files on other nodes
+// the caller has removed). One still running gets ErrRecordingActive. The
+// record is read here once, for its room and its status, and handed to
+// the room actor: an ended recording's record changes no more, and the
+// store's delete fails with ErrNotFound if another delete took it first.
+func (r *Rooms) DeleteRecording(ctx context.Context, id RecordingID) (*recordpb.Recording, error) {
 	rec, err := r.Recording(ctx, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !recordingEnded(rec) {
-		return ErrRecordingActive
+		return nil, ErrRecordingActive
 	}
-	_, err = r.recordingRequest(ctx, RoomID(rec.RoomId), &deleteRecordingReq{id: id})
-	return err
+	if _, err := r.recordingRequest(ctx, RoomID(rec.RoomId), &deleteRecordingReq{rec: rec}); err != nil {
+		return nil, err
+	}
+	return rec, nil
 }
 
 // recordingRequest asks the room actor of id, which owns the room's

@@ -51,7 +51,7 @@ type liveRecording struct {
 type (
 	startRecordingReq  struct{ opts RecordingOptions }
 	stopRecordingReq   struct{ id RecordingID }
-	deleteRecordingReq struct{ id RecordingID }
+	deleteRecordingReq struct{ rec *recordpb.Recording }
 	recordingReply     struct {
 		rec *recordpb.Recording
 		err error
@@ -100,7 +100,7 @@ func (a *roomActor) receiveRecording(ctx actor.Context, msg any) bool {
 		rec, err := a.stopRecordingByID(m.id)
 		a.respond(ctx, &recordingReply{rec: rec, err: err})
 	case *deleteRecordingReq:
-		a.respond(ctx, &recordingReply{err: a.deleteRecording(m.id)})
+		a.respond(ctx, &recordingReply{err: a.deleteRecording(m.rec)})
 	case *recordingWriterEnded:
 		if lr := a.life.recording; lr != nil && lr.rec.Id == m.id && !lr.stopping {
 			a.log.Warn("recording writer stopped", "recording", m.id, "err", m.err)
@@ -467,22 +467,21 @@ func (a *roomActor) endRecordingNow(reason string) {
 	a.finishRecording(lr, files, err)
 }
 
-// deleteRecording removes a recording that has ended: its record, then
-// its files on this node. The record goes first: files without a record
-// are removed at a later start, a record without files would list what
-// is gone.
-func (a *roomActor) deleteRecording(id RecordingID) error {
-	if lr := a.life.recording; lr != nil && lr.rec.Id == string(id) {
+// deleteRecording removes rec, a recording that has ended as
+// DeleteRecording read it: its record, then its files on this node. The
+// record goes first: files without a record are removed at a later start,
+// a record without files would list what is gone. A record another delete
+// removed meanwhile is not found by the store's delete, which then writes
+// nothing.
+func (a *roomActor) deleteRecording(rec *recordpb.Recording) error {
+	if lr := a.life.recording; lr != nil && lr.rec.Id == rec.Id {
 		return ErrRecordingActive
 	}
-	rec, err := a.storedRecording(id)
+	err := a.commit(&changes{w: persistence.Writes{DeleteRecordings: []string{rec.Id}}})
+	if errors.Is(err, persistence.ErrNotFound) {
+		return ErrRecordingNotFound
+	}
 	if err != nil {
-		return err
-	}
-	if !recordingEnded(rec) {
-		return ErrRecordingActive
-	}
-	if err := a.commit(&changes{w: persistence.Writes{DeleteRecordings: []string{rec.Id}}}); err != nil {
 		return fmt.Errorf("delete recording: %w", err)
 	}
 	a.deps.removeOwnRecordingFiles(rec)

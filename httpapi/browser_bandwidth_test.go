@@ -8,31 +8,28 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 // narrowLink is a UDP relay between a browser and the media server's UDP
-// port, standing for a narrow link: of what the server sends the browser,
-// it lets RTP through at a rate (a token bucket; what exceeds it is
-// dropped, as a router's full queue would) and the rest (STUN, DTLS,
-// RTCP) whole, so that the connection stays up and its feedback flows.
-// Each of the browser's sockets gets a socket of its own toward the
-// server, which sees them as the browser's addresses.
+// port, standing for a narrow link: what the server sends the browser
+// goes through the link's rtctest.Shaper, whose rate (SetRate; none
+// until then) cuts the RTP and lets the rest (STUN, DTLS, RTCP) through
+// whole, so that the connection stays up and its feedback flows. Each of
+// the browser's sockets gets a socket of its own toward the server,
+// which sees them as the browser's addresses.
 type narrowLink struct {
+	rtctest.Shaper
 	front  *net.UDPConn // where the browser sends, instead of the server
 	server netip.AddrPort
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex // guards the following
-	backs   map[netip.AddrPort]*net.UDPConn
-	closed  bool
-	rate    float64 // bits per second; 0 for no limit
-	tokens  float64 // bits
-	last    time.Time
-	dropped int
+	mu     sync.Mutex // guards the following
+	backs  map[netip.AddrPort]*net.UDPConn
+	closed bool
 }
 
 // newNarrowLink starts a relay to the server's UDP address, unlimited
@@ -51,49 +48,6 @@ func newNarrowLink(t *testing.T, server netip.AddrPort) *narrowLink {
 
 // Port is the relay's port on 127.0.0.1.
 func (l *narrowLink) Port() int { return l.front.LocalAddr().(*net.UDPAddr).Port }
-
-// SetRate limits the RTP toward the browser to bps bits per second; 0
-// lifts the limit.
-func (l *narrowLink) SetRate(bps int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.rate = float64(bps)
-	l.tokens = l.burst()
-	l.last = time.Now()
-}
-
-// Dropped is how many datagrams the link dropped.
-func (l *narrowLink) Dropped() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.dropped
-}
-
-// burst is what the bucket holds: a fifth of a second at the rate, and
-// at least a full-size packet. l.mu is held.
-func (l *narrowLink) burst() float64 { return max(l.rate/5, 1500*8) }
-
-// pass tells whether b, from the server, goes through now.
-func (l *narrowLink) pass(b []byte) bool {
-	// RTP (RFC 7983: first byte 128..191), not RTCP (packet types 192..223).
-	if len(b) < 2 || b[0] < 128 || b[0] > 191 || (b[1] >= 192 && b[1] <= 223) {
-		return true
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.rate == 0 {
-		return true
-	}
-	now := time.Now()
-	l.tokens = min(l.tokens+now.Sub(l.last).Seconds()*l.rate, l.burst())
-	l.last = now
-	if bits := float64(len(b) * 8); l.tokens >= bits {
-		l.tokens -= bits
-		return true
-	}
-	l.dropped++
-	return false
-}
 
 // fromBrowser forwards what the browser sends to the server, each of its
 // addresses through a socket of its own.
@@ -143,7 +97,7 @@ func (l *narrowLink) toBrowser(back *net.UDPConn, to netip.AddrPort) {
 		if err != nil {
 			return // closed
 		}
-		if l.pass(buf[:n]) {
+		if l.Pass(buf[:n]) {
 			_, _ = l.front.WriteToUDPAddrPort(buf[:n], to)
 		}
 	}
@@ -217,7 +171,7 @@ func TestBrowserBandwidthPause(t *testing.T) {
 	// Cut to 60 kbps: audio fits, the lowest layer (up to 150 kbps) does not.
 	link.SetRate(60_000)
 	poll.Within(pageWait{TB: t, Tab: slow}, browserDeadline, "alice's tile paused for bandwidth on the slow page, as REST says", func() bool {
-		return tilePaused(t, slow, aliceID) == "Paused: low bandwidth" && s.receivedLayer(t, "narrow", "slow", camera) == -1
+		return tilePaused(t, slow, aliceID) == "Paused: low bandwidth" && s.pausedFor(t, "narrow", "slow", camera, "bandwidth")
 	})
 	t.Logf("paused after %d datagrams dropped", link.Dropped())
 	audio := evalJS[pageStats](t, slow, `window.troupe.stats()`).AudioPacketsReceived

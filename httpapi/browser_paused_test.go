@@ -66,7 +66,7 @@ func TestBrowserPausedTile(t *testing.T) {
 		return tilePaused(t, bob, aliceID) == "Paused"
 	})
 	poll.Within(t, browserDeadline, "the REST list to say bob has alice's camera paused", func() bool {
-		return s.receivedLayer(t, "pause", "bob", camera) == -1
+		return s.pausedFor(t, "pause", "bob", camera, "subscriber")
 	})
 	audio := evalJS[pageStats](t, bob, `window.troupe.stats()`).AudioPacketsReceived
 	poll.Within(t, browserDeadline, "alice's sound to go on while her camera is paused", func() bool {

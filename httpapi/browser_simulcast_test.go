@@ -39,12 +39,17 @@ type restParticipant struct {
 		Layers    []restLayer `json:"layers"`
 	} `json:"tracks"`
 	Receiving *struct {
-		Tracks []struct {
-			TrackID string `json:"track_id"`
-			Layer   int    `json:"layer"`
-			Paused  bool   `json:"paused"`
-		} `json:"tracks"`
+		Tracks []restReceived `json:"tracks"`
 	} `json:"receiving"`
+}
+
+// restReceived is what the REST participants list says of a track a
+// participant receives.
+type restReceived struct {
+	TrackID     string `json:"track_id"`
+	Layer       int    `json:"layer"`
+	Paused      bool   `json:"paused"`
+	PauseReason string `json:"pause_reason"`
 }
 
 // restParticipants is the room's participants list, typed.
@@ -65,22 +70,42 @@ func (s *stack) restParticipants(t *testing.T, room string) []restParticipant {
 	return out
 }
 
-// receivedLayer is the layer of track that the participant named name
-// (its name or identity) in room receives, as REST lists it; -1 when it
-// receives none of it, or has it paused.
-func (s *stack) receivedLayer(t *testing.T, room, name, track string) int {
+// received is what REST lists of track as the participant named name
+// (its name or identity) in room receives it; false when it lists the
+// participant receiving none of it.
+func (s *stack) received(t *testing.T, room, name, track string) (restReceived, bool) {
 	t.Helper()
 	for _, p := range s.restParticipants(t, room) {
 		if (p.Name != name && p.Identity != name) || p.Receiving == nil {
 			continue
 		}
 		for _, tr := range p.Receiving.Tracks {
-			if tr.TrackID == track && !tr.Paused {
-				return tr.Layer
+			if tr.TrackID == track {
+				return tr, true
 			}
 		}
 	}
+	return restReceived{}, false
+}
+
+// receivedLayer is the layer of track that the participant named name
+// (its name or identity) in room receives, as REST lists it; -1 when it
+// receives none of it, or has it paused (received tells them apart).
+func (s *stack) receivedLayer(t *testing.T, room, name, track string) int {
+	t.Helper()
+	if tr, ok := s.received(t, room, name, track); ok && !tr.Paused {
+		return tr.Layer
+	}
 	return -1
+}
+
+// pausedFor reports whether the participant named name in room receives
+// track and REST lists it paused, for reason ("subscriber" or
+// "bandwidth"): a track it does not receive at all is not paused.
+func (s *stack) pausedFor(t *testing.T, room, name, track, reason string) bool {
+	t.Helper()
+	tr, ok := s.received(t, room, name, track)
+	return ok && tr.Paused && tr.PauseReason == reason
 }
 
 // waitCamera waits until the participant named name (its name or

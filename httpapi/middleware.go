@@ -241,24 +241,37 @@ func (s *Server) readBody(c *gin.Context) {
 		return
 	}
 	limit := s.cfg.MaxBodyBytes
-	tooLarge := newAPIError(http.StatusRequestEntityTooLarge, codeBodyTooLarge,
-		fmt.Sprintf("request body exceeds %d bytes", limit))
-	if c.Request.ContentLength > limit {
-		s.abort(c, tooLarge)
+	body, err := readLimited(c, limit, fmt.Sprintf("request body exceeds %d bytes", limit), errUnreadableBody)
+	if err != nil {
+		s.abort(c, err)
 		return
+	}
+	c.Set(ctxBody, body)
+	c.Next()
+}
+
+// errUnreadableBody: a JSON body that could not be read (the client went
+// away, or sent a broken chunked encoding).
+var errUnreadableBody = newAPIError(http.StatusBadRequest, codeMalformedJSON, "could not read the request body")
+
+// readLimited reads the body of c, of at most limit bytes. A larger one,
+// by its Content-Length or as it is read, is a 413 body_too_large saying
+// tooLarge; one that cannot be read gets unreadable. The body reader of
+// the API and of the routes that read their own (a WHIP or WHEP offer, a
+// WHEP viewer's settings), each with its limit.
+func readLimited(c *gin.Context, limit int64, tooLarge string, unreadable error) ([]byte, error) {
+	if c.Request.ContentLength > limit {
+		return nil, newAPIError(http.StatusRequestEntityTooLarge, codeBodyTooLarge, tooLarge)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			s.abort(c, tooLarge)
-			return
+			return nil, newAPIError(http.StatusRequestEntityTooLarge, codeBodyTooLarge, tooLarge)
 		}
-		s.abort(c, newAPIError(http.StatusBadRequest, codeMalformedJSON, "could not read the request body"))
-		return
+		return nil, unreadable
 	}
-	c.Set(ctxBody, body)
-	c.Next()
+	return body, nil
 }
 
 func requestBody(c *gin.Context) []byte {

@@ -41,8 +41,8 @@ type trackJSON struct {
 }
 
 // layerJSON is one layer of a simulcast track as the server receives it.
-// Width and height are 0 until a keyframe gave them (VP8 and H.264 carry
-// them; other codecs do not).
+// Width and height are 0 until a keyframe gave them (VP8, VP9 with its
+// scalability structure, H.264 and AV1 carry them).
 type layerJSON struct {
 	RID     string `json:"rid"`
 	Width   int    `json:"width"`

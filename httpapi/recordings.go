@@ -256,15 +256,10 @@ func (s *Server) getRecording(c *gin.Context) error {
 // remove them (removeFilesElsewhere). A node that is down removes them at
 // its next start, when it finds a directory whose recording is gone.
 func (s *Server) deleteRecording(c *gin.Context) error {
-	ctx, id := c.Request.Context(), actors.RecordingID(c.Param("id"))
-	// Read before the delete, as the store holds it (Forwarded: not from
-	// the node writing it), for the nodes its files are on: an ended
-	// recording's record changes no more.
-	rec, err := s.cfg.Rooms.CurrentRecording(actors.Forwarded(ctx), id)
+	// The record deleted, as the store held it, names the nodes its files
+	// are on.
+	rec, err := s.cfg.Rooms.DeleteRecording(c.Request.Context(), actors.RecordingID(c.Param("id")))
 	if err != nil {
-		return err
-	}
-	if err := s.cfg.Rooms.DeleteRecording(ctx, id); err != nil {
 		return err
 	}
 	s.removeFilesElsewhere(c, rec)

@@ -67,7 +67,7 @@ type RoomService interface {
 	Recordings(ctx context.Context, q actors.RecordingQuery) ([]*recordpb.Recording, int, error)
 	CurrentRecording(ctx context.Context, id actors.RecordingID) (*recordpb.Recording, error)
 	RecordingFile(ctx context.Context, id actors.RecordingID, name string) (*actors.RecordingFile, error)
-	DeleteRecording(ctx context.Context, id actors.RecordingID) error
+	DeleteRecording(ctx context.Context, id actors.RecordingID) (*recordpb.Recording, error)
 	RemoveDeletedRecordingFiles(ctx context.Context, id actors.RecordingID) error
 }
 

@@ -8,7 +8,6 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/troupe-media/troupe/actors/actorstest"
-	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc"
 	"github.com/troupe-media/troupe/rtc/rtctest"
@@ -41,13 +40,8 @@ func TestWHEPViewerOfSimulcast(t *testing.T) {
 	// with their first keyframes.
 	s.waitLayersSized(t, "whepsim")
 
-	pc := transceiverPeer(t, clientAPI(t), webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeVideo)
-	rx := receiveWHEP(t, pc)
-	r := s.whipPost(t, "/whep/whepsim", s.joinToken(t, "whepsim", "viewer", auth.RoleSubscriber), "application/sdp", gatheredOffer(t, pc))
+	rx, _, _, r := s.watchWHEP(t, "whepsim", "viewer", "")
 	mustStatus(t, r, http.StatusCreated)
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(r.body)}); err != nil {
-		t.Fatal(err)
-	}
 	run := rx.run
 
 	poll.Until(t, "the 360p layer at the viewer", func() bool { return run(1) >= 30 })

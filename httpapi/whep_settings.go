@@ -1,8 +1,7 @@
 package httpapi
 
 import (
-	"errors"
-	"io"
+	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
@@ -84,13 +83,9 @@ func (s *Server) whepSettings(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxViewerSettingsBytes))
+	body, err := readLimited(c, maxViewerSettingsBytes, fmt.Sprintf("the settings exceed %d bytes", maxViewerSettingsBytes), errUnreadableBody)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return newAPIError(http.StatusRequestEntityTooLarge, codeBodyTooLarge, "the settings exceed "+strconv.Itoa(maxViewerSettingsBytes)+" bytes")
-		}
-		return newAPIError(http.StatusBadRequest, codeMalformedJSON, "could not read the request body")
+		return err
 	}
 	c.Set(ctxBody, body) // for forwarding to the room's owner
 	w, err := s.whipSessionOf(c, actors.ClientWHEP, claims)
@@ -104,9 +99,7 @@ func (s *Server) whepSettings(c *gin.Context) error {
 	switch mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type")); mt {
 	case contentTypeJSON:
 	case contentTypeTrickleICE:
-		c.Header("Allow", sessionMethods(c.FullPath())+", OPTIONS")
-		return newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed,
-			"trickle ICE is not supported: put every candidate in the offer")
+		return trickleICERefused(c)
 	default:
 		return newAPIError(http.StatusUnsupportedMediaType, codeUnsupportedMediaType,
 			"Content-Type must be application/json (the viewer's settings)")

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/pion/webrtc/v4"
@@ -98,14 +99,15 @@ func TestWHEPViewerSettings(t *testing.T) {
 	for _, c := range []struct {
 		body, contentType, token string
 		status                   int
-		field                    string
+		field, code              string
 	}{
 		{body: `{"width":0,"height":10}`, status: http.StatusUnprocessableEntity, field: "width"},
 		{body: `{"width":640}`, status: http.StatusUnprocessableEntity, field: "width"},
 		{body: `{"max_quality":"huge"}`, status: http.StatusUnprocessableEntity, field: "max_quality"},
 		{body: `{"paused":"yes"}`, status: http.StatusUnprocessableEntity, field: "paused"},
 		{body: `{"colour":"red"}`, status: http.StatusUnprocessableEntity, field: "colour"},
-		{body: `not json`, status: http.StatusBadRequest},
+		{body: `not json`, status: http.StatusBadRequest, code: codeMalformedJSON},
+		{body: `{"width":1280,"height":720}` + strings.Repeat(" ", maxViewerSettingsBytes), status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge},
 		{body: `{"width":1280,"height":720}`, contentType: "text/plain", status: http.StatusUnsupportedMediaType},
 		{body: "a=end-of-candidates", contentType: contentTypeTrickleICE, status: http.StatusMethodNotAllowed},
 		{body: `{"width":1280,"height":720}`, token: other, status: http.StatusForbidden},
@@ -121,6 +123,9 @@ func TestWHEPViewerSettings(t *testing.T) {
 		mustStatus(t, r, c.status)
 		if c.field != "" && r.errorField(t) != c.field {
 			t.Fatalf("PATCH %s: field %q, want %q", c.body, r.errorField(t), c.field)
+		}
+		if c.code != "" && r.errorCode(t) != c.code {
+			t.Fatalf("PATCH of %d bytes: code %q, want %q", len(c.body), r.errorCode(t), c.code)
 		}
 		if c.status == http.StatusMethodNotAllowed || c.status == http.StatusUnsupportedMediaType {
 			if got := r.header.Get("Accept-Patch"); got != "application/json" {

@@ -199,6 +199,13 @@ func (s *Server) whipPatch(c *gin.Context) error {
 	if kind == actors.ClientWHEP {
 		return s.whepSettings(c)
 	}
+	return trickleICERefused(c)
+}
+
+// trickleICERefused is the 405 of a PATCH that trickles ICE (any PATCH of
+// a WHIP session; a WHEP viewer's in application/trickle-ice-sdpfrag). Its
+// Allow lists the session's methods, as the session's OPTIONS does.
+func trickleICERefused(c *gin.Context) error {
 	c.Header("Allow", sessionMethods(c.FullPath())+", OPTIONS")
 	return newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed,
 		"trickle ICE is not supported: put every candidate in the offer")

@@ -459,22 +459,7 @@ func TestLoopbackEstimateAlways(t *testing.T) {
 				t.Cleanup(func() { _ = tr.Close() })
 				tracks = append(tracks, tr)
 			}
-			sub := newPeerOwnerWith(t, PeerConfig{Engine: engine, Mode: PeerSignaling, Metrics: m}, api)
-			recvOnlyVideo(t, sub)
-			sub.clientOffer()
-			sub.waitConnected()
-			var video *DownTrack
-			var err error
-			sub.call(func() {
-				if err = sub.peer.AddSource("TR_cam", "PA_pub", tracks[0]); err == nil {
-					video = sub.peer.sends["TR_cam"].dt
-				}
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			sub.answerServer()
-			_, rec := recordFirstTrack(t, sub, wg)
+			sub, video, rec := subscribeLoopback(t, PeerConfig{Engine: engine, Mode: PeerSignaling, Metrics: m}, api, tracks[0], wg)
 			poll.Until(t, "video received", func() bool { return len(rec.get()) >= 50 })
 			if always {
 				poll.Until(t, "an estimate from transport-cc", func() bool {

@@ -40,8 +40,11 @@
 // source, forwarded whole, their descriptors as sent (a resume after a
 // pause, which starts the source again, continues the ids as a switch
 // does). A Track measures its layers' bitrates and reads their picture
-// sizes from their keyframes. The layer a down-track gets is also capped
-// by size
+// sizes from the first packet of their keyframes: the VP8 frame header,
+// the VP9 payload descriptor's scalability structure, the H.264 sequence
+// parameter set, the AV1 sequence header (av1.go: when the packet holds
+// it whole; its largest frame size, an SVC stream's top spatial
+// layer's). The layer a down-track gets is also capped by size
 // (SetMaxSize: a room's quality; SetLimits: what the subscriber asks, the
 // size it renders), and the Track tells its owner which layers anyone
 // wants (OnLayersNeeded), so that the publisher may stop encoding the

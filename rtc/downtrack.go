@@ -602,11 +602,17 @@ func (dt *DownTrack) rtcpLoop(b *binding) {
 	var hdr rtp.Header
 	var ext extWriter
 	var limit *resendLimit
+	// One clock read per RTCP packet, at its first NACK: a report that
+	// lists many lost packets is answered at one instant.
+	var now time.Time
 	fb := rtcpFeedback{nack: func(seq uint16) {
 		if resend == nil {
 			resend, limit = make([]byte, maxPacketSize), &resendLimit{}
 		}
-		if !limit.allow(seq, time.Now()) {
+		if now.IsZero() {
+			now = time.Now()
+		}
+		if !limit.allow(seq, now) {
 			dt.ctr.nackSuppressed.Add(1)
 			return
 		}
@@ -621,6 +627,7 @@ func (dt *DownTrack) rtcpLoop(b *binding) {
 		if err != nil {
 			return
 		}
+		now = time.Time{}
 		dt.handleRTCP(b, buf[:n], &fb)
 	}
 }

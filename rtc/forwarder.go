@@ -362,6 +362,8 @@ func (f *Forwarder) readResolution(payload []byte) {
 		w, h, ok = vp9Resolution(payload)
 	case codecH264:
 		w, h, ok = h264Resolution(payload)
+	case codecAV1:
+		w, h, ok = av1Resolution(payload)
 	}
 	if ok {
 		f.width.Store(uint32(w))
@@ -371,7 +373,7 @@ func (f *Forwarder) readResolution(payload []byte) {
 
 // Resolution returns the picture size read from the track's last
 // keyframe that carried one (VP8 and H.264 keyframes do, VP9's with a
-// scalability structure), or zeros.
+// scalability structure, AV1's with a sequence header), or zeros.
 func (f *Forwarder) Resolution() (width, height int) {
 	return int(f.width.Load()), int(f.height.Load())
 }

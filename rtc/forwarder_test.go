@@ -346,6 +346,28 @@ func TestNACKAnsweredFromCache(t *testing.T) {
 	if s.NACKs != 2 || s.Retransmits != 1 || s.NACKMisses != 1 {
 		t.Errorf("stats %+v: want 2 NACKs, 1 retransmit, 1 miss", s)
 	}
+
+	// The resend limit: the packet NACKed twice more in one report, as
+	// resent a moment ago, is not resent; NACKed again once the gap has
+	// gone by, it is.
+	again, err := rtcp.Marshal([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: 77, Nacks: []rtcp.NackPair{
+		{PacketID: want.hdr.SequenceNumber}, {PacketID: want.hdr.SequenceNumber},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.rtcp <- again
+	poll.Until(t, "the NACKs read", func() bool { return dt.Stats().NACKs == 4 })
+	if s := dt.Stats(); s.Retransmits != 1 || s.NACKSuppressed != 2 {
+		t.Errorf("stats %+v: want 1 retransmit, 2 suppressed", s)
+	}
+	resent := time.Now()
+	poll.Until(t, "the resend gap to go by", func() bool { return time.Since(resent) > minResendGap })
+	sub.rtcp <- again
+	poll.Until(t, "the NACKs read", func() bool { return dt.Stats().NACKs == 6 })
+	if s := dt.Stats(); sub.count() != 22 || s.Retransmits != 2 || s.NACKSuppressed != 3 {
+		t.Errorf("%d packets sent, stats %+v: want 22 sent, 2 retransmits, 3 suppressed", sub.count(), s)
+	}
 	close(sub.rtcp)
 }
 

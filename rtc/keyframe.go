@@ -44,8 +44,9 @@ func startsKeyframe(kind codecKind, payload []byte) bool {
 	case codecH264:
 		return h264Keyframe(payload)
 	case codecAV1:
-		// RFC-draft AV1 RTP: the N bit marks the first packet of a coded
-		// video sequence, which starts with a key frame.
+		// The AV1 RTP payload format's N bit marks the first packet of a
+		// coded video sequence, which starts with a key frame and its
+		// sequence header (av1Resolution reads it).
 		return len(payload) > 0 && payload[0]&0x08 != 0
 	}
 	return true

@@ -87,7 +87,8 @@ func TestVP9Resolution(t *testing.T) {
 	checkResolutions(t, "vp9Resolution", vp9Resolution, tests)
 }
 
-// spsWriter writes the fields of an H.264 sequence parameter set.
+// spsWriter writes the fields of an H.264 sequence parameter set, or of
+// an AV1 sequence header (av1_test.go).
 type spsWriter struct {
 	bits []bool
 }
@@ -118,11 +119,17 @@ func (s *spsWriter) se(v int32) {
 // nal returns the SPS NAL unit: header, RBSP with its stop bit, and the
 // emulation prevention bytes a stream carries.
 func (s *spsWriter) nal() []byte {
+	return rtctest.NALUnit(0x67, s.trailed())
+}
+
+// trailed returns the bits written, then a one and the zeros to a byte's
+// end: H.264's RBSP stop bit, and AV1's trailing bits.
+func (s *spsWriter) trailed() []byte {
 	s.u(1, 1)
 	for len(s.bits)%8 != 0 {
 		s.u(1, 0)
 	}
-	var rbsp []byte
+	var out []byte
 	for i := 0; i < len(s.bits); i += 8 {
 		var b byte
 		for j := 0; j < 8; j++ {
@@ -130,9 +137,9 @@ func (s *spsWriter) nal() []byte {
 				b |= 0x80 >> j
 			}
 		}
-		rbsp = append(rbsp, b)
+		out = append(out, b)
 	}
-	return rtctest.NALUnit(0x67, rbsp)
+	return out
 }
 
 type spsFields struct {

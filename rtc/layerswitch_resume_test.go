@@ -60,47 +60,68 @@ func TestTrackResumesOnPendingLayer(t *testing.T) {
 }
 
 // TestDownTrackResumeStartsOnKeyframe pauses and resumes a subscriber of
-// a layer again and again while the layer streams: each time, the first
-// packet sent after the resume starts a keyframe (a fresh one or the
-// last one, caught up), never the delta frame that came next, which the
-// frames skipped over the pause would be needed to decode.
+// a layer again and again while the layer streams: each time, the stream
+// goes on after the resume, and its first packet starts a keyframe (a
+// fresh one or the last one, caught up), never the delta frame that came
+// next, which the frames skipped over the pause would be needed to
+// decode. The pauses fall wherever the sender is, mid-frame included.
 func TestDownTrackResumeStartsOnKeyframe(t *testing.T) {
 	fx := newSimulcastFixture(t)
 	dt, sink := fx.subscriber()
 	fx.frame(2, 0, true)
 	poll.Until(t, "the first keyframe", func() bool { return sink.count() == 2 })
-	done := make(chan struct{})
+	// The layer streams until the test ends, a keyframe every 8 frames.
+	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		for n := uint32(1); n < 400; n++ {
+		for n := uint32(1); ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
 			fx.frame(2, n, n%8 == 0)
 		}
 	}()
-	var resumedAt []int // the packets sent before each resume
-	for running := true; running; {
-		select {
-		case <-done:
-			running = false
-		default:
+	stopped := false
+	halt := func() {
+		if !stopped {
+			stopped = true
+			close(stop)
+			<-done
 		}
-		dt.SetPaused(true)
-		// A send that began before the pause ends before the count.
+	}
+	t.Cleanup(halt) // before the fixture's: the track closes after
+	// count is how many packets went out, a send begun before a pause
+	// included: it ends before the count.
+	count := func() int {
 		dt.wmu.Lock()
-		n := sink.count()
-		dt.wmu.Unlock()
+		defer dt.wmu.Unlock()
+		return sink.count()
+	}
+	const rounds = 30
+	var resumedAt []int // the packets sent before each resume
+	for range rounds {
+		dt.SetPaused(true)
+		n := count()
 		resumedAt = append(resumedAt, n)
 		dt.SetPaused(false)
+		poll.Until(t, "packets after the resume", func() bool { return count() > n })
 	}
 	dt.SetPaused(true)
-	dt.wmu.Lock()
+	dt.wmu.Lock() // a send begun before the pause ends first
 	sent := sink.sent()
 	dt.wmu.Unlock()
+	halt()
 	for k, n := range resumedAt {
 		end := len(sent) // the round's packets end at the next pause
 		if k+1 < len(resumedAt) {
 			end = resumedAt[k+1]
 		}
-		if n < end && !vp8Keyframe(sent[n].payload) {
+		if n >= end {
+			t.Fatalf("resume %d sent nothing (%d packets before it, %d before the next pause)", k, n, end)
+		}
+		if !vp8Keyframe(sent[n].payload) {
 			t.Fatalf("packet %d of %d, the first after resume %d, starts a delta frame", n, len(sent), k)
 		}
 	}

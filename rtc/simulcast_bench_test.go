@@ -277,7 +277,7 @@ func BenchmarkDownTrackSend(b *testing.B) {
 				if err := parseRTP(p.buf[:n], &p.h); err != nil {
 					panic(err)
 				}
-				parseVP8Desc(p.payload(), &p.vp8)
+				p.readDescriptor(codecVP8)
 				p.keyframe = key
 				p.src = lb.layers[i]
 				return p

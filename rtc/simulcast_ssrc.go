@@ -62,7 +62,7 @@ type ssrcPlan struct {
 	// section that did not offer one of them never sees it.
 	added map[int]bool
 	// offered are the header extension ids each section of the
-	// description (by mid) lists.
+	// description (by mid) lists, read before apply adds the rid form's.
 	offered map[string]map[int]bool
 }
 
@@ -114,36 +114,27 @@ func planSSRCSimulcast(d *sdp.SessionDescription) (*ssrcPlan, error) {
 	var plan *ssrcPlan
 	extIDs := map[string]int{} // URI -> id, anywhere in d
 	used := map[int]bool{}
-	note := func(v string) error {
+	note := func(v string) (int, error) {
 		id, uri, err := extmapID(v)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		used[id] = true
 		if _, ok := extIDs[uri]; !ok {
 			extIDs[uri] = id
 		}
-		return nil
+		return id, nil
 	}
 	for _, a := range d.Attributes {
 		if a.Key == sdp.AttrKeyExtMap {
-			if err := note(a.Value); err != nil {
+			if _, err := note(a.Value); err != nil {
 				return nil, err
 			}
 		}
 	}
-	offered := map[string]map[int]bool{}
-	for _, md := range d.MediaDescriptions {
-		mid, _ := md.Attribute(sdp.AttrKeyMID)
-		ids := map[int]bool{}
-		for _, v := range attrValues(md, sdp.AttrKeyExtMap) {
-			if err := note(v); err != nil {
-				return nil, err
-			}
-			id, _, _ := extmapID(v)
-			ids[id] = true
-		}
-		offered[mid] = ids
+	offered, err := sectionExtIDs(d, note)
+	if err != nil {
+		return nil, err
 	}
 	for _, md := range d.MediaDescriptions {
 		var groups []string
@@ -182,6 +173,28 @@ func planSSRCSimulcast(d *sdp.SessionDescription) (*ssrcPlan, error) {
 		}
 	}
 	return plan, nil
+}
+
+// sectionExtIDs returns the header extension ids each section of d lists
+// (by mid), each a=extmap value read by read, which fails the whole or
+// returns 0 for a value to leave out.
+func sectionExtIDs(d *sdp.SessionDescription, read func(v string) (int, error)) (map[string]map[int]bool, error) {
+	offered := make(map[string]map[int]bool, len(d.MediaDescriptions))
+	for _, md := range d.MediaDescriptions {
+		mid, _ := md.Attribute(sdp.AttrKeyMID)
+		ids := map[int]bool{}
+		for _, v := range attrValues(md, sdp.AttrKeyExtMap) {
+			id, err := read(v)
+			if err != nil {
+				return nil, err
+			}
+			if id != 0 {
+				ids[id] = true
+			}
+		}
+		offered[mid] = ids
+	}
+	return offered, nil
 }
 
 func isSIMGroup(v string) bool {
@@ -463,17 +476,12 @@ func (s *ssrcSimulcast) applied(plan *ssrcPlan, d *sdp.SessionDescription) {
 		s.offered = plan.offered
 		return
 	}
-	s.offered = map[string]map[int]bool{}
-	for _, md := range d.MediaDescriptions {
-		mid, _ := md.Attribute(sdp.AttrKeyMID)
-		ids := map[int]bool{}
-		for _, v := range attrValues(md, sdp.AttrKeyExtMap) {
-			if id, _, err := extmapID(v); err == nil {
-				ids[id] = true
-			}
-		}
-		s.offered[mid] = ids
-	}
+	// Without a SIM section the description was not checked here: a
+	// malformed extmap, which pion let by, is left out.
+	s.offered, _ = sectionExtIDs(d, func(v string) (int, error) {
+		id, _, _ := extmapID(v) // 0 when malformed
+		return id, nil
+	})
 }
 
 // clientView returns a description of the server's as the client of a

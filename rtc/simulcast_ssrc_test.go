@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -611,7 +612,10 @@ func TestLoopbackSimulcastBySSRCRenegotiates(t *testing.T) {
 // TestClientViewFollowsRenegotiation: the server's answer drops the rid
 // and simulcast lines of a section only while the client sends it with a
 // SIM group: once it renegotiates that mid with rids of its own, they are
-// in the answer again.
+// in the answer again. The header extensions the rid form added (mid,
+// rid and repaired rid: 4, 5 and 6) are dropped from a section whose
+// client's description did not list them, the last one's: all three
+// first, then the repaired rid alone.
 func TestClientViewFollowsRenegotiation(t *testing.T) {
 	s := &ssrcSimulcast{}
 	plan, err := planSSRCSimulcast(simParseSDP(t, simOffer))
@@ -628,9 +632,20 @@ func TestClientViewFollowsRenegotiation(t *testing.T) {
 		"a=mid:1\r\n" +
 		"a=recvonly\r\n" +
 		"a=rtpmap:96 VP8/90000\r\n" +
+		"a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n" +
+		"a=extmap:5 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n" +
+		"a=extmap:6 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id\r\n" +
 		"a=rid:q recv\r\n" +
 		"a=rid:h recv\r\n" +
 		"a=simulcast:recv q;h\r\n"
+	extmaps := func(v string) (ids []string) {
+		for _, id := range []string{"4", "5", "6"} {
+			if strings.Contains(v, "a=extmap:"+id+" ") {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
 	view := func() string {
 		t.Helper()
 		v, err := s.clientView(server)
@@ -641,6 +656,8 @@ func TestClientViewFollowsRenegotiation(t *testing.T) {
 	}
 	if v := view(); strings.Contains(v, "a=rid:") || strings.Contains(v, "a=simulcast:") {
 		t.Fatalf("the answer to a SIM section names rids:\n%s", v)
+	} else if ids := extmaps(v); len(ids) != 0 {
+		t.Fatalf("the answer to a SIM section lists the extensions %v its client did not:\n%s", ids, v)
 	}
 
 	// The same mid, now with rids of its own.
@@ -654,5 +671,7 @@ func TestClientViewFollowsRenegotiation(t *testing.T) {
 	s.applied(nil, d)
 	if v := view(); !strings.Contains(v, "a=rid:q recv") || !strings.Contains(v, "a=simulcast:recv q;h") {
 		t.Fatalf("the answer to a section renegotiated with rids lacks them:\n%s", v)
+	} else if ids := extmaps(v); !slices.Equal(ids, []string{"4", "5"}) {
+		t.Fatalf("the answer to a section renegotiated with rids lists the extensions %v of 4, 5 and 6, want those it lists, 4 and 5:\n%s", ids, v)
 	}
 }

@@ -73,7 +73,8 @@ var svcVP9 = svcCodec{
 
 // svcAV1 writes the AV1 RTP aggregation header and OBU headers with the
 // extension that names each frame's layers. The keyframe's first packet
-// sets N and carries a sequence header before the frame. A layer's frame
+// sets N and carries a sequence header (av1SVCHeader: the top spatial
+// layer 640x360) before the frame. A layer's frame
 // spans two packets: the first ends with a fragment (Y) the second
 // continues (Z). The layers are read from the OBU extension of a frame's
 // first packet; a continuation has none, and reports -1.
@@ -84,7 +85,8 @@ var svcAV1 = svcCodec{
 		switch {
 		case key && sid == 0 && begin:
 			// W = 2: a sequence header with its length, then the frame.
-			return append([]byte{0x20 | 0x40 | 0x08, 3, 0x08, 0x00, 0x00}, frame...)
+			d := append([]byte{0x20 | 0x40 | 0x08, byte(len(av1SVCHeader))}, av1SVCHeader...)
+			return append(d, frame...)
 		case begin:
 			return append([]byte{0x10 | 0x40}, frame...) // W = 1, Y
 		}
@@ -250,10 +252,10 @@ func loopbackSVC(t *testing.T, codec svcCodec) {
 	if len(l) != 1 || l[0].RID != "" || l[0].SSRC != fwd.ssrc {
 		t.Fatalf("the track's layers are %+v, want one, without a rid", l)
 	}
-	// A VP9 keyframe's scalability structure gives the picture's size,
-	// the largest spatial layer's; AV1's sequence header is not read.
-	if codec.capability.MimeType == webrtc.MimeTypeVP9 && (l[0].Width != 640 || l[0].Height != 360) {
-		t.Fatalf("the VP9 track's size %dx%d, want the top spatial layer's 640x360", l[0].Width, l[0].Height)
+	// A VP9 keyframe's scalability structure, an AV1 keyframe's sequence
+	// header, gives the picture's size: the largest spatial layer's.
+	if l[0].Width != 640 || l[0].Height != 360 {
+		t.Fatalf("the track's size %dx%d, want the top spatial layer's 640x360", l[0].Width, l[0].Height)
 	}
 }
 

@@ -263,7 +263,7 @@ func layeredSend(tb testing.TB, fps int) (dt *DownTrack, send func(i int)) {
 			if err := parseRTP(p.buf[:copy(p.buf[:], raw)], &p.h); err != nil {
 				tb.Fatal(err)
 			}
-			p.keyframe = parseVP8Desc(p.payload(), &p.vp8) && p.vp8.keyframe(p.payload())
+			p.keyframe = p.readDescriptor(codecVP8)
 			fw.tl.observe(&p.vp8, p.h.timestamp, vp8Codec.ClockRate)
 			pkts = append(pkts, p)
 		}
@@ -364,7 +364,7 @@ func FuzzFrameRateCap(f *testing.F) {
 			if err := parseRTP(p.buf[:copy(p.buf[:], raw)], &p.h); err != nil {
 				t.Fatal(err)
 			}
-			p.keyframe = parseVP8Desc(p.payload(), &p.vp8) && p.vp8.keyframe(p.payload())
+			p.keyframe = p.readDescriptor(codecVP8)
 			p.src = fx.f
 			dt.send(p, now)
 		}

@@ -74,6 +74,15 @@ func FuzzFeedback(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(raw)
+	// A report whose last packet arrived a large delta after the one
+	// before it.
+	late := twcc.NewRecorder(9)
+	late.Record(1, 0, 1000)
+	late.Record(1, 1, 101_000)
+	if raw, err = rtcp.Marshal(late.BuildFeedbackPacket()); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(raw)
 	f.Add([]byte{0x8f, 205, 0, 5, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0, 0, 0x20, 3, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		acks, err := ParseFeedback(b, nil)
@@ -126,5 +135,10 @@ func comparePion(t *testing.T, fb *rtcp.TransportLayerCC, acks []Ack) {
 		if a.Arrival != at {
 			t.Fatalf("ack %d: arrival %v, pion's %v", i, a.Arrival, at)
 		}
+	}
+	// pion reads a delta for each packet received: one left over is a
+	// packet it has received that we have not.
+	if len(deltas) != 0 {
+		t.Fatalf("pion reads %d packets received past those our %d acks receive", len(deltas), len(acks))
 	}
 }

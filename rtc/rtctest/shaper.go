@@ -11,10 +11,10 @@ import (
 )
 
 // Shaper cuts the RTP a client receives to a rate, as a narrow link
-// would: a token bucket on the client's sockets that drops the RTP
-// datagrams that exceed it. Everything else (STUN, DTLS, RTCP) passes, so
-// that the connection stays up and its feedback flows. The zero rate
-// lets everything through.
+// would: a token bucket on the client's sockets (or a relay's, Pass)
+// that drops the RTP datagrams that exceed it. Everything else (STUN,
+// DTLS, RTCP) passes, so that the connection stays up and its feedback
+// flows. The zero rate, and the zero Shaper, let everything through.
 type Shaper struct {
 	mu      sync.Mutex // guards the following
 	rate    float64    // bits per second; 0 for no limit
@@ -27,17 +27,25 @@ type Shaper struct {
 }
 
 // shaperBurst is how much the bucket holds, in seconds of its rate: a
-// router's queue of a few frames.
-const shaperBurst = 0.1
+// router's queue of a few frames. It holds one full-size datagram at
+// least (shaperMinBurst, in bits), or a low rate would drop every large
+// one, which no link does.
+const (
+	shaperBurst    = 0.1
+	shaperMinBurst = 1500 * 8
+)
 
 // SetRate sets the rate in bits per second; 0 lifts the limit.
 func (s *Shaper) SetRate(bps int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rate = float64(max(bps, 0))
-	s.tokens = s.rate * shaperBurst
+	s.tokens = s.burst()
 	s.last = time.Now()
 }
+
+// burst is what the bucket holds at the rate, in bits. s.mu is held.
+func (s *Shaper) burst() float64 { return max(s.rate*shaperBurst, shaperMinBurst) }
 
 // Dropped returns how many datagrams the shaper dropped.
 func (s *Shaper) Dropped() uint64 {
@@ -66,7 +74,12 @@ func (s *Shaper) DroppedRTP(ssrc uint32, seq uint16) bool {
 	return s.drops[uint64(ssrc)<<16|uint64(seq)]
 }
 
-// pass reports whether a datagram of b, just received, gets through.
+// Pass reports whether the datagram b, just received, gets through: for
+// a relay that shapes what it forwards (a browser's link), as the
+// Shaper's own sockets do.
+func (s *Shaper) Pass(b []byte) bool { return s.pass(b, time.Now()) }
+
+// pass reports whether a datagram of b, received at now, gets through.
 func (s *Shaper) pass(b []byte, now time.Time) bool {
 	ssrc, seq, ok := rtpKey(b)
 	if !ok {
@@ -77,7 +90,7 @@ func (s *Shaper) pass(b []byte, now time.Time) bool {
 	if s.rate == 0 {
 		return true
 	}
-	s.tokens = min(s.tokens+now.Sub(s.last).Seconds()*s.rate, s.rate*shaperBurst)
+	s.tokens = min(s.tokens+now.Sub(s.last).Seconds()*s.rate, s.burst())
 	s.last = now
 	bits := float64(len(b) * 8)
 	if s.tokens < bits {
@@ -113,7 +126,7 @@ func newShapedConn(c *net.UDPConn, s *Shaper) *shapedConn {
 func (c *shapedConn) readFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	for {
 		n, addr, err := c.UDPConn.ReadFromUDPAddrPort(b)
-		if err != nil || c.shaper.pass(b[:n], time.Now()) {
+		if err != nil || c.shaper.Pass(b[:n]) {
 			return n, addr, err
 		}
 	}
