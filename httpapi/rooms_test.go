@@ -467,13 +467,14 @@ func TestAutoCloseDefaultDuration(t *testing.T) {
 	}
 }
 
-// The live participants come in an object, like every list of the API.
-func TestParticipantListIsObject(t *testing.T) {
+// The live participants come as the array itself, as the contract shows
+// them: the list is not paginated, unlike the others.
+func TestParticipantListIsArray(t *testing.T) {
 	s := newStack(t, nil)
 	s.createRoom(t, `{"id":"quiet","name":"Quiet"}`)
 	r := s.do(t, http.MethodGet, "/api/v1/rooms/quiet/participants", "")
 	mustStatus(t, r, http.StatusOK)
-	if got := compactJSON(t, r.body); got != `{"participants":[]}` {
+	if got := compactJSON(t, r.body); got != `[]` {
 		t.Fatalf("participants of an empty room = %s", got)
 	}
 	r = s.do(t, http.MethodGet, "/api/v1/rooms/nowhere/participants", "")

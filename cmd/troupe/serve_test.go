@@ -185,6 +185,18 @@ func (s *testServer) mustDo(want int, method, path, body string) map[string]any 
 	return m
 }
 
+// mustList is mustDo for a body that is a JSON array (the live
+// participants).
+func (s *testServer) mustList(want int, method, path string) []any {
+	s.t.Helper()
+	status, v := s.do(method, path, "")
+	l, ok := v.([]any)
+	if status != want || !ok {
+		s.t.Fatalf("%s %s: status %d, want %d with an array: %v", method, path, status, want, v)
+	}
+	return l
+}
+
 // metric reads an unlabelled gauge or counter from s's /metrics.
 func (s *testServer) metric(name string) float64 {
 	s.t.Helper()
