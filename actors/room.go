@@ -180,7 +180,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 			a.applyQuality(ctx)
 		}
 	case *actorpb.EndRoom:
-		a.respond(ctx, a.roomReply(a.endRoom(ctx, EndRoomEnded)))
+		a.respond(ctx, a.roomReply(a.endRoom(ctx, EndViaAPI)))
 	case *actorpb.DeleteRoom:
 		err := a.delete(ctx)
 		if err == nil {

@@ -96,7 +96,7 @@ func TestHiddenParticipantNotListed(t *testing.T) {
 	}
 	r := s.do(t, http.MethodGet, "/api/v1/rooms/hid/participants?include_hidden=true", "")
 	mustStatus(t, r, http.StatusOK)
-	all := r.json(t)["participants"].([]any)
+	all := r.list(t)
 	if got := identities(all); !slices.Equal(got, []string{"alice", "observer", "carol"}) {
 		t.Fatalf("REST list with include_hidden = %v", got)
 	}
@@ -111,7 +111,7 @@ func TestHiddenParticipantNotListed(t *testing.T) {
 	obs.waitClosed()
 	poll.Until(t, "the observer gone", func() bool {
 		r := s.do(t, http.MethodGet, "/api/v1/rooms/hid/participants?include_hidden=true", "")
-		return len(r.json(t)["participants"].([]any)) == 2
+		return len(r.list(t)) == 2
 	})
 	carol.send(map[string]any{"type": "leave"})
 	alice.waitMsg(msgParticipantLeft, func(m map[string]any) bool { return m["identity"] == "carol" })

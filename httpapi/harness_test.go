@@ -135,6 +135,16 @@ func (r response) json(t testing.TB) map[string]any {
 	return m
 }
 
+// list decodes a body that is a JSON array.
+func (r response) list(t testing.TB) []any {
+	t.Helper()
+	var l []any
+	if err := json.Unmarshal(r.body, &l); err != nil || l == nil {
+		t.Fatalf("response %d is not a JSON array: %v: %s", r.status, err, r.body)
+	}
+	return l
+}
+
 // errorCode checks the error body's shape and returns its code.
 func (r response) errorCode(t testing.TB) string {
 	t.Helper()

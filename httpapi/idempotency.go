@@ -178,6 +178,9 @@ func (s *Server) idempotent(c *gin.Context) {
 			return
 		}
 		c.Header("Idempotent-Replayed", "true")
+		for _, h := range stored.Headers {
+			c.Writer.Header().Add(h.Name, h.Value)
+		}
 		c.Data(stored.Status, stored.ContentType, stored.Body)
 		c.Abort()
 		return
@@ -200,6 +203,7 @@ func (s *Server) idempotent(c *gin.Context) {
 		Status:      status,
 		ContentType: cw.Header().Get("Content-Type"),
 		Body:        cw.buf.Bytes(),
+		Headers:     keptHeaders(cw.Header()),
 		CreatedAt:   s.idem.clock.Now(),
 	})
 	if err != nil {
@@ -207,6 +211,24 @@ func (s *Server) idempotent(c *gin.Context) {
 		// request did (a created room is found by its derived id).
 		s.log.Error("store idempotent response", "route", routeLabel(c), "err", err)
 	}
+}
+
+// replayedHeaders are the headers of a response that a replay repeats:
+// where the created thing is (Location), its version (ETag), and a WHIP or
+// WHEP session's ICE servers (Link). The rest are the request's own (Date,
+// rate limits, CORS...) or are set again by the replay (Content-Type).
+var replayedHeaders = []string{"Location", "ETag", "Link"}
+
+// keptHeaders lists the headers of h that a replay repeats, in the order
+// of replayedHeaders and each one's values in the order sent.
+func keptHeaders(h http.Header) []actors.IdempotentHeader {
+	var out []actors.IdempotentHeader
+	for _, name := range replayedHeaders {
+		for _, v := range h.Values(name) {
+			out = append(out, actors.IdempotentHeader{Name: name, Value: v})
+		}
+	}
+	return out
 }
 
 // requestIdempotencyKey is the Idempotency-Key of the request, if the

@@ -33,6 +33,9 @@ func TestIdempotentCreateReplays(t *testing.T) {
 	if again.header.Get("Idempotent-Replayed") != "true" || string(again.body) != string(first.body) {
 		t.Fatalf("replay = %v %s, want %s", again.header, again.body, first.body)
 	}
+	if loc := again.header.Get("Location"); loc == "" || loc != first.header.Get("Location") {
+		t.Fatalf("replay's Location %q, first %q", loc, first.header.Get("Location"))
+	}
 	if !strings.HasPrefix(again.header.Get("Content-Type"), "application/json") {
 		t.Fatalf("replay content type %q", again.header.Get("Content-Type"))
 	}

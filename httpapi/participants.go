@@ -71,12 +71,6 @@ func toTrackJSON(t actors.TrackInfo) trackJSON {
 	return out
 }
 
-// participantListJSON wraps the list in an object, like every other list
-// of the API, so that fields can be added beside it.
-type participantListJSON struct {
-	Participants []listedParticipantJSON `json:"participants"`
-}
-
 // listedParticipantJSON is a participant in the REST list of a room's
 // live participants: with what it receives, and whether it speaks.
 type listedParticipantJSON struct {
@@ -109,10 +103,12 @@ func (s *Server) listParticipants(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	out := participantListJSON{Participants: make([]listedParticipantJSON, 0, len(list))}
+	// The body is the array itself (the contract's shape): the list is
+	// not paginated, so there is nothing to put beside it.
+	out := make([]listedParticipantJSON, 0, len(list))
 	for _, p := range list {
 		if !p.Grants.Hidden || includeHidden {
-			out.Participants = append(out.Participants, toListedParticipantJSON(p))
+			out = append(out, toListedParticipantJSON(p))
 		}
 	}
 	writeJSON(c, http.StatusOK, out)

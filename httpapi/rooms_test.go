@@ -252,6 +252,30 @@ func TestBodyLimitWithoutContentLength(t *testing.T) {
 	}
 }
 
+// Ending a room ends its session as the contract says, ended-via-api;
+// its members leave with room-ended, the word of their own leave.
+func TestRoomEndEndsSessionViaAPI(t *testing.T) {
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"over","name":"Over"}`)
+	alice := s.dialWS(t, "alice", s.joinToken(t, "over", "alice", auth.RoleSubscriber))
+	alice.waitMsg("joined", nil)
+	id := s.activeSession(t, "over")
+	mustStatus(t, s.do(t, http.MethodPost, "/api/v1/rooms/over/end", ""), http.StatusOK)
+	if left := alice.waitMsg("left", nil); left["reason"] != "room-ended" {
+		t.Errorf("alice's left message = %v", left)
+	}
+	if ses := s.getSession(t, id); ses["status"] != "completed" || ses["end_reason"] != "ended-via-api" {
+		t.Errorf("the session after the room's end = %v", ses)
+	}
+	poll.Until(t, "alice's stay to close", func() bool {
+		ps := s.sessionParticipants(t, id)
+		return len(ps) == 1 && ps[0]["left_at"] != nil
+	})
+	if p := s.sessionParticipants(t, id)[0]; p["leave_reason"] != "room-ended" {
+		t.Errorf("alice's stay = %v", p)
+	}
+}
+
 func TestRoomLifecycle(t *testing.T) {
 	s := newStack(t, nil)
 	s.createRoom(t, `{"id":"life","name":"Life"}`)
@@ -467,13 +491,14 @@ func TestAutoCloseDefaultDuration(t *testing.T) {
 	}
 }
 
-// The live participants come in an object, like every list of the API.
-func TestParticipantListIsObject(t *testing.T) {
+// The live participants come as the array itself, as the contract shows
+// them: the list is not paginated, unlike the others.
+func TestParticipantListIsArray(t *testing.T) {
 	s := newStack(t, nil)
 	s.createRoom(t, `{"id":"quiet","name":"Quiet"}`)
 	r := s.do(t, http.MethodGet, "/api/v1/rooms/quiet/participants", "")
 	mustStatus(t, r, http.StatusOK)
-	if got := compactJSON(t, r.body); got != `{"participants":[]}` {
+	if got := compactJSON(t, r.body); got != `[]` {
 		t.Fatalf("participants of an empty room = %s", got)
 	}
 	r = s.do(t, http.MethodGet, "/api/v1/rooms/nowhere/participants", "")
