@@ -178,7 +178,7 @@ func (p *Peer) restartICE(remote string, f *ICEFragment) (*ICEFragment, error) {
 	if err := p.addFragmentCandidates(f); err != nil {
 		return nil, err
 	}
-	return localICEFragment(p.pc.LocalDescription().SDP)
+	return ICEFragmentOf(p.pc.LocalDescription().SDP)
 }
 
 // withICECredentials returns the description d with ufrag and pwd for its
@@ -200,13 +200,14 @@ func withICECredentials(d, ufrag, pwd string) string {
 	return strings.Join(out, "\r\n")
 }
 
-// localICEFragment returns the ICE part of the server's description d as
-// a fragment: its credentials and, in its first section (the bundle's,
-// the one section that gathers), its candidates.
-func localICEFragment(d string) (*ICEFragment, error) {
+// ICEFragmentOf returns the ICE part of the description d as a fragment:
+// its credentials and, in its first section (the bundle's, the one
+// section that gathers), its candidates: what a server's restart answers,
+// or a client trickles of its offer.
+func ICEFragmentOf(d string) (*ICEFragment, error) {
 	parsed := &sdp.SessionDescription{}
 	if err := parsed.UnmarshalString(d); err != nil {
-		return nil, refuse(ErrNegotiationState, "ICE restart: own answer: %v", err)
+		return nil, refuse(ErrInvalidDescription, "%v", err)
 	}
 	ufrag, pwd := iceCredentials(parsed)
 	f := &ICEFragment{Ufrag: ufrag, Pwd: pwd}
