@@ -386,6 +386,8 @@ func (p *Participant) request(ctx context.Context, msg any) (*participantReply, 
 // participantReply answers every request a Participant handle makes.
 type participantReply struct {
 	sdp string
+	// tag is an ICE session's tag (PatchICE).
+	tag string
 	err error
 }
 

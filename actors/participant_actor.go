@@ -145,6 +145,8 @@ func (p *participantActor) Receive(ctx actor.Context) {
 		c := m.c
 		err := p.peer.AddCandidate(webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment})
 		ctx.Respond(&participantReply{err: peerError(err)})
+	case *clientICE:
+		ctx.Respond(p.clientICE(m))
 	case *setMuted:
 		err := p.setMuted(ctx, m)
 		if ctx.Sender() != nil {

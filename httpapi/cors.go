@@ -120,7 +120,7 @@ func (s *Server) whipOptions(methods string) gin.HandlerFunc {
 			c.Header("Accept-Post", contentTypeSDP)
 		}
 		if strings.HasPrefix(methods, http.MethodPatch) {
-			c.Header("Accept-Patch", contentTypeJSON) // a WHEP viewer's settings (whepSettings)
+			c.Header("Accept-Patch", acceptPatch(c.FullPath()))
 		}
 		c.Status(http.StatusNoContent)
 		c.Writer.WriteHeaderNow()

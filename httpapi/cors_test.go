@@ -37,7 +37,7 @@ func TestWHIPCORS(t *testing.T) {
 	}{
 		{"preflight, any origin", anyOrigin, http.MethodOptions, "/whip/cors", preflight(page, "POST"), http.StatusNoContent, "*", "POST, OPTIONS"},
 		{"preflight on WHEP", anyOrigin, http.MethodOptions, "/whep/cors", preflight(page, "POST"), http.StatusNoContent, "*", "POST, OPTIONS"},
-		{"preflight on a session", anyOrigin, http.MethodOptions, "/whip/cors/PA_x", preflight(page, "DELETE"), http.StatusNoContent, "*", "DELETE, OPTIONS"},
+		{"preflight on a session", anyOrigin, http.MethodOptions, "/whip/cors/PA_x", preflight(page, "DELETE"), http.StatusNoContent, "*", "PATCH, DELETE, OPTIONS"},
 		{"preflight, listed origin", listed, http.MethodOptions, "/whep/cors", preflight(page, "POST"), http.StatusNoContent, page, "POST, OPTIONS"},
 		{"preflight, listed origin with a port", listed, http.MethodOptions, "/whep/cors/PA_x", preflight("http://localhost:5173", "PATCH"), http.StatusNoContent, "http://localhost:5173", "PATCH, DELETE, OPTIONS"},
 		{"preflight, origin not listed", listed, http.MethodOptions, "/whip/cors", preflight("https://evil.example.com", "POST"), http.StatusForbidden, "", ""},
@@ -94,10 +94,14 @@ func TestWHIPCORS(t *testing.T) {
 				if strings.HasSuffix(tc.path, "/cors") && h.Get("Accept-Post") != "application/sdp" {
 					t.Errorf("Accept-Post %q on an endpoint", h.Get("Accept-Post"))
 				}
-				// A WHEP session takes a JSON PATCH (the viewer's settings).
+				// A session takes a trickle ICE PATCH, and a WHEP one a
+				// JSON PATCH too (the viewer's settings).
 				wantPatch := ""
-				if strings.HasPrefix(tc.path, "/whep/cors/") {
-					wantPatch = "application/json"
+				switch {
+				case strings.HasPrefix(tc.path, "/whep/cors/"):
+					wantPatch = "application/json, application/trickle-ice-sdpfrag"
+				case strings.HasPrefix(tc.path, "/whip/cors/"):
+					wantPatch = "application/trickle-ice-sdpfrag"
 				}
 				if got := h.Get("Accept-Patch"); got != wantPatch {
 					t.Errorf("Accept-Patch %q, want %q", got, wantPatch)

@@ -42,6 +42,9 @@ const (
 	codeSessionEnded             = "session_ended"
 	codeOutsideJoinWindow        = "outside_join_window"
 	codeInvalidSDP               = "invalid_sdp"
+	codePreconditionFailed       = "precondition_failed"
+	codePreconditionRequired     = "precondition_required"
+	codeInvalidIfMatch           = "invalid_if_match"
 	codeNoCommonCodec            = "no_common_codec"
 	codeSignalingState           = "signaling_state"
 	codeUpgradeRequired          = "upgrade_required"
@@ -136,6 +139,7 @@ var domainErrors = []struct {
 	{actors.ErrForbidden, http.StatusForbidden, codeForbidden, "this participant's grants do not allow that"},
 	{actors.ErrChatDisabled, http.StatusForbidden, codeChatDisabled, "chat is disabled in this room"},
 	{actors.ErrSignalingState, http.StatusConflict, codeSignalingState, "the message does not fit the negotiation's state"},
+	{actors.ErrICESessionChanged, http.StatusPreconditionFailed, codePreconditionFailed, "If-Match names another ICE session than the current one (an ICE restart changes its ETag)"},
 	{actors.ErrUnavailable, http.StatusServiceUnavailable, codeRoomUnavailable, "the room did not answer in time; retry"},
 	{actors.ErrRecordingNotFound, http.StatusNotFound, codeRecordingNotFound, "recording not found"},
 	{actors.ErrRecordingDisabled, http.StatusConflict, codeRecordingDisabled, "recording is disabled for this room (config.recording_enabled)"},

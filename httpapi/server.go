@@ -322,7 +322,7 @@ func (s *Server) routes() *gin.Engine {
 	for _, path := range []string{"/whip/:room", "/whep/:room"} {
 		whip.OPTIONS(path, s.whipOptions(http.MethodPost))
 		whip.POST(path, s.handle(s.whipOffer))
-		whip.OPTIONS(path+"/:pid", s.whipOptions(sessionMethods(path)))
+		whip.OPTIONS(path+"/:pid", s.whipOptions(sessionMethods))
 		whip.DELETE(path+"/:pid", s.handle(s.whipDelete))
 		whip.PATCH(path+"/:pid", s.handle(s.whipPatch))
 	}

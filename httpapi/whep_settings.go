@@ -73,8 +73,8 @@ func whepQuerySettings(q url.Values) (*actors.TrackSettings, error) {
 // whepSettings serves a WHEP viewer's JSON PATCH of its session URL: what
 // it asks of every video track it receives, replacing what it asked
 // before. Answered 204. The token is checked first, then the session
-// (404), then the body's type: a trickle ICE fragment is a 405 (trickle
-// ICE is not offered), any other type but JSON a 415. The body is read
+// (404), then the body's type: any but JSON a 415 (whipPatch has sent a
+// trickle ICE fragment to whipTrickle). The body is read
 // before the session is looked up: in a cluster the session may be the
 // room owner's, and a forwarded request must carry its body to follow an
 // owner that moved (forwardOr).
@@ -92,17 +92,10 @@ func (s *Server) whepSettings(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	// The one patch format the session takes, on every refusal of the
-	// body's type. A 405's Allow lists the session's methods, PATCH among
-	// them, as its OPTIONS does: PATCH is allowed, in that format only.
-	c.Header("Accept-Patch", contentTypeJSON)
-	switch mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type")); mt {
-	case contentTypeJSON:
-	case contentTypeTrickleICE:
-		return trickleICERefused(c)
-	default:
+	if mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type")); mt != contentTypeJSON {
+		c.Header("Accept-Patch", acceptPatch(c.FullPath()))
 		return newAPIError(http.StatusUnsupportedMediaType, codeUnsupportedMediaType,
-			"Content-Type must be application/json (the viewer's settings)")
+			"Content-Type must be application/json (the viewer's settings) or "+contentTypeTrickleICE+" (trickle ICE)")
 	}
 	o, err := requireJSON(c.Request, body)
 	if err != nil {

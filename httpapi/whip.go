@@ -76,7 +76,7 @@ func whipKind(c *gin.Context) (actors.ClientKind, string) {
 
 // whipOffer serves POST /whip/{room} and POST /whep/{room} (RFC 9725 and
 // the WHEP draft): the body is the client's offer; the answer carries every
-// server candidate, so the client need not trickle.
+// server candidate. The client may trickle its own (whipTrickle).
 func (s *Server) whipOffer(c *gin.Context) error {
 	kind, prefix := whipKind(c)
 	claims, err := s.whipClaims(c)
@@ -188,28 +188,6 @@ func (s *Server) whipSessionOf(c *gin.Context, kind actors.ClientKind, claims *a
 	return w, nil
 }
 
-// whipPatch answers PATCH on a session. A WHEP viewer's JSON body sets
-// what it asks of its video (whepSettings). Trickle ICE and ICE restarts
-// are not offered (RFC 9725 section 4.3.1 allows a 405): the answer
-// already holds every server candidate, and a client sends its own in the
-// offer.
-func (s *Server) whipPatch(c *gin.Context) error {
-	kind, _ := whipKind(c)
-	if kind == actors.ClientWHEP {
-		return s.whepSettings(c)
-	}
-	return trickleICERefused(c)
-}
-
-// trickleICERefused is the 405 of a PATCH that trickles ICE (any PATCH of
-// a WHIP session; a WHEP viewer's in application/trickle-ice-sdpfrag). Its
-// Allow lists the session's methods, as the session's OPTIONS does.
-func trickleICERefused(c *gin.Context) error {
-	c.Header("Allow", sessionMethods(c.FullPath())+", OPTIONS")
-	return newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed,
-		"trickle ICE is not supported: put every candidate in the offer")
-}
-
 // whipClaims checks the bearer token of a WHIP or WHEP request.
 func (s *Server) whipClaims(c *gin.Context) (*auth.Claims, error) {
 	token, ok := bearerToken(c.Request)
@@ -249,11 +227,6 @@ func readOffer(c *gin.Context) (string, error) {
 	return string(b), nil
 }
 
-// sessionMethods are the methods a session URL under the route path takes
-// besides OPTIONS: a WHEP viewer's also takes PATCH (its settings).
-func sessionMethods(path string) string {
-	if strings.HasPrefix(path, "/whep/") {
-		return "PATCH, DELETE"
-	}
-	return http.MethodDelete
-}
+// sessionMethods are the methods a WHIP or WHEP session URL takes besides
+// OPTIONS: PATCH (trickle ICE, and a WHEP viewer's settings) and DELETE.
+const sessionMethods = "PATCH, DELETE"

@@ -121,9 +121,9 @@ func TestWHIPPublish(t *testing.T) {
 		checkIntact(t, "viewer "+kind, r)
 	}
 
-	r := s.do(t, http.MethodPatch, loc, "a=end-of-candidates", bearer(pubToken), header{"Content-Type", "application/trickle-ice-sdpfrag"})
-	if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "DELETE, OPTIONS" {
-		t.Errorf("PATCH: %d, Allow %q", r.status, r.header.Get("Allow"))
+	r := s.do(t, http.MethodPatch, loc, `{"width":640}`, bearer(pubToken), header{"Content-Type", "application/json"})
+	if r.status != http.StatusUnsupportedMediaType || r.header.Get("Accept-Patch") != "application/trickle-ice-sdpfrag" {
+		t.Errorf("JSON PATCH of a WHIP session: %d, Accept-Patch %q", r.status, r.header.Get("Accept-Patch"))
 	}
 	other := s.joinToken(t, "whip", "someone-else", auth.RolePublisher)
 	mustStatus(t, s.do(t, http.MethodDelete, loc, "", bearer(other)), http.StatusForbidden)

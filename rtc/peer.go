@@ -196,6 +196,9 @@ type Peer struct {
 	pendingOffer     *webrtc.SessionDescription
 	needsNegotiation bool // the sources changed while we could not offer
 	pendingRemote    []webrtc.ICECandidateInit
+	// iceRestarts counts a WHIP or WHEP client's ICE restarts
+	// (ApplyICEFragment).
+	iceRestarts int
 	// iceUp is set once ICE has connected: the client's ICE agent has
 	// then taken our credentials (it answered our checks or sent its
 	// own). See negotiate.
