@@ -491,7 +491,10 @@ func (a *allocator) check() {
 			it.st.gov = newLayerGovernor(cur)
 		}
 		if stale {
-			down[i] = max(down[i], it.st.gov.cur)
+			// Held where it is, but never above its ceiling: one that
+			// fell since (the subscriber asked for less) costs only the
+			// layers up to it.
+			down[i] = max(down[i], min(it.st.gov.cur, it.ceiling))
 			up[i] = max(up[i], 0)
 		}
 		prev := it.st.gov.cur
