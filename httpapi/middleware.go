@@ -240,8 +240,7 @@ func (s *Server) readBody(c *gin.Context) {
 		c.Next()
 		return
 	}
-	limit := s.cfg.MaxBodyBytes
-	body, err := readLimited(c, limit, fmt.Sprintf("request body exceeds %d bytes", limit), errUnreadableBody)
+	body, err := readLimited(c, s.cfg.MaxBodyBytes, "request body exceeds %d bytes", errUnreadableBody)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -255,19 +254,23 @@ func (s *Server) readBody(c *gin.Context) {
 var errUnreadableBody = newAPIError(http.StatusBadRequest, codeMalformedJSON, "could not read the request body")
 
 // readLimited reads the body of c, of at most limit bytes. A larger one,
-// by its Content-Length or as it is read, is a 413 body_too_large saying
-// tooLarge; one that cannot be read gets unreadable. The body reader of
-// the API and of the routes that read their own (a WHIP or WHEP offer, a
-// WHEP viewer's settings), each with its limit.
+// by its Content-Length or as it is read, is a 413 body_too_large whose
+// message is tooLarge with the limit for its %d; one that cannot be read
+// gets unreadable. The body reader of the API and of the routes that read
+// their own (a WHIP or WHEP offer, a WHEP viewer's settings), each with
+// its limit.
 func readLimited(c *gin.Context, limit int64, tooLarge string, unreadable error) ([]byte, error) {
+	refuse := func() ([]byte, error) {
+		return nil, newAPIError(http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf(tooLarge, limit))
+	}
 	if c.Request.ContentLength > limit {
-		return nil, newAPIError(http.StatusRequestEntityTooLarge, codeBodyTooLarge, tooLarge)
+		return refuse()
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, newAPIError(http.StatusRequestEntityTooLarge, codeBodyTooLarge, tooLarge)
+			return refuse()
 		}
 		return nil, unreadable
 	}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -246,9 +247,16 @@ func TestBodyLimitWithoutContentLength(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestEntityTooLarge {
-		t.Fatalf("status %d", resp.StatusCode)
+	defer resp.Body.Close()
+	var got struct {
+		Error struct{ Code, Message string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatalf("status %d, body: %v", resp.StatusCode, err)
+	}
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || got.Error.Code != codeBodyTooLarge ||
+		got.Error.Message != "request body exceeds 1024 bytes" {
+		t.Fatalf("status %d, error %+v", resp.StatusCode, got.Error)
 	}
 }
 

@@ -216,7 +216,7 @@ func readOffer(c *gin.Context) (string, error) {
 	if err != nil || mt != contentTypeSDP {
 		return "", newAPIError(http.StatusUnsupportedMediaType, codeUnsupportedMediaType, "Content-Type must be application/sdp")
 	}
-	b, err := readLimited(c, actors.MaxSDPSize, fmt.Sprintf("the offer exceeds %d bytes", actors.MaxSDPSize), errUnreadableOffer)
+	b, err := readLimited(c, actors.MaxSDPSize, "the offer exceeds %d bytes", errUnreadableOffer)
 	if err != nil {
 		return "", err
 	}
