@@ -18,6 +18,7 @@ const (
 	codeNotFound                 = "not_found"
 	codeMethodNotAllowed         = "method_not_allowed"
 	codeMalformedJSON            = "malformed_json"
+	codeInvalidType              = "invalid_type"
 	codeInvalidUTF8              = "invalid_utf8"
 	codeEmptyBody                = "empty_body"
 	codeInvalidQuery             = "invalid_query"

@@ -132,7 +132,7 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 }
 
 var allErrorCodes = []string{
-	codeUnauthorized, codeForbidden, codeNotFound, codeMethodNotAllowed, codeMalformedJSON, codeInvalidUTF8, codeEmptyBody,
+	codeUnauthorized, codeForbidden, codeNotFound, codeMethodNotAllowed, codeMalformedJSON, codeInvalidType, codeInvalidUTF8, codeEmptyBody,
 	codeInvalidQuery, codeInvalidIdempotency, codeIdempotencyReused, codeValidationFailed,
 	codeUnsupportedMediaType, codeBodyTooLarge, codeRateLimited, codeRoomNotFound, codeRoomExists,
 	codeRoomEnded, codeRoomFull, codeRoomLocked, codeRoomUnavailable, codeRoomFailed, codeNotReady, codeInternal,
