@@ -438,3 +438,53 @@ func TestOpenAPIWHEPSettings(t *testing.T) {
 		t.Errorf("a WHEPSettings property is not read: %v", err)
 	}
 }
+
+// Every GET that can answer 400 invalid_query documents its 400: asked
+// with a limit that is not an integer, each documented GET (path
+// parameters naming nothing) either refuses it so, and then lists 400,
+// or does not read a limit at all. An operation documenting a limit
+// parameter must be among the first kind, and list the 422 of a limit out
+// of range as well.
+func TestOpenAPIQueryErrorsDocumented(t *testing.T) {
+	s := newStack(t, nil)
+	var doc openAPIDoc
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for path, item := range doc.Paths {
+		raw, ok := item["get"]
+		if !ok || !strings.HasPrefix(path, "/api/v1/") {
+			continue
+		}
+		var op struct {
+			openAPIOperation
+			Parameters []struct {
+				Ref  string `json:"$ref"`
+				Name string `json:"name"`
+			} `json:"parameters"`
+		}
+		if err := json.Unmarshal(raw, &op); err != nil {
+			t.Fatal(err)
+		}
+		paged := false
+		for _, p := range op.Parameters {
+			paged = paged || p.Name == "limit" || p.Ref == "#/components/parameters/Limit"
+		}
+		url := path
+		for strings.Contains(url, "{") {
+			i, j := strings.Index(url, "{"), strings.Index(url, "}")
+			url = url[:i] + "nothing" + url[j+1:]
+		}
+		r := s.do(t, http.MethodGet, url+"?limit=some", "")
+		refused := r.status == http.StatusBadRequest && r.errorCode(t) == codeInvalidQuery
+		if _, listed := op.Responses["400"]; refused && !listed {
+			t.Errorf("GET %s answers 400 invalid_query (%s) but does not document 400", path, r.body)
+		}
+		if paged && !refused {
+			t.Errorf("GET %s documents a limit, but ?limit=some got %d %s", path, r.status, r.body)
+		}
+		if _, listed := op.Responses["422"]; paged && !listed {
+			t.Errorf("GET %s documents a limit, but not the 422 of one out of range", path)
+		}
+	}
+}
