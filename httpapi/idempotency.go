@@ -26,6 +26,10 @@ type IdempotencyStore interface {
 	Keep(ctx context.Context, scope, key string, r actors.IdempotentResponse) error
 }
 
+// idempotencyHeader is the request header that carries the key; errors
+// about the key name it as their field.
+const idempotencyHeader = "Idempotency-Key"
+
 // MaxIdempotencyKeyLen is the longest Idempotency-Key accepted.
 const MaxIdempotencyKeyLen = 255
 
@@ -78,12 +82,12 @@ func (i *idempotency) acquire(ctx context.Context, scope, key string) (release f
 // idempotencyKey reads the header: absent is fine, present must be one
 // value of 1..255 printable ASCII characters.
 func idempotencyKey(h http.Header) (string, bool, error) {
-	vals := h.Values("Idempotency-Key")
+	vals := h.Values(idempotencyHeader)
 	if len(vals) == 0 {
 		return "", false, nil
 	}
-	bad := newAPIError(http.StatusBadRequest, codeInvalidIdempotency,
-		"Idempotency-Key must be one value of 1 to 255 printable ASCII characters")
+	bad := namedError(http.StatusBadRequest, codeInvalidIdempotency, idempotencyHeader,
+		"must be one value of 1 to 255 printable ASCII characters")
 	if len(vals) > 1 {
 		return "", false, bad
 	}
@@ -219,7 +223,7 @@ func (s *Server) idempotently(c *gin.Context, scope string, body []byte, run fun
 				status:  http.StatusUnprocessableEntity,
 				code:    codeIdempotencyReused,
 				message: "this Idempotency-Key was used for a different request",
-				details: map[string]any{"idempotency_key": key},
+				details: map[string]any{"field": idempotencyHeader, "idempotency_key": key},
 			}
 		}
 		c.Header("Idempotent-Replayed", "true")

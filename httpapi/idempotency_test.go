@@ -51,7 +51,7 @@ func TestIdempotentCreateReplays(t *testing.T) {
 	} {
 		r := s.do(t, http.MethodPost, req.path, req.body, idemKey("k-1"))
 		mustStatus(t, r, http.StatusUnprocessableEntity)
-		if r.errorCode(t) != codeIdempotencyReused {
+		if r.errorCode(t) != codeIdempotencyReused || r.errorField(t) != "Idempotency-Key" {
 			t.Fatalf("%s: %s", req.path, r.body)
 		}
 	}
@@ -80,7 +80,7 @@ func TestIdempotencyKeyValidation(t *testing.T) {
 	for _, k := range []string{"", strings.Repeat("k", 256), "tab\tkey", "é"} {
 		r := s.do(t, http.MethodPost, "/api/v1/rooms", `{"name":"x"}`, idemKey(k))
 		mustStatus(t, r, http.StatusBadRequest)
-		if r.errorCode(t) != codeInvalidIdempotency {
+		if r.errorCode(t) != codeInvalidIdempotency || r.errorField(t) != "Idempotency-Key" {
 			t.Fatalf("key %q: %s", k, r.body)
 		}
 	}
