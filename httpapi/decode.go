@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"mime"
 	"net/http"
 	"reflect"
@@ -178,28 +179,20 @@ func sameType(raw json.RawMessage, t reflect.Type) bool {
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
 		reflect.Float32, reflect.Float64:
 		return raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9'
-	case reflect.Slice:
+	case reflect.Slice, reflect.Map:
 		var elems []json.RawMessage
-		if raw[0] != '[' || json.Unmarshal(raw, &elems) != nil {
-			return false
-		}
-		for _, e := range elems {
-			if !sameType(e, t.Elem()) {
+		if t.Kind() == reflect.Slice {
+			if raw[0] != '[' || json.Unmarshal(raw, &elems) != nil {
 				return false
 			}
-		}
-		return true
-	case reflect.Map:
-		var vals map[string]json.RawMessage
-		if raw[0] != '{' || json.Unmarshal(raw, &vals) != nil {
-			return false
-		}
-		for _, v := range vals {
-			if !sameType(v, t.Elem()) {
+		} else {
+			var fields map[string]json.RawMessage
+			if raw[0] != '{' || json.Unmarshal(raw, &fields) != nil {
 				return false
 			}
+			elems = slices.Collect(maps.Values(fields))
 		}
-		return true
+		return !slices.ContainsFunc(elems, func(e json.RawMessage) bool { return !sameType(e, t.Elem()) })
 	}
 	return false
 }
