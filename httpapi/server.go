@@ -332,8 +332,11 @@ func (s *Server) routes() *gin.Engine {
 	e.GET("/app.js", serveFile("app.js", "text/javascript; charset=utf-8", "no-cache"))
 	e.GET("/app.css", serveFile("app.css", "text/css; charset=utf-8", "no-cache"))
 	e.GET("/favicon.ico", serveFile("favicon.ico", "image/x-icon", "public, max-age=86400"))
-	e.POST("/dev/token", s.handle(s.devToken))
-	e.POST("/rooms/:id/token", s.readBody, s.handle(s.publicToken))
+	// The POSTs outside /api/v1 honour Idempotency-Key too: these two by
+	// the client's address, WHIP and WHEP by the token's identity
+	// (whipOffer).
+	e.POST("/dev/token", s.idempotentByAddress, s.handle(s.devToken))
+	e.POST("/rooms/:id/token", s.readBody, s.idempotentByAddress, s.handle(s.publicToken))
 	return e
 }
 
