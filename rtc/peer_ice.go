@@ -27,20 +27,39 @@ type ICEUpdate struct {
 // ICE session its offer started.
 func (p *Peer) ICERestarts() int { return p.iceRestarts }
 
-// ApplyICEFragment applies a PeerWHIP or PeerWHEP client's ICE fragment:
-// its candidates are added as a signaling client's trickled ones are
+// ApplyICEFragment applies a PeerWHIP or PeerWHEP client's ICE fragment,
+// body (ParseICEFragment reads it; the owner bounds its size): its
+// candidates are added as a signaling client's trickled ones are
 // (AddCandidate), and new credentials restart ICE. The fragment is checked
 // whole first, and one refused changes nothing: every section must name
 // a section of the client's offer, of the same media; credentials must be
 // the session's, or new ones (both ufrag and pwd) for a restart; a
-// candidate's ufrag, if it names one, the fragment's.
-func (p *Peer) ApplyICEFragment(f *ICEFragment) (ICEUpdate, error) {
+// candidate's ufrag, if it names one, the fragment's. Each fragment is
+// counted by its result (Metrics).
+func (p *Peer) ApplyICEFragment(body string) (ICEUpdate, error) {
+	up, err := p.applyICEFragment(body)
+	result := "trickle"
+	switch {
+	case err != nil:
+		result = "refused"
+	case up.Restart != nil:
+		result = "restart"
+	}
+	p.cfg.Metrics.countICEFragment(result)
+	return up, err
+}
+
+func (p *Peer) applyICEFragment(body string) (ICEUpdate, error) {
 	if p.mode == PeerSignaling {
 		return ICEUpdate{}, refuse(ErrNegotiationState, "a signaling client trickles its candidates as messages")
 	}
 	rd := p.pc.RemoteDescription()
 	if rd == nil {
 		return ICEUpdate{}, refuse(ErrNegotiationState, "no offer yet")
+	}
+	f, err := ParseICEFragment(body)
+	if err != nil {
+		return ICEUpdate{}, err
 	}
 	remote, err := parseDescription(rd.Type, rd.SDP)
 	if err != nil {
@@ -231,4 +250,11 @@ func ICEFragmentOf(d string) (*ICEFragment, error) {
 	}
 	f.Sections = append(f.Sections, s)
 	return f, nil
+}
+
+// countICEFragment counts a client's ICE fragment by result.
+func (m *Metrics) countICEFragment(result string) {
+	if m != nil {
+		m.link.iceFragments.WithLabelValues(result).Inc()
+	}
 }
