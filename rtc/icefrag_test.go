@@ -137,3 +137,17 @@ func FuzzParseICEFragment(f *testing.F) {
 		}
 	})
 }
+
+// The description a restart applies has the new credentials, at session
+// and media level, no candidate, and every line ended by CRLF, whether the
+// client's ended them by CRLF or LF.
+func TestWithICECredentials(t *testing.T) {
+	const want = "v=0\r\na=ice-ufrag:NEWU\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=ice-ufrag:NEWU\r\na=ice-pwd:NEWPWD\r\na=setup:actpass\r\n"
+	for _, eol := range []string{"\r\n", "\n"} {
+		d := strings.Join([]string{"v=0", "a=ice-ufrag:old1", "m=audio 9 UDP/TLS/RTP/SAVPF 111", "a=mid:0", "a=ice-ufrag:old1",
+			"a=ice-pwd:oldoldoldoldoldoldoldold", "a=candidate:1 1 udp 1 192.0.2.1 5000 typ host", "a=setup:actpass", "a=end-of-candidates", ""}, eol)
+		if got := withICECredentials(d, "NEWU", "NEWPWD"); got != want {
+			t.Errorf("with %q line ends:\n%q\nwant\n%q", eol, got, want)
+		}
+	}
+}

@@ -174,6 +174,10 @@ func (p *Peer) addFragmentCandidates(f *ICEFragment) error {
 // added. It returns the server's new credentials and candidates, which
 // the answer carries once gathered.
 func (p *Peer) restartICE(remote string, f *ICEFragment) (*ICEFragment, error) {
+	before, err := ICEFragmentOf(p.pc.LocalDescription().SDP)
+	if err != nil {
+		return nil, err
+	}
 	offer := withICECredentials(remote, f.Ufrag, f.Pwd)
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return nil, refuse(ErrInvalidDescription, "ICE restart: %v", err)
@@ -197,15 +201,26 @@ func (p *Peer) restartICE(remote string, f *ICEFragment) (*ICEFragment, error) {
 	if err := p.addFragmentCandidates(f); err != nil {
 		return nil, err
 	}
-	return ICEFragmentOf(p.pc.LocalDescription().SDP)
+	after, err := ICEFragmentOf(p.pc.LocalDescription().SDP)
+	if err != nil {
+		return nil, err
+	}
+	if after.Ufrag == before.Ufrag {
+		// pion took the offer for no restart: the client would be told
+		// of credentials that are not new.
+		return nil, refuse(ErrNegotiationState, "ICE restart: the server's ICE credentials did not change")
+	}
+	return after, nil
 }
 
 // withICECredentials returns the description d with ufrag and pwd for its
-// ICE credentials and without candidates.
+// ICE credentials and without candidates, its lines ended by CRLF (a
+// client's may end them by LF alone).
 func withICECredentials(d, ufrag, pwd string) string {
-	lines := strings.Split(d, "\r\n")
-	out := make([]string, 0, len(lines))
+	lines := strings.Split(strings.TrimRight(d, "\r\n"), "\n")
+	out := make([]string, 0, len(lines)+1)
 	for _, line := range lines {
+		line = strings.TrimSuffix(line, "\r")
 		switch {
 		case strings.HasPrefix(line, "a=ice-ufrag:"):
 			line = "a=ice-ufrag:" + ufrag
@@ -216,7 +231,7 @@ func withICECredentials(d, ufrag, pwd string) string {
 		}
 		out = append(out, line)
 	}
-	return strings.Join(out, "\r\n")
+	return strings.Join(append(out, ""), "\r\n")
 }
 
 // ICEFragmentOf returns the ICE part of the description d as a fragment:
