@@ -187,6 +187,15 @@ func TestWHIPTrickleICE(t *testing.T) {
 			}
 		})
 	}
+	// Another identity's token, or none, is refused before the session.
+	other := s.joinToken(t, "trickle", "someone-else", auth.RolePublisher)
+	for tok, want := range map[string]int{other: http.StatusForbidden, "": http.StatusUnauthorized} {
+		hs := []header{{"Authorization", ""}, {"Content-Type", contentTypeTrickleICE}, {"If-Match", c.etag}}
+		if tok != "" {
+			hs[0] = bearer(tok)
+		}
+		mustStatus(t, s.do(t, http.MethodPatch, c.loc, frag.String(), hs...), want)
+	}
 	now := video.Stats().Packets
 	poll.Until(t, "50 more video packets after the refusals", func() bool { return video.Stats().Packets >= now+50 })
 	checkIntact(t, "viewer video", video)
