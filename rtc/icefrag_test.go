@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // rfc9725Fragment is the trickle ICE fragment of RFC 9725's example: the
@@ -149,5 +151,36 @@ func TestWithICECredentials(t *testing.T) {
 		if got := withICECredentials(d, "NEWU", "NEWPWD"); got != want {
 			t.Errorf("with %q line ends:\n%q\nwant\n%q", eol, got, want)
 		}
+	}
+}
+
+// A Peer takes ICE fragments from a WHIP or WHEP client once it has its
+// offer: a signaling client's, or one before the offer, is refused, and
+// counted so.
+func TestApplyICEFragmentState(t *testing.T) {
+	engine := testEngine(t, defaultInterceptors)
+	defer engine.Close()
+	m := NewMetrics()
+	for _, c := range []struct {
+		mode PeerMode
+		says string
+	}{
+		{PeerSignaling, "trickles its candidates as messages"},
+		{PeerWHIP, "no offer yet"},
+	} {
+		p, err := NewPeer(PeerConfig{Engine: engine, Mode: c.mode, Metrics: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = p.ApplyICEFragment(rfc9725Fragment)
+		if !errors.Is(err, ErrNegotiationState) || !strings.Contains(err.Error(), c.says) || p.ICERestarts() != 0 {
+			t.Errorf("%s peer: %v, want ErrNegotiationState saying %q", c.mode, err, c.says)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := testutil.ToFloat64(m.link.iceFragments.WithLabelValues("refused")); got != 2 {
+		t.Errorf("refused fragments counted %v, want 2", got)
 	}
 }
