@@ -15,6 +15,9 @@ import (
 type linkMetrics struct {
 	rtt, jitter, loss *prometheus.HistogramVec
 	connections       *prometheus.CounterVec
+	// iceFragments counts WHIP and WHEP clients' ICE fragments
+	// (peer_ice.go) by what they did.
+	iceFragments *prometheus.CounterVec
 }
 
 func newLinkMetrics() linkMetrics {
@@ -38,6 +41,10 @@ func newLinkMetrics() linkMetrics {
 			Name: "troupe_rtc_connections_total",
 			Help: "Peer connections established, by the type of the client's candidate in the selected pair (host, srflx, prflx, relay) and its protocol (udp, tcp).",
 		}, []string{"candidate_type", "protocol"}),
+		iceFragments: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "troupe_rtc_ice_fragments_total",
+			Help: "WHIP and WHEP clients' trickle ICE fragments, by result: trickle (candidates added), restart (an ICE restart), refused (the fragment did not fit the session, or the restart failed).",
+		}, []string{"result"}),
 	}
 }
 
@@ -46,6 +53,7 @@ func (l *linkMetrics) describe(ch chan<- *prometheus.Desc) {
 	l.jitter.Describe(ch)
 	l.loss.Describe(ch)
 	l.connections.Describe(ch)
+	l.iceFragments.Describe(ch)
 }
 
 func (l *linkMetrics) collect(ch chan<- prometheus.Metric) {
@@ -53,6 +61,7 @@ func (l *linkMetrics) collect(ch chan<- prometheus.Metric) {
 	l.jitter.Collect(ch)
 	l.loss.Collect(ch)
 	l.connections.Collect(ch)
+	l.iceFragments.Collect(ch)
 }
 
 // maxReportRTT bounds the round-trip times taken from reports: beyond it,
