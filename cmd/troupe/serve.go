@@ -47,7 +47,7 @@ const (
 )
 
 // errDraining is what /readyz reports once shutdown has begun.
-var errDraining = errors.New("shutting down")
+var errDraining = &httpapi.NotReadyError{Reason: "shutting down"}
 
 func newServeCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -336,19 +336,14 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		return nil, err
 	}
 	api, err := httpapi.New(httpapi.Config{
-		Rooms:       rooms,
-		Verifier:    verifier,
-		SigningKey:  key,
-		Idempotency: actors.NewIdempotency(store),
-		Logger:      log,
-		Registry:    reg,
-		Clock:       clk,
-		Ready: func(context.Context) error {
-			if s.draining.Load() {
-				return errDraining
-			}
-			return nil
-		},
+		Rooms:         rooms,
+		Verifier:      verifier,
+		SigningKey:    key,
+		Idempotency:   actors.NewIdempotency(store),
+		Logger:        log,
+		Registry:      reg,
+		Clock:         clk,
+		Ready:         s.ready,
 		RateLimit:     cfg.RateLimit,
 		RateBurst:     cfg.RateBurst,
 		DevJoinTokens: cfg.DevJoinTokens,
@@ -380,6 +375,18 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		s.srv.TLSConfig = s.certs.tlsConfig()
 	}
 	return s, nil
+}
+
+// ready backs /readyz: a draining node takes no new work, and a cluster
+// node that holds no lease refuses every write until it registers again.
+func (s *Server) ready(context.Context) error {
+	if s.draining.Load() {
+		return errDraining
+	}
+	if s.cluster != nil {
+		return s.cluster.ready()
+	}
+	return nil
 }
 
 // Start checks that the server's own webhook endpoints can be used (ctx
