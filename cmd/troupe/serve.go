@@ -411,17 +411,21 @@ func (s *Server) Start(ctx context.Context) error {
 	baseURL := s.cfg.scheme() + "://" + dialableAddr(s.ln.Addr())
 	s.log.Info("troupe serving", "version", versionString(), "http", baseURL,
 		"data_dir", s.cfg.DataDir, "rtc_udp", s.media.LocalAddr().String(), "rtc_tcp", fmt.Sprint(s.media.TCPAddr()))
-	if s.keyFrom == keyCreated {
-		if err := printBanner(s.stdout, s.cfg, s.key, baseURL); err != nil {
-			return err
-		}
-	}
 	if s.cfg.DebugAddr != "" {
 		stopDebug, err := startDebugServer(s.cfg.DebugAddr, s.log)
 		if err != nil {
 			return err
 		}
 		s.stopDebug = stopDebug
+	}
+	// Every port is bound: nothing left fails for the key's sake.
+	if s.keyFrom == keyCreated {
+		if err := saveNewKey(s.cfg.DataDir, s.key, s.log); err != nil {
+			return err
+		}
+		if err := printBanner(s.stdout, s.cfg, s.key, baseURL); err != nil {
+			return err
+		}
 	}
 
 	s.served, s.failed = make(chan struct{}), make(chan error, 1)
