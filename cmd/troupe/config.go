@@ -378,6 +378,10 @@ func (c Config) validateCluster() error {
 	if c.ClusterLeaseTTL < time.Second {
 		return fmt.Errorf("%w: --cluster-lease-ttl %v: must be at least 1s", ErrInvalidConfig, c.ClusterLeaseTTL)
 	}
+	if c.ClusterLeaseTTL%time.Second != 0 {
+		// etcd grants leases in whole seconds: say so rather than round.
+		return fmt.Errorf("%w: --cluster-lease-ttl %v: must be whole seconds (etcd leases are)", ErrInvalidConfig, c.ClusterLeaseTTL)
+	}
 	return nil
 }
 

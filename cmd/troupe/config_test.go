@@ -194,6 +194,8 @@ func TestConfigErrors(t *testing.T) {
 		{"public url not http", []string{"--public-url", "meet.example.com"}, nil, "", "--public-url"},
 		{"public url passes", []string{"--public-url", "https://meet.example.com/"}, nil, "", ""},
 		{"lease ttl below a second", append([]string{"--etcd-endpoints", "http://e:2379", "--cluster-lease-ttl", "500ms"}, key...), nil, "", "--cluster-lease-ttl 500ms"},
+		{"lease ttl not whole seconds", append([]string{"--etcd-endpoints", "http://e:2379", "--cluster-lease-ttl", "1500ms"}, key...), nil, "", "--cluster-lease-ttl 1.5s: must be whole seconds"},
+		{"lease ttl of whole seconds passes", append([]string{"--etcd-endpoints", "http://e:2379", "--cluster-lease-ttl", "2m"}, key...), nil, "", ""},
 		{"lease ttl unchecked on a single node", []string{"--cluster-lease-ttl", "0s"}, nil, "", ""},
 		{"valid cluster node passes", append([]string{"--etcd-endpoints", "http://e:2379,https://f:2379", "--node-id", "n1", "--advertise-url", "http://n1:7880/"}, key...), nil, "", ""},
 	} {
