@@ -70,3 +70,8 @@ const (
 	ReasonServerRestart = LeaveReason(EndServerRestart) // members a crash took, closed at start-up
 	ReasonRoomFailed    = LeaveReason(EndRoomFailed)
 )
+
+// leaveReasons are the leave reasons a room counts a departure with.
+var leaveReasons = []LeaveReason{ReasonLeft, ReasonDisconnected, ReasonKicked, ReasonReplaced, ReasonConnectionFailed,
+	ReasonFailed, ReasonServerShutdown, ReasonSessionEnded, ReasonTimeLimit, ReasonRemoveAt, ReasonNodeLost,
+	ReasonRoomEnded, ReasonRoomDeleted, ReasonServerRestart, ReasonRoomFailed}
