@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -40,4 +44,53 @@ func TestAlertSeriesExistFromTheStart(t *testing.T) {
 	poll.Until(t, "r1 to count as active", func() bool { return s.metric("troupe_rooms_active") == 1 })
 	s.mustDo(http.StatusOK, "POST", "/api/v1/rooms/r1/end", "")
 	poll.Until(t, "r1 to count no more", func() bool { return s.metric("troupe_rooms_active") == 0 })
+}
+
+// troupe_store_rooms counts a room held failed as the API lists it: failed,
+// not active.
+func TestStoreRoomsCountsFailedRooms(t *testing.T) {
+	srv, err := NewServer(testConfig(t.TempDir()), nil, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	token, err := auth.Mint(srv.key, auth.AdminClaims(time.Now(), time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{}, Timeout: poll.Timeout}
+	defer client.CloseIdleConnections()
+	s := &testServer{t: t, url: "http://" + srv.ln.Addr().String(), token: token, client: client}
+	s.mustDo(http.StatusCreated, "POST", "/api/v1/rooms", `{"id":"crashy","name":"c"}`)
+	s.mustDo(http.StatusCreated, "POST", "/api/v1/rooms", `{"id":"calm","name":"c"}`)
+	if text := metricsText(t, s); !strings.Contains(text, `troupe_store_rooms{status="failed"} 0`) ||
+		!strings.Contains(text, `troupe_store_rooms{status="active"} 2`) {
+		t.Fatalf("troupe_store_rooms before the failure:\n%s", grepLines(text, "troupe_store_rooms"))
+	}
+	// Crashes beyond its restart limit: the room is stopped and held failed.
+	for range 11 {
+		srv.rooms.CrashRoom("crashy")
+	}
+	poll.Until(t, "crashy to be held failed", func() bool {
+		got := s.mustDo(http.StatusOK, "GET", "/api/v1/rooms/crashy", "")
+		return got["status"] == "failed"
+	})
+	text := metricsText(t, s)
+	if !strings.Contains(text, `troupe_store_rooms{status="failed"} 1`) || !strings.Contains(text, `troupe_store_rooms{status="active"} 1`) {
+		t.Fatalf("troupe_store_rooms with crashy failed:\n%s", grepLines(text, "troupe_store_rooms"))
+	}
+}
+
+// grepLines returns the lines of text that hold s.
+func grepLines(text, s string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -236,10 +236,11 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 	s.store = store
 
 	reg := prometheus.NewRegistry()
+	storeMetrics := newStoreRooms(store.Collector())
 	if err := registerAll(reg,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		store.Collector(),
+		storeMetrics,
 		currentBuild().collector(),
 		s.drainingMetric(),
 	); err != nil {
@@ -313,6 +314,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		return nil, fmt.Errorf("start room actors: %w", err)
 	}
 	s.rooms = rooms
+	storeMetrics.countFailed(rooms.FailedRooms)
 	load.rooms, load.media = rooms, mediaMetrics
 	if s.cluster != nil {
 		if err := registerAll(reg, s.cluster.metrics); err != nil {
