@@ -345,7 +345,7 @@ func TestOpenAPIEndReasons(t *testing.T) {
 	var defined []string
 	for _, r := range []actors.EndReason{
 		actors.EndEmptyTimeout, actors.EndSessionLength, actors.EndAutoClose, actors.EndViaAPI,
-		actors.EndRoomDeleted, actors.EndServerRestart, actors.EndRoomFailed,
+		actors.EndRoomDeleted, actors.EndServerRestart, actors.EndServerShutdown, actors.EndRoomFailed,
 	} {
 		defined = append(defined, string(r))
 	}

@@ -92,7 +92,8 @@ type Config struct {
 	// Registry receives the HTTP metrics and is what /metrics serves. nil
 	// uses a private registry.
 	Registry *prometheus.Registry
-	// Ready backs /readyz: nil means always ready.
+	// Ready backs /readyz: nil means always ready. The answer of a
+	// NotReadyError names its Reason; any other error only says not ready.
 	Ready func(context.Context) error
 	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -167,6 +168,7 @@ type Server struct {
 
 	corsPolicy *corsPolicy // who may call WHIP and WHEP from a browser
 
+	ready     readiness       // what /readyz last answered, logged once per change
 	live      liveSessions    // signaling sockets and WHIP/WHEP sessions
 	forwarder *http.Transport // to the other nodes of a cluster
 }
@@ -338,17 +340,6 @@ func (s *Server) routes() *gin.Engine {
 	e.POST("/dev/token", s.idempotentByAddress, s.handle(s.devToken))
 	e.POST("/rooms/:id/token", s.readBody, s.idempotentByAddress, s.handle(s.publicToken))
 	return e
-}
-
-func (s *Server) readyz(c *gin.Context) {
-	if s.cfg.Ready != nil {
-		if err := s.cfg.Ready(c.Request.Context()); err != nil {
-			s.log.Warn("not ready", "err", err)
-			s.abort(c, newAPIError(http.StatusServiceUnavailable, codeNotReady, "not ready"))
-			return
-		}
-	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }
 
 // handle adapts a handler that returns an error to gin.
