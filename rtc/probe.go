@@ -336,14 +336,16 @@ func (p *prober) close() {
 // padding, no payload) on dt's stream, numbered on from the last packet
 // sent and stamped with its timestamp, and returns how many went out.
 // Only between frames: a receiver takes a frame from consecutive sequence
-// numbers. A paused down-track's stream is between frames until it
-// resumes on a keyframe.
+// numbers. A down-track paused for bandwidth is between frames until it
+// resumes on a keyframe; one its subscriber paused gets nothing.
 func (dt *DownTrack) sendPadding(n int, hdr *rtp.Header) int {
 	dt.wmu.Lock()
 	defer dt.wmu.Unlock()
 	w := &dt.w
 	b := dt.bound.Load()
-	if w.stopped || b == nil || !w.rw.started || !dt.ready.Load() {
+	// A down-track its subscriber paused is sent nothing, padding
+	// included: a probe started on it before the pause runs on.
+	if w.stopped || b == nil || !w.rw.started || !dt.ready.Load() || dt.paused.Load() {
 		return 0
 	}
 	if !dt.bwePaused.Load() && w.src != nil && !w.hdr.Marker {

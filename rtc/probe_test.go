@@ -10,6 +10,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/bwe"
 	"github.com/troupe-media/troupe/rtc/rtctest"
@@ -196,5 +197,47 @@ func TestGovernorGrant(t *testing.T) {
 	}
 	if l := g.step(now.Add(2500*time.Millisecond), 2, 2, 2); l != 1 {
 		t.Fatalf("layer %d without a grant before the hold, want 1", l)
+	}
+}
+
+// TestProbeSendsNoPaddingWhilePaused: a probe's padding goes to the
+// down-track it was started on for as long as it runs; once that
+// down-track's subscriber pauses it, nothing is sent to it, padding
+// included.
+func TestProbeSendsNoPaddingWhilePaused(t *testing.T) {
+	fx := newFixture(t, vp8Codec)
+	sub := &memContext{id: "p", ssrc: 77, record: true}
+	dt := fx.downTrack(sub)
+	if err := fx.f.AddSubscriber(dt); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 { // one frame, ended: padding may follow
+		raw := rawRTP(t, 96, uint16(900+i), 3000, i == 0, rtctest.CounterPayload(uint32(i), 40))
+		if i == 1 {
+			raw[1] |= 0x80
+		}
+		fx.track.in <- raw
+	}
+	poll.Until(t, "the frame forwarded", func() bool { return sub.count() == 2 })
+
+	est, st := &estimator{}, new(sendState)
+	st.est.Init(bwe.Config{Initial: bweInitialBitrate, Min: 1, Max: bweMaxBitrate})
+	est.send.Store(st)
+	est.setActive(true)
+	clk := clock.NewManual(time.Unix(6_000_000, 0))
+	p := newProber(est, clk, nil)
+	t.Cleanup(p.close)
+	p.probe(clk.Now(), dt, 2_000_000)
+	clk.Advance(probeTick)
+	padded := sub.count()
+	if padded == 2 {
+		t.Fatal("the probe sent no padding before the pause")
+	}
+	dt.SetPaused(true)
+	for range 5 {
+		clk.Advance(probeTick)
+	}
+	if n := sub.count(); n != padded {
+		t.Fatalf("%d packets sent while paused by its subscriber, want none", n-padded)
 	}
 }
