@@ -138,7 +138,9 @@ func (c *probeCluster) account(i uint16, received bool, at time.Duration) {
 	if c.stopped.IsZero() {
 		n = c.sent.Load()
 	}
-	if uint32(i) >= n || c.seen[i/64]&(1<<(i%64)) != 0 {
+	// The count passes the record once the numbers wrap under a probe
+	// (record takes them modulo 2^16): i is bounded by both.
+	if uint32(i) >= min(n, probeMaxPackets) || c.seen[i/64]&(1<<(i%64)) != 0 {
 		return
 	}
 	c.seen[i/64] |= 1 << (i % 64)

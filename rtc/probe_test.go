@@ -241,3 +241,28 @@ func TestProbeSendsNoPaddingWhilePaused(t *testing.T) {
 		t.Fatalf("%d packets sent while paused by its subscriber, want none", n-padded)
 	}
 }
+
+// TestProbeClusterFeedbackPastItsRecord: a probe records at most
+// probeMaxPackets packets; once the connection's transport-cc numbers
+// have wrapped under a running probe, the count of packets it sent passes
+// that, and feedback on a number beyond its record is ignored, not read
+// past it.
+func TestProbeClusterFeedbackPastItsRecord(t *testing.T) {
+	c := newProbeCluster(800_000, 0, time.Unix(1000, 0))
+	for i := range 1<<16 + probeMaxPackets + 10 {
+		c.record(uint16(i), 1000)
+	}
+	rec := twcc.NewRecorder(5)
+	rec.Record(77, probeMaxPackets+100, 1_000_000)
+	rec.Record(77, probeMaxPackets+101, 1_010_000)
+	for _, p := range rec.BuildFeedbackPacket() {
+		if fb, ok := p.(*rtcp.TransportLayerCC); ok {
+			probeFeedback(t, c, fb)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reported != 0 {
+		t.Fatalf("%d packets past the probe's record taken as reported", c.reported)
+	}
+}
