@@ -1,6 +1,7 @@
 package rtc
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -207,6 +208,9 @@ type prober struct {
 	est     *estimator
 	clk     clock.Clock
 	metrics *Metrics
+	// fail is told of a panic recovered in a tick, after which no probe
+	// runs; nil to only stop probing.
+	fail func(error)
 
 	mu      sync.Mutex // guards the following
 	closed  bool
@@ -264,8 +268,20 @@ func (p *prober) penalize(now time.Time) {
 // tick sends the padding due: what the connection's media has not sent
 // of the probe's rate so far.
 func (p *prober) tick() {
+	var failed error
+	defer func() { // once p.mu is released: fail takes the allocator's lock
+		if failed != nil && p.fail != nil {
+			p.fail(failed)
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			failed = fmt.Errorf("%w: probe: %v", ErrReadLoopPanic, r)
+			p.closeLocked()
+		}
+	}()
 	if p.closed || p.c == nil || p.timer == nil {
 		return
 	}
@@ -324,6 +340,11 @@ func (p *prober) settle(now time.Time) (*DownTrack, bool) {
 func (p *prober) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.closeLocked()
+}
+
+// closeLocked is close with p.mu held.
+func (p *prober) closeLocked() {
 	p.closed = true
 	if p.timer != nil {
 		p.timer.Stop()

@@ -2,6 +2,7 @@ package rtc
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"testing"
 	"time"
@@ -264,5 +265,47 @@ func TestProbeClusterFeedbackPastItsRecord(t *testing.T) {
 	defer c.mu.Unlock()
 	if c.reported != 0 {
 		t.Fatalf("%d packets past the probe's record taken as reported", c.reported)
+	}
+}
+
+// TestProbePanicFailsThePeer: a panic in a probe's tick (here the
+// connection's write of a padding packet) is recovered and reported as a
+// FailureEvent through the allocator, whose checks and probes stop.
+func TestProbePanicFailsThePeer(t *testing.T) {
+	fx := newFixture(t, vp8Codec)
+	sub := &memContext{id: "p", ssrc: 77, record: true, panicAt: 3} // the first padding packet
+	dt := fx.downTrack(sub)
+	if err := fx.f.AddSubscriber(dt); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 { // one frame, ended: padding may follow
+		raw := rawRTP(t, 96, uint16(900+i), 3000, i == 0, rtctest.CounterPayload(uint32(i), 40))
+		if i == 1 {
+			raw[1] |= 0x80
+		}
+		fx.track.in <- raw
+	}
+	poll.Until(t, "the frame forwarded", func() bool { return sub.count() == 2 })
+
+	est, st := &estimator{}, new(sendState)
+	st.est.Init(bwe.Config{Initial: bweInitialBitrate, Min: 1, Max: bweMaxBitrate})
+	est.send.Store(st)
+	est.setActive(true)
+	clk := clock.NewManual(time.Unix(8_000_000, 0))
+	a := newAllocator(est, clk, nil)
+	t.Cleanup(a.close)
+	var failures []error
+	a.setNotify(func(ev PeerEvent) {
+		if ev, ok := ev.(FailureEvent); ok {
+			failures = append(failures, ev.Err)
+		}
+	})
+	a.probe.probe(clk.Now(), dt, 2_000_000)
+	clk.Advance(probeTick)
+	if len(failures) != 1 || !errors.Is(failures[0], ErrReadLoopPanic) {
+		t.Fatalf("failures reported: %v, want one panic", failures)
+	}
+	if n := clk.Pending(); n != 0 || st.probe.Load() != nil {
+		t.Fatalf("%d timers left after the failure, probe recording %v; want neither", n, st.probe.Load() != nil)
 	}
 }
