@@ -182,8 +182,9 @@ func nextHandler(c *gin.Context) func() error {
 
 // idempotently runs run once per scope and Idempotency-Key: it replays the
 // stored response of a POST whose key was seen before, and stores the
-// response of one that was not. An error of run is written (or the request
-// forwarded) within, so that its response is the one kept; the error
+// response of one that succeeded. An error of run is written within (a
+// request for a room another node owns is forwarded there), so that the
+// answer that came back is the one kept when it is a success; the error
 // idempotently returns is about the key or its store, for the caller to
 // write. Without a key, or without a store, it only runs run.
 func (s *Server) idempotently(c *gin.Context, scope string, body []byte, run func() error) error {

@@ -280,3 +280,31 @@ func TestIdempotentPublicToken(t *testing.T) {
 		t.Fatalf("a new key: %d %s", fresh.status, fresh.body)
 	}
 }
+
+// POST /dev/token keeps its answer by Idempotency-Key, its query being
+// part of the request; a server without dev tokens has no such route,
+// whatever the key.
+func TestIdempotentDevToken(t *testing.T) {
+	off := newStack(t, nil)
+	for _, k := range []string{"ok", ""} {
+		r := off.do(t, http.MethodPost, "/dev/token?room=r&identity=a", "", header{"Authorization", ""}, idemKey(k))
+		if r.status != http.StatusNotFound || r.errorCode(t) != codeNotFound {
+			t.Fatalf("dev token off, key %q: %d %s", k, r.status, r.body)
+		}
+	}
+	s := newStack(t, func(c *Config) { c.DevJoinTokens = true })
+	post := func(query, key string) response {
+		return s.do(t, http.MethodPost, "/dev/token?"+query, "", header{"Authorization", ""}, idemKey(key))
+	}
+	first := post("room=dev&identity=alice", "dev-1")
+	mustStatus(t, first, http.StatusOK)
+	// Later in the same second, a new token would be the same bytes: the
+	// replay is told by its header.
+	again := post("room=dev&identity=alice", "dev-1")
+	if again.status != http.StatusOK || again.header.Get("Idempotent-Replayed") != "true" || string(again.body) != string(first.body) {
+		t.Fatalf("the retry: %d %v %s, the first %s", again.status, again.header, again.body, first.body)
+	}
+	if r := post("room=dev&identity=bob", "dev-1"); r.status != http.StatusUnprocessableEntity || r.errorCode(t) != codeIdempotencyReused {
+		t.Fatalf("the key with another query: %d %s", r.status, r.body)
+	}
+}

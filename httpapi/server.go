@@ -337,7 +337,7 @@ func (s *Server) routes() *gin.Engine {
 	// The POSTs outside /api/v1 honour Idempotency-Key too: these two by
 	// the client's address, WHIP and WHEP by the token's identity
 	// (whipOffer).
-	e.POST("/dev/token", s.idempotentByAddress, s.handle(s.devToken))
+	e.POST("/dev/token", s.devTokensOn, s.idempotentByAddress, s.handle(s.devToken))
 	e.POST("/rooms/:id/token", s.readBody, s.idempotentByAddress, s.handle(s.publicToken))
 	return e
 }

@@ -61,13 +61,20 @@ func serveFile(name, contentType, cacheControl string) gin.HandlerFunc {
 // devTokenTTL is the life of a token from POST /dev/token.
 const devTokenTTL = time.Hour
 
-// devToken serves POST /dev/token?room=&identity=[&name=] when the server
-// runs with Config.DevJoinTokens, and is an unknown route otherwise. It
-// creates the room if it does not exist and mints a publisher token.
-func (s *Server) devToken(c *gin.Context) error {
+// devTokensOn makes POST /dev/token an unknown route, before anything else
+// reads the request, unless the server runs with Config.DevJoinTokens.
+func (s *Server) devTokensOn(c *gin.Context) {
 	if !s.cfg.DevJoinTokens {
-		return newAPIError(http.StatusNotFound, codeNotFound, "no such route")
+		s.abort(c, newAPIError(http.StatusNotFound, codeNotFound, "no such route"))
+		return
 	}
+	c.Next()
+}
+
+// devToken serves POST /dev/token?room=&identity=[&name=] (behind
+// devTokensOn). It creates the room if it does not exist and mints a
+// publisher token.
+func (s *Server) devToken(c *gin.Context) error {
 	q := c.Request.URL.Query()
 	room, identity, name := q.Get("room"), q.Get("identity"), q.Get("name")
 	if err := actors.ValidateRoomID(actors.RoomID(room)); err != nil {
