@@ -230,6 +230,12 @@ func TestWHIPTrickleICE(t *testing.T) {
 // again (connected receives each connection) and returns the new ETag.
 func (c *trickler) restart(t *testing.T, connected chan struct{}) string {
 	t.Helper()
+	// The connections so far are not the one the restart waits for; the
+	// client's agent, restarted by its offer, connects again only once it
+	// has the server's new credentials.
+	for range len(connected) {
+		<-connected
+	}
 	old := c.fragment(t)
 	restart, err := c.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
 	if err != nil {
@@ -260,9 +266,6 @@ func (c *trickler) restart(t *testing.T, connected chan struct{}) string {
 	// The client takes the server's new credentials and candidates as the
 	// answer to its restart offer (RFC 9725: the rest is as negotiated).
 	answer := withICE(withoutCandidates(c.pc.CurrentRemoteDescription().SDP), server)
-	for range len(connected) {
-		<-connected
-	}
 	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatal(err)
 	}
