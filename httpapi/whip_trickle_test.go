@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -354,4 +355,62 @@ func TestWHEPTrickleICE(t *testing.T) {
 	// A JSON PATCH still sets what the viewer asks of its video.
 	r := s.do(t, http.MethodPatch, c.loc, `{"max_quality":"360p"}`, bearer(c.token), header{"Content-Type", contentTypeJSON})
 	mustStatus(t, r, http.StatusNoContent)
+}
+
+// If-Match as RFC 9110 has it: "*" or a list of entity tags, over one or
+// more header lines; strong tags are returned unquoted.
+func TestIfMatchTags(t *testing.T) {
+	for _, c := range []struct {
+		values []string
+		tags   []string
+		status int
+	}{
+		{values: []string{`"PA_a"`}, tags: []string{"PA_a"}},
+		{values: []string{`*`}, tags: []string{"*"}},
+		{values: []string{`"a", W/"b" , "c"`, `"d"`}, tags: []string{"a", "c", "d"}},
+		{values: []string{`""`}, tags: []string{""}},
+		{values: nil, status: http.StatusPreconditionRequired},
+		{values: []string{" ", ","}, status: http.StatusPreconditionRequired},
+		{values: []string{`W/"a"`}, status: http.StatusPreconditionFailed},
+		{values: []string{`PA_a`}, status: http.StatusBadRequest},
+		{values: []string{`"a`}, status: http.StatusBadRequest},
+		{values: []string{`"a"b"`}, status: http.StatusBadRequest},
+		{values: []string{`W/`}, status: http.StatusBadRequest},
+	} {
+		tags, err := ifMatchTags(c.values)
+		if c.status != 0 {
+			ae, _ := toAPIError(err)
+			if err == nil || ae.status != c.status {
+				t.Errorf("If-Match %q: %v, want a %d", c.values, err, c.status)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(tags, c.tags) {
+			t.Errorf("If-Match %q: %q, %v; want %q", c.values, tags, err, c.tags)
+		}
+	}
+}
+
+// FuzzIfMatchTags: any If-Match value is read or refused with a 400, 412
+// or 428, never a panic, and what it returns is "*" or tags without a
+// quote.
+func FuzzIfMatchTags(f *testing.F) {
+	for _, v := range []string{`"PA_a"`, `*`, `"a", W/"b"`, `W/`, `""`, `"a"b"`} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		tags, err := ifMatchTags([]string{v})
+		if err != nil {
+			ae, _ := toAPIError(err)
+			if ae.status != http.StatusBadRequest && ae.status != http.StatusPreconditionFailed && ae.status != http.StatusPreconditionRequired {
+				t.Fatalf("If-Match %q: %v", v, err)
+			}
+			return
+		}
+		for _, tag := range tags {
+			if strings.Contains(tag, `"`) {
+				t.Fatalf("If-Match %q gave the tag %q", v, tag)
+			}
+		}
+	})
 }
