@@ -13,6 +13,9 @@ import (
 // edge keeps to its one dependency below it.
 type IdempotentResponse = persistence.IdempotentResponse
 
+// IdempotentHeader is a header of an IdempotentResponse.
+type IdempotentHeader = persistence.Header
+
 // IdempotencyStore is what Idempotency needs of storage; *persistence.Store
 // is one.
 type IdempotencyStore interface {

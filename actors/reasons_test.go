@@ -29,18 +29,34 @@ func TestReasonWords(t *testing.T) {
 		}
 	}
 	ends := map[EndReason]string{
-		EndEmptyTimeout:  "empty-timeout",
-		EndSessionLength: "session-length",
-		EndAutoClose:     "auto-close",
-		EndViaAPI:        "ended-via-api",
-		EndRoomEnded:     "room-ended",
-		EndRoomDeleted:   "room-deleted",
-		EndServerRestart: "server-restart",
-		EndRoomFailed:    "room-failed",
+		EndEmptyTimeout:   "empty-timeout",
+		EndSessionLength:  "session-length",
+		EndAutoClose:      "auto-close",
+		EndViaAPI:         "ended-via-api",
+		EndRoomDeleted:    "room-deleted",
+		EndServerRestart:  "server-restart",
+		EndServerShutdown: "server-shutdown",
+		EndRoomFailed:     "room-failed",
 	}
 	for reason, word := range ends {
 		if string(reason) != word {
 			t.Errorf("end reason %q, want %q", reason, word)
+		}
+	}
+}
+
+// A session that POST /rooms/{id}/end ended before that call used
+// ended-via-api reads with the word of today's records; other words are
+// read as stored.
+func TestStoredEndReason(t *testing.T) {
+	for stored, want := range map[string]EndReason{
+		"room-ended":    EndViaAPI,
+		"ended-via-api": EndViaAPI,
+		"empty-timeout": EndEmptyTimeout,
+		"room-deleted":  EndRoomDeleted,
+	} {
+		if got := StoredEndReason(stored); got != want {
+			t.Errorf("StoredEndReason(%q) = %q, want %q", stored, got, want)
 		}
 	}
 }

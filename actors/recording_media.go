@@ -307,12 +307,10 @@ func FileNodes(rec *recordpb.Recording) []string {
 
 // RemoveDeletedRecordingFiles removes this node's directory of recording
 // id, whose record another node deleted (the owner of its room, answering
-// a DELETE): this node held files of a part of it. It refuses, with
-// ErrRecordingNotDeleted, a recording whose record still exists or that
-// this node is writing, so that nothing but the deletion of a recording
-// removes its files. The store asked is the store of record (etcd in a
-// cluster), not a cache, so that a recording just started is found. A
-// directory that is not there is no error: the request may come twice.
+// a DELETE): this node held files of a part of it. A recording whose
+// record still exists, or that this node is writing, is refused with
+// ErrRecordingNotDeleted (removeDeletedRecordingDir). A directory that is
+// not there is no error: the request may come twice.
 func (r *Rooms) RemoveDeletedRecordingFiles(ctx context.Context, id RecordingID) error {
 	if !isRecordingDirName(string(id)) {
 		return ErrRecordingNotFound
@@ -320,16 +318,29 @@ func (r *Rooms) RemoveDeletedRecordingFiles(ctx context.Context, id RecordingID)
 	if r.cfg.Recording.Dir == "" {
 		return ErrRecordingUnavailable
 	}
-	if _, ok := r.writing.Load(string(id)); ok {
+	return r.removeDeletedRecordingDir(ctx, string(id))
+}
+
+// removeDeletedRecordingDir removes the directory of recording id, a
+// recording directory's name, once the recording's record is gone: one
+// whose record exists, or that this node is writing, is kept and gets
+// ErrRecordingNotDeleted, so that nothing but the deletion of a recording
+// removes its files. The store asked is the store of record (etcd in a
+// cluster), not a cache, so that a recording just started is found; one
+// that does not answer keeps the directory too. Both a deleting node's
+// request (RemoveDeletedRecordingFiles) and the start-up's clean-up
+// (removeDeletedRecordings) remove by this rule.
+func (r *Rooms) removeDeletedRecordingDir(ctx context.Context, id string) error {
+	if _, ok := r.writing.Load(id); ok {
 		return ErrRecordingNotDeleted
 	}
-	switch _, err := r.cfg.Store.GetRecording(ctx, string(id)); {
+	switch _, err := r.cfg.Store.GetRecording(ctx, id); {
 	case err == nil:
 		return ErrRecordingNotDeleted
 	case !errors.Is(err, persistence.ErrNotFound):
 		return fmt.Errorf("get recording: %w", err)
 	}
-	if err := os.RemoveAll(filepath.Join(r.cfg.Recording.Dir, string(id))); err != nil {
+	if err := os.RemoveAll(filepath.Join(r.cfg.Recording.Dir, id)); err != nil {
 		return fmt.Errorf("remove recording files: %w", err)
 	}
 	r.cfg.Logger.Info("removed the files of a deleted recording", "recording", id)

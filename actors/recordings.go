@@ -511,29 +511,18 @@ const startupStoreTimeout = 30 * time.Second
 // recordings whose record is gone: deleted while this node was down (the
 // node that deleted it could not ask this one to remove its part's
 // files), or while a removal failed, or a start whose record was never
-// written. Each directory is checked against the store of record itself:
-// one that the store does not answer for is kept, as is anything that is
-// not a recording's directory. Nothing is being written yet: the node
-// records nothing before its start-up ends.
+// written. Each directory goes by removeDeletedRecordingDir's rule (its
+// record checked in the store of record itself; one the store does not
+// answer for is kept); anything that is not a recording's directory is
+// kept too.
 func (r *Rooms) removeDeletedRecordings(ctx context.Context) {
-	dir := r.cfg.Recording.Dir
 	for _, e := range r.recordingDirEntries() {
 		if !e.IsDir() || !isRecordingDirName(e.Name()) {
 			continue
 		}
-		_, err := r.cfg.Store.GetRecording(ctx, e.Name())
-		switch {
-		case err == nil:
-			continue
-		case !errors.Is(err, persistence.ErrNotFound):
-			r.cfg.Logger.Warn("look up a recording of the recordings directory; its files are kept", "recording", e.Name(), "err", err)
-			continue
+		if err := r.removeDeletedRecordingDir(ctx, e.Name()); err != nil && !errors.Is(err, ErrRecordingNotDeleted) {
+			r.cfg.Logger.Warn("remove the directory of a deleted recording; it is tried again at the next start", "recording", e.Name(), "err", err)
 		}
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			r.cfg.Logger.Warn("remove a deleted recording's files", "recording", e.Name(), "err", err)
-			continue
-		}
-		r.cfg.Logger.Info("removed the files of a deleted recording", "recording", e.Name())
 	}
 }
 

@@ -105,6 +105,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 			a.fail(ctx)
 		} else {
 			a.stopMembers(ctx, ReasonServerShutdown)
+			a.endSessionAtShutdown(ctx)
 		}
 	case *actor.Restarting:
 		// The members, their peers and their media go on: only what the
@@ -180,7 +181,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 			a.applyQuality(ctx)
 		}
 	case *actorpb.EndRoom:
-		a.respond(ctx, a.roomReply(a.endRoom(ctx, EndRoomEnded)))
+		a.respond(ctx, a.roomReply(a.endRoom(ctx, EndViaAPI)))
 	case *actorpb.DeleteRoom:
 		err := a.delete(ctx)
 		if err == nil {

@@ -297,42 +297,18 @@ func (a *roomActor) watchWriter(lr *liveRecording) {
 }
 
 // stopRecordingByID stops the room's recording id (stopped-via-api). A
-// recording that is stopping already is answered as it is.
+// recording that is stopping already is answered as it is. StopRecording
+// read the record before asking, for its room, and found it not ended: one
+// that is not the room's running recording has ended since.
 func (a *roomActor) stopRecordingByID(id RecordingID) (*recordpb.Recording, error) {
 	lr := a.life.recording
 	if lr == nil || lr.rec.Id != string(id) {
-		return nil, a.notRunning(id)
+		return nil, ErrRecordingNotActive
 	}
 	if !lr.stopping {
 		a.stopRecording(lr, RecordingStoppedViaAPI, nil)
 	}
 	return lr.rec, nil
-}
-
-// notRunning is the error for a recording of this room that is not the
-// one running: it has ended, or it does not exist.
-func (a *roomActor) notRunning(id RecordingID) error {
-	if _, err := a.storedRecording(id); err != nil {
-		return err
-	}
-	return ErrRecordingNotActive
-}
-
-// storedRecording reads recording id of this room from the store;
-// another room's is ErrRecordingNotFound too.
-func (a *roomActor) storedRecording(id RecordingID) (*recordpb.Recording, error) {
-	ctx, cancel := a.storeCtx()
-	defer cancel()
-	rec, err := a.deps.cfg.Store.GetRecording(ctx, string(id))
-	switch {
-	case errors.Is(err, persistence.ErrNotFound):
-		return nil, ErrRecordingNotFound
-	case err != nil:
-		return nil, fmt.Errorf("get recording: %w", err)
-	case rec.RoomId != string(a.id):
-		return nil, ErrRecordingNotFound
-	}
-	return rec, nil
 }
 
 // stopRecording writes the recording as stopping (with

@@ -172,7 +172,7 @@ func TestSessionEndReasons(t *testing.T) {
 				if _, err := env.rooms.End(ctx, RoomID(s.RoomId)); err != nil {
 					t.Fatal(err)
 				}
-			}, EndRoomEnded, 4 * time.Second, ReasonRoomEnded},
+			}, EndViaAPI, 4 * time.Second, ReasonRoomEnded},
 		{"room deleted", nil, nil,
 			func(t *testing.T, env *testEnv, clock *clock.Manual, c *testClient, s *recordpb.Session) {
 				clock.Advance(5 * time.Second)

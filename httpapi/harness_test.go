@@ -135,6 +135,16 @@ func (r response) json(t testing.TB) map[string]any {
 	return m
 }
 
+// list decodes a body that is a JSON array.
+func (r response) list(t testing.TB) []any {
+	t.Helper()
+	var l []any
+	if err := json.Unmarshal(r.body, &l); err != nil || l == nil {
+		t.Fatalf("response %d is not a JSON array: %v: %s", r.status, err, r.body)
+	}
+	return l
+}
+
 // errorCode checks the error body's shape and returns its code.
 func (r response) errorCode(t testing.TB) string {
 	t.Helper()
@@ -151,6 +161,13 @@ func (r response) errorCode(t testing.TB) string {
 	}
 	code, _ := e["code"].(string)
 	return code
+}
+
+// isTypeError reports whether r is the 400 invalid_type of field: a value
+// of the wrong JSON type.
+func (r response) isTypeError(t testing.TB, field string) bool {
+	t.Helper()
+	return r.status == http.StatusBadRequest && r.errorCode(t) == codeInvalidType && r.errorField(t) == field
 }
 
 func (r response) errorField(t testing.TB) string {

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -336,15 +335,12 @@ func (s *stack) participants(t testing.TB, room string) []map[string]any {
 	t.Helper()
 	r := s.do(t, http.MethodGet, "/api/v1/rooms/"+room+"/participants", "")
 	mustStatus(t, r, http.StatusOK)
-	var out struct {
-		Participants []map[string]any `json:"participants"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(r.body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&out); err != nil || out.Participants == nil {
+	// The body is the array itself.
+	var out []map[string]any
+	if err := json.Unmarshal(r.body, &out); err != nil || out == nil {
 		t.Fatalf("participants list %s: %v", r.body, err)
 	}
-	return out.Participants
+	return out
 }
 
 // checkLeaks fails t if, after every cleanup of the test (register it

@@ -94,6 +94,18 @@ func routeLabel(c *gin.Context) string {
 	return "unmatched"
 }
 
+// methodLabel is the request's method if it is one of HTTP's standard
+// methods, else "other": a client may send any token as a method, and the
+// label set must stay bounded.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
 // observe counts and times every request and logs it at debug level. A
 // connection its handler takes over is counted apart, while it is open and
 // once it is done, and never timed.
@@ -103,7 +115,7 @@ func (s *Server) observe(c *gin.Context) {
 	c.Writer = w
 	c.Next()
 	elapsed := time.Since(start)
-	route, method, status := routeLabel(c), c.Request.Method, c.Writer.Status()
+	route, method, status := routeLabel(c), methodLabel(c.Request.Method), c.Writer.Status()
 	s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	if w.hijacked {
 		s.metrics.upgradedOpen.WithLabelValues(w.route).Dec()
@@ -113,7 +125,7 @@ func (s *Server) observe(c *gin.Context) {
 	}
 	if s.log.Enabled(c.Request.Context(), slog.LevelDebug) {
 		s.log.LogAttrs(c.Request.Context(), slog.LevelDebug, "http request",
-			slog.String("method", method),
+			slog.String("method", c.Request.Method),
 			slog.String("route", route),
 			slog.String("path", c.Request.URL.Path),
 			slog.Int("status", status),
@@ -240,8 +252,7 @@ func (s *Server) readBody(c *gin.Context) {
 		c.Next()
 		return
 	}
-	limit := s.cfg.MaxBodyBytes
-	body, err := readLimited(c, limit, fmt.Sprintf("request body exceeds %d bytes", limit), errUnreadableBody)
+	body, err := readLimited(c, s.cfg.MaxBodyBytes, "request body exceeds %d bytes", errUnreadableBody)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -255,19 +266,23 @@ func (s *Server) readBody(c *gin.Context) {
 var errUnreadableBody = newAPIError(http.StatusBadRequest, codeMalformedJSON, "could not read the request body")
 
 // readLimited reads the body of c, of at most limit bytes. A larger one,
-// by its Content-Length or as it is read, is a 413 body_too_large saying
-// tooLarge; one that cannot be read gets unreadable. The body reader of
-// the API and of the routes that read their own (a WHIP or WHEP offer, a
-// WHEP viewer's settings), each with its limit.
+// by its Content-Length or as it is read, is a 413 body_too_large whose
+// message is tooLarge with the limit for its %d; one that cannot be read
+// gets unreadable. The body reader of the API and of the routes that read
+// their own (a WHIP or WHEP offer, a WHEP viewer's settings), each with
+// its limit.
 func readLimited(c *gin.Context, limit int64, tooLarge string, unreadable error) ([]byte, error) {
+	refuse := func() ([]byte, error) {
+		return nil, newAPIError(http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf(tooLarge, limit))
+	}
 	if c.Request.ContentLength > limit {
-		return nil, newAPIError(http.StatusRequestEntityTooLarge, codeBodyTooLarge, tooLarge)
+		return refuse()
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, newAPIError(http.StatusRequestEntityTooLarge, codeBodyTooLarge, tooLarge)
+			return refuse()
 		}
 		return nil, unreadable
 	}

@@ -41,8 +41,8 @@ type trackJSON struct {
 }
 
 // layerJSON is one layer of a simulcast track as the server receives it.
-// Width and height are 0 until a keyframe gave them (VP8 and H.264 carry
-// them; other codecs do not).
+// Width and height are 0 until a keyframe gave them (VP8, VP9 with its
+// scalability structure, H.264 and AV1 carry them).
 type layerJSON struct {
 	RID     string `json:"rid"`
 	Width   int    `json:"width"`
@@ -69,12 +69,6 @@ func toTrackJSON(t actors.TrackInfo) trackJSON {
 		out.Layers = append(out.Layers, layerJSON{RID: l.RID, Width: l.Width, Height: l.Height, Bitrate: l.Bitrate, Active: l.Active})
 	}
 	return out
-}
-
-// participantListJSON wraps the list in an object, like every other list
-// of the API, so that fields can be added beside it.
-type participantListJSON struct {
-	Participants []listedParticipantJSON `json:"participants"`
 }
 
 // listedParticipantJSON is a participant in the REST list of a room's
@@ -109,10 +103,12 @@ func (s *Server) listParticipants(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	out := participantListJSON{Participants: make([]listedParticipantJSON, 0, len(list))}
+	// The body is the array itself (the contract's shape): the list is
+	// not paginated, so there is nothing to put beside it.
+	out := make([]listedParticipantJSON, 0, len(list))
 	for _, p := range list {
 		if !p.Grants.Hidden || includeHidden {
-			out.Participants = append(out.Participants, toListedParticipantJSON(p))
+			out = append(out, toListedParticipantJSON(p))
 		}
 	}
 	writeJSON(c, http.StatusOK, out)

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -42,16 +41,7 @@ func TestRecordingAVSyncSenderReports(t *testing.T) {
 			mustStatus(t, r, http.StatusCreated)
 			id, _ := r.json(t)["id"].(string)
 
-			pub, err := recordertest.NewClips(recordertest.SyncVP8Clip, recordertest.SyncOpusClip)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if _, err := pubC.Publish(ctx, pub.Video, pub.Audio); err != nil {
-				t.Fatal(err)
-			}
-			pub.Play(ctx)
+			pub := publishClips(t, pubC, recordertest.SyncVP8Clip, recordertest.SyncOpusClip)
 			if err := pub.Wait(); err != nil {
 				t.Fatal(err)
 			}

@@ -75,10 +75,10 @@ func TestRecordingEndToEnd(t *testing.T) {
 	// VideoSDK's start body nests its options ({"config":{"layout":
 	// {"type":"GRID"}}}); Troupe's start body is flat (API.md: layout,
 	// audio_only, participants), so a "config" is a field it does not
-	// know, and a layout that is not a string is invalid, whatever it
-	// names.
+	// know, and a layout that is not a string is of the wrong type,
+	// whatever it names.
 	refuse("/api/v1/rooms/studio/recordings", `{"config":{"layout":{"type":"GRID"}}}`, http.StatusUnprocessableEntity, codeValidationFailed)
-	refuse("/api/v1/rooms/studio/recordings", `{"layout":{"type":"GRID"}}`, http.StatusUnprocessableEntity, codeValidationFailed)
+	refuse("/api/v1/rooms/studio/recordings", `{"layout":{"type":"GRID"}}`, http.StatusBadRequest, codeInvalidType)
 	refuse("/api/v1/recordings/rec_nope/stop", "", http.StatusNotFound, codeRecordingNotFound)
 	if n := s.recordingTotal(t); n != 0 {
 		t.Fatalf("refused starts left %d recordings", n)
@@ -97,16 +97,7 @@ func TestRecordingEndToEnd(t *testing.T) {
 		t.Fatalf("deleting a running recording: %d %s", r.status, r.body)
 	}
 
-	pub, err := recordertest.NewClips(recordertest.VP8Clip, recordertest.OpusClip)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := pubC.Publish(ctx, pub.Video, pub.Audio); err != nil {
-		t.Fatal(err)
-	}
-	pub.Play(ctx)
+	pub := publishClips(t, pubC, recordertest.VP8Clip, recordertest.OpusClip)
 	// While it runs, the recording lists the file being written, which
 	// grows.
 	liveSize := func() (int, bool) {
@@ -371,13 +362,15 @@ func TestAutoStartRecording(t *testing.T) {
 		{`{"name":"a","auto_start":{"recording":{}}}`, codeValidationFailed, "auto_start.recording"},
 		{`{"name":"a","config":{"recording_enabled":true},"auto_start":{"recording":{"layout":"speaker"}}}`, codeNotProvided, "auto_start.recording.layout"},
 		{`{"name":"a","config":{"recording_enabled":true},"auto_start":{"hls":{"enabled":true}}}`, codeNotProvided, "auto_start.hls"},
-		{`{"name":"a","config":{"recording_enabled":true},"auto_start":{"recording":{"audio_only":"yes"}}}`, codeValidationFailed, "auto_start.recording.audio_only"},
 		{`{"name":"a","config":{"recording_enabled":true},"auto_start":{"recording":{},"color":1}}`, codeValidationFailed, "auto_start.color"},
 	} {
 		r := s.do(t, http.MethodPost, "/api/v1/rooms", c.body)
 		if r.status != http.StatusUnprocessableEntity || r.errorCode(t) != c.code || r.errorField(t) != c.field {
 			t.Errorf("POST /rooms %s = %d %s, want 422 %s on %s", c.body, r.status, r.body, c.code, c.field)
 		}
+	}
+	if r := s.do(t, http.MethodPost, "/api/v1/rooms", `{"name":"a","config":{"recording_enabled":true},"auto_start":{"recording":{"audio_only":"yes"}}}`); !r.isTypeError(t, "auto_start.recording.audio_only") {
+		t.Errorf("POST /rooms with a string for audio_only = %d %s, want 400 invalid_type", r.status, r.body)
 	}
 	if _, total, _, _ := s.listIDs(t, "/api/v1/rooms", "rooms"); total != 0 {
 		t.Fatalf("refused rooms were created: %d", total)
@@ -611,7 +604,7 @@ func (s *stack) recordingClips(t *testing.T, room, body, videoClip string, dropE
 	s.createRoom(t, `{"id":"`+room+`","name":"Clips","config":{"recording_enabled":true}}`)
 	pubC, wire := s.dialPublisher(t, room, "pub", dropEvery)
 	id := s.startRecording(t, room, body)
-	return clipRecording{id: id, wire: wire, pub: publishClips(t, pubC, videoClip)}
+	return clipRecording{id: id, wire: wire, pub: publishClips(t, pubC, videoClip, recordertest.OpusClip)}
 }
 
 // startRecording starts a recording of room with the body given and
@@ -672,11 +665,12 @@ func (s *stack) clipsArrived(t *testing.T, room, identity string) {
 	})
 }
 
-// publishClips publishes videoClip and the Opus clip on c and starts
-// playing them; Wait on the clips waits for their end.
-func publishClips(t *testing.T, c *wsClient, videoClip string) *recordertest.Clips {
+// publishClips publishes videoClip and audioClip on c, reads their RTCP
+// as a browser does, and starts playing them; Wait on the clips waits for
+// their end.
+func publishClips(t *testing.T, c *wsClient, videoClip, audioClip string) *recordertest.Clips {
 	t.Helper()
-	pub, err := recordertest.NewClips(videoClip, recordertest.OpusClip)
+	pub, err := recordertest.NewClips(videoClip, audioClip)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -837,7 +831,7 @@ func TestRecordingRejoinThroughServer(t *testing.T) {
 	played := map[string]*recordertest.Clips{}
 	for range 2 {
 		c, _ := s.dialPublisher(t, "again", "pub", 0)
-		pub := publishClips(t, c, recordertest.VP8Clip)
+		pub := publishClips(t, c, recordertest.VP8Clip, recordertest.OpusClip)
 		if err := pub.Wait(); err != nil {
 			t.Fatal(err)
 		}

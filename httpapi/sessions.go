@@ -114,6 +114,7 @@ func toSessionJSON(s *recordpb.Session) sessionJSON {
 	}
 	out.EndTime, out.Duration = actors.Ended(out.StartTime, s.GetEndTime())
 	if r := s.GetEndReason(); r != "" {
+		r = string(actors.StoredEndReason(r))
 		out.EndReason = &r
 	}
 	if s.RemoveAfterSecondsElapsed != nil {

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
@@ -83,7 +82,7 @@ func (s *Server) whepSettings(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := readLimited(c, maxViewerSettingsBytes, fmt.Sprintf("the settings exceed %d bytes", maxViewerSettingsBytes), errUnreadableBody)
+	body, err := readLimited(c, maxViewerSettingsBytes, "the settings exceed %d bytes", errUnreadableBody)
 	if err != nil {
 		return err
 	}

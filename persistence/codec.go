@@ -18,7 +18,8 @@ import (
 // than misreading it. testdata/*.golden pins the current encodings.
 const (
 	roomSchemaV1         = 1 // protobuf recordpb.Room
-	idempotencySchemaV1  = 1 // see encodeIdempotent
+	idempotencySchemaV1  = 1 // see encodeIdempotent: v2 without its headers
+	idempotencySchemaV2  = 2 // see encodeIdempotent
 	sessionSchemaV1      = 1 // protobuf recordpb.Session
 	memberSchemaV1       = 1 // protobuf recordpb.SessionMember
 	webhookEventSchemaV1 = 1 // protobuf recordpb.WebhookEvent
@@ -106,35 +107,54 @@ func decodeRecording(v []byte) (*recordpb.Recording, error) {
 
 // encodeIdempotent returns the stored form of an idempotency record:
 //
-//	byte     schema version (1)
+//	byte     schema version (2)
 //	8 bytes  created at, Unix nanoseconds, big-endian two's complement
 //	uvarint  HTTP status
 //	uvarint  length of the fingerprint, then its bytes
 //	uvarint  length of the content type, then its bytes
 //	uvarint  length of the body, then its bytes
+//	uvarint  number of headers, then for each
+//	         uvarint length of its name, then its bytes
+//	         uvarint length of its value, then its bytes
 //
 // The creation time comes first so that pruning reads it without parsing
-// the rest.
+// the rest. Schema 1, written before responses kept headers, ends after
+// the body; it is still read, as a record without headers.
 func encodeIdempotent(r IdempotentResponse) []byte {
-	n := 1 + 8 + 4*binary.MaxVarintLen64 + len(r.Fingerprint) + len(r.ContentType) + len(r.Body)
+	n := 1 + 8 + 5*binary.MaxVarintLen64 + len(r.Fingerprint) + len(r.ContentType) + len(r.Body)
+	for _, h := range r.Headers {
+		n += 2*binary.MaxVarintLen64 + len(h.Name) + len(h.Value)
+	}
 	v := make([]byte, 0, n)
-	v = append(v, idempotencySchemaV1)
+	v = append(v, idempotencySchemaV2)
 	v = binary.BigEndian.AppendUint64(v, uint64(r.CreatedAt.UnixNano()))
 	v = binary.AppendUvarint(v, uint64(r.Status))
-	v = binary.AppendUvarint(v, uint64(len(r.Fingerprint)))
-	v = append(v, r.Fingerprint...)
-	v = binary.AppendUvarint(v, uint64(len(r.ContentType)))
-	v = append(v, r.ContentType...)
-	v = binary.AppendUvarint(v, uint64(len(r.Body)))
-	return append(v, r.Body...)
+	v = appendBytes(v, r.Fingerprint)
+	v = appendBytes(v, r.ContentType)
+	v = appendBytes(v, string(r.Body))
+	v = binary.AppendUvarint(v, uint64(len(r.Headers)))
+	for _, h := range r.Headers {
+		v = appendBytes(v, h.Name)
+		v = appendBytes(v, h.Value)
+	}
+	return v
+}
+
+// appendBytes appends s with its length before it.
+func appendBytes(v []byte, s string) []byte {
+	v = binary.AppendUvarint(v, uint64(len(s)))
+	return append(v, s...)
 }
 
 var errTruncated = errors.New("truncated value")
 
 // idempotentCreatedAt reads only the creation time of a stored record.
 func idempotentCreatedAt(v []byte) (time.Time, error) {
-	if err := checkSchema(v, idempotencySchemaV1); err != nil {
-		return time.Time{}, err
+	// Schema 1 is schema 2 up to the end of the body.
+	if len(v) == 0 || v[0] != idempotencySchemaV1 {
+		if err := checkSchema(v, idempotencySchemaV2); err != nil {
+			return time.Time{}, err
+		}
 	}
 	if len(v) < 1+8 {
 		return time.Time{}, errTruncated
@@ -152,6 +172,19 @@ func decodeIdempotent(v []byte) (*IdempotentResponse, error) {
 	fingerprint := d.bytes()
 	contentType := d.bytes()
 	body := d.bytes()
+	var headers []Header
+	if v[0] == idempotencySchemaV2 {
+		n := d.uvarint()
+		// Each header takes two bytes at least: a count beyond that is
+		// corrupt, and must not size an allocation.
+		if d.err == nil && n > uint64(len(d.b)/2) {
+			return nil, fmt.Errorf("%d headers in %d bytes", n, len(d.b))
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			name, value := d.bytes(), d.bytes()
+			headers = append(headers, Header{Name: string(name), Value: string(value)})
+		}
+	}
 	if d.err != nil {
 		return nil, d.err
 	}
@@ -166,6 +199,7 @@ func decodeIdempotent(v []byte) (*IdempotentResponse, error) {
 		Status:      int(status),
 		ContentType: string(contentType),
 		Body:        append([]byte(nil), body...), // v belongs to Pebble
+		Headers:     headers,
 		CreatedAt:   created,
 	}, nil
 }

@@ -56,6 +56,8 @@ func goldenRoom() *recordpb.Room {
 	}
 }
 
+// goldenIdempotent is the record of idempotency_value_v1.golden, written
+// by the schema that kept no headers.
 func goldenIdempotent() IdempotentResponse {
 	return IdempotentResponse{
 		Fingerprint: "sha256:9f86d081884c7d65",
@@ -64,6 +66,13 @@ func goldenIdempotent() IdempotentResponse {
 		Body:        []byte(`{"id":"room_abc123"}`),
 		CreatedAt:   time.Date(2026, 3, 1, 12, 0, 0, 5, time.UTC),
 	}
+}
+
+// goldenIdempotentV2 sets every field, headers included (one twice).
+func goldenIdempotentV2() IdempotentResponse {
+	r := goldenIdempotent()
+	r.Headers = []Header{{Name: "Location", Value: "/api/v1/rooms/room_abc123"}, {Name: "Link", Value: "<stun:a>"}, {Name: "Link", Value: "<stun:b>"}}
+	return r
 }
 
 // hexLines formats b as hex, 32 bytes a line, for readable golden diffs.
@@ -97,7 +106,7 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-func readHexGolden(t *testing.T, name string) []byte {
+func readHexGolden(t testing.TB, name string) []byte {
 	t.Helper()
 	text, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
@@ -125,14 +134,25 @@ func TestRoomValueGolden(t *testing.T) {
 }
 
 func TestIdempotentValueGolden(t *testing.T) {
-	golden(t, "idempotency_value_v1.golden", hexLines(encodeIdempotent(goldenIdempotent())))
+	golden(t, "idempotency_value_v2.golden", hexLines(encodeIdempotent(goldenIdempotentV2())))
 
-	got, err := decodeIdempotent(readHexGolden(t, "idempotency_value_v1.golden"))
-	if err != nil {
-		t.Fatalf("decode golden idempotency record: %v", err)
-	}
-	if want := goldenIdempotent(); !reflect.DeepEqual(*got, want) {
-		t.Fatalf("golden record decodes to %+v, want %+v", *got, want)
+	// The records of both schemas are read: the first as a record without
+	// headers.
+	for name, want := range map[string]IdempotentResponse{
+		"idempotency_value_v1.golden": goldenIdempotent(),
+		"idempotency_value_v2.golden": goldenIdempotentV2(),
+	} {
+		v := readHexGolden(t, name)
+		got, err := decodeIdempotent(v)
+		if err != nil {
+			t.Fatalf("decode %s: %v", name, err)
+		}
+		if !reflect.DeepEqual(*got, want) {
+			t.Fatalf("%s decodes to %+v, want %+v", name, *got, want)
+		}
+		if created, err := idempotentCreatedAt(v); err != nil || !created.Equal(want.CreatedAt) {
+			t.Fatalf("%s: created at %v, %v", name, created, err)
+		}
 	}
 }
 
@@ -212,10 +232,12 @@ func FuzzDecodeRoom(f *testing.F) {
 }
 
 func FuzzDecodeIdempotent(f *testing.F) {
-	v := encodeIdempotent(goldenIdempotent())
+	v := encodeIdempotent(goldenIdempotentV2())
 	f.Add(v)
+	f.Add(readHexGolden(f, "idempotency_value_v1.golden"))
 	f.Add([]byte{})
 	f.Add([]byte{idempotencySchemaV1})
+	f.Add([]byte{idempotencySchemaV2})
 	f.Add(v[:12])
 	f.Fuzz(func(t *testing.T, v []byte) {
 		r, err := decodeIdempotent(v)

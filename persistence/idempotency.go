@@ -19,9 +19,18 @@ type IdempotentResponse struct {
 	Status      int
 	ContentType string
 	Body        []byte
+	// Headers are the response's headers that a retry gets again
+	// (Location, ETag...), in the order they were sent; nil in a record
+	// written before records kept them.
+	Headers []Header
 	// CreatedAt is when the response was made; the record expires
 	// Config.IdempotencyTTL later. Zero means now, set by PutIdempotent.
 	CreatedAt time.Time
+}
+
+// Header is one header of an IdempotentResponse, by its canonical name.
+type Header struct {
+	Name, Value string
 }
 
 // GetIdempotent returns the response recorded under scope and key. It
@@ -87,6 +96,11 @@ func checkIdempotent(key string, r IdempotentResponse, now time.Time) (Idempoten
 	}
 	if r.Status < 0 {
 		return r, fmt.Errorf("%w: negative status %d", ErrInvalid, r.Status)
+	}
+	for _, h := range r.Headers {
+		if h.Name == "" {
+			return r, fmt.Errorf("%w: a header without a name", ErrInvalid)
+		}
 	}
 	return r, nil
 }

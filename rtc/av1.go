@@ -4,9 +4,11 @@ package rtc
 // (the AV1 RTP payload format, section 4: an aggregation header, then OBU
 // elements) and reads from it the largest frame the coded video sequence
 // holds: for an SVC stream the top spatial layer's, the picture a
-// subscriber of the whole stream decodes. A keyframe's first packet
-// carries the sequence header first (N set). A sequence header split
-// across packets is not read: the next keyframe's may come whole.
+// subscriber of the whole stream decodes. An encoder that scales its
+// pictures down within a sequence, under the same header, is read at its
+// largest until it sends another. A keyframe's first packet carries the
+// sequence header first (N set). A sequence header split across packets
+// is not read: the next keyframe's may come whole.
 func av1Resolution(p []byte) (width, height int, ok bool) {
 	if len(p) < 2 {
 		return 0, 0, false

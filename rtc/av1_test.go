@@ -389,3 +389,53 @@ func TestForwarderReadsAV1Size(t *testing.T) {
 	send(av1Payload(av1N, 2, svt, av1Frame))
 	size(1280, 720)
 }
+
+// TestTrackOrdersAV1LayersBySize: a Track of three AV1 layers whose rids
+// lie about their sizes (q is the largest) lists them by the sizes their
+// keyframes' sequence headers give, lowest first.
+func TestTrackOrdersAV1LayersBySize(t *testing.T) {
+	av1 := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeAV1, ClockRate: 90000}, PayloadType: 45}
+	rids := []string{"q", "h", "f"}
+	files := []string{"libsvtav1-1280x720.obu", "libaom-320x180.obu", "librav1e-426x240.obu"}
+	var track *Track
+	var layers []*Forwarder
+	for i, rid := range rids {
+		in := &layerTrack{chanTrack: newChanTrack(av1), ssrc: webrtc.SSRC(layerSSRC(i))}
+		fwd, err := NewForwarder(ForwarderConfig{Track: in, RTCP: &pliLog{}, CacheSlots: 64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = fwd.Close() }) // the Track's Close closes it first, when there is one
+		layers = append(layers, fwd)
+		if track == nil {
+			track, err = NewTrack(TrackConfig{Layer: fwd, RID: rid})
+			if err == nil {
+				t.Cleanup(func() { _ = track.Close() })
+			}
+		} else {
+			err = track.AddLayer(fwd, rid)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.in <- rawRTP(t, uint8(av1.PayloadType), 1, 0, false, av1Payload(av1N, 2, av1Unsized(t, av1SeqFile(t, files[i])), av1Frame))
+	}
+	poll.Until(t, "every layer's keyframe read", func() bool {
+		for _, fwd := range layers {
+			if fwd.Stats().Packets != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	got := track.Layers()
+	want := []LayerInfo{{RID: "h", Width: 320, Height: 180}, {RID: "f", Width: 426, Height: 240}, {RID: "q", Width: 1280, Height: 720}}
+	if len(got) != len(want) {
+		t.Fatalf("the layers %+v, want %+v by size", got, want)
+	}
+	for i, l := range got {
+		if l.RID != want[i].RID || l.Width != want[i].Width || l.Height != want[i].Height {
+			t.Fatalf("the layers %+v, want %+v by size", got, want)
+		}
+	}
+}

@@ -39,16 +39,18 @@
 // from the last one sent, so that a receiver, which orders frames by
 // picture id, never takes the new layer's keyframe for an old frame;
 // resends to NACKs carry the same. VP9 and AV1 SVC streams are one
-// source, forwarded whole, their descriptors untouched. A Track measures
-// its layers' bitrates and reads their picture sizes from the first
-// packet of their keyframes: the VP8 frame header, the VP9 payload
-// descriptor's scalability structure, the H.264 sequence parameter set,
-// the AV1 sequence header (av1.go: when the packet holds it whole; its
-// largest frame size, an SVC stream's top spatial layer's). The layer a
-// down-track gets is also capped by size (SetMaxSize: a room's quality;
-// SetLimits: what the subscriber asks, the size it renders), and the
-// Track tells its owner which layers anyone wants (OnLayersNeeded), so
-// that the publisher may stop encoding the others.
+// source, forwarded whole, their descriptors as sent (a resume after a
+// pause, which starts the source again, continues the ids as a switch
+// does). A Track measures its layers' bitrates and reads their picture
+// sizes from the first packet of their keyframes: the VP8 frame header,
+// the VP9 payload descriptor's scalability structure, the H.264 sequence
+// parameter set, the AV1 sequence header (av1.go: when the packet holds
+// it whole; its largest frame size, an SVC stream's top spatial
+// layer's). The layer a down-track gets is also capped by size
+// (SetMaxSize: a room's quality; SetLimits: what the subscriber asks, the
+// size it renders), and the Track tells its owner which layers anyone
+// wants (OnLayersNeeded), so that the publisher may stop encoding the
+// others.
 //
 // Each subscriber's connection estimates its bandwidth (estimator.go:
 // the send-side estimate of rtc/bwe on the client's transport-cc

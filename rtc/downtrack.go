@@ -497,6 +497,11 @@ func (dt *DownTrack) writeOut(p *packet, b *binding, now time.Time, started bool
 		dt.ctr.drops[DropNotReady].Add(1)
 		if started {
 			w.src = nil
+			if dt.ctr.packets.Load() == 0 {
+				// The subscriber has seen no picture id yet: the source
+				// it starts on keeps its own, as a stream's first does.
+				w.rw.picSeen, w.rw.tl0Seen = false, false
+			}
 		}
 		return false
 	}

@@ -53,7 +53,8 @@ func (p *packet) readDescriptor(kind codecKind) (keyframe bool) {
 }
 
 // pic returns the picture id and TL0PICIDX of p's VP8 or VP9 descriptor,
-// zero when it has neither.
+// zero when it has neither. A VP9 descriptor with no flag set has
+// neither, so its flags tell which codec's were parsed.
 func (p *packet) pic() *picIDs {
 	if p.vp9.flags != 0 {
 		return &p.vp9.picIDs

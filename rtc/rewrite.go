@@ -7,12 +7,11 @@ import (
 
 // rewriter turns the sequence numbers, timestamps, and VP8 and VP9
 // picture ids and TL0PICIDX of whichever source feeds a down-track into
-// one stream of the
-// subscriber's. Each source (a simulcast layer, a republished track)
-// numbers its packets and pictures and stamps its frames on its own; at
-// the first packet taken from a source the rewriter sets offsets that
-// continue the stream from what was sent last, and keeps them for as long
-// as that source feeds it.
+// one stream of the subscriber's. Each source (a simulcast layer, a
+// republished track) numbers its packets and pictures and stamps its
+// frames on its own; at the first packet taken from a source the
+// rewriter sets offsets that continue the stream from what was sent
+// last, and keeps them for as long as that source feeds it.
 type rewriter struct {
 	started bool
 	seqOff  uint16

@@ -21,7 +21,7 @@ type linkMetrics struct {
 }
 
 func newLinkMetrics() linkMetrics {
-	return linkMetrics{
+	l := linkMetrics{
 		rtt: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "troupe_rtc_round_trip_time_seconds",
 			Help:    "Round-trip times to subscribers, from the sender report timing echoed in their RTCP reception reports, by media kind.",
@@ -46,6 +46,20 @@ func newLinkMetrics() linkMetrics {
 			Help: "WHIP and WHEP clients' trickle ICE fragments, by result: trickle (candidates added), restart (an ICE restart), refused (the fragment did not fit the session, or the restart failed).",
 		}, []string{"result"}),
 	}
+	// Every series reads 0 (an empty histogram) from the start rather than
+	// be absent until the first report or connection.
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		l.rtt.WithLabelValues(kind.String())
+		l.jitter.WithLabelValues(kind.String())
+		l.loss.WithLabelValues(kind.String())
+	}
+	for _, typ := range []webrtc.ICECandidateType{webrtc.ICECandidateTypeHost, webrtc.ICECandidateTypeSrflx,
+		webrtc.ICECandidateTypePrflx, webrtc.ICECandidateTypeRelay} {
+		for _, proto := range []webrtc.ICEProtocol{webrtc.ICEProtocolUDP, webrtc.ICEProtocolTCP} {
+			l.connections.WithLabelValues(typ.String(), proto.String())
+		}
+	}
+	return l
 }
 
 func (l *linkMetrics) describe(ch chan<- *prometheus.Desc) {

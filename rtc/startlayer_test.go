@@ -1,6 +1,7 @@
 package rtc
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -223,4 +224,74 @@ func TestAllocatorStartChecksEnd(t *testing.T) {
 			t.Fatalf("silent down-track: %d packets, start %d, layer %+v; want its start layer kept", dt.Stats().Packets, dt.bweStart.Load(), dt.Layer())
 		}
 	})
+}
+
+// TestAllocatorStaleCheckAfterCeilingFell: a track on its top layer whose
+// ceiling then falls (its subscriber asks for the lowest layer) is held where
+// the ceiling allows on a check with no new feedback, not on the layer it
+// had: a stale check once kept the old layer, above the layers it still
+// costs, and the probe's sum of their costs read past them and panicked
+// on the allocator's timer.
+func TestAllocatorStaleCheckAfterCeilingFell(t *testing.T) {
+	fx := newSimulcastFixture(t)
+	fx.tick(0, 1, 2)
+	l := fx.track.Layers()
+	// An estimate above every layer, from one feedback that never changes.
+	est, st := &estimator{}, new(sendState)
+	st.est.Init(bwe.Config{Initial: int(l[0].Bitrate+l[1].Bitrate+l[2].Bitrate) * 4, Min: 1, Max: bweMaxBitrate})
+	est.send.Store(st)
+	est.feedbacks.Store(1)
+	clk := clock.NewManual(time.Unix(5_000_000, 0))
+	a := newAllocator(est, clk, nil)
+	t.Cleanup(a.close)
+	// A second track, kept below its ceiling, so that the probe is
+	// looked for on every check.
+	fx.subscriberWith(func(dt *DownTrack) {
+		dt.SetTargetLayer(0)
+		a.add(dt)
+	})
+	dt, _ := fx.subscriberWith(a.add)
+	clk.Advance(bweStartCheckInterval) // the feedback is new: not stale
+	if headingTo(dt) != 2 {
+		t.Fatalf("layer %+v, want the top one the estimate pays for", dt.Layer())
+	}
+	dt.SetTargetLayer(0)               // its ceiling: the lowest layer
+	clk.Advance(bweStartCheckInterval) // no feedback since: stale
+	if got := headingTo(dt); got != 0 {
+		t.Fatalf("after its ceiling fell and a stale check: layer %d, want 0", got)
+	}
+}
+
+// TestAllocatorCheckPanicFailsThePeer: a panic on the allocator's timer
+// (here its owner's handler's, told of a pause) is recovered and reported
+// as a FailureEvent, so that it ends the connection, not the server; the
+// checks stop.
+func TestAllocatorCheckPanicFailsThePeer(t *testing.T) {
+	fx := newSimulcastFixture(t)
+	fx.tick(0, 1, 2)
+	// An estimate below the lowest layer: the track is paused.
+	est, st := &estimator{}, new(sendState)
+	st.est.Init(bwe.Config{Initial: 1, Min: 1, Max: bweMaxBitrate})
+	est.send.Store(st)
+	est.feedbacks.Store(1)
+	clk := clock.NewManual(time.Unix(7_000_000, 0))
+	a := newAllocator(est, clk, nil)
+	t.Cleanup(a.close)
+	var failures []error
+	a.setNotify(func(ev PeerEvent) {
+		switch ev := ev.(type) {
+		case TrackPausedEvent:
+			panic("the owner's handler")
+		case FailureEvent:
+			failures = append(failures, ev.Err)
+		}
+	})
+	fx.subscriberWith(a.add)
+	clk.Advance(bweStartCheckInterval)
+	if len(failures) != 1 || !errors.Is(failures[0], ErrReadLoopPanic) {
+		t.Fatalf("failures reported: %v, want one panic", failures)
+	}
+	if n := clk.Pending(); n != 0 {
+		t.Fatalf("%d timers left after the failure, want none", n)
+	}
 }

@@ -64,9 +64,9 @@ func parseVP9Desc(p []byte, d *vp9Desc) bool {
 	return true
 }
 
-// startsKey reports whether the packet d was parsed from, p, begins a
-// frame (B) that is not inter-predicted (P clear): a keyframe's first
-// packet, or that of an upper spatial layer of a keyframe picture.
+// startsKey reports whether d's packet begins a frame (B) that is not
+// inter-predicted (P clear): a keyframe's first packet, or that of an
+// upper spatial layer of a keyframe picture.
 func (d *vp9Desc) startsKey() bool {
 	return d.flags&vp9B != 0 && d.flags&vp9P == 0
 }

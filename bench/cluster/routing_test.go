@@ -158,16 +158,14 @@ func sdpCandidateIPs(sdp string) []string {
 // identities lists the identities of room's members as node n answers.
 func identities(t *testing.T, c *Cluster, n *Node, room string) []string {
 	t.Helper()
-	var body struct {
-		Participants []struct {
-			Identity string `json:"identity"`
-		} `json:"participants"`
+	var list []struct {
+		Identity string `json:"identity"`
 	}
-	if err := c.Expect(n, http.StatusOK, "GET", "/api/v1/rooms/"+room+"/participants", nil).JSON(&body); err != nil {
+	if err := c.Expect(n, http.StatusOK, "GET", "/api/v1/rooms/"+room+"/participants", nil).JSON(&list); err != nil {
 		t.Fatal(err)
 	}
 	var out []string
-	for _, p := range body.Participants {
+	for _, p := range list {
 		out = append(out, p.Identity)
 	}
 	slices.Sort(out)
@@ -178,16 +176,14 @@ func identities(t *testing.T, c *Cluster, n *Node, room string) []string {
 // answers.
 func trackCount(t *testing.T, c *Cluster, n *Node, room, identity string) int {
 	t.Helper()
-	var body struct {
-		Participants []struct {
-			Identity string           `json:"identity"`
-			Tracks   []map[string]any `json:"tracks"`
-		} `json:"participants"`
+	var list []struct {
+		Identity string           `json:"identity"`
+		Tracks   []map[string]any `json:"tracks"`
 	}
-	if err := c.Expect(n, http.StatusOK, "GET", "/api/v1/rooms/"+room+"/participants", nil).JSON(&body); err != nil {
+	if err := c.Expect(n, http.StatusOK, "GET", "/api/v1/rooms/"+room+"/participants", nil).JSON(&list); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range body.Participants {
+	for _, p := range list {
 		if p.Identity == identity {
 			return len(p.Tracks)
 		}

@@ -250,11 +250,15 @@ func field(header, path string) column {
 }
 
 // listTable makes a table of the items listed under key, with a footer
-// when the page holds fewer than the total.
+// when the page holds fewer than the total. key "" reads a body that is
+// the array itself (the live participants).
 func listTable(key string, cols ...column) func(v any) table {
 	return func(v any) table {
 		obj, _ := v.(map[string]any)
 		items, _ := obj[key].([]any)
+		if key == "" {
+			items, _ = v.([]any)
+		}
 		t := table{}
 		for _, c := range cols {
 			t.header = append(t.header, c.header)

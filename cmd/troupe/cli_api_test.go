@@ -38,12 +38,24 @@ func mustCLI(t *testing.T, args ...string) string {
 	return out
 }
 
-// cliJSON runs the command line with --json and decodes what it prints.
+// cliJSON runs the command line with --json and decodes the object it
+// prints.
 func cliJSON(t *testing.T, args ...string) map[string]any {
 	t.Helper()
+	return cliDecode[map[string]any](t, args...)
+}
+
+// cliList is cliJSON for a command that prints an array.
+func cliList(t *testing.T, args ...string) []any {
+	t.Helper()
+	return cliDecode[[]any](t, args...)
+}
+
+func cliDecode[T any](t *testing.T, args ...string) T {
+	t.Helper()
 	out := mustCLI(t, append(args, "--json")...)
-	var v map[string]any
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
+	var v T
+	if err := json.Unmarshal([]byte(out), &v); err != nil || any(v) == nil {
 		t.Fatalf("troupe %s --json printed %q: %v", strings.Join(args, " "), out, err)
 	}
 	return v
@@ -158,7 +170,7 @@ func TestCLIParticipantAndSessionCommands(t *testing.T) {
 	streamVideo(t, t.Context(), s, "r1") // "pub" sends video, "sub" receives it
 
 	var pid string
-	for _, p := range cliJSON(t, "participant", "list", "r1")["participants"].([]any) {
+	for _, p := range cliList(t, "participant", "list", "r1") {
 		if p := p.(map[string]any); p["identity"] == "pub" {
 			pid = p["id"].(string)
 		}
@@ -262,7 +274,7 @@ func TestCLIJoin(t *testing.T) {
 		ran <- result{code, out, msg}
 	}()
 	poll.Until(t, "the CLI's video and audio to be listed", func() bool {
-		for _, p := range cliJSON(t, "participant", "list", "r1")["participants"].([]any) {
+		for _, p := range cliList(t, "participant", "list", "r1") {
 			p := p.(map[string]any)
 			if p["identity"] == "cli-pub" {
 				tracks, _ := json.Marshal(p["tracks"])
@@ -272,7 +284,7 @@ func TestCLIJoin(t *testing.T) {
 		return false
 	})
 	var pid string
-	for _, p := range cliJSON(t, "participant", "list", "r1")["participants"].([]any) {
+	for _, p := range cliList(t, "participant", "list", "r1") {
 		if p := p.(map[string]any); p["identity"] == "cli-pub" {
 			pid = p["id"].(string)
 		}

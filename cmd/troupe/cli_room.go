@@ -245,7 +245,7 @@ func participantListCmd(f *apiFlags) *cobra.Command {
 	}}
 	return callCmd(f, "list ROOM", "List the participants in a room now", 1, http.MethodGet,
 		pathOf("rooms", "/participants"),
-		listTable("participants", field("ID", "id"), field("IDENTITY", "identity"), field("NAME", "name"),
+		listTable("", field("ID", "id"), field("IDENTITY", "identity"), field("NAME", "name"),
 			field("ROLE", "role"), field("JOINED", "joined_at"), tracks))
 }
 

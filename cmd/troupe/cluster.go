@@ -49,10 +49,13 @@ type cluster struct {
 	log   *slog.Logger
 	clk   clock.Clock
 
-	lease *etcdstore.Lease            // the first; keep follows the next ones
-	drop  func(context.Context) error // stops this node's rooms
-	stop  context.CancelFunc          // nil until start
-	done  chan struct{}
+	lease *etcdstore.Lease // the first; keep follows the next ones
+	// held is the lease last taken: while it is lost the node refuses
+	// every write, so it is not ready.
+	held atomic.Pointer[etcdstore.Lease]
+	drop func(context.Context) error // stops this node's rooms
+	stop context.CancelFunc          // nil until start
+	done chan struct{}
 
 	owners etcdstore.OwnerView // who owns each room, as the watch last said: a hint for forwarding
 	load   *nodeLoad           // what this node runs, published in its record
@@ -178,7 +181,20 @@ func (c *cluster) register(ctx context.Context) (*etcdstore.Lease, error) {
 	if err := c.putRecord(ctx); err != nil {
 		return nil, fmt.Errorf("write the node's record: %w", err)
 	}
+	c.held.Store(lease)
 	return lease, nil
+}
+
+// errNoLease is what /readyz reports while the node holds no lease.
+var errNoLease = &httpapi.NotReadyError{Reason: "no cluster lease"}
+
+// ready reports errNoLease from the moment the node's lease is lost until
+// it has registered again.
+func (c *cluster) ready() error {
+	if l := c.held.Load(); l == nil || l.Err() != nil {
+		return errNoLease
+	}
+	return nil
 }
 
 // keep registers the node again whenever its lease is lost, until ctx ends.

@@ -142,8 +142,10 @@ func (s *testServer) stop() error {
 	}
 }
 
-// do sends an API request and returns the status and the decoded body.
-func (s *testServer) do(method, path, body string) (int, any) {
+// request sends an API request with the headers of header besides the
+// admin token (and a JSON Content-Type for a body), and returns the
+// response, its body read.
+func (s *testServer) request(method, path, body string, header http.Header) (*http.Response, []byte) {
 	s.t.Helper()
 	var r io.Reader
 	if body != "" {
@@ -157,6 +159,9 @@ func (s *testServer) do(method, path, body string) (int, any) {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	for name, vals := range header {
+		req.Header[name] = vals
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
@@ -166,6 +171,13 @@ func (s *testServer) do(method, path, body string) (int, any) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	return resp, data
+}
+
+// do sends an API request and returns the status and the decoded body.
+func (s *testServer) do(method, path, body string) (int, any) {
+	s.t.Helper()
+	resp, data := s.request(method, path, body, nil)
 	var v any
 	if len(data) > 0 {
 		if err := json.Unmarshal(data, &v); err != nil {
@@ -183,6 +195,18 @@ func (s *testServer) mustDo(want int, method, path, body string) map[string]any 
 	}
 	m, _ := v.(map[string]any)
 	return m
+}
+
+// mustList is mustDo for a body that is a JSON array (the live
+// participants).
+func (s *testServer) mustList(want int, method, path string) []any {
+	s.t.Helper()
+	status, v := s.do(method, path, "")
+	l, ok := v.([]any)
+	if status != want || !ok {
+		s.t.Fatalf("%s %s: status %d, want %d with an array: %v", method, path, status, want, v)
+	}
+	return l
 }
 
 // metric reads an unlabelled gauge or counter from s's /metrics.
@@ -406,6 +430,34 @@ func TestRestartKeepsRooms(t *testing.T) {
 	// The ended room still refuses to be ended again or renamed into life.
 	if got := s2.mustDo(http.StatusOK, http.MethodGet, "/api/v1/rooms/room_2", ""); got["status"] != "ended" {
 		t.Fatalf("room_2 after restart: %v", got)
+	}
+}
+
+// A create retried after a restart gets the first answer again, its
+// Location included: the stored response outlives the process, and no
+// second room is made.
+func TestIdempotentReplayAfterRestart(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	s := startServer(t, cfg)
+	key := http.Header{"Idempotency-Key": {"create-once"}}
+	first, firstBody := s.request(http.MethodPost, "/api/v1/rooms", `{"name":"Once"}`, key)
+	loc := first.Header.Get("Location")
+	if first.StatusCode != http.StatusCreated || !strings.HasPrefix(loc, "/api/v1/rooms/room_") {
+		t.Fatalf("create: %d, Location %q: %s", first.StatusCode, loc, firstBody)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := startServer(t, cfg)
+	again, againBody := s2.request(http.MethodPost, "/api/v1/rooms", `{"name":"Once"}`, key)
+	if again.StatusCode != http.StatusCreated || again.Header.Get("Idempotent-Replayed") != "true" ||
+		again.Header.Get("Location") != loc || string(againBody) != string(firstBody) {
+		t.Fatalf("the retry after the restart: %d %v %s\nthe first answer: Location %q %s",
+			again.StatusCode, again.Header, againBody, loc, firstBody)
+	}
+	if list := s2.mustDo(http.StatusOK, http.MethodGet, "/api/v1/rooms", ""); list["total"] != 1.0 {
+		t.Fatalf("rooms after the retry: %v", list)
 	}
 }
 

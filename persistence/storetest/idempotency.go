@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ func putIdempotent(t *testing.T, b persistence.Backend, scope, key string, r per
 
 func sameResponse(got *persistence.IdempotentResponse, want persistence.IdempotentResponse) bool {
 	return got.Fingerprint == want.Fingerprint && got.Status == want.Status && got.ContentType == want.ContentType &&
-		string(got.Body) == string(want.Body) && got.CreatedAt.Equal(want.CreatedAt)
+		string(got.Body) == string(want.Body) && slices.Equal(got.Headers, want.Headers) && got.CreatedAt.Equal(want.CreatedAt)
 }
 
 func testIdempotentRoundTrip(t *testing.T, h *harness) {
@@ -48,6 +49,7 @@ func testIdempotentRoundTrip(t *testing.T, h *harness) {
 		Status:      201,
 		ContentType: "application/json",
 		Body:        []byte(`{"id":"room_1"}`),
+		Headers:     []persistence.Header{{Name: "Location", Value: "/api/v1/rooms/room_1"}, {Name: "Link", Value: "<stun:a>"}, {Name: "Link", Value: "<stun:b>"}},
 		CreatedAt:   time.Now().Add(-time.Minute).Truncate(time.Microsecond).Add(123), // nanoseconds kept
 	}
 	putIdempotent(t, b, "key_1", "k", want)
@@ -107,6 +109,7 @@ func testIdempotentInvalid(t *testing.T, h *harness) {
 		{"negative status", "k", persistence.IdempotentResponse{Status: -1}},
 		{"created after 2262", "k", persistence.IdempotentResponse{Status: 200, CreatedAt: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}},
 		{"created before 1678", "k", persistence.IdempotentResponse{Status: 200, CreatedAt: time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)}},
+		{"header without a name", "k", persistence.IdempotentResponse{Status: 201, Headers: []persistence.Header{{Value: "/x"}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
