@@ -133,7 +133,15 @@ func TestWHIPTrickleICE(t *testing.T) {
 	iceConnected := notifyConnected(pc)
 	c := s.postUntrickled(t, "/whip/trickle", token, pc)
 	frag := c.fragment(t)
-	r := c.patch(t, frag.String(), c.etag)
+	// With candidates the server cannot use, which it drops (RFC 9725): a
+	// host name's, TCP active, an unknown type.
+	sent := *frag
+	sent.Sections = []rtc.ICEFragmentSection{frag.Sections[0]}
+	sent.Sections[0].Candidates = append(slices.Clone(frag.Sections[0].Candidates),
+		"candidate:1 1 udp 2122260223 host.example.com 61764 typ host",
+		"candidate:2 1 tcp 1518280447 192.0.2.1 9 typ host tcptype active",
+		"candidate:3 1 udp 2122260223 192.0.2.1 61765 typ elsewhere")
+	r := c.patch(t, sent.String(), c.etag)
 	mustStatus(t, r, http.StatusNoContent)
 	if len(r.body) != 0 {
 		t.Fatalf("a 204 with a body: %q", r.body)
