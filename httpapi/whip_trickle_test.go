@@ -134,11 +134,13 @@ func TestWHIPTrickleICE(t *testing.T) {
 	c := s.postUntrickled(t, "/whip/trickle", token, pc)
 	frag := c.fragment(t)
 	// With candidates the server cannot use, which it drops (RFC 9725): a
-	// host name's, TCP active, an unknown type.
+	// host name's, an mDNS name's (the server resolves none), TCP active,
+	// an unknown type.
 	sent := *frag
 	sent.Sections = []rtc.ICEFragmentSection{frag.Sections[0]}
 	sent.Sections[0].Candidates = append(slices.Clone(frag.Sections[0].Candidates),
 		"candidate:1 1 udp 2122260223 host.example.com 61764 typ host",
+		"candidate:4 1 udp 2122260223 2b6c4a9e-client.local 61766 typ host",
 		"candidate:2 1 tcp 1518280447 192.0.2.1 9 typ host tcptype active",
 		"candidate:3 1 udp 2122260223 192.0.2.1 61765 typ elsewhere")
 	r := c.patch(t, sent.String(), c.etag)
