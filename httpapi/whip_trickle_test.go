@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,7 +133,17 @@ func TestWHIPTrickleICE(t *testing.T) {
 	iceConnected := notifyConnected(pc)
 	c := s.postUntrickled(t, "/whip/trickle", token, pc)
 	frag := c.fragment(t)
-	r := c.patch(t, frag.String(), c.etag)
+	// With candidates the server cannot use, which it drops (RFC 9725): a
+	// host name's, an mDNS name's (the server resolves none), TCP active,
+	// an unknown type.
+	sent := *frag
+	sent.Sections = []rtc.ICEFragmentSection{frag.Sections[0]}
+	sent.Sections[0].Candidates = append(slices.Clone(frag.Sections[0].Candidates),
+		"candidate:1 1 udp 2122260223 host.example.com 61764 typ host",
+		"candidate:4 1 udp 2122260223 2b6c4a9e-client.local 61766 typ host",
+		"candidate:2 1 tcp 1518280447 192.0.2.1 9 typ host tcptype active",
+		"candidate:3 1 udp 2122260223 192.0.2.1 61765 typ elsewhere")
+	r := c.patch(t, sent.String(), c.etag)
 	mustStatus(t, r, http.StatusNoContent)
 	if len(r.body) != 0 {
 		t.Fatalf("a 204 with a body: %q", r.body)
@@ -230,6 +241,12 @@ func TestWHIPTrickleICE(t *testing.T) {
 // again (connected receives each connection) and returns the new ETag.
 func (c *trickler) restart(t *testing.T, connected chan struct{}) string {
 	t.Helper()
+	// The connections so far are not the one the restart waits for; the
+	// client's agent, restarted by its offer, connects again only once it
+	// has the server's new credentials.
+	for range len(connected) {
+		<-connected
+	}
 	old := c.fragment(t)
 	restart, err := c.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
 	if err != nil {
@@ -260,9 +277,6 @@ func (c *trickler) restart(t *testing.T, connected chan struct{}) string {
 	// The client takes the server's new credentials and candidates as the
 	// answer to its restart offer (RFC 9725: the rest is as negotiated).
 	answer := withICE(withoutCandidates(c.pc.CurrentRemoteDescription().SDP), server)
-	for range len(connected) {
-		<-connected
-	}
 	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatal(err)
 	}
@@ -351,4 +365,62 @@ func TestWHEPTrickleICE(t *testing.T) {
 	// A JSON PATCH still sets what the viewer asks of its video.
 	r := s.do(t, http.MethodPatch, c.loc, `{"max_quality":"360p"}`, bearer(c.token), header{"Content-Type", contentTypeJSON})
 	mustStatus(t, r, http.StatusNoContent)
+}
+
+// If-Match as RFC 9110 has it: "*" or a list of entity tags, over one or
+// more header lines; strong tags are returned unquoted.
+func TestIfMatchTags(t *testing.T) {
+	for _, c := range []struct {
+		values []string
+		tags   []string
+		status int
+	}{
+		{values: []string{`"PA_a"`}, tags: []string{"PA_a"}},
+		{values: []string{`*`}, tags: []string{"*"}},
+		{values: []string{`"a", W/"b" , "c"`, `"d"`}, tags: []string{"a", "c", "d"}},
+		{values: []string{`""`}, tags: []string{""}},
+		{values: nil, status: http.StatusPreconditionRequired},
+		{values: []string{" ", ","}, status: http.StatusPreconditionRequired},
+		{values: []string{`W/"a"`}, status: http.StatusPreconditionFailed},
+		{values: []string{`PA_a`}, status: http.StatusBadRequest},
+		{values: []string{`"a`}, status: http.StatusBadRequest},
+		{values: []string{`"a"b"`}, status: http.StatusBadRequest},
+		{values: []string{`W/`}, status: http.StatusBadRequest},
+	} {
+		tags, err := ifMatchTags(c.values)
+		if c.status != 0 {
+			ae, _ := toAPIError(err)
+			if err == nil || ae.status != c.status {
+				t.Errorf("If-Match %q: %v, want a %d", c.values, err, c.status)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(tags, c.tags) {
+			t.Errorf("If-Match %q: %q, %v; want %q", c.values, tags, err, c.tags)
+		}
+	}
+}
+
+// FuzzIfMatchTags: any If-Match value is read or refused with a 400, 412
+// or 428, never a panic, and what it returns is "*" or tags without a
+// quote.
+func FuzzIfMatchTags(f *testing.F) {
+	for _, v := range []string{`"PA_a"`, `*`, `"a", W/"b"`, `W/`, `""`, `"a"b"`} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		tags, err := ifMatchTags([]string{v})
+		if err != nil {
+			ae, _ := toAPIError(err)
+			if ae.status != http.StatusBadRequest && ae.status != http.StatusPreconditionFailed && ae.status != http.StatusPreconditionRequired {
+				t.Fatalf("If-Match %q: %v", v, err)
+			}
+			return
+		}
+		for _, tag := range tags {
+			if strings.Contains(tag, `"`) {
+				t.Fatalf("If-Match %q gave the tag %q", v, tag)
+			}
+		}
+	})
 }

@@ -211,18 +211,59 @@ func checkICEChars(v string, minLen, line int, what string) error {
 }
 
 // checkCandidate checks the value of an a=candidate line. A candidate
-// whose type or transport the server does not know is taken, and dropped
+// whose type or transport the server does not know, or whose address is a
+// host name (which the server does not resolve), is taken, and dropped
 // when added (RFC 9725 section 4.3.2: the server discards candidates it
-// cannot use, as pion does); one that does not parse is refused.
+// cannot use); one that does not parse is refused.
 func checkCandidate(v string) error {
 	if len(v) > maxCandidateSize {
 		return fmt.Errorf("a candidate of more than %d bytes", maxCandidateSize)
 	}
-	if _, err := ice.UnmarshalCandidate(v); err != nil &&
-		!errors.Is(err, ice.ErrUnknownCandidateTyp) && !errors.Is(err, ice.ErrDetermineNetworkType) {
-		return fmt.Errorf("the candidate does not parse: %v", err)
+	_, err := ice.UnmarshalCandidate(v)
+	if err == nil || unusableCandidate(err) {
+		return nil
 	}
-	return nil
+	// pion takes an address only as an IP or an mDNS name: a candidate
+	// that parses with an IP in place of its host name is well formed.
+	if fields := strings.Fields(v); len(fields) > 4 && isHostName(fields[4]) {
+		fields[4] = "192.0.2.1"
+		if _, err := ice.UnmarshalCandidate(strings.Join(fields, " ")); err == nil || unusableCandidate(err) {
+			return nil
+		}
+	}
+	return fmt.Errorf("the candidate does not parse: %v", err)
+}
+
+// unusableCandidate reports whether err is pion's refusal of a well-formed
+// candidate of a type or transport it does not know.
+func unusableCandidate(err error) bool {
+	return errors.Is(err, ice.ErrUnknownCandidateTyp) || errors.Is(err, ice.ErrDetermineNetworkType)
+}
+
+// usableCandidate reports whether the server can use the candidate v,
+// which checkCandidate took: pion reads it.
+func usableCandidate(v string) bool {
+	_, err := ice.UnmarshalCandidate(v)
+	return err == nil
+}
+
+// isHostName reports whether s is a DNS host name: labels of letters,
+// digits and hyphens, at most 253 characters.
+func isHostName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func fragError(line int, reason string) error {

@@ -59,6 +59,25 @@ func TestParseICEFragment(t *testing.T) {
 		t.Fatalf("parsed %+v", f)
 	}
 
+	// A candidate whose address is a host name is taken, and is one the
+	// server cannot use, as is one of an unknown type; one of an address
+	// that is no host name does not parse.
+	for c, usable := range map[string]bool{
+		"candidate:1 1 udp 1 host.example.com 5000 typ host": false,
+		"candidate:1 1 udp 1 192.0.2.1 5000 typ elsewhere":   false,
+		"candidate:1 1 udp 1 192.0.2.1 5000 typ host":        true,
+	} {
+		if _, err := ParseICEFragment("m=audio 9 RTP/AVP 0\r\na=mid:0\r\na=" + c + "\r\n"); err != nil {
+			t.Errorf("%s: %v", c, err)
+		}
+		if usableCandidate(c) != usable {
+			t.Errorf("%s: usable %v, want %v", c, !usable, usable)
+		}
+	}
+	if _, err := ParseICEFragment("m=audio 9 RTP/AVP 0\r\na=mid:0\r\na=candidate:1 1 udp 1 bad_host 5000 typ host\r\n"); err == nil {
+		t.Error("a candidate of address bad_host parsed")
+	}
+
 	// A candidate alone in its section, nothing else.
 	if _, err := ParseICEFragment("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=candidate:1 1 udp 2122260223 192.0.2.1 61764 typ host\r\n"); err != nil {
 		t.Fatal(err)

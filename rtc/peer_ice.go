@@ -152,11 +152,16 @@ func candidateUfrag(c string) (string, bool) {
 }
 
 // addFragmentCandidates adds f's candidates, and its end of candidates,
-// through AddCandidate.
+// through AddCandidate. Those the server cannot use are dropped, as RFC
+// 9725 asks (pion drops some itself, and refuses a host name's).
 func (p *Peer) addFragmentCandidates(f *ICEFragment) error {
 	for _, s := range f.Sections {
 		mid := s.Mid
 		for _, c := range s.Candidates {
+			if !usableCandidate(c) {
+				p.log.Debug("trickled candidate dropped: the server cannot use it", "candidate", c)
+				continue
+			}
 			if err := p.AddCandidate(webrtc.ICECandidateInit{Candidate: c, SDPMid: &mid}); err != nil {
 				return err
 			}

@@ -47,7 +47,7 @@ func newLinkMetrics() linkMetrics {
 		}, []string{"result"}),
 	}
 	// Every series reads 0 (an empty histogram) from the start rather than
-	// be absent until the first report or connection.
+	// be absent until the first report, connection or ICE fragment.
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
 		l.rtt.WithLabelValues(kind.String())
 		l.jitter.WithLabelValues(kind.String())
@@ -59,8 +59,15 @@ func newLinkMetrics() linkMetrics {
 			l.connections.WithLabelValues(typ.String(), proto.String())
 		}
 	}
+	for _, result := range iceFragmentResults {
+		l.iceFragments.WithLabelValues(result)
+	}
 	return l
 }
+
+// iceFragmentResults are the results troupe_rtc_ice_fragments_total counts
+// by (countICEFragment).
+var iceFragmentResults = []string{"trickle", "restart", "refused"}
 
 func (l *linkMetrics) describe(ch chan<- *prometheus.Desc) {
 	l.rtt.Describe(ch)
