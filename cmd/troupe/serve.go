@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"sync"
+	"syscall"
 	"sync/atomic"
 	"time"
 
@@ -227,6 +228,11 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 			Logger: log, // persistence, webhook and httpapi name themselves as the component
 			Clock:  clk,
 		})
+		if errors.Is(err, syscall.EAGAIN) {
+			// Pebble locks its directory; the lock's own error says only
+			// "resource temporarily unavailable".
+			return nil, &storeLockedError{dir: filepath.Join(cfg.DataDir, "db"), err: err}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
