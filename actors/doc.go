@@ -65,6 +65,11 @@
 // write) and runs the session on (room_recovery.go). Rooms.TakeOver starts
 // a room without a request, for the node's watch of lost rooms.
 //
+// Rooms.Close stops every room: its members leave with server-shutdown. On
+// a single node a room's running session ends then too, as server-shutdown
+// (endSessionAtShutdown); a cluster node leaves its sessions in progress,
+// for the nodes that take its rooms over with its lease.
+//
 // A room records (room_recording.go): its actor starts and stops the
 // recording of its session, writes the recording's record with its events,
 // and makes the writer (rtc/recorder, recording_media.go) a sink of each

@@ -81,12 +81,15 @@ var benignPionWarnings = []benignWarning{
 	{"mux", "Warning: mux: no endpoint for packet starting with ", ", adding to queue"},
 	// A peer connection closed before its ICE transport connected: the
 	// transports' start, queued by SetRemoteDescription, finds it closed or
-	// is cancelled, and the remote candidates still being added find the
-	// agent closed. Every WHIP and WHEP offer does that (the offer check's
-	// peer connection is closed at once), as does a join that ends early.
+	// is cancelled, and what the agent had under way (remote candidates
+	// being added, connectivity checks starting) finds the agent closed.
+	// Every WHIP and WHEP offer does that (the offer check's peer
+	// connection is closed at once), as does a join that ends early. An
+	// agent reported closed only ever follows the close of its connection.
 	{"pc", "Failed to start manager: ", "ICETransport can only be called in ICETransportStateNew"},
 	{"pc", "Failed to start manager: ", ice.ErrCanceledByCaller.Error()},
-	{"ice", "Failed to add remote candidate ", ice.ErrClosed.Error()},
+	{"pc", "Failed to ", ice.ErrClosed.Error()},
+	{"ice", "Failed to ", ice.ErrClosed.Error()},
 }
 
 // benignPionErrors are the errors pion logs when a participant leaves as

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -348,4 +350,34 @@ func TestCLIRecordingCommands(t *testing.T) {
 	wantExit(t, 1, "room_not_found", "recording", "start", "nope")
 	wantExit(t, 1, "not_found", "recording", "download", id, "nope.webm", "-o", filepath.Join(t.TempDir(), "x"))
 	wantExit(t, 2, "accepts 2 arg", "recording", "download", id)
+}
+
+// troupe join reads its receivers' RTCP, as a client should, so that it
+// answers the server's sender reports and the server measures the round
+// trip to it.
+func TestCLIJoinAnswersSenderReports(t *testing.T) {
+	s := startServer(t, testConfig(t.TempDir()))
+	t.Setenv("TROUPE_URL", s.url)
+	t.Setenv("TROUPE_TOKEN", s.token)
+	mustCLI(t, "room", "create", "--id", "r1", "--name", "One")
+	sendVideo(t, t.Context(), s, "r1")
+
+	joinCtx, leave := context.WithCancel(t.Context())
+	joined := make(chan error, 1)
+	go func() {
+		root := newRootCmd()
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		root.SetArgs([]string{"join", "--room", "r1", "--identity", "watcher"})
+		joined <- root.ExecuteContext(joinCtx)
+	}()
+	poll.Until(t, "a round trip measured to the CLI", func() bool {
+		text := metricsText(t, s)
+		return !strings.Contains(text, `troupe_rtc_round_trip_time_seconds_count{kind="video"} 0`) &&
+			strings.Contains(text, `troupe_rtc_round_trip_time_seconds_count{kind="video"} `)
+	})
+	leave()
+	if err := <-joined; err != nil {
+		t.Fatalf("troupe join: %v", err)
+	}
 }

@@ -116,20 +116,32 @@ func runJoin(cmd *cobra.Command, o *joinOptions) error {
 	out := cmd.OutOrStdout()
 	stats := &trackStats{}
 	var readers sync.WaitGroup
+	dialed := make(chan *client.Client, 1) // the client, once Dial returns it
 	p, err := client.Dial(ctx, client.Config{
 		URL: c.base, Token: tok.Token, API: api,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnTrack: func(tr *webrtc.TrackRemote) {
 			readers.Add(1)
 			defer readers.Done()
+			if p := dialedClient(ctx, dialed); p != nil {
+				if r := receiverOf(p.PeerConnection(), tr); r != nil {
+					readers.Add(1)
+					go func() {
+						defer readers.Done()
+						discardRTCP(r)
+					}()
+				}
+			}
 			stats.add(tr).read(tr)
 		},
 	})
 	if err != nil {
+		close(dialed) // no client: tracks that came meanwhile are only counted
 		return fmt.Errorf("join room %s: %w", o.room, err)
 	}
+	dialed <- p
 	defer func() {
-		p.Close() // ends the tracks, and so their readers
+		p.Close() // ends the tracks and receivers, and so their readers
 		readers.Wait()
 	}()
 	fmt.Fprintf(out, "joined room %s as %s (%s, participant %s)\n", o.room, o.identity, role, p.ParticipantID())
@@ -159,6 +171,43 @@ func runJoin(cmd *cobra.Command, o *joinOptions) error {
 		case now := <-tick.C:
 			stats.print(out, now.Sub(last))
 			last = now
+		}
+	}
+}
+
+// dialedClient waits for the client that Dial returns (a track may arrive
+// before it does), and passes it on to the next track; nil if Dial failed
+// or ctx ended first.
+func dialedClient(ctx context.Context, dialed chan *client.Client) *client.Client {
+	select {
+	case p, ok := <-dialed:
+		if ok {
+			dialed <- p
+		}
+		return p
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// receiverOf finds the receiver of tr.
+func receiverOf(pc *webrtc.PeerConnection, tr *webrtc.TrackRemote) *webrtc.RTPReceiver {
+	for _, r := range pc.GetReceivers() {
+		if r.Track() == tr {
+			return r
+		}
+	}
+	return nil
+}
+
+// discardRTCP reads r's RTCP until r stops. Reading is what runs the
+// server's sender reports through pion's interceptors, whose reception
+// reports then echo them: without it the server measures no round trip
+// to this client.
+func discardRTCP(r *webrtc.RTPReceiver) {
+	for {
+		if _, _, err := r.ReadRTCP(); err != nil {
+			return
 		}
 	}
 }

@@ -110,14 +110,14 @@ func joinCluster(cfg Config, key auth.Key, httpAddr string, load *nodeLoad, clk 
 		return nil, fmt.Errorf("%w: the cluster on etcd %v was started with another API key pair than --api-key %s and its --api-secret; every node must share them",
 			ErrKeyMismatch, []string(cfg.EtcdEndpoints), key.ID)
 	}
-	c := &cluster{store: store, log: log, clk: clk, load: load,
+	c := &cluster{store: store, log: log.With("component", "cluster"), clk: clk, load: load,
 		node: etcdstore.NodeInfo{ID: id, AdvertiseURL: adv, StartedAt: clk.Now().UTC()}}
 	c.metrics = newClusterMetrics(c)
 	lease, err := c.register(ctx)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("joined the cluster", "node", id, "advertise_url", adv, "etcd", []string(cfg.EtcdEndpoints))
+	c.log.Info("joined the cluster", "node", id, "advertise_url", adv, "etcd", []string(cfg.EtcdEndpoints))
 	c.lease = lease
 	return c, nil
 }

@@ -537,13 +537,39 @@ func (c Config) configuredKey() (auth.Key, bool) {
 }
 
 func validateHostPort(addr string) error {
-	_, port, err := net.SplitHostPort(addr)
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return err
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("port must be a number 0..65535")
+	}
+	return validateHost(host)
+}
+
+// validateHost refuses a host that is neither empty (every interface), an
+// IP address nor a host name: a malformed address would otherwise be
+// looked up as a name and fail only at listen, as "no such host".
+func validateHost(host string) error {
+	if host == "" {
+		return nil
+	}
+	ip, _, _ := strings.Cut(host, "%") // an IPv6 address may name its zone
+	if net.ParseIP(ip) != nil {
+		return nil
+	}
+	if strings.Trim(host, "0123456789.") == "" || strings.Contains(host, ":") {
+		return fmt.Errorf("%s is not a valid IP address", host)
+	}
+	if len(host) > 253 {
+		return errors.New("host name longer than 253 bytes")
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(host, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' ||
+			strings.Trim(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" {
+			return fmt.Errorf("%q is neither an IP address nor a host name", host)
+		}
 	}
 	return nil
 }

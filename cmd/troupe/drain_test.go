@@ -63,10 +63,9 @@ func joinToken(t *testing.T, s *testServer, room, identity, role string) string 
 	return got["token"].(string)
 }
 
-// streamVideo publishes video into room through s by WHIP, sending until
-// the test ends, and returns a subscriber joined by signaling with the
-// receiver of that video.
-func streamVideo(t *testing.T, ctx context.Context, s *testServer, room string) (*client.Client, *rtctest.Receiver) {
+// sendVideo publishes video in room as "pub" by WHIP and sends it until
+// ctx ends or the test does.
+func sendVideo(t *testing.T, ctx context.Context, s *testServer, room string) {
 	t.Helper()
 	pc := publish(t, s, room, "pub")
 	rtpSender := pc.GetSenders()[0]
@@ -79,7 +78,14 @@ func streamVideo(t *testing.T, ctx context.Context, s *testServer, room string) 
 		stopSending()
 		<-sent
 	})
+}
 
+// streamVideo publishes video into room through s by WHIP, sending until
+// the test ends, and returns a subscriber joined by signaling with the
+// receiver of that video.
+func streamVideo(t *testing.T, ctx context.Context, s *testServer, room string) (*client.Client, *rtctest.Receiver) {
+	t.Helper()
+	sendVideo(t, ctx, s, room)
 	api, err := rtctest.ClientAPI()
 	if err != nil {
 		t.Fatal(err)

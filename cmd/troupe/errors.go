@@ -44,3 +44,16 @@ func exitStatus(err error) int {
 	}
 	return exitFailure
 }
+
+// storeLockedError is a start refused because another process has the
+// data dir's database open.
+type storeLockedError struct {
+	dir string
+	err error
+}
+
+func (e *storeLockedError) Error() string {
+	return "open store: the database in " + e.dir + " is locked by another process: is another troupe server running on this --data-dir?"
+}
+
+func (e *storeLockedError) Unwrap() error { return e.err }

@@ -215,3 +215,42 @@ func TestLoggerWritesEachKeyOnce(t *testing.T) {
 		t.Errorf("second line %s", lines[1])
 	}
 }
+
+// Every record of a start and a stop names its component, the server's own
+// ones "server"; with ICE over TCP off the start line says so.
+func TestStartAndStopRecordsNameTheirComponent(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.LogLevel, cfg.LogFormat = "info", "json"
+	cfg.RTCTCPPort = rtcTCPOff
+	var logs []string
+	for range 2 { // the first start generates the key, the second loads it
+		s := startServer(t, cfg)
+		if err := s.stop(); err != nil {
+			t.Fatal(err)
+		}
+		logs = append(logs, strings.Split(strings.TrimSpace(s.log.String()), "\n")...)
+	}
+	own := map[string]bool{}
+	for _, line := range logs {
+		rec, err := decodeUniqueKeys([]byte(line))
+		if err != nil {
+			t.Fatalf("log line %s: %v", line, err)
+		}
+		c, _ := rec["component"].(string)
+		if c == "" {
+			t.Errorf("no component: %s", line)
+		}
+		msg, _ := rec["msg"].(string)
+		if c == "server" {
+			own[msg] = true
+		}
+		if msg == "troupe serving" && rec["rtc_tcp"] != "off" {
+			t.Errorf("start line with ICE over TCP off: %s", line)
+		}
+	}
+	for _, msg := range []string{"troupe serving", "generated a new API key", "loaded API key", "shutting down: closing the store", "stopped"} {
+		if !own[msg] {
+			t.Errorf("no %q record of component server", msg)
+		}
+	}
+}

@@ -75,10 +75,10 @@ func TestStoreRoomsCountsFailedRooms(t *testing.T) {
 		srv.rooms.CrashRoom("crashy")
 	}
 	poll.Until(t, "crashy to be held failed", func() bool {
-		// Between its crashes the room may not answer in time (503).
-		code, got := s.do("GET", "/api/v1/rooms/crashy", "")
-		room, _ := got.(map[string]any)
-		return code == http.StatusOK && room["status"] == "failed"
+		// Between crashes the room may not answer in time (503).
+		status, got := s.do("GET", "/api/v1/rooms/crashy", "")
+		m, _ := got.(map[string]any)
+		return status == http.StatusOK && m["status"] == "failed"
 	})
 	text := metricsText(t, s)
 	if !strings.Contains(text, `troupe_store_rooms{status="failed"} 1`) || !strings.Contains(text, `troupe_store_rooms{status="active"} 1`) {

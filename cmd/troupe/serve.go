@@ -13,6 +13,7 @@ import (
 	"runtime/pprof"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -183,7 +184,9 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		return nil, err
 	}
 	log := newLogger(stderr, cfg)
-	s := &Server{cfg: cfg, log: log, stdout: stdout, ln: ln, drainAsked: make(chan struct{})}
+	// The server's own records (start, keys, drain, stop) name it as their
+	// component; each part it starts names its own.
+	s := &Server{cfg: cfg, log: log.With("component", "server"), stdout: stdout, ln: ln, drainAsked: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, s.Shutdown(context.Background()))
@@ -200,7 +203,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		}
 	}
 
-	key, keyFrom, err := resolveKey(cfg, log)
+	key, keyFrom, err := resolveKey(cfg, s.log)
 	if err != nil {
 		return nil, err
 	}
@@ -227,6 +230,11 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 			Logger: log, // persistence, webhook and httpapi name themselves as the component
 			Clock:  clk,
 		})
+		if errors.Is(err, syscall.EAGAIN) {
+			// Pebble locks its directory; the lock's own error says only
+			// "resource temporarily unavailable".
+			return nil, &storeLockedError{dir: filepath.Join(cfg.DataDir, "db"), err: err}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
@@ -371,7 +379,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(log.With("component", "httpapi").Handler(), slog.LevelWarn),
 	}
 	if s.certs != nil {
 		s.srv.TLSConfig = s.certs.tlsConfig()
@@ -411,8 +419,12 @@ func (s *Server) Start(ctx context.Context) error {
 	go func() { s.delivered <- s.deliverer.Run(deliverCtx) }()
 
 	baseURL := s.cfg.scheme() + "://" + dialableAddr(s.ln.Addr())
+	rtcTCP := "off" // --rtc-tcp-port -1
+	if a := s.media.TCPAddr(); a != nil {
+		rtcTCP = a.String()
+	}
 	s.log.Info("troupe serving", "version", versionString(), "http", baseURL,
-		"data_dir", s.cfg.DataDir, "rtc_udp", s.media.LocalAddr().String(), "rtc_tcp", fmt.Sprint(s.media.TCPAddr()))
+		"data_dir", s.cfg.DataDir, "rtc_udp", s.media.LocalAddr().String(), "rtc_tcp", rtcTCP)
 	if s.cfg.DebugAddr != "" {
 		stopDebug, err := startDebugServer(s.cfg.DebugAddr, s.log)
 		if err != nil {

@@ -765,3 +765,24 @@ func TestFailedStartReleasesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A second server started on a data dir another process serves says that
+// the database is locked by another process, and exits 1.
+func TestSecondProcessOnOneDataDir(t *testing.T) {
+	dir := t.TempDir()
+	startServer(t, testConfig(dir))
+	cmd := exec.Command(os.Args[0], "serve", "--data-dir", dir, "--http-addr", "127.0.0.1:0",
+		"--rtc-udp-port", "0", "--rtc-tcp-port", "-1", "--log-level", "error")
+	cmd.Env = append(proc.WithoutTroupeEnv(os.Environ()), mainEnv+"=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit: %v\n%s", err, stderr.String())
+	}
+	want := "troupe: open store: the database in " + filepath.Join(dir, "db") + " is locked by another process"
+	if msg := stderr.String(); !strings.HasPrefix(msg, want) || strings.Count(msg, "\n") != 1 {
+		t.Fatalf("stderr %q, want one line starting %q", msg, want)
+	}
+}

@@ -19,6 +19,9 @@ type storeRooms struct {
 	held  atomic.Pointer[func() int] // the rooms held failed; unset until the rooms run
 }
 
+// newStoreRooms wraps store, whose troupe_store_rooms it finds among the
+// descriptions the store gives: both stores (Pebble, etcd) describe it
+// once, with one shared Desc, so its metrics are told apart by pointer.
 func newStoreRooms(store prometheus.Collector) *storeRooms {
 	c := &storeRooms{store: store}
 	ch := make(chan *prometheus.Desc, 16)
