@@ -115,7 +115,8 @@
 // in a read loop, an RTCP loop or a fan-out writer fails its Forwarder or
 // DownTrack (OnFailure), one on a Peer's bandwidth checks or probes fails
 // the Peer (FailureEvent), and one in a Track's layer checks is logged and
-// the checks go on. Their owners remove that participant alone.
+// the checks go on. A failure reaches the owner, which removes that
+// participant alone.
 //
 // The package knows nothing of actors or HTTP: the participant actors drive
 // their Peers and Forwarders through the exported methods and learn what
