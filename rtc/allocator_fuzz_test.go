@@ -33,18 +33,19 @@ type allocFuzzSub struct {
 // without a Track, on the fixture's manual clock, with an estimate the
 // input sets by hand.
 type allocFuzzFixture struct {
-	t       *testing.T
-	fx      *simulcastFixture
-	single  *Track
-	plain   *Forwarder
-	input   *layerTrack // the single-stream track's
-	plainIn *layerTrack
-	seq     uint16
-	fed     [2]uint64 // packets sent to single and plain
-	est     *estimator
-	st      *sendState
-	a       *allocator
-	subs    []*allocFuzzSub
+	t      *testing.T
+	fx     *simulcastFixture
+	single *Track
+	// the single-stream track's one Forwarder and the plain one, and
+	// their inputs
+	singleFwd, plain *Forwarder
+	input, plainIn   *layerTrack
+	seq              uint16
+	fed              [2]uint64 // packets sent to single and plain
+	est              *estimator
+	st               *sendState
+	a                *allocator
+	subs             []*allocFuzzSub
 }
 
 func newAllocFuzzFixture(t *testing.T) *allocFuzzFixture {
@@ -60,7 +61,7 @@ func newAllocFuzzFixture(t *testing.T) *allocFuzzFixture {
 		}
 		fwds[i] = f
 	}
-	af.input, af.plainIn, af.plain = ins[0], ins[1], fwds[1]
+	af.input, af.plainIn, af.singleFwd, af.plain = ins[0], ins[1], fwds[0], fwds[1]
 	single, err := NewTrack(TrackConfig{Layer: fwds[0], Clock: fx.clk})
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +143,7 @@ func (af *allocFuzzFixture) frames(mask byte, key bool, d time.Duration) {
 	}
 	fx.settle()
 	poll.Until(af.t, "the single-stream read loops", func() bool {
-		return af.single.layers[0].fwd.Stats().Packets == af.fed[0] && af.plain.Stats().Packets == af.fed[1]
+		return af.singleFwd.Stats().Packets == af.fed[0] && af.plain.Stats().Packets == af.fed[1]
 	})
 	fx.clk.Advance(d)
 }
