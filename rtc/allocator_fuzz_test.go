@@ -33,18 +33,19 @@ type allocFuzzSub struct {
 // without a Track, on the fixture's manual clock, with an estimate the
 // input sets by hand.
 type allocFuzzFixture struct {
-	t       *testing.T
-	fx      *simulcastFixture
-	single  *Track
-	plain   *Forwarder
-	input   *layerTrack // the single-stream track's
-	plainIn *layerTrack
-	seq     uint16
-	fed     [2]uint64 // packets sent to single and plain
-	est     *estimator
-	st      *sendState
-	a       *allocator
-	subs    []*allocFuzzSub
+	t      *testing.T
+	fx     *simulcastFixture
+	single *Track
+	// the single-stream track's one Forwarder and the plain one, and
+	// their inputs
+	singleFwd, plain *Forwarder
+	input, plainIn   *layerTrack
+	seq              uint16
+	fed              [2]uint64 // packets sent to single and plain
+	est              *estimator
+	st               *sendState
+	a                *allocator
+	subs             []*allocFuzzSub
 }
 
 func newAllocFuzzFixture(t *testing.T) *allocFuzzFixture {
@@ -60,7 +61,7 @@ func newAllocFuzzFixture(t *testing.T) *allocFuzzFixture {
 		}
 		fwds[i] = f
 	}
-	af.input, af.plainIn, af.plain = ins[0], ins[1], fwds[1]
+	af.input, af.plainIn, af.singleFwd, af.plain = ins[0], ins[1], fwds[0], fwds[1]
 	single, err := NewTrack(TrackConfig{Layer: fwds[0], Clock: fx.clk})
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +143,7 @@ func (af *allocFuzzFixture) frames(mask byte, key bool, d time.Duration) {
 	}
 	fx.settle()
 	poll.Until(af.t, "the single-stream read loops", func() bool {
-		return af.single.layers[0].fwd.Stats().Packets == af.fed[0] && af.plain.Stats().Packets == af.fed[1]
+		return af.singleFwd.Stats().Packets == af.fed[0] && af.plain.Stats().Packets == af.fed[1]
 	})
 	fx.clk.Advance(d)
 }
@@ -186,7 +187,7 @@ func (af *allocFuzzFixture) step(op, arg byte) {
 	if len(af.subs) > 0 {
 		sub = af.subs[int(arg>>4)%len(af.subs)]
 	}
-	switch op % 13 {
+	switch op % 14 {
 	case 0:
 		af.add(int(arg) % 3)
 	case 1:
@@ -255,6 +256,21 @@ func (af *allocFuzzFixture) step(op, arg byte) {
 		af.probeFeedback(time.Duration(arg&0x7f)*10*time.Millisecond, arg&0x80 == 0)
 	case 12:
 		af.fx.clk.Advance(probeTick * time.Duration(arg&15+1))
+	case 13:
+		// The source republished: the down-track moves to the other
+		// track, keeping its caps and the allocator's state of it.
+		if sub == nil {
+			return
+		}
+		to := af.single
+		if tr := sub.dt.track.Load(); tr == nil {
+			return
+		} else if tr == af.single {
+			to = af.fx.track
+		}
+		if err := to.AddSubscriber(sub.dt); err != nil {
+			af.t.Fatal(err)
+		}
 	}
 }
 
@@ -327,6 +343,9 @@ func FuzzAllocator(f *testing.F) {
 	f.Add([]byte{0, 0, 6, 0x27, 7, 0x0c, 9, 1, 6, 0x27, 10, 63, 12, 15, 10, 63, 11, 0x40, 12, 15, 9, 6, 9, 6})
 	// Paused by its subscriber while a probe pads it.
 	f.Add([]byte{0, 0, 0, 0x10, 2, 0x02, 6, 0x27, 7, 0x0d, 9, 1, 12, 3, 5, 0x10, 12, 15, 6, 0x07, 5, 0x11, 6, 0x27})
+	// Moved from the simulcast track on its top layer to the
+	// single-stream one, and back.
+	f.Add([]byte{0, 0, 7, 0x0f, 6, 0x3f, 9, 1, 6, 0x3f, 13, 0, 7, 0x0f, 9, 1, 6, 0x3f, 13, 0, 9, 0})
 	// REMB, single-stream and plain down-tracks, a layer that stops.
 	f.Add([]byte{0, 1, 0, 2, 0, 0, 8, 0x0b, 6, 0x3f, 6, 0x1b, 6, 0x1b, 6, 0x1b, 6, 0x1b, 4, 0x21, 3, 0x15, 1, 0x20, 9, 7})
 	f.Fuzz(func(t *testing.T, ops []byte) {

@@ -113,6 +113,13 @@
 // sender report, which a sink that takes them gets too (senderreport.go):
 // it maps the stream's RTP time to the publisher's NTP clock.
 //
+// No goroutine or timer of the package may take the server down: a panic
+// in a read loop, an RTCP loop or a fan-out writer fails its Forwarder or
+// DownTrack (OnFailure), one on a Peer's bandwidth checks or probes fails
+// the Peer (FailureEvent), and one in a Track's layer checks is logged and
+// the checks go on. A failure reaches the owner, which removes that
+// participant alone.
+//
 // The package knows nothing of actors or HTTP: the participant actors drive
 // their Peers and Forwarders through the exported methods and learn what
 // happened through callbacks.

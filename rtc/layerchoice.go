@@ -243,7 +243,11 @@ type rateMeter struct {
 // update reads the counter, b, at now; the rate changes once the window
 // is long enough.
 func (m *rateMeter) update(now time.Time, b uint64) {
-	if m.at.IsZero() {
+	// A counter below the window's start is another one (a down-track's
+	// new source): its window starts here, and the last rate stands
+	// until it is measured, rather than the difference wrapping to an
+	// absurd rate.
+	if m.at.IsZero() || b < m.bytes {
 		m.bytes, m.at = b, now
 		return
 	}

@@ -264,6 +264,11 @@ func (t *Track) watch(fwd *Forwarder) {
 	<-fwd.Done()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	defer func() { // as in check: the subscribers' layers are reselected at the next
+		if r := recover(); r != nil {
+			t.log.Error("layer end panic", "err", fmt.Errorf("%w: layer end: %v", ErrReadLoopPanic, r))
+		}
+	}()
 	all := true
 	for _, l := range t.layers {
 		if l.fwd == fwd {
@@ -517,6 +522,15 @@ func (t *Track) check() {
 	if t.closed || t.ended {
 		return
 	}
+	// A panic here, on the clock's timer, would end the server: it is
+	// logged, and the checks go on, for every subscriber's layer depends
+	// on them.
+	defer func() {
+		if r := recover(); r != nil {
+			t.log.Error("layer check panic", "err", fmt.Errorf("%w: layer check: %v", ErrReadLoopPanic, r))
+			t.timer = t.clk.AfterFunc(t.every, t.check)
+		}
+	}()
 	now := t.clk.Now()
 	elapsed := now.Sub(t.lastCheck)
 	t.lastCheck = now
