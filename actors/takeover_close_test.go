@@ -46,20 +46,90 @@ func (h *hold) wait(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// heldStore is a cluster node's store whose writes of some rooms wait on
-// their hold: the actor of such a room is busy in a request until then.
+// heldStore is a cluster node's store whose writes (or reads) of some
+// rooms wait on their hold: the actor of such a room is busy in a request
+// (or its start) until then.
 type heldStore struct {
 	Store
-	holds map[string]*hold
+	writes, reads map[string]*hold
 }
 
 func (s heldStore) Apply(ctx context.Context, w persistence.Writes) error {
-	if h := s.holds[w.Room.GetId()]; h != nil {
+	if h := s.writes[w.Room.GetId()]; h != nil {
 		if err := h.wait(ctx); err != nil {
 			return err
 		}
 	}
 	return s.Store.Apply(ctx, w)
+}
+
+func (s heldStore) GetRoom(ctx context.Context, id string) (*recordpb.Room, error) {
+	if h := s.reads[id]; h != nil {
+		if err := h.wait(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s.Store.GetRoom(ctx, id)
+}
+
+// releaseAtEnd lets every call held go on when the test ends, as it fails.
+func releaseAtEnd(t *testing.T, holds ...*hold) {
+	t.Cleanup(func() {
+		for _, h := range holds {
+			select {
+			case <-h.released:
+			default:
+				close(h.released)
+			}
+		}
+	})
+}
+
+// lostNodeLeft writes what node-a leaves when it dies: room r with a
+// session in progress and a member open, and the rooms idle, without one;
+// and no owner of any, as its lease went with it. It returns r's session.
+func lostNodeLeft(t *testing.T, endpoint string, idle ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	dead := clusterNode(t, endpoint, "node-a")
+	if err := dead.Claim(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	room, ses := sessionInProgress(t, "ses_lost", sessionEpoch, nil)
+	open := &recordpb.SessionMember{SessionId: ses.Id, ParticipantId: "PA_open", Identity: "ann", JoinedAt: timestamp(sessionEpoch)}
+	if err := dead.Apply(ctx, persistence.Writes{Room: room, Sessions: []*recordpb.Session{ses}, Members: []*recordpb.SessionMember{open}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range idle {
+		r, err := newRoomFromSpec(RoomID(id), &actorpb.RoomPatch{Name: ptr(id)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.CreatedAt, r.UpdatedAt, r.Revision = timestamp(sessionEpoch), timestamp(sessionEpoch), 1
+		if err := dead.Claim(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := dead.Apply(ctx, persistence.Writes{Room: r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dead.Close(); err != nil { // its lease, and the owner keys, go
+		t.Fatal(err)
+	}
+	return ses.Id
+}
+
+// leftOpen fails the test unless the lost node's member of session ses is
+// still open: nothing of room r was taken over.
+func leftOpen(t *testing.T, store Store, ses string) {
+	t.Helper()
+	members, err := store.ListSessionMembers(context.Background(), ses)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members) != 1 || members[0].LeftAt != nil {
+		t.Fatalf("the lost node's members after the stop: %v, want PA_open still open", members)
+	}
 }
 
 // heldOwners is a node's room ownership whose claims of some rooms wait
@@ -88,48 +158,15 @@ func TestCloseDuringTakeOverStartsNoRoom(t *testing.T) {
 	ctx := context.Background()
 	endpoint, _ := etcdtest.Start(t)
 
-	dead := clusterNode(t, endpoint, "node-a")
-	if err := dead.Claim(ctx, "r"); err != nil {
-		t.Fatal(err)
-	}
-	room, ses := sessionInProgress(t, "ses_lost", sessionEpoch, nil)
-	open := &recordpb.SessionMember{SessionId: ses.Id, ParticipantId: "PA_open", Identity: "ann", JoinedAt: timestamp(sessionEpoch)}
-	if err := dead.Apply(ctx, persistence.Writes{Room: room, Sessions: []*recordpb.Session{ses}, Members: []*recordpb.SessionMember{open}}); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{"a", "b"} { // rooms without a session: nothing to take over
-		idle, err := newRoomFromSpec(RoomID(id), &actorpb.RoomPatch{Name: ptr(id)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		idle.CreatedAt, idle.UpdatedAt, idle.Revision = timestamp(sessionEpoch), timestamp(sessionEpoch), 1
-		if err := dead.Claim(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-		if err := dead.Apply(ctx, persistence.Writes{Room: idle}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := dead.Close(); err != nil { // its lease, and the room's owner key, go
-		t.Fatal(err)
-	}
+	ses := lostNodeLeft(t, endpoint, "a", "b")
 
 	store := clusterNode(t, endpoint, "node-b")
 	// Rooms a and b are held in a write, so that the registry, once
 	// stopping, waits for them; r is held in its claim.
 	writes := map[string]*hold{"a": newHold(), "b": newHold()}
 	claims := map[string]*hold{"r": newHold()}
-	releaseAll := sync.OnceFunc(func() {
-		for _, h := range []*hold{writes["a"], writes["b"], claims["r"]} {
-			select {
-			case <-h.released:
-			default:
-				close(h.released)
-			}
-		}
-	})
-	t.Cleanup(releaseAll)
-	rooms, err := NewRooms(Config{Store: heldStore{Store: store, holds: writes},
+	releaseAtEnd(t, writes["a"], writes["b"], claims["r"])
+	rooms, err := NewRooms(Config{Store: heldStore{Store: store, writes: writes},
 		Owners: heldOwners{storeOwners: storeOwners{store}, holds: claims}, RequestTimeout: poll.Timeout})
 	if err != nil {
 		t.Fatal(err)
@@ -180,11 +217,40 @@ func TestCloseDuringTakeOverStartsNoRoom(t *testing.T) {
 	if owner, err := store.Owner(ctx, "r"); err != nil || owner != "" {
 		t.Fatalf("room r owned by %q (%v) after the stop, want no owner", owner, err)
 	}
-	members, err := store.ListSessionMembers(ctx, ses.Id)
+	leftOpen(t, store, ses)
+}
+
+// A node told to stop while a room it takes over loads: the load is given
+// up, as the room stops at once, and Close returns; what the lost node
+// left is left to the next owner.
+func TestCloseDuringTakeOverLoadGivesItUp(t *testing.T) {
+	ctx := context.Background()
+	endpoint, _ := etcdtest.Start(t)
+	ses := lostNodeLeft(t, endpoint)
+	store := clusterNode(t, endpoint, "node-b")
+	reads := map[string]*hold{"r": newHold()}
+	releaseAtEnd(t, reads["r"])
+	rooms, err := NewRooms(Config{Store: heldStore{Store: store, reads: reads}, Owners: storeOwners{store}, RequestTimeout: poll.Timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(members) != 1 || members[0].LeftAt != nil {
-		t.Fatalf("the lost node's members after the stop: %v, want PA_open still open", members)
+	closeCtx, cancel := context.WithTimeout(ctx, poll.Timeout)
+	defer cancel()
+	t.Cleanup(func() { rooms.Close(closeCtx) })
+
+	took := make(chan struct{})
+	go func() {
+		defer close(took)
+		// The room stops before it answers: the takeover's answer is its
+		// timeout, which only bounds this call.
+		tctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		rooms.TakeOver(tctx, "r")
+	}()
+	reads["r"].reached(t, "room r's load")
+	if err := rooms.Close(closeCtx); err != nil {
+		t.Fatalf("Close: %v", err)
 	}
+	<-took
+	leftOpen(t, store, ses)
 }
