@@ -9,17 +9,25 @@ import (
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
+// drainableNode starts node-a, whose room r1 has a publisher: a drain of
+// the node goes on for the hour of its drain timeout.
+func drainableNode(t *testing.T, endpoint, secret string) *testServer {
+	t.Helper()
+	cfg := clusterConfig(t, endpoint, "node-a", secret)
+	cfg.DrainTimeout = time.Hour // kept draining by its member
+	a := startServer(t, cfg)
+	createOn(t, a, "r1")
+	publish(t, a, "r1", "pub")
+	return a
+}
+
 // A draining node takes over no room of a node lost meanwhile: it would
 // refuse the joins of the members coming back, and hold the room from the
 // nodes that take work. The room waits for such a node, and goes to it.
 func TestClusterDrainingNodeTakesNoRoomOver(t *testing.T) {
 	endpoint := etcdStart(t)
 	secret := strings.Repeat("s", 32)
-	cfgA := clusterConfig(t, endpoint, "node-a", secret)
-	cfgA.DrainTimeout = time.Hour // kept draining by its member
-	a := startServer(t, cfgA)
-	createOn(t, a, "r1")
-	publish(t, a, "r1", "pub")
+	a := drainableNode(t, endpoint, secret)
 	a.mustDo(202, "POST", "/api/v1/cluster/nodes/node-a/drain", "")
 
 	// Node c goes with sessions in progress: its lease, revoked as it
