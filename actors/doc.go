@@ -104,7 +104,8 @@
 // httpapi uses actors (cmd/troupe only wires it up), and it is httpapi's one
 // way down: the reads of session history and webhook deliveries, the
 // responses kept for Idempotency-Key (Idempotency), the one rule for WHIP
-// and WHEP offers (ValidateOffer, offer.go) and the JSON its webhook events
+// and WHEP offers (ValidateOffer, offer.go), a WHIP or WHEP session's ICE
+// patches and their tags (PatchICE, ice.go) and the JSON its webhook events
 // share with the API (eventjson.go) are here too. actors imports
 // persistence and rtc, never the other way around. Webhook delivery is in
 // actors/webhook.

@@ -112,6 +112,11 @@ func errorToPB(err error) *actorpb.Error {
 	if errors.As(err, &ve) {
 		return &actorpb.Error{Code: codeValidation, Message: ve.Reason, Field: ve.Field}
 	}
+	// Not provided keeps the field that asked, as a validation error does.
+	var np *NotProvidedError
+	if errors.As(err, &np) {
+		return &actorpb.Error{Code: ErrNotProvided.Error(), Message: np.Reason, Field: np.Field}
+	}
 	for _, sentinel := range sentinels {
 		if errors.Is(err, sentinel) {
 			return &actorpb.Error{Code: sentinel.Error(), Message: err.Error()}
@@ -128,6 +133,9 @@ func errorFromPB(e *actorpb.Error) error {
 	}
 	if e.Code == codeValidation {
 		return &ValidationError{Field: e.Field, Reason: e.Message}
+	}
+	if e.Code == ErrNotProvided.Error() && e.Field != "" {
+		return &NotProvidedError{Field: e.Field, Reason: e.Message}
 	}
 	for _, sentinel := range sentinels {
 		if e.Code != sentinel.Error() {

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-
-	"github.com/troupe-media/troupe/rtc"
 )
 
 // A WHIP or WHEP client trickles its ICE candidates, and restarts ICE, by
@@ -80,11 +78,7 @@ func (p *participantActor) clientICE(m *clientICE) *participantReply {
 	if len(m.patch.IfMatch) > 0 && !slices.Contains(m.patch.IfMatch, "*") && !slices.Contains(m.patch.IfMatch, tag) {
 		return &participantReply{err: fmt.Errorf("%w: the current ICE session's tag is %q", ErrICESessionChanged, tag)}
 	}
-	f, err := rtc.ParseICEFragment(m.patch.Fragment)
-	if err != nil {
-		return &participantReply{err: peerError(err)}
-	}
-	up, err := p.peer.ApplyICEFragment(f)
+	up, err := p.peer.ApplyICEFragment(m.patch.Fragment)
 	if err != nil {
 		return &participantReply{err: peerError(err)}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/troupe-media/troupe/persistence/recordpb"
 	"github.com/troupe-media/troupe/rtc"
 	"github.com/troupe-media/troupe/rtc/recorder"
 )
@@ -37,7 +38,9 @@ type metrics struct {
 	data *rtc.DataMetrics
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics makes the rooms' metrics and registers them with reg (none if
+// nil); activeRooms counts the rooms with a session in progress.
+func newMetrics(reg prometheus.Registerer, activeRooms func() float64) (*metrics, error) {
 	m := &metrics{
 		liveGauge: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "troupe_room_actors",
@@ -90,9 +93,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		data: rtc.NewDataMetrics(),
 	}
+	m.initLabels()
+	active := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "troupe_rooms_active",
+		Help: "Rooms on this node with a session in progress.",
+	}, activeRooms)
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.liveGauge, m.restarts, m.failures, m.passivations, m.takeovers, m.ownerHints, m.participants, m.leaves, m.joinsRefused,
-			m.speakerChanges, m.recorder, m.recordings, m.recordingParts, m.data} {
+			m.speakerChanges, m.recorder, m.recordings, m.recordingParts, m.data, active} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("actors: register metrics: %w", err)
 			}
@@ -100,6 +108,25 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	return m, nil
 }
+
+// initLabels makes the series an alert looks for read 0 from the start,
+// rather than be absent until their first event.
+func (m *metrics) initLabels() {
+	for _, r := range leaveReasons {
+		m.leaves.WithLabelValues(string(r))
+	}
+	for _, r := range refusalReasons {
+		m.joinsRefused.WithLabelValues(r)
+	}
+	for _, r := range []string{RecordingStoppedViaAPI, RecordingSessionEnded, RecordingMaxDuration, RecordingServerShutdown, RecordingRoomFailed} {
+		m.recordings.WithLabelValues(RecordingStatusName(recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED), r)
+	}
+	m.recordings.WithLabelValues(RecordingStatusName(recordpb.RecordingStatus_RECORDING_STATUS_FAILED), RecordingDiskFull)
+}
+
+// refusalReasons are the words refusalReason gives.
+var refusalReasons = []string{"room_not_found", "room_ended", "room_locked", "room_full", "outside_join_window",
+	"forbidden", "draining", "room_failed", "unavailable", "error"}
 
 func (m *metrics) participant(delta int64) {
 	m.participantCount.Add(delta)

@@ -18,6 +18,9 @@ const (
 	EndViaAPI        EndReason = "ended-via-api"  // POST /sessions/{id}/end or /rooms/{id}/end
 	EndRoomDeleted   EndReason = "room-deleted"   // DELETE /rooms/{id}
 	EndServerRestart EndReason = "server-restart" // found in progress at start-up
+	// EndServerShutdown: a single server stopped in order (SIGTERM)
+	// while the session ran.
+	EndServerShutdown EndReason = "server-shutdown"
 	// EndRoomFailed: the room's actor kept failing, so it was stopped
 	// rather than restarted again (see the package doc, Supervision).
 	EndRoomFailed EndReason = "room-failed"
@@ -46,7 +49,7 @@ const (
 	ReasonReplaced         LeaveReason = "replaced" // the same identity joined again
 	ReasonConnectionFailed LeaveReason = "connection-failed"
 	ReasonFailed           LeaveReason = "failed" // the participant's actor or read loop crashed
-	ReasonServerShutdown   LeaveReason = "server-shutdown"
+	ReasonServerShutdown               = LeaveReason(EndServerShutdown)
 	ReasonSessionEnded     LeaveReason = "session-ended"        // its session ended for a reason of its own
 	ReasonTimeLimit        LeaveReason = "remove-after-elapsed" // remove_after_seconds_elapsed
 	ReasonRemoveAt         LeaveReason = "remove-at"            // the room's remove_at came
@@ -67,3 +70,8 @@ const (
 	ReasonServerRestart = LeaveReason(EndServerRestart) // members a crash took, closed at start-up
 	ReasonRoomFailed    = LeaveReason(EndRoomFailed)
 )
+
+// leaveReasons are the leave reasons a room counts a departure with.
+var leaveReasons = []LeaveReason{ReasonLeft, ReasonDisconnected, ReasonKicked, ReasonReplaced, ReasonConnectionFailed,
+	ReasonFailed, ReasonServerShutdown, ReasonSessionEnded, ReasonTimeLimit, ReasonRemoveAt, ReasonNodeLost,
+	ReasonRoomEnded, ReasonRoomDeleted, ReasonServerRestart, ReasonRoomFailed}

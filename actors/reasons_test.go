@@ -29,13 +29,14 @@ func TestReasonWords(t *testing.T) {
 		}
 	}
 	ends := map[EndReason]string{
-		EndEmptyTimeout:  "empty-timeout",
-		EndSessionLength: "session-length",
-		EndAutoClose:     "auto-close",
-		EndViaAPI:        "ended-via-api",
-		EndRoomDeleted:   "room-deleted",
-		EndServerRestart: "server-restart",
-		EndRoomFailed:    "room-failed",
+		EndEmptyTimeout:   "empty-timeout",
+		EndSessionLength:  "session-length",
+		EndAutoClose:      "auto-close",
+		EndViaAPI:         "ended-via-api",
+		EndRoomDeleted:    "room-deleted",
+		EndServerRestart:  "server-restart",
+		EndServerShutdown: "server-shutdown",
+		EndRoomFailed:     "room-failed",
 	}
 	for reason, word := range ends {
 		if string(reason) != word {

@@ -105,6 +105,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 			a.fail(ctx)
 		} else {
 			a.stopMembers(ctx, ReasonServerShutdown)
+			a.endSessionAtShutdown(ctx)
 		}
 	case *actor.Restarting:
 		// The members, their peers and their media go on: only what the

@@ -35,6 +35,10 @@ var (
 	ErrChatDisabled = errors.New("actors: chat is disabled in this room")
 )
 
+// DataFieldError is an ErrBadDataMessage that names the envelope's field
+// at fault (topic, to).
+type DataFieldError = rtc.DataFieldError
+
 // DataMessage is a data message the server sends to a room.
 type DataMessage struct {
 	Topic string

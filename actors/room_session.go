@@ -234,6 +234,22 @@ func (a *roomActor) endSession(ctx actor.Context, reason EndReason, leaveReason 
 	return nil
 }
 
+// endSessionAtShutdown ends the running session when a single node stops
+// in order: nobody can be in it until the server is back, so it ends now,
+// its session-ended event queued in the outbox, rather than at the next
+// start as an interrupted one. A cluster node's sessions go on: its rooms
+// go with its lease, and the node that takes one over keeps its session.
+func (a *roomActor) endSessionAtShutdown(ctx actor.Context) {
+	if a.session == nil || a.deps.cfg.Owners != nil || !a.deps.closed.Load() {
+		return // nothing running, or a passivation or a lost lease
+	}
+	id := a.session.rec.Id
+	if err := a.endSession(ctx, EndServerShutdown, ReasonServerShutdown, nil); err != nil {
+		// The next start closes it as interrupted (server-restart).
+		a.log.Error("end the session at shutdown", "session", id, "err", err)
+	}
+}
+
 func (a *roomActor) endSessionByID(ctx actor.Context, id SessionID) (*recordpb.Session, error) {
 	if _, err := a.current(); err != nil {
 		return nil, err

@@ -139,6 +139,11 @@ func TestErrorsCrossTheMailbox(t *testing.T) {
 	if !errors.As(got, &ve) || ve.Field != "config.fps" || ve.Reason != "too high" {
 		t.Errorf("validation error came back as %v", got)
 	}
+	got = errorFromPB(errorToPB(fmt.Errorf("start: %w", NotProvided("layout", "a composite needs decoding"))))
+	var np *NotProvidedError
+	if !errors.As(got, &np) || np.Field != "layout" || np.Reason != "a composite needs decoding" || !errors.Is(got, ErrNotProvided) {
+		t.Errorf("not provided came back as %v", got)
+	}
 	if errorFromPB(errorToPB(nil)) != nil {
 		t.Error("nil did not stay nil")
 	}

@@ -281,6 +281,10 @@ func (r *Rooms) failedNow() map[RoomID]*RoomFailure {
 	return out
 }
 
+// FailedRooms returns the number of rooms held failed now, which the API
+// lists with status failed.
+func (r *Rooms) FailedRooms() int { return len(r.failedNow()) }
+
 // CrashRoom makes the actor of room id panic on its next message. It is
 // for the tests of supervision, here and in the packages above; nothing in
 // Troupe calls it, and no request reaches it.

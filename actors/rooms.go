@@ -185,17 +185,19 @@ func NewRooms(cfg Config) (*Rooms, error) {
 	if err := cfg.ensureDefaults(); err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(cfg.Registerer)
+	r := &Rooms{cfg: cfg}
+	m, err := newMetrics(cfg.Registerer, r.activeRooms)
 	if err != nil {
 		return nil, err
 	}
 	actorLog := slog.New(minLevelHandler{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "protoactor")
-	system := actor.NewActorSystem(
+	r.system = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLog }),
 		actor.WithDeadLetterRequestLogging(false),
 	)
-	r := &Rooms{cfg: cfg, system: system, metrics: m}
+	r.metrics = m
 	r.closing, r.stopClaims = context.WithCancel(context.Background())
+	system := r.system
 	// Participants are supervised beside their rooms, by a guardian that
 	// stops one that fails (see the package doc).
 	r.participantGuardian = participantSupervisor(cfg.Logger)
@@ -283,6 +285,19 @@ func (r *Rooms) DropAll(ctx context.Context) error {
 		return fmt.Errorf("actors: drop rooms: %w", err)
 	}
 	return nil
+}
+
+// activeRooms counts the rooms of this node with a session in progress, as
+// their actors last published them.
+func (r *Rooms) activeRooms() float64 {
+	n := 0
+	r.snapshots.Range(func(_, v any) bool {
+		if v.(*RoomInfo).Room.GetActiveSessionId() != "" {
+			n++
+		}
+		return true
+	})
+	return float64(n)
 }
 
 // Live returns the number of room actors in memory.

@@ -51,10 +51,13 @@ func TestChat(t *testing.T) {
 	mustStatus(t, s.do(t, http.MethodGet, "/api/v1/sessions/"+sid+"/chat?limit=0", ""), http.StatusUnprocessableEntity)
 
 	// Bad chat input changes nothing.
-	for _, body := range []string{`{}`, `{"text":""}`, `{"text":"  "}`, `{"text":"x","extra":1}`, `{"text":1}`} {
+	for _, body := range []string{`{}`, `{"text":""}`, `{"text":"  "}`, `{"text":"x","extra":1}`} {
 		if r := s.do(t, http.MethodPost, "/api/v1/rooms/talk/chat", body); r.status != http.StatusUnprocessableEntity {
 			t.Errorf("POST chat %s: %d %s", body, r.status, r.body)
 		}
+	}
+	if r := s.do(t, http.MethodPost, "/api/v1/rooms/talk/chat", `{"text":1}`); !r.isTypeError(t, "text") {
+		t.Errorf("POST chat with a number for text: %d %s", r.status, r.body)
 	}
 
 	// With chat disabled, chat is refused and its sender told why; other

@@ -16,14 +16,15 @@ import (
 // never allowed. The REST API and the WebSocket get no CORS headers.
 
 // corsAllowHeaders are the request headers a WHIP or WHEP client sends:
-// its token, the SDP's or the trickle fragment's type, and the ETag a
-// PATCH names (RFC 9725 section 4.3).
-const corsAllowHeaders = "Authorization, Content-Type, If-Match"
+// its token, the SDP's or the trickle fragment's type, the ETag a PATCH
+// names (RFC 9725 section 4.3), and the Idempotency-Key of a POST.
+const corsAllowHeaders = "Authorization, Content-Type, If-Match, Idempotency-Key"
 
 // corsExposeHeaders are the response headers a WHIP or WHEP client reads
 // beyond the safelisted ones: the session's URL, its ETag, the ICE servers
-// (Link), and what it needs to retry or authenticate.
-const corsExposeHeaders = "Location, Link, ETag, Accept-Patch, Allow, Retry-After, WWW-Authenticate"
+// (Link), and what it needs to retry (a replayed POST says so) or
+// authenticate.
+const corsExposeHeaders = "Location, Link, ETag, Accept-Patch, Allow, Retry-After, WWW-Authenticate, Idempotent-Replayed"
 
 // corsMaxAge is how long, in seconds, a browser may reuse a preflight:
 // Chromium's cap.

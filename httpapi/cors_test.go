@@ -80,7 +80,7 @@ func TestWHIPCORS(t *testing.T) {
 				t.Errorf("Access-Control-Allow-Methods %q, want %q", got, tc.allowMethods)
 			}
 			if tc.allowMethods != "" {
-				if got := h.Get("Access-Control-Allow-Headers"); got != "Authorization, Content-Type, If-Match" {
+				if got := h.Get("Access-Control-Allow-Headers"); got != "Authorization, Content-Type, If-Match, Idempotency-Key" {
 					t.Errorf("Access-Control-Allow-Headers %q", got)
 				}
 				if h.Get("Access-Control-Max-Age") == "" {

@@ -142,23 +142,26 @@ func TestDataMessages(t *testing.T) {
 		t.Fatalf("receivers = %v, want 1", n)
 	}
 
+	// Every refusal names the field to blame.
 	for _, tt := range []struct {
 		body   string
 		status int
 		code   string
+		field  string
 	}{
-		{`{"data":"x"}`, http.StatusUnprocessableEntity, codeValidationFailed},
-		{`{"topic":"t"}`, http.StatusUnprocessableEntity, codeValidationFailed},
-		{`{"topic":"t","data":"x","data_base64":"eA=="}`, http.StatusUnprocessableEntity, codeValidationFailed},
-		{`{"topic":"t","data_base64":"!!"}`, http.StatusUnprocessableEntity, codeValidationFailed},
-		{`{"topic":"a b","data":"x"}`, http.StatusUnprocessableEntity, codeInvalidDataMessage},
-		{`{"topic":"t","data":"x","to":["PA_nobody"]}`, http.StatusUnprocessableEntity, codeUnknownTarget},
-		{`{"topic":"t","data":"x","to":[]}`, http.StatusUnprocessableEntity, codeValidationFailed},
-		{`{"topic":"t","data":"x","extra":1}`, http.StatusUnprocessableEntity, codeValidationFailed},
+		{`{"data":"x"}`, http.StatusUnprocessableEntity, codeValidationFailed, "topic"},
+		{`{"topic":"t"}`, http.StatusUnprocessableEntity, codeValidationFailed, "data"},
+		{`{"topic":"t","data":"x","data_base64":"eA=="}`, http.StatusUnprocessableEntity, codeValidationFailed, "data"},
+		{`{"topic":"t","data_base64":"!!"}`, http.StatusUnprocessableEntity, codeValidationFailed, "data_base64"},
+		{`{"topic":"a b","data":"x"}`, http.StatusUnprocessableEntity, codeInvalidDataMessage, "topic"},
+		{`{"topic":"t","data":"x","to":["` + strings.Repeat("P", 300) + `"]}`, http.StatusUnprocessableEntity, codeInvalidDataMessage, "to"},
+		{`{"topic":"t","data":"x","to":["PA_nobody"]}`, http.StatusUnprocessableEntity, codeUnknownTarget, "to"},
+		{`{"topic":"t","data":"x","to":[]}`, http.StatusUnprocessableEntity, codeValidationFailed, "to"},
+		{`{"topic":"t","data":"x","extra":1}`, http.StatusUnprocessableEntity, codeValidationFailed, "extra"},
 	} {
 		r := s.do(t, http.MethodPost, "/api/v1/rooms/data/data", tt.body)
-		if r.status != tt.status || r.errorCode(t) != tt.code {
-			t.Errorf("%s: %d %s", tt.body, r.status, r.body)
+		if r.status != tt.status || r.errorCode(t) != tt.code || r.errorField(t) != tt.field {
+			t.Errorf("%.80s: %d %s, want %d %s on %s", tt.body, r.status, r.body, tt.status, tt.code, tt.field)
 		}
 	}
 	big := strings.Repeat("x", rtc.MaxLossyMessage)

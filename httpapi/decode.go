@@ -3,8 +3,10 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"mime"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"time"
@@ -131,7 +133,7 @@ func (o *jsonObject) object(name string) (_ *jsonObject, present, null bool, _ e
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
-		return nil, true, false, fieldError(o.fieldPath(name), "must be an object")
+		return nil, true, false, typeError(o.fieldPath(name), "an object")
 	}
 	return &jsonObject{path: o.fieldPath(name), fields: fields}, true, false, nil
 }
@@ -144,9 +146,55 @@ func value[T any](o *jsonObject, name, what string) (v T, present, null bool, er
 		return v, present, null, nil
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
+		if !sameType(raw, reflect.TypeFor[T]()) {
+			return v, true, false, typeError(o.fieldPath(name), what)
+		}
+		// The right JSON type, but a value T cannot hold: a number out
+		// of range or not whole.
 		return v, true, false, fieldError(o.fieldPath(name), "must be "+what)
 	}
 	return v, true, false, nil
+}
+
+// typeError is a 400 for a field of the wrong JSON type (a string where a
+// number goes...): the body is not of the request's shape, as a malformed
+// one is not. details.field names the field, as a 422 does.
+func typeError(field, what string) *apiError {
+	return namedError(http.StatusBadRequest, codeInvalidType, field, "must be "+what)
+}
+
+// sameType reports whether raw, valid JSON, has the JSON type that t
+// decodes from: arrays element by element, objects value by value.
+func sameType(raw json.RawMessage, t reflect.Type) bool {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return false
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return raw[0] == '"'
+	case reflect.Bool:
+		return raw[0] == 't' || raw[0] == 'f'
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9'
+	case reflect.Slice, reflect.Map:
+		var elems []json.RawMessage
+		if t.Kind() == reflect.Slice {
+			if raw[0] != '[' || json.Unmarshal(raw, &elems) != nil {
+				return false
+			}
+		} else {
+			var fields map[string]json.RawMessage
+			if raw[0] != '{' || json.Unmarshal(raw, &fields) != nil {
+				return false
+			}
+			elems = slices.Collect(maps.Values(fields))
+		}
+		return !slices.ContainsFunc(elems, func(e json.RawMessage) bool { return !sameType(e, t.Elem()) })
+	}
+	return false
 }
 
 // nonNull is value for fields that may be absent but not null.
@@ -178,6 +226,8 @@ func timeValue(o *jsonObject, name string) (t time.Time, present, null bool, err
 	if err != nil || !present || null {
 		return time.Time{}, present, null, err
 	}
+	// A string that is not a time is a 422, as any value of the right
+	// type that fails its rule.
 	t, perr := time.Parse(time.RFC3339Nano, s)
 	if perr != nil {
 		return time.Time{}, true, false, fieldError(o.fieldPath(name), "must be "+whatTime)

@@ -18,6 +18,7 @@ const (
 	codeNotFound                 = "not_found"
 	codeMethodNotAllowed         = "method_not_allowed"
 	codeMalformedJSON            = "malformed_json"
+	codeInvalidType              = "invalid_type"
 	codeInvalidUTF8              = "invalid_utf8"
 	codeEmptyBody                = "empty_body"
 	codeInvalidQuery             = "invalid_query"
@@ -117,6 +118,22 @@ func namedError(status int, code, field, reason string) *apiError {
 	}
 }
 
+// fieldSDP is the field an offer's refusal names: the signaling offer's
+// sdp, or the body of a WHIP or WHEP POST.
+const fieldSDP = "sdp"
+
+// blamedError is a 422 of a domain error that a field of the request is to
+// blame for: the message is err's own (it says what to fix), details name
+// the field.
+func blamedError(code, field string, err error) *apiError {
+	return &apiError{
+		status:  http.StatusUnprocessableEntity,
+		code:    code,
+		message: err.Error(),
+		details: map[string]any{"field": field},
+	}
+}
+
 // domainErrors maps the sentinels of other packages to their wire form.
 // Messages are fixed here so that nothing an inner layer wrapped around a
 // sentinel reaches a client.
@@ -150,7 +167,7 @@ var domainErrors = []struct {
 	{actors.ErrRecordingFileNotFound, http.StatusNotFound, codeFileNotFound, "the recording has no file of that name"},
 	{actors.ErrRecordingUnavailable, http.StatusNotImplemented, codeRecordingUnavailable, "this server does not record"},
 	{actors.ErrRecordingNotDeleted, http.StatusConflict, codeRecordingNotDeleted, "the recording exists: its files are removed only when it is deleted"},
-	// A *NotProvidedError that crossed the mailbox (it lost its field).
+	// ErrNotProvided without its *NotProvidedError, which names the field.
 	{actors.ErrNotProvided, http.StatusUnprocessableEntity, codeNotProvided, "not provided: it needs decoding media, which Troupe does not do"},
 	{auth.ErrExpiredToken, http.StatusUnauthorized, codeUnauthorized, "token expired"},
 	{auth.ErrInvalidToken, http.StatusUnauthorized, codeUnauthorized, "invalid token"},
@@ -222,12 +239,19 @@ func toAPIError(err error) (_ *apiError, unexpected bool) {
 		// The reason is about the client's own SDP: it says what to fix.
 		return newAPIError(http.StatusBadRequest, codeInvalidSDP, err.Error()), false
 	}
+	// A 422 names the field to blame, as validation errors do: the offer
+	// (sdp, the WHIP or WHEP body, or the signaling offer's field), or
+	// the data message's field.
 	if errors.Is(err, actors.ErrNoAcceptableMedia) {
 		// Well-formed, but nothing in it can carry media: the message
 		// names the codecs offered.
-		return newAPIError(http.StatusUnprocessableEntity, codeNoAcceptableMedia, err.Error()), false
+		return blamedError(codeNoAcceptableMedia, fieldSDP, err), false
 	}
 	// A data message's refusals say what to fix.
+	var df *actors.DataFieldError
+	if errors.As(err, &df) {
+		return blamedError(codeInvalidDataMessage, df.Field, err), false
+	}
 	if errors.Is(err, actors.ErrBadDataMessage) {
 		return newAPIError(http.StatusUnprocessableEntity, codeInvalidDataMessage, err.Error()), false
 	}
@@ -235,12 +259,12 @@ func toAPIError(err error) (_ *apiError, unexpected bool) {
 		return newAPIError(http.StatusRequestEntityTooLarge, codeDataTooLarge, err.Error()), false
 	}
 	if errors.Is(err, actors.ErrUnknownTarget) {
-		return newAPIError(http.StatusUnprocessableEntity, codeUnknownTarget, err.Error()), false
+		return blamedError(codeUnknownTarget, "to", err), false
 	}
 	if errors.Is(err, actors.ErrNoCommonCodec) {
 		// A well-formed offer the server cannot serve: the message names
 		// the codecs it would need.
-		return newAPIError(http.StatusUnprocessableEntity, codeNoCommonCodec, err.Error()), false
+		return blamedError(codeNoCommonCodec, fieldSDP, err), false
 	}
 	for _, d := range domainErrors {
 		if errors.Is(err, d.err) {

@@ -163,6 +163,13 @@ func (r response) errorCode(t testing.TB) string {
 	return code
 }
 
+// isTypeError reports whether r is the 400 invalid_type of field: a value
+// of the wrong JSON type.
+func (r response) isTypeError(t testing.TB, field string) bool {
+	t.Helper()
+	return r.status == http.StatusBadRequest && r.errorCode(t) == codeInvalidType && r.errorField(t) == field
+}
+
 func (r response) errorField(t testing.TB) string {
 	t.Helper()
 	d := r.json(t)["error"].(map[string]any)["details"].(map[string]any)

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/troupe-media/troupe/actors"
+	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/clock"
 )
 
@@ -24,6 +25,10 @@ type IdempotencyStore interface {
 	Response(ctx context.Context, scope, key string) (_ *actors.IdempotentResponse, found bool, err error)
 	Keep(ctx context.Context, scope, key string, r actors.IdempotentResponse) error
 }
+
+// idempotencyHeader is the request header that carries the key; errors
+// about the key name it as their field.
+const idempotencyHeader = "Idempotency-Key"
 
 // MaxIdempotencyKeyLen is the longest Idempotency-Key accepted.
 const MaxIdempotencyKeyLen = 255
@@ -77,12 +82,12 @@ func (i *idempotency) acquire(ctx context.Context, scope, key string) (release f
 // idempotencyKey reads the header: absent is fine, present must be one
 // value of 1..255 printable ASCII characters.
 func idempotencyKey(h http.Header) (string, bool, error) {
-	vals := h.Values("Idempotency-Key")
+	vals := h.Values(idempotencyHeader)
 	if len(vals) == 0 {
 		return "", false, nil
 	}
-	bad := newAPIError(http.StatusBadRequest, codeInvalidIdempotency,
-		"Idempotency-Key must be one value of 1 to 255 printable ASCII characters")
+	bad := namedError(http.StatusBadRequest, codeInvalidIdempotency, idempotencyHeader,
+		"must be one value of 1 to 255 printable ASCII characters")
 	if len(vals) > 1 {
 		return "", false, bad
 	}
@@ -135,47 +140,91 @@ func (w *captureWriter) WriteString(s string) (int, error) {
 	return w.ResponseWriter.WriteString(s)
 }
 
-// idempotent replays the stored response of a POST whose Idempotency-Key
-// was seen before, and stores the response of one that was not.
+// idempotent is the Idempotency-Key layer of the /api/v1 group: keys are
+// scoped by the API key (the token's issuer).
 func (s *Server) idempotent(c *gin.Context) {
-	if s.idem == nil || c.Request.Method != http.MethodPost {
+	if c.Request.Method != http.MethodPost {
 		c.Next()
 		return
+	}
+	if err := s.idempotently(c, apiKey(c), requestBody(c), nextHandler(c)); err != nil {
+		s.abort(c, err)
+	}
+}
+
+// idempotentByAddress is the Idempotency-Key layer of the POSTs that need
+// no credential (a public room's join token, the dev token): keys are
+// scoped by the client's address, as their rate limit is. A request
+// another node forwarded was replayed or kept by that node, which saw the
+// client's address.
+func (s *Server) idempotentByAddress(c *gin.Context) {
+	if actors.IsForwarded(c.Request.Context()) {
+		c.Next()
+		return
+	}
+	if err := s.idempotently(c, addressScope(c.ClientIP()), requestBody(c), nextHandler(c)); err != nil {
+		s.abort(c, err)
+	}
+}
+
+// The scopes of keys that are not the API group's, which is the bare API
+// key: NUL, which no configured API key holds, sets them apart.
+func joinScope(c *auth.Claims) string { return "\x00join\x00" + c.Issuer + "\x00" + c.Subject }
+func addressScope(addr string) string { return "\x00addr\x00" + clientKey(addr) }
+
+// nextHandler runs the rest of a middleware's chain as idempotently's run.
+func nextHandler(c *gin.Context) func() error {
+	return func() error {
+		c.Next()
+		return nil
+	}
+}
+
+// idempotently runs run once per scope and Idempotency-Key: it replays the
+// stored response of a POST whose key was seen before, and stores the
+// response of one that was not. An error of run is written (or the request
+// forwarded) within, so that its response is the one kept; the error
+// idempotently returns is about the key or its store, for the caller to
+// write. Without a key, or without a store, it only runs run.
+func (s *Server) idempotently(c *gin.Context, scope string, body []byte, run func() error) error {
+	if s.idem == nil {
+		return run()
 	}
 	key, ok, err := idempotencyKey(c.Request.Header)
 	if err != nil {
-		s.abort(c, err)
-		return
+		return err
 	}
 	if !ok {
-		c.Next()
-		return
+		return run()
 	}
 	ctx := c.Request.Context()
-	scope := apiKey(c)
-	fp := fingerprint(c.Request.Method, c.Request.URL.Path, requestBody(c))
+	// The query is part of the request where it is read (a WHEP viewer's
+	// settings, the dev token's room); a path without one is fingerprinted
+	// as before the query was, so that stored records still match.
+	target := c.Request.URL.Path
+	if q := c.Request.URL.RawQuery; q != "" {
+		target += "?" + q
+	}
+	fp := fingerprint(c.Request.Method, target, body)
 
 	release, err := s.idem.acquire(ctx, scope, key)
 	if err != nil {
-		s.abort(c, err)
-		return
+		return err
 	}
 	defer release()
 
 	stored, found, err := s.idem.store.Response(ctx, scope, key)
 	switch {
 	case err != nil:
-		s.abort(c, err)
-		return
+		return err
 	case found:
 		if stored.Fingerprint != fp {
-			s.abort(c, &apiError{
+			return &apiError{
 				status:  http.StatusUnprocessableEntity,
 				code:    codeIdempotencyReused,
 				message: "this Idempotency-Key was used for a different request",
-				details: map[string]any{"idempotency_key": key},
-			})
-			return
+				details: map[string]any{"field": idempotencyHeader, "idempotency_key": key},
+			}
 		}
 		c.Header("Idempotent-Replayed", "true")
 		for _, h := range stored.Headers {
@@ -183,18 +232,20 @@ func (s *Server) idempotent(c *gin.Context) {
 		}
 		c.Data(stored.Status, stored.ContentType, stored.Body)
 		c.Abort()
-		return
+		return nil
 	}
 
 	c.Set(ctxIdemKey, key)
 	cw := &captureWriter{ResponseWriter: c.Writer}
 	c.Writer = cw
-	c.Next()
+	if err := run(); err != nil {
+		s.abort(c, err)
+	}
 	c.Writer = cw.ResponseWriter
 
 	status := cw.Status()
 	if status < 200 || status > 299 {
-		return
+		return nil
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
@@ -211,6 +262,7 @@ func (s *Server) idempotent(c *gin.Context) {
 		// request did (a created room is found by its derived id).
 		s.log.Error("store idempotent response", "route", routeLabel(c), "err", err)
 	}
+	return nil
 }
 
 // replayedHeaders are the headers of a response that a replay repeats:

@@ -8,9 +8,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pion/webrtc/v4"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/actors/actorpb"
-	"google.golang.org/protobuf/proto"
+	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 func TestIdempotentCreateReplays(t *testing.T) {
@@ -47,7 +51,7 @@ func TestIdempotentCreateReplays(t *testing.T) {
 	} {
 		r := s.do(t, http.MethodPost, req.path, req.body, idemKey("k-1"))
 		mustStatus(t, r, http.StatusUnprocessableEntity)
-		if r.errorCode(t) != codeIdempotencyReused {
+		if r.errorCode(t) != codeIdempotencyReused || r.errorField(t) != "Idempotency-Key" {
 			t.Fatalf("%s: %s", req.path, r.body)
 		}
 	}
@@ -76,7 +80,7 @@ func TestIdempotencyKeyValidation(t *testing.T) {
 	for _, k := range []string{"", strings.Repeat("k", 256), "tab\tkey", "é"} {
 		r := s.do(t, http.MethodPost, "/api/v1/rooms", `{"name":"x"}`, idemKey(k))
 		mustStatus(t, r, http.StatusBadRequest)
-		if r.errorCode(t) != codeInvalidIdempotency {
+		if r.errorCode(t) != codeInvalidIdempotency || r.errorField(t) != "Idempotency-Key" {
 			t.Fatalf("key %q: %s", k, r.body)
 		}
 	}
@@ -178,5 +182,101 @@ func TestDerivedRoomIDs(t *testing.T) {
 	first := derivedRoomID("A", "1")
 	if again := derivedRoomID("A", "1"); again != first {
 		t.Fatalf("not deterministic: %q then %q", first, again)
+	}
+}
+
+// A WHEP POST retried with its Idempotency-Key gets the first answer, its
+// Location, ETag and SDP, and makes no second viewer; the same key with
+// another offer is refused as on /api/v1, and another identity's key is
+// its own. A WHIP POST is kept the same way.
+func TestIdempotentWHIPAndWHEP(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"wh","name":"WH"}`)
+	pubToken := s.joinToken(t, "wh", "encoder", auth.RolePublisher)
+	pc, media, offer := publisherPeer(t)
+	post := func(path, token, offer, key string) response {
+		return s.do(t, http.MethodPost, path, offer, bearer(token), header{"Content-Type", "application/sdp"}, idemKey(key))
+	}
+	sameAnswer := func(what string, first, again response) {
+		t.Helper()
+		mustStatus(t, again, http.StatusCreated)
+		for _, h := range []string{"Location", "ETag", "Content-Type"} {
+			if again.header.Get(h) == "" || again.header.Get(h) != first.header.Get(h) {
+				t.Errorf("%s: the retry's %s %q, the first's %q", what, h, again.header.Get(h), first.header.Get(h))
+			}
+		}
+		if again.header.Get("Idempotent-Replayed") != "true" || string(again.body) != string(first.body) {
+			t.Fatalf("%s: the retry got %v\n%s\nthe first answer was\n%s", what, again.header, again.body, first.body)
+		}
+	}
+
+	pub := post("/whip/wh", pubToken, offer, "publish-1")
+	mustStatus(t, pub, http.StatusCreated)
+	sameAnswer("WHIP", pub, post("/whip/wh", pubToken, offer, "publish-1"))
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(pub.body)}); err != nil {
+		t.Fatal(err)
+	}
+	media.run(t)
+	poll.Until(t, "the published tracks", func() bool {
+		ps := s.participants(t, "wh")
+		return len(ps) == 1 && len(ps[0]["tracks"].([]any)) == 2
+	})
+
+	viewerToken := s.joinToken(t, "wh", "viewer", auth.RoleSubscriber)
+	view := transceiverPeer(t, clientAPI(t), webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
+	viewOffer := gatheredOffer(t, view)
+	first := post("/whep/wh?max_quality=360p", viewerToken, viewOffer, "view-1")
+	mustStatus(t, first, http.StatusCreated)
+	sameAnswer("WHEP", first, post("/whep/wh?max_quality=360p", viewerToken, viewOffer, "view-1"))
+	if n := len(s.participants(t, "wh")); n != 2 {
+		t.Fatalf("%d participants after a WHEP POST and its retry, want the publisher and one viewer", n)
+	}
+
+	// The same key for another request: another offer, or other query
+	// settings.
+	other := gatheredOffer(t, transceiverPeer(t, clientAPI(t), webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeVideo))
+	for _, r := range []response{
+		post("/whep/wh?max_quality=360p", viewerToken, other, "view-1"),
+		post("/whep/wh", viewerToken, viewOffer, "view-1"),
+	} {
+		mustStatus(t, r, http.StatusUnprocessableEntity)
+		if r.errorCode(t) != codeIdempotencyReused {
+			t.Fatalf("a reused key: %s", r.body)
+		}
+	}
+	// Another identity's key is its own: the same key makes its viewer.
+	second := post("/whep/wh", s.joinToken(t, "wh", "viewer-2", auth.RoleSubscriber), other, "view-1")
+	mustStatus(t, second, http.StatusCreated)
+	if second.header.Get("Idempotent-Replayed") != "" || second.header.Get("Location") == first.header.Get("Location") {
+		t.Fatalf("another identity's POST: %v", second.header)
+	}
+	if n := len(s.participants(t, "wh")); n != 3 {
+		t.Fatalf("%d participants, want the publisher and two viewers", n)
+	}
+}
+
+// The token routes outside /api/v1 keep a response by Idempotency-Key too:
+// a retried public join gets the first guest's token, not a second guest.
+func TestIdempotentPublicToken(t *testing.T) {
+	s := newStack(t, nil)
+	s.createRoom(t, `{"id":"open","name":"Open","privacy":"public"}`)
+	post := func(body, key string) response {
+		return s.do(t, http.MethodPost, "/rooms/open/token", body, header{"Authorization", ""}, idemKey(key))
+	}
+	first := post(`{"name":"Guest"}`, "guest-1")
+	mustStatus(t, first, http.StatusOK)
+	again := post(`{"name":"Guest"}`, "guest-1")
+	mustStatus(t, again, http.StatusOK)
+	if again.header.Get("Idempotent-Replayed") != "true" || string(again.body) != string(first.body) {
+		t.Fatalf("the retry got %s, the first %s", again.body, first.body)
+	}
+	r := post(`{"name":"Someone else"}`, "guest-1")
+	mustStatus(t, r, http.StatusUnprocessableEntity)
+	if r.errorCode(t) != codeIdempotencyReused {
+		t.Fatalf("a reused key: %s", r.body)
+	}
+	if fresh := post(`{"name":"Guest"}`, "guest-2"); fresh.status != http.StatusOK || string(fresh.body) == string(first.body) {
+		t.Fatalf("a new key: %d %s", fresh.status, fresh.body)
 	}
 }

@@ -94,6 +94,18 @@ func routeLabel(c *gin.Context) string {
 	return "unmatched"
 }
 
+// methodLabel is the request's method if it is one of HTTP's standard
+// methods, else "other": a client may send any token as a method, and the
+// label set must stay bounded.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
 // observe counts and times every request and logs it at debug level. A
 // connection its handler takes over is counted apart, while it is open and
 // once it is done, and never timed.
@@ -103,7 +115,7 @@ func (s *Server) observe(c *gin.Context) {
 	c.Writer = w
 	c.Next()
 	elapsed := time.Since(start)
-	route, method, status := routeLabel(c), c.Request.Method, c.Writer.Status()
+	route, method, status := routeLabel(c), methodLabel(c.Request.Method), c.Writer.Status()
 	s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	if w.hijacked {
 		s.metrics.upgradedOpen.WithLabelValues(w.route).Dec()
@@ -113,7 +125,7 @@ func (s *Server) observe(c *gin.Context) {
 	}
 	if s.log.Enabled(c.Request.Context(), slog.LevelDebug) {
 		s.log.LogAttrs(c.Request.Context(), slog.LevelDebug, "http request",
-			slog.String("method", method),
+			slog.String("method", c.Request.Method),
 			slog.String("route", route),
 			slog.String("path", c.Request.URL.Path),
 			slog.Int("status", status),

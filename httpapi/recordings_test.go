@@ -75,10 +75,10 @@ func TestRecordingEndToEnd(t *testing.T) {
 	// VideoSDK's start body nests its options ({"config":{"layout":
 	// {"type":"GRID"}}}); Troupe's start body is flat (API.md: layout,
 	// audio_only, participants), so a "config" is a field it does not
-	// know, and a layout that is not a string is invalid, whatever it
-	// names.
+	// know, and a layout that is not a string is of the wrong type,
+	// whatever it names.
 	refuse("/api/v1/rooms/studio/recordings", `{"config":{"layout":{"type":"GRID"}}}`, http.StatusUnprocessableEntity, codeValidationFailed)
-	refuse("/api/v1/rooms/studio/recordings", `{"layout":{"type":"GRID"}}`, http.StatusUnprocessableEntity, codeValidationFailed)
+	refuse("/api/v1/rooms/studio/recordings", `{"layout":{"type":"GRID"}}`, http.StatusBadRequest, codeInvalidType)
 	refuse("/api/v1/recordings/rec_nope/stop", "", http.StatusNotFound, codeRecordingNotFound)
 	if n := s.recordingTotal(t); n != 0 {
 		t.Fatalf("refused starts left %d recordings", n)
@@ -362,13 +362,15 @@ func TestAutoStartRecording(t *testing.T) {
 		{`{"name":"a","auto_start":{"recording":{}}}`, codeValidationFailed, "auto_start.recording"},
 		{`{"name":"a","config":{"recording_enabled":true},"auto_start":{"recording":{"layout":"speaker"}}}`, codeNotProvided, "auto_start.recording.layout"},
 		{`{"name":"a","config":{"recording_enabled":true},"auto_start":{"hls":{"enabled":true}}}`, codeNotProvided, "auto_start.hls"},
-		{`{"name":"a","config":{"recording_enabled":true},"auto_start":{"recording":{"audio_only":"yes"}}}`, codeValidationFailed, "auto_start.recording.audio_only"},
 		{`{"name":"a","config":{"recording_enabled":true},"auto_start":{"recording":{},"color":1}}`, codeValidationFailed, "auto_start.color"},
 	} {
 		r := s.do(t, http.MethodPost, "/api/v1/rooms", c.body)
 		if r.status != http.StatusUnprocessableEntity || r.errorCode(t) != c.code || r.errorField(t) != c.field {
 			t.Errorf("POST /rooms %s = %d %s, want 422 %s on %s", c.body, r.status, r.body, c.code, c.field)
 		}
+	}
+	if r := s.do(t, http.MethodPost, "/api/v1/rooms", `{"name":"a","config":{"recording_enabled":true},"auto_start":{"recording":{"audio_only":"yes"}}}`); !r.isTypeError(t, "auto_start.recording.audio_only") {
+		t.Errorf("POST /rooms with a string for audio_only = %d %s, want 400 invalid_type", r.status, r.body)
 	}
 	if _, total, _, _ := s.listIDs(t, "/api/v1/rooms", "rooms"); total != 0 {
 		t.Fatalf("refused rooms were created: %d", total)

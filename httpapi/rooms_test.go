@@ -145,14 +145,16 @@ func TestCreateRoomErrors(t *testing.T) {
 		{"unknown nested field", `{"name":"x","config":{"fps":30,"bitrate":1}}`, nil, 422, codeValidationFailed, "config.bitrate"},
 		{"unknown webhook field", `{"name":"x","webhook":{"endpoint":"https://a.example","events":["*"],"url":"x"}}`, nil, 422, codeValidationFailed, "webhook.url"},
 		{"status is not writable", `{"name":"x","status":"ended"}`, nil, 422, codeValidationFailed, "status"},
-		{"wrong type", `{"name":"x","config":{"fps":"thirty"}}`, nil, 422, codeValidationFailed, "config.fps"},
+		{"wrong type", `{"name":"x","config":{"fps":"thirty"}}`, nil, 400, codeInvalidType, "config.fps"},
 		{"negative", `{"name":"x","config":{"max_participants":-1}}`, nil, 422, codeValidationFailed, "config.max_participants"},
 		{"fraction", `{"name":"x","config":{"empty_timeout":1.5}}`, nil, 422, codeValidationFailed, "config.empty_timeout"},
-		{"name not string", `{"name":7}`, nil, 422, codeValidationFailed, "name"},
-		{"config not object", `{"name":"x","config":[]}`, nil, 422, codeValidationFailed, "config"},
+		{"name not string", `{"name":7}`, nil, 400, codeInvalidType, "name"},
+		{"name an array", `{"name":["x"]}`, nil, 400, codeInvalidType, "name"},
+		{"config not object", `{"name":"x","config":[]}`, nil, 400, codeInvalidType, "config"},
 		{"config null", `{"name":"x","config":null}`, nil, 422, codeValidationFailed, "config"},
 		{"bad time", `{"name":"x","config":{"join_from":"tomorrow"}}`, nil, 422, codeValidationFailed, "config.join_from"},
-		{"events not strings", `{"name":"x","webhook":{"endpoint":"https://a.example","events":[1]}}`, nil, 422, codeValidationFailed, "webhook.events"},
+		{"events not strings", `{"name":"x","webhook":{"endpoint":"https://a.example","events":[1]}}`, nil, 400, codeInvalidType, "webhook.events"},
+		{"events not an array", `{"name":"x","webhook":{"endpoint":"https://a.example","events":"*"}}`, nil, 400, codeInvalidType, "webhook.events"},
 		{"range from actors", `{"name":"x","config":{"fps":0}}`, nil, 422, codeValidationFailed, "config.fps"},
 		{"bad webhook url", `{"name":"x","webhook":{"endpoint":"ftp://a","events":["*"]}}`, nil, 422, codeValidationFailed, "webhook.endpoint"},
 		{"bad auto_close", `{"name":"x","auto_close":{"type":"never","duration":1}}`, nil, 422, codeValidationFailed, "auto_close.type"},
@@ -420,11 +422,13 @@ func TestPatchRoom(t *testing.T) {
 		{`{"name":"new","config":{"record_on_start":true}}`, "config.record_on_start"},
 		{`{"name":"new","webhook":{"endpoint":"nope","events":["*"]}}`, "webhook.endpoint"},
 		{`{"name":"new","config":{"locked":true,"colour":1}}`, "config.colour"},
-		{`{"name":"new","config":{"locked":"yes"}}`, "config.locked"},
 		{`{"name":null}`, "name"},
 		{`{"config":{"fps":null}}`, "config.fps"},
 		{`{"id":"other"}`, "id"},
 		{`{"name":""}`, "name"},
+	}
+	if r := s.do(t, http.MethodPatch, path, `{"name":"new","config":{"locked":"yes"}}`); !r.isTypeError(t, "config.locked") {
+		t.Errorf("a string for config.locked: %d %s", r.status, r.body)
 	}
 	for _, in := range invalid {
 		r := s.do(t, http.MethodPatch, path, in.body)
@@ -756,19 +760,26 @@ func TestTokens(t *testing.T) {
 		{`{"identity":""}`, "identity"},
 		{`{"identity":"a\u0000b"}`, "identity"},
 		{`{"identity":"` + strings.Repeat("i", 129) + `"}`, "identity"},
-		{`{"identity":5}`, "identity"},
 		{`{"identity":"a","role":"admin"}`, "role"},
 		{`{"identity":"a","ttl":0}`, "ttl"},
 		{`{"identity":"a","ttl":86401}`, "ttl"},
-		{`{"identity":"a","ttl":"1h"}`, "ttl"},
 		{`{"identity":"a","room":"other"}`, "room"},
-		{`{"identity":"a","auto_subscribe":"no"}`, "auto_subscribe"},
 		{`{"identity":"a","auto_subscribe":null}`, "auto_subscribe"},
 	} {
 		r := s.do(t, http.MethodPost, "/api/v1/rooms/stage/tokens", b.body)
 		mustStatus(t, r, http.StatusUnprocessableEntity)
 		if r.errorField(t) != b.field {
 			t.Errorf("%s: %s", b.body, r.body)
+		}
+	}
+	// Values of the wrong JSON type are a 400, the field named as well.
+	for _, b := range []struct{ body, field string }{
+		{`{"identity":5}`, "identity"},
+		{`{"identity":"a","ttl":"1h"}`, "ttl"},
+		{`{"identity":"a","auto_subscribe":"no"}`, "auto_subscribe"},
+	} {
+		if r := s.do(t, http.MethodPost, "/api/v1/rooms/stage/tokens", b.body); !r.isTypeError(t, b.field) {
+			t.Errorf("%s: %d %s", b.body, r.status, r.body)
 		}
 	}
 	mustStatus(t, s.do(t, http.MethodPost, "/api/v1/rooms/stage/tokens", ""), http.StatusBadRequest)

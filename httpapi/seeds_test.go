@@ -30,9 +30,11 @@ func TestSignalWireRoomFields(t *testing.T) {
 	if c := r.json(t)["config"].(map[string]any); c["remove_at"] != nil || c["sync_audio_video"] != false || c["room_join_video_off"] != true {
 		t.Fatalf("after the patch: %v", c)
 	}
+	if r := s.do(t, http.MethodPatch, "/api/v1/rooms/sw", `{"config":{"room_join_video_off":"yes"}}`); !r.isTypeError(t, "config.room_join_video_off") {
+		t.Errorf("a string for room_join_video_off: %d %s", r.status, r.body)
+	}
 	for _, body := range []string{
 		`{"config":{"remove_at":"tomorrow"}}`,
-		`{"config":{"room_join_video_off":"yes"}}`,
 		`{"config":{"prioritize_handraise":null}}`,
 		`{"config":{"layout":"mosaic"}}`,
 		`{"config":{"preview_url":"https://x"}}`,

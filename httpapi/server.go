@@ -92,7 +92,8 @@ type Config struct {
 	// Registry receives the HTTP metrics and is what /metrics serves. nil
 	// uses a private registry.
 	Registry *prometheus.Registry
-	// Ready backs /readyz: nil means always ready.
+	// Ready backs /readyz: nil means always ready. The answer of a
+	// NotReadyError names its Reason; any other error only says not ready.
 	Ready func(context.Context) error
 	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -167,6 +168,7 @@ type Server struct {
 
 	corsPolicy *corsPolicy // who may call WHIP and WHEP from a browser
 
+	ready     readiness       // what /readyz last answered, logged once per change
 	live      liveSessions    // signaling sockets and WHIP/WHEP sessions
 	forwarder *http.Transport // to the other nodes of a cluster
 }
@@ -332,20 +334,12 @@ func (s *Server) routes() *gin.Engine {
 	e.GET("/app.js", serveFile("app.js", "text/javascript; charset=utf-8", "no-cache"))
 	e.GET("/app.css", serveFile("app.css", "text/css; charset=utf-8", "no-cache"))
 	e.GET("/favicon.ico", serveFile("favicon.ico", "image/x-icon", "public, max-age=86400"))
-	e.POST("/dev/token", s.handle(s.devToken))
-	e.POST("/rooms/:id/token", s.readBody, s.handle(s.publicToken))
+	// The POSTs outside /api/v1 honour Idempotency-Key too: these two by
+	// the client's address, WHIP and WHEP by the token's identity
+	// (whipOffer).
+	e.POST("/dev/token", s.idempotentByAddress, s.handle(s.devToken))
+	e.POST("/rooms/:id/token", s.readBody, s.idempotentByAddress, s.handle(s.publicToken))
 	return e
-}
-
-func (s *Server) readyz(c *gin.Context) {
-	if s.cfg.Ready != nil {
-		if err := s.cfg.Ready(c.Request.Context()); err != nil {
-			s.log.Warn("not ready", "err", err)
-			s.abort(c, newAPIError(http.StatusServiceUnavailable, codeNotReady, "not ready"))
-			return
-		}
-	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }
 
 // handle adapts a handler that returns an error to gin.

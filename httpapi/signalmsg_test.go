@@ -81,16 +81,20 @@ func TestOfferSources(t *testing.T) {
 	if m.sources["0"] != actors.SourceScreenShare || m.sources["1"] != actors.SourceScreenShareAudio || len(m.sources) != 2 {
 		t.Fatalf("sources = %v", m.sources)
 	}
-	for msg, field := range map[string]string{
-		`{"type":"offer","sdp":"v=0","sources":{"0":"hologram"}}`: `sources."0"`,
-		`{"type":"offer","sdp":"v=0","sources":{"":"camera"}}`:    "sources",
-		`{"type":"offer","sdp":"v=0","sources":["camera"]}`:       "sources",
-		`{"type":"answer","sdp":"v=0","sources":{"0":"camera"}}`:  "sources",
+	for _, tt := range []struct {
+		msg, field string
+		status     int
+	}{
+		{`{"type":"offer","sdp":"v=0","sources":{"0":"hologram"}}`, `sources."0"`, 422},
+		{`{"type":"offer","sdp":"v=0","sources":{"":"camera"}}`, "sources", 422},
+		{`{"type":"offer","sdp":"v=0","sources":["camera"]}`, "sources", 400}, // of the wrong type
+		{`{"type":"offer","sdp":"v=0","sources":{"0":1}}`, "sources", 400},
+		{`{"type":"answer","sdp":"v=0","sources":{"0":"camera"}}`, "sources", 422},
 	} {
-		_, err := decodeClientMsg([]byte(msg))
+		_, err := decodeClientMsg([]byte(tt.msg))
 		ae, _ := toAPIError(err)
-		if ae.status != 422 || ae.details["field"] != field {
-			t.Errorf("%s: %v, want 422 on %s", msg, err, field)
+		if ae.status != tt.status || ae.details["field"] != tt.field {
+			t.Errorf("%s: %v, want %d on %s", tt.msg, err, tt.status, tt.field)
 		}
 	}
 }

@@ -32,8 +32,12 @@ func TestDecodeTrackSettings(t *testing.T) {
 		{`{"type":"track-settings","track_id":"TR_a","width":320.5,"height":180}`, actors.TrackSettings{}, "width"},
 		{`{"type":"track-settings","track_id":"TR_a","paused":true}`, actors.TrackSettings{Paused: true}, ""},
 		{`{"type":"track-settings","track_id":"TR_a","width":320,"height":180,"paused":false}`, actors.TrackSettings{Width: 320, Height: 180}, ""},
-		{`{"type":"track-settings","track_id":"TR_a","paused":"yes"}`, actors.TrackSettings{}, "paused"},
 		{`{"type":"track-settings","track_id":"TR_a","paused":null}`, actors.TrackSettings{}, "paused"},
+	}
+	// A value of the wrong JSON type is a 400, the field named.
+	_, err := decodeClientMsg([]byte(`{"type":"track-settings","track_id":"TR_a","paused":"yes"}`))
+	if ae, _ := toAPIError(err); ae.status != http.StatusBadRequest || ae.code != codeInvalidType || ae.details["field"] != "paused" {
+		t.Errorf("a string for paused: %v", err)
 	}
 	for _, tt := range tests {
 		m, err := decodeClientMsg([]byte(tt.msg))

@@ -38,7 +38,7 @@ func TestWHEPCodecs(t *testing.T) {
 
 	h264Only := whepCodecViewer(t, []webrtc.RTPCodecCapability{rtctest.H264}, webrtc.RTPCodecTypeVideo)
 	r := s.whipPost(t, "/whep/codecs", s.joinToken(t, "codecs", "viewer", auth.RoleSubscriber), "application/sdp", gatheredOffer(t, h264Only))
-	if r.status != http.StatusUnprocessableEntity || r.errorCode(t) != "no_common_codec" {
+	if r.status != http.StatusUnprocessableEntity || r.errorCode(t) != "no_common_codec" || r.errorField(t) != "sdp" {
 		t.Fatalf("%d %s, want 422 no_common_codec", r.status, r.body)
 	}
 	if msg := string(r.body); !strings.Contains(msg, "video/VP8") {

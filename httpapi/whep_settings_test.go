@@ -104,7 +104,7 @@ func TestWHEPViewerSettings(t *testing.T) {
 		{body: `{"width":0,"height":10}`, status: http.StatusUnprocessableEntity, field: "width"},
 		{body: `{"width":640}`, status: http.StatusUnprocessableEntity, field: "width"},
 		{body: `{"max_quality":"huge"}`, status: http.StatusUnprocessableEntity, field: "max_quality"},
-		{body: `{"paused":"yes"}`, status: http.StatusUnprocessableEntity, field: "paused"},
+		{body: `{"paused":"yes"}`, status: http.StatusBadRequest, field: "paused"},
 		{body: `{"colour":"red"}`, status: http.StatusUnprocessableEntity, field: "colour"},
 		{body: `not json`, status: http.StatusBadRequest, code: codeMalformedJSON},
 		{body: `{"width":1280,"height":720}` + strings.Repeat(" ", maxViewerSettingsBytes), status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge},

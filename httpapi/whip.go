@@ -100,33 +100,55 @@ func (s *Server) whipOffer(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	// A retry (the same Idempotency-Key, from the same identity) gets the
+	// first answer, its session's Location and ETag, and makes no second
+	// participant.
+	return s.idempotently(c, joinScope(claims), []byte(offer), func() error {
+		return s.answerOffer(c, whipOfferRequest{kind: kind, prefix: prefix, room: room, claims: claims, settings: settings, offer: offer})
+	})
+}
+
+// whipOfferRequest is a WHIP or WHEP POST whose token and body have been
+// read.
+type whipOfferRequest struct {
+	kind     actors.ClientKind
+	prefix   string // "whip" or "whep"
+	room     actors.RoomID
+	claims   *auth.Claims
+	settings *actors.TrackSettings // a WHEP viewer's query, or nil
+	offer    string
+}
+
+// answerOffer joins the room with the offer of a WHIP or WHEP POST and
+// answers it.
+func (s *Server) answerOffer(c *gin.Context, r whipOfferRequest) error {
 	// Checked before joining: a bad offer must not make a participant
 	// appear in the room (and start a session) only to leave again.
 	// CheckOffer applies the cheap rules (ValidateOffer) first, then tries
 	// the offer on a peer connection.
-	if err := s.cfg.Rooms.CheckOffer(kind, offer); err != nil {
+	if err := s.cfg.Rooms.CheckOffer(r.kind, r.offer); err != nil {
 		return err
 	}
 	ctx := c.Request.Context()
-	if kind == actors.ClientWHEP {
+	if r.kind == actors.ClientWHEP {
 		// Also before joining: a viewer that can receive none of the
 		// room's tracks must leave no trace either. A room that cannot
 		// be listed is left to Join to report.
-		if list, err := s.cfg.Rooms.Participants(ctx, room); err == nil {
-			if err := actors.CheckWHEPOffer(offer, list); err != nil {
+		if list, err := s.cfg.Rooms.Participants(ctx, r.room); err == nil {
+			if err := actors.CheckWHEPOffer(r.offer, list); err != nil {
 				return err
 			}
 		}
 	}
-	w := &whipSession{identity: claims.Subject, kind: kind, live: &s.live}
-	p, info, err := s.cfg.Rooms.Join(ctx, room, joinRequest(claims, kind, w))
+	w := &whipSession{identity: r.claims.Subject, kind: r.kind, live: &s.live}
+	p, info, err := s.cfg.Rooms.Join(ctx, r.room, joinRequest(r.claims, r.kind, w))
 	if err != nil {
 		return err
 	}
-	answer, err := p.Offer(ctx, offer)
-	if err == nil && settings != nil {
+	answer, err := p.Offer(ctx, r.offer)
+	if err == nil && r.settings != nil {
 		// Before the client has the answer: no media has gone yet.
-		err = p.SetViewerSettings(ctx, *settings)
+		err = p.SetViewerSettings(ctx, *r.settings)
 	}
 	if err == nil {
 		err = w.register(p)
@@ -137,7 +159,7 @@ func (s *Server) whipOffer(c *gin.Context) error {
 		}
 		return err
 	}
-	c.Header("Location", "/"+prefix+"/"+url.PathEscape(string(room))+"/"+url.PathEscape(string(p.ID)))
+	c.Header("Location", "/"+r.prefix+"/"+url.PathEscape(string(r.room))+"/"+url.PathEscape(string(p.ID)))
 	c.Header("ETag", `"`+string(p.ID)+`"`)
 	addICEServerLinks(c, info.ICEServers)
 	c.Data(http.StatusCreated, contentTypeSDP, []byte(answer))

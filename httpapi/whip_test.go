@@ -428,6 +428,10 @@ func TestWHIPRefusedOfferLeavesNoTrace(t *testing.T) {
 			if r.status != tc.status || r.errorCode(t) != tc.code {
 				t.Fatalf("%d %s, want %d %s", r.status, r.body, tc.status, tc.code)
 			}
+			// A 422 names the field to blame: the offer.
+			if tc.status == http.StatusUnprocessableEntity && r.errorField(t) != "sdp" {
+				t.Fatalf("%s: details.field %q, want sdp", r.body, r.errorField(t))
+			}
 		})
 	}
 	if n := len(s.participants(t, "strict")); n != 0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/internal/promtest"
 	"github.com/troupe-media/troupe/rtc"
 	"github.com/troupe-media/troupe/rtc/rtctest"
 )
@@ -128,12 +129,7 @@ func TestWHIPTrickleICE(t *testing.T) {
 		media.wait()
 	})
 	media.attach(t, pc)
-	iceConnected := make(chan struct{}, 8)
-	pc.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) {
-		if st == webrtc.ICEConnectionStateConnected {
-			iceConnected <- struct{}{}
-		}
-	})
+	iceConnected := notifyConnected(pc)
 	c := s.postUntrickled(t, "/whip/trickle", token, pc)
 	frag := c.fragment(t)
 	r := c.patch(t, frag.String(), c.etag)
@@ -191,6 +187,15 @@ func TestWHIPTrickleICE(t *testing.T) {
 			}
 		})
 	}
+	// Another identity's token, or none, is refused before the session.
+	other := s.joinToken(t, "trickle", "someone-else", auth.RolePublisher)
+	for tok, want := range map[string]int{other: http.StatusForbidden, "": http.StatusUnauthorized} {
+		hs := []header{{"Authorization", ""}, {"Content-Type", contentTypeTrickleICE}, {"If-Match", c.etag}}
+		if tok != "" {
+			hs[0] = bearer(tok)
+		}
+		mustStatus(t, s.do(t, http.MethodPatch, c.loc, frag.String(), hs...), want)
+	}
 	now := video.Stats().Packets
 	poll.Until(t, "50 more video packets after the refusals", func() bool { return video.Stats().Packets >= now+50 })
 	checkIntact(t, "viewer video", video)
@@ -200,21 +205,46 @@ func TestWHIPTrickleICE(t *testing.T) {
 	// The ETag still names the session; If-Match may list it among others.
 	mustStatus(t, c.patch(t, "a=end-of-candidates\r\n", `"PA_other", `+c.etag), http.StatusNoContent)
 
-	// An ICE restart.
-	restart, err := pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	etag := c.restart(t, iceConnected)
+	now = video.Stats().Packets
+	poll.Until(t, "50 more video packets after the restart", func() bool { return video.Stats().Packets >= now+50 })
+
+	// The old ETag names a session that is gone; the new one trickles.
+	mustStatus(t, c.patch(t, "a=end-of-candidates\r\n", c.etag), http.StatusPreconditionFailed)
+	mustStatus(t, c.patch(t, "a=end-of-candidates\r\n", etag), http.StatusNoContent)
+	mustStatus(t, s.do(t, http.MethodDelete, c.loc, "", bearer(token)), http.StatusOK)
+
+	// The fragments the participant took, by result; the refusals of its
+	// actor's tag check and of the edge (If-Match, size) are not the
+	// peer's.
+	for result, want := range map[string]float64{"trickle": 3, "restart": 1, "refused": 8} {
+		if got := promtest.Value(t, s.reg, "troupe_rtc_ice_fragments_total", "result", result); got != want {
+			t.Errorf("troupe_rtc_ice_fragments_total{result=%q} = %v, want %v", result, got, want)
+		}
+	}
+}
+
+// restart restarts ICE from the client: a restart offer, its new
+// credentials and candidates sent with If-Match "*", the server's new
+// ones in the 200 applied as the answer. It waits until ICE has connected
+// again (connected receives each connection) and returns the new ETag.
+func (c *trickler) restart(t *testing.T, connected chan struct{}) string {
+	t.Helper()
+	old := c.fragment(t)
+	restart, err := c.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(restart); err != nil {
+	gathered := webrtc.GatheringCompletePromise(c.pc)
+	if err := c.pc.SetLocalDescription(restart); err != nil {
 		t.Fatal(err)
 	}
 	waitChan(t, "the client's new candidates", gathered)
-	newFrag := c.fragment(t)
-	if newFrag.Ufrag == frag.Ufrag {
+	frag := c.fragment(t)
+	if frag.Ufrag == old.Ufrag {
 		t.Fatal("the client's restart kept its ufrag")
 	}
-	r = c.patch(t, newFrag.String(), "*")
+	r := c.patch(t, frag.String(), "*")
 	mustStatus(t, r, http.StatusOK)
 	etag := r.header.Get("ETag")
 	if r.header.Get("Content-Type") != contentTypeTrickleICE || etag == "" || etag == c.etag {
@@ -229,21 +259,27 @@ func TestWHIPTrickleICE(t *testing.T) {
 	}
 	// The client takes the server's new credentials and candidates as the
 	// answer to its restart offer (RFC 9725: the rest is as negotiated).
-	answer := withICE(withoutCandidates(pc.CurrentRemoteDescription().SDP), server)
-	for range len(iceConnected) {
-		<-iceConnected
+	answer := withICE(withoutCandidates(c.pc.CurrentRemoteDescription().SDP), server)
+	for range len(connected) {
+		<-connected
 	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatal(err)
 	}
-	waitChan(t, "ICE to connect again after the restart", iceConnected)
-	now = video.Stats().Packets
-	poll.Until(t, "50 more video packets after the restart", func() bool { return video.Stats().Packets >= now+50 })
+	waitChan(t, "ICE to connect again after the restart", connected)
+	return etag
+}
 
-	// The old ETag names a session that is gone; the new one trickles.
-	mustStatus(t, c.patch(t, "a=end-of-candidates\r\n", c.etag), http.StatusPreconditionFailed)
-	mustStatus(t, c.patch(t, "a=end-of-candidates\r\n", etag), http.StatusNoContent)
-	mustStatus(t, s.do(t, http.MethodDelete, c.loc, "", bearer(token)), http.StatusOK)
+// notifyConnected returns a channel that receives each time pc's ICE
+// connects.
+func notifyConnected(pc *webrtc.PeerConnection) chan struct{} {
+	connected := make(chan struct{}, 8)
+	pc.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) {
+		if st == webrtc.ICEConnectionStateConnected {
+			connected <- struct{}{}
+		}
+	})
+	return connected
 }
 
 // withICE returns the description d with the credentials and candidates
@@ -280,6 +316,7 @@ func TestWHEPTrickleICE(t *testing.T) {
 		got <- rc
 		rc.Run()
 	})
+	connected := notifyConnected(pc)
 	c := s.postUntrickled(t, "/whep/whept", s.joinToken(t, "whept", "viewer", auth.RoleSubscriber), pc)
 	// The candidates one PATCH at a time, as a client trickles them as
 	// it gathers; the end of candidates last.
@@ -293,15 +330,24 @@ func TestWHEPTrickleICE(t *testing.T) {
 	mustStatus(t, c.patch(t, "a=ice-ufrag:"+f.Ufrag+"\r\na=end-of-candidates\r\n", c.etag), http.StatusNoContent)
 	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
+	var receivers []*rtctest.Receiver
 	for range 2 {
 		select {
 		case rc := <-got:
 			poll.Until(t, "50 packets at the WHEP viewer", func() bool { return rc.Stats().Packets >= 50 })
 			checkIntact(t, "WHEP viewer", rc)
+			receivers = append(receivers, rc)
 		case <-ctx.Done():
 			t.Fatal("the trickling WHEP viewer got fewer than 2 tracks")
 		}
 	}
+	// The viewer restarts ICE; its media goes on.
+	etag := c.restart(t, connected)
+	for _, rc := range receivers {
+		now := rc.Stats().Packets
+		poll.Until(t, "50 more packets at the WHEP viewer after its restart", func() bool { return rc.Stats().Packets >= now+50 })
+	}
+	mustStatus(t, c.patch(t, "a=end-of-candidates\r\n", etag), http.StatusNoContent)
 	// A JSON PATCH still sets what the viewer asks of its video.
 	r := s.do(t, http.MethodPatch, c.loc, `{"max_quality":"360p"}`, bearer(c.token), header{"Content-Type", contentTypeJSON})
 	mustStatus(t, r, http.StatusNoContent)

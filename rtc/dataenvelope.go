@@ -101,7 +101,7 @@ func ParseDataMessage(frame []byte, text bool) (DataMessage, error) {
 	}
 	switch {
 	case h.Topic == nil:
-		return msg, badData("topic is required")
+		return msg, badField("topic", "is required")
 	case text && h.Data == nil:
 		return msg, badData("data is required in a text message")
 	case !text && h.Data != nil:
@@ -113,11 +113,11 @@ func ParseDataMessage(frame []byte, text bool) (DataMessage, error) {
 	msg.Topic = *h.Topic
 	if h.To != nil {
 		if len(*h.To) == 0 || len(*h.To) > MaxDataTargets {
-			return msg, badData("to names 1 to %d participants, or is left out for the whole room", MaxDataTargets)
+			return msg, badField("to", "names 1 to %d participants, or is left out for the whole room", MaxDataTargets)
 		}
 		for _, id := range *h.To {
 			if id == "" || len(id) > maxTargetID {
-				return msg, badData("to has an empty or overlong participant id")
+				return msg, badField("to", "has an empty or overlong participant id")
 			}
 		}
 		msg.To = *h.To
@@ -130,11 +130,11 @@ func ParseDataMessage(frame []byte, text bool) (DataMessage, error) {
 
 func validTopic(t string) error {
 	if t == "" || len(t) > MaxDataTopic || !utf8.ValidString(t) {
-		return badData("topic must be 1 to %d bytes of UTF-8", MaxDataTopic)
+		return badField("topic", "must be 1 to %d bytes of UTF-8", MaxDataTopic)
 	}
 	for _, r := range t {
 		if unicode.IsControl(r) || unicode.IsSpace(r) {
-			return badData("topic must not contain spaces or control characters")
+			return badField("topic", "must not contain spaces or control characters")
 		}
 	}
 	return nil
@@ -189,6 +189,22 @@ func badData(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrBadDataMessage, fmt.Sprintf(format, args...))
 }
 
+// DataFieldError is a refusal of one field of a data message's envelope
+// (its topic, its to), which the API names. It is an ErrBadDataMessage.
+type DataFieldError struct {
+	Field, Reason string
+}
+
+func (e *DataFieldError) Error() string {
+	return ErrBadDataMessage.Error() + ": " + e.Field + " " + e.Reason
+}
+
+func (e *DataFieldError) Unwrap() error { return ErrBadDataMessage }
+
+func badField(field, format string, args ...any) error {
+	return &DataFieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
 // ValidateDataMessage checks a message the server sends (it did not come
 // through ParseDataMessage): its topic, its targets and, once tagged, its
 // size. Its errors wrap ErrBadDataMessage or ErrDataTooLarge.
@@ -197,11 +213,11 @@ func ValidateDataMessage(msg DataMessage) error {
 		return err
 	}
 	if len(msg.To) > MaxDataTargets {
-		return badData("to names at most %d participants", MaxDataTargets)
+		return badField("to", "names at most %d participants", MaxDataTargets)
 	}
 	for _, id := range msg.To {
 		if id == "" || len(id) > maxTargetID {
-			return badData("to has an empty or overlong participant id")
+			return badField("to", "has an empty or overlong participant id")
 		}
 	}
 	frame, err := encodeRelayed(DataSender{}, msg)

@@ -7,9 +7,11 @@
 // and its negotiation: the offer/answer exchanges (as the polite peer,
 // holding a renegotiation until ICE has connected), the mids of the
 // server's own sections, each source offered in its own codec and skipped
-// when the client's description does not take it, the candidates, and the
-// DownTracks that send the client other peers' tracks (for a WHEP client,
-// slots fed by whichever source fits). Its owner turns what pion reports
+// when the client's description does not take it, the candidates (a WHIP
+// or WHEP client's in trickle ICE fragments, whose new credentials restart
+// ICE: icefrag.go, peer_ice.go), and the DownTracks that send the client
+// other peers' tracks (for a WHEP client, slots fed by whichever source
+// fits). Its owner turns what pion reports
 // into its own messages and hands them back (Handle), so that the Peer is
 // only ever used from the owner's goroutine.
 //

@@ -298,7 +298,9 @@ func (e *estimator) observe(pkt []byte, _ interceptor.Attributes, now time.Time)
 		case typ == rtcpPSFB && format == fmtAppLayerFB:
 			var remb rtcp.ReceiverEstimatedMaximumBitrate
 			if remb.Unmarshal(p) == nil {
-				e.remb.Store(uint64(remb.Bitrate))
+				// Its mantissa shifted by up to 63 bits overflows a
+				// rate: the most a connection is estimated at bounds it.
+				e.remb.Store(uint64(min(remb.Bitrate, bweMaxBitrate)))
 				e.rembAt.Store(now.UnixNano())
 			}
 		}

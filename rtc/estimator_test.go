@@ -198,3 +198,22 @@ func TestSendStateFitsALine(t *testing.T) {
 		t.Fatalf("sendState is %d bytes, more than a cache line", n)
 	}
 }
+
+// TestEstimatorREMBOutOfRange: a REMB's bitrate is a mantissa shifted by
+// up to 63 bits, far past what an int holds; read from the client's RTCP,
+// the largest a client can send is taken as the most a connection is
+// estimated at, never as a negative or wrapped rate.
+func TestEstimatorREMBOutOfRange(t *testing.T) {
+	est := &estimator{}
+	// 18 bits of mantissa, all set, shifted by 63: about 2.4e24 bps.
+	remb := []byte{0x8f, rtcpPSFB, 0, 4, 0, 0, 0, 9, 0, 0, 0, 0, 'R', 'E', 'M', 'B', 0, 63<<2 | 3, 0xff, 0xff}
+	r := est.BindRTCPReader(interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		return copy(b, remb), a, nil
+	}))
+	if _, _, err := r.Read(make([]byte, 1500), nil); err != nil {
+		t.Fatal(err)
+	}
+	if bps, src := est.Estimate(time.Now()); src != EstimateREMB || bps != bweMaxBitrate {
+		t.Fatalf("estimate %d from %q after a REMB of 2^63 times its mantissa, want %d from remb", bps, src, bweMaxBitrate)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // rfc9725Fragment is the trickle ICE fragment of RFC 9725's example: the
@@ -136,4 +138,49 @@ func FuzzParseICEFragment(f *testing.F) {
 			t.Fatalf("round trip of %q:\n%+v\n%+v", body, frag, again)
 		}
 	})
+}
+
+// The description a restart applies has the new credentials, at session
+// and media level, no candidate, and every line ended by CRLF, whether the
+// client's ended them by CRLF or LF.
+func TestWithICECredentials(t *testing.T) {
+	const want = "v=0\r\na=ice-ufrag:NEWU\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=ice-ufrag:NEWU\r\na=ice-pwd:NEWPWD\r\na=setup:actpass\r\n"
+	for _, eol := range []string{"\r\n", "\n"} {
+		d := strings.Join([]string{"v=0", "a=ice-ufrag:old1", "m=audio 9 UDP/TLS/RTP/SAVPF 111", "a=mid:0", "a=ice-ufrag:old1",
+			"a=ice-pwd:oldoldoldoldoldoldoldold", "a=candidate:1 1 udp 1 192.0.2.1 5000 typ host", "a=setup:actpass", "a=end-of-candidates", ""}, eol)
+		if got := withICECredentials(d, "NEWU", "NEWPWD"); got != want {
+			t.Errorf("with %q line ends:\n%q\nwant\n%q", eol, got, want)
+		}
+	}
+}
+
+// A Peer takes ICE fragments from a WHIP or WHEP client once it has its
+// offer: a signaling client's, or one before the offer, is refused, and
+// counted so.
+func TestApplyICEFragmentState(t *testing.T) {
+	engine := testEngine(t, defaultInterceptors)
+	defer engine.Close()
+	m := NewMetrics()
+	for _, c := range []struct {
+		mode PeerMode
+		says string
+	}{
+		{PeerSignaling, "trickles its candidates as messages"},
+		{PeerWHIP, "no offer yet"},
+	} {
+		p, err := NewPeer(PeerConfig{Engine: engine, Mode: c.mode, Metrics: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = p.ApplyICEFragment(rfc9725Fragment)
+		if !errors.Is(err, ErrNegotiationState) || !strings.Contains(err.Error(), c.says) || p.ICERestarts() != 0 {
+			t.Errorf("%s peer: %v, want ErrNegotiationState saying %q", c.mode, err, c.says)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := testutil.ToFloat64(m.link.iceFragments.WithLabelValues("refused")); got != 2 {
+		t.Errorf("refused fragments counted %v, want 2", got)
+	}
 }

@@ -2,6 +2,7 @@ package rtc
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"slices"
 	"sync"
@@ -270,7 +271,9 @@ func (st *allocState) fastChecks(dt *DownTrack, now time.Time) bool {
 }
 
 func newAllocator(est *estimator, clk clock.Clock, m *Metrics) *allocator {
-	return &allocator{est: est, clk: clk, metrics: m, probe: newProber(est, clk, m), subs: make(map[*DownTrack]*allocState)}
+	a := &allocator{est: est, clk: clk, metrics: m, probe: newProber(est, clk, m), subs: make(map[*DownTrack]*allocState)}
+	a.probe.fail = a.fail
+	return a
 }
 
 // setNotify sets where pauses and resumes are told.
@@ -333,6 +336,30 @@ func (a *allocator) remove(dt *DownTrack) {
 	}
 }
 
+// fail stops the checks after a panic on the allocator's timer or the
+// probe's, and tells the owner (FailureEvent), which closes the Peer: a
+// panic there must end one connection, not the server.
+func (a *allocator) fail(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.failLocked(err)
+}
+
+// failLocked is fail with a.mu held.
+func (a *allocator) failLocked(err error) {
+	if a.closed {
+		return
+	}
+	a.closed = true
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+	a.probe.close()
+	if a.notify != nil {
+		a.notify(FailureEvent{Err: err})
+	}
+}
+
 // close stops the checks.
 func (a *allocator) close() {
 	if a == nil {
@@ -375,6 +402,11 @@ type videoItem struct {
 func (a *allocator) check() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			a.failLocked(fmt.Errorf("%w: bandwidth check: %v", ErrReadLoopPanic, r))
+		}
+	}()
 	if a.closed {
 		return
 	}

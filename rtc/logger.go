@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/logging"
 )
 
@@ -78,6 +79,14 @@ var benignPionWarnings = []benignWarning{
 	// transport has registered with the mux: it is queued and delivered
 	// then. One dropped ("not adding to queue") stays a warning.
 	{"mux", "Warning: mux: no endpoint for packet starting with ", ", adding to queue"},
+	// A peer connection closed before its ICE transport connected: the
+	// transports' start, queued by SetRemoteDescription, finds it closed or
+	// is cancelled, and the remote candidates still being added find the
+	// agent closed. Every WHIP and WHEP offer does that (the offer check's
+	// peer connection is closed at once), as does a join that ends early.
+	{"pc", "Failed to start manager: ", "ICETransport can only be called in ICETransportStateNew"},
+	{"pc", "Failed to start manager: ", ice.ErrCanceledByCaller.Error()},
+	{"ice", "Failed to add remote candidate ", ice.ErrClosed.Error()},
 }
 
 // benignPionErrors are the errors pion logs when a participant leaves as

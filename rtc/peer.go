@@ -146,7 +146,8 @@ type ICEStateEvent struct {
 	State webrtc.ICEConnectionState
 }
 
-// FailureEvent is a panic recovered in a down-track's goroutine: the
+// FailureEvent is a panic recovered in a down-track's goroutine, or on
+// the timer of the connection's bandwidth checks or probes: the
 // owner fails as if it had panicked itself.
 type FailureEvent struct {
 	peerEvent

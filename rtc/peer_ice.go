@@ -27,20 +27,39 @@ type ICEUpdate struct {
 // ICE session its offer started.
 func (p *Peer) ICERestarts() int { return p.iceRestarts }
 
-// ApplyICEFragment applies a PeerWHIP or PeerWHEP client's ICE fragment:
-// its candidates are added as a signaling client's trickled ones are
+// ApplyICEFragment applies a PeerWHIP or PeerWHEP client's ICE fragment,
+// body (ParseICEFragment reads it; the owner bounds its size): its
+// candidates are added as a signaling client's trickled ones are
 // (AddCandidate), and new credentials restart ICE. The fragment is checked
 // whole first, and one refused changes nothing: every section must name
 // a section of the client's offer, of the same media; credentials must be
 // the session's, or new ones (both ufrag and pwd) for a restart; a
-// candidate's ufrag, if it names one, the fragment's.
-func (p *Peer) ApplyICEFragment(f *ICEFragment) (ICEUpdate, error) {
+// candidate's ufrag, if it names one, the fragment's. Each fragment is
+// counted by its result (Metrics).
+func (p *Peer) ApplyICEFragment(body string) (ICEUpdate, error) {
+	up, err := p.applyICEFragment(body)
+	result := "trickle"
+	switch {
+	case err != nil:
+		result = "refused"
+	case up.Restart != nil:
+		result = "restart"
+	}
+	p.cfg.Metrics.countICEFragment(result)
+	return up, err
+}
+
+func (p *Peer) applyICEFragment(body string) (ICEUpdate, error) {
 	if p.mode == PeerSignaling {
 		return ICEUpdate{}, refuse(ErrNegotiationState, "a signaling client trickles its candidates as messages")
 	}
 	rd := p.pc.RemoteDescription()
 	if rd == nil {
 		return ICEUpdate{}, refuse(ErrNegotiationState, "no offer yet")
+	}
+	f, err := ParseICEFragment(body)
+	if err != nil {
+		return ICEUpdate{}, err
 	}
 	remote, err := parseDescription(rd.Type, rd.SDP)
 	if err != nil {
@@ -155,6 +174,10 @@ func (p *Peer) addFragmentCandidates(f *ICEFragment) error {
 // added. It returns the server's new credentials and candidates, which
 // the answer carries once gathered.
 func (p *Peer) restartICE(remote string, f *ICEFragment) (*ICEFragment, error) {
+	before, err := ICEFragmentOf(p.pc.LocalDescription().SDP)
+	if err != nil {
+		return nil, err
+	}
 	offer := withICECredentials(remote, f.Ufrag, f.Pwd)
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return nil, refuse(ErrInvalidDescription, "ICE restart: %v", err)
@@ -178,15 +201,26 @@ func (p *Peer) restartICE(remote string, f *ICEFragment) (*ICEFragment, error) {
 	if err := p.addFragmentCandidates(f); err != nil {
 		return nil, err
 	}
-	return ICEFragmentOf(p.pc.LocalDescription().SDP)
+	after, err := ICEFragmentOf(p.pc.LocalDescription().SDP)
+	if err != nil {
+		return nil, err
+	}
+	if after.Ufrag == before.Ufrag {
+		// pion took the offer for no restart: the client would be told
+		// of credentials that are not new.
+		return nil, refuse(ErrNegotiationState, "ICE restart: the server's ICE credentials did not change")
+	}
+	return after, nil
 }
 
 // withICECredentials returns the description d with ufrag and pwd for its
-// ICE credentials and without candidates.
+// ICE credentials and without candidates, its lines ended by CRLF (a
+// client's may end them by LF alone).
 func withICECredentials(d, ufrag, pwd string) string {
-	lines := strings.Split(d, "\r\n")
-	out := make([]string, 0, len(lines))
+	lines := strings.Split(strings.TrimRight(d, "\r\n"), "\n")
+	out := make([]string, 0, len(lines)+1)
 	for _, line := range lines {
+		line = strings.TrimSuffix(line, "\r")
 		switch {
 		case strings.HasPrefix(line, "a=ice-ufrag:"):
 			line = "a=ice-ufrag:" + ufrag
@@ -197,7 +231,7 @@ func withICECredentials(d, ufrag, pwd string) string {
 		}
 		out = append(out, line)
 	}
-	return strings.Join(out, "\r\n")
+	return strings.Join(append(out, ""), "\r\n")
 }
 
 // ICEFragmentOf returns the ICE part of the description d as a fragment:
@@ -231,4 +265,11 @@ func ICEFragmentOf(d string) (*ICEFragment, error) {
 	}
 	f.Sections = append(f.Sections, s)
 	return f, nil
+}
+
+// countICEFragment counts a client's ICE fragment by result.
+func (m *Metrics) countICEFragment(result string) {
+	if m != nil {
+		m.link.iceFragments.WithLabelValues(result).Inc()
+	}
 }

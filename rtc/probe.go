@@ -1,6 +1,7 @@
 package rtc
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -138,7 +139,9 @@ func (c *probeCluster) account(i uint16, received bool, at time.Duration) {
 	if c.stopped.IsZero() {
 		n = c.sent.Load()
 	}
-	if uint32(i) >= n || c.seen[i/64]&(1<<(i%64)) != 0 {
+	// The count passes the record once the numbers wrap under a probe
+	// (record takes them modulo 2^16): i is bounded by both.
+	if uint32(i) >= min(n, probeMaxPackets) || c.seen[i/64]&(1<<(i%64)) != 0 {
 		return
 	}
 	c.seen[i/64] |= 1 << (i % 64)
@@ -205,6 +208,9 @@ type prober struct {
 	est     *estimator
 	clk     clock.Clock
 	metrics *Metrics
+	// fail is told of a panic recovered in a tick, after which no probe
+	// runs; nil to only stop probing.
+	fail func(error)
 
 	mu      sync.Mutex // guards the following
 	closed  bool
@@ -262,8 +268,20 @@ func (p *prober) penalize(now time.Time) {
 // tick sends the padding due: what the connection's media has not sent
 // of the probe's rate so far.
 func (p *prober) tick() {
+	var failed error
+	defer func() { // once p.mu is released: fail takes the allocator's lock
+		if failed != nil && p.fail != nil {
+			p.fail(failed)
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			failed = fmt.Errorf("%w: probe: %v", ErrReadLoopPanic, r)
+			p.closeLocked()
+		}
+	}()
 	if p.closed || p.c == nil || p.timer == nil {
 		return
 	}
@@ -322,6 +340,11 @@ func (p *prober) settle(now time.Time) (*DownTrack, bool) {
 func (p *prober) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.closeLocked()
+}
+
+// closeLocked is close with p.mu held.
+func (p *prober) closeLocked() {
 	p.closed = true
 	if p.timer != nil {
 		p.timer.Stop()
@@ -336,14 +359,16 @@ func (p *prober) close() {
 // padding, no payload) on dt's stream, numbered on from the last packet
 // sent and stamped with its timestamp, and returns how many went out.
 // Only between frames: a receiver takes a frame from consecutive sequence
-// numbers. A paused down-track's stream is between frames until it
-// resumes on a keyframe.
+// numbers. A down-track paused for bandwidth is between frames until it
+// resumes on a keyframe; one its subscriber paused gets nothing.
 func (dt *DownTrack) sendPadding(n int, hdr *rtp.Header) int {
 	dt.wmu.Lock()
 	defer dt.wmu.Unlock()
 	w := &dt.w
 	b := dt.bound.Load()
-	if w.stopped || b == nil || !w.rw.started || !dt.ready.Load() {
+	// A down-track its subscriber paused is sent nothing, padding
+	// included: a probe started on it before the pause runs on.
+	if w.stopped || b == nil || !w.rw.started || !dt.ready.Load() || dt.paused.Load() {
 		return 0
 	}
 	if !dt.bwePaused.Load() && w.src != nil && !w.hdr.Marker {

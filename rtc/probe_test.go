@@ -2,6 +2,7 @@ package rtc
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/bwe"
 	"github.com/troupe-media/troupe/rtc/rtctest"
@@ -196,5 +198,114 @@ func TestGovernorGrant(t *testing.T) {
 	}
 	if l := g.step(now.Add(2500*time.Millisecond), 2, 2, 2); l != 1 {
 		t.Fatalf("layer %d without a grant before the hold, want 1", l)
+	}
+}
+
+// TestProbeSendsNoPaddingWhilePaused: a probe's padding goes to the
+// down-track it was started on for as long as it runs; once that
+// down-track's subscriber pauses it, nothing is sent to it, padding
+// included.
+func TestProbeSendsNoPaddingWhilePaused(t *testing.T) {
+	fx := newFixture(t, vp8Codec)
+	sub := &memContext{id: "p", ssrc: 77, record: true}
+	dt := fx.downTrack(sub)
+	if err := fx.f.AddSubscriber(dt); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 { // one frame, ended: padding may follow
+		raw := rawRTP(t, 96, uint16(900+i), 3000, i == 0, rtctest.CounterPayload(uint32(i), 40))
+		if i == 1 {
+			raw[1] |= 0x80
+		}
+		fx.track.in <- raw
+	}
+	poll.Until(t, "the frame forwarded", func() bool { return sub.count() == 2 })
+
+	est, st := &estimator{}, new(sendState)
+	st.est.Init(bwe.Config{Initial: bweInitialBitrate, Min: 1, Max: bweMaxBitrate})
+	est.send.Store(st)
+	est.setActive(true)
+	clk := clock.NewManual(time.Unix(6_000_000, 0))
+	p := newProber(est, clk, nil)
+	t.Cleanup(p.close)
+	p.probe(clk.Now(), dt, 2_000_000)
+	clk.Advance(probeTick)
+	padded := sub.count()
+	if padded == 2 {
+		t.Fatal("the probe sent no padding before the pause")
+	}
+	dt.SetPaused(true)
+	for range 5 {
+		clk.Advance(probeTick)
+	}
+	if n := sub.count(); n != padded {
+		t.Fatalf("%d packets sent while paused by its subscriber, want none", n-padded)
+	}
+}
+
+// TestProbeClusterFeedbackPastItsRecord: a probe records at most
+// probeMaxPackets packets; once the connection's transport-cc numbers
+// have wrapped under a running probe, the count of packets it sent passes
+// that, and feedback on a number beyond its record is ignored, not read
+// past it.
+func TestProbeClusterFeedbackPastItsRecord(t *testing.T) {
+	c := newProbeCluster(800_000, 0, time.Unix(1000, 0))
+	for i := range 1<<16 + probeMaxPackets + 10 {
+		c.record(uint16(i), 1000)
+	}
+	rec := twcc.NewRecorder(5)
+	rec.Record(77, probeMaxPackets+100, 1_000_000)
+	rec.Record(77, probeMaxPackets+101, 1_010_000)
+	for _, p := range rec.BuildFeedbackPacket() {
+		if fb, ok := p.(*rtcp.TransportLayerCC); ok {
+			probeFeedback(t, c, fb)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reported != 0 {
+		t.Fatalf("%d packets past the probe's record taken as reported", c.reported)
+	}
+}
+
+// TestProbePanicFailsThePeer: a panic in a probe's tick (here the
+// connection's write of a padding packet) is recovered and reported as a
+// FailureEvent through the allocator, whose checks and probes stop.
+func TestProbePanicFailsThePeer(t *testing.T) {
+	fx := newFixture(t, vp8Codec)
+	sub := &memContext{id: "p", ssrc: 77, record: true, panicAt: 3} // the first padding packet
+	dt := fx.downTrack(sub)
+	if err := fx.f.AddSubscriber(dt); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 { // one frame, ended: padding may follow
+		raw := rawRTP(t, 96, uint16(900+i), 3000, i == 0, rtctest.CounterPayload(uint32(i), 40))
+		if i == 1 {
+			raw[1] |= 0x80
+		}
+		fx.track.in <- raw
+	}
+	poll.Until(t, "the frame forwarded", func() bool { return sub.count() == 2 })
+
+	est, st := &estimator{}, new(sendState)
+	st.est.Init(bwe.Config{Initial: bweInitialBitrate, Min: 1, Max: bweMaxBitrate})
+	est.send.Store(st)
+	est.setActive(true)
+	clk := clock.NewManual(time.Unix(8_000_000, 0))
+	a := newAllocator(est, clk, nil)
+	t.Cleanup(a.close)
+	var failures []error
+	a.setNotify(func(ev PeerEvent) {
+		if ev, ok := ev.(FailureEvent); ok {
+			failures = append(failures, ev.Err)
+		}
+	})
+	a.probe.probe(clk.Now(), dt, 2_000_000)
+	clk.Advance(probeTick)
+	if len(failures) != 1 || !errors.Is(failures[0], ErrReadLoopPanic) {
+		t.Fatalf("failures reported: %v, want one panic", failures)
+	}
+	if n := clk.Pending(); n != 0 || st.probe.Load() != nil {
+		t.Fatalf("%d timers left after the failure, probe recording %v; want neither", n, st.probe.Load() != nil)
 	}
 }

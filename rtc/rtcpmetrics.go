@@ -15,10 +15,13 @@ import (
 type linkMetrics struct {
 	rtt, jitter, loss *prometheus.HistogramVec
 	connections       *prometheus.CounterVec
+	// iceFragments counts WHIP and WHEP clients' ICE fragments
+	// (peer_ice.go) by what they did.
+	iceFragments *prometheus.CounterVec
 }
 
 func newLinkMetrics() linkMetrics {
-	return linkMetrics{
+	l := linkMetrics{
 		rtt: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "troupe_rtc_round_trip_time_seconds",
 			Help:    "Round-trip times to subscribers, from the sender report timing echoed in their RTCP reception reports, by media kind.",
@@ -38,7 +41,25 @@ func newLinkMetrics() linkMetrics {
 			Name: "troupe_rtc_connections_total",
 			Help: "Peer connections established, by the type of the client's candidate in the selected pair (host, srflx, prflx, relay) and its protocol (udp, tcp).",
 		}, []string{"candidate_type", "protocol"}),
+		iceFragments: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "troupe_rtc_ice_fragments_total",
+			Help: "WHIP and WHEP clients' trickle ICE fragments, by result: trickle (candidates added), restart (an ICE restart), refused (the fragment did not fit the session, or the restart failed).",
+		}, []string{"result"}),
 	}
+	// Every series reads 0 (an empty histogram) from the start rather than
+	// be absent until the first report or connection.
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		l.rtt.WithLabelValues(kind.String())
+		l.jitter.WithLabelValues(kind.String())
+		l.loss.WithLabelValues(kind.String())
+	}
+	for _, typ := range []webrtc.ICECandidateType{webrtc.ICECandidateTypeHost, webrtc.ICECandidateTypeSrflx,
+		webrtc.ICECandidateTypePrflx, webrtc.ICECandidateTypeRelay} {
+		for _, proto := range []webrtc.ICEProtocol{webrtc.ICEProtocolUDP, webrtc.ICEProtocolTCP} {
+			l.connections.WithLabelValues(typ.String(), proto.String())
+		}
+	}
+	return l
 }
 
 func (l *linkMetrics) describe(ch chan<- *prometheus.Desc) {
@@ -46,6 +67,7 @@ func (l *linkMetrics) describe(ch chan<- *prometheus.Desc) {
 	l.jitter.Describe(ch)
 	l.loss.Describe(ch)
 	l.connections.Describe(ch)
+	l.iceFragments.Describe(ch)
 }
 
 func (l *linkMetrics) collect(ch chan<- prometheus.Metric) {
@@ -53,6 +75,7 @@ func (l *linkMetrics) collect(ch chan<- prometheus.Metric) {
 	l.jitter.Collect(ch)
 	l.loss.Collect(ch)
 	l.connections.Collect(ch)
+	l.iceFragments.Collect(ch)
 }
 
 // maxReportRTT bounds the round-trip times taken from reports: beyond it,

@@ -8,6 +8,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
@@ -115,9 +116,13 @@ func TestPeerLinkMetrics(t *testing.T) {
 			if histogramCount(t, reg, "troupe_rtc_jitter_seconds", "video") == 0 {
 				t.Error("troupe_rtc_jitter_seconds has no video observation")
 			}
-			// Counted before WithLabelValues below makes series of its own.
-			if n := testutil.CollectAndCount(m.link.connections); n != 1 {
-				t.Errorf("%d candidate type series, want 1", n)
+			// Every candidate type and protocol has its series from the
+			// start; only the one connected counts.
+			if n := testutil.CollectAndCount(m.link.connections); n != 8 {
+				t.Errorf("%d candidate type series, want 8", n)
+			}
+			if sum := sumCounters(t, m.link.connections); sum != 1 {
+				t.Errorf("%v connections counted, want 1", sum)
 			}
 			if got := testutil.ToFloat64(m.link.connections.WithLabelValues(tc.candidate, tc.protocol)); got != 1 {
 				t.Errorf("connections over %s/%s = %v, want 1", tc.candidate, tc.protocol, got)
@@ -147,4 +152,20 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name, kind string) u
 		}
 	}
 	return 0
+}
+
+// sumCounters adds up the series of c.
+func sumCounters(t *testing.T, c *prometheus.CounterVec) float64 {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 16)
+	go func() { c.Collect(ch); close(ch) }()
+	var sum float64
+	for m := range ch {
+		var pb dto.Metric
+		if err := m.Write(&pb); err != nil {
+			t.Fatal(err)
+		}
+		sum += pb.GetCounter().GetValue()
+	}
+	return sum
 }

@@ -1,6 +1,7 @@
 package rtc
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -258,5 +259,39 @@ func TestAllocatorStaleCheckAfterCeilingFell(t *testing.T) {
 	clk.Advance(bweStartCheckInterval) // no feedback since: stale
 	if got := headingTo(dt); got != 0 {
 		t.Fatalf("after its ceiling fell and a stale check: layer %d, want 0", got)
+	}
+}
+
+// TestAllocatorCheckPanicFailsThePeer: a panic on the allocator's timer
+// (here its owner's handler's, told of a pause) is recovered and reported
+// as a FailureEvent, so that it ends the connection, not the server; the
+// checks stop.
+func TestAllocatorCheckPanicFailsThePeer(t *testing.T) {
+	fx := newSimulcastFixture(t)
+	fx.tick(0, 1, 2)
+	// An estimate below the lowest layer: the track is paused.
+	est, st := &estimator{}, new(sendState)
+	st.est.Init(bwe.Config{Initial: 1, Min: 1, Max: bweMaxBitrate})
+	est.send.Store(st)
+	est.feedbacks.Store(1)
+	clk := clock.NewManual(time.Unix(7_000_000, 0))
+	a := newAllocator(est, clk, nil)
+	t.Cleanup(a.close)
+	var failures []error
+	a.setNotify(func(ev PeerEvent) {
+		switch ev := ev.(type) {
+		case TrackPausedEvent:
+			panic("the owner's handler")
+		case FailureEvent:
+			failures = append(failures, ev.Err)
+		}
+	})
+	fx.subscriberWith(a.add)
+	clk.Advance(bweStartCheckInterval)
+	if len(failures) != 1 || !errors.Is(failures[0], ErrReadLoopPanic) {
+		t.Fatalf("failures reported: %v, want one panic", failures)
+	}
+	if n := clk.Pending(); n != 0 {
+		t.Fatalf("%d timers left after the failure, want none", n)
 	}
 }

@@ -49,9 +49,12 @@ type cluster struct {
 	log   *slog.Logger
 	clk   clock.Clock
 
-	lease *etcdstore.Lease            // the first; keep follows the next ones
-	drop  func(context.Context) error // stops this node's rooms
-	stop  context.CancelFunc          // nil until start
+	lease *etcdstore.Lease // the first; keep follows the next ones
+	// held is the lease last taken: while it is lost the node refuses
+	// every write, so it is not ready.
+	held atomic.Pointer[etcdstore.Lease]
+	drop func(context.Context) error // stops this node's rooms
+	stop context.CancelFunc          // nil until start
 	// stopLost ends the watch of lost rooms alone (stopTakingOver); nil
 	// until start.
 	stopLost context.CancelFunc
@@ -193,7 +196,20 @@ func (c *cluster) register(ctx context.Context) (*etcdstore.Lease, error) {
 	if err := c.putRecord(ctx); err != nil {
 		return nil, fmt.Errorf("write the node's record: %w", err)
 	}
+	c.held.Store(lease)
 	return lease, nil
+}
+
+// errNoLease is what /readyz reports while the node holds no lease.
+var errNoLease = &httpapi.NotReadyError{Reason: "no cluster lease"}
+
+// ready reports errNoLease from the moment the node's lease is lost until
+// it has registered again.
+func (c *cluster) ready() error {
+	if l := c.held.Load(); l == nil || l.Err() != nil {
+		return errNoLease
+	}
+	return nil
 }
 
 // keep registers the node again whenever its lease is lost, until ctx ends.

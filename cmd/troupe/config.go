@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -275,8 +276,8 @@ func (c Config) Validate() error {
 	if c.DrainTimeout < 0 {
 		return fmt.Errorf("%w: --drain-timeout %v: must not be negative", ErrInvalidConfig, c.DrainTimeout)
 	}
-	if c.RateLimit < 0 {
-		return fmt.Errorf("%w: --rate-limit %v: must not be negative", ErrInvalidConfig, c.RateLimit)
+	if math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) || c.RateLimit < 0 {
+		return fmt.Errorf("%w: --rate-limit %v: must be a finite number, not negative", ErrInvalidConfig, c.RateLimit)
 	}
 	if err := httpapi.CheckCORSOrigins(c.CORSOrigins); err != nil {
 		return fmt.Errorf("%w: --cors-origins: %v", ErrInvalidConfig, err)
@@ -376,6 +377,10 @@ func (c Config) validateCluster() error {
 	}
 	if c.ClusterLeaseTTL < time.Second {
 		return fmt.Errorf("%w: --cluster-lease-ttl %v: must be at least 1s", ErrInvalidConfig, c.ClusterLeaseTTL)
+	}
+	if c.ClusterLeaseTTL%time.Second != 0 {
+		// etcd grants leases in whole seconds: say so rather than round.
+		return fmt.Errorf("%w: --cluster-lease-ttl %v: must be whole seconds (etcd leases are)", ErrInvalidConfig, c.ClusterLeaseTTL)
 	}
 	return nil
 }

@@ -25,53 +25,43 @@ const (
 )
 
 // resolveKey returns the key pair to run with: the configured one, else the
-// one saved in the data dir, generated there on first start.
+// one saved in the data dir, else a new one, which saveNewKey writes once
+// the server holds its ports: a first start that fails before then leaves
+// no key file behind, so the first start that succeeds prints the token.
 func resolveKey(cfg Config, log *slog.Logger) (auth.Key, keySource, error) {
 	if k, ok := cfg.configuredKey(); ok {
 		log.Info("using the configured API key", "api_key", k.ID,
 			"mint_token", "troupe token --api-key "+k.ID+" --api-secret ... --admin")
 		return k, keyConfigured, nil
 	}
-	k, created, err := loadOrCreateKey(cfg.DataDir)
+	k, err := loadKey(cfg.DataDir)
+	if errors.Is(err, ErrNoKey) {
+		k, err = auth.GenerateKey()
+		return k, keyCreated, err
+	}
 	if err != nil {
 		return auth.Key{}, keyConfigured, err
 	}
-	path := filepath.Join(cfg.DataDir, keysFile)
-	if created {
-		log.Info("generated a new API key", "api_key", k.ID, "file", path)
-		return k, keyCreated, nil
-	}
 	// The admin token is printed on the first start only: later starts
 	// would leave a live credential in whatever collects the output.
-	log.Info("loaded API key", "api_key", k.ID, "file", path,
+	log.Info("loaded API key", "api_key", k.ID, "file", filepath.Join(cfg.DataDir, keysFile),
 		"mint_token", "troupe token --data-dir "+cfg.DataDir+" --admin")
 	return k, keyLoaded, nil
 }
 
-// loadOrCreateKey returns the key saved in dataDir, first creating dataDir
-// (mode 0700) and a new key file (mode 0600) if there is none.
-func loadOrCreateKey(dataDir string) (key auth.Key, created bool, err error) {
-	k, err := loadKey(dataDir)
-	if err == nil || !errors.Is(err, ErrNoKey) {
-		return k, false, err
-	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return auth.Key{}, false, fmt.Errorf("create data dir: %w", err)
-	}
-	k, err = auth.GenerateKey()
+// saveNewKey writes the key pair resolveKey generated to the data dir
+// (which exists by then), unless another process saved one first.
+func saveNewKey(dataDir string, k auth.Key, log *slog.Logger) error {
+	path := filepath.Join(dataDir, keysFile)
+	saved, err := saveKeyOnce(dataDir, k)
 	if err != nil {
-		return auth.Key{}, false, err
+		return err
 	}
-	ok, err := saveKeyOnce(dataDir, k)
-	if err != nil {
-		return auth.Key{}, false, err
+	if !saved {
+		return fmt.Errorf("save key: another process wrote %s meanwhile; start again to use it", path)
 	}
-	if !ok {
-		// Another process saved its key first: use that one.
-		k, err = loadKey(dataDir)
-		return k, false, err
-	}
-	return k, true, nil
+	log.Info("generated a new API key", "api_key", k.ID, "file", path)
+	return nil
 }
 
 // loadKey reads dataDir/keys.json. A missing file wraps ErrNoKey.

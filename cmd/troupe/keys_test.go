@@ -2,11 +2,38 @@ package main
 
 import (
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/troupe-media/troupe/httpapi/auth"
 )
+
+// loadOrCreateKey is what a first start does in two steps (resolveKey,
+// then saveNewKey once serving), at once: the key saved in dataDir, else a
+// new one saved there.
+func loadOrCreateKey(dataDir string) (key auth.Key, created bool, err error) {
+	k, err := loadKey(dataDir)
+	if err == nil || !errors.Is(err, ErrNoKey) {
+		return k, false, err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return auth.Key{}, false, err
+	}
+	if k, err = auth.GenerateKey(); err != nil {
+		return auth.Key{}, false, err
+	}
+	saved, err := saveKeyOnce(dataDir, k)
+	if err != nil || saved {
+		return k, saved, err
+	}
+	k, err = loadKey(dataDir) // another caller saved its key first
+	return k, false, err
+}
 
 func TestLoadOrCreateKey(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
@@ -90,5 +117,32 @@ func assertMode(t *testing.T, path string, want os.FileMode) {
 	}
 	if fi.Mode() != want {
 		t.Fatalf("%s: mode %v, want %v", path, fi.Mode(), want)
+	}
+}
+
+// A first start that fails (its media port is taken) leaves no key file, so
+// the first start that succeeds generates the key and prints its token.
+func TestFailedFirstStartLeavesNoKey(t *testing.T) {
+	busyUDP, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busyUDP.Close()
+	dir := filepath.Join(t.TempDir(), "data")
+	cfg := testConfig(dir)
+	cfg.RTCUDPPort = busyUDP.LocalAddr().(*net.UDPAddr).Port
+	if _, err := NewServer(cfg, nil, io.Discard, io.Discard); err == nil {
+		t.Fatal("NewServer with the media port taken succeeded")
+	}
+	if _, err := loadKey(dir); !errors.Is(err, ErrNoKey) {
+		t.Fatalf("key file after the failed start: %v, want none", err)
+	}
+
+	s := startServer(t, testConfig(dir))
+	if !strings.Contains(s.out.String(), "export TOKEN=") {
+		t.Fatalf("the first successful start printed no token:\n%s", s.out.String())
+	}
+	if _, err := loadKey(dir); err != nil {
+		t.Fatal(err)
 	}
 }

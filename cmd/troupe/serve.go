@@ -47,7 +47,7 @@ const (
 )
 
 // errDraining is what /readyz reports once shutdown has begun.
-var errDraining = errors.New("shutting down")
+var errDraining = &httpapi.NotReadyError{Reason: "shutting down"}
 
 func newServeCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -236,10 +236,11 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 	s.store = store
 
 	reg := prometheus.NewRegistry()
+	storeMetrics := newStoreRooms(store.Collector())
 	if err := registerAll(reg,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		store.Collector(),
+		storeMetrics,
 		currentBuild().collector(),
 		s.drainingMetric(),
 	); err != nil {
@@ -313,6 +314,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		return nil, fmt.Errorf("start room actors: %w", err)
 	}
 	s.rooms = rooms
+	storeMetrics.countFailed(rooms.FailedRooms)
 	load.rooms, load.media = rooms, mediaMetrics
 	if s.cluster != nil {
 		if err := registerAll(reg, s.cluster.metrics); err != nil {
@@ -336,19 +338,14 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		return nil, err
 	}
 	api, err := httpapi.New(httpapi.Config{
-		Rooms:       rooms,
-		Verifier:    verifier,
-		SigningKey:  key,
-		Idempotency: actors.NewIdempotency(store),
-		Logger:      log,
-		Registry:    reg,
-		Clock:       clk,
-		Ready: func(context.Context) error {
-			if s.draining.Load() {
-				return errDraining
-			}
-			return nil
-		},
+		Rooms:         rooms,
+		Verifier:      verifier,
+		SigningKey:    key,
+		Idempotency:   actors.NewIdempotency(store),
+		Logger:        log,
+		Registry:      reg,
+		Clock:         clk,
+		Ready:         s.ready,
 		RateLimit:     cfg.RateLimit,
 		RateBurst:     cfg.RateBurst,
 		DevJoinTokens: cfg.DevJoinTokens,
@@ -382,6 +379,18 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 	return s, nil
 }
 
+// ready backs /readyz: a draining node takes no new work, and a cluster
+// node that holds no lease refuses every write until it registers again.
+func (s *Server) ready(context.Context) error {
+	if s.draining.Load() {
+		return errDraining
+	}
+	if s.cluster != nil {
+		return s.cluster.ready()
+	}
+	return nil
+}
+
 // Start checks that the server's own webhook endpoints can be used (ctx
 // bounds their lookups), starts the background work and serves the API.
 // It returns once serving; Failed reports a listener that fails later.
@@ -404,17 +413,21 @@ func (s *Server) Start(ctx context.Context) error {
 	baseURL := s.cfg.scheme() + "://" + dialableAddr(s.ln.Addr())
 	s.log.Info("troupe serving", "version", versionString(), "http", baseURL,
 		"data_dir", s.cfg.DataDir, "rtc_udp", s.media.LocalAddr().String(), "rtc_tcp", fmt.Sprint(s.media.TCPAddr()))
-	if s.keyFrom == keyCreated {
-		if err := printBanner(s.stdout, s.cfg, s.key, baseURL); err != nil {
-			return err
-		}
-	}
 	if s.cfg.DebugAddr != "" {
 		stopDebug, err := startDebugServer(s.cfg.DebugAddr, s.log)
 		if err != nil {
 			return err
 		}
 		s.stopDebug = stopDebug
+	}
+	// Every port is bound: nothing left fails for the key's sake.
+	if s.keyFrom == keyCreated {
+		if err := saveNewKey(s.cfg.DataDir, s.key, s.log); err != nil {
+			return err
+		}
+		if err := printBanner(s.stdout, s.cfg, s.key, baseURL); err != nil {
+			return err
+		}
 	}
 
 	s.served, s.failed = make(chan struct{}), make(chan error, 1)
