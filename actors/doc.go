@@ -63,7 +63,11 @@
 // the actor finds the session the lost node left in progress, closes the
 // members left open with node-lost (their webhooks in the same fenced
 // write) and runs the session on (room_recovery.go). Rooms.TakeOver starts
-// a room without a request, for the node's watch of lost rooms.
+// a room without a request, for the node's watch of lost rooms. Once
+// Rooms.Close has begun, no room starts: a takeover, or any request, that
+// waits for its room's claim is refused with ErrUnavailable and the claim
+// given up, so that the node's rooms stop promptly and the lost rooms go to
+// a node that stays.
 //
 // Rooms.Close stops every room: its members leave with server-shutdown. On
 // a single node a room's running session ends then too, as server-shutdown

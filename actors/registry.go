@@ -37,7 +37,13 @@ type routed struct {
 // request waiting for it, unless Rooms is closing (see release). A room
 // another node owns is not spawned: its requests get a *NotOwnerError. The
 // claim is a call to etcd, bounded by Config.RequestTimeout, made beside
-// the registry so that it holds up only the requests of that room.
+// the registry so that it holds up only the requests of that room, and
+// given up when Rooms closes.
+//
+// When Rooms closes, protoactor stops the registry's children, the room
+// actors, and hands the registry the messages still in its mailbox until
+// they have stopped: the registry then starts no actor (see stopping) and
+// refuses every request that waits for one.
 //
 // A create of a room this node runs no actor for, with a Creator, is not
 // claimed first: placement chooses its node at once (PlaceNew), and the
@@ -49,6 +55,12 @@ type registry struct {
 	rooms *Rooms
 	byID  map[RoomID]*roomEntry
 	byPID map[string]RoomID // by actor id
+	// stopping: Rooms is closing, and protoactor is stopping the room
+	// actors, the registry's children. It hands the registry the messages
+	// still in its mailbox meanwhile; a room actor it spawned now would
+	// never be told to stop, and the registry (so Close) would wait for it
+	// for ever. So nothing starts from here on, and requests are refused.
+	stopping bool
 }
 
 type roomEntry struct {
@@ -87,6 +99,8 @@ func newRegistry(r *Rooms) *registry {
 
 func (g *registry) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
+	case *actor.Stopping:
+		g.stop(ctx)
 	case *routed:
 		g.route(ctx, m.roomID, m.msg, ctx.Sender(), m.forwarded)
 	case *passivate:
@@ -106,6 +120,9 @@ func (g *registry) route(ctx actor.Context, roomID RoomID, msg any, sender *acto
 	e, ok := g.byID[roomID]
 	owners := g.rooms.cfg.Owners
 	switch {
+	case g.stopping:
+		refuse(ctx, sender, errShuttingDown)
+		return
 	case !ok && owners != nil && !forwarded && g.elsewhere(ctx, roomID, sender):
 		return
 	case !ok && owners != nil && g.createUnclaimed(ctx, roomID, msg, sender, forwarded):
@@ -116,7 +133,11 @@ func (g *registry) route(ctx actor.Context, roomID RoomID, msg any, sender *acto
 		e = &roomEntry{claiming: true, held: []heldRequest{{msg: msg, sender: sender, forwarded: forwarded}}}
 		g.byID[roomID] = e
 		self, root := ctx.Self(), ctx.ActorSystem().Root
-		go func() { root.Send(self, &claimed{roomID: roomID, err: g.claim(roomID, forwarded)}) }()
+		g.rooms.claims.Add(1)
+		go func() {
+			defer g.rooms.claims.Done()
+			root.Send(self, &claimed{roomID: roomID, err: g.claim(roomID, forwarded)})
+		}()
 		return
 	case !ok:
 		if g.refuseDraining(ctx, msg, sender) {
@@ -130,6 +151,29 @@ func (g *registry) route(ctx actor.Context, roomID RoomID, msg any, sender *acto
 		return
 	}
 	ctx.RequestWithCustomSender(e.pid, msg, sender)
+}
+
+// stop refuses the requests held for rooms that are not running (their
+// claim runs, or their actor stops), whose actors will not start now, and
+// forgets the claims: their results come to nothing.
+func (g *registry) stop(ctx actor.Context) {
+	g.stopping = true
+	for id, e := range g.byID {
+		for _, h := range e.held {
+			refuse(ctx, h.sender, errShuttingDown)
+		}
+		e.held = nil
+		if e.claiming {
+			delete(g.byID, id)
+		}
+	}
+}
+
+// refuse answers sender, if the request has one, with err.
+func refuse(ctx actor.Context, sender *actor.PID, err error) {
+	if sender != nil {
+		ctx.Send(sender, &refused{err: err})
+	}
 }
 
 // start spawns the actor of roomID, which this node may run.
@@ -151,9 +195,7 @@ func (g *registry) createUnclaimed(ctx actor.Context, roomID RoomID, msg any, se
 	}
 	if !forwarded {
 		if to := creator.PlaceNew(string(roomID)); to != "" {
-			if sender != nil {
-				ctx.Send(sender, &refused{err: &NotOwnerError{RoomID: roomID, Owner: to}})
-			}
+			refuse(ctx, sender, &NotOwnerError{RoomID: roomID, Owner: to})
 			return true
 		}
 	}
@@ -206,9 +248,7 @@ func (g *registry) claimedRoom(ctx actor.Context, m *claimed) {
 	delete(g.byID, m.roomID)
 	if m.err != nil {
 		for _, h := range e.held {
-			if h.sender != nil {
-				ctx.Send(h.sender, &refused{err: m.err})
-			}
+			refuse(ctx, h.sender, m.err)
 		}
 		return
 	}
@@ -301,9 +341,7 @@ func (g *registry) elsewhere(ctx actor.Context, roomID RoomID, sender *actor.PID
 	if !ok || owner == "" {
 		return false
 	}
-	if sender != nil {
-		ctx.Send(sender, &refused{err: &NotOwnerError{RoomID: roomID, Owner: owner}})
-	}
+	refuse(ctx, sender, &NotOwnerError{RoomID: roomID, Owner: owner})
 	g.rooms.metrics.ownerHints.Inc()
 	return true
 }
@@ -315,10 +353,10 @@ func (g *registry) claim(roomID RoomID, forwarded bool) error {
 }
 
 // claim makes this node the owner of roomID (Config.Owners.Claim, bounded
-// by Config.RequestTimeout): nil, or a *NotOwnerError, naming the owner if
-// another node has it.
+// by Config.RequestTimeout, and given up when Close begins): nil, or a
+// *NotOwnerError, naming the owner if another node has it.
 func (r *Rooms) claim(roomID RoomID, forwarded bool) error {
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(r.closing, r.cfg.RequestTimeout)
 	defer cancel()
 	if forwarded {
 		ctx = Forwarded(ctx)

@@ -26,6 +26,12 @@ import (
 func (a *roomActor) load() {
 	ctx, cancel := a.storeCtx()
 	defer cancel()
+	if !a.life.loaded {
+		// Nothing of the room runs here yet: if Rooms closes meanwhile,
+		// the room stops at once, so its load (a takeover's, maybe) is
+		// given up, and what a lost node left is left to the next owner.
+		defer context.AfterFunc(a.deps.closing, cancel)()
+	}
 	r, err := a.deps.cfg.Store.GetRoom(ctx, string(a.id))
 	switch {
 	case err == nil:
@@ -34,18 +40,30 @@ func (a *roomActor) load() {
 			// The members left open are still open: the room does not
 			// serve until a later load (the next request) closes them.
 			a.loadErr = err
-			a.log.Error("resume session", "err", err)
+			a.loadFailed("resume session", err)
 			return
 		}
-		a.closeOrphanRecordings(ctx)
+		if ctx.Err() == nil {
+			a.closeOrphanRecordings(ctx)
+		}
 	case errors.Is(err, persistence.ErrNotFound):
 		a.room, a.loadErr = nil, nil
 	default:
 		a.loadErr = err
-		a.log.Error("load room", "err", err)
+		a.loadFailed("load room", err)
 		return
 	}
 	a.life.loaded = true
+}
+
+// loadFailed logs a load that failed, as an error unless Rooms is closing
+// and the load was given up for it.
+func (a *roomActor) loadFailed(what string, err error) {
+	if a.deps.closed.Load() {
+		a.log.Info(what+": given up, shutting down", "err", err)
+		return
+	}
+	a.log.Error(what, "err", err)
 }
 
 // resumeSession picks up the room's session after this actor restarted
@@ -109,6 +127,9 @@ func (a *roomActor) resumeSession(ctx context.Context) error {
 		w.Sessions[0].ParticipantCount = uint32(counted)
 		for _, m := range w.Members {
 			a.deps.enqueueEvent(&w, a.room, rec.Id, "participant-left", now, participantData(recordedInfo(m), m))
+		}
+		if err := ctx.Err(); err != nil { // given up (see load)
+			return fmt.Errorf("close the members session %s lost: %w", rec.Id, err)
 		}
 		if err := a.commit(&changes{w: w}); err != nil {
 			return fmt.Errorf("close the members session %s lost: %w", rec.Id, err)

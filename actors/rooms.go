@@ -152,6 +152,12 @@ type Rooms struct {
 	registry *actor.PID
 	metrics  *metrics
 	closed   atomic.Bool
+	// closing ends when Close begins: the claims in flight (claim) give
+	// up then, since no room starts on a node that is going away; claims
+	// counts them, for Close to wait.
+	closing    context.Context
+	stopClaims context.CancelFunc
+	claims     sync.WaitGroup
 	// draining refuses new rooms and joins (see Drain).
 	draining atomic.Bool
 	// leaseLost: DropAll stopped this node's rooms when it lost its lease,
@@ -190,6 +196,7 @@ func NewRooms(cfg Config) (*Rooms, error) {
 		actor.WithDeadLetterRequestLogging(false),
 	)
 	r.metrics = m
+	r.closing, r.stopClaims = context.WithCancel(context.Background())
 	system := r.system
 	// Participants are supervised beside their rooms, by a guardian that
 	// stops one that fails (see the package doc).
@@ -223,14 +230,24 @@ func NewRooms(cfg Config) (*Rooms, error) {
 	return r, nil
 }
 
+// errShuttingDown answers the requests that come once Close has begun.
+var errShuttingDown = fmt.Errorf("%w: shutting down", ErrUnavailable)
+
 // Close stops every room actor (each finishes the message it is on) and the
-// actor system. Requests after Close fail with ErrUnavailable.
+// actor system. Requests after Close fail with ErrUnavailable, as do those
+// waiting for a room to start (a claim, a passivation): no room actor
+// starts once Close has begun.
 func (r *Rooms) Close(ctx context.Context) error {
 	if r.closed.Swap(true) {
 		return nil
 	}
+	r.stopClaims()
 	done := make(chan error, 1)
-	go func() { done <- r.system.Root.StopFuture(r.registry).Wait() }()
+	go func() {
+		err := r.system.Root.StopFuture(r.registry).Wait()
+		r.claims.Wait() // each gives up at once (closing)
+		done <- err
+	}()
 	var err error
 	select {
 	case err = <-done:
@@ -313,7 +330,7 @@ func requestAs[T any](ctx context.Context, r *Rooms, roomID RoomID, msg any) (T,
 
 func (r *Rooms) request(ctx context.Context, roomID RoomID, msg any) (any, error) {
 	if r.closed.Load() {
-		return nil, fmt.Errorf("%w: shutting down", ErrUnavailable)
+		return nil, errShuttingDown
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -391,7 +408,7 @@ func (r *Rooms) checkWebhook(ctx context.Context, h *recordpb.Webhook) error {
 // before its last reply, without a message; any other through its actor.
 func (r *Rooms) Get(ctx context.Context, id RoomID) (*RoomInfo, error) {
 	if r.closed.Load() {
-		return nil, fmt.Errorf("%w: shutting down", ErrUnavailable)
+		return nil, errShuttingDown
 	}
 	if v, ok := r.snapshots.Load(id); ok {
 		return r.withFailure(v.(*RoomInfo)), nil

@@ -55,7 +55,10 @@ type cluster struct {
 	held atomic.Pointer[etcdstore.Lease]
 	drop func(context.Context) error // stops this node's rooms
 	stop context.CancelFunc          // nil until start
-	done chan struct{}
+	// stopLost ends the watch of lost rooms alone (stopTakingOver); nil
+	// until start.
+	stopLost context.CancelFunc
+	done     chan struct{}
 
 	owners etcdstore.OwnerView // who owns each room, as the watch last said: a hint for forwarding
 	load   *nodeLoad           // what this node runs, published in its record
@@ -133,6 +136,8 @@ func joinCluster(cfg Config, key auth.Key, httpAddr string, load *nodeLoad, clk 
 func (c *cluster) start(drop func(context.Context) error, takeOver func(context.Context, actors.RoomID) error) {
 	keepCtx, stop := context.WithCancel(context.Background())
 	c.stop, c.done, c.drop = stop, make(chan struct{}), drop
+	lostCtx, stopLost := context.WithCancel(keepCtx)
+	c.stopLost = stopLost
 	var wg sync.WaitGroup
 	wg.Add(5)
 	go func() {
@@ -149,7 +154,7 @@ func (c *cluster) start(drop func(context.Context) error, takeOver func(context.
 	}()
 	go func() {
 		defer wg.Done()
-		c.watchLost(keepCtx, takeOver)
+		c.watchLost(lostCtx, takeOver)
 	}()
 	go func() {
 		defer wg.Done()
@@ -169,6 +174,16 @@ func (c *cluster) watchLost(ctx context.Context, takeOver func(context.Context, 
 	})
 	if ctx.Err() == nil {
 		c.log.Error("stopped watching for the rooms of lost nodes", "node", c.node.ID, "err", err)
+	}
+}
+
+// stopTakingOver ends the watch of lost rooms, once the node drains or
+// stops: a room taken over now would refuse its members' joins (draining)
+// or stop at once, and its claim would keep it from the nodes that stay
+// until this node's lease goes. A takeover under way runs to its end.
+func (c *cluster) stopTakingOver() {
+	if c.stopLost != nil {
+		c.stopLost()
 	}
 }
 

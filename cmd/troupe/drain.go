@@ -60,6 +60,7 @@ func (s *Server) beginDrain(ctx context.Context) {
 	}
 	s.rooms.Drain()
 	if s.cluster != nil {
+		s.cluster.stopTakingOver()
 		s.cluster.markDraining(ctx)
 	}
 }

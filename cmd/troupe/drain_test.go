@@ -221,12 +221,8 @@ func TestDrainEndsOnceRoomsAreEmpty(t *testing.T) {
 func TestClusterDrainSendsNewRoomsElsewhere(t *testing.T) {
 	endpoint := etcdStart(t)
 	secret := strings.Repeat("s", 32)
-	cfgA := clusterConfig(t, endpoint, "node-a", secret)
-	cfgA.DrainTimeout = time.Hour // kept draining by its member
-	a := startServer(t, cfgA)
+	a := drainableNode(t, endpoint, secret)
 	b := startServer(t, clusterConfig(t, endpoint, "node-b", secret))
-	createOn(t, a, "r1")
-	publish(t, a, "r1", "pub")
 
 	got := b.mustDo(202, "POST", "/api/v1/cluster/nodes/node-a/drain", "")
 	if got["id"] != "node-a" || got["draining"] != true || got["self"] != true {

@@ -464,8 +464,9 @@ func (s *Server) Failed() <-chan error { return s.failed }
 
 // Shutdown stops the server, each step once the one before it is done:
 //
-//  1. stop accepting and finish the requests in flight (/readyz answers
-//     503 meanwhile);
+//  1. in a cluster, stop taking over the rooms of lost nodes (see
+//     stopTakingOver); stop accepting and finish the requests in flight
+//     (/readyz answers 503 meanwhile);
 //  2. end the signaling sockets and WHIP/WHEP sessions, which
 //     http.Server.Shutdown does not wait for, before their rooms stop;
 //  3. stop the room actors, which close their peer connections;
@@ -484,6 +485,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", what, err))
 		}
+	}
+	if s.cluster != nil {
+		s.cluster.stopTakingOver()
 	}
 	if s.served != nil {
 		s.log.Info("shutting down: finishing in-flight requests")
