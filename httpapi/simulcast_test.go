@@ -29,17 +29,11 @@ func (s *stack) publishSimulcast(t *testing.T, room string) (stop func()) {
 // layer, and checks that the answer names none either.
 func (s *stack) publishSimulcastBy(t *testing.T, room string, bySSRC bool) (stop func()) {
 	t.Helper()
-	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	camera, err := rtctest.AddSimulcast(pc, "cam")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, camera := simulcastCamera(t)
 	offer := gatheredOffer(t, pc)
 	if bySSRC {
 		camera.Unnamed = true
+		var err error
 		if offer, err = rtctest.SimulcastBySSRC(offer, camera.SSRCs(), false); err != nil {
 			t.Fatal(err)
 		}
@@ -55,6 +49,27 @@ func (s *stack) publishSimulcastBy(t *testing.T, room string, bySSRC bool) (stop
 	if err := camera.Negotiated(pc); err != nil {
 		t.Fatal(err)
 	}
+	return runCamera(t, camera, pc)
+}
+
+// simulcastCamera returns a new client peer with a VP8 camera in three
+// rid layers (rtctest.AddSimulcast).
+func simulcastCamera(t *testing.T) (*webrtc.PeerConnection, *rtctest.SimulcastSender) {
+	t.Helper()
+	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	camera, err := rtctest.AddSimulcast(pc, "cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pc, camera
+}
+
+// runCamera sends camera's layers on pc, and serves their keyframe
+// requests, until stop, which also closes pc.
+func runCamera(t *testing.T, camera *rtctest.SimulcastSender, pc *webrtc.PeerConnection) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for i := range rtctest.SimulcastRIDs {

@@ -424,3 +424,36 @@ func FuzzIfMatchTags(f *testing.F) {
 		}
 	})
 }
+
+// TestWHIPSimulcastICERestart: a WHIP camera in three rid layers that
+// trickles its candidates restarts ICE, and its layers go on: the server
+// applies its offer again, layers and all, with the new credentials.
+func TestWHIPSimulcastICERestart(t *testing.T) {
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"simrestart","name":"Simulcast restart"}`)
+	pc, camera := simulcastCamera(t)
+	connected := notifyConnected(pc)
+	c := s.postUntrickled(t, "/whip/simrestart", s.joinToken(t, "simrestart", "encoder", auth.RolePublisher), pc)
+	if err := camera.Negotiated(pc); err != nil {
+		t.Fatal(err)
+	}
+	mustStatus(t, c.patch(t, c.fragment(t).String(), c.etag), http.StatusNoContent)
+	waitChan(t, "ICE to connect with the trickled candidates", connected)
+	defer runCamera(t, camera, pc)()
+	s.checkOneSimulcastTrack(t, "simrestart")
+
+	viewer := s.dialWS(t, "watcher", s.joinToken(t, "simrestart", "watcher", auth.RoleSubscriber))
+	defer viewer.close()
+	video := viewer.receiver("video")
+	// The camera's payloads are not rtctest.Sender's: the receiver counts
+	// them as corrupt.
+	received := func() int {
+		st := video.Stats()
+		return st.Packets + st.Corrupt
+	}
+	poll.Until(t, "50 video packets at the viewer", func() bool { return received() >= 50 })
+	c.restart(t, connected)
+	now := received()
+	poll.Until(t, "50 more video packets after the camera's restart", func() bool { return received() >= now+50 })
+}
