@@ -36,32 +36,33 @@ type allocFuzzFixture struct {
 	t      *testing.T
 	fx     *simulcastFixture
 	single *Track
-	// the single-stream track's one Forwarder and the plain one, and
-	// their inputs
-	singleFwd, plain *Forwarder
-	input, plainIn   *layerTrack
-	seq              uint16
-	fed              [2]uint64 // packets sent to single and plain
-	est              *estimator
-	st               *sendState
-	a                *allocator
-	subs             []*allocFuzzSub
+	// the single-stream track's one Forwarder, the plain one and an
+	// audio one, and their inputs
+	singleFwd, plain, audio *Forwarder
+	input, plainIn, audioIn *layerTrack
+	seq                     uint16
+	fed                     [3]uint64 // packets sent to singleFwd, plain and audio
+	est                     *estimator
+	st                      *sendState
+	a                       *allocator
+	subs                    []*allocFuzzSub
 }
 
 func newAllocFuzzFixture(t *testing.T) *allocFuzzFixture {
 	fx := newSimulcastFixture(t)
 	af := &allocFuzzFixture{t: t, fx: fx, seq: 1}
-	var fwds [2]*Forwarder
-	var ins [2]*layerTrack
-	for i := range fwds {
-		ins[i] = &layerTrack{chanTrack: newChanTrack(vp8Codec), ssrc: webrtc.SSRC(200 + i)}
+	var fwds [3]*Forwarder
+	var ins [3]*layerTrack
+	for i, codec := range []webrtc.RTPCodecParameters{vp8Codec, vp8Codec, opusCodec} {
+		ins[i] = &layerTrack{chanTrack: newChanTrack(codec), ssrc: webrtc.SSRC(200 + i)}
 		f, err := NewForwarder(ForwarderConfig{Track: ins[i], RTCP: fx.plis, CacheSlots: 64})
 		if err != nil {
 			t.Fatal(err)
 		}
 		fwds[i] = f
 	}
-	af.input, af.plainIn, af.singleFwd, af.plain = ins[0], ins[1], fwds[0], fwds[1]
+	af.input, af.plainIn, af.audioIn = ins[0], ins[1], ins[2]
+	af.singleFwd, af.plain, af.audio = fwds[0], fwds[1], fwds[2]
 	single, err := NewTrack(TrackConfig{Layer: fwds[0], Clock: fx.clk})
 	if err != nil {
 		t.Fatal(err)
@@ -71,8 +72,10 @@ func newAllocFuzzFixture(t *testing.T) *allocFuzzFixture {
 		if err := single.Close(); err != nil {
 			t.Error(err)
 		}
-		if err := af.plain.Close(); err != nil {
-			t.Error(err)
+		for _, f := range []*Forwarder{af.plain, af.audio} {
+			if err := f.Close(); err != nil {
+				t.Error(err)
+			}
 		}
 	})
 	af.est, af.st = &estimator{}, new(sendState)
@@ -86,8 +89,8 @@ func newAllocFuzzFixture(t *testing.T) *allocFuzzFixture {
 }
 
 // add subscribes a new down-track, added to the allocator first as a Peer
-// does: to the simulcast track (kind 0), the single-stream one (1) or the
-// plain Forwarder (2).
+// does: to the simulcast track (kind 0), the single-stream one (1), the
+// plain Forwarder (2) or the audio one (3).
 func (af *allocFuzzFixture) add(kind int) {
 	if len(af.subs) >= 4 {
 		return
@@ -98,9 +101,13 @@ func (af *allocFuzzFixture) add(kind int) {
 	case 0:
 		dt, sink = af.fx.subscriberWith(af.a.add)
 	default:
-		sink = &memContext{id: "sub", ssrc: 4242, record: true, codecs: []webrtc.RTPCodecParameters{vp8Codec}}
+		codec, src := vp8Codec, af.plain
+		if kind == 3 {
+			codec, src = opusCodec, af.audio
+		}
+		sink = &memContext{id: "sub", ssrc: 4242, record: true, codecs: []webrtc.RTPCodecParameters{codec}}
 		var err error
-		dt, err = NewDownTrack(DownTrackConfig{ID: "v", StreamID: "s", Codec: vp8Codec.RTPCodecCapability})
+		dt, err = NewDownTrack(DownTrackConfig{ID: "v", StreamID: "s", Codec: codec.RTPCodecCapability})
 		if err != nil {
 			af.t.Fatal(err)
 		}
@@ -113,7 +120,7 @@ func (af *allocFuzzFixture) add(kind int) {
 		if kind == 1 {
 			err = af.single.AddSubscriber(dt)
 		} else {
-			err = af.plain.AddSubscriber(dt)
+			err = src.AddSubscriber(dt)
 		}
 		if err != nil {
 			af.t.Fatal(err)
@@ -123,8 +130,8 @@ func (af *allocFuzzFixture) add(kind int) {
 }
 
 // frames sends a frame of each layer in mask (bits 0-2 the simulcast
-// layers, 3 the single-stream track, 4 the plain Forwarder), waits for
-// the read loops to take them, and moves the clock by d.
+// layers, 3 the single-stream track, 4 the plain Forwarder) and an audio
+// packet, waits for the read loops to take them, and moves the clock by d.
 func (af *allocFuzzFixture) frames(mask byte, key bool, d time.Duration) {
 	fx := af.fx
 	for i := range 3 {
@@ -141,9 +148,12 @@ func (af *allocFuzzFixture) frames(mask byte, key bool, d time.Duration) {
 			af.fed[i]++
 		}
 	}
+	af.seq++
+	af.audioIn.in <- rawRTP(af.t, 111, af.seq, uint32(af.seq)*960, false, make([]byte, 100))
+	af.fed[2]++
 	fx.settle()
-	poll.Until(af.t, "the single-stream read loops", func() bool {
-		return af.singleFwd.Stats().Packets == af.fed[0] && af.plain.Stats().Packets == af.fed[1]
+	poll.Until(af.t, "the single-stream and audio read loops", func() bool {
+		return af.singleFwd.Stats().Packets == af.fed[0] && af.plain.Stats().Packets == af.fed[1] && af.audio.Stats().Packets == af.fed[2]
 	})
 	fx.clk.Advance(d)
 }
@@ -189,7 +199,7 @@ func (af *allocFuzzFixture) step(op, arg byte) {
 	}
 	switch op % 14 {
 	case 0:
-		af.add(int(arg) % 3)
+		af.add(int(arg) % 4)
 	case 1:
 		if sub != nil {
 			// As a Peer drops a send: out of the allocation, then closed.
@@ -346,6 +356,8 @@ func FuzzAllocator(f *testing.F) {
 	// Moved from the simulcast track on its top layer to the
 	// single-stream one, and back.
 	f.Add([]byte{0, 0, 7, 0x0f, 6, 0x3f, 9, 1, 6, 0x3f, 13, 0, 7, 0x0f, 9, 1, 6, 0x3f, 13, 0, 9, 0})
+	// Audio beside video: what it sends is taken off the estimate.
+	f.Add([]byte{0, 3, 0, 0, 7, 0x0b, 6, 0x27, 9, 1, 6, 0x27, 7, 0x0b, 9, 0, 5, 0x00, 6, 0x27, 5, 0x01, 9, 1})
 	// REMB, single-stream and plain down-tracks, a layer that stops.
 	f.Add([]byte{0, 1, 0, 2, 0, 0, 8, 0x0b, 6, 0x3f, 6, 0x1b, 6, 0x1b, 6, 0x1b, 6, 0x1b, 4, 0x21, 3, 0x15, 1, 0x20, 9, 7})
 	f.Fuzz(func(t *testing.T, ops []byte) {
