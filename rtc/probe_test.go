@@ -206,25 +206,8 @@ func TestGovernorGrant(t *testing.T) {
 // down-track's subscriber pauses it, nothing is sent to it, padding
 // included.
 func TestProbeSendsNoPaddingWhilePaused(t *testing.T) {
-	fx := newFixture(t, vp8Codec)
 	sub := &memContext{id: "p", ssrc: 77, record: true}
-	dt := fx.downTrack(sub)
-	if err := fx.f.AddSubscriber(dt); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 2 { // one frame, ended: padding may follow
-		raw := rawRTP(t, 96, uint16(900+i), 3000, i == 0, rtctest.CounterPayload(uint32(i), 40))
-		if i == 1 {
-			raw[1] |= 0x80
-		}
-		fx.track.in <- raw
-	}
-	poll.Until(t, "the frame forwarded", func() bool { return sub.count() == 2 })
-
-	est, st := &estimator{}, new(sendState)
-	st.est.Init(bwe.Config{Initial: bweInitialBitrate, Min: 1, Max: bweMaxBitrate})
-	est.send.Store(st)
-	est.setActive(true)
+	dt, est := paddableDownTrack(t, sub)
 	clk := clock.NewManual(time.Unix(6_000_000, 0))
 	p := newProber(est, clk, nil)
 	t.Cleanup(p.close)
@@ -272,25 +255,8 @@ func TestProbeClusterFeedbackPastItsRecord(t *testing.T) {
 // connection's write of a padding packet) is recovered and reported as a
 // FailureEvent through the allocator, whose checks and probes stop.
 func TestProbePanicFailsThePeer(t *testing.T) {
-	fx := newFixture(t, vp8Codec)
 	sub := &memContext{id: "p", ssrc: 77, record: true, panicAt: 3} // the first padding packet
-	dt := fx.downTrack(sub)
-	if err := fx.f.AddSubscriber(dt); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 2 { // one frame, ended: padding may follow
-		raw := rawRTP(t, 96, uint16(900+i), 3000, i == 0, rtctest.CounterPayload(uint32(i), 40))
-		if i == 1 {
-			raw[1] |= 0x80
-		}
-		fx.track.in <- raw
-	}
-	poll.Until(t, "the frame forwarded", func() bool { return sub.count() == 2 })
-
-	est, st := &estimator{}, new(sendState)
-	st.est.Init(bwe.Config{Initial: bweInitialBitrate, Min: 1, Max: bweMaxBitrate})
-	est.send.Store(st)
-	est.setActive(true)
+	dt, est := paddableDownTrack(t, sub)
 	clk := clock.NewManual(time.Unix(8_000_000, 0))
 	a := newAllocator(est, clk, nil)
 	t.Cleanup(a.close)
@@ -305,7 +271,32 @@ func TestProbePanicFailsThePeer(t *testing.T) {
 	if len(failures) != 1 || !errors.Is(failures[0], ErrReadLoopPanic) {
 		t.Fatalf("failures reported: %v, want one panic", failures)
 	}
-	if n := clk.Pending(); n != 0 || st.probe.Load() != nil {
-		t.Fatalf("%d timers left after the failure, probe recording %v; want neither", n, st.probe.Load() != nil)
+	if n, probing := clk.Pending(), est.send.Load().probe.Load() != nil; n != 0 || probing {
+		t.Fatalf("%d timers left after the failure, probe recording %v; want neither", n, probing)
 	}
+}
+
+// paddableDownTrack returns a down-track sending to sub, which has been
+// sent one whole frame (so that a probe may pad after it), and an active
+// estimator for a probe to record its packets in.
+func paddableDownTrack(t *testing.T, sub *memContext) (*DownTrack, *estimator) {
+	t.Helper()
+	fx := newFixture(t, vp8Codec)
+	dt := fx.downTrack(sub)
+	if err := fx.f.AddSubscriber(dt); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 { // one frame, ended: padding may follow
+		raw := rawRTP(t, 96, uint16(900+i), 3000, i == 0, rtctest.CounterPayload(uint32(i), 40))
+		if i == 1 {
+			raw[1] |= 0x80
+		}
+		fx.track.in <- raw
+	}
+	poll.Until(t, "the frame forwarded", func() bool { return sub.count() == 2 })
+	est, st := &estimator{}, new(sendState)
+	st.est.Init(bwe.Config{Initial: bweInitialBitrate, Min: 1, Max: bweMaxBitrate})
+	est.send.Store(st)
+	est.setActive(true)
+	return dt, est
 }
