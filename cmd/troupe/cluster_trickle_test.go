@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/pion/webrtc/v4"
 )
 
 // A WHEP session's trickle ICE PATCH reaches the node that owns its room
@@ -14,16 +12,7 @@ import (
 // owner's session takes the fragment (204), refuses another ICE session's
 // ETag (412) and a fragment for a mid its offer has not (400).
 func TestClusterForwardsTrickleICE(t *testing.T) {
-	_, nodes := startCluster(t, "node-a", "node-b")
-	a, b := nodes[0], nodes[1]
-	a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"one"}`)
-	tok := b.mustDo(200, "POST", "/api/v1/rooms/r1/tokens", `{"identity":"viewer","role":"subscriber"}`)
-	token, _ := tok["token"].(string)
-
-	pc := loopbackPeer(t)
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		t.Fatal(err)
-	}
+	_, b, token, pc := clusterViewer(t)
 	resp := whipRequest(t, b, token, "POST", "/whep/r1", gatheredOffer(t, pc))
 	loc, etag := resp.Header.Get("Location"), resp.Header.Get("ETag")
 	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(loc, "/whep/r1/") || etag == "" {

@@ -13,16 +13,7 @@ import (
 // node that does not: those of its POST's query, checked before anything
 // joins, and the JSON PATCH of its session URL, which only the owner has.
 func TestClusterForwardsWHEPSettings(t *testing.T) {
-	_, nodes := startCluster(t, "node-a", "node-b")
-	a, b := nodes[0], nodes[1]
-	a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"one"}`)
-	tok := b.mustDo(200, "POST", "/api/v1/rooms/r1/tokens", `{"identity":"viewer","role":"subscriber"}`)
-	token, _ := tok["token"].(string)
-
-	pc := loopbackPeer(t)
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		t.Fatal(err)
-	}
+	a, b, token, pc := clusterViewer(t)
 	offer := gatheredOffer(t, pc)
 	req := func(method, path, contentType, body string) *http.Response {
 		t.Helper()
@@ -63,4 +54,21 @@ func TestClusterForwardsWHEPSettings(t *testing.T) {
 	if resp := req("PATCH", loc, "application/json", `{"width":640,"height":360}`); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("PATCH of a session gone, through node-b: %d, want 404", resp.StatusCode)
 	}
+}
+
+// clusterViewer starts two nodes, creates room r1 through node-a, and
+// returns both nodes, a viewer's join token minted through node-b, and
+// the viewer's peer connection, a video section to receive.
+func clusterViewer(t *testing.T) (a, b *testServer, token string, pc *webrtc.PeerConnection) {
+	t.Helper()
+	_, nodes := startCluster(t, "node-a", "node-b")
+	a, b = nodes[0], nodes[1]
+	a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"one"}`)
+	tok := b.mustDo(200, "POST", "/api/v1/rooms/r1/tokens", `{"identity":"viewer","role":"subscriber"}`)
+	token, _ = tok["token"].(string)
+	pc = loopbackPeer(t)
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	return a, b, token, pc
 }
