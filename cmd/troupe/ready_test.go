@@ -59,6 +59,24 @@ func TestReadyzWithoutClusterLease(t *testing.T) {
 	})
 }
 
+// A cluster node cut off from etcd, its lease lost, still stops when told
+// to: trying to register again holds up nothing the stop waits for.
+func TestClusterNodeStopsWhileCutOff(t *testing.T) {
+	endpoint, _ := etcdtest.Start(t)
+	link := newEtcdLink(t, endpoint)
+	cfg := clusterConfig(t, link.url, "node-a", "0123456789abcdef0123456789abcdef")
+	cfg.ClusterLeaseTTL = time.Second
+	s := startServer(t, cfg)
+	link.cut(true)
+	poll.Until(t, "/readyz to answer 503", func() bool {
+		status, _ := readyAnswer(t, s)
+		return status == http.StatusServiceUnavailable
+	})
+	start := time.Now()
+	err := s.stop() // fails the test if it does not return
+	t.Logf("stopped in %v: %v", time.Since(start), err)
+}
+
 // etcdLink is a TCP relay between a node and etcd that a test can cut, as
 // a network partition would, and mend.
 type etcdLink struct {
