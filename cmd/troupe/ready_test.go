@@ -33,22 +33,35 @@ func readyAnswer(t *testing.T, s *testServer) (int, string) {
 	return resp.StatusCode, body.Error.Message
 }
 
-// A cluster node cut off from etcd for longer than its lease refuses every
-// write: /readyz says so, with the reason, until it holds a lease again.
-func TestReadyzWithoutClusterLease(t *testing.T) {
+// startLinkedNode starts a cluster node whose link to etcd the test can
+// cut, with a lease of a second; the node is ready.
+func startLinkedNode(t *testing.T) (*testServer, *etcdLink) {
+	t.Helper()
 	endpoint, _ := etcdtest.Start(t)
 	link := newEtcdLink(t, endpoint)
 	cfg := clusterConfig(t, link.url, "node-a", "0123456789abcdef0123456789abcdef")
 	cfg.ClusterLeaseTTL = time.Second
-	s := startServer(t, cfg)
-	if status, _ := readyAnswer(t, s); status != http.StatusOK {
-		t.Fatalf("/readyz %d with a lease, want 200", status)
-	}
+	return startServer(t, cfg), link
+}
+
+// cutOff cuts s's link to etcd and waits until s has lost its lease.
+func cutOff(t *testing.T, s *testServer, link *etcdLink) {
+	t.Helper()
 	link.cut(true)
 	poll.Until(t, "/readyz to answer 503", func() bool {
 		status, _ := readyAnswer(t, s)
 		return status == http.StatusServiceUnavailable
 	})
+}
+
+// A cluster node cut off from etcd for longer than its lease refuses every
+// write: /readyz says so, with the reason, until it holds a lease again.
+func TestReadyzWithoutClusterLease(t *testing.T) {
+	s, link := startLinkedNode(t)
+	if status, _ := readyAnswer(t, s); status != http.StatusOK {
+		t.Fatalf("/readyz %d with a lease, want 200", status)
+	}
+	cutOff(t, s, link)
 	if _, message := readyAnswer(t, s); message != "not ready: no cluster lease" {
 		t.Fatalf("/readyz message %q", message)
 	}
@@ -57,6 +70,16 @@ func TestReadyzWithoutClusterLease(t *testing.T) {
 		status, _ := readyAnswer(t, s)
 		return status == http.StatusOK
 	})
+}
+
+// A cluster node cut off from etcd, its lease lost, still stops when told
+// to: trying to register again holds up nothing the stop waits for.
+func TestClusterNodeStopsWhileCutOff(t *testing.T) {
+	s, link := startLinkedNode(t)
+	cutOff(t, s, link)
+	start := time.Now()
+	err := s.stop() // fails the test if it does not return
+	t.Logf("stopped in %v: %v", time.Since(start), err)
 }
 
 // etcdLink is a TCP relay between a node and etcd that a test can cut, as

@@ -82,9 +82,9 @@ func (s *Store) Register(ctx context.Context) (*Lease, error) {
 		return nil, err
 	}
 	defer s.leave()
-	s.leaseMu.Lock()
-	defer s.leaseMu.Unlock()
-	if l := s.lease; l != nil && l.live() {
+	s.registerMu.Lock()
+	defer s.registerMu.Unlock()
+	if l, err := s.liveLease(); err == nil {
 		return l, nil
 	}
 	g, err := s.cli.Grant(ctx, s.leaseTTL)
@@ -106,11 +106,13 @@ func (s *Store) Register(ctx context.Context) (*Lease, error) {
 	l := &Lease{id: g.ID, done: make(chan struct{})}
 	s.wg.Add(1)
 	go s.keepAlive(l, ch, cancel)
+	s.leaseMu.Lock()
 	s.lease = l
 	if s.registered != nil {
 		close(s.registered)
 		s.registered = nil
 	}
+	s.leaseMu.Unlock()
 	s.log.Info("registered", "node", s.node, "lease", int64(g.ID), "ttl_s", g.TTL)
 	return l, nil
 }

@@ -100,8 +100,12 @@ type Store struct {
 	// next one takes its Seq from.
 	lastRev atomic.Int64
 
-	leaseMu sync.Mutex
-	lease   *Lease // guarded by leaseMu; nil before Register
+	// registerMu makes Register one at a time; it is held across Register's
+	// calls to etcd, leaseMu never is, so that a Register waiting on an
+	// etcd out of reach holds up nobody who only reads the lease.
+	registerMu sync.Mutex
+	leaseMu    sync.Mutex
+	lease      *Lease // guarded by leaseMu; nil before Register
 	// registered is closed, and cleared, by Register when it grants a
 	// lease: those waiting for one (waitLease) wait on it. Guarded by
 	// leaseMu.
