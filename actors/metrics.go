@@ -173,3 +173,10 @@ func refusalReason(err error) string {
 	}
 	return "error"
 }
+
+// recordingEnded counts rec, whose status is final, among the recordings
+// ended on this node: every way a recording ends (stopped, failed to
+// start or to go on as a next part, closed as interrupted) comes here.
+func (m *metrics) recordingEnded(rec *recordpb.Recording) {
+	m.recordings.WithLabelValues(RecordingStatusName(rec.Status), rec.EndReason).Inc()
+}

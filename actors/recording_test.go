@@ -276,6 +276,9 @@ func TestRestartClosesInterruptedRecordings(t *testing.T) {
 	if open, err := env.store.OpenRecordings(ctx); err != nil || len(open) != 0 {
 		t.Fatalf("recordings still open: %v, %v", open, err)
 	}
+	if n := testutil.ToFloat64(env.rooms.metrics.recordings.WithLabelValues("failed", RecordingServerRestart)); n != 1 {
+		t.Fatalf("troupe_recordings_ended_total{status=failed,reason=server-restart} = %v after the restart, want 1", n)
+	}
 }
 
 // TestRecordingLimits: a recording stops at the maximum duration, and with

@@ -389,6 +389,7 @@ func (r *Rooms) closeInterruptedRecordings(ctx context.Context) error {
 		if err := r.cfg.Store.Apply(ctx, w); err != nil {
 			return fmt.Errorf("actors: close recording %s: %w", rec.Id, err)
 		}
+		r.metrics.recordingEnded(next)
 		r.removeOpenMarker(rec.Id)
 		r.cfg.Logger.Info("closed a recording interrupted by a restart", "recording", rec.Id, "room", rec.RoomId, "files", len(next.Files))
 	}

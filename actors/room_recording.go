@@ -181,6 +181,7 @@ func (a *roomActor) startRecording(opts RecordingOptions) (*recordpb.Recording, 
 		failed := endedRecording(next, recordpb.RecordingStatus_RECORDING_STATUS_FAILED, writerFailureReason(mediaErr), mediaErr)
 		c := &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{failed}}}
 		a.recordingEvent(c, failed, "recording-failed", NewRecordingJSON(failed))
+		a.deps.metrics.recordingEnded(failed)
 		if err := a.commit(c); err != nil {
 			return nil, fmt.Errorf("record a failed start: %w", err)
 		}
@@ -392,7 +393,7 @@ func (a *roomActor) finishRecording(lr *liveRecording, files []*recordpb.Recordi
 	}
 	// Counted before the write: the writer has ended whether or not its
 	// record is written, and a reader who sees the record sees the count.
-	a.deps.metrics.recordings.WithLabelValues(RecordingStatusName(st), reason).Inc()
+	a.deps.metrics.recordingEnded(next)
 	if err := a.commit(c); err != nil {
 		// Left stopping in the store: the start-up after a restart closes
 		// it, its files finalized again.
@@ -632,6 +633,7 @@ func (a *roomActor) closeOrphanRecordings(ctx context.Context) {
 		next.EndedAt = rec.UpdatedAt // the last change known of it
 		c := &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{next}}}
 		a.recordingEvent(c, next, "recording-failed", NewRecordingJSON(next))
+		a.deps.metrics.recordingEnded(next)
 		if err := a.commit(c); err != nil {
 			a.log.Error("close an interrupted recording", "recording", rec.Id, "err", err)
 			continue
@@ -673,6 +675,7 @@ func (a *roomActor) continueRecording(rec *recordpb.Recording) {
 		failed := endedRecording(next, recordpb.RecordingStatus_RECORDING_STATUS_FAILED, writerFailureReason(err), err)
 		c := &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{failed}}}
 		a.recordingEvent(c, failed, "recording-failed", NewRecordingJSON(failed))
+		a.deps.metrics.recordingEnded(failed)
 		if err := a.commit(c); err != nil {
 			a.log.Error("record a failed recording", "recording", rec.Id, "err", err)
 		}
