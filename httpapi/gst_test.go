@@ -118,6 +118,21 @@ func startGStreamer(t *testing.T, args ...string) *gstProc {
 	return p
 }
 
+// stop asks the process to end its session and waits for it to exit.
+func (p *gstProc) stop(t *testing.T) error {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(gstTimeout):
+		t.Fatalf("GStreamer did not exit in %v", gstTimeout)
+		return nil
+	}
+}
+
 // waitLine waits for a line that starts with prefix and returns it; it
 // fails t if the process ends first.
 func (p *gstProc) waitLine(t *testing.T, prefix string) string {
@@ -244,14 +259,7 @@ func TestGStreamerWHIP(t *testing.T) {
 			gst := startGStreamer(t, "whip", url+"/whip/"+room, s.joinToken(t, room, "gstreamer", auth.RolePublisher),
 				"webrtcbin name=wb bundle-policy=max-bundle "+tc.pipeline[encoder]+audio)
 			gst.waitLine(t, "connected")
-			poll.Until(t, "the GStreamer publisher's two tracks", func() bool {
-				for _, p := range s.participants(t, room) {
-					if p["identity"] == "gstreamer" {
-						return len(p["tracks"].([]any)) == 2
-					}
-				}
-				return false
-			})
+			waitTracks(t, s, room, "gstreamer", 2)
 
 			rx := &keyframeWatch{}
 			pc := transceiverPeer(t, clientAPI(t), webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
@@ -275,8 +283,33 @@ func TestGStreamerWHIP(t *testing.T) {
 			if seen.count(http.MethodPatch, http.StatusNoContent) == 0 {
 				t.Error("GStreamer trickled no candidate the server took")
 			}
+
+			// Stopped, the pipeline ends its session with a DELETE.
+			if err := gst.stop(t); err != nil {
+				t.Errorf("GStreamer exited with %v", err)
+			}
+			gst.waitLine(t, "deleted 200")
+			waitTracks(t, s, room, "gstreamer", -1)
 		})
 	}
+}
+
+// waitTracks waits until the participant identity of room publishes n
+// tracks, or with n < 0 until it has left.
+func waitTracks(t *testing.T, s *stack, room, identity string, n int) {
+	t.Helper()
+	what := fmt.Sprintf("%s to publish %d tracks", identity, n)
+	if n < 0 {
+		what = identity + " to leave"
+	}
+	poll.Until(t, what, func() bool {
+		for _, p := range s.participants(t, room) {
+			if p["identity"] == identity {
+				return len(p["tracks"].([]any)) == n
+			}
+		}
+		return n < 0
+	})
 }
 
 // keyframeWatch reads a viewer's tracks until it has seen a video
@@ -373,7 +406,7 @@ func h264Keyframe(payload []byte) bool {
 
 // TestGStreamerWHEP: a pion publisher sends a real VP8 clip, and
 // GStreamer's webrtcbin receives it through WHEP, trickling its
-// candidates, and decodes 30 frames of 320x240.
+// candidates, decodes 30 frames of 320x240, and leaves.
 func TestGStreamerWHEP(t *testing.T) {
 	checkLeaks(t)
 	requireGStreamer(t, "rtpvp8depay", "vp8dec")
@@ -400,14 +433,7 @@ func TestGStreamerWHEP(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	poll.Until(t, "the camera's track", func() bool {
-		for _, p := range s.participants(t, "gstwhep") {
-			if p["identity"] == "camera" {
-				return len(p["tracks"].([]any)) == 1
-			}
-		}
-		return false
-	})
+	waitTracks(t, s, "gstwhep", "camera", 1)
 
 	var seen requestLog
 	url := s.serveLogged(t, &seen)
@@ -424,6 +450,9 @@ func TestGStreamerWHEP(t *testing.T) {
 	if gst.err != nil {
 		t.Errorf("GStreamer exited with %v", gst.err)
 	}
+	// Done, the viewer ends its session with a DELETE.
+	gst.waitLine(t, "deleted 200")
+	waitTracks(t, s, "gstwhep", "gstreamer", -1)
 	if seen.count(http.MethodPatch, http.StatusNoContent) == 0 {
 		t.Error("GStreamer trickled no candidate the server took")
 	}

@@ -10,12 +10,16 @@ URL (RFC 9725, application/trickle-ice-sdpfrag), ending with
 a=end-of-candidates.
 
   webrtc.py whip URL TOKEN PIPELINE   publish PIPELINE's webrtcbin (named wb)
-  webrtc.py whep URL TOKEN FRAMES     receive, decode FRAMES VP8 frames, exit 0
+                                      until SIGTERM, then DELETE and exit 0
+  webrtc.py whep URL TOKEN FRAMES     receive, decode FRAMES VP8 frames, DELETE
+                                      and exit 0
 
 It prints one line per event on stdout ("connected", "decoded N WxH",
-"patch STATUS") for the test to follow, and exits non-zero on an error.
+"patch STATUS", "deleted STATUS") for the test to follow, and exits
+non-zero on an error.
 """
 import os
+import signal
 import sys
 import urllib.error
 import urllib.parse
@@ -82,9 +86,25 @@ class Session:
                     else "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000")
                 self.wb.emit("add-transceiver", GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY, caps)
         self.pipe.set_state(Gst.State.PLAYING)
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, self.leave)
         self.loop.run()
         self.pipe.set_state(Gst.State.NULL)
         return self.status
+
+    def leave(self):
+        """Ends the session with a DELETE, as a user stopping the
+        pipeline does, and exits 0 if the server took it."""
+        if self.location is None:
+            self.fail("stopped before the session began")
+            return False
+        status, _, body = self.request("DELETE", self.location, None, None)
+        say("deleted", status)
+        if status != 200:
+            self.fail("DELETE %d: %s" % (status, body))
+            return False
+        self.status = 0
+        self.loop.quit()
+        return False
 
     def fail(self, why):
         say("error", why)
@@ -123,9 +143,11 @@ class Session:
                 self.pwd = line[10:]
 
     def request(self, method, url, body, ctype, headers=None):
-        req = urllib.request.Request(url, data=body.encode(), method=method)
+        data = body.encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method)
         req.add_header("Authorization", "Bearer " + self.token)
-        req.add_header("Content-Type", ctype)
+        if ctype:
+            req.add_header("Content-Type", ctype)
         for k, v in (headers or {}).items():
             req.add_header(k, v)
         try:
@@ -210,8 +232,7 @@ class Session:
         if self.decoded == self.frames:
             s = pad.get_current_caps().get_structure(0)
             say("decoded %d %dx%d" % (self.decoded, s.get_int("width")[1], s.get_int("height")[1]))
-            self.status = 0
-            GLib.idle_add(self.loop.quit)
+            GLib.idle_add(self.leave)
         return Gst.PadProbeReturn.OK
 
 
