@@ -46,11 +46,11 @@ const gstPython = "/usr/bin/python3"
 
 // requireGStreamer skips t unless TROUPE_GST_TESTS=1, and fails it when
 // the variable is set but GStreamer, its Python bindings or one of
-// elements is missing.
+// the elements is missing.
 func requireGStreamer(t *testing.T, elements ...string) {
 	t.Helper()
 	if os.Getenv("TROUPE_GST_TESTS") != "1" {
-		t.Skip("the GStreamer interop tests run with TROUPE_GST_TESTS=1 (they need gst-launch-1.0, webrtcbin and python3-gi)")
+		t.Skip("the GStreamer interop tests run with TROUPE_GST_TESTS=1 (they need GStreamer 1.22's webrtcbin and python3-gi)")
 	}
 	if _, err := exec.LookPath("gst-inspect-1.0"); err != nil {
 		t.Fatalf("TROUPE_GST_TESTS=1 but GStreamer is not installed: %v", err)
@@ -199,6 +199,7 @@ func (l *requestLog) count(method string, status int) int {
 	return n
 }
 
+// statusRecorder is a ResponseWriter that keeps the status it was given.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
