@@ -217,11 +217,9 @@ func TestGStreamerWHIP(t *testing.T) {
 	audio := "audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111 ! " +
 		"application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000 ! wb. "
 	// GStreamer's H.264 encoders mark their constrained baseline streams
-	// 42c0 (constraint_set0 and 1), browsers 42e0 (and constraint_set2):
-	// the same profile, but the server registers H.264 by its profile
-	// bytes (42e0 among them, not 42c0), so the pipeline names its stream
-	// as browsers do.
-	h264 := "rtph264pay pt=102 config-interval=-1 ! capssetter caps=application/x-rtp,profile-level-id=(string)42e01f ! " +
+	// 42c0 (constraint_set0 and 1) where browsers write 42e0: the same
+	// profile, which a viewer offering 42e0 receives.
+	h264 := "rtph264pay pt=102 config-interval=-1 ! " +
 		"application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000 ! wb. "
 	raw := "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! "
 	for _, tc := range []struct {
@@ -241,7 +239,7 @@ func TestGStreamerWHIP(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkLeaks(t)
-			requireGStreamer(t, "videotestsrc", "audiotestsrc", "opusenc", "rtpopuspay", "rtpvp8pay", "rtph264pay", "capssetter")
+			requireGStreamer(t, "videotestsrc", "audiotestsrc", "opusenc", "rtpopuspay", "rtpvp8pay", "rtph264pay")
 			encoder := ""
 			for _, e := range tc.encoders {
 				if gstHas(e) {

@@ -117,6 +117,20 @@ func TestCodecFits(t *testing.T) {
 		{h("packetization-mode=1;profile-level-id=42e01f"), h("profile-level-id=42e034;packetization-mode=1"), true},
 		{h("packetization-mode=1;profile-level-id=42e01f"), h("packetization-mode=0;profile-level-id=42e01f"), false},
 		{h("packetization-mode=1;profile-level-id=4d001f"), h("packetization-mode=1;profile-level-id=42e01f"), false},
+		// One profile written several ways: Constrained Baseline as
+		// GStreamer's encoders and browsers write it, and as Main with
+		// constraint_set0; Main with constraint_set1; case.
+		{h("packetization-mode=1;profile-level-id=42c015"), h("packetization-mode=1;profile-level-id=42e01f"), true},
+		{h("packetization-mode=1;profile-level-id=4d801f"), h("packetization-mode=1;profile-level-id=42e01f"), true},
+		{h("packetization-mode=1;profile-level-id=4d401f"), h("packetization-mode=1;profile-level-id=4d001f"), true},
+		{h("packetization-mode=1;profile-level-id=42E01F"), h("packetization-mode=1;profile-level-id=42e01f"), true},
+		// Baseline is not Constrained Baseline, Constrained High not High.
+		{h("packetization-mode=1;profile-level-id=42001f"), h("packetization-mode=1;profile-level-id=42e01f"), false},
+		{h("packetization-mode=1;profile-level-id=42801f"), h("packetization-mode=1;profile-level-id=42c01f"), false},
+		{h("packetization-mode=1;profile-level-id=640c1f"), h("packetization-mode=1;profile-level-id=64001f"), false},
+		// Unknown profiles compare as written.
+		{h("packetization-mode=1;profile-level-id=53001f"), h("packetization-mode=1;profile-level-id=53001f"), true},
+		{h("packetization-mode=1;profile-level-id=zz"), h("packetization-mode=1;profile-level-id=42e01f"), false},
 		{webrtc.RTPCodecCapability{MimeType: "video/vp8", ClockRate: 90000}, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, true},
 		{webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, SDPFmtpLine: "profile-id=2"}, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000}, false},
 		{webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, h(""), false},

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -656,13 +657,9 @@ func CodecFits(have, want webrtc.RTPCodecCapability) bool {
 	}
 	switch strings.ToLower(have.MimeType) {
 	case strings.ToLower(webrtc.MimeTypeH264):
-		// profile_idc and the constraint flags; the third byte is the level.
+		// The profile; the third byte is the level.
 		profile := func(fmtp string) string {
-			plid := param(fmtp, "profile-level-id", "42000a")
-			if len(plid) < 4 {
-				return plid
-			}
-			return plid[:4]
+			return h264Profile(param(fmtp, "profile-level-id", "42000a"))
 		}
 		return same("packetization-mode", "0") && profile(have.SDPFmtpLine) == profile(want.SDPFmtpLine)
 	case strings.ToLower(webrtc.MimeTypeVP9):
@@ -671,6 +668,47 @@ func CodecFits(have, want webrtc.RTPCodecCapability) bool {
 		return same("profile", "0")
 	}
 	return true
+}
+
+// h264Profiles name the H.264 profiles a profile-level-id's first two
+// bytes (profile_idc, then the constraint flags) may stand for, in the
+// order they are tried: one profile is written several ways. Constrained
+// Baseline, for one, is 42e0 from browsers and 42c0 from GStreamer's and
+// other encoders (constraint_set1 is what makes it constrained; set0 and
+// set2 say only that the stream also obeys those profiles). A set flag in
+// mask must equal the one in flags; bits 3 to 0 are reserved, zero.
+var h264Profiles = []struct {
+	idc         byte
+	mask, flags byte
+	name        string
+}{
+	{0x42, 0x4f, 0x40, "constrained-baseline"},
+	{0x4d, 0x8f, 0x80, "constrained-baseline"},
+	{0x58, 0xcf, 0xc0, "constrained-baseline"},
+	{0x42, 0x4f, 0x00, "baseline"},
+	{0x58, 0xcf, 0x80, "baseline"},
+	{0x4d, 0xaf, 0x00, "main"},
+	{0x58, 0xcf, 0x00, "extended"},
+	{0x64, 0xff, 0x0c, "constrained-high"},
+	{0x64, 0xff, 0x00, "high"},
+	{0x6e, 0xff, 0x00, "high-10"},
+	{0x7a, 0xff, 0x00, "high-422"},
+	{0xf4, 0xff, 0x00, "high-444"},
+}
+
+// h264Profile returns the profile a profile-level-id names, or, for one it
+// does not know, its first four hex digits (compared as they are).
+func h264Profile(plid string) string {
+	b, err := hex.DecodeString(plid)
+	if err != nil || len(b) != 3 {
+		return strings.ToLower(plid)
+	}
+	for _, p := range h264Profiles {
+		if b[0] == p.idc && b[1]&p.mask == p.flags {
+			return p.name
+		}
+	}
+	return strings.ToLower(plid[:4])
 }
 
 // bestFit returns the index of the codec of list that codec fits, the one
