@@ -133,8 +133,8 @@ type Config struct {
 	// as failed. Default 24h.
 	WebhookMaxAge time.Duration `yaml:"webhook_max_age"`
 	// DebugAddr, when set, is the host:port where Go's profiler is served
-	// (/debug/pprof/), apart from the API and without authentication: keep
-	// it on loopback. Default empty: off.
+	// (/debug/pprof/), apart from the API and without authentication: a
+	// loopback address only, others are refused. Default empty: off.
 	DebugAddr string `yaml:"debug_addr"`
 	// GCPercent is the garbage collector's target heap growth, in percent
 	// of the live heap (Go's GOGC). 0, the default, leaves it to GOGC, or
@@ -246,6 +246,11 @@ func (c Config) Validate() error {
 	if c.DebugAddr != "" {
 		if err := validateHostPort(c.DebugAddr); err != nil {
 			return fmt.Errorf("%w: --debug-addr %q: %v", ErrInvalidConfig, c.DebugAddr, err)
+		}
+		// The profiler has no authentication and its profiles show the
+		// process's memory: only this host may reach it.
+		if host, _, _ := net.SplitHostPort(c.DebugAddr); !loopbackHost(host) {
+			return fmt.Errorf("%w: --debug-addr %q: the profiler is unauthenticated: give a loopback address (127.0.0.1, [::1] or localhost)", ErrInvalidConfig, c.DebugAddr)
 		}
 	}
 	if c.RTCTCPPort < rtcTCPOff || c.RTCTCPPort > 65535 {
@@ -548,6 +553,16 @@ func validateHostPort(addr string) error {
 	return validateHost(host)
 }
 
+// loopbackHost reports whether host is a loopback IP address or localhost;
+// empty (every interface) is not.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // validateHost refuses a host that is neither empty (every interface), an
 // IP address nor a host name: a malformed address would otherwise be
 // looked up as a name and fail only at listen, as "no such host".
@@ -613,7 +628,7 @@ var settings = []setting{
 	{"webhook-events", "events (or patterns) sent to --webhook-urls", func(c *Config) any { return &c.WebhookEvents }},
 	{"webhook-allow-private", "let webhooks reach loopback and private addresses", func(c *Config) any { return &c.WebhookAllowPrivate }},
 	{"webhook-max-age", "how long a webhook delivery is retried before it is kept as failed", func(c *Config) any { return &c.WebhookMaxAge }},
-	{"debug-addr", "host:port serving Go's profiler at /debug/pprof/, unauthenticated (empty = off)", func(c *Config) any { return &c.DebugAddr }},
+	{"debug-addr", "loopback host:port serving Go's profiler at /debug/pprof/, unauthenticated (empty = off)", func(c *Config) any { return &c.DebugAddr }},
 	{"gc-percent", "garbage collection target, as GOGC (0 = GOGC, or Go's 100; -1 = off)", func(c *Config) any { return &c.GCPercent }},
 	{"log-level", "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
 	{"log-format", "text or json", func(c *Config) any { return &c.LogFormat }},

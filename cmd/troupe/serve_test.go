@@ -350,7 +350,8 @@ func TestMetricsWiring(t *testing.T) {
 	}
 }
 
-// --debug-addr serves the profiler on its own port, never on the API's.
+// --debug-addr serves the profiler on its own port, never on the API's,
+// without the command line, which may hold the API secret.
 func TestDebugAddrServesProfiler(t *testing.T) {
 	debugAddr := freeAddr(t)
 	cfg := testConfig(t.TempDir())
@@ -361,6 +362,7 @@ func TestDebugAddrServesProfiler(t *testing.T) {
 		want int
 	}{
 		{"http://" + debugAddr + "/debug/pprof/goroutine?debug=1", http.StatusOK},
+		{"http://" + debugAddr + "/debug/pprof/cmdline", http.StatusNotFound},
 		{s.url + "/debug/pprof/goroutine?debug=1", http.StatusNotFound},
 	} {
 		resp, err := s.client.Get(c.url)
