@@ -168,6 +168,10 @@ type Config struct {
 	// DataDir/keys.json is used, generated on first start.
 	APIKey    string `yaml:"api_key"`
 	APISecret string `yaml:"api_secret"`
+	// TokenMaxLifetime refuses a token whose exp is further ahead than
+	// this, however well signed, and `troupe token --ttl` above it.
+	// Default 720h (30 days).
+	TokenMaxLifetime time.Duration `yaml:"token_max_lifetime"`
 	// EtcdEndpoints, when set, makes the server a node of a cluster: the
 	// client URLs of the etcd that holds the store of record (instead of
 	// Pebble in DataDir/db), the nodes' leases and the rooms' owners.
@@ -216,6 +220,7 @@ func DefaultConfig() Config {
 		CORSOrigins:       stringList{"*"},
 		WebhookEvents:     stringList{"*"},
 		WebhookMaxAge:     24 * time.Hour,
+		TokenMaxLifetime:  auth.DefaultMaxLifetime,
 		LogLevel:          "info",
 		LogFormat:         "text",
 		RequestTimeout:    2 * time.Second,
@@ -286,6 +291,9 @@ func (c Config) Validate() error {
 	}
 	if err := httpapi.CheckCORSOrigins(c.CORSOrigins); err != nil {
 		return fmt.Errorf("%w: --cors-origins: %v", ErrInvalidConfig, err)
+	}
+	if c.TokenMaxLifetime <= 0 {
+		return fmt.Errorf("%w: --token-max-lifetime %v: must be positive", ErrInvalidConfig, c.TokenMaxLifetime)
 	}
 	if c.WebhookMaxAge <= 0 {
 		return fmt.Errorf("%w: --webhook-max-age %v: must be positive", ErrInvalidConfig, c.WebhookMaxAge)
@@ -639,6 +647,7 @@ var settings = []setting{
 	{"rate-burst", "requests allowed at once above --rate-limit (0 = max(1, --rate-limit))", func(c *Config) any { return &c.RateBurst }},
 	{"api-key", "API key (with --api-secret; default: the one in <data-dir>/keys.json)", func(c *Config) any { return &c.APIKey }},
 	{"api-secret", "API secret (with --api-key, at least 32 bytes)", func(c *Config) any { return &c.APISecret }},
+	{"token-max-lifetime", "longest a token may be valid for: one whose exp is further ahead is refused", func(c *Config) any { return &c.TokenMaxLifetime }},
 	{"etcd-endpoints", "etcd client URLs: run as a cluster node on etcd instead of Pebble (needs --api-key/--api-secret)", func(c *Config) any { return &c.EtcdEndpoints }},
 	{"node-id", "this node's name in the cluster (default: host name and HTTP port, host-7880)", func(c *Config) any { return &c.NodeID }},
 	{"advertise-url", "URL where other nodes reach this node's API (default: http:// or https:// and --http-addr)", func(c *Config) any { return &c.AdvertiseURL }},

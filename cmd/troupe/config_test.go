@@ -57,7 +57,7 @@ rate_burst: 20
 		{"yaml over defaults", nil, nil, yamlAll, func(c Config) bool {
 			return reflect.DeepEqual(c, Config{DataDir: "/yaml/data", HTTPAddr: "127.0.0.1:1001", RTCUDPPort: 1002, RTCTCPPort: 7881, RTCBind: "127.0.0.1", RTCBandwidthEstimation: estimateSimulcast, RTCAudioLevel: true,
 				TURNUDPPort: 3478, TURNTLSPort: 5349, TURNRealm: "troupe", TURNCredentialTTL: 12 * time.Hour,
-				CORSOrigins: stringList{"*"}, WebhookEvents: stringList{"*"}, WebhookMaxAge: 24 * time.Hour,
+				CORSOrigins: stringList{"*"}, WebhookEvents: stringList{"*"}, WebhookMaxAge: 24 * time.Hour, TokenMaxLifetime: 30 * 24 * time.Hour,
 				LogLevel: "debug", LogFormat: "json", RequestTimeout: 3 * time.Second,
 				PassivateAfter: time.Minute, DrainTimeout: 45 * time.Second, RateLimit: 10.5, RateBurst: 20, ClusterLeaseTTL: 5 * time.Second,
 				RecordingMaxDuration: 4 * time.Hour, RecordingMinFreeDisk: 1024})
@@ -157,6 +157,8 @@ func TestConfigErrors(t *testing.T) {
 		{"yaml list of mappings", nil, nil, "log_level: warn\ncors_origins: [{a: b}]\n", "line 2: cannot unmarshal !!map into string"},
 		{"announce not an IP", nil, map[string]string{"TROUPE_RTC_ANNOUNCE_IP": "1.2.3.4, example.com"}, "", "--rtc-announce-ip \"example.com\""},
 		{"webhook max age zero", []string{"--webhook-max-age", "0s"}, nil, "", "--webhook-max-age"},
+		{"token max lifetime zero", []string{"--token-max-lifetime", "0s"}, nil, "", "--token-max-lifetime 0s: must be positive"},
+		{"token max lifetime negative", nil, map[string]string{"TROUPE_TOKEN_MAX_LIFETIME": "-1h"}, "", "--token-max-lifetime"},
 		{"recording max duration negative", []string{"--recording-max-duration", "-1s"}, nil, "", "--recording-max-duration"},
 		{"recording min free disk negative", nil, map[string]string{"TROUPE_RECORDING_MIN_FREE_DISK": "-1"}, "", "--recording-min-free-disk"},
 		{"webhook url not a url", []string{"--webhook-urls", "not a url"}, nil, "", "--webhook-urls"},
