@@ -12,8 +12,13 @@ import (
 // forwardedFrom is what node sends when it forwards method path to s: the
 // ForwardedByHeader and its signature, with s's key at s's time.
 func (s *stack) forwardedFrom(node, method, path string) []header {
+	return signedForward(s.api.cfg.SigningKey, node, method, path, s.api.cfg.Clock.Now())
+}
+
+// signedForward is a forward of method path by node signed with k at at.
+func signedForward(k auth.Key, node, method, path string, at time.Time) []header {
 	h := http.Header{}
-	SignForward(h, s.api.cfg.SigningKey, node, method, path, s.api.cfg.Clock.Now())
+	SignForward(h, k, node, method, path, at)
 	return []header{{ForwardedByHeader, h.Get(ForwardedByHeader)}, {ForwardAuthHeader, h.Get(ForwardAuthHeader)}}
 }
 
@@ -41,9 +46,7 @@ func TestForgedForwardChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	signed := func(k auth.Key, node, method, path string, at time.Time) []header {
-		h := http.Header{}
-		SignForward(h, k, node, method, path, at)
-		return []header{noAuth, {ForwardedByHeader, h.Get(ForwardedByHeader)}, {ForwardAuthHeader, h.Get(ForwardAuthHeader)}}
+		return append([]header{noAuth}, signedForward(k, node, method, path, at)...)
 	}
 	good := signed(s.key, "node-b", http.MethodPost, path, clk.Now())
 	renamed := append(good[:1:1], header{ForwardedByHeader, "node-c"}, good[2])
