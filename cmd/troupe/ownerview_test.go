@@ -78,7 +78,7 @@ func TestForgedForwardIsAnOutsideRequest(t *testing.T) {
 	createOn(t, a, "r1")
 	otherKey := http.Header{}
 	httpapi.SignForward(otherKey, auth.Key{ID: b.key.ID, Secret: strings.Repeat("x", 32)}, "node-a", "GET", "/api/v1/rooms/r1", time.Now())
-	for _, forged := range []http.Header{
+	for i, forged := range []http.Header{
 		{httpapi.ForwardedByHeader: {"node-a"}},
 		{httpapi.ForwardedByHeader: {"node-a"}, httpapi.ForwardAuthHeader: {"1765000000.AAAA"}},
 		// Signed with a key that is not the cluster's.
@@ -96,8 +96,8 @@ func TestForgedForwardIsAnOutsideRequest(t *testing.T) {
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK || resp.Header.Get(httpapi.OwnerHeader) != "" {
-			t.Fatalf("GET on node-b claiming to be forwarded (%v): %d, %s %q, want 200 from node-a",
-				forged, resp.StatusCode, httpapi.OwnerHeader, resp.Header.Get(httpapi.OwnerHeader))
+			t.Fatalf("GET on node-b claiming to be forwarded (forgery %d): %d, %s %q, want 200 from node-a",
+				i, resp.StatusCode, httpapi.OwnerHeader, resp.Header.Get(httpapi.OwnerHeader))
 		}
 	}
 	if got := roomActors(t, b); got != "0" {
