@@ -59,10 +59,10 @@ const openMarker = ".open"
 func (a *roomActor) startMedia(rec *recordpb.Recording) (*recordingMedia, error) {
 	cfg := a.deps.cfg.Recording
 	dir := filepath.Join(cfg.Dir, rec.Id)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("recording directory: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, openMarker), nil, 0o640); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, openMarker), nil, 0o600); err != nil {
 		return nil, fmt.Errorf("recording directory: %w", err)
 	}
 	m := &recordingMedia{tracks: make(map[TrackID]*recordedTrack), part: recordingPart(rec), node: cfg.NodeID}

@@ -131,6 +131,14 @@ func TestRecordingLifecycle(t *testing.T) {
 	poll.Until(t, "the tracks attached", func() bool {
 		return slices.Contains(queuedEvents(t, env, "recording"), "participant-recording-started")
 	})
+	// The recording's directory and files are the server's user's alone.
+	for path, want := range map[string]os.FileMode{
+		filepath.Join(dir, rec.Id): 0o700 | os.ModeDir, filepath.Join(dir, rec.Id, openMarker): 0o600,
+	} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode() != want {
+			t.Fatalf("%s: %v (%v), want mode %v", path, fi, err, want)
+		}
+	}
 	from := video.Sent()
 	poll.Until(t, "two seconds of video sent", func() bool { return video.Sent() > from+200 })
 

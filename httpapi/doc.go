@@ -22,7 +22,10 @@
 // In a cluster, a request for a room another node owns (or on which
 // placement put a new room) is proxied to that node (forward.go), and a
 // signaling socket whose join message names such a room is relayed there
-// (wsrelay.go): the only two places where a request leaves this node. The
+// (wsrelay.go): the only two places where a request leaves this node. A
+// forward is signed with a key derived from the cluster's API key
+// (forwardauth.go); a request that claims to be one without a valid
+// signature is served as an outside request. The
 // owner may come from the node's hint (a watch of the owner keys): a node
 // that receives a forwarded request asks etcd, and if yet another node owns
 // the room it names it (OwnerHeader, or errorMsg.Owner for a relayed join)

@@ -107,8 +107,10 @@ func (s *Server) ownerURL(ctx context.Context, noe *actors.NotOwnerError) (*url.
 
 // forwardedHere marks the context of a request another node forwarded
 // here: its room's owner is asked of etcd, not of this node's hint
-// (actors.Forwarded).
+// (actors.Forwarded). A ForwardedByHeader not signed by a node of the
+// cluster is taken off first (checkForward): the request is an outside one.
 func (s *Server) forwardedHere(c *gin.Context) {
+	s.checkForward(c.Request)
 	if s.cfg.Owners != nil && c.Request.Header.Get(ForwardedByHeader) != "" {
 		c.Request = c.Request.WithContext(actors.Forwarded(c.Request.Context()))
 	}
@@ -257,7 +259,7 @@ func (s *Server) proxy(c *gin.Context, in *http.Request, noe *actors.NotOwnerErr
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
 			pr.SetXForwarded()
-			pr.Out.Header.Set(ForwardedByHeader, from)
+			signForward(pr.Out.Header, s.forwardKey, from, pr.Out.Method, pr.Out.URL.Path, s.cfg.Clock.Now())
 		},
 		Transport: s.forwarder,
 		ErrorLog:  slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),

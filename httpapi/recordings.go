@@ -307,7 +307,7 @@ func (s *Server) removeFilesOn(c *gin.Context, id, node string) error {
 		return fmt.Errorf("the request to the node: %w", err)
 	}
 	req.Header.Set("Authorization", c.GetHeader("Authorization"))
-	req.Header.Set(ForwardedByHeader, s.forwardedBy())
+	signForward(req.Header, s.forwardKey, s.forwardedBy(), req.Method, req.URL.Path, s.cfg.Clock.Now())
 	resp, err := s.forwarder.RoundTrip(req)
 	if err != nil {
 		return fmt.Errorf("ask the node: %w", err)

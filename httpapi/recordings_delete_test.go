@@ -165,7 +165,8 @@ func TestRemoveFilesOfExistingRecording(t *testing.T) {
 	rec := partsRecording(t, dc.store, dc.dirs["node-a"], dc.dirs["node-b"])
 
 	for _, s := range []*stack{a, b} {
-		r := s.do(t, http.MethodDelete, "/api/v1/recordings/"+rec.Id+"/files", "", header{ForwardedByHeader, "node-c"})
+		path := "/api/v1/recordings/" + rec.Id + "/files"
+		r := s.do(t, http.MethodDelete, path, "", s.forwardedFrom("node-c", http.MethodDelete, path)...)
 		if r.status != http.StatusConflict || r.errorCode(t) != codeRecordingNotDeleted {
 			t.Fatalf("remove the files of a recording that exists: %d %s", r.status, r.body)
 		}

@@ -171,6 +171,10 @@ type Server struct {
 	ready     readiness       // what /readyz last answered, logged once per change
 	live      liveSessions    // signaling sockets and WHIP/WHEP sessions
 	forwarder *http.Transport // to the other nodes of a cluster
+	// forwardKey signs and checks the requests nodes forward to each
+	// other (forwardauth.go); forwardRefused counts the unsigned ones.
+	forwardKey     []byte
+	forwardRefused prometheus.Counter
 }
 
 // New validates cfg, fills its defaults and builds the routes.
@@ -236,13 +240,19 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	forwardRefused, err := newForwardRefused(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "httpapi"),
 		metrics: m,
 		tokens:  newTokenCache(tokenCacheSize, cfg.Clock),
 
-		forwarder: newForwardTransport(cfg.ForwardTimeout),
+		forwarder:      newForwardTransport(cfg.ForwardTimeout),
+		forwardKey:     forwardKey(cfg.SigningKey),
+		forwardRefused: forwardRefused,
 
 		corsPolicy: cors,
 	}

@@ -34,12 +34,25 @@ func webPage(dev bool) []byte {
 	return bytes.ReplaceAll(page, []byte("{{TOKEN_MODE}}"), []byte(mode))
 }
 
-// pageCSP keeps the page to its own scripts and the server it came from.
+// pageCSP keeps the page to its own scripts and the server it came from:
+// it talks only to its own origin ('self' covers its ws: or wss: /rtc),
+// and no other page may frame it (clickjacking its camera and microphone).
 const pageCSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
-	"img-src 'self' data:; media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:"
+	"img-src 'self' data:; media-src 'self' blob: mediastream:; connect-src 'self'; " +
+	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+// webHeaders are set on the page and its files: browsers take each as the
+// type it is served as, and the page's URL, which holds the room's name and
+// may hold a token, is never sent on as a Referer.
+func webHeaders(c *gin.Context) {
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Header("Referrer-Policy", "no-referrer")
+}
 
 func (s *Server) servePage(c *gin.Context) {
+	webHeaders(c)
 	c.Header("Content-Security-Policy", pageCSP)
+	c.Header("X-Frame-Options", "DENY") // frame-ancestors, for browsers without it
 	c.Header("Cache-Control", "no-cache")
 	c.Data(http.StatusOK, "text/html; charset=utf-8", s.page)
 }
@@ -53,6 +66,7 @@ func serveFile(name, contentType, cacheControl string) gin.HandlerFunc {
 		panic("httpapi: embedded " + name + ": " + err.Error())
 	}
 	return func(c *gin.Context) {
+		webHeaders(c)
 		c.Header("Cache-Control", cacheControl)
 		c.Data(http.StatusOK, contentType, b)
 	}

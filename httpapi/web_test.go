@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"image/png"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -40,5 +41,36 @@ func TestWebIcon(t *testing.T) {
 	}
 	if !bytes.Contains(s.api.page, []byte(`<link rel="icon" href="/favicon.ico"`)) {
 		t.Error("the page does not link its icon")
+	}
+}
+
+// The page and its files are served with headers that keep them to their
+// own origin: no framing, no sniffing, no Referer; the page connects only
+// to the server it came from.
+func TestWebHeaders(t *testing.T) {
+	s := newStack(t, nil)
+	for _, path := range []string{"/", "/rooms/studio", "/app.js", "/app.css", "/favicon.ico"} {
+		r := s.do(t, http.MethodGet, path, "", header{"Authorization", ""})
+		mustStatus(t, r, http.StatusOK)
+		if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s: X-Content-Type-Options %q", path, got)
+		}
+		if got := r.header.Get("Referrer-Policy"); got != "no-referrer" {
+			t.Errorf("%s: Referrer-Policy %q", path, got)
+		}
+		if path != "/" && path != "/rooms/studio" {
+			continue
+		}
+		csp := map[string]string{}
+		for _, d := range strings.Split(r.header.Get("Content-Security-Policy"), ";") {
+			name, value, _ := strings.Cut(strings.TrimSpace(d), " ")
+			csp[name] = value
+		}
+		if csp["frame-ancestors"] != "'none'" || csp["connect-src"] != "'self'" || csp["default-src"] != "'self'" {
+			t.Errorf("%s: Content-Security-Policy %q", path, r.header.Get("Content-Security-Policy"))
+		}
+		if got := r.header.Get("X-Frame-Options"); got != "DENY" {
+			t.Errorf("%s: X-Frame-Options %q", path, got)
+		}
 	}
 }

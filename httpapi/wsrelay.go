@@ -84,7 +84,7 @@ func (c *signalConn) dialOwner(noe *actors.NotOwnerError, token string) (*websoc
 	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
 	u.RawQuery = ""
 	h := http.Header{}
-	h.Set(ForwardedByHeader, c.s.forwardedBy())
+	signForward(h, c.s.forwardKey, c.s.forwardedBy(), http.MethodGet, u.Path, c.s.cfg.Clock.Now())
 	dialCtx, cancel := context.WithTimeout(c.ctx, forwardDialTimeout)
 	defer cancel()
 	ws, _, err := websocket.Dial(dialCtx, u.String(), &websocket.DialOptions{

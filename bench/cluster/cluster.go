@@ -355,9 +355,13 @@ func (c *Cluster) Expect(n *Node, want int, method, path string, body any) Respo
 // claimed by the first live node asked, as any request for it would.
 func (c *Cluster) Owner(ctx context.Context, room string) (*Node, error) {
 	var seen []string
+	path := "/api/v1/rooms/" + room + "/participants"
 	for _, n := range c.Live() {
-		resp, err := c.Do(ctx, n, http.MethodGet, "/api/v1/rooms/"+room+"/participants", nil,
-			httpapi.ForwardedByHeader, "rig")
+		// Signed as a node's forward, so that the node answers it itself.
+		fwd := http.Header{}
+		httpapi.SignForward(fwd, c.key, "rig", http.MethodGet, path, time.Now())
+		resp, err := c.Do(ctx, n, http.MethodGet, path, nil,
+			httpapi.ForwardedByHeader, fwd.Get(httpapi.ForwardedByHeader), httpapi.ForwardAuthHeader, fwd.Get(httpapi.ForwardAuthHeader))
 		if err != nil {
 			return nil, err
 		}

@@ -133,8 +133,8 @@ type Config struct {
 	// as failed. Default 24h.
 	WebhookMaxAge time.Duration `yaml:"webhook_max_age"`
 	// DebugAddr, when set, is the host:port where Go's profiler is served
-	// (/debug/pprof/), apart from the API and without authentication: keep
-	// it on loopback. Default empty: off.
+	// (/debug/pprof/), apart from the API and without authentication: a
+	// loopback address only, others are refused. Default empty: off.
 	DebugAddr string `yaml:"debug_addr"`
 	// GCPercent is the garbage collector's target heap growth, in percent
 	// of the live heap (Go's GOGC). 0, the default, leaves it to GOGC, or
@@ -168,6 +168,10 @@ type Config struct {
 	// DataDir/keys.json is used, generated on first start.
 	APIKey    string `yaml:"api_key"`
 	APISecret string `yaml:"api_secret"`
+	// TokenMaxLifetime refuses a token whose exp is further ahead than
+	// this, however well signed, and `troupe token --ttl` above it.
+	// Default 720h (30 days).
+	TokenMaxLifetime time.Duration `yaml:"token_max_lifetime"`
 	// EtcdEndpoints, when set, makes the server a node of a cluster: the
 	// client URLs of the etcd that holds the store of record (instead of
 	// Pebble in DataDir/db), the nodes' leases and the rooms' owners.
@@ -216,6 +220,7 @@ func DefaultConfig() Config {
 		CORSOrigins:       stringList{"*"},
 		WebhookEvents:     stringList{"*"},
 		WebhookMaxAge:     24 * time.Hour,
+		TokenMaxLifetime:  auth.DefaultMaxLifetime,
 		LogLevel:          "info",
 		LogFormat:         "text",
 		RequestTimeout:    2 * time.Second,
@@ -246,6 +251,11 @@ func (c Config) Validate() error {
 	if c.DebugAddr != "" {
 		if err := validateHostPort(c.DebugAddr); err != nil {
 			return fmt.Errorf("%w: --debug-addr %q: %v", ErrInvalidConfig, c.DebugAddr, err)
+		}
+		// The profiler has no authentication and its profiles show the
+		// process's memory: only this host may reach it.
+		if host, _, _ := net.SplitHostPort(c.DebugAddr); !loopbackHost(host) {
+			return fmt.Errorf("%w: --debug-addr %q: the profiler is unauthenticated: give a loopback address (127.0.0.1, [::1] or localhost)", ErrInvalidConfig, c.DebugAddr)
 		}
 	}
 	if c.RTCTCPPort < rtcTCPOff || c.RTCTCPPort > 65535 {
@@ -281,6 +291,9 @@ func (c Config) Validate() error {
 	}
 	if err := httpapi.CheckCORSOrigins(c.CORSOrigins); err != nil {
 		return fmt.Errorf("%w: --cors-origins: %v", ErrInvalidConfig, err)
+	}
+	if c.TokenMaxLifetime <= 0 {
+		return fmt.Errorf("%w: --token-max-lifetime %v: must be positive", ErrInvalidConfig, c.TokenMaxLifetime)
 	}
 	if c.WebhookMaxAge <= 0 {
 		return fmt.Errorf("%w: --webhook-max-age %v: must be positive", ErrInvalidConfig, c.WebhookMaxAge)
@@ -548,6 +561,16 @@ func validateHostPort(addr string) error {
 	return validateHost(host)
 }
 
+// loopbackHost reports whether host is a loopback IP address or localhost;
+// empty (every interface) is not.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // validateHost refuses a host that is neither empty (every interface), an
 // IP address nor a host name: a malformed address would otherwise be
 // looked up as a name and fail only at listen, as "no such host".
@@ -613,7 +636,7 @@ var settings = []setting{
 	{"webhook-events", "events (or patterns) sent to --webhook-urls", func(c *Config) any { return &c.WebhookEvents }},
 	{"webhook-allow-private", "let webhooks reach loopback and private addresses", func(c *Config) any { return &c.WebhookAllowPrivate }},
 	{"webhook-max-age", "how long a webhook delivery is retried before it is kept as failed", func(c *Config) any { return &c.WebhookMaxAge }},
-	{"debug-addr", "host:port serving Go's profiler at /debug/pprof/, unauthenticated (empty = off)", func(c *Config) any { return &c.DebugAddr }},
+	{"debug-addr", "loopback host:port serving Go's profiler at /debug/pprof/, unauthenticated (empty = off)", func(c *Config) any { return &c.DebugAddr }},
 	{"gc-percent", "garbage collection target, as GOGC (0 = GOGC, or Go's 100; -1 = off)", func(c *Config) any { return &c.GCPercent }},
 	{"log-level", "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
 	{"log-format", "text or json", func(c *Config) any { return &c.LogFormat }},
@@ -624,6 +647,7 @@ var settings = []setting{
 	{"rate-burst", "requests allowed at once above --rate-limit (0 = max(1, --rate-limit))", func(c *Config) any { return &c.RateBurst }},
 	{"api-key", "API key (with --api-secret; default: the one in <data-dir>/keys.json)", func(c *Config) any { return &c.APIKey }},
 	{"api-secret", "API secret (with --api-key, at least 32 bytes)", func(c *Config) any { return &c.APISecret }},
+	{"token-max-lifetime", "longest a token may be valid for: one whose exp is further ahead is refused", func(c *Config) any { return &c.TokenMaxLifetime }},
 	{"etcd-endpoints", "etcd client URLs: run as a cluster node on etcd instead of Pebble (needs --api-key/--api-secret)", func(c *Config) any { return &c.EtcdEndpoints }},
 	{"node-id", "this node's name in the cluster (default: host name and HTTP port, host-7880)", func(c *Config) any { return &c.NodeID }},
 	{"advertise-url", "URL where other nodes reach this node's API (default: http:// or https:// and --http-addr)", func(c *Config) any { return &c.AdvertiseURL }},

@@ -12,7 +12,9 @@ import (
 
 // startDebugServer serves Go's profiler on addr, on a listener of its own so
 // that it never shares the API's port, auth or rate limit. The returned
-// stop ends it and waits for its goroutine.
+// stop ends it and waits for its goroutine. The process's command line
+// (pprof's cmdline) is not served: it may hold --api-secret; Index answers
+// its path as an unknown profile.
 func startDebugServer(addr string, log *slog.Logger) (stop func(context.Context) error, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -20,7 +22,6 @@ func startDebugServer(addr string, log *slog.Logger) (stop func(context.Context)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)

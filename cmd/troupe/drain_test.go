@@ -40,7 +40,7 @@ func startChild(t *testing.T, key auth.Key, token string, args ...string) (*test
 			cmd.Wait()
 		}
 	})
-	s := &testServer{t: t, addr: addr, url: "http://" + addr, token: token, client: &http.Client{Timeout: poll.Timeout}}
+	s := &testServer{t: t, addr: addr, url: "http://" + addr, token: token, key: key, client: &http.Client{Timeout: poll.Timeout}}
 	waitReady(t, s.url)
 	return s, cmd
 }

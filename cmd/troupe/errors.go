@@ -11,6 +11,9 @@ var (
 	ErrInvalidConfig = errors.New("invalid configuration")
 	// ErrNoKey: no API key was configured and none is saved in the data dir.
 	ErrNoKey = errors.New("no API key")
+	// ErrKeyExposed: the data dir's key file is open to other users (its
+	// mode or its owner), so it is not used.
+	ErrKeyExposed = errors.New("API key file exposed")
 	// ErrKeyMismatch: the cluster this node joins was started with another
 	// API key pair.
 	ErrKeyMismatch = errors.New("API key pair differs from the cluster's")

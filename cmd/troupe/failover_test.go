@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/troupe-media/troupe/actors"
-	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence"
@@ -74,7 +73,7 @@ func createOn(t *testing.T, s *testServer, id string) {
 	}
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(httpapi.ForwardedByHeader, "node-test")
+	s.forwardedBy(req.Header, "node-test", "POST", "/api/v1/rooms")
 	resp, err := s.client.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -64,13 +64,23 @@ func saveNewKey(dataDir string, k auth.Key, log *slog.Logger) error {
 	return nil
 }
 
-// loadKey reads dataDir/keys.json. A missing file wraps ErrNoKey.
+// loadKey reads dataDir/keys.json. A missing file wraps ErrNoKey. A file
+// that others than its owner may read or write, or that another user
+// owns, is refused (ErrKeyExposed): its secret signs admin tokens, so
+// whoever reads it runs the server, and whoever writes it chooses the key.
 func loadKey(dataDir string) (auth.Key, error) {
 	path := filepath.Join(dataDir, keysFile)
-	data, err := os.ReadFile(path)
+	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return auth.Key{}, fmt.Errorf("%w: %s does not exist", ErrNoKey, path)
 	}
+	if err != nil {
+		return auth.Key{}, fmt.Errorf("read key: %w", err)
+	}
+	if err := checkKeyFile(path, fi); err != nil {
+		return auth.Key{}, err
+	}
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return auth.Key{}, fmt.Errorf("read key: %w", err)
 	}
@@ -82,6 +92,18 @@ func loadKey(dataDir string) (auth.Key, error) {
 		return auth.Key{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return k, nil
+}
+
+// checkKeyFile refuses a key file (path, fi) that is not a regular file,
+// that group or others may use, or that another user owns.
+func checkKeyFile(path string, fi fs.FileInfo) error {
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%w: %s is not a regular file", ErrKeyExposed, path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%w: %s has mode %04o, open to group or others; run chmod 600 %s", ErrKeyExposed, path, perm, path)
+	}
+	return checkKeyOwner(path, fi)
 }
 
 // saveKeyOnce writes k to dataDir/keys.json unless that file exists, in

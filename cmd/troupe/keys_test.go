@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -107,6 +110,78 @@ func TestLoadKeyErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A key file open to group or others, or owned by another user, is refused
+// as it is, by the server and by troupe token alike, and left unchanged:
+// never replaced by a new key.
+func TestLoadKeyRefusesExposedFile(t *testing.T) {
+	key, err := auth.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, err := json.Marshal(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(t *testing.T, mode os.FileMode) string {
+		t.Helper()
+		dir := t.TempDir()
+		path := filepath.Join(dir, keysFile)
+		if err := os.WriteFile(path, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		return dir
+	}
+	refused := func(t *testing.T, dir, want string) {
+		t.Helper()
+		if _, err := loadKey(dir); !errors.Is(err, ErrKeyExposed) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("loadKey: %v, want %v saying %q", err, ErrKeyExposed, want)
+		}
+		if _, _, err := loadOrCreateKey(dir); !errors.Is(err, ErrKeyExposed) {
+			t.Fatalf("loadOrCreateKey: %v, want %v", err, ErrKeyExposed)
+		}
+		if out, err := runCLI(t, "token", "--data-dir", dir, "--admin"); !errors.Is(err, ErrKeyExposed) {
+			t.Fatalf("troupe token: %v, want %v (output %q)", err, ErrKeyExposed, out)
+		}
+		if got, err := os.ReadFile(filepath.Join(dir, keysFile)); err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("the key file after a refusal: %q, %v", got, err)
+		}
+	}
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o620, 0o602, 0o666} {
+		t.Run(mode.String(), func(t *testing.T) {
+			refused(t, write(t, mode), fmt.Sprintf("mode %04o", mode))
+		})
+	}
+	t.Run("owner only", func(t *testing.T) {
+		for _, mode := range []os.FileMode{0o600, 0o400} {
+			if got, err := loadKey(write(t, mode)); err != nil || got != key {
+				t.Fatalf("mode %v: %v, %v", mode, got, err)
+			}
+		}
+	})
+	t.Run("not a file", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.Mkdir(filepath.Join(dir, keysFile), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := loadKey(dir); !errors.Is(err, ErrKeyExposed) {
+			t.Fatalf("loadKey: %v, want %v", err, ErrKeyExposed)
+		}
+	})
+	t.Run("another owner", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("giving a file to another user needs root")
+		}
+		dir := write(t, 0o600)
+		if err := os.Chown(filepath.Join(dir, keysFile), 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		refused(t, dir, "owned by uid 65534")
+	})
 }
 
 func assertMode(t *testing.T, path string, want os.FileMode) {

@@ -61,12 +61,48 @@ func sendForwarded(t *testing.T, s *testServer, method, path string) *http.Respo
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+s.token)
-	req.Header.Set(httpapi.ForwardedByHeader, "node-x")
+	s.forwardedBy(req.Header, "node-x", method, path)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return resp
+}
+
+// A request that claims to be forwarded by a node, without the signature
+// of the cluster's key, is an outside request: node-b forwards it to the
+// room's owner rather than answer it as the owner's forwarder would.
+func TestForgedForwardIsAnOutsideRequest(t *testing.T) {
+	_, nodes := startCluster(t, "node-a", "node-b")
+	a, b := nodes[0], nodes[1]
+	createOn(t, a, "r1")
+	otherKey := http.Header{}
+	httpapi.SignForward(otherKey, auth.Key{ID: b.key.ID, Secret: strings.Repeat("x", 32)}, "node-a", "GET", "/api/v1/rooms/r1", time.Now())
+	for i, forged := range []http.Header{
+		{httpapi.ForwardedByHeader: {"node-a"}},
+		{httpapi.ForwardedByHeader: {"node-a"}, httpapi.ForwardAuthHeader: {"1765000000.AAAA"}},
+		// Signed with a key that is not the cluster's.
+		otherKey,
+	} {
+		req, err := http.NewRequest("GET", b.url+"/api/v1/rooms/r1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = forged
+		req.Header.Set("Authorization", "Bearer "+b.token)
+		resp, err := b.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get(httpapi.OwnerHeader) != "" {
+			t.Fatalf("GET on node-b claiming to be forwarded (forgery %d): %d, %s %q, want 200 from node-a",
+				i, resp.StatusCode, httpapi.OwnerHeader, resp.Header.Get(httpapi.OwnerHeader))
+		}
+	}
+	if got := roomActors(t, b); got != "0" {
+		t.Errorf("node-b runs %s room actors, want 0", got)
+	}
 }
 
 // A node that receives a forwarded request for a room another node owns
@@ -187,7 +223,7 @@ func createForwarded(ctx context.Context, s *testServer, id, from string) error 
 	}
 	create.Header.Set("Authorization", "Bearer "+s.token)
 	create.Header.Set("Content-Type", "application/json")
-	create.Header.Set(httpapi.ForwardedByHeader, from)
+	s.forwardedBy(create.Header, from, "POST", "/api/v1/rooms")
 	resp, err := s.client.Do(create)
 	if err != nil {
 		return fmt.Errorf("create %s on %s: %w", id, s.url, err)

@@ -160,7 +160,7 @@ func TestFirstMessageJoinRelayClose(t *testing.T) {
 	poll.Until(t, "alice to leave node-a's room", func() bool { return len(participantIdentities(t, a, "r1")) == 0 })
 
 	// Relayed already: node-b answers itself rather than relay again.
-	ws, msg = b.join(ctx, tok, http.Header{httpapi.ForwardedByHeader: {"node-x"}})
+	ws, msg = b.join(ctx, tok, b.forwardedBy(http.Header{}, "node-x", "GET", "/rtc"))
 	if !strings.Contains(string(msg), `"code":"room_unavailable"`) {
 		t.Fatalf("answer to a join relayed once already: %s", msg)
 	}
@@ -179,7 +179,7 @@ func TestRelayedJoinRefusalNamesTheOwner(t *testing.T) {
 	tok := joinToken(t, a, "r1", "alice", "subscriber")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
 	defer cancel()
-	_, msg := b.join(ctx, tok, http.Header{httpapi.ForwardedByHeader: {"node-x"}})
+	_, msg := b.join(ctx, tok, b.forwardedBy(http.Header{}, "node-x", "GET", "/rtc"))
 	var refusal struct {
 		Type, Code, Owner string
 		RetryAfterMs      int `json:"retry_after_ms"`

@@ -336,7 +336,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 	if s.cluster != nil {
 		forwardTo, nodeID = s.cluster, s.cluster.node.ID
 	}
-	verifier, err := auth.NewVerifier(key)
+	verifier, err := auth.NewVerifierWith(auth.VerifierConfig{MaxLifetime: cfg.TokenMaxLifetime}, key)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/troupe-media/troupe/bench/proc"
+	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
@@ -46,6 +47,7 @@ type testServer struct {
 	url    string
 	addr   string
 	token  string
+	key    auth.Key        // the key the server signs with: of its cluster
 	out    *syncbuf.Buffer // stdout
 	log    *syncbuf.Buffer // stderr: the logs
 	client *http.Client
@@ -119,10 +121,18 @@ func startServerWith(t *testing.T, cfg Config, ln net.Listener, transport *http.
 			t.Fatal(err)
 		}
 	}
+	s.key = key
 	if s.token, err = auth.Mint(key, auth.AdminClaims(time.Now(), time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// forwardedBy marks h as node from's forward of method path to s, signed
+// with s's key as a node of its cluster would.
+func (s *testServer) forwardedBy(h http.Header, from, method, path string) http.Header {
+	httpapi.SignForward(h, s.key, from, method, path, time.Now())
+	return h
 }
 
 // stop cancels the server as SIGTERM would and returns what run returned.
@@ -340,7 +350,8 @@ func TestMetricsWiring(t *testing.T) {
 	}
 }
 
-// --debug-addr serves the profiler on its own port, never on the API's.
+// --debug-addr serves the profiler on its own port, never on the API's,
+// without the command line, which may hold the API secret.
 func TestDebugAddrServesProfiler(t *testing.T) {
 	debugAddr := freeAddr(t)
 	cfg := testConfig(t.TempDir())
@@ -351,6 +362,7 @@ func TestDebugAddrServesProfiler(t *testing.T) {
 		want int
 	}{
 		{"http://" + debugAddr + "/debug/pprof/goroutine?debug=1", http.StatusOK},
+		{"http://" + debugAddr + "/debug/pprof/cmdline", http.StatusNotFound},
 		{s.url + "/debug/pprof/goroutine?debug=1", http.StatusNotFound},
 	} {
 		resp, err := s.client.Get(c.url)

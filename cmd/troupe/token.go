@@ -26,7 +26,7 @@ one given with --api-key and --api-secret). The token is printed on the last
 line of the output, so TOKEN=$(troupe token --admin | tail -n1) works.`,
 		Args: cobra.NoArgs,
 	}
-	cf := newConfigFlags(cmd.Flags(), "data-dir", "api-key", "api-secret")
+	cf := newConfigFlags(cmd.Flags(), "data-dir", "api-key", "api-secret", "token-max-lifetime")
 	f := cmd.Flags()
 	f.BoolVar(&admin, "admin", false, "mint an admin token for the REST API")
 	f.StringVar(&room, "room", "", "room id of a join token")
@@ -43,7 +43,8 @@ line of the output, so TOKEN=$(troupe token --admin | tail -n1) works.`,
 		if err := cfg.validateKey(); err != nil {
 			return err
 		}
-		req := tokenRequest{admin: admin, room: room, identity: identity, name: name, role: role, ttl: ttl}
+		req := tokenRequest{admin: admin, room: room, identity: identity, name: name, role: role, ttl: ttl,
+			maxTTL: cfg.TokenMaxLifetime}
 		return mintToken(cmd.OutOrStdout(), cfg, req, time.Now())
 	}
 	return cmd
@@ -53,6 +54,9 @@ type tokenRequest struct {
 	admin                      bool
 	room, identity, name, role string
 	ttl                        time.Duration
+	// maxTTL is the longest ttl the servers accept (--token-max-lifetime);
+	// 0 means auth.DefaultMaxLifetime.
+	maxTTL time.Duration
 }
 
 // claims checks the request and returns the claims to sign. Every error
@@ -60,6 +64,13 @@ type tokenRequest struct {
 func (r tokenRequest) claims(now time.Time) (auth.Claims, error) {
 	if r.ttl <= 0 {
 		return auth.Claims{}, usageErrorf("--ttl %v: must be positive", r.ttl)
+	}
+	maxTTL := r.maxTTL
+	if maxTTL <= 0 {
+		maxTTL = auth.DefaultMaxLifetime
+	}
+	if r.ttl > maxTTL {
+		return auth.Claims{}, usageErrorf("--ttl %v: more than --token-max-lifetime %v, which the server refuses", r.ttl, maxTTL)
 	}
 	if r.admin {
 		if r.room != "" {

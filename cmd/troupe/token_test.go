@@ -96,6 +96,8 @@ func TestTokenCommandErrors(t *testing.T) {
 		{"bad role", []string{"--data-dir", dir, "--room", "r", "--identity", "a", "--role", "owner"}, "publisher, subscriber or moderator"},
 		{"admin with identity", []string{"--data-dir", dir, "--admin", "--identity", "a"}, "--admin takes no"},
 		{"zero ttl", []string{"--data-dir", dir, "--admin", "--ttl", "0s"}, "--ttl"},
+		{"a hundred years", []string{"--data-dir", dir, "--admin", "--ttl", "876000h"}, "more than --token-max-lifetime 720h0m0s"},
+		{"past a set max lifetime", []string{"--data-dir", dir, "--room", "r", "--identity", "a", "--role", "publisher", "--ttl", "2h", "--token-max-lifetime", "1h"}, "more than --token-max-lifetime 1h0m0s"},
 		{"half a key", []string{"--data-dir", dir, "--admin", "--api-key", "TK1"}, "set both or neither"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

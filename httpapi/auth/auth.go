@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -153,23 +154,54 @@ func Mint(k Key, c Claims) (string, error) {
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(k.Secret))
 }
 
-// Verifier checks tokens against a set of keys.
-type Verifier struct {
-	secrets map[string][]byte
-	parser  *jwt.Parser
+// DefaultMaxLifetime is VerifierConfig.MaxLifetime's default: 30 days.
+const DefaultMaxLifetime = 30 * 24 * time.Hour
+
+// Leeway is how far the clocks of a token's minter and its verifier may
+// disagree: on exp, nbf and iat.
+const Leeway = 5 * time.Second
+
+// VerifierConfig configures a Verifier; its zero value is the default.
+type VerifierConfig struct {
+	// MaxLifetime refuses a token whose exp is further ahead than this:
+	// a leaked token that would never expire is worth refusing even when
+	// it is signed with a valid key. 0 means DefaultMaxLifetime.
+	MaxLifetime time.Duration
 }
 
-// NewVerifier returns a verifier that accepts tokens signed by any of keys.
+// Verifier checks tokens against a set of keys.
+type Verifier struct {
+	secrets     map[string][]byte
+	parser      *jwt.Parser
+	maxLifetime time.Duration
+}
+
+// NewVerifier returns a verifier with the default VerifierConfig that
+// accepts tokens signed by any of keys.
 func NewVerifier(keys ...Key) (*Verifier, error) {
+	return NewVerifierWith(VerifierConfig{}, keys...)
+}
+
+// NewVerifierWith returns a verifier configured by cfg that accepts tokens
+// signed by any of keys.
+func NewVerifierWith(cfg VerifierConfig, keys ...Key) (*Verifier, error) {
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("%w: no keys", ErrInvalidKey)
 	}
+	if cfg.MaxLifetime < 0 {
+		return nil, fmt.Errorf("auth: VerifierConfig.MaxLifetime %v: must not be negative", cfg.MaxLifetime)
+	}
+	if cfg.MaxLifetime == 0 {
+		cfg.MaxLifetime = DefaultMaxLifetime
+	}
 	v := &Verifier{
-		secrets: make(map[string][]byte, len(keys)),
+		secrets:     make(map[string][]byte, len(keys)),
+		maxLifetime: cfg.MaxLifetime,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithExpirationRequired(),
-			jwt.WithLeeway(5*time.Second),
+			jwt.WithIssuedAt(), // an iat ahead of now (beyond Leeway) is refused
+			jwt.WithLeeway(Leeway),
 		),
 	}
 	for _, k := range keys {
@@ -181,11 +213,14 @@ func NewVerifier(keys ...Key) (*Verifier, error) {
 	return v, nil
 }
 
+// MaxLifetime is how far ahead a token's exp may be.
+func (v *Verifier) MaxLifetime() time.Duration { return v.maxLifetime }
+
 // Verify parses token and returns its claims. Errors wrap ErrInvalidToken or
 // ErrExpiredToken.
 func (v *Verifier) Verify(token string) (*Claims, error) {
 	var c Claims
-	_, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+	t, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		iss, _ := t.Claims.GetIssuer()
 		secret, ok := v.secrets[iss]
 		if !ok {
@@ -200,6 +235,13 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	default:
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
+	if err := v.numericDates(t); err != nil {
+		return nil, err
+	}
+	if ahead := time.Until(c.ExpiresAt.Time); ahead > v.maxLifetime+Leeway {
+		return nil, fmt.Errorf("%w: exp is %v ahead, more than the %v a token may live", ErrInvalidToken,
+			ahead.Round(time.Second), v.maxLifetime)
+	}
 	if c.Room != "" || c.Role != "" {
 		if c.Subject == "" || c.Room == "" {
 			return nil, fmt.Errorf("%w: join token needs room and sub", ErrInvalidToken)
@@ -209,4 +251,34 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		}
 	}
 	return &c, nil
+}
+
+// numericDates refuses a token whose exp, nbf or iat is not a JSON number
+// (RFC 7519's NumericDate): the parser would take a string holding digits.
+func (v *Verifier) numericDates(t *jwt.Token) error {
+	parts := strings.Split(t.Raw, ".")
+	if len(parts) != 3 {
+		return fmt.Errorf("%w: not three segments", ErrInvalidToken)
+	}
+	payload, err := v.parser.DecodeSegment(parts[1])
+	if err != nil {
+		return fmt.Errorf("%w: payload: %v", ErrInvalidToken, err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &raw); err != nil {
+		return fmt.Errorf("%w: payload: %v", ErrInvalidToken, err)
+	}
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		b, ok := raw[name]
+		if !ok {
+			continue
+		}
+		var n json.Number
+		// A JSON number starts with a digit or a minus; a string, null,
+		// or anything else is not a NumericDate.
+		if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) || json.Unmarshal(b, &n) != nil {
+			return fmt.Errorf("%w: %s must be a number of seconds (NumericDate), not %s", ErrInvalidToken, name, b)
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -155,5 +156,64 @@ func TestGrantsClaims(t *testing.T) {
 	}
 	if _, err := v.Verify(unknown); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("a token with an unknown grant: %v", err)
+	}
+}
+
+// A token's lifetime is bounded at verification: an exp further ahead than
+// the verifier's MaxLifetime, an iat in the future, or a date that is not
+// a JSON number is refused, however well signed; a token within the bound
+// passes.
+func TestVerifyBoundsLifetime(t *testing.T) {
+	k := testKey(t)
+	v, err := NewVerifierWith(VerifierConfig{MaxLifetime: 48 * time.Hour}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := NewVerifier(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.MaxLifetime() != DefaultMaxLifetime || v.MaxLifetime() != 48*time.Hour {
+		t.Fatalf("max lifetimes %v and %v", def.MaxLifetime(), v.MaxLifetime())
+	}
+	if _, err := NewVerifierWith(VerifierConfig{MaxLifetime: -time.Second}, k); err == nil {
+		t.Fatal("a negative MaxLifetime accepted")
+	}
+	now := time.Now()
+	signed := func(c jwt.MapClaims) string {
+		t.Helper()
+		c["iss"], c["admin"] = k.ID, true
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(k.Secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	exp := now.Add(time.Hour).Unix()
+	for _, tc := range []struct {
+		name  string
+		token string
+		v     *Verifier
+		ok    bool
+	}{
+		{"within the bound", signed(jwt.MapClaims{"exp": now.Add(47 * time.Hour).Unix(), "iat": now.Unix()}), v, true},
+		{"a hundred years", signed(jwt.MapClaims{"exp": now.AddDate(100, 0, 0).Unix(), "iat": now.Unix()}), def, false},
+		{"past the bound", signed(jwt.MapClaims{"exp": now.Add(49 * time.Hour).Unix()}), v, false},
+		{"past the default", signed(jwt.MapClaims{"exp": now.Add(DefaultMaxLifetime + time.Hour).Unix()}), def, false},
+		{"issued a year ahead", signed(jwt.MapClaims{"exp": exp, "iat": now.AddDate(1, 0, 0).Unix()}), def, false},
+		{"issued a minute ahead", signed(jwt.MapClaims{"exp": exp, "iat": now.Add(time.Minute).Unix()}), def, false},
+		{"issued within the leeway", signed(jwt.MapClaims{"exp": exp, "iat": now.Add(Leeway / 5).Unix()}), def, true},
+		{"exp a string", signed(jwt.MapClaims{"exp": strconv.FormatInt(exp, 10)}), def, false},
+		{"iat a string", signed(jwt.MapClaims{"exp": exp, "iat": strconv.FormatInt(now.Unix(), 10)}), def, false},
+		{"nbf a string", signed(jwt.MapClaims{"exp": exp, "nbf": strconv.FormatInt(now.Unix(), 10)}), def, false},
+		{"exp a fraction", signed(jwt.MapClaims{"exp": float64(exp) + 0.5}), def, true},
+	} {
+		_, err := tc.v.Verify(tc.token)
+		if tc.ok && err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if !tc.ok && !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%s: %v, want %v", tc.name, err, ErrInvalidToken)
+		}
 	}
 }

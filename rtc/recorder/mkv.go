@@ -188,7 +188,7 @@ func (w *writer) openFile(g *group) {
 	for range maxParts {
 		name = w.fileName(g.base, container)
 		path = filepath.Join(w.r.cfg.Dir, name)
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if !errors.Is(err, fs.ErrExist) {
 			break
 		}

@@ -90,7 +90,7 @@ func New(cfg Config) (*Recorder, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("recorder: create %s: %w", cfg.Dir, err)
 	}
 	if err := checkFree(&cfg); err != nil {

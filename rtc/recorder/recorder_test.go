@@ -110,6 +110,28 @@ func TestRecordAudioOnly(t *testing.T) {
 	}
 }
 
+// A recording's directory and files are the server's user's alone: a
+// call's media is no one else's to read.
+func TestRecordFilesPrivate(t *testing.T) {
+	leaktest.Check(t)
+	dir := filepath.Join(t.TempDir(), "recordings")
+	files, _ := record(t, Config{Dir: dir, AudioOnly: true}, []source{
+		{info: opusInfo("ivy", "a1"), frames: loadOgg(t, "opus.ogg")},
+	}, impair{})
+	if len(files) != 1 {
+		t.Fatalf("files %+v", files)
+	}
+	for path, want := range map[string]os.FileMode{dir: 0o700 | os.ModeDir, filepath.Join(dir, files[0].Name): 0o600} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != want {
+			t.Errorf("%s: mode %v, want %v", path, fi.Mode(), want)
+		}
+	}
+}
+
 // A track whose SSRC changes (a simulcast layer switch upstream, a
 // publisher's restart), or whose numbering starts again under the same
 // SSRC, goes on in the same file from the new stream's keyframe, without a
