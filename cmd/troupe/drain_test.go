@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -241,6 +242,11 @@ func TestClusterDrainSendsNewRoomsElsewhere(t *testing.T) {
 			}
 		}
 		return false
+	})
+	// node-a places new rooms on the nodes it knows of: node-b, which
+	// started after it, once its watch has seen it.
+	poll.Until(t, "node-a to see node-b", func() bool {
+		return slices.ContainsFunc(listNodes(t, a), func(n listedNode) bool { return n.ID == "node-b" })
 	})
 	for _, id := range []string{"n1", "n2", "n3"} {
 		room := a.mustDo(201, "POST", "/api/v1/rooms", `{"id":"`+id+`","name":"new"}`)
