@@ -38,6 +38,11 @@ type peerOwner struct {
 	connected     chan struct{}
 	connectedOnce sync.Once
 
+	// peerClosed is set, on the owner's goroutine, once the test closes
+	// the server's peer: a client candidate that comes after it has no
+	// agent to go to.
+	peerClosed bool
+
 	mu        sync.Mutex // guards the following
 	closedDTs []*DownTrack
 	paused    []TrackPausedEvent
@@ -94,6 +99,9 @@ func newPeerOwnerWith(t *testing.T, cfg PeerConfig, api *webrtc.API) *peerOwner 
 		}
 		init := c.ToJSON()
 		o.post(func() {
+			if o.peerClosed {
+				return
+			}
 			if err := peer.AddCandidate(init); err != nil {
 				t.Errorf("server refused the client's candidate: %v", err)
 			}
@@ -169,6 +177,7 @@ func (o *peerOwner) close() {
 	case <-o.done:
 	default:
 		o.call(func() {
+			o.peerClosed = true
 			if err := o.peer.Close(); err != nil {
 				o.t.Errorf("close peer: %v", err)
 			}
