@@ -32,6 +32,7 @@ const (
 	codeRoomExists               = "room_exists"
 	codeRoomEnded                = "room_ended"
 	codeRoomFull                 = "room_full"
+	codeTooManyViewers           = "too_many_viewers"
 	codeRoomLocked               = "room_locked"
 	codeRoomUnavailable          = "room_unavailable"
 	codeRoomFailed               = "room_failed"
@@ -147,6 +148,7 @@ var domainErrors = []struct {
 	{actors.ErrRoomExists, http.StatusConflict, codeRoomExists, "a room with this id already exists"},
 	{actors.ErrRoomEnded, http.StatusConflict, codeRoomEnded, "the room has ended"},
 	{actors.ErrRoomFull, http.StatusConflict, codeRoomFull, "the room is full"},
+	{actors.ErrTooManyViewers, http.StatusConflict, codeTooManyViewers, "this token's identity has as many WHEP viewers in the room as the server allows"},
 	{actors.ErrRoomLocked, http.StatusConflict, codeRoomLocked, "the room is locked"},
 	{actors.ErrParticipantNotFound, http.StatusNotFound, codeParticipantNotFound, "participant not found"},
 	{actors.ErrSessionNotFound, http.StatusNotFound, codeSessionNotFound, "session not found"},

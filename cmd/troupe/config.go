@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
+	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
@@ -157,6 +158,9 @@ type Config struct {
 	// it tells its participants to reconnect and exits; it stops sooner once
 	// its rooms are empty. 0 stops at once. Default 30s.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// MaxViewersPerIdentity caps the WHEP viewers one join token's
+	// identity may have in a room at once. Default 4.
+	MaxViewersPerIdentity int `yaml:"max_viewers_per_identity"`
 	// RateLimit is the sustained requests per second allowed per API key;
 	// 0 (the default) disables rate limiting.
 	RateLimit float64 `yaml:"rate_limit"`
@@ -221,6 +225,8 @@ func DefaultConfig() Config {
 		RequestTimeout:    2 * time.Second,
 		PassivateAfter:    2 * time.Minute,
 		DrainTimeout:      30 * time.Second,
+
+		MaxViewersPerIdentity: actors.DefaultMaxViewersPerIdentity,
 
 		RecordingMaxDuration: 4 * time.Hour,
 		RecordingMinFreeDisk: 1024,
@@ -301,6 +307,9 @@ func (c Config) Validate() error {
 	}
 	if c.RateBurst < 0 {
 		return fmt.Errorf("%w: --rate-burst %d: must not be negative", ErrInvalidConfig, c.RateBurst)
+	}
+	if c.MaxViewersPerIdentity <= 0 {
+		return fmt.Errorf("%w: --max-viewers-per-identity %d: must be positive", ErrInvalidConfig, c.MaxViewersPerIdentity)
 	}
 	if err := c.validateKey(); err != nil {
 		return err
@@ -620,6 +629,7 @@ var settings = []setting{
 	{"request-timeout", "how long an API call waits for its room before 503", func(c *Config) any { return &c.RequestTimeout }},
 	{"passivate-after", "stop a room actor idle this long", func(c *Config) any { return &c.PassivateAfter }},
 	{"drain-timeout", "on SIGTERM, how long sessions go on (no new rooms or joins) before the node stops (0 = at once)", func(c *Config) any { return &c.DrainTimeout }},
+	{"max-viewers-per-identity", "WHEP viewers one join token's identity may have in a room at once", func(c *Config) any { return &c.MaxViewersPerIdentity }},
 	{"rate-limit", "requests per second per API key (0 = unlimited)", func(c *Config) any { return &c.RateLimit }},
 	{"rate-burst", "requests allowed at once above --rate-limit (0 = max(1, --rate-limit))", func(c *Config) any { return &c.RateBurst }},
 	{"api-key", "API key (with --api-secret; default: the one in <data-dir>/keys.json)", func(c *Config) any { return &c.APIKey }},

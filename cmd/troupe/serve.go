@@ -317,6 +317,8 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		},
 		Owners:    roomOwners,
 		Recording: cfg.recordingConfig(s.cluster),
+
+		MaxViewersPerIdentity: cfg.MaxViewersPerIdentity,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start room actors: %w", err)
