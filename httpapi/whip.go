@@ -76,8 +76,16 @@ func whipKind(c *gin.Context) (actors.ClientKind, string) {
 
 // whipOffer serves POST /whip/{room} and POST /whep/{room} (RFC 9725 and
 // the WHEP draft): the body is the client's offer; the answer carries every
-// server candidate. The client may trickle its own (whipTrickle).
+// server candidate. The client may trickle its own (whipTrickle). Each
+// client address may post Config.WHIPRate offers a second, counted first:
+// everything after costs more than the refusal (a request a cluster node
+// forwarded was counted by that node).
 func (s *Server) whipOffer(c *gin.Context) error {
+	if s.whipOffers != nil && !actors.IsForwarded(c.Request.Context()) {
+		if ok, wait := s.whipOffers.allow(clientKey(c.ClientIP())); !ok {
+			return rateLimited("too many WHIP and WHEP offers from this address; retry later", wait)
+		}
+	}
 	kind, prefix := whipKind(c)
 	claims, err := s.whipClaims(c)
 	if err != nil {

@@ -358,6 +358,8 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		Ready:         s.ready,
 		RateLimit:     cfg.RateLimit,
 		RateBurst:     cfg.RateBurst,
+		WHIPRate:      cfg.WHIPRate,
+		WHIPBurst:     cfg.WHIPBurst,
 		DevJoinTokens: cfg.DevJoinTokens,
 		PublicURL:     publicURL,
 		CORSOrigins:   cfg.CORSOrigins,

@@ -1,0 +1,44 @@
+package httpapi
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/clock"
+)
+
+// TestWHIPRateLimit: WHIP and WHEP offers share one budget per client
+// address (Config.WHIPRate); one over it gets 429 with Retry-After, before
+// its offer is tried, and changes nothing in the room. The budget refills
+// with time.
+func TestWHIPRateLimit(t *testing.T) {
+	checkLeaks(t)
+	clk := clock.NewManual(time.Now())
+	s := newMediaStack(t, func(c *Config) {
+		c.Clock = clk
+		c.WHIPRate = 1.0 / 60
+		c.WHIPBurst = 2
+	})
+	s.createRoom(t, `{"id":"rl","name":"Rate limited"}`)
+	token := s.joinToken(t, "rl", "encoder", auth.RolePublisher)
+	viewer := s.joinToken(t, "rl", "viewer", auth.RoleSubscriber)
+	send, recv := publisherOffers(t)
+	mustStatus(t, s.whipPost(t, "/whip/rl", token, "application/sdp", send), http.StatusCreated)
+	mustStatus(t, s.whipPost(t, "/whep/rl", viewer, "application/sdp", recv), http.StatusCreated)
+	before := len(s.participants(t, "rl"))
+
+	for _, path := range []string{"/whip/rl", "/whep/rl"} {
+		r := s.whipPost(t, path, token, "application/sdp", send)
+		if r.status != http.StatusTooManyRequests || r.errorCode(t) != codeRateLimited || r.header.Get("Retry-After") != "60" {
+			t.Fatalf("%s over the rate: %d %s, Retry-After %q", path, r.status, r.body, r.header.Get("Retry-After"))
+		}
+	}
+	if n := len(s.participants(t, "rl")); n != before {
+		t.Fatalf("%d participants after the refusals, want %d", n, before)
+	}
+
+	clk.Advance(time.Minute)
+	mustStatus(t, s.whipPost(t, "/whep/rl", viewer, "application/sdp", recv), http.StatusCreated)
+}
