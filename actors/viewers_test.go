@@ -3,11 +3,15 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 // TestWHEPViewersPerIdentity: WHEP joins never replace one another, so one
@@ -81,4 +85,46 @@ func TestWHEPViewersPerIdentity(t *testing.T) {
 	if ok != 2 || cap != 2 {
 		t.Fatalf("4 viewers of z at once: %d admitted, %d refused; want 2 and 2", ok, cap)
 	}
+}
+
+// TestSignalingOfferTrackCap: a signaling client's offer that sends more
+// tracks than a participant may publish is refused with ErrInvalidSDP
+// before it is applied: the participant publishes nothing of it, and its
+// connection negotiates as before.
+func TestSignalingOfferTrackCap(t *testing.T) {
+	env := newMediaEnv(t, nil)
+	createRoom(t, env, "r", nil)
+	c := joinClient(t, env, "r", "pub", RolePublisher)
+
+	api, err := rtctest.ClientAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	for i := range maxOfferMedia + 1 {
+		tr, err := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, fmt.Sprintf("a%d", i), "flood")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pc.AddTrack(tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.p.Offer(c.ctx, offer.SDP); !errors.Is(err, ErrInvalidSDP) {
+		t.Fatalf("an offer of %d tracks: %v, want ErrInvalidSDP", maxOfferMedia+1, err)
+	}
+
+	c.publishAV()
+	poll.Until(t, "the client's two tracks to be published", func() bool {
+		list, err := env.rooms.Participants(c.ctx, "r")
+		return err == nil && len(list) == 1 && len(list[0].Tracks) == 2
+	})
 }
