@@ -65,7 +65,6 @@ const (
 	codeRecordingElsewhere       = "recording_on_other_node"
 	codeRecordingNotDeleted      = "recording_not_deleted"
 	codeRecordingFileUnavailable = "recording_file_unavailable"
-	codeRoomPrivate              = "room_private"
 )
 
 // rateLimited is a 429 whose Retry-After is wait, in whole seconds, at
