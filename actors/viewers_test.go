@@ -90,36 +90,35 @@ func TestWHEPViewersPerIdentity(t *testing.T) {
 // TestSignalingOfferTrackCap: a signaling client's offer that sends more
 // tracks than a participant may publish is refused with ErrInvalidSDP
 // before it is applied: the participant publishes nothing of it, and its
-// connection negotiates as before.
+// connection negotiates as before, the refused sections now receiving.
 func TestSignalingOfferTrackCap(t *testing.T) {
 	env := newMediaEnv(t, nil)
 	createRoom(t, env, "r", nil)
 	c := joinClient(t, env, "r", "pub", RolePublisher)
 
-	api, err := rtctest.ClientAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pc.Close() })
+	var senders []*webrtc.RTPSender
 	for i := range maxOfferMedia + 1 {
 		tr, err := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, fmt.Sprintf("a%d", i), "flood")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := pc.AddTrack(tr); err != nil {
+		sender, err := c.pc.AddTrack(tr)
+		if err != nil {
 			t.Fatal(err)
 		}
+		senders = append(senders, sender)
 	}
-	offer, err := pc.CreateOffer(nil)
+	offer, err := c.pc.CreateOffer(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.p.Offer(c.ctx, offer.SDP); !errors.Is(err, ErrInvalidSDP) {
 		t.Fatalf("an offer of %d tracks: %v, want ErrInvalidSDP", maxOfferMedia+1, err)
+	}
+	for _, sender := range senders {
+		if err := c.pc.RemoveTrack(sender); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	c.publishAV()
