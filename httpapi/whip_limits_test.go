@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/clock"
 )
@@ -41,4 +42,25 @@ func TestWHIPRateLimit(t *testing.T) {
 
 	clk.Advance(time.Minute)
 	mustStatus(t, s.whipPost(t, "/whep/rl", viewer, "application/sdp", recv), http.StatusCreated)
+}
+
+// TestWHEPViewersPerIdentity: a WHEP viewer over its token identity's cap
+// (actors.Config.MaxViewersPerIdentity) is a 409 too_many_viewers and
+// joins nothing; a viewer of another token still gets in.
+func TestWHEPViewersPerIdentity(t *testing.T) {
+	checkLeaks(t)
+	s := buildStack(t, nil, func(c *actors.Config) { c.MaxViewersPerIdentity = 1 }, true)
+	s.createRoom(t, `{"id":"cap","name":"Capped"}`)
+	token := s.joinToken(t, "cap", "viewer", auth.RoleSubscriber)
+	_, recv := publisherOffers(t)
+	mustStatus(t, s.whipPost(t, "/whep/cap", token, "application/sdp", recv), http.StatusCreated)
+	r := s.whipPost(t, "/whep/cap", token, "application/sdp", recv)
+	if r.status != http.StatusConflict || r.errorCode(t) != codeTooManyViewers {
+		t.Fatalf("a second viewer of one token: %d %s", r.status, r.body)
+	}
+	if n := len(s.participants(t, "cap")); n != 1 {
+		t.Fatalf("%d participants after the refusal, want 1", n)
+	}
+	other := s.joinToken(t, "cap", "other", auth.RoleSubscriber)
+	mustStatus(t, s.whipPost(t, "/whep/cap", other, "application/sdp", recv), http.StatusCreated)
 }
