@@ -149,8 +149,8 @@ type Config struct {
 	PublicJoinRate  float64
 	PublicJoinBurst int
 	// WHIPRate is the sustained WHIP and WHEP offers a second (POST
-	// /whip/{room} and /whep/{room}) that one client address may make,
-	// with bursts of WHIPBurst (0 means max(1, WHIPRate)): each offer is
+	// /whip/{room} and /whep/{room}) that one client address, and one
+	// token identity of a room, may make, with bursts of WHIPBurst (0 means max(1, WHIPRate)): each offer is
 	// tried on a peer connection and a join writes the session's history,
 	// so a client must not churn them without end. Over it: 429 with
 	// Retry-After. 0 turns the limit off.

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,9 +13,9 @@ import (
 )
 
 // TestWHIPRateLimit: WHIP and WHEP offers share one budget per client
-// address (Config.WHIPRate); one over it gets 429 with Retry-After, before
-// its offer is tried, and changes nothing in the room. The budget refills
-// with time.
+// address and one per token identity (Config.WHIPRate); one over either
+// gets 429 with Retry-After, before its offer is tried, and changes
+// nothing in the room. The budgets refill with time.
 func TestWHIPRateLimit(t *testing.T) {
 	checkLeaks(t)
 	clk := clock.NewManual(time.Now())
@@ -42,6 +44,20 @@ func TestWHIPRateLimit(t *testing.T) {
 
 	clk.Advance(time.Minute)
 	mustStatus(t, s.whipPost(t, "/whep/rl", viewer, "application/sdp", recv), http.StatusCreated)
+
+	// From another address, whose budget is whole: the viewer's identity
+	// has one offer left of its own (two at first, one back after the
+	// minute, two spent), then none.
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	transport := &http.Transport{DialContext: dialer.DialContext}
+	defer transport.CloseIdleConnections()
+	s.client = &http.Client{Transport: transport, Timeout: s.client.Timeout}
+	mustStatus(t, s.whipPost(t, "/whep/rl", viewer, "application/sdp", recv), http.StatusCreated)
+	r := s.whipPost(t, "/whep/rl", viewer, "application/sdp", recv)
+	if r.status != http.StatusTooManyRequests || r.errorCode(t) != codeRateLimited || r.header.Get("Retry-After") != "60" ||
+		!strings.Contains(string(r.body), "identity") {
+		t.Fatalf("the identity over its rate: %d %s, Retry-After %q", r.status, r.body, r.header.Get("Retry-After"))
+	}
 }
 
 // TestWHEPViewersPerIdentity: a WHEP viewer over its token identity's cap

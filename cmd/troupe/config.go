@@ -162,7 +162,7 @@ type Config struct {
 	// identity may have in a room at once. Default 4.
 	MaxViewersPerIdentity int `yaml:"max_viewers_per_identity"`
 	// WHIPRate is the sustained WHIP and WHEP offers a second one client
-	// address may post, with bursts of WHIPBurst (0 means max(1,
+	// address, and one token identity of a room, may post, with bursts of WHIPBurst (0 means max(1,
 	// WHIPRate)); 0 turns the limit off. Default 2, bursts of 20.
 	WHIPRate  float64 `yaml:"whip_rate"`
 	WHIPBurst int     `yaml:"whip_burst"`
@@ -651,7 +651,7 @@ var settings = []setting{
 	{"passivate-after", "stop a room actor idle this long", func(c *Config) any { return &c.PassivateAfter }},
 	{"drain-timeout", "on SIGTERM, how long sessions go on (no new rooms or joins) before the node stops (0 = at once)", func(c *Config) any { return &c.DrainTimeout }},
 	{"max-viewers-per-identity", "WHEP viewers one join token's identity may have in a room at once", func(c *Config) any { return &c.MaxViewersPerIdentity }},
-	{"whip-rate", "WHIP and WHEP offers per second per client address (0 = unlimited)", func(c *Config) any { return &c.WHIPRate }},
+	{"whip-rate", "WHIP and WHEP offers per second per client address and per token identity (0 = unlimited)", func(c *Config) any { return &c.WHIPRate }},
 	{"whip-burst", "WHIP and WHEP offers allowed at once above --whip-rate (0 = max(1, --whip-rate))", func(c *Config) any { return &c.WHIPBurst }},
 	{"rate-limit", "requests per second per API key (0 = unlimited)", func(c *Config) any { return &c.RateLimit }},
 	{"rate-burst", "requests allowed at once above --rate-limit (0 = max(1, --rate-limit))", func(c *Config) any { return &c.RateBurst }},
