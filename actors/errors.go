@@ -16,6 +16,9 @@ var (
 	ErrRoomEnded    = errors.New("room has ended")
 	ErrRoomFull     = errors.New("room is full")
 	ErrRoomLocked   = errors.New("room is locked")
+	// ErrTooManyViewers: the identity already has as many WHEP viewers in
+	// the room as Config.MaxViewersPerIdentity allows.
+	ErrTooManyViewers = errors.New("too many viewers with this identity")
 	// ErrUnavailable: the room actor did not answer in time (it may have
 	// crashed on this message and restarted) or the system is stopping.
 	ErrUnavailable = errors.New("room unavailable")
@@ -83,7 +86,7 @@ var sentinels = []error{
 	ErrForbidden, ErrInvalidSDP, ErrSignalingState, ErrNoAcceptableMedia, ErrNoCommonCodec,
 	ErrRecordingNotFound, ErrRecordingDisabled, ErrRecordingRunning, ErrRecordingNotActive, ErrRecordingActive,
 	ErrNoActiveSession, ErrNotProvided, ErrRecordingFileNotFound, ErrRecordingUnavailable, ErrRecordingNotDeleted,
-	ErrDraining,
+	ErrDraining, ErrTooManyViewers,
 }
 
 // codeValidation marks a *ValidationError in a reply. Any other error that

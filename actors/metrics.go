@@ -125,7 +125,7 @@ func (m *metrics) initLabels() {
 }
 
 // refusalReasons are the words refusalReason gives.
-var refusalReasons = []string{"room_not_found", "room_ended", "room_locked", "room_full", "outside_join_window",
+var refusalReasons = []string{"room_not_found", "room_ended", "room_locked", "room_full", "too_many_viewers", "outside_join_window",
 	"forbidden", "draining", "room_failed", "unavailable", "error"}
 
 func (m *metrics) participant(delta int64) {
@@ -160,6 +160,8 @@ func refusalReason(err error) string {
 		return "room_locked"
 	case errors.Is(err, ErrRoomFull):
 		return "room_full"
+	case errors.Is(err, ErrTooManyViewers):
+		return "too_many_viewers"
 	case errors.Is(err, ErrOutsideJoinWindow):
 		return "outside_join_window"
 	case errors.Is(err, ErrForbidden):

@@ -23,7 +23,9 @@ func checkSDPSize(typ webrtc.SDPType, s string) error {
 	return nil
 }
 
-// maxOfferMedia bounds the audio and video sections of a WHIP or WHEP offer.
+// maxOfferMedia bounds the audio and video sections of a WHIP or WHEP
+// offer, and the sections a signaling client sends on: the tracks one
+// participant publishes at once.
 const maxOfferMedia = 16
 
 // offerError is an offer refused for a reason its sender can fix: an
@@ -67,13 +69,7 @@ func ValidateOffer(kind ClientKind, offer string) error {
 		if media++; media > maxOfferMedia {
 			return refuseOffer("the offer has more than %d audio and video sections", maxOfferMedia)
 		}
-		dir := "sendrecv" // RFC 4566: what a section without a direction means
-		for _, a := range m.Attributes {
-			switch a.Key {
-			case "sendrecv", "sendonly", "recvonly", "inactive":
-				dir = a.Key
-			}
-		}
+		dir := direction(m)
 		switch {
 		case kind == ClientWHIP && (dir == "recvonly" || dir == "inactive"):
 			return refuseOffer("a WHIP offer's %s section must send (sendonly), not %s", m.MediaName.Media, dir)
@@ -86,6 +82,44 @@ func ValidateOffer(kind ClientKind, offer string) error {
 	}
 	if err := rtc.CheckSimulcastBySSRC(&d); err != nil {
 		return refuseOffer("%v", err)
+	}
+	return nil
+}
+
+// direction is the direction attribute of section m.
+func direction(m *sdp.MediaDescription) string {
+	dir := "sendrecv" // RFC 4566: what a section without a direction means
+	for _, a := range m.Attributes {
+		switch a.Key {
+		case "sendrecv", "sendonly", "recvonly", "inactive":
+			dir = a.Key
+		}
+	}
+	return dir
+}
+
+// checkSignalingOffer is the rule of a signaling client's offer that
+// ValidateOffer is of WHIP's: it sends on at most maxOfferMedia audio and
+// video sections (sendonly or sendrecv, not rejected), each one a track it
+// publishes. Its other sections receive what it subscribes to, which the
+// room bounds. It fails with ErrInvalidSDP.
+func checkSignalingOffer(offer string) error {
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(offer); err != nil {
+		return refuseOffer("the offer is not valid SDP: %v", err)
+	}
+	sending := 0
+	for _, m := range d.MediaDescriptions {
+		if m.MediaName.Media != "audio" && m.MediaName.Media != "video" || m.MediaName.Port.Value == 0 {
+			continue
+		}
+		dir := direction(m)
+		if dir != "sendrecv" && dir != "sendonly" {
+			continue
+		}
+		if sending++; sending > maxOfferMedia {
+			return refuseOffer("the offer sends on more than %d audio and video sections: a participant publishes at most %d tracks", maxOfferMedia, maxOfferMedia)
+		}
 	}
 	return nil
 }

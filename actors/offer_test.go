@@ -58,3 +58,35 @@ func TestValidateOffer(t *testing.T) {
 		t.Errorf("signaling offer: %v", err)
 	}
 }
+
+// A signaling client's offer sends on at most maxOfferMedia sections: the
+// tracks it publishes. Sections that receive, or that are rejected, are
+// the server's to bound, and are not counted.
+func TestCheckSignalingOffer(t *testing.T) {
+	const head = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+	const audio = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n"
+	const rejected = "m=audio 0 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\na=sendonly\r\n"
+	send, recv := audio+"a=sendonly\r\n", audio+"a=recvonly\r\n"
+	const refusal = "the offer sends on more than 16 audio and video sections: a participant publishes at most 16 tracks"
+	for _, tc := range []struct {
+		name, offer, want string
+	}{
+		{"sixteen sending", head + strings.Repeat(send, maxOfferMedia), ""},
+		{"sixteen sending and many receiving", head + strings.Repeat(send, maxOfferMedia) + strings.Repeat(recv, 40), ""},
+		{"sixteen sending and rejected ones", head + strings.Repeat(send, maxOfferMedia) + strings.Repeat(rejected, 4), ""},
+		{"seventeen sending", head + strings.Repeat(send, maxOfferMedia+1), refusal},
+		{"seventeen without a direction", head + strings.Repeat(audio, maxOfferMedia+1), refusal},
+		{"seventeen sendrecv among receiving", head + strings.Repeat(recv, 3) + strings.Repeat(audio+"a=sendrecv\r\n", maxOfferMedia+1), refusal},
+	} {
+		err := checkSignalingOffer(tc.offer)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", tc.name, err)
+		case tc.want != "" && (!errors.Is(err, ErrInvalidSDP) || err.Error() != tc.want):
+			t.Errorf("%s: got %v, want ErrInvalidSDP %q", tc.name, err, tc.want)
+		}
+	}
+	if err := checkSignalingOffer("not sdp"); !errors.Is(err, ErrInvalidSDP) {
+		t.Errorf("garbage: %v", err)
+	}
+}

@@ -47,8 +47,8 @@ const (
 // replacesSameIdentity reports whether a join of this kind replaces a
 // member of the same identity and kind: a reloaded page or a restarted
 // encoder takes over its old connection. WHEP viewers never replace one
-// another: a playback token is shared by every viewer of a page, so one
-// identity may watch many times over.
+// another: a playback token may be shared by the viewers of a page, so one
+// identity may watch a few times over (Config.MaxViewersPerIdentity).
 func (k ClientKind) replacesSameIdentity() bool { return k != ClientWHEP }
 
 func (k ClientKind) String() string {
@@ -68,7 +68,8 @@ type JoinRequest struct {
 	// Identity names the participant in its room (a join token's sub).
 	// A WebSocket or WHIP join replaces a member of the same identity
 	// that joined the same way; WHEP joins never replace, so several
-	// members may share an identity (each has its own participant id).
+	// members may share an identity (each has its own participant id), up
+	// to Config.MaxViewersPerIdentity.
 	Identity string
 	Name     string
 	Role     Role

@@ -216,10 +216,12 @@ func (p *participantActor) clientOffer(s string, sources map[string]TrackSource)
 	if err := checkSDPSize(webrtc.SDPTypeOffer, s); err != nil {
 		return "", err
 	}
+	check := checkSignalingOffer
 	if p.kind != ClientSignaling {
-		if err := ValidateOffer(p.kind, s); err != nil {
-			return "", err
-		}
+		check = func(s string) error { return ValidateOffer(p.kind, s) }
+	}
+	if err := check(s); err != nil {
+		return "", err
 	}
 	// Before the offer applies: its tracks arrive once it has.
 	added := 0

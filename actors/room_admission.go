@@ -106,7 +106,7 @@ func (a *roomActor) admit(ctx actor.Context, joins []pendingJoin) int {
 			replacing[key] = true
 		}
 		id := newParticipantID()
-		peer, refused := a.checkJoin(ctx, room, req, countVisible(ok), id)
+		peer, refused := a.checkJoin(ctx, room, req, ok, id)
 		if refused != nil {
 			a.deps.cfg.Logger.Info("join refused", "room", a.id, "identity", req.Identity, "role", string(req.Role), "kind", req.Kind.String(), "reason", refused.err)
 			replies = append(replies, refused)
@@ -168,12 +168,35 @@ func countVisible(joins []admitted) int {
 	return n
 }
 
-// checkJoin applies the room's rules to req, with pending more visible
-// joins of this run already admitted. It returns the peer of participant
-// id, or the refusal. Hidden participants are not counted against
-// max_participants, and a hidden join is never refused as full: a
-// recorder or an observer gets into a full room.
-func (a *roomActor) checkJoin(ctx actor.Context, room *recordpb.Room, req JoinRequest, pending int, id ParticipantID) (*rtc.Peer, *joinReply) {
+// countViewers counts the WHEP joins of identity in a run.
+func countViewers(joins []admitted, identity string) int {
+	n := 0
+	for _, j := range joins {
+		if j.join.req.Kind == ClientWHEP && j.join.req.Identity == identity {
+			n++
+		}
+	}
+	return n
+}
+
+// viewersOf counts the room's WHEP members of identity.
+func (a *roomActor) viewersOf(identity string) int {
+	n := 0
+	for _, m := range a.memberList() {
+		if m.kind == ClientWHEP && m.info.Identity == identity {
+			n++
+		}
+	}
+	return n
+}
+
+// checkJoin applies the room's rules to req, with the joins of run already
+// admitted. It returns the peer of participant id, or the refusal. Hidden
+// participants are not counted against max_participants, and a hidden join
+// is never refused as full: a recorder or an observer gets into a full
+// room. WHEP viewers, which never replace one another, are capped per
+// identity (Config.MaxViewersPerIdentity): one token must not fill a room.
+func (a *roomActor) checkJoin(ctx actor.Context, room *recordpb.Room, req JoinRequest, run []admitted, id ParticipantID) (*rtc.Peer, *joinReply) {
 	now := a.deps.cfg.Clock.Now()
 	c := room.Config
 	switch {
@@ -188,8 +211,11 @@ func (a *roomActor) checkJoin(ctx actor.Context, room *recordpb.Room, req JoinRe
 		return nil, &joinReply{err: errMediaDisabled}
 	}
 	replaced := a.replacedBy(req)
-	if replaced == nil && !req.grants().Hidden && a.visibleCount()+pending >= int(c.MaxParticipants) {
+	if replaced == nil && !req.grants().Hidden && a.visibleCount()+countVisible(run) >= int(c.MaxParticipants) {
 		return nil, &joinReply{err: ErrRoomFull}
+	}
+	if req.Kind == ClientWHEP && a.viewersOf(req.Identity)+countViewers(run, req.Identity) >= a.deps.cfg.MaxViewersPerIdentity {
+		return nil, &joinReply{err: ErrTooManyViewers}
 	}
 	peer, err := newPeer(a.deps, a.id, id, req.Kind)
 	if err != nil {

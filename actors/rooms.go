@@ -101,7 +101,16 @@ type Config struct {
 	Owners Owners
 	// Recording configures recording; its zero value records nothing.
 	Recording RecordingConfig
+	// MaxViewersPerIdentity caps the WHEP viewers one identity (one join
+	// token's sub) may have in a room at once: WHEP joins never replace
+	// one another, so without a cap one token could fill a room. Zero
+	// means DefaultMaxViewersPerIdentity.
+	MaxViewersPerIdentity int
 }
+
+// DefaultMaxViewersPerIdentity is Config.MaxViewersPerIdentity's default: a
+// few tabs or devices of one viewer.
+const DefaultMaxViewersPerIdentity = 4
 
 func (c *Config) ensureDefaults() error {
 	if c.Store == nil {
@@ -112,6 +121,12 @@ func (c *Config) ensureDefaults() error {
 	}
 	if c.PassivateAfter <= 0 {
 		c.PassivateAfter = 2 * time.Minute
+	}
+	if c.MaxViewersPerIdentity < 0 {
+		return errors.New("actors: Config.MaxViewersPerIdentity must not be negative")
+	}
+	if c.MaxViewersPerIdentity == 0 {
+		c.MaxViewersPerIdentity = DefaultMaxViewersPerIdentity
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

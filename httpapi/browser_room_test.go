@@ -150,13 +150,14 @@ func TestBrowserRoomLinks(t *testing.T) {
 	clickJS(t, ben, "share")
 	waitPage(t, ada, "ben's screen gone", `document.querySelector(".tile.screen") === null && window.troupe.view === "grid"`)
 
-	// A private room's link without a token: the page says what is needed.
+	// A private room's link without a token: it is answered as a missing
+	// room, and the page says what is needed.
 	carl := openPage(t, browser, s.srv.URL+"/rooms/board")
 	if err := chromedp.Do(carl, chromedp.SetValue("#name", "Carl")); err != nil {
 		t.Fatal(err)
 	}
 	clickJS(t, carl, "join")
-	waitPage(t, carl, "the private room's refusal", `window.troupe.refused === "room_private"`)
+	waitPage(t, carl, "the private room's refusal", `window.troupe.refused === "room_not_found"`)
 	if n := notice(t, carl); !n.Fault || !strings.Contains(n.Text, "private") || evalJS[string](t, carl, `window.troupe.state`) != "idle" {
 		t.Errorf("a private room's link without a token: %+v", n)
 	}

@@ -32,6 +32,7 @@ const (
 	codeRoomExists               = "room_exists"
 	codeRoomEnded                = "room_ended"
 	codeRoomFull                 = "room_full"
+	codeTooManyViewers           = "too_many_viewers"
 	codeRoomLocked               = "room_locked"
 	codeRoomUnavailable          = "room_unavailable"
 	codeRoomFailed               = "room_failed"
@@ -64,7 +65,6 @@ const (
 	codeRecordingElsewhere       = "recording_on_other_node"
 	codeRecordingNotDeleted      = "recording_not_deleted"
 	codeRecordingFileUnavailable = "recording_file_unavailable"
-	codeRoomPrivate              = "room_private"
 )
 
 // rateLimited is a 429 whose Retry-After is wait, in whole seconds, at
@@ -147,6 +147,7 @@ var domainErrors = []struct {
 	{actors.ErrRoomExists, http.StatusConflict, codeRoomExists, "a room with this id already exists"},
 	{actors.ErrRoomEnded, http.StatusConflict, codeRoomEnded, "the room has ended"},
 	{actors.ErrRoomFull, http.StatusConflict, codeRoomFull, "the room is full"},
+	{actors.ErrTooManyViewers, http.StatusConflict, codeTooManyViewers, "this token's identity has as many WHEP viewers in the room as the server allows"},
 	{actors.ErrRoomLocked, http.StatusConflict, codeRoomLocked, "the room is locked"},
 	{actors.ErrParticipantNotFound, http.StatusNotFound, codeParticipantNotFound, "participant not found"},
 	{actors.ErrSessionNotFound, http.StatusNotFound, codeSessionNotFound, "session not found"},

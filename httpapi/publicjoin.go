@@ -107,10 +107,12 @@ func (s *Server) publicToken(c *gin.Context) error {
 		return err
 	}
 	switch {
+	// A private room is answered as a missing one, ended or not: anyone
+	// may call this, and must not learn which private rooms exist.
+	case actors.RoomPrivacy(info.Room) != actors.PrivacyPublic:
+		return actors.ErrRoomNotFound
 	case info.Room.GetStatus() == recordpb.RoomStatus_ROOM_STATUS_ENDED:
 		return actors.ErrRoomEnded
-	case actors.RoomPrivacy(info.Room) != actors.PrivacyPublic:
-		return newAPIError(http.StatusForbidden, codeRoomPrivate, "this room is private: its link needs a join token (?token=)")
 	}
 	identity := "guest-" + rand.Text()[:guestIDLen]
 	role := actors.RoomDefaultRole(info.Room)

@@ -68,6 +68,8 @@ func TestPublicToken(t *testing.T) {
 	s.createRoom(t, `{"id":"closed","name":"Closed"}`)
 	s.createRoom(t, `{"id":"over","name":"Over","privacy":"public"}`)
 	mustStatus(t, s.do(t, http.MethodPost, "/api/v1/rooms/over/end", ""), http.StatusOK)
+	s.createRoom(t, `{"id":"closed-over","name":"Closed and over"}`)
+	mustStatus(t, s.do(t, http.MethodPost, "/api/v1/rooms/closed-over/end", ""), http.StatusOK)
 	verifier, err := auth.NewVerifier(s.key)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +100,8 @@ func TestPublicToken(t *testing.T) {
 		status     int
 		code       string
 	}{
-		{"/rooms/closed/token", `{}`, http.StatusForbidden, codeRoomPrivate},
+		{"/rooms/closed/token", `{}`, http.StatusNotFound, codeRoomNotFound},
+		{"/rooms/closed-over/token", `{}`, http.StatusNotFound, codeRoomNotFound},
 		{"/rooms/over/token", `{}`, http.StatusConflict, codeRoomEnded},
 		{"/rooms/nowhere/token", `{}`, http.StatusNotFound, codeRoomNotFound},
 		{"/rooms/bad%20id/token", `{}`, http.StatusNotFound, codeRoomNotFound},
@@ -113,8 +116,8 @@ func TestPublicToken(t *testing.T) {
 		}
 	}
 
-	// 2 + 8 tokens asked so far; the burst of 20 runs out at the 20th.
-	for i := 10; i < 20; i++ {
+	// 2 + 9 tokens asked so far; the burst of 20 runs out at the 20th.
+	for i := 11; i < 20; i++ {
 		mustStatus(t, s.do(t, http.MethodPost, "/rooms/open/token", `{}`, noAuth), http.StatusOK)
 	}
 	r = s.do(t, http.MethodPost, "/rooms/open/token", `{}`, noAuth)

@@ -148,6 +148,14 @@ type Config struct {
 	// bursts of PublicJoinBurst. 0 means 0.2 (12 a minute), bursts of 5.
 	PublicJoinRate  float64
 	PublicJoinBurst int
+	// WHIPRate is the sustained WHIP and WHEP offers a second (POST
+	// /whip/{room} and /whep/{room}) that one client address, and one
+	// token identity of a room, may make, with bursts of WHIPBurst (0 means max(1, WHIPRate)): each offer is
+	// tried on a peer connection and a join writes the session's history,
+	// so a client must not churn them without end. Over it: 429 with
+	// Retry-After. 0 turns the limit off.
+	WHIPRate  float64
+	WHIPBurst int
 	// SignalingQueue bounds the messages waiting to be written to one
 	// signaling socket; a client that lets it fill is dropped. 0 means 256.
 	SignalingQueue int
@@ -162,9 +170,13 @@ type Server struct {
 	limiter *rateLimiter
 	// publicJoins limits POST /rooms/{id}/token per client address.
 	publicJoins *rateLimiter
-	tokens      *tokenCache
-	idem        *idempotency
-	page        []byte // the web page, with its mode filled in
+	// whipOffers limits WHIP and WHEP POSTs per client address; nil: no
+	// limit.
+	whipOffers *rateLimiter
+
+	tokens *tokenCache
+	idem   *idempotency
+	page   []byte // the web page, with its mode filled in
 
 	corsPolicy *corsPolicy // who may call WHIP and WHEP from a browser
 
@@ -221,6 +233,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.PublicJoinRate < 0 || cfg.PublicJoinBurst < 0 {
 		return nil, errors.New("httpapi: Config.PublicJoinRate and PublicJoinBurst must not be negative")
 	}
+	if cfg.WHIPRate < 0 || cfg.WHIPBurst < 0 {
+		return nil, errors.New("httpapi: Config.WHIPRate and WHIPBurst must not be negative")
+	}
+	if cfg.WHIPBurst == 0 {
+		cfg.WHIPBurst = max(1, int(cfg.WHIPRate))
+	}
 	if cfg.PublicJoinRate == 0 {
 		cfg.PublicJoinRate = defaultPublicJoinRate
 	}
@@ -261,6 +279,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.publicJoins = newRateLimiter(cfg.PublicJoinRate, cfg.PublicJoinBurst, cfg.Clock)
 	s.publicJoins.maxKeys = publicJoinKeys
+	if cfg.WHIPRate > 0 {
+		s.whipOffers = newRateLimiter(cfg.WHIPRate, cfg.WHIPBurst, cfg.Clock)
+		s.whipOffers.maxKeys = publicJoinKeys
+	}
 	if cfg.Idempotency != nil {
 		s.idem = newIdempotency(cfg.Idempotency, cfg.Clock)
 	}

@@ -76,8 +76,19 @@ func whipKind(c *gin.Context) (actors.ClientKind, string) {
 
 // whipOffer serves POST /whip/{room} and POST /whep/{room} (RFC 9725 and
 // the WHEP draft): the body is the client's offer; the answer carries every
-// server candidate. The client may trickle its own (whipTrickle).
+// server candidate. The client may trickle its own (whipTrickle). Each
+// client address, and each token identity of a room, may post
+// Config.WHIPRate offers a second: the address is counted first, as
+// everything after costs more than the refusal; the identity once its
+// token is verified, so that one token used from many addresses is held
+// too (a request a cluster node forwarded was counted by that node).
 func (s *Server) whipOffer(c *gin.Context) error {
+	limited := s.whipOffers != nil && !actors.IsForwarded(c.Request.Context())
+	if limited {
+		if ok, wait := s.whipOffers.allow(clientKey(c.ClientIP())); !ok {
+			return rateLimited("too many WHIP and WHEP offers from this address; retry later", wait)
+		}
+	}
 	kind, prefix := whipKind(c)
 	claims, err := s.whipClaims(c)
 	if err != nil {
@@ -86,6 +97,12 @@ func (s *Server) whipOffer(c *gin.Context) error {
 	room := actors.RoomID(c.Param("room"))
 	if actors.RoomID(claims.Room) != room {
 		return newAPIError(http.StatusForbidden, codeForbidden, "the token is for another room")
+	}
+	if limited {
+		// An address has no space: these keys never meet theirs.
+		if ok, wait := s.whipOffers.allow("identity " + string(room) + "/" + claims.Subject); !ok {
+			return rateLimited("too many WHIP and WHEP offers with this token's identity; retry later", wait)
+		}
 	}
 	if g, _ := joinGrants(claims); kind == actors.ClientWHIP && !g.Publish {
 		return newAPIError(http.StatusForbidden, codeForbidden, "publishing needs a token that grants publish")

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
+	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/actors/webhook"
 	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
@@ -157,6 +158,14 @@ type Config struct {
 	// it tells its participants to reconnect and exits; it stops sooner once
 	// its rooms are empty. 0 stops at once. Default 30s.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// MaxViewersPerIdentity caps the WHEP viewers one join token's
+	// identity may have in a room at once. Default 4.
+	MaxViewersPerIdentity int `yaml:"max_viewers_per_identity"`
+	// WHIPRate is the sustained WHIP and WHEP offers a second one client
+	// address, and one token identity of a room, may post, with bursts of WHIPBurst (0 means max(1,
+	// WHIPRate)); 0 turns the limit off. Default 2, bursts of 20.
+	WHIPRate  float64 `yaml:"whip_rate"`
+	WHIPBurst int     `yaml:"whip_burst"`
 	// RateLimit is the sustained requests per second allowed per API key;
 	// 0 (the default) disables rate limiting.
 	RateLimit float64 `yaml:"rate_limit"`
@@ -202,6 +211,14 @@ type Config struct {
 	RecordingMinFreeDisk int `yaml:"recording_min_free_disk"`
 }
 
+// The default WHIP and WHEP offer budget of a client address: a page's
+// few viewers or an encoder's restarts get through at once, a loop of
+// joins and leaves does not.
+const (
+	defaultWHIPRate  = 2
+	defaultWHIPBurst = 20
+)
+
 // DefaultConfig returns the configuration used when nothing is set.
 func DefaultConfig() Config {
 	return Config{
@@ -226,6 +243,10 @@ func DefaultConfig() Config {
 		RequestTimeout:    2 * time.Second,
 		PassivateAfter:    2 * time.Minute,
 		DrainTimeout:      30 * time.Second,
+
+		MaxViewersPerIdentity: actors.DefaultMaxViewersPerIdentity,
+		WHIPRate:              defaultWHIPRate,
+		WHIPBurst:             defaultWHIPBurst,
 
 		RecordingMaxDuration: 4 * time.Hour,
 		RecordingMinFreeDisk: 1024,
@@ -314,6 +335,15 @@ func (c Config) Validate() error {
 	}
 	if c.RateBurst < 0 {
 		return fmt.Errorf("%w: --rate-burst %d: must not be negative", ErrInvalidConfig, c.RateBurst)
+	}
+	if math.IsNaN(c.WHIPRate) || math.IsInf(c.WHIPRate, 0) || c.WHIPRate < 0 {
+		return fmt.Errorf("%w: --whip-rate %v: must be a finite number, not negative", ErrInvalidConfig, c.WHIPRate)
+	}
+	if c.WHIPBurst < 0 {
+		return fmt.Errorf("%w: --whip-burst %d: must not be negative", ErrInvalidConfig, c.WHIPBurst)
+	}
+	if c.MaxViewersPerIdentity <= 0 {
+		return fmt.Errorf("%w: --max-viewers-per-identity %d: must be positive", ErrInvalidConfig, c.MaxViewersPerIdentity)
 	}
 	if err := c.validateKey(); err != nil {
 		return err
@@ -643,6 +673,9 @@ var settings = []setting{
 	{"request-timeout", "how long an API call waits for its room before 503", func(c *Config) any { return &c.RequestTimeout }},
 	{"passivate-after", "stop a room actor idle this long", func(c *Config) any { return &c.PassivateAfter }},
 	{"drain-timeout", "on SIGTERM, how long sessions go on (no new rooms or joins) before the node stops (0 = at once)", func(c *Config) any { return &c.DrainTimeout }},
+	{"max-viewers-per-identity", "WHEP viewers one join token's identity may have in a room at once", func(c *Config) any { return &c.MaxViewersPerIdentity }},
+	{"whip-rate", "WHIP and WHEP offers per second per client address and per token identity (0 = unlimited)", func(c *Config) any { return &c.WHIPRate }},
+	{"whip-burst", "WHIP and WHEP offers allowed at once above --whip-rate (0 = max(1, --whip-rate))", func(c *Config) any { return &c.WHIPBurst }},
 	{"rate-limit", "requests per second per API key (0 = unlimited)", func(c *Config) any { return &c.RateLimit }},
 	{"rate-burst", "requests allowed at once above --rate-limit (0 = max(1, --rate-limit))", func(c *Config) any { return &c.RateBurst }},
 	{"api-key", "API key (with --api-secret; default: the one in <data-dir>/keys.json)", func(c *Config) any { return &c.APIKey }},

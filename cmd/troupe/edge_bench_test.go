@@ -58,7 +58,9 @@ func BenchmarkSubscriberTransports(b *testing.B) {
 		Args: func(dir, addr string) []string {
 			return []string{"serve", "--data-dir", filepath.Join(dir, "data"), "--http-addr", addr,
 				"--rtc-udp-port", "0", "--rtc-tcp-port", "0", "--turn-enabled", "--turn-udp-port", "0",
-				"--log-level", "warn"}
+				"--log-level", "warn",
+				// Every phase's viewers join at once from loopback.
+				"--whip-rate", "0"}
 		},
 		Env:    []string{envName("api-key") + "=" + key.ID, envName("api-secret") + "=" + key.Secret},
 		Stderr: os.Stderr,

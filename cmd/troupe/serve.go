@@ -317,6 +317,8 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		},
 		Owners:    roomOwners,
 		Recording: cfg.recordingConfig(s.cluster),
+
+		MaxViewersPerIdentity: cfg.MaxViewersPerIdentity,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start room actors: %w", err)
@@ -356,6 +358,8 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		Ready:         s.ready,
 		RateLimit:     cfg.RateLimit,
 		RateBurst:     cfg.RateBurst,
+		WHIPRate:      cfg.WHIPRate,
+		WHIPBurst:     cfg.WHIPBurst,
 		DevJoinTokens: cfg.DevJoinTokens,
 		PublicURL:     publicURL,
 		CORSOrigins:   cfg.CORSOrigins,

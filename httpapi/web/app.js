@@ -146,8 +146,8 @@ const refusals = {
   room_full: 'This room is full: nobody else can join now.',
   room_locked: 'This room is locked: only a moderator can join now.',
   outside_join_window: 'This room is not open for joining now: check when it opens.',
-  room_not_found: 'There is no such room: check the link.',
-  room_private: 'This room is private: its link needs a join token. Ask for a link with one, or paste a token.',
+  // A private room's link without a token is answered as a missing room.
+  room_not_found: 'There is no such room, or it is private: its link needs a join token. Check the link, ask for one with a token, or paste a token.',
   unauthorized: 'Your join token is not valid or has expired: ask for a new link.',
   forbidden: 'Your join token does not let you join this room.',
   rate_limited: 'Too many tries from here: wait a minute and join again.',
