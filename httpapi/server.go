@@ -151,6 +151,13 @@ type Config struct {
 	// SignalingQueue bounds the messages waiting to be written to one
 	// signaling socket; a client that lets it fill is dropped. 0 means 256.
 	SignalingQueue int
+	// SignalingRate is the sustained messages a second one signaling
+	// socket may send, with bursts of SignalingBurst: a message beyond it
+	// is refused (rate_limited), and a run of refusals closes the socket
+	// (1008), so that a flooding client cannot make the room flood the
+	// others. 0 means 20 a second, bursts of 40.
+	SignalingRate  float64
+	SignalingBurst int
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -210,6 +217,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.SignalingQueue <= 0 {
 		cfg.SignalingQueue = defaultSignalingQueue
+	}
+	if cfg.SignalingRate < 0 || cfg.SignalingBurst < 0 {
+		return nil, errors.New("httpapi: Config.SignalingRate and SignalingBurst must not be negative")
+	}
+	if cfg.SignalingRate == 0 {
+		cfg.SignalingRate = defaultSignalingRate
+	}
+	if cfg.SignalingBurst == 0 {
+		cfg.SignalingBurst = defaultSignalingBurst
 	}
 	if cfg.ForwardTimeout <= 0 {
 		cfg.ForwardTimeout = defaultForwardTimeout

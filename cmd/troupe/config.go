@@ -163,6 +163,12 @@ type Config struct {
 	// RateBurst is how many requests above RateLimit may arrive at once.
 	// 0 (the default) means max(1, RateLimit).
 	RateBurst int `yaml:"rate_burst"`
+	// SignalingRate is the sustained messages a second one signaling
+	// socket may send, with bursts of SignalingBurst; beyond it messages
+	// are refused, and a run of refusals closes the socket. Default 20,
+	// bursts of 40.
+	SignalingRate  float64 `yaml:"signaling_rate"`
+	SignalingBurst int     `yaml:"signaling_burst"`
 	// APIKey and APISecret, when both set, are the key pair that signs and
 	// verifies tokens; when both empty (the default) the pair kept in
 	// DataDir/keys.json is used, generated on first start.
@@ -208,6 +214,8 @@ func DefaultConfig() Config {
 		RTCBind:                "127.0.0.1",
 		RTCBandwidthEstimation: estimateSimulcast,
 		RTCAudioLevel:          true,
+		SignalingRate:          20,
+		SignalingBurst:         40,
 		// The built-in TURN server's, used when it is enabled.
 		TURNUDPPort:       3478,
 		TURNTLSPort:       5349,
@@ -298,6 +306,12 @@ func (c Config) Validate() error {
 	}
 	if c.GCPercent < gcPercentOff {
 		return fmt.Errorf("%w: --gc-percent %d: must be -1 (off), 0 (default) or a percentage", ErrInvalidConfig, c.GCPercent)
+	}
+	if math.IsNaN(c.SignalingRate) || math.IsInf(c.SignalingRate, 0) || c.SignalingRate <= 0 {
+		return fmt.Errorf("%w: --signaling-rate %v: must be a finite number above 0", ErrInvalidConfig, c.SignalingRate)
+	}
+	if c.SignalingBurst < 1 {
+		return fmt.Errorf("%w: --signaling-burst %d: must be at least 1", ErrInvalidConfig, c.SignalingBurst)
 	}
 	if c.RateBurst < 0 {
 		return fmt.Errorf("%w: --rate-burst %d: must not be negative", ErrInvalidConfig, c.RateBurst)
@@ -622,6 +636,8 @@ var settings = []setting{
 	{"drain-timeout", "on SIGTERM, how long sessions go on (no new rooms or joins) before the node stops (0 = at once)", func(c *Config) any { return &c.DrainTimeout }},
 	{"rate-limit", "requests per second per API key (0 = unlimited)", func(c *Config) any { return &c.RateLimit }},
 	{"rate-burst", "requests allowed at once above --rate-limit (0 = max(1, --rate-limit))", func(c *Config) any { return &c.RateBurst }},
+	{"signaling-rate", "messages a second one signaling socket may send; more are refused", func(c *Config) any { return &c.SignalingRate }},
+	{"signaling-burst", "messages one signaling socket may send at once above --signaling-rate", func(c *Config) any { return &c.SignalingBurst }},
 	{"api-key", "API key (with --api-secret; default: the one in <data-dir>/keys.json)", func(c *Config) any { return &c.APIKey }},
 	{"api-secret", "API secret (with --api-key, at least 32 bytes)", func(c *Config) any { return &c.APISecret }},
 	{"etcd-endpoints", "etcd client URLs: run as a cluster node on etcd instead of Pebble (needs --api-key/--api-secret)", func(c *Config) any { return &c.EtcdEndpoints }},

@@ -45,6 +45,8 @@ passivate_after: 1m
 drain_timeout: 45s
 rate_limit: 10.5
 rate_burst: 20
+signaling_rate: 5.5
+signaling_burst: 11
 `
 	for _, tc := range []struct {
 		name  string
@@ -59,7 +61,7 @@ rate_burst: 20
 				TURNUDPPort: 3478, TURNTLSPort: 5349, TURNRealm: "troupe", TURNCredentialTTL: 12 * time.Hour,
 				CORSOrigins: stringList{"*"}, WebhookEvents: stringList{"*"}, WebhookMaxAge: 24 * time.Hour,
 				LogLevel: "debug", LogFormat: "json", RequestTimeout: 3 * time.Second,
-				PassivateAfter: time.Minute, DrainTimeout: 45 * time.Second, RateLimit: 10.5, RateBurst: 20, ClusterLeaseTTL: 5 * time.Second,
+				PassivateAfter: time.Minute, DrainTimeout: 45 * time.Second, RateLimit: 10.5, RateBurst: 20, SignalingRate: 5.5, SignalingBurst: 11, ClusterLeaseTTL: 5 * time.Second,
 				RecordingMaxDuration: 4 * time.Hour, RecordingMinFreeDisk: 1024})
 		}},
 		{"partial yaml keeps other defaults", nil, nil, "http_addr: 0.0.0.0:9000\n", func(c Config) bool {
@@ -186,6 +188,8 @@ func TestConfigErrors(t *testing.T) {
 		{"rate infinite in yaml", nil, nil, "rate_limit: .inf\n", "--rate-limit +Inf"},
 		{"rate minus infinity", []string{"--rate-limit", "-Inf"}, nil, "", "--rate-limit -Inf"},
 		{"negative burst", []string{"--rate-burst", "-1"}, nil, "", "--rate-burst"},
+		{"zero signaling rate", []string{"--signaling-rate", "0"}, nil, "", "--signaling-rate"},
+		{"zero signaling burst", []string{"--signaling-burst", "0"}, nil, "", "--signaling-burst"},
 		{"gc percent below off", []string{"--gc-percent", "-2"}, nil, "", "--gc-percent -2"},
 		{"gc percent not a number", nil, map[string]string{"TROUPE_GC_PERCENT": "half"}, "", "TROUPE_GC_PERCENT"},
 		{"key without secret", []string{"--api-key", "TKkey"}, nil, "", "set both or neither"},
