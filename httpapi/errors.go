@@ -65,6 +65,7 @@ const (
 	codeRecordingNotDeleted      = "recording_not_deleted"
 	codeRecordingFileUnavailable = "recording_file_unavailable"
 	codeRoomPrivate              = "room_private"
+	codeSignalingBusy            = "signaling_busy"
 )
 
 // rateLimited is a 429 whose Retry-After is wait, in whole seconds, at

@@ -158,6 +158,13 @@ type Config struct {
 	// others. 0 means 20 a second, bursts of 40.
 	SignalingRate  float64
 	SignalingBurst int
+	// SignalingPending caps the signaling sockets opened without a token
+	// still waiting for their join message, in all, and
+	// SignalingPendingPerAddr those from one client address: one more is
+	// refused before the upgrade (503 signaling_busy, 429 rate_limited).
+	// 0 means 1024, and 16 per address.
+	SignalingPending        int
+	SignalingPendingPerAddr int
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -175,6 +182,7 @@ type Server struct {
 
 	corsPolicy *corsPolicy // who may call WHIP and WHEP from a browser
 
+	pending   *pendingJoins   // tokenless signaling sockets before their join
 	ready     readiness       // what /readyz last answered, logged once per change
 	live      liveSessions    // signaling sockets and WHIP/WHEP sessions
 	forwarder *http.Transport // to the other nodes of a cluster
@@ -227,6 +235,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SignalingBurst == 0 {
 		cfg.SignalingBurst = defaultSignalingBurst
 	}
+	if cfg.SignalingPending < 0 || cfg.SignalingPendingPerAddr < 0 {
+		return nil, errors.New("httpapi: Config.SignalingPending and SignalingPendingPerAddr must not be negative")
+	}
+	if cfg.SignalingPending == 0 {
+		cfg.SignalingPending = defaultSignalingPending
+	}
+	if cfg.SignalingPendingPerAddr == 0 {
+		cfg.SignalingPendingPerAddr = defaultSignalingPendingPerAddr
+	}
 	if cfg.ForwardTimeout <= 0 {
 		cfg.ForwardTimeout = defaultForwardTimeout
 	}
@@ -270,6 +287,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Idempotency != nil {
 		s.idem = newIdempotency(cfg.Idempotency, cfg.Clock)
 	}
+	s.pending = newPendingJoins(cfg.SignalingPending, cfg.SignalingPendingPerAddr)
 	s.live.init()
 	s.page = webPage(cfg.DevJoinTokens)
 	s.engine = s.routes()

@@ -106,6 +106,10 @@ type signalConn struct {
 
 	// Set once joined; read by the reader only.
 	p *actors.Participant
+	// joinWait gives back the socket's place among those waiting for
+	// their join message (pendingJoins); nil for a socket with a token.
+	// Read by the reader only.
+	joinWait func()
 	// relay is set when the join was relayed to the room's owner
 	// (wsrelay.go); read by the reader only, then by finish.
 	relay *wsRelay
@@ -278,7 +282,15 @@ func (s *Server) signaling(g *gin.Context) {
 	defer s.live.removeConn(c)
 
 	var info *actors.JoinInfo
-	if token != "" {
+	if token == "" {
+		release, err := s.pending.acquire(clientKey(g.ClientIP()))
+		if err != nil {
+			s.abort(g, err)
+			return
+		}
+		c.joinWait = release
+		defer release()
+	} else {
 		claims, err := s.joinClaims(token)
 		if err != nil {
 			s.abort(g, err)
@@ -398,6 +410,9 @@ func (c *signalConn) readLoop() {
 			req = m.typ
 			if msgErr == nil && m.typ == msgJoin {
 				c.joinSeen.Store(true)
+				if c.joinWait != nil {
+					c.joinWait()
+				}
 			}
 			if msgErr == nil {
 				msgErr = c.handle(m)

@@ -383,6 +383,59 @@ func TestSignalingFlood(t *testing.T) {
 	readUntil(ctx, t, other, "pong")
 }
 
+// Sockets without a token that wait for their join message are capped per
+// client address (429) and in all (503), before the upgrade; a join
+// message gives the place back.
+func TestSignalingPendingJoinsCapped(t *testing.T) {
+	checkLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	refused := func(t *testing.T, s *stack, status int, code string) {
+		t.Helper()
+		ws, resp, err := websocket.Dial(ctx, s.wsURL("/rtc"), nil)
+		if err == nil {
+			_ = ws.CloseNow()
+			t.Fatalf("a socket over the cap was accepted")
+		}
+		if resp == nil || resp.StatusCode != status || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("a socket over the cap: %v %v, want %d with Retry-After", resp, err, status)
+		}
+		var body struct{ Error struct{ Code string } }
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Error.Code != code {
+			t.Errorf("refusal body: %+v %v, want code %s", body, err, code)
+		}
+	}
+	t.Run("per address", func(t *testing.T) {
+		s := newMediaStack(t, func(c *Config) { c.SignalingPendingPerAddr = 2 })
+		s.createRoom(t, `{"id":"pend","name":"Pending"}`)
+		first := s.rawSocket(ctx, t, "")
+		s.rawSocket(ctx, t, "")
+		refused(t, s, http.StatusTooManyRequests, codeRateLimited)
+		// A socket with a token is not waiting for a join message.
+		withToken := s.rawSocket(ctx, t, s.joinToken(t, "pend", "t", auth.RoleSubscriber))
+		readUntil(ctx, t, withToken, "joined")
+		sendJSON(ctx, t, first, map[string]any{"type": "join", "token": s.joinToken(t, "pend", "j", auth.RoleSubscriber)})
+		readUntil(ctx, t, first, "joined")
+		s.rawSocket(ctx, t, "")
+		refused(t, s, http.StatusTooManyRequests, codeRateLimited)
+	})
+	t.Run("in all", func(t *testing.T) {
+		s := newStack(t, func(c *Config) { c.SignalingPending = 1 })
+		waiting := s.rawSocket(ctx, t, "")
+		refused(t, s, http.StatusServiceUnavailable, codeSignalingBusy)
+		// A socket that ends gives its place back.
+		_ = waiting.Close(websocket.StatusNormalClosure, "")
+		poll.Until(t, "the place given back", func() bool {
+			ws, _, err := websocket.Dial(ctx, s.wsURL("/rtc"), nil)
+			if err != nil {
+				return false
+			}
+			_ = ws.CloseNow()
+			return true
+		})
+	})
+}
+
 // rawSocket opens a signaling socket with token in the URL (none: a join
 // message is due), for frames no real client sends.
 func (s *stack) rawSocket(ctx context.Context, t testing.TB, token string) *websocket.Conn {

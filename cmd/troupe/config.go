@@ -169,6 +169,12 @@ type Config struct {
 	// bursts of 40.
 	SignalingRate  float64 `yaml:"signaling_rate"`
 	SignalingBurst int     `yaml:"signaling_burst"`
+	// SignalingPending caps the signaling sockets opened without a token
+	// that still wait for their join message, and SignalingPendingPerAddr
+	// those of one client address; one more is refused before the
+	// upgrade. Default 1024, and 16 per address.
+	SignalingPending        int `yaml:"signaling_pending"`
+	SignalingPendingPerAddr int `yaml:"signaling_pending_per_addr"`
 	// APIKey and APISecret, when both set, are the key pair that signs and
 	// verifies tokens; when both empty (the default) the pair kept in
 	// DataDir/keys.json is used, generated on first start.
@@ -207,15 +213,17 @@ type Config struct {
 // DefaultConfig returns the configuration used when nothing is set.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:                "./troupe-data",
-		HTTPAddr:               "127.0.0.1:7880",
-		RTCUDPPort:             7882,
-		RTCTCPPort:             7881,
-		RTCBind:                "127.0.0.1",
-		RTCBandwidthEstimation: estimateSimulcast,
-		RTCAudioLevel:          true,
-		SignalingRate:          20,
-		SignalingBurst:         40,
+		DataDir:                 "./troupe-data",
+		HTTPAddr:                "127.0.0.1:7880",
+		RTCUDPPort:              7882,
+		RTCTCPPort:              7881,
+		RTCBind:                 "127.0.0.1",
+		RTCBandwidthEstimation:  estimateSimulcast,
+		RTCAudioLevel:           true,
+		SignalingRate:           20,
+		SignalingBurst:          40,
+		SignalingPending:        1024,
+		SignalingPendingPerAddr: 16,
 		// The built-in TURN server's, used when it is enabled.
 		TURNUDPPort:       3478,
 		TURNTLSPort:       5349,
@@ -312,6 +320,12 @@ func (c Config) Validate() error {
 	}
 	if c.SignalingBurst < 1 {
 		return fmt.Errorf("%w: --signaling-burst %d: must be at least 1", ErrInvalidConfig, c.SignalingBurst)
+	}
+	if c.SignalingPending < 1 {
+		return fmt.Errorf("%w: --signaling-pending %d: must be at least 1", ErrInvalidConfig, c.SignalingPending)
+	}
+	if c.SignalingPendingPerAddr < 1 {
+		return fmt.Errorf("%w: --signaling-pending-per-addr %d: must be at least 1", ErrInvalidConfig, c.SignalingPendingPerAddr)
 	}
 	if c.RateBurst < 0 {
 		return fmt.Errorf("%w: --rate-burst %d: must not be negative", ErrInvalidConfig, c.RateBurst)
@@ -638,6 +652,8 @@ var settings = []setting{
 	{"rate-burst", "requests allowed at once above --rate-limit (0 = max(1, --rate-limit))", func(c *Config) any { return &c.RateBurst }},
 	{"signaling-rate", "messages a second one signaling socket may send; more are refused", func(c *Config) any { return &c.SignalingRate }},
 	{"signaling-burst", "messages one signaling socket may send at once above --signaling-rate", func(c *Config) any { return &c.SignalingBurst }},
+	{"signaling-pending", "signaling sockets without a token that may wait for their join message at once", func(c *Config) any { return &c.SignalingPending }},
+	{"signaling-pending-per-addr", "signaling sockets without a token that one client address may have waiting for their join message", func(c *Config) any { return &c.SignalingPendingPerAddr }},
 	{"api-key", "API key (with --api-secret; default: the one in <data-dir>/keys.json)", func(c *Config) any { return &c.APIKey }},
 	{"api-secret", "API secret (with --api-key, at least 32 bytes)", func(c *Config) any { return &c.APISecret }},
 	{"etcd-endpoints", "etcd client URLs: run as a cluster node on etcd instead of Pebble (needs --api-key/--api-secret)", func(c *Config) any { return &c.EtcdEndpoints }},

@@ -47,6 +47,8 @@ rate_limit: 10.5
 rate_burst: 20
 signaling_rate: 5.5
 signaling_burst: 11
+signaling_pending: 99
+signaling_pending_per_addr: 3
 `
 	for _, tc := range []struct {
 		name  string
@@ -61,7 +63,7 @@ signaling_burst: 11
 				TURNUDPPort: 3478, TURNTLSPort: 5349, TURNRealm: "troupe", TURNCredentialTTL: 12 * time.Hour,
 				CORSOrigins: stringList{"*"}, WebhookEvents: stringList{"*"}, WebhookMaxAge: 24 * time.Hour,
 				LogLevel: "debug", LogFormat: "json", RequestTimeout: 3 * time.Second,
-				PassivateAfter: time.Minute, DrainTimeout: 45 * time.Second, RateLimit: 10.5, RateBurst: 20, SignalingRate: 5.5, SignalingBurst: 11, ClusterLeaseTTL: 5 * time.Second,
+				PassivateAfter: time.Minute, DrainTimeout: 45 * time.Second, RateLimit: 10.5, RateBurst: 20, SignalingRate: 5.5, SignalingBurst: 11, SignalingPending: 99, SignalingPendingPerAddr: 3, ClusterLeaseTTL: 5 * time.Second,
 				RecordingMaxDuration: 4 * time.Hour, RecordingMinFreeDisk: 1024})
 		}},
 		{"partial yaml keeps other defaults", nil, nil, "http_addr: 0.0.0.0:9000\n", func(c Config) bool {
@@ -190,6 +192,8 @@ func TestConfigErrors(t *testing.T) {
 		{"negative burst", []string{"--rate-burst", "-1"}, nil, "", "--rate-burst"},
 		{"zero signaling rate", []string{"--signaling-rate", "0"}, nil, "", "--signaling-rate"},
 		{"zero signaling burst", []string{"--signaling-burst", "0"}, nil, "", "--signaling-burst"},
+		{"zero signaling pending", []string{"--signaling-pending", "0"}, nil, "", "--signaling-pending 0"},
+		{"zero signaling pending per address", []string{"--signaling-pending-per-addr", "0"}, nil, "", "--signaling-pending-per-addr"},
 		{"gc percent below off", []string{"--gc-percent", "-2"}, nil, "", "--gc-percent -2"},
 		{"gc percent not a number", nil, map[string]string{"TROUPE_GC_PERCENT": "half"}, "", "TROUPE_GC_PERCENT"},
 		{"key without secret", []string{"--api-key", "TKkey"}, nil, "", "set both or neither"},
