@@ -101,6 +101,8 @@ type Config struct {
 	Owners Owners
 	// Recording configures recording; its zero value records nothing.
 	Recording RecordingConfig
+	// Chat bounds each member's chat rate and each session's chat.
+	Chat ChatConfig
 }
 
 func (c *Config) ensureDefaults() error {
@@ -119,7 +121,7 @@ func (c *Config) ensureDefaults() error {
 	if c.Clock == nil {
 		c.Clock = clock.System{}
 	}
-	return nil
+	return c.Chat.ensureDefaults()
 }
 
 // RoomInfo is a room record with what only the live actor knows.

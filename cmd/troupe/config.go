@@ -175,6 +175,12 @@ type Config struct {
 	// upgrade. Default 1024, and 16 per address.
 	SignalingPending        int `yaml:"signaling_pending"`
 	SignalingPendingPerAddr int `yaml:"signaling_pending_per_addr"`
+	// ChatRate is the sustained chat messages a second one participant may
+	// send, with bursts of ChatBurst; ChatMaxPerSession the messages a
+	// session keeps. Default 2, bursts of 10, and 10000.
+	ChatRate          float64 `yaml:"chat_rate"`
+	ChatBurst         int     `yaml:"chat_burst"`
+	ChatMaxPerSession int     `yaml:"chat_max_per_session"`
 	// APIKey and APISecret, when both set, are the key pair that signs and
 	// verifies tokens; when both empty (the default) the pair kept in
 	// DataDir/keys.json is used, generated on first start.
@@ -224,6 +230,9 @@ func DefaultConfig() Config {
 		SignalingBurst:          40,
 		SignalingPending:        1024,
 		SignalingPendingPerAddr: 16,
+		ChatRate:                2,
+		ChatBurst:               10,
+		ChatMaxPerSession:       10000,
 		// The built-in TURN server's, used when it is enabled.
 		TURNUDPPort:       3478,
 		TURNTLSPort:       5349,
@@ -326,6 +335,15 @@ func (c Config) Validate() error {
 	}
 	if c.SignalingPendingPerAddr < 1 {
 		return fmt.Errorf("%w: --signaling-pending-per-addr %d: must be at least 1", ErrInvalidConfig, c.SignalingPendingPerAddr)
+	}
+	if math.IsNaN(c.ChatRate) || math.IsInf(c.ChatRate, 0) || c.ChatRate <= 0 {
+		return fmt.Errorf("%w: --chat-rate %v: must be a finite number above 0", ErrInvalidConfig, c.ChatRate)
+	}
+	if c.ChatBurst < 1 {
+		return fmt.Errorf("%w: --chat-burst %d: must be at least 1", ErrInvalidConfig, c.ChatBurst)
+	}
+	if c.ChatMaxPerSession < 1 {
+		return fmt.Errorf("%w: --chat-max-per-session %d: must be at least 1", ErrInvalidConfig, c.ChatMaxPerSession)
 	}
 	if c.RateBurst < 0 {
 		return fmt.Errorf("%w: --rate-burst %d: must not be negative", ErrInvalidConfig, c.RateBurst)
@@ -654,6 +672,9 @@ var settings = []setting{
 	{"signaling-burst", "messages one signaling socket may send at once above --signaling-rate", func(c *Config) any { return &c.SignalingBurst }},
 	{"signaling-pending", "signaling sockets without a token that may wait for their join message at once", func(c *Config) any { return &c.SignalingPending }},
 	{"signaling-pending-per-addr", "signaling sockets without a token that one client address may have waiting for their join message", func(c *Config) any { return &c.SignalingPendingPerAddr }},
+	{"chat-rate", "chat messages a second one participant may send; more are refused", func(c *Config) any { return &c.ChatRate }},
+	{"chat-burst", "chat messages one participant may send at once above --chat-rate", func(c *Config) any { return &c.ChatBurst }},
+	{"chat-max-per-session", "chat messages a session keeps; more are refused", func(c *Config) any { return &c.ChatMaxPerSession }},
 	{"api-key", "API key (with --api-secret; default: the one in <data-dir>/keys.json)", func(c *Config) any { return &c.APIKey }},
 	{"api-secret", "API secret (with --api-key, at least 32 bytes)", func(c *Config) any { return &c.APISecret }},
 	{"etcd-endpoints", "etcd client URLs: run as a cluster node on etcd instead of Pebble (needs --api-key/--api-secret)", func(c *Config) any { return &c.EtcdEndpoints }},

@@ -310,6 +310,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		Clock:          clk,
 		Media:          media,
 		MediaMetrics:   mediaMetrics,
+		Chat:           actors.ChatConfig{Rate: cfg.ChatRate, Burst: cfg.ChatBurst, MaxPerSession: cfg.ChatMaxPerSession},
 		Webhooks:       cfg.webhookDestinations(),
 		OnEvents:       deliverer.Notify,
 		CheckWebhook: func(ctx context.Context, endpoint string) error {
