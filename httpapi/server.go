@@ -167,6 +167,21 @@ type Config struct {
 	SignalingPendingPerAddr int
 }
 
+// limitDefaults fills in the defaults of a limit's two Config fields (a
+// rate and its burst, say) where they are 0; a negative one is an error.
+func limitDefaults[A, B int | float64](nameA string, a *A, defA A, nameB string, b *B, defB B) error {
+	if *a < 0 || *b < 0 {
+		return fmt.Errorf("httpapi: Config.%s and %s must not be negative", nameA, nameB)
+	}
+	if *a == 0 {
+		*a = defA
+	}
+	if *b == 0 {
+		*b = defB
+	}
+	return nil
+}
+
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
 	cfg     Config
@@ -226,35 +241,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SignalingQueue <= 0 {
 		cfg.SignalingQueue = defaultSignalingQueue
 	}
-	if cfg.SignalingRate < 0 || cfg.SignalingBurst < 0 {
-		return nil, errors.New("httpapi: Config.SignalingRate and SignalingBurst must not be negative")
+	if err := limitDefaults("SignalingRate", &cfg.SignalingRate, defaultSignalingRate, "SignalingBurst", &cfg.SignalingBurst, defaultSignalingBurst); err != nil {
+		return nil, err
 	}
-	if cfg.SignalingRate == 0 {
-		cfg.SignalingRate = defaultSignalingRate
-	}
-	if cfg.SignalingBurst == 0 {
-		cfg.SignalingBurst = defaultSignalingBurst
-	}
-	if cfg.SignalingPending < 0 || cfg.SignalingPendingPerAddr < 0 {
-		return nil, errors.New("httpapi: Config.SignalingPending and SignalingPendingPerAddr must not be negative")
-	}
-	if cfg.SignalingPending == 0 {
-		cfg.SignalingPending = defaultSignalingPending
-	}
-	if cfg.SignalingPendingPerAddr == 0 {
-		cfg.SignalingPendingPerAddr = defaultSignalingPendingPerAddr
+	if err := limitDefaults("SignalingPending", &cfg.SignalingPending, defaultSignalingPending, "SignalingPendingPerAddr", &cfg.SignalingPendingPerAddr, defaultSignalingPendingPerAddr); err != nil {
+		return nil, err
 	}
 	if cfg.ForwardTimeout <= 0 {
 		cfg.ForwardTimeout = defaultForwardTimeout
 	}
-	if cfg.PublicJoinRate < 0 || cfg.PublicJoinBurst < 0 {
-		return nil, errors.New("httpapi: Config.PublicJoinRate and PublicJoinBurst must not be negative")
-	}
-	if cfg.PublicJoinRate == 0 {
-		cfg.PublicJoinRate = defaultPublicJoinRate
-	}
-	if cfg.PublicJoinBurst == 0 {
-		cfg.PublicJoinBurst = defaultPublicJoinBurst
+	if err := limitDefaults("PublicJoinRate", &cfg.PublicJoinRate, defaultPublicJoinRate, "PublicJoinBurst", &cfg.PublicJoinBurst, defaultPublicJoinBurst); err != nil {
+		return nil, err
 	}
 	publicURL, err := checkPublicURL(cfg.PublicURL)
 	if err != nil {

@@ -324,26 +324,25 @@ func (c Config) Validate() error {
 	if c.GCPercent < gcPercentOff {
 		return fmt.Errorf("%w: --gc-percent %d: must be -1 (off), 0 (default) or a percentage", ErrInvalidConfig, c.GCPercent)
 	}
-	if math.IsNaN(c.SignalingRate) || math.IsInf(c.SignalingRate, 0) || c.SignalingRate <= 0 {
-		return fmt.Errorf("%w: --signaling-rate %v: must be a finite number above 0", ErrInvalidConfig, c.SignalingRate)
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{{"signaling-rate", c.SignalingRate}, {"chat-rate", c.ChatRate}} {
+		if math.IsNaN(r.v) || math.IsInf(r.v, 0) || r.v <= 0 {
+			return fmt.Errorf("%w: --%s %v: must be a finite number above 0", ErrInvalidConfig, r.flag, r.v)
+		}
 	}
-	if c.SignalingBurst < 1 {
-		return fmt.Errorf("%w: --signaling-burst %d: must be at least 1", ErrInvalidConfig, c.SignalingBurst)
-	}
-	if c.SignalingPending < 1 {
-		return fmt.Errorf("%w: --signaling-pending %d: must be at least 1", ErrInvalidConfig, c.SignalingPending)
-	}
-	if c.SignalingPendingPerAddr < 1 {
-		return fmt.Errorf("%w: --signaling-pending-per-addr %d: must be at least 1", ErrInvalidConfig, c.SignalingPendingPerAddr)
-	}
-	if math.IsNaN(c.ChatRate) || math.IsInf(c.ChatRate, 0) || c.ChatRate <= 0 {
-		return fmt.Errorf("%w: --chat-rate %v: must be a finite number above 0", ErrInvalidConfig, c.ChatRate)
-	}
-	if c.ChatBurst < 1 {
-		return fmt.Errorf("%w: --chat-burst %d: must be at least 1", ErrInvalidConfig, c.ChatBurst)
-	}
-	if c.ChatMaxPerSession < 1 {
-		return fmt.Errorf("%w: --chat-max-per-session %d: must be at least 1", ErrInvalidConfig, c.ChatMaxPerSession)
+	for _, n := range []struct {
+		flag string
+		v    int
+	}{
+		{"signaling-burst", c.SignalingBurst}, {"signaling-pending", c.SignalingPending},
+		{"signaling-pending-per-addr", c.SignalingPendingPerAddr}, {"chat-burst", c.ChatBurst},
+		{"chat-max-per-session", c.ChatMaxPerSession},
+	} {
+		if n.v < 1 {
+			return fmt.Errorf("%w: --%s %d: must be at least 1", ErrInvalidConfig, n.flag, n.v)
+		}
 	}
 	if c.RateBurst < 0 {
 		return fmt.Errorf("%w: --rate-burst %d: must not be negative", ErrInvalidConfig, c.RateBurst)
