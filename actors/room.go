@@ -98,6 +98,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		a.view.close()
 		a.stopTimers()
 		a.stopSpeakers()
+		a.stopHandsFlush()
 		a.stopLayerChecks()
 		a.refuseJoins(ctx, fmt.Errorf("%w: room %s is stopping", ErrUnavailable, a.id))
 		a.endRecordingNow(a.stopReason())

@@ -4,16 +4,20 @@ package actors
 // POST /rooms/{id}/chat) are checked against chat_enabled, numbered and
 // kept with the session, then sent to every member over signaling, in
 // order; a joiner gets the session's last ChatHistoryOnJoin messages in
-// its joined message.
+// its joined message. Each member's chat has a rate, and each session a
+// cap on the messages kept (ChatConfig): chat is written synced, so a
+// member must not turn it into the node's disk load.
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"golang.org/x/time/rate"
 
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
@@ -31,6 +35,52 @@ const (
 	// maxChatName bounds the sender name of a message the server sends.
 	maxChatName = 200
 )
+
+// Defaults of a ChatConfig.
+const (
+	DefaultChatRate          = 2 // messages a second per member
+	DefaultChatBurst         = 10
+	DefaultChatMaxPerSession = 10000
+)
+
+var (
+	// ErrChatRateLimited is a member's chat message beyond its rate.
+	ErrChatRateLimited = errors.New("actors: too many chat messages; slow down")
+	// ErrChatFull is a chat message to a session that has kept its
+	// ChatConfig.MaxPerSession messages.
+	ErrChatFull = errors.New("actors: the session's chat is full")
+)
+
+// ChatConfig bounds the chat. The zero value of each field means its
+// default.
+type ChatConfig struct {
+	// Rate is the sustained chat messages a second one member may send,
+	// with bursts of Burst; a message beyond it is refused
+	// (ErrChatRateLimited). Defaults DefaultChatRate, DefaultChatBurst.
+	// Messages the server sends (POST /rooms/{id}/chat) are not limited.
+	Rate  float64
+	Burst int
+	// MaxPerSession is how many messages a session keeps; one more is
+	// refused (ErrChatFull), from a member or the server. Default
+	// DefaultChatMaxPerSession.
+	MaxPerSession int
+}
+
+func (c *ChatConfig) ensureDefaults() error {
+	if c.Rate < 0 || c.Burst < 0 || c.MaxPerSession < 0 {
+		return errors.New("actors: Config.Chat's fields must not be negative")
+	}
+	if c.Rate == 0 {
+		c.Rate = DefaultChatRate
+	}
+	if c.Burst == 0 {
+		c.Burst = DefaultChatBurst
+	}
+	if c.MaxPerSession == 0 {
+		c.MaxPerSession = DefaultChatMaxPerSession
+	}
+	return nil
+}
 
 // ChatMessage is one chat message of a session. ParticipantID and
 // Identity are empty for a message the server sent.
@@ -60,6 +110,31 @@ func ChatFromRecord(m *recordpb.ChatMessage) ChatMessage {
 type chatLog struct {
 	seq    uint64
 	recent []*recordpb.ChatMessage // the last ChatHistoryOnJoin, oldest first
+	// limits are the members' chat rates in this session.
+	limits map[ParticipantID]*rate.Limiter
+}
+
+// allowChat takes one of member id's chat tokens, if it has one.
+func (a *roomActor) allowChat(l *chatLog, id ParticipantID) bool {
+	if l.limits == nil {
+		l.limits = make(map[ParticipantID]*rate.Limiter)
+	}
+	lim, ok := l.limits[id]
+	if !ok {
+		if len(l.limits) >= 2*len(a.members)+16 {
+			// Forget those who left: a member that joins again starts
+			// with a full bucket, as any joiner does.
+			for pid := range l.limits {
+				if _, ok := a.members[pid]; !ok {
+					delete(l.limits, pid)
+				}
+			}
+		}
+		cfg := a.deps.cfg.Chat
+		lim = rate.NewLimiter(rate.Limit(cfg.Rate), cfg.Burst)
+		l.limits[id] = lim
+	}
+	return lim.AllowN(a.now(), 1)
 }
 
 type (
@@ -142,7 +217,17 @@ func (a *roomActor) chatReceived(ctx actor.Context, m *chatReceived) {
 		case len(m.msg.To) > 0:
 			return fmt.Errorf("%w: a chat message goes to the whole room (no to)", ErrBadDataMessage)
 		}
-		_, err := a.postChat(mb.info.ID, mb.info.Identity, mb.info.Name, string(m.msg.Payload))
+		if err := validChatText(string(m.msg.Payload)); err != nil {
+			return err
+		}
+		l, err := a.chatLog()
+		if err != nil {
+			return err
+		}
+		if !a.allowChat(l, id) {
+			return ErrChatRateLimited
+		}
+		_, err = a.postChat(mb.info.ID, mb.info.Identity, mb.info.Name, string(m.msg.Payload))
 		return err
 	}()
 	if err != nil {
@@ -171,6 +256,9 @@ func (a *roomActor) postChat(id ParticipantID, identity, name, text string) (Cha
 	l, err := a.chatLog()
 	if err != nil {
 		return ChatMessage{}, err
+	}
+	if l.seq >= uint64(a.deps.cfg.Chat.MaxPerSession) {
+		return ChatMessage{}, fmt.Errorf("%w: it keeps at most %d messages", ErrChatFull, a.deps.cfg.Chat.MaxPerSession)
 	}
 	rec := &recordpb.ChatMessage{
 		SessionId: a.session.rec.Id, RoomId: string(a.id), Seq: l.seq + 1,

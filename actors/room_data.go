@@ -150,6 +150,8 @@ func (a *roomActor) receiveInside(ctx actor.Context, msg any) bool {
 		a.respond(ctx, a.sendChat(m))
 	case *raiseHand:
 		a.raiseHand(ctx, m)
+	case *handsFlush:
+		a.handsFlush(m)
 	default:
 		return false
 	}

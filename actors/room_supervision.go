@@ -47,8 +47,10 @@ type roomLife struct {
 	// data relays the members' data messages; made by the room on first
 	// use (see relay).
 	data *rtc.DataRelay
-	// hands are the raised hands, in the order they were raised.
-	hands []RaisedHand
+	// hands are the raised hands, in the order they were raised;
+	// handsOut paces the hands messages (room_hands.go).
+	hands    []RaisedHand
+	handsOut handsOut
 	// recording is the room's running recording, nil when none runs: it
 	// goes on through a restart (room_recording.go).
 	recording *liveRecording

@@ -106,6 +106,8 @@ type Config struct {
 	// one another, so without a cap one token could fill a room. Zero
 	// means DefaultMaxViewersPerIdentity.
 	MaxViewersPerIdentity int
+	// Chat bounds each member's chat rate and each session's chat.
+	Chat ChatConfig
 }
 
 // DefaultMaxViewersPerIdentity is Config.MaxViewersPerIdentity's default: a
@@ -134,7 +136,7 @@ func (c *Config) ensureDefaults() error {
 	if c.Clock == nil {
 		c.Clock = clock.System{}
 	}
-	return nil
+	return c.Chat.ensureDefaults()
 }
 
 // RoomInfo is a room record with what only the live actor knows.

@@ -1,10 +1,15 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
+	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/internal/poll"
 )
 
 func TestChat(t *testing.T) {
@@ -90,5 +95,58 @@ func TestChat(t *testing.T) {
 	r = s.do(t, http.MethodPost, "/api/v1/rooms/empty/chat", `{"text":"x"}`)
 	if r.status != http.StatusConflict || r.errorCode(t) != codeNoActiveSession {
 		t.Fatalf("POST chat to a room without a session: %d %s", r.status, r.body)
+	}
+}
+
+// A participant's chat beyond its rate is refused, and so is any chat
+// beyond the session's cap: nothing refused is kept or sent.
+func TestChatLimits(t *testing.T) {
+	// The clock stands still until advanced: no chat token comes back by
+	// itself.
+	clk := clock.NewManual(time.Now())
+	s := buildStack(t, nil, func(c *actors.Config) {
+		c.Clock = clk
+		c.Chat = actors.ChatConfig{Burst: 3, MaxPerSession: 5}
+	}, true)
+	s.createRoom(t, `{"id":"limits","name":"Limits"}`)
+	a := s.dialData(t, "limits", "alice")
+	b := s.dialData(t, "limits", "bob")
+	for i := range 4 {
+		if err := a.dcs.reliable.SendText(fmt.Sprintf(`{"topic":"chat","data":"message %d"}`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := a.waitMsg(msgError, func(m map[string]any) bool { return m["request"] == "chat" })
+	if e["code"] != codeRateLimited || e["retry_after_ms"] == nil {
+		t.Fatalf("alice told %v, want rate_limited with retry_after_ms", e)
+	}
+	b.waitMsg(msgChat, func(m map[string]any) bool { return m["chat"].(map[string]any)["seq"] == 3.0 })
+
+	// The server's messages have no rate, but fill the session.
+	for range 2 {
+		mustStatus(t, s.do(t, http.MethodPost, "/api/v1/rooms/limits/chat", `{"text":"from the host"}`), http.StatusCreated)
+	}
+	r := s.do(t, http.MethodPost, "/api/v1/rooms/limits/chat", `{"text":"one too many"}`)
+	if r.status != http.StatusConflict || r.errorCode(t) != codeChatFull {
+		t.Fatalf("POST chat to a full session: %d %s", r.status, r.body)
+	}
+	clk.Advance(time.Minute) // alice's bucket is full again
+	if err := a.dcs.reliable.SendText(`{"topic":"chat","data":"still there?"}`); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "alice told the chat is full", func() bool {
+		for _, m := range a.messages(msgError) {
+			if m["code"] == codeChatFull && m["request"] == "chat" {
+				return true
+			}
+		}
+		return false
+	})
+	sid := s.do(t, http.MethodGet, "/api/v1/rooms/limits", "").json(t)["active_session_id"].(string)
+	if got := s.do(t, http.MethodGet, "/api/v1/sessions/"+sid+"/chat", "").json(t)["total"]; got != 5.0 {
+		t.Fatalf("chat total %v, want 5", got)
+	}
+	if n := b.count(msgChat); n != 5 {
+		t.Fatalf("bob got %d chat messages, want 5", n)
 	}
 }

@@ -65,6 +65,8 @@ const (
 	codeRecordingElsewhere       = "recording_on_other_node"
 	codeRecordingNotDeleted      = "recording_not_deleted"
 	codeRecordingFileUnavailable = "recording_file_unavailable"
+	codeSignalingBusy            = "signaling_busy"
+	codeChatFull                 = "chat_full"
 )
 
 // rateLimited is a 429 whose Retry-After is wait, in whole seconds, at
@@ -156,6 +158,8 @@ var domainErrors = []struct {
 	{actors.ErrDataNotAllowed, http.StatusForbidden, codeForbidden, "the participant may not send data messages (no publish_data grant)"},
 	{actors.ErrForbidden, http.StatusForbidden, codeForbidden, "this participant's grants do not allow that"},
 	{actors.ErrChatDisabled, http.StatusForbidden, codeChatDisabled, "chat is disabled in this room"},
+	{actors.ErrChatRateLimited, http.StatusTooManyRequests, codeRateLimited, "too many chat messages: this one was not kept or sent; slow down"},
+	{actors.ErrChatFull, http.StatusConflict, codeChatFull, "the session keeps no more chat messages"},
 	{actors.ErrSignalingState, http.StatusConflict, codeSignalingState, "the message does not fit the negotiation's state"},
 	{actors.ErrICESessionChanged, http.StatusPreconditionFailed, codePreconditionFailed, "If-Match names another ICE session than the current one (an ICE restart changes its ETag)"},
 	{actors.ErrUnavailable, http.StatusServiceUnavailable, codeRoomUnavailable, "the room did not answer in time; retry"},

@@ -3,8 +3,11 @@ package httpapi
 import (
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/troupe-media/troupe/actors"
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -63,4 +66,41 @@ func TestHandRaise(t *testing.T) {
 		t.Fatalf("error %v", got)
 	}
 	waitHands(late) // nothing raised by the bad ones
+}
+
+// A member toggling its hand as fast as its socket allows makes the room
+// send the others one hands message per HandsInterval, with the list as
+// it is at the interval's end.
+func TestHandTogglesCoalesced(t *testing.T) {
+	// The room's clock stands still until advanced: every toggle after
+	// the first falls within one interval.
+	clk := clock.NewManual(time.Now())
+	s := buildStack(t, nil, func(c *actors.Config) { c.Clock = clk }, true)
+	s.createRoom(t, `{"id":"toggles","name":"Toggles"}`)
+	other := s.dialWS(t, "other", s.joinToken(t, "toggles", "other", auth.RoleSubscriber))
+	other.waitMsg(msgJoined, nil)
+	toggler := s.dialWS(t, "toggler", s.joinToken(t, "toggles", "toggler", auth.RoleSubscriber))
+	toggler.waitMsg(msgJoined, nil)
+	// An even number, within the burst with the ping below: the hand ends
+	// down, unlike in the first message.
+	const toggles = defaultSignalingBurst - 2
+	for i := range toggles {
+		toggler.send(map[string]any{"type": "hand", "raised": i%2 == 0})
+	}
+	// The socket handles its messages in order: after the pong, every
+	// toggle has been through the room.
+	toggler.send(map[string]any{"type": "ping"})
+	toggler.waitMsg(msgPong, nil)
+	other.waitMsg(msgHands, nil)
+	if n := other.count(msgHands); n != 1 {
+		t.Fatalf("other got %d hands messages during the interval, want 1 (the first toggle's)", n)
+	}
+	if errs := toggler.messages(msgError); len(errs) != 0 {
+		t.Fatalf("toggler refused: %v", errs)
+	}
+	clk.Advance(actors.HandsInterval)
+	other.waitMsg(msgHands, func(m map[string]any) bool { return len(handsOf(m)) == 0 })
+	if n := other.count(msgHands); n != 2 {
+		t.Fatalf("other got %d hands messages, want 2", n)
+	}
 }

@@ -159,6 +159,35 @@ type Config struct {
 	// SignalingQueue bounds the messages waiting to be written to one
 	// signaling socket; a client that lets it fill is dropped. 0 means 256.
 	SignalingQueue int
+	// SignalingRate is the sustained messages a second one signaling
+	// socket may send, with bursts of SignalingBurst: a message beyond it
+	// is refused (rate_limited), and a run of refusals closes the socket
+	// (1008), so that a flooding client cannot make the room flood the
+	// others. 0 means 20 a second, bursts of 40.
+	SignalingRate  float64
+	SignalingBurst int
+	// SignalingPending caps the signaling sockets opened without a token
+	// still waiting for their join message, in all, and
+	// SignalingPendingPerAddr those from one client address: one more is
+	// refused before the upgrade (503 signaling_busy, 429 rate_limited).
+	// 0 means 1024, and 16 per address.
+	SignalingPending        int
+	SignalingPendingPerAddr int
+}
+
+// limitDefaults fills in the defaults of a limit's two Config fields (a
+// rate and its burst, say) where they are 0; a negative one is an error.
+func limitDefaults[A, B int | float64](nameA string, a *A, defA A, nameB string, b *B, defB B) error {
+	if *a < 0 || *b < 0 {
+		return fmt.Errorf("httpapi: Config.%s and %s must not be negative", nameA, nameB)
+	}
+	if *a == 0 {
+		*a = defA
+	}
+	if *b == 0 {
+		*b = defB
+	}
+	return nil
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -180,6 +209,7 @@ type Server struct {
 
 	corsPolicy *corsPolicy // who may call WHIP and WHEP from a browser
 
+	pending   *pendingJoins   // tokenless signaling sockets before their join
 	ready     readiness       // what /readyz last answered, logged once per change
 	live      liveSessions    // signaling sockets and WHIP/WHEP sessions
 	forwarder *http.Transport // to the other nodes of a cluster
@@ -227,11 +257,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SignalingQueue <= 0 {
 		cfg.SignalingQueue = defaultSignalingQueue
 	}
+	if err := limitDefaults("SignalingRate", &cfg.SignalingRate, defaultSignalingRate, "SignalingBurst", &cfg.SignalingBurst, defaultSignalingBurst); err != nil {
+		return nil, err
+	}
+	if err := limitDefaults("SignalingPending", &cfg.SignalingPending, defaultSignalingPending, "SignalingPendingPerAddr", &cfg.SignalingPendingPerAddr, defaultSignalingPendingPerAddr); err != nil {
+		return nil, err
+	}
 	if cfg.ForwardTimeout <= 0 {
 		cfg.ForwardTimeout = defaultForwardTimeout
-	}
-	if cfg.PublicJoinRate < 0 || cfg.PublicJoinBurst < 0 {
-		return nil, errors.New("httpapi: Config.PublicJoinRate and PublicJoinBurst must not be negative")
 	}
 	if cfg.WHIPRate < 0 || cfg.WHIPBurst < 0 {
 		return nil, errors.New("httpapi: Config.WHIPRate and WHIPBurst must not be negative")
@@ -239,11 +272,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.WHIPBurst == 0 {
 		cfg.WHIPBurst = max(1, int(cfg.WHIPRate))
 	}
-	if cfg.PublicJoinRate == 0 {
-		cfg.PublicJoinRate = defaultPublicJoinRate
-	}
-	if cfg.PublicJoinBurst == 0 {
-		cfg.PublicJoinBurst = defaultPublicJoinBurst
+	if err := limitDefaults("PublicJoinRate", &cfg.PublicJoinRate, defaultPublicJoinRate, "PublicJoinBurst", &cfg.PublicJoinBurst, defaultPublicJoinBurst); err != nil {
+		return nil, err
 	}
 	publicURL, err := checkPublicURL(cfg.PublicURL)
 	if err != nil {
@@ -286,6 +316,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Idempotency != nil {
 		s.idem = newIdempotency(cfg.Idempotency, cfg.Clock)
 	}
+	s.pending = newPendingJoins(cfg.SignalingPending, cfg.SignalingPendingPerAddr)
 	s.live.init()
 	s.page = webPage(cfg.DevJoinTokens)
 	s.engine = s.routes()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gin-gonic/gin"
+	"golang.org/x/time/rate"
 
 	"github.com/troupe-media/troupe/actors"
 )
@@ -22,6 +23,8 @@ import (
 const (
 	defaultPingInterval   = 15 * time.Second
 	defaultSignalingQueue = 256
+	defaultSignalingRate  = 20 // messages a second per socket
+	defaultSignalingBurst = 40 // a join's trickled candidates fit
 )
 
 const (
@@ -55,6 +58,7 @@ var (
 	errTooSlow      = errors.New("client too slow")
 	errDead         = errors.New("client stopped answering")
 	errBadClient    = errors.New("too many invalid messages")
+	errFlooding     = errors.New("message rate exceeded")
 	errShutdown     = errors.New("server shutting down")
 )
 
@@ -70,6 +74,8 @@ type outMsg struct {
 	final       bool
 	closeCode   websocket.StatusCode
 	closeReason string
+	// cause is why a final message ends the socket; nil means errLeft.
+	cause error
 }
 
 // signalConn is one signaling WebSocket: the actors.Signaler of its
@@ -86,6 +92,8 @@ type signalConn struct {
 	// writer has closed the socket.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// limit is the client's message rate; read by the reader only.
+	limit *rate.Limiter
 	// lastFrame is when the client last sent anything (a pong included), in
 	// Unix nanoseconds: the reader deadline.
 	lastFrame atomic.Int64
@@ -98,6 +106,10 @@ type signalConn struct {
 
 	// Set once joined; read by the reader only.
 	p *actors.Participant
+	// joinWait gives back the socket's place among those waiting for
+	// their join message (pendingJoins); nil for a socket with a token.
+	// Read by the reader only.
+	joinWait func()
 	// relay is set when the join was relayed to the room's owner
 	// (wsrelay.go); read by the reader only, then by finish.
 	relay *wsRelay
@@ -125,6 +137,7 @@ func (s *Server) newSignalConn() *signalConn {
 	c := &signalConn{
 		s: s, log: s.log, ctx: ctx, cancel: cancel,
 		queue:      make(chan *outMsg, s.cfg.SignalingQueue),
+		limit:      rate.NewLimiter(rate.Limit(s.cfg.SignalingRate), s.cfg.SignalingBurst),
 		stopped:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 		hold:       true, // until joined is queued
@@ -269,7 +282,15 @@ func (s *Server) signaling(g *gin.Context) {
 	defer s.live.removeConn(c)
 
 	var info *actors.JoinInfo
-	if token != "" {
+	if token == "" {
+		release, err := s.pending.acquire(clientKey(g.ClientIP()))
+		if err != nil {
+			s.abort(g, err)
+			return
+		}
+		c.joinWait = release
+		defer release()
+	} else {
 		claims, err := s.joinClaims(token)
 		if err != nil {
 			s.abort(g, err)
@@ -334,7 +355,9 @@ func (s *Server) accept(g *gin.Context, c *signalConn) error {
 
 // readLoop reads and handles client frames until the socket ends.
 func (c *signalConn) readLoop() {
-	bad := 0
+	// bad counts the client's mistakes in a row, limited its messages
+	// refused in a row for the rate.
+	bad, limited := 0, 0
 	for {
 		typ, rd, err := c.ws.Reader(c.ctx)
 		if err != nil {
@@ -367,12 +390,29 @@ func (c *signalConn) readLoop() {
 			c.stop(errClientClosed, websocket.StatusMessageTooBig, "message too big")
 			return
 		}
+		if msgErr == nil && !c.limit.AllowN(c.s.cfg.Clock.Now(), 1) {
+			// Refused unread: a flood costs the room nothing. A client
+			// that goes on regardless is closed, after the refusals
+			// queued before (the reader reads on until the writer has
+			// closed the socket; what comes meanwhile is dropped).
+			m, _ := errorMsgFor(rateLimited("too many messages: this one was not handled; slow down", time.Second), "")
+			if limited++; limited >= maxBadMessages {
+				c.send(outMsg{v: m, final: true, closeCode: websocket.StatusPolicyViolation, closeReason: "message rate exceeded", cause: errFlooding}, false)
+			} else {
+				c.reply(m)
+			}
+			continue
+		}
+		limited = 0
 		if msgErr == nil {
 			var m clientMsg
 			m, msgErr = decodeClientMsg(b)
 			req = m.typ
 			if msgErr == nil && m.typ == msgJoin {
 				c.joinSeen.Store(true)
+				if c.joinWait != nil {
+					c.joinWait()
+				}
 			}
 			if msgErr == nil {
 				msgErr = c.handle(m)
@@ -528,7 +568,11 @@ func (c *signalConn) writeLoop(awaitJoin bool) {
 				return
 			}
 			if m.final {
-				c.stop(errLeft, m.closeCode, m.closeReason)
+				cause := m.cause
+				if cause == nil {
+					cause = errLeft
+				}
+				c.stop(cause, m.closeCode, m.closeReason)
 				c.closeWS()
 				return
 			}

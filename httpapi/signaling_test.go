@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/troupe-media/troupe/httpapi/auth"
+	"github.com/troupe-media/troupe/internal/clock"
 	"github.com/troupe-media/troupe/internal/poll"
 )
 
@@ -254,7 +255,8 @@ func TestSignalingJoinRules(t *testing.T) {
 // usable; a run of them closes it.
 func TestSignalingBadFrames(t *testing.T) {
 	checkLeaks(t)
-	s := newMediaStack(t, nil)
+	// The cases come faster than the default message rate allows.
+	s := newMediaStack(t, func(c *Config) { c.SignalingBurst = 1000 })
 	s.createRoom(t, `{"id":"bad","name":"Bad"}`)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -318,6 +320,120 @@ func TestSignalingBadFrames(t *testing.T) {
 		t.Errorf("closed with %d %q, want 1008", code, reason)
 	}
 	poll.Until(t, "an empty room", func() bool { return len(s.participants(t, "bad")) == 0 })
+}
+
+// A client flooding its socket with hand toggles has its messages beyond
+// the rate refused, then is closed with 1008; the others stay, and their
+// sockets work.
+func TestSignalingFlood(t *testing.T) {
+	checkLeaks(t)
+	// The clock stands still: the bucket does not refill during the test.
+	clk := clock.NewManual(time.Now())
+	s := newMediaStack(t, func(c *Config) { c.Clock = clk })
+	s.createRoom(t, `{"id":"flood","name":"Flood"}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	other := s.rawSocket(ctx, t, s.joinToken(t, "flood", "other", auth.RoleSubscriber))
+	readUntil(ctx, t, other, "joined")
+	flood := s.rawSocket(ctx, t, s.joinToken(t, "flood", "flooder", auth.RoleSubscriber))
+	readUntil(ctx, t, flood, "joined")
+
+	// Within the burst, every message is handled.
+	for i := range defaultSignalingBurst {
+		sendJSON(ctx, t, flood, map[string]any{"type": "hand", "raised": i%2 == 0})
+	}
+	var refused map[string]any
+	go func() {
+		// Beyond it, until the server closes; the writes after the close
+		// fail, and the reader below sees why.
+		for i := 0; ; i++ {
+			b, _ := json.Marshal(map[string]any{"type": "hand", "raised": i%2 == 0})
+			if flood.Write(ctx, websocket.MessageText, b) != nil {
+				return
+			}
+		}
+	}()
+	var code websocket.StatusCode
+	var reason string
+	for {
+		_, b, err := flood.Read(ctx)
+		if err != nil {
+			code, reason = closeStatus(err)
+			break
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("server sent non-JSON %q", b)
+		}
+		if m["type"] == "error" && refused == nil {
+			refused = m
+		}
+	}
+	if refused == nil || refused["code"] != codeRateLimited || refused["retry_after_ms"] == nil {
+		t.Errorf("first error to the flooder: %v, want rate_limited with retry_after_ms", refused)
+	}
+	if code != websocket.StatusPolicyViolation || reason != "message rate exceeded" {
+		t.Errorf("flooder closed with %d %q, want 1008 message rate exceeded", code, reason)
+	}
+	poll.Until(t, "the flooder to leave", func() bool { return len(s.participants(t, "flood")) == 1 })
+	if ps := s.participants(t, "flood"); ps[0]["identity"] != "other" {
+		t.Errorf("participants after the flood: %v", ps)
+	}
+	sendJSON(ctx, t, other, map[string]any{"type": "ping"})
+	readUntil(ctx, t, other, "pong")
+}
+
+// Sockets without a token that wait for their join message are capped per
+// client address (429) and in all (503), before the upgrade; a join
+// message gives the place back.
+func TestSignalingPendingJoinsCapped(t *testing.T) {
+	checkLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	refused := func(t *testing.T, s *stack, status int, code string) {
+		t.Helper()
+		ws, resp, err := websocket.Dial(ctx, s.wsURL("/rtc"), nil)
+		if err == nil {
+			_ = ws.CloseNow()
+			t.Fatalf("a socket over the cap was accepted")
+		}
+		if resp == nil || resp.StatusCode != status || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("a socket over the cap: %v %v, want %d with Retry-After", resp, err, status)
+		}
+		var body struct{ Error struct{ Code string } }
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Error.Code != code {
+			t.Errorf("refusal body: %+v %v, want code %s", body, err, code)
+		}
+	}
+	t.Run("per address", func(t *testing.T) {
+		s := newMediaStack(t, func(c *Config) { c.SignalingPendingPerAddr = 2 })
+		s.createRoom(t, `{"id":"pend","name":"Pending"}`)
+		first := s.rawSocket(ctx, t, "")
+		s.rawSocket(ctx, t, "")
+		refused(t, s, http.StatusTooManyRequests, codeRateLimited)
+		// A socket with a token is not waiting for a join message.
+		withToken := s.rawSocket(ctx, t, s.joinToken(t, "pend", "t", auth.RoleSubscriber))
+		readUntil(ctx, t, withToken, "joined")
+		sendJSON(ctx, t, first, map[string]any{"type": "join", "token": s.joinToken(t, "pend", "j", auth.RoleSubscriber)})
+		readUntil(ctx, t, first, "joined")
+		s.rawSocket(ctx, t, "")
+		refused(t, s, http.StatusTooManyRequests, codeRateLimited)
+	})
+	t.Run("in all", func(t *testing.T) {
+		s := newStack(t, func(c *Config) { c.SignalingPending = 1 })
+		waiting := s.rawSocket(ctx, t, "")
+		refused(t, s, http.StatusServiceUnavailable, codeSignalingBusy)
+		// A socket that ends gives its place back.
+		_ = waiting.Close(websocket.StatusNormalClosure, "")
+		poll.Until(t, "the place given back", func() bool {
+			ws, _, err := websocket.Dial(ctx, s.wsURL("/rtc"), nil)
+			if err != nil {
+				return false
+			}
+			_ = ws.CloseNow()
+			return true
+		})
+	})
 }
 
 // rawSocket opens a signaling socket with token in the URL (none: a join

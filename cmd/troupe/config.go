@@ -172,6 +172,24 @@ type Config struct {
 	// RateBurst is how many requests above RateLimit may arrive at once.
 	// 0 (the default) means max(1, RateLimit).
 	RateBurst int `yaml:"rate_burst"`
+	// SignalingRate is the sustained messages a second one signaling
+	// socket may send, with bursts of SignalingBurst; beyond it messages
+	// are refused, and a run of refusals closes the socket. Default 20,
+	// bursts of 40.
+	SignalingRate  float64 `yaml:"signaling_rate"`
+	SignalingBurst int     `yaml:"signaling_burst"`
+	// SignalingPending caps the signaling sockets opened without a token
+	// that still wait for their join message, and SignalingPendingPerAddr
+	// those of one client address; one more is refused before the
+	// upgrade. Default 1024, and 16 per address.
+	SignalingPending        int `yaml:"signaling_pending"`
+	SignalingPendingPerAddr int `yaml:"signaling_pending_per_addr"`
+	// ChatRate is the sustained chat messages a second one participant may
+	// send, with bursts of ChatBurst; ChatMaxPerSession the messages a
+	// session keeps. Default 2, bursts of 10, and 10000.
+	ChatRate          float64 `yaml:"chat_rate"`
+	ChatBurst         int     `yaml:"chat_burst"`
+	ChatMaxPerSession int     `yaml:"chat_max_per_session"`
 	// APIKey and APISecret, when both set, are the key pair that signs and
 	// verifies tokens; when both empty (the default) the pair kept in
 	// DataDir/keys.json is used, generated on first start.
@@ -222,13 +240,20 @@ const (
 // DefaultConfig returns the configuration used when nothing is set.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:                "./troupe-data",
-		HTTPAddr:               "127.0.0.1:7880",
-		RTCUDPPort:             7882,
-		RTCTCPPort:             7881,
-		RTCBind:                "127.0.0.1",
-		RTCBandwidthEstimation: estimateSimulcast,
-		RTCAudioLevel:          true,
+		DataDir:                 "./troupe-data",
+		HTTPAddr:                "127.0.0.1:7880",
+		RTCUDPPort:              7882,
+		RTCTCPPort:              7881,
+		RTCBind:                 "127.0.0.1",
+		RTCBandwidthEstimation:  estimateSimulcast,
+		RTCAudioLevel:           true,
+		SignalingRate:           20,
+		SignalingBurst:          40,
+		SignalingPending:        1024,
+		SignalingPendingPerAddr: 16,
+		ChatRate:                2,
+		ChatBurst:               10,
+		ChatMaxPerSession:       10000,
 		// The built-in TURN server's, used when it is enabled.
 		TURNUDPPort:       3478,
 		TURNTLSPort:       5349,
@@ -332,6 +357,26 @@ func (c Config) Validate() error {
 	}
 	if c.GCPercent < gcPercentOff {
 		return fmt.Errorf("%w: --gc-percent %d: must be -1 (off), 0 (default) or a percentage", ErrInvalidConfig, c.GCPercent)
+	}
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{{"signaling-rate", c.SignalingRate}, {"chat-rate", c.ChatRate}} {
+		if math.IsNaN(r.v) || math.IsInf(r.v, 0) || r.v <= 0 {
+			return fmt.Errorf("%w: --%s %v: must be a finite number above 0", ErrInvalidConfig, r.flag, r.v)
+		}
+	}
+	for _, n := range []struct {
+		flag string
+		v    int
+	}{
+		{"signaling-burst", c.SignalingBurst}, {"signaling-pending", c.SignalingPending},
+		{"signaling-pending-per-addr", c.SignalingPendingPerAddr}, {"chat-burst", c.ChatBurst},
+		{"chat-max-per-session", c.ChatMaxPerSession},
+	} {
+		if n.v < 1 {
+			return fmt.Errorf("%w: --%s %d: must be at least 1", ErrInvalidConfig, n.flag, n.v)
+		}
 	}
 	if c.RateBurst < 0 {
 		return fmt.Errorf("%w: --rate-burst %d: must not be negative", ErrInvalidConfig, c.RateBurst)
@@ -678,6 +723,13 @@ var settings = []setting{
 	{"whip-burst", "WHIP and WHEP offers allowed at once above --whip-rate (0 = max(1, --whip-rate))", func(c *Config) any { return &c.WHIPBurst }},
 	{"rate-limit", "requests per second per API key (0 = unlimited)", func(c *Config) any { return &c.RateLimit }},
 	{"rate-burst", "requests allowed at once above --rate-limit (0 = max(1, --rate-limit))", func(c *Config) any { return &c.RateBurst }},
+	{"signaling-rate", "messages a second one signaling socket may send; more are refused", func(c *Config) any { return &c.SignalingRate }},
+	{"signaling-burst", "messages one signaling socket may send at once above --signaling-rate", func(c *Config) any { return &c.SignalingBurst }},
+	{"signaling-pending", "signaling sockets without a token that may wait for their join message at once", func(c *Config) any { return &c.SignalingPending }},
+	{"signaling-pending-per-addr", "signaling sockets without a token that one client address may have waiting for their join message", func(c *Config) any { return &c.SignalingPendingPerAddr }},
+	{"chat-rate", "chat messages a second one participant may send; more are refused", func(c *Config) any { return &c.ChatRate }},
+	{"chat-burst", "chat messages one participant may send at once above --chat-rate", func(c *Config) any { return &c.ChatBurst }},
+	{"chat-max-per-session", "chat messages a session keeps; more are refused", func(c *Config) any { return &c.ChatMaxPerSession }},
 	{"api-key", "API key (with --api-secret; default: the one in <data-dir>/keys.json)", func(c *Config) any { return &c.APIKey }},
 	{"api-secret", "API secret (with --api-key, at least 32 bytes)", func(c *Config) any { return &c.APISecret }},
 	{"token-max-lifetime", "longest a token may be valid for: one whose exp is further ahead is refused", func(c *Config) any { return &c.TokenMaxLifetime }},

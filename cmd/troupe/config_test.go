@@ -48,6 +48,13 @@ rate_burst: 20
 max_viewers_per_identity: 6
 whip_rate: 0.5
 whip_burst: 3
+signaling_rate: 5.5
+signaling_burst: 11
+signaling_pending: 99
+signaling_pending_per_addr: 3
+chat_rate: 0.5
+chat_burst: 4
+chat_max_per_session: 77
 `
 	for _, tc := range []struct {
 		name  string
@@ -62,7 +69,9 @@ whip_burst: 3
 				TURNUDPPort: 3478, TURNTLSPort: 5349, TURNRealm: "troupe", TURNCredentialTTL: 12 * time.Hour,
 				CORSOrigins: stringList{"*"}, WebhookEvents: stringList{"*"}, WebhookMaxAge: 24 * time.Hour, TokenMaxLifetime: 30 * 24 * time.Hour,
 				LogLevel: "debug", LogFormat: "json", RequestTimeout: 3 * time.Second,
-				PassivateAfter: time.Minute, DrainTimeout: 45 * time.Second, RateLimit: 10.5, RateBurst: 20, MaxViewersPerIdentity: 6, WHIPRate: 0.5, WHIPBurst: 3, ClusterLeaseTTL: 5 * time.Second,
+				PassivateAfter: time.Minute, DrainTimeout: 45 * time.Second, RateLimit: 10.5, RateBurst: 20, MaxViewersPerIdentity: 6, WHIPRate: 0.5, WHIPBurst: 3,
+				SignalingRate: 5.5, SignalingBurst: 11, SignalingPending: 99, SignalingPendingPerAddr: 3,
+				ChatRate: 0.5, ChatBurst: 4, ChatMaxPerSession: 77, ClusterLeaseTTL: 5 * time.Second,
 				RecordingMaxDuration: 4 * time.Hour, RecordingMinFreeDisk: 1024})
 		}},
 		{"partial yaml keeps other defaults", nil, nil, "http_addr: 0.0.0.0:9000\n", func(c Config) bool {
@@ -201,6 +210,13 @@ func TestConfigErrors(t *testing.T) {
 		{"infinite WHIP rate", []string{"--whip-rate", "+Inf"}, nil, "", "--whip-rate"},
 		{"negative WHIP burst", []string{"--whip-burst", "-1"}, nil, "", "--whip-burst"},
 		{"no viewers per identity", []string{"--max-viewers-per-identity", "0"}, nil, "", "--max-viewers-per-identity"},
+		{"zero signaling rate", []string{"--signaling-rate", "0"}, nil, "", "--signaling-rate"},
+		{"zero signaling burst", []string{"--signaling-burst", "0"}, nil, "", "--signaling-burst"},
+		{"zero signaling pending", []string{"--signaling-pending", "0"}, nil, "", "--signaling-pending 0"},
+		{"zero chat rate", []string{"--chat-rate", "0"}, nil, "", "--chat-rate"},
+		{"zero chat burst", []string{"--chat-burst", "0"}, nil, "", "--chat-burst"},
+		{"zero chat cap", []string{"--chat-max-per-session", "0"}, nil, "", "--chat-max-per-session"},
+		{"zero signaling pending per address", []string{"--signaling-pending-per-addr", "0"}, nil, "", "--signaling-pending-per-addr"},
 		{"gc percent below off", []string{"--gc-percent", "-2"}, nil, "", "--gc-percent -2"},
 		{"gc percent not a number", nil, map[string]string{"TROUPE_GC_PERCENT": "half"}, "", "TROUPE_GC_PERCENT"},
 		{"key without secret", []string{"--api-key", "TKkey"}, nil, "", "set both or neither"},

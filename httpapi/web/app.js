@@ -425,7 +425,16 @@ function newTile(p, screen) {
   const update = () => people.get(p.id) === p && render(p);
   video.addEventListener('resize', update);
   video.addEventListener('loadeddata', update);
-  if (!isSelf(p)) new ResizeObserver(() => askTileSize(p, tile)).observe(video);
+  // A resize fires every frame while it lasts: the size is asked for
+  // once it settles, so that a drag does not spend the socket's message
+  // rate (the server refuses, then closes, a socket that floods it).
+  if (!isSelf(p)) {
+    let settle = 0;
+    new ResizeObserver(() => {
+      clearTimeout(settle);
+      settle = setTimeout(() => askTileSize(p, tile), 200);
+    }).observe(video);
+  }
   const avatar = document.createElement('div');
   avatar.className = 'avatar';
   avatar.setAttribute('aria-hidden', 'true');
