@@ -282,7 +282,10 @@ func (s *Server) signaling(g *gin.Context) {
 	defer s.live.removeConn(c)
 
 	var info *actors.JoinInfo
-	if token == "" {
+	if token == "" && !c.forwarded {
+		// A join another node relays (signed: forwardedHere) was counted
+		// there, by its client's address; here every relay would share
+		// the relaying node's.
 		release, err := s.pending.acquire(clientKey(g.ClientIP()))
 		if err != nil {
 			s.abort(g, err)
@@ -290,7 +293,7 @@ func (s *Server) signaling(g *gin.Context) {
 		}
 		c.joinWait = release
 		defer release()
-	} else {
+	} else if token != "" {
 		claims, err := s.joinClaims(token)
 		if err != nil {
 			s.abort(g, err)

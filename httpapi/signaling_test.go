@@ -419,6 +419,30 @@ func TestSignalingPendingJoinsCapped(t *testing.T) {
 		s.rawSocket(ctx, t, "")
 		refused(t, s, http.StatusTooManyRequests, codeRateLimited)
 	})
+	t.Run("relayed by another node", func(t *testing.T) {
+		// The relaying node counted its client already: the owner does
+		// not count the relays, which all come from that node's address.
+		s := newStack(t, func(c *Config) {
+			c.Owners, c.NodeID = nodeURLs{}, "node-a"
+			c.SignalingPendingPerAddr = 1
+		})
+		s.rawSocket(ctx, t, "")
+		for range 3 {
+			h := http.Header{}
+			SignForward(h, s.api.cfg.SigningKey, "node-b", http.MethodGet, "/rtc", s.api.cfg.Clock.Now())
+			ws, resp, err := websocket.Dial(ctx, s.wsURL("/rtc"), &websocket.DialOptions{HTTPHeader: h})
+			if err != nil {
+				t.Fatalf("a relayed socket refused: %v %v", resp, err)
+			}
+			t.Cleanup(func() { _ = ws.CloseNow() })
+		}
+		// An unsigned claim to be a relay is an outside socket, counted.
+		ws, _, err := websocket.Dial(ctx, s.wsURL("/rtc"), &websocket.DialOptions{HTTPHeader: http.Header{ForwardedByHeader: {"node-b"}}})
+		if err == nil {
+			_ = ws.CloseNow()
+			t.Fatal("an unsigned relay over the cap was accepted")
+		}
+	})
 	t.Run("in all", func(t *testing.T) {
 		s := newStack(t, func(c *Config) { c.SignalingPending = 1 })
 		waiting := s.rawSocket(ctx, t, "")

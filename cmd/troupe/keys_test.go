@@ -177,10 +177,22 @@ func TestLoadKeyRefusesExposedFile(t *testing.T) {
 			t.Skip("giving a file to another user needs root")
 		}
 		dir := write(t, 0o600)
-		if err := os.Chown(filepath.Join(dir, keysFile), 65534, 65534); err != nil {
+		path := filepath.Join(dir, keysFile)
+		if err := os.Chown(path, 65534, 65534); err != nil {
 			t.Fatal(err)
 		}
-		refused(t, dir, "owned by uid 65534")
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Another user's process is refused; root, which trusts that
+		// user's key already (sudo troupe token), is not.
+		if err := checkKeyOwnerAs(path, fi, 1000); !errors.Is(err, ErrKeyExposed) || !strings.Contains(err.Error(), "owned by uid 65534") {
+			t.Fatalf("a key owned by uid 65534 read as uid 1000: %v, want %v", err, ErrKeyExposed)
+		}
+		if _, err := loadKey(dir); err != nil {
+			t.Fatalf("a key owned by the service user read as root: %v", err)
+		}
 	})
 }
 

@@ -474,8 +474,34 @@ function askTileSize(p, tile) {
     const size = `${width}x${height}`;
     if (p.asked[t.id] === size) return;
     p.asked[t.id] = size;
-    send({ type: 'track-settings', track_id: t.id, width, height });
+    askSize(t.id, width, height);
   });
+}
+
+// Tile sizes go through one paced queue: a layout change asks for every
+// tile at once, and the server refuses, then closes, a socket that sends
+// more than its message rate (20 a second). The latest size of a track
+// wins; at most sizeBatch go out every sizePace milliseconds.
+const sizeAsks = new Map();
+const sizeBatch = 8;
+const sizePace = 500;
+let sizeTimer = 0;
+
+function askSize(trackId, width, height) {
+  sizeAsks.set(trackId, { width, height });
+  if (!sizeTimer) flushSizes();
+}
+
+function flushSizes() {
+  sizeTimer = 0;
+  let sent = 0;
+  for (const [id, s] of sizeAsks) {
+    if (sent === sizeBatch) break;
+    sizeAsks.delete(id);
+    sent++;
+    send({ type: 'track-settings', track_id: id, width: s.width, height: s.height });
+  }
+  if (sent > 0) sizeTimer = setTimeout(flushSizes, sizePace);
 }
 
 function dropTile(tile) {
