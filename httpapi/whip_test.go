@@ -47,6 +47,14 @@ func gatheredOffer(t testing.TB, pc *webrtc.PeerConnection) string {
 // offer. When the test ends, the media stops and the peer closes.
 func publisherPeer(t testing.TB) (*webrtc.PeerConnection, *publisher, string) {
 	t.Helper()
+	pc, media := publishingPeer(t)
+	return pc, media, gatheredOffer(t, pc)
+}
+
+// publishingPeer is publisherPeer before any offer: the peer with its
+// tracks attached and the publisher feeding them.
+func publishingPeer(t testing.TB) (*webrtc.PeerConnection, *publisher) {
+	t.Helper()
 	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +66,7 @@ func publisherPeer(t testing.TB) (*webrtc.PeerConnection, *publisher, string) {
 		media.wait()
 	})
 	media.attach(t, pc)
-	return pc, media, gatheredOffer(t, pc)
+	return pc, media
 }
 
 // transceiverPeer returns a new peer of api, closed when the test ends,

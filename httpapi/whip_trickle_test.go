@@ -119,17 +119,7 @@ func TestWHIPTrickleICE(t *testing.T) {
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"trickle","name":"Trickle"}`)
 	token := s.joinToken(t, "trickle", "encoder", auth.RolePublisher)
-	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	media := newPublisher(t)
-	t.Cleanup(func() {
-		media.halt()
-		_ = pc.Close()
-		media.wait()
-	})
-	media.attach(t, pc)
+	pc, media := publishingPeer(t)
 	iceConnected := notifyConnected(pc)
 	c := s.postUntrickled(t, "/whip/trickle", token, pc)
 	frag := c.fragment(t)
