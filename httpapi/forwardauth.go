@@ -110,7 +110,7 @@ func (s *Server) checkForward(r *http.Request) {
 	}
 	s.forwardRefused.Inc()
 	s.log.Debug("a request claims to be forwarded by a node without a valid signature; served as an outside request",
-		"from", r.Header.Get(ForwardedByHeader), "remote", r.RemoteAddr, "path", r.URL.Path)
+		"from", r.Header.Get(ForwardedByHeader), "remote", s.clientAddr(r), "path", r.URL.Path)
 	r.Header.Del(ForwardedByHeader)
 	r.Header.Del(ForwardAuthHeader)
 }

@@ -162,7 +162,7 @@ func (s *Server) idempotentByAddress(c *gin.Context) {
 		c.Next()
 		return
 	}
-	if err := s.idempotently(c, addressScope(c.ClientIP()), requestBody(c), nextHandler(c)); err != nil {
+	if err := s.idempotently(c, addressScope(s.clientAddr(c.Request)), requestBody(c), nextHandler(c)); err != nil {
 		s.abort(c, err)
 	}
 }

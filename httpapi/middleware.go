@@ -131,7 +131,7 @@ func (s *Server) observe(c *gin.Context) {
 			slog.Int("status", status),
 			slog.Int("bytes", c.Writer.Size()),
 			slog.Duration("elapsed", elapsed),
-			slog.String("remote", c.Request.RemoteAddr),
+			slog.String("remote", s.clientAddr(c.Request)),
 			slog.Bool("upgraded", w.hijacked),
 		)
 	}

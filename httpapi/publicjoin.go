@@ -79,7 +79,7 @@ type publicTokenJSON struct {
 func (s *Server) publicToken(c *gin.Context) error {
 	ctx := c.Request.Context()
 	if !actors.IsForwarded(ctx) {
-		if ok, wait := s.publicJoins.allow(clientKey(c.ClientIP())); !ok {
+		if ok, wait := s.publicJoins.allow(clientKey(s.clientAddr(c.Request))); !ok {
 			return rateLimited("too many join tokens asked from this address; retry later", wait)
 		}
 	}

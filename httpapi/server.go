@@ -173,6 +173,12 @@ type Config struct {
 	// 0 means 1024, and 16 per address.
 	SignalingPending        int
 	SignalingPendingPerAddr int
+	// TrustedProxies lists the reverse proxies in front of the server, as
+	// IP addresses and CIDR networks (ParseTrustedProxies). A request whose
+	// peer is one of them is counted under the client address its
+	// X-Forwarded-For or Forwarded header names (clientAddr); any other
+	// request under its peer's, its headers ignored. nil trusts none.
+	TrustedProxies []string
 }
 
 // limitDefaults fills in the defaults of a limit's two Config fields (a
@@ -202,6 +208,8 @@ type Server struct {
 	// whipOffers limits WHIP and WHEP POSTs per client address; nil: no
 	// limit.
 	whipOffers *rateLimiter
+	// proxies are the peers whose forwarding headers name the client.
+	proxies trustedProxies
 
 	tokens *tokenCache
 	idem   *idempotency
@@ -280,6 +288,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("httpapi: Config.PublicURL: %w", err)
 	}
 	cfg.PublicURL = publicURL
+	proxies, err := ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: Config.TrustedProxies: %w", err)
+	}
 	cors, err := newCORSPolicy(cfg.CORSOrigins)
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: Config.CORSOrigins: %w", err)
@@ -303,6 +315,7 @@ func New(cfg Config) (*Server, error) {
 		forwardRefused: forwardRefused,
 
 		corsPolicy: cors,
+		proxies:    proxies,
 	}
 	if cfg.RateLimit > 0 {
 		s.limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Clock)
@@ -334,6 +347,8 @@ func (s *Server) routes() *gin.Engine {
 	e.RedirectFixedPath = false
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
+	// gin's ClientIP reads no header then; the client's address is
+	// clientAddr's, which knows Config.TrustedProxies.
 	_ = e.SetTrustedProxies(nil)
 	// observe is outermost so that a recovered panic is counted and logged as a 500.
 	e.Use(s.observe, s.recovery, s.forwardedHere)

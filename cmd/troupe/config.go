@@ -109,6 +109,13 @@ type Config struct {
 	// http:// (https:// with TLSCert) and HTTPAddr, a wildcard host made
 	// the host name.
 	PublicURL string `yaml:"public_url"`
+	// TrustedProxies lists the reverse proxies in front of the server, as
+	// IP addresses and CIDR networks. A request from one of them is counted
+	// (limits per client address) and logged under the client address its
+	// X-Forwarded-For, or else Forwarded, header names: the right-most one
+	// that is not a trusted proxy. Default none: every request is its
+	// peer's, whatever headers it carries.
+	TrustedProxies stringList `yaml:"trusted_proxies"`
 	// DevJoinTokens lets the web page get join tokens without an admin
 	// token, for trying Troupe locally. Never enable it on a server others
 	// can reach. Default false.
@@ -334,6 +341,9 @@ func (c Config) Validate() error {
 	}
 	if math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) || c.RateLimit < 0 {
 		return fmt.Errorf("%w: --rate-limit %v: must be a finite number, not negative", ErrInvalidConfig, c.RateLimit)
+	}
+	if _, err := httpapi.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		return fmt.Errorf("%w: --trusted-proxies %v", ErrInvalidConfig, err)
 	}
 	if err := httpapi.CheckCORSOrigins(c.CORSOrigins); err != nil {
 		return fmt.Errorf("%w: --cors-origins: %v", ErrInvalidConfig, err)
@@ -705,6 +715,7 @@ var settings = []setting{
 	{"turn-relay-port-max", "highest UDP port of the built-in TURN server's relays", func(c *Config) any { return &c.TURNRelayPortMax }},
 	{"turn-credential-ttl", "how long a joiner's TURN credentials stay valid", func(c *Config) any { return &c.TURNCredentialTTL }},
 	{"public-url", "base URL of the rooms' links, e.g. https://meet.example.com (default: http:// or https:// and --http-addr)", func(c *Config) any { return &c.PublicURL }},
+	{"trusted-proxies", "reverse proxies (IP addresses, CIDR networks) whose X-Forwarded-For or Forwarded header names the client (default: none, headers ignored)", func(c *Config) any { return &c.TrustedProxies }},
 	{"dev-join-tokens", "let the web page mint join tokens itself (local use only)", func(c *Config) any { return &c.DevJoinTokens }},
 	{"cors-origins", "origins whose pages may call WHIP/WHEP (* = any, empty = none)", func(c *Config) any { return &c.CORSOrigins }},
 	{"webhook-urls", "endpoints that get every room's events", func(c *Config) any { return &c.WebhookURLs }},

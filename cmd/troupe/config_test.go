@@ -113,6 +113,14 @@ chat_max_per_session: 77
 			func(c Config) bool {
 				return slices.Equal(c.CORSOrigins, []string{"https://a.example", "https://b.example", "https://c.example"})
 			}},
+		{"trusted proxies: flag over env over yaml", []string{"--trusted-proxies", "10.0.0.1", "--trusted-proxies", "10.0.0.2"},
+			map[string]string{"TROUPE_TRUSTED_PROXIES": "192.0.2.0/24"}, "trusted_proxies: [2001:db8::/32]\n", func(c Config) bool {
+				return slices.Equal(c.TrustedProxies, []string{"10.0.0.1", "10.0.0.2"})
+			}},
+		{"trusted proxies: env over yaml", nil, map[string]string{"TROUPE_TRUSTED_PROXIES": "192.0.2.0/24, 2001:db8::1"}, "trusted_proxies: [2001:db8::/32]\n",
+			func(c Config) bool { return slices.Equal(c.TrustedProxies, []string{"192.0.2.0/24", "2001:db8::1"}) }},
+		{"trusted proxies from yaml", nil, nil, "trusted_proxies: [2001:db8::/32, 10.0.0.0/8]\n",
+			func(c Config) bool { return slices.Equal(c.TrustedProxies, []string{"2001:db8::/32", "10.0.0.0/8"}) }},
 		{"config file from env", nil, map[string]string{"TROUPE_CONFIG": "testdata/minimal.yaml"}, "",
 			func(c Config) bool { return c.HTTPAddr == "127.0.0.1:4001" && c.LogFormat == "json" }},
 	} {
@@ -175,6 +183,10 @@ func TestConfigErrors(t *testing.T) {
 		{"recording min free disk negative", nil, map[string]string{"TROUPE_RECORDING_MIN_FREE_DISK": "-1"}, "", "--recording-min-free-disk"},
 		{"webhook url not a url", []string{"--webhook-urls", "not a url"}, nil, "", "--webhook-urls"},
 		{"webhook event unknown", []string{"--webhook-urls", "https://example.com/h", "--webhook-events", "room-exploded"}, nil, "", "--webhook-urls/--webhook-events"},
+		{"trusted proxy a host name", []string{"--trusted-proxies", "10.0.0.1,proxy.example"}, nil, "", `--trusted-proxies "proxy.example": not an IP address or a network in CIDR notation`},
+		{"trusted proxy bad mask", nil, map[string]string{"TROUPE_TRUSTED_PROXIES": "10.0.0.0/33"}, "", `--trusted-proxies "10.0.0.0/33"`},
+		{"trusted proxies every address", nil, nil, "trusted_proxies: [0.0.0.0/0]\n", `--trusted-proxies "0.0.0.0/0": trusts every address`},
+		{"trusted proxies pass", []string{"--trusted-proxies", "10.0.0.0/8,192.0.2.7,2001:db8::/32"}, nil, "", ""},
 		{"cors origin with a path", []string{"--cors-origins", "https://a.example/page"}, nil, "", "--cors-origins"},
 		{"cors origin without a scheme", nil, map[string]string{"TROUPE_CORS_ORIGINS": "*,a.example"}, "", "--cors-origins"},
 		{"dev tokens not a bool", nil, map[string]string{"TROUPE_DEV_JOIN_TOKENS": "maybe"}, "", "not a boolean"},

@@ -367,6 +367,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		SignalingPendingPerAddr: cfg.SignalingPendingPerAddr,
 		DevJoinTokens:           cfg.DevJoinTokens,
 		PublicURL:               publicURL,
+		TrustedProxies:          cfg.TrustedProxies,
 		CORSOrigins:             cfg.CORSOrigins,
 		Nodes:                   nodes,
 		Owners:                  forwardTo,

@@ -1,0 +1,170 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// This file owns the client's address: what the limits per address (public
+// join tokens, WHIP and WHEP offers, pending signaling sockets), the
+// idempotency keys of the unauthenticated POSTs and the logs key on.
+
+// ParseTrustedProxies parses Config.TrustedProxies: IP addresses and
+// networks in CIDR notation ("10.0.0.0/8", "2001:db8::/32", "192.0.2.7").
+// A network that holds every address is refused: it would let any client
+// choose the address it is counted under.
+func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		var p netip.Prefix
+		if strings.Contains(s, "/") {
+			var err error
+			if p, err = netip.ParsePrefix(s); err != nil {
+				return nil, fmt.Errorf("%q: not an IP address or a network in CIDR notation", s)
+			}
+		} else {
+			a, err := netip.ParseAddr(s)
+			if err != nil || a.Zone() != "" {
+				return nil, fmt.Errorf("%q: not an IP address or a network in CIDR notation", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		p = unmapPrefix(p).Masked()
+		if p.Bits() == 0 {
+			return nil, fmt.Errorf("%q: trusts every address, so any client could choose its own: list the proxies' addresses", s)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// unmapPrefix turns an IPv4-mapped IPv6 network (::ffff:10.0.0.0/104) into
+// its IPv4 one, as addresses are unmapped before they are matched.
+func unmapPrefix(p netip.Prefix) netip.Prefix {
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p
+}
+
+// trustedProxies is the parsed Config.TrustedProxies.
+type trustedProxies []netip.Prefix
+
+func (tp trustedProxies) trusts(a netip.Addr) bool {
+	for _, p := range tp {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientAddr is the address of the client that sent r. It is r's direct
+// peer unless that peer is a trusted proxy: then it is the right-most
+// address of X-Forwarded-For (or, if the request has none, of Forwarded's
+// for= parameters) that is not itself a trusted proxy. Each proxy appends
+// the address it got the request from, so the addresses right of the first
+// untrusted one were written by trusted proxies and the rest, which a
+// client may have sent, are not read. When every address is trusted, or
+// one cannot be read (a proxy's "unknown"), the last address vouched for
+// is the client. Headers from an untrusted peer are never read: a client
+// cannot choose its own address.
+func (s *Server) clientAddr(r *http.Request) string {
+	peer, err := parseHop(r.RemoteAddr)
+	if err != nil {
+		// Not an IP peer (a test's or a unix socket's): the address as is.
+		return r.RemoteAddr
+	}
+	if !s.proxies.trusts(peer) {
+		return peer.String()
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	forwarded := len(hops) == 0
+	if forwarded {
+		hops = r.Header.Values("Forwarded")
+	}
+	client := peer
+	var elems []string
+	for _, h := range hops {
+		elems = append(elems, splitQuoted(h, ',')...)
+	}
+	for i := len(elems) - 1; i >= 0; i-- {
+		e := elems[i]
+		if forwarded {
+			e = forwardedFor(e)
+		}
+		a, err := parseHop(e)
+		if err != nil {
+			break
+		}
+		client = a
+		if !s.proxies.trusts(a) {
+			break
+		}
+	}
+	return client.String()
+}
+
+var errBadHop = errors.New("not an IP address")
+
+// parseHop reads an address as proxies write them: an IPv4 or IPv6
+// address, bracketed or not, with or without a port. A zone is dropped
+// and an IPv4-mapped IPv6 address unmapped.
+func parseHop(s string) (netip.Addr, error) {
+	s = strings.TrimSpace(s)
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		ap, perr := netip.ParseAddrPort(s)
+		if perr != nil {
+			s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+			if a, err = netip.ParseAddr(s); err != nil {
+				return netip.Addr{}, errBadHop
+			}
+		} else {
+			a = ap.Addr()
+		}
+	}
+	return a.WithZone("").Unmap(), nil
+}
+
+// forwardedFor is the for= parameter of one element of a Forwarded header
+// (RFC 7239: `for=192.0.2.60;proto=http;by=203.0.113.43`), unquoted; empty
+// if it has none.
+func forwardedFor(elem string) string {
+	for _, pair := range splitQuoted(elem, ';') {
+		name, value, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(name), "for") {
+			continue
+		}
+		value = strings.TrimSpace(value)
+		if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
+			value = strings.ReplaceAll(value[1:len(value)-1], `\`, "")
+		}
+		return value
+	}
+	return ""
+}
+
+// splitQuoted splits s at each sep outside a quoted string.
+func splitQuoted(s string, sep byte) []string {
+	var out []string
+	quoted, escaped, start := false, false, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case escaped:
+			escaped = false
+		case quoted && c == '\\':
+			escaped = true
+		case c == '"':
+			quoted = !quoted
+		case c == sep && !quoted:
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}

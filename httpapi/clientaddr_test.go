@@ -1,0 +1,135 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/troupe-media/troupe/internal/clock"
+)
+
+// The client's address is the peer's unless the peer is a trusted proxy;
+// then it is the right-most forwarded address that is not a trusted proxy.
+func TestClientAddr(t *testing.T) {
+	proxies, err := ParseTrustedProxies([]string{"10.0.0.0/8", "192.0.2.7", "2001:db8:ffff::/48", "::ffff:172.16.0.0/108"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{proxies: proxies}
+	for _, tc := range []struct {
+		name, peer string
+		headers    [][2]string
+		want       string
+	}{
+		{"no header", "198.51.100.1:4000", nil, "198.51.100.1"},
+		{"untrusted peer's header ignored", "198.51.100.1:4000", [][2]string{{"X-Forwarded-For", "203.0.113.9"}}, "198.51.100.1"},
+		{"untrusted peer's Forwarded ignored", "198.51.100.1:4000", [][2]string{{"Forwarded", "for=203.0.113.9"}}, "198.51.100.1"},
+		{"untrusted IPv6 peer", "[2001:db8:1::5]:4000", [][2]string{{"X-Forwarded-For", "203.0.113.9"}}, "2001:db8:1::5"},
+		{"trusted proxy without header", "10.1.2.3:4000", nil, "10.1.2.3"},
+		{"trusted proxy", "10.1.2.3:4000", [][2]string{{"X-Forwarded-For", "203.0.113.9"}}, "203.0.113.9"},
+		{"a client's spoofed entry left of the real one", "10.1.2.3:4000",
+			[][2]string{{"X-Forwarded-For", "1.1.1.1, 203.0.113.9"}}, "203.0.113.9"},
+		{"a chain of trusted proxies", "10.1.2.3:4000",
+			[][2]string{{"X-Forwarded-For", "1.1.1.1, 203.0.113.9, 192.0.2.7, 10.9.9.9"}}, "203.0.113.9"},
+		{"the header in several lines", "10.1.2.3:4000",
+			[][2]string{{"X-Forwarded-For", "1.1.1.1, 203.0.113.9"}, {"X-Forwarded-For", "10.9.9.9"}}, "203.0.113.9"},
+		{"every hop trusted", "10.1.2.3:4000", [][2]string{{"X-Forwarded-For", "10.7.7.7, 192.0.2.7"}}, "10.7.7.7"},
+		{"an unknown hop stops at the last trusted one", "10.1.2.3:4000",
+			[][2]string{{"X-Forwarded-For", "203.0.113.9, unknown, 10.5.5.5"}}, "10.5.5.5"},
+		{"junk from the trusted proxy", "10.1.2.3:4000", [][2]string{{"X-Forwarded-For", "not an address"}}, "10.1.2.3"},
+		{"an empty header", "10.1.2.3:4000", [][2]string{{"X-Forwarded-For", ""}}, "10.1.2.3"},
+		{"an address with a port", "10.1.2.3:4000", [][2]string{{"X-Forwarded-For", "203.0.113.9:5555"}}, "203.0.113.9"},
+		{"IPv6 client", "10.1.2.3:4000", [][2]string{{"X-Forwarded-For", "2001:db8:1::7"}}, "2001:db8:1::7"},
+		{"bracketed IPv6 client with a port", "10.1.2.3:4000", [][2]string{{"X-Forwarded-For", "[2001:db8:1::7]:443"}}, "2001:db8:1::7"},
+		{"IPv6 trusted proxy", "[2001:db8:ffff::1]:4000", [][2]string{{"X-Forwarded-For", "2001:db8:1::7, 2001:db8:ffff:1::2"}}, "2001:db8:1::7"},
+		{"IPv4-mapped peer and proxy network", "[::ffff:172.16.0.9]:4000", [][2]string{{"X-Forwarded-For", "::ffff:203.0.113.9"}}, "203.0.113.9"},
+		{"Forwarded", "10.1.2.3:4000",
+			[][2]string{{"Forwarded", `for=1.1.1.1, for="[2001:db8:1::7]:4711";proto=https, For=10.9.9.9;by=10.0.0.1`}}, "2001:db8:1::7"},
+		{"Forwarded quoted pair with a comma", "10.1.2.3:4000",
+			[][2]string{{"Forwarded", `for=1.1.1.1;host="a,b", for=203.0.113.9`}}, "203.0.113.9"},
+		{"Forwarded obfuscated hop", "10.1.2.3:4000", [][2]string{{"Forwarded", `for=203.0.113.9, for=_hidden`}}, "10.1.2.3"},
+		{"Forwarded element without for", "10.1.2.3:4000", [][2]string{{"Forwarded", `for=203.0.113.9, proto=https`}}, "10.1.2.3"},
+		{"X-Forwarded-For before Forwarded", "10.1.2.3:4000",
+			[][2]string{{"Forwarded", "for=1.1.1.1"}, {"X-Forwarded-For", "203.0.113.9"}}, "203.0.113.9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.RemoteAddr = tc.peer
+			for _, h := range tc.headers {
+				r.Header.Add(h[0], h[1])
+			}
+			if got := s.clientAddr(r); got != tc.want {
+				t.Fatalf("client %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if got := (&Server{}).clientAddr(&http.Request{RemoteAddr: "10.1.2.3:1", Header: http.Header{"X-Forwarded-For": {"203.0.113.9"}}}); got != "10.1.2.3" {
+		t.Fatalf("no trusted proxies: client %q", got)
+	}
+}
+
+func TestParseTrustedProxies(t *testing.T) {
+	got, err := ParseTrustedProxies([]string{" 10.1.2.3/8", "192.0.2.7", "2001:db8::1", "::ffff:10.0.0.0/104"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::1/128", "10.0.0.0/8"}
+	for i, p := range got {
+		if p.String() != want[i] {
+			t.Fatalf("%v, want %v", got, want)
+		}
+	}
+	for _, bad := range []string{"", "proxy.example", "10.0.0.0/33", "10.0.0.256", "fe80::1%eth0", "0.0.0.0/0", "::/0", "10.0.0.1:80"} {
+		if _, err := ParseTrustedProxies([]string{"10.0.0.1", bad}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	st := newStack(t, nil)
+	if _, err := New(Config{Rooms: st.rooms, Verifier: st.api.cfg.Verifier, SigningKey: st.key, TrustedProxies: []string{"nope"}}); err == nil {
+		t.Fatal("New accepted a bad Config.TrustedProxies")
+	}
+}
+
+// Through the server: the public join tokens' limit counts the address a
+// trusted proxy forwarded, and ignores the header from any other peer.
+func TestTrustedProxyLimits(t *testing.T) {
+	noAuth := header{"Authorization", ""}
+	xff := func(v string) header { return header{"X-Forwarded-For", v} }
+	build := func(proxies []string) *stack {
+		s := newStack(t, func(c *Config) {
+			c.Clock = clock.NewManual(time.Now())
+			c.PublicJoinRate = 1.0 / 60
+			c.PublicJoinBurst = 1
+			c.TrustedProxies = proxies
+		})
+		s.createRoom(t, `{"id":"open","name":"Open","privacy":"public"}`)
+		return s
+	}
+
+	// The test's client (127.0.0.1) is no trusted proxy: the header it
+	// sends changes nothing, and its second token is refused.
+	s := build([]string{"10.0.0.0/8"})
+	mustStatus(t, s.do(t, http.MethodPost, "/rooms/open/token", `{}`, noAuth, xff("203.0.113.1")), http.StatusOK)
+	r := s.do(t, http.MethodPost, "/rooms/open/token", `{}`, noAuth, xff("203.0.113.2"))
+	if r.status != http.StatusTooManyRequests {
+		t.Fatalf("a spoofed X-Forwarded-For got a second token: %d %s", r.status, r.body)
+	}
+
+	// Behind a trusted proxy each forwarded client has a budget of its own.
+	s = build([]string{"127.0.0.1", "::1"})
+	mustStatus(t, s.do(t, http.MethodPost, "/rooms/open/token", `{}`, noAuth, xff("203.0.113.1")), http.StatusOK)
+	mustStatus(t, s.do(t, http.MethodPost, "/rooms/open/token", `{}`, noAuth, xff("203.0.113.2")), http.StatusOK)
+	mustStatus(t, s.do(t, http.MethodPost, "/rooms/open/token", `{}`, noAuth, header{"Forwarded", `for="[2001:db8::1]:443"`}), http.StatusOK)
+	for _, h := range []header{
+		xff("203.0.113.1"),
+		xff("198.51.100.99, 203.0.113.2"),      // a client's own entry, left of its real one
+		header{"Forwarded", "for=2001:db8::2"}, // the same /64
+	} {
+		if r := s.do(t, http.MethodPost, "/rooms/open/token", `{}`, noAuth, h); r.status != http.StatusTooManyRequests {
+			t.Fatalf("%s: %s: %d %s, want 429", h.name, h.value, r.status, r.body)
+		}
+	}
+	// The proxy itself, forwarding nothing, is a client of its own.
+	mustStatus(t, s.do(t, http.MethodPost, "/rooms/open/token", `{}`, noAuth), http.StatusOK)
+}
