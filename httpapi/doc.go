@@ -2,14 +2,16 @@
 // under /api/v1 (rooms, participants, session history and stats,
 // recordings and the download of their files, webhook deliveries), the
 // OpenAPI document (which also describes the webhook
-// requests Troupe sends), /healthz, /readyz and /metrics, the
+// requests Troupe sends), /healthz, /readyz and /metrics (or, with
+// Config.MetricsElsewhere, MetricsHandler for a listener of its own), the
 // media signaling (the /rtc WebSocket, WHIP and WHEP; docs/signaling.md)
 // and the web page (web/, embedded), which each room's link (its url) opens:
 // for a public room, POST /rooms/{id}/token mints the join token of
 // someone who has nothing but the link (publicjoin.go).
 //
 // It owns the wire format (the JSON shapes openapi.json documents), authentication of
-// bearer tokens, request limits (body size, rate), Idempotency-Key handling
+// bearer tokens, request limits (body size, rate; per client address as
+// clientaddr.go finds it behind trusted proxies), Idempotency-Key handling
 // and the one mapping from errors to status codes (errors.go). It holds no
 // room state: every room operation is a request to the room's actor, and
 // every read of sessions or deliveries a call to the room actors' package,

@@ -92,6 +92,10 @@ type Config struct {
 	// Registry receives the HTTP metrics and is what /metrics serves. nil
 	// uses a private registry.
 	Registry *prometheus.Registry
+	// MetricsElsewhere leaves GET /metrics off the API's routes (404):
+	// the process serves MetricsHandler on a listener of its own, one
+	// that only its scrapers reach. false serves it on the API.
+	MetricsElsewhere bool
 	// Ready backs /readyz: nil means always ready. The answer of a
 	// NotReadyError names its Reason; any other error only says not ready.
 	Ready func(context.Context) error
@@ -336,6 +340,12 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// MetricsHandler serves reg's metrics in Prometheus's text format: GET
+// /metrics of the API, or of a listener of its own (Config.MetricsElsewhere).
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
 
@@ -361,7 +371,9 @@ func (s *Server) routes() *gin.Engine {
 
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
+	if !s.cfg.MetricsElsewhere {
+		e.GET("/metrics", gin.WrapH(MetricsHandler(s.cfg.Registry)))
+	}
 	e.GET("/api/v1/openapi.json", serveOpenAPI)
 
 	api := e.Group("/api/v1", s.authenticate, s.rateLimit, s.readBody, s.idempotent)

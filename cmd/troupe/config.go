@@ -144,6 +144,12 @@ type Config struct {
 	// (/debug/pprof/), apart from the API and without authentication: a
 	// loopback address only, others are refused. Default empty: off.
 	DebugAddr string `yaml:"debug_addr"`
+	// MetricsAddr, when set, is the host:port where /metrics is served, on
+	// a listener of its own without authentication, and then not on the
+	// API's port: a loopback or private address that only the scrapers
+	// reach (a public IP is refused). Default empty: /metrics on the API's
+	// port, as a local start wants.
+	MetricsAddr string `yaml:"metrics_addr"`
 	// GCPercent is the garbage collector's target heap growth, in percent
 	// of the live heap (Go's GOGC). 0, the default, leaves it to GOGC, or
 	// Go's 100; -1 turns the collector off but for a memory limit set with
@@ -311,6 +317,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: --debug-addr %q: the profiler is unauthenticated: give a loopback address (127.0.0.1, [::1] or localhost)", ErrInvalidConfig, c.DebugAddr)
 		}
 	}
+	if err := c.validateMetricsAddr(); err != nil {
+		return err
+	}
 	if c.RTCTCPPort < rtcTCPOff || c.RTCTCPPort > 65535 {
 		return fmt.Errorf("%w: --rtc-tcp-port %d: must be -1 (off) or 0..65535", ErrInvalidConfig, c.RTCTCPPort)
 	}
@@ -404,6 +413,28 @@ func (c Config) Validate() error {
 		return err
 	}
 	return c.validateCluster()
+}
+
+// validateMetricsAddr checks --metrics-addr: a host:port apart from the
+// API's, and not a public IP address, since its /metrics has no
+// authentication. A wildcard host is allowed (a container's private
+// interfaces); a host name is looked up at listen.
+func (c Config) validateMetricsAddr() error {
+	if c.MetricsAddr == "" {
+		return nil
+	}
+	if err := validateHostPort(c.MetricsAddr); err != nil {
+		return fmt.Errorf("%w: --metrics-addr %q: %v", ErrInvalidConfig, c.MetricsAddr, err)
+	}
+	host, port, _ := net.SplitHostPort(c.MetricsAddr)
+	if port != "0" && c.MetricsAddr == c.HTTPAddr {
+		return fmt.Errorf("%w: --metrics-addr %q: must differ from --http-addr, which then serves no /metrics", ErrInvalidConfig, c.MetricsAddr)
+	}
+	ip, _, _ := strings.Cut(host, "%")
+	if a := net.ParseIP(ip); a != nil && !a.IsLoopback() && !a.IsPrivate() && !a.IsUnspecified() && !a.IsLinkLocalUnicast() {
+		return fmt.Errorf("%w: --metrics-addr %q: /metrics is unauthenticated there: give a loopback or private address", ErrInvalidConfig, c.MetricsAddr)
+	}
+	return nil
 }
 
 // validateTURN checks the built-in TURN server's settings, which matter
@@ -723,6 +754,7 @@ var settings = []setting{
 	{"webhook-allow-private", "let webhooks reach loopback and private addresses", func(c *Config) any { return &c.WebhookAllowPrivate }},
 	{"webhook-max-age", "how long a webhook delivery is retried before it is kept as failed", func(c *Config) any { return &c.WebhookMaxAge }},
 	{"debug-addr", "loopback host:port serving Go's profiler at /debug/pprof/, unauthenticated (empty = off)", func(c *Config) any { return &c.DebugAddr }},
+	{"metrics-addr", "host:port (loopback or private) serving /metrics on its own listener, unauthenticated, instead of the API's port (empty = the API's port)", func(c *Config) any { return &c.MetricsAddr }},
 	{"gc-percent", "garbage collection target, as GOGC (0 = GOGC, or Go's 100; -1 = off)", func(c *Config) any { return &c.GCPercent }},
 	{"log-level", "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
 	{"log-format", "text or json", func(c *Config) any { return &c.LogFormat }},

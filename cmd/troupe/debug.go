@@ -16,28 +16,37 @@ import (
 // (pprof's cmdline) is not served: it may hold --api-secret; Index answers
 // its path as an unknown profile.
 func startDebugServer(addr string, log *slog.Logger) (stop func(context.Context) error, err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("debug listener: %w", err)
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout}
+	return startSideServer(addr, "debug", "/debug/pprof/", mux, log)
+}
+
+// startSideServer serves h on a listener of its own at addr (the profiler,
+// the metrics), apart from the API's port, its auth and its limits; what
+// names it in errors and logs, and path is the page its start is logged
+// with. The returned stop ends it and waits for its goroutine.
+func startSideServer(addr, what, path string, h http.Handler, log *slog.Logger) (stop func(context.Context) error, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s listener: %w", what, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("debug server stopped", "err", err)
+			log.Warn(what+" listener stopped", "err", err)
 		}
 	}()
-	log.Info("profiler serving", "addr", "http://"+ln.Addr().String()+"/debug/pprof/")
+	log.Info(what+" listener serving", "addr", "http://"+ln.Addr().String()+path)
 	return func(ctx context.Context) error {
 		err := srv.Shutdown(ctx)
 		if err != nil {
-			// Profiles still being taken when ctx ends are cut short.
+			// Requests still running when ctx ends (a profile being
+			// taken) are cut short.
 			srv.Close()
 		}
 		<-done

@@ -96,3 +96,39 @@ func grepLines(text, s string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// --metrics-addr serves /metrics on a listener of its own, and the API's
+// port then serves none; the listener stops with the server.
+func TestMetricsAddrMovesMetrics(t *testing.T) {
+	metricsAddr := freeAddr(t)
+	cfg := testConfig(t.TempDir())
+	cfg.MetricsAddr = metricsAddr
+	s := startServer(t, cfg)
+	s.mustDo(http.StatusCreated, http.MethodPost, "/api/v1/rooms", `{"name":"metered"}`)
+	m := &testServer{t: t, url: "http://" + metricsAddr, client: s.client, token: s.token}
+	text := metricsText(t, m)
+	for _, family := range []string{"\ngo_goroutines", "\ntroupe_room_actors", `troupe_http_requests_total{method="POST",route="/api/v1/rooms",status="201"} 1`} {
+		if !strings.Contains(text, family) {
+			t.Errorf("the metrics listener's /metrics lacks %s", family)
+		}
+	}
+	for _, c := range []struct {
+		on           *testServer
+		method, path string
+		want         int
+	}{
+		{s, http.MethodGet, "/metrics", http.StatusNotFound},
+		{m, http.MethodGet, "/api/v1/rooms", http.StatusNotFound},
+		{m, http.MethodPost, "/metrics", http.StatusMethodNotAllowed},
+	} {
+		if resp, _ := c.on.request(c.method, c.path, "", nil); resp.StatusCode != c.want {
+			t.Errorf("%s %s%s: %d, want %d", c.method, c.on.url, c.path, resp.StatusCode, c.want)
+		}
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.client.Get("http://" + metricsAddr + "/metrics"); err == nil {
+		t.Error("the metrics listener still serves after shutdown")
+	}
+}

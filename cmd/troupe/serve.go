@@ -132,9 +132,9 @@ func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Wri
 // NewServer opens and builds everything, in this order: the API listener,
 // the key, the store, the media port, the webhook deliverer, the room
 // actors, the HTTP API. Start sets the collector's target, starts the
-// background work (memory trimmer, webhook deliveries, the profiler) and
-// then serves. Shutdown stops it all in the order written there, from the
-// edge inwards.
+// background work (memory trimmer, webhook deliveries, the profiler, the
+// metrics listener) and then serves. Shutdown stops it all in the order
+// written there, from the edge inwards.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
@@ -150,6 +150,7 @@ type Server struct {
 	rooms     *actors.Rooms
 	api       *httpapi.Server
 	srv       *http.Server
+	reg       *prometheus.Registry // what /metrics serves
 	// certs serves --tls-cert; nil without TLS.
 	certs *certReloader
 	// draining turns /readyz to 503 once shutdown has begun, so that a
@@ -167,6 +168,7 @@ type Server struct {
 	stopDelivering context.CancelFunc
 	delivered      chan error // the deliverer's result
 	stopDebug      func(context.Context) error
+	stopMetrics    func(context.Context) error
 	served         chan struct{} // closed when the HTTP server's Serve returns
 	failed         chan error    // Serve's error when it returned by itself
 }
@@ -244,6 +246,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 	s.store = store
 
 	reg := prometheus.NewRegistry()
+	s.reg = reg
 	storeMetrics := newStoreRooms(store.Collector())
 	if err := registerAll(reg,
 		collectors.NewGoCollector(),
@@ -355,6 +358,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		Idempotency:             actors.NewIdempotency(store),
 		Logger:                  log,
 		Registry:                reg,
+		MetricsElsewhere:        cfg.MetricsAddr != "",
 		Clock:                   clk,
 		Ready:                   s.ready,
 		RateLimit:               cfg.RateLimit,
@@ -442,6 +446,15 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		s.stopDebug = stopDebug
 	}
+	if s.cfg.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", httpapi.MetricsHandler(s.reg))
+		stopMetrics, err := startSideServer(s.cfg.MetricsAddr, "metrics", "/metrics", mux, s.log)
+		if err != nil {
+			return err
+		}
+		s.stopMetrics = stopMetrics
+	}
 	// Every port is bound: nothing left fails for the key's sake.
 	if s.keyFrom == keyCreated {
 		if err := saveNewKey(s.cfg.DataDir, s.key, s.log); err != nil {
@@ -480,7 +493,7 @@ func (s *Server) Failed() <-chan error { return s.failed }
 //  2. end the signaling sockets and WHIP/WHEP sessions, which
 //     http.Server.Shutdown does not wait for, before their rooms stop;
 //  3. stop the room actors, which close their peer connections;
-//  4. stop the profiler;
+//  4. stop the profiler and the metrics listener;
 //  5. stop the webhook deliverer, after the rooms so that what they
 //     queue while stopping stays in the outbox for the next start;
 //  6. close the media port, after the peer connections that use it;
@@ -519,6 +532,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if s.stopDebug != nil {
 		fail("stop profiler", s.stopDebug(ctx))
+	}
+	if s.stopMetrics != nil {
+		fail("stop metrics", s.stopMetrics(ctx))
 	}
 	if s.stopDelivering != nil {
 		s.stopDelivering()

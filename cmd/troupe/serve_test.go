@@ -365,13 +365,8 @@ func TestDebugAddrServesProfiler(t *testing.T) {
 		{"http://" + debugAddr + "/debug/pprof/cmdline", http.StatusNotFound},
 		{s.url + "/debug/pprof/goroutine?debug=1", http.StatusNotFound},
 	} {
-		resp, err := s.client.Get(c.url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != c.want {
-			t.Errorf("GET %s: %d, want %d", c.url, resp.StatusCode, c.want)
+		if got := s.getStatus(c.url); got != c.want {
+			t.Errorf("GET %s: %d, want %d", c.url, got, c.want)
 		}
 	}
 	if err := s.stop(); err != nil {
@@ -380,6 +375,20 @@ func TestDebugAddrServesProfiler(t *testing.T) {
 	if _, err := s.client.Get("http://" + debugAddr + "/debug/pprof/"); err == nil {
 		t.Error("profiler still serving after shutdown")
 	}
+}
+
+// getStatus GETs url and returns the status, the body read and dropped.
+func (s *testServer) getStatus(url string) int {
+	s.t.Helper()
+	resp, err := s.client.Get(url)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		s.t.Fatal(err)
+	}
+	return resp.StatusCode
 }
 
 func TestConfiguredKeyIsNotSaved(t *testing.T) {
