@@ -21,9 +21,18 @@ type rateLimiter struct {
 	// addresses); 0 for none.
 	maxKeys int
 
-	mu      sync.Mutex // guards buckets
+	mu      sync.Mutex // guards the following
 	buckets map[string]*rate.Limiter
+	// order holds the keys of buckets, oldest first, when maxKeys bounds
+	// them: pruneLocked drops from its front.
+	order []string
 }
+
+// pruneFraction is the share of a full map (1/8) that a prune frees at
+// least, so that the next maxKeys/pruneFraction new keys find room without
+// one: each prune scans the map once, and its cost per new key stays a
+// constant, however many new keys come.
+const pruneFraction = 8
 
 func newRateLimiter(perSecond float64, burst int, clk clock.Clock) *rateLimiter {
 	return &rateLimiter{limit: rate.Limit(perSecond), burst: burst, clock: clk, buckets: map[string]*rate.Limiter{}}
@@ -36,8 +45,11 @@ func (l *rateLimiter) allow(key string) (bool, time.Duration) {
 	l.mu.Lock()
 	b, ok := l.buckets[key]
 	if !ok {
-		if l.maxKeys > 0 && len(l.buckets) >= l.maxKeys {
-			l.pruneLocked(now)
+		if l.maxKeys > 0 {
+			if len(l.buckets) >= l.maxKeys {
+				l.pruneLocked(now)
+			}
+			l.order = append(l.order, key)
 		}
 		b = rate.NewLimiter(l.limit, l.burst)
 		l.buckets[key] = b
@@ -55,21 +67,27 @@ func (l *rateLimiter) allow(key string) (bool, time.Duration) {
 	return true, 0
 }
 
-// pruneLocked makes room for a bucket: it drops the full ones (a new
-// bucket is the same), and if none is full, any, which lets their keys
-// start afresh: the price of a bounded map.
+// pruneLocked makes room for maxKeys/pruneFraction buckets (at least one):
+// it drops the full ones, which are the same as new ones, and if that is
+// not enough, the oldest, whose keys start afresh: the price of a bounded
+// map.
 func (l *rateLimiter) pruneLocked(now time.Time) {
-	for k, b := range l.buckets {
-		if b.TokensAt(now) >= float64(l.burst) {
+	keep := l.maxKeys - max(1, l.maxKeys/pruneFraction)
+	kept := l.order[:0]
+	for _, k := range l.order {
+		if l.buckets[k].TokensAt(now) >= float64(l.burst) {
 			delete(l.buckets, k)
+			continue
 		}
+		kept = append(kept, k)
 	}
-	for k := range l.buckets {
-		if len(l.buckets) < l.maxKeys {
-			break
-		}
+	drop := max(0, len(kept)-keep)
+	for _, k := range kept[:drop] {
 		delete(l.buckets, k)
 	}
+	n := copy(l.order, kept[drop:])
+	clear(l.order[n:]) // no key outlives its bucket in the array
+	l.order = l.order[:n]
 }
 
 // tokenCacheSize bounds the verified-token cache. Admin callers are few, so
