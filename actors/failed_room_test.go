@@ -11,6 +11,7 @@ import (
 
 	"github.com/troupe-media/troupe/actors/actorpb"
 	"github.com/troupe-media/troupe/internal/clock"
+	"github.com/troupe-media/troupe/internal/leaktest"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
@@ -152,5 +153,72 @@ func TestFailedRoomIsClearedByAnOperator(t *testing.T) {
 	}
 	if got := list(ListQuery{Failed: true}); got != "0" {
 		t.Errorf("failed rooms after the operator: %q", got)
+	}
+}
+
+// A room whose stop panics while Rooms closes still stops, as a failed
+// room (its members leave with room-failed, its session ends so), and
+// Close returns: left to protoactor's supervisor, the panic would restart
+// the room, the restart would consume its stop, and Close would wait for
+// it until its deadline. The other rooms stop in order.
+func TestCloseStopsARoomThatPanicsAtStop(t *testing.T) {
+	leaktest.Check(t)
+	env := newMediaEnv(t, nil)
+	ctx := context.Background()
+	createRoom(t, env, "r", nil)
+	pub := joinClient(t, env, "r", "pub", RolePublisher)
+	pub.publishAV()
+	sub := joinClient(t, env, "r", "sub", RoleSubscriber)
+	sub.receive(2)
+	failing := activeSession(t, env, "r")
+	createRoom(t, env, "calm", nil)
+	calm := joinClient(t, env, "calm", "calm", RoleSubscriber)
+	orderly := activeSession(t, env, "calm")
+	if _, err := env.rooms.request(ctx, "r", &crashRoom{atStop: true}); err != nil {
+		t.Fatalf("arm the panic: %v", err)
+	}
+
+	closeCtx, cancel := context.WithTimeout(ctx, poll.Timeout)
+	defer cancel()
+	if err := env.rooms.Close(closeCtx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if n := env.rooms.Live(); n != 0 {
+		t.Errorf("%d room actors after Close", n)
+	}
+	pub.waitRemoved(ReasonRoomFailed)
+	sub.waitRemoved(ReasonRoomFailed)
+	calm.waitRemoved(ReasonServerShutdown)
+	if n := testutil.ToFloat64(env.rooms.metrics.failures); n != 1 {
+		t.Errorf("%v failures counted, want 1", n)
+	}
+	if n := testutil.ToFloat64(env.rooms.metrics.restarts); n != 0 {
+		t.Errorf("%v restarts counted, want none", n)
+	}
+	for _, c := range []struct {
+		session *recordpb.Session
+		end     EndReason
+		leave   LeaveReason
+		members int
+	}{{failing, EndRoomFailed, ReasonRoomFailed, 2}, {orderly, EndServerShutdown, ReasonServerShutdown, 1}} {
+		s, err := env.store.GetSession(ctx, c.session.Id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Status != recordpb.SessionStatus_SESSION_STATUS_ENDED || EndReason(s.EndReason) != c.end {
+			t.Errorf("session of room %s: %v ended for %q, want ended for %q", s.RoomId, s.Status, s.EndReason, c.end)
+		}
+		members, err := env.store.ListSessionMembers(ctx, c.session.Id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(members) != c.members {
+			t.Errorf("room %s: %d members recorded, want %d", s.RoomId, len(members), c.members)
+		}
+		for _, m := range members {
+			if m.LeftAt == nil || LeaveReason(m.LeaveReason) != c.leave {
+				t.Errorf("room %s: %s left at %v for %q, want %q", s.RoomId, m.Identity, m.LeftAt, m.LeaveReason, c.leave)
+			}
+		}
 	}
 }

@@ -52,7 +52,7 @@ func newMetrics(reg prometheus.Registerer, activeRooms func() float64) (*metrics
 		}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "troupe_room_failures_total",
-			Help: "Room actors stopped after failing too often; their members left with room-failed.",
+			Help: "Room actors stopped for failing (too often, or while stopping); their members left with room-failed.",
 		}),
 		passivations: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "troupe_room_actor_passivations_total",

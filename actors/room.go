@@ -59,6 +59,8 @@ type roomActor struct {
 	// layerTimer looks at the members' layered tracks; nil while not
 	// looking (room_layers.go).
 	layerTimer *layerTimer
+	// crashAtStop: the next stop panics (crashRoom).
+	crashAtStop bool
 
 	view view
 }
@@ -78,9 +80,11 @@ func newRoomActor(rooms *Rooms, id RoomID, life *roomLife) *roomActor {
 // is drained.
 type passivate struct{ who *actor.PID }
 
-// crashRoom makes a room actor panic. It exists for the supervision tests and
-// is unexported so that nothing outside this package can send it.
-type crashRoom struct{}
+// crashRoom makes a room actor panic: at once, or with atStop at the start
+// of its next stop (the room answers it then, so that the caller knows it
+// is armed). It exists for the supervision tests and is unexported so that
+// nothing outside this package can send it.
+type crashRoom struct{ atStop bool }
 
 func (a *roomActor) Receive(ctx actor.Context) {
 	// Changes without a reply of their own (a member leaving, a timer)
@@ -95,19 +99,7 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		}
 		a.rejoin(ctx) // after a restart; a new room has nobody yet
 	case *actor.Stopping:
-		a.view.close()
-		a.stopTimers()
-		a.stopSpeakers()
-		a.stopHandsFlush()
-		a.stopLayerChecks()
-		a.refuseJoins(ctx, fmt.Errorf("%w: room %s is stopping", ErrUnavailable, a.id))
-		a.endRecordingNow(a.stopReason())
-		if a.life.failed.Load() {
-			a.fail(ctx)
-		} else {
-			a.stopMembers(ctx, ReasonServerShutdown)
-			a.endSessionAtShutdown(ctx)
-		}
+		a.stopping(ctx)
 	case *actor.Restarting:
 		// The members, their peers and their media go on: only what the
 		// store holds is reloaded. Joins not yet admitted are refused, so
@@ -159,7 +151,11 @@ func (a *roomActor) Receive(ctx actor.Context) {
 	case *subscribeTrack:
 		a.respond(ctx, a.setSubscription(ctx, m))
 	case *crashRoom:
-		panic("room actor: crash requested by a test")
+		if !m.atStop {
+			panic("room actor: crash requested by a test")
+		}
+		a.crashAtStop = true
+		a.respond(ctx, &errorReply{})
 	case *actorpb.CreateRoom:
 		if a.life.unclaimed {
 			a.respond(ctx, a.createUnclaimedReply(ctx, m))

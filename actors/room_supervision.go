@@ -115,6 +115,73 @@ func (a *roomActor) rejoin(ctx actor.Context) {
 	a.armLayerChecks()
 }
 
+// stopping stops the room: its timers, its recording, its members and its
+// session. A panic in it is recovered here rather than left to the
+// supervisor: protoactor would restart the actor, the restart would
+// consume the stop, and whoever stops the room (the registry, so
+// Rooms.Close) would wait for it until its deadline, its members still
+// connected. The room stops as a failed one instead (failedStop).
+func (a *roomActor) stopping(ctx actor.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.failedStop(ctx, r)
+		}
+	}()
+	if a.crashAtStop {
+		panic("room actor: crash at stop requested by a test")
+	}
+	for _, step := range a.stopSteps(ctx) {
+		step()
+	}
+	if a.life.failed.Load() {
+		a.fail(ctx)
+	} else {
+		a.stopMembers(ctx, ReasonServerShutdown)
+		a.endSessionAtShutdown(ctx)
+	}
+}
+
+// stopSteps stop what runs beside the room: its view, its timers, the
+// joins waiting, its recording (ended for stopReason). Each does nothing
+// when run again, as failedStop does after a panic.
+func (a *roomActor) stopSteps(ctx actor.Context) []func() {
+	return []func(){
+		a.view.close,
+		a.stopTimers,
+		a.stopSpeakers,
+		a.stopHandsFlush,
+		a.stopLayerChecks,
+		func() { a.refuseJoins(ctx, fmt.Errorf("%w: room %s is stopping", ErrUnavailable, a.id)) },
+		func() { a.endRecordingNow(a.stopReason()) },
+	}
+}
+
+// failedStop finishes a stop that panicked as the failure path does: the
+// recording ends as the room's failure, the members leave with room-failed
+// and the session ends so (fail). Each step runs even if another panics
+// (logged), and the members are stopped in any case: they are not the
+// room's children, so nothing else would stop them.
+func (a *roomActor) failedStop(ctx actor.Context, reason any) {
+	a.log.Error("room actor failed while stopping; stopping it as a failed room and removing its participants", "reason", reason)
+	a.deps.metrics.failures.Inc()
+	a.life.failed.Store(true)
+	survive := func(step func()) {
+		defer func() {
+			if r := recover(); r != nil {
+				a.log.Error("a room failed while stopping failed again", "reason", r)
+			}
+		}()
+		step()
+	}
+	for _, step := range a.stopSteps(ctx) {
+		survive(step)
+	}
+	survive(func() { a.fail(ctx) })
+	for _, m := range a.memberList() {
+		ctx.Stop(m.pid)
+	}
+}
+
 // fail ends the room's session for EndRoomFailed and removes every member
 // with ReasonRoomFailed. It runs in the failed actor, whose state may be
 // what made it fail: a panic while ending the session is logged, and the
