@@ -323,15 +323,7 @@ func TestFirstStartCreatesKeyLaterStartsReuseIt(t *testing.T) {
 func TestMetricsWiring(t *testing.T) {
 	s := startServer(t, testConfig(t.TempDir()))
 	s.mustDo(http.StatusCreated, http.MethodPost, "/api/v1/rooms", `{"name":"metered"}`)
-	resp, err := s.client.Get(s.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := metricsText(t, s)
 	for _, family := range []string{
 		"go_goroutines",                // Go collector
 		"process_cpu_seconds_total",    // process collector
@@ -339,13 +331,13 @@ func TestMetricsWiring(t *testing.T) {
 		"troupe_room_actors",           // actors, registered on the same registry
 		"troupe_http_requests_total",   // httpapi
 	} {
-		if !bytes.Contains(body, []byte("\n"+family)) {
+		if !strings.Contains(body, "\n"+family) {
 			t.Errorf("/metrics lacks %s", family)
 		}
 	}
 	b := currentBuild()
 	buildInfo := fmt.Sprintf("\ntroupe_build_info{go_version=%q,revision=%q,version=%q} 1\n", b.GoVersion, b.Revision, b.Version)
-	if !bytes.Contains(body, []byte(buildInfo)) {
+	if !strings.Contains(body, buildInfo) {
 		t.Errorf("/metrics lacks %s", strings.TrimSpace(buildInfo))
 	}
 }

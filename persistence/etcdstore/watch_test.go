@@ -3,10 +3,7 @@ package etcdstore_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +13,7 @@ import (
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/etcdstore"
+	"github.com/troupe-media/troupe/persistence/etcdstore/etcdtest"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 )
 
@@ -178,84 +176,6 @@ func TestWatchLostRoomsEnds(t *testing.T) {
 	}
 }
 
-// cutProxy forwards TCP connections to etcd until cut, which drops them
-// all and refuses new ones until mend: a network cut between one node and
-// etcd, or etcd gone for a while, as that node sees it.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
-
-	mu    sync.Mutex
-	cut   bool                  // guarded by mu
-	conns map[net.Conn]struct{} // guarded by mu
-}
-
-func startCutProxy(t *testing.T, endpoint string) (*cutProxy, string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: strings.TrimPrefix(endpoint, "http://"), conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		p.setCut(true)
-		p.wg.Wait()
-	})
-	return p, "http://" + ln.Addr().String()
-}
-
-func (p *cutProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			c.Close()
-			up.Close()
-			continue
-		}
-		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(c, up)
-		go p.pipe(up, c)
-	}
-}
-
-func (p *cutProxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	io.Copy(dst, src)
-	dst.Close()
-	src.Close()
-}
-
-// setCut drops every connection and refuses new ones (true), or lets
-// them through again (false).
-func (p *cutProxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for c := range p.conns {
-			c.Close()
-		}
-		clear(p.conns)
-	}
-}
-
 // The watch outlives a cut from etcd during which a node was lost and
 // etcd compacted the history the watch had not read: once etcd answers
 // again, the watch, unable to resume, scans, and the lost room is handed
@@ -263,10 +183,10 @@ func (p *cutProxy) setCut(cut bool) {
 func TestWatchLostRoomsSurvivesCutAndCompaction(t *testing.T) {
 	ctx := context.Background()
 	endpoint := startEtcd(t)
-	proxy, through := startCutProxy(t, endpoint)
+	link := etcdtest.NewLink(t, endpoint)
 	a, lease := node(t, endpoint, "node-a", 10*time.Second)
 	withSession(t, a, "lost")
-	b, _ := node(t, through, "node-b", 10*time.Second)
+	b, _ := node(t, link.URL, "node-b", 10*time.Second)
 	k := watchLost(t, b)
 	probe, probeLease := node(t, endpoint, "node-p", 10*time.Second)
 	withSession(t, probe, "probe")
@@ -276,7 +196,7 @@ func TestWatchLostRoomsSurvivesCutAndCompaction(t *testing.T) {
 	}
 	poll.Until(t, "node-b to get the probe room", func() bool { return len(k.got()) > 0 })
 
-	proxy.setCut(true)
+	link.Cut(true)
 	if _, err := raw.Revoke(ctx, clientv3.LeaseID(lease.ID())); err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +208,7 @@ func TestWatchLostRoomsSurvivesCutAndCompaction(t *testing.T) {
 	if _, err := raw.Compact(ctx, put.Header.Revision); err != nil {
 		t.Fatal(err)
 	}
-	proxy.setCut(false)
+	link.Cut(false)
 	poll.Until(t, "node-b to get the lost room", func() bool { return len(k.got()) > 1 })
 	if got := k.got(); !slices.Equal(got, []string{"probe", "lost"}) {
 		t.Fatalf("rooms handed over: %v, want [probe lost]", got)

@@ -1,6 +1,6 @@
-// Package etcdtest runs an etcd inside a test binary, for the tests of
-// Troupe's etcd store and of the cluster mode built on it. Only tests
-// import it.
+// Package etcdtest runs an etcd inside a test binary, and a link to it that
+// a test can cut, for the tests of Troupe's etcd store and of the cluster
+// mode built on it. Only tests import it.
 package etcdtest
 
 import (
