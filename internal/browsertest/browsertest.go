@@ -39,10 +39,11 @@ func chromiumPath() string {
 }
 
 // New starts a headless Chromium with a fake camera and microphone and
-// returns its context; tabs are chromedp.NewContext of it (Open). It skips
+// returns its context; tabs are chromedp.NewContext of it (Open). opts
+// add to its command line (TrustCertificate, UDPBlocked). It skips
 // unless TROUPE_BROWSER_TESTS=1. Chromium stops when the
 // test ends, before the cleanups registered earlier (the servers) run.
-func New(t *testing.T) context.Context {
+func New(t *testing.T, opts ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	if os.Getenv("TROUPE_BROWSER_TESTS") != "1" {
 		t.Skip("browser test: set TROUPE_BROWSER_TESTS=1 to run it (needs Chromium)")
@@ -52,7 +53,7 @@ func New(t *testing.T) context.Context {
 		t.Fatal("TROUPE_BROWSER_TESTS=1 but no chromium binary found")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*Deadline)
-	opts := []chromedp.ExecAllocatorOption{
+	opts = append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(bin),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.Flag("headless", true),
@@ -70,7 +71,7 @@ func New(t *testing.T) context.Context {
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 		// Keep ICE on loopback: no mDNS host names.
 		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
-	}
+	}, opts...)
 	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, opts...)
 	browser, browserCancel := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {
