@@ -314,8 +314,9 @@ func waitTracks(t *testing.T, s *stack, room, identity string, n int) {
 // keyframeWatch reads a viewer's tracks until it has seen a video
 // keyframe and audio packets.
 type keyframeWatch struct {
-	mu  sync.Mutex // guards got
-	got keyframeSeen
+	mu     sync.Mutex // guards got and videos
+	got    keyframeSeen
+	videos int // video tracks read
 }
 
 type keyframeSeen struct {
@@ -337,9 +338,21 @@ func (w *keyframeWatch) result() keyframeSeen {
 	return w.got
 }
 
+// videoTracks is how many video tracks w read.
+func (w *keyframeWatch) videoTracks() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.videos
+}
+
 // read reads tr until its peer connection closes.
 func (w *keyframeWatch) read(tr *webrtc.TrackRemote) {
 	mime := tr.Codec().MimeType
+	if tr.Kind() == webrtc.RTPCodecTypeVideo {
+		w.mu.Lock()
+		w.videos++
+		w.mu.Unlock()
+	}
 	for {
 		p, _, err := tr.ReadRTP()
 		if err != nil {
@@ -484,7 +497,12 @@ func loopClip(ctx context.Context, track *webrtc.TrackLocalStaticSample, clip st
 	if len(frames) == 0 {
 		return fmt.Errorf("%s: no frame", clip)
 	}
-	d := time.Second * time.Duration(hdr.TimebaseNumerator) / time.Duration(hdr.TimebaseDenominator)
+	return loopFrames(ctx, track, frames, time.Second*time.Duration(hdr.TimebaseNumerator)/time.Duration(hdr.TimebaseDenominator))
+}
+
+// loopFrames sends frames on track, one every d, over and over, until ctx
+// ends.
+func loopFrames(ctx context.Context, track *webrtc.TrackLocalStaticSample, frames [][]byte, d time.Duration) error {
 	// A ticker paces the frames as a camera does; nothing waits on it.
 	tick := time.NewTicker(d)
 	defer tick.Stop()

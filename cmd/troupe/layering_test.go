@@ -48,7 +48,8 @@ func TestImportDirection(t *testing.T) {
 // (persistence) neither each other, nor actors, HTTP or protoactor; the
 // webhook deliverer nothing of the actors that drive it. The clock, which
 // every layer takes, and the tests' poll, leak check and shared buffer
-// know nothing of Troupe at all; the tests' browser knows only poll.
+// know nothing of Troupe at all; the tests' browsers know only poll (and
+// Firefox's also the shared buffer and, in its tests, the leak check).
 func TestLowerLayersStandAlone(t *testing.T) {
 	above := []string{mod + "cmd", mod + "httpapi", mod + "actors", "github.com/gin-gonic/gin", "github.com/asynkron/protoactor-go"}
 	for layer, bans := range map[string][]string{
@@ -60,6 +61,7 @@ func TestLowerLayersStandAlone(t *testing.T) {
 		mod + "internal/leaktest":    {mod},
 		mod + "internal/syncbuf":     {mod},
 		mod + "internal/browsertest": {mod + "cmd", mod + "httpapi", mod + "actors", mod + "rtc", mod + "persistence", mod + "bench"},
+		mod + "internal/firefoxtest": {mod + "cmd", mod + "httpapi", mod + "actors", mod + "rtc", mod + "persistence", mod + "bench"},
 	} {
 		deps := goList(t, "-deps", "-test", "-json", layer+"/...")
 		if len(deps) < 10 {
