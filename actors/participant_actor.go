@@ -296,8 +296,17 @@ func (p *participantActor) peerEvent(ctx actor.Context, ev rtc.PeerEvent) {
 		p.sendCandidate(ev.Candidate)
 	case rtc.ConnectionStateEvent:
 		p.log.Debug("connection state", "state", ev.State.String())
-		if ev.State == webrtc.PeerConnectionStateFailed {
+		switch ev.State {
+		case webrtc.PeerConnectionStateFailed:
 			ctx.Send(p.room, &removeParticipant{id: p.info.ID, reason: ReasonConnectionFailed})
+		case webrtc.PeerConnectionStateClosed:
+			// The participant closes its peer only as it stops, after which
+			// no event reaches it: this close is the client's (its DTLS
+			// close_notify, on which pion closes the connection). A WHIP or
+			// WHEP client that closes its peer without a DELETE, or a tab
+			// that closes, has gone, and a closed connection never fails:
+			// without this it would stay in the room for good.
+			ctx.Send(p.room, &removeParticipant{id: p.info.ID, reason: ReasonDisconnected})
 		}
 	case rtc.TrackPausedEvent:
 		p.trackPaused(ev)
