@@ -77,15 +77,7 @@ func TestOfferWaitsForSlowGathering(t *testing.T) {
 	})
 	t.Cleanup(func() { _ = p.Leave(context.Background(), ReasonLeft) })
 
-	api, err := rtctest.ClientAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
+	pc := rtctest.LoopbackPeer(t)
 	track, err := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, "audio", "encoder")
 	if err != nil {
 		t.Fatal(err)
