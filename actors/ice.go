@@ -62,7 +62,9 @@ func (p *Participant) PatchICE(ctx context.Context, patch ICEPatch) (ICEPatchRes
 	if len(patch.Fragment) > MaxICEFragmentSize {
 		return ICEPatchResult{}, fmt.Errorf("%w: an ICE fragment must be at most %d bytes", ErrInvalidSDP, MaxICEFragmentSize)
 	}
-	reply, err := p.request(ctx, &clientICE{patch: patch})
+	// New credentials restart ICE, whose answer waits for the server's
+	// candidates.
+	reply, err := p.requestWithin(ctx, &clientICE{patch: patch}, OfferTimeout(p.rooms.cfg.RequestTimeout))
 	if err != nil {
 		return ICEPatchResult{}, err
 	}

@@ -292,7 +292,8 @@ func (p *Participant) OfferTracks(ctx context.Context, sdp string, sources map[s
 			return "", invalid("sources."+mid, "must be one of %s", sourceNames())
 		}
 	}
-	reply, err := p.request(ctx, &clientOffer{sdp: sdp, sources: sources})
+	// A WHIP or WHEP answer waits for the server's candidates.
+	reply, err := p.requestWithin(ctx, &clientOffer{sdp: sdp, sources: sources}, OfferTimeout(p.rooms.cfg.RequestTimeout))
 	if err != nil {
 		return "", err
 	}
@@ -359,7 +360,12 @@ func (p *Participant) Leave(ctx context.Context, reason LeaveReason) error {
 }
 
 func (p *Participant) request(ctx context.Context, msg any) (*participantReply, error) {
-	timeout := p.rooms.cfg.RequestTimeout
+	return p.requestWithin(ctx, msg, p.rooms.cfg.RequestTimeout)
+}
+
+// requestWithin is request for a message whose handling may take timeout
+// (or ctx's deadline, if sooner).
+func (p *Participant) requestWithin(ctx context.Context, msg any, timeout time.Duration) (*participantReply, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		if d := time.Until(dl); d < timeout {
 			timeout = d

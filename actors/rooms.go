@@ -110,6 +110,16 @@ type Config struct {
 	Chat ChatConfig
 }
 
+// OfferTimeout bounds a request whose answer waits for the server's ICE
+// candidates (a WHIP or WHEP offer, an ICE restart), given the request
+// timeout (Config.RequestTimeout) that bounds the rest of its work: the
+// peer waits up to rtc.GatherTimeout for its candidates, and a gathering
+// slow but within that wait must not be refused as an actor that did not
+// answer.
+func OfferTimeout(requestTimeout time.Duration) time.Duration {
+	return requestTimeout + rtc.GatherTimeout
+}
+
 // DefaultMaxViewersPerIdentity is Config.MaxViewersPerIdentity's default: a
 // few tabs or devices of one viewer.
 const DefaultMaxViewersPerIdentity = 4

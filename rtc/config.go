@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pion/transport/v5"
+
 	"github.com/troupe-media/troupe/rtc/turnserver"
 )
 
@@ -47,6 +49,10 @@ type Config struct {
 	// LoopbackOnly keeps every ICE candidate on loopback, IPv4 UDP only,
 	// so that tests never touch a real network.
 	LoopbackOnly bool
+	// Net is the network whose interfaces the peer connections' ICE
+	// agents gather on; nil means the host's, read once. Tests wrap it to
+	// make gathering slow.
+	Net transport.Net
 	// NoBandwidthEstimation turns off the estimate of each subscriber's
 	// bandwidth (estimator.go) and the layer choice it drives.
 	NoBandwidthEstimation bool

@@ -139,10 +139,14 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 	// itself, pion's ICE agent dumps the interfaces over netlink for each
 	// peer connection and keeps its own copy. The mux is bound once, so
 	// the table it was bound with is the one that counts.
-	hostNet, err := stdnet.NewNet()
-	if err != nil {
-		_ = mux.Close()
-		return nil, fmt.Errorf("rtc: network interfaces: %w", err)
+	hostNet := cfg.Net
+	if hostNet == nil {
+		n, err := stdnet.NewNet()
+		if err != nil {
+			_ = mux.Close()
+			return nil, fmt.Errorf("rtc: network interfaces: %w", err)
+		}
+		hostNet = n
 	}
 	s.SetNet(hostNet)
 	e := &Engine{conn: conn, mux: mux, cfg: cfg, log: cfg.Logger, bwe: bwe, sim: sim}

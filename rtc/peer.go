@@ -42,10 +42,11 @@ func (m PeerMode) String() string {
 	return "unknown"
 }
 
-// gatherTimeout bounds the wait for the server's candidates when a WHIP or
-// WHEP answer must carry them all. With the UDP mux, gathering takes a
-// moment: host candidates only, from one socket.
-const gatherTimeout = 3 * time.Second
+// GatherTimeout bounds the wait for the server's candidates when a WHIP or
+// WHEP answer must carry them all (ApplyOffer, and an ICE restart). With
+// the UDP mux, gathering takes a moment: host candidates only, from one
+// socket. A caller that bounds such a call allows for it.
+const GatherTimeout = 3 * time.Second
 
 const (
 	// maxCandidateSize bounds a trickled candidate; real ones are about
@@ -455,7 +456,7 @@ func (p *Peer) ApplyOffer(s string) (string, error) {
 		// WHIP and WHEP answers carry every candidate: no trickle back.
 		select {
 		case <-gathered:
-		case <-time.After(gatherTimeout):
+		case <-time.After(GatherTimeout):
 			p.log.Warn("ICE gathering did not complete; answering with what there is")
 		}
 	}

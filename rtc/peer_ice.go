@@ -200,7 +200,7 @@ func (p *Peer) restartICE(remote string, f *ICEFragment) (*ICEFragment, error) {
 	// made now waits for it, or sees it complete already.
 	select {
 	case <-webrtc.GatheringCompletePromise(p.pc):
-	case <-time.After(gatherTimeout):
+	case <-time.After(GatherTimeout):
 		p.log.Warn("ICE gathering did not complete after a restart; answering with what there is")
 	}
 	if err := p.addFragmentCandidates(f); err != nil {

@@ -161,7 +161,9 @@ type Config struct {
 	// LogFormat is text or json. Default text.
 	LogFormat string `yaml:"log_format"`
 	// RequestTimeout bounds how long an API call waits for its room actor
-	// before answering 503. Default 2s.
+	// before answering 503; a WHIP or WHEP offer and an ICE restart, whose
+	// answers wait for the server's ICE candidates, wait up to 3s more
+	// (actors.OfferTimeout). Default 2s.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// PassivateAfter stops a room actor idle that long; the next message
 	// reloads it from the store. Default 2m.

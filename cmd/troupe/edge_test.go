@@ -22,19 +22,7 @@ import (
 
 // loopbackPeer is a peer connection of rtctest.ClientAPI, closed when the
 // test ends.
-func loopbackPeer(t testing.TB) *webrtc.PeerConnection {
-	t.Helper()
-	api, err := rtctest.ClientAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	return pc
-}
+var loopbackPeer = rtctest.LoopbackPeer
 
 // publishVideo joins room through s by WHIP with a pion peer on loopback
 // UDP that sends synthetic VP8, a packet every interval, until the test

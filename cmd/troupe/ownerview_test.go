@@ -295,7 +295,9 @@ func TestForwardToFrozenOwner(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	standIn(t, frozen, "node-frozen", srv.URL, "r1")
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a bound against a hang
+	// A bound against a hang: the two requests below wait out the
+	// forward's timeout each.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 
 	req, err := http.NewRequestWithContext(ctx, "GET", b.url+"/api/v1/rooms/r1", nil)

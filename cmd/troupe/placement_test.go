@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -155,15 +154,7 @@ func TestPlacementSpreadsRoomsByLoad(t *testing.T) {
 
 func metricsText(t *testing.T, s *testServer) string {
 	t.Helper()
-	resp, err := s.client.Get(s.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, b := s.get(s.url + "/metrics")
 	return string(b)
 }
 

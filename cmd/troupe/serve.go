@@ -376,10 +376,12 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		Nodes:                   nodes,
 		Owners:                  forwardTo,
 		NodeID:                  nodeID,
-		// The owner answers within its request timeout, and a claim of
-		// etcd's may come first: an owner silent for longer is frozen or
-		// cut off, and the caller is told to retry.
-		ForwardTimeout: 2*cfg.RequestTimeout + time.Second,
+		// The owner answers within its request timeout, after a claim of
+		// etcd's maybe, and a WHIP or WHEP offer within the offer's bound
+		// after its join (the answer waits for the owner's ICE
+		// candidates): an owner silent for longer is frozen or cut off,
+		// and the caller is told to retry.
+		ForwardTimeout: cfg.RequestTimeout + actors.OfferTimeout(cfg.RequestTimeout) + time.Second,
 		Drain:          s.requestDrain,
 	})
 	if err != nil {

@@ -357,7 +357,7 @@ func TestDebugAddrServesProfiler(t *testing.T) {
 		{"http://" + debugAddr + "/debug/pprof/cmdline", http.StatusNotFound},
 		{s.url + "/debug/pprof/goroutine?debug=1", http.StatusNotFound},
 	} {
-		if got := s.getStatus(c.url); got != c.want {
+		if got, _ := s.get(c.url); got != c.want {
 			t.Errorf("GET %s: %d, want %d", c.url, got, c.want)
 		}
 	}
@@ -369,18 +369,19 @@ func TestDebugAddrServesProfiler(t *testing.T) {
 	}
 }
 
-// getStatus GETs url and returns the status, the body read and dropped.
-func (s *testServer) getStatus(url string) int {
+// get GETs url, without a token, and returns the status and the body.
+func (s *testServer) get(url string) (int, []byte) {
 	s.t.Helper()
 	resp, err := s.client.Get(url)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
 		s.t.Fatal(err)
 	}
-	return resp.StatusCode
+	return resp.StatusCode, body
 }
 
 func TestConfiguredKeyIsNotSaved(t *testing.T) {
