@@ -72,6 +72,54 @@ func TestTrackStartLayer(t *testing.T) {
 	}
 }
 
+// TestTrackStartLayerNeverRises: a down-track's start layer is chosen
+// from its layers' rates as it subscribes, and goes no higher while it
+// starts: a publisher that slows for a moment (a busy machine, a still
+// scene) makes its top layer look cheap, and a start that followed it up
+// would send a poor link the top layer's keyframe before any feedback
+// could say the link does not carry it. It goes down when its layer comes
+// to cost more than its budget, and stays down.
+func TestTrackStartLayerNeverRises(t *testing.T) {
+	fx := newSimulcastFixture(t)
+	fx.tick(0, 1, 2) // the layers' keyframes
+	// interval feeds frames[i] frames of layer i in one check's interval.
+	interval := func(frames ...int) {
+		t.Helper()
+		for i, n := range frames {
+			for k := range n {
+				fx.frame(i, fx.n+uint32(k), false)
+			}
+		}
+		fx.n += 10
+		fx.settle()
+		fx.clk.Advance(DefaultLayerCheckInterval)
+	}
+	interval(2, 2, 2) // about 1.2 kbps, 20 kbps and 78 kbps
+	l := fx.track.Layers()
+	budget := int64(l[1].Bitrate+l[2].Bitrate) / 2
+	dt, _ := fx.subscriberWith(func(dt *DownTrack) { dt.bweStart.Store(budget) })
+	if headingTo(dt) != 1 || dt.startTarget() != 1 {
+		t.Fatalf("start budget %d bps: layer %+v, want the middle one", budget, dt.Layer())
+	}
+
+	interval(2, 2, 1) // the top layer at half its rate: under the budget
+	if l := fx.track.Layers(); int64(l[2].Bitrate) > budget {
+		t.Fatalf("the top layer at %d bps, want it under the budget %d", l[2].Bitrate, budget)
+	}
+	if headingTo(dt) != 1 || dt.startTarget() != 1 {
+		t.Fatalf("the top layer cheap for a moment: layer %+v, start %d; want the middle one", dt.Layer(), dt.startTarget())
+	}
+
+	interval(2, 6, 2) // the middle layer over the budget: down to the lowest
+	if headingTo(dt) != 0 || dt.startTarget() != 0 {
+		t.Fatalf("the middle layer over the budget: layer %+v, start %d; want the lowest", dt.Layer(), dt.startTarget())
+	}
+	interval(2, 2, 2) // and back under it: the start stays down
+	if headingTo(dt) != 0 || dt.startTarget() != 0 {
+		t.Fatalf("the middle layer under the budget again: layer %+v, start %d; want the lowest still", dt.Layer(), dt.startTarget())
+	}
+}
+
 // TestAllocatorStartWithoutEstimate: a down-track whose connection never
 // gets an estimate keeps its start layer, the checks every
 // bweStartCheckInterval, until it has sent for bweStartWait; then it gets
