@@ -32,7 +32,8 @@ import (
 // followed by a down within bweFlapWindow doubles that hold, up to
 // bweMaxUpHold, so that a link that cannot carry a layer is not made to
 // try it every few seconds. A subscriber whose layer was not held down by
-// the estimate (it had its ceiling) follows a higher ceiling at once.
+// the estimate (it had its ceiling) follows a higher ceiling at once; a
+// start layer under the ceiling counts as held down.
 // While the estimate holds a down-track below its ceiling, the allocator
 // probes the link for the next layer (probe.go); a probe the link carries
 // moves that layer up without the hold.
@@ -527,6 +528,10 @@ func (a *allocator) check() {
 				}
 			}
 			it.st.gov = newLayerGovernor(cur)
+			// A start under the ceiling was held there by its budget,
+			// a guess: it goes up as a layer the estimate held down,
+			// after the hold or a probe, not at once as a new ceiling.
+			it.st.gov.limited = cur < it.ceiling
 		}
 		if stale {
 			// Held where it is, but never above its ceiling: one that

@@ -207,6 +207,50 @@ func TestAllocatorStartOnStaleCheck(t *testing.T) {
 	}
 }
 
+// TestAllocatorStartHeldBelowItsCeiling: a start layer under the ceiling
+// is held there by its budget, a guess; an estimate that pays for more
+// (the initial estimate itself, before it has learnt anything of the
+// link, and a slowed publisher's top layer looks cheap) moves it up as it
+// moves a layer it held down, after the hold, not at once as a new
+// ceiling: that would send a poor link the top layer's keyframe on its
+// first feedback.
+func TestAllocatorStartHeldBelowItsCeiling(t *testing.T) {
+	fx := newSimulcastFixture(t)
+	fx.tick(0, 1, 2) // about 600 bps, 10 kbps and 39 kbps
+	l := fx.track.Layers()
+	est, st := &estimator{}, new(sendState)
+	st.est.Init(bwe.Config{Initial: 2 * int(l[2].Bitrate), Min: 1, Max: bweMaxBitrate}) // the top layer with its margin
+	est.send.Store(st)
+	clk := clock.NewManual(time.Unix(6_000_000, 0))
+	a := newAllocator(est, clk, nil)
+	t.Cleanup(a.close)
+	dt, _ := fx.subscriberWith(func(dt *DownTrack) {
+		a.add(dt)
+		dt.bweStart.Store(int64(l[1].Bitrate)) // as if the start's budget paid for the middle layer
+	})
+	if headingTo(dt) != 1 {
+		t.Fatalf("start: layer %+v, want the middle one", dt.Layer())
+	}
+	// Each check with new feedback, so that none is stale.
+	check := func() {
+		est.feedbacks.Add(1)
+		clk.Advance(bweStartCheckInterval)
+	}
+	check()
+	first := clk.Now()
+	if headingTo(dt) != 1 || dt.bweStart.Load() != 0 {
+		t.Fatalf("the first estimate: layer %+v, start %d; want the middle one, capped", dt.Layer(), dt.bweStart.Load())
+	}
+	for check(); clk.Now().Sub(first) < bweUpHold; check() {
+		if headingTo(dt) != 1 {
+			t.Fatalf("%v into the estimate: layer %+v, want the middle one until the hold has passed", clk.Now().Sub(first), dt.Layer())
+		}
+	}
+	if headingTo(dt) != 2 {
+		t.Fatalf("the hold passed: layer %+v, want the top one", dt.Layer())
+	}
+}
+
 // TestAllocatorStartChecksEnd: the start's frequent checks are not held
 // by a video down-track that sends nothing: one its subscriber paused
 // has none, and one that never sends (a silent camera) has them for
