@@ -68,6 +68,9 @@ type DownTrack struct {
 	// bweStart, until the estimate first caps dt, is the rate in bits
 	// per second its first layer must fit (layerchoice.go); 0 after.
 	bweStart atomic.Int64
+	// bweStartTop is the highest layer dt's start has taken on its
+	// Track, plus one (0 for none yet): the start never goes above it.
+	bweStartTop atomic.Int32
 	// bweCap is the highest layer the bandwidth estimate pays for, plus
 	// one (0 for no cap); bwePaused is set when it pays for none, and
 	// nothing is sent (layerchoice.go).

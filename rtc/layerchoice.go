@@ -32,7 +32,8 @@ import (
 // followed by a down within bweFlapWindow doubles that hold, up to
 // bweMaxUpHold, so that a link that cannot carry a layer is not made to
 // try it every few seconds. A subscriber whose layer was not held down by
-// the estimate (it had its ceiling) follows a higher ceiling at once.
+// the estimate (it had its ceiling) follows a higher ceiling at once; a
+// start layer under the ceiling counts as held down.
 // While the estimate holds a down-track below its ceiling, the allocator
 // probes the link for the next layer (probe.go); a probe the link carries
 // moves that layer up without the hold.
@@ -44,7 +45,9 @@ import (
 // A layer whose rate is not measured yet is not taken to fit, so a
 // subscriber of a camera that has just started starts on its lowest
 // layer. So a poor link never gets the top layer's keyframe, which a
-// start on the ceiling would flood it with before any feedback came.
+// start on the ceiling would flood it with before any feedback came. For
+// the same reason the start layer goes down when its rate rises over the
+// start's budget, but never up: only the estimate moves it up.
 // While a down-track starts, the checks come every bweStartCheckInterval:
 // the first feedback is acted on at once, and the probe for the next
 // layer (probe.go) is sent then, so that a link that carries it moves up
@@ -525,6 +528,10 @@ func (a *allocator) check() {
 				}
 			}
 			it.st.gov = newLayerGovernor(cur)
+			// A start under the ceiling was held there by its budget,
+			// a guess: it goes up as a layer the estimate held down,
+			// after the hold or a probe, not at once as a new ceiling.
+			it.st.gov.limited = cur < it.ceiling
 		}
 		if stale {
 			// Held where it is, but never above its ceiling: one that
@@ -659,9 +666,25 @@ func (t *Track) layerCosts(dt *DownTrack) ([]uint64, int, bool) {
 // bandwidth cap, or to its start layer while it has none. t.mu is held.
 func (t *Track) bandwidthLimit(dt *DownTrack, target int) int {
 	if b := dt.bweStart.Load(); b > 0 && dt.bweCap.Load() == 0 {
-		return min(layerIndex(target, len(t.layers)), t.startLayer(b))
+		return min(layerIndex(target, len(t.layers)), t.startLayerOf(dt, b))
 	}
 	return t.estimateLimit(dt, target)
+}
+
+// startLayerOf is dt's start layer for budget: the highest layer that fits
+// it (startLayer), but never above one dt's start took before. The rates
+// move with what the publisher sends, and a top layer that looks cheap for
+// a moment (a slowed publisher, a still scene) would otherwise move a
+// start up, and send a poor link the top layer's keyframe before any
+// feedback could say it does not carry it. Up is the estimate's to
+// decide. t.mu is held.
+func (t *Track) startLayerOf(dt *DownTrack, budget int64) int {
+	l := t.startLayer(budget)
+	if top := int(dt.bweStartTop.Load()) - 1; top >= 0 && top < l {
+		return top
+	}
+	dt.bweStartTop.Store(int32(l + 1))
+	return l
 }
 
 // estimateLimit lowers target, a layer index or LayerAuto, to dt's

@@ -331,6 +331,7 @@ func (t *Track) AddSubscriber(dt *DownTrack) error {
 		return ErrClosed
 	}
 	t.subs[dt] = struct{}{}
+	dt.bweStartTop.Store(0) // its start, if it starts, is chosen from these layers
 	defer t.announceLocked()
 	return t.selectLocked(dt)
 }

@@ -102,7 +102,9 @@ func TestLoopbackStartLayer(t *testing.T) {
 
 	// Unless the top layer dipped under the initial estimate just as the
 	// narrow link's subscriber came (its start layer says so), the top
-	// layer's keyframe never flooded it.
+	// layer's keyframe never flooded it: a dip later in its start does
+	// not move its start up (startLayerOf), and its estimate never
+	// paid for the top layer.
 	if starvedStart < 2 {
 		for _, p := range starvedRec.get() {
 			if len(p.payload) > 0 && layerOfPacket(p) == 2 {

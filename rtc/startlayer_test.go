@@ -72,6 +72,54 @@ func TestTrackStartLayer(t *testing.T) {
 	}
 }
 
+// TestTrackStartLayerNeverRises: a down-track's start layer is chosen
+// from its layers' rates as it subscribes, and goes no higher while it
+// starts: a publisher that slows for a moment (a busy machine, a still
+// scene) makes its top layer look cheap, and a start that followed it up
+// would send a poor link the top layer's keyframe before any feedback
+// could say the link does not carry it. It goes down when its layer comes
+// to cost more than its budget, and stays down.
+func TestTrackStartLayerNeverRises(t *testing.T) {
+	fx := newSimulcastFixture(t)
+	fx.tick(0, 1, 2) // the layers' keyframes
+	// interval feeds frames[i] frames of layer i in one check's interval.
+	interval := func(frames ...int) {
+		t.Helper()
+		for i, n := range frames {
+			for k := range n {
+				fx.frame(i, fx.n+uint32(k), false)
+			}
+		}
+		fx.n += 10
+		fx.settle()
+		fx.clk.Advance(DefaultLayerCheckInterval)
+	}
+	interval(2, 2, 2) // about 1.2 kbps, 20 kbps and 78 kbps
+	l := fx.track.Layers()
+	budget := int64(l[1].Bitrate+l[2].Bitrate) / 2
+	dt, _ := fx.subscriberWith(func(dt *DownTrack) { dt.bweStart.Store(budget) })
+	if headingTo(dt) != 1 || dt.startTarget() != 1 {
+		t.Fatalf("start budget %d bps: layer %+v, want the middle one", budget, dt.Layer())
+	}
+
+	interval(2, 2, 1) // the top layer at half its rate: under the budget
+	if l := fx.track.Layers(); int64(l[2].Bitrate) > budget {
+		t.Fatalf("the top layer at %d bps, want it under the budget %d", l[2].Bitrate, budget)
+	}
+	if headingTo(dt) != 1 || dt.startTarget() != 1 {
+		t.Fatalf("the top layer cheap for a moment: layer %+v, start %d; want the middle one", dt.Layer(), dt.startTarget())
+	}
+
+	interval(2, 6, 2) // the middle layer over the budget: down to the lowest
+	if headingTo(dt) != 0 || dt.startTarget() != 0 {
+		t.Fatalf("the middle layer over the budget: layer %+v, start %d; want the lowest", dt.Layer(), dt.startTarget())
+	}
+	interval(2, 2, 2) // and back under it: the start stays down
+	if headingTo(dt) != 0 || dt.startTarget() != 0 {
+		t.Fatalf("the middle layer under the budget again: layer %+v, start %d; want the lowest still", dt.Layer(), dt.startTarget())
+	}
+}
+
 // TestAllocatorStartWithoutEstimate: a down-track whose connection never
 // gets an estimate keeps its start layer, the checks every
 // bweStartCheckInterval, until it has sent for bweStartWait; then it gets
@@ -156,6 +204,50 @@ func TestAllocatorStartOnStaleCheck(t *testing.T) {
 	clk.Advance(bweStartCheckInterval) // no feedback since: stale
 	if headingTo(second) != 1 || second.bweStart.Load() != 0 {
 		t.Fatalf("after a stale check the second track has layer %+v, start %d; want the middle one, capped", second.Layer(), second.bweStart.Load())
+	}
+}
+
+// TestAllocatorStartHeldBelowItsCeiling: a start layer under the ceiling
+// is held there by its budget, a guess; an estimate that pays for more
+// (the initial estimate itself, before it has learnt anything of the
+// link, and a slowed publisher's top layer looks cheap) moves it up as it
+// moves a layer it held down, after the hold, not at once as a new
+// ceiling: that would send a poor link the top layer's keyframe on its
+// first feedback.
+func TestAllocatorStartHeldBelowItsCeiling(t *testing.T) {
+	fx := newSimulcastFixture(t)
+	fx.tick(0, 1, 2) // about 600 bps, 10 kbps and 39 kbps
+	l := fx.track.Layers()
+	est, st := &estimator{}, new(sendState)
+	st.est.Init(bwe.Config{Initial: 2 * int(l[2].Bitrate), Min: 1, Max: bweMaxBitrate}) // the top layer with its margin
+	est.send.Store(st)
+	clk := clock.NewManual(time.Unix(6_000_000, 0))
+	a := newAllocator(est, clk, nil)
+	t.Cleanup(a.close)
+	dt, _ := fx.subscriberWith(func(dt *DownTrack) {
+		a.add(dt)
+		dt.bweStart.Store(int64(l[1].Bitrate)) // as if the start's budget paid for the middle layer
+	})
+	if headingTo(dt) != 1 {
+		t.Fatalf("start: layer %+v, want the middle one", dt.Layer())
+	}
+	// Each check with new feedback, so that none is stale.
+	check := func() {
+		est.feedbacks.Add(1)
+		clk.Advance(bweStartCheckInterval)
+	}
+	check()
+	first := clk.Now()
+	if headingTo(dt) != 1 || dt.bweStart.Load() != 0 {
+		t.Fatalf("the first estimate: layer %+v, start %d; want the middle one, capped", dt.Layer(), dt.bweStart.Load())
+	}
+	for check(); clk.Now().Sub(first) < bweUpHold; check() {
+		if headingTo(dt) != 1 {
+			t.Fatalf("%v into the estimate: layer %+v, want the middle one until the hold has passed", clk.Now().Sub(first), dt.Layer())
+		}
+	}
+	if headingTo(dt) != 2 {
+		t.Fatalf("the hold passed: layer %+v, want the top one", dt.Layer())
 	}
 }
 
