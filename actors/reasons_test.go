@@ -6,7 +6,7 @@ import "testing"
 // never change. As map keys the constants must also differ from one
 // another, or this does not compile.
 func TestReasonWords(t *testing.T) {
-	leaves := map[LeaveReason]string{
+	wantWords(t, "leave", map[LeaveReason]string{
 		ReasonLeft:             "left",
 		ReasonDisconnected:     "disconnected",
 		ReasonKicked:           "kicked",
@@ -22,13 +22,8 @@ func TestReasonWords(t *testing.T) {
 		ReasonServerRestart:    "server-restart",
 		ReasonRoomFailed:       "room-failed",
 		ReasonHidden:           "hidden",
-	}
-	for reason, word := range leaves {
-		if string(reason) != word {
-			t.Errorf("leave reason %q, want %q", reason, word)
-		}
-	}
-	ends := map[EndReason]string{
+	})
+	wantWords(t, "end", map[EndReason]string{
 		EndEmptyTimeout:   "empty-timeout",
 		EndSessionLength:  "session-length",
 		EndAutoClose:      "auto-close",
@@ -37,10 +32,15 @@ func TestReasonWords(t *testing.T) {
 		EndServerRestart:  "server-restart",
 		EndServerShutdown: "server-shutdown",
 		EndRoomFailed:     "room-failed",
-	}
-	for reason, word := range ends {
+	})
+}
+
+// wantWords checks that each reason of a kind is its word.
+func wantWords[R ~string](t *testing.T, kind string, words map[R]string) {
+	t.Helper()
+	for reason, word := range words {
 		if string(reason) != word {
-			t.Errorf("end reason %q, want %q", reason, word)
+			t.Errorf("%s reason %q, want %q", kind, reason, word)
 		}
 	}
 }

@@ -166,14 +166,10 @@ func TestCloseDuringTakeOverStartsNoRoom(t *testing.T) {
 	writes := map[string]*hold{"a": newHold(), "b": newHold()}
 	claims := map[string]*hold{"r": newHold()}
 	releaseAtEnd(t, writes["a"], writes["b"], claims["r"])
-	rooms, err := NewRooms(Config{Store: heldStore{Store: store, writes: writes},
+	rooms := runRooms(t, Config{Store: heldStore{Store: store, writes: writes},
 		Owners: heldOwners{storeOwners: storeOwners{store}, holds: claims}, RequestTimeout: poll.Timeout})
-	if err != nil {
-		t.Fatal(err)
-	}
 	closeCtx, cancel := context.WithTimeout(ctx, poll.Timeout)
 	defer cancel()
-	t.Cleanup(func() { rooms.Close(closeCtx) })
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -200,8 +196,7 @@ func TestCloseDuringTakeOverStartsNoRoom(t *testing.T) {
 	poll.Until(t, "room a to stop", func() bool { return rooms.Live() == 1 })
 
 	close(claims["r"].released)
-	err = <-takeover
-	if !errors.Is(err, ErrUnavailable) {
+	if err := <-takeover; !errors.Is(err, ErrUnavailable) {
 		t.Errorf("TakeOver while the node stops: %v, want ErrUnavailable", err)
 	}
 	close(writes["b"].released)
@@ -230,13 +225,9 @@ func TestCloseDuringTakeOverLoadGivesItUp(t *testing.T) {
 	store := clusterNode(t, endpoint, "node-b")
 	reads := map[string]*hold{"r": newHold()}
 	releaseAtEnd(t, reads["r"])
-	rooms, err := NewRooms(Config{Store: heldStore{Store: store, reads: reads}, Owners: storeOwners{store}, RequestTimeout: poll.Timeout})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rooms := runRooms(t, Config{Store: heldStore{Store: store, reads: reads}, Owners: storeOwners{store}, RequestTimeout: poll.Timeout})
 	closeCtx, cancel := context.WithTimeout(ctx, poll.Timeout)
 	defer cancel()
-	t.Cleanup(func() { rooms.Close(closeCtx) })
 
 	took := make(chan struct{})
 	go func() {

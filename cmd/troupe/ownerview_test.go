@@ -142,33 +142,12 @@ func TestOwnerHintForwardedRequestNamesTheOwner(t *testing.T) {
 func TestOwnerHintStaleOwnerRetried(t *testing.T) {
 	endpoint, nodes := startCluster(t, "node-a", "node-b")
 	a, b := nodes[0], nodes[1]
-
-	stale := nodeStore(t, endpoint, "node-old", 5*time.Second)
-	var hits atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		if r.Header.Get(httpapi.ForwardedByHeader) != "node-b" {
-			t.Errorf("request from %q, want node-b", r.Header.Get(httpapi.ForwardedByHeader))
-		}
-		// The room leaves this node, and node-a claims it, as it does a
-		// forwarded request.
-		if err := stale.Release(r.Context(), "r1"); err != nil {
-			t.Errorf("release r1: %v", err)
-		}
-		if err := createForwarded(r.Context(), a, "r1", "node-old"); err != nil {
-			t.Error(err)
-		}
-		owner, err := stale.Owner(r.Context(), "r1")
-		if err != nil {
-			t.Errorf("owner of r1: %v", err)
-		}
-		w.Header().Set(httpapi.OwnerHeader, owner)
+	hits := staleOwner(t, endpoint, a, func(w http.ResponseWriter, r *http.Request, handOver func() string) {
+		w.Header().Set(httpapi.OwnerHeader, handOver())
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": "room_unavailable"}})
-	}))
-	t.Cleanup(srv.Close)
-	standIn(t, stale, "node-old", srv.URL, "r1")
+	})
 
 	got := b.mustDo(200, "GET", "/api/v1/rooms/r1", "")
 	if got["id"] != "r1" || got["node_id"] != "node-a" {
@@ -211,6 +190,40 @@ func TestOwnerHintAfterRelease(t *testing.T) {
 	if n := ownerHints(t, b); n != hints {
 		t.Errorf("node-b counted %d more hints for a room no node owned", n-hints)
 	}
+}
+
+// staleOwner stands an HTTP server in for node-old, which owns r1 until a
+// call forwarded by node-b reaches it (as a node whose owner key another
+// node's hint still has), and returns the count of the calls it got.
+// serve answers each call; handOver, called where node-old would let the
+// room go, releases r1 and has node-a claim it, as a forwarded create does,
+// and returns the owner etcd names then.
+func staleOwner(t *testing.T, endpoint string, a *testServer, serve func(w http.ResponseWriter, r *http.Request, handOver func() string)) *atomic.Int32 {
+	t.Helper()
+	stale := nodeStore(t, endpoint, "node-old", 5*time.Second)
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.Header.Get(httpapi.ForwardedByHeader) != "node-b" {
+			t.Errorf("a call from %q, want node-b", r.Header.Get(httpapi.ForwardedByHeader))
+		}
+		serve(w, r, func() string {
+			if err := stale.Release(r.Context(), "r1"); err != nil {
+				t.Errorf("release r1: %v", err)
+			}
+			if err := createForwarded(r.Context(), a, "r1", "node-old"); err != nil {
+				t.Error(err)
+			}
+			owner, err := stale.Owner(r.Context(), "r1")
+			if err != nil {
+				t.Errorf("owner of r1: %v", err)
+			}
+			return owner
+		})
+	}))
+	t.Cleanup(srv.Close)
+	standIn(t, stale, "node-old", srv.URL, "r1")
+	return &hits
 }
 
 // createForwarded creates room id on s as a request forwarded by node from

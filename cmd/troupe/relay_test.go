@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,7 +14,6 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/troupe-media/troupe/bench/client"
-	"github.com/troupe-media/troupe/httpapi"
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/rtc/rtctest"
@@ -203,13 +200,7 @@ func TestRelayedJoinRefusalNamesTheOwner(t *testing.T) {
 func TestRelayedJoinStaleOwnerRetried(t *testing.T) {
 	endpoint, nodes := startCluster(t, "node-a", "node-b")
 	a, b := nodes[0], nodes[1]
-	stale := nodeStore(t, endpoint, "node-old", 5*time.Second)
-	var hits atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		if r.Header.Get(httpapi.ForwardedByHeader) != "node-b" {
-			t.Errorf("socket from %q, want node-b", r.Header.Get(httpapi.ForwardedByHeader))
-		}
+	hits := staleOwner(t, endpoint, a, func(w http.ResponseWriter, r *http.Request, handOver func() string) {
 		ws, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			t.Errorf("accept: %v", err)
@@ -220,21 +211,12 @@ func TestRelayedJoinStaleOwnerRetried(t *testing.T) {
 			t.Errorf("read the join: %v", err)
 			return
 		}
-		// The room leaves this node, and node-a claims it.
-		if err := stale.Release(r.Context(), "r1"); err != nil {
-			t.Errorf("release r1: %v", err)
-		}
-		if err := createForwarded(r.Context(), a, "r1", "node-old"); err != nil {
-			t.Error(err)
-		}
-		refusal := `{"type":"error","code":"room_unavailable","message":"moved","request":"join","owner":"node-a"}`
+		refusal := `{"type":"error","code":"room_unavailable","message":"moved","request":"join","owner":"` + handOver() + `"}`
 		if err := ws.Write(r.Context(), websocket.MessageText, []byte(refusal)); err != nil {
 			t.Errorf("write the refusal: %v", err)
 		}
 		_ = ws.Close(4503, "room_unavailable")
-	}))
-	t.Cleanup(srv.Close)
-	standIn(t, stale, "node-old", srv.URL, "r1")
+	})
 	tok, err := auth.Mint(auth.Key{ID: "TKcluster", Secret: strings.Repeat("s", 32)},
 		auth.JoinClaims(time.Now(), time.Hour, "r1", "alice", "Alice", auth.RoleSubscriber))
 	if err != nil {
