@@ -193,6 +193,17 @@ func toAPIError(err error) (_ *apiError, unexpected bool) {
 	if errors.As(err, &ve) {
 		return fieldError(ve.Field, ve.Reason), false
 	}
+	var tr *auth.RefusedError
+	if errors.As(err, &tr) {
+		// The reason says what is wrong with the token (expired, too
+		// long-lived, from another key...): an operator has something
+		// to go on, and nothing secret is in it.
+		msg := "invalid token: "
+		if errors.Is(err, auth.ErrExpiredToken) {
+			msg = "token expired: "
+		}
+		return newAPIError(http.StatusUnauthorized, codeUnauthorized, msg+tr.Reason), false
+	}
 	var np *actors.NotProvidedError
 	if errors.As(err, &np) {
 		// Something only a server that decodes media could do: say so,

@@ -28,7 +28,8 @@ const (
 	publicJoinKeys = 16384
 	// publicTokenTTL is the life of a token minted for a public room's
 	// link: the page reuses it to join again after a lost connection, and
-	// asks for a new one once it has expired.
+	// asks for a new one once it has expired. A shorter token max
+	// lifetime cuts it.
 	publicTokenTTL = time.Hour
 	// guestIDLen is the length of the random part of a guest's identity.
 	guestIDLen = 12
@@ -117,11 +118,12 @@ func (s *Server) publicToken(c *gin.Context) error {
 	identity := "guest-" + rand.Text()[:guestIDLen]
 	role := actors.RoomDefaultRole(info.Room)
 	now := s.cfg.Clock.Now().Truncate(time.Second)
-	token, err := auth.Mint(s.cfg.SigningKey, auth.JoinClaims(now, publicTokenTTL, string(id), identity, display, auth.Role(role)))
+	ttl := s.tokenTTL(publicTokenTTL)
+	token, err := auth.Mint(s.cfg.SigningKey, auth.JoinClaims(now, ttl, string(id), identity, display, auth.Role(role)))
 	if err != nil {
 		return err
 	}
-	writeJSON(c, http.StatusOK, publicTokenJSON{Token: token, ExpiresAt: now.Add(publicTokenTTL).UTC(), Identity: identity, Role: string(role)})
+	writeJSON(c, http.StatusOK, publicTokenJSON{Token: token, ExpiresAt: now.Add(ttl).UTC(), Identity: identity, Role: string(role)})
 	return nil
 }
 

@@ -240,7 +240,21 @@ const (
 	maxIdentityLen     = 128
 	maxParticipantName = 200
 	defaultTokenTTL    = time.Hour
+	// maxJoinTokenTTL is the longest ttl a join token request may ask
+	// for, unless the server's token max lifetime is shorter.
+	maxJoinTokenTTL = 24 * time.Hour
 )
+
+// maxTokenTTL is the longest a token minted here may live: what the
+// Verifier accepts (the server's token max lifetime, its one source),
+// and at most maxJoinTokenTTL.
+func (s *Server) maxTokenTTL() time.Duration {
+	return min(maxJoinTokenTTL, s.cfg.Verifier.MaxLifetime())
+}
+
+// tokenTTL is a default ttl cut to maxTokenTTL: the server never mints a
+// token it would refuse.
+func (s *Server) tokenTTL(ttl time.Duration) time.Duration { return min(ttl, s.maxTokenTTL()) }
 
 type tokenJSON struct {
 	Token     string    `json:"token"`
@@ -259,7 +273,7 @@ type tokenRequest struct {
 }
 
 func (s *Server) decodeTokenRequest(o *jsonObject) (tokenRequest, error) {
-	req := tokenRequest{role: auth.RolePublisher, ttl: defaultTokenTTL}
+	req := tokenRequest{role: auth.RolePublisher, ttl: s.tokenTTL(defaultTokenTTL)}
 	identity, err := nonNull[string](o, "identity", whatString)
 	if err != nil {
 		return req, err
@@ -305,12 +319,13 @@ func (s *Server) decodeTokenRequest(o *jsonObject) (tokenRequest, error) {
 	} else if md != nil {
 		req.metadata = *md
 	}
-	maxTTL := int64(s.cfg.MaxTokenTTL / time.Second)
+	maxTTL := int64(s.maxTokenTTL() / time.Second)
 	if ttl, err := nonNull[int64](o, "ttl", whatInt); err != nil {
 		return req, err
 	} else if ttl != nil {
 		if *ttl < 1 || *ttl > maxTTL {
-			return req, fieldError("ttl", "must be between 1 and "+strconv.FormatInt(maxTTL, 10)+" seconds")
+			return req, fieldError("ttl", "must be between 1 and "+strconv.FormatInt(maxTTL, 10)+
+				" seconds (at most 24 hours, and no more than the server's token max lifetime)")
 		}
 		req.ttl = time.Duration(*ttl) * time.Second
 	}

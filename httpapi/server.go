@@ -106,8 +106,6 @@ type Config struct {
 	// 0 turns rate limiting off.
 	RateLimit float64
 	RateBurst int
-	// MaxTokenTTL caps the ttl of minted join tokens; 0 means 24 hours.
-	MaxTokenTTL time.Duration
 	// Clock gives the time of rate limits, the token cache, minted tokens'
 	// expiry and idempotency records; nil means clock.System.
 	Clock clock.Clock
@@ -250,9 +248,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if cfg.MaxTokenTTL <= 0 {
-		cfg.MaxTokenTTL = 24 * time.Hour
 	}
 	if cfg.RateLimit < 0 {
 		return nil, errors.New("httpapi: Config.RateLimit must not be negative")

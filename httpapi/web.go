@@ -72,7 +72,8 @@ func serveFile(name, contentType, cacheControl string) gin.HandlerFunc {
 	}
 }
 
-// devTokenTTL is the life of a token from POST /dev/token.
+// devTokenTTL is the life of a token from POST /dev/token, unless the
+// token max lifetime is shorter.
 const devTokenTTL = time.Hour
 
 // devTokensOn makes POST /dev/token an unknown route, before anything else
@@ -110,10 +111,11 @@ func (s *Server) devToken(c *gin.Context) error {
 		return err
 	}
 	now := s.cfg.Clock.Now().Truncate(time.Second)
-	token, err := auth.Mint(s.cfg.SigningKey, auth.JoinClaims(now, devTokenTTL, room, identity, name, auth.RolePublisher))
+	ttl := s.tokenTTL(devTokenTTL)
+	token, err := auth.Mint(s.cfg.SigningKey, auth.JoinClaims(now, ttl, room, identity, name, auth.RolePublisher))
 	if err != nil {
 		return err
 	}
-	writeJSON(c, http.StatusOK, tokenJSON{Token: token, ExpiresAt: now.Add(devTokenTTL).UTC()})
+	writeJSON(c, http.StatusOK, tokenJSON{Token: token, ExpiresAt: now.Add(ttl).UTC()})
 	return nil
 }

@@ -113,7 +113,7 @@ func (f *apiFlags) localToken() (string, error) {
 			return "", fmt.Errorf("no token: pass --token or TROUPE_TOKEN, or run where the server's key is (--data-dir): %w", err)
 		}
 	}
-	return auth.Mint(key, auth.AdminClaims(time.Now(), cliTokenTTL))
+	return auth.Mint(key, auth.AdminClaims(time.Now(), cfg.tokenTTL(cliTokenTTL)))
 }
 
 // apiClient calls one server's REST API with one token.

@@ -43,7 +43,8 @@ const (
 	// after it whatever happened.
 	shutdownTimeout = 30 * time.Second
 
-	// bannerTokenTTL is the lifetime of the admin token printed at start.
+	// bannerTokenTTL is the lifetime of the admin token printed at start,
+	// unless --token-max-lifetime is shorter.
 	bannerTokenTTL = 24 * time.Hour
 )
 
@@ -594,19 +595,20 @@ func dialableAddr(a net.Addr) string {
 // start created. Later starts print nothing: they log where the key is and
 // how to mint a token instead.
 func printBanner(w io.Writer, cfg Config, key auth.Key, baseURL string) error {
-	token, err := auth.Mint(key, auth.AdminClaims(time.Now(), bannerTokenTTL))
+	ttl := cfg.tokenTTL(bannerTokenTTL)
+	token, err := auth.Mint(key, auth.AdminClaims(time.Now(), ttl))
 	if err != nil {
 		return err
 	}
 	_, err = fmt.Fprintf(w, `Troupe is ready at %[1]s (API key %[2]s, saved in %[3]s).
-Admin token, valid for 24h:
+Admin token, valid for %[6]s:
 
     export TOKEN=%[4]s
     curl -H "Authorization: Bearer $TOKEN" %[1]s/api/v1/rooms
 
 More tokens: troupe token --data-dir %[5]s --admin
 Web page: %[1]s/ (join tokens from POST /api/v1/rooms/{id}/tokens, or start with --dev-join-tokens)
-`, baseURL, key.ID, filepath.Join(cfg.DataDir, keysFile), token, cfg.DataDir)
+`, baseURL, key.ID, filepath.Join(cfg.DataDir, keysFile), token, cfg.DataDir, shortDuration(ttl))
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,7 +34,7 @@ line of the output, so TOKEN=$(troupe token --admin | tail -n1) works.`,
 	f.StringVar(&identity, "identity", "", "participant identity of a join token")
 	f.StringVar(&name, "name", "", "participant display name of a join token (default: the identity)")
 	f.StringVar(&role, "role", "", "publisher, subscriber or moderator")
-	f.DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token is valid")
+	f.DurationVar(&ttl, "ttl", defaultTokenTTL, "how long the token is valid (a shorter --token-max-lifetime cuts the default)")
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := cf.load(os.Getenv)
@@ -43,11 +44,40 @@ line of the output, so TOKEN=$(troupe token --admin | tail -n1) works.`,
 		if err := cfg.validateKey(); err != nil {
 			return err
 		}
+		if !cmd.Flags().Changed("ttl") {
+			ttl = cfg.tokenTTL(ttl)
+		}
 		req := tokenRequest{admin: admin, room: room, identity: identity, name: name, role: role, ttl: ttl,
 			maxTTL: cfg.TokenMaxLifetime}
 		return mintToken(cmd.OutOrStdout(), cfg, req, time.Now())
 	}
 	return cmd
+}
+
+// defaultTokenTTL is how long a token from `troupe token` is valid
+// unless --ttl says otherwise.
+const defaultTokenTTL = 24 * time.Hour
+
+// tokenTTL is a default lifetime cut to --token-max-lifetime: a token
+// Troupe mints by default is one its servers accept. An explicit --ttl
+// is not cut but refused when longer.
+func (c Config) tokenTTL(ttl time.Duration) time.Duration {
+	if c.TokenMaxLifetime > 0 {
+		return min(ttl, c.TokenMaxLifetime)
+	}
+	return ttl
+}
+
+// shortDuration writes d as people do: 24h, 30m, 1h30m, 90s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 type tokenRequest struct {

@@ -216,41 +216,82 @@ func NewVerifierWith(cfg VerifierConfig, keys ...Key) (*Verifier, error) {
 // MaxLifetime is how far ahead a token's exp may be.
 func (v *Verifier) MaxLifetime() time.Duration { return v.maxLifetime }
 
-// Verify parses token and returns its claims. Errors wrap ErrInvalidToken or
-// ErrExpiredToken.
+// Verify parses token and returns its claims. Errors are *RefusedError,
+// wrapping ErrInvalidToken or ErrExpiredToken.
 func (v *Verifier) Verify(token string) (*Claims, error) {
 	var c Claims
 	t, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		iss, _ := t.Claims.GetIssuer()
 		secret, ok := v.secrets[iss]
 		if !ok {
-			return nil, fmt.Errorf("unknown api key %q", iss)
+			return nil, errUnknownIssuer
 		}
 		return secret, nil
 	})
-	switch {
-	case err == nil:
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return nil, fmt.Errorf("%w: %v", ErrExpiredToken, err)
-	default:
-		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	if err != nil {
+		return nil, refusal(err, &c)
 	}
 	if err := v.numericDates(t); err != nil {
 		return nil, err
 	}
 	if ahead := time.Until(c.ExpiresAt.Time); ahead > v.maxLifetime+Leeway {
-		return nil, fmt.Errorf("%w: exp is %v ahead, more than the %v a token may live", ErrInvalidToken,
-			ahead.Round(time.Second), v.maxLifetime)
+		return nil, refused(ErrInvalidToken, fmt.Sprintf("its exp is %v ahead, more than the %v a token may live on this server (token max lifetime)",
+			ahead.Round(time.Second), v.maxLifetime))
 	}
 	if c.Room != "" || c.Role != "" {
 		if c.Subject == "" || c.Room == "" {
-			return nil, fmt.Errorf("%w: join token needs room and sub", ErrInvalidToken)
+			return nil, refused(ErrInvalidToken, "a join token needs room and sub")
 		}
 		if _, err := ParseRole(string(c.Role)); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+			return nil, refused(ErrInvalidToken, err.Error())
 		}
 	}
 	return &c, nil
+}
+
+// RefusedError is a token that was refused, with a reason its bearer may
+// read: what is wrong with the token, in Troupe's words, never a secret.
+// It wraps ErrInvalidToken or ErrExpiredToken.
+type RefusedError struct {
+	// Reason says why, as in "invalid token: <Reason>".
+	Reason string
+	kind   error
+}
+
+func refused(kind error, reason string) *RefusedError {
+	return &RefusedError{Reason: reason, kind: kind}
+}
+
+func (e *RefusedError) Error() string { return e.kind.Error() + ": " + e.Reason }
+func (e *RefusedError) Unwrap() error { return e.kind }
+
+// reasonMalformed: a token that is not a JWT Troupe can read.
+const reasonMalformed = "not a well-formed token (a JWT whose claims Troupe reads)"
+
+// errUnknownIssuer is the key lookup's failure: an iss with no key here.
+var errUnknownIssuer = errors.New("unknown issuer")
+
+// refusal words the parser's error. Claims are only checked once the
+// signature verifies, so a reason about them goes to a bearer whose
+// token was signed by a key of this server.
+func refusal(err error, c *Claims) *RefusedError {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return refused(ErrInvalidToken, reasonMalformed)
+	case errors.Is(err, errUnknownIssuer):
+		return refused(ErrInvalidToken, "signed with an API key this server does not know (its iss)")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return refused(ErrInvalidToken, "its signature does not verify (HS256 with the API key's secret)")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return refused(ErrInvalidToken, "it has no exp")
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return refused(ErrExpiredToken, "its exp passed at "+c.ExpiresAt.UTC().Format(time.RFC3339))
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return refused(ErrInvalidToken, "it was issued in the future: its iat is ahead of the server's clock")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return refused(ErrInvalidToken, "it is not valid yet: its nbf is ahead of the server's clock")
+	}
+	return refused(ErrInvalidToken, "its claims cannot be read")
 }
 
 // numericDates refuses a token whose exp, nbf or iat is not a JSON number
@@ -258,15 +299,15 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 func (v *Verifier) numericDates(t *jwt.Token) error {
 	parts := strings.Split(t.Raw, ".")
 	if len(parts) != 3 {
-		return fmt.Errorf("%w: not three segments", ErrInvalidToken)
+		return refused(ErrInvalidToken, reasonMalformed)
 	}
 	payload, err := v.parser.DecodeSegment(parts[1])
 	if err != nil {
-		return fmt.Errorf("%w: payload: %v", ErrInvalidToken, err)
+		return refused(ErrInvalidToken, reasonMalformed)
 	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(payload, &raw); err != nil {
-		return fmt.Errorf("%w: payload: %v", ErrInvalidToken, err)
+		return refused(ErrInvalidToken, reasonMalformed)
 	}
 	for _, name := range []string{"exp", "nbf", "iat"} {
 		b, ok := raw[name]
@@ -277,7 +318,7 @@ func (v *Verifier) numericDates(t *jwt.Token) error {
 		// A JSON number starts with a digit or a minus; a string, null,
 		// or anything else is not a NumericDate.
 		if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) || json.Unmarshal(b, &n) != nil {
-			return fmt.Errorf("%w: %s must be a number of seconds (NumericDate), not %s", ErrInvalidToken, name, b)
+			return refused(ErrInvalidToken, name+" must be a number of seconds (NumericDate)")
 		}
 	}
 	return nil

@@ -104,8 +104,14 @@ func TestVerifyRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := v.Verify(tt.token); !errors.Is(err, tt.want) {
+			_, err := v.Verify(tt.token)
+			if !errors.Is(err, tt.want) {
 				t.Fatalf("Verify = %v, want %v", err, tt.want)
+			}
+			// Every refusal has a reason to show its bearer.
+			var re *RefusedError
+			if !errors.As(err, &re) || re.Reason == "" || strings.Contains(re.Reason, k.Secret) {
+				t.Fatalf("Verify = %v, want a *RefusedError with a reason", err)
 			}
 		})
 	}
