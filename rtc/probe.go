@@ -360,7 +360,8 @@ func (p *prober) closeLocked() {
 // sent and stamped with its timestamp, and returns how many went out.
 // Only between frames: a receiver takes a frame from consecutive sequence
 // numbers. A down-track paused for bandwidth is between frames until it
-// resumes on a keyframe; one its subscriber paused gets nothing.
+// resumes on a keyframe, even one paused before its first packet; one its
+// subscriber paused gets nothing.
 func (dt *DownTrack) sendPadding(n int, hdr *rtp.Header) int {
 	dt.wmu.Lock()
 	defer dt.wmu.Unlock()
@@ -368,8 +369,20 @@ func (dt *DownTrack) sendPadding(n int, hdr *rtp.Header) int {
 	b := dt.bound.Load()
 	// A down-track its subscriber paused is sent nothing, padding
 	// included: a probe started on it before the pause runs on.
-	if w.stopped || b == nil || !w.rw.started || !dt.ready.Load() || dt.paused.Load() {
+	if w.stopped || b == nil || !dt.ready.Load() || dt.paused.Load() {
 		return 0
+	}
+	if !w.rw.started {
+		// Paused for bandwidth before its first packet (the estimate fell
+		// while the connection carried only audio): without padding no
+		// probe could ever lift the pause, so the padding starts the
+		// stream, and the media, once resumed, continues it. A stream not
+		// paused starts with its media.
+		if !dt.bwePaused.Load() {
+			return 0
+		}
+		w.rw.startEmpty()
+		w.lastSent = time.Now()
 	}
 	if !dt.bwePaused.Load() && w.src != nil && !w.hdr.Marker {
 		return 0

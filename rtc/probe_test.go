@@ -90,6 +90,58 @@ func TestPaddingBetweenFrames(t *testing.T) {
 	}
 }
 
+// TestPaddingBeforeFirstPacket: a down-track paused for bandwidth before
+// it sent anything (the estimate fell while the connection carried only
+// audio, as it did for a Firefox subscriber on a loaded machine) takes a
+// probe's padding, or no probe could ever resume it; once resumed, its
+// media goes on from the padding's numbers, later in time.
+func TestPaddingBeforeFirstPacket(t *testing.T) {
+	fx := newFixture(t, vp8Codec)
+	sub := &memContext{id: "p", ssrc: 77, record: true}
+	dt := fx.downTrack(sub)
+	if err := fx.f.AddSubscriber(dt); err != nil {
+		t.Fatal(err)
+	}
+	dt.TransportReady() // the connection is up
+	dt.setBandwidthCap(LayerAuto, true)
+	var hdr rtp.Header
+	if n := dt.sendPadding(3, &hdr); n != 3 {
+		t.Fatalf("%d padding packets sent to a down-track paused before its first packet, want 3", n)
+	}
+	dt.setBandwidthCap(LayerAuto, false)
+	for i := range 2 { // a keyframe of two packets
+		raw := rawRTP(t, 96, uint16(500+i), 9000, i == 0, rtctest.CounterPayload(uint32(i), 40))
+		if i == 1 {
+			raw[1] |= 0x80
+		}
+		fx.track.in <- raw
+	}
+	poll.Until(t, "the keyframe forwarded", func() bool { return sub.count() == 5 })
+	sent := sub.sent()
+	for i, p := range sent {
+		if padding := i < 3; padding != (p.hdr.Padding && len(p.payload) == 0) {
+			t.Fatalf("packet %d: padding %v (%d bytes of payload), want %v", i, p.hdr.Padding, len(p.payload), padding)
+		}
+		if i > 0 && p.hdr.SequenceNumber != sent[i-1].hdr.SequenceNumber+1 {
+			t.Fatalf("packet %d: sequence number %d after %d", i, p.hdr.SequenceNumber, sent[i-1].hdr.SequenceNumber)
+		}
+	}
+	if d := int32(sent[3].hdr.Timestamp - sent[2].hdr.Timestamp); d <= 0 {
+		t.Fatalf("the keyframe's timestamp %d is not after the padding's %d", sent[3].hdr.Timestamp, sent[2].hdr.Timestamp)
+	}
+	// Not paused, a down-track that has sent nothing waits for its media.
+	fx2 := newFixture(t, vp8Codec)
+	idle := &memContext{id: "q", ssrc: 78, record: true}
+	dt2 := fx2.downTrack(idle)
+	if err := fx2.f.AddSubscriber(dt2); err != nil {
+		t.Fatal(err)
+	}
+	dt2.TransportReady()
+	if n := dt2.sendPadding(3, &hdr); n != 0 || idle.count() != 0 {
+		t.Fatalf("%d padding packets sent to a down-track not paused that has sent nothing", n)
+	}
+}
+
 // A probe's result is the rate its packets arrived at, when nearly all
 // did and their arrivals are spread as their sending was; nothing when
 // too many are lost or they came in one burst.

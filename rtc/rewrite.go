@@ -51,6 +51,15 @@ func (r *rewriter) begin(p *packet, nextTS uint32) {
 	}
 }
 
+// startEmpty starts the stream before its first packet, at random values
+// as begin would, for padding sent ahead of any media; the first source
+// then continues from the padding.
+func (r *rewriter) startEmpty() {
+	r.lastSeq = uint16(rand.Uint32())
+	r.lastTS = rand.Uint32()
+	r.started = true
+}
+
 // next returns p's sequence number and timestamp in the subscriber's
 // stream, and notes how far the stream has gone.
 func (r *rewriter) next(p *packet) (seq uint16, ts uint32) {
