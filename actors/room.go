@@ -160,6 +160,8 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		a.respond(ctx, a.setSubscription(ctx, m))
 	case *crashRoom:
 		panic("room actor: crash requested by a test")
+	case *countRoom:
+		a.respond(ctx, a.counts())
 	case *actorpb.CreateRoom:
 		if a.life.unclaimed {
 			a.respond(ctx, a.createUnclaimedReply(ctx, m))
