@@ -156,6 +156,8 @@ func (a *roomActor) Receive(ctx actor.Context) {
 		}
 		a.crashAtStop = true
 		a.respond(ctx, &errorReply{})
+	case *countRoom:
+		a.respond(ctx, a.counts())
 	case *actorpb.CreateRoom:
 		if a.life.unclaimed {
 			a.respond(ctx, a.createUnclaimedReply(ctx, m))

@@ -205,3 +205,33 @@ func (a *roomActor) memberTerminated(ctx actor.Context, pid *actor.PID) {
 		ctx.SetReceiveTimeout(a.deps.cfg.PassivateAfter)
 	}
 }
+
+// countRoom asks a room actor how much it holds for its members, for the
+// tests that check that people coming and going leave nothing behind in
+// a room that lives on. It is unexported, like crashRoom, so that nothing
+// outside this package can send it.
+type countRoom struct{}
+
+// roomCounts is the reply to countRoom: the lengths of the room actor's
+// tables that grow with its members.
+type roomCounts struct {
+	Members, Order, Tracks, Subscriptions     int
+	SessionMembers, SessionTimers, ChatLimits int
+	Joins, Hands, SpeakerUpdates              int
+}
+
+func (a *roomActor) counts() *roomCounts {
+	c := &roomCounts{Members: len(a.members), Order: len(a.order), Joins: len(a.joins),
+		Hands: len(a.life.hands), SpeakerUpdates: len(a.speakers.updates)}
+	for _, m := range a.members {
+		c.Tracks += len(m.tracks)
+		c.Subscriptions += len(m.subscribed)
+	}
+	if s := a.session; s != nil {
+		c.SessionMembers, c.SessionTimers = len(s.members), len(s.timers)
+		if s.chat != nil {
+			c.ChatLimits = len(s.chat.limits)
+		}
+	}
+	return c
+}

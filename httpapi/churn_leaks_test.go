@@ -17,7 +17,7 @@ func TestWHIPClientClosingItsPeerLeaves(t *testing.T) {
 	s := h.s
 	s.createRoom(t, `{"id":"gone","name":"Gone"}`)
 	// A watcher keeps the session open, so that its history can be read.
-	h.subscriber(t, "gone", "watcher")
+	h.subscriber(t, "gone", "watcher", false)
 	ses := s.activeSession(t, "gone")
 	encoder := h.whipPublisher(t, "gone", "encoder")
 	viewer := h.whepViewer(t, "gone", "viewer")

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,7 +270,12 @@ func (h *churnHarness) cycle(t *testing.T, i int) {
 	t.Helper()
 	s := h.s
 	room := fmt.Sprintf("churn-%d", i)
-	s.createRoom(t, `{"id":"`+room+`","name":"Churn","config":{"recording_enabled":true,"empty_timeout":0}}`)
+	body := `{"id":"` + room + `","name":"Churn","config":{"recording_enabled":true,"empty_timeout":0}}`
+	create := func() response { return s.do(t, http.MethodPost, "/api/v1/rooms", body, idemKey(room)) }
+	mustStatus(t, create(), http.StatusCreated)
+	if r := create(); r.status != http.StatusCreated || r.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("the create retried: %d, replayed %q", r.status, r.header.Get("Idempotent-Replayed"))
+	}
 	defer func() {
 		if !t.Failed() {
 			h.open = nil // all closed
@@ -276,9 +283,11 @@ func (h *churnHarness) cycle(t *testing.T, i int) {
 	}()
 
 	pub := h.signalingPublisher(t, room, "pub")
-	sub := h.subscriber(t, room, "sub")
+	h.socketDroppedBeforeJoin(t)
+	sub := h.subscriber(t, room, "sub", i%2 == 1)
 	sub.waitMedia(t)
 	h.renegotiate(t, room, sub)
+	sub.raiseHand(t, pub)
 	rec := s.startRecording(t, room, `{}`)
 
 	whip := h.whipPublisher(t, room, "encoder")
@@ -317,15 +326,24 @@ type churnMember struct {
 	name   string
 	media  *publisher
 	tracks kindReceivers
+	// hands counts the hands messages that list a raised hand.
+	hands atomic.Int32
 }
 
-func (h *churnHarness) dial(t *testing.T, room, identity string, m *churnMember) {
+// dial joins room as identity, with the token in the URL or, if
+// byMessage, in a join message on a socket opened without one.
+func (h *churnHarness) dial(t *testing.T, room, identity string, byMessage bool, m *churnMember) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	c, err := client.Dial(ctx, client.Config{
 		URL: h.s.srv.URL, Token: h.s.joinToken(t, room, identity, auth.RolePublisher), API: h.api,
-		Logger: h.log, OnTrack: m.tracks.onTrack,
+		Logger: h.log, OnTrack: m.tracks.onTrack, JoinMessage: byMessage,
+		OnMessage: func(b []byte) {
+			if bytes.Contains(b, []byte(`"type":"hands"`)) && bytes.Contains(b, []byte(`"raised_at"`)) {
+				m.hands.Add(1)
+			}
+		},
 	})
 	if err != nil {
 		t.Fatalf("%s joins %s: %v", identity, room, err)
@@ -339,7 +357,7 @@ func (h *churnHarness) dial(t *testing.T, room, identity string, m *churnMember)
 func (h *churnHarness) signalingPublisher(t *testing.T, room, identity string) *churnMember {
 	t.Helper()
 	m := &churnMember{media: newPublisher(t)}
-	h.dial(t, room, identity, m)
+	h.dial(t, room, identity, false, m)
 	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 	senders, err := m.Publish(ctx, m.media.video.Track, m.media.audio.Track)
@@ -353,12 +371,37 @@ func (h *churnHarness) signalingPublisher(t *testing.T, room, identity string) *
 	return m
 }
 
-// subscriber joins room, where someone publishes.
-func (h *churnHarness) subscriber(t *testing.T, room, identity string) *churnMember {
+// subscriber joins room, where someone publishes; see dial for
+// byMessage.
+func (h *churnHarness) subscriber(t *testing.T, room, identity string, byMessage bool) *churnMember {
 	t.Helper()
 	m := &churnMember{}
-	h.dial(t, room, identity, m)
+	h.dial(t, room, identity, byMessage, m)
 	return m
+}
+
+// raiseHand raises m's hand and waits until other hears of it; the hand
+// goes down with m.
+func (m *churnMember) raiseHand(t *testing.T, other *churnMember) {
+	t.Helper()
+	if err := m.Send(map[string]any{"type": "hand", "raised": true}); err != nil {
+		t.Fatalf("%s raises its hand: %v", m.name, err)
+	}
+	poll.Until(t, other.name+" told of "+m.name+"'s hand", func() bool { return other.hands.Load() > 0 })
+}
+
+// socketDroppedBeforeJoin opens a signaling socket without a token, which
+// the server counts among those waiting for their join message, and drops
+// it before sending one.
+func (h *churnHarness) socketDroppedBeforeJoin(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, h.s.wsURL("/rtc"), nil)
+	if err != nil {
+		t.Fatalf("a socket without a token: %v", err)
+	}
+	_ = ws.CloseNow()
 }
 
 // waitMedia waits for packets of video and audio.

@@ -742,12 +742,12 @@ func (p *Peer) closeDownTrack(dt *DownTrack) {
 // rather take a section the client sends on, whose codecs are the
 // client's (an H.264-only camera's section cannot carry VP8), so while
 // the client has a section of dt's kind that pion could take, the track
-// gets a new section instead.
+// gets a new section instead. pion takes none that the client only sends
+// on (sendonly, or inactive once its track went): a client that publishes
+// that way gets the sections freed by removed sources back, rather than a
+// description that grows by a section for every track that ever came.
 func (p *Peer) addSendTrack(dt *DownTrack) (*webrtc.RTPSender, error) {
-	for _, tr := range p.pc.GetTransceivers() {
-		if tr.Kind() != dt.Kind() || tr.Sender() != nil || tr.Mid() == "" || p.ownMids[tr.Mid()] {
-			continue
-		}
+	if p.clientSectionTakeable(dt.Kind()) {
 		tr, err := p.pc.AddTransceiverFromTrack(dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 		if err != nil {
 			return nil, err
@@ -755,6 +755,47 @@ func (p *Peer) addSendTrack(dt *DownTrack) (*webrtc.RTPSender, error) {
 		return tr.Sender(), nil
 	}
 	return p.pc.AddTrack(dt)
+}
+
+// clientSectionTakeable reports whether the client has a section of kind
+// that pion's AddTrack could send on: one with no sender that the
+// client's description lets the server send on. Without a description to
+// tell, any might be.
+func (p *Peer) clientSectionTakeable(kind webrtc.RTPCodecType) bool {
+	var dirs map[string]string
+	if d := p.pc.CurrentRemoteDescription(); d != nil {
+		if parsed, err := parseDescription(d.Type, d.SDP); err == nil {
+			dirs = sectionDirections(parsed)
+		}
+	}
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Kind() != kind || tr.Sender() != nil || tr.Mid() == "" || p.ownMids[tr.Mid()] {
+			continue
+		}
+		if dir := dirs[tr.Mid()]; dir != "sendonly" && dir != "inactive" {
+			return true
+		}
+	}
+	return false
+}
+
+// sectionDirections maps the mid of each of d's sections to its direction
+// attribute (sendrecv when it has none, as RFC 3264 has it).
+func sectionDirections(d *sdp.SessionDescription) map[string]string {
+	out := make(map[string]string, len(d.MediaDescriptions))
+	for _, md := range d.MediaDescriptions {
+		mid, ok := md.Attribute(sdp.AttrKeyMID)
+		if !ok {
+			continue
+		}
+		out[mid] = "sendrecv"
+		for _, dir := range []string{"sendrecv", "sendonly", "recvonly", "inactive"} {
+			if _, ok := md.Attribute(dir); ok {
+				out[mid] = dir
+			}
+		}
+	}
+	return out
 }
 
 // nameMid gives a transceiver the server created a mid of the server's
