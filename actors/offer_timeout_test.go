@@ -43,7 +43,8 @@ func (n *slowNet) Interfaces() ([]*transport.Interface, error) {
 // A WHIP offer whose ICE gathering takes longer than the request timeout,
 // though less than the server's wait for gathering (rtc.GatherTimeout), is
 // answered with the server's candidates: a slow but healthy join is not
-// refused as an actor that did not answer (ErrUnavailable, a 503).
+// refused as an actor that did not answer (ErrUnavailable, a 503). Nor is
+// an ICE restart.
 func TestOfferWaitsForSlowGathering(t *testing.T) {
 	const requestTimeout = 2 * time.Second
 	host, err := stdnet.NewNet()
@@ -100,5 +101,40 @@ func TestOfferWaitsForSlowGathering(t *testing.T) {
 	}
 	if !strings.Contains(answer, "a=candidate:") {
 		t.Fatalf("the answer carries no candidate:\n%s", answer)
+	}
+
+	// An ICE restart gathers again, as slowly: its answer too waits for
+	// the server's new candidates.
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	restart, err := pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(restart); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+	frag, err := rtc.ICEFragmentOf(pc.LocalDescription().SDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow.slowed.Store(false)
+	slow.armed.Store(true)
+	res, err := p.PatchICE(ctx, ICEPatch{Fragment: frag.String(), IfMatch: []string{"*"}})
+	if err != nil {
+		t.Fatalf("an ICE restart whose gathering takes %v, with a request timeout of %v: %v", slow.delay, requestTimeout, err)
+	}
+	if !slow.slowed.Load() {
+		t.Fatal("the restart's gathering never listed the interfaces: it was not slowed")
+	}
+	if !strings.Contains(res.Restart, "a=candidate:") {
+		t.Fatalf("the restart's answer carries no candidate: %q", res.Restart)
 	}
 }

@@ -271,6 +271,7 @@ type Participant struct {
 	RoomID RoomID
 	pid    *actor.PID
 	rooms  *Rooms
+	kind   ClientKind
 }
 
 // Offer applies the client's offer and returns the server's answer. WHIP
@@ -292,8 +293,13 @@ func (p *Participant) OfferTracks(ctx context.Context, sdp string, sources map[s
 			return "", invalid("sources."+mid, "must be one of %s", sourceNames())
 		}
 	}
-	// A WHIP or WHEP answer waits for the server's candidates.
-	reply, err := p.requestWithin(ctx, &clientOffer{sdp: sdp, sources: sources}, OfferTimeout(p.rooms.cfg.RequestTimeout))
+	timeout := p.rooms.cfg.RequestTimeout
+	if p.kind != ClientSignaling {
+		// A WHIP or WHEP answer waits for the server's candidates; a
+		// signaling client's trickle.
+		timeout = OfferTimeout(timeout)
+	}
+	reply, err := p.requestWithin(ctx, &clientOffer{sdp: sdp, sources: sources}, timeout)
 	if err != nil {
 		return "", err
 	}
@@ -432,7 +438,7 @@ func (r *Rooms) Join(ctx context.Context, roomID RoomID, req JoinRequest) (*Part
 		r.metrics.joinRefused(err)
 		return nil, nil, err
 	}
-	p := &Participant{ID: reply.info.Participant.ID, RoomID: roomID, pid: reply.pid, rooms: r}
+	p := &Participant{ID: reply.info.Participant.ID, RoomID: roomID, pid: reply.pid, rooms: r, kind: req.Kind}
 	return p, reply.info, nil
 }
 

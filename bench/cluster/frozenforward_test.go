@@ -11,8 +11,10 @@ import (
 )
 
 // forwardTimeout is how long a node waits for a frozen owner's answer: the
-// nodes' ForwardTimeout at the default --request-timeout of 2 s.
-const forwardTimeout = 5 * time.Second
+// nodes' ForwardTimeout at the default --request-timeout of 2 s (the
+// request timeout, a WHIP or WHEP offer's bound of 2 s and 3 s for ICE
+// gathering, and a second).
+const forwardTimeout = 8 * time.Second
 
 // A REST call and a join message through a node that forwards them to an
 // owner frozen with SIGSTOP (its kernel still takes the connection and the

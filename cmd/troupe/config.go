@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -433,10 +434,22 @@ func (c Config) validateMetricsAddr() error {
 		return fmt.Errorf("%w: --metrics-addr %q: must differ from --http-addr, which then serves no /metrics", ErrInvalidConfig, c.MetricsAddr)
 	}
 	ip, _, _ := strings.Cut(host, "%")
-	if a := net.ParseIP(ip); a != nil && !a.IsLoopback() && !a.IsPrivate() && !a.IsUnspecified() && !a.IsLinkLocalUnicast() {
+	if a, err := netip.ParseAddr(ip); err == nil && !privateAddr(a.Unmap()) {
 		return fmt.Errorf("%w: --metrics-addr %q: /metrics is unauthenticated there: give a loopback or private address", ErrInvalidConfig, c.MetricsAddr)
 	}
 	return nil
+}
+
+// sharedAddressSpace is RFC 6598's 100.64.0.0/10, which carriers' NATs and
+// overlay networks use: not reachable from the internet.
+var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
+
+// privateAddr reports whether a is an address the internet cannot reach:
+// loopback, private (RFC 1918, IPv6 unique local), shared (RFC 6598),
+// link-local, or unspecified (every interface, for a container whose
+// interfaces are private).
+func privateAddr(a netip.Addr) bool {
+	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsUnspecified() || sharedAddressSpace.Contains(a)
 }
 
 // validateTURN checks the built-in TURN server's settings, which matter
