@@ -222,3 +222,40 @@ func TestCloseStopsARoomThatPanicsAtStop(t *testing.T) {
 		}
 	}
 }
+
+// The requests a room has in its mailbox when it is stopped for failing,
+// and those that come while it stops, are refused with ErrRoomFailed at
+// once rather than left to wait out their timeout, and none starts the
+// room again; the failure counts once.
+func TestFailedRoomRefusesTheRequestsItHeld(t *testing.T) {
+	env := newTestEnv(t, func(c *Config) { c.RequestTimeout = poll.Timeout })
+	ctx := context.Background()
+	createRoom(t, env, "r", nil)
+	for range roomRestartLimit + 1 {
+		crash(env, "r")
+	}
+	// Routed behind the crashes: most wait in the room's mailbox, or in the
+	// registry while it stops.
+	errs := make(chan error, 8)
+	for range cap(errs) {
+		go func() {
+			_, err := env.rooms.request(ctx, "r", &actorpb.GetRoom{})
+			errs <- err
+		}()
+	}
+	for range cap(errs) {
+		if err := <-errs; !errors.Is(err, ErrRoomFailed) {
+			t.Errorf("request sent with the crashes: %v, want ErrRoomFailed", err)
+		}
+	}
+	poll.Until(t, "the failed room's actor to stop", func() bool { return env.rooms.Live() == 0 })
+	if n := testutil.ToFloat64(env.rooms.metrics.failures); n != 1 {
+		t.Errorf("%v failures counted, want 1", n)
+	}
+	if f := env.rooms.failure("r"); f == nil || f.Count != 1 {
+		t.Errorf("failure %+v, want the first", f)
+	}
+	if n := testutil.ToFloat64(env.rooms.metrics.passivations); n != 0 {
+		t.Errorf("%v passivations counted, want none", n)
+	}
+}

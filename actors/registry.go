@@ -123,6 +123,8 @@ func (g *registry) route(ctx actor.Context, roomID RoomID, msg any, sender *acto
 	case g.stopping:
 		refuse(ctx, sender, errShuttingDown)
 		return
+	case !ok && g.refuseFailedRoom(ctx, roomID, msg, sender):
+		return
 	case !ok && owners != nil && !forwarded && g.elsewhere(ctx, roomID, sender):
 		return
 	case !ok && owners != nil && g.createUnclaimed(ctx, roomID, msg, sender, forwarded):
@@ -167,6 +169,20 @@ func (g *registry) stop(ctx actor.Context) {
 			delete(g.byID, id)
 		}
 	}
+}
+
+// refuseFailedRoom refuses a request for a room held failed that has no
+// actor (one held while the failed actor stopped, or that passed
+// Rooms.request's check before the room failed), rather than start the
+// room in its cool-down; an operator's goes through (refuseFailed). It
+// reports whether it refused.
+func (g *registry) refuseFailedRoom(ctx actor.Context, roomID RoomID, msg any, sender *actor.PID) bool {
+	err := g.rooms.refuseFailed(roomID, msg)
+	if err == nil {
+		return false
+	}
+	refuse(ctx, sender, err)
+	return true
 }
 
 // refuse answers sender, if the request has one, with err.
@@ -319,7 +335,7 @@ func (g *registry) terminated(ctx actor.Context, who *actor.PID) {
 	if e == nil {
 		return
 	}
-	if e.stopping && !e.dropped && !e.unowned {
+	if e.stopping && !e.dropped && !e.unowned && !e.life.failed.Load() {
 		g.rooms.metrics.passivations.Inc()
 	}
 	if len(e.held) == 0 {

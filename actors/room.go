@@ -87,6 +87,9 @@ type passivate struct{ who *actor.PID }
 type crashRoom struct{ atStop bool }
 
 func (a *roomActor) Receive(ctx actor.Context) {
+	if a.refuseFailing(ctx) {
+		return
+	}
 	// Changes without a reply of their own (a member leaving, a timer)
 	// reach readers too.
 	defer a.publish()

@@ -63,7 +63,7 @@ func newRoomLife() *roomLife {
 // HandleFailure makes the registry the supervisor of its room actors: it
 // restarts a room that panicked, unless the room has failed too often, in
 // which case it marks the room failed and stops it.
-func (g *registry) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID,
+func (g *registry) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor, child *actor.PID,
 	rs *actor.RestartStatistics, reason any, message any) {
 	roomID := g.byPID[child.Id]
 	what := fmt.Sprintf("%T", actor.UnwrapEnvelopeMessage(message))
@@ -81,14 +81,43 @@ func (g *registry) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, chi
 			"room", roomID, "failures", n, "window", roomRestartWindow, "reason", reason, "message", what)
 		if e := g.byID[roomID]; e != nil {
 			e.life.failed.Store(true)
+			e.stopping = true // requests wait, then are refused (route)
 		}
 		g.rooms.markFailed(roomID, n)
 		g.rooms.metrics.failures.Inc()
-		sup.StopChildren(child)
+		// Resumed and poisoned rather than stopped: a stop would drop the
+		// requests in its mailbox, each caller waiting out its timeout. The
+		// failed room refuses them (refuseFailing), then stops.
+		sup.ResumeChildren(child)
+		system.Root.Poison(child)
 		return
 	}
 	g.rooms.cfg.Logger.Error("room actor failed; restarting it", "room", roomID, "reason", reason, "message", what)
 	sup.RestartChildren(child)
+}
+
+// refuseFailing answers, in a room stopped for failing, each request that
+// waited in its mailbox, with ErrRoomFailed (ErrUnavailable for an
+// operator's, which goes through once the room has stopped), and drops
+// every other message until its stop: the failed actor's state may be
+// what made it fail. It reports whether it took the message.
+func (a *roomActor) refuseFailing(ctx actor.Context) bool {
+	if !a.life.failed.Load() {
+		return false
+	}
+	msg := ctx.Message()
+	switch msg.(type) {
+	case *actor.Stopping, *actor.Stopped:
+		return false
+	}
+	if ctx.Sender() != nil {
+		err := a.deps.refuseFailed(a.id, msg)
+		if err == nil {
+			err = fmt.Errorf("%w: room %s failed and is stopping", ErrUnavailable, a.id)
+		}
+		ctx.Respond(&refused{err: err})
+	}
+	return true
 }
 
 // rejoin takes the live members back after a restart: each one is watched
