@@ -190,6 +190,18 @@ func TestBrowserEdgeRelay(t *testing.T) {
 	if got := s.metric(`troupe_rtc_connections_total{candidate_type="relay",protocol="udp"}`); got < 2 {
 		t.Errorf("the server counts %v relayed connections, want alice's and bob's", got)
 	}
+
+	// An ICE restart gathers anew, as Chromium does after a network
+	// change: a relay per TURN URL and network again, before the old ones
+	// go. The TURN server lets it have them all.
+	ufrag := `window.troupe.pc.localDescription.sdp.match(/a=ice-ufrag:(.*)/)[1]`
+	first := browsertest.Eval[string](t, alice, ufrag)
+	browsertest.Eval[bool](t, alice, `(() => { window.troupe.pc.restartIce(); return true; })()`)
+	browsertest.Wait(t, alice, "alice's ICE restart", fmt.Sprintf(`%s !== %q && window.troupe.pc.signalingState === "stable" && window.troupe.pc.iceConnectionState === "connected"`, ufrag, first))
+	relayed(t, alice, "alice", "udp")
+	if got := s.metric(`troupe_turn_refused_total{reason="quota"}`); got != 0 {
+		t.Errorf("the TURN server refused %v of the relays an ICE restart asked for", got)
+	}
 	browsertest.Click(t, alice, "leave")
 	browsertest.Click(t, bob, "leave")
 
