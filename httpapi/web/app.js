@@ -23,6 +23,13 @@ const pathRoom = (() => {
   const m = location.pathname.match(/^\/rooms\/([^/]+)$/);
   return m ? decodeURIComponent(m[1]) : '';
 })();
+// The link's ice=relay sends and receives media through the server's TURN
+// relay only (iceTransportPolicy "relay"), never straight: for a network
+// that lets the connectivity checks through but not the media, or where
+// only a TLS port gets out. Any other value is refused when the page loads.
+const iceOption = new URLSearchParams(location.search).get('ice');
+const relayOnly = iceOption === 'relay';
+const badICEOption = iceOption === null || relayOnly ? '' : `This link's ice=${iceOption} is not an option (ice=relay is the only one): open the link without it.`;
 
 // window.troupe is the page's state, for people debugging it and for tests.
 const troupe = (window.troupe = {
@@ -264,8 +271,9 @@ function send(msg) {
 // back ready to join again. The token never goes there: a token given in
 // the link is kept for this tab only (sessionStorage).
 function keepInURL(room, name) {
-  const q = name ? '?' + new URLSearchParams({ name }) : '';
-  history.replaceState(null, '', '/rooms/' + encodeURIComponent(room) + q);
+  const q = new URLSearchParams(name ? { name } : {});
+  if (relayOnly) q.set('ice', 'relay');
+  history.replaceState(null, '', '/rooms/' + encodeURIComponent(room) + (q.size ? '?' + q : ''));
 }
 
 // ---- The pre-join screen: preview and devices ----
@@ -787,7 +795,7 @@ function offerSources(pc) {
 }
 
 function newPeerConnection(iceServers) {
-  const pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle' });
+  const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: relayOnly ? 'relay' : 'all', bundlePolicy: 'max-bundle' });
   pc.onicecandidate = ({ candidate }) => send({ type: 'candidate', candidate: candidate ? candidate.toJSON() : null });
   pc.onnegotiationneeded = async () => {
     try {
@@ -876,6 +884,12 @@ async function onMessage(msg) {
   const pc = troupe.pc;
   switch (msg.type) {
     case 'joined': {
+      if (relayOnly && !(msg.ice_servers || []).some((s) => [].concat(s.urls).some((u) => /^turns?:/.test(u)))) {
+        // Nothing could connect: say so rather than try again and again.
+        showNotice('This link asks for media through a relay only (ice=relay), but the server offers no TURN relay: open the link without ice=relay.', true);
+        endCall();
+        return;
+      }
       if (troupe.state === 'reconnecting') {
         troupe.reconnects++;
         showNotice('Reconnected.');
@@ -1077,6 +1091,10 @@ async function join(ev) {
   const room = tokenMode === 'dev' ? $('room').value.trim() : pathRoom;
   const name = $('name').value.trim();
   let token = $('token').value.trim();
+  if (badICEOption) {
+    showNotice(badICEOption, true);
+    return;
+  }
   const why = whyNotJoin(room, name, token);
   if (why) {
     showNotice(why, true);
@@ -1382,6 +1400,7 @@ document.addEventListener('keydown', (e) => {
     token = sessionStorage.getItem(key) || '';
   }
   $('token').value = token;
+  if (badICEOption) showNotice(badICEOption, true);
   $('room').value = pathRoom;
   $('name').value = params.get('name') || localStorage.getItem('troupe-name') || '';
   // A token names the room and the person; dev mode asks for both; a

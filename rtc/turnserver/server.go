@@ -21,10 +21,13 @@ import (
 const (
 	DefaultRealm         = "troupe"
 	DefaultCredentialTTL = 12 * time.Hour
-	// DefaultMaxAllocationsPerUser bounds the relays of one user: a
-	// browser makes one per TURN URL and peer connection, and may hold an
-	// old one while it restarts ICE.
-	DefaultMaxAllocationsPerUser = 4
+	// DefaultMaxAllocationsPerUser bounds the relays of one user. A
+	// browser makes one per TURN URL (UDP and TLS) and local network for
+	// each peer connection, Chromium on a machine of two networks four,
+	// and as many again while it restarts ICE (as after a network change)
+	// before the old ones go: 16 lets a machine of four networks through
+	// a restart.
+	DefaultMaxAllocationsPerUser = 16
 )
 
 // ErrBadConfig wraps every Config that cannot be used.
