@@ -60,6 +60,26 @@ func TestH264PublisherReceivesVP8(t *testing.T) {
 	}
 }
 
+// joinWithoutH264 joins identity to room as a subscriber that decodes
+// VP8 and Opus only, which is told first that camera, pub's H.264 track,
+// is skipped for want of a codec in common.
+func joinWithoutH264(t *testing.T, env *testEnv, room RoomID, identity string, pub ParticipantID, camera TrackID) *testClient {
+	t.Helper()
+	api, err := rtctest.ClientAPIWithCodecs(rtctest.VP8, rtctest.Opus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer, err := tryJoinWith(t, env, room, identity, RoleSubscriber, false, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped := waitEvent[SignalTrackSkipped](t, viewer, nil)
+	if skipped.TrackID != camera || skipped.ParticipantID != pub || skipped.Codec != webrtc.MimeTypeH264 || skipped.Reason != SkipCodecNotSupported {
+		t.Fatalf("%s was told %+v, want the camera %s skipped", identity, skipped, camera)
+	}
+	return viewer
+}
+
 // A subscriber that cannot decode H.264 is told the H.264 track is
 // skipped, and gets every other track.
 func TestTrackWithoutCommonCodecIsSkipped(t *testing.T) {
@@ -79,18 +99,7 @@ func TestTrackWithoutCommonCodecIsSkipped(t *testing.T) {
 		}
 	}
 
-	api, err := rtctest.ClientAPIWithCodecs(rtctest.VP8, rtctest.Opus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	viewer, err := tryJoinWith(t, env, "r", "viewer", RoleSubscriber, false, api)
-	if err != nil {
-		t.Fatal(err)
-	}
-	skipped := waitEvent[SignalTrackSkipped](t, viewer, nil)
-	if skipped.TrackID != camera || skipped.ParticipantID != h264.p.ID || skipped.Codec != webrtc.MimeTypeH264 || skipped.Reason != SkipCodecNotSupported {
-		t.Fatalf("skipped %+v, want the camera %s", skipped, camera)
-	}
+	viewer := joinWithoutH264(t, env, "r", "viewer", h264.p.ID, camera)
 	rx := viewer.receiveFrom(2)
 	waitPackets(t, "VP8 video", rx[string(vp8.p.ID)+" video"], 50)
 	waitPackets(t, "audio", rx[string(vp8.p.ID)+" audio"], 25)

@@ -1,11 +1,9 @@
 package persistence
 
 import (
-	"errors"
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/troupe-media/troupe/persistence/recordpb"
@@ -29,21 +27,7 @@ func goldenRecording() *recordpb.Recording {
 
 // TestRecordingGolden pins the encoding of a recording and its keys.
 func TestRecordingGolden(t *testing.T) {
-	v, err := encodeRecording(goldenRecording())
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden(t, "recording_value_v1.golden", hexLines(v))
-	got, err := decodeRecording(readHexGolden(t, "recording_value_v1.golden"))
-	if err != nil {
-		t.Fatalf("decode golden recording: %v", err)
-	}
-	if !proto.Equal(got, goldenRecording()) {
-		t.Fatalf("golden recording decodes to %v, want %v", got, goldenRecording())
-	}
-	if _, err := decodeRecording(append([]byte{2}, v[1:]...)); !errors.Is(err, ErrUnknownSchema) {
-		t.Fatalf("schema 2 decodes with %v, want ErrUnknownSchema", err)
-	}
+	goldenValue(t, "recording_value_v1.golden", goldenRecording(), encodeRecording, decodeRecording)
 
 	created := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano()
 	r := &recordpb.Recording{Id: "rec_1", RoomId: "a/b", SessionId: "ses_1", Status: recordpb.RecordingStatus_RECORDING_STATUS_RECORDING}

@@ -685,27 +685,23 @@ func (r *runner) waitMedia(ctx context.Context) {
 }
 
 // rss is the server processes' resident memory, summed.
-func (r *runner) rss() (int64, error) {
-	var sum int64
-	for _, pid := range r.cfg.Target.PIDs {
-		n, err := proc.ProcessRSS(pid)
+func (r *runner) rss() (int64, error) { return sumOf(r.cfg.Target.PIDs, proc.ProcessRSS) }
+
+// serverCPU is the server processes' CPU time, summed.
+func (r *runner) serverCPU() (time.Duration, error) {
+	return sumOf(r.cfg.Target.PIDs, proc.ProcessCPU)
+}
+
+// sumOf sums read of each process, or fails with the first process whose
+// figure cannot be read.
+func sumOf[T int64 | time.Duration](pids []int, read func(pid int) (T, error)) (T, error) {
+	var sum T
+	for _, pid := range pids {
+		n, err := read(pid)
 		if err != nil {
 			return 0, err
 		}
 		sum += n
-	}
-	return sum, nil
-}
-
-// serverCPU is the server processes' CPU time, summed.
-func (r *runner) serverCPU() (time.Duration, error) {
-	var sum time.Duration
-	for _, pid := range r.cfg.Target.PIDs {
-		cpu, err := proc.ProcessCPU(pid)
-		if err != nil {
-			return 0, err
-		}
-		sum += cpu
 	}
 	return sum, nil
 }
