@@ -18,7 +18,9 @@ func apiCommand(use, short string, f *apiFlags, subs ...func(*apiFlags) *cobra.C
 		Short: short,
 		Long: short + `.
 
-The server is --url (or TROUPE_URL, default ` + defaultServerURL + `); the token is
+The server is --url (or TROUPE_URL), else where serve listens by its own
+configuration: TROUPE_HTTP_ADDR, else http_addr (and tls_cert) of --config,
+else ` + defaultServerURL + `. The token is
 --token (or TROUPE_TOKEN), else an admin token minted for the call from the
 local key (<data-dir>/keys.json, or --api-key and --api-secret). Output is
 a table, or the API's JSON with --json. Exit status: 0 done, 1 the API or

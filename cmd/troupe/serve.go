@@ -560,12 +560,15 @@ func registerAll(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 
 // dialableAddr turns a listening address into one a local client can dial:
 // a wildcard host becomes loopback.
-func dialableAddr(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
+func dialableAddr(a net.Addr) string { return dialable(a.String()) }
+
+// dialable is dialableAddr of a host:port, which may name its host.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return a.String()
+		return addr
 	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
