@@ -61,9 +61,15 @@ type apiFlags struct {
 }
 
 func (f *apiFlags) bind(fs *pflag.FlagSet) {
+	f.bindConn(fs)
+	fs.BoolVar(&f.json, "json", false, "print the API's JSON instead of a table")
+}
+
+// bindConn binds the flags that say where the server is and how to
+// authenticate, for a command that prints no API answer.
+func (f *apiFlags) bindConn(fs *pflag.FlagSet) {
 	fs.StringVar(&f.url, "url", "", "the server's base URL (env TROUPE_URL; default: where serve listens by TROUPE_HTTP_ADDR or --config, else "+defaultServerURL+")")
 	fs.StringVar(&f.token, "token", "", "an admin token (env TROUPE_TOKEN; default: an admin token minted from the local key)")
-	fs.BoolVar(&f.json, "json", false, "print the API's JSON instead of a table")
 	f.key = newConfigFlags(fs, "data-dir", "api-key", "api-secret")
 }
 
