@@ -114,7 +114,7 @@ func (f *apiFlags) serverConfig() (Config, error) {
 			return Config{}, err
 		}
 	}
-	return cf.load(os.Getenv)
+	return cf.load(os.LookupEnv)
 }
 
 // serverURL is the server's base URL and where it came from: --url, else
@@ -124,11 +124,11 @@ func (f *apiFlags) serverURL(cmd *cobra.Command, server Config) (base, from stri
 	if cmd.Flags().Changed("url") {
 		return f.url, "--url"
 	}
-	if v, ok := lookupEnv(os.Getenv, "TROUPE_URL"); ok {
+	if v, ok := lookupEnv(os.LookupEnv, "TROUPE_URL"); ok {
 		return v, "TROUPE_URL"
 	}
 	from = "the default"
-	if _, ok := lookupEnv(os.Getenv, envName("http-addr")); ok {
+	if _, ok := lookupEnv(os.LookupEnv, envName("http-addr")); ok {
 		from = envName("http-addr")
 	} else if server.HTTPAddr != DefaultConfig().HTTPAddr {
 		from = "http_addr of the configuration file"
@@ -140,7 +140,7 @@ func (f *apiFlags) serverURL(cmd *cobra.Command, server Config) (base, from stri
 // dir, or the one given with --api-key and --api-secret, cut to the
 // server's token max lifetime.
 func (f *apiFlags) localToken(maxLifetime time.Duration) (string, error) {
-	cfg, err := f.key.load(os.Getenv)
+	cfg, err := f.key.load(os.LookupEnv)
 	if err != nil {
 		return "", err
 	}

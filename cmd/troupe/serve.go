@@ -68,7 +68,7 @@ the file.`,
 	cmd.Flags().StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file")
 	_ = cmd.Flags().MarkHidden("cpu-profile")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) (err error) {
-		cfg, err := cf.load(os.Getenv)
+		cfg, err := cf.load(os.LookupEnv)
 		if err != nil {
 			return err
 		}
