@@ -108,6 +108,15 @@ func startCPUProfile(path string) (stop func() error, err error) {
 // (tests pass one on 127.0.0.1:0). The first start's banner with an admin
 // token goes to stdout, logs to stderr.
 func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Writer) error {
+	// The server's own webhook endpoints are configuration: one it may not
+	// reach stops it before it opens anything (ctx bounds the lookups).
+	for _, d := range cfg.webhookDestinations() {
+		if err := webhook.CheckEndpoint(ctx, d.Endpoint, cfg.WebhookAllowPrivate); errors.Is(err, webhook.ErrForbiddenAddress) {
+			return fmt.Errorf("%w: --webhook-urls %s: %v (--webhook-allow-private allows it)", ErrInvalidConfig, d.Endpoint, err)
+		} else if err != nil {
+			return fmt.Errorf("%w: --webhook-urls %s: %v", ErrInvalidConfig, d.Endpoint, err)
+		}
+	}
 	s, err := NewServer(cfg, ln, stdout, stderr)
 	if err != nil {
 		return err
@@ -409,16 +418,10 @@ func (s *Server) ready(context.Context) error {
 	return nil
 }
 
-// Start checks that the server's own webhook endpoints can be used (ctx
-// bounds their lookups), starts the background work and serves the API.
-// It returns once serving; Failed reports a listener that fails later.
-// If Start fails, Shutdown still stops what it started.
+// Start starts the background work and serves the API. It returns once
+// serving; Failed reports a listener that fails later. If Start fails,
+// Shutdown still stops what it started.
 func (s *Server) Start(ctx context.Context) error {
-	for _, d := range s.cfg.webhookDestinations() {
-		if err := webhook.CheckEndpoint(ctx, d.Endpoint, s.cfg.WebhookAllowPrivate); err != nil {
-			return fmt.Errorf("%w: --webhook-urls %s: %v", ErrInvalidConfig, d.Endpoint, err)
-		}
-	}
 	s.restoreGC = applyGCPercent(s.cfg.GCPercent)
 	trimCtx, stopTrimming := context.WithCancel(context.Background())
 	s.stopTrimming, s.waitTrimmer = stopTrimming, newMemoryTrimmer(s.log).start(trimCtx)
