@@ -587,6 +587,10 @@ func printBanner(w io.Writer, cfg Config, key auth.Key, baseURL string) error {
 	if err != nil {
 		return err
 	}
+	pageTokens := "join tokens from POST /api/v1/rooms/{id}/tokens, or start with --dev-join-tokens"
+	if cfg.DevJoinTokens {
+		pageTokens = "it gets join tokens from /dev/token: --dev-join-tokens hands them to anyone"
+	}
 	_, err = fmt.Fprintf(w, `Troupe is ready at %[1]s (API key %[2]s, saved in %[3]s).
 Admin token, valid for %[6]s:
 
@@ -594,8 +598,8 @@ Admin token, valid for %[6]s:
     curl -H "Authorization: Bearer $TOKEN" %[1]s/api/v1/rooms
 
 More tokens: troupe token --data-dir %[5]s --admin
-Web page: %[1]s/ (join tokens from POST /api/v1/rooms/{id}/tokens, or start with --dev-join-tokens)
-`, baseURL, key.ID, filepath.Join(cfg.DataDir, keysFile), token, cfg.DataDir, shortDuration(ttl))
+Web page: %[1]s/ (%[7]s)
+`, baseURL, key.ID, filepath.Join(cfg.DataDir, keysFile), token, cfg.DataDir, shortDuration(ttl), pageTokens)
 	return err
 }
 
