@@ -27,7 +27,7 @@ func TestREADMEAPITableCoversOpenAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	placeholder := regexp.MustCompile(`\{[^}]*\}`)
-	route := regexp.MustCompile("`(GET|POST|PUT|PATCH|DELETE) (/[^` ?]*)")
+	route := regexp.MustCompile("`(GET|HEAD|POST|PUT|PATCH|DELETE) (/[^` ?]*)")
 	listed := map[string]bool{}
 	for _, line := range strings.Split(string(readme), "\n") {
 		if !strings.HasPrefix(line, "| `") {
