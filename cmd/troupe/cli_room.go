@@ -57,6 +57,19 @@ func callCmd(f *apiFlags, use, short string, nargs int, method string, path func
 		}}
 }
 
+// doneCmd is a command of one call without a body or an answer, to the
+// path its nargs arguments make; it prints what it did (says).
+func doneCmd(f *apiFlags, use, short string, nargs int, method string, path func(args []string) string, says func(args []string) string) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(nargs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := apiCall(cmd, f, method, path(args), nil, nil); err != nil {
+				return err
+			}
+			done(cmd, f, "%s", says(args))
+			return nil
+		}}
+}
+
 // pathOf makes the path of the object a command's first argument names
 // under /api/v1/{kind}/, and below it.
 func pathOf(kind, below string) func(a []string) string {
@@ -108,7 +121,7 @@ func roomListCmd(f *apiFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "list", Short: "List rooms", Args: cobra.NoArgs}
 	cmd.Flags().IntVar(&limit, "limit", 0, "rooms per page, 1 to 100 (default: the server's, 20)")
 	cmd.Flags().IntVar(&offset, "offset", 0, "rooms to skip")
-	cmd.Flags().StringVar(&status, "status", "", "only rooms of this status (active, ended)")
+	cmd.Flags().StringVar(&status, "status", "", "only rooms of this status (active, ended, failed)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if limit < 0 || offset < 0 {
 			return usageErrorf("--limit and --offset must not be negative")
@@ -213,14 +226,8 @@ func roomEndCmd(f *apiFlags) *cobra.Command {
 }
 
 func roomDeleteCmd(f *apiFlags) *cobra.Command {
-	return &cobra.Command{Use: "delete ROOM", Short: "Delete a room (its sessions' history stays)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := apiCall(cmd, f, http.MethodDelete, "/api/v1/rooms/"+seg(args[0]), nil, nil); err != nil {
-				return err
-			}
-			done(cmd, f, "deleted room %s", args[0])
-			return nil
-		}}
+	return doneCmd(f, "delete ROOM", "Delete a room (its sessions' history stays)", 1, http.MethodDelete, pathOf("rooms", ""),
+		func(a []string) string { return "deleted room " + a[0] })
 }
 
 func newParticipantCmd() *cobra.Command {
@@ -252,14 +259,9 @@ func participantListCmd(f *apiFlags) *cobra.Command {
 }
 
 func participantKickCmd(f *apiFlags) *cobra.Command {
-	return &cobra.Command{Use: "kick ROOM PARTICIPANT", Short: "Disconnect a participant", Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := apiCall(cmd, f, http.MethodDelete, "/api/v1/rooms/"+seg(args[0])+"/participants/"+seg(args[1]), nil, nil); err != nil {
-				return err
-			}
-			done(cmd, f, "kicked %s from room %s", args[1], args[0])
-			return nil
-		}}
+	return doneCmd(f, "kick ROOM PARTICIPANT", "Disconnect a participant", 2, http.MethodDelete,
+		func(a []string) string { return "/api/v1/rooms/" + seg(a[0]) + "/participants/" + seg(a[1]) },
+		func(a []string) string { return "kicked " + a[1] + " from room " + a[0] })
 }
 
 func participantMuteCmd(f *apiFlags) *cobra.Command {
@@ -287,8 +289,8 @@ func participantMuteCmd(f *apiFlags) *cobra.Command {
 }
 
 func newSessionCmd() *cobra.Command {
-	return apiCommand("session", "List sessions, their participants and media figures", &apiFlags{},
-		sessionListCmd, sessionGetCmd, sessionParticipantsCmd, sessionStatsCmd)
+	return apiCommand("session", "List and end sessions, show their participants and media figures", &apiFlags{},
+		sessionListCmd, sessionGetCmd, sessionParticipantsCmd, sessionStatsCmd, sessionEndCmd)
 }
 
 func sessionListCmd(f *apiFlags) *cobra.Command {
@@ -309,6 +311,11 @@ func sessionListCmd(f *apiFlags) *cobra.Command {
 				field("END_REASON", "end_reason")))
 	}
 	return cmd
+}
+
+func sessionEndCmd(f *apiFlags) *cobra.Command {
+	return callCmd(f, "end SESSION", "End a session in progress: everyone leaves; the room stays open", 1, http.MethodPost,
+		pathOf("sessions", "/end"), objectTable)
 }
 
 func sessionGetCmd(f *apiFlags) *cobra.Command {
