@@ -11,9 +11,7 @@ import (
 // says otherwise, takes no --json (it prints no API answer), and says
 // why the server ended the connection in Troupe's words.
 func TestCLIJoinNameAndEnd(t *testing.T) {
-	s := startServer(t, testConfig(t.TempDir()))
-	t.Setenv("TROUPE_URL", s.url)
-	t.Setenv("TROUPE_TOKEN", s.token)
+	cliServer(t)
 	mustCLI(t, "room", "create", "--id", "named", "--name", "Named")
 	wantExit(t, 2, "unknown flag: --json", "join", "--room", "named", "--json")
 
@@ -45,4 +43,14 @@ func TestCLIJoinNameAndEnd(t *testing.T) {
 		strings.Contains(r.msg, "Status") || strings.Contains(r.msg, "close frame") {
 		t.Fatalf("troupe join, kicked: exit %d %q\n%s", r.code, r.msg, r.out)
 	}
+}
+
+// cliServer starts a server for the API commands to call: they find it
+// and its admin token in the environment.
+func cliServer(t *testing.T) *testServer {
+	t.Helper()
+	s := startServer(t, testConfig(t.TempDir()))
+	t.Setenv("TROUPE_URL", s.url)
+	t.Setenv("TROUPE_TOKEN", s.token)
+	return s
 }

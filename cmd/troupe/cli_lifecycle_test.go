@@ -11,9 +11,7 @@ import (
 // has: recording list --status and --session, recording delete and
 // session end; room list --help names every room status.
 func TestCLIRecordingDeleteAndSessionEnd(t *testing.T) {
-	s := startServer(t, testConfig(t.TempDir()))
-	t.Setenv("TROUPE_URL", s.url)
-	t.Setenv("TROUPE_TOKEN", s.token)
+	s := cliServer(t)
 	if help := mustCLI(t, "room", "list", "--help"); !strings.Contains(help, "active, ended, failed") {
 		t.Fatalf("room list --help:\n%s", help)
 	}
