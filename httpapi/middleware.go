@@ -42,9 +42,11 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 		Help: "HTTP requests served, by route template, method and status code.",
 	}, []string{"route", "method", "status"})
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "troupe_http_request_duration_seconds",
-		Help:    "Time to serve an HTTP request, by route template and method.",
-		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		Name: "troupe_http_request_duration_seconds",
+		Help: "Time to serve an HTTP request, by route template and method.",
+		// Up to the longest a forwarded request may wait for its owner
+		// (ForwardTimeout, 10 s by default), so that none lands in +Inf.
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"route", "method"})
 	upgraded := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "troupe_http_upgraded_connections_total",

@@ -364,8 +364,12 @@ func (s *Server) routes() *gin.Engine {
 		s.abort(c, newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "method not allowed on this route"))
 	})
 
-	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	healthz := func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
+	e.GET("/healthz", healthz)
 	e.GET("/readyz", s.readyz)
+	// Probes that send HEAD get GET's answer; net/http sends no body.
+	e.HEAD("/healthz", healthz)
+	e.HEAD("/readyz", s.readyz)
 	if !s.cfg.MetricsElsewhere {
 		e.GET("/metrics", gin.WrapH(MetricsHandler(s.cfg.Registry)))
 	}

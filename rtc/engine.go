@@ -196,7 +196,7 @@ func newEngine(cfg Config, set interceptorSet) (*Engine, error) {
 		webrtc.WithInterceptorRegistry(reg),
 		webrtc.WithSettingEngine(s),
 	)
-	var tcpAddr string
+	tcpAddr := "off" // as the server's own start line says
 	if e.tcp != nil {
 		tcpAddr = e.tcp.Addr().String()
 	}

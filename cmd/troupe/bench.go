@@ -466,6 +466,10 @@ func benchMedia(cmd *cobra.Command, o benchMediaOptions) (err error) {
 // flags may lead one to expect.
 func (o benchMediaOptions) plan() (_ scenarios.Scenario, steps []int, note string, _ error) {
 	sc, err := scenarios.Load(o.scenario)
+	if errors.Is(err, scenarios.ErrUnknown) {
+		// A name that is no scenario is a wrong option, as --clients 0 is.
+		return sc, nil, "", usageError{fmt.Errorf("--scenario: %w", err)}
+	}
 	if err != nil {
 		return sc, nil, "", err
 	}

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -60,9 +61,15 @@ type apiFlags struct {
 }
 
 func (f *apiFlags) bind(fs *pflag.FlagSet) {
-	fs.StringVar(&f.url, "url", "", "the server's base URL (env TROUPE_URL; default "+defaultServerURL+")")
-	fs.StringVar(&f.token, "token", "", "an admin token (env TROUPE_TOKEN; default: an admin token minted from the local key)")
+	f.bindConn(fs)
 	fs.BoolVar(&f.json, "json", false, "print the API's JSON instead of a table")
+}
+
+// bindConn binds the flags that say where the server is and how to
+// authenticate, for a command that prints no API answer.
+func (f *apiFlags) bindConn(fs *pflag.FlagSet) {
+	fs.StringVar(&f.url, "url", "", "the server's base URL (env TROUPE_URL; default: where serve listens by TROUPE_HTTP_ADDR or --config, else "+defaultServerURL+")")
+	fs.StringVar(&f.token, "token", "", "an admin token (env TROUPE_TOKEN; default: an admin token minted from the local key)")
 	f.key = newConfigFlags(fs, "data-dir", "api-key", "api-secret")
 }
 
@@ -70,37 +77,70 @@ func (f *apiFlags) bind(fs *pflag.FlagSet) {
 // API client. A URL that is not one is a usage error; a token that cannot
 // be found or minted, a failure.
 func (f *apiFlags) client(cmd *cobra.Command) (*apiClient, error) {
-	base := f.url
-	if !cmd.Flags().Changed("url") {
-		if v := os.Getenv("TROUPE_URL"); v != "" {
-			base = v
-		} else {
-			base = defaultServerURL
-		}
+	server, err := f.serverConfig()
+	if err != nil {
+		return nil, err
 	}
+	base, from := f.serverURL(cmd, server)
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usageErrorf("--url %q: must be an http:// or https:// URL with a host", base)
+		return nil, usageErrorf("%s %q: must be an http:// or https:// URL with a host", from, base)
 	}
 	token := f.token
 	if !cmd.Flags().Changed("token") {
 		token = os.Getenv("TROUPE_TOKEN")
 	}
 	if token == "" {
-		if token, err = f.localToken(); err != nil {
+		if token, err = f.localToken(server.TokenMaxLifetime); err != nil {
 			return nil, err
 		}
 	}
 	return &apiClient{
-		base: strings.TrimRight(u.String(), "/"), token: token,
+		base: strings.TrimRight(u.String(), "/"), from: from, token: token,
 		http: &http.Client{Timeout: cliRequestTimeout},
 	}, nil
 }
 
+// serverConfig is what the API commands read of the server's own
+// configuration besides the key: where it listens (http_addr, and
+// tls_cert for its scheme) and its token max lifetime, from the
+// environment, else the YAML of --config, as serve reads them. The
+// commands have --url rather than serve's flags for these.
+func (f *apiFlags) serverConfig() (Config, error) {
+	fs := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	cf := newConfigFlags(fs, "http-addr", "tls-cert", "token-max-lifetime")
+	if f.key.fs.Changed(configFlag) {
+		if err := fs.Set(configFlag, f.key.file); err != nil {
+			return Config{}, err
+		}
+	}
+	return cf.load(os.LookupEnv)
+}
+
+// serverURL is the server's base URL and where it came from: --url, else
+// TROUPE_URL, else the address serve listens at by its configuration
+// (TROUPE_HTTP_ADDR, else http_addr in --config, else the default).
+func (f *apiFlags) serverURL(cmd *cobra.Command, server Config) (base, from string) {
+	if cmd.Flags().Changed("url") {
+		return f.url, "--url"
+	}
+	if v, ok := lookupEnv(os.LookupEnv, "TROUPE_URL"); ok {
+		return v, "TROUPE_URL"
+	}
+	from = "the default"
+	if _, ok := lookupEnv(os.LookupEnv, envName("http-addr")); ok {
+		from = envName("http-addr")
+	} else if server.HTTPAddr != DefaultConfig().HTTPAddr {
+		from = "http_addr of the configuration file"
+	}
+	return server.scheme() + "://" + dialable(server.HTTPAddr), from
+}
+
 // localToken mints a short-lived admin token with the key in the data
-// dir, or the one given with --api-key and --api-secret.
-func (f *apiFlags) localToken() (string, error) {
-	cfg, err := f.key.load(os.Getenv)
+// dir, or the one given with --api-key and --api-secret, cut to the
+// server's token max lifetime.
+func (f *apiFlags) localToken(maxLifetime time.Duration) (string, error) {
+	cfg, err := f.key.load(os.LookupEnv)
 	if err != nil {
 		return "", err
 	}
@@ -113,13 +153,17 @@ func (f *apiFlags) localToken() (string, error) {
 			return "", fmt.Errorf("no token: pass --token or TROUPE_TOKEN, or run where the server's key is (--data-dir): %w", err)
 		}
 	}
+	cfg.TokenMaxLifetime = maxLifetime
 	return auth.Mint(key, auth.AdminClaims(time.Now(), cfg.tokenTTL(cliTokenTTL)))
 }
 
 // apiClient calls one server's REST API with one token.
 type apiClient struct {
 	base, token string
-	http        *http.Client
+	// from says where base came from (--url, TROUPE_URL...), for the
+	// error of a server that cannot be reached.
+	from string
+	http *http.Client
 }
 
 // call sends body (JSON, unless nil) and returns the answer's body. An
@@ -175,8 +219,12 @@ func (c *apiClient) do(ctx context.Context, hc *http.Client, method, path string
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := hc.Do(req)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return nil, fmt.Errorf("cannot reach the server at %s (the address from %s): nothing listens there; is it running, or is it elsewhere (--url)? %w",
+			c.base, c.from, err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the server at %s: %w", c.base, err)
+		return nil, fmt.Errorf("cannot reach the server at %s (the address from %s): %w", c.base, c.from, err)
 	}
 	if resp.StatusCode < 300 {
 		return resp, nil

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
 	"github.com/spf13/cobra"
 
@@ -50,7 +52,7 @@ it ran its course, 1 when the join was refused or the server ended the
 connection, 2 when the command line is wrong.`,
 		Args: cobra.NoArgs,
 	}
-	o.api.bind(cmd.Flags())
+	o.api.bindConn(cmd.Flags()) // no --json: join prints what arrives, not an API answer
 	f := cmd.Flags()
 	f.StringVar(&o.room, "room", "", "the room to join")
 	f.StringVar(&o.identity, "identity", "", "the participant's identity (default: cli- and a random suffix)")
@@ -69,6 +71,9 @@ connection, 2 when the command line is wrong.`,
 		}
 		if o.identity == "" {
 			o.identity = "cli-" + randomSuffix()
+		}
+		if o.name == "" {
+			o.name = o.identity
 		}
 		return runJoin(cmd, o)
 	}
@@ -97,10 +102,7 @@ func runJoin(cmd *cobra.Command, o *joinOptions) error {
 	if o.publish {
 		role = "publisher"
 	}
-	tokenReq := map[string]any{"identity": o.identity, "role": role}
-	if o.name != "" {
-		tokenReq["name"] = o.name
-	}
+	tokenReq := map[string]any{"identity": o.identity, "name": o.name, "role": role}
 	raw, err := c.call(ctx, http.MethodPost, "/api/v1/rooms/"+seg(o.room)+"/tokens", tokenReq)
 	if err != nil {
 		return err
@@ -167,12 +169,42 @@ func runJoin(cmd *cobra.Command, o *joinOptions) error {
 			fmt.Fprintln(out, "left the room")
 			return nil
 		case <-p.Done():
-			return fmt.Errorf("the server ended the connection: %w", p.Err())
+			return connectionEnded(p.Err())
 		case now := <-tick.C:
 			stats.print(out, now.Sub(last))
 			last = now
 		}
 	}
+}
+
+// leftBecause words the reasons a server closes a participant's socket
+// with (its leave reasons, and its own shutdown).
+var leftBecause = map[string]string{
+	"kicked":               "you were removed from the room (kicked)",
+	"replaced":             "the same identity joined the room again elsewhere (replaced)",
+	"room-ended":           "the room ended",
+	"session-ended":        "the room's session ended",
+	"remove-after-elapsed": "the room's time limit for a participant passed",
+	"remove-at":            "the room's removal time came",
+	"node-lost":            "the server that held the room was lost",
+	"hidden":               "your grants changed (hidden)",
+	"server shutting down": "the server is shutting down",
+}
+
+// connectionEnded says in Troupe's words why the signaling connection
+// ended: the server's reason, not the WebSocket library's wording.
+func connectionEnded(err error) error {
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) {
+		return fmt.Errorf("the connection to the server was lost: %w", err)
+	}
+	if why, ok := leftBecause[ce.Reason]; ok {
+		return fmt.Errorf("the server ended the connection: %s", why)
+	}
+	if ce.Reason != "" {
+		return fmt.Errorf("the server ended the connection: %s", ce.Reason)
+	}
+	return fmt.Errorf("the server ended the connection (WebSocket close code %d)", int(ce.Code))
 }
 
 // dialedClient waits for the client that Dial returns (a track may arrive

@@ -11,26 +11,25 @@ import (
 )
 
 func newRecordingCmd() *cobra.Command {
-	return apiCommand("recording", "List, start, stop and download recordings", &apiFlags{},
-		recordingListCmd, recordingGetCmd, recordingStartCmd, recordingStopCmd, recordingDownloadCmd)
+	return apiCommand("recording", "List, start, stop, download and delete recordings", &apiFlags{},
+		recordingListCmd, recordingGetCmd, recordingStartCmd, recordingStopCmd, recordingDownloadCmd, recordingDeleteCmd)
 }
 
 func recordingListCmd(f *apiFlags) *cobra.Command {
 	var limit, offset int
-	var room string
-	cmd := &cobra.Command{Use: "list", Short: "List recordings", Args: cobra.NoArgs}
+	var room, session, status string
+	cmd := &cobra.Command{Use: "list", Short: "List recordings, newest first", Args: cobra.NoArgs}
 	cmd.Flags().IntVar(&limit, "limit", 0, "recordings per page, 1 to 100 (default: the server's, 20)")
 	cmd.Flags().IntVar(&offset, "offset", 0, "recordings to skip")
 	cmd.Flags().StringVar(&room, "room", "", "only this room's recordings")
+	cmd.Flags().StringVar(&session, "session", "", "only this session's recordings")
+	cmd.Flags().StringVar(&status, "status", "", "only recordings of this status (starting, recording, stopping, completed, failed)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if limit < 0 || offset < 0 {
 			return usageErrorf("--limit and --offset must not be negative")
 		}
-		path := "/api/v1/recordings"
-		if room != "" {
-			path = "/api/v1/rooms/" + seg(room) + "/recordings"
-		}
-		return apiCall(cmd, f, http.MethodGet, path+pageQuery(limit, offset), nil,
+		query := pageQuery(limit, offset, "room_id", room, "session_id", session, "status", status)
+		return apiCall(cmd, f, http.MethodGet, "/api/v1/recordings"+query, nil,
 			listTable("recordings", field("ID", "id"), field("ROOM", "room_id"), field("STATUS", "status"),
 				field("STARTED", "started_at"), field("SECONDS", "duration"), field("BYTES", "size"),
 				column{"FILES", func(r map[string]any) string {
@@ -63,6 +62,11 @@ func recordingStartCmd(f *apiFlags) *cobra.Command {
 func recordingStopCmd(f *apiFlags) *cobra.Command {
 	return callCmd(f, "stop RECORDING", "Stop a recording (it completes once its files are closed)", 1, http.MethodPost,
 		pathOf("recordings", "/stop"), objectTable)
+}
+
+func recordingDeleteCmd(f *apiFlags) *cobra.Command {
+	return doneCmd(f, "delete RECORDING", "Delete a recording that has ended, and its files", 1, http.MethodDelete,
+		pathOf("recordings", ""), func(a []string) string { return "deleted recording " + a[0] })
 }
 
 func recordingDownloadCmd(f *apiFlags) *cobra.Command {

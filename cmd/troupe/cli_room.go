@@ -18,7 +18,9 @@ func apiCommand(use, short string, f *apiFlags, subs ...func(*apiFlags) *cobra.C
 		Short: short,
 		Long: short + `.
 
-The server is --url (or TROUPE_URL, default ` + defaultServerURL + `); the token is
+The server is --url (or TROUPE_URL), else where serve listens by its own
+configuration: TROUPE_HTTP_ADDR, else http_addr (and tls_cert) of --config,
+else ` + defaultServerURL + `. The token is
 --token (or TROUPE_TOKEN), else an admin token minted for the call from the
 local key (<data-dir>/keys.json, or --api-key and --api-secret). Output is
 a table, or the API's JSON with --json. Exit status: 0 done, 1 the API or
@@ -52,6 +54,19 @@ func callCmd(f *apiFlags, use, short string, nargs int, method string, path func
 	return &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(nargs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return apiCall(cmd, f, method, path(args), nil, t)
+		}}
+}
+
+// doneCmd is a command of one call without a body or an answer, to the
+// path its nargs arguments make; it prints what it did (says).
+func doneCmd(f *apiFlags, use, short string, nargs int, method string, path func(args []string) string, says func(args []string) string) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(nargs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := apiCall(cmd, f, method, path(args), nil, nil); err != nil {
+				return err
+			}
+			done(cmd, f, "%s", says(args))
+			return nil
 		}}
 }
 
@@ -106,7 +121,7 @@ func roomListCmd(f *apiFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "list", Short: "List rooms", Args: cobra.NoArgs}
 	cmd.Flags().IntVar(&limit, "limit", 0, "rooms per page, 1 to 100 (default: the server's, 20)")
 	cmd.Flags().IntVar(&offset, "offset", 0, "rooms to skip")
-	cmd.Flags().StringVar(&status, "status", "", "only rooms of this status (active, ended)")
+	cmd.Flags().StringVar(&status, "status", "", "only rooms of this status (active, ended, failed)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if limit < 0 || offset < 0 {
 			return usageErrorf("--limit and --offset must not be negative")
@@ -211,14 +226,8 @@ func roomEndCmd(f *apiFlags) *cobra.Command {
 }
 
 func roomDeleteCmd(f *apiFlags) *cobra.Command {
-	return &cobra.Command{Use: "delete ROOM", Short: "Delete a room (its sessions' history stays)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := apiCall(cmd, f, http.MethodDelete, "/api/v1/rooms/"+seg(args[0]), nil, nil); err != nil {
-				return err
-			}
-			done(cmd, f, "deleted room %s", args[0])
-			return nil
-		}}
+	return doneCmd(f, "delete ROOM", "Delete a room (its sessions' history stays)", 1, http.MethodDelete, pathOf("rooms", ""),
+		func(a []string) string { return "deleted room " + a[0] })
 }
 
 func newParticipantCmd() *cobra.Command {
@@ -250,14 +259,9 @@ func participantListCmd(f *apiFlags) *cobra.Command {
 }
 
 func participantKickCmd(f *apiFlags) *cobra.Command {
-	return &cobra.Command{Use: "kick ROOM PARTICIPANT", Short: "Disconnect a participant", Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := apiCall(cmd, f, http.MethodDelete, "/api/v1/rooms/"+seg(args[0])+"/participants/"+seg(args[1]), nil, nil); err != nil {
-				return err
-			}
-			done(cmd, f, "kicked %s from room %s", args[1], args[0])
-			return nil
-		}}
+	return doneCmd(f, "kick ROOM PARTICIPANT", "Disconnect a participant", 2, http.MethodDelete,
+		func(a []string) string { return "/api/v1/rooms/" + seg(a[0]) + "/participants/" + seg(a[1]) },
+		func(a []string) string { return "kicked " + a[1] + " from room " + a[0] })
 }
 
 func participantMuteCmd(f *apiFlags) *cobra.Command {
@@ -285,8 +289,8 @@ func participantMuteCmd(f *apiFlags) *cobra.Command {
 }
 
 func newSessionCmd() *cobra.Command {
-	return apiCommand("session", "List sessions, their participants and media figures", &apiFlags{},
-		sessionListCmd, sessionGetCmd, sessionParticipantsCmd, sessionStatsCmd)
+	return apiCommand("session", "List and end sessions, show their participants and media figures", &apiFlags{},
+		sessionListCmd, sessionGetCmd, sessionParticipantsCmd, sessionStatsCmd, sessionEndCmd)
 }
 
 func sessionListCmd(f *apiFlags) *cobra.Command {
@@ -307,6 +311,11 @@ func sessionListCmd(f *apiFlags) *cobra.Command {
 				field("END_REASON", "end_reason")))
 	}
 	return cmd
+}
+
+func sessionEndCmd(f *apiFlags) *cobra.Command {
+	return callCmd(f, "end SESSION", "End a session in progress: everyone leaves; the room stays open", 1, http.MethodPost,
+		pathOf("sessions", "/end"), objectTable)
 }
 
 func sessionGetCmd(f *apiFlags) *cobra.Command {

@@ -55,6 +55,7 @@ func TestExitStatusUsageAndFailure(t *testing.T) {
 		{"conflicting token kinds", []string{"token", "--data-dir", dir, "--admin", "--room", "r"}, exitUsage, "--admin and --room"},
 		{"bad role", []string{"token", "--data-dir", dir, "--room", "r", "--identity", "a", "--role", "owner"}, exitUsage, "--role"},
 		{"bench option", []string{"bench", "api", "--clients", "0"}, exitUsage, "--clients"},
+		{"unknown bench scenario", []string{"bench", "media", "--scenario", "nope"}, exitUsage, `--scenario: unknown scenario "nope"`},
 		{"no key file", []string{"token", "--admin", "--data-dir", missing}, exitFailure, "no API key: " + missing},
 		{"invalid config value", []string{"serve", "--log-level", "loud", "--data-dir", missing}, exitFailure, "--log-level"},
 	} {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -843,10 +841,11 @@ func contains(list []string, s string) bool {
 }
 
 // load builds the Config: defaults, then the YAML file, then the environment
-// (read through getenv), then the flags that were set. It does not Validate.
-func (cf *configFlags) load(getenv func(string) string) (Config, error) {
+// (read through lookup, as os.LookupEnv), then the flags that were set. It
+// does not Validate.
+func (cf *configFlags) load(lookup func(string) (string, bool)) (Config, error) {
 	cfg := DefaultConfig()
-	file := getenv(envName(configFlag))
+	file, _ := lookupEnv(lookup, envName(configFlag))
 	if cf.fs.Changed(configFlag) {
 		file = cf.file
 	}
@@ -863,7 +862,7 @@ func (cf *configFlags) load(getenv func(string) string) (Config, error) {
 			copyField(s.field(&cfg), s.field(&cf.values))
 			continue
 		}
-		if v, ok := lookupEnv(getenv, envName(s.name)); ok {
+		if v, ok := lookupSetting(lookup, envName(s.name), s.field(&cfg)); ok {
 			if err := setFromString(s.field(&cfg), v); err != nil {
 				return Config{}, fmt.Errorf("%w: %s=%q: %v", ErrInvalidConfig, envName(s.name), v, err)
 			}
@@ -873,9 +872,19 @@ func (cf *configFlags) load(getenv func(string) string) (Config, error) {
 }
 
 // lookupEnv treats an empty variable as unset, as most tools do.
-func lookupEnv(getenv func(string) string, name string) (string, bool) {
-	v := getenv(name)
+func lookupEnv(lookup func(string) (string, bool), name string) (string, bool) {
+	v, _ := lookup(name)
 	return v, v != ""
+}
+
+// lookupSetting is lookupEnv for the setting at field, except that an
+// empty list variable is the empty list, as the flag's --x= is
+// (TROUPE_CORS_ORIGINS= allows no origin).
+func lookupSetting(lookup func(string) (string, bool), name string, field any) (string, bool) {
+	if _, list := field.(*stringList); list {
+		return lookup(name)
+	}
+	return lookupEnv(lookup, name)
 }
 
 // bindFlag binds a setting's flag to p, its field. A setting of a type it
@@ -1039,21 +1048,6 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// loadYAML decodes path over cfg. Unknown keys are errors: a misspelt key
-// silently ignored is worse than a refusal to start.
-func loadYAML(path string, cfg *Config) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, path, oneLine(err.Error()))
-	}
-	return nil
 }
 
 // oneLine folds multi-line error texts (yaml.v3 writes one line per bad

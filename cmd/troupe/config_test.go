@@ -30,7 +30,7 @@ func loadWith(t *testing.T, args []string, env map[string]string, yamlText strin
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
-	return cf.load(func(k string) string { return env[k] })
+	return cf.load(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 }
 
 func TestConfigPrecedence(t *testing.T) {
@@ -106,6 +106,10 @@ chat_max_per_session: 77
 		{"a list from yaml as a sequence", nil, nil, "ice_urls:\n  - stun:a:3478\n  - stun:b:3478\n",
 			func(c Config) bool { return slices.Equal(c.ICEURLs, []string{"stun:a:3478", "stun:b:3478"}) }},
 		{"an empty list from yaml", nil, nil, "cors_origins: []\n", func(c Config) bool { return len(c.CORSOrigins) == 0 }},
+		{"an empty list from env, as the flag's --x=", nil, map[string]string{"TROUPE_CORS_ORIGINS": ""}, "cors_origins: [https://y.example]\n",
+			func(c Config) bool { return len(c.CORSOrigins) == 0 }},
+		{"an empty env of a value is unset", nil, map[string]string{"TROUPE_HTTP_ADDR": ""}, "",
+			func(c Config) bool { return c.HTTPAddr == DefaultConfig().HTTPAddr }},
 		{"a list from env, comma-separated", nil, map[string]string{"TROUPE_WEBHOOK_EVENTS": "room-*, participant-joined,"}, "",
 			func(c Config) bool { return slices.Equal(c.WebhookEvents, []string{"room-*", "participant-joined"}) }},
 		{"a list flag repeated and comma-separated replaces the default",
@@ -146,10 +150,15 @@ func TestConfigErrors(t *testing.T) {
 		want string // in the error text
 	}{
 		{"malformed yaml", nil, nil, "http_addr: [1,\n", "troupe.yaml"},
-		{"unknown yaml key", nil, nil, "http_adr: 127.0.0.1:1\n", "field http_adr not found"},
-		{"unknown key in a valid file", nil, nil, "log_level: warn\nlisten: x\n", "line 2: field listen not found"},
-		{"yaml wrong type", nil, nil, "rtc_udp_port: many\n", "cannot unmarshal !!str `many` into int"},
-		{"yaml duration without unit", nil, nil, "request_timeout: 5\n", "into time.Duration"},
+		{"unknown yaml key", nil, nil, "http_adr: 127.0.0.1:1\n", "unknown key http_adr in "},
+		{"unknown key in a valid file", nil, nil, "log_level: warn\nlisten: x\n", "unknown key listen in "},
+		{"yaml key twice", nil, nil, "log_level: warn\nlog_level: info\n", "key log_level given twice"},
+		{"yaml not a mapping", nil, nil, "- http_addr\n", "want keys and their values"},
+		{"yaml port in quotes", nil, nil, "rtc_udp_port: \"0\"\n", "rtc_udp_port in "},
+		{"yaml port in quotes says so", nil, nil, "rtc_udp_port: \"0\"\n", "want an integer, not in quotes"},
+		{"yaml wrong type", nil, nil, "rtc_udp_port: many\n", "(line 1): want an integer"},
+		{"yaml duration without unit", nil, nil, "request_timeout: 5\n", "request_timeout in "},
+		{"yaml duration says what it wants", nil, nil, "request_timeout: 5\n", "want a duration like 5s"},
 		{"missing config file", []string{"--config", "/nonexistent/troupe.yaml"}, nil, "", "/nonexistent/troupe.yaml"},
 		{"env not a number", nil, map[string]string{"TROUPE_RTC_UDP_PORT": "x"}, "", "TROUPE_RTC_UDP_PORT"},
 		{"env not a duration", nil, map[string]string{"TROUPE_REQUEST_TIMEOUT": "5"}, "", "TROUPE_REQUEST_TIMEOUT"},
@@ -174,7 +183,7 @@ func TestConfigErrors(t *testing.T) {
 		{"rtc bind not an IP", []string{"--rtc-bind", "localhost"}, nil, "", "--rtc-bind"},
 		{"ice url with a web scheme", []string{"--ice-urls", "stun:h:3478", "--ice-urls", "https://h"}, nil, "", `--ice-urls "https://h": want scheme:host[:port]`},
 		{"turn url without credential", []string{"--ice-urls", "turn:h:3478", "--turn-username", "u"}, nil, "", "--turn-credential: required with TURN URLs"},
-		{"yaml list of mappings", nil, nil, "log_level: warn\ncors_origins: [{a: b}]\n", "line 2: cannot unmarshal !!map into string"},
+		{"yaml list of mappings", nil, nil, "log_level: warn\ncors_origins: [{a: b}]\n", "cors_origins in "},
 		{"announce not an IP", nil, map[string]string{"TROUPE_RTC_ANNOUNCE_IP": "1.2.3.4, example.com"}, "", "--rtc-announce-ip \"example.com\""},
 		{"webhook max age zero", []string{"--webhook-max-age", "0s"}, nil, "", "--webhook-max-age"},
 		{"token max lifetime zero", []string{"--token-max-lifetime", "0s"}, nil, "", "--token-max-lifetime 0s: must be positive"},

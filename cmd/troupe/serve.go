@@ -68,7 +68,7 @@ the file.`,
 	cmd.Flags().StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file")
 	_ = cmd.Flags().MarkHidden("cpu-profile")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) (err error) {
-		cfg, err := cf.load(os.Getenv)
+		cfg, err := cf.load(os.LookupEnv)
 		if err != nil {
 			return err
 		}
@@ -108,6 +108,15 @@ func startCPUProfile(path string) (stop func() error, err error) {
 // (tests pass one on 127.0.0.1:0). The first start's banner with an admin
 // token goes to stdout, logs to stderr.
 func run(ctx context.Context, cfg Config, ln net.Listener, stdout, stderr io.Writer) error {
+	// The server's own webhook endpoints are configuration: one it may not
+	// reach stops it before it opens anything (ctx bounds the lookups).
+	for _, d := range cfg.webhookDestinations() {
+		if err := webhook.CheckEndpoint(ctx, d.Endpoint, cfg.WebhookAllowPrivate); errors.Is(err, webhook.ErrForbiddenAddress) {
+			return fmt.Errorf("%w: --webhook-urls %s: %v (--webhook-allow-private allows it)", ErrInvalidConfig, d.Endpoint, err)
+		} else if err != nil {
+			return fmt.Errorf("%w: --webhook-urls %s: %v", ErrInvalidConfig, d.Endpoint, err)
+		}
+	}
 	s, err := NewServer(cfg, ln, stdout, stderr)
 	if err != nil {
 		return err
@@ -416,16 +425,10 @@ func (s *Server) ready(context.Context) error {
 	return nil
 }
 
-// Start checks that the server's own webhook endpoints can be used (ctx
-// bounds their lookups), starts the background work and serves the API.
-// It returns once serving; Failed reports a listener that fails later.
-// If Start fails, Shutdown still stops what it started.
+// Start starts the background work and serves the API. It returns once
+// serving; Failed reports a listener that fails later. If Start fails,
+// Shutdown still stops what it started.
 func (s *Server) Start(ctx context.Context) error {
-	for _, d := range s.cfg.webhookDestinations() {
-		if err := webhook.CheckEndpoint(ctx, d.Endpoint, s.cfg.WebhookAllowPrivate); err != nil {
-			return fmt.Errorf("%w: --webhook-urls %s: %v", ErrInvalidConfig, d.Endpoint, err)
-		}
-	}
 	s.restoreGC = applyGCPercent(s.cfg.GCPercent)
 	trimCtx, stopTrimming := context.WithCancel(context.Background())
 	s.stopTrimming, s.waitTrimmer = stopTrimming, newMemoryTrimmer(s.log).start(trimCtx)
@@ -579,12 +582,15 @@ func registerAll(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 
 // dialableAddr turns a listening address into one a local client can dial:
 // a wildcard host becomes loopback.
-func dialableAddr(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
+func dialableAddr(a net.Addr) string { return dialable(a.String()) }
+
+// dialable is dialableAddr of a host:port, which may name its host.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return a.String()
+		return addr
 	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
@@ -600,6 +606,10 @@ func printBanner(w io.Writer, cfg Config, key auth.Key, baseURL string) error {
 	if err != nil {
 		return err
 	}
+	pageTokens := "join tokens from POST /api/v1/rooms/{id}/tokens, or start with --dev-join-tokens"
+	if cfg.DevJoinTokens {
+		pageTokens = "it gets join tokens from /dev/token: --dev-join-tokens hands them to anyone"
+	}
 	_, err = fmt.Fprintf(w, `Troupe is ready at %[1]s (API key %[2]s, saved in %[3]s).
 Admin token, valid for %[6]s:
 
@@ -607,8 +617,8 @@ Admin token, valid for %[6]s:
     curl -H "Authorization: Bearer $TOKEN" %[1]s/api/v1/rooms
 
 More tokens: troupe token --data-dir %[5]s --admin
-Web page: %[1]s/ (join tokens from POST /api/v1/rooms/{id}/tokens, or start with --dev-join-tokens)
-`, baseURL, key.ID, filepath.Join(cfg.DataDir, keysFile), token, cfg.DataDir, shortDuration(ttl))
+Web page: %[1]s/ (%[7]s)
+`, baseURL, key.ID, filepath.Join(cfg.DataDir, keysFile), token, cfg.DataDir, shortDuration(ttl), pageTokens)
 	return err
 }
 

@@ -645,7 +645,7 @@ func TestExitCodeAndMessage(t *testing.T) {
 		t.Fatalf("exit: %v", err)
 	}
 	msg := stderr.String()
-	if strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "troupe: ") || !strings.Contains(msg, "field port not found") {
+	if strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "troupe: ") || !strings.Contains(msg, "unknown key port in ") {
 		t.Fatalf("stderr %q, want one line naming the unknown key", msg)
 	}
 	if stdout.Len() != 0 {

@@ -37,7 +37,7 @@ line of the output, so TOKEN=$(troupe token --admin | tail -n1) works.`,
 	f.DurationVar(&ttl, "ttl", defaultTokenTTL, "how long the token is valid (a shorter --token-max-lifetime cuts the default)")
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := cf.load(os.Getenv)
+		cfg, err := cf.load(os.LookupEnv)
 		if err != nil {
 			return err
 		}

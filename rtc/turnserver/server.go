@@ -190,7 +190,11 @@ func New(cfg Config) (*Server, error) {
 		}
 		return nil, fmt.Errorf("turnserver: %w", err)
 	}
-	s.log.Info("TURN server listening", "udp", udp.LocalAddr().String(), "tls", s.TLSAddr(), "relay_ip", cfg.RelayIP)
+	tlsAddr := "off"
+	if a := s.TLSAddr(); a != nil {
+		tlsAddr = a.String()
+	}
+	s.log.Info("TURN server listening", "udp", udp.LocalAddr().String(), "tls", tlsAddr, "relay_ip", cfg.RelayIP)
 	return s, nil
 }
 
