@@ -80,8 +80,9 @@
 // recorded track's forwarder, so that packets go from the publisher's read
 // loop to the writer's queue. The recording, like the members, outlives a
 // restart of the actor. At start-up a recording a crash left open has its
-// files finalized and is marked failed with server-restart
-// (closeInterruptedRecordings, recordings.go). In a cluster, the node that
+// files finalized and is marked failed with server-restart, its figures
+// and its end read from the files (closeInterruptedRecordings,
+// recordings.go); its session, closed next, ends no earlier. In a cluster, the node that
 // takes a room over goes on with the recording its lost node was writing,
 // as the recording's next part (closeOrphanRecordings, continueRecording);
 // the record lists every file as it opens, with its part and node, and a

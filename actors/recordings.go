@@ -372,12 +372,8 @@ func (r *Rooms) closeInterruptedRecordings(ctx context.Context) error {
 		if rec.NodeId != r.cfg.Recording.NodeID {
 			continue
 		}
-		next := proto.Clone(rec).(*recordpb.Recording)
-		next.Files = r.settleFiles(rec)
-		next.UpdatedAt = timestamp(r.cfg.Clock.Now())
-		endedRecording(next, recordpb.RecordingStatus_RECORDING_STATUS_FAILED, RecordingServerRestart,
+		next := r.interruptedRecording(rec, r.cfg.Clock.Now(), RecordingServerRestart,
 			errors.New("interrupted by a server restart; its files were finalized"))
-		next.EndedAt = rec.UpdatedAt // the last change known of it
 		w := persistence.Writes{Recordings: []*recordpb.Recording{next}}
 		room, err := r.cfg.Store.GetRoom(ctx, rec.RoomId)
 		switch {
@@ -396,44 +392,71 @@ func (r *Rooms) closeInterruptedRecordings(ctx context.Context) error {
 	return nil
 }
 
+// interruptedRecording returns rec, which a writer that is gone left
+// open, failed for reason at now: its files settled (settleFiles), and
+// ended when its media did, as far as this node knows it: the last frame
+// its files here hold, or its last recorded change if that is later (the
+// store's figures lag the files by up to a relisting).
+func (r *Rooms) interruptedRecording(rec *recordpb.Recording, now time.Time, reason string, why error) *recordpb.Recording {
+	next := proto.Clone(rec).(*recordpb.Recording)
+	var mediaEnd time.Time
+	next.Files, mediaEnd = r.settleFiles(rec)
+	next.UpdatedAt = timestamp(now)
+	endedRecording(next, recordpb.RecordingStatus_RECORDING_STATUS_FAILED, reason, why)
+	next.EndedAt = rec.UpdatedAt
+	if mediaEnd.After(now) { // a wall clock stepped back since
+		mediaEnd = now
+	}
+	if mediaEnd.After(rec.UpdatedAt.AsTime()) {
+		next.EndedAt = timestamp(mediaEnd)
+	}
+	return next
+}
+
 // finalizeFiles finalizes the media files in dir and describes them as far
-// as the files tell: name, container and size (who and what they hold was
-// known to the writer only).
-func (r *Rooms) finalizeFiles(dir string) []*recordpb.RecordingFile {
+// as the files tell: name, container, size and duration (who and what they
+// hold was known to the writer only). It returns the wall time of the
+// last frame they hold (zero: none known).
+func (r *Rooms) finalizeFiles(dir string) ([]*recordpb.RecordingFile, time.Time) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			r.cfg.Logger.Warn("read an interrupted recording's directory", "dir", dir, "err", err)
 		}
-		return nil
+		return nil, time.Time{}
 	}
-	var files []*recordpb.RecordingFile
+	var (
+		files []*recordpb.RecordingFile
+		last  time.Time
+	)
 	for _, e := range entries {
 		ext := strings.TrimPrefix(filepath.Ext(e.Name()), ".")
 		if !e.Type().IsRegular() || (ext != "webm" && ext != "mkv") {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
-		if err := recorder.Finalize(path); err != nil {
+		held, err := recorder.Finalize(path)
+		if err != nil {
 			r.cfg.Logger.Warn("finalize an interrupted recording's file", "file", path, "err", err)
 			continue
 		}
-		info, err := os.Stat(path)
-		if err != nil {
-			continue
+		if end := held.End(); end.After(last) {
+			last = end
 		}
-		files = append(files, &recordpb.RecordingFile{Name: e.Name(), Container: ext, Size: uint64(info.Size())})
+		files = append(files, &recordpb.RecordingFile{Name: e.Name(), Container: ext,
+			Size: uint64(held.Size), DurationMs: uint64(held.Duration.Milliseconds())}) //nolint:gosec // not negative
 	}
-	return files
+	return files, last
 }
 
 // settleFiles returns rec's files as they are once no writer writes them
 // (the one that did stopped with its node or its room): each with its
 // part and node, none writing, and those on this node finalized, with the
-// size they have on the disk. A file on the disk that the record missed
-// (its listing was not written) is added, as of the last part this node
-// wrote.
-func (r *Rooms) settleFiles(rec *recordpb.Recording) []*recordpb.RecordingFile {
+// size and duration they have on the disk. A file on the disk that the
+// record missed (its listing was not written) is added, as of the last
+// part this node wrote. It returns the wall time of the last frame the
+// files on this node hold (zero: none known).
+func (r *Rooms) settleFiles(rec *recordpb.Recording) ([]*recordpb.RecordingFile, time.Time) {
 	self := r.cfg.Recording.NodeID
 	files := make([]*recordpb.RecordingFile, len(rec.Files))
 	ownPart := uint32(0)
@@ -449,19 +472,20 @@ func (r *Rooms) settleFiles(rec *recordpb.Recording) []*recordpb.RecordingFile {
 		files[i] = g
 	}
 	if r.cfg.Recording.Dir == "" {
-		return files
+		return files, time.Time{}
 	}
-	for _, d := range r.finalizeFiles(filepath.Join(r.cfg.Recording.Dir, rec.Id)) {
+	found, last := r.finalizeFiles(filepath.Join(r.cfg.Recording.Dir, rec.Id))
+	for _, d := range found {
 		i := slices.IndexFunc(files, func(f *recordpb.RecordingFile) bool { return f.Name == d.Name })
 		switch {
 		case i < 0:
 			d.Part, d.NodeId = max(ownPart, 1), self
 			files = append(files, d)
 		case files[i].NodeId == self:
-			files[i].Size, files[i].Container = d.Size, d.Container
+			files[i].Size, files[i].Container, files[i].DurationMs = d.Size, d.Container, d.DurationMs
 		}
 	}
-	return files
+	return files, last
 }
 
 // removeOpenMarker says that no writer of this node has recording id's
@@ -498,7 +522,7 @@ func (r *Rooms) settleLostParts() {
 		if _, err := os.Stat(filepath.Join(dir, e.Name(), openMarker)); err != nil {
 			continue
 		}
-		files := r.finalizeFiles(filepath.Join(dir, e.Name()))
+		files, _ := r.finalizeFiles(filepath.Join(dir, e.Name()))
 		r.removeOpenMarker(e.Name())
 		r.cfg.Logger.Info("finalized the files of an interrupted recording part", "recording", e.Name(), "files", len(files))
 	}

@@ -616,8 +616,6 @@ func (a *roomActor) closeOrphanRecordings(ctx context.Context) {
 			a.continueRecording(rec)
 			continue
 		}
-		next := proto.Clone(rec).(*recordpb.Recording)
-		next.UpdatedAt = timestamp(a.now())
 		reason, why := RecordingServerRestart, errors.New("interrupted: its writer stopped with the server")
 		switch {
 		case rec.NodeId != cfg.NodeID:
@@ -628,9 +626,7 @@ func (a *roomActor) closeOrphanRecordings(ctx context.Context) {
 			// restart, whose process never dropped any.
 			reason, why = RecordingNodeLost, fmt.Errorf("interrupted: node %q lost the room with its cluster lease", rec.NodeId)
 		}
-		next.Files = a.deps.settleFiles(rec)
-		endedRecording(next, recordpb.RecordingStatus_RECORDING_STATUS_FAILED, reason, why)
-		next.EndedAt = rec.UpdatedAt // the last change known of it
+		next := a.deps.interruptedRecording(rec, a.now(), reason, why)
 		c := &changes{w: persistence.Writes{Recordings: []*recordpb.Recording{next}}}
 		a.recordingEvent(c, next, "recording-failed", NewRecordingJSON(next))
 		a.deps.metrics.recordingEnded(next)
@@ -667,7 +663,7 @@ func (a *roomActor) continuesHere(rec *recordpb.Recording) bool {
 func (a *roomActor) continueRecording(rec *recordpb.Recording) {
 	cfg := a.deps.cfg.Recording
 	next := proto.Clone(rec).(*recordpb.Recording)
-	next.Files = a.deps.settleFiles(rec)
+	next.Files, _ = a.deps.settleFiles(rec)
 	next.Part, next.NodeId, next.UpdatedAt = recordingPart(rec)+1, cfg.NodeID, timestamp(a.now())
 	media, err := a.startMedia(next)
 	if err != nil {

@@ -190,7 +190,11 @@ func (r *Rooms) closeInterruptedSessions(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("actors: session %s members: %w", s.Id, err)
 		}
-		end := lastActivity(s, members)
+		recs, err := r.sessionRecordings(ctx, s)
+		if err != nil {
+			return err
+		}
+		end := lastActivity(s, members, recs)
 		w := abandoned(s, members, timestamp(r.cfg.Clock.Now()), end, ReasonServerRestart)
 		next := w.Sessions[0]
 		next.Status = recordpb.SessionStatus_SESSION_STATUS_ENDED
@@ -217,6 +221,22 @@ func (r *Rooms) closeInterruptedSessions(ctx context.Context) error {
 	return nil
 }
 
+// sessionRecordings reads the recordings session s lists (those deleted
+// since are gone from the store, and skipped).
+func (r *Rooms) sessionRecordings(ctx context.Context, s *recordpb.Session) ([]*recordpb.Recording, error) {
+	var recs []*recordpb.Recording
+	for _, id := range s.RecordingIds {
+		rec, err := r.cfg.Store.GetRecording(ctx, id)
+		switch {
+		case err == nil:
+			recs = append(recs, rec)
+		case !isNotFound(err):
+			return nil, fmt.Errorf("actors: recording %s of session %s: %w", id, s.Id, err)
+		}
+	}
+	return recs, nil
+}
+
 // abandoned returns the writes that take from session s the participants a
 // crash took with it: s with nobody in it, updated at now, and the records
 // of members still open closed at left, for reason.
@@ -236,11 +256,13 @@ func abandoned(s *recordpb.Session, members []*recordpb.SessionMember, now, left
 // lastActivity is the time of the latest change recorded of a session
 // that a crash left open: its last_activity_at, its updated_at (the only
 // time some records carry of their last change: one whose members a
-// restarted room closed, or one written without last_activity_at), or its
-// members' joins and leaves, whichever is latest; never before its start.
-// The session ran at least until then, so that is its end and its
-// duration, rather than its start and none.
-func lastActivity(s *recordpb.Session, members []*recordpb.SessionMember) *timestamppb.Timestamp {
+// restarted room closed, or one written without last_activity_at), its
+// members' joins and leaves, or its recordings' starts and ends (the
+// start-up closed those first, ended at the last frame their files hold),
+// whichever is latest; never before its start. The session ran at least
+// until then, so that is its end and its duration, rather than its start
+// and none.
+func lastActivity(s *recordpb.Session, members []*recordpb.SessionMember, recs []*recordpb.Recording) *timestamppb.Timestamp {
 	end := s.StartTime.AsTime()
 	later := func(ts *timestamppb.Timestamp) {
 		if ts.IsValid() && ts.AsTime().After(end) {
@@ -252,6 +274,10 @@ func lastActivity(s *recordpb.Session, members []*recordpb.SessionMember) *times
 	for _, m := range members {
 		later(m.JoinedAt)
 		later(m.LeftAt)
+	}
+	for _, rec := range recs {
+		later(rec.StartedAt)
+		later(rec.EndedAt)
 	}
 	return timestamp(end)
 }

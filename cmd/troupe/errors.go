@@ -14,6 +14,9 @@ var (
 	// ErrKeyExposed: the data dir's key file is open to other users (its
 	// mode or its owner), so it is not used.
 	ErrKeyExposed = errors.New("API key file exposed")
+	// ErrDataDir: the data dir cannot be made private to this process's
+	// user (it is not a directory, or another user owns it).
+	ErrDataDir = errors.New("data dir refused")
 	// ErrKeyMismatch: the cluster this node joins was started with another
 	// API key pair.
 	ErrKeyMismatch = errors.New("API key pair differs from the cluster's")

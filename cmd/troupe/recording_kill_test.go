@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"math"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -84,4 +88,57 @@ func TestRecordingSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("streams of %s: %v", name, codecs)
 	}
 	recordertest.DecodesClean(t, path)
+
+	// Its figures are what the file holds, not the last the store had
+	// before the kill: the file's size and duration, and an end at the
+	// file's last frame (its start, from the file's header, plus its
+	// duration). Its session ends no earlier.
+	probe := recordertest.ProbeFile(t, path)
+	firstFrame := creationTime(t, path)
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := files[0].(map[string]any)
+	if d, _ := file["duration"].(float64); math.Abs(d-probe.Duration.Seconds()) > 0.002 || file["size"] != float64(st.Size()) || got["size"] != float64(st.Size()) {
+		t.Fatalf("the recording after the restart lists %v (size %v); the file plays %v and has %d bytes", file, got["size"], probe.Duration, st.Size())
+	}
+	started, ended := apiTime(t, got["started_at"]), apiTime(t, got["ended_at"])
+	if lastFrame := firstFrame.Add(probe.Duration); (ended.Sub(lastFrame)).Abs() > 2*time.Millisecond {
+		t.Fatalf("the recording ended at %v; its file's last frame is at %v", ended, lastFrame)
+	}
+	if d, _ := got["duration"].(float64); d < 1 || int64(d) != int64(ended.Sub(started)/time.Second) {
+		t.Fatalf("duration %v for a recording from %v to %v", got["duration"], started, ended)
+	}
+	sid, _ := got["session_id"].(string)
+	ses := s.mustDo(200, "GET", "/api/v1/sessions/"+sid, "")
+	if end := apiTime(t, ses["end_time"]); ses["end_reason"] != "server-restart" || end.Before(ended) {
+		t.Fatalf("the session after the restart: %v; its recording ran from %v to %v", ses, started, ended)
+	}
+}
+
+// creationTime reads the date in a recording file's header (ffprobe's
+// creation_time): the wall time of its first frame.
+func creationTime(t *testing.T, path string) time.Time {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format_tags=creation_time", "-of", "csv=p=0", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v\n%s", path, err, out)
+	}
+	at, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("ffprobe %s: creation_time %q: %v", path, out, err)
+	}
+	return at
+}
+
+// apiTime parses a time the API answered.
+func apiTime(t *testing.T, v any) time.Time {
+	t.Helper()
+	s, _ := v.(string)
+	at, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("time %v: %v", v, err)
+	}
+	return at
 }

@@ -220,8 +220,8 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		return nil, err
 	}
 	s.key, s.keyFrom = key, keyFrom
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	if err := prepareDataDir(cfg.DataDir, s.log); err != nil {
+		return nil, err
 	}
 	clk := clock.System{} // every part reads the time and runs its timers on it
 	startedAt := clk.Now().UTC()

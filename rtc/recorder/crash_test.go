@@ -80,7 +80,7 @@ func TestRecordSIGKILL(t *testing.T) {
 	if d := ffprobe(t, path).duration(t); d < 2*time.Second {
 		t.Fatalf("the killed recording says it lasts %v", d)
 	}
-	if err := Finalize(path); err != nil {
+	if _, err := Finalize(path); err != nil {
 		t.Fatal(err)
 	}
 	recordertest.DecodesClean(t, path)
@@ -106,21 +106,38 @@ func TestFinalizeCutFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	files, err := r.Files(context.Background())
+	if err != nil || len(files) != 1 {
+		t.Fatalf("files %+v: %v", files, err)
+	}
+	firstFrame := r.start.Add(files[0].Start) // on the wall clock
 	for _, cut := range []int{len(data), len(data) - 1, len(data) - 100, len(data) * 3 / 4, len(data) / 2, len(data) / 3} {
 		path := filepath.Join(t.TempDir(), "cut.webm")
 		if err := os.WriteFile(path, data[:cut], 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := Finalize(path); err != nil {
+		ext, err := Finalize(path)
+		if err != nil {
 			t.Fatalf("cut at %d: %v", cut, err)
 		}
 		recordertest.DecodesClean(t, path)
-		if d := ffprobe(t, path).duration(t); d <= 0 {
+		d := ffprobe(t, path).duration(t)
+		if d <= 0 {
 			t.Fatalf("cut at %d: duration %v", cut, d)
+		}
+		// What Finalize tells of the file is what a player finds in it.
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (ext.Duration-d).Abs() > time.Millisecond || ext.Size != st.Size() || !ext.Start.Equal(firstFrame) ||
+			!ext.End().Equal(firstFrame.Add(ext.Duration)) {
+			t.Fatalf("cut at %d: Finalize says %+v (ends %v); the file plays %v from %v and has %d bytes",
+				cut, ext, ext.End(), d, firstFrame, st.Size())
 		}
 		// Finalize again changes nothing.
 		before, _ := os.ReadFile(path)
-		if err := Finalize(path); err != nil {
+		if _, err := Finalize(path); err != nil {
 			t.Fatal(err)
 		}
 		if after, _ := os.ReadFile(path); string(after) != string(before) {
@@ -142,14 +159,14 @@ func TestFinalizeRefusesOtherFiles(t *testing.T) {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := Finalize(path); err == nil {
+		if _, err := Finalize(path); err == nil {
 			t.Fatalf("%s: Finalize accepted it", name)
 		}
 		if after, _ := os.ReadFile(path); string(after) != string(data) {
 			t.Fatalf("%s: Finalize changed a file it refused", name)
 		}
 	}
-	if err := Finalize(filepath.Join(dir, "missing")); err == nil {
+	if _, err := Finalize(filepath.Join(dir, "missing")); err == nil {
 		t.Fatal("Finalize of a missing file succeeded")
 	}
 }

@@ -29,7 +29,8 @@
 // header's duration is kept near the truth as they grow, so that one cut
 // short (a crash, SIGKILL, a full disk) still plays; Close writes the cues
 // and the exact duration, and Finalize does for a file left by a crash
-// what Close would have. Files lists a recording's files while it runs,
+// what Close would have, and reads back what it holds (Extent: its first
+// frame's time from the DateUTC, its duration and size). Files lists a recording's files while it runs,
 // Config.OnFile reports each as it opens, and PlayablePrefix says how much
 // of one being written plays as it is (its whole elements), for a
 // download that does not wait for the end.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"time"
 
 	"github.com/at-wat/ebml-go"
 	"github.com/at-wat/ebml-go/webm"
@@ -24,6 +25,7 @@ const (
 	idSeekPos     = 0x53AC
 	idInfo        = 0x1549A966
 	idDuration    = 0x4489
+	idDateUTC     = 0x4461
 	idTracks      = 0x1654AE6B
 	idCluster     = 0x1F43B675
 	idTimecode    = 0xE7
@@ -118,6 +120,7 @@ type header struct {
 	durationPos  int64 // the Duration's 8-byte float; 0: none
 	cuesPos      int64 // where the seek head says the cues are; 0: none
 	firstCluster int64
+	date         time.Time // the header's DateUTC: when its first frame was; zero: none
 }
 
 // scanHeader reads a recording file's header, up to its first cluster (a
@@ -177,8 +180,16 @@ func scanHeader(f *os.File, headerOnly bool) (header, error) {
 				if err != nil || ie.size < 0 {
 					break
 				}
-				if ie.id == idDuration && ie.size == 8 {
+				switch {
+				case ie.id == idDuration && ie.size == 8:
 					h.durationPos = ie.dataOff
+				case ie.id == idDateUTC && ie.size >= 1 && ie.size <= 8:
+					if v, err := readUint(f, ie); err == nil {
+						// A signed count of nanoseconds, in as many bytes
+						// as it takes.
+						shift := 64 - 8*ie.size
+						h.date = dateEpoch.Add(time.Duration(int64(v<<shift) >> shift)) //nolint:gosec // sign extension
+					}
 				}
 				c = ie.end()
 			}
@@ -233,48 +244,79 @@ func topLevel(id uint32) bool {
 	return false
 }
 
+// dateEpoch is where Matroska dates count from.
+var dateEpoch = time.Date(2001, time.January, 1, 0, 0, 0, 0, time.UTC)
+
+// Extent is the media a recording file holds, as Finalize read it back:
+// after a crash the file is all there is to tell how long its recording
+// ran.
+type Extent struct {
+	// Start is the wall time of the file's first frame (its header's
+	// date); zero if the header has none.
+	Start time.Time
+	// Duration runs from its first frame to its last; zero without one.
+	Duration time.Duration
+	// Size is the file's size once finalized.
+	Size int64
+}
+
+// End is the wall time of the file's last frame; zero if its start is
+// not known.
+func (e Extent) End() time.Time {
+	if e.Start.IsZero() {
+		return time.Time{}
+	}
+	return e.Start.Add(e.Duration)
+}
+
 // Finalize makes a file a recording left unfinished (a crash, SIGKILL, a
 // full disk) what Close would have made it: it cuts an element the crash
 // left half written, writes the duration of what the file holds, and
 // writes the cues into the room kept for them. It changes nothing in a
-// file Close finished but the duration, which it writes again alike.
-func Finalize(path string) error {
+// file Close finished but the duration, which it writes again alike. It
+// returns what the file holds.
+func Finalize(path string) (Extent, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("recorder: finalize: %w", err)
+		return Extent{}, fmt.Errorf("recorder: finalize: %w", err)
 	}
 	defer f.Close()
 	h, err := scanHeader(f, false)
 	if err != nil {
-		return fmt.Errorf("recorder: finalize %s: %w", path, err)
+		return Extent{}, fmt.Errorf("recorder: finalize %s: %w", path, err)
 	}
 	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("recorder: finalize: %w", err)
+		return Extent{}, fmt.Errorf("recorder: finalize: %w", err)
 	}
 	n := st.Size()
 	scan := scanClusters(f, h, n)
 	if scan.end < n {
 		if err := f.Truncate(scan.end); err != nil {
-			return fmt.Errorf("recorder: finalize %s: cut: %w", path, err)
+			return Extent{}, fmt.Errorf("recorder: finalize %s: cut: %w", path, err)
 		}
+	}
+	ext := Extent{Start: h.date, Size: scan.end}
+	if scan.lastTC >= 0 {
+		// Block times count from the file's first frame, at 0.
+		ext.Duration = time.Duration(scan.lastTC) * time.Millisecond
 	}
 	if h.durationPos > 0 && scan.lastTC >= 0 {
 		var b [8]byte
 		binary.BigEndian.PutUint64(b[:], math.Float64bits(float64(scan.lastTC)))
 		if _, err := f.WriteAt(b[:], h.durationPos); err != nil {
-			return fmt.Errorf("recorder: finalize %s: duration: %w", path, err)
+			return Extent{}, fmt.Errorf("recorder: finalize %s: duration: %w", path, err)
 		}
 	}
 	if h.cuesPos > 0 && len(scan.cues) > 0 {
 		if err := writeCues(f, h.cuesPos, scan.end, scan.cues); err != nil {
-			return fmt.Errorf("recorder: finalize %s: cues: %w", path, err)
+			return Extent{}, fmt.Errorf("recorder: finalize %s: cues: %w", path, err)
 		}
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("recorder: finalize: %w", err)
+		return Extent{}, fmt.Errorf("recorder: finalize: %w", err)
 	}
-	return nil
+	return ext, nil
 }
 
 type clusterScan struct {

@@ -86,7 +86,7 @@ func FuzzRecordPackets(f *testing.F) {
 			t.Fatal(err)
 		}
 		for _, file := range files {
-			if err := Finalize(filepath.Join(dir, file.Name)); err != nil {
+			if _, err := Finalize(filepath.Join(dir, file.Name)); err != nil {
 				t.Fatalf("%s: %v", file.Name, err)
 			}
 		}
@@ -115,7 +115,7 @@ func FuzzFinalize(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := Finalize(path); err != nil {
+		if _, err := Finalize(path); err != nil {
 			after, _ := os.ReadFile(path)
 			if string(after) != string(data) {
 				t.Fatalf("Finalize failed (%v) and changed the file", err)

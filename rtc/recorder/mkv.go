@@ -299,7 +299,7 @@ func (w *writer) closeFile(g *group) {
 	}
 	if err := f.out.failed(); err != nil {
 		w.fail(errOf("write "+f.name, err))
-		if rerr := Finalize(f.path); rerr != nil && !errors.Is(rerr, ErrNotRecording) {
+		if _, rerr := Finalize(f.path); rerr != nil && !errors.Is(rerr, ErrNotRecording) {
 			w.r.log.Warn("recording file not repaired", "file", f.name, "err", rerr)
 		}
 	}

@@ -61,7 +61,7 @@ func testRecordWebM(t *testing.T, mime, clip string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Finalize(filepath.Join(dir, f.Name)); err != nil {
+	if _, err := Finalize(filepath.Join(dir, f.Name)); err != nil {
 		t.Fatal(err)
 	}
 	if after, _ := os.ReadFile(filepath.Join(dir, f.Name)); !bytes.Equal(after, before) {
