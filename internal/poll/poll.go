@@ -42,10 +42,11 @@ func Within(t testing.TB, d time.Duration, what string, cond func() bool) {
 // after Timeout. Nothing is polled: a channel says itself when it is done.
 func Closed(t testing.TB, what string, ch <-chan struct{}) {
 	t.Helper()
-	closedWithin(t, Timeout, what, ch)
+	ClosedWithin(t, Timeout, what, ch)
 }
 
-func closedWithin(t testing.TB, d time.Duration, what string, ch <-chan struct{}) {
+// ClosedWithin is Closed with a deadline of d.
+func ClosedWithin(t testing.TB, d time.Duration, what string, ch <-chan struct{}) {
 	t.Helper()
 	timer := time.NewTimer(d)
 	defer timer.Stop()

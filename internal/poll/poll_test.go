@@ -62,7 +62,7 @@ func TestClosedFailsNamingWhatItWaitedFor(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		closedWithin(f, 0, "the thing", make(chan struct{}))
+		ClosedWithin(f, 0, "the thing", make(chan struct{}))
 	}()
 	<-done
 	if !strings.Contains(f.msg, "waiting for the thing") {
