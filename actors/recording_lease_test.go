@@ -109,14 +109,7 @@ func TestLeaseLossContinuesRecording(t *testing.T) {
 
 			taker, takerNode, takerDir := a, "node-a", dirA
 			if tc.same {
-				poll.Until(t, "node-a heard its lease ended", func() bool {
-					select {
-					case <-lease.Done():
-						return true
-					default:
-						return false
-					}
-				})
+				poll.Closed(t, "node-a to hear its lease ended", lease.Done())
 				if _, err := storeA.Register(ctx); err != nil {
 					t.Fatal(err)
 				}

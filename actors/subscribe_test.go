@@ -243,11 +243,7 @@ func TestUnsubscribeStopsTrack(t *testing.T) {
 	poll.Until(t, "an offer without the camera, answered", func() bool {
 		return viewer.offers.Load() > offers && viewer.answers.Load() > answers
 	})
-	select {
-	case <-cam.ended:
-	case <-time.After(poll.Timeout):
-		t.Fatal("the camera's track did not end at the viewer")
-	}
+	poll.Closed(t, "the camera's track to end at the viewer", cam.ended)
 	heard := ear.Stats().Packets
 	waitPackets(t, "audio after the unsubscribe", ear, heard+25)
 	layers := waitEvent(t, pub, func(e SignalLayers) bool { return len(e.Active) == 1 })

@@ -28,11 +28,7 @@ func newHold() *hold { return &hold{arrived: make(chan struct{}), released: make
 // does.
 func (h *hold) reached(t *testing.T, what string) {
 	t.Helper()
-	select {
-	case <-h.arrived:
-	case <-time.After(poll.Timeout):
-		t.Fatalf("timed out after %v waiting for %s", poll.Timeout, what)
-	}
+	poll.Closed(t, what, h.arrived)
 }
 
 // wait returns once the call may go on, or ctx has ended: ctx's error then,

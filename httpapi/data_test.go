@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/pion/webrtc/v4"
 
@@ -67,11 +66,7 @@ func (s *stack) dialDataWith(t *testing.T, room, identity, token string) *dataPe
 			p.mu.Unlock()
 		})
 	}
-	select {
-	case <-open:
-	case <-time.After(poll.Timeout):
-		t.Fatalf("%s: the reliable channel did not open", identity)
-	}
+	poll.Closed(t, identity+": the reliable channel to open", open)
 	// The server takes the channel a moment after the client sees it open:
 	// until then, messages to the room pass this client by. The server's
 	// own message to it says when it is in.

@@ -178,14 +178,7 @@ func (c *wsClient) count(typ string) int {
 // close status.
 func (c *wsClient) waitClosed() (websocket.StatusCode, string) {
 	c.t.Helper()
-	poll.Until(c.t, c.name+": the server to close the socket", func() bool {
-		select {
-		case <-c.Done():
-			return true
-		default:
-			return false
-		}
-	})
+	poll.Closed(c.t, c.name+": the server to close the socket", c.Done())
 	return closeStatus(c.Err())
 }
 

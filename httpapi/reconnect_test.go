@@ -111,14 +111,7 @@ func TestClientDoesNotReconnectWhenKicked(t *testing.T) {
 	s.createRoom(t, `{"id":"kick","name":"Kick"}`)
 	sub := s.connect(t, s.joinToken(t, "kick", "bob", auth.RoleSubscriber), client.Reconnect{})
 	mustStatus(t, s.do(t, http.MethodDelete, "/api/v1/rooms/kick/participants/"+sub.Client().ParticipantID(), ""), http.StatusNoContent)
-	poll.Until(t, "the kicked session ends", func() bool {
-		select {
-		case <-sub.Done():
-			return true
-		default:
-			return false
-		}
-	})
+	poll.Closed(t, "the kicked session to end", sub.Done())
 	if err := sub.Err(); !errors.Is(err, client.ErrFinal) {
 		t.Errorf("session error %v, want ErrFinal", err)
 	}

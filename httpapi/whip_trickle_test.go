@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pion/webrtc/v4"
 
@@ -59,7 +58,7 @@ func (s *stack) postUntrickled(t *testing.T, path, token string, pc *webrtc.Peer
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: withoutCandidates(string(r.body))}); err != nil {
 		t.Fatal(err)
 	}
-	waitChan(t, "the client's candidates", gathered)
+	poll.Closed(t, "the client's candidates", gathered)
 	return c
 }
 
@@ -72,15 +71,6 @@ func withoutCandidates(d string) string {
 		}
 	}
 	return strings.Join(out, "")
-}
-
-func waitChan(t *testing.T, what string, ch <-chan struct{}) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(poll.Timeout):
-		t.Fatalf("timed out waiting for %s", what)
-	}
 }
 
 // fragment returns the client's ICE credentials and gathered candidates
@@ -138,7 +128,7 @@ func TestWHIPTrickleICE(t *testing.T) {
 	if len(r.body) != 0 {
 		t.Fatalf("a 204 with a body: %q", r.body)
 	}
-	waitChan(t, "ICE to connect with the trickled candidates", iceConnected)
+	poll.Closed(t, "ICE to connect with the trickled candidates", iceConnected)
 	media.run(t)
 
 	viewer := s.dialWS(t, "viewer", s.joinToken(t, "trickle", "viewer", auth.RoleSubscriber))
@@ -246,7 +236,7 @@ func (c *trickler) restart(t *testing.T, connected chan struct{}) string {
 	if err := c.pc.SetLocalDescription(restart); err != nil {
 		t.Fatal(err)
 	}
-	waitChan(t, "the client's new candidates", gathered)
+	poll.Closed(t, "the client's new candidates", gathered)
 	frag := c.fragment(t)
 	if frag.Ufrag == old.Ufrag {
 		t.Fatal("the client's restart kept its ufrag")
@@ -270,7 +260,7 @@ func (c *trickler) restart(t *testing.T, connected chan struct{}) string {
 	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatal(err)
 	}
-	waitChan(t, "ICE to connect again after the restart", connected)
+	poll.Closed(t, "ICE to connect again after the restart", connected)
 	return etag
 }
 
@@ -429,7 +419,7 @@ func TestWHIPSimulcastICERestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustStatus(t, c.patch(t, c.fragment(t).String(), c.etag), http.StatusNoContent)
-	waitChan(t, "ICE to connect with the trickled candidates", connected)
+	poll.Closed(t, "ICE to connect with the trickled candidates", connected)
 	defer runCamera(t, camera, pc)()
 	s.checkOneSimulcastTrack(t, "simrestart")
 

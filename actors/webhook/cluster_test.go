@@ -326,11 +326,7 @@ func TestClusterClaimAfterStaleRead(t *testing.T) {
 	release := sync.OnceFunc(func() { close(proceed) })
 	t.Cleanup(release) // before b stops, should the test end early
 	b.d.Notify()
-	select {
-	case <-entered: // b has read the head, and waits to claim
-	case <-time.After(poll.Timeout):
-		t.Fatal("b did not claim")
-	}
+	poll.Closed(t, "b to read the head and wait to claim", entered)
 	a := startNode(t, endpoint, "node-a", nil)
 	a.d.Notify()
 	poll.Until(t, "a delivered the room's queue and released it", func() bool {

@@ -92,14 +92,7 @@ func failoverRound(t *testing.T, c *Cluster, room string) (answered, mediaAgain 
 	owner.Kill()
 	// What a client sees: its socket ends, through whichever node it came.
 	for _, m := range []*Member{pub, sub} {
-		poll.Until(t, m.ParticipantID()+"'s socket to end after the owner died", func() bool {
-			select {
-			case <-m.Done():
-				return true
-			default:
-				return false
-			}
-		})
+		poll.Closed(t, m.ParticipantID()+"'s socket to end after the owner died", m.Done())
 	}
 	// Until then, a live node answers 503 room_unavailable: retry.
 	var wrong []string

@@ -48,14 +48,7 @@ func TestNodePause(t *testing.T) {
 		return err == nil && n == 0
 	})
 	t.Logf("%s stopped its copy %v after it resumed", owner.ID, time.Since(resumed).Round(time.Millisecond))
-	poll.Until(t, "alice's socket to end", func() bool {
-		select {
-		case <-m.Done():
-			return true
-		default:
-			return false
-		}
-	})
+	poll.Closed(t, "alice's socket to end", m.Done())
 	t.Logf("alice's socket ended %v after %s resumed: %v", time.Since(resumed).Round(time.Millisecond), owner.ID, m.Err())
 	poll.Until(t, "the resumed node to register again", func() bool {
 		ids, err := c.NodeIDs(ctx, other)

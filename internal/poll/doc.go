@@ -1,7 +1,8 @@
 // Package poll is how Troupe's tests wait for something another goroutine
 // does (a peer connects, a packet count grows, a webhook arrives): Until
 // checks a condition over and over until it holds, and fails the test if
-// it never does.
+// it never does; Closed waits for a channel to be closed, with the same
+// deadline.
 //
 // The deadline only bounds a failing test: a condition that comes true
 // returns at once, so the deadline is generous, long enough for a test

@@ -36,3 +36,23 @@ func Within(t testing.TB, d time.Duration, what string, cond func() bool) {
 		interval = min(2*interval, maxInterval)
 	}
 }
+
+// Closed waits until ch is closed (or yields a value), as a Done channel
+// is, and fails t as Until does, naming what it waited for, if it has not
+// after Timeout. Nothing is polled: a channel says itself when it is done.
+func Closed(t testing.TB, what string, ch <-chan struct{}) {
+	t.Helper()
+	ClosedWithin(t, Timeout, what, ch)
+}
+
+// ClosedWithin is Closed with a deadline of d.
+func ClosedWithin(t testing.TB, d time.Duration, what string, ch <-chan struct{}) {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ch:
+	case <-timer.C:
+		t.Fatalf("timed out after %v waiting for %s", d, what)
+	}
+}

@@ -50,3 +50,22 @@ func TestWithinFailsNamingWhatItWaitedFor(t *testing.T) {
 		t.Fatalf("a condition that holds failed with %q", msg)
 	}
 }
+
+func TestClosedReturnsOnceTheChannelIsClosed(t *testing.T) {
+	ch := make(chan struct{})
+	go close(ch)
+	Closed(t, "the close", ch)
+}
+
+func TestClosedFailsNamingWhatItWaitedFor(t *testing.T) {
+	f := &fatalT{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ClosedWithin(f, 0, "the thing", make(chan struct{}))
+	}()
+	<-done
+	if !strings.Contains(f.msg, "waiting for the thing") {
+		t.Fatalf("failed with %q", f.msg)
+	}
+}

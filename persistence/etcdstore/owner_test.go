@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/troupe-media/troupe/internal/poll"
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/etcdstore"
 	"github.com/troupe-media/troupe/persistence/etcdstore/etcdtest"
@@ -23,11 +24,7 @@ const waitGuard = time.Minute
 
 func wait(t *testing.T, what string, ch <-chan struct{}) {
 	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(waitGuard):
-		t.Fatalf("%s: nothing after %v", what, waitGuard)
-	}
+	poll.ClosedWithin(t, waitGuard, what, ch)
 }
 
 // node opens a cluster node's Store on the shared prefix and registers it.
