@@ -71,6 +71,17 @@ func checkFirefoxAnswer(t *testing.T, r firefoxtest.Report) {
 	if codec := firstCodec(answer); codec != "VP8/90000" {
 		t.Errorf("the answer's first video codec is %q, want VP8", codec)
 	}
+	// Firefox offers an RTX stream per layer; retransmissions come on the
+	// media's own stream (one packet cache answers every subscriber), so
+	// the answer takes none, and the layers' rids under Firefox's ids.
+	if strings.Contains(answer, " rtx/90000") {
+		t.Errorf("the answer takes RTX:\n%s", answer)
+	}
+	for _, uri := range []string{"urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", "urn:ietf:params:rtp-hdrext:sdes:mid"} {
+		if id := extmapID(offer, uri); id == "" || extmapID(answer, uri) != id {
+			t.Errorf("%s is extmap %q in Firefox's offer, %q in the answer", uri, id, extmapID(answer, uri))
+		}
+	}
 	if codec := firstCodec(mediaSection(r.RemoteSDP, "audio")); codec != "opus/48000/2" {
 		t.Errorf("the answer's first audio codec is %q, want Opus", codec)
 	}
@@ -288,6 +299,60 @@ func TestFirefoxViews(t *testing.T) {
 	}
 }
 
+// TestFirefoxWithoutH264: a camera sent in H.264, which this Firefox (no
+// OpenH264 plug-in) neither offers nor answers, is not sent to it; its
+// microphone is, and the connection goes on.
+func TestFirefoxWithoutH264(t *testing.T) {
+	firefoxtest.Require(t)
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"foxh264","name":"Firefox"}`)
+	page := s.firefoxPage(t, "/rooms/foxh264?token="+s.joinToken(t, "foxh264", "firefox", auth.RoleSubscriber))
+	page.Click(t, "join")
+	page.Wait(t, "Firefox to connect", func(r firefoxtest.Report) bool { return r.Connection == "connected" })
+
+	camera := s.dialWS(t, "camera", s.joinToken(t, "foxh264", "camera", auth.RolePublisher))
+	clips, err := recordertest.NewClips(recordertest.H264Clip, recordertest.OpusClip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		cancel()
+		_ = clips.Wait()
+	})
+	if _, err := camera.Publish(ctx, clips.Video, clips.Audio); err != nil {
+		t.Fatal(err)
+	}
+	clips.Play(ctx)
+	rep := page.Wait(t, "Firefox to receive 50 audio packets", func(r firefoxtest.Report) bool {
+		return r.Stats.AudioPacketsReceived >= 50 && r.Connection == "connected"
+	})
+	if strings.Contains(rep.LocalSDP, " H264/90000") {
+		t.Skip("this Firefox takes H.264 (its OpenH264 plug-in is installed)")
+	}
+	if rep.Stats.InboundVideo != 0 {
+		t.Errorf("Firefox receives %d video streams of an H.264 camera it did not take", rep.Stats.InboundVideo)
+	}
+	var received []string
+	published := map[string]string{} // the camera's track ids by kind
+	for _, p := range s.restParticipants(t, "foxh264") {
+		if p.Identity == "firefox" && p.Receiving != nil {
+			for _, tr := range p.Receiving.Tracks {
+				received = append(received, tr.TrackID)
+			}
+		}
+		if p.Identity == "camera" {
+			for _, tr := range p.Tracks {
+				published[tr.Kind] = tr.ID
+			}
+		}
+	}
+	if len(received) != 1 || received[0] != published["audio"] {
+		t.Errorf("Firefox receives %v of the camera's %v, want the microphone alone", received, published)
+	}
+}
+
 // encodingsOfReport is what a Firefox page's camera encodes against the
 // last layers message it got, as pageEncodings.
 func encodingsOfReport(r firefoxtest.Report) pageEncodings {
@@ -347,7 +412,7 @@ func TestFirefoxSimulcast(t *testing.T) {
 		enc = encodingsOfReport(r)
 		return enc.follows() && len(enc.Active) > 0
 	})
-	t.Logf("Firefox encodes %+v; the viewer receives layer %d", enc, layer)
+	t.Logf("Firefox encodes %+v; the viewer received layer %d first", enc, layer)
 
 	mustStatus(t, s.do(t, http.MethodPatch, "/api/v1/rooms/foxsim", `{"config":{"quality":"180p"}}`), http.StatusOK)
 	page.Wait(t, "Firefox to stop the layers above 180p", func(r firefoxtest.Report) bool {

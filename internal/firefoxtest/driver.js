@@ -82,6 +82,10 @@
         state: t.state, connection: t.connection, participantId: t.participantId || '',
         stats: await t.stats(), ...(await rtp(pc)), encodings: encodings(t), layers: t.layers,
         chat: t.chat.map((m) => ({ name: m.name, text: m.text })),
+        transceivers: pc && pc.signalingState !== 'closed' ? pc.getTransceivers().map((tr) => ({
+          mid: tr.mid || '', kind: tr.receiver.track.kind, direction: tr.direction, currentDirection: tr.currentDirection || '',
+          receiving: !tr.receiver.track.muted,
+        })) : [],
         localSdp: (pc && pc.localDescription && pc.localDescription.sdp) || '',
         remoteSdp: (pc && pc.remoteDescription && pc.remoteDescription.sdp) || '',
       });

@@ -179,6 +179,9 @@ type command struct {
 // Page is a page opened in a Firefox of its own, as its driver reports it.
 type Page struct {
 	Firefox *Process
+	// More, if not nil, says more of what the server sees, for a failure's
+	// message. Set it before the page's first wait.
+	More func() string
 
 	front *Front
 	id    string
@@ -273,9 +276,12 @@ func (p *Page) Describe() string {
 	if n == 0 {
 		return "no report from the page yet; firefox wrote:\n" + p.Firefox.Output()
 	}
-	s := fmt.Sprintf("state %q, connection %q, notice %q, stats %+v, inbound %+v, outbound %+v, errors %q",
-		rep.State, rep.Connection, rep.Notice, rep.Stats, rep.Inbound, rep.Outbound, rep.Errors)
+	s := fmt.Sprintf("state %q, connection %q, notice %q, stats %+v, inbound %+v, outbound %+v, transceivers %+v, errors %q",
+		rep.State, rep.Connection, rep.Notice, rep.Stats, rep.Inbound, rep.Outbound, rep.Transceivers, rep.Errors)
 	s += "\nthe page's local description: " + sdpOutline(rep.LocalSDP) + "\nits remote description: " + sdpOutline(rep.RemoteSDP)
+	if p.More != nil {
+		s += "\n" + p.More()
+	}
 	if errs := p.front.forwardErrors(); len(errs) > 0 {
 		s += fmt.Sprintf("; the front could not forward %q", errs)
 	}

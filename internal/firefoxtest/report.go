@@ -3,18 +3,19 @@ package firefoxtest
 // Report is what a page's driver posts: the page's state (window.troupe)
 // and what its peer connection sends and receives.
 type Report struct {
-	Done          int        `json:"done"` // the last command done
-	State         string     `json:"state"`
-	Connection    string     `json:"connection"`
-	ParticipantID string     `json:"participantId"`
-	Notice        string     `json:"notice"`
-	Stats         Stats      `json:"stats"`
-	Inbound       []RTP      `json:"inbound"`
-	Outbound      []RTP      `json:"outbound"`
-	Encodings     []Encoding `json:"encodings"` // the camera's sender's
-	Layers        *Layers    `json:"layers"`    // the server's last layers message
-	Chat          []Chat     `json:"chat"`      // the messages shown, oldest first
-	LocalSDP      string     `json:"localSdp"`
+	Done          int           `json:"done"` // the last command done
+	State         string        `json:"state"`
+	Connection    string        `json:"connection"`
+	ParticipantID string        `json:"participantId"`
+	Notice        string        `json:"notice"`
+	Stats         Stats         `json:"stats"`
+	Inbound       []RTP         `json:"inbound"`
+	Outbound      []RTP         `json:"outbound"`
+	Encodings     []Encoding    `json:"encodings"` // the camera's sender's
+	Layers        *Layers       `json:"layers"`    // the server's last layers message
+	Chat          []Chat        `json:"chat"`      // the messages shown, oldest first
+	Transceivers  []Transceiver `json:"transceivers"`
+	LocalSDP      string        `json:"localSdp"`
 	// RemoteSDP is the remote description as Firefox gives it back: parsed
 	// and written again, so that it may differ from what the server sent
 	// (Firefox leaves out the fmtp parameters it does not know, and writes
@@ -23,6 +24,16 @@ type Report struct {
 	// Errors are the page's uncaught errors and the commands that failed,
 	// the last few.
 	Errors []string `json:"errors"`
+}
+
+// Transceiver is one of the page's transceivers.
+type Transceiver struct {
+	MID              string `json:"mid"`
+	Kind             string `json:"kind"`
+	Direction        string `json:"direction"`
+	CurrentDirection string `json:"currentDirection"`
+	// Receiving is whether its receiver's track is unmuted: media came.
+	Receiving bool `json:"receiving"`
 }
 
 // Chat is a chat message the page shows.
