@@ -36,6 +36,11 @@ const (
 	soakChurnCycles  = 200
 )
 
+// minHeapCycles is the fewest cycles whose heap figures are compared: in
+// fewer, what the runtime keeps once used outweighs what a cycle could
+// leak.
+const minHeapCycles = 50
+
 // Margins over the baseline once the server is quiet again: goroutines
 // and descriptors that come and go with the test's own HTTP client (idle
 // keep-alive connections, their readers) rather than with the server's
@@ -104,10 +109,17 @@ func TestChurn(t *testing.T) {
 	h.waitGoroutines(t, base, ignoreBase)
 	end := h.measure()
 	t.Logf("after %d cycles: %s", cycles, end)
-	// The heap of a server back at rest may differ by what the runtime and
-	// pion keep pooled, not by what the cycles did: the second half of the
-	// cycles must not grow it by more than the first half grew it, plus
-	// slack for pools that settle late.
+	// The heap of a server back at rest differs by what the runtime, pion
+	// and the actor system keep once used (pools; protoactor's registry of
+	// processes, 32768 small maps that each take memory the first time a
+	// process id falls in them), not by what the
+	// cycles did: the second half of the cycles must not grow it by more
+	// than the first half grew it, plus slack for what settles late. A few
+	// cycles, or the race detector's accounting, tell nothing: the figures
+	// are only logged then.
+	if cycles < minHeapCycles || raceEnabled {
+		return
+	}
 	const slack = 4 << 20
 	firstHalf := max(int64(mid.heap)-int64(base.heap), 0)
 	if grew := int64(end.heap) - int64(mid.heap); grew > firstHalf+slack {
