@@ -187,9 +187,6 @@ func TestBrowserEdgeRelay(t *testing.T) {
 	if got := browsertest.Eval[string](t, alice, `location.search`); got != "?ice=relay" {
 		t.Errorf("alice's address keeps %q, want ?ice=relay", got)
 	}
-	if got := s.metric(`troupe_rtc_connections_total{candidate_type="relay",protocol="udp"}`); got < 2 {
-		t.Errorf("the server counts %v relayed connections, want alice's and bob's", got)
-	}
 
 	// An ICE restart gathers anew, as Chromium does after a network
 	// change: a relay per TURN URL and network again, before the old ones
