@@ -31,8 +31,8 @@ func edgeServer(t *testing.T, mods ...func(*Config)) (*testServer, []byte) {
 }
 
 // edgeBrowser starts a Chromium that trusts the certificate of certPEM
-// and no other (opts add to its command line). Start it after the server:
-// it stops before it.
+// besides those it trusts anyway (opts add to its command line). Start it
+// after the server: it stops before it.
 func edgeBrowser(t *testing.T, certPEM []byte, opts ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	return browsertest.New(t, append(opts, browsertest.TrustCertificate(t, certPEM))...)
@@ -154,6 +154,7 @@ const gatherRelays = `(async () => {
 	return out;
 })()`
 
+// gathered is what gatherRelays returns.
 type gathered struct {
 	Relays int   `json:"relays"`
 	Errors []int `json:"errors"`
