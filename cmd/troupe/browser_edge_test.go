@@ -31,8 +31,8 @@ func edgeServer(t *testing.T, mods ...func(*Config)) (*testServer, []byte) {
 }
 
 // edgeBrowser starts a Chromium that trusts the certificate of certPEM
-// and no other (opts add to its command line). Start it after the server:
-// it stops before it.
+// besides those it trusts anyway (opts add to its command line). Start it
+// after the server: it stops before it.
 func edgeBrowser(t *testing.T, certPEM []byte, opts ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	return browsertest.New(t, append(opts, browsertest.TrustCertificate(t, certPEM))...)
@@ -154,6 +154,7 @@ const gatherRelays = `(async () => {
 	return out;
 })()`
 
+// gathered is what gatherRelays returns.
 type gathered struct {
 	Relays int   `json:"relays"`
 	Errors []int `json:"errors"`
@@ -186,9 +187,6 @@ func TestBrowserEdgeRelay(t *testing.T) {
 	}
 	if got := browsertest.Eval[string](t, alice, `location.search`); got != "?ice=relay" {
 		t.Errorf("alice's address keeps %q, want ?ice=relay", got)
-	}
-	if got := s.metric(`troupe_rtc_connections_total{candidate_type="relay",protocol="udp"}`); got < 2 {
-		t.Errorf("the server counts %v relayed connections, want alice's and bob's", got)
 	}
 
 	// An ICE restart gathers anew, as Chromium does after a network
