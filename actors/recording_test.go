@@ -142,18 +142,17 @@ func TestRecordingLifecycle(t *testing.T) {
 	from := video.Sent()
 	poll.Until(t, "two seconds of video sent", func() bool { return video.Sent() > from+200 })
 
-	stopping, err := env.rooms.StopRecording(ctx, RecordingID(rec.Id))
+	// The stop returns the recording as it ended: what the store holds
+	// after it.
+	stopped, err := env.rooms.StopRecording(ctx, RecordingID(rec.Id))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := stopping.Status; st != recordpb.RecordingStatus_RECORDING_STATUS_STOPPING && st != recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED {
-		t.Fatalf("stopped recording is %v", st)
-	}
-	poll.Until(t, "the recording completed", func() bool {
-		return recordingStatus(t, env, rec.Id).Status == recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED
-	})
 	done := recordingStatus(t, env, rec.Id)
-	if done.EndReason != RecordingStoppedViaAPI || done.EndedAt == nil || len(done.Files) != 1 {
+	if done.Status != recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED || !proto.Equal(stopped, done) {
+		t.Fatalf("the stop returned %v; the store holds %v", stopped, done)
+	}
+	if done.EndReason != RecordingStoppedViaAPI || done.EndedAt == nil || len(done.Files) != 1 || done.Files[0].DurationMs == 0 {
 		t.Fatalf("completed recording: %v", done)
 	}
 	f := done.Files[0]
