@@ -259,6 +259,7 @@ func TestRestartClosesInterruptedRecordings(t *testing.T) {
 	}
 	open := proto.Clone(done).(*recordpb.Recording)
 	open.Status, open.Files, open.EndedAt, open.EndReason = recordpb.RecordingStatus_RECORDING_STATUS_RECORDING, nil, nil, ""
+	open.UpdatedAt = open.StartedAt // nothing recorded of it since its start
 	if err := store.Apply(ctx, persistence.Writes{Recordings: []*recordpb.Recording{open}}); err != nil {
 		t.Fatal(err)
 	}
@@ -276,6 +277,15 @@ func TestRestartClosesInterruptedRecordings(t *testing.T) {
 	info, err := os.Stat(path)
 	if err != nil || uint64(info.Size()) != got.Files[0].Size {
 		t.Fatalf("finalized file: %v, %v; the record says %d bytes", info, err, got.Files[0].Size)
+	}
+	// Its duration and end are what the file holds, not the start the
+	// store last had. (Finalize again changes nothing, and says so.)
+	held, err := recorder.Finalize(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := got.Files[0]; f.DurationMs == 0 || f.DurationMs != uint64(held.Duration.Milliseconds()) || !got.EndedAt.AsTime().Equal(held.End()) {
+		t.Fatalf("the record says %d ms, ended %v; the file holds %v, to %v", f.DurationMs, got.EndedAt.AsTime(), held.Duration, held.End())
 	}
 	if ev := queuedEvents(t, env, "recording"); len(ev) == 0 || ev[len(ev)-1] != "recording-failed" {
 		t.Fatalf("events after the restart: %v", ev)
