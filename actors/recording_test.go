@@ -142,18 +142,17 @@ func TestRecordingLifecycle(t *testing.T) {
 	from := video.Sent()
 	poll.Until(t, "two seconds of video sent", func() bool { return video.Sent() > from+200 })
 
-	stopping, err := env.rooms.StopRecording(ctx, RecordingID(rec.Id))
+	// The stop returns the recording as it ended: what the store holds
+	// after it.
+	stopped, err := env.rooms.StopRecording(ctx, RecordingID(rec.Id))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := stopping.Status; st != recordpb.RecordingStatus_RECORDING_STATUS_STOPPING && st != recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED {
-		t.Fatalf("stopped recording is %v", st)
-	}
-	poll.Until(t, "the recording completed", func() bool {
-		return recordingStatus(t, env, rec.Id).Status == recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED
-	})
 	done := recordingStatus(t, env, rec.Id)
-	if done.EndReason != RecordingStoppedViaAPI || done.EndedAt == nil || len(done.Files) != 1 {
+	if done.Status != recordpb.RecordingStatus_RECORDING_STATUS_COMPLETED || !proto.Equal(stopped, done) {
+		t.Fatalf("the stop returned %v; the store holds %v", stopped, done)
+	}
+	if done.EndReason != RecordingStoppedViaAPI || done.EndedAt == nil || len(done.Files) != 1 || done.Files[0].DurationMs == 0 {
 		t.Fatalf("completed recording: %v", done)
 	}
 	f := done.Files[0]
@@ -260,6 +259,7 @@ func TestRestartClosesInterruptedRecordings(t *testing.T) {
 	}
 	open := proto.Clone(done).(*recordpb.Recording)
 	open.Status, open.Files, open.EndedAt, open.EndReason = recordpb.RecordingStatus_RECORDING_STATUS_RECORDING, nil, nil, ""
+	open.UpdatedAt = open.StartedAt // nothing recorded of it since its start
 	if err := store.Apply(ctx, persistence.Writes{Recordings: []*recordpb.Recording{open}}); err != nil {
 		t.Fatal(err)
 	}
@@ -277,6 +277,15 @@ func TestRestartClosesInterruptedRecordings(t *testing.T) {
 	info, err := os.Stat(path)
 	if err != nil || uint64(info.Size()) != got.Files[0].Size {
 		t.Fatalf("finalized file: %v, %v; the record says %d bytes", info, err, got.Files[0].Size)
+	}
+	// Its duration and end are what the file holds, not the start the
+	// store last had. (Finalize again changes nothing, and says so.)
+	held, err := recorder.Finalize(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := got.Files[0]; f.DurationMs == 0 || f.DurationMs != uint64(held.Duration.Milliseconds()) || !got.EndedAt.AsTime().Equal(held.End()) {
+		t.Fatalf("the record says %d ms, ended %v; the file holds %v, to %v", f.DurationMs, got.EndedAt.AsTime(), held.Duration, held.End())
 	}
 	if ev := queuedEvents(t, env, "recording"); len(ev) == 0 || ev[len(ev)-1] != "recording-failed" {
 		t.Fatalf("events after the restart: %v", ev)

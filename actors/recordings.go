@@ -312,9 +312,12 @@ func (r *Rooms) StartRecording(ctx context.Context, id RoomID, opts RecordingOpt
 	return r.recordingRequest(ctx, id, &startRecordingReq{opts: opts})
 }
 
-// StopRecording stops a running recording: it is stopping when this
-// returns, and completed (or failed) once its writer has closed its files.
-// A recording that has ended gets ErrRecordingNotActive.
+// StopRecording stops a running recording, or one stopping already, and
+// returns it as it ended: completed (or failed) once its writer has closed
+// its files, with their final sizes and durations, as reading it after
+// shows. A writer that takes longer than the request timeout (or ctx) to
+// close them leaves it stopping, as it is returned then; it ends all the
+// same. A recording that has ended gets ErrRecordingNotActive.
 func (r *Rooms) StopRecording(ctx context.Context, id RecordingID) (*recordpb.Recording, error) {
 	rec, err := r.Recording(ctx, id)
 	if err != nil {
@@ -323,7 +326,30 @@ func (r *Rooms) StopRecording(ctx context.Context, id RecordingID) (*recordpb.Re
 	if recordingEnded(rec) {
 		return nil, ErrRecordingNotActive
 	}
-	return r.recordingRequest(ctx, RoomID(rec.RoomId), &stopRecordingReq{id: id})
+	reply, err := requestAs[*recordingReply](ctx, r, RoomID(rec.RoomId), &stopRecordingReq{id: id})
+	if err != nil {
+		return nil, err
+	}
+	if reply.err != nil {
+		return nil, reply.err
+	}
+	wait, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
+	defer cancel()
+	select {
+	case <-reply.ended:
+	case <-wait.Done():
+		return reply.rec, nil
+	}
+	ended, err := r.Recording(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !recordingEnded(ended) {
+		// Its end could not be written (logged): the store holds it as
+		// it was, and the next start closes it.
+		return reply.rec, nil
+	}
+	return ended, nil
 }
 
 // DeleteRecording removes a recording that has ended, and its files on

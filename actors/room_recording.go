@@ -44,6 +44,9 @@ type liveRecording struct {
 	// wg counts the goroutines watching and closing the writer.
 	wg   sync.WaitGroup
 	quit chan struct{} // stops the watcher
+	// ended is closed once the recording's end is written (or its write
+	// failed): a stop answers the recording as it ended.
+	ended chan struct{}
 }
 
 // Messages about recordings: requests from the API, and what the
@@ -55,6 +58,9 @@ type (
 	recordingReply     struct {
 		rec *recordpb.Recording
 		err error
+		// ended, in a stop's answer, is closed once the recording's end
+		// is written.
+		ended <-chan struct{}
 	}
 	// recordingWriterEnded: the writer stopped on its own (disk full, a
 	// write error).
@@ -97,8 +103,12 @@ func (a *roomActor) receiveRecording(ctx actor.Context, msg any) bool {
 		rec, err := a.startRecording(m.opts)
 		a.respond(ctx, &recordingReply{rec: rec, err: err})
 	case *stopRecordingReq:
-		rec, err := a.stopRecordingByID(m.id)
-		a.respond(ctx, &recordingReply{rec: rec, err: err})
+		lr, err := a.stopRecordingByID(m.id)
+		if err != nil {
+			a.respond(ctx, &recordingReply{err: err})
+			break
+		}
+		a.respond(ctx, &recordingReply{rec: lr.rec, ended: lr.ended})
 	case *deleteRecordingReq:
 		a.respond(ctx, &recordingReply{err: a.deleteRecording(m.rec)})
 	case *recordingWriterEnded:
@@ -206,7 +216,7 @@ func (a *roomActor) startRecording(opts RecordingOptions) (*recordpb.Recording, 
 // (counted from the recording's start, over every part) and records the
 // tracks published now.
 func (a *roomActor) runRecording(rec *recordpb.Recording, media *recordingMedia) {
-	lr := &liveRecording{rec: rec, media: media, started: make(map[string]bool), quit: make(chan struct{})}
+	lr := &liveRecording{rec: rec, media: media, started: make(map[string]bool), quit: make(chan struct{}), ended: make(chan struct{})}
 	a.life.recording = lr
 	a.deps.writing.Store(rec.Id, media)
 	a.watchWriter(lr)
@@ -301,7 +311,7 @@ func (a *roomActor) watchWriter(lr *liveRecording) {
 // recording that is stopping already is answered as it is. StopRecording
 // read the record before asking, for its room, and found it not ended: one
 // that is not the room's running recording has ended since.
-func (a *roomActor) stopRecordingByID(id RecordingID) (*recordpb.Recording, error) {
+func (a *roomActor) stopRecordingByID(id RecordingID) (*liveRecording, error) {
 	lr := a.life.recording
 	if lr == nil || lr.rec.Id != string(id) {
 		return nil, ErrRecordingNotActive
@@ -309,7 +319,7 @@ func (a *roomActor) stopRecordingByID(id RecordingID) (*recordpb.Recording, erro
 	if !lr.stopping {
 		a.stopRecording(lr, RecordingStoppedViaAPI, nil)
 	}
-	return lr.rec, nil
+	return lr, nil
 }
 
 // stopRecording writes the recording as stopping (with
@@ -404,6 +414,7 @@ func (a *roomActor) finishRecording(lr *liveRecording, files []*recordpb.Recordi
 	lr.wg.Wait() // the closer has sent its report: nothing of it runs on
 	a.life.recording = nil
 	a.deps.writing.Delete(next.Id)
+	close(lr.ended)
 	a.log.Info("recording ended", "recording", next.Id, "status", RecordingStatusName(st), "reason", reason, "files", len(files))
 }
 

@@ -122,8 +122,9 @@ func (s *Server) startRecording(c *gin.Context) error {
 	return nil
 }
 
-// stopRecording stops a running recording: 200 with it stopping (or
-// completed already); it completes once its files are closed.
+// stopRecording stops a running recording: 200 with it as it ended, once
+// its files are closed (as getRecording answers it after), or stopping if
+// its writer takes longer than the request timeout to close them.
 func (s *Server) stopRecording(c *gin.Context) error {
 	o, err := optionalJSON(c.Request, requestBody(c))
 	if err != nil {
@@ -136,7 +137,9 @@ func (s *Server) stopRecording(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c, http.StatusOK, actors.NewRecordingJSON(rec))
+	out := actors.NewRecordingJSON(rec)
+	s.nodeReach(c.Request.Context()).mark(&out)
+	writeJSON(c, http.StatusOK, out)
 	return nil
 }
 

@@ -28,12 +28,12 @@ func prepareDataDirAs(dir string, uid int, log *slog.Logger) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("%w: data dir %s is not a directory", ErrDataDir, dir)
+		return fmt.Errorf("%w: %s is not a directory", ErrDataDir, dir)
 	}
 	if owner, ok := fileOwner(fi); ok && owner != uid {
 		// Another user could read what the server writes there, and
 		// tightening its mode is not ours to do.
-		return fmt.Errorf("%w: data dir %s is owned by uid %d, not by this process's uid %d; chown it or choose another --data-dir",
+		return fmt.Errorf("%w: %s is owned by uid %d, not by this process's uid %d; chown it or choose another --data-dir",
 			ErrDataDir, dir, owner, uid)
 	}
 	perm := fi.Mode().Perm()

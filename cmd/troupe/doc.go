@@ -12,7 +12,8 @@
 //	troupe join         join a room from the terminal: print what arrives, --publish sends
 //
 // This package owns the process: configuration (flags, TROUPE_* environment,
-// a YAML file), the API key kept in the data dir, the TLS certificate of
+// a YAML file), the data dir (datadir.go: private to the server's user,
+// whatever existed before), the API key kept in it, the TLS certificate of
 // the API port (tlscert.go: read again when its files change), and the
 // Server, which
 // wires the store, the media engine, the room actors, the webhook deliverer
