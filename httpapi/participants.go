@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -283,12 +282,22 @@ func checkJoinClaims(claims *auth.Claims) error {
 		return errNotJoinToken
 	}
 	if _, err := joinGrants(claims); err != nil {
-		return fmt.Errorf("%w: %v", auth.ErrInvalidToken, err)
+		return claimRefused(err)
 	}
 	if err := actors.ValidateMetadata("metadata", claims.Metadata); err != nil {
-		return fmt.Errorf("%w: %v", auth.ErrInvalidToken, err)
+		return claimRefused(err)
 	}
 	return nil
+}
+
+// claimRefused is the 401 of a join token whose grants or metadata cannot
+// be used: its message names the claim and why, as a 422 of the API
+// would, so that whoever minted it knows what to fix.
+func claimRefused(err error) error {
+	if ae, unexpected := toAPIError(err); !unexpected {
+		return auth.Refuse("its " + ae.message)
+	}
+	return auth.Refuse("its grants or metadata cannot be used")
 }
 
 // actorRole is the room's word for a token's role.

@@ -258,6 +258,10 @@ type RefusedError struct {
 	kind   error
 }
 
+// Refuse is the refusal of a token whose signature and dates hold but
+// whose claims its verifier's caller cannot use, for reason.
+func Refuse(reason string) *RefusedError { return refused(ErrInvalidToken, reason) }
+
 func refused(kind error, reason string) *RefusedError {
 	return &RefusedError{Reason: reason, kind: kind}
 }
