@@ -306,8 +306,11 @@ func (g *registry) passivate(ctx actor.Context, who *actor.PID) {
 }
 
 // dropAll stops every room actor at once; each tells its members it is
-// shutting down as it stops. Requests that come meanwhile wait for the
-// actor to have stopped, then start a fresh one, as after a passivation.
+// shutting down as it stops. The requests in its mailbox are refused
+// (refuseQueued) before its poison pill, which a stop would have dropped
+// unanswered, each caller waiting out its timeout. Requests that come
+// meanwhile wait for the actor to have stopped, then start a fresh one,
+// as after a passivation.
 func (g *registry) dropAll(ctx actor.Context) {
 	for _, e := range g.byID {
 		if !e.stopping && !e.claiming {
@@ -315,7 +318,8 @@ func (g *registry) dropAll(ctx actor.Context) {
 				g.notCreated(e)
 			}
 			e.stopping, e.dropped = true, true
-			ctx.Stop(e.pid)
+			e.life.dropped.Store(true)
+			ctx.Poison(e.pid)
 		}
 	}
 	if ctx.Sender() != nil {

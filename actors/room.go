@@ -87,7 +87,7 @@ type passivate struct{ who *actor.PID }
 type crashRoom struct{ atStop bool }
 
 func (a *roomActor) Receive(ctx actor.Context) {
-	if a.refuseFailing(ctx) {
+	if a.refuseQueued(ctx) {
 		return
 	}
 	// Changes without a reply of their own (a member leaving, a timer)

@@ -36,6 +36,9 @@ type roomLife struct {
 	// failed is set by the registry before it stops a room that failed
 	// too often, so that its Stopping tells the members why.
 	failed atomic.Bool
+	// dropped is set by the registry before it stops the room for
+	// DropAll: the requests still in its mailbox are refused.
+	dropped atomic.Bool
 	// loaded is set by the first incarnation once it has loaded the room,
 	// so that a later load knows it is a restart's. Only the room's
 	// actor, one incarnation at a time, touches it.
@@ -87,7 +90,7 @@ func (g *registry) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor
 		g.rooms.metrics.failures.Inc()
 		// Resumed and poisoned rather than stopped: a stop would drop the
 		// requests in its mailbox, each caller waiting out its timeout. The
-		// failed room refuses them (refuseFailing), then stops.
+		// failed room refuses them (refuseQueued), then stops.
 		sup.ResumeChildren(child)
 		system.Root.Poison(child)
 		return
@@ -96,13 +99,16 @@ func (g *registry) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor
 	sup.RestartChildren(child)
 }
 
-// refuseFailing answers, in a room stopped for failing, each request that
-// waited in its mailbox, with ErrRoomFailed (ErrUnavailable for an
-// operator's, which goes through once the room has stopped), and drops
-// every other message until its stop: the failed actor's state may be
-// what made it fail. It reports whether it took the message.
-func (a *roomActor) refuseFailing(ctx actor.Context) bool {
-	if !a.life.failed.Load() {
+// refuseQueued answers, in a room that is stopped for failing or dropped
+// (DropAll), each request that waited in its mailbox: with ErrRoomFailed
+// for a failed room's (ErrUnavailable for an operator's, which goes
+// through once the room has stopped), else ErrUnavailable. Every other
+// message is dropped until its stop: a failed actor's state may be what
+// made it fail, and a dropped room's may belong to another node now. It
+// reports whether it took the message.
+func (a *roomActor) refuseQueued(ctx actor.Context) bool {
+	failed := a.life.failed.Load()
+	if !failed && !a.life.dropped.Load() {
 		return false
 	}
 	msg := ctx.Message()
@@ -111,9 +117,12 @@ func (a *roomActor) refuseFailing(ctx actor.Context) bool {
 		return false
 	}
 	if ctx.Sender() != nil {
-		err := a.deps.refuseFailed(a.id, msg)
+		var err error
+		if failed {
+			err = a.deps.refuseFailed(a.id, msg)
+		}
 		if err == nil {
-			err = fmt.Errorf("%w: room %s failed and is stopping", ErrUnavailable, a.id)
+			err = fmt.Errorf("%w: room %s is stopping", ErrUnavailable, a.id)
 		}
 		ctx.Respond(&refused{err: err})
 	}
