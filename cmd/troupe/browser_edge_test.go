@@ -270,3 +270,38 @@ func TestBrowserEdgeNoUDP(t *testing.T) {
 		mediaOver(t, tab, who, "direct/tcp host/tcp")
 	}
 }
+
+// TestBrowserEdgeClusterRelay: in a two-node cluster, pages that join
+// through the node that does not own the room, relay-only, get the owner's
+// TURN server (whose relays reach the owner's media port), and decode each
+// other's camera through it; the other node's TURN server relays nothing.
+func TestBrowserEdgeClusterRelay(t *testing.T) {
+	endpoint := etcdStart(t)
+	secret := strings.Repeat("s", 32)
+	var nodes []*testServer
+	for _, id := range []string{"node-a", "node-b"} {
+		cfg := clusterConfig(t, endpoint, id, secret)
+		cfg.TURNEnabled = true
+		nodes = append(nodes, startServer(t, cfg))
+	}
+	a, b := nodes[0], nodes[1]
+	browser := browsertest.New(t) // after the nodes: it stops before them
+	createOn(t, a, "r1")
+	ownersTURN := turnServers(linkICEServers(t, whepOptions(t, a, "r1", viewerToken(a, "r1"))))
+	if len(ownersTURN) != 1 {
+		t.Fatalf("the owner's TURN servers: %+v", ownersTURN)
+	}
+	tabs := map[string]context.Context{"alice": edgeJoin(t, browser, b, "r1", "alice", "?ice=relay"), "bob": edgeJoin(t, browser, b, "r1", "bob", "?ice=relay")}
+	for who, tab := range tabs {
+		var servers []webrtc.ICEServer
+		if err := json.Unmarshal([]byte(relayed(t, tab, who, "udp")), &servers); err != nil || len(servers) != 1 || servers[0].URLs[0] != ownersTURN[0].URLs[0] {
+			t.Fatalf("%s's TURN servers %+v (%v), want the owner's %s", who, servers, err, ownersTURN[0].URLs[0])
+		}
+	}
+	if got := b.metric("troupe_turn_allocations"); got != 0 {
+		t.Errorf("node-b's TURN server holds %v relays, want none", got)
+	}
+	if got := a.metric("troupe_turn_allocations"); got < 2 {
+		t.Errorf("node-a's TURN server holds %v relays, want alice's and bob's", got)
+	}
+}

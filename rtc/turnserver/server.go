@@ -2,6 +2,7 @@ package turnserver
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,9 @@ const (
 
 // ErrBadConfig wraps every Config that cannot be used.
 var ErrBadConfig = errors.New("turnserver: invalid config")
+
+// errNoCertificate: a TLS configuration that serves no certificate.
+var errNoCertificate = errors.New("no certificate")
 
 // Config configures a Server.
 type Config struct {
@@ -195,7 +199,47 @@ func New(cfg Config) (*Server, error) {
 		tlsAddr = a.String()
 	}
 	s.log.Info("TURN server listening", "udp", udp.LocalAddr().String(), "tls", tlsAddr, "relay_ip", cfg.RelayIP)
+	if cfg.TLS != nil {
+		if err := certHolds(cfg.TLS, cfg.Host); err != nil {
+			// Browsers check the certificate against the turns: URL's
+			// host (Chromium gathers no relay over TLS then), so the TLS
+			// port would relay for nobody: say so, as the likely cause
+			// is an unset host, which defaults to the relay address.
+			s.log.Warn("TURN over TLS: the certificate does not hold the host of the turns: URLs, so browsers will refuse it; set the TURN host to a name it holds",
+				"host", cfg.Host, "err", err)
+		}
+	}
 	return s, nil
+}
+
+// certHolds reports whether the certificate c serves for host is one for
+// host (a name or an address).
+func certHolds(c *tls.Config, host string) error {
+	var cert *tls.Certificate
+	switch {
+	case c.GetCertificate != nil:
+		hello := &tls.ClientHelloInfo{}
+		if net.ParseIP(host) == nil {
+			hello.ServerName = host // clients send no name for an address
+		}
+		var err error
+		if cert, err = c.GetCertificate(hello); err != nil {
+			return err
+		}
+	case len(c.Certificates) > 0:
+		cert = &c.Certificates[0]
+	}
+	if cert == nil || len(cert.Certificate) == 0 {
+		return errNoCertificate
+	}
+	leaf := cert.Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return err
+		}
+	}
+	return leaf.VerifyHostname(host)
 }
 
 // UDPAddr is the address of the TURN UDP port.

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/troupe-media/troupe/internal/leaktest"
+	"github.com/troupe-media/troupe/internal/syncbuf"
 	"github.com/troupe-media/troupe/internal/testcert"
 )
 
@@ -293,5 +294,41 @@ func TestRelayOverTLS(t *testing.T) {
 	}
 	if got, _ := readFrom(t, media); string(got) != "over TLS" {
 		t.Fatalf("media port got %q", got)
+	}
+}
+
+// A TLS port whose certificate does not hold the turns: URLs' host is
+// reported at start: browsers refuse such a certificate, so the port
+// would relay for nobody (Chromium gathers no relay over it).
+func TestTLSHostNotInCertificateWarned(t *testing.T) {
+	media := listenUDP(t)
+	ca := testcert.NewCA(t) // its certificates hold 127.0.0.1
+	for _, tc := range []struct {
+		name, host string
+		hook       bool // served by GetCertificate, as a server that reloads it does
+		warned     bool
+	}{
+		{"the certificate's address", "127.0.0.1", false, false},
+		{"the certificate's address, by a hook", "127.0.0.1", true, false},
+		{"another name", "turn.example.com", false, true},
+		{"another name, by a hook", "turn.example.com", true, true},
+		{"another address", "192.0.2.7", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &syncbuf.Buffer{}
+			cert := ca.TLSCertificate(t, 1)
+			startServer(t, media, func(c *Config) {
+				c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+				if tc.hook {
+					c.TLS = &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }, MinVersion: tls.VersionTLS12}
+				}
+				c.Host = tc.host
+				c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+			})
+			warned := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "host="+tc.host)
+			if warned != tc.warned {
+				t.Errorf("host %s: warned %v, want %v; logs:\n%s", tc.host, warned, tc.warned, logs)
+			}
+		})
 	}
 }
