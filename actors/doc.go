@@ -46,7 +46,10 @@
 // than 10 times in a minute is stopped instead: its session ends with
 // room-failed and its members leave with room-failed, and it is held
 // failed, in memory, for a cool-down that grows when it fails again soon
-// (RoomFailure): requests that would start it get ErrRoomFailed.
+// (RoomFailure): requests that would start it get ErrRoomFailed, and so do
+// those that waited in its mailbox. A room that panics while it stops is
+// not restarted (a restart would consume the stop): it stops as a failed
+// one, its members leaving with room-failed.
 //
 // The actors reach storage through Store, the part of persistence.Backend
 // they call, so they run on any store of record.
