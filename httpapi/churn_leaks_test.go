@@ -37,10 +37,14 @@ func TestWHIPClientClosingItsPeerLeaves(t *testing.T) {
 		})
 		// Its session is gone with it.
 		mustStatus(t, s.do(t, http.MethodDelete, c.w.loc, "", bearer(c.w.token)), http.StatusNotFound)
+		var reasons []any
 		for _, p := range s.sessionParticipants(t, ses) {
-			if p["identity"] == c.identity && p["leave_reason"] != "disconnected" {
-				t.Errorf("%s left with %v, want disconnected", c.identity, p["leave_reason"])
+			if p["identity"] == c.identity {
+				reasons = append(reasons, p["leave_reason"])
 			}
+		}
+		if len(reasons) != 1 || reasons[0] != "disconnected" {
+			t.Errorf("%s's stays in the session ended with %v, want one, disconnected", c.identity, reasons)
 		}
 	}
 	if n := gaugeValue(t, s, "troupe_rtc_subscribers"); n != 0 {

@@ -71,10 +71,12 @@ func churnCycles(t *testing.T) int {
 // first: goroutines, file descriptors, the gauges an operator watches, the
 // API's own tables, and a heap that does not grow with the cycles.
 //
-// Each cycle creates a room that records, and then: a publisher joins over
-// signaling and sends audio and video; a second member joins, receives
-// them, and publishes a track of its own (a renegotiation of the first);
-// a recording starts; a WHIP publisher and a WHEP viewer come; a member
+// Each cycle creates a room that records (the create retried with its
+// Idempotency-Key), and then: a publisher joins over signaling and sends
+// audio and video; a socket opened without a token drops before its join
+// message; a second member joins (every other cycle by join message),
+// receives them, publishes a track of its own (a renegotiation of the
+// first) and raises its hand; a recording starts; a WHIP publisher and a WHEP viewer come; a member
 // publishes and drops its socket and peer with no leave; a member offers
 // and goes before ICE ever connects; every other cycle a WHEP viewer whose
 // ICE never connects just vanishes; the recording stops and is deleted;
