@@ -151,6 +151,19 @@ func TestCLIRoomCommands(t *testing.T) {
 	wantExit(t, 2, "invalid argument", "room", "list", "--limit", "many")
 }
 
+// cellUnder returns the cell of a table's row (by its first cell) under
+// header, or "". The cells hold no spaces.
+func cellUnder(table, first, header string) string {
+	lines := strings.Split(table, "\n")
+	row := strings.Fields(rowOf(table, first))
+	for i, h := range strings.Fields(lines[0]) {
+		if h == header && i < len(row) {
+			return row[i]
+		}
+	}
+	return ""
+}
+
 // mustCLIRoomID returns the id of a room listed by the server the
 // environment names.
 func mustCLIRoomID(t *testing.T) string {
@@ -216,6 +229,14 @@ func TestCLIParticipantAndSessionCommands(t *testing.T) {
 
 	if out := mustCLI(t, "participant", "kick", "r1", pid); !strings.Contains(out, "kicked "+pid) {
 		t.Fatalf("participant kick printed %q", out)
+	}
+	// The list shows who is in the session now and how many joined it.
+	poll.Until(t, "the session to count the kicked publisher gone", func() bool {
+		return cliJSON(t, "session", "get", sid)["participant_count"] == float64(1)
+	})
+	out = mustCLI(t, "session", "list")
+	if present, joins := cellUnder(out, sid, "PRESENT"), cellUnder(out, sid, "JOINS"); present != "1" || joins != "2" {
+		t.Fatalf("session list: PRESENT %q JOINS %q, want 1 and 2:\n%s", present, joins, out)
 	}
 	wantExit(t, 1, "participant_not_found", "participant", "kick", "r1", pid)
 	// The history is written as the participant's leave completes.

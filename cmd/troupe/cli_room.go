@@ -307,7 +307,10 @@ func sessionListCmd(f *apiFlags) *cobra.Command {
 		}
 		return apiCall(cmd, f, http.MethodGet, "/api/v1/sessions"+pageQuery(limit, offset, "room_id", room, "status", status), nil,
 			listTable("sessions", field("ID", "id"), field("ROOM", "room_id"), field("STATUS", "status"),
-				field("START", "start_time"), field("END", "end_time"), field("PARTICIPANTS", "total_participants"),
+				field("START", "start_time"), field("END", "end_time"),
+				// Those in the session now, and the joins over all of it
+				// (one who came back counts twice), as the API has them.
+				field("PRESENT", "participant_count"), field("JOINS", "total_participants"),
 				field("END_REASON", "end_reason")))
 	}
 	return cmd
