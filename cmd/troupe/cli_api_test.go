@@ -358,6 +358,12 @@ func TestCLIRecordingCommands(t *testing.T) {
 		return true
 	})
 	name := file["name"].(string)
+	// The files are a table of their own, not JSON in a cell.
+	out := mustCLI(t, "recording", "get", id)
+	if row := rowOf(out, name); strings.Contains(out, "{") || !strings.Contains(row, "vp8") ||
+		cellUnder(out[strings.Index(out, "\nFILE ")+1:], name, "BYTES") != fmt.Sprint(file["size"]) {
+		t.Fatalf("recording get printed:\n%s", out)
+	}
 	dst := filepath.Join(t.TempDir(), "got.webm")
 	if out := mustCLI(t, "recording", "download", id, name, "-o", dst); !strings.Contains(out, "wrote "+dst) {
 		t.Fatalf("recording download printed %q", out)
