@@ -144,7 +144,7 @@ func TestCLIRoomCommands(t *testing.T) {
 	// The command line is wrong: exit 2.
 	wantExit(t, 2, "needs --name", "room", "create")
 	wantExit(t, 2, "nothing to change", "room", "update", "x")
-	wantExit(t, 2, "accepts 1 arg", "room", "get")
+	wantExit(t, 2, "usage: troupe room get ROOM", "room", "get")
 	wantExit(t, 2, "unknown flag", "room", "list", "--bogus")
 	wantExit(t, 2, "must not be negative", "room", "list", "--limit", "-1")
 	wantExit(t, 2, "--url", "room", "list", "--url", "ftp://example.com")
@@ -249,7 +249,7 @@ func TestCLIParticipantAndSessionCommands(t *testing.T) {
 	wantExit(t, 1, "session_not_found", "session", "get", "ses_nope")
 	wantExit(t, 1, "session_not_found", "session", "stats", "ses_nope")
 	wantExit(t, 1, "room_not_found", "participant", "list", "nope")
-	wantExit(t, 2, "accepts 2 arg", "participant", "kick", "r1")
+	wantExit(t, 2, "usage: troupe participant kick ROOM PARTICIPANT", "participant", "kick", "r1")
 	wantExit(t, 2, "must not be negative", "session", "list", "--offset", "-2")
 }
 
@@ -376,7 +376,7 @@ func TestCLIRecordingCommands(t *testing.T) {
 	wantExit(t, 1, "recording_not_found", "recording", "get", "rec_nope")
 	wantExit(t, 1, "room_not_found", "recording", "start", "nope")
 	wantExit(t, 1, "not_found", "recording", "download", id, "nope.webm", "-o", filepath.Join(t.TempDir(), "x"))
-	wantExit(t, 2, "accepts 2 arg", "recording", "download", id)
+	wantExit(t, 2, "usage: troupe recording download RECORDING FILE [-o PATH]", "recording", "download", id)
 }
 
 // troupe join reads its receivers' RTCP, as a client should, so that it

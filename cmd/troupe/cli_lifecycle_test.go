@@ -50,5 +50,5 @@ func TestCLIRecordingDeleteAndSessionEnd(t *testing.T) {
 	}
 	wantExit(t, 1, "session_ended", "session", "end", sid)
 	wantExit(t, 1, "session_not_found", "session", "end", "ses_nope")
-	wantExit(t, 2, "accepts 1 arg", "session", "end")
+	wantExit(t, 2, "usage: troupe session end SESSION", "session", "end")
 }
