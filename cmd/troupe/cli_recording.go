@@ -25,10 +25,14 @@ func recordingListCmd(f *apiFlags) *cobra.Command {
 	cmd.Flags().IntVar(&offset, "offset", 0, "recordings to skip")
 	cmd.Flags().StringVar(&room, "room", "", "only this room's recordings")
 	cmd.Flags().StringVar(&session, "session", "", "only this session's recordings")
-	cmd.Flags().StringVar(&status, "status", "", "only recordings of this status (starting, recording, stopping, completed, failed)")
+	statusFlag := enumFlag{"status", queryEnum("/api/v1/recordings", "status")}
+	statusFlag.bind(cmd, &status, "", "only recordings of this status")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if limit < 0 || offset < 0 {
 			return usageErrorf("--limit and --offset must not be negative")
+		}
+		if err := statusFlag.check(cmd, status); err != nil {
+			return err
 		}
 		query := pageQuery(limit, offset, "room_id", room, "session_id", session, "status", status)
 		return apiCall(cmd, f, http.MethodGet, "/api/v1/recordings"+query, nil,
