@@ -144,11 +144,24 @@ func TestCLIRoomCommands(t *testing.T) {
 	// The command line is wrong: exit 2.
 	wantExit(t, 2, "needs --name", "room", "create")
 	wantExit(t, 2, "nothing to change", "room", "update", "x")
-	wantExit(t, 2, "accepts 1 arg", "room", "get")
+	wantExit(t, 2, "usage: troupe room get ROOM", "room", "get")
 	wantExit(t, 2, "unknown flag", "room", "list", "--bogus")
 	wantExit(t, 2, "must not be negative", "room", "list", "--limit", "-1")
 	wantExit(t, 2, "--url", "room", "list", "--url", "ftp://example.com")
 	wantExit(t, 2, "invalid argument", "room", "list", "--limit", "many")
+}
+
+// cellUnder returns the cell of a table's row (by its first cell) under
+// header, or "". The cells hold no spaces.
+func cellUnder(table, first, header string) string {
+	lines := strings.Split(table, "\n")
+	row := strings.Fields(rowOf(table, first))
+	for i, h := range strings.Fields(lines[0]) {
+		if h == header && i < len(row) {
+			return row[i]
+		}
+	}
+	return ""
 }
 
 // mustCLIRoomID returns the id of a room listed by the server the
@@ -217,6 +230,14 @@ func TestCLIParticipantAndSessionCommands(t *testing.T) {
 	if out := mustCLI(t, "participant", "kick", "r1", pid); !strings.Contains(out, "kicked "+pid) {
 		t.Fatalf("participant kick printed %q", out)
 	}
+	// The list shows who is in the session now and how many joined it.
+	poll.Until(t, "the session to count the kicked publisher gone", func() bool {
+		return cliJSON(t, "session", "get", sid)["participant_count"] == float64(1)
+	})
+	out = mustCLI(t, "session", "list")
+	if present, joins := cellUnder(out, sid, "PRESENT"), cellUnder(out, sid, "JOINS"); present != "1" || joins != "2" {
+		t.Fatalf("session list: PRESENT %q JOINS %q, want 1 and 2:\n%s", present, joins, out)
+	}
 	wantExit(t, 1, "participant_not_found", "participant", "kick", "r1", pid)
 	// The history is written as the participant's leave completes.
 	poll.Until(t, "the session's history to show the kick", func() bool {
@@ -228,7 +249,7 @@ func TestCLIParticipantAndSessionCommands(t *testing.T) {
 	wantExit(t, 1, "session_not_found", "session", "get", "ses_nope")
 	wantExit(t, 1, "session_not_found", "session", "stats", "ses_nope")
 	wantExit(t, 1, "room_not_found", "participant", "list", "nope")
-	wantExit(t, 2, "accepts 2 arg", "participant", "kick", "r1")
+	wantExit(t, 2, "usage: troupe participant kick ROOM PARTICIPANT", "participant", "kick", "r1")
 	wantExit(t, 2, "must not be negative", "session", "list", "--offset", "-2")
 }
 
@@ -337,6 +358,12 @@ func TestCLIRecordingCommands(t *testing.T) {
 		return true
 	})
 	name := file["name"].(string)
+	// The files are a table of their own, not JSON in a cell.
+	out := mustCLI(t, "recording", "get", id)
+	if row := rowOf(out, name); strings.Contains(out, "{") || !strings.Contains(row, "vp8") ||
+		cellUnder(out[strings.Index(out, "\nFILE ")+1:], name, "BYTES") != fmt.Sprint(file["size"]) {
+		t.Fatalf("recording get printed:\n%s", out)
+	}
 	dst := filepath.Join(t.TempDir(), "got.webm")
 	if out := mustCLI(t, "recording", "download", id, name, "-o", dst); !strings.Contains(out, "wrote "+dst) {
 		t.Fatalf("recording download printed %q", out)
@@ -349,7 +376,7 @@ func TestCLIRecordingCommands(t *testing.T) {
 	wantExit(t, 1, "recording_not_found", "recording", "get", "rec_nope")
 	wantExit(t, 1, "room_not_found", "recording", "start", "nope")
 	wantExit(t, 1, "not_found", "recording", "download", id, "nope.webm", "-o", filepath.Join(t.TempDir(), "x"))
-	wantExit(t, 2, "accepts 2 arg", "recording", "download", id)
+	wantExit(t, 2, "usage: troupe recording download RECORDING FILE [-o PATH]", "recording", "download", id)
 }
 
 // troupe join reads its receivers' RTCP, as a client should, so that it

@@ -41,8 +41,10 @@ func newJoinCmd() *cobra.Command {
 		Use:   "join --room ROOM [--publish] [--duration 30s]",
 		Short: "Join a room from the terminal and print the media that arrives",
 		Long: `Join a room as a participant, over the signaling WebSocket and a peer
-connection, and print every track that arrives and, each --every, the packets
-and bits per second of each: a quick check that a deployment carries media.
+connection, and print every track that arrives and the packets and bits per
+second of each: a line when that changes (a track comes, starts or stops
+receiving, or ends), and each --every while media arrives steadily. A quick
+check that a deployment carries media.
 With --publish it also sends synthetic video (VP8) and audio (Opus) that
 others in the room receive. It runs until Ctrl-C or --duration.
 
@@ -59,7 +61,7 @@ connection, 2 when the command line is wrong.`,
 	f.StringVar(&o.name, "name", "", "the participant's display name (default: the identity)")
 	f.BoolVar(&o.publish, "publish", false, "send synthetic video and audio")
 	f.DurationVar(&o.duration, "duration", 0, "leave after this long (0: at Ctrl-C)")
-	f.DurationVar(&o.every, "every", time.Second, "how often to print the rates")
+	f.DurationVar(&o.every, "every", 10*time.Second, "how often to print the rates while they hold (a change prints at once)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		switch {
 		case o.room == "":
@@ -159,19 +161,22 @@ func runJoin(cmd *cobra.Command, o *joinOptions) error {
 		fmt.Fprintln(out, "publishing synthetic video (VP8, 30 fps) and audio (Opus, 50 packets/s)")
 	}
 
-	tick := time.NewTicker(o.every)
+	// A track is looked at each second (or --every, if shorter); a line
+	// is printed when what arrives changes, or each --every while it
+	// holds.
+	printer := &statusPrinter{stats: stats, w: out, heartbeat: o.every}
+	tick := time.NewTicker(min(time.Second, o.every))
 	defer tick.Stop()
 	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
-			stats.print(out, time.Since(last))
-			fmt.Fprintln(out, "left the room")
+			fmt.Fprintf(out, "left the room; received: %s\n", printer.total())
 			return nil
 		case <-p.Done():
 			return connectionEnded(p.Err())
 		case now := <-tick.C:
-			stats.print(out, now.Sub(last))
+			printer.sample(now, now.Sub(last))
 			last = now
 		}
 	}
@@ -297,18 +302,25 @@ type trackStats struct {
 }
 
 type trackCount struct {
-	label            string
-	about            string // the line announcing the track
-	announced        bool   // the printer's own
-	packets, bytes   atomic.Uint64
-	lastPkts, lastBy uint64 // at the previous print; the printer's own
+	id, label      string
+	about          string // the line announcing the track
+	packets, bytes atomic.Uint64
+	ended          atomic.Bool // its reader stopped: the track is gone
+
+	// The printer's own.
+	announced        bool
+	gone             bool   // printed as ended, left out since
+	lastPkts, lastBy uint64 // at the previous sample
 }
 
 func (s *trackStats) add(tr *webrtc.TrackRemote) *trackCount {
-	n := &trackCount{
-		label: fmt.Sprintf("%s %s/%s", tr.StreamID(), tr.Kind(), strings.TrimPrefix(strings.ToLower(tr.Codec().MimeType), tr.Kind().String()+"/")),
-		about: fmt.Sprintf("track %s: %s %s from %s", tr.ID(), tr.Kind(), tr.Codec().MimeType, tr.StreamID()),
-	}
+	return s.addTrack(tr.ID(),
+		fmt.Sprintf("%s %s/%s", tr.StreamID(), tr.Kind(), strings.TrimPrefix(strings.ToLower(tr.Codec().MimeType), tr.Kind().String()+"/")),
+		fmt.Sprintf("track %s: %s %s from %s", tr.ID(), tr.Kind(), tr.Codec().MimeType, tr.StreamID()))
+}
+
+func (s *trackStats) addTrack(id, label, about string) *trackCount {
+	n := &trackCount{id: id, label: label, about: about}
 	s.mu.Lock()
 	s.tracks = append(s.tracks, n)
 	s.mu.Unlock()
@@ -317,6 +329,7 @@ func (s *trackStats) add(tr *webrtc.TrackRemote) *trackCount {
 
 // read counts the track's packets until it ends.
 func (n *trackCount) read(tr *webrtc.TrackRemote) {
+	defer n.ended.Store(true)
 	buf := make([]byte, 1500)
 	for {
 		k, _, err := tr.Read(buf)
@@ -328,32 +341,92 @@ func (n *trackCount) read(tr *webrtc.TrackRemote) {
 	}
 }
 
-// print announces the tracks that came since the last call, then writes
-// one line of the rates over the last interval. One goroutine prints.
-func (s *trackStats) print(w io.Writer, over time.Duration) {
+// snapshot is the tracks so far, in label order.
+func (s *trackStats) snapshot() []*trackCount {
 	s.mu.Lock()
 	tracks := append([]*trackCount(nil), s.tracks...)
 	s.mu.Unlock()
+	sort.SliceStable(tracks, func(i, j int) bool { return tracks[i].label < tracks[j].label })
+	return tracks
+}
+
+// statusPrinter prints what arrives as it changes: a line when a track
+// comes, starts or stops receiving, or ends, and while media arrives and
+// nothing changes, one each heartbeat. A participant alone in a room gets
+// one line that says so, not one a second. One goroutine calls it.
+type statusPrinter struct {
+	stats     *trackStats
+	w         io.Writer
+	heartbeat time.Duration
+
+	printed  bool
+	lastKey  string    // the tracks and their states at the last line
+	lastLine time.Time // when it was printed
+	received bool      // a track has come
+}
+
+// sample looks at the tracks (over is the time since the last sample) and
+// prints a line if they changed or the heartbeat is due.
+func (p *statusPrinter) sample(now time.Time, over time.Duration) {
 	if over <= 0 {
 		return
 	}
-	for _, n := range tracks {
+	var parts, key []string
+	receiving, ended := false, false
+	for _, n := range p.stats.snapshot() {
+		if n.gone {
+			continue
+		}
 		if !n.announced {
-			fmt.Fprintln(w, n.about)
-			n.announced = true
+			fmt.Fprintln(p.w, n.about)
+			n.announced, p.received = true, true
+		}
+		pkts, by := n.packets.Load(), n.bytes.Load()
+		var state, part string
+		switch {
+		case n.ended.Load():
+			state, part = "ended", fmt.Sprintf("%s ended (%d packets)", n.label, pkts)
+			n.gone, ended = true, true
+		case pkts > n.lastPkts:
+			state = "receiving"
+			part = fmt.Sprintf("%s %.0f pkt/s %.0f kbit/s (%d packets)", n.label,
+				float64(pkts-n.lastPkts)/over.Seconds(), float64(by-n.lastBy)*8/1000/over.Seconds(), pkts)
+			receiving = true
+		case pkts == 0:
+			state, part = "waiting", n.label+" no packets yet"
+		default:
+			state, part = "stalled", fmt.Sprintf("%s stalled (%d packets)", n.label, pkts)
+		}
+		n.lastPkts, n.lastBy = pkts, by
+		parts = append(parts, part)
+		if state != "ended" { // an ended track prints once, then is left out
+			key = append(key, n.id+"="+state)
 		}
 	}
-	sort.Slice(tracks, func(i, j int) bool { return tracks[i].label < tracks[j].label })
-	parts := make([]string, 0, len(tracks))
-	for _, n := range tracks {
-		pkts, by := n.packets.Load(), n.bytes.Load()
-		pps := float64(pkts-n.lastPkts) / over.Seconds()
-		kbps := float64(by-n.lastBy) * 8 / 1000 / over.Seconds()
-		n.lastPkts, n.lastBy = pkts, by
-		parts = append(parts, fmt.Sprintf("%s %.0f pkt/s %.0f kbit/s (%d packets)", n.label, pps, kbps, pkts))
+	k := strings.Join(key, " ")
+	due := receiving && now.Sub(p.lastLine) >= p.heartbeat
+	if p.printed && !ended && k == p.lastKey && !due {
+		return
 	}
+	p.printed, p.lastKey, p.lastLine = true, k, now
 	if len(parts) == 0 {
-		parts = append(parts, "no media yet")
+		parts = append(parts, "no media now")
+		if !p.received {
+			parts[0] = "no media yet"
+		}
 	}
-	fmt.Fprintf(w, "%s  %d tracks: %s\n", time.Now().Format("15:04:05"), len(tracks), strings.Join(parts, "; "))
+	fmt.Fprintf(p.w, "%s  %d tracks: %s\n", now.Format("15:04:05"), len(key), strings.Join(parts, "; "))
+}
+
+// total is what each track received in all.
+func (p *statusPrinter) total() string {
+	tracks := p.stats.snapshot()
+	if len(tracks) == 0 {
+		return "no media"
+	}
+	parts := make([]string, len(tracks))
+	for i, n := range tracks {
+		parts[i] = fmt.Sprintf("%s (%d packets)", n.label, n.packets.Load())
+	}
+	return strings.Join(parts, "; ")
 }

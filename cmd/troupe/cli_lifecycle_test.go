@@ -37,7 +37,7 @@ func TestCLIRecordingDeleteAndSessionEnd(t *testing.T) {
 	if row := rowOf(mustCLI(t, "recording", "list", "--session", "ses_other"), id); row != "" {
 		t.Fatalf("recording list --session ses_other shows %s: %s", id, row)
 	}
-	wantExit(t, 1, "status", "recording", "list", "--status", "bogus")
+	wantExit(t, 2, "--status \"bogus\": must be one of", "recording", "list", "--status", "bogus")
 
 	if out := mustCLI(t, "recording", "delete", id); !strings.Contains(out, "deleted recording "+id) {
 		t.Fatalf("recording delete printed %q", out)
@@ -50,5 +50,5 @@ func TestCLIRecordingDeleteAndSessionEnd(t *testing.T) {
 	}
 	wantExit(t, 1, "session_ended", "session", "end", sid)
 	wantExit(t, 1, "session_not_found", "session", "end", "ses_nope")
-	wantExit(t, 2, "accepts 1 arg", "session", "end")
+	wantExit(t, 2, "usage: troupe session end SESSION", "session", "end")
 }

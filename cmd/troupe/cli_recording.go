@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -23,10 +25,14 @@ func recordingListCmd(f *apiFlags) *cobra.Command {
 	cmd.Flags().IntVar(&offset, "offset", 0, "recordings to skip")
 	cmd.Flags().StringVar(&room, "room", "", "only this room's recordings")
 	cmd.Flags().StringVar(&session, "session", "", "only this session's recordings")
-	cmd.Flags().StringVar(&status, "status", "", "only recordings of this status (starting, recording, stopping, completed, failed)")
+	statusFlag := enumFlag{"status", queryEnum("/api/v1/recordings", "status")}
+	statusFlag.bind(cmd, &status, "", "only recordings of this status")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if limit < 0 || offset < 0 {
 			return usageErrorf("--limit and --offset must not be negative")
+		}
+		if err := statusFlag.check(cmd, status); err != nil {
+			return err
 		}
 		query := pageQuery(limit, offset, "room_id", room, "session_id", session, "status", status)
 		return apiCall(cmd, f, http.MethodGet, "/api/v1/recordings"+query, nil,
@@ -42,7 +48,33 @@ func recordingListCmd(f *apiFlags) *cobra.Command {
 
 func recordingGetCmd(f *apiFlags) *cobra.Command {
 	return callCmd(f, "get RECORDING", "Show a recording and its files", 1, http.MethodGet,
-		pathOf("recordings", ""), objectTable)
+		pathOf("recordings", ""), recordingTable)
+}
+
+// recordingFileColumns are the columns of a recording's files.
+var recordingFileColumns = listTable("files", field("FILE", "name"), field("IDENTITY", "identity"),
+	field("CODECS", "codecs"), field("BYTES", "size"), field("SECONDS", "duration"), field("WRITING", "writing"))
+
+// recordingTable shows a recording's fields, then its files as a table of
+// their own rather than as JSON in a cell.
+func recordingTable(v any) table {
+	obj, _ := v.(map[string]any)
+	rest := make(map[string]any, len(obj))
+	for k, x := range obj {
+		if k != "files" {
+			rest[k] = x
+		}
+	}
+	t := objectTable(rest)
+	if files, _ := obj["files"].([]any); len(files) > 0 {
+		var b strings.Builder
+		_ = recordingFileColumns(obj).write(&b) // a strings.Builder does not fail
+		t.footer = "\n" + strings.TrimSuffix(b.String(), "\n")
+	} else {
+		t.rows = append(t.rows, []string{"files", "-"})
+		sort.Slice(t.rows, func(i, j int) bool { return t.rows[i][0] < t.rows[j][0] })
+	}
+	return t
 }
 
 func recordingStartCmd(f *apiFlags) *cobra.Command {
@@ -54,14 +86,14 @@ func recordingStartCmd(f *apiFlags) *cobra.Command {
 		if audioOnly {
 			body = map[string]any{"audio_only": true}
 		}
-		return apiCall(cmd, f, http.MethodPost, "/api/v1/rooms/"+seg(args[0])+"/recordings", body, objectTable)
+		return apiCall(cmd, f, http.MethodPost, "/api/v1/rooms/"+seg(args[0])+"/recordings", body, recordingTable)
 	}
 	return cmd
 }
 
 func recordingStopCmd(f *apiFlags) *cobra.Command {
 	return callCmd(f, "stop RECORDING", "Stop a recording (it completes once its files are closed)", 1, http.MethodPost,
-		pathOf("recordings", "/stop"), objectTable)
+		pathOf("recordings", "/stop"), recordingTable)
 }
 
 func recordingDeleteCmd(f *apiFlags) *cobra.Command {

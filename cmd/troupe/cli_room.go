@@ -121,10 +121,14 @@ func roomListCmd(f *apiFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "list", Short: "List rooms", Args: cobra.NoArgs}
 	cmd.Flags().IntVar(&limit, "limit", 0, "rooms per page, 1 to 100 (default: the server's, 20)")
 	cmd.Flags().IntVar(&offset, "offset", 0, "rooms to skip")
-	cmd.Flags().StringVar(&status, "status", "", "only rooms of this status (active, ended, failed)")
+	statusFlag := enumFlag{"status", queryEnum("/api/v1/rooms", "status")}
+	statusFlag.bind(cmd, &status, "", "only rooms of this status")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if limit < 0 || offset < 0 {
 			return usageErrorf("--limit and --offset must not be negative")
+		}
+		if err := statusFlag.check(cmd, status); err != nil {
+			return err
 		}
 		return apiCall(cmd, f, http.MethodGet, "/api/v1/rooms"+pageQuery(limit, offset, "status", status), nil, roomColumns)
 	}
@@ -139,6 +143,8 @@ type roomSettings struct {
 	maxParticipants       int
 	emptyTimeout          int
 	locked, recording     bool
+	// privacyFlag and roleFlag list what the API takes.
+	privacyFlag, roleFlag enumFlag
 }
 
 func (s *roomSettings) bind(cmd *cobra.Command, withID bool) {
@@ -148,12 +154,26 @@ func (s *roomSettings) bind(cmd *cobra.Command, withID bool) {
 	}
 	f.StringVar(&s.name, "name", "", "the room's name")
 	f.StringVar(&s.displayName, "display-name", "", "the name shown to participants")
-	f.StringVar(&s.privacy, "privacy", "", "private (its link needs a join token) or public (anyone with its link joins)")
-	f.StringVar(&s.defaultRole, "default-role", "", "the role of those who join a public room by its link: publisher or subscriber")
+	schema := "PatchRoomRequest"
+	if withID {
+		schema = "CreateRoomRequest"
+	}
+	s.privacyFlag = enumFlag{"privacy", schemaEnum(schema, "privacy")}
+	s.roleFlag = enumFlag{"default-role", schemaEnum(schema, "default_role")}
+	s.privacyFlag.bind(cmd, &s.privacy, "", "whether the room's link alone lets people join: private needs a join token, public does not")
+	s.roleFlag.bind(cmd, &s.defaultRole, "", "the role of those who join a public room by its link")
 	f.IntVar(&s.maxParticipants, "max-participants", 0, "how many may be in the room at once")
 	f.IntVar(&s.emptyTimeout, "empty-timeout", 0, "seconds an empty room waits before its session ends")
 	f.BoolVar(&s.locked, "locked", false, "lock the room: only moderators join (--locked=false unlocks)")
 	f.BoolVar(&s.recording, "recording", false, "allow recording the room (--recording=false forbids it)")
+}
+
+// check refuses values of the flags given that the API would refuse.
+func (s *roomSettings) check(cmd *cobra.Command) error {
+	if err := s.privacyFlag.check(cmd, s.privacy); err != nil {
+		return err
+	}
+	return s.roleFlag.check(cmd, s.defaultRole)
 }
 
 // body is the JSON of the flags given; nil if none was.
@@ -196,6 +216,9 @@ func roomCreateCmd(f *apiFlags) *cobra.Command {
 		if !cmd.Flags().Changed("name") {
 			return usageErrorf("a room needs --name")
 		}
+		if err := s.check(cmd); err != nil {
+			return err
+		}
 		return apiCall(cmd, f, http.MethodPost, "/api/v1/rooms", s.body(cmd), objectTable)
 	}
 	return cmd
@@ -214,6 +237,9 @@ func roomUpdateCmd(f *apiFlags) *cobra.Command {
 		body := s.body(cmd)
 		if body == nil {
 			return usageErrorf("nothing to change: give --name, --display-name, --privacy, --default-role, --max-participants, --empty-timeout, --locked or --recording")
+		}
+		if err := s.check(cmd); err != nil {
+			return err
 		}
 		return apiCall(cmd, f, http.MethodPatch, "/api/v1/rooms/"+seg(args[0]), body, objectTable)
 	}
@@ -268,11 +294,12 @@ func participantMuteCmd(f *apiFlags) *cobra.Command {
 	var kind string
 	var unmute bool
 	cmd := &cobra.Command{Use: "mute ROOM PARTICIPANT --kind audio|video", Short: "Mute (or --unmute) a participant's audio or video", Args: cobra.ExactArgs(2)}
-	cmd.Flags().StringVar(&kind, "kind", "audio", "audio or video")
+	kindFlag := enumFlag{"kind", schemaEnum("MuteRequest", "kind")}
+	kindFlag.bind(cmd, &kind, "audio", "the kind of media to mute")
 	cmd.Flags().BoolVar(&unmute, "unmute", false, "unmute instead")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if kind != "audio" && kind != "video" {
-			return usageErrorf("--kind %q: must be audio or video", kind)
+		if err := kindFlag.check(cmd, kind); err != nil {
+			return err
 		}
 		body := map[string]any{"kind": kind, "muted": !unmute}
 		if err := apiCall(cmd, f, http.MethodPost, "/api/v1/rooms/"+seg(args[0])+"/participants/"+seg(args[1])+"/mute", body, nil); err != nil {
@@ -300,14 +327,21 @@ func sessionListCmd(f *apiFlags) *cobra.Command {
 	cmd.Flags().IntVar(&limit, "limit", 0, "sessions per page, 1 to 100 (default: the server's, 20)")
 	cmd.Flags().IntVar(&offset, "offset", 0, "sessions to skip")
 	cmd.Flags().StringVar(&room, "room", "", "only this room's sessions")
-	cmd.Flags().StringVar(&status, "status", "", "only sessions of this status (in-progress, completed)")
+	statusFlag := enumFlag{"status", queryEnum("/api/v1/sessions", "status")}
+	statusFlag.bind(cmd, &status, "", "only sessions of this status")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if limit < 0 || offset < 0 {
 			return usageErrorf("--limit and --offset must not be negative")
 		}
+		if err := statusFlag.check(cmd, status); err != nil {
+			return err
+		}
 		return apiCall(cmd, f, http.MethodGet, "/api/v1/sessions"+pageQuery(limit, offset, "room_id", room, "status", status), nil,
 			listTable("sessions", field("ID", "id"), field("ROOM", "room_id"), field("STATUS", "status"),
-				field("START", "start_time"), field("END", "end_time"), field("PARTICIPANTS", "total_participants"),
+				field("START", "start_time"), field("END", "end_time"),
+				// Those in the session now, and the joins over all of it
+				// (one who came back counts twice), as the API has them.
+				field("PRESENT", "participant_count"), field("JOINS", "total_participants"),
 				field("END_REASON", "end_reason")))
 	}
 	return cmd

@@ -56,6 +56,11 @@ func TestExitStatusUsageAndFailure(t *testing.T) {
 		{"bad role", []string{"token", "--data-dir", dir, "--room", "r", "--identity", "a", "--role", "owner"}, exitUsage, "--role"},
 		{"bench option", []string{"bench", "api", "--clients", "0"}, exitUsage, "--clients"},
 		{"unknown bench scenario", []string{"bench", "media", "--scenario", "nope"}, exitUsage, `--scenario: unknown scenario "nope"`},
+		{"missing argument", []string{"room", "get"}, exitUsage, "room get takes ROOM, was given 0 arguments; usage: troupe room get ROOM [flags]"},
+		{"extra argument", []string{"room", "list", "x"}, exitUsage, `room list takes no arguments, was given 1 ("x"); usage: troupe room list [flags]`},
+		{"arguments of a two-argument command", []string{"participant", "kick", "r1"}, exitUsage,
+			"participant kick takes ROOM PARTICIPANT, was given 1 argument; usage: troupe participant kick ROOM PARTICIPANT [flags]"},
+		{"unknown command of a group", []string{"room", "nope"}, exitUsage, `unknown command "nope" for "troupe room"; troupe room --help lists its commands`},
 		{"no key file", []string{"token", "--admin", "--data-dir", missing}, exitFailure, "no API key: " + missing},
 		{"invalid config value", []string{"serve", "--log-level", "loud", "--data-dir", missing}, exitFailure, "--log-level"},
 	} {

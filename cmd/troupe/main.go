@@ -55,7 +55,7 @@ func markUsageErrors(root *cobra.Command) {
 		if args := c.Args; args != nil {
 			c.Args = func(cmd *cobra.Command, a []string) error {
 				if err := args(cmd, a); err != nil {
-					return usageError{err}
+					return argsError(cmd, a, err)
 				}
 				return nil
 			}

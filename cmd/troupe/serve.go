@@ -327,7 +327,12 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		Webhooks:       cfg.webhookDestinations(),
 		OnEvents:       deliverer.Notify,
 		CheckWebhook: func(ctx context.Context, endpoint string) error {
-			return webhook.CheckEndpoint(ctx, endpoint, cfg.WebhookAllowPrivate)
+			err := webhook.CheckEndpoint(ctx, endpoint, cfg.WebhookAllowPrivate)
+			if errors.Is(err, webhook.ErrForbiddenAddress) {
+				// The 422 tells the caller how an operator allows it.
+				return fmt.Errorf("%w (a server started with --webhook-allow-private allows it)", err)
+			}
+			return err
 		},
 		Owners:    roomOwners,
 		Recording: cfg.recordingConfig(s.cluster),

@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,7 +57,8 @@ func TestGlobalWebhookReceivesSignedEvents(t *testing.T) {
 }
 
 // Without --webhook-allow-private a room's webhook to a loopback address
-// is refused when the room is created.
+// is refused when the room is created, and when a room is changed to one,
+// with a message that names the way to allow it.
 func TestRoomWebhookToPrivateAddressRefused(t *testing.T) {
 	s := startServer(t, testConfig(t.TempDir()))
 	defer s.stop()
@@ -63,7 +66,14 @@ func TestRoomWebhookToPrivateAddressRefused(t *testing.T) {
 		`{"name":"R","webhook":{"endpoint":"http://127.0.0.1:9/h","events":["*"]}}`)
 	e, _ := body["error"].(map[string]any)
 	details, _ := e["details"].(map[string]any)
-	if details["field"] != "webhook.endpoint" {
+	msg, _ := e["message"].(string)
+	if details["field"] != "webhook.endpoint" || !strings.Contains(msg, "--webhook-allow-private") {
 		t.Fatalf("error %v", body)
+	}
+	s.mustDo(http.StatusCreated, "POST", "/api/v1/rooms", `{"id":"plain","name":"Plain"}`)
+	body = s.mustDo(http.StatusUnprocessableEntity, "PATCH", "/api/v1/rooms/plain",
+		`{"webhook":{"endpoint":"http://[::1]:9/h","events":["*"]}}`)
+	if e, _ := body["error"].(map[string]any); !strings.Contains(fmt.Sprint(e["message"]), "--webhook-allow-private") {
+		t.Fatalf("update: error %v", body)
 	}
 }
