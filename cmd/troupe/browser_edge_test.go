@@ -276,14 +276,7 @@ func TestBrowserEdgeNoUDP(t *testing.T) {
 // TURN server (whose relays reach the owner's media port), and decode each
 // other's camera through it; the other node's TURN server relays nothing.
 func TestBrowserEdgeClusterRelay(t *testing.T) {
-	endpoint := etcdStart(t)
-	secret := strings.Repeat("s", 32)
-	var nodes []*testServer
-	for _, id := range []string{"node-a", "node-b"} {
-		cfg := clusterConfig(t, endpoint, id, secret)
-		cfg.TURNEnabled = true
-		nodes = append(nodes, startServer(t, cfg))
-	}
+	nodes := turnCluster(t)
 	a, b := nodes[0], nodes[1]
 	browser := browsertest.New(t) // after the nodes: it stops before them
 	createOn(t, a, "r1")

@@ -340,14 +340,7 @@ func TestTURNRelay(t *testing.T) {
 // owner, whose TURN relays reach its own media port: both nodes hand out
 // the owner's TURN server (each node's has a port of its own).
 func TestClusterICEServersFromOwner(t *testing.T) {
-	endpoint := etcdStart(t)
-	secret := strings.Repeat("s", 32)
-	var nodes []*testServer
-	for _, id := range []string{"node-a", "node-b"} {
-		cfg := clusterConfig(t, endpoint, id, secret)
-		cfg.TURNEnabled = true
-		nodes = append(nodes, startServer(t, cfg))
-	}
+	nodes := turnCluster(t)
 	nodes[0].mustDo(201, "POST", "/api/v1/rooms", `{"id":"r1","name":"r1"}`)
 	tok := viewerToken(nodes[0], "r1")
 	var urls []string
@@ -361,4 +354,19 @@ func TestClusterICEServersFromOwner(t *testing.T) {
 	if urls[0] != urls[1] {
 		t.Fatalf("TURN URLs through the two nodes differ: %q", urls)
 	}
+}
+
+// turnCluster starts two cluster nodes, node-a and node-b, on one etcd,
+// each with its built-in TURN server on.
+func turnCluster(t *testing.T) []*testServer {
+	t.Helper()
+	endpoint := etcdStart(t)
+	secret := strings.Repeat("s", 32)
+	var nodes []*testServer
+	for _, id := range []string{"node-a", "node-b"} {
+		cfg := clusterConfig(t, endpoint, id, secret)
+		cfg.TURNEnabled = true
+		nodes = append(nodes, startServer(t, cfg))
+	}
+	return nodes
 }
