@@ -204,8 +204,10 @@ func (a *roomActor) stopSteps(ctx actor.Context) []func() {
 // room's children, so nothing else would stop them.
 func (a *roomActor) failedStop(ctx actor.Context, reason any) {
 	a.log.Error("room actor failed while stopping; stopping it as a failed room and removing its participants", "reason", reason)
-	a.deps.metrics.failures.Inc()
-	a.life.failed.Store(true)
+	if !a.life.failed.Swap(true) {
+		// A room stopped for failing too often was counted then.
+		a.deps.metrics.failures.Inc()
+	}
 	survive := func(step func()) {
 		defer func() {
 			if r := recover(); r != nil {
