@@ -47,13 +47,7 @@ func TestDroppedRoomThatPanicsRestartsThenStops(t *testing.T) {
 	})
 	createRoom(t, env, "studio", &actorpb.ConfigPatch{RecordingEnabled: ptr(true)})
 	pub := joinClient(t, env, "studio", "pub", RolePublisher)
-	video, _ := pub.publishAV()
-	rec, err := env.rooms.StartRecording(ctx, "studio", RecordingOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	from := video.Sent()
-	poll.Until(t, "video sent while recording", func() bool { return video.Sent() > from+20 })
+	rec := recordWhile(t, env, pub, 20)
 
 	h := newHold()
 	releaseAtEnd(t, h)
@@ -78,5 +72,31 @@ func TestDroppedRoomThatPanicsRestartsThenStops(t *testing.T) {
 	poll.Until(t, "the recording to end", func() bool { return recordingEnded(recordingStatus(t, env, rec.Id)) })
 	if got := recordingStatus(t, env, rec.Id); got.EndReason != RecordingServerShutdown {
 		t.Errorf("the recording ended for %q, want %q", got.EndReason, RecordingServerShutdown)
+	}
+}
+
+// A room stopped for failing too often whose stop then panics is one
+// failure of the room: troupe_room_failures_total counts it once, not
+// once for the stop and once for its panic.
+func TestFailedRoomWhoseStopPanicsCountsOnce(t *testing.T) {
+	env := newTestEnv(t, nil)
+	createRoom(t, env, "r", nil)
+	for range roomRestartLimit {
+		crash(env, "r")
+	}
+	// Behind the crashes: the last incarnation arms it.
+	if _, err := env.rooms.request(context.Background(), "r", &crashRoom{atStop: true}); err != nil {
+		t.Fatalf("arm the panic at stop: %v", err)
+	}
+	if n := testutil.ToFloat64(env.rooms.metrics.restarts); n != roomRestartLimit {
+		t.Fatalf("%v restarts before the last crash, want %d", n, roomRestartLimit)
+	}
+	crash(env, "r")
+	poll.Until(t, "the failed room's actor to stop", func() bool { return env.rooms.Live() == 0 })
+	if n := testutil.ToFloat64(env.rooms.metrics.failures); n != 1 {
+		t.Errorf("%v failures counted, want 1", n)
+	}
+	if f := env.rooms.failure("r"); f == nil || f.Count != 1 {
+		t.Errorf("failure %+v, want the first", f)
 	}
 }
