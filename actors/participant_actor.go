@@ -81,7 +81,8 @@ type participantActor struct {
 	// (SetViewerSettings); nil for nothing asked.
 	viewer *TrackSettings
 	// leaving is set when the actor stops: the forwarders it closes then
-	// have not ended on their own (see watchTrackEnd).
+	// have not ended on their own (see watchTrackEnd), and its peer's
+	// close is its own (peerEvent).
 	leaving atomic.Bool
 }
 
@@ -296,16 +297,23 @@ func (p *participantActor) peerEvent(ctx actor.Context, ev rtc.PeerEvent) {
 		p.sendCandidate(ev.Candidate)
 	case rtc.ConnectionStateEvent:
 		p.log.Debug("connection state", "state", ev.State.String())
+		if p.leaving.Load() {
+			// Its own close, as it stops: the room already has its leave.
+			// protoactor stops a childless actor right after Stopping, so
+			// no event comes then today; an actor that waits for children
+			// would still take messages meanwhile.
+			return
+		}
 		switch ev.State {
 		case webrtc.PeerConnectionStateFailed:
 			ctx.Send(p.room, &removeParticipant{id: p.info.ID, reason: ReasonConnectionFailed})
 		case webrtc.PeerConnectionStateClosed:
-			// The participant closes its peer only as it stops, after which
-			// no event reaches it: this close is the client's (its DTLS
-			// close_notify, on which pion closes the connection). A WHIP or
-			// WHEP client that closes its peer without a DELETE, or a tab
-			// that closes, has gone, and a closed connection never fails:
-			// without this it would stay in the room for good.
+			// The participant closes its peer only as it stops (above):
+			// this close is the client's (its DTLS close_notify, on which
+			// pion closes the connection). A WHIP or WHEP client that closes
+			// its peer without a DELETE, or a tab that closes, has gone,
+			// and a closed connection never fails: without this it would
+			// stay in the room for good.
 			ctx.Send(p.room, &removeParticipant{id: p.info.ID, reason: ReasonDisconnected})
 		}
 	case rtc.TrackPausedEvent:

@@ -216,18 +216,27 @@ func TestRecordingLifecycle(t *testing.T) {
 func recordFor(t *testing.T, env *testEnv, pub *testClient) *recordpb.Recording {
 	t.Helper()
 	ctx := context.Background()
-	video, _ := pub.publishAV()
-	rec, err := env.rooms.StartRecording(ctx, "studio", RecordingOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	from := video.Sent()
-	poll.Until(t, "two seconds of video sent", func() bool { return video.Sent() > from+200 })
+	rec := recordWhile(t, env, pub, 200)
 	if _, err := env.rooms.StopRecording(ctx, RecordingID(rec.Id)); err != nil {
 		t.Fatal(err)
 	}
 	poll.Until(t, "the recording completed", func() bool { return recordingEnded(recordingStatus(t, env, rec.Id)) })
 	return recordingStatus(t, env, rec.Id)
+}
+
+// recordWhile has pub publish its camera and mic, starts a recording in
+// room studio of env, and returns it once more than packets of video were
+// sent since.
+func recordWhile(t *testing.T, env *testEnv, pub *testClient, packets uint32) *recordpb.Recording {
+	t.Helper()
+	video, _ := pub.publishAV()
+	rec, err := env.rooms.StartRecording(context.Background(), "studio", RecordingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := video.Sent()
+	poll.Until(t, fmt.Sprintf("%d packets of video sent while recording", packets), func() bool { return video.Sent() > from+packets })
+	return rec
 }
 
 // TestRestartClosesInterruptedRecordings: a recording left open by a kill

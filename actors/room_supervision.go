@@ -104,8 +104,11 @@ func (g *registry) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor
 // for a failed room's (ErrUnavailable for an operator's, which goes
 // through once the room has stopped), else ErrUnavailable. Every other
 // message is dropped until its stop: a failed actor's state may be what
-// made it fail, and a dropped room's may belong to another node now. It
-// reports whether it took the message.
+// made it fail, and a dropped room's may belong to another node now. The
+// actor's own lifecycle goes on: a dropped room that panics is restarted
+// before its stop, and the fresh actor needs its Started (itself, its
+// record, its session) to stop as a room does. It reports whether it took
+// the message.
 func (a *roomActor) refuseQueued(ctx actor.Context) bool {
 	failed := a.life.failed.Load()
 	if !failed && !a.life.dropped.Load() {
@@ -113,7 +116,7 @@ func (a *roomActor) refuseQueued(ctx actor.Context) bool {
 	}
 	msg := ctx.Message()
 	switch msg.(type) {
-	case *actor.Stopping, *actor.Stopped:
+	case *actor.Started, *actor.Restarting, *actor.Stopping, *actor.Stopped:
 		return false
 	}
 	if ctx.Sender() != nil {
@@ -201,8 +204,10 @@ func (a *roomActor) stopSteps(ctx actor.Context) []func() {
 // room's children, so nothing else would stop them.
 func (a *roomActor) failedStop(ctx actor.Context, reason any) {
 	a.log.Error("room actor failed while stopping; stopping it as a failed room and removing its participants", "reason", reason)
-	a.deps.metrics.failures.Inc()
-	a.life.failed.Store(true)
+	if !a.life.failed.Swap(true) {
+		// A room stopped for failing too often was counted then.
+		a.deps.metrics.failures.Inc()
+	}
 	survive := func(step func()) {
 		defer func() {
 			if r := recover(); r != nil {

@@ -189,6 +189,9 @@ type Peer struct {
 	// by a removed source is reused, so a description is checked against
 	// the sources its sections were about (skipDeclined).
 	offeredTracks, agreedTracks map[string]string
+	// offerDirections are the directions of the sections of the client's
+	// last offer (see freeSection).
+	offerDirections map[string]webrtc.RTPTransceiverDirection
 
 	offered        bool // a WHIP/WHEP client has made its one offer
 	awaitingAnswer bool // our offer is out
@@ -435,6 +438,7 @@ func (p *Peer) ApplyOffer(s string) (string, error) {
 	}
 	p.sim.applied(plan, parsed)
 	p.offered = true
+	p.offerDirections = sectionDirections(parsed)
 	p.flushCandidates()
 	if p.mode == PeerWHEP {
 		if err := p.attachSlots(parsed); err != nil {
@@ -738,64 +742,96 @@ func (p *Peer) closeDownTrack(dt *DownTrack) {
 }
 
 // addSendTrack adds dt to the connection on a section of the server's
-// own: one that sent a removed source, or a new one. pion's AddTrack would
-// rather take a section the client sends on, whose codecs are the
-// client's (an H.264-only camera's section cannot carry VP8), so while
-// the client has a section of dt's kind that pion could take, the track
-// gets a new section instead. pion takes none that the client only sends
-// on (sendonly, or inactive once its track went): a client that publishes
-// that way gets the sections freed by removed sources back, rather than a
-// description that grows by a section for every track that ever came.
+// own: one freed by a removed source (freeSection), or a new one. The
+// server picks the section itself: pion's AddTrack would also take a
+// section the client made, judging it by the client's last offer, where a
+// camera the client sends on reads sendrecv. A source on such a section
+// goes out in the client's own codecs (an H.264 source cannot go on a
+// VP8-only camera's section) and shares it with the client's track. A new
+// section is sendrecv, as AddTrack made it: once its source goes, the
+// server offers it recvonly, and a pion client keeps it for the next
+// source (it stops a section offered inactive).
 func (p *Peer) addSendTrack(dt *DownTrack) (*webrtc.RTPSender, error) {
-	if p.clientSectionTakeable(dt.Kind()) {
-		tr, err := p.pc.AddTransceiverFromTrack(dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	tr := p.freeSection(dt.Kind())
+	if tr == nil {
+		tr, err := p.pc.AddTransceiverFromTrack(dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
 		if err != nil {
 			return nil, err
 		}
 		return tr.Sender(), nil
 	}
-	return p.pc.AddTrack(dt)
+	sender, err := p.cfg.Engine.api.NewRTPSender(dt, p.pc.SCTP().Transport())
+	if err != nil {
+		return nil, err
+	}
+	if err := tr.SetSender(sender, dt); err != nil {
+		// Detach it again, so that the section stays free.
+		if rmErr := p.pc.RemoveTrack(sender); rmErr != nil {
+			p.log.Debug("remove track", "err", rmErr)
+		}
+		return nil, err
+	}
+	return sender, nil
 }
 
-// clientSectionTakeable reports whether the client has a section of kind
-// that pion's AddTrack could send on: one with no sender that the
-// client's description lets the server send on. Without a description to
-// tell, any might be.
-func (p *Peer) clientSectionTakeable(kind webrtc.RTPCodecType) bool {
-	var dirs map[string]string
-	if d := p.pc.CurrentRemoteDescription(); d != nil {
-		if parsed, err := parseDescription(d.Type, d.SDP); err == nil {
-			dirs = sectionDirections(parsed)
-		}
-	}
+// freeSection returns a section of the server's own, of kind, that a
+// removed source freed and that may carry another, or nil. Its source's
+// removal has been negotiated (agreedTracks), as pion's AddTrack also
+// requires: the client's receiver has ended, so the next source on the
+// section is a new track to it. And the client's last offer, if it had
+// the section, only receives on it: one it sends on carries a track of
+// the client's now (a browser's addTrack may take a section it only
+// received on), and pion stops one the client marked inactive.
+func (p *Peer) freeSection(kind webrtc.RTPCodecType) *webrtc.RTPTransceiver {
 	for _, tr := range p.pc.GetTransceivers() {
-		if tr.Kind() != kind || tr.Sender() != nil || tr.Mid() == "" || p.ownMids[tr.Mid()] {
+		mid := tr.Mid()
+		if tr.Kind() != kind || tr.Sender() != nil || !p.ownMids[mid] {
 			continue
 		}
-		if dir := dirs[tr.Mid()]; dir != "sendonly" && dir != "inactive" {
-			return true
+		if _, sending := p.agreedTracks[mid]; sending {
+			continue
 		}
+		if dir, ok := p.offerDirections[mid]; ok && dir != webrtc.RTPTransceiverDirectionRecvonly {
+			continue
+		}
+		return tr
 	}
-	return false
+	return nil
 }
 
-// sectionDirections maps the mid of each of d's sections to its direction
-// attribute (sendrecv when it has none, as RFC 3264 has it).
-func sectionDirections(d *sdp.SessionDescription) map[string]string {
-	out := make(map[string]string, len(d.MediaDescriptions))
+// sectionDirections maps the mid of each of d's media sections to its
+// direction, read as pion reads it: the section's attribute, else the
+// session's, else sendrecv (RFC 3264). A rejected section (port 0) is
+// inactive.
+func sectionDirections(d *sdp.SessionDescription) map[string]webrtc.RTPTransceiverDirection {
+	out := make(map[string]webrtc.RTPTransceiverDirection, len(d.MediaDescriptions))
 	for _, md := range d.MediaDescriptions {
 		mid, ok := md.Attribute(sdp.AttrKeyMID)
 		if !ok {
 			continue
 		}
-		out[mid] = "sendrecv"
-		for _, dir := range []string{"sendrecv", "sendonly", "recvonly", "inactive"} {
-			if _, ok := md.Attribute(dir); ok {
-				out[mid] = dir
+		dir := webrtc.RTPTransceiverDirectionSendrecv
+		if md.MediaName.Port.Value == 0 {
+			dir = webrtc.RTPTransceiverDirectionInactive
+		} else if attr := directionAttribute(md.Attributes, d.Attributes); attr != webrtc.RTPTransceiverDirectionUnknown {
+			dir = attr
+		}
+		out[mid] = dir
+	}
+	return out
+}
+
+// directionAttribute returns the first direction attribute of the first of
+// lists that has one.
+func directionAttribute(lists ...[]sdp.Attribute) webrtc.RTPTransceiverDirection {
+	for _, attrs := range lists {
+		for _, a := range attrs {
+			if dir := webrtc.NewRTPTransceiverDirection(a.Key); dir != webrtc.RTPTransceiverDirectionUnknown {
+				return dir
 			}
 		}
 	}
-	return out
+	return webrtc.RTPTransceiverDirectionUnknown
 }
 
 // nameMid gives a transceiver the server created a mid of the server's
