@@ -21,6 +21,7 @@ import (
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/firefoxtest"
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/internal/promtest"
 	"github.com/troupe-media/troupe/rtc/recorder/recordertest"
 )
 
@@ -194,6 +195,19 @@ func TestFirefoxPublishes(t *testing.T) {
 	}
 	rep = page.Wait(t, "the server's keyframe request at Firefox", func(r firefoxtest.Report) bool { return keyRequests(r) > before })
 	t.Logf("Firefox sends %+v", rep.Outbound)
+
+	// Firefox pads its top layer on the media's own stream (no RTX is
+	// negotiated), hundreds of packets a second: the server drops that
+	// padding, and what padding the viewer gets is the server's own
+	// probing of the viewer's link.
+	poll.Within(t, firefoxtest.Deadline, "300 video packets at the viewer", func() bool { return rx.result().video >= 300 })
+	padded := rx.result().padding
+	probed := promtest.Value(t, s.reg, "troupe_rtc_bandwidth_padding_packets_total")
+	t.Logf("the viewer got %d padding packets, the server probed with %.0f and dropped %.0f of Firefox's", padded, probed,
+		promtest.Value(t, s.reg, "troupe_rtc_dropped_packets_total", "reason", "padding"))
+	if float64(padded) > probed {
+		t.Errorf("the viewer got %d padding packets, the server's probes %.0f: Firefox's padding was forwarded", padded, probed)
+	}
 }
 
 // clipCamera publishes the VP8 and Opus clips over and over, from a pion
