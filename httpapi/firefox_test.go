@@ -21,6 +21,7 @@ import (
 	"github.com/troupe-media/troupe/httpapi/auth"
 	"github.com/troupe-media/troupe/internal/firefoxtest"
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/internal/promtest"
 	"github.com/troupe-media/troupe/rtc/recorder/recordertest"
 )
 
@@ -165,7 +166,7 @@ func keyRequests(r firefoxtest.Report) int {
 
 // TestFirefoxPublishes: Firefox joins through the page and publishes its
 // camera and microphone; a pion WHEP viewer that comes later receives the
-// camera from a keyframe the server asked Firefox for, and the microphone.
+// camera from a keyframe, and the microphone.
 func TestFirefoxPublishes(t *testing.T) {
 	firefoxtest.Require(t)
 	checkLeaks(t)
@@ -185,15 +186,32 @@ func TestFirefoxPublishes(t *testing.T) {
 	before := keyRequests(rep)
 
 	// Firefox's encoder makes a keyframe at the start and then only when
-	// asked: the one the viewer decodes from is the server's request's.
+	// asked.
 	rx := s.whepWatch(t, "foxpub", "viewer")
 	poll.Within(t, firefoxtest.Deadline, "a keyframe and audio at the viewer", rx.done)
 	got := rx.result()
 	if got.codec != webrtc.MimeTypeVP8 || got.width == 0 || got.width*9 != got.height*16 {
 		t.Errorf("the viewer got a %s keyframe of %dx%d, want VP8 of Firefox's 16:9 camera", got.codec, got.width, got.height)
 	}
-	rep = page.Wait(t, "the server's keyframe request at Firefox", func(r firefoxtest.Report) bool { return keyRequests(r) > before })
-	t.Logf("Firefox sends %+v", rep.Outbound)
+	// Where the keyframe came from depends on timing: the server's request,
+	// the cache (Firefox's last was recent), or a layer Firefox turned on
+	// again when the server asked for it. Said, not checked.
+	rep, _ = page.Report()
+	t.Logf("Firefox sends %+v; %d keyframe requests since the viewer came, %.0f streams started from a cached keyframe",
+		rep.Outbound, keyRequests(rep)-before, promtest.Value(t, s.reg, "troupe_rtc_keyframe_catch_ups_total"))
+
+	// Firefox pads its top layer on the media's own stream (no RTX is
+	// negotiated), hundreds of packets a second: the server drops that
+	// padding, and what padding the viewer gets is the server's own
+	// probing of the viewer's link.
+	poll.Within(t, firefoxtest.Deadline, "300 video packets at the viewer", func() bool { return rx.result().video >= 300 })
+	padded := rx.result().padding
+	probed := promtest.Value(t, s.reg, "troupe_rtc_bandwidth_padding_packets_total")
+	t.Logf("the viewer got %d padding packets, the server probed with %.0f and dropped %.0f of Firefox's", padded, probed,
+		promtest.Value(t, s.reg, "troupe_rtc_dropped_packets_total", "reason", "padding"))
+	if float64(padded) > probed {
+		t.Errorf("the viewer got %d padding packets, the server's probes %.0f: Firefox's padding was forwarded", padded, probed)
+	}
 }
 
 // clipCamera publishes the VP8 and Opus clips over and over, from a pion
@@ -266,18 +284,18 @@ func opusFrames(clip string) ([][]byte, error) {
 	return frames, nil
 }
 
-// TestFirefoxViews: Firefox joins with a subscriber's token to watch a
-// pion participant that sends a VP8 clip and an Opus clip; it decodes the
+// TestFirefoxViews: Firefox joins with a subscriber's token, and a pion
+// participant then sends a VP8 clip and an Opus clip; Firefox decodes the
 // video at the clip's size and receives the audio.
 func TestFirefoxViews(t *testing.T) {
 	firefoxtest.Require(t)
 	checkLeaks(t)
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"foxview","name":"Firefox"}`)
-	s.clipCamera(t, "foxview", "camera")
-
 	page := s.firefoxPage(t, "/rooms/foxview?token="+s.joinToken(t, "foxview", "firefox", auth.RoleSubscriber))
 	page.Click(t, "join")
+	page.Wait(t, "Firefox to connect", func(r firefoxtest.Report) bool { return r.Connection == "connected" })
+	s.clipCamera(t, "foxview", "camera")
 	rep := page.Wait(t, "Firefox to decode 30 frames and receive 50 audio packets", func(r firefoxtest.Report) bool {
 		return r.Stats.VideoFramesDecoded >= 30 && r.Stats.AudioPacketsReceived >= 50
 	})

@@ -324,6 +324,9 @@ type keyframeSeen struct {
 	keyframe      bool
 	width, height int // of a VP8 keyframe
 	audio         int // packets
+	// video and padding count the video packets with a payload and
+	// those of padding alone.
+	video, padding int
 }
 
 func (w *keyframeWatch) done() bool {
@@ -362,13 +365,19 @@ func (w *keyframeWatch) read(tr *webrtc.TrackRemote) {
 		switch {
 		case tr.Kind() == webrtc.RTPCodecTypeAudio:
 			w.got.audio++
-		case w.got.keyframe:
-		case mime == webrtc.MimeTypeVP8:
-			w.got.width, w.got.height, w.got.keyframe = vp8KeyframeSize(p.Payload)
-			w.got.codec = mime
-		case mime == webrtc.MimeTypeH264:
-			w.got.keyframe = h264Keyframe(p.Payload)
-			w.got.codec = mime
+		case len(p.Payload) == 0:
+			w.got.padding++
+		default:
+			w.got.video++
+			switch {
+			case w.got.keyframe:
+			case mime == webrtc.MimeTypeVP8:
+				w.got.width, w.got.height, w.got.keyframe = vp8KeyframeSize(p.Payload)
+				w.got.codec = mime
+			case mime == webrtc.MimeTypeH264:
+				w.got.keyframe = h264Keyframe(p.Payload)
+				w.got.codec = mime
+			}
 		}
 		w.mu.Unlock()
 	}

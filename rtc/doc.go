@@ -72,6 +72,9 @@
 // rate of VP8 sent in temporal layers (temporal.go: a room's fps): it
 // drops the frames of the layers above the cap, measured from the
 // stream, and renumbers what it sends so that the stream stays whole.
+// A publisher's padding-only video packets (a browser's probing of its
+// uplink, on the media's stream as no RTX is negotiated) are dropped as
+// they are read, and the stream renumbered without them (padding.go).
 //
 // A fan-out writer also sends its down-tracks' RTCP sender reports, once a
 // second, from what they already know; pion's per-packet sender-report

@@ -1,6 +1,7 @@
 package rtc
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -163,6 +164,8 @@ type Forwarder struct {
 	level atomic.Uint64
 	// tl measures a VP8 stream's temporal layers (temporal.go).
 	tl temporalRates
+	// pad takes a video stream's padding out of it (padding.go).
+	pad paddingGap
 }
 
 // NewForwarder starts the read loop of cfg.Track.
@@ -491,6 +494,18 @@ func (f *Forwarder) forward(p *packet, n int) {
 		f.ctr.drops[DropPayloadType].Add(1)
 		packetPool.Put(p)
 		return
+	}
+	if f.kind == webrtc.RTPCodecTypeVideo {
+		seq, drop := f.pad.take(p.h.seq, p.h.padding && p.h.payloadEnd == p.h.payloadStart)
+		if drop {
+			f.ctr.drops[DropPadding].Add(1)
+			packetPool.Put(p)
+			return
+		}
+		if seq != p.h.seq {
+			p.h.seq = seq
+			binary.BigEndian.PutUint16(p.buf[2:4], seq)
+		}
 	}
 	readExtensions(p.buf[:n], &p.h, f.ext, &p.ext)
 	payload := p.payload()

@@ -45,6 +45,9 @@ const (
 	// DropTemporalLayer: a VP8 frame of a temporal layer above what the
 	// down-track's frame rate cap allows (temporal.go).
 	DropTemporalLayer
+	// DropPadding: a publisher's padding-only packet on a video track
+	// (padding.go): the stream goes on without it.
+	DropPadding
 
 	numDropReasons
 )
@@ -52,6 +55,7 @@ const (
 var dropReasonNames = [numDropReasons]string{
 	"queue_full", "wait_keyframe", "unbound", "write_error", "stale_source", "malformed", "payload_type", "muted",
 	"not_ready", "switch_pending", "bandwidth", "paused", "temporal_layer",
+	"padding",
 }
 
 func (r DropReason) String() string {
