@@ -90,7 +90,13 @@ func (s *Server) clientAddr(r *http.Request) string {
 	client := peer
 	var elems []string
 	for _, h := range hops {
-		elems = append(elems, splitQuoted(h, ',')...)
+		if forwarded {
+			elems = append(elems, forwardedElements(h)...)
+		} else {
+			// X-Forwarded-For has no quoted strings: a client's stray
+			// quote must not join its element to the proxy's.
+			elems = append(elems, strings.Split(h, ",")...)
+		}
 	}
 	for i := len(elems) - 1; i >= 0; i-- {
 		e := elems[i]
@@ -135,7 +141,8 @@ func parseHop(s string) (netip.Addr, error) {
 // (RFC 7239: `for=192.0.2.60;proto=http;by=203.0.113.43`), unquoted; empty
 // if it has none.
 func forwardedFor(elem string) string {
-	for _, pair := range splitQuoted(elem, ';') {
+	pairs, _ := splitQuoted(elem, ';')
+	for _, pair := range pairs {
 		name, value, ok := strings.Cut(strings.TrimSpace(pair), "=")
 		if !ok || !strings.EqualFold(strings.TrimSpace(name), "for") {
 			continue
@@ -149,9 +156,21 @@ func forwardedFor(elem string) string {
 	return ""
 }
 
-// splitQuoted splits s at each sep outside a quoted string.
-func splitQuoted(s string, sep byte) []string {
-	var out []string
+// forwardedElements splits one Forwarded header line into its elements.
+// A line that ends inside a quoted string is split at every comma
+// instead: a client's unclosed quote (`for="`) would otherwise swallow
+// the elements the proxies appended after it, its own among them.
+func forwardedElements(h string) []string {
+	elems, closed := splitQuoted(h, ',')
+	if !closed {
+		return strings.Split(h, ",")
+	}
+	return elems
+}
+
+// splitQuoted splits s at each sep outside a quoted string; closed is
+// false if s ends inside one.
+func splitQuoted(s string, sep byte) (out []string, closed bool) {
 	quoted, escaped, start := false, false, 0
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
@@ -166,5 +185,5 @@ func splitQuoted(s string, sep byte) []string {
 			start = i + 1
 		}
 	}
-	return append(out, s[start:])
+	return append(out, s[start:]), !quoted
 }

@@ -50,6 +50,16 @@ func TestClientAddr(t *testing.T) {
 			[][2]string{{"Forwarded", `for=1.1.1.1;host="a,b", for=203.0.113.9`}}, "203.0.113.9"},
 		{"Forwarded obfuscated hop", "10.1.2.3:4000", [][2]string{{"Forwarded", `for=203.0.113.9, for=_hidden`}}, "10.1.2.3"},
 		{"Forwarded element without for", "10.1.2.3:4000", [][2]string{{"Forwarded", `for=203.0.113.9, proto=https`}}, "10.1.2.3"},
+		// A client's stray quote, which the proxy appends to, must not join
+		// the proxy's element to the client's (and make the proxy the client).
+		{"X-Forwarded-For has no quoted strings", "10.1.2.3:4000", [][2]string{{"X-Forwarded-For", `", 203.0.113.9`}}, "203.0.113.9"},
+		{"X-Forwarded-For quoted comma", "10.1.2.3:4000",
+			[][2]string{{"X-Forwarded-For", `"1.1.1.1, 2.2.2.2", 203.0.113.9, 10.9.9.9`}}, "203.0.113.9"},
+		{"Forwarded unclosed quote", "10.1.2.3:4000", [][2]string{{"Forwarded", `for=", for=203.0.113.9`}}, "203.0.113.9"},
+		{"Forwarded unclosed escaped quote", "10.1.2.3:4000",
+			[][2]string{{"Forwarded", `for="\", for="[2001:db8:1::7]:443", for=10.9.9.9`}}, "2001:db8:1::7"},
+		{"Forwarded unclosed quote on a line of its own", "10.1.2.3:4000",
+			[][2]string{{"Forwarded", `for="1.1.1.1`}, {"Forwarded", `for=203.0.113.9`}}, "203.0.113.9"},
 		{"X-Forwarded-For before Forwarded", "10.1.2.3:4000",
 			[][2]string{{"Forwarded", "for=1.1.1.1"}, {"X-Forwarded-For", "203.0.113.9"}}, "203.0.113.9"},
 	} {
