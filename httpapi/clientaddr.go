@@ -14,8 +14,9 @@ import (
 
 // ParseTrustedProxies parses Config.TrustedProxies: IP addresses and
 // networks in CIDR notation ("10.0.0.0/8", "2001:db8::/32", "192.0.2.7").
-// A network that holds every address is refused: it would let any client
-// choose the address it is counted under.
+// A list whose networks together hold every IPv4 or every IPv6 address
+// (0.0.0.0/0, or 0.0.0.0/1 and 128.0.0.0/1) is refused: it would let any
+// client choose the address it is counted under.
 func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(list))
 	for _, s := range list {
@@ -39,7 +40,50 @@ func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
 		}
 		out = append(out, p)
 	}
+	for _, all := range []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0), netip.PrefixFrom(netip.IPv6Unspecified(), 0)} {
+		if !covered(all, out) {
+			continue
+		}
+		var nets []string
+		for _, p := range out {
+			if p.Addr().Is4() == all.Addr().Is4() {
+				nets = append(nets, p.String())
+			}
+		}
+		return nil, fmt.Errorf("%s: together trust every address, so any client could choose its own: list the proxies' addresses", strings.Join(nets, ", "))
+	}
 	return out, nil
+}
+
+// covered reports whether the networks of set together hold every
+// address of p. It halves p only where a network lies strictly inside
+// it, so it visits at most a few nodes per network and bit.
+func covered(p netip.Prefix, set []netip.Prefix) bool {
+	inside := false
+	for _, q := range set {
+		if !q.Overlaps(p) {
+			continue
+		}
+		if q.Bits() <= p.Bits() {
+			return true // q holds p
+		}
+		inside = true
+	}
+	if !inside || p.Bits() == p.Addr().BitLen() {
+		return false
+	}
+	lo := netip.PrefixFrom(p.Addr(), p.Bits()+1)
+	return covered(lo, set) && covered(halfAfter(lo), set)
+}
+
+// halfAfter is the network of p's size that follows p: the other half of
+// the network p is the first half of.
+func halfAfter(p netip.Prefix) netip.Prefix {
+	b := p.Addr().AsSlice()
+	bit := p.Bits() - 1
+	b[bit/8] |= 0x80 >> (bit % 8)
+	a, _ := netip.AddrFromSlice(b)
+	return netip.PrefixFrom(a, p.Bits())
 }
 
 // unmapPrefix turns an IPv4-mapped IPv6 network (::ffff:10.0.0.0/104) into

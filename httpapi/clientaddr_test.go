@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,6 +94,32 @@ func TestParseTrustedProxies(t *testing.T) {
 	for _, bad := range []string{"", "proxy.example", "10.0.0.0/33", "10.0.0.256", "fe80::1%eth0", "0.0.0.0/0", "::/0", "10.0.0.1:80"} {
 		if _, err := ParseTrustedProxies([]string{"10.0.0.1", bad}); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+	// Networks that hold every address of a family together are refused
+	// as one holding them alone is; any gap, however small, is a list of
+	// proxies.
+	for _, tc := range []struct {
+		list []string
+		all  bool
+	}{
+		{[]string{"0.0.0.0/1", "128.0.0.0/1"}, true},
+		{[]string{"::/1", "8000::/1", "10.0.0.0/8"}, true},
+		{[]string{"128.0.0.0/1", "0.0.0.0/2", "2001:db8::/32", "64.0.0.0/3", "96.0.0.0/3"}, true},
+		{[]string{"0.0.0.0/1", "128.0.0.0/2", "192.0.0.0/3", "224.0.0.0/4", "240.0.0.0/5", "248.0.0.0/6",
+			"252.0.0.0/7", "254.0.0.0/8", "255.0.0.0/9", "255.128.0.0/9"}, true},
+		{[]string{"::ffff:0.0.0.0/97", "128.0.0.0/1"}, true}, // mapped, then unmapped
+		{[]string{"0.0.0.0/1", "128.0.0.0/2", "192.0.0.0/3", "224.0.0.0/4", "240.0.0.0/5", "248.0.0.0/6",
+			"252.0.0.0/7", "254.0.0.0/8", "255.0.0.0/9", "255.128.0.0/10", "255.192.0.0/11", "255.255.255.254"}, false},
+		{[]string{"0.0.0.0/1", "::/1", "8000::/2"}, false},
+		{[]string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"}, false},
+	} {
+		_, err := ParseTrustedProxies(tc.list)
+		if tc.all && (err == nil || !strings.Contains(err.Error(), "every address")) {
+			t.Errorf("%v: %v, want every address refused", tc.list, err)
+		}
+		if !tc.all && err != nil {
+			t.Errorf("%v: %v", tc.list, err)
 		}
 	}
 	st := newStack(t, nil)

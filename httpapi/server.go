@@ -179,7 +179,8 @@ type Config struct {
 	// IP addresses and CIDR networks (ParseTrustedProxies). A request whose
 	// peer is one of them is counted under the client address its
 	// X-Forwarded-For or Forwarded header names (clientAddr); any other
-	// request under its peer's, its headers ignored. nil trusts none.
+	// request under its peer's, its headers ignored. nil trusts none; a
+	// list that holds every address is refused.
 	TrustedProxies []string
 }
 
