@@ -86,6 +86,31 @@ func halfAfter(p netip.Prefix) netip.Prefix {
 	return netip.PrefixFrom(a, p.Bits())
 }
 
+// The values of Config.TrustedProxyHeader: the header the trusted proxies
+// write the client's address in.
+const (
+	ProxyHeaderXForwardedFor = "x-forwarded-for"
+	ProxyHeaderForwarded     = "forwarded"
+)
+
+// CheckTrustedProxyHeader checks a Config.TrustedProxyHeader.
+func CheckTrustedProxyHeader(h string) error {
+	_, err := parseProxyHeader(h)
+	return err
+}
+
+// parseProxyHeader is h as one of the ProxyHeader constants, in any case;
+// empty is ProxyHeaderXForwardedFor.
+func parseProxyHeader(h string) (string, error) {
+	switch v := strings.ToLower(strings.TrimSpace(h)); v {
+	case "":
+		return ProxyHeaderXForwardedFor, nil
+	case ProxyHeaderXForwardedFor, ProxyHeaderForwarded:
+		return v, nil
+	}
+	return "", fmt.Errorf("%q: must be %s or %s, the header the trusted proxies write", h, ProxyHeaderXForwardedFor, ProxyHeaderForwarded)
+}
+
 // unmapPrefix turns an IPv4-mapped IPv6 network (::ffff:10.0.0.0/104) into
 // its IPv4 one, as addresses are unmapped before they are matched.
 func unmapPrefix(p netip.Prefix) netip.Prefix {
@@ -109,8 +134,10 @@ func (tp trustedProxies) trusts(a netip.Addr) bool {
 
 // clientAddr is the address of the client that sent r. It is r's direct
 // peer unless that peer is a trusted proxy: then it is the right-most
-// address of X-Forwarded-For (or, if the request has none, of Forwarded's
-// for= parameters) that is not itself a trusted proxy. Each proxy appends
+// address of X-Forwarded-For (or, with Config.TrustedProxyHeader
+// "forwarded", of Forwarded's for= parameters) that is not itself a
+// trusted proxy. The other header is never read: a proxy that writes one
+// passes on what the client wrote in the other. Each proxy appends
 // the address it got the request from, so the addresses right of the first
 // untrusted one were written by trusted proxies and the rest, which a
 // client may have sent, are not read. When every address is trusted, or
@@ -126,15 +153,16 @@ func (s *Server) clientAddr(r *http.Request) string {
 	if !s.proxies.trusts(peer) {
 		return peer.String()
 	}
-	hops := r.Header.Values("X-Forwarded-For")
-	forwarded := len(hops) == 0
-	if forwarded {
+	var hops []string
+	if s.proxyFwd {
 		hops = r.Header.Values("Forwarded")
+	} else {
+		hops = r.Header.Values("X-Forwarded-For")
 	}
 	client := peer
 	var elems []string
 	for _, h := range hops {
-		if forwarded {
+		if s.proxyFwd {
 			elems = append(elems, forwardedElements(h)...)
 		} else {
 			// X-Forwarded-For has no quoted strings: a client's stray
@@ -144,7 +172,7 @@ func (s *Server) clientAddr(r *http.Request) string {
 	}
 	for i := len(elems) - 1; i >= 0; i-- {
 		e := elems[i]
-		if forwarded {
+		if s.proxyFwd {
 			e = forwardedFor(e)
 		}
 		a, err := parseHop(e)

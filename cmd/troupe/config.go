@@ -110,11 +110,16 @@ type Config struct {
 	PublicURL string `yaml:"public_url"`
 	// TrustedProxies lists the reverse proxies in front of the server, as
 	// IP addresses and CIDR networks. A request from one of them is counted
-	// (limits per client address) and logged under the client address its
-	// X-Forwarded-For, or else Forwarded, header names: the right-most one
-	// that is not a trusted proxy. Default none: every request is its
-	// peer's, whatever headers it carries.
+	// (limits per client address) and logged under the client address
+	// the TrustedProxyHeader names: the right-most one that is not a
+	// trusted proxy. Default none: every request is its peer's, whatever
+	// headers it carries.
 	TrustedProxies stringList `yaml:"trusted_proxies"`
+	// TrustedProxyHeader is the header the trusted proxies write the
+	// client's address in: "x-forwarded-for" (the default) or
+	// "forwarded" (RFC 7239). The other is never read: a proxy passes on
+	// what the client wrote in it.
+	TrustedProxyHeader string `yaml:"trusted_proxy_header"`
 	// DevJoinTokens lets the web page get join tokens without an admin
 	// token, for trying Troupe locally. Never enable it on a server others
 	// can reach. Default false.
@@ -283,6 +288,8 @@ func DefaultConfig() Config {
 		PassivateAfter:    2 * time.Minute,
 		DrainTimeout:      30 * time.Second,
 
+		TrustedProxyHeader: httpapi.ProxyHeaderXForwardedFor,
+
 		MaxViewersPerIdentity: actors.DefaultMaxViewersPerIdentity,
 		WHIPRate:              defaultWHIPRate,
 		WHIPBurst:             defaultWHIPBurst,
@@ -354,6 +361,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := httpapi.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		return fmt.Errorf("%w: --trusted-proxies %v", ErrInvalidConfig, err)
+	}
+	if err := httpapi.CheckTrustedProxyHeader(c.TrustedProxyHeader); err != nil {
+		return fmt.Errorf("%w: --trusted-proxy-header %v", ErrInvalidConfig, err)
 	}
 	if err := httpapi.CheckCORSOrigins(c.CORSOrigins); err != nil {
 		return fmt.Errorf("%w: --cors-origins: %v", ErrInvalidConfig, err)
@@ -759,7 +769,8 @@ var settings = []setting{
 	{"turn-relay-port-max", "highest UDP port of the built-in TURN server's relays", func(c *Config) any { return &c.TURNRelayPortMax }},
 	{"turn-credential-ttl", "how long a joiner's TURN credentials stay valid", func(c *Config) any { return &c.TURNCredentialTTL }},
 	{"public-url", "base URL of the rooms' links, e.g. https://meet.example.com (default: http:// or https:// and --http-addr)", func(c *Config) any { return &c.PublicURL }},
-	{"trusted-proxies", "reverse proxies (IP addresses, CIDR networks) whose X-Forwarded-For or Forwarded header names the client (default: none, headers ignored)", func(c *Config) any { return &c.TrustedProxies }},
+	{"trusted-proxies", "reverse proxies (IP addresses, CIDR networks) whose --trusted-proxy-header names the client (default: none, headers ignored)", func(c *Config) any { return &c.TrustedProxies }},
+	{"trusted-proxy-header", "the header the trusted proxies write the client's address in, the only one read: x-forwarded-for or forwarded", func(c *Config) any { return &c.TrustedProxyHeader }},
 	{"dev-join-tokens", "let the web page mint join tokens itself (local use only)", func(c *Config) any { return &c.DevJoinTokens }},
 	{"cors-origins", "origins whose pages may call WHIP/WHEP (* = any, empty = none)", func(c *Config) any { return &c.CORSOrigins }},
 	{"webhook-urls", "endpoints that get every room's events", func(c *Config) any { return &c.WebhookURLs }},

@@ -382,6 +382,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		DevJoinTokens:           cfg.DevJoinTokens,
 		PublicURL:               publicURL,
 		TrustedProxies:          cfg.TrustedProxies,
+		TrustedProxyHeader:      cfg.TrustedProxyHeader,
 		CORSOrigins:             cfg.CORSOrigins,
 		Nodes:                   nodes,
 		Owners:                  forwardTo,
