@@ -132,7 +132,30 @@ func (tp trustedProxies) trusts(a netip.Addr) bool {
 	return false
 }
 
-// clientAddr is the address of the client that sent r. It is r's direct
+// clientAddr is the address of the client that sent r (clientIP), as
+// text for the logs: r.RemoteAddr as is if it is not an IP peer.
+func (s *Server) clientAddr(r *http.Request) string {
+	if a := s.clientIP(r); a.IsValid() {
+		return a.String()
+	}
+	return r.RemoteAddr
+}
+
+// clientKey is what the limits per client address count r under: the
+// client's address, or for IPv6 its /64, which one host usually holds
+// whole; r.RemoteAddr as is if it is not an IP peer.
+func (s *Server) clientKey(r *http.Request) string {
+	a := s.clientIP(r)
+	switch {
+	case !a.IsValid():
+		return r.RemoteAddr
+	case a.Is6():
+		a = netip.PrefixFrom(a, 64).Masked().Addr()
+	}
+	return a.String()
+}
+
+// clientIP is the address of the client that sent r. It is r's direct
 // peer unless that peer is a trusted proxy: then it is the right-most
 // address of X-Forwarded-For (or, with Config.TrustedProxyHeader
 // "forwarded", of Forwarded's for= parameters) that is not itself a
@@ -143,15 +166,15 @@ func (tp trustedProxies) trusts(a netip.Addr) bool {
 // client may have sent, are not read. When every address is trusted, or
 // one cannot be read (a proxy's "unknown"), the last address vouched for
 // is the client. Headers from an untrusted peer are never read: a client
-// cannot choose its own address.
-func (s *Server) clientAddr(r *http.Request) string {
+// cannot choose its own address. It is invalid if r's peer is not an IP
+// one (a test's or a unix socket's).
+func (s *Server) clientIP(r *http.Request) netip.Addr {
 	peer, err := parseHop(r.RemoteAddr)
 	if err != nil {
-		// Not an IP peer (a test's or a unix socket's): the address as is.
-		return r.RemoteAddr
+		return netip.Addr{}
 	}
 	if !s.proxies.trusts(peer) {
-		return peer.String()
+		return peer
 	}
 	var hops []string
 	if s.proxyFwd {
@@ -184,7 +207,7 @@ func (s *Server) clientAddr(r *http.Request) string {
 			break
 		}
 	}
-	return client.String()
+	return client
 }
 
 var errBadHop = errors.New("not an IP address")

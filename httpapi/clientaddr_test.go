@@ -101,6 +101,38 @@ func TestClientAddr(t *testing.T) {
 	if got := (&Server{}).clientAddr(&http.Request{RemoteAddr: "10.1.2.3:1", Header: http.Header{"X-Forwarded-For": {"203.0.113.9"}}}); got != "10.1.2.3" {
 		t.Fatalf("no trusted proxies: client %q", got)
 	}
+	if got := (&Server{}).clientAddr(&http.Request{RemoteAddr: "pipe"}); got != "pipe" {
+		t.Fatalf("a peer that is not an IP one: client %q", got)
+	}
+}
+
+// The limits count a client by its address, an IPv6 one by its /64, from
+// the address clientAddr found.
+func TestClientKey(t *testing.T) {
+	proxies, err := ParseTrustedProxies([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{proxies: proxies}
+	for _, tc := range []struct{ peer, xff, want string }{
+		{"192.0.2.7:1", "", "192.0.2.7"},
+		{"[2001:db8::1]:1", "", "2001:db8::"},
+		{"[2001:db8:0:0:ffff::2]:1", "", "2001:db8::"},
+		{"[2001:db8:0:1::2]:1", "", "2001:db8:0:1::"},
+		{"[::ffff:192.0.2.7]:1", "", "192.0.2.7"},
+		{"10.1.2.3:1", "2001:db8:5::9", "2001:db8:5::"},
+		{"10.1.2.3:1", "198.51.100.4", "198.51.100.4"},
+		{"198.51.100.1:1", "2001:db8:5::9", "198.51.100.1"},
+		{"pipe", "203.0.113.9", "pipe"},
+	} {
+		r := &http.Request{RemoteAddr: tc.peer, Header: http.Header{}}
+		if tc.xff != "" {
+			r.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		if got := s.clientKey(r); got != tc.want {
+			t.Errorf("peer %s, X-Forwarded-For %q: key %q, want %q", tc.peer, tc.xff, got, tc.want)
+		}
+	}
 	for _, bad := range []string{"x-real-ip", "xff", "forwarded,x-forwarded-for"} {
 		if err := CheckTrustedProxyHeader(bad); err == nil {
 			t.Errorf("proxy header %q accepted", bad)
