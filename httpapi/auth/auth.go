@@ -272,6 +272,10 @@ func (e *RefusedError) Unwrap() error { return e.kind }
 // reasonMalformed: a token that is not a JWT Troupe can read.
 const reasonMalformed = "not a well-formed token (a JWT whose claims Troupe reads)"
 
+// reasonUnverified: a token whose iss names no key here, or whose
+// signature that key does not verify.
+const reasonUnverified = "its signature does not verify: its iss must name an API key of this server and the token be signed with that key's secret (HS256)"
+
 // errUnknownIssuer is the key lookup's failure: an iss with no key here.
 var errUnknownIssuer = errors.New("unknown issuer")
 
@@ -282,10 +286,10 @@ func refusal(err error, c *Claims) *RefusedError {
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return refused(ErrInvalidToken, reasonMalformed)
-	case errors.Is(err, errUnknownIssuer):
-		return refused(ErrInvalidToken, "signed with an API key this server does not know (its iss)")
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return refused(ErrInvalidToken, "its signature does not verify (HS256 with the API key's secret)")
+	case errors.Is(err, errUnknownIssuer), errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		// One reason for both: telling them apart would let anyone learn
+		// which API key ids exist by trying iss values.
+		return refused(ErrInvalidToken, reasonUnverified)
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return refused(ErrInvalidToken, "it has no exp")
 	case errors.Is(err, jwt.ErrTokenExpired):

@@ -102,6 +102,7 @@ func TestVerifyRejects(t *testing.T) {
 		{"bad role", badRoleTok, ErrInvalidToken},
 		{"tampered", valid[:len(valid)-2] + strings.Repeat("A", 2), ErrInvalidToken},
 	}
+	reasons := map[string]string{}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := v.Verify(tt.token)
@@ -113,7 +114,15 @@ func TestVerifyRejects(t *testing.T) {
 			if !errors.As(err, &re) || re.Reason == "" || strings.Contains(re.Reason, k.Secret) {
 				t.Fatalf("Verify = %v, want a *RefusedError with a reason", err)
 			}
+			reasons[tt.name] = re.Reason
 		})
+	}
+	// An unknown key and a bad signature read the same: the difference
+	// would tell anyone which key ids exist.
+	forged := mint(Key{ID: k.ID, Secret: other.Secret}, AdminClaims(now, time.Hour))
+	var re *RefusedError
+	if _, err := v.Verify(forged); !errors.As(err, &re) || re.Reason != reasons["unknown key"] || re.Reason != reasons["tampered"] {
+		t.Fatalf("a known key id with a wrong secret: %v; an unknown key: %q; tampered: %q", err, reasons["unknown key"], reasons["tampered"])
 	}
 }
 
