@@ -368,8 +368,8 @@ func (c Config) Validate() error {
 	if err := httpapi.CheckCORSOrigins(c.CORSOrigins); err != nil {
 		return fmt.Errorf("%w: --cors-origins: %v", ErrInvalidConfig, err)
 	}
-	if c.TokenMaxLifetime <= 0 {
-		return fmt.Errorf("%w: --token-max-lifetime %v: must be positive", ErrInvalidConfig, c.TokenMaxLifetime)
+	if err := c.validateTokenMaxLifetime(); err != nil {
+		return err
 	}
 	if c.WebhookMaxAge <= 0 {
 		return fmt.Errorf("%w: --webhook-max-age %v: must be positive", ErrInvalidConfig, c.WebhookMaxAge)
@@ -424,6 +424,16 @@ func (c Config) Validate() error {
 		return err
 	}
 	return c.validateCluster()
+}
+
+// validateTokenMaxLifetime checks --token-max-lifetime, which `troupe
+// token` reads too: under auth.MinMaxLifetime the tokens minted by default
+// would be dead on arrival.
+func (c Config) validateTokenMaxLifetime() error {
+	if c.TokenMaxLifetime < auth.MinMaxLifetime {
+		return fmt.Errorf("%w: --token-max-lifetime %v: must be at least %s", ErrInvalidConfig, c.TokenMaxLifetime, shortDuration(auth.MinMaxLifetime))
+	}
+	return nil
 }
 
 // validateMetricsAddr checks --metrics-addr: a host:port apart from the

@@ -191,8 +191,23 @@ func TestVerifyBoundsLifetime(t *testing.T) {
 	if def.MaxLifetime() != DefaultMaxLifetime || v.MaxLifetime() != 48*time.Hour {
 		t.Fatalf("max lifetimes %v and %v", def.MaxLifetime(), v.MaxLifetime())
 	}
-	if _, err := NewVerifierWith(VerifierConfig{MaxLifetime: -time.Second}, k); err == nil {
-		t.Fatal("a negative MaxLifetime accepted")
+	for _, bad := range []time.Duration{-time.Second, 500 * time.Millisecond, MinMaxLifetime - time.Second} {
+		if _, err := NewVerifierWith(VerifierConfig{MaxLifetime: bad}, k); err == nil {
+			t.Fatalf("MaxLifetime %v accepted", bad)
+		}
+	}
+	if v, err := NewVerifierWith(VerifierConfig{MaxLifetime: MinMaxLifetime}, k); err != nil || v.MaxLifetime() != MinMaxLifetime {
+		t.Fatalf("MaxLifetime %v: %v", MinMaxLifetime, err)
+	}
+	for _, tc := range []struct{ ttl, max, want time.Duration }{
+		{time.Hour, 0, time.Hour},
+		{time.Hour, 30 * time.Minute, 30 * time.Minute},
+		{10 * time.Minute, 30 * time.Minute, 10 * time.Minute},
+		{DefaultMaxLifetime + time.Hour, 0, DefaultMaxLifetime},
+	} {
+		if got := CutLifetime(tc.ttl, tc.max); got != tc.want {
+			t.Errorf("CutLifetime(%v, %v) = %v, want %v", tc.ttl, tc.max, got, tc.want)
+		}
 	}
 	now := time.Now()
 	signed := func(c jwt.MapClaims) string {
