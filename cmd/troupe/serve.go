@@ -456,7 +456,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", httpapi.MetricsHandler(s.reg))
-		stopMetrics, err := startSideServer(s.cfg.MetricsAddr, "metrics", "/metrics", mux, s.log)
+		stopMetrics, err := startSideServer(s.cfg.MetricsAddr, "metrics", "/metrics", mux, s.log, s.cfg.metricsBindCheck)
 		if err != nil {
 			return err
 		}
