@@ -307,7 +307,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: Config.CORSOrigins: %w", err)
 	}
-	m, err := newHTTPMetrics(cfg.Registry)
+	// A forwarded request waits up to ForwardTimeout for its owner, which
+	// also outlasts the slowest answer of a room actor here.
+	m, err := newHTTPMetrics(cfg.Registry, cfg.ForwardTimeout)
 	if err != nil {
 		return nil, err
 	}
