@@ -162,15 +162,15 @@ func (s *Server) idempotentByAddress(c *gin.Context) {
 		c.Next()
 		return
 	}
-	if err := s.idempotently(c, addressScope(s.clientAddr(c.Request)), requestBody(c), nextHandler(c)); err != nil {
+	if err := s.idempotently(c, addressScope(s.clientKey(c.Request)), requestBody(c), nextHandler(c)); err != nil {
 		s.abort(c, err)
 	}
 }
 
 // The scopes of keys that are not the API group's, which is the bare API
 // key: NUL, which no configured API key holds, sets them apart.
-func joinScope(c *auth.Claims) string { return "\x00join\x00" + c.Issuer + "\x00" + c.Subject }
-func addressScope(addr string) string { return "\x00addr\x00" + clientKey(addr) }
+func joinScope(c *auth.Claims) string      { return "\x00join\x00" + c.Issuer + "\x00" + c.Subject }
+func addressScope(clientKey string) string { return "\x00addr\x00" + clientKey }
 
 // nextHandler runs the rest of a middleware's chain as idempotently's run.
 func nextHandler(c *gin.Context) func() error {

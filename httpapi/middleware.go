@@ -36,17 +36,29 @@ type httpMetrics struct {
 	upgradedOpen *prometheus.GaugeVec
 }
 
-func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+// durationBuckets are the request latency histogram's buckets, in
+// seconds: 0.5 ms up to 10 s, then on in the same 1, 2.5, 5 steps until
+// one holds longest, the longest a request waits for its answer (the
+// forward timeout, which serve derives from the request timeout: longer
+// than 10 s when that is over 3 s). So the slow requests an operator
+// looks for land in a bucket, not in +Inf; only a long download may.
+func durationBuckets(longest time.Duration) []float64 {
+	b := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	for b[len(b)-1] < longest.Seconds() {
+		b = append(b, b[len(b)-3]*10) // 10, then 25, 50, 100, 250...
+	}
+	return b
+}
+
+func newHTTPMetrics(reg prometheus.Registerer, longest time.Duration) (*httpMetrics, error) {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "troupe_http_requests_total",
 		Help: "HTTP requests served, by route template, method and status code.",
 	}, []string{"route", "method", "status"})
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "troupe_http_request_duration_seconds",
-		Help: "Time to serve an HTTP request, by route template and method.",
-		// Up to the longest a forwarded request may wait for its owner
-		// (ForwardTimeout, 10 s by default), so that none lands in +Inf.
-		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		Name:    "troupe_http_request_duration_seconds",
+		Help:    "Time to serve an HTTP request, by route template and method.",
+		Buckets: durationBuckets(longest),
 	}, []string{"route", "method"})
 	upgraded := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "troupe_http_upgraded_connections_total",

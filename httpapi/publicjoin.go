@@ -3,7 +3,6 @@ package httpapi
 import (
 	"crypto/rand"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -80,7 +79,7 @@ type publicTokenJSON struct {
 func (s *Server) publicToken(c *gin.Context) error {
 	ctx := c.Request.Context()
 	if !actors.IsForwarded(ctx) {
-		if ok, wait := s.publicJoins.allow(clientKey(s.clientAddr(c.Request))); !ok {
+		if ok, wait := s.publicJoins.allow(s.clientKey(c.Request)); !ok {
 			return rateLimited("too many join tokens asked from this address; retry later", wait)
 		}
 	}
@@ -125,16 +124,6 @@ func (s *Server) publicToken(c *gin.Context) error {
 	}
 	writeJSON(c, http.StatusOK, publicTokenJSON{Token: token, ExpiresAt: now.Add(ttl).UTC(), Identity: identity, Role: string(role)})
 	return nil
-}
-
-// clientKey is the rate limit key of a client address: the address, or
-// for IPv6 its /64, which one host usually holds whole.
-func clientKey(addr string) string {
-	ip := net.ParseIP(addr)
-	if ip == nil || ip.To4() != nil {
-		return addr
-	}
-	return ip.Mask(net.CIDRMask(64, 128)).String()
 }
 
 // checkPublicURL validates a Config.PublicURL and drops its trailing

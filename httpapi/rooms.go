@@ -254,7 +254,9 @@ func (s *Server) maxTokenTTL() time.Duration {
 
 // tokenTTL is a default ttl cut to maxTokenTTL: the server never mints a
 // token it would refuse.
-func (s *Server) tokenTTL(ttl time.Duration) time.Duration { return min(ttl, s.maxTokenTTL()) }
+func (s *Server) tokenTTL(ttl time.Duration) time.Duration {
+	return auth.CutLifetime(ttl, s.maxTokenTTL())
+}
 
 type tokenJSON struct {
 	Token     string    `json:"token"`

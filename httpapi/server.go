@@ -179,8 +179,14 @@ type Config struct {
 	// IP addresses and CIDR networks (ParseTrustedProxies). A request whose
 	// peer is one of them is counted under the client address its
 	// X-Forwarded-For or Forwarded header names (clientAddr); any other
-	// request under its peer's, its headers ignored. nil trusts none.
+	// request under its peer's, its headers ignored. nil trusts none; a
+	// list that holds every address is refused.
 	TrustedProxies []string
+	// TrustedProxyHeader names the one header the trusted proxies write
+	// the client's address in: ProxyHeaderXForwardedFor (the default,
+	// also "") or ProxyHeaderForwarded. The other is never read, as a
+	// proxy passes on what the client sent in it.
+	TrustedProxyHeader string
 }
 
 // limitDefaults fills in the defaults of a limit's two Config fields (a
@@ -210,8 +216,10 @@ type Server struct {
 	// whipOffers limits WHIP and WHEP POSTs per client address; nil: no
 	// limit.
 	whipOffers *rateLimiter
-	// proxies are the peers whose forwarding headers name the client.
-	proxies trustedProxies
+	// proxies are the peers whose forwarding header names the client:
+	// Forwarded if proxyFwd, else X-Forwarded-For.
+	proxies  trustedProxies
+	proxyFwd bool
 
 	tokens *tokenCache
 	idem   *idempotency
@@ -291,11 +299,17 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: Config.TrustedProxies: %w", err)
 	}
+	proxyHeader, err := parseProxyHeader(cfg.TrustedProxyHeader)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: Config.TrustedProxyHeader: %w", err)
+	}
 	cors, err := newCORSPolicy(cfg.CORSOrigins)
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: Config.CORSOrigins: %w", err)
 	}
-	m, err := newHTTPMetrics(cfg.Registry)
+	// A forwarded request waits up to ForwardTimeout for its owner, which
+	// also outlasts the slowest answer of a room actor here.
+	m, err := newHTTPMetrics(cfg.Registry, cfg.ForwardTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -315,6 +329,7 @@ func New(cfg Config) (*Server, error) {
 
 		corsPolicy: cors,
 		proxies:    proxies,
+		proxyFwd:   proxyHeader == ProxyHeaderForwarded,
 	}
 	if cfg.RateLimit > 0 {
 		s.limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Clock)

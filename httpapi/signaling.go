@@ -286,7 +286,7 @@ func (s *Server) signaling(g *gin.Context) {
 		// A join another node relays (signed: forwardedHere) was counted
 		// there, by its client's address; here every relay would share
 		// the relaying node's.
-		release, err := s.pending.acquire(clientKey(s.clientAddr(r)))
+		release, err := s.pending.acquire(s.clientKey(r))
 		if err != nil {
 			s.abort(g, err)
 			return

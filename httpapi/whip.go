@@ -85,7 +85,7 @@ func whipKind(c *gin.Context) (actors.ClientKind, string) {
 func (s *Server) whipOffer(c *gin.Context) error {
 	limited := s.whipOffers != nil && !actors.IsForwarded(c.Request.Context())
 	if limited {
-		if ok, wait := s.whipOffers.allow(clientKey(s.clientAddr(c.Request))); !ok {
+		if ok, wait := s.whipOffers.allow(s.clientKey(c.Request)); !ok {
 			return rateLimited("too many WHIP and WHEP offers from this address; retry later", wait)
 		}
 	}

@@ -62,6 +62,14 @@ func embeddedIPv4(ip netip.Addr) []netip.Addr {
 	return nil
 }
 
+// PublicAddr reports whether ip is an address of the public internet:
+// one a webhook may be posted to when private endpoints are not allowed,
+// and one an unauthenticated listener (--metrics-addr) must not bind.
+// Loopback, private, shared, link-local, multicast, unspecified and
+// reserved addresses are not, nor an IPv6 address that stands for an
+// IPv4 one that is not.
+func PublicAddr(ip netip.Addr) bool { return addrAllowed(ip) }
+
 // addrAllowed reports whether a webhook may be posted to ip when private
 // endpoints are not allowed.
 func addrAllowed(ip netip.Addr) bool {

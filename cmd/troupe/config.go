@@ -110,11 +110,16 @@ type Config struct {
 	PublicURL string `yaml:"public_url"`
 	// TrustedProxies lists the reverse proxies in front of the server, as
 	// IP addresses and CIDR networks. A request from one of them is counted
-	// (limits per client address) and logged under the client address its
-	// X-Forwarded-For, or else Forwarded, header names: the right-most one
-	// that is not a trusted proxy. Default none: every request is its
-	// peer's, whatever headers it carries.
+	// (limits per client address) and logged under the client address
+	// the TrustedProxyHeader names: the right-most one that is not a
+	// trusted proxy. Default none: every request is its peer's, whatever
+	// headers it carries.
 	TrustedProxies stringList `yaml:"trusted_proxies"`
+	// TrustedProxyHeader is the header the trusted proxies write the
+	// client's address in: "x-forwarded-for" (the default) or
+	// "forwarded" (RFC 7239). The other is never read: a proxy passes on
+	// what the client wrote in it.
+	TrustedProxyHeader string `yaml:"trusted_proxy_header"`
 	// DevJoinTokens lets the web page get join tokens without an admin
 	// token, for trying Troupe locally. Never enable it on a server others
 	// can reach. Default false.
@@ -146,9 +151,15 @@ type Config struct {
 	// MetricsAddr, when set, is the host:port where /metrics is served, on
 	// a listener of its own without authentication, and then not on the
 	// API's port: a loopback or private address that only the scrapers
-	// reach (a public IP is refused). Default empty: /metrics on the API's
-	// port, as a local start wants.
+	// reach. A public address, a wildcard (":9090", "0.0.0.0:9090") or a
+	// host name bound to a public address is refused unless
+	// MetricsAllowPublic. Default empty: /metrics on the API's port, as a
+	// local start wants.
 	MetricsAddr string `yaml:"metrics_addr"`
+	// MetricsAllowPublic lets MetricsAddr be a wildcard or a public
+	// address, for a container or a host whose firewall keeps the port
+	// from the internet. Default false.
+	MetricsAllowPublic bool `yaml:"metrics_allow_public"`
 	// GCPercent is the garbage collector's target heap growth, in percent
 	// of the live heap (Go's GOGC). 0, the default, leaves it to GOGC, or
 	// Go's 100; -1 turns the collector off but for a memory limit set with
@@ -283,6 +294,8 @@ func DefaultConfig() Config {
 		PassivateAfter:    2 * time.Minute,
 		DrainTimeout:      30 * time.Second,
 
+		TrustedProxyHeader: httpapi.ProxyHeaderXForwardedFor,
+
 		MaxViewersPerIdentity: actors.DefaultMaxViewersPerIdentity,
 		WHIPRate:              defaultWHIPRate,
 		WHIPBurst:             defaultWHIPBurst,
@@ -355,11 +368,14 @@ func (c Config) Validate() error {
 	if _, err := httpapi.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		return fmt.Errorf("%w: --trusted-proxies %v", ErrInvalidConfig, err)
 	}
+	if err := httpapi.CheckTrustedProxyHeader(c.TrustedProxyHeader); err != nil {
+		return fmt.Errorf("%w: --trusted-proxy-header %v", ErrInvalidConfig, err)
+	}
 	if err := httpapi.CheckCORSOrigins(c.CORSOrigins); err != nil {
 		return fmt.Errorf("%w: --cors-origins: %v", ErrInvalidConfig, err)
 	}
-	if c.TokenMaxLifetime <= 0 {
-		return fmt.Errorf("%w: --token-max-lifetime %v: must be positive", ErrInvalidConfig, c.TokenMaxLifetime)
+	if err := c.validateTokenMaxLifetime(); err != nil {
+		return err
 	}
 	if c.WebhookMaxAge <= 0 {
 		return fmt.Errorf("%w: --webhook-max-age %v: must be positive", ErrInvalidConfig, c.WebhookMaxAge)
@@ -416,10 +432,20 @@ func (c Config) Validate() error {
 	return c.validateCluster()
 }
 
+// validateTokenMaxLifetime checks --token-max-lifetime, which `troupe
+// token` reads too: under auth.MinMaxLifetime the tokens minted by default
+// would be dead on arrival.
+func (c Config) validateTokenMaxLifetime() error {
+	if c.TokenMaxLifetime < auth.MinMaxLifetime {
+		return fmt.Errorf("%w: --token-max-lifetime %v: must be at least %s", ErrInvalidConfig, c.TokenMaxLifetime, shortDuration(auth.MinMaxLifetime))
+	}
+	return nil
+}
+
 // validateMetricsAddr checks --metrics-addr: a host:port apart from the
-// API's, and not a public IP address, since its /metrics has no
-// authentication. A wildcard host is allowed (a container's private
-// interfaces); a host name is looked up at listen.
+// API's, and, since its /metrics has no authentication, neither a public
+// IP address nor a wildcard unless --metrics-allow-public. A host name
+// is checked once bound (metricsBindCheck), on the address it resolved to.
 func (c Config) validateMetricsAddr() error {
 	if c.MetricsAddr == "" {
 		return nil
@@ -431,23 +457,30 @@ func (c Config) validateMetricsAddr() error {
 	if port != "0" && c.MetricsAddr == c.HTTPAddr {
 		return fmt.Errorf("%w: --metrics-addr %q: must differ from --http-addr, which then serves no /metrics", ErrInvalidConfig, c.MetricsAddr)
 	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
 	ip, _, _ := strings.Cut(host, "%")
-	if a, err := netip.ParseAddr(ip); err == nil && !privateAddr(a.Unmap()) {
-		return fmt.Errorf("%w: --metrics-addr %q: /metrics is unauthenticated there: give a loopback or private address", ErrInvalidConfig, c.MetricsAddr)
+	if a, err := netip.ParseAddr(ip); err == nil {
+		return c.metricsBindCheck(a)
 	}
 	return nil
 }
 
-// sharedAddressSpace is RFC 6598's 100.64.0.0/10, which carriers' NATs and
-// overlay networks use: not reachable from the internet.
-var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
-
-// privateAddr reports whether a is an address the internet cannot reach:
-// loopback, private (RFC 1918, IPv6 unique local), shared (RFC 6598),
-// link-local, or unspecified (every interface, for a container whose
-// interfaces are private).
-func privateAddr(a netip.Addr) bool {
-	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsUnspecified() || sharedAddressSpace.Contains(a)
+// metricsBindCheck refuses a --metrics-addr bound to a, the address given
+// or the one its host name resolved to, when a is public or a wildcard
+// and --metrics-allow-public is not set.
+func (c Config) metricsBindCheck(a netip.Addr) error {
+	a = a.Unmap()
+	if c.MetricsAllowPublic || (!a.IsUnspecified() && !webhook.PublicAddr(a)) {
+		return nil
+	}
+	what := "a public address"
+	if a.IsUnspecified() {
+		what = "every interface"
+	}
+	return fmt.Errorf("%w: --metrics-addr %q: binds %s (%s), where /metrics is unauthenticated: give a loopback or private address, or set --metrics-allow-public if a firewall keeps the port private",
+		ErrInvalidConfig, c.MetricsAddr, a, what)
 }
 
 // validateTURN checks the built-in TURN server's settings, which matter
@@ -759,7 +792,8 @@ var settings = []setting{
 	{"turn-relay-port-max", "highest UDP port of the built-in TURN server's relays", func(c *Config) any { return &c.TURNRelayPortMax }},
 	{"turn-credential-ttl", "how long a joiner's TURN credentials stay valid", func(c *Config) any { return &c.TURNCredentialTTL }},
 	{"public-url", "base URL of the rooms' links, e.g. https://meet.example.com (default: http:// or https:// and --http-addr)", func(c *Config) any { return &c.PublicURL }},
-	{"trusted-proxies", "reverse proxies (IP addresses, CIDR networks) whose X-Forwarded-For or Forwarded header names the client (default: none, headers ignored)", func(c *Config) any { return &c.TrustedProxies }},
+	{"trusted-proxies", "reverse proxies (IP addresses, CIDR networks) whose --trusted-proxy-header names the client (default: none, headers ignored)", func(c *Config) any { return &c.TrustedProxies }},
+	{"trusted-proxy-header", "the header the trusted proxies write the client's address in, the only one read: x-forwarded-for or forwarded", func(c *Config) any { return &c.TrustedProxyHeader }},
 	{"dev-join-tokens", "let the web page mint join tokens itself (local use only)", func(c *Config) any { return &c.DevJoinTokens }},
 	{"cors-origins", "origins whose pages may call WHIP/WHEP (* = any, empty = none)", func(c *Config) any { return &c.CORSOrigins }},
 	{"webhook-urls", "endpoints that get every room's events", func(c *Config) any { return &c.WebhookURLs }},
@@ -768,6 +802,7 @@ var settings = []setting{
 	{"webhook-max-age", "how long a webhook delivery is retried before it is kept as failed", func(c *Config) any { return &c.WebhookMaxAge }},
 	{"debug-addr", "loopback host:port serving Go's profiler at /debug/pprof/, unauthenticated (empty = off)", func(c *Config) any { return &c.DebugAddr }},
 	{"metrics-addr", "host:port (loopback or private) serving /metrics on its own listener, unauthenticated, instead of the API's port (empty = the API's port)", func(c *Config) any { return &c.MetricsAddr }},
+	{"metrics-allow-public", "let --metrics-addr be a wildcard (:9090) or a public address, behind a firewall", func(c *Config) any { return &c.MetricsAllowPublic }},
 	{"gc-percent", "garbage collection target, as GOGC (0 = GOGC, or Go's 100; -1 = off)", func(c *Config) any { return &c.GCPercent }},
 	{"log-level", "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
 	{"log-format", "text or json", func(c *Config) any { return &c.LogFormat }},

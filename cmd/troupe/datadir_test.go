@@ -53,14 +53,18 @@ func TestExistingOpenDataDirIsMadePrivate(t *testing.T) {
 		t.Fatalf("token: %s: %v", body, err)
 	}
 
-	if os.Geteuid() == 0 {
-		// Root reads anything: ask another user what it can find.
-		for _, what := range []string{secret, minted.Token[len(minted.Token)-30:]} {
+	kept := []string{secret, minted.Token[len(minted.Token)-30:]}
+	asNobody := os.Geteuid() == 0 // root reads anything: ask another user
+	t.Run("another user finds nothing", func(t *testing.T) {
+		if !asNobody {
+			t.Skip("not root: cannot search as another user")
+		}
+		for _, what := range kept {
 			if found := grepAsNobody(t, what, dir); found != "" {
 				t.Errorf("another user finds %q in %s", what, found)
 			}
 		}
-	}
+	})
 	fi, err := os.Stat(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +78,22 @@ func TestExistingOpenDataDirIsMadePrivate(t *testing.T) {
 	if err := s.stop(); err != nil {
 		t.Fatal(err)
 	}
+	// The control: with the data dir open again, the same search finds
+	// what the server wrote, so it is the dir's mode that kept it out.
+	t.Run("another user finds it in an open data dir", func(t *testing.T) {
+		if !asNobody {
+			t.Skip("not root: cannot search as another user")
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Chmod(dir, 0o700)
+		for _, what := range kept {
+			if found := grepAsNobody(t, what, dir); found == "" {
+				t.Errorf("another user does not find %q in the open data dir: the search proves nothing", what)
+			}
+		}
+	})
 
 	// Private already: nothing to do, nothing logged.
 	s = startServer(t, cfg)
@@ -83,7 +103,9 @@ func TestExistingOpenDataDirIsMadePrivate(t *testing.T) {
 }
 
 // grepAsNobody searches dir for what as uid 65534, and returns the files
-// it found it in.
+// it found it in. A grep that did not search (the uid switch refused, in
+// a user namespace that does not map 65534) fails the test, rather than
+// finding nothing.
 func grepAsNobody(t *testing.T, what, dir string) string {
 	t.Helper()
 	grep, err := exec.LookPath("grep")
@@ -92,9 +114,18 @@ func grepAsNobody(t *testing.T, what, dir string) string {
 	}
 	cmd := exec.Command(grep, "-r", "-l", "-F", what, dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	_ = cmd.Run() // refused access exits 2, nothing found 1
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil: // found
+	case errors.As(err, &exit) && exit.ExitCode() == 1: // searched, nothing found
+	case errors.As(err, &exit) && exit.ExitCode() == 2 && strings.Contains(stderr.String(), "Permission denied"):
+		// Searched, and refused what it may not read.
+	default:
+		t.Fatalf("grep as uid 65534: %v: %s", err, stderr.String())
+	}
 	return strings.TrimSpace(out.String())
 }
 

@@ -8,19 +8,23 @@ import (
 // --trusted-proxies reaches the API: behind a trusted proxy (the test's
 // own loopback client) each forwarded client has its own WHIP budget,
 // counted before the offer's token is even looked at; without it, the
-// header is ignored and every client is the proxy.
+// header is ignored and every client is the proxy. So is it when
+// --trusted-proxy-header names the other header.
 func TestTrustedProxiesSetting(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		proxies stringList
+		header  string
 		other   int // the second client's status once the first is over its budget
 	}{
-		{"trusted", stringList{"127.0.0.1", "::1"}, http.StatusUnauthorized},
-		{"untrusted", nil, http.StatusTooManyRequests},
+		{"trusted", stringList{"127.0.0.1", "::1"}, "x-forwarded-for", http.StatusUnauthorized},
+		{"untrusted", nil, "x-forwarded-for", http.StatusTooManyRequests},
+		{"trusted, writing Forwarded", stringList{"127.0.0.1", "::1"}, "forwarded", http.StatusTooManyRequests},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t.TempDir())
 			cfg.TrustedProxies = tc.proxies
+			cfg.TrustedProxyHeader = tc.header
 			cfg.WHIPRate, cfg.WHIPBurst = 0.001, 1
 			s := startServer(t, cfg)
 			post := func(client string) int {

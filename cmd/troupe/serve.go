@@ -387,6 +387,7 @@ func NewServer(cfg Config, ln net.Listener, stdout, stderr io.Writer) (_ *Server
 		DevJoinTokens:           cfg.DevJoinTokens,
 		PublicURL:               publicURL,
 		TrustedProxies:          cfg.TrustedProxies,
+		TrustedProxyHeader:      cfg.TrustedProxyHeader,
 		CORSOrigins:             cfg.CORSOrigins,
 		Nodes:                   nodes,
 		Owners:                  forwardTo,
@@ -460,7 +461,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", httpapi.MetricsHandler(s.reg))
-		stopMetrics, err := startSideServer(s.cfg.MetricsAddr, "metrics", "/metrics", mux, s.log)
+		stopMetrics, err := startSideServer(s.cfg.MetricsAddr, "metrics", "/metrics", mux, s.log, s.cfg.metricsBindCheck)
 		if err != nil {
 			return err
 		}

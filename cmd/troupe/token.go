@@ -44,6 +44,9 @@ line of the output, so TOKEN=$(troupe token --admin | tail -n1) works.`,
 		if err := cfg.validateKey(); err != nil {
 			return err
 		}
+		if err := cfg.validateTokenMaxLifetime(); err != nil {
+			return err
+		}
 		if !cmd.Flags().Changed("ttl") {
 			ttl = cfg.tokenTTL(ttl)
 		}
@@ -62,10 +65,7 @@ const defaultTokenTTL = 24 * time.Hour
 // Troupe mints by default is one its servers accept. An explicit --ttl
 // is not cut but refused when longer.
 func (c Config) tokenTTL(ttl time.Duration) time.Duration {
-	if c.TokenMaxLifetime > 0 {
-		return min(ttl, c.TokenMaxLifetime)
-	}
-	return ttl
+	return auth.CutLifetime(ttl, c.TokenMaxLifetime)
 }
 
 // shortDuration writes d as people do: 24h, 30m, 1h30m, 90s.

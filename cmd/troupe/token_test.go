@@ -98,6 +98,7 @@ func TestTokenCommandErrors(t *testing.T) {
 		{"zero ttl", []string{"--data-dir", dir, "--admin", "--ttl", "0s"}, "--ttl"},
 		{"a hundred years", []string{"--data-dir", dir, "--admin", "--ttl", "876000h"}, "more than --token-max-lifetime 720h0m0s"},
 		{"past a set max lifetime", []string{"--data-dir", dir, "--room", "r", "--identity", "a", "--role", "publisher", "--ttl", "2h", "--token-max-lifetime", "1h"}, "more than --token-max-lifetime 1h0m0s"},
+		{"a max lifetime under a minute", []string{"--data-dir", dir, "--admin", "--token-max-lifetime", "500ms"}, "--token-max-lifetime 500ms: must be at least 1m"},
 		{"half a key", []string{"--data-dir", dir, "--admin", "--api-key", "TK1"}, "set both or neither"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

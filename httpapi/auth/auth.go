@@ -157,6 +157,23 @@ func Mint(k Key, c Claims) (string, error) {
 // DefaultMaxLifetime is VerifierConfig.MaxLifetime's default: 30 days.
 const DefaultMaxLifetime = 30 * 24 * time.Hour
 
+// MinMaxLifetime is the shortest VerifierConfig.MaxLifetime. Tokens live
+// whole seconds from a time cut to the second, and a client needs a while
+// to use one: under a minute, the tokens minted by default would be dead
+// on arrival, and no ttl a token request may ask for would be left.
+const MinMaxLifetime = time.Minute
+
+// CutLifetime is a default lifetime cut to maxLifetime (0 meaning
+// DefaultMaxLifetime), so that a token minted by default is one a
+// Verifier with that MaxLifetime accepts. A lifetime asked for explicitly
+// is not cut but refused when longer.
+func CutLifetime(ttl, maxLifetime time.Duration) time.Duration {
+	if maxLifetime <= 0 {
+		maxLifetime = DefaultMaxLifetime
+	}
+	return min(ttl, maxLifetime)
+}
+
 // Leeway is how far the clocks of a token's minter and its verifier may
 // disagree: on exp, nbf and iat.
 const Leeway = 5 * time.Second
@@ -165,7 +182,8 @@ const Leeway = 5 * time.Second
 type VerifierConfig struct {
 	// MaxLifetime refuses a token whose exp is further ahead than this:
 	// a leaked token that would never expire is worth refusing even when
-	// it is signed with a valid key. 0 means DefaultMaxLifetime.
+	// it is signed with a valid key. 0 means DefaultMaxLifetime; else at
+	// least MinMaxLifetime.
 	MaxLifetime time.Duration
 }
 
@@ -188,8 +206,8 @@ func NewVerifierWith(cfg VerifierConfig, keys ...Key) (*Verifier, error) {
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("%w: no keys", ErrInvalidKey)
 	}
-	if cfg.MaxLifetime < 0 {
-		return nil, fmt.Errorf("auth: VerifierConfig.MaxLifetime %v: must not be negative", cfg.MaxLifetime)
+	if cfg.MaxLifetime < 0 || (cfg.MaxLifetime > 0 && cfg.MaxLifetime < MinMaxLifetime) {
+		return nil, fmt.Errorf("auth: VerifierConfig.MaxLifetime %v: must be 0 (the default) or at least %v", cfg.MaxLifetime, MinMaxLifetime)
 	}
 	if cfg.MaxLifetime == 0 {
 		cfg.MaxLifetime = DefaultMaxLifetime
@@ -272,6 +290,10 @@ func (e *RefusedError) Unwrap() error { return e.kind }
 // reasonMalformed: a token that is not a JWT Troupe can read.
 const reasonMalformed = "not a well-formed token (a JWT whose claims Troupe reads)"
 
+// reasonUnverified: a token whose iss names no key here, or whose
+// signature that key does not verify.
+const reasonUnverified = "its signature does not verify: its iss must name an API key of this server and the token be signed with that key's secret (HS256)"
+
 // errUnknownIssuer is the key lookup's failure: an iss with no key here.
 var errUnknownIssuer = errors.New("unknown issuer")
 
@@ -282,10 +304,10 @@ func refusal(err error, c *Claims) *RefusedError {
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return refused(ErrInvalidToken, reasonMalformed)
-	case errors.Is(err, errUnknownIssuer):
-		return refused(ErrInvalidToken, "signed with an API key this server does not know (its iss)")
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return refused(ErrInvalidToken, "its signature does not verify (HS256 with the API key's secret)")
+	case errors.Is(err, errUnknownIssuer), errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		// One reason for both: telling them apart would let anyone learn
+		// which API key ids exist by trying iss values.
+		return refused(ErrInvalidToken, reasonUnverified)
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return refused(ErrInvalidToken, "it has no exp")
 	case errors.Is(err, jwt.ErrTokenExpired):

@@ -102,6 +102,7 @@ func TestVerifyRejects(t *testing.T) {
 		{"bad role", badRoleTok, ErrInvalidToken},
 		{"tampered", valid[:len(valid)-2] + strings.Repeat("A", 2), ErrInvalidToken},
 	}
+	reasons := map[string]string{}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := v.Verify(tt.token)
@@ -113,7 +114,15 @@ func TestVerifyRejects(t *testing.T) {
 			if !errors.As(err, &re) || re.Reason == "" || strings.Contains(re.Reason, k.Secret) {
 				t.Fatalf("Verify = %v, want a *RefusedError with a reason", err)
 			}
+			reasons[tt.name] = re.Reason
 		})
+	}
+	// An unknown key and a bad signature read the same: the difference
+	// would tell anyone which key ids exist.
+	forged := mint(Key{ID: k.ID, Secret: other.Secret}, AdminClaims(now, time.Hour))
+	var re *RefusedError
+	if _, err := v.Verify(forged); !errors.As(err, &re) || re.Reason != reasons["unknown key"] || re.Reason != reasons["tampered"] {
+		t.Fatalf("a known key id with a wrong secret: %v; an unknown key: %q; tampered: %q", err, reasons["unknown key"], reasons["tampered"])
 	}
 }
 
@@ -182,8 +191,23 @@ func TestVerifyBoundsLifetime(t *testing.T) {
 	if def.MaxLifetime() != DefaultMaxLifetime || v.MaxLifetime() != 48*time.Hour {
 		t.Fatalf("max lifetimes %v and %v", def.MaxLifetime(), v.MaxLifetime())
 	}
-	if _, err := NewVerifierWith(VerifierConfig{MaxLifetime: -time.Second}, k); err == nil {
-		t.Fatal("a negative MaxLifetime accepted")
+	for _, bad := range []time.Duration{-time.Second, 500 * time.Millisecond, MinMaxLifetime - time.Second} {
+		if _, err := NewVerifierWith(VerifierConfig{MaxLifetime: bad}, k); err == nil {
+			t.Fatalf("MaxLifetime %v accepted", bad)
+		}
+	}
+	if v, err := NewVerifierWith(VerifierConfig{MaxLifetime: MinMaxLifetime}, k); err != nil || v.MaxLifetime() != MinMaxLifetime {
+		t.Fatalf("MaxLifetime %v: %v", MinMaxLifetime, err)
+	}
+	for _, tc := range []struct{ ttl, max, want time.Duration }{
+		{time.Hour, 0, time.Hour},
+		{time.Hour, 30 * time.Minute, 30 * time.Minute},
+		{10 * time.Minute, 30 * time.Minute, 10 * time.Minute},
+		{DefaultMaxLifetime + time.Hour, 0, DefaultMaxLifetime},
+	} {
+		if got := CutLifetime(tc.ttl, tc.max); got != tc.want {
+			t.Errorf("CutLifetime(%v, %v) = %v, want %v", tc.ttl, tc.max, got, tc.want)
+		}
 	}
 	now := time.Now()
 	signed := func(c jwt.MapClaims) string {
