@@ -34,6 +34,31 @@ func clusterRecordingEnv(t *testing.T, endpoint, node string) (*testEnv, string,
 	return env, dir, store
 }
 
+// endLease has etcd end node's lease, as when it expires after a cut,
+// and stops the node's rooms, as the node does when it hears of it. It
+// returns the lease that ended.
+func endLease(t *testing.T, endpoint string, node *testEnv, store *etcdstore.Store) *etcdstore.Lease {
+	t.Helper()
+	ctx := context.Background()
+	lease, err := store.Register(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(lease.ID())); err != nil {
+		t.Fatal(err)
+	}
+	if err := node.rooms.DropAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "the node's rooms stopped", func() bool { return node.rooms.Live() == 0 })
+	return lease
+}
+
 // TestLeaseLossContinuesRecording: a cluster node records a room when
 // etcd ends its lease (a cut longer than the lease). The node stops its
 // rooms at once, as the server does; its writer closes its files, though
@@ -85,24 +110,7 @@ func TestLeaseLossContinuesRecording(t *testing.T) {
 				part1 = stored.Files[0]
 			}
 
-			// etcd ends node-a's lease, as when it expires after a cut; the
-			// node stops its rooms when it hears of it.
-			lease, err := storeA.Register(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, Logger: zap.NewNop()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cli.Close()
-			if _, err := cli.Revoke(ctx, clientv3.LeaseID(lease.ID())); err != nil {
-				t.Fatal(err)
-			}
-			if err := a.rooms.DropAll(ctx); err != nil {
-				t.Fatal(err)
-			}
-			poll.Until(t, "node-a's rooms stopped", func() bool { return a.rooms.Live() == 0 })
+			lease := endLease(t, endpoint, a, storeA)
 			if got, err := storeA.GetRecording(ctx, rec.Id); err != nil || recordingEnded(got) {
 				t.Fatalf("a recording ended by a node without its lease: %v %v", got, err)
 			}
