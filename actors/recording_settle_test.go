@@ -7,9 +7,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/troupe-media/troupe/actors/actorpb"
 	"github.com/troupe-media/troupe/internal/poll"
-	"github.com/troupe-media/troupe/persistence/etcdstore/etcdtest"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 	"github.com/troupe-media/troupe/rtc/recorder"
 )
@@ -24,17 +22,8 @@ import (
 // them.
 func TestRestartedNodeSettlesLostPart(t *testing.T) {
 	ctx := context.Background()
-	endpoint, _ := etcdtest.Start(t)
-	a, dirA, storeA := clusterRecordingEnv(t, endpoint, "node-a")
-	createRoom(t, a, "studio", &actorpb.ConfigPatch{RecordingEnabled: ptr(true)})
-	pub := joinClient(t, a, "studio", "pub", RolePublisher)
-	video, _ := pub.publishAV()
-	rec, err := a.rooms.StartRecording(ctx, "studio", RecordingOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := RecordingID(rec.Id)
-	from := video.Sent()
+	c := startClusterRecording(t)
+	a, dirA, storeA, rec, id := c.env, c.dir, c.store, c.rec, c.id
 	var name string
 	poll.Until(t, "a second of video sent, its file listed", func() bool {
 		stored, err := storeA.GetRecording(ctx, rec.Id)
@@ -42,27 +31,20 @@ func TestRestartedNodeSettlesLostPart(t *testing.T) {
 			return false
 		}
 		name = stored.Files[0].Name
-		return video.Sent() >= from+100
+		return c.video.Sent() >= c.from+100
 	})
-	endLease(t, endpoint, a, storeA)
+	endLease(t, c.endpoint, a, storeA)
 	path := filepath.Join(dirA, rec.Id, name)
 	if _, err := os.Stat(filepath.Join(dirA, rec.Id, openMarker)); err != nil {
 		t.Fatalf("the mark of the part node-a lost: %v", err)
 	}
 
-	b, _, storeB := clusterRecordingEnv(t, endpoint, "node-b")
-	if err := b.rooms.TakeOver(ctx, "studio"); err != nil {
-		t.Fatal(err)
-	}
-	var taken *recordpb.Recording
-	poll.Until(t, "the recording going on as part 2", func() bool {
-		taken, err = b.rooms.Recording(ctx, id)
-		return err == nil && taken.Part == 2
-	})
+	b, _, storeB := clusterRecordingEnv(t, c.endpoint, "node-b")
+	taken := takeOverRecording(t, b, id)
 
 	// node-a starts again, on its recordings directory.
 	a.stop()
-	storeA = clusterNode(t, endpoint, "node-a")
+	storeA = clusterNode(t, c.endpoint, "node-a")
 	runRooms(t, Config{Store: storeA, Owners: storeOwners{storeA}, Recording: RecordingConfig{Dir: dirA, NodeID: "node-a"}})
 	if _, err := os.Stat(filepath.Join(dirA, rec.Id, openMarker)); !os.IsNotExist(err) {
 		t.Fatalf("the mark of the lost part after node-a's start: %v", err)
