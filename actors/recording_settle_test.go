@@ -8,9 +8,13 @@ import (
 	"testing"
 
 	"github.com/troupe-media/troupe/internal/poll"
+	"github.com/troupe-media/troupe/persistence/etcdstore"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 	"github.com/troupe-media/troupe/rtc/recorder"
 )
+
+// The cluster's store is what settleLostParts writes the figures through.
+var _ recordingFileSettler = (*etcdstore.Store)(nil)
 
 // TestRestartedNodeSettlesLostPart: node-a records a room and loses its
 // lease: its writer closes part 1's file, but the record, which node-a may
