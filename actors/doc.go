@@ -89,8 +89,12 @@
 // takes a room over goes on with the recording its lost node was writing,
 // as the recording's next part (closeOrphanRecordings, continueRecording);
 // the record lists every file as it opens, with its part and node, and a
-// node restarted after a crash finalizes the files of the part it lost
-// (settleLostParts), leaving the record to the room's owner.
+// node restarted after a crash, or after it lost its lease, finalizes the
+// files of the part it lost (settleLostParts) and writes their size and
+// duration into the record, which the room's owner holds: not through a
+// room write (it does not own the room) but by the store's conditional
+// update of those files' entries alone, which the owner's own writes of
+// the record keep (etcdstore.Store.SettleRecordingFiles).
 // Deleting a recording removes its record, then its files on the room's
 // owner; the HTTP edge asks the other nodes that hold files of it to
 // remove theirs (RemoveDeletedRecordingFiles, refused while the record

@@ -20,6 +20,7 @@ import (
 	"github.com/troupe-media/troupe/persistence/etcdstore/etcdtest"
 	"github.com/troupe-media/troupe/persistence/recordpb"
 	"github.com/troupe-media/troupe/rtc/recorder"
+	"github.com/troupe-media/troupe/rtc/rtctest"
 )
 
 // clusterRecordingEnv is a recording node of a cluster: its own media,
@@ -32,6 +33,79 @@ func clusterRecordingEnv(t *testing.T, endpoint, node string) (*testEnv, string,
 		c.Recording.NodeID = node
 	})
 	return env, dir, store
+}
+
+// clusterRecording is a recording that node-a of a cluster runs: of the
+// room studio, where pub publishes video (and audio).
+type clusterRecording struct {
+	endpoint string
+	env      *testEnv
+	dir      string
+	store    *etcdstore.Store
+	rec      *recordpb.Recording
+	id       RecordingID
+	video    *rtctest.Sender
+	from     uint32 // the video packets sent when the recording started
+}
+
+// startClusterRecording starts an etcd, node-a on it, and a recording of
+// a publisher on node-a.
+func startClusterRecording(t *testing.T) clusterRecording {
+	t.Helper()
+	var c clusterRecording
+	c.endpoint, _ = etcdtest.Start(t)
+	c.env, c.dir, c.store = clusterRecordingEnv(t, c.endpoint, "node-a")
+	createRoom(t, c.env, "studio", &actorpb.ConfigPatch{RecordingEnabled: ptr(true)})
+	pub := joinClient(t, c.env, "studio", "pub", RolePublisher)
+	c.video, _ = pub.publishAV()
+	rec, err := c.env.rooms.StartRecording(context.Background(), "studio", RecordingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.rec, c.id, c.from = rec, RecordingID(rec.Id), c.video.Sent()
+	return c
+}
+
+// takeOverRecording has taker take the room studio over and returns the
+// recording id once it goes on there as its part 2.
+func takeOverRecording(t *testing.T, taker *testEnv, id RecordingID) *recordpb.Recording {
+	t.Helper()
+	ctx := context.Background()
+	if err := taker.rooms.TakeOver(ctx, "studio"); err != nil {
+		t.Fatal(err)
+	}
+	var got *recordpb.Recording
+	poll.Until(t, "the recording going on as part 2", func() bool {
+		var err error
+		got, err = taker.rooms.Recording(ctx, id)
+		return err == nil && got.Part == 2
+	})
+	return got
+}
+
+// endLease has etcd end node's lease, as when it expires after a cut,
+// and stops the node's rooms, as the node does when it hears of it. It
+// returns the lease that ended.
+func endLease(t *testing.T, endpoint string, node *testEnv, store *etcdstore.Store) *etcdstore.Lease {
+	t.Helper()
+	ctx := context.Background()
+	lease, err := store.Register(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(lease.ID())); err != nil {
+		t.Fatal(err)
+	}
+	if err := node.rooms.DropAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "the node's rooms stopped", func() bool { return node.rooms.Live() == 0 })
+	return lease
 }
 
 // TestLeaseLossContinuesRecording: a cluster node records a room when
@@ -49,17 +123,9 @@ func TestLeaseLossContinuesRecording(t *testing.T) {
 	}{{"by another node", false}, {"by the same node", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			endpoint, _ := etcdtest.Start(t)
-			a, dirA, storeA := clusterRecordingEnv(t, endpoint, "node-a")
-			createRoom(t, a, "studio", &actorpb.ConfigPatch{RecordingEnabled: ptr(true)})
-			pub := joinClient(t, a, "studio", "pub", RolePublisher)
-			video, _ := pub.publishAV()
-			rec, err := a.rooms.StartRecording(ctx, "studio", RecordingOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			id := RecordingID(rec.Id)
-			from := video.Sent()
+			c := startClusterRecording(t)
+			endpoint, a, dirA, storeA, rec, video, id, from := c.endpoint, c.env, c.dir, c.store, c.rec, c.video, c.id, c.from
+			var err error
 			var stored *recordpb.Recording
 			poll.Until(t, "a second of video written, its file listed", func() bool {
 				got, err := a.rooms.CurrentRecording(ctx, id)
@@ -85,24 +151,7 @@ func TestLeaseLossContinuesRecording(t *testing.T) {
 				part1 = stored.Files[0]
 			}
 
-			// etcd ends node-a's lease, as when it expires after a cut; the
-			// node stops its rooms when it hears of it.
-			lease, err := storeA.Register(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, Logger: zap.NewNop()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cli.Close()
-			if _, err := cli.Revoke(ctx, clientv3.LeaseID(lease.ID())); err != nil {
-				t.Fatal(err)
-			}
-			if err := a.rooms.DropAll(ctx); err != nil {
-				t.Fatal(err)
-			}
-			poll.Until(t, "node-a's rooms stopped", func() bool { return a.rooms.Live() == 0 })
+			lease := endLease(t, endpoint, a, storeA)
 			if got, err := storeA.GetRecording(ctx, rec.Id); err != nil || recordingEnded(got) {
 				t.Fatalf("a recording ended by a node without its lease: %v %v", got, err)
 			}
@@ -117,14 +166,7 @@ func TestLeaseLossContinuesRecording(t *testing.T) {
 				taker, takerDir, _ = clusterRecordingEnv(t, endpoint, "node-b")
 				takerNode = "node-b"
 			}
-			if err := taker.rooms.TakeOver(ctx, "studio"); err != nil {
-				t.Fatal(err)
-			}
-			var got *recordpb.Recording
-			poll.Until(t, "the recording going on as part 2", func() bool {
-				got, err = taker.rooms.Recording(ctx, id)
-				return err == nil && got.Part == 2
-			})
+			got := takeOverRecording(t, taker, id)
 			if n := testutil.ToFloat64(taker.rooms.metrics.recordingParts); n != 1 {
 				t.Fatalf("troupe_recording_parts_continued_total on %s = %v, want 1", takerNode, n)
 			}

@@ -485,18 +485,12 @@ func (r *Rooms) finalizeFiles(dir string) ([]*recordpb.RecordingFile, time.Time)
 func (r *Rooms) settleFiles(rec *recordpb.Recording) ([]*recordpb.RecordingFile, time.Time) {
 	self := r.cfg.Recording.NodeID
 	files := make([]*recordpb.RecordingFile, len(rec.Files))
-	ownPart := uint32(0)
-	if rec.NodeId == self {
-		ownPart = recordingPart(rec)
-	}
 	for i, f := range rec.Files {
 		g := proto.Clone(f).(*recordpb.RecordingFile)
 		g.Part, g.NodeId, g.Writing = filePart(f), fileNode(rec, f), false
-		if g.NodeId == self {
-			ownPart = max(ownPart, g.Part)
-		}
 		files[i] = g
 	}
+	ownPart := lastPartOf(rec, self)
 	if r.cfg.Recording.Dir == "" {
 		return files, time.Time{}
 	}
@@ -514,6 +508,21 @@ func (r *Rooms) settleFiles(rec *recordpb.Recording) ([]*recordpb.RecordingFile,
 	return files, last
 }
 
+// lastPartOf is the last part of rec that node wrote, as far as the
+// record tells (zero: it tells none).
+func lastPartOf(rec *recordpb.Recording, node string) uint32 {
+	part := uint32(0)
+	if rec.NodeId == node {
+		part = recordingPart(rec)
+	}
+	for _, f := range rec.Files {
+		if fileNode(rec, f) == node {
+			part = max(part, filePart(f))
+		}
+	}
+	return part
+}
+
 // removeOpenMarker says that no writer of this node has recording id's
 // files open any more.
 func (r *Rooms) removeOpenMarker(id string) {
@@ -526,21 +535,24 @@ func (r *Rooms) removeOpenMarker(id string) {
 }
 
 // settleLostParts finalizes, at a cluster node's start-up, the files of
-// the recording parts its process was writing when it died: a directory
-// whose openMarker is left. Their recordings went on (or ended) on the
-// node that took their rooms over, which owns their records; this node
-// makes its files whole, to be downloaded from it again, and leaves the
-// records to their owners. Recordings that no node took over yet are
-// closed, or continued, by whichever takes the room (closeOrphanRecordings).
-// The directories of recordings deleted while this node was down go first.
+// the recording parts its process was writing when it died, or when it
+// lost its lease: a directory whose openMarker is left. Their recordings
+// went on (or ended) on the node that took their rooms over, which owns
+// their records and lists this node's files as last recorded; this node
+// makes its files whole, to be downloaded from it again, and writes their
+// sizes and durations into the record (settleLostPartRecord). Recordings
+// that no node took over yet are closed, or continued, by whichever takes
+// the room (closeOrphanRecordings), with these figures. The directories of
+// recordings deleted while this node was down go first. A record that
+// could not be written keeps the mark, for the next start to try again.
 func (r *Rooms) settleLostParts() {
 	dir := r.cfg.Recording.Dir
 	if dir == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startupStoreTimeout)
+	defer cancel()
 	r.removeDeletedRecordings(ctx)
-	cancel()
 	for _, e := range r.recordingDirEntries() {
 		if !e.IsDir() {
 			continue
@@ -549,9 +561,65 @@ func (r *Rooms) settleLostParts() {
 			continue
 		}
 		files, _ := r.finalizeFiles(filepath.Join(dir, e.Name()))
+		if err := r.settleLostPartRecord(ctx, e.Name(), files); err != nil {
+			r.cfg.Logger.Warn("write the figures of an interrupted recording part's files; tried again at the next start",
+				"recording", e.Name(), "err", err)
+			continue
+		}
 		r.removeOpenMarker(e.Name())
 		r.cfg.Logger.Info("finalized the files of an interrupted recording part", "recording", e.Name(), "files", len(files))
 	}
+}
+
+// recordingFileSettler is the part of a cluster's store through which a
+// node writes the figures of files it finalized into a recording's
+// record, which the room's owner, another node perhaps, holds: a
+// conditional update of those files' entries alone, which the owner's own
+// writes keep (etcdstore.Store.SettleRecordingFiles).
+type recordingFileSettler interface {
+	SettleRecordingFiles(ctx context.Context, id string, files []*recordpb.RecordingFile, at time.Time) (*recordpb.Recording, error)
+}
+
+// settleLostPartRecord writes found, the files of recording id this node
+// finalized, into its record: each with the part the record lists it in,
+// or, one the record missed (its listing was not written), the last part
+// this node wrote. A record that is gone (deleted) needs nothing.
+func (r *Rooms) settleLostPartRecord(ctx context.Context, id string, found []*recordpb.RecordingFile) error {
+	settler, ok := r.cfg.Store.(recordingFileSettler)
+	if !ok || len(found) == 0 {
+		return nil
+	}
+	rec, err := r.cfg.Store.GetRecording(ctx, id)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get recording: %w", err)
+	}
+	self := r.cfg.Recording.NodeID
+	last := lastPartOf(rec, self)
+	files := make([]*recordpb.RecordingFile, 0, len(found))
+	for _, f := range found {
+		f.NodeId, f.Part = self, last
+		if i := slices.IndexFunc(rec.Files, func(g *recordpb.RecordingFile) bool {
+			return g.Name == f.Name && fileNode(rec, g) == self
+		}); i >= 0 {
+			f.Part = filePart(rec.Files[i])
+		}
+		if f.Part == 0 {
+			r.cfg.Logger.Warn("a recording file its record does not place in a part of this node's is left out of it",
+				"recording", id, "file", f.Name)
+			continue
+		}
+		files = append(files, f)
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	if _, err := settler.SettleRecordingFiles(ctx, id, files, r.cfg.Clock.Now()); err != nil && !errors.Is(err, persistence.ErrNotFound) {
+		return fmt.Errorf("settle recording files: %w", err)
+	}
+	return nil
 }
 
 // startupStoreTimeout bounds what the start-up asks the store about the

@@ -58,7 +58,7 @@ func TestRecordingEndToEnd(t *testing.T) {
 		}
 	}
 	refuse("/api/v1/rooms/studio/recordings", "", http.StatusConflict, codeNoActiveSession)
-	pubC := s.dialWS(t, "publisher", s.joinToken(t, "studio", "pub", auth.RolePublisher))
+	pubC, wire := s.dialPublisher(t, "studio", "pub", 0)
 	s.dialWS(t, "quiet one", s.joinToken(t, "quiet", "q", auth.RolePublisher))
 	refuse("/api/v1/rooms/quiet/recordings", "", http.StatusConflict, codeRecordingDisabled)
 	refuse("/api/v1/rooms/nowhere/recordings", "", http.StatusNotFound, codeRoomNotFound)
@@ -186,7 +186,7 @@ func TestRecordingEndToEnd(t *testing.T) {
 			t.Errorf("GET files/%s = %d %s, want 404", bad, r.status, r.body)
 		}
 	}
-	checkMediaFile(t, filepath.Join(dir, id, name), []string{"vp8", "opus"}, pub)
+	checkMediaFile(t, filepath.Join(dir, id, name), []string{"vp8", "opus"}, pub, wire)
 
 	// Every route asks for the admin token.
 	noAuth := header{"Authorization", ""}
@@ -282,18 +282,22 @@ func sameButDuration(a, b []byte) bool {
 	return first < 0 || last-first < 8
 }
 
-// checkMediaFile checks a recorded file of what pub sent with ffprobe (its
+// checkMediaFile checks a recorded file of what pub sent (through wire) with ffprobe (its
 // streams and duration) and ffmpeg (it decodes without an error). Without
 // them the check runs in the media suite (TROUPE_MEDIA_TESTS=1) only, as
 // recordertest's.
 //
-// The duration is within 2% of what the publisher really sent of the
-// frames the file holds: its video begins at a keyframe, the clip's first
-// or, when that one reached the server before the recording took the
-// track (a track is known to the room by its first packets), the next one
-// a second later, since a clip cannot answer the recording's keyframe
-// request as a browser's encoder does.
-func checkMediaFile(t *testing.T, path string, codecs []string, pub *recordertest.Clips) {
+// The file's frames are those the publisher sent last: its video begins at
+// a keyframe, the clip's first or, when that one reached the server before
+// the recording took the track (a track is known to the room by its first
+// packets), the next one a second later, since a clip cannot answer the
+// recording's keyframe request as a browser's encoder does. Its duration
+// is the span of their capture times (Clips.Span), which their RTP
+// timestamps carry, within the A/V sync bound, widened by the most the
+// publisher's sender reports, which the recording places each track by,
+// were late of that clock (Path.ReportedLate): they date a stream by its
+// last packet's sending, so a loaded publisher's reports move a track.
+func checkMediaFile(t *testing.T, path string, codecs []string, pub *recordertest.Clips, wire *recordertest.Path) {
 	t.Helper()
 	if !recordertest.Enabled() {
 		t.Log("the file's media is checked with TROUPE_MEDIA_TESTS=1")
@@ -325,14 +329,22 @@ func checkMediaFile(t *testing.T, path string, codecs []string, pub *recordertes
 	if audio > sentA || video > sentV {
 		t.Errorf("%s holds %d audio and %d video frames, of %d and %d sent", path, audio, video, sentA, sentV)
 	}
-	want := pub.Sent(video, audio)
-	t.Logf("%s: %d video and %d audio frames, %v; sent in %v", filepath.Base(path), video, audio, p.Duration, want)
-	if !withinShare(p.Duration, want) {
-		t.Errorf("%s lasts %v, want %v (what was sent of its %d video and %d audio frames) within %.0f%%", path, p.Duration, want, video,
-			audio, durationShare*100)
+	want, late := pub.Span(video, audio), wire.ReportedLate()
+	bound := avSyncBound + late
+	t.Logf("%s: %d video and %d audio frames, %v; captured over %v, reported up to %v late", filepath.Base(path), video, audio,
+		p.Duration, want, late)
+	if d := p.Duration - want; d < -bound || d > bound {
+		t.Errorf("%s lasts %v, want %v (the capture times of its %d video and %d audio frames) within %v (%v, and %v its sender reports were late)",
+			path, p.Duration, want, video, audio, bound, avSyncBound, late)
 	}
 	recordertest.DecodesClean(t, path)
 }
+
+// avSyncBound is how far a recording may place a participant's audio and
+// video from each other, and so its file's duration from its frames'
+// span: the bound its sender-report sync is held to
+// (TestRecordingAVSyncSenderReports).
+const avSyncBound = 50 * time.Millisecond
 
 // durationShare is how far a file's duration may be from what was sent:
 // 2%.
@@ -548,14 +560,14 @@ func TestOpenAPIRecordingEndReasons(t *testing.T) {
 // publishes videoClip and the Opus clip once through the server, with the
 // start body given, and returns the completed recording's record and the
 // clips (how long they were really sent).
-func (s *stack) recordClips(t *testing.T, room, body, videoClip string) (map[string]any, *recordertest.Clips) {
+func (s *stack) recordClips(t *testing.T, room, body, videoClip string) (map[string]any, clipRecording) {
 	t.Helper()
 	r := s.recordingClips(t, room, body, videoClip, 0)
 	if err := r.pub.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	s.clipsArrived(t, room, "pub")
-	return s.stopRecording(t, r.id), r.pub
+	return s.stopRecording(t, r.id), r
 }
 
 // clipRecording is a recording of a room where publisher pub (identity
@@ -697,7 +709,7 @@ func TestRecordingH264EndToEnd(t *testing.T) {
 	} {
 		t.Run(tc.layout, func(t *testing.T) {
 			s, dir := recordingStack(t)
-			rec, pub := s.recordClips(t, "h264", `{"layout":"`+tc.layout+`"}`, recordertest.H264Clip)
+			rec, clips := s.recordClips(t, "h264", `{"layout":"`+tc.layout+`"}`, recordertest.H264Clip)
 			id, _ := rec["id"].(string)
 			files := recordedFiles(t, rec)
 			// The files' order is the order their tracks came in: sort them
@@ -716,7 +728,7 @@ func TestRecordingH264EndToEnd(t *testing.T) {
 				if ct := r.header.Get("Content-Type"); ct != tc.types[i] {
 					t.Errorf("%s downloads as %q, want %q", f.Name, ct, tc.types[i])
 				}
-				checkMediaFile(t, filepath.Join(dir, id, f.Name), f.Codecs, pub)
+				checkMediaFile(t, filepath.Join(dir, id, f.Name), f.Codecs, clips.pub, clips.wire)
 			}
 		})
 	}
@@ -799,9 +811,9 @@ func TestRecordingRejoinThroughServer(t *testing.T) {
 	s.createRoom(t, `{"id":"again","name":"Again","config":{"recording_enabled":true}}`)
 	s.dialWS(t, "watcher", s.joinToken(t, "again", "watcher", auth.RoleSubscriber)) // keeps the session going
 	id := s.startRecording(t, "again", "")
-	played := map[string]*recordertest.Clips{}
+	played := map[string]clipRecording{}
 	for range 2 {
-		c, _ := s.dialPublisher(t, "again", "pub", 0)
+		c, wire := s.dialPublisher(t, "again", "pub", 0)
 		pub := publishClips(t, c, recordertest.VP8Clip, recordertest.OpusClip)
 		if err := pub.Wait(); err != nil {
 			t.Fatal(err)
@@ -813,7 +825,7 @@ func TestRecordingRejoinThroughServer(t *testing.T) {
 				pid, _ = p["id"].(string)
 			}
 		}
-		played[pid] = pub
+		played[pid] = clipRecording{wire: wire, pub: pub}
 		c.close()
 		poll.Until(t, "the publisher gone", func() bool { return len(s.participants(t, "again")) == 1 })
 	}
@@ -822,11 +834,11 @@ func TestRecordingRejoinThroughServer(t *testing.T) {
 		t.Fatalf("files %+v, want one per stay", files)
 	}
 	for _, f := range files {
-		pub := played[f.ParticipantID]
-		if pub == nil {
+		stay, ok := played[f.ParticipantID]
+		if !ok {
 			t.Fatalf("file %+v of no stay of the publisher (%v)", f, played)
 		}
-		checkMediaFile(t, filepath.Join(dir, id, f.Name), []string{"vp8", "opus"}, pub)
+		checkMediaFile(t, filepath.Join(dir, id, f.Name), []string{"vp8", "opus"}, stay.pub, stay.wire)
 	}
 }
 

@@ -91,6 +91,15 @@
 // request for a room another node owns is forwarded without a claim that
 // would fail: a hint only, a moment behind etcd, never a claim.
 //
+// A recording's record is its room's, written by the room's owner, but the
+// files of a part lost with its node are that node's: once it has
+// finalized them (after a restart), it writes their figures into the
+// record by SettleRecordingFiles, unfenced, on condition that the record
+// did not change since it read it. Those entries are marked settled, and
+// Apply keeps them when the owner writes the record again from its copy,
+// which lists the files as they were (keepSettledFiles): each writer's
+// retry reads the other's write, so neither undoes it.
+//
 // # Takeover
 //
 // A room whose owner key went with its node's lease (not by Release) and

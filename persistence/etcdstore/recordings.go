@@ -3,10 +3,14 @@ package etcdstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/troupe-media/troupe/persistence"
 	"github.com/troupe-media/troupe/persistence/recordpb"
@@ -121,13 +125,18 @@ func (s *Store) recordingOps(ctx context.Context, rev int64, w *persistence.Writ
 	unchanged func(string), rooms map[string]bool) ([]clientv3.Op, error) {
 	var ops []clientv3.Op
 	for _, r := range w.Recordings {
-		v, err := persistence.EncodeRecording(r)
-		if err != nil {
-			return nil, err
-		}
 		key := s.k.recording(r.Id)
 		unchanged(key)
 		old, err := s.oldRecordingIndex(ctx, rev, r.Id, got[key])
+		if err != nil {
+			return nil, err
+		}
+		if kv := got[key]; kv != nil {
+			if stored, err := persistence.DecodeRecording(kv.Value); err == nil {
+				r = keepSettledFiles(r, stored)
+			}
+		}
+		v, err := persistence.EncodeRecording(r)
 		if err != nil {
 			return nil, err
 		}
@@ -167,4 +176,138 @@ func (s *Store) oldRecordingIndex(ctx context.Context, rev int64, id string, kv 
 	s.log.Warn("replacing unreadable recording", "id", id, "err", err)
 	// rec/r/ holds the records, which scanIndex does not take for entries.
 	return s.scanIndex(ctx, rev, s.k.p+"rec/", id)
+}
+
+// SettleRecordingFiles writes the figures of files this node finalized
+// into recording id's record: each of files (this node's, by their
+// node_id, with a name and a part) replaces the size, duration and
+// container of the record's entry of the same file, or is added when the
+// record does not list it, and the entry is marked settled and no longer
+// writing. It returns the record as stored then.
+//
+// The record is the room owner's, which this node need not be (it lost
+// the part that wrote the files, and another node went on with the
+// recording), so the write is not fenced by the room's ownership: it
+// touches the entries of this node's files only, on condition that the
+// record did not change since it was read, and reads again when it did.
+// The owner's own writes of the record keep the settled entries
+// (keepSettledFiles), so that neither writer undoes the other's.
+//
+// A Store that is not a cluster node's (Config.NodeID), or files that are
+// not its node's or lack a name or part, get persistence.ErrInvalid; a
+// record that is not stored, persistence.ErrNotFound. at is the update's
+// time: the record's updated_at, unless that is later.
+func (s *Store) SettleRecordingFiles(ctx context.Context, id string, files []*recordpb.RecordingFile, at time.Time) (*recordpb.Recording, error) {
+	if s.node == "" {
+		return nil, fmt.Errorf("%w: settle recording files: the store is no cluster node's", persistence.ErrInvalid)
+	}
+	for _, f := range files {
+		if f.GetName() == "" || f.GetPart() == 0 || f.GetNodeId() != s.node {
+			return nil, fmt.Errorf("%w: settle recording files: %q of part %d on node %q is not a file of node %q",
+				persistence.ErrInvalid, f.GetName(), f.GetPart(), f.GetNodeId(), s.node)
+		}
+	}
+	if id == "" {
+		return nil, persistence.ErrNotFound
+	}
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	key := s.k.recording(id)
+	for range maxAttempts {
+		resp, err := s.cli.Get(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("etcdstore: settle recording files: %w", err)
+		}
+		if len(resp.Kvs) == 0 {
+			return nil, persistence.ErrNotFound
+		}
+		kv := resp.Kvs[0]
+		rec, err := recordingRecords.decodeKV(kv, id)
+		if err != nil {
+			return nil, err
+		}
+		if !settleFiles(rec, files) {
+			return rec, nil
+		}
+		if at.After(rec.GetUpdatedAt().AsTime()) {
+			rec.UpdatedAt = timestamppb.New(at)
+		}
+		v, err := persistence.EncodeRecording(rec)
+		if err != nil {
+			return nil, err
+		}
+		// The listing entries depend on nothing a file changes.
+		txn, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
+			Then(clientv3.OpPut(key, string(v))).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("etcdstore: settle recording files: %w", err)
+		}
+		if txn.Succeeded {
+			return rec, nil
+		}
+	}
+	return nil, ErrConflict
+}
+
+// settleFiles sets rec's entries of files as SettleRecordingFiles says,
+// and reports whether that changed rec.
+func settleFiles(rec *recordpb.Recording, files []*recordpb.RecordingFile) bool {
+	changed := false
+	for _, f := range files {
+		g := proto.Clone(f).(*recordpb.RecordingFile)
+		g.Writing, g.Settled = false, true
+		i := slices.IndexFunc(rec.Files, func(e *recordpb.RecordingFile) bool { return sameFile(rec, e, g) })
+		if i < 0 {
+			rec.Files = append(rec.Files, g)
+			changed = true
+			continue
+		}
+		e := rec.Files[i]
+		if e.Settled && !e.Writing && e.Size == g.Size && e.DurationMs == g.DurationMs && e.Container == g.Container {
+			continue
+		}
+		e.Size, e.DurationMs, e.Container, e.Writing, e.Settled = g.Size, g.DurationMs, g.Container, false, true
+		e.Part, e.NodeId = max(e.Part, 1), g.NodeId
+		changed = true
+	}
+	return changed
+}
+
+// keepSettledFiles returns r with the settled entries of stored, the
+// record r replaces, in place of r's entries of the same files (or added,
+// if r lacks them): their node wrote what the files hold, which the room's
+// owner, writing r, did not know. r itself is not changed.
+func keepSettledFiles(r, stored *recordpb.Recording) *recordpb.Recording {
+	var out *recordpb.Recording
+	for _, sf := range stored.GetFiles() {
+		if !sf.Settled {
+			continue
+		}
+		if out == nil {
+			out = proto.Clone(r).(*recordpb.Recording)
+		}
+		i := slices.IndexFunc(out.Files, func(e *recordpb.RecordingFile) bool { return sameFile(out, e, sf) })
+		if i < 0 {
+			out.Files = append(out.Files, proto.Clone(sf).(*recordpb.RecordingFile))
+		} else if !proto.Equal(out.Files[i], sf) {
+			out.Files[i] = proto.Clone(sf).(*recordpb.RecordingFile)
+		}
+	}
+	if out == nil {
+		return r
+	}
+	return out
+}
+
+// sameFile reports whether e, an entry of rec, and f name the same file:
+// the same name on the same node. An entry without part and node (a
+// record from before parts) is on rec's node.
+func sameFile(rec *recordpb.Recording, e, f *recordpb.RecordingFile) bool {
+	node := e.NodeId
+	if node == "" && e.Part == 0 {
+		node = rec.NodeId
+	}
+	return e.Name == f.Name && node == f.NodeId
 }

@@ -288,7 +288,13 @@ type RecordingFile struct {
 	// The file is open: its writer has not closed it, nor its node
 	// finalized it after a crash; its size and duration are those last
 	// recorded.
-	Writing       bool `protobuf:"varint,11,opt,name=writing,proto3" json:"writing,omitempty"`
+	Writing bool `protobuf:"varint,11,opt,name=writing,proto3" json:"writing,omitempty"`
+	// The file's own node finalized it after it lost the part that wrote it
+	// (a crash, or its cluster lease), and wrote its size and duration, read
+	// from the file, into the record: the room's owner, which holds the
+	// record, still lists them as last recorded, and a cluster's store keeps
+	// these figures when the owner writes the record again.
+	Settled       bool `protobuf:"varint,12,opt,name=settled,proto3" json:"settled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -400,6 +406,13 @@ func (x *RecordingFile) GetWriting() bool {
 	return false
 }
 
+func (x *RecordingFile) GetSettled() bool {
+	if x != nil {
+		return x.Settled
+	}
+	return false
+}
+
 var File_persistence_recordpb_recording_proto protoreflect.FileDescriptor
 
 const file_persistence_recordpb_recording_proto_rawDesc = "" +
@@ -428,7 +441,7 @@ const file_persistence_recordpb_recording_proto_rawDesc = "" +
 	"end_reason\x18\r \x01(\tR\tendReason\x12\x14\n" +
 	"\x05error\x18\x0e \x01(\tR\x05error\x125\n" +
 	"\x05files\x18\x0f \x03(\v2\x1f.troupe.record.v1.RecordingFileR\x05files\x12\x12\n" +
-	"\x04part\x18\x10 \x01(\rR\x04part\"\xb5\x02\n" +
+	"\x04part\x18\x10 \x01(\rR\x04part\"\xcf\x02\n" +
 	"\rRecordingFile\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\x0eparticipant_id\x18\x02 \x01(\tR\rparticipantId\x12\x1a\n" +
@@ -442,7 +455,8 @@ const file_persistence_recordpb_recording_proto_rawDesc = "" +
 	"\x04part\x18\t \x01(\rR\x04part\x12\x17\n" +
 	"\anode_id\x18\n" +
 	" \x01(\tR\x06nodeId\x12\x18\n" +
-	"\awriting\x18\v \x01(\bR\awriting*\xce\x01\n" +
+	"\awriting\x18\v \x01(\bR\awriting\x12\x18\n" +
+	"\asettled\x18\f \x01(\bR\asettled*\xce\x01\n" +
 	"\x0fRecordingStatus\x12 \n" +
 	"\x1cRECORDING_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19RECORDING_STATUS_STARTING\x10\x01\x12\x1e\n" +

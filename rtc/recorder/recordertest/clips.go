@@ -171,6 +171,31 @@ func (c *Clips) Sent(videoFrames, audioFrames int) time.Duration {
 
 func vec(first, end time.Time) [2]time.Time { return [2]time.Time{first, end} }
 
+// Span is how long a file that holds the last videoFrames and audioFrames
+// frames sent lasts by their capture times, as a WebM or Matroska file
+// counts it: from its first frame's time to its last frame's (not to that
+// frame's end, as Sent); a count of zero leaves the track out.
+func (c *Clips) Span(videoFrames, audioFrames int) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var first, last time.Time
+	for _, s := range []struct {
+		t sendTimes
+		n int
+	}{{c.video, videoFrames}, {c.audio, audioFrames}} {
+		if s.n <= 0 || s.n > len(s.t.at) {
+			continue
+		}
+		if f := s.t.at[len(s.t.at)-s.n]; first.IsZero() || f.Before(first) {
+			first = f
+		}
+		if l := s.t.at[len(s.t.at)-1]; l.After(last) {
+			last = l
+		}
+	}
+	return last.Sub(first)
+}
+
 // videoMime is the codec of a video clip, by its file: an IVF's FourCC, or
 // H.264 for an Annex B stream (.h264).
 func videoMime(clip string) (string, error) {

@@ -1,7 +1,9 @@
 package recordertest
 
 import (
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
@@ -18,6 +20,52 @@ type Path struct {
 	sent      atomic.Uint64
 	dropped   atomic.Uint64
 	nacked    atomic.Uint64
+
+	mu      sync.Mutex // guards the following
+	streams map[uint32]*pathStream
+	origin  time.Time // when the first packet of any stream went out
+	late    time.Duration
+}
+
+// pathStream is what a Path knows of one stream it sent: its clock and
+// its first packet's timestamp.
+type pathStream struct {
+	rate uint32
+	rtp0 uint32
+}
+
+// ReportedLate is the most the publisher's streams were placed late of
+// one clock that starts them all with its first packet, for publishers
+// whose streams start together (Clips' are on one schedule): by a stream's
+// first packet, which a recording places the track by until the stream's
+// first sender report, and by each sender report, which maps a wall time
+// to an RTP time by when the stream's last packet went out (pion's do), so
+// that a packet sent late on a busy machine makes the report date the
+// stream that much later than its frames' capture times. A recording that
+// places tracks by them (as it should) places them up to that far apart.
+func (l *Path) ReportedLate() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.late
+}
+
+func (l *Path) senderReport(sr *rtcp.SenderReport) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.streams[sr.SSRC]
+	if st == nil || st.rate == 0 {
+		return
+	}
+	ticks := int64(int32(sr.RTPTime - st.rtp0)) //nolint:gosec // a signed distance, as RTP timestamps wrap
+	due := l.origin.Add(time.Duration(ticks * int64(time.Second) / int64(st.rate)))
+	l.late = max(l.late, ntpWall(sr.NTPTime).Sub(due))
+}
+
+// ntpWall is the wall time of a 64-bit NTP timestamp.
+func ntpWall(ntp uint64) time.Time {
+	const ntpToUnix = 2208988800
+	secs := int64(ntp>>32) - ntpToUnix                                      //nolint:gosec // seconds since 1900 fit
+	return time.Unix(secs, int64((ntp&0xffffffff)*uint64(time.Second)>>32)) //nolint:gosec // under a second
 }
 
 // Sent is how many packets went out to the network.
@@ -79,8 +127,33 @@ func (d *dropper) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReade
 	})
 }
 
-func (d *dropper) BindLocalStream(_ *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+// BindRTCPWriter reads the sender reports the publisher sends.
+func (d *dropper) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
+	return interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, a interceptor.Attributes) (int, error) {
+		for _, p := range pkts {
+			if sr, ok := p.(*rtcp.SenderReport); ok {
+				d.l.senderReport(sr)
+			}
+		}
+		return w.Write(pkts, a)
+	})
+}
+
+func (d *dropper) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		d.l.mu.Lock()
+		if d.l.streams == nil {
+			d.l.streams = make(map[uint32]*pathStream)
+		}
+		if _, ok := d.l.streams[h.SSRC]; !ok && h.SSRC == info.SSRC { // not a retransmission stream's
+			d.l.streams[h.SSRC] = &pathStream{rate: info.ClockRate, rtp0: h.Timestamp}
+			if now := time.Now(); d.l.origin.IsZero() {
+				d.l.origin = now
+			} else {
+				d.l.late = max(d.l.late, now.Sub(d.l.origin))
+			}
+		}
+		d.l.mu.Unlock()
 		if n := d.l.written.Add(1); d.l.dropEvery > 0 && n%d.l.dropEvery == 0 {
 			d.l.dropped.Add(1)
 			return h.MarshalSize() + len(payload), nil
