@@ -51,24 +51,11 @@ func holdICEStart(t *testing.T, o *peerOwner) (entered <-chan struct{}, release 
 // transport instead, refuses the offer when it does not start in time, and
 // every description it sends carries the credentials of its first.
 func TestPeerKeepsICECredentialsThroughGlare(t *testing.T) {
-	engine := testEngine(t, defaultInterceptors)
-	t.Cleanup(func() { _ = engine.Close() })
-	src := newTestSource(t, vp8Codec)
-	src.feed(t)
-	api, err := rtctest.ClientAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := newPeerOwnerWith(t, PeerConfig{Engine: engine, Mode: PeerSignaling, ICEStartTimeout: 100 * time.Millisecond}, api)
+	o, src, _ := newICEHeldPeerTest(t)
 	entered, release := holdICEStart(t, o)
-
 	recvOnlyVideo(t, o)
 	o.addSource("TR_v", "PA_pub", src.f)
-	select {
-	case <-entered:
-	case <-time.After(peerWait):
-		t.Fatal("the server's connection fired no negotiationneeded")
-	}
+	waitEntered(t, entered)
 	dropped := o.nextDesc(webrtc.SDPTypeOffer)
 	ufrag := ufragOf(dropped.SDP)
 
@@ -84,16 +71,49 @@ func TestPeerKeepsICECredentialsThroughGlare(t *testing.T) {
 	o.setRemote(webrtc.SDPTypeAnswer, answer)
 
 	// At once a track of its own, while the server's transport is held.
-	audio, err := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, "mic", "client")
-	if err != nil {
-		t.Fatal(err)
+	offerBeforeICEStart(t, o, release, ufrag)
+
+	// The offer the glare dropped comes again, in the same session.
+	offer, _ := o.answerServer()
+	if got := ufragOf(offer); got != ufrag {
+		t.Fatalf("the server's offer after the glare has ufrag %s, the session's is %s", got, ufrag)
 	}
-	if _, err := o.client.AddTrack(audio); err != nil {
-		t.Fatal(err)
+	if sectionOf(t, offer, "TR_v") == nil {
+		t.Fatal("the offer after the glare does not send the source")
 	}
-	second := o.localOffer()
+	rx := o.receive()
+	waitPackets(t, "the source at the client", 20, rx.packets.Load)
+}
+
+// The client answers the Peer's first offer, then offers a track of its
+// own at once, before the server's ICE transport has started: the same
+// wait, and the client's connection comes up with the session's
+// credentials and gets the source.
+func TestPeerKeepsICECredentialsOnEarlyOffer(t *testing.T) {
+	o, src, _ := newICEHeldPeerTest(t)
+	entered, release := holdICEStart(t, o)
+	recvOnlyVideo(t, o)
+	o.addSource("TR_v", "PA_pub", src.f)
+	waitEntered(t, entered)
+	offer, _ := o.answerServer()
+
+	offerBeforeICEStart(t, o, release, ufragOf(offer))
+	rx := o.receive()
+	waitPackets(t, "the source at the client", 20, rx.packets.Load)
+}
+
+// offerBeforeICEStart has the client offer a track of its own while the
+// server's ICE transport is held (holdICEStart) after the first exchange:
+// the offer is refused, changing nothing; once release has let the
+// transport start, the same offer is answered with ufrag, the session's,
+// and the connection comes up.
+func offerBeforeICEStart(t *testing.T, o *peerOwner, release func(), ufrag string) {
+	t.Helper()
+	addClientMic(t, o)
+	offer := o.localOffer()
 	var early string
-	o.call(func() { early, err = o.peer.ApplyOffer(second.SDP) })
+	var err error
+	o.call(func() { early, err = o.peer.ApplyOffer(offer.SDP) })
 	switch {
 	case err == nil:
 		t.Fatalf("an offer before the server's ICE transport started was answered, with ufrag %s (the session's is %s)", ufragOf(early), ufrag)
@@ -114,33 +134,46 @@ func TestPeerKeepsICECredentialsThroughGlare(t *testing.T) {
 	poll.Until(t, "the server's ICE transport started", func() bool {
 		return o.peer.ICEConnectionState() != webrtc.ICEConnectionStateNew
 	})
-	again := o.applyOffer(second.SDP)
-	// ICE may have connected meanwhile, and the Peer offered what the
-	// glare dropped: that offer crossed the client's again, and was dropped
-	// again.
+	answer := o.applyOffer(offer.SDP)
+	// ICE may have connected meanwhile, and the Peer offered what it held
+	// back: that offer crossed the client's, and was dropped.
 	for {
 		d := <-o.descs // applyOffer returned: the answer is queued
 		if got := ufragOf(d.SDP); got != ufrag {
 			t.Fatalf("the server's %s has ufrag %s, the session's is %s", d.Type, got, ufrag)
 		}
 		if d.Type == webrtc.SDPTypeAnswer {
-			if d.SDP != again {
+			if d.SDP != answer {
 				t.Fatal("the answer sent differs from the one returned")
 			}
 			break
 		}
 	}
-	o.setRemote(webrtc.SDPTypeAnswer, again)
+	o.setRemote(webrtc.SDPTypeAnswer, answer)
 	o.waitConnected()
+}
 
-	// The offer the glare dropped comes again, in the same session.
-	offer, _ := o.answerServer()
-	if got := ufragOf(offer); got != ufrag {
-		t.Fatalf("the server's offer after the glare has ufrag %s, the session's is %s", got, ufrag)
+// newICEHeldPeerTest is newPeerTest with a short ICEStartTimeout: the
+// tests that hold the transport's start wait it out once.
+func newICEHeldPeerTest(t *testing.T) (*peerOwner, *testSource, *Engine) {
+	t.Helper()
+	engine := testEngine(t, defaultInterceptors)
+	t.Cleanup(func() { _ = engine.Close() })
+	src := newTestSource(t, vp8Codec)
+	src.feed(t)
+	api, err := rtctest.ClientAPI()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if sectionOf(t, offer, "TR_v") == nil {
-		t.Fatal("the offer after the glare does not send the source")
+	cfg := PeerConfig{Engine: engine, Mode: PeerSignaling, ICEStartTimeout: 100 * time.Millisecond}
+	return newPeerOwnerWith(t, cfg, api), src, engine
+}
+
+func waitEntered(t *testing.T, entered <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-entered:
+	case <-time.After(peerWait):
+		t.Fatal("the server's connection fired no negotiationneeded")
 	}
-	rx := o.receive()
-	waitPackets(t, "the source at the client", 20, rx.packets.Load)
 }
