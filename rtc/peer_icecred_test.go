@@ -51,11 +51,7 @@ func holdICEStart(t *testing.T, o *peerOwner) (entered <-chan struct{}, release 
 // transport instead, refuses the offer when it does not start in time, and
 // every description it sends carries the credentials of its first.
 func TestPeerKeepsICECredentialsThroughGlare(t *testing.T) {
-	o, src, _ := newICEHeldPeerTest(t)
-	entered, release := holdICEStart(t, o)
-	recvOnlyVideo(t, o)
-	o.addSource("TR_v", "PA_pub", src.f)
-	waitEntered(t, entered)
+	o, release := heldPeerWithSource(t)
 	dropped := o.nextDesc(webrtc.SDPTypeOffer)
 	ufrag := ufragOf(dropped.SDP)
 
@@ -90,11 +86,7 @@ func TestPeerKeepsICECredentialsThroughGlare(t *testing.T) {
 // wait, and the client's connection comes up with the session's
 // credentials and gets the source.
 func TestPeerKeepsICECredentialsOnEarlyOffer(t *testing.T) {
-	o, src, _ := newICEHeldPeerTest(t)
-	entered, release := holdICEStart(t, o)
-	recvOnlyVideo(t, o)
-	o.addSource("TR_v", "PA_pub", src.f)
-	waitEntered(t, entered)
+	o, release := heldPeerWithSource(t)
 	offer, _ := o.answerServer()
 
 	offerBeforeICEStart(t, o, release, ufragOf(offer))
@@ -153,9 +145,11 @@ func offerBeforeICEStart(t *testing.T, o *peerOwner, release func(), ufrag strin
 	o.waitConnected()
 }
 
-// newICEHeldPeerTest is newPeerTest with a short ICEStartTimeout: the
-// tests that hold the transport's start wait it out once.
-func newICEHeldPeerTest(t *testing.T) (*peerOwner, *testSource, *Engine) {
+// heldPeerWithSource starts a Peer with a short ICEStartTimeout (the
+// tests wait it out once), whose client has a section that receives, and
+// has it send a fed VP8 source as "TR_v", its ICE transport held from
+// starting until release (holdICEStart).
+func heldPeerWithSource(t *testing.T) (o *peerOwner, release func()) {
 	t.Helper()
 	engine := testEngine(t, defaultInterceptors)
 	t.Cleanup(func() { _ = engine.Close() })
@@ -165,15 +159,14 @@ func newICEHeldPeerTest(t *testing.T) (*peerOwner, *testSource, *Engine) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := PeerConfig{Engine: engine, Mode: PeerSignaling, ICEStartTimeout: 100 * time.Millisecond}
-	return newPeerOwnerWith(t, cfg, api), src, engine
-}
-
-func waitEntered(t *testing.T, entered <-chan struct{}) {
-	t.Helper()
+	o = newPeerOwnerWith(t, PeerConfig{Engine: engine, Mode: PeerSignaling, ICEStartTimeout: 100 * time.Millisecond}, api)
+	entered, release := holdICEStart(t, o)
+	recvOnlyVideo(t, o)
+	o.addSource("TR_v", "PA_pub", src.f)
 	select {
 	case <-entered:
 	case <-time.After(peerWait):
 		t.Fatal("the server's connection fired no negotiationneeded")
 	}
+	return o, release
 }
