@@ -575,8 +575,9 @@ func (p *Peer) ApplyAnswer(s string) error {
 // takes it for an ICE restart and makes new local credentials, which its
 // answer carries. The client has the session's from our earlier
 // description: a browser refuses the answer (it asked for no restart), a
-// pion client checks with the old ones, and ICE never connects. The ICE
-// state leaves "new" once the agent has the client's credentials.
+// pion client whose own transport is still starting goes on checking with
+// the old ones, and ICE never connects. The ICE state leaves "new" once
+// the agent has the client's credentials.
 func (p *Peer) awaitICEStart() error {
 	if p.pc.CurrentRemoteDescription() == nil {
 		return nil // the first exchange: pion compares nothing
