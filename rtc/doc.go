@@ -5,7 +5,9 @@
 //
 // An Engine makes peer connections. A Peer owns one client's connection
 // and its negotiation: the offer/answer exchanges (as the polite peer,
-// holding a renegotiation until ICE has connected), the mids of the
+// holding a renegotiation until ICE has connected, and a client's offer
+// until its ICE transport has started, so that pion never takes the offer
+// for an ICE restart: one ICE session keeps its credentials), the mids of the
 // server's own sections, each source offered in its own codec and skipped
 // when the client's description does not take it, the candidates (a WHIP
 // or WHEP client's in trickle ICE fragments, whose new credentials restart

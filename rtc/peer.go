@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -48,6 +49,14 @@ func (m PeerMode) String() string {
 // socket. A caller that bounds such a call allows for it.
 const GatherTimeout = 3 * time.Second
 
+// DefaultICEStartTimeout is how long a client's offer waits, at most, for
+// the connection's ICE transport to start (see PeerConfig.ICEStartTimeout).
+// The transport starts on one of pion's goroutines as soon as it is
+// scheduled after the first exchange: the wait is rarely more than a
+// moment, and the bound stays below an owner's usual request timeout, so
+// that the client hears of a refusal.
+const DefaultICEStartTimeout = time.Second
+
 const (
 	// maxCandidateSize bounds a trickled candidate; real ones are about
 	// a hundred bytes.
@@ -71,6 +80,11 @@ type PeerConfig struct {
 	Metrics *Metrics
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// ICEStartTimeout bounds how long a client's offer, or a WHIP or
+	// WHEP client's ICE restart, waits for the ICE transport to start
+	// after the first exchange (see awaitICEStart); zero means
+	// DefaultICEStartTimeout.
+	ICEStartTimeout time.Duration
 }
 
 // PeerHandlers are how a Peer tells its owner what happened. OnEvent is
@@ -204,6 +218,11 @@ type Peer struct {
 	// iceRestarts counts a WHIP or WHEP client's ICE restarts
 	// (ApplyICEFragment).
 	iceRestarts int
+	// iceStarted is closed, on one of pion's goroutines, once the ICE
+	// state leaves "new": the ICE agent has then started, with the
+	// client's credentials (see awaitICEStart).
+	iceStarted     chan struct{}
+	iceStartedOnce sync.Once
 	// iceUp is set once ICE has connected: the client's ICE agent has
 	// then taken our credentials (it answered our checks or sent its
 	// own). See negotiate.
@@ -254,6 +273,9 @@ func NewPeer(cfg PeerConfig) (*Peer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.ICEStartTimeout <= 0 {
+		cfg.ICEStartTimeout = DefaultICEStartTimeout
+	}
 	pc, est, sim, err := cfg.Engine.newPeerConn()
 	if err != nil {
 		return nil, err
@@ -264,9 +286,10 @@ func NewPeer(cfg PeerConfig) (*Peer, error) {
 	}
 	return &Peer{
 		pc: pc, mode: cfg.Mode, cfg: cfg, log: cfg.Logger, est: est, bwe: bwe, sim: sim,
-		h:       PeerHandlers{}.withDefaults(),
-		sends:   make(map[string]*sendTrack),
-		ownMids: make(map[string]bool),
+		h:          PeerHandlers{}.withDefaults(),
+		sends:      make(map[string]*sendTrack),
+		ownMids:    make(map[string]bool),
+		iceStarted: make(chan struct{}),
 	}, nil
 }
 
@@ -282,6 +305,9 @@ func (p *Peer) Start(h PeerHandlers) {
 		on(ConnectionStateEvent{State: s})
 	})
 	p.pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		if s != webrtc.ICEConnectionStateNew {
+			p.iceStartedOnce.Do(func() { close(p.iceStarted) })
+		}
 		on(ICEStateEvent{State: s})
 	})
 	if p.mode == PeerSignaling {
@@ -412,7 +438,10 @@ func (p *Peer) toPion(s string, d *sdp.SessionDescription, plan *ssrcPlan) (out 
 // order with the Peer's offers; a PeerWHIP or PeerWHEP client offers once,
 // and its answer carries every candidate of the server's. A client's
 // offer that crosses the Peer's own wins: the Peer drops its offer and
-// makes another once this exchange is done.
+// makes another once this exchange is done. An offer that comes after the
+// first exchange but before the ICE transport has started waits for it
+// (awaitICEStart), and is refused with ErrNegotiationState, changing
+// nothing, if it does not start within PeerConfig.ICEStartTimeout.
 func (p *Peer) ApplyOffer(s string) (string, error) {
 	parsed, plan, err := parseClientDescription(webrtc.SDPTypeOffer, s)
 	if err != nil {
@@ -420,6 +449,9 @@ func (p *Peer) ApplyOffer(s string) (string, error) {
 	}
 	if p.mode != PeerSignaling && p.offered {
 		return "", refuse(ErrNegotiationState, "a %s session takes one offer", p.mode)
+	}
+	if err := p.awaitICEStart(); err != nil {
+		return "", err
 	}
 	// Before the rollback below: an offer refused here changes nothing.
 	remote, undo, err := p.toPion(s, parsed, plan)
@@ -533,6 +565,38 @@ func (p *Peer) ApplyAnswer(s string) error {
 		p.negotiate()
 	}
 	return nil
+}
+
+// awaitICEStart waits until the ICE transport has started, when the first
+// exchange is done and it has not yet, before a client's offer is applied.
+// pion starts the transport on a goroutine of its own after the first
+// exchange, and until then its ICE agent has no remote credentials: an
+// offer it takes meanwhile has credentials that differ from none, so pion
+// takes it for an ICE restart and makes new local credentials, which its
+// answer carries. The client has the session's from our earlier
+// description: a browser refuses the answer (it asked for no restart), a
+// pion client whose own transport is still starting goes on checking with
+// the old ones, and ICE never connects. The ICE state leaves "new" once
+// the agent has the client's credentials.
+func (p *Peer) awaitICEStart() error {
+	if p.pc.CurrentRemoteDescription() == nil {
+		return nil // the first exchange: pion compares nothing
+	}
+	select {
+	case <-p.iceStarted:
+		return nil
+	default:
+	}
+	p.log.Debug("offer waits for the ICE transport to start")
+	timer := time.NewTimer(p.cfg.ICEStartTimeout)
+	defer timer.Stop()
+	select {
+	case <-p.iceStarted:
+		return nil
+	case <-timer.C:
+		p.log.Warn("the ICE transport did not start in time; offer refused", "waited", p.cfg.ICEStartTimeout)
+		return refuse(ErrNegotiationState, "the connection's ICE transport has not started yet; offer again")
+	}
 }
 
 // rejectsAll reports whether every media section of d is rejected (port 0).

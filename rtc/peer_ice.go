@@ -175,12 +175,17 @@ func (p *Peer) addFragmentCandidates(f *ICEFragment) error {
 
 // restartICE restarts ICE with the credentials of f: the client's
 // description (remote, as pion has it) applied again with them and
-// without its old candidates, and answered; then f's candidates are
-// added. It returns the server's new credentials and candidates, which
+// without its old candidates, and answered, once the transport has
+// started (awaitICEStart); then f's candidates are added. It returns the server's new credentials and candidates, which
 // the answer carries once gathered.
 func (p *Peer) restartICE(remote string, f *ICEFragment) (*ICEFragment, error) {
 	before, err := ICEFragmentOf(p.pc.LocalDescription().SDP)
 	if err != nil {
+		return nil, err
+	}
+	// A restart before the transport has started would be undone when it
+	// starts: pion starts it with the credentials of the first exchange.
+	if err := p.awaitICEStart(); err != nil {
 		return nil, err
 	}
 	offer := withICECredentials(remote, f.Ufrag, f.Pwd)

@@ -431,6 +431,19 @@ func waitPackets(t *testing.T, what string, n int64, count func() int64) {
 	poll.Until(t, what, func() bool { return count() >= n })
 }
 
+// addClientMic adds an Opus track to the client, for its next offer.
+func addClientMic(t *testing.T, o *peerOwner) *webrtc.TrackLocalStaticRTP {
+	t.Helper()
+	audio, err := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, "mic", "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.client.AddTrack(audio); err != nil {
+		t.Fatal(err)
+	}
+	return audio
+}
+
 // recvOnlyVideo gives the client a section to offer that sends nothing.
 func recvOnlyVideo(t *testing.T, o *peerOwner) {
 	t.Helper()
@@ -581,13 +594,7 @@ func TestPeerGlare(t *testing.T) {
 
 	o.addSource("TR_v", "PA_pub", src.f)
 	// The client offers a track of its own with the Peer's offer unread.
-	audio, err := webrtc.NewTrackLocalStaticRTP(rtctest.Opus, "mic", "client")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := o.client.AddTrack(audio); err != nil {
-		t.Fatal(err)
-	}
+	audio := addClientMic(t, o)
 	clientOffer := o.localOffer()
 	answer := o.applyOffer(clientOffer.SDP)
 
