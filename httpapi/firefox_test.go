@@ -164,16 +164,38 @@ func keyRequests(r firefoxtest.Report) int {
 	return n
 }
 
+// firefoxPublishing starts a server that mints the page's tokens and a
+// Firefox whose page joins room as "fox", and waits until it sends its
+// camera and microphone.
+func firefoxPublishing(t *testing.T, room string) (*stack, *firefoxtest.Page, firefoxtest.Report) {
+	t.Helper()
+	firefoxtest.Require(t)
+	checkLeaks(t)
+	s := newMediaStack(t, func(c *Config) { c.DevJoinTokens = true })
+	page := s.firefoxPage(t, "/rooms/"+room+"?name=fox")
+	page.Click(t, "join")
+	return s, page, page.Wait(t, "Firefox to join and send", sending)
+}
+
+// firefoxSubscribed starts a server with room and a Firefox whose page
+// joins it with a subscriber's token, and waits until it is connected.
+func firefoxSubscribed(t *testing.T, room string) (*stack, *firefoxtest.Page) {
+	t.Helper()
+	firefoxtest.Require(t)
+	checkLeaks(t)
+	s := newMediaStack(t, nil)
+	s.createRoom(t, `{"id":"`+room+`","name":"Firefox"}`)
+	page := s.firefoxPage(t, "/rooms/"+room+"?token="+s.joinToken(t, room, "firefox", auth.RoleSubscriber))
+	page.Click(t, "join")
+	page.Wait(t, "Firefox to connect", func(r firefoxtest.Report) bool { return r.Connection == "connected" })
+	return s, page
+}
+
 // TestFirefoxPublishes: Firefox joins through the page and publishes its
 // camera and microphone; a pion WHEP viewer that comes later receives the
 // camera from a keyframe, and the microphone.
 func TestFirefoxPublishes(t *testing.T) {
-	firefoxtest.Require(t)
-	checkLeaks(t)
-	s := newMediaStack(t, func(c *Config) { c.DevJoinTokens = true })
-	page := s.firefoxPage(t, "/rooms/foxpub?name=fox")
-	page.Click(t, "join")
-	rep := page.Wait(t, "Firefox to join and send", sending)
+	s, page, rep := firefoxPublishing(t, "foxpub")
 	checkFirefoxAnswer(t, rep)
 	poll.Until(t, "Firefox's two tracks listed", func() bool {
 		for _, p := range s.restParticipants(t, "foxpub") {
@@ -288,13 +310,7 @@ func opusFrames(clip string) ([][]byte, error) {
 // participant then sends a VP8 clip and an Opus clip; Firefox decodes the
 // video at the clip's size and receives the audio.
 func TestFirefoxViews(t *testing.T) {
-	firefoxtest.Require(t)
-	checkLeaks(t)
-	s := newMediaStack(t, nil)
-	s.createRoom(t, `{"id":"foxview","name":"Firefox"}`)
-	page := s.firefoxPage(t, "/rooms/foxview?token="+s.joinToken(t, "foxview", "firefox", auth.RoleSubscriber))
-	page.Click(t, "join")
-	page.Wait(t, "Firefox to connect", func(r firefoxtest.Report) bool { return r.Connection == "connected" })
+	s, page := firefoxSubscribed(t, "foxview")
 	s.clipCamera(t, "foxview", "camera")
 	rep := page.Wait(t, "Firefox to decode 30 frames and receive 50 audio packets", func(r firefoxtest.Report) bool {
 		return r.Stats.VideoFramesDecoded >= 30 && r.Stats.AudioPacketsReceived >= 50
@@ -321,13 +337,7 @@ func TestFirefoxViews(t *testing.T) {
 // OpenH264 plug-in) neither offers nor answers, is not sent to it; its
 // microphone is, and the connection goes on.
 func TestFirefoxWithoutH264(t *testing.T) {
-	firefoxtest.Require(t)
-	checkLeaks(t)
-	s := newMediaStack(t, nil)
-	s.createRoom(t, `{"id":"foxh264","name":"Firefox"}`)
-	page := s.firefoxPage(t, "/rooms/foxh264?token="+s.joinToken(t, "foxh264", "firefox", auth.RoleSubscriber))
-	page.Click(t, "join")
-	page.Wait(t, "Firefox to connect", func(r firefoxtest.Report) bool { return r.Connection == "connected" })
+	s, page := firefoxSubscribed(t, "foxh264")
 
 	camera := s.dialWS(t, "camera", s.joinToken(t, "foxh264", "camera", auth.RolePublisher))
 	clips, err := recordertest.NewClips(recordertest.H264Clip, recordertest.OpusClip)
@@ -395,12 +405,7 @@ func encodingsOfReport(r firefoxtest.Report) pageEncodings {
 // in Firefox), and the viewer goes on with the lowest when the room's
 // quality is capped to it.
 func TestFirefoxSimulcast(t *testing.T) {
-	firefoxtest.Require(t)
-	checkLeaks(t)
-	s := newMediaStack(t, func(c *Config) { c.DevJoinTokens = true })
-	page := s.firefoxPage(t, "/rooms/foxsim?name=fox")
-	page.Click(t, "join")
-	rep := page.Wait(t, "Firefox to join and send", sending)
+	s, page, rep := firefoxPublishing(t, "foxsim")
 	if rids := mediaSection(rep.LocalSDP, "video"); !strings.Contains(rids, "a=simulcast:send q;h;f") {
 		t.Fatalf("Firefox's offer does not send the page's three layers:\n%s", rids)
 	}
