@@ -425,36 +425,15 @@ func h264Keyframe(payload []byte) bool {
 	}
 }
 
-// TestGStreamerWHEP: a pion publisher sends a real VP8 clip, and
-// GStreamer's webrtcbin receives it through WHEP, trickling its
+// TestGStreamerWHEP: a pion publisher sends real VP8 and Opus clips, and
+// GStreamer's webrtcbin receives them through WHEP, trickling its
 // candidates, decodes 30 frames of 320x240, and leaves.
 func TestGStreamerWHEP(t *testing.T) {
 	checkLeaks(t)
-	requireGStreamer(t, "rtpvp8depay", "vp8dec")
+	requireGStreamer(t, "rtpvp8depay", "vp8dec", "rtpopusdepay", "opusdec")
 	s := newMediaStack(t, nil)
 	s.createRoom(t, `{"id":"gstwhep","name":"GStreamer"}`)
-	camera := s.dialWS(t, "camera", s.joinToken(t, "gstwhep", "camera", auth.RolePublisher))
-	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "camera")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-	})
-	if _, err := camera.Publish(ctx, track); err != nil {
-		t.Fatal(err)
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := loopClip(ctx, track, recordertest.VP8Clip); err != nil {
-			t.Error(err)
-		}
-	}()
-	waitTracks(t, s, "gstwhep", "camera", 1)
+	s.clipCamera(t, "gstwhep", "camera")
 
 	var seen requestLog
 	url := s.serveLogged(t, &seen)
