@@ -176,8 +176,9 @@ func (p *Peer) addFragmentCandidates(f *ICEFragment) error {
 // restartICE restarts ICE with the credentials of f: the client's
 // description (remote, as pion has it) applied again with them and
 // without its old candidates, and answered, once the transport has
-// started (awaitICEStart); then f's candidates are added. It returns the server's new credentials and candidates, which
-// the answer carries once gathered.
+// started (awaitICEStart); then f's candidates are added. It returns
+// the server's new credentials and candidates, which the answer carries
+// once gathered.
 func (p *Peer) restartICE(remote string, f *ICEFragment) (*ICEFragment, error) {
 	before, err := ICEFragmentOf(p.pc.LocalDescription().SDP)
 	if err != nil {
